@@ -1,0 +1,30 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+
+
+def reference_names() -> list[str]:
+    """Return the names (file stems) of all reference JSON files."""
+    return sorted(path.stem for path in REFERENCE_DIR.glob("*.json"))
+
+
+def load_reference(name: str) -> dict[str, Any]:
+    """Return the parsed contents of ``tests/reference/<name>.json``."""
+    with (REFERENCE_DIR / f"{name}.json").open(encoding="utf-8") as handle:
+        data: dict[str, Any] = json.load(handle)
+    return data
+
+
+@pytest.fixture(name="load_reference")
+def load_reference_fixture() -> Callable[[str], dict[str, Any]]:
+    """Fixture form of :func:`load_reference`."""
+    return load_reference
