@@ -1,0 +1,201 @@
+"""Blocked Cholesky factor of H = Lambda' Z' W Z Lambda + I, the PIRLS Hessian in u.
+
+Layout (as MixedModels.jl): the random-effect block with the most columns (levels x k) comes
+first. Its part of H is block diagonal (one k1 x k1 block per level), so its Cholesky factor is
+computed elementwise over all levels at once. Every other block is gathered into a dense
+"rest" of dimension q2, whose Schur complement S = H22 - H21 H11^{-1} H12 is small and dense.
+
+    H = [[H11, H12], [H21, H22]] = L L',  L = [[L1, 0], [C, L2]],
+    C = H21 L1^{-T},  L2 L2' = S.
+
+u is held in the same split: u1 of shape (n1, k1) and u2 of shape (q2,). Rows enter through
+``a1`` (n x k1), the values of Z Lambda in the first block, and ``a2`` (n x r2), the values of
+Z Lambda in the rest at the columns ``Structure.cols2`` (n x r2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+from numpy.typing import NDArray
+
+from glmm_binomial.model import ModelData
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+
+class Structure:
+    """Index arrays fixed by the model's grouping factors; built once per ModelData."""
+
+    def __init__(self, data: ModelData) -> None:
+        blocks = data.blocks
+        n = data.n_obs
+        sizes = [b.n_levels * b.k for b in blocks]
+        # Largest block first; ties keep formula order so the layout is deterministic.
+        self.order: list[int] = sorted(range(len(blocks)), key=lambda t: -sizes[t])
+        first = blocks[self.order[0]]
+        self.first = self.order[0]
+        self.rest: list[int] = self.order[1:]
+        self.n = n
+        self.g1: IntArray = first.codes
+        self.n1 = first.n_levels
+        self.k1 = first.k
+        self.q1 = self.n1 * self.k1
+        cols = []
+        self.rest_offsets: list[int] = []
+        offset = 0
+        for t in self.rest:
+            b = blocks[t]
+            self.rest_offsets.append(offset)
+            base = offset + b.codes * b.k
+            for c in range(b.k):
+                cols.append(base + c)
+            offset += b.n_levels * b.k
+        self.q2 = offset
+        self.r2 = len(cols)
+        self.cols2: IntArray = (
+            np.column_stack(cols).astype(np.intp) if cols else np.zeros((n, 0), dtype=np.intp)
+        )
+        # CSR pattern of the rest: row i holds r2 entries, at cols2[i] (sorted by construction).
+        self._indptr = np.arange(n + 1, dtype=np.intp) * self.r2
+        # Flattened bins for the dense H21 (q2 x q1) and H22 (q2 x q2) assemblies.
+        if self.r2:
+            col1 = self.g1 * self.k1
+            self._bins21 = [
+                [self.cols2[:, s] * self.q1 + col1 + c for c in range(self.k1)]
+                for s in range(self.r2)
+            ]
+            self._bins22 = [
+                [self.cols2[:, s] * self.q2 + self.cols2[:, t] for t in range(self.r2)]
+                for s in range(self.r2)
+            ]
+
+    # --- Z Lambda values -------------------------------------------------------------------
+    def z_lambda(self, data: ModelData, lambdas: list[FloatArray]) -> tuple[FloatArray, FloatArray]:
+        """Values of Z Lambda: a1 (n x k1) for the first block and a2 (n x r2) for the rest."""
+        a1 = data.blocks[self.first].z @ lambdas[self.first]
+        if not self.rest:
+            return a1, np.zeros((self.n, 0))
+        a2 = np.column_stack([data.blocks[t].z @ lambdas[t] for t in self.rest])
+        return a1, a2
+
+    def a2_matrix(self, a2: FloatArray) -> scipy.sparse.csr_matrix:
+        return scipy.sparse.csr_matrix(
+            (a2.ravel(), self.cols2.ravel(), self._indptr), shape=(self.n, self.q2)
+        )
+
+    # --- products with Z Lambda ------------------------------------------------------------
+    def times(self, a1: FloatArray, a2: FloatArray, u1: FloatArray, u2: FloatArray) -> FloatArray:
+        """(Z Lambda) u, an n-vector."""
+        out = np.einsum("ic,ic->i", a1, u1[self.g1])
+        if self.r2:
+            out += np.einsum("is,is->i", a2, u2[self.cols2])
+        return out
+
+    def transpose_times(
+        self, a1: FloatArray, a2: FloatArray, r: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """(Z Lambda)' r split as (n1 x k1, q2)."""
+        t1 = np.column_stack(
+            [np.bincount(self.g1, weights=a1[:, c] * r, minlength=self.n1) for c in range(self.k1)]
+        )
+        if not self.r2:
+            return t1, np.zeros(0)
+        t2 = np.bincount(
+            self.cols2.ravel(), weights=(a2 * r[:, None]).ravel(), minlength=self.q2
+        ).astype(np.float64)
+        return t1, t2
+
+    # --- factorization ---------------------------------------------------------------------
+    def factorize(self, a1: FloatArray, a2: FloatArray, w: FloatArray) -> Factor:
+        """Cholesky factor of H = (Z Lambda)' W (Z Lambda) + I."""
+        n1, k1 = self.n1, self.k1
+        h11 = np.empty((n1, k1, k1))
+        for r in range(k1):
+            for c in range(r + 1):
+                v = np.bincount(self.g1, weights=w * a1[:, r] * a1[:, c], minlength=n1)
+                h11[:, r, c] = v
+                h11[:, c, r] = v
+        h11[:, np.arange(k1), np.arange(k1)] += 1.0
+        if k1 == 1:
+            l1 = np.sqrt(h11)
+            l1inv = 1.0 / l1
+        else:
+            l1 = np.linalg.cholesky(h11)
+            l1inv = np.linalg.inv(l1)
+        logdet = 2.0 * float(np.sum(np.log(np.diagonal(l1, axis1=1, axis2=2))))
+        if not self.r2:
+            return Factor(self, l1inv, None, None, logdet)
+        q1, q2 = self.q1, self.q2
+        h21 = np.zeros(q2 * q1)
+        h22 = np.zeros(q2 * q2)
+        for s in range(self.r2):
+            ws = w * a2[:, s]
+            for c in range(k1):
+                h21 += np.bincount(self._bins21[s][c], weights=ws * a1[:, c], minlength=q2 * q1)
+            for t in range(self.r2):
+                h22 += np.bincount(self._bins22[s][t], weights=ws * a2[:, t], minlength=q2 * q2)
+        h21m = h21.reshape(q2, n1, k1)
+        # C_j = H21_j L1_j^{-T}: (L1_j^{-T})[c, d] = l1inv[j, d, c].
+        c_mat = np.einsum("qjc,jdc->qjd", h21m, l1inv).reshape(q2, q1)
+        schur = h22.reshape(q2, q2) - c_mat @ c_mat.T
+        schur[np.diag_indices(q2)] += 1.0
+        l2 = scipy.linalg.cholesky(schur, lower=True)
+        logdet += 2.0 * float(np.sum(np.log(np.diag(l2))))
+        return Factor(self, l1inv, c_mat, l2, logdet)
+
+
+@dataclass
+class Factor:
+    """L = [[L1, 0], [C, L2]] with L L' = H; L1 is stored by its per-level inverses."""
+
+    structure: Structure
+    l1inv: FloatArray  # (n1, k1, k1) lower-triangular inverses of the first block's factors
+    c_mat: FloatArray | None  # (q2, q1)
+    l2: FloatArray | None  # (q2, q2) lower triangular
+    logdet: float  # log det H
+
+    def solve(self, r1: FloatArray, r2: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """x = H^{-1} r with r split as (n1 x k1, q2)."""
+        y1 = np.einsum("jcd,jd->jc", self.l1inv, r1)
+        if self.l2 is None or self.c_mat is None:
+            return np.einsum("jdc,jd->jc", self.l1inv, y1), np.zeros(0)
+        y2 = scipy.linalg.solve_triangular(self.l2, r2 - self.c_mat @ y1.ravel(), lower=True)
+        x2 = scipy.linalg.solve_triangular(self.l2, y2, lower=True, trans="T")
+        y1 = y1 - (self.c_mat.T @ x2).reshape(y1.shape)
+        return np.einsum("jdc,jd->jc", self.l1inv, y1), x2
+
+    def inverse_blocks(self) -> tuple[FloatArray, FloatArray | None, FloatArray | None]:
+        """Entries of H^{-1} needed row by row: the first block's diagonal blocks (n1, k1, k1),
+        its cross block with the rest (n1, k1, q2) and the rest's block (q2, q2)."""
+        l1inv = self.l1inv
+        hinv11 = np.einsum("jdc,jde->jce", l1inv, l1inv)
+        if self.l2 is None or self.c_mat is None:
+            return hinv11, None, None
+        st = self.structure
+        l2inv = scipy.linalg.solve_triangular(self.l2, np.eye(st.q2), lower=True)
+        # G = L1^{-T} C' L2^{-T}, block j: L1_j^{-T} (C' L2^{-T})_j.
+        m = (self.c_mat.T @ l2inv.T).reshape(st.n1, st.k1, st.q2)
+        g = np.einsum("jdc,jdq->jcq", l1inv, m)
+        hinv11 = hinv11 + np.einsum("jcq,jeq->jce", g, g)
+        hinv12 = -np.einsum("jcq,qr->jcr", g, l2inv)
+        hinv22 = l2inv.T @ l2inv
+        return hinv11, hinv12, hinv22
+
+    def row_inverse_products(self, a1: FloatArray, a2: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """For each row i, h_i = (H^{-1} a_i) restricted to row i's nonzero columns:
+        h1 (n x k1) and h2 (n x r2), where a_i is row i of Z Lambda."""
+        st = self.structure
+        hinv11, hinv12, hinv22 = self.inverse_blocks()
+        h1 = np.einsum("icd,id->ic", hinv11[st.g1], a1)
+        if hinv12 is None or hinv22 is None:
+            return h1, np.zeros((st.n, 0))
+        cross = hinv12[st.g1[:, None, None], np.arange(st.k1)[None, :, None], st.cols2[:, None, :]]
+        rest = hinv22[st.cols2[:, :, None], st.cols2[:, None, :]]
+        h1 += np.einsum("ics,is->ic", cross, a2)
+        h2 = np.einsum("ics,ic->is", cross, a1) + np.einsum("ist,it->is", rest, a2)
+        return h1, h2

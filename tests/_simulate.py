@@ -1,0 +1,36 @@
+"""Seeded simulated ModelData for tests that need no reference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glmm_binomial.model import ModelData, RandomBlock
+
+
+def simulated_model(
+    seed: int,
+    n: int = 400,
+    levels: tuple[int, ...] = (20,),
+    slopes: tuple[bool, ...] = (False,),
+    trials: int = 1,
+) -> ModelData:
+    """Binomial data with one block per entry of `levels` (crossed, random assignment)."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, size=n)])
+    eta = x @ np.array([-0.3, 0.5, 0.4])
+    blocks = []
+    for t, (n_levels, slope) in enumerate(zip(levels, slopes, strict=True)):
+        codes = (
+            np.sort(rng.integers(0, n_levels, size=n))
+            if t == 0
+            else rng.integers(0, n_levels, size=n)
+        )
+        codes[:n_levels] = np.arange(n_levels)  # every level present
+        z = np.column_stack([np.ones(n), x[:, 1]]) if slope else np.ones((n, 1))
+        b = rng.normal(scale=0.8, size=(n_levels, z.shape[1]))
+        eta = eta + np.einsum("ic,ic->i", z, b[codes])
+        terms = ("(Intercept)", "x1") if slope else ("(Intercept)",)
+        blocks.append(RandomBlock(f"g{t}", terms, codes, tuple(range(n_levels)), z))
+    m = np.full(n, float(trials))
+    k = rng.binomial(trials, 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    return ModelData(k, m, x, np.zeros(n), ("(Intercept)", "x1", "x2"), tuple(blocks))
