@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.estimates import FitOutput
 from glmm_binomial.factor import Structure
 from glmm_binomial.model import ModelData
+from glmm_binomial.optimize import Estimates, OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import Mode, PirlsControl, find_mode
 
 FloatArray = NDArray[np.float64]
@@ -122,3 +124,104 @@ class LaplaceObjective:
             rows, cols = b.lower_indices()
             grad_theta[slices[t]] = g[rows, cols]
         return grad_theta, grad_beta
+
+
+def conditional_effects(
+    objective: LaplaceObjective, mode: Mode, theta: FloatArray
+) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+    """Conditional modes b_t = Lambda_t u_t (n_levels x k) and their conditional covariances
+    Lambda_t H^{-1}_jj Lambda_t' (n_levels x k x k), per block in ModelData order."""
+    data, st = objective.data, objective.structure
+    lambdas = data.lambdas(theta)
+    hinv11, _, hinv22 = mode.factor.inverse_blocks()
+    modes: list[FloatArray] = [np.empty(0)] * len(data.blocks)
+    covs: list[FloatArray] = [np.empty(0)] * len(data.blocks)
+    lam = lambdas[st.first]
+    modes[st.first] = mode.u1 @ lam.T
+    covs[st.first] = np.einsum("ab,jbc,dc->jad", lam, hinv11, lam)
+    for t, offset in zip(st.rest, st.rest_offsets, strict=True):
+        b = data.blocks[t]
+        lam = lambdas[t]
+        idx = offset + np.arange(b.n_levels)[:, None] * b.k + np.arange(b.k)[None, :]
+        modes[t] = mode.u2[idx] @ lam.T
+        assert hinv22 is not None
+        block = hinv22[idx[:, :, None], idx[:, None, :]]
+        covs[t] = np.einsum("ab,jbc,dc->jad", lam, block, lam)
+    return tuple(modes), tuple(covs)
+
+
+def fit_laplace(
+    data: ModelData,
+    control: OptimizerControl | None = None,
+    pirls_control: PirlsControl | None = None,
+) -> FitOutput:
+    """Maximum-likelihood fit by the Laplace approximation (lme4's glmer, nAGQ = 1)."""
+    control = control or OptimizerControl()
+    objective = LaplaceObjective(data, pirls_control or PirlsControl())
+    estimates = minimize_deviance(
+        data, objective.deviance_and_gradient, control, objective.counters, "laplace"
+    )
+    return finish_fit(data, objective, estimates, control, "laplace", "Laplace approximation")
+
+
+def finish_fit(
+    data: ModelData,
+    objective: LaplaceObjective,
+    estimates: Estimates,
+    control: OptimizerControl,
+    method: str,
+    loglik_label: str,
+    n_agq: int = 1,
+) -> FitOutput:
+    """Covariances, boundary check and conditional modes at the optimum of a deviance."""
+    theta, beta = estimates.theta, estimates.beta
+    n_theta = data.n_theta
+    lower = data.theta_lower_bounds()
+    at_boundary = np.isfinite(lower) & (theta < control.boundary_tol)
+    singular = bool(np.any(at_boundary))
+    vcov_beta, theta_cov = covariance_from_hessian(estimates.hessian, n_theta, at_boundary)
+    mode = objective.mode(theta, beta)
+    ranef, ranef_cov = conditional_effects(objective, mode, theta)
+    warnings = []
+    if singular:
+        warnings.append("boundary (singular) fit: a random-effect variance is estimated at zero")
+    if not estimates.summary.converged:
+        warnings.append(f"optimizer did not converge: {estimates.summary.message}")
+    return FitOutput(
+        method=method,
+        theta=theta,
+        beta=beta,
+        vcov_beta=vcov_beta,
+        loglik=-0.5 * estimates.deviance,
+        loglik_label=loglik_label,
+        ranef=ranef,
+        ranef_cov=ranef_cov,
+        opt_summary=estimates.summary,
+        converged=estimates.summary.converged,
+        singular=singular,
+        n_agq=n_agq,
+        theta_cov=theta_cov,
+        warnings=tuple(warnings),
+    )
+
+
+def covariance_from_hessian(
+    hessian: FloatArray | None, n_theta: int, at_boundary: NDArray[np.bool_]
+) -> tuple[FloatArray, FloatArray | None]:
+    """Covariance of (beta, theta) as the inverse of half the deviance Hessian.
+
+    theta entries on the boundary are held fixed (their Hessian rows dropped), as the observed
+    information is not defined there."""
+    assert hessian is not None
+    keep = np.concatenate([~at_boundary, np.ones(hessian.shape[0] - n_theta, dtype=bool)])
+    info = 0.5 * hessian[np.ix_(keep, keep)]
+    try:
+        cov = np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(info)
+    n_free_theta = int(np.sum(~at_boundary))
+    vcov_beta = cov[n_free_theta:, n_free_theta:]
+    theta_cov = np.full((n_theta, n_theta), np.nan)
+    free = np.flatnonzero(~at_boundary)
+    theta_cov[np.ix_(free, free)] = cov[:n_free_theta, :n_free_theta]
+    return 0.5 * (vcov_beta + vcov_beta.T), theta_cov
