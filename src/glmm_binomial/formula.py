@@ -1,0 +1,583 @@
+"""Parse lme4 model formulas into a response, a fixed part and random-effect terms.
+
+Parsing never touches data. The fixed part and the left side of every random-effect bar are
+returned as formulaic-ready text; the data-dependent work (design matrices, grouping factors) is
+done elsewhere.
+
+lme4 semantics implemented here:
+
+* ``cbind(successes, failures) ~ ...`` or ``y ~ ...`` responses;
+* random-effect bars ``(expr | group)`` anywhere at the top level of the right-hand side;
+* uncorrelated bars ``(1 + x || g)``, expanded into ``(1 | g) + (0 + x | g)``, one term per
+  column expression of the left side;
+* nested grouping ``(1 | a/b)``, expanded into ``(1 | a) + (1 | a:b)``;
+* R's power inside ``I(...)``: ``I(age^2)`` becomes ``I(age**2)``.
+
+Text returned by the parser is in one canonical spacing (R's deparse style: spaces around
+``~``, ``|``, ``+``, ``-``, ``*``, none around ``:``, ``/``, ``^``, ``**``), so formulas that
+differ only in whitespace parse to equal results.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from formulaic import Formula
+
+__all__ = ["ParsedFormula", "RandomTerm", "ResponseSpec", "parse_formula", "r_name"]
+
+
+@dataclass(frozen=True)
+class ResponseSpec:
+    """The left side of a formula.
+
+    ``kind="column"``: ``successes`` is the expression of a 0/1 (or proportion) response and
+    ``failures`` is None. ``kind="cbind"``: ``successes`` and ``failures`` are the two arguments of
+    ``cbind(successes, failures)``, as expression text.
+    """
+
+    kind: Literal["column", "cbind"]
+    successes: str
+    failures: str | None
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One (expanded) random-effect term ``(expr | group)``.
+
+    ``expr`` is formulaic-ready text of the left side of the bar (formulaic adds an intercept
+    unless ``0 +`` or ``- 1`` is present, as R does). ``group`` names the variables whose
+    interaction is the grouping factor. ``text`` is the lme4 text of the term.
+    """
+
+    expr: str
+    group: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A parsed lme4 formula.
+
+    ``fixed`` is the formulaic right-hand side of the fixed part (``"1"`` when only bars were
+    given); ``random`` holds the expanded random-effect terms in formula order; ``variables``
+    lists every data column the formula uses, sorted.
+    """
+
+    text: str
+    response: ResponseSpec
+    fixed: str
+    random: tuple[RandomTerm, ...]
+    variables: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer and canonical rendering
+# --------------------------------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<space>\s+)
+    | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+    | (?P<backtick>`[^`]*`)
+    | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+    | (?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
+    | (?P<special>%[^%\s]*%)
+    | (?P<op>\*\*|\|\||==|!=|<=|>=|//|[-+*/^:|~(),\[\]{}<>=!&@])
+    """,
+    re.VERBOSE,
+)
+
+_NAME_RE = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+
+# Binary operators rendered with a space on each side (R deparse style).
+_SPACED = {"~", "|", "||", "+", "-", "*", "==", "!=", "<=", ">=", "<", ">", "&", "=", "//", "@"}
+_OPENERS = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = {")", "]", "}"}
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "string", "backtick", "number", "name", "special", "op"
+    text: str
+    start: int  # offset in the original formula text
+
+
+def _tokenize(text: str, offset: int = 0) -> list[_Token]:
+    tokens: list[_Token] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN_RE.match(text, position)
+        if match is None:
+            raise ValueError(
+                f"cannot parse formula: unexpected character {text[position]!r} "
+                f"at {_excerpt(text, position)!r}"
+            )
+        kind = match.lastgroup or ""
+        if kind != "space":
+            tokens.append(_Token(kind, match.group(), offset + position))
+        position = match.end()
+    return tokens
+
+
+def _excerpt(text: str, position: int, width: int = 30) -> str:
+    return text[position : position + width]
+
+
+def _is_operand_end(token: _Token) -> bool:
+    """True if ``token`` can end an operand (so a following ``-``/``+`` is binary)."""
+    return token.kind in {"string", "backtick", "number", "name"} or token.text in _CLOSERS
+
+
+def _render(tokens: list[_Token]) -> str:
+    """Render tokens in canonical (R deparse-like) spacing."""
+    out: list[str] = []
+    previous: _Token | None = None
+    for token in tokens:
+        text = token.text
+        unary = text in {"-", "+"} and (previous is None or not _is_operand_end(previous))
+        if token.kind == "special" or (text in _SPACED and not unary):
+            out.append(f" {text} ")
+        elif text == ",":
+            out.append(", ")
+        else:
+            out.append(text)
+        previous = token
+    rendered = "".join(out)
+    rendered = re.sub(r" {2,}", " ", rendered)
+    rendered = re.sub(r"([(\[{]) ", r"\1", rendered)
+    rendered = re.sub(r" ([)\]},])", r"\1", rendered)
+    return rendered.strip()
+
+
+def _check_balance(text: str, tokens: list[_Token]) -> None:
+    stack: list[_Token] = []
+    for token in tokens:
+        if token.text in _OPENERS:
+            stack.append(token)
+        elif token.text in _CLOSERS:
+            if not stack or _OPENERS[stack[-1].text] != token.text:
+                raise ValueError(
+                    f"unbalanced parentheses in formula: unexpected {token.text!r} "
+                    f"in {text[: token.start + 1]!r}"
+                )
+            stack.pop()
+    if stack:
+        start = stack[-1].start
+        raise ValueError(
+            f"unbalanced parentheses in formula: {stack[-1].text!r} is never closed "
+            f"in {text[start:]!r}"
+        )
+
+
+def _matching(tokens: list[_Token], index: int) -> int:
+    """Index of the token closing the bracket opened at ``tokens[index]``."""
+    depth = 0
+    for j in range(index, len(tokens)):
+        if tokens[j].text in _OPENERS:
+            depth += 1
+        elif tokens[j].text in _CLOSERS:
+            depth -= 1
+            if depth == 0:
+                return j
+    raise AssertionError("unbalanced brackets after balance check")  # pragma: no cover
+
+
+def _split_top(
+    tokens: list[_Token], separators: set[str]
+) -> list[tuple[_Token | None, list[_Token]]]:
+    """Split at top-level separator tokens; each piece carries the separator before it."""
+    pieces: list[tuple[_Token | None, list[_Token]]] = []
+    current: list[_Token] = []
+    separator: _Token | None = None
+    depth = 0
+    for token in tokens:
+        if token.text in _OPENERS:
+            depth += 1
+        elif token.text in _CLOSERS:
+            depth -= 1
+        if depth == 0 and token.text in separators:
+            pieces.append((separator, current))
+            current = []
+            separator = token
+        else:
+            current.append(token)
+    pieces.append((separator, current))
+    return pieces
+
+
+def _source(text: str, tokens: list[_Token]) -> str:
+    """The original text spanned by ``tokens``."""
+    if not tokens:
+        return ""
+    last = tokens[-1]
+    return text[tokens[0].start : last.start + len(last.text)]
+
+
+def _translate_power(tokens: list[_Token]) -> list[_Token]:
+    """Replace R's ``^`` by Python's ``**`` inside ``I(...)`` calls only."""
+    result = list(tokens)
+    index = 0
+    while index < len(result) - 1:
+        token = result[index]
+        if token.kind == "name" and token.text == "I" and result[index + 1].text == "(":
+            close = _matching(result, index + 1)
+            for j in range(index + 2, close):
+                if result[j].text == "^":
+                    result[j] = _Token("op", "**", result[j].start)
+            index = close
+        index += 1
+    return result
+
+
+def _called_names(tokens: list[_Token]) -> set[str]:
+    """Names used as functions (a name directly followed by ``(``), e.g. ``I``, ``np.log``."""
+    called: set[str] = set()
+    for token, following in zip(tokens[:-1], tokens[1:], strict=True):
+        if token.kind == "name" and following.text == "(":
+            called.add(token.text)
+            called.add(token.text.split(".")[0])
+    return called
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------------
+
+
+def parse_formula(text: str) -> ParsedFormula:
+    """Parse an lme4 formula such as ``"use ~ age + I(age^2) + urban + (1 + urban | district)"``.
+
+    Returns the response, the formulaic fixed part, the expanded random-effect terms and the data
+    columns used. Raises ``ValueError`` quoting the offending part of the formula when the text
+    is not a valid binomial mixed-model formula.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"formula must be a string, not {type(text).__name__}")
+    tokens = _tokenize(text)
+    _check_balance(text, tokens)
+
+    sides = _split_top(tokens, {"~"})
+    if len(sides) == 1:
+        raise ValueError(f"formula has no '~' separating response and predictors: {text!r}")
+    if len(sides) > 2:
+        second = sides[2][0]
+        assert second is not None
+        raise ValueError(
+            f"formula has more than one '~': {text!r} (second at {text[second.start :]!r})"
+        )
+    left, right = sides[0][1], sides[1][1]
+    if not left:
+        raise ValueError(f"formula has an empty response (left of '~'): {text!r}")
+    if not right:
+        raise ValueError(f"formula has no predictors (right of '~'): {text!r}")
+
+    response = _parse_response(text, left)
+    fixed_pieces, random_terms = _parse_rhs(text, right)
+    fixed = _render_sum(fixed_pieces) if fixed_pieces else "1"
+    variables = _collect_variables(text, left, fixed, random_terms)
+    return ParsedFormula(
+        text=text,
+        response=response,
+        fixed=fixed,
+        random=tuple(random_terms),
+        variables=variables,
+    )
+
+
+def _parse_response(text: str, tokens: list[_Token]) -> ResponseSpec:
+    if (
+        len(tokens) >= 3
+        and tokens[0].kind == "name"
+        and tokens[0].text == "cbind"
+        and tokens[1].text == "("
+        and _matching(tokens, 1) == len(tokens) - 1
+    ):
+        arguments = _split_top(tokens[2:-1], {","})
+        if len(arguments) != 2 or not all(piece for _, piece in arguments):
+            raise ValueError(
+                "cbind() response needs exactly two arguments (successes, failures): "
+                f"{_source(text, tokens)!r}"
+            )
+        successes, failures = (_render(_translate_power(piece)) for _, piece in arguments)
+        return ResponseSpec(kind="cbind", successes=successes, failures=failures)
+    if any(token.text == "|" or token.text == "||" for token in tokens):
+        raise ValueError(f"response contains '|': {_source(text, tokens)!r}")
+    return ResponseSpec(kind="column", successes=_render(_translate_power(tokens)), failures=None)
+
+
+def _is_wrapped(tokens: list[_Token]) -> bool:
+    """True if ``tokens`` is one parenthesised group ``( ... )`` (not a function call)."""
+    return len(tokens) >= 2 and tokens[0].text == "(" and _matching(tokens, 0) == len(tokens) - 1
+
+
+def _top_level_bars(tokens: list[_Token]) -> list[_Token]:
+    depth = 0
+    bars = []
+    for token in tokens:
+        if token.text in _OPENERS:
+            depth += 1
+        elif token.text in _CLOSERS:
+            depth -= 1
+        elif depth == 0 and token.text in {"|", "||"}:
+            bars.append(token)
+    return bars
+
+
+def _contains_bar_group(tokens: list[_Token]) -> bool:
+    """True if a non-call parenthesised group anywhere in ``tokens`` holds a top-level bar."""
+    for index, token in enumerate(tokens):
+        if token.text != "(":
+            continue
+        if index > 0 and tokens[index - 1].kind == "name":
+            continue  # a function call such as I(...)
+        close = _matching(tokens, index)
+        if _top_level_bars(tokens[index + 1 : close]):
+            return True
+    return False
+
+
+def _parse_rhs(
+    text: str, tokens: list[_Token]
+) -> tuple[list[tuple[str, list[_Token]]], list[RandomTerm]]:
+    """Split the right-hand side into fixed pieces (sign, tokens) and random-effect terms."""
+    fixed: list[tuple[str, list[_Token]]] = []
+    random: list[RandomTerm] = []
+    for separator, piece in _split_top(tokens, {"+", "-"}):
+        sign = "+" if separator is None else separator.text
+        if not piece:
+            if separator is None:
+                continue  # leading unary sign: "-1 + x" or "+x"
+            raise ValueError(
+                f"formula has a dangling {sign!r} at {text[max(0, separator.start - 20) :]!r}"
+            )
+        inner = piece
+        while _is_wrapped(inner) and _is_wrapped(inner[1:-1]):
+            inner = inner[1:-1]  # ((1 | g)) -> (1 | g)
+        if _is_wrapped(inner) and _top_level_bars(inner[1:-1]):
+            if sign == "-":
+                raise ValueError(
+                    f"random-effect term cannot be subtracted: {_source(text, piece)!r}"
+                )
+            random.extend(_parse_bar(text, inner))
+            continue
+        if _top_level_bars(piece):
+            raise ValueError(
+                "random-effect term must be enclosed in parentheses, as in '(1 | g)': "
+                f"{_source(text, piece)!r}"
+            )
+        if _contains_bar_group(piece):
+            raise ValueError(
+                "random-effect term must be a separate '+' term of the formula: "
+                f"{_source(text, piece)!r}"
+            )
+        fixed.append((sign, piece))
+    return fixed, random
+
+
+def _render_sum(pieces: list[tuple[str, list[_Token]]]) -> str:
+    parts: list[str] = []
+    for index, (sign, piece) in enumerate(pieces):
+        body = _render(_translate_power(piece))
+        if index == 0:
+            parts.append(f"-{body}" if sign == "-" else body)
+        else:
+            parts.append(f"{sign} {body}")
+    return " ".join(parts)
+
+
+def _parse_bar(text: str, wrapped: list[_Token]) -> list[RandomTerm]:
+    """Expand one ``(lhs | group)`` or ``(lhs || group)`` into random-effect terms."""
+    term_text = _source(text, wrapped)
+    inner = wrapped[1:-1]
+    bars = _top_level_bars(inner)
+    if len(bars) > 1:
+        raise ValueError(f"random-effect term has more than one bar: {term_text!r}")
+    bar = bars[0]
+    position = inner.index(bar)
+    lhs, rhs = inner[:position], inner[position + 1 :]
+    if not lhs:
+        raise ValueError(f"random-effect term has an empty left side: {term_text!r}")
+    if not rhs:
+        raise ValueError(f"random-effect term has an empty grouping factor: {term_text!r}")
+    groups = _parse_groups(text, rhs, term_text)
+    expr_tokens = _translate_power(lhs)
+    exprs = [_render(expr_tokens)] if bar.text == "|" else _expand_uncorrelated(expr_tokens)
+    if not exprs or any(_has_no_terms(expr) for expr in exprs):
+        raise ValueError(f"random-effect term has no columns: {term_text!r}")
+    return [
+        RandomTerm(expr=expr, group=group, text=f"({expr} | {_group_text(group)})")
+        for expr in exprs
+        for group in groups
+    ]
+
+
+def _has_no_terms(expr: str) -> bool:
+    try:
+        return len(list(Formula(expr))) == 0
+    except Exception as error:  # formulaic raises several exception types
+        raise ValueError(f"cannot parse random-effect expression {expr!r}: {error}") from error
+
+
+def _group_text(group: tuple[str, ...]) -> str:
+    return ":".join(name if _NAME_RE.fullmatch(name) else f"`{name}`" for name in group)
+
+
+def _group_name(token: _Token) -> str:
+    return token.text[1:-1] if token.kind == "backtick" else token.text
+
+
+def _parse_groups(text: str, tokens: list[_Token], term_text: str) -> list[tuple[str, ...]]:
+    """``g`` -> [(g,)]; ``a:b`` -> [(a, b)]; ``a/b`` -> [(a,), (a, b)]."""
+    while _is_wrapped(tokens):
+        tokens = tokens[1:-1]
+    nested: list[tuple[str, ...]] = []
+    for separator, piece in _split_top(tokens, {"/"}):
+        names: list[str] = []
+        for colon, factor in _split_top(piece, {":"}):
+            while _is_wrapped(factor):
+                factor = factor[1:-1]
+            if len(factor) != 1 or factor[0].kind not in {"name", "backtick"}:
+                what = _source(text, factor) or (separator or colon or tokens[0]).text
+                raise ValueError(
+                    f"grouping factor must be variable names joined by ':' or '/', "
+                    f"got {what!r} in {term_text!r}"
+                )
+            names.append(_group_name(factor[0]))
+        previous = nested[-1] if nested else ()
+        nested.append(previous + tuple(names))
+    return nested
+
+
+def _expand_uncorrelated(tokens: list[_Token]) -> list[str]:
+    """lme4's ``||``: one term for the intercept (if any) and one ``0 + column`` per column."""
+    rendered = _render(tokens)
+    try:
+        formula = Formula(rendered)
+    except Exception as error:  # formulaic raises several exception types
+        raise ValueError(f"cannot parse random-effect expression {rendered!r}: {error}") from error
+    exprs: list[str] = []
+    for term in formula:
+        if str(term) == "1":
+            exprs.append("1")
+            continue
+        factors = [_quote_factor(str(factor.expr)) for factor in term.factors]
+        column = _render(_translate_power(_tokenize(":".join(factors))))
+        exprs.append(f"0 + {column}")
+    return exprs
+
+
+def _quote_factor(expr: str) -> str:
+    try:
+        ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return f"`{expr}`"
+    return expr
+
+
+def _collect_variables(
+    text: str, response: list[_Token], fixed: str, random: list[RandomTerm]
+) -> tuple[str, ...]:
+    variables: set[str] = set()
+    variables |= _response_variables(text, response)
+    for expression in [fixed, *(term.expr for term in random)]:
+        variables |= _formula_variables(expression)
+    for term in random:
+        variables |= set(term.group)
+    return tuple(sorted(variables))
+
+
+def _formula_variables(expression: str) -> set[str]:
+    try:
+        required = {str(name) for name in Formula(expression).required_variables}
+    except Exception as error:  # formulaic raises several exception types
+        raise ValueError(f"cannot parse formula part {expression!r}: {error}") from error
+    return required - _called_names(_tokenize(expression))
+
+
+def _response_variables(text: str, tokens: list[_Token]) -> set[str]:
+    """Data columns named in the response, found with Python's ``ast``."""
+    placeholders: dict[str, str] = {}
+    pieces: list[_Token] = []
+    for token in _translate_power(tokens):
+        if token.kind == "backtick":
+            name = f"__column_{len(placeholders)}__"
+            placeholders[name] = token.text[1:-1]
+            pieces.append(_Token("name", name, token.start))
+        else:
+            pieces.append(token)
+    source = _render(pieces)
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as error:
+        raise ValueError(f"cannot parse response {_source(text, tokens)!r}: {error.msg}") from None
+    called: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            called.add(id(node.func))
+        if isinstance(node, ast.Attribute):
+            called.add(id(node.value))  # module prefixes such as np in np.log
+    names = {
+        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in called
+    }
+    return {placeholders.get(name, name) for name in names}
+
+
+# --------------------------------------------------------------------------------------------
+# Column names
+# --------------------------------------------------------------------------------------------
+
+_LEVEL_RE = re.compile(r"^(?P<base>.*?)\[(?:T\.)?(?P<level>.*)\]$", re.DOTALL)
+
+
+def r_name(formulaic_column_name: str) -> str:
+    """Map a formulaic design-matrix column name to the name R gives the same column.
+
+    ``Intercept`` -> ``(Intercept)``, ``urban[T.Y]`` -> ``urbanY``, ``livch[3+]`` -> ``livch3+``,
+    ``I(age ** 2)`` -> ``I(age^2)``, ``a[T.x]:b`` -> ``ax:b``.
+    """
+    if formulaic_column_name == "Intercept":
+        return "(Intercept)"
+    return ":".join(_r_factor_name(part) for part in _split_interaction(formulaic_column_name))
+
+
+def _split_interaction(name: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for character in name:
+        if character in "([{":
+            depth += 1
+        elif character in ")]}":
+            depth -= 1
+        if character == ":" and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(character)
+    parts.append("".join(current))
+    return parts
+
+
+def _r_factor_name(part: str) -> str:
+    level = ""
+    match = _LEVEL_RE.match(part)
+    if match is not None and _balanced(match.group("base")):
+        part, level = match.group("base"), match.group("level")
+    part = re.sub(r"\s*\*\*\s*", "^", part)
+    return part + level
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for character in text:
+        if character in "([{":
+            depth += 1
+        elif character in ")]}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0

@@ -1,0 +1,440 @@
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from conftest import load_reference, reference_names
+from formulaic import model_matrix
+from hypothesis import given
+from hypothesis import strategies as st
+
+from glmm_binomial import datasets
+from glmm_binomial.formula import (
+    ParsedFormula,
+    RandomTerm,
+    ResponseSpec,
+    parse_formula,
+    r_name,
+)
+
+
+def terms(parsed: ParsedFormula) -> list[tuple[str, tuple[str, ...]]]:
+    return [(term.expr, term.group) for term in parsed.random]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference formulas
+# ---------------------------------------------------------------------------------------------
+
+EXPECTED = {
+    "cbind(incidence, size - incidence) ~ period + (1 | herd)": ParsedFormula(
+        text="cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        response=ResponseSpec("cbind", "incidence", "size - incidence"),
+        fixed="period",
+        random=(RandomTerm("1", ("herd",), "(1 | herd)"),),
+        variables=("herd", "incidence", "period", "size"),
+    ),
+    "cbind(incidence, size - incidence) ~ 1 + (1 | herd)": ParsedFormula(
+        text="cbind(incidence, size - incidence) ~ 1 + (1 | herd)",
+        response=ResponseSpec("cbind", "incidence", "size - incidence"),
+        fixed="1",
+        random=(RandomTerm("1", ("herd",), "(1 | herd)"),),
+        variables=("herd", "incidence", "size"),
+    ),
+    "use ~ age + I(age^2) + urban + livch + (1 | district)": ParsedFormula(
+        text="use ~ age + I(age^2) + urban + livch + (1 | district)",
+        response=ResponseSpec("column", "use", None),
+        fixed="age + I(age**2) + urban + livch",
+        random=(RandomTerm("1", ("district",), "(1 | district)"),),
+        variables=("age", "district", "livch", "urban", "use"),
+    ),
+    "use ~ age + I(age^2) + urban + livch + (1 + urban | district)": ParsedFormula(
+        text="use ~ age + I(age^2) + urban + livch + (1 + urban | district)",
+        response=ResponseSpec("column", "use", None),
+        fixed="age + I(age**2) + urban + livch",
+        random=(RandomTerm("1 + urban", ("district",), "(1 + urban | district)"),),
+        variables=("age", "district", "livch", "urban", "use"),
+    ),
+    "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)": ParsedFormula(
+        text="r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+        response=ResponseSpec("column", "r2", None),
+        fixed="Anger + Gender + btype + situ",
+        random=(
+            RandomTerm("1", ("id",), "(1 | id)"),
+            RandomTerm("1", ("item",), "(1 | item)"),
+        ),
+        variables=("Anger", "Gender", "btype", "id", "item", "r2", "situ"),
+    ),
+    "r2 ~ Anger + Gender + btype + situ + (1 | id)": ParsedFormula(
+        text="r2 ~ Anger + Gender + btype + situ + (1 | id)",
+        response=ResponseSpec("column", "r2", None),
+        fixed="Anger + Gender + btype + situ",
+        random=(RandomTerm("1", ("id",), "(1 | id)"),),
+        variables=("Anger", "Gender", "btype", "id", "r2", "situ"),
+    ),
+}
+
+
+def reference_formulas() -> list[str]:
+    formulas: list[str] = []
+    for name in reference_names():
+        reference = load_reference(name)
+        for key in ("formula", "reduced"):
+            if key in reference and reference[key] not in formulas:
+                formulas.append(reference[key])
+    return formulas
+
+
+def test_every_reference_formula_is_covered() -> None:
+    assert set(reference_formulas()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("formula", sorted(EXPECTED))
+def test_reference_formula(formula: str) -> None:
+    assert parse_formula(formula) == EXPECTED[formula]
+
+
+@pytest.mark.parametrize("name", reference_names())
+def test_reference_fixed_part_gives_r_coefficient_names(name: str) -> None:
+    """The fixed part, materialized by formulaic and renamed, gives R's fixef names in order."""
+    reference = load_reference(name)
+    if "fits" not in reference:
+        pytest.skip("no fits in this reference file")
+    parsed = parse_formula(reference["formula"])
+    data = datasets.load(reference["dataset"].removeprefix("data/").removesuffix(".csv"))
+    matrix = model_matrix(parsed.fixed, data)
+    names = [r_name(column) for column in matrix.columns]
+    for fit in reference["fits"].values():
+        assert names == list(fit["fixef"])
+    assert set(parsed.variables) <= set(data.columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Response
+# ---------------------------------------------------------------------------------------------
+
+
+def test_column_response() -> None:
+    assert parse_formula("use ~ 1 + (1 | g)").response == ResponseSpec("column", "use", None)
+
+
+def test_expression_response() -> None:
+    parsed = parse_formula("np.log(y / n) ~ x + (1 | g)")
+    assert parsed.response == ResponseSpec("column", "np.log(y/n)", None)
+    assert parsed.variables == ("g", "n", "x", "y")
+
+
+def test_cbind_response() -> None:
+    parsed = parse_formula("cbind(hits,n-hits)~x+(1|g)")
+    assert parsed.response == ResponseSpec("cbind", "hits", "n - hits")
+    assert parsed.variables == ("g", "hits", "n", "x")
+
+
+@pytest.mark.parametrize("response", ["cbind(a)", "cbind(a, b, c)", "cbind(a, )", "cbind()"])
+def test_cbind_needs_two_arguments(response: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(response))):
+        parse_formula(f"{response} ~ x + (1 | g)")
+
+
+def test_cbind_nested_commas_are_not_arguments() -> None:
+    parsed = parse_formula("cbind(f(a, b), n - f(a, b)) ~ (1 | g)")
+    assert parsed.response == ResponseSpec("cbind", "f(a, b)", "n - f(a, b)")
+    assert parsed.variables == ("a", "b", "g", "n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Random-effect bars
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bar", "expr"),
+    [
+        ("(x | g)", "x"),
+        ("(1 + x | g)", "1 + x"),
+        ("(0 + x | g)", "0 + x"),
+        ("(x - 1 | g)", "x - 1"),
+        ("(-1 + x | g)", "-1 + x"),
+        ("(1 | g)", "1"),
+    ],
+)
+def test_bar_left_side_kept_as_written(bar: str, expr: str) -> None:
+    parsed = parse_formula(f"y ~ z + {bar}")
+    assert parsed.random == (RandomTerm(expr, ("g",), f"({expr} | g)"),)
+    assert parsed.fixed == "z"
+
+
+def test_double_bar_expands_per_column() -> None:
+    parsed = parse_formula("y ~ x + (1 + x || g)")
+    assert parsed.random == (
+        RandomTerm("1", ("g",), "(1 | g)"),
+        RandomTerm("0 + x", ("g",), "(0 + x | g)"),
+    )
+
+
+def test_double_bar_implicit_intercept() -> None:
+    assert terms(parse_formula("y ~ (x + z || g)")) == [
+        ("1", ("g",)),
+        ("0 + x", ("g",)),
+        ("0 + z", ("g",)),
+    ]
+
+
+@pytest.mark.parametrize("lhs", ["0 + x + z", "x + z - 1", "-1 + x + z"])
+def test_double_bar_without_intercept(lhs: str) -> None:
+    assert terms(parse_formula(f"y ~ ({lhs} || g)")) == [("0 + x", ("g",)), ("0 + z", ("g",))]
+
+
+def test_double_bar_expands_interactions_and_powers() -> None:
+    assert terms(parse_formula("y ~ (I(x^2) * z || g)")) == [
+        ("1", ("g",)),
+        ("0 + I(x**2)", ("g",)),
+        ("0 + z", ("g",)),
+        ("0 + I(x**2):z", ("g",)),
+    ]
+
+
+def test_interaction_group() -> None:
+    parsed = parse_formula("y ~ (1 | a:b)")
+    assert parsed.random == (RandomTerm("1", ("a", "b"), "(1 | a:b)"),)
+
+
+def test_nested_group() -> None:
+    parsed = parse_formula("y ~ (1 | a/b)")
+    assert parsed.random == (
+        RandomTerm("1", ("a",), "(1 | a)"),
+        RandomTerm("1", ("a", "b"), "(1 | a:b)"),
+    )
+
+
+def test_doubly_nested_group() -> None:
+    assert [term.group for term in parse_formula("y ~ (x | a/b/c)").random] == [
+        ("a",),
+        ("a", "b"),
+        ("a", "b", "c"),
+    ]
+
+
+def test_double_bar_and_nesting_combine() -> None:
+    assert terms(parse_formula("y ~ (1 + x || a/b)")) == [
+        ("1", ("a",)),
+        ("1", ("a", "b")),
+        ("0 + x", ("a",)),
+        ("0 + x", ("a", "b")),
+    ]
+
+
+def test_crossed_terms_stay_separate() -> None:
+    parsed = parse_formula("y ~ x + (1 | a) + (1 | b)")
+    assert terms(parsed) == [("1", ("a",)), ("1", ("b",))]
+
+
+def test_bars_anywhere_in_order() -> None:
+    parsed = parse_formula("y ~ (1 | a) + x + (z | b) + w")
+    assert parsed.fixed == "x + w"
+    assert terms(parsed) == [("1", ("a",)), ("z", ("b",))]
+
+
+def test_redundant_parentheses_around_bar() -> None:
+    assert parse_formula("y ~ x + ((1 | g))").random == (RandomTerm("1", ("g",), "(1 | g)"),)
+
+
+def test_backticked_group() -> None:
+    parsed = parse_formula("y ~ (1 | `my group`)")
+    assert parsed.random == (RandomTerm("1", ("my group",), "(1 | `my group`)"),)
+    assert parsed.variables == ("my group", "y")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixed part
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rhs", "fixed"),
+    [
+        ("(1 | g)", "1"),
+        ("(1 | g) + (1 | h)", "1"),
+        ("1 + (1 | g)", "1"),
+        ("0 + (1 | g)", "0"),
+        ("0 + x + (1 | g)", "0 + x"),
+        ("x - 1 + (1 | g)", "x - 1"),
+        ("-1 + x + (1 | g)", "-1 + x"),
+        ("(1 | g) + x", "x"),
+        ("x*z + (1 | g)", "x * z"),
+        ("a:b + (1 | g)", "a:b"),
+        ("I(age^2) + (1 | g)", "I(age**2)"),
+        ("I((age - 1)^2) + (1 | g)", "I((age - 1)**2)"),
+        ("np.log(age) + (1 | g)", "np.log(age)"),
+    ],
+)
+def test_fixed_part(rhs: str, fixed: str) -> None:
+    assert parse_formula(f"y ~ {rhs}").fixed == fixed
+
+
+def test_power_outside_i_is_left_alone() -> None:
+    assert parse_formula("y ~ (a + b)^2 + (1 | g)").fixed == "(a + b)^2"
+
+
+def test_power_in_random_expr() -> None:
+    assert parse_formula("y ~ (1 + I(t^2) | g)").random[0].expr == "1 + I(t**2)"
+
+
+def test_variables_exclude_function_names() -> None:
+    parsed = parse_formula("y ~ I(age^2) + np.log(w) + f(v) + C(c) + (1 + I(t^2) | g)")
+    assert parsed.variables == ("age", "c", "g", "t", "v", "w", "y")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("formula", "quoted"),
+    [
+        ("y x + (1 | g)", "y x + (1 | g)"),
+        (" ~ x + (1 | g)", "~ x"),
+        ("y ~ ", "y ~"),
+        ("y ~ x ~ z", "~ z"),
+        ("y ~ x + (1 | g", "(1 | g"),
+        ("y ~ x + 1 | g)", "1 | g)"),
+        ("y ~ x + ( | g)", "( | g)"),
+        ("y ~ x + (1 | )", "(1 | )"),
+        ("y ~ x + (1 | a + b)", "(1 | a + b)"),
+        ("y ~ x + (1 | a | b)", "(1 | a | b)"),
+        ("y ~ x + 1 | g", "1 | g"),
+        ("y ~ x + (1 | g):z", "(1 | g):z"),
+        ("y ~ x - (1 | g)", "(1 | g)"),
+        ("y ~ x + (0 | g)", "(0 | g)"),
+        ("y ~ x +", "+"),
+        ("y ~ x $ z", "$ z"),
+    ],
+)
+def test_errors_quote_the_offending_part(formula: str, quoted: str) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_formula(formula)
+    assert quoted in str(error.value)
+
+
+def test_non_string() -> None:
+    with pytest.raises(TypeError):
+        parse_formula(3)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties
+# ---------------------------------------------------------------------------------------------
+
+FORMULAS = [*EXPECTED, "y ~ (1 + x || a/b) + I(z^2)", "cbind(s, n - s) ~ 0 + x*z + (x - 1 | a:b)"]
+
+
+def _respace(formula: str, spaces: list[int]) -> str:
+    """Reinsert whitespace between tokens of a canonical formula."""
+    pieces = re.findall(r"\*\*|\|\||[A-Za-z_.][A-Za-z0-9_.]*|\d+|\S", formula)
+    out = []
+    for index, piece in enumerate(pieces):
+        out.append(piece)
+        out.append(" " * spaces[index % len(spaces)])
+    return "".join(out)
+
+
+@given(
+    formula=st.sampled_from(FORMULAS),
+    spaces=st.lists(st.sampled_from([0, 1, 2]), min_size=1, max_size=20),
+)
+def test_whitespace_insensitive(formula: str, spaces: list[int]) -> None:
+    expected = parse_formula(formula)
+    parsed = parse_formula(_respace(formula, spaces))
+    assert (parsed.response, parsed.fixed, parsed.random, parsed.variables) == (
+        expected.response,
+        expected.fixed,
+        expected.random,
+        expected.variables,
+    )
+
+
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(
+    lambda name: name not in {"cbind", "and", "or", "not", "in", "is", "if", "else"}
+)
+
+
+@given(outer=NAMES, inner=NAMES, lhs=st.sampled_from(["1", "x", "1 + x", "0 + x"]))
+def test_slash_expands_to_two_terms(outer: str, inner: str, lhs: str) -> None:
+    parsed = parse_formula(f"y ~ ({lhs} | {outer}/{inner})")
+    assert parsed.random == (
+        RandomTerm(lhs, (outer,), f"({lhs} | {outer})"),
+        RandomTerm(lhs, (outer, inner), f"({lhs} | {outer}:{inner})"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# R names of formulaic columns
+# ---------------------------------------------------------------------------------------------
+
+
+def test_formulaic_column_names_observed() -> None:
+    """Pins what formulaic produces, which r_name relies on."""
+    data = datasets.load("contraception")
+    matrix = model_matrix("age + I(age**2) + urban + livch", data)
+    assert list(matrix.columns) == [
+        "Intercept",
+        "age",
+        "I(age ** 2)",
+        "urban[T.Y]",
+        "livch[T.1]",
+        "livch[T.2]",
+        "livch[T.3+]",
+    ]
+    assert [r_name(column) for column in matrix.columns] == [
+        "(Intercept)",
+        "age",
+        "I(age^2)",
+        "urbanY",
+        "livch1",
+        "livch2",
+        "livch3+",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("formulaic", "r"),
+    [
+        ("Intercept", "(Intercept)"),
+        ("age", "age"),
+        ("urban[T.Y]", "urbanY"),
+        ("livch[T.3+]", "livch3+"),
+        ("livch[3+]", "livch3+"),
+        ("I(age ** 2)", "I(age^2)"),
+        ("I(age**2)", "I(age^2)"),
+        ("urban[T.Y]:age", "urbanY:age"),
+        ("urban[N]:livch[T.1]", "urbanN:livch1"),
+        ("a[T.x]:b", "ax:b"),
+        ("I(a ** 2):g[T.b]", "I(a^2):gb"),
+        ("np.log(age + 20)", "np.log(age + 20)"),
+    ],
+)
+def test_r_name(formulaic: str, r: str) -> None:
+    assert r_name(formulaic) == r
+
+
+def test_r_name_interactions_and_full_dummies() -> None:
+    data = pd.DataFrame(
+        {
+            "urban": pd.Categorical(["N", "Y", "N", "Y"]),
+            "livch": pd.Categorical(["0", "1", "3+", "0"], categories=["0", "1", "3+"]),
+            "age": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    assert [r_name(c) for c in model_matrix("0 + livch", data).columns] == [
+        "livch0",
+        "livch1",
+        "livch3+",
+    ]
+    assert [r_name(c) for c in model_matrix("urban * age", data).columns] == [
+        "(Intercept)",
+        "urbanY",
+        "age",
+        "urbanY:age",
+    ]
