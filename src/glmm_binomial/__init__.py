@@ -1,7 +1,24 @@
 """Binomial generalized linear mixed models with lme4 formula syntax."""
 
 from glmm_binomial import datasets
+from glmm_binomial.api import available_methods, fit, fit_model
+from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.optimize import OptimizerControl, OptSummary
+from glmm_binomial.pirls import PirlsControl
+from glmm_binomial.result import GLMMResult
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "datasets"]
+__all__ = [
+    "GLMMResult",
+    "ModelData",
+    "OptSummary",
+    "OptimizerControl",
+    "PirlsControl",
+    "RandomBlock",
+    "__version__",
+    "available_methods",
+    "datasets",
+    "fit",
+    "fit_model",
+]

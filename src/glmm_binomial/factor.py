@@ -102,7 +102,7 @@ class Structure:
         """(Z Lambda)' r split as (n1 x k1, q2)."""
         t1 = np.column_stack(
             [np.bincount(self.g1, weights=a1[:, c] * r, minlength=self.n1) for c in range(self.k1)]
-        )
+        ).astype(np.float64)
         if not self.r2:
             return t1, np.zeros(0)
         t2 = np.bincount(

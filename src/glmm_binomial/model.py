@@ -104,7 +104,7 @@ class ModelData:
 
     def theta_lower_bounds(self) -> FloatArray:
         """0 for diagonal entries of each Lambda_t, -inf for off-diagonal ones (as lme4)."""
-        lower = []
+        lower: list[float] = []
         for b in self.blocks:
             rows, cols = b.lower_indices()
             lower.extend(np.where(rows == cols, 0.0, -np.inf))

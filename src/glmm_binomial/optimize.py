@@ -73,10 +73,10 @@ def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, F
     x, k, m = data.x, data.successes, data.trials
     # Start from the empirical logit of the overall rate so the first step is well scaled.
     rate = (np.sum(k) + 0.5) / (np.sum(m) + 1.0)
-    beta = np.zeros(data.n_fixed)
+    beta: FloatArray = np.zeros(data.n_fixed)
     eta = np.full(data.n_obs, np.log(rate / (1.0 - rate)))
     try:
-        beta = np.linalg.lstsq(x, eta - data.offset, rcond=None)[0]
+        beta = np.asarray(np.linalg.lstsq(x, eta - data.offset, rcond=None)[0], dtype=np.float64)
     except np.linalg.LinAlgError:
         pass
     info_factor = np.eye(data.n_fixed)

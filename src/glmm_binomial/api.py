@@ -1,0 +1,123 @@
+"""Public entry points: fit a binomial GLMM from a formula and a DataFrame, or from ModelData.
+
+Validation happens here and in design.py; the numerical modules assume valid input.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from glmm_binomial.design import build_model
+from glmm_binomial.estimates import FitOutput
+from glmm_binomial.laplace import fit_laplace
+from glmm_binomial.model import ModelData
+from glmm_binomial.optimize import OptimizerControl
+from glmm_binomial.pirls import PirlsControl
+from glmm_binomial.result import GLMMResult
+
+METHODS = ("laplace", "agq", "vb")
+
+
+def fit(
+    formula: str,
+    data: Any,
+    *,
+    method: str = "laplace",
+    weights: Any = None,
+    offset: Any = None,
+    n_agq: int = 1,
+    conf_level: float = 0.95,
+    prior_fe_sd: float = 2.0,
+    prior_log_sd_sd: float = 1.0,
+    control: OptimizerControl | None = None,
+    pirls_control: PirlsControl | None = None,
+) -> GLMMResult:
+    """Fit a binomial GLMM (logit link) written in lme4's formula syntax.
+
+    method: "laplace" (maximum likelihood, Laplace approximation, as glmer nAGQ = 1), "agq"
+    (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension) or
+    "vb" (mean-field variational Bayes with N(0, prior_fe_sd^2) priors on the fixed effects and
+    N(0, prior_log_sd_sd^2) priors on the log random-effect SDs).
+    weights: prior weights (the number of trials when the response is a proportion); offset:
+    added to the linear predictor. Either may be a column name or one value per row.
+    Rows with a missing value in any used column are dropped (reported as n_dropped).
+    """
+    _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd)
+    model, design = build_model(formula, data, weights=weights, offset=offset)
+    output = _estimate(model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control)
+    return GLMMResult(model, output, design=design, conf_level=conf_level)
+
+
+def fit_model(
+    model: ModelData,
+    *,
+    method: str = "laplace",
+    n_agq: int = 1,
+    conf_level: float = 0.95,
+    prior_fe_sd: float = 2.0,
+    prior_log_sd_sd: float = 1.0,
+    control: OptimizerControl | None = None,
+    pirls_control: PirlsControl | None = None,
+) -> GLMMResult:
+    """Fit a model already in numerical form (used by the spreadsheet front end)."""
+    if not isinstance(model, ModelData):
+        raise ValueError("model must be a ModelData")
+    _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd)
+    output = _estimate(model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control)
+    return GLMMResult(model, output, conf_level=conf_level)
+
+
+def available_methods() -> tuple[str, ...]:
+    """Methods whose implementation is present in this installation."""
+    present = ["laplace"]
+    for name, module in (("agq", "quadrature"), ("vb", "variational")):
+        try:
+            importlib.import_module(f"glmm_binomial.{module}")
+        except ImportError:
+            continue
+        present.append(name)
+    return tuple(m for m in METHODS if m in present)
+
+
+def _check_options(
+    method: str, n_agq: int, conf_level: float, prior_fe_sd: float, prior_log_sd_sd: float
+) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    if isinstance(n_agq, bool) or not isinstance(n_agq, int) or n_agq < 1:
+        raise ValueError(f"n_agq must be a positive integer, got {n_agq!r}")
+    if method != "agq" and n_agq != 1:
+        raise ValueError("n_agq applies only to method='agq'")
+    if not isinstance(conf_level, (int, float)) or not 0.0 < float(conf_level) < 1.0:
+        raise ValueError("conf_level must be strictly between 0 and 1")
+    for name, value in (("prior_fe_sd", prior_fe_sd), ("prior_log_sd_sd", prior_log_sd_sd)):
+        if not isinstance(value, (int, float)) or not float(value) > 0.0:
+            raise ValueError(f"{name} must be a positive number")
+
+
+def _estimate(
+    model: ModelData,
+    method: str,
+    n_agq: int,
+    prior_fe_sd: float,
+    prior_log_sd_sd: float,
+    control: OptimizerControl | None,
+    pirls_control: PirlsControl | None,
+) -> FitOutput:
+    if method == "laplace":
+        return fit_laplace(model, control, pirls_control)
+    if method not in available_methods():
+        raise ValueError(
+            f"method {method!r} is not available in this version; "
+            f"available: {', '.join(available_methods())}"
+        )
+    if method == "agq":
+        quadrature = importlib.import_module("glmm_binomial.quadrature")
+        result: FitOutput = quadrature.fit_agq(model, n_agq, control, pirls_control)
+        return result
+    variational = importlib.import_module("glmm_binomial.variational")
+    result = variational.fit_vb(
+        model, prior_fe_sd=float(prior_fe_sd), prior_log_sd_sd=float(prior_log_sd_sd)
+    )
+    return result

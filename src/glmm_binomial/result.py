@@ -1,0 +1,388 @@
+"""GLMMResult: the read-only result of a fit, with derived statistics computed on demand.
+
+No fitting happens here: the estimates arrive as a FitOutput and everything else (tables,
+criteria, predictions) is derived from it and from the model data.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy import stats
+
+from glmm_binomial.design import DesignInfo, formula_of, new_data_design
+from glmm_binomial.estimates import FitOutput
+from glmm_binomial.family import inverse_link
+from glmm_binomial.model import ModelData
+from glmm_binomial.optimize import OptSummary
+
+FloatArray = NDArray[np.float64]
+
+_METHOD_TITLES = {
+    "laplace": "maximum likelihood (Laplace Approximation)",
+    "agq": "maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {n_agq})",
+    "vb": "mean-field variational Bayes (posterior means)",
+}
+
+
+class GLMMResult:
+    """Result of a binomial GLMM fit (logit link).
+
+    Fixed effects are on the log-odds scale; random-effect variances and SDs are of the random
+    effects on the log-odds scale. For method "vb", estimates are posterior means and standard
+    errors posterior SDs.
+    """
+
+    _model: ModelData
+    _fit: FitOutput
+    _design: DesignInfo | None
+    conf_level: float
+    data_name: str | None
+
+    def __init__(
+        self,
+        model: ModelData,
+        fit: FitOutput,
+        design: DesignInfo | None = None,
+        conf_level: float = 0.95,
+        data_name: str | None = None,
+    ) -> None:
+        if not 0.0 < conf_level < 1.0:
+            raise ValueError("conf_level must be strictly between 0 and 1")
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_fit", fit)
+        object.__setattr__(self, "_design", design)
+        object.__setattr__(self, "conf_level", float(conf_level))
+        object.__setattr__(self, "data_name", data_name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("GLMMResult is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("GLMMResult is read-only")
+
+    # --- basic facts ------------------------------------------------------------------------
+    @property
+    def model(self) -> ModelData:
+        return self._model
+
+    @property
+    def method(self) -> str:
+        return self._fit.method
+
+    @property
+    def n_agq(self) -> int:
+        return self._fit.n_agq
+
+    @property
+    def formula(self) -> str:
+        if self._design is not None:
+            return self._design.formula.text
+        return formula_of(self._model)
+
+    @property
+    def nobs(self) -> int:
+        return self._model.n_obs
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows dropped for missing values (R's na.omit)."""
+        return 0 if self._design is None else self._design.n_dropped
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for b in self._model.blocks:
+            out[b.group] = b.n_levels
+        return out
+
+    @property
+    def converged(self) -> bool:
+        return self._fit.converged
+
+    @property
+    def singular(self) -> bool:
+        return self._fit.singular
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self._fit.warnings
+
+    @property
+    def opt_summary(self) -> OptSummary:
+        return self._fit.opt_summary
+
+    @property
+    def fit_output(self) -> FitOutput:
+        return self._fit
+
+    # --- fixed effects ----------------------------------------------------------------------
+    @property
+    def fixed_names(self) -> list[str]:
+        return list(self._model.fixed_names)
+
+    @property
+    def params(self) -> pd.Series:
+        """Fixed effects (log-odds scale), in design-column order."""
+        return pd.Series(self._fit.beta.copy(), index=self.fixed_names, name="estimate")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        names = self.fixed_names
+        return pd.DataFrame(self._fit.vcov_beta.copy(), index=names, columns=names)
+
+    @property
+    def bse(self) -> pd.Series:
+        return pd.Series(
+            np.sqrt(np.diag(self._fit.vcov_beta)), index=self.fixed_names, name="std_error"
+        )
+
+    def fixed_effects_table(self, conf_level: float | None = None) -> pd.DataFrame:
+        """Estimate, std_error, z, p (two-sided, normal), Wald interval and odds ratio."""
+        level = self.conf_level if conf_level is None else float(conf_level)
+        if not 0.0 < level < 1.0:
+            raise ValueError("conf_level must be strictly between 0 and 1")
+        est = self._fit.beta
+        se = np.sqrt(np.diag(self._fit.vcov_beta))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = est / se
+        p = 2.0 * stats.norm.sf(np.abs(z))
+        q = stats.norm.ppf(0.5 + level / 2.0)
+        return pd.DataFrame(
+            {
+                "estimate": est,
+                "std_error": se,
+                "z": z,
+                "p": p,
+                "ci_lower": est - q * se,
+                "ci_upper": est + q * se,
+                "odds_ratio": np.exp(est),
+            },
+            index=pd.Index(self.fixed_names, name="term"),
+        )
+
+    @cached_property
+    def fixed_effects(self) -> pd.DataFrame:
+        return self.fixed_effects_table()
+
+    def conf_int(self, conf_level: float | None = None) -> pd.DataFrame:
+        """Wald intervals for the fixed effects."""
+        table = self.fixed_effects_table(conf_level)
+        return table[["ci_lower", "ci_upper"]].copy()
+
+    # --- random effects ---------------------------------------------------------------------
+    @property
+    def theta(self) -> FloatArray:
+        """Relative covariance factor parameters in lme4's layout (copy)."""
+        return self._fit.theta.copy()
+
+    def covariance_matrices(self) -> list[FloatArray]:
+        """Lambda_t Lambda_t', the covariance of each block's random effects."""
+        return [lam @ lam.T for lam in self._model.lambdas(self._fit.theta)]
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """One row per variance component: group, term, variance, std_dev, and correlations
+        with the earlier terms of the same block (corr_1, corr_2, ...; NaN elsewhere)."""
+        rows = []
+        max_k = max(b.k for b in self._model.blocks)
+        for block, cov in zip(self._model.blocks, self.covariance_matrices(), strict=True):
+            sd = np.sqrt(np.diag(cov))
+            for c, term in enumerate(block.terms):
+                row: dict[str, Any] = {
+                    "group": block.group,
+                    "term": term,
+                    "variance": cov[c, c],
+                    "std_dev": sd[c],
+                }
+                for d in range(max_k - 1):
+                    value = np.nan
+                    if d < c and sd[c] > 0 and sd[d] > 0:
+                        value = cov[c, d] / (sd[c] * sd[d])
+                    row[f"corr_{d + 1}"] = value
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects (posterior means for "vb"), one DataFrame per
+        grouping factor indexed by level; with condvar, their conditional SDs as `<term>_sd`."""
+        out: dict[str, pd.DataFrame] = {}
+        for block, modes, covs in zip(
+            self._model.blocks, self._fit.ranef, self._fit.ranef_cov, strict=True
+        ):
+            index = pd.Index(list(block.levels), name=block.group)
+            frame = pd.DataFrame(modes.copy(), index=index, columns=list(block.terms))
+            if condvar:
+                sds = np.sqrt(np.diagonal(covs, axis1=1, axis2=2))
+                for c, term in enumerate(block.terms):
+                    frame[f"{term}_sd"] = sds[:, c]
+            if block.group in out:
+                frame = out[block.group].join(frame, rsuffix="_")
+            out[block.group] = frame
+        return out
+
+    # --- likelihood and criteria ------------------------------------------------------------
+    @property
+    def loglik(self) -> float:
+        """Marginal log-likelihood (binomial coefficients included, as lme4's logLik)."""
+        return float(self._fit.loglik)
+
+    @property
+    def loglik_method(self) -> str:
+        return self._fit.loglik_label
+
+    @property
+    def deviance(self) -> float:
+        return -2.0 * self.loglik
+
+    @property
+    def df_model(self) -> int:
+        """Fixed effects plus covariance parameters."""
+        return self._model.n_fixed + self._model.n_theta
+
+    @property
+    def aic(self) -> float:
+        return self.deviance + 2.0 * self.df_model
+
+    @property
+    def bic(self) -> float:
+        return self.deviance + np.log(self.nobs) * self.df_model
+
+    # --- prediction -------------------------------------------------------------------------
+    def predict(
+        self,
+        newdata: Any = None,
+        re: Literal["include", "exclude"] = "include",
+        type: Literal["response", "link"] = "response",
+        offset: Any = None,
+    ) -> FloatArray:
+        """Predicted probabilities (type="response") or log-odds (type="link").
+
+        re="include" adds the conditional modes of the random effects; levels of a grouping
+        factor not seen in the fit get a zero random effect."""
+        if re not in ("include", "exclude"):
+            raise ValueError("re must be 'include' or 'exclude'")
+        if type not in ("response", "link"):
+            raise ValueError("type must be 'response' or 'link'")
+        beta = self._fit.beta
+        if newdata is None:
+            if offset is not None:
+                raise ValueError("offset applies only with newdata")
+            model = self._model
+            eta = model.x @ beta + model.offset
+            if re == "include":
+                for block, b in zip(model.blocks, self._fit.ranef, strict=True):
+                    eta = eta + np.einsum("ic,ic->i", block.z, b[block.codes])
+        else:
+            if self._design is None:
+                raise ValueError("predict with newdata needs a model fitted from a formula")
+            x, o, random, _ = new_data_design(self._design, newdata, offset)
+            eta = x @ beta + o
+            if re == "include":
+                for (codes, z), b in zip(random, self._fit.ranef, strict=True):
+                    seen = codes >= 0
+                    contribution = np.zeros(len(codes))
+                    contribution[seen] = np.einsum("ic,ic->i", z[seen], b[codes[seen]])
+                    eta = eta + contribution
+        return eta if type == "link" else inverse_link(eta)
+
+    # --- display ----------------------------------------------------------------------------
+    def summary(self) -> str:
+        """Text laid out like lme4's summary of a glmerMod."""
+        title = _METHOD_TITLES.get(self.method, self.method).format(n_agq=self.n_agq)
+        lines = [
+            f"Generalized linear mixed model fit by {title}",
+            " Family: binomial  ( logit )",
+            f"Formula: {self.formula}",
+        ]
+        if self.data_name:
+            lines.append(f"   Data: {self.data_name}")
+        lines.append("")
+        crit = pd.DataFrame(
+            [[self.aic, self.bic, self.loglik, self.deviance, self.nobs - self.df_model]],
+            columns=["AIC", "BIC", "logLik", "deviance", "df.resid"],
+        )
+        lines.append(crit.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        if self.method == "vb":
+            lines.append(f"(logLik: {self.loglik_method})")
+        lines += ["", "Random effects:"]
+        vc = self.varcorr
+        table = pd.DataFrame(
+            {
+                "Groups": vc["group"].where(vc["group"].ne(vc["group"].shift()), ""),
+                "Name": vc["term"],
+                "Variance": vc["variance"].map(lambda v: f"{v:.4g}"),
+                "Std.Dev.": vc["std_dev"].map(lambda v: f"{v:.4g}"),
+            }
+        )
+        corr_cols = [c for c in vc.columns if c.startswith("corr_")]
+        if corr_cols and vc[corr_cols].notna().any().any():
+            table["Corr"] = [
+                " ".join(f"{v:5.2f}" for v in row if not np.isnan(v))
+                for row in vc[corr_cols].to_numpy()
+            ]
+        lines.append(table.to_string(index=False))
+        groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
+        lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
+        if self.n_dropped:
+            lines.append(f"({self.n_dropped} observations deleted due to missingness)")
+        lines += ["", "Fixed effects:"]
+        fe = self.fixed_effects
+        shown = pd.DataFrame(
+            {
+                "Estimate": fe["estimate"].map(lambda v: f"{v:.5g}"),
+                "Std. Error": fe["std_error"].map(lambda v: f"{v:.4g}"),
+                "z value": fe["z"].map(lambda v: f"{v:.3f}"),
+                "Pr(>|z|)": fe["p"].map(_format_p),
+                "": fe["p"].map(_stars),
+            },
+            index=list(fe.index),
+        )
+        lines.append(shown.to_string())
+        lines.append("---")
+        lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
+        for message in self.warnings:
+            lines.append(f"Warning: {message}")
+        if not self.converged:
+            lines.append("Warning: the optimizer did not report convergence")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return (
+            f"<GLMMResult {self.method}: {self.formula}; logLik {self.loglik:.4f}, "
+            f"nobs {self.nobs}>"
+        )
+
+    def _repr_html_(self) -> str:
+        parts = [
+            f"<p><b>Binomial GLMM</b> ({self.method}): <code>{_escape(self.formula)}</code><br>"
+            f"logLik {self.loglik:.3f}, AIC {self.aic:.1f}, BIC {self.bic:.1f}, "
+            f"nobs {self.nobs}</p>",
+            "<p>Random effects</p>",
+            self.varcorr.to_html(index=False, float_format=lambda v: f"{v:.4g}"),
+            "<p>Fixed effects</p>",
+            self.fixed_effects.to_html(float_format=lambda v: f"{v:.4g}"),
+        ]
+        return "\n".join(parts)
+
+
+def _format_p(p: float) -> str:
+    return "< 2e-16" if p < 2e-16 else f"{p:.3g}"
+
+
+def _stars(p: float) -> str:
+    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return mark
+    return ""
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

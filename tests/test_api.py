@@ -1,0 +1,91 @@
+"""Laplace fits against lme4 (glmer) and glmmTMB reference values."""
+
+import numpy as np
+import pytest
+from conftest import load_reference
+
+import glmm_binomial as g
+
+CASES = {
+    "cbpp": "cbpp",
+    "contraception_intercept": "contraception",
+    "contraception_slope": "contraception",
+    "verbagg_crossed": "verbagg",
+}
+
+
+@pytest.fixture(scope="module")
+def fits():
+    out = {}
+    for name, dataset in CASES.items():
+        ref = load_reference(name)
+        out[name] = (ref, g.fit(ref["formula"], g.datasets.load(dataset)))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_loglik_reaches_best_reference(fits, name):
+    ref, result = fits[name]
+    assert result.loglik >= ref["best_laplace_logLik"] - 1e-4
+    assert result.converged
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fixed_effects_and_standard_errors_match_glmmtmb(fits, name):
+    ref, result = fits[name]
+    tmb = ref["fits"]["glmmTMB_laplace"]
+    assert list(result.params.index) == list(tmb["fixef"])
+    np.testing.assert_allclose(result.params.to_numpy(), list(tmb["fixef"].values()), atol=1e-3)
+    np.testing.assert_allclose(result.bse.to_numpy(), list(tmb["se"].values()), rtol=1e-2)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_random_effect_sds_match(fits, name):
+    ref, result = fits[name]
+    tmb = ref["fits"]["glmmTMB_laplace"]
+    expected = [row["sdcor"] for row in tmb["varcorr"]]
+    np.testing.assert_allclose(result.varcorr["std_dev"].to_numpy(), expected, atol=1e-3)
+
+
+def test_correlation_matches_glmer(fits):
+    ref, result = fits["contraception_slope"]
+    corr = [r for r in ref["fits"]["glmer_laplace"]["varcorr"] if r["var2"]][0]["sdcor"]
+    assert result.varcorr["corr_1"].iloc[1] == pytest.approx(corr, abs=2e-3)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_information_criteria_match(fits, name):
+    ref, result = fits[name]
+    tmb = ref["fits"]["glmmTMB_laplace"]
+    assert result.nobs == tmb["nobs"]
+    assert result.df_model == tmb["df"]
+    assert result.aic == pytest.approx(tmb["AIC"], abs=1e-3)
+    assert result.bic == pytest.approx(tmb["BIC"], abs=1e-3)
+    assert result.deviance == pytest.approx(-2 * result.loglik)
+
+
+def test_cbpp_conditional_modes_and_predictions_match_glmer(fits):
+    # cbpp_ranef.json: a fresh glmer fit (see make_cbpp_ranef.R for why not cbpp_inference.json).
+    ref = load_reference("cbpp_ranef")
+    _, result = fits["cbpp"]
+    modes = result.ranef(condvar=True)["herd"]
+    for row in ref["modes"]:
+        assert modes.loc[row["level"], "(Intercept)"] == pytest.approx(row["mode"], abs=2e-3)
+        assert modes.loc[row["level"], "(Intercept)_sd"] == pytest.approx(row["sd"], rel=1e-2)
+    np.testing.assert_allclose(result.predict(type="link")[:5], ref["link_conditional"], atol=2e-3)
+    np.testing.assert_allclose(
+        result.predict(re="exclude", type="link")[:5], ref["link_population"], atol=2e-3
+    )
+    np.testing.assert_allclose(result.predict()[:5], ref["response_conditional"], atol=5e-4)
+
+
+def test_cbpp_wald_intervals(fits):
+    inf = load_reference("cbpp_inference")
+    _, result = fits["cbpp"]
+    ci = result.conf_int()
+    for row in inf["wald"]:
+        if "lower" not in row:
+            continue
+        # glmer's Wald intervals use its own standard errors (up to 1% smaller than glmmTMB's).
+        assert ci.loc[row["parameter"], "ci_lower"] == pytest.approx(row["lower"], abs=0.02)
+        assert ci.loc[row["parameter"], "ci_upper"] == pytest.approx(row["upper"], abs=0.02)

@@ -1,0 +1,146 @@
+"""Formula + data -> ModelData: responses, grouping factors, missing values, errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmm_binomial as g
+from glmm_binomial.design import build_model
+
+
+def small_frame(seed=0, n=60):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "y": rng.integers(0, 2, n),
+            "x": rng.normal(size=n),
+            "g": rng.integers(0, 6, n),
+            "h": rng.choice(["a", "b", "c"], n),
+        }
+    )
+
+
+def test_cbpp_model_data():
+    model, info = build_model(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", g.datasets.load("cbpp")
+    )
+    assert model.fixed_names == ("(Intercept)", "period2", "period3", "period4")
+    assert model.blocks[0].n_levels == 15
+    assert model.successes.sum() == 99 and model.trials.sum() == 842
+    assert info.n_dropped == 0
+
+
+def test_random_terms_expand_as_lme4():
+    frame = small_frame()
+    model, _ = build_model("y ~ x + (1 + x || g) + (1 | g:h)", frame)
+    assert [(b.group, b.terms) for b in model.blocks] == [
+        ("g", ("(Intercept)",)),
+        ("g", ("x",)),
+        ("g:h", ("(Intercept)",)),
+    ]
+    model, _ = build_model("y ~ x + (x | g)", frame)
+    assert model.blocks[0].terms == ("(Intercept)", "x") and model.n_theta == 3
+    model, _ = build_model("y ~ x + (1 | h/g)", frame)
+    assert [b.group for b in model.blocks] == ["h", "h:g"]
+
+
+def test_grouping_labels_of_any_dtype_give_the_same_codes():
+    frame = small_frame()
+    as_int, _ = build_model("y ~ x + (1 | g)", frame)
+    as_str, _ = build_model("y ~ x + (1 | g)", frame.assign(g=frame["g"].map("L{}".format)))
+    as_cat, _ = build_model("y ~ x + (1 | g)", frame.assign(g=frame["g"].astype("category")))
+    np.testing.assert_array_equal(as_int.blocks[0].codes, as_str.blocks[0].codes)
+    np.testing.assert_array_equal(as_int.blocks[0].codes, as_cat.blocks[0].codes)
+
+
+def test_two_level_factor_and_bool_responses():
+    frame = small_frame()
+    base, _ = build_model("y ~ x + (1 | g)", frame)
+    labels = frame.assign(y=pd.Categorical(np.where(frame.y == 1, "yes", "no")))
+    as_factor, _ = build_model("y ~ x + (1 | g)", labels)
+    as_bool, _ = build_model("y ~ x + (1 | g)", frame.assign(y=frame.y.astype(bool)))
+    np.testing.assert_array_equal(base.successes, as_factor.successes)
+    np.testing.assert_array_equal(base.successes, as_bool.successes)
+
+
+def test_proportion_with_weights_equals_cbind():
+    cbpp = g.datasets.load("cbpp")
+    a, _ = build_model("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    b, _ = build_model(
+        "p ~ period + (1 | herd)", cbpp.assign(p=cbpp.incidence / cbpp["size"]), weights="size"
+    )
+    np.testing.assert_allclose(a.successes, b.successes)
+    np.testing.assert_array_equal(a.trials, b.trials)
+
+
+def test_missing_values_are_dropped_and_counted():
+    frame = small_frame().astype({"x": float})
+    frame.loc[[3, 7], "x"] = np.nan
+    frame.loc[11, "g"] = None
+    frame = frame.astype({"g": "object"})
+    frame.loc[11, "g"] = None
+    model, info = build_model("y ~ x + (1 | g)", frame)
+    assert info.n_dropped == 3 and model.n_obs == len(frame) - 3
+
+
+def test_inputs_are_not_modified():
+    frame = small_frame()
+    before = frame.copy(deep=True)
+    weights = np.ones(len(frame))
+    g.fit("y ~ x + (1 | g)", frame, weights=weights)
+    pd.testing.assert_frame_equal(frame, before)
+    np.testing.assert_array_equal(weights, np.ones(len(frame)))
+
+
+@pytest.mark.parametrize(
+    ("formula", "change", "fragment"),
+    [
+        ("y ~ z + (1 | g)", None, "'z'"),
+        ("y ~ x + (1 | nothere)", None, "'nothere'"),
+        ("y ~ x + (1 | one)", "one", "'one'"),
+        ("y ~ x + (1 | g)", "y_outside", "response 'y'"),
+        ("y ~ x + (1 | g)", "x_inf", "'x'"),
+        ("cbind(s, f) ~ x + (1 | g)", "cbind", "successes exceed trials"),
+        ("cbind(s, t - s) ~ x + (1 | g)", "cbind", "successes exceed trials"),
+        ("y ~ x + (1 | g)", "y_three", "two levels"),
+        ("y ~ x", None, "random-effect"),
+        ("y ~ x + (1 | g", None, "("),
+    ],
+)
+def test_errors_name_the_column_or_term(formula, change, fragment):
+    frame = small_frame()
+    if change == "one":
+        frame["one"] = 1
+    elif change == "y_outside":
+        frame.loc[4, "y"] = 2
+    elif change == "x_inf":
+        frame.loc[5, "x"] = np.inf
+    elif change == "cbind":
+        frame["s"] = 3
+        frame["f"] = -1
+        frame["t"] = 2
+    elif change == "y_three":
+        frame["y"] = np.array(["a", "b", "c"] * 20)
+    with pytest.raises(ValueError, match=None) as err:
+        g.fit(formula, frame)
+    assert fragment in str(err.value)
+
+
+def test_error_for_proportion_without_weights_and_rank_deficiency():
+    frame = small_frame().astype({"y": float})
+    frame.loc[0, "y"] = 0.5
+    with pytest.raises(ValueError, match="weights"):
+        g.fit("y ~ x + (1 | g)", frame)
+    frame = small_frame().assign(x2=lambda d: 2 * d.x)
+    with pytest.raises(ValueError, match="rank deficient"):
+        g.fit("y ~ x + x2 + (1 | g)", frame)
+
+
+def test_bad_options():
+    frame = small_frame()
+    with pytest.raises(ValueError, match="method"):
+        g.fit("y ~ x + (1 | g)", frame, method="pql")
+    with pytest.raises(ValueError, match="conf_level"):
+        g.fit("y ~ x + (1 | g)", frame, conf_level=1.5)
+    with pytest.raises(ValueError, match="weights"):
+        g.fit("y ~ x + (1 | g)", frame, weights=np.ones(3))

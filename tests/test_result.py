@@ -1,0 +1,128 @@
+"""GLMMResult: properties that need no reference, and the result's own behaviour."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmm_binomial as g
+
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+@pytest.fixture(scope="module")
+def cbpp():
+    return g.datasets.load("cbpp")
+
+
+@pytest.fixture(scope="module")
+def cbpp_fit(cbpp):
+    return g.fit(CBPP, cbpp)
+
+
+def bernoulli_rows(cbpp):
+    rows = []
+    for rec in cbpp.itertuples():
+        rows += [(rec.herd, rec.period, 1)] * rec.incidence
+        rows += [(rec.herd, rec.period, 0)] * (rec.size - rec.incidence)
+    frame = pd.DataFrame(rows, columns=["herd", "period", "y"])
+    return frame.astype({"herd": cbpp.herd.dtype, "period": cbpp.period.dtype})
+
+
+def test_binomial_rows_equal_bernoulli_rows(cbpp, cbpp_fit):
+    expanded = bernoulli_rows(cbpp)
+    bern = g.fit("y ~ period + (1 | herd)", expanded)
+    np.testing.assert_allclose(bern.params, cbpp_fit.params, atol=1e-5)
+    np.testing.assert_allclose(bern.theta, cbpp_fit.theta, atol=1e-5)
+    constant = cbpp_fit.model.log_binomial_constant
+    assert bern.loglik + constant == pytest.approx(cbpp_fit.loglik, abs=1e-6)
+
+
+def test_relabelling_and_reordering_change_nothing(cbpp, cbpp_fit):
+    rng = np.random.default_rng(5)
+    shuffled = cbpp.iloc[rng.permutation(len(cbpp))].reset_index(drop=True)
+    relabelled = shuffled.assign(herd=shuffled.herd.astype(str).map(lambda s: f"herd-{s}"))
+    other = g.fit(CBPP, relabelled)
+    assert other.loglik == pytest.approx(cbpp_fit.loglik, abs=1e-8)
+    np.testing.assert_allclose(other.params, cbpp_fit.params, atol=1e-6)
+    np.testing.assert_allclose(other.theta, cbpp_fit.theta, atol=1e-6)
+    modes = other.ranef()["herd"]
+    original = cbpp_fit.ranef()["herd"]
+    for level in original.index:
+        assert modes.loc[f"herd-{level}"].iloc[0] == pytest.approx(
+            original.loc[level].iloc[0], abs=1e-6
+        )
+
+
+def test_same_call_twice_is_bit_identical(cbpp):
+    a, b = g.fit(CBPP, cbpp), g.fit(CBPP, cbpp)
+    assert a.loglik == b.loglik
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_array_equal(a.vcov, b.vcov)
+    np.testing.assert_array_equal(a.theta, b.theta)
+
+
+def test_duplicated_rows_equal_weights(cbpp):
+    frame = cbpp.assign(p=cbpp.incidence / cbpp["size"])
+    twice = pd.concat([frame, frame], ignore_index=True)
+    a = g.fit("p ~ period + (1 | herd)", twice, weights="size")
+    b = g.fit("p ~ period + (1 | herd)", frame, weights=2 * frame["size"])
+    np.testing.assert_allclose(a.params, b.params, atol=1e-6)
+    assert a.loglik == pytest.approx(
+        b.loglik - b.model.log_binomial_constant + a.model.log_binomial_constant, abs=1e-6
+    )
+
+
+def test_result_is_read_only_and_returns_copies(cbpp_fit):
+    with pytest.raises(AttributeError):
+        cbpp_fit.conf_level = 0.9
+    theta = cbpp_fit.theta
+    theta[0] = 99.0
+    assert cbpp_fit.theta[0] != 99.0
+
+
+def test_fixed_effects_table(cbpp_fit):
+    table = cbpp_fit.fixed_effects
+    assert list(table.columns) == [
+        "estimate",
+        "std_error",
+        "z",
+        "p",
+        "ci_lower",
+        "ci_upper",
+        "odds_ratio",
+    ]
+    np.testing.assert_allclose(table["odds_ratio"], np.exp(table["estimate"]))
+    wide = cbpp_fit.fixed_effects_table(conf_level=0.99)
+    assert (wide["ci_upper"] - wide["ci_lower"] > table["ci_upper"] - table["ci_lower"]).all()
+
+
+def test_predict_newdata_with_unseen_level(cbpp, cbpp_fit):
+    new = cbpp.head(3).assign(herd=["1", "2", "unseen"])
+    link = cbpp_fit.predict(new, type="link")
+    population = cbpp_fit.predict(new, re="exclude", type="link")
+    modes = cbpp_fit.ranef()["herd"]["(Intercept)"]
+    np.testing.assert_allclose(link[:2], population[:2] + modes.loc[["1", "2"]].to_numpy())
+    assert link[2] == population[2]
+    np.testing.assert_allclose(cbpp_fit.predict(cbpp, type="link"), cbpp_fit.predict(type="link"))
+
+
+def test_summary_and_html(cbpp_fit):
+    text = cbpp_fit.summary()
+    for fragment in ["Laplace", "Random effects:", "herd", "Fixed effects:", "period4", "AIC"]:
+        assert fragment in text
+    assert "<table" in cbpp_fit._repr_html_()
+    assert cbpp_fit.opt_summary.converged and cbpp_fit.opt_summary.evaluations > 0
+    assert set(cbpp_fit.opt_summary.tolerances) >= {"ftol", "gtol", "max_iter"}
+
+
+def test_singular_fit_is_flagged():
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(
+        {"y": rng.integers(0, 2, 300), "x": rng.normal(size=300), "g": rng.integers(0, 10, 300)}
+    )
+    # No group effect in the data: the variance estimate is on the boundary, as glmer finds.
+    result = g.fit("y ~ x + (1 | g)", frame)
+    assert result.theta[0] < 1e-4
+    assert result.singular and result.converged
+    assert any("singular" in w for w in result.warnings)
+    assert np.all(np.isfinite(result.bse))
