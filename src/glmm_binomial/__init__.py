@@ -2,6 +2,7 @@
 
 from glmm_binomial import datasets
 from glmm_binomial.api import available_methods, fit, fit_model
+from glmm_binomial.inference import anova
 from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.optimize import OptimizerControl, OptSummary
 from glmm_binomial.pirls import PirlsControl
@@ -17,6 +18,7 @@ __all__ = [
     "PirlsControl",
     "RandomBlock",
     "__version__",
+    "anova",
     "available_methods",
     "datasets",
     "fit",
