@@ -1,0 +1,629 @@
+"""GLMM_BINOMIAL: the spreadsheet function (contract: shared/spec/GLMM_BINOMIAL.md).
+
+    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method])
+
+A front end: it reads spreadsheet ranges (2D lists), builds ModelData directly (fixed effects
+``intercept``, ``x1``, ``x2``, ...; a random intercept per group and, for each x_random column,
+an independent random slope on the same groups), calls ``api.fit_model`` and renders the
+9-column table. It never raises: every outcome is the table or one string starting with
+``Invalid input: `` (the arguments) or ``Error fitting GLMM: `` (the fit).
+
+Input conventions (decided here, documented for users):
+- A range is a 2D list (rows of cells); a numpy array of dimension 0 or 2 is accepted too. A
+  scalar counts as a 1 x 1 range. A flat (1D) list, a cell that is itself a list, ragged rows and
+  empty ranges are rejected with a message naming the argument.
+- Cells of y, x and x_random must be finite numbers. TRUE/FALSE there is rejected (booleans are
+  not numbers in a spreadsheet range; write 1/0), as are text, blanks (None), NaN and infinities.
+- groups are labels: numbers or non-blank text, compared exactly (1 and 1.0 are one group, 1 and
+  1.5 two, the number 1 and the text "1" two). Booleans, blanks and non-finite numbers are
+  rejected.
+- fit_intercept, alpha and method accept a scalar or a 1 x 1 range; None (an omitted argument)
+  means the default. method is case-insensitive.
+- A boolean in the x_random position is fit_intercept (example 3 of the contract); the later
+  arguments then shift left where their types show it: a non-boolean in the fit_intercept
+  position is alpha, and text in the alpha position is method.
+
+Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
+y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
+("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
+Their cells are left blank and a warning row says why; under "vb" the prior keeps the posterior
+means finite and the warning row says they are driven by the prior.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+from numpy.typing import NDArray
+
+from glmm_binomial.model import ModelData, RandomBlock
+
+FloatArray = NDArray[np.float64]
+
+__all__ = ["GLMM_BINOMIAL", "glmm_binomial"]
+
+METHODS = ("vb", "laplace", "agq")
+#: Quadrature points per random-effect dimension for method "agq": glmer's usual nAGQ = 25 for
+#: a random intercept, fewer when x_random adds dimensions, so that the product rule over the
+#: k = 1 + (x_random columns) dimensions of each group keeps at most AGQ_NODE_BUDGET nodes
+#: (never fewer than AGQ_MIN_POINTS per dimension).
+N_AGQ = 25
+AGQ_NODE_BUDGET = 1000
+AGQ_MIN_POINTS = 2
+#: Relative tolerance of the separation check (on columns of x scaled to max |value| 1).
+SEPARATION_TOL = 1e-7
+#: Relative tolerance of the column rank check of the fixed-effects design.
+RANK_TOL = 1e-10
+
+FIXED_HEADER = (
+    "fixed_effects",
+    "parameter",
+    "coefficient",
+    "std_error",
+    "z_statistic",
+    "p_value",
+    "ci_lower",
+    "ci_upper",
+    "odds_ratio",
+)
+RANDOM_HEADER = ("random_effects", "parameter", "variance", "std_dev")
+WIDTH = len(FIXED_HEADER)
+
+MSG_Y_BINARY = "Invalid input: y must contain only 0 or 1 values."
+MSG_ALPHA = "Invalid input: alpha must be between 0 and 1."
+MSG_ROWS = "Invalid input: y, x, and groups must have the same number of rows."
+MSG_FIT_INTERCEPT = "Invalid input: fit_intercept must be a boolean."
+
+Cell = Any
+Table = list[list[Cell]]
+
+
+class _InputError(Exception):
+    """An argument is unusable; the message is complete (starts with 'Invalid input: ')."""
+
+
+def _invalid(text: str) -> _InputError:
+    return _InputError(f"Invalid input: {text}")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """Validated arguments."""
+
+    y: FloatArray
+    x: FloatArray
+    codes: NDArray[np.intp]
+    levels: tuple[object, ...]
+    x_random: FloatArray | None
+    fit_intercept: bool
+    alpha: float
+    method: str
+
+
+def glmm_binomial(
+    y: Any,
+    x: Any,
+    groups: Any,
+    x_random: Any = None,
+    fit_intercept: Any = True,
+    alpha: Any = 0.05,
+    method: Any = "vb",
+) -> Table | str:
+    """Binomial GLMM (logit link) for spreadsheet ranges: the 9-column result table or a message.
+
+    y: n x 1 range of 0/1; x: n x p predictors; groups: n x 1 labels; x_random: n x k
+    random-slope predictors (a random intercept is always included; all components are
+    independent); fit_intercept: add a fixed intercept; alpha: intervals at level 1 - alpha;
+    method: "vb" (variational Bayes, posterior means and SDs), "laplace" or "agq" (maximum
+    likelihood). Coefficients are on the log-odds scale; variances and SDs are of the random
+    effects on the log-odds scale. Never raises.
+    """
+    try:
+        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method)
+    except _InputError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
+        return f"Invalid input: the arguments could not be read ({type(exc).__name__}: {exc})."
+    try:
+        data = _model_data(request)
+        separation = _separation(data.x, request.y)
+        with warnings.catch_warnings():
+            # Numerical warnings on degenerate data are not the user's business; the table's
+            # converged and warning rows report what matters.
+            warnings.simplefilter("ignore")
+            result = _fit(data, request)
+    except _InputError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
+        return f"Error fitting GLMM: {_describe(exc)}"
+    try:
+        return _render(request, data, result, separation)
+    except Exception as exc:  # noqa: BLE001
+        return f"Error fitting GLMM: the result table could not be built ({_describe(exc)})"
+
+
+GLMM_BINOMIAL = glmm_binomial
+
+
+# --- reading ranges -------------------------------------------------------------------------
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not _is_bool(value)
+
+
+def _show(value: Any) -> str:
+    """A short repr of a cell for messages."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _as_range(name: str, value: Any) -> list[list[Any]]:
+    """The rows of a 2D range (a new list; the argument is not modified)."""
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return [[value.item()]]
+        if value.ndim != 2:
+            raise _invalid(f"{name} must be a 2D range; got an array with {value.ndim} dimensions.")
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        return [[value]]  # a scalar counts as a 1 x 1 range
+    if len(value) == 0:
+        raise _invalid(f"{name} is empty.")
+    is_row = [isinstance(row, (list, tuple)) for row in value]
+    if not any(is_row):
+        raise _invalid(
+            f"{name} must be a 2D range (a list of rows, such as [[1], [0]]); "
+            "got a flat list of values."
+        )
+    rows: list[list[Any]] = []
+    for i, row in enumerate(value, start=1):
+        if not isinstance(row, (list, tuple)):
+            raise _invalid(f"{name} must be a 2D range: row {i} is not a list of cells.")
+        rows.append(list(row))
+    width = len(rows[0])
+    if width == 0:
+        raise _invalid(f"{name} is empty: row 1 has no cells.")
+    for i, row in enumerate(rows, start=1):
+        if len(row) != width:
+            raise _invalid(
+                f"{name} must be rectangular: row {i} has {len(row)} cells, row 1 has {width}."
+            )
+    return rows
+
+
+def _where(rows: list[list[Any]], i: int, j: int) -> str:
+    """'row i' for one-column ranges, 'row i, column j' otherwise (1-based)."""
+    return f"row {i + 1}" if len(rows[0]) == 1 else f"row {i + 1}, column {j + 1}"
+
+
+def _cell_problem(value: Any) -> str | None:
+    """Why a cell is not a finite number, or None if it is one."""
+    if value is None:
+        return "is blank"
+    if _is_bool(value):
+        return "is TRUE/FALSE (a boolean), not a number"
+    if isinstance(value, str):
+        return f"is text ({_show(value)})"
+    if isinstance(value, (list, tuple, dict, set, np.ndarray)):
+        return "is a list (a range inside a cell)"
+    if not _is_number(value):
+        return f"is not a number ({type(value).__name__})"
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return "is not a finite number"
+    if math.isnan(number):
+        return "is NaN (not a number)"
+    if math.isinf(number):
+        return "is infinite"
+    return None
+
+
+def _numeric(name: str, rows: list[list[Any]]) -> FloatArray:
+    """The range as an n x p float array; every cell a finite number."""
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            problem = _cell_problem(value)
+            if problem is not None:
+                raise _invalid(
+                    f"{name} must contain finite numbers: {_where(rows, i, j)} {problem}."
+                )
+    return np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
+
+
+def _single_column(name: str, rows: list[list[Any]]) -> None:
+    if len(rows[0]) != 1:
+        raise _invalid(f"{name} must be a single column; it has {len(rows[0])} columns.")
+
+
+def _group_key(value: Any) -> object:
+    """The label of one groups cell: numbers compare by value (1 == 1.0), text exactly."""
+    if isinstance(value, str):
+        if value.strip() == "":
+            raise ValueError("is blank")
+        return value
+    problem = _cell_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value)
+
+
+def _group_codes(rows: list[list[Any]]) -> tuple[NDArray[np.intp], tuple[object, ...]]:
+    """Integer codes 0..G-1 and the levels (numbers in numeric order, then text sorted)."""
+    keys = []
+    for i, row in enumerate(rows):
+        try:
+            keys.append(_group_key(row[0]))
+        except ValueError as exc:
+            raise _invalid(
+                f"groups must contain numbers or text labels: row {i + 1} {exc}."
+            ) from None
+    distinct = set(keys)
+    levels = tuple(sorted(distinct, key=lambda k: (isinstance(k, str), k)))  # type: ignore[arg-type]
+    index = {level: code for code, level in enumerate(levels)}
+    codes = np.array([index[k] for k in keys], dtype=np.intp)
+    return codes, levels
+
+
+def _scalar(value: Any) -> Any:
+    """A scalar argument may arrive as a 1 x 1 range."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return value.reshape(-1)[0].item() if value.ndim > 0 else value.item()
+    while isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    return value
+
+
+def _check_fit_intercept(value: Any) -> bool:
+    value = _scalar(value)
+    if value is None:
+        return True
+    if not _is_bool(value):
+        raise _InputError(MSG_FIT_INTERCEPT)
+    return bool(value)
+
+
+def _check_alpha(value: Any) -> float:
+    value = _scalar(value)
+    if value is None:
+        return 0.05
+    if not _is_number(value):
+        kind = "TRUE/FALSE" if _is_bool(value) else _show(value)
+        raise _invalid(f"alpha must be a number between 0 and 1; got {kind}.")
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError):
+        raise _InputError(MSG_ALPHA) from None
+    if not math.isfinite(number):
+        raise _invalid(f"alpha must be a finite number between 0 and 1; got {number}.")
+    if not 0.0 < number < 1.0:
+        raise _InputError(MSG_ALPHA)
+    return number
+
+
+def _available_methods() -> tuple[str, ...]:
+    """Methods whose implementation is importable (agq and vb switch on when they land)."""
+    present = ["laplace"]
+    for name, module, function in (
+        ("agq", "quadrature", "fit_agq"),
+        ("vb", "variational", "fit_vb"),
+    ):
+        try:
+            loaded = importlib.import_module(f"glmm_binomial.{module}")
+        except Exception:  # noqa: BLE001 - a module that does not import is not available
+            continue
+        if hasattr(loaded, function):
+            present.append(name)
+    return tuple(m for m in METHODS if m in present)
+
+
+def _check_method(value: Any) -> str:
+    value = _scalar(value)
+    if value is None:
+        value = "vb"
+    choices = ", ".join(f'"{m}"' for m in METHODS)
+    if not isinstance(value, str):
+        raise _invalid(f"method must be text, one of {choices}; got {_show(value)}.")
+    method = value.strip().lower()
+    if method not in METHODS:
+        raise _invalid(f"method must be one of {choices}; got {_show(value)}.")
+    available = _available_methods()
+    if method not in available:
+        names = ", ".join(f'"{m}"' for m in available)
+        raise _invalid(f'method "{method}" is not available in this version; available: {names}.')
+    return method
+
+
+def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any) -> tuple[Any, ...]:
+    """A boolean in the x_random position is fit_intercept (spreadsheet users skip x_random
+    that way); later arguments shift left where their types say so."""
+    flag = _scalar(x_random)
+    if not _is_bool(flag):
+        return x_random, fit_intercept, alpha, method
+    given = _scalar(fit_intercept)
+    if _is_bool(given):
+        # fit_intercept's default is TRUE, so TRUE there cannot be told from an omission; FALSE
+        # there with TRUE in x_random's position contradicts it.
+        if flag and not given:
+            raise _invalid(
+                "x_random is TRUE, read as fit_intercept, but fit_intercept is also given as FALSE."
+            )
+        return None, bool(flag), alpha, method
+    if given is None:
+        return None, bool(flag), alpha, method
+    # fit_intercept's position holds alpha, and alpha's (if text) holds method.
+    shifted_method = alpha if isinstance(_scalar(alpha), str) else method
+    return None, bool(flag), fit_intercept, shifted_method
+
+
+def _validate(
+    y: Any, x: Any, groups: Any, x_random: Any, fit_intercept: Any, alpha: Any, method: Any
+) -> _Request:
+    """Check the arguments in a fixed order; the first problem found is reported."""
+    x_random, fit_intercept, alpha, method = _shift_arguments(
+        x_random, fit_intercept, alpha, method
+    )
+    y_rows = _as_range("y", y)
+    x_rows = _as_range("x", x)
+    group_rows = _as_range("groups", groups)
+    _single_column("y", y_rows)
+    _single_column("groups", group_rows)
+    if not len(y_rows) == len(x_rows) == len(group_rows):
+        raise _InputError(MSG_ROWS)
+    n = len(y_rows)
+    if n < 2:
+        raise _invalid(f"y, x, and groups need at least 2 rows; they have {n}.")
+    y_values = _numeric("y", y_rows)[:, 0]
+    if not np.all((y_values == 0.0) | (y_values == 1.0)):
+        raise _InputError(MSG_Y_BINARY)
+    x_values = _numeric("x", x_rows)
+    codes, levels = _group_codes(group_rows)
+    random_values = None
+    if x_random is not None:
+        random_rows = _as_range("x_random", x_random)
+        if len(random_rows) != n:
+            raise _invalid(
+                f"x_random must have the same number of rows as y ({n}); it has {len(random_rows)}."
+            )
+        random_values = _numeric("x_random", random_rows)
+    request = _Request(
+        y=y_values,
+        x=x_values,
+        codes=codes,
+        levels=levels,
+        x_random=random_values,
+        fit_intercept=_check_fit_intercept(fit_intercept),
+        alpha=_check_alpha(alpha),
+        method=_check_method(method),
+    )
+    _check_rank(_fixed_design(request), _fixed_names(request))
+    return request
+
+
+def _column_label(name: str) -> str:
+    return "the intercept" if name == "intercept" else f"x column {name[1:]}"
+
+
+def _check_rank(design: FloatArray, names: tuple[str, ...]) -> None:
+    """Each column of the fixed-effects design must add a direction to the earlier ones."""
+    norms = np.sqrt(np.sum(design * design, axis=0))
+    for j, name in enumerate(names):
+        if norms[j] == 0.0:
+            raise _invalid(
+                f"{_column_label(name)} is all zero: its coefficient cannot be estimated."
+            )
+    scaled = design / norms
+    for j in range(1, len(names)):
+        s = np.linalg.svd(scaled[:, : j + 1], compute_uv=False)
+        if s[-1] <= RANK_TOL * s[0] * max(scaled.shape):
+            earlier = ", ".join(_column_label(name) for name in names[:j])
+            raise _invalid(
+                f"{_column_label(names[j])} is a linear combination of {earlier}: "
+                "the coefficients cannot be estimated separately."
+            )
+
+
+# --- the model ------------------------------------------------------------------------------
+
+
+def _fixed_names(request: _Request) -> tuple[str, ...]:
+    names = tuple(f"x{j + 1}" for j in range(request.x.shape[1]))
+    return ("intercept", *names) if request.fit_intercept else names
+
+
+def _fixed_design(request: _Request) -> FloatArray:
+    if request.fit_intercept:
+        return np.column_stack([np.ones(request.x.shape[0]), request.x])
+    return request.x.copy()
+
+
+def _model_data(request: _Request) -> ModelData:
+    """Bernoulli rows; a random intercept per group and one independent random slope per
+    x_random column on the same groups (each a k = 1 block)."""
+    n = request.y.shape[0]
+    columns = [("intercept", np.ones((n, 1)))]
+    if request.x_random is not None:
+        for j in range(request.x_random.shape[1]):
+            columns.append((f"random_x{j + 1}", request.x_random[:, j : j + 1].copy()))
+    blocks = tuple(
+        RandomBlock("groups", (term,), request.codes, request.levels, z) for term, z in columns
+    )
+    return ModelData(
+        successes=request.y.copy(),
+        trials=np.ones(n),
+        x=_fixed_design(request),
+        offset=np.zeros(n),
+        fixed_names=_fixed_names(request),
+        blocks=blocks,
+    )
+
+
+@dataclass(frozen=True)
+class _Separation:
+    """Coefficients with no finite maximum-likelihood estimate (empty if none)."""
+
+    complete: bool
+    coefficients: tuple[int, ...]
+
+
+def _separation(x: FloatArray, y: FloatArray) -> _Separation:
+    """Is y separated by the fixed-effects design? (Konis's linear program.)
+
+    A direction d != 0 with s_i x_i'd >= 0 for all rows (s_i = +1 where y = 1, -1 where y = 0)
+    makes the likelihood increase without bound along d, so maximum likelihood has no finite
+    estimate. Columns are scaled to max |value| 1 and d kept in the unit box; a coefficient is
+    affected when some separating direction moves it. Complete separation: all s_i x_i'd > 0."""
+    scale = np.max(np.abs(x), axis=0)
+    signed = (2.0 * y - 1.0)[:, None] * (x / scale)
+    n, p = signed.shape
+    bounds = [(-1.0, 1.0)] * p
+    found = scipy.optimize.linprog(
+        -np.sum(signed, axis=0), A_ub=-signed, b_ub=np.zeros(n), bounds=bounds, method="highs"
+    )
+    if found.status != 0 or not _separates(signed, np.asarray(found.x)):
+        return _Separation(False, ())
+    affected = []
+    for j in range(p):
+        for sign in (1.0, -1.0):
+            c = np.zeros(p)
+            c[j] = -sign
+            move = scipy.optimize.linprog(
+                c, A_ub=-signed, b_ub=np.zeros(n), bounds=bounds, method="highs"
+            )
+            if (
+                move.status == 0
+                and -move.fun > SEPARATION_TOL
+                and _separates(signed, np.asarray(move.x))
+            ):
+                affected.append(j)
+                break
+    # Complete separation: maximize t with s_i x_i'd >= t, t <= 1.
+    c = np.zeros(p + 1)
+    c[-1] = -1.0
+    strict = scipy.optimize.linprog(
+        c,
+        A_ub=np.column_stack([-signed, np.ones(n)]),
+        b_ub=np.zeros(n),
+        bounds=[*bounds, (None, 1.0)],
+        method="highs",
+    )
+    complete = bool(strict.status == 0 and -strict.fun > SEPARATION_TOL)
+    return _Separation(complete, tuple(affected))
+
+
+def _separates(signed: FloatArray, d: FloatArray) -> bool:
+    """d separates: some s_i x_i'd clearly positive and none clearly negative."""
+    margins = signed @ d
+    largest = float(np.max(margins)) if margins.size else 0.0
+    return largest > SEPARATION_TOL and float(np.min(margins)) >= -SEPARATION_TOL * largest
+
+
+def _fit(data: ModelData, request: _Request) -> Any:
+    """The core's fit (GLMMResult) at confidence level 1 - alpha."""
+    from glmm_binomial.api import fit_model
+
+    n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else 1
+    return fit_model(data, method=request.method, n_agq=n_agq, conf_level=1.0 - request.alpha)
+
+
+def _n_agq(dimensions: int) -> int:
+    """Points per dimension of the adaptive Gauss-Hermite rule (see AGQ_NODE_BUDGET)."""
+    points = N_AGQ
+    while points > AGQ_MIN_POINTS and points**dimensions > AGQ_NODE_BUDGET:
+        points -= 1
+    return points
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def _value(x: Any) -> float | None:
+    """A finite Python float, or None (a blank cell) for NaN/inf."""
+    number = float(x)
+    return number if math.isfinite(number) else None
+
+
+def _row(*cells: Cell) -> list[Cell]:
+    return [*cells, *([None] * (WIDTH - len(cells)))]
+
+
+def _separation_warning(request: _Request, names: tuple[str, ...], separation: _Separation) -> str:
+    kind = "complete separation" if separation.complete else "quasi-complete separation"
+    which = ", ".join(names[j] for j in separation.coefficients)
+    if request.method == "vb":
+        return (
+            f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
+            "has no finite estimate there, and these posterior means are finite only because of "
+            "the N(0, 2^2) prior, on which they depend"
+        )
+    return (
+        f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood has "
+        f"no finite estimate for {which}, so their cells are left blank (the fit drives them "
+        "towards infinity)"
+        + (
+            "; nor for the random-effect variances, which no longer change the likelihood"
+            if separation.complete
+            else ""
+        )
+        + '; method "vb" gives finite posterior means'
+    )
+
+
+def _render(request: _Request, data: ModelData, result: Any, separation: _Separation) -> Table:
+    names = data.fixed_names
+    table: Table = [list(FIXED_HEADER)]
+    fixed = result.fixed_effects_table(1.0 - request.alpha)
+    blank = set(separation.coefficients) if request.method != "vb" else set()
+    columns = ("estimate", "std_error", "z", "p", "ci_lower", "ci_upper", "odds_ratio")
+    for j, name in enumerate(names):
+        if j in blank:
+            table.append(_row(None, name))
+            continue
+        values = [_value(fixed.loc[name, column]) for column in columns]
+        table.append(_row(None, name, *values))
+    table.append(_row(*RANDOM_HEADER))
+    # Under complete separation the maximized likelihood is 1 whatever the variances, so
+    # maximum likelihood says nothing about them either.
+    blank_random = bool(blank) and separation.complete
+    varcorr = result.varcorr
+    for term, variance, std_dev in zip(
+        varcorr["term"], varcorr["variance"], varcorr["std_dev"], strict=True
+    ):
+        if blank_random:
+            table.append(_row(None, str(term)))
+        else:
+            table.append(_row(None, str(term), _value(variance), _value(std_dev)))
+    table.append(_row("log_likelihood", _value(result.loglik)))
+    table.append(_row("aic", _value(result.aic)))
+    table.append(_row("bic", _value(result.bic)))
+    table.append(_row("n_obs", int(data.n_obs)))
+    table.append(_row("n_groups", len(request.levels)))
+    table.append(_row("method", request.method))
+    if request.method == "agq":
+        table.append(_row("n_agq", int(result.n_agq)))
+    # A fit that drives coefficients to infinity has not converged to an estimate.
+    table.append(_row("converged", bool(result.converged) and not blank))
+    if separation.coefficients:
+        table.append(_row("warning", _separation_warning(request, names, separation)))
+    for text in result.warnings:
+        table.append(_row("warning", str(text)))
+    return table
