@@ -126,3 +126,10 @@ def test_singular_fit_is_flagged():
     assert result.singular and result.converged
     assert any("singular" in w for w in result.warnings)
     assert np.all(np.isfinite(result.bse))
+
+
+def test_constant_offset_shifts_the_intercept(cbpp, cbpp_fit):
+    shifted = g.fit(CBPP, cbpp, offset=np.full(len(cbpp), 0.7))
+    assert shifted.params.iloc[0] == pytest.approx(cbpp_fit.params.iloc[0] - 0.7, abs=1e-5)
+    np.testing.assert_allclose(shifted.params.iloc[1:], cbpp_fit.params.iloc[1:], atol=1e-5)
+    assert shifted.loglik == pytest.approx(cbpp_fit.loglik, abs=1e-8)

@@ -33,6 +33,8 @@ class OptimizerControl:
     ftol, gtol, max_iter: L-BFGS-B's relative function tolerance, projected-gradient tolerance
         (deviance units) and iteration cap.
     hessian_step: central-difference step of the Hessian, in whitened units.
+    polish_step_tol: after a Newton polish step shorter than this (whitened units) the Hessian
+        is not recomputed.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start.
@@ -42,6 +44,7 @@ class OptimizerControl:
     gtol: float = 1e-7
     max_iter: int = 1000
     hessian_step: float = 1e-4
+    polish_step_tol: float = 1e-3
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-10
     glm_max_iter: int = 100
@@ -170,9 +173,9 @@ def minimize_deviance(
         trial_value, _ = fun(trial)
         if not trial_value < value:
             break
-        improvement = value - trial_value
         z, value, polished = trial, trial_value, True
-        if improvement < 1e-10:
+        # A short step leaves the Hessian (used for the standard errors) accurate enough.
+        if float(np.max(np.abs(step))) < control.polish_step_tol:
             break
         hessian_z = _fd_hessian(fun, z, control.hessian_step)
     _, grad = fun(z)
@@ -203,6 +206,7 @@ def minimize_deviance(
             "gtol": control.gtol,
             "max_iter": control.max_iter,
             "hessian_step": control.hessian_step,
+            "polish_step_tol": control.polish_step_tol,
             "boundary_tol": control.boundary_tol,
         },
         seconds=time.perf_counter() - started,
