@@ -1,0 +1,643 @@
+"""Adaptive Gauss-Hermite quadrature (AGQ) for the deviance of a binomial GLMM.
+
+Return the deviance -2 log L(theta, beta), binomial constants included, where the marginal
+likelihood L = prod_groups int prod_i p(y_i | u) phi(u) du is evaluated by Gauss-Hermite rules
+centred at the conditional mode u* and scaled by the conditional (Laplace) covariance H^{-1}:
+
+    u = u* + R z,   R R' = H^{-1},
+    int f(u) phi(u) du = |det R| int f(u* + R z) phi(u* + R z) / phi(z) phi(z) dz
+                       ~ |det R| sum_q w_q f(u_q) exp(-|u_q|^2 / 2 + |z_q|^2 / 2).
+
+With the 1-point rule (z = 0, w = 1) this is exactly the Laplace deviance of laplace.py. Which
+rule applies follows from the grouping factors (blocks whose codes give the same partition of the
+rows are one grouping factor with a block-diagonal Lambda, e.g. ``(1 + x || g)``):
+
+* one grouping factor with a k-vector effect: a product rule over z in R^k with R = L_j^{-T}
+  (L_j the Cholesky factor of the group's H block, from the PIRLS factor, no refactorization per
+  node); a Smolyak sparse grid of Gauss-Hermite rules when n_agq^k exceeds
+  ``QuadratureControl.max_product_nodes``. The gradient is exact (derived in
+  ``_VectorRule.gradient``), including the dependence of the centre and scale on (theta, beta).
+* nested grouping factors with a scalar effect at each level (``(1 | comm/mom)``): multilevel
+  AGQ (Rabe-Hesketh, Skrondal and Pickles 2005). R is the factor of the leaf-first Cholesky
+  elimination of H, which has no fill-in for nested factors: each level's effect is adapted at its
+  conditional mode and SD given the effects of its ancestors (the Gaussian conditional of the
+  Laplace approximation), and each inner group's integral sits inside its outer group's
+  integral. Any depth D is handled; the cost per row is n_agq^D. The gradient is by central
+  differences (``QuadratureControl.gradient_step``, in whitened beta units).
+* crossed grouping factors: ValueError (the integral does not factorize by groups).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+import scipy.special
+from numpy.typing import NDArray
+
+from glmm_binomial.estimates import FitOutput
+from glmm_binomial.factor import Structure
+from glmm_binomial.family import inverse_link, loglik_kernel
+from glmm_binomial.laplace import Counters, LaplaceObjective, finish_fit
+from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.optimize import OptimizerControl, glm_start, minimize_deviance
+from glmm_binomial.pirls import Mode, PirlsControl, find_mode
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class QuadratureControl:
+    """Settings of the quadrature (recorded on the result's OptSummary.tolerances).
+
+    max_product_nodes: largest product rule n_agq^k used for a k-vector effect; above it a
+        Smolyak sparse grid of level n_agq (exact for polynomials of total degree 2 n_agq - 1)
+        is used instead.
+    gradient_step: central-difference step of the nested-factor gradient, in units of theta and
+        of whitened beta (beta = beta_glm + T delta, T T' the inverse GLM information).
+    """
+
+    max_product_nodes: int = 4096
+    gradient_step: float = 1e-4
+
+
+# --- Gauss-Hermite rules ---------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=128)
+def gauss_hermite(n_agq: int) -> tuple[FloatArray, FloatArray]:
+    """Nodes and weights of the n_agq-point Gauss-Hermite rule for the N(0, 1) density.
+
+    sum_q w_q f(z_q) = E f(Z), Z ~ N(0, 1), exactly for polynomials of degree <= 2 n_agq - 1.
+    Nodes by Golub-Welsch (eigenvalues of the Jacobi matrix of the probabilists' Hermite
+    polynomials), weights as Christoffel numbers 1 / sum_k p_k(z)^2 of the orthonormal
+    polynomials (accurate also for the tiny outer weights), then symmetrized and normalized to
+    sum to one. The arrays are read-only (cached)."""
+    if n_agq < 1:
+        raise ValueError(f"n_agq must be a positive integer, got {n_agq}")
+    if n_agq == 1:
+        nodes, weights = np.zeros(1), np.ones(1)
+    else:
+        off = np.sqrt(np.arange(1.0, n_agq))
+        nodes = scipy.linalg.eigh_tridiagonal(np.zeros(n_agq), off, eigvals_only=True)
+        nodes = 0.5 * (nodes - nodes[::-1])
+        # Orthonormal Hermite polynomials p_k = He_k / sqrt(k!) by their three-term recurrence.
+        p_prev, p = np.zeros(n_agq), np.ones(n_agq)
+        total = p * p
+        for k in range(1, n_agq):
+            p_prev, p = p, (nodes * p - np.sqrt(k - 1.0) * p_prev) / np.sqrt(float(k))
+            total = total + p * p
+        weights = 1.0 / total
+        weights = 0.5 * (weights + weights[::-1])
+        weights = weights / np.sum(weights)
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
+
+
+@functools.lru_cache(maxsize=64)
+def product_rule(n_agq: int, k: int) -> tuple[FloatArray, FloatArray]:
+    """Tensor-product Gauss-Hermite rule for N(0, I_k): nodes (n_agq^k, k), weights."""
+    x, w = gauss_hermite(n_agq)
+    nodes = np.array(list(itertools.product(x, repeat=k)), dtype=np.float64).reshape(-1, k)
+    weights = np.prod(np.array(list(itertools.product(w, repeat=k))).reshape(-1, k), axis=1)
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
+
+
+@functools.lru_cache(maxsize=64)
+def sparse_grid(level: int, k: int) -> tuple[FloatArray, FloatArray]:
+    """Smolyak sparse grid for N(0, I_k) built on i-point Gauss-Hermite rules (Heiss and
+    Winschel 2008): sum over multi-indices i (i_j >= 1) with level <= |i| <= level + k - 1 of
+    (-1)^(level + k - 1 - |i|) C(k - 1, level + k - 1 - |i|) times the tensor rule. Exact for
+    polynomials of total degree <= 2 level - 1. Coincident nodes are merged; some weights are
+    negative. Nodes (m, k), weights (m,)."""
+    top = level + k - 1
+    accumulated: dict[tuple[float, ...], float] = {}
+    for index in itertools.product(range(1, level + 1), repeat=k):
+        total = sum(index)
+        if total < level or total > top:
+            continue
+        coefficient = (-1) ** (top - total) * math.comb(k - 1, top - total)
+        rules = [gauss_hermite(i) for i in index]
+        for combo in itertools.product(*[range(len(r[0])) for r in rules]):
+            node = tuple(round(float(r[0][c]), 14) + 0.0 for r, c in zip(rules, combo, strict=True))
+            weight = coefficient * math.prod(
+                float(r[1][c]) for r, c in zip(rules, combo, strict=True)
+            )
+            accumulated[node] = accumulated.get(node, 0.0) + weight
+    keys = sorted(accumulated)
+    nodes = np.array(keys, dtype=np.float64).reshape(-1, k)
+    weights = np.array([accumulated[key] for key in keys])
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
+
+
+def multivariate_rule(
+    n_agq: int, k: int, max_product_nodes: int
+) -> tuple[FloatArray, FloatArray, str]:
+    """The rule for a k-vector effect: product rule, or sparse grid above the cap."""
+    if n_agq**k <= max_product_nodes:
+        nodes, weights = product_rule(n_agq, k)
+        return nodes, weights, "product"
+    nodes, weights = sparse_grid(n_agq, k)
+    return nodes, weights, "sparse"
+
+
+# --- grouping structure ----------------------------------------------------------------------
+
+
+def _same_partition(a: IntArray, b: IntArray) -> bool:
+    pairs = np.unique(np.stack([a, b]), axis=1).shape[1]
+    return bool(pairs == np.unique(a).size == np.unique(b).size)
+
+
+def _nested_in(inner: IntArray, outer: IntArray) -> bool:
+    """Every level of `inner` lies within one level of `outer` (on the observed rows)."""
+    return bool(np.unique(np.stack([inner, outer]), axis=1).shape[1] == np.unique(inner).size)
+
+
+@dataclass(frozen=True)
+class _Merged:
+    """Blocks merged by grouping factor: one RandomBlock per distinct partition of the rows."""
+
+    data: ModelData  # merged blocks, same response and fixed part
+    members: tuple[tuple[int, ...], ...]  # original block indices per merged block
+    column_offsets: tuple[tuple[int, ...], ...]  # their first column in the merged block
+
+    def lambdas(self, original: ModelData, theta: FloatArray) -> list[FloatArray]:
+        lams = original.lambdas(theta)
+        return [scipy.linalg.block_diag(*[lams[t] for t in group]) for group in self.members]
+
+
+def _merge_blocks(data: ModelData) -> _Merged:
+    groups: list[list[int]] = []
+    for t, block in enumerate(data.blocks):
+        for group in groups:
+            if _same_partition(data.blocks[group[0]].codes, block.codes):
+                group.append(t)
+                break
+        else:
+            groups.append([t])
+    blocks, offsets = [], []
+    for group in groups:
+        first = data.blocks[group[0]]
+        sizes = [data.blocks[t].k for t in group]
+        offsets.append(tuple(int(o) for o in np.cumsum([0, *sizes[:-1]])))
+        blocks.append(
+            RandomBlock(
+                group=":".join(dict.fromkeys(data.blocks[t].group for t in group)),
+                terms=tuple(term for t in group for term in data.blocks[t].terms),
+                codes=first.codes,
+                levels=first.levels,
+                z=np.column_stack([data.blocks[t].z for t in group]),
+            )
+        )
+    merged = ModelData(
+        successes=data.successes,
+        trials=data.trials,
+        x=data.x,
+        offset=data.offset,
+        fixed_names=data.fixed_names,
+        blocks=tuple(blocks),
+        log_binomial_constant=data.log_binomial_constant,
+    )
+    return _Merged(merged, tuple(tuple(g) for g in groups), tuple(offsets))
+
+
+def _block_modes(structure: Structure, data: ModelData, mode: Mode) -> list[FloatArray]:
+    """Conditional modes u_t (n_levels x k) per block of `data`, from the factor's layout."""
+    out: list[FloatArray] = [np.empty(0)] * len(data.blocks)
+    out[structure.first] = mode.u1
+    for t, offset in zip(structure.rest, structure.rest_offsets, strict=True):
+        b = data.blocks[t]
+        out[t] = mode.u2[offset : offset + b.n_levels * b.k].reshape(b.n_levels, b.k)
+    return out
+
+
+def _group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
+    """Column sums of `values` (n x c) within groups: (n_groups x c), one bincount."""
+    cols = values.shape[1]
+    flat = (codes[:, None] * cols + np.arange(cols)[None, :]).ravel()
+    sums = np.bincount(flat, weights=values.ravel(), minlength=n_groups * cols)
+    return np.asarray(sums, dtype=np.float64).reshape(n_groups, cols)
+
+
+def _logsumexp_rows(values: FloatArray, weights: FloatArray) -> FloatArray:
+    """log sum_q weights_q exp(values[..., q]); weights may be negative (sparse grids)."""
+    top = np.max(values, axis=-1, keepdims=True)
+    total = np.sum(weights * np.exp(values - top), axis=-1)
+    return np.asarray(np.log(total) + top[..., 0], dtype=np.float64)
+
+
+# --- one grouping factor, k-vector effect ----------------------------------------------------
+
+
+class _VectorRule:
+    """AGQ over one grouping factor with a k-vector effect; nodes (m, k), weights (m,)."""
+
+    def __init__(self, merged: _Merged, nodes: FloatArray, weights: FloatArray) -> None:
+        self.merged = merged
+        self.nodes = np.asarray(nodes)
+        self.weights = np.asarray(weights)
+
+    def _evaluate(self, mode: Mode) -> dict[str, FloatArray]:
+        data = self.merged.data
+        g = data.blocks[0].codes
+        n_levels = data.blocks[0].n_levels
+        l1inv = mode.factor.l1inv  # L_j^{-1}; R_j = L_j^{-T}
+        nodes = self.nodes
+        # eta at node q: eta* + a_i' R_j z_q = eta* + (L_j^{-1} a_i)' z_q.
+        c = np.einsum("icd,id->ic", l1inv[g], mode.a1)
+        eta_q = mode.eta[:, None] + c @ nodes.T
+        kernel = loglik_kernel(eta_q, data.successes[:, None], data.trials[:, None])
+        group_kernel = _group_sum(g, kernel, n_levels)
+        u_q = mode.u1[:, None, :] + np.einsum("jba,mb->jma", l1inv, nodes)
+        log_terms = (
+            group_kernel
+            - 0.5 * np.sum(u_q * u_q, axis=2)
+            + 0.5 * np.sum(nodes * nodes, axis=1)[None, :]
+        )
+        log_sum = _logsumexp_rows(log_terms, self.weights)
+        log_det_r = np.sum(np.log(np.diagonal(l1inv, axis1=1, axis2=2)), axis=1)
+        return {
+            "eta_q": eta_q,
+            "u_q": u_q,
+            "log_terms": log_terms,
+            "log_sum": log_sum,
+            "log_integral": log_sum + log_det_r,
+        }
+
+    def log_likelihood(self, mode: Mode) -> float:
+        """sum_j log L_j, without binomial constants."""
+        return float(np.sum(self._evaluate(mode)["log_integral"]))
+
+    def gradient(self, mode: Mode) -> tuple[float, FloatArray, FloatArray]:
+        """log-likelihood A = sum_j log L_j and its exact gradient in Lambda (k x k) and beta.
+
+        With pi_jq the normalized node weights, u_q = u* + R z_q, g_q = grad F(u_q) (F the
+        penalized log-likelihood in u), and the mode and R moving with the parameters:
+            dA = sum_q pi_q [dF|_u(u_q) + g_q'(du* + dR z_q)] - d log det L.
+        du* = H^{-1} d(grad F)|_u (implicit differentiation of the mode equation) and, with
+        M = sum_q pi_q g_q z_q', dR = -R dL' R, dL = L Phi(L^{-1} dH L^{-T}):
+            sum_q pi_q g_q' dR z_q - d log det L = <P, dH>,
+            P = -R sym(Phi(L' R M' R)) R' - H^{-1} / 2,
+        and dH = sum_i dw_i a_i a_i' + w_i (da_i a_i' + a_i da_i') with dw_i = w_i (1 - 2 mu_i)
+        deta_i. Everything reduces to row sums and per-group k x k products."""
+        data = self.merged.data
+        block = data.blocks[0]
+        g, n_levels, k = block.codes, block.n_levels, block.k
+        ev = self._evaluate(mode)
+        l1inv, a, w, mu, rho = mode.factor.l1inv, mode.a1, mode.weights, mode.mu, mode.residual
+        nodes = self.nodes
+        # Normalized node weights per group.
+        pi = self.weights[None, :] * np.exp(ev["log_terms"] - ev["log_sum"][:, None])
+        r_q = data.successes[:, None] - data.trials[:, None] * inverse_link(ev["eta_q"])
+        pi_rows = pi[g]
+        pr = pi_rows * r_q
+        r_bar = np.sum(pr, axis=1)  # (n,)
+        r_z = pr @ nodes  # (n, k): sum_q pi_q r_iq z_q
+        u_q = ev["u_q"]
+
+        def group_sum(values: FloatArray) -> FloatArray:
+            flat = _group_sum(g, values.reshape(values.shape[0], -1), n_levels)
+            return flat.reshape((n_levels, *values.shape[1:]))
+
+        pi_u = np.einsum("jm,jmc->jc", pi, u_q)
+        g_bar = group_sum(a * r_bar[:, None]) - pi_u
+        big_m = group_sum(np.einsum("ia,ib->iab", a, r_z)) - np.einsum(
+            "jm,jma,mb->jab", pi, u_q, nodes
+        )
+        r_mat = np.transpose(l1inv, (0, 2, 1))  # R_j = L_j^{-T}
+        l_mat = np.linalg.inv(l1inv)
+        y = np.einsum("jba,jbc->jac", l_mat, r_mat @ np.transpose(big_m, (0, 2, 1)) @ r_mat)
+        phi_y = np.tril(y)
+        phi_y[:, np.arange(k), np.arange(k)] *= 0.5
+        sym = 0.5 * (phi_y + np.transpose(phi_y, (0, 2, 1)))
+        hinv = r_mat @ l1inv
+        p_mat = -np.einsum("jab,jbc,jdc->jad", r_mat, sym, r_mat) - 0.5 * hinv
+        pa = np.einsum("iab,ib->ia", p_mat[g], a)
+        s = w * (1.0 - 2.0 * mu) * np.einsum("ia,ia->i", a, pa)
+        t = group_sum(a * s[:, None])
+        v = np.einsum("jab,jb->ja", hinv, g_bar + t)
+        av = np.einsum("ia,ia->i", a, v[g])
+        e = r_bar + s - w * av
+        grad_beta = data.x.T @ e
+        u_star = mode.u1[g]
+        # sum_q pi_q r_iq (R z_q) = R r_z_i.
+        q = (
+            e[:, None] * u_star
+            + np.einsum("iab,ib->ia", r_mat[g], r_z)
+            + rho[:, None] * v[g]
+            + 2.0 * w[:, None] * pa
+        )
+        grad_lambda = block.z.T @ q
+        return float(np.sum(ev["log_integral"])), grad_lambda, grad_beta
+
+
+# --- nested grouping factors, scalar effect at each level ------------------------------------
+
+
+class _NestedRule:
+    """Multilevel AGQ over a chain of nested factors (levels ordered outermost first)."""
+
+    def __init__(
+        self, merged: _Merged, order: list[int], nodes: FloatArray, weights: FloatArray
+    ) -> None:
+        self.merged = merged
+        self.order = order  # merged block indices, outermost first
+        self.nodes = np.asarray(nodes)
+        self.log_weights = np.log(np.asarray(weights))
+        blocks = [merged.data.blocks[t] for t in order]
+        self.codes = [b.codes for b in blocks]
+        self.n_levels = [b.n_levels for b in blocks]
+        # ancestors[d][e]: for each node at level d, its ancestor at level e < d.
+        self.ancestors: list[list[IntArray]] = []
+        for d, codes_d in enumerate(self.codes):
+            row = []
+            for e in range(d):
+                anc = np.zeros(self.n_levels[d], dtype=np.intp)
+                anc[codes_d] = self.codes[e]
+                row.append(anc)
+            self.ancestors.append(row)
+
+    def log_likelihood(self, mode: Mode, structure: Structure, lambdas: list[FloatArray]) -> float:
+        """sum over outermost groups of log L_c, without binomial constants."""
+        data = self.merged.data
+        depth = len(self.order)
+        u_all = _block_modes(structure, data, mode)
+        u_star = [u_all[t][:, 0] for t in self.order]
+        a = [data.blocks[t].z[:, 0] * lambdas[t][0, 0] for t in self.order]
+        w = mode.weights
+        # Precision H in the ancestor pattern: diag[d] (n_d,), off[d][e] (n_d,) for e < d.
+        diag = [
+            np.bincount(self.codes[d], weights=w * a[d] * a[d], minlength=self.n_levels[d]) + 1.0
+            for d in range(depth)
+        ]
+        off = [
+            [
+                np.bincount(self.codes[d], weights=w * a[d] * a[e], minlength=self.n_levels[d])
+                for e in range(d)
+            ]
+            for d in range(depth)
+        ]
+        # Leaf-first elimination (no fill-in): Schur complements onto the ancestors.
+        for d in range(depth - 1, 0, -1):
+            anc = self.ancestors[d]
+            for e in range(d):
+                for f in range(e + 1):
+                    update = np.bincount(
+                        anc[e], weights=off[d][e] * off[d][f] / diag[d], minlength=self.n_levels[e]
+                    )
+                    if f == e:
+                        diag[e] = diag[e] - update
+                    else:
+                        # off[e][f] is indexed by level-e nodes.
+                        off[e][f] = off[e][f] - update
+        sd = [1.0 / np.sqrt(s) for s in diag]
+        x = self.nodes
+        n_q = x.size
+        # Deviations delta_d = u_d - u*_d per level-d node and node combination (q_0..q_d).
+        deltas: list[FloatArray] = []
+        # Combinations are in C order (q_0 slowest), so extending to a deeper level repeats
+        # each column n_q times and the level's own node cycles fastest.
+        for d in range(depth):
+            combos = n_q ** (d + 1)
+            delta = np.tile(x, n_q**d)[None, :] * sd[d][:, None]
+            for e in range(d):
+                coefficient = -off[d][e] / diag[d]
+                parent = np.repeat(deltas[e][self.ancestors[d][e]], n_q ** (d - e), axis=1)
+                delta = delta + coefficient[:, None] * parent
+            assert delta.shape == (self.n_levels[d], combos)
+            deltas.append(delta)
+        combos = n_q**depth
+        eta_q = np.repeat(mode.eta[:, None], combos, axis=1)
+        for d in range(depth):
+            eta_q += a[d][:, None] * np.repeat(
+                deltas[d][self.codes[d]], n_q ** (depth - 1 - d), axis=1
+            )
+        kernel = loglik_kernel(eta_q, data.successes[:, None], data.trials[:, None])
+        leaf = depth - 1
+        total = _group_sum(self.codes[leaf], kernel, self.n_levels[leaf])
+        # log w_q + z_q^2 / 2: the node weight and the N(0, 1) density the rule divides out.
+        node_terms = 0.5 * x * x + self.log_weights
+        for d in range(depth - 1, -1, -1):
+            u_d = u_star[d][:, None] + deltas[d]
+            level_terms = total - 0.5 * u_d * u_d + np.tile(node_terms, n_q**d)[None, :]
+            integral = (
+                scipy.special.logsumexp(level_terms.reshape(self.n_levels[d], n_q**d, n_q), axis=2)
+                + np.log(sd[d])[:, None]
+            )
+            if d == 0:
+                return float(np.sum(integral))
+            total = _group_sum(self.ancestors[d][d - 1], integral, self.n_levels[d - 1])
+        raise AssertionError("unreachable")
+
+
+# --- the objective ---------------------------------------------------------------------------
+
+
+@dataclass
+class AgqObjective:
+    """Deviance by n_agq-point adaptive Gauss-Hermite quadrature, PIRLS warm-started.
+
+    deviance(theta, beta) = -2 log L(theta, beta), binomial constants included (the same scale
+    as LaplaceObjective; with n_agq = 1 the two agree). ``mode`` returns the conditional mode in
+    the layout of ``self.merged.data`` (blocks on the same grouping factor merged)."""
+
+    data: ModelData
+    n_agq: int
+    pirls_control: PirlsControl = field(default_factory=PirlsControl)
+    quadrature_control: QuadratureControl = field(default_factory=QuadratureControl)
+    optimizer_control: OptimizerControl = field(default_factory=OptimizerControl)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_agq, bool) or not isinstance(self.n_agq, (int, np.integer)):
+            raise ValueError(f"n_agq must be a positive integer, got {self.n_agq!r}")
+        if self.n_agq < 1:
+            raise ValueError(f"n_agq must be a positive integer, got {self.n_agq}")
+        if not self.data.blocks:
+            raise ValueError("method='agq' needs at least one random-effect term")
+        self.merged = _merge_blocks(self.data)
+        merged = self.merged.data
+        self.structure = Structure(merged)
+        st = self.structure
+        self._u1 = np.zeros((st.n1, st.k1))
+        self._u2 = np.zeros(st.q2)
+        self.counters = Counters()
+        self._vector: _VectorRule | None = None
+        self._nested: _NestedRule | None = None
+        if len(merged.blocks) == 1:
+            k = merged.blocks[0].k
+            nodes, weights, self.rule_kind = multivariate_rule(
+                self.n_agq, k, self.quadrature_control.max_product_nodes
+            )
+            self._vector = _VectorRule(self.merged, nodes, weights)
+            self.n_nodes = int(nodes.shape[0])
+        else:
+            order = self._nesting_order()
+            x, w = gauss_hermite(self.n_agq)
+            self._nested = _NestedRule(self.merged, order, x, w)
+            self.rule_kind = f"nested depth {len(order)}"
+            self.n_nodes = self.n_agq ** len(order)
+            _, info_factor = glm_start(self.data, self.optimizer_control)
+            self._info_factor = info_factor
+            self._transform = scipy.linalg.solve_triangular(
+                info_factor, np.eye(self.data.n_fixed), lower=False
+            )
+
+    def _nesting_order(self) -> list[int]:
+        merged = self.merged.data
+        names = [f"(... | {b.group})" for b in merged.blocks]
+        for t, b in enumerate(merged.blocks):
+            if b.k != 1:
+                raise ValueError(
+                    "method='agq' with several grouping factors needs a scalar effect at each "
+                    f"level; {names[t]} has {b.k} columns {b.terms}. Use method='laplace'."
+                )
+        counts = [np.unique(b.codes).size for b in merged.blocks]
+        order = sorted(range(len(merged.blocks)), key=lambda t: counts[t])
+        for outer, inner in itertools.pairwise(order):
+            if not _nested_in(merged.blocks[inner].codes, merged.blocks[outer].codes):
+                raise ValueError(
+                    "method='agq' needs a single grouping factor or grouping factors nested in "
+                    f"one another; {names[inner]} and {names[outer]} are crossed (not nested), "
+                    "so the likelihood does not factorize by groups. Use method='laplace'."
+                )
+        return order
+
+    def reset(self) -> None:
+        """Forget the warm start."""
+        self._u1 = np.zeros_like(self._u1)
+        self._u2 = np.zeros_like(self._u2)
+
+    def mode(self, theta: FloatArray, beta: FloatArray) -> Mode:
+        """Conditional mode at (theta, beta) in the merged layout, from the previous mode."""
+        data = self.merged.data
+        eta_fixed = data.x @ beta + data.offset
+        mode = find_mode(
+            self.structure,
+            data,
+            eta_fixed,
+            self.merged.lambdas(self.data, theta),
+            self._u1,
+            self._u2,
+            self.pirls_control,
+        )
+        self.counters.evaluations += 1
+        self.counters.pirls_iterations += mode.iterations
+        if not mode.converged:
+            self.counters.pirls_failures += 1
+            self.reset()
+        else:
+            self._u1, self._u2 = mode.u1, mode.u2
+        return mode
+
+    def _log_likelihood(self, mode: Mode, theta: FloatArray) -> float:
+        if self._vector is not None:
+            return self._vector.log_likelihood(mode)
+        assert self._nested is not None
+        return self._nested.log_likelihood(
+            mode, self.structure, self.merged.lambdas(self.data, theta)
+        )
+
+    def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
+        """AGQ deviance -2 log L (binomial constants included)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        mode = self.mode(theta, beta)
+        loglik = self._log_likelihood(mode, theta) + self.data.log_binomial_constant
+        return -2.0 * loglik
+
+    def deviance_and_gradient(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """Deviance and its gradient in theta and beta: exact for one grouping factor, central
+        differences (QuadratureControl.gradient_step) for nested factors."""
+        theta = np.asarray(theta, dtype=np.float64)
+        beta = np.asarray(beta, dtype=np.float64)
+        self.counters.gradients += 1
+        if self._vector is not None:
+            return self._exact(theta, beta)
+        return self._differences(theta, beta)
+
+    def _exact(self, theta: FloatArray, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        assert self._vector is not None
+        mode = self.mode(theta, beta)
+        loglik, grad_lambda, grad_beta = self._vector.gradient(mode)
+        deviance = -2.0 * (loglik + self.data.log_binomial_constant)
+        grad_theta = np.zeros(self.data.n_theta)
+        slices = self.data.theta_slices()
+        for t, offset in zip(self.merged.members[0], self.merged.column_offsets[0], strict=True):
+            rows, cols = self.data.blocks[t].lower_indices()
+            grad_theta[slices[t]] = -2.0 * grad_lambda[offset + rows, offset + cols]
+        return deviance, grad_theta, -2.0 * grad_beta
+
+    def _differences(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        step = self.quadrature_control.gradient_step
+        value = self.deviance(theta, beta)
+        start = (self._u1, self._u2)
+        n_theta = self.data.n_theta
+        # Central differences along theta's axes and the whitened beta directions; every
+        # evaluation starts PIRLS from the centre's mode so the differences are smooth.
+        grad = np.zeros(n_theta + self.data.n_fixed)
+        for j in range(len(grad)):
+            values = []
+            for sign in (1.0, -1.0):
+                if j < n_theta:
+                    th = theta.copy()
+                    th[j] += sign * step
+                    be = beta
+                else:
+                    th = theta
+                    be = beta + sign * step * self._transform[:, j - n_theta]
+                self._u1, self._u2 = start
+                values.append(self.deviance(th, be))
+            grad[j] = (values[0] - values[1]) / (2.0 * step)
+        self._u1, self._u2 = start
+        grad_beta = self._info_factor.T @ grad[n_theta:]
+        return value, grad[:n_theta], grad_beta
+
+
+def fit_agq(
+    data: ModelData,
+    n_agq: int,
+    control: OptimizerControl | None = None,
+    pirls_control: PirlsControl | None = None,
+    quadrature_control: QuadratureControl | None = None,
+) -> FitOutput:
+    """Maximum-likelihood fit with the deviance by n_agq-point adaptive Gauss-Hermite quadrature.
+
+    loglik is the full marginal log-likelihood (binomial constants included), on the scale of
+    fit_laplace's; ranef are the conditional modes at the estimates (as lme4)."""
+    control = control or OptimizerControl()
+    quadrature_control = quadrature_control or QuadratureControl()
+    objective = AgqObjective(
+        data, n_agq, pirls_control or PirlsControl(), quadrature_control, control
+    )
+    estimates = minimize_deviance(
+        data, objective.deviance_and_gradient, control, objective.counters, "agq"
+    )
+    label = f"adaptive Gauss-Hermite quadrature, n_agq={n_agq} ({objective.rule_kind} rule)"
+    summary = dataclasses.replace(
+        estimates.summary,
+        tolerances={
+            **estimates.summary.tolerances,
+            "n_agq": float(n_agq),
+            "quadrature_nodes": float(objective.n_nodes),
+            "max_product_nodes": float(quadrature_control.max_product_nodes),
+            "gradient_step": quadrature_control.gradient_step,
+        },
+    )
+    estimates = dataclasses.replace(estimates, summary=summary)
+    modes = LaplaceObjective(data, pirls_control or PirlsControl())
+    return finish_fit(data, modes, estimates, control, "agq", label, n_agq=n_agq)

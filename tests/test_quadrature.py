@@ -1,0 +1,376 @@
+"""Adaptive Gauss-Hermite quadrature: rules, Laplace limit, brute-force integrals, lme4 parity."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.special
+from _simulate import simulated_model
+from _simulate_nested import nested_model
+from conftest import load_reference
+
+from glmm_binomial.family import loglik_kernel
+from glmm_binomial.laplace import LaplaceObjective, fit_laplace
+from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.quadrature import (
+    AgqObjective,
+    QuadratureControl,
+    fit_agq,
+    gauss_hermite,
+    sparse_grid,
+)
+
+DATA = Path(__file__).parents[1] / "src" / "glmm_binomial" / "data"
+
+
+# --- data sets built by hand from the shipped CSVs -------------------------------------------
+
+
+def _block(name: str, labels: pd.Series, z: np.ndarray | None = None, terms=("(Intercept)",)):
+    values = labels.to_numpy()
+    levels, codes = np.unique(values, return_inverse=True)
+    z = np.ones((len(values), 1)) if z is None else z
+    return RandomBlock(name, tuple(terms), codes.astype(np.intp), tuple(levels.tolist()), z)
+
+
+def cbpp() -> ModelData:
+    d = pd.read_csv(DATA / "cbpp.csv")
+    x = np.column_stack([np.ones(len(d))] + [(d.period == p).to_numpy(float) for p in (2, 3, 4)])
+    names = ("(Intercept)", "period2", "period3", "period4")
+    return ModelData(
+        d.incidence.to_numpy(float),
+        d["size"].to_numpy(float),
+        x,
+        np.zeros(len(d)),
+        names,
+        (_block("herd", d.herd),),
+    )
+
+
+def contraception(kind: str = "intercept") -> ModelData:
+    d = pd.read_csv(DATA / "contraception.csv")
+    urban = (d.urban == "Y").to_numpy(float)
+    livch = [(d.livch == level).to_numpy(float) for level in ("1", "2", "3+")]
+    x = np.column_stack([np.ones(len(d)), d.age, d.age**2, urban, *livch])
+    names = ("(Intercept)", "age", "I(age^2)", "urbanY", "livch1", "livch2", "livch3+")
+    if kind == "intercept":  # (1 | district)
+        blocks = (_block("district", d.district),)
+    elif kind == "slope":  # (1 + urban | district)
+        z = np.column_stack([np.ones(len(d)), urban])
+        blocks = (_block("district", d.district, z, ("(Intercept)", "urbanY")),)
+    else:  # (1 + urban || district): two k = 1 blocks with the same codes
+        blocks = (
+            _block("district", d.district),
+            _block("district", d.district, urban[:, None], ("urbanY",)),
+        )
+    n = len(d)
+    return ModelData(d.use.to_numpy(float), np.ones(n), x, np.zeros(n), names, blocks)
+
+
+def verbagg() -> ModelData:
+    d = pd.read_csv(DATA / "verbagg.csv")
+    x = np.column_stack(
+        [
+            np.ones(len(d)),
+            d.Anger,
+            d.Gender == "M",
+            d.btype == "scold",
+            d.btype == "shout",
+            d.situ == "self",
+        ]
+    ).astype(float)
+    names = ("(Intercept)", "Anger", "GenderM", "btypescold", "btypeshout", "situself")
+    n = len(d)
+    return ModelData(d.r2.to_numpy(float), np.ones(n), x, np.zeros(n), names, (_block("id", d.id),))
+
+
+CONTRACEPTION_BETA = np.array([-1.06, 0.003, -0.0045, 0.77, 0.83, 0.91, 0.93])
+
+
+# --- Gauss-Hermite rules ---------------------------------------------------------------------
+
+
+def _normal_moment(p: int) -> float:
+    return 0.0 if p % 2 else float(math.prod(range(1, p, 2)))
+
+
+@pytest.mark.parametrize("n_agq", [1, 2, 3, 7, 12, 25, 40])
+def test_gauss_hermite_integrates_polynomials_exactly(n_agq):
+    nodes, weights = gauss_hermite(n_agq)
+    assert np.sum(weights) == pytest.approx(1.0, abs=1e-14)
+    np.testing.assert_array_equal(nodes, -nodes[::-1])  # symmetrized
+    assert np.all(weights > 0)
+    for p in range(2 * n_agq):
+        # Moments grow like (p-1)!!; compare relative to the size of the summands.
+        scale = float(np.sum(weights * np.abs(nodes) ** p)) + 1.0
+        assert np.sum(weights * nodes**p) == pytest.approx(_normal_moment(p), abs=1e-12 * scale)
+
+
+def test_gauss_hermite_matches_numpy():
+    nodes, weights = gauss_hermite(20)
+    ref_nodes, ref_weights = np.polynomial.hermite_e.hermegauss(20)
+    np.testing.assert_allclose(nodes, ref_nodes, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(weights, ref_weights / math.sqrt(2 * math.pi), rtol=1e-11)
+
+
+@pytest.mark.parametrize(("level", "k"), [(3, 2), (4, 3), (5, 4)])
+def test_sparse_grid_is_exact_to_total_degree(level, k):
+    nodes, weights = sparse_grid(level, k)
+    assert np.sum(weights) == pytest.approx(1.0, abs=1e-12)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        powers = rng.multinomial(rng.integers(0, 2 * level), np.ones(k) / k)
+        value = np.sum(weights * np.prod(nodes**powers, axis=1))
+        expected = math.prod(_normal_moment(int(p)) for p in powers)
+        assert value == pytest.approx(expected, abs=1e-10 * (1 + expected))
+
+
+def test_bad_n_agq_is_rejected():
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="n_agq"):
+            AgqObjective(cbpp(), bad)
+
+
+# --- n_agq = 1 is Laplace --------------------------------------------------------------------
+
+LAPLACE_CASES = {
+    "scalar": (cbpp, np.array([0.6]), np.array([-1.4, -1.0, -1.1, -1.5])),
+    "vector": (
+        lambda: contraception("slope"),
+        np.array([0.6, -0.5, 0.45]),
+        CONTRACEPTION_BETA,
+    ),
+    "independent": (lambda: contraception("independent"), np.array([0.6, 0.5]), CONTRACEPTION_BETA),
+    "nested": (lambda: nested_model(1), np.array([0.9, 1.3]), np.array([-0.4, 0.7])),
+    "nested_depth3": (
+        lambda: nested_model(2, branching=(6, 3, 2), sds=(0.8, 1.0, 1.2)),
+        np.array([0.7, 0.9, 1.1]),
+        np.array([-0.4, 0.7]),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAPLACE_CASES))
+def test_one_point_rule_equals_laplace(case):
+    make, theta, beta = LAPLACE_CASES[case]
+    data = make()
+    laplace = LaplaceObjective(data).deviance(theta, beta)
+    agq = AgqObjective(data, 1).deviance(theta, beta)
+    assert -0.5 * agq == pytest.approx(-0.5 * laplace, abs=1e-8)
+
+
+def test_one_point_fit_equals_laplace_fit():
+    data = cbpp()
+    agq, laplace = fit_agq(data, 1), fit_laplace(data)
+    assert agq.loglik == pytest.approx(laplace.loglik, abs=1e-8)
+    np.testing.assert_allclose(agq.beta, laplace.beta, atol=1e-6)
+    assert agq.method == "agq" and agq.n_agq == 1
+
+
+# --- gradients -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "n_agq", "cap"),
+    [("scalar", 5, 4096), ("vector", 3, 4096), ("vector", 4, 10), ("independent", 3, 4096)],
+)
+def test_exact_gradient_matches_central_differences(case, n_agq, cap):
+    make, theta, beta = LAPLACE_CASES[case]
+    data = make()
+    objective = AgqObjective(data, n_agq, quadrature_control=QuadratureControl(cap))
+    _, g_theta, g_beta = objective.deviance_and_gradient(theta, beta)
+    # Steps scaled to each coordinate's covariate (age^2 reaches ~400).
+    scale = np.concatenate([np.ones(len(theta)), 1.0 / np.max(np.abs(data.x), axis=0)])
+    step = 1e-5 * scale
+    numeric = []
+    for j in range(len(scale)):
+        e = np.zeros(len(scale))
+        e[j] = step[j]
+        t, b = e[: len(theta)], e[len(theta) :]
+        plus = objective.deviance(theta + t, beta + b)
+        minus = objective.deviance(theta - t, beta - b)
+        numeric.append((plus - minus) / (2 * step[j]))
+    analytic = np.concatenate([g_theta, g_beta])
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_nested_difference_gradient_is_accurate():
+    make, theta, beta = LAPLACE_CASES["nested"]
+    objective = AgqObjective(make(), 5)
+    _, g_theta, g_beta = objective.deviance_and_gradient(theta, beta)
+    numeric = []
+    for j in range(4):
+        e = np.zeros(4)
+        e[j] = 1e-6
+        plus = objective.deviance(theta + e[:2], beta + e[2:])
+        minus = objective.deviance(theta - e[:2], beta - e[2:])
+        numeric.append((plus - minus) / 2e-6)
+    np.testing.assert_allclose(np.concatenate([g_theta, g_beta]), numeric, rtol=1e-6, atol=1e-6)
+
+
+# --- brute-force integrals -------------------------------------------------------------------
+
+
+def _grid(half_width: float, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Trapezoid grid for int f(u) phi(u) du: nodes and log weights (phi included)."""
+    u = np.linspace(-half_width, half_width, points)
+    log_w = np.log(u[1] - u[0]) - 0.5 * u * u - 0.5 * math.log(2 * math.pi)
+    return u, log_w
+
+
+def _brute_vector(data: ModelData, theta, beta, half_width=7.0, points=101) -> float:
+    """Marginal log-likelihood by a dense non-adaptive 2-D grid, group by group."""
+    (block,) = data.blocks
+    lam = block.lambda_matrix(theta)
+    u, log_w = _grid(half_width, points)
+    u1, u2 = np.meshgrid(u, u, indexing="ij")
+    grid = np.column_stack([u1.ravel(), u2.ravel()])
+    log_weights = (log_w[:, None] + log_w[None, :]).ravel()
+    eta_fixed = data.x @ beta + data.offset
+    total = data.log_binomial_constant
+    for j in range(block.n_levels):
+        rows = block.codes == j
+        eta = eta_fixed[rows, None] + block.z[rows] @ lam @ grid.T
+        kernel = loglik_kernel(eta, data.successes[rows, None], data.trials[rows, None])
+        total += scipy.special.logsumexp(kernel.sum(axis=0) + log_weights)
+    return float(total)
+
+
+def _brute_nested(data: ModelData, theta, beta, half_width=8.0, points=201) -> float:
+    """Two-level nested intercepts: per outer group, a grid over the outer effect of products
+    of grid integrals over the inner effects."""
+    outer, inner = data.blocks
+    u, log_w = _grid(half_width, points)
+    eta_fixed = data.x @ beta + data.offset
+    total = data.log_binomial_constant
+    for c in range(outer.n_levels):
+        rows = np.flatnonzero(outer.codes == c)
+        eta = (
+            eta_fixed[rows, None, None]
+            + theta[0] * u[None, :, None]  # outer effect on axis 1
+            + theta[1] * u[None, None, :]  # inner effect on axis 2
+        )
+        kernel = loglik_kernel(eta, data.successes[rows, None, None], data.trials[rows, None, None])
+        moms, codes = np.unique(inner.codes[rows], return_inverse=True)
+        per_mom = np.zeros((len(moms), points, points))
+        np.add.at(per_mom, codes, kernel)
+        inner_log = scipy.special.logsumexp(per_mom + log_w[None, None, :], axis=2)
+        total += scipy.special.logsumexp(inner_log.sum(axis=0) + log_w)
+    return float(total)
+
+
+def test_vector_agq_matches_dense_grid():
+    data = contraception("slope")
+    theta = np.array([0.62, -0.58, 0.45])
+    brute = _brute_vector(data, theta, CONTRACEPTION_BETA)
+    agq = -0.5 * AgqObjective(data, 15).deviance(theta, CONTRACEPTION_BETA)
+    assert agq == pytest.approx(brute, rel=1e-6)
+    # The diagonal (||) form is the same integral with a diagonal Lambda.
+    diagonal = contraception("independent")
+    brute_diag = _brute_vector(
+        contraception("slope"), np.array([0.6, 0.0, 0.5]), CONTRACEPTION_BETA
+    )
+    agq_diag = -0.5 * AgqObjective(diagonal, 15).deviance(np.array([0.6, 0.5]), CONTRACEPTION_BETA)
+    assert agq_diag == pytest.approx(brute_diag, rel=1e-6)
+
+
+def test_nested_agq_matches_dense_grid():
+    data = nested_model(1)
+    theta, beta = np.array([0.9, 1.3]), np.array([-0.4, 0.7])
+    brute = _brute_nested(data, theta, beta)
+    agq = -0.5 * AgqObjective(data, 15).deviance(theta, beta)
+    assert agq == pytest.approx(brute, rel=1e-6)
+    laplace = -0.5 * LaplaceObjective(data).deviance(theta, beta)
+    assert abs(laplace - brute) > 0.5  # the case is one where Laplace is visibly off
+
+
+def test_nested_with_zero_inner_variance_equals_single_factor():
+    data = nested_model(3)
+    outer_only = ModelData(
+        data.successes, data.trials, data.x, data.offset, data.fixed_names, data.blocks[:1]
+    )
+    beta = np.array([-0.4, 0.7])
+    nested = AgqObjective(data, 7).deviance(np.array([1.1, 0.0]), beta)
+    single = AgqObjective(outer_only, 7).deviance(np.array([1.1]), beta)
+    assert nested == pytest.approx(single, abs=1e-9)
+
+
+def test_depth_three_converges_in_n_agq():
+    make, theta, beta = LAPLACE_CASES["nested_depth3"]
+    data = make()
+    values = [AgqObjective(data, n).deviance(theta, beta) for n in (11, 15)]
+    assert values[0] == pytest.approx(values[1], abs=1e-6)
+    assert abs(values[1] - LaplaceObjective(data).deviance(theta, beta)) > 1e-2
+
+
+# --- invariances and errors ------------------------------------------------------------------
+
+
+def test_group_labels_and_block_order_do_not_matter():
+    data = nested_model(4)
+    theta, beta = np.array([0.8, 1.2]), np.array([-0.3, 0.6])
+    rng = np.random.default_rng(0)
+    relabelled = []
+    for b in data.blocks[::-1]:
+        perm = rng.permutation(b.n_levels)
+        relabelled.append(RandomBlock(b.group, b.terms, perm[b.codes], b.levels, b.z))
+    other = ModelData(
+        data.successes, data.trials, data.x, data.offset, data.fixed_names, tuple(relabelled)
+    )
+    first = AgqObjective(data, 9).deviance(theta, beta)
+    second = AgqObjective(other, 9).deviance(theta[::-1], beta)
+    assert first == pytest.approx(second, abs=1e-9)
+    assert AgqObjective(data, 9).deviance(theta, beta) == first  # bit for bit
+
+
+def test_crossed_factors_raise():
+    data = simulated_model(2, levels=(12, 5), slopes=(False, False))
+    with pytest.raises(ValueError, match="crossed.*laplace"):
+        AgqObjective(data, 5)
+
+
+def test_nested_vector_effect_raises():
+    data = nested_model(1)
+    outer, inner = data.blocks
+    z = np.column_stack([np.ones(data.n_obs), data.x[:, 1]])
+    slope = RandomBlock(outer.group, ("(Intercept)", "x1"), outer.codes, outer.levels, z)
+    bad = ModelData(
+        data.successes, data.trials, data.x, data.offset, data.fixed_names, (slope, inner)
+    )
+    with pytest.raises(ValueError, match="scalar effect"):
+        AgqObjective(bad, 3)
+
+
+# --- fits ------------------------------------------------------------------------------------
+
+REFERENCE_FITS = [
+    ("cbpp", cbpp, "glmer_agq25", 25),
+    ("contraception_intercept", contraception, "glmer_agq25", 25),
+    ("verbagg_subject_agq", verbagg, "glmer_agq12", 12),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "key", "n_agq"), REFERENCE_FITS)
+def test_estimates_match_glmer(name, make, key, n_agq):
+    reference = load_reference(name)["fits"][key]
+    data = make()
+    fit = fit_agq(data, n_agq)
+    expected = np.array([reference["fixef"][k] for k in data.fixed_names])
+    np.testing.assert_allclose(fit.beta, expected, atol=1e-4)
+    assert fit.theta[0] == pytest.approx(reference["varcorr"][0]["sdcor"], abs=1e-4)
+    se = np.array([reference["se"][k] for k in data.fixed_names])
+    np.testing.assert_allclose(np.sqrt(np.diag(fit.vcov_beta)), se, rtol=1e-3)
+    assert fit.converged and fit.n_agq == n_agq
+    assert fit.loglik_label.startswith(f"adaptive Gauss-Hermite quadrature, n_agq={n_agq}")
+
+
+@pytest.mark.parametrize("case", ["vector", "nested"])
+def test_fitted_loglik_stable_between_9_and_15_nodes(case):
+    data = contraception("slope") if case == "vector" else nested_model(1)
+    fits = [fit_agq(data, n) for n in (9, 15)]
+    assert abs(fits[0].loglik - fits[1].loglik) < 1e-3
+    assert all(fit.converged for fit in fits)
