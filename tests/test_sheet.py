@@ -151,6 +151,22 @@ def test_quasi_separation_blanks_only_the_affected_coefficient():
     assert "for x2," in labels["warning"][1]
 
 
+def test_groups_separating_y_are_flagged():
+    # Three groups of only 1s, three of only 0s, x overlapping: the ML random-intercept SD runs
+    # away (the likelihood keeps rising as it grows); the table must say so.
+    y = [[1]] * 9 + [[0]] * 9
+    x = [[v] for v in [0.1, 0.5, -0.3, 0.7, -0.2, 0.4, 0.0, 0.3, -0.6] * 2]
+    groups = [[i // 3] for i in range(18)]
+    table = glmm_binomial(y, x, groups, method="laplace")
+    assert table[4][3] > sheet.LARGE_SD
+    texts = [row[1] for row in table if row[0] == "warning"]
+    assert any("the random-effect SD of intercept is" in t for t in texts)
+    if "vb" in AVAILABLE:
+        vb = glmm_binomial(y, x, groups, method="vb")
+        assert vb[4][3] < sheet.LARGE_SD
+        assert not [row for row in vb if row[0] == "warning"]
+
+
 def test_separation_check_finds_none_on_overlapping_data():
     separation = sheet._separation(
         np.column_stack([np.ones(6), np.array(X)[:, 0]]), np.array(Y2, dtype=float)[:, 0]

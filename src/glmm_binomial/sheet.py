@@ -61,6 +61,9 @@ AGQ_MIN_POINTS = 2
 SEPARATION_TOL = 1e-7
 #: Relative tolerance of the column rank check of the fixed-effects design.
 RANK_TOL = 1e-10
+#: A maximum-likelihood random-effect SD above this (log-odds scale) means group probabilities
+#: pinned at 0 or 1: the groups (nearly) separate y and the estimate may be diverging.
+LARGE_SD = 10.0
 
 FIXED_HEADER = (
     "fixed_effects",
@@ -144,7 +147,9 @@ def glmm_binomial(
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
         return f"Error fitting GLMM: {_describe(exc)}"
     try:
-        return _render(request, data, result, separation)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NaN/inf become blank cells, explained by warnings
+            return _render(request, data, result, separation)
     except Exception as exc:  # noqa: BLE001
         return f"Error fitting GLMM: the result table could not be built ({_describe(exc)})"
 
@@ -626,4 +631,25 @@ def _render(request: _Request, data: ModelData, result: Any, separation: _Separa
         table.append(_row("warning", _separation_warning(request, names, separation)))
     for text in result.warnings:
         table.append(_row("warning", str(text)))
+    shown = [row for row in table[1 : 1 + len(names)] if row[2] is not None]
+    if any(row[3] is None for row in shown):
+        table.append(
+            _row(
+                "warning",
+                "some standard errors are unavailable (left blank): the curvature of the "
+                "log-likelihood is not positive definite at the estimates",
+            )
+        )
+    if request.method != "vb" and not blank_random:
+        for term, std_dev in zip(varcorr["term"], varcorr["std_dev"], strict=True):
+            if np.isfinite(std_dev) and std_dev > LARGE_SD:
+                table.append(
+                    _row(
+                        "warning",
+                        f"the random-effect SD of {term} is {float(std_dev):.4g} on the log-odds "
+                        "scale: the groups (nearly) separate y (groups with only 0s or only 1s), "
+                        "and maximum likelihood may have no finite estimate; treat these numbers "
+                        'with caution (method "vb" keeps the SDs finite)',
+                    )
+                )
     return table
