@@ -165,6 +165,44 @@ def test_elbo_and_gradient_equal_statsmodels_with_its_rule():
     np.testing.assert_allclose(grad, expected, rtol=1e-10, atol=1e-10)
 
 
+def test_elbo_with_constants_equals_direct_expectation():
+    """elbo + elbo_constant = E_q[log p(y, beta, tau, b)] - E_q[log q], by tensor quadrature
+    over every factor of a model small enough for it (intercept, one block of two levels)."""
+    from scipy.stats import norm
+
+    codes = np.array([0, 0, 0, 1, 1, 1, 1], dtype=np.intp)
+    successes = np.array([1.0, 0.0, 2.0, 3.0, 1.0, 0.0, 2.0])
+    trials = np.array([2.0, 1.0, 3.0, 3.0, 2.0, 1.0, 4.0])
+    block = RandomBlock("g", ("(Intercept)",), codes, (0, 1), np.ones((7, 1)))
+    data = ModelData(successes, trials, np.ones((7, 1)), np.zeros(7), ("(Intercept)",), (block,))
+    objective = VariationalObjective(data, prior_fe_sd=1.7, prior_log_sd_sd=0.8)
+    means = np.array([0.2, -0.4, 0.5, -0.3])  # beta, tau, b_0, b_1
+    sds = np.array([0.3, 0.25, 0.4, 0.35])
+    packed = np.concatenate([means, np.log(sds)])
+
+    nodes, weights = gauss_hermite_rule(16)
+    grids = np.meshgrid(*[m + s * nodes for m, s in zip(means, sds, strict=True)], indexing="ij")
+    weight = np.einsum("a,b,c,d->abcd", weights, weights, weights, weights)
+    beta, tau, b0, b1 = grids
+    b = np.stack([b0, b1])
+    eta = beta[None] + b[codes]  # rows first
+    loglik = np.sum(
+        successes[:, None, None, None, None] * eta
+        - trials[:, None, None, None, None] * np.logaddexp(0.0, eta),
+        axis=0,
+    )
+    log_prior = (
+        norm.logpdf(beta, 0.0, 1.7)
+        + norm.logpdf(tau, 0.0, 0.8)
+        + norm.logpdf(b0, 0.0, np.exp(tau))
+        + norm.logpdf(b1, 0.0, np.exp(tau))
+    )
+    expected_log_joint = np.sum(weight * (loglik + log_prior)) + data.log_binomial_constant
+    entropy = np.sum(0.5 * np.log(2 * np.pi * np.e * sds**2))
+    direct = expected_log_joint + entropy
+    assert objective.elbo(packed) + objective.elbo_constant == pytest.approx(direct, abs=1e-9)
+
+
 def test_gradient_matches_central_differences():
     data = simulated_model(7, n=250, levels=(10, 4), slopes=(False, False), trials=5)
     data = ModelData(
