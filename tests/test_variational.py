@@ -335,6 +335,38 @@ def test_optimum_is_stationary_and_log_sd_factors_are_optimal():
     assert np.max(np.abs(grad[:n] * np.exp(fit.packed[n:]))) < 1e-4
 
 
+def test_binomial_rows_equal_bernoulli_rows():
+    """cbpp as 56 binomial rows and as 842 Bernoulli rows: the same ELBO up to the binomial
+    coefficients, hence the same optimum."""
+    cbpp = datasets.load("cbpp")
+    aggregated = build_model("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)[0]
+    grouped = fit_vb_detailed(aggregated)
+    expanded = fit_vb_detailed(cbpp_bernoulli())
+    np.testing.assert_allclose(grouped.packed, expanded.packed, rtol=0, atol=1e-5)
+    assert grouped.elbo == pytest.approx(expanded.elbo, abs=1e-8)
+
+
+def test_relabelling_levels_changes_nothing():
+    data = simulated_model(16, n=300, levels=(12, 5), slopes=(False, False))
+    permutation = np.random.default_rng(0).permutation(12)
+    block = data.blocks[0]
+    relabelled = RandomBlock(
+        block.group, block.terms, permutation[block.codes], block.levels, block.z
+    )
+    other = ModelData(
+        data.successes,
+        data.trials,
+        data.x,
+        data.offset,
+        data.fixed_names,
+        (relabelled, data.blocks[1]),
+    )
+    first, second = fit_vb(data), fit_vb(other)
+    np.testing.assert_allclose(first.beta, second.beta, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(first.theta, second.theta, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(first.ranef[0][:, 0], second.ranef[0][permutation, 0], atol=1e-6)
+
+
 def test_output_layout():
     data = simulated_model(13, n=200, levels=(9, 3), slopes=(False, False))
     fit = fit_vb(data)
