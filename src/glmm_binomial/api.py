@@ -12,7 +12,6 @@ from glmm_binomial.design import build_model
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.laplace import fit_laplace
 from glmm_binomial.model import ModelData
-from glmm_binomial.optimize import OptimizerControl
 from glmm_binomial.pirls import PirlsControl
 from glmm_binomial.result import GLMMResult
 
@@ -30,7 +29,7 @@ def fit(
     conf_level: float = 0.95,
     prior_fe_sd: float = 2.0,
     prior_log_sd_sd: float = 1.0,
-    control: OptimizerControl | None = None,
+    control: Any = None,
     pirls_control: PirlsControl | None = None,
 ) -> GLMMResult:
     """Fit a binomial GLMM (logit link) written in lme4's formula syntax.
@@ -42,6 +41,8 @@ def fit(
     weights: prior weights (the number of trials when the response is a proportion); offset:
     added to the linear predictor. Either may be a column name or one value per row.
     Rows with a missing value in any used column are dropped (reported as n_dropped).
+    control: OptimizerControl for "laplace" and "agq", VariationalControl for "vb" (None: the
+    defaults); pirls_control: PirlsControl of the inner mode search.
     """
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd)
     model, design = build_model(formula, data, weights=weights, offset=offset)
@@ -57,7 +58,7 @@ def fit_model(
     conf_level: float = 0.95,
     prior_fe_sd: float = 2.0,
     prior_log_sd_sd: float = 1.0,
-    control: OptimizerControl | None = None,
+    control: Any = None,
     pirls_control: PirlsControl | None = None,
 ) -> GLMMResult:
     """Fit a model already in numerical form (used by the spreadsheet front end)."""
@@ -102,9 +103,12 @@ def _estimate(
     n_agq: int,
     prior_fe_sd: float,
     prior_log_sd_sd: float,
-    control: OptimizerControl | None,
+    control: Any,
     pirls_control: PirlsControl | None,
 ) -> FitOutput:
+    expected = "VariationalControl" if method == "vb" else "OptimizerControl"
+    if control is not None and type(control).__name__ != expected:
+        raise ValueError(f"control for method {method!r} must be a {expected}")
     if method == "laplace":
         return fit_laplace(model, control, pirls_control)
     if method not in available_methods():
@@ -118,6 +122,9 @@ def _estimate(
         return result
     variational = importlib.import_module("glmm_binomial.variational")
     result = variational.fit_vb(
-        model, prior_fe_sd=float(prior_fe_sd), prior_log_sd_sd=float(prior_log_sd_sd)
+        model,
+        prior_fe_sd=float(prior_fe_sd),
+        prior_log_sd_sd=float(prior_log_sd_sd),
+        control=control,
     )
     return result

@@ -332,10 +332,18 @@ class GLMMResult:
             lines.append(f"({self.n_dropped} observations deleted due to missingness)")
         lines += ["", "Fixed effects:"]
         fe = self.fixed_effects
+        estimate, error = (
+            ("Post.Mean", "Post.SD")
+            if self.method == "vb"
+            else (
+                "Estimate",
+                "Std. Error",
+            )
+        )
         shown = pd.DataFrame(
             {
-                "Estimate": fe["estimate"].map(lambda v: f"{v:.5g}"),
-                "Std. Error": fe["std_error"].map(lambda v: f"{v:.4g}"),
+                estimate: fe["estimate"].map(lambda v: f"{v:.5g}"),
+                error: fe["std_error"].map(lambda v: f"{v:.4g}"),
                 "z value": fe["z"].map(lambda v: f"{v:.3f}"),
                 "Pr(>|z|)": fe["p"].map(_format_p),
                 "": fe["p"].map(_stars),
