@@ -106,6 +106,13 @@ def test_examples_return_tables(example, method):
         assert row[4:] == [None] * 5
 
 
+def test_agq_points_per_dimension():
+    assert [sheet._n_agq(k) for k in (1, 2, 3, 4, 5, 8)] == [25, 10, 4, 3, 2, 2]
+    if "agq" in AVAILABLE:
+        assert rows_by_label(call(*EXAMPLES[1], method="agq"))["n_agq"][1] == 25
+        assert rows_by_label(call(*EXAMPLES[2], method="agq"))["n_agq"][1] == 10
+
+
 def test_default_method_is_vb():
     if "vb" not in AVAILABLE:
         pytest.skip("variational.fit_vb is not in this tree yet")

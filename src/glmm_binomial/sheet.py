@@ -55,7 +55,7 @@ METHODS = ("vb", "laplace", "agq")
 #: k = 1 + (x_random columns) dimensions of each group keeps at most AGQ_NODE_BUDGET nodes
 #: (never fewer than AGQ_MIN_POINTS per dimension).
 N_AGQ = 25
-AGQ_NODE_BUDGET = 1000
+AGQ_NODE_BUDGET = 100
 AGQ_MIN_POINTS = 2
 #: Relative tolerance of the separation check (on columns of x scaled to max |value| 1).
 SEPARATION_TOL = 1e-7
@@ -215,6 +215,10 @@ def _where(rows: list[list[Any]], i: int, j: int) -> str:
 
 def _cell_problem(value: Any) -> str | None:
     """Why a cell is not a finite number, or None if it is one."""
+    # The common cases first, without the slower abstract-base-class checks below.
+    kind = type(value)
+    if (kind is float and math.isfinite(value)) or (kind is int and abs(value) < 2**1023):
+        return None
     if value is None:
         return "is blank"
     if _is_bool(value):
@@ -425,13 +429,15 @@ def _column_label(name: str) -> str:
 
 def _check_rank(design: FloatArray, names: tuple[str, ...]) -> None:
     """Each column of the fixed-effects design must add a direction to the earlier ones."""
-    norms = np.sqrt(np.sum(design * design, axis=0))
+    largest = np.max(np.abs(design), axis=0)
     for j, name in enumerate(names):
-        if norms[j] == 0.0:
+        if largest[j] == 0.0:
             raise _invalid(
                 f"{_column_label(name)} is all zero: its coefficient cannot be estimated."
             )
-    scaled = design / norms
+    # Unit-length columns (scaled to max |value| 1 first, so huge entries cannot overflow).
+    scaled = design / largest
+    scaled = scaled / np.sqrt(np.sum(scaled * scaled, axis=0))
     for j in range(1, len(names)):
         s = np.linalg.svd(scaled[:, : j + 1], compute_uv=False)
         if s[-1] <= RANK_TOL * s[0] * max(scaled.shape):
