@@ -32,7 +32,6 @@ means finite and the warning row says they are driven by the prior.
 
 from __future__ import annotations
 
-import importlib
 import math
 import numbers
 import warnings
@@ -142,8 +141,6 @@ def glmm_binomial(
             # converged and warning rows report what matters.
             warnings.simplefilter("ignore")
             result = _fit(data, request)
-    except _InputError as exc:
-        return str(exc)
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
         return f"Error fitting GLMM: {_describe(exc)}"
     try:
@@ -325,18 +322,11 @@ def _check_alpha(value: Any) -> float:
 
 
 def _available_methods() -> tuple[str, ...]:
-    """Methods whose implementation is importable (agq and vb switch on when they land)."""
-    present = ["laplace"]
-    for name, module, function in (
-        ("agq", "quadrature", "fit_agq"),
-        ("vb", "variational", "fit_vb"),
-    ):
-        try:
-            loaded = importlib.import_module(f"glmm_binomial.{module}")
-        except Exception:  # noqa: BLE001 - a module that does not import is not available
-            continue
-        if hasattr(loaded, function):
-            present.append(name)
+    """Methods whose implementation is importable, in METHODS order (api.available_methods:
+    "agq" and "vb" switch on by themselves when their modules are present)."""
+    from glmm_binomial.api import available_methods
+
+    present = available_methods()
     return tuple(m for m in METHODS if m in present)
 
 
