@@ -41,3 +41,29 @@ def test_zero_theta_reduces_to_glm_deviance():
     eta = data.x @ beta
     glm = -2 * np.sum(data.successes * eta - data.trials * np.logaddexp(0, eta))
     assert objective.deviance(np.zeros(1), beta) == pytest.approx(glm, abs=1e-9)
+
+
+def test_blocks_on_one_factor_share_the_block_diagonal_part():
+    """(1 + x || g): merged into the first, block-diagonal part, or kept apart in the dense
+    Schur part (different group names), the deviance and its gradient are the same."""
+    import dataclasses
+
+    from glmm_binomial.factor import Structure
+
+    data = simulated_model(6, levels=(15, 5), slopes=(True, False))
+    first = data.blocks[0]
+    intercept = dataclasses.replace(first, terms=("(Intercept)",), z=first.z[:, :1])
+    slope = dataclasses.replace(first, terms=("x1",), z=first.z[:, 1:])
+    merged = dataclasses.replace(data, blocks=(intercept, slope, data.blocks[1]))
+    apart = dataclasses.replace(
+        merged, blocks=(intercept, dataclasses.replace(slope, group="copy"), data.blocks[1])
+    )
+    assert Structure(merged).first_blocks == [0, 1]
+    assert Structure(apart).first_blocks == [0]
+    theta = np.array([0.8, 0.5, 0.3])
+    beta = np.array([-0.2, 0.4, 0.3])
+    a = LaplaceObjective(merged).deviance_and_gradient(theta, beta)
+    b = LaplaceObjective(apart).deviance_and_gradient(theta, beta)
+    assert a[0] == pytest.approx(b[0], abs=1e-9)
+    np.testing.assert_allclose(a[1], b[1], atol=1e-8)
+    np.testing.assert_allclose(a[2], b[2], atol=1e-8)

@@ -34,16 +34,35 @@ class Structure:
     def __init__(self, data: ModelData) -> None:
         blocks = data.blocks
         n = data.n_obs
-        sizes = [b.n_levels * b.k for b in blocks]
-        # Largest block first; ties keep formula order so the layout is deterministic.
-        self.order: list[int] = sorted(range(len(blocks)), key=lambda t: -sizes[t])
-        first = blocks[self.order[0]]
-        self.first = self.order[0]
-        self.rest: list[int] = self.order[1:]
+        # Blocks on the same grouping factor (as (1 + x || g) makes) share the first, block-
+        # diagonal part when they are the largest: their Lambda is then block diagonal.
+        families: list[list[int]] = []
+        for t, b in enumerate(blocks):
+            for family in families:
+                head = blocks[family[0]]
+                if head.group == b.group and np.array_equal(head.codes, b.codes):
+                    family.append(t)
+                    break
+            else:
+                families.append([t])
+        sizes = [blocks[f[0]].n_levels * sum(blocks[t].k for t in f) for f in families]
+        # Largest family first; ties keep formula order so the layout is deterministic.
+        ranked = sorted(range(len(families)), key=lambda i: -sizes[i])
+        self.first_blocks: list[int] = families[ranked[0]]
+        self.first = self.first_blocks[0]
+        self.rest: list[int] = [t for i in ranked[1:] for t in families[i]]
+        self.order: list[int] = self.first_blocks + self.rest
+        first = blocks[self.first]
         self.n = n
         self.g1: IntArray = first.codes
         self.n1 = first.n_levels
-        self.k1 = first.k
+        # Columns of each first-family block within the first part's k1 columns.
+        self.first_columns: list[slice] = []
+        start = 0
+        for t in self.first_blocks:
+            self.first_columns.append(slice(start, start + blocks[t].k))
+            start += blocks[t].k
+        self.k1 = start
         self.q1 = self.n1 * self.k1
         cols = []
         self.rest_offsets: list[int] = []
@@ -76,8 +95,11 @@ class Structure:
 
     # --- Z Lambda values -------------------------------------------------------------------
     def z_lambda(self, data: ModelData, lambdas: list[FloatArray]) -> tuple[FloatArray, FloatArray]:
-        """Values of Z Lambda: a1 (n x k1) for the first block and a2 (n x r2) for the rest."""
-        a1 = data.blocks[self.first].z @ lambdas[self.first]
+        """Values of Z Lambda: a1 (n x k1) for the first part and a2 (n x r2) for the rest."""
+        if len(self.first_blocks) == 1:
+            a1 = data.blocks[self.first].z @ lambdas[self.first]
+        else:
+            a1 = np.column_stack([data.blocks[t].z @ lambdas[t] for t in self.first_blocks])
         if not self.rest:
             return a1, np.zeros((self.n, 0))
         a2 = np.column_stack([data.blocks[t].z @ lambdas[t] for t in self.rest])

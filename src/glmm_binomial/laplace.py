@@ -109,7 +109,11 @@ class LaplaceObjective:
         slices = data.theta_slices()
         # Per block: gradient entry for Lambda_t[r, c] is sum_i Z_t[i, r] Q_t[i, c] with
         # Q_t[i, c] = e_i u_t[g(i), c] + rho_i v_t[g(i), c] + 2 w_i h_t[i, c].
-        blocks = [(st.first, mode.u1[st.g1], v1[st.g1], h1)]
+        u1_rows, v1_rows = mode.u1[st.g1], v1[st.g1]
+        blocks = [
+            (t, u1_rows[:, cols], v1_rows[:, cols], h1[:, cols])
+            for t, cols in zip(st.first_blocks, st.first_columns, strict=True)
+        ]
         position = 0
         for t, offset in zip(st.rest, st.rest_offsets, strict=True):
             b = data.blocks[t]
@@ -136,9 +140,10 @@ def conditional_effects(
     hinv11, _, hinv22 = mode.factor.inverse_blocks()
     modes: list[FloatArray] = [np.empty(0)] * len(data.blocks)
     covs: list[FloatArray] = [np.empty(0)] * len(data.blocks)
-    lam = lambdas[st.first]
-    modes[st.first] = mode.u1 @ lam.T
-    covs[st.first] = np.einsum("ab,jbc,dc->jad", lam, hinv11, lam)
+    for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
+        lam = lambdas[t]
+        modes[t] = mode.u1[:, cols] @ lam.T
+        covs[t] = np.einsum("ab,jbc,dc->jad", lam, hinv11[:, cols, cols], lam)
     for t, offset in zip(st.rest, st.rest_offsets, strict=True):
         b = data.blocks[t]
         lam = lambdas[t]
