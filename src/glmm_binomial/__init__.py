@@ -7,10 +7,12 @@ from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.optimize import OptimizerControl, OptSummary
 from glmm_binomial.pirls import PirlsControl
 from glmm_binomial.result import GLMMResult
+from glmm_binomial.sheet import GLMM_BINOMIAL, glmm_binomial
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GLMM_BINOMIAL",
     "GLMMResult",
     "ModelData",
     "OptSummary",
@@ -23,4 +25,5 @@ __all__ = [
     "datasets",
     "fit",
     "fit_model",
+    "glmm_binomial",
 ]
