@@ -16,6 +16,7 @@ from conftest import load_reference
 from glmm_binomial.family import loglik_kernel
 from glmm_binomial.laplace import LaplaceObjective, fit_laplace
 from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.pirls import PirlsControl
 from glmm_binomial.quadrature import (
     AgqObjective,
     QuadratureControl,
@@ -88,6 +89,15 @@ def verbagg() -> ModelData:
     return ModelData(d.r2.to_numpy(float), np.ones(n), x, np.zeros(n), names, (_block("id", d.id),))
 
 
+def wide_model() -> ModelData:
+    """A 4-vector effect (1 + x1 + x1^2 + x1^3 | g) on simulated data with 6 groups."""
+    data = simulated_model(1, levels=(6,), slopes=(True,))
+    b = data.blocks[0]
+    z = np.column_stack([b.z, b.z[:, 1] ** 2, b.z[:, 1] ** 3])
+    block = RandomBlock(b.group, ("(Intercept)", "x1", "x1^2", "x1^3"), b.codes, b.levels, z)
+    return ModelData(data.successes, data.trials, data.x, data.offset, data.fixed_names, (block,))
+
+
 CONTRACEPTION_BETA = np.array([-1.06, 0.003, -0.0045, 0.77, 0.83, 0.91, 0.93])
 
 
@@ -129,6 +139,16 @@ def test_sparse_grid_is_exact_to_total_degree(level, k):
         assert value == pytest.approx(expected, abs=1e-10 * (1 + expected))
 
 
+def test_sparse_grid_is_used_only_when_smaller():
+    small_cap = QuadratureControl(max_product_nodes=10)
+    assert AgqObjective(contraception("slope"), 4, quadrature_control=small_cap).rule_kind == (
+        "product"  # 16 product nodes against 30 sparse
+    )
+    wide = wide_model()
+    objective = AgqObjective(wide, 3, quadrature_control=QuadratureControl(max_product_nodes=50))
+    assert objective.rule_kind == "sparse" and objective.n_nodes == 41  # against 3^4 = 81
+
+
 def test_bad_n_agq_is_rejected():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="n_agq"):
@@ -145,6 +165,11 @@ LAPLACE_CASES = {
         CONTRACEPTION_BETA,
     ),
     "independent": (lambda: contraception("independent"), np.array([0.6, 0.5]), CONTRACEPTION_BETA),
+    "wide": (
+        wide_model,
+        np.array([0.8, 0.1, -0.1, 0.05, 0.5, 0.1, 0.0, 0.3, 0.05, 0.2]),
+        np.array([-0.2, 0.4, 0.3]),
+    ),
     "nested": (lambda: nested_model(1), np.array([0.9, 1.3]), np.array([-0.4, 0.7])),
     "nested_depth3": (
         lambda: nested_model(2, branching=(6, 3, 2), sds=(0.8, 1.0, 1.2)),
@@ -176,24 +201,31 @@ def test_one_point_fit_equals_laplace_fit():
 
 @pytest.mark.parametrize(
     ("case", "n_agq", "cap"),
-    [("scalar", 5, 4096), ("vector", 3, 4096), ("vector", 4, 10), ("independent", 3, 4096)],
+    [("scalar", 5, 4096), ("vector", 3, 4096), ("independent", 3, 4096), ("wide", 3, 50)],
 )
 def test_exact_gradient_matches_central_differences(case, n_agq, cap):
     make, theta, beta = LAPLACE_CASES[case]
     data = make()
-    objective = AgqObjective(data, n_agq, quadrature_control=QuadratureControl(cap))
+    # A tighter PIRLS tolerance than the default removes ~1e-9 evaluation noise from the
+    # differences (the quadrature sum, unlike Laplace, is not stationary in the centre).
+    objective = AgqObjective(
+        data, n_agq, PirlsControl(tol=1e-20), quadrature_control=QuadratureControl(cap)
+    )
+    assert objective.rule_kind == ("sparse" if case == "wide" else "product")
     _, g_theta, g_beta = objective.deviance_and_gradient(theta, beta)
-    # Steps scaled to each coordinate's covariate (age^2 reaches ~400).
+    # Fourth-order central differences (the 4-D case has cubic covariates), steps scaled to
+    # each coordinate's covariate (age^2 reaches ~400).
     scale = np.concatenate([np.ones(len(theta)), 1.0 / np.max(np.abs(data.x), axis=0)])
-    step = 1e-5 * scale
+    step = 1e-4 * scale
     numeric = []
     for j in range(len(scale)):
         e = np.zeros(len(scale))
         e[j] = step[j]
-        t, b = e[: len(theta)], e[len(theta) :]
-        plus = objective.deviance(theta + t, beta + b)
-        minus = objective.deviance(theta - t, beta - b)
-        numeric.append((plus - minus) / (2 * step[j]))
+        values = [
+            objective.deviance(theta + c * e[: len(theta)], beta + c * e[len(theta) :])
+            for c in (2.0, 1.0, -1.0, -2.0)
+        ]
+        numeric.append((-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * step[j]))
     analytic = np.concatenate([g_theta, g_beta])
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-4)
 
@@ -370,7 +402,10 @@ def test_estimates_match_glmer(name, make, key, n_agq):
 
 @pytest.mark.parametrize("case", ["vector", "nested"])
 def test_fitted_loglik_stable_between_9_and_15_nodes(case):
-    data = contraception("slope") if case == "vector" else nested_model(1)
+    # Seed 6: both nested SDs interior (0.85 and 1.42 by AGQ, 0.81 and 1.20 by Laplace).
+    data = contraception("slope") if case == "vector" else nested_model(6, branching=(40, 3))
     fits = [fit_agq(data, n) for n in (9, 15)]
+    if case == "nested":
+        assert np.all(fits[1].theta > 0.5)
     assert abs(fits[0].loglik - fits[1].loglik) < 1e-3
     assert all(fit.converged for fit in fits)
