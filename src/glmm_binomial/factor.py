@@ -54,6 +54,8 @@ class Structure:
         self.order: list[int] = self.first_blocks + self.rest
         first = blocks[self.first]
         self.n = n
+        # Bernoulli rows (all trials 1) skip multiplications by the trials in PIRLS.
+        self.unit_trials = bool(np.all(data.trials == 1.0))
         self.g1: IntArray = first.codes
         self.n1 = first.n_levels
         # Columns of each first-family block within the first part's k1 columns.
@@ -113,7 +115,10 @@ class Structure:
     # --- products with Z Lambda ------------------------------------------------------------
     def times(self, a1: FloatArray, a2: FloatArray, u1: FloatArray, u2: FloatArray) -> FloatArray:
         """(Z Lambda) u, an n-vector."""
-        out = np.einsum("ic,ic->i", a1, u1[self.g1])
+        if self.k1 == 1:
+            out = a1[:, 0] * u1[:, 0][self.g1]
+        else:
+            out = np.einsum("ic,ic->i", a1, u1[self.g1])
         if self.r2:
             out += np.einsum("is,is->i", a2, u2[self.cols2])
         return out

@@ -93,6 +93,21 @@ class LaplaceObjective:
         grad_theta, grad_beta = self.gradient_at(mode)
         return self.deviance_at(mode), grad_theta, grad_beta
 
+    def fixed_information(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
+        """X' W X - X' W Z Lambda H^{-1} Lambda' Z' W X at the mode: the information on beta
+        with u integrated out (lme4's RX' RX), half the deviance Hessian in beta up to the
+        change of W with beta."""
+        data, st = self.data, self.structure
+        mode = self.mode(theta, beta)
+        w = mode.weights
+        wx = w[:, None] * data.x
+        info = data.x.T @ wx
+        for j in range(data.n_fixed):
+            t1, t2 = st.transpose_times(mode.a1, mode.a2, wx[:, j])
+            s1, s2 = mode.factor.solve(t1, t2)
+            info[:, j] -= wx.T @ st.times(mode.a1, mode.a2, s1, s2)
+        return 0.5 * (info + info.T)
+
     def gradient_at(self, mode: Mode) -> tuple[FloatArray, FloatArray]:
         data, st = self.data, self.structure
         a1, a2, w, mu, rho = mode.a1, mode.a2, mode.weights, mode.mu, mode.residual
@@ -164,7 +179,12 @@ def fit_laplace(
     control = control or OptimizerControl()
     objective = LaplaceObjective(data, pirls_control or PirlsControl())
     estimates = minimize_deviance(
-        data, objective.deviance_and_gradient, control, objective.counters, "laplace"
+        data,
+        objective.deviance_and_gradient,
+        control,
+        objective.counters,
+        "laplace",
+        fixed_information=objective.fixed_information,
     )
     return finish_fit(data, objective, estimates, control, "laplace", "Laplace approximation")
 

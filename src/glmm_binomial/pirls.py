@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.factor import Factor, Structure
-from glmm_binomial.family import inverse_link, loglik_kernel, working_weights
+from glmm_binomial.family import logistic, working_weights
 from glmm_binomial.model import ModelData
 
 FloatArray = NDArray[np.float64]
@@ -54,9 +54,14 @@ class Mode:
     converged: bool
 
 
-def _penalized_deviance(eta: FloatArray, data: ModelData, u1: FloatArray, u2: FloatArray) -> float:
-    kernel = loglik_kernel(eta, data.successes, data.trials)
-    return float(-2.0 * np.sum(kernel) + np.sum(u1 * u1) + np.sum(u2 * u2))
+def _penalized_deviance(
+    eta: FloatArray, data: ModelData, u1: FloatArray, u2: FloatArray
+) -> tuple[float, FloatArray]:
+    """-2 sum_i (k_i eta_i - m_i log(1 + e^eta_i)) + |u|^2, and mu at eta."""
+    mu, log1p_exp = logistic(eta)
+    # Dot products: no n-length temporaries for the sums.
+    kernel = float(data.successes @ eta - data.trials @ log1p_exp)
+    return -2.0 * kernel + float(np.sum(u1 * u1) + np.sum(u2 * u2)), mu
 
 
 def find_mode(
@@ -71,13 +76,16 @@ def find_mode(
     """Newton iteration for u from the start (u1, u2); eta_fixed = X beta + offset."""
     a1, a2 = structure.z_lambda(data, lambdas)
     eta = eta_fixed + structure.times(a1, a2, u1, u2)
-    pdev = _penalized_deviance(eta, data, u1, u2)
+    pdev, mu = _penalized_deviance(eta, data, u1, u2)
     converged = False
     iteration = 0
     while True:
-        mu = inverse_link(eta)
-        w = working_weights(mu, data.trials)
-        residual = data.successes - data.trials * mu
+        if structure.unit_trials:
+            w = mu * (1.0 - mu)
+            residual = data.successes - mu
+        else:
+            w = working_weights(mu, data.trials)
+            residual = data.successes - data.trials * mu
         factor = structure.factorize(a1, a2, w)
         g1, g2 = structure.transpose_times(a1, a2, residual)
         g1 = g1 - u1
@@ -92,12 +100,12 @@ def find_mode(
         for _ in range(control.max_halvings):
             new_u1, new_u2 = u1 + step * d1, u2 + step * d2
             new_eta = eta_fixed + structure.times(a1, a2, new_u1, new_u2)
-            new_pdev = _penalized_deviance(new_eta, data, new_u1, new_u2)
+            new_pdev, new_mu = _penalized_deviance(new_eta, data, new_u1, new_u2)
             if new_pdev <= pdev + 1e-12 * abs(pdev):
                 break
             step *= 0.5
         else:
             converged = decrement < control.stall_tol
             break
-        u1, u2, eta, pdev = new_u1, new_u2, new_eta, new_pdev
+        u1, u2, eta, pdev, mu = new_u1, new_u2, new_eta, new_pdev, new_mu
     return Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, iteration, converged)
