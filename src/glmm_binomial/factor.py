@@ -66,6 +66,8 @@ class Structure:
             start += blocks[t].k
         self.k1 = start
         self.q1 = self.n1 * self.k1
+        # Raw columns of the first part (Z without Lambda), n x k1.
+        self.z1: FloatArray = np.column_stack([blocks[t].z for t in self.first_blocks])
         cols = []
         self.rest_offsets: list[int] = []
         offset = 0
@@ -106,6 +108,27 @@ class Structure:
             return a1, np.zeros((self.n, 0))
         a2 = np.column_stack([data.blocks[t].z @ lambdas[t] for t in self.rest])
         return a1, a2
+
+    def group_sums(self, values: FloatArray) -> FloatArray:
+        """Sums of the columns of values (n x c) within the first part's levels: n1 x c."""
+        return np.column_stack(
+            [
+                np.bincount(self.g1, weights=values[:, c], minlength=self.n1)
+                for c in range(values.shape[1])
+            ]
+        ).astype(np.float64)
+
+    def group_cross_products(self, z: FloatArray, w: FloatArray) -> FloatArray:
+        """sum over rows of level j of w_i z_i z_i': n1 x c x c."""
+        c = z.shape[1]
+        out = np.empty((self.n1, c, c))
+        for r in range(c):
+            wz = w * z[:, r]
+            for d in range(r + 1):
+                v = np.bincount(self.g1, weights=wz * z[:, d], minlength=self.n1)
+                out[:, r, d] = v
+                out[:, d, r] = v
+        return out
 
     def a2_matrix(self, a2: FloatArray) -> scipy.sparse.csr_matrix:
         return scipy.sparse.csr_matrix(
@@ -213,11 +236,17 @@ class Factor:
         hinv22 = l2inv.T @ l2inv
         return hinv11, hinv12, hinv22
 
-    def row_inverse_products(self, a1: FloatArray, a2: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def row_inverse_products(
+        self,
+        a1: FloatArray,
+        a2: FloatArray,
+        blocks: tuple[FloatArray, FloatArray | None, FloatArray | None] | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
         """For each row i, h_i = (H^{-1} a_i) restricted to row i's nonzero columns:
-        h1 (n x k1) and h2 (n x r2), where a_i is row i of Z Lambda."""
+        h1 (n x k1) and h2 (n x r2), where a_i is row i of Z Lambda. `blocks`: the result of
+        inverse_blocks(), when already at hand."""
         st = self.structure
-        hinv11, hinv12, hinv22 = self.inverse_blocks()
+        hinv11, hinv12, hinv22 = self.inverse_blocks() if blocks is None else blocks
         h1 = np.einsum("icd,id->ic", hinv11[st.g1], a1)
         if hinv12 is None or hinv22 is None:
             return h1, np.zeros((st.n, 0))

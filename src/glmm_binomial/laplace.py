@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import NDArray
 
 from glmm_binomial.estimates import FitOutput
@@ -112,36 +113,48 @@ class LaplaceObjective:
         data, st = self.data, self.structure
         a1, a2, w, mu, rho = mode.a1, mode.a2, mode.weights, mode.mu, mode.residual
         factor = mode.factor
-        h1, h2 = factor.row_inverse_products(a1, a2)
+        hinv11, hinv12, hinv22 = factor.inverse_blocks()
+        if st.r2:
+            h1, h2 = factor.row_inverse_products(a1, a2, (hinv11, hinv12, hinv22))
+            s = np.einsum("ic,ic->i", a1, h1) + np.einsum("is,is->i", a2, h2)
+        elif st.k1 == 1:
+            s = a1[:, 0] * a1[:, 0] * hinv11[:, 0, 0][st.g1]
+        else:
+            s = np.einsum("ic,icd,id->i", a1, hinv11[st.g1], a1)
         # s_i = a_i' H^{-1} a_i; d log det H / d eta_i at fixed Z Lambda is w_i (1 - 2 mu_i) s_i.
-        s = np.einsum("ic,ic->i", a1, h1) + np.einsum("is,is->i", a2, h2)
         r = w * (1.0 - 2.0 * mu) * s
         v1, v2 = factor.solve(*st.transpose_times(a1, a2, r))
         e = r - 2.0 * rho - w * st.times(a1, a2, v1, v2)
         grad_beta = data.x.T @ e
 
+        # Gradient entry for Lambda_t[r, c]: sum_i Z_t[i, r] Q_t[i, c] with
+        # Q_t[i, c] = e_i u_t[g(i), c] + rho_i v_t[g(i), c] + 2 w_i h_t[i, c], h_i = H^{-1} a_i.
+        # For the first (block-diagonal) part the first two terms are group sums times u and v,
+        # and without a rest the third is 2 sum_j S_j Lambda H_j^{-1}, S_j = sum_i w_i z_i z_i'.
         grad_theta = np.zeros(data.n_theta)
         slices = data.theta_slices()
-        # Per block: gradient entry for Lambda_t[r, c] is sum_i Z_t[i, r] Q_t[i, c] with
-        # Q_t[i, c] = e_i u_t[g(i), c] + rho_i v_t[g(i), c] + 2 w_i h_t[i, c].
-        u1_rows, v1_rows = mode.u1[st.g1], v1[st.g1]
-        blocks = [
-            (t, u1_rows[:, cols], v1_rows[:, cols], h1[:, cols])
-            for t, cols in zip(st.first_blocks, st.first_columns, strict=True)
-        ]
+        z1 = st.z1
+        g_first = st.group_sums(z1 * e[:, None]).T @ mode.u1
+        g_first += st.group_sums(z1 * rho[:, None]).T @ v1
+        if st.r2:
+            g_first += 2.0 * z1.T @ (w[:, None] * h1)
+        else:
+            lam1 = scipy.linalg.block_diag(*[mode.lambdas[t] for t in st.first_blocks])
+            cross = st.group_cross_products(z1, w)
+            g_first += 2.0 * np.einsum("jrd,de,jec->rc", cross, lam1, hinv11)
+        for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
+            rows_t, cols_t = data.blocks[t].lower_indices()
+            grad_theta[slices[t]] = g_first[cols, cols][rows_t, cols_t]
         position = 0
         for t, offset in zip(st.rest, st.rest_offsets, strict=True):
             b = data.blocks[t]
             idx = offset + b.codes[:, None] * b.k + np.arange(b.k)[None, :]
-            hk = h2[:, position : position + b.k]
-            blocks.append((t, mode.u2[idx], v2[idx], hk))
+            h_rows = h2[:, position : position + b.k]
             position += b.k
-        for t, u_rows, v_rows, h_rows in blocks:
-            b = data.blocks[t]
-            q = e[:, None] * u_rows + rho[:, None] * v_rows + 2.0 * w[:, None] * h_rows
+            q = e[:, None] * mode.u2[idx] + rho[:, None] * v2[idx] + 2.0 * w[:, None] * h_rows
             g = b.z.T @ q
-            rows, cols = b.lower_indices()
-            grad_theta[slices[t]] = g[rows, cols]
+            rows_t, cols_t = b.lower_indices()
+            grad_theta[slices[t]] = g[rows_t, cols_t]
         return grad_theta, grad_beta
 
 

@@ -52,6 +52,7 @@ class Mode:
     penalized_deviance: float
     iterations: int
     converged: bool
+    lambdas: list[FloatArray]
 
 
 def _penalized_deviance(
@@ -108,4 +109,4 @@ def find_mode(
             converged = decrement < control.stall_tol
             break
         u1, u2, eta, pdev, mu = new_u1, new_u2, new_eta, new_pdev, new_mu
-    return Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, iteration, converged)
+    return Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, iteration, converged, lambdas)
