@@ -1,9 +1,8 @@
 """Outer optimization of a deviance over (theta, beta), and the OptSummary that records it.
 
-The optimizer is L-BFGS-B with the exact gradient. beta is optimized in whitened coordinates
-beta = beta_glm + T delta, where T T' is the inverse Fisher information of the GLM start, so that
-badly scaled predictors (age and age^2) do not slow the quasi-Newton search. theta keeps
-lme4's bounds (diagonal entries of each Lambda_t >= 0). A final Newton step on a
+The optimizer is L-BFGS-B with the exact gradient, in whitened coordinates so that badly
+scaled predictors (age and age^2) and variance parameters do not slow the quasi-Newton search
+(see minimize_deviance). A final Newton step on a
 finite-difference Hessian of the exact gradient polishes the optimum, and that Hessian gives
 the covariance of the estimates.
 """
@@ -32,7 +31,8 @@ class OptimizerControl:
 
     ftol, gtol, max_iter: L-BFGS-B's relative function tolerance, projected-gradient tolerance
         (deviance units) and iteration cap.
-    hessian_step: central-difference step of the Hessian, in whitened units.
+    hessian_step: finite-difference step of the final Hessian, in whitened units.
+    theta_scale_step: forward-difference step for the curvature that scales each theta.
     hessian_scheme: "forward" (n_theta + n_fixed gradient evaluations, relative error about
         hessian_step, ample for standard errors) or "central" (twice the cost, error squared).
     polish_step_tol: after a Newton polish step shorter than this (whitened units) the Hessian
@@ -46,6 +46,7 @@ class OptimizerControl:
     gtol: float = 1e-7
     max_iter: int = 1000
     hessian_step: float = 1e-4
+    theta_scale_step: float = 1e-3
     hessian_scheme: str = "forward"
     polish_step_tol: float = 1e-3
     polish_max_steps: int = 3
@@ -124,9 +125,14 @@ def minimize_deviance(
 ) -> Estimates:
     """Minimize deviance(theta, beta) from lme4's start (Lambda = I, beta from the GLM).
 
-    fixed_information(theta, beta), when given, approximates half the deviance Hessian in beta
-    under the mixed model; at the start it whitens beta better than the GLM's information,
-    which ignores the random effects (the intercept's information is far too large)."""
+    The search runs in whitened coordinates z, (theta, beta) = start + M z with M block
+    diagonal: theta scaled by the curvature of the deviance along each theta at the start
+    (forward differences of the gradient), beta by the inverse Cholesky factor of
+    fixed_information(theta, beta) when given (half the deviance Hessian in beta with the
+    random effects integrated out), else of the GLM's information. theta is unconstrained: the
+    deviance does not change when a column of Lambda_t changes sign, so the diagonal of each
+    Lambda_t is made non-negative afterwards (lme4's bounds, without a bound-constrained search).
+    """
     started = time.perf_counter()
     n_theta = data.n_theta
     beta_glm, info_factor = glm_start(data, control)
@@ -139,11 +145,15 @@ def minimize_deviance(
             info_factor = scipy.linalg.cholesky(fixed_information(theta0, beta0), lower=False)
         except (scipy.linalg.LinAlgError, ValueError):
             pass
-    # beta = beta0 + T delta with T = R^{-1}; gradient in delta is T' grad_beta.
-    transform = scipy.linalg.solve_triangular(info_factor, np.eye(len(beta0)), lower=False)
+    x0 = np.concatenate([theta0, beta0])
+    scale = np.eye(len(x0))
+    scale[n_theta:, n_theta:] = scipy.linalg.solve_triangular(
+        info_factor, np.eye(len(beta0)), lower=False
+    )
 
-    def split(z: FloatArray) -> tuple[FloatArray, FloatArray]:
-        return z[:n_theta], beta0 + transform @ z[n_theta:]
+    def natural(z: FloatArray) -> tuple[FloatArray, FloatArray]:
+        x = x0 + scale @ z
+        return x[:n_theta], x[n_theta:]
 
     # The optimizer's last point is evaluated again by the polish: remember a few points.
     cache: dict[bytes, tuple[float, FloatArray]] = {}
@@ -153,36 +163,45 @@ def minimize_deviance(
         if key in cache:
             value, grad = cache[key]
             return value, grad.copy()
-        theta, beta = split(z)
+        theta, beta = natural(z)
         value, g_theta, g_beta = deviance_and_gradient(theta, beta)
         if not np.isfinite(value):
             value, grad = float("inf"), np.zeros_like(z)
         else:
-            grad = np.concatenate([g_theta, transform.T @ g_beta])
+            grad = scale.T @ np.concatenate([g_theta, g_beta])
         if len(cache) >= 4:
             cache.pop(next(iter(cache)))
         cache[key] = (value, grad)
         return value, grad.copy()
 
-    lower = data.theta_lower_bounds()
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * len(beta0)
-    z0 = np.concatenate([theta0, np.zeros(len(beta0))])
+    z0 = np.zeros(len(x0))
+    _, grad0 = fun(z0)
+    for j in range(n_theta):
+        e = np.zeros(len(x0))
+        e[j] = control.theta_scale_step
+        curvature = abs(fun(z0 + e)[1][j] - grad0[j]) / control.theta_scale_step
+        # Clipped so that a flat or noisy start cannot make the scale absurd.
+        scale[j, j] = float(np.clip(1.0 / np.sqrt(max(curvature, 1e-12)), 1e-2, 1e2))
+    cache.clear()
+
     result = scipy.optimize.minimize(
         fun,
         z0,
         jac=True,
         method="L-BFGS-B",
-        bounds=bounds,
         options={"ftol": control.ftol, "gtol": control.gtol, "maxiter": control.max_iter},
     )
-    z = np.asarray(result.x, dtype=np.float64)
-    value = float(result.fun)
+    theta, beta = natural(np.asarray(result.x, dtype=np.float64))
+    theta = canonical_theta(data, theta)
+    z = np.linalg.solve(scale, np.concatenate([theta, beta]) - x0)
     converged = bool(result.success)
     message = str(result.message)
 
-    # Polish with Newton steps on the Hessian of the exact gradient, over the free coordinates.
+    # Polish with Newton steps on the Hessian of the exact gradient, over the free coordinates
+    # (a variance at zero is held there: the Hessian is singular in that direction).
+    lower = data.theta_lower_bounds()
     free = np.ones(len(z), dtype=bool)
-    free[:n_theta] = ~(np.isfinite(lower) & (z[:n_theta] < control.boundary_tol))
+    free[:n_theta] = ~(np.isfinite(lower) & (theta < control.boundary_tol))
     value, grad = fun(z)
     hessian_z = _fd_hessian(fun, z, grad, control.hessian_step, control.hessian_scheme)
     polished = False
@@ -195,7 +214,6 @@ def minimize_deviance(
         step = np.zeros_like(z)
         step[free] = -scipy.linalg.cho_solve(chol, grad[free])
         trial = z + step
-        trial[:n_theta] = np.maximum(trial[:n_theta], np.where(np.isfinite(lower), lower, -np.inf))
         trial_value, trial_grad = fun(trial)
         if not trial_value < value:
             break
@@ -208,14 +226,20 @@ def minimize_deviance(
     if not converged and grad_norm < 1e-4:
         converged, message = True, message + " (gradient small after Newton polish)"
 
-    theta, beta = split(z)
-    # Back to natural units: z = (theta, delta), beta = beta0 + T delta.
-    jac = scipy.linalg.block_diag(np.eye(n_theta), transform)
-    jac_inv = np.linalg.inv(jac)
-    hessian = jac_inv.T @ hessian_z @ jac_inv
+    theta, beta = natural(z)
+    # A polish step cannot flip a sign (it is short), but keep the reported theta canonical.
+    signs = np.sign(canonical_theta(data, theta)) * np.sign(theta)
+    signs[signs == 0] = 1.0
+    theta = canonical_theta(data, theta)
+    # Back to natural units: x = x0 + M z, so H_x = M^{-T} H_z M^{-1}; sign flips of theta
+    # entries flip the matching rows and columns.
+    scale_inv = np.linalg.inv(scale)
+    hessian = scale_inv.T @ hessian_z @ scale_inv
+    flip = np.concatenate([signs, np.ones(len(beta))])
+    hessian = hessian * np.outer(flip, flip)
     counts = counters
     summary = OptSummary(
-        optimizer="L-BFGS-B (scipy) + Newton polish",
+        optimizer="L-BFGS-B (scipy), whitened, + Newton polish",
         objective=objective_name,
         converged=converged,
         message=message,
@@ -230,6 +254,7 @@ def minimize_deviance(
             "ftol": control.ftol,
             "gtol": control.gtol,
             "max_iter": control.max_iter,
+            "theta_scale_step": control.theta_scale_step,
             "hessian_step": control.hessian_step,
             "hessian_scheme": control.hessian_scheme,
             "polish_step_tol": control.polish_step_tol,
@@ -241,6 +266,21 @@ def minimize_deviance(
         seconds=time.perf_counter() - started,
     )
     return Estimates(theta, beta, value, hessian, summary)
+
+
+def canonical_theta(data: ModelData, theta: FloatArray) -> FloatArray:
+    """theta with every column of each Lambda_t whose diagonal entry is negative negated:
+    Lambda_t Lambda_t' (the covariance) is unchanged, and the diagonal is non-negative."""
+    out = np.array(theta, dtype=np.float64)
+    for block, sl in zip(data.blocks, data.theta_slices(), strict=True):
+        rows, cols = block.lower_indices()
+        values = out[sl]
+        for c in range(block.k):
+            diagonal = values[(rows == c) & (cols == c)][0]
+            if diagonal < 0:
+                values[cols == c] *= -1.0
+        out[sl] = values
+    return out
 
 
 def _fd_hessian(
