@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from glmm_binomial import _blas
 from glmm_binomial.design import build_model
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.laplace import fit_laplace
@@ -31,6 +32,7 @@ def fit(
     prior_log_sd_sd: float = 1.0,
     control: Any = None,
     pirls_control: PirlsControl | None = None,
+    blas_threads: int | None = 1,
 ) -> GLMMResult:
     """Fit a binomial GLMM (logit link) written in lme4's formula syntax.
 
@@ -43,10 +45,16 @@ def fit(
     Rows with a missing value in any used column are dropped (reported as n_dropped).
     control: OptimizerControl for "laplace" and "agq", VariationalControl for "vb" (None: the
     defaults); pirls_control: PirlsControl of the inner mode search.
+    blas_threads: threads BLAS may use during the fit (None: as configured; the default 1 is
+    fastest for these small matrix products, see glmm_binomial._blas).
     """
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd)
+    _check_blas_threads(blas_threads)
     model, design = build_model(formula, data, weights=weights, offset=offset)
-    output = _estimate(model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control)
+    with _blas.blas_threads(blas_threads):
+        output = _estimate(
+            model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
+        )
     return GLMMResult(model, output, design=design, conf_level=conf_level)
 
 
@@ -60,12 +68,17 @@ def fit_model(
     prior_log_sd_sd: float = 1.0,
     control: Any = None,
     pirls_control: PirlsControl | None = None,
+    blas_threads: int | None = 1,
 ) -> GLMMResult:
     """Fit a model already in numerical form (used by the spreadsheet front end)."""
     if not isinstance(model, ModelData):
         raise ValueError("model must be a ModelData")
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd)
-    output = _estimate(model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control)
+    _check_blas_threads(blas_threads)
+    with _blas.blas_threads(blas_threads):
+        output = _estimate(
+            model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
+        )
     return GLMMResult(model, output, conf_level=conf_level)
 
 
@@ -79,6 +92,13 @@ def available_methods() -> tuple[str, ...]:
             continue
         present.append(name)
     return tuple(m for m in METHODS if m in present)
+
+
+def _check_blas_threads(blas_threads: Any) -> None:
+    if blas_threads is not None and (
+        isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
+    ):
+        raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
 
 
 def _check_options(
