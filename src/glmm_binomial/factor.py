@@ -66,6 +66,14 @@ class Structure:
             start += blocks[t].k
         self.k1 = start
         self.q1 = self.n1 * self.k1
+        # Rows sorted by the first part's levels (LaplaceObjective sorts them) make its group
+        # sums contiguous: np.add.reduceat and np.repeat instead of bincount and gathers.
+        counts = np.bincount(self.g1, minlength=self.n1)
+        contiguous = bool(np.all(self.g1[1:] >= self.g1[:-1])) and bool(np.all(counts > 0))
+        self._counts: IntArray | None = counts if contiguous else None
+        self._starts: IntArray | None = (
+            np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp) if contiguous else None
+        )
         # Raw columns of the first part (Z without Lambda), n x k1.
         self.z1: FloatArray = np.column_stack([blocks[t].z for t in self.first_blocks])
         cols = []
@@ -97,6 +105,20 @@ class Structure:
                 for s in range(self.r2)
             ]
 
+    # --- sums over and values of the first part's levels ----------------------------------
+    def level_sum(self, values: FloatArray) -> FloatArray:
+        """Sum of an n-vector within each level of the first part (n1,)."""
+        if self._starts is not None:
+            # Rows sorted by level, every level present: contiguous segments.
+            return np.add.reduceat(values, self._starts)
+        return np.bincount(self.g1, weights=values, minlength=self.n1).astype(np.float64)
+
+    def level_values(self, values: FloatArray) -> FloatArray:
+        """Per-row copy of per-level values (n1, ...) -> (n, ...)."""
+        if self._counts is not None:
+            return np.repeat(values, self._counts, axis=0)
+        return values[self.g1]
+
     # --- Z Lambda values -------------------------------------------------------------------
     def z_lambda(self, data: ModelData, lambdas: list[FloatArray]) -> tuple[FloatArray, FloatArray]:
         """Values of Z Lambda: a1 (n x k1) for the first part and a2 (n x r2) for the rest."""
@@ -111,12 +133,7 @@ class Structure:
 
     def group_sums(self, values: FloatArray) -> FloatArray:
         """Sums of the columns of values (n x c) within the first part's levels: n1 x c."""
-        return np.column_stack(
-            [
-                np.bincount(self.g1, weights=values[:, c], minlength=self.n1)
-                for c in range(values.shape[1])
-            ]
-        ).astype(np.float64)
+        return np.column_stack([self.level_sum(values[:, c]) for c in range(values.shape[1])])
 
     def group_cross_products(self, z: FloatArray, w: FloatArray) -> FloatArray:
         """sum over rows of level j of w_i z_i z_i': n1 x c x c."""
@@ -125,7 +142,7 @@ class Structure:
         for r in range(c):
             wz = w * z[:, r]
             for d in range(r + 1):
-                v = np.bincount(self.g1, weights=wz * z[:, d], minlength=self.n1)
+                v = self.level_sum(wz * z[:, d])
                 out[:, r, d] = v
                 out[:, d, r] = v
         return out
@@ -139,9 +156,9 @@ class Structure:
     def times(self, a1: FloatArray, a2: FloatArray, u1: FloatArray, u2: FloatArray) -> FloatArray:
         """(Z Lambda) u, an n-vector."""
         if self.k1 == 1:
-            out = a1[:, 0] * u1[:, 0][self.g1]
+            out = a1[:, 0] * self.level_values(u1[:, 0])
         else:
-            out = np.einsum("ic,ic->i", a1, u1[self.g1])
+            out = np.einsum("ic,ic->i", a1, self.level_values(u1))
         if self.r2:
             out += np.einsum("is,is->i", a2, u2[self.cols2])
         return out
@@ -150,9 +167,7 @@ class Structure:
         self, a1: FloatArray, a2: FloatArray, r: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
         """(Z Lambda)' r split as (n1 x k1, q2)."""
-        t1 = np.column_stack(
-            [np.bincount(self.g1, weights=a1[:, c] * r, minlength=self.n1) for c in range(self.k1)]
-        ).astype(np.float64)
+        t1 = np.column_stack([self.level_sum(a1[:, c] * r) for c in range(self.k1)])
         if not self.r2:
             return t1, np.zeros(0)
         t2 = np.bincount(
@@ -167,7 +182,7 @@ class Structure:
         h11 = np.empty((n1, k1, k1))
         for r in range(k1):
             for c in range(r + 1):
-                v = np.bincount(self.g1, weights=w * a1[:, r] * a1[:, c], minlength=n1)
+                v = self.level_sum(w * a1[:, r] * a1[:, c])
                 h11[:, r, c] = v
                 h11[:, c, r] = v
         h11[:, np.arange(k1), np.arange(k1)] += 1.0
@@ -247,7 +262,7 @@ class Factor:
         inverse_blocks(), when already at hand."""
         st = self.structure
         hinv11, hinv12, hinv22 = self.inverse_blocks() if blocks is None else blocks
-        h1 = np.einsum("icd,id->ic", hinv11[st.g1], a1)
+        h1 = np.einsum("icd,id->ic", st.level_values(hinv11), a1)
         if hinv12 is None or hinv22 is None:
             return h1, np.zeros((st.n, 0))
         cross = hinv12[st.g1[:, None, None], np.arange(st.k1)[None, :, None], st.cols2[:, None, :]]

@@ -114,6 +114,21 @@ class ModelData:
         """lme4's start: Lambda_t = I."""
         return np.where(np.isfinite(self.theta_lower_bounds()), 1.0, 0.0)
 
+    def take(self, rows: IntArray) -> ModelData:
+        """The same model with its rows in the order `rows` (a permutation)."""
+        blocks = tuple(
+            RandomBlock(b.group, b.terms, b.codes[rows], b.levels, b.z[rows]) for b in self.blocks
+        )
+        return ModelData(
+            successes=self.successes[rows],
+            trials=self.trials[rows],
+            x=self.x[rows],
+            offset=self.offset[rows],
+            fixed_names=self.fixed_names,
+            blocks=blocks,
+            log_binomial_constant=self.log_binomial_constant,
+        )
+
     def lambdas(self, theta: FloatArray) -> list[FloatArray]:
         return [
             b.lambda_matrix(theta[s]) for b, s in zip(self.blocks, self.theta_slices(), strict=True)
