@@ -187,6 +187,11 @@ def _group_codes(
     frame: pd.DataFrame, group: tuple[str, ...]
 ) -> tuple[NDArray[np.intp], tuple[object, ...], tuple[tuple[object, ...], ...]]:
     """Integer codes of the interaction of the grouping variables, levels sorted as R would."""
+    if len(group) == 1:
+        # factorize(sort=True) already gives dense codes in sorted level order.
+        single, uniques = pd.factorize(frame[group[0]], sort=True)
+        labels = tuple(uniques)
+        return single.astype(np.intp), labels, tuple((label,) for label in labels)
     codes = np.zeros(len(frame), dtype=np.intp)
     uniques_per_var = []
     for var in group:
@@ -201,10 +206,7 @@ def _group_codes(
             value, digit = divmod(int(value), len(uniques))
             parts.append(uniques[digit])
         keys.append(tuple(reversed(parts)))
-    if len(group) == 1:
-        levels: tuple[object, ...] = tuple(k[0] for k in keys)
-    else:
-        levels = tuple(":".join(str(p) for p in k) for k in keys)
+    levels = tuple(":".join(str(p) for p in k) for k in keys)
     return inverse.astype(np.intp), levels, tuple(keys)
 
 

@@ -46,9 +46,12 @@ def loglik_kernel(eta: FloatArray, successes: FloatArray, trials: FloatArray) ->
 
 def log_binomial_coefficient(successes: FloatArray, trials: FloatArray) -> float:
     """Sum of log C(m, k) over rows: the constant that makes the log-likelihood lme4's."""
-    return float(
-        np.sum(gammaln(trials + 1.0) - gammaln(successes + 1.0) - gammaln(trials - successes + 1.0))
-    )
+    # Rows with one trial contribute log C(1, k) = 0: skip them (Bernoulli data is common).
+    many = trials != 1.0
+    if not np.any(many):
+        return 0.0
+    m, k = trials[many], successes[many]
+    return float(np.sum(gammaln(m + 1.0) - gammaln(k + 1.0) - gammaln(m - k + 1.0)))
 
 
 def working_weights(mu: FloatArray, trials: FloatArray) -> FloatArray:
