@@ -55,24 +55,46 @@ class LaplaceObjective:
         st = self.structure
         self._u1 = np.zeros((st.n1, st.k1))
         self._u2 = np.zeros(st.q2)
+        self._last: tuple[FloatArray, FloatArray, Mode] | None = None
         self.counters = Counters()
 
     def reset(self) -> None:
         """Forget the warm start (the next mode search starts from u = 0)."""
         self._u1 = np.zeros_like(self._u1)
         self._u2 = np.zeros_like(self._u2)
+        self._last = None
+
+    def _predicted_start(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """The last mode moved to first order to the new parameters (implicit function theorem):
+        H du = dA' (k - m mu) - A' W (X dbeta + dA u), A = Z Lambda, dA = Z dLambda. One solve
+        with the last factor; it usually saves a Newton step, and nearly all of them for the
+        small steps of finite differences."""
+        if self._last is None:
+            return self._u1, self._u2
+        last_theta, last_beta, mode = self._last
+        data, st = self.data, self.structure
+        d_lambdas = data.lambdas(theta - last_theta)  # Lambda is linear in theta
+        da1, da2 = st.z_lambda(data, d_lambdas)
+        deta = data.x @ (beta - last_beta) + st.times(da1, da2, mode.u1, mode.u2)
+        r1, r2 = st.transpose_times(da1, da2, mode.residual)
+        s1, s2 = st.transpose_times(mode.a1, mode.a2, mode.weights * deta)
+        du1, du2 = mode.factor.solve(r1 - s1, r2 - s2)
+        return mode.u1 + du1, mode.u2 + du2
 
     def mode(self, theta: FloatArray, beta: FloatArray) -> Mode:
-        """Conditional mode at (theta, beta), from the previous mode."""
+        """Conditional mode at (theta, beta), from the previous mode moved to first order."""
         data = self.data
         eta_fixed = data.x @ beta + data.offset
+        u1, u2 = self._predicted_start(theta, beta)
         mode = find_mode(
             self.structure,
             data,
             eta_fixed,
             data.lambdas(theta),
-            self._u1,
-            self._u2,
+            u1,
+            u2,
             self.pirls_control,
         )
         self.counters.evaluations += 1
@@ -83,6 +105,7 @@ class LaplaceObjective:
             self.reset()
         else:
             self._u1, self._u2 = mode.u1, mode.u2
+            self._last = (np.array(theta, dtype=np.float64), np.array(beta, dtype=np.float64), mode)
         return mode
 
     def deviance_at(self, mode: Mode) -> float:

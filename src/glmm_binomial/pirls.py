@@ -56,10 +56,14 @@ class Mode:
 
 
 def _penalized_deviance(
-    eta: FloatArray, data: ModelData, u1: FloatArray, u2: FloatArray
+    eta: FloatArray,
+    data: ModelData,
+    u1: FloatArray,
+    u2: FloatArray,
+    scratch: tuple[FloatArray, FloatArray],
 ) -> tuple[float, FloatArray]:
     """-2 sum_i (k_i eta_i - m_i log(1 + e^eta_i)) + |u|^2, and mu at eta."""
-    mu, log1p_exp = logistic(eta)
+    mu, log1p_exp = logistic(eta, scratch)
     # Dot products: no n-length temporaries for the sums.
     kernel = float(data.successes @ eta - data.trials @ log1p_exp)
     return -2.0 * kernel + float(np.sum(u1 * u1) + np.sum(u2 * u2)), mu
@@ -77,7 +81,8 @@ def find_mode(
     """Newton iteration for u from the start (u1, u2); eta_fixed = X beta + offset."""
     a1, a2 = structure.z_lambda(data, lambdas)
     eta = eta_fixed + structure.times(a1, a2, u1, u2)
-    pdev, mu = _penalized_deviance(eta, data, u1, u2)
+    scratch = (np.empty_like(eta), np.empty_like(eta))
+    pdev, mu = _penalized_deviance(eta, data, u1, u2, scratch)
     converged = False
     iteration = 0
     while True:
@@ -101,7 +106,7 @@ def find_mode(
         for _ in range(control.max_halvings):
             new_u1, new_u2 = u1 + step * d1, u2 + step * d2
             new_eta = eta_fixed + structure.times(a1, a2, new_u1, new_u2)
-            new_pdev, new_mu = _penalized_deviance(new_eta, data, new_u1, new_u2)
+            new_pdev, new_mu = _penalized_deviance(new_eta, data, new_u1, new_u2, scratch)
             if new_pdev <= pdev + 1e-12 * abs(pdev):
                 break
             step *= 0.5
