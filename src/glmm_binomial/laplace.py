@@ -49,7 +49,9 @@ class LaplaceObjective:
         if np.any(g1[1:] < g1[:-1]):
             # Rows sorted by the largest grouping factor make its sums contiguous segments;
             # the deviance does not depend on the order of the rows.
-            self.data = self.data.take(np.argsort(g1, kind="stable"))
+            # Codes below 2^16 sort by radix sort, in linear time.
+            keys = g1.astype(np.uint16) if structure.n1 <= np.iinfo(np.uint16).max else g1
+            self.data = self.data.take(np.argsort(keys, kind="stable"))
             structure = Structure(self.data)
         self.structure = structure
         st = self.structure

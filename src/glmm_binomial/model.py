@@ -117,13 +117,16 @@ class ModelData:
     def take(self, rows: IntArray) -> ModelData:
         """The same model with its rows in the order `rows` (a permutation)."""
         blocks = tuple(
-            RandomBlock(b.group, b.terms, b.codes[rows], b.levels, b.z[rows]) for b in self.blocks
+            RandomBlock(
+                b.group, b.terms, np.take(b.codes, rows), b.levels, np.take(b.z, rows, axis=0)
+            )
+            for b in self.blocks
         )
         return ModelData(
-            successes=self.successes[rows],
-            trials=self.trials[rows],
-            x=self.x[rows],
-            offset=self.offset[rows],
+            successes=np.take(self.successes, rows),
+            trials=np.take(self.trials, rows),
+            x=np.take(self.x, rows, axis=0),
+            offset=np.take(self.offset, rows),
             fixed_names=self.fixed_names,
             blocks=blocks,
             log_binomial_constant=self.log_binomial_constant,

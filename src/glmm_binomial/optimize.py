@@ -51,7 +51,7 @@ class OptimizerControl:
     polish_step_tol: float = 1e-3
     polish_max_steps: int = 3
     boundary_tol: float = 1e-4
-    glm_tol: float = 1e-10
+    glm_tol: float = 1e-6
     glm_max_iter: int = 100
 
 
