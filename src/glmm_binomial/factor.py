@@ -28,6 +28,25 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
 
+def row_dot(a: FloatArray, b: FloatArray) -> FloatArray:
+    """sum_c a[i, c] b[i, c] for each row i; an explicit loop over the few columns is several
+    times faster than einsum on tall arrays."""
+    out = a[:, 0] * b[:, 0]
+    for c in range(1, a.shape[1]):
+        out += a[:, c] * b[:, c]
+    return out
+
+
+def row_matvec(m: FloatArray, v: FloatArray) -> FloatArray:
+    """m[i] @ v[i] for each row i: (n, c, d) with (n, d) -> (n, c), looping over c and d."""
+    return np.column_stack([row_dot(m[:, c, :], v) for c in range(m.shape[1])])
+
+
+def row_rmatvec(m: FloatArray, v: FloatArray) -> FloatArray:
+    """m[i]' @ v[i] for each row i: (n, c, d) with (n, c) -> (n, d)."""
+    return np.column_stack([row_dot(m[:, :, d], v) for d in range(m.shape[2])])
+
+
 class Structure:
     """Index arrays fixed by the model's grouping factors; built once per ModelData."""
 
@@ -158,9 +177,9 @@ class Structure:
         if self.k1 == 1:
             out = a1[:, 0] * self.level_values(u1[:, 0])
         else:
-            out = np.einsum("ic,ic->i", a1, self.level_values(u1))
+            out = row_dot(a1, self.level_values(u1))
         if self.r2:
-            out += np.einsum("is,is->i", a2, u2[self.cols2])
+            out += row_dot(a2, u2[self.cols2])
         return out
 
     def transpose_times(
@@ -262,11 +281,11 @@ class Factor:
         inverse_blocks(), when already at hand."""
         st = self.structure
         hinv11, hinv12, hinv22 = self.inverse_blocks() if blocks is None else blocks
-        h1 = np.einsum("icd,id->ic", st.level_values(hinv11), a1)
+        h1 = row_matvec(st.level_values(hinv11), a1)
         if hinv12 is None or hinv22 is None:
             return h1, np.zeros((st.n, 0))
         cross = hinv12[st.g1[:, None, None], np.arange(st.k1)[None, :, None], st.cols2[:, None, :]]
         rest = hinv22[st.cols2[:, :, None], st.cols2[:, None, :]]
-        h1 += np.einsum("ics,is->ic", cross, a2)
-        h2 = np.einsum("ics,ic->is", cross, a1) + np.einsum("ist,it->is", rest, a2)
+        h1 += row_matvec(cross, a2)
+        h2 = row_rmatvec(cross, a1) + row_matvec(rest, a2)
         return h1, h2

@@ -20,7 +20,7 @@ import scipy.linalg
 from numpy.typing import NDArray
 
 from glmm_binomial.estimates import FitOutput
-from glmm_binomial.factor import Structure
+from glmm_binomial.factor import Structure, row_dot, row_matvec
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import Estimates, OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import Mode, PirlsControl, find_mode
@@ -148,11 +148,11 @@ class LaplaceObjective:
         hinv11, hinv12, hinv22 = factor.inverse_blocks()
         if st.r2:
             h1, h2 = factor.row_inverse_products(a1, a2, (hinv11, hinv12, hinv22))
-            s = np.einsum("ic,ic->i", a1, h1) + np.einsum("is,is->i", a2, h2)
+            s = row_dot(a1, h1) + row_dot(a2, h2)
         elif st.k1 == 1:
             s = a1[:, 0] * a1[:, 0] * st.level_values(hinv11[:, 0, 0])
         else:
-            s = np.einsum("ic,icd,id->i", a1, st.level_values(hinv11), a1)
+            s = row_dot(a1, row_matvec(st.level_values(hinv11), a1))
         # s_i = a_i' H^{-1} a_i; d log det H / d eta_i at fixed Z Lambda is w_i (1 - 2 mu_i) s_i.
         r = w * (1.0 - 2.0 * mu) * s
         v1, v2 = factor.solve(*st.transpose_times(a1, a2, r))
