@@ -83,6 +83,13 @@ class LaplaceObjective:
         r1, r2 = st.transpose_times(da1, da2, mode.residual)
         s1, s2 = st.transpose_times(mode.a1, mode.a2, mode.weights * deta)
         du1, du2 = mode.factor.solve(r1 - s1, r2 - s2)
+        # Far from the last point the linear prediction can overshoot badly (the optimizer's
+        # trial steps): then start from the last mode itself.
+        largest = max(
+            float(np.max(np.abs(du1), initial=0.0)), float(np.max(np.abs(du2), initial=0.0))
+        )
+        if largest > self.pirls_control.max_predicted_step:
+            return mode.u1, mode.u2
         return mode.u1 + du1, mode.u2 + du2
 
     def mode(self, theta: FloatArray, beta: FloatArray) -> Mode:

@@ -27,13 +27,16 @@ class PirlsControl:
         because the exact gradient of the Laplace deviance is only as accurate as the mode.
     stall_tol: a step that cannot lower the penalized deviance (rounding) still counts as
         converged when the decrement is below this.
-    max_iter: cap on Newton steps per mode; max_halvings: cap on step halvings per step.
+    max_iter: cap on Newton steps per mode; max_halvings: cap on step reductions per step.
+    max_predicted_step: the warm start moves the last mode to first order in the parameter
+        change unless that moves some u by more than this (u is on the N(0, 1) scale).
     """
 
     tol: float = 1e-14
     stall_tol: float = 1e-8
     max_iter: int = 100
     max_halvings: int = 40
+    max_predicted_step: float = 1.0
 
 
 @dataclass
@@ -109,7 +112,13 @@ def find_mode(
             new_pdev, new_mu = _penalized_deviance(new_eta, data, new_u1, new_u2, scratch)
             if new_pdev <= pdev + 1e-12 * abs(pdev):
                 break
-            step *= 0.5
+            # Backtrack to the minimum of the quadratic through pdev(0), its slope
+            # -2 * decrement and pdev(step), kept within [0.1, 0.5] of the step: a far
+            # overshoot (saturated fitted probabilities) then shrinks in one go.
+            slope = -2.0 * decrement
+            curvature = new_pdev - pdev - slope * step
+            shrink = -slope * step / (2.0 * curvature) if curvature > 0 else 0.5
+            step *= min(max(shrink, 0.1), 0.5)
         else:
             converged = decrement < control.stall_tol
             break
