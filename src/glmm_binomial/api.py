@@ -48,8 +48,7 @@ def fit(
     blas_threads: threads BLAS may use during the fit (None: as configured; the default 1 is
     fastest for these small matrix products, see glmm_binomial._blas).
     """
-    _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd)
-    _check_blas_threads(blas_threads)
+    _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
     model, design = build_model(formula, data, weights=weights, offset=offset)
     with _blas.blas_threads(blas_threads):
         output = _estimate(
@@ -73,8 +72,7 @@ def fit_model(
     """Fit a model already in numerical form (used by the spreadsheet front end)."""
     if not isinstance(model, ModelData):
         raise ValueError("model must be a ModelData")
-    _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd)
-    _check_blas_threads(blas_threads)
+    _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
     with _blas.blas_threads(blas_threads):
         output = _estimate(
             model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
@@ -94,16 +92,18 @@ def available_methods() -> tuple[str, ...]:
     return tuple(m for m in METHODS if m in present)
 
 
-def _check_blas_threads(blas_threads: Any) -> None:
+def _check_options(
+    method: str,
+    n_agq: int,
+    conf_level: float,
+    prior_fe_sd: float,
+    prior_log_sd_sd: float,
+    blas_threads: Any,
+) -> None:
     if blas_threads is not None and (
         isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
     ):
         raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
-
-
-def _check_options(
-    method: str, n_agq: int, conf_level: float, prior_fe_sd: float, prior_log_sd_sd: float
-) -> None:
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     if isinstance(n_agq, bool) or not isinstance(n_agq, int) or n_agq < 1:
