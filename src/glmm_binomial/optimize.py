@@ -176,7 +176,7 @@ def minimize_deviance(
 
     z0 = np.zeros(len(x0))
     _, grad0 = fun(z0)
-    for j in range(n_theta):
+    for j in range(n_theta if control.theta_scale_step > 0 else 0):
         e = np.zeros(len(x0))
         e[j] = control.theta_scale_step
         curvature = abs(fun(z0 + e)[1][j] - grad0[j]) / control.theta_scale_step
