@@ -403,3 +403,36 @@ def test_bad_prior_is_rejected(argument):
     data = simulated_model(15, n=100)
     with pytest.raises(ValueError, match=argument):
         fit_vb(data, **{argument: -1.0})
+
+
+def test_front_ends_reach_the_same_vb_fit():
+    """The statsmodels comparisons above hold for the front ends too: fit(formula,
+    method="vb") on VerbAgg crossed and GLMM_BINOMIAL on cbpp as Bernoulli rows give the
+    posterior of fit_vb on the same ModelData."""
+    import glmm_binomial as g
+
+    verbagg = datasets.load("verbagg")
+    via_formula = g.fit(
+        "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", verbagg, method="vb"
+    )
+    direct = fit_vb(verbagg_crossed())
+    np.testing.assert_allclose(via_formula.params.to_numpy(), direct.beta, atol=1e-6)
+    np.testing.assert_allclose(via_formula.bse.to_numpy(), np.sqrt(np.diag(direct.vcov_beta)))
+    np.testing.assert_allclose(via_formula.theta, direct.theta, atol=1e-6)
+
+    data = cbpp_bernoulli()
+    period = data.x[:, 1:]  # the dummies of period 2, 3, 4; the sheet adds the intercept
+    table = g.GLMM_BINOMIAL(
+        y=[[float(v)] for v in data.successes],
+        x=period.tolist(),
+        groups=[[int(c)] for c in data.blocks[0].codes],
+        method="vb",
+    )
+    assert not isinstance(table, str), table
+    direct = fit_vb(data)
+    coefficients = [row[2] for row in table[1:5]]
+    std_errors = [row[3] for row in table[1:5]]
+    np.testing.assert_allclose(coefficients, direct.beta, atol=1e-6)
+    np.testing.assert_allclose(std_errors, np.sqrt(np.diag(direct.vcov_beta)), rtol=1e-5)
+    std_dev = [row for row in table if row[1] == "intercept" and row[0] is None][1][3]
+    assert std_dev == pytest.approx(direct.theta[0], abs=1e-6)
