@@ -409,3 +409,16 @@ def test_fitted_loglik_stable_between_9_and_15_nodes(case):
         assert np.all(fits[1].theta > 0.5)
     assert abs(fits[0].loglik - fits[1].loglik) < 1e-3
     assert all(fit.converged for fit in fits)
+
+
+def test_formula_front_end_matches_glmer_agq():
+    """fit(formula, method="agq") on cbpp: glmer's nAGQ = 25 estimates (1e-4)."""
+    import glmm_binomial as g
+
+    ref = load_reference("cbpp")
+    agq = ref["fits"]["glmer_agq25"]
+    result = g.fit(ref["formula"], g.datasets.load("cbpp"), method="agq", n_agq=25)
+    np.testing.assert_allclose(result.params.to_numpy(), list(agq["fixef"].values()), atol=1e-4)
+    assert result.varcorr["std_dev"].iloc[0] == pytest.approx(agq["varcorr"][0]["sdcor"], abs=1e-4)
+    assert result.n_agq == 25 and result.method == "agq"
+    assert "Quadrature" in result.summary()
