@@ -6,6 +6,7 @@ from glmm_binomial.inference import anova
 from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.optimize import OptimizerControl, OptSummary
 from glmm_binomial.pirls import PirlsControl
+from glmm_binomial.profile import ProfileControl, profile_confint
 from glmm_binomial.result import GLMMResult
 from glmm_binomial.sheet import GLMM_BINOMIAL, glmm_binomial
 
@@ -18,6 +19,7 @@ __all__ = [
     "OptSummary",
     "OptimizerControl",
     "PirlsControl",
+    "ProfileControl",
     "RandomBlock",
     "__version__",
     "anova",
@@ -26,4 +28,5 @@ __all__ = [
     "fit",
     "fit_model",
     "glmm_binomial",
+    "profile_confint",
 ]
