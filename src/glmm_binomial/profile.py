@@ -72,36 +72,11 @@ def profile_confint(
 
     rows = []
     for name, index in targets:
-        free = np.ones(len(x_hat), dtype=bool)
-        free[index] = False
-        warm = {"x": x_hat[free].copy()}
-
-        def excess(value: float, index: int = index, free: NDArray[np.bool_] = free) -> float:
-            """Profiled deviance at x[index] = value, minus the minimum."""
-            scale = se[free]
-
-            def fun(z: FloatArray) -> tuple[float, FloatArray]:
-                x = np.empty(len(x_hat))
-                x[index] = value
-                x[free] = z * scale
-                dev, g_theta, g_beta = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
-                grad = np.concatenate([g_theta, g_beta])[free] * scale
-                return dev, grad
-
-            found = scipy.optimize.minimize(
-                fun,
-                warm["x"] / scale,
-                jac=True,
-                method="L-BFGS-B",
-                options={"gtol": control.gtol, "maxiter": control.max_iter},
-            )
-            warm["x"] = np.asarray(found.x) * scale
-            return float(found.fun) - deviance_hat
-
+        profile = _Profile(objective, x_hat, se, index, n_theta, deviance_hat, control)
         is_sd = index < n_theta
         ends = []
         for direction in (-1.0, 1.0):
-            warm["x"] = x_hat[free].copy()
+            profile.restart()
             estimate = x_hat[index]
             step = se[index]
             inside, outside = estimate, None
@@ -109,7 +84,7 @@ def profile_confint(
                 trial = estimate + direction * step
                 if is_sd and trial <= 0.0:
                     trial = 0.0
-                if excess(trial) > cutoff:
+                if profile.excess(trial) > cutoff:
                     outside = trial
                     break
                 inside = trial
@@ -121,8 +96,55 @@ def profile_confint(
                 continue
             ends.append(
                 scipy.optimize.brentq(
-                    lambda v: excess(v) - cutoff, inside, outside, xtol=control.xtol
+                    lambda v: profile.excess(v) - cutoff, inside, outside, xtol=control.xtol
                 )
             )
         rows.append({"parameter": name, "lower": ends[0], "upper": ends[1]})
     return pd.DataFrame(rows).set_index("parameter")
+
+
+class _Profile:
+    """The deviance profiled over one coordinate of (theta, beta), re-fits warm-started."""
+
+    def __init__(
+        self,
+        objective: LaplaceObjective,
+        x_hat: FloatArray,
+        se: FloatArray,
+        index: int,
+        n_theta: int,
+        deviance_hat: float,
+        control: ProfileControl,
+    ) -> None:
+        self.objective, self.x_hat, self.index = objective, x_hat, index
+        self.n_theta, self.deviance_hat, self.control = n_theta, deviance_hat, control
+        self.free = np.ones(len(x_hat), dtype=bool)
+        self.free[index] = False
+        self.scale = se[self.free]
+        self.restart()
+
+    def restart(self) -> None:
+        """Start the next re-fit from the estimates again."""
+        self.warm = self.x_hat[self.free].copy()
+
+    def excess(self, value: float) -> float:
+        """Profiled deviance at x[index] = value, minus the minimum."""
+        x = self.x_hat.copy()
+        x[self.index] = value
+
+        def fun(z: FloatArray) -> tuple[float, FloatArray]:
+            x[self.free] = z * self.scale
+            dev, g_theta, g_beta = self.objective.deviance_and_gradient(
+                x[: self.n_theta], x[self.n_theta :]
+            )
+            return dev, np.concatenate([g_theta, g_beta])[self.free] * self.scale
+
+        found = scipy.optimize.minimize(
+            fun,
+            self.warm / self.scale,
+            jac=True,
+            method="L-BFGS-B",
+            options={"gtol": self.control.gtol, "maxiter": self.control.max_iter},
+        )
+        self.warm = np.asarray(found.x) * self.scale
+        return float(found.fun) - self.deviance_hat
