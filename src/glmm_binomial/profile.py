@@ -84,7 +84,7 @@ def profile_confint(
                 trial = estimate + direction * step
                 if is_sd and trial <= 0.0:
                     trial = 0.0
-                if profile.excess(trial) > cutoff:
+                if profile.excess(trial, cutoff) > 0.0:
                     outside = trial
                     break
                 inside = trial
@@ -96,7 +96,7 @@ def profile_confint(
                 continue
             ends.append(
                 scipy.optimize.brentq(
-                    lambda v: profile.excess(v) - cutoff, inside, outside, xtol=control.xtol
+                    profile.excess, inside, outside, args=(cutoff,), xtol=control.xtol
                 )
             )
         rows.append({"parameter": name, "lower": ends[0], "upper": ends[1]})
@@ -127,8 +127,8 @@ class _Profile:
         """Start the next re-fit from the estimates again."""
         self.warm = self.x_hat[self.free].copy()
 
-    def excess(self, value: float) -> float:
-        """Profiled deviance at x[index] = value, minus the minimum."""
+    def excess(self, value: float, cutoff: float = 0.0) -> float:
+        """Profiled deviance at x[index] = value, minus the minimum and the cut-off."""
         x = self.x_hat.copy()
         x[self.index] = value
 
@@ -147,4 +147,4 @@ class _Profile:
             options={"gtol": self.control.gtol, "maxiter": self.control.max_iter},
         )
         self.warm = np.asarray(found.x) * self.scale
-        return float(found.fun) - self.deviance_hat
+        return float(found.fun) - self.deviance_hat - cutoff
