@@ -11,7 +11,6 @@ Anything else is left alone: a failure here only costs speed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +28,11 @@ def _openblas_libraries() -> tuple[tuple[Any, Any], ...]:
     """(setter, getter) pairs of every OpenBLAS mapped into this process (Linux only)."""
     found: list[tuple[Any, Any]] = []
     seen: set[str] = set()
+    try:
+        # Imported here: some Python builds (browsers, sandboxes) have no ctypes.
+        import ctypes
+    except ImportError:
+        return ()
     try:
         with open("/proc/self/maps", encoding="utf-8") as maps:
             paths = [line.split()[-1] for line in maps if "openblas" in line.lower()]
