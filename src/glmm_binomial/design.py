@@ -264,7 +264,11 @@ def build_model(
 
     blocks, specs = [], []
     for term in parsed.random:
-        z, names, spec = _matrix(term.expr, sub, f"random-effect term {term.text}")
+        if term.expr == "1":
+            # (1 | g), the commonest term: no need to ask formulaic for a column of ones.
+            z, names, spec = np.ones((len(sub), 1)), ["(Intercept)"], None
+        else:
+            z, names, spec = _matrix(term.expr, sub, f"random-effect term {term.text}")
         if z.shape[1] == 0:
             raise ValueError(f"random-effect term {term.text} has no columns")
         _check_finite(z, names, f"random-effect term {term.text}", sub.index)
@@ -324,7 +328,11 @@ def new_data_design(
     random = []
     for spec in info.random_specs:
         try:
-            z = np.asarray(spec.model_spec.get_model_matrix(frame, na_action="raise"), dtype=float)
+            if spec.model_spec is None:
+                z = np.ones((len(frame), 1))
+            else:
+                matrix = spec.model_spec.get_model_matrix(frame, na_action="raise")
+                z = np.asarray(matrix, dtype=float)
         except Exception as exc:  # noqa: BLE001
             raise ValueError(f"cannot build {spec.term.text} for newdata: {exc}") from None
         lookup = {key: j for j, key in enumerate(spec.level_keys)}

@@ -21,6 +21,7 @@ differ only in whitespace parse to equal results.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -248,6 +249,7 @@ def _called_names(tokens: list[_Token]) -> set[str]:
 # --------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def parse_formula(text: str) -> ParsedFormula:
     """Parse an lme4 formula such as ``"use ~ age + I(age^2) + urban + (1 + urban | district)"``.
 
