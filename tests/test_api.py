@@ -89,3 +89,27 @@ def test_cbpp_wald_intervals(fits):
         # glmer's Wald intervals use its own standard errors (up to 1% smaller than glmmTMB's).
         assert ci.loc[row["parameter"], "ci_lower"] == pytest.approx(row["lower"], abs=0.02)
         assert ci.loc[row["parameter"], "ci_upper"] == pytest.approx(row["upper"], abs=0.02)
+
+
+def _extra_models():
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "reference" / "extra_models.json"
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("record", _extra_models(), ids=lambda r: r["formula"])
+def test_extra_model_shapes_reach_the_best_reference(record):
+    """Slopes on a crossed factor, ||, nested /, a slope on a 3-level factor: at least the
+    better of glmer's and glmmTMB's logLik (glmmTMB reads || differently, so it is skipped
+    there), and the fixed effects of the engine with the higher logLik."""
+    result = g.fit(record["formula"], g.datasets.load(record["dataset"]))
+    fits = dict(record["fits"])
+    if "||" in record["formula"]:
+        fits.pop("glmmTMB")
+    best = max(fits.values(), key=lambda fit: fit["logLik"])
+    assert result.converged
+    assert result.loglik >= best["logLik"] - 1e-4
+    assert result.df_model == best["df"]
+    np.testing.assert_allclose(result.params.to_numpy(), list(best["fixef"].values()), atol=1e-3)
