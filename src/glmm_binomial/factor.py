@@ -225,7 +225,9 @@ class Structure:
                 h22 += np.bincount(self._bins22[s][t], weights=ws * a2[:, t], minlength=q2 * q2)
         h21m = h21.reshape(q2, n1, k1)
         # C_j = H21_j L1_j^{-T}: (L1_j^{-T})[c, d] = l1inv[j, d, c].
-        c_mat = np.einsum("qjc,jdc->qjd", h21m, l1inv).reshape(q2, q1)
+        # (a batched matmul: einsum would not use BLAS on these large blocks)
+        c_mat = np.matmul(h21m.transpose(1, 0, 2), l1inv.transpose(0, 2, 1))
+        c_mat = c_mat.transpose(1, 0, 2).reshape(q2, q1)
         schur = h22.reshape(q2, q2) - c_mat @ c_mat.T
         schur[np.diag_indices(q2)] += 1.0
         l2 = scipy.linalg.cholesky(schur, lower=True)
@@ -263,10 +265,11 @@ class Factor:
         st = self.structure
         l2inv = scipy.linalg.solve_triangular(self.l2, np.eye(st.q2), lower=True)
         # G = L1^{-T} C' L2^{-T}, block j: L1_j^{-T} (C' L2^{-T})_j.
+        # Matrix products through BLAS (matmul); einsum loops are far slower on these blocks.
         m = (self.c_mat.T @ l2inv.T).reshape(st.n1, st.k1, st.q2)
-        g = np.einsum("jdc,jdq->jcq", l1inv, m)
-        hinv11 = hinv11 + np.einsum("jcq,jeq->jce", g, g)
-        hinv12 = -np.einsum("jcq,qr->jcr", g, l2inv)
+        g = np.matmul(l1inv.transpose(0, 2, 1), m)
+        hinv11 = hinv11 + np.matmul(g, g.transpose(0, 2, 1))
+        hinv12 = -(g.reshape(st.q1, st.q2) @ l2inv).reshape(st.n1, st.k1, st.q2)
         hinv22 = l2inv.T @ l2inv
         return hinv11, hinv12, hinv22
 
