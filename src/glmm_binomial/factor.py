@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse
 from numpy.typing import NDArray
 
 from glmm_binomial.model import ModelData
@@ -110,8 +109,6 @@ class Structure:
         self.cols2: IntArray = (
             np.column_stack(cols).astype(np.intp) if cols else np.zeros((n, 0), dtype=np.intp)
         )
-        # CSR pattern of the rest: row i holds r2 entries, at cols2[i] (sorted by construction).
-        self._indptr = np.arange(n + 1, dtype=np.intp) * self.r2
         # Flattened bins for the dense H21 (q2 x q1) and H22 (q2 x q2) assemblies.
         if self.r2:
             col1 = self.g1 * self.k1
@@ -165,11 +162,6 @@ class Structure:
                 out[:, r, d] = v
                 out[:, d, r] = v
         return out
-
-    def a2_matrix(self, a2: FloatArray) -> scipy.sparse.csr_matrix:
-        return scipy.sparse.csr_matrix(
-            (a2.ravel(), self.cols2.ravel(), self._indptr), shape=(self.n, self.q2)
-        )
 
     # --- products with Z Lambda ------------------------------------------------------------
     def times(self, a1: FloatArray, a2: FloatArray, u1: FloatArray, u2: FloatArray) -> FloatArray:

@@ -18,11 +18,6 @@ def inverse_link(eta: FloatArray) -> FloatArray:
     return np.asarray(expit(eta), dtype=np.float64)
 
 
-def log1pexp(eta: FloatArray) -> FloatArray:
-    """log(1 + exp(eta)) without overflow for large eta."""
-    return logistic(eta)[1]
-
-
 def logistic(
     eta: FloatArray, scratch: tuple[FloatArray, FloatArray] | None = None
 ) -> tuple[FloatArray, FloatArray]:
