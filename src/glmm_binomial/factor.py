@@ -200,6 +200,16 @@ class Structure:
         if k1 == 1:
             l1 = np.sqrt(h11)
             l1inv = 1.0 / l1
+        elif k1 == 2:
+            # Closed form for 2 x 2 blocks (intercept and slope): cheaper than LAPACK per block.
+            l1 = np.zeros_like(h11)
+            l1[:, 0, 0] = np.sqrt(h11[:, 0, 0])
+            l1[:, 1, 0] = h11[:, 1, 0] / l1[:, 0, 0]
+            l1[:, 1, 1] = np.sqrt(h11[:, 1, 1] - l1[:, 1, 0] ** 2)
+            l1inv = np.zeros_like(h11)
+            l1inv[:, 0, 0] = 1.0 / l1[:, 0, 0]
+            l1inv[:, 1, 1] = 1.0 / l1[:, 1, 1]
+            l1inv[:, 1, 0] = -l1[:, 1, 0] * l1inv[:, 0, 0] * l1inv[:, 1, 1]
         else:
             l1 = np.linalg.cholesky(h11)
             l1inv = np.linalg.inv(l1)

@@ -20,7 +20,7 @@ import scipy.linalg
 from numpy.typing import NDArray
 
 from glmm_binomial.estimates import FitOutput
-from glmm_binomial.factor import Structure, row_dot, row_matvec
+from glmm_binomial.factor import Structure, row_dot
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import Estimates, OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import Mode, PirlsControl, find_mode
@@ -167,7 +167,12 @@ class LaplaceObjective:
         elif st.k1 == 1:
             s = a1[:, 0] * a1[:, 0] * st.level_values(hinv11[:, 0, 0])
         else:
-            s = row_dot(a1, row_matvec(st.level_values(hinv11), a1))
+            # sum over c, d of a_ic a_id H^{-1}_j[c, d], per-level entries spread to the rows.
+            s = np.zeros(st.n)
+            for c in range(st.k1):
+                s += a1[:, c] * a1[:, c] * st.level_values(hinv11[:, c, c])
+                for d in range(c):
+                    s += 2.0 * a1[:, c] * a1[:, d] * st.level_values(hinv11[:, c, d])
         # s_i = a_i' H^{-1} a_i; d log det H / d eta_i at fixed Z Lambda is w_i (1 - 2 mu_i) s_i.
         r = w * (1.0 - 2.0 * mu) * s
         v1, v2 = factor.solve(*st.transpose_times(a1, a2, r))
