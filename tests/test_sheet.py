@@ -175,13 +175,6 @@ def test_groups_separating_y_are_flagged():
         assert not [row for row in vb if row[0] == "warning"]
 
 
-def test_separation_check_finds_none_on_overlapping_data():
-    separation = sheet._separation(
-        np.column_stack([np.ones(6), np.array(X)[:, 0]]), np.array(Y2, dtype=float)[:, 0]
-    )
-    assert separation.coefficients == ()
-
-
 # --- messages -------------------------------------------------------------------------------
 
 KNOWN = [

@@ -24,6 +24,7 @@ from glmm_binomial.factor import Structure, row_dot
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import Estimates, OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import Mode, PirlsControl, find_mode
+from glmm_binomial.separation import detect_separation, looks_divergent
 
 FloatArray = NDArray[np.float64]
 
@@ -273,6 +274,17 @@ def finish_fit(
     mode = objective.mode(theta, beta)
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
     warnings = []
+    converged = estimates.summary.converged
+    if looks_divergent(data.x, beta, control.separation_screen):
+        separation = detect_separation(data.x, data.successes, data.trials)
+        if separation.coefficients:
+            kind = "complete" if separation.complete else "quasi-complete"
+            names = ", ".join(data.fixed_names[j] for j in separation.coefficients)
+            warnings.append(
+                f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
+                "the reported values are points on a diverging path, not estimates"
+            )
+            converged = False
     if singular:
         warnings.append("boundary (singular) fit: a random-effect variance is estimated at zero")
     if not estimates.summary.converged:
@@ -287,7 +299,7 @@ def finish_fit(
         ranef=ranef,
         ranef_cov=ranef_cov,
         opt_summary=estimates.summary,
-        converged=estimates.summary.converged,
+        converged=converged,
         singular=singular,
         n_agq=n_agq,
         theta_cov=theta_cov,

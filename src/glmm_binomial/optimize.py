@@ -40,6 +40,8 @@ class OptimizerControl:
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start.
+    separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), the fit is
+        checked for separation of the response by the fixed-effects design.
     """
 
     ftol: float = 1e-13
@@ -52,6 +54,7 @@ class OptimizerControl:
     polish_max_steps: int = 3
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-6
+    separation_screen: float = 20.0
     glm_max_iter: int = 100
 
 
@@ -262,6 +265,7 @@ def minimize_deviance(
             "boundary_tol": control.boundary_tol,
             "glm_tol": control.glm_tol,
             "glm_max_iter": control.glm_max_iter,
+            "separation_screen": control.separation_screen,
         },
         seconds=time.perf_counter() - started,
     )

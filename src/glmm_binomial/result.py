@@ -152,6 +152,8 @@ class GLMMResult:
             z = est / se
         p = 2.0 * stats.norm.sf(np.abs(z))
         q = stats.norm.ppf(0.5 + level / 2.0)
+        with np.errstate(over="ignore"):  # a diverging (separated) estimate: odds ratio inf
+            odds_ratio = np.exp(est)
         return pd.DataFrame(
             {
                 "estimate": est,
@@ -160,7 +162,7 @@ class GLMMResult:
                 "p": p,
                 "ci_lower": est - q * se,
                 "ci_upper": est + q * se,
-                "odds_ratio": np.exp(est),
+                "odds_ratio": odds_ratio,
             },
             index=pd.Index(self.fixed_names, name="term"),
         )

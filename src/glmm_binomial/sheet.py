@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 from numpy.typing import NDArray
 
 from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.separation import Separation, detect_separation
 
 FloatArray = NDArray[np.float64]
 
@@ -56,8 +56,6 @@ METHODS = ("vb", "laplace", "agq")
 N_AGQ = 25
 AGQ_NODE_BUDGET = 100
 AGQ_MIN_POINTS = 2
-#: Relative tolerance of the separation check (on columns of x scaled to max |value| 1).
-SEPARATION_TOL = 1e-7
 #: Relative tolerance of the column rank check of the fixed-effects design.
 RANK_TOL = 1e-10
 #: A maximum-likelihood random-effect SD above this (log-odds scale) means group probabilities
@@ -135,7 +133,7 @@ def glmm_binomial(
         return f"Invalid input: the arguments could not be read ({type(exc).__name__}: {exc})."
     try:
         data = _model_data(request)
-        separation = _separation(data.x, request.y)
+        separation = detect_separation(data.x, data.successes, data.trials)
         with warnings.catch_warnings():
             # Numerical warnings on degenerate data are not the user's business; the table's
             # converged and warning rows report what matters.
@@ -473,66 +471,6 @@ def _model_data(request: _Request) -> ModelData:
     )
 
 
-@dataclass(frozen=True)
-class _Separation:
-    """Coefficients with no finite maximum-likelihood estimate (empty if none)."""
-
-    complete: bool
-    coefficients: tuple[int, ...]
-
-
-def _separation(x: FloatArray, y: FloatArray) -> _Separation:
-    """Is y separated by the fixed-effects design? (Konis's linear program.)
-
-    A direction d != 0 with s_i x_i'd >= 0 for all rows (s_i = +1 where y = 1, -1 where y = 0)
-    makes the likelihood increase without bound along d, so maximum likelihood has no finite
-    estimate. Columns are scaled to max |value| 1 and d kept in the unit box; a coefficient is
-    affected when some separating direction moves it. Complete separation: all s_i x_i'd > 0."""
-    scale = np.max(np.abs(x), axis=0)
-    signed = (2.0 * y - 1.0)[:, None] * (x / scale)
-    n, p = signed.shape
-    bounds = [(-1.0, 1.0)] * p
-    found = scipy.optimize.linprog(
-        -np.sum(signed, axis=0), A_ub=-signed, b_ub=np.zeros(n), bounds=bounds, method="highs"
-    )
-    if found.status != 0 or not _separates(signed, np.asarray(found.x)):
-        return _Separation(False, ())
-    affected = []
-    for j in range(p):
-        for sign in (1.0, -1.0):
-            c = np.zeros(p)
-            c[j] = -sign
-            move = scipy.optimize.linprog(
-                c, A_ub=-signed, b_ub=np.zeros(n), bounds=bounds, method="highs"
-            )
-            if (
-                move.status == 0
-                and -move.fun > SEPARATION_TOL
-                and _separates(signed, np.asarray(move.x))
-            ):
-                affected.append(j)
-                break
-    # Complete separation: maximize t with s_i x_i'd >= t, t <= 1.
-    c = np.zeros(p + 1)
-    c[-1] = -1.0
-    strict = scipy.optimize.linprog(
-        c,
-        A_ub=np.column_stack([-signed, np.ones(n)]),
-        b_ub=np.zeros(n),
-        bounds=[*bounds, (None, 1.0)],
-        method="highs",
-    )
-    complete = bool(strict.status == 0 and -strict.fun > SEPARATION_TOL)
-    return _Separation(complete, tuple(affected))
-
-
-def _separates(signed: FloatArray, d: FloatArray) -> bool:
-    """d separates: some s_i x_i'd clearly positive and none clearly negative."""
-    margins = signed @ d
-    largest = float(np.max(margins)) if margins.size else 0.0
-    return largest > SEPARATION_TOL and float(np.min(margins)) >= -SEPARATION_TOL * largest
-
-
 def _fit(data: ModelData, request: _Request) -> Any:
     """The core's fit (GLMMResult) at confidence level 1 - alpha."""
     from glmm_binomial.api import fit_model
@@ -567,7 +505,7 @@ def _row(*cells: Cell) -> list[Cell]:
     return [*cells, *([None] * (WIDTH - len(cells)))]
 
 
-def _separation_warning(request: _Request, names: tuple[str, ...], separation: _Separation) -> str:
+def _separation_warning(request: _Request, names: tuple[str, ...], separation: Separation) -> str:
     kind = "complete separation" if separation.complete else "quasi-complete separation"
     which = ", ".join(names[j] for j in separation.coefficients)
     if request.method == "vb":
@@ -589,7 +527,7 @@ def _separation_warning(request: _Request, names: tuple[str, ...], separation: _
     )
 
 
-def _render(request: _Request, data: ModelData, result: Any, separation: _Separation) -> Table:
+def _render(request: _Request, data: ModelData, result: Any, separation: Separation) -> Table:
     names = data.fixed_names
     table: Table = [list(FIXED_HEADER)]
     fixed = result.fixed_effects_table(1.0 - request.alpha)
@@ -626,7 +564,9 @@ def _render(request: _Request, data: ModelData, result: Any, separation: _Separa
     if separation.coefficients:
         table.append(_row("warning", _separation_warning(request, names, separation)))
     for text in result.warnings:
-        table.append(_row("warning", str(text)))
+        # The table's own separation row (above) says it in the table's words.
+        if not (separation.coefficients and "separation" in str(text)):
+            table.append(_row("warning", str(text)))
     shown = [row for row in table[1 : 1 + len(names)] if row[2] is not None]
     if any(row[3] is None for row in shown):
         table.append(
