@@ -335,15 +335,17 @@ def new_data_design(
                 z = np.asarray(matrix, dtype=float)
         except Exception as exc:  # noqa: BLE001
             raise ValueError(f"cannot build {spec.term.text} for newdata: {exc}") from None
-        lookup = {key: j for j, key in enumerate(spec.level_keys)}
-        keys = zip(*(frame[v].tolist() for v in spec.term.group), strict=True)
-        codes = np.array([lookup.get(_normalize_key(k), -1) for k in keys], dtype=np.intp)
-        random.append((codes, z))
+        # Level lookup by a pandas index (vectorized; -1 for levels not seen in the fit).
+        group = spec.term.group
+        if len(group) == 1:
+            known = pd.Index([key[0] for key in spec.level_keys])
+            codes = known.get_indexer(pd.Index(frame[group[0]].to_numpy(dtype=object)))
+        else:
+            known = pd.MultiIndex.from_tuples(spec.level_keys)
+            wanted = pd.MultiIndex.from_arrays([frame[v].to_numpy(dtype=object) for v in group])
+            codes = known.get_indexer(wanted)
+        random.append((np.asarray(codes, dtype=np.intp), z))
     return x, o, random, frame.index
-
-
-def _normalize_key(key: tuple[object, ...]) -> tuple[object, ...]:
-    return tuple(k.item() if isinstance(k, np.generic) else k for k in key)
 
 
 def _response_variables(info: DesignInfo) -> set[str]:
