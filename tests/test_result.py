@@ -133,3 +133,13 @@ def test_constant_offset_shifts_the_intercept(cbpp, cbpp_fit):
     assert shifted.params.iloc[0] == pytest.approx(cbpp_fit.params.iloc[0] - 0.7, abs=1e-5)
     np.testing.assert_allclose(shifted.params.iloc[1:], cbpp_fit.params.iloc[1:], atol=1e-5)
     assert shifted.loglik == pytest.approx(cbpp_fit.loglik, abs=1e-8)
+
+
+def test_predict_newdata_with_interaction_grouping(cbpp):
+    nested = g.fit("cbind(incidence, size - incidence) ~ period + (1 | herd/period)", cbpp)
+    np.testing.assert_allclose(nested.predict(cbpp), nested.predict(), rtol=0, atol=1e-12)
+    unseen = cbpp.head(2).assign(herd=["1", "new"])
+    link = nested.predict(unseen, type="link")
+    population = nested.predict(unseen, re="exclude", type="link")
+    assert link[1] == population[1]  # neither herd "new" nor "new:period" was seen
+    assert link[0] != population[0]
