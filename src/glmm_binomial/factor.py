@@ -1,9 +1,12 @@
 """Blocked Cholesky factor of H = Lambda' Z' W Z Lambda + I, the PIRLS Hessian in u.
 
-Layout (as MixedModels.jl): the random-effect block with the most columns (levels x k) comes
-first. Its part of H is block diagonal (one k1 x k1 block per level), so its Cholesky factor is
-computed elementwise over all levels at once. Every other block is gathered into a dense
-"rest" of dimension q2, whose Schur complement S = H22 - H21 H11^{-1} H12 is small and dense.
+Layout (as MixedModels.jl): the grouping factor with the most columns (levels x k, summed over
+the blocks on it, e.g. the two blocks of (1 + x || g)) comes first. Its part of H is block
+diagonal (one k1 x k1 block per level), so its Cholesky factor is computed elementwise over all
+levels at once (closed form for k1 <= 2). When the rows are sorted by its levels (the Laplace
+objective sorts them), its group sums are contiguous segments. Every other block is gathered
+into a dense "rest" of dimension q2, whose Schur complement S = H22 - H21 H11^{-1} H12 is small
+and dense.
 
     H = [[H11, H12], [H21, H22]] = L L',  L = [[L1, 0], [C, L2]],
     C = H21 L1^{-T},  L2 L2' = S.
