@@ -28,3 +28,17 @@ def load_reference(name: str) -> dict[str, Any]:
 def load_reference_fixture() -> Callable[[str], dict[str, Any]]:
     """Fixture form of :func:`load_reference`."""
     return load_reference
+
+
+# CI runs hypothesis derandomized (the same examples every run), so a submission's result does
+# not depend on the draw; local runs explore new examples each time.
+try:
+    import os
+
+    from hypothesis import settings as _settings
+
+    _settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        _settings.load_profile("ci")
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
