@@ -95,8 +95,20 @@ class Structure:
         self._starts: IntArray | None = (
             np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp) if contiguous else None
         )
-        # Raw columns of the first part (Z without Lambda), n x k1.
+        # Raw columns of the first part (Z without Lambda), n x k1, and their pairwise products
+        # (None for two columns of ones, the random intercept's), fixed for the whole fit.
         self.z1: FloatArray = np.column_stack([blocks[t].z for t in self.first_blocks])
+        ones = [bool(np.all(self.z1[:, c] == 1.0)) for c in range(self.k1)]
+        self._z1_products: dict[tuple[int, int], FloatArray | None] = {}
+        for r in range(self.k1):
+            for d in range(r + 1):
+                if ones[r] and ones[d]:
+                    product = None
+                elif ones[r] or ones[d]:
+                    product = self.z1[:, d if ones[r] else r]
+                else:
+                    product = self.z1[:, r] * self.z1[:, d]
+                self._z1_products[(r, d)] = product
         cols = []
         self.rest_offsets: list[int] = []
         offset = 0
@@ -154,17 +166,22 @@ class Structure:
         """Sums of the columns of values (n x c) within the first part's levels: n1 x c."""
         return np.column_stack([self.level_sum(values[:, c]) for c in range(values.shape[1])])
 
-    def group_cross_products(self, z: FloatArray, w: FloatArray) -> FloatArray:
-        """sum over rows of level j of w_i z_i z_i': n1 x c x c."""
-        c = z.shape[1]
-        out = np.empty((self.n1, c, c))
-        for r in range(c):
-            wz = w * z[:, r]
-            for d in range(r + 1):
-                v = self.level_sum(wz * z[:, d])
-                out[:, r, d] = v
-                out[:, d, r] = v
+    def weighted_cross_products(self, w: FloatArray) -> FloatArray:
+        """S_j = sum over rows of level j of w_i z_i z_i' for the first part's raw columns:
+        n1 x k1 x k1. H's first part is Lambda' S_j Lambda + I."""
+        k1 = self.k1
+        out = np.empty((self.n1, k1, k1))
+        for (r, d), product in self._z1_products.items():
+            v = self.level_sum(w if product is None else w * product)
+            out[:, r, d] = v
+            out[:, d, r] = v
         return out
+
+    def first_lambda(self, lambdas: list[FloatArray]) -> FloatArray:
+        """Lambda of the first part: block diagonal over its blocks (k1 x k1)."""
+        if len(self.first_blocks) == 1:
+            return lambdas[self.first]
+        return np.asarray(scipy.linalg.block_diag(*[lambdas[t] for t in self.first_blocks]))
 
     # --- products with Z Lambda ------------------------------------------------------------
     def times(self, a1: FloatArray, a2: FloatArray, u1: FloatArray, u2: FloatArray) -> FloatArray:
@@ -190,15 +207,26 @@ class Structure:
         return t1, t2
 
     # --- factorization ---------------------------------------------------------------------
-    def factorize(self, a1: FloatArray, a2: FloatArray, w: FloatArray) -> Factor:
-        """Cholesky factor of H = (Z Lambda)' W (Z Lambda) + I."""
+    def factorize(
+        self, a1: FloatArray, a2: FloatArray, w: FloatArray, lambda1: FloatArray | None = None
+    ) -> Factor:
+        """Cholesky factor of H = (Z Lambda)' W (Z Lambda) + I.
+
+        With lambda1 (the first part's Lambda), its blocks are Lambda' S_j Lambda + I from the
+        weighted cross products S_j of the raw columns (kept on the factor for the gradient);
+        without, they are summed from a1 = Z Lambda directly."""
         n1, k1 = self.n1, self.k1
-        h11 = np.empty((n1, k1, k1))
-        for r in range(k1):
-            for c in range(r + 1):
-                v = self.level_sum(w * a1[:, r] * a1[:, c])
-                h11[:, r, c] = v
-                h11[:, c, r] = v
+        cross = None
+        if lambda1 is not None:
+            cross = self.weighted_cross_products(w)
+            h11 = np.matmul(np.matmul(lambda1.T, cross), lambda1)
+        else:
+            h11 = np.empty((n1, k1, k1))
+            for r in range(k1):
+                for c in range(r + 1):
+                    v = self.level_sum(w * a1[:, r] * a1[:, c])
+                    h11[:, r, c] = v
+                    h11[:, c, r] = v
         h11[:, np.arange(k1), np.arange(k1)] += 1.0
         if k1 == 1:
             l1 = np.sqrt(h11)
@@ -218,7 +246,7 @@ class Structure:
             l1inv = np.linalg.inv(l1)
         logdet = 2.0 * float(np.sum(np.log(np.diagonal(l1, axis1=1, axis2=2))))
         if not self.r2:
-            return Factor(self, l1inv, None, None, logdet)
+            return Factor(self, l1inv, None, None, logdet, cross)
         q1, q2 = self.q1, self.q2
         h21 = np.zeros(q2 * q1)
         h22 = np.zeros(q2 * q2)
@@ -237,7 +265,7 @@ class Structure:
         schur[np.diag_indices(q2)] += 1.0
         l2 = scipy.linalg.cholesky(schur, lower=True)
         logdet += 2.0 * float(np.sum(np.log(np.diag(l2))))
-        return Factor(self, l1inv, c_mat, l2, logdet)
+        return Factor(self, l1inv, c_mat, l2, logdet, cross)
 
 
 @dataclass
@@ -249,6 +277,7 @@ class Factor:
     c_mat: FloatArray | None  # (q2, q1)
     l2: FloatArray | None  # (q2, q2) lower triangular
     logdet: float  # log det H
+    cross: FloatArray | None = None  # S_j of the first part (n1, k1, k1), when computed
 
     def solve(self, r1: FloatArray, r2: FloatArray) -> tuple[FloatArray, FloatArray]:
         """x = H^{-1} r with r split as (n1 x k1, q2)."""

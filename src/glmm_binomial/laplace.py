@@ -193,7 +193,7 @@ class LaplaceObjective:
             g_first += 2.0 * z1.T @ (w[:, None] * h1)
         else:
             lam1 = scipy.linalg.block_diag(*[mode.lambdas[t] for t in st.first_blocks])
-            cross = st.group_cross_products(z1, w)
+            cross = factor.cross if factor.cross is not None else st.weighted_cross_products(w)
             g_first += 2.0 * np.einsum("jrd,de,jec->rc", cross, lam1, hinv11)
         for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
             rows_t, cols_t = data.blocks[t].lower_indices()

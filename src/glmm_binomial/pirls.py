@@ -83,6 +83,7 @@ def find_mode(
 ) -> Mode:
     """Newton iteration for u from the start (u1, u2); eta_fixed = X beta + offset."""
     a1, a2 = structure.z_lambda(data, lambdas)
+    lambda1 = structure.first_lambda(lambdas)
     eta = eta_fixed + structure.times(a1, a2, u1, u2)
     scratch = (np.empty_like(eta), np.empty_like(eta))
     pdev, mu = _penalized_deviance(eta, data, u1, u2, scratch)
@@ -95,7 +96,7 @@ def find_mode(
         else:
             w = working_weights(mu, data.trials)
             residual = data.successes - data.trials * mu
-        factor = structure.factorize(a1, a2, w)
+        factor = structure.factorize(a1, a2, w, lambda1)
         g1, g2 = structure.transpose_times(a1, a2, residual)
         g1 = g1 - u1
         g2 = g2 - u2
