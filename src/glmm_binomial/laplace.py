@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
 from numpy.typing import NDArray
 
 from glmm_binomial.estimates import FitOutput
@@ -192,7 +191,7 @@ class LaplaceObjective:
         if st.r2:
             g_first += 2.0 * z1.T @ (w[:, None] * h1)
         else:
-            lam1 = scipy.linalg.block_diag(*[mode.lambdas[t] for t in st.first_blocks])
+            lam1 = st.first_lambda(mode.lambdas)
             cross = factor.cross if factor.cross is not None else st.weighted_cross_products(w)
             g_first += 2.0 * np.einsum("jrd,de,jec->rc", cross, lam1, hinv11)
         for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
