@@ -144,3 +144,10 @@ def test_bad_options():
         g.fit("y ~ x + (1 | g)", frame, conf_level=1.5)
     with pytest.raises(ValueError, match="weights"):
         g.fit("y ~ x + (1 | g)", frame, weights=np.ones(3))
+
+
+def test_huge_predictor_values_are_refused_with_a_message():
+    frame = small_frame().astype({"x": float})
+    frame.loc[2, "x"] = 1e300
+    with pytest.raises(ValueError, match="'x' has the value 1e\\+300 at row 2.*rescale"):
+        g.fit("y ~ x + (1 | g)", frame)

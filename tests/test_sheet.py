@@ -416,3 +416,11 @@ def test_contraception_vb_means_near_maximum_likelihood(contraception_laplace):
     np.testing.assert_allclose(vb, ml, atol=0.1)
     assert table[9][3] == pytest.approx(contraception_laplace[9][3], abs=0.1)
     assert any(v != 0.0 for v in vb)  # the earlier engine's all-zero failure
+
+
+def test_huge_x_values_are_an_input_error():
+    message = glmm_binomial(Y1, [[1e300]] + X[1:], G, method="laplace")
+    assert message == (
+        "Invalid input: x values must be at most 1e+100 in absolute value: row 1 is 1e+300; "
+        "rescale it."
+    )

@@ -19,7 +19,7 @@ from formulaic import model_matrix
 from numpy.typing import NDArray
 
 from glmm_binomial.formula import ParsedFormula, RandomTerm, parse_formula, r_name
-from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.model import LARGEST_VALUE, ModelData, RandomBlock
 
 FloatArray = NDArray[np.float64]
 
@@ -155,6 +155,13 @@ def _check_finite(matrix: FloatArray, names: Sequence[str], what: str, index: pd
         raise ValueError(
             f"{what} column '{names[col]}' is not finite (value {matrix[row, col]}) at row "
             f"{index[row]}"
+        )
+    huge = np.abs(matrix) > LARGEST_VALUE
+    if np.any(huge):
+        row, col = np.argwhere(huge)[0]
+        raise ValueError(
+            f"{what} column '{names[col]}' has the value {matrix[row, col]:g} at row "
+            f"{index[row]}: beyond {LARGEST_VALUE:g} the fit overflows; rescale the column"
         )
 
 

@@ -22,6 +22,10 @@ from glmm_binomial.family import log_binomial_coefficient
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
+LARGEST_VALUE = 1e100
+"""Design values beyond this in absolute value overflow the fit's products (x' W x); the front
+ends refuse them with a message to rescale."""
+
 
 @dataclass(frozen=True)
 class RandomBlock:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.model import LARGEST_VALUE, ModelData, RandomBlock
 from glmm_binomial.separation import Separation, detect_separation
 
 FloatArray = NDArray[np.float64]
@@ -244,7 +244,15 @@ def _numeric(name: str, rows: list[list[Any]]) -> FloatArray:
                 raise _invalid(
                     f"{name} must contain finite numbers: {_where(rows, i, j)} {problem}."
                 )
-    return np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
+    values = np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
+    huge = np.abs(values) > LARGEST_VALUE
+    if np.any(huge):
+        i, j = (int(k) for k in np.argwhere(huge)[0])
+        raise _invalid(
+            f"{name} values must be at most {LARGEST_VALUE:g} in absolute value: "
+            f"{_where(rows, i, j)} is {values[i, j]:g}; rescale it."
+        )
+    return values
 
 
 def _single_column(name: str, rows: list[list[Any]]) -> None:
