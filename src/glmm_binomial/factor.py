@@ -198,6 +198,7 @@ class Structure:
         self, a1: FloatArray, a2: FloatArray, r: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
         """(Z Lambda)' r split as (n1 x k1, q2)."""
+        # Column by column: contiguous products sum faster than group_sums on an n x k1 array.
         t1 = np.column_stack([self.level_sum(a1[:, c] * r) for c in range(self.k1)])
         if not self.r2:
             return t1, np.zeros(0)
@@ -208,25 +209,16 @@ class Structure:
 
     # --- factorization ---------------------------------------------------------------------
     def factorize(
-        self, a1: FloatArray, a2: FloatArray, w: FloatArray, lambda1: FloatArray | None = None
+        self, a1: FloatArray, a2: FloatArray, w: FloatArray, lambda1: FloatArray
     ) -> Factor:
         """Cholesky factor of H = (Z Lambda)' W (Z Lambda) + I.
 
-        With lambda1 (the first part's Lambda), its blocks are Lambda' S_j Lambda + I from the
-        weighted cross products S_j of the raw columns (kept on the factor for the gradient);
-        without, they are summed from a1 = Z Lambda directly."""
+        The first part's blocks are lambda1' S_j lambda1 + I, from the weighted cross products
+        S_j of its raw columns (kept on the factor for the gradient); the rest's blocks come
+        from a1 and a2, the values of Z Lambda."""
         n1, k1 = self.n1, self.k1
-        cross = None
-        if lambda1 is not None:
-            cross = self.weighted_cross_products(w)
-            h11 = np.matmul(np.matmul(lambda1.T, cross), lambda1)
-        else:
-            h11 = np.empty((n1, k1, k1))
-            for r in range(k1):
-                for c in range(r + 1):
-                    v = self.level_sum(w * a1[:, r] * a1[:, c])
-                    h11[:, r, c] = v
-                    h11[:, c, r] = v
+        cross = self.weighted_cross_products(w)
+        h11 = np.matmul(np.matmul(lambda1.T, cross), lambda1)
         h11[:, np.arange(k1), np.arange(k1)] += 1.0
         if k1 == 1:
             l1 = np.sqrt(h11)
@@ -277,7 +269,7 @@ class Factor:
     c_mat: FloatArray | None  # (q2, q1)
     l2: FloatArray | None  # (q2, q2) lower triangular
     logdet: float  # log det H
-    cross: FloatArray | None = None  # S_j of the first part (n1, k1, k1), when computed
+    cross: FloatArray  # S_j of the first part (n1, k1, k1): sum of w_i z_i z_i' per level
 
     def solve(self, r1: FloatArray, r2: FloatArray) -> tuple[FloatArray, FloatArray]:
         """x = H^{-1} r with r split as (n1 x k1, q2)."""

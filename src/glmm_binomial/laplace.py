@@ -35,6 +35,14 @@ class Counters:
     pirls_iterations: int = 0
     pirls_failures: int = 0
 
+    def record(self, mode: Mode) -> bool:
+        """Count one mode search; True when it converged (and may warm-start the next)."""
+        self.evaluations += 1
+        self.pirls_iterations += mode.iterations
+        if not mode.converged:
+            self.pirls_failures += 1
+        return mode.converged
+
 
 @dataclass
 class LaplaceObjective:
@@ -114,10 +122,7 @@ class LaplaceObjective:
             u2,
             self.pirls_control,
         )
-        self.counters.evaluations += 1
-        self.counters.pirls_iterations += mode.iterations
-        if not mode.converged:
-            self.counters.pirls_failures += 1
+        if not self.counters.record(mode):
             # A failed search would poison the next warm start.
             self.reset()
         else:
@@ -192,7 +197,7 @@ class LaplaceObjective:
             g_first += 2.0 * z1.T @ (w[:, None] * h1)
         else:
             lam1 = st.first_lambda(mode.lambdas)
-            cross = factor.cross if factor.cross is not None else st.weighted_cross_products(w)
+            cross = factor.cross
             g_first += 2.0 * np.einsum("jrd,de,jec->rc", cross, lam1, hinv11)
         for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
             rows_t, cols_t = data.blocks[t].lower_indices()

@@ -538,10 +538,7 @@ class AgqObjective:
             self._u2,
             self.pirls_control,
         )
-        self.counters.evaluations += 1
-        self.counters.pirls_iterations += mode.iterations
-        if not mode.converged:
-            self.counters.pirls_failures += 1
+        if not self.counters.record(mode):
             self.reset()
         else:
             self._u1, self._u2 = mode.u1, mode.u2
