@@ -2,6 +2,16 @@
 
 from glmm_binomial import datasets
 from glmm_binomial.api import available_methods, fit, fit_model
+from glmm_binomial.diagnostics import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    FitWarning,
+    GLMMWarning,
+    IdentifiabilityWarning,
+    NewLevelsWarning,
+    RankDeficiencyWarning,
+    SeparationWarning,
+)
 from glmm_binomial.inference import anova
 from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.optimize import OptimizerControl, OptSummary
@@ -13,6 +23,14 @@ from glmm_binomial.sheet import GLMM_BINOMIAL, glmm_binomial
 __version__ = "0.1.0"
 
 __all__ = [
+    "BoundaryWarning",
+    "ConvergenceWarning",
+    "FitWarning",
+    "GLMMWarning",
+    "IdentifiabilityWarning",
+    "NewLevelsWarning",
+    "RankDeficiencyWarning",
+    "SeparationWarning",
     "GLMM_BINOMIAL",
     "GLMMResult",
     "ModelData",

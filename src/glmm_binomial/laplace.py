@@ -18,6 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.diagnostics import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    FitWarning,
+    SeparationWarning,
+)
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.factor import Structure, row_dot
 from glmm_binomial.model import ModelData
@@ -277,7 +283,7 @@ def finish_fit(
     vcov_beta, theta_cov = covariance_from_hessian(estimates.hessian, n_theta, at_boundary)
     mode = objective.mode(theta, beta)
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
-    warnings = []
+    warnings: list[FitWarning] = []
     converged = estimates.summary.converged
     if looks_divergent(data.x, beta, control.separation_screen):
         separation = detect_separation(data.x, data.successes, data.trials)
@@ -285,14 +291,26 @@ def finish_fit(
             kind = "complete" if separation.complete else "quasi-complete"
             names = ", ".join(data.fixed_names[j] for j in separation.coefficients)
             warnings.append(
-                f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
-                "the reported values are points on a diverging path, not estimates"
+                FitWarning(
+                    f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
+                    "the reported values are points on a diverging path, not estimates",
+                    SeparationWarning,
+                )
             )
             converged = False
     if singular:
-        warnings.append("boundary (singular) fit: a random-effect variance is estimated at zero")
+        warnings.append(
+            FitWarning(
+                "boundary (singular) fit: a random-effect variance is estimated at zero",
+                BoundaryWarning,
+            )
+        )
     if not estimates.summary.converged:
-        warnings.append(f"optimizer did not converge: {estimates.summary.message}")
+        warnings.append(
+            FitWarning(
+                f"optimizer did not converge: {estimates.summary.message}", ConvergenceWarning
+            )
+        )
     return FitOutput(
         method=method,
         theta=theta,

@@ -45,6 +45,7 @@ import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
 
+from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.family import inverse_link, loglik_kernel
 from glmm_binomial.laplace import LaplaceObjective
@@ -587,11 +588,14 @@ def fit_vb_detailed(
         tolerances={key: float(value) for key, value in asdict(control).items()},
         seconds=time.perf_counter() - started,
     )
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[FitWarning, ...] = ()
     if not converged:
         warnings = (
-            f"variational optimizer did not converge: {result.message} "
-            f"(largest gradient entry {grad_norm:.3g})",
+            FitWarning(
+                f"variational optimizer did not converge: {result.message} "
+                f"(largest gradient entry {grad_norm:.3g})",
+                ConvergenceWarning,
+            ),
         )
     output = FitOutput(
         method="vb",
