@@ -10,6 +10,7 @@ from typing import Any
 
 from glmm_binomial import _blas
 from glmm_binomial.design import build_model
+from glmm_binomial.distributed import fit_dask, is_dask_frame
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.laplace import fit_laplace
 from glmm_binomial.model import ModelData
@@ -33,6 +34,7 @@ def fit(
     control: Any = None,
     pirls_control: PirlsControl | None = None,
     blas_threads: int | None = 1,
+    client: Any = None,
 ) -> GLMMResult:
     """Fit a binomial GLMM (logit link) written in lme4's formula syntax.
 
@@ -47,7 +49,23 @@ def fit(
     defaults); pirls_control: PirlsControl of the inner mode search.
     blas_threads: threads BLAS may use during the fit (None: as configured; the default 1 is
     fastest for these small matrix products, see glmm_binomial._blas).
+    data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit_dask, which
+    takes client= (a distributed.Client or scheduler address; None: the current client).
     """
+    if is_dask_frame(data):
+        return fit_dask(
+            formula,
+            data,
+            method=method,
+            weights=weights,
+            offset=offset,
+            n_agq=n_agq,
+            conf_level=conf_level,
+            control=control,
+            pirls_control=pirls_control,
+            blas_threads=blas_threads,
+            client=client,
+        )
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
     model, design = build_model(formula, data, weights=weights, offset=offset)
     with _blas.blas_threads(blas_threads):

@@ -29,7 +29,7 @@ from glmm_binomial.factor import Structure, row_dot
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import Estimates, OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import Mode, PirlsControl, find_mode
-from glmm_binomial.separation import detect_separation, looks_divergent
+from glmm_binomial.separation import Separation, detect_separation, looks_divergent
 
 FloatArray = NDArray[np.float64]
 
@@ -276,28 +276,49 @@ def finish_fit(
 ) -> FitOutput:
     """Covariances, boundary check and conditional modes at the optimum of a deviance."""
     theta, beta = estimates.theta, estimates.beta
+    mode = objective.mode(theta, beta)
+    ranef, ranef_cov = conditional_effects(objective, mode, theta)
+    separation = None
+    if looks_divergent(data.x, beta, control.separation_screen):
+        separation = detect_separation(data.x, data.successes, data.trials)
+    return fit_output(
+        data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
+    )
+
+
+def fit_output(
+    data: ModelData,
+    estimates: Estimates,
+    control: OptimizerControl,
+    method: str,
+    loglik_label: str,
+    ranef: tuple[FloatArray, ...],
+    ranef_cov: tuple[FloatArray, ...],
+    separation: Separation | None,
+    n_agq: int = 1,
+) -> FitOutput:
+    """FitOutput from the optimum: covariances from the Hessian, the boundary check and the
+    warnings. data is used only for its structure (names, theta layout); separation is the
+    result of detect_separation when the screen flagged the estimates (None otherwise)."""
+    theta, beta = estimates.theta, estimates.beta
     n_theta = data.n_theta
     lower = data.theta_lower_bounds()
     at_boundary = np.isfinite(lower) & (theta < control.boundary_tol)
     singular = bool(np.any(at_boundary))
     vcov_beta, theta_cov = covariance_from_hessian(estimates.hessian, n_theta, at_boundary)
-    mode = objective.mode(theta, beta)
-    ranef, ranef_cov = conditional_effects(objective, mode, theta)
     warnings: list[FitWarning] = []
     converged = estimates.summary.converged
-    if looks_divergent(data.x, beta, control.separation_screen):
-        separation = detect_separation(data.x, data.successes, data.trials)
-        if separation.coefficients:
-            kind = "complete" if separation.complete else "quasi-complete"
-            names = ", ".join(data.fixed_names[j] for j in separation.coefficients)
-            warnings.append(
-                FitWarning(
-                    f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
-                    "the reported values are points on a diverging path, not estimates",
-                    SeparationWarning,
-                )
+    if separation is not None and separation.coefficients:
+        kind = "complete" if separation.complete else "quasi-complete"
+        names = ", ".join(data.fixed_names[j] for j in separation.coefficients)
+        warnings.append(
+            FitWarning(
+                f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
+                "the reported values are points on a diverging path, not estimates",
+                SeparationWarning,
             )
-            converged = False
+        )
+        converged = False
     if singular:
         warnings.append(
             FitWarning(

@@ -1,0 +1,936 @@
+"""Fit a binomial GLMM to a Dask DataFrame: the in-memory objective mapped over partitions.
+
+The Laplace (and one-factor AGQ) deviance, its exact gradient and the fixed-effects information
+are sums over the levels of the outermost grouping factor when every other grouping factor is
+nested in it: the matrix H of the mode search is block diagonal over those levels. So the rows
+are shuffled once so that each partition holds whole levels of that factor; each partition
+becomes a ModelData with its own LaplaceObjective (or AgqObjective) that stays in the memory of
+a Dask worker; every evaluation maps the in-memory objective's ``deviance_and_gradient`` (or
+``fixed_information``) over the partitions and sums the results in partition order on the
+client, where ``optimize.minimize_deviance`` runs unchanged. The numerics are those of
+laplace.py and quadrature.py; this module only moves arrays and adds.
+
+Steps of ``fit_dask``:
+
+1. One pass over the complete rows learns the design: the levels of factor columns (so every
+   partition's fixed-effects matrix has the same columns, from one formulaic model spec), the
+   levels of each grouping factor (global level order for ranef), the response's two levels
+   when it is a factor, and, where nesting is not visible in the formula, whether each grouping
+   factor is nested in the partitioning one.
+2. The rows are shuffled on the partitioning factor (hash partitioning: deterministic) and each
+   partition is turned into a ModelData on its worker, rows in their original order.
+3. The GLM start is Newton's method on partition sums of X'WX and X'(k - m mu); then
+   minimize_deviance, then the conditional modes gathered from the partitions in level order.
+
+Lost workers are survived by Dask itself: a lost partition is rebuilt from the task graph (the
+source files), and the optimizer's next evaluation waits for it. A rebuilt partition starts its
+mode search from zero instead of the last mode, so the answer after a failure agrees with the
+undisturbed one to the mode-search tolerance rather than bit for bit. Without failures the same
+input gives the same output bit for bit (same partitions, same order of every sum).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+from formulaic import model_matrix
+from numpy.typing import NDArray
+
+from glmm_binomial import _blas
+from glmm_binomial.design import (
+    DesignInfo,
+    RandomSpec,
+    _check_finite,
+    _check_rank,
+    _group_codes,
+    _identifiers,
+    _response,
+)
+from glmm_binomial.family import inverse_link, working_weights
+from glmm_binomial.formula import ParsedFormula, parse_formula, r_name
+from glmm_binomial.laplace import LaplaceObjective, conditional_effects, fit_output
+from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.optimize import OptimizerControl, minimize_deviance
+from glmm_binomial.pirls import PirlsControl
+from glmm_binomial.result import GLMMResult
+from glmm_binomial.separation import detect_separation, looks_divergent
+
+FloatArray = NDArray[np.float64]
+
+EXTRA_MESSAGE = (
+    "fitting a Dask DataFrame needs the optional extra 'dask': "
+    "pip install 'glmm-binomial[dask]' (dask[dataframe] and distributed)"
+)
+ROW_COLUMN = "__glmm_row__"
+"""Original position of each complete row (partition number * 2^40 + position), added before
+the shuffle so that each partition can put its rows back in their original order."""
+SEPARATION_GATHER_LIMIT = 50_000_000
+"""When the separation screen fires, the design is gathered to the client for the linear
+programs if it has at most this many values (rows x columns); beyond, a warning says so."""
+
+
+def is_dask_frame(data: Any) -> bool:
+    """True for a Dask DataFrame, tested without importing dask."""
+    module = type(data).__module__ or ""
+    return module.split(".")[0] == "dask" and hasattr(data, "npartitions")
+
+
+def _import_dask() -> tuple[Any, Any]:
+    try:
+        import dask
+        import distributed
+    except ImportError as exc:
+        raise ImportError(f"{EXTRA_MESSAGE} ({exc})") from None
+    return dask, distributed
+
+
+# --- what a worker needs to build its partition's ModelData ---------------------------------
+@dataclass(frozen=True)
+class PartitionDesign:
+    """Everything fixed by the learning pass: the same for every partition."""
+
+    parsed: ParsedFormula
+    fixed_spec: Any
+    random_specs: tuple[Any, ...]  # formulaic ModelSpec per random term, None for (1 | g)
+    categories: dict[str, list[Any]]
+    response_levels: tuple[Any, Any] | None
+    weights: str | None
+    offset: str | None
+    method: str
+    n_agq: int
+    pirls_control: PirlsControl
+    control: OptimizerControl
+    blas_threads: int | None
+
+
+@dataclass
+class PartitionState:
+    """One partition on its worker: its rows as ModelData, the level keys of each block (to
+    place its random effects among all levels) and the objective, which keeps its warm start
+    between evaluations."""
+
+    data: ModelData
+    keys: tuple[tuple[tuple[Any, ...], ...], ...]
+    objective: Any
+
+    def __sizeof__(self) -> int:
+        # Dask weighs moving a task by the size of its inputs: report the arrays so that
+        # evaluations stay with their partition.
+        d = self.data
+        total = d.successes.nbytes * 3 + d.x.nbytes
+        for b in d.blocks:
+            total += b.codes.nbytes + b.z.nbytes
+        return int(3 * total)
+
+
+def _with_categories(frame: pd.DataFrame, design: PartitionDesign) -> pd.DataFrame:
+    """Factor columns as Categoricals with the levels of the whole data set, and a factor
+    response as 0/1, so that every partition is coded alike."""
+    out = frame.copy(deep=False)
+    for column, levels in design.categories.items():
+        out[column] = pd.Categorical(out[column], categories=levels)
+    if design.response_levels is not None:
+        name = design.parsed.response.successes
+        out[name] = (out[name] == design.response_levels[1]).astype(np.float64)
+    return out
+
+
+def _row_values(frame: pd.DataFrame, column: str | None, name: str) -> FloatArray | None:
+    if column is None:
+        return None
+    try:
+        return np.asarray(pd.to_numeric(frame[column], errors="raise"), dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} column '{column}' must be numeric") from None
+
+
+def build_partition(part: pd.DataFrame, design: PartitionDesign) -> PartitionState | None:
+    """ModelData and objective of one partition (complete rows only); None when it is empty."""
+    if len(part) == 0:
+        return None
+    part = part.sort_values(ROW_COLUMN, kind="stable")
+    frame = _with_categories(part, design)
+    w = _row_values(frame, design.weights, "weights")
+    if w is not None and (np.any(~np.isfinite(w)) or np.any(w < 0)):
+        raise ValueError("weights must be finite and non-negative")
+    o = _row_values(frame, design.offset, "offset")
+    o = np.zeros(len(frame)) if o is None else o
+    if not np.all(np.isfinite(o)):
+        raise ValueError("offset must be finite")
+    successes, trials = _response(design.parsed, frame, w)
+    try:
+        matrix = design.fixed_spec.get_model_matrix(frame, na_action="raise")
+    except Exception as exc:  # noqa: BLE001 - formulaic raises many types
+        raise ValueError(f"cannot build the fixed-effects design: {exc}") from None
+    fixed_names = [r_name(str(c)) for c in matrix.columns]
+    x = np.asarray(matrix, dtype=np.float64)
+    _check_finite(x, fixed_names, "fixed-effects", frame.index)
+    blocks, keys = [], []
+    for term, spec in zip(design.parsed.random, design.random_specs, strict=True):
+        if spec is None:
+            z, names = np.ones((len(frame), 1)), ["(Intercept)"]
+        else:
+            zm = spec.get_model_matrix(frame, na_action="raise")
+            z, names = np.asarray(zm, dtype=np.float64), [r_name(str(c)) for c in zm.columns]
+        _check_finite(z, names, f"random-effect term {term.text}", frame.index)
+        codes, levels, level_keys = _group_codes(frame, term.group)
+        blocks.append(RandomBlock(":".join(term.group), tuple(names), codes, levels, z))
+        keys.append(level_keys)
+    data = ModelData(successes, trials, x, o, tuple(fixed_names), tuple(blocks))
+    objective = _objective(data, design)
+    if isinstance(objective, LaplaceObjective):
+        data = objective.data  # its rows sorted by level; keep one copy only
+    return PartitionState(data, tuple(keys), objective)
+
+
+def _objective(data: ModelData, design: PartitionDesign) -> Any:
+    if design.method == "agq":
+        from glmm_binomial.quadrature import AgqObjective, QuadratureControl
+
+        return AgqObjective(
+            data, design.n_agq, design.pirls_control, QuadratureControl(), design.control
+        )
+    return LaplaceObjective(data, design.pirls_control)
+
+
+# --- tasks run on the workers, one per partition ----------------------------------------------
+def _pirls_counts(state: PartitionState) -> tuple[int, int]:
+    c = state.objective.counters
+    return int(c.pirls_iterations), int(c.pirls_failures)
+
+
+def _evaluate(
+    state: PartitionState | None,
+    theta: FloatArray,
+    beta: FloatArray,
+    what: str,
+    blas_threads: int | None,
+) -> tuple[Any, int, int] | None:
+    """One partition's share of an evaluation, with its mode-search counts."""
+    if state is None:
+        return None
+    before = _pirls_counts(state)
+    with _blas.blas_threads(blas_threads):
+        if what == "deviance_and_gradient":
+            value: Any = state.objective.deviance_and_gradient(theta, beta)
+        elif what == "fixed_information":
+            value = state.objective.fixed_information(theta, beta)
+        elif what == "glm":
+            d = state.data
+            mu = inverse_link(d.x @ beta + d.offset)
+            w = working_weights(mu, d.trials)
+            value = (d.x.T @ (w[:, None] * d.x), d.x.T @ (d.successes - d.trials * mu))
+        elif what == "glm_start":
+            d = state.data
+            value = (
+                np.linalg.qr(d.x, mode="r"),
+                d.x.T @ d.offset,
+                float(np.sum(d.successes)),
+                float(np.sum(d.trials)),
+                np.max(np.abs(d.x), axis=0, initial=0.0),
+            )
+        else:
+            raise ValueError(f"unknown evaluation {what!r}")
+    after = _pirls_counts(state)
+    return value, after[0] - before[0], after[1] - before[1]
+
+
+def _conditional_modes(
+    state: PartitionState | None, theta: FloatArray, beta: FloatArray
+) -> tuple[Any, tuple[FloatArray, ...], tuple[FloatArray, ...]] | None:
+    """Conditional modes and covariances of this partition's levels (laplace.py's)."""
+    if state is None:
+        return None
+    objective = state.objective
+    if not isinstance(objective, LaplaceObjective):
+        # AGQ reports the Laplace conditional modes at its estimates, as fit_agq does.
+        objective = LaplaceObjective(state.data, objective.pirls_control)
+    ranef, ranef_cov = conditional_effects(objective, objective.mode(theta, beta), theta)
+    return state.keys, ranef, ranef_cov
+
+
+def _design_arrays(state: PartitionState | None) -> tuple[FloatArray, ...] | None:
+    if state is None:
+        return None
+    return state.data.x, state.data.successes, state.data.trials
+
+
+# --- the client side --------------------------------------------------------------------------
+@dataclass
+class _Counters:
+    evaluations: int = 0
+    gradients: int = 0
+    pirls_iterations: int = 0
+    pirls_failures: int = 0
+
+
+class _Partitions:
+    """The persisted partitions: map a task over them and gather in partition order."""
+
+    def __init__(self, client: Any, states: list[Any], blas_threads: int | None) -> None:
+        self.client = client
+        self.states = states
+        self.blas_threads = blas_threads
+        self.counters = _Counters()
+
+    def gather(self, func: Callable[..., Any], **kwargs: Any) -> list[Any]:
+        futures = self.client.map(func, self.states, pure=False, **kwargs)
+        try:
+            results = self.client.gather(futures)
+        finally:
+            del futures
+        return [r for r in results if r is not None]
+
+    def evaluate(self, what: str, theta: FloatArray, beta: FloatArray) -> list[Any]:
+        parts = self.gather(
+            _evaluate,
+            theta=np.asarray(theta, dtype=np.float64),
+            beta=np.asarray(beta, dtype=np.float64),
+            what=what,
+            blas_threads=self.blas_threads,
+        )
+        for _, iterations, failures in parts:
+            self.counters.pirls_iterations += iterations
+            self.counters.pirls_failures += failures
+        return [value for value, _, _ in parts]
+
+    def deviance_and_gradient(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """Sum over partitions, in partition order (the same order every time)."""
+        self.counters.evaluations += 1
+        self.counters.gradients += 1
+        parts = self.evaluate("deviance_and_gradient", theta, beta)
+        deviance = 0.0
+        grad_theta = np.zeros(len(theta))
+        grad_beta = np.zeros(len(beta))
+        for value, g_theta, g_beta in parts:
+            deviance += value
+            grad_theta += g_theta
+            grad_beta += g_beta
+        return deviance, grad_theta, grad_beta
+
+    def fixed_information(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
+        parts = self.evaluate("fixed_information", theta, beta)
+        info = np.zeros((len(beta), len(beta)))
+        for part in parts:
+            info += part
+        return info
+
+
+def _resolve_client(distributed: Any, client: Any) -> tuple[Any, bool]:
+    """The client to use and whether this module created it (then it closes it)."""
+    if client is None:
+        try:
+            return distributed.get_client(), False
+        except ValueError:
+            raise ValueError(
+                "fitting a Dask DataFrame needs a Dask distributed client: start one "
+                "(distributed.Client() for a local cluster, or Client('tcp://host:8786') for a "
+                "running scheduler) or pass client= a Client or a scheduler address"
+            ) from None
+    if isinstance(client, str):
+        return distributed.Client(client), True
+    if isinstance(client, distributed.Client):
+        return client, False
+    raise ValueError(f"client must be a distributed.Client or a scheduler address, got {client!r}")
+
+
+def _check_arguments(method: str, n_agq: int, conf_level: float, control: Any) -> None:
+    if method == "vb":
+        raise ValueError(
+            "method='vb' is not available for a Dask DataFrame; use method='laplace' or 'agq', "
+            "or compute the frame to pandas (ddf.compute()) and fit it in memory"
+        )
+    if method not in ("laplace", "agq"):
+        raise ValueError(f"method must be 'laplace', 'agq' or 'vb', got {method!r}")
+    if isinstance(n_agq, bool) or not isinstance(n_agq, int) or n_agq < 1:
+        raise ValueError(f"n_agq must be a positive integer, got {n_agq!r}")
+    if method != "agq" and n_agq != 1:
+        raise ValueError("n_agq applies only to method='agq'")
+    if not isinstance(conf_level, (int, float)) or not 0.0 < float(conf_level) < 1.0:
+        raise ValueError("conf_level must be strictly between 0 and 1")
+    if control is not None and not isinstance(control, OptimizerControl):
+        raise ValueError(f"control for method {method!r} must be a OptimizerControl")
+
+
+def _not_decomposable(detail: str) -> ValueError:
+    return ValueError(
+        f"this model does not decompose over partitions of a Dask DataFrame: {detail}. "
+        "Every grouping factor must be nested in one outermost factor (random slopes allowed). "
+        "Fit it in memory instead: glmm_binomial.fit(formula, ddf.compute())"
+    )
+
+
+def _nesting_plan(parsed: ParsedFormula) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Candidates for the partitioning variable and the grouping factors whose nesting in it
+    must be checked on the data (empty when the formula shows it, as in (1 | g/h))."""
+    groups = [term.group for term in parsed.random]
+    common = [v for v in groups[0] if all(v in g for g in groups)]
+    if common:
+        return common[:1], []
+    candidates = list(dict.fromkeys(g[0] for g in groups if len(g) == 1))
+    if not candidates:
+        raise _not_decomposable(
+            "no grouping variable is shared by every term, and none stands alone"
+        )
+    return candidates, groups
+
+
+def _sorted_levels(values: Any) -> list[Any]:
+    """Levels in the order pandas.factorize(sort=True) gives them (as design.py codes them)."""
+    return list(pd.factorize(pd.Series(values), sort=True)[1])
+
+
+def _group_keys(
+    group: tuple[str, ...], uniques: dict[str, list[Any]], combos: pd.DataFrame | None
+) -> tuple[tuple[object, ...], tuple[tuple[object, ...], ...]]:
+    """Levels and level keys of a grouping factor over the whole data set, ordered as
+    design._group_codes orders them on the same rows."""
+    if len(group) == 1:
+        labels = tuple(uniques[group[0]])
+        return labels, tuple((label,) for label in labels)
+    assert combos is not None
+    ranks = [pd.Index(uniques[v]).get_indexer(combos[v].to_numpy(dtype=object)) for v in group]
+    order = np.lexsort(tuple(reversed(ranks)))
+    keys = tuple(tuple(combos[v].to_numpy(dtype=object)[i] for v in group) for i in order.tolist())
+    return tuple(":".join(str(p) for p in k) for k in keys), keys
+
+
+def _add_row_ids(frame: pd.DataFrame, partition_info: dict[str, Any] | None = None) -> Any:
+    number = 0 if partition_info is None else int(partition_info["number"])
+    out = frame.copy(deep=False)
+    out[ROW_COLUMN] = (np.int64(number) << np.int64(40)) + np.arange(len(frame), dtype=np.int64)
+    return out
+
+
+def _is_factor(dtype: Any) -> bool:
+    return not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+
+class DaskGLMMResult(GLMMResult):
+    """GLMMResult of a fit to a Dask DataFrame. Its model holds the structure of the fit
+    (names, levels, counts) but not the rows, which stay on the cluster: predict needs
+    newdata, a pandas DataFrame (NumPy array returned) or a Dask DataFrame (Dask Series)."""
+
+    _categories: dict[str, list[Any]]
+
+    def __init__(self, *args: Any, categories: dict[str, list[Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        object.__setattr__(self, "_categories", categories)
+
+    def _coded(self, frame: Any) -> Any:
+        """newdata with the factor columns coded with the levels of the fit (as in the fit)."""
+        if not isinstance(frame, pd.DataFrame):
+            return frame
+        out = frame.copy(deep=False)
+        for column, levels in self._categories.items():
+            if column in out.columns:
+                out[column] = pd.Categorical(out[column], categories=levels)
+        return out
+
+    def predict(
+        self,
+        newdata: Any = None,
+        re: Literal["include", "exclude"] = "include",
+        type: Literal["response", "link"] = "response",
+        offset: Any = None,
+    ) -> Any:
+        if newdata is None:
+            raise ValueError(
+                "predict on a fit to a Dask DataFrame needs newdata (the rows stay on the "
+                "cluster): pass the Dask DataFrame itself, or a pandas DataFrame"
+            )
+        if is_dask_frame(newdata):
+            if offset is not None and not isinstance(offset, str):
+                raise ValueError("with a Dask newdata, offset must be a column name")
+            parent = super().predict
+
+            def one(part: pd.DataFrame) -> pd.Series:
+                o = None if offset is None else part[offset]
+                values: Any = []
+                if len(part):
+                    values = parent(self._coded(part), re=re, type=type, offset=o)
+                return pd.Series(values, index=part.index, dtype=np.float64)
+
+            return newdata.map_partitions(one, meta=pd.Series([], dtype=np.float64))
+        return super().predict(self._coded(newdata), re=re, type=type, offset=offset)
+
+
+@dataclass(frozen=True)
+class ClusterModelData(ModelData):
+    """ModelData of a fit whose rows live on a Dask cluster: names, blocks with the levels of
+    the whole data set and no rows; n_obs is the number of rows used in the fit."""
+
+    rows: int = 0
+
+    @property
+    def n_obs(self) -> int:
+        return self.rows
+
+
+def fit_dask(
+    formula: str,
+    data: Any,
+    *,
+    method: str = "laplace",
+    weights: str | None = None,
+    offset: str | None = None,
+    n_agq: int = 1,
+    conf_level: float = 0.95,
+    control: OptimizerControl | None = None,
+    pirls_control: PirlsControl | None = None,
+    blas_threads: int | None = 1,
+    client: Any = None,
+    npartitions: int | None = None,
+) -> DaskGLMMResult:
+    """Fit a binomial GLMM to a Dask DataFrame on a Dask distributed cluster.
+
+    The numbers are those of the in-memory fit (glmm_binomial.fit on the computed frame) up to
+    the order of floating-point sums. client: a distributed.Client, or a scheduler address
+    ('tcp://host:8786'); None uses the current client (distributed.get_client()).
+    npartitions: partitions after the shuffle on the outermost grouping factor (None: as many
+    as data has). weights and offset must be column names. method "laplace" or "agq" (one
+    grouping factor); every grouping factor must be nested in one outermost factor.
+    """
+    dask, distributed = _import_dask()
+    if not isinstance(formula, str):
+        raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
+    _check_arguments(method, n_agq, conf_level, control)
+    if blas_threads is not None and (
+        isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
+    ):
+        raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
+    if npartitions is not None and (
+        isinstance(npartitions, bool) or not isinstance(npartitions, int) or npartitions < 1
+    ):
+        raise ValueError(f"npartitions must be a positive integer, got {npartitions!r}")
+    control = control or OptimizerControl()
+    parsed = parse_formula(formula)
+    if not parsed.random:
+        raise ValueError(
+            f"formula '{formula}' has no random-effect term such as (1 | group); "
+            "for a plain logistic regression use a GLM"
+        )
+    columns = list(data.columns)
+    missing = [v for v in parsed.variables if v not in columns]
+    if missing:
+        raise ValueError(
+            f"formula '{formula}' uses column(s) not in data: {', '.join(map(repr, missing))}; "
+            f"available: {', '.join(map(str, columns))}"
+        )
+    for name, value in (("weights", weights), ("offset", offset)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"with a Dask DataFrame, {name} must be a column name")
+        if value is not None and value not in columns:
+            raise ValueError(f"{name} names column '{value}', which is not in data")
+    if method == "agq" and len({term.group for term in parsed.random}) > 1:
+        raise ValueError(
+            "method='agq' on a Dask DataFrame takes one grouping factor (as (1 + x | g)); "
+            "use method='laplace', or fit in memory: glmm_binomial.fit(formula, ddf.compute())"
+        )
+    candidates, to_check = _nesting_plan(parsed)
+    client, own_client = _resolve_client(distributed, client)
+    try:
+        # Task-based shuffles: deterministic, and cheap at the sizes of the learning pass.
+        with dask.config.set({"dataframe.shuffle.method": "tasks"}):
+            return _fit(
+                dask,
+                client,
+                formula,
+                parsed,
+                data,
+                method=method,
+                weights=weights,
+                offset=offset,
+                n_agq=n_agq,
+                conf_level=conf_level,
+                control=control,
+                pirls_control=pirls_control or PirlsControl(),
+                blas_threads=blas_threads,
+                npartitions=npartitions,
+                candidates=candidates,
+                to_check=to_check,
+            )
+    finally:
+        if own_client:
+            client.close()
+
+
+def _fit(
+    dask: Any,
+    client: Any,
+    formula: str,
+    parsed: ParsedFormula,
+    data: Any,
+    *,
+    method: str,
+    weights: str | None,
+    offset: str | None,
+    n_agq: int,
+    conf_level: float,
+    control: OptimizerControl,
+    pirls_control: PirlsControl,
+    blas_threads: int | None,
+    npartitions: int | None,
+    candidates: list[str],
+    to_check: list[tuple[str, ...]],
+) -> DaskGLMMResult:
+    used = list(dict.fromkeys([*parsed.variables, *(c for c in (weights, offset) if c)]))
+    dtypes = data.dtypes
+    response_vars: set[str] = set()
+    response = parsed.response
+    for expr in (response.successes, response.failures):
+        if expr:
+            response_vars.update(_identifiers(expr))
+    group_vars = list(dict.fromkeys(v for term in parsed.random for v in term.group))
+    factor_vars = [
+        v
+        for v in parsed.variables
+        if v not in response_vars and v not in group_vars and _is_factor(dtypes[v])
+    ]
+    simple_factor_response = (
+        response.kind != "cbind"
+        and response.successes in columns_of(data)
+        and not pd.api.types.is_numeric_dtype(dtypes[response.successes])
+    )
+
+    # 1. The learning pass (one computation).
+    complete = data[used].dropna()
+    lazy: dict[str, Any] = {
+        "rows": data.map_partitions(len).sum(),
+        "complete": complete.map_partitions(len).sum(),
+        # A few rows of every partition, for formulaic's model specs.
+        "sample": complete.map_partitions(pd.DataFrame.head, 5, meta=complete._meta),
+    }
+    for v in dict.fromkeys([*group_vars, *factor_vars]):
+        lazy[f"unique:{v}"] = complete[v].unique()
+    if simple_factor_response:
+        lazy["response"] = complete[response.successes].unique()
+    for term in parsed.random:
+        if len(term.group) > 1:
+            lazy[f"combos:{term.group}"] = complete[list(term.group)].drop_duplicates()
+    for c in candidates:
+        for g in to_check:
+            if c not in g:
+                lazy[f"nested:{c}:{g}"] = complete.groupby(list(g))[c].nunique().max()
+    learned = dict(zip(lazy, client.gather(client.compute(list(lazy.values()))), strict=True))
+
+    partition_var = None
+    for c in candidates:
+        if all(c in g or int(learned[f"nested:{c}:{g}"]) <= 1 for g in to_check):
+            partition_var = c
+            break
+    if partition_var is None:
+        names = ", ".join("(... | " + ":".join(g) + ")" for g in to_check)
+        raise _not_decomposable(f"the grouping factors {names} are crossed, not nested")
+    uniques = {v: _sorted_levels(learned[f"unique:{v}"]) for v in [*group_vars, *factor_vars]}
+    categories = {}
+    for v in factor_vars:
+        dtype = dtypes[v]
+        known = isinstance(dtype, pd.CategoricalDtype) and dtype.categories is not None
+        categories[v] = list(dtype.categories) if known else uniques[v]
+    response_levels = None
+    if simple_factor_response:
+        dtype = dtypes[response.successes]
+        present = list(learned["response"])
+        if isinstance(dtype, pd.CategoricalDtype) and dtype.categories is not None:
+            levels = [c for c in dtype.categories if c in set(present)]
+        else:
+            levels = sorted(pd.unique(pd.Series(present)), key=str)
+        if len(levels) != 2:
+            raise ValueError(
+                f"response '{response.successes}' must be 0/1, logical or a factor with two "
+                f"levels; it has {len(levels)} distinct values"
+            )
+        response_levels = (levels[0], levels[1])
+    n_complete = int(learned["complete"])
+    if n_complete < 2:
+        raise ValueError(f"fewer than two complete rows in data for formula '{formula}'")
+
+    # The model specs: formulaic learns the columns from a few rows coded as every partition
+    # will be (the levels fixed above).
+    sample = learned["sample"]
+    proto = PartitionDesign(
+        parsed,
+        None,
+        (),
+        categories,
+        response_levels,
+        weights,
+        offset,
+        method,
+        n_agq,
+        pirls_control,
+        control,
+        blas_threads,
+    )
+    coded = _with_categories(sample, proto)
+    fixed_spec = _spec(parsed.fixed, coded, "fixed-effects term")
+    random_specs = tuple(
+        None if term.expr == "1" else _spec(term.expr, coded, f"random-effect term {term.text}")
+        for term in parsed.random
+    )
+    design = dataclasses.replace(proto, fixed_spec=fixed_spec, random_specs=random_specs)
+    group_levels: list[tuple[tuple[object, ...], tuple[tuple[object, ...], ...]]] = []
+    for term in parsed.random:
+        combos = learned.get(f"combos:{term.group}")
+        group_labels, keys = _group_keys(term.group, uniques, combos)
+        if len(group_labels) < 2:
+            raise ValueError(
+                f"grouping factor '{':'.join(term.group)}' in {term.text} has a single level; "
+                "a random effect needs at least two groups"
+            )
+        group_levels.append((group_labels, keys))
+
+    # 2. Shuffle once on the partitioning factor; each partition becomes a ModelData and an
+    # objective on its worker.
+    with_ids = complete.map_partitions(_add_row_ids, meta=_add_row_ids(complete._meta))
+    shuffled = with_ids.shuffle(
+        on=partition_var,
+        npartitions=npartitions or data.npartitions,
+        shuffle_method="tasks",
+    )
+    parts = shuffled.to_delayed()
+    build = dask.delayed(build_partition, pure=True)
+    states = client.compute([build(p, design) for p in parts])
+    partitions = _Partitions(client, states, blas_threads)
+    try:
+        return _optimize(
+            partitions,
+            parsed,
+            design,
+            group_levels,
+            n_rows=int(learned["rows"]),
+            n_complete=n_complete,
+            conf_level=conf_level,
+        )
+    finally:
+        client.cancel(states)
+
+
+def columns_of(data: Any) -> list[str]:
+    return [str(c) for c in data.columns]
+
+
+def _spec(expr: str, frame: pd.DataFrame, what: str) -> Any:
+    try:
+        spec = model_matrix(expr, frame, na_action="ignore").model_spec
+    except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
+        raise ValueError(f"cannot build {what} '{expr}': {exc}") from None
+    if getattr(spec, "transform_state", None):
+        raise ValueError(
+            f"{what} '{expr}' uses a transform that learns from the data "
+            f"({', '.join(spec.transform_state)}), which a Dask fit cannot reproduce from one "
+            "pass; add the transformed column to the frame first, or fit in memory"
+        )
+    return spec
+
+
+def _glm_start(
+    partitions: _Partitions, n_fixed: int, names: Sequence[str], control: OptimizerControl
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """optimize.glm_start on partition sums: beta of the fixed-effects-only logistic regression,
+    its information X'WX and the largest |x| of each column. Also checks the rank of X (by
+    the R factors of the partitions' QR decompositions)."""
+    zero = np.zeros(n_fixed)
+    start = partitions.evaluate("glm_start", zero, zero)
+    r = np.vstack([part[0] for part in start])
+    _check_rank(r, names)
+    xo = sum((part[1] for part in start), np.zeros(n_fixed))
+    k = sum(part[2] for part in start)
+    m = sum(part[3] for part in start)
+    largest = np.max(np.vstack([part[4] for part in start]), axis=0)
+    rate = (k + 0.5) / (m + 1.0)
+    # lstsq(X, logit(rate) - offset) by the normal equations with X'X = R'R.
+    xtx = r.T @ r
+    beta = np.zeros(n_fixed)
+    try:
+        target = _column_sums(partitions, n_fixed) * np.log(rate / (1.0 - rate)) - xo
+        beta = scipy.linalg.cho_solve(scipy.linalg.cho_factor(xtx), target)
+    except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+        beta = np.zeros(n_fixed)
+    info = np.eye(n_fixed)
+    for _ in range(control.glm_max_iter):
+        parts = partitions.evaluate("glm", np.zeros(0), beta)
+        info = np.zeros((n_fixed, n_fixed))
+        score = np.zeros(n_fixed)
+        for part_info, part_score in parts:
+            info += part_info
+            score += part_score
+        factor = scipy.linalg.cholesky(info + 1e-12 * np.eye(n_fixed), lower=False)
+        step = scipy.linalg.cho_solve((factor, False), score)
+        beta = beta + step
+        if float(np.max(np.abs(step))) < control.glm_tol or not np.all(np.isfinite(beta)):
+            break
+    if not np.all(np.isfinite(beta)):
+        beta, info = np.zeros(n_fixed), np.eye(n_fixed)
+    return beta, info, largest
+
+
+def _column_sums(partitions: _Partitions, n_fixed: int) -> FloatArray:
+    """X'1 (the column sums of the fixed-effects design)."""
+    total = np.zeros(n_fixed)
+    for part in partitions.gather(_column_sum):
+        total += part
+    return total
+
+
+def _column_sum(state: PartitionState | None) -> FloatArray | None:
+    return None if state is None else np.sum(state.data.x, axis=0)
+
+
+def _optimize(
+    partitions: _Partitions,
+    parsed: ParsedFormula,
+    design: PartitionDesign,
+    group_levels: list[tuple[tuple[object, ...], tuple[tuple[object, ...], ...]]],
+    *,
+    n_rows: int,
+    n_complete: int,
+    conf_level: float,
+) -> DaskGLMMResult:
+    control, method = design.control, design.method
+    # The structure of the model, from the specs (one row of every partition has it).
+    first = partitions.gather(_structure)
+    if not first:
+        raise ValueError("data has no complete rows")
+    fixed_names, block_terms, log_constant = first[0][0], first[0][1], sum(f[2] for f in first)
+    n_fixed = len(fixed_names)
+    blocks = tuple(
+        RandomBlock(
+            ":".join(term.group),
+            terms,
+            np.zeros(0, dtype=np.intp),
+            levels,
+            np.zeros((0, len(terms))),
+        )
+        for term, terms, (levels, _) in zip(parsed.random, block_terms, group_levels, strict=True)
+    )
+    surrogate = ModelData(
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros((0, n_fixed)),
+        np.zeros(0),
+        tuple(fixed_names),
+        blocks,
+        log_binomial_constant=0.0,
+    )
+    beta0, glm_info, largest = _glm_start(partitions, n_fixed, fixed_names, control)
+    if method == "laplace":
+        information = partitions.fixed_information
+    else:
+
+        def information(theta: FloatArray, beta: FloatArray) -> FloatArray:
+            return glm_info + 1e-12 * np.eye(n_fixed)  # as glm_start's factor
+
+    estimates = minimize_deviance(
+        surrogate,
+        partitions.deviance_and_gradient,
+        control,
+        partitions.counters,
+        method,
+        beta0=beta0,
+        fixed_information=information,
+    )
+    label = "Laplace approximation"
+    if method == "agq":
+        label = f"adaptive Gauss-Hermite quadrature, n_agq={design.n_agq} (product rule)"
+        summary = dataclasses.replace(
+            estimates.summary,
+            tolerances={**estimates.summary.tolerances, "n_agq": float(design.n_agq)},
+        )
+        estimates = dataclasses.replace(estimates, summary=summary)
+
+    # Conditional modes from the partitions, placed in the global level order.
+    theta, beta = estimates.theta, estimates.beta
+    pieces = partitions.gather(_conditional_modes, theta=theta, beta=beta)
+    ranef, ranef_cov = [], []
+    for t, block in enumerate(blocks):
+        k = block.k
+        modes = np.full((block.n_levels, k), np.nan)
+        covs = np.full((block.n_levels, k, k), np.nan)
+        index = pd.MultiIndex.from_tuples(group_levels[t][1])
+        for keys, part_modes, part_covs in pieces:
+            where = index.get_indexer(pd.MultiIndex.from_tuples(keys[t]))
+            modes[where] = part_modes[t]
+            covs[where] = part_covs[t]
+        ranef.append(modes)
+        ranef_cov.append(covs)
+
+    separation = None
+    if looks_divergent(largest[None, :], beta, control.separation_screen):
+        if n_complete * n_fixed <= SEPARATION_GATHER_LIMIT:
+            arrays = partitions.gather(_design_arrays)
+            separation = detect_separation(
+                np.vstack([a[0] for a in arrays]),
+                np.concatenate([a[1] for a in arrays]),
+                np.concatenate([a[2] for a in arrays]),
+            )
+    output = fit_output(
+        surrogate,
+        estimates,
+        control,
+        method,
+        label,
+        tuple(ranef),
+        tuple(ranef_cov),
+        separation,
+        design.n_agq,
+    )
+    if separation is None and looks_divergent(largest[None, :], beta, control.separation_screen):
+        from glmm_binomial.diagnostics import FitWarning, SeparationWarning
+
+        output = dataclasses.replace(
+            output,
+            converged=False,
+            warnings=(
+                *output.warnings,
+                FitWarning(
+                    "possible separation: some |estimate| x max |x| exceeds "
+                    f"{control.separation_screen:g}; the data are too large to gather for the "
+                    "exact check (fit in memory to run it)",
+                    SeparationWarning,
+                ),
+            ),
+        )
+    model = ClusterModelData(
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros((0, n_fixed)),
+        np.zeros(0),
+        tuple(fixed_names),
+        blocks,
+        log_binomial_constant=log_constant,
+        rows=n_complete,
+    )
+    info = DesignInfo(
+        formula=parsed,
+        fixed_spec=design.fixed_spec,
+        random_specs=tuple(
+            RandomSpec(term, spec, levels, keys)
+            for term, spec, (levels, keys) in zip(
+                parsed.random, design.random_specs, group_levels, strict=True
+            )
+        ),
+        n_dropped=n_rows - n_complete,
+        response_name=parsed.response.successes,
+    )
+    return DaskGLMMResult(
+        model, output, design=info, conf_level=conf_level, categories=design.categories
+    )
+
+
+def _structure(
+    state: PartitionState | None,
+) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...], float] | None:
+    if state is None:
+        return None
+    d = state.data
+    return d.fixed_names, tuple(b.terms for b in d.blocks), float(d.log_binomial_constant)

@@ -1,0 +1,164 @@
+"""The Dask driver (distributed.py) against the in-memory fit, on LocalClusters started here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+import glmm_binomial  # noqa: E402
+from glmm_binomial.distributed import DaskGLMMResult, is_dask_frame  # noqa: E402
+
+
+def simulate(seed: int, n_groups: int = 40, per: int = 15, kind: str = "intercept") -> pd.DataFrame:
+    """Binary rows in n_groups groups (string labels, rows in random order); kind "slope" adds a
+    random slope on x, "nested" a random intercept for h within g."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per)
+    rng.shuffle(g)
+    n = g.size
+    x = rng.normal(size=n)
+    f = rng.choice(["a", "b", "c"], size=n)
+    h = rng.integers(0, 3, size=n)
+    eta = -0.3 + 0.5 * x + 0.3 * (f == "b") + rng.normal(scale=0.8, size=n_groups)[g]
+    if kind == "slope":
+        eta = eta + rng.normal(scale=0.5, size=n_groups)[g] * x
+    if kind == "nested":
+        eta = eta + rng.normal(scale=0.6, size=(n_groups, 3))[g, h]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float64)
+    labels = np.array([f"G{v:03d}" for v in range(n_groups)])
+    return pd.DataFrame({"y": y, "x": x, "f": f, "g": labels[g], "h": h})
+
+
+@pytest.fixture(scope="module")
+def client():
+    # Threads keep the start-up cheap; the fault test below uses worker processes.
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def assert_same_fit(memory, dask_fit) -> None:
+    assert abs(dask_fit.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
+    np.testing.assert_allclose(dask_fit.params.to_numpy(), memory.params.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(dask_fit.theta, memory.theta, atol=1e-6)
+    np.testing.assert_allclose(dask_fit.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-3)
+    for name, frame in memory.ranef().items():
+        other = dask_fit.ranef()[name]
+        assert list(other.index) == list(frame.index)
+        np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("formula", "kind"),
+    [
+        ("y ~ x + f + (1 | g)", "intercept"),
+        ("y ~ x + (1 + x | g)", "slope"),
+        ("y ~ x + (1 | g/h)", "nested"),
+    ],
+)
+def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
+    frame = simulate(3, kind=kind)
+    memory = glmm_binomial.fit(formula, frame)
+    ddf = dd.from_pandas(frame, npartitions=3)
+    fitted = glmm_binomial.fit(formula, ddf)
+    assert isinstance(fitted, DaskGLMMResult)
+    assert fitted.converged and fitted.nobs == memory.nobs
+    assert fitted.ngroups == memory.ngroups
+    assert_same_fit(memory, fitted)
+    np.testing.assert_allclose(fitted.predict(frame), memory.predict(frame), atol=1e-6)
+    if kind == "intercept":
+        # Same input, same output bit for bit; predict on the Dask frame itself.
+        again = glmm_binomial.fit(formula, ddf, client=client)
+        assert again.loglik == fitted.loglik
+        assert np.array_equal(again.params.to_numpy(), fitted.params.to_numpy())
+        lazy = fitted.predict(ddf)
+        assert is_dask_frame(lazy)
+        np.testing.assert_allclose(lazy.compute().to_numpy(), fitted.predict(frame))
+        assert "Number of obs: 600" in fitted.summary()
+
+
+def test_agq_one_factor(client) -> None:
+    frame = simulate(4)
+    memory = glmm_binomial.fit("y ~ x + (1 | g)", frame, method="agq", n_agq=5)
+    fitted = glmm_binomial.fit(
+        "y ~ x + (1 | g)", dd.from_pandas(frame, npartitions=2), method="agq", n_agq=5
+    )
+    assert fitted.n_agq == 5
+    assert_same_fit(memory, fitted)
+
+
+def test_model_that_does_not_decompose(client) -> None:
+    frame = simulate(5)
+    frame["item"] = np.arange(len(frame)) % 7
+    ddf = dd.from_pandas(frame, npartitions=2)
+    with pytest.raises(ValueError, match=r"does not decompose.*ddf\.compute\(\)"):
+        glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf)
+    with pytest.raises(ValueError, match="method='vb' is not available"):
+        glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="vb")
+    with pytest.raises(ValueError, match="weights must be a column name"):
+        glmm_binomial.fit("y ~ x + (1 | g)", ddf, weights=np.ones(len(frame)))
+
+
+def test_missing_extra_names_it(monkeypatch) -> None:
+    from glmm_binomial import distributed as driver
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"glmm-binomial\[dask\]"):
+        driver._import_dask()
+
+
+class KillOnce(distributed.WorkerPlugin):
+    """Kills its worker process after `after` evaluation tasks, once per cluster (a marker
+    file created atomically makes sure only one worker dies, and only once)."""
+
+    def __init__(self, marker: str, after: int) -> None:
+        self.marker = marker
+        self.after = after
+        self.count = 0
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        if finish != "memory" or not distributed.utils.key_split(key).endswith("evaluate"):
+            return
+        self.count += 1
+        if self.count < self.after:
+            return
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os._exit(1)
+
+
+def test_worker_killed_during_fit(tmp_path) -> None:
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    frame = simulate(6, n_groups=30, per=10)
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+    formula = "y ~ x + (1 | g)"
+    memory = glmm_binomial.fit(formula, frame)
+    marker = tmp_path / "killed"
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        c.register_plugin(KillOnce(str(marker), after=6))
+        ddf = dd.read_parquet(str(tmp_path / "part*.parquet"))
+        fitted = glmm_binomial.fit(formula, ddf, client=c)
+    assert marker.exists()
+    assert fitted.converged
+    assert_same_fit(memory, fitted)
