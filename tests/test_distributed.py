@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
@@ -36,9 +37,10 @@ def simulate(seed: int, n_groups: int = 40, per: int = 15, kind: str = "intercep
     return pd.DataFrame({"y": y, "x": x, "f": f, "g": labels[g], "h": h})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client():
-    # Threads keep the start-up cheap; the fault test below uses worker processes.
+    # Threads keep the start-up cheap; the fault test below uses worker processes (forked
+    # when no other cluster is running, so that they start in a fraction of a second).
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
@@ -151,12 +153,13 @@ def test_worker_killed_during_fit(tmp_path) -> None:
     memory = glmm_binomial.fit(formula, frame)
     marker = tmp_path / "killed"
     with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
-        c.register_plugin(KillOnce(str(marker), after=6))
+        c.register_plugin(KillOnce(str(marker), after=4))
         ddf = dd.read_parquet(str(tmp_path / "part*.parquet"))
         fitted = glmm_binomial.fit(formula, ddf, client=c)
     assert marker.exists()

@@ -234,6 +234,7 @@ def _evaluate(
                 float(np.sum(d.successes)),
                 float(np.sum(d.trials)),
                 np.max(np.abs(d.x), axis=0, initial=0.0),
+                np.sum(d.x, axis=0),
             )
         else:
             raise ValueError(f"unknown evaluation {what!r}")
@@ -601,30 +602,22 @@ def _fit(
         and not pd.api.types.is_numeric_dtype(dtypes[response.successes])
     )
 
-    # 1. The learning pass (one computation).
+    # 1. The learning pass: one task per partition, combined on the client.
     complete = data[used].dropna()
-    lazy: dict[str, Any] = {
-        "rows": data.map_partitions(len).sum(),
-        "complete": complete.map_partitions(len).sum(),
-        # A few rows of every partition, for formulaic's model specs.
-        "sample": complete.map_partitions(pd.DataFrame.head, 5, meta=complete._meta),
-    }
-    for v in dict.fromkeys([*group_vars, *factor_vars]):
-        lazy[f"unique:{v}"] = complete[v].unique()
+    value_vars = list(dict.fromkeys([*group_vars, *factor_vars]))
     if simple_factor_response:
-        lazy["response"] = complete[response.successes].unique()
-    for term in parsed.random:
-        if len(term.group) > 1:
-            lazy[f"combos:{term.group}"] = complete[list(term.group)].drop_duplicates()
-    for c in candidates:
-        for g in to_check:
-            if c not in g:
-                lazy[f"nested:{c}:{g}"] = complete.groupby(list(g))[c].nunique().max()
-    learned = dict(zip(lazy, client.gather(client.compute(list(lazy.values()))), strict=True))
+        value_vars.append(response.successes)
+    combos = [term.group for term in parsed.random if len(term.group) > 1]
+    nesting = [(c, g) for c in candidates for g in to_check if c not in g]
+    summarize = dask.delayed(_summarize, pure=True)
+    summaries = client.gather(
+        client.compute([summarize(p, value_vars, combos, nesting) for p in data[used].to_delayed()])
+    )
+    learned = _combine(summaries, value_vars, combos, nesting)
 
     partition_var = None
     for c in candidates:
-        if all(c in g or int(learned[f"nested:{c}:{g}"]) <= 1 for g in to_check):
+        if all(c in g or learned[f"nested:{c}:{g}"] <= 1 for g in to_check):
             partition_var = c
             break
     if partition_var is None:
@@ -639,7 +632,7 @@ def _fit(
     response_levels = None
     if simple_factor_response:
         dtype = dtypes[response.successes]
-        present = list(learned["response"])
+        present = list(learned[f"unique:{response.successes}"])
         if isinstance(dtype, pd.CategoricalDtype) and dtype.categories is not None:
             levels = [c for c in dtype.categories if c in set(present)]
         else:
@@ -680,8 +673,8 @@ def _fit(
     design = dataclasses.replace(proto, fixed_spec=fixed_spec, random_specs=random_specs)
     group_levels: list[tuple[tuple[object, ...], tuple[tuple[object, ...], ...]]] = []
     for term in parsed.random:
-        combos = learned.get(f"combos:{term.group}")
-        group_labels, keys = _group_keys(term.group, uniques, combos)
+        combo_frame = learned.get(f"combos:{term.group}")
+        group_labels, keys = _group_keys(term.group, uniques, combo_frame)
         if len(group_labels) < 2:
             raise ValueError(
                 f"grouping factor '{':'.join(term.group)}' in {term.text} has a single level; "
@@ -713,6 +706,53 @@ def _fit(
         )
     finally:
         client.cancel(states)
+
+
+def _summarize(
+    frame: pd.DataFrame,
+    value_vars: list[str],
+    combos: list[tuple[str, ...]],
+    nesting: list[tuple[str, tuple[str, ...]]],
+) -> dict[str, Any]:
+    """What the learning pass needs from one partition: row counts, the distinct values of
+    factor and grouping columns, distinct combinations of multi-variable grouping factors and
+    of (grouping factor, candidate partitioning variable), and a few complete rows."""
+    complete = frame.dropna()
+    out: dict[str, Any] = {"rows": len(frame), "complete": len(complete)}
+    out["sample"] = complete.head(5)
+    for v in value_vars:
+        out[f"unique:{v}"] = pd.Series(complete[v].unique())
+    for g in combos:
+        out[f"combos:{g}"] = complete[list(g)].drop_duplicates()
+    for c, g in nesting:
+        out[f"nested:{c}:{g}"] = complete[[*g, c]].drop_duplicates()
+    return out
+
+
+def _combine(
+    summaries: list[dict[str, Any]],
+    value_vars: list[str],
+    combos: list[tuple[str, ...]],
+    nesting: list[tuple[str, tuple[str, ...]]],
+) -> dict[str, Any]:
+    """The partitions' summaries combined (in partition order)."""
+    learned: dict[str, Any] = {
+        "rows": sum(s["rows"] for s in summaries),
+        "complete": sum(s["complete"] for s in summaries),
+        "sample": pd.concat([s["sample"] for s in summaries]),
+    }
+    for v in value_vars:
+        key = f"unique:{v}"
+        learned[key] = pd.concat([s[key] for s in summaries]).unique()
+    for g in combos:
+        key = f"combos:{g}"
+        learned[key] = pd.concat([s[key] for s in summaries]).drop_duplicates()
+    for c, g in nesting:
+        key = f"nested:{c}:{g}"
+        pairs = pd.concat([s[key] for s in summaries]).drop_duplicates()
+        # The most values of c within one level of g (1: g is nested in c).
+        learned[key] = int(pairs.groupby(list(g)).size().max()) if len(pairs) else 0
+    return learned
 
 
 def columns_of(data: Any) -> list[str]:
@@ -752,7 +792,8 @@ def _glm_start(
     xtx = r.T @ r
     beta = np.zeros(n_fixed)
     try:
-        target = _column_sums(partitions, n_fixed) * np.log(rate / (1.0 - rate)) - xo
+        column_sums = sum((part[5] for part in start), np.zeros(n_fixed))
+        target = column_sums * np.log(rate / (1.0 - rate)) - xo
         beta = scipy.linalg.cho_solve(scipy.linalg.cho_factor(xtx), target)
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
         beta = np.zeros(n_fixed)
@@ -772,18 +813,6 @@ def _glm_start(
     if not np.all(np.isfinite(beta)):
         beta, info = np.zeros(n_fixed), np.eye(n_fixed)
     return beta, info, largest
-
-
-def _column_sums(partitions: _Partitions, n_fixed: int) -> FloatArray:
-    """X'1 (the column sums of the fixed-effects design)."""
-    total = np.zeros(n_fixed)
-    for part in partitions.gather(_column_sum):
-        total += part
-    return total
-
-
-def _column_sum(state: PartitionState | None) -> FloatArray | None:
-    return None if state is None else np.sum(state.data.x, axis=0)
 
 
 def _optimize(
