@@ -32,6 +32,8 @@ input gives the same output bit for bit (same partitions, same order of every su
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -62,6 +64,7 @@ from glmm_binomial.result import GLMMResult
 from glmm_binomial.separation import detect_separation, looks_divergent
 
 FloatArray = NDArray[np.float64]
+LOG = logging.getLogger(__name__)
 
 EXTRA_MESSAGE = (
     "fitting a Dask DataFrame needs the optional extra 'dask': "
@@ -610,10 +613,12 @@ def _fit(
     combos = [term.group for term in parsed.random if len(term.group) > 1]
     nesting = [(c, g) for c in candidates for g in to_check if c not in g]
     summarize = dask.delayed(_summarize, pure=True)
+    started = time.perf_counter()
     summaries = client.gather(
         client.compute([summarize(p, value_vars, combos, nesting) for p in data[used].to_delayed()])
     )
     learned = _combine(summaries, value_vars, combos, nesting)
+    LOG.info("learning pass: %.1f s", time.perf_counter() - started)
 
     partition_var = None
     for c in candidates:
@@ -692,6 +697,7 @@ def _fit(
     )
     parts = shuffled.to_delayed()
     build = dask.delayed(build_partition, pure=True)
+    started = time.perf_counter()
     states = client.compute([build(p, design) for p in parts])
     partitions = _Partitions(client, states, blas_threads)
     try:
@@ -703,6 +709,7 @@ def _fit(
             n_rows=int(learned["rows"]),
             n_complete=n_complete,
             conf_level=conf_level,
+            started=started,
         )
     finally:
         client.cancel(states)
@@ -824,6 +831,7 @@ def _optimize(
     n_rows: int,
     n_complete: int,
     conf_level: float,
+    started: float,
 ) -> DaskGLMMResult:
     control, method = design.control, design.method
     # The structure of the model, from the specs (one row of every partition has it).
@@ -852,6 +860,8 @@ def _optimize(
         log_binomial_constant=0.0,
     )
     beta0, glm_info, largest = _glm_start(partitions, n_fixed, fixed_names, control)
+    LOG.info("shuffle, partition models and GLM start: %.1f s", time.perf_counter() - started)
+    started = time.perf_counter()
     if method == "laplace":
         information = partitions.fixed_information
     else:
@@ -879,6 +889,8 @@ def _optimize(
 
     # Conditional modes from the partitions, placed in the global level order.
     theta, beta = estimates.theta, estimates.beta
+    LOG.info("optimizer: %.1f s", time.perf_counter() - started)
+    started = time.perf_counter()
     pieces = partitions.gather(_conditional_modes, theta=theta, beta=beta)
     ranef, ranef_cov = [], []
     for t, block in enumerate(blocks):
@@ -902,6 +914,7 @@ def _optimize(
                 np.concatenate([a[1] for a in arrays]),
                 np.concatenate([a[2] for a in arrays]),
             )
+    LOG.info("conditional modes and checks: %.1f s", time.perf_counter() - started)
     output = fit_output(
         surrogate,
         estimates,
