@@ -88,6 +88,12 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
         assert is_dask_frame(lazy)
         np.testing.assert_allclose(lazy.compute().to_numpy(), fitted.predict(frame))
         assert "Number of obs: 600" in fitted.summary()
+        with pytest.raises(ValueError, match="newdata"):
+            fitted.predict()
+        from glmm_binomial.profile import profile_confint
+
+        with pytest.raises(ValueError, match="Dask cluster"):
+            profile_confint(fitted)
 
 
 def test_agq_one_factor(client) -> None:

@@ -50,6 +50,11 @@ def profile_confint(
         raise ValueError("conf_level must be strictly between 0 and 1")
     control = control or ProfileControl()
     model = result.model
+    if model.x.shape[0] != model.n_obs:
+        raise ValueError(
+            "profile intervals refit the model, and the rows of this fit are on a Dask cluster; "
+            "fit the computed frame in memory (glmm_binomial.fit(formula, ddf.compute()))"
+        )
     objective = LaplaceObjective(model)
     n_theta = model.n_theta
     x_hat = np.concatenate([result.theta, result.params.to_numpy()])
