@@ -37,13 +37,13 @@ def simulate(seed: int, n_groups: int = 40, per: int = 15, kind: str = "intercep
     return pd.DataFrame({"y": y, "x": x, "f": f, "g": labels[g], "h": h})
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client():
-    # Threads keep the start-up cheap; the fault test below uses worker processes (forked
-    # when no other cluster is running, so that they start in a fraction of a second).
+    # Threads keep the start-up cheap. The fault test uses worker processes, forked so that
+    # they start in a fraction of a second; it runs first, before this cluster's threads exist.
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
@@ -61,18 +61,69 @@ def assert_same_fit(memory, dask_fit) -> None:
         np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), atol=1e-5)
 
 
+class KillOnce(distributed.WorkerPlugin):
+    """Kills its worker process after `after` evaluation tasks, once per cluster (a marker
+    file created atomically makes sure only one worker dies, and only once)."""
+
+    def __init__(self, marker: str, after: int) -> None:
+        self.marker = marker
+        self.after = after
+        self.count = 0
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        if finish != "memory" or not distributed.utils.key_split(key).endswith("evaluate"):
+            return
+        self.count += 1
+        if self.count < self.after:
+            return
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os._exit(1)
+
+
+def test_worker_killed_during_fit(tmp_path) -> None:
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    frame = simulate(6, n_groups=30, per=10)
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+    formula = "y ~ x + (1 | g)"
+    memory = glmm_binomial.fit(formula, frame)
+    marker = tmp_path / "killed"
+    with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        c.register_plugin(KillOnce(str(marker), after=4))
+        ddf = dd.read_parquet(str(tmp_path / "part*.parquet"))
+        # A scheduler address, as for a cluster elsewhere (the fit opens and closes its client).
+        fitted = glmm_binomial.fit(formula, ddf, client=cluster.scheduler_address)
+    assert marker.exists()
+    assert fitted.converged
+    assert_same_fit(memory, fitted)
+
+
 @pytest.mark.parametrize(
     ("formula", "kind"),
     [
         ("y ~ x + f + (1 | g)", "intercept"),
         ("y ~ x + (1 + x | g)", "slope"),
         ("y ~ x + (1 | g/h)", "nested"),
+        # Nested by the data, not by the formula: every level of gh lies in one level of g.
+        ("y ~ x + (1 | g) + (1 | gh)", "nested"),
     ],
 )
 def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
     frame = simulate(3, kind=kind)
+    frame["gh"] = frame["g"] + "_" + frame["h"].astype(str)
     memory = glmm_binomial.fit(formula, frame)
-    ddf = dd.from_pandas(frame, npartitions=3)
+    ddf = dd.from_pandas(frame, npartitions=2)
     fitted = glmm_binomial.fit(formula, ddf)
     assert isinstance(fitted, DaskGLMMResult)
     assert fitted.converged and fitted.nobs == memory.nobs
@@ -124,50 +175,3 @@ def test_missing_extra_names_it(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"glmm-binomial\[dask\]"):
         driver._import_dask()
-
-
-class KillOnce(distributed.WorkerPlugin):
-    """Kills its worker process after `after` evaluation tasks, once per cluster (a marker
-    file created atomically makes sure only one worker dies, and only once)."""
-
-    def __init__(self, marker: str, after: int) -> None:
-        self.marker = marker
-        self.after = after
-        self.count = 0
-
-    def transition(self, key, start, finish, **kwargs) -> None:
-        if finish != "memory" or not distributed.utils.key_split(key).endswith("evaluate"):
-            return
-        self.count += 1
-        if self.count < self.after:
-            return
-        try:
-            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return
-        os._exit(1)
-
-
-def test_worker_killed_during_fit(tmp_path) -> None:
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    frame = simulate(6, n_groups=30, per=10)
-    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
-        frame.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
-    formula = "y ~ x + (1 | g)"
-    memory = glmm_binomial.fit(formula, frame)
-    marker = tmp_path / "killed"
-    with (
-        dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        c.register_plugin(KillOnce(str(marker), after=4))
-        ddf = dd.read_parquet(str(tmp_path / "part*.parquet"))
-        fitted = glmm_binomial.fit(formula, ddf, client=c)
-    assert marker.exists()
-    assert fitted.converged
-    assert_same_fit(memory, fitted)
