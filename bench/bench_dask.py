@@ -78,6 +78,11 @@ def main() -> None:
         "trim threshold, 65536, returns every freed numpy temporary to the OS, so each new one "
         "page-faults: evaluations ran 2-5 times slower in worker processes than in the client)",
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also fit the data in memory (pandas) and report the differences and time ratio",
+    )
     args = parser.parse_args()
 
     import logging
@@ -136,6 +141,29 @@ def main() -> None:
         "converged": result.converged,
         "loadavg": os.getloadavg(),
     }
+    if args.compare:
+        import numpy as np
+        import pandas as pd
+
+        import glmm_binomial
+
+        frame = pd.concat(
+            [pd.read_parquet(p) for p in sorted(args.path.glob("part-*.parquet"))],
+            ignore_index=True,
+        )
+        started = time.perf_counter()
+        memory_fit = glmm_binomial.fit("y ~ x + (1 + x | g)", frame)
+        memory_wall = time.perf_counter() - started
+        report["in_memory_wall_seconds"] = round(memory_wall, 1)
+        report["dask_over_memory_time"] = round(wall / memory_wall, 2)
+        report["loglik_difference"] = result.loglik - memory_fit.loglik
+        report["max_abs_beta_difference"] = float(
+            np.max(np.abs(result.params.to_numpy() - memory_fit.params.to_numpy()))
+        )
+        report["max_abs_theta_difference"] = float(np.max(np.abs(result.theta - memory_fit.theta)))
+        report["max_abs_ranef_difference"] = float(
+            np.max(np.abs(result.ranef()["g"].to_numpy() - memory_fit.ranef()["g"].to_numpy()))
+        )
     print(json.dumps(report, indent=1, default=str))
     print(result.summary())
     if args.json:
