@@ -601,7 +601,7 @@ def _fit(
     ]
     simple_factor_response = (
         response.kind != "cbind"
-        and response.successes in columns_of(data)
+        and response.successes in _columns(data)
         and not pd.api.types.is_numeric_dtype(dtypes[response.successes])
     )
 
@@ -762,7 +762,7 @@ def _combine(
     return learned
 
 
-def columns_of(data: Any) -> list[str]:
+def _columns(data: Any) -> list[str]:
     return [str(c) for c in data.columns]
 
 
