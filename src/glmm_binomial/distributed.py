@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,9 +50,7 @@ from glmm_binomial.design import (
     DesignInfo,
     RandomSpec,
     _check_finite,
-    _check_rank,
     _group_codes,
-    _identifiers,
     _response,
 )
 from glmm_binomial.family import inverse_link, working_weights
@@ -182,7 +181,9 @@ def build_partition(part: pd.DataFrame, design: PartitionDesign) -> PartitionSta
             zm = spec.get_model_matrix(frame, na_action="raise")
             z, names = np.asarray(zm, dtype=np.float64), [r_name(str(c)) for c in zm.columns]
         _check_finite(z, names, f"random-effect term {term.text}", frame.index)
-        codes, levels, level_keys = _group_codes(frame, term.group)
+        found = _group_codes(frame, term.group)
+        codes, levels = found[0], found[1]
+        level_keys = _level_keys(frame, term.group, codes, len(levels))
         blocks.append(RandomBlock(":".join(term.group), tuple(names), codes, levels, z))
         keys.append(level_keys)
     data = ModelData(successes, trials, x, o, tuple(fixed_names), tuple(blocks))
@@ -190,6 +191,35 @@ def build_partition(part: pd.DataFrame, design: PartitionDesign) -> PartitionSta
     if isinstance(objective, LaplaceObjective):
         data = objective.data  # its rows sorted by level; keep one copy only
     return PartitionState(data, tuple(keys), objective)
+
+
+def _level_keys(
+    frame: pd.DataFrame, group: tuple[str, ...], codes: NDArray[np.intp], n_levels: int
+) -> tuple[tuple[Any, ...], ...]:
+    """The grouping variables' values of each level (by code), to place the partition's levels
+    among the levels of the whole data set."""
+    # One row of each level (all rows of a level hold the same values).
+    row = np.zeros(n_levels, dtype=np.intp)
+    row[codes] = np.arange(len(codes), dtype=np.intp)
+    values = [frame[v].to_numpy(dtype=object)[row] for v in group]
+    return tuple(zip(*values, strict=True))
+
+
+def _check_full_rank(r: FloatArray, names: Sequence[str]) -> None:
+    """Refuse a rank-deficient fixed-effects design, given the stacked R factors of its row
+    blocks (R'R = X'X; pivoted QR as design.py's check on X)."""
+    if r.shape[1] == 0:
+        return
+    _, factor, perm = scipy.linalg.qr(r, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(factor))
+    tol = diag[0] * max(r.shape) * np.finfo(float).eps if diag.size else 0.0
+    rank = int(np.sum(diag > tol))
+    if rank < r.shape[1]:
+        aliased = ", ".join(repr(names[j]) for j in perm[rank:])
+        raise ValueError(
+            f"fixed-effects design is rank deficient: {aliased} aliased with other columns; "
+            "remove them"
+        )
 
 
 def _objective(data: ModelData, design: PartitionDesign) -> Any:
@@ -592,7 +622,9 @@ def _fit(
     response = parsed.response
     for expr in (response.successes, response.failures):
         if expr:
-            response_vars.update(_identifiers(expr))
+            response_vars.update(
+                v for v in parsed.variables if re.search(rf"\b{re.escape(v)}\b", expr)
+            )
     group_vars = list(dict.fromkeys(v for term in parsed.random for v in term.group))
     factor_vars = [
         v
@@ -789,7 +821,7 @@ def _glm_start(
     zero = np.zeros(n_fixed)
     start = partitions.evaluate("glm_start", zero, zero)
     r = np.vstack([part[0] for part in start])
-    _check_rank(r, names)
+    _check_full_rank(r, names)
     xo = sum((part[1] for part in start), np.zeros(n_fixed))
     k = sum(part[2] for part in start)
     m = sum(part[3] for part in start)
