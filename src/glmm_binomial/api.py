@@ -13,7 +13,7 @@ import numpy as np
 
 from glmm_binomial import _blas
 from glmm_binomial.design import build_model
-from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
+from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning, SeparationWarning
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.laplace import LaplaceObjective, fit_laplace
 from glmm_binomial.model import ModelData
@@ -183,7 +183,20 @@ def _estimate(
                 model, n_agq, pirls_control, optimizer_control=control
             )
         output = check_in_user_units(output, objective.deviance_and_gradient, control)
-    return _require_finite(output)
+    return _require_finite(_without_redundant_convergence(output))
+
+
+def _without_redundant_convergence(output: FitOutput) -> FitOutput:
+    """A separated fit has no optimum to verify: its separation warning says why it is not
+    converged, and the optimizer's failed checks (a Hessian singular along the diverging
+    direction) would only repeat it in other words."""
+    categories = [getattr(w, "category", None) for w in output.warnings]
+    if SeparationWarning not in categories:
+        return output
+    kept = tuple(
+        w for w, c in zip(output.warnings, categories, strict=True) if c is not ConvergenceWarning
+    )
+    return dataclasses.replace(output, warnings=kept)
 
 
 def _require_finite(output: FitOutput) -> FitOutput:

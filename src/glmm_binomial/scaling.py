@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
@@ -128,8 +129,8 @@ def to_internal(model: ModelData, scaling: Scaling) -> ModelData:
 
 def _lower_factor(m: FloatArray) -> FloatArray:
     """Lower-triangular L with non-negative diagonal and L L' = M M' (LQ factorization)."""
-    r = np.linalg.qr(m.T, mode="r")
-    lower = np.asarray(r.T, dtype=np.float64)
+    r = scipy.linalg.qr(m.T, mode="r")[0]
+    lower = np.asarray(r, dtype=np.float64).T
     signs = np.sign(np.diag(lower))
     signs[signs == 0] = 1.0
     return lower * signs[None, :]
