@@ -167,7 +167,7 @@ def _estimate(
         return _require_finite(result)
     control = control or OptimizerControl()
     pirls_control = pirls_control or PirlsControl()
-    scaling = choose_scaling(model, control)
+    scaling = choose_scaling(model, control, centre_random=method == "laplace" or n_agq == 1)
     internal = to_internal(model, scaling)
     if method == "laplace":
         output = fit_laplace(internal, control, pirls_control)

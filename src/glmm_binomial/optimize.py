@@ -72,7 +72,7 @@ class OptimizerControl:
     glm_max_iter: int = 100
     decrement_tol: float = 1e-5
     user_gradient_tol: float = 1e-2
-    deviance_match_tol: float = 1e-9
+    deviance_match_tol: float = 1e-8
     fixed_scale_limit: float = 1e3
     fixed_center_limit: float = 10.0
     random_scale_limit: float = 4.0

@@ -56,14 +56,16 @@ def _is_identity(c: FloatArray) -> bool:
     return bool(np.array_equal(c, np.eye(c.shape[0])))
 
 
-def _column_map(matrix: FloatArray, scale_limit: float, center_limit: float) -> FloatArray:
+def _column_map(
+    matrix: FloatArray, scale_limit: float, center_limit: float, may_centre: bool = True
+) -> FloatArray:
     """C with matrix @ C centred (only when a column of ones is present) and scaled."""
     n_cols = matrix.shape[1]
     c = np.eye(n_cols)
     if matrix.shape[0] < 2:
         return c
     ones = [j for j in range(n_cols) if bool(np.all(matrix[:, j] == 1.0))]
-    intercept = ones[0] if ones else None
+    intercept = ones[0] if ones and may_centre else None
     for j in range(n_cols):
         if j in ones:
             continue
@@ -88,12 +90,20 @@ def _column_map(matrix: FloatArray, scale_limit: float, center_limit: float) -> 
     return c
 
 
-def choose_scaling(model: ModelData, limits: OptimizerControl) -> Scaling:
+def choose_scaling(
+    model: ModelData, limits: OptimizerControl, centre_random: bool = True
+) -> Scaling:
     """The column maps that make each column of X and Z_t well scaled (identity where it
-    already is), by the limits named in OptimizerControl (fixed_scale_limit, ...)."""
+    already is), by the limits named in OptimizerControl (fixed_scale_limit, ...).
+
+    centre_random=False scales random-effect columns only. Adaptive Gauss-Hermite quadrature
+    with n_agq > 1 on a vector random effect needs that: centring rotates the spherical
+    effects u (u = Q u~), and a product rule is not rotation invariant, so centring would
+    change the approximation itself, not only its parametrisation (scaling leaves u as it
+    is, and the Laplace approximation is rotation invariant)."""
     fixed = _column_map(model.x, limits.fixed_scale_limit, limits.fixed_center_limit)
     blocks = tuple(
-        _column_map(b.z, limits.random_scale_limit, limits.random_center_limit)
+        _column_map(b.z, limits.random_scale_limit, limits.random_center_limit, centre_random)
         for b in model.blocks
     )
     return Scaling(fixed, blocks)
