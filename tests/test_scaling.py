@@ -72,7 +72,20 @@ def test_issue_9_item_10_slope_fit_does_not_depend_on_units(factor):
     # Before: logLik -371.386 on x, -372.01 ("boundary") on x * 1e6, -377.92 on x * 1e-6.
     base = fitted(SLOPE, "laplace", 1.0)
     assert base.loglik == pytest.approx(-371.386373, abs=1e-5)
-    assert_mapped(base, fitted(SLOPE, "laplace", factor), factor)
+    scaled = fitted(SLOPE, "laplace", factor)
+    assert_mapped(base, scaled, factor)
+    # Conditional modes and their covariances map back too (b_x in units of 1 / x).
+    units = np.array([1.0, factor])
+    a, b = base.fit_output, scaled.fit_output
+    np.testing.assert_allclose(b.ranef[0] * units, a.ranef[0], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        b.ranef_cov[0] * np.outer(units, units), a.ranef_cov[0], rtol=1e-4, atol=1e-9
+    )
+    assert a.theta_cov is not None and b.theta_cov is not None
+    theta_units = np.array([1.0, factor, factor])  # Lambda[0,0], Lambda[1,0], Lambda[1,1]
+    np.testing.assert_allclose(
+        b.theta_cov * np.outer(theta_units, theta_units), a.theta_cov, rtol=2e-3, atol=1e-8
+    )
 
 
 @settings(max_examples=12, deadline=None)
@@ -177,3 +190,25 @@ def test_theta_map_preserves_the_covariance_and_its_jacobian_is_exact(raw, mean,
             2 * step
         )
         np.testing.assert_allclose(jac[:, e], column, rtol=1e-5, atol=1e-5 * np.max(np.abs(c)))
+
+
+def test_a_boundary_fit_maps_back_with_its_boundary():
+    # No random slope in the data: the slope's variance sits on the boundary in any units,
+    # its theta_cov rows stay unavailable (NaN), the others scale.
+    rng = np.random.default_rng(100)
+    n = 400
+    groups = rng.integers(0, 20, n)
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(0.5 - 0.5 * x))).astype(float)
+    data = pd.DataFrame({"y": y, "x": x, "g": groups})
+    base = g.fit(UNCORRELATED, data)
+    scaled = g.fit(UNCORRELATED, data.assign(x=x * 1e6))
+    assert base.singular and scaled.singular
+    assert scaled.loglik == pytest.approx(base.loglik, abs=1e-6)
+    a, b = base.fit_output.theta_cov, scaled.fit_output.theta_cov
+    assert a is not None and b is not None
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    units = np.array([1.0, 1e6])
+    np.testing.assert_allclose(
+        np.nan_to_num(b * np.outer(units, units)), np.nan_to_num(a), rtol=1e-3, atol=1e-9
+    )
