@@ -212,3 +212,36 @@ def test_a_boundary_fit_maps_back_with_its_boundary():
     np.testing.assert_allclose(
         np.nan_to_num(b * np.outer(units, units)), np.nan_to_num(a), rtol=1e-3, atol=1e-9
     )
+
+
+@pytest.mark.parametrize("method", ["laplace", "agq"])
+def test_fit_model_with_spreadsheet_blocks_does_not_depend_on_units(method):
+    # The spreadsheet's x_random: (1 | g) and (0 + x | g) as separate blocks, via fit_model.
+    data = simulated()
+    codes = data["g"].to_numpy().astype(np.intp)
+    levels = tuple(range(int(codes.max()) + 1))
+
+    def model(factor: float) -> g.ModelData:
+        x = data["x"].to_numpy() * factor
+        blocks = (
+            RandomBlock("g", ("intercept",), codes, levels, np.ones((len(x), 1))),
+            RandomBlock("g", ("random_x1",), codes, levels, x[:, None].copy()),
+        )
+        y = data["y"].to_numpy()
+        return g.ModelData(
+            y,
+            np.ones_like(y),
+            np.column_stack([np.ones_like(x), x]),
+            np.zeros_like(y),
+            ("intercept", "x1"),
+            blocks,
+        )
+
+    n_agq = 1 if method == "laplace" else 3
+    base = g.fit_model(model(1.0), method=method, n_agq=n_agq)
+    for factor in (1e-6, 1e8):
+        scaled = g.fit_model(model(factor), method=method, n_agq=n_agq)
+        assert scaled.converged and not scaled.warnings
+        assert scaled.loglik == pytest.approx(base.loglik, abs=1e-6)
+        np.testing.assert_allclose(scaled.theta * [1.0, factor], base.theta, rtol=1e-4)
+        np.testing.assert_allclose(scaled.params.iloc[1] * factor, base.params.iloc[1], rtol=1e-5)
