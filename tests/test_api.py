@@ -139,16 +139,15 @@ def _broken(output, **changes):
 
 
 @pytest.mark.parametrize(
-    "changes",
+    ("method", "changes"),
     [
-        {"loglik": float("-inf")},
-        {"beta": np.array([np.nan, 0.0, 0.0, 0.0])},
-        {"theta": np.array([np.inf])},
-        {"vcov_beta": np.full((4, 4), np.nan)},
+        ("laplace", {"loglik": float("-inf")}),
+        ("laplace", {"theta": np.array([np.inf])}),
+        ("agq", {"beta": np.array([np.nan, 0.0, 0.0, 0.0])}),
+        ("vb", {"vcov_beta": np.full((4, 4), np.nan)}),
     ],
-    ids=["loglik", "beta", "theta", "se"],
+    ids=["laplace-loglik", "laplace-theta", "agq-beta", "vb-se"],
 )
-@pytest.mark.parametrize("method", ["laplace", "agq", "vb"])
 def test_a_non_finite_fit_is_never_reported_converged(monkeypatch, method, changes):
     import glmm_binomial.api as api
     import glmm_binomial.quadrature as quadrature

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from _simulate import simulated_model
 
 from glmm_binomial import datasets
@@ -80,8 +79,3 @@ def test_tolerances_are_recorded():
     ):
         assert tolerances[name] == getattr(CONTROL, name)
     assert output.converged
-
-
-@pytest.mark.parametrize("seed", [2, 3])
-def test_reference_like_fits_pass_the_checks(seed):
-    assert fit_laplace(simulated_model(seed, slopes=(True,))).converged

@@ -88,7 +88,7 @@ def test_issue_9_item_10_slope_fit_does_not_depend_on_units(factor):
     )
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(
     k=st.integers(min_value=-6, max_value=8),
     formula=st.sampled_from([SLOPE, UNCORRELATED, INTERCEPT]),
@@ -163,7 +163,7 @@ def test_scales_are_powers_of_two_and_centring_only_with_an_intercept():
     assert abs(float(np.mean(to_internal(model, scaling).x[:, 1]))) < 1e-8
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     raw=st.lists(st.floats(-2.0, 2.0), min_size=6, max_size=6),
     mean=st.floats(-1e3, 1e3),
