@@ -41,8 +41,9 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Scaling:
-    """Column maps of one model: X~ = X fixed, Z~_t = Z_t blocks[t] (each upper triangular
-    with the intercept's row holding -mean / scale for centred columns)."""
+    """Column maps of one model: X~ = X fixed, Z~_t = Z_t blocks[t]. Each is the identity
+    but for 1 / scale on the diagonal of a scaled column and -mean / scale in the intercept's
+    row of a centred one."""
 
     fixed: FloatArray
     blocks: tuple[FloatArray, ...]
