@@ -8,50 +8,129 @@ factors. ``DesignInfo`` keeps what is needed to rebuild the same matrices for ne
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from formulaic import model_matrix
+from formulaic import Formula, model_matrix
+from formulaic.errors import DataMismatchWarning
+from formulaic.transforms import C
 from numpy.typing import NDArray
 
-from glmm_binomial.formula import ParsedFormula, RandomTerm, parse_formula, r_name
+from glmm_binomial.diagnostics import FitWarning, NewLevelsWarning, RankDeficiencyWarning
+from glmm_binomial.formula import (
+    ParsedFormula,
+    RandomTerm,
+    clean_message,
+    expression_variables,
+    parse_formula,
+    python_source,
+    r_name,
+)
+from glmm_binomial.frame import (
+    as_pandas,
+    drop_unused_categories,
+    factor_codes,
+    label_key,
+    match_codes,
+    numbers_as_numeric,
+)
 from glmm_binomial.model import LARGEST_VALUE, ModelData, RandomBlock
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+MAX_DESIGN_COLUMNS = 10_000
+"""Widest design (fixed-effects or one random term's columns) built; wider ones are refused."""
+
+MAX_DESIGN_VALUES = 200_000_000
+"""Largest rows x columns of a design built (1.6 GB of float64); larger ones are refused."""
+
+ALIAS_TOLERANCE = 1e-7
+"""A column whose part not explained by the columns before it has a norm below this fraction of
+its own norm is aliased and dropped (R's ``qr()`` tolerance, as lme4's rank check uses)."""
+
+FORMULA_CONTEXT: dict[str, Any] = {
+    "factor": C,
+    "as_factor": C,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "log1p": np.log1p,
+    "expm1": np.expm1,
+}
+"""Names R users write in formulas that formulaic does not define (``factor(x)`` is ``C(x)``)."""
+
+# Functions a response expression may call, e.g. ``I(y == 1)`` or ``cbind(k, log(n) - k)``.
+_RESPONSE_FUNCTIONS: dict[str, Any] = {
+    "I": lambda value: value,
+    "log": np.log,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "round": np.round,
+    "np": np,
+    "numpy": np,
+}
 
 
 @dataclass(frozen=True)
 class RandomSpec:
-    """How to rebuild one random block for new data."""
+    """How to rebuild one random block for new data.
+
+    ``variable_keys`` holds, per grouping variable, the keys (R's as.character) of its levels in
+    the fit; ``present`` the sorted mixed-radix codes of the level combinations the fit saw (the
+    block's levels, in order)."""
 
     term: RandomTerm
     model_spec: Any
     levels: tuple[object, ...]
-    level_keys: tuple[tuple[object, ...], ...]
+    level_keys: tuple[tuple[str, ...], ...]
+    variable_keys: tuple[tuple[str, ...], ...] = ()
+    present: IntArray | None = None
 
 
 @dataclass(frozen=True)
 class DesignInfo:
-    """What a fitted model remembers of its formula and data."""
+    """What a fitted model remembers of its formula and data.
+
+    ``kept_columns`` indexes the columns of ``fixed_spec``'s matrix that the model uses (aliased
+    columns dropped, named in ``dropped_columns``); ``offset_specs`` rebuild the formula's
+    ``offset(...)`` terms; ``offset_source`` says where the ``offset=`` argument came from: a
+    column of data (``offset_column``), values (new data must supply them) or nothing."""
 
     formula: ParsedFormula
     fixed_spec: Any
     random_specs: tuple[RandomSpec, ...]
     n_dropped: int
     response_name: str
+    offset_specs: tuple[Any, ...] = ()
+    offset_source: Literal["none", "column", "values"] = "none"
+    offset_column: str | None = None
+    kept_columns: tuple[int, ...] | None = None
+    dropped_columns: tuple[str, ...] = ()
+    warnings: tuple[FitWarning, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewDesign:
+    """The design of new data: rows with every needed value (``complete``, a mask over the rows
+    of new data) and, for those rows, X, the offset and per random block (codes, Z); codes are
+    -1 for levels the fit has not seen."""
+
+    x: FloatArray
+    offset: FloatArray
+    random: list[tuple[IntArray, FloatArray]]
+    complete: NDArray[np.bool_]
+    index: pd.Index
 
 
 def _as_frame(data: Any) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return data
-    try:
-        return pd.DataFrame(data)
-    except Exception as exc:  # noqa: BLE001 - any failure means the argument is unusable
-        raise ValueError(f"data must be a pandas DataFrame or convertible to one: {exc}") from None
+    return as_pandas(data)
 
 
 def _row_values(name: str, values: Any, n: int) -> FloatArray | None:
@@ -68,11 +147,20 @@ def _row_values(name: str, values: Any, n: int) -> FloatArray | None:
 
 
 def _evaluate(expr: str, frame: pd.DataFrame) -> pd.Series:
-    """A response expression: a column name, or arithmetic on columns (e.g. size - incidence)."""
+    """A response expression: a column name, or arithmetic on columns (``size - incidence``,
+    ``I(y == 1)``, `` `y.obs` ``)."""
     if expr in frame.columns:
         return frame[expr]
+    source, placeholders = python_source(expr)
+    namespace: dict[str, Any] = dict(_RESPONSE_FUNCTIONS)
+    for name in expression_variables(expr):
+        if name in frame.columns:
+            namespace[name] = frame[name]
+    for placeholder, name in placeholders.items():
+        if name in frame.columns:
+            namespace[placeholder] = frame[name]
     try:
-        value = frame.eval(expr, engine="python")
+        value = eval(source, {"__builtins__": {}}, namespace)  # noqa: S307 - formula text is code
     except Exception as exc:  # noqa: BLE001
         raise ValueError(f"cannot evaluate response expression '{expr}': {exc}") from None
     if not isinstance(value, pd.Series):
@@ -165,56 +253,170 @@ def _check_finite(matrix: FloatArray, names: Sequence[str], what: str, index: pd
         )
 
 
-def _check_rank(x: FloatArray, names: Sequence[str]) -> None:
+def aliased_columns(x: FloatArray) -> list[int]:
+    """Indices of the columns of ``x`` that are (numerically) linear combinations of the columns
+    before them, in order, as R's ``qr()`` finds them (tolerance ``ALIAS_TOLERANCE``)."""
     if x.shape[1] == 0:
-        return
-    _, r, perm = scipy.linalg.qr(x, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(r))
-    tol = diag[0] * max(x.shape) * np.finfo(float).eps if diag.size else 0.0
-    rank = int(np.sum(diag > tol))
-    if rank < x.shape[1]:
-        aliased = [names[j] for j in perm[rank:]]
-        raise ValueError(
-            "fixed-effects design is rank deficient: "
-            f"{', '.join(repr(a) for a in aliased)} aliased with other columns; remove them"
+        return []
+    norms = np.linalg.norm(x, axis=0)
+    # Quick exit for the usual full-rank design (pivoted QR finds the rank).
+    _, r_pivoted, _ = scipy.linalg.qr(x, mode="economic", pivoting=True)
+    diagonal = np.abs(np.diag(r_pivoted))
+    if x.shape[0] >= x.shape[1] and np.all(norms > 0):
+        if diagonal.size and np.all(diagonal > ALIAS_TOLERANCE * diagonal[0]):
+            return []
+    # Unpivoted QR: |R_jj| is the norm of column j's part not explained by the columns before it.
+    r = scipy.linalg.qr(x, mode="r")[0]
+    residual = np.zeros(x.shape[1])
+    size = min(r.shape)
+    residual[:size] = np.abs(np.diag(r)[:size])
+    return [j for j in range(x.shape[1]) if not residual[j] > ALIAS_TOLERANCE * norms[j]]
+
+
+def _formulaic_error(what: str, exc: BaseException) -> ValueError:
+    message = clean_message(exc)
+    hint = ""
+    if "NameError" in message or "not defined" in message or "SyntaxError" in message:
+        hint = (
+            "; write column names with spaces or symbols in backticks, as in `my column`, and "
+            "check the spelling of functions (log, scale, poly, bs, factor, offset, I)"
         )
+    return ValueError(f"cannot build {what}: {message}{hint}")
 
 
 def _matrix(expr: str, frame: pd.DataFrame, what: str) -> tuple[FloatArray, list[str], Any]:
     try:
-        mm = model_matrix(expr, frame, na_action="ignore")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            mm = model_matrix(expr, frame, na_action="ignore", context=FORMULA_CONTEXT)
     except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
-        raise ValueError(f"cannot build {what} '{expr}': {exc}") from None
+        raise _formulaic_error(f"{what} '{expr}'", exc) from None
     names = [r_name(str(c)) for c in mm.columns]
     values = np.asarray(mm, dtype=np.float64)
     return values, names, mm.model_spec
 
 
+def _rebuild(spec: Any, frame: pd.DataFrame, what: str) -> FloatArray:
+    """A fit's matrix rebuilt for new data from its formulaic model spec (stateful transforms
+    such as scale, poly and bs re-applied with the fit's parameters)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("error", DataMismatchWarning)
+            matrix = spec.get_model_matrix(frame, na_action="ignore", context=FORMULA_CONTEXT)
+    except DataMismatchWarning as exc:
+        raise ValueError(
+            f"newdata does not match the fit for {what}: {clean_message(exc)}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001
+        raise _formulaic_error(f"{what} for newdata", exc) from None
+    return np.asarray(matrix, dtype=np.float64)
+
+
+_FACTOR_CALL_RE = re.compile(r"^(?:C|factor|as_factor)\(\s*`?([^`,()]+?)`?\s*(?:,.*)?\)$")
+
+
+def _factor_column(expr: str, frame: pd.DataFrame) -> tuple[str, bool] | None:
+    """The column a categorical factor expression reads: (name, True) for the column itself,
+    (name, False) for ``factor(name)``/``C(name, ...)``; None for anything else."""
+    plain = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
+    if plain in frame.columns:
+        return plain, True
+    match = _FACTOR_CALL_RE.match(expr)
+    if match is not None and match.group(1) in frame.columns:
+        return match.group(1), False
+    return None
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def _check_width(expr: str, frame: pd.DataFrame, what: str) -> None:
+    """Refuse a design that would be absurdly wide before formulaic builds it.
+
+    The width is estimated from the levels of the categorical variables of each term."""
+    try:
+        terms = list(Formula(expr))
+    except Exception as exc:  # noqa: BLE001
+        raise _formulaic_error(f"{what} '{expr}'", exc) from None
+    total = 0
+    culprit = ""
+    for term in terms:
+        width = 1
+        for factor in term.factors:
+            found = _factor_column(str(factor.expr), frame)
+            if found is None:
+                continue
+            name, plain = found
+            if not plain or _is_categorical(frame[name]):
+                levels = int(frame[name].nunique())
+                width *= max(levels, 1)
+                if levels > 50:
+                    culprit = name
+        total += width
+    if total > MAX_DESIGN_COLUMNS or total * len(frame) > MAX_DESIGN_VALUES:
+        advice = (
+            f" ('{culprit}' has {frame[culprit].nunique():,} distinct values: if it holds "
+            f"numbers, convert it with pd.to_numeric; if it labels groups, use it as a grouping "
+            f"factor, as in (1 | {culprit}))"
+            if culprit
+            else ""
+        )
+        raise ValueError(
+            f"{what} '{expr}' would have about {total:,} columns for {len(frame):,} rows, beyond "
+            f"the limits of {MAX_DESIGN_COLUMNS:,} columns and {MAX_DESIGN_VALUES:,} values"
+            f"{advice}"
+        )
+
+
 def _group_codes(
     frame: pd.DataFrame, group: tuple[str, ...]
-) -> tuple[NDArray[np.intp], tuple[object, ...], tuple[tuple[object, ...], ...]]:
-    """Integer codes of the interaction of the grouping variables, levels sorted as R would."""
+) -> tuple[
+    IntArray, tuple[object, ...], tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...], IntArray
+]:
+    """Codes of the interaction of the grouping variables, levels sorted as R would.
+
+    Returns codes, levels, level keys, per-variable level keys and the sorted mixed-radix codes
+    of the level combinations present. Labels are matched by R's as.character (1 == "1")."""
+    per_variable = [factor_codes(frame[var]) for var in group]
+    variable_keys = tuple(tuple(keys) for _, _, keys in per_variable)
     if len(group) == 1:
-        # factorize(sort=True) already gives dense codes in sorted level order.
-        single, uniques = pd.factorize(frame[group[0]], sort=True)
-        labels = tuple(uniques)
-        return single.astype(np.intp), labels, tuple((label,) for label in labels)
-    codes = np.zeros(len(frame), dtype=np.intp)
-    uniques_per_var = []
-    for var in group:
-        c, uniques = pd.factorize(frame[var], sort=True)
-        uniques_per_var.append(list(uniques))
-        codes = codes * len(uniques) + c
-    present, inverse = np.unique(codes, return_inverse=True)
-    keys = []
-    for value in present:
-        parts = []
-        for uniques in reversed(uniques_per_var):
-            value, digit = divmod(int(value), len(uniques))
-            parts.append(uniques[digit])
-        keys.append(tuple(reversed(parts)))
-    levels = tuple(":".join(str(p) for p in k) for k in keys)
-    return inverse.astype(np.intp), levels, tuple(keys)
+        codes, labels, keys = per_variable[0]
+        present = np.arange(len(labels), dtype=np.intp)
+        return codes, tuple(labels), tuple((k,) for k in keys), variable_keys, present
+    combined = np.zeros(len(frame), dtype=np.intp)
+    for codes, labels, _ in per_variable:
+        combined = combined * len(labels) + codes
+    present, inverse = np.unique(combined, return_inverse=True)
+    level_keys, levels = [], []
+    for code in present:
+        parts, labels_of = [], []
+        value = int(code)
+        for _codes, labels, keys in reversed(per_variable):
+            value, digit = divmod(value, len(labels))
+            parts.append(keys[digit])
+            labels_of.append(labels[digit])
+        level_keys.append(tuple(reversed(parts)))
+        levels.append(":".join(str(p) for p in reversed(labels_of)))
+    return (
+        inverse.astype(np.intp).reshape(-1),
+        tuple(levels),
+        tuple(level_keys),
+        variable_keys,
+        present.astype(np.intp),
+    )
+
+
+def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFrame) -> str:
+    message = (
+        f"formula '{formula}' uses column(s) not in data: {', '.join(map(repr, missing))}; "
+        f"available: {', '.join(map(str, frame.columns))}"
+    )
+    odd = [str(c) for c in frame.columns if not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", str(c))]
+    if odd:
+        message += f"; write names with spaces or symbols in backticks, as in `{odd[0]}`"
+    return message
 
 
 def build_model(
@@ -223,23 +425,29 @@ def build_model(
     weights: Any = None,
     offset: Any = None,
 ) -> tuple[ModelData, DesignInfo]:
-    """ModelData and DesignInfo for `formula` on `data` (rows with missing values dropped)."""
+    """ModelData and DesignInfo for `formula` on `data` (rows with missing values dropped).
+
+    Object columns of numbers are read as numbers, unused categories are dropped (R's
+    droplevels), and aliased fixed-effect columns are dropped with a RankDeficiencyWarning
+    (recorded in DesignInfo.warnings and DesignInfo.dropped_columns), as lme4 does."""
     if not isinstance(formula, str):
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
     parsed = parse_formula(formula)
     frame = _as_frame(data)
     missing = [v for v in parsed.variables if v not in frame.columns]
     if missing:
-        raise ValueError(
-            f"formula '{formula}' uses column(s) not in data: {', '.join(map(repr, missing))}; "
-            f"available: {', '.join(map(str, frame.columns))}"
-        )
+        raise ValueError(_missing_columns_message(formula, missing, frame))
+    offset_source: Literal["none", "column", "values"] = "none"
+    offset_column = None
     if isinstance(weights, str):
         weights = (
             frame[weights] if weights in frame.columns else _missing_column("weights", weights)
         )
     if isinstance(offset, str):
+        offset_source, offset_column = "column", offset
         offset = frame[offset] if offset in frame.columns else _missing_column("offset", offset)
+    elif offset is not None:
+        offset_source = "values"
     w_all = _row_values("weights", weights, len(frame))
     o_all = _row_values("offset", offset, len(frame))
     if not parsed.random:
@@ -248,13 +456,13 @@ def build_model(
             "for a plain logistic regression use a GLM"
         )
 
-    used = frame.loc[:, list(parsed.variables)]
+    used = numbers_as_numeric(frame.loc[:, list(parsed.variables)], parsed.variables)
     complete = np.array(used.notna().all(axis=1), dtype=bool)
     for arr in (w_all, o_all):
         if arr is not None:
             complete &= ~np.isnan(arr)
     n_dropped = int(np.sum(~complete))
-    sub = used.loc[complete].copy()
+    sub = drop_unused_categories(used.loc[complete])
     if len(sub) < 2:
         raise ValueError(f"fewer than two complete rows in data for formula '{formula}'")
     w = None if w_all is None else w_all[complete]
@@ -265,9 +473,37 @@ def build_model(
         raise ValueError("offset must be finite")
 
     successes, trials = _response(parsed, sub, w)
+    _check_width(parsed.fixed, sub, "fixed-effects design")
     x, fixed_names, fixed_spec = _matrix(parsed.fixed, sub, "fixed-effects term")
     _check_finite(x, fixed_names, "fixed-effects", sub.index)
-    _check_rank(x, fixed_names)
+    fit_warnings: list[FitWarning] = []
+    dropped = aliased_columns(x)
+    kept = [j for j in range(x.shape[1]) if j not in set(dropped)]
+    dropped_names: list[str] = []
+    if dropped:
+        dropped_names = [fixed_names[j] for j in dropped]
+        message = FitWarning(
+            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+            f"column{'s' if len(dropped) > 1 else ''} / coefficient"
+            f"{'s' if len(dropped) > 1 else ''}: {', '.join(map(repr, dropped_names))} "
+            "(a linear combination of the columns before)",
+            RankDeficiencyWarning,
+        )
+        message.emit(stacklevel=3)
+        fit_warnings.append(message)
+        x = x[:, kept]
+        fixed_names = [fixed_names[j] for j in kept]
+
+    offset_specs = []
+    for expr in parsed.offsets:
+        values, _, spec = _matrix(f"0 + {expr}", sub, f"offset({expr})")
+        if values.shape[1] != 1:
+            raise ValueError(f"offset({expr}) must be one numeric value per row")
+        if not np.all(np.isfinite(values)):
+            bad = _first_bad_row(~np.isfinite(values[:, 0]), sub.index)
+            raise ValueError(f"offset({expr}) is not finite at row {bad}")
+        o = o + values[:, 0]
+        offset_specs.append(spec)
 
     blocks, specs = [], []
     for term in parsed.random:
@@ -275,11 +511,12 @@ def build_model(
             # (1 | g), the commonest term: no need to ask formulaic for a column of ones.
             z, names, spec = np.ones((len(sub), 1)), ["(Intercept)"], None
         else:
+            _check_width(term.expr, sub, f"random-effect term {term.text}")
             z, names, spec = _matrix(term.expr, sub, f"random-effect term {term.text}")
         if z.shape[1] == 0:
             raise ValueError(f"random-effect term {term.text} has no columns")
         _check_finite(z, names, f"random-effect term {term.text}", sub.index)
-        codes, levels, keys = _group_codes(sub, term.group)
+        codes, levels, keys, variable_keys, present = _group_codes(sub, term.group)
         group_name = ":".join(term.group)
         if len(levels) < 2:
             raise ValueError(
@@ -287,7 +524,7 @@ def build_model(
                 "a random effect needs at least two groups"
             )
         blocks.append(RandomBlock(group_name, tuple(names), codes, levels, z))
-        specs.append(RandomSpec(term, spec, levels, keys))
+        specs.append(RandomSpec(term, spec, levels, keys, variable_keys, present))
 
     model = ModelData(
         successes=successes,
@@ -303,6 +540,12 @@ def build_model(
         random_specs=tuple(specs),
         n_dropped=n_dropped,
         response_name=parsed.response.successes,
+        offset_specs=tuple(offset_specs),
+        offset_source=offset_source,
+        offset_column=offset_column,
+        kept_columns=tuple(kept),
+        dropped_columns=tuple(dropped_names),
+        warnings=tuple(fit_warnings),
     )
     return model, info
 
@@ -312,75 +555,137 @@ def _missing_column(argument: str, name: str) -> Any:
 
 
 def new_data_design(
-    info: DesignInfo, newdata: Any, offset: Any = None
-) -> tuple[FloatArray, FloatArray, list[tuple[NDArray[np.intp], FloatArray]], pd.Index]:
-    """Fixed design, offset and, per random block, (codes, Z) for new data.
+    info: DesignInfo, newdata: Any, offset: Any = None, random: bool = True
+) -> NewDesign:
+    """The fit's design rebuilt for new data.
 
-    Levels not seen in the fit get code -1 (their random effect is taken as zero)."""
+    Stateful transforms (scale, center, poly, bs) use the fit's parameters; a factor level the
+    fit has not seen raises a ValueError naming the variable and level; grouping labels are
+    matched as in the fit (R's as.character, so 1, 1.0 and "1" are one level) and levels the
+    fit has not seen get code -1 (zero random effect). Rows missing a needed value are left out
+    (``complete``). With ``random=False`` the random-effect terms and grouping columns are not
+    needed."""
     frame = _as_frame(newdata)
-    needed = [
-        v
-        for v in info.formula.variables
-        if v not in _response_variables(info) and v in _needed_variables(info)
-    ]
-    missing = [v for v in needed if v not in frame.columns]
-    if missing:
-        raise ValueError(f"newdata lacks column(s) {', '.join(map(repr, missing))}")
-    try:
-        x = np.asarray(info.fixed_spec.get_model_matrix(frame, na_action="raise"), dtype=float)
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"cannot build the fixed-effects design for newdata: {exc}") from None
-    o = _row_values("offset", offset, len(frame))
-    o = np.zeros(len(frame)) if o is None else o
-    random = []
-    for spec in info.random_specs:
-        try:
-            if spec.model_spec is None:
-                z = np.ones((len(frame), 1))
-            else:
-                matrix = spec.model_spec.get_model_matrix(frame, na_action="raise")
-                z = np.asarray(matrix, dtype=float)
-        except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"cannot build {spec.term.text} for newdata: {exc}") from None
-        # Level lookup by a pandas index (vectorized; -1 for levels not seen in the fit).
-        group = spec.term.group
-        if len(group) == 1:
-            known = pd.Index([key[0] for key in spec.level_keys])
-            codes = known.get_indexer(pd.Index(frame[group[0]].to_numpy(dtype=object)))
+    parsed = info.formula
+    needed = set(expression_variables(parsed.fixed))
+    for expr in parsed.offsets:
+        needed |= expression_variables(expr)
+    if random:
+        for spec in info.random_specs:
+            needed |= expression_variables(spec.term.expr) | set(spec.term.group)
+    needed_list = sorted(needed)
+    missing = [v for v in needed_list if v not in frame.columns]
+    values: FloatArray | None = None
+    if offset is not None:
+        values = _row_values("offset", offset, len(frame))
+    elif info.offset_source == "column":
+        assert info.offset_column is not None
+        if info.offset_column not in frame.columns:
+            missing.append(info.offset_column)
         else:
-            known = pd.MultiIndex.from_tuples(spec.level_keys)
-            wanted = pd.MultiIndex.from_arrays([frame[v].to_numpy(dtype=object) for v in group])
-            codes = known.get_indexer(wanted)
-        random.append((np.asarray(codes, dtype=np.intp), z))
-    return x, o, random, frame.index
+            values = _row_values("offset", frame[info.offset_column], len(frame))
+    elif info.offset_source == "values":
+        raise ValueError(
+            "the model was fitted with offset= values; pass offset= with one value per row of "
+            "newdata (or fit with offset='column name' to take it from newdata)"
+        )
+    if missing:
+        raise ValueError(
+            f"newdata lacks column(s) {', '.join(map(repr, missing))} that the model uses"
+            + ("" if random else " (with re='exclude')")
+        )
+    used = numbers_as_numeric(frame.loc[:, needed_list], needed_list)
+    complete = np.array(used.notna().all(axis=1), dtype=bool)
+    if values is not None:
+        complete &= ~np.isnan(values)
+    sub = used.loc[complete]
+    specs = [info.fixed_spec, *info.offset_specs]
+    if random:
+        specs += [s.model_spec for s in info.random_specs if s.model_spec is not None]
+    sub = _match_categories(specs, sub)
+
+    x = _rebuild(info.fixed_spec, sub, "the fixed-effects design")
+    if info.kept_columns is not None:
+        x = x[:, list(info.kept_columns)]
+    o = np.zeros(len(sub)) if values is None else values[complete]
+    for expr, spec in zip(parsed.offsets, info.offset_specs, strict=True):
+        o = o + _rebuild(spec, sub, f"offset({expr})")[:, 0]
+    blocks: list[tuple[IntArray, FloatArray]] = []
+    if random:
+        for spec in info.random_specs:
+            if spec.model_spec is None:
+                z = np.ones((len(sub), 1))
+            else:
+                z = _rebuild(spec.model_spec, sub, f"random-effect term {spec.term.text}")
+            blocks.append((_new_codes(spec, sub), z))
+    return NewDesign(x=x, offset=o, random=blocks, complete=complete, index=frame.index)
 
 
-def _response_variables(info: DesignInfo) -> set[str]:
-    response = info.formula.response
-    texts = [response.successes] + ([response.failures] if response.failures else [])
-    names: set[str] = set()
-    for text in texts:
-        names.update(t for t in _identifiers(text))
-    return names
+def _match_categories(specs: list[Any], frame: pd.DataFrame) -> pd.DataFrame:
+    """Check new data's factor levels against the fit's and code plain factor columns with the
+    fit's categories, so formulaic encodes them as in the fit (1 and "1" match, as R's
+    as.character). A level the fit has not seen raises a ValueError naming it, as lme4 does."""
+    changed: dict[str, Any] = {}
+    for spec in specs:
+        for expr, (kind, state) in (getattr(spec, "encoder_state", None) or {}).items():
+            categories = state.get("categories") if isinstance(state, dict) else None
+            if str(getattr(kind, "value", kind)) != "categorical" or categories is None:
+                continue
+            found = _factor_column(str(expr), frame)
+            if found is None:
+                continue  # formulaic's own check (DataMismatchWarning) is made an error
+            name, plain = found
+            keys = [label_key(c) for c in categories]
+            codes, new = match_codes(frame[name], keys)
+            if new:
+                shown = ", ".join(repr(v) for v in new[:5]) + (" ..." if len(new) > 5 else "")
+                raise ValueError(
+                    f"newdata: factor '{name}' has new level(s) {shown} not in the fit "
+                    f"(levels: {', '.join(map(str, categories))}); predictions need levels "
+                    "seen in the fit"
+                )
+            if plain:
+                changed[name] = pd.Categorical.from_codes(codes, categories=pd.Index(categories))
+    if not changed:
+        return frame
+    return frame.assign(**{k: pd.Series(v, index=frame.index) for k, v in changed.items()})
 
 
-def _needed_variables(info: DesignInfo) -> set[str]:
-    needed: set[str] = set()
-    needed.update(getattr(info.fixed_spec, "required_variables", set()) or set())
-    for spec in info.random_specs:
-        needed.update(getattr(spec.model_spec, "required_variables", set()) or set())
-        needed.update(spec.term.group)
-    return {str(v) for v in needed}
+def _new_codes(spec: RandomSpec, frame: pd.DataFrame) -> IntArray:
+    """Codes of new data's rows in the fit's levels of one grouping factor (-1: new level)."""
+    group = spec.term.group
+    per_variable = [
+        match_codes(frame[var], keys)[0]
+        for var, keys in zip(group, spec.variable_keys, strict=True)
+    ]
+    if len(group) == 1:
+        return per_variable[0]
+    combined = np.zeros(len(frame), dtype=np.intp)
+    known = np.ones(len(frame), dtype=bool)
+    for codes, keys in zip(per_variable, spec.variable_keys, strict=True):
+        known &= codes >= 0
+        combined = combined * len(keys) + np.maximum(codes, 0)
+    assert spec.present is not None
+    position = np.minimum(np.searchsorted(spec.present, combined), len(spec.present) - 1)
+    found = known & (spec.present[position] == combined)
+    return np.where(found, position, -1).astype(np.intp)
 
 
-def _identifiers(text: str) -> list[str]:
-    import ast
-
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        return [text]
-    return [node.id for node in ast.walk(tree) if isinstance(node, ast.Name)]
+def new_levels_warning(info: DesignInfo, design: NewDesign) -> FitWarning | None:
+    """A NewLevelsWarning naming the grouping factors with levels the fit has not seen."""
+    counts: dict[str, int] = {}
+    for spec, (codes, _) in zip(info.random_specs, design.random, strict=True):
+        count = int(np.sum(codes < 0))
+        if count:
+            counts[":".join(spec.term.group)] = count
+    if not counts:
+        return None
+    parts = [f"'{name}' ({n} row{'s' if n > 1 else ''})" for name, n in counts.items()]
+    return FitWarning(
+        f"newdata has levels of {', '.join(parts)} not seen in the fit; their random effects "
+        "are taken as zero (population level), as lme4's allow.new.levels = TRUE",
+        NewLevelsWarning,
+    )
 
 
 def formula_of(data: ModelData) -> str:
