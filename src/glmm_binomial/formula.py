@@ -695,11 +695,8 @@ def _r_factor_name(part: str) -> str:
     if match is not None and _balanced(match.group("base")):
         part, level = match.group("base"), match.group("level")
     if "(" in part:
-        # R's deparse spacing, as in R's column names: bs(x, df=3) -> bs(x, df = 3).
-        try:
-            part = _render(_tokenize(part))
-        except ValueError:
-            pass
+        # R's deparse spacing of keyword arguments, as in R's names: bs(x, df=3) -> bs(x, df = 3).
+        part = re.sub(r"(?<=[\w)\]])=(?![=])", " = ", part)
     part = re.sub(r"\s*\*\*\s*", "^", part)
     return part + level
 
