@@ -223,12 +223,22 @@ def test_r_poly_scale_bs_values():
 
 
 def test_stateful_transforms_use_the_fit_parameters_on_new_data(c):
+    rng = np.random.default_rng(0)
+    data = c.assign(w=rng.uniform(1.0, 3.0, len(c)), v=rng.normal(size=len(c)))
     fitted = g.fit(
-        "use ~ scale(age) + poly(age3, 2) + (1 | district)",
-        c.assign(age3=c["age"] ** 3),
+        "use ~ scale(age) + poly(w, 2) + bs(v, df = 4) + (1 | district)", data, method="agq"
     )
-    one = fitted.predict(c.iloc[[5]].assign(age3=c["age"].iloc[5] ** 3), type="link").iloc[0]
-    assert one == pytest.approx(fitted.predict(type="link")[5], abs=1e-12)
+    assert fitted.dropped_columns == ()
+    for row in (5, 900):
+        one = fitted.predict(data.iloc[[row]], type="link").iloc[0]
+        assert one == pytest.approx(fitted.predict(type="link")[row], abs=1e-12)
+    raw = g.fit(
+        "use ~ poly(age, 2, raw = TRUE) + contr_test + (1 | district)",
+        c.assign(contr_test=1.0 * (c["urban"] == "Y")),
+    )
+    assert raw.fixed_names[1:3] == ["poly(age, 2, raw = TRUE)1", "poly(age, 2, raw = TRUE)2"]
+    summed = g.fit("use ~ C(urban, contr.sum) + (1 | district)", c)
+    assert len(summed.fixed_names) == 2
 
 
 def test_response_expressions_factor_and_dotted_names(c):

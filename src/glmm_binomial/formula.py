@@ -139,17 +139,21 @@ def _tokenize(text: str, offset: int = 0) -> list[_Token]:
     return tokens
 
 
-_MODULE_PREFIXES = {"np", "numpy", "math"}
+_MODULE_PREFIXES = {"np", "numpy", "math", "contr"}  # contr.sum etc. are formulaic's
+_R_LITERALS = {"TRUE": "True", "FALSE": "False"}
 
 
 def _r_tokens(tokens: list[_Token]) -> list[_Token]:
-    """R spellings formulaic does not read: ``a %in% b`` -> ``a:b``; a dotted name that is not
-    called (``age.c``) -> the backticked column name `` `age.c` ``, as R reads it."""
+    """R spellings formulaic does not read: ``a %in% b`` -> ``a:b``; ``TRUE``/``FALSE`` ->
+    ``True``/``False`` (``poly(x, 2, raw = TRUE)``); a dotted name that is not called
+    (``age.c``) -> the backticked column name `` `age.c` ``, as R reads it."""
     out: list[_Token] = []
     for index, token in enumerate(tokens):
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         if token.kind == "special" and token.text == "%in%":
             out.append(_Token("op", ":", token.start))
+        elif token.kind == "name" and token.text in _R_LITERALS:
+            out.append(_Token("name", _R_LITERALS[token.text], token.start))
         elif (
             token.kind == "name"
             and "." in token.text
@@ -697,6 +701,9 @@ def _r_factor_name(part: str) -> str:
     if "(" in part:
         # R's deparse spacing of keyword arguments, as in R's names: bs(x, df=3) -> bs(x, df = 3).
         part = re.sub(r"(?<=[\w)\]])=(?![=])", " = ", part)
+        part = re.sub(r"\b(True|False)\b", lambda m: m.group(1).upper(), part)
+        if level.isdigit() and re.match(r"poly\(.*raw = TRUE", part):
+            level = str(int(level) + 1)  # formulaic numbers raw powers from 0, R from 1
     part = re.sub(r"\s*\*\*\s*", "^", part)
     return part + level
 
