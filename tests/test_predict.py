@@ -225,9 +225,7 @@ def test_r_poly_scale_bs_values():
 def test_stateful_transforms_use_the_fit_parameters_on_new_data(c):
     rng = np.random.default_rng(0)
     data = c.assign(w=rng.uniform(1.0, 3.0, len(c)), v=rng.normal(size=len(c)))
-    fitted = g.fit(
-        "use ~ scale(age) + poly(w, 2) + bs(v, df = 4) + (1 | district)", data, method="agq"
-    )
+    fitted = g.fit("use ~ scale(age) + poly(w, 2) + bs(v, df = 4) + (1 | district)", data)
     assert fitted.dropped_columns == ()
     for row in (5, 900):
         one = fitted.predict(data.iloc[[row]], type="link").iloc[0]
@@ -305,7 +303,7 @@ FEATURES = [
 ]
 
 
-def _simulated(seed: int, n: int = 72) -> pd.DataFrame:
+def _simulated(seed: int, n: int = 60) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     g_codes = rng.integers(0, 6, n)
     x = rng.normal(size=n)

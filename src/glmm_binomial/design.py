@@ -1,9 +1,12 @@
 """From a parsed lme4 formula and a DataFrame to ModelData, and back again for new data.
 
-This is the one place where data frames meet the model: it drops incomplete rows (as R's
-na.omit), builds the response (0/1, two-level factor, proportion with weights, or cbind), asks
-formulaic for the fixed-effects matrix and each random term's columns, and codes the grouping
-factors. ``DesignInfo`` keeps what is needed to rebuild the same matrices for new data.
+This is the one place where data frames meet the model: it reads the frame as R would
+(frame.py: object columns of numbers are numbers, unused levels dropped), drops incomplete rows
+(as R's na.omit), builds the response (0/1, logical, two-level factor, proportion with weights,
+or cbind), asks formulaic for the fixed-effects matrix (aliased columns dropped, as lme4 does),
+the formula's offset terms and each random term's columns, and codes the grouping factors.
+``DesignInfo`` keeps what is needed to rebuild the same matrices for new data: formulaic's model
+specs, which re-apply stateful transforms (scale, center, poly, bs) with the fit's parameters.
 """
 
 from __future__ import annotations

@@ -94,8 +94,10 @@ def numbers_as_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFr
             changed[name] = pd.to_numeric(series)
         elif kind in {"string", "mixed"}:
             # Text that reads as numbers everywhere ("18.4", "-5") is numbers, as R's read.csv
-            # reads it; one label that is not a number keeps the column a factor.
+            # reads it; one label that is not a number keeps the column a factor. The plain
+            # conversion fails fast on the first label; the checked one runs only if it passed.
             try:
+                pd.to_numeric(series)
                 changed[name] = pd.to_numeric(series.map(_number_text, na_action="ignore"))
             except (ValueError, TypeError):
                 continue
