@@ -346,3 +346,34 @@ def test_training_frame_as_newdata_gives_the_fitted_values(formula, offset, seed
         got = fitted.predict(new, re=re, type="link")
         assert list(got.index) == list(new.index)
         np.testing.assert_allclose(got.to_numpy(), expected, rtol=0, atol=1e-10)
+
+
+# --- against lme4: names, estimates and predictions on new rows --------------------------------
+def _reference_cases():
+    from conftest import load_reference
+
+    reference = load_reference("predict_newdata")
+    return [(reference, fit) for fit in reference["cases"]]
+
+
+@pytest.mark.parametrize(
+    ("reference", "case"), _reference_cases(), ids=lambda v: v.get("formula", "ref")
+)
+def test_predictions_on_new_rows_match_lme4(reference, case, c, d):
+    data = d if case["formula"].startswith("cbind") else c.assign(age2=2.0 * c["age"] + 1.0)
+    new = data.iloc[case["rows"]].copy()
+    if data is d:
+        new["size"] = reference["new_cbpp_size"]
+    else:
+        new["age"] = reference["new_contraception_age"]
+        new["age2"] = 2.0 * new["age"] + 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RankDeficiencyWarning)
+        fitted = g.fit(case["formula"], data)
+    assert fitted.fixed_names == list(case["fixef"])
+    assert fitted.loglik >= case["logLik"] - 1e-4
+    np.testing.assert_allclose(fitted.params, list(case["fixef"].values()), rtol=1e-3, atol=1e-3)
+    population = fitted.predict(new, re="exclude", type="link")
+    conditional = fitted.predict(new, type="link")
+    np.testing.assert_allclose(population, case["link_population"], atol=2e-3)
+    np.testing.assert_allclose(conditional, case["link_conditional"], atol=2e-3)

@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.linalg
 from formulaic import Formula, model_matrix
 from formulaic.errors import DataMismatchWarning
-from formulaic.transforms import C
+from formulaic.transforms import C, basis_spline, stateful_transform
 from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import FitWarning, NewLevelsWarning, RankDeficiencyWarning
@@ -58,7 +58,36 @@ ALIAS_TOLERANCE = 1e-7
 """A column whose part not explained by the columns before it has a norm below this fraction of
 its own norm is aliased and dropped (R's ``qr()`` tolerance, as lme4's rank check uses)."""
 
+
+@stateful_transform
+def r_bs(
+    x: Any,
+    df: int | None = None,
+    knots: Any = None,
+    degree: int = 3,
+    include_intercept: bool = False,
+    lower_bound: float | None = None,
+    upper_bound: float | None = None,
+    extrapolation: str = "extend",
+    _state: dict[str, Any] | None = None,
+) -> Any:
+    """formulaic's B-spline basis with R's default for values beyond the fit's boundary knots:
+    the end polynomial pieces are extended (``splines::predict.bs``), where formulaic raises."""
+    return basis_spline(
+        x,
+        df=df,
+        knots=knots,
+        degree=degree,
+        include_intercept=include_intercept,
+        lower_bound=lower_bound,
+        upper_bound=upper_bound,
+        extrapolation=extrapolation,
+        _state={} if _state is None else _state,
+    )
+
+
 FORMULA_CONTEXT: dict[str, Any] = {
+    "bs": r_bs,
     "factor": C,
     "as_factor": C,
     "sqrt": np.sqrt,
