@@ -300,6 +300,8 @@ FEATURES = [
     ("y ~ x + (1 | g) + (1 | h)", None),
     ("y ~ x + (1 + x | g)", None),
     ("y ~ x + (x || g)", None),
+    ("y ~ center(w) + (1 + scale(x) | g)", None),
+    ("y ~ x + x2 + f + (1 | g)", None),
 ]
 
 
@@ -315,6 +317,7 @@ def _simulated(seed: int, n: int = 60) -> pd.DataFrame:
             "y": y,
             "x": x,
             "x.c": x - x.mean(),
+            "x2": 2.0 * x + 1.0,
             "w": rng.uniform(0.5, 2.0, n),
             "o": rng.normal(scale=0.3, size=n),
             "k": rng.integers(0, 3, n),
