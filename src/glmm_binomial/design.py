@@ -39,7 +39,7 @@ from glmm_binomial.frame import (
     as_pandas,
     drop_unused_categories,
     factor_codes,
-    label_key,
+    label_keys,
     match_codes,
     numbers_as_numeric,
 )
@@ -121,8 +121,7 @@ class RandomSpec:
     term: RandomTerm
     model_spec: Any
     levels: tuple[object, ...]
-    level_keys: tuple[tuple[str, ...], ...]
-    variable_keys: tuple[tuple[str, ...], ...] = ()
+    variable_keys: tuple[NDArray[np.str_], ...] = ()
     present: IntArray | None = None
 
 
@@ -404,37 +403,36 @@ def _check_width(expr: str, frame: pd.DataFrame, what: str) -> None:
 
 def _group_codes(
     frame: pd.DataFrame, group: tuple[str, ...]
-) -> tuple[
-    IntArray, tuple[object, ...], tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...], IntArray
-]:
+) -> tuple[IntArray, tuple[object, ...], tuple[NDArray[np.str_], ...], IntArray]:
     """Codes of the interaction of the grouping variables, levels sorted as R would.
 
-    Returns codes, levels, level keys, per-variable level keys and the sorted mixed-radix codes
-    of the level combinations present. Labels are matched by R's as.character (1 == "1")."""
+    Returns codes, levels, per-variable level keys and the sorted mixed-radix codes of the level
+    combinations present. Labels are matched by R's as.character (1, 1.0 and "1" are one)."""
     per_variable = [factor_codes(frame[var]) for var in group]
-    variable_keys = tuple(tuple(keys) for _, _, keys in per_variable)
+    variable_keys = tuple(keys for _, _, keys in per_variable)
     if len(group) == 1:
-        codes, labels, keys = per_variable[0]
+        codes, labels, _ = per_variable[0]
         present = np.arange(len(labels), dtype=np.intp)
-        return codes, tuple(labels), tuple((k,) for k in keys), variable_keys, present
+        return codes, tuple(labels), variable_keys, present
     combined = np.zeros(len(frame), dtype=np.intp)
     for codes, labels, _ in per_variable:
         combined = combined * len(labels) + codes
     present, inverse = np.unique(combined, return_inverse=True)
-    level_keys, levels = [], []
-    for code in present:
-        parts, labels_of = [], []
-        value = int(code)
-        for _codes, labels, keys in reversed(per_variable):
-            value, digit = divmod(value, len(labels))
-            parts.append(keys[digit])
-            labels_of.append(labels[digit])
-        level_keys.append(tuple(reversed(parts)))
-        levels.append(":".join(str(p) for p in reversed(labels_of)))
+    digits = []
+    remainder = present.copy()
+    for _, labels, _ in reversed(per_variable):
+        remainder, digit = np.divmod(remainder, len(labels))
+        digits.append(digit)
+    digits.reverse()
+    texts = [
+        np.asarray([str(label) for label in labels], dtype=object) for _, labels, _ in per_variable
+    ]
+    joined = texts[0][digits[0]]
+    for text, digit in zip(texts[1:], digits[1:], strict=True):
+        joined = joined + ":" + text[digit]
     return (
         inverse.astype(np.intp).reshape(-1),
-        tuple(levels),
-        tuple(level_keys),
+        tuple(joined),
         variable_keys,
         present.astype(np.intp),
     )
@@ -548,7 +546,7 @@ def build_model(
         if z.shape[1] == 0:
             raise ValueError(f"random-effect term {term.text} has no columns")
         _check_finite(z, names, f"random-effect term {term.text}", sub.index)
-        codes, levels, keys, variable_keys, present = _group_codes(sub, term.group)
+        codes, levels, variable_keys, present = _group_codes(sub, term.group)
         group_name = ":".join(term.group)
         if len(levels) < 2:
             raise ValueError(
@@ -556,7 +554,7 @@ def build_model(
                 "a random effect needs at least two groups"
             )
         blocks.append(RandomBlock(group_name, tuple(names), codes, levels, z))
-        specs.append(RandomSpec(term, spec, levels, keys, variable_keys, present))
+        specs.append(RandomSpec(term, spec, levels, variable_keys, present))
 
     model = ModelData(
         successes=successes,
@@ -667,8 +665,7 @@ def _match_categories(specs: list[Any], frame: pd.DataFrame) -> pd.DataFrame:
             if found is None:
                 continue  # formulaic's own check (DataMismatchWarning) is made an error
             name, plain = found
-            keys = [label_key(c) for c in categories]
-            codes, new = match_codes(frame[name], keys)
+            codes, new = match_codes(frame[name], label_keys(list(categories)))
             if new:
                 shown = ", ".join(repr(v) for v in new[:5]) + (" ..." if len(new) > 5 else "")
                 raise ValueError(

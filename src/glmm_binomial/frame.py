@@ -23,6 +23,7 @@ __all__ = [
     "drop_unused_categories",
     "factor_codes",
     "label_key",
+    "label_keys",
     "match_codes",
     "numbers_as_numeric",
 ]
@@ -125,6 +126,9 @@ def drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**changed) if changed else frame
 
 
+_WHOLE_LIMIT = 1e15  # whole numbers below this print as integers (R: 1e15 prints as 1e+15)
+
+
 def label_key(value: object) -> str:
     """R's ``as.character`` of a label: ``1``, ``1.0`` and ``"1"`` all give ``"1"``."""
     if isinstance(value, (bool, np.bool_)):
@@ -133,10 +137,27 @@ def label_key(value: object) -> str:
         return str(int(value))
     if isinstance(value, numbers.Real):
         number = float(value)
-        if number.is_integer():
+        if number.is_integer() and abs(number) < _WHOLE_LIMIT:
             return str(int(number))
         return format(number, ".15g")
     return str(value)
+
+
+def label_keys(labels: Any) -> NDArray[np.str_]:
+    """``label_key`` of each label as an array of text, vectorized for integer, float and text
+    arrays (only object arrays are keyed one by one)."""
+    values = labels if isinstance(labels, np.ndarray) else pd.Index(labels).to_numpy()
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return values.astype(str)
+    if values.dtype.kind in "iu":
+        return values.astype(str)
+    if values.dtype.kind == "f":
+        integral = (np.abs(values) < _WHOLE_LIMIT) & (values == np.round(values))
+        whole = np.where(integral, values, 0).astype(np.int64).astype(str)
+        return np.where(integral, whole, np.char.mod("%.15g", values)).astype(str)
+    if values.dtype.kind == "U":
+        return values
+    return np.array([label_key(v) for v in values], dtype=str).reshape(len(values))
 
 
 def _sort_key(value: object) -> tuple[int, float, str]:
@@ -145,11 +166,12 @@ def _sort_key(value: object) -> tuple[int, float, str]:
     return (1, 0.0, str(value))
 
 
-def factor_codes(series: pd.Series) -> tuple[IntArray, list[object], list[str]]:
+def factor_codes(series: pd.Series) -> tuple[IntArray, list[object], NDArray[np.str_]]:
     """Integer codes, levels and level keys of a grouping variable (no missing values).
 
     Levels are sorted as R sorts a factor's levels (category order for a categorical, numeric
-    or text order otherwise); labels with the same ``label_key`` are one level."""
+    or text order otherwise); labels with the same ``label_key`` are one level (the first of
+    them in that order names it)."""
     try:
         codes, uniques = pd.factorize(series, sort=True)
         labels = list(uniques)
@@ -160,25 +182,28 @@ def factor_codes(series: pd.Series) -> tuple[IntArray, list[object], list[str]]:
         rank[order] = np.arange(len(order))
         codes = rank[codes]
         labels = [uniques[j] for j in order]
-    keys = [label_key(label) for label in labels]
-    first: dict[str, int] = {}
-    remap = np.empty(len(keys), dtype=np.intp)
-    for j, key in enumerate(keys):
-        remap[j] = first.setdefault(key, len(first))
-    if len(first) == len(keys):
+    values = pd.Index(labels).to_numpy()
+    keys = label_keys(values)
+    text = values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string"
+    if values.dtype.kind in "iuU" or text:
+        # Distinct integers, or distinct text labels, have distinct keys: nothing to merge.
         return np.asarray(codes, dtype=np.intp), labels, keys
-    # Merged levels keep the first (sorted) label of each key.
-    levels = [labels[keys.index(key)] for key in first]
-    return remap[codes], levels, list(first)
+    # Hash-based: key codes are in order of first appearance, i.e. in level order.
+    key_codes, key_uniques = pd.factorize(keys)
+    if len(key_uniques) == len(keys):
+        return np.asarray(codes, dtype=np.intp), labels, keys
+    _, first = np.unique(key_codes, return_index=True)
+    levels = [labels[j] for j in first]
+    return np.asarray(key_codes, dtype=np.intp)[codes], levels, keys[first]
 
 
-def match_codes(series: pd.Series, keys: Sequence[str]) -> tuple[IntArray, list[object]]:
+def match_codes(series: pd.Series, keys: Any) -> tuple[IntArray, list[object]]:
     """Codes of ``series`` in a fit's levels (given by their keys); -1 and the new labels for
     labels the fit has not seen."""
-    position = {key: j for j, key in enumerate(keys)}
     codes, uniques = pd.factorize(series, sort=False)
-    found = np.array([position.get(label_key(u), -1) for u in uniques], dtype=np.intp)
-    new = [u for u, j in zip(uniques, found, strict=True) if j < 0]
+    found = pd.Index(np.asarray(keys, dtype=str)).get_indexer(label_keys(uniques))
+    found = np.asarray(found, dtype=np.intp)
+    new = [uniques[int(j)] for j in np.flatnonzero(found < 0)]
     out = np.full(len(codes), -1, dtype=np.intp)
     present = codes >= 0
     out[present] = found[codes[present]]
