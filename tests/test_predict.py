@@ -380,3 +380,28 @@ def test_predictions_on_new_rows_match_lme4(reference, case, c, d):
     conditional = fitted.predict(new, type="link")
     np.testing.assert_allclose(population, case["link_population"], atol=2e-3)
     np.testing.assert_allclose(conditional, case["link_conditional"], atol=2e-3)
+
+
+@pytest.fixture(scope="module")
+def cbpp_fit(d):
+    return g.fit(CBPP, d)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.lists(st.integers(0, 55), min_size=1, max_size=8),
+    form=st.sampled_from(["int", "float", "str", "category", "object"]),
+)
+def test_group_label_representation_does_not_change_predictions(d, cbpp_fit, rows, form):
+    new = d.iloc[rows]
+    expected = cbpp_fit.predict(new, type="link").to_numpy()
+    herd = new["herd"].astype(int)
+    relabelled = {
+        "int": herd,
+        "float": herd.astype(float),
+        "str": herd.astype(str),
+        "category": herd.astype("category"),
+        "object": herd.astype(object),
+    }[form]
+    got = cbpp_fit.predict(new.assign(herd=relabelled), type="link")
+    np.testing.assert_array_equal(got.to_numpy(), expected)
