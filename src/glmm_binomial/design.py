@@ -1,4 +1,4 @@
-"""From a parsed lme4 formula and a DataFrame to ModelData, and back again for new data.
+"""From a parsed lme4 formula and a DataFrame to ModelData (newdata.py goes back for new data).
 
 This is the one place where data frames meet the model: it reads the frame as R would
 (frame.py: object columns of numbers are numbers, unused levels dropped), drops incomplete rows
@@ -12,7 +12,6 @@ specs, which re-apply stateful transforms (scale, center, poly, bs) with the fit
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,30 +19,29 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from formulaic import Formula, model_matrix
-from formulaic.errors import DataMismatchWarning
-from formulaic.transforms import C, basis_spline, stateful_transform
+from formulaic import Formula
 from numpy.typing import NDArray
 
-from glmm_binomial.diagnostics import FitWarning, NewLevelsWarning, RankDeficiencyWarning
+from glmm_binomial.diagnostics import FitWarning, RankDeficiencyWarning
 from glmm_binomial.formula import (
     ParsedFormula,
     RandomTerm,
-    clean_message,
-    expression_variables,
     parse_formula,
-    python_source,
-    r_name,
 )
 from glmm_binomial.frame import (
     as_pandas,
     drop_unused_categories,
     factor_codes,
-    label_keys,
-    match_codes,
     numbers_as_numeric,
+    row_values,
 )
 from glmm_binomial.model import LARGEST_VALUE, ModelData, RandomBlock
+from glmm_binomial.transforms import (
+    evaluate_response,
+    factor_column,
+    formulaic_error,
+    materialize,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -57,57 +55,6 @@ MAX_DESIGN_VALUES = 200_000_000
 ALIAS_TOLERANCE = 1e-7
 """A column whose part not explained by the columns before it has a norm below this fraction of
 its own norm is aliased and dropped (R's ``qr()`` tolerance, as lme4's rank check uses)."""
-
-
-@stateful_transform
-def r_bs(
-    x: Any,
-    df: int | None = None,
-    knots: Any = None,
-    degree: int = 3,
-    include_intercept: bool = False,
-    lower_bound: float | None = None,
-    upper_bound: float | None = None,
-    extrapolation: str = "extend",
-    _state: dict[str, Any] | None = None,
-) -> Any:
-    """formulaic's B-spline basis with R's default for values beyond the fit's boundary knots:
-    the end polynomial pieces are extended (``splines::predict.bs``), where formulaic raises."""
-    return basis_spline(
-        x,
-        df=df,
-        knots=knots,
-        degree=degree,
-        include_intercept=include_intercept,
-        lower_bound=lower_bound,
-        upper_bound=upper_bound,
-        extrapolation=extrapolation,
-        _state={} if _state is None else _state,
-    )
-
-
-FORMULA_CONTEXT: dict[str, Any] = {
-    "bs": r_bs,
-    "factor": C,
-    "as_factor": C,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-    "log1p": np.log1p,
-    "expm1": np.expm1,
-}
-"""Names R users write in formulas that formulaic does not define (``factor(x)`` is ``C(x)``)."""
-
-# Functions a response expression may call, e.g. ``I(y == 1)`` or ``cbind(k, log(n) - k)``.
-_RESPONSE_FUNCTIONS: dict[str, Any] = {
-    "I": lambda value: value,
-    "log": np.log,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-    "round": np.round,
-    "np": np,
-    "numpy": np,
-}
 
 
 @dataclass(frozen=True)
@@ -147,58 +94,6 @@ class DesignInfo:
     warnings: tuple[FitWarning, ...] = ()
 
 
-@dataclass(frozen=True)
-class NewDesign:
-    """The design of new data: rows with every needed value (``complete``, a mask over the rows
-    of new data) and, for those rows, X, the offset and per random block (codes, Z); codes are
-    -1 for levels the fit has not seen."""
-
-    x: FloatArray
-    offset: FloatArray
-    random: list[tuple[IntArray, FloatArray]]
-    complete: NDArray[np.bool_]
-    index: pd.Index
-
-
-def _as_frame(data: Any) -> pd.DataFrame:
-    return as_pandas(data)
-
-
-def _row_values(name: str, values: Any, n: int) -> FloatArray | None:
-    """An optional per-row numeric argument (weights, offset) as a float array, or None."""
-    if values is None:
-        return None
-    arr = np.asarray(values, dtype=object)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name} must have one value per row of data ({n}), got shape {arr.shape}")
-    try:
-        return np.asarray(pd.to_numeric(pd.Series(arr), errors="raise"), dtype=np.float64)
-    except (ValueError, TypeError):
-        raise ValueError(f"{name} must be numeric") from None
-
-
-def _evaluate(expr: str, frame: pd.DataFrame) -> pd.Series:
-    """A response expression: a column name, or arithmetic on columns (``size - incidence``,
-    ``I(y == 1)``, `` `y.obs` ``)."""
-    if expr in frame.columns:
-        return frame[expr]
-    source, placeholders = python_source(expr)
-    namespace: dict[str, Any] = dict(_RESPONSE_FUNCTIONS)
-    for name in expression_variables(expr):
-        if name in frame.columns:
-            namespace[name] = frame[name]
-    for placeholder, name in placeholders.items():
-        if name in frame.columns:
-            namespace[placeholder] = frame[name]
-    try:
-        value = eval(source, {"__builtins__": {}}, namespace)  # noqa: S307 - formula text is code
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"cannot evaluate response expression '{expr}': {exc}") from None
-    if not isinstance(value, pd.Series):
-        value = pd.Series(np.broadcast_to(np.asarray(value), (len(frame),)), index=frame.index)
-    return value
-
-
 def _first_bad_row(mask: NDArray[np.bool_], index: pd.Index) -> object:
     return index[int(np.flatnonzero(mask)[0])]
 
@@ -212,7 +107,7 @@ def _response(
         assert spec.failures is not None
         counts = []
         for role, expr in (("successes", spec.successes), ("failures", spec.failures)):
-            values = _evaluate(expr, frame)
+            values = evaluate_response(expr, frame)
             if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
                 raise ValueError(f"cbind {role} '{expr}' must be numeric counts")
             arr = values.to_numpy(dtype=np.float64)
@@ -230,7 +125,7 @@ def _response(
         return successes, trials
 
     name = spec.successes
-    values = _evaluate(name, frame)
+    values = evaluate_response(name, frame)
     if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values):
         if isinstance(values.dtype, pd.CategoricalDtype):
             levels = [c for c in values.cat.categories if c in set(values.dropna())]
@@ -304,61 +199,6 @@ def aliased_columns(x: FloatArray) -> list[int]:
     return [j for j in range(x.shape[1]) if not residual[j] > ALIAS_TOLERANCE * norms[j]]
 
 
-def _formulaic_error(what: str, exc: BaseException) -> ValueError:
-    message = clean_message(exc)
-    hint = ""
-    if "NameError" in message or "not defined" in message or "SyntaxError" in message:
-        hint = (
-            "; write column names with spaces or symbols in backticks, as in `my column`, and "
-            "check the spelling of functions (log, scale, poly, bs, factor, offset, I)"
-        )
-    return ValueError(f"cannot build {what}: {message}{hint}")
-
-
-def _matrix(expr: str, frame: pd.DataFrame, what: str) -> tuple[FloatArray, list[str], Any]:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            mm = model_matrix(expr, frame, na_action="ignore", context=FORMULA_CONTEXT)
-    except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
-        raise _formulaic_error(f"{what} '{expr}'", exc) from None
-    names = [r_name(str(c)) for c in mm.columns]
-    values = np.asarray(mm, dtype=np.float64)
-    return values, names, mm.model_spec
-
-
-def _rebuild(spec: Any, frame: pd.DataFrame, what: str) -> FloatArray:
-    """A fit's matrix rebuilt for new data from its formulaic model spec (stateful transforms
-    such as scale, poly and bs re-applied with the fit's parameters)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("error", DataMismatchWarning)
-            matrix = spec.get_model_matrix(frame, na_action="ignore", context=FORMULA_CONTEXT)
-    except DataMismatchWarning as exc:
-        raise ValueError(
-            f"newdata does not match the fit for {what}: {clean_message(exc)}"
-        ) from None
-    except Exception as exc:  # noqa: BLE001
-        raise _formulaic_error(f"{what} for newdata", exc) from None
-    return np.asarray(matrix, dtype=np.float64)
-
-
-_FACTOR_CALL_RE = re.compile(r"^(?:C|factor|as_factor)\(\s*`?([^`,()]+?)`?\s*(?:,.*)?\)$")
-
-
-def _factor_column(expr: str, frame: pd.DataFrame) -> tuple[str, bool] | None:
-    """The column a categorical factor expression reads: (name, True) for the column itself,
-    (name, False) for ``factor(name)``/``C(name, ...)``; None for anything else."""
-    plain = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
-    if plain in frame.columns:
-        return plain, True
-    match = _FACTOR_CALL_RE.match(expr)
-    if match is not None and match.group(1) in frame.columns:
-        return match.group(1), False
-    return None
-
-
 def _is_categorical(series: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 
@@ -370,13 +210,13 @@ def _check_width(expr: str, frame: pd.DataFrame, what: str) -> None:
     try:
         terms = list(Formula(expr))
     except Exception as exc:  # noqa: BLE001
-        raise _formulaic_error(f"{what} '{expr}'", exc) from None
+        raise formulaic_error(f"{what} '{expr}'", exc) from None
     total = 0
     culprit = ""
     for term in terms:
         width = 1
         for factor in term.factors:
-            found = _factor_column(str(factor.expr), frame)
+            found = factor_column(str(factor.expr), frame)
             if found is None:
                 continue
             name, plain = found
@@ -463,7 +303,7 @@ def build_model(
     if not isinstance(formula, str):
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
     parsed = parse_formula(formula)
-    frame = _as_frame(data)
+    frame = as_pandas(data)
     missing = [v for v in parsed.variables if v not in frame.columns]
     if missing:
         raise ValueError(_missing_columns_message(formula, missing, frame))
@@ -478,8 +318,8 @@ def build_model(
         offset = frame[offset] if offset in frame.columns else _missing_column("offset", offset)
     elif offset is not None:
         offset_source = "values"
-    w_all = _row_values("weights", weights, len(frame))
-    o_all = _row_values("offset", offset, len(frame))
+    w_all = row_values("weights", weights, len(frame))
+    o_all = row_values("offset", offset, len(frame))
     if not parsed.random:
         raise ValueError(
             f"formula '{formula}' has no random-effect term such as (1 | group); "
@@ -504,7 +344,7 @@ def build_model(
 
     successes, trials = _response(parsed, sub, w)
     _check_width(parsed.fixed, sub, "fixed-effects design")
-    x, fixed_names, fixed_spec = _matrix(parsed.fixed, sub, "fixed-effects term")
+    x, fixed_names, fixed_spec = materialize(parsed.fixed, sub, "fixed-effects term")
     _check_finite(x, fixed_names, "fixed-effects", sub.index)
     fit_warnings: list[FitWarning] = []
     dropped = aliased_columns(x)
@@ -526,7 +366,7 @@ def build_model(
 
     offset_specs = []
     for expr in parsed.offsets:
-        values, _, spec = _matrix(f"0 + {expr}", sub, f"offset({expr})")
+        values, _, spec = materialize(f"0 + {expr}", sub, f"offset({expr})")
         if values.shape[1] != 1:
             raise ValueError(f"offset({expr}) must be one numeric value per row")
         if not np.all(np.isfinite(values)):
@@ -542,7 +382,7 @@ def build_model(
             z, names, spec = np.ones((len(sub), 1)), ["(Intercept)"], None
         else:
             _check_width(term.expr, sub, f"random-effect term {term.text}")
-            z, names, spec = _matrix(term.expr, sub, f"random-effect term {term.text}")
+            z, names, spec = materialize(term.expr, sub, f"random-effect term {term.text}")
         if z.shape[1] == 0:
             raise ValueError(f"random-effect term {term.text} has no columns")
         _check_finite(z, names, f"random-effect term {term.text}", sub.index)
@@ -582,139 +422,6 @@ def build_model(
 
 def _missing_column(argument: str, name: str) -> Any:
     raise ValueError(f"{argument} names column '{name}', which is not in data")
-
-
-def new_data_design(
-    info: DesignInfo, newdata: Any, offset: Any = None, random: bool = True
-) -> NewDesign:
-    """The fit's design rebuilt for new data.
-
-    Stateful transforms (scale, center, poly, bs) use the fit's parameters; a factor level the
-    fit has not seen raises a ValueError naming the variable and level; grouping labels are
-    matched as in the fit (R's as.character, so 1, 1.0 and "1" are one level) and levels the
-    fit has not seen get code -1 (zero random effect). Rows missing a needed value are left out
-    (``complete``). With ``random=False`` the random-effect terms and grouping columns are not
-    needed."""
-    frame = _as_frame(newdata)
-    parsed = info.formula
-    needed = set(expression_variables(parsed.fixed))
-    for expr in parsed.offsets:
-        needed |= expression_variables(expr)
-    if random:
-        for spec in info.random_specs:
-            needed |= expression_variables(spec.term.expr) | set(spec.term.group)
-    needed_list = sorted(needed)
-    missing = [v for v in needed_list if v not in frame.columns]
-    values: FloatArray | None = None
-    if offset is not None:
-        values = _row_values("offset", offset, len(frame))
-    elif info.offset_source == "column":
-        assert info.offset_column is not None
-        if info.offset_column not in frame.columns:
-            missing.append(info.offset_column)
-        else:
-            values = _row_values("offset", frame[info.offset_column], len(frame))
-    elif info.offset_source == "values":
-        raise ValueError(
-            "the model was fitted with offset= values; pass offset= with one value per row of "
-            "newdata (or fit with offset='column name' to take it from newdata)"
-        )
-    if missing:
-        raise ValueError(
-            f"newdata lacks column(s) {', '.join(map(repr, missing))} that the model uses"
-            + ("" if random else " (with re='exclude')")
-        )
-    used = numbers_as_numeric(frame.loc[:, needed_list], needed_list)
-    complete = np.array(used.notna().all(axis=1), dtype=bool)
-    if values is not None:
-        complete &= ~np.isnan(values)
-    sub = used.loc[complete]
-    specs = [info.fixed_spec, *info.offset_specs]
-    if random:
-        specs += [s.model_spec for s in info.random_specs if s.model_spec is not None]
-    sub = _match_categories(specs, sub)
-
-    x = _rebuild(info.fixed_spec, sub, "the fixed-effects design")
-    if info.kept_columns is not None:
-        x = x[:, list(info.kept_columns)]
-    o = np.zeros(len(sub)) if values is None else values[complete]
-    for expr, spec in zip(parsed.offsets, info.offset_specs, strict=True):
-        o = o + _rebuild(spec, sub, f"offset({expr})")[:, 0]
-    blocks: list[tuple[IntArray, FloatArray]] = []
-    if random:
-        for spec in info.random_specs:
-            if spec.model_spec is None:
-                z = np.ones((len(sub), 1))
-            else:
-                z = _rebuild(spec.model_spec, sub, f"random-effect term {spec.term.text}")
-            blocks.append((_new_codes(spec, sub), z))
-    return NewDesign(x=x, offset=o, random=blocks, complete=complete, index=frame.index)
-
-
-def _match_categories(specs: list[Any], frame: pd.DataFrame) -> pd.DataFrame:
-    """Check new data's factor levels against the fit's and code plain factor columns with the
-    fit's categories, so formulaic encodes them as in the fit (1 and "1" match, as R's
-    as.character). A level the fit has not seen raises a ValueError naming it, as lme4 does."""
-    changed: dict[str, Any] = {}
-    for spec in specs:
-        for expr, (kind, state) in (getattr(spec, "encoder_state", None) or {}).items():
-            categories = state.get("categories") if isinstance(state, dict) else None
-            if str(getattr(kind, "value", kind)) != "categorical" or categories is None:
-                continue
-            found = _factor_column(str(expr), frame)
-            if found is None:
-                continue  # formulaic's own check (DataMismatchWarning) is made an error
-            name, plain = found
-            codes, new = match_codes(frame[name], label_keys(list(categories)))
-            if new:
-                shown = ", ".join(repr(v) for v in new[:5]) + (" ..." if len(new) > 5 else "")
-                raise ValueError(
-                    f"newdata: factor '{name}' has new level(s) {shown} not in the fit "
-                    f"(levels: {', '.join(map(str, categories))}); predictions need levels "
-                    "seen in the fit"
-                )
-            if plain:
-                changed[name] = pd.Categorical.from_codes(codes, categories=pd.Index(categories))
-    if not changed:
-        return frame
-    return frame.assign(**{k: pd.Series(v, index=frame.index) for k, v in changed.items()})
-
-
-def _new_codes(spec: RandomSpec, frame: pd.DataFrame) -> IntArray:
-    """Codes of new data's rows in the fit's levels of one grouping factor (-1: new level)."""
-    group = spec.term.group
-    per_variable = [
-        match_codes(frame[var], keys)[0]
-        for var, keys in zip(group, spec.variable_keys, strict=True)
-    ]
-    if len(group) == 1:
-        return per_variable[0]
-    combined = np.zeros(len(frame), dtype=np.intp)
-    known = np.ones(len(frame), dtype=bool)
-    for codes, keys in zip(per_variable, spec.variable_keys, strict=True):
-        known &= codes >= 0
-        combined = combined * len(keys) + np.maximum(codes, 0)
-    assert spec.present is not None
-    position = np.minimum(np.searchsorted(spec.present, combined), len(spec.present) - 1)
-    found = known & (spec.present[position] == combined)
-    return np.where(found, position, -1).astype(np.intp)
-
-
-def new_levels_warning(info: DesignInfo, design: NewDesign) -> FitWarning | None:
-    """A NewLevelsWarning naming the grouping factors with levels the fit has not seen."""
-    counts: dict[str, int] = {}
-    for spec, (codes, _) in zip(info.random_specs, design.random, strict=True):
-        count = int(np.sum(codes < 0))
-        if count:
-            counts[":".join(spec.term.group)] = count
-    if not counts:
-        return None
-    parts = [f"'{name}' ({n} row{'s' if n > 1 else ''})" for name, n in counts.items()]
-    return FitWarning(
-        f"newdata has levels of {', '.join(parts)} not seen in the fit; their random effects "
-        "are taken as zero (population level), as lme4's allow.new.levels = TRUE",
-        NewLevelsWarning,
-    )
 
 
 def formula_of(data: ModelData) -> str:

@@ -26,9 +26,11 @@ __all__ = [
     "label_keys",
     "match_codes",
     "numbers_as_numeric",
+    "row_values",
 ]
 
 IntArray = NDArray[np.intp]
+FloatArray = NDArray[np.float64]
 
 _NARWHALS_HINT = "pip install 'glmm-binomial[polars]'"
 
@@ -79,6 +81,19 @@ def _from_narwhals(data: Any, argument: str) -> pd.DataFrame:
         else:
             columns[name] = series.to_numpy()
     return pd.DataFrame(columns)
+
+
+def row_values(name: str, values: Any, n: int) -> FloatArray | None:
+    """An optional per-row numeric argument (weights, offset) as a float array, or None."""
+    if values is None:
+        return None
+    arr = np.asarray(values, dtype=object)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must have one value per row of data ({n}), got shape {arr.shape}")
+    try:
+        return np.asarray(pd.to_numeric(pd.Series(arr), errors="raise"), dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} must be numeric") from None
 
 
 def numbers_as_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

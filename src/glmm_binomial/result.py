@@ -14,10 +14,11 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
-from glmm_binomial.design import DesignInfo, formula_of, new_data_design, new_levels_warning
+from glmm_binomial.design import DesignInfo, formula_of
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.family import inverse_link
 from glmm_binomial.model import ModelData
+from glmm_binomial.newdata import new_data_design, new_levels_warning
 from glmm_binomial.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
