@@ -26,6 +26,7 @@ from glmm_binomial.diagnostics import FitWarning, RankDeficiencyWarning
 from glmm_binomial.formula import (
     ParsedFormula,
     RandomTerm,
+    expression_variables,
     parse_formula,
 )
 from glmm_binomial.frame import (
@@ -278,6 +279,16 @@ def _group_codes(
     )
 
 
+def value_variables(parsed: ParsedFormula) -> list[str]:
+    """Columns whose values enter the model (not only as grouping labels): object columns of
+    numbers among them are read as numbers. Grouping labels keep their text ("01" stays "01")."""
+    names: set[str] = set()
+    for expr in (parsed.fixed, *parsed.offsets, *(t.expr for t in parsed.random)):
+        names |= expression_variables(expr)
+    grouping = {v for t in parsed.random for v in t.group}
+    return sorted(v for v in parsed.variables if v in names or v not in grouping)
+
+
 def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFrame) -> str:
     message = (
         f"formula '{formula}' uses column(s) not in data: {', '.join(map(repr, missing))}; "
@@ -326,7 +337,7 @@ def build_model(
             "for a plain logistic regression use a GLM"
         )
 
-    used = numbers_as_numeric(frame.loc[:, list(parsed.variables)], parsed.variables)
+    used = numbers_as_numeric(frame.loc[:, list(parsed.variables)], value_variables(parsed))
     complete = np.array(used.notna().all(axis=1), dtype=bool)
     for arr in (w_all, o_all):
         if arr is not None:

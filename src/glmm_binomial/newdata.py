@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from glmm_binomial.design import DesignInfo, RandomSpec
+from glmm_binomial.design import DesignInfo, RandomSpec, value_variables
 from glmm_binomial.diagnostics import FitWarning, NewLevelsWarning
 from glmm_binomial.formula import expression_variables
 from glmm_binomial.frame import as_pandas, label_keys, match_codes, numbers_as_numeric, row_values
@@ -80,7 +80,8 @@ def new_data_design(
             f"newdata lacks column(s) {', '.join(map(repr, missing))} that the model uses"
             + ("" if random else " (with re='exclude')")
         )
-    used = numbers_as_numeric(frame.loc[:, needed_list], needed_list)
+    values_of = set(value_variables(parsed))
+    used = numbers_as_numeric(frame.loc[:, needed_list], [v for v in needed_list if v in values_of])
     complete = np.array(used.notna().all(axis=1), dtype=bool)
     if values is not None:
         complete &= ~np.isnan(values)
