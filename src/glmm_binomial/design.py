@@ -69,7 +69,7 @@ class RandomSpec:
     term: RandomTerm
     model_spec: Any
     levels: tuple[object, ...]
-    variable_keys: tuple[NDArray[np.str_], ...] = ()
+    variable_keys: tuple[NDArray[np.object_], ...] = ()
     present: IntArray | None = None
 
 
@@ -244,7 +244,7 @@ def _check_width(expr: str, frame: pd.DataFrame, what: str) -> None:
 
 def _group_codes(
     frame: pd.DataFrame, group: tuple[str, ...]
-) -> tuple[IntArray, tuple[object, ...], tuple[NDArray[np.str_], ...], IntArray]:
+) -> tuple[IntArray, tuple[object, ...], tuple[NDArray[np.object_], ...], IntArray]:
     """Codes of the interaction of the grouping variables, levels sorted as R would.
 
     Returns codes, levels, per-variable level keys and the sorted mixed-radix codes of the level

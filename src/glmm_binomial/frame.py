@@ -158,21 +158,21 @@ def label_key(value: object) -> str:
     return str(value)
 
 
-def label_keys(labels: Any) -> NDArray[np.str_]:
-    """``label_key`` of each label as an array of text, vectorized for integer, float and text
-    arrays (only object arrays are keyed one by one)."""
+def label_keys(labels: Any) -> NDArray[np.object_]:
+    """``label_key`` of each label as an object array of text, vectorized for integer, float
+    and text arrays (only mixed object arrays are keyed one by one)."""
     values = labels if isinstance(labels, np.ndarray) else pd.Index(labels).to_numpy()
     if values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
-        return values.astype(str)
-    if values.dtype.kind in "iu":
-        return values.astype(str)
+        return values
+    if values.dtype.kind in "iuU":
+        return values.astype(str).astype(object)
     if values.dtype.kind == "f":
         integral = (np.abs(values) < _WHOLE_LIMIT) & (values == np.round(values))
         whole = np.where(integral, values, 0).astype(np.int64).astype(str)
-        return np.where(integral, whole, np.char.mod("%.15g", values)).astype(str)
-    if values.dtype.kind == "U":
-        return values
-    return np.array([label_key(v) for v in values], dtype=str).reshape(len(values))
+        return np.where(integral, whole, np.char.mod("%.15g", values)).astype(object)
+    keys = np.empty(len(values), dtype=object)
+    keys[:] = [label_key(v) for v in values]
+    return keys
 
 
 def _sort_key(value: object) -> tuple[int, float, str]:
@@ -181,7 +181,7 @@ def _sort_key(value: object) -> tuple[int, float, str]:
     return (1, 0.0, str(value))
 
 
-def factor_codes(series: pd.Series) -> tuple[IntArray, list[object], NDArray[np.str_]]:
+def factor_codes(series: pd.Series) -> tuple[IntArray, list[object], NDArray[np.object_]]:
     """Integer codes, levels and level keys of a grouping variable (no missing values).
 
     Levels are sorted as R sorts a factor's levels (category order for a categorical, numeric
@@ -216,7 +216,7 @@ def match_codes(series: pd.Series, keys: Any) -> tuple[IntArray, list[object]]:
     """Codes of ``series`` in a fit's levels (given by their keys); -1 and the new labels for
     labels the fit has not seen."""
     codes, uniques = pd.factorize(series, sort=False)
-    found = pd.Index(np.asarray(keys, dtype=str)).get_indexer(label_keys(uniques))
+    found = pd.Index(np.asarray(keys, dtype=object)).get_indexer(label_keys(uniques))
     found = np.asarray(found, dtype=np.intp)
     new = [uniques[int(j)] for j in np.flatnonzero(found < 0)]
     out = np.full(len(codes), -1, dtype=np.intp)
