@@ -387,7 +387,7 @@ def cbpp_fit(d):
     return g.fit(CBPP, d)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     rows=st.lists(st.integers(0, 55), min_size=1, max_size=8),
     form=st.sampled_from(["int", "float", "str", "category", "object"]),
