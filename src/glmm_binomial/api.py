@@ -15,6 +15,7 @@ from glmm_binomial.laplace import fit_laplace
 from glmm_binomial.model import ModelData
 from glmm_binomial.pirls import PirlsControl
 from glmm_binomial.result import GLMMResult
+from glmm_binomial.validation import check_model, emit_fit_warnings
 
 METHODS = ("laplace", "agq", "vb")
 
@@ -50,10 +51,12 @@ def fit(
     """
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
     model, design = build_model(formula, data, weights=weights, offset=offset)
+    check_model(model, method, design)
     with _blas.blas_threads(blas_threads):
         output = _estimate(
             model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
         )
+    emit_fit_warnings(output.warnings)
     return GLMMResult(model, output, design=design, conf_level=conf_level)
 
 
@@ -73,10 +76,12 @@ def fit_model(
     if not isinstance(model, ModelData):
         raise ValueError("model must be a ModelData")
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
+    check_model(model, method)
     with _blas.blas_threads(blas_threads):
         output = _estimate(
             model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
         )
+    emit_fit_warnings(output.warnings)
     return GLMMResult(model, output, conf_level=conf_level)
 
 

@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import FitWarning, SeparationWarning
 from glmm_binomial.model import ModelData
+from glmm_binomial.validation import block_text
 
 FloatArray = NDArray[np.float64]
 
@@ -115,14 +116,6 @@ def runaway_blocks(data: ModelData, theta: FloatArray, limit: float) -> tuple[in
     return tuple(out)
 
 
-def term_text(group: str, terms: tuple[str, ...]) -> str:
-    """A random-effect block as lme4 writes it: ``(1 + x | g)``."""
-    shown = ["1" if name == "(Intercept)" else name for name in terms]
-    if "(Intercept)" not in terms:
-        shown.insert(0, "0")
-    return f"({' + '.join(shown)} | {group})"
-
-
 def separation_report(
     data: ModelData, beta: FloatArray, theta: FloatArray, limit: float
 ) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
@@ -149,7 +142,7 @@ def separation_report(
     moved = list(grouped.coefficients) if blocks or divergent else []
     if not blocks and not moved:
         return (), ()
-    terms = ", ".join(term_text(data.blocks[t].group, data.blocks[t].terms) for t in blocks)
+    terms = ", ".join(block_text(data.blocks[t]) for t in blocks)
     names = ", ".join(data.fixed_names[j] for j in moved)
     what = []
     if blocks:

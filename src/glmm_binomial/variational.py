@@ -51,6 +51,7 @@ from glmm_binomial.family import inverse_link, loglik_kernel
 from glmm_binomial.laplace import LaplaceObjective
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import OptSummary
+from glmm_binomial.validation import check_independent_terms
 
 FloatArray = NDArray[np.float64]
 
@@ -374,14 +375,9 @@ def statsmodels_rule() -> tuple[FloatArray, FloatArray]:
 
 
 def check_supported(data: ModelData) -> None:
-    """Raise ValueError for blocks this family cannot fit (more than one column)."""
-    for block in data.blocks:
-        if block.k != 1:
-            raise ValueError(
-                f"random-effect term ({' + '.join(block.terms)} | {block.group}) has {block.k} "
-                "correlated columns: method 'vb' fits independent variance components only; "
-                f"write it with '||', e.g. ({' + '.join(block.terms)} || {block.group})"
-            )
+    """Raise ValueError for blocks this family cannot fit (more than one column). fit() refuses
+    them earlier, with advice in the user's formula syntax (validation.check_model)."""
+    check_independent_terms(data)
 
 
 def map_fixed_effects(
