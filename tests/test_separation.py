@@ -157,3 +157,16 @@ def test_runaway_screen():
     model, _ = build_model("y ~ x + (1 | g)", _separated_within_groups())
     assert runaway_blocks(model, np.array([30.0]), limit=20.0) == (0,)
     assert runaway_blocks(model, np.array([3.0]), limit=20.0) == ()
+
+
+def test_pure_groups_beside_mixed_ones_do_not_make_the_variance_run_away():
+    frame = _separated_within_groups()
+    groups = frame["g"].astype(int)
+    # Most groups all 0 or all 1 (separable by their own effect), five groups overlapping.
+    overlap = np.random.default_rng(5).integers(0, 2, len(frame))
+    frame["y"] = np.where(groups < 25, groups % 2, overlap)
+    model, _ = build_model("y ~ x + (1 | g)", frame)
+    assert detect_group_separation(model).blocks == ()
+    frame["y"] = groups % 2  # every group pure
+    model, _ = build_model("y ~ x + (1 | g)", frame)
+    assert detect_group_separation(model).blocks == (0,)

@@ -69,8 +69,11 @@ def detect_separation(x: FloatArray, successes: FloatArray, trials: FloatArray) 
 
 def detect_group_separation(data: ModelData) -> Separation:
     """Separation of the response by the fixed effects and the random effects together (the
-    augmented design [X, Z]); ``blocks`` lists the random-effect blocks the least separating
-    direction moves."""
+    augmented design [X, Z]). ``blocks`` lists the random-effect blocks whose variance has no
+    finite estimate: blocks the least separating direction moves and all of whose rows (with a
+    nonzero random-effect column) are separated. A row the direction leaves unseparated keeps
+    the Laplace log-determinant growing with that block's variance, so the variance stays
+    finite; the pure groups of ordinary data do not make a variance run away."""
     x = _scale_columns(data.x)
     columns = [scipy.sparse.csr_matrix(x)]
     owner = [np.full(data.n_fixed, -1)]
@@ -89,10 +92,23 @@ def detect_group_separation(data: ModelData) -> Separation:
     if found is None:
         return NO_SEPARATION
     complete, d = found
+    margins = np.asarray(signed @ d).ravel()
+    separated_signed = margins > SEPARATION_TOL * float(np.max(margins))
+    # A data row is separated when each of its signed copies is (a row with both a success
+    # and a failure never is).
+    unseparated = np.zeros(data.n_obs, dtype=bool)
+    copies = np.concatenate(
+        [np.flatnonzero(data.successes > 0), np.flatnonzero(data.successes < data.trials)]
+    )
+    unseparated[copies[~separated_signed]] = True
     moved = _moved(d)
     which = np.concatenate(owner)[moved]
+    blocks = tuple(
+        int(t)
+        for t in np.unique(which[which >= 0])
+        if not np.any(unseparated & np.any(data.blocks[t].z != 0.0, axis=1))
+    )
     coefficients = tuple(int(j) for j in np.flatnonzero(moved[: data.n_fixed]))
-    blocks = tuple(int(t) for t in np.unique(which[which >= 0]))
     return Separation(complete, coefficients, blocks)
 
 
@@ -138,21 +154,20 @@ def separation_report(
             return (FitWarning(message, SeparationWarning),), fixed.coefficients
     grouped = detect_group_separation(data)
     blocks = [t for t in grouped.blocks if t in runaway]
-    # Coefficients moved with the random effects count only when something did run away.
-    moved = list(grouped.coefficients) if blocks or divergent else []
-    if not blocks and not moved:
+    if not blocks:
+        # Without a variance running away, a random effect cannot follow a separating direction
+        # (its finite variance penalizes it): a fixed effect diverging alone is the case above.
         return (), ()
+    moved = list(grouped.coefficients)
     terms = ", ".join(block_text(data.blocks[t]) for t in blocks)
+    groups = ", ".join(dict.fromkeys(data.blocks[t].group for t in blocks))
     names = ", ".join(data.fixed_names[j] for j in moved)
-    what = []
-    if blocks:
-        what.append(f"the random-effect variance of {terms}")
+    what = [f"the random-effect variance of {terms}"]
     if moved:
         what.append(f"the coefficient{'s' if len(moved) > 1 else ''} of {names}")
     message = (
-        "separation within groups: the response is predicted perfectly "
-        + ("in every group " if grouped.complete else "in some groups ")
-        + "by the fixed and random effects together, so "
+        f"separation within groups: in every group of {groups} the fixed and random effects "
+        "together predict the response perfectly, so "
         + " and ".join(what)
         + " have no finite maximum-likelihood estimate; the reported values are points on a "
         'diverging path, not estimates (method "vb" keeps them finite)'
