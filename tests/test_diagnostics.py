@@ -116,3 +116,22 @@ def test_no_warning_on_reference_fits(formula, dataset, method, n_agq):
         result.summary()
     assert result.warnings == ()
     assert result.converged
+
+
+@pytest.mark.parametrize("scale", [1e8, 1e-6])
+@pytest.mark.parametrize("method", ["laplace", "vb"])
+def test_no_runtime_warning_from_covariates_in_extreme_units(method, scale):
+    # Item 15: scipy's ill-conditioning warning (a RuntimeWarning) reached the CLI's stderr
+    # from the vb start with x in units of 1e8; the system is now solved at unit diagonal.
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=60)
+    y = (rng.random(60) < 1.0 / (1.0 + np.exp(-x))).astype(int)
+    frame = pd.DataFrame({"y": y, "x": x * scale, "g": rng.integers(0, 5, 60)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", g.GLMMWarning)
+        result = g.fit("y ~ x + (1 | g)", frame, method=method)
+        result.summary()

@@ -401,7 +401,17 @@ def map_fixed_effects(
         eta = x @ beta + data.offset
         mu = inverse_link(eta)
         curvature = x.T @ ((m * mu * (1.0 - mu))[:, None] * x) + precision
-        step = scipy.linalg.solve(curvature, x.T @ (k - m * mu) - precision @ beta, assume_a="pos")
+        # Solved with the curvature scaled to unit diagonal: covariates in very large or small
+        # units make it ill-conditioned (and scipy warn) although the scaled system is not.
+        root = np.sqrt(np.diag(curvature))
+        step = (
+            scipy.linalg.solve(
+                curvature / np.outer(root, root),
+                (x.T @ (k - m * mu) - precision @ beta) / root,
+                assume_a="pos",
+            )
+            / root
+        )
         # Halve until the log posterior does not decrease (it is concave, so this ends).
         for _ in range(50):
             trial = objective(beta + step)
