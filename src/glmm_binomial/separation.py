@@ -12,9 +12,12 @@ Two linear programs answer the two questions:
    d free. Directions form a cone, so every separable row reaches t_i = 1 at the optimum; the
    rows with t_i > 0 are the separated rows S. Complete separation: S holds every signed row.
 2. Which coefficients diverge? The separating direction of least L1 norm (minimize sum |d_j|
-   subject to s_i x_i'd >= t_i on S and >= 0 elsewhere) moves only the coefficients that must
+   subject to s_i x_i'd >= t_i on S and >= 0 elsewhere) moves only coefficients that must
    move: with a response of all ones and an intercept it moves the intercept alone (a slope
-   need not diverge), with y = 1 exactly when x > c it moves the intercept and x.
+   need not diverge), with y = 1 exactly when x > c it moves the intercept and x. After a fit,
+   the coefficients reported are those the fit drove far (``large_coefficients``) that some
+   direction of the cone moves (one linear program each), as the fit shows which of several
+   interchangeable separating directions it follows; the least direction's otherwise.
 
 Within groups, the same programs run on the augmented design [X, Z] (Z sparse, one column per
 level and random-effect column): when the least direction moves the random effects of a term
@@ -57,14 +60,25 @@ class Separation:
 NO_SEPARATION = Separation(False, ())
 
 
-def detect_separation(x: FloatArray, successes: FloatArray, trials: FloatArray) -> Separation:
-    """Separation of (successes, trials) by the columns of x (see the module docstring)."""
+def detect_separation(
+    x: FloatArray,
+    successes: FloatArray,
+    trials: FloatArray,
+    candidates: tuple[int, ...] | None = None,
+) -> Separation:
+    """Separation of (successes, trials) by the columns of x (see the module docstring).
+
+    candidates: the coefficients a fit has driven far (``large_coefficients``); those of them
+    that some separating direction moves are the ones reported, since they are the ones the fit
+    follows to infinity (the least direction's coefficients when none is)."""
     signed = _signed_rows(_scale_columns(x), successes, trials)
     found = _least_direction(signed)
     if found is None:
         return NO_SEPARATION
     complete, d = found
-    return Separation(complete, tuple(int(j) for j in np.flatnonzero(_moved(d))))
+    least = tuple(int(j) for j in np.flatnonzero(_moved(d)))
+    moving = _movable(signed, candidates or ())
+    return Separation(complete, moving or least)
 
 
 def detect_group_separation(data: ModelData) -> Separation:
@@ -73,7 +87,9 @@ def detect_group_separation(data: ModelData) -> Separation:
     finite estimate: blocks the least separating direction moves and all of whose rows (with a
     nonzero random-effect column) are separated. A row the direction leaves unseparated keeps
     the Laplace log-determinant growing with that block's variance, so the variance stays
-    finite; the pure groups of ordinary data do not make a variance run away."""
+    finite; the pure groups of ordinary data do not make a variance run away. ``coefficients``
+    are the fixed-effect columns the least direction moves (not unique: the intercept trades
+    with the mean of the random effects)."""
     x = _scale_columns(data.x)
     columns = [scipy.sparse.csr_matrix(x)]
     owner = [np.full(data.n_fixed, -1)]
@@ -119,6 +135,12 @@ def looks_divergent(x: FloatArray, beta: FloatArray, limit: float) -> bool:
     return bool(np.any(np.abs(beta) * spread > limit))
 
 
+def large_coefficients(x: FloatArray, beta: FloatArray, limit: float) -> tuple[int, ...]:
+    """Columns whose coefficient moves the log-odds by more than `limit` across the column."""
+    spread = np.max(np.abs(x), axis=0)
+    return tuple(int(j) for j in np.flatnonzero(np.abs(beta) * spread > limit))
+
+
 def runaway_blocks(data: ModelData, theta: FloatArray, limit: float) -> tuple[int, ...]:
     """Random-effect blocks with a column whose SD times its largest |z| exceeds `limit`
     (log-odds): one SD of such a random effect moves the odds by a factor beyond e^limit, which
@@ -138,12 +160,12 @@ def separation_report(
     """Warnings about estimates that run away (separation), and the fixed-effect columns that
     have no finite estimate. The linear programs run only when the screens (`limit`, log-odds)
     see a coefficient or a random-effect SD that large."""
-    divergent = looks_divergent(data.x, beta, limit)
+    large = large_coefficients(data.x, beta, limit)
     runaway = runaway_blocks(data, theta, limit)
-    if not divergent and not runaway:
+    if not large and not runaway:
         return (), ()
-    if divergent:
-        fixed = detect_separation(data.x, data.successes, data.trials)
+    if large:
+        fixed = detect_separation(data.x, data.successes, data.trials, large)
         if fixed.coefficients:
             kind = "complete" if fixed.complete else "quasi-complete"
             names = ", ".join(data.fixed_names[j] for j in fixed.coefficients)
@@ -158,7 +180,9 @@ def separation_report(
         # Without a variance running away, a random effect cannot follow a separating direction
         # (its finite variance penalizes it): a fixed effect diverging alone is the case above.
         return (), ()
-    moved = list(grouped.coefficients)
+    # The coefficients the fit drove far run away with the variance (which ones a separating
+    # direction moves is not unique: the intercept trades with the random effects' mean).
+    moved = list(large)
     terms = ", ".join(block_text(data.blocks[t]) for t in blocks)
     groups = ", ".join(dict.fromkeys(data.blocks[t].group for t in blocks))
     names = ", ".join(data.fixed_names[j] for j in moved)
@@ -226,6 +250,24 @@ def _least_direction(signed: Any) -> tuple[bool, FloatArray] | None:
         return None
     complete = bool(np.all(margins > SEPARATION_TOL * largest))
     return complete, d
+
+
+def _movable(signed: Any, candidates: tuple[int, ...]) -> tuple[int, ...]:
+    """The candidate columns j that some direction of the cone {d : s_i x_i'd >= 0} moves
+    (max or min of d_j over the cone in the unit box is not 0)."""
+    n, p = signed.shape
+    out = []
+    for j in candidates:
+        for sign in (1.0, -1.0):
+            c = np.zeros(p)
+            c[j] = -sign
+            found = scipy.optimize.linprog(
+                c, A_ub=-signed, b_ub=np.zeros(n), bounds=[(-1.0, 1.0)] * p, method="highs"
+            )
+            if found.status == 0 and -found.fun > SEPARATION_TOL:
+                out.append(j)
+                break
+    return tuple(out)
 
 
 def _moved(d: FloatArray) -> NDArray[np.bool_]:
