@@ -20,11 +20,12 @@ Two linear programs answer the two questions:
    interchangeable separating directions it follows; the least direction's otherwise.
 
 Within groups, the same programs run on the augmented design [X, Z] (Z sparse, one column per
-level and random-effect column): when the least direction moves the random effects of a term
-whose fitted SD has run away, the groups separate the response (y split by x at a cut-off of its
-own in every group) and the variance (and the coefficients moved with it) has no finite
-estimate either. The linear programs run only after a cheap screen of the fitted values
-(``looks_divergent``, ``runaway_blocks``), as they are costly on very large data.
+level and random-effect column). When the least direction moves the random effects of a term
+whose fitted SD has run away, and separates every row of that term, the groups separate the
+response (y split by x at a cut-off of its own in every group, or every group all 0 or all 1):
+the variance (and the coefficients the fit drove far with it) has no finite estimate either.
+The linear programs run only after a cheap screen of the fitted values
+(``large_coefficients``, ``runaway_blocks``), as they are costly on very large data.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ SEPARATION_TOL = 1e-7
 
 @dataclass(frozen=True)
 class Separation:
-    """Coefficients (fixed-effect columns) and random-effect blocks that a least separating
-    direction moves, i.e. that have no finite maximum-likelihood estimate (empty if none)."""
+    """Fixed-effect columns and random-effect blocks with no finite maximum-likelihood
+    estimate (empty if none); complete: every row is separated."""
 
     complete: bool
     coefficients: tuple[int, ...]
