@@ -107,3 +107,10 @@ def test_vb_refusal_for_model_data_names_no_syntax():
     model, _ = build_model("use ~ age + (1 + urban | district)", g.datasets.load("contraception"))
     with pytest.raises(ValueError, match="RandomBlock of its own"):
         g.fit_model(model, method="vb")
+
+
+def test_vb_advice_after_double_bar_on_a_factor_says_where_the_term_came_from():
+    data = g.datasets.load("contraception")
+    with pytest.raises(ValueError, match=r"\(0 \+ urban \| district\) \(from '\|\|'") as caught:
+        g.fit("use ~ age + (1 + urban || district)", data, method="vb")
+    assert str(caught.value).endswith('(0 + I(urban == "N") + I(urban == "Y") || district)')

@@ -71,9 +71,14 @@ def check_independent_terms(model: ModelData, design: DesignInfo | None = None) 
                 "RandomBlock of its own"
             )
         term = design.random_specs[t].term
+        origin = ""
+        if "||" in design.formula.text:
+            # (1 + f || g) expands to (1 | g) + (0 + f | g): a factor's columns stay together.
+            origin = " (from '||', which keeps a factor's columns in one term, as in lme4)"
         raise ValueError(
-            f"random-effect term {term.text} has {block.k} correlated columns: method 'vb' fits "
-            f"independent variance components only; write it as {independent_text(term, block)}"
+            f"random-effect term {term.text}{origin} has {block.k} correlated columns: method "
+            "'vb' fits independent variance components only; write it as "
+            f"{independent_text(term, block)}"
         )
 
 
