@@ -40,7 +40,7 @@ def transform_covariance(c: FloatArray, vcov: FloatArray) -> FloatArray:
     """c vcov c' for a linear map of the coefficients (beta = c beta~), with NaN kept to the
     coefficients that depend on one without a covariance: a plain product would spread NaN
     (0 * NaN) to every entry."""
-    missing = np.any(np.isnan(vcov), axis=1)
+    missing = np.isnan(np.diagonal(vcov))
     finite = np.where(np.isnan(vcov), 0.0, vcov)
     mapped = c @ finite @ c.T
     touched = np.any(c[:, missing] != 0.0, axis=1)
