@@ -171,3 +171,20 @@ def test_pure_groups_beside_mixed_ones_do_not_make_the_variance_run_away():
     frame["y"] = groups % 2  # every group pure
     model, _ = build_model("y ~ x + (1 | g)", frame)
     assert detect_group_separation(model).blocks == (0,)
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.SeparationWarning")
+def test_quasi_complete_separation_keeps_the_other_standard_errors():
+    rng = np.random.default_rng(4)
+    n = 400
+    dummy = (rng.random(n) < 0.2).astype(float)
+    z = rng.normal(size=n)
+    grp = rng.integers(0, 15, n)
+    eta = 0.8 * z + 0.5 * rng.normal(size=15)[grp]
+    y = np.where(dummy == 1, 1, (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int))
+    result = g.fit("y ~ d + z + (1 | g)", pd.DataFrame({"y": y, "d": dummy, "z": z, "g": grp}))
+    assert [w.category for w in result.warnings] == [g.SeparationWarning]
+    assert "quasi-complete separation" in result.warnings[0] and "for d;" in result.warnings[0]
+    se = result.bse
+    assert np.isnan(se["d"]) and np.isfinite(se["(Intercept)"]) and np.isfinite(se["z"])
+    assert 0.05 < se["z"] < 0.5
