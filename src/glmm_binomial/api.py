@@ -21,6 +21,7 @@ from glmm_binomial.optimize import OptimizerControl
 from glmm_binomial.pirls import PirlsControl
 from glmm_binomial.result import GLMMResult
 from glmm_binomial.scaling import check_in_user_units, choose_scaling, to_internal, to_user
+from glmm_binomial.validation import check_model, emit_fit_warnings
 
 METHODS = ("laplace", "agq", "vb")
 
@@ -60,10 +61,12 @@ def fit(
     """
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
     model, design = build_model(formula, data, weights=weights, offset=offset)
+    check_model(model, method, design)
     with _blas.blas_threads(blas_threads):
         output = _estimate(
             model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
         )
+    emit_fit_warnings(output.warnings)
     return GLMMResult(model, output, design=design, conf_level=conf_level)
 
 
@@ -83,10 +86,12 @@ def fit_model(
     if not isinstance(model, ModelData):
         raise ValueError("model must be a ModelData")
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
+    check_model(model, method)
     with _blas.blas_threads(blas_threads):
         output = _estimate(
             model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
         )
+    emit_fit_warnings(output.warnings)
     return GLMMResult(model, output, conf_level=conf_level)
 
 

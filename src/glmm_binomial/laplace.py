@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.covariance import kept_rows, spread_covariance
 from glmm_binomial.diagnostics import (
     BoundaryWarning,
     ConvergenceWarning,
     FitWarning,
-    SeparationWarning,
 )
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.factor import Structure, row_dot
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import Estimates, OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import Mode, PirlsControl, find_mode
-from glmm_binomial.separation import detect_separation, looks_divergent
+from glmm_binomial.separation import separation_report
 
 FloatArray = NDArray[np.float64]
 
@@ -280,24 +280,31 @@ def finish_fit(
     lower = data.theta_lower_bounds()
     at_boundary = np.isfinite(lower) & (theta < control.boundary_tol)
     singular = bool(np.any(at_boundary))
-    vcov_beta, theta_cov = covariance_from_hessian(estimates.hessian, n_theta, at_boundary)
     mode = objective.mode(theta, beta)
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
     warnings: list[FitWarning] = []
     converged = estimates.summary.converged
-    if looks_divergent(data.x, beta, control.separation_screen):
-        separation = detect_separation(data.x, data.successes, data.trials)
-        if separation.coefficients:
-            kind = "complete" if separation.complete else "quasi-complete"
-            names = ", ".join(data.fixed_names[j] for j in separation.coefficients)
-            warnings.append(
-                FitWarning(
-                    f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
-                    "the reported values are points on a diverging path, not estimates",
-                    SeparationWarning,
-                )
+    separated, diverging = separation_report(data, beta, theta, control.separation_screen)
+    if separated:
+        warnings.extend(separated)
+        converged = False
+    # Coefficients with no finite estimate get no standard error (NaN), and the others their
+    # covariance with those held fixed; NaN too where the curvature is not positive definite.
+    assert estimates.hessian is not None
+    rows, kept = kept_rows(n_theta, data.n_fixed, diverging)
+    vcov_kept, theta_cov = covariance_from_hessian(
+        estimates.hessian[np.ix_(rows, rows)], n_theta, at_boundary
+    )
+    vcov_beta, unavailable = spread_covariance(vcov_kept, kept, data.n_fixed)
+    if unavailable:
+        names = ", ".join(data.fixed_names[j] for j in unavailable)
+        warnings.append(
+            FitWarning(
+                "the curvature of the log-likelihood is not positive definite at the estimates: "
+                f"no standard error for {names}",
+                ConvergenceWarning,
             )
-            converged = False
+        )
     if singular:
         warnings.append(
             FitWarning(

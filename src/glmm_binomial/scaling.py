@@ -31,6 +31,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
+from glmm_binomial.covariance import transform_covariance
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.model import ModelData, RandomBlock
@@ -189,7 +190,7 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
         return output
     cx = scaling.fixed
     beta = cx @ output.beta
-    vcov_beta = cx @ output.vcov_beta @ cx.T
+    vcov_beta = transform_covariance(cx, output.vcov_beta)
     theta = np.empty_like(output.theta)
     n_theta = model.n_theta
     jacobian = np.zeros((n_theta, n_theta))
