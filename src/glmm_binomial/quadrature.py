@@ -59,12 +59,23 @@ class QuadratureControl:
     max_product_nodes: largest product rule n_agq^k used unconditionally for a k-vector
         effect; above it a Smolyak sparse grid of level n_agq (exact for polynomials of total
         degree 2 n_agq - 1) is used when it has fewer nodes than the product rule.
-    gradient_step: central-difference step of the nested-factor gradient, in units of theta and
-        of whitened beta (beta = beta_glm + T delta, T T' the inverse GLM information).
+    nested_gradient: gradient of the nested-factor deviance: "exact" (implicit differentiation
+        through the mode and the leaf-first elimination, one evaluation's cost) or
+        "differences" (central differences, 2 (n_theta + n_fixed) more evaluations; kept as a
+        reference for the exact one).
+    gradient_step: central-difference step of nested_gradient="differences", in units of theta
+        and of whitened beta (beta = beta_glm + T delta, T T' the inverse GLM information).
     """
 
     max_product_nodes: int = 4096
     gradient_step: float = 1e-4
+    nested_gradient: str = "exact"
+
+    def __post_init__(self) -> None:
+        if self.nested_gradient not in ("exact", "differences"):
+            raise ValueError(
+                f"nested_gradient must be 'exact' or 'differences', got {self.nested_gradient!r}"
+            )
 
 
 # --- Gauss-Hermite rules ---------------------------------------------------------------------
@@ -352,19 +363,40 @@ class _VectorRule:
 # --- nested grouping factors, scalar effect at each level ------------------------------------
 
 
+@dataclass
+class _NestedEvaluation:
+    """The nested quadrature at one mode, with what its gradient reuses (see _NestedRule)."""
+
+    loglik: float
+    u_star: list[FloatArray]  # conditional modes per level (n_d,)
+    a: list[FloatArray]  # Z Lambda per level, (n,) each
+    diag: list[FloatArray]  # eliminated precision of each node given its ancestors (n_d,)
+    off: list[list[FloatArray]]  # eliminated coupling to the level-e ancestor (n_d,)
+    sd: list[FloatArray]  # diag^{-1/2}
+    deltas: list[FloatArray]  # u - u* at each node combination (n_d, n_q^(d+1))
+    eta_q: FloatArray  # (n, n_q^depth)
+    log_conditional: list[FloatArray]  # (n_d, n_q^d, n_q): log pi(q_d | ancestors' nodes)
+
+
 class _NestedRule:
-    """Multilevel AGQ over a chain of nested factors (levels ordered outermost first)."""
+    """Multilevel AGQ over a chain of nested factors (levels ordered outermost first).
+
+    Quantities of level d over node combinations are arrays (n_d, n_q^(d+1)) whose columns are
+    the combinations (q_0, ..., q_d) of the node's ancestors' nodes and its own in C order
+    (q_0 slowest): a deeper level's columns extend its parent's by its own node, fastest."""
 
     def __init__(
         self, merged: _Merged, order: list[int], nodes: FloatArray, weights: FloatArray
     ) -> None:
         self.merged = merged
         self.order = order  # merged block indices, outermost first
+        self.depth = len(order)
         self.nodes = np.asarray(nodes)
         self.log_weights = np.log(np.asarray(weights))
         blocks = [merged.data.blocks[t] for t in order]
         self.codes = [b.codes for b in blocks]
         self.n_levels = [b.n_levels for b in blocks]
+        self.z = [b.z[:, 0] for b in blocks]
         # ancestors[d][e]: for each node at level d, its ancestor at level e < d.
         self.ancestors: list[list[IntArray]] = []
         for d, codes_d in enumerate(self.codes):
@@ -375,57 +407,92 @@ class _NestedRule:
                 row.append(anc)
             self.ancestors.append(row)
 
-    def log_likelihood(self, mode: Mode, structure: Structure, lambdas: list[FloatArray]) -> float:
-        """sum over outermost groups of log L_c, without binomial constants."""
-        data = self.merged.data
-        depth = len(self.order)
-        u_all = _block_modes(structure, data, mode)
-        u_star = [u_all[t][:, 0] for t in self.order]
-        a = [data.blocks[t].z[:, 0] * lambdas[t][0, 0] for t in self.order]
-        w = mode.weights
-        # Precision H in the ancestor pattern: diag[d] (n_d,), off[d][e] (n_d,) for e < d.
+    def _scatter(self, d: int, e: int, values: FloatArray) -> FloatArray:
+        """Sums of per-node values of level d within their level-e ancestors: (n_e,)."""
+        return np.bincount(self.ancestors[d][e], weights=values, minlength=self.n_levels[e])
+
+    # --- H = A' W A + I in the ancestor pattern, its leaf-first elimination and solves -------
+
+    def _precision(
+        self, w: FloatArray, a: list[FloatArray]
+    ) -> tuple[list[FloatArray], list[list[FloatArray]]]:
+        """H's entries: diag[d] (n_d,), and off[d][e] (n_d,) between each level-d node and its
+        level-e ancestor (e < d); every other entry is zero (nested factors)."""
         diag = [
             np.bincount(self.codes[d], weights=w * a[d] * a[d], minlength=self.n_levels[d]) + 1.0
-            for d in range(depth)
+            for d in range(self.depth)
         ]
         off = [
             [
                 np.bincount(self.codes[d], weights=w * a[d] * a[e], minlength=self.n_levels[d])
                 for e in range(d)
             ]
-            for d in range(depth)
+            for d in range(self.depth)
         ]
-        # Leaf-first elimination (no fill-in): Schur complements onto the ancestors.
-        for d in range(depth - 1, 0, -1):
-            anc = self.ancestors[d]
+        return diag, off
+
+    def _eliminate(
+        self, diag: list[FloatArray], off: list[list[FloatArray]]
+    ) -> tuple[list[FloatArray], list[list[FloatArray]]]:
+        """Leaf-first elimination, without fill-in: each level's entries after the Schur
+        complements of all deeper levels, i.e. in the Gaussian of precision H, the precision of
+        u_d given its ancestors (diag) and its coupling to them (off). Inputs are not changed."""
+        diag = list(diag)
+        off = [list(row) for row in off]
+        for d in range(self.depth - 1, 0, -1):
             for e in range(d):
                 for f in range(e + 1):
-                    update = np.bincount(
-                        anc[e], weights=off[d][e] * off[d][f] / diag[d], minlength=self.n_levels[e]
-                    )
+                    update = self._scatter(d, e, off[d][e] * off[d][f] / diag[d])
                     if f == e:
                         diag[e] = diag[e] - update
                     else:
                         # off[e][f] is indexed by level-e nodes.
                         off[e][f] = off[e][f] - update
+        return diag, off
+
+    def _solve(
+        self, diag: list[FloatArray], off: list[list[FloatArray]], rhs: list[FloatArray]
+    ) -> list[FloatArray]:
+        """H^{-1} rhs, per level, from the eliminated entries: the right-hand side is
+        eliminated leaf-first, then the levels are back-substituted root-first."""
+        b = list(rhs)
+        for d in range(self.depth - 1, 0, -1):
+            ratio = b[d] / diag[d]
+            for e in range(d):
+                b[e] = b[e] - self._scatter(d, e, off[d][e] * ratio)
+        x: list[FloatArray] = []
+        for d in range(self.depth):
+            value = b[d]
+            for e in range(d):
+                value = value - off[d][e] * x[e][self.ancestors[d][e]]
+            x.append(value / diag[d])
+        return x
+
+    # --- the nested quadrature ---------------------------------------------------------------
+
+    def _evaluate(
+        self, mode: Mode, structure: Structure, lambdas: list[FloatArray]
+    ) -> _NestedEvaluation:
+        data = self.merged.data
+        depth = self.depth
+        u_all = _block_modes(structure, data, mode)
+        u_star = [u_all[t][:, 0] for t in self.order]
+        a = [self.z[d] * lambdas[t][0, 0] for d, t in enumerate(self.order)]
+        diag, off = self._eliminate(*self._precision(mode.weights, a))
         sd = [1.0 / np.sqrt(s) for s in diag]
         x = self.nodes
         n_q = x.size
-        # Deviations delta_d = u_d - u*_d per level-d node and node combination (q_0..q_d).
+        # u = u* + R z level by level: delta_d = sd_d z_d + sum_e c_de delta_e with
+        # c_de = -off[d][e] / diag[d] (u_d's conditional mean given its ancestors moves so).
         deltas: list[FloatArray] = []
-        # Combinations are in C order (q_0 slowest), so extending to a deeper level repeats
-        # each column n_q times and the level's own node cycles fastest.
         for d in range(depth):
-            combos = n_q ** (d + 1)
             delta = np.tile(x, n_q**d)[None, :] * sd[d][:, None]
             for e in range(d):
                 coefficient = -off[d][e] / diag[d]
                 parent = np.repeat(deltas[e][self.ancestors[d][e]], n_q ** (d - e), axis=1)
                 delta = delta + coefficient[:, None] * parent
-            assert delta.shape == (self.n_levels[d], combos)
             deltas.append(delta)
-        combos = n_q**depth
-        eta_q = np.repeat(mode.eta[:, None], combos, axis=1)
+        eta_q = np.repeat(mode.eta[:, None], n_q**depth, axis=1)
         for d in range(depth):
             eta_q += a[d][:, None] * np.repeat(
                 deltas[d][self.codes[d]], n_q ** (depth - 1 - d), axis=1
@@ -435,17 +502,130 @@ class _NestedRule:
         total = _group_sum(self.codes[leaf], kernel, self.n_levels[leaf])
         # log w_q + z_q^2 / 2: the node weight and the N(0, 1) density the rule divides out.
         node_terms = 0.5 * x * x + self.log_weights
+        log_conditional: list[FloatArray] = [np.empty(0)] * depth
+        integral = np.empty(0)
         for d in range(depth - 1, -1, -1):
             u_d = u_star[d][:, None] + deltas[d]
             level_terms = total - 0.5 * u_d * u_d + np.tile(node_terms, n_q**d)[None, :]
-            integral = (
-                scipy.special.logsumexp(level_terms.reshape(self.n_levels[d], n_q**d, n_q), axis=2)
-                + np.log(sd[d])[:, None]
-            )
-            if d == 0:
-                return float(np.sum(integral))
-            total = _group_sum(self.ancestors[d][d - 1], integral, self.n_levels[d - 1])
-        raise AssertionError("unreachable")
+            level_terms = level_terms.reshape(self.n_levels[d], n_q**d, n_q)
+            log_sum = scipy.special.logsumexp(level_terms, axis=2)
+            log_conditional[d] = level_terms - log_sum[:, :, None]
+            integral = log_sum + np.log(sd[d])[:, None]
+            if d > 0:
+                total = _group_sum(self.ancestors[d][d - 1], integral, self.n_levels[d - 1])
+        return _NestedEvaluation(
+            float(np.sum(integral)), u_star, a, diag, off, sd, deltas, eta_q, log_conditional
+        )
+
+    def log_likelihood(self, mode: Mode, structure: Structure, lambdas: list[FloatArray]) -> float:
+        """sum over outermost groups of log L_c, without binomial constants."""
+        return self._evaluate(mode, structure, lambdas).loglik
+
+    def gradient(
+        self, mode: Mode, structure: Structure, lambdas: list[FloatArray]
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """log-likelihood A = sum_c log L_c and its exact gradient in (lambda_d) and beta.
+
+        The nested sums are a product rule over each outer group's whole subtree (by
+        distributivity), u = u* + R z with R from the leaf-first elimination, so as in
+        _VectorRule.gradient
+            dA = E_pi[dF|_u(u_q)] + E_pi[g_q]' du* + (change through R: sd and c).
+        E_pi over the normalized node weights needs each node combination's marginal weight
+        (prob[d]: the product of the conditional weights along the path). The change through
+        R is taken in reverse mode: the adjoints of delta (leaf to root through the c's), of
+        (sd, c), of the eliminated entries of H, back through the Schur updates to H's own
+        entries, which give a symmetric P_i per row with dA = <P, dH>; dH = sum_i dw_i a_i a_i'
+        + w_i (da_i a_i' + a_i da_i'), dw_i = w_i (1 - 2 mu_i) deta_i, and du* comes from the
+        mode equation (one more solve with H). Loops over levels only."""
+        data = self.merged.data
+        depth, x = self.depth, self.nodes
+        n_q, n = x.size, data.n_obs
+        ev = self._evaluate(mode, structure, lambdas)
+        u_star, a, diag, off, sd, deltas = ev.u_star, ev.a, ev.diag, ev.off, ev.sd, ev.deltas
+        w, mu, rho = mode.weights, mode.mu, mode.residual
+        # Marginal weight of each node combination of each level.
+        prob: list[FloatArray] = []
+        for d in range(depth):
+            conditional = np.exp(ev.log_conditional[d])
+            if d > 0:
+                conditional = prob[d - 1][self.ancestors[d][d - 1]][:, :, None] * conditional
+            prob.append(conditional.reshape(self.n_levels[d], n_q ** (d + 1)))
+        leaf = depth - 1
+        r_q = data.successes[:, None] - data.trials[:, None] * inverse_link(ev.eta_q)
+        pr = prob[leaf][self.codes[leaf]] * r_q  # (n, n_q^depth)
+        r_bar = np.sum(pr, axis=1)
+        # pr summed over the nodes of the levels below d: (n, n_q^(d+1)).
+        pr_level = [
+            np.sum(pr.reshape(n, n_q ** (d + 1), n_q ** (depth - 1 - d)), axis=2)
+            for d in range(depth)
+        ]
+        u_q = [u_star[d][:, None] + deltas[d] for d in range(depth)]
+        # Adjoint of delta_d: directly through eta_q and -u_d^2 / 2, then (below, leaf first)
+        # through the deeper levels' delta_f = ... + c_fd delta_d.
+        adjoint = [
+            _group_sum(self.codes[d], a[d][:, None] * pr_level[d], self.n_levels[d])
+            - prob[d] * u_q[d]
+            for d in range(depth)
+        ]
+        sd_bar: list[FloatArray] = [np.empty(0)] * depth
+        c_bar: list[list[FloatArray]] = [[np.empty(0)] * d for d in range(depth)]
+        for d in range(depth - 1, -1, -1):
+            n_d = self.n_levels[d]
+            for e in range(d):
+                folded = np.sum(adjoint[d].reshape(n_d, n_q ** (e + 1), n_q ** (d - e)), axis=2)
+                anc = self.ancestors[d][e]
+                c_bar[d][e] = np.sum(folded * deltas[e][anc], axis=1)
+                coefficient = -off[d][e] / diag[d]
+                adjoint[e] = adjoint[e] + _group_sum(
+                    anc, coefficient[:, None] * folded, self.n_levels[e]
+                )
+            # log sd_d adds 1 / sd_d (the marginal weights of the parent's combinations sum
+            # to one).
+            sd_bar[d] = np.sum(adjoint[d].reshape(n_d, n_q**d, n_q), axis=1) @ x + 1.0 / sd[d]
+        # To the eliminated entries: sd = diag^{-1/2}, c = -off / diag.
+        diag_bar = [-0.5 * sd_bar[d] * sd[d] ** 3 for d in range(depth)]
+        off_bar = [[-c_bar[d][e] / diag[d] for e in range(d)] for d in range(depth)]
+        for d in range(depth):
+            for e in range(d):
+                diag_bar[d] = diag_bar[d] + c_bar[d][e] * off[d][e] / diag[d] ** 2
+        # Back through the Schur updates (eliminated leaf first, so reversed root first); an
+        # update subtracts off[d][e] off[d][f] / diag[d] with the level-d values final.
+        for d in range(1, depth):
+            for e in range(d):
+                for f in range(e + 1):
+                    target = (diag_bar[e] if f == e else off_bar[e][f])[self.ancestors[d][e]]
+                    ratio_e = off[d][e] / diag[d]
+                    ratio_f = off[d][f] / diag[d]
+                    off_bar[d][e] = off_bar[d][e] - target * ratio_f
+                    off_bar[d][f] = off_bar[d][f] - target * ratio_e
+                    diag_bar[d] = diag_bar[d] + target * ratio_e * ratio_f
+        # Per row: P_i a_i with P_i[d, d] = diag_bar, P_i[d, e] = P_i[e, d] = off_bar[d][e] / 2.
+        rows_off = [[off_bar[d][e][self.codes[d]] for e in range(d)] for d in range(depth)]
+        p_a = []
+        for d in range(depth):
+            value = diag_bar[d][self.codes[d]] * a[d]
+            for e in range(depth):
+                if e != d:
+                    value = value + 0.5 * rows_off[max(d, e)][min(d, e)] * a[e]
+            p_a.append(value)
+        quadratic = sum(a[d] * p_a[d] for d in range(depth))
+        s = w * (1.0 - 2.0 * mu) * quadratic
+        # v = H^{-1} (the total derivative of A in u*, with the scale held).
+        g_u = [
+            _group_sum(self.codes[d], (a[d] * (r_bar + s))[:, None], self.n_levels[d])[:, 0]
+            - np.sum(prob[d] * u_q[d], axis=1)
+            for d in range(depth)
+        ]
+        v = self._solve(diag, off, g_u)
+        v_rows = [v[d][self.codes[d]] for d in range(depth)]
+        e_row = r_bar + s - w * sum(a[d] * v_rows[d] for d in range(depth))
+        grad_beta = data.x.T @ e_row
+        grad_lambda = np.empty(depth)
+        for d in range(depth):
+            r_delta = np.sum(pr_level[d] * deltas[d][self.codes[d]], axis=1)
+            q = e_row * u_star[d][self.codes[d]] + r_delta + rho * v_rows[d] + 2.0 * w * p_a[d]
+            grad_lambda[d] = float(self.z[d] @ q)
+        return ev.loglik, grad_lambda, grad_beta
 
 
 # --- the objective ---------------------------------------------------------------------------
@@ -562,13 +742,15 @@ class AgqObjective:
     def deviance_and_gradient(
         self, theta: FloatArray, beta: FloatArray
     ) -> tuple[float, FloatArray, FloatArray]:
-        """Deviance and its gradient in theta and beta: exact for one grouping factor, central
-        differences (QuadratureControl.gradient_step) for nested factors."""
+        """Deviance and its gradient in theta and beta: exact, or for nested factors with
+        QuadratureControl.nested_gradient = "differences", central differences."""
         theta = np.asarray(theta, dtype=np.float64)
         beta = np.asarray(beta, dtype=np.float64)
         self.counters.gradients += 1
         if self._vector is not None:
             return self._exact(theta, beta)
+        if self.quadrature_control.nested_gradient == "exact":
+            return self._exact_nested(theta, beta)
         return self._differences(theta, beta)
 
     def _exact(self, theta: FloatArray, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
@@ -581,6 +763,23 @@ class AgqObjective:
         for t, offset in zip(self.merged.members[0], self.merged.column_offsets[0], strict=True):
             rows, cols = self.data.blocks[t].lower_indices()
             grad_theta[slices[t]] = -2.0 * grad_lambda[offset + rows, offset + cols]
+        return deviance, grad_theta, -2.0 * grad_beta
+
+    def _exact_nested(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        assert self._nested is not None
+        mode = self.mode(theta, beta)
+        loglik, grad_lambda, grad_beta = self._nested.gradient(
+            mode, self.structure, self.merged.lambdas(self.data, theta)
+        )
+        deviance = -2.0 * (loglik + self.data.log_binomial_constant)
+        grad_theta = np.zeros(self.data.n_theta)
+        slices = self.data.theta_slices()
+        # Each level is one original block with a scalar effect: Lambda_t = [[theta_t]].
+        for d, merged_index in enumerate(self._nested.order):
+            (t,) = self.merged.members[merged_index]
+            grad_theta[slices[t]] = -2.0 * grad_lambda[d]
         return deviance, grad_theta, -2.0 * grad_beta
 
     def _differences(
@@ -639,6 +838,7 @@ def fit_agq(
             "quadrature_nodes": float(objective.n_nodes),
             "max_product_nodes": float(quadrature_control.max_product_nodes),
             "gradient_step": quadrature_control.gradient_step,
+            "nested_gradient": quadrature_control.nested_gradient,
         },
     )
     estimates = dataclasses.replace(estimates, summary=summary)

@@ -1,0 +1,118 @@
+"""Nested (multilevel) AGQ fits: exact gradient against the finite-difference one (issue 8).
+
+Data: seeded three-level binary data shaped like a small survey of children in mothers in
+communities, y ~ x + (1 | comm) + (1 | comm:mom): by default 2,159 rows, 1,595 mothers with 1-3
+rows each, 161 communities; ``--large`` adds a 20,000-row version of the same shape (14,770
+mothers in 1,490 communities). Each case is fitted with fit_agq at n_agq = 5, 12, 25 with the
+exact gradient (QuadratureControl(nested_gradient="exact"), the default) and, unless
+``--no-differences``, with the old central-difference gradient, in the same run; the table
+gives seconds, evaluations and the largest differences between the two optima.
+
+Run: PYTHONPATH=src python bench/bench_agq_nested.py [--large] [--no-differences]
+     [--n-agq 5,12,25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from glmm_binomial.estimates import FitOutput
+from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.quadrature import QuadratureControl, fit_agq
+
+
+def three_level(
+    seed: int = 1,
+    n_comm: int = 161,
+    n_mothers: int = 1595,
+    n_rows: int = 2159,
+    sds: tuple[float, float] = (1.0, 2.0),
+    beta: tuple[float, float] = (-0.3, 0.8),
+) -> ModelData:
+    """Children (rows) in mothers in communities, binary response, one covariate x.
+
+    Every community gets at least one mother (the rest are spread uniformly); every mother gets
+    one row, then a random 29% of the extra rows go to a third row of a mother who already has
+    two, so mothers have 1-3 rows and the total is exactly n_rows. Random intercepts with SDs
+    sds = (community, mother). Blocks: comm (outer), comm:mom (inner)."""
+    rng = np.random.default_rng(seed)
+    extra = n_rows - n_mothers
+    if not 0 <= extra <= 2 * n_mothers or n_mothers < n_comm:
+        raise ValueError("need n_comm <= n_mothers <= n_rows <= 3 n_mothers")
+    mother_comm = np.concatenate(
+        [np.arange(n_comm), rng.integers(0, n_comm, size=n_mothers - n_comm)]
+    )
+    mother_comm = np.sort(mother_comm)
+    third = min(int(round(0.18 * extra)), extra // 2)
+    second = extra - third
+    sizes = np.ones(n_mothers, dtype=np.intp)
+    with_two = rng.choice(n_mothers, size=second, replace=False)
+    sizes[with_two] += 1
+    sizes[rng.choice(with_two, size=third, replace=False)] += 1
+    mom = np.repeat(np.arange(n_mothers), sizes).astype(np.intp)
+    comm = mother_comm[mom].astype(np.intp)
+    n = mom.size
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    eta = x @ np.asarray(beta)
+    eta = eta + rng.normal(scale=sds[0], size=n_comm)[comm]
+    eta = eta + rng.normal(scale=sds[1], size=n_mothers)[mom]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float64)
+    ones = np.ones((n, 1))
+    blocks = (
+        RandomBlock("comm", ("(Intercept)",), comm, tuple(range(n_comm)), ones),
+        RandomBlock("comm:mom", ("(Intercept)",), mom, tuple(range(n_mothers)), ones),
+    )
+    return ModelData(y, np.ones(n), x, np.zeros(n), ("(Intercept)", "x"), blocks)
+
+
+def timed_fit(data: ModelData, n_agq: int, gradient: str) -> tuple[float, FitOutput]:
+    control = QuadratureControl(nested_gradient=gradient)
+    started = time.perf_counter()
+    fit = fit_agq(data, n_agq, quadrature_control=control)
+    return time.perf_counter() - started, fit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--large", action="store_true", help="add the 20,000-row case")
+    parser.add_argument("--no-differences", action="store_true", help="skip the old path")
+    parser.add_argument("--n-agq", default="5,12,25", help="comma-separated n_agq values")
+    args = parser.parse_args()
+    cases = [("small (2,159 rows)", three_level())]
+    if args.large:
+        cases.append(("large (20,000 rows)", three_level(2, 1490, 14770, 20000)))
+    n_agqs = [int(v) for v in args.n_agq.split(",")]
+    print(f"load average: {open('/proc/loadavg').read().split()[:3]}  cpus: {os.cpu_count()}")
+    head = "case                  n_agq  gradient     seconds  evals  grads  loglik"
+    print(head + "              d_loglik  d_estimates  ratio", flush=True)
+    for name, data in cases:
+        for n_agq in n_agqs:
+            seconds, fit = timed_fit(data, n_agq, "exact")
+            summary = fit.opt_summary
+            estimates = np.concatenate([fit.theta, fit.beta])
+            print(
+                f"{name:21s} {n_agq:5d}  exact      {seconds:9.2f} {summary.evaluations:6d} "
+                f"{summary.gradient_evaluations:6d}  {fit.loglik:.10f}",
+                flush=True,
+            )
+            if args.no_differences:
+                continue
+            old_seconds, old = timed_fit(data, n_agq, "differences")
+            d_loglik = abs(old.loglik - fit.loglik)
+            d_est = float(np.max(np.abs(np.concatenate([old.theta, old.beta]) - estimates)))
+            print(
+                f"{name:21s} {n_agq:5d}  differences {old_seconds:8.2f} "
+                f"{old.opt_summary.evaluations:6d} {old.opt_summary.gradient_evaluations:6d}  "
+                f"{old.loglik:.10f}  {d_loglik:9.2e}  {d_est:10.2e}  "
+                f"{old_seconds / seconds:6.1f}x",
+                flush=True,
+            )
+    print(f"load average: {open('/proc/loadavg').read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()
