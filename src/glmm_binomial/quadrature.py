@@ -248,6 +248,11 @@ def _group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray
     return np.asarray(sums, dtype=np.float64).reshape(n_groups, cols)
 
 
+def _level_sums(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
+    """Sums of an n-vector within groups: (n_groups,)."""
+    return np.asarray(np.bincount(codes, weights=values, minlength=n_groups), dtype=np.float64)
+
+
 def _logsumexp_rows(values: FloatArray, weights: FloatArray) -> FloatArray:
     """log sum_q weights_q exp(values[..., q]); weights may be negative (sparse grids)."""
     top = np.max(values, axis=-1, keepdims=True)
@@ -409,7 +414,7 @@ class _NestedRule:
 
     def _scatter(self, d: int, e: int, values: FloatArray) -> FloatArray:
         """Sums of per-node values of level d within their level-e ancestors: (n_e,)."""
-        return np.bincount(self.ancestors[d][e], weights=values, minlength=self.n_levels[e])
+        return _level_sums(self.ancestors[d][e], values, self.n_levels[e])
 
     # --- H = A' W A + I in the ancestor pattern, its leaf-first elimination and solves -------
 
@@ -419,14 +424,11 @@ class _NestedRule:
         """H's entries: diag[d] (n_d,), and off[d][e] (n_d,) between each level-d node and its
         level-e ancestor (e < d); every other entry is zero (nested factors)."""
         diag = [
-            np.bincount(self.codes[d], weights=w * a[d] * a[d], minlength=self.n_levels[d]) + 1.0
+            _level_sums(self.codes[d], w * a[d] * a[d], self.n_levels[d]) + 1.0
             for d in range(self.depth)
         ]
         off = [
-            [
-                np.bincount(self.codes[d], weights=w * a[d] * a[e], minlength=self.n_levels[d])
-                for e in range(d)
-            ]
+            [_level_sums(self.codes[d], w * a[d] * a[e], self.n_levels[d]) for e in range(d)]
             for d in range(self.depth)
         ]
         return diag, off
@@ -612,7 +614,7 @@ class _NestedRule:
         s = w * (1.0 - 2.0 * mu) * quadratic
         # v = H^{-1} (the total derivative of A in u*, with the scale held).
         g_u = [
-            _group_sum(self.codes[d], (a[d] * (r_bar + s))[:, None], self.n_levels[d])[:, 0]
+            _level_sums(self.codes[d], a[d] * (r_bar + s), self.n_levels[d])
             - np.sum(prob[d] * u_q[d], axis=1)
             for d in range(depth)
         ]
