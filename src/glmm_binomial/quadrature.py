@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.factor import Structure
-from glmm_binomial.family import inverse_link, loglik_kernel
+from glmm_binomial.family import inverse_link, logistic, loglik_kernel
 from glmm_binomial.laplace import Counters, LaplaceObjective, finish_fit
 from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.optimize import OptimizerControl, glm_start, minimize_deviance
@@ -374,13 +374,14 @@ class _NestedEvaluation:
 
     loglik: float
     u_star: list[FloatArray]  # conditional modes per level (n_d,)
+    lam: list[float]  # lambda_d, the scalar Lambda of each level
     a: list[FloatArray]  # Z Lambda per level, (n,) each
     diag: list[FloatArray]  # eliminated precision of each node given its ancestors (n_d,)
     off: list[list[FloatArray]]  # eliminated coupling to the level-e ancestor (n_d,)
     sd: list[FloatArray]  # diag^{-1/2}
     deltas: list[FloatArray]  # u - u* at each node combination (n_d, n_q^(d+1))
-    eta_q: FloatArray  # (n, n_q^depth)
-    log_conditional: list[FloatArray]  # (n_d, n_q^d, n_q): log pi(q_d | ancestors' nodes)
+    mu_q: FloatArray  # fitted probabilities at every row and leaf combination (n, n_q^depth)
+    conditional: list[FloatArray]  # (n_d, n_q^d, n_q): pi(q_d | the ancestors' nodes)
 
 
 class _NestedRule:
@@ -388,7 +389,9 @@ class _NestedRule:
 
     Quantities of level d over node combinations are arrays (n_d, n_q^(d+1)) whose columns are
     the combinations (q_0, ..., q_d) of the node's ancestors' nodes and its own in C order
-    (q_0 slowest): a deeper level's columns extend its parent's by its own node, fastest."""
+    (q_0 slowest): a deeper level's columns extend its parent's by its own node, fastest.
+    Row arrays over combinations (n, n_q^depth) are the hot part; with the rows sorted by the
+    innermost level (AgqObjective sorts them) their sums per leaf are contiguous segments."""
 
     def __init__(
         self, merged: _Merged, order: list[int], nodes: FloatArray, weights: FloatArray
@@ -402,6 +405,8 @@ class _NestedRule:
         self.codes = [b.codes for b in blocks]
         self.n_levels = [b.n_levels for b in blocks]
         self.z = [b.z[:, 0] for b in blocks]
+        # Random intercepts (z = 1 at every level): eta moves by one shift per leaf node.
+        self.intercepts = all(bool(np.all(z == 1.0)) for z in self.z)
         # ancestors[d][e]: for each node at level d, its ancestor at level e < d.
         self.ancestors: list[list[IntArray]] = []
         for d, codes_d in enumerate(self.codes):
@@ -411,10 +416,46 @@ class _NestedRule:
                 anc[codes_d] = self.codes[e]
                 row.append(anc)
             self.ancestors.append(row)
+        leaf = self.codes[-1]
+        counts = np.bincount(leaf, minlength=self.n_levels[-1])
+        contiguous = bool(np.all(leaf[1:] >= leaf[:-1])) and bool(np.all(counts > 0))
+        self._leaf_counts: IntArray | None = counts if contiguous else None
+        self._leaf_starts: IntArray | None = (
+            np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp) if contiguous else None
+        )
 
     def _scatter(self, d: int, e: int, values: FloatArray) -> FloatArray:
         """Sums of per-node values of level d within their level-e ancestors: (n_e,)."""
         return _level_sums(self.ancestors[d][e], values, self.n_levels[e])
+
+    def _leaf_sum(self, values: FloatArray) -> FloatArray:
+        """Sums of row values (n, c) within the innermost level's nodes: (n_leaf, c)."""
+        if self._leaf_starts is not None:
+            return np.asarray(np.add.reduceat(values, self._leaf_starts, axis=0))
+        return _group_sum(self.codes[-1], values, self.n_levels[-1])
+
+    def _leaf_rows(self, values: FloatArray) -> FloatArray:
+        """Per-row copies of values of the innermost level's nodes: (n, ...)."""
+        if self._leaf_counts is not None:
+            return np.repeat(values, self._leaf_counts, axis=0)
+        return values[self.codes[-1]]
+
+    def _to_leaf(self, d: int, values: FloatArray) -> FloatArray:
+        """Level-d node values (n_d, n_q^(d+1)) at each leaf node's combinations."""
+        leaf = self.depth - 1
+        n_q = self.nodes.size
+        below = values if d == leaf else values[self.ancestors[leaf][d]]
+        return np.repeat(below, n_q ** (leaf - d), axis=1)
+
+    def _from_leaf(self, d: int, values: FloatArray) -> FloatArray:
+        """Leaf-node values over combinations (n_leaf, n_q^depth) summed over the deeper
+        levels' nodes and within level d's nodes: (n_d, n_q^(d+1))."""
+        leaf = self.depth - 1
+        n_q = self.nodes.size
+        if d == leaf:
+            return values
+        folded = np.sum(values.reshape(values.shape[0], n_q ** (d + 1), -1), axis=2)
+        return _group_sum(self.ancestors[leaf][d], folded, self.n_levels[d])
 
     # --- H = A' W A + I in the ancestor pattern, its leaf-first elimination and solves -------
 
@@ -479,7 +520,8 @@ class _NestedRule:
         depth = self.depth
         u_all = _block_modes(structure, data, mode)
         u_star = [u_all[t][:, 0] for t in self.order]
-        a = [self.z[d] * lambdas[t][0, 0] for d, t in enumerate(self.order)]
+        lam = [float(lambdas[t][0, 0]) for t in self.order]
+        a = [self.z[d] * lam[d] for d in range(depth)]
         diag, off = self._eliminate(*self._precision(mode.weights, a))
         sd = [1.0 / np.sqrt(s) for s in diag]
         x = self.nodes
@@ -494,29 +536,39 @@ class _NestedRule:
                 parent = np.repeat(deltas[e][self.ancestors[d][e]], n_q ** (d - e), axis=1)
                 delta = delta + coefficient[:, None] * parent
             deltas.append(delta)
-        eta_q = np.repeat(mode.eta[:, None], n_q**depth, axis=1)
-        for d in range(depth):
-            eta_q += a[d][:, None] * np.repeat(
-                deltas[d][self.codes[d]], n_q ** (depth - 1 - d), axis=1
-            )
-        kernel = loglik_kernel(eta_q, data.successes[:, None], data.trials[:, None])
-        leaf = depth - 1
-        total = _group_sum(self.codes[leaf], kernel, self.n_levels[leaf])
+        if self.intercepts:
+            shift = lam[0] * self._to_leaf(0, deltas[0])
+            for d in range(1, depth):
+                shift += lam[d] * self._to_leaf(d, deltas[d])
+            eta_q = self._leaf_rows(shift)
+            eta_q += mode.eta[:, None]
+        else:
+            eta_q = np.repeat(mode.eta[:, None], n_q**depth, axis=1)
+            for d in range(depth):
+                eta_q += a[d][:, None] * self._leaf_rows(self._to_leaf(d, deltas[d]))
+        mu_q, log1p_exp = logistic(eta_q)
+        # Row log-likelihood k eta - m log(1 + e^eta), in place.
+        log1p_exp *= data.trials[:, None]
+        eta_q *= data.successes[:, None]
+        eta_q -= log1p_exp
+        total = self._leaf_sum(eta_q)
         # log w_q + z_q^2 / 2: the node weight and the N(0, 1) density the rule divides out.
         node_terms = 0.5 * x * x + self.log_weights
-        log_conditional: list[FloatArray] = [np.empty(0)] * depth
+        conditional: list[FloatArray] = [np.empty(0)] * depth
         integral = np.empty(0)
         for d in range(depth - 1, -1, -1):
             u_d = u_star[d][:, None] + deltas[d]
             level_terms = total - 0.5 * u_d * u_d + np.tile(node_terms, n_q**d)[None, :]
             level_terms = level_terms.reshape(self.n_levels[d], n_q**d, n_q)
-            log_sum = scipy.special.logsumexp(level_terms, axis=2)
-            log_conditional[d] = level_terms - log_sum[:, :, None]
-            integral = log_sum + np.log(sd[d])[:, None]
+            top = np.max(level_terms, axis=2, keepdims=True)
+            terms = np.exp(level_terms - top)
+            sums = np.sum(terms, axis=2, keepdims=True)
+            conditional[d] = terms / sums
+            integral = (np.log(sums) + top)[:, :, 0] + np.log(sd[d])[:, None]
             if d > 0:
                 total = _group_sum(self.ancestors[d][d - 1], integral, self.n_levels[d - 1])
         return _NestedEvaluation(
-            float(np.sum(integral)), u_star, a, diag, off, sd, deltas, eta_q, log_conditional
+            float(np.sum(integral)), u_star, lam, a, diag, off, sd, deltas, mu_q, conditional
         )
 
     def log_likelihood(self, mode: Mode, structure: Structure, lambdas: list[FloatArray]) -> float:
@@ -531,44 +583,52 @@ class _NestedRule:
         The nested sums are a product rule over each outer group's whole subtree (by
         distributivity), u = u* + R z with R from the leaf-first elimination, so as in
         _VectorRule.gradient
-            dA = E_pi[dF|_u(u_q)] + E_pi[g_q]' du* + (change through R: sd and c).
+            dA = E_pi[dF|_u(u_q)] + E_pi[g_q]' du* + (the change through R: sd and c).
         E_pi over the normalized node weights needs each node combination's marginal weight
         (prob[d]: the product of the conditional weights along the path). The change through
         R is taken in reverse mode: the adjoints of delta (leaf to root through the c's), of
-        (sd, c), of the eliminated entries of H, back through the Schur updates to H's own
-        entries, which give a symmetric P_i per row with dA = <P, dH>; dH = sum_i dw_i a_i a_i'
-        + w_i (da_i a_i' + a_i da_i'), dw_i = w_i (1 - 2 mu_i) deta_i, and du* comes from the
-        mode equation (one more solve with H). Loops over levels only."""
+        (sd, c), of the eliminated entries of H and, back through the Schur updates, of H's
+        own entries, which give a symmetric P_i per row with dA = <P, dH>; dH = sum_i dw_i
+        a_i a_i' + w_i (da_i a_i' + a_i da_i'), dw_i = w_i (1 - 2 mu_i) deta_i, and du* comes
+        from the mode equation (one more solve with H). Loops over levels only."""
         data = self.merged.data
         depth, x = self.depth, self.nodes
-        n_q, n = x.size, data.n_obs
+        n_q = x.size
         ev = self._evaluate(mode, structure, lambdas)
-        u_star, a, diag, off, sd, deltas = ev.u_star, ev.a, ev.diag, ev.off, ev.sd, ev.deltas
+        u_star, lam, a, diag, off, sd, deltas = (
+            ev.u_star,
+            ev.lam,
+            ev.a,
+            ev.diag,
+            ev.off,
+            ev.sd,
+            ev.deltas,
+        )
         w, mu, rho = mode.weights, mode.mu, mode.residual
         # Marginal weight of each node combination of each level.
         prob: list[FloatArray] = []
         for d in range(depth):
-            conditional = np.exp(ev.log_conditional[d])
+            conditional = ev.conditional[d]
             if d > 0:
                 conditional = prob[d - 1][self.ancestors[d][d - 1]][:, :, None] * conditional
             prob.append(conditional.reshape(self.n_levels[d], n_q ** (d + 1)))
         leaf = depth - 1
-        r_q = data.successes[:, None] - data.trials[:, None] * inverse_link(ev.eta_q)
-        pr = prob[leaf][self.codes[leaf]] * r_q  # (n, n_q^depth)
-        r_bar = np.sum(pr, axis=1)
-        # pr summed over the nodes of the levels below d: (n, n_q^(d+1)).
-        pr_level = [
-            np.sum(pr.reshape(n, n_q ** (d + 1), n_q ** (depth - 1 - d)), axis=2)
-            for d in range(depth)
-        ]
+        # r_q = k - m mu_q, then pr = pi r_q; r_bar its sum over the combinations.
+        r_q = ev.mu_q
+        r_q *= -data.trials[:, None]
+        r_q += data.successes[:, None]
+        prob_rows = self._leaf_rows(prob[leaf])
+        r_bar = np.einsum("ic,ic->i", prob_rows, r_q)
+        # zp[d] = sum over level d's rows i and the deeper levels' nodes of z_di pi r_q.
+        leaf_r = self._leaf_sum(r_q) if self.intercepts else None
+        zp = []
+        for d in range(depth):
+            summed = leaf_r if leaf_r is not None else self._leaf_sum(self.z[d][:, None] * r_q)
+            zp.append(self._from_leaf(d, prob[leaf] * summed))
         u_q = [u_star[d][:, None] + deltas[d] for d in range(depth)]
         # Adjoint of delta_d: directly through eta_q and -u_d^2 / 2, then (below, leaf first)
         # through the deeper levels' delta_f = ... + c_fd delta_d.
-        adjoint = [
-            _group_sum(self.codes[d], a[d][:, None] * pr_level[d], self.n_levels[d])
-            - prob[d] * u_q[d]
-            for d in range(depth)
-        ]
+        adjoint = [lam[d] * zp[d] - prob[d] * u_q[d] for d in range(depth)]
         sd_bar: list[FloatArray] = [np.empty(0)] * depth
         c_bar: list[list[FloatArray]] = [[np.empty(0)] * d for d in range(depth)]
         for d in range(depth - 1, -1, -1):
@@ -624,9 +684,9 @@ class _NestedRule:
         grad_beta = data.x.T @ e_row
         grad_lambda = np.empty(depth)
         for d in range(depth):
-            r_delta = np.sum(pr_level[d] * deltas[d][self.codes[d]], axis=1)
-            q = e_row * u_star[d][self.codes[d]] + r_delta + rho * v_rows[d] + 2.0 * w * p_a[d]
-            grad_lambda[d] = float(self.z[d] @ q)
+            q = e_row * u_star[d][self.codes[d]] + rho * v_rows[d] + 2.0 * w * p_a[d]
+            # sum_i z_di sum_q pi r_iq delta_d: zp[d] already holds the row sums.
+            grad_lambda[d] = float(self.z[d] @ q) + float(np.sum(zp[d] * deltas[d]))
         return ev.loglik, grad_lambda, grad_beta
 
 
@@ -655,16 +715,11 @@ class AgqObjective:
         if not self.data.blocks:
             raise ValueError("method='agq' needs at least one random-effect term")
         self.merged = _merge_blocks(self.data)
-        merged = self.merged.data
-        self.structure = Structure(merged)
-        st = self.structure
-        self._u1 = np.zeros((st.n1, st.k1))
-        self._u2 = np.zeros(st.q2)
         self.counters = Counters()
         self._vector: _VectorRule | None = None
         self._nested: _NestedRule | None = None
-        if len(merged.blocks) == 1:
-            k = merged.blocks[0].k
+        if len(self.merged.data.blocks) == 1:
+            k = self.merged.data.blocks[0].k
             nodes, weights, self.rule_kind = multivariate_rule(
                 self.n_agq, k, self.quadrature_control.max_product_nodes
             )
@@ -672,15 +727,26 @@ class AgqObjective:
             self.n_nodes = int(nodes.shape[0])
         else:
             order = self._nesting_order()
+            # Rows sorted by the innermost level make its sums over rows contiguous segments
+            # (the deviance does not depend on the order of the rows).
+            leaf = self.merged.data.blocks[order[-1]].codes
+            if np.any(leaf[1:] < leaf[:-1]):
+                rows = np.argsort(leaf, kind="stable")
+                self.merged = dataclasses.replace(self.merged, data=self.merged.data.take(rows))
             x, w = gauss_hermite(self.n_agq)
             self._nested = _NestedRule(self.merged, order, x, w)
             self.rule_kind = f"nested depth {len(order)}"
             self.n_nodes = self.n_agq ** len(order)
-            _, info_factor = glm_start(self.data, self.optimizer_control)
-            self._info_factor = info_factor
-            self._transform = scipy.linalg.solve_triangular(
-                info_factor, np.eye(self.data.n_fixed), lower=False
-            )
+            if self.quadrature_control.nested_gradient == "differences":
+                _, info_factor = glm_start(self.data, self.optimizer_control)
+                self._info_factor = info_factor
+                self._transform = scipy.linalg.solve_triangular(
+                    info_factor, np.eye(self.data.n_fixed), lower=False
+                )
+        self.structure = Structure(self.merged.data)
+        st = self.structure
+        self._u1 = np.zeros((st.n1, st.k1))
+        self._u2 = np.zeros(st.q2)
 
     def _nesting_order(self) -> list[int]:
         merged = self.merged.data
