@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 import scipy.special
 from numpy.typing import NDArray
 
@@ -248,6 +249,14 @@ def _group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray
     return np.asarray(sums, dtype=np.float64).reshape(n_groups, cols)
 
 
+def _indicator(codes: IntArray, n_groups: int) -> scipy.sparse.csr_matrix:
+    """The n_groups x n 0/1 matrix of group membership (sums within groups as a product)."""
+    n = codes.size
+    return scipy.sparse.csr_matrix(
+        (np.ones(n), (codes, np.arange(n))), shape=(n_groups, n), dtype=np.float64
+    )
+
+
 def _level_sums(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
     """Sums of an n-vector within groups: (n_groups,)."""
     return np.asarray(np.bincount(codes, weights=values, minlength=n_groups), dtype=np.float64)
@@ -420,25 +429,40 @@ class _NestedRule:
         counts = np.bincount(leaf, minlength=self.n_levels[-1])
         contiguous = bool(np.all(leaf[1:] >= leaf[:-1])) and bool(np.all(counts > 0))
         self._leaf_counts: IntArray | None = counts if contiguous else None
-        self._leaf_starts: IntArray | None = (
-            np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp) if contiguous else None
-        )
+        # Sums within groups of arrays over node combinations as products with sparse 0/1
+        # matrices: one pass, far faster than np.add.reduceat over many short segments or
+        # np.bincount on flattened indices.
+        self._leaf_matrix = _indicator(leaf, self.n_levels[-1])
+        self._up = [
+            [_indicator(self.ancestors[d][e], self.n_levels[e]) for e in range(d)]
+            for d in range(self.depth)
+        ]
+        # Work arrays (n, n_q^depth) reused from one evaluation to the next: fresh pages of
+        # arrays this large cost as much as the arithmetic.
+        self._scratch: tuple[FloatArray, FloatArray, FloatArray] | None = None
+
+    def _work_arrays(self, shape: tuple[int, int]) -> tuple[FloatArray, FloatArray, FloatArray]:
+        if self._scratch is None or self._scratch[0].shape != shape:
+            self._scratch = (np.empty(shape), np.empty(shape), np.empty(shape))
+        return self._scratch
 
     def _scatter(self, d: int, e: int, values: FloatArray) -> FloatArray:
         """Sums of per-node values of level d within their level-e ancestors: (n_e,)."""
         return _level_sums(self.ancestors[d][e], values, self.n_levels[e])
 
+    def _sum_up(self, d: int, e: int, values: FloatArray) -> FloatArray:
+        """Sums of per-node rows of level d (n_d, c) within their level-e ancestors: (n_e, c)."""
+        return np.asarray(self._up[d][e] @ values, dtype=np.float64)
+
     def _leaf_sum(self, values: FloatArray) -> FloatArray:
         """Sums of row values (n, c) within the innermost level's nodes: (n_leaf, c)."""
-        if self._leaf_starts is not None:
-            return np.asarray(np.add.reduceat(values, self._leaf_starts, axis=0))
-        return _group_sum(self.codes[-1], values, self.n_levels[-1])
+        return np.asarray(self._leaf_matrix @ values, dtype=np.float64)
 
-    def _leaf_rows(self, values: FloatArray) -> FloatArray:
+    def _leaf_rows(self, values: FloatArray, out: FloatArray | None = None) -> FloatArray:
         """Per-row copies of values of the innermost level's nodes: (n, ...)."""
-        if self._leaf_counts is not None:
+        if self._leaf_counts is not None and out is None:
             return np.repeat(values, self._leaf_counts, axis=0)
-        return values[self.codes[-1]]
+        return np.take(values, self.codes[-1], axis=0, out=out)
 
     def _to_leaf(self, d: int, values: FloatArray) -> FloatArray:
         """Level-d node values (n_d, n_q^(d+1)) at each leaf node's combinations."""
@@ -455,7 +479,7 @@ class _NestedRule:
         if d == leaf:
             return values
         folded = np.sum(values.reshape(values.shape[0], n_q ** (d + 1), -1), axis=2)
-        return _group_sum(self.ancestors[leaf][d], folded, self.n_levels[d])
+        return self._sum_up(leaf, d, folded)
 
     # --- H = A' W A + I in the ancestor pattern, its leaf-first elimination and solves -------
 
@@ -536,17 +560,18 @@ class _NestedRule:
                 parent = np.repeat(deltas[e][self.ancestors[d][e]], n_q ** (d - e), axis=1)
                 delta = delta + coefficient[:, None] * parent
             deltas.append(delta)
+        eta_q, *scratch = self._work_arrays((data.n_obs, n_q**depth))
         if self.intercepts:
             shift = lam[0] * self._to_leaf(0, deltas[0])
             for d in range(1, depth):
                 shift += lam[d] * self._to_leaf(d, deltas[d])
-            eta_q = self._leaf_rows(shift)
+            self._leaf_rows(shift, out=eta_q)
             eta_q += mode.eta[:, None]
         else:
-            eta_q = np.repeat(mode.eta[:, None], n_q**depth, axis=1)
+            eta_q[:] = mode.eta[:, None]
             for d in range(depth):
                 eta_q += a[d][:, None] * self._leaf_rows(self._to_leaf(d, deltas[d]))
-        mu_q, log1p_exp = logistic(eta_q)
+        mu_q, log1p_exp = logistic(eta_q, (scratch[0], scratch[1]))
         # Row log-likelihood k eta - m log(1 + e^eta), in place.
         log1p_exp *= data.trials[:, None]
         eta_q *= data.successes[:, None]
@@ -566,7 +591,7 @@ class _NestedRule:
             conditional[d] = terms / sums
             integral = (np.log(sums) + top)[:, :, 0] + np.log(sd[d])[:, None]
             if d > 0:
-                total = _group_sum(self.ancestors[d][d - 1], integral, self.n_levels[d - 1])
+                total = self._sum_up(d, d - 1, integral)
         return _NestedEvaluation(
             float(np.sum(integral)), u_star, lam, a, diag, off, sd, deltas, mu_q, conditional
         )
@@ -617,7 +642,7 @@ class _NestedRule:
         r_q = ev.mu_q
         r_q *= -data.trials[:, None]
         r_q += data.successes[:, None]
-        prob_rows = self._leaf_rows(prob[leaf])
+        prob_rows = self._leaf_rows(prob[leaf], out=self._work_arrays(r_q.shape)[0])
         r_bar = np.einsum("ic,ic->i", prob_rows, r_q)
         # zp[d] = sum over level d's rows i and the deeper levels' nodes of z_di pi r_q.
         leaf_r = self._leaf_sum(r_q) if self.intercepts else None
@@ -638,9 +663,7 @@ class _NestedRule:
                 anc = self.ancestors[d][e]
                 c_bar[d][e] = np.sum(folded * deltas[e][anc], axis=1)
                 coefficient = -off[d][e] / diag[d]
-                adjoint[e] = adjoint[e] + _group_sum(
-                    anc, coefficient[:, None] * folded, self.n_levels[e]
-                )
+                adjoint[e] = adjoint[e] + self._sum_up(d, e, coefficient[:, None] * folded)
             # log sd_d adds 1 / sd_d (the marginal weights of the parent's combinations sum
             # to one).
             sd_bar[d] = np.sum(adjoint[d].reshape(n_d, n_q**d, n_q), axis=1) @ x + 1.0 / sd[d]
