@@ -1,15 +1,16 @@
 """Nested (multilevel) AGQ fits: exact gradient against the finite-difference one (issue 8).
 
 Data: seeded three-level binary data shaped like a small survey of children in mothers in
-communities, y ~ x + (1 | comm) + (1 | comm:mom): by default 2,159 rows, 1,595 mothers with 1-3
-rows each, 161 communities; ``--large`` adds a 20,000-row version of the same shape (14,770
-mothers in 1,490 communities). Each case is fitted with fit_agq at n_agq = 5, 12, 25 with the
-exact gradient (QuadratureControl(nested_gradient="exact"), the default) and, unless
-``--no-differences``, with the old central-difference gradient, in the same run; the table
-gives seconds, evaluations and the largest differences between the two optima.
+communities, y ~ x + (1 | comm) + (1 | comm:mom): "small" has 2,159 rows, 1,595 mothers with
+1-3 rows each, in 161 communities; "large" the same shape with 20,000 rows (14,770 mothers in
+1,490 communities). Each case is fitted with fit_agq (one BLAS thread, as glmm_binomial.fit)
+at n_agq = 5, 12, 25 with the exact gradient (QuadratureControl(nested_gradient="exact"), the
+default) and, unless --no-differences, with the old central-difference gradient in the same
+run; the table gives seconds, evaluations (mode searches), gradient evaluations, the largest
+differences between the two optima, and the time ratio.
 
-Run: PYTHONPATH=src python bench/bench_agq_nested.py [--large] [--no-differences]
-     [--n-agq 5,12,25]
+Run: PYTHONPATH=src python bench/bench_agq_nested.py [--cases small,large]
+     [--n-agq 5,12,25] [--no-differences]
 """
 
 from __future__ import annotations
@@ -81,13 +82,15 @@ def timed_fit(data: ModelData, n_agq: int, gradient: str) -> tuple[float, FitOut
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--large", action="store_true", help="add the 20,000-row case")
+    parser.add_argument("--cases", default="small", help="comma-separated: small, large")
     parser.add_argument("--no-differences", action="store_true", help="skip the old path")
     parser.add_argument("--n-agq", default="5,12,25", help="comma-separated n_agq values")
     args = parser.parse_args()
-    cases = [("small (2,159 rows)", three_level())]
-    if args.large:
-        cases.append(("large (20,000 rows)", three_level(2, 1490, 14770, 20000)))
+    makers = {
+        "small": ("small (2,159 rows)", lambda: three_level()),
+        "large": ("large (20,000 rows)", lambda: three_level(2, 1490, 14770, 20000)),
+    }
+    cases = [(makers[c][0], makers[c][1]()) for c in args.cases.split(",")]
     n_agqs = [int(v) for v in args.n_agq.split(",")]
     print(f"load average: {open('/proc/loadavg').read().split()[:3]}  cpus: {os.cpu_count()}")
     head = "case                  n_agq  gradient     seconds  evals  grads  loglik"

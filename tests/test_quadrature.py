@@ -292,6 +292,17 @@ def test_nested_exact_gradient_matches_central_differences(case):
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("case", ["nested", "nested_depth3"])
+def test_nested_one_point_gradient_equals_laplace_gradient(case):
+    make, theta, beta = LAPLACE_CASES[case]
+    data = make()
+    laplace = LaplaceObjective(data).deviance_and_gradient(theta, beta)
+    agq = AgqObjective(data, 1).deviance_and_gradient(theta, beta)
+    assert agq[0] == pytest.approx(laplace[0], abs=1e-8)
+    np.testing.assert_allclose(agq[1], laplace[1], rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(agq[2], laplace[2], rtol=1e-7, atol=1e-7)
+
+
 def test_nested_exact_gradient_matches_the_difference_path():
     make, theta, beta = LAPLACE_CASES["nested_depth3"]
     data = make()

@@ -22,8 +22,10 @@ rows are one grouping factor with a block-diagonal Lambda, e.g. ``(1 + x || g)``
   elimination of H, which has no fill-in for nested factors: each level's effect is adapted at its
   conditional mode and SD given the effects of its ancestors (the Gaussian conditional of the
   Laplace approximation), and each inner group's integral sits inside its outer group's
-  integral. Any depth D is handled; the cost per row is n_agq^D. The gradient is by central
-  differences (``QuadratureControl.gradient_step``, in whitened beta units).
+  integral. Any depth D is handled; the cost per row is n_agq^D. The gradient is exact
+  (derived in ``_NestedRule.gradient``: implicit differentiation through the mode, reverse mode
+  through the elimination); ``QuadratureControl(nested_gradient="differences")`` keeps the
+  central differences it replaced as a reference.
 * crossed grouping factors: ValueError (the integral does not factorize by groups).
 """
 
