@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 
 import numpy as np
@@ -120,6 +121,8 @@ def main() -> None:
                 flush=True,
             )
     print(f"load average: {open('/proc/loadavg').read().split()[:3]}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of the process: {peak:.0f} MB")
 
 
 if __name__ == "__main__":
