@@ -470,8 +470,9 @@ class _NestedRule:
         """Level-d node values (n_d, n_q^(d+1)) at each leaf node's combinations."""
         leaf = self.depth - 1
         n_q = self.nodes.size
-        below = values if d == leaf else values[self.ancestors[leaf][d]]
-        return np.repeat(below, n_q ** (leaf - d), axis=1)
+        if d == leaf:
+            return values
+        return np.repeat(values[self.ancestors[leaf][d]], n_q ** (leaf - d), axis=1)
 
     def _from_leaf(self, d: int, values: FloatArray) -> FloatArray:
         """Leaf-node values over combinations (n_leaf, n_q^depth) summed over the deeper
@@ -560,12 +561,13 @@ class _NestedRule:
             for e in range(d):
                 coefficient = -off[d][e] / diag[d]
                 parent = np.repeat(deltas[e][self.ancestors[d][e]], n_q ** (d - e), axis=1)
-                delta = delta + coefficient[:, None] * parent
+                parent *= coefficient[:, None]
+                delta += parent
             deltas.append(delta)
         eta_q, *scratch = self._work_arrays((data.n_obs, n_q**depth))
         if self.intercepts:
-            shift = lam[0] * self._to_leaf(0, deltas[0])
-            for d in range(1, depth):
+            shift = lam[depth - 1] * deltas[depth - 1]
+            for d in range(depth - 1):
                 shift += lam[d] * self._to_leaf(d, deltas[d])
             self._leaf_rows(shift, out=eta_q)
             eta_q += mode.eta[:, None]
@@ -584,13 +586,19 @@ class _NestedRule:
         conditional: list[FloatArray] = [np.empty(0)] * depth
         integral = np.empty(0)
         for d in range(depth - 1, -1, -1):
-            u_d = u_star[d][:, None] + deltas[d]
-            level_terms = total - 0.5 * u_d * u_d + np.tile(node_terms, n_q**d)[None, :]
-            level_terms = level_terms.reshape(self.n_levels[d], n_q**d, n_q)
-            top = np.max(level_terms, axis=2, keepdims=True)
-            terms = np.exp(level_terms - top)
+            # total - u_d^2 / 2 + node terms, in place in one array.
+            terms = u_star[d][:, None] + deltas[d]
+            terms *= terms
+            terms *= -0.5
+            terms += total
+            terms += np.tile(node_terms, n_q**d)[None, :]
+            terms = terms.reshape(self.n_levels[d], n_q**d, n_q)
+            top = np.max(terms, axis=2, keepdims=True)
+            terms -= top
+            np.exp(terms, out=terms)
             sums = np.sum(terms, axis=2, keepdims=True)
-            conditional[d] = terms / sums
+            terms /= sums
+            conditional[d] = terms
             integral = (np.log(sums) + top)[:, :, 0] + np.log(sd[d])[:, None]
             if d > 0:
                 total = self._sum_up(d, d - 1, integral)
