@@ -264,6 +264,10 @@ NESTED_GRADIENT_CASES = {
     "depth2_trials": (lambda: nested_model(3, branching=(20, 3), trials=5), 6),
     "depth3": (lambda: nested_model(2, branching=(6, 3, 2), sds=(0.8, 1.0, 1.2)), 4),
     "depth3_trials_covariate_shuffled": (lambda: _covariate_nested(5), 3),
+    "depth4_trials": (
+        lambda: nested_model(4, branching=(4, 2, 2, 2), sds=(0.8, 1.0, 0.7, 1.2), trials=2),
+        3,
+    ),
 }
 
 
