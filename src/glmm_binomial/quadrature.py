@@ -732,7 +732,8 @@ class AgqObjective:
 
     deviance(theta, beta) = -2 log L(theta, beta), binomial constants included (the same scale
     as LaplaceObjective; with n_agq = 1 the two agree). ``mode`` returns the conditional mode in
-    the layout of ``self.merged.data`` (blocks on the same grouping factor merged)."""
+    the layout of ``self.merged.data`` (blocks on the same grouping factor merged; with nested
+    factors, rows sorted by the innermost level's codes)."""
 
     data: ModelData
     n_agq: int
