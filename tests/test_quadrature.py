@@ -307,6 +307,25 @@ def test_nested_one_point_gradient_equals_laplace_gradient(case):
     np.testing.assert_allclose(agq[2], laplace[2], rtol=1e-7, atol=1e-7)
 
 
+def test_nested_warm_start_moves_the_mode_to_first_order():
+    make, theta, beta = LAPLACE_CASES["nested_depth3"]
+    data = make()
+    objective = AgqObjective(data, 5)
+    objective.deviance(theta, beta)
+    step = np.array([0.02, -0.015, 0.01]), np.array([0.01, -0.02])
+    target = AgqObjective(data, 5).mode(theta + step[0], beta + step[1])
+    u1, u2 = objective._predicted_start(theta + step[0], beta + step[1])
+    last = objective._last
+    assert last is not None
+    # The error of the first-order move is second order in the step; the last mode's is first.
+    moved = max(np.max(np.abs(u1 - target.u1)), np.max(np.abs(u2 - target.u2)))
+    unmoved = max(np.max(np.abs(last[2].u1 - target.u1)), np.max(np.abs(last[2].u2 - target.u2)))
+    assert moved < 0.1 * unmoved
+    assert objective.deviance(theta + step[0], beta + step[1]) == pytest.approx(
+        AgqObjective(data, 5).deviance(theta + step[0], beta + step[1]), abs=1e-9
+    )
+
+
 def test_nested_exact_gradient_matches_the_difference_path():
     make, theta, beta = LAPLACE_CASES["nested_depth3"]
     data = make()

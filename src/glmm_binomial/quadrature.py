@@ -243,6 +243,16 @@ def _block_modes(structure: Structure, data: ModelData, mode: Mode) -> list[Floa
     return out
 
 
+def _pack_block_modes(
+    structure: Structure, data: ModelData, per_block: list[FloatArray]
+) -> tuple[FloatArray, FloatArray]:
+    """The inverse of _block_modes: per-block u_t (n_levels x k) into the factor's (u1, u2)."""
+    u1 = per_block[structure.first]
+    parts = [per_block[t].ravel() for t in structure.rest]
+    u2 = np.concatenate(parts) if parts else np.zeros(0)
+    return u1, u2
+
+
 def _group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
     """Column sums of `values` (n x c) within groups: (n_groups x c), one bincount."""
     cols = values.shape[1]
@@ -538,6 +548,38 @@ class _NestedRule:
             x.append(value / diag[d])
         return x
 
+    def mode_change(
+        self,
+        mode: Mode,
+        structure: Structure,
+        lambdas: list[FloatArray],
+        d_lambdas: list[FloatArray],
+        d_beta: FloatArray,
+    ) -> list[FloatArray]:
+        """First-order change of the conditional mode per level (n_d,) when (Lambda, beta) at
+        `mode` move by (d_lambdas, d_beta): the implicit function theorem on the mode equation,
+        H du = dA' (k - m mu) - A' W (X dbeta + dA u*), solved by the leaf-first elimination."""
+        data = self.merged.data
+        u_all = _block_modes(structure, data, mode)
+        u_star = [u_all[t][:, 0] for t in self.order]
+        lam = [float(lambdas[t][0, 0]) for t in self.order]
+        d_lam = [float(d_lambdas[t][0, 0]) for t in self.order]
+        a = [self.z[d] * lam[d] for d in range(self.depth)]
+        w = mode.weights
+        deta = data.x @ d_beta
+        for d in range(self.depth):
+            deta = deta + self.z[d] * d_lam[d] * u_star[d][self.codes[d]]
+        rhs = [
+            _level_sums(
+                self.codes[d],
+                self.z[d] * d_lam[d] * mode.residual - a[d] * w * deta,
+                self.n_levels[d],
+            )
+            for d in range(self.depth)
+        ]
+        diag, off = self._eliminate(*self._precision(w, a))
+        return self._solve(diag, off, rhs)
+
     # --- the nested quadrature ---------------------------------------------------------------
 
     def _evaluate(
@@ -781,6 +823,8 @@ class AgqObjective:
         st = self.structure
         self._u1 = np.zeros((st.n1, st.k1))
         self._u2 = np.zeros(st.q2)
+        # The last converged mode and its parameters (nested factors, exact gradient).
+        self._last: tuple[FloatArray, FloatArray, Mode] | None = None
 
     def _nesting_order(self) -> list[int]:
         merged = self.merged.data
@@ -806,24 +850,53 @@ class AgqObjective:
         """Forget the warm start."""
         self._u1 = np.zeros_like(self._u1)
         self._u2 = np.zeros_like(self._u2)
+        self._last = None
+
+    def _predicted_start(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Nested factors with the exact gradient: the last mode moved to first order to the
+        new parameters (as LaplaceObjective's warm start; it saves about one Newton step per
+        evaluation). Otherwise, and when that moves some u by more than
+        PirlsControl.max_predicted_step, the last mode itself."""
+        if self._nested is None or self._last is None:
+            return self._u1, self._u2
+        last_theta, last_beta, last = self._last
+        lambdas = self.merged.lambdas(self.data, last_theta)
+        d_lambdas = self.merged.lambdas(self.data, theta - last_theta)  # linear in theta
+        change = self._nested.mode_change(
+            last, self.structure, lambdas, d_lambdas, beta - last_beta
+        )
+        if max(float(np.max(np.abs(c), initial=0.0)) for c in change) > (
+            self.pirls_control.max_predicted_step
+        ):
+            return self._u1, self._u2
+        data = self.merged.data
+        per_block = _block_modes(self.structure, data, last)
+        for t, c in zip(self._nested.order, change, strict=True):
+            per_block[t] = per_block[t] + c[:, None]
+        return _pack_block_modes(self.structure, data, per_block)
 
     def mode(self, theta: FloatArray, beta: FloatArray) -> Mode:
         """Conditional mode at (theta, beta) in the merged layout, from the previous mode."""
         data = self.merged.data
         eta_fixed = data.x @ beta + data.offset
+        u1, u2 = self._predicted_start(theta, beta)
         mode = find_mode(
             self.structure,
             data,
             eta_fixed,
             self.merged.lambdas(self.data, theta),
-            self._u1,
-            self._u2,
+            u1,
+            u2,
             self.pirls_control,
         )
         if not self.counters.record(mode):
             self.reset()
         else:
             self._u1, self._u2 = mode.u1, mode.u2
+            if self._nested is not None and self.quadrature_control.nested_gradient == "exact":
+                self._last = (theta.copy(), np.array(beta, dtype=np.float64), mode)
         return mode
 
     def _log_likelihood(self, mode: Mode, theta: FloatArray) -> float:
