@@ -411,8 +411,9 @@ class _NestedRule:
     Quantities of level d over node combinations are arrays (n_d, n_q^(d+1)) whose columns are
     the combinations (q_0, ..., q_d) of the node's ancestors' nodes and its own in C order
     (q_0 slowest): a deeper level's columns extend its parent's by its own node, fastest.
-    Row arrays over combinations (n, n_q^depth) are the hot part; with the rows sorted by the
-    innermost level (AgqObjective sorts them) their sums per leaf are contiguous segments."""
+    Row arrays over combinations (n, n_q^depth) are the hot part; their sums within nodes are
+    products with sparse 0/1 matrices, and with the rows sorted by the innermost level
+    (AgqObjective sorts them) a node's values are copied to its rows by np.repeat."""
 
     def __init__(
         self, merged: _Merged, order: list[int], nodes: FloatArray, weights: FloatArray
