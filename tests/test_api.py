@@ -1,10 +1,14 @@
 """Laplace fits against lme4 (glmer) and glmmTMB reference values."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import load_reference
 
 import glmm_binomial as g
+from glmm_binomial.design import build_model
+from glmm_binomial.diagnostics import ConvergenceWarning
 
 CASES = {
     "cbpp": "cbpp",
@@ -28,6 +32,7 @@ def test_loglik_reaches_best_reference(fits, name):
     ref, result = fits[name]
     assert result.loglik >= ref["best_laplace_logLik"] - 1e-4
     assert result.converged
+    assert not result.warnings
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -110,6 +115,56 @@ def test_extra_model_shapes_reach_the_best_reference(record):
         fits.pop("glmmTMB")
     best = max(fits.values(), key=lambda fit: fit["logLik"])
     assert result.converged
+    assert not result.warnings
     assert result.loglik >= best["logLik"] - 1e-4
     assert result.df_model == best["df"]
     np.testing.assert_allclose(result.params.to_numpy(), list(best["fixef"].values()), atol=1e-3)
+
+
+@pytest.mark.parametrize("n_agq", [101, 500])
+def test_n_agq_beyond_lme4s_bound_is_refused(n_agq):
+    # Issue 9 item 4: n_agq=500 gave logLik -inf, NaN estimates and converged=True.
+    data = g.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    with pytest.raises(ValueError, match="n_agq must be at most 100"):
+        g.fit(formula, data, method="agq", n_agq=n_agq)
+    model, _ = build_model(formula, data)
+    with pytest.raises(ValueError, match="n_agq"):
+        g.fit_model(model, method="agq", n_agq=n_agq)
+    assert g.fit(formula, data, method="agq", n_agq=100).converged
+
+
+def _broken(output, **changes):
+    return dataclasses.replace(output, **changes)
+
+
+@pytest.mark.parametrize(
+    ("method", "changes"),
+    [
+        ("laplace", {"loglik": float("-inf")}),
+        ("laplace", {"theta": np.array([np.inf])}),
+        ("agq", {"beta": np.array([np.nan, 0.0, 0.0, 0.0])}),
+        ("vb", {"vcov_beta": np.full((4, 4), np.nan)}),
+    ],
+    ids=["laplace-loglik", "laplace-theta", "agq-beta", "vb-se"],
+)
+def test_a_non_finite_fit_is_never_reported_converged(monkeypatch, method, changes):
+    import glmm_binomial.api as api
+    import glmm_binomial.quadrature as quadrature
+    import glmm_binomial.variational as variational
+
+    targets = {
+        "laplace": (api, "fit_laplace"),
+        "agq": (quadrature, "fit_agq"),
+        "vb": (variational, "fit_vb"),
+    }
+    module, name = targets[method]
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: _broken(real(*a, **k), **changes))
+    data = g.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    model, _ = build_model(formula, data)
+    for result in (g.fit(formula, data, method=method), g.fit_model(model, method=method)):
+        assert not result.converged
+        assert not result.opt_summary.converged
+        assert any(w.category is ConvergenceWarning and "non-finite" in w for w in result.warnings)

@@ -438,3 +438,45 @@ def test_r_name_interactions_and_full_dummies() -> None:
         "age",
         "urbanY:age",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# R spellings (issue 9)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_r_spellings_are_translated() -> None:
+    parsed = parse_formula("y ~ age %in% urban + age.c + offset(log(n)) + (1 | g.id)")
+    assert parsed.fixed == "age:urban + `age.c`"
+    assert parsed.offsets == ("log(n)",)
+    assert parsed.random[0].group == ("g.id",)
+    assert parsed.variables == ("age", "age.c", "g.id", "n", "urban", "y")
+    raw = parse_formula("y ~ poly(x, 2, raw = TRUE) + np.log(w) + C(f, contr.sum) + (1 | g)")
+    assert raw.fixed == "poly(x, 2, raw = True) + np.log(w) + C(f, contr.sum)"
+    assert raw.variables == ("f", "g", "w", "x", "y")
+
+
+def test_transform_arguments_are_variables() -> None:
+    parsed = parse_formula("y ~ scale(a) + center(b) + poly(c, 2) + bs(d, df = 3) + (1 | g)")
+    assert parsed.variables == ("a", "b", "c", "d", "g", "y")
+
+
+@pytest.mark.parametrize(
+    ("formula", "fragment"),
+    [
+        ("y ~ x:(1 + ) + (1 | g)", "insuffient"),
+        ("y ~ my x + (1 | g)", "`my x`"),
+        ("y ~ x - offset(o) + (1 | g)", "'+ offset(log(n))'"),
+    ],
+)
+def test_errors_are_plain_text(formula: str, fragment: str) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_formula(formula)
+    assert fragment in str(error.value)
+    assert "\x1b" not in str(error.value)
+
+
+def test_r_names_of_transform_columns() -> None:
+    assert r_name("bs(x, df=3)[1]") == "bs(x, df = 3)1"
+    assert r_name("poly(x, 2, raw=True)[0]") == "poly(x, 2, raw = TRUE)1"
+    assert r_name("factor(k)[T.2]") == "factor(k)2"

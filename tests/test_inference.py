@@ -1,7 +1,11 @@
+import warnings
+
+import numpy as np
 import pytest
 from conftest import load_reference
 
 import glmm_binomial as g
+from glmm_binomial.inference import nested_in
 
 
 def test_likelihood_ratio_test_matches_lme4():
@@ -25,3 +29,70 @@ def test_anova_rejects_bad_input():
         g.anova(full)
     with pytest.raises(ValueError, match="GLMMResult"):
         g.anova(full, "model")
+
+
+@pytest.fixture(scope="module")
+def contraception_fits():
+    data = g.datasets.load("contraception")
+    formulas = {
+        "age": "use ~ age + (1 | district)",
+        "urban": "use ~ urban + (1 | district)",
+        "both": "use ~ age + urban + (1 | district)",
+        "livch": "use ~ age + urban + livch + (1 | livch)",
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", g.BoundaryWarning)  # (1 | livch) is singular
+        return data, {key: g.fit(f, data) for key, f in formulas.items()}
+
+
+def test_anova_gives_no_p_value_for_models_with_the_same_number_of_parameters(
+    contraception_fits,
+):
+    # Item 6: non-nested, same npar: lme4 shows no p-value (we printed p = 1.0).
+    _, fits = contraception_fits
+    table = g.anova(fits["age"], fits["urban"])
+    assert table["df"].iloc[1] == 0
+    assert np.isnan(table["chisq"].iloc[1]) and np.isnan(table["p"].iloc[1])
+    assert "same number of parameters" in table["note"].iloc[1]
+
+
+def test_anova_gives_no_p_value_for_non_nested_models(contraception_fits):
+    _, fits = contraception_fits
+    # Different grouping factors: (1 | district) is not contained in (1 | livch).
+    table = g.anova(fits["age"], fits["livch"])
+    assert table["df"].iloc[1] > 0 and np.isnan(table["p"].iloc[1])
+    assert "not nested" in table["note"].iloc[1]
+
+
+def test_anova_tests_nested_models(contraception_fits):
+    _, fits = contraception_fits
+    table = g.anova(fits["both"], fits["age"])
+    assert table["formula"].tolist() == [fits["age"].formula, fits["both"].formula]
+    assert table["df"].iloc[1] == 1 and 0.0 <= table["p"].iloc[1] < 1e-3
+    assert table["note"].tolist() == ["", ""]
+
+
+def test_anova_refuses_models_fitted_to_different_rows(contraception_fits):
+    data, fits = contraception_fits
+    fewer = g.fit("use ~ age + urban + (1 | district)", data.iloc[:-10])
+    with pytest.raises(ValueError, match="different numbers of observations"):
+        g.anova(fits["age"], fewer)
+    flipped = g.fit("use ~ age + urban + (1 | district)", data.assign(use=1 - data["use"]))
+    with pytest.raises(ValueError, match="different responses or rows"):
+        g.anova(fits["age"], flipped)
+
+
+def test_anova_refuses_models_fitted_by_different_methods(contraception_fits):
+    data, fits = contraception_fits
+    agq = g.fit("use ~ age + urban + (1 | district)", data, method="agq", n_agq=3)
+    with pytest.raises(ValueError, match="different methods"):
+        g.anova(fits["age"], agq)
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.BoundaryWarning")
+def test_nesting_looks_at_column_spaces_not_names():
+    cbpp = g.datasets.load("cbpp")
+    response = "cbind(incidence, size - incidence)"
+    small = g.fit(f"{response} ~ 1 + (1 | herd)", cbpp).model
+    large = g.fit(f"{response} ~ period + (1 | herd) + (1 | period)", cbpp).model
+    assert nested_in(small, large) and not nested_in(large, small)

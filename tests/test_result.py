@@ -98,7 +98,8 @@ def test_fixed_effects_table(cbpp_fit):
 
 def test_predict_newdata_with_unseen_level(cbpp, cbpp_fit):
     new = cbpp.head(3).assign(herd=["1", "2", "unseen"])
-    link = cbpp_fit.predict(new, type="link")
+    with pytest.warns(g.diagnostics.NewLevelsWarning, match="'herd'"):
+        link = cbpp_fit.predict(new, type="link")
     population = cbpp_fit.predict(new, re="exclude", type="link")
     modes = cbpp_fit.ranef()["herd"]["(Intercept)"]
     np.testing.assert_allclose(link[:2], population[:2] + modes.loc[["1", "2"]].to_numpy())
@@ -139,7 +140,8 @@ def test_predict_newdata_with_interaction_grouping(cbpp):
     nested = g.fit("cbind(incidence, size - incidence) ~ period + (1 | herd/period)", cbpp)
     np.testing.assert_allclose(nested.predict(cbpp), nested.predict(), rtol=0, atol=1e-12)
     unseen = cbpp.head(2).assign(herd=["1", "new"])
-    link = nested.predict(unseen, type="link")
+    with pytest.warns(g.diagnostics.NewLevelsWarning, match="'herd:period'"):
+        link = nested.predict(unseen, type="link")
     population = nested.predict(unseen, re="exclude", type="link")
     assert link[1] == population[1]  # neither herd "new" nor "new:period" was seen
     assert link[0] != population[0]

@@ -1,9 +1,17 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import glmm_binomial as g
-from glmm_binomial.separation import detect_separation, looks_divergent
+from glmm_binomial.design import build_model
+from glmm_binomial.separation import (
+    detect_group_separation,
+    detect_separation,
+    looks_divergent,
+    runaway_blocks,
+)
 
 X = np.array([1, 2, 1.5, 2.5, 3, 1.2])
 DESIGN = np.column_stack([np.ones(6), X])
@@ -74,3 +82,109 @@ def test_vb_is_finite_under_separation(method):
     )
     result = g.fit("y ~ x + (1 | grp)", frame, method=method)
     assert np.all(np.isfinite(result.params)) and np.all(np.abs(result.params) < 20)
+
+
+def _all_ones(n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {"y": np.ones(n, dtype=int), "x": rng.normal(size=n), "g": rng.integers(0, 10, n)}
+    )
+
+
+def test_all_ones_response_separates_by_the_intercept_alone():
+    frame = _all_ones()
+    design = np.column_stack([np.ones(len(frame)), frame["x"]])
+    found = detect_separation(design, frame["y"].to_numpy(float), np.ones(len(frame)))
+    assert found.complete and found.coefficients == (0,)
+
+
+@pytest.mark.parametrize(("method", "n_agq"), [("laplace", 1), ("agq", 5)])
+def test_all_ones_response_names_only_the_intercept_and_leaks_no_runtime_warning(method, n_agq):
+    # Item 8: a numpy RuntimeWarning leaked, SE nan, and x was named as separated.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = g.fit("y ~ x + (1 | g)", _all_ones(), method=method, n_agq=n_agq)
+        result.summary(), result.bse, result.fixed_effects, result.conf_int(), result.predict()
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    separation = [w for w in result.warnings if w.category is g.SeparationWarning]
+    assert len(separation) == 1
+    assert "for (Intercept);" in separation[0] and " x" not in separation[0]
+    assert [w.category for w in caught if issubclass(w.category, g.GLMMWarning)] == [
+        w.category for w in result.warnings
+    ]
+    assert not result.converged
+    # The diverging intercept has no standard error, rather than a NaN from sqrt(-v).
+    assert np.isnan(result.bse["(Intercept)"])
+    assert np.isnan(result.vcov.loc["(Intercept)"]).all()
+
+
+def _separated_within_groups(groups: int = 30, size: int = 20) -> pd.DataFrame:
+    # Item 12: in every group y = 1 exactly when x is above the group's own cut-off.
+    rng = np.random.default_rng(0)
+    grp = np.repeat(np.arange(groups), size)
+    x = rng.normal(size=groups * size)
+    cut = rng.normal(size=groups)
+    return pd.DataFrame({"y": (x > cut[grp]).astype(int), "x": x, "g": grp.astype(str)})
+
+
+def test_group_separation_by_the_augmented_design():
+    model, _ = build_model("y ~ x + (1 | g)", _separated_within_groups())
+    found = detect_group_separation(model)
+    assert found.complete and found.blocks == (0,) and 1 in found.coefficients
+    ordinary, _ = build_model(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", g.datasets.load("cbpp")
+    )
+    assert detect_group_separation(ordinary).blocks == ()
+
+
+@pytest.mark.parametrize(
+    ("formula", "method"),
+    [
+        ("y ~ x + (1 | g)", "laplace"),
+        ("y ~ x + (1 | g)", "agq"),
+        ("y ~ x + (1 + x | g)", "laplace"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::glmm_binomial.BoundaryWarning")
+def test_separation_within_every_group_is_reported(formula, method):
+    with pytest.warns(g.SeparationWarning, match=r"within groups.*variance of \(1 .*\| g\)"):
+        result = g.fit(formula, _separated_within_groups(15, 12), method=method)
+    assert not result.converged
+    assert any(w.category is g.SeparationWarning for w in result.warnings)
+    assert np.isnan(result.bse["x"])  # the slope runs away with the variance
+
+
+def test_runaway_screen():
+    model, _ = build_model("y ~ x + (1 | g)", _separated_within_groups())
+    assert runaway_blocks(model, np.array([30.0]), limit=20.0) == (0,)
+    assert runaway_blocks(model, np.array([3.0]), limit=20.0) == ()
+
+
+def test_pure_groups_beside_mixed_ones_do_not_make_the_variance_run_away():
+    frame = _separated_within_groups()
+    groups = frame["g"].astype(int)
+    # Most groups all 0 or all 1 (separable by their own effect), five groups overlapping.
+    overlap = np.random.default_rng(5).integers(0, 2, len(frame))
+    frame["y"] = np.where(groups < 25, groups % 2, overlap)
+    model, _ = build_model("y ~ x + (1 | g)", frame)
+    assert detect_group_separation(model).blocks == ()
+    frame["y"] = groups % 2  # every group pure
+    model, _ = build_model("y ~ x + (1 | g)", frame)
+    assert detect_group_separation(model).blocks == (0,)
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.SeparationWarning")
+def test_quasi_complete_separation_keeps_the_other_standard_errors():
+    rng = np.random.default_rng(4)
+    n = 400
+    dummy = (rng.random(n) < 0.2).astype(float)
+    z = rng.normal(size=n)
+    grp = rng.integers(0, 15, n)
+    eta = 0.8 * z + 0.5 * rng.normal(size=15)[grp]
+    y = np.where(dummy == 1, 1, (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int))
+    result = g.fit("y ~ d + z + (1 | g)", pd.DataFrame({"y": y, "d": dummy, "z": z, "g": grp}))
+    assert [w.category for w in result.warnings] == [g.SeparationWarning]
+    assert "quasi-complete separation" in result.warnings[0] and "for d;" in result.warnings[0]
+    se = result.bse
+    assert np.isnan(se["d"]) and np.isfinite(se["(Intercept)"]) and np.isfinite(se["z"])
+    assert 0.05 < se["z"] < 0.5

@@ -5,19 +5,30 @@ Validation happens here and in design.py; the numerical modules assume valid inp
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
+import numpy as np
+
 from glmm_binomial import _blas
 from glmm_binomial.design import build_model
+from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning, SeparationWarning
 from glmm_binomial.distributed import fit_dask, is_dask_frame
 from glmm_binomial.estimates import FitOutput
-from glmm_binomial.laplace import fit_laplace
+from glmm_binomial.laplace import LaplaceObjective, fit_laplace
 from glmm_binomial.model import ModelData
+from glmm_binomial.optimize import OptimizerControl
 from glmm_binomial.pirls import PirlsControl
 from glmm_binomial.result import GLMMResult
+from glmm_binomial.scaling import check_in_user_units, choose_scaling, to_internal, to_user
+from glmm_binomial.validation import check_model, emit_fit_warnings
 
 METHODS = ("laplace", "agq", "vb")
+
+MAX_N_AGQ = 100
+"""Largest n_agq accepted (lme4 refuses nAGQ > 100; beyond it the rule's outer weights
+underflow and buy no accuracy)."""
 
 
 def fit(
@@ -50,7 +61,8 @@ def fit(
     blas_threads: threads BLAS may use during the fit (None: as configured; the default 1 is
     fastest for these small matrix products, see glmm_binomial._blas).
     data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit_dask, which
-    takes client= (a distributed.Client or scheduler address; None: the current client).
+    takes client= (a distributed.Client or scheduler address; None: the current client); it
+    fits on the user's columns as they are (no internal rescaling) and emits the same warnings.
     """
     if is_dask_frame(data):
         return fit_dask(
@@ -68,10 +80,12 @@ def fit(
         )
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
     model, design = build_model(formula, data, weights=weights, offset=offset)
+    check_model(model, method, design)
     with _blas.blas_threads(blas_threads):
         output = _estimate(
             model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
         )
+    emit_fit_warnings(output.warnings)
     return GLMMResult(model, output, design=design, conf_level=conf_level)
 
 
@@ -91,10 +105,12 @@ def fit_model(
     if not isinstance(model, ModelData):
         raise ValueError("model must be a ModelData")
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
+    check_model(model, method)
     with _blas.blas_threads(blas_threads):
         output = _estimate(
             model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
         )
+    emit_fit_warnings(output.warnings)
     return GLMMResult(model, output, conf_level=conf_level)
 
 
@@ -126,6 +142,11 @@ def _check_options(
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     if isinstance(n_agq, bool) or not isinstance(n_agq, int) or n_agq < 1:
         raise ValueError(f"n_agq must be a positive integer, got {n_agq!r}")
+    if n_agq > MAX_N_AGQ:
+        raise ValueError(
+            f"n_agq must be at most {MAX_N_AGQ} (as lme4's nAGQ), got {n_agq}; "
+            "10 to 25 points are ample for one random effect per group"
+        )
     if method != "agq" and n_agq != 1:
         raise ValueError("n_agq applies only to method='agq'")
     if not isinstance(conf_level, (int, float)) or not 0.0 < float(conf_level) < 1.0:
@@ -144,25 +165,87 @@ def _estimate(
     control: Any,
     pirls_control: PirlsControl | None,
 ) -> FitOutput:
+    """Fit by `method`; the result is never reported converged with a non-finite number.
+
+    "laplace" and "agq" are estimated on internally centred and scaled columns (see
+    glmm_binomial.scaling: the likelihood is equivariant under that change, so the estimates
+    map back exactly) and checked again in the user's units. "vb" is fitted on the user's
+    columns as they are: its priors are stated in those units, and rescaling a column would
+    change the prior, hence the model."""
     expected = "VariationalControl" if method == "vb" else "OptimizerControl"
     if control is not None and type(control).__name__ != expected:
         raise ValueError(f"control for method {method!r} must be a {expected}")
-    if method == "laplace":
-        return fit_laplace(model, control, pirls_control)
     if method not in available_methods():
         raise ValueError(
             f"method {method!r} is not available in this version; "
             f"available: {', '.join(available_methods())}"
         )
-    if method == "agq":
+    if method == "vb":
+        variational = importlib.import_module("glmm_binomial.variational")
+        result: FitOutput = variational.fit_vb(
+            model,
+            prior_fe_sd=float(prior_fe_sd),
+            prior_log_sd_sd=float(prior_log_sd_sd),
+            control=control,
+        )
+        return _require_finite(result)
+    control = control or OptimizerControl()
+    pirls_control = pirls_control or PirlsControl()
+    scaling = choose_scaling(model, control, centre_random=method == "laplace" or n_agq == 1)
+    internal = to_internal(model, scaling)
+    if method == "laplace":
+        output = fit_laplace(internal, control, pirls_control)
+    else:
         quadrature = importlib.import_module("glmm_binomial.quadrature")
-        result: FitOutput = quadrature.fit_agq(model, n_agq, control, pirls_control)
-        return result
-    variational = importlib.import_module("glmm_binomial.variational")
-    result = variational.fit_vb(
-        model,
-        prior_fe_sd=float(prior_fe_sd),
-        prior_log_sd_sd=float(prior_log_sd_sd),
-        control=control,
+        output = quadrature.fit_agq(internal, n_agq, control, pirls_control)
+    if not scaling.is_identity:
+        output = to_user(model, scaling, output)
+        if method == "laplace":
+            objective: Any = LaplaceObjective(model, pirls_control)
+        else:
+            objective = quadrature.AgqObjective(
+                model, n_agq, pirls_control, optimizer_control=control
+            )
+        output = check_in_user_units(output, objective.deviance_and_gradient, control)
+    return _require_finite(_without_redundant_convergence(output))
+
+
+def _without_redundant_convergence(output: FitOutput) -> FitOutput:
+    """A separated fit has no optimum to verify: its separation warning says why it is not
+    converged, and the optimizer's failed checks (a Hessian singular along the diverging
+    direction) would only repeat it in other words."""
+    categories = [getattr(w, "category", None) for w in output.warnings]
+    if SeparationWarning not in categories:
+        return output
+    kept = tuple(
+        w for w, c in zip(output.warnings, categories, strict=True) if c is not ConvergenceWarning
     )
-    return result
+    return dataclasses.replace(output, warnings=kept)
+
+
+def _require_finite(output: FitOutput) -> FitOutput:
+    """converged = False, with a ConvergenceWarning, when the log-likelihood, an estimate or a
+    fixed-effect standard error is not finite (theta_cov may hold NaN by design: parameters
+    held on the boundary have none)."""
+    if not output.converged:
+        return output
+    bad = [
+        name
+        for name, values in (
+            ("log-likelihood", np.asarray(output.loglik)),
+            ("theta", output.theta),
+            ("fixed effects", output.beta),
+            ("fixed-effect standard errors", np.diag(output.vcov_beta)),
+        )
+        if not np.all(np.isfinite(values))
+    ]
+    if not bad:
+        return output
+    message = f"the fit is not usable: non-finite {', '.join(bad)}"
+    summary = dataclasses.replace(output.opt_summary, converged=False, message=message)
+    return dataclasses.replace(
+        output,
+        converged=False,
+        opt_summary=summary,
+        warnings=(*output.warnings, FitWarning(message, ConvergenceWarning)),
+    )

@@ -42,7 +42,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from formulaic import model_matrix
 from numpy.typing import NDArray
 
 from glmm_binomial import _blas
@@ -52,15 +51,21 @@ from glmm_binomial.design import (
     _check_finite,
     _group_codes,
     _response,
+    aliased_columns,
+    rank_deficiency_warning,
 )
+from glmm_binomial.diagnostics import FitWarning, SeparationWarning
 from glmm_binomial.family import inverse_link, working_weights
 from glmm_binomial.formula import ParsedFormula, parse_formula, r_name
 from glmm_binomial.laplace import LaplaceObjective, conditional_effects, fit_output
 from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.newdata import _new_codes
 from glmm_binomial.optimize import OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import PirlsControl
 from glmm_binomial.result import GLMMResult
-from glmm_binomial.separation import detect_separation, looks_divergent
+from glmm_binomial.separation import large_coefficients, separation_report
+from glmm_binomial.transforms import FORMULA_CONTEXT, materialize
+from glmm_binomial.validation import check_model, emit_fit_warnings
 
 FloatArray = NDArray[np.float64]
 LOG = logging.getLogger(__name__)
@@ -100,6 +105,8 @@ class PartitionDesign:
     parsed: ParsedFormula
     fixed_spec: Any
     random_specs: tuple[Any, ...]  # formulaic ModelSpec per random term, None for (1 | g)
+    offset_specs: tuple[Any, ...]  # formulaic ModelSpec per offset(...) term of the formula
+    group_specs: tuple[RandomSpec, ...]  # the levels of the whole data set, per random term
     categories: dict[str, list[Any]]
     response_levels: tuple[Any, Any] | None
     weights: str | None
@@ -113,12 +120,12 @@ class PartitionDesign:
 
 @dataclass
 class PartitionState:
-    """One partition on its worker: its rows as ModelData, the level keys of each block (to
-    place its random effects among all levels) and the objective, which keeps its warm start
-    between evaluations."""
+    """One partition on its worker: its rows as ModelData, the position of each of its levels
+    among the levels of the whole data set (per block) and the objective, which keeps its warm
+    start between evaluations."""
 
     data: ModelData
-    keys: tuple[tuple[tuple[Any, ...], ...], ...]
+    keys: tuple[NDArray[np.intp], ...]
     objective: Any
 
     def __sizeof__(self) -> int:
@@ -166,26 +173,31 @@ def build_partition(part: pd.DataFrame, design: PartitionDesign) -> PartitionSta
     if not np.all(np.isfinite(o)):
         raise ValueError("offset must be finite")
     successes, trials = _response(design.parsed, frame, w)
-    try:
-        matrix = design.fixed_spec.get_model_matrix(frame, na_action="raise")
-    except Exception as exc:  # noqa: BLE001 - formulaic raises many types
-        raise ValueError(f"cannot build the fixed-effects design: {exc}") from None
-    fixed_names = [r_name(str(c)) for c in matrix.columns]
-    x = np.asarray(matrix, dtype=np.float64)
+    x, fixed_names = _matrix(design.fixed_spec, frame, "the fixed-effects design")
     _check_finite(x, fixed_names, "fixed-effects", frame.index)
+    for expr, spec in zip(design.parsed.offsets, design.offset_specs, strict=True):
+        values = _matrix(spec, frame, f"offset({expr})")[0][:, 0]
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"offset({expr}) is not finite")
+        o = o + values
     blocks, keys = [], []
-    for term, spec in zip(design.parsed.random, design.random_specs, strict=True):
+    for term, spec, group in zip(
+        design.parsed.random, design.random_specs, design.group_specs, strict=True
+    ):
         if spec is None:
             z, names = np.ones((len(frame), 1)), ["(Intercept)"]
         else:
-            zm = spec.get_model_matrix(frame, na_action="raise")
-            z, names = np.asarray(zm, dtype=np.float64), [r_name(str(c)) for c in zm.columns]
+            z, names = _matrix(spec, frame, f"random-effect term {term.text}")
         _check_finite(z, names, f"random-effect term {term.text}", frame.index)
-        found = _group_codes(frame, term.group)
-        codes, levels = found[0], found[1]
-        level_keys = _level_keys(frame, term.group, codes, len(levels))
+        codes, levels, _, _ = _group_codes(frame, term.group)
+        # Where each of this partition's levels sits among all levels (design.py's coding of
+        # the whole data set, matched as newdata.py matches new data).
+        where = np.empty(len(levels), dtype=np.intp)
+        where[codes] = _new_codes(group, frame)
+        if np.any(where < 0):
+            raise RuntimeError(f"a level of {term.text} was not seen by the learning pass")
         blocks.append(RandomBlock(":".join(term.group), tuple(names), codes, levels, z))
-        keys.append(level_keys)
+        keys.append(where)
     data = ModelData(successes, trials, x, o, tuple(fixed_names), tuple(blocks))
     objective = _objective(data, design)
     if isinstance(objective, LaplaceObjective):
@@ -193,33 +205,29 @@ def build_partition(part: pd.DataFrame, design: PartitionDesign) -> PartitionSta
     return PartitionState(data, tuple(keys), objective)
 
 
-def _level_keys(
-    frame: pd.DataFrame, group: tuple[str, ...], codes: NDArray[np.intp], n_levels: int
-) -> tuple[tuple[Any, ...], ...]:
-    """The grouping variables' values of each level (by code), to place the partition's levels
-    among the levels of the whole data set."""
-    # One row of each level (all rows of a level hold the same values).
-    row = np.zeros(n_levels, dtype=np.intp)
-    row[codes] = np.arange(len(codes), dtype=np.intp)
-    values = [frame[v].to_numpy(dtype=object)[row] for v in group]
-    return tuple(zip(*values, strict=True))
+def _matrix(spec: Any, frame: pd.DataFrame, what: str) -> tuple[FloatArray, list[str]]:
+    """A partition's matrix from the model spec learned on the client (transforms.py's
+    evaluation context, as the in-memory fit)."""
+    try:
+        matrix = spec.get_model_matrix(frame, na_action="raise", context=FORMULA_CONTEXT)
+    except Exception as exc:  # noqa: BLE001 - formulaic raises many types
+        raise ValueError(f"cannot build {what}: {exc}") from None
+    return np.asarray(matrix, dtype=np.float64), [r_name(str(c)) for c in matrix.columns]
 
 
-def _check_full_rank(r: FloatArray, names: Sequence[str]) -> None:
-    """Refuse a rank-deficient fixed-effects design, given the stacked R factors of its row
-    blocks (R'R = X'X; pivoted QR as design.py's check on X)."""
-    if r.shape[1] == 0:
-        return
-    _, factor, perm = scipy.linalg.qr(r, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(factor))
-    tol = diag[0] * max(r.shape) * np.finfo(float).eps if diag.size else 0.0
-    rank = int(np.sum(diag > tol))
-    if rank < r.shape[1]:
-        aliased = ", ".join(repr(names[j]) for j in perm[rank:])
-        raise ValueError(
-            f"fixed-effects design is rank deficient: {aliased} aliased with other columns; "
-            "remove them"
-        )
+def _keep_columns(state: PartitionState | None, kept: list[int], design: Any) -> Any:
+    """The partition without the aliased fixed-effect columns (a new objective on them)."""
+    if state is None:
+        return None
+    d = dataclasses.replace(
+        state.data,
+        x=np.ascontiguousarray(state.data.x[:, kept]),
+        fixed_names=tuple(state.data.fixed_names[j] for j in kept),
+    )
+    objective = _objective(d, design)
+    if isinstance(objective, LaplaceObjective):
+        d = objective.data
+    return PartitionState(d, state.keys, objective)
 
 
 def _objective(data: ModelData, design: PartitionDesign) -> Any:
@@ -268,6 +276,8 @@ def _evaluate(
                 float(np.sum(d.trials)),
                 np.max(np.abs(d.x), axis=0, initial=0.0),
                 np.sum(d.x, axis=0),
+                bool(np.all(d.trials == 1.0)),
+                [np.max(np.abs(b.z), axis=0, initial=0.0) for b in d.blocks],
             )
         else:
             raise ValueError(f"unknown evaluation {what!r}")
@@ -289,10 +299,14 @@ def _conditional_modes(
     return state.keys, ranef, ranef_cov
 
 
-def _design_arrays(state: PartitionState | None) -> tuple[FloatArray, ...] | None:
+def _design_arrays(state: PartitionState | None) -> tuple[Any, ...] | None:
+    """The partition's rows for the separation check: X, successes, trials and per block the
+    codes among all levels and Z."""
     if state is None:
         return None
-    return state.data.x, state.data.successes, state.data.trials
+    d = state.data
+    blocks = [(where[b.codes], b.z) for b, where in zip(d.blocks, state.keys, strict=True)]
+    return d.x, d.successes, d.trials, blocks
 
 
 # --- the client side --------------------------------------------------------------------------
@@ -320,6 +334,13 @@ class _Partitions:
         finally:
             del futures
         return [r for r in results if r is not None]
+
+    def keep_columns(self, kept: list[int], design: PartitionDesign) -> None:
+        """Drop aliased fixed-effect columns in every partition."""
+        old = self.states
+        # The old futures stay referenced by the new tasks (Dask recomputes from them on a
+        # lost worker); they are released with the new ones.
+        self.states = self.client.map(_keep_columns, old, kept=kept, design=design, pure=False)
 
     def evaluate(self, what: str, theta: FloatArray, beta: FloatArray) -> list[Any]:
         parts = self.gather(
@@ -418,23 +439,17 @@ def _nesting_plan(parsed: ParsedFormula) -> tuple[list[str], list[tuple[str, ...
 
 
 def _sorted_levels(values: Any) -> list[Any]:
-    """Levels in the order pandas.factorize(sort=True) gives them (as design.py codes them)."""
+    """Levels in the order pandas.factorize(sort=True) gives them (as formulaic codes a factor
+    column)."""
     return list(pd.factorize(pd.Series(values), sort=True)[1])
 
 
-def _group_keys(
-    group: tuple[str, ...], uniques: dict[str, list[Any]], combos: pd.DataFrame | None
-) -> tuple[tuple[object, ...], tuple[tuple[object, ...], ...]]:
-    """Levels and level keys of a grouping factor over the whole data set, ordered as
-    design._group_codes orders them on the same rows."""
-    if len(group) == 1:
-        labels = tuple(uniques[group[0]])
-        return labels, tuple((label,) for label in labels)
-    assert combos is not None
-    ranks = [pd.Index(uniques[v]).get_indexer(combos[v].to_numpy(dtype=object)) for v in group]
-    order = np.lexsort(tuple(reversed(ranks)))
-    keys = tuple(tuple(combos[v].to_numpy(dtype=object)[i] for v in group) for i in order.tolist())
-    return tuple(":".join(str(p) for p in k) for k in keys), keys
+def _group_spec(term: Any, spec: Any, combos: pd.DataFrame) -> RandomSpec:
+    """The levels of a grouping factor over the whole data set, from its distinct combinations
+    of values: design._group_codes on them gives the levels, level keys (R's as.character) and
+    order of the in-memory fit, since these depend only on the set of values present."""
+    _, levels, variable_keys, present = _group_codes(combos.reset_index(drop=True), term.group)
+    return RandomSpec(term, spec, levels, variable_keys, present)
 
 
 def _add_row_ids(frame: pd.DataFrame, partition_info: dict[str, Any] | None = None) -> Any:
@@ -451,23 +466,8 @@ def _is_factor(dtype: Any) -> bool:
 class DaskGLMMResult(GLMMResult):
     """GLMMResult of a fit to a Dask DataFrame. Its model holds the structure of the fit
     (names, levels, counts) but not the rows, which stay on the cluster: predict needs
-    newdata, a pandas DataFrame (NumPy array returned) or a Dask DataFrame (Dask Series)."""
-
-    _categories: dict[str, list[Any]]
-
-    def __init__(self, *args: Any, categories: dict[str, list[Any]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        object.__setattr__(self, "_categories", categories)
-
-    def _coded(self, frame: Any) -> Any:
-        """newdata with the factor columns coded with the levels of the fit (as in the fit)."""
-        if not isinstance(frame, pd.DataFrame):
-            return frame
-        out = frame.copy(deep=False)
-        for column, levels in self._categories.items():
-            if column in out.columns:
-                out[column] = pd.Categorical(out[column], categories=levels)
-        return out
+    newdata, a pandas DataFrame (as GLMMResult.predict: a Series indexed like it) or a Dask
+    DataFrame (a Dask Series, each partition predicted as a pandas DataFrame)."""
 
     def predict(
         self,
@@ -488,13 +488,12 @@ class DaskGLMMResult(GLMMResult):
 
             def one(part: pd.DataFrame) -> pd.Series:
                 o = None if offset is None else part[offset]
-                values: Any = []
-                if len(part):
-                    values = parent(self._coded(part), re=re, type=type, offset=o)
-                return pd.Series(values, index=part.index, dtype=np.float64)
+                if not len(part):
+                    return pd.Series([], index=part.index, dtype=np.float64, name=type)
+                return parent(part, re=re, type=type, offset=o)
 
-            return newdata.map_partitions(one, meta=pd.Series([], dtype=np.float64))
-        return super().predict(self._coded(newdata), re=re, type=type, offset=offset)
+            return newdata.map_partitions(one, meta=pd.Series([], dtype=np.float64, name=type))
+        return super().predict(newdata, re=re, type=type, offset=offset)
 
 
 @dataclass(frozen=True)
@@ -532,6 +531,10 @@ def fit_dask(
     npartitions: partitions after the shuffle on the outermost grouping factor (None: as many
     as data has). weights and offset must be column names. method "laplace" or "agq" (one
     grouping factor); every grouping factor must be nested in one outermost factor.
+    Unlike the in-memory fit, the model is estimated on the user's columns as they are (no
+    internal centring and scaling, glmm_binomial.scaling): badly scaled columns may take more
+    iterations. The fit's warnings are emitted (warnings.warn) as fit() emits them, and
+    validation.check_model's identifiability check is run (from counts gathered anyway).
     """
     dask, distributed = _import_dask()
     if not isinstance(formula, str):
@@ -574,7 +577,7 @@ def fit_dask(
     try:
         # Task-based shuffles: deterministic, and cheap at the sizes of the learning pass.
         with dask.config.set({"dataframe.shuffle.method": "tasks"}):
-            return _fit(
+            result = _fit(
                 dask,
                 client,
                 formula,
@@ -595,6 +598,8 @@ def fit_dask(
     finally:
         if own_client:
             client.close()
+    emit_fit_warnings(result.warnings)
+    return result
 
 
 def _fit(
@@ -639,10 +644,10 @@ def _fit(
 
     # 1. The learning pass: one task per partition, combined on the client.
     complete = data[used].dropna()
-    value_vars = list(dict.fromkeys([*group_vars, *factor_vars]))
+    value_vars = list(factor_vars)
     if simple_factor_response:
         value_vars.append(response.successes)
-    combos = [term.group for term in parsed.random if len(term.group) > 1]
+    combos = list(dict.fromkeys(term.group for term in parsed.random))
     nesting = [(c, g) for c in candidates for g in to_check if c not in g]
     summarize = dask.delayed(_summarize, pure=True)
     started = time.perf_counter()
@@ -660,12 +665,9 @@ def _fit(
     if partition_var is None:
         names = ", ".join("(... | " + ":".join(g) + ")" for g in to_check)
         raise _not_decomposable(f"the grouping factors {names} are crossed, not nested")
-    uniques = {v: _sorted_levels(learned[f"unique:{v}"]) for v in [*group_vars, *factor_vars]}
-    categories = {}
-    for v in factor_vars:
-        dtype = dtypes[v]
-        known = isinstance(dtype, pd.CategoricalDtype) and dtype.categories is not None
-        categories[v] = list(dtype.categories) if known else uniques[v]
+    uniques = {v: _sorted_levels(learned[f"unique:{v}"]) for v in factor_vars}
+    # The levels present, in category order for a categorical (R's droplevels), else sorted.
+    categories = {v: uniques[v] for v in factor_vars}
     response_levels = None
     if simple_factor_response:
         dtype = dtypes[response.successes]
@@ -691,6 +693,8 @@ def _fit(
         parsed,
         None,
         (),
+        (),
+        (),
         categories,
         response_levels,
         weights,
@@ -703,21 +707,27 @@ def _fit(
     )
     coded = _with_categories(sample, proto)
     fixed_spec = _spec(parsed.fixed, coded, "fixed-effects term")
+    offset_specs = tuple(_spec(f"0 + {expr}", coded, f"offset({expr})") for expr in parsed.offsets)
     random_specs = tuple(
         None if term.expr == "1" else _spec(term.expr, coded, f"random-effect term {term.text}")
         for term in parsed.random
     )
-    design = dataclasses.replace(proto, fixed_spec=fixed_spec, random_specs=random_specs)
-    group_levels: list[tuple[tuple[object, ...], tuple[tuple[object, ...], ...]]] = []
-    for term in parsed.random:
-        combo_frame = learned.get(f"combos:{term.group}")
-        group_labels, keys = _group_keys(term.group, uniques, combo_frame)
-        if len(group_labels) < 2:
+    group_specs = []
+    for term, spec in zip(parsed.random, random_specs, strict=True):
+        group = _group_spec(term, spec, learned[f"combos:{term.group}"])
+        if len(group.levels) < 2:
             raise ValueError(
                 f"grouping factor '{':'.join(term.group)}' in {term.text} has a single level; "
                 "a random effect needs at least two groups"
             )
-        group_levels.append((group_labels, keys))
+        group_specs.append(group)
+    design = dataclasses.replace(
+        proto,
+        fixed_spec=fixed_spec,
+        random_specs=random_specs,
+        offset_specs=offset_specs,
+        group_specs=tuple(group_specs),
+    )
 
     # 2. Shuffle once on the partitioning factor; each partition becomes a ModelData and an
     # objective on its worker.
@@ -737,13 +747,13 @@ def _fit(
             partitions,
             parsed,
             design,
-            group_levels,
             n_rows=int(learned["rows"]),
             n_complete=n_complete,
             conf_level=conf_level,
             started=started,
         )
     finally:
+        client.cancel(partitions.states)
         client.cancel(states)
 
 
@@ -799,10 +809,7 @@ def _columns(data: Any) -> list[str]:
 
 
 def _spec(expr: str, frame: pd.DataFrame, what: str) -> Any:
-    try:
-        spec = model_matrix(expr, frame, na_action="ignore").model_spec
-    except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
-        raise ValueError(f"cannot build {what} '{expr}': {exc}") from None
+    spec = materialize(expr, frame, what)[2]
     if getattr(spec, "transform_state", None):
         raise ValueError(
             f"{what} '{expr}' uses a transform that learns from the data "
@@ -812,26 +819,50 @@ def _spec(expr: str, frame: pd.DataFrame, what: str) -> Any:
     return spec
 
 
-def _glm_start(
-    partitions: _Partitions, n_fixed: int, names: Sequence[str], control: OptimizerControl
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """optimize.glm_start on partition sums: beta of the fixed-effects-only logistic regression,
-    its information X'WX and the largest |x| of each column. Also checks the rank of X (by
-    the R factors of the partitions' QR decompositions)."""
-    zero = np.zeros(n_fixed)
+@dataclass
+class _Start:
+    """What the first passes over the partitions found: the GLM start, its information, the
+    fixed-effect columns kept (aliased ones dropped), the largest |x| of each kept column and
+    |z| of each block's columns, and whether every row is one Bernoulli trial."""
+
+    beta: FloatArray
+    info: FloatArray
+    kept: list[int]
+    largest: FloatArray
+    z_spread: list[FloatArray]
+    bernoulli: bool
+
+
+def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence[str]) -> _Start:
+    """optimize.glm_start on partition sums: beta of the fixed-effects-only logistic regression
+    and its information X'WX. Aliased columns of X are found as design.aliased_columns finds
+    them, on the stacked R factors of the partitions' QR decompositions (R'R = X'X: the same
+    column norms and unpivoted R diagonal), and dropped from every partition."""
+    control = design.control
+    n_all = len(names)
+    zero = np.zeros(n_all)
     start = partitions.evaluate("glm_start", zero, zero)
     r = np.vstack([part[0] for part in start])
-    _check_full_rank(r, names)
-    xo = sum((part[1] for part in start), np.zeros(n_fixed))
+    dropped = set(aliased_columns(r))
+    kept = [j for j in range(n_all) if j not in dropped]
+    if dropped:
+        partitions.keep_columns(kept, design)
+    n_fixed = len(kept)
+    r = r[:, kept]
+    xo = sum((part[1] for part in start), np.zeros(n_all))[kept]
     k = sum(part[2] for part in start)
     m = sum(part[3] for part in start)
-    largest = np.max(np.vstack([part[4] for part in start]), axis=0)
+    largest = np.max(np.vstack([part[4] for part in start]), axis=0)[kept]
+    column_sums = sum((part[5] for part in start), np.zeros(n_all))[kept]
+    bernoulli = all(part[6] for part in start)
+    z_spread = [
+        np.max(np.vstack([part[7][t] for part in start]), axis=0) for t in range(len(start[0][7]))
+    ]
     rate = (k + 0.5) / (m + 1.0)
     # lstsq(X, logit(rate) - offset) by the normal equations with X'X = R'R.
     xtx = r.T @ r
     beta = np.zeros(n_fixed)
     try:
-        column_sums = sum((part[5] for part in start), np.zeros(n_fixed))
         target = column_sums * np.log(rate / (1.0 - rate)) - xo
         beta = scipy.linalg.cho_solve(scipy.linalg.cho_factor(xtx), target)
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
@@ -851,14 +882,87 @@ def _glm_start(
             break
     if not np.all(np.isfinite(beta)):
         beta, info = np.zeros(n_fixed), np.eye(n_fixed)
-    return beta, info, largest
+    return _Start(beta, info, kept, largest, z_spread, bernoulli)
+
+
+def _check_identifiable(
+    start: _Start, blocks: Sequence[RandomBlock], n_complete: int, method: str, info: DesignInfo
+) -> None:
+    """validation.check_model (lme4's check.nobs.vs.nlev), run only when it can fail (every row
+    one Bernoulli trial and no more rows than the random effects of some block): then on
+    stand-in rows with every level used, as every level of a Dask fit is."""
+    if not start.bernoulli or all(n_complete > b.n_levels * b.k for b in blocks):
+        return
+    n = n_complete
+    stand_in = ModelData(
+        np.zeros(n),
+        np.ones(n),
+        np.zeros((n, 0)),
+        np.zeros(n),
+        (),
+        tuple(
+            dataclasses.replace(
+                b, codes=np.arange(n, dtype=np.intp) % b.n_levels, z=np.zeros((n, b.k))
+            )
+            for b in blocks
+        ),
+        log_binomial_constant=0.0,
+    )
+    check_model(stand_in, method, info)
+
+
+def _separation(
+    partitions: _Partitions,
+    surrogate: ModelData,
+    start: _Start,
+    theta: FloatArray,
+    beta: FloatArray,
+    n_complete: int,
+    limit: float,
+) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
+    """separation.separation_report on the rows gathered to the client, run only when its
+    screens (|beta| x max |x|, SD x max |z|) fire and the rows are few enough to gather;
+    beyond, a warning that the exact check was not run."""
+    large = large_coefficients(start.largest[None, :], beta, limit)
+    runaway = False
+    for lam, spread in zip(surrogate.lambdas(theta), start.z_spread, strict=True):
+        sd = np.sqrt(np.sum(lam * lam, axis=1))
+        runaway = runaway or bool(np.any(sd * spread > limit))
+    if not large and not runaway:
+        return (), ()
+    width = surrogate.n_fixed + sum(b.k for b in surrogate.blocks)
+    if n_complete * width > SEPARATION_GATHER_LIMIT:
+        message = (
+            f"possible separation: some estimate moves the log-odds by more than {limit:g} "
+            "across its column; the data are too large to gather for the exact check (fit in "
+            "memory to run it)"
+        )
+        return (FitWarning(message, SeparationWarning),), large
+    arrays = partitions.gather(_design_arrays)
+    blocks = tuple(
+        dataclasses.replace(
+            block,
+            codes=np.concatenate([a[3][t][0] for a in arrays]),
+            z=np.vstack([a[3][t][1] for a in arrays]),
+        )
+        for t, block in enumerate(surrogate.blocks)
+    )
+    rows = ModelData(
+        np.concatenate([a[1] for a in arrays]),
+        np.concatenate([a[2] for a in arrays]),
+        np.vstack([a[0] for a in arrays]),
+        np.zeros(n_complete),
+        surrogate.fixed_names,
+        blocks,
+        log_binomial_constant=0.0,
+    )
+    return separation_report(rows, beta, theta, limit)
 
 
 def _optimize(
     partitions: _Partitions,
     parsed: ParsedFormula,
     design: PartitionDesign,
-    group_levels: list[tuple[tuple[object, ...], tuple[tuple[object, ...], ...]]],
     *,
     n_rows: int,
     n_complete: int,
@@ -870,33 +974,53 @@ def _optimize(
     first = partitions.gather(_structure)
     if not first:
         raise ValueError("data has no complete rows")
-    fixed_names, block_terms, log_constant = first[0][0], first[0][1], sum(f[2] for f in first)
+    all_names, block_terms, log_constant = first[0][0], first[0][1], sum(f[2] for f in first)
+    start = _glm_start(partitions, design, all_names)
+    fixed_names = tuple(all_names[j] for j in start.kept)
+    dropped_names = [name for name in all_names if name not in fixed_names]
+    design_warnings: tuple[FitWarning, ...] = ()
+    if dropped_names:
+        design_warnings = (rank_deficiency_warning(dropped_names),)
     n_fixed = len(fixed_names)
     blocks = tuple(
         RandomBlock(
             ":".join(term.group),
             terms,
             np.zeros(0, dtype=np.intp),
-            levels,
+            group.levels,
             np.zeros((0, len(terms))),
         )
-        for term, terms, (levels, _) in zip(parsed.random, block_terms, group_levels, strict=True)
+        for term, terms, group in zip(parsed.random, block_terms, design.group_specs, strict=True)
     )
+    info = DesignInfo(
+        formula=parsed,
+        fixed_spec=design.fixed_spec,
+        random_specs=design.group_specs,
+        n_dropped=n_rows - n_complete,
+        response_name=parsed.response.successes,
+        offset_specs=design.offset_specs,
+        offset_source="none" if design.offset is None else "column",
+        offset_column=design.offset,
+        kept_columns=tuple(start.kept),
+        dropped_columns=tuple(dropped_names),
+        warnings=design_warnings,
+    )
+    _check_identifiable(start, blocks, n_complete, method, info)
     surrogate = ModelData(
         np.zeros(0),
         np.zeros(0),
         np.zeros((0, n_fixed)),
         np.zeros(0),
-        tuple(fixed_names),
+        fixed_names,
         blocks,
         log_binomial_constant=0.0,
     )
-    beta0, glm_info, largest = _glm_start(partitions, n_fixed, fixed_names, control)
     LOG.info("shuffle, partition models and GLM start: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
     if method == "laplace":
         information = partitions.fixed_information
     else:
+        glm_info = start.info
 
         def information(theta: FloatArray, beta: FloatArray) -> FloatArray:
             return glm_info + 1e-12 * np.eye(n_fixed)  # as glm_start's factor
@@ -907,7 +1031,7 @@ def _optimize(
         control,
         partitions.counters,
         method,
-        beta0=beta0,
+        beta0=start.beta,
         fixed_information=information,
     )
     label = "Laplace approximation"
@@ -929,23 +1053,14 @@ def _optimize(
         k = block.k
         modes = np.full((block.n_levels, k), np.nan)
         covs = np.full((block.n_levels, k, k), np.nan)
-        index = pd.MultiIndex.from_tuples(group_levels[t][1])
-        for keys, part_modes, part_covs in pieces:
-            where = index.get_indexer(pd.MultiIndex.from_tuples(keys[t]))
-            modes[where] = part_modes[t]
-            covs[where] = part_covs[t]
+        for where, part_modes, part_covs in pieces:
+            modes[where[t]] = part_modes[t]
+            covs[where[t]] = part_covs[t]
         ranef.append(modes)
         ranef_cov.append(covs)
-
-    separation = None
-    if looks_divergent(largest[None, :], beta, control.separation_screen):
-        if n_complete * n_fixed <= SEPARATION_GATHER_LIMIT:
-            arrays = partitions.gather(_design_arrays)
-            separation = detect_separation(
-                np.vstack([a[0] for a in arrays]),
-                np.concatenate([a[1] for a in arrays]),
-                np.concatenate([a[2] for a in arrays]),
-            )
+    separation = _separation(
+        partitions, surrogate, start, theta, beta, n_complete, control.separation_screen
+    )
     LOG.info("conditional modes and checks: %.1f s", time.perf_counter() - started)
     output = fit_output(
         surrogate,
@@ -958,47 +1073,17 @@ def _optimize(
         separation,
         design.n_agq,
     )
-    if separation is None and looks_divergent(largest[None, :], beta, control.separation_screen):
-        from glmm_binomial.diagnostics import FitWarning, SeparationWarning
-
-        output = dataclasses.replace(
-            output,
-            converged=False,
-            warnings=(
-                *output.warnings,
-                FitWarning(
-                    "possible separation: some |estimate| x max |x| exceeds "
-                    f"{control.separation_screen:g}; the data are too large to gather for the "
-                    "exact check (fit in memory to run it)",
-                    SeparationWarning,
-                ),
-            ),
-        )
     model = ClusterModelData(
         np.zeros(0),
         np.zeros(0),
         np.zeros((0, n_fixed)),
         np.zeros(0),
-        tuple(fixed_names),
+        fixed_names,
         blocks,
         log_binomial_constant=log_constant,
         rows=n_complete,
     )
-    info = DesignInfo(
-        formula=parsed,
-        fixed_spec=design.fixed_spec,
-        random_specs=tuple(
-            RandomSpec(term, spec, levels, keys)
-            for term, spec, (levels, keys) in zip(
-                parsed.random, design.random_specs, group_levels, strict=True
-            )
-        ),
-        n_dropped=n_rows - n_complete,
-        response_name=parsed.response.successes,
-    )
-    return DaskGLMMResult(
-        model, output, design=info, conf_level=conf_level, categories=design.categories
-    )
+    return DaskGLMMResult(model, output, design=info, conf_level=conf_level)
 
 
 def _structure(

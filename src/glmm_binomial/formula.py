@@ -11,7 +11,11 @@ lme4 semantics implemented here:
 * uncorrelated bars ``(1 + x || g)``, expanded into ``(1 | g) + (0 + x | g)``, one term per
   column expression of the left side;
 * nested grouping ``(1 | a/b)``, expanded into ``(1 | a) + (1 | a:b)``;
-* R's power inside ``I(...)``: ``I(age^2)`` becomes ``I(age**2)``.
+* R's power inside ``I(...)``: ``I(age^2)`` becomes ``I(age**2)``;
+* ``offset(expr)`` terms of the right-hand side, returned apart (``ParsedFormula.offsets``);
+* R's ``a %in% b`` (the interaction ``a:b``, with no main effect of ``b``);
+* R-style dotted column names (``age.c``) without backticks: a dotted name that is not called
+  as a function is a column name, as in R.
 
 Text returned by the parser is in one canonical spacing (R's deparse style: spaces around
 ``~``, ``|``, ``+``, ``-``, ``*``, none around ``:``, ``/``, ``^``, ``**``), so formulas that
@@ -28,7 +32,16 @@ from typing import Literal
 
 from formulaic import Formula
 
-__all__ = ["ParsedFormula", "RandomTerm", "ResponseSpec", "parse_formula", "r_name"]
+__all__ = [
+    "ParsedFormula",
+    "RandomTerm",
+    "ResponseSpec",
+    "clean_message",
+    "expression_variables",
+    "parse_formula",
+    "python_source",
+    "r_name",
+]
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,8 @@ class ParsedFormula:
 
     ``fixed`` is the formulaic right-hand side of the fixed part (``"1"`` when only bars were
     given); ``random`` holds the expanded random-effect terms in formula order; ``variables``
-    lists every data column the formula uses, sorted.
+    lists every data column the formula uses, sorted; ``offsets`` holds the formulaic text of the
+    argument of each ``offset(...)`` term, added to the linear predictor.
     """
 
     text: str
@@ -73,6 +87,7 @@ class ParsedFormula:
     fixed: str
     random: tuple[RandomTerm, ...]
     variables: tuple[str, ...]
+    offsets: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +137,45 @@ def _tokenize(text: str, offset: int = 0) -> list[_Token]:
             tokens.append(_Token(kind, match.group(), offset + position))
         position = match.end()
     return tokens
+
+
+_MODULE_PREFIXES = {"np", "numpy", "math", "contr"}  # contr.sum etc. are formulaic's
+_R_LITERALS = {"TRUE": "True", "FALSE": "False"}
+
+
+def _r_tokens(tokens: list[_Token]) -> list[_Token]:
+    """R spellings formulaic does not read: ``a %in% b`` -> ``a:b``; ``TRUE``/``FALSE`` ->
+    ``True``/``False`` (``poly(x, 2, raw = TRUE)``); a dotted name that is not called
+    (``age.c``) -> the backticked column name `` `age.c` ``, as R reads it."""
+    out: list[_Token] = []
+    for index, token in enumerate(tokens):
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if token.kind == "special" and token.text == "%in%":
+            out.append(_Token("op", ":", token.start))
+        elif token.kind == "name" and token.text in _R_LITERALS:
+            out.append(_Token("name", _R_LITERALS[token.text], token.start))
+        elif (
+            token.kind == "name"
+            and "." in token.text
+            and (following is None or following.text != "(")
+            and token.text.split(".")[0] not in _MODULE_PREFIXES
+        ):
+            out.append(_Token("backtick", f"`{token.text}`", token.start))
+        else:
+            out.append(token)
+    return out
+
+
+def _check_adjacent(text: str, tokens: list[_Token]) -> None:
+    """Two operands with no operator between them: most often a column name with a space."""
+    for previous, token in zip(tokens[:-1], tokens[1:], strict=True):
+        if _is_operand_end(previous) and token.kind in {"name", "number", "backtick", "string"}:
+            pair = text[previous.start : token.start + len(token.text)]
+            raise ValueError(
+                f"cannot parse formula: no operator between {previous.text!r} and "
+                f"{token.text!r} in {pair!r}; write a column name with spaces or symbols in "
+                f"backticks, as in `{pair}`"
+            )
 
 
 def _excerpt(text: str, position: int, width: int = 30) -> str:
@@ -234,16 +288,6 @@ def _translate_power(tokens: list[_Token]) -> list[_Token]:
     return result
 
 
-def _called_names(tokens: list[_Token]) -> set[str]:
-    """Names used as functions (a name directly followed by ``(``), e.g. ``I``, ``np.log``."""
-    called: set[str] = set()
-    for token, following in zip(tokens[:-1], tokens[1:], strict=True):
-        if token.kind == "name" and following.text == "(":
-            called.add(token.text)
-            called.add(token.text.split(".")[0])
-    return called
-
-
 # --------------------------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------------------------
@@ -261,6 +305,7 @@ def parse_formula(text: str) -> ParsedFormula:
         raise TypeError(f"formula must be a string, not {type(text).__name__}")
     tokens = _tokenize(text)
     _check_balance(text, tokens)
+    tokens = _r_tokens(tokens)
 
     sides = _split_top(tokens, {"~"})
     if len(sides) == 1:
@@ -272,6 +317,7 @@ def parse_formula(text: str) -> ParsedFormula:
             f"formula has more than one '~': {text!r} (second at {text[second.start :]!r})"
         )
     left, right = sides[0][1], sides[1][1]
+    _check_adjacent(text, tokens)
     if not left:
         raise ValueError(f"formula has an empty response (left of '~'): {text!r}")
     if not right:
@@ -279,15 +325,42 @@ def parse_formula(text: str) -> ParsedFormula:
 
     response = _parse_response(text, left)
     fixed_pieces, random_terms = _parse_rhs(text, right)
+    fixed_pieces, offsets = _split_offsets(text, fixed_pieces)
     fixed = _render_sum(fixed_pieces) if fixed_pieces else "1"
-    variables = _collect_variables(text, left, fixed, random_terms)
+    variables = _collect_variables(text, left, fixed, random_terms, offsets)
     return ParsedFormula(
         text=text,
         response=response,
         fixed=fixed,
         random=tuple(random_terms),
         variables=variables,
+        offsets=offsets,
     )
+
+
+def _split_offsets(
+    text: str, pieces: list[tuple[str, list[_Token]]]
+) -> tuple[list[tuple[str, list[_Token]]], tuple[str, ...]]:
+    """Take ``offset(expr)`` terms out of the fixed part (R adds them to the linear predictor)."""
+    kept: list[tuple[str, list[_Token]]] = []
+    offsets: list[str] = []
+    for sign, piece in pieces:
+        if (
+            len(piece) >= 3
+            and piece[0].kind == "name"
+            and piece[0].text == "offset"
+            and piece[1].text == "("
+            and _matching(piece, 1) == len(piece) - 1
+        ):
+            if sign == "-" or len(piece) == 3:
+                raise ValueError(
+                    f"offset term must be added with '+' and name an expression, as in "
+                    f"'+ offset(log(n))': {_source(text, piece)!r}"
+                )
+            offsets.append(_render(_translate_power(piece[2:-1])))
+        else:
+            kept.append((sign, piece))
+    return kept, tuple(offsets)
 
 
 def _parse_response(text: str, tokens: list[_Token]) -> ResponseSpec:
@@ -421,7 +494,9 @@ def _has_no_terms(expr: str) -> bool:
     try:
         return len(list(Formula(expr))) == 0
     except Exception as error:  # formulaic raises several exception types
-        raise ValueError(f"cannot parse random-effect expression {expr!r}: {error}") from error
+        raise ValueError(
+            f"cannot parse random-effect expression {expr!r}: {clean_message(error)}"
+        ) from None
 
 
 def _group_text(group: tuple[str, ...]) -> str:
@@ -460,7 +535,9 @@ def _expand_uncorrelated(tokens: list[_Token]) -> list[str]:
     try:
         formula = Formula(rendered)
     except Exception as error:  # formulaic raises several exception types
-        raise ValueError(f"cannot parse random-effect expression {rendered!r}: {error}") from error
+        raise ValueError(
+            f"cannot parse random-effect expression {rendered!r}: {clean_message(error)}"
+        ) from None
     exprs: list[str] = []
     for term in formula:
         if str(term) == "1":
@@ -481,27 +558,74 @@ def _quote_factor(expr: str) -> str:
 
 
 def _collect_variables(
-    text: str, response: list[_Token], fixed: str, random: list[RandomTerm]
+    text: str,
+    response: list[_Token],
+    fixed: str,
+    random: list[RandomTerm],
+    offsets: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     variables: set[str] = set()
     variables |= _response_variables(text, response)
-    for expression in [fixed, *(term.expr for term in random)]:
+    for expression in [fixed, *(term.expr for term in random), *offsets]:
         variables |= _formula_variables(expression)
     for term in random:
         variables |= set(term.group)
     return tuple(sorted(variables))
 
 
+_CONSTANTS = {"True", "False", "None", "pi", "inf", "nan"}
+
+
 def _formula_variables(expression: str) -> set[str]:
+    """Data columns an expression reads: names neither called (``log``), nor keyword arguments
+    (``df`` in ``bs(x, df = 3)``), nor constants; backticked names as written. (formulaic's
+    ``required_variables`` misses the arguments of stateful transforms such as ``scale(age)``.)"""
     try:
-        required = {str(name) for name in Formula(expression).required_variables}
+        Formula(expression)
     except Exception as error:  # formulaic raises several exception types
-        raise ValueError(f"cannot parse formula part {expression!r}: {error}") from error
-    return required - _called_names(_tokenize(expression))
+        raise ValueError(
+            f"cannot parse formula part {expression!r}: {clean_message(error)}"
+        ) from None
+    return expression_variables(expression)
 
 
-def _response_variables(text: str, tokens: list[_Token]) -> set[str]:
-    """Data columns named in the response, found with Python's ``ast``."""
+def expression_variables(expression: str) -> set[str]:
+    """Column names read by a formula or Python expression (see ``_formula_variables``)."""
+    tokens = _tokenize(expression)
+    names: set[str] = set()
+    for index, token in enumerate(tokens):
+        following = tokens[index + 1].text if index + 1 < len(tokens) else None
+        previous = tokens[index - 1].text if index > 0 else None
+        if token.kind == "backtick":
+            names.add(token.text[1:-1])
+        elif (
+            token.kind == "name"
+            and following not in {"(", "="}
+            and previous != "."
+            and token.text not in _CONSTANTS
+            and token.text.split(".")[0] not in _MODULE_PREFIXES
+        ):
+            names.add(token.text)
+    return names
+
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def clean_message(error: BaseException | str) -> str:
+    """An error message from formulaic without its terminal colour codes and markers."""
+    text = _ANSI_RE.sub("", str(error))
+    return text.replace("⧛", "").replace("⧚", "").strip()
+
+
+def python_source(expression: str) -> tuple[str, dict[str, str]]:
+    """``expression`` (formula text, R's ``^`` inside ``I()`` already translated) as Python
+    source in which each backticked column name is a placeholder identifier; with the map from
+    placeholders to column names."""
+    return _python_source(_tokenize(expression))
+
+
+def _python_source(tokens: list[_Token]) -> tuple[str, dict[str, str]]:
     placeholders: dict[str, str] = {}
     pieces: list[_Token] = []
     for token in _translate_power(tokens):
@@ -511,7 +635,12 @@ def _response_variables(text: str, tokens: list[_Token]) -> set[str]:
             pieces.append(_Token("name", name, token.start))
         else:
             pieces.append(token)
-    source = _render(pieces)
+    return _render(pieces), placeholders
+
+
+def _response_variables(text: str, tokens: list[_Token]) -> set[str]:
+    """Data columns named in the response, found with Python's ``ast``."""
+    source, placeholders = _python_source(tokens)
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
@@ -569,6 +698,12 @@ def _r_factor_name(part: str) -> str:
     match = _LEVEL_RE.match(part)
     if match is not None and _balanced(match.group("base")):
         part, level = match.group("base"), match.group("level")
+    if "(" in part:
+        # R's deparse spacing of keyword arguments, as in R's names: bs(x, df=3) -> bs(x, df = 3).
+        part = re.sub(r"(?<=[\w)\]])=(?![=])", " = ", part)
+        part = re.sub(r"\b(True|False)\b", lambda m: m.group(1).upper(), part)
+        if level.isdigit() and re.match(r"poly\(.*raw = TRUE", part):
+            level = str(int(level) + 1)  # formulaic numbers raw powers from 0, R from 1
     part = re.sub(r"\s*\*\*\s*", "^", part)
     return part + level
 

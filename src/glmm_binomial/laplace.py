@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.covariance import kept_rows, spread_covariance
 from glmm_binomial.diagnostics import (
     BoundaryWarning,
     ConvergenceWarning,
     FitWarning,
-    SeparationWarning,
 )
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.factor import Structure, row_dot
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import Estimates, OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import Mode, PirlsControl, find_mode
-from glmm_binomial.separation import Separation, detect_separation, looks_divergent
+from glmm_binomial.separation import separation_report
 
 FloatArray = NDArray[np.float64]
 
@@ -278,9 +278,7 @@ def finish_fit(
     theta, beta = estimates.theta, estimates.beta
     mode = objective.mode(theta, beta)
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
-    separation = None
-    if looks_divergent(data.x, beta, control.separation_screen):
-        separation = detect_separation(data.x, data.successes, data.trials)
+    separation = separation_report(data, beta, theta, control.separation_screen)
     return fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
     )
@@ -294,31 +292,40 @@ def fit_output(
     loglik_label: str,
     ranef: tuple[FloatArray, ...],
     ranef_cov: tuple[FloatArray, ...],
-    separation: Separation | None,
+    separation: tuple[tuple[FitWarning, ...], tuple[int, ...]],
     n_agq: int = 1,
 ) -> FitOutput:
     """FitOutput from the optimum: covariances from the Hessian, the boundary check and the
-    warnings. data is used only for its structure (names, theta layout); separation is the
-    result of detect_separation when the screen flagged the estimates (None otherwise)."""
+    warnings. data is used only for its structure (names, theta layout); separation is
+    separation.separation_report's (warnings, fixed-effect columns with no finite estimate)."""
     theta, beta = estimates.theta, estimates.beta
     n_theta = data.n_theta
     lower = data.theta_lower_bounds()
     at_boundary = np.isfinite(lower) & (theta < control.boundary_tol)
     singular = bool(np.any(at_boundary))
-    vcov_beta, theta_cov = covariance_from_hessian(estimates.hessian, n_theta, at_boundary)
     warnings: list[FitWarning] = []
     converged = estimates.summary.converged
-    if separation is not None and separation.coefficients:
-        kind = "complete" if separation.complete else "quasi-complete"
-        names = ", ".join(data.fixed_names[j] for j in separation.coefficients)
+    separated, diverging = separation
+    if separated:
+        warnings.extend(separated)
+        converged = False
+    # Coefficients with no finite estimate get no standard error (NaN), and the others their
+    # covariance with those held fixed; NaN too where the curvature is not positive definite.
+    assert estimates.hessian is not None
+    rows, kept = kept_rows(n_theta, data.n_fixed, diverging)
+    vcov_kept, theta_cov = covariance_from_hessian(
+        estimates.hessian[np.ix_(rows, rows)], n_theta, at_boundary
+    )
+    vcov_beta, unavailable = spread_covariance(vcov_kept, kept, data.n_fixed)
+    if unavailable:
+        names = ", ".join(data.fixed_names[j] for j in unavailable)
         warnings.append(
             FitWarning(
-                f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
-                "the reported values are points on a diverging path, not estimates",
-                SeparationWarning,
+                "the curvature of the log-likelihood is not positive definite at the estimates: "
+                f"no standard error for {names}",
+                ConvergenceWarning,
             )
         )
-        converged = False
     if singular:
         warnings.append(
             FitWarning(

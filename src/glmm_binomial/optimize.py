@@ -4,11 +4,14 @@ The optimizer is L-BFGS-B with the exact gradient, in whitened coordinates so th
 scaled predictors (age and age^2) and variance parameters do not slow the quasi-Newton search
 (see minimize_deviance). A final Newton step on a
 finite-difference Hessian of the exact gradient polishes the optimum, and that Hessian gives
-the covariance of the estimates.
+the covariance of the estimates. converged is reported only when the end point passes
+optimum_check: finite deviance and gradient, the Hessian of the free parameters positive
+definite, and a Newton decrement below OptimizerControl.decrement_tol.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +45,19 @@ class OptimizerControl:
     glm_tol, glm_max_iter: the Newton iteration of the GLM start.
     separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), the fit is
         checked for separation of the response by the fixed-effects design.
+    decrement_tol: converged requires the Newton decrement g' H^{-1} g / 2 over the free
+        parameters (the deviance the quadratic model still expects to gain; invariant under
+        any linear change of parameters, so the same in the user's units as in the internal
+        ones) below this, and H there positive definite.
+    user_gradient_tol: after a fit on internally rescaled columns, converged also requires,
+        in the user's units, |dDeviance/dp_j| * SE(p_j) below this for every free parameter
+        (the deviance change of a one-standard-error move along p_j, exact gradient) and the
+        deviance there to match the internal one within deviance_match_tol (relative).
+    fixed_scale_limit, random_scale_limit: a column of X (of a random-effect block) whose
+        scale (standard deviation where it is centred, else root mean square) lies outside
+        [1 / limit, limit] is divided internally by that scale rounded to a power of two
+        (see glmm_binomial.scaling); fixed_center_limit, random_center_limit: a column that
+        may be centred (an intercept in X, in the block) is when |mean| > limit * SD.
     """
 
     ftol: float = 1e-13
@@ -56,6 +72,17 @@ class OptimizerControl:
     glm_tol: float = 1e-6
     separation_screen: float = 20.0
     glm_max_iter: int = 100
+    decrement_tol: float = 1e-6
+    user_gradient_tol: float = 1e-2
+    deviance_match_tol: float = 1e-8
+    fixed_scale_limit: float = 1e3
+    fixed_center_limit: float = 10.0
+    random_scale_limit: float = 4.0
+    random_center_limit: float = 3.0
+
+    def tolerances(self) -> dict[str, float | str]:
+        """Every field, as OptSummary.tolerances records them."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)
@@ -226,8 +253,14 @@ def minimize_deviance(
             break
         hessian_z = _fd_hessian(fun, z, grad, control.hessian_step, control.hessian_scheme)
     grad_norm = float(np.max(np.abs(grad[free]))) if np.any(free) else 0.0
-    if not converged and grad_norm < 1e-4:
-        converged, message = True, message + " (gradient small after Newton polish)"
+    # The end point, not L-BFGS-B's stopping rule, decides: a line search that gave up near
+    # the optimum is converged once the polish has verified it, and a "success" is not
+    # unless the point passes the checks.
+    failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
+    if failure:
+        converged, message = False, failure
+    elif not converged:
+        converged, message = True, message + " (optimum verified after the Newton polish)"
 
     theta, beta = natural(z)
     # A polish step cannot flip a sign (it is short), but keep the reported theta canonical.
@@ -253,23 +286,41 @@ def minimize_deviance(
         pirls_failures=int(getattr(counts, "pirls_failures", 0)),
         final_gradient_norm=grad_norm,
         newton_polish=polished,
-        tolerances={
-            "ftol": control.ftol,
-            "gtol": control.gtol,
-            "max_iter": control.max_iter,
-            "theta_scale_step": control.theta_scale_step,
-            "hessian_step": control.hessian_step,
-            "hessian_scheme": control.hessian_scheme,
-            "polish_step_tol": control.polish_step_tol,
-            "polish_max_steps": control.polish_max_steps,
-            "boundary_tol": control.boundary_tol,
-            "glm_tol": control.glm_tol,
-            "glm_max_iter": control.glm_max_iter,
-            "separation_screen": control.separation_screen,
-        },
+        tolerances=control.tolerances(),
         seconds=time.perf_counter() - started,
     )
     return Estimates(theta, beta, value, hessian, summary)
+
+
+def optimum_check(
+    value: float, grad: FloatArray, hessian: FloatArray, control: OptimizerControl
+) -> str:
+    """Why (value, grad, hessian) of the free parameters is not a verified minimum, or "".
+
+    Fails on a non-finite deviance or gradient, a Hessian that is not positive definite, and
+    a Newton decrement g' H^{-1} g / 2 (the deviance decrease a Newton step expects) above
+    control.decrement_tol."""
+    if not np.isfinite(value):
+        return f"the deviance is not finite ({value}) at the final point"
+    if not np.all(np.isfinite(grad)) or not np.all(np.isfinite(hessian)):
+        return "the gradient or Hessian is not finite at the final point"
+    if len(grad) == 0:
+        return ""
+    try:
+        chol = scipy.linalg.cho_factor(hessian)
+    except (scipy.linalg.LinAlgError, ValueError):
+        smallest = float(np.min(np.linalg.eigvalsh(hessian)))
+        return (
+            "the Hessian of the free parameters is not positive definite at the final point "
+            f"(smallest eigenvalue {smallest:.3g})"
+        )
+    decrement = 0.5 * float(grad @ scipy.linalg.cho_solve(chol, grad))
+    if not decrement <= control.decrement_tol:
+        return (
+            f"the gradient is not small relative to the curvature: Newton decrement "
+            f"{decrement:.3g} > decrement_tol {control.decrement_tol:g} (deviance units)"
+        )
+    return ""
 
 
 def canonical_theta(data: ModelData, theta: FloatArray) -> FloatArray:

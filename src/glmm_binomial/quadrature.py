@@ -22,8 +22,10 @@ rows are one grouping factor with a block-diagonal Lambda, e.g. ``(1 + x || g)``
   elimination of H, which has no fill-in for nested factors: each level's effect is adapted at its
   conditional mode and SD given the effects of its ancestors (the Gaussian conditional of the
   Laplace approximation), and each inner group's integral sits inside its outer group's
-  integral. Any depth D is handled; the cost per row is n_agq^D. The gradient is by central
-  differences (``QuadratureControl.gradient_step``, in whitened beta units).
+  integral. Any depth D is handled; the cost per row is n_agq^D. The gradient is exact
+  (derived in ``_NestedRule.gradient``: implicit differentiation through the mode, reverse mode
+  through the elimination); ``QuadratureControl(nested_gradient="differences")`` keeps the
+  central differences it replaced as a reference.
 * crossed grouping factors: ValueError (the integral does not factorize by groups).
 """
 
@@ -37,12 +39,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 import scipy.special
 from numpy.typing import NDArray
 
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.factor import Structure
-from glmm_binomial.family import inverse_link, loglik_kernel
+from glmm_binomial.family import inverse_link, logistic, loglik_kernel
 from glmm_binomial.laplace import Counters, LaplaceObjective, finish_fit
 from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.optimize import OptimizerControl, glm_start, minimize_deviance
@@ -59,12 +62,23 @@ class QuadratureControl:
     max_product_nodes: largest product rule n_agq^k used unconditionally for a k-vector
         effect; above it a Smolyak sparse grid of level n_agq (exact for polynomials of total
         degree 2 n_agq - 1) is used when it has fewer nodes than the product rule.
-    gradient_step: central-difference step of the nested-factor gradient, in units of theta and
-        of whitened beta (beta = beta_glm + T delta, T T' the inverse GLM information).
+    nested_gradient: gradient of the nested-factor deviance: "exact" (implicit differentiation
+        through the mode and the leaf-first elimination, one evaluation's cost) or
+        "differences" (central differences, 2 (n_theta + n_fixed) more evaluations; kept as a
+        reference for the exact one).
+    gradient_step: central-difference step of nested_gradient="differences", in units of theta
+        and of whitened beta (beta = beta_glm + T delta, T T' the inverse GLM information).
     """
 
     max_product_nodes: int = 4096
     gradient_step: float = 1e-4
+    nested_gradient: str = "exact"
+
+    def __post_init__(self) -> None:
+        if self.nested_gradient not in ("exact", "differences"):
+            raise ValueError(
+                f"nested_gradient must be 'exact' or 'differences', got {self.nested_gradient!r}"
+            )
 
 
 # --- Gauss-Hermite rules ---------------------------------------------------------------------
@@ -229,12 +243,35 @@ def _block_modes(structure: Structure, data: ModelData, mode: Mode) -> list[Floa
     return out
 
 
+def _pack_block_modes(
+    structure: Structure, data: ModelData, per_block: list[FloatArray]
+) -> tuple[FloatArray, FloatArray]:
+    """The inverse of _block_modes: per-block u_t (n_levels x k) into the factor's (u1, u2)."""
+    u1 = per_block[structure.first]
+    parts = [per_block[t].ravel() for t in structure.rest]
+    u2 = np.concatenate(parts) if parts else np.zeros(0)
+    return u1, u2
+
+
 def _group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
     """Column sums of `values` (n x c) within groups: (n_groups x c), one bincount."""
     cols = values.shape[1]
     flat = (codes[:, None] * cols + np.arange(cols)[None, :]).ravel()
     sums = np.bincount(flat, weights=values.ravel(), minlength=n_groups * cols)
     return np.asarray(sums, dtype=np.float64).reshape(n_groups, cols)
+
+
+def _indicator(codes: IntArray, n_groups: int) -> scipy.sparse.csr_matrix:
+    """The n_groups x n 0/1 matrix of group membership (sums within groups as a product)."""
+    n = codes.size
+    return scipy.sparse.csr_matrix(
+        (np.ones(n), (codes, np.arange(n))), shape=(n_groups, n), dtype=np.float64
+    )
+
+
+def _level_sums(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
+    """Sums of an n-vector within groups: (n_groups,)."""
+    return np.asarray(np.bincount(codes, weights=values, minlength=n_groups), dtype=np.float64)
 
 
 def _logsumexp_rows(values: FloatArray, weights: FloatArray) -> FloatArray:
@@ -352,19 +389,46 @@ class _VectorRule:
 # --- nested grouping factors, scalar effect at each level ------------------------------------
 
 
+@dataclass
+class _NestedEvaluation:
+    """The nested quadrature at one mode, with what its gradient reuses (see _NestedRule)."""
+
+    loglik: float
+    u_star: list[FloatArray]  # conditional modes per level (n_d,)
+    lam: list[float]  # lambda_d, the scalar Lambda of each level
+    a: list[FloatArray]  # Z Lambda per level, (n,) each
+    diag: list[FloatArray]  # eliminated precision of each node given its ancestors (n_d,)
+    off: list[list[FloatArray]]  # eliminated coupling to the level-e ancestor (n_d,)
+    sd: list[FloatArray]  # diag^{-1/2}
+    deltas: list[FloatArray]  # u - u* at each node combination (n_d, n_q^(d+1))
+    mu_q: FloatArray  # fitted probabilities at every row and leaf combination (n, n_q^depth)
+    conditional: list[FloatArray]  # (n_d, n_q^d, n_q): pi(q_d | the ancestors' nodes)
+
+
 class _NestedRule:
-    """Multilevel AGQ over a chain of nested factors (levels ordered outermost first)."""
+    """Multilevel AGQ over a chain of nested factors (levels ordered outermost first).
+
+    Quantities of level d over node combinations are arrays (n_d, n_q^(d+1)) whose columns are
+    the combinations (q_0, ..., q_d) of the node's ancestors' nodes and its own in C order
+    (q_0 slowest): a deeper level's columns extend its parent's by its own node, fastest.
+    Row arrays over combinations (n, n_q^depth) are the hot part; their sums within nodes are
+    products with sparse 0/1 matrices, and with the rows sorted by the innermost level
+    (AgqObjective sorts them) a node's values are copied to its rows by np.repeat."""
 
     def __init__(
         self, merged: _Merged, order: list[int], nodes: FloatArray, weights: FloatArray
     ) -> None:
         self.merged = merged
         self.order = order  # merged block indices, outermost first
+        self.depth = len(order)
         self.nodes = np.asarray(nodes)
         self.log_weights = np.log(np.asarray(weights))
         blocks = [merged.data.blocks[t] for t in order]
         self.codes = [b.codes for b in blocks]
         self.n_levels = [b.n_levels for b in blocks]
+        self.z = [b.z[:, 0] for b in blocks]
+        # Random intercepts (z = 1 at every level): eta moves by one shift per leaf node.
+        self.intercepts = all(bool(np.all(z == 1.0)) for z in self.z)
         # ancestors[d][e]: for each node at level d, its ancestor at level e < d.
         self.ancestors: list[list[IntArray]] = []
         for d, codes_d in enumerate(self.codes):
@@ -374,78 +438,332 @@ class _NestedRule:
                 anc[codes_d] = self.codes[e]
                 row.append(anc)
             self.ancestors.append(row)
+        leaf = self.codes[-1]
+        counts = np.bincount(leaf, minlength=self.n_levels[-1])
+        contiguous = bool(np.all(leaf[1:] >= leaf[:-1])) and bool(np.all(counts > 0))
+        self._leaf_counts: IntArray | None = counts if contiguous else None
+        # Sums within groups of arrays over node combinations as products with sparse 0/1
+        # matrices: one pass, far faster than np.add.reduceat over many short segments or
+        # np.bincount on flattened indices.
+        self._leaf_matrix = _indicator(leaf, self.n_levels[-1])
+        self._up = [
+            [_indicator(self.ancestors[d][e], self.n_levels[e]) for e in range(d)]
+            for d in range(self.depth)
+        ]
+        # Work arrays (n, n_q^depth) reused from one evaluation to the next: fresh pages of
+        # arrays this large cost as much as the arithmetic.
+        self._scratch: tuple[FloatArray, FloatArray, FloatArray] | None = None
 
-    def log_likelihood(self, mode: Mode, structure: Structure, lambdas: list[FloatArray]) -> float:
-        """sum over outermost groups of log L_c, without binomial constants."""
-        data = self.merged.data
-        depth = len(self.order)
-        u_all = _block_modes(structure, data, mode)
-        u_star = [u_all[t][:, 0] for t in self.order]
-        a = [data.blocks[t].z[:, 0] * lambdas[t][0, 0] for t in self.order]
-        w = mode.weights
-        # Precision H in the ancestor pattern: diag[d] (n_d,), off[d][e] (n_d,) for e < d.
+    def _work_arrays(self, shape: tuple[int, int]) -> tuple[FloatArray, FloatArray, FloatArray]:
+        if self._scratch is None or self._scratch[0].shape != shape:
+            self._scratch = (np.empty(shape), np.empty(shape), np.empty(shape))
+        return self._scratch
+
+    def _scatter(self, d: int, e: int, values: FloatArray) -> FloatArray:
+        """Sums of per-node values of level d within their level-e ancestors: (n_e,)."""
+        return _level_sums(self.ancestors[d][e], values, self.n_levels[e])
+
+    def _sum_up(self, d: int, e: int, values: FloatArray) -> FloatArray:
+        """Sums of per-node rows of level d (n_d, c) within their level-e ancestors: (n_e, c)."""
+        return np.asarray(self._up[d][e] @ values, dtype=np.float64)
+
+    def _leaf_sum(self, values: FloatArray) -> FloatArray:
+        """Sums of row values (n, c) within the innermost level's nodes: (n_leaf, c)."""
+        return np.asarray(self._leaf_matrix @ values, dtype=np.float64)
+
+    def _leaf_rows(self, values: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        """Per-row copies of values of the innermost level's nodes: (n, ...)."""
+        if self._leaf_counts is not None and out is None:
+            return np.repeat(values, self._leaf_counts, axis=0)
+        return np.take(values, self.codes[-1], axis=0, out=out)
+
+    def _to_leaf(self, d: int, values: FloatArray) -> FloatArray:
+        """Level-d node values (n_d, n_q^(d+1)) at each leaf node's combinations."""
+        leaf = self.depth - 1
+        n_q = self.nodes.size
+        if d == leaf:
+            return values
+        return np.repeat(values[self.ancestors[leaf][d]], n_q ** (leaf - d), axis=1)
+
+    def _from_leaf(self, d: int, values: FloatArray) -> FloatArray:
+        """Leaf-node values over combinations (n_leaf, n_q^depth) summed over the deeper
+        levels' nodes and within level d's nodes: (n_d, n_q^(d+1))."""
+        leaf = self.depth - 1
+        n_q = self.nodes.size
+        if d == leaf:
+            return values
+        folded = np.sum(values.reshape(values.shape[0], n_q ** (d + 1), -1), axis=2)
+        return self._sum_up(leaf, d, folded)
+
+    # --- H = A' W A + I in the ancestor pattern, its leaf-first elimination and solves -------
+
+    def _precision(
+        self, w: FloatArray, a: list[FloatArray]
+    ) -> tuple[list[FloatArray], list[list[FloatArray]]]:
+        """H's entries: diag[d] (n_d,), and off[d][e] (n_d,) between each level-d node and its
+        level-e ancestor (e < d); every other entry is zero (nested factors)."""
         diag = [
-            np.bincount(self.codes[d], weights=w * a[d] * a[d], minlength=self.n_levels[d]) + 1.0
-            for d in range(depth)
+            _level_sums(self.codes[d], w * a[d] * a[d], self.n_levels[d]) + 1.0
+            for d in range(self.depth)
         ]
         off = [
-            [
-                np.bincount(self.codes[d], weights=w * a[d] * a[e], minlength=self.n_levels[d])
-                for e in range(d)
-            ]
-            for d in range(depth)
+            [_level_sums(self.codes[d], w * a[d] * a[e], self.n_levels[d]) for e in range(d)]
+            for d in range(self.depth)
         ]
-        # Leaf-first elimination (no fill-in): Schur complements onto the ancestors.
-        for d in range(depth - 1, 0, -1):
-            anc = self.ancestors[d]
+        return diag, off
+
+    def _eliminate(
+        self, diag: list[FloatArray], off: list[list[FloatArray]]
+    ) -> tuple[list[FloatArray], list[list[FloatArray]]]:
+        """Leaf-first elimination, without fill-in: each level's entries after the Schur
+        complements of all deeper levels, i.e. in the Gaussian of precision H, the precision of
+        u_d given its ancestors (diag) and its coupling to them (off). Inputs are not changed."""
+        diag = list(diag)
+        off = [list(row) for row in off]
+        for d in range(self.depth - 1, 0, -1):
             for e in range(d):
                 for f in range(e + 1):
-                    update = np.bincount(
-                        anc[e], weights=off[d][e] * off[d][f] / diag[d], minlength=self.n_levels[e]
-                    )
+                    update = self._scatter(d, e, off[d][e] * off[d][f] / diag[d])
                     if f == e:
                         diag[e] = diag[e] - update
                     else:
                         # off[e][f] is indexed by level-e nodes.
                         off[e][f] = off[e][f] - update
+        return diag, off
+
+    def _solve(
+        self, diag: list[FloatArray], off: list[list[FloatArray]], rhs: list[FloatArray]
+    ) -> list[FloatArray]:
+        """H^{-1} rhs, per level, from the eliminated entries: the right-hand side is
+        eliminated leaf-first, then the levels are back-substituted root-first."""
+        b = list(rhs)
+        for d in range(self.depth - 1, 0, -1):
+            ratio = b[d] / diag[d]
+            for e in range(d):
+                b[e] = b[e] - self._scatter(d, e, off[d][e] * ratio)
+        x: list[FloatArray] = []
+        for d in range(self.depth):
+            value = b[d]
+            for e in range(d):
+                value = value - off[d][e] * x[e][self.ancestors[d][e]]
+            x.append(value / diag[d])
+        return x
+
+    def mode_change(
+        self,
+        mode: Mode,
+        structure: Structure,
+        lambdas: list[FloatArray],
+        d_lambdas: list[FloatArray],
+        d_beta: FloatArray,
+    ) -> list[FloatArray]:
+        """First-order change of the conditional mode per level (n_d,) when (Lambda, beta) at
+        `mode` move by (d_lambdas, d_beta): the implicit function theorem on the mode equation,
+        H du = dA' (k - m mu) - A' W (X dbeta + dA u*), solved by the leaf-first elimination."""
+        data = self.merged.data
+        u_all = _block_modes(structure, data, mode)
+        u_star = [u_all[t][:, 0] for t in self.order]
+        lam = [float(lambdas[t][0, 0]) for t in self.order]
+        d_lam = [float(d_lambdas[t][0, 0]) for t in self.order]
+        a = [self.z[d] * lam[d] for d in range(self.depth)]
+        w = mode.weights
+        deta = data.x @ d_beta
+        for d in range(self.depth):
+            deta = deta + self.z[d] * d_lam[d] * u_star[d][self.codes[d]]
+        rhs = [
+            _level_sums(
+                self.codes[d],
+                self.z[d] * d_lam[d] * mode.residual - a[d] * w * deta,
+                self.n_levels[d],
+            )
+            for d in range(self.depth)
+        ]
+        diag, off = self._eliminate(*self._precision(w, a))
+        return self._solve(diag, off, rhs)
+
+    # --- the nested quadrature ---------------------------------------------------------------
+
+    def _evaluate(
+        self, mode: Mode, structure: Structure, lambdas: list[FloatArray]
+    ) -> _NestedEvaluation:
+        data = self.merged.data
+        depth = self.depth
+        u_all = _block_modes(structure, data, mode)
+        u_star = [u_all[t][:, 0] for t in self.order]
+        lam = [float(lambdas[t][0, 0]) for t in self.order]
+        a = [self.z[d] * lam[d] for d in range(depth)]
+        diag, off = self._eliminate(*self._precision(mode.weights, a))
         sd = [1.0 / np.sqrt(s) for s in diag]
         x = self.nodes
         n_q = x.size
-        # Deviations delta_d = u_d - u*_d per level-d node and node combination (q_0..q_d).
+        # u = u* + R z level by level: delta_d = sd_d z_d + sum_e c_de delta_e with
+        # c_de = -off[d][e] / diag[d] (u_d's conditional mean given its ancestors moves so).
         deltas: list[FloatArray] = []
-        # Combinations are in C order (q_0 slowest), so extending to a deeper level repeats
-        # each column n_q times and the level's own node cycles fastest.
         for d in range(depth):
-            combos = n_q ** (d + 1)
             delta = np.tile(x, n_q**d)[None, :] * sd[d][:, None]
             for e in range(d):
                 coefficient = -off[d][e] / diag[d]
                 parent = np.repeat(deltas[e][self.ancestors[d][e]], n_q ** (d - e), axis=1)
-                delta = delta + coefficient[:, None] * parent
-            assert delta.shape == (self.n_levels[d], combos)
+                parent *= coefficient[:, None]
+                delta += parent
             deltas.append(delta)
-        combos = n_q**depth
-        eta_q = np.repeat(mode.eta[:, None], combos, axis=1)
-        for d in range(depth):
-            eta_q += a[d][:, None] * np.repeat(
-                deltas[d][self.codes[d]], n_q ** (depth - 1 - d), axis=1
-            )
-        kernel = loglik_kernel(eta_q, data.successes[:, None], data.trials[:, None])
-        leaf = depth - 1
-        total = _group_sum(self.codes[leaf], kernel, self.n_levels[leaf])
+        eta_q, *scratch = self._work_arrays((data.n_obs, n_q**depth))
+        if self.intercepts:
+            shift = lam[depth - 1] * deltas[depth - 1]
+            for d in range(depth - 1):
+                shift += lam[d] * self._to_leaf(d, deltas[d])
+            self._leaf_rows(shift, out=eta_q)
+            eta_q += mode.eta[:, None]
+        else:
+            eta_q[:] = mode.eta[:, None]
+            for d in range(depth):
+                eta_q += a[d][:, None] * self._leaf_rows(self._to_leaf(d, deltas[d]))
+        mu_q, log1p_exp = logistic(eta_q, (scratch[0], scratch[1]))
+        # Row log-likelihood k eta - m log(1 + e^eta), in place.
+        log1p_exp *= data.trials[:, None]
+        eta_q *= data.successes[:, None]
+        eta_q -= log1p_exp
+        total = self._leaf_sum(eta_q)
         # log w_q + z_q^2 / 2: the node weight and the N(0, 1) density the rule divides out.
         node_terms = 0.5 * x * x + self.log_weights
+        conditional: list[FloatArray] = [np.empty(0)] * depth
+        integral = np.empty(0)
         for d in range(depth - 1, -1, -1):
-            u_d = u_star[d][:, None] + deltas[d]
-            level_terms = total - 0.5 * u_d * u_d + np.tile(node_terms, n_q**d)[None, :]
-            integral = (
-                scipy.special.logsumexp(level_terms.reshape(self.n_levels[d], n_q**d, n_q), axis=2)
-                + np.log(sd[d])[:, None]
-            )
-            if d == 0:
-                return float(np.sum(integral))
-            total = _group_sum(self.ancestors[d][d - 1], integral, self.n_levels[d - 1])
-        raise AssertionError("unreachable")
+            # total - u_d^2 / 2 + node terms, in place in one array.
+            terms = u_star[d][:, None] + deltas[d]
+            terms *= terms
+            terms *= -0.5
+            terms += total
+            terms += np.tile(node_terms, n_q**d)[None, :]
+            terms = terms.reshape(self.n_levels[d], n_q**d, n_q)
+            top = np.max(terms, axis=2, keepdims=True)
+            terms -= top
+            np.exp(terms, out=terms)
+            sums = np.sum(terms, axis=2, keepdims=True)
+            terms /= sums
+            conditional[d] = terms
+            integral = (np.log(sums) + top)[:, :, 0] + np.log(sd[d])[:, None]
+            if d > 0:
+                total = self._sum_up(d, d - 1, integral)
+        return _NestedEvaluation(
+            float(np.sum(integral)), u_star, lam, a, diag, off, sd, deltas, mu_q, conditional
+        )
+
+    def log_likelihood(self, mode: Mode, structure: Structure, lambdas: list[FloatArray]) -> float:
+        """sum over outermost groups of log L_c, without binomial constants."""
+        return self._evaluate(mode, structure, lambdas).loglik
+
+    def gradient(
+        self, mode: Mode, structure: Structure, lambdas: list[FloatArray]
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """log-likelihood A = sum_c log L_c and its exact gradient in (lambda_d) and beta.
+
+        The nested sums are a product rule over each outer group's whole subtree (by
+        distributivity), u = u* + R z with R from the leaf-first elimination, so as in
+        _VectorRule.gradient
+            dA = E_pi[dF|_u(u_q)] + E_pi[g_q]' du* + (the change through R: sd and c).
+        E_pi over the normalized node weights needs each node combination's marginal weight
+        (prob[d]: the product of the conditional weights along the path). The change through
+        R is taken in reverse mode: the adjoints of delta (leaf to root through the c's), of
+        (sd, c), of the eliminated entries of H and, back through the Schur updates, of H's
+        own entries, which give a symmetric P_i per row with dA = <P, dH>; dH = sum_i dw_i
+        a_i a_i' + w_i (da_i a_i' + a_i da_i'), dw_i = w_i (1 - 2 mu_i) deta_i, and du* comes
+        from the mode equation (one more solve with H). Loops over levels only."""
+        data = self.merged.data
+        depth, x = self.depth, self.nodes
+        n_q = x.size
+        ev = self._evaluate(mode, structure, lambdas)
+        u_star, lam, a, diag, off, sd, deltas = (
+            ev.u_star,
+            ev.lam,
+            ev.a,
+            ev.diag,
+            ev.off,
+            ev.sd,
+            ev.deltas,
+        )
+        w, mu, rho = mode.weights, mode.mu, mode.residual
+        # Marginal weight of each node combination of each level.
+        prob: list[FloatArray] = []
+        for d in range(depth):
+            conditional = ev.conditional[d]
+            if d > 0:
+                conditional = prob[d - 1][self.ancestors[d][d - 1]][:, :, None] * conditional
+            prob.append(conditional.reshape(self.n_levels[d], n_q ** (d + 1)))
+        leaf = depth - 1
+        # r_q = k - m mu_q, then pr = pi r_q; r_bar its sum over the combinations.
+        r_q = ev.mu_q
+        r_q *= -data.trials[:, None]
+        r_q += data.successes[:, None]
+        prob_rows = self._leaf_rows(prob[leaf], out=self._work_arrays(r_q.shape)[0])
+        r_bar = np.einsum("ic,ic->i", prob_rows, r_q)
+        # zp[d] = sum over level d's rows i and the deeper levels' nodes of z_di pi r_q.
+        leaf_r = self._leaf_sum(r_q) if self.intercepts else None
+        zp = []
+        for d in range(depth):
+            summed = leaf_r if leaf_r is not None else self._leaf_sum(self.z[d][:, None] * r_q)
+            zp.append(self._from_leaf(d, prob[leaf] * summed))
+        u_q = [u_star[d][:, None] + deltas[d] for d in range(depth)]
+        # Adjoint of delta_d: directly through eta_q and -u_d^2 / 2, then (below, leaf first)
+        # through the deeper levels' delta_f = ... + c_fd delta_d.
+        adjoint = [lam[d] * zp[d] - prob[d] * u_q[d] for d in range(depth)]
+        sd_bar: list[FloatArray] = [np.empty(0)] * depth
+        c_bar: list[list[FloatArray]] = [[np.empty(0)] * d for d in range(depth)]
+        for d in range(depth - 1, -1, -1):
+            n_d = self.n_levels[d]
+            for e in range(d):
+                folded = np.sum(adjoint[d].reshape(n_d, n_q ** (e + 1), n_q ** (d - e)), axis=2)
+                anc = self.ancestors[d][e]
+                c_bar[d][e] = np.sum(folded * deltas[e][anc], axis=1)
+                coefficient = -off[d][e] / diag[d]
+                adjoint[e] = adjoint[e] + self._sum_up(d, e, coefficient[:, None] * folded)
+            # log sd_d adds 1 / sd_d (the marginal weights of the parent's combinations sum
+            # to one).
+            sd_bar[d] = np.sum(adjoint[d].reshape(n_d, n_q**d, n_q), axis=1) @ x + 1.0 / sd[d]
+        # To the eliminated entries: sd = diag^{-1/2}, c = -off / diag.
+        diag_bar = [-0.5 * sd_bar[d] * sd[d] ** 3 for d in range(depth)]
+        off_bar = [[-c_bar[d][e] / diag[d] for e in range(d)] for d in range(depth)]
+        for d in range(depth):
+            for e in range(d):
+                diag_bar[d] = diag_bar[d] + c_bar[d][e] * off[d][e] / diag[d] ** 2
+        # Back through the Schur updates (eliminated leaf first, so reversed root first); an
+        # update subtracts off[d][e] off[d][f] / diag[d] with the level-d values final.
+        for d in range(1, depth):
+            for e in range(d):
+                for f in range(e + 1):
+                    target = (diag_bar[e] if f == e else off_bar[e][f])[self.ancestors[d][e]]
+                    ratio_e = off[d][e] / diag[d]
+                    ratio_f = off[d][f] / diag[d]
+                    off_bar[d][e] = off_bar[d][e] - target * ratio_f
+                    off_bar[d][f] = off_bar[d][f] - target * ratio_e
+                    diag_bar[d] = diag_bar[d] + target * ratio_e * ratio_f
+        # Per row: P_i a_i with P_i[d, d] = diag_bar, P_i[d, e] = P_i[e, d] = off_bar[d][e] / 2.
+        rows_off = [[off_bar[d][e][self.codes[d]] for e in range(d)] for d in range(depth)]
+        p_a = []
+        for d in range(depth):
+            value = diag_bar[d][self.codes[d]] * a[d]
+            for e in range(depth):
+                if e != d:
+                    value = value + 0.5 * rows_off[max(d, e)][min(d, e)] * a[e]
+            p_a.append(value)
+        quadratic = sum(a[d] * p_a[d] for d in range(depth))
+        s = w * (1.0 - 2.0 * mu) * quadratic
+        # v = H^{-1} (the total derivative of A in u*, with the scale held).
+        g_u = [
+            _level_sums(self.codes[d], a[d] * (r_bar + s), self.n_levels[d])
+            - np.sum(prob[d] * u_q[d], axis=1)
+            for d in range(depth)
+        ]
+        v = self._solve(diag, off, g_u)
+        v_rows = [v[d][self.codes[d]] for d in range(depth)]
+        e_row = r_bar + s - w * sum(a[d] * v_rows[d] for d in range(depth))
+        grad_beta = data.x.T @ e_row
+        grad_lambda = np.empty(depth)
+        for d in range(depth):
+            q = e_row * u_star[d][self.codes[d]] + rho * v_rows[d] + 2.0 * w * p_a[d]
+            # sum_i z_di sum_q pi r_iq delta_d: zp[d] already holds the row sums.
+            grad_lambda[d] = float(self.z[d] @ q) + float(np.sum(zp[d] * deltas[d]))
+        return ev.loglik, grad_lambda, grad_beta
 
 
 # --- the objective ---------------------------------------------------------------------------
@@ -457,7 +775,8 @@ class AgqObjective:
 
     deviance(theta, beta) = -2 log L(theta, beta), binomial constants included (the same scale
     as LaplaceObjective; with n_agq = 1 the two agree). ``mode`` returns the conditional mode in
-    the layout of ``self.merged.data`` (blocks on the same grouping factor merged)."""
+    the layout of ``self.merged.data`` (blocks on the same grouping factor merged; with nested
+    factors, rows sorted by the innermost level's codes)."""
 
     data: ModelData
     n_agq: int
@@ -473,16 +792,11 @@ class AgqObjective:
         if not self.data.blocks:
             raise ValueError("method='agq' needs at least one random-effect term")
         self.merged = _merge_blocks(self.data)
-        merged = self.merged.data
-        self.structure = Structure(merged)
-        st = self.structure
-        self._u1 = np.zeros((st.n1, st.k1))
-        self._u2 = np.zeros(st.q2)
         self.counters = Counters()
         self._vector: _VectorRule | None = None
         self._nested: _NestedRule | None = None
-        if len(merged.blocks) == 1:
-            k = merged.blocks[0].k
+        if len(self.merged.data.blocks) == 1:
+            k = self.merged.data.blocks[0].k
             nodes, weights, self.rule_kind = multivariate_rule(
                 self.n_agq, k, self.quadrature_control.max_product_nodes
             )
@@ -490,15 +804,28 @@ class AgqObjective:
             self.n_nodes = int(nodes.shape[0])
         else:
             order = self._nesting_order()
+            # Rows sorted by the innermost level make its sums over rows contiguous segments
+            # (the deviance does not depend on the order of the rows).
+            leaf = self.merged.data.blocks[order[-1]].codes
+            if np.any(leaf[1:] < leaf[:-1]):
+                rows = np.argsort(leaf, kind="stable")
+                self.merged = dataclasses.replace(self.merged, data=self.merged.data.take(rows))
             x, w = gauss_hermite(self.n_agq)
             self._nested = _NestedRule(self.merged, order, x, w)
             self.rule_kind = f"nested depth {len(order)}"
             self.n_nodes = self.n_agq ** len(order)
-            _, info_factor = glm_start(self.data, self.optimizer_control)
-            self._info_factor = info_factor
-            self._transform = scipy.linalg.solve_triangular(
-                info_factor, np.eye(self.data.n_fixed), lower=False
-            )
+            if self.quadrature_control.nested_gradient == "differences":
+                _, info_factor = glm_start(self.data, self.optimizer_control)
+                self._info_factor = info_factor
+                self._transform = scipy.linalg.solve_triangular(
+                    info_factor, np.eye(self.data.n_fixed), lower=False
+                )
+        self.structure = Structure(self.merged.data)
+        st = self.structure
+        self._u1 = np.zeros((st.n1, st.k1))
+        self._u2 = np.zeros(st.q2)
+        # The last converged mode and its parameters (nested factors, exact gradient).
+        self._last: tuple[FloatArray, FloatArray, Mode] | None = None
 
     def _nesting_order(self) -> list[int]:
         merged = self.merged.data
@@ -524,24 +851,53 @@ class AgqObjective:
         """Forget the warm start."""
         self._u1 = np.zeros_like(self._u1)
         self._u2 = np.zeros_like(self._u2)
+        self._last = None
+
+    def _predicted_start(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Nested factors with the exact gradient: the last mode moved to first order to the
+        new parameters (as LaplaceObjective's warm start; it saves about one Newton step per
+        evaluation). Otherwise, and when that moves some u by more than
+        PirlsControl.max_predicted_step, the last mode itself."""
+        if self._nested is None or self._last is None:
+            return self._u1, self._u2
+        last_theta, last_beta, last = self._last
+        lambdas = self.merged.lambdas(self.data, last_theta)
+        d_lambdas = self.merged.lambdas(self.data, theta - last_theta)  # linear in theta
+        change = self._nested.mode_change(
+            last, self.structure, lambdas, d_lambdas, beta - last_beta
+        )
+        if max(float(np.max(np.abs(c), initial=0.0)) for c in change) > (
+            self.pirls_control.max_predicted_step
+        ):
+            return self._u1, self._u2
+        data = self.merged.data
+        per_block = _block_modes(self.structure, data, last)
+        for t, c in zip(self._nested.order, change, strict=True):
+            per_block[t] = per_block[t] + c[:, None]
+        return _pack_block_modes(self.structure, data, per_block)
 
     def mode(self, theta: FloatArray, beta: FloatArray) -> Mode:
         """Conditional mode at (theta, beta) in the merged layout, from the previous mode."""
         data = self.merged.data
         eta_fixed = data.x @ beta + data.offset
+        u1, u2 = self._predicted_start(theta, beta)
         mode = find_mode(
             self.structure,
             data,
             eta_fixed,
             self.merged.lambdas(self.data, theta),
-            self._u1,
-            self._u2,
+            u1,
+            u2,
             self.pirls_control,
         )
         if not self.counters.record(mode):
             self.reset()
         else:
             self._u1, self._u2 = mode.u1, mode.u2
+            if self._nested is not None and self.quadrature_control.nested_gradient == "exact":
+                self._last = (theta.copy(), np.array(beta, dtype=np.float64), mode)
         return mode
 
     def _log_likelihood(self, mode: Mode, theta: FloatArray) -> float:
@@ -562,13 +918,15 @@ class AgqObjective:
     def deviance_and_gradient(
         self, theta: FloatArray, beta: FloatArray
     ) -> tuple[float, FloatArray, FloatArray]:
-        """Deviance and its gradient in theta and beta: exact for one grouping factor, central
-        differences (QuadratureControl.gradient_step) for nested factors."""
+        """Deviance and its gradient in theta and beta: exact, or for nested factors with
+        QuadratureControl.nested_gradient = "differences", central differences."""
         theta = np.asarray(theta, dtype=np.float64)
         beta = np.asarray(beta, dtype=np.float64)
         self.counters.gradients += 1
         if self._vector is not None:
             return self._exact(theta, beta)
+        if self.quadrature_control.nested_gradient == "exact":
+            return self._exact_nested(theta, beta)
         return self._differences(theta, beta)
 
     def _exact(self, theta: FloatArray, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
@@ -581,6 +939,23 @@ class AgqObjective:
         for t, offset in zip(self.merged.members[0], self.merged.column_offsets[0], strict=True):
             rows, cols = self.data.blocks[t].lower_indices()
             grad_theta[slices[t]] = -2.0 * grad_lambda[offset + rows, offset + cols]
+        return deviance, grad_theta, -2.0 * grad_beta
+
+    def _exact_nested(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        assert self._nested is not None
+        mode = self.mode(theta, beta)
+        loglik, grad_lambda, grad_beta = self._nested.gradient(
+            mode, self.structure, self.merged.lambdas(self.data, theta)
+        )
+        deviance = -2.0 * (loglik + self.data.log_binomial_constant)
+        grad_theta = np.zeros(self.data.n_theta)
+        slices = self.data.theta_slices()
+        # Each level is one original block with a scalar effect: Lambda_t = [[theta_t]].
+        for d, merged_index in enumerate(self._nested.order):
+            (t,) = self.merged.members[merged_index]
+            grad_theta[slices[t]] = -2.0 * grad_lambda[d]
         return deviance, grad_theta, -2.0 * grad_beta
 
     def _differences(
@@ -639,6 +1014,7 @@ def fit_agq(
             "quadrature_nodes": float(objective.n_nodes),
             "max_product_nodes": float(quadrature_control.max_product_nodes),
             "gradient_step": quadrature_control.gradient_step,
+            "nested_gradient": quadrature_control.nested_gradient,
         },
     )
     estimates = dataclasses.replace(estimates, summary=summary)

@@ -14,10 +14,11 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
-from glmm_binomial.design import DesignInfo, formula_of, new_data_design
+from glmm_binomial.design import DesignInfo, formula_of
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.family import inverse_link
 from glmm_binomial.model import ModelData
+from glmm_binomial.newdata import new_data_design, new_levels_warning
 from glmm_binomial.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
@@ -110,7 +111,8 @@ class GLMMResult:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return self._fit.warnings
+        design = () if self._design is None else self._design.warnings
+        return tuple(design) + tuple(self._fit.warnings)
 
     @property
     def opt_summary(self) -> OptSummary:
@@ -255,17 +257,28 @@ class GLMMResult:
         return self.deviance + np.log(self.nobs) * self.df_model
 
     # --- prediction -------------------------------------------------------------------------
+    @property
+    def dropped_columns(self) -> tuple[str, ...]:
+        """Fixed-effect columns dropped as aliased (rank-deficient design), as lme4 drops them."""
+        return () if self._design is None else self._design.dropped_columns
+
     def predict(
         self,
         newdata: Any = None,
         re: Literal["include", "exclude"] = "include",
         type: Literal["response", "link"] = "response",
         offset: Any = None,
-    ) -> FloatArray:
+    ) -> Any:
         """Predicted probabilities (type="response") or log-odds (type="link").
 
-        re="include" adds the conditional modes of the random effects; levels of a grouping
-        factor not seen in the fit get a zero random effect."""
+        Without newdata: the fitted values, a numpy array over the rows of the fit. With newdata:
+        the model's design rebuilt for it (stateful transforms such as scale, poly and bs with
+        the fit's parameters; an offset column or ``offset(...)`` term taken from newdata); a
+        pandas Series indexed like newdata when it is a pandas DataFrame (else a numpy array),
+        NaN on rows missing a value the model needs. re="include" adds the conditional modes of
+        the random effects; grouping levels not seen in the fit get a zero random effect and a
+        NewLevelsWarning; re="exclude" needs no grouping columns. A factor level not seen in
+        the fit raises a ValueError naming it."""
         if re not in ("include", "exclude"):
             raise ValueError("re must be 'include' or 'exclude'")
         if type not in ("response", "link"):
@@ -279,18 +292,26 @@ class GLMMResult:
             if re == "include":
                 for block, b in zip(model.blocks, self._fit.ranef, strict=True):
                     eta = eta + np.einsum("ic,ic->i", block.z, b[block.codes])
-        else:
-            if self._design is None:
-                raise ValueError("predict with newdata needs a model fitted from a formula")
-            x, o, random, _ = new_data_design(self._design, newdata, offset)
-            eta = x @ beta + o
-            if re == "include":
-                for (codes, z), b in zip(random, self._fit.ranef, strict=True):
-                    seen = codes >= 0
-                    contribution = np.zeros(len(codes))
-                    contribution[seen] = np.einsum("ic,ic->i", z[seen], b[codes[seen]])
-                    eta = eta + contribution
-        return eta if type == "link" else inverse_link(eta)
+            return eta if type == "link" else inverse_link(eta)
+        if self._design is None:
+            raise ValueError("predict with newdata needs a model fitted from a formula")
+        design = new_data_design(self._design, newdata, offset, random=re == "include")
+        eta_complete = design.x @ beta + design.offset
+        if re == "include":
+            warning = new_levels_warning(self._design, design)
+            if warning is not None:
+                warning.emit(stacklevel=2)
+            for (codes, z), b in zip(design.random, self._fit.ranef, strict=True):
+                seen = codes >= 0
+                contribution = np.zeros(len(codes))
+                contribution[seen] = np.einsum("ic,ic->i", z[seen], b[codes[seen]])
+                eta_complete = eta_complete + contribution
+        eta = np.full(design.complete.shape[0], np.nan)
+        eta[design.complete] = eta_complete
+        values = eta if type == "link" else inverse_link(eta)
+        if isinstance(newdata, pd.DataFrame):
+            return pd.Series(values, index=design.index, name=type)
+        return values
 
     # --- display ----------------------------------------------------------------------------
     def summary(self) -> str:

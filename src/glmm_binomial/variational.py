@@ -51,6 +51,7 @@ from glmm_binomial.family import inverse_link, loglik_kernel
 from glmm_binomial.laplace import LaplaceObjective
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import OptSummary
+from glmm_binomial.validation import check_independent_terms
 
 FloatArray = NDArray[np.float64]
 
@@ -374,14 +375,9 @@ def statsmodels_rule() -> tuple[FloatArray, FloatArray]:
 
 
 def check_supported(data: ModelData) -> None:
-    """Raise ValueError for blocks this family cannot fit (more than one column)."""
-    for block in data.blocks:
-        if block.k != 1:
-            raise ValueError(
-                f"random-effect term ({' + '.join(block.terms)} | {block.group}) has {block.k} "
-                "correlated columns: method 'vb' fits independent variance components only; "
-                f"write it with '||', e.g. ({' + '.join(block.terms)} || {block.group})"
-            )
+    """Raise ValueError for blocks this family cannot fit (more than one column). fit() refuses
+    them earlier, with advice in the user's formula syntax (validation.check_model)."""
+    check_independent_terms(data)
 
 
 def map_fixed_effects(
@@ -405,7 +401,17 @@ def map_fixed_effects(
         eta = x @ beta + data.offset
         mu = inverse_link(eta)
         curvature = x.T @ ((m * mu * (1.0 - mu))[:, None] * x) + precision
-        step = scipy.linalg.solve(curvature, x.T @ (k - m * mu) - precision @ beta, assume_a="pos")
+        # Solved with the curvature scaled to unit diagonal: covariates in very large or small
+        # units make it ill-conditioned (and scipy warn) although the scaled system is not.
+        root = np.sqrt(np.diag(curvature))
+        step = (
+            scipy.linalg.solve(
+                curvature / np.outer(root, root),
+                (x.T @ (k - m * mu) - precision @ beta) / root,
+                assume_a="pos",
+            )
+            / root
+        )
         # Halve until the log posterior does not decrease (it is concave, so this ends).
         for _ in range(50):
             trial = objective(beta + step)

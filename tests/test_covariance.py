@@ -1,0 +1,31 @@
+"""The fixed effects' covariance with coefficients that have none (NaN rows)."""
+
+import numpy as np
+
+from glmm_binomial.covariance import kept_rows, spread_covariance, transform_covariance
+
+
+def test_diverging_coefficients_get_nan_rows_and_the_others_their_covariance():
+    rows, kept = kept_rows(n_theta=1, n_fixed=3, diverging=(0,))
+    assert rows.tolist() == [0, 2, 3] and kept.tolist() == [1, 2]
+    vcov, unavailable = spread_covariance(np.array([[2.0, 0.5], [0.5, 1.0]]), kept, 3)
+    assert unavailable == ()
+    assert np.isnan(vcov[0]).all() and np.isnan(vcov[:, 0]).all()
+    np.testing.assert_array_equal(vcov[1:, 1:], [[2.0, 0.5], [0.5, 1.0]])
+
+
+def test_negative_variances_are_unavailable_not_square_rooted():
+    vcov, unavailable = spread_covariance(np.array([[-1.0, 0.0], [0.0, 1.0]]), np.arange(2), 2)
+    assert unavailable == (0,)
+    assert np.isnan(vcov[0]).all() and vcov[1, 1] == 1.0
+
+
+def test_transform_keeps_nan_to_the_coefficients_that_depend_on_it():
+    vcov = np.array([[np.nan, np.nan, np.nan], [np.nan, 4.0, 1.0], [np.nan, 1.0, 9.0]])
+    # beta = c beta~: the intercept mixes with the centred x1; x1 and x2 are scaled.
+    c = np.array([[1.0, -3.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 2.0]])
+    mapped = transform_covariance(c, vcov)
+    assert np.isnan(mapped[0]).all() and np.isnan(mapped[:, 0]).all()
+    np.testing.assert_allclose(mapped[1:, 1:], [[1.0, 1.0], [1.0, 36.0]])
+    full = np.array([[1.0, 0.2, 0.0], [0.2, 4.0, 1.0], [0.0, 1.0, 9.0]])
+    np.testing.assert_allclose(transform_covariance(c, full), c @ full @ c.T)

@@ -1,0 +1,81 @@
+"""The outer optimizer's checks of its end point (optimize.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+from _simulate import simulated_model
+
+from glmm_binomial import datasets
+from glmm_binomial.design import build_model
+from glmm_binomial.laplace import LaplaceObjective, fit_laplace
+from glmm_binomial.optimize import OptimizerControl, minimize_deviance, optimum_check
+from glmm_binomial.quadrature import fit_agq
+
+CONTROL = OptimizerControl()
+
+
+def test_optimum_check_accepts_a_minimum():
+    assert optimum_check(10.0, np.array([1e-6, -1e-6]), np.diag([2.0, 3.0]), CONTROL) == ""
+    assert optimum_check(10.0, np.zeros(0), np.zeros((0, 0)), CONTROL) == ""
+
+
+def test_optimum_check_names_what_failed():
+    hessian = np.diag([2.0, 3.0])
+    assert "not finite" in optimum_check(float("inf"), np.zeros(2), hessian, CONTROL)
+    assert "not finite" in optimum_check(1.0, np.array([np.nan, 0.0]), hessian, CONTROL)
+    saddle = optimum_check(1.0, np.zeros(2), np.diag([2.0, -1.0]), CONTROL)
+    assert "not positive definite" in saddle
+    # Deviance 2 * 1 / 2 = 1 still to gain along the first axis: not a minimum.
+    short = optimum_check(1.0, np.array([2.0, 0.0]), hessian, CONTROL)
+    assert "Newton decrement" in short and "decrement_tol" in short
+
+
+def test_decrement_is_invariant_under_rescaling_parameters():
+    grad, hessian = np.array([1e-3, 2e-4]), np.array([[2.0, 0.3], [0.3, 1.0]])
+    scale = np.diag([1e6, 1e-6])  # p = scale q: g_q = scale g_p, H_q = scale H_p scale
+    tight = OptimizerControl(decrement_tol=1e-7)
+    a = optimum_check(1.0, grad, hessian, tight)
+    b = optimum_check(1.0, scale @ grad, scale @ hessian @ scale, tight)
+    assert a and a.split("Newton decrement ")[1][:8] == b.split("Newton decrement ")[1][:8]
+
+
+def test_non_finite_deviance_is_not_converged():
+    data = simulated_model(0)
+    objective = LaplaceObjective(data)
+    estimates = minimize_deviance(
+        data,
+        lambda theta, beta: (float("nan"), np.zeros_like(theta), np.zeros_like(beta)),
+        CONTROL,
+        objective.counters,
+        "laplace",
+    )
+    assert not estimates.summary.converged
+    assert "not finite" in estimates.summary.message
+
+
+def test_agq_beyond_its_accuracy_is_not_converged():
+    # Issue 9 item 4 in the core (the api refuses n_agq > 100 before getting here).
+    model, _ = build_model(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", datasets.load("cbpp")
+    )
+    with np.errstate(all="ignore"):
+        output = fit_agq(model, 500)
+    assert not output.converged
+    assert any("not finite" in w for w in output.warnings)
+
+
+def test_tolerances_are_recorded():
+    output = fit_laplace(simulated_model(1))
+    tolerances = output.opt_summary.tolerances
+    for name in (
+        "decrement_tol",
+        "user_gradient_tol",
+        "deviance_match_tol",
+        "fixed_scale_limit",
+        "random_scale_limit",
+        "fixed_center_limit",
+        "random_center_limit",
+        "gtol",
+    ):
+        assert tolerances[name] == getattr(CONTROL, name)
+    assert output.converged
