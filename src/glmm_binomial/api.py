@@ -77,6 +77,7 @@ def fit(
             pirls_control=pirls_control,
             blas_threads=blas_threads,
             client=client,
+            _stacklevel=4,  # the warnings point at the caller of fit()
         )
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
     model, design = build_model(formula, data, weights=weights, offset=offset)

@@ -522,6 +522,7 @@ def fit_dask(
     blas_threads: int | None = 1,
     client: Any = None,
     npartitions: int | None = None,
+    _stacklevel: int = 3,
 ) -> DaskGLMMResult:
     """Fit a binomial GLMM to a Dask DataFrame on a Dask distributed cluster.
 
@@ -598,7 +599,7 @@ def fit_dask(
     finally:
         if own_client:
             client.close()
-    emit_fit_warnings(result.warnings)
+    emit_fit_warnings(result.warnings, stacklevel=_stacklevel)
     return result
 
 
@@ -1073,6 +1074,10 @@ def _optimize(
         separation,
         design.n_agq,
     )
+    # api.fit's final checks (imported here: api imports this module).
+    from glmm_binomial.api import _require_finite, _without_redundant_convergence
+
+    output = _require_finite(_without_redundant_convergence(output))
     model = ClusterModelData(
         np.zeros(0),
         np.zeros(0),
