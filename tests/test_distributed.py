@@ -191,3 +191,21 @@ def test_missing_extra_names_it(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"glmm-binomial\[dask\]"):
         driver._import_dask()
+
+
+def test_separation_warned_as_in_memory(client) -> None:
+    # The exact check (separation.separation_report) runs on the rows gathered to the client.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=60)
+    frame = pd.DataFrame({"y": (x > 0).astype(float), "x": x, "g": rng.integers(0, 6, 60)})
+    # The GLM start diverges too, one round trip per Newton step: 25 steps, not 100, suffice.
+    control = glmm_binomial.optimize.OptimizerControl(glm_max_iter=25)
+    with pytest.warns(glmm_binomial.diagnostics.SeparationWarning):
+        memory = glmm_binomial.fit("y ~ x + (1 | g)", frame, control=control)
+    ddf = dd.from_pandas(frame, npartitions=2)
+    with pytest.warns(glmm_binomial.diagnostics.SeparationWarning):
+        fitted = glmm_binomial.fit("y ~ x + (1 | g)", ddf, control=control)
+    assert not fitted.converged
+    assert fitted.warnings == memory.warnings
+    no_error = np.isnan(fitted.bse.to_numpy())
+    assert no_error.any() and np.array_equal(no_error, np.isnan(memory.bse.to_numpy()))
