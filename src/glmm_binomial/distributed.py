@@ -14,12 +14,15 @@ Steps of ``fit_dask``:
 
 1. One pass over the complete rows learns the design: the levels of factor columns (so every
    partition's fixed-effects matrix has the same columns, from one formulaic model spec), the
-   levels of each grouping factor (global level order for ranef), the response's two levels
+   levels of each grouping factor (coded by design._group_codes on their distinct values, so
+   with the in-memory fit's order and R's as.character keys), the response's two levels
    when it is a factor, and, where nesting is not visible in the formula, whether each grouping
    factor is nested in the partitioning one.
 2. The rows are shuffled on the partitioning factor (hash partitioning: deterministic) and each
    partition is turned into a ModelData on its worker, rows in their original order.
-3. The GLM start is Newton's method on partition sums of X'WX and X'(k - m mu); then
+3. Aliased fixed-effect columns are found from the partitions' R factors and dropped with a
+   RankDeficiencyWarning, as design.py drops them. The GLM start is Newton's method on
+   partition sums of X'WX and X'(k - m mu); then
    minimize_deviance, then the conditional modes gathered from the partitions in level order.
 
 Lost workers are survived by Dask itself: a lost partition is rebuilt from the task graph (the
@@ -338,9 +341,10 @@ class _Partitions:
     def keep_columns(self, kept: list[int], design: PartitionDesign) -> None:
         """Drop aliased fixed-effect columns in every partition."""
         old = self.states
-        # The old futures stay referenced by the new tasks (Dask recomputes from them on a
-        # lost worker); they are released with the new ones.
+        # The old partitions are released once the new ones are built (a lost worker's new
+        # partition is recomputed through them from the task graph).
         self.states = self.client.map(_keep_columns, old, kept=kept, design=design, pure=False)
+        del old
 
     def evaluate(self, what: str, theta: FloatArray, beta: FloatArray) -> list[Any]:
         parts = self.gather(
@@ -741,8 +745,10 @@ def _fit(
     parts = shuffled.to_delayed()
     build = dask.delayed(build_partition, pure=True)
     started = time.perf_counter()
+    # Only `partitions` holds the futures, so that keep_columns can release the first ones.
     states = client.compute([build(p, design) for p in parts])
     partitions = _Partitions(client, states, blas_threads)
+    del states
     try:
         return _optimize(
             partitions,
@@ -755,7 +761,6 @@ def _fit(
         )
     finally:
         client.cancel(partitions.states)
-        client.cancel(states)
 
 
 def _summarize(
