@@ -190,7 +190,7 @@ def _is_empty_token(value: Any) -> bool:
         isinstance(value, str)
         and type(value) is not str
         and type(value).__module__.startswith("schedula")
-        and value == "empty"
+        and str.__str__(value) == "empty"  # Token compares by identity; its text is "empty"
     )
 
 
