@@ -204,3 +204,29 @@ def test_separated_text_output_says_numbers_are_not_estimates(files, capsys):
     assert main(["fit", str(files / "separated.csv"), "y ~ x + (1 | g)"]) == 3
     out = capsys.readouterr().out
     assert "No finite maximum-likelihood estimate for (Intercept), x" in out
+
+
+def test_progress_only_on_a_terminal(monkeypatch):
+    import io
+
+    from glmm_binomial.frontends.cli import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", pipe)
+    with progress("fitting"):
+        pass
+    assert pipe.getvalue() == ""  # silent when not a terminal
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    with progress("fitting"):
+        pass
+    assert terminal.getvalue() == "fitting ...\n"  # without rich or tqdm: a one-line note
+    with progress("fitting", enabled=False):  # --no-progress
+        pass
+    assert terminal.getvalue() == "fitting ...\n"
