@@ -125,6 +125,8 @@ def test_exit_2_usage_version_and_help():
 def test_earlier_forms_still_work(files, capsys):
     assert main([CBPP, "--dataset", "cbpp"]) == 0
     assert "period4" in capsys.readouterr().out
+    assert main(["--dataset", "cbpp", CBPP]) == 0
+    assert "period4" in capsys.readouterr().out
     assert main([CBPP, str(files / "cbpp.csv"), "--factors", "period,herd", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["loglik"] == pytest.approx(-92.02628, abs=1e-4)
@@ -144,6 +146,9 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     assert main(["fit", "cbpp", CBPP, "-o", "out.docx"]) == 1
     assert ".json" in capsys.readouterr().err
     assert main([]) == 2
+    assert main(["fit", "cbpp"]) == 2  # no formula
+    assert "formula" in capsys.readouterr().err
+    assert main(["fit", "--dataset", "cbpp", "cbpp", CBPP]) == 2
 
 
 def test_semicolon_csv_is_sniffed_and_sep_given(files, capsys):

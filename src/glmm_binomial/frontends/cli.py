@@ -48,6 +48,10 @@ class CommandError(Exception):
     """A problem to report in one line with exit status 1."""
 
 
+class UsageError(Exception):
+    """Arguments that do not make a command (exit status 2)."""
+
+
 def _version() -> str:
     from glmm_binomial import __version__
 
@@ -271,10 +275,10 @@ def read_table(path_text: str, args: argparse.Namespace, labels: set[str]) -> An
 def _data_and_formula(args: argparse.Namespace) -> tuple[str | None, str]:
     inputs = list(args.inputs)
     if len(inputs) > 2:
-        raise CommandError(f"give DATA and FORMULA only; got {len(inputs)} arguments")
+        raise UsageError(f"give DATA and FORMULA only; got {len(inputs)} arguments")
     formulas = [text for text in inputs if "~" in text]
     if len(formulas) != 1:
-        raise CommandError("give one formula with a '~', such as 'y ~ x + (1 | g)'")
+        raise UsageError("give one formula with a '~', such as 'y ~ x + (1 | g)'")
     formula = formulas[0]
     others = [text for text in inputs if text is not formula]
     return (others[0] if others else None), formula
@@ -283,10 +287,10 @@ def _data_and_formula(args: argparse.Namespace) -> tuple[str | None, str]:
 def _load(args: argparse.Namespace, data: str | None) -> tuple[Any, str]:
     labels = {c.strip() for c in args.factors.split(",") if c.strip()}
     if args.dataset and data:
-        raise CommandError("give a data file or --dataset, not both")
+        raise UsageError("give a data file or --dataset, not both")
     name = args.dataset or data
     if name is None:
-        raise CommandError("give a data file (or --dataset NAME)")
+        raise UsageError("give a data file (or --dataset NAME)")
     if args.dataset or (not Path(name).exists() and name in _bundled_names()):
         from glmm_binomial import datasets
 
@@ -404,8 +408,7 @@ def _split(argv: list[str]) -> tuple[str, list[str]]:
     """The sub-command and its arguments; the earlier form (a formula first) is fit."""
     if argv and argv[0] in ("fit", "sheet"):
         return argv[0], argv[1:]
-    positional = [a for a in argv if not a.startswith("-")]
-    if positional and "~" in positional[0]:
+    if any("~" in a for a in argv if not a.startswith("-")):
         return "fit", argv
     return "", argv
 
@@ -437,9 +440,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             if command == "fit":
                 return _fit_command(args)
             return _sheet_command(args)
+    except UsageError as exc:
+        print(f"glmm-binomial {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("glmm-binomial: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (glmm-binomial ... | head): stop quietly, as Unix tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - one line, no traceback (exit status 1)
         if args.debug:
             raise

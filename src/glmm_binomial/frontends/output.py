@@ -109,7 +109,7 @@ def report(result: Any, source: str) -> dict[str, Any]:
         "warnings": warning_records(result),
         "fixed_effects": fixed,
         "varcorr": varcorr,
-        "theta": plain(result.theta),
+        "theta": None if blank_random else plain(result.theta),
         "optimizer": optimizer,
     }
 
