@@ -8,20 +8,27 @@ an independent random slope on the same groups), calls ``api.fit_model`` and ren
 9-column table. It never raises: every outcome is the table or one string starting with
 ``Invalid input: `` (the arguments) or ``Error fitting GLMM: `` (the fit).
 
-Input conventions (decided here, documented for users):
-- A range is a 2D list (rows of cells); a numpy array of dimension 0 or 2 is accepted too. A
-  scalar counts as a 1 x 1 range. A flat (1D) list, a cell that is itself a list, ragged rows and
-  empty ranges are rejected with a message naming the argument.
-- Cells of y, x and x_random must be finite numbers. TRUE/FALSE there is rejected (booleans are
-  not numbers in a spreadsheet range; write 1/0), as are text, blanks (None), NaN and infinities.
+Input conventions (decided here, documented for users), accepting what spreadsheets send:
+- A range is a 2D list (rows of cells), a numpy array of dimension 0 or 2, a pandas DataFrame
+  (a Series is a column), or another 2D sequence (rows of cells, such as the ``formulas``
+  package's Ranges, whose ``.value`` is read). A scalar counts as a 1 x 1 range. A flat (1D)
+  list, a cell that is itself a list, ragged rows and empty ranges are rejected with a message
+  naming the argument.
+- Blank cells are None, "" (or only spaces) and the ``formulas`` package's empty cell. Rows at
+  the end that are blank in every range are ignored (a selection longer than the data); a blank
+  cell inside the data is an error naming the argument, row and column.
+- Cells of y, x and x_random must be finite numbers; in y TRUE/FALSE counts as 1/0. Elsewhere
+  TRUE/FALSE is rejected, as are text, blanks, NaN and infinities.
 - groups are labels: numbers or non-blank text, compared exactly (1 and 1.0 are one group, 1 and
   1.5 two, the number 1 and the text "1" two). Booleans, blanks and non-finite numbers are
   rejected.
-- fit_intercept, alpha and method accept a scalar or a 1 x 1 range; None (an omitted argument)
-  means the default. method is case-insensitive.
+- fit_intercept, alpha and method accept a scalar or a 1 x 1 range; None, "" or an empty cell
+  (an omitted argument) means the default, also for x_random. fit_intercept accepts TRUE/FALSE
+  and 1/0. method is case-insensitive.
 - A boolean in the x_random position is fit_intercept (example 3 of the contract); the later
   arguments then shift left where their types show it: a non-boolean in the fit_intercept
   position is alpha, and text in the alpha position is method.
+- Whole ranges are converted with numpy; cells are looked at one by one only to word an error.
 
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
 y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
