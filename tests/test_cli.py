@@ -132,6 +132,8 @@ def test_earlier_forms_still_work(files, capsys):
     assert out["loglik"] == pytest.approx(-92.02628, abs=1e-4)
     assert main(["fit", "--dataset", "cbpp", CBPP, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["loglik"] == pytest.approx(-92.02628, abs=1e-4)
+    assert main(["fit", "cbpp", CBPP, "--method", "vb"]) == 0
+    assert "Note: std_error, z, p" in capsys.readouterr().out
 
 
 def test_errors_are_one_line_messages(tmp_path, capsys):

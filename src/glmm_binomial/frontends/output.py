@@ -62,6 +62,13 @@ def not_estimable(result: Any) -> tuple[set[str], bool]:
     return {names[j] for j in separation.coefficients}, bool(separation.complete)
 
 
+def vb_note() -> str:
+    """What "vb" standard errors are (the spreadsheet table's note row says the same)."""
+    from glmm_binomial.frontends.sheet import VB_NOTE
+
+    return VB_NOTE.replace("z_statistic, p_value", "z, p")
+
+
 def warning_records(result: Any) -> list[dict[str, str]]:
     return [{"kind": getattr(w, "kind", "warning"), "message": str(w)} for w in result.warnings]
 
@@ -107,6 +114,7 @@ def report(result: Any, source: str) -> dict[str, Any]:
         "converged": bool(result.converged),
         "singular": bool(result.singular),
         "warnings": warning_records(result),
+        "notes": [vb_note()] if result.method == "vb" else [],
         "fixed_effects": fixed,
         "varcorr": varcorr,
         "theta": None if blank_random else plain(result.theta),
@@ -148,10 +156,9 @@ def tables(document: dict[str, Any]) -> dict[str, tuple[list[str], list[list[Any
         "singular",
     ]
     out["fit"] = (["statistic", "value"], [[k, document[k]] for k in scalars])
-    out["warnings"] = (
-        ["kind", "message"],
-        [[w["kind"], w["message"]] for w in document["warnings"]],
-    )
+    warning_rows = [[w["kind"], w["message"]] for w in document["warnings"]]
+    warning_rows += [["note", note] for note in document.get("notes", [])]
+    out["warnings"] = (["kind", "message"], warning_rows)
     for name in ("ranef", "predictions"):
         if name in document:
             records = document[name]
@@ -201,6 +208,7 @@ def to_text(result: Any, document: dict[str, Any]) -> str:
             + ", ".join(missing)
             + " (separation): the numbers above for them are not estimates."
         )
+    lines.extend(f"\nNote: {note}." for note in document.get("notes", []))
     for name in ("ranef", "predictions"):
         if name in document:
             header, rows = tables(document)[name]
