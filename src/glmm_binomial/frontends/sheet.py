@@ -638,9 +638,15 @@ def _check_rank(design: FloatArray, names: tuple[str, ...]) -> None:
     # Unit-length columns (scaled to max |value| 1 first, so huge entries cannot overflow).
     scaled = design / largest
     scaled = scaled / np.sqrt(np.sum(scaled * scaled, axis=0))
+    tol = RANK_TOL * max(scaled.shape)
+    s = np.linalg.svd(scaled, compute_uv=False)
+    if s[-1] > tol * s[0]:
+        # Dropping columns never lowers the smallest singular value nor raises the largest
+        # (interlacing), so every leading block passes too: one SVD instead of p - 1.
+        return
     for j in range(1, len(names)):
         s = np.linalg.svd(scaled[:, : j + 1], compute_uv=False)
-        if s[-1] <= RANK_TOL * s[0] * max(scaled.shape):
+        if s[-1] <= tol * s[0]:
             earlier = ", ".join(_column_label(name) for name in names[:j])
             raise _invalid(
                 f"{_column_label(names[j])} is a linear combination of {earlier}: "
