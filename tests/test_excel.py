@@ -80,6 +80,16 @@ def test_declares_every_range_two_dimensional(server):
     assert [a.get("optional", "required") for a in info["args"][3:]] == [None] * 4
 
 
+def test_registration_metadata_as_excel_receives_it(server):
+    module = types.SimpleNamespace(GLMM_BINOMIAL=excel.decorate(server.func, server.arg))
+    (function,) = server.custom_functions_meta(module)["functions"]
+    assert function["name"] == "GLMM_BINOMIAL" and "\n" not in function["description"]
+    assert function["result"]["dimensionality"] == "matrix"  # the table spills
+    parameters = function["parameters"]
+    assert [p["name"] for p in parameters] == list(excel.ARGUMENT_DOCS)
+    assert [p.get("optional", False) for p in parameters] == [False] * 3 + [True] * 4
+
+
 @pytest.mark.parametrize("example", sorted(OFFICE_JS_ARGS))
 def test_four_examples_through_office_js_path_equal_direct_call(server, example):
     function = excel.decorate(server.func, server.arg)

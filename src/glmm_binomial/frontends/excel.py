@@ -59,6 +59,8 @@ def decorate(func: Callable[..., Any] | None = None, arg: Callable[..., Any] | N
         slopes): a table of coefficients, variance components, log-likelihood, AIC and BIC."""
         return glmm_binomial(y, x, groups, x_random, fit_intercept, alpha, method)
 
+    # Excel shows the docstring as the function's description: one line.
+    GLMM_BINOMIAL.__doc__ = " ".join((GLMM_BINOMIAL.__doc__ or "").split())
     decorated: Any = GLMM_BINOMIAL
     for name, doc in ARGUMENT_DOCS.items():
         options: dict[str, Any] = {"ndim": 2} if name in RANGE_ARGUMENTS else {}
