@@ -237,3 +237,17 @@ def test_progress_only_on_a_terminal(monkeypatch):
     with progress("fitting", enabled=False):  # --no-progress
         pass
     assert terminal.getvalue() == "fitting ...\n"
+
+
+def test_prediction_warnings_are_kept_with_their_kind():
+    import warnings
+
+    from glmm_binomial.diagnostics import NewLevelsWarning
+    from glmm_binomial.frontends.cli import _glmm_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("new levels of herd: 99", NewLevelsWarning, stacklevel=1)
+        warnings.warn("new levels of herd: 99", NewLevelsWarning, stacklevel=1)
+        warnings.warn("overflow in exp", RuntimeWarning, stacklevel=1)  # numpy's: not shown
+    assert _glmm_warnings(caught) == [{"kind": "newlevels", "message": "new levels of herd: 99"}]

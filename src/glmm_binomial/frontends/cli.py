@@ -354,8 +354,12 @@ def _fit_command(args: argparse.Namespace) -> int:
     if args.predict:
         labels = {c.strip() for c in args.factors.split(",") if c.strip()}
         newdata = read_table(args.predict, args, labels)
-        probability = result.predict(newdata, type="response")
-        link = result.predict(newdata, type="link")
+        with warnings.catch_warnings(record=True) as caught:
+            # Warnings about the new data (new grouping levels) are the user's business.
+            warnings.simplefilter("always")
+            probability = result.predict(newdata, type="response")
+            link = result.predict(newdata, type="link")
+        document["prediction_warnings"] = _glmm_warnings(caught)
         predictions = [
             {"row": i + 1, "probability": output.plain(p), "link": output.plain(e)}
             for i, (p, e) in enumerate(zip(list(probability), list(link), strict=True))
@@ -370,11 +374,32 @@ def _fit_command(args: argparse.Namespace) -> int:
         print(output.to_json(document))
     else:
         print(output.to_text(result, document), end="")
+    for record in document.get("prediction_warnings", []):
+        print(
+            f"glmm-binomial: predict: {record['kind']} warning: {record['message']}",
+            file=sys.stderr,
+        )
     if args.output or args.json:
         # The text summary lists the warnings itself; otherwise say them on stderr too.
         for record in document["warnings"]:
             print(f"glmm-binomial: {record['kind']} warning: {record['message']}", file=sys.stderr)
     return EXIT_OK if result.converged else EXIT_NOT_CONVERGED
+
+
+def _glmm_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, str]]:
+    """The package's own warnings among those caught (each once), as kind/message records."""
+    from glmm_binomial.diagnostics import FitWarning, GLMMWarning
+
+    records: list[dict[str, str]] = []
+    for item in caught:
+        if issubclass(item.category, GLMMWarning):
+            record = {
+                "kind": FitWarning(str(item.message), item.category).kind,
+                "message": str(item.message),
+            }
+            if record not in records:
+                records.append(record)
+    return records
 
 
 def _write_records(path: str, name: str, records: list[dict[str, Any]]) -> None:
