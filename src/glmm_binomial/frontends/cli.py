@@ -221,11 +221,11 @@ def _sniff_delimiter(path: Path, encoding: str) -> str:
 
 def read_table(path_text: str, args: argparse.Namespace, labels: set[str]) -> Any:
     """A data file as a DataFrame; CommandError with the file's name when it cannot be read."""
-    import pandas as pd
-
     path = Path(path_text)
     if not path.is_file():
         raise CommandError(f"cannot read {path_text}: no such file")
+    import pandas as pd
+
     kind = _kind_of(path)
     try:
         if kind == "parquet":
