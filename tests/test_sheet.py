@@ -527,15 +527,22 @@ def test_vb_table_says_its_standard_errors_are_posterior_summaries():
     assert "note" not in rows_by_label(glmm_binomial(Y2, X, G, method="laplace"))
 
 
-def test_large_ranges_validate_quickly_enough_to_be_vectorized():
-    # 100,000 rows: validation (ranges -> arrays) must not scan cells one by one; compare with
-    # a numpy conversion of the same size rather than a wall-clock limit.
-    n = 100_000
+def test_large_ranges_are_converted_whole_not_cell_by_cell(monkeypatch):
+    # Validation converts whole ranges with numpy; cells are looked at one by one only to word
+    # an error. No timing: the per-cell functions must simply not run on clean data.
+    def per_cell(*args):
+        raise AssertionError("a clean range was scanned cell by cell")
+
+    monkeypatch.setattr(sheet, "_cell_problem", per_cell)
+    monkeypatch.setattr(sheet, "_group_key", per_cell)
+    n = 20_000
     rng = np.random.default_rng(0)
-    y = [[int(v)] for v in rng.integers(0, 2, n)]
+    y = [[bool(v)] for v in rng.integers(0, 2, n)]  # TRUE/FALSE too
     x = rng.normal(size=(n, 2)).tolist()
     groups = [[int(g)] for g in rng.integers(0, 500, n)]
-    x_random = [[v] for v in rng.normal(size=n).tolist()]
+    x_random = [[v] for v in rng.normal(size=n).tolist()] + [[None], [""]]
     request = sheet._validate(y, x, groups, x_random, True, 0.05, "laplace")
     assert request.x.shape == (n, 2) and len(request.levels) == 500
-    assert request.codes.max() == 499
+    assert request.codes.max() == 499 and request.x_random.shape == (n, 1)
+    text_groups = [[f"g{g[0]}"] for g in groups]
+    assert len(sheet._validate(y, x, text_groups, None, 1, None, "").levels) == 500
