@@ -13,10 +13,11 @@ from glmm_binomial.diagnostics import (
     SeparationWarning,
 )
 from glmm_binomial.inference import anova
+from glmm_binomial.intervals import confint
 from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.optimize import OptimizerControl, OptSummary
 from glmm_binomial.pirls import PirlsControl
-from glmm_binomial.profile import ProfileControl, profile_confint
+from glmm_binomial.profile import LikelihoodProfile, ProfileControl, profile, profile_confint
 from glmm_binomial.result import GLMMResult
 from glmm_binomial.sheet import GLMM_BINOMIAL, glmm_binomial
 
@@ -33,6 +34,7 @@ __all__ = [
     "SeparationWarning",
     "GLMM_BINOMIAL",
     "GLMMResult",
+    "LikelihoodProfile",
     "ModelData",
     "OptSummary",
     "OptimizerControl",
@@ -42,9 +44,11 @@ __all__ = [
     "__version__",
     "anova",
     "available_methods",
+    "confint",
     "datasets",
     "fit",
     "fit_model",
     "glmm_binomial",
+    "profile",
     "profile_confint",
 ]

@@ -19,6 +19,7 @@ from glmm_binomial.estimates import FitOutput
 from glmm_binomial.family import inverse_link
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import OptSummary
+from glmm_binomial.results_api import ResultsAPI
 
 FloatArray = NDArray[np.float64]
 
@@ -29,7 +30,7 @@ _METHOD_TITLES = {
 }
 
 
-class GLMMResult:
+class GLMMResult(ResultsAPI):
     """Result of a binomial GLMM fit (logit link).
 
     Fixed effects are on the log-odds scale; random-effect variances and SDs are of the random
