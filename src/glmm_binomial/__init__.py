@@ -2,6 +2,7 @@
 
 from glmm_binomial import datasets
 from glmm_binomial.api import available_methods, fit, fit_model
+from glmm_binomial.bootstrap import BootstrapResult, bootstrap
 from glmm_binomial.diagnostics import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -24,6 +25,7 @@ from glmm_binomial.sheet import GLMM_BINOMIAL, glmm_binomial
 __version__ = "0.1.0"
 
 __all__ = [
+    "BootstrapResult",
     "BoundaryWarning",
     "ConvergenceWarning",
     "FitWarning",
@@ -44,6 +46,7 @@ __all__ = [
     "__version__",
     "anova",
     "available_methods",
+    "bootstrap",
     "confint",
     "datasets",
     "fit",

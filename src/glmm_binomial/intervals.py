@@ -86,8 +86,6 @@ def confint(
         from glmm_binomial.profile import profile_confint
 
         return profile_confint(result, float(level), **options)
-    import importlib
+    from glmm_binomial.bootstrap import bootstrap
 
-    bootstrap = importlib.import_module("glmm_binomial.bootstrap").bootstrap
-    table: pd.DataFrame = bootstrap(result, **options).confint(float(level))
-    return table
+    return bootstrap(result, **options).confint(float(level))

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from glmm_binomial.profile import LikelihoodProfile, ProfileControl
@@ -37,6 +39,21 @@ class ResultsAPI:
         from glmm_binomial.profile import profile
 
         return profile(_self(self), conf_level, which=which, control=control)
+
+    def simulate(self, n: int = 1, seed: Any = None, use_u: bool = False) -> NDArray[np.float64]:
+        """`n` responses (successes per row, fit's row order) simulated from the fitted model,
+        shape (nobs, n); use_u=True holds the random effects at their conditional modes (lme4's
+        use.u), False draws new ones."""
+        from glmm_binomial.simulate import simulate
+
+        return simulate(_self(self), n=n, seed=seed, use_u=use_u)
+
+    def refit(self, new_response: Any) -> GLMMResult:
+        """The same model (design, groups, trials, offset) fitted to a new response (successes
+        per row), starting from the current estimates."""
+        from glmm_binomial.simulate import refit
+
+        return refit(_self(self), new_response)
 
 
 def _self(obj: object) -> GLMMResult:
