@@ -55,6 +55,104 @@ class ResultsAPI:
 
         return refit(_self(self), new_response)
 
+    # --- names both camps look for --------------------------------------------------------------
+    def fixef(self) -> pd.Series:
+        """Fixed effects (log-odds scale), as lme4's fixef(); the same as `params`."""
+        return _self(self).params
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values of the Wald z statistics of the fixed effects."""
+        return _self(self).fixed_effects["p"].rename("p")
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """Wald z statistics (estimate / standard error) of the fixed effects (statsmodels'
+        name; normal reference distribution)."""
+        return _self(self).fixed_effects["z"].rename("z")
+
+    @property
+    def llf(self) -> float:
+        """Log-likelihood (statsmodels' name for `loglik`)."""
+        return _self(self).loglik
+
+    @property
+    def df_resid(self) -> int:
+        """Observations minus parameters (fixed effects and covariance parameters), as lme4's
+        df.resid."""
+        result = _self(self)
+        return result.nobs - result.df_model
+
+    def fitted(self) -> NDArray[np.float64]:
+        """Fitted probabilities with the random effects at their conditional modes, in the
+        fit's row order (lme4's fitted())."""
+        from glmm_binomial.residuals import fitted_probabilities
+
+        return fitted_probabilities(_self(self))
+
+    @property
+    def fittedvalues(self) -> NDArray[np.float64]:
+        """statsmodels' name for fitted()."""
+        return self.fitted()
+
+    def resid(self, type: str = "deviance") -> NDArray[np.float64]:
+        """Residuals on the proportion scale, in the fit's row order, as lme4's residuals() for
+        glmer: "deviance" (signed square roots of the deviance contributions), "pearson"
+        ((y - mu) / sqrt(mu (1 - mu) / m)), "response" (y - mu) or "working"
+        ((y - mu) / (mu (1 - mu))); y the observed proportion, m the trials."""
+        from glmm_binomial.residuals import residuals
+
+        return residuals(_self(self), type)
+
+    residuals = resid
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per grouping factor, one row per level: the fixed effects plus that level's random
+        effects on the same terms (lme4's coef())."""
+        result = _self(self)
+        fixed = result.params
+        out: dict[str, pd.DataFrame] = {}
+        for group, modes in result.ranef().items():
+            frame = pd.DataFrame(
+                np.tile(fixed.to_numpy(), (len(modes), 1)), index=modes.index, columns=fixed.index
+            )
+            for term in modes.columns:
+                name = str(term).rstrip("_")
+                if name in frame.columns:
+                    frame[name] = frame[name] + modes[term]
+                else:
+                    frame[name] = modes[term]
+            out[group] = frame
+        return out
+
+    def ranef_cov(self) -> dict[str, NDArray[np.float64]]:
+        """Conditional covariances of the random effects per grouping factor, shape
+        (levels, k, k) in ranef()'s column order (lme4's attr(ranef(condVar = TRUE), "postVar"),
+        levels first)."""
+        result = _self(self)
+        out: dict[str, NDArray[np.float64]] = {}
+        for block, covs in zip(result.model.blocks, result.fit_output.ranef_cov, strict=True):
+            if block.group in out:
+                previous = out[block.group]
+                n, a, _ = previous.shape
+                k = covs.shape[1]
+                joined = np.zeros((n, a + k, a + k))
+                joined[:, :a, :a] = previous
+                joined[:, a:, a:] = covs
+                out[block.group] = joined
+            else:
+                out[block.group] = covs.copy()
+        return out
+
+    @property
+    def VarCorr(self) -> pd.DataFrame:  # noqa: N802 - lme4's name
+        """lme4's name for `varcorr`."""
+        return _self(self).varcorr
+
+    def logLik(self) -> float:  # noqa: N802 - lme4's name
+        """lme4's name for `loglik`."""
+        return _self(self).loglik
+
 
 def _self(obj: object) -> GLMMResult:
     from glmm_binomial.result import GLMMResult

@@ -128,7 +128,11 @@ def refit(result: GLMMResult, new_response: Any) -> GLMMResult:
     )
     output = finish_fit(model, objective, estimates, control, "laplace", "Laplace approximation")
     return GLMMResult(
-        model, output, design=result._design, conf_level=result.conf_level, data_name=None
+        model,
+        output,
+        design=result._design,
+        conf_level=result.conf_level,
+        data_name=result.data_name,
     )
 
 
