@@ -55,6 +55,21 @@ class ResultsAPI:
 
         return refit(_self(self), new_response)
 
+    # --- marginal (population-averaged) effects -------------------------------------------------
+    def marginal_predict(self, newdata: Any = None, offset: Any = None) -> NDArray[np.float64]:
+        """Population-averaged probabilities (random effects integrated out, not set to zero)
+        of the rows of newdata (None: the fit's rows); see glmm_binomial.marginal."""
+        from glmm_binomial.marginal import marginal_predict
+
+        return marginal_predict(_self(self), newdata, offset)
+
+    def marginal_coefs(self, std_errors: bool = True) -> pd.DataFrame:
+        """Marginal coefficients as GLMMadaptive's marginal_coefs (Hedeker et al. 2018), with
+        delta-method standard errors; see glmm_binomial.marginal."""
+        from glmm_binomial.marginal import marginal_coefs
+
+        return marginal_coefs(_self(self), std_errors=std_errors)
+
     # --- names both camps look for --------------------------------------------------------------
     def fixef(self) -> pd.Series:
         """Fixed effects (log-odds scale), as lme4's fixef(); the same as `params`."""

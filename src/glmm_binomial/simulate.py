@@ -149,25 +149,41 @@ class FastRefit:
     max_iter: int = 500
 
 
-def prepare_fast_refit(result: GLMMResult, step: float = 1e-4) -> FastRefit:
-    """Whitening from a forward-difference Hessian of the exact gradient at the estimates."""
-    if result.method != "laplace":
-        raise ValueError("bootstrap refits are available for method='laplace' fits")
+def deviance_hessian(result: GLMMResult, step: float = 1e-4, central: bool = False) -> FloatArray:
+    """Hessian of the Laplace deviance in (theta, beta) at the estimates: forward (or central)
+    differences of the exact gradient, steps relative to each coordinate."""
     model, fit = result.model, result.fit_output
     objective = LaplaceObjective(model)
     n_theta = model.n_theta
     x0 = np.concatenate([fit.theta, fit.beta])
-    _, g_theta, g_beta = objective.deviance_and_gradient(fit.theta, fit.beta)
-    g0 = np.concatenate([g_theta, g_beta])
+
+    def gradient(x: FloatArray) -> FloatArray:
+        _, g_theta, g_beta = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
+        return np.concatenate([g_theta, g_beta])
+
+    g0 = gradient(x0)
     n = len(x0)
     hess = np.empty((n, n))
     for j in range(n):
         h = step * max(1.0, abs(x0[j]))
-        x = x0.copy()
-        x[j] += h
-        _, gt, gb = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
-        hess[:, j] = (np.concatenate([gt, gb]) - g0) / h
-    hess = 0.5 * (hess + hess.T)
+        up = x0.copy()
+        up[j] += h
+        if central:
+            down = x0.copy()
+            down[j] -= h
+            hess[:, j] = (gradient(up) - gradient(down)) / (2.0 * h)
+        else:
+            hess[:, j] = (gradient(up) - g0) / h
+    return 0.5 * (hess + hess.T)
+
+
+def prepare_fast_refit(result: GLMMResult, step: float = 1e-4) -> FastRefit:
+    """Whitening from a forward-difference Hessian of the exact gradient at the estimates."""
+    if result.method != "laplace":
+        raise ValueError("bootstrap refits are available for method='laplace' fits")
+    fit = result.fit_output
+    hess = deviance_hessian(result, step)
+    n = hess.shape[0]
     # A variance at zero (or a flat direction) has no curvature: scale it by 1 there.
     hess += np.diag(np.where(np.diag(hess) > 1e-6, 0.0, 1.0))
     try:
@@ -175,7 +191,7 @@ def prepare_fast_refit(result: GLMMResult, step: float = 1e-4) -> FastRefit:
         transform = scipy.linalg.solve_triangular(r, np.eye(n), lower=False)
     except scipy.linalg.LinAlgError:
         transform = np.diag(1.0 / np.sqrt(np.abs(np.diag(hess))))
-    return FastRefit(model, fit.theta.copy(), fit.beta.copy(), transform)
+    return FastRefit(result.model, fit.theta.copy(), fit.beta.copy(), transform)
 
 
 def fast_refit(
