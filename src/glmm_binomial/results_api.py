@@ -70,6 +70,26 @@ class ResultsAPI:
 
         return marginal_coefs(_self(self), std_errors=std_errors)
 
+    # --- pictures (matplotlib, the `plot` extra) ------------------------------------------------
+    def plot_ranef(self, level: float = 0.95, group: str | None = None) -> Any:
+        """Caterpillar plot of the conditional modes with intervals; returns the figure."""
+        from glmm_binomial.plots import caterpillar_plot
+
+        return caterpillar_plot(_self(self), level=level, group=group)
+
+    def plot_profile(self, which: Any = None, level: float = 0.95) -> Any:
+        """Profile (zeta) plots of the parameters in `which`; returns the figure."""
+        from glmm_binomial.plots import profile_plot
+
+        return profile_plot(_self(self), which=which, level=level)
+
+    def plot_calibration(self, group: str | None = None) -> Any:
+        """Observed against fitted proportions by level of a grouping factor; returns the
+        figure."""
+        from glmm_binomial.plots import calibration_plot
+
+        return calibration_plot(_self(self), group=group)
+
     # --- names both camps look for --------------------------------------------------------------
     def fixef(self) -> pd.Series:
         """Fixed effects (log-odds scale), as lme4's fixef(); the same as `params`."""
