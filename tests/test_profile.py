@@ -101,3 +101,18 @@ def test_profile_rejects_bad_input(cbpp_fit):
         profile_confint(cbpp_fit, which=["sd_x|herd"])
     with pytest.raises(ValueError, match="conf_level"):
         profile_confint(cbpp_fit, conf_level=1.5)
+
+
+def test_fit_stopped_short_is_profiled_around_the_better_optimum(cbpp_fit, cbpp_profile):
+    # lme4 stops with "profiling detected new, lower deviance"; we move to the better optimum.
+    short = g.fit(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        g.datasets.load("cbpp"),
+        control=g.OptimizerControl(max_iter=2, polish_max_steps=0),
+    )
+    assert short.loglik < cbpp_fit.loglik - 1e-3
+    table = profile_confint(short, which=["period2"])
+    assert "not at the minimum" in table.attrs["warnings"][0]
+    expected = cbpp_profile.confint().loc["period2"]
+    assert table.loc["period2", "lower"] == pytest.approx(expected["lower"], abs=1e-5)
+    assert table.loc["period2", "upper"] == pytest.approx(expected["upper"], abs=1e-5)

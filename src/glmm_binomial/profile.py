@@ -89,7 +89,9 @@ class LikelihoodProfile:
     def confint(self) -> pd.DataFrame:
         """Interval ends at the profile's level, one row per parameter (lme4's names)."""
         rows = [{"parameter": p.name, "lower": p.lower, "upper": p.upper} for p in self]
-        return pd.DataFrame(rows).set_index("parameter")
+        table = pd.DataFrame(rows).set_index("parameter")
+        table.attrs["warnings"] = self.warnings
+        return table
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.parameters.values())
@@ -326,6 +328,18 @@ def profile(
 
     theta, beta = result.theta, result.params.to_numpy()
     warnings: list[str] = []
+    # Check the optimum first (a fit stopped short would shift every interval): a short
+    # bound-constrained search from the estimates, kept only if it lowers the deviance.
+    base = _Coordinates.build(model, control.correlation_limit)
+    p0 = base.from_theta_beta(theta, beta)
+    deviance0 = base.deviance_and_gradient(p0)[0]
+    p1 = _minimize_all(base, p0, control)
+    if base.deviance_and_gradient(p1)[0] < deviance0 - control.lower_deviance_tol:
+        theta, beta = base.theta(p1), p1[base.n_var :]
+        warnings.append(
+            "the fit's estimates are not at the minimum of the deviance; the profile is "
+            "computed around the better optimum found from them"
+        )
     for _ in range(control.max_restarts + 1):
         try:
             profiles, deviance = _profile_all(model, chosen, theta, beta, cutoff, control)
