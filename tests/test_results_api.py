@@ -70,6 +70,7 @@ def test_conditional_covariance_of_vector_effects_matches_lme4(ref):
     )
     covs = result.ranef_cov()["district"]
     assert covs.shape == (60, 2, 2)
+    np.testing.assert_array_equal(modes.attrs["condvar"], covs)
     np.testing.assert_allclose(covs[:3], ref["slope_postvar_first3"], atol=2e-3, rtol=1e-2)
     np.testing.assert_allclose(np.sqrt(covs[:, 1, 1]), modes["urbanY_sd"])
     coef = result.coef()["district"]

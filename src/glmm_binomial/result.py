@@ -223,7 +223,8 @@ class GLMMResult(ResultsAPI):
     def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects (posterior means for "vb"), one DataFrame per
         grouping factor indexed by level; with condvar, their conditional SDs as `<term>_sd`
-        (the full conditional covariances of vector effects: ranef_cov())."""
+        and the conditional covariance matrices of each level's effects (levels x k x k, as
+        lme4's postVar) in `frame.attrs["condvar"]` (also ranef_cov())."""
         out: dict[str, pd.DataFrame] = {}
         for block, modes, covs in zip(
             self._model.blocks, self._fit.ranef, self._fit.ranef_cov, strict=True
@@ -237,6 +238,9 @@ class GLMMResult(ResultsAPI):
             if block.group in out:
                 frame = out[block.group].join(frame, rsuffix="_")
             out[block.group] = frame
+        if condvar:
+            for group, covariances in self.ranef_cov().items():
+                out[group].attrs["condvar"] = covariances
         return out
 
     # --- likelihood and criteria ------------------------------------------------------------
