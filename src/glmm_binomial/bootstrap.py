@@ -22,7 +22,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from glmm_binomial import _blas
-from glmm_binomial.intervals import all_parameters
+from glmm_binomial.intervals import all_parameters, covariance_values
 from glmm_binomial.separation import looks_divergent
 from glmm_binomial.simulate import FastRefit, fast_refit, prepare_fast_refit, simulate_successes
 
@@ -230,27 +230,10 @@ def _one_replicate(task: _Task, rng: np.random.Generator) -> tuple[FloatArray, s
             ok, message = False, "fixed effects diverge (separation in the simulated response)"
         if not ok:
             return np.empty(0), f"refit failed: {message}"
-        values = np.concatenate([_covariance_values(model, theta), beta, extra])
+        values = np.concatenate([covariance_values(model, theta), beta, extra])
         return values, ""
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
         return np.empty(0), f"refit failed: {type(error).__name__}: {error}"
-
-
-def _covariance_values(model: Any, theta: FloatArray) -> FloatArray:
-    """SDs and correlations in theta's layout (as intervals.covariance_parameters)."""
-    values: list[float] = []
-    for block, lam in zip(model.blocks, model.lambdas(theta), strict=True):
-        cov = lam @ lam.T
-        sd = np.sqrt(np.diag(cov))
-        rows, cols = block.lower_indices()
-        for r, c in zip(rows, cols, strict=True):
-            if r == c:
-                values.append(float(sd[r]))
-            elif sd[r] > 0 and sd[c] > 0:
-                values.append(float(cov[r, c] / (sd[r] * sd[c])))
-            else:
-                values.append(np.nan)
-    return np.array(values, dtype=np.float64)
 
 
 def _statistic_names(value: Any) -> list[str]:

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from scipy import stats
+
+from glmm_binomial.model import ModelData
 
 if TYPE_CHECKING:
     from glmm_binomial.result import GLMMResult
@@ -31,20 +34,27 @@ def covariance_parameter_names(result: GLMMResult) -> list[str]:
     return names
 
 
-def covariance_parameters(result: GLMMResult) -> pd.Series:
-    """The SDs and correlations of the random effects (NaN for a correlation with a zero SD),
-    named as lme4 names them, in theta's layout."""
-    values = []
-    for block, cov in zip(result.model.blocks, result.covariance_matrices(), strict=True):
+def covariance_values(model: ModelData, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+    """SDs and correlations of the random effects at theta, in theta's layout (NaN for a
+    correlation with a zero SD)."""
+    values: list[float] = []
+    for block, lam in zip(model.blocks, model.lambdas(theta), strict=True):
+        cov = lam @ lam.T
         sd = np.sqrt(np.diag(cov))
         rows, cols = block.lower_indices()
         for r, c in zip(rows, cols, strict=True):
             if r == c:
-                values.append(sd[r])
+                values.append(float(sd[r]))
             elif sd[r] > 0 and sd[c] > 0:
-                values.append(cov[r, c] / (sd[r] * sd[c]))
+                values.append(float(cov[r, c] / (sd[r] * sd[c])))
             else:
                 values.append(np.nan)
+    return np.array(values, dtype=np.float64)
+
+
+def covariance_parameters(result: GLMMResult) -> pd.Series:
+    """The SDs and correlations of the random effects, named as lme4 names them."""
+    values = covariance_values(result.model, result.fit_output.theta)
     return pd.Series(values, index=covariance_parameter_names(result), dtype=np.float64)
 
 

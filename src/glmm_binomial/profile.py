@@ -21,7 +21,7 @@ starts again, and says so in `warnings`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -93,7 +93,7 @@ class LikelihoodProfile:
         table.attrs["warnings"] = self.warnings
         return table
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ParameterProfile]:
         return iter(self.parameters.values())
 
 

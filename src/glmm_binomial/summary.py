@@ -120,14 +120,18 @@ class _Parts:
         return table
 
     def _separated(self) -> set[str]:
-        result = self.result
-        if result.converged:
-            return set()
-        from glmm_binomial.separation import detect_separation
+        """Fixed effects with no finite estimate (checked only for a fit that did not
+        converge; computed once)."""
+        if not hasattr(self, "_separated_names"):
+            names: set[str] = set()
+            if not self.result.converged:
+                from glmm_binomial.separation import detect_separation
 
-        model = result.model
-        found = detect_separation(model.x, model.successes, model.trials)
-        return {model.fixed_names[j] for j in found.coefficients}
+                model = self.result.model
+                found = detect_separation(model.x, model.successes, model.trials)
+                names = {model.fixed_names[j] for j in found.coefficients}
+            self._separated_names = names
+        return self._separated_names
 
     def _fixed_effects(self) -> pd.DataFrame:
         result = self.result
