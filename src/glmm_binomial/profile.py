@@ -541,22 +541,30 @@ class _OneProfile:
         for direction in (-1.0, 1.0):
             self.restart()
             bound = low_bound if direction < 0 else high_bound
-            step = self.se
-            inside, outside = estimate, None
+            # First trial at the Wald end; then along the secant of |zeta| (nearly linear in
+            # the value) aimed a little beyond the critical value, at most doubling the
+            # distance, until the critical value is bracketed.
+            inside, inside_zeta, outside = estimate, 0.0, None
+            trial = estimate + direction * critical * self.se
             for _ in range(self.control.max_doublings):
-                trial = estimate + direction * step
                 at_bound = bool(direction * (trial - bound) >= 0)
                 if at_bound:
                     trial = float(bound)
                 if trial == inside:
                     break
-                if self.excess(trial, cutoff) > 0.0:
+                gap = self.zeta_gap(trial, critical)
+                if gap > 0.0:
                     outside = trial
                     break
-                inside = trial
+                distance = abs(trial - estimate)
+                slope = (gap + critical - inside_zeta) / abs(trial - inside)
+                inside, inside_zeta = trial, gap + critical
                 if at_bound:
                     break
-                step *= 2.0
+                ahead = 2.0 * distance
+                if slope > 0:
+                    ahead = min(ahead, 1.02 * (-gap) / slope + 1e-3 * distance)
+                trial = inside + direction * max(ahead, 1e-8 * max(1.0, abs(inside)))
             if outside is None:
                 end = float(bound) if np.isfinite(bound) else direction * np.inf
                 if target.kind == "cor" and abs(end) >= self.control.correlation_limit:
