@@ -153,7 +153,9 @@ class _Parts:
     def _correlation(self) -> pd.DataFrame:
         vcov = self.result.vcov.to_numpy()
         names = self.result.fixed_names
-        if len(names) < 2 or len(names) > MAX_CORRELATION_TERMS:
+        # Mean-field VB has a diagonal posterior covariance: its zero correlations are not
+        # estimates of anything.
+        if len(names) < 2 or len(names) > MAX_CORRELATION_TERMS or self.result.method == "vb":
             return pd.DataFrame()
         sd = np.sqrt(np.diag(vcov))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -280,11 +282,16 @@ def _number(value: Any, decimals: int) -> str:
 
 
 def _format_p(p: float) -> str:
+    """As R's format.pval with 3 significant digits: positional down to 1e-4, then e-notation,
+    "< 2e-16" below machine precision."""
     if p is None or np.isnan(p):
         return NA
     if p < 2e-16:
         return "< 2e-16"
-    return f"{p:.3g}" if p < 1e-4 else f"{p:.6f}".rstrip("0").rstrip(".") if p < 1 else "1"
+    if p < 1e-4:
+        return f"{p:.2e}"
+    decimals = 2 - int(np.floor(np.log10(p)))
+    return f"{p:.{decimals}f}"
 
 
 def _stars(p: float) -> str:
