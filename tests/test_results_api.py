@@ -76,3 +76,30 @@ def test_conditional_covariance_of_vector_effects_matches_lme4(ref):
     coef = result.coef()["district"]
     np.testing.assert_allclose(coef["urbanY"], result.params["urbanY"] + modes["urbanY"])
     np.testing.assert_allclose(coef["age"], result.params["age"])
+
+
+def test_cbpp_inference_values_within_1e3(cbpp_fit):
+    """cbpp_inference.json within 1e-3: population predictions and the LRT; its conditional
+    modes were taken after lme4's profile() had moved the fitted object (see
+    make_cbpp_ranef.R), so modes, their SDs and conditional predictions are checked against a
+    fresh glmer fit (cbpp_ranef.json) instead. Profile intervals: test_profile.py (1e-4)."""
+    inference = load_reference("cbpp_inference")
+    fresh = load_reference("cbpp_ranef")
+    np.testing.assert_allclose(
+        cbpp_fit.predict(re="exclude", type="link")[:5],
+        inference["predict_first5"]["link_population"],
+        atol=1e-3,
+    )
+    modes = cbpp_fit.ranef(condvar=True)["herd"]
+    for row in fresh["modes"]:
+        assert modes.loc[row["level"], "(Intercept)"] == pytest.approx(row["mode"], abs=1e-3)
+        assert modes.loc[row["level"], "(Intercept)_sd"] == pytest.approx(row["sd"], abs=1e-3)
+    np.testing.assert_allclose(
+        cbpp_fit.predict(type="link")[:5], fresh["link_conditional"], atol=1e-3
+    )
+    np.testing.assert_allclose(cbpp_fit.predict()[:5], fresh["response_conditional"], atol=1e-3)
+    reduced = g.fit(inference["reduced"], g.datasets.load("cbpp"))
+    table = g.anova(cbpp_fit, reduced)
+    assert table["chisq"].iloc[1] == pytest.approx(inference["lrt"]["chisq"], abs=1e-3)
+    assert table["p"].iloc[1] == pytest.approx(inference["lrt"]["p"], abs=1e-3)
+    assert cbpp_fit.loglik == pytest.approx(inference["lrt"]["logLik_full"], abs=1e-3)
