@@ -18,7 +18,7 @@ from glmm_binomial.intervals import confint
 from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.optimize import OptimizerControl, OptSummary
 from glmm_binomial.pirls import PirlsControl
-from glmm_binomial.profile import LikelihoodProfile, ProfileControl, profile, profile_confint
+from glmm_binomial.profile import LikelihoodProfile, ProfileControl, profile_confint
 from glmm_binomial.result import GLMMResult
 from glmm_binomial.sheet import GLMM_BINOMIAL, glmm_binomial
 
@@ -52,6 +52,5 @@ __all__ = [
     "fit",
     "fit_model",
     "glmm_binomial",
-    "profile",
     "profile_confint",
 ]
