@@ -43,7 +43,9 @@ class Summary(str):
     header: list[str]
 
     def __new__(cls, result: GLMMResult, data_name: str | None = None) -> Summary:
-        parts = _Parts(result, data_name)
+        # Display only: NaN (diverging or boundary) entries are shown as NA, never warned about.
+        with np.errstate(all="ignore"):
+            parts = _Parts(result, data_name)
         obj = super().__new__(cls, parts.text())
         obj.criteria = parts.criteria
         obj.scaled_residuals = parts.scaled
@@ -145,9 +147,11 @@ class _Parts:
                 "Pr(>|z|)": fe["p"],
             }
         )
-        separated = sorted(self._separated())
-        if separated:
-            table.loc[separated, :] = np.nan
+        # Separated columns, and any without a finite standard error (a diverging estimate),
+        # have no estimate to show.
+        hidden = sorted(self._separated() | set(fe.index[~np.isfinite(fe["std_error"])]))
+        if hidden:
+            table.loc[hidden, :] = np.nan
         return table
 
     def _correlation(self) -> pd.DataFrame:
