@@ -24,7 +24,7 @@ def test_marginal_probabilities_match_brute_force_2d_integration(slope_fit, cont
     new = contraception.iloc[[0, 1, 2, 500, 1500]]
     marginal = slope_fit.marginal_predict(new)
     chol = np.linalg.cholesky(slope_fit.covariance_matrices()[0])
-    eta = new_eta = slope_fit.predict(new, re="exclude", type="link")
+    eta = new_eta = np.asarray(slope_fit.predict(new, re="exclude", type="link"))
     z = np.column_stack([np.ones(len(new)), (new["urban"] == "Y").to_numpy(float)])
     # Brute force: the 2-d integral over (u1, u2) ~ N(0, I), b = L u, on a fine grid (the
     # trapezoid rule is spectrally accurate for this smooth, rapidly decaying integrand).

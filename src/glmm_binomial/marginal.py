@@ -76,13 +76,36 @@ def marginal_predict(
     else:
         if result._design is None:
             raise ValueError("marginal_predict with newdata needs a model fitted from a formula")
-        from glmm_binomial.design import new_data_design
-
-        x, o, random, _ = new_data_design(result._design, newdata, offset)
-        z_blocks = [z for _, z in random]
+        x, o, z_blocks, complete = _new_design(result, newdata, offset)
+        if complete is not None:
+            # Rows missing a needed value predict NaN, as predict() does.
+            out = np.full(len(complete), np.nan)
+            eta = x @ fit.beta + o
+            sd = random_sd(z_blocks, _covariances(model, fit.theta))
+            out[complete] = marginal_mean(eta, sd, n_nodes)
+            return out
     eta = x @ fit.beta + o
     sd = random_sd(z_blocks, _covariances(model, fit.theta))
     return marginal_mean(eta, sd, n_nodes)
+
+
+def _new_design(
+    result: GLMMResult, newdata: Any, offset: Any
+) -> tuple[FloatArray, FloatArray, list[FloatArray], NDArray[np.bool_] | None]:
+    """X, offset and the Z of each block for new data (and the mask of complete rows where the
+    design module reports one). The rebuild of the fit's design for new data lives in
+    newdata.py (returning a NewDesign) or, in older layouts, design.py (a tuple)."""
+    import importlib
+
+    try:
+        module = importlib.import_module("glmm_binomial.newdata")
+    except ImportError:
+        module = importlib.import_module("glmm_binomial.design")
+    built = module.new_data_design(result._design, newdata, offset)
+    if isinstance(built, tuple):
+        x, o, random, _ = built
+        return x, o, [z for _, z in random], None
+    return built.x, built.offset, [z for _, z in built.random], built.complete
 
 
 def _marginal_coefficients(
