@@ -33,7 +33,11 @@ _ATTRIBUTES = {
     "PirlsControl": "glmm_binomial.pirls",
     "ProfileControl": "glmm_binomial.profile",
     "profile_confint": "glmm_binomial.profile",
+    "LikelihoodProfile": "glmm_binomial.profile",
     "GLMMResult": "glmm_binomial.result",
+    "bootstrap": "glmm_binomial.resampling",
+    "BootstrapResult": "glmm_binomial.resampling",
+    "confint": "glmm_binomial.intervals",
     "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
     "glmm_binomial": "glmm_binomial.frontends.sheet",
 }
@@ -47,13 +51,16 @@ _SUBMODULES = (
     "excel",
     "frontends",
     "inference",
+    "marginal",
     "model",
+    "plots",
     "profile",
     "result",
     "sheet",
 )
 
 __all__ = [
+    "BootstrapResult",
     "BoundaryWarning",
     "ConvergenceWarning",
     "FitWarning",
@@ -64,6 +71,7 @@ __all__ = [
     "SeparationWarning",
     "GLMM_BINOMIAL",
     "GLMMResult",
+    "LikelihoodProfile",
     "ModelData",
     "OptSummary",
     "OptimizerControl",
@@ -73,6 +81,8 @@ __all__ = [
     "__version__",
     "anova",
     "available_methods",
+    "bootstrap",
+    "confint",
     "datasets",
     "fit",
     "fit_model",
@@ -111,8 +121,10 @@ if TYPE_CHECKING:  # the names as type checkers see them
     )
     from glmm_binomial.frontends.sheet import GLMM_BINOMIAL, glmm_binomial
     from glmm_binomial.inference import anova
+    from glmm_binomial.intervals import confint
     from glmm_binomial.model import ModelData, RandomBlock
     from glmm_binomial.optimize import OptimizerControl, OptSummary
     from glmm_binomial.pirls import PirlsControl
-    from glmm_binomial.profile import ProfileControl, profile_confint
+    from glmm_binomial.profile import LikelihoodProfile, ProfileControl, profile_confint
+    from glmm_binomial.resampling import BootstrapResult, bootstrap
     from glmm_binomial.result import GLMMResult
