@@ -1,30 +1,257 @@
-import json
+"""The glmm-binomial command: data formats, outputs, exit codes, messages (issue 11, 9)."""
 
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
+from glmm_binomial import datasets
 from glmm_binomial.cli import main
 
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-def test_summary_of_bundled_dataset(capsys):
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The command in a fresh interpreter (``python -m glmm_binomial``), this tree's source."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.run(
+        [sys.executable, "-m", "glmm_binomial", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """cbpp as CSV (comma and semicolon), separated toy data, new data to predict."""
+    folder = tmp_path_factory.mktemp("cli")
+    frame = datasets.load("cbpp")
+    frame.to_csv(folder / "cbpp.csv", index=False)
+    frame.to_csv(folder / "cbpp_semicolon.csv", index=False, sep=";")
+    separated = pd.DataFrame(
+        {
+            "y": [0, 1, 0, 1, 1, 0],
+            "x": [1, 2, 1.5, 2.5, 3, 1.2],
+            "g": ["a", "a", "b", "b", "c", "c"],
+        }
+    )
+    separated.to_csv(folder / "separated.csv", index=False, sep=";")
+    frame.head(3).to_csv(folder / "new.csv", index=False)
+    (folder / "latin1.csv").write_bytes("y,x,g\n0,1,caf\xe9\n1,2,b\n".encode("latin-1"))
+    return folder
+
+
+# --- subprocesses: one per exit status ----------------------------------------------------------
+
+
+def test_exit_0_with_every_output_option(files):
+    out = run(
+        "fit",
+        "cbpp",  # a bundled data set's name as DATA
+        CBPP,
+        "--method",
+        "agq",
+        "--n-agq",
+        "5",
+        "--conf-level",
+        "0.9",
+        "-o",
+        "fit.json",
+        "--ranef",
+        "ranef.csv",
+        "--predict",
+        "new.csv",
+        "--predict-out",
+        "pred.json",
+        "--factors",
+        "period,herd",
+        cwd=files,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "" and out.stderr == ""  # no progress off a terminal, no warnings
+    document = json.loads((files / "fit.json").read_text())
+    assert document["method"] == "agq" and document["n_agq"] == 5
+    assert document["converged"] is True and document["warnings"] == []
+    assert document["loglik"] == pytest.approx(-92.0, abs=0.1)
+    assert [r["term"] for r in document["fixed_effects"]][-1] == "period4"
+    ranef = pd.read_csv(files / "ranef.csv")
+    assert list(ranef.columns[:3]) == ["group", "level", "(Intercept)"] and len(ranef) == 15
+    predictions = json.loads((files / "pred.json").read_text())["predictions"]
+    assert len(predictions) == 3 and all(0 < p["probability"] < 1 for p in predictions)
+
+
+def test_exit_3_separated_fit_json_carries_the_warning_not_the_numbers(files):
+    out = run("fit", "separated.csv", "y ~ x + (1 | g)", "--json", cwd=files)
+    assert out.returncode == 3, out.stderr
+    document = json.loads(out.stdout)  # strict JSON: no NaN / Infinity tokens
+    assert document["converged"] is False
+    assert "separation" in [w["kind"] for w in document["warnings"]]
+    for record in document["fixed_effects"]:
+        assert record["estimable"] is False and record["estimate"] is None
+        assert record["std_error"] is None
+    assert "separation warning" in out.stderr
+    assert "RuntimeWarning" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_exit_1_one_line_naming_the_file(files, capsys):
+    out = run("fit", "missing.csv", "y ~ x + (1 | g)", cwd=files)
+    assert out.returncode == 1
+    assert out.stderr == "glmm-binomial: error: cannot read missing.csv: no such file\n"
+    # A file that is not UTF-8 text: one line naming it (same code path, in this process).
+    assert main(["fit", str(files / "latin1.csv"), "y ~ x + (1 | g)"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "latin1.csv" in err and "--encoding" in err
+
+
+def test_exit_2_usage_version_and_help():
+    usage = run("fit", "--no-such-option")
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("glmm-binomial 0.")
+    text = run("--help").stdout
+    assert "exit status" in text and "3  fitted, but not converged" in text
+
+
+# --- in-process: the same main() ----------------------------------------------------------------
+
+
+def test_earlier_forms_still_work(files, capsys):
     assert main([CBPP, "--dataset", "cbpp"]) == 0
     assert "period4" in capsys.readouterr().out
-
-
-def test_json_from_csv(tmp_path, capsys):
-    from glmm_binomial import datasets
-
-    path = tmp_path / "cbpp.csv"
-    datasets.load("cbpp").to_csv(path, index=False)
-    assert main([CBPP, str(path), "--factors", "period,herd", "--json"]) == 0
+    assert main(["--dataset", "cbpp", CBPP]) == 0
+    assert "period4" in capsys.readouterr().out
+    assert main([CBPP, str(files / "cbpp.csv"), "--factors", "period,herd", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["loglik"] == pytest.approx(-92.02628, abs=1e-4)
-    assert [row["term"] for row in out["fixed_effects"]][-1] == "period4"
+    assert main(["fit", "--dataset", "cbpp", CBPP, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["loglik"] == pytest.approx(-92.02628, abs=1e-4)
+    assert main(["fit", "cbpp", CBPP, "--method", "vb"]) == 0
+    assert "Note: std_error, z, p" in capsys.readouterr().out
 
 
-def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
-    assert main(["y ~ x + (1 | g)", str(tmp_path / "missing.csv")]) == 2
-    assert "cannot read" in capsys.readouterr().err
-    assert main(["y ~ nothere + (1 | herd)", "--dataset", "cbpp"]) == 2
-    assert "nothere" in capsys.readouterr().err
+def test_errors_are_one_line_messages(tmp_path, capsys):
+    assert main(["y ~ x + (1 | g)", str(tmp_path / "missing.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "missing.csv" in err and err.count("\n") == 1
+    assert main(["y ~ nothere + (1 | herd)", "--dataset", "cbpp"]) == 1
+    err = capsys.readouterr().err
+    assert "nothere" in err and "\x1b[" not in err
+    with pytest.raises(Exception, match="nothere"):
+        main(["fit", "--dataset", "cbpp", "y ~ nothere + (1 | herd)", "--debug"])
+    assert main(["fit", "cbpp", CBPP, "-o", "out.docx"]) == 1
+    assert ".json" in capsys.readouterr().err
+    assert main([]) == 2
+    assert main(["fit", "cbpp"]) == 2  # no formula
+    assert "formula" in capsys.readouterr().err
+    assert main(["fit", "--dataset", "cbpp", "cbpp", CBPP]) == 2
+
+
+def test_semicolon_csv_is_sniffed_and_sep_given(files, capsys):
+    args = ["fit", str(files / "cbpp_semicolon.csv"), CBPP, "--factors", "period,herd", "--json"]
+    assert main(args) == 0
+    sniffed = json.loads(capsys.readouterr().out)
+    assert main([*args, "--sep", ";"]) == 0
+    assert json.loads(capsys.readouterr().out)["loglik"] == sniffed["loglik"]
+    assert sniffed["loglik"] == pytest.approx(-92.02628, abs=1e-4)
+
+
+def test_xlsx_and_parquet_inputs(files, capsys):
+    pytest.importorskip("openpyxl")
+    frame = datasets.load("cbpp")
+    book = files / "cbpp.xlsx"
+    with pd.ExcelWriter(book) as writer:
+        frame.head(2).to_excel(writer, sheet_name="notes", index=False)
+        frame.to_excel(writer, sheet_name="data", index=False)
+    assert main(["fit", str(book), CBPP, "--sheet", "data", "--factors", "period,herd"]) == 0
+    assert "-92.0" in capsys.readouterr().out
+    if pytest.importorskip("pyarrow"):
+        parquet = files / "cbpp.parquet"
+        frame.to_parquet(parquet)
+        assert main(["fit", str(parquet), CBPP, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["nobs"] == 56
+
+
+def test_missing_parquet_engine_is_a_clear_message(files, capsys, monkeypatch):
+    pytest.importorskip("pyarrow")
+    parquet = files / "cbpp.parquet"
+    datasets.load("cbpp").to_parquet(parquet)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert main(["fit", str(parquet), CBPP]) == 1
+    assert "pip install 'glmm-binomial[parquet]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".xlsx"])
+def test_outputs_by_extension(files, capsys, suffix):
+    if suffix == ".xlsx":
+        pytest.importorskip("openpyxl")
+    target = files / f"result{suffix}"
+    args = ["fit", "cbpp", CBPP, "-o", str(target), "--predict", str(files / "new.csv")]
+    assert main([*args, "--factors", "period,herd"]) == 0
+    assert capsys.readouterr().out == ""
+    if suffix == ".txt":
+        text = target.read_text()
+        assert "Fixed effects" in text and "predictions:" in text
+    elif suffix == ".csv":
+        text = target.read_text()
+        assert "# fixed_effects" in text and "# predictions" in text and "period4" in text
+    else:
+        sheets = pd.read_excel(target, sheet_name=None)
+        assert {"fixed_effects", "random_effects", "fit", "warnings", "predictions"} <= set(sheets)
+        assert sheets["fixed_effects"]["term"].iloc[-1] == "period4"
+
+
+def test_separated_text_output_says_numbers_are_not_estimates(files, capsys):
+    assert main(["fit", str(files / "separated.csv"), "y ~ x + (1 | g)"]) == 3
+    out = capsys.readouterr().out
+    assert "No finite maximum-likelihood estimate for (Intercept), x" in out
+
+
+def test_progress_only_on_a_terminal(monkeypatch):
+    import io
+
+    from glmm_binomial.frontends.cli import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", pipe)
+    with progress("fitting"):
+        pass
+    assert pipe.getvalue() == ""  # silent when not a terminal
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    with progress("fitting"):
+        pass
+    assert terminal.getvalue() == "fitting ...\n"  # without rich or tqdm: a one-line note
+    with progress("fitting", enabled=False):  # --no-progress
+        pass
+    assert terminal.getvalue() == "fitting ...\n"
+
+
+def test_prediction_warnings_are_kept_with_their_kind():
+    import warnings
+
+    from glmm_binomial.diagnostics import NewLevelsWarning
+    from glmm_binomial.frontends.cli import _glmm_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("new levels of herd: 99", NewLevelsWarning, stacklevel=1)
+        warnings.warn("new levels of herd: 99", NewLevelsWarning, stacklevel=1)
+        warnings.warn("overflow in exp", RuntimeWarning, stacklevel=1)  # numpy's: not shown
+    assert _glmm_warnings(caught) == [{"kind": "newlevels", "message": "new levels of herd: 99"}]

@@ -56,6 +56,13 @@ EXPECTED = {
         random=(RandomTerm("1 + urban", ("district",), "(1 + urban | district)"),),
         variables=("age", "district", "livch", "urban", "use"),
     ),
+    "use ~ age + urban + livch + (1 + urban | district)": ParsedFormula(
+        text="use ~ age + urban + livch + (1 + urban | district)",
+        response=ResponseSpec("column", "use", None),
+        fixed="age + urban + livch",
+        random=(RandomTerm("1 + urban", ("district",), "(1 + urban | district)"),),
+        variables=("age", "district", "livch", "urban", "use"),
+    ),
     "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)": ParsedFormula(
         text="r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
         response=ResponseSpec("column", "r2", None),

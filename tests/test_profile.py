@@ -1,44 +1,118 @@
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import load_reference
 
 import glmm_binomial as g
-from glmm_binomial.profile import profile_confint
+from glmm_binomial.profile import profile, profile_confint
+
+SLOPE = "use ~ age + urban + livch + (1 + urban | district)"
 
 
-def test_cbpp_profile_intervals_match_lme4():
+@pytest.fixture(scope="module")
+def cbpp_fit():
     ref = load_reference("cbpp_inference")
-    result = g.fit(ref["formula"], g.datasets.load("cbpp"))
-    table = profile_confint(result)
+    return g.fit(ref["formula"], g.datasets.load("cbpp"))
+
+
+@pytest.fixture(scope="module")
+def cbpp_profile(cbpp_fit):
+    return profile(cbpp_fit)
+
+
+def test_cbpp_profile_intervals_match_lme4(cbpp_profile):
+    ref = load_reference("cbpp_inference")
+    table = cbpp_profile.confint()
     assert list(table.index) == [row["parameter"] for row in ref["profile"]]
     for row in ref["profile"]:
         # lme4 interpolates its profile with splines from its own (slightly lower) optimum.
-        assert table.loc[row["parameter"], "lower"] == pytest.approx(row["lower"], abs=1e-3)
-        assert table.loc[row["parameter"], "upper"] == pytest.approx(row["upper"], abs=1e-3)
-    # Wider than Wald's on the SD side of skewed profiles, never degenerate.
+        assert table.loc[row["parameter"], "lower"] == pytest.approx(row["lower"], abs=1e-4)
+        assert table.loc[row["parameter"], "upper"] == pytest.approx(row["upper"], abs=1e-4)
     assert (table["upper"] > table["lower"]).all()
-    wide = profile_confint(result, conf_level=0.99)
+
+
+def test_profile_traces_are_monotone_zeta(cbpp_profile):
+    for trace in cbpp_profile:
+        assert np.all(np.diff(trace.values) > 0)
+        assert np.all(np.diff(trace.zeta) >= -1e-6)
+        at_estimate = np.argmin(np.abs(trace.values - trace.estimate))
+        assert trace.zeta[at_estimate] == 0.0
+
+
+def test_wider_level_gives_wider_intervals(cbpp_fit, cbpp_profile):
+    wide = profile_confint(cbpp_fit, conf_level=0.99, which=["sd_(Intercept)|herd"])
+    table = cbpp_profile.confint().loc[wide.index]
     assert (wide["lower"] < table["lower"]).all() and (wide["upper"] > table["upper"]).all()
+
+
+def test_correlated_slope_profile_matches_lme4_and_glmmtmb():
+    ref = load_reference("contraception_slope_profile")
+    result = g.fit(SLOPE, g.datasets.load("contraception"))
+    table = profile_confint(result, which="theta_")
+    assert list(table.index) == [row["parameter"] for row in ref["profile_95"]["lme4"]]
+    for engine in ("lme4", "glmmTMB"):
+        for row in ref["profile_95"][engine]:
+            # lme4 interpolates the correlation's profile linearly (its spline fails there).
+            tol = 2e-2 if row["parameter"].startswith("cor_") else 5e-3
+            assert table.loc[row["parameter"], "lower"] == pytest.approx(row["lower"], abs=tol)
+            assert table.loc[row["parameter"], "upper"] == pytest.approx(row["upper"], abs=tol)
+    # Against glmmTMB, whose profile is exact on its own scale, all agree much closer.
+    for row in ref["profile_95"]["glmmTMB"]:
+        assert table.loc[row["parameter"], "lower"] == pytest.approx(row["lower"], abs=1e-4)
+        assert table.loc[row["parameter"], "upper"] == pytest.approx(row["upper"], abs=1e-4)
 
 
 def test_sd_profile_reaching_zero_gives_lower_end_zero():
     rng = np.random.default_rng(2)
-    import pandas as pd
-
     frame = pd.DataFrame(
         {"y": rng.integers(0, 2, 300), "x": rng.normal(size=300), "g": rng.integers(0, 10, 300)}
     )
     result = g.fit("y ~ x + (1 | g)", frame)
-    table = profile_confint(result)
+    table = profile_confint(result, which="theta_")
     assert table.loc["sd_(Intercept)|g", "lower"] == 0.0
     assert table.loc["sd_(Intercept)|g", "upper"] > 0.0
 
 
-def test_profile_rejects_other_methods():
-    result = g.fit(
+def test_correlation_profile_reaching_one_gives_the_boundary():
+    # Intercept and slope SDs tied exactly (correlation 1 in the simulation), few groups: the
+    # profile of the correlation stays below the cut-off up to 1.
+    rng = np.random.default_rng(4)
+    n_groups, per = 12, 40
+    groups = np.repeat(np.arange(n_groups), per)
+    x = rng.normal(size=n_groups * per)
+    b = rng.normal(size=n_groups)
+    eta = -0.2 + 0.5 * x + b[groups] + 0.8 * b[groups] * x
+    y = (rng.uniform(size=len(x)) < 1 / (1 + np.exp(-eta))).astype(int)
+    result = g.fit("y ~ x + (1 + x | g)", pd.DataFrame({"y": y, "x": x, "g": groups}))
+    table = profile_confint(result, which=["cor_x.(Intercept)|g"])
+    assert table.loc["cor_x.(Intercept)|g", "upper"] == 1.0
+    assert -1.0 <= table.loc["cor_x.(Intercept)|g", "lower"] < 1.0
+
+
+def test_profile_rejects_bad_input(cbpp_fit):
+    vb = g.fit(
         "cbind(incidence, size - incidence) ~ period + (1 | herd)",
         g.datasets.load("cbpp"),
         method="vb",
     )
     with pytest.raises(ValueError, match="laplace"):
-        profile_confint(result)
+        profile_confint(vb)
+    with pytest.raises(ValueError, match="which: unknown parameter"):
+        profile_confint(cbpp_fit, which=["sd_x|herd"])
+    with pytest.raises(ValueError, match="conf_level"):
+        profile_confint(cbpp_fit, conf_level=1.5)
+
+
+def test_fit_stopped_short_is_profiled_around_the_better_optimum(cbpp_fit, cbpp_profile):
+    # lme4 stops with "profiling detected new, lower deviance"; we move to the better optimum.
+    short = g.fit(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        g.datasets.load("cbpp"),
+        control=g.OptimizerControl(max_iter=2, polish_max_steps=0),
+    )
+    assert short.loglik < cbpp_fit.loglik - 1e-3
+    table = profile_confint(short, which=["period2"])
+    assert "not at the minimum" in table.attrs["warnings"][0]
+    expected = cbpp_profile.confint().loc["period2"]
+    assert table.loc["period2", "lower"] == pytest.approx(expected["lower"], abs=1e-5)
+    assert table.loc["period2", "upper"] == pytest.approx(expected["upper"], abs=1e-5)

@@ -187,7 +187,8 @@ KNOWN = [
     ((Y1, X, G[:4]), "Invalid input: y, x, and groups must have the same number of rows."),
     ((Y1[:5], X, G), "Invalid input: y, x, and groups must have the same number of rows."),
     ((Y1, X, G, None, "yes"), "Invalid input: fit_intercept must be a boolean."),
-    ((Y1, X, G, None, 1), "Invalid input: fit_intercept must be a boolean."),
+    ((Y1, X, G, None, 2), "Invalid input: fit_intercept must be a boolean."),
+    ((Y1, X, G, None, 0.5), "Invalid input: fit_intercept must be a boolean."),
 ]
 
 
@@ -210,7 +211,14 @@ OWN = [
     (([[0, 1]] * 6, X, G), "Invalid input: y must be a single column; it has 2 columns."),
     ((Y1, X, [[1, 1]] * 6), "Invalid input: groups must be a single column; it has 2 columns."),
     (([[0], [1], ["a"], [1], [1], [0]], X, G), "Invalid input: y must contain finite numbers: "),
-    (([[0], [1], [True], [1], [1], [0]], X, G), "row 3 is TRUE/FALSE (a boolean)"),
+    ((Y1, [[1], [2], [True], [1], [1], [1]], G), "row 3 is TRUE/FALSE (a boolean)"),
+    ((Y1, [[1], [2], [""], [1], [1], [1]], G), "x must contain finite numbers: row 3 is blank."),
+    ((Y1[:5] + [[None]], X, G), "Invalid input: y must contain finite numbers: row 6 is blank."),
+    ((Y1, [[1, 2]] * 5 + [[3, None]], G), "x must contain finite numbers: row 6, column 2 is"),
+    (
+        (Y1, [[1] * 7] * 6, G),
+        "Invalid input: x and the intercept have 8 coefficients to estimate but y has only 6 rows",
+    ),
     ((Y1, [[1], [2], [None], [1], [1], [1]], G), "x must contain finite numbers: row 3 is blank."),
     ((Y1, [[1, 1]] * 5 + [[1, float("nan")]], G), "x must contain finite numbers: row 6, column 2"),
     ((Y1, [[1], [2], [float("inf")], [1], [1], [1]], G), "row 3 is infinite."),
@@ -424,3 +432,117 @@ def test_huge_x_values_are_an_input_error():
         "Invalid input: x values must be at most 1e+100 in absolute value: row 1 is 1e+300; "
         "rescale it."
     )
+
+
+# --- what spreadsheets send (issue 11) -------------------------------------------------------
+
+
+def test_spreadsheet_habits_give_tables():
+    base = glmm_binomial(Y2, X, G, XR, True, 0.1, "laplace")
+    assert not isinstance(base, str)
+    booleans = [[bool(v[0])] for v in Y2]
+    assert glmm_binomial(booleans, X, G, XR, True, 0.1, "laplace") == base
+    assert glmm_binomial(Y2, X, G, XR, 1, 0.1, "laplace") == base
+    assert glmm_binomial(Y2, X, G, XR, 1.0, [[0.1]], "laplace") == base
+    # A selection longer than the data: trailing rows blank (None or "") in every range.
+    tail = [[None], [""]]
+    assert glmm_binomial(Y2 + tail, X + tail, G + tail, XR + tail, True, 0.1, "laplace") == base
+    # ... or in some ranges only, the others ending with the data.
+    assert glmm_binomial(Y2 + tail, X, G + tail, XR, True, 0.1, "laplace") == base
+    wide = [[a[0], b[0]] for a, b in zip(X, XR, strict=True)]
+    wide_base = glmm_binomial(Y2, wide, G, method="laplace")
+    assert glmm_binomial(Y2 + tail, wide + [[None, ""], ["", None]], G, method="laplace") == (
+        wide_base
+    )
+    # None / "" / an empty 1 x 1 range in a skipped optional argument means omitted.
+    plain = glmm_binomial(Y2, X, G, method="laplace")
+    for blank in (None, "", [[None]], [[""]]):
+        assert glmm_binomial(Y2, X, G, blank, blank, blank, "laplace") == plain
+    assert glmm_binomial(Y2, X, G, None, None, None, [[""]]) == glmm_binomial(Y2, X, G)
+
+
+def test_zero_in_x_random_position_is_a_range_not_fit_intercept():
+    # A number is a 1 x 1 range, so 0 there is an x_random of one row (not FALSE).
+    out = glmm_binomial(Y2, X, G, 0.0, method="laplace")
+    assert out == "Invalid input: x_random must have the same number of rows as y (6); it has 1."
+
+
+def test_numpy_pandas_and_sequence_objects_are_ranges():
+    import pandas as pd
+
+    base = glmm_binomial(Y2, X, G, XR, method="laplace")
+
+    class Range2D:
+        """A 2D sequence object (as formulas' or other bridges' range types)."""
+
+        def __init__(self, rows):
+            self.rows = rows
+
+        def __len__(self):
+            return len(self.rows)
+
+        def __getitem__(self, i):
+            return tuple(self.rows[i])
+
+    from collections.abc import Sequence
+
+    Sequence.register(Range2D)
+    frame = pd.DataFrame({"y": [v[0] for v in Y2], "x": [v[0] for v in X]})
+    assert (
+        glmm_binomial(frame[["y"]], frame[["x"]], np.array(G), np.array(XR), method="laplace")[:3]
+        == base[:3]
+    )
+    got = glmm_binomial(frame["y"], frame["x"], pd.Series([g[0] for g in G]), XR, method="laplace")
+    assert got == base
+    assert glmm_binomial(Range2D(Y2), Range2D(X), Range2D(G), Range2D(XR), method="laplace") == base
+    assert glmm_binomial(np.array(Y2, dtype=bool), X, G, XR, method="laplace") == base
+
+
+def test_blank_inside_the_data_names_the_cell():
+    y = Y2[:2] + [[None]] + Y2[3:]
+    assert glmm_binomial(y, X, G, method="laplace") == (
+        "Invalid input: y must contain finite numbers: row 3 is blank."
+    )
+    groups = G[:4] + [[""]] + G[5:]
+    assert glmm_binomial(Y2, X, groups, method="laplace") == (
+        "Invalid input: groups must contain numbers or text labels: row 5 is blank."
+    )
+
+
+def test_tiny_alpha_gives_an_interval_or_a_warning():
+    for alpha in (1e-16, 1e-17):
+        table = glmm_binomial(Y2, X, G, None, True, alpha, "laplace")
+        assert not isinstance(table, str), table
+        assert all(row[6] is not None and row[7] is not None for row in table[1:3])
+    table = glmm_binomial(Y2, X, G, None, True, 5e-324, "laplace")
+    assert table[1][6] is None and table[1][2] is not None
+    texts = [row[1] for row in table if row[0] == "warning"]
+    assert any("alpha = 4.94066e-324" in t and "left blank" in t for t in texts)
+
+
+@pytest.mark.skipif("vb" not in AVAILABLE, reason="variational.fit_vb is not in this tree yet")
+def test_vb_table_says_its_standard_errors_are_posterior_summaries():
+    labels = rows_by_label(glmm_binomial(Y2, X, G))
+    assert "mean-field" in labels["note"][1] and 'method "laplace"' in labels["note"][1]
+    assert "note" not in rows_by_label(glmm_binomial(Y2, X, G, method="laplace"))
+
+
+def test_large_ranges_are_converted_whole_not_cell_by_cell(monkeypatch):
+    # Validation converts whole ranges with numpy; cells are looked at one by one only to word
+    # an error. No timing: the per-cell functions must simply not run on clean data.
+    def per_cell(*args):
+        raise AssertionError("a clean range was scanned cell by cell")
+
+    monkeypatch.setattr(sheet, "_cell_problem", per_cell)
+    monkeypatch.setattr(sheet, "_group_key", per_cell)
+    n = 20_000
+    rng = np.random.default_rng(0)
+    y = [[bool(v)] for v in rng.integers(0, 2, n)]  # TRUE/FALSE too
+    x = rng.normal(size=(n, 2)).tolist()
+    groups = [[int(g)] for g in rng.integers(0, 500, n)]
+    x_random = [[v] for v in rng.normal(size=n).tolist()] + [[None], [""]]
+    request = sheet._validate(y, x, groups, x_random, True, 0.05, "laplace")
+    assert request.x.shape == (n, 2) and len(request.levels) == 500
+    assert request.codes.max() == 499 and request.x_random.shape == (n, 1)
+    text_groups = [[f"g{g[0]}"] for g in groups]
+    assert len(sheet._validate(y, x, text_groups, None, 1, None, "").levels) == 500

@@ -1,28 +1,66 @@
-"""Binomial generalized linear mixed models with lme4 formula syntax."""
+"""Binomial generalized linear mixed models with lme4 formula syntax.
 
-from glmm_binomial import datasets
-from glmm_binomial.api import available_methods, fit, fit_model
-from glmm_binomial.diagnostics import (
-    BoundaryWarning,
-    ConvergenceWarning,
-    FitWarning,
-    GLMMWarning,
-    IdentifiabilityWarning,
-    NewLevelsWarning,
-    RankDeficiencyWarning,
-    SeparationWarning,
-)
-from glmm_binomial.inference import anova
-from glmm_binomial.model import ModelData, RandomBlock
-from glmm_binomial.optimize import OptimizerControl, OptSummary
-from glmm_binomial.pirls import PirlsControl
-from glmm_binomial.profile import ProfileControl, profile_confint
-from glmm_binomial.result import GLMMResult
-from glmm_binomial.sheet import GLMM_BINOMIAL, glmm_binomial
+The public names are loaded on first use (module ``__getattr__``), so ``import glmm_binomial``
+is light: formulaic, scipy.optimize and the front ends' optional packages are imported only
+when a fit, a table or a command needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+#: Public name -> the module that defines it.
+_ATTRIBUTES = {
+    "fit": "glmm_binomial.api",
+    "fit_model": "glmm_binomial.api",
+    "available_methods": "glmm_binomial.api",
+    "BoundaryWarning": "glmm_binomial.diagnostics",
+    "ConvergenceWarning": "glmm_binomial.diagnostics",
+    "FitWarning": "glmm_binomial.diagnostics",
+    "GLMMWarning": "glmm_binomial.diagnostics",
+    "IdentifiabilityWarning": "glmm_binomial.diagnostics",
+    "NewLevelsWarning": "glmm_binomial.diagnostics",
+    "RankDeficiencyWarning": "glmm_binomial.diagnostics",
+    "SeparationWarning": "glmm_binomial.diagnostics",
+    "anova": "glmm_binomial.inference",
+    "ModelData": "glmm_binomial.model",
+    "RandomBlock": "glmm_binomial.model",
+    "OptimizerControl": "glmm_binomial.optimize",
+    "OptSummary": "glmm_binomial.optimize",
+    "PirlsControl": "glmm_binomial.pirls",
+    "ProfileControl": "glmm_binomial.profile",
+    "profile_confint": "glmm_binomial.profile",
+    "LikelihoodProfile": "glmm_binomial.profile",
+    "GLMMResult": "glmm_binomial.result",
+    "bootstrap": "glmm_binomial.resampling",
+    "BootstrapResult": "glmm_binomial.resampling",
+    "confint": "glmm_binomial.intervals",
+    "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
+    "glmm_binomial": "glmm_binomial.frontends.sheet",
+}
+
+#: Submodules reachable as attributes (``glmm_binomial.datasets`` after ``import glmm_binomial``).
+_SUBMODULES = (
+    "api",
+    "cli",
+    "datasets",
+    "diagnostics",
+    "excel",
+    "frontends",
+    "inference",
+    "marginal",
+    "model",
+    "plots",
+    "profile",
+    "result",
+    "sheet",
+)
+
 __all__ = [
+    "BootstrapResult",
     "BoundaryWarning",
     "ConvergenceWarning",
     "FitWarning",
@@ -33,6 +71,7 @@ __all__ = [
     "SeparationWarning",
     "GLMM_BINOMIAL",
     "GLMMResult",
+    "LikelihoodProfile",
     "ModelData",
     "OptSummary",
     "OptimizerControl",
@@ -42,9 +81,50 @@ __all__ = [
     "__version__",
     "anova",
     "available_methods",
+    "bootstrap",
+    "confint",
     "datasets",
     "fit",
     "fit_model",
     "glmm_binomial",
     "profile_confint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ATTRIBUTES:
+        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"glmm_binomial.{name}")
+    else:
+        raise AttributeError(f"module 'glmm_binomial' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ATTRIBUTES) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:  # the names as type checkers see them
+    from glmm_binomial import datasets
+    from glmm_binomial.api import available_methods, fit, fit_model
+    from glmm_binomial.diagnostics import (
+        BoundaryWarning,
+        ConvergenceWarning,
+        FitWarning,
+        GLMMWarning,
+        IdentifiabilityWarning,
+        NewLevelsWarning,
+        RankDeficiencyWarning,
+        SeparationWarning,
+    )
+    from glmm_binomial.frontends.sheet import GLMM_BINOMIAL, glmm_binomial
+    from glmm_binomial.inference import anova
+    from glmm_binomial.intervals import confint
+    from glmm_binomial.model import ModelData, RandomBlock
+    from glmm_binomial.optimize import OptimizerControl, OptSummary
+    from glmm_binomial.pirls import PirlsControl
+    from glmm_binomial.profile import LikelihoodProfile, ProfileControl, profile_confint
+    from glmm_binomial.resampling import BootstrapResult, bootstrap
+    from glmm_binomial.result import GLMMResult

@@ -7,7 +7,7 @@ criteria, predictions) is derived from it and from the model data.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,10 @@ from glmm_binomial.family import inverse_link
 from glmm_binomial.model import ModelData
 from glmm_binomial.newdata import new_data_design, new_levels_warning
 from glmm_binomial.optimize import OptSummary
+from glmm_binomial.results_api import ResultsAPI
+
+if TYPE_CHECKING:
+    from glmm_binomial.summary import Summary
 
 FloatArray = NDArray[np.float64]
 
@@ -30,7 +34,7 @@ _METHOD_TITLES = {
 }
 
 
-class GLMMResult:
+class GLMMResult(ResultsAPI):
     """Result of a binomial GLMM fit (logit link).
 
     Fixed effects are on the log-odds scale; random-effect variances and SDs are of the random
@@ -173,8 +177,15 @@ class GLMMResult:
     def fixed_effects(self) -> pd.DataFrame:
         return self.fixed_effects_table()
 
-    def conf_int(self, conf_level: float | None = None) -> pd.DataFrame:
-        """Wald intervals for the fixed effects."""
+    def conf_int(self, alpha: float | None = None, conf_level: float | None = None) -> pd.DataFrame:
+        """Wald intervals for the fixed effects at level 1 - alpha (statsmodels' argument) or
+        conf_level (default: the fit's conf_level). See confint() for every parameter."""
+        if alpha is not None:
+            if conf_level is not None:
+                raise ValueError("give alpha or conf_level, not both")
+            if isinstance(alpha, bool) or not 0.0 < float(alpha) < 1.0:
+                raise ValueError("alpha must be strictly between 0 and 1")
+            conf_level = 1.0 - float(alpha)
         table = self.fixed_effects_table(conf_level)
         return table[["ci_lower", "ci_upper"]].copy()
 
@@ -213,7 +224,9 @@ class GLMMResult:
 
     def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects (posterior means for "vb"), one DataFrame per
-        grouping factor indexed by level; with condvar, their conditional SDs as `<term>_sd`."""
+        grouping factor indexed by level; with condvar, their conditional SDs as `<term>_sd`
+        and the conditional covariance matrices of each level's effects (levels x k x k, as
+        lme4's postVar) in `frame.attrs["condvar"]` (also ranef_cov())."""
         out: dict[str, pd.DataFrame] = {}
         for block, modes, covs in zip(
             self._model.blocks, self._fit.ranef, self._fit.ranef_cov, strict=True
@@ -227,6 +240,9 @@ class GLMMResult:
             if block.group in out:
                 frame = out[block.group].join(frame, rsuffix="_")
             out[block.group] = frame
+        if condvar:
+            for group, covariances in self.ranef_cov().items():
+                out[group].attrs["condvar"] = covariances
         return out
 
     # --- likelihood and criteria ------------------------------------------------------------
@@ -314,73 +330,12 @@ class GLMMResult:
         return values
 
     # --- display ----------------------------------------------------------------------------
-    def summary(self) -> str:
-        """Text laid out like lme4's summary of a glmerMod."""
-        title = _METHOD_TITLES.get(self.method, self.method).format(n_agq=self.n_agq)
-        lines = [
-            f"Generalized linear mixed model fit by {title}",
-            " Family: binomial  ( logit )",
-            f"Formula: {self.formula}",
-        ]
-        if self.data_name:
-            lines.append(f"   Data: {self.data_name}")
-        lines.append("")
-        crit = pd.DataFrame(
-            [[self.aic, self.bic, self.loglik, self.deviance, self.nobs - self.df_model]],
-            columns=["AIC", "BIC", "logLik", "deviance", "df.resid"],
-        )
-        lines.append(crit.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
-        if self.method == "vb":
-            lines.append(f"(logLik: {self.loglik_method})")
-        lines += ["", "Random effects:"]
-        vc = self.varcorr
-        table = pd.DataFrame(
-            {
-                "Groups": vc["group"].where(vc["group"].ne(vc["group"].shift()), ""),
-                "Name": vc["term"],
-                "Variance": vc["variance"].map(lambda v: f"{v:.4g}"),
-                "Std.Dev.": vc["std_dev"].map(lambda v: f"{v:.4g}"),
-            }
-        )
-        corr_cols = [c for c in vc.columns if c.startswith("corr_")]
-        if corr_cols and vc[corr_cols].notna().any().any():
-            table["Corr"] = [
-                " ".join(f"{v:5.2f}" for v in row if not np.isnan(v))
-                for row in vc[corr_cols].to_numpy()
-            ]
-        lines.append(table.to_string(index=False))
-        groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
-        lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
-        if self.n_dropped:
-            lines.append(f"({self.n_dropped} observations deleted due to missingness)")
-        lines += ["", "Fixed effects:"]
-        fe = self.fixed_effects
-        estimate, error = (
-            ("Post.Mean", "Post.SD")
-            if self.method == "vb"
-            else (
-                "Estimate",
-                "Std. Error",
-            )
-        )
-        shown = pd.DataFrame(
-            {
-                estimate: fe["estimate"].map(lambda v: f"{v:.5g}"),
-                error: fe["std_error"].map(lambda v: f"{v:.4g}"),
-                "z value": fe["z"].map(lambda v: f"{v:.3f}"),
-                "Pr(>|z|)": fe["p"].map(_format_p),
-                "": fe["p"].map(_stars),
-            },
-            index=list(fe.index),
-        )
-        lines.append(shown.to_string())
-        lines.append("---")
-        lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
-        for message in self.warnings:
-            lines.append(f"Warning: {message}")
-        if not self.converged:
-            lines.append("Warning: the optimizer did not report convergence")
-        return "\n".join(lines)
+    def summary(self, data_name: str | None = None) -> Summary:
+        """The summary laid out as lme4's (a str with tables and an HTML form; see summary.py).
+        data_name: shown on the `Data:` line (default: the fit's data_name, else "data")."""
+        from glmm_binomial.summary import Summary
+
+        return Summary(self, data_name)
 
     def __str__(self) -> str:
         return self.summary()
@@ -392,16 +347,7 @@ class GLMMResult:
         )
 
     def _repr_html_(self) -> str:
-        parts = [
-            f"<p><b>Binomial GLMM</b> ({self.method}): <code>{_escape(self.formula)}</code><br>"
-            f"logLik {self.loglik:.3f}, AIC {self.aic:.1f}, BIC {self.bic:.1f}, "
-            f"nobs {self.nobs}</p>",
-            "<p>Random effects</p>",
-            self.varcorr.to_html(index=False, float_format=lambda v: f"{v:.4g}"),
-            "<p>Fixed effects</p>",
-            self.fixed_effects.to_html(float_format=lambda v: f"{v:.4g}"),
-        ]
-        return "\n".join(parts)
+        return self.summary()._repr_html_()
 
 
 def _format_p(p: float) -> str:

@@ -1,0 +1,839 @@
+"""GLMM_BINOMIAL: the spreadsheet function (contract: shared/spec/GLMM_BINOMIAL.md).
+
+    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method])
+
+A front end: it reads spreadsheet ranges (2D lists), builds ModelData directly (fixed effects
+``intercept``, ``x1``, ``x2``, ...; a random intercept per group and, for each x_random column,
+an independent random slope on the same groups), calls ``api.fit_model`` and renders the
+9-column table. It never raises: every outcome is the table or one string starting with
+``Invalid input: `` (the arguments) or ``Error fitting GLMM: `` (the fit).
+
+Input conventions (decided here, documented for users), accepting what spreadsheets send:
+- A range is a 2D list (rows of cells), a numpy array of dimension 0 or 2, a pandas DataFrame
+  (a Series is a column), or another 2D sequence (rows of cells, such as the ``formulas``
+  package's Ranges, whose ``.value`` is read). A scalar counts as a 1 x 1 range. A flat (1D)
+  list, a cell that is itself a list, ragged rows and empty ranges are rejected with a message
+  naming the argument.
+- Blank cells are None, "" (or only spaces) and the ``formulas`` package's empty cell. Rows at
+  the end that are blank in every range are ignored (a selection longer than the data); a blank
+  cell inside the data is an error naming the argument, row and column.
+- Cells of y, x and x_random must be finite numbers; in y TRUE/FALSE counts as 1/0. Elsewhere
+  TRUE/FALSE is rejected, as are text, blanks, NaN and infinities.
+- groups are labels: numbers or non-blank text, compared exactly (1 and 1.0 are one group, 1 and
+  1.5 two, the number 1 and the text "1" two). Booleans, blanks and non-finite numbers are
+  rejected.
+- fit_intercept, alpha and method accept a scalar or a 1 x 1 range; None, "" or an empty cell
+  (an omitted argument) means the default, also for x_random. fit_intercept accepts TRUE/FALSE
+  and 1/0. method is case-insensitive.
+- A boolean in the x_random position is fit_intercept (example 3 of the contract); the later
+  arguments then shift left where their types show it: a non-boolean in the fit_intercept
+  position is alpha, and text in the alpha position is method.
+- Whole ranges are converted with numpy; cells are looked at one by one only to word an error.
+
+Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
+y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
+("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
+Their cells are left blank and a warning row says why; under "vb" the prior keeps the posterior
+means finite and the warning row says they are driven by the prior.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glmm_binomial.model import LARGEST_VALUE, ModelData, RandomBlock
+from glmm_binomial.separation import Separation, detect_separation
+
+FloatArray = NDArray[np.float64]
+
+__all__ = ["GLMM_BINOMIAL", "glmm_binomial"]
+
+METHODS = ("vb", "laplace", "agq")
+#: Quadrature points per random-effect dimension for method "agq": glmer's usual nAGQ = 25 for
+#: a random intercept, fewer when x_random adds dimensions, so that the product rule over the
+#: k = 1 + (x_random columns) dimensions of each group keeps at most AGQ_NODE_BUDGET nodes
+#: (never fewer than AGQ_MIN_POINTS per dimension).
+N_AGQ = 25
+AGQ_NODE_BUDGET = 100
+AGQ_MIN_POINTS = 2
+#: Relative tolerance of the column rank check of the fixed-effects design.
+RANK_TOL = 1e-10
+#: A maximum-likelihood random-effect SD above this (log-odds scale) means group probabilities
+#: pinned at 0 or 1: the groups (nearly) separate y and the estimate may be diverging.
+LARGE_SD = 10.0
+
+FIXED_HEADER = (
+    "fixed_effects",
+    "parameter",
+    "coefficient",
+    "std_error",
+    "z_statistic",
+    "p_value",
+    "ci_lower",
+    "ci_upper",
+    "odds_ratio",
+)
+RANDOM_HEADER = ("random_effects", "parameter", "variance", "std_dev")
+WIDTH = len(FIXED_HEADER)
+
+#: The row that tells "vb" users what its std_error, z, p and interval are (contract).
+VB_NOTE = (
+    "std_error, z_statistic, p_value, ci_lower and ci_upper are mean-field variational "
+    "posterior summaries, which understate uncertainty (posterior SDs are often much smaller "
+    'than maximum-likelihood standard errors); method "laplace" gives maximum-likelihood '
+    "standard errors, tests and intervals"
+)
+
+MSG_Y_BINARY = "Invalid input: y must contain only 0 or 1 values."
+MSG_ALPHA = "Invalid input: alpha must be between 0 and 1."
+MSG_ROWS = "Invalid input: y, x, and groups must have the same number of rows."
+MSG_FIT_INTERCEPT = "Invalid input: fit_intercept must be a boolean."
+
+Cell = Any
+Table = list[list[Cell]]
+
+
+class _InputError(Exception):
+    """An argument is unusable; the message is complete (starts with 'Invalid input: ')."""
+
+
+def _invalid(text: str) -> _InputError:
+    return _InputError(f"Invalid input: {text}")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """Validated arguments."""
+
+    y: FloatArray
+    x: FloatArray
+    codes: NDArray[np.intp]
+    levels: tuple[object, ...]
+    x_random: FloatArray | None
+    fit_intercept: bool
+    alpha: float
+    method: str
+
+
+def glmm_binomial(
+    y: Any,
+    x: Any,
+    groups: Any,
+    x_random: Any = None,
+    fit_intercept: Any = True,
+    alpha: Any = 0.05,
+    method: Any = "vb",
+) -> Table | str:
+    """Binomial GLMM (logit link) for spreadsheet ranges: the 9-column result table or a message.
+
+    y: n x 1 range of 0/1; x: n x p predictors; groups: n x 1 labels; x_random: n x k
+    random-slope predictors (a random intercept is always included; all components are
+    independent); fit_intercept: add a fixed intercept; alpha: intervals at level 1 - alpha;
+    method: "vb" (variational Bayes, posterior means and SDs), "laplace" or "agq" (maximum
+    likelihood). Coefficients are on the log-odds scale; variances and SDs are of the random
+    effects on the log-odds scale. Never raises.
+    """
+    try:
+        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method)
+    except _InputError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
+        return f"Invalid input: the arguments could not be read ({type(exc).__name__}: {exc})."
+    try:
+        data = _model_data(request)
+        separation = detect_separation(data.x, data.successes, data.trials)
+        with warnings.catch_warnings():
+            # Numerical warnings on degenerate data are not the user's business; the table's
+            # converged and warning rows report what matters.
+            warnings.simplefilter("ignore")
+            result = _fit(data, request)
+    except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
+        return f"Error fitting GLMM: {_describe(exc)}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NaN/inf become blank cells, explained by warnings
+            return _render(request, data, result, separation)
+    except Exception as exc:  # noqa: BLE001
+        return f"Error fitting GLMM: the result table could not be built ({_describe(exc)})"
+
+
+GLMM_BINOMIAL = glmm_binomial
+
+
+# --- reading ranges -------------------------------------------------------------------------
+#
+# Whole ranges are converted with numpy first (a set of the cells' Python types tells whether
+# the fast conversion is exact); cells are scanned one by one only to word an error or for
+# unusual cell types. 100,000 rows then cost milliseconds, not seconds.
+
+#: Cell types numpy converts exactly and quickly to float64 (bool is refused or read as 0/1
+#: separately; int beyond float range is caught by the conversion).
+_PLAIN_NUMBERS = frozenset({int, float})
+
+#: A range is the rows of cells as a list of lists, or a 2D numpy array of numbers.
+Rows = Any
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not _is_bool(value)
+
+
+def _is_empty_token(value: Any) -> bool:
+    """The ``formulas`` package's empty cell (schedula's EMPTY, a str subclass 'empty')."""
+    return (
+        isinstance(value, str)
+        and type(value) is not str
+        and type(value).__module__.startswith("schedula")
+        and str.__str__(value) == "empty"  # Token compares by identity; its text is "empty"
+    )
+
+
+def _is_blank(value: Any) -> bool:
+    """An empty cell as spreadsheets send it: None, "" (or only spaces), formulas' EMPTY."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip() == "" or _is_empty_token(value)
+    return False
+
+
+def _show(value: Any) -> str:
+    """A short repr of a cell for messages."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_row_like(value: Any) -> bool:
+    """A sequence of cells (a row): not text, not a mapping."""
+    if isinstance(value, (list, tuple)):
+        return True
+    if isinstance(value, (str, bytes, dict, np.ndarray)):
+        return isinstance(value, np.ndarray) and value.ndim == 1
+    return isinstance(value, Sequence)
+
+
+def _unwrap(value: Any) -> Any:
+    """pandas objects, array-likes and 2D sequence objects as a list of rows or an array."""
+    if isinstance(value, (list, tuple, np.ndarray, str, bytes)) or value is None:
+        return value
+    module = type(value).__module__
+    if module.startswith("pandas") and hasattr(value, "to_numpy"):
+        array = value.to_numpy()
+        return array.reshape(-1, 1) if array.ndim == 1 else array  # a Series is a column
+    inner = getattr(value, "value", None)  # formulas' Ranges hold their cells in .value
+    if isinstance(inner, np.ndarray) and not isinstance(value, numbers.Number):
+        return inner
+    if hasattr(value, "__array__") and not isinstance(value, (numbers.Number, np.generic)):
+        return np.asarray(value)
+    if isinstance(value, Sequence):
+        return [list(row) if _is_row_like(row) else row for row in value]
+    return value
+
+
+def _as_range(name: str, value: Any) -> Rows:
+    """The rows of a 2D range: a new list of lists, or a 2D numeric array (not modified)."""
+    value = _unwrap(value)
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return [[value.item()]]
+        if value.ndim != 2:
+            raise _invalid(f"{name} must be a 2D range; got an array with {value.ndim} dimensions.")
+        if value.shape[0] == 0:
+            raise _invalid(f"{name} is empty.")
+        if value.shape[1] == 0:
+            raise _invalid(f"{name} is empty: row 1 has no cells.")
+        if value.dtype.kind in "biuf":
+            return value
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        return [[value]]  # a scalar counts as a 1 x 1 range
+    if len(value) == 0:
+        raise _invalid(f"{name} is empty.")
+    # Checks over whole rows run in C (map, set); the caller's lists are read, never copied
+    # or modified.
+    if not set(map(type, value)) <= {list, tuple}:
+        is_row = [isinstance(row, (list, tuple)) for row in value]
+        if not any(is_row):
+            raise _invalid(
+                f"{name} must be a 2D range (a list of rows, such as [[1], [0]]); "
+                "got a flat list of values."
+            )
+        i = is_row.index(False)
+        raise _invalid(f"{name} must be a 2D range: row {i + 1} is not a list of cells.")
+    rows = value
+    width = len(rows[0])
+    if width == 0:
+        raise _invalid(f"{name} is empty: row 1 has no cells.")
+    lengths = set(map(len, rows))
+    if len(lengths) > 1:
+        i = next(i for i, row in enumerate(rows) if len(row) != width)
+        raise _invalid(
+            f"{name} must be rectangular: row {i + 1} has {len(rows[i])} cells, row 1 has {width}."
+        )
+    return rows
+
+
+def _n_rows(rows: Rows) -> int:
+    return int(rows.shape[0]) if isinstance(rows, np.ndarray) else len(rows)
+
+
+def _n_columns(rows: Rows) -> int:
+    return int(rows.shape[1]) if isinstance(rows, np.ndarray) else len(rows[0])
+
+
+def _data_rows(rows: Rows) -> int:
+    """Rows up to the last one holding a non-blank cell (numeric arrays have no blanks)."""
+    if isinstance(rows, np.ndarray):
+        return int(rows.shape[0])
+    n = len(rows)
+    while n > 0 and all(_is_blank(cell) for cell in rows[n - 1]):
+        n -= 1
+    return n
+
+
+def _drop_trailing_blank_rows(ranges: list[Rows]) -> list[Rows]:
+    """Cut the rows after the data that are blank in every range (a selection longer than the
+    data); a range shorter than the data stays as it is (its length is then reported)."""
+    n_data = max(_data_rows(rows) for rows in ranges[:3])  # y, x and groups set the length
+    out = []
+    for rows in ranges:
+        keep = max(n_data, _data_rows(rows))
+        out.append(rows[:keep] if _n_rows(rows) > keep else rows)
+    return out
+
+
+def _where(rows: Rows, i: int, j: int) -> str:
+    """'row i' for one-column ranges, 'row i, column j' otherwise (1-based)."""
+    return f"row {i + 1}" if _n_columns(rows) == 1 else f"row {i + 1}, column {j + 1}"
+
+
+def _cell_problem(value: Any, booleans: bool = False) -> str | None:
+    """Why a cell is not a finite number, or None if it is one (TRUE/FALSE is one when
+    ``booleans``)."""
+    # The common cases first, without the slower abstract-base-class checks below.
+    kind = type(value)
+    if (kind is float and math.isfinite(value)) or (kind is int and abs(value) < 2**1023):
+        return None
+    if _is_blank(value):
+        return "is blank"
+    if _is_bool(value):
+        return None if booleans else "is TRUE/FALSE (a boolean), not a number"
+    if isinstance(value, str):
+        return f"is text ({_show(value)})"
+    if isinstance(value, (list, tuple, dict, set, np.ndarray)):
+        return "is a list (a range inside a cell)"
+    if not _is_number(value):
+        return f"is not a number ({type(value).__name__})"
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return "is not a finite number"
+    if math.isnan(number):
+        return "is NaN (not a number)"
+    if math.isinf(number):
+        return "is infinite"
+    return None
+
+
+def _to_float(rows: Rows, booleans: bool) -> FloatArray | None:
+    """The whole range as float64 when that conversion is exact and every cell is a number
+    (a boolean too when ``booleans``); None when cells must be looked at one by one."""
+    if isinstance(rows, np.ndarray):
+        if rows.dtype.kind == "b" and not booleans:
+            return None
+        return np.asarray(rows, dtype=np.float64)
+    kinds = set(map(type, itertools.chain.from_iterable(rows)))
+    allowed = _PLAIN_NUMBERS | {bool} if booleans else _PLAIN_NUMBERS
+    if not kinds <= allowed:
+        return None
+    n, p = len(rows), len(rows[0])
+    try:
+        cells = itertools.chain.from_iterable(rows)
+        return np.fromiter(cells, dtype=np.float64, count=n * p).reshape(n, p)
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+def _numeric(name: str, rows: Rows, booleans: bool = False) -> FloatArray:
+    """The range as an n x p float array; every cell a finite number (TRUE/FALSE as 1/0 when
+    ``booleans``)."""
+    values = _to_float(rows, booleans)
+    if values is None:
+        cells = rows.tolist() if isinstance(rows, np.ndarray) else rows
+        for i, row in enumerate(cells):
+            for j, value in enumerate(row):
+                problem = _cell_problem(value, booleans)
+                if problem is not None:
+                    raise _invalid(
+                        f"{name} must contain finite numbers: {_where(rows, i, j)} {problem}."
+                    )
+        values = np.array([[float(v) for v in row] for row in cells], dtype=np.float64)
+    finite = np.isfinite(values)
+    if not np.all(finite):
+        i, j = (int(k) for k in np.argwhere(~finite)[0])
+        problem = "is NaN (not a number)" if np.isnan(values[i, j]) else "is infinite"
+        raise _invalid(f"{name} must contain finite numbers: {_where(rows, i, j)} {problem}.")
+    huge = np.abs(values) > LARGEST_VALUE
+    if np.any(huge):
+        i, j = (int(k) for k in np.argwhere(huge)[0])
+        raise _invalid(
+            f"{name} values must be at most {LARGEST_VALUE:g} in absolute value: "
+            f"{_where(rows, i, j)} is {values[i, j]:g}; rescale it."
+        )
+    return values
+
+
+def _single_column(name: str, rows: Rows) -> None:
+    if _n_columns(rows) != 1:
+        raise _invalid(f"{name} must be a single column; it has {_n_columns(rows)} columns.")
+
+
+def _group_key(value: Any) -> object:
+    """The label of one groups cell: numbers compare by value (1 == 1.0), text exactly."""
+    if _is_blank(value):
+        raise ValueError("is blank")
+    if isinstance(value, str):
+        return str(value)
+    problem = _cell_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value)
+
+
+#: Integers up to this size are exact in float64, so numeric labels may be compared as floats.
+_EXACT_INTEGER = 2**53
+
+
+def _fast_group_codes(rows: Rows) -> tuple[NDArray[np.intp], tuple[object, ...]] | None:
+    """Codes and levels by np.unique when every label is a plain number (or every one
+    non-blank text); None when the labels must be looked at one by one."""
+    if isinstance(rows, np.ndarray):
+        column = rows[:, 0]
+        if column.dtype.kind == "b":
+            return None
+        if column.dtype.kind == "f" and not np.all(np.isfinite(column)):
+            return None
+    else:
+        cells = list(itertools.chain.from_iterable(rows))  # one column
+        kinds = set(map(type, cells))
+        if kinds <= _PLAIN_NUMBERS:
+            try:
+                column = np.array(cells, dtype=np.float64 if float in kinds else np.int64)
+            except (OverflowError, ValueError, TypeError):
+                return None
+            if not np.all(np.isfinite(column)) or np.any(np.abs(column) >= _EXACT_INTEGER):
+                return None
+        elif kinds == {str}:
+            if any(not text.strip() for text in cells):
+                return None
+            column = np.array(cells, dtype=object)
+        else:
+            return None
+    levels, codes = np.unique(column, return_inverse=True)
+    return codes.reshape(-1).astype(np.intp), tuple(levels.tolist())
+
+
+def _group_codes(rows: Rows) -> tuple[NDArray[np.intp], tuple[object, ...]]:
+    """Integer codes 0..G-1 and the levels (numbers in numeric order, then text sorted)."""
+    fast = _fast_group_codes(rows)
+    if fast is not None:
+        return fast
+    cells = rows.tolist() if isinstance(rows, np.ndarray) else rows
+    keys = []
+    for i, row in enumerate(cells):
+        try:
+            keys.append(_group_key(row[0]))
+        except ValueError as exc:
+            raise _invalid(
+                f"groups must contain numbers or text labels: row {i + 1} {exc}."
+            ) from None
+    distinct = set(keys)
+    levels = tuple(sorted(distinct, key=lambda k: (isinstance(k, str), k)))  # type: ignore[arg-type]
+    index = {level: code for code, level in enumerate(levels)}
+    codes = np.array([index[k] for k in keys], dtype=np.intp)
+    return codes, levels
+
+
+def _scalar(value: Any) -> Any:
+    """A scalar argument may arrive as a 1 x 1 range (or a 1 x 1 array or pandas object)."""
+    value = _unwrap(value)
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    if isinstance(value, np.generic):
+        value = value.item()
+    while isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def _omitted(value: Any) -> bool:
+    """An optional argument left out: None, or a blank (None, "" or an empty cell)."""
+    return _is_blank(_scalar(value))
+
+
+def _check_fit_intercept(value: Any) -> bool:
+    value = _scalar(value)
+    if _is_blank(value):
+        return True
+    if _is_bool(value):
+        return bool(value)
+    # Spreadsheets write TRUE/FALSE as 1/0 too.
+    if _is_number(value) and value in (0, 1):
+        return bool(value)
+    raise _InputError(MSG_FIT_INTERCEPT)
+
+
+def _check_alpha(value: Any) -> float:
+    value = _scalar(value)
+    if _is_blank(value):
+        return 0.05
+    if not _is_number(value):
+        kind = "TRUE/FALSE" if _is_bool(value) else _show(value)
+        raise _invalid(f"alpha must be a number between 0 and 1; got {kind}.")
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError):
+        raise _InputError(MSG_ALPHA) from None
+    if not math.isfinite(number):
+        raise _invalid(f"alpha must be a finite number between 0 and 1; got {number}.")
+    if not 0.0 < number < 1.0:
+        raise _InputError(MSG_ALPHA)
+    return number
+
+
+def _available_methods() -> tuple[str, ...]:
+    """Methods whose implementation is importable, in METHODS order (api.available_methods:
+    "agq" and "vb" switch on by themselves when their modules are present)."""
+    from glmm_binomial.api import available_methods
+
+    present = available_methods()
+    return tuple(m for m in METHODS if m in present)
+
+
+def _check_method(value: Any) -> str:
+    value = _scalar(value)
+    if _is_blank(value):
+        value = "vb"
+    choices = ", ".join(f'"{m}"' for m in METHODS)
+    if not isinstance(value, str):
+        raise _invalid(f"method must be text, one of {choices}; got {_show(value)}.")
+    method = value.strip().lower()
+    if method not in METHODS:
+        raise _invalid(f"method must be one of {choices}; got {_show(value)}.")
+    available = _available_methods()
+    if method not in available:
+        names = ", ".join(f'"{m}"' for m in available)
+        raise _invalid(f'method "{method}" is not available in this version; available: {names}.')
+    return method
+
+
+def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any) -> tuple[Any, ...]:
+    """A boolean in the x_random position is fit_intercept (spreadsheet users skip x_random
+    that way); later arguments shift left where their types say so. A blank x_random (None,
+    "" or one empty cell) is an omitted one."""
+    if _omitted(x_random):
+        return None, fit_intercept, alpha, method
+    flag = _scalar(x_random)
+    if not _is_bool(flag):
+        return x_random, fit_intercept, alpha, method
+    given = _scalar(fit_intercept)
+    if _is_bool(given):
+        # fit_intercept's default is TRUE, so TRUE there cannot be told from an omission; FALSE
+        # there with TRUE in x_random's position contradicts it.
+        if flag and not given:
+            raise _invalid(
+                "x_random is TRUE, read as fit_intercept, but fit_intercept is also given as FALSE."
+            )
+        return None, bool(flag), alpha, method
+    if _is_blank(given):
+        return None, bool(flag), alpha, method
+    # fit_intercept's position holds alpha, and alpha's (if text) holds method.
+    shifted_method = alpha if isinstance(_scalar(alpha), str) else method
+    return None, bool(flag), fit_intercept, shifted_method
+
+
+def _validate(
+    y: Any, x: Any, groups: Any, x_random: Any, fit_intercept: Any, alpha: Any, method: Any
+) -> _Request:
+    """Check the arguments in a fixed order; the first problem found is reported."""
+    x_random, fit_intercept, alpha, method = _shift_arguments(
+        x_random, fit_intercept, alpha, method
+    )
+    ranges = [_as_range("y", y), _as_range("x", x), _as_range("groups", groups)]
+    if x_random is not None:
+        ranges.append(_as_range("x_random", x_random))
+    ranges = _drop_trailing_blank_rows(ranges)
+    y_rows, x_rows, group_rows = ranges[:3]
+    _single_column("y", y_rows)
+    _single_column("groups", group_rows)
+    n = _n_rows(y_rows)
+    if not n == _n_rows(x_rows) == _n_rows(group_rows):
+        raise _InputError(MSG_ROWS)
+    if n < 2:
+        raise _invalid(f"y, x, and groups need at least 2 rows; they have {n}.")
+    y_values = _numeric("y", y_rows, booleans=True)[:, 0]
+    if not np.all((y_values == 0.0) | (y_values == 1.0)):
+        raise _InputError(MSG_Y_BINARY)
+    x_values = _numeric("x", x_rows)
+    codes, levels = _group_codes(group_rows)
+    random_values = None
+    if x_random is not None:
+        random_rows = ranges[3]
+        if _n_rows(random_rows) != n:
+            raise _invalid(
+                f"x_random must have the same number of rows as y ({n}); "
+                f"it has {_n_rows(random_rows)}."
+            )
+        random_values = _numeric("x_random", random_rows)
+    request = _Request(
+        y=y_values,
+        x=x_values,
+        codes=codes,
+        levels=levels,
+        x_random=random_values,
+        fit_intercept=_check_fit_intercept(fit_intercept),
+        alpha=_check_alpha(alpha),
+        method=_check_method(method),
+    )
+    _check_rank(_fixed_design(request), _fixed_names(request))
+    return request
+
+
+def _column_label(name: str) -> str:
+    return "the intercept" if name == "intercept" else f"x column {name[1:]}"
+
+
+def _check_rank(design: FloatArray, names: tuple[str, ...]) -> None:
+    """Each column of the fixed-effects design must add a direction to the earlier ones."""
+    n, p = design.shape
+    if p > n:
+        what = "x and the intercept have" if names[0] == "intercept" else "x has"
+        raise _invalid(
+            f"{what} {p} coefficients to estimate but y has only {n} rows: "
+            "give more rows or fewer x columns."
+        )
+    largest = np.max(np.abs(design), axis=0)
+    for j, name in enumerate(names):
+        if largest[j] == 0.0:
+            raise _invalid(
+                f"{_column_label(name)} is all zero: its coefficient cannot be estimated."
+            )
+    # Unit-length columns (scaled to max |value| 1 first, so huge entries cannot overflow).
+    scaled = design / largest
+    scaled = scaled / np.sqrt(np.sum(scaled * scaled, axis=0))
+    tol = RANK_TOL * max(scaled.shape)
+    s = np.linalg.svd(scaled, compute_uv=False)
+    if s[-1] > tol * s[0]:
+        # Dropping columns never lowers the smallest singular value nor raises the largest
+        # (interlacing), so every leading block passes too: one SVD instead of p - 1.
+        return
+    for j in range(1, len(names)):
+        s = np.linalg.svd(scaled[:, : j + 1], compute_uv=False)
+        if s[-1] <= tol * s[0]:
+            earlier = ", ".join(_column_label(name) for name in names[:j])
+            raise _invalid(
+                f"{_column_label(names[j])} is a linear combination of {earlier}: "
+                "the coefficients cannot be estimated separately."
+            )
+
+
+# --- the model ------------------------------------------------------------------------------
+
+
+def _fixed_names(request: _Request) -> tuple[str, ...]:
+    names = tuple(f"x{j + 1}" for j in range(request.x.shape[1]))
+    return ("intercept", *names) if request.fit_intercept else names
+
+
+def _fixed_design(request: _Request) -> FloatArray:
+    if request.fit_intercept:
+        return np.column_stack([np.ones(request.x.shape[0]), request.x])
+    return request.x.copy()
+
+
+def _model_data(request: _Request) -> ModelData:
+    """Bernoulli rows; a random intercept per group and one independent random slope per
+    x_random column on the same groups (each a k = 1 block)."""
+    n = request.y.shape[0]
+    columns = [("intercept", np.ones((n, 1)))]
+    if request.x_random is not None:
+        for j in range(request.x_random.shape[1]):
+            columns.append((f"random_x{j + 1}", request.x_random[:, j : j + 1].copy()))
+    blocks = tuple(
+        RandomBlock("groups", (term,), request.codes, request.levels, z) for term, z in columns
+    )
+    return ModelData(
+        successes=request.y.copy(),
+        trials=np.ones(n),
+        x=_fixed_design(request),
+        offset=np.zeros(n),
+        fixed_names=_fixed_names(request),
+        blocks=blocks,
+    )
+
+
+def _fit(data: ModelData, request: _Request) -> Any:
+    """The core's fit (GLMMResult) at confidence level 1 - alpha."""
+    from glmm_binomial.api import fit_model
+
+    n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else 1
+    # The table's intervals use alpha directly (_interval); 1 - alpha rounds to 1.0 for
+    # alpha < 1.1e-16, which the result's own conf_level check would refuse.
+    level = 1.0 - request.alpha
+    return fit_model(
+        data, method=request.method, n_agq=n_agq, conf_level=level if level < 1.0 else 0.95
+    )
+
+
+def _interval(
+    estimate: FloatArray, std_error: FloatArray, alpha: float
+) -> tuple[FloatArray, FloatArray]:
+    """Wald interval estimate -+ q std_error at level 1 - alpha, q = the normal upper alpha/2
+    quantile (computed from alpha itself, exact for tiny alpha; inf when alpha/2 underflows)."""
+    from scipy.stats import norm
+
+    q = float(norm.isf(alpha / 2.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return estimate - q * std_error, estimate + q * std_error
+
+
+def _n_agq(dimensions: int) -> int:
+    """Points per dimension of the adaptive Gauss-Hermite rule (see AGQ_NODE_BUDGET)."""
+    points = N_AGQ
+    while points > AGQ_MIN_POINTS and points**dimensions > AGQ_NODE_BUDGET:
+        points -= 1
+    return points
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def _value(x: Any) -> float | None:
+    """A finite Python float, or None (a blank cell) for NaN/inf."""
+    number = float(x)
+    return number if math.isfinite(number) else None
+
+
+def _row(*cells: Cell) -> list[Cell]:
+    return [*cells, *([None] * (WIDTH - len(cells)))]
+
+
+def _separation_warning(request: _Request, names: tuple[str, ...], separation: Separation) -> str:
+    kind = "complete separation" if separation.complete else "quasi-complete separation"
+    which = ", ".join(names[j] for j in separation.coefficients)
+    if request.method == "vb":
+        return (
+            f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
+            "has no finite estimate there, and these posterior means are finite only because of "
+            "the N(0, 2^2) prior, on which they depend"
+        )
+    return (
+        f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood has "
+        f"no finite estimate for {which}, so their cells are left blank (the fit drives them "
+        "towards infinity)"
+        + (
+            "; nor for the random-effect variances, which no longer change the likelihood"
+            if separation.complete
+            else ""
+        )
+        + '; method "vb" gives finite posterior means'
+    )
+
+
+def _render(request: _Request, data: ModelData, result: Any, separation: Separation) -> Table:
+    names = data.fixed_names
+    table: Table = [list(FIXED_HEADER)]
+    fixed = result.fixed_effects_table().copy()
+    fixed["ci_lower"], fixed["ci_upper"] = _interval(
+        fixed["estimate"].to_numpy(), fixed["std_error"].to_numpy(), request.alpha
+    )
+    blank = set(separation.coefficients) if request.method != "vb" else set()
+    columns = ("estimate", "std_error", "z", "p", "ci_lower", "ci_upper", "odds_ratio")
+    for j, name in enumerate(names):
+        if j in blank:
+            table.append(_row(None, name))
+            continue
+        values = [_value(fixed.loc[name, column]) for column in columns]
+        table.append(_row(None, name, *values))
+    table.append(_row(*RANDOM_HEADER))
+    # Under complete separation the maximized likelihood is 1 whatever the variances, so
+    # maximum likelihood says nothing about them either.
+    blank_random = bool(blank) and separation.complete
+    varcorr = result.varcorr
+    for term, variance, std_dev in zip(
+        varcorr["term"], varcorr["variance"], varcorr["std_dev"], strict=True
+    ):
+        if blank_random:
+            table.append(_row(None, str(term)))
+        else:
+            table.append(_row(None, str(term), _value(variance), _value(std_dev)))
+    table.append(_row("log_likelihood", _value(result.loglik)))
+    table.append(_row("aic", _value(result.aic)))
+    table.append(_row("bic", _value(result.bic)))
+    table.append(_row("n_obs", int(data.n_obs)))
+    table.append(_row("n_groups", len(request.levels)))
+    table.append(_row("method", request.method))
+    if request.method == "vb":
+        table.append(_row("note", VB_NOTE))
+    if request.method == "agq":
+        table.append(_row("n_agq", int(result.n_agq)))
+    # A fit that drives coefficients to infinity has not converged to an estimate.
+    table.append(_row("converged", bool(result.converged) and not blank))
+    if separation.coefficients:
+        table.append(_row("warning", _separation_warning(request, names, separation)))
+    for text in result.warnings:
+        # The table's own separation row (above) says it in the table's words.
+        if not (separation.coefficients and "separation" in str(text)):
+            table.append(_row("warning", str(text)))
+    shown = [row for row in table[1 : 1 + len(names)] if row[2] is not None]
+    if any(row[3] is not None and (row[6] is None or row[7] is None) for row in shown):
+        table.append(
+            _row(
+                "warning",
+                f"the confidence interval at level 1 - alpha (alpha = {request.alpha:g}) is "
+                "unbounded in floating point and its cells are left blank: use a larger alpha",
+            )
+        )
+    if any(row[3] is None for row in shown):
+        table.append(
+            _row(
+                "warning",
+                "some standard errors are unavailable (left blank): the curvature of the "
+                "log-likelihood is not positive definite at the estimates",
+            )
+        )
+    if request.method != "vb" and not blank_random:
+        for term, std_dev in zip(varcorr["term"], varcorr["std_dev"], strict=True):
+            if np.isfinite(std_dev) and std_dev > LARGE_SD:
+                table.append(
+                    _row(
+                        "warning",
+                        f"the random-effect SD of {term} is {float(std_dev):.4g} on the log-odds "
+                        "scale: the groups (nearly) separate y (groups with only 0s or only 1s), "
+                        "and maximum likelihood may have no finite estimate; treat these numbers "
+                        'with caution (method "vb" keeps the SDs finite)',
+                    )
+                )
+    return table

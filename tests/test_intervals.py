@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from conftest import load_reference
+
+import glmm_binomial as g
+
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+@pytest.fixture(scope="module")
+def cbpp_fit():
+    return g.fit(CBPP, g.datasets.load("cbpp"))
+
+
+def test_wald_rows_match_lme4_confint(cbpp_fit):
+    ref = load_reference("cbpp_inference")
+    table = cbpp_fit.confint("wald")
+    assert list(table.index) == [row["parameter"] for row in ref["wald"]]
+    for row in ref["wald"]:
+        if "lower" not in row:  # lme4 gives NA for the SD
+            assert np.isnan(table.loc[row["parameter"], "lower"])
+            continue
+        # glmer's standard errors come from its own finite-difference Hessian, 0.6-1.5% below
+        # glmmTMB's (which ours match, see below): the ends differ by up to 1.1e-2.
+        assert table.loc[row["parameter"], "lower"] == pytest.approx(row["lower"], abs=1.2e-2)
+        assert table.loc[row["parameter"], "upper"] == pytest.approx(row["upper"], abs=1.2e-2)
+
+
+def test_wald_intervals_match_glmmtmb_within_1e3(cbpp_fit):
+    tmb = load_reference("cbpp")["fits"]["glmmTMB_laplace"]
+    table = cbpp_fit.confint("wald")
+    for name, estimate in tmb["fixef"].items():
+        half = 1.959963984540054 * tmb["se"][name]
+        assert table.loc[name, "lower"] == pytest.approx(estimate - half, abs=1e-3)
+        assert table.loc[name, "upper"] == pytest.approx(estimate + half, abs=1e-3)
+
+
+def test_one_entry_point_for_intervals(cbpp_fit):
+    profile = cbpp_fit.confint(which="theta_", level=0.9)
+    assert profile.index.tolist() == ["sd_(Intercept)|herd"]
+    assert g.confint(cbpp_fit, "wald", 0.9).equals(cbpp_fit.confint(method="wald", level=0.9))
+    with pytest.raises(ValueError, match="method must be one of"):
+        cbpp_fit.confint("bayes")
+    with pytest.raises(ValueError, match="level"):
+        cbpp_fit.confint("wald", level=95)

@@ -1,0 +1,80 @@
+"""summary(): lme4's layout as text, tables as DataFrames, HTML; no placeholder shown as an
+estimate (issue 9 item 7)."""
+
+import pandas as pd
+import pytest
+
+import glmm_binomial as g
+from glmm_binomial.summary import Summary, _abbreviate
+
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+@pytest.fixture(scope="module")
+def cbpp_fit():
+    return g.fit(CBPP, g.datasets.load("cbpp"))
+
+
+def test_text_is_laid_out_as_lme4(cbpp_fit, capsys):
+    summary = cbpp_fit.summary(data_name="cbpp")
+    assert isinstance(summary, Summary) and isinstance(summary, str)
+    lines = str(summary).splitlines()
+    assert lines[3] == "   Data: cbpp"
+    assert "Scaled residuals: " in lines
+    header = lines[lines.index("Fixed effects:") + 1]
+    assert header.split() == ["Estimate", "Std.", "Error", "z", "value", "Pr(>|z|)"]
+    row = lines[lines.index("Fixed effects:") + 2]
+    assert row.startswith("(Intercept)  -1.3985     0.2325  -6.016")
+    # Aligned columns: every row of the table ends its estimate at the same column.
+    table = lines[lines.index("Fixed effects:") + 1 : lines.index("---")]
+    ends = {line.index(".") for line in table[1:]}
+    assert len(ends) == 1
+    assert " herd   (Intercept)   0.4125   0.6423" in lines
+    assert "Correlation of Fixed Effects:" in lines
+    assert lines[-1].startswith("period4 -0.26")
+    print(cbpp_fit.summary())
+    assert "Random effects:" in capsys.readouterr().out
+    assert repr(summary) == str(summary)
+
+
+def test_tables_and_html(cbpp_fit):
+    summary = cbpp_fit.summary()
+    assert list(summary.fixed_effects.columns) == ["Estimate", "Std. Error", "z value", "Pr(>|z|)"]
+    assert summary.random_effects.loc[0, "Std.Dev."] == pytest.approx(cbpp_fit.varcorr.std_dev[0])
+    assert list(summary.criteria.columns) == ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+    html = summary._repr_html_()
+    assert html.count("<table") == 5 and "Fixed effects" in html
+    assert cbpp_fit._repr_html_() == html
+
+
+def test_correlated_terms_show_corr_column():
+    result = g.fit("use ~ age + urban + (1 + urban | district)", g.datasets.load("contraception"))
+    lines = str(result.summary()).splitlines()
+    start = lines.index("Random effects:")
+    assert lines[start + 1].split() == ["Groups", "Name", "Variance", "Std.Dev.", "Corr"]
+    assert lines[start + 3].strip().startswith("urbanY")
+    corr = float(result.varcorr["corr_1"].iloc[1])
+    assert lines[start + 3].rstrip().endswith(f"{corr:5.2f}")
+
+
+def test_separated_fit_shows_no_placeholder_as_an_estimate():
+    frame = pd.DataFrame(
+        {
+            "y": [0, 1, 0, 1, 1, 0, 0, 1],
+            "x": [1, 2, 1.5, 2.5, 3, 1.2, 0.5, 4],
+            "grp": [1, 1, 2, 2, 3, 3, 4, 4],
+        }
+    )
+    result = g.fit("y ~ x + (1 | grp)", frame)
+    summary = result.summary()
+    random_line = next(line for line in summary.splitlines() if "(Intercept)" in line)
+    assert random_line.split()[-2:] == ["NA", "NA"]  # not "1 1", where the optimizer started
+    assert summary.fixed_effects.isna().all().all()
+    assert "-3525" not in summary and "e+95" not in summary
+    assert "Warning: complete separation" in summary
+
+
+def test_abbreviate_as_r():
+    assert _abbreviate("(Intercept)") == "(Intr)"
+    assert _abbreviate("period2") == "perid2"
+    assert _abbreviate("age") == "age"
