@@ -161,6 +161,16 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
 
         with pytest.raises(ValueError, match="Dask cluster"):
             profile_confint(fitted)
+        # Methods that need the fit's rows refuse; those that do not work as in memory.
+        for needs_rows in (fitted.fitted, fitted.simulate, fitted.marginal_coefs):
+            with pytest.raises(ValueError, match="rows of the fit"):
+                needs_rows()
+        wald = memory.confint(method="wald")
+        pd.testing.assert_frame_equal(fitted.confint(method="wald"), wald, atol=1e-5)
+        rows = frame.head(3)
+        np.testing.assert_allclose(
+            fitted.marginal_predict(rows), memory.marginal_predict(rows), atol=1e-6
+        )
 
 
 def test_agq_one_factor(client) -> None:

@@ -499,6 +499,39 @@ class DaskGLMMResult(GLMMResult):
             return newdata.map_partitions(one, meta=pd.Series([], dtype=np.float64, name=type))
         return super().predict(newdata, re=re, type=type, offset=offset)
 
+    # The fit's rows stay on the cluster: what needs them says so instead of using no rows.
+    def simulate(self, n: int = 1, seed: Any = None, use_u: bool = False) -> Any:
+        raise _rows_on_cluster("simulate")
+
+    def refit(self, new_response: Any) -> Any:
+        raise _rows_on_cluster("refit")
+
+    def fitted(self) -> Any:
+        raise _rows_on_cluster("fitted values")
+
+    def resid(self, type: str = "deviance") -> Any:
+        raise _rows_on_cluster("residuals")
+
+    residuals = resid
+
+    def marginal_predict(self, newdata: Any = None, offset: Any = None) -> Any:
+        if newdata is None:
+            raise _rows_on_cluster("marginal_predict without newdata")
+        return super().marginal_predict(newdata, offset)
+
+    def marginal_coefs(self, std_errors: bool = True) -> Any:
+        raise _rows_on_cluster("marginal_coefs")
+
+    def plot_calibration(self, group: str | None = None) -> Any:
+        raise _rows_on_cluster("plot_calibration")
+
+
+def _rows_on_cluster(what: str) -> ValueError:
+    return ValueError(
+        f"{what} needs the rows of the fit, which stay on the Dask cluster; fit the computed "
+        "frame in memory (glmm_binomial.fit(formula, ddf.compute())) for it"
+    )
+
 
 @dataclass(frozen=True)
 class ClusterModelData(ModelData):

@@ -89,7 +89,9 @@ class _Parts:
             [[result.aic, result.bic, result.loglik, result.deviance, result.df_resid]],
             columns=["AIC", "BIC", "logLik", "deviance", "df.resid"],
         )
-        pearson = result.resid("pearson")
+        # A fit to a Dask DataFrame keeps its rows on the cluster: no residuals to show.
+        rows_here = result.model.x.shape[0] == result.nobs
+        pearson = result.resid("pearson") if rows_here else np.zeros(0)
         self.scaled = pd.Series(
             np.quantile(pearson, [0, 0.25, 0.5, 0.75, 1]) if len(pearson) else np.full(5, np.nan),
             index=["Min", "1Q", "Median", "3Q", "Max"],
