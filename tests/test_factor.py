@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from glmm_binomial._blas import blas_threads
 from glmm_binomial.factor import Structure
 from glmm_binomial.laplace import LaplaceObjective
 from glmm_binomial.model import ModelData, RandomBlock
@@ -144,10 +145,12 @@ def _complex_step_gradient(data: ModelData, theta: np.ndarray, beta: np.ndarray)
     step = 1e-30
     point = np.concatenate([theta, beta]).astype(complex)
     out = np.empty(point.size)
-    for j in range(point.size):
-        p = point.copy()
-        p[j] += 1j * step
-        out[j] = _dense_deviance(data, p[: theta.size], p[theta.size :]).imag / step
+    # One BLAS thread: threads on small dense solves cost far more than they save.
+    with blas_threads(1):
+        for j in range(point.size):
+            p = point.copy()
+            p[j] += 1j * step
+            out[j] = _dense_deviance(data, p[: theta.size], p[theta.size :]).imag / step
     return out
 
 
@@ -167,7 +170,8 @@ def test_chain_and_plain_layouts_agree_with_the_dense_reference(name: str) -> No
     np.testing.assert_allclose(gb_c, gb_p, atol=1e-10)
     mode_c, mode_p = chain.mode(theta, beta), plain.mode(theta, beta)
     np.testing.assert_allclose(mode_c.eta, mode_p.eta, atol=1e-10)
-    dense = _dense_deviance(data, theta.astype(complex), beta.astype(complex))
+    with blas_threads(1):
+        dense = _dense_deviance(data, theta.astype(complex), beta.astype(complex))
     assert dev_c == pytest.approx(dense.real, abs=1e-9)
     reference = _complex_step_gradient(data, theta, beta)
     np.testing.assert_allclose(np.concatenate([gt_c, gb_c]), reference, atol=1e-7)
@@ -184,3 +188,33 @@ def test_layout_follows_the_grouping_codes() -> None:
     st = Structure(CASES["crossed"][0])
     assert len(st.levels) == 1
     assert Structure(CASES["nested3"][0], nested=False).q_rest == 15
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_sparse_coupling_matches_the_dense_coupling(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coupling to the rest through pairs of pattern entries (large crossed factors) and
+    through a dense block (small ones) give the same deviance, gradient and mode."""
+    import glmm_binomial.factor as factor
+
+    data, theta = CASES[name]
+    beta = np.array([-0.2, 0.5])
+    tight = PirlsControl(tol=1e-24)
+    dense = LaplaceObjective(data, tight)
+    plain = LaplaceObjective(data, tight)
+    plain.structure = Structure(plain.data, nested=False)
+    monkeypatch.setattr(factor, "DENSE_COUPLING_MAX_SIZE", 0)
+    sparse = LaplaceObjective(data, tight)
+    sparse_plain = LaplaceObjective(data, tight)
+    sparse_plain.structure = Structure(sparse_plain.data, nested=False)
+    assert not any(lv.dense_coupling for lv in sparse_plain.structure.levels)
+    expected = dense.deviance_and_gradient(theta, beta)
+    for objective in (plain, sparse, sparse_plain):
+        got = objective.deviance_and_gradient(theta, beta)
+        assert got[0] == pytest.approx(expected[0], abs=1e-10)
+        np.testing.assert_allclose(got[1], expected[1], atol=1e-10)
+        np.testing.assert_allclose(got[2], expected[2], atol=1e-10)
+        np.testing.assert_allclose(
+            objective.mode(theta, beta).eta, dense.mode(theta, beta).eta, atol=1e-10
+        )

@@ -42,6 +42,14 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
 
+DENSE_COUPLING_MAX_SIZE = 4_000_000
+"""Largest dense coupling block (entries) between a chain level and the rest."""
+DENSE_COUPLING_FLOPS_PER_TRIPLE = 100
+"""A dense coupling's products (q_rest^2 q_level multiply-adds through BLAS) are preferred to
+the sparse ones (one gather-multiply-scatter per pair of pattern entries in a group) while
+they take at most this many times as many operations."""
+
+
 def row_dot(a: FloatArray, b: FloatArray) -> FloatArray:
     """sum_c a[i, c] b[i, c] for each row i; an explicit loop over the few columns is several
     times faster than einsum on tall arrays."""
@@ -123,6 +131,20 @@ class Level:
     # Pairs of pairs within one group (p, p'): the fill of R's Schur complement.
     triple_first: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     triple_second: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    # Small or dense couplings go through a dense q_rest x (n_groups k) block and BLAS instead.
+    dense_coupling: bool = False
+
+    def dense(self, values: FloatArray, q_rest: int) -> FloatArray:
+        """The coupling values on the pattern (P, k) as a dense q_rest x (n_groups k) block."""
+        out = np.zeros((q_rest, self.n_groups * self.k))
+        columns = self.pair_group[:, None] * self.k + np.arange(self.k)
+        out[self.pair_column[:, None], columns] = values
+        return out
+
+    def on_pattern(self, block: FloatArray) -> FloatArray:
+        """Entries of a dense q_rest x (n_groups k) block on the pattern: (P, k)."""
+        columns = self.pair_group[:, None] * self.k + np.arange(self.k)
+        return block[self.pair_column[:, None], columns]
 
 
 class Structure:
@@ -278,6 +300,14 @@ class Structure:
             # pair p' of its group.
             n_pairs = unique.size
             per_group = np.bincount(level.pair_group, minlength=level.n_groups)
+            n_triples = int(np.sum(per_group.astype(np.int64) ** 2))
+            q_level = level.n_groups * level.k
+            level.dense_coupling = (
+                q_rest * q_level <= DENSE_COUPLING_MAX_SIZE
+                and q_rest * q_rest * q_level <= DENSE_COUPLING_FLOPS_PER_TRIPLE * n_triples
+            )
+            if level.dense_coupling:
+                continue
             group_start = np.concatenate([[0], np.cumsum(per_group)[:-1]])
             reps = per_group[level.pair_group]
             first = np.repeat(np.arange(n_pairs), reps)
@@ -469,7 +499,10 @@ class Structure:
                     coupling[e] = coupling[e] - _segment_sum(
                         level.pair_map[e], update, levels[e].pair_group.size
                     )
-            if n_slots:
+            if n_slots and level.dense_coupling:
+                block = level.dense(lr[d], q_rest)
+                hrr -= (block @ block.T).ravel()
+            elif n_slots:
                 first, second = level.triple_first, level.triple_second
                 hrr -= np.bincount(
                     level.pair_column[first] * q_rest + level.pair_column[second],
@@ -601,12 +634,15 @@ class Factor:
                 acc = np.zeros((n_pairs, level.k))
                 for f in range(d + 1, m):
                     acc += row_rmatvec(x[f][level.pair_group], zr[f][level.pair_map[f]])
-                first, second = level.triple_first, level.triple_second
-                values = zrr[level.pair_column[first], level.pair_column[second]]
-                for c in range(level.k):
-                    acc[:, c] += np.bincount(
-                        first, weights=values * xr[second, c], minlength=n_pairs
-                    )
+                if level.dense_coupling:
+                    acc += level.on_pattern(zrr @ level.dense(xr, st.q_rest))
+                else:
+                    first, second = level.triple_first, level.triple_second
+                    values = zrr[level.pair_column[first], level.pair_column[second]]
+                    for c in range(level.k):
+                        acc[:, c] += np.bincount(
+                            first, weights=values * xr[second, c], minlength=n_pairs
+                        )
                 zr[d] = -acc
                 outer = self.lr[d][:, :, None] * zr[d][:, None, :]
                 inner -= _segment_sum(level.pair_group, outer, level.n_groups)
