@@ -29,7 +29,7 @@ def nested(seed: int = 20261129) -> pd.DataFrame:
     x1 = rng.normal(size=n)
     eta = -0.3 + 0.7 * x1
     eta += rng.normal(scale=0.5, size=5)[region]
-    eta += rng.normal(scale=0.7, size=40)[comm] + rng.normal(scale=0.4, size=40)[comm] * x1
+    eta += rng.normal(scale=0.7, size=40)[comm] + rng.normal(scale=1.0, size=40)[comm] * x1
     eta += rng.normal(scale=1.0, size=240)[mom]
     y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
     # Codes local to the parent: mother j of a community is numbered within it.
