@@ -5,6 +5,8 @@ there), in one run.
     python bench/multilevel.py                          # every case, every installed engine
     python bench/multilevel.py --cases nested_200k crossed_50k --engines ours glmm
     python bench/multilevel.py --memory                 # also our peak memory per case
+    python bench/multilevel.py --memory nested_1m       # ... on these cases only
+    python bench/multilevel.py --skip glmer:nested_1m   # leave out engine:case pairs
 
 Data are simulated here, seeded (numpy default_rng): a 0/1 response y, covariates x1 (normal)
 and x2 (0/1), grouping columns with globally unique codes (so (1 | comm) + (1 | mom) is the
@@ -164,7 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed fits on the small cases")
     parser.add_argument("--big-repeats", type=int, default=1, help="timed fits on the large cases")
-    parser.add_argument("--memory", action="store_true", help="our peak memory per case")
+    parser.add_argument(
+        "--memory", nargs="*", default=None, help="our peak memory on these cases (none: all)"
+    )
     parser.add_argument("--skip", nargs="*", default=[], help="engine:case pairs not to run")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -200,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
             results[case_name] = outcomes
-            if args.memory:
+            if args.memory is not None and (not args.memory or case_name in args.memory):
                 done = subprocess.run(
                     [sys.executable, __file__, "--memory-child", case_name],
                     capture_output=True,

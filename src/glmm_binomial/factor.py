@@ -42,7 +42,7 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
 
-DENSE_COUPLING_MAX_SIZE = 4_000_000
+DENSE_COUPLING_MAX_SIZE = 1_000_000
 """Largest dense coupling block (entries) between a chain level and the rest."""
 DENSE_COUPLING_FLOPS_PER_TRIPLE = 100
 """A dense coupling's products (q_rest^2 q_level multiply-adds through BLAS) are preferred to
