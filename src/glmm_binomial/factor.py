@@ -132,6 +132,7 @@ class Level:
     triple_first: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     triple_second: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     triple_bins: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    triple_upper: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     # Small or dense couplings go through a dense q_rest x (n_groups k) block and BLAS instead.
     dense_coupling: bool = False
 
@@ -315,9 +316,11 @@ class Structure:
             within = np.arange(first.size) - np.repeat(np.cumsum(reps) - reps, reps)
             level.triple_first = first.astype(np.intp)
             level.triple_second = (group_start[level.pair_group[first]] + within).astype(np.intp)
-            level.triple_bins = (
-                level.pair_column[first] * q_rest + level.pair_column[level.triple_second]
-            ).astype(np.intp)
+            rows, cols = level.pair_column[first], level.pair_column[level.triple_second]
+            level.triple_bins = (rows * q_rest + cols).astype(np.intp)
+            level.triple_upper = (np.minimum(rows, cols) * q_rest + np.maximum(rows, cols)).astype(
+                np.intp
+            )
         for d, level in enumerate(self.levels):
             for e in range(d + 1, len(self.levels)):
                 keys = level.ancestors[e][level.pair_group] * q_rest + level.pair_column
@@ -517,7 +520,13 @@ class Structure:
         if n_slots:
             schur = hrr.reshape(q_rest, q_rest)
             schur[np.diag_indices(q_rest)] += 1.0
-            l_rr = scipy.linalg.cholesky(schur, lower=True, overwrite_a=True, check_finite=False)
+            # schur is symmetric, so its transpose is the same matrix in Fortran order, which
+            # LAPACK factors in place (no copy).
+            l_rr, info = scipy.linalg.lapack.dpotrf(schur.T, lower=1, clean=1, overwrite_a=1)
+            if info != 0:
+                raise np.linalg.LinAlgError(
+                    f"the rest's Schur complement is not positive definite (dpotrf info {info})"
+                )
             logdet += 2.0 * float(np.sum(np.log(np.diag(l_rr))))
         return Factor(self, linvs, lanc, lr, l_rr, logdet, cross)
 
@@ -612,7 +621,9 @@ class Factor:
             inverse, info = scipy.linalg.lapack.dpotri(self.l_rr, lower=1)
             if info != 0:
                 raise np.linalg.LinAlgError(f"dpotri failed with info {info}")
-            zrr = np.tril(inverse) + np.tril(inverse, -1).T
+            # Its lower triangle in Fortran order is the upper triangle of the C-ordered
+            # transpose: entries (r, s) are read there at (min, max), with no symmetrized copy.
+            zrr = np.ascontiguousarray(inverse.T)
         zdiag: list[FloatArray] = [np.empty(0)] * m
         zanc: dict[tuple[int, int], FloatArray] = {}
         zr: list[FloatArray] = [np.empty(0)] * m
@@ -645,10 +656,11 @@ class Factor:
                 for f in range(d + 1, m):
                     acc += row_rmatvec(x[f][level.pair_group], zr[f][level.pair_map[f]])
                 if level.dense_coupling:
-                    acc += level.on_pattern(zrr @ level.dense(xr, st.q_rest))
+                    full = np.triu(zrr) + np.triu(zrr, 1).T
+                    acc += level.on_pattern(full @ level.dense(xr, st.q_rest))
                 else:
                     first, second = level.triple_first, level.triple_second
-                    values = np.take(zrr, level.triple_bins)
+                    values = np.take(zrr, level.triple_upper)
                     for c in range(level.k):
                         acc[:, c] += np.bincount(
                             first, weights=values * xr[second, c], minlength=n_pairs
@@ -694,7 +706,7 @@ class Factor:
                 for d, level in enumerate(levels):
                     hr[:, s] += row_dot(z.rest[d][level.row_pair[:, s]], a[d])
                 for t in range(n_slots):
-                    hr[:, s] += z.zrr[st.cols_rest[:, s], st.cols_rest[:, t]] * a_r[:, t]
+                    hr[:, s] += z.rest_entries(st.cols_rest[:, s], st.cols_rest[:, t]) * a_r[:, t]
             h2[:, st.r_columns] = hr
         return h[0], h2
 
@@ -707,7 +719,12 @@ class SelectedInverse:
     diag: list[FloatArray]  # per chain level (n_d, k_d, k_d): diagonal blocks
     anc: dict[tuple[int, int], FloatArray]  # (d, e): (n_d, k_e, k_d), Z(ancestor, group)
     rest: list[FloatArray]  # per chain level (P_d, k_d): Z between R's column and the group
-    zrr: FloatArray | None  # (q_rest, q_rest): R's block, dense
+    zrr: FloatArray | None  # (q_rest, q_rest): R's block, valid on and above the diagonal
+
+    def rest_entries(self, rows: IntArray, cols: IntArray) -> FloatArray:
+        """Entries (rows, cols) of H^{-1}'s R block (broadcast index arrays)."""
+        assert self.zrr is not None
+        return self.zrr[np.minimum(rows, cols), np.maximum(rows, cols)]
 
     def block_covariances(self, data: ModelData, t: int) -> FloatArray:
         """Diagonal blocks of H^{-1} of ModelData block t, one per level: (n_levels, k_t, k_t)."""
@@ -720,4 +737,4 @@ class SelectedInverse:
         b = data.blocks[t]
         offset = st.rest_offsets[st.rest.index(t)] - st.q_chain
         idx = offset + np.arange(b.n_levels)[:, None] * b.k + np.arange(b.k)[None, :]
-        return self.zrr[idx[:, :, None], idx[:, None, :]]
+        return self.rest_entries(idx[:, :, None], idx[:, None, :])
