@@ -96,7 +96,10 @@ def small_3level(seed: int = 7) -> pd.DataFrame:
 
 def crossed(seed: int, n: int, n_a: int, n_b: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return _frame(rng, {"a": _assign(rng, n, n_a), "b": _assign(rng, n, n_b)}, SDS)
+    # b drawn independently of a (a permuted assignment): fully crossed.
+    a = _assign(rng, n, n_a)
+    b = rng.permutation(_assign(rng, n, n_b))
+    return _frame(rng, {"a": a, "b": b}, SDS)
 
 
 def _case(name: str, load, groups: tuple[str, ...], big: bool) -> run.Case:

@@ -132,7 +132,7 @@ class Level:
     triple_first: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     triple_second: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     triple_bins: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
-    triple_upper: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    triple_off: FloatArray = field(default_factory=lambda: np.zeros(0))  # 1 when p != p'
     # Small or dense couplings go through a dense q_rest x (n_groups k) block and BLAS instead.
     dense_coupling: bool = False
 
@@ -314,13 +314,18 @@ class Structure:
             reps = per_group[level.pair_group]
             first = np.repeat(np.arange(n_pairs), reps)
             within = np.arange(first.size) - np.repeat(np.cumsum(reps) - reps, reps)
-            level.triple_first = first.astype(np.intp)
-            level.triple_second = (group_start[level.pair_group[first]] + within).astype(np.intp)
-            rows, cols = level.pair_column[first], level.pair_column[level.triple_second]
-            level.triple_bins = (rows * q_rest + cols).astype(np.intp)
-            level.triple_upper = (np.minimum(rows, cols) * q_rest + np.maximum(rows, cols)).astype(
-                np.intp
-            )
+            second = group_start[level.pair_group[first]] + within
+            # Half of them, p <= p' (so column(p) <= column(p'): pairs are sorted by group,
+            # then column), ordered by their entry of R's upper triangle, which the Schur
+            # update and the inverse then walk in memory order.
+            keep = first <= second
+            first, second = first[keep], second[keep]
+            bins = level.pair_column[first] * q_rest + level.pair_column[second]
+            order = np.argsort(bins, kind="stable")
+            level.triple_first = first[order].astype(np.intp)
+            level.triple_second = second[order].astype(np.intp)
+            level.triple_bins = bins[order].astype(np.intp)
+            level.triple_off = (level.triple_first != level.triple_second).astype(np.float64)
         for d, level in enumerate(self.levels):
             for e in range(d + 1, len(self.levels)):
                 keys = level.ancestors[e][level.pair_group] * q_rest + level.pair_column
@@ -510,6 +515,7 @@ class Structure:
                 block = level.dense(lr[d], q_rest)
                 hrr -= (block @ block.T).ravel()
             elif n_slots:
+                # Upper triangle only (all that dpotrf reads below).
                 first, second = level.triple_first, level.triple_second
                 hrr -= np.bincount(
                     level.triple_bins,
@@ -520,8 +526,8 @@ class Structure:
         if n_slots:
             schur = hrr.reshape(q_rest, q_rest)
             schur[np.diag_indices(q_rest)] += 1.0
-            # schur is symmetric, so its transpose is the same matrix in Fortran order, which
-            # LAPACK factors in place (no copy).
+            # LAPACK reads the upper triangle of the C-ordered schur as the lower triangle of
+            # its transpose, the same matrix in Fortran order, factored in place (no copy).
             l_rr, info = scipy.linalg.lapack.dpotrf(schur.T, lower=1, clean=1, overwrite_a=1)
             if info != 0:
                 raise np.linalg.LinAlgError(
@@ -660,10 +666,14 @@ class Factor:
                     acc += level.on_pattern(full @ level.dense(xr, st.q_rest))
                 else:
                     first, second = level.triple_first, level.triple_second
-                    values = np.take(zrr, level.triple_upper)
+                    values = np.take(zrr, level.triple_bins)
+                    mirrored = values * level.triple_off
                     for c in range(level.k):
                         acc[:, c] += np.bincount(
                             first, weights=values * xr[second, c], minlength=n_pairs
+                        )
+                        acc[:, c] += np.bincount(
+                            second, weights=mirrored * xr[first, c], minlength=n_pairs
                         )
                 zr[d] = -acc
                 outer = self.lr[d][:, :, None] * zr[d][:, None, :]
