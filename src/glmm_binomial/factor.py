@@ -136,17 +136,17 @@ class Level:
     # Small or dense couplings go through a dense q_rest x (n_groups k) block and BLAS instead.
     dense_coupling: bool = False
 
+    dense_index: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+
     def dense(self, values: FloatArray, q_rest: int) -> FloatArray:
         """The coupling values on the pattern (P, k) as a dense q_rest x (n_groups k) block."""
         out = np.zeros((q_rest, self.n_groups * self.k))
-        columns = self.pair_group[:, None] * self.k + np.arange(self.k)
-        out[self.pair_column[:, None], columns] = values
+        np.put(out, self.dense_index, values)
         return out
 
     def on_pattern(self, block: FloatArray) -> FloatArray:
         """Entries of a dense q_rest x (n_groups k) block on the pattern: (P, k)."""
-        columns = self.pair_group[:, None] * self.k + np.arange(self.k)
-        return block[self.pair_column[:, None], columns]
+        return np.take(block, self.dense_index)
 
 
 class Structure:
@@ -309,6 +309,9 @@ class Structure:
                 and q_rest * q_rest * q_level <= DENSE_COUPLING_FLOPS_PER_TRIPLE * n_triples
             )
             if level.dense_coupling:
+                # Flat positions of the pattern's (P, k) entries in the dense block.
+                columns = level.pair_group[:, None] * level.k + np.arange(level.k)
+                level.dense_index = (level.pair_column[:, None] * q_level + columns).astype(np.intp)
                 continue
             group_start = np.concatenate([[0], np.cumsum(per_group)[:-1]])
             reps = per_group[level.pair_group]
@@ -485,6 +488,7 @@ class Structure:
             for t in range(n_slots):
                 hrr += np.bincount(self._bins_rr[s][t], weights=ws * a_r[:, t], minlength=hrr.size)
         logdet = 0.0
+        blocks: dict[int, FloatArray] = {}  # dense couplings to R, kept for the solves
         linvs: list[FloatArray] = []
         lanc: dict[tuple[int, int], FloatArray] = {}
         lr: list[FloatArray] = []
@@ -513,6 +517,7 @@ class Structure:
                     )
             if n_slots and level.dense_coupling:
                 block = level.dense(lr[d], q_rest)
+                blocks[d] = block
                 hrr -= (block @ block.T).ravel()
             elif n_slots:
                 # Upper triangle only (all that dpotrf reads below).
@@ -534,7 +539,7 @@ class Structure:
                     f"the rest's Schur complement is not positive definite (dpotrf info {info})"
                 )
             logdet += 2.0 * float(np.sum(np.log(np.diag(l_rr))))
-        return Factor(self, linvs, lanc, lr, l_rr, logdet, cross)
+        return Factor(self, linvs, lanc, lr, l_rr, logdet, cross, blocks)
 
 
 def _bmm(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -558,6 +563,7 @@ class Factor:
     l_rr: FloatArray | None  # (q_rest, q_rest) lower triangular, R's Schur factor
     logdet: float  # log det H
     cross: FloatArray  # S_j of the first part (n1, k1, k1): sum of w_i z_i z_i' per level
+    dense_lr: dict[int, FloatArray] = field(default_factory=dict)  # level -> lr as a dense block
 
     @property
     def l1inv(self) -> FloatArray:
@@ -580,7 +586,9 @@ class Factor:
                 r[e] = r[e] - _segment_sum(
                     level.ancestors[e], row_matvec(self.lanc[(d, e)], yd), levels[e].n_groups
                 )
-            if has_rest:
+            if d in self.dense_lr:
+                rr -= self.dense_lr[d] @ yd.ravel()
+            elif has_rest:
                 rr -= np.bincount(
                     level.pair_column,
                     weights=row_dot(self.lr[d], yd[level.pair_group]),
@@ -598,7 +606,9 @@ class Factor:
             t = y[d]
             for e in range(d + 1, m):
                 t = t - row_rmatvec(self.lanc[(d, e)], x[e][level.ancestors[e]])
-            if has_rest:
+            if d in self.dense_lr:
+                t = t - (self.dense_lr[d].T @ xr).reshape(t.shape)
+            elif has_rest:
                 t = t - _segment_sum(
                     level.pair_group, self.lr[d] * xr[level.pair_column][:, None], level.n_groups
                 )
