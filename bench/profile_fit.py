@@ -41,7 +41,7 @@ STAGES = (
     "_penalized_deviance",
     "gradient_at",
     "row_inverse_products",
-    "inverse_blocks",
+    "selected_inverse",
     "finish_fit",
     "conditional_effects",
     "model_data",

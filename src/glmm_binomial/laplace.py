@@ -171,9 +171,10 @@ class LaplaceObjective:
         data, st = self.data, self.structure
         a1, a2, w, mu, rho = mode.a1, mode.a2, mode.weights, mode.mu, mode.residual
         factor = mode.factor
-        hinv11, hinv12, hinv22 = factor.inverse_blocks()
+        inverse = factor.selected_inverse()
+        hinv11 = inverse.diag[0]
         if st.r2:
-            h1, h2 = factor.row_inverse_products(a1, a2, (hinv11, hinv12, hinv22))
+            h1, h2 = factor.row_inverse_products(a1, a2, inverse)
             s = row_dot(a1, h1) + row_dot(a2, h2)
         elif st.k1 == 1:
             s = a1[:, 0] * a1[:, 0] * st.level_values(hinv11[:, 0, 0])
@@ -228,21 +229,18 @@ def conditional_effects(
     Lambda_t H^{-1}_jj Lambda_t' (n_levels x k x k), per block in ModelData order."""
     data, st = objective.data, objective.structure
     lambdas = data.lambdas(theta)
-    hinv11, _, hinv22 = mode.factor.inverse_blocks()
+    inverse = mode.factor.selected_inverse()
     modes: list[FloatArray] = [np.empty(0)] * len(data.blocks)
     covs: list[FloatArray] = [np.empty(0)] * len(data.blocks)
     for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
-        lam = lambdas[t]
-        modes[t] = mode.u1[:, cols] @ lam.T
-        covs[t] = np.einsum("ab,jbc,dc->jad", lam, hinv11[:, cols, cols], lam)
+        modes[t] = mode.u1[:, cols] @ lambdas[t].T
     for t, offset in zip(st.rest, st.rest_offsets, strict=True):
         b = data.blocks[t]
-        lam = lambdas[t]
         idx = offset + np.arange(b.n_levels)[:, None] * b.k + np.arange(b.k)[None, :]
-        modes[t] = mode.u2[idx] @ lam.T
-        assert hinv22 is not None
-        block = hinv22[idx[:, :, None], idx[:, None, :]]
-        covs[t] = np.einsum("ab,jbc,dc->jad", lam, block, lam)
+        modes[t] = mode.u2[idx] @ lambdas[t].T
+    for t in range(len(data.blocks)):
+        lam = lambdas[t]
+        covs[t] = np.einsum("ab,jbc,dc->jad", lam, inverse.block_covariances(data, t), lam)
     return tuple(modes), tuple(covs)
 
 
