@@ -8,6 +8,7 @@ their prediction is NaN, as with the fit's na.omit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,18 +31,20 @@ IntArray = NDArray[np.intp]
 @dataclass(frozen=True)
 class NewDesign:
     """The design of new data: rows with every needed value (``complete``, a mask over the rows
-    of new data) and, for those rows, X, the offset and per random block (codes, Z); codes are
-    -1 for levels the fit has not seen."""
+    of new data) and, for those rows, X, the offset and per random block built (codes, Z);
+    codes are -1 for levels the fit has not seen. ``blocks`` gives the fit's index of each block
+    in ``random`` (all blocks unless the design was built for some of them only)."""
 
     x: FloatArray
     offset: FloatArray
     random: list[tuple[IntArray, FloatArray]]
     complete: NDArray[np.bool_]
     index: pd.Index
+    blocks: tuple[int, ...] = ()
 
 
 def new_data_design(
-    info: DesignInfo, newdata: Any, offset: Any = None, random: bool = True
+    info: DesignInfo, newdata: Any, offset: Any = None, random: bool | Sequence[int] = True
 ) -> NewDesign:
     """The fit's design rebuilt for new data.
 
@@ -50,15 +53,20 @@ def new_data_design(
     matched as in the fit (R's as.character, so 1, 1.0 and "1" are one level) and levels the
     fit has not seen get code -1 (zero random effect). Rows missing a needed value are left out
     (``complete``). With ``random=False`` the random-effect terms and grouping columns are not
-    needed."""
+    needed; ``random`` may also be a sequence of block indices (into ``info.random_specs``):
+    only those blocks are built and only their columns needed."""
     frame = as_pandas(newdata, "newdata")
     parsed = info.formula
+    if isinstance(random, bool):
+        chosen = tuple(range(len(info.random_specs))) if random else ()
+    else:
+        chosen = tuple(sorted({int(t) for t in random}))
+    random_specs = [info.random_specs[t] for t in chosen]
     needed = set(expression_variables(parsed.fixed))
     for expr in parsed.offsets:
         needed |= expression_variables(expr)
-    if random:
-        for spec in info.random_specs:
-            needed |= expression_variables(spec.term.expr) | set(spec.term.group)
+    for spec in random_specs:
+        needed |= expression_variables(spec.term.expr) | set(spec.term.group)
     needed_list = sorted(needed)
     missing = [v for v in needed_list if v not in frame.columns]
     values: FloatArray | None = None
@@ -78,7 +86,13 @@ def new_data_design(
     if missing:
         raise ValueError(
             f"newdata lacks column(s) {', '.join(map(repr, missing))} that the model uses"
-            + ("" if random else " (with re='exclude')")
+            + (
+                ""
+                if len(chosen) == len(info.random_specs)
+                else " (with re='exclude')"
+                if not chosen
+                else " (for the chosen re terms)"
+            )
         )
     values_of = set(value_variables(parsed))
     used = numbers_as_numeric(frame.loc[:, needed_list], [v for v in needed_list if v in values_of])
@@ -87,8 +101,7 @@ def new_data_design(
         complete &= ~np.isnan(values)
     sub = used.loc[complete]
     specs = [info.fixed_spec, *info.offset_specs]
-    if random:
-        specs += [s.model_spec for s in info.random_specs if s.model_spec is not None]
+    specs += [s.model_spec for s in random_specs if s.model_spec is not None]
     sub = _match_categories(specs, sub)
 
     x = rebuild(info.fixed_spec, sub, "the fixed-effects design")
@@ -98,14 +111,15 @@ def new_data_design(
     for expr, spec in zip(parsed.offsets, info.offset_specs, strict=True):
         o = o + rebuild(spec, sub, f"offset({expr})")[:, 0]
     blocks: list[tuple[IntArray, FloatArray]] = []
-    if random:
-        for spec in info.random_specs:
-            if spec.model_spec is None:
-                z = np.ones((len(sub), 1))
-            else:
-                z = rebuild(spec.model_spec, sub, f"random-effect term {spec.term.text}")
-            blocks.append((_new_codes(spec, sub), z))
-    return NewDesign(x=x, offset=o, random=blocks, complete=complete, index=frame.index)
+    for spec in random_specs:
+        if spec.model_spec is None:
+            z = np.ones((len(sub), 1))
+        else:
+            z = rebuild(spec.model_spec, sub, f"random-effect term {spec.term.text}")
+        blocks.append((_new_codes(spec, sub), z))
+    return NewDesign(
+        x=x, offset=o, random=blocks, complete=complete, index=frame.index, blocks=chosen
+    )
 
 
 def _match_categories(specs: list[Any], frame: pd.DataFrame) -> pd.DataFrame:
@@ -160,7 +174,8 @@ def _new_codes(spec: RandomSpec, frame: pd.DataFrame) -> IntArray:
 def new_levels_warning(info: DesignInfo, design: NewDesign) -> FitWarning | None:
     """A NewLevelsWarning naming the grouping factors with levels the fit has not seen."""
     counts: dict[str, int] = {}
-    for spec, (codes, _) in zip(info.random_specs, design.random, strict=True):
+    for t, (codes, _) in zip(design.blocks, design.random, strict=True):
+        spec = info.random_specs[t]
         count = int(np.sum(codes < 0))
         if count:
             counts[":".join(spec.term.group)] = count

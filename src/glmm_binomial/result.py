@@ -6,6 +6,7 @@ criteria, predictions) is derived from it and from the model data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -281,9 +282,10 @@ class GLMMResult(ResultsAPI):
     def predict(
         self,
         newdata: Any = None,
-        re: Literal["include", "exclude"] = "include",
+        re: Literal["include", "exclude"] | Sequence[str] = "include",
         type: Literal["response", "link"] = "response",
         offset: Any = None,
+        se_fit: bool = False,
     ) -> Any:
         """Predicted probabilities (type="response") or log-odds (type="link").
 
@@ -293,41 +295,104 @@ class GLMMResult(ResultsAPI):
         pandas Series indexed like newdata when it is a pandas DataFrame (else a numpy array),
         NaN on rows missing a value the model needs. re="include" adds the conditional modes of
         the random effects; grouping levels not seen in the fit get a zero random effect and a
-        NewLevelsWarning; re="exclude" needs no grouping columns. A factor level not seen in
-        the fit raises a ValueError naming it."""
-        if re not in ("include", "exclude"):
-            raise ValueError("re must be 'include' or 'exclude'")
+        NewLevelsWarning; re="exclude" needs no grouping columns. re may also be a list of
+        grouping-factor names (lme4's partial re.form, e.g. ``re=["district"]``; names as in
+        ``ngroups``, so ``(1 | a/b)`` gives "a" and "a:b"): only the random-effect terms of
+        those factors are added, the others taken as zero (and their columns not needed);
+        ``re=[]`` is re="exclude". A factor level not seen in the fit raises a ValueError naming
+        it.
+
+        se_fit=True also returns standard errors: a pandas DataFrame with columns ``fit`` and
+        ``se_fit`` indexed like newdata when it is a pandas DataFrame, else a numpy array of two
+        columns (fit, se_fit). On the link scale the variance is x' V x (V = ``vcov``, the delta
+        method for x'beta) plus, for each random-effect term added, z' Cov(b_j | y) z with the
+        conditional covariance of the row's level (``ranef_cov()``); the fixed and random parts
+        are treated as independent (their covariance is ignored, as lme4's
+        predict(se.fit=TRUE) and merTools do). A level not seen in the fit has a zero effect
+        and contributes zero variance. For type="response" the se is transformed by the delta
+        method, se * mu (1 - mu)."""
         if type not in ("response", "link"):
             raise ValueError("type must be 'response' or 'link'")
-        beta = self._fit.beta
+        chosen = self._chosen_blocks(re)
         if newdata is None:
             if offset is not None:
                 raise ValueError("offset applies only with newdata")
             model = self._model
-            eta = model.x @ beta + model.offset
-            if re == "include":
-                for block, b in zip(model.blocks, self._fit.ranef, strict=True):
-                    eta = eta + np.einsum("ic,ic->i", block.z, b[block.codes])
-            return eta if type == "link" else inverse_link(eta)
+            random = [(model.blocks[t].codes, model.blocks[t].z) for t in chosen]
+            fitted, fitted_var = self._linear_predictor(
+                model.x, model.offset, random, chosen, se_fit
+            )
+            return _predict_output(fitted, fitted_var, type, None)
         if self._design is None:
             raise ValueError("predict with newdata needs a model fitted from a formula")
-        design = new_data_design(self._design, newdata, offset, random=re == "include")
-        eta_complete = design.x @ beta + design.offset
-        if re == "include":
+        design = new_data_design(self._design, newdata, offset, random=chosen)
+        if chosen:
             warning = new_levels_warning(self._design, design)
             if warning is not None:
                 warning.emit(stacklevel=2)
-            for (codes, z), b in zip(design.random, self._fit.ranef, strict=True):
-                seen = codes >= 0
-                contribution = np.zeros(len(codes))
-                contribution[seen] = np.einsum("ic,ic->i", z[seen], b[codes[seen]])
-                eta_complete = eta_complete + contribution
+        eta_complete, var_complete = self._linear_predictor(
+            design.x, design.offset, design.random, design.blocks, se_fit
+        )
         eta = np.full(design.complete.shape[0], np.nan)
         eta[design.complete] = eta_complete
-        values = eta if type == "link" else inverse_link(eta)
-        if isinstance(newdata, pd.DataFrame):
-            return pd.Series(values, index=design.index, name=type)
-        return values
+        var: FloatArray | None = None
+        if var_complete is not None:
+            var = np.full(design.complete.shape[0], np.nan)
+            var[design.complete] = var_complete
+        index = design.index if isinstance(newdata, pd.DataFrame) else None
+        return _predict_output(eta, var, type, index)
+
+    def _chosen_blocks(self, re: Any) -> tuple[int, ...]:
+        """Indices of the random blocks that ``re`` asks predict to add."""
+        blocks = self._model.blocks
+        if isinstance(re, str):
+            if re == "include":
+                return tuple(range(len(blocks)))
+            if re == "exclude":
+                return ()
+            raise ValueError(
+                f"re must be 'include', 'exclude' or a list of grouping-factor names (got {re!r})"
+            )
+        try:
+            names = list(re)
+        except TypeError:
+            raise ValueError(
+                "re must be 'include', 'exclude' or a list of grouping-factor names"
+            ) from None
+        valid = list(dict.fromkeys(b.group for b in blocks))
+        unknown = [n for n in names if not isinstance(n, str) or n not in valid]
+        if unknown:
+            raise ValueError(
+                f"re: {', '.join(map(repr, unknown))} not a grouping factor of the model "
+                f"(grouping factors: {', '.join(map(repr, valid))})"
+            )
+        return tuple(t for t, b in enumerate(blocks) if b.group in names)
+
+    def _linear_predictor(
+        self,
+        x: FloatArray,
+        offset: FloatArray,
+        random: list[tuple[NDArray[np.intp], FloatArray]],
+        blocks: tuple[int, ...],
+        se_fit: bool,
+    ) -> tuple[FloatArray, FloatArray | None]:
+        """x beta + offset + the chosen blocks' z b (codes -1: zero effect), and with se_fit its
+        variance x' V x + sum z' Cov(b | y) z (fixed and random parts taken as independent)."""
+        eta = x @ self._fit.beta + offset
+        var = np.einsum("ij,jk,ik->i", x, self._fit.vcov_beta, x) if se_fit else None
+        for (codes, z), t in zip(random, blocks, strict=True):
+            seen = codes >= 0
+            modes = self._fit.ranef[t]
+            contribution = np.zeros(len(codes))
+            contribution[seen] = np.einsum("ic,ic->i", z[seen], modes[codes[seen]])
+            eta = eta + contribution
+            if var is not None:
+                covs = self._fit.ranef_cov[t]
+                zs = z[seen]
+                extra = np.zeros(len(codes))
+                extra[seen] = np.einsum("ic,icd,id->i", zs, covs[codes[seen]], zs)
+                var = var + extra
+        return eta, var
 
     # --- display ----------------------------------------------------------------------------
     def summary(self, data_name: str | None = None) -> Summary:
@@ -348,6 +413,23 @@ class GLMMResult(ResultsAPI):
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
+
+
+def _predict_output(
+    eta: FloatArray, var: FloatArray | None, type: str, index: pd.Index | None
+) -> Any:
+    """predict's return value: values (a Series when index is given), or with var the fit and
+    its se as a DataFrame (index given) or an n x 2 array; response-scale se by the delta
+    method, se * mu (1 - mu)."""
+    values = eta if type == "link" else inverse_link(eta)
+    if var is None:
+        return values if index is None else pd.Series(values, index=index, name=type)
+    se = np.sqrt(var)
+    if type == "response":
+        se = se * values * (1.0 - values)
+    if index is None:
+        return np.column_stack([values, se])
+    return pd.DataFrame({"fit": values, "se_fit": se}, index=index)
 
 
 def _format_p(p: float) -> str:
