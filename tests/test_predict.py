@@ -407,3 +407,152 @@ def test_group_label_representation_does_not_change_predictions(d, cbpp_fit, row
     }[form]
     got = cbpp_fit.predict(new.assign(herd=relabelled), type="link")
     np.testing.assert_array_equal(got.to_numpy(), expected)
+
+
+# --- issue 10 item 3: partial re (lme4's re.form) and standard errors -------------------------
+CROSSED = "y ~ x + (1 + x | g) + (1 | h)"
+
+
+def _crossed(seed: int = 5, n: int = 240) -> pd.DataFrame:
+    """Binary data with a random slope on g crossed with an intercept on h."""
+    rng = np.random.default_rng(seed)
+    g_codes = rng.integers(0, 8, n)
+    h_codes = rng.integers(0, 5, n)
+    x = rng.normal(size=n)
+    b = rng.normal(scale=[0.9, 0.4], size=(8, 2))
+    eta = -0.2 + 0.6 * x + b[g_codes, 0] + b[g_codes, 1] * x + rng.normal(size=5)[h_codes]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    return pd.DataFrame(
+        {"y": y, "x": x, "g": [f"g{i}" for i in g_codes], "h": [f"h{i}" for i in h_codes]}
+    )
+
+
+@pytest.fixture(scope="module")
+def crossed():
+    data = _crossed()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return data, g.fit(CROSSED, data)
+
+
+def _by_hand(fitted, rows):
+    """Link-scale parts by hand: X beta, each factor's z b and z' Cov(b | y) z, and x' V x."""
+    x = np.column_stack([np.ones(len(rows)), rows["x"].to_numpy()])
+    z = {"g": x, "h": np.ones((len(rows), 1))}
+    ranef = fitted.ranef(condvar=True)
+    parts, variances = {}, {}
+    for name in ("g", "h"):
+        frame = ranef[name]
+        terms = list(frame.columns[: z[name].shape[1]])
+        position = frame.index.get_indexer(rows[name])
+        parts[name] = np.einsum("ic,ic->i", z[name], frame[terms].to_numpy()[position])
+        cov = frame.attrs["condvar"][position]
+        variances[name] = np.einsum("ic,icd,id->i", z[name], cov, z[name])
+    fixed = x @ fitted.params.to_numpy()
+    fixed_var = np.einsum("ij,jk,ik->i", x, fitted.vcov.to_numpy(), x)
+    return fixed, fixed_var, parts, variances
+
+
+def test_partial_re_adds_only_the_named_factors(crossed):
+    data, fitted = crossed
+    rows = data.iloc[::7]
+    fixed, _, parts, _ = _by_hand(fitted, rows)
+    for names, expected in [
+        (["g"], fixed + parts["g"]),
+        (["h"], fixed + parts["h"]),
+        (["g", "h"], fixed + parts["g"] + parts["h"]),
+        ([], fixed),
+    ]:
+        link = fitted.predict(rows, re=names, type="link")
+        np.testing.assert_allclose(link, expected, rtol=1e-10, atol=1e-12)
+    pd.testing.assert_series_equal(fitted.predict(rows, re=[]), fitted.predict(rows, re="exclude"))
+    pd.testing.assert_series_equal(
+        fitted.predict(rows, re=("h", "g")), fitted.predict(rows, re="include")
+    )
+    np.testing.assert_allclose(
+        fitted.predict(re=["g"], type="link")[::7], fixed + parts["g"], rtol=1e-10, atol=1e-12
+    )
+    # the columns of factors left out are not needed
+    only_g = fitted.predict(rows.drop(columns="h"), re=["g"])
+    pd.testing.assert_series_equal(only_g, fitted.predict(rows, re=["g"]))
+
+
+def test_partial_re_names_of_nested_factors():
+    data = _simulated(3, 120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = g.fit("y ~ x + (1 | a/b)", data)
+    assert set(fitted.ngroups) == {"a", "a:b"}
+    both = fitted.predict(data, re=["a", "a:b"], type="link")
+    pd.testing.assert_series_equal(both, fitted.predict(data, type="link"))
+    outer = fitted.predict(data, re=["a"], type="link")
+    modes = fitted.ranef()["a"]["(Intercept)"]
+    expected = fitted.predict(data, re="exclude", type="link") + modes.reindex(data["a"]).to_numpy()
+    np.testing.assert_allclose(outer, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("re", [["district", "zz"], ["District"], [1], "district"])
+def test_unknown_re_name_is_refused_listing_the_factors(c, m, re):
+    with pytest.raises(ValueError, match=r"re.*grouping factor.*'district'"):
+        m.predict(c.head(2), re=re)
+
+
+def test_se_fit_population_is_the_delta_method(crossed):
+    data, fitted = crossed
+    rows = data.iloc[::5]
+    fixed, fixed_var, _, _ = _by_hand(fitted, rows)
+    out = fitted.predict(rows, re="exclude", type="link", se_fit=True)
+    assert list(out.columns) == ["fit", "se_fit"]
+    pd.testing.assert_index_equal(out.index, rows.index)
+    np.testing.assert_allclose(out["fit"], fixed, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out["se_fit"], np.sqrt(fixed_var), rtol=1e-10)
+    pd.testing.assert_series_equal(
+        out["fit"], fitted.predict(rows, re="exclude", type="link"), check_names=False
+    )
+
+
+def test_se_fit_conditional_adds_the_conditional_variance(crossed):
+    data, fitted = crossed
+    rows = data.iloc[::5]
+    fixed, fixed_var, parts, variances = _by_hand(fitted, rows)
+    link = fitted.predict(rows, type="link", se_fit=True)
+    np.testing.assert_allclose(link["fit"], fixed + parts["g"] + parts["h"], rtol=1e-10)
+    expected = np.sqrt(fixed_var + variances["g"] + variances["h"])
+    np.testing.assert_allclose(link["se_fit"], expected, rtol=1e-10)
+    only_h = fitted.predict(rows, re=["h"], type="link", se_fit=True)
+    np.testing.assert_allclose(only_h["se_fit"], np.sqrt(fixed_var + variances["h"]), rtol=1e-10)
+    # type="response": the delta method through the inverse logit
+    response = fitted.predict(rows, se_fit=True)
+    mu = 1.0 / (1.0 + np.exp(-link["fit"].to_numpy()))
+    np.testing.assert_allclose(response["fit"], mu, rtol=1e-12)
+    np.testing.assert_allclose(response["se_fit"], expected * mu * (1.0 - mu), rtol=1e-10)
+
+
+def test_se_fit_training_frame_matches_newdata_none(crossed):
+    data, fitted = crossed
+    for re in ("include", "exclude", ["g"]):
+        for kind in ("link", "response"):
+            whole = fitted.predict(re=re, type=kind, se_fit=True)
+            assert isinstance(whole, np.ndarray) and whole.shape == (len(data), 2)
+            np.testing.assert_allclose(
+                whole[:, 0], fitted.predict(re=re, type=kind), rtol=1e-12, atol=1e-15
+            )
+            frame = fitted.predict(data, re=re, type=kind, se_fit=True)
+            np.testing.assert_allclose(frame.to_numpy(), whole, rtol=1e-10, atol=1e-15)
+
+
+def test_se_fit_new_levels_and_missing_rows(crossed):
+    data, fitted = crossed
+    rows = data.head(3).assign(g=["new", "g1", "g1"], x=[0.3, np.nan, 0.3])
+    with pytest.warns(NewLevelsWarning):
+        out = fitted.predict(rows, type="link", se_fit=True)
+    # a new level of g: zero effect and zero conditional variance, so only h is added
+    only_h = fitted.predict(rows, re=["h"], type="link", se_fit=True)
+    np.testing.assert_allclose(out.iloc[0], only_h.iloc[0], rtol=1e-12)
+    assert out.iloc[1].isna().all()
+    assert out.iloc[2].notna().all()
+    array = fitted.predict(rows.to_dict("list"), re="exclude", se_fit=True)
+    assert isinstance(array, np.ndarray) and array.shape == (3, 2)
+    np.testing.assert_allclose(
+        array, fitted.predict(rows, re="exclude", se_fit=True).to_numpy(), equal_nan=True
+    )

@@ -345,26 +345,30 @@ class GLMMResult(ResultsAPI):
     def _chosen_blocks(self, re: Any) -> tuple[int, ...]:
         """Indices of the random blocks that ``re`` asks predict to add."""
         blocks = self._model.blocks
+        valid = list(dict.fromkeys(b.group for b in blocks))
+        listed = ", ".join(map(repr, valid))
         if isinstance(re, str):
             if re == "include":
                 return tuple(range(len(blocks)))
             if re == "exclude":
                 return ()
+            hint = f"; for that factor only pass re=[{re!r}]" if re in valid else ""
             raise ValueError(
-                f"re must be 'include', 'exclude' or a list of grouping-factor names (got {re!r})"
+                "re must be 'include', 'exclude' or a list of grouping-factor names "
+                f"(got {re!r}; grouping factors: {listed}){hint}"
             )
         try:
             names = list(re)
         except TypeError:
             raise ValueError(
-                "re must be 'include', 'exclude' or a list of grouping-factor names"
+                "re must be 'include', 'exclude' or a list of grouping-factor names "
+                f"(grouping factors: {listed})"
             ) from None
-        valid = list(dict.fromkeys(b.group for b in blocks))
         unknown = [n for n in names if not isinstance(n, str) or n not in valid]
         if unknown:
             raise ValueError(
                 f"re: {', '.join(map(repr, unknown))} not a grouping factor of the model "
-                f"(grouping factors: {', '.join(map(repr, valid))})"
+                f"(grouping factors: {listed})"
             )
         return tuple(t for t, b in enumerate(blocks) if b.group in names)
 
