@@ -475,6 +475,8 @@ def test_partial_re_adds_only_the_named_factors(crossed):
     # the columns of factors left out are not needed
     only_g = fitted.predict(rows.drop(columns="h"), re=["g"])
     pd.testing.assert_series_equal(only_g, fitted.predict(rows, re=["g"]))
+    with pytest.raises(ValueError, match=r"lacks column\(s\) 'g'.*chosen re"):
+        fitted.predict(rows.drop(columns="g"), re=["g"])
 
 
 def test_partial_re_names_of_nested_factors():
