@@ -200,22 +200,9 @@ def main(argv: list[str] | None = None) -> None:
             for engine in args.engines:
                 if f"{engine}:{case_name}" in args.skip:
                     continue
-                if engine in run.R_ENGINES:
-                    if not use_r:
-                        continue
-                    outcome = run.time_r(engine, case, run.r_csv(case, frame, Path(tmp)), repeats)
-                else:
-                    found = run.time_python(engine, case, frame, repeats)
-                    if found is None:
-                        continue
-                    outcome = found
-                outcomes.append(outcome)
-                print(
-                    f"  {case_name} {engine}: {outcome.median:.3f} s, loglik {outcome.loglik:.6f}"
-                    f" {outcome.note}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                outcome = run.time_engine(engine, case, frame, repeats, Path(tmp), use_r)
+                if outcome is not None:
+                    outcomes.append(outcome)
             results[case_name] = outcomes
             if args.memory is not None and (not args.memory or case_name in args.memory):
                 done = subprocess.run(

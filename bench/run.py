@@ -365,6 +365,28 @@ def table(results: dict[str, list[Outcome]]) -> str:
     return "\n".join(lines)
 
 
+def time_engine(
+    engine: str, case: Case, frame: pd.DataFrame, repeats: int, tmp: Path, use_r: bool
+) -> Outcome | None:
+    """Time one engine on one case (None when the engine is not available) and log the line."""
+    if engine in R_ENGINES:
+        if not use_r:
+            return None
+        outcome = time_r(engine, case, r_csv(case, frame, tmp), repeats)
+    else:
+        found = time_python(engine, case, frame, repeats)
+        if found is None:
+            return None
+        outcome = found
+    print(
+        f"  {case.name} {engine}: {outcome.median:.3f} s, loglik {outcome.loglik:.6f}"
+        f" {outcome.note}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return outcome
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -394,22 +416,11 @@ def main(argv: list[str] | None = None) -> None:
             repeats = args.big_repeats if case.big else args.repeats
             outcomes = []
             for engine in args.engines:
-                if engine in R_ENGINES:
-                    if not use_r or (case_name == "sim_intercept_1m" and not args.r_on_1m):
-                        continue
-                    outcome = time_r(engine, case, r_csv(case, frame, Path(tmp)), repeats)
-                else:
-                    found = time_python(engine, case, frame, repeats)
-                    if found is None:
-                        continue
-                    outcome = found
-                outcomes.append(outcome)
-                print(
-                    f"  {case_name} {engine}: {outcome.median:.3f} s, loglik {outcome.loglik:.6f}"
-                    f" {outcome.note}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                if engine in R_ENGINES and case_name == "sim_intercept_1m" and not args.r_on_1m:
+                    continue
+                outcome = time_engine(engine, case, frame, repeats, Path(tmp), use_r)
+                if outcome is not None:
+                    outcomes.append(outcome)
             results[case_name] = outcomes
     memory = measure_memory("sim_intercept_1m") if args.memory else None
 

@@ -60,7 +60,7 @@ from glmm_binomial.design import (
 from glmm_binomial.diagnostics import FitWarning, SeparationWarning
 from glmm_binomial.family import inverse_link, working_weights
 from glmm_binomial.formula import ParsedFormula, parse_formula, r_name
-from glmm_binomial.laplace import LaplaceObjective, conditional_effects, fit_output
+from glmm_binomial.laplace import Counters, LaplaceObjective, conditional_effects, fit_output
 from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.newdata import _new_codes
 from glmm_binomial.optimize import OptimizerControl, minimize_deviance
@@ -313,14 +313,6 @@ def _design_arrays(state: PartitionState | None) -> tuple[Any, ...] | None:
 
 
 # --- the client side --------------------------------------------------------------------------
-@dataclass
-class _Counters:
-    evaluations: int = 0
-    gradients: int = 0
-    pirls_iterations: int = 0
-    pirls_failures: int = 0
-
-
 class _Partitions:
     """The persisted partitions: map a task over them and gather in partition order."""
 
@@ -328,7 +320,7 @@ class _Partitions:
         self.client = client
         self.states = states
         self.blas_threads = blas_threads
-        self.counters = _Counters()
+        self.counters = Counters()
 
     def gather(self, func: Callable[..., Any], **kwargs: Any) -> list[Any]:
         futures = self.client.map(func, self.states, pure=False, **kwargs)
