@@ -640,6 +640,10 @@ class Factor:
             # Its lower triangle in Fortran order is the upper triangle of the C-ordered
             # transpose: entries (r, s) are read there at (min, max), with no symmetrized copy.
             zrr = np.ascontiguousarray(inverse.T)
+        # The dense couplings need the whole symmetric block: formed once for all levels.
+        zrr_full = None
+        if zrr is not None and any(level.dense_coupling for level in levels):
+            zrr_full = np.triu(zrr) + np.triu(zrr, 1).T
         zdiag: list[FloatArray] = [np.empty(0)] * m
         zanc: dict[tuple[int, int], FloatArray] = {}
         zr: list[FloatArray] = [np.empty(0)] * m
@@ -671,9 +675,8 @@ class Factor:
                 acc = np.zeros((n_pairs, level.k))
                 for f in range(d + 1, m):
                     acc += row_rmatvec(x[f][level.pair_group], zr[f][level.pair_map[f]])
-                if level.dense_coupling:
-                    full = np.triu(zrr) + np.triu(zrr, 1).T
-                    acc += level.on_pattern(full @ level.dense(xr, st.q_rest))
+                if zrr_full is not None and level.dense_coupling:
+                    acc += level.on_pattern(zrr_full @ level.dense(xr, st.q_rest))
                 else:
                     first, second = level.triple_first, level.triple_second
                     values = np.take(zrr, level.triple_bins)

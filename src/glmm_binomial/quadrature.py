@@ -44,7 +44,7 @@ import scipy.special
 from numpy.typing import NDArray
 
 from glmm_binomial.estimates import FitOutput
-from glmm_binomial.factor import Structure
+from glmm_binomial.factor import Structure, nested_in
 from glmm_binomial.family import inverse_link, logistic, loglik_kernel
 from glmm_binomial.laplace import Counters, LaplaceObjective, finish_fit
 from glmm_binomial.model import ModelData, RandomBlock
@@ -178,11 +178,6 @@ def multivariate_rule(
 def _same_partition(a: IntArray, b: IntArray) -> bool:
     pairs = np.unique(np.stack([a, b]), axis=1).shape[1]
     return bool(pairs == np.unique(a).size == np.unique(b).size)
-
-
-def _nested_in(inner: IntArray, outer: IntArray) -> bool:
-    """Every level of `inner` lies within one level of `outer` (on the observed rows)."""
-    return bool(np.unique(np.stack([inner, outer]), axis=1).shape[1] == np.unique(inner).size)
 
 
 @dataclass(frozen=True)
@@ -839,7 +834,8 @@ class AgqObjective:
         counts = [np.unique(b.codes).size for b in merged.blocks]
         order = sorted(range(len(merged.blocks)), key=lambda t: counts[t])
         for outer, inner in itertools.pairwise(order):
-            if not _nested_in(merged.blocks[inner].codes, merged.blocks[outer].codes):
+            inner_block = merged.blocks[inner]
+            if not nested_in(inner_block.codes, merged.blocks[outer].codes, inner_block.n_levels):
                 raise ValueError(
                     "method='agq' needs a single grouping factor or grouping factors nested in "
                     f"one another; {names[inner]} and {names[outer]} are crossed (not nested), "

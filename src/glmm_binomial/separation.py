@@ -132,8 +132,7 @@ def detect_group_separation(data: ModelData) -> Separation:
 def looks_divergent(x: FloatArray, beta: FloatArray, limit: float) -> bool:
     """Some coefficient moves the log-odds by more than `limit` across its column's range:
     the cheap screen before the linear programs (which are costly on very large data)."""
-    spread = np.max(np.abs(x), axis=0)
-    return bool(np.any(np.abs(beta) * spread > limit))
+    return bool(large_coefficients(x, beta, limit))
 
 
 def large_coefficients(x: FloatArray, beta: FloatArray, limit: float) -> tuple[int, ...]:
