@@ -241,6 +241,17 @@ def _matching(tokens: list[_Token], index: int) -> int:
     raise AssertionError("unbalanced brackets after balance check")  # pragma: no cover
 
 
+def _is_call(tokens: list[_Token], name: str) -> bool:
+    """Whether ``tokens`` are exactly one call ``name(...)`` (brackets closing at the end)."""
+    return (
+        len(tokens) >= 3
+        and tokens[0].kind == "name"
+        and tokens[0].text == name
+        and tokens[1].text == "("
+        and _matching(tokens, 1) == len(tokens) - 1
+    )
+
+
 def _split_top(
     tokens: list[_Token], separators: set[str]
 ) -> list[tuple[_Token | None, list[_Token]]]:
@@ -345,13 +356,7 @@ def _split_offsets(
     kept: list[tuple[str, list[_Token]]] = []
     offsets: list[str] = []
     for sign, piece in pieces:
-        if (
-            len(piece) >= 3
-            and piece[0].kind == "name"
-            and piece[0].text == "offset"
-            and piece[1].text == "("
-            and _matching(piece, 1) == len(piece) - 1
-        ):
+        if _is_call(piece, "offset"):
             if sign == "-" or len(piece) == 3:
                 raise ValueError(
                     f"offset term must be added with '+' and name an expression, as in "
@@ -364,13 +369,7 @@ def _split_offsets(
 
 
 def _parse_response(text: str, tokens: list[_Token]) -> ResponseSpec:
-    if (
-        len(tokens) >= 3
-        and tokens[0].kind == "name"
-        and tokens[0].text == "cbind"
-        and tokens[1].text == "("
-        and _matching(tokens, 1) == len(tokens) - 1
-    ):
+    if _is_call(tokens, "cbind"):
         arguments = _split_top(tokens[2:-1], {","})
         if len(arguments) != 2 or not all(piece for _, piece in arguments):
             raise ValueError(

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from scipy.special import expit, logit
 
 from glmm_binomial.model import ModelData
+from glmm_binomial.newdata import new_data_design
 
 if TYPE_CHECKING:
     from glmm_binomial.result import GLMMResult
@@ -68,44 +69,24 @@ def marginal_predict(
 ) -> FloatArray:
     """Population-averaged probabilities of the rows of newdata (None: the fit's rows)."""
     _check_nodes(n_nodes)
-    model, fit = result.model, result.fit_output
+    fit = result.fit_output
+    covariances = result.covariance_matrices()
     if newdata is None:
         if offset is not None:
             raise ValueError("offset applies only with newdata")
-        x, o, z_blocks = model.x, model.offset, [b.z for b in model.blocks]
-    else:
-        if result._design is None:
-            raise ValueError("marginal_predict with newdata needs a model fitted from a formula")
-        x, o, z_blocks, complete = _new_design(result, newdata, offset)
-        if complete is not None:
-            # Rows missing a needed value predict NaN, as predict() does.
-            out = np.full(len(complete), np.nan)
-            eta = x @ fit.beta + o
-            sd = random_sd(z_blocks, _covariances(model, fit.theta))
-            out[complete] = marginal_mean(eta, sd, n_nodes)
-            return out
-    eta = x @ fit.beta + o
-    sd = random_sd(z_blocks, _covariances(model, fit.theta))
-    return marginal_mean(eta, sd, n_nodes)
-
-
-def _new_design(
-    result: GLMMResult, newdata: Any, offset: Any
-) -> tuple[FloatArray, FloatArray, list[FloatArray], NDArray[np.bool_] | None]:
-    """X, offset and the Z of each block for new data (and the mask of complete rows where the
-    design module reports one). The rebuild of the fit's design for new data lives in
-    newdata.py (returning a NewDesign) or, in older layouts, design.py (a tuple)."""
-    import importlib
-
-    try:
-        module = importlib.import_module("glmm_binomial.newdata")
-    except ImportError:
-        module = importlib.import_module("glmm_binomial.design")
-    built = module.new_data_design(result._design, newdata, offset)
-    if isinstance(built, tuple):
-        x, o, random, _ = built
-        return x, o, [z for _, z in random], None
-    return built.x, built.offset, [z for _, z in built.random], built.complete
+        model = result.model
+        eta = model.x @ fit.beta + model.offset
+        sd = random_sd([b.z for b in model.blocks], covariances)
+        return marginal_mean(eta, sd, n_nodes)
+    if result._design is None:
+        raise ValueError("marginal_predict with newdata needs a model fitted from a formula")
+    design = new_data_design(result._design, newdata, offset)
+    eta = design.x @ fit.beta + design.offset
+    sd = random_sd([z for _, z in design.random], covariances)
+    # Rows missing a needed value predict NaN, as predict() does.
+    out = np.full(len(design.complete), np.nan)
+    out[design.complete] = marginal_mean(eta, sd, n_nodes)
+    return out
 
 
 def _marginal_coefficients(

@@ -8,8 +8,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import xlogy
 
-from glmm_binomial.family import inverse_link
-
 if TYPE_CHECKING:
     from glmm_binomial.result import GLMMResult
 
@@ -20,11 +18,7 @@ TYPES = ("deviance", "pearson", "response", "working")
 
 def fitted_probabilities(result: GLMMResult) -> FloatArray:
     """expit(X beta + offset + Z b) with b the conditional modes, in the fit's row order."""
-    model, fit = result.model, result.fit_output
-    eta = model.x @ fit.beta + model.offset
-    for block, b in zip(model.blocks, fit.ranef, strict=True):
-        eta = eta + np.einsum("ic,ic->i", block.z, b[block.codes])
-    return inverse_link(eta)
+    return np.asarray(result.predict(re="include", type="response"), dtype=np.float64)
 
 
 def residuals(result: GLMMResult, type: str = "deviance") -> FloatArray:

@@ -434,18 +434,3 @@ def _predict_output(
     if index is None:
         return np.column_stack([values, se])
     return pd.DataFrame({"fit": values, "se_fit": se}, index=index)
-
-
-def _format_p(p: float) -> str:
-    return "< 2e-16" if p < 2e-16 else f"{p:.3g}"
-
-
-def _stars(p: float) -> str:
-    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
-        if p < cut:
-            return mark
-    return ""
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
