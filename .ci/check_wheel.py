@@ -6,24 +6,19 @@ the package is imported from a source tree, or if the lazy import pulled in heav
 """
 
 import sys
+from pathlib import Path
 
-import glmm_binomial
+# The examples live once, as plain data, in the repo's tests/ folder (appended, so nothing
+# there can shadow the installed package).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+from _spec_examples import EXAMPLES  # noqa: E402
+
+import glmm_binomial  # noqa: E402
 
 heavy = sorted(m for m in ("formulaic", "scipy.optimize", "pandas") if m in sys.modules)
 assert not heavy, f"import glmm_binomial imported {heavy}"
 assert "site-packages" in glmm_binomial.__file__, glmm_binomial.__file__
 
-Y1 = [[0], [1], [0], [1], [1], [0]]
-Y2 = [[0], [1], [1], [0], [1], [1]]
-X = [[1], [2], [1.5], [2.5], [3], [1.2]]
-G = [[1], [1], [2], [2], [3], [3]]
-XR = [[1], [1], [1.5], [1.5], [2], [2]]
-EXAMPLES = {
-    1: (Y1, X, G),
-    2: (Y2, X, G, XR),
-    3: (Y1, X, G, False),
-    4: (Y2, X, G, XR, True, 0.1),
-}
 for number, args in EXAMPLES.items():
     table = glmm_binomial.GLMM_BINOMIAL(*args)
     assert isinstance(table, list) and table[0][0] == "fixed_effects", (number, table)

@@ -9,24 +9,14 @@ import sys
 import types
 
 import pytest
+from _spec_examples import EXAMPLES, Y1, Y2, G, X
 
 from glmm_binomial.frontends import excel
 from glmm_binomial.sheet import glmm_binomial
 
-Y1 = [[0], [1], [0], [1], [1], [0]]
-Y2 = [[0], [1], [1], [0], [1], [1]]
-X = [[1], [2], [1.5], [2.5], [3], [1.2]]
-G = [[1], [1], [2], [2], [3], [3]]
-XR = [[1], [1], [1.5], [1.5], [2], [2]]
-
 # The contract's four examples, all seven arguments as Office.js passes them (null = omitted).
-OFFICE_JS_ARGS = {
-    1: [Y1, X, G, None, None, None, None],
-    2: [Y2, X, G, XR, None, None, None],
-    3: [Y1, X, G, False, None, None, None],
-    4: [Y2, X, G, XR, True, 0.1, None],
-}
-DIRECT = {1: (Y1, X, G), 2: (Y2, X, G, XR), 3: (Y1, X, G, False), 4: (Y2, X, G, XR, True, 0.1)}
+OFFICE_JS_ARGS = {number: [*args] + [None] * (7 - len(args)) for number, args in EXAMPLES.items()}
+DIRECT = EXAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -7,24 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from _spec_examples import EXAMPLES, XR, Y1, Y2, G, X
 from conftest import load_reference
 
 from glmm_binomial import datasets, sheet
 from glmm_binomial.sheet import GLMM_BINOMIAL, glmm_binomial
 
-Y1 = [[0], [1], [0], [1], [1], [0]]
-Y2 = [[0], [1], [1], [0], [1], [1]]
-X = [[1], [2], [1.5], [2.5], [3], [1.2]]
-G = [[1], [1], [2], [2], [3], [3]]
-XR = [[1], [1], [1.5], [1.5], [2], [2]]
-
-# The contract's four examples: positional arguments as a spreadsheet passes them.
-EXAMPLES = {
-    1: (Y1, X, G),
-    2: (Y2, X, G, XR),
-    3: (Y1, X, G, False),
-    4: (Y2, X, G, XR, True, 0.1),
-}
 EXAMPLE_FIXED = {1: ["intercept", "x1"], 2: ["intercept", "x1"], 3: ["x1"], 4: ["intercept", "x1"]}
 EXAMPLE_RANDOM = {1: ["intercept"], 2: ["intercept", "random_x1"], 3: ["intercept"]}
 EXAMPLE_RANDOM[4] = EXAMPLE_RANDOM[2]

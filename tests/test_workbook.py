@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import _spec_examples as spec
 import pytest
 
 from glmm_binomial.cli import main
@@ -13,11 +14,8 @@ from glmm_binomial.sheet import glmm_binomial
 openpyxl = pytest.importorskip("openpyxl")
 pytest.importorskip("formulas")
 
-Y1 = [0, 1, 0, 1, 1, 0]
-Y2 = [0, 1, 1, 0, 1, 1]
-X = [1, 2, 1.5, 2.5, 3, 1.2]
-G = [1, 1, 2, 2, 3, 3]
-XR = [1, 1, 1.5, 1.5, 2, 2]
+# The spreadsheet examples' columns as flat lists (the cells written into the workbook).
+Y1, Y2, X, G, XR = ([v for (v,) in c] for c in (spec.Y1, spec.Y2, spec.X, spec.G, spec.XR))
 
 
 def column(values):

@@ -540,6 +540,26 @@ class ClusterModelData(ModelData):
         return self.rows
 
 
+def _rowless_model(
+    fixed_names: tuple[str, ...],
+    blocks: tuple[RandomBlock, ...],
+    *,
+    log_binomial_constant: float,
+    rows: int,
+) -> ClusterModelData:
+    """The names and blocks of the whole data set with no rows (they stay on the cluster)."""
+    return ClusterModelData(
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros((0, len(fixed_names))),
+        np.zeros(0),
+        fixed_names,
+        blocks,
+        log_binomial_constant=log_binomial_constant,
+        rows=rows,
+    )
+
+
 def fit_dask(
     formula: str,
     data: Any,
@@ -1040,15 +1060,7 @@ def _optimize(
         warnings=design_warnings,
     )
     _check_identifiable(start, blocks, n_complete, method, info)
-    surrogate = ModelData(
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros((0, n_fixed)),
-        np.zeros(0),
-        fixed_names,
-        blocks,
-        log_binomial_constant=0.0,
-    )
+    surrogate = _rowless_model(fixed_names, blocks, log_binomial_constant=0.0, rows=0)
     LOG.info("shuffle, partition models and GLM start: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
     if method == "laplace":
@@ -1111,16 +1123,7 @@ def _optimize(
     from glmm_binomial.api import _require_finite, _without_redundant_convergence
 
     output = _require_finite(_without_redundant_convergence(output))
-    model = ClusterModelData(
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros((0, n_fixed)),
-        np.zeros(0),
-        fixed_names,
-        blocks,
-        log_binomial_constant=log_constant,
-        rows=n_complete,
-    )
+    model = _rowless_model(fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete)
     return DaskGLMMResult(model, output, design=info, conf_level=conf_level)
 
 
