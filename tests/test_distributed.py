@@ -191,6 +191,9 @@ def test_model_that_does_not_decompose(client) -> None:
         glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf)
     with pytest.raises(ValueError, match="method='vb' is not available"):
         glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="vb")
+    # The same option checks as the in-memory fit (issue 9 item 4: n_agq <= 100 on any path).
+    with pytest.raises(ValueError, match="n_agq must be at most 100"):
+        glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="agq", n_agq=150)
     with pytest.raises(ValueError, match="weights must be a column name"):
         glmm_binomial.fit("y ~ x + (1 | g)", ddf, weights=np.ones(len(frame)))
     # main's identifiability check (validation.check_model): one 0/1 row per level.

@@ -393,20 +393,19 @@ def _resolve_client(distributed: Any, client: Any) -> tuple[Any, bool]:
     raise ValueError(f"client must be a distributed.Client or a scheduler address, got {client!r}")
 
 
-def _check_arguments(method: str, n_agq: int, conf_level: float, control: Any) -> None:
+def _check_arguments(
+    method: str, n_agq: int, conf_level: float, control: Any, blas_threads: Any
+) -> None:
+    """fit()'s checks of the options (api._check_options), plus what a Dask fit refuses."""
+    from glmm_binomial.api import _check_options  # api imports this module
+
     if method == "vb":
         raise ValueError(
             "method='vb' is not available for a Dask DataFrame; use method='laplace' or 'agq', "
             "or compute the frame to pandas (ddf.compute()) and fit it in memory"
         )
-    if method not in ("laplace", "agq"):
-        raise ValueError(f"method must be 'laplace', 'agq' or 'vb', got {method!r}")
-    if isinstance(n_agq, bool) or not isinstance(n_agq, int) or n_agq < 1:
-        raise ValueError(f"n_agq must be a positive integer, got {n_agq!r}")
-    if method != "agq" and n_agq != 1:
-        raise ValueError("n_agq applies only to method='agq'")
-    if not isinstance(conf_level, (int, float)) or not 0.0 < float(conf_level) < 1.0:
-        raise ValueError("conf_level must be strictly between 0 and 1")
+    # The priors belong to "vb" only; their defaults pass the check.
+    _check_options(method, n_agq, conf_level, 2.0, 1.0, blas_threads)
     if control is not None and not isinstance(control, OptimizerControl):
         raise ValueError(f"control for method {method!r} must be a OptimizerControl")
 
@@ -592,11 +591,7 @@ def fit_dask(
     dask, distributed = _import_dask()
     if not isinstance(formula, str):
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
-    _check_arguments(method, n_agq, conf_level, control)
-    if blas_threads is not None and (
-        isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
-    ):
-        raise ValueError(f"blas_threads must be a positive integer or None, got {blas_threads!r}")
+    _check_arguments(method, n_agq, conf_level, control, blas_threads)
     if npartitions is not None and (
         isinstance(npartitions, bool) or not isinstance(npartitions, int) or npartitions < 1
     ):
