@@ -5,17 +5,13 @@ Validation happens here and in design.py; the numerical modules assume valid inp
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from typing import Any
 
-import numpy as np
-
 from glmm_binomial import _blas
 from glmm_binomial.design import build_model
-from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning, SeparationWarning
 from glmm_binomial.distributed import fit_dask, is_dask_frame
-from glmm_binomial.estimates import FitOutput
+from glmm_binomial.estimates import FitOutput, final_checks, require_finite
 from glmm_binomial.laplace import LaplaceObjective, fit_laplace
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import OptimizerControl
@@ -189,7 +185,7 @@ def _estimate(
             prior_log_sd_sd=float(prior_log_sd_sd),
             control=control,
         )
-        return _require_finite(result)
+        return require_finite(result)
     control = control or OptimizerControl()
     pirls_control = pirls_control or PirlsControl()
     scaling = choose_scaling(model, control, centre_random=method == "laplace" or n_agq == 1)
@@ -208,45 +204,4 @@ def _estimate(
                 model, n_agq, pirls_control, optimizer_control=control
             )
         output = check_in_user_units(output, objective.deviance_and_gradient, control)
-    return _require_finite(_without_redundant_convergence(output))
-
-
-def _without_redundant_convergence(output: FitOutput) -> FitOutput:
-    """A separated fit has no optimum to verify: its separation warning says why it is not
-    converged, and the optimizer's failed checks (a Hessian singular along the diverging
-    direction) would only repeat it in other words."""
-    categories = [getattr(w, "category", None) for w in output.warnings]
-    if SeparationWarning not in categories:
-        return output
-    kept = tuple(
-        w for w, c in zip(output.warnings, categories, strict=True) if c is not ConvergenceWarning
-    )
-    return dataclasses.replace(output, warnings=kept)
-
-
-def _require_finite(output: FitOutput) -> FitOutput:
-    """converged = False, with a ConvergenceWarning, when the log-likelihood, an estimate or a
-    fixed-effect standard error is not finite (theta_cov may hold NaN by design: parameters
-    held on the boundary have none)."""
-    if not output.converged:
-        return output
-    bad = [
-        name
-        for name, values in (
-            ("log-likelihood", np.asarray(output.loglik)),
-            ("theta", output.theta),
-            ("fixed effects", output.beta),
-            ("fixed-effect standard errors", np.diag(output.vcov_beta)),
-        )
-        if not np.all(np.isfinite(values))
-    ]
-    if not bad:
-        return output
-    message = f"the fit is not usable: non-finite {', '.join(bad)}"
-    summary = dataclasses.replace(output.opt_summary, converged=False, message=message)
-    return dataclasses.replace(
-        output,
-        converged=False,
-        opt_summary=summary,
-        warnings=(*output.warnings, FitWarning(message, ConvergenceWarning)),
-    )
+    return final_checks(output)

@@ -58,6 +58,7 @@ from glmm_binomial.design import (
     rank_deficiency_warning,
 )
 from glmm_binomial.diagnostics import FitWarning, SeparationWarning
+from glmm_binomial.estimates import final_checks
 from glmm_binomial.family import inverse_link, working_weights
 from glmm_binomial.formula import ParsedFormula, parse_formula, r_name
 from glmm_binomial.laplace import Counters, LaplaceObjective, conditional_effects, fit_output
@@ -1114,10 +1115,7 @@ def _optimize(
         separation,
         design.n_agq,
     )
-    # api.fit's final checks (imported here: api imports this module).
-    from glmm_binomial.api import _require_finite, _without_redundant_convergence
-
-    output = _require_finite(_without_redundant_convergence(output))
+    output = final_checks(output)  # as fit()'s in-memory paths
     model = _rowless_model(fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete)
     return DaskGLMMResult(model, output, design=info, conf_level=conf_level)
 
