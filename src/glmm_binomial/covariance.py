@@ -47,3 +47,14 @@ def transform_covariance(c: FloatArray, vcov: FloatArray) -> FloatArray:
     mapped[touched, :] = np.nan
     mapped[:, touched] = np.nan
     return np.asarray(0.5 * (mapped + mapped.T), dtype=np.float64)
+
+
+def sd_correlation(cov: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Standard deviations and correlation matrix of a covariance matrix; a correlation with a
+    zero SD is NaN (not defined)."""
+    sd = np.sqrt(np.diag(cov))
+    positive = sd > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = cov / np.outer(sd, sd)
+    corr[~np.outer(positive, positive)] = np.nan
+    return sd, corr

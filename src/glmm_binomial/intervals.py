@@ -13,6 +13,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
+from glmm_binomial.covariance import sd_correlation
 from glmm_binomial.model import ModelData
 
 if TYPE_CHECKING:
@@ -39,16 +40,10 @@ def covariance_values(model: ModelData, theta: NDArray[np.float64]) -> NDArray[n
     correlation with a zero SD)."""
     values: list[float] = []
     for block, lam in zip(model.blocks, model.lambdas(theta), strict=True):
-        cov = lam @ lam.T
-        sd = np.sqrt(np.diag(cov))
+        sd, corr = sd_correlation(lam @ lam.T)
         rows, cols = block.lower_indices()
         for r, c in zip(rows, cols, strict=True):
-            if r == c:
-                values.append(float(sd[r]))
-            elif sd[r] > 0 and sd[c] > 0:
-                values.append(float(cov[r, c] / (sd[r] * sd[c])))
-            else:
-                values.append(np.nan)
+            values.append(float(sd[r]) if r == c else float(corr[r, c]))
     return np.array(values, dtype=np.float64)
 
 

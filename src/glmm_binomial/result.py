@@ -15,6 +15,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
+from glmm_binomial.covariance import sd_correlation
 from glmm_binomial.design import DesignInfo, formula_of
 from glmm_binomial.estimates import FitOutput
 from glmm_binomial.family import inverse_link
@@ -207,7 +208,7 @@ class GLMMResult(ResultsAPI):
         rows = []
         max_k = max(b.k for b in self._model.blocks)
         for block, cov in zip(self._model.blocks, self.covariance_matrices(), strict=True):
-            sd = np.sqrt(np.diag(cov))
+            sd, corr = sd_correlation(cov)
             for c, term in enumerate(block.terms):
                 row: dict[str, Any] = {
                     "group": block.group,
@@ -216,10 +217,7 @@ class GLMMResult(ResultsAPI):
                     "std_dev": sd[c],
                 }
                 for d in range(max_k - 1):
-                    value = np.nan
-                    if d < c and sd[c] > 0 and sd[d] > 0:
-                        value = cov[c, d] / (sd[c] * sd[d])
-                    row[f"corr_{d + 1}"] = value
+                    row[f"corr_{d + 1}"] = corr[c, d] if d < c else np.nan
                 rows.append(row)
         return pd.DataFrame(rows)
 
