@@ -104,6 +104,14 @@ def _cholesky_inverse(h: FloatArray) -> tuple[FloatArray, float]:
     return np.linalg.inv(low), logdet
 
 
+def _fixed_columns(z: FloatArray) -> FloatArray:
+    """z itself when it is float64 in row-major order or a broadcast (read-only use), else a
+    row-major copy."""
+    if z.dtype == np.float64 and (z.flags.c_contiguous or z.strides[0] == 0):
+        return z
+    return np.ascontiguousarray(z, dtype=np.float64)
+
+
 def nested_in(inner: IntArray, outer: IntArray, n_inner: int) -> bool:
     """Whether every level of `inner` (codes) lies within exactly one level of `outer`."""
     parent = np.full(n_inner, -1, dtype=np.intp)
@@ -216,7 +224,12 @@ class Structure:
         )
         # Raw columns of the first part (Z without Lambda), n x k1, and their pairwise products
         # (None for two columns of ones, the random intercept's), fixed for the whole fit.
-        self.z1: FloatArray = np.column_stack([blocks[t].z for t in self.first_blocks])
+        # One block: its own columns, not a copy (a Dask partition keeps nothing twice).
+        self.z1: FloatArray = (
+            _fixed_columns(blocks[self.first].z)
+            if len(self.first_blocks) == 1
+            else np.column_stack([blocks[t].z for t in self.first_blocks])
+        )
         ones = [bool(np.all(self.z1[:, c] == 1.0)) for c in range(self.k1)]
         self._z1_products: dict[tuple[int, int], FloatArray | None] = {}
         for r in range(self.k1):

@@ -50,6 +50,20 @@ class Counters:
         return mode.converged
 
 
+def sorted_by_first_factor(data: ModelData) -> tuple[ModelData, Structure]:
+    """The rows sorted (stably) by the levels of the layout's first grouping factor, and the
+    Structure of the sorted rows: its sums are then contiguous segments. The deviance does not
+    depend on the order of the rows; data itself is returned when already sorted."""
+    structure = Structure(data)
+    g1 = structure.g1
+    if np.any(g1[1:] < g1[:-1]):
+        # Codes below 2^16 sort by radix sort, in linear time.
+        keys = g1.astype(np.uint16) if structure.n1 <= np.iinfo(np.uint16).max else g1
+        data = data.take(np.argsort(keys, kind="stable"))
+        structure = Structure(data)
+    return data, structure
+
+
 @dataclass
 class LaplaceObjective:
     """Deviance by the Laplace approximation, with PIRLS warm-started from the last mode."""
@@ -58,16 +72,7 @@ class LaplaceObjective:
     pirls_control: PirlsControl = field(default_factory=PirlsControl)
 
     def __post_init__(self) -> None:
-        structure = Structure(self.data)
-        g1 = structure.g1
-        if np.any(g1[1:] < g1[:-1]):
-            # Rows sorted by the largest grouping factor make its sums contiguous segments;
-            # the deviance does not depend on the order of the rows.
-            # Codes below 2^16 sort by radix sort, in linear time.
-            keys = g1.astype(np.uint16) if structure.n1 <= np.iinfo(np.uint16).max else g1
-            self.data = self.data.take(np.argsort(keys, kind="stable"))
-            structure = Structure(self.data)
-        self.structure = structure
+        self.data, self.structure = sorted_by_first_factor(self.data)
         st = self.structure
         self._u1 = np.zeros((st.n1, st.k1))
         self._u2 = np.zeros(st.q2)
@@ -78,6 +83,13 @@ class LaplaceObjective:
         """Forget the warm start (the next mode search starts from u = 0)."""
         self._u1 = np.zeros_like(self._u1)
         self._u2 = np.zeros_like(self._u2)
+        self._last = None
+
+    def release(self) -> None:
+        """Drop the arrays kept from the last mode (eta, mu, weights, Z Lambda: about 50 bytes
+        per row) but keep u as the warm start; the next search then starts from the last mode
+        itself instead of its first-order move. For a Dask partition, whose rows must be few
+        bytes each between evaluations."""
         self._last = None
 
     def _predicted_start(
