@@ -231,3 +231,51 @@ def test_separation_warned_as_in_memory(client) -> None:
     assert fitted.warnings == memory.warnings
     no_error = np.isnan(fitted.bse.to_numpy())
     assert no_error.any() and np.array_equal(no_error, np.isnan(memory.bse.to_numpy()))
+
+
+@pytest.mark.parametrize("units", [1e-5, 1e6])
+def test_badly_scaled_columns_fit_as_in_memory(client, units: float) -> None:
+    # The in-memory fit centres and scales columns internally (scaling.py); the Dask fit
+    # chooses the same maps from moments combined over the partitions and maps back exactly.
+    frame = simulate(8, kind="slope")
+    frame["xs"] = 50.0 * units + frame["x"] * units
+    formula = "y ~ xs + (1 + xs | g)"
+    memory = glmm_binomial.fit(formula, frame)
+    fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=3))
+    assert fitted.converged and memory.converged
+    assert abs(fitted.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
+    np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(fitted.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-4)
+    sds = fitted.varcorr["std_dev"].to_numpy()
+    np.testing.assert_allclose(sds, memory.varcorr["std_dev"].to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(fitted.predict(frame), memory.predict(frame), atol=1e-6)
+    # The same fit in the original units: the same likelihood.
+    plain = glmm_binomial.fit("y ~ x + (1 + x | g)", frame)
+    assert abs(fitted.loglik - plain.loglik) <= 1e-8 * abs(plain.loglik)
+
+
+def test_moments_combined_over_partitions_choose_the_in_memory_scaling() -> None:
+    from glmm_binomial.optimize import OptimizerControl
+    from glmm_binomial.scaling import (
+        _column_map,
+        _moments_map,
+        column_moments,
+        combine_moments,
+    )
+
+    rng = np.random.default_rng(3)
+    n = 500
+    matrix = np.column_stack(
+        [np.ones(n), 1e4 + rng.normal(size=n), 1e-6 * rng.normal(size=n), rng.normal(size=n)]
+    )
+    limits = OptimizerControl()
+    expected = _column_map(matrix, limits.fixed_scale_limit, limits.fixed_center_limit)
+    pieces = [column_moments(matrix[rows]) for rows in np.array_split(np.arange(n), 7)]
+    pieces.insert(2, column_moments(matrix[:0]))  # an empty partition changes nothing
+    combined = combine_moments(pieces)
+    whole = column_moments(matrix)
+    np.testing.assert_allclose(combined.mean, whole.mean, rtol=1e-14)
+    np.testing.assert_allclose(combined.m2, whole.m2, rtol=1e-10)
+    got = _moments_map(combined, limits.fixed_scale_limit, limits.fixed_center_limit)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert not np.array_equal(expected, np.eye(4))  # the case does scale and centre

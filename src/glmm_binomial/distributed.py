@@ -76,6 +76,15 @@ from glmm_binomial.newdata import _new_codes
 from glmm_binomial.optimize import OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import PirlsControl
 from glmm_binomial.result import GLMMResult
+from glmm_binomial.scaling import (
+    Scaling,
+    check_in_user_units,
+    choose_scaling_from_moments,
+    column_moments,
+    combine_moments,
+    to_internal,
+    to_user,
+)
 from glmm_binomial.separation import large_coefficients, separation_report
 from glmm_binomial.transforms import FORMULA_CONTEXT, materialize
 from glmm_binomial.validation import check_model, emit_fit_warnings
@@ -141,13 +150,19 @@ class PartitionState:
     keys: tuple[NDArray[np.intp], ...]
     objective: Any
     output: Any = None
+    user_data: ModelData | None = None  # the user's columns when data holds scaled ones
 
     def next_version(self) -> PartitionState:
         """A new version for the next evaluation: the rows shared (read only), the objective's
         warm start and counters its own, so that the previous version stays as it was."""
         objective = copy.copy(self.objective)
         objective.counters = copy.copy(self.objective.counters)
-        return PartitionState(self.data, self.keys, objective)
+        return PartitionState(self.data, self.keys, objective, user_data=self.user_data)
+
+    @property
+    def user_columns(self) -> ModelData:
+        """The rows on the user's columns."""
+        return self.data if self.user_data is None else self.user_data
 
     def __sizeof__(self) -> int:
         # Dask weighs moving a task by the size of its inputs (evaluations then stay with their
@@ -156,6 +171,8 @@ class PartitionState:
         d = self.data
         arrays: list[NDArray[Any]] = [d.successes, d.trials, d.x, d.offset]
         arrays += [a for b in d.blocks for a in (b.codes, b.z)]
+        if self.user_data is not None:
+            arrays += [self.user_data.x, *(b.z for b in self.user_data.blocks)]
         seen: dict[int, int] = {}
         for a in arrays:
             if a.size and a.strides[0] != 0:
@@ -293,6 +310,15 @@ def _keep_columns(state: PartitionState | None, kept: list[int], design: Any) ->
     return _partition_state(d, state.keys, design)
 
 
+def _to_internal(state: PartitionState | None, scaling: Scaling, design: Any) -> Any:
+    """The partition on the internally centred and scaled columns (scaling.to_internal),
+    keeping the user's columns for the check in user units and the separation check."""
+    if state is None:
+        return None
+    internal = _partition_state(to_internal(state.data, scaling), state.keys, design)
+    return dataclasses.replace(internal, user_data=state.data)
+
+
 def _objective(data: ModelData, design: PartitionDesign) -> Any:
     if design.method == "agq":
         from glmm_binomial.quadrature import AgqObjective, QuadratureControl
@@ -334,6 +360,12 @@ def _evaluate(
             mu = inverse_link(d.x @ beta + d.offset)
             w = working_weights(mu, d.trials)
             value = (d.x.T @ (w[:, None] * d.x), d.x.T @ (d.successes - d.trials * mu))
+        elif what == "largest":
+            d = state.data
+            value = (
+                np.max(np.abs(d.x), axis=0, initial=0.0),
+                [np.max(np.abs(b.z), axis=0, initial=0.0) for b in d.blocks],
+            )
         elif what == "glm_start":
             d = state.data
             value = (
@@ -345,7 +377,14 @@ def _evaluate(
                 np.sum(d.x, axis=0),
                 bool(np.all(d.trials == 1.0)),
                 [np.max(np.abs(b.z), axis=0, initial=0.0) for b in d.blocks],
+                column_moments(d.x),
+                [column_moments(b.z) for b in d.blocks],
             )
+        elif what == "user_deviance_and_gradient":
+            # The fit checked on the user's own columns (scaling.check_in_user_units), by an
+            # objective used once.
+            once = dataclasses.replace(state.objective, data=state.user_columns)
+            value = once.deviance_and_gradient(theta, beta)
         else:
             raise ValueError(f"unknown evaluation {what!r}")
     if isinstance(state.objective, LaplaceObjective):
@@ -411,6 +450,18 @@ class _Partitions:
         self.states = self.client.map(_keep_columns, old, kept=kept, design=design, pure=False)
         del old
 
+    def to_internal(self, scaling: Scaling, design: PartitionDesign) -> None:
+        """Every partition on the internally scaled columns."""
+        self.states = self.client.map(
+            _to_internal, self.states, scaling=scaling, design=design, pure=False
+        )
+
+    def user_deviance_and_gradient(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """deviance_and_gradient on the user's columns (parameters in the user's units)."""
+        return self._sum(self.evaluate("user_deviance_and_gradient", theta, beta), theta, beta)
+
     def evaluate(self, what: str, theta: FloatArray, beta: FloatArray) -> list[Any]:
         """One evaluation of every partition, each from its current version to the next.
 
@@ -440,7 +491,12 @@ class _Partitions:
         """Sum over partitions, in partition order (the same order every time)."""
         self.counters.evaluations += 1
         self.counters.gradients += 1
-        parts = self.evaluate("deviance_and_gradient", theta, beta)
+        return self._sum(self.evaluate("deviance_and_gradient", theta, beta), theta, beta)
+
+    @staticmethod
+    def _sum(
+        parts: list[Any], theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
         deviance = 0.0
         grad_theta = np.zeros(len(theta))
         grad_beta = np.zeros(len(beta))
@@ -666,10 +722,12 @@ def fit_dask(
     npartitions: partitions after the shuffle on the outermost grouping factor (None: as many
     as data has). weights and offset must be column names. method "laplace" or "agq" (one
     grouping factor); every grouping factor must be nested in one outermost factor.
-    Unlike the in-memory fit, the model is estimated on the user's columns as they are (no
-    internal centring and scaling, glmm_binomial.scaling): badly scaled columns may take more
-    iterations. The fit's warnings are emitted (warnings.warn) as fit() emits them, and
-    validation.check_model's identifiability check is run (from counts gathered anyway).
+    As in memory, the model is estimated on internally centred and scaled columns
+    (glmm_binomial.scaling, chosen from the columns' moments combined over the partitions),
+    mapped back exactly and checked on the user's columns; a partition whose columns were
+    changed keeps both versions of them while the fit runs. The fit's warnings are emitted
+    (warnings.warn) as fit() emits them, and validation.check_model's identifiability check is
+    run (from counts gathered anyway).
     """
     dask, distributed = _import_dask()
     if not isinstance(formula, str):
@@ -963,6 +1021,7 @@ class _Start:
     largest: FloatArray
     z_spread: list[FloatArray]
     bernoulli: bool
+    scaling: Scaling
 
 
 def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence[str]) -> _Start:
@@ -987,9 +1046,20 @@ def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence
     largest = np.max(np.vstack([part[4] for part in start]), axis=0)[kept]
     column_sums = sum((part[5] for part in start), np.zeros(n_all))[kept]
     bernoulli = all(part[6] for part in start)
-    z_spread = [
-        np.max(np.vstack([part[7][t] for part in start]), axis=0) for t in range(len(start[0][7]))
-    ]
+    n_blocks = len(start[0][7])
+    z_spread = [np.max(np.vstack([part[7][t] for part in start]), axis=0) for t in range(n_blocks)]
+    # The internal centring and scaling of the in-memory fit (scaling.choose_scaling), from the
+    # columns' moments combined over the partitions.
+    x_moments = combine_moments([part[8] for part in start])
+    x_moments = dataclasses.replace(
+        x_moments,
+        mean=x_moments.mean[kept],
+        m2=x_moments.m2[kept],
+        ones=x_moments.ones[kept],
+    )
+    z_moments = [combine_moments([part[9][t] for part in start]) for t in range(n_blocks)]
+    centre_random = design.method == "laplace" or design.n_agq == 1
+    scaling = choose_scaling_from_moments(x_moments, z_moments, control, centre_random)
     rate = (k + 0.5) / (m + 1.0)
     # lstsq(X, logit(rate) - offset) by the normal equations with X'X = R'R.
     xtx = r.T @ r
@@ -997,8 +1067,18 @@ def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence
     try:
         target = column_sums * np.log(rate / (1.0 - rate)) - xo
         beta = scipy.linalg.cho_solve(scipy.linalg.cho_factor(xtx), target)
+        # On the internal columns X C the same fit has coefficients C^{-1} beta.
+        beta = np.linalg.solve(scaling.fixed, beta)
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
         beta = np.zeros(n_fixed)
+    if not scaling.is_identity:
+        partitions.to_internal(scaling, design)
+        # The separation screens look at the columns the fit is made on.
+        spreads = partitions.evaluate("largest", np.zeros(0), np.zeros(0))
+        largest = np.max(np.vstack([part[0] for part in spreads]), axis=0)
+        z_spread = [
+            np.max(np.vstack([part[1][t] for part in spreads]), axis=0) for t in range(n_blocks)
+        ]
     info = np.eye(n_fixed)
     for _ in range(control.glm_max_iter):
         parts = partitions.evaluate("glm", np.zeros(0), beta)
@@ -1014,7 +1094,7 @@ def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence
             break
     if not np.all(np.isfinite(beta)):
         beta, info = np.zeros(n_fixed), np.eye(n_fixed)
-    return _Start(beta, info, kept, largest, z_spread, bernoulli)
+    return _Start(beta, info, kept, largest, z_spread, bernoulli, scaling)
 
 
 def _check_identifiable(
@@ -1171,6 +1251,7 @@ def _optimize(
     theta, beta = estimates.theta, estimates.beta
     LOG.info("optimizer: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
+    scaling = start.scaling
     pieces = partitions.evaluate("conditional_modes", theta, beta)
     ranef, ranef_cov = [], []
     for t, block in enumerate(blocks):
@@ -1182,6 +1263,7 @@ def _optimize(
             covs[where[t]] = part_covs[t]
         ranef.append(modes)
         ranef_cov.append(covs)
+    # On the internal columns, as the in-memory fit checks them.
     separation = _separation(
         partitions, surrogate, start, theta, beta, n_complete, control.separation_screen
     )
@@ -1197,6 +1279,9 @@ def _optimize(
         separation,
         design.n_agq,
     )
+    if not scaling.is_identity:
+        output = to_user(surrogate, scaling, output)
+        output = check_in_user_units(output, partitions.user_deviance_and_gradient, control)
     output = final_checks(output)  # as fit()'s in-memory paths
     model = _rowless_model(fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete)
     return DaskGLMMResult(model, output, design=info, conf_level=conf_level)

@@ -25,6 +25,7 @@ itself is exact in floating point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -58,29 +59,105 @@ def _is_identity(c: FloatArray) -> bool:
     return bool(np.array_equal(c, np.eye(c.shape[0])))
 
 
+@dataclass(frozen=True)
+class ColumnMoments:
+    """Per column of a matrix: its rows, mean, sum of squared deviations from the mean (M2)
+    and whether it is all ones. Moments of row blocks combine exactly in theory and stably in
+    floating point (combine_moments), so a matrix spread over many places (Dask partitions)
+    gets its scaling without being gathered."""
+
+    rows: int
+    mean: FloatArray
+    m2: FloatArray
+    ones: NDArray[np.bool_]
+
+
+def column_moments(matrix: FloatArray) -> ColumnMoments:
+    """The moments of matrix's columns (two passes: mean, then squared deviations)."""
+    n = int(matrix.shape[0])
+    if n == 0:
+        zero = np.zeros(matrix.shape[1])
+        return ColumnMoments(0, zero, zero, np.ones(matrix.shape[1], dtype=bool))
+    mean = np.mean(matrix, axis=0)
+    m2 = np.sum((matrix - mean) ** 2, axis=0)
+    return ColumnMoments(n, mean, m2, np.all(matrix == 1.0, axis=0))
+
+
+def combine_moments(parts: list[ColumnMoments]) -> ColumnMoments:
+    """The moments of the stacked rows (Chan, Golub and LeVeque's pairwise update)."""
+    total = parts[0]
+    for part in parts[1:]:
+        if part.rows == 0:
+            continue
+        if total.rows == 0:
+            total = part
+            continue
+        n = total.rows + part.rows
+        delta = part.mean - total.mean
+        mean = total.mean + delta * (part.rows / n)
+        m2 = total.m2 + part.m2 + delta * delta * (total.rows * part.rows / n)
+        total = ColumnMoments(n, mean, m2, total.ones & part.ones)
+    return total
+
+
 def _column_map(
     matrix: FloatArray, scale_limit: float, center_limit: float, may_centre: bool = True
 ) -> FloatArray:
     """C with matrix @ C centred (only when a column of ones is present) and scaled."""
-    n_cols = matrix.shape[1]
+
+    def stats(j: int) -> tuple[float, float, float]:
+        column = matrix[:, j]
+        return (
+            float(np.mean(column)),
+            float(np.std(column)),
+            float(np.sqrt(np.mean(column * column))),
+        )
+
+    ones = [j for j in range(matrix.shape[1]) if bool(np.all(matrix[:, j] == 1.0))]
+    return _decide(matrix.shape, ones, stats, scale_limit, center_limit, may_centre)
+
+
+def _moments_map(
+    moments: ColumnMoments, scale_limit: float, center_limit: float, may_centre: bool = True
+) -> FloatArray:
+    """_column_map from a matrix's moments instead of the matrix."""
+    n = max(moments.rows, 1)
+
+    def stats(j: int) -> tuple[float, float, float]:
+        mean, variance = float(moments.mean[j]), float(moments.m2[j]) / n
+        return mean, float(np.sqrt(variance)), float(np.sqrt(variance + mean * mean))
+
+    ones = [int(j) for j in np.flatnonzero(moments.ones)]
+    shape = (moments.rows, len(moments.mean))
+    return _decide(shape, ones, stats, scale_limit, center_limit, may_centre)
+
+
+def _decide(
+    shape: tuple[int, ...],
+    ones: list[int],
+    stats: Callable[[int], tuple[float, float, float]],
+    scale_limit: float,
+    center_limit: float,
+    may_centre: bool,
+) -> FloatArray:
+    """The column map from each column's (mean, standard deviation, root mean square)."""
+    n_cols = shape[1]
     c = np.eye(n_cols)
-    if matrix.shape[0] < 2:
+    if shape[0] < 2:
         return c
-    ones = [j for j in range(n_cols) if bool(np.all(matrix[:, j] == 1.0))]
     intercept = ones[0] if ones and may_centre else None
     for j in range(n_cols):
         if j in ones:
             continue
-        column = matrix[:, j]
+        mean, sd, rms = stats(j)
         if intercept is not None:
-            mean = float(np.mean(column))
-            spread = float(np.std(column))
+            spread = sd
         else:
-            mean, spread = 0.0, float(np.sqrt(np.mean(column * column)))
+            mean, spread = 0.0, rms
         if not np.isfinite(spread) or spread <= 0.0 or not np.isfinite(mean):
             continue  # constant (or unusable) column: nothing to gain
         centre = intercept is not None and abs(mean) > center_limit * spread
-        scale = spread if centre else float(np.sqrt(np.mean(column * column)))
+        scale = spread if centre else rms
         rescale = not 1.0 / scale_limit <= scale <= scale_limit
         if not (centre or rescale):
             continue
@@ -109,6 +186,22 @@ def choose_scaling(
         for b in model.blocks
     )
     return Scaling(fixed, blocks)
+
+
+def choose_scaling_from_moments(
+    fixed: ColumnMoments,
+    blocks: list[ColumnMoments],
+    limits: OptimizerControl,
+    centre_random: bool = True,
+) -> Scaling:
+    """choose_scaling from the columns' moments (of X and of each block's Z)."""
+    return Scaling(
+        _moments_map(fixed, limits.fixed_scale_limit, limits.fixed_center_limit),
+        tuple(
+            _moments_map(m, limits.random_scale_limit, limits.random_center_limit, centre_random)
+            for m in blocks
+        ),
+    )
 
 
 def _apply(matrix: FloatArray, c: FloatArray) -> FloatArray:
