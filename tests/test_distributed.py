@@ -279,3 +279,23 @@ def test_moments_combined_over_partitions_choose_the_in_memory_scaling() -> None
     got = _moments_map(combined, limits.fixed_scale_limit, limits.fixed_center_limit)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert not np.array_equal(expected, np.eye(4))  # the case does scale and centre
+
+
+def test_object_columns_of_numbers_and_wide_designs(client) -> None:
+    # An object column of numbers (dask keeps it as objects when its string conversion is off)
+    # is a covariate, as in memory (frame.numbers_as_numeric); a factor of many levels used
+    # as a covariate is refused before any partition builds its matrix.
+    frame = simulate(9)
+    frame["xo"] = pd.array(list(frame["x"]), dtype=object)
+    memory = glmm_binomial.fit("y ~ xo + (1 | g)", frame)
+    assert list(memory.params.index) == ["(Intercept)", "xo"]
+    with dask.config.set({"dataframe.convert-string": False}):
+        ddf = dd.from_pandas(frame, npartitions=2)
+    assert pd.api.types.is_object_dtype(ddf.dtypes["xo"])
+    fitted = glmm_binomial.fit("y ~ xo + (1 | g)", ddf)
+    assert list(fitted.params.index) == ["(Intercept)", "xo"]
+    assert_same_fit(memory, fitted)
+    wide = pd.concat([frame] * 40, ignore_index=True)
+    wide["label"] = [f"L{i % 12_000}" for i in range(len(wide))]
+    with pytest.raises(ValueError, match="would have about 12,001 columns for 24,000 rows"):
+        glmm_binomial.fit("y ~ label + (1 | g)", dd.from_pandas(wide, npartitions=2))

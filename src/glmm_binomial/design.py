@@ -215,10 +215,12 @@ def _is_categorical(series: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 
 
-def _check_width(expr: str, frame: pd.DataFrame, what: str) -> None:
+def _check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = None) -> None:
     """Refuse a design that would be absurdly wide before formulaic builds it.
 
-    The width is estimated from the levels of the categorical variables of each term."""
+    The width is estimated from the levels of the categorical variables of each term. rows:
+    the rows of a design built piece by piece (a Dask fit; frame then only carries the
+    levels), which bounds its columns but not its values."""
     try:
         terms = list(Formula(expr))
     except Exception as exc:  # noqa: BLE001
@@ -238,7 +240,9 @@ def _check_width(expr: str, frame: pd.DataFrame, what: str) -> None:
                 if levels > 50:
                     culprit = name
         total += width
-    if total > MAX_DESIGN_COLUMNS or total * len(frame) > MAX_DESIGN_VALUES:
+    values_limited = rows is None
+    rows = len(frame) if rows is None else rows
+    if total > MAX_DESIGN_COLUMNS or (values_limited and total * rows > MAX_DESIGN_VALUES):
         advice = (
             f" ('{culprit}' has {frame[culprit].nunique():,} distinct values: if it holds "
             f"numbers, convert it with pd.to_numeric; if it labels groups, use it as a grouping "
@@ -247,7 +251,7 @@ def _check_width(expr: str, frame: pd.DataFrame, what: str) -> None:
             else ""
         )
         raise ValueError(
-            f"{what} '{expr}' would have about {total:,} columns for {len(frame):,} rows, beyond "
+            f"{what} '{expr}' would have about {total:,} columns for {rows:,} rows, beyond "
             f"the limits of {MAX_DESIGN_COLUMNS:,} columns and {MAX_DESIGN_VALUES:,} values"
             f"{advice}"
         )

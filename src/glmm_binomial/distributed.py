@@ -55,15 +55,18 @@ from glmm_binomial.design import (
     DesignInfo,
     RandomSpec,
     _check_finite,
+    _check_width,
     _group_codes,
     _response,
     aliased_columns,
     rank_deficiency_warning,
+    value_variables,
 )
 from glmm_binomial.diagnostics import FitWarning, SeparationWarning
 from glmm_binomial.estimates import final_checks
 from glmm_binomial.family import inverse_link, working_weights
 from glmm_binomial.formula import ParsedFormula, parse_formula, r_name
+from glmm_binomial.frame import read_as_numbers
 from glmm_binomial.laplace import (
     Counters,
     LaplaceObjective,
@@ -130,6 +133,7 @@ class PartitionDesign:
     offset_specs: tuple[Any, ...]  # formulaic ModelSpec per offset(...) term of the formula
     group_specs: tuple[RandomSpec, ...]  # the levels of the whole data set, per random term
     categories: dict[str, list[Any]]
+    numeric_columns: tuple[str, ...]  # object columns of numbers (frame.read_as_numbers)
     response_levels: tuple[Any, Any] | None
     weights: str | None
     offset: str | None
@@ -184,6 +188,12 @@ def _with_categories(frame: pd.DataFrame, design: PartitionDesign) -> pd.DataFra
     """Factor columns as Categoricals with the levels of the whole data set, and a factor
     response as 0/1, so that every partition is coded alike."""
     out = frame.copy(deep=False)
+    for column in design.numeric_columns:
+        # Every partition's column read as numbers in the learning pass (frame.py's rule).
+        numbers = read_as_numbers(out[column])
+        if numbers is None:
+            raise ValueError(f"column '{column}' was read as numbers but holds other values")
+        out[column] = numbers
     for column, levels in design.categories.items():
         out[column] = pd.Categorical(out[column], categories=levels)
     if design.response_levels is not None:
@@ -831,6 +841,14 @@ def _fit(
         and not pd.api.types.is_numeric_dtype(dtypes[response.successes])
     )
 
+    # Object columns whose values enter the model are numbers when every value reads as one
+    # (as in memory, frame.numbers_as_numeric); the learning pass finds out.
+    object_vars = [
+        v
+        for v in factor_vars
+        if pd.api.types.is_object_dtype(dtypes[v]) and v in value_variables(parsed)
+    ]
+
     # 1. The learning pass: one task per partition, combined on the client.
     complete = data[used].dropna()
     value_vars = list(factor_vars)
@@ -841,9 +859,16 @@ def _fit(
     summarize = dask.delayed(_summarize, pure=True)
     started = time.perf_counter()
     summaries = client.gather(
-        client.compute([summarize(p, value_vars, combos, nesting) for p in data[used].to_delayed()])
+        client.compute(
+            [
+                summarize(p, value_vars, combos, nesting, object_vars)
+                for p in data[used].to_delayed()
+            ]
+        )
     )
     learned = _combine(summaries, value_vars, combos, nesting)
+    numeric_columns = tuple(v for v in object_vars if all(s[f"numeric:{v}"] for s in summaries))
+    factor_vars = [v for v in factor_vars if v not in numeric_columns]
     LOG.info("learning pass: %.1f s", time.perf_counter() - started)
 
     partition_var = None
@@ -885,6 +910,7 @@ def _fit(
         (),
         (),
         categories,
+        numeric_columns,
         response_levels,
         weights,
         offset,
@@ -895,6 +921,7 @@ def _fit(
         blas_threads,
     )
     coded = _with_categories(sample, proto)
+    _check_widths(parsed, categories, coded, n_complete)
     fixed_spec = _spec(parsed.fixed, coded, "fixed-effects term")
     offset_specs = tuple(_spec(f"0 + {expr}", coded, f"offset({expr})") for expr in parsed.offsets)
     random_specs = tuple(
@@ -952,13 +979,18 @@ def _summarize(
     value_vars: list[str],
     combos: list[tuple[str, ...]],
     nesting: list[tuple[str, tuple[str, ...]]],
+    object_vars: list[str],
 ) -> dict[str, Any]:
     """What the learning pass needs from one partition: row counts, the distinct values of
     factor and grouping columns, distinct combinations of multi-variable grouping factors and
-    of (grouping factor, candidate partitioning variable), and a few complete rows."""
+    of (grouping factor, candidate partitioning variable), whether each object column reads as
+    numbers, and a few complete rows."""
     complete = frame.dropna()
     out: dict[str, Any] = {"rows": len(frame), "complete": len(complete)}
     out["sample"] = complete.head(5)
+    for v in object_vars:
+        column = complete[v]
+        out[f"numeric:{v}"] = len(column) == 0 or read_as_numbers(column) is not None
     for v in value_vars:
         out[f"unique:{v}"] = pd.Series(complete[v].unique())
     for g in combos:
@@ -992,6 +1024,22 @@ def _combine(
         # The most values of c within one level of g (1: g is nested in c).
         learned[key] = int(pairs.groupby(list(g)).size().max()) if len(pairs) else 0
     return learned
+
+
+def _check_widths(
+    parsed: ParsedFormula, categories: dict[str, list[Any]], sample: pd.DataFrame, rows: int
+) -> None:
+    """design._check_width (a design too wide to build is refused, with advice) on a stand-in
+    frame holding every level of each factor column: the width depends only on the numbers of
+    levels, which the learning pass knows."""
+    size = max([len(sample), *(len(levels) for levels in categories.values())])
+    stand_in = pd.DataFrame({c: np.resize(sample[c].to_numpy(), size) for c in sample.columns})
+    for column, levels in categories.items():
+        stand_in[column] = np.resize(np.asarray(levels, dtype=object), size)
+    _check_width(parsed.fixed, stand_in, "fixed-effects design", rows)
+    for term in parsed.random:
+        if term.expr != "1":
+            _check_width(term.expr, stand_in, f"random-effect term {term.text}", rows)
 
 
 def _columns(data: Any) -> list[str]:

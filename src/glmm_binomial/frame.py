@@ -102,24 +102,32 @@ def numbers_as_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFr
     and text labels are left alone."""
     changed: dict[str, pd.Series] = {}
     for name in columns:
-        series = frame[name]
-        if series.dtype != object:
-            continue
-        kind = pd.api.types.infer_dtype(series, skipna=True)
-        if kind in {"integer", "floating", "mixed-integer-float", "decimal"}:
-            changed[name] = pd.to_numeric(series)
-        elif kind in {"string", "mixed"}:
-            # Text that reads as numbers everywhere ("18.4", "-5") is numbers, as R's read.csv
-            # reads it; one label that is not a number keeps the column a factor. The plain
-            # conversion fails fast on the first label; the checked one runs only if it passed.
-            try:
-                pd.to_numeric(series)
-                changed[name] = pd.to_numeric(series.map(_number_text, na_action="ignore"))
-            except (ValueError, TypeError):
-                continue
+        numbers = read_as_numbers(frame[name])
+        if numbers is not None:
+            changed[name] = numbers
     if not changed:
         return frame
     return frame.assign(**changed)
+
+
+def read_as_numbers(series: pd.Series) -> pd.Series | None:
+    """An object column holding only numbers (or text that reads as numbers) as numbers;
+    None for any other column (logical values and text labels are labels)."""
+    if series.dtype != object:
+        return None
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind in {"integer", "floating", "mixed-integer-float", "decimal"}:
+        return pd.to_numeric(series)
+    if kind in {"string", "mixed"}:
+        # Text that reads as numbers everywhere ("18.4", "-5") is numbers, as R's read.csv
+        # reads it; one label that is not a number keeps the column a factor. The plain
+        # conversion fails fast on the first label; the checked one runs only if it passed.
+        try:
+            pd.to_numeric(series)
+            return pd.to_numeric(series.map(_number_text, na_action="ignore"))
+        except (ValueError, TypeError):
+            return None
+    return None
 
 
 def _number_text(value: object) -> object:
