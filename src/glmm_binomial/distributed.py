@@ -437,9 +437,12 @@ def _design_arrays(state: PartitionState | None) -> tuple[Any, ...] | None:
 class _Partitions:
     """The persisted partitions: map a task over them and gather in partition order."""
 
-    def __init__(self, client: Any, states: list[Any], blas_threads: int | None) -> None:
+    def __init__(
+        self, client: Any, states: list[Any], blas_threads: int | None, design: Any
+    ) -> None:
         self.client = client
         self.states = states
+        self.design = design  # the PartitionDesign, scattered to the workers
         self.blas_threads = blas_threads
         self.counters = Counters()
 
@@ -452,18 +455,20 @@ class _Partitions:
             del futures
         return [r for r in results if r is not None]
 
-    def keep_columns(self, kept: list[int], design: PartitionDesign) -> None:
+    def keep_columns(self, kept: list[int]) -> None:
         """Drop aliased fixed-effect columns in every partition."""
         old = self.states
         # The old partitions are released once the new ones are built (a lost worker's new
         # partition is recomputed through them from the task graph).
-        self.states = self.client.map(_keep_columns, old, kept=kept, design=design, pure=False)
+        self.states = self.client.map(
+            _keep_columns, old, kept=kept, design=self.design, pure=False
+        )
         del old
 
-    def to_internal(self, scaling: Scaling, design: PartitionDesign) -> None:
+    def to_internal(self, scaling: Scaling) -> None:
         """Every partition on the internally scaled columns."""
         self.states = self.client.map(
-            _to_internal, self.states, scaling=scaling, design=design, pure=False
+            _to_internal, self.states, scaling=scaling, design=self.design, pure=False
         )
 
     def user_deviance_and_gradient(
@@ -957,8 +962,11 @@ def _fit(
     build = dask.delayed(build_partition, pure=True)
     started = time.perf_counter()
     # Only `partitions` holds the futures, so that keep_columns can release the first ones.
-    states = client.compute([build(p, design) for p in parts])
-    partitions = _Partitions(client, states, blas_threads)
+    # The design holds every level of the grouping factors (a million labels at scale): sent
+    # to the workers once, not embedded in every task.
+    shared = client.scatter(design, broadcast=True, hash=False)
+    states = client.compute([build(p, shared) for p in parts])
+    partitions = _Partitions(client, states, blas_threads, shared)
     del states
     try:
         return _optimize(
@@ -1085,7 +1093,7 @@ def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence
     dropped = set(aliased_columns(r))
     kept = [j for j in range(n_all) if j not in dropped]
     if dropped:
-        partitions.keep_columns(kept, design)
+        partitions.keep_columns(kept)
     n_fixed = len(kept)
     r = r[:, kept]
     xo = sum((part[1] for part in start), np.zeros(n_all))[kept]
@@ -1120,7 +1128,7 @@ def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
         beta = np.zeros(n_fixed)
     if not scaling.is_identity:
-        partitions.to_internal(scaling, design)
+        partitions.to_internal(scaling)
         # The separation screens look at the columns the fit is made on.
         spreads = partitions.evaluate("largest", np.zeros(0), np.zeros(0))
         largest = np.max(np.vstack([part[0] for part in spreads]), axis=0)
