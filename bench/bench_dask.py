@@ -1,4 +1,5 @@
-"""Fit y ~ x + (1 + x | g) to a Parquet data set (bench/parquet_data.py) on a LocalCluster.
+"""Fit y ~ x + (1 + x | g) (or --formula) to a Parquet data set (bench/parquet_data.py) on a
+LocalCluster; with --compare, also in memory, and report the differences.
 
 Reports wall time (and the optimizer's share), the estimates, and the peak memory of all
 processes: the resident set sizes of this process (client and scheduler) and of every child
@@ -6,6 +7,8 @@ process (nannies and workers), summed at each sample (every --interval seconds) 
 
     python bench/parquet_data.py /tmp/glmm10m --rows 10000000 --groups 100000
     python bench/bench_dask.py /tmp/glmm10m --workers 2
+    python bench/parquet_data.py /tmp/nested1m --rows 1000000 --groups 10000 --subgroups 5
+    python bench/bench_dask.py /tmp/nested1m --compare --formula "y ~ x + (1 | g) + (1 | h)"
 
 Timed on a shared machine: print the load average alongside (it is in the output).
 """
@@ -65,6 +68,7 @@ class PeakMemory:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="directory of part-*.parquet files")
+    parser.add_argument("--formula", default="y ~ x + (1 + x | g)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="threads per worker")
     parser.add_argument("--npartitions", type=int, default=None)
@@ -118,14 +122,13 @@ def main() -> None:
             client.run(importlib.import_module, "pyarrow.parquet")
             ddf = dd.read_parquet(str(args.path / "part-*.parquet"))
             started = time.perf_counter()
-            result = fit_dask(
-                "y ~ x + (1 + x | g)", ddf, client=client, npartitions=args.npartitions
-            )
+            result = fit_dask(args.formula, ddf, client=client, npartitions=args.npartitions)
             wall = time.perf_counter() - started
             _, workers_after = memory.sample()
     report = {
         "rows": result.nobs,
-        "groups": result.ngroups["g"],
+        "formula": args.formula,
+        "groups": result.ngroups,
         "partitions": args.npartitions or ddf.npartitions,
         "workers": args.workers,
         "wall_seconds": round(wall, 1),
@@ -152,7 +155,7 @@ def main() -> None:
             ignore_index=True,
         )
         started = time.perf_counter()
-        memory_fit = glmm_binomial.fit("y ~ x + (1 + x | g)", frame)
+        memory_fit = glmm_binomial.fit(args.formula, frame)
         memory_wall = time.perf_counter() - started
         report["in_memory_wall_seconds"] = round(memory_wall, 1)
         report["dask_over_memory_time"] = round(wall / memory_wall, 2)
@@ -161,8 +164,12 @@ def main() -> None:
             np.max(np.abs(result.params.to_numpy() - memory_fit.params.to_numpy()))
         )
         report["max_abs_theta_difference"] = float(np.max(np.abs(result.theta - memory_fit.theta)))
-        report["max_abs_ranef_difference"] = float(
-            np.max(np.abs(result.ranef()["g"].to_numpy() - memory_fit.ranef()["g"].to_numpy()))
+        report["max_abs_ranef_difference"] = max(
+            float(np.max(np.abs(result.ranef()[name].to_numpy() - frame_.to_numpy())))
+            for name, frame_ in memory_fit.ranef().items()
+        )
+        report["loglik_relative_difference"] = abs(report["loglik_difference"]) / abs(
+            memory_fit.loglik
         )
     print(json.dumps(report, indent=1, default=str))
     print(result.summary())

@@ -299,3 +299,24 @@ def test_object_columns_of_numbers_and_wide_designs(client) -> None:
     wide["label"] = [f"L{i % 12_000}" for i in range(len(wide))]
     with pytest.raises(ValueError, match="would have about 12,001 columns for 24,000 rows"):
         glmm_binomial.fit("y ~ label + (1 | g)", dd.from_pandas(wide, npartitions=2))
+
+
+def test_learning_pass_tree_merge_equals_one_merge() -> None:
+    from glmm_binomial.distributed import MERGE_FAN_IN, _merge, _summarize
+
+    frame = simulate(10)
+    frame["gh"] = frame["g"] + "_" + frame["h"].astype(str)
+    pieces = np.array_split(np.arange(len(frame)), 3 * MERGE_FAN_IN + 2)
+    args = (["f"], [("g",), ("gh",)], [("g", ("gh",))], [])
+    level = [_summarize(frame.iloc[rows], *args) for rows in pieces]
+    flat = _merge(level)
+    while len(level) > 1:
+        level = [_merge(level[i : i + MERGE_FAN_IN]) for i in range(0, len(level), MERGE_FAN_IN)]
+    tree = level[0]
+    assert tree.keys() == flat.keys()
+    assert tree["rows"] == tree["complete"] == len(frame)
+    for key in flat:
+        if isinstance(flat[key], (pd.Series, pd.DataFrame)):
+            assert flat[key].reset_index(drop=True).equals(tree[key].reset_index(drop=True))
+    # In order of first appearance, as one pass over the whole frame finds them.
+    assert list(tree["unique:f"]) == list(pd.unique(frame["f"]))

@@ -102,6 +102,8 @@ EXTRA_MESSAGE = (
 ROW_COLUMN = "__glmm_row__"
 """Original position of each complete row (partition number * 2^40 + position), added before
 the shuffle so that each partition can put its rows back in their original order."""
+MERGE_FAN_IN = 8
+"""Partition summaries merged per task in the learning pass's tree."""
 SEPARATION_GATHER_LIMIT = 50_000_000
 """When the separation screen fires, the design is gathered to the client for the linear
 programs if it has at most this many values (rows x columns); beyond, a warning says so."""
@@ -460,9 +462,7 @@ class _Partitions:
         old = self.states
         # The old partitions are released once the new ones are built (a lost worker's new
         # partition is recomputed through them from the task graph).
-        self.states = self.client.map(
-            _keep_columns, old, kept=kept, design=self.design, pure=False
-        )
+        self.states = self.client.map(_keep_columns, old, kept=kept, design=self.design, pure=False)
         del old
 
     def to_internal(self, scaling: Scaling) -> None:
@@ -862,17 +862,18 @@ def _fit(
     combos = list(dict.fromkeys(term.group for term in parsed.random))
     nesting = [(c, g) for c in candidates for g in to_check if c not in g]
     summarize = dask.delayed(_summarize, pure=True)
+    merge = dask.delayed(_merge, pure=True)
     started = time.perf_counter()
-    summaries = client.gather(
-        client.compute(
-            [
-                summarize(p, value_vars, combos, nesting, object_vars)
-                for p in data[used].to_delayed()
-            ]
-        )
-    )
-    learned = _combine(summaries, value_vars, combos, nesting)
-    numeric_columns = tuple(v for v in object_vars if all(s[f"numeric:{v}"] for s in summaries))
+    level = [
+        summarize(p, value_vars, combos, nesting, object_vars) for p in data[used].to_delayed()
+    ]
+    # Merged in a tree on the workers, neighbours first (partition order is kept): at a million
+    # groups each partition's distinct labels are most of them, too many to gather at once.
+    while len(level) > 1:
+        level = [merge(level[i : i + MERGE_FAN_IN]) for i in range(0, len(level), MERGE_FAN_IN)]
+    summary = client.compute(level[0]).result()
+    learned = _combine(summary, nesting)
+    numeric_columns = tuple(v for v in object_vars if summary[f"numeric:{v}"])
     factor_vars = [v for v in factor_vars if v not in numeric_columns]
     LOG.info("learning pass: %.1f s", time.perf_counter() - started)
 
@@ -1008,27 +1009,30 @@ def _summarize(
     return out
 
 
-def _combine(
-    summaries: list[dict[str, Any]],
-    value_vars: list[str],
-    combos: list[tuple[str, ...]],
-    nesting: list[tuple[str, tuple[str, ...]]],
-) -> dict[str, Any]:
-    """The partitions' summaries combined (in partition order)."""
-    learned: dict[str, Any] = {
-        "rows": sum(s["rows"] for s in summaries),
-        "complete": sum(s["complete"] for s in summaries),
-        "sample": pd.concat([s["sample"] for s in summaries]),
-    }
-    for v in value_vars:
-        key = f"unique:{v}"
-        learned[key] = pd.concat([s[key] for s in summaries]).unique()
-    for g in combos:
-        key = f"combos:{g}"
-        learned[key] = pd.concat([s[key] for s in summaries]).drop_duplicates()
+def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summaries of neighbouring partitions as one (distinct values in order of appearance)."""
+    merged: dict[str, Any] = {}
+    for key in summaries[0]:
+        values = [s[key] for s in summaries]
+        if key in ("rows", "complete"):
+            merged[key] = sum(values)
+        elif key == "sample":
+            merged[key] = pd.concat(values).head(5)
+        elif key.startswith("numeric:"):
+            merged[key] = all(values)
+        elif key.startswith("unique:"):
+            merged[key] = pd.Series(pd.concat(values).unique())
+        else:  # combos, nesting pairs
+            merged[key] = pd.concat(values).drop_duplicates()
+    return merged
+
+
+def _combine(summary: dict[str, Any], nesting: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
+    """What the learning pass found, from the merged summary of all partitions."""
+    learned = dict(summary)
     for c, g in nesting:
         key = f"nested:{c}:{g}"
-        pairs = pd.concat([s[key] for s in summaries]).drop_duplicates()
+        pairs = summary[key]
         # The most values of c within one level of g (1: g is nested in c).
         learned[key] = int(pairs.groupby(list(g)).size().max()) if len(pairs) else 0
     return learned
