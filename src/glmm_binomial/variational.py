@@ -38,7 +38,7 @@ to 1e-6).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.linalg
@@ -111,8 +111,26 @@ class VariationalParameters:
     b_sd: tuple[FloatArray, ...]
 
 
+@dataclass
+class RowPart:
+    """Sums over rows for the ELBO: value = sum_i (k_i E[eta_i] - m_i E[log(1 + e^eta_i)]);
+    with the gradient, X' g_mean and (X * X)' g_var, and per block the sums over each level's
+    rows of z g_mean and z^2 g_var (g_mean, g_var: derivatives of the row terms in the mean and
+    variance of eta_i). Sums of disjoint sets of rows add up."""
+
+    value: float
+    x_mean: FloatArray | None = None
+    x2_var: FloatArray | None = None
+    level_mean: list[FloatArray] = field(default_factory=list)
+    level_var: list[FloatArray] = field(default_factory=list)
+
+
 class VariationalObjective:
     """The ELBO and its exact gradient over the packed vector of variational parameters.
+
+    What needs the rows (row_part, glm_value, glm_curvature_score, start_curvatures,
+    laplace_loglik) is separate from the rest, so that rows held elsewhere (a Dask fit's
+    partitions) can supply those sums.
 
     Packed layout (statsmodels' order): means [beta (p), log SDs (n_blocks), b of each block
     (levels in order)], then the logs of the posterior SDs in the same order. So the packed
@@ -257,14 +275,59 @@ class VariationalObjective:
         assert grad is not None
         return value, grad
 
-    def _evaluate(self, packed: FloatArray, gradient: bool) -> tuple[float, FloatArray | None]:
-        self.evaluations += 1
+    def row_part(self, q: VariationalParameters, gradient: bool) -> RowPart:
+        """The rows' share of the ELBO and of its gradient (sums over rows)."""
         data = self.data
-        q = self.unpack(packed)
         k, m = data.successes, data.trials
         mean, var = self.linear_predictor_moments(q)
         e_log1pexp, d_mean, d_var = self.expected_log1pexp(mean, var, gradient)
         value = float(np.sum(k * mean - m * e_log1pexp))
+        if not gradient:
+            return RowPart(value)
+        # d/d mean_i and d/d var_i of the expected row log-likelihood.
+        g_mean = k - m * d_mean
+        g_var = -m * d_var
+        level_mean, level_var = [], []
+        for t in range(self.n_blocks):
+            n_t = int(self.n_levels[t])
+            codes = self.codes[t]
+            level_mean.append(_level_sums(codes, self.z[t] * g_mean, n_t))
+            level_var.append(_level_sums(codes, self.z2[t] * g_var, n_t))
+        return RowPart(value, data.x.T @ g_mean, self.x2.T @ g_var, level_mean, level_var)
+
+    def glm_value(self, beta: FloatArray) -> float:
+        """sum_i log p(k_i | x_i' beta + offset_i), binomial constants omitted."""
+        data = self.data
+        eta = data.x @ beta + data.offset
+        return float(np.sum(loglik_kernel(eta, data.successes, data.trials)))
+
+    def glm_curvature_score(self, beta: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """X' W X and X' (k - m mu) of the fixed-effects-only logistic regression at beta."""
+        data = self.data
+        x, k, m = data.x, data.successes, data.trials
+        eta = x @ beta + data.offset
+        mu = inverse_link(eta)
+        return x.T @ ((m * mu * (1.0 - mu))[:, None] * x), x.T @ (k - m * mu)
+
+    def start_curvatures(self, beta: FloatArray) -> list[FloatArray]:
+        """Per block, sum over each level's rows of w_i z_i^2 (w the GLM weights at beta)."""
+        data = self.data
+        eta = data.x @ beta + data.offset
+        w = data.trials * inverse_link(eta) * (1.0 - inverse_link(eta))
+        return [
+            _level_sums(self.codes[t], w * self.z2[t], block.n_levels)
+            for t, block in enumerate(data.blocks)
+        ]
+
+    def laplace_loglik(self, theta: FloatArray, beta: FloatArray) -> float:
+        """The Laplace marginal log-likelihood at (theta, beta), binomial constants included."""
+        return -0.5 * LaplaceObjective(self.data).deviance(theta, beta)
+
+    def _evaluate(self, packed: FloatArray, gradient: bool) -> tuple[float, FloatArray | None]:
+        self.evaluations += 1
+        q = self.unpack(packed)
+        rows = self.row_part(q, gradient)
+        value = rows.value
 
         fe_precision = 1.0 / self.prior_fe_sd**2
         tau_precision = 1.0 / self.prior_log_sd_sd**2
@@ -281,15 +344,13 @@ class VariationalObjective:
         if not gradient:
             return value, None
 
-        # d/d mean_i and d/d var_i of the expected row log-likelihood.
-        g_mean = k - m * d_mean
-        g_var = -m * d_var
+        assert rows.x_mean is not None and rows.x2_var is not None
         p, c = self.n_fixed, self.n_blocks
         grad_mean = np.empty(self.n_means)
         grad_log_sd = np.empty(self.n_means)
         beta_var = q.beta_sd**2
-        grad_mean[:p] = data.x.T @ g_mean - fe_precision * q.beta_mean
-        grad_log_sd[:p] = 2.0 * beta_var * (self.x2.T @ g_var) - fe_precision * beta_var + 1.0
+        grad_mean[:p] = rows.x_mean - fe_precision * q.beta_mean
+        grad_log_sd[:p] = 2.0 * beta_var * rows.x2_var - fe_precision * beta_var + 1.0
         tau_var = q.log_sd_sd**2
         grad_mean[p : p + c] = (
             second_moments * b_precision - self.n_levels - tau_precision * (q.log_sd_mean)
@@ -300,19 +361,15 @@ class VariationalObjective:
         for t in range(c):
             lo = p + c + self.level_offsets[t]
             hi = p + c + self.level_offsets[t + 1]
-            n_t = int(self.n_levels[t])
-            codes = self.codes[t]
             b_var = q.b_sd[t] ** 2
-            grad_mean[lo:hi] = (
-                np.bincount(codes, weights=self.z[t] * g_mean, minlength=n_t)
-                - b_precision[t] * q.b_mean[t]
-            )
-            grad_log_sd[lo:hi] = (
-                2.0 * b_var * np.bincount(codes, weights=self.z2[t] * g_var, minlength=n_t)
-                - b_precision[t] * b_var
-                + 1.0
-            )
+            grad_mean[lo:hi] = rows.level_mean[t] - b_precision[t] * q.b_mean[t]
+            grad_log_sd[lo:hi] = 2.0 * b_var * rows.level_var[t] - b_precision[t] * b_var + 1.0
         return value, np.concatenate([grad_mean, grad_log_sd])
+
+
+def _level_sums(codes: NDArray[np.intp], values: FloatArray, n_levels: int) -> FloatArray:
+    """Sum of values over the rows of each level."""
+    return np.asarray(np.bincount(codes, weights=values, minlength=n_levels), dtype=np.float64)
 
 
 def optimal_log_sd(
@@ -381,33 +438,31 @@ def check_supported(data: ModelData) -> None:
 
 
 def map_fixed_effects(
-    data: ModelData, prior_fe_sd: float, control: VariationalControl
+    rows: VariationalObjective, prior_fe_sd: float, control: VariationalControl
 ) -> tuple[FloatArray, FloatArray]:
     """Fixed-effects-only logistic regression at its posterior mode under N(0, prior_fe_sd^2).
 
     Newton's method; the prior keeps it finite under separation. Returns beta and the curvature
-    X' W X + I / prior_fe_sd^2 at it."""
-    x, k, m = data.x, data.successes, data.trials
-    precision = np.eye(data.n_fixed) / prior_fe_sd**2
-    beta = np.zeros(data.n_fixed)
+    X' W X + I / prior_fe_sd^2 at it; rows.glm_value and rows.glm_curvature_score supply the
+    sums over the rows."""
+    precision = np.eye(rows.n_fixed) / prior_fe_sd**2
+    beta = np.zeros(rows.n_fixed)
 
     def objective(b: FloatArray) -> float:
-        eta = x @ b + data.offset
-        return float(np.sum(loglik_kernel(eta, k, m)) - 0.5 * b @ precision @ b)
+        return rows.glm_value(b) - float(0.5 * b @ precision @ b)
 
     current = objective(beta)
     curvature = precision
     for _ in range(control.start_max_iter):
-        eta = x @ beta + data.offset
-        mu = inverse_link(eta)
-        curvature = x.T @ ((m * mu * (1.0 - mu))[:, None] * x) + precision
+        information, score = rows.glm_curvature_score(beta)
+        curvature = information + precision
         # Solved with the curvature scaled to unit diagonal: covariates in very large or small
         # units make it ill-conditioned (and scipy warn) although the scaled system is not.
         root = np.sqrt(np.diag(curvature))
         step = (
             scipy.linalg.solve(
                 curvature / np.outer(root, root),
-                (x.T @ (k - m * mu) - precision @ beta) / root,
+                (score - precision @ beta) / root,
                 assume_a="pos",
             )
             / root
@@ -434,14 +489,12 @@ def start_parameters(
     means at 0 (SD 1) with SD 1 / sqrt(2 n_levels); random effects at 0 with SDs from their
     curvature (data weight at the start plus prior precision 1)."""
     data = objective.data
-    beta, curvature = map_fixed_effects(data, objective.prior_fe_sd, control)
+    beta, curvature = map_fixed_effects(objective, objective.prior_fe_sd, control)
     beta_sd = np.sqrt(np.diag(np.linalg.inv(curvature)))
-    eta = data.x @ beta + data.offset
-    w = data.trials * inverse_link(eta) * (1.0 - inverse_link(eta))
     b_mean, b_sd, b_curv = [], [], []
-    for t, block in enumerate(data.blocks):
+    for block, level_sums in zip(data.blocks, objective.start_curvatures(beta), strict=True):
         n_t = block.n_levels
-        curv = np.bincount(objective.codes[t], weights=w * objective.z2[t], minlength=n_t) + 1.0
+        curv = level_sums + 1.0
         b_mean.append(np.zeros(n_t))
         b_sd.append(1.0 / np.sqrt(curv))
         b_curv.append(curv)
@@ -493,16 +546,21 @@ def fit_vb_detailed(
     prior_log_sd_sd: float = 1.0,
     control: VariationalControl | None = None,
     rule: tuple[FloatArray, FloatArray] | None = None,
+    objective: VariationalObjective | None = None,
 ) -> VariationalFit:
     """fit_vb, also returning the packed optimum and its ELBO.
 
     rule: another quadrature rule (nodes, weights) for E[f(Z)], Z ~ N(0, 1), replacing
-    Gauss-Hermite; the tests use statsmodels' rule to reproduce its optimum exactly."""
+    Gauss-Hermite; the tests use statsmodels' rule to reproduce its optimum exactly.
+    objective: the ELBO with its sums over rows supplied from elsewhere (a subclass of
+    VariationalObjective built on data's structure, as the Dask fit's); its priors and rule
+    are used, not the arguments."""
     control = control or VariationalControl()
     started = time.perf_counter()
-    objective = VariationalObjective(
-        data, prior_fe_sd, prior_log_sd_sd, control.n_gauss_hermite, rule=rule
-    )
+    if objective is None:
+        objective = VariationalObjective(
+            data, prior_fe_sd, prior_log_sd_sd, control.n_gauss_hermite, rule=rule
+        )
     packed0, mean_curvature, fe_curvature = start_parameters(objective, control)
     p, c, n = objective.n_fixed, objective.n_blocks, objective.n_means
 
@@ -571,11 +629,9 @@ def fit_vb_detailed(
     theta = np.exp(q.log_sd_mean)
     beta = q.beta_mean.copy()
     if data.blocks:
-        loglik = -0.5 * LaplaceObjective(data).deviance(theta, beta)
+        loglik = objective.laplace_loglik(theta, beta)
     else:
-        eta = data.x @ beta + data.offset
-        loglik = float(np.sum(loglik_kernel(eta, data.successes, data.trials)))
-        loglik += data.log_binomial_constant
+        loglik = objective.glm_value(beta) + data.log_binomial_constant
     summary = OptSummary(
         optimizer="L-BFGS-B (scipy), preconditioned, log-SD factors profiled",
         objective=(
