@@ -195,8 +195,8 @@ def test_model_that_does_not_decompose(client) -> None:
     ddf = dd.from_pandas(frame, npartitions=2)
     with pytest.raises(ValueError, match=r"does not decompose.*ddf\.compute\(\)"):
         glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf)
-    with pytest.raises(ValueError, match="method='vb' is not available"):
-        glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="vb")
+    with pytest.raises(ValueError, match=r"correlated columns.*\(1 \+ x \|\| g\)"):
+        glmm_binomial.fit("y ~ x + (1 + x | g)", ddf, method="vb")
     # The same option checks as the in-memory fit (issue 9 item 4: n_agq <= 100 on any path).
     with pytest.raises(ValueError, match="n_agq must be at most 100"):
         glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="agq", n_agq=150)
@@ -320,3 +320,29 @@ def test_learning_pass_tree_merge_equals_one_merge() -> None:
             assert flat[key].reset_index(drop=True).equals(tree[key].reset_index(drop=True))
     # In order of first appearance, as one pass over the whole frame finds them.
     assert list(tree["unique:f"]) == list(pd.unique(frame["f"]))
+
+
+@pytest.mark.parametrize(
+    ("formula", "kind"),
+    [
+        ("y ~ x + f + (1 | g)", "intercept"),
+        ("y ~ x + (1 + x || g)", "slope"),
+        ("y ~ x + (1 | g) + (1 | gh)", "nested"),
+    ],
+)
+def test_vb_equals_in_memory_fit(client, formula: str, kind: str) -> None:
+    # The ELBO's sums over rows come from the partitions; the optimizer is the in-memory one.
+    frame = simulate(11, kind=kind)
+    frame["gh"] = frame["g"] + "_" + frame["h"].astype(str)
+    memory = glmm_binomial.fit(formula, frame, method="vb", prior_fe_sd=3.0)
+    fitted = glmm_binomial.fit(
+        formula, dd.from_pandas(frame, npartitions=3), method="vb", prior_fe_sd=3.0
+    )
+    assert fitted.converged and memory.converged
+    assert fitted.method == "vb"
+    np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(fitted.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(fitted.theta, memory.theta, rtol=1e-5)
+    assert abs(fitted.loglik - memory.loglik) <= 1e-7 * abs(memory.loglik)
+    for name, modes in memory.ranef().items():
+        np.testing.assert_allclose(fitted.ranef()[name].to_numpy(), modes.to_numpy(), atol=1e-5)

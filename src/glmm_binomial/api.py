@@ -58,7 +58,7 @@ def fit(
     fastest for these small matrix products, see glmm_binomial._blas).
     data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit_dask, which
     takes client= (a distributed.Client or scheduler address; None: the current client); it
-    fits on the user's columns as they are (no internal rescaling) and emits the same warnings.
+    gives the in-memory fit's numbers (internal rescaling included) and emits the same warnings.
     """
     if is_dask_frame(data):
         return fit_dask(
@@ -69,6 +69,8 @@ def fit(
             offset=offset,
             n_agq=n_agq,
             conf_level=conf_level,
+            prior_fe_sd=prior_fe_sd,
+            prior_log_sd_sd=prior_log_sd_sd,
             control=control,
             pirls_control=pirls_control,
             blas_threads=blas_threads,

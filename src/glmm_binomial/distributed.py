@@ -63,7 +63,7 @@ from glmm_binomial.design import (
     value_variables,
 )
 from glmm_binomial.diagnostics import FitWarning, SeparationWarning
-from glmm_binomial.estimates import final_checks
+from glmm_binomial.estimates import final_checks, require_finite
 from glmm_binomial.family import inverse_link, working_weights
 from glmm_binomial.formula import ParsedFormula, parse_formula, r_name
 from glmm_binomial.frame import read_as_numbers
@@ -90,7 +90,8 @@ from glmm_binomial.scaling import (
 )
 from glmm_binomial.separation import large_coefficients, separation_report
 from glmm_binomial.transforms import FORMULA_CONTEXT, materialize
-from glmm_binomial.validation import check_model, emit_fit_warnings
+from glmm_binomial.validation import check_independent_terms, check_model, emit_fit_warnings
+from glmm_binomial.variational import VariationalControl, VariationalObjective
 
 FloatArray = NDArray[np.float64]
 LOG = logging.getLogger(__name__)
@@ -142,8 +143,9 @@ class PartitionDesign:
     method: str
     n_agq: int
     pirls_control: PirlsControl
-    control: OptimizerControl
+    control: Any  # OptimizerControl, or VariationalControl for method "vb"
     blas_threads: int | None
+    priors: tuple[float, float] = (2.0, 1.0)  # method "vb": prior_fe_sd, prior_log_sd_sd
 
 
 @dataclass
@@ -162,7 +164,8 @@ class PartitionState:
         """A new version for the next evaluation: the rows shared (read only), the objective's
         warm start and counters its own, so that the previous version stays as it was."""
         objective = copy.copy(self.objective)
-        objective.counters = copy.copy(self.objective.counters)
+        if hasattr(objective, "counters"):  # mode searches (VB's objective keeps nothing)
+            objective.counters = copy.copy(self.objective.counters)
         return PartitionState(self.data, self.keys, objective, user_data=self.user_data)
 
     @property
@@ -332,6 +335,9 @@ def _to_internal(state: PartitionState | None, scaling: Scaling, design: Any) ->
 
 
 def _objective(data: ModelData, design: PartitionDesign) -> Any:
+    if design.method == "vb":
+        # The partition's sums over rows of the ELBO (the priors are applied on the client).
+        return VariationalObjective(data, n_gauss_hermite=design.control.n_gauss_hermite)
     if design.method == "agq":
         from glmm_binomial.quadrature import AgqObjective, QuadratureControl
 
@@ -343,7 +349,9 @@ def _objective(data: ModelData, design: PartitionDesign) -> Any:
 
 # --- tasks run on the workers, one per partition ----------------------------------------------
 def _pirls_counts(state: PartitionState) -> tuple[int, int]:
-    c = state.objective.counters
+    c = getattr(state.objective, "counters", None)
+    if c is None:
+        return 0, 0
     return int(c.pirls_iterations), int(c.pirls_failures)
 
 
@@ -448,14 +456,26 @@ class _Partitions:
         self.blas_threads = blas_threads
         self.counters = Counters()
 
-    def gather(self, func: Callable[..., Any], **kwargs: Any) -> list[Any]:
-        """func (which reads a partition and does not change it) of every partition."""
-        futures = self.client.map(func, self.states, pure=False, **kwargs)
+    def gather(
+        self, func: Callable[..., Any], *args: list[Any], keep_empty: bool = False, **kwargs: Any
+    ) -> list[Any]:
+        """func (which reads a partition and does not change it) of every partition, with one
+        item of each of args per partition; keep_empty keeps the None of empty partitions."""
+        futures = self.client.map(func, self.states, *args, pure=False, **kwargs)
         try:
             results = self.client.gather(futures)
         finally:
             del futures
-        return [r for r in results if r is not None]
+        return results if keep_empty else [r for r in results if r is not None]
+
+    def evaluate_each(self, func: Callable[..., Any], local: list[Any], **kwargs: Any) -> list[Any]:
+        """func(state, local[i], **kwargs) of every non-empty partition i, in partition order
+        (for objectives that keep nothing between evaluations, as VB's)."""
+
+        def skip_empty(state: Any, item: Any, **kw: Any) -> Any:
+            return None if state is None else func(state, item, **kw)
+
+        return self.gather(skip_empty, local, **kwargs)
 
     def keep_columns(self, kept: list[int]) -> None:
         """Drop aliased fixed-effect columns in every partition."""
@@ -548,20 +568,21 @@ def _resolve_client(distributed: Any, client: Any) -> tuple[Any, bool]:
 
 
 def _check_arguments(
-    method: str, n_agq: int, conf_level: float, control: Any, blas_threads: Any
+    method: str,
+    n_agq: int,
+    conf_level: float,
+    control: Any,
+    blas_threads: Any,
+    prior_fe_sd: float,
+    prior_log_sd_sd: float,
 ) -> None:
-    """fit()'s checks of the options (api._check_options), plus what a Dask fit refuses."""
+    """fit()'s checks of the options (api._check_options)."""
     from glmm_binomial.api import _check_options  # api imports this module
 
-    if method == "vb":
-        raise ValueError(
-            "method='vb' is not available for a Dask DataFrame; use method='laplace' or 'agq', "
-            "or compute the frame to pandas (ddf.compute()) and fit it in memory"
-        )
-    # The priors belong to "vb" only; their defaults pass the check.
-    _check_options(method, n_agq, conf_level, 2.0, 1.0, blas_threads)
-    if control is not None and not isinstance(control, OptimizerControl):
-        raise ValueError(f"control for method {method!r} must be a OptimizerControl")
+    _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
+    expected = VariationalControl if method == "vb" else OptimizerControl
+    if control is not None and not isinstance(control, expected):
+        raise ValueError(f"control for method {method!r} must be a {expected.__name__}")
 
 
 def _not_decomposable(detail: str) -> ValueError:
@@ -722,7 +743,9 @@ def fit_dask(
     offset: str | None = None,
     n_agq: int = 1,
     conf_level: float = 0.95,
-    control: OptimizerControl | None = None,
+    prior_fe_sd: float = 2.0,
+    prior_log_sd_sd: float = 1.0,
+    control: Any = None,
     pirls_control: PirlsControl | None = None,
     blas_threads: int | None = 1,
     client: Any = None,
@@ -747,12 +770,13 @@ def fit_dask(
     dask, distributed = _import_dask()
     if not isinstance(formula, str):
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
-    _check_arguments(method, n_agq, conf_level, control, blas_threads)
+    _check_arguments(method, n_agq, conf_level, control, blas_threads, prior_fe_sd, prior_log_sd_sd)
     if npartitions is not None and (
         isinstance(npartitions, bool) or not isinstance(npartitions, int) or npartitions < 1
     ):
         raise ValueError(f"npartitions must be a positive integer, got {npartitions!r}")
-    control = control or OptimizerControl()
+    if control is None:
+        control = VariationalControl() if method == "vb" else OptimizerControl()
     parsed = parse_formula(formula)
     if not parsed.random:
         raise ValueError(
@@ -792,6 +816,7 @@ def fit_dask(
                 offset=offset,
                 n_agq=n_agq,
                 conf_level=conf_level,
+                priors=(float(prior_fe_sd), float(prior_log_sd_sd)),
                 control=control,
                 pirls_control=pirls_control or PirlsControl(),
                 blas_threads=blas_threads,
@@ -818,7 +843,8 @@ def _fit(
     offset: str | None,
     n_agq: int,
     conf_level: float,
-    control: OptimizerControl,
+    priors: tuple[float, float],
+    control: Any,
     pirls_control: PirlsControl,
     blas_threads: int | None,
     npartitions: int | None,
@@ -925,6 +951,7 @@ def _fit(
         pirls_control,
         control,
         blas_threads,
+        priors,
     )
     coded = _with_categories(sample, proto)
     _check_widths(parsed, categories, coded, n_complete)
@@ -943,6 +970,8 @@ def _fit(
                 "a random effect needs at least two groups"
             )
         group_specs.append(group)
+    if method == "vb":
+        _check_vb_terms(parsed, fixed_spec, random_specs, tuple(group_specs), coded)
     design = dataclasses.replace(
         proto,
         fixed_spec=fixed_spec,
@@ -1038,6 +1067,33 @@ def _combine(summary: dict[str, Any], nesting: list[tuple[str, tuple[str, ...]]]
     return learned
 
 
+def _check_vb_terms(
+    parsed: ParsedFormula,
+    fixed_spec: Any,
+    random_specs: tuple[Any, ...],
+    group_specs: tuple[RandomSpec, ...],
+    sample: pd.DataFrame,
+) -> None:
+    """validation.check_independent_terms before any partition is built: method "vb" fits
+    one-column terms only, and the message says how to write the user's term as such."""
+    blocks = []
+    for term, spec, group in zip(parsed.random, random_specs, group_specs, strict=True):
+        names = ["(Intercept)"] if spec is None else _matrix(spec, sample, term.text)[1]
+        blocks.append(
+            RandomBlock(
+                ":".join(term.group),
+                tuple(names),
+                np.zeros(0, dtype=np.intp),
+                group.levels,
+                np.zeros((0, len(names))),
+            )
+        )
+    info = DesignInfo(parsed, fixed_spec, group_specs, 0, parsed.response.successes)
+    check_independent_terms(
+        _rowless_model((), tuple(blocks), log_binomial_constant=0.0, rows=0), info
+    )
+
+
 def _check_widths(
     parsed: ParsedFormula, categories: dict[str, list[Any]], sample: pd.DataFrame, rows: int
 ) -> None:
@@ -1089,7 +1145,8 @@ def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence
     and its information X'WX. Aliased columns of X are found as design.aliased_columns finds
     them, on the stacked R factors of the partitions' QR decompositions (R'R = X'X: the same
     column norms and unpivoted R diagonal), and dropped from every partition."""
-    control = design.control
+    # VB runs the GLM start too (its own start is the prior's MAP), with the default rules.
+    control = design.control if isinstance(design.control, OptimizerControl) else OptimizerControl()
     n_all = len(names)
     zero = np.zeros(n_all)
     start = partitions.evaluate("glm_start", zero, zero)
@@ -1120,6 +1177,9 @@ def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence
     z_moments = [combine_moments([part[9][t] for part in start]) for t in range(n_blocks)]
     centre_random = design.method == "laplace" or design.n_agq == 1
     scaling = choose_scaling_from_moments(x_moments, z_moments, control, centre_random)
+    if design.method == "vb":
+        # VB's priors are stated in the user's units: its columns are never rescaled.
+        scaling = Scaling(np.eye(n_fixed), tuple(np.eye(len(m.mean)) for m in z_moments))
     rate = (k + 0.5) / (m + 1.0)
     # lstsq(X, logit(rate) - offset) by the normal equations with X'X = R'R.
     xtx = r.T @ r
@@ -1281,6 +1341,18 @@ def _optimize(
     surrogate = _rowless_model(fixed_names, blocks, log_binomial_constant=0.0, rows=0)
     LOG.info("shuffle, partition models and GLM start: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
+    if method == "vb":
+        from glmm_binomial.distributed_vb import fit_partitioned_vb
+
+        check_independent_terms(surrogate, info)
+        with_constant = _rowless_model(
+            fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete
+        )
+        vb_output = fit_partitioned_vb(partitions, with_constant, design)
+        LOG.info("variational optimizer: %.1f s", time.perf_counter() - started)
+        return DaskGLMMResult(
+            with_constant, require_finite(vb_output), design=info, conf_level=conf_level
+        )
     if method == "laplace":
         information = partitions.fixed_information
     else:

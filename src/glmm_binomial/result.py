@@ -237,7 +237,11 @@ class GLMMResult(ResultsAPI):
                 for c, term in enumerate(block.terms):
                     frame[f"{term}_sd"] = sds[:, c]
             if block.group in out:
-                frame = out[block.group].join(frame, rsuffix="_")
+                # Another term on the same factor ('||'): its columns beside the first's, a
+                # repeated name marked with a trailing "_".
+                overlap = frame.columns.intersection(out[block.group].columns)
+                frame = frame.rename(columns={c: f"{c}_" for c in overlap})
+                frame = pd.concat([out[block.group], frame], axis=1)
             out[block.group] = frame
         if condvar:
             for group, covariances in self.ranef_cov().items():
