@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument(
         "--malloc-trim",
         type=int,
-        default=2**30,
+        default=2**28,
         help="MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ of the workers (Dask's default "
         "trim threshold, 65536, returns every freed numpy temporary to the OS, so each new one "
         "page-faults: evaluations ran 2-5 times slower in worker processes than in the client)",

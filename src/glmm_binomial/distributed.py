@@ -622,6 +622,17 @@ def _group_spec(term: Any, spec: Any, combos: pd.DataFrame) -> RandomSpec:
     return RandomSpec(term, spec, levels, variable_keys, present)
 
 
+def _return_free_memory() -> int:
+    """Ask glibc's allocator to return free pages to the operating system (malloc_trim, which
+    also releases free pages between live blocks); 0 where there is no glibc."""
+    try:
+        import ctypes
+
+        return int(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return 0
+
+
 def _add_row_ids(frame: pd.DataFrame, partition_info: dict[str, Any] | None = None) -> Any:
     number = 0 if partition_info is None else int(partition_info["number"])
     out = frame.copy(deep=False)
@@ -1339,6 +1350,9 @@ def _optimize(
     )
     _check_identifiable(start, blocks, n_complete, method, info)
     surrogate = _rowless_model(fixed_names, blocks, log_binomial_constant=0.0, rows=0)
+    # The shuffle and the partitions' construction leave freed memory scattered between the
+    # arrays the partitions keep, which the allocator does not return by itself.
+    partitions.client.run(_return_free_memory)
     LOG.info("shuffle, partition models and GLM start: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
     if method == "vb":
