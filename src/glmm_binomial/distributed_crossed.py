@@ -1,0 +1,541 @@
+"""Grouping factors crossed with the partitioning factor of a Dask fit (method="laplace").
+
+distributed.py shuffles the rows on one grouping factor g so that each partition holds whole
+levels of g and of the factors nested in it (their random effects u_p are *local*). A factor
+crossed with g (an item seen in many levels of g) has random effects u_c shared by all
+partitions: with q_c = sum over the crossed blocks of levels x k columns (a few thousand at
+most, DASK_CROSSED_LIMIT), H = Lambda' Z' W Z Lambda + I is, in the order (u_1, ..., u_P, u_c),
+
+    H = [ H_pp (block diagonal over partitions)   H_pc ]
+        [ H_cp                                    H_cc ],
+
+and everything is done with the Schur complement
+
+    S = I + sum_p (H_cc,p - H_cp,p H_pp^{-1} H_pc,p)      (dense q_c x q_c, on the client).
+
+Each partition is a CrossedPartition: its rows as ModelData with the crossed blocks coded by
+the levels of the whole data set, and a factor.Structure whose dense *rest* is exactly the
+crossed blocks (``Structure(..., crossed=...)``). Its ``eliminate_chain`` gives the partition's
+factor of H_pp and its term of S; ``Factor.forward``/``backward`` are the two halves of a solve
+with H around the client's solve with S; ``selected_inverse(zrr=S^{-1})`` gives the partition's
+entries of H^{-1} (the Takahashi recurrences need only the partition's chain and S^{-1}), so
+laplace.gradient_weights / gradient_from_solve compute the exact gradient as in memory, and
+log det H = sum_p log det H_pp + log det S.
+
+The conditional mode is the in-memory PIRLS (pirls.find_mode) on the joint u: a Newton step
+H d = g solved by the Schur complement, step halving on the total penalized deviance, the same
+PirlsControl tolerances. One round trip per Newton step: the partitions evaluate the trial
+point and, speculatively, everything the next step needs there (the client accepts or halves).
+The gradient takes two more round trips (S^{-1} out, the reduced right-hand side of
+v = H^{-1} (Z Lambda)' r back, its solution out), the fixed-effects information two.
+
+CrossedObjective (the client) only needs a function that runs a CrossedPartition method on
+every partition and returns the results in partition order; sums are taken in that order, so
+the same input gives the same output bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import NDArray
+
+from glmm_binomial import _blas
+from glmm_binomial.factor import Structure, rest_cholesky, rest_inverse, rest_solve
+from glmm_binomial.family import working_weights
+from glmm_binomial.laplace import (
+    Counters,
+    block_effects,
+    gradient_from_solve,
+    gradient_weights,
+)
+from glmm_binomial.model import ModelData
+from glmm_binomial.pirls import Mode, PirlsControl, _penalized_deviance
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+DASK_CROSSED_LIMIT = 5000
+"""Largest q_c (random effects of the factors crossed with the partitioning factor, levels x
+columns summed over their blocks) a Dask fit takes: S is a dense q_c x q_c matrix summed over
+the partitions at every Newton step."""
+SCATTER_BYTES = 1 << 20
+"""Arrays sent to every partition larger than this are scattered to the workers once per call
+instead of being copied into every task."""
+MAX_RESTARTS = 3
+"""A partition that lost its state (rebuilt after a worker failure) makes the client restart
+the evaluation, at most this many times in a row."""
+LOST = "glmm-binomial: partition state lost"
+
+Runner = Callable[..., list[Any]]
+"""run(method_name, **kwargs): the method called on every partition, results in order."""
+
+
+class PartitionLost(RuntimeError):
+    """A partition no longer holds the state of the evaluation in progress."""
+
+
+@dataclass
+class _Point:
+    """The partition at one (u1, u2): PIRLS's Mode there (penalized_deviance without |u_c|^2,
+    factor of the chain only) and the forward substitution y of the Newton right-hand side."""
+
+    mode: Mode
+    y: list[FloatArray]
+
+
+class CrossedPartition:
+    """One partition's share of the crossed model, kept on its worker between calls.
+
+    data: the partition's rows, every block coded by the partition's own levels (as
+    distributed.build_partition makes them); keys[t][j]: the position of its level j of block
+    t among the levels of the whole data set; crossed: the blocks crossed with the partitioning
+    factor, whose levels are those of the whole data set (crossed_levels).
+
+    Each method takes `serial`, the client's count of calls in the current evaluation; a
+    partition that missed the previous one (rebuilt after a failure) answers LOST."""
+
+    def __init__(
+        self,
+        data: ModelData,
+        keys: Sequence[IntArray],
+        crossed: tuple[int, ...],
+        crossed_levels: Sequence[tuple[object, ...]],
+        pirls_control: PirlsControl,
+    ) -> None:
+        self.pirls_control = pirls_control
+        self.keys = tuple(keys)
+        self.crossed = crossed
+        self.counters = Counters()
+        blocks = list(data.blocks)
+        for t, levels in zip(crossed, crossed_levels, strict=True):
+            b = blocks[t]
+            blocks[t] = dataclasses.replace(
+                b, codes=np.asarray(self.keys[t][b.codes], dtype=np.intp), levels=tuple(levels)
+            )
+        model = dataclasses.replace(data, blocks=tuple(blocks))
+        structure = Structure(model, crossed=crossed)
+        order = None
+        g1 = structure.g1
+        if np.any(g1[1:] < g1[:-1]):
+            # As LaplaceObjective: rows sorted by the first level make its sums contiguous.
+            keys1 = g1.astype(np.uint16) if structure.n1 <= np.iinfo(np.uint16).max else g1
+            order = np.argsort(keys1, kind="stable")
+            model = model.take(order)
+            structure = Structure(model, crossed=crossed)
+        self.model = model
+        self.structure = structure
+        # The same rows with the partition's own codes (what distributed.py reads: the rows
+        # for the separation check, the GLM start), sharing every other array.
+        local = list(model.blocks)
+        for t in crossed:
+            codes = data.blocks[t].codes
+            local[t] = dataclasses.replace(
+                local[t],
+                codes=codes if order is None else np.take(codes, order),
+                levels=data.blocks[t].levels,
+            )
+        self.data = dataclasses.replace(model, blocks=tuple(local))
+        self._serial = -1
+        self._base: _Point | None = None
+        self._pending: _Point | None = None
+        self._work: Any = None
+        self._eta_fixed = np.zeros(0)
+        self._lambdas: list[FloatArray] = []
+        self._a: tuple[FloatArray, FloatArray] = (np.zeros((0, 0)), np.zeros((0, 0)))
+        self._lambda1 = np.zeros((0, 0))
+        self._scratch = (np.zeros(0), np.zeros(0))
+
+    # --- bookkeeping -----------------------------------------------------------------------
+    def _sync(self, serial: int, commit: bool) -> bool:
+        """Whether this call follows the previous one; commit: the client accepted the last
+        trial point (it becomes the base)."""
+        in_step = self._serial == serial - 1 and self._base is not None
+        self._serial = serial
+        if not in_step:
+            return False
+        if commit and self._pending is not None:
+            self._base = self._pending
+        self._pending = None
+        return True
+
+    def _evaluate(self, u1: FloatArray, u2: FloatArray) -> tuple[_Point, tuple[Any, ...]]:
+        """Everything at (u1, u2) and its summary for the client: penalized deviance (local
+        u only), S's term, the reduced Newton right-hand side for u_c (without -u_c), |y|^2,
+        log det of the chain and the binomial constant."""
+        model, st = self.model, self.structure
+        a1, a2 = self._a
+        q_chain = st.q_chain
+        eta = self._eta_fixed + st.times(a1, a2, u1, u2)
+        pdev, mu = _penalized_deviance(eta, model, u1, u2[:q_chain], self._scratch)
+        if st.unit_trials:
+            w = mu * (1.0 - mu)
+            residual = model.successes - mu
+        else:
+            w = working_weights(mu, model.trials)
+            residual = model.successes - model.trials * mu
+        factor, schur = st.eliminate_chain(a1, a2, w, self._lambda1)
+        assert schur is not None  # the crossed blocks are the rest
+        g1, g2 = st.transpose_times(a1, a2, residual)
+        g1 = g1 - u1
+        g2[:q_chain] -= u2[:q_chain]
+        y, rr = factor.forward(g1, g2)
+        y_squared = float(sum(np.sum(yd * yd) for yd in y))
+        mode = Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, 0, False, self._lambdas)
+        summary = (pdev, schur, rr, y_squared, factor.logdet, model.log_binomial_constant)
+        return _Point(mode, y), summary
+
+    # --- the mode search -------------------------------------------------------------------
+    def begin(
+        self,
+        serial: int,
+        theta: FloatArray,
+        beta: FloatArray,
+        u_c: FloatArray,
+        reset: bool,
+    ) -> tuple[Any, ...]:
+        """Start a mode search at (theta, beta) from the last mode's local u (zero after a
+        reset) and the client's u_c."""
+        model, st = self.model, self.structure
+        start = None if reset or self._base is None else self._base.mode
+        u1 = np.zeros((st.n1, st.k1)) if start is None else start.u1
+        u_local = np.zeros(st.q_chain) if start is None else start.u2[: st.q_chain]
+        self._serial = serial
+        self._pending = None
+        self._work = None
+        self._lambdas = model.lambdas(theta)
+        self._a = st.z_lambda(model, self._lambdas)
+        self._lambda1 = st.first_lambda(self._lambdas)
+        self._eta_fixed = model.x @ beta + model.offset
+        self._scratch = (np.empty(st.n), np.empty(st.n))
+        self._base, summary = self._evaluate(u1, np.concatenate([u_local, u_c]))
+        return summary
+
+    def trial(self, serial: int, commit: bool, d_c: FloatArray, step: float) -> Any:
+        """The point base + step d, d the Newton direction whose u_c part d_c the client
+        solved for (the local part by back substitution)."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        base = self._base
+        d1, d2 = base.mode.factor.backward(base.y, d_c)
+        self._pending, summary = self._evaluate(base.mode.u1 + step * d1, base.mode.u2 + step * d2)
+        return summary
+
+    # --- at the mode -----------------------------------------------------------------------
+    def gradient_rhs(self, serial: int, commit: bool, zrr: FloatArray) -> Any:
+        """First half of the gradient with S^{-1} = zrr: the reduced right-hand side of
+        v = H^{-1} (Z Lambda)' r for u_c."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode, st = self._base.mode, self.structure
+        inverse = mode.factor.selected_inverse(zrr=zrr)
+        r, h1, h2 = gradient_weights(st, mode, inverse)
+        y, rr = mode.factor.forward(*st.transpose_times(mode.a1, mode.a2, r))
+        self._work = (inverse, r, h1, h2, y)
+        return rr
+
+    def gradient_finish(self, serial: int, commit: bool, v_c: FloatArray) -> Any:
+        """This partition's terms of the gradient in (theta, beta), given v's u_c part."""
+        if not self._sync(serial, commit) or self._work is None:
+            return LOST
+        assert self._base is not None
+        mode = self._base.mode
+        inverse, r, h1, h2, y = self._work
+        self._work = None
+        v1, v2 = mode.factor.backward(y, v_c)
+        return gradient_from_solve(self.model, self.structure, mode, inverse, r, h1, h2, v1, v2)
+
+    def information_rhs(self, serial: int, commit: bool) -> Any:
+        """First half of the fixed-effects information: for each column j of X, the reduced
+        right-hand side of H^{-1} (Z Lambda)' W x_j for u_c (q_c x p)."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode, st, x = self._base.mode, self.structure, self.model.x
+        wx = mode.weights[:, None] * x
+        ys, rrs = [], []
+        for j in range(x.shape[1]):
+            y, rr = mode.factor.forward(*st.transpose_times(mode.a1, mode.a2, wx[:, j]))
+            ys.append(y)
+            rrs.append(rr)
+        self._work = (wx, ys)
+        return np.column_stack(rrs) if rrs else np.zeros((st.q_rest, 0))
+
+    def information_finish(self, serial: int, commit: bool, s_c: FloatArray) -> Any:
+        """This partition's X' W X - X' W Z Lambda H^{-1} Lambda' Z' W X, given the u_c parts
+        of the solutions (q_c x p)."""
+        if not self._sync(serial, commit) or self._work is None:
+            return LOST
+        assert self._base is not None
+        mode, st, x = self._base.mode, self.structure, self.model.x
+        wx, ys = self._work
+        self._work = None
+        info = x.T @ wx
+        for j, y in enumerate(ys):
+            s1, s2 = mode.factor.backward(y, s_c[:, j])
+            info[:, j] -= wx.T @ st.times(mode.a1, mode.a2, s1, s2)
+        return info
+
+    def effects(self, serial: int, commit: bool, zrr: FloatArray, theta: FloatArray) -> Any:
+        """Conditional modes and covariances of every block (laplace.block_effects), the
+        partition's levels of its own blocks and all levels of the crossed ones."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode = self._base.mode
+        inverse = mode.factor.selected_inverse(zrr=zrr)
+        modes, covs = block_effects(self.model, self.structure, mode, theta, inverse)
+        return self.keys, modes, covs
+
+
+@dataclass
+class _ClientMode:
+    """The joint mode as the client knows it."""
+
+    theta: FloatArray
+    beta: FloatArray
+    u_c: FloatArray
+    l_s: FloatArray  # lower Cholesky factor of S
+    deviance: float
+    converged: bool
+
+
+class CrossedObjective:
+    """The Laplace deviance, its exact gradient and the fixed-effects information of a model
+    with factors crossed with the partitioning factor, from CrossedPartitions through `run`
+    (the client side: S, its factor and the outer optimizer's evaluations)."""
+
+    def __init__(self, run: Runner, q_c: int, pirls_control: PirlsControl) -> None:
+        self.run = run
+        self.q_c = q_c
+        self.pirls_control = pirls_control
+        self.counters = Counters()
+        self._u_c = np.zeros(q_c)
+        self._reset = True
+        self._commit = False
+        self._serial = 0
+        self._at: _ClientMode | None = None
+
+    def _call(self, method: str, **kwargs: Any) -> list[Any]:
+        self._serial += 1
+        commit, self._commit = self._commit, False
+        if method == "begin":
+            parts = self.run(method, serial=self._serial, **kwargs)
+        else:
+            parts = self.run(method, serial=self._serial, commit=commit, **kwargs)
+        if any(isinstance(p, str) and p == LOST for p in parts):
+            raise PartitionLost(method)
+        if not parts:
+            raise ValueError("data has no complete rows")
+        return parts
+
+    def _retrying(self, evaluate: Callable[[], Any]) -> Any:
+        """evaluate(), restarted from a new mode search when a partition lost its state."""
+        for attempt in range(MAX_RESTARTS + 1):
+            try:
+                return evaluate()
+            except PartitionLost:
+                self._at = None
+                if attempt == MAX_RESTARTS:
+                    raise RuntimeError(
+                        "Dask partitions keep losing their state during the evaluation"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _combine(
+        self, parts: list[Any], u_c: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray, float, float, float]:
+        """Partition summaries summed in partition order: penalized deviance (with |u_c|^2),
+        S, the reduced right-hand side (with -u_c), |y|^2, chain log det, binomial constant."""
+        pdev = 0.0
+        schur = np.zeros((self.q_c, self.q_c))
+        rr = np.zeros(self.q_c)
+        y_squared = logdet = constant = 0.0
+        for p_pdev, p_schur, p_rr, p_y, p_logdet, p_constant in parts:
+            pdev += p_pdev
+            schur += p_schur
+            rr += p_rr
+            y_squared += p_y
+            logdet += p_logdet
+            constant += p_constant
+        schur[np.diag_indices(self.q_c)] += 1.0
+        rr -= u_c
+        return pdev + float(np.sum(u_c * u_c)), schur, rr, y_squared, logdet, constant
+
+    def _search(self, theta: FloatArray, beta: FloatArray) -> _ClientMode:
+        """pirls.find_mode on the joint u, the Newton system solved through S."""
+        control = self.pirls_control
+        u_c = np.zeros(self.q_c) if self._reset else self._u_c
+        parts = self._call("begin", theta=theta, beta=beta, u_c=u_c, reset=self._reset)
+        pdev, schur, rr, y_squared, logdet, constant = self._combine(parts, u_c)
+        iteration = 0
+        while True:
+            l_s, logdet_s = rest_cholesky(schur)
+            y_r = scipy.linalg.solve_triangular(l_s, rr, lower=True, check_finite=False)
+            d_c = scipy.linalg.solve_triangular(l_s, y_r, lower=True, trans="T", check_finite=False)
+            # g' H^{-1} g = |L^{-1} g|^2: the partitions' chain parts and S's.
+            decrement = y_squared + float(y_r @ y_r)
+            if decrement < control.tol or iteration >= control.max_iter:
+                converged = decrement < control.tol
+                break
+            iteration += 1
+            step = 1.0
+            for _ in range(control.max_halvings):
+                new_u_c = u_c + step * d_c
+                parts = self._call("trial", d_c=d_c, step=step)
+                new = self._combine(parts, new_u_c)
+                if new[0] <= pdev + 1e-12 * abs(pdev):
+                    self._commit = True
+                    break
+                slope = -2.0 * decrement
+                curvature = new[0] - pdev - slope * step
+                shrink = -slope * step / (2.0 * curvature) if curvature > 0 else 0.5
+                step *= min(max(shrink, 0.1), 0.5)
+            else:
+                converged = decrement < control.stall_tol
+                break
+            u_c = new_u_c
+            pdev, schur, rr, y_squared, logdet, constant = new
+        self.counters.evaluations += 1
+        self.counters.pirls_iterations += iteration
+        deviance = pdev + logdet + logdet_s - 2.0 * constant
+        at = _ClientMode(
+            np.array(theta, dtype=np.float64),
+            np.array(beta, dtype=np.float64),
+            u_c,
+            l_s,
+            deviance,
+            converged,
+        )
+        if converged:
+            self._u_c, self._reset, self._at = u_c, False, at
+        else:
+            # A failed search would poison the next warm start (as LaplaceObjective.mode).
+            self.counters.pirls_failures += 1
+            self._reset, self._at = True, None
+        return at
+
+    def mode(self, theta: FloatArray, beta: FloatArray) -> _ClientMode:
+        """The joint conditional mode at (theta, beta) (the last one when it is the same
+        point and the search converged)."""
+        at = self._at
+        if at is not None and np.array_equal(theta, at.theta) and np.array_equal(beta, at.beta):
+            return at
+        return self._search(theta, beta)
+
+    def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
+        """Laplace deviance (-2 log-likelihood, binomial constants included)."""
+        return float(self._retrying(lambda: self.mode(theta, beta).deviance))
+
+    def deviance_and_gradient(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """Deviance and its exact gradient with respect to theta and beta."""
+
+        def evaluate() -> tuple[float, FloatArray, FloatArray]:
+            at = self.mode(theta, beta)
+            rr = self._sum(self._call("gradient_rhs", zrr=rest_inverse(at.l_s)))
+            parts = self._call("gradient_finish", v_c=rest_solve(at.l_s, rr))
+            grad_theta = np.zeros(len(theta))
+            grad_beta = np.zeros(len(beta))
+            for g_theta, g_beta in parts:
+                grad_theta += g_theta
+                grad_beta += g_beta
+            return at.deviance, grad_theta, grad_beta
+
+        self.counters.gradients += 1
+        result: tuple[float, FloatArray, FloatArray] = self._retrying(evaluate)
+        return result
+
+    def fixed_information(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
+        """X' W X - X' W Z Lambda H^{-1} Lambda' Z' W X at the mode (LaplaceObjective's)."""
+
+        def evaluate() -> FloatArray:
+            at = self.mode(theta, beta)
+            rr = self._sum(self._call("information_rhs"))
+            info = self._sum(self._call("information_finish", s_c=rest_solve(at.l_s, rr)))
+            return 0.5 * (info + info.T)
+
+        result: FloatArray = self._retrying(evaluate)
+        return result
+
+    def conditional_effects(
+        self,
+        theta: FloatArray,
+        beta: FloatArray,
+        n_levels: Sequence[int],
+        ks: Sequence[int],
+        crossed: tuple[int, ...],
+    ) -> tuple[list[FloatArray], list[FloatArray]]:
+        """Conditional modes (n_levels x k) and covariances (n_levels x k x k) of every block
+        over the levels of the whole data set (laplace.conditional_effects's)."""
+
+        def evaluate() -> list[Any]:
+            at = self.mode(theta, beta)
+            return self._call("effects", zrr=rest_inverse(at.l_s), theta=theta)
+
+        pieces = self._retrying(evaluate)
+        ranef, ranef_cov = [], []
+        for t, (n, k) in enumerate(zip(n_levels, ks, strict=True)):
+            if t in crossed:
+                # Every partition holds all levels of a crossed block: the first one's.
+                ranef.append(pieces[0][1][t])
+                ranef_cov.append(pieces[0][2][t])
+                continue
+            modes = np.full((n, k), np.nan)
+            covs = np.full((n, k, k), np.nan)
+            for keys, part_modes, part_covs in pieces:
+                modes[keys[t]] = part_modes[t]
+                covs[keys[t]] = part_covs[t]
+            ranef.append(modes)
+            ranef_cov.append(covs)
+        return ranef, ranef_cov
+
+    @staticmethod
+    def _sum(parts: list[FloatArray]) -> FloatArray:
+        total = np.zeros_like(parts[0])
+        for part in parts:
+            total += part
+        return total
+
+
+def crossed_size(n_levels: Sequence[int], ks: Sequence[int], crossed: Sequence[int]) -> int:
+    """q_c: random effects of the crossed blocks."""
+    return int(sum(n_levels[t] * ks[t] for t in crossed))
+
+
+def call_partition(state: Any, method: str, blas_threads: int | None, **kwargs: Any) -> Any:
+    """Run a CrossedPartition method on a distributed.PartitionState (None: empty)."""
+    if state is None:
+        return None
+    with _blas.blas_threads(blas_threads):
+        return getattr(state.objective, method)(**kwargs)
+
+
+def dask_runner(client: Any, gather: Callable[..., list[Any]], blas_threads: int | None) -> Runner:
+    """A Runner over persisted partitions: gather(func, **kwargs) maps func over them (as
+    distributed._Partitions.gather); large arrays are scattered once to every worker."""
+
+    def run(method: str, **kwargs: Any) -> list[Any]:
+        for key, value in list(kwargs.items()):
+            if isinstance(value, np.ndarray) and value.nbytes > SCATTER_BYTES:
+                kwargs[key] = client.scatter(value, broadcast=True, hash=False)
+        return gather(call_partition, method=method, blas_threads=blas_threads, **kwargs)
+
+    return run
+
+
+def local_runner(partitions: Sequence[CrossedPartition]) -> Runner:
+    """A Runner over partitions held in this process (tests, and a reference)."""
+
+    def run(method: str, **kwargs: Any) -> list[Any]:
+        return [getattr(p, method)(**kwargs) for p in partitions]
+
+    return run

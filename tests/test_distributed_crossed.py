@@ -1,0 +1,158 @@
+"""Factors crossed with the partitioning factor (distributed_crossed.py): the objective summed
+over partitions against the in-memory LaplaceObjective, without a cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from glmm_binomial.distributed_crossed import (
+    CrossedObjective,
+    CrossedPartition,
+    crossed_size,
+    local_runner,
+)
+from glmm_binomial.factor import Structure
+from glmm_binomial.laplace import LaplaceObjective, conditional_effects
+from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.pirls import PirlsControl
+
+
+def crossed_model(
+    seed: int, n: int = 1500, n_g: int = 60, n_item: int = 12, nested: bool = False
+) -> ModelData:
+    """Binary rows: g (random intercept and slope on x), optionally h nested in g, and item
+    crossed with g."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_g, n)
+    item = rng.integers(0, n_item, n)
+    x = rng.normal(size=n)
+    eta = -0.4 + 0.7 * x
+    eta += rng.normal(scale=0.9, size=n_g)[g] + rng.normal(scale=0.4, size=n_g)[g] * x
+    eta += rng.normal(scale=0.7, size=n_item)[item]
+    blocks = [
+        RandomBlock(
+            "g", ("(Intercept)", "x"), g, tuple(range(n_g)), np.column_stack([np.ones(n), x])
+        )
+    ]
+    if nested:
+        h = g * 3 + rng.integers(0, 3, n)
+        eta += rng.normal(scale=0.6, size=3 * n_g)[h]
+        _, h = np.unique(h, return_inverse=True)
+        blocks.append(
+            RandomBlock("g:h", ("(Intercept)",), h, tuple(range(h.max() + 1)), np.ones((n, 1)))
+        )
+    blocks.append(
+        RandomBlock("item", ("(Intercept)",), item, tuple(range(n_item)), np.ones((n, 1)))
+    )
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float64)
+    x_fixed = np.column_stack([np.ones(n), x])
+    return ModelData(y, np.ones(n), x_fixed, np.zeros(n), ("(Intercept)", "x"), tuple(blocks))
+
+
+def split(
+    data: ModelData, n_parts: int, crossed: tuple[int, ...], pirls: PirlsControl | None = None
+) -> list[CrossedPartition]:
+    """Partitions holding whole levels of block 0, every block coded by the partition's own
+    levels, as distributed.build_partition makes them."""
+    part_of = np.arange(data.blocks[0].n_levels) % n_parts
+    out = []
+    for p in range(n_parts):
+        rows = np.flatnonzero(part_of[data.blocks[0].codes] == p)
+        blocks, keys = [], []
+        for b in data.blocks:
+            where, codes = np.unique(b.codes[rows], return_inverse=True)
+            blocks.append(
+                RandomBlock(b.group, b.terms, codes.astype(np.intp), tuple(where), b.z[rows])
+            )
+            keys.append(where.astype(np.intp))
+        sub = ModelData(
+            data.successes[rows],
+            data.trials[rows],
+            data.x[rows],
+            data.offset[rows],
+            data.fixed_names,
+            tuple(blocks),
+        )
+        levels = [data.blocks[t].levels for t in crossed]
+        out.append(CrossedPartition(sub, keys, crossed, levels, pirls or PirlsControl()))
+    return out
+
+
+def objective(data: ModelData, n_parts: int, crossed: tuple[int, ...]) -> CrossedObjective:
+    parts = split(data, n_parts, crossed)
+    n_levels = [b.n_levels for b in data.blocks]
+    ks = [b.k for b in data.blocks]
+    return CrossedObjective(
+        local_runner(parts), crossed_size(n_levels, ks, crossed), PirlsControl()
+    )
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_deviance_gradient_information_match_in_memory(nested: bool) -> None:
+    data = crossed_model(1, nested=nested)
+    crossed = (len(data.blocks) - 1,)
+    memory = LaplaceObjective(data)
+    split_objective = objective(data, 4, crossed)
+    base = np.array([0.9, 0.1, 0.4] + ([0.6] if nested else []) + [0.7])
+    for scale, beta in ((1.0, [-0.4, 0.7]), (0.6, [0.1, 0.2]), (1.4, [-1.0, 1.1])):
+        theta = base * scale
+        beta_v = np.array(beta)
+        d0, gt0, gb0 = memory.deviance_and_gradient(theta, beta_v)
+        d1, gt1, gb1 = split_objective.deviance_and_gradient(theta, beta_v)
+        assert abs(d1 - d0) <= 1e-9 * abs(d0)
+        np.testing.assert_allclose(gt1, gt0, rtol=1e-9, atol=1e-9 * np.max(np.abs(gt0)))
+        np.testing.assert_allclose(gb1, gb0, rtol=1e-9, atol=1e-9 * np.max(np.abs(gb0)))
+        info0 = memory.fixed_information(theta, beta_v)
+        info1 = split_objective.fixed_information(theta, beta_v)
+        np.testing.assert_allclose(info1, info0, rtol=1e-9)
+    # Conditional modes and covariances of every block, over all levels.
+    modes0, covs0 = conditional_effects(memory, memory.mode(theta, beta_v), theta)
+    n_levels = [b.n_levels for b in data.blocks]
+    ks = [b.k for b in data.blocks]
+    modes1, covs1 = split_objective.conditional_effects(theta, beta_v, n_levels, ks, crossed)
+    for t in range(len(data.blocks)):
+        np.testing.assert_allclose(modes1[t], modes0[t], rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(covs1[t], covs0[t], rtol=1e-8, atol=1e-12)
+
+
+def test_same_input_same_output_bit_for_bit() -> None:
+    data = crossed_model(2)
+    theta, beta = np.array([0.8, 0.2, 0.3, 0.5]), np.array([-0.3, 0.6])
+    first = objective(data, 3, (1,)).deviance_and_gradient(theta, beta)
+    second = objective(data, 3, (1,)).deviance_and_gradient(theta, beta)
+    assert first[0] == second[0]
+    assert np.array_equal(first[1], second[1]) and np.array_equal(first[2], second[2])
+
+
+def test_one_partition_and_a_lost_partition() -> None:
+    """One partition is the in-memory layout with the crossed factor as the rest; a partition
+    rebuilt in the middle of an evaluation (its state lost) restarts the evaluation."""
+    data = crossed_model(3)
+    theta, beta = np.array([0.8, 0.2, 0.3, 0.5]), np.array([-0.3, 0.6])
+    d0 = LaplaceObjective(data).deviance(theta, beta)
+    parts = split(data, 2, (1,))
+    calls = {"n": 0}
+
+    def run(method, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # after begin and one trial: partition 1 is rebuilt
+            fresh = split(data, 2, (1,))[1]
+            parts[1] = fresh
+        return [getattr(p, method)(**kwargs) for p in parts]
+
+    lossy = CrossedObjective(run, 12, PirlsControl())
+    assert abs(lossy.deviance(theta, beta) - d0) <= 1e-9 * abs(d0)
+    single = objective(data, 1, (1,))
+    assert abs(single.deviance(theta, beta) - d0) <= 1e-9 * abs(d0)
+
+
+def test_factors_not_in_one_chain_are_refused() -> None:
+    data = crossed_model(4)
+    # A second factor crossed with g but not declared crossed: it cannot be local.
+    other = dataclasses.replace(data.blocks[1], group="other", codes=data.blocks[1].codes[::-1])
+    data = dataclasses.replace(data, blocks=(*data.blocks, other))
+    with pytest.raises(ValueError, match="not in the chain"):
+        Structure(data, crossed=(1,))
