@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
+import glmm_binomial
 from glmm_binomial.distributed_crossed import (
     CrossedObjective,
     CrossedPartition,
@@ -156,3 +158,85 @@ def test_factors_not_in_one_chain_are_refused() -> None:
     data = dataclasses.replace(data, blocks=(*data.blocks, other))
     with pytest.raises(ValueError, match="not in the chain"):
         Structure(data, crossed=(1,))
+
+
+# --- on a LocalCluster --------------------------------------------------------------------------
+def crossed_frame(seed: int, n: int = 3000, n_g: int = 120, n_item: int = 15) -> pd.DataFrame:
+    """Binary rows: g (intercept and slope on x), h within g, item crossed with g."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_g, n)
+    h = rng.integers(0, 3, n)
+    item = rng.integers(0, n_item, n)
+    x = rng.normal(size=n)
+    eta = -0.3 + 0.6 * x + rng.normal(scale=0.8, size=n_g)[g]
+    eta += rng.normal(scale=0.4, size=n_g)[g] * x + rng.normal(scale=0.5, size=(n_g, 3))[g, h]
+    eta += rng.normal(scale=0.7, size=n_item)[item]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float64)
+    return pd.DataFrame(
+        {
+            "y": y,
+            "x": x,
+            "g": np.array([f"G{v:03d}" for v in range(n_g)])[g],
+            "h": h,
+            "item": np.array([f"I{v:02d}" for v in range(n_item)])[item],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def assert_same_fit(memory, fitted) -> None:
+    assert abs(fitted.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
+    np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(fitted.theta, memory.theta, atol=1e-6)
+    np.testing.assert_allclose(fitted.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-6)
+    for name, frame in memory.ranef().items():
+        other = fitted.ranef()[name]
+        assert list(other.index) == list(frame.index)
+        np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ x + (1 + x | g) + (1 | item)",
+        "y ~ x + (1 | g) + (1 | item)",
+        "y ~ x + (1 | g/h) + (1 | item)",
+    ],
+)
+def test_crossed_equals_in_memory_fit(client, formula: str) -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    frame = crossed_frame(1)
+    memory = glmm_binomial.fit(formula, frame)
+    ddf = dd.from_pandas(frame, npartitions=4)
+    fitted = glmm_binomial.fit(formula, ddf, client=client)
+    assert fitted.converged and fitted.nobs == memory.nobs
+    assert fitted.ngroups == memory.ngroups
+    assert_same_fit(memory, fitted)
+    if "1 + x" in formula:
+        again = glmm_binomial.fit(formula, ddf, client=client)
+        assert again.loglik == fitted.loglik
+        assert np.array_equal(again.params.to_numpy(), fitted.params.to_numpy())
+        assert np.array_equal(again.theta, fitted.theta)
+
+
+def test_crossed_refusals(client, monkeypatch) -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    from glmm_binomial import distributed_crossed
+
+    ddf = dd.from_pandas(crossed_frame(2, n=400, n_g=20), npartitions=2)
+    monkeypatch.setattr(distributed_crossed, "DASK_CROSSED_LIMIT", 10)
+    with pytest.raises(ValueError, match=r"DASK_CROSSED_LIMIT = 10.*ddf\.compute\(\)"):
+        glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, client=client)
+    with pytest.raises(ValueError, match="method='agq'.*one grouping factor"):
+        glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, client=client, method="agq", n_agq=3)

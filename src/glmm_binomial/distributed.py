@@ -58,6 +58,13 @@ from glmm_binomial.design import (
     rank_deficiency_warning,
 )
 from glmm_binomial.diagnostics import FitWarning, SeparationWarning
+from glmm_binomial.distributed_crossed import (
+    CrossedObjective,
+    CrossedPartition,
+    crossed_plan,
+    crossed_terms,
+    dask_runner,
+)
 from glmm_binomial.estimates import final_checks
 from glmm_binomial.family import inverse_link, working_weights
 from glmm_binomial.formula import ParsedFormula, parse_formula, r_name
@@ -120,6 +127,7 @@ class PartitionDesign:
     pirls_control: PirlsControl
     control: OptimizerControl
     blas_threads: int | None
+    crossed: tuple[int, ...] = ()  # random terms crossed with the partitioning factor
 
 
 @dataclass
@@ -203,8 +211,8 @@ def build_partition(part: pd.DataFrame, design: PartitionDesign) -> PartitionSta
         blocks.append(RandomBlock(":".join(term.group), tuple(names), codes, levels, z))
         keys.append(where)
     data = ModelData(successes, trials, x, o, tuple(fixed_names), tuple(blocks))
-    objective = _objective(data, design)
-    if isinstance(objective, LaplaceObjective):
+    objective = _objective(data, design, keys)
+    if isinstance(objective, (LaplaceObjective, CrossedPartition)):
         data = objective.data  # its rows sorted by level; keep one copy only
     return PartitionState(data, tuple(keys), objective)
 
@@ -228,13 +236,16 @@ def _keep_columns(state: PartitionState | None, kept: list[int], design: Any) ->
         x=np.ascontiguousarray(state.data.x[:, kept]),
         fixed_names=tuple(state.data.fixed_names[j] for j in kept),
     )
-    objective = _objective(d, design)
-    if isinstance(objective, LaplaceObjective):
+    objective = _objective(d, design, state.keys)
+    if isinstance(objective, (LaplaceObjective, CrossedPartition)):
         d = objective.data
     return PartitionState(d, state.keys, objective)
 
 
-def _objective(data: ModelData, design: PartitionDesign) -> Any:
+def _objective(data: ModelData, design: PartitionDesign, keys: Sequence[Any]) -> Any:
+    if design.crossed:
+        levels = [design.group_specs[t].levels for t in design.crossed]
+        return CrossedPartition(data, keys, design.crossed, levels, design.pirls_control)
     if design.method == "agq":
         from glmm_binomial.quadrature import AgqObjective, QuadratureControl
 
@@ -711,9 +722,11 @@ def _fit(
         if all(c in g or learned[f"nested:{c}:{g}"] <= 1 for g in to_check):
             partition_var = c
             break
+    crossed_groups: list[tuple[str, ...]] = []
     if partition_var is None:
-        names = ", ".join("(... | " + ":".join(g) + ")" for g in to_check)
-        raise _not_decomposable(f"the grouping factors {names} are crossed, not nested")
+        # Factors crossed with the partitioning one: their random effects are global
+        # (distributed_crossed.py).
+        partition_var, crossed_groups = crossed_plan(candidates, to_check, learned)
     uniques = {v: _sorted_levels(learned[f"unique:{v}"]) for v in factor_vars}
     # The levels present, in category order for a categorical (R's droplevels), else sorted.
     categories = {v: uniques[v] for v in factor_vars}
@@ -776,6 +789,7 @@ def _fit(
         random_specs=random_specs,
         offset_specs=offset_specs,
         group_specs=tuple(group_specs),
+        crossed=crossed_terms(parsed, random_specs, group_specs, crossed_groups),
     )
 
     # 2. Shuffle once on the partitioning factor; each partition becomes a ModelData and an
@@ -1059,7 +1073,16 @@ def _optimize(
     surrogate = _rowless_model(fixed_names, blocks, log_binomial_constant=0.0, rows=0)
     LOG.info("shuffle, partition models and GLM start: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
-    if method == "laplace":
+    deviance_and_gradient = partitions.deviance_and_gradient
+    counters = partitions.counters
+    crossed = None
+    if design.crossed:
+        q_c = sum(blocks[t].n_levels * blocks[t].k for t in design.crossed)
+        run = dask_runner(partitions.client, partitions.gather, partitions.blas_threads)
+        crossed = CrossedObjective(run, q_c, design.pirls_control)
+        deviance_and_gradient, counters = crossed.deviance_and_gradient, crossed.counters
+        information = crossed.fixed_information
+    elif method == "laplace":
         information = partitions.fixed_information
     else:
         glm_info = start.info
@@ -1069,9 +1092,9 @@ def _optimize(
 
     estimates = minimize_deviance(
         surrogate,
-        partitions.deviance_and_gradient,
+        deviance_and_gradient,
         control,
-        partitions.counters,
+        counters,
         method,
         beta0=start.beta,
         fixed_information=information,
@@ -1089,17 +1112,11 @@ def _optimize(
     theta, beta = estimates.theta, estimates.beta
     LOG.info("optimizer: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
-    pieces = partitions.gather(_conditional_modes, theta=theta, beta=beta)
-    ranef, ranef_cov = [], []
-    for t, block in enumerate(blocks):
-        k = block.k
-        modes = np.full((block.n_levels, k), np.nan)
-        covs = np.full((block.n_levels, k, k), np.nan)
-        for where, part_modes, part_covs in pieces:
-            modes[where[t]] = part_modes[t]
-            covs[where[t]] = part_covs[t]
-        ranef.append(modes)
-        ranef_cov.append(covs)
+    if crossed is not None:
+        n_levels, ks = [b.n_levels for b in blocks], [b.k for b in blocks]
+        ranef, ranef_cov = crossed.conditional_effects(theta, beta, n_levels, ks, design.crossed)
+    else:
+        ranef, ranef_cov = _gathered_effects(partitions, blocks, theta, beta)
     separation = _separation(
         partitions, surrogate, start, theta, beta, n_complete, control.separation_screen
     )
@@ -1118,6 +1135,24 @@ def _optimize(
     output = final_checks(output)  # as fit()'s in-memory paths
     model = _rowless_model(fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete)
     return DaskGLMMResult(model, output, design=info, conf_level=conf_level)
+
+
+def _gathered_effects(
+    partitions: _Partitions, blocks: Sequence[RandomBlock], theta: FloatArray, beta: FloatArray
+) -> tuple[list[FloatArray], list[FloatArray]]:
+    """Conditional modes from the partitions, placed in the global level order."""
+    pieces = partitions.gather(_conditional_modes, theta=theta, beta=beta)
+    ranef, ranef_cov = [], []
+    for t, block in enumerate(blocks):
+        k = block.k
+        modes = np.full((block.n_levels, k), np.nan)
+        covs = np.full((block.n_levels, k, k), np.nan)
+        for where, part_modes, part_covs in pieces:
+            modes[where[t]] = part_modes[t]
+            covs[where[t]] = part_covs[t]
+        ranef.append(modes)
+        ranef_cov.append(covs)
+    return ranef, ranef_cov
 
 
 def _structure(

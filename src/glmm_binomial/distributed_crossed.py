@@ -119,7 +119,13 @@ class CrossedPartition:
                 b, codes=np.asarray(self.keys[t][b.codes], dtype=np.intp), levels=tuple(levels)
             )
         model = dataclasses.replace(data, blocks=tuple(blocks))
-        structure = Structure(model, crossed=crossed)
+        try:
+            structure = Structure(model, crossed=crossed)
+        except ValueError as exc:
+            raise _in_memory_hint(
+                f"{exc} (the factors that are not crossed with the partitioning factor must "
+                "be nested one in the next)"
+            ) from None
         order = None
         g1 = structure.g1
         if np.any(g1[1:] < g1[:-1]):
@@ -144,6 +150,7 @@ class CrossedPartition:
         self._serial = -1
         self._base: _Point | None = None
         self._pending: _Point | None = None
+        self._anchor: _Point | None = None  # the last mode, the next search's warm start
         self._work: Any = None
         self._eta_fixed = np.zeros(0)
         self._lambdas: list[FloatArray] = []
@@ -191,20 +198,55 @@ class CrossedPartition:
         return _Point(mode, y), summary
 
     # --- the mode search -------------------------------------------------------------------
+    def predict(
+        self,
+        serial: int,
+        commit: bool,
+        theta: FloatArray,
+        beta: FloatArray,
+        last_theta: FloatArray,
+        last_beta: FloatArray,
+    ) -> Any:
+        """The reduced right-hand side for u_c of LaplaceObjective._predicted_start's solve
+        H du = dA' (k - m mu) - A' W (X dbeta + dA u) at the last mode (at last_theta,
+        last_beta); begin(du_c=...) finishes it."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode, model, st = self._base.mode, self.model, self.structure
+        da1, da2 = st.z_lambda(model, model.lambdas(theta - last_theta))
+        deta = model.x @ (beta - last_beta) + st.times(da1, da2, mode.u1, mode.u2)
+        r1, r2 = st.transpose_times(da1, da2, mode.residual)
+        s1, s2 = st.transpose_times(mode.a1, mode.a2, mode.weights * deta)
+        y, rr = mode.factor.forward(r1 - s1, r2 - s2)
+        self._work = y
+        return rr
+
     def begin(
         self,
         serial: int,
+        commit: bool,
         theta: FloatArray,
         beta: FloatArray,
         u_c: FloatArray,
         reset: bool,
-    ) -> tuple[Any, ...]:
-        """Start a mode search at (theta, beta) from the last mode's local u (zero after a
-        reset) and the client's u_c."""
+        du_c: FloatArray | None = None,
+        retry: bool = False,
+    ) -> Any:
+        """Start a mode search at (theta, beta): from the last mode moved by predict's step
+        (du_c: its u_c part), else from the last mode's local u (zero after a reset) and the
+        client's u_c. retry: start again from the last mode (the prediction went too far).
+        The summary (as trial's) ends with the largest |du| of the prediction here."""
+        if du_c is not None and (self._serial != serial - 1 or self._base is None):
+            self._serial = serial
+            return LOST
         model, st = self.model, self.structure
-        start = None if reset or self._base is None else self._base.mode
-        u1 = np.zeros((st.n1, st.k1)) if start is None else start.u1
-        u_local = np.zeros(st.q_chain) if start is None else start.u2[: st.q_chain]
+        if commit and self._pending is not None and self._serial == serial - 1:
+            self._base = self._pending
+        if not retry:
+            self._anchor = None if reset else self._base
+        anchor = self._anchor
+        y = self._work
         self._serial = serial
         self._pending = None
         self._work = None
@@ -213,8 +255,19 @@ class CrossedPartition:
         self._lambda1 = st.first_lambda(self._lambdas)
         self._eta_fixed = model.x @ beta + model.offset
         self._scratch = (np.empty(st.n), np.empty(st.n))
-        self._base, summary = self._evaluate(u1, np.concatenate([u_local, u_c]))
-        return summary
+        largest = 0.0
+        if anchor is None:
+            u1, u2 = np.zeros((st.n1, st.k1)), np.concatenate([np.zeros(st.q_chain), u_c])
+        elif du_c is not None:
+            du1, du2 = anchor.mode.factor.backward(y, du_c)
+            largest = max(
+                float(np.max(np.abs(du1), initial=0.0)), float(np.max(np.abs(du2), initial=0.0))
+            )
+            u1, u2 = anchor.mode.u1 + du1, anchor.mode.u2 + du2
+        else:
+            u1, u2 = anchor.mode.u1, np.concatenate([anchor.mode.u2[: st.q_chain], u_c])
+        self._base, summary = self._evaluate(u1, u2)
+        return (*summary, largest)
 
     def trial(self, serial: int, commit: bool, d_c: FloatArray, step: float) -> Any:
         """The point base + step d, d the Newton direction whose u_c part d_c the client
@@ -326,10 +379,7 @@ class CrossedObjective:
     def _call(self, method: str, **kwargs: Any) -> list[Any]:
         self._serial += 1
         commit, self._commit = self._commit, False
-        if method == "begin":
-            parts = self.run(method, serial=self._serial, **kwargs)
-        else:
-            parts = self.run(method, serial=self._serial, commit=commit, **kwargs)
+        parts = self.run(method, serial=self._serial, commit=commit, **kwargs)
         if any(isinstance(p, str) and p == LOST for p in parts):
             raise PartitionLost(method)
         if not parts:
@@ -358,7 +408,7 @@ class CrossedObjective:
         schur = np.zeros((self.q_c, self.q_c))
         rr = np.zeros(self.q_c)
         y_squared = logdet = constant = 0.0
-        for p_pdev, p_schur, p_rr, p_y, p_logdet, p_constant in parts:
+        for p_pdev, p_schur, p_rr, p_y, p_logdet, p_constant in (p[:6] for p in parts):
             pdev += p_pdev
             schur += p_schur
             rr += p_rr
@@ -372,8 +422,7 @@ class CrossedObjective:
     def _search(self, theta: FloatArray, beta: FloatArray) -> _ClientMode:
         """pirls.find_mode on the joint u, the Newton system solved through S."""
         control = self.pirls_control
-        u_c = np.zeros(self.q_c) if self._reset else self._u_c
-        parts = self._call("begin", theta=theta, beta=beta, u_c=u_c, reset=self._reset)
+        parts, u_c = self._begin(theta, beta)
         pdev, schur, rr, y_squared, logdet, constant = self._combine(parts, u_c)
         iteration = 0
         while True:
@@ -421,6 +470,26 @@ class CrossedObjective:
             self.counters.pirls_failures += 1
             self._reset, self._at = True, None
         return at
+
+    def _begin(self, theta: FloatArray, beta: FloatArray) -> tuple[list[Any], FloatArray]:
+        """The partitions at the start of a mode search, and its u_c: the last mode moved to
+        first order to (theta, beta), as LaplaceObjective._predicted_start (one solve with the
+        last H), unless that moves some u by more than max_predicted_step."""
+        at = self._at
+        if at is None:
+            u_c = np.zeros(self.q_c) if self._reset else self._u_c
+            return self._call("begin", theta=theta, beta=beta, u_c=u_c, reset=self._reset), u_c
+        rr = self._sum(
+            self._call("predict", theta=theta, beta=beta, last_theta=at.theta, last_beta=at.beta)
+        )
+        du_c = rest_solve(at.l_s, rr)
+        u_c = at.u_c + du_c
+        parts = self._call("begin", theta=theta, beta=beta, u_c=u_c, reset=False, du_c=du_c)
+        largest = max(p[6] for p in parts)
+        if largest <= self.pirls_control.max_predicted_step:
+            return parts, u_c
+        parts = self._call("begin", theta=theta, beta=beta, u_c=at.u_c, reset=False, retry=True)
+        return parts, at.u_c
 
     def mode(self, theta: FloatArray, beta: FloatArray) -> _ClientMode:
         """The joint conditional mode at (theta, beta) (the last one when it is the same
@@ -509,6 +578,61 @@ class CrossedObjective:
 def crossed_size(n_levels: Sequence[int], ks: Sequence[int], crossed: Sequence[int]) -> int:
     """q_c: random effects of the crossed blocks."""
     return int(sum(n_levels[t] * ks[t] for t in crossed))
+
+
+def _in_memory_hint(detail: str) -> ValueError:
+    return ValueError(
+        f"this model does not decompose over partitions of a Dask DataFrame: {detail}. "
+        "Fit it in memory instead: glmm_binomial.fit(formula, ddf.compute())"
+    )
+
+
+def crossed_plan(
+    candidates: Sequence[str], groups: Sequence[tuple[str, ...]], learned: dict[str, Any]
+) -> tuple[str, list[tuple[str, ...]]]:
+    """The partitioning variable when no candidate has every grouping factor nested in it,
+    and the grouping factors crossed with it.
+
+    candidates: single-variable grouping factors; groups: every grouping factor; learned:
+    distributed._combine's counts ("combos:<group>": the distinct levels, "nested:<c>:<group>":
+    the most values of c within one level of group). Among the candidates not nested in a
+    coarser candidate, the one with the most levels."""
+
+    def nested(group: tuple[str, ...], c: str) -> bool:
+        return c in group or learned[f"nested:{c}:{group}"] <= 1
+
+    levels = {c: len(learned[f"combos:{(c,)}"]) for c in candidates}
+    roots = [
+        c
+        for c in candidates
+        if not any(d != c and levels[d] < levels[c] and nested((c,), d) for d in candidates)
+    ]
+    partition_var = max(roots, key=lambda c: levels[c])
+    return partition_var, [g for g in groups if not nested(g, partition_var)]
+
+
+def crossed_terms(
+    parsed: Any,
+    random_specs: Sequence[Any],
+    group_specs: Sequence[Any],
+    crossed_groups: Sequence[tuple[str, ...]],
+) -> tuple[int, ...]:
+    """The random terms on crossed grouping factors (indices in the formula's order),
+    refused beyond DASK_CROSSED_LIMIT random effects."""
+    terms = tuple(i for i, term in enumerate(parsed.random) if term.group in crossed_groups)
+    size = 0
+    for i in terms:
+        spec = random_specs[i]
+        k = 1 if spec is None else len(spec.column_names)
+        size += len(group_specs[i].levels) * k
+    if size > DASK_CROSSED_LIMIT:
+        names = ", ".join(dict.fromkeys(":".join(parsed.random[i].group) for i in terms))
+        raise _in_memory_hint(
+            f"the grouping factors crossed with the partitioning one ({names}) have {size} "
+            f"random effects, more than DASK_CROSSED_LIMIT = {DASK_CROSSED_LIMIT} (two large "
+            "crossed factors make a dense block too large for one machine)"
+        )
+    return terms
 
 
 def call_partition(state: Any, method: str, blas_threads: int | None, **kwargs: Any) -> Any:
