@@ -8,7 +8,9 @@ becomes a ModelData with its own LaplaceObjective (or AgqObjective) that stays i
 a Dask worker; every evaluation maps the in-memory objective's ``deviance_and_gradient`` (or
 ``fixed_information``) over the partitions and sums the results in partition order on the
 client, where ``optimize.minimize_deviance`` runs unchanged. The numerics are those of
-laplace.py and quadrature.py; this module only moves arrays and adds.
+laplace.py and quadrature.py; this module only moves arrays and adds. Grouping factors crossed
+with the partitioning one (method="laplace") are handled by distributed_crossed.py: their random
+effects are solved for on the client through a dense Schur complement.
 
 Steps of ``fit_dask``:
 
@@ -425,7 +427,8 @@ def _check_arguments(
 def _not_decomposable(detail: str) -> ValueError:
     return ValueError(
         f"this model does not decompose over partitions of a Dask DataFrame: {detail}. "
-        "Every grouping factor must be nested in one outermost factor (random slopes allowed). "
+        "Every grouping factor must be nested in one outermost factor (random slopes allowed) "
+        "or crossed with it (method='laplace', a few thousand random effects at most). "
         "Fit it in memory instead: glmm_binomial.fit(formula, ddf.compute())"
     )
 
@@ -594,7 +597,8 @@ def fit_dask(
     ('tcp://host:8786'); None uses the current client (distributed.get_client()).
     npartitions: partitions after the shuffle on the outermost grouping factor (None: as many
     as data has). weights and offset must be column names. method "laplace" or "agq" (one
-    grouping factor); every grouping factor must be nested in one outermost factor.
+    grouping factor); every grouping factor must be nested in one outermost factor, or (laplace)
+    crossed with it with at most distributed_crossed.DASK_CROSSED_LIMIT random effects in all.
     Unlike the in-memory fit, the model is estimated on the user's columns as they are (no
     internal centring and scaling, glmm_binomial.scaling): badly scaled columns may take more
     iterations. The fit's warnings are emitted (warnings.warn) as fit() emits them, and
