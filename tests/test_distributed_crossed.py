@@ -161,7 +161,7 @@ def test_factors_not_in_one_chain_are_refused() -> None:
 
 
 # --- on a LocalCluster --------------------------------------------------------------------------
-def crossed_frame(seed: int, n: int = 1500, n_g: int = 80, n_item: int = 10) -> pd.DataFrame:
+def crossed_frame(seed: int, n: int = 1500, n_g: int = 100, n_item: int = 10) -> pd.DataFrame:
     """Binary rows: g (intercept and slope on x), h within g, item crossed with g."""
     rng = np.random.default_rng(seed)
     g = rng.integers(0, n_g, n)
@@ -207,16 +207,17 @@ def assert_same_fit(memory, fitted) -> None:
 
 
 @pytest.mark.parametrize(
-    "formula",
+    ("formula", "n_item"),
     [
-        "y ~ x + (1 + x | g) + (1 | item)",
-        "y ~ x + (1 | g) + (1 | item)",
-        "y ~ x + (1 | g/h) + (1 | item)",
+        ("y ~ x + (1 + x | g) + (1 | item)", 10),
+        ("y ~ x + (1 | g) + (1 | item)", 10),
+        # S^{-1} (90 x 90) large enough to be scattered to the workers.
+        ("y ~ x + (1 | g/h) + (1 | item)", 90),
     ],
 )
-def test_crossed_equals_in_memory_fit(client, formula: str) -> None:
+def test_crossed_equals_in_memory_fit(client, formula: str, n_item: int) -> None:
     dd = pytest.importorskip("dask.dataframe")
-    frame = crossed_frame(1)
+    frame = crossed_frame(1, n_item=n_item)
     memory = glmm_binomial.fit(formula, frame)
     ddf = dd.from_pandas(frame, npartitions=2)
     fitted = glmm_binomial.fit(formula, ddf, client=client)

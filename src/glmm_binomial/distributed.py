@@ -1082,7 +1082,7 @@ def _optimize(
     crossed = None
     if design.crossed:
         q_c = sum(blocks[t].n_levels * blocks[t].k for t in design.crossed)
-        run = dask_runner(partitions.client, partitions.gather, partitions.blas_threads)
+        run = dask_runner(partitions)
         crossed = CrossedObjective(run, q_c, design.pirls_control)
         deviance_and_gradient, counters = crossed.deviance_and_gradient, crossed.counters
         information = crossed.fixed_information

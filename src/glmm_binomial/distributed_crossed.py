@@ -64,9 +64,10 @@ DASK_CROSSED_LIMIT = 5000
 """Largest q_c (random effects of the factors crossed with the partitioning factor, levels x
 columns summed over their blocks) a Dask fit takes: S is a dense q_c x q_c matrix summed over
 the partitions at every Newton step."""
-SCATTER_BYTES = 1 << 20
-"""Arrays sent to every partition larger than this are scattered to the workers once per call
-instead of being copied into every task."""
+SCATTER_BYTES = 50_000
+"""Arrays sent to every partition larger than this are scattered to the workers once per call.
+(distributed's Client.map puts keyword arguments above 100 kB into the graph under the
+argument's name, a key that collides between successive calls.)"""
 MAX_RESTARTS = 3
 """A partition that lost its state (rebuilt after a worker failure) makes the client restart
 the evaluation, at most this many times in a row."""
@@ -643,15 +644,54 @@ def call_partition(state: Any, method: str, blas_threads: int | None, **kwargs: 
         return getattr(state.objective, method)(**kwargs)
 
 
-def dask_runner(client: Any, gather: Callable[..., list[Any]], blas_threads: int | None) -> Runner:
-    """A Runner over persisted partitions: gather(func, **kwargs) maps func over them (as
-    distributed._Partitions.gather); large arrays are scattered once to every worker."""
+def dask_runner(partitions: Any) -> Runner:
+    """A Runner over persisted partitions (distributed._Partitions: client, states and
+    blas_threads). Each partition's tasks run on one worker holding it: a partition keeps its
+    state in that worker's memory between calls, and a replica (Dask copies data between
+    workers at will) would not see the updates. The worker is chosen again only when it no
+    longer holds the partition (lost); large arrays are scattered once to every worker."""
+    client = partitions.client
+    pins: dict[Any, str] = {}
+
+    def place(states: list[Any]) -> None:
+        holders = client.who_has(states)
+        for state in states:
+            where = sorted(holders.get(state.key, ()))
+            if pins.get(state.key) not in where:
+                if where:
+                    pins[state.key] = where[0]
+                else:
+                    pins.pop(state.key, None)
 
     def run(method: str, **kwargs: Any) -> list[Any]:
+        states = list(partitions.states)
+        if method == "begin" or not pins:
+            place(states)
         for key, value in list(kwargs.items()):
             if isinstance(value, np.ndarray) and value.nbytes > SCATTER_BYTES:
                 kwargs[key] = client.scatter(value, broadcast=True, hash=False)
-        return gather(call_partition, method=method, blas_threads=blas_threads, **kwargs)
+        groups: dict[str | None, list[int]] = {}
+        for i, state in enumerate(states):
+            groups.setdefault(pins.get(state.key), []).append(i)
+        futures: list[Any] = [None] * len(states)
+        for worker, members in groups.items():
+            mapped = client.map(
+                call_partition,
+                [states[i] for i in members],
+                pure=False,
+                workers=None if worker is None else [worker],
+                allow_other_workers=True,
+                method=method,
+                blas_threads=partitions.blas_threads,
+                **kwargs,
+            )
+            for i, future in zip(members, mapped, strict=True):
+                futures[i] = future
+        try:
+            results = client.gather(futures)
+        finally:
+            del futures
+        return [r for r in results if r is not None]
 
     return run
 
