@@ -241,3 +241,35 @@ def test_crossed_refusals(client, monkeypatch) -> None:
         glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, client=client)
     with pytest.raises(ValueError, match="method='agq'.*one grouping factor"):
         glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, client=client, method="agq", n_agq=3)
+
+
+def test_partitioning_factor_choice() -> None:
+    """The candidate with the most levels among those not nested in a coarser one; every
+    grouping factor not nested in it is crossed."""
+    from glmm_binomial.distributed_crossed import crossed_plan
+
+    g, h, item = ("g",), ("g", "h"), ("item",)
+    learned = {
+        "combos:('g',)": range(100),
+        "combos:('item',)": range(12),
+        "nested:g:('item',)": 40,  # items seen within one g: up to 40 (crossed)
+        "nested:item:('g',)": 12,
+        "nested:item:('g', 'h')": 5,
+    }
+    assert crossed_plan(["g", "item"], [g, h, item], learned) == ("g", [item])
+    # A larger crossed factor becomes the partitioning one; g and g/h are then crossed.
+    learned["combos:('item',)"] = range(500)
+    assert crossed_plan(["g", "item"], [g, h, item], learned) == ("item", [g, h])
+    # A single-variable factor nested in a coarser one (u in g) is not a partitioning choice.
+    learned = {
+        "combos:('g',)": range(100),
+        "combos:('u',)": range(300),
+        "combos:('item',)": range(12),
+        "nested:g:('u',)": 1,
+        "nested:g:('item',)": 40,
+        "nested:u:('g',)": 3,
+        "nested:u:('item',)": 80,
+        "nested:item:('g',)": 12,
+        "nested:item:('u',)": 6,
+    }
+    assert crossed_plan(["g", "u", "item"], [g, ("u",), item], learned) == ("g", [item])

@@ -71,6 +71,9 @@ argument's name, a key that collides between successive calls.)"""
 MAX_RESTARTS = 3
 """A partition that lost its state (rebuilt after a worker failure) makes the client restart
 the evaluation, at most this many times in a row."""
+WATCH_SECONDS = 2.0
+"""While waiting for the partitions, how often the client checks that the worker each one is
+pinned to still holds it."""
 LOST = "glmm-binomial: partition state lost"
 
 Runner = Callable[..., list[Any]]
@@ -99,7 +102,8 @@ class CrossedPartition:
     factor, whose levels are those of the whole data set (crossed_levels).
 
     Each method takes `serial`, the client's count of calls in the current evaluation; a
-    partition that missed the previous one (rebuilt after a failure) answers LOST."""
+    partition that missed the previous one (rebuilt after a failure, or a copy of it on another
+    worker) answers LOST, and the client restarts the evaluation."""
 
     def __init__(
         self,
@@ -675,12 +679,14 @@ def dask_runner(partitions: Any) -> Runner:
             groups.setdefault(pins.get(state.key), []).append(i)
         futures: list[Any] = [None] * len(states)
         for worker, members in groups.items():
+            # Strict restrictions: a task allowed elsewhere may be stolen by an idle worker,
+            # which would update a copy of the partition.
             mapped = client.map(
                 call_partition,
                 [states[i] for i in members],
                 pure=False,
                 workers=None if worker is None else [worker],
-                allow_other_workers=True,
+                allow_other_workers=False,
                 method=method,
                 blas_threads=partitions.blas_threads,
                 **kwargs,
@@ -688,10 +694,31 @@ def dask_runner(partitions: Any) -> Runner:
             for i, future in zip(members, mapped, strict=True):
                 futures[i] = future
         try:
+            watch(states, futures)
             results = client.gather(futures)
         finally:
             del futures
         return [r for r in results if r is not None]
+
+    def watch(states: list[Any], futures: list[Any]) -> None:
+        """Wait for the tasks; a task pinned to a worker that no longer holds its partition
+        (the worker died) would wait forever: then cancel and restart the evaluation."""
+        from distributed import wait
+
+        while True:
+            try:
+                wait(futures, timeout=WATCH_SECONDS)
+                return
+            except TimeoutError:
+                pass
+            holders = client.who_has(states)
+            if any(
+                state.key in pins and pins[state.key] not in holders.get(state.key, ())
+                for state in states
+            ):
+                client.cancel(futures)
+                place(states)
+                raise PartitionLost("a worker holding a partition was lost")
 
     return run
 
