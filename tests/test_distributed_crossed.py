@@ -4,6 +4,7 @@ over partitions against the in-memory LaplaceObjective, without a cluster."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pandas as pd
@@ -273,3 +274,56 @@ def test_partitioning_factor_choice() -> None:
         "nested:item:('u',)": 6,
     }
     assert crossed_plan(["g", "u", "item"], [g, ("u",), item], learned) == ("g", [item])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("GLMM_DASK_FAULT_TESTS"),
+    reason="about 10 s with worker processes: set GLMM_DASK_FAULT_TESTS=1 to run it",
+)
+def test_worker_killed_during_crossed_fit(tmp_path) -> None:
+    """A worker process killed in the middle of the mode search: the partitions it held are
+    rebuilt from the Parquet files, the client restarts the evaluation and the fit ends at the
+    in-memory optimum."""
+    import sys
+
+    import cloudpickle
+
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+
+    class KillOnce(distributed.WorkerPlugin):
+        def __init__(self, marker: str, after: int) -> None:
+            self.marker, self.after, self.count = marker, after, 0
+
+        def transition(self, key, start, finish, **kwargs) -> None:
+            if finish != "memory" or distributed.utils.key_split(key) != "call_partition":
+                return
+            self.count += 1
+            if self.count < self.after:
+                return
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
+            os._exit(1)
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    frame = crossed_frame(6, n=600, n_g=40, n_item=8)
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+    formula = "y ~ x + (1 | g) + (1 | item)"
+    memory = glmm_binomial.fit(formula, frame)
+    marker = tmp_path / "killed"
+    with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        c.register_plugin(KillOnce(str(marker), after=20))
+        fitted = glmm_binomial.fit(formula, dd.read_parquet(str(tmp_path / "part*.parquet")))
+    assert marker.exists()
+    assert fitted.converged
+    assert_same_fit(memory, fitted)
