@@ -169,6 +169,8 @@ class CrossedPartition:
         trial point (it becomes the base)."""
         in_step = self._serial == serial - 1 and self._base is not None
         self._serial = serial
+        # Only a begin(retry=True) right after begin needs the last mode.
+        self._anchor = None
         if not in_step:
             return False
         if commit and self._pending is not None:
