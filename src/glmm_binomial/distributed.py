@@ -66,6 +66,7 @@ from glmm_binomial.distributed_crossed import (
     crossed_plan,
     crossed_terms,
     dask_runner,
+    forget_partitions,
 )
 from glmm_binomial.estimates import final_checks
 from glmm_binomial.family import inverse_link, working_weights
@@ -822,6 +823,8 @@ def _fit(
             started=started,
         )
     finally:
+        if design.crossed:
+            forget_partitions(client, partitions.states)
         client.cancel(partitions.states)
 
 

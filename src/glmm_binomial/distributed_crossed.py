@@ -36,7 +36,10 @@ the same input gives the same output bit for bit.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +62,7 @@ from glmm_binomial.pirls import Mode, PirlsControl, _penalized_deviance
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+LOG = logging.getLogger(__name__)
 
 DASK_CROSSED_LIMIT = 5000
 """Largest q_c (random effects of the factors crossed with the partitioning factor, levels x
@@ -642,69 +646,108 @@ def crossed_terms(
     return terms
 
 
-def call_partition(state: Any, method: str, blas_threads: int | None, **kwargs: Any) -> Any:
-    """Run a CrossedPartition method on a distributed.PartitionState (None: empty)."""
+_REGISTRY: dict[str, CrossedPartition] = {}
+"""The partitions' working copies in this worker process, by the Dask key of their
+PartitionState. Dask may copy a PartitionState to another worker, or drop the copy a worker
+holds (its active memory manager), at any time: the state Dask holds is never changed, and each
+worker keeps its own working copy here, on which the client's calls (pinned to that worker)
+act."""
+_REGISTRY_LOCK = threading.Lock()
+
+
+def call_partition(
+    state: Any, token: str, method: str, blas_threads: int | None, **kwargs: Any
+) -> Any:
+    """Run a CrossedPartition method on this worker's working copy of a
+    distributed.PartitionState (None: an empty partition)."""
     if state is None:
         return None
+    with _REGISTRY_LOCK:
+        objective = _REGISTRY.get(token)
+        if objective is None:
+            objective = _REGISTRY[token] = copy.copy(state.objective)
     with _blas.blas_threads(blas_threads):
-        return getattr(state.objective, method)(**kwargs)
+        return getattr(objective, method)(**kwargs)
 
 
-def dask_runner(partitions: Any) -> Runner:
+def _forget(tokens: list[str]) -> None:
+    with _REGISTRY_LOCK:
+        for token in tokens:
+            _REGISTRY.pop(token, None)
+
+
+def forget_partitions(client: Any, states: list[Any]) -> None:
+    """Drop the workers' working copies of these partitions (at the end of a fit)."""
+    try:
+        client.run(_forget, [state.key for state in states])
+    except Exception:  # noqa: BLE001 - a worker lost at the end of a fit holds nothing
+        LOG.debug("could not reach every worker to drop the crossed partitions")
+
+
+class DaskRunner:
     """A Runner over persisted partitions (distributed._Partitions: client, states and
-    blas_threads). Each partition's tasks run on one worker holding it: a partition keeps its
-    state in that worker's memory between calls, and a replica (Dask copies data between
-    workers at will) would not see the updates. The worker is chosen again only when it no
-    longer holds the partition (lost); large arrays are scattered once to every worker."""
-    client = partitions.client
-    pins: dict[Any, str] = {}
+    blas_threads). Each partition's calls run on one worker (strict restrictions: a task that
+    may run elsewhere can be stolen by an idle worker), chosen among those holding it and kept
+    while that worker lives; large arrays are scattered once to every worker."""
 
-    def place(states: list[Any]) -> None:
-        holders = client.who_has(states)
-        for state in states:
-            where = sorted(holders.get(state.key, ()))
-            if pins.get(state.key) not in where:
-                if where:
-                    pins[state.key] = where[0]
-                else:
-                    pins.pop(state.key, None)
+    def __init__(self, partitions: Any) -> None:
+        self.partitions = partitions
+        self.client = partitions.client
+        self.pins: dict[str, str] = {}
 
-    def run(method: str, **kwargs: Any) -> list[Any]:
-        states = list(partitions.states)
-        if method == "begin" or not pins:
-            place(states)
+    def _alive(self) -> set[str]:
+        return set(self.client.scheduler_info()["workers"])
+
+    def _place(self, states: list[Any]) -> None:
+        alive = self._alive()
+        unpinned = [s for s in states if self.pins.get(s.key) not in alive]
+        if not unpinned:
+            return
+        holders = self.client.who_has(unpinned)
+        for state in unpinned:
+            where = sorted(w for w in holders.get(state.key, ()) if w in alive)
+            if where:
+                self.pins[state.key] = where[0]
+            else:
+                # Being rebuilt: anywhere, pinned at the next begin.
+                self.pins.pop(state.key, None)
+
+    def __call__(self, method: str, **kwargs: Any) -> list[Any]:
+        client = self.client
+        states = list(self.partitions.states)
+        if method == "begin" or any(s.key not in self.pins for s in states):
+            self._place(states)
         for key, value in list(kwargs.items()):
             if isinstance(value, np.ndarray) and value.nbytes > SCATTER_BYTES:
                 kwargs[key] = client.scatter(value, broadcast=True, hash=False)
         groups: dict[str | None, list[int]] = {}
         for i, state in enumerate(states):
-            groups.setdefault(pins.get(state.key), []).append(i)
+            groups.setdefault(self.pins.get(state.key), []).append(i)
         futures: list[Any] = [None] * len(states)
         for worker, members in groups.items():
-            # Strict restrictions: a task allowed elsewhere may be stolen by an idle worker,
-            # which would update a copy of the partition.
             mapped = client.map(
                 call_partition,
                 [states[i] for i in members],
+                [states[i].key for i in members],
                 pure=False,
                 workers=None if worker is None else [worker],
                 allow_other_workers=False,
                 method=method,
-                blas_threads=partitions.blas_threads,
+                blas_threads=self.partitions.blas_threads,
                 **kwargs,
             )
             for i, future in zip(members, mapped, strict=True):
                 futures[i] = future
         try:
-            watch(states, futures)
+            self._watch(states, futures)
             results = client.gather(futures)
         finally:
             del futures
         return [r for r in results if r is not None]
 
-    def watch(states: list[Any], futures: list[Any]) -> None:
-        """Wait for the tasks; a task pinned to a worker that no longer holds its partition
-        (the worker died) would wait forever: then cancel and restart the evaluation."""
+    def _watch(self, states: list[Any], futures: list[Any]) -> None:
+        """Wait for the tasks; one pinned to a worker that died would wait forever: then
+        cancel them and restart the evaluation (PartitionLost)."""
         from distributed import wait
 
         while True:
@@ -713,16 +756,16 @@ def dask_runner(partitions: Any) -> Runner:
                 return
             except TimeoutError:
                 pass
-            holders = client.who_has(states)
-            if any(
-                state.key in pins and pins[state.key] not in holders.get(state.key, ())
-                for state in states
-            ):
-                client.cancel(futures)
-                place(states)
+            alive = self._alive()
+            if any(s.key in self.pins and self.pins[s.key] not in alive for s in states):
+                self.client.cancel(futures)
+                self._place(states)
                 raise PartitionLost("a worker holding a partition was lost")
 
-    return run
+
+def dask_runner(partitions: Any) -> Runner:
+    """DaskRunner(partitions)."""
+    return DaskRunner(partitions)
 
 
 def local_runner(partitions: Sequence[CrossedPartition]) -> Runner:
