@@ -1086,7 +1086,7 @@ def _optimize(
     if design.crossed:
         q_c = sum(blocks[t].n_levels * blocks[t].k for t in design.crossed)
         run = dask_runner(partitions)
-        crossed = CrossedObjective(run, q_c, design.pirls_control)
+        crossed = CrossedObjective(run, q_c, design.pirls_control, partitions.blas_threads)
         deviance_and_gradient, counters = crossed.deviance_and_gradient, crossed.counters
         information = crossed.fixed_information
     elif method == "laplace":

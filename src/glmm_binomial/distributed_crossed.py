@@ -376,8 +376,16 @@ class CrossedObjective:
     with factors crossed with the partitioning factor, from CrossedPartitions through `run`
     (the client side: S, its factor and the outer optimizer's evaluations)."""
 
-    def __init__(self, run: Runner, q_c: int, pirls_control: PirlsControl) -> None:
+    def __init__(
+        self,
+        run: Runner,
+        q_c: int,
+        pirls_control: PirlsControl,
+        blas_threads: int | None = None,
+    ) -> None:
         self.run = run
+        # The client's dense work on S (Cholesky, inverse, solves) under the fit's BLAS cap.
+        self.blas_threads = blas_threads
         self.q_c = q_c
         self.pirls_control = pirls_control
         self.counters = Counters()
@@ -401,7 +409,8 @@ class CrossedObjective:
         """evaluate(), restarted from a new mode search when a partition lost its state."""
         for attempt in range(MAX_RESTARTS + 1):
             try:
-                return evaluate()
+                with _blas.blas_threads(self.blas_threads):
+                    return evaluate()
             except PartitionLost:
                 self._at = None
                 if attempt == MAX_RESTARTS:
