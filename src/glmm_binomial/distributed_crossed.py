@@ -724,7 +724,8 @@ class DaskRunner:
     def __call__(self, method: str, **kwargs: Any) -> list[Any]:
         client = self.client
         states = list(self.partitions.states)
-        if method == "begin" or any(s.key not in self.pins for s in states):
+        if any(s.key not in self.pins for s in states):
+            # A dead pinned worker is found by _watch (its tasks never start).
             self._place(states)
         for key, value in list(kwargs.items()):
             if isinstance(value, np.ndarray) and value.nbytes > SCATTER_BYTES:
