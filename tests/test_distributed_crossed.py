@@ -225,6 +225,10 @@ def test_crossed_equals_in_memory_fit(client, formula: str, n_item: int) -> None
     assert fitted.converged and fitted.nobs == memory.nobs
     assert fitted.ngroups == memory.ngroups
     assert_same_fit(memory, fitted)
+    # The workers' working copies are dropped at the end (threads: this process's registry).
+    from glmm_binomial import distributed_crossed
+
+    assert not distributed_crossed._REGISTRY
     if formula == "y ~ x + (1 | g) + (1 | item)":
         again = glmm_binomial.fit(formula, ddf, client=client)
         assert again.loglik == fitted.loglik

@@ -824,7 +824,7 @@ def _fit(
         )
     finally:
         if design.crossed:
-            forget_partitions(client, partitions.states)
+            forget_partitions(client, partitions)
         client.cancel(partitions.states)
 
 

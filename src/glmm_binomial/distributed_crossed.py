@@ -685,10 +685,17 @@ def _forget(tokens: list[str]) -> None:
             _REGISTRY.pop(token, None)
 
 
-def forget_partitions(client: Any, states: list[Any]) -> None:
-    """Drop the workers' working copies of these partitions (at the end of a fit)."""
+_TOKENS: dict[int, set[str]] = {}
+"""Client side: the working copies made for each distributed._Partitions (by id), to drop."""
+
+
+def forget_partitions(client: Any, partitions: Any) -> None:
+    """Drop the workers' working copies made for these partitions (at the end of a fit)."""
+    tokens = _TOKENS.pop(id(partitions), set())
+    if not tokens:
+        return
     try:
-        client.run(_forget, [state.key for state in states])
+        client.run(_forget, sorted(tokens))
     except Exception:  # noqa: BLE001 - a worker lost at the end of a fit holds nothing
         LOG.debug("could not reach every worker to drop the crossed partitions")
 
@@ -730,6 +737,7 @@ class DaskRunner:
         for key, value in list(kwargs.items()):
             if isinstance(value, np.ndarray) and value.nbytes > SCATTER_BYTES:
                 kwargs[key] = client.scatter(value, broadcast=True, hash=False)
+        _TOKENS.setdefault(id(self.partitions), set()).update(s.key for s in states)
         groups: dict[str | None, list[int]] = {}
         for i, state in enumerate(states):
             groups.setdefault(self.pins.get(state.key), []).append(i)
