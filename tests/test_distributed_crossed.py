@@ -24,10 +24,15 @@ from glmm_binomial.pirls import PirlsControl
 
 
 def crossed_model(
-    seed: int, n: int = 1500, n_g: int = 60, n_item: int = 12, nested: bool = False
+    seed: int,
+    n: int = 1500,
+    n_g: int = 60,
+    n_item: int = 12,
+    nested: bool = False,
+    per_g: int = 3,
 ) -> ModelData:
-    """Binary rows: g (random intercept and slope on x), optionally h nested in g, and item
-    crossed with g."""
+    """Binary rows: g (random intercept and slope on x), optionally h nested in g (up to per_g
+    levels in each), and item crossed with g."""
     rng = np.random.default_rng(seed)
     g = rng.integers(0, n_g, n)
     item = rng.integers(0, n_item, n)
@@ -41,8 +46,8 @@ def crossed_model(
         )
     ]
     if nested:
-        h = g * 3 + rng.integers(0, 3, n)
-        eta += rng.normal(scale=0.6, size=3 * n_g)[h]
+        h = g * per_g + rng.integers(0, per_g, n) * (g % 3 != 0)
+        eta += rng.normal(scale=0.6, size=per_g * n_g)[h]
         _, h = np.unique(h, return_inverse=True)
         blocks.append(
             RandomBlock("g:h", ("(Intercept)",), h, tuple(range(h.max() + 1)), np.ones((n, 1)))
@@ -93,9 +98,11 @@ def objective(data: ModelData, n_parts: int, crossed: tuple[int, ...]) -> Crosse
     )
 
 
-@pytest.mark.parametrize("nested", [False, True])
-def test_deviance_gradient_information_match_in_memory(nested: bool) -> None:
-    data = crossed_model(1, nested=nested)
+@pytest.mark.parametrize(("nested", "per_g"), [(False, 3), (True, 3), (True, 2)])
+def test_deviance_gradient_information_match_in_memory(nested: bool, per_g: int) -> None:
+    # per_g=2: h has fewer columns than g (2 per level), so the in-memory layout puts h in the
+    # dense rest with item, the partitions' chain h -> g.
+    data = crossed_model(1, nested=nested, per_g=per_g)
     crossed = (len(data.blocks) - 1,)
     memory = LaplaceObjective(data)
     split_objective = objective(data, 4, crossed)
