@@ -236,6 +236,8 @@ def test_crossed_equals_in_memory_fit(client, formula: str, n_item: int) -> None
     from glmm_binomial import distributed_crossed
 
     assert not distributed_crossed._REGISTRY
+    np.testing.assert_allclose(fitted.predict(frame), memory.predict(frame), atol=1e-8)
+    assert "item" in fitted.summary()
     if formula == "y ~ x + (1 | g) + (1 | item)":
         again = glmm_binomial.fit(formula, ddf, client=client)
         assert again.loglik == fitted.loglik
