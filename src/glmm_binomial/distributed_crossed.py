@@ -167,6 +167,12 @@ class CrossedPartition:
         self._lambda1 = np.zeros((0, 0))
         self._scratch = (np.zeros(0), np.zeros(0))
 
+    def on_rows(self, data: ModelData) -> CrossedPartition:
+        """The same partition on other columns of its rows (as the user's columns of a fit on
+        internally scaled ones), coded as `data` is (the partition's own levels)."""
+        levels = [self.model.blocks[t].levels for t in self.crossed]
+        return CrossedPartition(data, self.keys, self.crossed, levels, self.pirls_control)
+
     # --- bookkeeping -----------------------------------------------------------------------
     def _sync(self, serial: int, commit: bool) -> bool:
         """Whether this call follows the previous one; commit: the client accepted the last
@@ -665,16 +671,27 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 def call_partition(
-    state: Any, token: str, method: str, blas_threads: int | None, **kwargs: Any
+    state: Any,
+    token: str,
+    method: str,
+    blas_threads: int | None,
+    user: bool = False,
+    **kwargs: Any,
 ) -> Any:
     """Run a CrossedPartition method on this worker's working copy of a
-    distributed.PartitionState (None: an empty partition)."""
+    distributed.PartitionState (None: an empty partition). user: on the partition's user
+    columns (PartitionState.user_columns, when the fit runs on scaled ones)."""
     if state is None:
         return None
     with _REGISTRY_LOCK:
         objective = _REGISTRY.get(token)
         if objective is None:
-            objective = _REGISTRY[token] = copy.copy(state.objective)
+            if user:
+                rows = getattr(state, "user_columns", state.objective.data)
+                objective = state.objective.on_rows(rows)
+            else:
+                objective = copy.copy(state.objective)
+            _REGISTRY[token] = objective
     with _blas.blas_threads(blas_threads):
         return getattr(objective, method)(**kwargs)
 
@@ -706,8 +723,9 @@ class DaskRunner:
     may run elsewhere can be stolen by an idle worker), chosen among those holding it and kept
     while that worker lives; large arrays are scattered once to every worker."""
 
-    def __init__(self, partitions: Any) -> None:
+    def __init__(self, partitions: Any, user: bool = False) -> None:
         self.partitions = partitions
+        self.user = user  # on the partitions' user columns (call_partition's user)
         self.client = partitions.client
         self.pins: dict[str, str] = {}
 
@@ -737,7 +755,8 @@ class DaskRunner:
         for key, value in list(kwargs.items()):
             if isinstance(value, np.ndarray) and value.nbytes > SCATTER_BYTES:
                 kwargs[key] = client.scatter(value, broadcast=True, hash=False)
-        _TOKENS.setdefault(id(self.partitions), set()).update(s.key for s in states)
+        tokens = [f"{s.key}:user" if self.user else str(s.key) for s in states]
+        _TOKENS.setdefault(id(self.partitions), set()).update(tokens)
         groups: dict[str | None, list[int]] = {}
         for i, state in enumerate(states):
             groups.setdefault(self.pins.get(state.key), []).append(i)
@@ -746,12 +765,13 @@ class DaskRunner:
             mapped = client.map(
                 call_partition,
                 [states[i] for i in members],
-                [states[i].key for i in members],
+                [tokens[i] for i in members],
                 pure=False,
                 workers=None if worker is None else [worker],
                 allow_other_workers=False,
                 method=method,
                 blas_threads=self.partitions.blas_threads,
+                user=self.user,
                 **kwargs,
             )
             for i, future in zip(members, mapped, strict=True):
@@ -781,9 +801,9 @@ class DaskRunner:
                 raise PartitionLost("a worker holding a partition was lost")
 
 
-def dask_runner(partitions: Any) -> Runner:
-    """DaskRunner(partitions)."""
-    return DaskRunner(partitions)
+def dask_runner(partitions: Any, user: bool = False) -> Runner:
+    """DaskRunner(partitions, user)."""
+    return DaskRunner(partitions, user)
 
 
 def local_runner(partitions: Sequence[CrossedPartition]) -> Runner:
