@@ -26,12 +26,19 @@ The conditional mode is the in-memory PIRLS (pirls.find_mode) on the joint u: a 
 H d = g solved by the Schur complement, step halving on the total penalized deviance, the same
 PirlsControl tolerances. One round trip per Newton step: the partitions evaluate the trial
 point and, speculatively, everything the next step needs there (the client accepts or halves).
+A search starts from the last mode moved to first order to the new (theta, beta), as
+LaplaceObjective._predicted_start does (two round trips: the reduced right-hand side, then the
+start); without it the gradients at the optimizer's nearby points differ from the in-memory ones
+by the mode tolerance, enough to move finite-difference standard errors by 1e-4.
 The gradient takes two more round trips (S^{-1} out, the reduced right-hand side of
 v = H^{-1} (Z Lambda)' r back, its solution out), the fixed-effects information two.
+Between evaluations a partition keeps its last mode (about 60 bytes per row for
+(1 + x | g) + (1 | item)), during a search two points.
 
 CrossedObjective (the client) only needs a function that runs a CrossedPartition method on
-every partition and returns the results in partition order; sums are taken in that order, so
-the same input gives the same output bit for bit.
+every partition and returns the results in partition order (local_runner in one process,
+DaskRunner on a cluster: each partition's calls pinned to one worker, which keeps a working
+copy of it); sums are taken in that order, so the same input gives the same output bit for bit.
 """
 
 from __future__ import annotations
