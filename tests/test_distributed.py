@@ -189,14 +189,20 @@ def test_agq_one_factor(client) -> None:
     assert_same_fit(memory, fitted)
 
 
-def test_model_that_does_not_decompose(client) -> None:
+def test_model_that_does_not_decompose(client, monkeypatch) -> None:
+    from glmm_binomial import distributed_crossed
+
     frame = simulate(5)
     frame["item"] = np.arange(len(frame)) % 7
     ddf = dd.from_pandas(frame, npartitions=2)
+    # A crossed factor with more random effects than the dense part may have.
+    monkeypatch.setattr(distributed_crossed, "DASK_CROSSED_LIMIT", 6)
     with pytest.raises(ValueError, match=r"does not decompose.*ddf\.compute\(\)"):
         glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf)
     with pytest.raises(ValueError, match=r"correlated columns.*\(1 \+ x \|\| g\)"):
         glmm_binomial.fit("y ~ x + (1 + x | g)", ddf, method="vb")
+    with pytest.raises(ValueError, match=r"method='vb' needs every grouping factor nested"):
+        glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, method="vb")
     # The same option checks as the in-memory fit (issue 9 item 4: n_agq <= 100 on any path).
     with pytest.raises(ValueError, match="n_agq must be at most 100"):
         glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="agq", n_agq=150)

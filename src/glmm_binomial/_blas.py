@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,12 +58,39 @@ def _openblas_libraries() -> tuple[tuple[Any, Any], ...]:
     return tuple(found)
 
 
+_LOCK = threading.Lock()
+_ACTIVE: dict[str, Any] = {"count": 0, "stack": None}
+
+
 @contextlib.contextmanager
 def blas_threads(limit: int | None) -> Iterator[None]:
-    """Within the block, BLAS uses at most `limit` threads (None: leave BLAS alone)."""
+    """Within the block, BLAS uses at most `limit` threads (None: leave BLAS alone).
+
+    The setting is global to the process: blocks running at the same time in several threads
+    (Dask workers sharing a process) share the first one's cap, and the last to leave restores
+    the previous setting, so that no block sees its cap lifted under it (the thread count
+    changes how OpenBLAS splits sums, hence their rounding)."""
     if limit is None:
         yield
         return
+    with _LOCK:
+        if _ACTIVE["count"] == 0:
+            stack = contextlib.ExitStack()
+            stack.enter_context(_capped(limit))
+            _ACTIVE["stack"] = stack
+        _ACTIVE["count"] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _ACTIVE["count"] -= 1
+            if _ACTIVE["count"] == 0:
+                _ACTIVE["stack"].close()
+                _ACTIVE["stack"] = None
+
+
+@contextlib.contextmanager
+def _capped(limit: int) -> Iterator[None]:
     try:
         from threadpoolctl import threadpool_limits  # type: ignore[import-not-found]
     except ImportError:

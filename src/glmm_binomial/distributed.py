@@ -8,7 +8,9 @@ becomes a ModelData with its own LaplaceObjective (or AgqObjective) that stays i
 a Dask worker; every evaluation maps the in-memory objective's ``deviance_and_gradient`` (or
 ``fixed_information``) over the partitions and sums the results in partition order on the
 client, where ``optimize.minimize_deviance`` runs unchanged. The numerics are those of
-laplace.py and quadrature.py; this module only moves arrays and adds.
+laplace.py and quadrature.py; this module only moves arrays and adds. Grouping factors crossed
+with the partitioning one (method="laplace") are handled by distributed_crossed.py: their random
+effects are solved for on the client through a dense Schur complement.
 
 Steps of ``fit_dask``:
 
@@ -63,6 +65,14 @@ from glmm_binomial.design import (
     value_variables,
 )
 from glmm_binomial.diagnostics import FitWarning, SeparationWarning
+from glmm_binomial.distributed_crossed import (
+    CrossedObjective,
+    CrossedPartition,
+    crossed_plan,
+    crossed_terms,
+    dask_runner,
+    forget_partitions,
+)
 from glmm_binomial.estimates import final_checks, require_finite
 from glmm_binomial.family import inverse_link, working_weights
 from glmm_binomial.formula import ParsedFormula, parse_formula, r_name
@@ -146,6 +156,7 @@ class PartitionDesign:
     control: Any  # OptimizerControl, or VariationalControl for method "vb"
     blas_threads: int | None
     priors: tuple[float, float] = (2.0, 1.0)  # method "vb": prior_fe_sd, prior_log_sd_sd
+    crossed: tuple[int, ...] = ()  # random terms crossed with the partitioning factor
 
 
 @dataclass
@@ -264,6 +275,12 @@ def _partition_state(
 ) -> PartitionState:
     """The partition's rows sorted as the objective wants them and stored compactly (see
     _compact), with its objective."""
+    if design.crossed:
+        # Factors crossed with the partitioning one: the partition sorts its rows by its own
+        # chain (distributed_crossed.CrossedPartition) and keeps one copy of them.
+        levels = [design.group_specs[t].levels for t in design.crossed]
+        objective = CrossedPartition(data, keys, design.crossed, levels, design.pirls_control)
+        return PartitionState(objective.data, keys, objective)
     if design.method == "laplace":
         data = sorted_by_first_factor(data)[0]
     data = _compact(data)
@@ -588,7 +605,8 @@ def _check_arguments(
 def _not_decomposable(detail: str) -> ValueError:
     return ValueError(
         f"this model does not decompose over partitions of a Dask DataFrame: {detail}. "
-        "Every grouping factor must be nested in one outermost factor (random slopes allowed). "
+        "Every grouping factor must be nested in one outermost factor (random slopes allowed) "
+        "or crossed with it (method='laplace', a few thousand random effects at most). "
         "Fit it in memory instead: glmm_binomial.fit(formula, ddf.compute())"
     )
 
@@ -770,7 +788,8 @@ def fit_dask(
     ('tcp://host:8786'); None uses the current client (distributed.get_client()).
     npartitions: partitions after the shuffle on the outermost grouping factor (None: as many
     as data has). weights and offset must be column names. method "laplace" or "agq" (one
-    grouping factor); every grouping factor must be nested in one outermost factor.
+    grouping factor); every grouping factor must be nested in one outermost factor, or (laplace)
+    crossed with it with at most distributed_crossed.DASK_CROSSED_LIMIT random effects in all.
     As in memory, the model is estimated on internally centred and scaled columns
     (glmm_binomial.scaling, chosen from the columns' moments combined over the partitions),
     mapped back exactly and checked on the user's columns; a partition whose columns were
@@ -919,9 +938,18 @@ def _fit(
         if all(c in g or learned[f"nested:{c}:{g}"] <= 1 for g in to_check):
             partition_var = c
             break
+    crossed_groups: list[tuple[str, ...]] = []
     if partition_var is None:
-        names = ", ".join("(... | " + ":".join(g) + ")" for g in to_check)
-        raise _not_decomposable(f"the grouping factors {names} are crossed, not nested")
+        # Factors crossed with the partitioning one: their random effects are global
+        # (distributed_crossed.py).
+        partition_var, crossed_groups = crossed_plan(candidates, to_check, learned)
+        if method == "vb":
+            # VB's sums decompose over any rows, but its reported log-likelihood (Laplace at
+            # the posterior means) needs the crossed Laplace objective: not wired up for VB.
+            raise _not_decomposable(
+                "method='vb' needs every grouping factor nested in one outermost factor; "
+                "factors crossed with it are fitted by method='laplace'"
+            )
     uniques = {v: _sorted_levels(learned[f"unique:{v}"]) for v in factor_vars}
     # The levels present, in category order for a categorical (R's droplevels), else sorted.
     categories = {v: uniques[v] for v in factor_vars}
@@ -989,6 +1017,7 @@ def _fit(
         random_specs=random_specs,
         offset_specs=offset_specs,
         group_specs=tuple(group_specs),
+        crossed=crossed_terms(parsed, random_specs, group_specs, crossed_groups),
     )
 
     # 2. Shuffle once on the partitioning factor; each partition becomes a ModelData and an
@@ -1020,6 +1049,8 @@ def _fit(
             started=started,
         )
     finally:
+        if design.crossed:
+            forget_partitions(client, partitions)
         client.cancel(partitions.states)
 
 
@@ -1367,7 +1398,16 @@ def _optimize(
         return DaskGLMMResult(
             with_constant, require_finite(vb_output), design=info, conf_level=conf_level
         )
-    if method == "laplace":
+    deviance_and_gradient = partitions.deviance_and_gradient
+    counters = partitions.counters
+    crossed = None
+    if design.crossed:
+        q_c = sum(blocks[t].n_levels * blocks[t].k for t in design.crossed)
+        run = dask_runner(partitions)
+        crossed = CrossedObjective(run, q_c, design.pirls_control, partitions.blas_threads)
+        deviance_and_gradient, counters = crossed.deviance_and_gradient, crossed.counters
+        information = crossed.fixed_information
+    elif method == "laplace":
         information = partitions.fixed_information
     else:
         glm_info = start.info
@@ -1377,9 +1417,9 @@ def _optimize(
 
     estimates = minimize_deviance(
         surrogate,
-        partitions.deviance_and_gradient,
+        deviance_and_gradient,
         control,
-        partitions.counters,
+        counters,
         method,
         beta0=start.beta,
         fixed_information=information,
@@ -1398,17 +1438,21 @@ def _optimize(
     LOG.info("optimizer: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
     scaling = start.scaling
-    pieces = partitions.evaluate("conditional_modes", theta, beta)
-    ranef, ranef_cov = [], []
-    for t, block in enumerate(blocks):
-        k = block.k
-        modes = np.full((block.n_levels, k), np.nan)
-        covs = np.full((block.n_levels, k, k), np.nan)
-        for where, part_modes, part_covs in pieces:
-            modes[where[t]] = part_modes[t]
-            covs[where[t]] = part_covs[t]
-        ranef.append(modes)
-        ranef_cov.append(covs)
+    if crossed is not None:
+        n_levels, ks = [b.n_levels for b in blocks], [b.k for b in blocks]
+        ranef, ranef_cov = crossed.conditional_effects(theta, beta, n_levels, ks, design.crossed)
+    else:
+        pieces = partitions.evaluate("conditional_modes", theta, beta)
+        ranef, ranef_cov = [], []
+        for t, block in enumerate(blocks):
+            k = block.k
+            modes = np.full((block.n_levels, k), np.nan)
+            covs = np.full((block.n_levels, k, k), np.nan)
+            for where, part_modes, part_covs in pieces:
+                modes[where[t]] = part_modes[t]
+                covs[where[t]] = part_covs[t]
+            ranef.append(modes)
+            ranef_cov.append(covs)
     # On the internal columns, as the in-memory fit checks them.
     separation = _separation(
         partitions, surrogate, start, theta, beta, n_complete, control.separation_screen
@@ -1427,7 +1471,13 @@ def _optimize(
     )
     if not scaling.is_identity:
         output = to_user(surrogate, scaling, output)
-        output = check_in_user_units(output, partitions.user_deviance_and_gradient, control)
+        user_check = partitions.user_deviance_and_gradient
+        if crossed is not None:
+            user_run = dask_runner(partitions, user=True)
+            user_check = CrossedObjective(
+                user_run, crossed.q_c, design.pirls_control, partitions.blas_threads
+            ).deviance_and_gradient
+        output = check_in_user_units(output, user_check, control)
     output = final_checks(output)  # as fit()'s in-memory paths
     model = _rowless_model(fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete)
     return DaskGLMMResult(model, output, design=info, conf_level=conf_level)

@@ -161,9 +161,13 @@ class Structure:
     """Index arrays fixed by the model's grouping factors; built once per ModelData.
 
     nested=False keeps the chain to the first factor alone (every other factor in the dense
-    rest): the plain blocked layout, a reference for the chain's sparse elimination."""
+    rest): the plain blocked layout, a reference for the chain's sparse elimination.
 
-    def __init__(self, data: ModelData, nested: bool = True) -> None:
+    crossed: blocks put in the dense rest whatever their size, in this order (a Dask partition's
+    factors crossed with the partitioning one, distributed_crossed.py). The chain is then
+    built from the finest of the other factors (most levels) and must hold all of them."""
+
+    def __init__(self, data: ModelData, nested: bool = True, crossed: tuple[int, ...] = ()) -> None:
         blocks = data.blocks
         n = data.n_obs
         # Blocks on the same grouping factor (as (1 + x || g) makes) share one level of the
@@ -180,6 +184,13 @@ class Structure:
         sizes = [blocks[f[0]].n_levels * sum(blocks[t].k for t in f) for f in families]
         # Largest family first; ties keep formula order so the layout is deterministic.
         ranked = sorted(range(len(families)), key=lambda i: -sizes[i])
+        fixed_rest = [i for i, f in enumerate(families) if f[0] in crossed]
+        if crossed:
+            fixed_rest.sort(key=lambda i: crossed.index(families[i][0]))
+            ranked = sorted(
+                (i for i in ranked if i not in fixed_rest),
+                key=lambda i: -blocks[families[i][0]].n_levels,
+            )
         chain = [ranked[0]]
         remaining = ranked[1:]
         while nested:
@@ -196,6 +207,14 @@ class Structure:
             best = max(candidates, key=lambda i: blocks[families[i][0]].n_levels)
             chain.append(best)
             remaining.remove(best)
+        if crossed:
+            if remaining:
+                names = ", ".join(blocks[families[i][0]].group for i in remaining)
+                raise ValueError(
+                    f"the grouping factors {names} are not in the chain of nested factors "
+                    f"from {blocks[families[chain[0]][0]].group}"
+                )
+            remaining = fixed_rest
         self.first_blocks: list[int] = families[chain[0]]
         self.first = self.first_blocks[0]
         self.rest: list[int] = [t for i in chain[1:] + remaining for t in families[i]]
@@ -451,6 +470,19 @@ class Structure:
         its raw columns (kept on the factor for the gradient); every other block of H comes
         from a1 and a2, the values of Z Lambda. The chain is eliminated leaf first, each
         level's groups all at once; then R's dense Schur complement."""
+        factor, schur = self.eliminate_chain(a1, a2, w, lambda1)
+        if schur is not None:
+            schur[np.diag_indices(self.q_rest)] += 1.0
+            factor.l_rr, part = rest_cholesky(schur)
+            factor.logdet += part
+        return factor
+
+    def eliminate_chain(
+        self, a1: FloatArray, a2: FloatArray, w: FloatArray, lambda1: FloatArray
+    ) -> tuple[Factor, FloatArray | None]:
+        """The chain's part of factorize: a Factor without R's factor (l_rr None, logdet of
+        the chain only) and R's Schur complement H_RR - sum_d C_dR C_dR' without the identity
+        (q_rest x q_rest, valid on and above the diagonal), None without a rest."""
         levels = self.levels
         m = len(levels)
         k1 = self.k1
@@ -459,7 +491,7 @@ class Structure:
         h11[:, np.arange(k1), np.arange(k1)] += 1.0
         if m == 1 and not self.r2:
             linv, logdet = _cholesky_inverse(h11)
-            return Factor(self, [linv], {}, [], None, logdet, cross)
+            return Factor(self, [linv], {}, [], None, logdet, cross), None
         a = [self.level_columns(d, a1, a2) for d in range(m)]
         a_r = a2[:, self.r_columns]
         n_slots = a_r.shape[1]
@@ -540,19 +572,41 @@ class Structure:
                     weights=row_dot(lr[d][first], lr[d][second]),
                     minlength=hrr.size,
                 )
-        l_rr = None
-        if n_slots:
-            schur = hrr.reshape(q_rest, q_rest)
-            schur[np.diag_indices(q_rest)] += 1.0
-            # LAPACK reads the upper triangle of the C-ordered schur as the lower triangle of
-            # its transpose, the same matrix in Fortran order, factored in place (no copy).
-            l_rr, info = scipy.linalg.lapack.dpotrf(schur.T, lower=1, clean=1, overwrite_a=1)
-            if info != 0:
-                raise np.linalg.LinAlgError(
-                    f"the rest's Schur complement is not positive definite (dpotrf info {info})"
-                )
-            logdet += 2.0 * float(np.sum(np.log(np.diag(l_rr))))
-        return Factor(self, linvs, lanc, lr, l_rr, logdet, cross, blocks)
+        schur = hrr.reshape(q_rest, q_rest) if n_slots else None
+        return Factor(self, linvs, lanc, lr, None, logdet, cross, blocks), schur
+
+
+def rest_cholesky(schur: FloatArray) -> tuple[FloatArray, float]:
+    """Lower Cholesky factor of R's Schur complement (C-ordered, read on and above the
+    diagonal, overwritten) and its log determinant."""
+    # LAPACK reads the upper triangle of the C-ordered schur as the lower triangle of
+    # its transpose, the same matrix in Fortran order, factored in place (no copy).
+    l_rr, info = scipy.linalg.lapack.dpotrf(schur.T, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(
+            f"the rest's Schur complement is not positive definite (dpotrf info {info})"
+        )
+    return l_rr, 2.0 * float(np.sum(np.log(np.diag(l_rr))))
+
+
+def rest_solve(l_rr: FloatArray, rr: FloatArray) -> FloatArray:
+    """x with L L' x = rr for R's factor L (rr a vector or a matrix of columns)."""
+    yr = scipy.linalg.solve_triangular(l_rr, rr, lower=True, check_finite=False)
+    return np.asarray(
+        scipy.linalg.solve_triangular(l_rr, yr, lower=True, trans="T", check_finite=False)
+    )
+
+
+def rest_inverse(l_rr: FloatArray) -> FloatArray:
+    """R's block of H^{-1} from its factor, valid on and above the diagonal (C order)."""
+    # LAPACK's inverse from the Cholesky factor (lower triangle; a third of the work
+    # of a triangular solve with I and a product).
+    inverse, info = scipy.linalg.lapack.dpotri(l_rr, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dpotri failed with info {info}")
+    # Its lower triangle in Fortran order is the upper triangle of the C-ordered
+    # transpose: entries (r, s) are read there at (min, max), with no symmetrized copy.
+    return np.ascontiguousarray(inverse.T)
 
 
 def _bmm(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -583,13 +637,27 @@ class Factor:
         """(n1, k1, k1) lower-triangular inverses of the first level's diagonal factors."""
         return self.linv[0]
 
+    @property
+    def has_rest(self) -> bool:
+        """Whether the layout has a dense rest R (l_rr may still be held elsewhere)."""
+        return bool(self.structure.cols_rest.shape[1])
+
     def solve(self, r1: FloatArray, r2: FloatArray) -> tuple[FloatArray, FloatArray]:
         """x = H^{-1} r with r split as (n1 x k1, q2)."""
+        y, rr = self.forward(r1, r2)
+        xr = np.zeros(0)
+        if self.l_rr is not None:
+            xr = rest_solve(self.l_rr, rr)
+        return self.backward(y, xr)
+
+    def forward(self, r1: FloatArray, r2: FloatArray) -> tuple[list[FloatArray], FloatArray]:
+        """The chain's forward substitution: y_d = L_dd^{-1} (r_d - ...) per chain level and
+        R's reduced right-hand side r_R - sum_d L_Rd y_d (q_rest,), linear in r."""
         st = self.structure
         levels = st.levels
         m = len(levels)
         r = [r1] + [r2[lv.u_index] for lv in levels[1:]]
-        has_rest = self.l_rr is not None
+        has_rest = self.has_rest
         rr = r2[st.q_chain :].copy() if has_rest else np.zeros(0)
         y: list[FloatArray] = []
         for d, level in enumerate(levels):
@@ -607,12 +675,15 @@ class Factor:
                     weights=row_dot(self.lr[d], yd[level.pair_group]),
                     minlength=st.q_rest,
                 )
-        xr = np.zeros(0)
-        if self.l_rr is not None:
-            yr = scipy.linalg.solve_triangular(self.l_rr, rr, lower=True, check_finite=False)
-            xr = scipy.linalg.solve_triangular(
-                self.l_rr, yr, lower=True, trans="T", check_finite=False
-            )
+        return y, rr
+
+    def backward(self, y: list[FloatArray], xr: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The chain's back substitution from forward's y and R's solution xr: x = H^{-1} r
+        split as (n1 x k1, q2)."""
+        st = self.structure
+        levels = st.levels
+        m = len(levels)
+        has_rest = self.has_rest
         x: list[FloatArray] = [np.empty(0)] * m
         for d in range(m - 1, -1, -1):
             level = levels[d]
@@ -634,25 +705,19 @@ class Factor:
         x2[st.q_chain :] = xr
         return x[0], x2
 
-    def selected_inverse(self) -> SelectedInverse:
+    def selected_inverse(self, zrr: FloatArray | None = None) -> SelectedInverse:
         """Entries of H^{-1} on the pattern of L (Takahashi recurrences): with X = L_Nj L_jj^{-1}
         for a group j and N the blocks below it (its ancestors and its R pattern),
             Z_Nj = -Z_NN X,   Z_jj = L_jj^{-T} (L_jj^{-1} - L_Nj' Z_Nj),
-        from R (dense) down the chain; Z_NN is always on the pattern already computed."""
+        from R (dense) down the chain; Z_NN is always on the pattern already computed.
+        zrr: R's block of H^{-1} (rest_inverse's layout) when it is at hand, as for a Dask
+        partition whose R is shared with others (then l_rr is not needed)."""
         st = self.structure
         levels = st.levels
         m = len(levels)
-        has_rest = self.l_rr is not None
-        zrr = None
-        if self.l_rr is not None:
-            # LAPACK's inverse from the Cholesky factor (lower triangle; a third of the work
-            # of a triangular solve with I and a product).
-            inverse, info = scipy.linalg.lapack.dpotri(self.l_rr, lower=1)
-            if info != 0:
-                raise np.linalg.LinAlgError(f"dpotri failed with info {info}")
-            # Its lower triangle in Fortran order is the upper triangle of the C-ordered
-            # transpose: entries (r, s) are read there at (min, max), with no symmetrized copy.
-            zrr = np.ascontiguousarray(inverse.T)
+        has_rest = self.has_rest
+        if zrr is None and self.l_rr is not None:
+            zrr = rest_inverse(self.l_rr)
         # The dense couplings need the whole symmetric block: formed once for all levels.
         zrr_full = None
         if zrr is not None and any(level.dense_coupling for level in levels):

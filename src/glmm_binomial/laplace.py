@@ -25,7 +25,7 @@ from glmm_binomial.diagnostics import (
     FitWarning,
 )
 from glmm_binomial.estimates import FitOutput
-from glmm_binomial.factor import Structure, row_dot
+from glmm_binomial.factor import SelectedInverse, Structure, row_dot
 from glmm_binomial.model import ModelData
 from glmm_binomial.optimize import Estimates, OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import Mode, PirlsControl, find_mode
@@ -181,57 +181,85 @@ class LaplaceObjective:
 
     def gradient_at(self, mode: Mode) -> tuple[FloatArray, FloatArray]:
         data, st = self.data, self.structure
-        a1, a2, w, mu, rho = mode.a1, mode.a2, mode.weights, mode.mu, mode.residual
-        factor = mode.factor
-        inverse = factor.selected_inverse()
-        hinv11 = inverse.diag[0]
-        if st.r2:
-            h1, h2 = factor.row_inverse_products(a1, a2, inverse)
-            s = row_dot(a1, h1) + row_dot(a2, h2)
-        elif st.k1 == 1:
-            s = a1[:, 0] * a1[:, 0] * st.level_values(hinv11[:, 0, 0])
-        else:
-            # sum over c, d of a_ic a_id H^{-1}_j[c, d], per-level entries spread to the rows.
-            s = np.zeros(st.n)
-            for c in range(st.k1):
-                s += a1[:, c] * a1[:, c] * st.level_values(hinv11[:, c, c])
-                for d in range(c):
-                    s += 2.0 * a1[:, c] * a1[:, d] * st.level_values(hinv11[:, c, d])
-        # s_i = a_i' H^{-1} a_i; d log det H / d eta_i at fixed Z Lambda is w_i (1 - 2 mu_i) s_i.
-        r = w * (1.0 - 2.0 * mu) * s
-        v1, v2 = factor.solve(*st.transpose_times(a1, a2, r))
-        e = r - 2.0 * rho - w * st.times(a1, a2, v1, v2)
-        grad_beta = data.x.T @ e
+        inverse = mode.factor.selected_inverse()
+        r, h1, h2 = gradient_weights(st, mode, inverse)
+        v1, v2 = mode.factor.solve(*st.transpose_times(mode.a1, mode.a2, r))
+        return gradient_from_solve(data, st, mode, inverse, r, h1, h2, v1, v2)
 
-        # Gradient entry for Lambda_t[r, c]: sum_i Z_t[i, r] Q_t[i, c] with
-        # Q_t[i, c] = e_i u_t[g(i), c] + rho_i v_t[g(i), c] + 2 w_i h_t[i, c], h_i = H^{-1} a_i.
-        # For the first (block-diagonal) part the first two terms are group sums times u and v,
-        # and without a rest the third is 2 sum_j S_j Lambda H_j^{-1}, S_j = sum_i w_i z_i z_i'.
-        grad_theta = np.zeros(data.n_theta)
-        slices = data.theta_slices()
-        z1 = st.z1
-        g_first = st.group_sums(z1 * e[:, None]).T @ mode.u1
-        g_first += st.group_sums(z1 * rho[:, None]).T @ v1
-        if st.r2:
-            g_first += 2.0 * z1.T @ (w[:, None] * h1)
-        else:
-            lam1 = st.first_lambda(mode.lambdas)
-            cross = factor.cross
-            g_first += 2.0 * np.einsum("jrd,de,jec->rc", cross, lam1, hinv11)
-        for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
-            rows_t, cols_t = data.blocks[t].lower_indices()
-            grad_theta[slices[t]] = g_first[cols, cols][rows_t, cols_t]
-        position = 0
-        for t, offset in zip(st.rest, st.rest_offsets, strict=True):
-            b = data.blocks[t]
-            idx = offset + b.codes[:, None] * b.k + np.arange(b.k)[None, :]
-            h_rows = h2[:, position : position + b.k]
-            position += b.k
-            q = e[:, None] * mode.u2[idx] + rho[:, None] * v2[idx] + 2.0 * w[:, None] * h_rows
-            g = b.z.T @ q
-            rows_t, cols_t = b.lower_indices()
-            grad_theta[slices[t]] = g[rows_t, cols_t]
-        return grad_theta, grad_beta
+
+def gradient_weights(
+    st: Structure, mode: Mode, inverse: SelectedInverse
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The first half of the gradient: r_i = w_i (1 - 2 mu_i) a_i' H^{-1} a_i, and the rows'
+    h_i = H^{-1} a_i on their own columns (h1, h2; both empty without a rest). The gradient
+    then needs v = H^{-1} (Z Lambda)' r (gradient_from_solve)."""
+    a1, a2, w, mu = mode.a1, mode.a2, mode.weights, mode.mu
+    hinv11 = inverse.diag[0]
+    h1, h2 = np.zeros((0, st.k1)), np.zeros((0, st.r2))
+    if st.r2:
+        h1, h2 = mode.factor.row_inverse_products(a1, a2, inverse)
+        s = row_dot(a1, h1) + row_dot(a2, h2)
+    elif st.k1 == 1:
+        s = a1[:, 0] * a1[:, 0] * st.level_values(hinv11[:, 0, 0])
+    else:
+        # sum over c, d of a_ic a_id H^{-1}_j[c, d], per-level entries spread to the rows.
+        s = np.zeros(st.n)
+        for c in range(st.k1):
+            s += a1[:, c] * a1[:, c] * st.level_values(hinv11[:, c, c])
+            for d in range(c):
+                s += 2.0 * a1[:, c] * a1[:, d] * st.level_values(hinv11[:, c, d])
+    # s_i = a_i' H^{-1} a_i; d log det H / d eta_i at fixed Z Lambda is w_i (1 - 2 mu_i) s_i.
+    return w * (1.0 - 2.0 * mu) * s, h1, h2
+
+
+def gradient_from_solve(
+    data: ModelData,
+    st: Structure,
+    mode: Mode,
+    inverse: SelectedInverse,
+    r: FloatArray,
+    h1: FloatArray,
+    h2: FloatArray,
+    v1: FloatArray,
+    v2: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Gradient of the Laplace deviance in (theta, beta) from gradient_weights' r, h1, h2 and
+    v = H^{-1} (Z Lambda)' r split as (v1, v2): sums over the rows of data."""
+    a1, a2, w, rho = mode.a1, mode.a2, mode.weights, mode.residual
+    factor = mode.factor
+    hinv11 = inverse.diag[0]
+    e = r - 2.0 * rho - w * st.times(a1, a2, v1, v2)
+    grad_beta = data.x.T @ e
+
+    # Gradient entry for Lambda_t[r, c]: sum_i Z_t[i, r] Q_t[i, c] with
+    # Q_t[i, c] = e_i u_t[g(i), c] + rho_i v_t[g(i), c] + 2 w_i h_t[i, c], h_i = H^{-1} a_i.
+    # For the first (block-diagonal) part the first two terms are group sums times u and v,
+    # and without a rest the third is 2 sum_j S_j Lambda H_j^{-1}, S_j = sum_i w_i z_i z_i'.
+    grad_theta = np.zeros(data.n_theta)
+    slices = data.theta_slices()
+    z1 = st.z1
+    g_first = st.group_sums(z1 * e[:, None]).T @ mode.u1
+    g_first += st.group_sums(z1 * rho[:, None]).T @ v1
+    if st.r2:
+        g_first += 2.0 * z1.T @ (w[:, None] * h1)
+    else:
+        lam1 = st.first_lambda(mode.lambdas)
+        cross = factor.cross
+        g_first += 2.0 * np.einsum("jrd,de,jec->rc", cross, lam1, hinv11)
+    for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
+        rows_t, cols_t = data.blocks[t].lower_indices()
+        grad_theta[slices[t]] = g_first[cols, cols][rows_t, cols_t]
+    position = 0
+    for t, offset in zip(st.rest, st.rest_offsets, strict=True):
+        b = data.blocks[t]
+        idx = offset + b.codes[:, None] * b.k + np.arange(b.k)[None, :]
+        h_rows = h2[:, position : position + b.k]
+        position += b.k
+        q = e[:, None] * mode.u2[idx] + rho[:, None] * v2[idx] + 2.0 * w[:, None] * h_rows
+        g = b.z.T @ q
+        rows_t, cols_t = b.lower_indices()
+        grad_theta[slices[t]] = g[rows_t, cols_t]
+    return grad_theta, grad_beta
 
 
 def conditional_effects(
@@ -240,8 +268,14 @@ def conditional_effects(
     """Conditional modes b_t = Lambda_t u_t (n_levels x k) and their conditional covariances
     Lambda_t H^{-1}_jj Lambda_t' (n_levels x k x k), per block in ModelData order."""
     data, st = objective.data, objective.structure
+    return block_effects(data, st, mode, theta, mode.factor.selected_inverse())
+
+
+def block_effects(
+    data: ModelData, st: Structure, mode: Mode, theta: FloatArray, inverse: SelectedInverse
+) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+    """conditional_effects with the selected inverse of H at hand."""
     lambdas = data.lambdas(theta)
-    inverse = mode.factor.selected_inverse()
     modes: list[FloatArray] = [np.empty(0)] * len(data.blocks)
     covs: list[FloatArray] = [np.empty(0)] * len(data.blocks)
     for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
