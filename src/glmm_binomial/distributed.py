@@ -787,10 +787,12 @@ def fit_dask(
     the order of floating-point sums. client: a distributed.Client, or a scheduler address
     ('tcp://host:8786'); None uses the current client (distributed.get_client()).
     npartitions: partitions after the shuffle on the outermost grouping factor (None: as many
-    as data has). weights and offset must be column names. method "laplace" or "agq" (one
-    grouping factor); every grouping factor must be nested in one outermost factor, or (laplace)
-    crossed with it with at most distributed_crossed.DASK_CROSSED_LIMIT random effects in all.
-    As in memory, the model is estimated on internally centred and scaled columns
+    as data has). weights and offset must be column names. method "laplace", "agq" (one
+    grouping factor) or "vb" (distributed_vb.py; prior_fe_sd, prior_log_sd_sd and a
+    VariationalControl as in memory); every grouping factor must be nested in one outermost
+    factor, or (laplace) crossed with it with at most distributed_crossed.DASK_CROSSED_LIMIT
+    random effects in all. As in memory, laplace and agq are estimated on internally centred
+    and scaled columns
     (glmm_binomial.scaling, chosen from the columns' moments combined over the partitions),
     mapped back exactly and checked on the user's columns; a partition whose columns were
     changed keeps both versions of them while the fit runs. The fit's warnings are emitted
