@@ -179,7 +179,11 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
         )
 
 
-def test_agq_one_factor(client) -> None:
+def test_agq_one_factor(client, monkeypatch) -> None:
+    from glmm_binomial import distributed as driver
+
+    # Free memory returned after every evaluation (as for large data): the same fit.
+    monkeypatch.setattr(driver, "RETURN_MEMORY_ROWS", 0)
     frame = simulate(4)
     memory = glmm_binomial.fit("y ~ x + (1 | g)", frame, method="agq", n_agq=5)
     fitted = glmm_binomial.fit(

@@ -113,6 +113,9 @@ EXTRA_MESSAGE = (
 ROW_COLUMN = "__glmm_row__"
 """Original position of each complete row (partition number * 2^40 + position), added before
 the shuffle so that each partition can put its rows back in their original order."""
+RETURN_MEMORY_ROWS = 5_000_000
+"""From this many rows on, the workers return free memory to the operating system after every
+evaluation (glibc's allocator keeps the pages freed between the partitions' arrays otherwise)."""
 MERGE_FAN_IN = 8
 """Partition summaries merged per task in the learning pass's tree."""
 SEPARATION_GATHER_LIMIT = 50_000_000
@@ -470,6 +473,7 @@ class _Partitions:
         self.client = client
         self.states = states
         self.design = design  # the PartitionDesign, scattered to the workers
+        self.rows = 0  # complete rows in all partitions, once known
         self.blas_threads = blas_threads
         self.counters = Counters()
 
@@ -532,6 +536,9 @@ class _Partitions:
             blas_threads=self.blas_threads,
         )
         parts = self.gather(_output)
+        if self.rows >= RETURN_MEMORY_ROWS:
+            # Each evaluation's temporaries leave freed memory between the partitions' arrays.
+            self.client.run(_return_free_memory)
         for _, iterations, failures in parts:
             self.counters.pirls_iterations += iterations
             self.counters.pirls_failures += failures
@@ -1039,6 +1046,7 @@ def _fit(
     shared = client.scatter(design, broadcast=True, hash=False)
     states = client.compute([build(p, shared) for p in parts])
     partitions = _Partitions(client, states, blas_threads, shared)
+    partitions.rows = n_complete
     del states
     try:
         return _optimize(
