@@ -13,6 +13,8 @@ dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
+from _dask_support import assert_same_fit, local_client  # noqa: E402
+
 import glmm_binomial  # noqa: E402
 from glmm_binomial.diagnostics import RankDeficiencyWarning  # noqa: E402
 from glmm_binomial.distributed import DaskGLMMResult, is_dask_frame  # noqa: E402
@@ -42,28 +44,9 @@ def simulate(seed: int, n_groups: int = 40, per: int = 15, kind: str = "intercep
     )
 
 
-@pytest.fixture(scope="module")
-def client():
-    # Threads keep the start-up cheap. The fault test uses worker processes, forked so that
-    # they start in a fraction of a second; it runs first, before this cluster's threads exist.
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
-def assert_same_fit(memory, dask_fit) -> None:
-    assert abs(dask_fit.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
-    np.testing.assert_allclose(dask_fit.params.to_numpy(), memory.params.to_numpy(), atol=1e-6)
-    np.testing.assert_allclose(dask_fit.theta, memory.theta, atol=1e-6)
-    np.testing.assert_allclose(dask_fit.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-3)
-    for name, frame in memory.ranef().items():
-        other = dask_fit.ranef()[name]
-        assert list(other.index) == list(frame.index)
-        np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), atol=1e-5)
+# The fault test uses worker processes, forked so that they start in a fraction of a second;
+# it runs first, before this cluster's threads exist.
+client = pytest.fixture(scope="module")(local_client)
 
 
 class KillOnce(distributed.WorkerPlugin):

@@ -9,6 +9,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from _dask_support import assert_same_fit as same_fit
+from _dask_support import local_client
 
 import glmm_binomial
 from glmm_binomial.distributed_crossed import (
@@ -197,25 +199,12 @@ def crossed_frame(seed: int, n: int = 1500, n_g: int = 100, n_item: int = 10) ->
 
 @pytest.fixture(scope="module")
 def client():
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
+    pytest.importorskip("distributed")
+    yield from local_client()
 
 
 def assert_same_fit(memory, fitted) -> None:
-    assert abs(fitted.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
-    np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), atol=1e-6)
-    np.testing.assert_allclose(fitted.theta, memory.theta, atol=1e-6)
-    np.testing.assert_allclose(fitted.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-6)
-    for name, frame in memory.ranef().items():
-        other = fitted.ranef()[name]
-        assert list(other.index) == list(frame.index)
-        np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), atol=1e-6)
+    same_fit(memory, fitted, se_rtol=1e-6, ranef_atol=1e-6)
 
 
 @pytest.mark.parametrize(

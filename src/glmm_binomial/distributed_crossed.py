@@ -57,7 +57,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial import _blas
 from glmm_binomial.factor import Structure, rest_cholesky, rest_inverse, rest_solve
-from glmm_binomial.family import working_weights
+from glmm_binomial.family import weights_and_residual
 from glmm_binomial.laplace import (
     Counters,
     block_effects,
@@ -204,12 +204,7 @@ class CrossedPartition:
         q_chain = st.q_chain
         eta = self._eta_fixed + st.times(a1, a2, u1, u2)
         pdev, mu = _penalized_deviance(eta, model, u1, u2[:q_chain], self._scratch)
-        if st.unit_trials:
-            w = mu * (1.0 - mu)
-            residual = model.successes - mu
-        else:
-            w = working_weights(mu, model.trials)
-            residual = model.successes - model.trials * mu
+        w, residual = weights_and_residual(mu, model.successes, model.trials, st.unit_trials)
         factor, schur = st.eliminate_chain(a1, a2, w, self._lambda1)
         assert schur is not None  # the crossed blocks are the rest
         g1, g2 = st.transpose_times(a1, a2, residual)

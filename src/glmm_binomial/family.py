@@ -68,3 +68,13 @@ def log_binomial_coefficient(successes: FloatArray, trials: FloatArray) -> float
 def working_weights(mu: FloatArray, trials: FloatArray) -> FloatArray:
     """Fisher weights m * mu * (1 - mu): minus the second derivative of the row log-likelihood."""
     return trials * mu * (1.0 - mu)
+
+
+def weights_and_residual(
+    mu: FloatArray, successes: FloatArray, trials: FloatArray, unit_trials: bool
+) -> tuple[FloatArray, FloatArray]:
+    """Fisher weights m mu (1 - mu) and residuals k - m mu; unit_trials (every m = 1, Bernoulli
+    rows) skips the products by m."""
+    if unit_trials:
+        return mu * (1.0 - mu), successes - mu
+    return working_weights(mu, trials), successes - trials * mu

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.factor import Factor, Structure
-from glmm_binomial.family import logistic, working_weights
+from glmm_binomial.family import logistic, weights_and_residual
 from glmm_binomial.model import ModelData
 
 FloatArray = NDArray[np.float64]
@@ -90,12 +90,7 @@ def find_mode(
     converged = False
     iteration = 0
     while True:
-        if structure.unit_trials:
-            w = mu * (1.0 - mu)
-            residual = data.successes - mu
-        else:
-            w = working_weights(mu, data.trials)
-            residual = data.successes - data.trials * mu
+        w, residual = weights_and_residual(mu, data.successes, data.trials, structure.unit_trials)
         factor = structure.factorize(a1, a2, w, lambda1)
         g1, g2 = structure.transpose_times(a1, a2, residual)
         g1 = g1 - u1

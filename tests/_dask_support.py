@@ -1,0 +1,36 @@
+"""What the Dask tests share: a LocalCluster client and the comparison with an in-memory fit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+
+def local_client() -> Iterator[Any]:
+    """A client of a LocalCluster with two single-thread workers in this process (threads keep
+    the start-up cheap); use as a module-scoped fixture."""
+    import distributed
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def assert_same_fit(
+    memory: Any, fitted: Any, se_rtol: float = 1e-3, ranef_atol: float = 1e-5
+) -> None:
+    """The Dask fit equals the in-memory one: logLik to 1e-8 relative, estimates to 1e-6."""
+    assert abs(fitted.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
+    np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(fitted.theta, memory.theta, atol=1e-6)
+    np.testing.assert_allclose(fitted.bse.to_numpy(), memory.bse.to_numpy(), rtol=se_rtol)
+    for name, frame in memory.ranef().items():
+        other = fitted.ranef()[name]
+        assert list(other.index) == list(frame.index)
+        np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), atol=ranef_atol)
