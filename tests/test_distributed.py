@@ -150,6 +150,8 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
 
         with pytest.raises(ValueError, match="Dask cluster"):
             profile_confint(fitted)
+        with pytest.raises(ValueError, match=r"confint\(method='wald'\)"):
+            fitted.confint()  # lme4's default, profile
         # Methods that need the fit's rows refuse; those that do not work as in memory.
         for needs_rows in (fitted.fitted, fitted.simulate, fitted.marginal_coefs):
             with pytest.raises(ValueError, match="rows of the fit"):

@@ -312,7 +312,8 @@ def profile(
     if model.x.shape[0] != model.n_obs:
         raise ValueError(
             "profile intervals refit the model, and the rows of this fit are on a Dask cluster; "
-            "fit the computed frame in memory (glmm_binomial.fit(formula, ddf.compute()))"
+            "use Wald intervals (confint(method='wald')), or fit the computed frame in memory "
+            "(glmm_binomial.fit(formula, ddf.compute()))"
         )
     targets = _targets(model, control.correlation_limit)
     names = [t.name for t in targets]
