@@ -65,6 +65,16 @@ class PeakMemory:
         self._thread.join()
 
 
+def _kill_one_worker(client: Any) -> None:
+    """SIGKILL the process of the first worker (by address order)."""
+    import signal
+
+    pids = client.run(os.getpid)
+    address = sorted(pids)[0]
+    print(f"killing worker {address} (pid {pids[address]})", flush=True)
+    os.kill(pids[address], signal.SIGKILL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="directory of part-*.parquet files")
@@ -81,6 +91,13 @@ def main() -> None:
         help="MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ of the workers (Dask's default "
         "trim threshold, 65536, returns every freed numpy temporary to the OS, so each new one "
         "page-faults: evaluations ran 2-5 times slower in worker processes than in the client)",
+    )
+    parser.add_argument(
+        "--kill-after",
+        type=float,
+        default=None,
+        help="seconds after the fit starts at which one worker process is killed (SIGKILL; the "
+        "nanny restarts it and Dask rebuilds its partitions from the files)",
     )
     parser.add_argument(
         "--compare",
@@ -121,8 +138,14 @@ def main() -> None:
             client.run(importlib.import_module, "glmm_binomial.distributed")
             client.run(importlib.import_module, "pyarrow.parquet")
             ddf = dd.read_parquet(str(args.path / "part-*.parquet"))
+            killer = None
+            if args.kill_after is not None:
+                killer = threading.Timer(args.kill_after, _kill_one_worker, (client,))
+                killer.start()
             started = time.perf_counter()
             result = fit_dask(args.formula, ddf, client=client, npartitions=args.npartitions)
+            if killer is not None:
+                killer.cancel()
             wall = time.perf_counter() - started
             _, workers_after = memory.sample()
     report = {
@@ -139,9 +162,11 @@ def main() -> None:
         "client_baseline_gb": round(baseline / 1e9, 2),
         "children_after_fit_gb": round(workers_after / 1e9, 2),
         "loglik": result.loglik,
+        "estimates_full_precision": [*result.theta.tolist(), *result.params.tolist()],
         "beta": result.params.round(4).to_dict(),
         "sd": result.varcorr["std_dev"].round(4).tolist(),
         "converged": result.converged,
+        "killed_worker_after_seconds": args.kill_after,
         "loadavg": os.getloadavg(),
     }
     if args.compare:
