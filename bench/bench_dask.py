@@ -79,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="directory of part-*.parquet files")
     parser.add_argument("--formula", default="y ~ x + (1 + x | g)")
+    parser.add_argument("--method", default="laplace", choices=["laplace", "agq", "vb"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="threads per worker")
     parser.add_argument("--npartitions", type=int, default=None)
@@ -143,7 +144,9 @@ def main() -> None:
                 killer = threading.Timer(args.kill_after, _kill_one_worker, (client,))
                 killer.start()
             started = time.perf_counter()
-            result = fit_dask(args.formula, ddf, client=client, npartitions=args.npartitions)
+            result = fit_dask(
+                args.formula, ddf, method=args.method, client=client, npartitions=args.npartitions
+            )
             if killer is not None:
                 killer.cancel()
             wall = time.perf_counter() - started
@@ -151,6 +154,7 @@ def main() -> None:
     report = {
         "rows": result.nobs,
         "formula": args.formula,
+        "method": args.method,
         "groups": result.ngroups,
         "partitions": args.npartitions or ddf.npartitions,
         "workers": args.workers,
@@ -180,7 +184,7 @@ def main() -> None:
             ignore_index=True,
         )
         started = time.perf_counter()
-        memory_fit = glmm_binomial.fit(args.formula, frame)
+        memory_fit = glmm_binomial.fit(args.formula, frame, method=args.method)
         memory_wall = time.perf_counter() - started
         report["in_memory_wall_seconds"] = round(memory_wall, 1)
         report["dask_over_memory_time"] = round(wall / memory_wall, 2)
