@@ -22,6 +22,34 @@ def local_client() -> Iterator[Any]:
         yield c
 
 
+def kill_once(marker: str, after: int, task: str) -> Any:
+    """A distributed WorkerPlugin that kills its worker process after `after` finished tasks
+    whose name ends with `task`, once per cluster (a marker file created atomically makes sure
+    only one worker dies, and only once). The caller registers this module with cloudpickle's
+    register_pickle_by_value, so that forked workers can unpickle the plugin."""
+    import os
+
+    import distributed
+
+    class KillOnce(distributed.WorkerPlugin):
+        def __init__(self) -> None:
+            self.count = 0
+
+        def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+            if finish != "memory" or not distributed.utils.key_split(key).endswith(task):
+                return
+            self.count += 1
+            if self.count < after:
+                return
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
+            os._exit(1)
+
+    return KillOnce()
+
+
 def assert_same_fit(
     memory: Any, fitted: Any, se_rtol: float = 1e-3, ranef_atol: float = 1e-5
 ) -> None:

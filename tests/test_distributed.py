@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
@@ -13,7 +12,7 @@ dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-from _dask_support import assert_same_fit, local_client  # noqa: E402
+from _dask_support import assert_same_fit, kill_once, local_client  # noqa: E402
 
 import glmm_binomial  # noqa: E402
 from glmm_binomial.diagnostics import RankDeficiencyWarning  # noqa: E402
@@ -49,32 +48,11 @@ def simulate(seed: int, n_groups: int = 40, per: int = 15, kind: str = "intercep
 client = pytest.fixture(scope="module")(local_client)
 
 
-class KillOnce(distributed.WorkerPlugin):
-    """Kills its worker process after `after` evaluation tasks, once per cluster (a marker
-    file created atomically makes sure only one worker dies, and only once)."""
-
-    def __init__(self, marker: str, after: int) -> None:
-        self.marker = marker
-        self.after = after
-        self.count = 0
-
-    def transition(self, key, start, finish, **kwargs) -> None:
-        if finish != "memory" or not distributed.utils.key_split(key).endswith("evaluate"):
-            return
-        self.count += 1
-        if self.count < self.after:
-            return
-        try:
-            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return
-        os._exit(1)
-
-
 def test_worker_killed_during_fit(tmp_path) -> None:
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(sys.modules["_dask_support"])
     frame = simulate(6, n_groups=30, per=10)
     for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
         frame.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
@@ -93,7 +71,7 @@ def test_worker_killed_during_fit(tmp_path) -> None:
         ddf = dd.read_parquet(str(tmp_path / "part*.parquet"))
         with pytest.warns(RankDeficiencyWarning):
             undisturbed = glmm_binomial.fit(formula, ddf, client=c)
-        c.register_plugin(KillOnce(str(marker), after=4))
+        c.register_plugin(kill_once(str(marker), after=4, task="evaluate"))
         # A scheduler address, as for a cluster elsewhere (the fit opens and closes its client).
         with pytest.warns(RankDeficiencyWarning):
             fitted = glmm_binomial.fit(formula, ddf, client=cluster.scheduler_address)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _dask_support import assert_same_fit as same_fit
-from _dask_support import local_client
+from _dask_support import kill_once, local_client
 
 import glmm_binomial
 from glmm_binomial.distributed_crossed import (
@@ -298,23 +298,8 @@ def test_worker_killed_during_crossed_fit(tmp_path) -> None:
     dd = pytest.importorskip("dask.dataframe")
     distributed = pytest.importorskip("distributed")
 
-    class KillOnce(distributed.WorkerPlugin):
-        def __init__(self, marker: str, after: int) -> None:
-            self.marker, self.after, self.count = marker, after, 0
-
-        def transition(self, key, start, finish, **kwargs) -> None:
-            if finish != "memory" or distributed.utils.key_split(key) != "call_partition":
-                return
-            self.count += 1
-            if self.count < self.after:
-                return
-            try:
-                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError:
-                return
-            os._exit(1)
-
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(sys.modules["_dask_support"])
     frame = crossed_frame(6, n=600, n_g=40, n_item=8)
     for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
         frame.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
@@ -328,7 +313,7 @@ def test_worker_killed_during_crossed_fit(tmp_path) -> None:
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
-        c.register_plugin(KillOnce(str(marker), after=20))
+        c.register_plugin(kill_once(str(marker), after=20, task="call_partition"))
         fitted = glmm_binomial.fit(formula, dd.read_parquet(str(tmp_path / "part*.parquet")))
     assert marker.exists()
     assert fitted.converged
