@@ -275,7 +275,7 @@ def test_object_columns_of_numbers_and_wide_designs(client) -> None:
 
 
 def test_learning_pass_tree_merge_equals_one_merge() -> None:
-    from glmm_binomial.distributed import MERGE_FAN_IN, _merge, _summarize
+    from glmm_binomial.distributed_learning import MERGE_FAN_IN, _merge, _summarize
 
     frame = simulate(10)
     frame["gh"] = frame["g"] + "_" + frame["h"].astype(str)

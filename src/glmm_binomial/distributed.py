@@ -14,12 +14,12 @@ effects are solved for on the client through a dense Schur complement.
 
 Steps of ``fit_dask``:
 
-1. One pass over the complete rows learns the design: the levels of factor columns (so every
-   partition's fixed-effects matrix has the same columns, from one formulaic model spec), the
-   levels of each grouping factor (coded by design._group_codes on their distinct values, so
-   with the in-memory fit's order and R's as.character keys), the response's two levels
-   when it is a factor, and, where nesting is not visible in the formula, whether each grouping
-   factor is nested in the partitioning one.
+1. One pass over the complete rows (distributed_learning.py) learns the design: the levels of
+   factor columns (so every partition's fixed-effects matrix has the same columns, from one
+   formulaic model spec), the levels of each grouping factor (coded by design._group_codes on
+   their distinct values, so with the in-memory fit's order and R's as.character keys), the
+   response's two levels when it is a factor, and, where nesting is not visible in the
+   formula, whether each grouping factor is nested in the partitioning one.
 2. The rows are shuffled on the partitioning factor (hash partitioning: deterministic) and each
    partition is turned into a ModelData on its worker, rows in their original order.
 3. Aliased fixed-effect columns are found from the partitions' R factors and dropped with a
@@ -47,7 +47,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +59,6 @@ from glmm_binomial.design import (
     DesignInfo,
     RandomSpec,
     _check_finite,
-    _check_width,
     _group_codes,
     _response,
     aliased_columns,
@@ -75,9 +74,25 @@ from glmm_binomial.distributed_crossed import (
     dask_runner,
     forget_partitions,
 )
+from glmm_binomial.distributed_learning import (
+    MERGE_FAN_IN,
+    _check_vb_terms,
+    _check_widths,
+    _combine,
+    _group_spec,
+    _matrix,
+    _merge,
+    _nesting_plan,
+    _not_decomposable,
+    _sorted_levels,
+    _spec,
+    _summarize,
+)
+from glmm_binomial.distributed_result import DaskGLMMResult, _rowless_model
+from glmm_binomial.distributed_result import is_dask_frame as is_dask_frame
 from glmm_binomial.estimates import final_checks, require_finite
 from glmm_binomial.family import inverse_link, working_weights
-from glmm_binomial.formula import ParsedFormula, parse_formula, r_name
+from glmm_binomial.formula import ParsedFormula, parse_formula
 from glmm_binomial.frame import read_as_numbers
 from glmm_binomial.laplace import (
     Counters,
@@ -90,7 +105,6 @@ from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.newdata import _new_codes
 from glmm_binomial.optimize import OptimizerControl, minimize_deviance
 from glmm_binomial.pirls import PirlsControl
-from glmm_binomial.result import GLMMResult
 from glmm_binomial.scaling import (
     Scaling,
     check_in_user_units,
@@ -101,7 +115,6 @@ from glmm_binomial.scaling import (
     to_user,
 )
 from glmm_binomial.separation import large_coefficients, separation_report
-from glmm_binomial.transforms import FORMULA_CONTEXT, materialize
 from glmm_binomial.validation import check_independent_terms, check_model, emit_fit_warnings
 from glmm_binomial.variational import VariationalControl, VariationalObjective
 
@@ -118,17 +131,9 @@ the shuffle so that each partition can put its rows back in their original order
 RETURN_MEMORY_ROWS = 5_000_000
 """From this many rows on, the workers return free memory to the operating system after every
 evaluation (glibc's allocator keeps the pages freed between the partitions' arrays otherwise)."""
-MERGE_FAN_IN = 8
-"""Partition summaries merged per task in the learning pass's tree."""
 SEPARATION_GATHER_LIMIT = 50_000_000
 """When the separation screen fires, the design is gathered to the client for the linear
 programs if it has at most this many values (rows x columns); beyond, a warning says so."""
-
-
-def is_dask_frame(data: Any) -> bool:
-    """True for a Dask DataFrame, tested without importing dask."""
-    module = type(data).__module__ or ""
-    return module.split(".")[0] == "dask" and hasattr(data, "npartitions")
 
 
 def _import_dask() -> tuple[Any, Any]:
@@ -318,16 +323,6 @@ def _compact(data: ModelData) -> ModelData:
         offset=constant(data.offset, 0.0),
         blocks=blocks,
     )
-
-
-def _matrix(spec: Any, frame: pd.DataFrame, what: str) -> tuple[FloatArray, list[str]]:
-    """A partition's matrix from the model spec learned on the client (transforms.py's
-    evaluation context, as the in-memory fit)."""
-    try:
-        matrix = spec.get_model_matrix(frame, na_action="raise", context=FORMULA_CONTEXT)
-    except Exception as exc:  # noqa: BLE001 - formulaic raises many types
-        raise ValueError(f"cannot build {what}: {exc}") from None
-    return np.asarray(matrix, dtype=np.float64), [r_name(str(c)) for c in matrix.columns]
 
 
 def _keep_columns(state: PartitionState | None, kept: list[int], design: Any) -> Any:
@@ -611,44 +606,6 @@ def _check_arguments(
         raise ValueError(f"control for method {method!r} must be a {expected.__name__}")
 
 
-def _not_decomposable(detail: str) -> ValueError:
-    return ValueError(
-        f"this model does not decompose over partitions of a Dask DataFrame: {detail}. "
-        "Every grouping factor must be nested in one outermost factor (random slopes allowed) "
-        "or crossed with it (method='laplace', a few thousand random effects at most). "
-        "Fit it in memory instead: glmm_binomial.fit(formula, ddf.compute())"
-    )
-
-
-def _nesting_plan(parsed: ParsedFormula) -> tuple[list[str], list[tuple[str, ...]]]:
-    """Candidates for the partitioning variable and the grouping factors whose nesting in it
-    must be checked on the data (empty when the formula shows it, as in (1 | g/h))."""
-    groups = [term.group for term in parsed.random]
-    common = [v for v in groups[0] if all(v in g for g in groups)]
-    if common:
-        return common[:1], []
-    candidates = list(dict.fromkeys(g[0] for g in groups if len(g) == 1))
-    if not candidates:
-        raise _not_decomposable(
-            "no grouping variable is shared by every term, and none stands alone"
-        )
-    return candidates, groups
-
-
-def _sorted_levels(values: Any) -> list[Any]:
-    """Levels in the order pandas.factorize(sort=True) gives them (as formulaic codes a factor
-    column)."""
-    return list(pd.factorize(pd.Series(values), sort=True)[1])
-
-
-def _group_spec(term: Any, spec: Any, combos: pd.DataFrame) -> RandomSpec:
-    """The levels of a grouping factor over the whole data set, from its distinct combinations
-    of values: design._group_codes on them gives the levels, level keys (R's as.character) and
-    order of the in-memory fit, since these depend only on the set of values present."""
-    _, levels, variable_keys, present = _group_codes(combos.reset_index(drop=True), term.group)
-    return RandomSpec(term, spec, levels, variable_keys, present)
-
-
 def _return_free_memory() -> int:
     """Ask glibc's allocator to return free pages to the operating system (malloc_trim, which
     also releases free pages between live blocks); 0 where there is no glibc."""
@@ -669,107 +626,6 @@ def _add_row_ids(frame: pd.DataFrame, partition_info: dict[str, Any] | None = No
 
 def _is_factor(dtype: Any) -> bool:
     return not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-
-
-class DaskGLMMResult(GLMMResult):
-    """GLMMResult of a fit to a Dask DataFrame. Its model holds the structure of the fit
-    (names, levels, counts) but not the rows, which stay on the cluster: predict needs
-    newdata, a pandas DataFrame (as GLMMResult.predict: a Series indexed like it) or a Dask
-    DataFrame (a Dask Series, each partition predicted as a pandas DataFrame)."""
-
-    def predict(
-        self,
-        newdata: Any = None,
-        re: Literal["include", "exclude"] | Sequence[str] = "include",
-        type: Literal["response", "link"] = "response",
-        offset: Any = None,
-        se_fit: bool = False,
-    ) -> Any:
-        if newdata is None:
-            raise ValueError(
-                "predict on a fit to a Dask DataFrame needs newdata (the rows stay on the "
-                "cluster): pass the Dask DataFrame itself, or a pandas DataFrame"
-            )
-        if is_dask_frame(newdata):
-            if se_fit:
-                raise ValueError("se_fit=True needs a pandas newdata (not a Dask DataFrame)")
-            if offset is not None and not isinstance(offset, str):
-                raise ValueError("with a Dask newdata, offset must be a column name")
-            parent = super().predict
-
-            def one(part: pd.DataFrame) -> pd.Series:
-                o = None if offset is None else part[offset]
-                if not len(part):
-                    return pd.Series([], index=part.index, dtype=np.float64, name=type)
-                return parent(part, re=re, type=type, offset=o)
-
-            return newdata.map_partitions(one, meta=pd.Series([], dtype=np.float64, name=type))
-        return super().predict(newdata, re=re, type=type, offset=offset, se_fit=se_fit)
-
-    # The fit's rows stay on the cluster: what needs them says so instead of using no rows.
-    def simulate(self, n: int = 1, seed: Any = None, use_u: bool = False) -> Any:
-        raise _rows_on_cluster("simulate")
-
-    def refit(self, new_response: Any) -> Any:
-        raise _rows_on_cluster("refit")
-
-    def fitted(self) -> Any:
-        raise _rows_on_cluster("fitted values")
-
-    def resid(self, type: str = "deviance") -> Any:
-        raise _rows_on_cluster("residuals")
-
-    residuals = resid
-
-    def marginal_predict(self, newdata: Any = None, offset: Any = None) -> Any:
-        if newdata is None:
-            raise _rows_on_cluster("marginal_predict without newdata")
-        return super().marginal_predict(newdata, offset)
-
-    def marginal_coefs(self, std_errors: bool = True) -> Any:
-        raise _rows_on_cluster("marginal_coefs")
-
-    def plot_calibration(self, group: str | None = None) -> Any:
-        raise _rows_on_cluster("plot_calibration")
-
-
-def _rows_on_cluster(what: str) -> ValueError:
-    return ValueError(
-        f"{what} needs the rows of the fit, which stay on the Dask cluster; fit the computed "
-        "frame in memory (glmm_binomial.fit(formula, ddf.compute())) for it"
-    )
-
-
-@dataclass(frozen=True)
-class ClusterModelData(ModelData):
-    """ModelData of a fit whose rows live on a Dask cluster: names, blocks with the levels of
-    the whole data set and no rows; n_obs is the number of rows used in the fit."""
-
-    rows: int = 0
-
-    @property
-    def n_obs(self) -> int:
-        return self.rows
-
-
-def _rowless_model(
-    fixed_names: tuple[str, ...],
-    blocks: tuple[RandomBlock, ...],
-    *,
-    log_binomial_constant: float,
-    rows: int,
-) -> ClusterModelData:
-    """The names and blocks of the whole data set with no rows (they stay on the cluster)."""
-    return ClusterModelData(
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros((0, len(fixed_names))),
-        np.zeros(0),
-        fixed_names,
-        blocks,
-        log_binomial_constant=log_binomial_constant,
-        rows=rows,
-    )
 
 
 def fit_dask(
@@ -1066,117 +922,8 @@ def _fit(
         client.cancel(partitions.states)
 
 
-def _summarize(
-    frame: pd.DataFrame,
-    value_vars: list[str],
-    combos: list[tuple[str, ...]],
-    nesting: list[tuple[str, tuple[str, ...]]],
-    object_vars: list[str],
-) -> dict[str, Any]:
-    """What the learning pass needs from one partition: row counts, the distinct values of
-    factor and grouping columns, distinct combinations of multi-variable grouping factors and
-    of (grouping factor, candidate partitioning variable), whether each object column reads as
-    numbers, and a few complete rows."""
-    complete = frame.dropna()
-    out: dict[str, Any] = {"rows": len(frame), "complete": len(complete)}
-    out["sample"] = complete.head(5)
-    for v in object_vars:
-        column = complete[v]
-        out[f"numeric:{v}"] = len(column) == 0 or read_as_numbers(column) is not None
-    for v in value_vars:
-        out[f"unique:{v}"] = pd.Series(complete[v].unique())
-    for g in combos:
-        out[f"combos:{g}"] = complete[list(g)].drop_duplicates()
-    for c, g in nesting:
-        out[f"nested:{c}:{g}"] = complete[[*g, c]].drop_duplicates()
-    return out
-
-
-def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Summaries of neighbouring partitions as one (distinct values in order of appearance)."""
-    merged: dict[str, Any] = {}
-    for key in summaries[0]:
-        values = [s[key] for s in summaries]
-        if key in ("rows", "complete"):
-            merged[key] = sum(values)
-        elif key == "sample":
-            merged[key] = pd.concat(values).head(5)
-        elif key.startswith("numeric:"):
-            merged[key] = all(values)
-        elif key.startswith("unique:"):
-            merged[key] = pd.Series(pd.concat(values).unique())
-        else:  # combos, nesting pairs
-            merged[key] = pd.concat(values).drop_duplicates()
-    return merged
-
-
-def _combine(summary: dict[str, Any], nesting: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
-    """What the learning pass found, from the merged summary of all partitions."""
-    learned = dict(summary)
-    for c, g in nesting:
-        key = f"nested:{c}:{g}"
-        pairs = summary[key]
-        # The most values of c within one level of g (1: g is nested in c).
-        learned[key] = int(pairs.groupby(list(g)).size().max()) if len(pairs) else 0
-    return learned
-
-
-def _check_vb_terms(
-    parsed: ParsedFormula,
-    fixed_spec: Any,
-    random_specs: tuple[Any, ...],
-    group_specs: tuple[RandomSpec, ...],
-    sample: pd.DataFrame,
-) -> None:
-    """validation.check_independent_terms before any partition is built: method "vb" fits
-    one-column terms only, and the message says how to write the user's term as such."""
-    blocks = []
-    for term, spec, group in zip(parsed.random, random_specs, group_specs, strict=True):
-        names = ["(Intercept)"] if spec is None else _matrix(spec, sample, term.text)[1]
-        blocks.append(
-            RandomBlock(
-                ":".join(term.group),
-                tuple(names),
-                np.zeros(0, dtype=np.intp),
-                group.levels,
-                np.zeros((0, len(names))),
-            )
-        )
-    info = DesignInfo(parsed, fixed_spec, group_specs, 0, parsed.response.successes)
-    check_independent_terms(
-        _rowless_model((), tuple(blocks), log_binomial_constant=0.0, rows=0), info
-    )
-
-
-def _check_widths(
-    parsed: ParsedFormula, categories: dict[str, list[Any]], sample: pd.DataFrame, rows: int
-) -> None:
-    """design._check_width (a design too wide to build is refused, with advice) on a stand-in
-    frame holding every level of each factor column: the width depends only on the numbers of
-    levels, which the learning pass knows."""
-    size = max([len(sample), *(len(levels) for levels in categories.values())])
-    stand_in = pd.DataFrame({c: np.resize(sample[c].to_numpy(), size) for c in sample.columns})
-    for column, levels in categories.items():
-        stand_in[column] = np.resize(np.asarray(levels, dtype=object), size)
-    _check_width(parsed.fixed, stand_in, "fixed-effects design", rows)
-    for term in parsed.random:
-        if term.expr != "1":
-            _check_width(term.expr, stand_in, f"random-effect term {term.text}", rows)
-
-
 def _columns(data: Any) -> list[str]:
     return [str(c) for c in data.columns]
-
-
-def _spec(expr: str, frame: pd.DataFrame, what: str) -> Any:
-    spec = materialize(expr, frame, what)[2]
-    if getattr(spec, "transform_state", None):
-        raise ValueError(
-            f"{what} '{expr}' uses a transform that learns from the data "
-            f"({', '.join(spec.transform_state)}), which a Dask fit cannot reproduce from one "
-            "pass; add the transformed column to the frame first, or fit in memory"
-        )
-    return spec
 
 
 @dataclass

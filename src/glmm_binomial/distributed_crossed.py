@@ -622,9 +622,9 @@ def crossed_plan(
     and the grouping factors crossed with it.
 
     candidates: single-variable grouping factors; groups: every grouping factor; learned:
-    distributed._combine's counts ("combos:<group>": the distinct levels, "nested:<c>:<group>":
-    the most values of c within one level of group). Among the candidates not nested in a
-    coarser candidate, the one with the most levels."""
+    distributed_learning._combine's counts ("combos:<group>": the distinct levels,
+    "nested:<c>:<group>": the most values of c within one level of group). Among the
+    candidates not nested in a coarser candidate, the one with the most levels."""
 
     def nested(group: tuple[str, ...], c: str) -> bool:
         return c in group or learned[f"nested:{c}:{group}"] <= 1
