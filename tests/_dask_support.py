@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,31 @@ def local_client() -> Iterator[Any]:
         distributed.Client(cluster) as c,
     ):
         yield c
+
+
+@contextlib.contextmanager
+def forked_process_client() -> Iterator[tuple[Any, Any]]:
+    """A LocalCluster of two single-thread worker *processes* (forked, so that they start in a
+    fraction of a second; a worker can then be killed) and its client."""
+    import dask
+    import distributed
+
+    with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield cluster, c
+
+
+def parquet_parts(frame: Any, directory: Path, parts: int = 3) -> str:
+    """frame written as `parts` Parquet files (what Dask rebuilds a lost partition from); the
+    glob that reads them."""
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        frame.iloc[rows].to_parquet(directory / f"part{i}.parquet")
+    return str(directory / "part*.parquet")
 
 
 def kill_once(marker: str, after: int, task: str) -> Any:

@@ -12,7 +12,13 @@ dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-from _dask_support import assert_same_fit, kill_once, local_client  # noqa: E402
+from _dask_support import (  # noqa: E402
+    assert_same_fit,
+    forked_process_client,
+    kill_once,
+    local_client,
+    parquet_parts,
+)
 
 import glmm_binomial  # noqa: E402
 from glmm_binomial.diagnostics import RankDeficiencyWarning  # noqa: E402
@@ -54,21 +60,14 @@ def test_worker_killed_during_fit(tmp_path) -> None:
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     cloudpickle.register_pickle_by_value(sys.modules["_dask_support"])
     frame = simulate(6, n_groups=30, per=10)
-    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
-        frame.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+    files = parquet_parts(frame, tmp_path)
     # x2 is aliased with x: the partitions rebuilt without it must survive the kill too.
     formula = "y ~ x + x2 + (1 | g)"
     with pytest.warns(RankDeficiencyWarning):
         memory = glmm_binomial.fit(formula, frame)
     marker = tmp_path / "killed"
-    with (
-        dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        ddf = dd.read_parquet(str(tmp_path / "part*.parquet"))
+    with forked_process_client() as (cluster, c):
+        ddf = dd.read_parquet(files)
         with pytest.warns(RankDeficiencyWarning):
             undisturbed = glmm_binomial.fit(formula, ddf, client=c)
         c.register_plugin(kill_once(str(marker), after=4, task="evaluate"))

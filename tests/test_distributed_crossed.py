@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _dask_support import assert_same_fit as same_fit
-from _dask_support import kill_once, local_client
+from _dask_support import forked_process_client, kill_once, local_client, parquet_parts
 
 import glmm_binomial
 from glmm_binomial.distributed_crossed import (
@@ -294,27 +294,20 @@ def test_worker_killed_during_crossed_fit(tmp_path) -> None:
 
     import cloudpickle
 
-    dask = pytest.importorskip("dask")
+    pytest.importorskip("dask")
     dd = pytest.importorskip("dask.dataframe")
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     cloudpickle.register_pickle_by_value(sys.modules["_dask_support"])
     frame = crossed_frame(6, n=600, n_g=40, n_item=8)
-    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
-        frame.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+    files = parquet_parts(frame, tmp_path)
     formula = "y ~ x + (1 | g) + (1 | item)"
     memory = glmm_binomial.fit(formula, frame)
     marker = tmp_path / "killed"
-    with (
-        dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
+    with forked_process_client() as (_, c):
         c.register_plugin(kill_once(str(marker), after=20, task="call_partition"))
-        fitted = glmm_binomial.fit(formula, dd.read_parquet(str(tmp_path / "part*.parquet")))
+        fitted = glmm_binomial.fit(formula, dd.read_parquet(files))
     assert marker.exists()
     assert fitted.converged
     assert_same_fit(memory, fitted)
