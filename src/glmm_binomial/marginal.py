@@ -78,9 +78,9 @@ def marginal_predict(
         eta = model.x @ fit.beta + model.offset
         sd = random_sd([b.z for b in model.blocks], covariances)
         return marginal_mean(eta, sd, n_nodes)
-    if result._design is None:
+    if result.design is None:
         raise ValueError("marginal_predict with newdata needs a model fitted from a formula")
-    design = new_data_design(result._design, newdata, offset)
+    design = new_data_design(result.design, newdata, offset)
     eta = design.x @ fit.beta + design.offset
     sd = random_sd([z for _, z in design.random], covariances)
     # Rows missing a needed value predict NaN, as predict() does.

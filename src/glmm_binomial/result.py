@@ -128,6 +128,12 @@ class GLMMResult(ResultsAPI):
     def fit_output(self) -> FitOutput:
         return self._fit
 
+    @property
+    def design(self) -> DesignInfo | None:
+        """What the fit remembers of its formula and data (rebuilds designs for new data);
+        None for a model fitted from ModelData (the spreadsheet)."""
+        return self._design
+
     # --- fixed effects ----------------------------------------------------------------------
     @property
     def fixed_names(self) -> list[str]:

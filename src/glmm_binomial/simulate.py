@@ -130,7 +130,7 @@ def refit(result: GLMMResult, new_response: Any) -> GLMMResult:
     return GLMMResult(
         model,
         output,
-        design=result._design,
+        design=result.design,
         conf_level=result.conf_level,
         data_name=result.data_name,
     )
