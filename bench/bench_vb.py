@@ -25,9 +25,9 @@ import scipy.sparse
 from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 
 from glmm_binomial import datasets
-from glmm_binomial.design import build_model
-from glmm_binomial.model import ModelData
-from glmm_binomial.variational import VariationalObjective, fit_vb_detailed
+from glmm_binomial.methods.variational import VariationalObjective, fit_vb_detailed
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.design import build_model
 
 
 def simulated_10k(seed: int = 20240501, n: int = 10_000, n_groups: int = 100) -> pd.DataFrame:

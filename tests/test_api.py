@@ -7,8 +7,8 @@ import pytest
 from conftest import load_reference
 
 import glmm_binomial as g
-from glmm_binomial.design import build_model
 from glmm_binomial.diagnostics import ConvergenceWarning
+from glmm_binomial.model.design import build_model
 
 CASES = {
     "cbpp": "cbpp",
@@ -150,8 +150,8 @@ def _broken(output, **changes):
 )
 def test_a_non_finite_fit_is_never_reported_converged(monkeypatch, method, changes):
     import glmm_binomial.api as api
-    import glmm_binomial.quadrature as quadrature
-    import glmm_binomial.variational as variational
+    import glmm_binomial.methods.agq as quadrature
+    import glmm_binomial.methods.variational as variational
 
     targets = {
         "laplace": (api, "fit_laplace"),

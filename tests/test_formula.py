@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from glmm_binomial import datasets
-from glmm_binomial.formula import (
+from glmm_binomial.model.formula import (
     ParsedFormula,
     RandomTerm,
     ResponseSpec,

@@ -6,10 +6,10 @@ import numpy as np
 from _simulate import simulated_model
 
 from glmm_binomial import datasets
-from glmm_binomial.design import build_model
-from glmm_binomial.laplace import LaplaceObjective, fit_laplace
-from glmm_binomial.optimize import OptimizerControl, minimize_deviance, optimum_check
-from glmm_binomial.quadrature import fit_agq
+from glmm_binomial.methods.agq import fit_agq
+from glmm_binomial.methods.laplace import LaplaceObjective, fit_laplace
+from glmm_binomial.model.design import build_model
+from glmm_binomial.numerics.optimize import OptimizerControl, minimize_deviance, optimum_check
 
 CONTROL = OptimizerControl()
 

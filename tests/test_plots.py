@@ -45,7 +45,7 @@ def test_caterpillar_plot_of_a_slope():
 
 def test_profile_plot(cbpp_fit, tmp_path):
     prof = cbpp_fit.profile(which=["sd_(Intercept)|herd"])
-    from glmm_binomial.plots import profile_plot
+    from glmm_binomial.results.plots import profile_plot
 
     fig = profile_plot(prof)
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["sd_(Intercept)|herd"]

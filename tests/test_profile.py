@@ -4,7 +4,7 @@ import pytest
 from conftest import load_reference
 
 import glmm_binomial as g
-from glmm_binomial.profile import profile, profile_confint
+from glmm_binomial.results.profile import profile, profile_confint
 
 SLOPE = "use ~ age + urban + livch + (1 + urban | district)"
 

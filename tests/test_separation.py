@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 import glmm_binomial as g
-from glmm_binomial.design import build_model
-from glmm_binomial.separation import (
+from glmm_binomial.model.design import build_model
+from glmm_binomial.model.separation import (
     detect_group_separation,
     detect_separation,
     looks_divergent,

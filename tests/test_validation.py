@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import glmm_binomial as g
-from glmm_binomial.design import build_model
-from glmm_binomial.validation import check_identifiable, independent_text
+from glmm_binomial.model.design import build_model
+from glmm_binomial.model.validation import check_identifiable, independent_text
 
 
 def _one_row_per_group(n: int = 120) -> pd.DataFrame:

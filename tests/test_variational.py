@@ -19,9 +19,7 @@ from _simulate import simulated_model
 from conftest import load_reference
 
 from glmm_binomial import datasets
-from glmm_binomial.design import build_model
-from glmm_binomial.model import ModelData, RandomBlock
-from glmm_binomial.variational import (
+from glmm_binomial.methods.variational import (
     VariationalControl,
     VariationalObjective,
     fit_vb,
@@ -29,6 +27,8 @@ from glmm_binomial.variational import (
     gauss_hermite_rule,
     statsmodels_rule,
 )
+from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.model.design import build_model
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
 

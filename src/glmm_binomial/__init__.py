@@ -25,19 +25,20 @@ _ATTRIBUTES = {
     "NewLevelsWarning": "glmm_binomial.diagnostics",
     "RankDeficiencyWarning": "glmm_binomial.diagnostics",
     "SeparationWarning": "glmm_binomial.diagnostics",
-    "anova": "glmm_binomial.inference",
-    "ModelData": "glmm_binomial.model",
-    "RandomBlock": "glmm_binomial.model",
-    "OptimizerControl": "glmm_binomial.optimize",
-    "OptSummary": "glmm_binomial.optimize",
-    "PirlsControl": "glmm_binomial.pirls",
-    "ProfileControl": "glmm_binomial.profile",
-    "profile_confint": "glmm_binomial.profile",
-    "LikelihoodProfile": "glmm_binomial.profile",
-    "GLMMResult": "glmm_binomial.result",
-    "bootstrap": "glmm_binomial.resampling",
-    "BootstrapResult": "glmm_binomial.resampling",
-    "confint": "glmm_binomial.intervals",
+    "anova": "glmm_binomial.results.inference",
+    "ModelData": "glmm_binomial.model.data",
+    "RandomBlock": "glmm_binomial.model.data",
+    "OptimizerControl": "glmm_binomial.numerics.optimize",
+    "OptSummary": "glmm_binomial.numerics.optimize",
+    "PirlsControl": "glmm_binomial.numerics.pirls",
+    "ProfileControl": "glmm_binomial.results.profile",
+    "profile": "glmm_binomial.results.profile",
+    "profile_confint": "glmm_binomial.results.profile",
+    "LikelihoodProfile": "glmm_binomial.results.profile",
+    "GLMMResult": "glmm_binomial.results.result",
+    "bootstrap": "glmm_binomial.results.bootstrap",
+    "BootstrapResult": "glmm_binomial.results.bootstrap",
+    "confint": "glmm_binomial.results.intervals",
     "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
     "glmm_binomial": "glmm_binomial.frontends.sheet",
 }
@@ -48,14 +49,13 @@ _SUBMODULES = (
     "cli",
     "datasets",
     "diagnostics",
+    "distributed",
     "excel",
     "frontends",
-    "inference",
-    "marginal",
+    "methods",
     "model",
-    "plots",
-    "profile",
-    "result",
+    "numerics",
+    "results",
     "sheet",
 )
 
@@ -87,6 +87,7 @@ __all__ = [
     "fit",
     "fit_model",
     "glmm_binomial",
+    "profile",
     "profile_confint",
 ]
 
@@ -120,11 +121,16 @@ if TYPE_CHECKING:  # the names as type checkers see them
         SeparationWarning,
     )
     from glmm_binomial.frontends.sheet import GLMM_BINOMIAL, glmm_binomial
-    from glmm_binomial.inference import anova
-    from glmm_binomial.intervals import confint
-    from glmm_binomial.model import ModelData, RandomBlock
-    from glmm_binomial.optimize import OptimizerControl, OptSummary
-    from glmm_binomial.pirls import PirlsControl
-    from glmm_binomial.profile import LikelihoodProfile, ProfileControl, profile_confint
-    from glmm_binomial.resampling import BootstrapResult, bootstrap
-    from glmm_binomial.result import GLMMResult
+    from glmm_binomial.model.data import ModelData, RandomBlock
+    from glmm_binomial.numerics.optimize import OptimizerControl, OptSummary
+    from glmm_binomial.numerics.pirls import PirlsControl
+    from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
+    from glmm_binomial.results.inference import anova
+    from glmm_binomial.results.intervals import confint
+    from glmm_binomial.results.profile import (
+        LikelihoodProfile,
+        ProfileControl,
+        profile,
+        profile_confint,
+    )
+    from glmm_binomial.results.result import GLMMResult

@@ -8,17 +8,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from glmm_binomial import _blas
-from glmm_binomial.design import build_model
-from glmm_binomial.distributed import fit_dask, is_dask_frame
-from glmm_binomial.estimates import FitOutput, final_checks, require_finite
-from glmm_binomial.laplace import LaplaceObjective, fit_laplace
-from glmm_binomial.model import ModelData
-from glmm_binomial.optimize import OptimizerControl
-from glmm_binomial.pirls import PirlsControl
-from glmm_binomial.result import GLMMResult
-from glmm_binomial.scaling import check_in_user_units, choose_scaling, to_internal, to_user
-from glmm_binomial.validation import check_model, emit_fit_warnings
+from glmm_binomial.distributed.fit import fit_dask, is_dask_frame
+from glmm_binomial.methods.estimates import FitOutput, final_checks, require_finite
+from glmm_binomial.methods.laplace import LaplaceObjective, fit_laplace
+from glmm_binomial.methods.scaling import check_in_user_units, choose_scaling, to_internal, to_user
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.design import build_model
+from glmm_binomial.model.validation import check_model, emit_fit_warnings
+from glmm_binomial.numerics import blas
+from glmm_binomial.numerics.optimize import OptimizerControl
+from glmm_binomial.numerics.pirls import PirlsControl
+from glmm_binomial.results.result import GLMMResult
 
 METHODS = ("laplace", "agq", "vb")
 
@@ -55,8 +55,8 @@ def fit(
     control: OptimizerControl for "laplace" and "agq", VariationalControl for "vb" (None: the
     defaults); pirls_control: PirlsControl of the inner mode search.
     blas_threads: threads BLAS may use during the fit (None: as configured; the default 1 is
-    fastest for these small matrix products, see glmm_binomial._blas).
-    data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit_dask, which
+    fastest for these small matrix products, see glmm_binomial.numerics.blas).
+    data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit.fit_dask, which
     takes client= (a distributed.Client or scheduler address; None: the current client); it
     gives the in-memory fit's numbers (internal rescaling included) and emits the same warnings.
     """
@@ -80,7 +80,7 @@ def fit(
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
     model, design = build_model(formula, data, weights=weights, offset=offset)
     check_model(model, method, design)
-    with _blas.blas_threads(blas_threads):
+    with blas.blas_threads(blas_threads):
         output = _estimate(
             model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
         )
@@ -105,7 +105,7 @@ def fit_model(
         raise ValueError("model must be a ModelData")
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
     check_model(model, method)
-    with _blas.blas_threads(blas_threads):
+    with blas.blas_threads(blas_threads):
         output = _estimate(
             model, method, n_agq, prior_fe_sd, prior_log_sd_sd, control, pirls_control
         )
@@ -116,7 +116,7 @@ def fit_model(
 def available_methods() -> tuple[str, ...]:
     """Methods whose implementation is present in this installation."""
     present = ["laplace"]
-    for name, module in (("agq", "quadrature"), ("vb", "variational")):
+    for name, module in (("agq", "methods.agq"), ("vb", "methods.variational")):
         try:
             importlib.import_module(f"glmm_binomial.{module}")
         except ImportError:
@@ -167,7 +167,7 @@ def _estimate(
     """Fit by `method`; the result is never reported converged with a non-finite number.
 
     "laplace" and "agq" are estimated on internally centred and scaled columns (see
-    glmm_binomial.scaling: the likelihood is equivariant under that change, so the estimates
+    glmm_binomial.methods.scaling: the likelihood is equivariant under that change, so the estimates
     map back exactly) and checked again in the user's units. "vb" is fitted on the user's
     columns as they are: its priors are stated in those units, and rescaling a column would
     change the prior, hence the model."""
@@ -180,7 +180,7 @@ def _estimate(
             f"available: {', '.join(available_methods())}"
         )
     if method == "vb":
-        variational = importlib.import_module("glmm_binomial.variational")
+        variational = importlib.import_module("glmm_binomial.methods.variational")
         result: FitOutput = variational.fit_vb(
             model,
             prior_fe_sd=float(prior_fe_sd),
@@ -195,7 +195,7 @@ def _estimate(
     if method == "laplace":
         output = fit_laplace(internal, control, pirls_control)
     else:
-        quadrature = importlib.import_module("glmm_binomial.quadrature")
+        quadrature = importlib.import_module("glmm_binomial.methods.agq")
         output = quadrature.fit_agq(internal, n_agq, control, pirls_control)
     if not scaling.is_identity:
         output = to_user(model, scaling, output)

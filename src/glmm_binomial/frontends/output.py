@@ -54,7 +54,7 @@ def not_estimable(result: Any) -> tuple[set[str], bool]:
     kinds = {getattr(w, "kind", "") for w in result.warnings}
     if "separation" not in kinds or result.method == "vb":
         return set(), False
-    from glmm_binomial.separation import detect_separation
+    from glmm_binomial.model.separation import detect_separation
 
     model = result.model
     separation = detect_separation(model.x, model.successes, model.trials)

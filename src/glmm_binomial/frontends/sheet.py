@@ -50,8 +50,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from glmm_binomial.model import LARGEST_VALUE, ModelData, RandomBlock
-from glmm_binomial.separation import Separation, detect_separation
+from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
+from glmm_binomial.model.separation import Separation, detect_separation
 
 FloatArray = NDArray[np.float64]
 
