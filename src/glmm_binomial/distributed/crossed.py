@@ -55,7 +55,6 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from glmm_binomial.family import weights_and_residual
 from glmm_binomial.methods.laplace import (
     Counters,
     block_effects,
@@ -65,7 +64,7 @@ from glmm_binomial.methods.laplace import (
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics import blas
 from glmm_binomial.numerics.factor import Structure, rest_cholesky, rest_inverse, rest_solve
-from glmm_binomial.numerics.pirls import Mode, PirlsControl, _penalized_deviance
+from glmm_binomial.numerics.pirls import Mode, PirlsControl, penalized_deviance
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -203,8 +202,10 @@ class CrossedPartition:
         a1, a2 = self._a
         q_chain = st.q_chain
         eta = self._eta_fixed + st.times(a1, a2, u1, u2)
-        pdev, mu = _penalized_deviance(eta, model, u1, u2[:q_chain], self._scratch)
-        w, residual = weights_and_residual(mu, model.successes, model.trials, st.unit_trials)
+        pdev, mu = penalized_deviance(eta, model, u1, u2[:q_chain], self._scratch)
+        w, residual = model.family.weights_and_residual(
+            eta, mu, model.successes, model.trials, st.unit_trials
+        )
         factor, schur = st.eliminate_chain(a1, a2, w, self._lambda1)
         assert schur is not None  # the crossed blocks are the rest
         g1, g2 = st.transpose_times(a1, a2, residual)
@@ -308,7 +309,7 @@ class CrossedPartition:
         assert self._base is not None
         mode, st = self._base.mode, self.structure
         inverse = mode.factor.selected_inverse(zrr=zrr)
-        r, h1, h2 = gradient_weights(st, mode, inverse)
+        r, h1, h2 = gradient_weights(st, mode, inverse, self.model.family)
         y, rr = mode.factor.forward(*st.transpose_times(mode.a1, mode.a2, r))
         self._work = (inverse, r, h1, h2, y)
         return rr

@@ -88,6 +88,7 @@ from glmm_binomial.methods.laplace import (
     fit_output,
     sorted_by_first_factor,
 )
+from glmm_binomial.methods.options import FitOptions, fit_options
 from glmm_binomial.methods.scaling import (
     Scaling,
     check_in_user_units,
@@ -97,7 +98,7 @@ from glmm_binomial.methods.scaling import (
     to_internal,
     to_user,
 )
-from glmm_binomial.methods.variational import VariationalControl, VariationalObjective
+from glmm_binomial.methods.variational import VariationalObjective
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import (
     DesignInfo,
@@ -113,9 +114,14 @@ from glmm_binomial.model.formula import ParsedFormula, parse_formula
 from glmm_binomial.model.frame import read_as_numbers
 from glmm_binomial.model.newdata import _new_codes
 from glmm_binomial.model.separation import large_coefficients, separation_report
-from glmm_binomial.model.validation import check_independent_terms, check_model, emit_fit_warnings
+from glmm_binomial.model.validation import (
+    check_identifiable,
+    check_independent_terms,
+    emit_fit_warnings,
+    term_texts,
+)
 from glmm_binomial.numerics import blas
-from glmm_binomial.numerics.optimize import OptimizerControl, minimize_deviance
+from glmm_binomial.numerics.optimize import OptimizerControl, StartPoint, minimize_deviance
 from glmm_binomial.numerics.pirls import PirlsControl
 
 FloatArray = NDArray[np.float64]
@@ -588,24 +594,6 @@ def _resolve_client(distributed: Any, client: Any) -> tuple[Any, bool]:
     raise ValueError(f"client must be a distributed.Client or a scheduler address, got {client!r}")
 
 
-def _check_arguments(
-    method: str,
-    n_agq: int,
-    conf_level: float,
-    control: Any,
-    blas_threads: Any,
-    prior_fe_sd: float,
-    prior_log_sd_sd: float,
-) -> None:
-    """fit()'s checks of the options (api._check_options)."""
-    from glmm_binomial.api import _check_options  # api imports this module
-
-    _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
-    expected = VariationalControl if method == "vb" else OptimizerControl
-    if control is not None and not isinstance(control, expected):
-        raise ValueError(f"control for method {method!r} must be a {expected.__name__}")
-
-
 def _return_free_memory() -> int:
     """Ask glibc's allocator to return free pages to the operating system (malloc_trim, which
     also releases free pages between live blocks); 0 where there is no glibc."""
@@ -631,26 +619,19 @@ def _is_factor(dtype: Any) -> bool:
 def fit_dask(
     formula: str,
     data: Any,
-    *,
-    method: str = "laplace",
+    options: FitOptions | None = None,
     weights: str | None = None,
     offset: str | None = None,
-    n_agq: int = 1,
-    conf_level: float = 0.95,
-    prior_fe_sd: float = 2.0,
-    prior_log_sd_sd: float = 1.0,
-    control: Any = None,
-    pirls_control: PirlsControl | None = None,
-    blas_threads: int | None = 1,
     client: Any = None,
     npartitions: int | None = None,
-    _stacklevel: int = 3,
+    stacklevel: int = 3,
 ) -> DaskGLMMResult:
     """Fit a binomial GLMM to a Dask DataFrame on a Dask distributed cluster.
 
     The numbers are those of the in-memory fit (glmm_binomial.fit on the computed frame) up to
     the order of floating-point sums. client: a distributed.Client, or a scheduler address
     ('tcp://host:8786'); None uses the current client (distributed.get_client()).
+    options: the FitOptions (methods.options; None: the defaults, method "laplace").
     npartitions: partitions after the shuffle on the outermost grouping factor (None: as many
     as data has). weights and offset must be column names. method "laplace", "agq" (one
     grouping factor) or "vb" (distributed_vb.py; prior_fe_sd, prior_log_sd_sd and a
@@ -667,13 +648,19 @@ def fit_dask(
     dask, distributed = _import_dask()
     if not isinstance(formula, str):
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
-    _check_arguments(method, n_agq, conf_level, control, blas_threads, prior_fe_sd, prior_log_sd_sd)
+    options = options or fit_options()
+    method_object = options.method
+    method = method_object.name
+    n_agq = getattr(method_object, "n_agq", 1)
+    control: Any = getattr(method_object, "control", None)
+    pirls_control = getattr(method_object, "pirls_control", None)
+    prior_fe_sd = getattr(method_object, "prior_fe_sd", 2.0)
+    prior_log_sd_sd = getattr(method_object, "prior_log_sd_sd", 1.0)
+    conf_level, blas_threads = options.conf_level, options.blas_threads
     if npartitions is not None and (
         isinstance(npartitions, bool) or not isinstance(npartitions, int) or npartitions < 1
     ):
         raise ValueError(f"npartitions must be a positive integer, got {npartitions!r}")
-    if control is None:
-        control = VariationalControl() if method == "vb" else OptimizerControl()
     parsed = parse_formula(formula)
     if not parsed.random:
         raise ValueError(
@@ -724,7 +711,7 @@ def fit_dask(
     finally:
         if own_client:
             client.close()
-    emit_fit_warnings(result.warnings, stacklevel=_stacklevel)
+    emit_fit_warnings(result.warnings, stacklevel=stacklevel)
     return result
 
 
@@ -1041,7 +1028,7 @@ def _check_identifiable(
         ),
         log_binomial_constant=0.0,
     )
-    check_model(stand_in, method, info)
+    check_identifiable(stand_in, term_texts(stand_in, info))
 
 
 def _separation(
@@ -1180,7 +1167,11 @@ def _optimize(
         control,
         counters,
         method,
-        beta0=start.beta,
+        StartPoint(
+            surrogate.theta_start(),
+            start.beta,
+            scipy.linalg.cholesky(start.info + 1e-12 * np.eye(n_fixed), lower=False),
+        ),
         fixed_information=information,
     )
     label = "Laplace approximation"

@@ -23,12 +23,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from glmm_binomial.methods.registry import method_names
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_CONVERGED = 3
 
-METHODS = ("laplace", "agq", "vb")
+METHODS = method_names()
 EPILOG = """\
 exit status:
   0  fitted (converged)

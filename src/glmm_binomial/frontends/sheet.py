@@ -50,6 +50,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.methods.options import fit_options
+from glmm_binomial.methods.registry import method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
 from glmm_binomial.model.separation import Separation, detect_separation
 
@@ -57,7 +59,9 @@ FloatArray = NDArray[np.float64]
 
 __all__ = ["GLMM_BINOMIAL", "glmm_binomial"]
 
-METHODS = ("vb", "laplace", "agq")
+DEFAULT_METHOD = "vb"
+#: The methods as the spreadsheet lists them: its default first, then the registry's order.
+METHODS = (DEFAULT_METHOD, *(m for m in method_names() if m != DEFAULT_METHOD))
 #: Quadrature points per random-effect dimension for method "agq": glmer's usual nAGQ = 25 for
 #: a random intercept, fewer when x_random adds dimensions, so that the product rule over the
 #: k = 1 + (x_random columns) dimensions of each group keeps at most AGQ_NODE_BUDGET nodes
@@ -519,18 +523,14 @@ def _check_alpha(value: Any) -> float:
 
 
 def _available_methods() -> tuple[str, ...]:
-    """Methods whose implementation is importable, in METHODS order (api.available_methods:
-    "agq" and "vb" switch on by themselves when their modules are present)."""
-    from glmm_binomial.api import available_methods
-
-    present = available_methods()
-    return tuple(m for m in METHODS if m in present)
+    """The methods this installation offers, in METHODS order (all of the registry's)."""
+    return METHODS
 
 
 def _check_method(value: Any) -> str:
     value = _scalar(value)
     if _is_blank(value):
-        value = "vb"
+        value = DEFAULT_METHOD
     choices = ", ".join(f'"{m}"' for m in METHODS)
     if not isinstance(value, str):
         raise _invalid(f"method must be text, one of {choices}; got {_show(value)}.")
@@ -690,16 +690,13 @@ def _model_data(request: _Request) -> ModelData:
 
 
 def _fit(data: ModelData, request: _Request) -> Any:
-    """The core's fit (GLMMResult) at confidence level 1 - alpha."""
+    """The core's fit (GLMMResult). The table's intervals are computed here from alpha itself
+    (_interval), so no confidence level is handed to the core (1 - alpha rounds to 1.0 for
+    alpha < 1.1e-16)."""
     from glmm_binomial.api import fit_model
 
-    n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else 1
-    # The table's intervals use alpha directly (_interval); 1 - alpha rounds to 1.0 for
-    # alpha < 1.1e-16, which the result's own conf_level check would refuse.
-    level = 1.0 - request.alpha
-    return fit_model(
-        data, method=request.method, n_agq=n_agq, conf_level=level if level < 1.0 else 0.95
-    )
+    n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
+    return fit_model(data, options=fit_options(request.method, n_agq=n_agq))
 
 
 def _interval(

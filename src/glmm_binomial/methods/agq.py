@@ -36,6 +36,7 @@ import functools
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -43,12 +44,18 @@ import scipy.sparse
 import scipy.special
 from numpy.typing import NDArray
 
-from glmm_binomial.family import inverse_link, logistic, loglik_kernel
+from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.laplace import Counters, LaplaceObjective, finish_fit
+from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.factor import Structure, nested_in
-from glmm_binomial.numerics.optimize import OptimizerControl, glm_start, minimize_deviance
+from glmm_binomial.numerics.optimize import (
+    OptimizerControl,
+    glm_start,
+    minimize_deviance,
+    start_point,
+)
 from glmm_binomial.numerics.pirls import Mode, PirlsControl, find_mode
 
 FloatArray = NDArray[np.float64]
@@ -79,6 +86,23 @@ class QuadratureControl:
             raise ValueError(
                 f"nested_gradient must be 'exact' or 'differences', got {self.nested_gradient!r}"
             )
+
+
+MAX_N_AGQ = 100
+"""Largest n_agq the method accepts (lme4 refuses nAGQ > 100; beyond it the rule's outer weights
+underflow and buy no accuracy)."""
+
+
+def check_n_agq(n_agq: object, largest: int | None = None) -> int:
+    """n_agq as an int, or ValueError: a positive integer, at most `largest` when given."""
+    if isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1:
+        raise ValueError(f"n_agq must be a positive integer, got {n_agq!r}")
+    if largest is not None and n_agq > largest:
+        raise ValueError(
+            f"n_agq must be at most {largest} (as lme4's nAGQ), got {n_agq}; "
+            "10 to 25 points are ample for one random effect per group"
+        )
+    return int(n_agq)
 
 
 # --- Gauss-Hermite rules ---------------------------------------------------------------------
@@ -224,6 +248,7 @@ def _merge_blocks(data: ModelData) -> _Merged:
         fixed_names=data.fixed_names,
         blocks=tuple(blocks),
         log_binomial_constant=data.log_binomial_constant,
+        family=data.family,
     )
     return _Merged(merged, tuple(tuple(g) for g in groups), tuple(offsets))
 
@@ -296,7 +321,7 @@ class _VectorRule:
         # eta at node q: eta* + a_i' R_j z_q = eta* + (L_j^{-1} a_i)' z_q.
         c = np.einsum("icd,id->ic", l1inv[g], mode.a1)
         eta_q = mode.eta[:, None] + c @ nodes.T
-        kernel = loglik_kernel(eta_q, data.successes[:, None], data.trials[:, None])
+        kernel = data.family.loglik_rows(eta_q, data.successes[:, None], data.trials[:, None])
         group_kernel = _group_sum(g, kernel, n_levels)
         u_q = mode.u1[:, None, :] + np.einsum("jba,mb->jma", l1inv, nodes)
         log_terms = (
@@ -338,7 +363,7 @@ class _VectorRule:
         nodes = self.nodes
         # Normalized node weights per group.
         pi = self.weights[None, :] * np.exp(ev["log_terms"] - ev["log_sum"][:, None])
-        r_q = data.successes[:, None] - data.trials[:, None] * inverse_link(ev["eta_q"])
+        r_q = data.family.residual(ev["eta_q"], data.successes[:, None], data.trials[:, None])
         pi_rows = pi[g]
         pr = pi_rows * r_q
         r_bar = np.sum(pr, axis=1)  # (n,)
@@ -363,7 +388,7 @@ class _VectorRule:
         hinv = r_mat @ l1inv
         p_mat = -np.einsum("jab,jbc,jdc->jad", r_mat, sym, r_mat) - 0.5 * hinv
         pa = np.einsum("iab,ib->ia", p_mat[g], a)
-        s = w * (1.0 - 2.0 * mu) * np.einsum("ia,ia->i", a, pa)
+        s = data.family.weight_slope(mode.eta, mu, w) * np.einsum("ia,ia->i", a, pa)
         t = group_sum(a * s[:, None])
         v = np.einsum("jab,jb->ja", hinv, g_bar + t)
         av = np.einsum("ia,ia->i", a, v[g])
@@ -396,7 +421,7 @@ class _NestedEvaluation:
     off: list[list[FloatArray]]  # eliminated coupling to the level-e ancestor (n_d,)
     sd: list[FloatArray]  # diag^{-1/2}
     deltas: list[FloatArray]  # u - u* at each node combination (n_d, n_q^(d+1))
-    mu_q: FloatArray  # fitted probabilities at every row and leaf combination (n, n_q^depth)
+    residual_q: FloatArray  # l'(eta) at every row and leaf combination (n, n_q^depth)
     conditional: list[FloatArray]  # (n_d, n_q^d, n_q): pi(q_d | the ancestors' nodes)
 
 
@@ -613,12 +638,11 @@ class _NestedRule:
             eta_q[:] = mode.eta[:, None]
             for d in range(depth):
                 eta_q += a[d][:, None] * self._leaf_rows(self._to_leaf(d, deltas[d]))
-        mu_q, log1p_exp = logistic(eta_q, (scratch[0], scratch[1]))
-        # Row log-likelihood k eta - m log(1 + e^eta), in place.
-        log1p_exp *= data.trials[:, None]
-        eta_q *= data.successes[:, None]
-        eta_q -= log1p_exp
-        total = self._leaf_sum(eta_q)
+        # Row log-likelihood (in eta_q's place) and its derivative l' for the gradient.
+        loglik_q, residual_q = data.family.loglik_and_residual_rows(
+            eta_q, data.successes[:, None], data.trials[:, None], (scratch[0], scratch[1])
+        )
+        total = self._leaf_sum(loglik_q)
         # log w_q + z_q^2 / 2: the node weight and the N(0, 1) density the rule divides out.
         node_terms = 0.5 * x * x + self.log_weights
         conditional: list[FloatArray] = [np.empty(0)] * depth
@@ -641,7 +665,7 @@ class _NestedRule:
             if d > 0:
                 total = self._sum_up(d, d - 1, integral)
         return _NestedEvaluation(
-            float(np.sum(integral)), u_star, lam, a, diag, off, sd, deltas, mu_q, conditional
+            float(np.sum(integral)), u_star, lam, a, diag, off, sd, deltas, residual_q, conditional
         )
 
     def log_likelihood(self, mode: Mode, structure: Structure, lambdas: list[FloatArray]) -> float:
@@ -686,10 +710,8 @@ class _NestedRule:
                 conditional = prob[d - 1][self.ancestors[d][d - 1]][:, :, None] * conditional
             prob.append(conditional.reshape(self.n_levels[d], n_q ** (d + 1)))
         leaf = depth - 1
-        # r_q = k - m mu_q, then pr = pi r_q; r_bar its sum over the combinations.
-        r_q = ev.mu_q
-        r_q *= -data.trials[:, None]
-        r_q += data.successes[:, None]
+        # r_q = l'(eta_q) (k - m mu_q), then pr = pi r_q; r_bar its sum over the combinations.
+        r_q = ev.residual_q
         prob_rows = self._leaf_rows(prob[leaf], out=self._work_arrays(r_q.shape)[0])
         r_bar = np.einsum("ic,ic->i", prob_rows, r_q)
         # zp[d] = sum over level d's rows i and the deeper levels' nodes of z_di pi r_q.
@@ -742,7 +764,7 @@ class _NestedRule:
                     value = value + 0.5 * rows_off[max(d, e)][min(d, e)] * a[e]
             p_a.append(value)
         quadratic = sum(a[d] * p_a[d] for d in range(depth))
-        s = w * (1.0 - 2.0 * mu) * quadratic
+        s = data.family.weight_slope(mode.eta, mu, w) * quadratic
         # v = H^{-1} (the total derivative of A in u*, with the scale held).
         g_u = [
             _level_sums(self.codes[d], a[d] * (r_bar + s), self.n_levels[d])
@@ -780,10 +802,7 @@ class AgqObjective:
     optimizer_control: OptimizerControl = field(default_factory=OptimizerControl)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_agq, bool) or not isinstance(self.n_agq, (int, np.integer)):
-            raise ValueError(f"n_agq must be a positive integer, got {self.n_agq!r}")
-        if self.n_agq < 1:
-            raise ValueError(f"n_agq must be a positive integer, got {self.n_agq}")
+        self.n_agq = check_n_agq(self.n_agq)
         if not self.data.blocks:
             raise ValueError("method='agq' needs at least one random-effect term")
         self.merged = _merge_blocks(self.data)
@@ -982,14 +1001,34 @@ class AgqObjective:
         return value, grad[:n_theta], grad_beta
 
 
+def loglik_label(n_agq: int, rule_kind: str) -> str:
+    """How an AGQ fit's log-likelihood was computed (the result and the summary say so)."""
+    return f"adaptive Gauss-Hermite quadrature, n_agq={n_agq} ({rule_kind} rule)"
+
+
+def quadrature_tolerances(
+    n_agq: int, n_nodes: int, quadrature_control: QuadratureControl
+) -> dict[str, float | str]:
+    """The quadrature's settings as OptSummary.tolerances records them."""
+    return {
+        "n_agq": float(n_agq),
+        "quadrature_nodes": float(n_nodes),
+        "max_product_nodes": float(quadrature_control.max_product_nodes),
+        "gradient_step": quadrature_control.gradient_step,
+        "nested_gradient": quadrature_control.nested_gradient,
+    }
+
+
 def fit_agq(
     data: ModelData,
     n_agq: int,
     control: OptimizerControl | None = None,
     pirls_control: PirlsControl | None = None,
     quadrature_control: QuadratureControl | None = None,
+    start: tuple[FloatArray, FloatArray] | None = None,
 ) -> FitOutput:
-    """Maximum-likelihood fit with the deviance by n_agq-point adaptive Gauss-Hermite quadrature.
+    """Maximum-likelihood fit with the deviance by n_agq-point adaptive Gauss-Hermite quadrature,
+    on data's columns as they are; `start`: (theta, beta) to start from.
 
     loglik is the full marginal log-likelihood (binomial constants included), on the scale of
     fit_laplace's; ranef are the conditional modes at the estimates (as lme4)."""
@@ -999,20 +1038,78 @@ def fit_agq(
         data, n_agq, pirls_control or PirlsControl(), quadrature_control, control
     )
     estimates = minimize_deviance(
-        data, objective.deviance_and_gradient, control, objective.counters, "agq"
+        data,
+        objective.deviance_and_gradient,
+        control,
+        objective.counters,
+        "agq",
+        start_point(data, control, *(start or (None, None))),
     )
-    label = f"adaptive Gauss-Hermite quadrature, n_agq={n_agq} ({objective.rule_kind} rule)"
     summary = dataclasses.replace(
         estimates.summary,
         tolerances={
             **estimates.summary.tolerances,
-            "n_agq": float(n_agq),
-            "quadrature_nodes": float(objective.n_nodes),
-            "max_product_nodes": float(quadrature_control.max_product_nodes),
-            "gradient_step": quadrature_control.gradient_step,
-            "nested_gradient": quadrature_control.nested_gradient,
+            **quadrature_tolerances(n_agq, objective.n_nodes, quadrature_control),
         },
     )
     estimates = dataclasses.replace(estimates, summary=summary)
     modes = LaplaceObjective(data, pirls_control or PirlsControl())
+    label = loglik_label(n_agq, objective.rule_kind)
     return finish_fit(data, modes, estimates, control, "agq", label, n_agq=n_agq)
+
+
+@dataclass(frozen=True)
+class Agq(LikelihoodMethod):
+    """Maximum likelihood with the deviance by n_agq-point adaptive Gauss-Hermite quadrature
+    (glmer's nAGQ): a scalar or vector effect on one grouping factor, or scalar effects on
+    nested factors (see AgqObjective). n_agq = 1 is the Laplace approximation."""
+
+    n_agq: int = 1
+    control: OptimizerControl = field(default_factory=OptimizerControl)
+    pirls_control: PirlsControl = field(default_factory=PirlsControl)
+    quadrature_control: QuadratureControl = field(default_factory=QuadratureControl)
+
+    name: ClassVar[str] = "agq"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_agq", check_n_agq(self.n_agq, MAX_N_AGQ))
+
+    @classmethod
+    def from_arguments(
+        cls,
+        *,
+        n_agq: int | None = None,
+        control: Any = None,
+        pirls_control: PirlsControl | None = None,
+        **others: Any,
+    ) -> Agq:
+        refuse_arguments(cls.name, **others)
+        return cls(
+            1 if n_agq is None else n_agq,
+            checked_control(cls.name, control, OptimizerControl),
+            pirls_control or PirlsControl(),
+        )
+
+    @property
+    def title(self) -> str:
+        return f"maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {self.n_agq})"
+
+    @property
+    def tolerances(self) -> dict[str, float | str]:
+        return self.control.tolerances()
+
+    @property
+    def centres_random(self) -> bool:
+        # A product rule is not rotation invariant: centring a vector effect's columns would
+        # change the approximation (n_agq = 1 is the Laplace approximation, which is).
+        return self.n_agq == 1
+
+    def objective(self, model: ModelData) -> AgqObjective:
+        return AgqObjective(
+            model, self.n_agq, self.pirls_control, self.quadrature_control, self.control
+        )
+
+    def fit_columns(self, model: ModelData, start: Start | None = None) -> FitOutput:
+        return fit_agq(
+            model, self.n_agq, self.control, self.pirls_control, self.quadrature_control, start
+        )

@@ -14,6 +14,7 @@ needs one extra solve with H and the entries of H^{-1} on each row's own columns
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,12 +24,20 @@ from glmm_binomial.diagnostics import (
     ConvergenceWarning,
     FitWarning,
 )
+from glmm_binomial.family import Family
+from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.separation import separation_report
 from glmm_binomial.numerics.covariance import kept_rows, spread_covariance
 from glmm_binomial.numerics.factor import SelectedInverse, Structure, row_dot
-from glmm_binomial.numerics.optimize import Estimates, OptimizerControl, minimize_deviance
+from glmm_binomial.numerics.optimize import (
+    Estimates,
+    OptimizerControl,
+    minimize_deviance,
+    start_point,
+)
 from glmm_binomial.numerics.pirls import Mode, PirlsControl, find_mode
 
 FloatArray = NDArray[np.float64]
@@ -182,17 +191,18 @@ class LaplaceObjective:
     def gradient_at(self, mode: Mode) -> tuple[FloatArray, FloatArray]:
         data, st = self.data, self.structure
         inverse = mode.factor.selected_inverse()
-        r, h1, h2 = gradient_weights(st, mode, inverse)
+        r, h1, h2 = gradient_weights(st, mode, inverse, data.family)
         v1, v2 = mode.factor.solve(*st.transpose_times(mode.a1, mode.a2, r))
         return gradient_from_solve(data, st, mode, inverse, r, h1, h2, v1, v2)
 
 
 def gradient_weights(
-    st: Structure, mode: Mode, inverse: SelectedInverse
+    st: Structure, mode: Mode, inverse: SelectedInverse, family: Family
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The first half of the gradient: r_i = w_i (1 - 2 mu_i) a_i' H^{-1} a_i, and the rows'
-    h_i = H^{-1} a_i on their own columns (h1, h2; both empty without a rest). The gradient
-    then needs v = H^{-1} (Z Lambda)' r (gradient_from_solve)."""
+    """The first half of the gradient: r_i = (dw_i / deta_i) a_i' H^{-1} a_i (w_i (1 - 2 mu_i)
+    for the logit link), and the rows' h_i = H^{-1} a_i on their own columns (h1, h2; both
+    empty without a rest). The gradient then needs v = H^{-1} (Z Lambda)' r
+    (gradient_from_solve)."""
     a1, a2, w, mu = mode.a1, mode.a2, mode.weights, mode.mu
     hinv11 = inverse.diag[0]
     h1, h2 = np.zeros((0, st.k1)), np.zeros((0, st.r2))
@@ -208,8 +218,8 @@ def gradient_weights(
             s += a1[:, c] * a1[:, c] * st.level_values(hinv11[:, c, c])
             for d in range(c):
                 s += 2.0 * a1[:, c] * a1[:, d] * st.level_values(hinv11[:, c, d])
-    # s_i = a_i' H^{-1} a_i; d log det H / d eta_i at fixed Z Lambda is w_i (1 - 2 mu_i) s_i.
-    return w * (1.0 - 2.0 * mu) * s, h1, h2
+    # s_i = a_i' H^{-1} a_i; d log det H / d eta_i at fixed Z Lambda is (dw_i / deta_i) s_i.
+    return family.weight_slope(mode.eta, mu, w) * s, h1, h2
 
 
 def gradient_from_solve(
@@ -290,12 +300,17 @@ def block_effects(
     return tuple(modes), tuple(covs)
 
 
+LOGLIK_LABEL = "Laplace approximation"
+
+
 def fit_laplace(
     data: ModelData,
     control: OptimizerControl | None = None,
     pirls_control: PirlsControl | None = None,
+    start: Start | None = None,
 ) -> FitOutput:
-    """Maximum-likelihood fit by the Laplace approximation (lme4's glmer, nAGQ = 1)."""
+    """Maximum-likelihood fit by the Laplace approximation (lme4's glmer, nAGQ = 1) on data's
+    columns as they are; `start`: (theta, beta) to start from (default: lme4's start)."""
     control = control or OptimizerControl()
     objective = LaplaceObjective(data, pirls_control or PirlsControl())
     estimates = minimize_deviance(
@@ -304,9 +319,57 @@ def fit_laplace(
         control,
         objective.counters,
         "laplace",
+        start_point(data, control, *(start or (None, None))),
         fixed_information=objective.fixed_information,
     )
-    return finish_fit(data, objective, estimates, control, "laplace", "Laplace approximation")
+    return finish_fit(data, objective, estimates, control, "laplace", LOGLIK_LABEL)
+
+
+@dataclass(frozen=True)
+class Laplace(LikelihoodMethod):
+    """Maximum likelihood with the deviance by the Laplace approximation (glmer, nAGQ = 1).
+
+    control: the outer optimizer's tolerances; pirls_control: the mode search's."""
+
+    control: OptimizerControl = field(default_factory=OptimizerControl)
+    pirls_control: PirlsControl = field(default_factory=PirlsControl)
+
+    name: ClassVar[str] = "laplace"
+
+    @classmethod
+    def from_arguments(
+        cls,
+        *,
+        control: Any = None,
+        pirls_control: PirlsControl | None = None,
+        n_agq: int | None = None,
+        **others: Any,
+    ) -> Laplace:
+        if n_agq not in (None, 1):
+            raise ValueError("n_agq applies only to method='agq'")
+        refuse_arguments(cls.name, **others)
+        return cls(
+            checked_control(cls.name, control, OptimizerControl),
+            pirls_control or PirlsControl(),
+        )
+
+    @property
+    def title(self) -> str:
+        return "maximum likelihood (Laplace Approximation)"
+
+    @property
+    def tolerances(self) -> dict[str, float | str]:
+        return self.control.tolerances()
+
+    @property
+    def centres_random(self) -> bool:
+        return True
+
+    def objective(self, model: ModelData) -> LaplaceObjective:
+        return LaplaceObjective(model, self.pirls_control)
+
+    def fit_columns(self, model: ModelData, start: Start | None = None) -> FitOutput:
+        return fit_laplace(model, self.control, self.pirls_control, start)
 
 
 def finish_fit(

@@ -253,6 +253,20 @@ def block_theta_to_user(block: RandomBlock, c: FloatArray, theta: FloatArray) ->
     return np.asarray(user[rows, cols], dtype=np.float64)
 
 
+def start_to_internal(
+    model: ModelData, scaling: Scaling, theta: FloatArray, beta: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """(theta, beta) of the user's columns -> the same point on the internal columns:
+    beta~ = C_x^{-1} beta and Lambda~_t the lower factor of C_t^{-1} Lambda_t."""
+    if scaling.is_identity:
+        return theta, beta
+    internal_theta = np.empty_like(theta)
+    for block, c, sl in zip(model.blocks, scaling.blocks, model.theta_slices(), strict=True):
+        inverse = np.asarray(np.linalg.inv(c), dtype=np.float64)
+        internal_theta[sl] = block_theta_to_user(block, inverse, theta[sl])
+    return internal_theta, np.asarray(np.linalg.solve(scaling.fixed, beta), dtype=np.float64)
+
+
 def _block_jacobian(block: RandomBlock, c: FloatArray, theta: FloatArray) -> FloatArray | None:
     """d theta_user / d theta_internal of one block (None where L is singular)."""
     rows, cols = block.lower_indices()

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -47,7 +48,8 @@ from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.family import inverse_link, loglik_kernel
-from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
+from glmm_binomial.methods.estimates import FitOutput, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.validation import check_independent_terms
@@ -675,3 +677,67 @@ def fit_vb_detailed(
         warnings=warnings,
     )
     return VariationalFit(output, packed, elbo_value, objective)
+
+
+@dataclass(frozen=True)
+class VariationalBayes(Method):
+    """Mean-field variational Bayes (statsmodels' BinomialBayesMixedGLM.fit_vb model and family)
+    with N(0, prior_fe_sd^2) priors on the fixed effects and N(0, prior_log_sd_sd^2) priors on
+    the log random-effect SDs; independent variance components only. Fitted on the user's
+    columns as they are: the priors are stated in those units, so rescaling a column would
+    change the model."""
+
+    prior_fe_sd: float = 2.0
+    prior_log_sd_sd: float = 1.0
+    control: VariationalControl = field(default_factory=VariationalControl)
+
+    name: ClassVar[str] = "vb"
+    posterior: ClassVar[bool] = True
+    control_type: ClassVar[type] = VariationalControl
+
+    def __post_init__(self) -> None:
+        for name in ("prior_fe_sd", "prior_log_sd_sd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    @classmethod
+    def from_arguments(
+        cls,
+        *,
+        prior_fe_sd: float | None = None,
+        prior_log_sd_sd: float | None = None,
+        control: Any = None,
+        n_agq: int | None = None,
+        **others: Any,
+    ) -> VariationalBayes:
+        if n_agq not in (None, 1):
+            raise ValueError("n_agq applies only to method='agq'")
+        refuse_arguments(cls.name, **others)
+        return cls(
+            2.0 if prior_fe_sd is None else prior_fe_sd,
+            1.0 if prior_log_sd_sd is None else prior_log_sd_sd,
+            checked_control(cls.name, control, VariationalControl),
+        )
+
+    @property
+    def title(self) -> str:
+        return "mean-field variational Bayes (posterior means)"
+
+    @property
+    def tolerances(self) -> dict[str, float | str]:
+        return {
+            **asdict(self.control),
+            "prior_fe_sd": self.prior_fe_sd,
+            "prior_log_sd_sd": self.prior_log_sd_sd,
+        }
+
+    def check(self, model: ModelData, design: Any = None) -> None:
+        super().check(model, design)
+        check_independent_terms(model, design)
+
+    def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
+        if start is not None:
+            raise ValueError("method 'vb' starts from its own deterministic start")
+        return require_finite(fit_vb(model, self.prior_fe_sd, self.prior_log_sd_sd, self.control))

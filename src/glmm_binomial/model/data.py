@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from glmm_binomial.family import log_binomial_coefficient
+from glmm_binomial.family import BINOMIAL_LOGIT, Family, log_binomial_coefficient
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -68,7 +68,8 @@ class RandomBlock:
 
 @dataclass(frozen=True)
 class ModelData:
-    """Response, fixed-effects design and random-effect blocks of one model."""
+    """Response, fixed-effects design and random-effect blocks of one model, and its family
+    (the distribution of a row given eta, and the link; glmm_binomial.family)."""
 
     successes: FloatArray
     trials: FloatArray
@@ -77,6 +78,7 @@ class ModelData:
     fixed_names: tuple[str, ...]
     blocks: tuple[RandomBlock, ...]
     log_binomial_constant: float = field(default=float("nan"))
+    family: Family = BINOMIAL_LOGIT
 
     def __post_init__(self) -> None:
         if np.isnan(self.log_binomial_constant):
@@ -134,6 +136,7 @@ class ModelData:
             fixed_names=self.fixed_names,
             blocks=blocks,
             log_binomial_constant=self.log_binomial_constant,
+            family=self.family,
         )
 
     def lambdas(self, theta: FloatArray) -> list[FloatArray]:

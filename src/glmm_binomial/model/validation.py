@@ -1,8 +1,9 @@
 """Checks of a model before it is fitted: models the data cannot identify, and terms a method
 cannot fit, refused with a message that says what to write instead.
 
-``check_model`` is what the entry points call; ``emit_fit_warnings`` raises a fit's messages
-through Python's ``warnings`` module with their classes when ``fit()`` returns.
+Each method object's ``check`` (glmm_binomial.methods) calls the checks that apply to it;
+``emit_fit_warnings`` raises a fit's messages through Python's ``warnings`` module with their
+classes when ``fit()`` returns.
 """
 
 from __future__ import annotations
@@ -22,16 +23,6 @@ if TYPE_CHECKING:
     from glmm_binomial.model.formula import RandomTerm
 
 _IDENTIFIER = re.compile(r"`[^`]*`|[A-Za-z_.][A-Za-z0-9_.]*")
-
-
-def check_model(model: ModelData, method: str, design: DesignInfo | None = None) -> None:
-    """Raise ValueError for a model `method` cannot estimate on these data (see
-    ``check_identifiable`` and ``check_independent_terms``); `design`, when the model came from
-    a formula, lets the messages quote the user's own terms."""
-    terms = _term_texts(model, design)
-    check_identifiable(model, terms)
-    if method == "vb":
-        check_independent_terms(model, design)
 
 
 def check_identifiable(model: ModelData, terms: Sequence[str] | None = None) -> None:
@@ -147,7 +138,9 @@ def block_text(block: RandomBlock) -> str:
     return f"({' + '.join(shown)} | {block.group})"
 
 
-def _term_texts(model: ModelData, design: DesignInfo | None) -> list[str]:
+def term_texts(model: ModelData, design: DesignInfo | None) -> list[str]:
+    """The random-effect terms as the user wrote them (from `design`), else as lme4 prints
+    ModelData's blocks."""
     if design is not None and len(design.random_specs) == len(model.blocks):
         return [spec.term.text for spec in design.random_specs]
     return [block_text(block) for block in model.blocks]

@@ -21,7 +21,6 @@ import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
 
-from glmm_binomial.family import inverse_link, working_weights
 from glmm_binomial.model.data import ModelData
 
 FloatArray = NDArray[np.float64]
@@ -104,34 +103,83 @@ class OptSummary:
     seconds: float
 
 
-def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, FloatArray]:
-    """Fixed-effects-only logistic regression by Newton's method.
-
-    Returns beta and the upper Cholesky factor R of its Fisher information X' W X (R' R)."""
-    x, k, m = data.x, data.successes, data.trials
-    # Start from the empirical logit of the overall rate so the first step is well scaled.
-    rate = (np.sum(k) + 0.5) / (np.sum(m) + 1.0)
-    beta: FloatArray = np.zeros(data.n_fixed)
-    eta = np.full(data.n_obs, np.log(rate / (1.0 - rate)))
-    try:
-        beta = np.asarray(np.linalg.lstsq(x, eta - data.offset, rcond=None)[0], dtype=np.float64)
-    except np.linalg.LinAlgError:
-        pass
-    info_factor = np.eye(data.n_fixed)
+def glm_newton(
+    beta: FloatArray,
+    information_and_score: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    control: OptimizerControl,
+) -> tuple[FloatArray, FloatArray]:
+    """Newton's method for the fixed-effects-only GLM from `beta`, given a function returning
+    its information X'WX and score X'r at beta (sums over rows: in memory, or over the
+    partitions of a Dask fit). Returns beta and the upper Cholesky factor R of the information
+    at the last step (R'R = X'WX + 1e-12 I); zeros and I when the iteration diverges."""
+    n_fixed = len(beta)
+    info_factor = np.eye(n_fixed)
     for _ in range(control.glm_max_iter):
-        eta = x @ beta + data.offset
-        mu = inverse_link(eta)
-        w = working_weights(mu, m)
-        info = x.T @ (w[:, None] * x)
-        info_factor = scipy.linalg.cholesky(info + 1e-12 * np.eye(len(beta)), lower=False)
-        step = scipy.linalg.cho_solve((info_factor, False), x.T @ (k - m * mu))
+        info, score = information_and_score(beta)
+        info_factor = scipy.linalg.cholesky(info + 1e-12 * np.eye(n_fixed), lower=False)
+        step = scipy.linalg.cho_solve((info_factor, False), score)
         beta = beta + step
         if float(np.max(np.abs(step))) < control.glm_tol or not np.all(np.isfinite(beta)):
             break
     if not np.all(np.isfinite(beta)):
-        beta = np.zeros(data.n_fixed)
-        info_factor = np.eye(data.n_fixed)
+        beta = np.zeros(n_fixed)
+        info_factor = np.eye(n_fixed)
     return beta, info_factor
+
+
+def glm_information_and_score(data: ModelData, beta: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """X'WX and X'r of the fixed-effects-only GLM at beta (W, r: the family's weights and
+    residuals at eta = X beta + offset)."""
+    x = data.x
+    eta = x @ beta + data.offset
+    mu = data.family.inverse_link(eta)
+    w, residual = data.family.weights_and_residual(eta, mu, data.successes, data.trials)
+    return x.T @ (w[:, None] * x), x.T @ residual
+
+
+def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, FloatArray]:
+    """Fixed-effects-only regression by Newton's method (glm_newton), from the least-squares
+    fit of the empirical logit of the overall rate.
+
+    Returns beta and the upper Cholesky factor R of its Fisher information X' W X (R' R)."""
+    # Start from the empirical logit of the overall rate so the first step is well scaled.
+    rate = (np.sum(data.successes) + 0.5) / (np.sum(data.trials) + 1.0)
+    beta: FloatArray = np.zeros(data.n_fixed)
+    eta = np.full(data.n_obs, np.log(rate / (1.0 - rate)))
+    try:
+        beta = np.asarray(
+            np.linalg.lstsq(data.x, eta - data.offset, rcond=None)[0], dtype=np.float64
+        )
+    except np.linalg.LinAlgError:
+        pass
+    return glm_newton(beta, lambda b: glm_information_and_score(data, b), control)
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where the outer optimization starts: theta, beta, and the upper Cholesky factor of an
+    information on beta (the GLM's) that whitens beta when the fit's own fixed-effects
+    information at the start is not available or not positive definite."""
+
+    theta: FloatArray
+    beta: FloatArray
+    info_factor: FloatArray
+
+
+def start_point(
+    data: ModelData,
+    control: OptimizerControl,
+    theta: FloatArray | None = None,
+    beta: FloatArray | None = None,
+) -> StartPoint:
+    """lme4's start (Lambda = I, beta from the GLM), or the given theta and beta (an earlier
+    fit's estimates) with the GLM's information for the whitening."""
+    beta_glm, info_factor = glm_start(data, control)
+    return StartPoint(
+        data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64),
+        beta_glm if beta is None else np.asarray(beta, dtype=np.float64),
+        info_factor,
+    )
 
 
 @dataclass
@@ -149,27 +197,24 @@ def minimize_deviance(
     control: OptimizerControl,
     counters: object,
     objective_name: str,
-    theta0: FloatArray | None = None,
-    beta0: FloatArray | None = None,
+    start: StartPoint,
     fixed_information: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
 ) -> Estimates:
-    """Minimize deviance(theta, beta) from lme4's start (Lambda = I, beta from the GLM).
+    """Minimize deviance(theta, beta) from `start` (start_point: lme4's start, Lambda = I and
+    beta from the GLM, or an earlier fit's estimates). data gives the structure only (theta's
+    layout and bounds), so a Dask fit passes a model without rows.
 
     The search runs in whitened coordinates z, (theta, beta) = start + M z with M block
     diagonal: theta scaled by the curvature of the deviance along each theta at the start
     (forward differences of the gradient), beta by the inverse Cholesky factor of
     fixed_information(theta, beta) when given (half the deviance Hessian in beta with the
-    random effects integrated out), else of the GLM's information. theta is unconstrained: the
+    random effects integrated out), else by start.info_factor. theta is unconstrained: the
     deviance does not change when a column of Lambda_t changes sign, so the diagonal of each
     Lambda_t is made non-negative afterwards (lme4's bounds, without a bound-constrained search).
     """
     started = time.perf_counter()
     n_theta = data.n_theta
-    beta_glm, info_factor = glm_start(data, control)
-    if beta0 is None:
-        beta0 = beta_glm
-    if theta0 is None:
-        theta0 = data.theta_start()
+    theta0, beta0, info_factor = start.theta, start.beta, start.info_factor
     if fixed_information is not None:
         try:
             info_factor = scipy.linalg.cholesky(fixed_information(theta0, beta0), lower=False)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from glmm_binomial.family import logistic, weights_and_residual
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.factor import Factor, Structure
 
@@ -58,18 +57,16 @@ class Mode:
     lambdas: list[FloatArray]
 
 
-def _penalized_deviance(
+def penalized_deviance(
     eta: FloatArray,
     data: ModelData,
     u1: FloatArray,
     u2: FloatArray,
     scratch: tuple[FloatArray, FloatArray],
 ) -> tuple[float, FloatArray]:
-    """-2 sum_i (k_i eta_i - m_i log(1 + e^eta_i)) + |u|^2, and mu at eta."""
-    mu, log1p_exp = logistic(eta, scratch)
-    # Dot products: no n-length temporaries for the sums.
-    kernel = float(data.successes @ eta - data.trials @ log1p_exp)
-    return -2.0 * kernel + float(np.sum(u1 * u1) + np.sum(u2 * u2)), mu
+    """-2 sum_i l_i(eta_i) + |u|^2 (binomial constants excluded), and mu at eta."""
+    mu, loglik = data.family.mean_and_loglik(eta, data.successes, data.trials, scratch)
+    return -2.0 * loglik + float(np.sum(u1 * u1) + np.sum(u2 * u2)), mu
 
 
 def find_mode(
@@ -86,11 +83,13 @@ def find_mode(
     lambda1 = structure.first_lambda(lambdas)
     eta = eta_fixed + structure.times(a1, a2, u1, u2)
     scratch = (np.empty_like(eta), np.empty_like(eta))
-    pdev, mu = _penalized_deviance(eta, data, u1, u2, scratch)
+    pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
     converged = False
     iteration = 0
     while True:
-        w, residual = weights_and_residual(mu, data.successes, data.trials, structure.unit_trials)
+        w, residual = data.family.weights_and_residual(
+            eta, mu, data.successes, data.trials, structure.unit_trials
+        )
         factor = structure.factorize(a1, a2, w, lambda1)
         g1, g2 = structure.transpose_times(a1, a2, residual)
         g1 = g1 - u1
@@ -105,7 +104,7 @@ def find_mode(
         for _ in range(control.max_halvings):
             new_u1, new_u2 = u1 + step * d1, u2 + step * d2
             new_eta = eta_fixed + structure.times(a1, a2, new_u1, new_u2)
-            new_pdev, new_mu = _penalized_deviance(new_eta, data, new_u1, new_u2, scratch)
+            new_pdev, new_mu = penalized_deviance(new_eta, data, new_u1, new_u2, scratch)
             if new_pdev <= pdev + 1e-12 * abs(pdev):
                 break
             # Backtrack to the minimum of the quadratic through pdev(0), its slope

@@ -16,7 +16,9 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from glmm_binomial.family import inverse_link
+from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.methods.registry import make_method
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import DesignInfo, formula_of
 from glmm_binomial.model.newdata import new_data_design, new_levels_warning
@@ -28,12 +30,6 @@ if TYPE_CHECKING:
     from glmm_binomial.results.summary import Summary
 
 FloatArray = NDArray[np.float64]
-
-_METHOD_TITLES = {
-    "laplace": "maximum likelihood (Laplace Approximation)",
-    "agq": "maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {n_agq})",
-    "vb": "mean-field variational Bayes (posterior means)",
-}
 
 
 class GLMMResult(ResultsAPI):
@@ -47,6 +43,7 @@ class GLMMResult(ResultsAPI):
     _model: ModelData
     _fit: FitOutput
     _design: DesignInfo | None
+    _method: Method
     conf_level: float
     data_name: str | None
 
@@ -57,9 +54,14 @@ class GLMMResult(ResultsAPI):
         design: DesignInfo | None = None,
         conf_level: float = 0.95,
         data_name: str | None = None,
+        method_object: Method | None = None,
     ) -> None:
         if not 0.0 < conf_level < 1.0:
             raise ValueError("conf_level must be strictly between 0 and 1")
+        if method_object is None:
+            # Made without the method object: the method by name, with its default settings.
+            method_object = make_method(fit.method, n_agq=fit.n_agq if fit.n_agq != 1 else None)
+        object.__setattr__(self, "_method", method_object)
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_fit", fit)
         object.__setattr__(self, "_design", design)
@@ -80,6 +82,11 @@ class GLMMResult(ResultsAPI):
     @property
     def method(self) -> str:
         return self._fit.method
+
+    @property
+    def method_object(self) -> Method:
+        """The method that made the fit, with its settings (methods.base.Method)."""
+        return self._method
 
     @property
     def n_agq(self) -> int:

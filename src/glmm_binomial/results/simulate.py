@@ -19,10 +19,10 @@ import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
 
-from glmm_binomial.family import inverse_link, log_binomial_coefficient
-from glmm_binomial.methods.laplace import LaplaceObjective, finish_fit
+from glmm_binomial.family import log_binomial_coefficient
+from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.numerics.optimize import OptimizerControl, canonical_theta, minimize_deviance
+from glmm_binomial.numerics.optimize import canonical_theta
 
 if TYPE_CHECKING:
     from glmm_binomial.results.result import GLMMResult
@@ -59,13 +59,9 @@ def simulate_successes(
     rng: np.random.Generator,
     modes: tuple[FloatArray, ...] | None = None,
 ) -> FloatArray:
-    """One simulated response (successes per row), as floats."""
-    mu = inverse_link(linear_predictor(model, theta, beta, rng, modes))
-    trials = model.trials
-    whole = np.round(trials)
-    if not np.allclose(trials, whole):
-        raise ValueError("simulate needs whole numbers of trials (weights)")
-    return rng.binomial(whole.astype(np.int64), mu).astype(np.float64)
+    """One simulated response (successes per row), as floats, drawn by the model's family."""
+    eta = linear_predictor(model, theta, beta, rng, modes)
+    return model.family.simulate(eta, model.trials, rng)
 
 
 def simulate(result: GLMMResult, n: int = 1, seed: Any = None, use_u: bool = False) -> FloatArray:
@@ -107,32 +103,25 @@ def with_response(model: ModelData, successes: Any) -> ModelData:
 
 
 def refit(result: GLMMResult, new_response: Any) -> GLMMResult:
-    """The same model fitted to a new response, starting from the current estimates."""
+    """The same model fitted to a new response by the same method with the same settings,
+    starting from the current estimates (maximum-likelihood methods)."""
     from glmm_binomial.results.result import GLMMResult
 
-    if result.method != "laplace":
-        raise ValueError("refit is available for method='laplace' fits")
+    method = result.method_object
+    if method.posterior:
+        raise ValueError(
+            f"refit is available for maximum-likelihood fits, not method {method.name!r}"
+        )
     model = with_response(result.model, new_response)
-    control = OptimizerControl()
-    objective = LaplaceObjective(model)
     fit = result.fit_output
-    estimates = minimize_deviance(
-        model,
-        objective.deviance_and_gradient,
-        control,
-        objective.counters,
-        "laplace",
-        theta0=fit.theta,
-        beta0=fit.beta,
-        fixed_information=objective.fixed_information,
-    )
-    output = finish_fit(model, objective, estimates, control, "laplace", "Laplace approximation")
+    output = method.fit(model, start=(fit.theta, fit.beta))
     return GLMMResult(
         model,
         output,
         design=result.design,
         conf_level=result.conf_level,
         data_name=result.data_name,
+        method_object=method,
     )
 
 

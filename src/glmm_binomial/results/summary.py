@@ -19,12 +19,6 @@ import pandas as pd
 if TYPE_CHECKING:
     from glmm_binomial.results.result import GLMMResult
 
-METHOD_TITLES = {
-    "laplace": "maximum likelihood (Laplace Approximation)",
-    "agq": "maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {n_agq})",
-    "vb": "mean-field variational Bayes (posterior means)",
-}
-
 MAX_CORRELATION_TERMS = 12
 """As lme4: the correlation of fixed effects is printed for at most this many terms."""
 
@@ -77,7 +71,7 @@ class Summary(str):
 class _Parts:
     def __init__(self, result: GLMMResult, data_name: str | None) -> None:
         self.result = result
-        title = METHOD_TITLES.get(result.method, result.method).format(n_agq=result.n_agq)
+        title = result.method_object.title
         name = data_name or result.data_name or "data"
         self.header = [
             f"Generalized linear mixed model fit by {title}",
