@@ -16,7 +16,7 @@ Steps of ``fit_dask``:
 
 1. One pass over the complete rows (distributed_learning.py) learns the design: the levels of
    factor columns (so every partition's fixed-effects matrix has the same columns, from one
-   formulaic model spec), the levels of each grouping factor (coded by design._group_codes on
+   formulaic model spec), the levels of each grouping factor (coded by design.group_codes on
    their distinct values, so with the in-memory fit's order and R's as.character keys), the
    response's two levels when it is a factor, and, where nesting is not visible in the
    formula, whether each grouping factor is nested in the partitioning one.
@@ -103,16 +103,16 @@ from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import (
     DesignInfo,
     RandomSpec,
-    _check_finite,
-    _group_codes,
-    _response,
     aliased_columns,
+    check_finite,
+    codes_in_levels,
+    group_codes,
     rank_deficiency_warning,
+    response_counts,
     value_variables,
 )
 from glmm_binomial.model.formula import ParsedFormula, parse_formula
 from glmm_binomial.model.frame import read_as_numbers
-from glmm_binomial.model.newdata import _new_codes
 from glmm_binomial.model.separation import large_coefficients, separation_report
 from glmm_binomial.model.validation import (
     check_identifiable,
@@ -256,9 +256,9 @@ def build_partition(part: pd.DataFrame, design: PartitionDesign) -> PartitionSta
     o = np.zeros(len(frame)) if o is None else o
     if not np.all(np.isfinite(o)):
         raise ValueError("offset must be finite")
-    successes, trials = _response(design.parsed, frame, w)
+    successes, trials = response_counts(design.parsed, frame, w)
     x, fixed_names = _matrix(design.fixed_spec, frame, "the fixed-effects design")
-    _check_finite(x, fixed_names, "fixed-effects", frame.index)
+    check_finite(x, fixed_names, "fixed-effects", frame.index)
     for expr, spec in zip(design.parsed.offsets, design.offset_specs, strict=True):
         values = _matrix(spec, frame, f"offset({expr})")[0][:, 0]
         if not np.all(np.isfinite(values)):
@@ -272,12 +272,12 @@ def build_partition(part: pd.DataFrame, design: PartitionDesign) -> PartitionSta
             z, names = np.ones((len(frame), 1)), ["(Intercept)"]
         else:
             z, names = _matrix(spec, frame, f"random-effect term {term.text}")
-        _check_finite(z, names, f"random-effect term {term.text}", frame.index)
-        codes, levels, _, _ = _group_codes(frame, term.group)
+        check_finite(z, names, f"random-effect term {term.text}", frame.index)
+        codes, levels, _, _ = group_codes(frame, term.group)
         # Where each of this partition's levels sits among all levels (design.py's coding of
         # the whole data set, matched as newdata.py matches new data).
         where = np.empty(len(levels), dtype=np.intp)
-        where[codes] = _new_codes(group, frame)
+        where[codes] = codes_in_levels(group, frame)
         if np.any(where < 0):
             raise RuntimeError(f"a level of {term.text} was not seen by the learning pass")
         blocks.append(RandomBlock(":".join(term.group), tuple(names), codes, levels, z))

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.distributed.result import _rowless_model
 from glmm_binomial.model.data import RandomBlock
-from glmm_binomial.model.design import DesignInfo, RandomSpec, _check_width, _group_codes
+from glmm_binomial.model.design import DesignInfo, RandomSpec, check_width, group_codes
 from glmm_binomial.model.formula import ParsedFormula, r_name
 from glmm_binomial.model.frame import read_as_numbers
 from glmm_binomial.model.transforms import FORMULA_CONTEXT, materialize
@@ -54,9 +54,9 @@ def _sorted_levels(values: Any) -> list[Any]:
 
 def _group_spec(term: Any, spec: Any, combos: pd.DataFrame) -> RandomSpec:
     """The levels of a grouping factor over the whole data set, from its distinct combinations
-    of values: design._group_codes on them gives the levels, level keys (R's as.character) and
+    of values: design.group_codes on them gives the levels, level keys (R's as.character) and
     order of the in-memory fit, since these depend only on the set of values present."""
-    _, levels, variable_keys, present = _group_codes(combos.reset_index(drop=True), term.group)
+    _, levels, variable_keys, present = group_codes(combos.reset_index(drop=True), term.group)
     return RandomSpec(term, spec, levels, variable_keys, present)
 
 
@@ -145,17 +145,17 @@ def _check_vb_terms(
 def _check_widths(
     parsed: ParsedFormula, categories: dict[str, list[Any]], sample: pd.DataFrame, rows: int
 ) -> None:
-    """design._check_width (a design too wide to build is refused, with advice) on a stand-in
+    """design.check_width (a design too wide to build is refused, with advice) on a stand-in
     frame holding every level of each factor column: the width depends only on the numbers of
     levels, which the learning pass knows."""
     size = max([len(sample), *(len(levels) for levels in categories.values())])
     stand_in = pd.DataFrame({c: np.resize(sample[c].to_numpy(), size) for c in sample.columns})
     for column, levels in categories.items():
         stand_in[column] = np.resize(np.asarray(levels, dtype=object), size)
-    _check_width(parsed.fixed, stand_in, "fixed-effects design", rows)
+    check_width(parsed.fixed, stand_in, "fixed-effects design", rows)
     for term in parsed.random:
         if term.expr != "1":
-            _check_width(term.expr, stand_in, f"random-effect term {term.text}", rows)
+            check_width(term.expr, stand_in, f"random-effect term {term.text}", rows)
 
 
 def _spec(expr: str, frame: pd.DataFrame, what: str) -> Any:

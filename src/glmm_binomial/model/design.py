@@ -34,6 +34,7 @@ from glmm_binomial.model.frame import (
     as_pandas,
     drop_unused_categories,
     factor_codes,
+    match_codes,
     numbers_as_numeric,
     row_values,
 )
@@ -99,7 +100,7 @@ def _first_bad_row(mask: NDArray[np.bool_], index: pd.Index) -> object:
     return index[int(np.flatnonzero(mask)[0])]
 
 
-def _response(
+def response_counts(
     parsed: ParsedFormula, frame: pd.DataFrame, weights: FloatArray | None
 ) -> tuple[FloatArray, FloatArray]:
     """Successes and trials (prior weights folded in)."""
@@ -163,7 +164,7 @@ def _response(
     return y * trials, trials
 
 
-def _check_finite(matrix: FloatArray, names: Sequence[str], what: str, index: pd.Index) -> None:
+def check_finite(matrix: FloatArray, names: Sequence[str], what: str, index: pd.Index) -> None:
     bad = ~np.isfinite(matrix)
     if np.any(bad):
         row, col = np.argwhere(bad)[0]
@@ -215,7 +216,7 @@ def _is_categorical(series: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 
 
-def _check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = None) -> None:
+def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = None) -> None:
     """Refuse a design that would be absurdly wide before formulaic builds it.
 
     The width is estimated from the levels of the categorical variables of each term. rows:
@@ -257,7 +258,7 @@ def _check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = N
         )
 
 
-def _group_codes(
+def group_codes(
     frame: pd.DataFrame, group: tuple[str, ...]
 ) -> tuple[IntArray, tuple[object, ...], tuple[NDArray[np.object_], ...], IntArray]:
     """Codes of the interaction of the grouping variables, levels sorted as R would.
@@ -292,6 +293,27 @@ def _group_codes(
         variable_keys,
         present.astype(np.intp),
     )
+
+
+def codes_in_levels(spec: RandomSpec, frame: pd.DataFrame) -> IntArray:
+    """Codes of frame's rows in the levels `spec` learned for one grouping factor (-1: a level
+    not among them): new data for prediction, or one Dask partition's rows."""
+    group = spec.term.group
+    per_variable = [
+        match_codes(frame[var], keys)[0]
+        for var, keys in zip(group, spec.variable_keys, strict=True)
+    ]
+    if len(group) == 1:
+        return per_variable[0]
+    combined = np.zeros(len(frame), dtype=np.intp)
+    known = np.ones(len(frame), dtype=bool)
+    for codes, keys in zip(per_variable, spec.variable_keys, strict=True):
+        known &= codes >= 0
+        combined = combined * len(keys) + np.maximum(codes, 0)
+    assert spec.present is not None
+    position = np.minimum(np.searchsorted(spec.present, combined), len(spec.present) - 1)
+    found = known & (spec.present[position] == combined)
+    return np.where(found, position, -1).astype(np.intp)
 
 
 def value_variables(parsed: ParsedFormula) -> list[str]:
@@ -368,10 +390,10 @@ def build_model(
     if not np.all(np.isfinite(o)):
         raise ValueError("offset must be finite")
 
-    successes, trials = _response(parsed, sub, w)
-    _check_width(parsed.fixed, sub, "fixed-effects design")
+    successes, trials = response_counts(parsed, sub, w)
+    check_width(parsed.fixed, sub, "fixed-effects design")
     x, fixed_names, fixed_spec = materialize(parsed.fixed, sub, "fixed-effects term")
-    _check_finite(x, fixed_names, "fixed-effects", sub.index)
+    check_finite(x, fixed_names, "fixed-effects", sub.index)
     fit_warnings: list[FitWarning] = []
     dropped = aliased_columns(x)
     kept = [j for j in range(x.shape[1]) if j not in set(dropped)]
@@ -401,12 +423,12 @@ def build_model(
             # (1 | g), the commonest term: no need to ask formulaic for a column of ones.
             z, names, spec = np.ones((len(sub), 1)), ["(Intercept)"], None
         else:
-            _check_width(term.expr, sub, f"random-effect term {term.text}")
+            check_width(term.expr, sub, f"random-effect term {term.text}")
             z, names, spec = materialize(term.expr, sub, f"random-effect term {term.text}")
         if z.shape[1] == 0:
             raise ValueError(f"random-effect term {term.text} has no columns")
-        _check_finite(z, names, f"random-effect term {term.text}", sub.index)
-        codes, levels, variable_keys, present = _group_codes(sub, term.group)
+        check_finite(z, names, f"random-effect term {term.text}", sub.index)
+        codes, levels, variable_keys, present = group_codes(sub, term.group)
         group_name = ":".join(term.group)
         if len(levels) < 2:
             raise ValueError(

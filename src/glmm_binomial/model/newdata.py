@@ -17,7 +17,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import FitWarning, NewLevelsWarning
-from glmm_binomial.model.design import DesignInfo, RandomSpec, value_variables
+from glmm_binomial.model.design import DesignInfo, codes_in_levels, value_variables
 from glmm_binomial.model.formula import expression_variables
 from glmm_binomial.model.frame import (
     as_pandas,
@@ -122,7 +122,7 @@ def new_data_design(
             z = np.ones((len(sub), 1))
         else:
             z = rebuild(spec.model_spec, sub, f"random-effect term {spec.term.text}")
-        blocks.append((_new_codes(spec, sub), z))
+        blocks.append((codes_in_levels(spec, sub), z))
     return NewDesign(
         x=x, offset=o, random=blocks, complete=complete, index=frame.index, blocks=chosen
     )
@@ -155,26 +155,6 @@ def _match_categories(specs: list[Any], frame: pd.DataFrame) -> pd.DataFrame:
     if not changed:
         return frame
     return frame.assign(**{k: pd.Series(v, index=frame.index) for k, v in changed.items()})
-
-
-def _new_codes(spec: RandomSpec, frame: pd.DataFrame) -> IntArray:
-    """Codes of new data's rows in the fit's levels of one grouping factor (-1: new level)."""
-    group = spec.term.group
-    per_variable = [
-        match_codes(frame[var], keys)[0]
-        for var, keys in zip(group, spec.variable_keys, strict=True)
-    ]
-    if len(group) == 1:
-        return per_variable[0]
-    combined = np.zeros(len(frame), dtype=np.intp)
-    known = np.ones(len(frame), dtype=bool)
-    for codes, keys in zip(per_variable, spec.variable_keys, strict=True):
-        known &= codes >= 0
-        combined = combined * len(keys) + np.maximum(codes, 0)
-    assert spec.present is not None
-    position = np.minimum(np.searchsorted(spec.present, combined), len(spec.present) - 1)
-    found = known & (spec.present[position] == combined)
-    return np.where(found, position, -1).astype(np.intp)
 
 
 def new_levels_warning(info: DesignInfo, design: NewDesign) -> FitWarning | None:
