@@ -26,6 +26,12 @@ _ATTRIBUTES = {
     "RankDeficiencyWarning": "glmm_binomial.diagnostics",
     "SeparationWarning": "glmm_binomial.diagnostics",
     "anova": "glmm_binomial.results.inference",
+    "Agq": "glmm_binomial.methods.agq",
+    "FitOptions": "glmm_binomial.methods.options",
+    "Laplace": "glmm_binomial.methods.laplace",
+    "QuadratureControl": "glmm_binomial.methods.agq",
+    "VariationalBayes": "glmm_binomial.methods.variational",
+    "VariationalControl": "glmm_binomial.methods.variational",
     "ModelData": "glmm_binomial.model.data",
     "RandomBlock": "glmm_binomial.model.data",
     "OptimizerControl": "glmm_binomial.numerics.optimize",
@@ -60,6 +66,12 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "Agq",
+    "FitOptions",
+    "Laplace",
+    "QuadratureControl",
+    "VariationalBayes",
+    "VariationalControl",
     "BootstrapResult",
     "BoundaryWarning",
     "ConvergenceWarning",
@@ -121,6 +133,10 @@ if TYPE_CHECKING:  # the names as type checkers see them
         SeparationWarning,
     )
     from glmm_binomial.frontends.sheet import GLMM_BINOMIAL, glmm_binomial
+    from glmm_binomial.methods.agq import Agq, QuadratureControl
+    from glmm_binomial.methods.laplace import Laplace
+    from glmm_binomial.methods.options import FitOptions
+    from glmm_binomial.methods.variational import VariationalBayes, VariationalControl
     from glmm_binomial.model.data import ModelData, RandomBlock
     from glmm_binomial.numerics.optimize import OptimizerControl, OptSummary
     from glmm_binomial.numerics.pirls import PirlsControl
