@@ -951,9 +951,11 @@ class AgqObjective:
         deviance = -2.0 * (loglik + self.data.log_binomial_constant)
         grad_theta = np.zeros(self.data.n_theta)
         slices = self.data.theta_slices()
+        lambdas = self.data.lambdas(theta)
         for t, offset in zip(self.merged.members[0], self.merged.column_offsets[0], strict=True):
-            rows, cols = self.data.blocks[t].lower_indices()
-            grad_theta[slices[t]] = -2.0 * grad_lambda[offset + rows, offset + cols]
+            block = self.data.blocks[t]
+            own = grad_lambda[offset : offset + block.k, offset : offset + block.k]
+            grad_theta[slices[t]] = -2.0 * block.covariance.theta_gradient(lambdas[t], own)
         return deviance, grad_theta, -2.0 * grad_beta
 
     def _exact_nested(

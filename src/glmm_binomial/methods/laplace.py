@@ -257,8 +257,8 @@ def gradient_from_solve(
         cross = factor.cross
         g_first += 2.0 * np.einsum("jrd,de,jec->rc", cross, lam1, hinv11)
     for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
-        rows_t, cols_t = data.blocks[t].lower_indices()
-        grad_theta[slices[t]] = g_first[cols, cols][rows_t, cols_t]
+        structure = data.blocks[t].covariance
+        grad_theta[slices[t]] = structure.theta_gradient(mode.lambdas[t], g_first[cols, cols])
     position = 0
     for t, offset in zip(st.rest, st.rest_offsets, strict=True):
         b = data.blocks[t]
@@ -266,9 +266,7 @@ def gradient_from_solve(
         h_rows = h2[:, position : position + b.k]
         position += b.k
         q = e[:, None] * mode.u2[idx] + rho[:, None] * v2[idx] + 2.0 * w[:, None] * h_rows
-        g = b.z.T @ q
-        rows_t, cols_t = b.lower_indices()
-        grad_theta[slices[t]] = g[rows_t, cols_t]
+        grad_theta[slices[t]] = b.covariance.theta_gradient(mode.lambdas[t], b.z.T @ q)
     return grad_theta, grad_beta
 
 

@@ -226,8 +226,7 @@ def to_internal(model: ModelData, scaling: Scaling) -> ModelData:
     if scaling.is_identity:
         return model
     blocks = tuple(
-        RandomBlock(b.group, b.terms, b.codes, b.levels, _apply(b.z, c))
-        for b, c in zip(model.blocks, scaling.blocks, strict=True)
+        replace(b, z=_apply(b.z, c)) for b, c in zip(model.blocks, scaling.blocks, strict=True)
     )
     return replace(model, x=_apply(model.x, scaling.fixed), blocks=blocks)
 

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.family import BINOMIAL_LOGIT, Family, log_binomial_coefficient
+from glmm_binomial.model.covariance import CovarianceStructure, Unstructured
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -29,13 +30,35 @@ ends refuse them with a message to rescale."""
 
 @dataclass(frozen=True)
 class RandomBlock:
-    """One random-effect term: (terms | group)."""
+    """One random-effect term: (terms | group), with the structure of its covariance
+    (model.covariance; None: lme4's unstructured one)."""
 
     group: str
     terms: tuple[str, ...]
     codes: IntArray
     levels: tuple[object, ...]
     z: FloatArray
+    structure: CovarianceStructure | None = None
+
+    def __post_init__(self) -> None:
+        k = int(self.z.shape[1])
+        if self.structure is None or (
+            isinstance(self.structure, Unstructured) and self.structure.k != k
+        ):
+            # lme4's structure fits any number of columns (also after dataclasses.replace
+            # with other columns).
+            object.__setattr__(self, "structure", Unstructured(k))
+        elif self.structure.k != k:
+            raise ValueError(
+                f"a {self.structure.name} covariance of dimension {self.structure.k} for "
+                f"{k} columns of ({' + '.join(self.terms)} | {self.group})"
+            )
+
+    @property
+    def covariance(self) -> CovarianceStructure:
+        """The structure of this term's covariance (how theta gives Lambda_t)."""
+        assert self.structure is not None
+        return self.structure
 
     @property
     def n_levels(self) -> int:
@@ -47,23 +70,21 @@ class RandomBlock:
 
     @property
     def n_theta(self) -> int:
-        return self.k * (self.k + 1) // 2
+        return self.covariance.n_theta
 
     def lower_indices(self) -> tuple[IntArray, IntArray]:
-        """Row and column indices of theta's entries in Lambda, column-major lower triangle."""
-        rows, cols = [], []
-        for c in range(self.k):
-            for r in range(c, self.k):
-                rows.append(r)
-                cols.append(c)
-        return np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)
+        """Row and column indices of theta's entries in Lambda (lme4's unstructured layout:
+        column-major lower triangle); ValueError for another structure."""
+        if not isinstance(self.covariance, Unstructured):
+            raise ValueError(
+                f"the {self.covariance.name} covariance of ({' + '.join(self.terms)} | "
+                f"{self.group}) has no lower-triangle layout of theta"
+            )
+        return self.covariance.lower_indices()
 
     def lambda_matrix(self, theta: FloatArray) -> FloatArray:
         """Lambda_t (k x k lower triangular) from this block's slice of theta."""
-        lam = np.zeros((self.k, self.k))
-        rows, cols = self.lower_indices()
-        lam[rows, cols] = theta
-        return lam
+        return self.covariance.lambda_matrix(theta)
 
 
 @dataclass(frozen=True)
@@ -109,22 +130,45 @@ class ModelData:
         return out
 
     def theta_lower_bounds(self) -> FloatArray:
-        """0 for diagonal entries of each Lambda_t, -inf for off-diagonal ones (as lme4)."""
-        lower: list[float] = []
-        for b in self.blocks:
-            rows, cols = b.lower_indices()
-            lower.extend(np.where(rows == cols, 0.0, -np.inf))
-        return np.array(lower, dtype=np.float64)
+        """Each structure's bounds (unstructured: 0 for diagonal entries of each Lambda_t,
+        -inf for off-diagonal ones, as lme4)."""
+        bounds = [b.covariance.lower_bounds() for b in self.blocks]
+        return np.concatenate(bounds) if bounds else np.zeros(0)
 
     def theta_start(self) -> FloatArray:
-        """lme4's start: Lambda_t = I."""
-        return np.where(np.isfinite(self.theta_lower_bounds()), 1.0, 0.0)
+        """lme4's start: Lambda_t = I (each structure's start)."""
+        starts = [b.covariance.start() for b in self.blocks]
+        return np.concatenate(starts).astype(np.float64) if starts else np.zeros(0)
+
+    def canonical_theta(self, theta: FloatArray) -> FloatArray:
+        """theta in each structure's canonical form (the same covariances)."""
+        out = np.array(theta, dtype=np.float64)
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            out[s] = b.covariance.canonical(out[s])
+        return out
+
+    def theta_gradient(
+        self, lambdas: list[FloatArray], grad_lambdas: list[FloatArray]
+    ) -> FloatArray:
+        """The gradient in theta from the gradients in the entries of each Lambda_t (k x k),
+        at the theta whose Lambdas are `lambdas` (each structure's chain rule)."""
+        out = np.zeros(self.n_theta)
+        for b, s, lam, grad in zip(
+            self.blocks, self.theta_slices(), lambdas, grad_lambdas, strict=True
+        ):
+            out[s] = b.covariance.theta_gradient(lam, grad)
+        return out
 
     def take(self, rows: IntArray) -> ModelData:
         """The same model with its rows in the order `rows` (a permutation)."""
         blocks = tuple(
             RandomBlock(
-                b.group, b.terms, np.take(b.codes, rows), b.levels, np.take(b.z, rows, axis=0)
+                b.group,
+                b.terms,
+                np.take(b.codes, rows),
+                b.levels,
+                np.take(b.z, rows, axis=0),
+                b.structure,
             )
             for b in self.blocks
         )

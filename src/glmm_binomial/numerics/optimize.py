@@ -369,18 +369,9 @@ def optimum_check(
 
 
 def canonical_theta(data: ModelData, theta: FloatArray) -> FloatArray:
-    """theta with every column of each Lambda_t whose diagonal entry is negative negated:
-    Lambda_t Lambda_t' (the covariance) is unchanged, and the diagonal is non-negative."""
-    out = np.array(theta, dtype=np.float64)
-    for block, sl in zip(data.blocks, data.theta_slices(), strict=True):
-        rows, cols = block.lower_indices()
-        values = out[sl]
-        for c in range(block.k):
-            diagonal = values[(rows == c) & (cols == c)][0]
-            if diagonal < 0:
-                values[cols == c] *= -1.0
-        out[sl] = values
-    return out
+    """theta in each covariance structure's canonical form (unstructured: every column of each
+    Lambda_t whose diagonal entry is negative negated; the covariances are unchanged)."""
+    return data.canonical_theta(theta)
 
 
 def _fd_hessian(
