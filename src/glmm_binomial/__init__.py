@@ -38,6 +38,12 @@ _ATTRIBUTES = {
     "bootstrap": "glmm_binomial.resampling",
     "BootstrapResult": "glmm_binomial.resampling",
     "confint": "glmm_binomial.intervals",
+    "emmeans": "glmm_binomial.results.emmeans",
+    "emtrends": "glmm_binomial.results.emmeans",
+    "contrast": "glmm_binomial.results.emmeans",
+    "pairs": "glmm_binomial.results.emmeans",
+    "r2_nakagawa": "glmm_binomial.results.variance_decomposition",
+    "icc": "glmm_binomial.results.variance_decomposition",
     "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
     "glmm_binomial": "glmm_binomial.frontends.sheet",
 }
@@ -83,11 +89,17 @@ __all__ = [
     "available_methods",
     "bootstrap",
     "confint",
+    "contrast",
     "datasets",
+    "emmeans",
+    "emtrends",
     "fit",
     "fit_model",
     "glmm_binomial",
+    "icc",
+    "pairs",
     "profile_confint",
+    "r2_nakagawa",
 ]
 
 
@@ -128,3 +140,5 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.profile import LikelihoodProfile, ProfileControl, profile_confint
     from glmm_binomial.resampling import BootstrapResult, bootstrap
     from glmm_binomial.result import GLMMResult
+    from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs
+    from glmm_binomial.results.variance_decomposition import icc, r2_nakagawa
