@@ -19,6 +19,7 @@ and 2e-4 in the estimates. So each statistic is checked in three ways:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ import pytest
 from conftest import load_reference
 
 import glmm_binomial as g
+from glmm_binomial.result import GLMMResult
 from glmm_binomial.results.emmeans import EMMeans, contrast, emmeans, emtrends, pairs
 from glmm_binomial.results.links import LOGIT
 
@@ -497,3 +499,33 @@ def test_deterministic(fits: dict[str, Any]) -> None:
     a = pairs(emmeans(fits["contraception_slope"], "livch", type="response"))
     b = pairs(emmeans(fits["contraception_slope"], "livch", type="response"))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_formula_offset_at_the_grid_values() -> None:
+    """An offset term is evaluated at the grid's values (its variable at its mean), as
+    emmeans does; it is part of every estimate."""
+    cbpp = g.datasets.load("cbpp")
+    result = g.fit(
+        "cbind(incidence, size - incidence) ~ period + offset(np.log(size)) + (1 | herd)", cbpp
+    )
+    emm = emmeans(result, "period")
+    b = result.params.to_numpy()
+    expected = b[0] + np.r_[0.0, b[1:]] + np.log(cbpp["size"].mean())
+    np.testing.assert_allclose(emm.table["estimate"], expected, rtol=1e-12)
+
+
+def test_without_stored_means_numeric_variables_need_at(fits: dict[str, Any]) -> None:
+    """A design without variable summaries (a Dask fit keeps no rows): factors still come
+    from the fit's encoding; numeric variables need at=."""
+    result = fits["contraception_slope"]
+    bare = GLMMResult(
+        result.model, result.fit_output, design=dataclasses.replace(result.design, variables=())
+    )
+    with pytest.raises(ValueError, match="at="):
+        emmeans(bare, "livch")
+    mean_age = next(s.mean for s in result.design.variables if s.name == "age")
+    np.testing.assert_allclose(
+        emmeans(bare, "livch", at={"age": mean_age}).table["estimate"],
+        emmeans(result, "livch").table["estimate"],
+        rtol=1e-13,
+    )

@@ -513,7 +513,7 @@ def emmeans(
     if bias_adjust:
         if sigma is None:
             used_sigma = _default_sigma(result)
-            how = "the square root of the random-effect variance (mean of z' Sigma z)"
+            how = "the square root of the random-effect variance, mean z' Sigma z over the rows"
         elif isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
             raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
         else:
