@@ -120,6 +120,7 @@ class ReferenceGrid:
     offset: FloatArray
     factor_like: tuple[str, ...]
     summaries: dict[str, VariableSummary]
+    factors: tuple[str, ...] = ()
 
 
 def _check_result(result: Any, what: str) -> Any:
@@ -197,9 +198,11 @@ def _factor_at(name: str, value: Any, levels: tuple[Any, ...]) -> tuple[Any, ...
     return tuple(chosen)
 
 
-def _expand(levels: dict[str, tuple[Any, ...]]) -> tuple[pd.DataFrame, NDArray[np.intp]]:
+def _expand(
+    levels: dict[str, tuple[Any, ...]], factors: Sequence[str]
+) -> tuple[pd.DataFrame, NDArray[np.intp]]:
     """All combinations, first variable fastest (R's expand.grid), and each row's level
-    index per variable (rows x variables)."""
+    index per variable (rows x variables); variables not in ``factors`` as numbers."""
     names = list(levels)
     sizes = [len(levels[v]) for v in names]
     n = int(np.prod(sizes)) if sizes else 1
@@ -215,9 +218,7 @@ def _expand(levels: dict[str, tuple[Any, ...]]) -> tuple[pd.DataFrame, NDArray[n
         columns[v] = values
     frame = pd.DataFrame(columns, index=pd.RangeIndex(n))
     for v in names:  # numeric variables as numbers, so the design's transforms apply
-        if all(isinstance(x, (int, float, np.integer, np.floating)) for x in levels[v]) and not any(
-            isinstance(x, (bool, np.bool_)) for x in levels[v]
-        ):
+        if v not in factors:
             frame[v] = frame[v].astype(np.float64)
     return frame, index
 
@@ -263,12 +264,14 @@ def reference_grid(
         raise ValueError(f"offset must be a finite number, got {offset!r}")
     levels: dict[str, tuple[Any, ...]] = {}
     factor_like: list[str] = []
+    factor_names: list[str] = []
     for v in names:
         summary = summaries.get(v)
         if v in factors or (summary is not None and summary.kind == "factor"):
             base = factors.get(v) or (summary.levels if summary is not None else ())
             levels[v] = _factor_at(v, at[v], base) if v in at else base
             factor_like.append(v)
+            factor_names.append(v)
         elif v in at:
             levels[v] = _numeric_at(v, at[v])
             if len(levels[v]) > 1:
@@ -289,9 +292,9 @@ def reference_grid(
             f"the reference grid would have {size} rows (more than {GRID_LIMIT}); "
             "restrict it with at="
         )
-    frame, _ = _expand(levels)
+    frame, _ = _expand(levels, factor_names)
     x, o = _design_rows(design, frame, float(offset))
-    return ReferenceGrid(frame, levels, x, o, tuple(factor_like), summaries)
+    return ReferenceGrid(frame, levels, x, o, tuple(factor_like), summaries, tuple(factor_names))
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,7 +344,7 @@ def _average(
     """Equal-weight averages of the grid rows per combination of ``primary`` (first
     fastest): the combinations' frame, linear functions and offsets."""
     names = list(grid.levels)
-    _, index = _expand(grid.levels)
+    _, index = _expand(grid.levels, grid.factors)
     sizes = [len(grid.levels[v]) for v in primary]
     combo = np.zeros(len(index), dtype=np.intp)
     stride = 1
@@ -350,10 +353,12 @@ def _average(
         stride *= size
     n_combos = stride
     counts = np.bincount(combo, minlength=n_combos).astype(np.float64)
-    weights = np.zeros((n_combos, len(combo)))
-    weights[combo, np.arange(len(combo))] = 1.0 / counts[combo]
-    frame, _ = _expand({v: grid.levels[v] for v in primary})
-    return frame, weights @ linfct, weights @ offset
+    sums = np.zeros((n_combos, linfct.shape[1]))
+    np.add.at(sums, combo, linfct)
+    averaged = sums / counts[:, None]
+    offsets = np.bincount(combo, weights=offset, minlength=n_combos) / counts
+    frame, _ = _expand({v: grid.levels[v] for v in primary}, grid.factors)
+    return frame, averaged, offsets
 
 
 def _bias_adjusted(link: Link, sigma: float) -> tuple[Any, Any]:
@@ -638,6 +643,21 @@ def _labels(frame: pd.DataFrame, columns: list[str]) -> tuple[list[str], list[st
     return [f"({s})" if _PARENS.search(s) else s for s in labels], raw
 
 
+def _control_index(ref: Any, raw: list[str], labels: list[str]) -> int:
+    """The control level of trt.vs.ctrl: the first by default; else the level whose label is
+    ``ref`` (a tuple for several columns), or, when no label matches, the 0-based position
+    ``ref``."""
+    if ref is None:
+        return 0
+    parts = ref if isinstance(ref, (tuple, list)) else (ref,)
+    key = " ".join(label_key(r) for r in parts)
+    if key in raw:
+        return raw.index(key)
+    if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool) and 0 <= ref < len(raw):
+        return int(ref)
+    raise ValueError(f"ref {ref!r} is neither a level ({', '.join(labels)}) nor a position")
+
+
 def _family(
     method: Any, labels: list[str], raw: list[str], ref: Any
 ) -> tuple[FloatArray, list[str], str, bool]:
@@ -674,22 +694,7 @@ def _family(
                 names.append(f"{labels[i]} - {labels[j]}")
         return np.array(rows).reshape(len(rows), k), names, "tukey", True
     if method == "trt.vs.ctrl":
-        if ref is None:
-            control = 0
-        elif isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
-            control = int(ref)
-            if not 0 <= control < k:
-                raise ValueError(f"ref must be a level index in 0..{k - 1}, got {ref!r}")
-        else:
-            key = (
-                label_key(ref)
-                if not isinstance(ref, (tuple, list))
-                else " ".join(label_key(r) for r in ref)
-            )
-            matches = [i for i, s in enumerate(raw) if s == key]
-            if len(matches) != 1:
-                raise ValueError(f"ref {ref!r} is not one of the levels {', '.join(labels)}")
-            control = matches[0]
+        control = _control_index(ref, raw, labels)
         for i in range(k):
             if i == control:
                 continue
@@ -718,7 +723,8 @@ def contrast(
 
     method: "pairwise" (earlier minus later level; default adjustment "tukey"),
     "revpairwise", "trt.vs.ctrl" (each level minus the control ``ref``, the first level by
-    default; default adjustment "dunnettx") or a dict {name: weights} (default "none").
+    default, else the level labelled ``ref`` or at position ``ref``; default adjustment
+    "dunnettx") or a dict {name: weights} (default "none").
     adjust: "tukey", "dunnettx", "sidak", "holm", "bonferroni" or "none" (Tukey on a family
     that is not pairwise becomes Sidak, as in emmeans; a single contrast is not adjusted).
     type: "link" or "response" (default: the means' type); on the response scale of a logit
