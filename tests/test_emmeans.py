@@ -555,3 +555,10 @@ def test_means_are_averages_of_population_predictions(fits: dict[str, Any]) -> N
     )
     eta = result.predict(grid, re="exclude", type="link").to_numpy().reshape(4, 2).mean(axis=1)
     np.testing.assert_allclose(emmeans(result, "livch").table["estimate"], eta, rtol=1e-12)
+
+
+def test_a_single_level_has_no_contrasts(fits: dict[str, Any]) -> None:
+    emm = emmeans(fits["contraception_slope"], "age")  # age at its mean: one level
+    assert len(emm.table) == 1
+    with pytest.raises(ValueError, match="no contrasts"):
+        pairs(emm)

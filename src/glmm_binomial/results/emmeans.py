@@ -801,6 +801,11 @@ def contrast(
         by_values.append([emm.grid.iloc[rows[0]][b] for b in by_list])
     assert adjust_used is not None
     n_contrasts, pairwise = blocks[0]
+    if n_contrasts == 0:
+        raise ValueError(
+            "method gives no contrasts: each by group has a single level "
+            f"({', '.join(inner)} takes one value)"
+        )
     if adjust_used == "tukey" and not pairwise:
         adjust_used = "sidak"
         notes.append("tukey applies to pairwise comparisons only: sidak used instead")
