@@ -45,6 +45,12 @@ _ATTRIBUTES = {
     "bootstrap": "glmm_binomial.results.bootstrap",
     "BootstrapResult": "glmm_binomial.results.bootstrap",
     "confint": "glmm_binomial.results.intervals",
+    "emmeans": "glmm_binomial.results.emmeans",
+    "emtrends": "glmm_binomial.results.emmeans",
+    "contrast": "glmm_binomial.results.emmeans",
+    "pairs": "glmm_binomial.results.emmeans",
+    "r2_nakagawa": "glmm_binomial.results.variance_decomposition",
+    "icc": "glmm_binomial.results.variance_decomposition",
     "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
     "glmm_binomial": "glmm_binomial.frontends.sheet",
 }
@@ -95,12 +101,18 @@ __all__ = [
     "available_methods",
     "bootstrap",
     "confint",
+    "contrast",
     "datasets",
+    "emmeans",
+    "emtrends",
     "fit",
     "fit_model",
     "glmm_binomial",
+    "icc",
+    "pairs",
     "profile",
     "profile_confint",
+    "r2_nakagawa",
 ]
 
 
@@ -141,6 +153,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.numerics.optimize import OptimizerControl, OptSummary
     from glmm_binomial.numerics.pirls import PirlsControl
     from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
+    from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs
     from glmm_binomial.results.inference import anova
     from glmm_binomial.results.intervals import confint
     from glmm_binomial.results.profile import (
@@ -150,3 +163,4 @@ if TYPE_CHECKING:  # the names as type checkers see them
         profile_confint,
     )
     from glmm_binomial.results.result import GLMMResult
+    from glmm_binomial.results.variance_decomposition import icc, r2_nakagawa

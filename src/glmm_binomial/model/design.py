@@ -44,6 +44,7 @@ from glmm_binomial.model.transforms import (
     formulaic_error,
     materialize,
 )
+from glmm_binomial.model.variable_summary import VariableSummary, formula_order, summarize_variables
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -81,7 +82,10 @@ class DesignInfo:
     ``kept_columns`` indexes the columns of ``fixed_spec``'s matrix that the model uses (aliased
     columns dropped, named in ``dropped_columns``); ``offset_specs`` rebuild the formula's
     ``offset(...)`` terms; ``offset_source`` says where the ``offset=`` argument came from: a
-    column of data (``offset_column``), values (new data must supply them) or nothing."""
+    column of data (``offset_column``), values (new data must supply them) or nothing.
+    ``variables`` summarizes each variable of the fixed part and the offsets over the fit's rows
+    (factor levels; a numeric variable's mean and range), in formula order, for reference grids
+    (glmm_binomial.results.emmeans)."""
 
     formula: ParsedFormula
     fixed_spec: Any
@@ -94,6 +98,7 @@ class DesignInfo:
     kept_columns: tuple[int, ...] | None = None
     dropped_columns: tuple[str, ...] = ()
     warnings: tuple[FitWarning, ...] = ()
+    variables: tuple[VariableSummary, ...] = ()
 
 
 def _first_bad_row(mask: NDArray[np.bool_], index: pd.Index) -> object:
@@ -458,8 +463,17 @@ def build_model(
         kept_columns=tuple(kept),
         dropped_columns=tuple(dropped_names),
         warnings=tuple(fit_warnings),
+        variables=_grid_variables(parsed, sub),
     )
     return model, info
+
+
+def _grid_variables(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[VariableSummary, ...]:
+    """Summaries of the variables of the fixed part and the offsets, in formula order."""
+    names: set[str] = set(expression_variables(parsed.fixed))
+    for expr in parsed.offsets:
+        names |= expression_variables(expr)
+    return summarize_variables(frame, formula_order(names, parsed.fixed, *parsed.offsets))
 
 
 def _missing_column(argument: str, name: str) -> Any:
