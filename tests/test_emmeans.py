@@ -28,8 +28,8 @@ import pytest
 from conftest import load_reference
 
 import glmm_binomial as g
+from glmm_binomial.family import BINOMIAL_LOGIT
 from glmm_binomial.results.emmeans import EMMeans, contrast, emmeans, emtrends, pairs
-from glmm_binomial.results.links import LOGIT
 from glmm_binomial.results.result import GLMMResult
 
 EFFECTS = load_reference("effects")
@@ -171,7 +171,7 @@ def means_from_emmeans(
         offset=np.zeros(k),
         specs=(level_column,),
         type=type,
-        link=LOGIT,
+        link=BINOMIAL_LOGIT,
         **kw,
     )
 
@@ -302,7 +302,7 @@ def test_by_group_means(fits: dict[str, Any], model: str) -> None:
         specs=("livch",),
         by=("urban",),
         type="response",
-        link=LOGIT,
+        link=BINOMIAL_LOGIT,
     )
     table = emm.table
     np.testing.assert_allclose(table["estimate"], response["prob"], rtol=0, atol=EST_ATOL)

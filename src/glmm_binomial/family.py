@@ -100,10 +100,18 @@ class BinomialLogit:
 
     name: str = "binomial"
     link: str = "logit"
+    latent_variance: float = float(np.pi**2 / 3.0)
+    """Variance of the latent error distribution on the link scale (the logistic
+    distribution's pi^2 / 3): the distribution-specific variance of Nakagawa's R2."""
 
     def inverse_link(self, eta: FloatArray) -> FloatArray:
         """mu = P(success) at eta."""
         return inverse_link(eta)
+
+    def mu_eta(self, eta: FloatArray) -> FloatArray:
+        """d mu / d eta = mu (1 - mu) (the delta method's factor on the response scale)."""
+        mu = inverse_link(np.asarray(eta, dtype=np.float64))
+        return mu * (1.0 - mu)
 
     def mean_and_loglik(
         self,

@@ -60,11 +60,11 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import special
 
+from glmm_binomial.family import Family
 from glmm_binomial.model.frame import label_key
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.model.transforms import FACTOR_CALL_RE
 from glmm_binomial.model.variable_summary import VariableSummary
-from glmm_binomial.results.links import Link, link_of
 from glmm_binomial.results.multiplicity import ADJUSTMENTS, adjust_p_values, critical_value
 from glmm_binomial.results.variance_decomposition import random_variance
 
@@ -361,22 +361,20 @@ def _average(
     return frame, averaged, offsets
 
 
-def _bias_adjusted(link: Link, sigma: float) -> tuple[Any, Any]:
+def _bias_adjusted(link: Family, sigma: float) -> tuple[Any, Any]:
     """emmeans' .make.bias.adj.link: h(eta) + sigma^2/2 h''(eta) and its derivative, h'' and
     h''' by central differences of h' with step BIAS_STEP."""
     half = 0.5 * BIAS_STEP
     sigma22 = 0.5 * sigma * sigma
 
     def second(eta: FloatArray) -> FloatArray:
-        return (link.derivative(eta + half) - link.derivative(eta - half)) / BIAS_STEP
+        return (link.mu_eta(eta + half) - link.mu_eta(eta - half)) / BIAS_STEP
 
     def inverse(eta: FloatArray) -> FloatArray:
-        return link.inverse(eta) + sigma22 * second(eta)
+        return link.inverse_link(eta) + sigma22 * second(eta)
 
     def derivative(eta: FloatArray) -> FloatArray:
-        return (
-            link.derivative(eta) + sigma22 * (second(eta + half) - second(eta - half)) / BIAS_STEP
-        )
+        return link.mu_eta(eta) + sigma22 * (second(eta + half) - second(eta - half)) / BIAS_STEP
 
     return inverse, derivative
 
@@ -399,7 +397,7 @@ class EMMeans:
     specs: tuple[str, ...]
     by: tuple[str, ...] = ()
     type: str = "link"
-    link: Link | None = None
+    link: Family | None = None
     level: float = 0.95
     bias_adjust: bool = False
     sigma: float | None = None
@@ -430,7 +428,7 @@ class EMMeans:
             if self.bias_adjust and self.sigma is not None:
                 inverse, derivative = _bias_adjusted(self.link, self.sigma)
             else:
-                inverse, derivative = self.link.inverse, self.link.derivative
+                inverse, derivative = self.link.inverse_link, self.link.mu_eta
             estimate = inverse(eta)
             std_error = np.abs(derivative(eta)) * se
             low, high = inverse(low), inverse(high)
@@ -460,10 +458,11 @@ class EMMeans:
 
 
 def _fit_notes(result: Any) -> list[str]:
-    if getattr(result, "method", None) == "vb":
+    method = getattr(result, "method_object", None)
+    if method is not None and method.posterior:
         return [
-            "method vb: at the posterior means of beta, with their posterior covariance "
-            "(standard errors are posterior SDs)"
+            f"method {method.name}: at the posterior means of beta, with their posterior "
+            "covariance (standard errors are posterior SDs)"
         ]
     return []
 
@@ -513,7 +512,7 @@ def emmeans(
     primary = spec_list + by_list
     frame, linfct, offsets = _average(grid, primary, grid.linfct, grid.offset)
     notes = _averaged_note(grid, primary) + _fit_notes(result)
-    link = link_of(result)
+    link = result.model.family
     used_sigma: float | None = None
     if bias_adjust:
         if sigma is None:
@@ -530,9 +529,9 @@ def emmeans(
     elif sigma is not None:
         raise ValueError("sigma applies only with bias_adjust=True")
     if type == "response":
-        notes.append(f"intervals back-transformed from the {link.name} scale")
+        notes.append(f"intervals back-transformed from the {link.link} scale")
     else:
-        notes.append(f"on the {link.name} (not the response) scale")
+        notes.append(f"on the {link.link} (not the response) scale")
     return EMMeans(
         grid=frame,
         linfct=linfct,
@@ -826,7 +825,7 @@ def contrast(
     )
     crit = critical_value(level, adjust_used, n_contrasts, family_size)
     low, high = est_all - crit * se_all, est_all + crit * se_all
-    ratio = out_type == "response" and link is not None and link.name == "logit" and true_contrast
+    ratio = out_type == "response" and link is not None and link.link == "logit" and true_contrast
     names_all = [n for group in labels_out for n in group]
     if ratio:
         names_all = [n.replace(" - ", " / ") for n in names_all]
@@ -839,7 +838,7 @@ def contrast(
         estimate_column = "estimate"
         shown, shown_se = est_all, se_all
         if out_type == "response" and link is not None:
-            notes.append(f"contrasts are on the {link.name} scale")
+            notes.append(f"contrasts are on the {link.link} scale")
         elif link is not None:
             notes.append("on the log odds ratio (not the response) scale")
     if adjust_used != "none":

@@ -37,7 +37,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.results.links import link_of
 
 if TYPE_CHECKING:
     from glmm_binomial.results.result import GLMMResult
@@ -262,13 +261,13 @@ def get_variance(
     model = result.model
     _rows_design(model, result.nobs)
     notes: list[str] = []
-    if result.method == "vb":
+    if result.method_object.posterior:
         notes.append("computed at the posterior means of beta and the covariance parameters")
-    link = link_of(result)
+    family = result.model.family
     if approximation == "theoretical":
-        distribution = link.latent_variance
+        distribution = family.latent_variance
     else:
-        if link.name != "logit":
+        if family.link != "logit":
             raise ValueError("approximation='delta' is implemented for the logit link only")
         distribution, note = _delta_distribution_variance(model)
         notes.append(note)
