@@ -38,6 +38,10 @@ _ATTRIBUTES = {
     "bootstrap": "glmm_binomial.resampling",
     "BootstrapResult": "glmm_binomial.resampling",
     "confint": "glmm_binomial.intervals",
+    "simulate_residuals": "glmm_binomial.results.simulated_residuals",
+    "SimulatedResiduals": "glmm_binomial.results.simulated_residuals",
+    "binned_residuals": "glmm_binomial.results.binned_residuals",
+    "check": "glmm_binomial.results.check",
     "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
     "glmm_binomial": "glmm_binomial.frontends.sheet",
 }
@@ -69,6 +73,7 @@ __all__ = [
     "NewLevelsWarning",
     "RankDeficiencyWarning",
     "SeparationWarning",
+    "SimulatedResiduals",
     "GLMM_BINOMIAL",
     "GLMMResult",
     "LikelihoodProfile",
@@ -81,13 +86,16 @@ __all__ = [
     "__version__",
     "anova",
     "available_methods",
+    "binned_residuals",
     "bootstrap",
+    "check",
     "confint",
     "datasets",
     "fit",
     "fit_model",
     "glmm_binomial",
     "profile_confint",
+    "simulate_residuals",
 ]
 
 
@@ -128,3 +136,6 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.profile import LikelihoodProfile, ProfileControl, profile_confint
     from glmm_binomial.resampling import BootstrapResult, bootstrap
     from glmm_binomial.result import GLMMResult
+    from glmm_binomial.results.binned_residuals import binned_residuals
+    from glmm_binomial.results.check import check
+    from glmm_binomial.results.simulated_residuals import SimulatedResiduals, simulate_residuals
