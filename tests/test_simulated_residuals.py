@@ -222,6 +222,7 @@ def test_grouped_residuals_sum_responses_and_simulations(cbpp_fit: g.GLMMResult)
     np.testing.assert_array_equal(grouped.simulated_successes, sums)
     expected = np.bincount(codes, weights=res.trials * res.fitted) / grouped.trials
     np.testing.assert_allclose(grouped.fitted, expected, rtol=1e-14)
+    np.testing.assert_allclose(grouped.centre, np.bincount(codes, weights=res.centre), rtol=1e-14)
     np.testing.assert_allclose(
         grouped.residuals,
         brute_force_residuals(grouped.observed, sums, grouped.randomization),
@@ -259,7 +260,12 @@ def test_bad_grouping_is_refused(cbpp_fit: g.GLMMResult) -> None:
 
 def test_dispersion_test_is_dharma_definition(cbpp_fit: g.GLMMResult) -> None:
     res = simulate_residuals(cbpp_fit, n_sim=200, seed=12)
-    expected = res.trials * res.fitted
+    # re="posterior": centred on the expected successes given the drawn effects.
+    eta = cbpp_fit.model.x @ cbpp_fit.fit_output.beta
+    codes = cbpp_fit.model.blocks[0].codes
+    assert res.random_effects is not None
+    expected = res.trials * expit(eta + res.random_effects[0][codes, 0])
+    np.testing.assert_allclose(res.centre, expected, rtol=1e-13)
     observed = np.var(res.observed - expected, ddof=1)
     simulated = np.array([np.var(s - expected, ddof=1) for s in res.simulated_successes])
     test = res.test_dispersion()
@@ -270,6 +276,14 @@ def test_dispersion_test_is_dharma_definition(cbpp_fit: g.GLMMResult) -> None:
     assert res.test_dispersion("less").p_value == pytest.approx(np.mean(simulated <= observed))
     assert test.simulated is not None
     np.testing.assert_allclose(test.simulated, simulated / simulated.mean(), rtol=1e-12)
+    # DHARMa's centre (m * fitted, fixed effects alone) for the modes' simulations.
+    conditional = simulate_residuals(cbpp_fit, n_sim=200, seed=12, re="conditional")
+    assert conditional.centre is None
+    expected = conditional.trials * conditional.fitted
+    observed = np.var(conditional.observed - expected, ddof=1)
+    simulated = np.var(conditional.simulated_successes - expected, axis=1, ddof=1)
+    statistic = conditional.test_dispersion().statistic
+    assert statistic == pytest.approx(observed / simulated.mean(), rel=1e-12)
 
 
 def test_uniformity_and_outlier_tests(contraception_fit: g.GLMMResult) -> None:

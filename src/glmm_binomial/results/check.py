@@ -22,6 +22,7 @@ from scipy import stats
 from glmm_binomial.results.binned_residuals import binned_residuals, binned_residuals_panel
 from glmm_binomial.results.simulated_residuals import (
     MAX_PLOT_POINTS,
+    RE_DESCRIPTIONS,
     dispersion_panel,
     qq_panel,
     require_pyplot,
@@ -113,10 +114,10 @@ def check(
     seed_text = f", seed {seed}" if isinstance(seed, (int, np.integer)) else ""
     fig.suptitle(
         f"Model checks: {result.formula} (method {result.method}, {result.nobs:,} rows)\n"
-        f"{n_sim} simulations with {re} random effects{seed_text}, {residuals.note}",
+        f"{n_sim} simulations{seed_text}, {RE_DESCRIPTIONS[re]},\n{residuals.note}",
         fontsize=11,
     )
-    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.95))
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.93))
     if path is not None:
         fig.savefig(path, dpi=dpi)
     return fig
