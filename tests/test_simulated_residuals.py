@@ -387,6 +387,12 @@ def test_nothing_passed_in_is_modified(cbpp_fit: g.GLMMResult) -> None:
     for a, b in zip(modes, cbpp_fit.fit_output.ranef, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(labels, labels_before)
+    res = simulate_residuals(cbpp_fit, n_sim=20, seed=1)
+    with pytest.raises(ValueError, match="read-only"):
+        res.residuals[0] = 0.5
+    with pytest.raises(ValueError, match="read-only"):
+        res.simulated[0, 0] = 1
+    assert cbpp_fit.fit_output.ranef[0].flags.writeable
 
 
 @pytest.mark.parametrize(("method", "n_agq"), [("laplace", 1), ("agq", 9), ("vb", 1)])

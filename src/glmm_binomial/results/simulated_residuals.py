@@ -424,12 +424,25 @@ class SimulatedResiduals:
     acceptance_rate: float | None = None
     centre: FloatArray | None = None
 
+    def __post_init__(self) -> None:
+        # The arrays this object owns are read-only (the fit's own arrays are left alone).
+        for name in (
+            "residuals",
+            "observed",
+            "trials",
+            "fitted",
+            "simulated_successes",
+            "randomization",
+            "centre",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+
     @property
     def simulated(self) -> NDArray[Any]:
         """Simulated successes, shape (units, n_sim) (a read-only view)."""
-        view = self.simulated_successes.T
-        view.flags.writeable = False
-        return view
+        return self.simulated_successes.T
 
     @property
     def n_units(self) -> int:
