@@ -51,6 +51,10 @@ _ATTRIBUTES = {
     "pairs": "glmm_binomial.results.emmeans",
     "r2_nakagawa": "glmm_binomial.results.variance_decomposition",
     "icc": "glmm_binomial.results.variance_decomposition",
+    "simulate_residuals": "glmm_binomial.results.simulated_residuals",
+    "SimulatedResiduals": "glmm_binomial.results.simulated_residuals",
+    "binned_residuals": "glmm_binomial.results.binned_residuals",
+    "check": "glmm_binomial.results.check",
     "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
     "glmm_binomial": "glmm_binomial.frontends.sheet",
 }
@@ -72,6 +76,7 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "SimulatedResiduals",
     "Agq",
     "FitOptions",
     "Laplace",
@@ -99,7 +104,9 @@ __all__ = [
     "__version__",
     "anova",
     "available_methods",
+    "binned_residuals",
     "bootstrap",
+    "check",
     "confint",
     "contrast",
     "datasets",
@@ -113,6 +120,7 @@ __all__ = [
     "profile",
     "profile_confint",
     "r2_nakagawa",
+    "simulate_residuals",
 ]
 
 
@@ -152,7 +160,9 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.model.data import ModelData, RandomBlock
     from glmm_binomial.numerics.optimize import OptimizerControl, OptSummary
     from glmm_binomial.numerics.pirls import PirlsControl
+    from glmm_binomial.results.binned_residuals import binned_residuals
     from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
+    from glmm_binomial.results.check import check
     from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs
     from glmm_binomial.results.inference import anova
     from glmm_binomial.results.intervals import confint
@@ -163,4 +173,5 @@ if TYPE_CHECKING:  # the names as type checkers see them
         profile_confint,
     )
     from glmm_binomial.results.result import GLMMResult
+    from glmm_binomial.results.simulated_residuals import SimulatedResiduals, simulate_residuals
     from glmm_binomial.results.variance_decomposition import icc, r2_nakagawa

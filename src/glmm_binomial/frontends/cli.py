@@ -121,6 +121,12 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the predictions to FILE (default: with the result)",
     )
+    parser.add_argument(
+        "--check",
+        metavar="FILE",
+        help="save the model-check panel (simulated and binned residuals, random effects, "
+        "dispersion) to FILE (.png; needs the plot extra)",
+    )
     _common(parser)
     return parser
 
@@ -326,6 +332,11 @@ def _fit_command(args: argparse.Namespace) -> int:
                 raise CommandError(f"--{option.replace('_', '-')} writes .csv, .json or .xlsx")
     if args.predict_out and not args.predict:
         raise CommandError("--predict-out needs --predict NEWDATA")
+    if args.check:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise CommandError("--check needs matplotlib: pip install 'glmm-binomial[plot]'")
     frame, name = _load(args, data)
     from glmm_binomial.api import fit
 
@@ -370,6 +381,8 @@ def _fit_command(args: argparse.Namespace) -> int:
             _write_records(args.predict_out, "predictions", predictions)
         else:
             document["predictions"] = predictions
+    if args.check:
+        _write_check(result, args.check)
     if args.output:
         output.write(args.output, result, document)
     elif args.json:
@@ -386,6 +399,18 @@ def _fit_command(args: argparse.Namespace) -> int:
         for record in document["warnings"]:
             print(f"glmm-binomial: {record['kind']} warning: {record['message']}", file=sys.stderr)
     return EXIT_OK if result.converged else EXIT_NOT_CONVERGED
+
+
+def _write_check(result: Any, path: str) -> None:
+    """The model-check figure (glmm_binomial.check) saved to `path`, drawn off screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command draws to a file, never to a window
+    import matplotlib.pyplot as plt
+
+    from glmm_binomial.results.check import check
+
+    plt.close(check(result, path))
 
 
 def _glmm_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, str]]:
