@@ -28,7 +28,10 @@ class FitOutput:
         coefficients included; loglik_label says how it was computed.
     ranef / ranef_cov: per block, conditional modes b = Lambda u (n_levels x k) and their
         conditional covariances (n_levels x k x k); posterior means and covariances for "vb".
-    theta_cov: covariance of theta's estimate where the method gives one (vb: of the log SDs).
+    theta_cov: covariance of theta's estimate where the method gives one (vb_meanfield: of the
+        log SDs).
+    elbo: the evidence lower bound at the optimum, all constants included (the variational
+        methods), a lower bound on the log marginal likelihood of the Bayesian model.
     """
 
     method: str
@@ -45,6 +48,7 @@ class FitOutput:
     n_agq: int = 1
     theta_cov: FloatArray | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    elbo: float | None = None
 
 
 def final_checks(output: FitOutput) -> FitOutput:
