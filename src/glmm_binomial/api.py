@@ -20,7 +20,10 @@ from glmm_binomial.result import GLMMResult
 from glmm_binomial.scaling import check_in_user_units, choose_scaling, to_internal, to_user
 from glmm_binomial.validation import check_model, emit_fit_warnings
 
-METHODS = ("laplace", "agq", "vb")
+METHODS = ("laplace", "agq", "vb", "vb_meanfield")
+
+#: The control class each method takes (by name: the modules are imported when used).
+CONTROLS = {"vb": "StructuredVBControl", "vb_meanfield": "VariationalControl"}
 
 MAX_N_AGQ = 100
 """Largest n_agq accepted (lme4 refuses nAGQ > 100; beyond it the rule's outer weights
@@ -46,14 +49,20 @@ def fit(
     """Fit a binomial GLMM (logit link) written in lme4's formula syntax.
 
     method: "laplace" (maximum likelihood, Laplace approximation, as glmer nAGQ = 1), "agq"
-    (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension) or
-    "vb" (mean-field variational Bayes with N(0, prior_fe_sd^2) priors on the fixed effects and
-    N(0, prior_log_sd_sd^2) priors on the log random-effect SDs).
+    (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension),
+    "vb" (structured variational Bayes, glmm_binomial.structured_vb: fixed and random effects
+    jointly Gaussian; priors N(0, prior_fe_sd^2) on the fixed effects, N(0,
+    prior_log_sd_sd^2) on each log random-effect SD and, for correlated terms such as
+    (1 + x | g), an LKJ(2) prior on the correlation matrix; posterior means, SDs and the ELBO
+    as result.elbo) or "vb_meanfield" (statsmodels' mean-field BinomialBayesMixedGLM.fit_vb
+    family with the same priors, independent variance components only; its SDs understate
+    the posterior's).
     weights: prior weights (the number of trials when the response is a proportion); offset:
     added to the linear predictor. Either may be a column name or one value per row.
     Rows with a missing value in any used column are dropped (reported as n_dropped).
-    control: OptimizerControl for "laplace" and "agq", VariationalControl for "vb" (None: the
-    defaults); pirls_control: PirlsControl of the inner mode search.
+    control: OptimizerControl for "laplace" and "agq", StructuredVBControl for "vb",
+    VariationalControl for "vb_meanfield" (None: the defaults); pirls_control: PirlsControl
+    of the inner mode search.
     blas_threads: threads BLAS may use during the fit (None: as configured; the default 1 is
     fastest for these small matrix products, see glmm_binomial._blas).
     data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit_dask, which
@@ -116,7 +125,11 @@ def fit_model(
 def available_methods() -> tuple[str, ...]:
     """Methods whose implementation is present in this installation."""
     present = ["laplace"]
-    for name, module in (("agq", "quadrature"), ("vb", "variational")):
+    for name, module in (
+        ("agq", "quadrature"),
+        ("vb", "structured_vb"),
+        ("vb_meanfield", "variational"),
+    ):
         try:
             importlib.import_module(f"glmm_binomial.{module}")
         except ImportError:
@@ -168,10 +181,10 @@ def _estimate(
 
     "laplace" and "agq" are estimated on internally centred and scaled columns (see
     glmm_binomial.scaling: the likelihood is equivariant under that change, so the estimates
-    map back exactly) and checked again in the user's units. "vb" is fitted on the user's
-    columns as they are: its priors are stated in those units, and rescaling a column would
-    change the prior, hence the model."""
-    expected = "VariationalControl" if method == "vb" else "OptimizerControl"
+    map back exactly) and checked again in the user's units. "vb" and "vb_meanfield" are
+    fitted on the user's columns as they are: their priors are stated in those units, and
+    rescaling a column would change the prior, hence the model."""
+    expected = CONTROLS.get(method, "OptimizerControl")
     if control is not None and type(control).__name__ != expected:
         raise ValueError(f"control for method {method!r} must be a {expected}")
     if method not in available_methods():
@@ -180,6 +193,15 @@ def _estimate(
             f"available: {', '.join(available_methods())}"
         )
     if method == "vb":
+        structured = importlib.import_module("glmm_binomial.structured_vb")
+        posterior: FitOutput = structured.fit_structured_vb(
+            model,
+            prior_fe_sd=float(prior_fe_sd),
+            prior_log_sd_sd=float(prior_log_sd_sd),
+            control=control,
+        )
+        return require_finite(posterior)
+    if method == "vb_meanfield":
         variational = importlib.import_module("glmm_binomial.variational")
         result: FitOutput = variational.fit_vb(
             model,

@@ -163,9 +163,9 @@ class PartitionDesign:
     method: str
     n_agq: int
     pirls_control: PirlsControl
-    control: Any  # OptimizerControl, or VariationalControl for method "vb"
+    control: Any  # OptimizerControl, or VariationalControl for method "vb_meanfield"
     blas_threads: int | None
-    priors: tuple[float, float] = (2.0, 1.0)  # method "vb": prior_fe_sd, prior_log_sd_sd
+    priors: tuple[float, float] = (2.0, 1.0)  # "vb_meanfield": prior_fe_sd, prior_log_sd_sd
     crossed: tuple[int, ...] = ()  # random terms crossed with the partitioning factor
 
 
@@ -352,7 +352,7 @@ def _to_internal(state: PartitionState | None, scaling: Scaling, design: Any) ->
 
 
 def _objective(data: ModelData, design: PartitionDesign) -> Any:
-    if design.method == "vb":
+    if design.method == "vb_meanfield":
         # The partition's sums over rows of the ELBO (the priors are applied on the client).
         return VariationalObjective(data, n_gauss_hermite=design.control.n_gauss_hermite)
     if design.method == "agq":
@@ -601,7 +601,13 @@ def _check_arguments(
     from glmm_binomial.api import _check_options  # api imports this module
 
     _check_options(method, n_agq, conf_level, prior_fe_sd, prior_log_sd_sd, blas_threads)
-    expected = VariationalControl if method == "vb" else OptimizerControl
+    if method == "vb":
+        raise ValueError(
+            "method='vb' (structured variational Bayes) is not available on a Dask DataFrame: "
+            "fit ddf.compute() in memory for it, or use method='vb_meanfield' (mean-field "
+            "variational Bayes, fitted on the partitions; its SDs understate the posterior's)"
+        )
+    expected = VariationalControl if method == "vb_meanfield" else OptimizerControl
     if control is not None and not isinstance(control, expected):
         raise ValueError(f"control for method {method!r} must be a {expected.__name__}")
 
@@ -653,7 +659,7 @@ def fit_dask(
     ('tcp://host:8786'); None uses the current client (distributed.get_client()).
     npartitions: partitions after the shuffle on the outermost grouping factor (None: as many
     as data has). weights and offset must be column names. method "laplace", "agq" (one
-    grouping factor) or "vb" (distributed_vb.py; prior_fe_sd, prior_log_sd_sd and a
+    grouping factor) or "vb_meanfield" (distributed_vb.py; prior_fe_sd, prior_log_sd_sd and a
     VariationalControl as in memory); every grouping factor must be nested in one outermost
     factor, or (laplace) crossed with it with at most distributed_crossed.DASK_CROSSED_LIMIT
     random effects in all. As in memory, laplace and agq are estimated on internally centred
@@ -673,7 +679,7 @@ def fit_dask(
     ):
         raise ValueError(f"npartitions must be a positive integer, got {npartitions!r}")
     if control is None:
-        control = VariationalControl() if method == "vb" else OptimizerControl()
+        control = VariationalControl() if method == "vb_meanfield" else OptimizerControl()
     parsed = parse_formula(formula)
     if not parsed.random:
         raise ValueError(
@@ -810,11 +816,11 @@ def _fit(
         # Factors crossed with the partitioning one: their random effects are global
         # (distributed_crossed.py).
         partition_var, crossed_groups = crossed_plan(candidates, to_check, learned)
-        if method == "vb":
+        if method == "vb_meanfield":
             # VB's sums decompose over any rows, but its reported log-likelihood (Laplace at
             # the posterior means) needs the crossed Laplace objective: not wired up for VB.
             raise _not_decomposable(
-                "method='vb' needs every grouping factor nested in one outermost factor; "
+                "method='vb_meanfield' needs every grouping factor nested in one outermost factor; "
                 "factors crossed with it are fitted by method='laplace'"
             )
     uniques = {v: _sorted_levels(learned[f"unique:{v}"]) for v in factor_vars}
@@ -876,7 +882,7 @@ def _fit(
                 "a random effect needs at least two groups"
             )
         group_specs.append(group)
-    if method == "vb":
+    if method == "vb_meanfield":
         _check_vb_terms(parsed, fixed_spec, random_specs, tuple(group_specs), coded)
     design = dataclasses.replace(
         proto,
@@ -978,7 +984,7 @@ def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence
     z_moments = [combine_moments([part[9][t] for part in start]) for t in range(n_blocks)]
     centre_random = design.method == "laplace" or design.n_agq == 1
     scaling = choose_scaling_from_moments(x_moments, z_moments, control, centre_random)
-    if design.method == "vb":
+    if design.method == "vb_meanfield":
         # VB's priors are stated in the user's units: its columns are never rescaled.
         scaling = Scaling(np.eye(n_fixed), tuple(np.eye(len(m.mean)) for m in z_moments))
     rate = (k + 0.5) / (m + 1.0)
@@ -1145,7 +1151,7 @@ def _optimize(
     partitions.client.run(_return_free_memory)
     LOG.info("shuffle, partition models and GLM start: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
-    if method == "vb":
+    if method == "vb_meanfield":
         from glmm_binomial.distributed_vb import fit_partitioned_vb
 
         check_independent_terms(surrogate, info)

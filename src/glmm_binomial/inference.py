@@ -7,6 +7,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
+from glmm_binomial.estimates import BAYESIAN_METHODS
 from glmm_binomial.model import ModelData
 from glmm_binomial.result import GLMMResult
 
@@ -31,8 +32,10 @@ def anova(*results: GLMMResult) -> pd.DataFrame:
     for r in results:
         if not isinstance(r, GLMMResult):
             raise ValueError("anova takes GLMMResult objects")
-        if r.method == "vb":
-            raise ValueError("likelihood-ratio tests need maximum-likelihood fits, not method 'vb'")
+        if r.method in BAYESIAN_METHODS:
+            raise ValueError(
+                f"likelihood-ratio tests need maximum-likelihood fits, not method {r.method!r}"
+            )
     first = results[0]
     for r in results[1:]:
         _check_comparable(first, r)

@@ -131,7 +131,7 @@ class StructuredVBControl:
     separation_information: float = 1.0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gauss_hermite(n_nodes: int) -> tuple[FloatArray, FloatArray]:
     """Nodes and weights of E[f(Z)], Z ~ N(0, 1) (probabilists' Gauss-Hermite, weights sum 1,
     symmetrized)."""
@@ -431,9 +431,7 @@ class VarianceFactor:
             sd = np.sqrt(np.diag(lc @ lc.T))
         return mu, sd, np.exp(mu + 0.5 * sd * sd)
 
-    def terms(
-        self, phi: FloatArray, second_moments: list[FloatArray]
-    ) -> tuple[float, FloatArray]:
+    def terms(self, phi: FloatArray, second_moments: list[FloatArray]) -> tuple[float, FloatArray]:
         """The ELBO's terms in phi for given A_t = sum_j E[b_tj b_tj'] (second_moments):
         sum_t E[log p(b_t | Sigma_t)] + E[log p(phi)] + entropy(q(phi)), constants included,
         and the gradient in phi."""

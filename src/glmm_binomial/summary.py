@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from glmm_binomial.estimates import BAYESIAN_METHODS
+
 if TYPE_CHECKING:
     from glmm_binomial.result import GLMMResult
 
 METHOD_TITLES = {
     "laplace": "maximum likelihood (Laplace Approximation)",
     "agq": "maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {n_agq})",
-    "vb": "mean-field variational Bayes (posterior means)",
+    "vb": "structured variational Bayes (posterior means and SDs)",
+    "vb_meanfield": "mean-field variational Bayes (posterior means)",
 }
 
 MAX_CORRELATION_TERMS = 12
@@ -140,7 +143,7 @@ class _Parts:
     def _fixed_effects(self) -> pd.DataFrame:
         result = self.result
         fe = result.fixed_effects
-        vb = result.method == "vb"
+        vb = result.method in BAYESIAN_METHODS
         table = pd.DataFrame(
             {
                 "Post.Mean" if vb else "Estimate": fe["estimate"],
@@ -161,7 +164,11 @@ class _Parts:
         names = self.result.fixed_names
         # Mean-field VB has a diagonal posterior covariance: its zero correlations are not
         # estimates of anything.
-        if len(names) < 2 or len(names) > MAX_CORRELATION_TERMS or self.result.method == "vb":
+        if (
+            len(names) < 2
+            or len(names) > MAX_CORRELATION_TERMS
+            or self.result.method == "vb_meanfield"
+        ):
             return pd.DataFrame()
         sd = np.sqrt(np.diag(vcov))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -182,8 +189,10 @@ class _Parts:
             [[_number(v, 1) for v in self.criteria.iloc[0, :4]] + [str(self.result.df_resid)]],
             right=True,
         )
-        if self.result.method == "vb":
+        if self.result.method in BAYESIAN_METHODS:
             lines.append(f"(logLik: {self.result.loglik_method})")
+        if self.result.elbo is not None:
+            lines.append(f"(ELBO, a lower bound on the log evidence: {self.result.elbo:.4f})")
         lines += ["", "Scaled residuals: "]
         lines += _aligned(
             list(self.scaled.index), [[_number(v, 4) for v in self.scaled]], right=True

@@ -1,4 +1,5 @@
-"""Mean-field variational Bayes for the binomial GLMM with independent variance components.
+"""Mean-field variational Bayes (method "vb_meanfield") for the binomial GLMM with independent
+variance components. Method "vb" is the structured family of structured_vb.py.
 
 The model and the variational family are those of statsmodels' BinomialBayesMixedGLM.fit_vb:
 
@@ -660,7 +661,7 @@ def fit_vb_detailed(
             ),
         )
     output = FitOutput(
-        method="vb",
+        method="vb_meanfield",
         theta=theta,
         beta=beta,
         vcov_beta=np.diag(q.beta_sd**2),
@@ -673,5 +674,6 @@ def fit_vb_detailed(
         singular=False,
         theta_cov=np.diag(q.log_sd_sd**2),
         warnings=warnings,
+        elbo=float(elbo_value + objective.elbo_constant),
     )
     return VariationalFit(output, packed, elbo_value, objective)

@@ -28,7 +28,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_CONVERGED = 3
 
-METHODS = ("laplace", "agq", "vb")
+METHODS = ("laplace", "agq", "vb", "vb_meanfield")
 EPILOG = """\
 exit status:
   0  fitted (converged)
