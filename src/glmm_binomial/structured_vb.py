@@ -115,6 +115,9 @@ class StructuredVBControl:
     gtol, ftol, max_iter, max_corrections: L-BFGS-B over the variance parameters' q (gradient
         in scaled coordinates, relative ELBO change, iterations, memory).
     gtol_converged: converged when the largest scaled gradient entry at the end is below it.
+    start_sweeps, sweep_tol: the start is coordinate ascent (q(beta, b) for q(phi), then q(phi)
+        for q(beta, b)) for at most start_sweeps sweeps, stopped when a sweep gains less than
+        sweep_tol times the ELBO's size; the profiled optimization goes on from there.
     cubature_nodes: Gauss-Hermite nodes per dimension of the cubature over the correlation
         parameters (k >= 2), reduced so that the product rule keeps at most max_cubature_nodes.
     separation_information: the fixed effects are checked for separation (linear programs)
@@ -133,8 +136,10 @@ class StructuredVBControl:
     max_iter: int = 500
     max_corrections: int = 20
     gtol_converged: float = 1e-4
+    start_sweeps: int = 1
+    sweep_tol: float = 1e-6
     cubature_nodes: int = 16
-    max_cubature_nodes: int = 20_000
+    max_cubature_nodes: int = 4096
     separation_information: float = 1.0
 
 
@@ -330,6 +335,12 @@ class VarianceFactor:
         self.prior_log_sd_sd = float(prior_log_sd_sd)
         self.lkj_eta = float(lkj_eta)
         self.blocks: list[VarianceBlock] = []
+        # Root mean square of each random-effect column: the start gives each random effect an
+        # SD of 1 on the log-odds scale (1 / rms of its column).
+        self.column_rms = [
+            np.sqrt(np.mean(b.z * b.z, axis=0)) if b.z.shape[0] else np.ones(b.k)
+            for b in data.blocks
+        ]
         start = 0
         self.cubature: dict[int, tuple[FloatArray, FloatArray]] = {}
         for b in data.blocks:
@@ -351,8 +362,18 @@ class VarianceFactor:
     def optimal(self, phi: FloatArray, second_moments: list[FloatArray]) -> FloatArray:
         """The q(phi) maximizing the ELBO for fixed A_t (a coordinate-ascent step; no rows
         involved), from phi."""
+
+        def negative(v: FloatArray) -> tuple[float, FloatArray]:
+            try:
+                value, grad = self.terms(v, second_moments)
+            except ArithmeticError:  # a trial point far out: not a candidate
+                return math.inf, np.zeros_like(v)
+            if not np.isfinite(value):
+                return math.inf, np.zeros_like(v)
+            return -value, -grad
+
         found = scipy.optimize.minimize(
-            lambda v: tuple(-part for part in self.terms(v, second_moments)),
+            negative,
             phi,
             jac=True,
             method="L-BFGS-B",
@@ -361,15 +382,18 @@ class VarianceFactor:
         return best if np.all(np.isfinite(best)) else phi
 
     def start(self) -> FloatArray:
-        """Start: every SD 1 (log SD mean 0) with the spread of q it has near a data-determined
-        optimum (1 / sqrt(2 n)); correlations 0 with spread 1 / sqrt(n)."""
+        """Start: every random effect with SD 1 on the log-odds scale (1 / rms of its column;
+        an intercept's SD 1), the spread of q(log SD) it has near a data-determined optimum
+        (1 / sqrt(2 n)); correlations 0 with spread 1 / sqrt(n)."""
         out = np.zeros(self.size)
-        for blk in self.blocks:
+        for blk, rms in zip(self.blocks, self.column_rms, strict=True):
             n = float(blk.n_levels)
+            mu = -np.log(np.where(rms > 0, rms, 1.0))
             if blk.k == 1:
-                out[blk.start : blk.start + 2] = (0.0, -0.5 * math.log(2.0 * n + 1.0))
+                out[blk.start : blk.start + 2] = (mu[0], -0.5 * math.log(2.0 * n + 1.0))
                 continue
             k, d = blk.k, blk.k * (blk.k - 1) // 2
+            out[blk.start : blk.start + k] = mu
             pos = blk.start + k
             out[pos : pos + k * (k + 1) // 2] = _pack_lower(np.eye(k) / math.sqrt(2.0 * n + 1.0))
             pos += k * (k + 1) // 2 + d
@@ -676,6 +700,8 @@ class StructuredObjective:
         at once; otherwise one solve per column."""
         st = self.structure
         p = columns.shape[1]
+        if p == 0:
+            return np.zeros((st.n1, st.k1, 0)), np.zeros((st.q2, 0)), np.zeros((st.n, 0))
         if len(st.levels) == 1 and not st.r2:
             t1 = np.stack([st.group_sums(a1[:, c, None] * columns) for c in range(st.k1)], axis=1)
             linv = factor.linv[0]
@@ -934,8 +960,13 @@ def fit_structured_vb_detailed(
     # well; the profiled optimization below takes it from there).
     phi0 = variance.start()
     with np.errstate(over="ignore", under="ignore"):
-        _, _, first = objective.evaluate(phi0)
-        phi0 = variance.optimal(phi0, first.second_moments)
+        last = -math.inf
+        for _ in range(control.start_sweeps):
+            value, _, inner = objective.evaluate(phi0)
+            phi0 = variance.optimal(phi0, inner.second_moments)
+            if value - last < control.sweep_tol * abs(value):
+                break
+            last = value
     scale = variance.scales()
     gradient_evaluations = 0
 
@@ -944,7 +975,8 @@ def fit_structured_vb_detailed(
         gradient_evaluations += 1
         try:
             value, grad, _ = objective.evaluate(phi0 + scale * y)
-        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, FloatingPointError):
+        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ArithmeticError):
+            # A trial point of the line search far out (SDs overflowing): not a candidate.
             return math.inf, np.zeros_like(y)
         if not np.isfinite(value):
             return math.inf, np.zeros_like(y)
