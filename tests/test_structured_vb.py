@@ -350,3 +350,23 @@ def test_priors_are_used():
     wide = g.fit(formula, g.datasets.load(dataset), method="vb")
     tight = g.fit(formula, g.datasets.load(dataset), method="vb", prior_fe_sd=0.5)
     assert np.all(np.abs(tight.params) < np.abs(wide.params))
+
+
+def test_three_correlated_effects():
+    """k = 3: the LKJ prior through three partial correlations (a 3-d cubature)."""
+    rng = np.random.default_rng(5)
+    n, n_groups = 400, 20
+    group = rng.integers(0, n_groups, n)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    b = rng.normal(scale=0.5, size=(n_groups, 3))
+    eta = -0.3 + 0.5 * x1 + b[group, 0] + b[group, 1] * x1 + b[group, 2] * x2
+    frame = pd.DataFrame(
+        {"y": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int), "x1": x1, "x2": x2, "g": group}
+    )
+    result = g.fit("y ~ x1 + x2 + (1 + x1 + x2 | g)", frame, method="vb")
+    assert result.converged and np.isfinite(result.elbo)
+    (covariance,) = result.covariance_matrices()
+    sd = np.sqrt(np.diag(covariance))
+    correlation = covariance / np.outer(sd, sd)
+    assert np.all(np.linalg.eigvalsh(correlation) > 0)
+    assert np.all(np.abs(correlation[np.tril_indices(3, -1)]) < 1)

@@ -67,7 +67,9 @@ def vb_note(method: str = "vb") -> str:
     spreadsheet table's note row says the same)."""
     from glmm_binomial.frontends.sheet import NOTES
 
-    return NOTES[method].replace("z_statistic, p_value", "z, p").replace("z_statistic", "z")
+    note = NOTES[method].replace("z_statistic, p_value", "z, p")
+    # A formula may have correlated terms (the spreadsheet's components are independent).
+    return note.replace("random effect N(0, 1))", "random effect N(0, 1), correlations LKJ(2))")
 
 
 def warning_records(result: Any) -> list[dict[str, str]]:

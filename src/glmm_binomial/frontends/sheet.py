@@ -51,7 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.model import LARGEST_VALUE, ModelData, RandomBlock
-from glmm_binomial.separation import Separation, detect_separation
+from glmm_binomial.separation import NO_SEPARATION, Separation, detect_separation
 
 FloatArray = NDArray[np.float64]
 
@@ -67,6 +67,9 @@ BAYESIAN = ("vb", "vb_meanfield")
 N_AGQ = 25
 AGQ_NODE_BUDGET = 100
 AGQ_MIN_POINTS = 2
+#: Up to this many rows the separation linear programs run before every fit; above it only
+#: when the fit's own screen reports separation (they take tens of seconds on 100,000 rows).
+SEPARATION_LP_ROWS = 2000
 #: Relative tolerance of the column rank check of the fixed-effects design.
 RANK_TOL = 1e-10
 #: A maximum-likelihood random-effect SD above this (log-odds scale) means group probabilities
@@ -162,12 +165,22 @@ def glmm_binomial(
         return f"Invalid input: the arguments could not be read ({type(exc).__name__}: {exc})."
     try:
         data = _model_data(request)
-        separation = detect_separation(data.x, data.successes, data.trials)
+        separation = None
+        if data.n_obs <= SEPARATION_LP_ROWS:
+            separation = detect_separation(data.x, data.successes, data.trials)
         with warnings.catch_warnings():
             # Numerical warnings on degenerate data are not the user's business; the table's
             # converged and warning rows report what matters.
             warnings.simplefilter("ignore")
             result = _fit(data, request)
+        if separation is None:
+            # Large ranges: the linear programs only when the fit's own screen saw separation.
+            kinds = {getattr(w, "kind", "") for w in result.warnings}
+            separation = (
+                detect_separation(data.x, data.successes, data.trials)
+                if "separation" in kinds
+                else NO_SEPARATION
+            )
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
         return f"Error fitting GLMM: {_describe(exc)}"
     try:
