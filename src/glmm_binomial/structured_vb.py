@@ -124,8 +124,8 @@ class StructuredVBControl:
         when along some direction the data add less than this times the prior's precision.
     """
 
-    inner_tol: float = 1e-6
-    weight_tol: float = 1e-5
+    inner_tol: float = 1e-4
+    weight_tol: float = 1e-3
     final_inner_tol: float = 1e-10
     final_weight_tol: float = 1e-8
     search_step: float = 0.25
