@@ -997,10 +997,10 @@ def fit_structured_vb_detailed(
             return math.inf, np.zeros_like(y)
         return -value, -scale * grad
 
-    with np.errstate(over="ignore", under="ignore"):
-        result = scipy.optimize.minimize(
+    def search(y0: FloatArray) -> scipy.optimize.OptimizeResult:
+        return scipy.optimize.minimize(
             negative,
-            np.zeros(variance.size),
+            y0,
             jac=True,
             method="L-BFGS-B",
             options={
@@ -1011,9 +1011,18 @@ def fit_structured_vb_detailed(
                 "maxfun": 2 * control.max_iter,
             },
         )
+
+    with np.errstate(over="ignore", under="ignore"):
+        result = search(np.zeros(variance.size))
         phi = phi0 + scale * np.asarray(result.x, dtype=np.float64)
         objective.final = True
         elbo, grad, inner = objective.evaluate(phi)
+        if float(np.max(np.abs(scale * grad), initial=0.0)) > control.gtol_converged:
+            # The search's looser inner tolerances can stop it short where the profiled ELBO
+            # is flat: go on from there with the final (tight) ones.
+            result = search(np.asarray(result.x, dtype=np.float64))
+            phi = phi0 + scale * np.asarray(result.x, dtype=np.float64)
+            elbo, grad, inner = objective.evaluate(phi)
     grad_norm = float(np.max(np.abs(scale * grad), initial=0.0))
     converged = bool(np.isfinite(elbo)) and grad_norm <= control.gtol_converged and inner.converged
     return StructuredFit(
