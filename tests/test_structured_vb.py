@@ -370,3 +370,12 @@ def test_three_correlated_effects():
     correlation = covariance / np.outer(sd, sd)
     assert np.all(np.linalg.eigvalsh(correlation) > 0)
     assert np.all(np.abs(correlation[np.tril_indices(3, -1)]) < 1)
+
+
+def test_spreadsheet_with_one_group_says_the_variance_rests_on_the_prior():
+    y = [[0], [1], [0], [1], [1], [0], [1], [0]]
+    x = [[1], [2], [1.5], [2.5], [3], [1.2], [0.3], [2.2]]
+    table = g.GLMM_BINOMIAL(y, x, [[1]] * 8)
+    assert not isinstance(table, str), table
+    warnings_rows = [row[1] for row in table if row[0] == "warning"]
+    assert any("single level" in text and "prior" in text for text in warnings_rows)
