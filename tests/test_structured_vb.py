@@ -15,8 +15,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.integrate
-import scipy.special
 from conftest import load_reference
 
 import glmm_binomial as g
@@ -26,12 +24,7 @@ from glmm_binomial.model import ModelData, RandomBlock
 from glmm_binomial.structured_vb import (
     StructuredObjective,
     StructuredVBControl,
-    VarianceFactor,
-    cholesky_from_partials,
-    correlation_pairs,
-    expected_log1pexp,
     fit_structured_vb_detailed,
-    lkj_shapes,
 )
 
 CASES = {
@@ -185,57 +178,6 @@ def test_binomial_rows_equal_their_bernoulli_rows():
     )
 
 
-def _normal_expectation(f, m: float, s: float) -> float:
-    """E[f(m + s Z)], Z ~ N(0, 1), by adaptive quadrature."""
-    return scipy.integrate.quad(
-        lambda z: f(m + s * z) * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi), -40, 40
-    )[0]
-
-
-def test_expected_log1pexp_against_adaptive_quadrature():
-    means = np.array([-6.0, -1.3, 0.0, 0.4, 2.5, 7.0, -0.2, 1.1])
-    sds = np.array([0.05, 0.2, 0.35, 0.6, 0.8, 1.1, 1.4, 1.8])
-    value, d_mean, d_var = expected_log1pexp(means, sds**2)
-    for m, s, v, dm, dv in zip(means, sds, value, d_mean, d_var, strict=True):
-        softplus = _normal_expectation(lambda e: np.logaddexp(0, e), m, s)
-        slope = _normal_expectation(scipy.special.expit, m, s)
-        curve = _normal_expectation(
-            lambda e: 0.5 * scipy.special.expit(e) * scipy.special.expit(-e), m, s
-        )
-        assert v == pytest.approx(softplus, abs=1e-10)
-        assert dm == pytest.approx(slope, abs=1e-9)
-        assert dv == pytest.approx(curve, abs=1e-8)
-
-
-@pytest.mark.parametrize("k", [1, 2, 3])
-def test_variance_terms_gradient_is_exact(k):
-    rng = np.random.default_rng(k)
-    n_levels = 25
-    block = RandomBlock(
-        "g",
-        tuple(f"z{c}" for c in range(k)),
-        np.arange(50) % 25,
-        tuple(range(n_levels)),
-        rng.normal(size=(50, k)),
-    )
-    data = ModelData(np.zeros(50), np.ones(50), np.ones((50, 1)), np.zeros(50), ("a",), (block,))
-    factor = VarianceFactor(data, 1.0, 2.0, StructuredVBControl())
-    phi = factor.start() + 0.2 * rng.normal(size=factor.size)
-    root = rng.normal(size=(k, k))
-    second = [n_levels * (root @ root.T + np.eye(k))]
-    value, grad = factor.terms(phi, second)
-    step = 1e-6
-    for j in range(factor.size):
-        up, down = phi.copy(), phi.copy()
-        up[j] += step
-        down[j] -= step
-        numeric = (factor.terms(up, second)[0] - factor.terms(down, second)[0]) / (2 * step)
-        assert grad[j] == pytest.approx(numeric, rel=1e-6, abs=1e-6), j
-    # tr(E[Sigma^{-1}] A) / 2 is the part the precisions give.
-    psi = factor.precisions(phi)[0]
-    assert np.all(np.linalg.eigvalsh(psi) > 0)
-
-
 def test_profiled_elbo_gradient_is_the_partial_one():
     """Envelope theorem: at the inner optimum the derivative of the profiled ELBO in phi is
     the partial derivative (checked against central differences of the profiled ELBO)."""
@@ -250,50 +192,6 @@ def test_profiled_elbo_gradient_is_the_partial_one():
         down[j] -= step
         numeric = (objective.evaluate(up)[0] - objective.evaluate(down)[0]) / (2 * step)
         assert grad[j] == pytest.approx(numeric, rel=1e-5, abs=1e-6)
-
-
-def test_lkj_prior_in_partial_correlation_coordinates():
-    """log p(y) = sum log(2^(1 - 2b) / B(b, b)) - 2 b log cosh y is LKJ(eta)'s density
-    det(R)^(eta - 1) carried to y by the Jacobian of y -> R's off-diagonal entries, up to a
-    constant (k = 3, eta = 2), and each factor integrates to 1."""
-    k, eta = 3, 2.0
-    shapes = lkj_shapes(k, eta)
-    pairs = correlation_pairs(k)
-
-    def log_p(y):
-        return float(
-            np.sum(
-                (1 - 2 * shapes) * np.log(2)
-                - scipy.special.betaln(shapes, shapes)
-                - 2 * shapes * np.log(np.cosh(y))
-            )
-        )
-
-    def offdiagonal(y):
-        low = cholesky_from_partials(y[None, :], k)[0]
-        r = low @ low.T
-        return np.array([r[i, j] for i, j in pairs]), r
-
-    differences = []
-    for seed in range(4):
-        y = np.random.default_rng(seed).normal(scale=0.7, size=len(pairs))
-        _, r = offdiagonal(y)
-        np.testing.assert_allclose(np.diag(r), 1.0)
-        jacobian = np.empty((len(pairs), len(pairs)))
-        for j in range(len(pairs)):
-            step = np.zeros(len(pairs))
-            step[j] = 1e-6
-            jacobian[:, j] = (offdiagonal(y + step)[0] - offdiagonal(y - step)[0]) / 2e-6
-        lkj = (eta - 1) * np.log(np.linalg.det(r)) + np.log(abs(np.linalg.det(jacobian)))
-        differences.append(log_p(y) - lkj)
-    np.testing.assert_allclose(differences, differences[0], atol=1e-7)
-    for b in set(shapes):
-        mass = scipy.integrate.quad(
-            lambda y, b=b: 2 ** (1 - 2 * b) / scipy.special.beta(b, b) * np.cosh(y) ** (-2 * b),
-            -50,
-            50,
-        )[0]
-        assert mass == pytest.approx(1.0, abs=1e-9)
 
 
 # --- diagnostics ---------------------------------------------------------------------------
