@@ -55,17 +55,27 @@ QUANTILE_SAMPLE = 4096
 """Rows (every stride-th) on which the SDs' quantile that picks the common rule is estimated."""
 
 ROW_CHUNK = 32_768
-"""Rows per chunk of the (rows x nodes) quadrature arrays (bounds their memory)."""
+"""Rows per chunk of the (rows x nodes) quadrature arrays of small problems (bounds their
+memory)."""
+
+NODE_LOOP_ROWS = 16_384
+"""Above this many rows the nodes are looped over within chunks of this many rows (arrays that
+stay in cache; about twice as fast as the (rows x nodes) arrays on long inputs)."""
 
 
 def _log1pexp_rule(
     mean: FloatArray, sd: FloatArray, n_nodes: int, derivatives: bool, value: bool = True
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """One rule's E[log(1 + e^eta)] (zeros without value) and the derivatives of that sum in
-    mean and in sd (zeros without derivatives), as (rows x nodes) arrays in chunks of
-    ROW_CHUNK rows."""
+    mean and in sd (zeros without derivatives).
+
+    log(1 + e^eta) = max(eta, 0) + log(1 + e^-|eta|) (e^-|eta| <= 1 never overflows; absolute
+    error a few ulp, all the sums need) and expit(eta) = (1 + tanh(eta / 2)) / 2 (numpy's
+    vectorized tanh is several times faster than scipy's expit)."""
     nodes, weights = gauss_hermite(n_nodes)
     n = mean.shape[0]
+    if n > NODE_LOOP_ROWS:
+        return _log1pexp_rule_by_node(mean, sd, nodes, weights, derivatives, value)
     out = np.zeros(n)
     d_mean = np.zeros(n)
     d_sd = np.zeros(n)
@@ -75,8 +85,6 @@ def _log1pexp_rule(
         eta = np.multiply(sd[start:stop, None], nodes[None, :])
         eta += mean[start:stop, None]
         if value:
-            # log(1 + e^eta) = max(eta, 0) + log(1 + e^-|eta|) (e^-|eta| <= 1: no overflow;
-            # absolute error of a few ulp, all the sum needs), cheaper than np.logaddexp.
             work = np.abs(eta)
             np.negative(work, out=work)
             np.exp(work, out=work)
@@ -85,14 +93,65 @@ def _log1pexp_rule(
             work += np.maximum(eta, 0.0)
             out[start:stop] = work @ weights
         if derivatives:
-            # expit(eta) = (1 + tanh(eta / 2)) / 2: numpy's vectorized tanh is several times
-            # faster than scipy's expit, and its absolute error (what the sums need) is a ulp.
             mu = np.multiply(eta, 0.5)
             np.tanh(mu, out=mu)
             mu *= 0.5
             mu += 0.5
             d_mean[start:stop] = mu @ weights
             d_sd[start:stop] = mu @ weighted_nodes
+    return out, d_mean, d_sd
+
+
+def _log1pexp_rule_by_node(
+    mean: FloatArray,
+    sd: FloatArray,
+    nodes: FloatArray,
+    weights: FloatArray,
+    derivatives: bool,
+    value: bool,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """_log1pexp_rule for long inputs: a loop over the nodes within chunks of NODE_LOOP_ROWS
+    rows. max(eta, 0) = (eta + |eta|) / 2, and the sums of the weights times the linear parts
+    (eta / 2, and 1/2 of expit) are taken out of the loop."""
+    n = mean.shape[0]
+    out = np.zeros(n)
+    d_mean = np.zeros(n)
+    d_sd = np.zeros(n)
+    weight_sum = float(np.sum(weights))
+    weighted_nodes = weights * nodes
+    node_sum = float(np.sum(weighted_nodes))
+    for start in range(0, n, NODE_LOOP_ROWS):
+        stop = min(start + NODE_LOOP_ROWS, n)
+        m, s = mean[start:stop], sd[start:stop]
+        eta = np.empty(stop - start)
+        work = np.empty(stop - start)
+        if value:
+            total = np.zeros(stop - start)
+            for node, weight in zip(nodes, weights, strict=True):
+                np.multiply(s, node, out=eta)
+                eta += m
+                np.abs(eta, out=eta)  # |eta|
+                np.negative(eta, out=work)
+                np.exp(work, out=work)
+                np.log1p(work, out=work)
+                work += 0.5 * eta
+                work *= weight
+                total += work
+            # sum_j w_j eta_j / 2 = (m sum w + s sum w x) / 2
+            total += 0.5 * (m * weight_sum + s * node_sum)
+            out[start:stop] = total
+        if derivatives:
+            first = np.zeros(stop - start)
+            second = np.zeros(stop - start)
+            half_m, half_s = 0.5 * m, 0.5 * s
+            for node, weight, weighted in zip(nodes, weights, weighted_nodes, strict=True):
+                np.multiply(half_s, node, out=eta)
+                eta += half_m
+                np.tanh(eta, out=eta)
+                first += weight * eta
+                second += weighted * eta
+            d_mean[start:stop] = 0.5 * weight_sum + 0.5 * first
+            d_sd[start:stop] = 0.5 * node_sum + 0.5 * second
     return out, d_mean, d_sd
 
 
