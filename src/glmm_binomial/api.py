@@ -67,7 +67,9 @@ def fit(
     fastest for these small matrix products, see glmm_binomial._blas).
     data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit_dask, which
     takes client= (a distributed.Client or scheduler address; None: the current client); it
-    gives the in-memory fit's numbers (internal rescaling included) and emits the same warnings.
+    gives the in-memory fit's numbers (internal rescaling included) and emits the same warnings
+    (method "vb" is refused there with a message: fit ddf.compute() in memory, or use
+    "vb_meanfield").
     """
     if is_dask_frame(data):
         return fit_dask(
