@@ -184,6 +184,8 @@ class StructuredObjective:
         )
         st = self.structure
         self.n_fixed = self.data.n_fixed
+        # The fixed-effects design transposed (p x n): its columns contiguous in memory.
+        self.xt = np.ascontiguousarray(self.data.x.T)
         self.n_random = st.q1 + st.q2
         self.means = GaussianMeans(
             np.zeros(self.n_fixed), np.zeros((st.n1, st.k1)), np.zeros(st.q2)
@@ -234,21 +236,30 @@ class StructuredObjective:
     def covariance(
         self, a1: FloatArray, a2: FloatArray, lambda1: FloatArray, w: FloatArray
     ) -> Covariance:
-        data, st = self.data, self.structure
-        x = data.x
+        """Omega^{-1} for the row weights w: H's factor and selected inverse, G, S^{-1} and
+        Var(eta_i). The design's columns are held transposed (p x n) so that every product
+        over the rows is along contiguous memory."""
+        st = self.structure
+        xt = self.xt
         p = self.n_fixed
         factor = st.factorize(a1, a2, w, lambda1)
         inverse = factor.selected_inverse()
-        wx = w[:, None] * x
-        g1, g2, zg = self._solve_columns(factor, a1, a2, wx)
-        r = x - zg
-        schur = wx.T @ r
-        schur = 0.5 * (schur + schur.T) + self.fe_precision * np.eye(p)
+        wxt = xt * w
+        g1, g2, zgt = self._solve_columns(factor, a1, a2, wxt)
+        rt = xt - zgt  # rows r_i = x_i - G' a_i, transposed
+        schur = np.empty((p, p))
+        for j in range(p):
+            for k in range(j + 1):
+                schur[j, k] = schur[k, j] = 0.5 * (float(wxt[j] @ rt[k]) + float(wxt[k] @ rt[j]))
+        schur += self.fe_precision * np.eye(p)
         if p:
             chol = scipy.linalg.cholesky(schur, lower=True)
             logdet_schur = 2.0 * float(np.sum(np.log(np.diag(chol))))
             schur_inverse = scipy.linalg.cho_solve((chol, True), np.eye(p))
-            row_var = row_dot(r @ schur_inverse, r)
+            solved = schur_inverse @ rt
+            row_var = rt[0] * solved[0]
+            for j in range(1, p):
+                row_var += rt[j] * solved[j]
         else:
             logdet_schur = 0.0
             schur_inverse = np.zeros((0, 0))
@@ -259,31 +270,34 @@ class StructuredObjective:
     def _solve_columns(
         self, factor: Factor, a1: FloatArray, a2: FloatArray, columns: FloatArray
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """G = H^{-1} (Z Lambda)' C for the columns C (n x p), split as (n1, k1, p) and
-        (q2, p), and Z Lambda G (n x p). One grouping factor (H block diagonal): all columns
-        at once; otherwise one solve per column."""
+        """G = H^{-1} (Z Lambda)' C for the columns C, given transposed (p x n), split as
+        (n1, k1, p) and (q2, p), and (Z Lambda G)' (p x n). One grouping factor (H block
+        diagonal): every column through the blocks at once; otherwise one solve per column."""
         st = self.structure
-        p = columns.shape[1]
+        p = columns.shape[0]
         if p == 0:
-            return np.zeros((st.n1, st.k1, 0)), np.zeros((st.q2, 0)), np.zeros((st.n, 0))
+            return np.zeros((st.n1, st.k1, 0)), np.zeros((st.q2, 0)), np.zeros((0, st.n))
+        zgt = np.empty((p, st.n))
         if len(st.levels) == 1 and not st.r2:
-            t1 = np.stack([st.group_sums(a1[:, c, None] * columns) for c in range(st.k1)], axis=1)
+            t1 = np.empty((st.n1, st.k1, p))
+            for c in range(st.k1):
+                for j in range(p):
+                    t1[:, c, j] = st.level_sum(a1[:, c] * columns[j])
             linv = factor.linv[0]
             g1 = np.einsum("jba,jbc,jcp->jap", linv, linv, t1)
-            rows = st.level_values(g1)
-            zg = a1[:, 0, None] * rows[:, 0, :]
-            for c in range(1, st.k1):
-                zg += a1[:, c, None] * rows[:, c, :]
-            return g1, np.zeros((0, p)), zg
+            for j in range(p):
+                zgt[j] = a1[:, 0] * st.level_values(g1[:, 0, j])
+                for c in range(1, st.k1):
+                    zgt[j] += a1[:, c] * st.level_values(g1[:, c, j])
+            return g1, np.zeros((0, p)), zgt
         g1 = np.empty((st.n1, st.k1, p))
         g2 = np.empty((st.q2, p))
-        zg = np.empty((st.n, p))
         for j in range(p):
-            s1, s2 = factor.solve(*st.transpose_times(a1, a2, columns[:, j]))
+            s1, s2 = factor.solve(*st.transpose_times(a1, a2, columns[j]))
             g1[:, :, j] = s1
             g2[:, j] = s2
-            zg[:, j] = st.times(a1, a2, s1, s2)
-        return g1, g2, zg
+            zgt[j] = st.times(a1, a2, s1, s2)
+        return g1, g2, zgt
 
     def _trace_random(self, cov: Covariance) -> float:
         """tr Cov_q(u) = tr H^{-1} + tr(G S^{-1} G')."""
