@@ -30,7 +30,9 @@ _ATTRIBUTES = {
     "FitOptions": "glmm_binomial.methods.options",
     "Laplace": "glmm_binomial.methods.laplace",
     "QuadratureControl": "glmm_binomial.methods.agq",
-    "VariationalBayes": "glmm_binomial.methods.variational",
+    "VariationalBayes": "glmm_binomial.methods.structured_vb",
+    "MeanFieldVB": "glmm_binomial.methods.variational",
+    "StructuredVBControl": "glmm_binomial.methods.structured_vb",
     "VariationalControl": "glmm_binomial.methods.variational",
     "ModelData": "glmm_binomial.model.data",
     "RandomBlock": "glmm_binomial.model.data",
@@ -80,6 +82,8 @@ __all__ = [
     "Agq",
     "FitOptions",
     "Laplace",
+    "MeanFieldVB",
+    "StructuredVBControl",
     "QuadratureControl",
     "VariationalBayes",
     "VariationalControl",
@@ -156,7 +160,8 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.methods.agq import Agq, QuadratureControl
     from glmm_binomial.methods.laplace import Laplace
     from glmm_binomial.methods.options import FitOptions
-    from glmm_binomial.methods.variational import VariationalBayes, VariationalControl
+    from glmm_binomial.methods.structured_vb import StructuredVBControl, VariationalBayes
+    from glmm_binomial.methods.variational import MeanFieldVB, VariationalControl
     from glmm_binomial.model.data import ModelData, RandomBlock
     from glmm_binomial.numerics.optimize import OptimizerControl, OptSummary
     from glmm_binomial.numerics.pirls import PirlsControl

@@ -43,22 +43,28 @@ def fit(
 
     method: "laplace" (maximum likelihood, Laplace approximation, as glmer nAGQ = 1), "agq"
     (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension,
-    default 1) or "vb" (mean-field variational Bayes with N(0, prior_fe_sd^2) priors on the
-    fixed effects and N(0, prior_log_sd_sd^2) priors on the log random-effect SDs; defaults 2
-    and 1), or a method object (glmm_binomial.Laplace(...), Agq(n_agq, ...),
-    VariationalBayes(...)) carrying its own settings.
+    default 1), "vb" (structured variational Bayes, methods/structured_vb.py: fixed and random
+    effects jointly Gaussian; priors N(0, prior_fe_sd^2) on the fixed effects, N(0,
+    prior_log_sd_sd^2) on each log random-effect SD (defaults 2 and 1) and LKJ(2) on the
+    correlations of a term such as (1 + x | g); posterior means and SDs, result.elbo) or
+    "vb_meanfield" (statsmodels' mean-field BinomialBayesMixedGLM.fit_vb family with the same
+    priors, independent variance components only; its SDs understate the posterior's); or a
+    method object (glmm_binomial.Laplace(...), Agq(n_agq, ...), VariationalBayes(...),
+    MeanFieldVB(...)) carrying its own settings.
     weights: prior weights (the number of trials when the response is a proportion); offset:
     added to the linear predictor. Either may be a column name or one value per row.
     Rows with a missing value in any used column are dropped (reported as n_dropped).
-    control: OptimizerControl for "laplace" and "agq", VariationalControl for "vb" (None: the
-    defaults); pirls_control: PirlsControl of the inner mode search.
+    control: OptimizerControl for "laplace" and "agq", StructuredVBControl for "vb",
+    VariationalControl for "vb_meanfield" (None: the defaults); pirls_control: PirlsControl of
+    the inner mode search.
     blas_threads: threads BLAS may use during the fit (None: as configured; the default 1 is
     fastest for these small matrix products, see glmm_binomial.numerics.blas).
     options: a FitOptions holding all of the above at once (then give none of them).
     data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit.fit_dask,
     which takes client= (a distributed.Client or scheduler address; None: the current client);
     it gives the in-memory fit's numbers (internal rescaling included) and emits the same
-    warnings.
+    warnings (method "vb" is refused there: fit ddf.compute() in memory, or use
+    "vb_meanfield").
     """
     options = options_or_arguments(
         options,

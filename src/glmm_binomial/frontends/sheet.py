@@ -33,8 +33,8 @@ Input conventions (decided here, documented for users), accepting what spreadshe
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
 y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
 ("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
-Their cells are left blank and a warning row says why; under "vb" the prior keeps the posterior
-means finite and the warning row says they are driven by the prior.
+Their cells are left blank and a warning row says why; under "vb" and "vb_meanfield" the prior
+keeps the posterior means finite and the warning row says they are driven by the prior.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.methods.options import fit_options
-from glmm_binomial.methods.registry import method_names
+from glmm_binomial.methods.registry import method_class, method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
-from glmm_binomial.model.separation import Separation, detect_separation
+from glmm_binomial.model.separation import NO_SEPARATION, Separation, detect_separation
 
 FloatArray = NDArray[np.float64]
 
@@ -69,6 +69,9 @@ METHODS = (DEFAULT_METHOD, *(m for m in method_names() if m != DEFAULT_METHOD))
 N_AGQ = 25
 AGQ_NODE_BUDGET = 100
 AGQ_MIN_POINTS = 2
+#: Up to this many rows the separation linear programs run before every fit; above it only
+#: when the fit's own screen reports separation (they take tens of seconds on 100,000 rows).
+SEPARATION_LP_ROWS = 2000
 #: Relative tolerance of the column rank check of the fixed-effects design.
 RANK_TOL = 1e-10
 #: A maximum-likelihood random-effect SD above this (log-odds scale) means group probabilities
@@ -89,13 +92,22 @@ FIXED_HEADER = (
 RANDOM_HEADER = ("random_effects", "parameter", "variance", "std_dev")
 WIDTH = len(FIXED_HEADER)
 
-#: The row that tells "vb" users what its std_error, z, p and interval are (contract).
+#: The rows that tell "vb" and "vb_meanfield" users what their coefficient, std_error, z, p
+#: and interval are (contract).
 VB_NOTE = (
+    "coefficient, std_error, ci_lower and ci_upper are posterior means, posterior SDs and "
+    "credible intervals (posterior mean -+ z SD) under the stated priors (fixed effects "
+    "N(0, 2^2), log SD of each random effect N(0, 1)), from structured variational Bayes, "
+    "whose fixed and random effects are jointly Gaussian (SDs close to the exact posterior's); "
+    "the z statistic and p-value are posterior mean / SD and its normal tail area"
+)
+VB_MEANFIELD_NOTE = (
     "std_error, z_statistic, p_value, ci_lower and ci_upper are mean-field variational "
     "posterior summaries, which understate uncertainty (posterior SDs are often much smaller "
-    'than maximum-likelihood standard errors); method "laplace" gives maximum-likelihood '
-    "standard errors, tests and intervals"
+    'than the exact posterior\'s); method "vb" (structured variational Bayes) or "laplace" '
+    "(maximum likelihood) does not"
 )
+NOTES = {"vb": VB_NOTE, "vb_meanfield": VB_MEANFIELD_NOTE}
 
 MSG_Y_BINARY = "Invalid input: y must contain only 0 or 1 values."
 MSG_ALPHA = "Invalid input: alpha must be between 0 and 1."
@@ -142,9 +154,10 @@ def glmm_binomial(
     y: n x 1 range of 0/1; x: n x p predictors; groups: n x 1 labels; x_random: n x k
     random-slope predictors (a random intercept is always included; all components are
     independent); fit_intercept: add a fixed intercept; alpha: intervals at level 1 - alpha;
-    method: "vb" (variational Bayes, posterior means and SDs), "laplace" or "agq" (maximum
-    likelihood). Coefficients are on the log-odds scale; variances and SDs are of the random
-    effects on the log-odds scale. Never raises.
+    method: "vb" (structured variational Bayes, posterior means and SDs), "laplace" or "agq"
+    (maximum likelihood), "vb_meanfield" (mean-field variational Bayes, statsmodels' fit_vb;
+    its SDs understate uncertainty). Coefficients are on the log-odds scale; variances and SDs
+    are of the random effects on the log-odds scale. Never raises.
     """
     try:
         request = _validate(y, x, groups, x_random, fit_intercept, alpha, method)
@@ -154,12 +167,22 @@ def glmm_binomial(
         return f"Invalid input: the arguments could not be read ({type(exc).__name__}: {exc})."
     try:
         data = _model_data(request)
-        separation = detect_separation(data.x, data.successes, data.trials)
+        separation = None
+        if data.n_obs <= SEPARATION_LP_ROWS:
+            separation = detect_separation(data.x, data.successes, data.trials)
         with warnings.catch_warnings():
             # Numerical warnings on degenerate data are not the user's business; the table's
             # converged and warning rows report what matters.
             warnings.simplefilter("ignore")
             result = _fit(data, request)
+        if separation is None:
+            # Large ranges: the linear programs only when the fit's own screen saw separation.
+            kinds = {getattr(w, "kind", "") for w in result.warnings}
+            separation = (
+                detect_separation(data.x, data.successes, data.trials)
+                if "separation" in kinds
+                else NO_SEPARATION
+            )
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
         return f"Error fitting GLMM: {_describe(exc)}"
     try:
@@ -522,6 +545,11 @@ def _check_alpha(value: Any) -> float:
     return number
 
 
+def _posterior(method: str) -> bool:
+    """Whether `method`'s table holds posterior summaries (a note row says so)."""
+    return method_class(method).posterior
+
+
 def _available_methods() -> tuple[str, ...]:
     """The methods this installation offers, in METHODS order (all of the registry's)."""
     return METHODS
@@ -740,7 +768,7 @@ def _row(*cells: Cell) -> list[Cell]:
 def _separation_warning(request: _Request, names: tuple[str, ...], separation: Separation) -> str:
     kind = "complete separation" if separation.complete else "quasi-complete separation"
     which = ", ".join(names[j] for j in separation.coefficients)
-    if request.method == "vb":
+    if _posterior(request.method):
         return (
             f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
             "has no finite estimate there, and these posterior means are finite only because of "
@@ -766,7 +794,7 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     fixed["ci_lower"], fixed["ci_upper"] = _interval(
         fixed["estimate"].to_numpy(), fixed["std_error"].to_numpy(), request.alpha
     )
-    blank = set(separation.coefficients) if request.method != "vb" else set()
+    blank = set(separation.coefficients) if not _posterior(request.method) else set()
     columns = ("estimate", "std_error", "z", "p", "ci_lower", "ci_upper", "odds_ratio")
     for j, name in enumerate(names):
         if j in blank:
@@ -792,8 +820,8 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     table.append(_row("n_obs", int(data.n_obs)))
     table.append(_row("n_groups", len(request.levels)))
     table.append(_row("method", request.method))
-    if request.method == "vb":
-        table.append(_row("note", VB_NOTE))
+    if request.method in NOTES:
+        table.append(_row("note", NOTES[request.method]))
     if request.method == "agq":
         table.append(_row("n_agq", int(result.n_agq)))
     # A fit that drives coefficients to infinity has not converged to an estimate.
@@ -821,7 +849,7 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
                 "log-likelihood is not positive definite at the estimates",
             )
         )
-    if request.method != "vb" and not blank_random:
+    if not _posterior(request.method) and not blank_random:
         for term, std_dev in zip(varcorr["term"], varcorr["std_dev"], strict=True):
             if np.isfinite(std_dev) and std_dev > LARGE_SD:
                 table.append(

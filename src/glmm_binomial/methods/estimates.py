@@ -20,15 +20,21 @@ class FitOutput:
 
     theta: relative covariance factors in lme4's layout (ModelData.theta_slices); the random
         effects of block t have covariance Lambda_t Lambda_t' (the binomial GLMM has no residual
-        scale, so relative = absolute). For "vb", theta holds the random-effect SDs at the
-        posterior means of the log-SD parameters.
-    beta: fixed effects (posterior means for "vb"); vcov_beta their covariance matrix
-        (inverse observed information, or posterior covariance for "vb").
+        scale, so relative = absolute). For "vb_meanfield", theta holds the random-effect SDs at the
+        posterior means of the log-SD parameters; for "vb", Lambda Lambda' = diag(E[s]) E[R]
+        diag(E[s]) (posterior means of the SDs and of the correlations).
+    beta: fixed effects (posterior means for the Bayesian methods); vcov_beta their covariance
+        matrix (inverse observed information, or posterior covariance: for "vb_meanfield"
+        diagonal).
     loglik: marginal log-likelihood of the binomial GLMM at (theta, beta), binomial
         coefficients included; loglik_label says how it was computed.
     ranef / ranef_cov: per block, conditional modes b = Lambda u (n_levels x k) and their
-        conditional covariances (n_levels x k x k); posterior means and covariances for "vb".
-    theta_cov: covariance of theta's estimate where the method gives one (vb: of the log SDs).
+        conditional covariances (n_levels x k x k); posterior means and covariances for the
+        Bayesian methods.
+    theta_cov: covariance of theta's estimate where the method gives one (vb_meanfield: of the
+        log SDs).
+    elbo: the evidence lower bound at the optimum, all constants included (the variational
+        methods), a lower bound on the log marginal likelihood of the Bayesian model.
     """
 
     method: str
@@ -45,6 +51,7 @@ class FitOutput:
     n_agq: int = 1
     theta_cov: FloatArray | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    elbo: float | None = None
 
 
 def final_checks(output: FitOutput) -> FitOutput:

@@ -44,6 +44,9 @@ from glmm_binomial.model.validation import block_text
 
 FloatArray = NDArray[np.float64]
 
+DENSE_LP_ROWS = 2000
+"""Linear programs with more signed rows than this are given to the solver in sparse form."""
+
 SEPARATION_TOL = 1e-7
 """Margins and direction entries below this (relative to the largest) count as zero."""
 
@@ -217,6 +220,9 @@ def _signed_rows(x: Any, successes: FloatArray, trials: FloatArray) -> Any:
 def _least_direction(signed: Any) -> tuple[bool, FloatArray] | None:
     """(complete, d): the least-L1 separating direction, or None when nothing separates."""
     n, p = signed.shape
+    if not scipy.sparse.issparse(signed) and n > DENSE_LP_ROWS:
+        # The slack columns form an n x n identity: dense, it would not fit in memory.
+        signed = scipy.sparse.csr_matrix(signed)
     sparse = scipy.sparse.issparse(signed)
     stack = scipy.sparse.hstack if sparse else np.hstack
     identity = scipy.sparse.identity(n, format="csr") if sparse else np.eye(n)

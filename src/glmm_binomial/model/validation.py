@@ -50,16 +50,16 @@ def check_identifiable(model: ModelData, terms: Sequence[str] | None = None) -> 
 
 
 def check_independent_terms(model: ModelData, design: DesignInfo | None = None) -> None:
-    """Refuse correlated random-effect blocks (more than one column) for method "vb", which fits
-    independent variance components only, with advice in valid formula syntax."""
+    """Refuse correlated random-effect blocks (more than one column) for method "vb_meanfield",
+    which fits independent variance components only, with advice in valid formula syntax."""
     for t, block in enumerate(model.blocks):
         if block.k == 1:
             continue
         if design is None:
             raise ValueError(
                 f"random-effect block {block_text(block)} has {block.k} correlated columns: "
-                "method 'vb' fits independent variance components only; give each column a "
-                "RandomBlock of its own"
+                "method 'vb_meanfield' fits independent variance components only; give each "
+                "column a RandomBlock of its own (method 'vb' fits correlated terms)"
             )
         term = design.random_specs[t].term
         origin = ""
@@ -68,8 +68,8 @@ def check_independent_terms(model: ModelData, design: DesignInfo | None = None) 
             origin = " (from '||', which keeps a factor's columns in one term, as in lme4)"
         raise ValueError(
             f"random-effect term {term.text}{origin} has {block.k} correlated columns: method "
-            "'vb' fits independent variance components only; write it as "
-            f"{independent_text(term, block)}"
+            "'vb_meanfield' fits independent variance components only; write it as "
+            f"{independent_text(term, block)} (method 'vb' fits correlated terms)"
         )
 
 

@@ -31,8 +31,10 @@ def anova(*results: GLMMResult) -> pd.DataFrame:
     for r in results:
         if not isinstance(r, GLMMResult):
             raise ValueError("anova takes GLMMResult objects")
-        if r.method == "vb":
-            raise ValueError("likelihood-ratio tests need maximum-likelihood fits, not method 'vb'")
+        if r.method_object.posterior:
+            raise ValueError(
+                f"likelihood-ratio tests need maximum-likelihood fits, not method {r.method!r}"
+            )
     first = results[0]
     for r in results[1:]:
         _check_comparable(first, r)

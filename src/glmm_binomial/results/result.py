@@ -36,8 +36,9 @@ class GLMMResult(ResultsAPI):
     """Result of a binomial GLMM fit (logit link).
 
     Fixed effects are on the log-odds scale; random-effect variances and SDs are of the random
-    effects on the log-odds scale. For method "vb", estimates are posterior means and standard
-    errors posterior SDs.
+    effects on the log-odds scale. For the Bayesian methods ("vb", "vb_meanfield"), estimates
+    are posterior means, standard errors posterior SDs and intervals credible intervals under
+    the priors (see ``elbo``).
     """
 
     _model: ModelData
@@ -130,6 +131,13 @@ class GLMMResult(ResultsAPI):
     @property
     def opt_summary(self) -> OptSummary:
         return self._fit.opt_summary
+
+    @property
+    def elbo(self) -> float | None:
+        """The evidence lower bound at the variational optimum, all constants included: a lower
+        bound on the log marginal likelihood of the Bayesian model (priors included); None for
+        the maximum-likelihood methods."""
+        return self._fit.elbo
 
     @property
     def fit_output(self) -> FitOutput:
@@ -235,10 +243,11 @@ class GLMMResult(ResultsAPI):
         return pd.DataFrame(rows)
 
     def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects (posterior means for "vb"), one DataFrame per
-        grouping factor indexed by level; with condvar, their conditional SDs as `<term>_sd`
-        and the conditional covariance matrices of each level's effects (levels x k x k, as
-        lme4's postVar) in `frame.attrs["condvar"]` (also ranef_cov())."""
+        """Conditional modes of the random effects (posterior means for the Bayesian methods),
+        one DataFrame per grouping factor indexed by level; with condvar, their conditional SDs
+        (posterior SDs) as `<term>_sd` and the conditional covariance matrices of each level's
+        effects (levels x k x k, as lme4's postVar) in `frame.attrs["condvar"]` (also
+        ranef_cov())."""
         out: dict[str, pd.DataFrame] = {}
         for block, modes, covs in zip(
             self._model.blocks, self._fit.ranef, self._fit.ranef_cov, strict=True

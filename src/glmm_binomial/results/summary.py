@@ -134,7 +134,7 @@ class _Parts:
     def _fixed_effects(self) -> pd.DataFrame:
         result = self.result
         fe = result.fixed_effects
-        vb = result.method == "vb"
+        vb = result.method_object.posterior
         table = pd.DataFrame(
             {
                 "Post.Mean" if vb else "Estimate": fe["estimate"],
@@ -153,9 +153,10 @@ class _Parts:
     def _correlation(self) -> pd.DataFrame:
         vcov = self.result.vcov.to_numpy()
         names = self.result.fixed_names
-        # Mean-field VB has a diagonal posterior covariance: its zero correlations are not
-        # estimates of anything.
-        if len(names) < 2 or len(names) > MAX_CORRELATION_TERMS or self.result.method == "vb":
+        # A diagonal covariance by construction (mean-field VB) has zero correlations that are
+        # not estimates of anything.
+        diagonal = not np.any(vcov - np.diag(np.diag(vcov)))
+        if len(names) < 2 or len(names) > MAX_CORRELATION_TERMS or diagonal:
             return pd.DataFrame()
         sd = np.sqrt(np.diag(vcov))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -176,8 +177,10 @@ class _Parts:
             [[_number(v, 1) for v in self.criteria.iloc[0, :4]] + [str(self.result.df_resid)]],
             right=True,
         )
-        if self.result.method == "vb":
+        if self.result.method_object.posterior:
             lines.append(f"(logLik: {self.result.loglik_method})")
+        if self.result.elbo is not None:
+            lines.append(f"(ELBO, a lower bound on the log evidence: {self.result.elbo:.4f})")
         lines += ["", "Scaled residuals: "]
         lines += _aligned(
             list(self.scaled.index), [[_number(v, 4) for v in self.scaled]], right=True
