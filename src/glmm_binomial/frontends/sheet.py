@@ -33,8 +33,10 @@ Input conventions (decided here, documented for users), accepting what spreadshe
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
 y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
 ("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
-Their cells are left blank and a warning row says why; under "vb" the prior keeps the posterior
-means finite and the warning row says they are driven by the prior.
+Their cells are left blank and a warning row says why; the fit found them (FitOutput.separation,
+the coefficients it drove away). Under "vb" the prior keeps the posterior means finite, so the
+fit finds nothing: the sheet runs the linear program on the data itself and the warning row
+says the means are driven by the prior.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from numpy.typing import NDArray
 from glmm_binomial.methods.options import fit_options
 from glmm_binomial.methods.registry import method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
-from glmm_binomial.model.separation import Separation, detect_separation
+from glmm_binomial.model.separation import NO_SEPARATION, Separation, detect_separation
 
 FloatArray = NDArray[np.float64]
 
@@ -154,12 +156,12 @@ def glmm_binomial(
         return f"Invalid input: the arguments could not be read ({type(exc).__name__}: {exc})."
     try:
         data = _model_data(request)
-        separation = detect_separation(data.x, data.successes, data.trials)
         with warnings.catch_warnings():
             # Numerical warnings on degenerate data are not the user's business; the table's
             # converged and warning rows report what matters.
             warnings.simplefilter("ignore")
             result = _fit(data, request)
+        separation = _fixed_separation(data, request, result)
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
         return f"Error fitting GLMM: {_describe(exc)}"
     try:
@@ -757,6 +759,16 @@ def _separation_warning(request: _Request, names: tuple[str, ...], separation: S
         )
         + '; method "vb" gives finite posterior means'
     )
+
+
+def _fixed_separation(data: ModelData, request: _Request, result: Any) -> Separation:
+    """Separation of y by the fixed effects: as the maximum-likelihood fit found it (not the
+    groups' separation, whose warning the fit words itself), or for "vb", whose estimates stay
+    finite, by the linear program on the data."""
+    if request.method == "vb":
+        return detect_separation(data.x, data.successes, data.trials)
+    found: Separation = result.fit_output.separation
+    return NO_SEPARATION if found.blocks else found
 
 
 def _render(request: _Request, data: ModelData, result: Any, separation: Separation) -> Table:

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning, SeparationWarning
+from glmm_binomial.model.separation import NO_SEPARATION, Separation
 from glmm_binomial.numerics.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
@@ -29,6 +30,11 @@ class FitOutput:
     ranef / ranef_cov: per block, conditional modes b = Lambda u (n_levels x k) and their
         conditional covariances (n_levels x k x k); posterior means and covariances for "vb".
     theta_cov: covariance of theta's estimate where the method gives one (vb: of the log SDs).
+    separation: what the fit found about separation (model.separation.Separation): the
+        fixed-effect columns with no finite maximum-likelihood estimate (``coefficients``, also
+        ``diverging``; their vcov_beta rows are NaN), whether the fixed effects separate every
+        row (``complete``) and the random-effect blocks whose variance has no finite estimate
+        (``blocks``). Empty for "vb", whose priors keep every estimate finite.
     """
 
     method: str
@@ -45,6 +51,12 @@ class FitOutput:
     n_agq: int = 1
     theta_cov: FloatArray | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    separation: Separation = NO_SEPARATION
+
+    @property
+    def diverging(self) -> tuple[int, ...]:
+        """Fixed-effect columns with no finite maximum-likelihood estimate (separation)."""
+        return self.separation.coefficients
 
 
 def final_checks(output: FitOutput) -> FitOutput:
