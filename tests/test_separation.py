@@ -214,6 +214,7 @@ def test_the_fit_records_what_it_found_about_separation():
     found = complete.fit_output.separation
     assert found.complete and found.coefficients == (0, 1) and found.blocks == ()
     assert complete.fit_output.diverging == (0, 1)
+    assert complete.diverging == ["(Intercept)", "x"]
     quasi = g.fit("y ~ d + (1 | g)", _quasi_separated_by_a_dummy())
     assert quasi.fit_output.separation == Separation(False, (1,))
     grouped = g.fit("y ~ x + (1 | g)", _separated_within_groups(15, 12))
