@@ -35,7 +35,7 @@ def test_caterpillar_plot(cbpp_fit, tmp_path):
 
 def test_caterpillar_plot_of_a_slope():
     result = g.fit("use ~ age + urban + (1 + urban | district)", g.datasets.load("contraception"))
-    fig = result.plot_ranef(level=0.9)
+    fig = result.plot_ranef(conf_level=0.9)
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == [
         "district: (Intercept)",
         "district: urbanY",
@@ -56,3 +56,11 @@ def test_calibration_plot(cbpp_fit, tmp_path):
     fig = cbpp_fit.plot_calibration()
     assert fig.axes[0].get_title() == "calibration by herd"
     render(fig, tmp_path / "calibration.png")
+
+
+def test_level_is_the_deprecated_name_of_conf_level(cbpp_fit):
+    with pytest.warns(DeprecationWarning, match="conf_level"):
+        fig = cbpp_fit.plot_ranef(level=0.9)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="conf_level"):
+        cbpp_fit.plot_ranef(conf_level=1.5)

@@ -7,10 +7,14 @@ import pytest
 import glmm_binomial as g
 from glmm_binomial.model.design import build_model
 from glmm_binomial.model.separation import (
+    NO_SEPARATION,
+    Separation,
     detect_group_separation,
     detect_separation,
     looks_divergent,
     runaway_blocks,
+    separation_found,
+    separation_report,
 )
 
 X = np.array([1, 2, 1.5, 2.5, 3, 1.2])
@@ -188,3 +192,52 @@ def test_quasi_complete_separation_keeps_the_other_standard_errors():
     se = result.bse
     assert np.isnan(se["d"]) and np.isfinite(se["(Intercept)"]) and np.isfinite(se["z"])
     assert 0.05 < se["z"] < 0.5
+
+
+def _quasi_separated_by_a_dummy(n: int = 200, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    dummy = (rng.random(n) < 0.2).astype(float)
+    y = np.where(dummy == 1, 1, (rng.random(n) < 0.5).astype(int))
+    return pd.DataFrame({"y": y, "d": dummy + shift, "g": rng.integers(0, 10, n)})
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_the_fit_records_what_it_found_about_separation():
+    # The summary, the command's JSON and the spreadsheet read this record instead of running
+    # the linear programs again (which, on a Dask fit, would see no rows).
+    complete = g.fit(
+        "y ~ x + (1 | grp)",
+        pd.DataFrame({"y": [0, 1, 0, 1, 1, 0, 0, 1], "x": [1, 2, 1.5, 2.5, 3, 1.2, 0.5, 4]}).assign(
+            grp=[1, 1, 2, 2, 3, 3, 4, 4]
+        ),
+    )
+    found = complete.fit_output.separation
+    assert found.complete and found.coefficients == (0, 1) and found.blocks == ()
+    assert complete.fit_output.diverging == (0, 1)
+    assert complete.diverging == ["(Intercept)", "x"]
+    quasi = g.fit("y ~ d + (1 | g)", _quasi_separated_by_a_dummy())
+    assert quasi.fit_output.separation == Separation(False, (1,))
+    grouped = g.fit("y ~ x + (1 | g)", _separated_within_groups(15, 12))
+    found = grouped.fit_output.separation
+    assert found.blocks == (0,) and not found.complete and 1 in found.coefficients
+    for result in (complete, quasi, grouped):
+        # The columns recorded are those whose estimates the warning calls no estimates, and
+        # they have no standard error.
+        names = [result.model.fixed_names[j] for j in result.fit_output.diverging]
+        message = next(w for w in result.warnings if w.category is g.SeparationWarning)
+        assert all(name in message for name in names)
+        assert np.isnan(result.bse[names]).all()
+    vb = g.fit("y ~ d + (1 | g)", _quasi_separated_by_a_dummy(), method="vb")
+    ordinary = g.fit(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", g.datasets.load("cbpp")
+    )
+    assert vb.fit_output.separation == ordinary.fit_output.separation == NO_SEPARATION
+
+
+def test_separation_found_and_separation_report_agree():
+    model, _ = build_model("y ~ d + (1 | g)", _quasi_separated_by_a_dummy())
+    beta, theta = np.array([0.0, 40.0]), np.array([0.5])
+    warned, found = separation_found(model, beta, theta, 20.0)
+    assert separation_report(model, beta, theta, 20.0) == (warned, found.coefficients)
+    assert found == Separation(False, (1,)) and len(warned) == 1
+    assert separation_found(model, np.zeros(2), theta, 20.0) == ((), NO_SEPARATION)

@@ -1,9 +1,9 @@
 """A fitted model as the command line writes it: strict JSON, CSV sections, XLSX sheets, text.
 
 Numbers that are not estimates are not shown as estimates: when the fit reports separation,
-the coefficients with no finite maximum-likelihood estimate (found by the same linear program
-the spreadsheet uses) are written as null / blank, and so are the variance components under
-complete separation; the warnings travel with their classes (``FitWarning.kind``).
+the coefficients with no finite maximum-likelihood estimate (as the fit found them, recorded on
+its FitOutput) are written as null / blank, and so are the variance components under complete
+separation; the warnings travel with their classes (``FitWarning.kind``).
 """
 
 from __future__ import annotations
@@ -50,15 +50,10 @@ def plain(value: Any) -> Any:
 
 def not_estimable(result: Any) -> tuple[set[str], bool]:
     """Fixed effects with no finite ML estimate, and whether the variance components have none
-    either (complete separation), when the fit reports separation; else (set(), False)."""
-    kinds = {getattr(w, "kind", "") for w in result.warnings}
-    if "separation" not in kinds or result.method_object.posterior:
-        return set(), False
-    from glmm_binomial.model.separation import detect_separation
-
-    model = result.model
-    separation = detect_separation(model.x, model.successes, model.trials)
-    names = list(model.fixed_names)
+    either (complete separation), as the fit found them (FitOutput.separation); (set(), False)
+    when it found none, and always for "vb"."""
+    separation = result.fit_output.separation
+    names = list(result.model.fixed_names)
     return {names[j] for j in separation.coefficients}, bool(separation.complete)
 
 

@@ -33,8 +33,10 @@ Input conventions (decided here, documented for users), accepting what spreadshe
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
 y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
 ("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
-Their cells are left blank and a warning row says why; under "vb" and "vb_meanfield" the prior
-keeps the posterior means finite and the warning row says they are driven by the prior.
+Their cells are left blank and a warning row says why; the fit found them (FitOutput.separation,
+the coefficients it drove away). Under "vb" and "vb_meanfield" the prior keeps the posterior
+means finite, so the fit finds nothing: the sheet runs the linear program on the data itself
+and the warning row says the means are driven by the prior.
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ METHODS = (DEFAULT_METHOD, *(m for m in method_names() if m != DEFAULT_METHOD))
 N_AGQ = 25
 AGQ_NODE_BUDGET = 100
 AGQ_MIN_POINTS = 2
-#: Up to this many rows the separation linear programs run before every fit; above it only
-#: when the fit's own screen reports separation (they take tens of seconds on 100,000 rows).
+#: For the Bayesian methods, whose estimates stay finite under separation: up to this many rows
+#: the separation linear programs run on every call; above it only when the fit's own screen
+#: reports separation.
 SEPARATION_LP_ROWS = 2000
 #: Relative tolerance of the column rank check of the fixed-effects design.
 RANK_TOL = 1e-10
@@ -167,22 +170,12 @@ def glmm_binomial(
         return f"Invalid input: the arguments could not be read ({type(exc).__name__}: {exc})."
     try:
         data = _model_data(request)
-        separation = None
-        if data.n_obs <= SEPARATION_LP_ROWS:
-            separation = detect_separation(data.x, data.successes, data.trials)
         with warnings.catch_warnings():
             # Numerical warnings on degenerate data are not the user's business; the table's
             # converged and warning rows report what matters.
             warnings.simplefilter("ignore")
             result = _fit(data, request)
-        if separation is None:
-            # Large ranges: the linear programs only when the fit's own screen saw separation.
-            kinds = {getattr(w, "kind", "") for w in result.warnings}
-            separation = (
-                detect_separation(data.x, data.successes, data.trials)
-                if "separation" in kinds
-                else NO_SEPARATION
-            )
+        separation = _fixed_separation(data, request, result)
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
         return f"Error fitting GLMM: {_describe(exc)}"
     try:
@@ -785,6 +778,20 @@ def _separation_warning(request: _Request, names: tuple[str, ...], separation: S
         )
         + '; method "vb" gives finite posterior means'
     )
+
+
+def _fixed_separation(data: ModelData, request: _Request, result: Any) -> Separation:
+    """Separation of y by the fixed effects: as the maximum-likelihood fit found it (not the
+    groups' separation, whose warning the fit words itself), or for the Bayesian methods, whose
+    estimates stay finite, by the linear program on the data: on ranges of up to
+    SEPARATION_LP_ROWS rows, or when the fit's own screen warned of separation."""
+    if _posterior(request.method):
+        kinds = {getattr(w, "kind", "") for w in result.warnings}
+        if data.n_obs <= SEPARATION_LP_ROWS or "separation" in kinds:
+            return detect_separation(data.x, data.successes, data.trials)
+        return NO_SEPARATION
+    found: Separation = result.fit_output.separation
+    return NO_SEPARATION if found.blocks else found
 
 
 def _render(request: _Request, data: ModelData, result: Any, separation: Separation) -> Table:

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning, SeparationWarning
+from glmm_binomial.model.separation import NO_SEPARATION, Separation
 from glmm_binomial.numerics.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
@@ -35,6 +36,11 @@ class FitOutput:
         log SDs).
     elbo: the evidence lower bound at the optimum, all constants included (the variational
         methods), a lower bound on the log marginal likelihood of the Bayesian model.
+    separation: what the fit found about separation (model.separation.Separation): the
+        fixed-effect columns with no finite maximum-likelihood estimate (``coefficients``, also
+        ``diverging``; their vcov_beta rows are NaN), whether the fixed effects separate every
+        row (``complete``) and the random-effect blocks whose variance has no finite estimate
+        (``blocks``). Empty for "vb", whose priors keep every estimate finite.
     """
 
     method: str
@@ -52,6 +58,12 @@ class FitOutput:
     theta_cov: FloatArray | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     elbo: float | None = None
+    separation: Separation = NO_SEPARATION
+
+    @property
+    def diverging(self) -> tuple[int, ...]:
+        """Fixed-effect columns with no finite maximum-likelihood estimate (separation)."""
+        return self.separation.coefficients
 
 
 def final_checks(output: FitOutput) -> FitOutput:

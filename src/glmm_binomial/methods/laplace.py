@@ -29,7 +29,7 @@ from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.model.separation import separation_report
+from glmm_binomial.model.separation import Separation, separation_found
 from glmm_binomial.numerics.covariance import kept_rows, spread_covariance
 from glmm_binomial.numerics.factor import SelectedInverse, Structure, row_dot
 from glmm_binomial.numerics.optimize import (
@@ -383,7 +383,7 @@ def finish_fit(
     theta, beta = estimates.theta, estimates.beta
     mode = objective.mode(theta, beta)
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
-    separation = separation_report(data, beta, theta, control.separation_screen)
+    separation = separation_found(data, beta, theta, control.separation_screen)
     return fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
     )
@@ -397,12 +397,13 @@ def fit_output(
     loglik_label: str,
     ranef: tuple[FloatArray, ...],
     ranef_cov: tuple[FloatArray, ...],
-    separation: tuple[tuple[FitWarning, ...], tuple[int, ...]],
+    separation: tuple[tuple[FitWarning, ...], Separation | tuple[int, ...]],
     n_agq: int = 1,
 ) -> FitOutput:
     """FitOutput from the optimum: covariances from the Hessian, the boundary check and the
     warnings. data is used only for its structure (names, theta layout); separation is
-    separation.separation_report's (warnings, fixed-effect columns with no finite estimate)."""
+    separation.separation_found's (warnings, Separation), or separation_report's (warnings,
+    fixed-effect columns with no finite estimate), recorded on the output as found."""
     theta, beta = estimates.theta, estimates.beta
     n_theta = data.n_theta
     lower = data.theta_lower_bounds()
@@ -410,7 +411,10 @@ def fit_output(
     singular = bool(np.any(at_boundary))
     warnings: list[FitWarning] = []
     converged = estimates.summary.converged
-    separated, diverging = separation
+    separated, found = separation
+    if not isinstance(found, Separation):
+        found = Separation(False, tuple(found))
+    diverging = found.coefficients
     if separated:
         warnings.extend(separated)
         converged = False
@@ -459,6 +463,7 @@ def fit_output(
         n_agq=n_agq,
         theta_cov=theta_cov,
         warnings=tuple(warnings),
+        separation=found,
     )
 
 

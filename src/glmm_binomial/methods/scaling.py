@@ -329,6 +329,11 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
         mapped[unavailable, :] = np.nan
         mapped[:, unavailable] = np.nan
         theta_cov = mapped
+    # A user coefficient built from a diverging internal one diverges too (its vcov row is
+    # NaN from transform_covariance alike): centring spreads a slope's divergence to the
+    # intercept.
+    diverging = np.flatnonzero(np.any(cx[:, list(output.diverging)] != 0.0, axis=1))
+    separation = replace(output.separation, coefficients=tuple(int(j) for j in diverging))
     return replace(
         output,
         theta=theta,
@@ -337,6 +342,7 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
         theta_cov=theta_cov,
         ranef=tuple(ranef),
         ranef_cov=tuple(ranef_cov),
+        separation=separation,
     )
 
 

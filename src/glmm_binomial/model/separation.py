@@ -161,12 +161,23 @@ def separation_report(
     data: ModelData, beta: FloatArray, theta: FloatArray, limit: float
 ) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
     """Warnings about estimates that run away (separation), and the fixed-effect columns that
-    have no finite estimate. The linear programs run only when the screens (`limit`, log-odds)
-    see a coefficient or a random-effect SD that large."""
+    have no finite estimate (separation_found's, without the rest of the finding)."""
+    warnings, found = separation_found(data, beta, theta, limit)
+    return warnings, found.coefficients
+
+
+def separation_found(
+    data: ModelData, beta: FloatArray, theta: FloatArray, limit: float
+) -> tuple[tuple[FitWarning, ...], Separation]:
+    """Warnings about estimates that run away (separation), and what was found: the
+    fixed-effect columns that have no finite estimate, whether the fixed effects separate every
+    row (complete) and, for separation within groups, the random-effect blocks whose variance
+    has none. The linear programs run only when the screens (`limit`, log-odds) see a
+    coefficient or a random-effect SD that large."""
     large = large_coefficients(data.x, beta, limit)
     runaway = runaway_blocks(data, theta, limit)
     if not large and not runaway:
-        return (), ()
+        return (), NO_SEPARATION
     if large:
         fixed = detect_separation(data.x, data.successes, data.trials, large)
         if fixed.coefficients:
@@ -176,13 +187,13 @@ def separation_report(
                 f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
                 "the reported values are points on a diverging path, not estimates"
             )
-            return (FitWarning(message, SeparationWarning),), fixed.coefficients
+            return (FitWarning(message, SeparationWarning),), fixed
     grouped = detect_group_separation(data)
     blocks = [t for t in grouped.blocks if t in runaway]
     if not blocks:
         # Without a variance running away, a random effect cannot follow a separating direction
         # (its finite variance penalizes it): a fixed effect diverging alone is the case above.
-        return (), ()
+        return (), NO_SEPARATION
     # The coefficients the fit drove far run away with the variance (which ones a separating
     # direction moves is not unique: the intercept trades with the random effects' mean).
     moved = list(large)
@@ -199,7 +210,7 @@ def separation_report(
         + " have no finite maximum-likelihood estimate; the reported values are points on a "
         'diverging path, not estimates (method "vb" keeps them finite)'
     )
-    return (FitWarning(message, SeparationWarning),), tuple(moved)
+    return (FitWarning(message, SeparationWarning),), Separation(False, tuple(moved), tuple(blocks))
 
 
 def _scale_columns(x: FloatArray) -> FloatArray:

@@ -10,14 +10,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-if TYPE_CHECKING:
-    from glmm_binomial.results.profile import LikelihoodProfile
-    from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.results.aliases import renamed_level
+from glmm_binomial.results.base import ResultBase, check_conf_level
+from glmm_binomial.results.marginal import marginal_predict
+from glmm_binomial.results.profile import LikelihoodProfile, profile
 
 
 def _pyplot() -> Any:
@@ -33,10 +34,16 @@ def _grid(n: int) -> tuple[int, int]:
     return int(np.ceil(n / cols)), cols
 
 
-def caterpillar_plot(result: GLMMResult, level: float = 0.95, group: str | None = None) -> Any:
-    """Sorted conditional modes with `level` intervals, one panel per (group, term)."""
-    if not 0.0 < level < 1.0:
-        raise ValueError("level must be strictly between 0 and 1")
+def caterpillar_plot(
+    result: ResultBase,
+    conf_level: float = 0.95,
+    group: str | None = None,
+    *,
+    level: float | None = None,
+) -> Any:
+    """Sorted conditional modes with `conf_level` intervals (mode +- z * conditional SD), one
+    panel per (group, term). level: the deprecated name of conf_level."""
+    conf_level = check_conf_level(renamed_level(conf_level, level))
     plt = _pyplot()
     ranef = result.ranef(condvar=True)
     if group is not None:
@@ -49,7 +56,7 @@ def caterpillar_plot(result: GLMMResult, level: float = 0.95, group: str | None 
             panels.append((name, term, frame[term].to_numpy(), frame[f"{term}_sd"].to_numpy()))
     rows, cols = _grid(len(panels))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
-    q = stats.norm.ppf(0.5 + level / 2.0)
+    q = stats.norm.ppf(0.5 + conf_level / 2.0)
     for ax, (name, term, modes, sds) in zip(axes.ravel(), panels, strict=False):
         order = np.argsort(modes, kind="stable")
         position = np.arange(len(modes))
@@ -67,14 +74,18 @@ def caterpillar_plot(result: GLMMResult, level: float = 0.95, group: str | None 
 
 
 def profile_plot(
-    source: GLMMResult | LikelihoodProfile, which: Any = None, level: float = 0.95
+    source: ResultBase | LikelihoodProfile,
+    which: Any = None,
+    conf_level: float = 0.95,
+    *,
+    level: float | None = None,
 ) -> Any:
-    """zeta against each parameter's value, with the +-critical values of `level` and the
-    interval ends; `source` is a fit (profiled here, `which` as in profile()) or a profile."""
-    from glmm_binomial.results.profile import LikelihoodProfile, profile
-
+    """zeta against each parameter's value, with the +-critical values of `conf_level` and the
+    interval ends; `source` is a fit (profiled here, `which` as in profile()) or a profile
+    (drawn at its own conf_level). level: the deprecated name of conf_level."""
+    conf_level = renamed_level(conf_level, level)
     plt = _pyplot()
-    prof = source if isinstance(source, LikelihoodProfile) else profile(source, level, which)
+    prof = source if isinstance(source, LikelihoodProfile) else profile(source, conf_level, which)
     traces = list(prof)
     rows, cols = _grid(len(traces))
     fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols, 3 * rows), squeeze=False)
@@ -95,12 +106,10 @@ def profile_plot(
     return fig
 
 
-def calibration_plot(result: GLMMResult, group: str | None = None) -> Any:
+def calibration_plot(result: ResultBase, group: str | None = None) -> Any:
     """Observed proportion against mean fitted probability per level of `group` (default: the
     first grouping factor), conditional fits (filled) and marginal ones (open), sized by
     trials, with the identity line."""
-    from glmm_binomial.results.marginal import marginal_predict
-
     plt = _pyplot()
     model = result.model
     names = [b.group for b in model.blocks]

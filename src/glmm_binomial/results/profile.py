@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,9 +33,8 @@ from scipy import stats
 
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData, RandomBlock
-
-if TYPE_CHECKING:
-    from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.numerics.hessian import gradient_hessian
+from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
 
@@ -226,20 +224,15 @@ class _Coordinates:
         key = p.tobytes() + np.float64(step).tobytes()
         if self._hessian is not None and self._hessian[0] == key:
             return self._hessian[1]
-        n = len(p)
-        hess = np.zeros((n, n))
-        for j in range(n):
-            h = step * max(1.0, abs(p[j]))
-            up = min(p[j] + h, self.upper[j])
-            down = max(p[j] - h, self.lower[j])
-            if up <= down:
-                continue
-            a, b = p.copy(), p.copy()
-            a[j], b[j] = up, down
-            hess[:, j] = (self.deviance_and_gradient(a)[1] - self.deviance_and_gradient(b)[1]) / (
-                up - down
-            )
-        hess = 0.5 * (hess + hess.T)
+        hess = gradient_hessian(
+            lambda q: self.deviance_and_gradient(q)[1],
+            p,
+            step,
+            scheme="central",
+            relative=True,
+            lower=self.lower,
+            upper=self.upper,
+        )
         self._hessian = (key, hess)
         return hess
 
@@ -284,10 +277,8 @@ def _targets(model: ModelData, limit: float) -> list[_Target]:
     return out
 
 
-def _check(result: GLMMResult, conf_level: float) -> None:
-    from glmm_binomial.results.result import GLMMResult
-
-    if not isinstance(result, GLMMResult):
+def _check(result: ResultBase, conf_level: float) -> None:
+    if not isinstance(result, ResultBase):
         raise ValueError("result must be a GLMMResult")
     if result.method != "laplace":
         raise ValueError("profile intervals are computed for method='laplace' fits")
@@ -296,7 +287,7 @@ def _check(result: GLMMResult, conf_level: float) -> None:
 
 
 def profile(
-    result: GLMMResult,
+    result: ResultBase,
     conf_level: float = 0.95,
     which: Sequence[str] | str | None = None,
     control: ProfileControl | None = None,
@@ -591,7 +582,7 @@ class _OneProfile:
 
 
 def profile_confint(
-    result: GLMMResult,
+    result: ResultBase,
     conf_level: float = 0.95,
     control: ProfileControl | None = None,
     which: Sequence[str] | str | None = None,

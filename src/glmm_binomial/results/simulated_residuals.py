@@ -68,6 +68,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.simulate import linear_predictor
 
 if TYPE_CHECKING:
@@ -102,9 +103,7 @@ PLOT_ALPHA = 0.05
 def require_rows(result: Any, what: str) -> ModelData:
     """The fit's ModelData with its rows; a clear error for a Dask fit (rows on the cluster)
     or for something that is not a fit."""
-    from glmm_binomial.results.result import GLMMResult
-
-    if not isinstance(result, GLMMResult):
+    if not isinstance(result, ResultBase):
         raise ValueError(f"{what} needs a fit (a GLMMResult), got {type(result).__name__}")
     model = result.model
     if model.successes.shape[0] != result.nobs:

@@ -6,18 +6,19 @@ the text does; its tables are DataFrames (`criteria`, `scaled_residuals`, `rando
 
 A number that is not an estimate is not shown as one: when the fit did not converge the
 variance components are shown as NA, and so are the fixed effects of separated columns (their
-values are points on a diverging path), each with the fit's warnings printed below.
+values are points on a diverging path: FitOutput.diverging, as the fit found them), each with
+the fit's warnings printed below.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.results.base import ResultBase
+from glmm_binomial.results.residuals import residuals
 
 MAX_CORRELATION_TERMS = 12
 """As lme4: the correlation of fixed effects is printed for at most this many terms."""
@@ -36,7 +37,7 @@ class Summary(str):
     warnings: tuple[str, ...]
     header: list[str]
 
-    def __new__(cls, result: GLMMResult, data_name: str | None = None) -> Summary:
+    def __new__(cls, result: ResultBase, data_name: str | None = None) -> Summary:
         # Display only: NaN (diverging or boundary) entries are shown as NA, never warned about.
         with np.errstate(all="ignore"):
             parts = _Parts(result, data_name)
@@ -69,7 +70,7 @@ class Summary(str):
 
 
 class _Parts:
-    def __init__(self, result: GLMMResult, data_name: str | None) -> None:
+    def __init__(self, result: ResultBase, data_name: str | None) -> None:
         self.result = result
         title = result.method_object.title
         name = data_name or result.data_name or "data"
@@ -85,7 +86,7 @@ class _Parts:
         )
         # A fit to a Dask DataFrame keeps its rows on the cluster: no residuals to show.
         rows_here = result.model.x.shape[0] == result.nobs
-        pearson = result.resid("pearson") if rows_here else np.zeros(0)
+        pearson = residuals(result, "pearson") if rows_here else np.zeros(0)
         self.scaled = pd.Series(
             np.quantile(pearson, [0, 0.25, 0.5, 0.75, 1]) if len(pearson) else np.full(5, np.nan),
             index=["Min", "1Q", "Median", "3Q", "Max"],
@@ -118,18 +119,8 @@ class _Parts:
         return table
 
     def _separated(self) -> set[str]:
-        """Fixed effects with no finite estimate (checked only for a fit that did not
-        converge; computed once)."""
-        if not hasattr(self, "_separated_names"):
-            names: set[str] = set()
-            if not self.result.converged:
-                from glmm_binomial.model.separation import detect_separation
-
-                model = self.result.model
-                found = detect_separation(model.x, model.successes, model.trials)
-                names = {model.fixed_names[j] for j in found.coefficients}
-            self._separated_names = names
-        return self._separated_names
+        """Fixed effects with no finite estimate, as the fit found them (FitOutput.diverging)."""
+        return set(self.result.diverging)
 
     def _fixed_effects(self) -> pd.DataFrame:
         result = self.result
