@@ -1,6 +1,6 @@
 """GLMM_BINOMIAL: the spreadsheet function (contract: shared/spec/GLMM_BINOMIAL.md).
 
-    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method])
+    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method], [link], [prior])
 
 A front end: it reads spreadsheet ranges (2D lists), builds ModelData directly (fixed effects
 ``intercept``, ``x1``, ``x2``, ...; a random intercept per group and, for each x_random column,
@@ -30,11 +30,19 @@ Input conventions (decided here, documented for users), accepting what spreadshe
   position is alpha, and text in the alpha position is method.
 - Whole ranges are converted with numpy; cells are looked at one by one only to word an error.
 
+prior (methods "laplace" and "agq"): "none" (the default), "blme" (bglmer's default, a Wishart
+prior on each variance component, which keeps them off zero), or the API's prior text such as
+"fixef = t(df = 7, scale = 6.25); cov = wishart" (glmm_binomial.model.priors). The fit is then
+the posterior mode (a penalized fit) and rows after ``bic`` say so: the priors, the prior
+deviance and the penalized objective. The Bayesian methods ignore it (their priors are fixed)
+and a note row says so. link: "logit" only in this version (the contract's other links come
+with the families of the package).
+
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
 y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
 ("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
-Their cells are left blank and a warning row says why; under "vb" the prior keeps the posterior
-means finite and the warning row says they are driven by the prior.
+Their cells are left blank and a warning row says why; under "vb", or a prior on the fixed
+effects, the prior keeps the estimates finite and the warning row says they are driven by it.
 """
 
 from __future__ import annotations
@@ -44,15 +52,16 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.methods.options import fit_options
-from glmm_binomial.methods.registry import method_names
+from glmm_binomial.methods.registry import method_class, method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
+from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.model.separation import Separation, detect_separation
 
 FloatArray = NDArray[np.float64]
@@ -97,6 +106,14 @@ VB_NOTE = (
     "standard errors, tests and intervals"
 )
 
+#: The row that says a fit with the prior argument is a posterior mode.
+PENALIZED_NOTE = (
+    "a penalized fit: coefficients and variances are the posterior mode under the priors "
+    "below (blme's bglmer), not maximum-likelihood estimates; std_error and the intervals come "
+    "from the curvature of the penalized objective; log_likelihood, aic and bic are those of "
+    "the model at these estimates"
+)
+
 MSG_Y_BINARY = "Invalid input: y must contain only 0 or 1 values."
 MSG_ALPHA = "Invalid input: alpha must be between 0 and 1."
 MSG_ROWS = "Invalid input: y, x, and groups must have the same number of rows."
@@ -126,6 +143,8 @@ class _Request:
     fit_intercept: bool
     alpha: float
     method: str
+    priors: Priors = NO_PRIORS
+    prior_ignored: bool = False
 
 
 def glmm_binomial(
@@ -136,6 +155,8 @@ def glmm_binomial(
     fit_intercept: Any = True,
     alpha: Any = 0.05,
     method: Any = "vb",
+    link: Any = None,
+    prior: Any = None,
 ) -> Table | str:
     """Binomial GLMM (logit link) for spreadsheet ranges: the 9-column result table or a message.
 
@@ -143,11 +164,12 @@ def glmm_binomial(
     random-slope predictors (a random intercept is always included; all components are
     independent); fit_intercept: add a fixed intercept; alpha: intervals at level 1 - alpha;
     method: "vb" (variational Bayes, posterior means and SDs), "laplace" or "agq" (maximum
-    likelihood). Coefficients are on the log-odds scale; variances and SDs are of the random
-    effects on the log-odds scale. Never raises.
+    likelihood); link: "logit"; prior: for "laplace" and "agq", "none", "blme" or the API's
+    prior text (a penalized, posterior-mode fit). Coefficients are on the log-odds scale;
+    variances and SDs are of the random effects on the log-odds scale. Never raises.
     """
     try:
-        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method)
+        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method, link, prior)
     except _InputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
@@ -569,8 +591,47 @@ def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any)
     return None, bool(flag), fit_intercept, shifted_method
 
 
+def _check_link(value: Any) -> None:
+    value = _scalar(value)
+    if _is_blank(value):
+        return
+    if not isinstance(value, str) or value.strip().lower() != "logit":
+        raise _invalid(f'link must be "logit" in this version; got {_show(value)}.')
+
+
+def _check_prior(value: Any, method: str, n_fixed: int) -> tuple[Priors, bool]:
+    """The priors of the prior argument, and whether they are ignored (a Bayesian method)."""
+    value = _scalar(value)
+    if _is_blank(value):
+        return NO_PRIORS, False
+    if not isinstance(value, str):
+        raise _invalid(
+            f'prior must be text: "none", "blme" or a prior such as '
+            f'"fixef = t(df = 7, scale = 6.25); cov = wishart"; got {_show(value)}.'
+        )
+    try:
+        priors = parse_priors(value)
+        if priors.fixef is not None:
+            priors.fixef.bind(n_fixed)
+    except ValueError as error:
+        raise _invalid(f"prior: {error}.") from None
+    if priors.by_group and any(name != "groups" for name, _ in priors.by_group):
+        raise _invalid('prior: the grouping factor of this function is called "groups".')
+    if method_class(method).posterior:
+        return NO_PRIORS, not priors.empty
+    return priors, False
+
+
 def _validate(
-    y: Any, x: Any, groups: Any, x_random: Any, fit_intercept: Any, alpha: Any, method: Any
+    y: Any,
+    x: Any,
+    groups: Any,
+    x_random: Any,
+    fit_intercept: Any,
+    alpha: Any,
+    method: Any,
+    link: Any = None,
+    prior: Any = None,
 ) -> _Request:
     """Check the arguments in a fixed order; the first problem found is reported."""
     x_random, fit_intercept, alpha, method = _shift_arguments(
@@ -612,6 +673,9 @@ def _validate(
         alpha=_check_alpha(alpha),
         method=_check_method(method),
     )
+    _check_link(link)
+    priors, ignored = _check_prior(prior, request.method, len(_fixed_names(request)))
+    request = replace(request, priors=priors, prior_ignored=ignored)
     _check_rank(_fixed_design(request), _fixed_names(request))
     return request
 
@@ -696,7 +760,8 @@ def _fit(data: ModelData, request: _Request) -> Any:
     from glmm_binomial.api import fit_model
 
     n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
-    return fit_model(data, options=fit_options(request.method, n_agq=n_agq))
+    priors = None if request.priors.empty else request.priors
+    return fit_model(data, options=fit_options(request.method, n_agq=n_agq, priors=priors))
 
 
 def _interval(
@@ -740,6 +805,12 @@ def _row(*cells: Cell) -> list[Cell]:
 def _separation_warning(request: _Request, names: tuple[str, ...], separation: Separation) -> str:
     kind = "complete separation" if separation.complete else "quasi-complete separation"
     which = ", ".join(names[j] for j in separation.coefficients)
+    if request.priors.fixef is not None:
+        return (
+            f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
+            "has no finite estimate there, and these posterior-mode estimates are finite only "
+            "because of the prior on the fixed effects, on which they depend"
+        )
     if request.method == "vb":
         return (
             f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
@@ -766,7 +837,10 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     fixed["ci_lower"], fixed["ci_upper"] = _interval(
         fixed["estimate"].to_numpy(), fixed["std_error"].to_numpy(), request.alpha
     )
-    blank = set(separation.coefficients) if request.method != "vb" else set()
+    # Maximum likelihood has no finite estimate for separated coefficients; a prior on the
+    # fixed effects (vb's, or the prior argument's) gives one.
+    finite = request.method == "vb" or request.priors.fixef is not None
+    blank = set() if finite else set(separation.coefficients)
     columns = ("estimate", "std_error", "z", "p", "ci_lower", "ci_upper", "odds_ratio")
     for j, name in enumerate(names):
         if j in blank:
@@ -796,6 +870,20 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
         table.append(_row("note", VB_NOTE))
     if request.method == "agq":
         table.append(_row("n_agq", int(result.n_agq)))
+    if result.penalized:
+        table.append(_row("note", PENALIZED_NOTE))
+        for line in result.priors:
+            table.append(_row("prior", line))
+        table.append(_row("prior_deviance", _value(result.prior_deviance)))
+        table.append(_row("penalized_objective", _value(result.penalized_objective)))
+    if request.prior_ignored:
+        table.append(
+            _row(
+                "note",
+                f'the prior argument is ignored by method "{request.method}", whose '
+                "priors are fixed",
+            )
+        )
     # A fit that drives coefficients to infinity has not converged to an estimate.
     table.append(_row("converged", bool(result.converged) and not blank))
     if separation.coefficients:

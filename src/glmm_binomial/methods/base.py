@@ -73,6 +73,11 @@ class Method(ABC):
 def refuse_arguments(method: str, **given: Any) -> None:
     """ValueError naming fit() arguments given that `method` does not take (None: not given)."""
     extra = [name for name, value in given.items() if value is not None]
+    if "priors" in extra:
+        raise ValueError(
+            f"priors= applies to the posterior-mode fits of methods 'laplace' and 'agq'; "
+            f"method {method!r} keeps its own fixed priors"
+        )
     if extra:
         names = ", ".join(extra)
         raise ValueError(

@@ -29,6 +29,10 @@ class FitOutput:
     ranef / ranef_cov: per block, conditional modes b = Lambda u (n_levels x k) and their
         conditional covariances (n_levels x k x k); posterior means and covariances for "vb".
     theta_cov: covariance of theta's estimate where the method gives one (vb: of the log SDs).
+    prior_deviance, priors: for a penalized (posterior-mode) fit, -2 log prior density at the
+        estimates (the objective minimized is -2 loglik + prior_deviance, blme's dev + penalty;
+        vbeta and theta_cov come from its curvature) and the priors as the summary lists
+        them; 0.0 and () for an unpenalized fit.
     """
 
     method: str
@@ -45,6 +49,8 @@ class FitOutput:
     n_agq: int = 1
     theta_cov: FloatArray | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    prior_deviance: float = 0.0
+    priors: tuple[str, ...] = ()
 
 
 def final_checks(output: FitOutput) -> FitOutput:
