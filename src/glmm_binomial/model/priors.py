@@ -117,8 +117,9 @@ def _square_or_diagonal(value: Number, p: int, what: str) -> FloatArray:
 
 
 def _vector_text(values: FloatArray) -> str:
+    """One number when all are equal, else R's c(...) (the first three, then "...")."""
     shown = [f"{v:g}" for v in values[:3]]
-    if len(values) == 1:
+    if len(values) == 1 or np.all(values == values[0]):
         return shown[0]
     return "c(" + ", ".join(shown) + (", ...)" if len(values) > 3 else ")")
 
