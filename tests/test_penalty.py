@@ -223,7 +223,7 @@ def test_result_says_it_is_penalized(separation: pd.DataFrame) -> None:
     result = g.fit(INDICATOR, separation, priors={"fixef": "t(df = 7, scale = 2.5)"})
     text = str(result.summary())
     assert "maximum a posteriori" in text
-    assert "Prior  : fixef: t(df = 7, scale = 2.5)" in text
+    assert " Priors: fixef: t(df = 7, scale = 2.5)" in text
     assert "Prior dev:" in text
     assert result.penalized_objective == pytest.approx(result.deviance + result.prior_deviance)
     from glmm_binomial.frontends.output import report

@@ -1082,7 +1082,10 @@ def fit_agq(
     estimates = dataclasses.replace(estimates, summary=summary)
     modes = LaplaceObjective(data, pirls_control or PirlsControl())
     label = loglik_label(n_agq, objective.rule_kind)
-    output = finish_fit(data, modes, estimates, control, "agq", label, n_agq=n_agq)
+    has_prior = penalty is not None and penalty.fixef is not None
+    output = finish_fit(
+        data, modes, estimates, control, "agq", label, n_agq=n_agq, fixed_effects_prior=has_prior
+    )
     return with_penalty(output, penalty)
 
 

@@ -45,7 +45,7 @@ class Method(ABC):
     @abstractmethod
     def from_arguments(cls, **arguments: Any) -> Method:
         """The method made from fit()'s keyword arguments (n_agq, control, pirls_control,
-        prior_fe_sd, prior_log_sd_sd); arguments that do not apply to it must have their
+        prior_fe_sd, prior_log_sd_sd, priors); arguments that do not apply to it must have their
         defaults (None), else ValueError naming them."""
 
     @property

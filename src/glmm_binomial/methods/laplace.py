@@ -336,7 +336,10 @@ def fit_laplace(
         begin,
         fixed_information=target.fixed_information,
     )
-    output = finish_fit(data, objective, estimates, control, "laplace", LOGLIK_LABEL)
+    has_prior = penalty is not None and penalty.fixef is not None
+    output = finish_fit(
+        data, objective, estimates, control, "laplace", LOGLIK_LABEL, fixed_effects_prior=has_prior
+    )
     return with_penalty(output, penalty)
 
 
@@ -408,12 +411,16 @@ def finish_fit(
     method: str,
     loglik_label: str,
     n_agq: int = 1,
+    fixed_effects_prior: bool = False,
 ) -> FitOutput:
-    """Covariances, boundary check and conditional modes at the optimum of a deviance."""
+    """Covariances, boundary check and conditional modes at the optimum of a deviance. With a
+    (proper) prior on the fixed effects their posterior mode is finite whatever the data:
+    only the random-effect variances are then screened for running away."""
     theta, beta = estimates.theta, estimates.beta
     mode = objective.mode(theta, beta)
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
-    separation = separation_report(data, beta, theta, control.separation_screen)
+    screened = np.zeros_like(beta) if fixed_effects_prior else beta
+    separation = separation_report(data, screened, theta, control.separation_screen)
     return fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
     )

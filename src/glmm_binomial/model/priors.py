@@ -285,6 +285,12 @@ class CovariancePrior(ABC):
 
 def _inverse_and_logdet(sigma: FloatArray) -> tuple[FloatArray, float] | None:
     """Sigma^-1 and log det Sigma by Cholesky; None when Sigma is not positive definite."""
+    if sigma.shape == (1, 1):
+        # A scalar term (the common (1 | g)): no LAPACK call for one number.
+        variance = float(sigma[0, 0])
+        if not (variance > 0.0 and math.isfinite(variance)):
+            return None
+        return np.array([[1.0 / variance]]), math.log(variance)
     try:
         lower = np.linalg.cholesky(sigma)
     except np.linalg.LinAlgError:

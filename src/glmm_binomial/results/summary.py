@@ -81,7 +81,10 @@ class _Parts:
         ]
         if result.penalized:
             # As bglmer prints them: the priors and the prior deviance at the estimates.
-            self.header += [f" Prior  : {line}" for line in result.priors]
+            self.header += [
+                f"{' Priors:' if i == 0 else '        '} {line}"
+                for i, line in enumerate(result.priors)
+            ]
             self.header.append(
                 f"Prior dev: {result.prior_deviance:.4f}  (penalized objective "
                 f"{result.penalized_objective:.4f} = deviance + prior dev)"
@@ -230,6 +233,10 @@ class _Parts:
                     else structured
                 )
             rows.append(row)
+        if has_corr and not any(row[4] for row in rows):
+            # Only diag() terms: no correlation to show, as glmmTMB prints them.
+            has_corr = False
+            rows = [row[:4] for row in rows]
         headers = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if has_corr else [])
         right = [False, False, True, True, False]
         return [" " + line for line in _aligned(headers, rows, right=right[: len(headers)])]
