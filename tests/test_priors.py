@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from glmm_binomial.model.priors import (
     NO_PRIORS,
@@ -194,3 +196,13 @@ def test_wishart_keeps_covariances_off_the_boundary() -> None:
     assert value == math.inf
     value, _ = Gamma().bind(1).deviance_and_gradient(np.zeros((1, 1)))
     assert value == math.inf
+
+
+@given(st.text(max_size=60))
+def test_any_text_is_read_or_refused_with_a_value_error(text: str) -> None:
+    """What a spreadsheet cell or a command line may hold: priors, or a ValueError."""
+    try:
+        priors = parse_priors(text)
+    except ValueError:
+        return
+    assert priors.empty or priors.fixef is not None or priors.cov or priors.by_group

@@ -88,6 +88,18 @@ class FixefPrior(ABC):
         """The prior for p coefficients (ValueError when its sizes do not fit p)."""
 
 
+def _numbers(value: Any, what: str, max_ndim: int) -> FloatArray:
+    """value as a float array of at most max_ndim dimensions, else ValueError naming it."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be numbers, got {value!r}") from None
+    if array.ndim > max_ndim or array.size == 0 or np.any(np.isnan(array)):
+        shape = "a number or a vector" if max_ndim == 1 else "a number, a vector or a matrix"
+        raise ValueError(f"{what} must be {shape}, got {value!r}")
+    return array
+
+
 def _per_coefficient(values: tuple[float, ...], p: int, what: str) -> FloatArray:
     """blme's rule for a per-coefficient setting: one value for all; two values (p > 2): the
     first coefficient, then the others; else one value per coefficient."""
@@ -106,7 +118,7 @@ def _per_coefficient(values: tuple[float, ...], p: int, what: str) -> FloatArray
 
 def _square_or_diagonal(value: Number, p: int, what: str) -> FloatArray:
     """A p x p matrix from a matrix, or from the per-coefficient diagonal rule."""
-    array = np.asarray(value, dtype=np.float64)
+    array = _numbers(value, what, 2)
     if array.ndim == 2:
         if array.shape != (p, p):
             raise ValueError(f"{what} must be {p} x {p}, got {array.shape[0]} x {array.shape[1]}")
@@ -180,7 +192,8 @@ class Normal(FixefPrior):
             label = f"normal(cov = {_vector_text(np.diag(cov))})"
         else:
             sd = (10.0, 2.5) if self.sd is None else self.sd
-            sds = _per_coefficient(tuple(np.atleast_1d(np.asarray(sd, float)).tolist()), p, "sd")
+            values = _numbers(sd, "normal(sd = ...)", 1)
+            sds = _per_coefficient(tuple(np.atleast_1d(values).tolist()), p, "sd")
             if np.any(sds <= 0) or np.any(np.isnan(sds)):
                 raise ValueError("normal(sd = ...) needs positive SDs")
             cov = np.diag(sds * sds)
@@ -234,7 +247,8 @@ class StudentT(FixefPrior):
             raise ValueError(f"{self.name} prior: df must be a positive number, got {self.df!r}")
 
     def bind(self, p: int) -> BoundFixefPrior:
-        mean = _per_coefficient(tuple(np.atleast_1d(np.asarray(self.mean, float))), p, "mean")
+        values = _numbers(self.mean, f"{self.name}(mean = ...)", 1)
+        mean = _per_coefficient(tuple(np.atleast_1d(values).tolist()), p, "mean")
         scale = _square_or_diagonal(self.scale, p, f"{self.name}(scale = ...)")
         _finite_positive_definite(scale, f"{self.name} prior scale")
         shown = [f"df = {self.df:g}"]
@@ -305,7 +319,7 @@ def _inverse_and_logdet(sigma: FloatArray) -> tuple[FloatArray, float] | None:
 def _scale_matrix(scale: Number, q: int, what: str) -> FloatArray | None:
     """A q x q scale from a number, q numbers or a matrix; None for Inf (no exponential
     term)."""
-    array = np.asarray(scale, dtype=np.float64)
+    array = _numbers(scale, what, 2)
     if array.ndim == 0 or array.size == 1:
         value = float(array.reshape(-1)[0])
         if math.isinf(value) and value > 0:
@@ -359,6 +373,12 @@ class _BoundWishart(BoundCovariancePrior):
         return f"wishart(df = {self.df:g}, scale = {scale})"
 
 
+def _degrees_of_freedom(value: Any, name: str) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} prior: df must be a finite number, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Wishart(CovariancePrior):
     """blme's wishart(df = q + 2.5, scale = Inf) on Sigma (bglmer's default)."""
@@ -367,7 +387,7 @@ class Wishart(CovariancePrior):
     scale: Number = float("inf")
 
     def bind(self, q: int) -> BoundCovariancePrior:
-        df = q + 2.5 if self.df is None else float(self.df)
+        df = q + 2.5 if self.df is None else _degrees_of_freedom(self.df, "wishart")
         if not df > q - 1:
             raise ValueError(f"wishart prior: df must exceed {q - 1} for a {q}-dimensional term")
         return _BoundWishart(df, q, _scale_matrix(self.scale, q, "wishart(scale = ...)"))
@@ -403,7 +423,7 @@ class InverseWishart(CovariancePrior):
     scale: Number | None = None
 
     def bind(self, q: int) -> BoundCovariancePrior:
-        df = q - 0.5 if self.df is None else float(self.df)
+        df = q - 0.5 if self.df is None else _degrees_of_freedom(self.df, "invwishart")
         if not df > q - 1:
             raise ValueError(f"invwishart prior: df must exceed {q - 1} for a {q}-dimensional term")
         scale_value = 100.0 / (df + q + 1.0) if self.scale is None else self.scale
@@ -601,6 +621,8 @@ def _value(node: ast.AST, text: str) -> Any:
     if isinstance(node, ast.BinOp):
         left, right = _value(node.left, text), _value(node.right, text)
         if isinstance(left, float) and isinstance(right, float):
+            if isinstance(node.op, ast.Pow) and abs(right) > 1e4:
+                raise ValueError(f"cannot read prior {text!r}: {ast.unparse(node)!r} is too large")
             operations = {
                 ast.Add: lambda a, b: a + b,
                 ast.Sub: lambda a, b: a - b,
