@@ -111,6 +111,17 @@ def test_separation_without_a_prior_still_warns(separation: pd.DataFrame) -> Non
     assert SEPARATION["glmer_indicator"]["fixef"]["I(x > 1)TRUE"] > 15
 
 
+def test_a_coefficient_without_prior_is_still_screened(separation: pd.DataFrame) -> None:
+    """An Inf prior SD leaves that coefficient unpenalized: separated, it still diverges."""
+    with pytest.warns(g.SeparationWarning):
+        result = g.fit(INDICATOR, separation, priors={"fixef": "normal(sd = c(3, Inf, 3))"})
+    assert not result.converged
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        covered = g.fit(INDICATOR, separation, priors={"fixef": "normal(sd = c(Inf, 3, 3))"})
+    assert covered.converged and abs(covered.params.iloc[1]) < 10
+
+
 def test_boundary_fit_is_moved_inside_by_the_wishart_prior() -> None:
     """Four cbpp herds: the ML herd variance is 0 (a boundary fit, lme4's too); bglmer's
     Wishart prior (-(df - q - 1) log det Sigma) keeps it positive."""

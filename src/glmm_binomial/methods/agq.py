@@ -1082,9 +1082,9 @@ def fit_agq(
     estimates = dataclasses.replace(estimates, summary=summary)
     modes = LaplaceObjective(data, pirls_control or PirlsControl())
     label = loglik_label(n_agq, objective.rule_kind)
-    has_prior = penalty is not None and penalty.fixef is not None
+    under_prior = None if penalty is None else penalty.covered()
     output = finish_fit(
-        data, modes, estimates, control, "agq", label, n_agq=n_agq, fixed_effects_prior=has_prior
+        data, modes, estimates, control, "agq", label, n_agq=n_agq, under_prior=under_prior
     )
     return with_penalty(output, penalty)
 

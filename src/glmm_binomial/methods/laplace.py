@@ -336,9 +336,9 @@ def fit_laplace(
         begin,
         fixed_information=target.fixed_information,
     )
-    has_prior = penalty is not None and penalty.fixef is not None
+    under_prior = None if penalty is None else penalty.covered()
     output = finish_fit(
-        data, objective, estimates, control, "laplace", LOGLIK_LABEL, fixed_effects_prior=has_prior
+        data, objective, estimates, control, "laplace", LOGLIK_LABEL, under_prior=under_prior
     )
     return with_penalty(output, penalty)
 
@@ -411,15 +411,15 @@ def finish_fit(
     method: str,
     loglik_label: str,
     n_agq: int = 1,
-    fixed_effects_prior: bool = False,
+    under_prior: NDArray[np.bool_] | None = None,
 ) -> FitOutput:
-    """Covariances, boundary check and conditional modes at the optimum of a deviance. With a
-    (proper) prior on the fixed effects their posterior mode is finite whatever the data:
-    only the random-effect variances are then screened for running away."""
+    """Covariances, boundary check and conditional modes at the optimum of a deviance.
+    under_prior: the fixed effects with a proper prior (a penalized fit), whose posterior mode
+    is finite whatever the data: they are not screened for separation."""
     theta, beta = estimates.theta, estimates.beta
     mode = objective.mode(theta, beta)
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
-    screened = np.zeros_like(beta) if fixed_effects_prior else beta
+    screened = beta if under_prior is None else np.where(under_prior, 0.0, beta)
     separation = separation_report(data, screened, theta, control.separation_screen)
     return fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq

@@ -94,6 +94,12 @@ class Penalty:
         curvature = self.fixef.curvature(user_beta)
         return curvature if c is None else c.T @ curvature @ c
 
+    def covered(self) -> NDArray[np.bool_]:
+        """The fixed effects (model's columns) along which the prior has curvature: a proper
+        prior there keeps their posterior mode finite (an Inf prior variance does not)."""
+        curvature = self.beta_curvature(np.zeros(self.model.n_fixed))
+        return np.asarray(np.diag(curvature) > 0.0)
+
     def describe(self) -> tuple[str, ...]:
         """Each prior as the summary lists it: "fixef: t(df = 7, scale = 2.5)", "cov (herd):
         wishart(df = 3.5, scale = Inf)"."""
