@@ -90,3 +90,12 @@ def test_each_method_owns_its_title_and_posterior_flag():
     assert not Laplace().posterior and not Agq(3).posterior
     assert VariationalBayes().posterior
     assert VariationalBayes(prior_fe_sd=3).tolerances["prior_fe_sd"] == 3.0
+
+
+def test_options_and_loose_arguments_do_not_mix():
+    data = g.datasets.load("cbpp")
+    options = FitOptions(Laplace())
+    with pytest.raises(ValueError, match="give method, conf_level in options"):
+        g.fit(CBPP, data, options=options, method="agq", conf_level=0.9)
+    with pytest.raises(ValueError, match="options must be a FitOptions"):
+        g.fit(CBPP, data, options={"method": "agq"})

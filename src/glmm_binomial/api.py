@@ -12,7 +12,7 @@ from typing import Any
 
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput
-from glmm_binomial.methods.options import FitOptions, fit_options
+from glmm_binomial.methods.options import FitOptions, options_or_arguments
 from glmm_binomial.methods.registry import method_names
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import build_model
@@ -67,18 +67,18 @@ def fit(
     it gives the in-memory fit's numbers (internal rescaling included) and emits the same
     warnings.
     """
-    if options is None:
-        options = fit_options(
-            method,
-            conf_level=conf_level,
-            blas_threads=blas_threads,
-            n_agq=n_agq,
-            prior_fe_sd=prior_fe_sd,
-            prior_log_sd_sd=prior_log_sd_sd,
-            priors=priors,
-            control=control,
-            pirls_control=pirls_control,
-        )
+    options = options_or_arguments(
+        options,
+        method,
+        conf_level=conf_level,
+        blas_threads=blas_threads,
+        n_agq=n_agq,
+        prior_fe_sd=prior_fe_sd,
+        prior_log_sd_sd=prior_log_sd_sd,
+        priors=priors,
+        control=control,
+        pirls_control=pirls_control,
+    )
     if is_dask_frame(data):
         refuse_on_dask(formula, options.method)
         from glmm_binomial.distributed.fit import fit_dask
@@ -112,18 +112,18 @@ def fit_model(
     arguments are fit()'s."""
     if not isinstance(model, ModelData):
         raise ValueError("model must be a ModelData")
-    if options is None:
-        options = fit_options(
-            method,
-            conf_level=conf_level,
-            blas_threads=blas_threads,
-            n_agq=n_agq,
-            prior_fe_sd=prior_fe_sd,
-            prior_log_sd_sd=prior_log_sd_sd,
-            priors=priors,
-            control=control,
-            pirls_control=pirls_control,
-        )
+    options = options_or_arguments(
+        options,
+        method,
+        conf_level=conf_level,
+        blas_threads=blas_threads,
+        n_agq=n_agq,
+        prior_fe_sd=prior_fe_sd,
+        prior_log_sd_sd=prior_log_sd_sd,
+        priors=priors,
+        control=control,
+        pirls_control=pirls_control,
+    )
     options.method.check(model)
     output = estimate(model, options)
     emit_fit_warnings(output.warnings)
