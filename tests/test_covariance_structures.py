@@ -288,9 +288,13 @@ def test_vb_and_dask_refuse_structured_terms(data: pd.DataFrame) -> None:
 
     with pytest.raises(ValueError, match="Dask"):
         refuse_on_dask(FORMULA.format("ar1(timef + 0 | id)"), Laplace())
-    with warnings.catch_warnings(), pytest.raises(ValueError):
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="structured covariance"):
         warnings.simplefilter("ignore")
         g.fit(FORMULA.format("ar1(timef + 0 | id)"), data, method="vb")
+    # A one-column diag() term too: vb's theta holds SDs, not glmmTMB's log SDs.
+    with warnings.catch_warnings(), pytest.raises(ValueError, match=r"diag\(\.\.\. \| id\)"):
+        warnings.simplefilter("ignore")
+        g.fit(FORMULA.format("diag(1 | id)"), data, method="vb")
 
 
 def test_nested_agq_through_log_sd_structures() -> None:

@@ -51,6 +51,7 @@ from glmm_binomial.family import inverse_link, loglik_kernel
 from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.validation import check_independent_terms
 from glmm_binomial.numerics.optimize import OptSummary
@@ -735,6 +736,14 @@ class VariationalBayes(Method):
 
     def check(self, model: ModelData, design: Any = None) -> None:
         super().check(model, design)
+        # Its theta holds SDs: lme4's one-column terms only, not glmmTMB's structured ones.
+        structured = [b for b in model.blocks if not isinstance(b.covariance, Unstructured)]
+        if structured:
+            names = ", ".join(f"{b.covariance.name}(... | {b.group})" for b in structured)
+            raise ValueError(
+                f"method 'vb' fits lme4's terms, not the structured covariance of {names}; "
+                "use method='laplace' or 'agq', or write a diag() term as (0 + x || g)"
+            )
         check_independent_terms(model, design)
 
     def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
