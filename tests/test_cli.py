@@ -259,3 +259,35 @@ def test_prediction_warnings_are_kept_with_their_kind():
         warnings.warn("new levels of herd: 99", NewLevelsWarning, stacklevel=1)
         warnings.warn("overflow in exp", RuntimeWarning, stacklevel=1)  # numpy's: not shown
     assert _glmm_warnings(caught) == [{"kind": "newlevels", "message": "new levels of herd: 99"}]
+
+
+def test_prior_option(capsys):
+    assert (
+        main(
+            [
+                "fit",
+                "cbpp",
+                CBPP,
+                "--prior",
+                "fixef=normal(sd=3)",
+                "--prior",
+                "cov=wishart",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert document["penalized"] is True
+    assert document["priors"] == [
+        "fixef: normal(sd = 3)",
+        "cov (herd: (Intercept)): wishart(df = 3.5, scale = Inf)",
+    ]
+    assert document["penalized_objective"] == pytest.approx(
+        document["deviance"] + document["prior_deviance"]
+    )
+    assert main(["fit", "cbpp", CBPP, "--prior", "blme"]) == 0
+    assert "Prior dev" in capsys.readouterr().out
+    assert main(["fit", "cbpp", CBPP, "--prior", "normal(sd=3)"]) == 2
+    assert main(["fit", "cbpp", CBPP, "--prior", "fixef=normal(sd=3)", "--method", "vb"]) == 1
+    assert "priors= applies" in capsys.readouterr().err

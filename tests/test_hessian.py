@@ -205,8 +205,8 @@ def test_deviance_hessian_as_before(request, which, central):
 def test_profile_hessian_as_before(request, which):
     result = request.getfixturevalue(which)
     control = ProfileControl()
-    old_coords = _Coordinates.build(result.model, control.correlation_limit)
-    new_coords = _Coordinates.build(result.model, control.correlation_limit)
+    old_coords = _Coordinates.build(result.model, control.correlation_limit, LaplaceObjective)
+    new_coords = _Coordinates.build(result.model, control.correlation_limit, LaplaceObjective)
     p = old_coords.from_theta_beta(result.fit_output.theta, result.fit_output.beta)
     old = profile_loop(old_coords, p, control.hessian_step)
     assert np.array_equal(new_coords.hessian(p, control.hessian_step), old)

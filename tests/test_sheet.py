@@ -550,3 +550,40 @@ def test_large_ranges_are_converted_whole_not_cell_by_cell(monkeypatch):
     assert request.codes.max() == 499 and request.x_random.shape == (n, 1)
     text_groups = [[f"g{g[0]}"] for g in groups]
     assert len(sheet._validate(y, x, text_groups, None, 1, None, "").levels) == 500
+
+
+def test_prior_argument_gives_a_penalized_fit():
+    """The ninth argument (after link): a posterior mode under the priors, said so in rows
+    after bic; separated coefficients get finite estimates under a fixed-effect prior."""
+    prior = "fixef = t(df = 7, scale = 6.25); cov = wishart"
+    table = glmm_binomial(*EXAMPLES[1][:3], None, None, None, "laplace", None, prior)
+    labels = rows_by_label(table)
+    assert all(isinstance(table[j][2], float) and abs(table[j][2]) < 10 for j in (1, 2))
+    assert labels["converged"][1] is True
+    assert "penalized" in labels["note"][1]
+    priors = [row[1] for row in table if row[0] == "prior"]
+    assert priors == [
+        "fixef: t(df = 7, scale = 6.25)",
+        "cov (groups: intercept): wishart(df = 3.5, scale = Inf)",
+    ]
+    assert labels["prior_deviance"][1] > 0
+    assert "because of the prior" in labels["warning"][1]
+    # The default is unchanged: no prior, the separated cells blank.
+    plain = glmm_binomial(*EXAMPLES[1][:3], None, None, None, "laplace")
+    assert plain[1][2] is None and "prior" not in rows_by_label(plain)
+    assert glmm_binomial(*EXAMPLES[1][:3], None, None, None, "laplace", "logit", "none") == plain
+
+
+def test_prior_argument_messages_and_bayesian_methods():
+    args = (*EXAMPLES[2][:3], None, None, None, "laplace", None)
+    assert glmm_binomial(*args, "fixef = normal(sd = c(1, 2, 3))").startswith(
+        "Invalid input: prior: sd has 3 values"
+    )
+    assert glmm_binomial(*args, "wishart").startswith("Invalid input: prior: cannot read")
+    assert glmm_binomial(*args, 3).startswith("Invalid input: prior must be text")
+    assert glmm_binomial(*EXAMPLES[2][:3], None, None, None, "laplace", "probit").startswith(
+        'Invalid input: link must be "logit"'
+    )
+    if "vb" in AVAILABLE:
+        vb = glmm_binomial(*EXAMPLES[2][:3], None, None, None, "vb", None, "blme")
+        assert any(row[0] == "note" and "ignored" in str(row[1]) for row in vb)

@@ -16,6 +16,7 @@ from glmm_binomial.methods.options import FitOptions, options_or_arguments
 from glmm_binomial.methods.registry import method_names
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import build_model
+from glmm_binomial.model.formula import parse_formula
 from glmm_binomial.model.validation import emit_fit_warnings
 from glmm_binomial.numerics import blas
 from glmm_binomial.numerics.pirls import PirlsControl
@@ -33,6 +34,7 @@ def fit(
     conf_level: float = 0.95,
     prior_fe_sd: float | None = None,
     prior_log_sd_sd: float | None = None,
+    priors: Any = None,
     control: Any = None,
     pirls_control: PirlsControl | None = None,
     blas_threads: int | None = 1,
@@ -51,6 +53,11 @@ def fit(
     priors, independent variance components only; its SDs understate the posterior's); or a
     method object (glmm_binomial.Laplace(...), Agq(n_agq, ...), VariationalBayes(...),
     MeanFieldVB(...)) carrying its own settings.
+    priors: for "laplace" and "agq", fit the posterior mode under these priors instead of the
+    maximum-likelihood estimate (blme's bglmer), e.g. {"fixef": "t(df = 7, scale = 2.5)",
+    "cov": "wishart"}, "blme" (bglmer's default, a Wishart prior on each covariance) or
+    "none"; blme's spellings and meanings (glmm_binomial.model.priors). The result says it is
+    a penalized fit (result.penalized, result.prior_deviance, result.priors).
     weights: prior weights (the number of trials when the response is a proportion); offset:
     added to the linear predictor. Either may be a column name or one value per row.
     Rows with a missing value in any used column are dropped (reported as n_dropped).
@@ -74,10 +81,12 @@ def fit(
         n_agq=n_agq,
         prior_fe_sd=prior_fe_sd,
         prior_log_sd_sd=prior_log_sd_sd,
+        priors=priors,
         control=control,
         pirls_control=pirls_control,
     )
     if is_dask_frame(data):
+        refuse_on_dask(formula, options.method)
         from glmm_binomial.distributed.fit import fit_dask
 
         # stacklevel: the warnings point at the caller of fit().
@@ -99,6 +108,7 @@ def fit_model(
     conf_level: float = 0.95,
     prior_fe_sd: float | None = None,
     prior_log_sd_sd: float | None = None,
+    priors: Any = None,
     control: Any = None,
     pirls_control: PirlsControl | None = None,
     blas_threads: int | None = 1,
@@ -116,6 +126,7 @@ def fit_model(
         n_agq=n_agq,
         prior_fe_sd=prior_fe_sd,
         prior_log_sd_sd=prior_log_sd_sd,
+        priors=priors,
         control=control,
         pirls_control=pirls_control,
     )
@@ -134,6 +145,22 @@ def estimate(model: ModelData, options: FitOptions) -> FitOutput:
 def available_methods() -> tuple[str, ...]:
     """The names of the estimation methods (methods.registry)."""
     return method_names()
+
+
+def refuse_on_dask(formula: str, method: Method) -> None:
+    """ValueError for what the Dask fit does not do: priors (a posterior-mode fit) and
+    structured covariance terms (ar1, cs, diag) are fitted in memory only."""
+    advice = "fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
+    priors = getattr(method, "priors", None)
+    if priors is not None and not priors.empty:
+        raise ValueError(f"priors are not available for a Dask DataFrame; {advice}")
+    if isinstance(formula, str):
+        structured = [t.text for t in parse_formula(formula).random if t.structure != "us"]
+        if structured:
+            raise ValueError(
+                f"structured covariance terms ({', '.join(structured)}) are not available for a "
+                f"Dask DataFrame; {advice}"
+            )
 
 
 def is_dask_frame(data: Any) -> bool:

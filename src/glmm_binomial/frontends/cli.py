@@ -105,6 +105,15 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         default="",
         help="comma-separated columns to read as labels (grouping columns always are)",
     )
+    parser.add_argument(
+        "--prior",
+        action="append",
+        metavar="KEY=PRIOR",
+        help="fit the posterior mode under a prior (methods laplace and agq; blme's "
+        "spellings): fixef='normal(sd=3)', fixef='t(df=7, scale=2.5)', cov=wishart, "
+        "cov='lkj(2)' (repeat for several), or 'blme' (a Wishart prior on each covariance, "
+        "bglmer's default)",
+    )
     parser.add_argument("--conf-level", type=float, default=0.95)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a summary")
     parser.add_argument("-o", "--output", help="write the result to FILE (.txt .json .csv .xlsx)")
@@ -337,6 +346,7 @@ def _fit_command(args: argparse.Namespace) -> int:
 
         if importlib.util.find_spec("matplotlib") is None:
             raise CommandError("--check needs matplotlib: pip install 'glmm-binomial[plot]'")
+    priors = _priors(args.prior)
     frame, name = _load(args, data)
     from glmm_binomial.api import fit
 
@@ -349,6 +359,7 @@ def _fit_command(args: argparse.Namespace) -> int:
             weights=args.weights,
             offset=args.offset,
             conf_level=args.conf_level,
+            priors=priors,
         )
     document = output.report(result, name)
     if args.ranef:
@@ -399,6 +410,31 @@ def _fit_command(args: argparse.Namespace) -> int:
         for record in document["warnings"]:
             print(f"glmm-binomial: {record['kind']} warning: {record['message']}", file=sys.stderr)
     return EXIT_OK if result.converged else EXIT_NOT_CONVERGED
+
+
+def _priors(given: list[str] | None) -> Any:
+    """--prior options as fit()'s priors: 'blme' or 'none' alone, else KEY=PRIOR pairs
+    (fixef once; cov repeatable, its priors combined)."""
+    if not given:
+        return None
+    if len(given) == 1 and given[0].strip().lower() in ("blme", "none"):
+        return given[0].strip().lower()
+    out: dict[str, Any] = {}
+    for item in given:
+        key, sign, value = item.partition("=")
+        key = key.strip()
+        if not sign or key not in ("fixef", "cov"):
+            raise UsageError(
+                f"--prior {item!r}: write fixef=PRIOR or cov=PRIOR (or --prior blme), as in "
+                "--prior fixef='normal(sd=3)'"
+            )
+        if key == "fixef":
+            if key in out:
+                raise UsageError("--prior fixef=... given twice")
+            out[key] = value.strip()
+        else:
+            out.setdefault("cov", []).append(value.strip())
+    return out
 
 
 def _write_check(result: Any, path: str) -> None:

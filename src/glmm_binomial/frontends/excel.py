@@ -36,6 +36,8 @@ ARGUMENT_DOCS = {
     "fit_intercept": "optional TRUE/FALSE (default TRUE): add a fixed intercept",
     "alpha": "optional, default 0.05: intervals at level 1 - alpha",
     "method": 'optional "vb" (default), "laplace", "agq" or "vb_meanfield"',
+    "link": 'optional "logit" (default)',
+    "prior": 'optional, for "laplace"/"agq": "none" (default), "blme", or a prior text',
 }
 
 
@@ -54,10 +56,12 @@ def decorate(func: Callable[..., Any] | None = None, arg: Callable[..., Any] | N
         fit_intercept: Any = None,
         alpha: Any = None,
         method: Any = None,
+        link: Any = None,
+        prior: Any = None,
     ) -> Any:
         """Binomial GLMM (logit link, random intercept per group, optional independent random
         slopes): a table of coefficients, variance components, log-likelihood, AIC and BIC."""
-        return glmm_binomial(y, x, groups, x_random, fit_intercept, alpha, method)
+        return glmm_binomial(y, x, groups, x_random, fit_intercept, alpha, method, link, prior)
 
     # Excel shows the docstring as the function's description: one line.
     GLMM_BINOMIAL.__doc__ = " ".join((GLMM_BINOMIAL.__doc__ or "").split())

@@ -111,6 +111,10 @@ def report(result: Any, source: str) -> dict[str, Any]:
         "conf_level": plain(result.conf_level) if hasattr(result, "conf_level") else None,
         "converged": bool(result.converged),
         "singular": bool(result.singular),
+        "penalized": bool(result.penalized),
+        "priors": list(result.priors),
+        "prior_deviance": plain(result.prior_deviance),
+        "penalized_objective": plain(result.penalized_objective),
         "warnings": warning_records(result),
         "notes": [vb_note(result.method)] if result.method_object.posterior else [],
         "elbo": plain(result.elbo) if getattr(result, "elbo", None) is not None else None,
@@ -153,6 +157,9 @@ def tables(document: dict[str, Any]) -> dict[str, tuple[list[str], list[list[Any
         "df_model",
         "converged",
         "singular",
+        "penalized",
+        "prior_deviance",
+        "penalized_objective",
     ]
     out["fit"] = (["statistic", "value"], [[k, document[k]] for k in scalars])
     warning_rows = [[w["kind"], w["message"]] for w in document["warnings"]]

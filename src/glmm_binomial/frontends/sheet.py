@@ -1,6 +1,6 @@
 """GLMM_BINOMIAL: the spreadsheet function (contract: shared/spec/GLMM_BINOMIAL.md).
 
-    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method])
+    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method], [link], [prior])
 
 A front end: it reads spreadsheet ranges (2D lists), builds ModelData directly (fixed effects
 ``intercept``, ``x1``, ``x2``, ...; a random intercept per group and, for each x_random column,
@@ -30,13 +30,22 @@ Input conventions (decided here, documented for users), accepting what spreadshe
   position is alpha, and text in the alpha position is method.
 - Whole ranges are converted with numpy; cells are looked at one by one only to word an error.
 
+prior (methods "laplace" and "agq"): "none" (the default), "blme" (bglmer's default, a Wishart
+prior on each variance component, which keeps them off zero), or the API's prior text such as
+"fixef = t(df = 7, scale = 6.25); cov = wishart" (glmm_binomial.model.priors). The fit is then
+the posterior mode (a penalized fit) and rows after ``bic`` say so: the priors, the prior
+deviance and the penalized objective. The Bayesian methods ignore it (their priors are fixed)
+and a note row says so. link: "logit" only in this version (the contract's other links come
+with the families of the package).
+
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
 y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
 ("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
 Their cells are left blank and a warning row says why; the fit found them (FitOutput.separation,
 the coefficients it drove away). Under "vb" and "vb_meanfield" the prior keeps the posterior
 means finite, so the fit finds nothing: the sheet runs the linear program on the data itself
-and the warning row says the means are driven by the prior.
+and the warning row says the means are driven by the prior; a prior on the fixed effects
+(the prior argument) likewise keeps the estimates finite, and the warning row says so.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +64,7 @@ from numpy.typing import NDArray
 from glmm_binomial.methods.options import fit_options
 from glmm_binomial.methods.registry import method_class, method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
+from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.model.separation import NO_SEPARATION, Separation, detect_separation
 
 FloatArray = NDArray[np.float64]
@@ -112,6 +122,14 @@ VB_MEANFIELD_NOTE = (
 )
 NOTES = {"vb": VB_NOTE, "vb_meanfield": VB_MEANFIELD_NOTE}
 
+#: The row that says a fit with the prior argument is a posterior mode.
+PENALIZED_NOTE = (
+    "a penalized fit: coefficients and variances are the posterior mode under the priors "
+    "below (blme's bglmer), not maximum-likelihood estimates; std_error and the intervals come "
+    "from the curvature of the penalized objective; log_likelihood, aic and bic are those of "
+    "the model at these estimates"
+)
+
 MSG_Y_BINARY = "Invalid input: y must contain only 0 or 1 values."
 MSG_ALPHA = "Invalid input: alpha must be between 0 and 1."
 MSG_ROWS = "Invalid input: y, x, and groups must have the same number of rows."
@@ -141,6 +159,8 @@ class _Request:
     fit_intercept: bool
     alpha: float
     method: str
+    priors: Priors = NO_PRIORS
+    prior_ignored: bool = False
 
 
 def glmm_binomial(
@@ -151,6 +171,8 @@ def glmm_binomial(
     fit_intercept: Any = True,
     alpha: Any = 0.05,
     method: Any = "vb",
+    link: Any = None,
+    prior: Any = None,
 ) -> Table | str:
     """Binomial GLMM (logit link) for spreadsheet ranges: the 9-column result table or a message.
 
@@ -160,10 +182,12 @@ def glmm_binomial(
     method: "vb" (structured variational Bayes, posterior means and SDs), "laplace" or "agq"
     (maximum likelihood), "vb_meanfield" (mean-field variational Bayes, statsmodels' fit_vb;
     its SDs understate uncertainty). Coefficients are on the log-odds scale; variances and SDs
-    are of the random effects on the log-odds scale. Never raises.
+    are of the random effects on the log-odds scale. link: "logit"; prior: for "laplace"
+    and "agq", "none", "blme" or the API's prior text (a penalized, posterior-mode fit).
+    Never raises.
     """
     try:
-        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method)
+        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method, link, prior)
     except _InputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
@@ -590,8 +614,47 @@ def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any)
     return None, bool(flag), fit_intercept, shifted_method
 
 
+def _check_link(value: Any) -> None:
+    value = _scalar(value)
+    if _is_blank(value):
+        return
+    if not isinstance(value, str) or value.strip().lower() != "logit":
+        raise _invalid(f'link must be "logit" in this version; got {_show(value)}.')
+
+
+def _check_prior(value: Any, method: str, n_fixed: int) -> tuple[Priors, bool]:
+    """The priors of the prior argument, and whether they are ignored (a Bayesian method)."""
+    value = _scalar(value)
+    if _is_blank(value):
+        return NO_PRIORS, False
+    if not isinstance(value, str):
+        raise _invalid(
+            f'prior must be text: "none", "blme" or a prior such as '
+            f'"fixef = t(df = 7, scale = 6.25); cov = wishart"; got {_show(value)}.'
+        )
+    try:
+        priors = parse_priors(value)
+        if priors.fixef is not None:
+            priors.fixef.bind(n_fixed)
+    except ValueError as error:
+        raise _invalid(f"prior: {error}.") from None
+    if priors.by_group and any(name != "groups" for name, _ in priors.by_group):
+        raise _invalid('prior: the grouping factor of this function is called "groups".')
+    if method_class(method).posterior:
+        return NO_PRIORS, not priors.empty
+    return priors, False
+
+
 def _validate(
-    y: Any, x: Any, groups: Any, x_random: Any, fit_intercept: Any, alpha: Any, method: Any
+    y: Any,
+    x: Any,
+    groups: Any,
+    x_random: Any,
+    fit_intercept: Any,
+    alpha: Any,
+    method: Any,
+    link: Any = None,
+    prior: Any = None,
 ) -> _Request:
     """Check the arguments in a fixed order; the first problem found is reported."""
     x_random, fit_intercept, alpha, method = _shift_arguments(
@@ -633,6 +696,9 @@ def _validate(
         alpha=_check_alpha(alpha),
         method=_check_method(method),
     )
+    _check_link(link)
+    priors, ignored = _check_prior(prior, request.method, len(_fixed_names(request)))
+    request = replace(request, priors=priors, prior_ignored=ignored)
     _check_rank(_fixed_design(request), _fixed_names(request))
     return request
 
@@ -717,7 +783,8 @@ def _fit(data: ModelData, request: _Request) -> Any:
     from glmm_binomial.api import fit_model
 
     n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
-    return fit_model(data, options=fit_options(request.method, n_agq=n_agq))
+    priors = None if request.priors.empty else request.priors
+    return fit_model(data, options=fit_options(request.method, n_agq=n_agq, priors=priors))
 
 
 def _interval(
@@ -761,6 +828,12 @@ def _row(*cells: Cell) -> list[Cell]:
 def _separation_warning(request: _Request, names: tuple[str, ...], separation: Separation) -> str:
     kind = "complete separation" if separation.complete else "quasi-complete separation"
     which = ", ".join(names[j] for j in separation.coefficients)
+    if request.priors.fixef is not None:
+        return (
+            f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
+            "has no finite estimate there, and these posterior-mode estimates are finite only "
+            "because of the prior on the fixed effects, on which they depend"
+        )
     if _posterior(request.method):
         return (
             f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
@@ -782,10 +855,11 @@ def _separation_warning(request: _Request, names: tuple[str, ...], separation: S
 
 def _fixed_separation(data: ModelData, request: _Request, result: Any) -> Separation:
     """Separation of y by the fixed effects: as the maximum-likelihood fit found it (not the
-    groups' separation, whose warning the fit words itself), or for the Bayesian methods, whose
-    estimates stay finite, by the linear program on the data: on ranges of up to
+    groups' separation, whose warning the fit words itself), or for the Bayesian methods and
+    fits under a prior on the fixed effects, whose estimates stay finite, by the linear program
+    on the data: on ranges of up to
     SEPARATION_LP_ROWS rows, or when the fit's own screen warned of separation."""
-    if _posterior(request.method):
+    if _posterior(request.method) or request.priors.fixef is not None:
         kinds = {getattr(w, "kind", "") for w in result.warnings}
         if data.n_obs <= SEPARATION_LP_ROWS or "separation" in kinds:
             return detect_separation(data.x, data.successes, data.trials)
@@ -801,7 +875,10 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     fixed["ci_lower"], fixed["ci_upper"] = _interval(
         fixed["estimate"].to_numpy(), fixed["std_error"].to_numpy(), request.alpha
     )
-    blank = set(separation.coefficients) if not _posterior(request.method) else set()
+    # Maximum likelihood has no finite estimate for separated coefficients; a prior on the
+    # fixed effects (the Bayesian methods', or the prior argument's) gives one.
+    finite = _posterior(request.method) or request.priors.fixef is not None
+    blank = set() if finite else set(separation.coefficients)
     columns = ("estimate", "std_error", "z", "p", "ci_lower", "ci_upper", "odds_ratio")
     for j, name in enumerate(names):
         if j in blank:
@@ -831,6 +908,20 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
         table.append(_row("note", NOTES[request.method]))
     if request.method == "agq":
         table.append(_row("n_agq", int(result.n_agq)))
+    if result.penalized:
+        table.append(_row("note", PENALIZED_NOTE))
+        for line in result.priors:
+            table.append(_row("prior", line))
+        table.append(_row("prior_deviance", _value(result.prior_deviance)))
+        table.append(_row("penalized_objective", _value(result.penalized_objective)))
+    if request.prior_ignored:
+        table.append(
+            _row(
+                "note",
+                f'the prior argument is ignored by method "{request.method}", whose '
+                "priors are fixed",
+            )
+        )
     # A fit that drives coefficients to infinity has not converged to an estimate.
     table.append(_row("converged", bool(result.converged) and not blank))
     if separation.coefficients:

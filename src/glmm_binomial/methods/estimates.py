@@ -41,6 +41,10 @@ class FitOutput:
         ``diverging``; their vcov_beta rows are NaN), whether the fixed effects separate every
         row (``complete``) and the random-effect blocks whose variance has no finite estimate
         (``blocks``). Empty for "vb", whose priors keep every estimate finite.
+    prior_deviance, priors: for a penalized (posterior-mode) fit, -2 log prior density at the
+        estimates (the objective minimized is -2 loglik + prior_deviance, blme's dev + penalty;
+        vbeta and theta_cov come from its curvature) and the priors as the summary lists
+        them; 0.0 and () for an unpenalized fit.
     """
 
     method: str
@@ -64,6 +68,9 @@ class FitOutput:
     def diverging(self) -> tuple[int, ...]:
         """Fixed-effect columns with no finite maximum-likelihood estimate (separation)."""
         return self.separation.coefficients
+
+    prior_deviance: float = 0.0
+    priors: tuple[str, ...] = ()
 
 
 def final_checks(output: FitOutput) -> FitOutput:

@@ -44,8 +44,8 @@ def fit_options(
     **method_arguments: Any,
 ) -> FitOptions:
     """FitOptions from fit()'s keyword arguments: `method` a name or a method object, and the
-    method's own arguments (n_agq, control, pirls_control, prior_fe_sd, prior_log_sd_sd; None:
-    the method's default)."""
+    method's own arguments (n_agq, control, pirls_control, prior_fe_sd, prior_log_sd_sd, priors;
+    None: the method's default)."""
     return FitOptions(make_method(method, **method_arguments), conf_level, blas_threads)
 
 

@@ -80,6 +80,7 @@ from glmm_binomial.methods.laplace import LaplaceObjective, sorted_by_first_fact
 from glmm_binomial.methods.variance_factor import VarianceFactor
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.separation import detect_group_separation, detect_separation
+from glmm_binomial.model.validation import check_unstructured
 from glmm_binomial.numerics.factor import Factor, SelectedInverse, Structure, row_dot
 from glmm_binomial.numerics.gaussian_expectations import LOG_2PI, expected_log1pexp
 from glmm_binomial.numerics.optimize import OptSummary
@@ -796,6 +797,11 @@ class VariationalBayes(Method):
             "prior_log_sd_sd": self.prior_log_sd_sd,
             "lkj_eta": self.lkj_eta,
         }
+
+    def check(self, model: ModelData, design: Any = None) -> None:
+        super().check(model, design)
+        # Its variance factor is on lme4's SDs and correlations, not on structured terms.
+        check_unstructured(model, self.name)
 
     def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
         if start is not None:

@@ -53,7 +53,7 @@ from glmm_binomial.methods.base import Method, Start, checked_control, refuse_ar
 from glmm_binomial.methods.estimates import FitOutput, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.model.validation import check_independent_terms
+from glmm_binomial.model.validation import check_independent_terms, check_unstructured
 from glmm_binomial.numerics.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
@@ -737,6 +737,8 @@ class MeanFieldVB(Method):
 
     def check(self, model: ModelData, design: Any = None) -> None:
         super().check(model, design)
+        # Its theta holds SDs: lme4's one-column terms only, not glmmTMB's structured ones.
+        check_unstructured(model, self.name)
         check_independent_terms(model, design)
 
     def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:

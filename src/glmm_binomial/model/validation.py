@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from glmm_binomial.diagnostics import as_fit_warning
+from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
 
 if TYPE_CHECKING:
@@ -47,6 +48,18 @@ def check_identifiable(model: ModelData, terms: Sequence[str] | None = None) -> 
                 "not identifiable; remove the term, or give rows that share a level of "
                 f"{block.group} (or binomial rows with more than one trial)"
             )
+
+
+def check_unstructured(model: ModelData, method: str) -> None:
+    """Refuse glmmTMB's structured covariance terms (ar1, cs, diag) for a method whose variance
+    parameters are lme4's (SDs and correlations of an unstructured covariance)."""
+    structured = [b for b in model.blocks if not isinstance(b.covariance, Unstructured)]
+    if structured:
+        names = ", ".join(f"{b.covariance.name}(... | {b.group})" for b in structured)
+        raise ValueError(
+            f"method {method!r} fits lme4's terms, not the structured covariance of {names}; "
+            "use method='laplace' or 'agq', or write a diag() term as (0 + x || g)"
+        )
 
 
 def check_independent_terms(model: ModelData, design: DesignInfo | None = None) -> None:

@@ -275,9 +275,8 @@ def minimize_deviance(
 
     # Polish with Newton steps on the Hessian of the exact gradient, over the free coordinates
     # (a variance at zero is held there: the Hessian is singular in that direction).
-    lower = data.theta_lower_bounds()
     free = np.ones(len(z), dtype=bool)
-    free[:n_theta] = ~(np.isfinite(lower) & (theta < control.boundary_tol))
+    free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
     value, grad = fun(z)
     hessian_z = _hessian(fun, z, grad, control)
     polished = False

@@ -355,6 +355,29 @@ class ResultBase:
         """-2 loglik (the deviance of lme4's summary table)."""
         return -2.0 * self.loglik
 
+    # --- penalized (posterior-mode) fits ----------------------------------------------------
+    @property
+    def penalized(self) -> bool:
+        """Whether the fit is a posterior mode under priors (fit(priors=...)), not a
+        maximum-likelihood estimate."""
+        return bool(self._fit.priors)
+
+    @property
+    def priors(self) -> tuple[str, ...]:
+        """The priors of a penalized fit, as the summary lists them (() for an ML fit)."""
+        return tuple(self._fit.priors)
+
+    @property
+    def prior_deviance(self) -> float:
+        """-2 log prior density at the estimates (blme's penalty; 0 for an ML fit)."""
+        return float(self._fit.prior_deviance)
+
+    @property
+    def penalized_objective(self) -> float:
+        """The objective minimized: deviance + prior_deviance (bglmer's dev + penalty); the
+        deviance itself for an ML fit."""
+        return self.deviance + self.prior_deviance
+
     @property
     def df_model(self) -> int:
         """Fixed effects plus covariance parameters."""

@@ -19,8 +19,9 @@ def covariance_parameter_names(result: ResultBase) -> list[str]:
     """lme4's names of the SDs and correlations, in theta's layout."""
     names = []
     for block in result.model.blocks:
-        rows, cols = block.lower_indices()
-        for r, c in zip(rows, cols, strict=True):
+        # Each structure's parameters as covariance entries (lme4's: the lower triangle;
+        # ar1: the common SD as sd_<first term> and rho as cor_<second>.<first>).
+        for r, c in block.covariance.parameter_entries():
             if r == c:
                 names.append(f"sd_{block.terms[r]}|{block.group}")
             else:
@@ -34,8 +35,7 @@ def covariance_values(model: ModelData, theta: NDArray[np.float64]) -> NDArray[n
     values: list[float] = []
     for block, lam in zip(model.blocks, model.lambdas(theta), strict=True):
         sd, corr = sd_correlation(lam @ lam.T)
-        rows, cols = block.lower_indices()
-        for r, c in zip(rows, cols, strict=True):
+        for r, c in block.covariance.parameter_entries():
             values.append(float(sd[r]) if r == c else float(corr[r, c]))
     return np.array(values, dtype=np.float64)
 

@@ -14,6 +14,11 @@ correlation is the correlation of the block's first two terms; a correlation of 
 profiled on a copy of the model whose block lists those two terms first (the deviance depends
 on the covariance only, not on the order of the terms).
 
+A structured term (ar1, cs, diag: model.covariance) is profiled over its own parameters, its
+SD(s) and rho, named as covariance entries (ar1: sd_<first term>|g and cor_<second>.<first>|g
+for rho). A penalized fit (priors) is profiled on its penalized objective, deviance plus prior
+deviance, as the curvature of that objective gives its standard errors.
+
 If a re-fit finds a deviance below the fit's (the fit stopped short, as lme4's does when it
 reports "profiling detected new, lower deviance"), the profile moves to the better optimum and
 starts again, and says so in `warnings`.
@@ -21,8 +26,9 @@ starts again, and says so in `warnings`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +38,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.model.covariance import ScaledCorrelation
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.results.base import ResultBase
@@ -116,7 +123,10 @@ def _cholesky_of_correlation(z: NDArray[np.generic], k: int) -> NDArray[np.gener
 
 
 def _block_theta(block: RandomBlock, p: NDArray[np.generic]) -> NDArray[np.generic]:
-    """theta of one block from (SDs, partial correlations)."""
+    """theta of one block from (SDs, partial correlations); a structured block's (ar1, cs,
+    diag) from its own parameters (SDs, rho)."""
+    if isinstance(block.covariance, ScaledCorrelation):
+        return block.covariance.theta_from_parameters(np.asarray(p).real)[0]
     k = block.k
     lam: NDArray[np.generic] = np.multiply(p[:k, None], _cholesky_of_correlation(p[k:], k))
     rows, cols = block.lower_indices()
@@ -124,7 +134,10 @@ def _block_theta(block: RandomBlock, p: NDArray[np.generic]) -> NDArray[np.gener
 
 
 def _block_parameters(block: RandomBlock, theta: FloatArray) -> FloatArray:
-    """(SDs, partial correlations) of one block from its theta."""
+    """(SDs, partial correlations) of one block from its theta (a structured block: its SDs
+    and rho)."""
+    if isinstance(block.covariance, ScaledCorrelation):
+        return block.covariance.parameters(theta)
     k = block.k
     lam = block.lambda_matrix(theta)
     sigma = lam @ lam.T
@@ -162,7 +175,7 @@ class _Coordinates:
     steps)."""
 
     model: ModelData
-    objective: LaplaceObjective
+    objective: Any
     lower: FloatArray
     upper: FloatArray
     kinds: list[str]
@@ -170,11 +183,24 @@ class _Coordinates:
     _hessian: tuple[bytes, FloatArray] | None = None
 
     @classmethod
-    def build(cls, model: ModelData, limit: float) -> _Coordinates:
+    def build(
+        cls, model: ModelData, limit: float, make_objective: Callable[[ModelData], Any]
+    ) -> _Coordinates:
+        """`make_objective`: the fit's objective on a model (the Laplace deviance, plus the
+        prior deviance for a penalized fit: the profile is then of the penalized objective)."""
         lower: list[float] = []
         upper: list[float] = []
         kinds: list[str] = []
         for b in model.blocks:
+            structure = b.covariance
+            if isinstance(structure, ScaledCorrelation):
+                low, high = structure.parameter_bounds()
+                margin = 1.0 - limit  # correlations stay this far inside their interval
+                n_sd = structure.n_sd
+                lower += list(low[:n_sd]) + [float(v) + margin for v in low[n_sd:]]
+                upper += list(high[:n_sd]) + [float(v) - margin for v in high[n_sd:]]
+                kinds += ["sd"] * n_sd + ["cor"] * structure.n_correlation
+                continue
             lower += [0.0] * b.k + [-limit] * (b.n_theta - b.k)
             upper += [np.inf] * b.k + [limit] * (b.n_theta - b.k)
             kinds += ["sd"] * b.k + ["cor"] * (b.n_theta - b.k)
@@ -182,7 +208,8 @@ class _Coordinates:
         lower += [-np.inf] * model.n_fixed
         upper += [np.inf] * model.n_fixed
         kinds += ["fixed"] * model.n_fixed
-        return cls(model, LaplaceObjective(model), np.array(lower), np.array(upper), kinds, n_var)
+        objective = make_objective(model)
+        return cls(model, objective, np.array(lower), np.array(upper), kinds, n_var)
 
     def from_theta_beta(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
         parts = [
@@ -206,6 +233,10 @@ class _Coordinates:
         grad = np.empty(len(p))
         grad[self.n_var :] = g_beta
         for b, s in zip(model.blocks, model.theta_slices(), strict=True):
+            if isinstance(b.covariance, ScaledCorrelation):
+                # theta = (log SDs, phi(rho)): a diagonal Jacobian.
+                grad[s] = b.covariance.theta_from_parameters(p[s])[1] * g_theta[s]
+                continue
             local = p[s].astype(np.complex128)
             jac = np.empty((b.n_theta, b.n_theta))
             step = 1e-20
@@ -251,13 +282,27 @@ class _Target:
     index: int  # in p
 
 
-def _targets(model: ModelData, limit: float) -> list[_Target]:
+def _targets(
+    model: ModelData, limit: float, make_objective: Callable[[ModelData], Any]
+) -> list[_Target]:
     """Every parameter in lme4's order: per block, SDs and correlations in theta's layout
-    (sd_1, cor_2.1, ..., sd_2, ...), then the fixed effects."""
-    base = _Coordinates.build(model, limit)
+    (sd_1, cor_2.1, ..., sd_2, ...), then the fixed effects. A structured block's parameters
+    are its own (ar1: sd_<first term>, cor_<second>.<first> = rho; cs: the SDs and rho;
+    diag: the SDs)."""
+    base = _Coordinates.build(model, limit, make_objective)
     out: list[_Target] = []
     cache: dict[tuple[int, int, int], _Coordinates] = {}
     for t, (b, s) in enumerate(zip(model.blocks, model.theta_slices(), strict=True)):
+        if isinstance(b.covariance, ScaledCorrelation):
+            for position, (r, c) in enumerate(b.covariance.parameter_entries()):
+                kind = "sd" if r == c else "cor"
+                name = (
+                    f"sd_{b.terms[r]}|{b.group}"
+                    if r == c
+                    else f"cor_{b.terms[r]}.{b.terms[c]}|{b.group}"
+                )
+                out.append(_Target(name, kind, base, s.start + position))
+            continue
         rows, cols = b.lower_indices()
         for r, c in zip(rows, cols, strict=True):
             if r == c:
@@ -269,7 +314,8 @@ def _targets(model: ModelData, limit: float) -> list[_Target]:
                 order = [int(c), int(r)] + [i for i in range(b.k) if i not in (r, c)]
                 key = (t, int(c), int(r))
                 if key not in cache:
-                    cache[key] = _Coordinates.build(_permuted(model, t, order), limit)
+                    permuted = _permuted(model, t, order)
+                    cache[key] = _Coordinates.build(permuted, limit, make_objective)
                 coords, index = cache[key], s.start + b.k
             out.append(_Target(f"cor_{b.terms[r]}.{b.terms[c]}|{b.group}", "cor", coords, index))
     for j, name in enumerate(model.fixed_names):
@@ -306,7 +352,9 @@ def profile(
             "use Wald intervals (confint(method='wald')), or fit the computed frame in memory "
             "(glmm_binomial.fit(formula, ddf.compute()))"
         )
-    targets = _targets(model, control.correlation_limit)
+    # The fit's own objective: for a penalized fit, the deviance plus the prior deviance.
+    make_objective = getattr(result.method_object, "objective", LaplaceObjective)
+    targets = _targets(model, control.correlation_limit, make_objective)
     names = [t.name for t in targets]
     if which is None:
         chosen = targets
@@ -327,7 +375,7 @@ def profile(
     warnings: list[str] = []
     # Check the optimum first (a fit stopped short would shift every interval): a short
     # bound-constrained search from the estimates, kept only if it lowers the deviance.
-    base = _Coordinates.build(model, control.correlation_limit)
+    base = _Coordinates.build(model, control.correlation_limit, make_objective)
     p0 = base.from_theta_beta(theta, beta)
     deviance0 = base.deviance_and_gradient(p0)[0]
     p1 = _minimize_all(base, p0, control)
@@ -344,7 +392,7 @@ def profile(
         except _BetterOptimum as better:
             found = better.coords
             theta = _permuted_theta(found.model, model, found.theta(better.p))
-            base = _Coordinates.build(model, control.correlation_limit)
+            base = _Coordinates.build(model, control.correlation_limit, make_objective)
             p = _minimize_all(base, base.from_theta_beta(theta, better.p[found.n_var :]), control)
             theta, beta = base.theta(p), p[base.n_var :]
             warnings.append(

@@ -21,7 +21,9 @@ from numpy.typing import NDArray
 
 from glmm_binomial.family import log_binomial_coefficient
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.methods.penalty import PenalizedObjective, bind_priors
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.priors import NO_PRIORS, Priors
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.optimize import canonical_theta
 from glmm_binomial.results.base import ResultBase
@@ -129,13 +131,15 @@ class FastRefit:
     transform: FloatArray  # (theta, beta) = start + transform @ z
     gtol: float = 1e-5
     max_iter: int = 500
+    priors: Priors = NO_PRIORS  # a penalized fit's priors: the refits are penalized too
 
 
 def deviance_hessian(result: ResultBase, step: float = 1e-4, central: bool = False) -> FloatArray:
-    """Hessian of the Laplace deviance in (theta, beta) at the estimates: forward (or central)
-    differences of the exact gradient, steps relative to each coordinate."""
+    """Hessian of the Laplace deviance (plus the prior deviance of a penalized fit) in
+    (theta, beta) at the estimates: forward (or central) differences of the exact gradient,
+    steps relative to each coordinate."""
     model, fit = result.model, result.fit_output
-    objective = LaplaceObjective(model)
+    objective = _objective(model, _priors(result))
     n_theta = model.n_theta
     x0 = np.concatenate([fit.theta, fit.beta])
 
@@ -173,7 +177,20 @@ def prepare_fast_refit(result: ResultBase, step: float = 1e-4) -> FastRefit:
     # The rows sorted as the Laplace objective wants them (by the largest grouping factor), so
     # that each refit skips the sort; the simulated responses follow that order.
     model = LaplaceObjective(result.model).data
-    return FastRefit(model, fit.theta.copy(), fit.beta.copy(), transform)
+    return FastRefit(model, fit.theta.copy(), fit.beta.copy(), transform, priors=_priors(result))
+
+
+def _priors(result: ResultBase) -> Priors:
+    """The priors of the fit's method (none for a maximum-likelihood fit)."""
+    priors = getattr(result.method_object, "priors", NO_PRIORS)
+    return priors if isinstance(priors, Priors) else NO_PRIORS
+
+
+def _objective(model: ModelData, priors: Priors) -> Any:
+    """The Laplace deviance of `model`, plus the prior deviance of `priors`."""
+    objective = LaplaceObjective(model)
+    penalty = bind_priors(priors, model)
+    return objective if penalty is None else PenalizedObjective(objective, penalty)
 
 
 def fast_refit(
@@ -182,7 +199,7 @@ def fast_refit(
     """theta, beta, deviance, converged, message of the model fitted to `successes` by L-BFGS-B
     from the original estimates in the whitened coordinates (no Hessian, no modes)."""
     model = with_response(plan.model, successes)
-    objective = LaplaceObjective(model)
+    objective = _objective(model, plan.priors)
     n_theta = model.n_theta
     x0 = np.concatenate([plan.theta, plan.beta])
     transform = plan.transform

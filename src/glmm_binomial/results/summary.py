@@ -80,6 +80,16 @@ class _Parts:
             f"Formula: {result.formula}",
             f"   Data: {name}",
         ]
+        if result.penalized:
+            # As bglmer prints them: the priors and the prior deviance at the estimates.
+            self.header += [
+                f"{' Priors:' if i == 0 else '        '} {line}"
+                for i, line in enumerate(result.priors)
+            ]
+            self.header.append(
+                f"Prior dev: {result.prior_deviance:.4f}  (penalized objective "
+                f"{result.penalized_objective:.4f} = deviance + prior dev)"
+            )
         self.criteria = pd.DataFrame(
             [[result.aic, result.bic, result.loglik, result.deviance, result.df_resid]],
             columns=["AIC", "BIC", "logLik", "deviance", "df.resid"],
@@ -210,8 +220,17 @@ class _Parts:
                 _number(table["Std.Dev."].iloc[i], 4),
             ]
             if has_corr:
-                row.append(" ".join(_corr_cell(v) for v in self._row_correlations(i)))
+                structured = self._structured_cell(i)
+                row.append(
+                    " ".join(_corr_cell(v) for v in self._row_correlations(i))
+                    if structured is None
+                    else structured
+                )
             rows.append(row)
+        if has_corr and not any(row[4] for row in rows):
+            # Only diag() terms: no correlation to show, as glmmTMB prints them.
+            has_corr = False
+            rows = [row[:4] for row in rows]
         headers = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if has_corr else [])
         right = [False, False, True, True, False]
         return [" " + line for line in _aligned(headers, rows, right=right[: len(headers)])]
@@ -221,6 +240,25 @@ class _Parts:
         corr_cols = [c for c in self.random.columns if c.startswith("Corr.")]
         position = self._position_in_block(i)
         return [float(self.random[c].iloc[i]) for c in corr_cols[:position]]
+
+    def _structured_cell(self, i: int) -> str | None:
+        """The Corr cell of row i in a structured term, as glmmTMB prints it: its one
+        correlation parameter and the structure's name on the term's first row ("0.75 (ar1)"),
+        nothing on the others and in diag() terms; None for lme4's unstructured terms."""
+        from glmm_binomial.model.covariance import ScaledCorrelation
+
+        position = 0
+        for block in self.result.model.blocks:
+            if i < position + block.k:
+                structure = block.covariance
+                if not isinstance(structure, ScaledCorrelation):
+                    return None
+                if i > position or not structure.label:
+                    return ""
+                value = float(self.random["Corr.1"].iloc[i + 1])  # corr(term 2, term 1) = rho
+                return f"{_corr_cell(value).strip()} {structure.label}"
+            position += block.k
+        return None
 
     def _position_in_block(self, i: int) -> int:
         position = 0
