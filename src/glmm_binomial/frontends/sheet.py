@@ -31,10 +31,11 @@ Input conventions (decided here, documented for users), accepting what spreadshe
 - Whole ranges are converted with numpy; cells are looked at one by one only to word an error.
 
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
-y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
-("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
-Their cells are left blank and a warning row says why; under "vb" the prior keeps the posterior
-means finite and the warning row says they are driven by the prior.
+y = 1 and <= 0 where y = 0, not all zero; found by linear programming, over every row only when
+a sample of the rows is separable, since a subset of separable data is separable), maximum
+likelihood ("laplace", "agq") has no finite estimate for the coefficients that move along such
+directions. Their cells are left blank and a warning row says why; under "vb" the prior keeps
+the posterior means finite and the warning row says they are driven by the prior.
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.model import LARGEST_VALUE, ModelData, RandomBlock
-from glmm_binomial.separation import Separation, detect_separation
+from glmm_binomial.separation import (
+    NO_SEPARATION,
+    Separation,
+    detect_separation,
+    separation_possible,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -150,7 +156,7 @@ def glmm_binomial(
         return f"Invalid input: the arguments could not be read ({type(exc).__name__}: {exc})."
     try:
         data = _model_data(request)
-        separation = detect_separation(data.x, data.successes, data.trials)
+        separation = _separation(data)
         with warnings.catch_warnings():
             # Numerical warnings on degenerate data are not the user's business; the table's
             # converged and warning rows report what matters.
@@ -580,6 +586,10 @@ def _validate(
     if x_random is not None:
         ranges.append(_as_range("x_random", x_random))
     ranges = _drop_trailing_blank_rows(ranges)
+    for name, rows in zip(("y", "x", "groups"), ranges[:3], strict=False):
+        # Only when y, x and groups are all blank is a range left without rows; y is named.
+        if _n_rows(rows) == 0:
+            raise _invalid(f"{name} is empty: every cell of y, x and groups is blank.")
     y_rows, x_rows, group_rows = ranges[:3]
     _single_column("y", y_rows)
     _single_column("groups", group_rows)
@@ -700,6 +710,15 @@ def _fit(data: ModelData, request: _Request) -> Any:
     return fit_model(
         data, method=request.method, n_agq=n_agq, conf_level=level if level < 1.0 else 0.95
     )
+
+
+def _separation(data: ModelData) -> Separation:
+    """Separation of y by the fixed-effects design, looked for only where it can be: the linear
+    programs over every row run only when a sample of the rows is separable (a cheap necessary
+    condition, separation.separation_possible)."""
+    if not separation_possible(data.x, data.successes, data.trials):
+        return NO_SEPARATION
+    return detect_separation(data.x, data.successes, data.trials)
 
 
 def _interval(
