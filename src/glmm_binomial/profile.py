@@ -76,6 +76,7 @@ class ProfileControl:
     sd_restart: float = 0.5
     sd_boundary_tol: float = 1e-3
     refit_restarts: int = 3
+    curve_points: int = 0
 
 
 @dataclass(frozen=True)
@@ -703,6 +704,15 @@ class _OneProfile:
             if target.kind == "cor" and abs(end) >= self.control.correlation_limit:
                 end = float(np.sign(end))
             ends.append(end)
+        for end, bound in zip(ends, (low_bound, high_bound), strict=True):
+            # Extra points between the estimate and each end, for a curve (plots).
+            if self.control.curve_points and np.isfinite(end):
+                self.restart()
+                inner = float(np.clip(end, low_bound, high_bound)) if np.isfinite(bound) else end
+                for fraction in np.arange(1, self.control.curve_points + 1) / (
+                    self.control.curve_points + 1
+                ):
+                    self.excess(estimate + fraction * (inner - estimate))
         points = sorted(dict(self.points).items())  # a value visited twice is kept once
         values = np.array([v for v, _ in points])
         zeta = np.array([z for _, z in points])
