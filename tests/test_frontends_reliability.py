@@ -301,3 +301,31 @@ def test_sheet_call_on_30000_rows_with_quasi_separation_in_bounded_memory():
     assert any("quasi-complete separation" in w and "x2" in w for w in warnings)
     rows = {row[1]: row for row in table[1:4]}
     assert rows["x2"][2] is None and rows["x1"][2] is not None  # d has no finite estimate
+
+
+def test_a_sheet_name_with_an_apostrophe_is_read_in_references(tmp_path, capsys):
+    # The engine cannot read 'it''s'!A1; its copy names the sheet otherwise.
+    wb = openpyxl.Workbook()
+    sheet = wb.active
+    sheet.title = "it's"
+    for row in zip(Y, X, G, strict=True):
+        sheet.append(list(row))
+    other = wb.create_sheet("results")
+    other["A1"] = "=GLMM_BINOMIAL('it''s'!A1:A8,'it''s'!B1:B8,'it''s'!C1:C8)"
+    other["A30"] = "=INDEX(GLMM_BINOMIAL('IT''S'!A1:A8,'it''s'!B1:B8,'it''s'!C1:C8),2,3)"
+    wb.save(tmp_path / "apostrophe.xlsx")
+    target = tmp_path / "apostrophe.json"
+    assert main(["sheet", str(tmp_path / "apostrophe.xlsx"), "-o", str(target)]) == 0
+    cells = {r["cell"]: r["table"] for r in json.loads(target.read_text())}
+    direct = glmm_binomial(column(Y), column(X), column(G))
+    assert cells["results!A1"] == direct and cells["results!A30"] == direct[1][2]
+
+
+def test_control_characters_in_labels_do_not_break_an_xlsx_output(tmp_path, capsys):
+    frame = datasets.load("cbpp")
+    frame["herd"] = frame["herd"].astype(str) + "\x01"  # a label a worksheet cannot hold
+    frame.to_csv(tmp_path / "odd.csv", index=False)
+    target = tmp_path / "ranef.xlsx"
+    assert main(["fit", str(tmp_path / "odd.csv"), CBPP, "--ranef", str(target)]) == 0
+    levels = pd.read_excel(target)["level"].astype(str)
+    assert levels.str.endswith("\ufffd").all()

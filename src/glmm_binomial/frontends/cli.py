@@ -215,12 +215,17 @@ def progress(text: str, enabled: bool = True) -> Iterator[None]:
 # --- reading data -----------------------------------------------------------------------------
 
 
-def read_table(path_text: str, args: argparse.Namespace, labels: set[str]) -> tuple[Any, Any]:
+def read_table(
+    path_text: str, args: argparse.Namespace | None, labels: set[str]
+) -> tuple[Any, Any]:
     """A data file as a DataFrame and how it was read (reader.ReadInfo); CommandError with the
-    file's name when it cannot be read."""
+    file's name when it cannot be read. The reading options (--sep, --decimal, --encoding,
+    --sheet) come from args; None: everything detected (the --predict file)."""
     from glmm_binomial.frontends import reader
 
     try:
+        if args is None:
+            return reader.read_table(path_text, labels=labels)
         return reader.read_table(
             path_text, args.sep, args.decimal, args.encoding, args.sheet, labels
         )
@@ -316,14 +321,13 @@ def _fit_command(args: argparse.Namespace) -> int:
     from glmm_binomial.frontends import output
 
     data, formula = _data_and_formula(args)
-    if args.output:
-        output.output_format(args.output)
-    for option in ("ranef", "predict_out"):
-        path = getattr(args, option)
-        if path:
+    for option, path in _outputs(args):
+        try:
             kind = output.output_format(path)
-            if kind == "text":
-                raise CommandError(f"--{option.replace('_', '-')} writes .csv, .json or .xlsx")
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+        if kind == "text" and option != "-o":
+            raise UsageError(f"{option} writes .csv, .json or .xlsx")
     if args.predict_out and not args.predict:
         raise UsageError("--predict-out needs --predict NEWDATA")
     inputs = [] if _is_bundled(args, data) else [("data file", str(args.dataset or data))]
@@ -331,8 +335,9 @@ def _fit_command(args: argparse.Namespace) -> int:
         inputs.append(("--predict file", args.predict))
     check_outputs(_outputs(args), inputs)
     frame, name, info = _load(args, data)
-    # The new data are read before the fit, so that an unreadable file costs no fit.
-    newdata = read_table(args.predict, args, _labels(args))[0] if args.predict else None
+    # The new data are read before the fit, so that an unreadable file costs no fit; their
+    # separator, decimal mark and encoding are detected on their own (the options name DATA's).
+    newdata = read_table(args.predict, None, _labels(args))[0] if args.predict else None
     if info is not None and "decimal" in info.detected:
         print(f"glmm-binomial: read {name}: {info.describe()}", file=sys.stderr)
     from glmm_binomial.api import fit

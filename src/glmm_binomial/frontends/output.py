@@ -270,8 +270,15 @@ def save_workbook(path: str, book: Any) -> None:
 
 
 def _xlsx_cell(cell: Any) -> Any:
-    """A value openpyxl can store: lists and mappings as their text."""
-    return str(cell) if isinstance(cell, (list, dict, tuple)) else cell
+    """A value openpyxl can store: lists and mappings as their text, and text without the
+    control characters a worksheet cannot hold (each shown as U+FFFD)."""
+    if isinstance(cell, (list, dict, tuple)):
+        cell = str(cell)
+    if isinstance(cell, str):
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        cell = ILLEGAL_CHARACTERS_RE.sub("\ufffd", cell)
+    return cell
 
 
 def write_xlsx(path: str, sheets: dict[str, tuple[list[str], list[list[Any]]]]) -> None:

@@ -5,8 +5,9 @@ CSV decisions, in order (each overridden by its option):
 - encoding (``--encoding``): a byte-order mark decides (UTF-8 with BOM, UTF-16 as Excel's
   "Unicode text" writes it); otherwise UTF-8.
 - separator (``--sep``): the one that splits every line of the first 64 KB into the same number
-  of fields (more than one); when several do, tab and ``;`` win over ``,``, since a file written
-  with decimal commas (``18,44``, European Excel) has a comma in every line of a numeric column.
+  of fields (more than one); when several do, tab, ``;`` and ``|`` win over ``,``, since a file
+  written with decimal commas (``18,44``, European Excel) has a comma in every line of a numeric
+  column.
 - decimal mark (``--decimal``): ``,`` when the separator is not ``,``, some column holds only
   numbers written with a decimal comma (``18,44``, ``-0,5``, ``1,5e-3``, integers) and no column
   holds numbers written with a decimal point; both in one file is an error asking for
@@ -107,7 +108,8 @@ def _field_counts(sample: str, delimiter: str, truncated: bool) -> set[int]:
 def sniff_separator(sample: str, truncated: bool = False) -> str:
     """The separator of a CSV sample (see the module docstring); "," when nothing splits."""
     consistent = []
-    for delimiter in ("\t", ";", ",", "|"):
+    # Commas last: decimal commas (one per number) split every line consistently too.
+    for delimiter in ("\t", ";", "|", ","):
         counts = _field_counts(sample, delimiter, truncated)
         if len(counts) == 1 and min(counts) > 1:
             consistent.append(delimiter)
@@ -118,7 +120,7 @@ def sniff_separator(sample: str, truncated: bool = False) -> str:
     if sniffed in consistent and not (sniffed == "," and len(consistent) > 1):
         return str(sniffed)
     if consistent:
-        return consistent[0]  # tab, then ";", then ","
+        return consistent[0]  # tab, then ";", then "|", then ","
     return sniffed or ","
 
 
@@ -214,6 +216,7 @@ def read_table(
     import pandas as pd
 
     labels = set(labels)
+    kind = "csv"
     try:
         kind = kind_of(path)
         if kind == "parquet":
@@ -247,16 +250,18 @@ def read_table(
         )
     except ReadError as exc:
         text = str(exc)
-        raise ReadError(
-            text if text.startswith("cannot read") else f"cannot read {path_text}: {text}"
-        ) from None
+        if not text.startswith("cannot read"):
+            text = f"cannot read {path_text}: {text}"
+        raise ReadError(text) from None
     except UnicodeDecodeError as exc:
+        if kind != "csv":
+            raise ReadError(f"cannot read {path_text}: {_one_line(exc)}") from None
         raise ReadError(
             f"cannot read {path_text}: it is not {exc.encoding} text (byte "
             f"0x{exc.object[exc.start]:02x} at position {exc.start}); give --encoding "
             "(e.g. --encoding latin-1) or save it as UTF-8"
         ) from None
-    except (OSError, ValueError, KeyError, IndexError, csv.Error, pd.errors.ParserError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever pandas, openpyxl or pyarrow raise
         raise ReadError(f"cannot read {path_text}: {_one_line(exc)}") from None
 
 

@@ -237,13 +237,36 @@ def _engine() -> Any:
     return formulas
 
 
+@contextlib.contextmanager
+def quiet_engine() -> Any:
+    """The engine draws progress bars on stderr and logs (with a traceback) each function it
+    cannot evaluate, such as an unknown name (which gives #NAME?): silenced, as the command
+    reports each cell's value itself."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("schedula", "formulas")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).replace("%s", "").split()) or type(exc).__name__
+
+
 def formula_problem(formulas: Any, text: str) -> str | None:
     """Why the engine cannot read a formula (a message), or None when it can."""
     try:
-        formulas.Parser().ast(text)[1].compile()
+        with quiet_engine():
+            formulas.Parser().ast(text)[1].compile()
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes the cell's message
-        reason = " ".join(str(exc).replace("%s", "").split()) or type(exc).__name__
-        return f"cannot read the formula {text!r}: {reason}"
+        return f"cannot read the formula {text!r}: {_reason(exc)}"
     return None
 
 
@@ -251,16 +274,18 @@ def evaluate_formula(text: str) -> Any:
     """The value of one formula text calling GLMM_BINOMIAL (constants only, no references)."""
     formulas = _engine()
     source = text if text.startswith("=") else "=" + text
-    problem = formula_problem(formulas, engine_formula(source))
-    if problem is not None:
-        raise ValueError(problem)
-    compiled = formulas.Parser().ast(engine_formula(source))[1].compile()
+    try:
+        with quiet_engine():
+            compiled = formulas.Parser().ast(engine_formula(source))[1].compile()
+    except Exception as exc:  # noqa: BLE001 - the engine's parse errors, as one message
+        raise ValueError(f"cannot read the formula {text!r}: {_reason(exc)}") from None
     if list(compiled.inputs):
         raise ValueError(
             "formula text may hold only constants such as {0;1;0}; cell references need a "
             "workbook (glmm-binomial sheet BOOK.xlsx)"
         )
-    return _unwrap(compiled())
+    with quiet_engine():
+        return _unwrap(compiled())
 
 
 def _unwrap(value: Any) -> Any:
@@ -298,6 +323,7 @@ def evaluate_workbook(path: str) -> list[Evaluated]:
     book = openpyxl.load_workbook(path)
     found: list[tuple[str, str, str, bool]] = []  # sheet, cell, formula, calls GLMM_BINOMIAL
     broken: dict[tuple[str, str], str] = {}
+    renamed = _engine_sheet_names(book)
     for sheet in book.worksheets:
         for row in sheet.iter_rows():
             for cell in row:
@@ -306,7 +332,8 @@ def evaluate_workbook(path: str) -> list[Evaluated]:
                 if not (isinstance(formula, str) and formula.startswith("=")):
                     continue
                 calls = bool(_CALL.search(formula))
-                text = engine_formula(formula) if calls else formula
+                text = _renamed_references(formula, renamed)
+                text = engine_formula(text) if calls else text
                 problem = formula_problem(formulas, text)
                 if problem is not None:
                     # The engine would refuse the whole workbook: this cell gets the message
@@ -315,32 +342,35 @@ def evaluate_workbook(path: str) -> list[Evaluated]:
                     found.append((sheet.title, cell.coordinate, formula, calls))
                     cell.value = "#VALUE!"
                     continue
-                if calls:
-                    found.append((sheet.title, cell.coordinate, formula, True))
+                found.append((sheet.title, cell.coordinate, formula, calls))
+                if text != formula:
                     if isinstance(value, ArrayFormula):
                         value.text = text
                     else:
                         cell.value = text
     if not any(calls for *_, calls in found):
         return []
+    for sheet in book.worksheets:
+        sheet.title = renamed.get(sheet.title, sheet.title)
     with tempfile.TemporaryDirectory() as folder:
         # The engine reads a file: a copy with the formulas prepared for it.
         copy = Path(folder) / "book.xlsx"
         book.save(copy)
-        # The engine draws its own progress bars on stderr (and logs a failing function
-        # there); the command has its own.
-        with contextlib.redirect_stderr(io.StringIO()):
+        with quiet_engine():
             model = formulas.ExcelModel().loads(str(copy)).finish()
             solution = model.calculate()
     values = {key.upper(): value for key, value in solution.items()}
     out = []
     for sheet_title, coordinate, formula, calls in found:
+        if not calls and (sheet_title, coordinate) not in broken:
+            continue  # another formula the engine read: not reported
         if (sheet_title, coordinate) in broken:
             problem = broken[(sheet_title, coordinate)]
             message = f"Invalid input: {problem}" if calls else problem
             out.append(Evaluated(sheet_title, coordinate, formula, message, calls))
             continue
-        key = f"'[BOOK.XLSX]{sheet_title.upper()}'!{coordinate}"
+        engine_title = renamed.get(sheet_title, sheet_title)
+        key = f"'[BOOK.XLSX]{engine_title.upper()}'!{coordinate}"
         value = values.get(key)
         result = (
             _unwrap(value)
@@ -349,6 +379,28 @@ def evaluate_workbook(path: str) -> list[Evaluated]:
         )
         out.append(Evaluated(sheet_title, coordinate, formula, result))
     return out
+
+
+def _engine_sheet_names(book: Any) -> dict[str, str]:
+    """Sheets whose names the engine cannot read in a reference (an apostrophe, written ''
+    there), and the names they get in the engine's copy."""
+    titles = {sheet.title.upper() for sheet in book.worksheets}
+    renamed: dict[str, str] = {}
+    for i, sheet in enumerate(book.worksheets):
+        if "'" in sheet.title:
+            name = f"GLMM_SHEET_{i}"
+            while name.upper() in titles:
+                name += "_"
+            renamed[sheet.title] = name
+    return renamed
+
+
+def _renamed_references(formula: str, renamed: dict[str, str]) -> str:
+    """The formula with references to renamed sheets ('it''s'!A1) naming the new sheets."""
+    for old, new in renamed.items():
+        quoted = re.compile(re.escape("'" + old.replace("'", "''") + "'!"), re.IGNORECASE)
+        formula = quoted.sub((new + "!").replace("\\", "\\\\"), formula)
+    return formula
 
 
 def _blocks_spill(cell: Any) -> bool:
