@@ -649,13 +649,17 @@ def _check_rank(design: FloatArray, names: tuple[str, ...]) -> None:
     scaled = design / largest
     scaled = scaled / np.sqrt(np.sum(scaled * scaled, axis=0))
     tol = RANK_TOL * max(scaled.shape)
-    s = np.linalg.svd(scaled, compute_uv=False)
+    # The leading j columns of the design and of R (design = QR, Q orthonormal) have the same
+    # singular values: one QR of the n x p design (O(n p^2) time, O(n p) memory), then only
+    # p x p blocks.
+    r: FloatArray = np.asarray(np.linalg.qr(scaled, mode="r"), dtype=np.float64)
+    s = np.linalg.svd(r, compute_uv=False)
     if s[-1] > tol * s[0]:
         # Dropping columns never lowers the smallest singular value nor raises the largest
-        # (interlacing), so every leading block passes too: one SVD instead of p - 1.
+        # (interlacing), so every leading block passes too.
         return
     for j in range(1, len(names)):
-        s = np.linalg.svd(scaled[:, : j + 1], compute_uv=False)
+        s = np.linalg.svd(r[: j + 1, : j + 1], compute_uv=False)
         if s[-1] <= tol * s[0]:
             earlier = ", ".join(_column_label(name) for name in names[:j])
             raise _invalid(
