@@ -657,6 +657,7 @@ def run_workbook_case(seed: int, index: int, timeout: float, keep: Path | None) 
             return "'" + sheet.title.replace("'", "''") + "'!" + text
 
         expected: dict[str, Any] = {}
+        index_expected: dict[str, Any] = {}
         forms: list[str] = []
         n_formulas = int(rng.integers(1, 5))
         used: set[str] = set()
@@ -727,6 +728,12 @@ def run_workbook_case(seed: int, index: int, timeout: float, keep: Path | None) 
             elif form == "index":
                 r, c = int(rng.integers(1, 12)), int(rng.integers(1, 10))
                 text = f"=INDEX(GLMM_BINOMIAL({args}),{r},{c})"
+                if clean:
+                    index_expected[f"{sheet.title}!{cell}"] = (
+                        ([[v] for v in y], [[v] for v in x], [[v] for v in g]),
+                        r,
+                        c,
+                    )
             elif form == "sum":
                 text = f"=SUM(1,GLMM_BINOMIAL({args}))"
             elif form == "broken":
@@ -756,9 +763,15 @@ def run_workbook_case(seed: int, index: int, timeout: float, keep: Path | None) 
             for _ in range(int(rng.integers(1, 3))):
                 r, c = int(rng.integers(1, 60)), int(rng.integers(6, 22))
                 start = f"{openpyxl.utils.get_column_letter(c)}{r}"
-                end = f"{openpyxl.utils.get_column_letter(c + 1)}{r + int(rng.integers(0, 2))}"
-                if start in used:
-                    continue
+                down = r + int(rng.integers(0, 2))
+                end = f"{openpyxl.utils.get_column_letter(c + 1)}{down}"
+                covered = {
+                    f"{openpyxl.utils.get_column_letter(cc)}{rr}"
+                    for cc in (c, c + 1)
+                    for rr in range(r, down + 1)
+                }
+                if covered & used:
+                    continue  # merging would delete a formula (openpyxl clears merged cells)
                 with contextlib.suppress(ValueError):
                     sheet.merge_cells(f"{start}:{end}")
         path = folder / "book.xlsx"
@@ -787,6 +800,12 @@ def run_workbook_case(seed: int, index: int, timeout: float, keep: Path | None) 
 
                     if not same_table(cells[label], plain(direct)):
                         problems.append(f"{label}: the table differs from the direct call")
+                for label, (arguments, r, c) in index_expected.items():
+                    table = glmm_binomial(*arguments)
+                    rows = table if isinstance(table, list) else [[table]]
+                    want = "#REF!" if r > len(rows) or c > len(rows[0]) else rows[r - 1][c - 1]
+                    if not same_table(cells.get(label), plain(want)):
+                        problems.append(f"{label}: INDEX gave {cells.get(label)!r}, not {want!r}")
         if problems and keep is not None:
             shutil.copytree(folder, keep / f"workbook_{index}", dirs_exist_ok=True)
             (keep / f"workbook_{index}" / "argv.json").write_text(json.dumps(argv))
