@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from _simulate_nested import nested_model  # noqa: E402
 from test_quadrature import cbpp, contraception, verbagg  # noqa: E402
 
-from glmm_binomial.laplace import fit_laplace  # noqa: E402
-from glmm_binomial.model import ModelData, RandomBlock  # noqa: E402
-from glmm_binomial.quadrature import AgqObjective, fit_agq  # noqa: E402
+from glmm_binomial.methods.agq import AgqObjective, fit_agq  # noqa: E402
+from glmm_binomial.methods.laplace import fit_laplace  # noqa: E402
+from glmm_binomial.model.data import ModelData, RandomBlock  # noqa: E402
 
 
 def vector_model(seed: int, k: int, n_groups: int = 60, per_group: int = 15) -> ModelData:

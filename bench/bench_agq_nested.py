@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from glmm_binomial import _blas
-from glmm_binomial.estimates import FitOutput
-from glmm_binomial.model import ModelData, RandomBlock
-from glmm_binomial.quadrature import QuadratureControl, fit_agq
+from glmm_binomial.methods.agq import QuadratureControl, fit_agq
+from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.numerics import blas
 
 
 def three_level(
@@ -84,7 +84,7 @@ def timed_fit(data: ModelData, n_agq: int, gradient: str) -> tuple[float, float,
     control = QuadratureControl(nested_gradient=gradient)
     started, cpu_started = time.perf_counter(), time.process_time()
     # One BLAS thread, as glmm_binomial.fit runs a fit.
-    with _blas.blas_threads(1):
+    with blas.blas_threads(1):
         fit = fit_agq(data, n_agq, quadrature_control=control)
     return time.perf_counter() - started, time.process_time() - cpu_started, fit
 

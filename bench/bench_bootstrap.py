@@ -2,8 +2,8 @@
 
     python bench/bench_bootstrap.py [--n-boot 1000] [--jobs 1 2]
 
-Prints the wall time of glmm_binomial.resampling for each number of worker processes, the time
-per refit, the failed refits and the load average (the machine is shared: compare ratios).
+Prints the wall time of glmm_binomial.results.bootstrap for each number of worker processes,
+the time per refit, the failed refits and the load average (the machine is shared: compare ratios).
 """
 
 from __future__ import annotations

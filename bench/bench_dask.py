@@ -113,10 +113,10 @@ def main() -> None:
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
-    from glmm_binomial.distributed import fit_dask
+    from glmm_binomial.distributed.fit import fit_dask
 
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("glmm_binomial.distributed").setLevel(logging.INFO)
+    logging.getLogger("glmm_binomial.distributed.fit").setLevel(logging.INFO)
     environ = "distributed.nanny.pre-spawn-environ"
     dask.config.set(
         {
@@ -136,7 +136,7 @@ def main() -> None:
             Client(cluster) as client,
         ):
             # Imports on the workers are start-up cost, not fit time: pay them first.
-            client.run(importlib.import_module, "glmm_binomial.distributed")
+            client.run(importlib.import_module, "glmm_binomial.distributed.fit")
             client.run(importlib.import_module, "pyarrow.parquet")
             ddf = dd.read_parquet(str(args.path / "part-*.parquet"))
             killer = None

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
-from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.model.data import ModelData, RandomBlock
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:

@@ -41,7 +41,7 @@ sys.path.insert(0, str(BENCH))
 import run  # noqa: E402
 from modeldata import model_data  # noqa: E402
 
-from glmm_binomial.laplace import fit_laplace  # noqa: E402
+from glmm_binomial.methods.laplace import fit_laplace  # noqa: E402
 
 BETA = np.array([-0.5, 0.8, -0.4])
 

@@ -24,7 +24,7 @@ from modeldata import model_data  # noqa: E402
 from run import CASES  # noqa: E402
 
 import glmm_binomial  # noqa: E402
-from glmm_binomial.laplace import fit_laplace  # noqa: E402
+from glmm_binomial.methods.laplace import fit_laplace  # noqa: E402
 
 # Core stages reported by cumulative time (function names in src/glmm_binomial).
 STAGES = (

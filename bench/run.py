@@ -60,7 +60,7 @@ from modeldata import model_data  # noqa: E402
 
 import glmm_binomial  # noqa: E402
 from glmm_binomial import datasets  # noqa: E402
-from glmm_binomial.laplace import fit_laplace  # noqa: E402
+from glmm_binomial.methods.laplace import fit_laplace  # noqa: E402
 
 ENGINES = ("ours", "ours_core", "glmm", "mixedlm", "sm_vb", "sm_map", "glmer", "glmmTMB")
 R_ENGINES = ("glmer", "glmmTMB")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from glmm_binomial.model import ModelData, RandomBlock
+from glmm_binomial.model.data import ModelData, RandomBlock
 
 
 def simulated_model(

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 
 import glmm_binomial as g
-from glmm_binomial import _blas
+from glmm_binomial.numerics import blas
 
 
 def test_thread_cap_is_applied_and_restored():
-    libraries = _blas._openblas_libraries()
+    libraries = blas._openblas_libraries()
     before = [getter() for _, getter in libraries]
-    with _blas.blas_threads(1):
+    with blas.blas_threads(1):
         assert all(getter() == 1 for _, getter in libraries)
     assert [getter() for _, getter in libraries] == before
 

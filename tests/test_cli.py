@@ -146,6 +146,10 @@ def test_earlier_forms_still_work(files, capsys):
     assert main(["fit", "--dataset", "cbpp", CBPP, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["loglik"] == pytest.approx(-92.02628, abs=1e-4)
     assert main(["fit", "cbpp", CBPP, "--method", "vb"]) == 0
+    assert "Note: coefficient, std_error, ci_lower and ci_upper are posterior means" in (
+        capsys.readouterr().out
+    )
+    assert main(["fit", "cbpp", CBPP, "--method", "vb_meanfield"]) == 0
     assert "Note: std_error, z, p" in capsys.readouterr().out
 
 

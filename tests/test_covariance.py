@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from glmm_binomial.covariance import kept_rows, spread_covariance, transform_covariance
+from glmm_binomial.numerics.covariance import kept_rows, spread_covariance, transform_covariance
 
 
 def test_diverging_coefficients_get_nan_rows_and_the_others_their_covariance():

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import glmm_binomial as g
-from glmm_binomial.design import build_model
+from glmm_binomial.model.design import build_model
 
 
 def small_frame(seed=0, n=60):

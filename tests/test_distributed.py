@@ -22,7 +22,7 @@ from _dask_support import (  # noqa: E402
 
 import glmm_binomial  # noqa: E402
 from glmm_binomial.diagnostics import RankDeficiencyWarning  # noqa: E402
-from glmm_binomial.distributed import DaskGLMMResult, is_dask_frame  # noqa: E402
+from glmm_binomial.distributed.fit import DaskGLMMResult, is_dask_frame  # noqa: E402
 
 
 def simulate(seed: int, n_groups: int = 40, per: int = 15, kind: str = "intercept") -> pd.DataFrame:
@@ -123,7 +123,7 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
         assert "Number of obs: 600" in fitted.summary()
         with pytest.raises(ValueError, match="newdata"):
             fitted.predict()
-        from glmm_binomial.profile import profile_confint
+        from glmm_binomial.results.profile import profile_confint
 
         with pytest.raises(ValueError, match="Dask cluster"):
             profile_confint(fitted)
@@ -142,7 +142,7 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
 
 
 def test_agq_one_factor(client, monkeypatch) -> None:
-    from glmm_binomial import distributed as driver
+    from glmm_binomial.distributed import fit as driver
 
     # Free memory returned after every evaluation (as for large data): the same fit.
     monkeypatch.setattr(driver, "RETURN_MEMORY_ROWS", 0)
@@ -156,7 +156,7 @@ def test_agq_one_factor(client, monkeypatch) -> None:
 
 
 def test_model_that_does_not_decompose(client, monkeypatch) -> None:
-    from glmm_binomial import distributed_crossed
+    from glmm_binomial.distributed import crossed as distributed_crossed
 
     frame = simulate(5)
     frame["item"] = np.arange(len(frame)) % 7
@@ -166,9 +166,12 @@ def test_model_that_does_not_decompose(client, monkeypatch) -> None:
     with pytest.raises(ValueError, match=r"does not decompose.*ddf\.compute\(\)"):
         glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf)
     with pytest.raises(ValueError, match=r"correlated columns.*\(1 \+ x \|\| g\)"):
-        glmm_binomial.fit("y ~ x + (1 + x | g)", ddf, method="vb")
-    with pytest.raises(ValueError, match=r"method='vb' needs every grouping factor nested"):
-        glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, method="vb")
+        glmm_binomial.fit("y ~ x + (1 + x | g)", ddf, method="vb_meanfield")
+    with pytest.raises(ValueError, match=r"method='vb_meanfield' needs every grouping factor"):
+        glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, method="vb_meanfield")
+    # Structured VB runs in memory only; the message names both ways out.
+    with pytest.raises(ValueError, match=r"ddf\.compute\(\) in memory.*method='vb_meanfield'"):
+        glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="vb")
     # The same option checks as the in-memory fit (issue 9 item 4: n_agq <= 100 on any path).
     with pytest.raises(ValueError, match="n_agq must be at most 100"):
         glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="agq", n_agq=150)
@@ -180,7 +183,7 @@ def test_model_that_does_not_decompose(client, monkeypatch) -> None:
 
 
 def test_missing_extra_names_it(monkeypatch) -> None:
-    from glmm_binomial import distributed as driver
+    from glmm_binomial.distributed import fit as driver
 
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"glmm-binomial\[dask\]"):
@@ -193,7 +196,7 @@ def test_separation_warned_as_in_memory(client) -> None:
     x = rng.normal(size=60)
     frame = pd.DataFrame({"y": (x > 0).astype(float), "x": x, "g": rng.integers(0, 6, 60)})
     # The GLM start diverges too, one round trip per Newton step: 25 steps, not 100, suffice.
-    control = glmm_binomial.optimize.OptimizerControl(glm_max_iter=25)
+    control = glmm_binomial.numerics.optimize.OptimizerControl(glm_max_iter=25)
     with pytest.warns(glmm_binomial.diagnostics.SeparationWarning):
         memory = glmm_binomial.fit("y ~ x + (1 | g)", frame, control=control)
     ddf = dd.from_pandas(frame, npartitions=2)
@@ -227,13 +230,13 @@ def test_badly_scaled_columns_fit_as_in_memory(client, units: float) -> None:
 
 
 def test_moments_combined_over_partitions_choose_the_in_memory_scaling() -> None:
-    from glmm_binomial.optimize import OptimizerControl
-    from glmm_binomial.scaling import (
+    from glmm_binomial.methods.scaling import (
         _column_map,
         _moments_map,
         column_moments,
         combine_moments,
     )
+    from glmm_binomial.numerics.optimize import OptimizerControl
 
     rng = np.random.default_rng(3)
     n = 500
@@ -274,7 +277,7 @@ def test_object_columns_of_numbers_and_wide_designs(client) -> None:
 
 
 def test_learning_pass_tree_merge_equals_one_merge() -> None:
-    from glmm_binomial.distributed_learning import MERGE_FAN_IN, _merge, _summarize
+    from glmm_binomial.distributed.learning import MERGE_FAN_IN, _merge, _summarize
 
     frame = simulate(10)
     frame["gh"] = frame["g"] + "_" + frame["h"].astype(str)
@@ -306,12 +309,12 @@ def test_vb_equals_in_memory_fit(client, formula: str, kind: str) -> None:
     # The ELBO's sums over rows come from the partitions; the optimizer is the in-memory one.
     frame = simulate(11, kind=kind)
     frame["gh"] = frame["g"] + "_" + frame["h"].astype(str)
-    memory = glmm_binomial.fit(formula, frame, method="vb", prior_fe_sd=3.0)
+    memory = glmm_binomial.fit(formula, frame, method="vb_meanfield", prior_fe_sd=3.0)
     fitted = glmm_binomial.fit(
-        formula, dd.from_pandas(frame, npartitions=3), method="vb", prior_fe_sd=3.0
+        formula, dd.from_pandas(frame, npartitions=3), method="vb_meanfield", prior_fe_sd=3.0
     )
     assert fitted.converged and memory.converged
-    assert fitted.method == "vb"
+    assert fitted.method == "vb_meanfield"
     np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), atol=1e-6)
     np.testing.assert_allclose(fitted.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-5)
     np.testing.assert_allclose(fitted.theta, memory.theta, rtol=1e-5)

@@ -13,16 +13,16 @@ from _dask_support import assert_same_fit as same_fit
 from _dask_support import forked_process_client, kill_once, local_client, parquet_parts
 
 import glmm_binomial
-from glmm_binomial.distributed_crossed import (
+from glmm_binomial.distributed.crossed import (
     CrossedObjective,
     CrossedPartition,
     crossed_size,
     local_runner,
 )
-from glmm_binomial.factor import Structure
-from glmm_binomial.laplace import LaplaceObjective, conditional_effects
-from glmm_binomial.model import ModelData, RandomBlock
-from glmm_binomial.pirls import PirlsControl
+from glmm_binomial.methods.laplace import LaplaceObjective, conditional_effects
+from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.numerics.factor import Structure
+from glmm_binomial.numerics.pirls import PirlsControl
 
 
 def crossed_model(
@@ -226,7 +226,7 @@ def test_crossed_equals_in_memory_fit(client, formula: str, n_item: int) -> None
     assert fitted.ngroups == memory.ngroups
     assert_same_fit(memory, fitted)
     # The workers' working copies are dropped at the end (threads: this process's registry).
-    from glmm_binomial import distributed_crossed
+    from glmm_binomial.distributed import crossed as distributed_crossed
 
     assert not distributed_crossed._REGISTRY
     np.testing.assert_allclose(fitted.predict(frame), memory.predict(frame), atol=1e-8)
@@ -240,7 +240,7 @@ def test_crossed_equals_in_memory_fit(client, formula: str, n_item: int) -> None
 
 def test_crossed_refusals(client, monkeypatch) -> None:
     dd = pytest.importorskip("dask.dataframe")
-    from glmm_binomial import distributed_crossed
+    from glmm_binomial.distributed import crossed as distributed_crossed
 
     ddf = dd.from_pandas(crossed_frame(2, n=400, n_g=20), npartitions=2)
     monkeypatch.setattr(distributed_crossed, "DASK_CROSSED_LIMIT", 5)
@@ -253,7 +253,7 @@ def test_crossed_refusals(client, monkeypatch) -> None:
 def test_partitioning_factor_choice() -> None:
     """The candidate with the most levels among those not nested in a coarser one; every
     grouping factor not nested in it is crossed."""
-    from glmm_binomial.distributed_crossed import crossed_plan
+    from glmm_binomial.distributed.crossed import crossed_plan
 
     g, h, item = ("g",), ("g", "h"), ("item",)
     learned = {

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from glmm_binomial._blas import blas_threads
-from glmm_binomial.factor import Structure
-from glmm_binomial.laplace import LaplaceObjective
-from glmm_binomial.model import ModelData, RandomBlock
-from glmm_binomial.pirls import PirlsControl
+from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.numerics.blas import blas_threads
+from glmm_binomial.numerics.factor import Structure
+from glmm_binomial.numerics.pirls import PirlsControl
 
 
 def _model(
@@ -201,7 +201,7 @@ def test_sparse_coupling_matches_the_dense_coupling(
 ) -> None:
     """The coupling to the rest through pairs of pattern entries (large crossed factors) and
     through a dense block (small ones) give the same deviance, gradient and mode."""
-    import glmm_binomial.factor as factor
+    import glmm_binomial.numerics.factor as factor
 
     data, theta = CASES[name]
     beta = np.array([-0.2, 0.5])

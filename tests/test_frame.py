@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from glmm_binomial.frame import (
+from glmm_binomial.model.frame import (
     as_pandas,
     drop_unused_categories,
     factor_codes,

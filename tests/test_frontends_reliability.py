@@ -55,6 +55,8 @@ def one_line(err: str) -> str:
         ["--ranef", "./X.csv", "-o", "X.csv"],  # the same file under two spellings
         ["-o", "cbpp.csv"],  # over the data file
         ["--predict", "new.csv", "--predict-out", "new.csv"],  # over the new data
+        ["--check", "same.json", "-o", "same.json"],  # the model-check figure too
+        ["--check", "check.docx"],  # a figure format matplotlib does not write
     ],
 )
 def test_two_outputs_on_one_file_are_a_usage_error(folder, capsys, monkeypatch, outputs):

@@ -5,7 +5,7 @@ import pytest
 from conftest import load_reference
 
 import glmm_binomial as g
-from glmm_binomial.inference import nested_in
+from glmm_binomial.results.inference import nested_in
 
 
 def test_likelihood_ratio_test_matches_lme4():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from _simulate import simulated_model
 
-from glmm_binomial.laplace import LaplaceObjective
+from glmm_binomial.methods.laplace import LaplaceObjective
 
 CASES = {
     "scalar": dict(levels=(15,), slopes=(False,)),
@@ -48,7 +48,7 @@ def test_blocks_on_one_factor_share_the_block_diagonal_part():
     Schur part (different group names), the deviance and its gradient are the same."""
     import dataclasses
 
-    from glmm_binomial.factor import Structure
+    from glmm_binomial.numerics.factor import Structure
 
     data = simulated_model(6, levels=(15, 5), slopes=(True, False))
     first = data.blocks[0]
@@ -72,8 +72,8 @@ def test_blocks_on_one_factor_share_the_block_diagonal_part():
 def test_fast_paths_reach_the_same_optimum_as_the_plain_ones():
     """Sorted rows (reduceat), the predicted warm start and whitened, unconstrained theta give
     the optimum of the plain computation: unsorted rows through bincount, plain warm starts."""
-    from glmm_binomial.laplace import fit_laplace
-    from glmm_binomial.pirls import PirlsControl
+    from glmm_binomial.methods.laplace import fit_laplace
+    from glmm_binomial.numerics.pirls import PirlsControl
 
     data = simulated_model(8, n=600, levels=(30, 6), slopes=(True, False))
     fast = fit_laplace(data)
@@ -84,8 +84,8 @@ def test_fast_paths_reach_the_same_optimum_as_the_plain_ones():
 
     # The objective sorts rows by the largest factor; the deviance of unsorted rows, summed
     # by bincount (a Structure built directly), is the same.
-    from glmm_binomial.factor import Structure
-    from glmm_binomial.pirls import find_mode
+    from glmm_binomial.numerics.factor import Structure
+    from glmm_binomial.numerics.pirls import find_mode
 
     objective = LaplaceObjective(data)
     assert objective.structure._starts is not None

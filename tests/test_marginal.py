@@ -5,7 +5,7 @@ import pytest
 from scipy.special import expit
 
 import glmm_binomial as g
-from glmm_binomial.marginal import marginal_mean
+from glmm_binomial.results.marginal import marginal_mean
 
 SLOPE = "use ~ age + urban + livch + (1 + urban | district)"
 

@@ -6,10 +6,15 @@ import numpy as np
 from _simulate import simulated_model
 
 from glmm_binomial import datasets
-from glmm_binomial.design import build_model
-from glmm_binomial.laplace import LaplaceObjective, fit_laplace
-from glmm_binomial.optimize import OptimizerControl, minimize_deviance, optimum_check
-from glmm_binomial.quadrature import fit_agq
+from glmm_binomial.methods.agq import fit_agq
+from glmm_binomial.methods.laplace import LaplaceObjective, fit_laplace
+from glmm_binomial.model.design import build_model
+from glmm_binomial.numerics.optimize import (
+    OptimizerControl,
+    minimize_deviance,
+    optimum_check,
+    start_point,
+)
 
 CONTROL = OptimizerControl()
 
@@ -48,6 +53,7 @@ def test_non_finite_deviance_is_not_converged():
         CONTROL,
         objective.counters,
         "laplace",
+        start_point(data, CONTROL),
     )
     assert not estimates.summary.converged
     assert "not finite" in estimates.summary.message

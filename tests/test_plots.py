@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import glmm_binomial as g  # noqa: E402
-from glmm_binomial.plots import PROFILE_CURVE_POINTS, PROFILE_EXTRA_POINTS  # noqa: E402
+from glmm_binomial.results.plots import PROFILE_CURVE_POINTS, PROFILE_EXTRA_POINTS  # noqa: E402
 
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
@@ -59,7 +59,7 @@ def test_caterpillar_plot_of_a_slope():
 
 def test_profile_plot(cbpp_fit, tmp_path):
     prof = cbpp_fit.profile(which=["sd_(Intercept)|herd"])
-    from glmm_binomial.plots import profile_plot
+    from glmm_binomial.results.plots import profile_plot
 
     fig = profile_plot(prof)
     ax = fig.axes[0]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import glmm_binomial as g
 from glmm_binomial.diagnostics import NewLevelsWarning, RankDeficiencyWarning
-from glmm_binomial.formula import parse_formula
+from glmm_binomial.model.formula import parse_formula
 
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 CONTRACEPTION = "use ~ age + urban + (1 | district)"
@@ -197,7 +197,7 @@ def test_transforms_match_r_columns(c):
 def test_r_poly_scale_bs_values():
     # Values printed by R 4 (stats::poly, base::scale, splines::bs) for the same x.
     frame = pd.DataFrame({"x": [1.5, 2, 3.25, 4, 7, 8.5, 10, 11], "y": [0, 1] * 4, "g": [1, 2] * 4})
-    from glmm_binomial.design import build_model
+    from glmm_binomial.model.design import build_model
 
     model, _ = build_model("y ~ poly(x, 2) + (1 | g)", frame)
     np.testing.assert_allclose(

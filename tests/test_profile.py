@@ -5,7 +5,7 @@ from conftest import load_reference
 from scipy import stats
 
 import glmm_binomial as g
-from glmm_binomial.profile import profile, profile_confint
+from glmm_binomial.results.profile import profile, profile_confint
 
 SLOPE = "use ~ age + urban + livch + (1 + urban | district)"
 
@@ -132,7 +132,7 @@ def _brute_profile_deviance(result, intercept: float) -> float:
     best point) and the slope (Brent's method) with the intercept held: no warm starts."""
     import scipy.optimize
 
-    from glmm_binomial.laplace import LaplaceObjective
+    from glmm_binomial.methods.laplace import LaplaceObjective
 
     objective = LaplaceObjective(result.model)
 

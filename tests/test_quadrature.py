@@ -14,16 +14,16 @@ from _simulate_nested import nested_model
 from conftest import load_reference
 
 from glmm_binomial.family import loglik_kernel
-from glmm_binomial.laplace import LaplaceObjective, fit_laplace
-from glmm_binomial.model import ModelData, RandomBlock
-from glmm_binomial.pirls import PirlsControl
-from glmm_binomial.quadrature import (
+from glmm_binomial.methods.agq import (
     AgqObjective,
     QuadratureControl,
     fit_agq,
     gauss_hermite,
     sparse_grid,
 )
+from glmm_binomial.methods.laplace import LaplaceObjective, fit_laplace
+from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.numerics.pirls import PirlsControl
 
 DATA = Path(__file__).parents[1] / "src" / "glmm_binomial" / "data"
 

@@ -11,15 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import glmm_binomial as g
-from glmm_binomial.design import build_model
-from glmm_binomial.model import RandomBlock
-from glmm_binomial.optimize import OptimizerControl
-from glmm_binomial.scaling import (
+from glmm_binomial.methods.scaling import (
     _block_jacobian,
     block_theta_to_user,
     choose_scaling,
     to_internal,
 )
+from glmm_binomial.model.data import RandomBlock
+from glmm_binomial.model.design import build_model
+from glmm_binomial.numerics.optimize import OptimizerControl
 
 SLOPE = "y ~ x + (1 + x | g)"
 UNCORRELATED = "y ~ x + (1 + x || g)"

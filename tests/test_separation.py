@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 import glmm_binomial as g
-from glmm_binomial.design import build_model
-from glmm_binomial.separation import (
+from glmm_binomial.model.design import build_model
+from glmm_binomial.model.separation import (
     detect_group_separation,
     detect_separation,
     looks_divergent,
@@ -239,7 +239,7 @@ def test_separation_linear_programs_have_no_per_row_unknowns():
 
 
 def test_a_separable_sample_is_the_cheap_necessary_condition():
-    from glmm_binomial.separation import separation_possible
+    from glmm_binomial.model.separation import separation_possible
 
     frame = _quasi_separated(50_000)
     design = np.column_stack([np.ones(len(frame)), frame["x"], frame["d"]])

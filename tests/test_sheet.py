@@ -71,7 +71,7 @@ def test_examples_return_tables(example, method):
     assert loglik is not None and loglik <= 0.0
     assert labels["aic"][1] == pytest.approx(-2 * loglik + 2 * (p + r), abs=1e-9)
     assert labels["bic"][1] == pytest.approx(-2 * loglik + math.log(6) * (p + r), abs=1e-9)
-    separated_ml = example == 1 and method != "vb"
+    separated_ml = example == 1 and method not in ("vb", "vb_meanfield")
     for row in table[1 : 1 + p]:
         if separated_ml:
             assert row[2:] == [None] * 7
@@ -246,9 +246,21 @@ def test_each_check_has_its_own_message(args, message):
 @pytest.mark.parametrize(
     ("method", "message"),
     [
-        ("ml", 'Invalid input: method must be one of "vb", "laplace", "agq"; got \'ml\'.'),
-        (3, 'Invalid input: method must be text, one of "vb", "laplace", "agq"; got 3.'),
-        (True, 'Invalid input: method must be text, one of "vb", "laplace", "agq"; got True.'),
+        (
+            "ml",
+            'Invalid input: method must be one of "vb", "laplace", "agq", "vb_meanfield"; '
+            "got 'ml'.",
+        ),
+        (
+            3,
+            'Invalid input: method must be text, one of "vb", "laplace", "agq", '
+            '"vb_meanfield"; got 3.',
+        ),
+        (
+            True,
+            'Invalid input: method must be text, one of "vb", "laplace", "agq", '
+            '"vb_meanfield"; got True.',
+        ),
     ],
 )
 def test_method_messages(method, message):
@@ -510,8 +522,12 @@ def test_tiny_alpha_gives_an_interval_or_a_warning():
 
 @pytest.mark.skipif("vb" not in AVAILABLE, reason="variational.fit_vb is not in this tree yet")
 def test_vb_table_says_its_standard_errors_are_posterior_summaries():
-    labels = rows_by_label(glmm_binomial(Y2, X, G))
-    assert "mean-field" in labels["note"][1] and 'method "laplace"' in labels["note"][1]
+    note = rows_by_label(glmm_binomial(Y2, X, G))["note"][1]
+    assert "posterior means, posterior SDs and credible intervals" in note
+    assert "under the stated priors" in note and "N(0, 2^2)" in note
+    meanfield = rows_by_label(glmm_binomial(Y2, X, G, method="vb_meanfield"))["note"][1]
+    assert "mean-field" in meanfield and "understate uncertainty" in meanfield
+    assert 'method "vb"' in meanfield and '"laplace"' in meanfield
     assert "note" not in rows_by_label(glmm_binomial(Y2, X, G, method="laplace"))
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import glmm_binomial as g
-from glmm_binomial.summary import Summary, _abbreviate
+from glmm_binomial.results.summary import Summary, _abbreviate
 
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 

@@ -25,19 +25,38 @@ _ATTRIBUTES = {
     "NewLevelsWarning": "glmm_binomial.diagnostics",
     "RankDeficiencyWarning": "glmm_binomial.diagnostics",
     "SeparationWarning": "glmm_binomial.diagnostics",
-    "anova": "glmm_binomial.inference",
-    "ModelData": "glmm_binomial.model",
-    "RandomBlock": "glmm_binomial.model",
-    "OptimizerControl": "glmm_binomial.optimize",
-    "OptSummary": "glmm_binomial.optimize",
-    "PirlsControl": "glmm_binomial.pirls",
-    "ProfileControl": "glmm_binomial.profile",
-    "profile_confint": "glmm_binomial.profile",
-    "LikelihoodProfile": "glmm_binomial.profile",
-    "GLMMResult": "glmm_binomial.result",
-    "bootstrap": "glmm_binomial.resampling",
-    "BootstrapResult": "glmm_binomial.resampling",
-    "confint": "glmm_binomial.intervals",
+    "anova": "glmm_binomial.results.inference",
+    "Agq": "glmm_binomial.methods.agq",
+    "FitOptions": "glmm_binomial.methods.options",
+    "Laplace": "glmm_binomial.methods.laplace",
+    "QuadratureControl": "glmm_binomial.methods.agq",
+    "VariationalBayes": "glmm_binomial.methods.structured_vb",
+    "MeanFieldVB": "glmm_binomial.methods.variational",
+    "StructuredVBControl": "glmm_binomial.methods.structured_vb",
+    "VariationalControl": "glmm_binomial.methods.variational",
+    "ModelData": "glmm_binomial.model.data",
+    "RandomBlock": "glmm_binomial.model.data",
+    "OptimizerControl": "glmm_binomial.numerics.optimize",
+    "OptSummary": "glmm_binomial.numerics.optimize",
+    "PirlsControl": "glmm_binomial.numerics.pirls",
+    "ProfileControl": "glmm_binomial.results.profile",
+    "profile": "glmm_binomial.results.profile",
+    "profile_confint": "glmm_binomial.results.profile",
+    "LikelihoodProfile": "glmm_binomial.results.profile",
+    "GLMMResult": "glmm_binomial.results.result",
+    "bootstrap": "glmm_binomial.results.bootstrap",
+    "BootstrapResult": "glmm_binomial.results.bootstrap",
+    "confint": "glmm_binomial.results.intervals",
+    "emmeans": "glmm_binomial.results.emmeans",
+    "emtrends": "glmm_binomial.results.emmeans",
+    "contrast": "glmm_binomial.results.emmeans",
+    "pairs": "glmm_binomial.results.emmeans",
+    "r2_nakagawa": "glmm_binomial.results.variance_decomposition",
+    "icc": "glmm_binomial.results.variance_decomposition",
+    "simulate_residuals": "glmm_binomial.results.simulated_residuals",
+    "SimulatedResiduals": "glmm_binomial.results.simulated_residuals",
+    "binned_residuals": "glmm_binomial.results.binned_residuals",
+    "check": "glmm_binomial.results.check",
     "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
     "glmm_binomial": "glmm_binomial.frontends.sheet",
 }
@@ -48,18 +67,26 @@ _SUBMODULES = (
     "cli",
     "datasets",
     "diagnostics",
+    "distributed",
     "excel",
     "frontends",
-    "inference",
-    "marginal",
+    "methods",
     "model",
-    "plots",
-    "profile",
-    "result",
+    "numerics",
+    "results",
     "sheet",
 )
 
 __all__ = [
+    "SimulatedResiduals",
+    "Agq",
+    "FitOptions",
+    "Laplace",
+    "MeanFieldVB",
+    "StructuredVBControl",
+    "QuadratureControl",
+    "VariationalBayes",
+    "VariationalControl",
     "BootstrapResult",
     "BoundaryWarning",
     "ConvergenceWarning",
@@ -81,13 +108,23 @@ __all__ = [
     "__version__",
     "anova",
     "available_methods",
+    "binned_residuals",
     "bootstrap",
+    "check",
     "confint",
+    "contrast",
     "datasets",
+    "emmeans",
+    "emtrends",
     "fit",
     "fit_model",
     "glmm_binomial",
+    "icc",
+    "pairs",
+    "profile",
     "profile_confint",
+    "r2_nakagawa",
+    "simulate_residuals",
 ]
 
 
@@ -120,11 +157,26 @@ if TYPE_CHECKING:  # the names as type checkers see them
         SeparationWarning,
     )
     from glmm_binomial.frontends.sheet import GLMM_BINOMIAL, glmm_binomial
-    from glmm_binomial.inference import anova
-    from glmm_binomial.intervals import confint
-    from glmm_binomial.model import ModelData, RandomBlock
-    from glmm_binomial.optimize import OptimizerControl, OptSummary
-    from glmm_binomial.pirls import PirlsControl
-    from glmm_binomial.profile import LikelihoodProfile, ProfileControl, profile_confint
-    from glmm_binomial.resampling import BootstrapResult, bootstrap
-    from glmm_binomial.result import GLMMResult
+    from glmm_binomial.methods.agq import Agq, QuadratureControl
+    from glmm_binomial.methods.laplace import Laplace
+    from glmm_binomial.methods.options import FitOptions
+    from glmm_binomial.methods.structured_vb import StructuredVBControl, VariationalBayes
+    from glmm_binomial.methods.variational import MeanFieldVB, VariationalControl
+    from glmm_binomial.model.data import ModelData, RandomBlock
+    from glmm_binomial.numerics.optimize import OptimizerControl, OptSummary
+    from glmm_binomial.numerics.pirls import PirlsControl
+    from glmm_binomial.results.binned_residuals import binned_residuals
+    from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
+    from glmm_binomial.results.check import check
+    from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs
+    from glmm_binomial.results.inference import anova
+    from glmm_binomial.results.intervals import confint
+    from glmm_binomial.results.profile import (
+        LikelihoodProfile,
+        ProfileControl,
+        profile,
+        profile_confint,
+    )
+    from glmm_binomial.results.result import GLMMResult
+    from glmm_binomial.results.simulated_residuals import SimulatedResiduals, simulate_residuals
+    from glmm_binomial.results.variance_decomposition import icc, r2_nakagawa

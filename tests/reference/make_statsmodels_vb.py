@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from test_variational import CASES, statsmodels_model  # noqa: E402
 
-from glmm_binomial.model import ModelData  # noqa: E402
+from glmm_binomial.model.data import ModelData  # noqa: E402
 
 
 def run(data: ModelData, seed: int = 0) -> dict[str, object]:

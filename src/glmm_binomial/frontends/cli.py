@@ -31,12 +31,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from glmm_binomial.methods.registry import method_names
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_CONVERGED = 3
 
-METHODS = ("laplace", "agq", "vb")
+METHODS = method_names()
 EPILOG = """\
 exit status:
   0  fitted (converged)
@@ -141,6 +143,12 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         "--predict-out",
         metavar="FILE",
         help="write the predictions to FILE (default: with the result)",
+    )
+    parser.add_argument(
+        "--check",
+        metavar="FILE",
+        help="save the model-check panel (simulated and binned residuals, random effects, "
+        "dispersion) to FILE (.png; needs the plot extra)",
     )
     _common(parser)
     return parser
@@ -280,7 +288,12 @@ def _load(args: argparse.Namespace, data: str | None) -> tuple[Any, str, Any]:
 
 def _outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(option, path) of each file the command will write."""
-    named = [("-o", args.output), ("--ranef", args.ranef), ("--predict-out", args.predict_out)]
+    named = [
+        ("-o", args.output),
+        ("--ranef", args.ranef),
+        ("--predict-out", args.predict_out),
+        ("--check", getattr(args, "check", None)),
+    ]
     return [(option, path) for option, path in named if path]
 
 
@@ -322,6 +335,8 @@ def _fit_command(args: argparse.Namespace) -> int:
 
     data, formula = _data_and_formula(args)
     for option, path in _outputs(args):
+        if option == "--check":
+            continue  # a figure: checked by _check_figure_format
         try:
             kind = output.output_format(path)
         except ValueError as exc:
@@ -330,6 +345,8 @@ def _fit_command(args: argparse.Namespace) -> int:
             raise UsageError(f"{option} writes .csv, .json or .xlsx")
     if args.predict_out and not args.predict:
         raise UsageError("--predict-out needs --predict NEWDATA")
+    if args.check:
+        _check_figure_format(args.check)
     inputs = [] if _is_bundled(args, data) else [("data file", str(args.dataset or data))]
     if args.predict:
         inputs.append(("--predict file", args.predict))
@@ -364,6 +381,9 @@ def _fit_command(args: argparse.Namespace) -> int:
     if args.ranef:
         _write_records(args.ranef, "ranef", _ranef_records(result))
         written.append((args.ranef, "the random effects"))
+    if args.check:
+        _write_check(result, args.check)
+        written.append((args.check, "the model checks"))
     failure = None
     if newdata is not None:
         try:
@@ -442,6 +462,52 @@ def _predict(result: Any, newdata: Any) -> tuple[list[dict[str, Any]], list[dict
         for record in table.to_dict(orient="records")
     ]
     return records, _glmm_warnings(caught)
+
+
+def _check_figure_format(path: str) -> None:
+    """Before the fit: --check needs matplotlib and a format it writes (by the extension)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CommandError("--check needs matplotlib: pip install 'glmm-binomial[plot]'")
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command draws to a file, never to a window
+    from matplotlib.figure import Figure
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    known = Figure().canvas.get_supported_filetypes()
+    if suffix not in known:
+        raise UsageError(
+            f"--check: cannot tell the figure format of {path!r}: use .png (or "
+            + ", ".join(f".{k}" for k in sorted(known) if k != "png")
+            + ")"
+        )
+
+
+def _write_check(result: Any, path: str) -> None:
+    """The model-check figure (glmm_binomial.check) saved to `path` atomically, drawn off
+    screen in memory first, in the format the extension names."""
+    import inspect
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command draws to a file, never to a window
+    import matplotlib.pyplot as plt
+
+    from glmm_binomial.frontends import output
+    from glmm_binomial.results.check import check
+
+    figure = check(result)
+    buffer = io.BytesIO()
+    try:
+        dpi = inspect.signature(check).parameters["dpi"].default
+        figure.savefig(buffer, format=Path(path).suffix.lower().lstrip("."), dpi=dpi)
+    finally:
+        plt.close(figure)
+    data = buffer.getvalue()
+    output.atomic_write(path, lambda handle: handle.write(data))
 
 
 def _glmm_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, str]]:

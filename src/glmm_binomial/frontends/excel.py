@@ -35,7 +35,7 @@ ARGUMENT_DOCS = {
     "x_random": "optional n x k range of random-slope predictors (or fit_intercept)",
     "fit_intercept": "optional TRUE/FALSE (default TRUE): add a fixed intercept",
     "alpha": "optional, default 0.05: intervals at level 1 - alpha",
-    "method": 'optional "vb" (default), "laplace" or "agq"',
+    "method": 'optional "vb" (default), "laplace", "agq" or "vb_meanfield"',
 }
 
 

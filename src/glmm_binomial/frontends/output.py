@@ -119,9 +119,9 @@ def not_estimable(result: Any) -> tuple[set[str], bool]:
     """Fixed effects with no finite ML estimate, and whether the variance components have none
     either (complete separation), when the fit reports separation; else (set(), False)."""
     kinds = {getattr(w, "kind", "") for w in result.warnings}
-    if "separation" not in kinds or result.method == "vb":
+    if "separation" not in kinds or result.method_object.posterior:
         return set(), False
-    from glmm_binomial.separation import detect_separation
+    from glmm_binomial.model.separation import detect_separation
 
     model = result.model
     separation = detect_separation(model.x, model.successes, model.trials)
@@ -129,11 +129,14 @@ def not_estimable(result: Any) -> tuple[set[str], bool]:
     return {names[j] for j in separation.coefficients}, bool(separation.complete)
 
 
-def vb_note() -> str:
-    """What "vb" standard errors are (the spreadsheet table's note row says the same)."""
-    from glmm_binomial.frontends.sheet import VB_NOTE
+def vb_note(method: str = "vb") -> str:
+    """What the standard errors of a Bayesian method ("vb", "vb_meanfield") are (the
+    spreadsheet table's note row says the same)."""
+    from glmm_binomial.frontends.sheet import NOTES
 
-    return VB_NOTE.replace("z_statistic, p_value", "z, p")
+    note = NOTES[method].replace("z_statistic, p_value", "z, p")
+    # A formula may have correlated terms (the spreadsheet's components are independent).
+    return note.replace("random effect N(0, 1))", "random effect N(0, 1), correlations LKJ(2))")
 
 
 def warning_records(result: Any) -> list[dict[str, str]]:
@@ -181,7 +184,8 @@ def report(result: Any, source: str) -> dict[str, Any]:
         "converged": bool(result.converged),
         "singular": bool(result.singular),
         "warnings": warning_records(result),
-        "notes": [vb_note()] if result.method == "vb" else [],
+        "notes": [vb_note(result.method)] if result.method_object.posterior else [],
+        "elbo": plain(result.elbo) if getattr(result, "elbo", None) is not None else None,
         "fixed_effects": fixed,
         "varcorr": varcorr,
         "theta": None if blank_random else plain(result.theta),

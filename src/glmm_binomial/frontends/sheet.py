@@ -34,8 +34,9 @@ Separation: when the fixed-effects design separates y (a direction d with x_i'd 
 y = 1 and <= 0 where y = 0, not all zero; found by linear programming, over every row only when
 a sample of the rows is separable, since a subset of separable data is separable), maximum
 likelihood ("laplace", "agq") has no finite estimate for the coefficients that move along such
-directions. Their cells are left blank and a warning row says why; under "vb" the prior keeps
-the posterior means finite and the warning row says they are driven by the prior.
+directions. Their cells are left blank and a warning row says why; under "vb" and
+"vb_meanfield" the prior keeps the posterior means finite and the warning row says they are
+driven by the prior.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from glmm_binomial.model import LARGEST_VALUE, ModelData, RandomBlock
-from glmm_binomial.separation import (
+from glmm_binomial.methods.options import fit_options
+from glmm_binomial.methods.registry import method_class, method_names
+from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
+from glmm_binomial.model.separation import (
     NO_SEPARATION,
     Separation,
     detect_separation,
@@ -63,7 +66,9 @@ FloatArray = NDArray[np.float64]
 
 __all__ = ["GLMM_BINOMIAL", "glmm_binomial"]
 
-METHODS = ("vb", "laplace", "agq")
+DEFAULT_METHOD = "vb"
+#: The methods as the spreadsheet lists them: its default first, then the registry's order.
+METHODS = (DEFAULT_METHOD, *(m for m in method_names() if m != DEFAULT_METHOD))
 #: Quadrature points per random-effect dimension for method "agq": glmer's usual nAGQ = 25 for
 #: a random intercept, fewer when x_random adds dimensions, so that the product rule over the
 #: k = 1 + (x_random columns) dimensions of each group keeps at most AGQ_NODE_BUDGET nodes
@@ -91,13 +96,22 @@ FIXED_HEADER = (
 RANDOM_HEADER = ("random_effects", "parameter", "variance", "std_dev")
 WIDTH = len(FIXED_HEADER)
 
-#: The row that tells "vb" users what its std_error, z, p and interval are (contract).
+#: The rows that tell "vb" and "vb_meanfield" users what their coefficient, std_error, z, p
+#: and interval are (contract).
 VB_NOTE = (
+    "coefficient, std_error, ci_lower and ci_upper are posterior means, posterior SDs and "
+    "credible intervals (posterior mean -+ z SD) under the stated priors (fixed effects "
+    "N(0, 2^2), log SD of each random effect N(0, 1)), from structured variational Bayes, "
+    "whose fixed and random effects are jointly Gaussian (SDs close to the exact posterior's); "
+    "the z statistic and p-value are posterior mean / SD and its normal tail area"
+)
+VB_MEANFIELD_NOTE = (
     "std_error, z_statistic, p_value, ci_lower and ci_upper are mean-field variational "
     "posterior summaries, which understate uncertainty (posterior SDs are often much smaller "
-    'than maximum-likelihood standard errors); method "laplace" gives maximum-likelihood '
-    "standard errors, tests and intervals"
+    'than the exact posterior\'s); method "vb" (structured variational Bayes) or "laplace" '
+    "(maximum likelihood) does not"
 )
+NOTES = {"vb": VB_NOTE, "vb_meanfield": VB_MEANFIELD_NOTE}
 
 MSG_Y_BINARY = "Invalid input: y must contain only 0 or 1 values."
 MSG_ALPHA = "Invalid input: alpha must be between 0 and 1."
@@ -144,9 +158,10 @@ def glmm_binomial(
     y: n x 1 range of 0/1; x: n x p predictors; groups: n x 1 labels; x_random: n x k
     random-slope predictors (a random intercept is always included; all components are
     independent); fit_intercept: add a fixed intercept; alpha: intervals at level 1 - alpha;
-    method: "vb" (variational Bayes, posterior means and SDs), "laplace" or "agq" (maximum
-    likelihood). Coefficients are on the log-odds scale; variances and SDs are of the random
-    effects on the log-odds scale. Never raises.
+    method: "vb" (structured variational Bayes, posterior means and SDs), "laplace" or "agq"
+    (maximum likelihood), "vb_meanfield" (mean-field variational Bayes, statsmodels' fit_vb;
+    its SDs understate uncertainty). Coefficients are on the log-odds scale; variances and SDs
+    are of the random effects on the log-odds scale. Never raises.
     """
     try:
         request = _validate(y, x, groups, x_random, fit_intercept, alpha, method)
@@ -524,19 +539,20 @@ def _check_alpha(value: Any) -> float:
     return number
 
 
-def _available_methods() -> tuple[str, ...]:
-    """Methods whose implementation is importable, in METHODS order (api.available_methods:
-    "agq" and "vb" switch on by themselves when their modules are present)."""
-    from glmm_binomial.api import available_methods
+def _posterior(method: str) -> bool:
+    """Whether `method`'s table holds posterior summaries (a note row says so)."""
+    return method_class(method).posterior
 
-    present = available_methods()
-    return tuple(m for m in METHODS if m in present)
+
+def _available_methods() -> tuple[str, ...]:
+    """The methods this installation offers, in METHODS order (all of the registry's)."""
+    return METHODS
 
 
 def _check_method(value: Any) -> str:
     value = _scalar(value)
     if _is_blank(value):
-        value = "vb"
+        value = DEFAULT_METHOD
     choices = ", ".join(f'"{m}"' for m in METHODS)
     if not isinstance(value, str):
         raise _invalid(f"method must be text, one of {choices}; got {_show(value)}.")
@@ -704,16 +720,13 @@ def _model_data(request: _Request) -> ModelData:
 
 
 def _fit(data: ModelData, request: _Request) -> Any:
-    """The core's fit (GLMMResult) at confidence level 1 - alpha."""
+    """The core's fit (GLMMResult). The table's intervals are computed here from alpha itself
+    (_interval), so no confidence level is handed to the core (1 - alpha rounds to 1.0 for
+    alpha < 1.1e-16)."""
     from glmm_binomial.api import fit_model
 
-    n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else 1
-    # The table's intervals use alpha directly (_interval); 1 - alpha rounds to 1.0 for
-    # alpha < 1.1e-16, which the result's own conf_level check would refuse.
-    level = 1.0 - request.alpha
-    return fit_model(
-        data, method=request.method, n_agq=n_agq, conf_level=level if level < 1.0 else 0.95
-    )
+    n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
+    return fit_model(data, options=fit_options(request.method, n_agq=n_agq))
 
 
 def _separation(data: ModelData) -> Separation:
@@ -766,7 +779,7 @@ def _row(*cells: Cell) -> list[Cell]:
 def _separation_warning(request: _Request, names: tuple[str, ...], separation: Separation) -> str:
     kind = "complete separation" if separation.complete else "quasi-complete separation"
     which = ", ".join(names[j] for j in separation.coefficients)
-    if request.method == "vb":
+    if _posterior(request.method):
         return (
             f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
             "has no finite estimate there, and these posterior means are finite only because of "
@@ -792,7 +805,7 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     fixed["ci_lower"], fixed["ci_upper"] = _interval(
         fixed["estimate"].to_numpy(), fixed["std_error"].to_numpy(), request.alpha
     )
-    blank = set(separation.coefficients) if request.method != "vb" else set()
+    blank = set(separation.coefficients) if not _posterior(request.method) else set()
     columns = ("estimate", "std_error", "z", "p", "ci_lower", "ci_upper", "odds_ratio")
     for j, name in enumerate(names):
         if j in blank:
@@ -818,8 +831,8 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     table.append(_row("n_obs", int(data.n_obs)))
     table.append(_row("n_groups", len(request.levels)))
     table.append(_row("method", request.method))
-    if request.method == "vb":
-        table.append(_row("note", VB_NOTE))
+    if request.method in NOTES:
+        table.append(_row("note", NOTES[request.method]))
     if request.method == "agq":
         table.append(_row("n_agq", int(result.n_agq)))
     # A fit that drives coefficients to infinity has not converged to an estimate.
@@ -847,7 +860,7 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
                 "log-likelihood is not positive definite at the estimates",
             )
         )
-    if request.method != "vb" and not blank_random:
+    if not _posterior(request.method) and not blank_random:
         for term, std_dev in zip(varcorr["term"], varcorr["std_dev"], strict=True):
             if np.isfinite(std_dev) and std_dev > LARGE_SD:
                 table.append(

@@ -1,0 +1,1 @@
+"""Fits of Dask DataFrames: the in-memory objectives mapped over partitions held on the workers."""

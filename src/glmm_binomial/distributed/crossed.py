@@ -1,0 +1,818 @@
+"""Grouping factors crossed with the partitioning factor of a Dask fit (method="laplace").
+
+distributed.py shuffles the rows on one grouping factor g so that each partition holds whole
+levels of g and of the factors nested in it (their random effects u_p are *local*). A factor
+crossed with g (an item seen in many levels of g) has random effects u_c shared by all
+partitions: with q_c = sum over the crossed blocks of levels x k columns (a few thousand at
+most, DASK_CROSSED_LIMIT), H = Lambda' Z' W Z Lambda + I is, in the order (u_1, ..., u_P, u_c),
+
+    H = [ H_pp (block diagonal over partitions)   H_pc ]
+        [ H_cp                                    H_cc ],
+
+and everything is done with the Schur complement
+
+    S = I + sum_p (H_cc,p - H_cp,p H_pp^{-1} H_pc,p)      (dense q_c x q_c, on the client).
+
+Each partition is a CrossedPartition: its rows as ModelData with the crossed blocks coded by
+the levels of the whole data set, and a factor.Structure whose dense *rest* is exactly the
+crossed blocks (``Structure(..., crossed=...)``). Its ``eliminate_chain`` gives the partition's
+factor of H_pp and its term of S; ``Factor.forward``/``backward`` are the two halves of a solve
+with H around the client's solve with S; ``selected_inverse(zrr=S^{-1})`` gives the partition's
+entries of H^{-1} (the Takahashi recurrences need only the partition's chain and S^{-1}), so
+laplace.gradient_weights / gradient_from_solve compute the exact gradient as in memory, and
+log det H = sum_p log det H_pp + log det S.
+
+The conditional mode is the in-memory PIRLS (pirls.find_mode) on the joint u: a Newton step
+H d = g solved by the Schur complement, step halving on the total penalized deviance, the same
+PirlsControl tolerances. One round trip per Newton step: the partitions evaluate the trial
+point and, speculatively, everything the next step needs there (the client accepts or halves).
+A search starts from the last mode moved to first order to the new (theta, beta), as
+LaplaceObjective._predicted_start does (two round trips: the reduced right-hand side, then the
+start); without it the gradients at the optimizer's nearby points differ from the in-memory ones
+by the mode tolerance, enough to move finite-difference standard errors by 1e-4.
+The gradient takes two more round trips (S^{-1} out, the reduced right-hand side of
+v = H^{-1} (Z Lambda)' r back, its solution out), the fixed-effects information two.
+Between evaluations a partition keeps its last mode (about 60 bytes per row for
+(1 + x | g) + (1 | item)), during a search two points.
+
+CrossedObjective (the client) only needs a function that runs a CrossedPartition method on
+every partition and returns the results in partition order (local_runner in one process,
+DaskRunner on a cluster: each partition's calls pinned to one worker, which keeps a working
+copy of it); sums are taken in that order, so the same input gives the same output bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import NDArray
+
+from glmm_binomial.methods.laplace import (
+    Counters,
+    block_effects,
+    gradient_from_solve,
+    gradient_weights,
+)
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.numerics import blas
+from glmm_binomial.numerics.factor import Structure, rest_cholesky, rest_inverse, rest_solve
+from glmm_binomial.numerics.pirls import Mode, PirlsControl, penalized_deviance
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+LOG = logging.getLogger(__name__)
+
+DASK_CROSSED_LIMIT = 5000
+"""Largest q_c (random effects of the factors crossed with the partitioning factor, levels x
+columns summed over their blocks) a Dask fit takes: S is a dense q_c x q_c matrix summed over
+the partitions at every Newton step."""
+SCATTER_BYTES = 50_000
+"""Arrays sent to every partition larger than this are scattered to the workers once per call.
+(distributed's Client.map puts keyword arguments above 100 kB into the graph under the
+argument's name, a key that collides between successive calls.)"""
+MAX_RESTARTS = 3
+"""A partition that lost its state (rebuilt after a worker failure) makes the client restart
+the evaluation, at most this many times in a row."""
+WATCH_SECONDS = 2.0
+"""While waiting for the partitions, how often the client checks that the worker each one is
+pinned to still holds it."""
+LOST = "glmm-binomial: partition state lost"
+
+Runner = Callable[..., list[Any]]
+"""run(method_name, **kwargs): the method called on every partition, results in order."""
+
+
+class PartitionLost(RuntimeError):
+    """A partition no longer holds the state of the evaluation in progress."""
+
+
+@dataclass
+class _Point:
+    """The partition at one (u1, u2): PIRLS's Mode there (penalized_deviance without |u_c|^2,
+    factor of the chain only) and the forward substitution y of the Newton right-hand side."""
+
+    mode: Mode
+    y: list[FloatArray]
+
+
+class CrossedPartition:
+    """One partition's share of the crossed model, kept on its worker between calls.
+
+    data: the partition's rows, every block coded by the partition's own levels (as
+    distributed.build_partition makes them); keys[t][j]: the position of its level j of block
+    t among the levels of the whole data set; crossed: the blocks crossed with the partitioning
+    factor, whose levels are those of the whole data set (crossed_levels).
+
+    Each method takes `serial`, the client's count of calls in the current evaluation; a
+    partition that missed the previous one (rebuilt after a failure, or a copy of it on another
+    worker) answers LOST, and the client restarts the evaluation."""
+
+    def __init__(
+        self,
+        data: ModelData,
+        keys: Sequence[IntArray],
+        crossed: tuple[int, ...],
+        crossed_levels: Sequence[tuple[object, ...]],
+        pirls_control: PirlsControl,
+    ) -> None:
+        self.pirls_control = pirls_control
+        self.keys = tuple(keys)
+        self.crossed = crossed
+        self.counters = Counters()
+        blocks = list(data.blocks)
+        for t, levels in zip(crossed, crossed_levels, strict=True):
+            b = blocks[t]
+            blocks[t] = dataclasses.replace(
+                b, codes=np.asarray(self.keys[t][b.codes], dtype=np.intp), levels=tuple(levels)
+            )
+        model = dataclasses.replace(data, blocks=tuple(blocks))
+        try:
+            structure = Structure(model, crossed=crossed)
+        except ValueError as exc:
+            raise _in_memory_hint(
+                f"{exc} (the factors that are not crossed with the partitioning factor must "
+                "be nested one in the next)"
+            ) from None
+        order = None
+        g1 = structure.g1
+        if np.any(g1[1:] < g1[:-1]):
+            # As LaplaceObjective: rows sorted by the first level make its sums contiguous.
+            keys1 = g1.astype(np.uint16) if structure.n1 <= np.iinfo(np.uint16).max else g1
+            order = np.argsort(keys1, kind="stable")
+            model = model.take(order)
+            structure = Structure(model, crossed=crossed)
+        self.model = model
+        self.structure = structure
+        # The same rows with the partition's own codes (what distributed.py reads: the rows
+        # for the separation check, the GLM start), sharing every other array.
+        local = list(model.blocks)
+        for t in crossed:
+            codes = data.blocks[t].codes
+            local[t] = dataclasses.replace(
+                local[t],
+                codes=codes if order is None else np.take(codes, order),
+                levels=data.blocks[t].levels,
+            )
+        self.data = dataclasses.replace(model, blocks=tuple(local))
+        self._serial = -1
+        self._base: _Point | None = None
+        self._pending: _Point | None = None
+        self._anchor: _Point | None = None  # the last mode, the next search's warm start
+        self._work: Any = None
+        self._eta_fixed = np.zeros(0)
+        self._lambdas: list[FloatArray] = []
+        self._a: tuple[FloatArray, FloatArray] = (np.zeros((0, 0)), np.zeros((0, 0)))
+        self._lambda1 = np.zeros((0, 0))
+        self._scratch = (np.zeros(0), np.zeros(0))
+
+    def on_rows(self, data: ModelData) -> CrossedPartition:
+        """The same partition on other columns of its rows (as the user's columns of a fit on
+        internally scaled ones), coded as `data` is (the partition's own levels)."""
+        levels = [self.model.blocks[t].levels for t in self.crossed]
+        return CrossedPartition(data, self.keys, self.crossed, levels, self.pirls_control)
+
+    # --- bookkeeping -----------------------------------------------------------------------
+    def _sync(self, serial: int, commit: bool) -> bool:
+        """Whether this call follows the previous one; commit: the client accepted the last
+        trial point (it becomes the base)."""
+        in_step = self._serial == serial - 1 and self._base is not None
+        self._serial = serial
+        # Only a begin(retry=True) right after begin needs the last mode.
+        self._anchor = None
+        if not in_step:
+            return False
+        if commit and self._pending is not None:
+            self._base = self._pending
+        self._pending = None
+        return True
+
+    def _evaluate(self, u1: FloatArray, u2: FloatArray) -> tuple[_Point, tuple[Any, ...]]:
+        """Everything at (u1, u2) and its summary for the client: penalized deviance (local
+        u only), S's term, the reduced Newton right-hand side for u_c (without -u_c), |y|^2,
+        log det of the chain and the binomial constant."""
+        model, st = self.model, self.structure
+        a1, a2 = self._a
+        q_chain = st.q_chain
+        eta = self._eta_fixed + st.times(a1, a2, u1, u2)
+        pdev, mu = penalized_deviance(eta, model, u1, u2[:q_chain], self._scratch)
+        w, residual = model.family.weights_and_residual(
+            eta, mu, model.successes, model.trials, st.unit_trials
+        )
+        factor, schur = st.eliminate_chain(a1, a2, w, self._lambda1)
+        assert schur is not None  # the crossed blocks are the rest
+        g1, g2 = st.transpose_times(a1, a2, residual)
+        g1 = g1 - u1
+        g2[:q_chain] -= u2[:q_chain]
+        y, rr = factor.forward(g1, g2)
+        y_squared = float(sum(np.sum(yd * yd) for yd in y))
+        mode = Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, 0, False, self._lambdas)
+        summary = (pdev, schur, rr, y_squared, factor.logdet, model.log_binomial_constant)
+        return _Point(mode, y), summary
+
+    # --- the mode search -------------------------------------------------------------------
+    def predict(
+        self,
+        serial: int,
+        commit: bool,
+        theta: FloatArray,
+        beta: FloatArray,
+        last_theta: FloatArray,
+        last_beta: FloatArray,
+    ) -> Any:
+        """The reduced right-hand side for u_c of LaplaceObjective._predicted_start's solve
+        H du = dA' (k - m mu) - A' W (X dbeta + dA u) at the last mode (at last_theta,
+        last_beta); begin(du_c=...) finishes it."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode, model, st = self._base.mode, self.model, self.structure
+        da1, da2 = st.z_lambda(model, model.lambdas(theta - last_theta))
+        deta = model.x @ (beta - last_beta) + st.times(da1, da2, mode.u1, mode.u2)
+        r1, r2 = st.transpose_times(da1, da2, mode.residual)
+        s1, s2 = st.transpose_times(mode.a1, mode.a2, mode.weights * deta)
+        y, rr = mode.factor.forward(r1 - s1, r2 - s2)
+        self._work = y
+        return rr
+
+    def begin(
+        self,
+        serial: int,
+        commit: bool,
+        theta: FloatArray,
+        beta: FloatArray,
+        u_c: FloatArray,
+        reset: bool,
+        du_c: FloatArray | None = None,
+        retry: bool = False,
+    ) -> Any:
+        """Start a mode search at (theta, beta): from the last mode moved by predict's step
+        (du_c: its u_c part), else from the last mode's local u (zero after a reset) and the
+        client's u_c. retry: start again from the last mode (the prediction went too far).
+        The summary (as trial's) ends with the largest |du| of the prediction here."""
+        if du_c is not None and (self._serial != serial - 1 or self._base is None):
+            self._serial = serial
+            return LOST
+        model, st = self.model, self.structure
+        if commit and self._pending is not None and self._serial == serial - 1:
+            self._base = self._pending
+        if not retry:
+            self._anchor = None if reset else self._base
+        anchor = self._anchor
+        y = self._work
+        self._serial = serial
+        self._pending = None
+        self._work = None
+        self._lambdas = model.lambdas(theta)
+        self._a = st.z_lambda(model, self._lambdas)
+        self._lambda1 = st.first_lambda(self._lambdas)
+        self._eta_fixed = model.x @ beta + model.offset
+        self._scratch = (np.empty(st.n), np.empty(st.n))
+        largest = 0.0
+        if anchor is None:
+            u1, u2 = np.zeros((st.n1, st.k1)), np.concatenate([np.zeros(st.q_chain), u_c])
+        elif du_c is not None:
+            du1, du2 = anchor.mode.factor.backward(y, du_c)
+            largest = max(
+                float(np.max(np.abs(du1), initial=0.0)), float(np.max(np.abs(du2), initial=0.0))
+            )
+            u1, u2 = anchor.mode.u1 + du1, anchor.mode.u2 + du2
+        else:
+            u1, u2 = anchor.mode.u1, np.concatenate([anchor.mode.u2[: st.q_chain], u_c])
+        self._base, summary = self._evaluate(u1, u2)
+        return (*summary, largest)
+
+    def trial(self, serial: int, commit: bool, d_c: FloatArray, step: float) -> Any:
+        """The point base + step d, d the Newton direction whose u_c part d_c the client
+        solved for (the local part by back substitution)."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        base = self._base
+        d1, d2 = base.mode.factor.backward(base.y, d_c)
+        self._pending, summary = self._evaluate(base.mode.u1 + step * d1, base.mode.u2 + step * d2)
+        return summary
+
+    # --- at the mode -----------------------------------------------------------------------
+    def gradient_rhs(self, serial: int, commit: bool, zrr: FloatArray) -> Any:
+        """First half of the gradient with S^{-1} = zrr: the reduced right-hand side of
+        v = H^{-1} (Z Lambda)' r for u_c."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode, st = self._base.mode, self.structure
+        inverse = mode.factor.selected_inverse(zrr=zrr)
+        r, h1, h2 = gradient_weights(st, mode, inverse, self.model.family)
+        y, rr = mode.factor.forward(*st.transpose_times(mode.a1, mode.a2, r))
+        self._work = (inverse, r, h1, h2, y)
+        return rr
+
+    def gradient_finish(self, serial: int, commit: bool, v_c: FloatArray) -> Any:
+        """This partition's terms of the gradient in (theta, beta), given v's u_c part."""
+        if not self._sync(serial, commit) or self._work is None:
+            return LOST
+        assert self._base is not None
+        mode = self._base.mode
+        inverse, r, h1, h2, y = self._work
+        self._work = None
+        v1, v2 = mode.factor.backward(y, v_c)
+        return gradient_from_solve(self.model, self.structure, mode, inverse, r, h1, h2, v1, v2)
+
+    def information_rhs(self, serial: int, commit: bool) -> Any:
+        """First half of the fixed-effects information: for each column j of X, the reduced
+        right-hand side of H^{-1} (Z Lambda)' W x_j for u_c (q_c x p)."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode, st, x = self._base.mode, self.structure, self.model.x
+        wx = mode.weights[:, None] * x
+        ys, rrs = [], []
+        for j in range(x.shape[1]):
+            y, rr = mode.factor.forward(*st.transpose_times(mode.a1, mode.a2, wx[:, j]))
+            ys.append(y)
+            rrs.append(rr)
+        self._work = (wx, ys)
+        return np.column_stack(rrs) if rrs else np.zeros((st.q_rest, 0))
+
+    def information_finish(self, serial: int, commit: bool, s_c: FloatArray) -> Any:
+        """This partition's X' W X - X' W Z Lambda H^{-1} Lambda' Z' W X, given the u_c parts
+        of the solutions (q_c x p)."""
+        if not self._sync(serial, commit) or self._work is None:
+            return LOST
+        assert self._base is not None
+        mode, st, x = self._base.mode, self.structure, self.model.x
+        wx, ys = self._work
+        self._work = None
+        info = x.T @ wx
+        for j, y in enumerate(ys):
+            s1, s2 = mode.factor.backward(y, s_c[:, j])
+            info[:, j] -= wx.T @ st.times(mode.a1, mode.a2, s1, s2)
+        return info
+
+    def effects(self, serial: int, commit: bool, zrr: FloatArray, theta: FloatArray) -> Any:
+        """Conditional modes and covariances of every block (laplace.block_effects), the
+        partition's levels of its own blocks and all levels of the crossed ones."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode = self._base.mode
+        inverse = mode.factor.selected_inverse(zrr=zrr)
+        modes, covs = block_effects(self.model, self.structure, mode, theta, inverse)
+        return self.keys, modes, covs
+
+
+@dataclass
+class _ClientMode:
+    """The joint mode as the client knows it."""
+
+    theta: FloatArray
+    beta: FloatArray
+    u_c: FloatArray
+    l_s: FloatArray  # lower Cholesky factor of S
+    deviance: float
+    converged: bool
+
+
+class CrossedObjective:
+    """The Laplace deviance, its exact gradient and the fixed-effects information of a model
+    with factors crossed with the partitioning factor, from CrossedPartitions through `run`
+    (the client side: S, its factor and the outer optimizer's evaluations)."""
+
+    def __init__(
+        self,
+        run: Runner,
+        q_c: int,
+        pirls_control: PirlsControl,
+        blas_threads: int | None = None,
+    ) -> None:
+        self.run = run
+        # The client's dense work on S (Cholesky, inverse, solves) under the fit's BLAS cap.
+        self.blas_threads = blas_threads
+        self.q_c = q_c
+        self.pirls_control = pirls_control
+        self.counters = Counters()
+        self._u_c = np.zeros(q_c)
+        self._reset = True
+        self._commit = False
+        self._serial = 0
+        self._at: _ClientMode | None = None
+
+    def _call(self, method: str, **kwargs: Any) -> list[Any]:
+        self._serial += 1
+        commit, self._commit = self._commit, False
+        parts = self.run(method, serial=self._serial, commit=commit, **kwargs)
+        if any(isinstance(p, str) and p == LOST for p in parts):
+            raise PartitionLost(method)
+        if not parts:
+            raise ValueError("data has no complete rows")
+        return parts
+
+    def _retrying(self, evaluate: Callable[[], Any]) -> Any:
+        """evaluate(), restarted from a new mode search when a partition lost its state."""
+        for attempt in range(MAX_RESTARTS + 1):
+            try:
+                with blas.blas_threads(self.blas_threads):
+                    return evaluate()
+            except PartitionLost:
+                self._at = None
+                if attempt == MAX_RESTARTS:
+                    raise RuntimeError(
+                        "Dask partitions keep losing their state during the evaluation"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _combine(
+        self, parts: list[Any], u_c: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray, float, float, float]:
+        """Partition summaries summed in partition order: penalized deviance (with |u_c|^2),
+        S, the reduced right-hand side (with -u_c), |y|^2, chain log det, binomial constant."""
+        pdev = 0.0
+        schur = np.zeros((self.q_c, self.q_c))
+        rr = np.zeros(self.q_c)
+        y_squared = logdet = constant = 0.0
+        for p_pdev, p_schur, p_rr, p_y, p_logdet, p_constant in (p[:6] for p in parts):
+            pdev += p_pdev
+            schur += p_schur
+            rr += p_rr
+            y_squared += p_y
+            logdet += p_logdet
+            constant += p_constant
+        schur[np.diag_indices(self.q_c)] += 1.0
+        rr -= u_c
+        return pdev + float(np.sum(u_c * u_c)), schur, rr, y_squared, logdet, constant
+
+    def _search(self, theta: FloatArray, beta: FloatArray) -> _ClientMode:
+        """pirls.find_mode on the joint u, the Newton system solved through S."""
+        control = self.pirls_control
+        parts, u_c = self._begin(theta, beta)
+        pdev, schur, rr, y_squared, logdet, constant = self._combine(parts, u_c)
+        iteration = 0
+        while True:
+            l_s, logdet_s = rest_cholesky(schur)
+            y_r = scipy.linalg.solve_triangular(l_s, rr, lower=True, check_finite=False)
+            d_c = scipy.linalg.solve_triangular(l_s, y_r, lower=True, trans="T", check_finite=False)
+            # g' H^{-1} g = |L^{-1} g|^2: the partitions' chain parts and S's.
+            decrement = y_squared + float(y_r @ y_r)
+            if decrement < control.tol or iteration >= control.max_iter:
+                converged = decrement < control.tol
+                break
+            iteration += 1
+            step = 1.0
+            for _ in range(control.max_halvings):
+                new_u_c = u_c + step * d_c
+                parts = self._call("trial", d_c=d_c, step=step)
+                new = self._combine(parts, new_u_c)
+                if new[0] <= pdev + 1e-12 * abs(pdev):
+                    self._commit = True
+                    break
+                slope = -2.0 * decrement
+                curvature = new[0] - pdev - slope * step
+                shrink = -slope * step / (2.0 * curvature) if curvature > 0 else 0.5
+                step *= min(max(shrink, 0.1), 0.5)
+            else:
+                converged = decrement < control.stall_tol
+                break
+            u_c = new_u_c
+            pdev, schur, rr, y_squared, logdet, constant = new
+        self.counters.evaluations += 1
+        self.counters.pirls_iterations += iteration
+        deviance = pdev + logdet + logdet_s - 2.0 * constant
+        at = _ClientMode(
+            np.array(theta, dtype=np.float64),
+            np.array(beta, dtype=np.float64),
+            u_c,
+            l_s,
+            deviance,
+            converged,
+        )
+        if converged:
+            self._u_c, self._reset, self._at = u_c, False, at
+        else:
+            # A failed search would poison the next warm start (as LaplaceObjective.mode).
+            self.counters.pirls_failures += 1
+            self._reset, self._at = True, None
+        return at
+
+    def _begin(self, theta: FloatArray, beta: FloatArray) -> tuple[list[Any], FloatArray]:
+        """The partitions at the start of a mode search, and its u_c: the last mode moved to
+        first order to (theta, beta), as LaplaceObjective._predicted_start (one solve with the
+        last H), unless that moves some u by more than max_predicted_step."""
+        at = self._at
+        if at is None:
+            u_c = np.zeros(self.q_c) if self._reset else self._u_c
+            return self._call("begin", theta=theta, beta=beta, u_c=u_c, reset=self._reset), u_c
+        rr = self._sum(
+            self._call("predict", theta=theta, beta=beta, last_theta=at.theta, last_beta=at.beta)
+        )
+        du_c = rest_solve(at.l_s, rr)
+        u_c = at.u_c + du_c
+        parts = self._call("begin", theta=theta, beta=beta, u_c=u_c, reset=False, du_c=du_c)
+        largest = max(p[6] for p in parts)
+        if largest <= self.pirls_control.max_predicted_step:
+            return parts, u_c
+        parts = self._call("begin", theta=theta, beta=beta, u_c=at.u_c, reset=False, retry=True)
+        return parts, at.u_c
+
+    def mode(self, theta: FloatArray, beta: FloatArray) -> _ClientMode:
+        """The joint conditional mode at (theta, beta) (the last one when it is the same
+        point and the search converged)."""
+        at = self._at
+        if at is not None and np.array_equal(theta, at.theta) and np.array_equal(beta, at.beta):
+            return at
+        return self._search(theta, beta)
+
+    def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
+        """Laplace deviance (-2 log-likelihood, binomial constants included)."""
+        return float(self._retrying(lambda: self.mode(theta, beta).deviance))
+
+    def deviance_and_gradient(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """Deviance and its exact gradient with respect to theta and beta."""
+
+        def evaluate() -> tuple[float, FloatArray, FloatArray]:
+            at = self.mode(theta, beta)
+            rr = self._sum(self._call("gradient_rhs", zrr=rest_inverse(at.l_s)))
+            parts = self._call("gradient_finish", v_c=rest_solve(at.l_s, rr))
+            grad_theta = np.zeros(len(theta))
+            grad_beta = np.zeros(len(beta))
+            for g_theta, g_beta in parts:
+                grad_theta += g_theta
+                grad_beta += g_beta
+            return at.deviance, grad_theta, grad_beta
+
+        self.counters.gradients += 1
+        result: tuple[float, FloatArray, FloatArray] = self._retrying(evaluate)
+        return result
+
+    def fixed_information(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
+        """X' W X - X' W Z Lambda H^{-1} Lambda' Z' W X at the mode (LaplaceObjective's)."""
+
+        def evaluate() -> FloatArray:
+            at = self.mode(theta, beta)
+            rr = self._sum(self._call("information_rhs"))
+            info = self._sum(self._call("information_finish", s_c=rest_solve(at.l_s, rr)))
+            return 0.5 * (info + info.T)
+
+        result: FloatArray = self._retrying(evaluate)
+        return result
+
+    def conditional_effects(
+        self,
+        theta: FloatArray,
+        beta: FloatArray,
+        n_levels: Sequence[int],
+        ks: Sequence[int],
+        crossed: tuple[int, ...],
+    ) -> tuple[list[FloatArray], list[FloatArray]]:
+        """Conditional modes (n_levels x k) and covariances (n_levels x k x k) of every block
+        over the levels of the whole data set (laplace.conditional_effects's)."""
+
+        def evaluate() -> list[Any]:
+            at = self.mode(theta, beta)
+            return self._call("effects", zrr=rest_inverse(at.l_s), theta=theta)
+
+        pieces = self._retrying(evaluate)
+        ranef, ranef_cov = [], []
+        for t, (n, k) in enumerate(zip(n_levels, ks, strict=True)):
+            if t in crossed:
+                # Every partition holds all levels of a crossed block: the first one's.
+                ranef.append(pieces[0][1][t])
+                ranef_cov.append(pieces[0][2][t])
+                continue
+            modes = np.full((n, k), np.nan)
+            covs = np.full((n, k, k), np.nan)
+            for keys, part_modes, part_covs in pieces:
+                modes[keys[t]] = part_modes[t]
+                covs[keys[t]] = part_covs[t]
+            ranef.append(modes)
+            ranef_cov.append(covs)
+        return ranef, ranef_cov
+
+    @staticmethod
+    def _sum(parts: list[FloatArray]) -> FloatArray:
+        total = np.zeros_like(parts[0])
+        for part in parts:
+            total += part
+        return total
+
+
+def crossed_size(n_levels: Sequence[int], ks: Sequence[int], crossed: Sequence[int]) -> int:
+    """q_c: random effects of the crossed blocks."""
+    return int(sum(n_levels[t] * ks[t] for t in crossed))
+
+
+def _in_memory_hint(detail: str) -> ValueError:
+    return ValueError(
+        f"this model does not decompose over partitions of a Dask DataFrame: {detail}. "
+        "Fit it in memory instead: glmm_binomial.fit(formula, ddf.compute())"
+    )
+
+
+def crossed_plan(
+    candidates: Sequence[str], groups: Sequence[tuple[str, ...]], learned: dict[str, Any]
+) -> tuple[str, list[tuple[str, ...]]]:
+    """The partitioning variable when no candidate has every grouping factor nested in it,
+    and the grouping factors crossed with it.
+
+    candidates: single-variable grouping factors; groups: every grouping factor; learned:
+    distributed_learning._combine's counts ("combos:<group>": the distinct levels,
+    "nested:<c>:<group>": the most values of c within one level of group). Among the
+    candidates not nested in a coarser candidate, the one with the most levels."""
+
+    def nested(group: tuple[str, ...], c: str) -> bool:
+        return c in group or learned[f"nested:{c}:{group}"] <= 1
+
+    levels = {c: len(learned[f"combos:{(c,)}"]) for c in candidates}
+    roots = [
+        c
+        for c in candidates
+        if not any(d != c and levels[d] < levels[c] and nested((c,), d) for d in candidates)
+    ]
+    partition_var = max(roots, key=lambda c: levels[c])
+    return partition_var, [g for g in groups if not nested(g, partition_var)]
+
+
+def crossed_terms(
+    parsed: Any,
+    random_specs: Sequence[Any],
+    group_specs: Sequence[Any],
+    crossed_groups: Sequence[tuple[str, ...]],
+) -> tuple[int, ...]:
+    """The random terms on crossed grouping factors (indices in the formula's order),
+    refused beyond DASK_CROSSED_LIMIT random effects."""
+    terms = tuple(i for i, term in enumerate(parsed.random) if term.group in crossed_groups)
+    size = 0
+    for i in terms:
+        spec = random_specs[i]
+        k = 1 if spec is None else len(spec.column_names)
+        size += len(group_specs[i].levels) * k
+    if size > DASK_CROSSED_LIMIT:
+        names = ", ".join(dict.fromkeys(":".join(parsed.random[i].group) for i in terms))
+        raise _in_memory_hint(
+            f"the grouping factors crossed with the partitioning one ({names}) have {size} "
+            f"random effects, more than DASK_CROSSED_LIMIT = {DASK_CROSSED_LIMIT} (two large "
+            "crossed factors make a dense block too large for one machine)"
+        )
+    return terms
+
+
+_REGISTRY: dict[str, CrossedPartition] = {}
+"""The partitions' working copies in this worker process, by the Dask key of their
+PartitionState. Dask may copy a PartitionState to another worker, or drop the copy a worker
+holds (its active memory manager), at any time: the state Dask holds is never changed, and each
+worker keeps its own working copy here, on which the client's calls (pinned to that worker)
+act."""
+_REGISTRY_LOCK = threading.Lock()
+
+
+def call_partition(
+    state: Any,
+    token: str,
+    method: str,
+    blas_threads: int | None,
+    user: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Run a CrossedPartition method on this worker's working copy of a
+    distributed.PartitionState (None: an empty partition). user: on the partition's user
+    columns (PartitionState.user_columns, when the fit runs on scaled ones)."""
+    if state is None:
+        return None
+    with _REGISTRY_LOCK:
+        objective = _REGISTRY.get(token)
+        if objective is None:
+            if user:
+                rows = getattr(state, "user_columns", state.objective.data)
+                objective = state.objective.on_rows(rows)
+            else:
+                objective = copy.copy(state.objective)
+            _REGISTRY[token] = objective
+    with blas.blas_threads(blas_threads):
+        return getattr(objective, method)(**kwargs)
+
+
+def _forget(tokens: list[str]) -> None:
+    with _REGISTRY_LOCK:
+        for token in tokens:
+            _REGISTRY.pop(token, None)
+
+
+_TOKENS: dict[int, set[str]] = {}
+"""Client side: the working copies made for each distributed._Partitions (by id), to drop."""
+
+
+def forget_partitions(client: Any, partitions: Any) -> None:
+    """Drop the workers' working copies made for these partitions (at the end of a fit)."""
+    tokens = _TOKENS.pop(id(partitions), set())
+    if not tokens:
+        return
+    try:
+        client.run(_forget, sorted(tokens))
+    except Exception:  # noqa: BLE001 - a worker lost at the end of a fit holds nothing
+        LOG.debug("could not reach every worker to drop the crossed partitions")
+
+
+class DaskRunner:
+    """A Runner over persisted partitions (distributed._Partitions: client, states and
+    blas_threads). Each partition's calls run on one worker (strict restrictions: a task that
+    may run elsewhere can be stolen by an idle worker), chosen among those holding it and kept
+    while that worker lives; large arrays are scattered once to every worker."""
+
+    def __init__(self, partitions: Any, user: bool = False) -> None:
+        self.partitions = partitions
+        self.user = user  # on the partitions' user columns (call_partition's user)
+        self.client = partitions.client
+        self.pins: dict[str, str] = {}
+
+    def _alive(self) -> set[str]:
+        return set(self.client.scheduler_info()["workers"])
+
+    def _place(self, states: list[Any]) -> None:
+        alive = self._alive()
+        unpinned = [s for s in states if self.pins.get(s.key) not in alive]
+        if not unpinned:
+            return
+        holders = self.client.who_has(unpinned)
+        for state in unpinned:
+            where = sorted(w for w in holders.get(state.key, ()) if w in alive)
+            if where:
+                self.pins[state.key] = where[0]
+            else:
+                # Being rebuilt: anywhere, pinned at the next begin.
+                self.pins.pop(state.key, None)
+
+    def __call__(self, method: str, **kwargs: Any) -> list[Any]:
+        client = self.client
+        states = list(self.partitions.states)
+        if any(s.key not in self.pins for s in states):
+            # A dead pinned worker is found by _watch (its tasks never start).
+            self._place(states)
+        for key, value in list(kwargs.items()):
+            if isinstance(value, np.ndarray) and value.nbytes > SCATTER_BYTES:
+                kwargs[key] = client.scatter(value, broadcast=True, hash=False)
+        tokens = [f"{s.key}:user" if self.user else str(s.key) for s in states]
+        _TOKENS.setdefault(id(self.partitions), set()).update(tokens)
+        groups: dict[str | None, list[int]] = {}
+        for i, state in enumerate(states):
+            groups.setdefault(self.pins.get(state.key), []).append(i)
+        futures: list[Any] = [None] * len(states)
+        for worker, members in groups.items():
+            mapped = client.map(
+                call_partition,
+                [states[i] for i in members],
+                [tokens[i] for i in members],
+                pure=False,
+                workers=None if worker is None else [worker],
+                allow_other_workers=False,
+                method=method,
+                blas_threads=self.partitions.blas_threads,
+                user=self.user,
+                **kwargs,
+            )
+            for i, future in zip(members, mapped, strict=True):
+                futures[i] = future
+        try:
+            self._watch(states, futures)
+            results = client.gather(futures)
+        finally:
+            del futures
+        return [r for r in results if r is not None]
+
+    def _watch(self, states: list[Any], futures: list[Any]) -> None:
+        """Wait for the tasks; one pinned to a worker that died would wait forever: then
+        cancel them and restart the evaluation (PartitionLost)."""
+        from distributed import wait
+
+        while True:
+            try:
+                wait(futures, timeout=WATCH_SECONDS)
+                return
+            except TimeoutError:
+                pass
+            alive = self._alive()
+            if any(s.key in self.pins and self.pins[s.key] not in alive for s in states):
+                self.client.cancel(futures)
+                self._place(states)
+                raise PartitionLost("a worker holding a partition was lost")
+
+
+def dask_runner(partitions: Any, user: bool = False) -> Runner:
+    """DaskRunner(partitions, user)."""
+    return DaskRunner(partitions, user)
+
+
+def local_runner(partitions: Sequence[CrossedPartition]) -> Runner:
+    """A Runner over partitions held in this process (tests, and a reference)."""
+
+    def run(method: str, **kwargs: Any) -> list[Any]:
+        return [getattr(p, method)(**kwargs) for p in partitions]
+
+    return run

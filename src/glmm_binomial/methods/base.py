@@ -1,0 +1,92 @@
+"""What an estimation method is: the interface every method object implements.
+
+A method object holds its own settings (controls, number of quadrature points, priors), checks
+them when it is made, and owns everything that differs between methods: which models it can
+fit (``check``), its objective on a ModelData (``objective``, also used on each Dask partition),
+whether the design may be centred and scaled internally (``rescales``, ``centres_random``), the
+label of its log-likelihood and the title of the result, the record of its tolerances, and the
+fit itself (``fit``: ModelData -> FitOutput). Front ends and the Dask driver ask the method;
+nothing compares method names. ``methods.registry`` lists the methods by name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.validation import check_identifiable, term_texts
+
+FloatArray = NDArray[np.float64]
+
+Start = tuple[FloatArray, FloatArray]
+"""A starting point (theta, beta) in the user's units, e.g. an earlier fit's estimates."""
+
+
+class Method(ABC):
+    """One estimation method with its settings (a frozen dataclass in each subclass).
+
+    name: the method's name as users write it (``fit(..., method=name)``).
+    posterior: True when the estimates are posterior summaries (means, SDs, credible
+        intervals) rather than maximum-likelihood estimates with standard errors.
+    control_type: the class of the ``control=`` object the method takes.
+    """
+
+    name: ClassVar[str]
+    posterior: ClassVar[bool] = False
+    control_type: ClassVar[type]
+
+    @classmethod
+    @abstractmethod
+    def from_arguments(cls, **arguments: Any) -> Method:
+        """The method made from fit()'s keyword arguments (n_agq, control, pirls_control,
+        prior_fe_sd, prior_log_sd_sd); arguments that do not apply to it must have their
+        defaults (None), else ValueError naming them."""
+
+    @property
+    @abstractmethod
+    def title(self) -> str:
+        """What the fit is, as the summary's first line says it."""
+
+    @property
+    @abstractmethod
+    def tolerances(self) -> Mapping[str, float | str]:
+        """Every setting of the method, as OptSummary.tolerances records them."""
+
+    def check(self, model: ModelData, design: Any = None) -> None:
+        """Raise ValueError for a model this method cannot estimate on these data; `design`
+        (a DesignInfo), when the model came from a formula, lets messages quote the user's
+        terms. Every method refuses random-effect parameters the data cannot identify."""
+        check_identifiable(model, term_texts(model, design))
+
+    @abstractmethod
+    def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
+        """Estimates of `model` (never reported converged with a non-finite number); `start`,
+        when given, is where the search begins (an earlier fit of the same structure)."""
+
+
+def refuse_arguments(method: str, **given: Any) -> None:
+    """ValueError naming fit() arguments given that `method` does not take (None: not given)."""
+    extra = [name for name, value in given.items() if value is not None]
+    if extra:
+        names = ", ".join(extra)
+        raise ValueError(
+            f"{names} {'does' if len(extra) == 1 else 'do'} not apply to method {method!r}"
+        )
+
+
+def checked_control(method: str, control: Any, control_type: type) -> Any:
+    """`control` if it is a control_type (None: the defaults), else ValueError."""
+    if control is None:
+        return control_type()
+    if not isinstance(control, control_type):
+        raise ValueError(
+            f"control for method {method!r} must be a {control_type.__name__}, "
+            f"got {type(control).__name__}"
+        )
+    return control

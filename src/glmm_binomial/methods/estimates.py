@@ -1,0 +1,100 @@
+"""FitOutput: what every estimation method (Laplace, AGQ, variational) hands to GLMMResult."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning, SeparationWarning
+from glmm_binomial.numerics.optimize import OptSummary
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FitOutput:
+    """Estimates of one fit, on the scales the result object reports.
+
+    theta: relative covariance factors in lme4's layout (ModelData.theta_slices); the random
+        effects of block t have covariance Lambda_t Lambda_t' (the binomial GLMM has no residual
+        scale, so relative = absolute). For "vb_meanfield", theta holds the random-effect SDs at the
+        posterior means of the log-SD parameters; for "vb", Lambda Lambda' = diag(E[s]) E[R]
+        diag(E[s]) (posterior means of the SDs and of the correlations).
+    beta: fixed effects (posterior means for the Bayesian methods); vcov_beta their covariance
+        matrix (inverse observed information, or posterior covariance: for "vb_meanfield"
+        diagonal).
+    loglik: marginal log-likelihood of the binomial GLMM at (theta, beta), binomial
+        coefficients included; loglik_label says how it was computed.
+    ranef / ranef_cov: per block, conditional modes b = Lambda u (n_levels x k) and their
+        conditional covariances (n_levels x k x k); posterior means and covariances for the
+        Bayesian methods.
+    theta_cov: covariance of theta's estimate where the method gives one (vb_meanfield: of the
+        log SDs).
+    elbo: the evidence lower bound at the optimum, all constants included (the variational
+        methods), a lower bound on the log marginal likelihood of the Bayesian model.
+    """
+
+    method: str
+    theta: FloatArray
+    beta: FloatArray
+    vcov_beta: FloatArray
+    loglik: float
+    loglik_label: str
+    ranef: tuple[FloatArray, ...]
+    ranef_cov: tuple[FloatArray, ...]
+    opt_summary: OptSummary
+    converged: bool
+    singular: bool
+    n_agq: int = 1
+    theta_cov: FloatArray | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    elbo: float | None = None
+
+
+def final_checks(output: FitOutput) -> FitOutput:
+    """The checks every maximum-likelihood path (in memory or on Dask) applies last."""
+    return require_finite(without_redundant_convergence(output))
+
+
+def without_redundant_convergence(output: FitOutput) -> FitOutput:
+    """A separated fit has no optimum to verify: its separation warning says why it is not
+    converged, and the optimizer's failed checks (a Hessian singular along the diverging
+    direction) would only repeat it in other words."""
+    categories = [getattr(w, "category", None) for w in output.warnings]
+    if SeparationWarning not in categories:
+        return output
+    kept = tuple(
+        w for w, c in zip(output.warnings, categories, strict=True) if c is not ConvergenceWarning
+    )
+    return dataclasses.replace(output, warnings=kept)
+
+
+def require_finite(output: FitOutput) -> FitOutput:
+    """converged = False, with a ConvergenceWarning, when the log-likelihood, an estimate or a
+    fixed-effect standard error is not finite (theta_cov may hold NaN by design: parameters
+    held on the boundary have none)."""
+    if not output.converged:
+        return output
+    bad = [
+        name
+        for name, values in (
+            ("log-likelihood", np.asarray(output.loglik)),
+            ("theta", output.theta),
+            ("fixed effects", output.beta),
+            ("fixed-effect standard errors", np.diag(output.vcov_beta)),
+        )
+        if not np.all(np.isfinite(values))
+    ]
+    if not bad:
+        return output
+    message = f"the fit is not usable: non-finite {', '.join(bad)}"
+    summary = dataclasses.replace(output.opt_summary, converged=False, message=message)
+    return dataclasses.replace(
+        output,
+        converged=False,
+        opt_summary=summary,
+        warnings=(*output.warnings, FitWarning(message, ConvergenceWarning)),
+    )

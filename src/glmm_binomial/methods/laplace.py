@@ -1,0 +1,484 @@
+"""Laplace approximation to the deviance and its exact gradient in (theta, beta).
+
+    deviance(theta, beta) = -2 sum_i l_i(eta*) + |u*|^2 + log det H(u*) - 2 sum_i log C(m_i, k_i)
+
+with u* the conditional mode (PIRLS), eta* = X beta + Z Lambda u* + offset and
+H = Lambda' Z' W Z Lambda + I. This is -2 times lme4's glmer (nAGQ = 1) log-likelihood.
+
+The gradient is exact: the first two terms are stationary in u at u*, so only their partial
+derivatives count; log det H depends on (theta, beta) directly and through u*, whose derivative
+comes from implicit differentiation of the mode equation (Z Lambda)'(k - m mu) = u. All of it
+needs one extra solve with H and the entries of H^{-1} on each row's own columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glmm_binomial.diagnostics import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    FitWarning,
+)
+from glmm_binomial.family import Family
+from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
+from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.separation import separation_report
+from glmm_binomial.numerics.covariance import kept_rows, spread_covariance
+from glmm_binomial.numerics.factor import SelectedInverse, Structure, row_dot
+from glmm_binomial.numerics.optimize import (
+    Estimates,
+    OptimizerControl,
+    minimize_deviance,
+    start_point,
+)
+from glmm_binomial.numerics.pirls import Mode, PirlsControl, find_mode
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class Counters:
+    evaluations: int = 0
+    gradients: int = 0
+    pirls_iterations: int = 0
+    pirls_failures: int = 0
+
+    def record(self, mode: Mode) -> bool:
+        """Count one mode search; True when it converged (and may warm-start the next)."""
+        self.evaluations += 1
+        self.pirls_iterations += mode.iterations
+        if not mode.converged:
+            self.pirls_failures += 1
+        return mode.converged
+
+
+def sorted_by_first_factor(data: ModelData) -> tuple[ModelData, Structure]:
+    """The rows sorted (stably) by the levels of the layout's first grouping factor, and the
+    Structure of the sorted rows: its sums are then contiguous segments. The deviance does not
+    depend on the order of the rows; data itself is returned when already sorted."""
+    structure = Structure(data)
+    g1 = structure.g1
+    if np.any(g1[1:] < g1[:-1]):
+        # Codes below 2^16 sort by radix sort, in linear time.
+        keys = g1.astype(np.uint16) if structure.n1 <= np.iinfo(np.uint16).max else g1
+        data = data.take(np.argsort(keys, kind="stable"))
+        structure = Structure(data)
+    return data, structure
+
+
+@dataclass
+class LaplaceObjective:
+    """Deviance by the Laplace approximation, with PIRLS warm-started from the last mode."""
+
+    data: ModelData
+    pirls_control: PirlsControl = field(default_factory=PirlsControl)
+
+    def __post_init__(self) -> None:
+        self.data, self.structure = sorted_by_first_factor(self.data)
+        st = self.structure
+        self._u1 = np.zeros((st.n1, st.k1))
+        self._u2 = np.zeros(st.q2)
+        self._last: tuple[FloatArray, FloatArray, Mode] | None = None
+        self.counters = Counters()
+
+    def reset(self) -> None:
+        """Forget the warm start (the next mode search starts from u = 0)."""
+        self._u1 = np.zeros_like(self._u1)
+        self._u2 = np.zeros_like(self._u2)
+        self._last = None
+
+    def release(self) -> None:
+        """Drop the arrays kept from the last mode (eta, mu, weights, Z Lambda: about 50 bytes
+        per row) but keep u as the warm start; the next search then starts from the last mode
+        itself instead of its first-order move. For a Dask partition, whose rows must be few
+        bytes each between evaluations."""
+        self._last = None
+
+    def _predicted_start(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """The last mode moved to first order to the new parameters (implicit function theorem):
+        H du = dA' (k - m mu) - A' W (X dbeta + dA u), A = Z Lambda, dA = Z dLambda. One solve
+        with the last factor; it usually saves a Newton step, and nearly all of them for the
+        small steps of finite differences."""
+        if self._last is None:
+            return self._u1, self._u2
+        last_theta, last_beta, mode = self._last
+        data, st = self.data, self.structure
+        d_lambdas = data.lambdas(theta - last_theta)  # Lambda is linear in theta
+        da1, da2 = st.z_lambda(data, d_lambdas)
+        deta = data.x @ (beta - last_beta) + st.times(da1, da2, mode.u1, mode.u2)
+        r1, r2 = st.transpose_times(da1, da2, mode.residual)
+        s1, s2 = st.transpose_times(mode.a1, mode.a2, mode.weights * deta)
+        du1, du2 = mode.factor.solve(r1 - s1, r2 - s2)
+        # Far from the last point the linear prediction can overshoot badly (the optimizer's
+        # trial steps): then start from the last mode itself.
+        largest = max(
+            float(np.max(np.abs(du1), initial=0.0)), float(np.max(np.abs(du2), initial=0.0))
+        )
+        if largest > self.pirls_control.max_predicted_step:
+            return mode.u1, mode.u2
+        return mode.u1 + du1, mode.u2 + du2
+
+    def mode(self, theta: FloatArray, beta: FloatArray) -> Mode:
+        """Conditional mode at (theta, beta), from the previous mode moved to first order."""
+        if (
+            self._last is not None
+            and np.array_equal(theta, self._last[0])
+            and np.array_equal(beta, self._last[1])
+        ):
+            # The same point again (the start's information, then its gradient; the optimum,
+            # then its conditional modes): the mode is at hand.
+            return self._last[2]
+        data = self.data
+        eta_fixed = data.x @ beta + data.offset
+        u1, u2 = self._predicted_start(theta, beta)
+        mode = find_mode(
+            self.structure,
+            data,
+            eta_fixed,
+            data.lambdas(theta),
+            u1,
+            u2,
+            self.pirls_control,
+        )
+        if not self.counters.record(mode):
+            # A failed search would poison the next warm start.
+            self.reset()
+        else:
+            self._u1, self._u2 = mode.u1, mode.u2
+            self._last = (np.array(theta, dtype=np.float64), np.array(beta, dtype=np.float64), mode)
+        return mode
+
+    def deviance_at(self, mode: Mode) -> float:
+        return mode.penalized_deviance + mode.factor.logdet - 2.0 * self.data.log_binomial_constant
+
+    def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
+        """Laplace deviance (-2 log-likelihood, binomial constants included)."""
+        return self.deviance_at(self.mode(theta, beta))
+
+    def deviance_and_gradient(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """Deviance and its exact gradient with respect to theta and beta."""
+        mode = self.mode(theta, beta)
+        self.counters.gradients += 1
+        grad_theta, grad_beta = self.gradient_at(mode)
+        return self.deviance_at(mode), grad_theta, grad_beta
+
+    def fixed_information(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
+        """X' W X - X' W Z Lambda H^{-1} Lambda' Z' W X at the mode: the information on beta
+        with u integrated out (lme4's RX' RX), half the deviance Hessian in beta up to the
+        change of W with beta."""
+        data, st = self.data, self.structure
+        mode = self.mode(theta, beta)
+        w = mode.weights
+        wx = w[:, None] * data.x
+        info = data.x.T @ wx
+        for j in range(data.n_fixed):
+            t1, t2 = st.transpose_times(mode.a1, mode.a2, wx[:, j])
+            s1, s2 = mode.factor.solve(t1, t2)
+            info[:, j] -= wx.T @ st.times(mode.a1, mode.a2, s1, s2)
+        return 0.5 * (info + info.T)
+
+    def gradient_at(self, mode: Mode) -> tuple[FloatArray, FloatArray]:
+        data, st = self.data, self.structure
+        inverse = mode.factor.selected_inverse()
+        r, h1, h2 = gradient_weights(st, mode, inverse, data.family)
+        v1, v2 = mode.factor.solve(*st.transpose_times(mode.a1, mode.a2, r))
+        return gradient_from_solve(data, st, mode, inverse, r, h1, h2, v1, v2)
+
+
+def gradient_weights(
+    st: Structure, mode: Mode, inverse: SelectedInverse, family: Family
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The first half of the gradient: r_i = (dw_i / deta_i) a_i' H^{-1} a_i (w_i (1 - 2 mu_i)
+    for the logit link), and the rows' h_i = H^{-1} a_i on their own columns (h1, h2; both
+    empty without a rest). The gradient then needs v = H^{-1} (Z Lambda)' r
+    (gradient_from_solve)."""
+    a1, a2, w, mu = mode.a1, mode.a2, mode.weights, mode.mu
+    hinv11 = inverse.diag[0]
+    h1, h2 = np.zeros((0, st.k1)), np.zeros((0, st.r2))
+    if st.r2:
+        h1, h2 = mode.factor.row_inverse_products(a1, a2, inverse)
+        s = row_dot(a1, h1) + row_dot(a2, h2)
+    elif st.k1 == 1:
+        s = a1[:, 0] * a1[:, 0] * st.level_values(hinv11[:, 0, 0])
+    else:
+        # sum over c, d of a_ic a_id H^{-1}_j[c, d], per-level entries spread to the rows.
+        s = np.zeros(st.n)
+        for c in range(st.k1):
+            s += a1[:, c] * a1[:, c] * st.level_values(hinv11[:, c, c])
+            for d in range(c):
+                s += 2.0 * a1[:, c] * a1[:, d] * st.level_values(hinv11[:, c, d])
+    # s_i = a_i' H^{-1} a_i; d log det H / d eta_i at fixed Z Lambda is (dw_i / deta_i) s_i.
+    return family.weight_slope(mode.eta, mu, w) * s, h1, h2
+
+
+def gradient_from_solve(
+    data: ModelData,
+    st: Structure,
+    mode: Mode,
+    inverse: SelectedInverse,
+    r: FloatArray,
+    h1: FloatArray,
+    h2: FloatArray,
+    v1: FloatArray,
+    v2: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Gradient of the Laplace deviance in (theta, beta) from gradient_weights' r, h1, h2 and
+    v = H^{-1} (Z Lambda)' r split as (v1, v2): sums over the rows of data."""
+    a1, a2, w, rho = mode.a1, mode.a2, mode.weights, mode.residual
+    factor = mode.factor
+    hinv11 = inverse.diag[0]
+    e = r - 2.0 * rho - w * st.times(a1, a2, v1, v2)
+    grad_beta = data.x.T @ e
+
+    # Gradient entry for Lambda_t[r, c]: sum_i Z_t[i, r] Q_t[i, c] with
+    # Q_t[i, c] = e_i u_t[g(i), c] + rho_i v_t[g(i), c] + 2 w_i h_t[i, c], h_i = H^{-1} a_i.
+    # For the first (block-diagonal) part the first two terms are group sums times u and v,
+    # and without a rest the third is 2 sum_j S_j Lambda H_j^{-1}, S_j = sum_i w_i z_i z_i'.
+    grad_theta = np.zeros(data.n_theta)
+    slices = data.theta_slices()
+    z1 = st.z1
+    g_first = st.group_sums(z1 * e[:, None]).T @ mode.u1
+    g_first += st.group_sums(z1 * rho[:, None]).T @ v1
+    if st.r2:
+        g_first += 2.0 * z1.T @ (w[:, None] * h1)
+    else:
+        lam1 = st.first_lambda(mode.lambdas)
+        cross = factor.cross
+        g_first += 2.0 * np.einsum("jrd,de,jec->rc", cross, lam1, hinv11)
+    for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
+        structure = data.blocks[t].covariance
+        grad_theta[slices[t]] = structure.theta_gradient(mode.lambdas[t], g_first[cols, cols])
+    position = 0
+    for t, offset in zip(st.rest, st.rest_offsets, strict=True):
+        b = data.blocks[t]
+        idx = offset + b.codes[:, None] * b.k + np.arange(b.k)[None, :]
+        h_rows = h2[:, position : position + b.k]
+        position += b.k
+        q = e[:, None] * mode.u2[idx] + rho[:, None] * v2[idx] + 2.0 * w[:, None] * h_rows
+        grad_theta[slices[t]] = b.covariance.theta_gradient(mode.lambdas[t], b.z.T @ q)
+    return grad_theta, grad_beta
+
+
+def conditional_effects(
+    objective: LaplaceObjective, mode: Mode, theta: FloatArray
+) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+    """Conditional modes b_t = Lambda_t u_t (n_levels x k) and their conditional covariances
+    Lambda_t H^{-1}_jj Lambda_t' (n_levels x k x k), per block in ModelData order."""
+    data, st = objective.data, objective.structure
+    return block_effects(data, st, mode, theta, mode.factor.selected_inverse())
+
+
+def block_effects(
+    data: ModelData, st: Structure, mode: Mode, theta: FloatArray, inverse: SelectedInverse
+) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+    """conditional_effects with the selected inverse of H at hand."""
+    lambdas = data.lambdas(theta)
+    modes: list[FloatArray] = [np.empty(0)] * len(data.blocks)
+    covs: list[FloatArray] = [np.empty(0)] * len(data.blocks)
+    for t, cols in zip(st.first_blocks, st.first_columns, strict=True):
+        modes[t] = mode.u1[:, cols] @ lambdas[t].T
+    for t, offset in zip(st.rest, st.rest_offsets, strict=True):
+        b = data.blocks[t]
+        idx = offset + np.arange(b.n_levels)[:, None] * b.k + np.arange(b.k)[None, :]
+        modes[t] = mode.u2[idx] @ lambdas[t].T
+    for t in range(len(data.blocks)):
+        lam = lambdas[t]
+        covs[t] = np.einsum("ab,jbc,dc->jad", lam, inverse.block_covariances(data, t), lam)
+    return tuple(modes), tuple(covs)
+
+
+LOGLIK_LABEL = "Laplace approximation"
+
+
+def fit_laplace(
+    data: ModelData,
+    control: OptimizerControl | None = None,
+    pirls_control: PirlsControl | None = None,
+    start: Start | None = None,
+) -> FitOutput:
+    """Maximum-likelihood fit by the Laplace approximation (lme4's glmer, nAGQ = 1) on data's
+    columns as they are; `start`: (theta, beta) to start from (default: lme4's start)."""
+    control = control or OptimizerControl()
+    objective = LaplaceObjective(data, pirls_control or PirlsControl())
+    estimates = minimize_deviance(
+        data,
+        objective.deviance_and_gradient,
+        control,
+        objective.counters,
+        "laplace",
+        start_point(data, control, *(start or (None, None))),
+        fixed_information=objective.fixed_information,
+    )
+    return finish_fit(data, objective, estimates, control, "laplace", LOGLIK_LABEL)
+
+
+@dataclass(frozen=True)
+class Laplace(LikelihoodMethod):
+    """Maximum likelihood with the deviance by the Laplace approximation (glmer, nAGQ = 1).
+
+    control: the outer optimizer's tolerances; pirls_control: the mode search's."""
+
+    control: OptimizerControl = field(default_factory=OptimizerControl)
+    pirls_control: PirlsControl = field(default_factory=PirlsControl)
+
+    name: ClassVar[str] = "laplace"
+
+    @classmethod
+    def from_arguments(
+        cls,
+        *,
+        control: Any = None,
+        pirls_control: PirlsControl | None = None,
+        n_agq: int | None = None,
+        **others: Any,
+    ) -> Laplace:
+        if n_agq not in (None, 1):
+            raise ValueError("n_agq applies only to method='agq'")
+        refuse_arguments(cls.name, **others)
+        return cls(
+            checked_control(cls.name, control, OptimizerControl),
+            pirls_control or PirlsControl(),
+        )
+
+    @property
+    def title(self) -> str:
+        return "maximum likelihood (Laplace Approximation)"
+
+    @property
+    def tolerances(self) -> dict[str, float | str]:
+        return self.control.tolerances()
+
+    @property
+    def centres_random(self) -> bool:
+        return True
+
+    def objective(self, model: ModelData) -> LaplaceObjective:
+        return LaplaceObjective(model, self.pirls_control)
+
+    def fit_columns(self, model: ModelData, start: Start | None = None) -> FitOutput:
+        return fit_laplace(model, self.control, self.pirls_control, start)
+
+
+def finish_fit(
+    data: ModelData,
+    objective: LaplaceObjective,
+    estimates: Estimates,
+    control: OptimizerControl,
+    method: str,
+    loglik_label: str,
+    n_agq: int = 1,
+) -> FitOutput:
+    """Covariances, boundary check and conditional modes at the optimum of a deviance."""
+    theta, beta = estimates.theta, estimates.beta
+    mode = objective.mode(theta, beta)
+    ranef, ranef_cov = conditional_effects(objective, mode, theta)
+    separation = separation_report(data, beta, theta, control.separation_screen)
+    return fit_output(
+        data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
+    )
+
+
+def fit_output(
+    data: ModelData,
+    estimates: Estimates,
+    control: OptimizerControl,
+    method: str,
+    loglik_label: str,
+    ranef: tuple[FloatArray, ...],
+    ranef_cov: tuple[FloatArray, ...],
+    separation: tuple[tuple[FitWarning, ...], tuple[int, ...]],
+    n_agq: int = 1,
+) -> FitOutput:
+    """FitOutput from the optimum: covariances from the Hessian, the boundary check and the
+    warnings. data is used only for its structure (names, theta layout); separation is
+    separation.separation_report's (warnings, fixed-effect columns with no finite estimate)."""
+    theta, beta = estimates.theta, estimates.beta
+    n_theta = data.n_theta
+    lower = data.theta_lower_bounds()
+    at_boundary = np.isfinite(lower) & (theta < control.boundary_tol)
+    singular = bool(np.any(at_boundary))
+    warnings: list[FitWarning] = []
+    converged = estimates.summary.converged
+    separated, diverging = separation
+    if separated:
+        warnings.extend(separated)
+        converged = False
+    # Coefficients with no finite estimate get no standard error (NaN), and the others their
+    # covariance with those held fixed; NaN too where the curvature is not positive definite.
+    assert estimates.hessian is not None
+    rows, kept = kept_rows(n_theta, data.n_fixed, diverging)
+    vcov_kept, theta_cov = covariance_from_hessian(
+        estimates.hessian[np.ix_(rows, rows)], n_theta, at_boundary
+    )
+    vcov_beta, unavailable = spread_covariance(vcov_kept, kept, data.n_fixed)
+    if unavailable:
+        names = ", ".join(data.fixed_names[j] for j in unavailable)
+        warnings.append(
+            FitWarning(
+                "the curvature of the log-likelihood is not positive definite at the estimates: "
+                f"no standard error for {names}",
+                ConvergenceWarning,
+            )
+        )
+    if singular:
+        warnings.append(
+            FitWarning(
+                "boundary (singular) fit: a random-effect variance is estimated at zero",
+                BoundaryWarning,
+            )
+        )
+    if not estimates.summary.converged:
+        warnings.append(
+            FitWarning(
+                f"optimizer did not converge: {estimates.summary.message}", ConvergenceWarning
+            )
+        )
+    return FitOutput(
+        method=method,
+        theta=theta,
+        beta=beta,
+        vcov_beta=vcov_beta,
+        loglik=-0.5 * estimates.deviance,
+        loglik_label=loglik_label,
+        ranef=ranef,
+        ranef_cov=ranef_cov,
+        opt_summary=estimates.summary,
+        converged=converged,
+        singular=singular,
+        n_agq=n_agq,
+        theta_cov=theta_cov,
+        warnings=tuple(warnings),
+    )
+
+
+def covariance_from_hessian(
+    hessian: FloatArray | None, n_theta: int, at_boundary: NDArray[np.bool_]
+) -> tuple[FloatArray, FloatArray | None]:
+    """Covariance of (beta, theta) as the inverse of half the deviance Hessian.
+
+    theta entries on the boundary are held fixed (their Hessian rows dropped), as the observed
+    information is not defined there."""
+    assert hessian is not None
+    keep = np.concatenate([~at_boundary, np.ones(hessian.shape[0] - n_theta, dtype=bool)])
+    info = 0.5 * hessian[np.ix_(keep, keep)]
+    try:
+        cov = np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(info)
+    n_free_theta = int(np.sum(~at_boundary))
+    vcov_beta = cov[n_free_theta:, n_free_theta:]
+    theta_cov = np.full((n_theta, n_theta), np.nan)
+    free = np.flatnonzero(~at_boundary)
+    theta_cov[np.ix_(free, free)] = cov[:n_free_theta, :n_free_theta]
+    return 0.5 * (vcov_beta + vcov_beta.T), theta_cov

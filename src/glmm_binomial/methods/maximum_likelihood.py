@@ -1,0 +1,62 @@
+"""The maximum-likelihood path that the Laplace and AGQ methods share.
+
+The fit is made on internally centred and scaled columns (methods.scaling: the likelihood is
+equivariant under that change, so the estimates map back exactly), then checked again on the
+user's own columns, and passes the checks every maximum-likelihood path applies last
+(estimates.final_checks). What differs between the methods is their objective and the fit on
+given columns (``fit_columns``), and whether random-effect columns may be centred.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+from glmm_binomial.methods.base import Method, Start
+from glmm_binomial.methods.estimates import FitOutput, final_checks
+from glmm_binomial.methods.scaling import (
+    check_in_user_units,
+    choose_scaling,
+    start_to_internal,
+    to_internal,
+    to_user,
+)
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.numerics.optimize import OptimizerControl
+from glmm_binomial.numerics.pirls import PirlsControl
+
+
+class LikelihoodMethod(Method):
+    """A maximum-likelihood method: an objective deviance(theta, beta) minimized by
+    numerics.optimize, on internally rescaled columns."""
+
+    control_type = OptimizerControl
+    control: OptimizerControl
+    pirls_control: PirlsControl
+
+    @property
+    @abstractmethod
+    def centres_random(self) -> bool:
+        """Whether random-effect columns may be centred internally (the objective must be
+        invariant under that reparametrisation: Laplace is; a product quadrature rule is not
+        rotation invariant)."""
+
+    @abstractmethod
+    def objective(self, model: ModelData) -> Any:
+        """The deviance of `model` as an object with ``deviance_and_gradient(theta, beta)``."""
+
+    @abstractmethod
+    def fit_columns(self, model: ModelData, start: Start | None = None) -> FitOutput:
+        """The fit on `model`'s columns as they are (no rescaling, no final checks)."""
+
+    def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
+        scaling = choose_scaling(model, self.control, centre_random=self.centres_random)
+        internal = to_internal(model, scaling)
+        if start is not None:
+            start = start_to_internal(model, scaling, *start)
+        output = self.fit_columns(internal, start)
+        if not scaling.is_identity:
+            output = to_user(model, scaling, output)
+            objective = self.objective(model)
+            output = check_in_user_units(output, objective.deviance_and_gradient, self.control)
+        return final_checks(output)

@@ -1,0 +1,189 @@
+"""ModelData: the frozen numerical description of one binomial GLMM.
+
+    eta = X beta + sum_t Z_t[i, :] b_t[g_t(i), :] + offset,   b_t[j] = Lambda_t u_t[j],
+    u ~ N(0, I),   successes_i ~ Binomial(trials_i, expit(eta_i)).
+
+Each random-effect block t has a grouping factor (integer codes 0..n_levels-1), a dense n x k_t
+matrix of its columns (no dense n x q matrix is ever formed) and a lower-triangular relative
+covariance factor Lambda_t whose k_t (k_t + 1) / 2 lower-triangle entries, taken column by
+column as lme4 does, are the block's slice of theta. Nothing here knows about pandas or text:
+the front ends build ModelData and the numerical modules consume it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glmm_binomial.family import BINOMIAL_LOGIT, Family, log_binomial_coefficient
+from glmm_binomial.model.covariance import CovarianceStructure, Unstructured
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+LARGEST_VALUE = 1e100
+"""Design values beyond this in absolute value overflow the fit's products (x' W x); the front
+ends refuse them with a message to rescale."""
+
+
+@dataclass(frozen=True)
+class RandomBlock:
+    """One random-effect term: (terms | group), with the structure of its covariance
+    (model.covariance; None: lme4's unstructured one)."""
+
+    group: str
+    terms: tuple[str, ...]
+    codes: IntArray
+    levels: tuple[object, ...]
+    z: FloatArray
+    structure: CovarianceStructure | None = None
+
+    def __post_init__(self) -> None:
+        k = int(self.z.shape[1])
+        if self.structure is None or (
+            isinstance(self.structure, Unstructured) and self.structure.k != k
+        ):
+            # lme4's structure fits any number of columns (also after dataclasses.replace
+            # with other columns).
+            object.__setattr__(self, "structure", Unstructured(k))
+        elif self.structure.k != k:
+            raise ValueError(
+                f"a {self.structure.name} covariance of dimension {self.structure.k} for "
+                f"{k} columns of ({' + '.join(self.terms)} | {self.group})"
+            )
+
+    @property
+    def covariance(self) -> CovarianceStructure:
+        """The structure of this term's covariance (how theta gives Lambda_t)."""
+        assert self.structure is not None
+        return self.structure
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def k(self) -> int:
+        return int(self.z.shape[1])
+
+    @property
+    def n_theta(self) -> int:
+        return self.covariance.n_theta
+
+    def lower_indices(self) -> tuple[IntArray, IntArray]:
+        """Row and column indices of theta's entries in Lambda (lme4's unstructured layout:
+        column-major lower triangle); ValueError for another structure."""
+        if not isinstance(self.covariance, Unstructured):
+            raise ValueError(
+                f"the {self.covariance.name} covariance of ({' + '.join(self.terms)} | "
+                f"{self.group}) has no lower-triangle layout of theta"
+            )
+        return self.covariance.lower_indices()
+
+    def lambda_matrix(self, theta: FloatArray) -> FloatArray:
+        """Lambda_t (k x k lower triangular) from this block's slice of theta."""
+        return self.covariance.lambda_matrix(theta)
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Response, fixed-effects design and random-effect blocks of one model, and its family
+    (the distribution of a row given eta, and the link; glmm_binomial.family)."""
+
+    successes: FloatArray
+    trials: FloatArray
+    x: FloatArray
+    offset: FloatArray
+    fixed_names: tuple[str, ...]
+    blocks: tuple[RandomBlock, ...]
+    log_binomial_constant: float = field(default=float("nan"))
+    family: Family = BINOMIAL_LOGIT
+
+    def __post_init__(self) -> None:
+        if np.isnan(self.log_binomial_constant):
+            object.__setattr__(
+                self,
+                "log_binomial_constant",
+                log_binomial_coefficient(self.successes, self.trials),
+            )
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.successes.shape[0])
+
+    @property
+    def n_fixed(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def n_theta(self) -> int:
+        return sum(b.n_theta for b in self.blocks)
+
+    def theta_slices(self) -> list[slice]:
+        """Where each block's parameters sit in theta."""
+        out, start = [], 0
+        for b in self.blocks:
+            out.append(slice(start, start + b.n_theta))
+            start += b.n_theta
+        return out
+
+    def theta_lower_bounds(self) -> FloatArray:
+        """Each structure's bounds (unstructured: 0 for diagonal entries of each Lambda_t,
+        -inf for off-diagonal ones, as lme4)."""
+        bounds = [b.covariance.lower_bounds() for b in self.blocks]
+        return np.concatenate(bounds) if bounds else np.zeros(0)
+
+    def theta_start(self) -> FloatArray:
+        """lme4's start: Lambda_t = I (each structure's start)."""
+        starts = [b.covariance.start() for b in self.blocks]
+        return np.concatenate(starts).astype(np.float64) if starts else np.zeros(0)
+
+    def canonical_theta(self, theta: FloatArray) -> FloatArray:
+        """theta in each structure's canonical form (the same covariances)."""
+        out = np.array(theta, dtype=np.float64)
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            out[s] = b.covariance.canonical(out[s])
+        return out
+
+    def theta_gradient(
+        self, lambdas: list[FloatArray], grad_lambdas: list[FloatArray]
+    ) -> FloatArray:
+        """The gradient in theta from the gradients in the entries of each Lambda_t (k x k),
+        at the theta whose Lambdas are `lambdas` (each structure's chain rule)."""
+        out = np.zeros(self.n_theta)
+        for b, s, lam, grad in zip(
+            self.blocks, self.theta_slices(), lambdas, grad_lambdas, strict=True
+        ):
+            out[s] = b.covariance.theta_gradient(lam, grad)
+        return out
+
+    def take(self, rows: IntArray) -> ModelData:
+        """The same model with its rows in the order `rows` (a permutation)."""
+        blocks = tuple(
+            RandomBlock(
+                b.group,
+                b.terms,
+                np.take(b.codes, rows),
+                b.levels,
+                np.take(b.z, rows, axis=0),
+                b.structure,
+            )
+            for b in self.blocks
+        )
+        return ModelData(
+            successes=np.take(self.successes, rows),
+            trials=np.take(self.trials, rows),
+            x=np.take(self.x, rows, axis=0),
+            offset=np.take(self.offset, rows),
+            fixed_names=self.fixed_names,
+            blocks=blocks,
+            log_binomial_constant=self.log_binomial_constant,
+            family=self.family,
+        )
+
+    def lambdas(self, theta: FloatArray) -> list[FloatArray]:
+        return [
+            b.lambda_matrix(theta[s]) for b, s in zip(self.blocks, self.theta_slices(), strict=True)
+        ]

@@ -1,0 +1,487 @@
+"""From a parsed lme4 formula and a DataFrame to ModelData (newdata.py goes back for new data).
+
+This is the one place where data frames meet the model: it reads the frame as R would
+(frame.py: object columns of numbers are numbers, unused levels dropped), drops incomplete rows
+(as R's na.omit), builds the response (0/1, logical, two-level factor, proportion with weights,
+or cbind), asks formulaic for the fixed-effects matrix (aliased columns dropped, as lme4 does),
+the formula's offset terms and each random term's columns, and codes the grouping factors.
+``DesignInfo`` keeps what is needed to rebuild the same matrices for new data: formulaic's model
+specs, which re-apply stateful transforms (scale, center, poly, bs) with the fit's parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+from formulaic import Formula
+from numpy.typing import NDArray
+
+from glmm_binomial.diagnostics import FitWarning, RankDeficiencyWarning
+from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
+from glmm_binomial.model.formula import (
+    ParsedFormula,
+    RandomTerm,
+    expression_variables,
+    parse_formula,
+)
+from glmm_binomial.model.frame import (
+    as_pandas,
+    drop_unused_categories,
+    factor_codes,
+    match_codes,
+    numbers_as_numeric,
+    row_values,
+)
+from glmm_binomial.model.transforms import (
+    evaluate_response,
+    factor_column,
+    formulaic_error,
+    materialize,
+)
+from glmm_binomial.model.variable_summary import VariableSummary, formula_order, summarize_variables
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+MAX_DESIGN_COLUMNS = 10_000
+"""Widest design (fixed-effects or one random term's columns) built; wider ones are refused."""
+
+MAX_DESIGN_VALUES = 200_000_000
+"""Largest rows x columns of a design built (1.6 GB of float64); larger ones are refused."""
+
+ALIAS_TOLERANCE = 1e-7
+"""A column whose part not explained by the columns before it has a norm below this fraction of
+its own norm is aliased and dropped (R's ``qr()`` tolerance, as lme4's rank check uses)."""
+
+
+@dataclass(frozen=True)
+class RandomSpec:
+    """How to rebuild one random block for new data.
+
+    ``variable_keys`` holds, per grouping variable, the keys (R's as.character) of its levels in
+    the fit; ``present`` the sorted mixed-radix codes of the level combinations the fit saw (the
+    block's levels, in order)."""
+
+    term: RandomTerm
+    model_spec: Any
+    levels: tuple[object, ...]
+    variable_keys: tuple[NDArray[np.object_], ...] = ()
+    present: IntArray | None = None
+
+
+@dataclass(frozen=True)
+class DesignInfo:
+    """What a fitted model remembers of its formula and data.
+
+    ``kept_columns`` indexes the columns of ``fixed_spec``'s matrix that the model uses (aliased
+    columns dropped, named in ``dropped_columns``); ``offset_specs`` rebuild the formula's
+    ``offset(...)`` terms; ``offset_source`` says where the ``offset=`` argument came from: a
+    column of data (``offset_column``), values (new data must supply them) or nothing.
+    ``variables`` summarizes each variable of the fixed part and the offsets over the fit's rows
+    (factor levels; a numeric variable's mean and range), in formula order, for reference grids
+    (glmm_binomial.results.emmeans)."""
+
+    formula: ParsedFormula
+    fixed_spec: Any
+    random_specs: tuple[RandomSpec, ...]
+    n_dropped: int
+    response_name: str
+    offset_specs: tuple[Any, ...] = ()
+    offset_source: Literal["none", "column", "values"] = "none"
+    offset_column: str | None = None
+    kept_columns: tuple[int, ...] | None = None
+    dropped_columns: tuple[str, ...] = ()
+    warnings: tuple[FitWarning, ...] = ()
+    variables: tuple[VariableSummary, ...] = ()
+
+
+def _first_bad_row(mask: NDArray[np.bool_], index: pd.Index) -> object:
+    return index[int(np.flatnonzero(mask)[0])]
+
+
+def response_counts(
+    parsed: ParsedFormula, frame: pd.DataFrame, weights: FloatArray | None
+) -> tuple[FloatArray, FloatArray]:
+    """Successes and trials (prior weights folded in)."""
+    spec = parsed.response
+    if spec.kind == "cbind":
+        assert spec.failures is not None
+        counts = []
+        for role, expr in (("successes", spec.successes), ("failures", spec.failures)):
+            values = evaluate_response(expr, frame)
+            if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+                raise ValueError(f"cbind {role} '{expr}' must be numeric counts")
+            arr = values.to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(arr)):
+                bad = _first_bad_row(~np.isfinite(arr), frame.index)
+                raise ValueError(f"cbind {role} '{expr}' is not finite at row {bad}")
+            if np.any(arr < 0):
+                bad = _first_bad_row(arr < 0, frame.index)
+                what = "successes exceed trials" if role == "failures" else "negative count"
+                raise ValueError(f"cbind {role} '{expr}' is negative at row {bad} ({what})")
+            counts.append(arr)
+        successes, trials = counts[0], counts[0] + counts[1]
+        if weights is not None:
+            successes, trials = successes * weights, trials * weights
+        return successes, trials
+
+    name = spec.successes
+    values = evaluate_response(name, frame)
+    if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values):
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            levels = [c for c in values.cat.categories if c in set(values.dropna())]
+        else:
+            levels = sorted(pd.unique(values.dropna()), key=str)
+        if len(levels) != 2:
+            raise ValueError(
+                f"response '{name}' must be 0/1, logical or a factor with two levels; "
+                f"it has {len(levels)} distinct values"
+            )
+        y = (values == levels[1]).to_numpy(dtype=np.float64)
+    else:
+        y = values.to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(y)):
+            bad = _first_bad_row(~np.isfinite(y), frame.index)
+            raise ValueError(f"response '{name}' is not finite at row {bad}")
+        outside = (y < 0) | (y > 1)
+        if np.any(outside):
+            bad = _first_bad_row(outside, frame.index)
+            raise ValueError(
+                f"response '{name}' must be in [0, 1] (0/1, or proportions with weights= the "
+                f"trials); row {bad} has {values.to_numpy()[np.flatnonzero(outside)[0]]}; "
+                "for counts use cbind(successes, failures)"
+            )
+        if weights is None and np.any((y != 0) & (y != 1)):
+            not_binary = (y != 0) & (y != 1)
+            bad = _first_bad_row(not_binary, frame.index)
+            value = y[np.flatnonzero(not_binary)[0]]
+            raise ValueError(
+                f"response '{name}' must be 0 or 1 (row {bad} has {value}); "
+                "for proportions give weights= the number of trials"
+            )
+    trials = np.ones_like(y) if weights is None else weights.copy()
+    return y * trials, trials
+
+
+def check_finite(matrix: FloatArray, names: Sequence[str], what: str, index: pd.Index) -> None:
+    bad = ~np.isfinite(matrix)
+    if np.any(bad):
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{what} column '{names[col]}' is not finite (value {matrix[row, col]}) at row "
+            f"{index[row]}"
+        )
+    huge = np.abs(matrix) > LARGEST_VALUE
+    if np.any(huge):
+        row, col = np.argwhere(huge)[0]
+        raise ValueError(
+            f"{what} column '{names[col]}' has the value {matrix[row, col]:g} at row "
+            f"{index[row]}: beyond {LARGEST_VALUE:g} the fit overflows; rescale the column"
+        )
+
+
+def aliased_columns(x: FloatArray) -> list[int]:
+    """Indices of the columns of ``x`` that are (numerically) linear combinations of the columns
+    before them, in order, as R's ``qr()`` finds them (tolerance ``ALIAS_TOLERANCE``)."""
+    if x.shape[1] == 0:
+        return []
+    norms = np.linalg.norm(x, axis=0)
+    # Quick exit for the usual full-rank design (pivoted QR finds the rank).
+    _, r_pivoted, _ = scipy.linalg.qr(x, mode="economic", pivoting=True)
+    diagonal = np.abs(np.diag(r_pivoted))
+    if x.shape[0] >= x.shape[1] and np.all(norms > 0):
+        if diagonal.size and np.all(diagonal > ALIAS_TOLERANCE * diagonal[0]):
+            return []
+    # Unpivoted QR: |R_jj| is the norm of column j's part not explained by the columns before it.
+    r = scipy.linalg.qr(x, mode="r")[0]
+    residual = np.zeros(x.shape[1])
+    size = min(r.shape)
+    residual[:size] = np.abs(np.diag(r)[:size])
+    return [j for j in range(x.shape[1]) if not residual[j] > ALIAS_TOLERANCE * norms[j]]
+
+
+def rank_deficiency_warning(dropped_names: Sequence[str]) -> FitWarning:
+    """The RankDeficiencyWarning naming the aliased fixed-effect columns dropped (lme4's)."""
+    plural = "s" if len(dropped_names) > 1 else ""
+    return FitWarning(
+        f"fixed-effect model matrix is rank deficient so dropping {len(dropped_names)} "
+        f"column{plural} / coefficient{plural}: {', '.join(map(repr, dropped_names))} "
+        "(a linear combination of the columns before)",
+        RankDeficiencyWarning,
+    )
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = None) -> None:
+    """Refuse a design that would be absurdly wide before formulaic builds it.
+
+    The width is estimated from the levels of the categorical variables of each term. rows:
+    the rows of a design built piece by piece (a Dask fit; frame then only carries the
+    levels), which bounds its columns but not its values."""
+    try:
+        terms = list(Formula(expr))
+    except Exception as exc:  # noqa: BLE001
+        raise formulaic_error(f"{what} '{expr}'", exc) from None
+    total = 0
+    culprit = ""
+    for term in terms:
+        width = 1
+        for factor in term.factors:
+            found = factor_column(str(factor.expr), frame)
+            if found is None:
+                continue
+            name, plain = found
+            if not plain or _is_categorical(frame[name]):
+                levels = int(frame[name].nunique())
+                width *= max(levels, 1)
+                if levels > 50:
+                    culprit = name
+        total += width
+    values_limited = rows is None
+    rows = len(frame) if rows is None else rows
+    if total > MAX_DESIGN_COLUMNS or (values_limited and total * rows > MAX_DESIGN_VALUES):
+        advice = (
+            f" ('{culprit}' has {frame[culprit].nunique():,} distinct values: if it holds "
+            f"numbers, convert it with pd.to_numeric; if it labels groups, use it as a grouping "
+            f"factor, as in (1 | {culprit}))"
+            if culprit
+            else ""
+        )
+        raise ValueError(
+            f"{what} '{expr}' would have about {total:,} columns for {rows:,} rows, beyond "
+            f"the limits of {MAX_DESIGN_COLUMNS:,} columns and {MAX_DESIGN_VALUES:,} values"
+            f"{advice}"
+        )
+
+
+def group_codes(
+    frame: pd.DataFrame, group: tuple[str, ...]
+) -> tuple[IntArray, tuple[object, ...], tuple[NDArray[np.object_], ...], IntArray]:
+    """Codes of the interaction of the grouping variables, levels sorted as R would.
+
+    Returns codes, levels, per-variable level keys and the sorted mixed-radix codes of the level
+    combinations present. Labels are matched by R's as.character (1, 1.0 and "1" are one)."""
+    per_variable = [factor_codes(frame[var]) for var in group]
+    variable_keys = tuple(keys for _, _, keys in per_variable)
+    if len(group) == 1:
+        codes, labels, _ = per_variable[0]
+        present = np.arange(len(labels), dtype=np.intp)
+        return codes, tuple(labels), variable_keys, present
+    combined = np.zeros(len(frame), dtype=np.intp)
+    for codes, labels, _ in per_variable:
+        combined = combined * len(labels) + codes
+    present, inverse = np.unique(combined, return_inverse=True)
+    digits = []
+    remainder = present.copy()
+    for _, labels, _ in reversed(per_variable):
+        remainder, digit = np.divmod(remainder, len(labels))
+        digits.append(digit)
+    digits.reverse()
+    texts = [
+        np.asarray([str(label) for label in labels], dtype=object) for _, labels, _ in per_variable
+    ]
+    joined = texts[0][digits[0]]
+    for text, digit in zip(texts[1:], digits[1:], strict=True):
+        joined = joined + ":" + text[digit]
+    return (
+        inverse.astype(np.intp).reshape(-1),
+        tuple(joined),
+        variable_keys,
+        present.astype(np.intp),
+    )
+
+
+def codes_in_levels(spec: RandomSpec, frame: pd.DataFrame) -> IntArray:
+    """Codes of frame's rows in the levels `spec` learned for one grouping factor (-1: a level
+    not among them): new data for prediction, or one Dask partition's rows."""
+    group = spec.term.group
+    per_variable = [
+        match_codes(frame[var], keys)[0]
+        for var, keys in zip(group, spec.variable_keys, strict=True)
+    ]
+    if len(group) == 1:
+        return per_variable[0]
+    combined = np.zeros(len(frame), dtype=np.intp)
+    known = np.ones(len(frame), dtype=bool)
+    for codes, keys in zip(per_variable, spec.variable_keys, strict=True):
+        known &= codes >= 0
+        combined = combined * len(keys) + np.maximum(codes, 0)
+    assert spec.present is not None
+    position = np.minimum(np.searchsorted(spec.present, combined), len(spec.present) - 1)
+    found = known & (spec.present[position] == combined)
+    return np.where(found, position, -1).astype(np.intp)
+
+
+def value_variables(parsed: ParsedFormula) -> list[str]:
+    """Columns whose values enter the model (not only as grouping labels): object columns of
+    numbers among them are read as numbers. Grouping labels keep their text ("01" stays "01")."""
+    names: set[str] = set()
+    for expr in (parsed.fixed, *parsed.offsets, *(t.expr for t in parsed.random)):
+        names |= expression_variables(expr)
+    grouping = {v for t in parsed.random for v in t.group}
+    return sorted(v for v in parsed.variables if v in names or v not in grouping)
+
+
+def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFrame) -> str:
+    message = (
+        f"formula '{formula}' uses column(s) not in data: {', '.join(map(repr, missing))}; "
+        f"available: {', '.join(map(str, frame.columns))}"
+    )
+    odd = [str(c) for c in frame.columns if not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", str(c))]
+    if odd:
+        message += f"; write names with spaces or symbols in backticks, as in `{odd[0]}`"
+    return message
+
+
+def build_model(
+    formula: str,
+    data: Any,
+    weights: Any = None,
+    offset: Any = None,
+) -> tuple[ModelData, DesignInfo]:
+    """ModelData and DesignInfo for `formula` on `data` (rows with missing values dropped).
+
+    Object columns of numbers are read as numbers, unused categories are dropped (R's
+    droplevels), and aliased fixed-effect columns are dropped with a RankDeficiencyWarning
+    (recorded in DesignInfo.warnings and DesignInfo.dropped_columns), as lme4 does."""
+    if not isinstance(formula, str):
+        raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
+    parsed = parse_formula(formula)
+    frame = as_pandas(data)
+    missing = [v for v in parsed.variables if v not in frame.columns]
+    if missing:
+        raise ValueError(_missing_columns_message(formula, missing, frame))
+    offset_source: Literal["none", "column", "values"] = "none"
+    offset_column = None
+    if isinstance(weights, str):
+        weights = (
+            frame[weights] if weights in frame.columns else _missing_column("weights", weights)
+        )
+    if isinstance(offset, str):
+        offset_source, offset_column = "column", offset
+        offset = frame[offset] if offset in frame.columns else _missing_column("offset", offset)
+    elif offset is not None:
+        offset_source = "values"
+    w_all = row_values("weights", weights, len(frame))
+    o_all = row_values("offset", offset, len(frame))
+    if not parsed.random:
+        raise ValueError(
+            f"formula '{formula}' has no random-effect term such as (1 | group); "
+            "for a plain logistic regression use a GLM"
+        )
+
+    used = numbers_as_numeric(frame.loc[:, list(parsed.variables)], value_variables(parsed))
+    complete = np.array(used.notna().all(axis=1), dtype=bool)
+    for arr in (w_all, o_all):
+        if arr is not None:
+            complete &= ~np.isnan(arr)
+    n_dropped = int(np.sum(~complete))
+    sub = drop_unused_categories(used.loc[complete])
+    if len(sub) < 2:
+        raise ValueError(f"fewer than two complete rows in data for formula '{formula}'")
+    w = None if w_all is None else w_all[complete]
+    if w is not None and (np.any(~np.isfinite(w)) or np.any(w < 0)):
+        raise ValueError("weights must be finite and non-negative")
+    o = np.zeros(len(sub)) if o_all is None else o_all[complete]
+    if not np.all(np.isfinite(o)):
+        raise ValueError("offset must be finite")
+
+    successes, trials = response_counts(parsed, sub, w)
+    check_width(parsed.fixed, sub, "fixed-effects design")
+    x, fixed_names, fixed_spec = materialize(parsed.fixed, sub, "fixed-effects term")
+    check_finite(x, fixed_names, "fixed-effects", sub.index)
+    fit_warnings: list[FitWarning] = []
+    dropped = aliased_columns(x)
+    kept = [j for j in range(x.shape[1]) if j not in set(dropped)]
+    dropped_names: list[str] = []
+    if dropped:
+        dropped_names = [fixed_names[j] for j in dropped]
+        message = rank_deficiency_warning(dropped_names)
+        message.emit(stacklevel=3)
+        fit_warnings.append(message)
+        x = x[:, kept]
+        fixed_names = [fixed_names[j] for j in kept]
+
+    offset_specs = []
+    for expr in parsed.offsets:
+        values, _, spec = materialize(f"0 + {expr}", sub, f"offset({expr})")
+        if values.shape[1] != 1:
+            raise ValueError(f"offset({expr}) must be one numeric value per row")
+        if not np.all(np.isfinite(values)):
+            bad = _first_bad_row(~np.isfinite(values[:, 0]), sub.index)
+            raise ValueError(f"offset({expr}) is not finite at row {bad}")
+        o = o + values[:, 0]
+        offset_specs.append(spec)
+
+    blocks, specs = [], []
+    for term in parsed.random:
+        if term.expr == "1":
+            # (1 | g), the commonest term: no need to ask formulaic for a column of ones.
+            z, names, spec = np.ones((len(sub), 1)), ["(Intercept)"], None
+        else:
+            check_width(term.expr, sub, f"random-effect term {term.text}")
+            z, names, spec = materialize(term.expr, sub, f"random-effect term {term.text}")
+        if z.shape[1] == 0:
+            raise ValueError(f"random-effect term {term.text} has no columns")
+        check_finite(z, names, f"random-effect term {term.text}", sub.index)
+        codes, levels, variable_keys, present = group_codes(sub, term.group)
+        group_name = ":".join(term.group)
+        if len(levels) < 2:
+            raise ValueError(
+                f"grouping factor '{group_name}' in {term.text} has a single level; "
+                "a random effect needs at least two groups"
+            )
+        blocks.append(RandomBlock(group_name, tuple(names), codes, levels, z))
+        specs.append(RandomSpec(term, spec, levels, variable_keys, present))
+
+    model = ModelData(
+        successes=successes,
+        trials=trials,
+        x=x,
+        offset=o,
+        fixed_names=tuple(fixed_names),
+        blocks=tuple(blocks),
+    )
+    info = DesignInfo(
+        formula=parsed,
+        fixed_spec=fixed_spec,
+        random_specs=tuple(specs),
+        n_dropped=n_dropped,
+        response_name=parsed.response.successes,
+        offset_specs=tuple(offset_specs),
+        offset_source=offset_source,
+        offset_column=offset_column,
+        kept_columns=tuple(kept),
+        dropped_columns=tuple(dropped_names),
+        warnings=tuple(fit_warnings),
+        variables=_grid_variables(parsed, sub),
+    )
+    return model, info
+
+
+def _grid_variables(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[VariableSummary, ...]:
+    """Summaries of the variables of the fixed part and the offsets, in formula order."""
+    names: set[str] = set(expression_variables(parsed.fixed))
+    for expr in parsed.offsets:
+        names |= expression_variables(expr)
+    return summarize_variables(frame, formula_order(names, parsed.fixed, *parsed.offsets))
+
+
+def _missing_column(argument: str, name: str) -> Any:
+    raise ValueError(f"{argument} names column '{name}', which is not in data")
+
+
+def formula_of(data: ModelData) -> str:
+    """A readable lme4-style formula for ModelData built without one (spreadsheet input)."""
+    fixed = " + ".join(data.fixed_names) or "1"
+    random = " + ".join(f"({' + '.join(b.terms)} | {b.group})" for b in data.blocks)
+    return f"y ~ {fixed} + {random}"

@@ -1,0 +1,175 @@
+"""The design of a fitted model rebuilt for new data (prediction).
+
+Stateful transforms use the fit's parameters (formulaic's model specs); factor levels are
+checked against the fit's (lme4 refuses a level it has not seen); grouping labels are matched by
+the rule the fit used (R's as.character); rows missing a needed value are set aside so that
+their prediction is NaN, as with the fit's na.omit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from glmm_binomial.diagnostics import FitWarning, NewLevelsWarning
+from glmm_binomial.model.design import DesignInfo, codes_in_levels, value_variables
+from glmm_binomial.model.formula import expression_variables
+from glmm_binomial.model.frame import (
+    as_pandas,
+    label_keys,
+    match_codes,
+    numbers_as_numeric,
+    row_values,
+)
+from glmm_binomial.model.transforms import factor_column, rebuild
+
+__all__ = ["NewDesign", "new_data_design", "new_levels_warning"]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class NewDesign:
+    """The design of new data: rows with every needed value (``complete``, a mask over the rows
+    of new data) and, for those rows, X, the offset and per random block built (codes, Z);
+    codes are -1 for levels the fit has not seen. ``blocks`` gives the fit's index of each block
+    in ``random`` (all blocks unless the design was built for some of them only)."""
+
+    x: FloatArray
+    offset: FloatArray
+    random: list[tuple[IntArray, FloatArray]]
+    complete: NDArray[np.bool_]
+    index: pd.Index
+    blocks: tuple[int, ...] = ()
+
+
+def new_data_design(
+    info: DesignInfo, newdata: Any, offset: Any = None, random: bool | Sequence[int] = True
+) -> NewDesign:
+    """The fit's design rebuilt for new data.
+
+    Stateful transforms (scale, center, poly, bs) use the fit's parameters; a factor level the
+    fit has not seen raises a ValueError naming the variable and level; grouping labels are
+    matched as in the fit (R's as.character, so 1, 1.0 and "1" are one level) and levels the
+    fit has not seen get code -1 (zero random effect). Rows missing a needed value are left out
+    (``complete``). With ``random=False`` the random-effect terms and grouping columns are not
+    needed; ``random`` may also be a sequence of block indices (into ``info.random_specs``):
+    only those blocks are built and only their columns needed."""
+    frame = as_pandas(newdata, "newdata")
+    parsed = info.formula
+    if isinstance(random, bool):
+        chosen = tuple(range(len(info.random_specs))) if random else ()
+    else:
+        chosen = tuple(sorted({int(t) for t in random}))
+    random_specs = [info.random_specs[t] for t in chosen]
+    needed = set(expression_variables(parsed.fixed))
+    for expr in parsed.offsets:
+        needed |= expression_variables(expr)
+    for spec in random_specs:
+        needed |= expression_variables(spec.term.expr) | set(spec.term.group)
+    needed_list = sorted(needed)
+    missing = [v for v in needed_list if v not in frame.columns]
+    values: FloatArray | None = None
+    if offset is not None:
+        values = row_values("offset", offset, len(frame))
+    elif info.offset_source == "column":
+        assert info.offset_column is not None
+        if info.offset_column not in frame.columns:
+            missing.append(info.offset_column)
+        else:
+            values = row_values("offset", frame[info.offset_column], len(frame))
+    elif info.offset_source == "values":
+        raise ValueError(
+            "the model was fitted with offset= values; pass offset= with one value per row of "
+            "newdata (or fit with offset='column name' to take it from newdata)"
+        )
+    if missing:
+        raise ValueError(
+            f"newdata lacks column(s) {', '.join(map(repr, missing))} that the model uses"
+            + (
+                ""
+                if len(chosen) == len(info.random_specs)
+                else " (with re='exclude')"
+                if not chosen
+                else " (for the chosen re terms)"
+            )
+        )
+    values_of = set(value_variables(parsed))
+    used = numbers_as_numeric(frame.loc[:, needed_list], [v for v in needed_list if v in values_of])
+    complete = np.array(used.notna().all(axis=1), dtype=bool)
+    if values is not None:
+        complete &= ~np.isnan(values)
+    sub = used.loc[complete]
+    specs = [info.fixed_spec, *info.offset_specs]
+    specs += [s.model_spec for s in random_specs if s.model_spec is not None]
+    sub = _match_categories(specs, sub)
+
+    x = rebuild(info.fixed_spec, sub, "the fixed-effects design")
+    if info.kept_columns is not None:
+        x = x[:, list(info.kept_columns)]
+    o = np.zeros(len(sub)) if values is None else values[complete]
+    for expr, spec in zip(parsed.offsets, info.offset_specs, strict=True):
+        o = o + rebuild(spec, sub, f"offset({expr})")[:, 0]
+    blocks: list[tuple[IntArray, FloatArray]] = []
+    for spec in random_specs:
+        if spec.model_spec is None:
+            z = np.ones((len(sub), 1))
+        else:
+            z = rebuild(spec.model_spec, sub, f"random-effect term {spec.term.text}")
+        blocks.append((codes_in_levels(spec, sub), z))
+    return NewDesign(
+        x=x, offset=o, random=blocks, complete=complete, index=frame.index, blocks=chosen
+    )
+
+
+def _match_categories(specs: list[Any], frame: pd.DataFrame) -> pd.DataFrame:
+    """Check new data's factor levels against the fit's and code plain factor columns with the
+    fit's categories, so formulaic encodes them as in the fit (1 and "1" match, as R's
+    as.character). A level the fit has not seen raises a ValueError naming it, as lme4 does."""
+    changed: dict[str, Any] = {}
+    for spec in specs:
+        for expr, (kind, state) in (getattr(spec, "encoder_state", None) or {}).items():
+            categories = state.get("categories") if isinstance(state, dict) else None
+            if str(getattr(kind, "value", kind)) != "categorical" or categories is None:
+                continue
+            found = factor_column(str(expr), frame)
+            if found is None:
+                continue  # formulaic's own check (DataMismatchWarning) is made an error
+            name, plain = found
+            codes, new = match_codes(frame[name], label_keys(list(categories)))
+            if new:
+                shown = ", ".join(repr(v) for v in new[:5]) + (" ..." if len(new) > 5 else "")
+                raise ValueError(
+                    f"newdata: factor '{name}' has new level(s) {shown} not in the fit "
+                    f"(levels: {', '.join(map(str, categories))}); predictions need levels "
+                    "seen in the fit"
+                )
+            if plain:
+                changed[name] = pd.Categorical.from_codes(codes, categories=pd.Index(categories))
+    if not changed:
+        return frame
+    return frame.assign(**{k: pd.Series(v, index=frame.index) for k, v in changed.items()})
+
+
+def new_levels_warning(info: DesignInfo, design: NewDesign) -> FitWarning | None:
+    """A NewLevelsWarning naming the grouping factors with levels the fit has not seen."""
+    counts: dict[str, int] = {}
+    for t, (codes, _) in zip(design.blocks, design.random, strict=True):
+        spec = info.random_specs[t]
+        count = int(np.sum(codes < 0))
+        if count:
+            counts[":".join(spec.term.group)] = count
+    if not counts:
+        return None
+    parts = [f"'{name}' ({n} row{'s' if n > 1 else ''})" for name, n in counts.items()]
+    return FitWarning(
+        f"newdata has levels of {', '.join(parts)} not seen in the fit; their random effects "
+        "are taken as zero (population level), as lme4's allow.new.levels = TRUE",
+        NewLevelsWarning,
+    )

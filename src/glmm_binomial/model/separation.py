@@ -1,0 +1,426 @@
+"""Separation of the response (no finite ML estimate), by the fixed effects or within groups.
+
+A direction d != 0 with s_i x_i'd >= 0 for every signed row makes the binomial likelihood
+increase without bound along d, so maximum likelihood has no finite estimate (Konis's linear
+program). A row contributes +x_i if it has a success and -x_i if it has a failure (a binomial
+row with both contributes both, and so can never be separated). Columns are scaled to max
+|value| 1 before the linear programs.
+
+Two linear programs answer the two questions:
+
+1. Which rows can be separated? Directions form a cone C = {d : s_i x_i'd >= 0 for all i}; the
+   rows with a positive margin at some d in C are the separated rows S (complete separation: S
+   holds every signed row). They are found by maximizing the sum of the margins of the rows not
+   yet in S over C within the unit box |d_j| <= 1, adding the rows the optimum separates to S,
+   and repeating until the optimum is 0. Each round's direction is independent of the earlier
+   ones (it separates a row they all leave at margin 0), so there are at most p + 1 rounds.
+2. Which coefficients diverge? The separating direction of least L1 norm (minimize sum |d_j|
+   subject to s_i x_i'd >= 1 on S and >= 0 elsewhere) moves only coefficients that must
+   move: with a response of all ones and an intercept it moves the intercept alone (a slope
+   need not diverge), with y = 1 exactly when x > c it moves the intercept and x. After a fit,
+   the coefficients reported are those the fit drove far (``large_coefficients``) that some
+   direction of the cone moves (one linear program each), as the fit shows which of several
+   interchangeable separating directions it follows; the least direction's otherwise.
+
+Every program has only the p coefficients as unknowns (no variable per row) and one constraint
+per signed row, solved by constraint generation: HiGHS solves it on a working set of rows (an
+evenly spaced sample and each column's extreme rows first), the margins of all rows are checked
+in one matrix-vector product, and the most violated rows join the working set until none is
+violated. Time is O(n p) per round plus small linear programs, memory O(n p) (the signed rows);
+no n x n matrix and no per-row variable is formed. On ordinary data the first program on the
+sample already proves that nothing separates: a subset of separable rows is separable, so a
+sample that is not separable proves the whole data is not (``separation_possible``).
+
+Within groups, the same programs run on the augmented design [X, Z] (Z sparse, one column per
+level and random-effect column). When the least direction moves the random effects of a term
+whose fitted SD has run away, and separates every row of that term, the groups separate the
+response (y split by x at a cut-off of its own in every group, or every group all 0 or all 1):
+the variance (and the coefficients the fit drove far with it) has no finite estimate either.
+After a fit the linear programs run only after a cheap screen of the fitted values
+(``large_coefficients``, ``runaway_blocks``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+from numpy.typing import NDArray
+
+from glmm_binomial.diagnostics import FitWarning, SeparationWarning
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.validation import block_text
+
+FloatArray = NDArray[np.float64]
+
+SEPARATION_TOL = 1e-7
+"""Margins and direction entries below this (relative to the largest) count as zero."""
+
+
+@dataclass(frozen=True)
+class SeparationControl:
+    """Tolerances and caps of the separation linear programs (columns scaled to max |value| 1).
+
+    margin_tol: a signed row whose margin s_i x_i'd (d in the unit box) exceeds this is
+    separated by d; direction entries and margins below it relative to the largest count as
+    zero. feasibility_tol: a row whose margin falls more than this below its bound is a
+    violated constraint of constraint generation. sample_rows: evenly spaced rows of the first
+    working set (and of ``separation_possible``'s sample). batch_rows: most violated rows
+    added to the working set per round (at least two per column). max_rounds: rounds of
+    constraint generation per program; beyond them the program is solved on every row.
+    """
+
+    margin_tol: float = SEPARATION_TOL
+    feasibility_tol: float = 1e-9
+    sample_rows: int = 2000
+    batch_rows: int = 2000
+    max_rounds: int = 100
+
+
+DEFAULT_CONTROL = SeparationControl()
+
+
+@dataclass(frozen=True)
+class Separation:
+    """Fixed-effect columns and random-effect blocks with no finite maximum-likelihood
+    estimate (empty if none); complete: every row is separated."""
+
+    complete: bool
+    coefficients: tuple[int, ...]
+    blocks: tuple[int, ...] = ()
+
+
+NO_SEPARATION = Separation(False, ())
+
+
+def detect_separation(
+    x: FloatArray,
+    successes: FloatArray,
+    trials: FloatArray,
+    candidates: tuple[int, ...] | None = None,
+    control: SeparationControl = DEFAULT_CONTROL,
+) -> Separation:
+    """Separation of (successes, trials) by the columns of x (see the module docstring).
+
+    candidates: the coefficients a fit has driven far (``large_coefficients``); those of them
+    that some separating direction moves are the ones reported, since they are the ones the fit
+    follows to infinity (the least direction's coefficients when none is)."""
+    signed = _signed_rows(_scale_columns(x), successes, trials)
+    found = _least_direction(signed, control)
+    if found is None:
+        return NO_SEPARATION
+    complete, d, rows = found
+    least = tuple(int(j) for j in np.flatnonzero(_moved(d)))
+    moving = _movable(signed, candidates or (), rows, control)
+    return Separation(complete, moving or least)
+
+
+def separation_possible(
+    x: FloatArray,
+    successes: FloatArray,
+    trials: FloatArray,
+    control: SeparationControl = DEFAULT_CONTROL,
+) -> bool:
+    """A cheap necessary condition for separation: whether an evenly spaced sample of at most
+    ``control.sample_rows`` rows is separable by the columns of x (one small linear program).
+    A subset of separable data is separable, so False proves that the whole data is not; True
+    says that ``detect_separation`` must look at every row."""
+    n = x.shape[0]
+    if n > control.sample_rows:
+        take = np.unique(np.linspace(0, n - 1, control.sample_rows).round().astype(np.intp))
+        x, successes, trials = x[take], successes[take], trials[take]
+    signed = _signed_rows(_scale_columns(x), successes, trials)
+    rows = np.arange(signed.shape[0])
+    weights = np.ones(signed.shape[0])
+    found = _solve_cone(signed, -_weighted_sum(signed, weights), rows, control)
+    if found is None:
+        return True  # the program failed: let the full check decide
+    d, _ = found
+    return bool(np.max(np.asarray(signed @ d).ravel(), initial=0.0) > control.margin_tol)
+
+
+def detect_group_separation(
+    data: ModelData, control: SeparationControl = DEFAULT_CONTROL
+) -> Separation:
+    """Separation of the response by the fixed effects and the random effects together (the
+    augmented design [X, Z]). ``blocks`` lists the random-effect blocks whose variance has no
+    finite estimate: blocks the least separating direction moves and all of whose rows (with a
+    nonzero random-effect column) are separated. A row the direction leaves unseparated keeps
+    the Laplace log-determinant growing with that block's variance, so the variance stays
+    finite; the pure groups of ordinary data do not make a variance run away. ``coefficients``
+    are the fixed-effect columns the least direction moves (not unique: the intercept trades
+    with the mean of the random effects)."""
+    x = _scale_columns(data.x)
+    columns = [scipy.sparse.csr_matrix(x)]
+    owner = [np.full(data.n_fixed, -1)]
+    rows = np.arange(data.n_obs)
+    for t, block in enumerate(data.blocks):
+        z = _scale_columns(block.z)
+        for c in range(block.k):
+            zc = scipy.sparse.csr_matrix(
+                (z[:, c], (rows, block.codes)), shape=(data.n_obs, block.n_levels)
+            )
+            columns.append(zc)
+            owner.append(np.full(block.n_levels, t))
+    design = scipy.sparse.hstack(columns, format="csr")
+    signed = _signed_rows(design, data.successes, data.trials)
+    found = _least_direction(signed, control)
+    if found is None:
+        return NO_SEPARATION
+    complete, d, _ = found
+    margins = np.asarray(signed @ d).ravel()
+    separated_signed = margins > SEPARATION_TOL * float(np.max(margins))
+    # A data row is separated when each of its signed copies is (a row with both a success
+    # and a failure never is).
+    unseparated = np.zeros(data.n_obs, dtype=bool)
+    copies = np.concatenate(
+        [np.flatnonzero(data.successes > 0), np.flatnonzero(data.successes < data.trials)]
+    )
+    unseparated[copies[~separated_signed]] = True
+    moved = _moved(d)
+    which = np.concatenate(owner)[moved]
+    blocks = tuple(
+        int(t)
+        for t in np.unique(which[which >= 0])
+        if not np.any(unseparated & np.any(data.blocks[t].z != 0.0, axis=1))
+    )
+    coefficients = tuple(int(j) for j in np.flatnonzero(moved[: data.n_fixed]))
+    return Separation(complete, coefficients, blocks)
+
+
+def looks_divergent(x: FloatArray, beta: FloatArray, limit: float) -> bool:
+    """Some coefficient moves the log-odds by more than `limit` across its column's range:
+    the cheap screen before the linear programs (which are costly on very large data)."""
+    return bool(large_coefficients(x, beta, limit))
+
+
+def large_coefficients(x: FloatArray, beta: FloatArray, limit: float) -> tuple[int, ...]:
+    """Columns whose coefficient moves the log-odds by more than `limit` across the column."""
+    spread = np.max(np.abs(x), axis=0)
+    return tuple(int(j) for j in np.flatnonzero(np.abs(beta) * spread > limit))
+
+
+def runaway_blocks(data: ModelData, theta: FloatArray, limit: float) -> tuple[int, ...]:
+    """Random-effect blocks with a column whose SD times its largest |z| exceeds `limit`
+    (log-odds): one SD of such a random effect moves the odds by a factor beyond e^limit, which
+    only a variance running away to infinity (groups separating y) produces."""
+    out = []
+    for t, (block, lam) in enumerate(zip(data.blocks, data.lambdas(theta), strict=True)):
+        sd = np.sqrt(np.sum(lam * lam, axis=1))
+        spread = np.max(np.abs(block.z), axis=0)
+        if np.any(sd * spread > limit):
+            out.append(t)
+    return tuple(out)
+
+
+def separation_report(
+    data: ModelData, beta: FloatArray, theta: FloatArray, limit: float
+) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
+    """Warnings about estimates that run away (separation), and the fixed-effect columns that
+    have no finite estimate. The linear programs run only when the screens (`limit`, log-odds)
+    see a coefficient or a random-effect SD that large."""
+    large = large_coefficients(data.x, beta, limit)
+    runaway = runaway_blocks(data, theta, limit)
+    if not large and not runaway:
+        return (), ()
+    if large:
+        fixed = detect_separation(data.x, data.successes, data.trials, large)
+        if fixed.coefficients:
+            kind = "complete" if fixed.complete else "quasi-complete"
+            names = ", ".join(data.fixed_names[j] for j in fixed.coefficients)
+            message = (
+                f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
+                "the reported values are points on a diverging path, not estimates"
+            )
+            return (FitWarning(message, SeparationWarning),), fixed.coefficients
+    grouped = detect_group_separation(data)
+    blocks = [t for t in grouped.blocks if t in runaway]
+    if not blocks:
+        # Without a variance running away, a random effect cannot follow a separating direction
+        # (its finite variance penalizes it): a fixed effect diverging alone is the case above.
+        return (), ()
+    # The coefficients the fit drove far run away with the variance (which ones a separating
+    # direction moves is not unique: the intercept trades with the random effects' mean).
+    moved = list(large)
+    terms = ", ".join(block_text(data.blocks[t]) for t in blocks)
+    groups = ", ".join(dict.fromkeys(data.blocks[t].group for t in blocks))
+    names = ", ".join(data.fixed_names[j] for j in moved)
+    what = [f"the random-effect variance of {terms}"]
+    if moved:
+        what.append(f"the coefficient{'s' if len(moved) > 1 else ''} of {names}")
+    message = (
+        f"separation within groups: in every group of {groups} the fixed and random effects "
+        "together predict the response perfectly, so "
+        + " and ".join(what)
+        + " have no finite maximum-likelihood estimate; the reported values are points on a "
+        'diverging path, not estimates (method "vb" keeps them finite)'
+    )
+    return (FitWarning(message, SeparationWarning),), tuple(moved)
+
+
+def _scale_columns(x: FloatArray) -> FloatArray:
+    scale = np.max(np.abs(x), axis=0)
+    scale[scale == 0] = 1.0
+    return np.asarray(x / scale, dtype=np.float64)
+
+
+def _signed_rows(x: Any, successes: FloatArray, trials: FloatArray) -> Any:
+    """+x_i for rows with a success, -x_i for rows with a failure (both for binomial rows)."""
+    up = x[np.flatnonzero(successes > 0)]
+    down = x[np.flatnonzero(successes < trials)]
+    if scipy.sparse.issparse(x):
+        return scipy.sparse.vstack([up, -down], format="csr")
+    return np.vstack([up, -down])
+
+
+def _weighted_sum(signed: Any, weights: FloatArray) -> FloatArray:
+    """sum_i weights_i * signed_i (a row vector), without copying rows."""
+    return np.asarray(signed.T @ weights, dtype=np.float64).ravel()
+
+
+def _start_rows(signed: Any, control: SeparationControl) -> NDArray[np.intp]:
+    """The first working set: evenly spaced rows, and the rows with each column's largest and
+    smallest entry (they bound each coefficient's direction)."""
+    n = signed.shape[0]
+    sample = np.linspace(0, n - 1, min(n, control.sample_rows)).round().astype(np.intp)
+    if scipy.sparse.issparse(signed):
+        extremes = [np.asarray(signed.argmax(axis=0)).ravel(), np.asarray(signed.argmin(axis=0))]
+    else:
+        extremes = [np.argmax(signed, axis=0), np.argmin(signed, axis=0)]
+    return np.unique(np.concatenate([sample, *[np.ravel(e) for e in extremes]]).astype(np.intp))
+
+
+def _solve(
+    cost: FloatArray,
+    signed: Any,
+    lower: FloatArray,
+    bounds: list[tuple[float | None, float | None]],
+    rows: NDArray[np.intp],
+    control: SeparationControl,
+    split: bool = False,
+) -> tuple[FloatArray, NDArray[np.intp]] | None:
+    """Minimize cost'v subject to signed @ d >= lower (every row) and the bounds, by constraint
+    generation from the working set ``rows``: d = v, or d = v[:p] - v[p:] when ``split``.
+    Returns (v, the final working set), or None when HiGHS reports a failure."""
+    n, p = signed.shape
+    batch = max(control.batch_rows, 2 * p)
+    for round_ in range(control.max_rounds + 1):
+        if round_ == control.max_rounds:
+            rows = np.arange(n)  # the cap: every row at once (still p unknowns)
+        block = scipy.sparse.csr_matrix(signed[rows])
+        a_ub = scipy.sparse.hstack([-block, block], format="csr") if split else -block
+        found = scipy.optimize.linprog(
+            cost,
+            A_ub=a_ub,
+            b_ub=-lower[rows],
+            bounds=bounds,
+            method="highs",
+        )
+        if found.status != 0:
+            return None
+        v = np.asarray(found.x, dtype=np.float64)
+        d = v[:p] - v[p:] if split else v
+        shortfall = lower - np.asarray(signed @ d).ravel()
+        outside = np.ones(n, dtype=bool)
+        outside[rows] = False
+        violated = np.flatnonzero(outside & (shortfall > control.feasibility_tol))
+        if violated.size == 0:
+            return v, rows
+        if violated.size > batch:
+            worst = np.argpartition(-shortfall[violated], batch - 1)[:batch]
+            violated = np.sort(violated[worst])
+        rows = np.union1d(rows, violated)
+    return None  # not reached: the last round uses every row
+
+
+def _solve_cone(
+    signed: Any, cost: FloatArray, rows: NDArray[np.intp], control: SeparationControl
+) -> tuple[FloatArray, NDArray[np.intp]] | None:
+    """Minimize cost'd over the cone {d : signed @ d >= 0} within the unit box."""
+    p = signed.shape[1]
+    return _solve(cost, signed, np.zeros(signed.shape[0]), [(-1.0, 1.0)] * p, rows, control)
+
+
+def _separable_rows(
+    signed: Any, control: SeparationControl
+) -> tuple[NDArray[np.bool_], FloatArray, NDArray[np.intp]] | None:
+    """The signed rows some direction of the cone separates, a direction separating all of
+    them (the sum of each round's), and the working set (see the module docstring, 1.)."""
+    n, p = signed.shape
+    known = np.zeros(n, dtype=bool)
+    total = np.zeros(p)
+    rows = _start_rows(signed, control)
+    for _ in range(p + 1):
+        cost = -_weighted_sum(signed, (~known).astype(np.float64))
+        if not np.any(cost):
+            break  # the remaining rows sum to zero: none has a positive margin in the cone
+        found = _solve_cone(signed, cost, rows, control)
+        if found is None:
+            return None
+        d, rows = found
+        new = (np.asarray(signed @ d).ravel() > control.margin_tol) & ~known
+        if not np.any(new):
+            break
+        known |= new
+        total += d
+    return known, total, rows
+
+
+def _least_direction(
+    signed: Any, control: SeparationControl = DEFAULT_CONTROL
+) -> tuple[bool, FloatArray, NDArray[np.intp]] | None:
+    """(complete, d, working rows): the least-L1 separating direction, or None when nothing
+    separates."""
+    n, p = signed.shape
+    found = _separable_rows(signed, control)
+    if found is None:
+        return None
+    separated, total, rows = found
+    if not np.any(separated):
+        return None
+    # 2. the least direction: minimize sum |d| (d = d+ - d-) with margins >= 1 on the
+    # separated rows (the cone lets them all reach 1) and >= 0 elsewhere.
+    lower = separated.astype(np.float64)
+    second = _solve(
+        np.ones(2 * p), signed, lower, [(0.0, None)] * (2 * p), rows, control, split=True
+    )
+    if second is None:
+        d = total
+    else:
+        v, rows = second
+        d = v[:p] - v[p:]
+    margins = np.asarray(signed @ d).ravel()
+    largest = float(np.max(margins))
+    if not largest > control.margin_tol or float(np.min(margins)) < -control.margin_tol * largest:
+        return None
+    complete = bool(np.all(margins > control.margin_tol * largest))
+    return complete, d, rows
+
+
+def _movable(
+    signed: Any,
+    candidates: tuple[int, ...],
+    rows: NDArray[np.intp],
+    control: SeparationControl = DEFAULT_CONTROL,
+) -> tuple[int, ...]:
+    """The candidate columns j that some direction of the cone {d : s_i x_i'd >= 0} moves
+    (max or min of d_j over the cone in the unit box is not 0)."""
+    p = signed.shape[1]
+    out = []
+    for j in candidates:
+        for sign in (1.0, -1.0):
+            cost = np.zeros(p)
+            cost[j] = -sign
+            found = _solve_cone(signed, cost, rows, control)
+            if found is not None and sign * found[0][j] > control.margin_tol:
+                out.append(j)
+                break
+    return tuple(out)
+
+
+def _moved(d: FloatArray) -> NDArray[np.bool_]:
+    largest = float(np.max(np.abs(d), initial=0.0))
+    return np.abs(d) > SEPARATION_TOL * max(largest, 1.0)

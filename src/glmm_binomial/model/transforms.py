@@ -1,0 +1,165 @@
+"""formulaic as R users' formulas need it: the evaluation context and materialization.
+
+* ``FORMULA_CONTEXT``: names R users write that formulaic lacks or treats differently
+  (``factor(x)`` is formulaic's ``C(x)``; ``bs()`` extends its end pieces beyond the boundary
+  knots as R's ``predict.bs`` does, where formulaic raises).
+* ``materialize``/``rebuild``: a design matrix from formula text, and again for new data from
+  the fit's model spec (stateful transforms such as scale, center, poly and bs re-applied with
+  the fit's parameters), with formulaic's errors as plain ValueErrors that say what to do.
+* ``evaluate_response``: the response expression (``I(y == 1)``, ``size - incidence``).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+from formulaic.errors import DataMismatchWarning
+from formulaic.transforms import C, basis_spline, stateful_transform
+from numpy.typing import NDArray
+
+from glmm_binomial.model.formula import clean_message, expression_variables, python_source, r_name
+
+__all__ = [
+    "FORMULA_CONTEXT",
+    "evaluate_response",
+    "factor_column",
+    "formulaic_error",
+    "materialize",
+    "r_bs",
+    "rebuild",
+]
+
+FloatArray = NDArray[np.float64]
+
+
+@stateful_transform
+def r_bs(
+    x: Any,
+    df: int | None = None,
+    knots: Any = None,
+    degree: int = 3,
+    include_intercept: bool = False,
+    lower_bound: float | None = None,
+    upper_bound: float | None = None,
+    extrapolation: str = "extend",
+    _state: dict[str, Any] | None = None,
+) -> Any:
+    """formulaic's B-spline basis with R's default for values beyond the fit's boundary knots:
+    the end polynomial pieces are extended (``splines::predict.bs``), where formulaic raises."""
+    return basis_spline(
+        x,
+        df=df,
+        knots=knots,
+        degree=degree,
+        include_intercept=include_intercept,
+        lower_bound=lower_bound,
+        upper_bound=upper_bound,
+        extrapolation=extrapolation,
+        _state={} if _state is None else _state,
+    )
+
+
+FORMULA_CONTEXT: dict[str, Any] = {
+    "bs": r_bs,
+    "factor": C,
+    "as_factor": C,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "log1p": np.log1p,
+    "expm1": np.expm1,
+}
+"""Names R users write in formulas that formulaic does not define (``factor(x)`` is ``C(x)``)."""
+
+# Functions a response expression may call, e.g. ``I(y == 1)`` or ``cbind(k, log(n) - k)``.
+RESPONSE_FUNCTIONS: dict[str, Any] = {
+    "I": lambda value: value,
+    "log": np.log,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "round": np.round,
+    "np": np,
+    "numpy": np,
+}
+
+
+def evaluate_response(expr: str, frame: pd.DataFrame) -> pd.Series:
+    """A response expression: a column name, or arithmetic on columns (``size - incidence``,
+    ``I(y == 1)``, `` `y.obs` ``)."""
+    if expr in frame.columns:
+        return frame[expr]
+    source, placeholders = python_source(expr)
+    namespace: dict[str, Any] = dict(RESPONSE_FUNCTIONS)
+    for name in expression_variables(expr):
+        if name in frame.columns:
+            namespace[name] = frame[name]
+    for placeholder, name in placeholders.items():
+        if name in frame.columns:
+            namespace[placeholder] = frame[name]
+    try:
+        value = eval(source, {"__builtins__": {}}, namespace)  # noqa: S307 - formula text is code
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"cannot evaluate response expression '{expr}': {exc}") from None
+    if not isinstance(value, pd.Series):
+        value = pd.Series(np.broadcast_to(np.asarray(value), (len(frame),)), index=frame.index)
+    return value
+
+
+def formulaic_error(what: str, exc: BaseException) -> ValueError:
+    message = clean_message(exc)
+    hint = ""
+    if "NameError" in message or "not defined" in message or "SyntaxError" in message:
+        hint = (
+            "; write column names with spaces or symbols in backticks, as in `my column`, and "
+            "check the spelling of functions (log, scale, poly, bs, factor, offset, I)"
+        )
+    return ValueError(f"cannot build {what}: {message}{hint}")
+
+
+def materialize(expr: str, frame: pd.DataFrame, what: str) -> tuple[FloatArray, list[str], Any]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            mm = model_matrix(expr, frame, na_action="ignore", context=FORMULA_CONTEXT)
+    except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
+        raise formulaic_error(f"{what} '{expr}'", exc) from None
+    names = [r_name(str(c)) for c in mm.columns]
+    values = np.asarray(mm, dtype=np.float64)
+    return values, names, mm.model_spec
+
+
+def rebuild(spec: Any, frame: pd.DataFrame, what: str) -> FloatArray:
+    """A fit's matrix rebuilt for new data from its formulaic model spec (stateful transforms
+    such as scale, poly and bs re-applied with the fit's parameters)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("error", DataMismatchWarning)
+            matrix = spec.get_model_matrix(frame, na_action="ignore", context=FORMULA_CONTEXT)
+    except DataMismatchWarning as exc:
+        raise ValueError(
+            f"newdata does not match the fit for {what}: {clean_message(exc)}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001
+        raise formulaic_error(f"{what} for newdata", exc) from None
+    return np.asarray(matrix, dtype=np.float64)
+
+
+FACTOR_CALL_RE = re.compile(r"^(?:C|factor|as_factor)\(\s*`?([^`,()]+?)`?\s*(?:,.*)?\)$")
+
+
+def factor_column(expr: str, frame: pd.DataFrame) -> tuple[str, bool] | None:
+    """The column a categorical factor expression reads: (name, True) for the column itself,
+    (name, False) for ``factor(name)``/``C(name, ...)``; None for anything else."""
+    plain = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
+    if plain in frame.columns:
+        return plain, True
+    match = FACTOR_CALL_RE.match(expr)
+    if match is not None and match.group(1) in frame.columns:
+        return match.group(1), False
+    return None

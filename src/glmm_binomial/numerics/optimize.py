@@ -1,0 +1,395 @@
+"""Outer optimization of a deviance over (theta, beta), and the OptSummary that records it.
+
+The optimizer is L-BFGS-B with the exact gradient, in whitened coordinates so that badly
+scaled predictors (age and age^2) and variance parameters do not slow the quasi-Newton search
+(see minimize_deviance). A final Newton step on a
+finite-difference Hessian of the exact gradient polishes the optimum, and that Hessian gives
+the covariance of the estimates. converged is reported only when the end point passes
+optimum_check: finite deviance and gradient, the Hessian of the free parameters positive
+definite, and a Newton decrement below OptimizerControl.decrement_tol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+from numpy.typing import NDArray
+
+from glmm_binomial.model.data import ModelData
+
+FloatArray = NDArray[np.float64]
+DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
+
+
+@dataclass(frozen=True)
+class OptimizerControl:
+    """Tolerances and caps of the outer optimization (all recorded on the result).
+
+    ftol, gtol, max_iter: L-BFGS-B's relative function tolerance, projected-gradient tolerance
+        (deviance units) and iteration cap.
+    hessian_step: finite-difference step of the final Hessian, in whitened units.
+    theta_scale_step: forward-difference step for the curvature that scales each theta.
+    hessian_scheme: "forward" (n_theta + n_fixed gradient evaluations, relative error about
+        hessian_step, ample for standard errors) or "central" (twice the cost, error squared).
+    polish_step_tol: after a Newton polish step shorter than this (whitened units) the Hessian
+        is not recomputed; polish_max_steps caps the Newton steps.
+    boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
+        as lme4's isSingular tol.
+    glm_tol, glm_max_iter: the Newton iteration of the GLM start.
+    separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), the fit is
+        checked for separation of the response by the fixed-effects design.
+    decrement_tol: converged requires the Newton decrement g' H^{-1} g / 2 over the free
+        parameters (the deviance the quadratic model still expects to gain; invariant under
+        any linear change of parameters, so the same in the user's units as in the internal
+        ones) below this, and H there positive definite.
+    user_gradient_tol: after a fit on internally rescaled columns, converged also requires,
+        in the user's units, |dDeviance/dp_j| * SE(p_j) below this for every free parameter
+        (the deviance change of a one-standard-error move along p_j, exact gradient) and the
+        deviance there to match the internal one within deviance_match_tol (relative).
+    fixed_scale_limit, random_scale_limit: a column of X (of a random-effect block) whose
+        scale (standard deviation where it is centred, else root mean square) lies outside
+        [1 / limit, limit] is divided internally by that scale rounded to a power of two
+        (see glmm_binomial.methods.scaling); fixed_center_limit, random_center_limit: a column that
+        may be centred (an intercept in X, in the block) is when |mean| > limit * SD.
+    """
+
+    ftol: float = 1e-13
+    gtol: float = 1e-7
+    max_iter: int = 1000
+    hessian_step: float = 1e-4
+    theta_scale_step: float = 1e-3
+    hessian_scheme: str = "forward"
+    polish_step_tol: float = 1e-3
+    polish_max_steps: int = 3
+    boundary_tol: float = 1e-4
+    glm_tol: float = 1e-6
+    separation_screen: float = 20.0
+    glm_max_iter: int = 100
+    decrement_tol: float = 1e-6
+    user_gradient_tol: float = 1e-2
+    deviance_match_tol: float = 1e-8
+    fixed_scale_limit: float = 1e3
+    fixed_center_limit: float = 10.0
+    random_scale_limit: float = 4.0
+    random_center_limit: float = 3.0
+
+    def tolerances(self) -> dict[str, float | str]:
+        """Every field, as OptSummary.tolerances records them."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class OptSummary:
+    """What the optimizer did: method, counts, tolerances, time."""
+
+    optimizer: str
+    objective: str
+    converged: bool
+    message: str
+    iterations: int
+    evaluations: int
+    gradient_evaluations: int
+    pirls_iterations: int
+    pirls_failures: int
+    final_gradient_norm: float
+    newton_polish: bool
+    tolerances: dict[str, float | str]
+    seconds: float
+
+
+def glm_newton(
+    beta: FloatArray,
+    information_and_score: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    control: OptimizerControl,
+) -> tuple[FloatArray, FloatArray]:
+    """Newton's method for the fixed-effects-only GLM from `beta`, given a function returning
+    its information X'WX and score X'r at beta (sums over rows: in memory, or over the
+    partitions of a Dask fit). Returns beta and the upper Cholesky factor R of the information
+    at the last step (R'R = X'WX + 1e-12 I); zeros and I when the iteration diverges."""
+    n_fixed = len(beta)
+    info_factor = np.eye(n_fixed)
+    for _ in range(control.glm_max_iter):
+        info, score = information_and_score(beta)
+        info_factor = scipy.linalg.cholesky(info + 1e-12 * np.eye(n_fixed), lower=False)
+        step = scipy.linalg.cho_solve((info_factor, False), score)
+        beta = beta + step
+        if float(np.max(np.abs(step))) < control.glm_tol or not np.all(np.isfinite(beta)):
+            break
+    if not np.all(np.isfinite(beta)):
+        beta = np.zeros(n_fixed)
+        info_factor = np.eye(n_fixed)
+    return beta, info_factor
+
+
+def glm_information_and_score(data: ModelData, beta: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """X'WX and X'r of the fixed-effects-only GLM at beta (W, r: the family's weights and
+    residuals at eta = X beta + offset)."""
+    x = data.x
+    eta = x @ beta + data.offset
+    mu = data.family.inverse_link(eta)
+    w, residual = data.family.weights_and_residual(eta, mu, data.successes, data.trials)
+    return x.T @ (w[:, None] * x), x.T @ residual
+
+
+def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, FloatArray]:
+    """Fixed-effects-only regression by Newton's method (glm_newton), from the least-squares
+    fit of the empirical logit of the overall rate.
+
+    Returns beta and the upper Cholesky factor R of its Fisher information X' W X (R' R)."""
+    # Start from the empirical logit of the overall rate so the first step is well scaled.
+    rate = (np.sum(data.successes) + 0.5) / (np.sum(data.trials) + 1.0)
+    beta: FloatArray = np.zeros(data.n_fixed)
+    eta = np.full(data.n_obs, np.log(rate / (1.0 - rate)))
+    try:
+        beta = np.asarray(
+            np.linalg.lstsq(data.x, eta - data.offset, rcond=None)[0], dtype=np.float64
+        )
+    except np.linalg.LinAlgError:
+        pass
+    return glm_newton(beta, lambda b: glm_information_and_score(data, b), control)
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where the outer optimization starts: theta, beta, and the upper Cholesky factor of an
+    information on beta (the GLM's) that whitens beta when the fit's own fixed-effects
+    information at the start is not available or not positive definite."""
+
+    theta: FloatArray
+    beta: FloatArray
+    info_factor: FloatArray
+
+
+def start_point(
+    data: ModelData,
+    control: OptimizerControl,
+    theta: FloatArray | None = None,
+    beta: FloatArray | None = None,
+) -> StartPoint:
+    """lme4's start (Lambda = I, beta from the GLM), or the given theta and beta (an earlier
+    fit's estimates) with the GLM's information for the whitening."""
+    beta_glm, info_factor = glm_start(data, control)
+    return StartPoint(
+        data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64),
+        beta_glm if beta is None else np.asarray(beta, dtype=np.float64),
+        info_factor,
+    )
+
+
+@dataclass
+class Estimates:
+    theta: FloatArray
+    beta: FloatArray
+    deviance: float
+    hessian: FloatArray | None  # of the deviance in (theta, beta), natural units
+    summary: OptSummary
+
+
+def minimize_deviance(
+    data: ModelData,
+    deviance_and_gradient: DevianceAndGradient,
+    control: OptimizerControl,
+    counters: object,
+    objective_name: str,
+    start: StartPoint,
+    fixed_information: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
+) -> Estimates:
+    """Minimize deviance(theta, beta) from `start` (start_point: lme4's start, Lambda = I and
+    beta from the GLM, or an earlier fit's estimates). data gives the structure only (theta's
+    layout and bounds), so a Dask fit passes a model without rows.
+
+    The search runs in whitened coordinates z, (theta, beta) = start + M z with M block
+    diagonal: theta scaled by the curvature of the deviance along each theta at the start
+    (forward differences of the gradient), beta by the inverse Cholesky factor of
+    fixed_information(theta, beta) when given (half the deviance Hessian in beta with the
+    random effects integrated out), else by start.info_factor. theta is unconstrained: the
+    deviance does not change when a column of Lambda_t changes sign, so the diagonal of each
+    Lambda_t is made non-negative afterwards (lme4's bounds, without a bound-constrained search).
+    """
+    started = time.perf_counter()
+    n_theta = data.n_theta
+    theta0, beta0, info_factor = start.theta, start.beta, start.info_factor
+    if fixed_information is not None:
+        try:
+            info_factor = scipy.linalg.cholesky(fixed_information(theta0, beta0), lower=False)
+        except (scipy.linalg.LinAlgError, ValueError):
+            pass
+    x0 = np.concatenate([theta0, beta0])
+    scale = np.eye(len(x0))
+    scale[n_theta:, n_theta:] = scipy.linalg.solve_triangular(
+        info_factor, np.eye(len(beta0)), lower=False
+    )
+
+    def natural(z: FloatArray) -> tuple[FloatArray, FloatArray]:
+        x = x0 + scale @ z
+        return x[:n_theta], x[n_theta:]
+
+    # The optimizer's last point is evaluated again by the polish: remember a few points.
+    cache: dict[bytes, tuple[float, FloatArray]] = {}
+
+    def fun(z: FloatArray) -> tuple[float, FloatArray]:
+        key = np.asarray(z, dtype=np.float64).tobytes()
+        if key in cache:
+            value, grad = cache[key]
+            return value, grad.copy()
+        theta, beta = natural(z)
+        value, g_theta, g_beta = deviance_and_gradient(theta, beta)
+        if not np.isfinite(value):
+            value, grad = float("inf"), np.zeros_like(z)
+        else:
+            grad = scale.T @ np.concatenate([g_theta, g_beta])
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = (value, grad)
+        return value, grad.copy()
+
+    z0 = np.zeros(len(x0))
+    _, grad0 = fun(z0)
+    for j in range(n_theta if control.theta_scale_step > 0 else 0):
+        e = np.zeros(len(x0))
+        e[j] = control.theta_scale_step
+        curvature = abs(fun(z0 + e)[1][j] - grad0[j]) / control.theta_scale_step
+        # Clipped so that a flat or noisy start cannot make the scale absurd.
+        scale[j, j] = float(np.clip(1.0 / np.sqrt(max(curvature, 1e-12)), 1e-2, 1e2))
+    cache.clear()
+
+    result = scipy.optimize.minimize(
+        fun,
+        z0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"ftol": control.ftol, "gtol": control.gtol, "maxiter": control.max_iter},
+    )
+    theta, beta = natural(np.asarray(result.x, dtype=np.float64))
+    theta = canonical_theta(data, theta)
+    z = np.linalg.solve(scale, np.concatenate([theta, beta]) - x0)
+    converged = bool(result.success)
+    message = str(result.message)
+
+    # Polish with Newton steps on the Hessian of the exact gradient, over the free coordinates
+    # (a variance at zero is held there: the Hessian is singular in that direction).
+    lower = data.theta_lower_bounds()
+    free = np.ones(len(z), dtype=bool)
+    free[:n_theta] = ~(np.isfinite(lower) & (theta < control.boundary_tol))
+    value, grad = fun(z)
+    hessian_z = _fd_hessian(fun, z, grad, control.hessian_step, control.hessian_scheme)
+    polished = False
+    for _ in range(control.polish_max_steps):
+        hf = hessian_z[np.ix_(free, free)]
+        try:
+            chol = scipy.linalg.cho_factor(hf)
+        except scipy.linalg.LinAlgError:
+            break
+        step = np.zeros_like(z)
+        step[free] = -scipy.linalg.cho_solve(chol, grad[free])
+        trial = z + step
+        trial_value, trial_grad = fun(trial)
+        if not trial_value < value:
+            break
+        z, value, grad, polished = trial, trial_value, trial_grad, True
+        # A short step leaves the Hessian (used for the standard errors) accurate enough.
+        if float(np.max(np.abs(step))) < control.polish_step_tol:
+            break
+        hessian_z = _fd_hessian(fun, z, grad, control.hessian_step, control.hessian_scheme)
+    grad_norm = float(np.max(np.abs(grad[free]))) if np.any(free) else 0.0
+    # The end point, not L-BFGS-B's stopping rule, decides: a line search that gave up near
+    # the optimum is converged once the polish has verified it, and a "success" is not
+    # unless the point passes the checks.
+    failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
+    if failure:
+        converged, message = False, failure
+    elif not converged:
+        converged, message = True, message + " (optimum verified after the Newton polish)"
+
+    theta, beta = natural(z)
+    # A polish step cannot flip a sign (it is short), but keep the reported theta canonical.
+    signs = np.sign(canonical_theta(data, theta)) * np.sign(theta)
+    signs[signs == 0] = 1.0
+    theta = canonical_theta(data, theta)
+    # Back to natural units: x = x0 + M z, so H_x = M^{-T} H_z M^{-1}; sign flips of theta
+    # entries flip the matching rows and columns.
+    scale_inv = np.linalg.inv(scale)
+    hessian = scale_inv.T @ hessian_z @ scale_inv
+    flip = np.concatenate([signs, np.ones(len(beta))])
+    hessian = hessian * np.outer(flip, flip)
+    counts = counters
+    summary = OptSummary(
+        optimizer="L-BFGS-B (scipy), whitened, + Newton polish",
+        objective=objective_name,
+        converged=converged,
+        message=message,
+        iterations=int(result.nit),
+        evaluations=int(getattr(counts, "evaluations", 0)),
+        gradient_evaluations=int(getattr(counts, "gradients", 0)),
+        pirls_iterations=int(getattr(counts, "pirls_iterations", 0)),
+        pirls_failures=int(getattr(counts, "pirls_failures", 0)),
+        final_gradient_norm=grad_norm,
+        newton_polish=polished,
+        tolerances=control.tolerances(),
+        seconds=time.perf_counter() - started,
+    )
+    return Estimates(theta, beta, value, hessian, summary)
+
+
+def optimum_check(
+    value: float, grad: FloatArray, hessian: FloatArray, control: OptimizerControl
+) -> str:
+    """Why (value, grad, hessian) of the free parameters is not a verified minimum, or "".
+
+    Fails on a non-finite deviance or gradient, a Hessian that is not positive definite, and
+    a Newton decrement g' H^{-1} g / 2 (the deviance decrease a Newton step expects) above
+    control.decrement_tol."""
+    if not np.isfinite(value):
+        return f"the deviance is not finite ({value}) at the final point"
+    if not np.all(np.isfinite(grad)) or not np.all(np.isfinite(hessian)):
+        return "the gradient or Hessian is not finite at the final point"
+    if len(grad) == 0:
+        return ""
+    try:
+        chol = scipy.linalg.cho_factor(hessian)
+    except (scipy.linalg.LinAlgError, ValueError):
+        smallest = float(np.min(np.linalg.eigvalsh(hessian)))
+        return (
+            "the Hessian of the free parameters is not positive definite at the final point "
+            f"(smallest eigenvalue {smallest:.3g})"
+        )
+    decrement = 0.5 * float(grad @ scipy.linalg.cho_solve(chol, grad))
+    if not decrement <= control.decrement_tol:
+        return (
+            f"the gradient is not small relative to the curvature: Newton decrement "
+            f"{decrement:.3g} > decrement_tol {control.decrement_tol:g} (deviance units)"
+        )
+    return ""
+
+
+def canonical_theta(data: ModelData, theta: FloatArray) -> FloatArray:
+    """theta in each covariance structure's canonical form (unstructured: every column of each
+    Lambda_t whose diagonal entry is negative negated; the covariances are unchanged)."""
+    return data.canonical_theta(theta)
+
+
+def _fd_hessian(
+    fun: Callable[[FloatArray], tuple[float, FloatArray]],
+    z: FloatArray,
+    grad: FloatArray,
+    step: float,
+    scheme: str,
+) -> FloatArray:
+    """Symmetrized finite differences of the exact gradient (forward: n evaluations, error
+    O(step); central: 2n evaluations, error O(step^2))."""
+    n = len(z)
+    hess = np.empty((n, n))
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = step
+        if scheme == "central":
+            hess[:, j] = (fun(z + e)[1] - fun(z - e)[1]) / (2.0 * step)
+        else:
+            hess[:, j] = (fun(z + e)[1] - grad) / step
+    return 0.5 * (hess + hess.T)

@@ -1,0 +1,274 @@
+"""Parametric bootstrap of a fit (lme4's bootMer with use.u = FALSE), percentile intervals.
+
+Replicate r simulates a response from the fitted model (new random effects) with its own
+generator numpy.random.default_rng(SeedSequence(seed).spawn(n_boot)[r]) and refits the model
+from the estimates. Every replicate depends on its own seed only, so the output is the same bit
+for bit whatever the number of worker processes. A refit that fails (the optimizer does not
+converge, a non-finite deviance, a fixed effect running away, an error) is counted and listed,
+and its row is NaN; percentiles use the successful replicates.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from glmm_binomial.model.separation import looks_divergent
+from glmm_binomial.numerics import blas
+from glmm_binomial.results.intervals import all_parameters, covariance_values
+from glmm_binomial.results.simulate import (
+    FastRefit,
+    fast_refit,
+    prepare_fast_refit,
+    simulate_successes,
+)
+
+if TYPE_CHECKING:
+    from glmm_binomial.results.result import GLMMResult
+
+FloatArray = NDArray[np.float64]
+
+SEPARATION_SCREEN = 20.0
+"""A replicate whose |beta_j| * max |x_j| exceeds this (log-odds) is counted as failed: its
+fixed effects run away (separation in the simulated response)."""
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Replicates (one row per replicate, NaN where the refit failed), the original
+    estimates, and the failures as (replicate, message)."""
+
+    replicates: pd.DataFrame
+    estimates: pd.Series
+    failures: tuple[tuple[int, str], ...]
+    seed: Any
+
+    @property
+    def n_boot(self) -> int:
+        return len(self.replicates)
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failures)
+
+    def confint(self, level: float = 0.95) -> pd.DataFrame:
+        """Percentile intervals (lower, upper) of every column at `level`."""
+        if isinstance(level, bool) or not 0.0 < float(level) < 1.0:
+            raise ValueError("level must be strictly between 0 and 1")
+        alpha = (1.0 - float(level)) / 2.0
+        ok = self.replicates.dropna(how="all")
+        lower = ok.quantile(alpha)
+        upper = ok.quantile(1.0 - alpha)
+        return pd.DataFrame(
+            {"lower": lower.to_numpy(), "upper": upper.to_numpy()},
+            index=pd.Index(self.replicates.columns, name="parameter"),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<BootstrapResult: {self.n_boot} replicates, {self.n_failed} failed refits, "
+            f"seed {self.seed!r}>"
+        )
+
+
+def bootstrap(
+    result: GLMMResult,
+    n_boot: int = 1000,
+    seed: Any = None,
+    n_jobs: int = 1,
+    statistic: Callable[[GLMMResult], Any] | None = None,
+    progress: bool | None = None,
+    start_method: str | None = None,
+) -> BootstrapResult:
+    """Parametric bootstrap: `n_boot` responses simulated from the fit, each refitted.
+
+    The replicates hold every parameter (SDs, correlations, fixed effects, named as
+    confint() names them) and, with `statistic` (a function of a GLMMResult returning a number,
+    a sequence or a pandas Series; a top-level function when n_jobs > 1), its values as further
+    columns (`stat` or `stat_<i>`, or the Series' names). With a statistic each replicate is a
+    full refit (standard errors and modes too), otherwise a lighter one.
+    seed: an int or a numpy SeedSequence (None: fresh entropy, recorded on the result).
+    n_jobs: worker processes (1 runs in this process); start_method: multiprocessing's ("fork"
+    on Linux, else "spawn", by default; with "spawn" a script needs the
+    `if __name__ == "__main__":` guard).
+    progress: a progress bar (needs the `progress` extra: tqdm); None shows it on a terminal."""
+    from glmm_binomial.results.result import GLMMResult
+
+    if not isinstance(result, GLMMResult):
+        raise ValueError("result must be a GLMMResult")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    if statistic is not None and not callable(statistic):
+        raise ValueError("statistic must be a function of a GLMMResult")
+    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    children = sequence.spawn(int(n_boot))
+    plan = prepare_fast_refit(result)
+    estimates = all_parameters(result)
+    names = list(estimates.index)
+    if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
+        raise ValueError(f"start_method {start_method!r} is not available on this platform")
+    task = _Task(plan, names, result if statistic is not None else None, statistic, start_method)
+    stat_names: list[str] | None = None
+    if statistic is not None:
+        stat_names = _statistic_names(statistic(result))
+
+    rows: list[FloatArray] = [np.empty(0)] * int(n_boot)
+    failures: list[tuple[int, str]] = []
+    chunks = _chunks(list(enumerate(children)), int(n_jobs))
+    bar = _progress_bar(int(n_boot), progress)
+    try:
+        for chunk_result in _run(task, chunks, int(n_jobs)):
+            for index, values, message in chunk_result:
+                rows[index] = values
+                if message:
+                    failures.append((index, message))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    columns = names + (stat_names or [])
+    width = len(columns)
+    table = np.vstack([row if len(row) == width else np.full(width, np.nan) for row in rows])
+    replicates = pd.DataFrame(table, columns=columns)
+    replicates.index.name = "replicate"
+    if statistic is not None and stat_names:
+        original = _statistic_values(statistic(result), len(stat_names))
+        estimates = pd.concat([estimates, pd.Series(original, index=stat_names)])
+    return BootstrapResult(replicates, estimates, tuple(sorted(failures)), sequence.entropy)
+
+
+@dataclass(frozen=True)
+class _Task:
+    plan: FastRefit
+    names: list[str]
+    result: GLMMResult | None
+    statistic: Callable[[GLMMResult], Any] | None
+    start_method: str | None = None
+
+
+def _chunks(
+    items: list[tuple[int, np.random.SeedSequence]], n_jobs: int
+) -> list[list[tuple[int, np.random.SeedSequence]]]:
+    """Contiguous pieces, several per worker so the progress bar moves and the load evens out."""
+    if n_jobs == 1:
+        return [[item] for item in items]
+    size = max(1, min(50, len(items) // (8 * n_jobs)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _run(
+    task: _Task, chunks: list[list[tuple[int, np.random.SeedSequence]]], n_jobs: int
+) -> Iterator[list[tuple[int, FloatArray, str]]]:
+    if n_jobs == 1:
+        for chunk in chunks:
+            yield _replicates(task, chunk)
+        return
+    context = multiprocessing.get_context(task.start_method or _default_start_method())
+    with ProcessPoolExecutor(
+        max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(task,)
+    ) as pool:
+        yield from pool.map(_worker_replicates, chunks)
+
+
+def _default_start_method() -> str:
+    """fork on Linux (a worker starts in milliseconds instead of seconds of imports; the
+    functions are top-level, so spawn, the default elsewhere, works too)."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
+_WORKER_TASK: _Task | None = None
+
+
+def _init_worker(task: _Task) -> None:
+    global _WORKER_TASK
+    _WORKER_TASK = task
+
+
+def _worker_replicates(
+    chunk: list[tuple[int, np.random.SeedSequence]],
+) -> list[tuple[int, FloatArray, str]]:
+    assert _WORKER_TASK is not None
+    return _replicates(_WORKER_TASK, chunk)
+
+
+def _replicates(
+    task: _Task, chunk: list[tuple[int, np.random.SeedSequence]]
+) -> list[tuple[int, FloatArray, str]]:
+    out = []
+    # One BLAS thread: the products are small, and worker processes already share the cores.
+    with blas.blas_threads(1):
+        for index, child in chunk:
+            values, message = _one_replicate(task, np.random.default_rng(child))
+            out.append((index, values, message))
+    return out
+
+
+def _one_replicate(task: _Task, rng: np.random.Generator) -> tuple[FloatArray, str]:
+    """Values of one replicate and "" (or NaN and the reason it failed)."""
+    plan = task.plan
+    model = plan.model
+    try:
+        y = simulate_successes(model, plan.theta, plan.beta, rng)
+        if task.statistic is not None:
+            assert task.result is not None
+            refitted = task.result.refit(y)
+            theta, beta = refitted.fit_output.theta, refitted.fit_output.beta
+            ok, message = refitted.converged, "; ".join(refitted.warnings) or "did not converge"
+            extra = _statistic_values(task.statistic(refitted), None)
+        else:
+            theta, beta, _, ok, message = fast_refit(plan, y)
+            extra = np.empty(0)
+        if ok and looks_divergent(model.x, beta, SEPARATION_SCREEN):
+            ok, message = False, "fixed effects diverge (separation in the simulated response)"
+        if not ok:
+            return np.empty(0), f"refit failed: {message}"
+        values = np.concatenate([covariance_values(model, theta), beta, extra])
+        return values, ""
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+        return np.empty(0), f"refit failed: {type(error).__name__}: {error}"
+
+
+def _statistic_names(value: Any) -> list[str]:
+    if isinstance(value, pd.Series):
+        return [str(name) for name in value.index]
+    array = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if array.ndim != 1:
+        raise ValueError("statistic must return a number, a 1-d sequence or a pandas Series")
+    return ["stat"] if np.ndim(value) == 0 else [f"stat_{i}" for i in range(len(array))]
+
+
+def _statistic_values(value: Any, size: int | None) -> FloatArray:
+    array = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+    if size is not None and len(array) != size:
+        raise ValueError("statistic returned a different number of values")
+    return array
+
+
+def _progress_bar(total: int, progress: bool | None) -> Any:
+    """A tqdm bar on a terminal (or when asked); None when not a TTY or tqdm is missing."""
+    if progress is False:
+        return None
+    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        if progress:
+            raise ImportError(
+                "the progress bar needs tqdm: pip install 'glmm-binomial[progress]'"
+            ) from None
+        return None
+    return tqdm(total=total, desc="bootstrap", unit="refit")

@@ -1,0 +1,885 @@
+"""Estimated marginal means, contrasts and trends on a reference grid, as R's emmeans 1.8.4.
+
+Reference grid (emmeans' ref_grid): every variable of the fixed part crossed, a factor at its
+levels, a numeric variable at its mean over the fit's rows (cov.reduce = mean), or at its two
+values when it has at most two (cov.keep = "2"), or at the values given by ``at=``; the first
+variable varies fastest (R's expand.grid). Each grid row has the fixed-effects design row
+x_g that the fit's formula gives it (stateful transforms such as scale() or poly() with the
+fit's parameters; glmm_binomial.newdata.new_data_design), and its offset o_g from the
+formula's offset terms.
+
+Marginal means: for each combination of the ``specs`` and ``by`` variables, L is the equal-
+weight average of the x_g rows that have it (emmeans' default weights = "equal": averaged over
+the other factors and the values of the other grid variables). On the link scale the estimate
+is eta = L beta + o and its standard error sqrt(diag(L V L')), V the covariance of beta;
+intervals eta -/+ z_{1-a/2} SE (df = Inf, asymptotic, as emmeans for glmer fits). On the
+response scale (``type="response"``) the estimate is h(eta) with h the inverse link, the SE
+|h'(eta)| SE by the delta method, and the interval h of the link-scale interval.
+
+Bias adjustment (``bias_adjust=True``, emmeans' bias.adjust = TRUE with ``sigma``): the mean
+probability over the random effects is approximated to second order,
+E[h(eta + b)] ~ h(eta) + sigma^2/2 h''(eta), with h'' and h''' taken by emmeans' central
+differences of h' with step 0.001 (so that the numbers match emmeans'), SE by the delta method of
+that function. sigma defaults to the square root of the random-effect variance of
+glmm_binomial.results.variance_decomposition (the mean over the fit's rows of z' Sigma z summed
+over terms: the term's SD for a single (1 | g) term, which is what emmeans' documentation
+suggests for a GLMM); pass ``sigma=`` to choose another.
+
+Contrasts (``contrast``, ``pairs``): C times the means within each ``by`` group, with emmeans'
+families (pairwise: earlier level minus later; revpairwise; trt.vs.ctrl: each level minus the
+control; or a dict of weight vectors), z tests and multiplicity adjustments
+(glmm_binomial.results.multiplicity: Tukey for pairs, emmeans' dunnettx for trt.vs.ctrl, Sidak,
+Holm, Bonferroni, none). On the response scale of a logit model, true contrasts are odds
+ratios exp(C eta) with SE exp(C eta) SE by the delta method and z and p from the log scale.
+
+Trends (``emtrends``): the slope of the linear predictor in a numeric variable, by emmeans'
+forward difference (x_g(var + h) - x_g(var)) / h with h = 0.001 times the range of the
+variable over the fit's rows, averaged as above.
+
+What is built here (the Python package marginaleffects was looked at: it needs the fit's data
+frame, polars and jax, averages over the observed rows rather than a reference grid with equal
+weights, has no Tukey or dunnettx adjustment and its current release needs Python 3.12, so it is
+not used): the reference grid, the linear functions, the link and response scales, bias
+adjustment, contrasts with adjusted p-values and intervals, and trends.
+
+Fits by variational Bayes use the posterior means of beta and their posterior covariance (the
+output says so). A rank-deficient fit (aliased columns dropped) is refused: which means are
+estimable is not decided here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy import special
+
+from glmm_binomial.family import Family
+from glmm_binomial.model.frame import label_key
+from glmm_binomial.model.newdata import new_data_design
+from glmm_binomial.model.transforms import FACTOR_CALL_RE
+from glmm_binomial.model.variable_summary import VariableSummary
+from glmm_binomial.results.multiplicity import ADJUSTMENTS, adjust_p_values, critical_value
+from glmm_binomial.results.variance_decomposition import random_variance
+
+if TYPE_CHECKING:
+    from glmm_binomial.results.result import GLMMResult
+
+__all__ = [
+    "BIAS_STEP",
+    "GRID_LIMIT",
+    "TREND_STEP",
+    "EMMeans",
+    "ReferenceGrid",
+    "contrast",
+    "emmeans",
+    "emtrends",
+    "pairs",
+    "reference_grid",
+]
+
+FloatArray = NDArray[np.float64]
+
+GRID_LIMIT = 10_000
+"""Most rows a reference grid may have (emmeans' rg.limit)."""
+
+TREND_STEP = 0.001
+"""emtrends' difference step as a fraction of the variable's range (emmeans' delta.var)."""
+
+BIAS_STEP = 0.001
+"""Step of the central differences of h' in the bias adjustment (emmeans' 1000 * (f(eta +
+.0005) - f(eta - .0005)))."""
+
+METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl")
+TYPES = ("link", "response")
+
+_PARENS = re.compile(r"-|\+|/|\*")  # emmeans' option parens: such levels are parenthesized
+
+
+# --------------------------------------------------------------------------------------------
+# Reference grid
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceGrid:
+    """The reference grid of a fit: one row of ``frame`` per combination of the ``levels`` of
+    each variable (first variable fastest), its design row in ``linfct`` and offset in
+    ``offset``. ``factor_like`` names the variables averaged over as factors (factors, numeric
+    variables kept at their values, variables given several values in ``at``)."""
+
+    frame: pd.DataFrame
+    levels: dict[str, tuple[Any, ...]]
+    linfct: FloatArray
+    offset: FloatArray
+    factor_like: tuple[str, ...]
+    summaries: dict[str, VariableSummary]
+    factors: tuple[str, ...] = ()
+
+
+def _check_result(result: Any, what: str) -> Any:
+    if not (hasattr(result, "params") and hasattr(result, "vcov") and hasattr(result, "model")):
+        raise ValueError(f"result must be a fitted GLMMResult, got {type(result).__name__}")
+    design = getattr(result, "design", None)
+    if design is None:
+        raise ValueError(
+            f"{what} needs a result fitted from a formula (glmm_binomial.fit): this one was "
+            "fitted from arrays (the spreadsheet path or fit_model), whose columns carry no "
+            "factor structure to build a reference grid from"
+        )
+    if design.dropped_columns:
+        raise ValueError(
+            f"{what}: the fit dropped aliased columns ({', '.join(design.dropped_columns)}); "
+            "marginal means of a rank-deficient fit are not computed (which are estimable "
+            "is not decided here)"
+        )
+    return design
+
+
+def _factor_levels(design: Any, names: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """Levels of the variables the fixed design encodes as factors (a column, factor(x) or
+    C(x)), from formulaic's encoder state: the categories the fit used, in order."""
+    out: dict[str, tuple[Any, ...]] = {}
+    wanted = set(names)
+    for expr, (kind, state) in (getattr(design.fixed_spec, "encoder_state", None) or {}).items():
+        categories = state.get("categories") if isinstance(state, dict) else None
+        if str(getattr(kind, "value", kind)) != "categorical" or categories is None:
+            continue
+        text = str(expr)
+        plain = text[1:-1] if text.startswith("`") and text.endswith("`") else text
+        if plain in wanted:
+            out.setdefault(plain, tuple(categories))
+            continue
+        match = FACTOR_CALL_RE.match(text)
+        if match is not None and match.group(1) in wanted:
+            out.setdefault(match.group(1), tuple(categories))
+    return out
+
+
+def _as_values(name: str, value: Any) -> list[Any]:
+    if isinstance(value, (str, bytes)) or np.ndim(value) == 0:
+        return [value]
+    values = list(np.asarray(value, dtype=object).ravel())
+    if not values:
+        raise ValueError(f"at: no values given for '{name}'")
+    return values
+
+
+def _numeric_at(name: str, value: Any) -> tuple[float, ...]:
+    values = _as_values(name, value)
+    try:
+        numbers = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"at: '{name}' is a numeric variable; give numbers, got {value!r}"
+        ) from None
+    if not np.all(np.isfinite(numbers)):
+        raise ValueError(f"at: the values of '{name}' must be finite, got {value!r}")
+    return tuple(float(v) for v in numbers)
+
+
+def _factor_at(name: str, value: Any, levels: tuple[Any, ...]) -> tuple[Any, ...]:
+    keys = {label_key(level): level for level in levels}
+    chosen = []
+    for v in _as_values(name, value):
+        key = label_key(v)
+        if key not in keys:
+            raise ValueError(
+                f"at: '{v}' is not a level of factor '{name}' "
+                f"(levels: {', '.join(map(str, levels))})"
+            )
+        chosen.append(keys[key])
+    return tuple(chosen)
+
+
+def _expand(
+    levels: dict[str, tuple[Any, ...]], factors: Sequence[str]
+) -> tuple[pd.DataFrame, NDArray[np.intp]]:
+    """All combinations, first variable fastest (R's expand.grid), and each row's level
+    index per variable (rows x variables); variables not in ``factors`` as numbers."""
+    names = list(levels)
+    sizes = [len(levels[v]) for v in names]
+    n = int(np.prod(sizes)) if sizes else 1
+    index = np.zeros((n, len(names)), dtype=np.intp)
+    stride = 1
+    for j, size in enumerate(sizes):
+        index[:, j] = (np.arange(n) // stride) % size
+        stride *= size
+    columns: dict[str, Any] = {}
+    for j, v in enumerate(names):
+        values = np.empty(n, dtype=object)
+        values[:] = [levels[v][i] for i in index[:, j]]
+        columns[v] = values
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(n))
+    for v in names:  # numeric variables as numbers, so the design's transforms apply
+        if v not in factors:
+            frame[v] = frame[v].astype(np.float64)
+    return frame, index
+
+
+def _design_rows(design: Any, frame: pd.DataFrame, offset: float) -> tuple[FloatArray, FloatArray]:
+    built = new_data_design(design, frame, offset=np.full(len(frame), offset), random=False)
+    if not bool(np.all(built.complete)):
+        raise ValueError("the reference grid has rows the fit's design cannot be built for")
+    return built.x, built.offset
+
+
+def reference_grid(
+    result: GLMMResult,
+    at: Mapping[str, Any] | None = None,
+    offset: float = 0.0,
+    what: str = "emmeans",
+) -> ReferenceGrid:
+    """The reference grid of a fit (module docstring). ``at`` maps variables to values: a
+    subset of a factor's levels, or numbers for a numeric variable. ``offset`` is added to
+    every row (an offset given to fit() as values or a column is not part of the grid)."""
+    design = _check_result(result, what)
+    summaries = {s.name: s for s in design.variables}
+    names = list(summaries)
+    if not names:  # a fit made before summaries were kept, or a Dask fit: the fixed variables
+        from glmm_binomial.model.formula import expression_variables  # noqa: PLC0415
+        from glmm_binomial.model.variable_summary import formula_order  # noqa: PLC0415
+
+        found = set(expression_variables(design.formula.fixed))
+        for expr in design.formula.offsets:
+            found |= expression_variables(expr)
+        names = formula_order(found, design.formula.fixed, *design.formula.offsets)
+    factors = _factor_levels(design, names)
+    at = {} if at is None else at
+    if not isinstance(at, Mapping):
+        raise ValueError(f"at must be a dict of variable -> values, got {type(at).__name__}")
+    unknown = [k for k in at if k not in names]
+    if unknown:
+        raise ValueError(
+            f"at names {', '.join(map(repr, unknown))}, not a variable of the fixed part "
+            f"(variables: {', '.join(names) or 'none'})"
+        )
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not np.isfinite(offset):
+        raise ValueError(f"offset must be a finite number, got {offset!r}")
+    levels: dict[str, tuple[Any, ...]] = {}
+    factor_like: list[str] = []
+    factor_names: list[str] = []
+    for v in names:
+        summary = summaries.get(v)
+        if v in factors or (summary is not None and summary.kind == "factor"):
+            base = factors.get(v) or (summary.levels if summary is not None else ())
+            levels[v] = _factor_at(v, at[v], base) if v in at else base
+            factor_like.append(v)
+            factor_names.append(v)
+        elif v in at:
+            levels[v] = _numeric_at(v, at[v])
+            if len(levels[v]) > 1:
+                factor_like.append(v)
+        elif summary is not None and summary.levels:
+            levels[v] = summary.levels  # emmeans' cov.keep = "2": kept at its values
+            factor_like.append(v)
+        elif summary is not None and np.isfinite(summary.mean):
+            levels[v] = (summary.mean,)
+        else:
+            raise ValueError(
+                f"{what}: the fit keeps no mean of the numeric variable '{v}' (a Dask fit "
+                f"keeps no rows): give its value with at={{'{v}': value}}"
+            )
+    size = int(np.prod([len(x) for x in levels.values()])) if levels else 1
+    if size > GRID_LIMIT:
+        raise ValueError(
+            f"the reference grid would have {size} rows (more than {GRID_LIMIT}); "
+            "restrict it with at="
+        )
+    frame, _ = _expand(levels, factor_names)
+    x, o = _design_rows(design, frame, float(offset))
+    return ReferenceGrid(frame, levels, x, o, tuple(factor_like), summaries, tuple(factor_names))
+
+
+# --------------------------------------------------------------------------------------------
+# Marginal means
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_specs(specs: Any, by: Any) -> tuple[list[str], list[str]]:
+    if isinstance(specs, str):
+        text = specs.strip()
+        if text.startswith("~"):
+            text = text[1:]
+        main, _, rest = text.partition("|")
+        spec_list = [s.strip() for s in re.split(r"[+*:]", main) if s.strip()]
+        by_from_specs = [s.strip() for s in re.split(r"[+*:]", rest) if s.strip()]
+    elif isinstance(specs, Sequence) and all(isinstance(s, str) for s in specs):
+        spec_list, by_from_specs = [s.strip() for s in specs], []
+    else:
+        raise ValueError(f"specs must be a variable name or a list of them, got {specs!r}")
+    if not spec_list:
+        raise ValueError(f"specs names no variable: {specs!r}")
+    if by is None:
+        by_list = by_from_specs
+    elif isinstance(by, str):
+        by_list = by_from_specs + [by]
+    elif isinstance(by, Sequence) and all(isinstance(b, str) for b in by):
+        by_list = by_from_specs + list(by)
+    else:
+        raise ValueError(f"by must be a variable name or a list of them, got {by!r}")
+    return spec_list, by_list
+
+
+def _check_names(argument: str, names: list[str], grid: ReferenceGrid) -> None:
+    unknown = [n for n in names if n not in grid.levels]
+    if unknown:
+        raise ValueError(
+            f"{argument} names {', '.join(map(repr, unknown))}, not a variable of the fixed "
+            f"part (variables: {', '.join(grid.levels) or 'none'})"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"{argument} names a variable twice: {names!r}")
+
+
+def _average(
+    grid: ReferenceGrid, primary: list[str], linfct: FloatArray, offset: FloatArray
+) -> tuple[pd.DataFrame, FloatArray, FloatArray]:
+    """Equal-weight averages of the grid rows per combination of ``primary`` (first
+    fastest): the combinations' frame, linear functions and offsets."""
+    names = list(grid.levels)
+    _, index = _expand(grid.levels, grid.factors)
+    sizes = [len(grid.levels[v]) for v in primary]
+    combo = np.zeros(len(index), dtype=np.intp)
+    stride = 1
+    for v, size in zip(primary, sizes, strict=True):
+        combo += index[:, names.index(v)] * stride
+        stride *= size
+    n_combos = stride
+    counts = np.bincount(combo, minlength=n_combos).astype(np.float64)
+    sums = np.zeros((n_combos, linfct.shape[1]))
+    np.add.at(sums, combo, linfct)
+    averaged = sums / counts[:, None]
+    offsets = np.bincount(combo, weights=offset, minlength=n_combos) / counts
+    frame, _ = _expand({v: grid.levels[v] for v in primary}, grid.factors)
+    return frame, averaged, offsets
+
+
+def _bias_adjusted(link: Family, sigma: float) -> tuple[Any, Any]:
+    """emmeans' .make.bias.adj.link: h(eta) + sigma^2/2 h''(eta) and its derivative, h'' and
+    h''' by central differences of h' with step BIAS_STEP."""
+    half = 0.5 * BIAS_STEP
+    sigma22 = 0.5 * sigma * sigma
+
+    def second(eta: FloatArray) -> FloatArray:
+        return (link.mu_eta(eta + half) - link.mu_eta(eta - half)) / BIAS_STEP
+
+    def inverse(eta: FloatArray) -> FloatArray:
+        return link.inverse_link(eta) + sigma22 * second(eta)
+
+    def derivative(eta: FloatArray) -> FloatArray:
+        return link.mu_eta(eta) + sigma22 * (second(eta + half) - second(eta - half)) / BIAS_STEP
+
+    return inverse, derivative
+
+
+@dataclass(frozen=True, eq=False)
+class EMMeans:
+    """Estimated marginal means (or trends) with the linear functions behind them.
+
+    ``grid`` holds one row per mean (the ``specs`` columns, then the ``by`` columns); the
+    link-scale estimate of row r is ``linfct[r] @ beta + offset[r]`` with covariance
+    ``linfct @ vcov @ linfct.T``. ``link`` is None for trends (no back-transformation).
+    ``table`` is the summary on the scale ``type``: the grid columns and estimate, std_error,
+    ci_lower, ci_upper; ``notes`` say what was averaged over and how the numbers were made."""
+
+    grid: pd.DataFrame
+    linfct: FloatArray
+    beta: FloatArray
+    vcov: FloatArray
+    offset: FloatArray
+    specs: tuple[str, ...]
+    by: tuple[str, ...] = ()
+    type: str = "link"
+    link: Family | None = None
+    level: float = 0.95
+    bias_adjust: bool = False
+    sigma: float | None = None
+    estimate_name: str = "emmean"
+    notes: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def link_estimate(self) -> FloatArray:
+        """L beta + offset (link scale)."""
+        return np.asarray(self.linfct @ self.beta + self.offset, dtype=np.float64)
+
+    @cached_property
+    def link_covariance(self) -> FloatArray:
+        """L V L' (link scale)."""
+        cov = self.linfct @ self.vcov @ self.linfct.T
+        return np.asarray(0.5 * (cov + cov.T), dtype=np.float64)
+
+    @cached_property
+    def link_std_error(self) -> FloatArray:
+        return np.sqrt(np.clip(np.diag(self.link_covariance), 0.0, None))
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        eta, se = self.link_estimate, self.link_std_error
+        z = float(special.ndtri(0.5 + 0.5 * self.level))
+        low, high = eta - z * se, eta + z * se
+        if self.type == "response" and self.link is not None:
+            if self.bias_adjust and self.sigma is not None:
+                inverse, derivative = _bias_adjusted(self.link, self.sigma)
+            else:
+                inverse, derivative = self.link.inverse_link, self.link.mu_eta
+            estimate = inverse(eta)
+            std_error = np.abs(derivative(eta)) * se
+            low, high = inverse(low), inverse(high)
+        else:
+            estimate, std_error = eta, se
+        out = self.grid.copy()
+        out["estimate"] = estimate
+        out["std_error"] = std_error
+        out["ci_lower"] = np.minimum(low, high)
+        out["ci_upper"] = np.maximum(low, high)
+        out.attrs.update(
+            {
+                "type": self.type,
+                "estimate_name": self.estimate_name,
+                "level": self.level,
+                "notes": self.notes,
+            }
+        )
+        return out
+
+    def __repr__(self) -> str:
+        lines = [self.table.to_string(index=False)]
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+
+def _fit_notes(result: Any) -> list[str]:
+    method = getattr(result, "method_object", None)
+    if method is not None and method.posterior:
+        return [
+            f"method {method.name}: at the posterior means of beta, with their posterior "
+            "covariance (standard errors are posterior SDs)"
+        ]
+    return []
+
+
+def _check_level(level: Any) -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
+    return float(level)
+
+
+def _averaged_note(grid: ReferenceGrid, primary: list[str]) -> list[str]:
+    over = [v for v in grid.factor_like if v not in primary and len(grid.levels[v]) > 1]
+    return [f"averaged over the levels of: {', '.join(over)}"] if over else []
+
+
+def _default_sigma(result: Any) -> float:
+    variance, _ = random_variance(result.model, result.covariance_matrices())
+    return float(np.sqrt(variance))
+
+
+def emmeans(
+    result: GLMMResult,
+    specs: str | Sequence[str],
+    by: str | Sequence[str] | None = None,
+    at: Mapping[str, Any] | None = None,
+    type: str = "link",  # noqa: A002 - emmeans' name
+    bias_adjust: bool = False,
+    sigma: float | None = None,
+    level: float = 0.95,
+    offset: float = 0.0,
+) -> EMMeans:
+    """Estimated marginal means of ``specs`` (a variable, a list, or emmeans' "a | b" form),
+    per ``by`` group, on the link or response scale, as emmeans(result, specs, by, at, type,
+    bias.adjust, sigma) computes them (module docstring)."""
+    if type not in TYPES:
+        raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+    if not isinstance(bias_adjust, (bool, np.bool_)):
+        raise ValueError(f"bias_adjust must be True or False, got {bias_adjust!r}")
+    level = _check_level(level)
+    spec_list, by_list = _parse_specs(specs, by)
+    grid = reference_grid(result, at, offset, "emmeans")
+    _check_names("specs", spec_list, grid)
+    _check_names("by", by_list, grid)
+    both = [v for v in spec_list if v in by_list]
+    if both:
+        raise ValueError(f"by names {', '.join(map(repr, both))}, already in specs")
+    primary = spec_list + by_list
+    frame, linfct, offsets = _average(grid, primary, grid.linfct, grid.offset)
+    notes = _averaged_note(grid, primary) + _fit_notes(result)
+    link = result.model.family
+    used_sigma: float | None = None
+    if bias_adjust:
+        if sigma is None:
+            used_sigma = _default_sigma(result)
+            how = "the square root of the random-effect variance, mean z' Sigma z over the rows"
+        elif isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
+            raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
+        else:
+            used_sigma, how = float(sigma), "given"
+        if type == "response":
+            notes.append(f"bias adjustment with sigma = {used_sigma:.6g} ({how})")
+        else:
+            notes.append("bias adjustment applies on the response scale only")
+    elif sigma is not None:
+        raise ValueError("sigma applies only with bias_adjust=True")
+    if type == "response":
+        notes.append(f"intervals back-transformed from the {link.link} scale")
+    else:
+        notes.append(f"on the {link.link} (not the response) scale")
+    return EMMeans(
+        grid=frame,
+        linfct=linfct,
+        beta=np.asarray(result.params, dtype=np.float64),
+        vcov=np.asarray(result.vcov, dtype=np.float64),
+        offset=offsets,
+        specs=tuple(spec_list),
+        by=tuple(by_list),
+        type=type,
+        link=link,
+        level=level,
+        bias_adjust=bool(bias_adjust),
+        sigma=used_sigma,
+        estimate_name="prob" if type == "response" else "emmean",
+        notes=tuple(notes),
+    )
+
+
+def emtrends(
+    result: GLMMResult,
+    specs: str | Sequence[str],
+    var: str,
+    by: str | Sequence[str] | None = None,
+    at: Mapping[str, Any] | None = None,
+    level: float = 0.95,
+    delta: float | None = None,
+) -> EMMeans:
+    """Slopes of the linear predictor (link scale) in the numeric variable ``var`` at the
+    reference grid, averaged as emmeans' means, as emtrends(result, specs, var) computes them:
+    the forward difference (x(var + h) - x(var)) / h with h = ``delta`` or 0.001 times the
+    range of ``var`` over the fit's rows (module docstring)."""
+    level = _check_level(level)
+    spec_list, by_list = _parse_specs(specs, by)
+    grid = reference_grid(result, at, 0.0, "emtrends")
+    if not isinstance(var, str) or var not in grid.levels:
+        raise ValueError(
+            f"var must name a numeric variable of the fixed part, got {var!r} "
+            f"(variables: {', '.join(grid.levels) or 'none'})"
+        )
+    summary = grid.summaries.get(var)
+    values = grid.frame[var]
+    if summary is not None and summary.kind == "factor" or not pd.api.types.is_float_dtype(values):
+        raise ValueError(f"var '{var}' is a factor; emtrends needs a numeric variable")
+    _check_names("specs", spec_list, grid)
+    _check_names("by", by_list, grid)
+    if delta is None:
+        if summary is None or not np.isfinite(summary.maximum - summary.minimum):
+            raise ValueError(f"emtrends: the fit keeps no range of '{var}': give delta=")
+        step = TREND_STEP * (summary.maximum - summary.minimum)
+    elif isinstance(delta, bool) or not isinstance(delta, (int, float)) or not np.isfinite(delta):
+        raise ValueError(f"delta must be a finite nonzero number, got {delta!r}")
+    else:
+        step = float(delta)
+    if step == 0.0:
+        raise ValueError(f"var '{var}' takes a single value in the fit: no trend; give delta=")
+    design = result.design
+    shifted = grid.frame.copy()
+    shifted[var] = shifted[var] + step
+    x_shifted, _ = _design_rows(design, shifted, 0.0)
+    slopes = (x_shifted - grid.linfct) / step
+    primary = spec_list + by_list
+    frame, linfct, _ = _average(grid, primary, slopes, np.zeros(len(slopes)))
+    notes = _averaged_note(grid, primary) + _fit_notes(result)
+    notes.append(f"slope of the linear predictor in {var} (difference step {step:.6g})")
+    return EMMeans(
+        grid=frame,
+        linfct=linfct,
+        beta=np.asarray(result.params, dtype=np.float64),
+        vcov=np.asarray(result.vcov, dtype=np.float64),
+        offset=np.zeros(len(frame)),
+        specs=tuple(spec_list),
+        by=tuple(by_list),
+        type="link",
+        link=None,
+        level=level,
+        estimate_name=f"{var}.trend",
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Contrasts
+# --------------------------------------------------------------------------------------------
+
+_SAME: Any = object()
+
+
+def _is_numeric_label(values: Sequence[Any]) -> bool:
+    """emmeans' .is.num: every level reads as a number."""
+    try:
+        [float(label_key(v)) for v in values]
+    except ValueError:
+        return False
+    return True
+
+
+def _labels(frame: pd.DataFrame, columns: list[str]) -> tuple[list[str], list[str]]:
+    """Level labels of the rows as emmeans pastes them (numeric-looking levels prefixed with
+    the variable's name, joined by spaces, parenthesized when they hold - + / or *), and the
+    plain labels (R's as.character of the levels, joined by spaces)."""
+    parts, plain = [], []
+    for c in columns:
+        keys = [label_key(v) for v in frame[c]]
+        plain.append(keys)
+        parts.append([f"{c}{k}" for k in keys] if _is_numeric_label(list(frame[c])) else keys)
+    labels = [" ".join(p) for p in zip(*parts, strict=True)]
+    raw = [" ".join(p) for p in zip(*plain, strict=True)]
+    return [f"({s})" if _PARENS.search(s) else s for s in labels], raw
+
+
+def _control_index(ref: Any, raw: list[str], labels: list[str]) -> int:
+    """The control level of trt.vs.ctrl: the first by default; else the level whose label is
+    ``ref`` (a tuple for several columns), or, when no label matches, the 0-based position
+    ``ref``."""
+    if ref is None:
+        return 0
+    parts = ref if isinstance(ref, (tuple, list)) else (ref,)
+    key = " ".join(label_key(r) for r in parts)
+    if key in raw:
+        return raw.index(key)
+    if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool) and 0 <= ref < len(raw):
+        return int(ref)
+    raise ValueError(f"ref {ref!r} is neither a level ({', '.join(labels)}) nor a position")
+
+
+def _family(
+    method: Any, labels: list[str], raw: list[str], ref: Any
+) -> tuple[FloatArray, list[str], str, bool]:
+    """Coefficients (contrasts x levels), names, default adjustment and whether the family
+    is pairwise (Tukey applies); ``raw`` are the plain level labels ``ref`` is matched to."""
+    k = len(labels)
+    rows: list[FloatArray] = []
+    names: list[str] = []
+    if isinstance(method, Mapping):
+        for name, weights in method.items():
+            w = np.asarray(weights, dtype=np.float64).ravel()
+            if w.shape != (k,) or not np.all(np.isfinite(w)):
+                raise ValueError(
+                    f"method: the weights of contrast {name!r} must be {k} finite numbers "
+                    f"(one per level: {', '.join(labels)})"
+                )
+            rows.append(w)
+            names.append(str(name))
+        return np.array(rows).reshape(len(rows), k), names, "none", False
+    if method == "pairwise":
+        for i in range(k):
+            for j in range(i + 1, k):
+                c = np.zeros(k)
+                c[i], c[j] = 1.0, -1.0
+                rows.append(c)
+                names.append(f"{labels[i]} - {labels[j]}")
+        return np.array(rows).reshape(len(rows), k), names, "tukey", True
+    if method == "revpairwise":
+        for i in range(1, k):
+            for j in range(i):
+                c = np.zeros(k)
+                c[i], c[j] = 1.0, -1.0
+                rows.append(c)
+                names.append(f"{labels[i]} - {labels[j]}")
+        return np.array(rows).reshape(len(rows), k), names, "tukey", True
+    if method == "trt.vs.ctrl":
+        control = _control_index(ref, raw, labels)
+        for i in range(k):
+            if i == control:
+                continue
+            c = np.zeros(k)
+            c[i], c[control] = 1.0, -1.0
+            rows.append(c)
+            names.append(f"{labels[i]} - {labels[control]}")
+        return np.array(rows).reshape(len(rows), k), names, "dunnettx", False
+    raise ValueError(
+        f"method must be one of {', '.join(map(repr, METHODS))} or a dict of weight vectors, "
+        f"got {method!r}"
+    )
+
+
+def contrast(
+    emm: EMMeans,
+    method: str | Mapping[str, Sequence[float]] = "pairwise",
+    adjust: str | None = None,
+    by: Any = _SAME,
+    type: str | None = None,  # noqa: A002 - emmeans' name
+    level: float | None = None,
+    ref: Any = None,
+) -> pd.DataFrame:
+    """Contrasts of marginal means within each ``by`` group (default: the means' own), as
+    emmeans' contrast(emm, method, adjust) computes them (module docstring).
+
+    method: "pairwise" (earlier minus later level; default adjustment "tukey"),
+    "revpairwise", "trt.vs.ctrl" (each level minus the control ``ref``, the first level by
+    default, else the level labelled ``ref`` or at position ``ref``; default adjustment
+    "dunnettx") or a dict {name: weights} (default "none").
+    adjust: "tukey", "dunnettx", "sidak", "holm", "bonferroni" or "none" (Tukey on a family
+    that is not pairwise becomes Sidak, as in emmeans; a single contrast is not adjusted).
+    type: "link" or "response" (default: the means' type); on the response scale of a logit
+    model true contrasts are odds ratios (column ``odds_ratio``, with z and p from the log
+    scale), else differences (column ``estimate``). Columns: contrast, the by columns, the
+    estimate, std_error, z, p_value, ci_lower, ci_upper (simultaneous intervals with the same
+    adjustment; Bonferroni for Holm); ``attrs`` holds the adjustment and notes."""
+    if not isinstance(emm, EMMeans):
+        raise ValueError(f"emm must be an EMMeans (from emmeans or emtrends), got {emm!r}")
+    if adjust is not None and adjust not in ADJUSTMENTS:
+        raise ValueError(
+            f"adjust must be one of {', '.join(map(repr, ADJUSTMENTS))}, got {adjust!r}"
+        )
+    out_type = emm.type if type is None else type
+    if out_type not in TYPES:
+        raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+    level = emm.level if level is None else _check_level(level)
+    columns = list(emm.grid.columns)
+    if by is _SAME:
+        by_list = list(emm.by)
+    elif by is None:
+        by_list = []
+    elif isinstance(by, str):
+        by_list = [by]
+    else:
+        by_list = list(by)
+    unknown = [b for b in by_list if b not in columns]
+    if unknown:
+        raise ValueError(
+            f"by names {', '.join(map(repr, unknown))}, not a column of the means "
+            f"({', '.join(columns)})"
+        )
+    inner = [c for c in columns if c not in by_list]
+    if not inner:
+        raise ValueError("by leaves no levels to contrast")
+
+    # Rows of each by group, groups in order of first appearance (emmeans' by.rows).
+    if by_list:
+        keys = [tuple(label_key(v) for v in row) for row in emm.grid[by_list].itertuples(False)]
+        order: dict[tuple[str, ...], list[int]] = {}
+        for i, key in enumerate(keys):
+            order.setdefault(key, []).append(i)
+        groups = list(order.values())
+    else:
+        groups = [list(range(len(emm.grid)))]
+    sizes = {len(g) for g in groups}
+    if len(sizes) > 1:
+        raise ValueError("by groups of different sizes are not supported")
+
+    eta = emm.link_estimate
+    cov = emm.link_covariance
+    notes: list[str] = []
+    link = emm.link
+    blocks = []
+    estimates, std_errors, labels_out = [], [], []
+    by_values: list[list[Any]] = []
+    family_size = sizes.pop()
+    adjust_used = adjust
+    true_contrast = True
+    for rows in groups:
+        labels, raw = _labels(emm.grid.iloc[rows].reset_index(drop=True), inner)
+        coef, names, default_adjust, pairwise = _family(method, labels, raw, ref)
+        if adjust_used is None:
+            adjust_used = default_adjust
+        true_contrast = true_contrast and bool(
+            np.all(np.abs(coef.sum(axis=1)) / (1e-6 + np.abs(coef).max(axis=1)) < 1e-6)
+        )
+        est = coef @ eta[rows]
+        var = coef @ cov[np.ix_(rows, rows)] @ coef.T
+        estimates.append(est)
+        std_errors.append(np.sqrt(np.clip(np.diag(var), 0.0, None)))
+        labels_out.append(names)
+        blocks.append((len(names), pairwise))
+        by_values.append([emm.grid.iloc[rows[0]][b] for b in by_list])
+    assert adjust_used is not None
+    n_contrasts, pairwise = blocks[0]
+    if n_contrasts == 0:
+        raise ValueError(
+            "method gives no contrasts: each by group has a single level "
+            f"({', '.join(inner)} takes one value)"
+        )
+    if adjust_used == "tukey" and not pairwise:
+        adjust_used = "sidak"
+        notes.append("tukey applies to pairwise comparisons only: sidak used instead")
+    if n_contrasts <= 1 and adjust_used != "none":
+        adjust_used = "none"
+
+    est_all = np.concatenate(estimates)
+    se_all = np.concatenate(std_errors)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z_all = est_all / se_all
+    p_all = np.concatenate(
+        [
+            adjust_p_values(
+                z_all[i * n_contrasts : (i + 1) * n_contrasts], adjust_used, family_size
+            )
+            for i in range(len(groups))
+        ]
+    )
+    crit = critical_value(level, adjust_used, n_contrasts, family_size)
+    low, high = est_all - crit * se_all, est_all + crit * se_all
+    ratio = out_type == "response" and link is not None and link.link == "logit" and true_contrast
+    names_all = [n for group in labels_out for n in group]
+    if ratio:
+        names_all = [n.replace(" - ", " / ") for n in names_all]
+        estimate_column = "odds_ratio"
+        shown = np.exp(est_all)
+        shown_se = shown * se_all
+        low, high = np.exp(low), np.exp(high)
+        notes.append("tests are performed on the log odds ratio scale")
+    else:
+        estimate_column = "estimate"
+        shown, shown_se = est_all, se_all
+        if out_type == "response" and link is not None:
+            notes.append(f"contrasts are on the {link.link} scale")
+        elif link is not None:
+            notes.append("on the log odds ratio (not the response) scale")
+    if adjust_used != "none":
+        size_text = (
+            f"for comparing a family of {family_size} estimates"
+            if adjust_used == "tukey"
+            else f"for {n_contrasts} tests"
+        )
+        notes.append(f"p-value adjustment: {adjust_used} method {size_text}")
+        if adjust_used == "holm":
+            notes.append("intervals: bonferroni critical value (holm has none)")
+    notes.extend(n for n in emm.notes if n.startswith("method vb"))
+    table: dict[str, Any] = {"contrast": names_all}
+    for j, b in enumerate(by_list):
+        table[b] = [values[j] for values in by_values for _ in range(n_contrasts)]
+    table[estimate_column] = shown
+    table["std_error"] = shown_se
+    table["z"] = z_all
+    table["p_value"] = p_all
+    table["ci_lower"] = low
+    table["ci_upper"] = high
+    out = pd.DataFrame(table)
+    out.attrs.update({"adjust": adjust_used, "type": out_type, "level": level, "notes": notes})
+    return out
+
+
+def pairs(
+    emm: EMMeans,
+    adjust: str | None = "tukey",
+    reverse: bool = False,
+    by: Any = _SAME,
+    type: str | None = None,  # noqa: A002 - emmeans' name
+    level: float | None = None,
+) -> pd.DataFrame:
+    """All pairwise comparisons (earlier minus later level; later minus earlier with
+    ``reverse``) within each by group, Tukey-adjusted by default: emmeans' pairs()."""
+    return contrast(
+        emm,
+        "revpairwise" if reverse else "pairwise",
+        adjust=adjust,
+        by=by,
+        type=type,
+        level=level,
+    )

@@ -1,0 +1,127 @@
+"""Likelihood-ratio tests between nested fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy import stats
+
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.results.result import GLMMResult
+
+FloatArray = NDArray[np.float64]
+
+NESTING_RTOL = 1e-8
+"""Relative residual below which a design column counts as in the span of the larger model's."""
+
+
+def anova(*results: GLMMResult) -> pd.DataFrame:
+    """Likelihood-ratio tests of a sequence of nested models, as lme4's anova().
+
+    Models are ordered by their number of parameters; each row after the first tests the model
+    against the one before it: chisq = 2 (loglik - previous loglik) on the difference in
+    parameters, p from the chi-squared distribution. All models must be fitted by maximum
+    likelihood, by the same method, to the same observations (ValueError otherwise). When the
+    difference in parameters is 0, or the smaller model is not nested in the larger (its fixed
+    columns and random-effect terms are not contained in the larger's, as far as the designs
+    tell), there is no test: chisq and p are NaN and the `note` column says why."""
+    if len(results) < 2:
+        raise ValueError("anova needs at least two fitted models")
+    for r in results:
+        if not isinstance(r, GLMMResult):
+            raise ValueError("anova takes GLMMResult objects")
+        if r.method_object.posterior:
+            raise ValueError(
+                f"likelihood-ratio tests need maximum-likelihood fits, not method {r.method!r}"
+            )
+    first = results[0]
+    for r in results[1:]:
+        _check_comparable(first, r)
+    ordered = sorted(results, key=lambda r: r.df_model)
+    rows = []
+    previous: GLMMResult | None = None
+    for r in ordered:
+        row = {
+            "formula": r.formula,
+            "npar": r.df_model,
+            "AIC": r.aic,
+            "BIC": r.bic,
+            "logLik": r.loglik,
+            "deviance": r.deviance,
+            "chisq": float("nan"),
+            "df": float("nan"),
+            "p": float("nan"),
+            "note": "",
+        }
+        if previous is not None:
+            df = r.df_model - previous.df_model
+            row["df"] = df
+            if df == 0:
+                row["note"] = "no test: both models have the same number of parameters"
+            elif not nested_in(previous.model, r.model):
+                row["note"] = (
+                    "no test: the smaller model is not nested in this one (its fixed effects or "
+                    "random-effect terms are not contained in this model's)"
+                )
+            else:
+                chisq = max(2.0 * (r.loglik - previous.loglik), 0.0)
+                row.update(chisq=chisq, p=float(stats.chi2.sf(chisq, df)))
+        rows.append(row)
+        previous = r
+    return pd.DataFrame(rows)
+
+
+def _check_comparable(a: GLMMResult, b: GLMMResult) -> None:
+    """Refuse models whose log-likelihoods cannot be compared."""
+    if a.nobs != b.nobs:
+        raise ValueError(
+            f"models were fitted to different numbers of observations ({a.nobs} and {b.nobs}); "
+            "a likelihood-ratio test needs the same rows (check rows dropped for missing values)"
+        )
+    ma, mb = a.model, b.model
+    if not (np.array_equal(ma.successes, mb.successes) and np.array_equal(ma.trials, mb.trials)):
+        raise ValueError(
+            "models were fitted to different responses or rows (successes and trials differ); "
+            "a likelihood-ratio test needs the same data"
+        )
+    if (a.method, a.n_agq) != (b.method, b.n_agq):
+        raise ValueError(
+            f"models were fitted by different methods ({_method(a)} and {_method(b)}), whose "
+            "log-likelihoods are different approximations; refit them by the same method"
+        )
+
+
+def _method(r: GLMMResult) -> str:
+    return f"agq with n_agq = {r.n_agq}" if r.method == "agq" else r.method
+
+
+def nested_in(small: ModelData, large: ModelData) -> bool:
+    """Whether `small` is contained in `large`, as far as the designs tell: the same offset, the
+    fixed-effects columns of `small` in the column space of `large`'s, and every random-effect
+    block of `small` matched by a block of `large` with the same grouping (levels and rows)
+    whose columns span `small`'s."""
+    if not np.allclose(small.offset, large.offset):
+        return False
+    if not _in_span(small.x, large.x):
+        return False
+    for block in small.blocks:
+        if not any(
+            other.group == block.group
+            and np.array_equal(other.codes, block.codes)
+            and _in_span(block.z, other.z)
+            for other in large.blocks
+        ):
+            return False
+    return True
+
+
+def _in_span(columns: FloatArray, basis: FloatArray) -> bool:
+    """Every column of `columns` is (numerically) a linear combination of `basis`'s columns."""
+    if columns.shape[1] == 0:
+        return True
+    if basis.shape[1] == 0:
+        return False
+    coef, *_ = np.linalg.lstsq(basis, columns, rcond=None)
+    residual = np.linalg.norm(columns - basis @ coef, axis=0)
+    return bool(np.all(residual <= NESTING_RTOL * np.maximum(np.linalg.norm(columns, axis=0), 1)))

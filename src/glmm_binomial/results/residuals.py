@@ -1,0 +1,44 @@
+"""Fitted probabilities and residuals of a fit, on the proportion scale (as lme4's for glmer)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import xlogy
+
+if TYPE_CHECKING:
+    from glmm_binomial.results.result import GLMMResult
+
+FloatArray = NDArray[np.float64]
+
+TYPES = ("deviance", "pearson", "response", "working")
+
+
+def fitted_probabilities(result: GLMMResult) -> FloatArray:
+    """expit(X beta + offset + Z b) with b the conditional modes, in the fit's row order."""
+    return np.asarray(result.predict(re="include", type="response"), dtype=np.float64)
+
+
+def residuals(result: GLMMResult, type: str = "deviance") -> FloatArray:
+    """Residuals of the observed proportions y = successes / trials (see ResultsAPI.resid)."""
+    if type not in TYPES:
+        raise ValueError(f"type must be one of {', '.join(map(repr, TYPES))}, got {type!r}")
+    model = result.model
+    m = model.trials
+    y = model.successes / m
+    mu = fitted_probabilities(result)
+    if type == "response":
+        return y - mu
+    variance = mu * (1.0 - mu)
+    # A fitted probability of exactly 0 or 1 (a separated fit) gives NaN, not a warning.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if type == "working":
+            return (y - mu) / variance
+        if type == "pearson":
+            return (y - mu) / np.sqrt(variance / m)
+        # Binomial deviance contribution 2 m [y log(y / mu) + (1 - y) log((1 - y) / (1 - mu))].
+        inside = xlogy(y, y) - xlogy(y, mu) + xlogy(1 - y, 1 - y) - xlogy(1 - y, 1 - mu)
+        contribution = 2.0 * m * inside
+        return np.asarray(np.sign(y - mu) * np.sqrt(np.clip(contribution, 0.0, None)))

@@ -1,0 +1,219 @@
+"""Responses simulated from a fitted model, and refits of the same model to a new response.
+
+simulate: successes ~ Binomial(trials, expit(eta)) with eta = X beta + offset + Z b, where b are
+the fitted conditional modes (use_u=True, lme4's use.u = TRUE) or new draws b = Lambda u,
+u ~ N(0, I) (use_u=False, the default, as lme4's). Randomness only from the given seed.
+
+refit: the same model structure (design, grouping, trials, offset) with a new response, fitted
+from the current estimates. `fast_refit` is the bootstrap's lighter path: the optimizer alone,
+in coordinates whitened by the original fit's Hessian, without standard errors or modes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+from numpy.typing import NDArray
+
+from glmm_binomial.family import log_binomial_coefficient
+from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.numerics.optimize import canonical_theta
+
+if TYPE_CHECKING:
+    from glmm_binomial.results.result import GLMMResult
+
+FloatArray = NDArray[np.float64]
+
+
+def linear_predictor(
+    model: ModelData,
+    theta: FloatArray,
+    beta: FloatArray,
+    rng: np.random.Generator | None,
+    modes: tuple[FloatArray, ...] | None,
+) -> FloatArray:
+    """X beta + offset + Z b: b the given conditional modes, or drawn from N(0, Lambda Lambda')
+    per level with `rng` (block by block, in ModelData order)."""
+    eta = model.x @ beta + model.offset
+    lambdas = model.lambdas(theta)
+    for t, block in enumerate(model.blocks):
+        if modes is not None:
+            b = modes[t]
+        else:
+            assert rng is not None
+            u = rng.standard_normal((block.n_levels, block.k))
+            b = u @ lambdas[t].T
+        eta = eta + np.einsum("ic,ic->i", block.z, b[block.codes])
+    return eta
+
+
+def simulate_successes(
+    model: ModelData,
+    theta: FloatArray,
+    beta: FloatArray,
+    rng: np.random.Generator,
+    modes: tuple[FloatArray, ...] | None = None,
+) -> FloatArray:
+    """One simulated response (successes per row), as floats, drawn by the model's family."""
+    eta = linear_predictor(model, theta, beta, rng, modes)
+    return model.family.simulate(eta, model.trials, rng)
+
+
+def simulate(result: GLMMResult, n: int = 1, seed: Any = None, use_u: bool = False) -> FloatArray:
+    """`n` simulated responses (successes per row, in the fit's row order), shape (nobs, n).
+
+    use_u=False draws new random effects for each simulation (lme4's default); use_u=True
+    holds them at the fitted conditional modes. seed: anything numpy.random.default_rng takes."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not isinstance(use_u, bool):
+        raise ValueError("use_u must be True or False")
+    rng = np.random.default_rng(seed)
+    model, fit = result.model, result.fit_output
+    modes = fit.ranef if use_u else None
+    columns = [simulate_successes(model, fit.theta, fit.beta, rng, modes) for _ in range(int(n))]
+    return np.column_stack(columns)
+
+
+def with_response(model: ModelData, successes: Any) -> ModelData:
+    """The model with a new response (successes per row, 0 <= successes <= trials)."""
+    y = np.asarray(successes, dtype=np.float64)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.shape != (model.n_obs,):
+        raise ValueError(
+            f"new_response must have one value per row of the fit ({model.n_obs}), "
+            f"got shape {y.shape}"
+        )
+    bad = ~np.isfinite(y) | (y < 0) | (y > model.trials)
+    if np.any(bad):
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"new_response must be successes between 0 and the trials of each row; row {row} "
+            f"has {y[row]!r} with {model.trials[row]!r} trials"
+        )
+    return replace(
+        model, successes=y, log_binomial_constant=log_binomial_coefficient(y, model.trials)
+    )
+
+
+def refit(result: GLMMResult, new_response: Any) -> GLMMResult:
+    """The same model fitted to a new response by the same method with the same settings,
+    starting from the current estimates (maximum-likelihood methods)."""
+    from glmm_binomial.results.result import GLMMResult
+
+    method = result.method_object
+    if method.posterior:
+        raise ValueError(
+            f"refit is available for maximum-likelihood fits, not method {method.name!r}"
+        )
+    model = with_response(result.model, new_response)
+    fit = result.fit_output
+    output = method.fit(model, start=(fit.theta, fit.beta))
+    return GLMMResult(
+        model,
+        output,
+        design=result.design,
+        conf_level=result.conf_level,
+        data_name=result.data_name,
+        method_object=method,
+    )
+
+
+@dataclass(frozen=True)
+class FastRefit:
+    """What the bootstrap needs to refit one model many times: its structure, the start
+    (the original estimates) and the whitening of (theta, beta) by the original Hessian."""
+
+    model: ModelData
+    theta: FloatArray
+    beta: FloatArray
+    transform: FloatArray  # (theta, beta) = start + transform @ z
+    gtol: float = 1e-5
+    max_iter: int = 500
+
+
+def deviance_hessian(result: GLMMResult, step: float = 1e-4, central: bool = False) -> FloatArray:
+    """Hessian of the Laplace deviance in (theta, beta) at the estimates: forward (or central)
+    differences of the exact gradient, steps relative to each coordinate."""
+    model, fit = result.model, result.fit_output
+    objective = LaplaceObjective(model)
+    n_theta = model.n_theta
+    x0 = np.concatenate([fit.theta, fit.beta])
+
+    def gradient(x: FloatArray) -> FloatArray:
+        _, g_theta, g_beta = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
+        return np.concatenate([g_theta, g_beta])
+
+    g0 = gradient(x0)
+    n = len(x0)
+    hess = np.empty((n, n))
+    for j in range(n):
+        h = step * max(1.0, abs(x0[j]))
+        up = x0.copy()
+        up[j] += h
+        if central:
+            down = x0.copy()
+            down[j] -= h
+            hess[:, j] = (gradient(up) - gradient(down)) / (2.0 * h)
+        else:
+            hess[:, j] = (gradient(up) - g0) / h
+    return 0.5 * (hess + hess.T)
+
+
+def prepare_fast_refit(result: GLMMResult, step: float = 1e-4) -> FastRefit:
+    """Whitening from a forward-difference Hessian of the exact gradient at the estimates."""
+    if result.method != "laplace":
+        raise ValueError("bootstrap refits are available for method='laplace' fits")
+    fit = result.fit_output
+    hess = deviance_hessian(result, step)
+    n = hess.shape[0]
+    # A variance at zero (or a flat direction) has no curvature: scale it by 1 there.
+    hess += np.diag(np.where(np.diag(hess) > 1e-6, 0.0, 1.0))
+    try:
+        r = scipy.linalg.cholesky(hess, lower=False)
+        transform = scipy.linalg.solve_triangular(r, np.eye(n), lower=False)
+    except scipy.linalg.LinAlgError:
+        transform = np.diag(1.0 / np.sqrt(np.abs(np.diag(hess))))
+    # The rows sorted as the Laplace objective wants them (by the largest grouping factor), so
+    # that each refit skips the sort; the simulated responses follow that order.
+    model = LaplaceObjective(result.model).data
+    return FastRefit(model, fit.theta.copy(), fit.beta.copy(), transform)
+
+
+def fast_refit(
+    plan: FastRefit, successes: FloatArray
+) -> tuple[FloatArray, FloatArray, float, bool, str]:
+    """theta, beta, deviance, converged, message of the model fitted to `successes` by L-BFGS-B
+    from the original estimates in the whitened coordinates (no Hessian, no modes)."""
+    model = with_response(plan.model, successes)
+    objective = LaplaceObjective(model)
+    n_theta = model.n_theta
+    x0 = np.concatenate([plan.theta, plan.beta])
+    transform = plan.transform
+
+    def fun(z: FloatArray) -> tuple[float, FloatArray]:
+        x = x0 + transform @ z
+        value, g_theta, g_beta = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
+        if not np.isfinite(value):
+            return float("inf"), np.zeros_like(z)
+        return value, transform.T @ np.concatenate([g_theta, g_beta])
+
+    found = scipy.optimize.minimize(
+        fun,
+        np.zeros(len(x0)),
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": plan.gtol, "ftol": 1e-12, "maxiter": plan.max_iter},
+    )
+    x = x0 + transform @ np.asarray(found.x)
+    theta = canonical_theta(model, x[:n_theta])
+    beta = x[n_theta:]
+    deviance = float(found.fun)
+    ok = bool(found.success) and np.isfinite(deviance) and bool(np.all(np.isfinite(x)))
+    return theta, beta, deviance, ok, str(found.message)

@@ -1,0 +1,341 @@
+"""The summary of a fit: text laid out as lme4's summary(glmerMod), HTML, and tables.
+
+`Summary` is a str (the text), so printing it, str() of it and `"..." in summary` behave as
+the text does; its tables are DataFrames (`criteria`, `scaled_residuals`, `random_effects`,
+`fixed_effects`, `correlation`) and `_repr_html_` renders them for notebooks.
+
+A number that is not an estimate is not shown as one: when the fit did not converge the
+variance components are shown as NA, and so are the fixed effects of separated columns (their
+values are points on a diverging path), each with the fit's warnings printed below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from glmm_binomial.results.result import GLMMResult
+
+MAX_CORRELATION_TERMS = 12
+"""As lme4: the correlation of fixed effects is printed for at most this many terms."""
+
+NA = "NA"
+
+
+class Summary(str):
+    """The summary text, with its tables as DataFrames and an HTML form."""
+
+    criteria: pd.DataFrame
+    scaled_residuals: pd.Series
+    random_effects: pd.DataFrame
+    fixed_effects: pd.DataFrame
+    correlation: pd.DataFrame
+    warnings: tuple[str, ...]
+    header: list[str]
+
+    def __new__(cls, result: GLMMResult, data_name: str | None = None) -> Summary:
+        # Display only: NaN (diverging or boundary) entries are shown as NA, never warned about.
+        with np.errstate(all="ignore"):
+            parts = _Parts(result, data_name)
+        obj = super().__new__(cls, parts.text())
+        obj.criteria = parts.criteria
+        obj.scaled_residuals = parts.scaled
+        obj.random_effects = parts.random
+        obj.fixed_effects = parts.fixed
+        obj.correlation = parts.correlation
+        obj.warnings = parts.warnings
+        obj.header = parts.header
+        return obj
+
+    def __repr__(self) -> str:
+        return str.__str__(self)
+
+    def _repr_html_(self) -> str:
+        def table(frame: pd.DataFrame | pd.Series, index: bool = True) -> str:
+            return str(frame.to_html(index=index, float_format=lambda v: f"{v:.4g}", na_rep=NA))
+
+        parts = [f"<pre>{_escape(chr(10).join(self.header))}</pre>", table(self.criteria, False)]
+        parts += ["<p>Scaled residuals</p>", table(self.scaled_residuals.to_frame().T, False)]
+        parts += ["<p>Random effects</p>", table(self.random_effects, False)]
+        parts += ["<p>Fixed effects</p>", table(self.fixed_effects)]
+        if not self.correlation.empty:
+            parts += ["<p>Correlation of fixed effects</p>", table(self.correlation)]
+        for message in self.warnings:
+            parts.append(f"<p><b>Warning:</b> {_escape(message)}</p>")
+        return "\n".join(parts)
+
+
+class _Parts:
+    def __init__(self, result: GLMMResult, data_name: str | None) -> None:
+        self.result = result
+        title = result.method_object.title
+        name = data_name or result.data_name or "data"
+        self.header = [
+            f"Generalized linear mixed model fit by {title}",
+            " Family: binomial  ( logit )",
+            f"Formula: {result.formula}",
+            f"   Data: {name}",
+        ]
+        self.criteria = pd.DataFrame(
+            [[result.aic, result.bic, result.loglik, result.deviance, result.df_resid]],
+            columns=["AIC", "BIC", "logLik", "deviance", "df.resid"],
+        )
+        # A fit to a Dask DataFrame keeps its rows on the cluster: no residuals to show.
+        rows_here = result.model.x.shape[0] == result.nobs
+        pearson = result.resid("pearson") if rows_here else np.zeros(0)
+        self.scaled = pd.Series(
+            np.quantile(pearson, [0, 0.25, 0.5, 0.75, 1]) if len(pearson) else np.full(5, np.nan),
+            index=["Min", "1Q", "Median", "3Q", "Max"],
+        )
+        warnings = [str(w) for w in result.warnings]
+        if not result.converged and not any("converge" in w for w in warnings):
+            warnings.append("the optimizer did not report convergence")
+        self.warnings = tuple(warnings)
+        self.random = self._random_effects()
+        self.fixed = self._fixed_effects()
+        self.correlation = self._correlation()
+
+    def _random_effects(self) -> pd.DataFrame:
+        vc = self.result.varcorr
+        table = pd.DataFrame(
+            {
+                "Groups": vc["group"],
+                "Name": vc["term"],
+                "Variance": vc["variance"].astype(float),
+                "Std.Dev.": vc["std_dev"].astype(float),
+            }
+        )
+        corr_cols = [c for c in vc.columns if c.startswith("corr_")]
+        for c in corr_cols:
+            table[c.replace("corr_", "Corr.")] = vc[c].astype(float)
+        if not self.result.converged:
+            # Where the optimizer stopped is not an estimate (a separated fit never moves the
+            # variance from its start of 1).
+            table.loc[:, table.columns[2:]] = np.nan
+        return table
+
+    def _separated(self) -> set[str]:
+        """Fixed effects with no finite estimate (checked only for a fit that did not
+        converge; computed once)."""
+        if not hasattr(self, "_separated_names"):
+            names: set[str] = set()
+            if not self.result.converged:
+                from glmm_binomial.model.separation import detect_separation
+
+                model = self.result.model
+                found = detect_separation(model.x, model.successes, model.trials)
+                names = {model.fixed_names[j] for j in found.coefficients}
+            self._separated_names = names
+        return self._separated_names
+
+    def _fixed_effects(self) -> pd.DataFrame:
+        result = self.result
+        fe = result.fixed_effects
+        vb = result.method_object.posterior
+        table = pd.DataFrame(
+            {
+                "Post.Mean" if vb else "Estimate": fe["estimate"],
+                "Post.SD" if vb else "Std. Error": fe["std_error"],
+                "z value": fe["z"],
+                "Pr(>|z|)": fe["p"],
+            }
+        )
+        # Separated columns, and any without a finite standard error (a diverging estimate),
+        # have no estimate to show.
+        hidden = sorted(self._separated() | set(fe.index[~np.isfinite(fe["std_error"])]))
+        if hidden:
+            table.loc[hidden, :] = np.nan
+        return table
+
+    def _correlation(self) -> pd.DataFrame:
+        vcov = self.result.vcov.to_numpy()
+        names = self.result.fixed_names
+        # A diagonal covariance by construction (mean-field VB) has zero correlations that are
+        # not estimates of anything.
+        diagonal = not np.any(vcov - np.diag(np.diag(vcov)))
+        if len(names) < 2 or len(names) > MAX_CORRELATION_TERMS or diagonal:
+            return pd.DataFrame()
+        sd = np.sqrt(np.diag(vcov))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = vcov / np.outer(sd, sd)
+        separated = self._separated()
+        for j, name in enumerate(names):
+            if name in separated:
+                corr[j, :] = np.nan
+                corr[:, j] = np.nan
+        return pd.DataFrame(corr, index=names, columns=names)
+
+    # --- text ------------------------------------------------------------------------------------
+    def text(self) -> str:
+        lines = list(self.header)
+        lines.append("")
+        lines += _aligned(
+            list(self.criteria.columns),
+            [[_number(v, 1) for v in self.criteria.iloc[0, :4]] + [str(self.result.df_resid)]],
+            right=True,
+        )
+        if self.result.method_object.posterior:
+            lines.append(f"(logLik: {self.result.loglik_method})")
+        if self.result.elbo is not None:
+            lines.append(f"(ELBO, a lower bound on the log evidence: {self.result.elbo:.4f})")
+        lines += ["", "Scaled residuals: "]
+        lines += _aligned(
+            list(self.scaled.index), [[_number(v, 4) for v in self.scaled]], right=True
+        )
+        lines += ["", "Random effects:"]
+        lines += self._random_text()
+        groups = ", ".join(f"{g}, {n}" for g, n in self.result.ngroups.items())
+        lines.append(f"Number of obs: {self.result.nobs}, groups:  {groups}")
+        if self.result.n_dropped:
+            lines.append(f"({self.result.n_dropped} observations deleted due to missingness)")
+        lines += ["", "Fixed effects:"]
+        lines += self._fixed_text()
+        lines.append("---")
+        lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
+        if not self.correlation.empty and self.correlation.notna().to_numpy().any():
+            lines += ["", "Correlation of Fixed Effects:"]
+            lines += self._correlation_text()
+        if self.warnings:
+            lines.append("")
+            for message in self.warnings:
+                lines.append(f"Warning: {message}")
+            if not self.result.converged:
+                lines.append("(NA: not an estimate, the fit did not converge)")
+        return "\n".join(lines)
+
+    def _random_text(self) -> list[str]:
+        table = self.random
+        groups = table["Groups"].where(table["Groups"].ne(table["Groups"].shift()), "")
+        has_corr = any(c.startswith("Corr.") for c in table.columns)
+        rows = []
+        for i in range(len(table)):
+            row = [
+                str(groups.iloc[i]),
+                str(table["Name"].iloc[i]),
+                _number(table["Variance"].iloc[i], 4),
+                _number(table["Std.Dev."].iloc[i], 4),
+            ]
+            if has_corr:
+                row.append(" ".join(_corr_cell(v) for v in self._row_correlations(i)))
+            rows.append(row)
+        headers = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if has_corr else [])
+        right = [False, False, True, True, False]
+        return [" " + line for line in _aligned(headers, rows, right=right[: len(headers)])]
+
+    def _row_correlations(self, i: int) -> list[float]:
+        """Correlations of term i with the earlier terms of its own block."""
+        corr_cols = [c for c in self.random.columns if c.startswith("Corr.")]
+        position = self._position_in_block(i)
+        return [float(self.random[c].iloc[i]) for c in corr_cols[:position]]
+
+    def _position_in_block(self, i: int) -> int:
+        position = 0
+        for block in self.result.model.blocks:
+            if i < position + block.k:
+                return i - position
+            position += block.k
+        return 0
+
+    def _fixed_text(self) -> list[str]:
+        table = self.fixed
+        rows = []
+        for name in table.index:
+            est, se, z, pv = table.loc[name]
+            rows.append(
+                [
+                    str(name),
+                    _number(est, 4),
+                    _number(se, 4),
+                    _number(z, 3),
+                    _format_p(pv),
+                    _stars(pv),
+                ]
+            )
+        headers = ["", *table.columns, ""]
+        return _aligned(headers, rows, right=[False, True, True, True, True, False])
+
+    def _correlation_text(self) -> list[str]:
+        corr = self.correlation
+        names = list(corr.index)
+        short = [_abbreviate(n) for n in names[:-1]]
+        rows = []
+        for i, name in enumerate(names[1:], start=1):
+            cells = [_number(corr.iloc[i, j], 3) if j < i else "" for j in range(len(names) - 1)]
+            rows.append([name, *cells])
+        return _aligned(["", *short], rows, right=[False] + [True] * len(short))
+
+
+def _corr_cell(value: float) -> str:
+    return f"{NA:>5}" if not np.isfinite(value) else f"{value:5.2f}"
+
+
+def _number(value: Any, decimals: int) -> str:
+    """Fixed decimals; NA for a missing value; scientific only for very large magnitudes."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return NA
+    v = float(value)
+    if not np.isfinite(v):
+        return "Inf" if v > 0 else "-Inf"
+    if abs(v) >= 1e8:
+        return f"{v:.{max(decimals - 1, 1)}e}"
+    return f"{v:.{decimals}f}"
+
+
+def _format_p(p: float) -> str:
+    """As R's format.pval with 3 significant digits: positional down to 1e-4, then e-notation,
+    "< 2e-16" below machine precision."""
+    if p is None or np.isnan(p):
+        return NA
+    if p < 2e-16:
+        return "< 2e-16"
+    if p < 1e-4:
+        return f"{p:.2e}"
+    decimals = 2 - int(np.floor(np.log10(p)))
+    return f"{p:.{decimals}f}"
+
+
+def _stars(p: float) -> str:
+    if p is None or np.isnan(p):
+        return ""
+    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return mark
+    return ""
+
+
+def _aligned(
+    headers: list[str], rows: list[list[str]], right: bool | list[bool] = True
+) -> list[str]:
+    """Columns padded to a common width (right- or left-aligned), one space apart."""
+    n = len(headers)
+    flags = [right] * n if isinstance(right, bool) else list(right)
+    widths = [max([len(headers[j])] + [len(r[j]) for r in rows]) for j in range(n)]
+
+    def line(cells: list[str]) -> str:
+        out = [
+            cell.rjust(widths[j]) if flags[j] else cell.ljust(widths[j])
+            for j, cell in enumerate(cells)
+        ]
+        return " ".join(out).rstrip()
+
+    return [line(headers)] + [line(r) for r in rows]
+
+
+def _abbreviate(name: str, length: int = 6) -> str:
+    """R's abbreviate(): drop lower-case vowels from the end (not the first character), then
+    lower-case letters, then truncate."""
+    chars = list(name)
+    for pool in ("aeiou", "abcdefghijklmnopqrstuvwxyz"):
+        i = len(chars) - 1
+        while len(chars) > length and i > 0:
+            if chars[i] in pool:
+                del chars[i]
+            i -= 1
+    return "".join(chars[:length])
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

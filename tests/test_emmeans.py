@@ -1,0 +1,564 @@
+"""Marginal means, contrasts and trends against emmeans 1.8.4 (tests/reference/effects.json).
+
+The reference fits are glmer's (bobyqa). Ours reach the same or a higher optimum: on cbpp our
+log-likelihood is 2.8e-4 higher (glmmTMB's optimum, whose standard errors ours match) and the
+fixed effects differ by up to 6e-4, the standard errors by up to 1.3%; on contraception by 6e-5
+and 2e-4 in the estimates. So each statistic is checked in three ways:
+
+1. the reference grid: our linear functions L equal emmeans' stored linfct (to 1e-12), and our
+   estimates and SEs are exactly L applied to our beta and vcov;
+2. the statistics that follow from a mean and its covariance (response scale, bias adjustment,
+   odds ratios, Tukey and dunnettx p-values, adjusted intervals) computed by our code from
+   emmeans' own link-scale means and their covariance (reconstructed from emmeans' SEs of the
+   means and of their pairwise differences) reproduce emmeans' numbers: 1e-4 absolute in
+   estimates, 1e-3 relative in SEs and p-values (p below 1e-9: R's ptukey is accurate to about
+   6e-14 absolute there, see test_multiplicity.py);
+3. our estimates on our fit differ from emmeans' exactly by L (beta_ours - beta_glmer): the
+   fit difference, nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import load_reference
+
+import glmm_binomial as g
+from glmm_binomial.family import BINOMIAL_LOGIT
+from glmm_binomial.results.emmeans import EMMeans, contrast, emmeans, emtrends, pairs
+from glmm_binomial.results.result import GLMMResult
+
+EFFECTS = load_reference("effects")
+FITS = EFFECTS["fits"]
+MODELS = ("cbpp", "contraception_intercept", "contraception_slope")
+DATASETS = {
+    "cbpp": "cbpp",
+    "contraception_intercept": "contraception",
+    "contraception_slope": "contraception",
+}
+
+EST_ATOL = 1e-4  # estimates (link and response scale, odds ratios)
+SE_RTOL = 1e-3  # standard errors
+P_RTOL = 1e-3  # p-values
+TINY_P = 1e-9  # below it R's ptukey has absolute, not relative, accuracy
+TINY_P_ATOL = 1e-13  # R's ptukey: about 6e-14 absolute in the far tail (test_multiplicity.py)
+
+
+@pytest.fixture(scope="module")
+def fits() -> dict[str, g.GLMMResult]:
+    return {m: g.fit(FITS[m]["formula"], g.datasets.load(DATASETS[m])) for m in MODELS}
+
+
+def rows(entry: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(entry["rows"])
+
+
+def glmer_beta(model: str) -> np.ndarray:
+    return np.array(list(FITS[model]["fit"]["fixef"].values()))
+
+
+def assert_p(ours: Any, theirs: Any) -> None:
+    ours, theirs = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
+    tiny = theirs < TINY_P
+    np.testing.assert_allclose(ours[~tiny], theirs[~tiny], rtol=P_RTOL, atol=0)
+    np.testing.assert_allclose(ours[tiny], theirs[tiny], rtol=0, atol=TINY_P_ATOL)
+
+
+# ------------------------------------------------------------------------------------------
+# 1. The reference grid and its linear functions
+# ------------------------------------------------------------------------------------------
+
+LINFCT_CASES = [
+    ("cbpp", "emmeans_link", lambda r: emmeans(r, "period")),
+    ("contraception_intercept", "emmeans_livch_link", lambda r: emmeans(r, "livch")),
+    (
+        "contraception_intercept",
+        "emmeans_livch_by_urban_link",
+        lambda r: emmeans(r, "livch | urban"),
+    ),
+    ("contraception_intercept", "emtrends_age_by_urban", lambda r: emtrends(r, "urban", var="age")),
+    ("contraception_slope", "emmeans_livch_link", lambda r: emmeans(r, "livch")),
+    (
+        "contraception_slope",
+        "emmeans_livch_by_urban_link",
+        lambda r: emmeans(r, "livch", by="urban"),
+    ),
+    ("contraception_slope", "emtrends_age_by_urban", lambda r: emtrends(r, "urban", var="age")),
+]
+
+
+@pytest.mark.parametrize(("model", "key", "make"), LINFCT_CASES)
+def test_linear_functions_are_emmeans(
+    fits: dict[str, Any], model: str, key: str, make: Any
+) -> None:
+    stored = FITS[model][key]["linfct"]
+    emm = make(fits[model])
+    assert list(fits[model].params.index) == stored["columns"]
+    np.testing.assert_allclose(emm.linfct, np.array(stored["L"], dtype=float), rtol=0, atol=1e-12)
+    grid = pd.DataFrame(stored["grid"])
+    for column in grid.columns:
+        assert [str(v) for v in emm.grid[column]] == list(grid[column])
+
+
+@pytest.mark.parametrize(("model", "key", "make"), LINFCT_CASES)
+def test_estimates_are_the_linear_functions_of_our_fit(
+    fits: dict[str, Any], model: str, key: str, make: Any
+) -> None:
+    result = fits[model]
+    L = np.array(FITS[model][key]["linfct"]["L"], dtype=float)
+    beta, vcov = result.params.to_numpy(), result.vcov.to_numpy()
+    table = make(result).table
+    np.testing.assert_allclose(table["estimate"], L @ beta, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(table["std_error"], np.sqrt(np.diag(L @ vcov @ L.T)), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("model", "key", "make"), LINFCT_CASES)
+def test_estimates_differ_from_emmeans_by_the_fit_difference(
+    fits: dict[str, Any], model: str, key: str, make: Any
+) -> None:
+    """Ours - emmeans' = L (beta_ours - beta_glmer): no other difference."""
+    result = fits[model]
+    entry = FITS[model][key]
+    L = np.array(entry["linfct"]["L"], dtype=float)
+    theirs = rows(entry)[entry["estName"]].to_numpy()
+    ours = make(result).table["estimate"].to_numpy()
+    shift = L @ (result.params.to_numpy() - glmer_beta(model))
+    np.testing.assert_allclose(ours - theirs, shift, rtol=0, atol=1e-12)
+    # The fit difference itself: 6e-4 on cbpp (glmer stopped short), 2e-4 on contraception.
+    assert np.max(np.abs(ours - theirs)) < (1e-3 if model == "cbpp" else 3e-4)
+
+
+def test_response_scale_is_the_inverse_link_of_the_link_scale(fits: dict[str, Any]) -> None:
+    result = fits["contraception_slope"]
+    link = emmeans(result, "livch").table
+    response = emmeans(result, "livch", type="response").table
+    mu = 1 / (1 + np.exp(-link["estimate"]))
+    np.testing.assert_allclose(response["estimate"], mu, rtol=1e-14)
+    np.testing.assert_allclose(response["std_error"], mu * (1 - mu) * link["std_error"], rtol=1e-12)
+    np.testing.assert_allclose(
+        response["ci_lower"], 1 / (1 + np.exp(-link["ci_lower"])), rtol=1e-12
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# 2. From emmeans' own means and covariance to emmeans' statistics
+# ------------------------------------------------------------------------------------------
+
+
+def means_from_emmeans(
+    model: str, means_key: str, pairs_key: str, level_column: str, type: str = "link", **kw: Any
+) -> EMMeans:
+    """EMMeans whose means are emmeans' link-scale means, with their covariance rebuilt from
+    emmeans' SEs: Var(m_i - m_j) = V_ii + V_jj - 2 V_ij."""
+    means = rows(FITS[model][means_key])
+    diffs = rows(FITS[model][pairs_key])
+    k = len(means)
+    se = means["SE"].to_numpy()
+    V = np.diag(se**2)
+    pair_se = iter(diffs["SE"].to_numpy())
+    for i in range(k):
+        for j in range(i + 1, k):
+            V[i, j] = V[j, i] = 0.5 * (se[i] ** 2 + se[j] ** 2 - next(pair_se) ** 2)
+    return EMMeans(
+        grid=means[[level_column]].copy(),
+        linfct=np.eye(k),
+        beta=means["emmean"].to_numpy(),
+        vcov=V,
+        offset=np.zeros(k),
+        specs=(level_column,),
+        type=type,
+        link=BINOMIAL_LOGIT,
+        **kw,
+    )
+
+
+CONTRAST_MODELS = [
+    ("cbpp", "emmeans_link", "pairs_link", "period"),
+    ("contraception_intercept", "emmeans_livch_link", "pairs_livch_link", "livch"),
+    ("contraception_slope", "emmeans_livch_link", "pairs_livch_link", "livch"),
+]
+
+
+def label_prefix(model: str) -> str:
+    return "period" if model == "cbpp" else ""
+
+
+@pytest.mark.parametrize(("model", "means_key", "pairs_key", "column"), CONTRAST_MODELS)
+def test_response_scale_means(model: str, means_key: str, pairs_key: str, column: str) -> None:
+    emm = means_from_emmeans(model, means_key, pairs_key, column, type="response")
+    theirs = rows(FITS[model][means_key.replace("_link", "_response")])
+    table = emm.table
+    np.testing.assert_allclose(table["estimate"], theirs["prob"], rtol=0, atol=EST_ATOL)
+    np.testing.assert_allclose(table["estimate"], theirs["prob"], rtol=1e-12)  # in fact exact
+    np.testing.assert_allclose(table["std_error"], theirs["SE"], rtol=SE_RTOL)
+    np.testing.assert_allclose(table["ci_lower"], theirs["asymp.LCL"], rtol=1e-10)
+    np.testing.assert_allclose(table["ci_upper"], theirs["asymp.UCL"], rtol=1e-10)
+
+
+def test_bias_adjusted_means() -> None:
+    entry = FITS["cbpp"]["emmeans_response_bias_adjusted"]
+    emm = means_from_emmeans(
+        "cbpp",
+        "emmeans_link",
+        "pairs_link",
+        "period",
+        type="response",
+        bias_adjust=True,
+        sigma=entry["sigma"],
+    )
+    theirs = rows(entry)
+    table = emm.table
+    np.testing.assert_allclose(table["estimate"], theirs["prob"], rtol=0, atol=EST_ATOL)
+    np.testing.assert_allclose(table["estimate"], theirs["prob"], rtol=1e-10)
+    np.testing.assert_allclose(table["std_error"], theirs["SE"], rtol=1e-8)
+    np.testing.assert_allclose(table["ci_lower"], theirs["asymp.LCL"], rtol=1e-10)
+    np.testing.assert_allclose(table["ci_upper"], theirs["asymp.UCL"], rtol=1e-10)
+
+
+def test_bias_adjusted_means_on_our_fit(fits: dict[str, Any]) -> None:
+    """Default sigma: the herd SD (the only variance component), as the R script's; the
+    result differs from emmeans' by the fit difference only (cbpp: glmer stopped short)."""
+    result = fits["cbpp"]
+    emm = emmeans(result, "period", type="response", bias_adjust=True)
+    assert emm.sigma == pytest.approx(float(result.varcorr["std_dev"].iloc[0]), rel=1e-12)
+    theirs = rows(FITS["cbpp"]["emmeans_response_bias_adjusted"])
+    np.testing.assert_allclose(emm.table["estimate"], theirs["prob"], atol=2e-4)
+    assert any("bias adjustment" in n for n in emm.notes)
+
+
+@pytest.mark.parametrize(("model", "means_key", "pairs_key", "column"), CONTRAST_MODELS)
+def test_pairs_tukey(model: str, means_key: str, pairs_key: str, column: str) -> None:
+    emm = means_from_emmeans(model, means_key, pairs_key, column)
+    ours = pairs(emm)
+    theirs = rows(FITS[model][pairs_key])
+    assert list(ours["contrast"]) == list(theirs["contrast"])
+    assert ours.attrs["adjust"] == "tukey"
+    np.testing.assert_allclose(ours["estimate"], theirs["estimate"], rtol=0, atol=EST_ATOL)
+    np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=SE_RTOL)
+    np.testing.assert_allclose(ours["z"], theirs["z.ratio"], rtol=1e-6)
+    assert_p(ours["p_value"], theirs["p.value"])
+    # Tukey intervals: R's qtukey promises 1e-4 on the quantile; here it is within 3e-9.
+    ci = rows(FITS[model][pairs_key]["confint"])
+    np.testing.assert_allclose(ours["ci_lower"], ci["asymp.LCL"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours["ci_upper"], ci["asymp.UCL"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("model", "means_key", "pairs_key", "column"), CONTRAST_MODELS)
+def test_pairs_odds_ratios(model: str, means_key: str, pairs_key: str, column: str) -> None:
+    emm = means_from_emmeans(model, means_key, pairs_key, column, type="response")
+    ours = pairs(emm)
+    theirs = rows(FITS[model][pairs_key.replace("_link", "_response")])
+    assert list(ours["contrast"]) == list(theirs["contrast"])
+    assert "estimate" not in ours.columns
+    np.testing.assert_allclose(ours["odds_ratio"], theirs["odds.ratio"], rtol=0, atol=EST_ATOL)
+    np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=SE_RTOL)
+    np.testing.assert_allclose(ours["z"], theirs["z.ratio"], rtol=1e-6)
+    assert_p(ours["p_value"], theirs["p.value"])
+    # The same from link-scale means with type="response" asked of pairs.
+    link = pairs(means_from_emmeans(model, means_key, pairs_key, column), type="response")
+    np.testing.assert_allclose(link["odds_ratio"], ours["odds_ratio"], rtol=1e-14)
+
+
+def test_trt_vs_ctrl_dunnettx() -> None:
+    emm = means_from_emmeans("cbpp", "emmeans_link", "pairs_link", "period")
+    ours = contrast(emm, "trt.vs.ctrl")
+    entry = FITS["cbpp"]["trt_vs_ctrl"]
+    theirs = rows(entry)
+    assert ours.attrs["adjust"] == entry["adjust_used"] == "dunnettx"
+    assert list(ours["contrast"]) == list(theirs["contrast"])
+    np.testing.assert_allclose(ours["estimate"], theirs["estimate"], rtol=0, atol=EST_ATOL)
+    np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=SE_RTOL)
+    assert_p(ours["p_value"], theirs["p.value"])
+    # emmeans finds the dunnettx quantile by uniroot(tol = 5e-4), we solve exactly: the
+    # limits differ by 3.5e-6 here.
+    ci = rows(entry["confint"])
+    np.testing.assert_allclose(ours["ci_lower"], ci["asymp.LCL"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(ours["ci_upper"], ci["asymp.UCL"], rtol=0, atol=1e-5)
+    response = rows(FITS["cbpp"]["trt_vs_ctrl_response"])
+    ratios = contrast(emm, "trt.vs.ctrl", type="response")
+    assert list(ratios["contrast"]) == list(response["contrast"])
+    np.testing.assert_allclose(ratios["odds_ratio"], response["odds.ratio"], rtol=0, atol=EST_ATOL)
+    np.testing.assert_allclose(ratios["std_error"], response["SE"], rtol=SE_RTOL)
+    assert_p(ratios["p_value"], response["p.value"])
+
+
+@pytest.mark.parametrize("model", ["contraception_intercept", "contraception_slope"])
+def test_by_group_means(fits: dict[str, Any], model: str) -> None:
+    """emmeans(~ livch | urban): the same means, grouped; response scale from emmeans' own
+    link-scale means and SEs."""
+    link = rows(FITS[model]["emmeans_livch_by_urban_link"])
+    response = rows(FITS[model]["emmeans_livch_by_urban_response"])
+    k = len(link)
+    emm = EMMeans(
+        grid=link[["livch", "urban"]].copy(),
+        linfct=np.eye(k),
+        beta=link["emmean"].to_numpy(),
+        vcov=np.diag(link["SE"].to_numpy() ** 2),
+        offset=np.zeros(k),
+        specs=("livch",),
+        by=("urban",),
+        type="response",
+        link=BINOMIAL_LOGIT,
+    )
+    table = emm.table
+    np.testing.assert_allclose(table["estimate"], response["prob"], rtol=0, atol=EST_ATOL)
+    np.testing.assert_allclose(table["std_error"], response["SE"], rtol=SE_RTOL)
+    np.testing.assert_allclose(table["ci_lower"], response["asymp.LCL"], rtol=1e-10)
+    ours = emmeans(fits[model], "livch", by="urban", type="response").table
+    assert list(ours["urban"]) == list(response["urban"])
+    assert list(ours["livch"]) == list(response["livch"])
+    np.testing.assert_allclose(ours["estimate"], response["prob"], atol=1e-4)
+    # Pairs within each urban group: the by-group family of 4 means.
+    by_pairs = pairs(emmeans(fits[model], "livch", by="urban"))
+    assert list(by_pairs["urban"]) == ["N"] * 6 + ["Y"] * 6
+
+
+@pytest.mark.parametrize("model", ["contraception_intercept", "contraception_slope"])
+def test_emtrends(fits: dict[str, Any], model: str) -> None:
+    entry = FITS[model]["emtrends_age_by_urban"]
+    theirs = rows(entry)
+    trends = emtrends(fits[model], "urban", var="age")
+    table = trends.table
+    assert trends.estimate_name == entry["estName"] == "age.trend"
+    # The trend is the age coefficient: ours and glmer's differ by the fit difference.
+    shift = fits[model].params["age"] - FITS[model]["fit"]["fixef"]["age"]
+    np.testing.assert_allclose(table["estimate"] - theirs["age.trend"], shift, atol=1e-12)
+    np.testing.assert_allclose(table["estimate"], theirs["age.trend"], rtol=0, atol=EST_ATOL)
+    # SEs: ours from our vcov (glmmTMB's curvature), within 0.2% of glmer's.
+    np.testing.assert_allclose(table["std_error"], theirs["SE"], rtol=2e-3)
+
+
+# ------------------------------------------------------------------------------------------
+# Our fit end to end against emmeans (the measured agreement)
+# ------------------------------------------------------------------------------------------
+
+
+def test_our_fit_end_to_end(fits: dict[str, Any]) -> None:
+    """Our fit against emmeans' numbers directly. The intercept model (glmer within 5e-5 of
+    our log-likelihood) is within 1e-4 in estimates; on the slope model glmer's
+    log-likelihood is 1.7e-4 below ours and its means differ by up to 1.6e-4 (the fit
+    difference, see test_estimates_differ_from_emmeans_by_the_fit_difference). SEs within
+    0.3% (the fits' vcov differ by that much)."""
+    for model, atol in (("contraception_intercept", EST_ATOL), ("contraception_slope", 3e-4)):
+        result = fits[model]
+        for key, type in (("emmeans_livch_link", "link"), ("emmeans_livch_response", "response")):
+            theirs = rows(FITS[model][key])
+            ours = emmeans(result, "livch", type=type).table
+            name = "emmean" if type == "link" else "prob"
+            np.testing.assert_allclose(ours["estimate"], theirs[name], rtol=0, atol=atol)
+            np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=3e-3)
+        ours_pairs = pairs(emmeans(result, "livch", type="response"))
+        theirs_pairs = rows(FITS[model]["pairs_livch_response"])
+        np.testing.assert_allclose(
+            ours_pairs["odds_ratio"], theirs_pairs["odds.ratio"], rtol=0, atol=atol
+        )
+        large = theirs_pairs["p.value"] > 1e-6
+        np.testing.assert_allclose(
+            ours_pairs["p_value"][large], theirs_pairs["p.value"][large], rtol=1e-2
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# Behaviour
+# ------------------------------------------------------------------------------------------
+
+
+def test_top_level_names() -> None:
+    assert g.emmeans is emmeans and g.pairs is pairs and g.contrast is contrast
+    assert g.emtrends is emtrends
+
+
+def test_contrast_methods_and_adjustments(fits: dict[str, Any]) -> None:
+    emm = emmeans(fits["cbpp"], "period")
+    forward = pairs(emm, adjust="none")
+    backward = pairs(emm, adjust="none", reverse=True)
+    assert list(backward["contrast"][:3]) == [
+        "period2 - period1",
+        "period3 - period1",
+        "period3 - period2",
+    ]
+    assert set(np.round(backward["p_value"], 12)) == set(np.round(forward["p_value"], 12))
+    raw = forward["p_value"].to_numpy()
+    bonferroni = pairs(emm, adjust="bonferroni")["p_value"].to_numpy()
+    np.testing.assert_allclose(bonferroni, np.minimum(6 * raw, 1))
+    holm = pairs(emm, adjust="holm")["p_value"].to_numpy()
+    order = np.argsort(raw)
+    expected = np.minimum(np.maximum.accumulate((6 - np.arange(6)) * raw[order]), 1)
+    np.testing.assert_allclose(holm[order], expected)
+    sidak = pairs(emm, adjust="sidak")["p_value"].to_numpy()
+    np.testing.assert_allclose(sidak, 1 - (1 - raw) ** 6, rtol=1e-10)
+    custom = contrast(emm, {"early - late": [0.5, 0.5, -0.5, -0.5]})
+    eta = emm.link_estimate
+    assert custom.attrs["adjust"] == "none"
+    np.testing.assert_allclose(custom["estimate"], 0.5 * (eta[0] + eta[1] - eta[2] - eta[3]))
+    sidak_not_tukey = contrast(emm, {"a": [1, -1, 0, 0], "b": [0, 0, 1, -1]}, adjust="tukey")
+    assert sidak_not_tukey.attrs["adjust"] == "sidak"
+    control = contrast(emm, "trt.vs.ctrl", ref="4")
+    assert list(control["contrast"]) == [
+        "period1 - period4",
+        "period2 - period4",
+        "period3 - period4",
+    ]
+
+
+def test_at_and_kept_covariates(fits: dict[str, Any]) -> None:
+    result = fits["contraception_slope"]
+    at = {"age": [-5.0, 5.0], "livch": ["0", "3+"]}
+    copy = {k: list(v) for k, v in at.items()}
+    emm = emmeans(result, "livch", at=at)
+    assert at == copy  # nothing the caller passed in is modified
+    assert list(emm.grid["livch"]) == ["0", "3+"]
+    beta = result.params
+    # Averaged over urban and the two ages with equal weights: age at 0, urbanY at 1/2.
+    expected = beta["(Intercept)"] + 0.5 * beta["urbanY"] + np.array([0.0, beta["livch3+"]])
+    np.testing.assert_allclose(emm.table["estimate"], expected, atol=1e-12)
+    assert "averaged over the levels of: age, urban" in emm.notes[0]
+    by_age = emmeans(result, "age", at={"age": [-5.0, 5.0]})
+    assert list(by_age.grid["age"]) == [-5.0, 5.0]
+    # A 0/1 numeric variable is kept at both values (emmeans' cov.keep = "2").
+    data = g.datasets.load("contraception").assign(urban01=lambda d: (d["urban"] == "Y") * 1.0)
+    numeric = g.fit("use ~ age + urban01 + livch + (1 | district)", data)
+    emm01 = emmeans(numeric, "livch")
+    factor = emmeans(g.fit("use ~ age + urban + livch + (1 | district)", data), "livch")
+    np.testing.assert_allclose(emm01.table["estimate"], factor.table["estimate"], atol=1e-6)
+    assert any("urban01" in n for n in emm01.notes)
+
+
+def test_trend_of_a_transformed_variable() -> None:
+    """emmeans' forward difference: for b1 age + b2 age^2 the trend at mean m is
+    b1 + b2 (2 m + h), h = 0.001 * range(age)."""
+    data = g.datasets.load("contraception")
+    result = g.fit("use ~ age + I(age^2) + urban + (1 | district)", data)
+    trend = emtrends(result, "urban", var="age")
+    m, h = data["age"].mean(), 0.001 * (data["age"].max() - data["age"].min())
+    b = result.params
+    np.testing.assert_allclose(
+        trend.table["estimate"], b["age"] + b["I(age^2)"] * (2 * m + h), rtol=1e-10
+    )
+    scaled = g.fit("use ~ scale(age) + urban + (1 | district)", data)
+    slope = emtrends(scaled, "urban", var="age").table["estimate"]
+    np.testing.assert_allclose(slope, scaled.params["scale(age)"] / data["age"].std(), rtol=1e-8)
+
+
+def test_pairs_of_trends_are_differences(fits: dict[str, Any]) -> None:
+    trends = emtrends(fits["contraception_slope"], ["urban"], var="age")
+    out = pairs(trends)
+    assert "estimate" in out.columns and "odds_ratio" not in out.columns
+    assert out["estimate"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_vb_fit_says_posterior_means() -> None:
+    result = g.fit(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        g.datasets.load("cbpp"),
+        method="vb",
+    )
+    emm = emmeans(result, "period")
+    assert any("posterior means" in n for n in emm.notes)
+    assert any("posterior means" in n for n in pairs(emm).attrs["notes"])
+    np.testing.assert_allclose(emm.table["estimate"].iloc[0], result.params.iloc[0])
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda r: emmeans(r, "herd"), "specs"),
+        (lambda r: emmeans(r, "nope"), "specs"),
+        (lambda r: emmeans(r, "period", by="nope"), "by"),
+        (lambda r: emmeans(r, "period", at={"nope": 1}), "at"),
+        (lambda r: emmeans(r, "period", at={"period": ["9"]}), "at"),
+        (lambda r: emmeans(r, "period", type="probability"), "type"),
+        (lambda r: emmeans(r, "period", level=1.5), "level"),
+        (lambda r: emtrends(r, "period", var="period"), "var"),
+        (lambda r: emtrends(r, "period", var="size"), "var"),
+        (lambda r: pairs(emmeans(r, "period"), adjust="scheffe"), "adjust"),
+        (lambda r: contrast(emmeans(r, "period"), "eff"), "method"),
+        (lambda r: contrast(emmeans(r, "period"), {"a": [1, -1]}), "method"),
+    ],
+)
+def test_bad_input_names_the_argument(fits: dict[str, Any], call: Any, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        call(fits["cbpp"])
+
+
+def test_spreadsheet_result_is_refused() -> None:
+    result = g.fit_model(
+        g.fit(
+            "cbind(incidence, size - incidence) ~ period + (1 | herd)", g.datasets.load("cbpp")
+        ).model
+    )
+    with pytest.raises(ValueError, match="fitted from a formula"):
+        emmeans(result, "period")
+
+
+def test_deterministic(fits: dict[str, Any]) -> None:
+    a = pairs(emmeans(fits["contraception_slope"], "livch", type="response"))
+    b = pairs(emmeans(fits["contraception_slope"], "livch", type="response"))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_formula_offset_at_the_grid_values() -> None:
+    """An offset term is evaluated at the grid's values (its variable at its mean), as
+    emmeans does; it is part of every estimate."""
+    cbpp = g.datasets.load("cbpp")
+    result = g.fit(
+        "cbind(incidence, size - incidence) ~ period + offset(np.log(size)) + (1 | herd)", cbpp
+    )
+    emm = emmeans(result, "period")
+    b = result.params.to_numpy()
+    expected = b[0] + np.r_[0.0, b[1:]] + np.log(cbpp["size"].mean())
+    np.testing.assert_allclose(emm.table["estimate"], expected, rtol=1e-12)
+
+
+def test_without_stored_means_numeric_variables_need_at(fits: dict[str, Any]) -> None:
+    """A design without variable summaries (a Dask fit keeps no rows): factors still come
+    from the fit's encoding; numeric variables need at=."""
+    result = fits["contraception_slope"]
+    bare = GLMMResult(
+        result.model, result.fit_output, design=dataclasses.replace(result.design, variables=())
+    )
+    with pytest.raises(ValueError, match="at="):
+        emmeans(bare, "livch")
+    mean_age = next(s.mean for s in result.design.variables if s.name == "age")
+    np.testing.assert_allclose(
+        emmeans(bare, "livch", at={"age": mean_age}).table["estimate"],
+        emmeans(result, "livch").table["estimate"],
+        rtol=1e-13,
+    )
+
+
+def test_factor_of_a_numeric_column_and_control_by_label_or_position() -> None:
+    data = g.datasets.load("contraception")
+    data = data.assign(lv=data["livch"].cat.codes.astype(int))
+    result = g.fit("use ~ age + factor(lv) + (1 | district)", data)
+    emm = emmeans(result, "lv")
+    assert [str(v) for v in emm.grid["lv"]] == ["0", "1", "2", "3"]
+    by_label = contrast(emm, "trt.vs.ctrl", ref=3)
+    assert list(by_label["contrast"]) == ["lv0 - lv3", "lv1 - lv3", "lv2 - lv3"]
+    named = emmeans(g.fit("use ~ age + livch + (1 | district)", data), "livch")
+    by_position = contrast(named, "trt.vs.ctrl", ref=3)
+    assert list(by_position["contrast"]) == ["0 - (3+)", "1 - (3+)", "2 - (3+)"]
+    pd.testing.assert_frame_equal(by_position, contrast(named, "trt.vs.ctrl", ref="3+"))
+
+
+def test_means_are_averages_of_population_predictions(fits: dict[str, Any]) -> None:
+    """An independent path: predict(re="exclude") on the grid rows, averaged by hand."""
+    result = fits["contraception_slope"]
+    age = g.datasets.load("contraception")["age"].mean()
+    grid = pd.DataFrame(
+        [(age, u, lv) for lv in ["0", "1", "2", "3+"] for u in ["N", "Y"]],
+        columns=["age", "urban", "livch"],
+    )
+    eta = result.predict(grid, re="exclude", type="link").to_numpy().reshape(4, 2).mean(axis=1)
+    np.testing.assert_allclose(emmeans(result, "livch").table["estimate"], eta, rtol=1e-12)
+
+
+def test_a_single_level_has_no_contrasts(fits: dict[str, Any]) -> None:
+    emm = emmeans(fits["contraception_slope"], "age")  # age at its mean: one level
+    assert len(emm.table) == 1
+    with pytest.raises(ValueError, match="no contrasts"):
+        pairs(emm)

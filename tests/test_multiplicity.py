@@ -1,0 +1,101 @@
+"""The range distribution (studentized range, df = Inf) and emmeans' adjustments.
+
+MPMATH_RANGE_SF holds P(R_k > sqrt(2) x) computed with mpmath 1.3 at 50 digits by
+    k * quad(lambda z: npdf(z) * (ncdf(z)**(k-1) - (ncdf(z) - ncdf(z - q))**(k-1)),
+             [-inf, -10, -5, 0, q/2, q, q + 10, inf]),   q = sqrt(2) x
+(k = (1 + sqrt(17))/2 is dunnettx's family size for two contrasts). R's ptukey, which emmeans
+uses, is accurate to about 6e-14 in absolute terms only: at x = 7.7365, k = 4 it gives
+7.73e-14 where the value is 6.13e-14 (effects.json, pairs_livch_link).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from glmm_binomial.results.multiplicity import (
+    adjust_p_values,
+    critical_value,
+    dunnettx_sf,
+    range_sf,
+)
+
+K_DUNNETT_2 = (1 + np.sqrt(17)) / 2
+MPMATH_RANGE_SF = [
+    (2, 0.5, 0.61707507745197379),
+    (2, 3.27205571610532, 0.0010676853312413132),
+    (2, 7.73648498631203, 1.0220304628483189e-14),
+    (2, 9.0, 2.2571768119076813e-19),
+    (4, 0.5, 0.95908240087662529),
+    (4, 3.27205571610532, 0.0058835139426025661),
+    (4, 7.73648498631203, 6.1321102522512093e-14),
+    (4, 9.0, 1.3543056761236033e-18),
+    (6, 0.5, 0.99618709724554778),
+    (6, 3.27205571610532, 0.013634793178074721),
+    (6, 7.73648498631203, 1.5330094649887195e-13),
+    (6, 9.0, 3.3857631630419144e-18),
+    (K_DUNNETT_2, 0.5, 0.79049632286951978),
+    (K_DUNNETT_2, 3.27205571610532, 0.0020824734747868997),
+    (K_DUNNETT_2, 7.73648498631203, 2.0440541334285514e-14),
+    (K_DUNNETT_2, 9.0, 4.5143532390934617e-19),
+]
+
+
+@pytest.mark.parametrize(("k", "x", "expected"), MPMATH_RANGE_SF)
+def test_range_sf_to_high_precision(k: float, x: float, expected: float) -> None:
+    assert range_sf(np.sqrt(2) * x, k)[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_two_means_is_the_normal_tail() -> None:
+    x = np.array([0.1, 1.0, 2.5, 6.0])
+    np.testing.assert_allclose(range_sf(np.sqrt(2) * x, 2), 2 * stats.norm.sf(x), rtol=1e-10)
+
+
+@settings(max_examples=30)
+@given(
+    q=st.floats(min_value=0.05, max_value=6.0),
+    k=st.floats(min_value=2.0, max_value=12.0),
+)
+def test_agrees_with_scipy_where_scipy_is_accurate(q: float, k: float) -> None:
+    """scipy.stats.studentized_range at df = inf (1 - cdf: accurate while p >> 1e-16)."""
+    expected = stats.studentized_range.sf(q, k, np.inf)
+    assert range_sf(q, k)[0] == pytest.approx(expected, rel=1e-7, abs=1e-15)
+
+
+def test_dunnettx_formula() -> None:
+    """emmeans' .pdunnx: w ptukey(sqrt(2) x, (1 + sqrt(1 + 8n))/2) + (1 - w) pf(x^2)^n."""
+    x, n = 2.1, 3
+    w = (n - 1) / n
+    cdf = w * (1 - range_sf(np.sqrt(2) * x, (1 + np.sqrt(1 + 8 * n)) / 2)[0])
+    cdf += (1 - w) * stats.chi2.cdf(x * x, 1) ** n
+    assert dunnettx_sf(x, n)[0] == pytest.approx(1 - cdf, rel=1e-12)
+    assert dunnettx_sf(x, 1)[0] == pytest.approx(2 * stats.norm.sf(x), rel=1e-12)
+
+
+def test_adjustments_order() -> None:
+    z = np.array([3.0, 2.0, 0.5])
+    none = adjust_p_values(z, "none", 3)
+    for adjust in ("tukey", "dunnettx", "sidak", "holm", "bonferroni"):
+        adjusted = adjust_p_values(z, adjust, 3)
+        assert np.all(adjusted >= none - 1e-15) and np.all(adjusted <= 1.0)
+    assert adjust_p_values(z[:1], "bonferroni", 2)[0] == none[0]  # one test: no adjustment
+    with pytest.raises(ValueError, match="adjust"):
+        adjust_p_values(z, "scheffe", 3)
+
+
+@pytest.mark.parametrize("adjust", ["tukey", "dunnettx", "sidak", "bonferroni", "none"])
+def test_critical_values_invert_the_p_values(adjust: str) -> None:
+    """At the critical value the adjusted p-value of the largest |z| is 1 - level."""
+    n, family = 6, 4
+    c = critical_value(0.95, adjust, n, family)
+    z = np.array([c] + [0.0] * (n - 1))
+    if adjust == "bonferroni":
+        assert 2 * stats.norm.sf(c) * n == pytest.approx(0.05, rel=1e-10)
+    else:
+        assert adjust_p_values(z, adjust, family)[0] == pytest.approx(0.05, rel=1e-8)
+    assert critical_value(0.95, "tukey", 6, 4) == pytest.approx(
+        stats.studentized_range.ppf(0.95, 4, np.inf) / np.sqrt(2), rel=1e-9
+    )
