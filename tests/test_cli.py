@@ -78,7 +78,12 @@ def test_exit_0_with_every_output_option(files):
         cwd=files,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout == "" and out.stderr == ""  # no progress off a terminal, no warnings
+    assert out.stderr == ""  # no progress off a terminal, no warnings
+    assert out.stdout.splitlines() == [  # one line naming each file written
+        "glmm-binomial: wrote the fit to fit.json",
+        "glmm-binomial: wrote the random effects to ranef.csv",
+        "glmm-binomial: wrote the predictions to pred.json",
+    ]
     document = json.loads((files / "fit.json").read_text())
     assert document["method"] == "agq" and document["n_agq"] == 5
     assert document["converged"] is True and document["warnings"] == []
@@ -116,7 +121,11 @@ def test_exit_1_one_line_naming_the_file(files, capsys):
 
 def test_exit_2_usage_version_and_help():
     usage = run("fit", "--no-such-option")
-    assert usage.returncode == 2 and "usage:" in usage.stderr
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1  # one line
+    assert "required: DATA FORMULA" in usage.stderr and "--help" in usage.stderr
+    usage = run("fit", "cbpp", CBPP, "--no-such-option")
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1
+    assert "unrecognized arguments: --no-such-option" in usage.stderr
     version = run("--version")
     assert version.returncode == 0 and version.stdout.startswith("glmm-binomial 0.")
     text = run("--help").stdout
@@ -153,7 +162,7 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     assert "nothere" in err and "\x1b[" not in err
     with pytest.raises(Exception, match="nothere"):
         main(["fit", "--dataset", "cbpp", "y ~ nothere + (1 | herd)", "--debug"])
-    assert main(["fit", "cbpp", CBPP, "-o", "out.docx"]) == 1
+    assert main(["fit", "cbpp", CBPP, "-o", "out.docx"]) == 2  # a usage error, before the fit
     assert ".json" in capsys.readouterr().err
     assert main([]) == 2
     assert main(["fit", "cbpp"]) == 2  # no formula
@@ -202,7 +211,9 @@ def test_outputs_by_extension(files, capsys, suffix):
     target = files / f"result{suffix}"
     args = ["fit", "cbpp", CBPP, "-o", str(target), "--predict", str(files / "new.csv")]
     assert main([*args, "--factors", "period,herd"]) == 0
-    assert capsys.readouterr().out == ""
+    assert (
+        capsys.readouterr().out == f"glmm-binomial: wrote the fit and the predictions to {target}\n"
+    )
     if suffix == ".txt":
         text = target.read_text()
         assert "Fixed effects" in text and "predictions:" in text

@@ -241,3 +241,63 @@ def test_separation_found_and_separation_report_agree():
     assert separation_report(model, beta, theta, 20.0) == (warned, found.coefficients)
     assert found == Separation(False, (1,)) and len(warned) == 1
     assert separation_found(model, np.zeros(2), theta, 20.0) == ((), NO_SEPARATION)
+
+
+def _quasi_separated(n: int, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    d = (rng.random(n) < 0.1).astype(float)
+    grp = rng.integers(0, max(n // 200, 2), n)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(0.3 - x))).astype(int)
+    y[d == 1] = 1  # every row with d = 1 is a success: no finite ML estimate for d
+    return pd.DataFrame({"y": y, "x": x, "d": d, "g": grp})
+
+
+def test_quasi_separated_fit_on_30000_rows_in_bounded_memory():
+    # Issue 18: the linear program held a dense n x n identity (6.7 GiB at 30,000 rows).
+    import tracemalloc
+
+    n = 30_000
+    frame = _quasi_separated(n)
+    tracemalloc.start()
+    try:
+        with pytest.warns(g.SeparationWarning, match="quasi-complete separation.*for d;"):
+            result = g.fit("y ~ x + d + (1 | g)", frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.05 * 8 * n * n  # far below the identity's 7.2 GB: < 360 MB
+    assert not result.converged and np.isnan(result.bse["d"]) and np.isfinite(result.bse["x"])
+
+
+def test_separation_linear_programs_have_no_per_row_unknowns():
+    # The programs see the p columns as unknowns only; constraint generation adds rows.
+    import scipy.optimize
+
+    frame = _quasi_separated(20_000)
+    design = np.column_stack([np.ones(len(frame)), frame["x"], frame["d"]])
+    y = frame["y"].to_numpy(float)
+    shapes = []
+    real = scipy.optimize.linprog
+
+    def recording(c, **kwargs):
+        shapes.append((len(c), kwargs["A_ub"].shape[0]))
+        return real(c, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scipy.optimize, "linprog", recording)
+        found = detect_separation(design, y, np.ones(len(y)))
+    assert found.coefficients == (2,) and not found.complete
+    assert max(unknowns for unknowns, _ in shapes) <= 2 * design.shape[1]
+
+
+def test_a_separable_sample_is_the_cheap_necessary_condition():
+    from glmm_binomial.model.separation import separation_possible
+
+    frame = _quasi_separated(50_000)
+    design = np.column_stack([np.ones(len(frame)), frame["x"], frame["d"]])
+    trials = np.ones(len(frame))
+    assert separation_possible(design, frame["y"].to_numpy(float), trials)
+    overlapping = (np.random.default_rng(0).random(len(frame)) < 0.5).astype(float)
+    assert not separation_possible(design, overlapping, trials)
+    assert detect_separation(design, overlapping, trials).coefficients == ()

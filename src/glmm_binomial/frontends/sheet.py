@@ -39,13 +39,13 @@ and a note row says so. link: "logit" only in this version (the contract's other
 with the families of the package).
 
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
-y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
-("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
-Their cells are left blank and a warning row says why; the fit found them (FitOutput.separation,
-the coefficients it drove away). Under "vb" and "vb_meanfield" the prior keeps the posterior
-means finite, so the fit finds nothing: the sheet runs the linear program on the data itself
-and the warning row says the means are driven by the prior; a prior on the fixed effects
-(the prior argument) likewise keeps the estimates finite, and the warning row says so.
+y = 1 and <= 0 where y = 0, not all zero; found by linear programming, over every row only when
+a sample of the rows is separable, since a subset of separable data is separable), maximum
+likelihood ("laplace", "agq") has no finite estimate for the coefficients that move along such
+directions. Their cells are left blank and a warning row says why (the fit found them:
+FitOutput.separation); under "vb" and "vb_meanfield", or a prior on the fixed effects (the
+prior argument), the prior keeps the estimates finite, and the warning row says they are
+driven by the prior.
 """
 
 from __future__ import annotations
@@ -65,7 +65,12 @@ from glmm_binomial.methods.options import fit_options
 from glmm_binomial.methods.registry import method_class, method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
-from glmm_binomial.model.separation import NO_SEPARATION, Separation, detect_separation
+from glmm_binomial.model.separation import (
+    NO_SEPARATION,
+    Separation,
+    detect_separation,
+    separation_possible,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -81,10 +86,6 @@ METHODS = (DEFAULT_METHOD, *(m for m in method_names() if m != DEFAULT_METHOD))
 N_AGQ = 25
 AGQ_NODE_BUDGET = 100
 AGQ_MIN_POINTS = 2
-#: For the Bayesian methods, whose estimates stay finite under separation: up to this many rows
-#: the separation linear programs run on every call; above it only when the fit's own screen
-#: reports separation.
-SEPARATION_LP_ROWS = 2000
 #: Relative tolerance of the column rank check of the fixed-effects design.
 RANK_TOL = 1e-10
 #: A maximum-likelihood random-effect SD above this (log-odds scale) means group probabilities
@@ -664,6 +665,10 @@ def _validate(
     if x_random is not None:
         ranges.append(_as_range("x_random", x_random))
     ranges = _drop_trailing_blank_rows(ranges)
+    for name, rows in zip(("y", "x", "groups"), ranges[:3], strict=False):
+        # Only when y, x and groups are all blank is a range left without rows; y is named.
+        if _n_rows(rows) == 0:
+            raise _invalid(f"{name} is empty: every cell of y, x and groups is blank.")
     y_rows, x_rows, group_rows = ranges[:3]
     _single_column("y", y_rows)
     _single_column("groups", group_rows)
@@ -726,13 +731,17 @@ def _check_rank(design: FloatArray, names: tuple[str, ...]) -> None:
     scaled = design / largest
     scaled = scaled / np.sqrt(np.sum(scaled * scaled, axis=0))
     tol = RANK_TOL * max(scaled.shape)
-    s = np.linalg.svd(scaled, compute_uv=False)
+    # The leading j columns of the design and of R (design = QR, Q orthonormal) have the same
+    # singular values: one QR of the n x p design (O(n p^2) time, O(n p) memory), then only
+    # p x p blocks.
+    r: FloatArray = np.asarray(np.linalg.qr(scaled, mode="r"), dtype=np.float64)
+    s = np.linalg.svd(r, compute_uv=False)
     if s[-1] > tol * s[0]:
         # Dropping columns never lowers the smallest singular value nor raises the largest
-        # (interlacing), so every leading block passes too: one SVD instead of p - 1.
+        # (interlacing), so every leading block passes too.
         return
     for j in range(1, len(names)):
-        s = np.linalg.svd(scaled[:, : j + 1], compute_uv=False)
+        s = np.linalg.svd(r[: j + 1, : j + 1], compute_uv=False)
         if s[-1] <= tol * s[0]:
             earlier = ", ".join(_column_label(name) for name in names[:j])
             raise _invalid(
@@ -785,6 +794,15 @@ def _fit(data: ModelData, request: _Request) -> Any:
     n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
     priors = None if request.priors.empty else request.priors
     return fit_model(data, options=fit_options(request.method, n_agq=n_agq, priors=priors))
+
+
+def _separation(data: ModelData) -> Separation:
+    """Separation of y by the fixed-effects design, looked for only where it can be: the linear
+    programs over every row run only when a sample of the rows is separable (a cheap necessary
+    condition, separation.separation_possible)."""
+    if not separation_possible(data.x, data.successes, data.trials):
+        return NO_SEPARATION
+    return detect_separation(data.x, data.successes, data.trials)
 
 
 def _interval(
@@ -856,14 +874,10 @@ def _separation_warning(request: _Request, names: tuple[str, ...], separation: S
 def _fixed_separation(data: ModelData, request: _Request, result: Any) -> Separation:
     """Separation of y by the fixed effects: as the maximum-likelihood fit found it (not the
     groups' separation, whose warning the fit words itself), or for the Bayesian methods and
-    fits under a prior on the fixed effects, whose estimates stay finite, by the linear program
-    on the data: on ranges of up to
-    SEPARATION_LP_ROWS rows, or when the fit's own screen warned of separation."""
+    fits under a prior on the fixed effects, whose estimates stay finite, by the linear
+    programs on the data (_separation: only where a sample of the rows is separable)."""
     if _posterior(request.method) or request.priors.fixef is not None:
-        kinds = {getattr(w, "kind", "") for w in result.warnings}
-        if data.n_obs <= SEPARATION_LP_ROWS or "separation" in kinds:
-            return detect_separation(data.x, data.successes, data.trials)
-        return NO_SEPARATION
+        return _separation(data)
     found: Separation = result.fit_output.separation
     return NO_SEPARATION if found.blocks else found
 

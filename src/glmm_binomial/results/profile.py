@@ -22,6 +22,18 @@ deviance, as the curvature of that objective gives its standard errors.
 If a re-fit finds a deviance below the fit's (the fit stopped short, as lme4's does when it
 reports "profiling detected new, lower deviance"), the profile moves to the better optimum and
 starts again, and says so in `warnings`.
+
+SDs on the boundary: the deviance is even in each SD (it depends on SD^2), so SD = 0 is always
+a stationary point of a re-fit, a minimum or not. On a singular fit (an SD estimated at 0),
+holding another parameter (the intercept, say) away from its estimate can move the conditional
+minimum of that SD off 0; a re-fit started at SD = 0 would stay there, reporting a deviance
+too high, and the profile would depend on the order its points were visited (Brent's method
+then saw "f(a) and f(b) must have different signs"). A re-fit that ends with a free SD at 0 is
+therefore repeated from that SD at a positive value (``ProfileControl.sd_restart`` over the
+largest |z| of its column), and the lower deviance is kept; and the SD of a one-term block runs
+over the whole line in re-fits (the deviance is even in it, so its sign does not matter), so
+that a step past 0 is not projected onto that stationary point. Brent's method gets a bracket whose
+ends are evaluated again first (moved inward or outward if a re-evaluation changed sides).
 """
 
 from __future__ import annotations
@@ -66,6 +78,10 @@ class ProfileControl:
     correlation_limit: float = 1.0 - 1e-8
     lower_deviance_tol: float = 1e-5
     max_restarts: int = 3
+    sd_restart: float = 0.5
+    sd_boundary_tol: float = 1e-3
+    refit_restarts: int = 3
+    curve_points: int = 0
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,8 @@ class _Coordinates:
     upper: FloatArray
     kinds: list[str]
     n_var: int
+    unit: FloatArray  # per SD coordinate 1 / max |z| of its column (1 elsewhere)
+    even: NDArray[np.bool_]  # SDs of one-term blocks: the deviance is even in them
     _hessian: tuple[bytes, FloatArray] | None = None
 
     @classmethod
@@ -191,6 +209,8 @@ class _Coordinates:
         lower: list[float] = []
         upper: list[float] = []
         kinds: list[str] = []
+        unit: list[float] = []
+        even: list[bool] = []
         for b in model.blocks:
             structure = b.covariance
             if isinstance(structure, ScaledCorrelation):
@@ -200,16 +220,32 @@ class _Coordinates:
                 lower += list(low[:n_sd]) + [float(v) + margin for v in low[n_sd:]]
                 upper += list(high[:n_sd]) + [float(v) - margin for v in high[n_sd:]]
                 kinds += ["sd"] * n_sd + ["cor"] * structure.n_correlation
+                # Not even in its SDs in the sense of a one-term block; unit steps.
+                even += [False] * (n_sd + structure.n_correlation)
+                unit += [1.0] * (n_sd + structure.n_correlation)
                 continue
+            even += [b.k == 1] * b.k + [False] * (b.n_theta - b.k)
             lower += [0.0] * b.k + [-limit] * (b.n_theta - b.k)
             upper += [np.inf] * b.k + [limit] * (b.n_theta - b.k)
             kinds += ["sd"] * b.k + ["cor"] * (b.n_theta - b.k)
+            spread = np.max(np.abs(b.z), axis=0) if b.z.shape[0] else np.ones(b.k)
+            unit += [1.0 / s if s > 0 else 1.0 for s in spread] + [1.0] * (b.n_theta - b.k)
         n_var = len(lower)
         lower += [-np.inf] * model.n_fixed
         upper += [np.inf] * model.n_fixed
         kinds += ["fixed"] * model.n_fixed
-        objective = make_objective(model)
-        return cls(model, objective, np.array(lower), np.array(upper), kinds, n_var)
+        unit += [1.0] * model.n_fixed
+        even += [False] * model.n_fixed
+        return cls(
+            model,
+            make_objective(model),
+            np.array(lower),
+            np.array(upper),
+            kinds,
+            n_var,
+            np.array(unit),
+            np.array(even),
+        )
 
     def from_theta_beta(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
         parts = [
@@ -508,6 +544,8 @@ class _OneProfile:
         # are then no harder than others.
         kinds = np.array(coords.kinds)[self.free]
         self.beta = kinds == "fixed"
+        self.sd = kinds == "sd"
+        self.even = coords.even[self.free]
         self.transform = np.diag(self.scale)
         if np.any(self.beta):
             block = h_ff[np.ix_(self.beta, self.beta)]
@@ -537,12 +575,55 @@ class _OneProfile:
         p[self.index] = value
         lower, upper = coords.lower[self.free], coords.upper[self.free]
         start = np.clip(self.warm + self.direction * (value - self.warm_value), lower, upper)
+        fun, free_values = self._refit(p, start)
+        # A free SD ending at 0 may sit on a stationary point that is not a minimum (the
+        # deviance is even in the SD): try again from that SD off the boundary.
+        restart = self.control.sd_restart * coords.unit[self.free]
+        stuck = self.sd & (free_values <= lower + self.control.sd_boundary_tol * restart)
+        if np.any(stuck):
+            again = free_values.copy()
+            again[stuck] = restart[stuck]
+            other_fun, other_values = self._refit(p, np.clip(again, lower, upper))
+            if other_fun < fun:
+                fun, free_values = other_fun, other_values
+        self.warm, self.warm_value = free_values, value
+        difference = fun - self.deviance_hat
+        if difference < -self.control.lower_deviance_tol:
+            p[self.free] = free_values
+            raise _BetterOptimum(coords, p.copy())
+        zeta = float(np.sign(value - self.p_hat[self.index]) * np.sqrt(max(difference, 0.0)))
+        self.points.append((value, zeta))
+        return difference - cutoff
+
+    def _refit(self, p: FloatArray, start: FloatArray) -> tuple[float, FloatArray]:
+        """Minimize the deviance over the free coordinates from `start` (p holds the target's
+        value): (deviance, free values). L-BFGS-B can stop on a negligible decrease away from
+        a stationary point (the deviance is not convex in the SDs); it is restarted from where
+        it stopped, with a fresh memory, while the projected gradient is above gtol (at most
+        ``refit_restarts`` times)."""
+        best_fun, best_values = float("inf"), start
+        for _ in range(self.control.refit_restarts + 1):
+            fun, values, gradient = self._minimize_from(p, start)
+            improved = fun < best_fun
+            if improved:
+                best_fun, best_values = fun, values
+            if gradient <= self.control.gtol or not improved:
+                break
+            start = values
+        return best_fun, best_values
+
+    def _minimize_from(self, p: FloatArray, start: FloatArray) -> tuple[float, FloatArray, float]:
+        """One L-BFGS-B run: (deviance, free values, largest projected gradient entry)."""
+        coords = self.coords
+        lower, upper = coords.lower[self.free], coords.upper[self.free]
         transform = self.transform
-        inverse = np.linalg.inv(transform)
-        w0 = inverse @ (start - start)  # the origin of w is `start`
-        bounds = []
+        w0 = np.zeros(len(start))  # the origin of w is `start`
+        bounds: list[tuple[float | None, float | None]] = []
         for j in range(len(start)):
-            if self.beta[j]:
+            if self.beta[j] or self.even[j]:
+                # An SD the deviance is even in runs over the whole line (its sign does not
+                # matter): at the bound 0 its gradient vanishes, and L-BFGS-B, once projected
+                # there, would stop on that stationary point even where it is a maximum.
                 bounds.append((None, None))
             else:
                 s = transform[j, j]
@@ -567,15 +648,59 @@ class _OneProfile:
                 "maxiter": self.control.max_iter,
             },
         )
-        free_values = start + transform @ np.asarray(found.x)
-        self.warm, self.warm_value = free_values, value
-        difference = float(found.fun) - self.deviance_hat
-        if difference < -self.control.lower_deviance_tol:
-            p[self.free] = free_values
-            raise _BetterOptimum(coords, p.copy())
-        zeta = float(np.sign(value - self.p_hat[self.index]) * np.sqrt(max(difference, 0.0)))
-        self.points.append((value, zeta))
-        return difference - cutoff
+        w = np.asarray(found.x)
+        gradient = np.asarray(found.jac, dtype=np.float64).copy()
+        for j, (lo, hi) in enumerate(bounds):
+            # At a bound, a gradient pushing outwards is no reason to go on.
+            if lo is not None and w[j] <= lo and gradient[j] > 0:
+                gradient[j] = 0.0
+            if hi is not None and w[j] >= hi and gradient[j] < 0:
+                gradient[j] = 0.0
+        values = start + transform @ w
+        values[self.even] = np.abs(values[self.even])
+        largest = float(np.max(np.abs(gradient), initial=0.0))
+        return float(found.fun), values, largest if np.isfinite(largest) else 0.0
+
+    def _crossing(
+        self,
+        estimate: float,
+        inside: float,
+        outside: float,
+        bound: float,
+        direction: float,
+        critical: float,
+    ) -> float:
+        """Where |zeta| reaches the critical value between inside and outside, by Brent's
+        method. Should a re-fit from another warm start land on the other side at an end of
+        the bracket, the bracket is evaluated again and moved: towards the estimate (where the
+        gap is -critical) or outwards, doubling, up to the bound."""
+        xtol = self.control.xtol
+        try:
+            return float(
+                scipy.optimize.brentq(self.zeta_gap, inside, outside, args=(critical,), xtol=xtol)
+            )
+        except ValueError:
+            pass
+        for _ in range(self.control.max_doublings):
+            if self.zeta_gap(inside, critical) >= 0.0:
+                inside, outside = estimate + 0.5 * (inside - estimate), inside
+                continue
+            if self.zeta_gap(outside, critical) <= 0.0:
+                inside, outside = outside, estimate + 2.0 * (outside - estimate)
+                if direction * (outside - bound) >= 0:
+                    if self.zeta_gap(float(bound), critical) <= 0.0:
+                        return float(bound)
+                    outside = float(bound)
+                continue
+            try:
+                return float(
+                    scipy.optimize.brentq(
+                        self.zeta_gap, inside, outside, args=(critical,), xtol=xtol
+                    )
+                )
+            except ValueError:
+                continue
+        raise RuntimeError("the profile did not cross the critical value (no bracket found)")
 
     def run(self, target: _Target, cutoff: float) -> ParameterProfile:
         coords, index = self.coords, self.index
@@ -616,13 +741,19 @@ class _OneProfile:
                     end = float(np.sign(end))
                 ends.append(end)
                 continue
-            ends.append(
-                float(
-                    scipy.optimize.brentq(
-                        self.zeta_gap, inside, outside, args=(critical,), xtol=self.control.xtol
-                    )
-                )
-            )
+            end = self._crossing(estimate, inside, outside, bound, direction, critical)
+            if target.kind == "cor" and abs(end) >= self.control.correlation_limit:
+                end = float(np.sign(end))
+            ends.append(end)
+        for end, bound in zip(ends, (low_bound, high_bound), strict=True):
+            # Extra points between the estimate and each end, for a curve (plots).
+            if self.control.curve_points and np.isfinite(end):
+                self.restart()
+                inner = float(np.clip(end, low_bound, high_bound)) if np.isfinite(bound) else end
+                for fraction in np.arange(1, self.control.curve_points + 1) / (
+                    self.control.curve_points + 1
+                ):
+                    self.excess(estimate + fraction * (inner - estimate))
         points = sorted(dict(self.points).items())  # a value visited twice is kept once
         values = np.array([v for v, _ in points])
         zeta = np.array([z for _, z in points])
