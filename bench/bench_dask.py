@@ -117,7 +117,7 @@ def main() -> None:
     from glmm_binomial.methods.options import fit_options
 
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("glmm_binomial.distributed.fit").setLevel(logging.INFO)
+    logging.getLogger("glmm_binomial.distributed").setLevel(logging.INFO)
     environ = "distributed.nanny.pre-spawn-environ"
     dask.config.set(
         {
