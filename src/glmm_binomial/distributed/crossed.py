@@ -786,9 +786,16 @@ class PinnedRunner:
             )
             for i, future in zip(members, mapped, strict=True):
                 futures[i] = future
+        from distributed.client import FutureCancelledError, FuturesCancelledError
+
         try:
             self._watch(states, futures)
             results: list[Any] = client.gather(futures)
+        except (FutureCancelledError, FuturesCancelledError):
+            # An argument scattered for this call was lost with a worker (Dask's memory
+            # manager may have kept a single copy of it): the evaluation is restarted.
+            self._place(states)
+            raise PartitionLost("an argument of the call was lost with a worker") from None
         finally:
             del futures
         return results

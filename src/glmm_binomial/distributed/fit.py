@@ -104,6 +104,9 @@ RETURN_MEMORY_ROWS = 5_000_000
 """From this many rows on, the workers return free memory to the operating system after every
 evaluation (glibc's allocator keeps the pages freed between the partitions' arrays otherwise)."""
 IN_MEMORY = "fit in memory: glmm_binomial.fit(formula, ddf.compute())"
+PLAN_GRAPH_BYTES = "2GB"
+"""Graph size below which distributed does not warn about a large graph when the partitions
+are built: the graph carries the PartitionPlan (every level label) once, on purpose."""
 
 
 def _import_dask() -> tuple[Any, Any]:
@@ -253,11 +256,14 @@ def _fit(
     parts = shuffled.to_delayed()
     build = dask.delayed(build_partition, pure=True)
     started = time.perf_counter()
-    # The plan holds every level of the grouping factors (a million labels at scale): sent to
-    # the workers once, not embedded in every task.
-    shared = client.scatter(plan, broadcast=True, hash=False)
-    # Only `partitions` holds the futures, so that replace() can release the first ones.
-    states = client.compute([build(p, shared) for p in parts])
+    # The plan holds every level of the grouping factors (a million labels at scale): one node
+    # of the graph that every build depends on, so it is sent once, and (unlike scattered data,
+    # which Dask's memory manager may keep on one worker only) rebuilt from the graph when the
+    # worker holding it is lost.
+    shared = dask.delayed(plan, pure=False, traverse=False)
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": PLAN_GRAPH_BYTES}):
+        # Only `partitions` holds the futures, so that replace() can release the first ones.
+        states = client.compute([build(p, shared) for p in parts])
     partitions = Partitions(
         client,
         states,

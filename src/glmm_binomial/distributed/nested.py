@@ -64,6 +64,16 @@ class ModePartition(Partition):
         self.objective = objective
         self.output = None
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled (when Dask copies a partition to another worker) as what rebuilds it: its
+        # rows, which the constructor stores compactly again (a broadcast column pickles as a
+        # full one, and a dot product with it rounds differently, so a copy would change the
+        # numbers), the objective's warm start and counters, and the last answer.
+        warm = getattr(self.objective, "warm", None)
+        counters = self.objective.counters
+        state = (self.data, self.keys, self.method, self.user_data, warm, counters, self.output)
+        return _restored, state
+
     @classmethod
     def from_rows(
         cls, data: ModelData, keys: tuple[IntArray, ...], plan: PartitionPlan
@@ -139,6 +149,24 @@ class ModePartition(Partition):
             self.user_columns
         ).deviance_and_gradient(theta, beta)
         return result
+
+
+def _restored(
+    data: ModelData,
+    keys: tuple[IntArray, ...],
+    method: LikelihoodMethod,
+    user_data: ModelData | None,
+    warm: Any,
+    counters: Counters,
+    output: Any,
+) -> ModePartition:
+    """A ModePartition as ModePartition.__reduce__ pickled it."""
+    partition = ModePartition(data, keys, method, None if user_data is None else compact(user_data))
+    if warm is not None:
+        partition.objective.warm = warm
+    partition.objective.counters = counters
+    partition.output = output
+    return partition
 
 
 class NestedObjective:

@@ -150,6 +150,11 @@ class VariationalPartition(Partition):
         )
         self.output = None
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Rebuilt from its rows when Dask copies it (stored compactly again, as
+        # nested.ModePartition).
+        return VariationalPartition, (self.data, self.keys, self.method, self.user_data)
+
     @classmethod
     def from_rows(
         cls, data: ModelData, keys: tuple[IntArray, ...], plan: PartitionPlan
