@@ -163,7 +163,7 @@ class CrossedPartition(Partition):
             structure = Structure(model, crossed=crossed)
         self.model = model
         self.structure = structure
-        # The same rows with the partition's own codes (what distributed.py reads: the rows
+        # The same rows with the partition's own codes (what the client reads: the rows
         # for the separation check, the GLM start), sharing every other array.
         local = list(model.blocks)
         for t in crossed:
@@ -633,7 +633,7 @@ def crossed_plan(
     and the grouping factors crossed with it.
 
     candidates: single-variable grouping factors; groups: every grouping factor; learned:
-    distributed_learning._combine's counts ("combos:<group>": the distinct levels,
+    learning._combine's counts ("combos:<group>": the distinct levels,
     "nested:<c>:<group>": the most values of c within one level of group). Among the
     candidates not nested in a coarser candidate, the one with the most levels."""
 

@@ -321,7 +321,7 @@ def _estimate(
     # The shuffle and the partitions' construction leave freed memory scattered between the
     # arrays the partitions keep, which the allocator does not return by itself.
     partitions.client.run(return_free_memory)
-    LOG.info("shuffle, partition models and GLM start: %.1f s", time.perf_counter() - started)
+    LOG.info("shuffle, partitions, aliasing and scaling: %.1f s", time.perf_counter() - started)
     model = rowless_model(fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete)
     if isinstance(method, LikelihoodMethod):
         output = _maximum_likelihood(partitions, plan, method, start, surrogate, first, n_complete)

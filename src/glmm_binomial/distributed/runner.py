@@ -20,7 +20,8 @@ Determinism by versions. A partition whose answers depend on what it kept from t
 call (a warm start) is never changed in place: every such call maps the current version to the
 next one (``evaluate``: the rows shared read-only, the warm start and counters its own) and
 its answer is read from the new version. Where Dask runs a task (it may copy a partition to an
-idle worker, or keep copies on several) then cannot change the numbers, and a partition lost
+idle worker, or keep copies on several; a copy is rebuilt as compactly as the original, see
+nested.ModePartition.__reduce__) then cannot change the numbers, and a partition lost
 with its worker is rebuilt from the task graph (the source files, the build, every version's
 call with its small arguments), to the same bits: a fit with a killed worker gives the
 undisturbed fit bit for bit. Between calls a version keeps its rows and its warm start u only.
