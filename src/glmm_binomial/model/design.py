@@ -81,9 +81,14 @@ class DesignInfo:
     """What a fitted model remembers of its formula and data.
 
     ``kept_columns`` indexes the columns of ``fixed_spec``'s matrix that the model uses (aliased
-    columns dropped, named in ``dropped_columns``); ``offset_specs`` rebuild the formula's
-    ``offset(...)`` terms; ``offset_source`` says where the ``offset=`` argument came from: a
-    column of data (``offset_column``), values (new data must supply them) or nothing.
+    columns dropped, named in ``dropped_columns``; None: all of them); ``offset_specs`` rebuild
+    the formula's ``offset(...)`` terms; ``offset_source`` says where the ``offset=`` argument
+    came from: a column of data (``offset_column``), values (new data must supply them) or
+    nothing. How the data's columns were read: ``numeric_columns`` names the object columns
+    read as numbers (frame.read_as_numbers: every value reads as one), ``response_levels``
+    holds a factor response's two levels (the second counts as a success; None for a numeric
+    response) and ``weights_column`` the column the weights came from. With these, the same
+    rows are built again from data (each partition of a Dask fit is, newdata.rows_design).
     ``variables`` summarizes each variable of the fixed part and the offsets over the fit's rows
     (factor levels; a numeric variable's mean and range), in formula order, for reference grids
     (glmm_binomial.results.emmeans)."""
@@ -100,16 +105,50 @@ class DesignInfo:
     dropped_columns: tuple[str, ...] = ()
     warnings: tuple[FitWarning, ...] = ()
     variables: tuple[VariableSummary, ...] = ()
+    numeric_columns: tuple[str, ...] = ()
+    response_levels: tuple[Any, Any] | None = None
+    weights_column: str | None = None
 
 
 def _first_bad_row(mask: NDArray[np.bool_], index: pd.Index) -> object:
     return index[int(np.flatnonzero(mask)[0])]
 
 
+def factor_response_levels(values: pd.Series, name: str) -> tuple[Any, Any] | None:
+    """The two levels of a factor response in R's order (a categorical's categories present,
+    else the values sorted as text; the second counts as a success); None for a numeric or
+    logical response. ValueError unless there are exactly two."""
+    if not isinstance(values.dtype, pd.CategoricalDtype) and pd.api.types.is_numeric_dtype(values):
+        return None
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        levels = [c for c in values.cat.categories if c in set(values.dropna())]
+    else:
+        levels = sorted(pd.unique(values.dropna()), key=str)
+    if len(levels) != 2:
+        raise ValueError(
+            f"response '{name}' must be 0/1, logical or a factor with two levels; "
+            f"it has {len(levels)} distinct values"
+        )
+    return levels[0], levels[1]
+
+
+def response_levels(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[Any, Any] | None:
+    """factor_response_levels of the formula's response (None for cbind counts)."""
+    spec = parsed.response
+    if spec.kind == "cbind":
+        return None
+    return factor_response_levels(evaluate_response(spec.successes, frame), spec.successes)
+
+
 def response_counts(
-    parsed: ParsedFormula, frame: pd.DataFrame, weights: FloatArray | None
+    parsed: ParsedFormula,
+    frame: pd.DataFrame,
+    weights: FloatArray | None,
+    levels: tuple[Any, Any] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Successes and trials (prior weights folded in)."""
+    """Successes and trials (prior weights folded in). levels: a factor response's levels
+    (factor_response_levels) when known beforehand (as for a part of the data), else found in
+    frame."""
     spec = parsed.response
     if spec.kind == "cbind":
         assert spec.failures is not None
@@ -134,16 +173,9 @@ def response_counts(
 
     name = spec.successes
     values = evaluate_response(name, frame)
-    if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values):
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            levels = [c for c in values.cat.categories if c in set(values.dropna())]
-        else:
-            levels = sorted(pd.unique(values.dropna()), key=str)
-        if len(levels) != 2:
-            raise ValueError(
-                f"response '{name}' must be 0/1, logical or a factor with two levels; "
-                f"it has {len(levels)} distinct values"
-            )
+    if levels is None:
+        levels = factor_response_levels(values, name)
+    if levels is not None:
         y = (values == levels[1]).to_numpy(dtype=np.float64)
     else:
         y = values.to_numpy(dtype=np.float64)
@@ -363,6 +395,7 @@ def build_model(
         raise ValueError(_missing_columns_message(formula, missing, frame))
     offset_source: Literal["none", "column", "values"] = "none"
     offset_column = None
+    weights_column = weights if isinstance(weights, str) else None
     if isinstance(weights, str):
         weights = (
             frame[weights] if weights in frame.columns else _missing_column("weights", weights)
@@ -381,6 +414,9 @@ def build_model(
         )
 
     used = numbers_as_numeric(frame.loc[:, list(parsed.variables)], value_variables(parsed))
+    numeric_columns = tuple(
+        v for v in value_variables(parsed) if frame[v].dtype == object and used[v].dtype != object
+    )
     complete = np.array(used.notna().all(axis=1), dtype=bool)
     for arr in (w_all, o_all):
         if arr is not None:
@@ -396,7 +432,8 @@ def build_model(
     if not np.all(np.isfinite(o)):
         raise ValueError("offset must be finite")
 
-    successes, trials = response_counts(parsed, sub, w)
+    factor_levels = response_levels(parsed, sub)
+    successes, trials = response_counts(parsed, sub, w, factor_levels)
     check_width(parsed.fixed, sub, "fixed-effects design")
     x, fixed_names, fixed_spec = materialize(parsed.fixed, sub, "fixed-effects term")
     check_finite(x, fixed_names, "fixed-effects", sub.index)
@@ -466,6 +503,9 @@ def build_model(
         dropped_columns=tuple(dropped_names),
         warnings=tuple(fit_warnings),
         variables=_grid_variables(parsed, sub),
+        numeric_columns=numeric_columns,
+        response_levels=factor_levels,
+        weights_column=weights_column,
     )
     return model, info
 

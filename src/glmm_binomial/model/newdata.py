@@ -28,7 +28,7 @@ from glmm_binomial.model.frame import (
 )
 from glmm_binomial.model.transforms import factor_column, rebuild
 
-__all__ = ["NewDesign", "new_data_design", "new_levels_warning"]
+__all__ = ["NewDesign", "RowsDesign", "new_data_design", "new_levels_warning", "rows_design"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -47,6 +47,46 @@ class NewDesign:
     complete: NDArray[np.bool_]
     index: pd.Index
     blocks: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class RowsDesign:
+    """The fit's design for rows that hold every value it needs: X (the fit's kept columns),
+    one column per ``offset(...)`` term of the formula (the caller adds them to its offset, in
+    order) and, per chosen random block, the codes of the rows in the fit's levels (-1: a level
+    the fit has not seen) and Z."""
+
+    x: FloatArray
+    offset_terms: list[FloatArray]
+    random: list[tuple[IntArray, FloatArray]]
+
+
+def rows_design(info: DesignInfo, rows: pd.DataFrame, blocks: Sequence[int]) -> RowsDesign:
+    """The fit's design rebuilt for `rows`, complete rows whose columns are read as the fit read
+    them (object columns of numbers as numbers), for the random blocks `blocks` (indices into
+    ``info.random_specs``). Factor columns are coded with the fit's levels (a level the fit has
+    not seen raises a ValueError naming it), stateful transforms use the fit's parameters and
+    grouping labels are matched by R's as.character. new_data_design uses it for prediction;
+    the Dask fit builds every partition's rows with it."""
+    random_specs = [info.random_specs[t] for t in blocks]
+    specs = [info.fixed_spec, *info.offset_specs]
+    specs += [s.model_spec for s in random_specs if s.model_spec is not None]
+    rows = _match_categories(specs, rows)
+    x = rebuild(info.fixed_spec, rows, "the fixed-effects design")
+    if info.kept_columns is not None:
+        x = x[:, list(info.kept_columns)]
+    offset_terms = [
+        rebuild(spec, rows, f"offset({expr})")[:, 0]
+        for expr, spec in zip(info.formula.offsets, info.offset_specs, strict=True)
+    ]
+    random: list[tuple[IntArray, FloatArray]] = []
+    for spec in random_specs:
+        if spec.model_spec is None:
+            z = np.ones((len(rows), 1))
+        else:
+            z = rebuild(spec.model_spec, rows, f"random-effect term {spec.term.text}")
+        random.append((codes_in_levels(spec, rows), z))
+    return RowsDesign(x, offset_terms, random)
 
 
 def new_data_design(
@@ -106,25 +146,17 @@ def new_data_design(
     if values is not None:
         complete &= ~np.isnan(values)
     sub = used.loc[complete]
-    specs = [info.fixed_spec, *info.offset_specs]
-    specs += [s.model_spec for s in random_specs if s.model_spec is not None]
-    sub = _match_categories(specs, sub)
-
-    x = rebuild(info.fixed_spec, sub, "the fixed-effects design")
-    if info.kept_columns is not None:
-        x = x[:, list(info.kept_columns)]
+    design = rows_design(info, sub, chosen)
     o = np.zeros(len(sub)) if values is None else values[complete]
-    for expr, spec in zip(parsed.offsets, info.offset_specs, strict=True):
-        o = o + rebuild(spec, sub, f"offset({expr})")[:, 0]
-    blocks: list[tuple[IntArray, FloatArray]] = []
-    for spec in random_specs:
-        if spec.model_spec is None:
-            z = np.ones((len(sub), 1))
-        else:
-            z = rebuild(spec.model_spec, sub, f"random-effect term {spec.term.text}")
-        blocks.append((codes_in_levels(spec, sub), z))
+    for term in design.offset_terms:
+        o = o + term
     return NewDesign(
-        x=x, offset=o, random=blocks, complete=complete, index=frame.index, blocks=chosen
+        x=design.x,
+        offset=o,
+        random=design.random,
+        complete=complete,
+        index=frame.index,
+        blocks=chosen,
     )
 
 
