@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("numerics",),
     ("methods",),
     ("results",),
+    ("power",),  # simulation-based power: built on results/ (simulate, the refit)
     ("distributed",),
     ("api",),
     ("frontends", "cli", "excel", "sheet"),  # cli.py, excel.py, sheet.py: the old paths' shims

@@ -57,6 +57,14 @@ _ATTRIBUTES = {
     "SimulatedResiduals": "glmm_binomial.results.simulated_residuals",
     "binned_residuals": "glmm_binomial.results.binned_residuals",
     "check": "glmm_binomial.results.check",
+    "power_sim": "glmm_binomial.power",
+    "power_curve": "glmm_binomial.power",
+    "extend": "glmm_binomial.power",
+    "make_model": "glmm_binomial.power",
+    "power_model": "glmm_binomial.power",
+    "PowerModel": "glmm_binomial.power",
+    "PowerResult": "glmm_binomial.power",
+    "PowerCurve": "glmm_binomial.power",
     "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
     "glmm_binomial": "glmm_binomial.frontends.sheet",
 }
@@ -73,6 +81,7 @@ _SUBMODULES = (
     "methods",
     "model",
     "numerics",
+    "power",
     "results",
     "sheet",
 )
@@ -100,6 +109,9 @@ __all__ = [
     "GLMMResult",
     "LikelihoodProfile",
     "ModelData",
+    "PowerCurve",
+    "PowerModel",
+    "PowerResult",
     "OptSummary",
     "OptimizerControl",
     "PirlsControl",
@@ -116,11 +128,16 @@ __all__ = [
     "datasets",
     "emmeans",
     "emtrends",
+    "extend",
     "fit",
     "fit_model",
     "glmm_binomial",
     "icc",
+    "make_model",
     "pairs",
+    "power_curve",
+    "power_model",
+    "power_sim",
     "profile",
     "profile_confint",
     "r2_nakagawa",
@@ -165,6 +182,16 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.model.data import ModelData, RandomBlock
     from glmm_binomial.numerics.optimize import OptimizerControl, OptSummary
     from glmm_binomial.numerics.pirls import PirlsControl
+    from glmm_binomial.power import (
+        PowerCurve,
+        PowerModel,
+        PowerResult,
+        extend,
+        make_model,
+        power_curve,
+        power_model,
+        power_sim,
+    )
     from glmm_binomial.results.binned_residuals import binned_residuals
     from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
     from glmm_binomial.results.check import check

@@ -1,0 +1,429 @@
+"""Power of a test of fixed effects by simulation (simr's powerSim, mixedlm's powerSim).
+
+Simulation i draws a response from the model (new random effects b = Lambda u, u ~ N(0, I),
+then successes ~ Binomial(trials, expit(eta))) with its own generator
+numpy.random.default_rng(SeedSequence(seed).spawn(nsim)[i]), refits the model by its method
+from the parameters simulated from, and tests the named fixed effects:
+
+    wald: z = beta_j / SE_j (one column; chi-squared b' V^{-1} b on k degrees of freedom for a
+          term of k columns), V the refit's covariance of the fixed effects;
+    lrt:  2 (loglik of the model - loglik without the tested columns), chi-squared on k.
+
+A simulation rejects when its p-value is below alpha; the power is the share of rejections
+among the refits that succeeded, with its exact (Clopper-Pearson) interval. A refit that
+fails (an error, no verified optimum, separation, a non-finite statistic) is counted in
+n_failed with its reason and left out of the share; a singular refit (a variance at zero) is a
+valid fit, counted in n_singular. Each simulation depends on its seed alone, so the results are
+the same bit for bit whatever n_jobs (BLAS held to one thread in every process).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import sys
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from glmm_binomial.methods.laplace import sorted_by_first_factor
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.numerics import blas
+from glmm_binomial.power.model import PowerModel, clopper_pearson, power_model, tested_columns
+from glmm_binomial.results.simulate import simulate_successes, with_response
+
+FloatArray = NDArray[np.float64]
+
+TESTS = ("wald", "lrt")
+
+
+@dataclass(frozen=True)
+class PowerResult:
+    """The power of one test by simulation.
+
+    power: the share of valid simulations whose p-value is below alpha (NaN when none is
+    valid); ci_lower, ci_upper: its exact binomial (Clopper-Pearson) interval at conf_level;
+    nsim: simulations run; n_valid: refits that gave a test; n_failed: those that did not
+    (failures: (simulation, reason)); n_singular: valid refits with a variance at zero;
+    warnings: the fits' warnings counted by class; effect: the tested fixed effects the
+    responses were simulated from; p_values: one per simulation (NaN where it failed)."""
+
+    test: str
+    method: str
+    alpha: float
+    nsim: int
+    n_significant: int
+    n_failed: int
+    n_singular: int
+    effect: pd.Series
+    p_values: FloatArray
+    failures: tuple[tuple[int, str], ...]
+    warnings: Mapping[str, int]
+    seed: Any
+    n_obs: int
+    ngroups: Mapping[str, int]
+    conf_level: float = 0.95
+
+    @property
+    def n_valid(self) -> int:
+        return self.nsim - self.n_failed
+
+    @property
+    def power(self) -> float:
+        return self.n_significant / self.n_valid if self.n_valid else math.nan
+
+    @property
+    def ci_lower(self) -> float:
+        return clopper_pearson(self.n_significant, self.n_valid, self.conf_level)[0]
+
+    @property
+    def ci_upper(self) -> float:
+        return clopper_pearson(self.n_significant, self.n_valid, self.conf_level)[1]
+
+    def summary(self) -> str:
+        """A few lines as simr prints them."""
+        level = f"{100 * self.conf_level:g}%"
+        effect = ", ".join(f"{k} = {v:.4g}" for k, v in self.effect.items())
+        groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())
+        if self.n_valid:
+            line = (
+                f"Power for {self.test} ({self.method} test, alpha {self.alpha:g}): "
+                f"{100 * self.power:.2f}% ({level} CI {100 * self.ci_lower:.2f}, "
+                f"{100 * self.ci_upper:.2f})"
+            )
+        else:
+            line = f"Power for {self.test}: no valid simulation"
+        lines = [
+            line,
+            f"  {self.n_significant} of {self.n_valid} valid simulations significant; "
+            f"{self.n_failed} of {self.nsim} refits failed, {self.n_singular} singular",
+            f"  Effect simulated: {effect}",
+            f"  Rows: {self.n_obs}; groups: {groups}",
+        ]
+        if self.warnings:
+            counts = ", ".join(f"{k} {v}" for k, v in self.warnings.items())
+            lines.append(f"  Warnings in the refits: {counts}")
+        if self.failures:
+            lines.append(
+                f"  First failure: simulation {self.failures[0][0]}: {self.failures[0][1]}"
+            )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return (
+            f"<PowerResult {self.test}: power {self.power:.3f} [{self.ci_lower:.3f}, "
+            f"{self.ci_upper:.3f}], {self.nsim} simulations, {self.n_failed} failed>"
+        )
+
+
+def power_sim(
+    model: Any,
+    test: str | Sequence[str] | None = None,
+    nsim: int = 1000,
+    alpha: float = 0.05,
+    method: Literal["wald", "lrt"] = "wald",
+    *,
+    effect: Mapping[str, Any] | None = None,
+    seed: Any = None,
+    n_jobs: int = 1,
+    progress: bool | None = None,
+    conf_level: float = 0.95,
+    start_method: str | None = None,
+) -> PowerResult:
+    """Power of the test of fixed effect(s) `test` at level `alpha`, by `nsim` simulations.
+
+    model: a maximum-likelihood fit (GLMMResult by "laplace" or "agq"), or a PowerModel
+    (make_model, extend); responses are simulated from its parameters, with `effect` setting
+    fixed effects first ({"age": -0.02}; 0 gives the type-I error). test: a column or term name
+    (a term of several columns, or a list of names, is tested jointly); None: the first term
+    after the intercept. method: "wald" (z test from the refit's standard errors, lme4's
+    summary) or "lrt" (likelihood ratio against the model without the tested columns, twice
+    the refits). seed: an int or a numpy SeedSequence (None: fresh entropy, recorded on the
+    result). n_jobs: worker processes (the same result for any n_jobs); start_method:
+    multiprocessing's ("fork" on Linux, else "spawn"). progress: a progress bar (extra
+    `progress`: tqdm or rich); None shows it on a terminal. conf_level: of the power's
+    interval."""
+    plan, sequence = plan_simulations(model, test, nsim, alpha, method, effect, seed, n_jobs)
+    conf_level = check_fraction(conf_level, "conf_level")
+    if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
+        raise ValueError(f"start_method {start_method!r} is not available on this platform")
+    outcomes = run_simulations(
+        plan, sequence.spawn(int(nsim)), int(n_jobs), progress, start_method, "power_sim"
+    )
+    return summarize(plan, outcomes, sequence.entropy, conf_level)
+
+
+@dataclass(frozen=True)
+class SimulationPlan:
+    """What every simulation needs: the design sorted as the objective wants it (each refit
+    then skips the sort), the parameters, the refitting method, the tested columns and the
+    design without them (for the likelihood-ratio test)."""
+
+    source: PowerModel
+    model: ModelData
+    label: str
+    columns: tuple[int, ...]
+    test: str
+    alpha: float
+    reduced: ModelData | None = None
+    effect: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One simulation: its p-value (NaN: failed, with the reason), whether the refit was
+    singular, and the classes of its warnings."""
+
+    p_value: float
+    singular: bool
+    warnings: tuple[str, ...]
+    failure: str = ""
+
+
+def plan_simulations(
+    model: Any,
+    test: Any,
+    nsim: Any,
+    alpha: Any,
+    method: Any,
+    effect: Mapping[str, Any] | None,
+    seed: Any,
+    n_jobs: Any,
+) -> tuple[SimulationPlan, np.random.SeedSequence]:
+    """The checked arguments of power_sim as a SimulationPlan and the root SeedSequence."""
+    if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
+        raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    alpha = check_fraction(alpha, "alpha")
+    if method not in TESTS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, TESTS))}, got {method!r}")
+    source = power_model(model, effect)
+    label, columns = tested_columns(source, test)
+    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return make_plan(source, label, columns, method, alpha), sequence
+
+
+def make_plan(
+    source: PowerModel, label: str, columns: tuple[int, ...], test: str, alpha: float
+) -> SimulationPlan:
+    sorted_model, _ = sorted_by_first_factor(source.model)
+    reduced = None
+    if test == "lrt":
+        keep = np.setdiff1d(np.arange(sorted_model.n_fixed), columns)
+        reduced = replace(
+            sorted_model,
+            x=np.ascontiguousarray(sorted_model.x[:, keep]),
+            fixed_names=tuple(sorted_model.fixed_names[j] for j in keep),
+        )
+    names = [source.model.fixed_names[j] for j in columns]
+    effect = pd.Series(source.beta[list(columns)], index=names, name="effect")
+    return SimulationPlan(source, sorted_model, label, columns, test, alpha, reduced, effect)
+
+
+def check_fraction(value: Any, name: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 < float(value) < 1.0
+    ):
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def simulate_one(plan: SimulationPlan, rng: np.random.Generator) -> Outcome:
+    """Simulate a response, refit, test (see the module docstring)."""
+    from scipy.special import chdtrc
+
+    source = plan.source
+    try:
+        y = simulate_successes(plan.model, source.theta, source.beta, rng)
+        full = source.method.fit(with_response(plan.model, y), start=(source.theta, source.beta))
+        kinds = tuple(sorted({getattr(w, "kind", "warning") for w in full.warnings}))
+        if not full.converged:
+            return Outcome(math.nan, bool(full.singular), kinds, _reason(full.warnings))
+        columns = list(plan.columns)
+        if plan.reduced is None:
+            b = full.beta[columns]
+            v = full.vcov_beta[np.ix_(columns, columns)]
+            statistic = (
+                float(b @ np.linalg.solve(v, b)) if len(b) > 1 else float(b[0] ** 2 / v[0, 0])
+            )
+        else:
+            keep = np.setdiff1d(np.arange(len(source.beta)), columns)
+            reduced = source.method.fit(
+                with_response(plan.reduced, y), start=(source.theta, source.beta[keep])
+            )
+            kinds = tuple(
+                sorted(set(kinds) | {getattr(w, "kind", "warning") for w in reduced.warnings})
+            )
+            if not reduced.converged:
+                return Outcome(
+                    math.nan,
+                    bool(full.singular),
+                    kinds,
+                    "model without the tested columns: " + _reason(reduced.warnings),
+                )
+            statistic = max(0.0, 2.0 * (full.loglik - reduced.loglik))
+        if not math.isfinite(statistic) or statistic < 0:
+            return Outcome(math.nan, bool(full.singular), kinds, "the test statistic is not finite")
+        return Outcome(float(chdtrc(len(columns), statistic)), bool(full.singular), kinds)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+        return Outcome(math.nan, False, (), f"{type(error).__name__}: {error}")
+
+
+def _reason(warnings: Sequence[str]) -> str:
+    return "; ".join(str(w) for w in warnings) or "the refit did not converge"
+
+
+def summarize(
+    plan: SimulationPlan, outcomes: list[Outcome], entropy: Any, conf_level: float
+) -> PowerResult:
+    """The PowerResult of the simulations' outcomes (in simulation order)."""
+    p_values = np.array([o.p_value for o in outcomes], dtype=np.float64)
+    failures = tuple((i, o.failure) for i, o in enumerate(outcomes) if o.failure)
+    counts: Counter[str] = Counter(kind for o in outcomes for kind in o.warnings)
+    valid = ~np.isnan(p_values)
+    return PowerResult(
+        test=plan.label,
+        method=plan.test,
+        alpha=plan.alpha,
+        nsim=len(outcomes),
+        n_significant=int(np.sum(p_values[valid] < plan.alpha)),
+        n_failed=len(failures),
+        n_singular=int(sum(o.singular for o, ok in zip(outcomes, valid, strict=True) if ok)),
+        effect=plan.effect,
+        p_values=p_values,
+        failures=failures,
+        warnings=dict(sorted(counts.items())),
+        seed=entropy,
+        n_obs=plan.model.n_obs,
+        ngroups=plan.source.ngroups,
+        conf_level=conf_level,
+    )
+
+
+# --- running the simulations, in this process or in workers ----------------------------------
+
+
+def run_simulations(
+    plan: SimulationPlan,
+    seeds: list[np.random.SeedSequence],
+    n_jobs: int,
+    progress: bool | None,
+    start_method: str | None,
+    label: str,
+) -> list[Outcome]:
+    """Every simulation's outcome, in order; each depends on its seed alone."""
+    outcomes: list[Outcome | None] = [None] * len(seeds)
+    chunks = _chunks(list(enumerate(seeds)), n_jobs)
+    bar = progress_bar(len(seeds), progress, label)
+    try:
+        for chunk in _run(plan, chunks, n_jobs, start_method):
+            for index, outcome in chunk:
+                outcomes[index] = outcome
+            if bar is not None:
+                bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    return [o for o in outcomes if o is not None]
+
+
+Chunk = list[tuple[int, np.random.SeedSequence]]
+
+
+def _chunks(items: Chunk, n_jobs: int) -> list[Chunk]:
+    """Contiguous pieces, several per worker so that the progress bar moves and the load
+    evens out."""
+    size = 1 if n_jobs == 1 else max(1, min(25, len(items) // (8 * n_jobs)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _run(
+    plan: SimulationPlan, chunks: list[Chunk], n_jobs: int, start_method: str | None
+) -> Iterator[list[tuple[int, Outcome]]]:
+    if n_jobs == 1:
+        for chunk in chunks:
+            yield _simulate_chunk(plan, chunk)
+        return
+    context = multiprocessing.get_context(start_method or _default_start_method())
+    with ProcessPoolExecutor(
+        max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(plan,)
+    ) as pool:
+        yield from pool.map(_worker_chunk, chunks)
+
+
+def _default_start_method() -> str:
+    """fork on Linux (a worker starts at once instead of after seconds of imports)."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
+_WORKER_PLAN: SimulationPlan | None = None
+
+
+def _init_worker(plan: SimulationPlan) -> None:
+    global _WORKER_PLAN
+    _WORKER_PLAN = plan
+
+
+def _worker_chunk(chunk: Chunk) -> list[tuple[int, Outcome]]:
+    assert _WORKER_PLAN is not None
+    return _simulate_chunk(_WORKER_PLAN, chunk)
+
+
+def _simulate_chunk(plan: SimulationPlan, chunk: Chunk) -> list[tuple[int, Outcome]]:
+    # One BLAS thread in every process: the products are small, and the thread count changes
+    # how BLAS splits sums (hence their rounding), which must not depend on n_jobs.
+    with blas.blas_threads(1):
+        return [(index, simulate_one(plan, np.random.default_rng(child))) for index, child in chunk]
+
+
+def progress_bar(total: int, progress: bool | None, label: str) -> Any:
+    """A progress bar (tqdm, else rich) on a terminal or when asked; None otherwise. With
+    progress=True and neither installed: ImportError naming the extra."""
+    if progress is False:
+        return None
+    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=label, unit="fit")
+    except ImportError:
+        pass
+    try:
+        from rich.progress import Progress
+    except ImportError:
+        if progress:
+            raise ImportError(
+                "the progress bar needs tqdm or rich: pip install 'glmm-binomial[progress]'"
+            ) from None
+        return None
+    return _RichBar(Progress(transient=True), total, label)
+
+
+class _RichBar:
+    """rich's progress with tqdm's update/close."""
+
+    def __init__(self, progress: Any, total: int, label: str) -> None:
+        self.progress = progress
+        self.progress.start()
+        self.task = progress.add_task(label, total=total)
+
+    def update(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def close(self) -> None:
+        self.progress.stop()
