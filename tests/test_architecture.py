@@ -39,7 +39,7 @@ EXEMPT = frozenset({PACKAGE, f"{PACKAGE}.__main__"})
 
 #: Inside results/: the parts of the fit (below the result's facts), the facts (ResultBase)
 #: and the user-facing class composed above the post-fit modules (every other module).
-RESULTS_BELOW_BASE = frozenset({"prediction", "aliases"})
+RESULTS_BELOW_BASE = frozenset({"prediction", "aliases", "facts"})
 RESULTS_BASE = "base"
 RESULTS_TOP = "result"
 

@@ -278,7 +278,7 @@ def test_fit_failure_is_a_message(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("PIRLS diverged")
 
-    monkeypatch.setattr("glmm_binomial.api.fit_model", broken)
+    monkeypatch.setattr("glmm_binomial.api.fit_estimates", broken)
     assert glmm_binomial(Y2, X, G, method="laplace") == "Error fitting GLMM: PIRLS diverged"
 
 

@@ -3,24 +3,26 @@
 Each builds one FitOptions (methods.options: the method object with its settings, the
 confidence level, BLAS threads), checks the model with the method, and lets the method fit it.
 The design is built and validated in model/; the numerical modules assume valid input.
-A Dask DataFrame goes to glmm_binomial.distributed, imported only then.
+A Dask DataFrame goes to glmm_binomial.distributed, imported only then. The formula front end
+(model.design: pandas, formulaic) and the result object (results/: pandas) are imported by the
+calls that need them, so that a fit from ModelData (the spreadsheet's) loads neither.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.options import FitOptions, options_or_arguments
 from glmm_binomial.methods.registry import method_names
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.model.design import build_model
-from glmm_binomial.model.formula import parse_formula
 from glmm_binomial.model.validation import emit_fit_warnings
 from glmm_binomial.numerics import blas
 from glmm_binomial.numerics.pirls import PirlsControl
-from glmm_binomial.results.result import GLMMResult
+
+if TYPE_CHECKING:
+    from glmm_binomial.results.result import GLMMResult
 
 
 def fit(
@@ -91,6 +93,9 @@ def fit(
 
         # stacklevel: the warnings point at the caller of fit().
         return fit_dask(formula, data, options, weights, offset, client, stacklevel=4)
+    from glmm_binomial.model.design import build_model
+    from glmm_binomial.results.result import GLMMResult
+
     model, design = build_model(formula, data, weights=weights, offset=offset)
     options.method.check(model, design)
     output = estimate(model, options)
@@ -114,8 +119,9 @@ def fit_model(
     blas_threads: int | None = 1,
     options: FitOptions | None = None,
 ) -> GLMMResult:
-    """Fit a model already in numerical form (used by the spreadsheet front end); the
-    arguments are fit()'s."""
+    """Fit a model already in numerical form; the arguments are fit()'s."""
+    from glmm_binomial.results.result import GLMMResult
+
     if not isinstance(model, ModelData):
         raise ValueError("model must be a ModelData")
     options = options_or_arguments(
@@ -130,10 +136,20 @@ def fit_model(
         control=control,
         pirls_control=pirls_control,
     )
+    output = fit_estimates(model, options, stacklevel=4)
+    return GLMMResult(model, output, conf_level=options.conf_level, method_object=options.method)
+
+
+def fit_estimates(model: ModelData, options: FitOptions, stacklevel: int = 3) -> FitOutput:
+    """fit_model's estimates without the result object (the spreadsheet front end reads them
+    as numbers: no pandas): the model checked by the method, fitted, its warnings emitted
+    (stacklevel: as emit_fit_warnings', counted from this function's caller)."""
+    if not isinstance(model, ModelData):
+        raise ValueError("model must be a ModelData")
     options.method.check(model)
     output = estimate(model, options)
-    emit_fit_warnings(output.warnings)
-    return GLMMResult(model, output, conf_level=options.conf_level, method_object=options.method)
+    emit_fit_warnings(output.warnings, stacklevel)
+    return output
 
 
 def estimate(model: ModelData, options: FitOptions) -> FitOutput:
@@ -155,6 +171,8 @@ def refuse_on_dask(formula: str, method: Method) -> None:
     if priors is not None and not priors.empty:
         raise ValueError(f"priors are not available for a Dask DataFrame; {advice}")
     if isinstance(formula, str):
+        from glmm_binomial.model.formula import parse_formula
+
         structured = [t.text for t in parse_formula(formula).random if t.structure != "us"]
         if structured:
             raise ValueError(

@@ -4,7 +4,7 @@
 
 A front end: it reads spreadsheet ranges (2D lists), builds ModelData directly (fixed effects
 ``intercept``, ``x1``, ``x2``, ...; a random intercept per group and, for each x_random column,
-an independent random slope on the same groups), calls ``api.fit_model`` and renders the
+an independent random slope on the same groups), calls ``api.fit_estimates`` and renders the
 9-column table. It never raises: every outcome is the table or one string starting with
 ``Invalid input: `` (the arguments) or ``Error fitting GLMM: `` (the fit).
 
@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.options import fit_options
 from glmm_binomial.methods.registry import method_class, method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
@@ -70,6 +71,12 @@ from glmm_binomial.model.separation import (
     Separation,
     detect_separation,
     separation_possible,
+)
+from glmm_binomial.results.facts import (
+    information_criteria,
+    normal_quantile,
+    variance_components,
+    wald_statistics,
 )
 
 FloatArray = NDArray[np.float64]
@@ -785,15 +792,16 @@ def _model_data(request: _Request) -> ModelData:
     )
 
 
-def _fit(data: ModelData, request: _Request) -> Any:
-    """The core's fit (GLMMResult). The table's intervals are computed here from alpha itself
-    (_interval), so no confidence level is handed to the core (1 - alpha rounds to 1.0 for
-    alpha < 1.1e-16)."""
-    from glmm_binomial.api import fit_model
+def _fit(data: ModelData, request: _Request) -> FitOutput:
+    """The core's estimates (api.fit_estimates: numbers, no result object, so a spreadsheet
+    call loads no pandas). The table's intervals are computed from alpha itself (_interval),
+    so no confidence level is handed to the core (1 - alpha rounds to 1.0 for alpha <
+    1.1e-16)."""
+    from glmm_binomial.api import fit_estimates
 
     n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
     priors = None if request.priors.empty else request.priors
-    return fit_model(data, options=fit_options(request.method, n_agq=n_agq, priors=priors))
+    return fit_estimates(data, fit_options(request.method, n_agq=n_agq, priors=priors))
 
 
 def _separation(data: ModelData) -> Separation:
@@ -810,9 +818,7 @@ def _interval(
 ) -> tuple[FloatArray, FloatArray]:
     """Wald interval estimate -+ q std_error at level 1 - alpha, q = the normal upper alpha/2
     quantile (computed from alpha itself, exact for tiny alpha; inf when alpha/2 underflows)."""
-    from scipy.stats import norm
-
-    q = float(norm.isf(alpha / 2.0))
+    q = normal_quantile(alpha / 2.0)
     with np.errstate(invalid="ignore", over="ignore"):
         return estimate - q * std_error, estimate + q * std_error
 
@@ -871,23 +877,23 @@ def _separation_warning(request: _Request, names: tuple[str, ...], separation: S
     )
 
 
-def _fixed_separation(data: ModelData, request: _Request, result: Any) -> Separation:
+def _fixed_separation(data: ModelData, request: _Request, result: FitOutput) -> Separation:
     """Separation of y by the fixed effects: as the maximum-likelihood fit found it (not the
     groups' separation, whose warning the fit words itself), or for the Bayesian methods and
     fits under a prior on the fixed effects, whose estimates stay finite, by the linear
     programs on the data (_separation: only where a sample of the rows is separable)."""
     if _posterior(request.method) or request.priors.fixef is not None:
         return _separation(data)
-    found: Separation = result.fit_output.separation
+    found: Separation = result.separation
     return NO_SEPARATION if found.blocks else found
 
 
-def _render(request: _Request, data: ModelData, result: Any, separation: Separation) -> Table:
+def _render(request: _Request, data: ModelData, result: FitOutput, separation: Separation) -> Table:
     names = data.fixed_names
     table: Table = [list(FIXED_HEADER)]
-    fixed = result.fixed_effects_table().copy()
+    fixed = wald_statistics(result.beta, result.vcov_beta, 0.95)
     fixed["ci_lower"], fixed["ci_upper"] = _interval(
-        fixed["estimate"].to_numpy(), fixed["std_error"].to_numpy(), request.alpha
+        fixed["estimate"], fixed["std_error"], request.alpha
     )
     # Maximum likelihood has no finite estimate for separated coefficients; a prior on the
     # fixed effects (the Bayesian methods', or the prior argument's) gives one.
@@ -898,23 +904,26 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
         if j in blank:
             table.append(_row(None, name))
             continue
-        values = [_value(fixed.loc[name, column]) for column in columns]
+        values = [_value(fixed[column][j]) for column in columns]
         table.append(_row(None, name, *values))
     table.append(_row(*RANDOM_HEADER))
     # Under complete separation the maximized likelihood is 1 whatever the variances, so
     # maximum likelihood says nothing about them either.
     blank_random = bool(blank) and separation.complete
-    varcorr = result.varcorr
-    for term, variance, std_dev in zip(
-        varcorr["term"], varcorr["variance"], varcorr["std_dev"], strict=True
-    ):
+    components = variance_components(data, result.theta)
+    for component in components:
         if blank_random:
-            table.append(_row(None, str(term)))
+            table.append(_row(None, component.term))
         else:
-            table.append(_row(None, str(term), _value(variance), _value(std_dev)))
+            table.append(
+                _row(None, component.term, _value(component.variance), _value(component.std_dev))
+            )
+    deviance, aic, bic = information_criteria(
+        result.loglik, data.n_fixed + data.n_theta, data.n_obs
+    )
     table.append(_row("log_likelihood", _value(result.loglik)))
-    table.append(_row("aic", _value(result.aic)))
-    table.append(_row("bic", _value(result.bic)))
+    table.append(_row("aic", _value(aic)))
+    table.append(_row("bic", _value(bic)))
     table.append(_row("n_obs", int(data.n_obs)))
     table.append(_row("n_groups", len(request.levels)))
     table.append(_row("method", request.method))
@@ -922,12 +931,12 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
         table.append(_row("note", NOTES[request.method]))
     if request.method == "agq":
         table.append(_row("n_agq", int(result.n_agq)))
-    if result.penalized:
+    if result.priors:  # a penalized (posterior-mode) fit
         table.append(_row("note", PENALIZED_NOTE))
         for line in result.priors:
             table.append(_row("prior", line))
         table.append(_row("prior_deviance", _value(result.prior_deviance)))
-        table.append(_row("penalized_objective", _value(result.penalized_objective)))
+        table.append(_row("penalized_objective", _value(deviance + result.prior_deviance)))
     if request.prior_ignored:
         table.append(
             _row(
@@ -962,7 +971,7 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
             )
         )
     if not _posterior(request.method) and not blank_random:
-        for term, std_dev in zip(varcorr["term"], varcorr["std_dev"], strict=True):
+        for term, std_dev in ((c.term, c.std_dev) for c in components):
             if np.isfinite(std_dev) and std_dev > LARGE_SD:
                 table.append(
                     _row(

@@ -18,16 +18,15 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import stats
 
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.registry import make_method
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import DesignInfo, formula_of
-from glmm_binomial.numerics.covariance import sd_correlation
 from glmm_binomial.numerics.optimize import OptSummary
 from glmm_binomial.results import prediction
+from glmm_binomial.results.facts import variance_components, wald_statistics
 
 FloatArray = NDArray[np.float64]
 
@@ -210,24 +209,9 @@ class ResultBase:
         level = self.conf_level if conf_level is None else float(conf_level)
         if not 0.0 < level < 1.0:
             raise ValueError("conf_level must be strictly between 0 and 1")
-        est = self._fit.beta
-        se = np.sqrt(np.diag(self._fit.vcov_beta))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = est / se
-        p = 2.0 * stats.norm.sf(np.abs(z))
-        q = stats.norm.ppf(0.5 + level / 2.0)
-        with np.errstate(over="ignore"):  # a diverging (separated) estimate: odds ratio inf
-            odds_ratio = np.exp(est)
+        columns = wald_statistics(self._fit.beta, self._fit.vcov_beta, level)
         return pd.DataFrame(
-            {
-                "estimate": est,
-                "std_error": se,
-                "z": z,
-                "p": p,
-                "ci_lower": est - q * se,
-                "ci_upper": est + q * se,
-                "odds_ratio": odds_ratio,
-            },
+            columns,
             index=pd.Index(self.fixed_names, name="term"),
         )
 
@@ -263,18 +247,17 @@ class ResultBase:
         with the earlier terms of the same block (corr_1, corr_2, ...; NaN elsewhere)."""
         rows = []
         max_k = max(b.k for b in self._model.blocks)
-        for block, cov in zip(self._model.blocks, self.covariance_matrices(), strict=True):
-            sd, corr = sd_correlation(cov)
-            for c, term in enumerate(block.terms):
-                row: dict[str, Any] = {
-                    "group": block.group,
-                    "term": term,
-                    "variance": cov[c, c],
-                    "std_dev": sd[c],
-                }
-                for d in range(max_k - 1):
-                    row[f"corr_{d + 1}"] = corr[c, d] if d < c else np.nan
-                rows.append(row)
+        for component in variance_components(self._model, self._fit.theta):
+            row: dict[str, Any] = {
+                "group": component.group,
+                "term": component.term,
+                "variance": component.variance,
+                "std_dev": component.std_dev,
+            }
+            earlier = component.correlations
+            for d in range(max_k - 1):
+                row[f"corr_{d + 1}"] = earlier[d] if d < len(earlier) else np.nan
+            rows.append(row)
         return pd.DataFrame(rows)
 
     def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import ndtri
 
 from glmm_binomial.results.aliases import renamed_level
 from glmm_binomial.results.base import ResultBase, check_conf_level
@@ -41,7 +41,7 @@ def wald_confint(result: ResultBase, conf_level: float) -> pd.DataFrame:
     estimates = all_parameters(result)
     n_cov = len(estimates) - len(result.params)
     se = np.concatenate([np.full(n_cov, np.nan), result.bse.to_numpy()])
-    q = stats.norm.ppf(0.5 + conf_level / 2.0)
+    q = ndtri(0.5 + conf_level / 2.0)  # scipy.stats.norm.ppf
     return pd.DataFrame(
         {"lower": estimates.to_numpy() - q * se, "upper": estimates.to_numpy() + q * se},
         index=pd.Index(estimates.index, name="parameter"),

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import stats
-from scipy.special import expit, logit
+from scipy.special import expit, logit, ndtr
 
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.newdata import new_data_design
@@ -131,7 +130,7 @@ def marginal_coefs(
     with np.errstate(divide="ignore", invalid="ignore"):
         z = estimate / se
     return pd.DataFrame(
-        {"estimate": estimate, "std_error": se, "z": z, "p": 2.0 * stats.norm.sf(np.abs(z))},
+        {"estimate": estimate, "std_error": se, "z": z, "p": 2.0 * ndtr(-np.abs(z))},
         index=pd.Index(result.fixed_names, name="term"),
     )
 

@@ -47,7 +47,7 @@ import pandas as pd
 import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
-from scipy import stats
+from scipy.special import gammaincinv
 
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.covariance import ScaledCorrelation
@@ -405,7 +405,7 @@ def profile(
                 f"which: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(names)}"
             )
         chosen = [t for t in targets if t.name in wanted]
-    cutoff = float(stats.chi2.ppf(conf_level, 1))
+    cutoff = float(2.0 * gammaincinv(0.5, conf_level))  # scipy.stats.chi2.ppf(conf_level, 1)
 
     theta, beta = result.theta, result.params.to_numpy()
     warnings: list[str] = []
