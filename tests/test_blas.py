@@ -21,3 +21,11 @@ def test_fit_is_the_same_with_or_without_the_cap():
     np.testing.assert_allclose(capped.params, free.params, atol=1e-9)
     with pytest.raises(ValueError, match="blas_threads"):
         g.fit(formula, cbpp, blas_threads=0)
+
+
+def test_the_libraries_are_looked_up_once_per_process():
+    blas._controller.cache_clear()
+    for _ in range(3):
+        with blas.blas_threads(1):
+            pass
+    assert blas._controller.cache_info().misses == 1

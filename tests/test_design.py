@@ -3,9 +3,16 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import glmm_binomial as g
-from glmm_binomial.model.design import build_model
+from glmm_binomial.model.design import (
+    ALIAS_TOLERANCE,
+    aliased_columns,
+    build_model,
+    clearly_full_rank,
+)
 
 
 def small_frame(seed=0, n=60):
@@ -152,3 +159,31 @@ def test_huge_predictor_values_are_refused_with_a_message():
     frame.loc[2, "x"] = 1e300
     with pytest.raises(ValueError, match="'x' has the value 1e\\+300 at row 2.*rescale"):
         g.fit("y ~ x + (1 | g)", frame)
+
+
+@settings(max_examples=60)
+@given(
+    rows=st.integers(2, 40),
+    columns=st.integers(1, 6),
+    alias=st.sampled_from([None, 0.0, 1e-9, 1e-6, 1e-3]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_gram_quick_exit_never_passes_an_aliased_design(rows, columns, alias, seed):
+    # The cheap check (Cholesky of the normalized X'X) may say "unsure", never "full rank"
+    # where the QR rule finds an aliased column.
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, columns))
+    if alias is not None and columns > 1:
+        x[:, -1] = x[:, 0] - x[:, 1 % columns] + alias * rng.standard_normal(rows)
+    norms = np.linalg.norm(x, axis=0)
+    r = np.abs(np.diag(np.linalg.qr(x, mode="r")))
+    by_qr = [j for j in range(min(rows, columns)) if not r[j] > ALIAS_TOLERANCE * norms[j]]
+    if clearly_full_rank(x, norms):
+        assert rows >= columns and by_qr == []
+        assert aliased_columns(x) == []
+
+
+def test_aliased_and_zero_columns_are_still_found():
+    x = np.column_stack([np.ones(10), np.arange(10.0), 2 * np.arange(10.0), np.zeros(10)])
+    assert not clearly_full_rank(x, np.linalg.norm(x, axis=0))
+    assert aliased_columns(x) == [2, 3]

@@ -96,9 +96,12 @@ def fit(
     from glmm_binomial.model.design import build_model
     from glmm_binomial.results.result import GLMMResult
 
-    model, design = build_model(formula, data, weights=weights, offset=offset)
-    options.method.check(model, design)
-    output = estimate(model, options)
+    # BLAS held from the start: the design's rank check is a LAPACK call too, and OpenBLAS
+    # threads on busy cores made it cost more than the whole fit.
+    with blas.blas_threads(options.blas_threads):
+        model, design = build_model(formula, data, weights=weights, offset=offset)
+        options.method.check(model, design)
+        output = estimate(model, options)
     emit_fit_warnings(output.warnings)
     return GLMMResult(
         model, output, design=design, conf_level=options.conf_level, method_object=options.method

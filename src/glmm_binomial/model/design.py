@@ -219,12 +219,35 @@ def check_finite(matrix: FloatArray, names: Sequence[str], what: str, index: pd.
         )
 
 
+GRAM_RANK_MARGIN = 1e-5
+"""clearly_full_rank's threshold on each column's unexplained part relative to its norm: far
+above ALIAS_TOLERANCE, and far above the rounding of the Gram matrix (its squares are exact to
+about 1e-15), so a design that passes it has no aliased column by the QR rule either."""
+
+
+def clearly_full_rank(x: FloatArray, norms: FloatArray) -> bool:
+    """Whether no column of x comes near being a linear combination of the columns before it,
+    from the Cholesky factor of the column-normalized Gram matrix (p x p: one product over the
+    rows instead of a QR of the n x p matrix); False when unsure (then the QR decides)."""
+    if x.shape[0] < x.shape[1] or not np.all(norms > 0):
+        return False
+    gram = (x.T @ x) / np.outer(norms, norms)
+    try:
+        low = np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        return False
+    # low[j, j] = |R_jj| / |x_j|: the share of column j not explained by the columns before it.
+    return bool(np.all(np.diagonal(low) > GRAM_RANK_MARGIN))
+
+
 def aliased_columns(x: FloatArray) -> list[int]:
     """Indices of the columns of ``x`` that are (numerically) linear combinations of the columns
     before them, in order, as R's ``qr()`` finds them (tolerance ``ALIAS_TOLERANCE``)."""
     if x.shape[1] == 0:
         return []
     norms = np.linalg.norm(x, axis=0)
+    if clearly_full_rank(x, norms):
+        return []
     # Quick exit for the usual full-rank design (pivoted QR finds the rank).
     _, r_pivoted, _ = scipy.linalg.qr(x, mode="economic", pivoting=True)
     diagonal = np.abs(np.diag(r_pivoted))

@@ -4,7 +4,8 @@ Our BLAS calls are small (n x p products with p of a few, dense blocks of a few 
 on a machine with few cores OpenBLAS's threads cost more than they save: one thread made fits
 1.3 to 2.3 times faster on an idle 2-core machine and up to 13 times faster on a busy one
 (bench/README.md). threadpoolctl is used when installed; otherwise, on Linux, the OpenBLAS
-copies that numpy and scipy load are found in /proc/self/maps and called through ctypes.
+copies that numpy and scipy load are found in /proc/self/maps and called through ctypes. Either
+way the libraries are looked up once per process (the first capped block), not at every fit.
 Anything else is left alone: a failure here only costs speed.
 """
 
@@ -89,14 +90,23 @@ def blas_threads(limit: int | None) -> Iterator[None]:
                 _ACTIVE["stack"] = None
 
 
+@functools.lru_cache(maxsize=1)
+def _controller() -> Any:
+    """threadpoolctl's ThreadpoolController, made once per process (it reads the loaded
+    libraries from /proc/self/maps, milliseconds each time); None without threadpoolctl, then
+    the OpenBLAS copies are found once (_openblas_libraries)."""
+    try:
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
 @contextlib.contextmanager
 def _capped(limit: int) -> Iterator[None]:
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found]
-    except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(limits=limit, user_api="blas"):
+    controller = _controller()
+    if controller is not None:
+        with controller.limit(limits=limit, user_api="blas"):
             yield
         return
     libraries = _openblas_libraries()
