@@ -453,3 +453,17 @@ def test_dask_logical_predictor_named_as_in_memory(client, integer_districts):
     # The Dask result reads new data as the fit read its columns.
     new = frame.head(5).assign(u=np.where(frame["u"].head(5), "TRUE", "FALSE"))
     np.testing.assert_allclose(fitted.predict(new), memory.predict(frame.head(5)), rtol=1e-6)
+
+
+def test_spreadsheet_ranges_follow_the_same_rule():
+    y = [[0], [1], [1], [0], [1], [1]]
+    x = [[1], [2], [1.5], [2.5], [3], [1.2]]
+    groups = [[1], [1], [2], [2], [3], [3]]
+    base = g.glmm_binomial(y, x, groups, method="laplace")
+    # Numbers stored as text, TRUE/FALSE text in y, labels compared as their text.
+    text_x = [["1"], [" 2 "], ["1.5"], [2.5], ["3e0"], [1.2]]
+    text_y = [["0"], ["TRUE"], [True], ["0"], [1], ["1"]]
+    text_groups = [["1"], [1.0], [2], ["2"], [3], [3.0]]
+    assert g.glmm_binomial(text_y, text_x, text_groups, method="laplace") == base
+    message = g.glmm_binomial(y, [["1"], ["x"], [1.5], [2.5], [3], [1.2]], groups)
+    assert message == "Invalid input: x must contain finite numbers: row 2 is text ('x')."

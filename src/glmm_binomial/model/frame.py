@@ -263,17 +263,33 @@ def _logical_value(value: object) -> bool | None:
     return None
 
 
-def _all_numbers(present: NDArray[np.object_]) -> bool:
-    """Whether every one of these (non-missing, distinct) values is a number or text of one;
-    blank text and "NA"/"NaN" count as missing. Logical values are not numbers."""
-    if any(isinstance(v, (bool, np.bool_)) for v in present):
-        return False
-    try:
-        numbers = pd.to_numeric(pd.Series(present, dtype=object), errors="coerce")
+_NO_LOGICAL_KINDS = frozenset({"string", "empty", "integer", "floating", "decimal", "complex"})
+"""pandas.api.types.infer_dtype kinds of object arrays that cannot hold a logical value."""
+
+
+def _numbers_of(values: NDArray[np.object_]) -> NDArray[np.float64] | None:
+    """``values`` (an object array; missing values allowed) as float64 when every non-missing
+    value is a number or text of one, blank text and "NA"/"NaN" counting as missing; None
+    otherwise. Logical values are not numbers."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind not in _NO_LOGICAL_KINDS and any(isinstance(v, (bool, np.bool_)) for v in values):
+        return None
+    try:  # one pass when every value reads (labels fail at the first one)
+        return np.asarray(pd.to_numeric(values, errors="raise"), dtype=np.float64)
     except (TypeError, ValueError):
-        return False
-    failed = present[numbers.isna().to_numpy()]
-    return all(isinstance(v, str) and v.strip() in _MISSING_NUMBER_TEXT for v in failed)
+        pass
+    try:
+        numbers = np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    failed = values[np.isnan(numbers) & ~pd.isna(values)]
+    if all(isinstance(v, str) and v.strip() in _MISSING_NUMBER_TEXT for v in failed):
+        return numbers
+    return None
+
+
+def _all_numbers(values: NDArray[np.object_]) -> bool:
+    return _numbers_of(values) is not None
 
 
 def text_number(text: str) -> float | None:
@@ -339,12 +355,9 @@ def _as_number(series: pd.Series, name: str, argument: str) -> pd.Series:
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         return pd.Series(values, index=series.index, name=series.name)
     if not isinstance(dtype, pd.CategoricalDtype) and not _is_logical_dtype(dtype):
-        values = series.to_numpy(dtype=object)
-        # Decided on the distinct values (few for labels, so refused fast), then converted:
-        # the only values that convert to NaN are then missing ones.
-        if _all_numbers(_present(series)):
-            numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-            return pd.Series(numbers.to_numpy(np.float64), index=series.index, name=series.name)
+        numbers = _numbers_of(series.to_numpy(dtype=object))
+        if numbers is not None:
+            return pd.Series(numbers, index=series.index, name=series.name)
     raise _misfit_error(
         series, name, argument, "numbers", lambda v: _all_numbers(np.array([v], dtype=object))
     )
