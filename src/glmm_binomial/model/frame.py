@@ -295,9 +295,8 @@ def _all_numbers(values: NDArray[np.object_]) -> bool:
 def text_number(text: str) -> float | None:
     """A text cell as the number it reads as under the reader policy (``" 18.44 "``, ``"1e3"``),
     or None (not a number, or a missing value such as blank text or "NA")."""
-    if text.strip() in _MISSING_NUMBER_TEXT or not _all_numbers(np.array([text], dtype=object)):
-        return None
-    return float(pd.to_numeric(pd.Series([text], dtype=object)).iloc[0])
+    numbers = _numbers_of(np.array([text], dtype=object))
+    return None if numbers is None or np.isnan(numbers[0]) else float(numbers[0])
 
 
 def logical_text(text: str) -> bool | None:
@@ -438,7 +437,8 @@ def new_levels_message(
 ) -> str:
     """The message for factor levels that new data have and the fit had not (lme4 refuses
     them)."""
-    shown = ", ".join(repr(v) for v in new[:5]) + (" ..." if len(new) > 5 else "")
+    shown = ", ".join(repr(v) if isinstance(v, str) else label_key(v) for v in new[:5])
+    shown += " ..." if len(new) > 5 else ""
     listed = ", ".join(map(str, levels[:20])) + (" ..." if len(levels) > 20 else "")
     return (
         f"{argument}: factor '{name}' has new level(s) {shown} not in the fit "
