@@ -26,6 +26,14 @@ from glmm_binomial.model.frame import (
     read_like,
 )
 
+DASK_PENDING = pytest.mark.xfail(
+    strict=True,
+    reason="the Dask side of the reader policy waits for the distributed/ restructuring (branch "
+    "dask-redesign): its learning pass, partition rows and shuffle must call frame.py's "
+    "column_traits/column_kind/factor_levels/read_like and shuffle on label_keys (see the "
+    "reader-policy report)",
+)
+
 FORMULA = "use ~ age + I(age^2) + urban + livch + (1 | district)"
 NAMES = ["(Intercept)", "age", "I(age^2)", "urbanY", "livch1", "livch2", "livch3+"]
 TEXT = ["woman", "district", "livch", "urban"]
@@ -69,7 +77,7 @@ def third_as_text(series: pd.Series) -> pd.Series:
     return out
 
 
-def deliveries() -> list[str]:
+def deliveries() -> list[Any]:
     return [
         "pandas categorical text, float numbers",
         "pandas object text and numbers",
@@ -82,7 +90,7 @@ def deliveries() -> list[str]:
         "CSV ; with decimal commas",
         "XLSX",
         "Parquet with text numbers",
-        "Dask with mixed label types across partitions",
+        pytest.param("Dask with mixed label types across partitions", marks=DASK_PENDING),
     ]
 
 
@@ -412,6 +420,7 @@ def integer_districts(table: pd.DataFrame) -> pd.DataFrame:
     ).drop(columns=["woman", "livch"])
 
 
+@DASK_PENDING
 def test_dask_label_types_differing_between_partitions(client, integer_districts):
     frame = integer_districts
     formula = "use ~ age + urban + (1 | district)"
@@ -427,6 +436,7 @@ def test_dask_label_types_differing_between_partitions(client, integer_districts
     assert len(fitted.ranef()["district"]) == 60
 
 
+@DASK_PENDING
 def test_dask_object_column_with_text_numbers_is_numeric(client, integer_districts):
     dask = pytest.importorskip("dask")
     dd = pytest.importorskip("dask.dataframe")
@@ -442,6 +452,7 @@ def test_dask_object_column_with_text_numbers_is_numeric(client, integer_distric
         assert fitted.loglik == pytest.approx(memory.loglik, rel=1e-10)
 
 
+@DASK_PENDING
 def test_dask_logical_predictor_named_as_in_memory(client, integer_districts):
     dd = pytest.importorskip("dask.dataframe")
     frame = integer_districts.assign(u=integer_districts["urban"] == "Y")

@@ -106,21 +106,13 @@ from glmm_binomial.model.design import (
     aliased_columns,
     check_finite,
     codes_in_levels,
-    factor_terms,
     group_codes,
     rank_deficiency_warning,
     response_counts,
     value_variables,
 )
 from glmm_binomial.model.formula import ParsedFormula, parse_formula
-from glmm_binomial.model.frame import (
-    ColumnReading,
-    column_kind,
-    factor_levels,
-    label_keys,
-    read_as_numbers,
-    read_like,
-)
+from glmm_binomial.model.frame import read_as_numbers
 from glmm_binomial.model.separation import large_coefficients, separation_report
 from glmm_binomial.model.validation import (
     check_identifiable,
@@ -139,9 +131,6 @@ EXTRA_MESSAGE = (
     "fitting a Dask DataFrame needs the optional extra 'dask': "
     "pip install 'glmm-binomial[dask]' (dask[dataframe] and distributed)"
 )
-KEY_COLUMN = "__glmm_key__"
-"""The partitioning factor's labels as R's as.character (frame.label_keys), which the rows are
-shuffled on: 1 in one partition and "1" in another are one level, and land together."""
 ROW_COLUMN = "__glmm_row__"
 """Original position of each complete row (partition number * 2^40 + position), added before
 the shuffle so that each partition can put its rows back in their original order."""
@@ -184,7 +173,6 @@ class PartitionDesign:
     blas_threads: int | None
     priors: tuple[float, float] = (2.0, 1.0)  # method "vb": prior_fe_sd, prior_log_sd_sd
     crossed: tuple[int, ...] = ()  # random terms crossed with the partitioning factor
-    readings: tuple[ColumnReading, ...] = ()  # how every partition reads each column (frame.py)
 
 
 @dataclass
@@ -229,10 +217,9 @@ class PartitionState:
 
 
 def _with_categories(frame: pd.DataFrame, design: PartitionDesign) -> pd.DataFrame:
-    """Columns read by the reader policy as the learning pass decided (frame.read_like), factor
-    columns as Categoricals with the levels of the whole data set, and a factor response as 0/1,
-    so that every partition is coded alike."""
-    out = read_like(frame.copy(deep=False), design.readings, "data")
+    """Factor columns as Categoricals with the levels of the whole data set, and a factor
+    response as 0/1, so that every partition is coded alike."""
+    out = frame.copy(deep=False)
     for column in design.numeric_columns:
         # Every partition's column read as numbers in the learning pass (frame.py's rule).
         numbers = read_as_numbers(out[column])
@@ -625,14 +612,6 @@ def _add_row_ids(frame: pd.DataFrame, partition_info: dict[str, Any] | None = No
     return out
 
 
-def _with_key(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    out = frame.copy(deep=False)
-    out[KEY_COLUMN] = pd.Series(
-        label_keys(frame[column].to_numpy()), index=frame.index, dtype=object
-    )
-    return out
-
-
 def _is_factor(dtype: Any) -> bool:
     return not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
 
@@ -777,9 +756,13 @@ def _fit(
         and not pd.api.types.is_numeric_dtype(dtypes[response.successes])
     )
 
-    # Every column whose values enter the model is read by frame.py's reader policy, decided
-    # on the traits of its values in all partitions (the learning pass), as in memory.
-    read_vars = value_variables(parsed)
+    # Object columns whose values enter the model are numbers when every value reads as one
+    # (as in memory, frame.numbers_as_numeric); the learning pass finds out.
+    object_vars = [
+        v
+        for v in factor_vars
+        if pd.api.types.is_object_dtype(dtypes[v]) and v in value_variables(parsed)
+    ]
 
     # 1. The learning pass: one task per partition, combined on the client.
     complete = data[used].dropna()
@@ -791,19 +774,17 @@ def _fit(
     summarize = dask.delayed(_summarize, pure=True)
     merge = dask.delayed(_merge, pure=True)
     started = time.perf_counter()
-    level = [summarize(p, value_vars, combos, nesting, read_vars) for p in data[used].to_delayed()]
+    level = [
+        summarize(p, value_vars, combos, nesting, object_vars) for p in data[used].to_delayed()
+    ]
     # Merged in a tree on the workers, neighbours first (partition order is kept): at a million
     # groups each partition's distinct labels are most of them, too many to gather at once.
     while len(level) > 1:
         level = [merge(level[i : i + MERGE_FAN_IN]) for i in range(0, len(level), MERGE_FAN_IN)]
     summary = client.compute(level[0]).result()
     learned = _combine(summary, nesting)
-    terms = factor_terms(parsed)
-    kinds = {v: column_kind(summary[f"traits:{v}"], v in terms) for v in read_vars}
-    factor_kinds = ("factor", "logical_factor")
-    numeric_columns = tuple(v for v in factor_vars if kinds[v] == "number")
-    factor_vars = [v for v in factor_vars if kinds[v] in factor_kinds]
-    simple_factor_response = simple_factor_response and kinds[response.successes] in factor_kinds
+    numeric_columns = tuple(v for v in object_vars if summary[f"numeric:{v}"])
+    factor_vars = [v for v in factor_vars if v not in numeric_columns]
     LOG.info("learning pass: %.1f s", time.perf_counter() - started)
 
     partition_var = None
@@ -823,15 +804,9 @@ def _fit(
                 "method='vb' needs every grouping factor nested in one outermost factor; "
                 "factors crossed with it are fitted by method='laplace'"
             )
-    # The levels present: in category order for a categorical (R's droplevels), else the
-    # labels' keys sorted as text (frame.factor_levels), as the in-memory fit codes them.
-    categories = {
-        v: _sorted_levels(learned[f"unique:{v}"])
-        if isinstance(dtypes[v], pd.CategoricalDtype)
-        else list(factor_levels(learned[f"unique:{v}"], logical=kinds[v] == "logical_factor"))
-        for v in factor_vars
-    }
-    readings = tuple(ColumnReading(v, kinds[v], tuple(categories.get(v, ()))) for v in read_vars)
+    uniques = {v: _sorted_levels(learned[f"unique:{v}"]) for v in factor_vars}
+    # The levels present, in category order for a categorical (R's droplevels), else sorted.
+    categories = {v: uniques[v] for v in factor_vars}
     response_levels = None
     if simple_factor_response:
         dtype = dtypes[response.successes]
@@ -870,7 +845,6 @@ def _fit(
         control,
         blas_threads,
         priors,
-        readings=readings,
     )
     coded = _with_categories(sample, proto)
     _check_widths(parsed, categories, coded, n_complete)
@@ -903,11 +877,8 @@ def _fit(
     # 2. Shuffle once on the partitioning factor; each partition becomes a ModelData and an
     # objective on its worker.
     with_ids = complete.map_partitions(_add_row_ids, meta=_add_row_ids(complete._meta))
-    keyed = with_ids.map_partitions(
-        _with_key, partition_var, meta=_with_key(with_ids._meta, partition_var)
-    )
-    shuffled = keyed.shuffle(
-        on=KEY_COLUMN,
+    shuffled = with_ids.shuffle(
+        on=partition_var,
         npartitions=npartitions or data.npartitions,
         shuffle_method="tasks",
     )
@@ -1153,7 +1124,6 @@ def _optimize(
         kept_columns=tuple(start.kept),
         dropped_columns=tuple(dropped_names),
         warnings=design_warnings,
-        columns=design.readings,
     )
     _check_identifiable(start, blocks, n_complete, method, info)
     surrogate = _rowless_model(fixed_names, blocks, log_binomial_constant=0.0, rows=0)

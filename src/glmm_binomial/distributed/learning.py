@@ -2,8 +2,7 @@
 every partition's design must share.
 
 Each partition is summarized (rows, distinct values of factor columns, distinct combinations
-of grouping variables, the traits of each column the model reads values from (frame.py's
-reader policy: numbers, logical or labels), a few rows); the summaries are
+of grouping variables, whether object columns read as numbers, a few rows); the summaries are
 merged in a tree on the workers, neighbours first, so partition order is kept and the client
 never holds every partition's labels at once. From the merged summary come the levels of the
 grouping factors (coded as design.py codes them), the partitioning factor and the factors
@@ -12,8 +11,6 @@ nested in or crossed with it, and the formulaic model specs every partition eval
 
 from __future__ import annotations
 
-import functools
-import operator
 from typing import Any
 
 import numpy as np
@@ -24,8 +21,8 @@ from glmm_binomial.distributed.result import _rowless_model
 from glmm_binomial.model.data import RandomBlock
 from glmm_binomial.model.design import DesignInfo, RandomSpec, check_width, group_codes
 from glmm_binomial.model.formula import ParsedFormula, r_name
-from glmm_binomial.model.frame import column_traits, label_keys
-from glmm_binomial.model.transforms import FORMULA_CONTEXT, materialize, private_spec
+from glmm_binomial.model.frame import read_as_numbers
+from glmm_binomial.model.transforms import FORMULA_CONTEXT, materialize
 from glmm_binomial.model.validation import check_independent_terms
 
 FloatArray = NDArray[np.float64]
@@ -68,26 +65,24 @@ def _summarize(
     value_vars: list[str],
     combos: list[tuple[str, ...]],
     nesting: list[tuple[str, tuple[str, ...]]],
-    read_vars: list[str],
+    object_vars: list[str],
 ) -> dict[str, Any]:
     """What the learning pass needs from one partition: row counts, the distinct values of
     factor and grouping columns, distinct combinations of multi-variable grouping factors and
-    of (grouping factor, candidate partitioning variable), the traits of each column in
-    read_vars (frame.column_traits, on all rows as in memory), and a few complete rows."""
+    of (grouping factor, candidate partitioning variable), whether each object column reads as
+    numbers, and a few complete rows."""
     complete = frame.dropna()
     out: dict[str, Any] = {"rows": len(frame), "complete": len(complete)}
     out["sample"] = complete.head(5)
-    for v in read_vars:
-        out[f"traits:{v}"] = column_traits(frame[v])
+    for v in object_vars:
+        column = complete[v]
+        out[f"numeric:{v}"] = len(column) == 0 or read_as_numbers(column) is not None
     for v in value_vars:
         out[f"unique:{v}"] = pd.Series(complete[v].unique())
     for g in combos:
         out[f"combos:{g}"] = complete[list(g)].drop_duplicates()
     for c, g in nesting:
-        # Labels as R's as.character (1 and "1" one level), as the levels are coded.
-        pairs = complete[[*g, c]]
-        keyed = pd.DataFrame({v: label_keys(pairs[v].to_numpy()) for v in pairs.columns})
-        out[f"nested:{c}:{g}"] = keyed.drop_duplicates()
+        out[f"nested:{c}:{g}"] = complete[[*g, c]].drop_duplicates()
     return out
 
 
@@ -100,8 +95,8 @@ def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = sum(values)
         elif key == "sample":
             merged[key] = pd.concat(values).head(5)
-        elif key.startswith("traits:"):
-            merged[key] = functools.reduce(operator.and_, values)
+        elif key.startswith("numeric:"):
+            merged[key] = all(values)
         elif key.startswith("unique:"):
             merged[key] = pd.Series(pd.concat(values).unique())
         else:  # combos, nesting pairs
@@ -187,9 +182,7 @@ def _matrix(spec: Any, frame: pd.DataFrame, what: str) -> tuple[FloatArray, list
     """A partition's matrix from the model spec learned on the client (transforms.py's
     evaluation context, as the in-memory fit)."""
     try:
-        matrix = private_spec(spec).get_model_matrix(
-            frame, na_action="raise", context=FORMULA_CONTEXT
-        )
+        matrix = spec.get_model_matrix(frame, na_action="raise", context=FORMULA_CONTEXT)
     except Exception as exc:  # noqa: BLE001 - formulaic raises many types
         raise ValueError(f"cannot build {what}: {exc}") from None
     return np.asarray(matrix, dtype=np.float64), [r_name(str(c)) for c in matrix.columns]
