@@ -222,7 +222,17 @@ def _sniff_delimiter(path: Path, encoding: str) -> str:
 
 
 def read_table(path_text: str, args: argparse.Namespace, labels: set[str]) -> Any:
-    """A data file as a DataFrame; CommandError with the file's name when it cannot be read."""
+    """A data file as a DataFrame; CommandError with the file's name when it cannot be read.
+
+    Columns in ``labels`` (--factors) are read as text and made factors (categorical): the
+    model's reader policy (model/frame.py) reads any other column of numbers, text or not, as
+    numbers, and keeps a factor a factor."""
+    frame = _read_file(path_text, args, labels)
+    chosen = [c for c in frame.columns if c in labels]
+    return frame.assign(**{c: frame[c].astype("category") for c in chosen}) if chosen else frame
+
+
+def _read_file(path_text: str, args: argparse.Namespace, labels: set[str]) -> Any:
     path = Path(path_text)
     if not path.is_file():
         raise CommandError(f"cannot read {path_text}: no such file")
