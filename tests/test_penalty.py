@@ -216,7 +216,9 @@ def test_penalized_objective_gradient(separation: pd.DataFrame) -> None:
 
 def test_priors_on_a_structured_term_and_with_agq() -> None:
     data = pd.read_csv(REFERENCE_DIR / "longitudinal.csv")
-    data = data[data["id"] % 4 == 0].assign(timef=lambda d: d["timef"].astype(str))
+    data = data[data["id"] % 4 == 0].assign(
+        timef=lambda d: d["timef"].astype(str).astype("category")
+    )
     formula = "cbind(k, n - k) ~ time + trt + ar1(timef + 0 | id)"
     plain = g.fit(formula, data)
     penalized = g.fit(formula, data, priors={"cov": ["wishart", "lkj(2)"]})
