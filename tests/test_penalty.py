@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CBPP
 
 import glmm_binomial as g
 from glmm_binomial.methods.laplace import Laplace, LaplaceObjective
@@ -26,7 +27,6 @@ REFERENCE_DIR = Path(__file__).parent / "reference"
 REFERENCE = json.loads((REFERENCE_DIR / "priors_structured.json").read_text())
 BGLMER = REFERENCE["bglmer"]
 SEPARATION = REFERENCE["separation"]["fits"]
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 CONTRACEPTION = "use ~ age + urban + livch + (1 + urban | district)"
 INDICATOR = "y ~ I(x > 1) + z + (1 | g)"
 
