@@ -10,7 +10,7 @@ once untimed (imports, caches) and then `repeats` times. The table shows each ve
 wall time over all its timed fits, the ratio before / after (above 1: faster now), the largest
 difference in deviance between the two and each version's peak memory (ru_maxrss of the
 subprocess, so imports included). Data: the bundled cbpp, contraception and VerbAgg, and the
-nested simulation of bench/multilevel.py (small_3level).
+nested and crossed simulations of bench/multilevel.py (made by this tree's bench/ for both).
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ CASES = {
         "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
         {},
     ),
+    # bench/multilevel.py's simulations (made by this tree's bench/ for both versions)
+    "small_3level": ("small_3level()", "y ~ x1 + x2 + (1 | comm) + (1 | mom)", {}),
+    "nested_20k": ("nested(1, 20_000, 4_000, 200)", "y ~ x1 + x2 + (1 | comm) + (1 | mom)", {}),
+    "crossed_50k": ("crossed(6, 50_000, 2_000, 1_000)", "y ~ x1 + x2 + (1 | a) + (1 | b)", {}),
 }
 
 WORKER = r"""
@@ -57,7 +61,7 @@ from glmm_binomial.datasets import load
 cases = json.loads(sys.argv[1]); repeats = int(sys.argv[2])
 out = {}
 for name, (dataset, formula, kwargs) in cases.items():
-    data = load(dataset)
+    data = pd.read_pickle(dataset) if dataset.endswith(".pkl") else load(dataset)
     result = g.fit(formula, data, **kwargs)
     times = []
     for _ in range(repeats):
@@ -82,6 +86,22 @@ def run(src: Path, cases: dict, repeats: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def simulated(cases: dict, folder: Path) -> dict:
+    """The cases with bench/multilevel.py's simulations made once here and stored as pickles
+    (the workers of either version read the same rows)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import multilevel
+
+    out = {}
+    for name, (dataset, formula, kwargs) in cases.items():
+        if "(" in dataset:
+            path = folder / f"{name}.pkl"
+            eval(dataset, vars(multilevel)).to_pickle(path)  # noqa: S307 - our own constants
+            dataset = str(path)
+        out[name] = (dataset, formula, kwargs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default="5923094")
@@ -91,6 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     cases = {name: CASES[name] for name in args.cases}
     with tempfile.TemporaryDirectory() as folder:
+        cases = simulated(cases, Path(folder))
         old = Path(folder) / "before"
         subprocess.run(
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.before],
