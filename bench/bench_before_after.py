@@ -7,10 +7,12 @@ cost speed or change an optimum).
 The `before` revision is checked out (git worktree) into a temporary folder; each round runs
 one subprocess per version, alternating which goes first, and each subprocess fits every case
 once untimed (imports, caches) and then `repeats` times. The table shows each version's median
-wall time over all its timed fits, the ratio before / after (above 1: faster now), the largest
-difference in deviance between the two and each version's peak memory (ru_maxrss of the
-subprocess, so imports included). Data: the bundled cbpp, contraception and VerbAgg, and the
-nested and crossed simulations of bench/multilevel.py (made by this tree's bench/ for both).
+CPU time (process time, BLAS on one thread: on a shared machine it varies far less than wall
+time, which other processes' load inflates at random) over all its timed fits, the ratio
+before / after (above 1: faster now), the largest difference in deviance between the two and
+each version's peak memory (ru_maxrss of the subprocess, so imports included). Data: the
+bundled cbpp, contraception and VerbAgg, and the nested and crossed simulations of
+bench/multilevel.py (made by this tree's bench/ for both).
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ for name, (dataset, formula, kwargs) in cases.items():
     result = g.fit(formula, data, **kwargs)
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         result = g.fit(formula, data, **kwargs)
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     out[name] = {"times": times, "deviance": -2 * float(result.llf)}
 out["_file"] = g.__file__
 out["_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -78,7 +80,13 @@ print(json.dumps(out))
 def run(src: Path, cases: dict, repeats: int) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", WORKER, json.dumps(cases), str(repeats)],
-        env={"PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        env={
+            "PYTHONPATH": str(src),
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -129,7 +137,8 @@ def main() -> None:
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=True
             )
     print(f"before = {args.before}, after = this tree; {args.rounds} rounds x {args.repeats} fits")
-    print(f"{'case':26s} {'before ms':>10s} {'after ms':>10s} {'ratio':>7s} {'max |d dev|':>12s}")
+    head = f"{'case':26s} {'before cpu ms':>13s} {'after cpu ms':>13s}"
+    print(f"{head} {'ratio':>7s} {'max |d dev|':>12s}")
     for name in cases:
         med = {
             label: 1000 * statistics.median(t for one in runs[label] for t in one[name]["times"])
@@ -141,7 +150,7 @@ def main() -> None:
             for b in runs["after"]
         )
         ratio = med["before"] / med["after"]
-        print(f"{name:26s} {med['before']:10.1f} {med['after']:10.1f} {ratio:7.2f} {dev:12.2e}")
+        print(f"{name:26s} {med['before']:13.1f} {med['after']:13.1f} {ratio:7.2f} {dev:12.2e}")
     for label in runs:
         print(f"{label}: {runs[label][0]['_file']}")
         peak = max(one["_peak_mb"] for one in runs[label])
