@@ -12,6 +12,7 @@ specs, which re-apply stateful transforms (scale, center, poly, bs) with the fit
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -286,6 +287,13 @@ def _is_categorical(series: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 
 
+@functools.lru_cache(maxsize=256)
+def formula_terms(expr: str) -> tuple[Any, ...]:
+    """formulaic's terms of a right-hand side, parsed once per text (a refit, a bootstrap or a
+    power simulation builds the same formula again)."""
+    return tuple(Formula(expr))
+
+
 def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = None) -> None:
     """Refuse a design that would be absurdly wide before formulaic builds it.
 
@@ -293,7 +301,7 @@ def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = No
     the rows of a design built piece by piece (a Dask fit; frame then only carries the
     levels), which bounds its columns but not its values."""
     try:
-        terms = list(Formula(expr))
+        terms = formula_terms(expr)
     except Exception as exc:  # noqa: BLE001
         raise formulaic_error(f"{what} '{expr}'", exc) from None
     total = 0

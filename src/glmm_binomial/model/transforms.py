@@ -127,11 +127,16 @@ def materialize(expr: str, frame: pd.DataFrame, what: str) -> tuple[FloatArray, 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            mm = model_matrix(expr, frame, na_action="ignore", context=FORMULA_CONTEXT)
+            # numpy output: the same values and spec, without building a DataFrame.
+            mm = model_matrix(
+                expr, frame, na_action="ignore", context=FORMULA_CONTEXT, output="numpy"
+            )
     except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
         raise formulaic_error(f"{what} '{expr}'", exc) from None
-    names = [r_name(str(c)) for c in mm.columns]
+    names = [r_name(str(c)) for c in mm.model_spec.column_names]
     values = np.asarray(mm, dtype=np.float64)
+    if values.ndim == 1:  # a matrix of one column may come back flat
+        values = values[:, None]
     return values, names, mm.model_spec
 
 

@@ -61,12 +61,24 @@ def row_dot(a: FloatArray, b: FloatArray) -> FloatArray:
 
 def row_matvec(m: FloatArray, v: FloatArray) -> FloatArray:
     """m[i] @ v[i] for each row i: (n, c, d) with (n, d) -> (n, c), looping over c and d."""
-    return np.column_stack([row_dot(m[:, c, :], v) for c in range(m.shape[1])])
+    if m.shape[2] == 1:
+        # One inner column (a scalar random effect's 1 x 1 blocks): one product, the same
+        # numbers as the loop.
+        return m[:, :, 0] * v
+    out = np.empty((m.shape[0], m.shape[1]))
+    for c in range(m.shape[1]):
+        out[:, c] = row_dot(m[:, c, :], v)
+    return out
 
 
 def row_rmatvec(m: FloatArray, v: FloatArray) -> FloatArray:
     """m[i]' @ v[i] for each row i: (n, c, d) with (n, c) -> (n, d)."""
-    return np.column_stack([row_dot(m[:, :, d], v) for d in range(m.shape[2])])
+    if m.shape[1] == 1:
+        return m[:, 0, :] * v
+    out = np.empty((m.shape[0], m.shape[2]))
+    for d in range(m.shape[2]):
+        out[:, d] = row_dot(m[:, :, d], v)
+    return out
 
 
 def _t(m: FloatArray) -> FloatArray:
@@ -413,7 +425,10 @@ class Structure:
 
     def group_sums(self, values: FloatArray) -> FloatArray:
         """Sums of the columns of values (n x c) within the first part's levels: n1 x c."""
-        return np.column_stack([self.level_sum(values[:, c]) for c in range(values.shape[1])])
+        out = np.empty((self.n1, values.shape[1]))
+        for c in range(values.shape[1]):
+            out[:, c] = self.level_sum(values[:, c])
+        return out
 
     def weighted_cross_products(self, w: FloatArray) -> FloatArray:
         """S_j = sum over rows of level j of w_i z_i z_i' for the first part's raw columns:
@@ -448,7 +463,9 @@ class Structure:
     ) -> tuple[FloatArray, FloatArray]:
         """(Z Lambda)' r split as (n1 x k1, q2)."""
         # Column by column: contiguous products sum faster than group_sums on an n x k1 array.
-        t1 = np.column_stack([self.level_sum(a1[:, c] * r) for c in range(self.k1)])
+        t1 = np.empty((self.n1, self.k1))
+        for c in range(self.k1):
+            t1[:, c] = self.level_sum(a1[:, c] * r)
         if not self.r2:
             return t1, np.zeros(0)
         t2 = np.bincount(
