@@ -11,6 +11,7 @@ from glmm_binomial.methods.laplace import LaplaceObjective, fit_laplace
 from glmm_binomial.model.design import build_model
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
+    glm_information_and_score,
     minimize_deviance,
     optimum_check,
     start_point,
@@ -85,3 +86,19 @@ def test_tolerances_are_recorded():
     ):
         assert tolerances[name] == getattr(CONTROL, name)
     assert output.converged
+
+
+def test_a_given_start_is_whitened_by_the_glm_information_there_without_a_glm_fit():
+    data = datasets.load("cbpp")
+    model, _ = build_model("cbind(incidence, size - incidence) ~ period + (1 | herd)", data)
+    control = OptimizerControl()
+    theta, beta = np.array([0.6]), np.array([-1.4, -1.0, -1.1, -1.6])
+    begin = start_point(model, control, theta, beta)
+    np.testing.assert_array_equal(begin.beta, beta)
+    np.testing.assert_array_equal(begin.theta, theta)
+    information, _ = glm_information_and_score(model, beta)
+    np.testing.assert_allclose(begin.info_factor.T @ begin.info_factor, information, atol=1e-9)
+    # Without a start: lme4's (Lambda = I, beta from the GLM fit).
+    fresh = start_point(model, control)
+    np.testing.assert_array_equal(fresh.theta, [1.0])
+    assert not np.allclose(fresh.beta, beta)

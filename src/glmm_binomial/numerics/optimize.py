@@ -174,7 +174,17 @@ def start_point(
     beta: FloatArray | None = None,
 ) -> StartPoint:
     """lme4's start (Lambda = I, beta from the GLM), or the given theta and beta (an earlier
-    fit's estimates) with the GLM's information for the whitening."""
+    fit's estimates) with the GLM's information for the whitening (at the given beta: a
+    refit from estimates, as the bootstrap and power simulations make, needs no GLM fit)."""
+    if theta is not None and beta is not None and data.n_obs == data.x.shape[0]:
+        given = np.asarray(beta, dtype=np.float64)
+        information, _ = glm_information_and_score(data, given)
+        try:
+            factor = scipy.linalg.cholesky(information + 1e-12 * np.eye(len(given)), lower=False)
+        except (scipy.linalg.LinAlgError, ValueError):
+            factor = None
+        if factor is not None and np.all(np.isfinite(factor)):
+            return StartPoint(np.asarray(theta, dtype=np.float64), given, factor)
     beta_glm, info_factor = glm_start(data, control)
     return StartPoint(
         data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64),
