@@ -196,3 +196,19 @@ def test_clopper_pearson_matches_the_beta_quantiles():
     assert clopper_pearson(0, 10, 0.95)[0] == 0.0
     assert clopper_pearson(10, 10, 0.95)[1] == 1.0
     assert all(math.isnan(v) for v in clopper_pearson(0, 0, 0.95))
+
+
+def test_what_cannot_be_simulated_or_refitted_is_refused_before_simulating():
+    cbpp = g.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    # A prior with one SD per coefficient has none for the model without the tested column.
+    prior = {"fixef": "normal(sd = c(10, 2.5, 2.5, 2.5))"}
+    fit = g.fit(formula, cbpp, priors=prior)
+    with pytest.raises(ValueError, match="method='lrt' refits the model without period2"):
+        g.power_sim(fit, test="period2", nsim=2, method="lrt")
+    assert g.power_sim(fit, test="period2", nsim=2, seed=1).nsim == 2  # Wald needs no refit
+    shares = cbpp.assign(p=cbpp["incidence"] / cbpp["size"], w=1.5 * cbpp["size"])
+    with pytest.warns(g.GLMMWarning):
+        fractional = g.fit("p ~ period + (1 | herd)", shares, weights="w")
+    with pytest.raises(ValueError, match="whole numbers"):
+        g.power_sim(fractional, nsim=2)

@@ -130,3 +130,18 @@ def test_power_curve_plot(tmp_path):
     figure = curve.plot()
     figure.savefig(tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_the_table_lists_the_rows_of_the_design(nested_model):
+    grown = g.extend(nested_model, along="community", n=10)
+    table = grown.table()
+    assert len(table) == grown.n_obs == 120
+    assert list(table.columns) == [
+        *dict.fromkeys(b.group for b in grown.model.blocks),
+        "(Intercept)",
+        "x",
+        "trials",
+        "offset",
+    ]
+    assert table["community"].nunique() == 10
+    assert table["community:mother"].nunique() == 30

@@ -87,6 +87,20 @@ class PowerModel:
     def formula(self) -> str:
         return self.design.formula.text if self.design is not None else formula_of(self.model)
 
+    def table(self) -> pd.DataFrame:
+        """The design's rows: each grouping factor's level, the fixed-effects columns, the
+        trials and the offset (what a simulation draws responses for)."""
+        columns: dict[str, Any] = {}
+        for block in self.model.blocks:
+            if block.group not in columns:
+                levels = np.asarray(block.levels, dtype=object)
+                columns[block.group] = levels[block.codes]
+        for j, name in enumerate(self.model.fixed_names):
+            columns[name] = self.model.x[:, j]
+        columns["trials"] = self.model.trials
+        columns["offset"] = self.model.offset
+        return pd.DataFrame(columns)
+
     def with_effect(self, effect: Mapping[str, Any] | None) -> PowerModel:
         """The same model with some fixed effects set: {"age": -0.02}, a term of several
         columns to a sequence ({"livch": [0.5, 0.8, 0.8]}). None: unchanged."""

@@ -216,6 +216,14 @@ def plan_simulations(
 def make_plan(
     source: PowerModel, label: str, columns: tuple[int, ...], test: str, alpha: float
 ) -> SimulationPlan:
+    """The plan of simulations from `source` testing `columns` (named `label`) by `test`;
+    ValueError for what cannot be simulated or refitted (trials that are not whole numbers, a
+    model without the tested columns that the method refuses)."""
+    trials = source.model.trials
+    if not np.array_equal(trials, np.round(trials)):
+        raise ValueError(
+            "power simulation draws binomial counts: the trials (weights) must be whole numbers"
+        )
     sorted_model, _ = sorted_by_first_factor(source.model)
     reduced = None
     if test == "lrt":
@@ -225,6 +233,13 @@ def make_plan(
             x=np.ascontiguousarray(sorted_model.x[:, keep]),
             fixed_names=tuple(sorted_model.fixed_names[j] for j in keep),
         )
+        try:
+            source.method.check(reduced)
+        except ValueError as error:
+            raise ValueError(
+                f"method='lrt' refits the model without {label}, which the fit's method "
+                f"refuses: {error}"
+            ) from None
     names = [source.model.fixed_names[j] for j in columns]
     effect = pd.Series(source.beta[list(columns)], index=names, name="effect")
     return SimulationPlan(source, sorted_model, label, columns, test, alpha, reduced, effect)
