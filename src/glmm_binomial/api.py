@@ -8,8 +8,10 @@ A Dask DataFrame goes to glmm_binomial.distributed, imported only then.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from glmm_binomial.family import Family, make_family
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.options import FitOptions, fit_options
@@ -27,6 +29,8 @@ def fit(
     data: Any,
     *,
     method: str | Method = "laplace",
+    family: str | Family | None = None,
+    link: str | None = None,
     weights: Any = None,
     offset: Any = None,
     n_agq: int | None = None,
@@ -39,7 +43,12 @@ def fit(
     client: Any = None,
     options: FitOptions | None = None,
 ) -> GLMMResult:
-    """Fit a binomial GLMM (logit link) written in lme4's formula syntax.
+    """Fit a binomial GLMM written in lme4's formula syntax.
+
+    family: "binomial" (default) or "betabinomial" (glmmTMB's, with its dispersion phi
+    estimated), also as R writes it ("binomial(link = 'probit')"), or a Family object;
+    link: "logit" (default), "probit", "cloglog", "cauchit" or "log" (mu = e^eta <= 1 held).
+    Maximum likelihood ("laplace", "agq") fits every family and link; "vb" the binomial logit.
 
     method: "laplace" (maximum likelihood, Laplace approximation, as glmer nAGQ = 1), "agq"
     (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension,
@@ -71,12 +80,19 @@ def fit(
             control=control,
             pirls_control=pirls_control,
         )
+    chosen = make_family(family, link)
     if is_dask_frame(data):
+        if chosen != BINOMIAL_DEFAULT:
+            raise ValueError(
+                f"family {chosen.name!r} with link {chosen.link!r}: a Dask DataFrame is fitted "
+                "with the binomial logit only; fit the computed frame in memory "
+                "(glmm_binomial.fit(formula, ddf.compute(), ...))"
+            )
         from glmm_binomial.distributed.fit import fit_dask
 
         # stacklevel: the warnings point at the caller of fit().
         return fit_dask(formula, data, options, weights, offset, client, stacklevel=4)
-    model, design = build_model(formula, data, weights=weights, offset=offset)
+    model, design = build_model(formula, data, weights=weights, offset=offset, family=chosen)
     options.method.check(model, design)
     output = estimate(model, options)
     emit_fit_warnings(output.warnings)
@@ -89,6 +105,8 @@ def fit_model(
     model: ModelData,
     *,
     method: str | Method = "laplace",
+    family: str | Family | None = None,
+    link: str | None = None,
     n_agq: int | None = None,
     conf_level: float = 0.95,
     prior_fe_sd: float | None = None,
@@ -99,9 +117,11 @@ def fit_model(
     options: FitOptions | None = None,
 ) -> GLMMResult:
     """Fit a model already in numerical form (used by the spreadsheet front end); the
-    arguments are fit()'s."""
+    arguments are fit()'s (family and link, when given, replace the model's family)."""
     if not isinstance(model, ModelData):
         raise ValueError("model must be a ModelData")
+    if family is not None or link is not None:
+        model = dataclasses.replace(model, family=make_family(family, link))
     if options is None:
         options = fit_options(
             method,
@@ -117,6 +137,10 @@ def fit_model(
     output = estimate(model, options)
     emit_fit_warnings(output.warnings)
     return GLMMResult(model, output, conf_level=options.conf_level, method_object=options.method)
+
+
+BINOMIAL_DEFAULT = make_family()
+"""The default family (binomial, logit link)."""
 
 
 def estimate(model: ModelData, options: FitOptions) -> FitOutput:

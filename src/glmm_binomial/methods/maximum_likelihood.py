@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any
 
+from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Method, Start
 from glmm_binomial.methods.estimates import FitOutput, final_checks
 from glmm_binomial.methods.scaling import (
@@ -33,6 +34,10 @@ class LikelihoodMethod(Method):
     control_type = OptimizerControl
     control: OptimizerControl
     pirls_control: PirlsControl
+
+    def supports(self, family: Family) -> bool:
+        """Maximum likelihood takes every family and link (glmm_binomial.family)."""
+        return True
 
     @property
     @abstractmethod

@@ -1,7 +1,8 @@
 """One entry point for confidence intervals of every parameter: Wald, profile or bootstrap.
 
 Rows are lme4's parameter names in lme4's order (`sd_<term>|<group>`, `cor_<a>.<b>|<group>`
-per block, then the fixed effects); columns `lower` and `upper`.
+per block, then the beta-binomial's dispersion `phi`, then the fixed effects); columns `lower`
+and `upper`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ METHODS = ("wald", "profile", "boot")
 
 
 def covariance_parameter_names(result: GLMMResult) -> list[str]:
-    """lme4's names of the SDs and correlations, in theta's layout."""
+    """lme4's names of the SDs and correlations, in theta's layout (then "phi" for the
+    beta-binomial family)."""
     names = []
     for block in result.model.blocks:
         rows, cols = block.lower_indices()
@@ -32,18 +34,22 @@ def covariance_parameter_names(result: GLMMResult) -> list[str]:
                 names.append(f"sd_{block.terms[r]}|{block.group}")
             else:
                 names.append(f"cor_{block.terms[r]}.{block.terms[c]}|{block.group}")
+    if result.model.family.n_parameters:
+        names.append("phi")
     return names
 
 
 def covariance_values(model: ModelData, theta: NDArray[np.float64]) -> NDArray[np.float64]:
     """SDs and correlations of the random effects at theta, in theta's layout (NaN for a
-    correlation with a zero SD)."""
+    correlation with a zero SD), then the beta-binomial's phi = exp(theta's tail)."""
     values: list[float] = []
     for block, lam in zip(model.blocks, model.lambdas(theta), strict=True):
         sd, corr = sd_correlation(lam @ lam.T)
         rows, cols = block.lower_indices()
         for r, c in zip(rows, cols, strict=True):
             values.append(float(sd[r]) if r == c else float(corr[r, c]))
+    if model.family.n_parameters:
+        values.extend(np.exp(np.asarray(theta)[model.family_slice]).tolist())
     return np.array(values, dtype=np.float64)
 
 
@@ -59,15 +65,21 @@ def all_parameters(result: GLMMResult) -> pd.Series:
 
 
 def wald_confint(result: GLMMResult, level: float) -> pd.DataFrame:
-    """Wald intervals of the fixed effects; NaN for the covariance parameters (as lme4)."""
+    """Wald intervals of the fixed effects; NaN for the covariance parameters (as lme4); the
+    beta-binomial's phi on the log scale, exp(log phi -+ z SE(log phi)) (glmmTMB's)."""
     estimates = all_parameters(result)
     n_cov = len(estimates) - len(result.params)
     se = np.concatenate([np.full(n_cov, np.nan), result.bse.to_numpy()])
     q = stats.norm.ppf(0.5 + level / 2.0)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {"lower": estimates.to_numpy() - q * se, "upper": estimates.to_numpy() + q * se},
         index=pd.Index(estimates.index, name="parameter"),
     )
+    phi, phi_se = result.phi, result.phi_se
+    if phi is not None and phi_se is not None:
+        log_se = phi_se / phi
+        table.loc["phi"] = [phi * np.exp(-q * log_se), phi * np.exp(q * log_se)]
+    return table
 
 
 def confint(

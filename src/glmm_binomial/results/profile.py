@@ -14,6 +14,9 @@ correlation is the correlation of the block's first two terms; a correlation of 
 profiled on a copy of the model whose block lists those two terms first (the deviance depends
 on the covariance only, not on the order of the terms).
 
+The beta-binomial's dispersion phi is profiled as `phi` (on its own scale, held above
+ProfileControl.phi_lower; the deviance is evaluated at log phi, theta's tail).
+
 If a re-fit finds a deviance below the fit's (the fit stopped short, as lme4's does when it
 reports "profiling detected new, lower deviance"), the profile moves to the better optimum and
 starts again, and says so in `warnings`.
@@ -50,7 +53,8 @@ class ProfileControl:
     step: the parameter's Wald standard error on the profile scale). hessian_step: relative
     finite-difference step of the Hessian that scales the re-fits. correlation_limit: how close
     to -1 / 1 partial correlations may go. lower_deviance_tol: a re-fit this far below the
-    minimum counts as a better optimum; max_restarts caps the restarts from one.
+    minimum counts as a better optimum; max_restarts caps the restarts from one. phi_lower:
+    the smallest beta-binomial phi the profile visits.
     """
 
     xtol: float = 1e-6
@@ -61,6 +65,7 @@ class ProfileControl:
     correlation_limit: float = 1.0 - 1e-8
     lower_deviance_tol: float = 1e-5
     max_restarts: int = 3
+    phi_lower: float = 1e-6
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class ParameterProfile:
     excess)) and the interval at `conf_level`."""
 
     name: str
-    kind: str  # "sd", "cor" or "fixed"
+    kind: str  # "sd", "cor", "phi" or "fixed"
     estimate: float
     values: FloatArray
     zeta: FloatArray
@@ -160,8 +165,8 @@ def _permuted(model: ModelData, t: int, order: Sequence[int]) -> ModelData:
 @dataclass
 class _Coordinates:
     """The deviance of one model in profile coordinates p = (per block: SDs, partial
-    correlations; then beta), with its exact gradient (the Jacobian of theta in p by complex
-    steps)."""
+    correlations; then the family's phi; then beta), with its exact gradient (the Jacobian of
+    theta in p by complex steps; log phi' = 1 / phi)."""
 
     model: ModelData
     objective: LaplaceObjective
@@ -172,7 +177,7 @@ class _Coordinates:
     _hessian: tuple[bytes, FloatArray] | None = None
 
     @classmethod
-    def build(cls, model: ModelData, limit: float) -> _Coordinates:
+    def build(cls, model: ModelData, limit: float, phi_lower: float = 1e-6) -> _Coordinates:
         lower: list[float] = []
         upper: list[float] = []
         kinds: list[str] = []
@@ -180,6 +185,10 @@ class _Coordinates:
             lower += [0.0] * b.k + [-limit] * (b.n_theta - b.k)
             upper += [np.inf] * b.k + [limit] * (b.n_theta - b.k)
             kinds += ["sd"] * b.k + ["cor"] * (b.n_theta - b.k)
+        n_family = model.family.n_parameters
+        lower += [phi_lower] * n_family
+        upper += [np.inf] * n_family
+        kinds += ["phi"] * n_family
         n_var = len(lower)
         lower += [-np.inf] * model.n_fixed
         upper += [np.inf] * model.n_fixed
@@ -191,14 +200,16 @@ class _Coordinates:
             _block_parameters(b, theta[s])
             for b, s in zip(self.model.blocks, self.model.theta_slices(), strict=True)
         ]
-        return np.concatenate([*parts, beta])
+        family = np.exp(np.asarray(theta)[self.model.family_slice])
+        return np.concatenate([*parts, family, beta])
 
     def theta(self, p: FloatArray) -> FloatArray:
         parts = [
             _block_theta(b, p[s])
             for b, s in zip(self.model.blocks, self.model.theta_slices(), strict=True)
         ]
-        return np.concatenate(parts).real.astype(np.float64) if parts else np.zeros(0)
+        parts.append(np.log(np.asarray(p[self.model.family_slice], dtype=np.float64)))
+        return np.concatenate(parts).real.astype(np.float64)
 
     def deviance_and_gradient(self, p: FloatArray) -> tuple[float, FloatArray]:
         model = self.model
@@ -216,6 +227,8 @@ class _Coordinates:
                 shifted[j] += 1j * step
                 jac[:, j] = _block_theta(b, shifted).imag / step
             grad[s] = jac.T @ g_theta[s]
+        family = model.family_slice
+        grad[family] = g_theta[family] / p[family]
         if not np.isfinite(dev) or not np.all(np.isfinite(grad)):
             return float("inf"), np.zeros(len(p))
         return float(dev), grad
@@ -258,10 +271,10 @@ class _Target:
     index: int  # in p
 
 
-def _targets(model: ModelData, limit: float) -> list[_Target]:
+def _targets(model: ModelData, limit: float, phi_lower: float = 1e-6) -> list[_Target]:
     """Every parameter in lme4's order: per block, SDs and correlations in theta's layout
     (sd_1, cor_2.1, ..., sd_2, ...), then the fixed effects."""
-    base = _Coordinates.build(model, limit)
+    base = _Coordinates.build(model, limit, phi_lower)
     out: list[_Target] = []
     cache: dict[tuple[int, int, int], _Coordinates] = {}
     for t, (b, s) in enumerate(zip(model.blocks, model.theta_slices(), strict=True)):
@@ -276,9 +289,11 @@ def _targets(model: ModelData, limit: float) -> list[_Target]:
                 order = [int(c), int(r)] + [i for i in range(b.k) if i not in (r, c)]
                 key = (t, int(c), int(r))
                 if key not in cache:
-                    cache[key] = _Coordinates.build(_permuted(model, t, order), limit)
+                    cache[key] = _Coordinates.build(_permuted(model, t, order), limit, phi_lower)
                 coords, index = cache[key], s.start + b.k
             out.append(_Target(f"cor_{b.terms[r]}.{b.terms[c]}|{b.group}", "cor", coords, index))
+    for j in range(model.family.n_parameters):
+        out.append(_Target("phi", "phi", base, model.n_covariance + j))
     for j, name in enumerate(model.fixed_names):
         out.append(_Target(name, "fixed", base, base.n_var + j))
     return out
@@ -304,8 +319,9 @@ def profile(
     """Profile the Laplace deviance of a fit over each parameter.
 
     which: parameter names (lme4's: `sd_<term>|<group>`, `cor_<a>.<b>|<group>`, fixed-effect
-    names), or "theta_" for all covariance parameters, "beta_" for all fixed effects; None:
-    all. Returns the profiles with the intervals at `conf_level`."""
+    names, "phi" for the beta-binomial's dispersion), or "theta_" for all covariance
+    parameters (and phi), "beta_" for all fixed effects; None: all. Returns the profiles with
+    the intervals at `conf_level`."""
     _check(result, conf_level)
     control = control or ProfileControl()
     model = result.model
@@ -315,12 +331,12 @@ def profile(
             "use Wald intervals (confint(method='wald')), or fit the computed frame in memory "
             "(glmm_binomial.fit(formula, ddf.compute()))"
         )
-    targets = _targets(model, control.correlation_limit)
+    targets = _targets(model, control.correlation_limit, control.phi_lower)
     names = [t.name for t in targets]
     if which is None:
         chosen = targets
     elif isinstance(which, str) and which in ("theta_", "beta_"):
-        kinds = ("sd", "cor") if which == "theta_" else ("fixed",)
+        kinds = ("sd", "cor", "phi") if which == "theta_" else ("fixed",)
         chosen = [t for t in targets if t.kind in kinds]
     else:
         wanted = [which] if isinstance(which, str) else list(which)
@@ -336,7 +352,7 @@ def profile(
     warnings: list[str] = []
     # Check the optimum first (a fit stopped short would shift every interval): a short
     # bound-constrained search from the estimates, kept only if it lowers the deviance.
-    base = _Coordinates.build(model, control.correlation_limit)
+    base = _Coordinates.build(model, control.correlation_limit, control.phi_lower)
     p0 = base.from_theta_beta(theta, beta)
     deviance0 = base.deviance_and_gradient(p0)[0]
     p1 = _minimize_all(base, p0, control)
@@ -353,7 +369,7 @@ def profile(
         except _BetterOptimum as better:
             found = better.coords
             theta = _permuted_theta(found.model, model, found.theta(better.p))
-            base = _Coordinates.build(model, control.correlation_limit)
+            base = _Coordinates.build(model, control.correlation_limit, control.phi_lower)
             p = _minimize_all(base, base.from_theta_beta(theta, better.p[found.n_var :]), control)
             theta, beta = base.theta(p), p[base.n_var :]
             warnings.append(
@@ -420,6 +436,7 @@ def _permuted_theta(original: ModelData, permuted: ModelData, theta: FloatArray)
         new = _psd_cholesky(sigma)
         rows, cols = b.lower_indices()
         parts.append(new[rows, cols])
+    parts.append(np.asarray(theta)[original.family_slice])
     return np.concatenate(parts)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
-from glmm_binomial.family import inverse_link
+from glmm_binomial.family import Family, inverse_link
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.registry import make_method
@@ -33,11 +33,11 @@ FloatArray = NDArray[np.float64]
 
 
 class GLMMResult(ResultsAPI):
-    """Result of a binomial GLMM fit (logit link).
+    """Result of a binomial (or beta-binomial) GLMM fit.
 
-    Fixed effects are on the log-odds scale; random-effect variances and SDs are of the random
-    effects on the log-odds scale. For method "vb", estimates are posterior means and standard
-    errors posterior SDs.
+    Fixed effects are on the link scale (log-odds for the logit link; ``family``, ``link``);
+    random-effect variances and SDs are of the random effects on that scale. For method "vb",
+    estimates are posterior means and standard errors posterior SDs.
     """
 
     _model: ModelData
@@ -91,6 +91,43 @@ class GLMMResult(ResultsAPI):
     @property
     def n_agq(self) -> int:
         return self._fit.n_agq
+
+    @property
+    def family(self) -> str:
+        """The family as R names it: "binomial" or "betabinomial"."""
+        return self._model.family.name
+
+    @property
+    def link(self) -> str:
+        """The link: "logit", "probit", "cloglog", "cauchit" or "log"."""
+        return self._model.family.link
+
+    @property
+    def fitted_family(self) -> Family:
+        """The family object at the estimates (the beta-binomial with its phi)."""
+        return self._model.family_at(self._fit.theta)
+
+    @property
+    def phi(self) -> float | None:
+        """The beta-binomial dispersion phi (glmmTMB's sigma(): Var k = m mu (1 - mu)
+        (1 + (m - 1) / (phi + 1))); None for the binomial family, which has none."""
+        model = self._model
+        if not model.family.n_parameters:
+            return None
+        return float(np.exp(self._fit.theta[model.family_slice][0]))
+
+    @property
+    def phi_se(self) -> float | None:
+        """Standard error of phi by the delta method, phi * SE(log phi), SE(log phi) from the
+        inverse Hessian (NaN where that is not available); None for the binomial family."""
+        phi = self.phi
+        if phi is None:
+            return None
+        cov = self._fit.theta_cov
+        index = self._model.family_slice.start
+        if cov is None or not np.isfinite(cov[index, index]) or cov[index, index] < 0:
+            return float("nan")
+        return float(phi * np.sqrt(cov[index, index]))
 
     @property
     def formula(self) -> str:
@@ -174,7 +211,8 @@ class GLMMResult(ResultsAPI):
         p = 2.0 * stats.norm.sf(np.abs(z))
         q = stats.norm.ppf(0.5 + level / 2.0)
         with np.errstate(over="ignore"):  # a diverging (separated) estimate: odds ratio inf
-            odds_ratio = np.exp(est)
+            # exp(beta) is an odds ratio under the logit link only.
+            odds_ratio = np.exp(est) if self.link == "logit" else np.full(len(est), np.nan)
         return pd.DataFrame(
             {
                 "estimate": est,
@@ -207,7 +245,8 @@ class GLMMResult(ResultsAPI):
     # --- random effects ---------------------------------------------------------------------
     @property
     def theta(self) -> FloatArray:
-        """Relative covariance factor parameters in lme4's layout (copy)."""
+        """Relative covariance factor parameters in lme4's layout (copy), followed for the
+        beta-binomial family by log phi (the optimizer's parameters before beta)."""
         return self._fit.theta.copy()
 
     def covariance_matrices(self) -> list[FloatArray]:
@@ -324,8 +363,9 @@ class GLMMResult(ResultsAPI):
         conditional covariance of the row's level (``ranef_cov()``); the fixed and random parts
         are treated as independent (their covariance is ignored, as lme4's
         predict(se.fit=TRUE) and merTools do). A level not seen in the fit has a zero effect
-        and contributes zero variance. For type="response" the se is transformed by the delta
-        method, se * mu (1 - mu)."""
+        and contributes zero variance. type="response" applies the family's inverse link
+        (expit for the logit, Phi for the probit, ...) and the delta method, se * d mu / d eta
+        (se * mu (1 - mu) for the logit)."""
         if type not in ("response", "link"):
             raise ValueError("type must be 'response' or 'link'")
         chosen = self._chosen_blocks(re)
@@ -337,7 +377,7 @@ class GLMMResult(ResultsAPI):
             fitted, fitted_var = self._linear_predictor(
                 model.x, model.offset, random, chosen, se_fit
             )
-            return _predict_output(fitted, fitted_var, type, None)
+            return _predict_output(fitted, fitted_var, type, None, model.family)
         if self._design is None:
             raise ValueError("predict with newdata needs a model fitted from a formula")
         design = new_data_design(self._design, newdata, offset, random=chosen)
@@ -355,7 +395,7 @@ class GLMMResult(ResultsAPI):
             var = np.full(design.complete.shape[0], np.nan)
             var[design.complete] = var_complete
         index = design.index if isinstance(newdata, pd.DataFrame) else None
-        return _predict_output(eta, var, type, index)
+        return _predict_output(eta, var, type, index, self._model.family)
 
     def _chosen_blocks(self, re: Any) -> tuple[int, ...]:
         """Indices of the random blocks that ``re`` asks predict to add."""
@@ -435,17 +475,22 @@ class GLMMResult(ResultsAPI):
 
 
 def _predict_output(
-    eta: FloatArray, var: FloatArray | None, type: str, index: pd.Index | None
+    eta: FloatArray, var: FloatArray | None, type: str, index: pd.Index | None, family: Family
 ) -> Any:
     """predict's return value: values (a Series when index is given), or with var the fit and
-    its se as a DataFrame (index given) or an n x 2 array; response-scale se by the delta
-    method, se * mu (1 - mu)."""
-    values = eta if type == "link" else inverse_link(eta)
+    its se as a DataFrame (index given) or an n x 2 array; response values by the family's
+    inverse link, their se by the delta method, se * d mu / d eta (se * mu (1 - mu) for the
+    logit)."""
+    logit = family.link == "logit"
+    if type == "link":
+        values = eta
+    else:
+        values = inverse_link(eta) if logit else family.inverse_link(eta)
     if var is None:
         return values if index is None else pd.Series(values, index=index, name=type)
     se = np.sqrt(var)
     if type == "response":
-        se = se * values * (1.0 - values)
+        se = se * values * (1.0 - values) if logit else se * family.mu_eta(eta)
     if index is None:
         return np.column_stack([values, se])
     return pd.DataFrame({"fit": values, "se_fit": se}, index=index)
