@@ -21,6 +21,7 @@ import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
 
+from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
 
 FloatArray = NDArray[np.float64]
@@ -221,6 +222,13 @@ def start_point(
     fit's estimates) with the GLM's information for the whitening."""
     beta_glm, info_factor = glm_start(data, control)
     theta_start = data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64)
+    scale = data.family.start_scale
+    if theta is None and scale != 1.0:
+        # lme4's Lambda = I on the link's own scale (the probit's eta is about 0.55 times the
+        # logit's), for the unstructured blocks whose theta is all scale.
+        for block, where in zip(data.blocks, data.theta_slices(), strict=True):
+            if isinstance(block.covariance, Unstructured):
+                theta_start[where] *= scale
     if theta is None and data.family.n_parameters:
         # The family's parameters (log phi) from the moments about the GLM's fit.
         eta = data.x @ beta_glm + data.offset
