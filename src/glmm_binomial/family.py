@@ -596,13 +596,13 @@ class ProbitLink(_SymmetricLink):
         return low, np.exp(gauss, out=gauss)
 
     @staticmethod
-    def tail(a: FloatArray) -> tuple[NDArray[np.intp], FloatArray] | None:
-        """The rows beyond PROBIT_TAIL and erfcx(a / sqrt 2) / 2 there, or None."""
+    def tail(a: FloatArray) -> tuple[NDArray[np.bool_], FloatArray] | None:
+        """Where a is beyond PROBIT_TAIL (a mask of a's shape) and erfcx(a / sqrt 2) / 2 there,
+        or None."""
         beyond = a > PROBIT_TAIL
         if not beyond.any():
             return None
-        rows = np.flatnonzero(beyond)
-        return rows, 0.5 * special.erfcx(SQRT_HALF * a[rows])
+        return beyond, 0.5 * special.erfcx(SQRT_HALF * a[beyond])
 
     def log_tails(self, a: FloatArray) -> tuple[FloatArray, FloatArray]:
         low, _ = self.state(a)
@@ -610,8 +610,8 @@ class ProbitLink(_SymmetricLink):
             log_low = np.log(low)
         far = self.tail(a)
         if far is not None:
-            rows, half_e1 = far
-            log_low[rows] = np.log(half_e1) - 0.5 * a[rows] ** 2
+            beyond, half_e1 = far
+            log_low[beyond] = np.log(half_e1) - 0.5 * a[beyond] ** 2
         return log_low, np.log1p(-low)
 
     def evaluate(
@@ -624,9 +624,9 @@ class ProbitLink(_SymmetricLink):
             log_low = np.log(low)
             h_low = gauss / low
         if far is not None:
-            rows, half_e1 = far
-            log_low[rows] = np.log(half_e1) - 0.5 * a[rows] ** 2
-            h_low[rows] = 1.0 / half_e1
+            beyond, half_e1 = far
+            log_low[beyond] = np.log(half_e1) - 0.5 * a[beyond] ** 2
+            h_low[beyond] = 1.0 / half_e1
         h_low *= INV_SQRT_2PI
         high = np.subtract(1.0, low)  # Phi(a)
         difference = np.log1p(-low)
@@ -668,10 +668,9 @@ class ProbitLink(_SymmetricLink):
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_p = np.log(p)
                 h = np.divide(gauss, p, out=gauss)
-            rows = np.flatnonzero(beyond)
-            half_e1 = 0.5 * special.erfcx(-SQRT_HALF * x[rows])
-            log_p[rows] = np.log(half_e1) - 0.5 * x[rows] ** 2
-            h[rows] = 1.0 / half_e1
+            half_e1 = 0.5 * special.erfcx(-SQRT_HALF * x[beyond])
+            log_p[beyond] = np.log(half_e1) - 0.5 * x[beyond] ** 2
+            h[beyond] = 1.0 / half_e1
         h *= INV_SQRT_2PI
         return p, log_p, h
 
@@ -720,8 +719,8 @@ class ProbitLink(_SymmetricLink):
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 h_low = gauss / low
-            rows, half_e1 = far
-            h_low[rows] = 1.0 / half_e1
+            beyond, half_e1 = far
+            h_low[beyond] = 1.0 / half_e1
         h_low *= INV_SQRT_2PI
         h_high = np.subtract(1.0, low)
         np.divide(gauss, h_high, out=h_high)
@@ -864,9 +863,8 @@ class CloglogLink(LinkFunctions):
         direct -= t
         small = t < CLOGLOG_SERIES_T
         if small.any():
-            rows = np.flatnonzero(small)
-            near = t[rows]
-            direct[rows] = -near * (0.5 + near * (1.0 / 12.0) - near**3 * (1.0 / 720.0))
+            near = t[small]
+            direct[small] = -near * (0.5 + near * (1.0 / 12.0) - near**3 * (1.0 / 720.0))
         return direct
 
     def _q(self, eta: FloatArray) -> tuple[FloatArray, FloatArray]:

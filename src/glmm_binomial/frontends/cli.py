@@ -79,7 +79,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _fit_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Fit a binomial GLMM (logit link) written in lme4's formula syntax.",
+        description="Fit a binomial GLMM written in lme4's formula syntax.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -98,6 +98,15 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--sheet", help="worksheet of an .xlsx file (name or 0-based index)")
     parser.add_argument("--method", choices=METHODS, default="laplace")
     parser.add_argument("--n-agq", type=int, default=1, help="quadrature points (method agq)")
+    parser.add_argument(
+        "--family",
+        default="binomial",
+        help="binomial (default) or betabinomial (its dispersion phi estimated), also as R "
+        "writes it: \"binomial(link = 'probit')\"",
+    )
+    parser.add_argument(
+        "--link", help="logit (default), probit, cloglog, cauchit or log (laplace and agq)"
+    )
     parser.add_argument("--weights", help="column holding prior weights / trials")
     parser.add_argument("--offset", help="column holding an offset")
     parser.add_argument(
@@ -326,6 +335,12 @@ def _fit_command(args: argparse.Namespace) -> int:
                 raise CommandError(f"--{option.replace('_', '-')} writes .csv, .json or .xlsx")
     if args.predict_out and not args.predict:
         raise CommandError("--predict-out needs --predict NEWDATA")
+    from glmm_binomial.family import make_family
+
+    try:
+        family = make_family(args.family, args.link)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     frame, name = _load(args, data)
     from glmm_binomial.api import fit
 
@@ -334,6 +349,7 @@ def _fit_command(args: argparse.Namespace) -> int:
             formula,
             frame,
             method=args.method,
+            family=family,
             n_agq=args.n_agq,
             weights=args.weights,
             offset=args.offset,

@@ -36,6 +36,7 @@ ARGUMENT_DOCS = {
     "fit_intercept": "optional TRUE/FALSE (default TRUE): add a fixed intercept",
     "alpha": "optional, default 0.05: intervals at level 1 - alpha",
     "method": 'optional "vb" (default), "laplace" or "agq"',
+    "link": 'optional "logit" (default), "probit", "cloglog" or "cauchit" (laplace, agq)',
 }
 
 
@@ -54,10 +55,12 @@ def decorate(func: Callable[..., Any] | None = None, arg: Callable[..., Any] | N
         fit_intercept: Any = None,
         alpha: Any = None,
         method: Any = None,
+        link: Any = None,
     ) -> Any:
-        """Binomial GLMM (logit link, random intercept per group, optional independent random
-        slopes): a table of coefficients, variance components, log-likelihood, AIC and BIC."""
-        return glmm_binomial(y, x, groups, x_random, fit_intercept, alpha, method)
+        """Binomial GLMM (logit link by default, random intercept per group, optional
+        independent random slopes): a table of coefficients, variance components,
+        log-likelihood, AIC and BIC."""
+        return glmm_binomial(y, x, groups, x_random, fit_intercept, alpha, method, link)
 
     # Excel shows the docstring as the function's description: one line.
     GLMM_BINOMIAL.__doc__ = " ".join((GLMM_BINOMIAL.__doc__ or "").split())

@@ -1,6 +1,6 @@
 """GLMM_BINOMIAL: the spreadsheet function (contract: shared/spec/GLMM_BINOMIAL.md).
 
-    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method])
+    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method], [link])
 
 A front end: it reads spreadsheet ranges (2D lists), builds ModelData directly (fixed effects
 ``intercept``, ``x1``, ``x2``, ...; a random intercept per group and, for each x_random column,
@@ -24,10 +24,13 @@ Input conventions (decided here, documented for users), accepting what spreadshe
   rejected.
 - fit_intercept, alpha and method accept a scalar or a 1 x 1 range; None, "" or an empty cell
   (an omitted argument) means the default, also for x_random. fit_intercept accepts TRUE/FALSE
-  and 1/0. method is case-insensitive.
+  and 1/0. method and link are case-insensitive. link is "logit" (default), "probit", "cloglog"
+  or "cauchit" for "laplace" and "agq"; the variational method fits the logit link only (another
+  link gets a message); the table's odds_ratio column is blank for links other than the logit.
 - A boolean in the x_random position is fit_intercept (example 3 of the contract); the later
   arguments then shift left where their types show it: a non-boolean in the fit_intercept
-  position is alpha, and text in the alpha position is method.
+  position is alpha, text in the alpha position is method, and then the name of a link in the
+  method position is link.
 - Whole ranges are converted with numpy; cells are looked at one by one only to word an error.
 
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
@@ -97,6 +100,10 @@ VB_NOTE = (
     "standard errors, tests and intervals"
 )
 
+#: The links of the contract (odds_ratio is shown for the logit only).
+LINKS = ("logit", "probit", "cloglog", "cauchit")
+DEFAULT_LINK = "logit"
+
 MSG_Y_BINARY = "Invalid input: y must contain only 0 or 1 values."
 MSG_ALPHA = "Invalid input: alpha must be between 0 and 1."
 MSG_ROWS = "Invalid input: y, x, and groups must have the same number of rows."
@@ -126,6 +133,7 @@ class _Request:
     fit_intercept: bool
     alpha: float
     method: str
+    link: str = DEFAULT_LINK
 
 
 def glmm_binomial(
@@ -136,18 +144,20 @@ def glmm_binomial(
     fit_intercept: Any = True,
     alpha: Any = 0.05,
     method: Any = "vb",
+    link: Any = "logit",
 ) -> Table | str:
-    """Binomial GLMM (logit link) for spreadsheet ranges: the 9-column result table or a message.
+    """Binomial GLMM for spreadsheet ranges: the 9-column result table or a message.
 
     y: n x 1 range of 0/1; x: n x p predictors; groups: n x 1 labels; x_random: n x k
     random-slope predictors (a random intercept is always included; all components are
     independent); fit_intercept: add a fixed intercept; alpha: intervals at level 1 - alpha;
     method: "vb" (variational Bayes, posterior means and SDs), "laplace" or "agq" (maximum
-    likelihood). Coefficients are on the log-odds scale; variances and SDs are of the random
-    effects on the log-odds scale. Never raises.
+    likelihood); link: "logit" (default), "probit", "cloglog" or "cauchit" ("laplace" and
+    "agq"). Coefficients are on the link's scale (log-odds for the logit); variances and SDs
+    are of the random effects on that scale. Never raises.
     """
     try:
-        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method)
+        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method, link)
     except _InputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
@@ -544,15 +554,35 @@ def _check_method(value: Any) -> str:
     return method
 
 
-def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any) -> tuple[Any, ...]:
+def _check_link(value: Any, method: str) -> str:
+    value = _scalar(value)
+    if _is_blank(value):
+        value = DEFAULT_LINK
+    choices = ", ".join(f'"{name}"' for name in LINKS)
+    if not isinstance(value, str):
+        raise _invalid(f"link must be text, one of {choices}; got {_show(value)}.")
+    link = value.strip().lower()
+    if link not in LINKS:
+        raise _invalid(f"link must be one of {choices}; got {_show(value)}.")
+    if link != DEFAULT_LINK and method == "vb":
+        raise _invalid(
+            f'link "{link}" is fitted by methods "laplace" and "agq"; method "vb" fits the '
+            "logit link only."
+        )
+    return link
+
+
+def _shift_arguments(
+    x_random: Any, fit_intercept: Any, alpha: Any, method: Any, link: Any = None
+) -> tuple[Any, ...]:
     """A boolean in the x_random position is fit_intercept (spreadsheet users skip x_random
     that way); later arguments shift left where their types say so. A blank x_random (None,
     "" or one empty cell) is an omitted one."""
     if _omitted(x_random):
-        return None, fit_intercept, alpha, method
+        return None, fit_intercept, alpha, method, link
     flag = _scalar(x_random)
     if not _is_bool(flag):
-        return x_random, fit_intercept, alpha, method
+        return x_random, fit_intercept, alpha, method, link
     given = _scalar(fit_intercept)
     if _is_bool(given):
         # fit_intercept's default is TRUE, so TRUE there cannot be told from an omission; FALSE
@@ -561,20 +591,31 @@ def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any)
             raise _invalid(
                 "x_random is TRUE, read as fit_intercept, but fit_intercept is also given as FALSE."
             )
-        return None, bool(flag), alpha, method
+        return None, bool(flag), alpha, method, link
     if _is_blank(given):
-        return None, bool(flag), alpha, method
-    # fit_intercept's position holds alpha, and alpha's (if text) holds method.
-    shifted_method = alpha if isinstance(_scalar(alpha), str) else method
-    return None, bool(flag), fit_intercept, shifted_method
+        return None, bool(flag), alpha, method, link
+    # fit_intercept's position holds alpha, alpha's (if text) holds method, and then method's
+    # (if text naming a link) holds link.
+    if isinstance(_scalar(alpha), str):
+        moved = _scalar(method)
+        names_link = isinstance(moved, str) and moved.strip().lower() in LINKS
+        return None, bool(flag), fit_intercept, alpha, moved if names_link else link
+    return None, bool(flag), fit_intercept, method, link
 
 
 def _validate(
-    y: Any, x: Any, groups: Any, x_random: Any, fit_intercept: Any, alpha: Any, method: Any
+    y: Any,
+    x: Any,
+    groups: Any,
+    x_random: Any,
+    fit_intercept: Any,
+    alpha: Any,
+    method: Any,
+    link: Any = None,
 ) -> _Request:
     """Check the arguments in a fixed order; the first problem found is reported."""
-    x_random, fit_intercept, alpha, method = _shift_arguments(
-        x_random, fit_intercept, alpha, method
+    x_random, fit_intercept, alpha, method, link = _shift_arguments(
+        x_random, fit_intercept, alpha, method, link
     )
     ranges = [_as_range("y", y), _as_range("x", x), _as_range("groups", groups)]
     if x_random is not None:
@@ -602,6 +643,7 @@ def _validate(
                 f"it has {_n_rows(random_rows)}."
             )
         random_values = _numeric("x_random", random_rows)
+    checked_method = _check_method(method)
     request = _Request(
         y=y_values,
         x=x_values,
@@ -610,7 +652,8 @@ def _validate(
         x_random=random_values,
         fit_intercept=_check_fit_intercept(fit_intercept),
         alpha=_check_alpha(alpha),
-        method=_check_method(method),
+        method=checked_method,
+        link=_check_link(link, checked_method),
     )
     _check_rank(_fixed_design(request), _fixed_names(request))
     return request
@@ -696,7 +739,10 @@ def _fit(data: ModelData, request: _Request) -> Any:
     from glmm_binomial.api import fit_model
 
     n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
-    return fit_model(data, options=fit_options(request.method, n_agq=n_agq))
+    options = fit_options(request.method, n_agq=n_agq)
+    if request.link == DEFAULT_LINK:
+        return fit_model(data, options=options)
+    return fit_model(data, options=options, link=request.link)
 
 
 def _interval(
@@ -792,6 +838,8 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     table.append(_row("n_obs", int(data.n_obs)))
     table.append(_row("n_groups", len(request.levels)))
     table.append(_row("method", request.method))
+    table.append(_row("family", str(result.family)))
+    table.append(_row("link", str(result.link)))
     if request.method == "vb":
         table.append(_row("note", VB_NOTE))
     if request.method == "agq":
@@ -827,7 +875,8 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
                 table.append(
                     _row(
                         "warning",
-                        f"the random-effect SD of {term} is {float(std_dev):.4g} on the log-odds "
+                        f"the random-effect SD of {term} is {float(std_dev):.4g} on the "
+                        f"{'log-odds' if request.link == DEFAULT_LINK else request.link} "
                         "scale: the groups (nearly) separate y (groups with only 0s or only 1s), "
                         "and maximum likelihood may have no finite estimate; treat these numbers "
                         'with caution (method "vb" keeps the SDs finite)',

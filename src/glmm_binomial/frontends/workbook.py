@@ -112,8 +112,8 @@ def _cells(value: Any) -> Any:
 
 def _function(*arguments: Any) -> _Table:
     """GLMM_BINOMIAL as registered with the engine: the spreadsheet core, nothing else."""
-    if len(arguments) < 3 or len(arguments) > 7:
-        return _Table(f"Invalid input: GLMM_BINOMIAL takes 3 to 7 arguments; got {len(arguments)}.")
+    if len(arguments) < 3 or len(arguments) > 8:
+        return _Table(f"Invalid input: GLMM_BINOMIAL takes 3 to 8 arguments; got {len(arguments)}.")
     return _Table(glmm_binomial(*[_cells(a) for a in arguments]))
 
 

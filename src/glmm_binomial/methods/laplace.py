@@ -446,8 +446,37 @@ def finish_fit(
     mode = objective.mode(theta, beta)
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
     separation = separation_report(data, beta, theta, control.separation_screen)
-    return fit_output(
+    output = fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
+    )
+    bound = link_bound_warning(data, mode.eta)
+    if bound is None:
+        return output
+    return dataclasses.replace(output, converged=False, warnings=(*output.warnings, bound))
+
+
+LINK_BOUND_TOL = 1e-6
+"""A fitted eta (with the conditional modes) within this of a link's bound (the log link's
+eta <= 0, mu <= 1) counts as on it."""
+
+
+def link_bound_warning(data: ModelData, eta: FloatArray) -> FitWarning | None:
+    """A ConvergenceWarning when the fitted linear predictor reaches the link's bound (the log
+    link's mu = e^eta <= 1): the maximum then lies on the boundary of the parameter space,
+    where the mode search cannot converge and the Laplace approximation and the standard
+    errors do not hold."""
+    upper = data.family.eta_upper
+    if not np.isfinite(upper):
+        return None
+    reached = int(np.count_nonzero(eta >= upper - LINK_BOUND_TOL))
+    if not reached:
+        return None
+    return FitWarning(
+        f"the {data.family.link} link's constraint mu = exp(eta) <= 1 is active: the fitted "
+        f"linear predictor reaches {upper:g} at {reached} row(s), so the estimates lie on the "
+        "boundary of the parameter space (no converged mode; the Laplace approximation and "
+        "the standard errors do not hold there); consider the cloglog or logit link",
+        ConvergenceWarning,
     )
 
 
