@@ -465,3 +465,10 @@ def test_fit_model_takes_the_family():
         reference = g.fit_model(dataclasses.replace(data, family=make_family(link="probit")))
     assert result.link == "probit"
     assert result.loglik == reference.loglik
+
+
+def test_anova_gives_no_test_between_families_or_links():
+    table = g.anova(_fit("cbpp"), _fit("cbpp", family="betabinomial"))
+    assert np.isnan(table["p"].iloc[1]) and "family or link" in table["note"].iloc[1]
+    # The log-likelihoods are of the same data: AIC compares them.
+    assert table["AIC"].iloc[1] < table["AIC"].iloc[0]
