@@ -30,7 +30,7 @@ from glmm_binomial.methods.laplace import fit_laplace  # noqa: E402
 STAGES = (
     "minimize_deviance",
     "glm_start",
-    "_fd_hessian",
+    "gradient_hessian",
     "deviance_and_gradient",
     "find_mode",
     "factorize",

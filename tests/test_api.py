@@ -145,18 +145,21 @@ def _broken(output, **changes):
         ("laplace", {"theta": np.array([np.inf])}),
         ("agq", {"beta": np.array([np.nan, 0.0, 0.0, 0.0])}),
         ("vb", {"vcov_beta": np.full((4, 4), np.nan)}),
+        ("vb_meanfield", {"vcov_beta": np.full((4, 4), np.nan)}),
     ],
-    ids=["laplace-loglik", "laplace-theta", "agq-beta", "vb-se"],
+    ids=["laplace-loglik", "laplace-theta", "agq-beta", "vb-se", "vb_meanfield-se"],
 )
 def test_a_non_finite_fit_is_never_reported_converged(monkeypatch, method, changes):
     import glmm_binomial.methods.agq as quadrature
     import glmm_binomial.methods.laplace as laplace
+    import glmm_binomial.methods.structured_vb as structured_vb
     import glmm_binomial.methods.variational as variational
 
     targets = {
         "laplace": (laplace, "fit_laplace"),
         "agq": (quadrature, "fit_agq"),
-        "vb": (variational, "fit_vb"),
+        "vb": (structured_vb, "fit_structured_vb"),
+        "vb_meanfield": (variational, "fit_vb"),
     }
     module, name = targets[method]
     real = getattr(module, name)

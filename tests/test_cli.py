@@ -78,7 +78,12 @@ def test_exit_0_with_every_output_option(files):
         cwd=files,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout == "" and out.stderr == ""  # no progress off a terminal, no warnings
+    assert out.stderr == ""  # no progress off a terminal, no warnings
+    assert out.stdout.splitlines() == [  # one line naming each file written
+        "glmm-binomial: wrote the fit to fit.json",
+        "glmm-binomial: wrote the random effects to ranef.csv",
+        "glmm-binomial: wrote the predictions to pred.json",
+    ]
     document = json.loads((files / "fit.json").read_text())
     assert document["method"] == "agq" and document["n_agq"] == 5
     assert document["converged"] is True and document["warnings"] == []
@@ -116,7 +121,11 @@ def test_exit_1_one_line_naming_the_file(files, capsys):
 
 def test_exit_2_usage_version_and_help():
     usage = run("fit", "--no-such-option")
-    assert usage.returncode == 2 and "usage:" in usage.stderr
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1  # one line
+    assert "required: DATA FORMULA" in usage.stderr and "--help" in usage.stderr
+    usage = run("fit", "cbpp", CBPP, "--no-such-option")
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1
+    assert "unrecognized arguments: --no-such-option" in usage.stderr
     version = run("--version")
     assert version.returncode == 0 and version.stdout.startswith("glmm-binomial 0.")
     text = run("--help").stdout
@@ -137,6 +146,10 @@ def test_earlier_forms_still_work(files, capsys):
     assert main(["fit", "--dataset", "cbpp", CBPP, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["loglik"] == pytest.approx(-92.02628, abs=1e-4)
     assert main(["fit", "cbpp", CBPP, "--method", "vb"]) == 0
+    assert "Note: coefficient, std_error, ci_lower and ci_upper are posterior means" in (
+        capsys.readouterr().out
+    )
+    assert main(["fit", "cbpp", CBPP, "--method", "vb_meanfield"]) == 0
     assert "Note: std_error, z, p" in capsys.readouterr().out
 
 
@@ -149,7 +162,7 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     assert "nothere" in err and "\x1b[" not in err
     with pytest.raises(Exception, match="nothere"):
         main(["fit", "--dataset", "cbpp", "y ~ nothere + (1 | herd)", "--debug"])
-    assert main(["fit", "cbpp", CBPP, "-o", "out.docx"]) == 1
+    assert main(["fit", "cbpp", CBPP, "-o", "out.docx"]) == 2  # a usage error, before the fit
     assert ".json" in capsys.readouterr().err
     assert main([]) == 2
     assert main(["fit", "cbpp"]) == 2  # no formula
@@ -198,7 +211,9 @@ def test_outputs_by_extension(files, capsys, suffix):
     target = files / f"result{suffix}"
     args = ["fit", "cbpp", CBPP, "-o", str(target), "--predict", str(files / "new.csv")]
     assert main([*args, "--factors", "period,herd"]) == 0
-    assert capsys.readouterr().out == ""
+    assert (
+        capsys.readouterr().out == f"glmm-binomial: wrote the fit and the predictions to {target}\n"
+    )
     if suffix == ".txt":
         text = target.read_text()
         assert "Fixed effects" in text and "predictions:" in text
@@ -255,3 +270,35 @@ def test_prediction_warnings_are_kept_with_their_kind():
         warnings.warn("new levels of herd: 99", NewLevelsWarning, stacklevel=1)
         warnings.warn("overflow in exp", RuntimeWarning, stacklevel=1)  # numpy's: not shown
     assert _glmm_warnings(caught) == [{"kind": "newlevels", "message": "new levels of herd: 99"}]
+
+
+def test_prior_option(capsys):
+    assert (
+        main(
+            [
+                "fit",
+                "cbpp",
+                CBPP,
+                "--prior",
+                "fixef=normal(sd=3)",
+                "--prior",
+                "cov=wishart",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert document["penalized"] is True
+    assert document["priors"] == [
+        "fixef: normal(sd = 3)",
+        "cov (herd: (Intercept)): wishart(df = 3.5, scale = Inf)",
+    ]
+    assert document["penalized_objective"] == pytest.approx(
+        document["deviance"] + document["prior_deviance"]
+    )
+    assert main(["fit", "cbpp", CBPP, "--prior", "blme"]) == 0
+    assert "Prior dev" in capsys.readouterr().out
+    assert main(["fit", "cbpp", CBPP, "--prior", "normal(sd=3)"]) == 2
+    assert main(["fit", "cbpp", CBPP, "--prior", "fixef=normal(sd=3)", "--method", "vb"]) == 1
+    assert "priors= applies" in capsys.readouterr().err

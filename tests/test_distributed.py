@@ -166,9 +166,12 @@ def test_model_that_does_not_decompose(client, monkeypatch) -> None:
     with pytest.raises(ValueError, match=r"does not decompose.*ddf\.compute\(\)"):
         glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf)
     with pytest.raises(ValueError, match=r"correlated columns.*\(1 \+ x \|\| g\)"):
-        glmm_binomial.fit("y ~ x + (1 + x | g)", ddf, method="vb")
-    with pytest.raises(ValueError, match=r"method='vb' needs every grouping factor nested"):
-        glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, method="vb")
+        glmm_binomial.fit("y ~ x + (1 + x | g)", ddf, method="vb_meanfield")
+    with pytest.raises(ValueError, match=r"method='vb_meanfield' needs every grouping factor"):
+        glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, method="vb_meanfield")
+    # Structured VB runs in memory only; the message names both ways out.
+    with pytest.raises(ValueError, match=r"ddf\.compute\(\) in memory.*method='vb_meanfield'"):
+        glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="vb")
     # The same option checks as the in-memory fit (issue 9 item 4: n_agq <= 100 on any path).
     with pytest.raises(ValueError, match="n_agq must be at most 100"):
         glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="agq", n_agq=150)
@@ -306,12 +309,12 @@ def test_vb_equals_in_memory_fit(client, formula: str, kind: str) -> None:
     # The ELBO's sums over rows come from the partitions; the optimizer is the in-memory one.
     frame = simulate(11, kind=kind)
     frame["gh"] = frame["g"] + "_" + frame["h"].astype(str)
-    memory = glmm_binomial.fit(formula, frame, method="vb", prior_fe_sd=3.0)
+    memory = glmm_binomial.fit(formula, frame, method="vb_meanfield", prior_fe_sd=3.0)
     fitted = glmm_binomial.fit(
-        formula, dd.from_pandas(frame, npartitions=3), method="vb", prior_fe_sd=3.0
+        formula, dd.from_pandas(frame, npartitions=3), method="vb_meanfield", prior_fe_sd=3.0
     )
     assert fitted.converged and memory.converged
-    assert fitted.method == "vb"
+    assert fitted.method == "vb_meanfield"
     np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), atol=1e-6)
     np.testing.assert_allclose(fitted.bse.to_numpy(), memory.bse.to_numpy(), rtol=1e-5)
     np.testing.assert_allclose(fitted.theta, memory.theta, rtol=1e-5)

@@ -67,8 +67,9 @@ def test_declares_every_range_two_dimensional(server):
     assert info["name"] == "GLMM_BINOMIAL"
     options = {a["name"]: a["options"] for a in info["args"]}
     assert [options[name].get("ndim") for name in ("y", "x", "groups", "x_random")] == [2] * 4
-    # x_random, fit_intercept, alpha, method and link (the contract's 8th argument) are optional.
-    assert [a.get("optional", "required") for a in info["args"][3:]] == [None] * 5
+    # x_random, fit_intercept, alpha, method, link and prior (the contract's 8th and 9th
+    # arguments) are optional.
+    assert [a.get("optional", "required") for a in info["args"][3:]] == [None] * 6
 
 
 def test_registration_metadata_as_excel_receives_it(server):
@@ -78,7 +79,7 @@ def test_registration_metadata_as_excel_receives_it(server):
     assert function["result"]["dimensionality"] == "matrix"  # the table spills
     parameters = function["parameters"]
     assert [p["name"] for p in parameters] == list(excel.ARGUMENT_DOCS)
-    assert [p.get("optional", False) for p in parameters] == [False] * 3 + [True] * 5
+    assert [p.get("optional", False) for p in parameters] == [False] * 3 + [True] * 6
 
 
 @pytest.mark.parametrize("example", sorted(OFFICE_JS_ARGS))

@@ -393,8 +393,10 @@ def test_variational_bayes_refuses_other_links_and_families():
 def test_dask_frames_are_fitted_with_the_logit_only():
     dd = pytest.importorskip("dask.dataframe")
     frame = dd.from_pandas(_data("cbpp"), npartitions=2)
-    with pytest.raises(ValueError, match="Dask DataFrame is fitted with the binomial logit"):
+    with pytest.raises(ValueError, match="family='binomial' with link='probit' is not available"):
         g.fit(CBPP, frame, link="probit")
+    with pytest.raises(ValueError, match="family='betabinomial' with link='logit'.*Dask"):
+        g.fit(CBPP, frame, family="betabinomial")
 
 
 # --- front ends ------------------------------------------------------------------------------
@@ -445,6 +447,7 @@ def test_command_line_link_and_family(tmp_path, capsys):
     assert document["phi"] is None
     reference = REFERENCE["cbpp_cloglog_glmmTMB"]
     assert document["loglik"] == pytest.approx(reference["logLik"], abs=1e-5)
+    capsys.readouterr()  # the line naming the file written
     code = main(["fit", "cbpp", CBPP, "--family", "betabinomial", "--json", "--no-progress"])
     printed = json.loads(capsys.readouterr().out)
     assert code == 0 and printed["family"] == "betabinomial"

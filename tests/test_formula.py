@@ -487,3 +487,23 @@ def test_r_names_of_transform_columns() -> None:
     assert r_name("bs(x, df=3)[1]") == "bs(x, df = 3)1"
     assert r_name("poly(x, 2, raw=True)[0]") == "poly(x, 2, raw = TRUE)1"
     assert r_name("factor(k)[T.2]") == "factor(k)2"
+
+
+def test_glmmtmb_structured_terms() -> None:
+    parsed = parse_formula("cbind(k, n - k) ~ time + ar1(timef + 0 | id) + (1 | site)")
+    assert parsed.random == (
+        RandomTerm("timef + 0", ("id",), "ar1(timef + 0 | id)", "ar1"),
+        RandomTerm("1", ("site",), "(1 | site)", "us"),
+    )
+    assert parsed.fixed == "time"
+    nested = parse_formula("y ~ cs(f + 0 | a/b) + us(0 + f | c) + diag(x | d)").random
+    assert [(t.structure, t.text) for t in nested] == [
+        ("cs", "cs(f + 0 | a)"),
+        ("cs", "cs(f + 0 | a:b)"),
+        ("us", "us(0 + f | c)"),
+        ("diag", "diag(x | d)"),
+    ]
+    with pytest.raises(ValueError, match="single bar"):
+        parse_formula("y ~ ar1(f + 0 || id)")
+    with pytest.raises(ValueError, match="cannot be subtracted"):
+        parse_formula("y ~ x - cs(f | g)")

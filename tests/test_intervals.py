@@ -36,10 +36,24 @@ def test_wald_intervals_match_glmmtmb_within_1e3(cbpp_fit):
 
 
 def test_one_entry_point_for_intervals(cbpp_fit):
-    profile = cbpp_fit.confint(which="theta_", level=0.9)
+    profile = cbpp_fit.confint(which="theta_", conf_level=0.9)
     assert profile.index.tolist() == ["sd_(Intercept)|herd"]
-    assert g.confint(cbpp_fit, "wald", 0.9).equals(cbpp_fit.confint(method="wald", level=0.9))
+    assert g.confint(cbpp_fit, "wald", 0.9).equals(cbpp_fit.confint(method="wald", conf_level=0.9))
     with pytest.raises(ValueError, match="method must be one of"):
         cbpp_fit.confint("bayes")
     with pytest.raises(ValueError, match="level"):
+        cbpp_fit.confint("wald", conf_level=95)
+
+
+def test_level_is_the_deprecated_name_of_conf_level(cbpp_fit):
+    wald = cbpp_fit.confint("wald", conf_level=0.9)
+    with pytest.warns(DeprecationWarning, match="conf_level") as caught:
+        old = cbpp_fit.confint("wald", level=0.9)
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert old.equals(wald)
+    with pytest.warns(DeprecationWarning, match="conf_level"):
+        assert g.confint(cbpp_fit, "wald", level=0.9).equals(wald)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="conf_level only"):
+        cbpp_fit.confint("wald", conf_level=0.8, level=0.9)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="level"):
         cbpp_fit.confint("wald", level=95)

@@ -12,7 +12,8 @@ from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.laplace import Laplace
 from glmm_binomial.methods.options import FitOptions, fit_options
 from glmm_binomial.methods.registry import METHODS, make_method, method_class, method_names
-from glmm_binomial.methods.variational import VariationalBayes, VariationalControl
+from glmm_binomial.methods.structured_vb import VariationalBayes
+from glmm_binomial.methods.variational import MeanFieldVB, VariationalControl
 from glmm_binomial.numerics.optimize import OptimizerControl
 
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
@@ -37,8 +38,10 @@ def test_method_objects_validate_their_own_settings():
         VariationalBayes(prior_fe_sd=-1.0)
     with pytest.raises(ValueError, match="control for method 'laplace' must be a OptimizerControl"):
         make_method("laplace", control=VariationalControl())
-    with pytest.raises(ValueError, match="control for method 'vb' must be a VariationalControl"):
+    with pytest.raises(ValueError, match="control for method 'vb' must be a StructuredVBControl"):
         make_method("vb", control=OptimizerControl())
+    with pytest.raises(ValueError, match="method 'vb_meanfield' must be a VariationalControl"):
+        make_method("vb_meanfield", control=OptimizerControl())
     with pytest.raises(ValueError, match="n_agq applies only to method='agq'"):
         make_method("laplace", n_agq=5)
     with pytest.raises(ValueError, match="prior_fe_sd does not apply to method 'agq'"):
@@ -88,5 +91,14 @@ def test_each_method_owns_its_title_and_posterior_flag():
     assert Laplace().title == "maximum likelihood (Laplace Approximation)"
     assert Agq(9).title == "maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = 9)"
     assert not Laplace().posterior and not Agq(3).posterior
-    assert VariationalBayes().posterior
+    assert VariationalBayes().posterior and MeanFieldVB().posterior
     assert VariationalBayes(prior_fe_sd=3).tolerances["prior_fe_sd"] == 3.0
+
+
+def test_options_and_loose_arguments_do_not_mix():
+    data = g.datasets.load("cbpp")
+    options = FitOptions(Laplace())
+    with pytest.raises(ValueError, match="give method, conf_level in options"):
+        g.fit(CBPP, data, options=options, method="agq", conf_level=0.9)
+    with pytest.raises(ValueError, match="options must be a FitOptions"):
+        g.fit(CBPP, data, options={"method": "agq"})

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import load_reference
+from scipy import stats
 
 import glmm_binomial as g
 from glmm_binomial.results.profile import profile, profile_confint
@@ -116,3 +117,52 @@ def test_fit_stopped_short_is_profiled_around_the_better_optimum(cbpp_fit, cbpp_
     expected = cbpp_profile.confint().loc["period2"]
     assert table.loc["period2", "lower"] == pytest.approx(expected["lower"], abs=1e-5)
     assert table.loc["period2", "upper"] == pytest.approx(expected["upper"], abs=1e-5)
+
+
+def _singular_data(seed: int) -> pd.DataFrame:
+    """60 rows in 6 groups with no group variance (issue 18): the fit is singular."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=60)
+    y = (rng.random(60) < 1.0 / (1.0 + np.exp(-(0.3 + 0.8 * x)))).astype(int)
+    return pd.DataFrame({"y": y, "x": x, "g": np.repeat(np.arange(6), 10)})
+
+
+def _brute_profile_deviance(result, intercept: float) -> float:
+    """The Laplace deviance minimized over the SD (a grid, then Brent's method around its
+    best point) and the slope (Brent's method) with the intercept held: no warm starts."""
+    import scipy.optimize
+
+    from glmm_binomial.methods.laplace import LaplaceObjective
+
+    objective = LaplaceObjective(result.model)
+
+    def over_slope(sd: float) -> float:
+        def deviance(slope: float) -> float:
+            return objective.deviance_and_gradient(np.array([sd]), np.array([intercept, slope]))[0]
+
+        return float(scipy.optimize.minimize_scalar(deviance, bracket=(0.0, 1.0)).fun)
+
+    grid = np.linspace(0.0, 3.0, 61)
+    values = [over_slope(sd) for sd in grid]
+    i = int(np.argmin(values))
+    low, high = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    refined = scipy.optimize.minimize_scalar(
+        over_slope, bounds=(low, high), method="bounded", options={"xatol": 1e-7}
+    )
+    return float(min(refined.fun, values[i]))
+
+
+@pytest.mark.parametrize("seed", [7, 25])
+def test_singular_fit_profiles_the_intercept_at_the_true_conditional_minimum(seed):
+    # Issue 18: "f(a) and f(b) must have different signs" on these converged singular fits. A
+    # re-fit started at SD = 0 stayed on that stationary point (the deviance is even in the
+    # SD) although the SD's conditional minimum had moved off 0.
+    result = g.fit("y ~ x + (1 | g)", _singular_data(seed))
+    assert result.converged and result.singular
+    table = profile_confint(result)
+    assert np.all(np.isfinite(table[["lower", "upper"]].to_numpy()))
+    cutoff = float(stats.chi2.ppf(0.95, 1))
+    for end in ("lower", "upper"):
+        value = table.loc["(Intercept)", end]
+        excess = _brute_profile_deviance(result, value) - (-2.0 * result.loglik)
+        assert excess == pytest.approx(cutoff, abs=2e-3)

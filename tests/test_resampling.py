@@ -59,6 +59,9 @@ def test_bootstrap_same_seed_same_output_with_one_and_two_workers(cbpp_fit):
     assert list(one.replicates.columns) == list(cbpp_fit.confint("wald").index)
     table = one.confint(0.9)
     assert (table["lower"] <= table["upper"]).all()
+    with pytest.warns(DeprecationWarning, match="conf_level"):
+        assert one.confint(level=0.9).equals(table)  # the deprecated name of conf_level
+    assert one.confint(conf_level=0.9).equals(table)
     different = g.bootstrap(cbpp_fit, n_boot=12, seed=6)
     assert not np.array_equal(one.replicates.to_numpy(), different.replicates.to_numpy())
 

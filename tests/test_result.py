@@ -145,3 +145,35 @@ def test_predict_newdata_with_interaction_grouping(cbpp):
     population = nested.predict(unseen, re="exclude", type="link")
     assert link[1] == population[1]  # neither herd "new" nor "new:period" was seen
     assert link[0] != population[0]
+
+
+def test_a_refit_is_a_result_of_the_same_class(cbpp_fit):
+    # Post-fit modules make new results through ResultBase.with_fit, never naming GLMMResult.
+    class Mine(g.GLMMResult):
+        pass
+
+    mine = Mine(
+        cbpp_fit.model,
+        cbpp_fit.fit_output,
+        design=cbpp_fit.design,
+        conf_level=0.9,
+        data_name="cbpp",
+        method_object=cbpp_fit.method_object,
+    )
+    again = mine.refit(cbpp_fit.model.successes)
+    assert type(again) is Mine
+    assert (again.conf_level, again.data_name, again.design) == (0.9, "cbpp", cbpp_fit.design)
+    assert again.method_object is cbpp_fit.method_object
+    assert again.loglik == pytest.approx(cbpp_fit.loglik, abs=1e-8)
+
+
+def test_profile_is_the_function_and_the_method():
+    import glmm_binomial.results.profile as module
+
+    assert g.profile is module.profile and g.profile_confint is module.profile_confint
+    assert callable(g.profile) and g.confint is g.results.intervals.confint
+    assert g.GLMMResult.profile.__qualname__ == "GLMMResult.profile"
+
+
+def test_diverging_names_the_columns_the_fit_found(cbpp_fit):
+    assert cbpp_fit.diverging == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,9 +17,11 @@ from glmm_binomial.methods.scaling import (
     block_theta_to_user,
     choose_scaling,
     to_internal,
+    to_user,
 )
 from glmm_binomial.model.data import RandomBlock
 from glmm_binomial.model.design import build_model
+from glmm_binomial.model.separation import Separation
 from glmm_binomial.numerics.optimize import OptimizerControl
 
 SLOPE = "y ~ x + (1 + x | g)"
@@ -245,3 +248,17 @@ def test_fit_model_with_spreadsheet_blocks_does_not_depend_on_units(method):
         assert scaled.loglik == pytest.approx(base.loglik, abs=1e-6)
         np.testing.assert_allclose(scaled.theta * [1.0, factor], base.theta, rtol=1e-4)
         np.testing.assert_allclose(scaled.params.iloc[1] * factor, base.params.iloc[1], rtol=1e-5)
+
+
+def test_a_diverging_column_centred_internally_makes_the_intercept_diverge_too():
+    # x~ = x - m: beta_0 = beta~_0 - m beta~_x, so a diverging beta~_x leaves no finite beta_0
+    # either (its covariance row is NaN alike).
+    frame = simulated().assign(x=lambda d: d["x"] + 1000.0)
+    model, _ = build_model(INTERCEPT, frame)
+    scaling = choose_scaling(model, OptimizerControl())
+    assert scaling.fixed[0, 1] != 0.0  # x is centred
+    result = g.fit(INTERCEPT, simulated())
+    internal = replace(result.fit_output, separation=Separation(False, (1,)))
+    mapped = to_user(model, scaling, internal)
+    assert mapped.diverging == (0, 1)
+    assert to_user(model, scaling, result.fit_output).diverging == ()

@@ -7,10 +7,14 @@ import pytest
 import glmm_binomial as g
 from glmm_binomial.model.design import build_model
 from glmm_binomial.model.separation import (
+    NO_SEPARATION,
+    Separation,
     detect_group_separation,
     detect_separation,
     looks_divergent,
     runaway_blocks,
+    separation_found,
+    separation_report,
 )
 
 X = np.array([1, 2, 1.5, 2.5, 3, 1.2])
@@ -188,3 +192,112 @@ def test_quasi_complete_separation_keeps_the_other_standard_errors():
     se = result.bse
     assert np.isnan(se["d"]) and np.isfinite(se["(Intercept)"]) and np.isfinite(se["z"])
     assert 0.05 < se["z"] < 0.5
+
+
+def _quasi_separated_by_a_dummy(n: int = 200, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    dummy = (rng.random(n) < 0.2).astype(float)
+    y = np.where(dummy == 1, 1, (rng.random(n) < 0.5).astype(int))
+    return pd.DataFrame({"y": y, "d": dummy + shift, "g": rng.integers(0, 10, n)})
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_the_fit_records_what_it_found_about_separation():
+    # The summary, the command's JSON and the spreadsheet read this record instead of running
+    # the linear programs again (which, on a Dask fit, would see no rows).
+    complete = g.fit(
+        "y ~ x + (1 | grp)",
+        pd.DataFrame({"y": [0, 1, 0, 1, 1, 0, 0, 1], "x": [1, 2, 1.5, 2.5, 3, 1.2, 0.5, 4]}).assign(
+            grp=[1, 1, 2, 2, 3, 3, 4, 4]
+        ),
+    )
+    found = complete.fit_output.separation
+    assert found.complete and found.coefficients == (0, 1) and found.blocks == ()
+    assert complete.fit_output.diverging == (0, 1)
+    assert complete.diverging == ["(Intercept)", "x"]
+    quasi = g.fit("y ~ d + (1 | g)", _quasi_separated_by_a_dummy())
+    assert quasi.fit_output.separation == Separation(False, (1,))
+    grouped = g.fit("y ~ x + (1 | g)", _separated_within_groups(15, 12))
+    found = grouped.fit_output.separation
+    assert found.blocks == (0,) and not found.complete and 1 in found.coefficients
+    for result in (complete, quasi, grouped):
+        # The columns recorded are those whose estimates the warning calls no estimates, and
+        # they have no standard error.
+        names = [result.model.fixed_names[j] for j in result.fit_output.diverging]
+        message = next(w for w in result.warnings if w.category is g.SeparationWarning)
+        assert all(name in message for name in names)
+        assert np.isnan(result.bse[names]).all()
+    vb = g.fit("y ~ d + (1 | g)", _quasi_separated_by_a_dummy(), method="vb")
+    ordinary = g.fit(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", g.datasets.load("cbpp")
+    )
+    assert vb.fit_output.separation == ordinary.fit_output.separation == NO_SEPARATION
+
+
+def test_separation_found_and_separation_report_agree():
+    model, _ = build_model("y ~ d + (1 | g)", _quasi_separated_by_a_dummy())
+    beta, theta = np.array([0.0, 40.0]), np.array([0.5])
+    warned, found = separation_found(model, beta, theta, 20.0)
+    assert separation_report(model, beta, theta, 20.0) == (warned, found.coefficients)
+    assert found == Separation(False, (1,)) and len(warned) == 1
+    assert separation_found(model, np.zeros(2), theta, 20.0) == ((), NO_SEPARATION)
+
+
+def _quasi_separated(n: int, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    d = (rng.random(n) < 0.1).astype(float)
+    grp = rng.integers(0, max(n // 200, 2), n)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(0.3 - x))).astype(int)
+    y[d == 1] = 1  # every row with d = 1 is a success: no finite ML estimate for d
+    return pd.DataFrame({"y": y, "x": x, "d": d, "g": grp})
+
+
+def test_quasi_separated_fit_on_30000_rows_in_bounded_memory():
+    # Issue 18: the linear program held a dense n x n identity (6.7 GiB at 30,000 rows).
+    import tracemalloc
+
+    n = 30_000
+    frame = _quasi_separated(n)
+    tracemalloc.start()
+    try:
+        with pytest.warns(g.SeparationWarning, match="quasi-complete separation.*for d;"):
+            result = g.fit("y ~ x + d + (1 | g)", frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.05 * 8 * n * n  # far below the identity's 7.2 GB: < 360 MB
+    assert not result.converged and np.isnan(result.bse["d"]) and np.isfinite(result.bse["x"])
+
+
+def test_separation_linear_programs_have_no_per_row_unknowns():
+    # The programs see the p columns as unknowns only; constraint generation adds rows.
+    import scipy.optimize
+
+    frame = _quasi_separated(20_000)
+    design = np.column_stack([np.ones(len(frame)), frame["x"], frame["d"]])
+    y = frame["y"].to_numpy(float)
+    shapes = []
+    real = scipy.optimize.linprog
+
+    def recording(c, **kwargs):
+        shapes.append((len(c), kwargs["A_ub"].shape[0]))
+        return real(c, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scipy.optimize, "linprog", recording)
+        found = detect_separation(design, y, np.ones(len(y)))
+    assert found.coefficients == (2,) and not found.complete
+    assert max(unknowns for unknowns, _ in shapes) <= 2 * design.shape[1]
+
+
+def test_a_separable_sample_is_the_cheap_necessary_condition():
+    from glmm_binomial.model.separation import separation_possible
+
+    frame = _quasi_separated(50_000)
+    design = np.column_stack([np.ones(len(frame)), frame["x"], frame["d"]])
+    trials = np.ones(len(frame))
+    assert separation_possible(design, frame["y"].to_numpy(float), trials)
+    overlapping = (np.random.default_rng(0).random(len(frame)) < 0.5).astype(float)
+    assert not separation_possible(design, overlapping, trials)
+    assert detect_separation(design, overlapping, trials).coefficients == ()

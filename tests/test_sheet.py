@@ -71,7 +71,7 @@ def test_examples_return_tables(example, method):
     assert loglik is not None and loglik <= 0.0
     assert labels["aic"][1] == pytest.approx(-2 * loglik + 2 * (p + r), abs=1e-9)
     assert labels["bic"][1] == pytest.approx(-2 * loglik + math.log(6) * (p + r), abs=1e-9)
-    separated_ml = example == 1 and method != "vb"
+    separated_ml = example == 1 and method not in ("vb", "vb_meanfield")
     for row in table[1 : 1 + p]:
         if separated_ml:
             assert row[2:] == [None] * 7
@@ -246,9 +246,21 @@ def test_each_check_has_its_own_message(args, message):
 @pytest.mark.parametrize(
     ("method", "message"),
     [
-        ("ml", 'Invalid input: method must be one of "vb", "laplace", "agq"; got \'ml\'.'),
-        (3, 'Invalid input: method must be text, one of "vb", "laplace", "agq"; got 3.'),
-        (True, 'Invalid input: method must be text, one of "vb", "laplace", "agq"; got True.'),
+        (
+            "ml",
+            'Invalid input: method must be one of "vb", "laplace", "agq", "vb_meanfield"; '
+            "got 'ml'.",
+        ),
+        (
+            3,
+            'Invalid input: method must be text, one of "vb", "laplace", "agq", '
+            '"vb_meanfield"; got 3.',
+        ),
+        (
+            True,
+            'Invalid input: method must be text, one of "vb", "laplace", "agq", '
+            '"vb_meanfield"; got True.',
+        ),
     ],
 )
 def test_method_messages(method, message):
@@ -510,8 +522,12 @@ def test_tiny_alpha_gives_an_interval_or_a_warning():
 
 @pytest.mark.skipif("vb" not in AVAILABLE, reason="variational.fit_vb is not in this tree yet")
 def test_vb_table_says_its_standard_errors_are_posterior_summaries():
-    labels = rows_by_label(glmm_binomial(Y2, X, G))
-    assert "mean-field" in labels["note"][1] and 'method "laplace"' in labels["note"][1]
+    note = rows_by_label(glmm_binomial(Y2, X, G))["note"][1]
+    assert "posterior means, posterior SDs and credible intervals" in note
+    assert "under the stated priors" in note and "N(0, 2^2)" in note
+    meanfield = rows_by_label(glmm_binomial(Y2, X, G, method="vb_meanfield"))["note"][1]
+    assert "mean-field" in meanfield and "understate uncertainty" in meanfield
+    assert 'method "vb"' in meanfield and '"laplace"' in meanfield
     assert "note" not in rows_by_label(glmm_binomial(Y2, X, G, method="laplace"))
 
 
@@ -534,3 +550,45 @@ def test_large_ranges_are_converted_whole_not_cell_by_cell(monkeypatch):
     assert request.codes.max() == 499 and request.x_random.shape == (n, 1)
     text_groups = [[f"g{g[0]}"] for g in groups]
     assert len(sheet._validate(y, x, text_groups, None, 1, None, "").levels) == 500
+
+
+def test_prior_argument_gives_a_penalized_fit():
+    """The ninth argument (after link): a posterior mode under the priors, said so in rows
+    after bic; separated coefficients get finite estimates under a fixed-effect prior."""
+    prior = "fixef = t(df = 7, scale = 6.25); cov = wishart"
+    table = glmm_binomial(*EXAMPLES[1][:3], None, None, None, "laplace", None, prior)
+    labels = rows_by_label(table)
+    assert all(isinstance(table[j][2], float) and abs(table[j][2]) < 10 for j in (1, 2))
+    assert labels["converged"][1] is True
+    assert "penalized" in labels["note"][1]
+    priors = [row[1] for row in table if row[0] == "prior"]
+    assert priors == [
+        "fixef: t(df = 7, scale = 6.25)",
+        "cov (groups: intercept): wishart(df = 3.5, scale = Inf)",
+    ]
+    assert labels["prior_deviance"][1] > 0
+    assert "because of the prior" in labels["warning"][1]
+    # The default is unchanged: no prior, the separated cells blank.
+    plain = glmm_binomial(*EXAMPLES[1][:3], None, None, None, "laplace")
+    assert plain[1][2] is None and "prior" not in rows_by_label(plain)
+    assert glmm_binomial(*EXAMPLES[1][:3], None, None, None, "laplace", "logit", "none") == plain
+
+
+def test_prior_argument_messages_and_bayesian_methods():
+    args = (*EXAMPLES[2][:3], None, None, None, "laplace", None)
+    assert glmm_binomial(*args, "fixef = normal(sd = c(1, 2, 3))").startswith(
+        "Invalid input: prior: sd has 3 values"
+    )
+    assert glmm_binomial(*args, "wishart").startswith("Invalid input: prior: cannot read")
+    assert glmm_binomial(*args, 3).startswith("Invalid input: prior must be text")
+    assert glmm_binomial(*EXAMPLES[2][:3], None, None, None, "laplace", "identity").startswith(
+        'Invalid input: link must be one of "logit", "probit", "cloglog", "cauchit"'
+    )
+    # The link and the prior together: a penalized probit fit.
+    probit = glmm_binomial(*EXAMPLES[2][:3], None, None, None, "laplace", "probit", "blme")
+    assert not isinstance(probit, str)
+    rows = {row[0]: row[1] for row in probit if row[0]}
+    assert rows["link"] == "probit" and "prior_deviance" in rows
+    if "vb" in AVAILABLE:
+        vb = glmm_binomial(*EXAMPLES[2][:3], None, None, None, "vb", None, "blme")
+        assert any(row[0] == "note" and "ignored" in str(row[1]) for row in vb)

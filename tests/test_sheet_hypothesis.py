@@ -120,3 +120,43 @@ def test_near_valid_input_never_raises(arguments):
 @given(ranges, ranges, ranges, st.one_of(st.none(), ranges), flags, alphas, methods)
 def test_malformed_input_never_raises(y, x, groups, x_random, fit_intercept, alpha, method):
     check((y, x, groups, x_random, fit_intercept, alpha, method))
+
+
+# --- garbage of every shape (issue 18): a clear message naming an argument, never an exception.
+
+garbage = st.recursive(
+    st.one_of(
+        cells,
+        st.binary(max_size=3),
+        st.complex_numbers(max_magnitude=10),
+        st.just(object()),
+        st.just(Ellipsis),
+        st.dictionaries(st.text(max_size=2), st.integers(0, 1), max_size=2),
+        st.sets(st.integers(0, 2), max_size=2),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.lists(st.lists(inner, max_size=3), max_size=4),
+    ),
+    max_leaves=12,
+)
+GENERIC = "could not be read ("  # the fallback message that names a Python exception
+
+
+@SETTINGS
+@given(garbage, garbage, garbage, st.one_of(st.none(), garbage), garbage, garbage, garbage)
+def test_garbage_gives_a_clear_message(y, x, groups, x_random, fit_intercept, alpha, method):
+    arguments = (y, x, groups, x_random, fit_intercept, alpha, method)
+    out = glmm_binomial(*arguments)
+    assert isinstance(out, (str, list))
+    if isinstance(out, str):
+        assert out.startswith(("Invalid input: ", "Error fitting GLMM: ")), out
+        assert GENERIC not in out, out
+
+
+def test_all_blank_ranges_name_y():
+    for blank in (None, [[None]], [[""]], [[None], [""]]):
+        out = glmm_binomial(blank, blank, blank)
+        assert out.startswith("Invalid input: y is empty"), out
+        assert "IndexError" not in out

@@ -1,5 +1,5 @@
 """Models refused before fitting (issue 9, items 13 and 15): unidentifiable random effects, and
-correlated terms for method "vb" with advice in valid formula syntax."""
+correlated terms for method "vb_meanfield" with advice in valid formula syntax."""
 
 import re
 import warnings
@@ -34,7 +34,7 @@ def test_one_bernoulli_row_per_group_is_refused_naming_the_term():
 
 def test_one_row_per_group_refused_by_fit_model_and_every_method():
     model, _ = build_model("y ~ x + (1 | g)", _one_row_per_group())
-    for method in ("laplace", "agq", "vb"):
+    for method in ("laplace", "agq", "vb", "vb_meanfield"):
         with pytest.raises(ValueError, match="not identifiable"):
             g.fit_model(model, method=method)
 
@@ -82,14 +82,14 @@ VB_TERMS = [
 def test_vb_advice_for_correlated_terms_is_valid_input(term, advice):
     data = g.datasets.load("contraception")
     formula = f"use ~ age + {term}"
-    with pytest.raises(ValueError, match="method 'vb' fits independent") as caught:
-        g.fit(formula, data, method="vb")
+    with pytest.raises(ValueError, match="method 'vb_meanfield' fits independent") as caught:
+        g.fit(formula, data, method="vb_meanfield")
     message = str(caught.value)
     assert "urbanN" not in message and "urbanY" not in message  # no internal column names
-    written = message.split("write it as ")[1]
+    written = message.split("write it as ")[1].removesuffix(" (method 'vb' fits correlated terms)")
     if advice is not None:
         assert written == advice
-    # The advice is valid input that method "vb" accepts, with one column per term.
+    # The advice is valid input that method "vb_meanfield" accepts, with one column per term.
     model, design = build_model(f"use ~ age + {written}", data)
     assert all(block.k == 1 for block in model.blocks)
     assert len(model.blocks) == len(build_model(formula, data)[0].blocks[0].terms)
@@ -106,11 +106,13 @@ def test_vb_advice_keeps_transform_names():
 def test_vb_refusal_for_model_data_names_no_syntax():
     model, _ = build_model("use ~ age + (1 + urban | district)", g.datasets.load("contraception"))
     with pytest.raises(ValueError, match="RandomBlock of its own"):
-        g.fit_model(model, method="vb")
+        g.fit_model(model, method="vb_meanfield")
 
 
 def test_vb_advice_after_double_bar_on_a_factor_says_where_the_term_came_from():
     data = g.datasets.load("contraception")
     with pytest.raises(ValueError, match=r"\(0 \+ urban \| district\) \(from '\|\|'") as caught:
-        g.fit("use ~ age + (1 + urban || district)", data, method="vb")
-    assert str(caught.value).endswith('(0 + I(urban == "N") + I(urban == "Y") || district)')
+        g.fit("use ~ age + (1 + urban || district)", data, method="vb_meanfield")
+    assert str(caught.value).endswith(
+        '(0 + I(urban == "N") + I(urban == "Y") || district) (method \'vb\' fits correlated terms)'
+    )

@@ -370,7 +370,7 @@ def test_relabelling_levels_changes_nothing():
 def test_output_layout():
     data = simulated_model(13, n=200, levels=(9, 3), slopes=(False, False))
     fit = fit_vb(data)
-    assert fit.method == "vb"
+    assert fit.method == "vb_meanfield"
     assert fit.vcov_beta.shape == (3, 3)
     assert np.count_nonzero(fit.vcov_beta - np.diag(np.diag(fit.vcov_beta))) == 0
     assert fit.theta.shape == (2,) and np.all(fit.theta > 0)
@@ -408,13 +408,15 @@ def test_bad_prior_is_rejected(argument):
 
 def test_front_ends_reach_the_same_vb_fit():
     """The statsmodels comparisons above hold for the front ends too: fit(formula,
-    method="vb") on VerbAgg crossed and GLMM_BINOMIAL on cbpp as Bernoulli rows give the
+    method="vb_meanfield") on VerbAgg crossed and GLMM_BINOMIAL on cbpp as Bernoulli rows give the
     posterior of fit_vb on the same ModelData."""
     import glmm_binomial as g
 
     verbagg = datasets.load("verbagg")
     via_formula = g.fit(
-        "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", verbagg, method="vb"
+        "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+        verbagg,
+        method="vb_meanfield",
     )
     direct = fit_vb(verbagg_crossed())
     np.testing.assert_allclose(via_formula.params.to_numpy(), direct.beta, atol=1e-6)
@@ -427,7 +429,7 @@ def test_front_ends_reach_the_same_vb_fit():
         y=[[float(v)] for v in data.successes],
         x=period.tolist(),
         groups=[[int(c)] for c in data.blocks[0].codes],
-        method="vb",
+        method="vb_meanfield",
     )
     assert not isinstance(table, str), table
     direct = fit_vb(data)

@@ -30,7 +30,9 @@ _ATTRIBUTES = {
     "FitOptions": "glmm_binomial.methods.options",
     "Laplace": "glmm_binomial.methods.laplace",
     "QuadratureControl": "glmm_binomial.methods.agq",
-    "VariationalBayes": "glmm_binomial.methods.variational",
+    "VariationalBayes": "glmm_binomial.methods.structured_vb",
+    "MeanFieldVB": "glmm_binomial.methods.variational",
+    "StructuredVBControl": "glmm_binomial.methods.structured_vb",
     "VariationalControl": "glmm_binomial.methods.variational",
     "ModelData": "glmm_binomial.model.data",
     "RandomBlock": "glmm_binomial.model.data",
@@ -51,6 +53,10 @@ _ATTRIBUTES = {
     "pairs": "glmm_binomial.results.emmeans",
     "r2_nakagawa": "glmm_binomial.results.variance_decomposition",
     "icc": "glmm_binomial.results.variance_decomposition",
+    "simulate_residuals": "glmm_binomial.results.simulated_residuals",
+    "SimulatedResiduals": "glmm_binomial.results.simulated_residuals",
+    "binned_residuals": "glmm_binomial.results.binned_residuals",
+    "check": "glmm_binomial.results.check",
     "GLMM_BINOMIAL": "glmm_binomial.frontends.sheet",
     "glmm_binomial": "glmm_binomial.frontends.sheet",
 }
@@ -72,9 +78,12 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "SimulatedResiduals",
     "Agq",
     "FitOptions",
     "Laplace",
+    "MeanFieldVB",
+    "StructuredVBControl",
     "QuadratureControl",
     "VariationalBayes",
     "VariationalControl",
@@ -99,7 +108,9 @@ __all__ = [
     "__version__",
     "anova",
     "available_methods",
+    "binned_residuals",
     "bootstrap",
+    "check",
     "confint",
     "contrast",
     "datasets",
@@ -113,6 +124,7 @@ __all__ = [
     "profile",
     "profile_confint",
     "r2_nakagawa",
+    "simulate_residuals",
 ]
 
 
@@ -148,11 +160,14 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.methods.agq import Agq, QuadratureControl
     from glmm_binomial.methods.laplace import Laplace
     from glmm_binomial.methods.options import FitOptions
-    from glmm_binomial.methods.variational import VariationalBayes, VariationalControl
+    from glmm_binomial.methods.structured_vb import StructuredVBControl, VariationalBayes
+    from glmm_binomial.methods.variational import MeanFieldVB, VariationalControl
     from glmm_binomial.model.data import ModelData, RandomBlock
     from glmm_binomial.numerics.optimize import OptimizerControl, OptSummary
     from glmm_binomial.numerics.pirls import PirlsControl
+    from glmm_binomial.results.binned_residuals import binned_residuals
     from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
+    from glmm_binomial.results.check import check
     from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs
     from glmm_binomial.results.inference import anova
     from glmm_binomial.results.intervals import confint
@@ -163,4 +178,5 @@ if TYPE_CHECKING:  # the names as type checkers see them
         profile_confint,
     )
     from glmm_binomial.results.result import GLMMResult
+    from glmm_binomial.results.simulated_residuals import SimulatedResiduals, simulate_residuals
     from glmm_binomial.results.variance_decomposition import icc, r2_nakagawa

@@ -14,14 +14,18 @@ from typing import Any
 from glmm_binomial.family import Family, make_family
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput
-from glmm_binomial.methods.options import FitOptions, fit_options
+from glmm_binomial.methods.options import FitOptions, options_or_arguments
 from glmm_binomial.methods.registry import method_names
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import build_model
+from glmm_binomial.model.formula import parse_formula
 from glmm_binomial.model.validation import emit_fit_warnings
 from glmm_binomial.numerics import blas
 from glmm_binomial.numerics.pirls import PirlsControl
 from glmm_binomial.results.result import GLMMResult
+
+BINOMIAL_DEFAULT = make_family()
+"""The default family (binomial, logit link)."""
 
 
 def fit(
@@ -37,6 +41,7 @@ def fit(
     conf_level: float = 0.95,
     prior_fe_sd: float | None = None,
     prior_log_sd_sd: float | None = None,
+    priors: Any = None,
     control: Any = None,
     pirls_control: PirlsControl | None = None,
     blas_threads: int | None = 1,
@@ -48,46 +53,55 @@ def fit(
     family: "binomial" (default) or "betabinomial" (glmmTMB's, with its dispersion phi
     estimated), also as R writes it ("binomial(link = 'probit')"), or a Family object;
     link: "logit" (default), "probit", "cloglog", "cauchit" or "log" (mu = e^eta <= 1 held).
-    Maximum likelihood ("laplace", "agq") fits every family and link; "vb" the binomial logit.
+    Maximum likelihood ("laplace", "agq", also with priors= and structured covariance terms)
+    fits every family and link; "vb", "vb_meanfield" and a Dask DataFrame the binomial logit
+    only (other families and links are refused with a ValueError).
 
     method: "laplace" (maximum likelihood, Laplace approximation, as glmer nAGQ = 1), "agq"
     (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension,
-    default 1) or "vb" (mean-field variational Bayes with N(0, prior_fe_sd^2) priors on the
-    fixed effects and N(0, prior_log_sd_sd^2) priors on the log random-effect SDs; defaults 2
-    and 1), or a method object (glmm_binomial.Laplace(...), Agq(n_agq, ...),
-    VariationalBayes(...)) carrying its own settings.
+    default 1), "vb" (structured variational Bayes, methods/structured_vb.py: fixed and random
+    effects jointly Gaussian; priors N(0, prior_fe_sd^2) on the fixed effects, N(0,
+    prior_log_sd_sd^2) on each log random-effect SD (defaults 2 and 1) and LKJ(2) on the
+    correlations of a term such as (1 + x | g); posterior means and SDs, result.elbo) or
+    "vb_meanfield" (statsmodels' mean-field BinomialBayesMixedGLM.fit_vb family with the same
+    priors, independent variance components only; its SDs understate the posterior's); or a
+    method object (glmm_binomial.Laplace(...), Agq(n_agq, ...), VariationalBayes(...),
+    MeanFieldVB(...)) carrying its own settings.
+    priors: for "laplace" and "agq", fit the posterior mode under these priors instead of the
+    maximum-likelihood estimate (blme's bglmer), e.g. {"fixef": "t(df = 7, scale = 2.5)",
+    "cov": "wishart"}, "blme" (bglmer's default, a Wishart prior on each covariance) or
+    "none"; blme's spellings and meanings (glmm_binomial.model.priors). The result says it is
+    a penalized fit (result.penalized, result.prior_deviance, result.priors).
     weights: prior weights (the number of trials when the response is a proportion); offset:
     added to the linear predictor. Either may be a column name or one value per row.
     Rows with a missing value in any used column are dropped (reported as n_dropped).
-    control: OptimizerControl for "laplace" and "agq", VariationalControl for "vb" (None: the
-    defaults); pirls_control: PirlsControl of the inner mode search.
+    control: OptimizerControl for "laplace" and "agq", StructuredVBControl for "vb",
+    VariationalControl for "vb_meanfield" (None: the defaults); pirls_control: PirlsControl of
+    the inner mode search.
     blas_threads: threads BLAS may use during the fit (None: as configured; the default 1 is
     fastest for these small matrix products, see glmm_binomial.numerics.blas).
     options: a FitOptions holding all of the above at once (then give none of them).
     data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit.fit_dask,
     which takes client= (a distributed.Client or scheduler address; None: the current client);
     it gives the in-memory fit's numbers (internal rescaling included) and emits the same
-    warnings.
+    warnings (method "vb" is refused there: fit ddf.compute() in memory, or use
+    "vb_meanfield").
     """
-    if options is None:
-        options = fit_options(
-            method,
-            conf_level=conf_level,
-            blas_threads=blas_threads,
-            n_agq=n_agq,
-            prior_fe_sd=prior_fe_sd,
-            prior_log_sd_sd=prior_log_sd_sd,
-            control=control,
-            pirls_control=pirls_control,
-        )
+    options = options_or_arguments(
+        options,
+        method,
+        conf_level=conf_level,
+        blas_threads=blas_threads,
+        n_agq=n_agq,
+        prior_fe_sd=prior_fe_sd,
+        prior_log_sd_sd=prior_log_sd_sd,
+        priors=priors,
+        control=control,
+        pirls_control=pirls_control,
+    )
     chosen = make_family(family, link)
     if is_dask_frame(data):
-        if chosen != BINOMIAL_DEFAULT:
-            raise ValueError(
-                f"family {chosen.name!r} with link {chosen.link!r}: a Dask DataFrame is fitted "
-                "with the binomial logit only; fit the computed frame in memory "
-                "(glmm_binomial.fit(formula, ddf.compute(), ...))"
-            )
+        refuse_on_dask(formula, options.method, chosen)
         from glmm_binomial.distributed.fit import fit_dask
 
         # stacklevel: the warnings point at the caller of fit().
@@ -111,6 +125,7 @@ def fit_model(
     conf_level: float = 0.95,
     prior_fe_sd: float | None = None,
     prior_log_sd_sd: float | None = None,
+    priors: Any = None,
     control: Any = None,
     pirls_control: PirlsControl | None = None,
     blas_threads: int | None = 1,
@@ -122,25 +137,22 @@ def fit_model(
         raise ValueError("model must be a ModelData")
     if family is not None or link is not None:
         model = dataclasses.replace(model, family=make_family(family, link))
-    if options is None:
-        options = fit_options(
-            method,
-            conf_level=conf_level,
-            blas_threads=blas_threads,
-            n_agq=n_agq,
-            prior_fe_sd=prior_fe_sd,
-            prior_log_sd_sd=prior_log_sd_sd,
-            control=control,
-            pirls_control=pirls_control,
-        )
+    options = options_or_arguments(
+        options,
+        method,
+        conf_level=conf_level,
+        blas_threads=blas_threads,
+        n_agq=n_agq,
+        prior_fe_sd=prior_fe_sd,
+        prior_log_sd_sd=prior_log_sd_sd,
+        priors=priors,
+        control=control,
+        pirls_control=pirls_control,
+    )
     options.method.check(model)
     output = estimate(model, options)
     emit_fit_warnings(output.warnings)
     return GLMMResult(model, output, conf_level=options.conf_level, method_object=options.method)
-
-
-BINOMIAL_DEFAULT = make_family()
-"""The default family (binomial, logit link)."""
 
 
 def estimate(model: ModelData, options: FitOptions) -> FitOutput:
@@ -152,6 +164,28 @@ def estimate(model: ModelData, options: FitOptions) -> FitOutput:
 def available_methods() -> tuple[str, ...]:
     """The names of the estimation methods (methods.registry)."""
     return method_names()
+
+
+def refuse_on_dask(formula: str, method: Method, family: Family = BINOMIAL_DEFAULT) -> None:
+    """ValueError for what the Dask fit does not do: priors (a posterior-mode fit), structured
+    covariance terms (ar1, cs, diag) and families or links other than the binomial logit are
+    fitted in memory only."""
+    advice = "fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
+    if family != BINOMIAL_DEFAULT:
+        raise ValueError(
+            f"family={family.name!r} with link={family.link!r} is not available for a Dask "
+            f"DataFrame (the binomial logit only); {advice}"
+        )
+    priors = getattr(method, "priors", None)
+    if priors is not None and not priors.empty:
+        raise ValueError(f"priors are not available for a Dask DataFrame; {advice}")
+    if isinstance(formula, str):
+        structured = [t.text for t in parse_formula(formula).random if t.structure != "us"]
+        if structured:
+            raise ValueError(
+                f"structured covariance terms ({', '.join(structured)}) are not available for a "
+                f"Dask DataFrame; {advice}"
+            )
 
 
 def is_dask_frame(data: Any) -> bool:

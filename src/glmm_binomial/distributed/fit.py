@@ -169,9 +169,9 @@ class PartitionDesign:
     method: str
     n_agq: int
     pirls_control: PirlsControl
-    control: Any  # OptimizerControl, or VariationalControl for method "vb"
+    control: Any  # OptimizerControl, or VariationalControl for method "vb_meanfield"
     blas_threads: int | None
-    priors: tuple[float, float] = (2.0, 1.0)  # method "vb": prior_fe_sd, prior_log_sd_sd
+    priors: tuple[float, float] = (2.0, 1.0)  # "vb_meanfield": prior_fe_sd, prior_log_sd_sd
     crossed: tuple[int, ...] = ()  # random terms crossed with the partitioning factor
 
 
@@ -358,7 +358,7 @@ def _to_internal(state: PartitionState | None, scaling: Scaling, design: Any) ->
 
 
 def _objective(data: ModelData, design: PartitionDesign) -> Any:
-    if design.method == "vb":
+    if design.method == "vb_meanfield":
         # The partition's sums over rows of the ELBO (the priors are applied on the client).
         return VariationalObjective(data, n_gauss_hermite=design.control.n_gauss_hermite)
     if design.method == "agq":
@@ -634,7 +634,7 @@ def fit_dask(
     options: the FitOptions (methods.options; None: the defaults, method "laplace").
     npartitions: partitions after the shuffle on the outermost grouping factor (None: as many
     as data has). weights and offset must be column names. method "laplace", "agq" (one
-    grouping factor) or "vb" (distributed_vb.py; prior_fe_sd, prior_log_sd_sd and a
+    grouping factor) or "vb_meanfield" (distributed_vb.py; prior_fe_sd, prior_log_sd_sd and a
     VariationalControl as in memory); every grouping factor must be nested in one outermost
     factor, or (laplace) crossed with it with at most distributed_crossed.DASK_CROSSED_LIMIT
     random effects in all. As in memory, laplace and agq are estimated on internally centred
@@ -651,6 +651,12 @@ def fit_dask(
     options = options or fit_options()
     method_object = options.method
     method = method_object.name
+    if method == "vb":
+        raise ValueError(
+            "method='vb' (structured variational Bayes) is not available on a Dask DataFrame: "
+            "fit ddf.compute() in memory for it, or use method='vb_meanfield' (mean-field "
+            "variational Bayes, fitted on the partitions; its SDs understate the posterior's)"
+        )
     n_agq = getattr(method_object, "n_agq", 1)
     control: Any = getattr(method_object, "control", None)
     pirls_control = getattr(method_object, "pirls_control", None)
@@ -797,11 +803,11 @@ def _fit(
         # Factors crossed with the partitioning one: their random effects are global
         # (distributed_crossed.py).
         partition_var, crossed_groups = crossed_plan(candidates, to_check, learned)
-        if method == "vb":
+        if method == "vb_meanfield":
             # VB's sums decompose over any rows, but its reported log-likelihood (Laplace at
             # the posterior means) needs the crossed Laplace objective: not wired up for VB.
             raise _not_decomposable(
-                "method='vb' needs every grouping factor nested in one outermost factor; "
+                "method='vb_meanfield' needs every grouping factor nested in one outermost factor; "
                 "factors crossed with it are fitted by method='laplace'"
             )
     uniques = {v: _sorted_levels(learned[f"unique:{v}"]) for v in factor_vars}
@@ -863,7 +869,7 @@ def _fit(
                 "a random effect needs at least two groups"
             )
         group_specs.append(group)
-    if method == "vb":
+    if method == "vb_meanfield":
         _check_vb_terms(parsed, fixed_spec, random_specs, tuple(group_specs), coded)
     design = dataclasses.replace(
         proto,
@@ -965,7 +971,7 @@ def _glm_start(partitions: _Partitions, design: PartitionDesign, names: Sequence
     z_moments = [combine_moments([part[9][t] for part in start]) for t in range(n_blocks)]
     centre_random = design.method == "laplace" or design.n_agq == 1
     scaling = choose_scaling_from_moments(x_moments, z_moments, control, centre_random)
-    if design.method == "vb":
+    if design.method == "vb_meanfield":
         # VB's priors are stated in the user's units: its columns are never rescaled.
         scaling = Scaling(np.eye(n_fixed), tuple(np.eye(len(m.mean)) for m in z_moments))
     rate = (k + 0.5) / (m + 1.0)
@@ -1132,7 +1138,7 @@ def _optimize(
     partitions.client.run(_return_free_memory)
     LOG.info("shuffle, partition models and GLM start: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
-    if method == "vb":
+    if method == "vb_meanfield":
         from glmm_binomial.distributed.vb import fit_partitioned_vb
 
         check_independent_terms(surrogate, info)

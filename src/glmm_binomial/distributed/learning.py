@@ -122,8 +122,8 @@ def _check_vb_terms(
     group_specs: tuple[RandomSpec, ...],
     sample: pd.DataFrame,
 ) -> None:
-    """validation.check_independent_terms before any partition is built: method "vb" fits
-    one-column terms only, and the message says how to write the user's term as such."""
+    """validation.check_independent_terms before any partition is built: method "vb_meanfield"
+    fits one-column terms only, and the message says how to write the user's term as such."""
     blocks = []
     for term, spec, group in zip(parsed.random, random_specs, group_specs, strict=True):
         names = ["(Intercept)"] if spec is None else _matrix(spec, sample, term.text)[1]

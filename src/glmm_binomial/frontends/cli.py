@@ -6,16 +6,24 @@
     glmm-binomial sheet '=GLMM_BINOMIAL({0;1;...},{...},{...})'
     glmm-binomial "FORMULA" [DATA] [--dataset NAME]  (the earlier form: same as fit)
 
-Exit status: 0 fitted; 1 data or fit error (one line on stderr; --debug shows the traceback);
-2 usage error; 3 fitted, but the fit did not converge (a convergence or separation warning:
-converged is false). This module imports only the standard library at start, so ``--help``
-answers at once; pandas and the fit are imported when used.
+Exit status: 0 fitted; 1 data, file or fit error (one line on stderr; --debug shows the
+traceback); 2 usage error (one line on stderr); 3 fitted, but the fit did not converge (a
+convergence or separation warning: converged is false); 130 interrupted. This module imports
+only the standard library at start, so ``--help`` answers at once; pandas and the fit are
+imported when used.
+
+Files: every output is written atomically (a temporary file in the same folder, renamed over
+the target), so a full disk or a failing write leaves no half-written file. Output paths are
+checked before the fit (two outputs to one file, an output over an input, a missing folder).
+The fit's -o file is written before --predict runs, so a failing prediction keeps it. Without
+-o or --json the summary is printed; otherwise one line names each file written.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 import warnings
@@ -34,9 +42,10 @@ METHODS = method_names()
 EPILOG = """\
 exit status:
   0  fitted (converged)
-  1  data or fit error: one line on stderr (--debug for the traceback)
-  2  usage error (unknown option, missing argument)
+  1  data, file or fit error: one line on stderr (--debug for the traceback)
+  2  usage error (unknown option, missing argument, two outputs to one file): one line
   3  fitted, but not converged (a convergence or separation warning; JSON "converged": false)
+  130 interrupted
 
 output (-o FILE, by extension): .txt text summary, .json strict JSON (null for NaN/inf; every
 statistic and the warnings with their kinds), .csv tables one after another, .xlsx one sheet
@@ -52,6 +61,14 @@ class CommandError(Exception):
 
 class UsageError(Exception):
     """Arguments that do not make a command (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors raised as UsageError (one line, exit status 2) instead of
+    printed with the usage text."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _version() -> str:
@@ -77,7 +94,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _fit_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         description="Fit a binomial GLMM written in lme4's formula syntax.",
         epilog=EPILOG,
@@ -92,9 +109,15 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         "--dataset)",
     )
     parser.add_argument("--dataset", help="a bundled data set: " + ", ".join(_bundled_names()))
-    parser.add_argument("--sep", help="CSV delimiter (default: sniffed from the file)")
-    parser.add_argument("--decimal", default=".", help="CSV decimal mark (default '.')")
-    parser.add_argument("--encoding", default="utf-8", help="CSV text encoding (default utf-8)")
+    parser.add_argument("--sep", help="CSV separator (default: detected from the file)")
+    parser.add_argument(
+        "--decimal",
+        help="CSV decimal mark (default: ',' when a ';'- or tab-separated file writes its "
+        "numbers with decimal commas, else '.')",
+    )
+    parser.add_argument(
+        "--encoding", help="CSV text encoding (default: from a byte-order mark, else utf-8)"
+    )
     parser.add_argument("--sheet", help="worksheet of an .xlsx file (name or 0-based index)")
     parser.add_argument("--method", choices=METHODS, default="laplace")
     parser.add_argument("--n-agq", type=int, default=1, help="quadrature points (method agq)")
@@ -114,6 +137,15 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         default="",
         help="comma-separated columns to read as labels (grouping columns always are)",
     )
+    parser.add_argument(
+        "--prior",
+        action="append",
+        metavar="KEY=PRIOR",
+        help="fit the posterior mode under a prior (methods laplace and agq; blme's "
+        "spellings): fixef='normal(sd=3)', fixef='t(df=7, scale=2.5)', cov=wishart, "
+        "cov='lkj(2)' (repeat for several), or 'blme' (a Wishart prior on each covariance, "
+        "bglmer's default)",
+    )
     parser.add_argument("--conf-level", type=float, default=0.95)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a summary")
     parser.add_argument("-o", "--output", help="write the result to FILE (.txt .json .csv .xlsx)")
@@ -130,12 +162,18 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the predictions to FILE (default: with the result)",
     )
+    parser.add_argument(
+        "--check",
+        metavar="FILE",
+        help="save the model-check panel (simulated and binned residuals, random effects, "
+        "dispersion) to FILE (.png; needs the plot extra)",
+    )
     _common(parser)
     return parser
 
 
 def _sheet_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         description="Evaluate GLMM_BINOMIAL formulas: every one in an .xlsx workbook (engine: "
         "the formulas package, extra xlsx), or one formula given as text.",
@@ -154,9 +192,10 @@ def _sheet_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="glmm-binomial",
-        description="Binomial GLMMs (logit link) with lme4 formula syntax.\n\n"
+        description="Binomial GLMMs (logit, probit, cloglog, cauchit or log link; "
+        "beta-binomial) with lme4 formula syntax.\n\n"
         "  glmm-binomial fit DATA FORMULA [options]   fit a formula to a data file\n"
         "  glmm-binomial sheet BOOK.xlsx [-o OUT]     evaluate GLMM_BINOMIAL in a workbook\n"
         "  glmm-binomial sheet '=GLMM_BINOMIAL(...)'   evaluate one formula\n"
@@ -203,84 +242,22 @@ def progress(text: str, enabled: bool = True) -> Iterator[None]:
 # --- reading data -----------------------------------------------------------------------------
 
 
-def _kind_of(path: Path) -> str:
-    """csv, xlsx or parquet, by the file's first bytes (then its extension)."""
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    if head == b"PAR1":
-        return "parquet"
-    if head == b"PK\x03\x04":
-        return "xlsx"
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm", ".xls"):
-        return "xlsx"
-    if suffix == ".parquet":
-        return "parquet"
-    return "csv"
+def read_table(
+    path_text: str, args: argparse.Namespace | None, labels: set[str]
+) -> tuple[Any, Any]:
+    """A data file as a DataFrame and how it was read (reader.ReadInfo); CommandError with the
+    file's name when it cannot be read. The reading options (--sep, --decimal, --encoding,
+    --sheet) come from args; None: everything detected (the --predict file)."""
+    from glmm_binomial.frontends import reader
 
-
-def _sniff_delimiter(path: Path, encoding: str) -> str:
-    import csv
-
-    with path.open("r", encoding=encoding, newline="") as handle:
-        sample = handle.read(65536)
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
-
-
-def read_table(path_text: str, args: argparse.Namespace, labels: set[str]) -> Any:
-    """A data file as a DataFrame; CommandError with the file's name when it cannot be read."""
-    path = Path(path_text)
-    if not path.is_file():
-        raise CommandError(f"cannot read {path_text}: no such file")
-    import pandas as pd
-
-    kind = _kind_of(path)
-    try:
-        if kind == "parquet":
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError:
-                raise CommandError(
-                    f"cannot read {path_text}: Parquet files need pyarrow: "
-                    "pip install 'glmm-binomial[parquet]'"
-                ) from None
-            frame = pd.read_parquet(path)
-            for column in labels & set(frame.columns):
-                frame[column] = frame[column].astype(str)
-            return frame
-        if kind == "xlsx":
-            try:
-                import openpyxl  # noqa: F401
-            except ImportError:
-                raise CommandError(
-                    f"cannot read {path_text}: .xlsx files need openpyxl: "
-                    "pip install 'glmm-binomial[xlsx]'"
-                ) from None
-            sheet: Any = 0 if args.sheet is None else args.sheet
-            if isinstance(sheet, str) and sheet.isdigit():
-                sheet = int(sheet)
-            return pd.read_excel(path, sheet_name=sheet, dtype={c: str for c in labels})
-        sep = args.sep or _sniff_delimiter(path, args.encoding)
-        return pd.read_csv(
-            path,
-            sep=sep,
-            decimal=args.decimal,
-            encoding=args.encoding,
-            dtype={c: str for c in labels},
+        if args is None:
+            return reader.read_table(path_text, labels=labels)
+        return reader.read_table(
+            path_text, args.sep, args.decimal, args.encoding, args.sheet, labels
         )
-    except CommandError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise CommandError(
-            f"cannot read {path_text}: it is not {args.encoding} text (byte "
-            f"0x{exc.object[exc.start]:02x} at position {exc.start}); give --encoding "
-            "(e.g. --encoding latin-1) or save it as UTF-8"
-        ) from None
-    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
-        raise CommandError(f"cannot read {path_text}: {_clean(exc)}") from None
+    except reader.ReadError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _data_and_formula(args: argparse.Namespace) -> tuple[str | None, str]:
@@ -295,21 +272,72 @@ def _data_and_formula(args: argparse.Namespace) -> tuple[str | None, str]:
     return (others[0] if others else None), formula
 
 
-def _load(args: argparse.Namespace, data: str | None) -> tuple[Any, str]:
-    labels = {c.strip() for c in args.factors.split(",") if c.strip()}
+def _labels(args: argparse.Namespace) -> set[str]:
+    return {c.strip() for c in args.factors.split(",") if c.strip()}
+
+
+def _is_bundled(args: argparse.Namespace, data: str | None) -> bool:
+    name = args.dataset or data
+    return bool(args.dataset) or (
+        name is not None and not Path(name).exists() and name in _bundled_names()
+    )
+
+
+def _load(args: argparse.Namespace, data: str | None) -> tuple[Any, str, Any]:
+    """The data frame, its name for the summary, and how it was read (None: bundled)."""
+    labels = _labels(args)
     if args.dataset and data:
         raise UsageError("give a data file or --dataset, not both")
     name = args.dataset or data
     if name is None:
         raise UsageError("give a data file (or --dataset NAME)")
-    if args.dataset or (not Path(name).exists() and name in _bundled_names()):
+    if _is_bundled(args, data):
         from glmm_binomial import datasets
 
         try:
-            return datasets.load(name), name
+            return datasets.load(name), name, None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-    return read_table(name, args, labels), name
+    frame, info = read_table(name, args, labels)
+    return frame, name, info
+
+
+# --- output paths -----------------------------------------------------------------------------
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(option, path) of each file the command will write."""
+    named = [
+        ("-o", args.output),
+        ("--ranef", args.ranef),
+        ("--predict-out", args.predict_out),
+        ("--check", getattr(args, "check", None)),
+    ]
+    return [(option, path) for option, path in named if path]
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def check_outputs(outputs: list[tuple[str, str]], inputs: list[tuple[str, str]]) -> None:
+    """Before any work: each output a known format in an existing, writable folder, no two
+    outputs on one file (UsageError) and no output over an input (UsageError)."""
+    from glmm_binomial.frontends import output
+
+    for i, (option, path) in enumerate(outputs):
+        for other, earlier in outputs[:i]:
+            if _same_file(path, earlier):
+                raise UsageError(
+                    f"{other} and {option} both write {path}: give each output its own file"
+                )
+        for what, source in inputs:
+            if _same_file(path, source):
+                raise UsageError(f"{option} {path} would overwrite the {what}")
+        try:
+            output.check_writable(path)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -325,23 +353,31 @@ def _fit_command(args: argparse.Namespace) -> int:
     from glmm_binomial.frontends import output
 
     data, formula = _data_and_formula(args)
-    if args.output:
-        output.output_format(args.output)
-    for option in ("ranef", "predict_out"):
-        path = getattr(args, option)
-        if path:
+    for option, path in _outputs(args):
+        if option == "--check":
+            continue  # a figure: checked by _check_figure_format
+        try:
             kind = output.output_format(path)
-            if kind == "text":
-                raise CommandError(f"--{option.replace('_', '-')} writes .csv, .json or .xlsx")
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+        if kind == "text" and option != "-o":
+            raise UsageError(f"{option} writes .csv, .json or .xlsx")
     if args.predict_out and not args.predict:
-        raise CommandError("--predict-out needs --predict NEWDATA")
-    from glmm_binomial.family import make_family
-
-    try:
-        family = make_family(args.family, args.link)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    frame, name = _load(args, data)
+        raise UsageError("--predict-out needs --predict NEWDATA")
+    if args.check:
+        _check_figure_format(args.check)
+    inputs = [] if _is_bundled(args, data) else [("data file", str(args.dataset or data))]
+    if args.predict:
+        inputs.append(("--predict file", args.predict))
+    check_outputs(_outputs(args), inputs)
+    priors = _priors(args.prior)
+    family = _family(args.family, args.link)
+    frame, name, info = _load(args, data)
+    # The new data are read before the fit, so that an unreadable file costs no fit; their
+    # separator, decimal mark and encoding are detected on their own (the options name DATA's).
+    newdata = read_table(args.predict, None, _labels(args))[0] if args.predict else None
+    if info is not None and "decimal" in info.detected:
+        print(f"glmm-binomial: read {name}: {info.describe()}", file=sys.stderr)
     from glmm_binomial.api import fit
 
     with progress(f"fitting {formula}", not args.no_progress):
@@ -354,44 +390,49 @@ def _fit_command(args: argparse.Namespace) -> int:
             weights=args.weights,
             offset=args.offset,
             conf_level=args.conf_level,
+            priors=priors,
         )
     document = output.report(result, name)
-    if args.ranef:
-        import pandas as pd
-
-        frames = result.ranef(condvar=True)
-        records = []
-        for group, table in frames.items():
-            flat = table.reset_index().rename(columns={group: "level"})
-            flat.insert(0, "group", group)
-            records.append(flat)
-        ranef_records = output.frame_records(
-            pd.concat(records, ignore_index=True).set_index("group")
-        )
-        _write_records(args.ranef, "ranef", ranef_records)
-    if args.predict:
-        labels = {c.strip() for c in args.factors.split(",") if c.strip()}
-        newdata = read_table(args.predict, args, labels)
-        with warnings.catch_warnings(record=True) as caught:
-            # Warnings about the new data (new grouping levels) are the user's business.
-            warnings.simplefilter("always")
-            probability = result.predict(newdata, type="response")
-            link = result.predict(newdata, type="link")
-        document["prediction_warnings"] = _glmm_warnings(caught)
-        predictions = [
-            {"row": i + 1, "probability": output.plain(p), "link": output.plain(e)}
-            for i, (p, e) in enumerate(zip(list(probability), list(link), strict=True))
-        ]
-        if args.predict_out:
-            _write_records(args.predict_out, "predictions", predictions)
-        else:
-            document["predictions"] = predictions
+    if info is not None:
+        document["data_format"] = info.as_record()
+        document["data_description"] = f"{name} ({info.describe()})"
+    written: list[tuple[str, str]] = []
+    # The fit first: a later step that fails (ranef, predict) keeps it.
     if args.output:
         output.write(args.output, result, document)
-    elif args.json:
+        written.append((args.output, "the fit"))
+    if args.ranef:
+        _write_records(args.ranef, "ranef", _ranef_records(result))
+        written.append((args.ranef, "the random effects"))
+    if args.check:
+        _write_check(result, args.check)
+        written.append((args.check, "the model checks"))
+    failure = None
+    if newdata is not None:
+        try:
+            predictions, caught = _predict(result, newdata)
+        except Exception as exc:  # noqa: BLE001 - reported in one line, after the fit is kept
+            if args.debug:
+                raise
+            failure = f"cannot predict {args.predict}: {_clean(exc)}"
+        else:
+            document["prediction_warnings"] = caught
+            if args.predict_out:
+                _write_records(args.predict_out, "predictions", predictions)
+                written.append((args.predict_out, "the predictions"))
+            else:
+                document["predictions"] = predictions
+                if args.output:
+                    output.write(args.output, result, document)  # again, now with them
+                    written[0] = (args.output, "the fit and the predictions")
+    if args.json:
         print(output.to_json(document))
-    else:
+    elif not args.output:
         print(output.to_text(result, document), end="")
+    for path, what in written:
+        # stdout when it carries nothing else, so that a summary or JSON there stays clean.
+        stream = sys.stdout if (args.output and not args.json) else sys.stderr
+        print(f"glmm-binomial: wrote {what} to {path}", file=stream)
     for record in document.get("prediction_warnings", []):
         print(
             f"glmm-binomial: predict: {record['kind']} warning: {record['message']}",
@@ -401,7 +442,130 @@ def _fit_command(args: argparse.Namespace) -> int:
         # The text summary lists the warnings itself; otherwise say them on stderr too.
         for record in document["warnings"]:
             print(f"glmm-binomial: {record['kind']} warning: {record['message']}", file=sys.stderr)
+    if failure is not None:
+        kept = f" (the fit is in {args.output})" if args.output else ""
+        print(f"glmm-binomial: error: {failure}{kept}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK if result.converged else EXIT_NOT_CONVERGED
+
+
+def _family(family: str, link: str | None) -> Any:
+    """--family and --link as a Family object (UsageError naming the option when unknown)."""
+    from glmm_binomial.family import make_family
+
+    try:
+        return make_family(family, link)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _priors(given: list[str] | None) -> Any:
+    """--prior options as fit()'s priors: 'blme' or 'none' alone, else KEY=PRIOR pairs
+    (fixef once; cov repeatable, its priors combined)."""
+    if not given:
+        return None
+    if len(given) == 1 and given[0].strip().lower() in ("blme", "none"):
+        return given[0].strip().lower()
+    out: dict[str, Any] = {}
+    for item in given:
+        key, sign, value = item.partition("=")
+        key = key.strip()
+        if not sign or key not in ("fixef", "cov"):
+            raise UsageError(
+                f"--prior {item!r}: write fixef=PRIOR or cov=PRIOR (or --prior blme), as in "
+                "--prior fixef='normal(sd=3)'"
+            )
+        if key == "fixef":
+            if key in out:
+                raise UsageError("--prior fixef=... given twice")
+            out[key] = value.strip()
+        else:
+            out.setdefault("cov", []).append(value.strip())
+    return out
+
+
+def _ranef_records(result: Any) -> list[dict[str, Any]]:
+    """The conditional modes and SDs of every grouping factor as records (group, level, ...)."""
+    import pandas as pd
+
+    from glmm_binomial.frontends import output
+
+    frames = result.ranef(condvar=True)
+    records = []
+    for group, table in frames.items():
+        flat = table.reset_index().rename(columns={group: "level"})
+        flat.insert(0, "group", group)
+        records.append(flat)
+    return output.frame_records(pd.concat(records, ignore_index=True).set_index("group"))
+
+
+def _predict(result: Any, newdata: Any) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """newdata's columns with the predicted probability and log-odds (columns "probability"
+    and "link", or "predicted_probability" / "predicted_link" when newdata has those names),
+    and the package's warnings about the new data (new grouping levels)."""
+    from glmm_binomial.frontends import output
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        probability = result.predict(newdata, type="response")
+        link = result.predict(newdata, type="link")
+    names = ("probability", "link")
+    if any(name in newdata.columns for name in names):
+        names = ("predicted_probability", "predicted_link")
+    table = newdata.copy()
+    table[names[0]] = list(probability)
+    table[names[1]] = list(link)
+    records = [
+        {str(k): output.plain(v) for k, v in record.items()}
+        for record in table.to_dict(orient="records")
+    ]
+    return records, _glmm_warnings(caught)
+
+
+def _check_figure_format(path: str) -> None:
+    """Before the fit: --check needs matplotlib and a format it writes (by the extension)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CommandError("--check needs matplotlib: pip install 'glmm-binomial[plot]'")
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command draws to a file, never to a window
+    from matplotlib.figure import Figure
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    known = Figure().canvas.get_supported_filetypes()
+    if suffix not in known:
+        raise UsageError(
+            f"--check: cannot tell the figure format of {path!r}: use .png (or "
+            + ", ".join(f".{k}" for k in sorted(known) if k != "png")
+            + ")"
+        )
+
+
+def _write_check(result: Any, path: str) -> None:
+    """The model-check figure (glmm_binomial.check) saved to `path` atomically, drawn off
+    screen in memory first, in the format the extension names."""
+    import inspect
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command draws to a file, never to a window
+    import matplotlib.pyplot as plt
+
+    from glmm_binomial.frontends import output
+    from glmm_binomial.results.check import check
+
+    figure = check(result)
+    buffer = io.BytesIO()
+    try:
+        dpi = inspect.signature(check).parameters["dpi"].default
+        figure.savefig(buffer, format=Path(path).suffix.lower().lstrip("."), dpi=dpi)
+    finally:
+        plt.close(figure)
+    data = buffer.getvalue()
+    output.atomic_write(path, lambda handle: handle.write(data))
 
 
 def _glmm_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, str]]:
@@ -421,28 +585,26 @@ def _glmm_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, str]
 
 
 def _write_records(path: str, name: str, records: list[dict[str, Any]]) -> None:
+    """Records as one table in the format path's extension names (written atomically)."""
     from glmm_binomial.frontends import output
 
     kind = output.output_format(path)
     if kind == "json":
-        Path(path).write_text(output.to_json({name: records}), encoding="utf-8")
+        output.write_text(path, output.to_json({name: records}))
         return
     header = list(records[0]) if records else []
     rows = [[r[c] for c in header] for r in records]
     if kind == "xlsx":
         output.write_xlsx(path, {name: (header, rows)})
         return
-    import csv
-
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(["" if c is None else c for c in row] for row in rows)
+    output.write_text(path, output.csv_text([(None, header, rows)]))
 
 
 def _sheet_command(args: argparse.Namespace) -> int:
     from glmm_binomial.frontends import workbook
 
+    if args.output and Path(args.source).is_file() and _same_file(args.source, args.output):
+        raise UsageError(f"-o {args.output} would overwrite the workbook read")
     with progress("evaluating GLMM_BINOMIAL", not args.no_progress):
         return workbook.run(args.source, args.output)
 
@@ -466,15 +628,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif command == "sheet":
             args = _sheet_parser("glmm-binomial sheet").parse_args(rest)
         else:
-            top = _top_parser()
-            parsed = top.parse_args(rest)
+            parsed = _top_parser().parse_args(rest)
             if parsed.command is None:
-                top.print_help(sys.stderr)
-            else:
-                top.error(f"unknown command {parsed.command!r}: use fit or sheet")
-            return EXIT_USAGE
-    except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
+                raise UsageError("give a command: fit or sheet (see glmm-binomial --help)")
+            raise UsageError(
+                f"unknown command {parsed.command!r}: use fit or sheet (see glmm-binomial --help)"
+            )
+    except SystemExit as exc:  # argparse: --help / --version
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    except UsageError as exc:
+        where = f"glmm-binomial {command}" if command else "glmm-binomial"
+        print(f"{where}: error: {_clean(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         with warnings.catch_warnings():
             # Numerical warnings from numpy/scipy are not the user's business; the fit's own
@@ -484,15 +649,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _fit_command(args)
             return _sheet_command(args)
     except UsageError as exc:
-        print(f"glmm-binomial {command}: error: {exc}", file=sys.stderr)
+        print(f"glmm-binomial {command}: error: {_clean(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("glmm-binomial: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (glmm-binomial ... | head): stop quietly, as Unix tools do.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - one line, no traceback (exit status 1)

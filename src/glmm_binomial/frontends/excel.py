@@ -35,8 +35,9 @@ ARGUMENT_DOCS = {
     "x_random": "optional n x k range of random-slope predictors (or fit_intercept)",
     "fit_intercept": "optional TRUE/FALSE (default TRUE): add a fixed intercept",
     "alpha": "optional, default 0.05: intervals at level 1 - alpha",
-    "method": 'optional "vb" (default), "laplace" or "agq"',
+    "method": 'optional "vb" (default), "laplace", "agq" or "vb_meanfield"',
     "link": 'optional "logit" (default), "probit", "cloglog" or "cauchit" (laplace, agq)',
+    "prior": 'optional, for "laplace"/"agq": "none" (default), "blme", or a prior text',
 }
 
 
@@ -56,11 +57,12 @@ def decorate(func: Callable[..., Any] | None = None, arg: Callable[..., Any] | N
         alpha: Any = None,
         method: Any = None,
         link: Any = None,
+        prior: Any = None,
     ) -> Any:
         """Binomial GLMM (logit link by default, random intercept per group, optional
         independent random slopes): a table of coefficients, variance components,
         log-likelihood, AIC and BIC."""
-        return glmm_binomial(y, x, groups, x_random, fit_intercept, alpha, method, link)
+        return glmm_binomial(y, x, groups, x_random, fit_intercept, alpha, method, link, prior)
 
     # Excel shows the docstring as the function's description: one line.
     GLMM_BINOMIAL.__doc__ = " ".join((GLMM_BINOMIAL.__doc__ or "").split())

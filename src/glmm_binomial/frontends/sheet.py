@@ -1,6 +1,6 @@
 """GLMM_BINOMIAL: the spreadsheet function (contract: shared/spec/GLMM_BINOMIAL.md).
 
-    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method], [link])
+    GLMM_BINOMIAL(y, x, groups, [x_random], [fit_intercept], [alpha], [method], [link], [prior])
 
 A front end: it reads spreadsheet ranges (2D lists), builds ModelData directly (fixed effects
 ``intercept``, ``x1``, ``x2``, ...; a random intercept per group and, for each x_random column,
@@ -33,11 +33,22 @@ Input conventions (decided here, documented for users), accepting what spreadshe
   method position is link.
 - Whole ranges are converted with numpy; cells are looked at one by one only to word an error.
 
+prior (methods "laplace" and "agq"): "none" (the default), "blme" (bglmer's default, a Wishart
+prior on each variance component, which keeps them off zero), or the API's prior text such as
+"fixef = t(df = 7, scale = 6.25); cov = wishart" (glmm_binomial.model.priors). The fit is then
+the posterior mode (a penalized fit) and rows after ``bic`` say so: the priors, the prior
+deviance and the penalized objective. The Bayesian methods ignore it (their priors are fixed)
+and a note row says so. A prior combines with every link (the penalty is added to the
+Laplace or AGQ deviance whatever the link).
+
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
-y = 1 and <= 0 where y = 0, not all zero; found by linear programming), maximum likelihood
-("laplace", "agq") has no finite estimate for the coefficients that move along such directions.
-Their cells are left blank and a warning row says why; under "vb" the prior keeps the posterior
-means finite and the warning row says they are driven by the prior.
+y = 1 and <= 0 where y = 0, not all zero; found by linear programming, over every row only when
+a sample of the rows is separable, since a subset of separable data is separable), maximum
+likelihood ("laplace", "agq") has no finite estimate for the coefficients that move along such
+directions. Their cells are left blank and a warning row says why (the fit found them:
+FitOutput.separation); under "vb" and "vb_meanfield", or a prior on the fixed effects (the
+prior argument), the prior keeps the estimates finite, and the warning row says they are
+driven by the prior.
 """
 
 from __future__ import annotations
@@ -47,16 +58,23 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.family import make_family
 from glmm_binomial.methods.options import fit_options
-from glmm_binomial.methods.registry import method_names
+from glmm_binomial.methods.registry import method_class, method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
-from glmm_binomial.model.separation import Separation, detect_separation
+from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
+from glmm_binomial.model.separation import (
+    NO_SEPARATION,
+    Separation,
+    detect_separation,
+    separation_possible,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -92,12 +110,29 @@ FIXED_HEADER = (
 RANDOM_HEADER = ("random_effects", "parameter", "variance", "std_dev")
 WIDTH = len(FIXED_HEADER)
 
-#: The row that tells "vb" users what its std_error, z, p and interval are (contract).
+#: The rows that tell "vb" and "vb_meanfield" users what their coefficient, std_error, z, p
+#: and interval are (contract).
 VB_NOTE = (
+    "coefficient, std_error, ci_lower and ci_upper are posterior means, posterior SDs and "
+    "credible intervals (posterior mean -+ z SD) under the stated priors (fixed effects "
+    "N(0, 2^2), log SD of each random effect N(0, 1)), from structured variational Bayes, "
+    "whose fixed and random effects are jointly Gaussian (SDs close to the exact posterior's); "
+    "the z statistic and p-value are posterior mean / SD and its normal tail area"
+)
+VB_MEANFIELD_NOTE = (
     "std_error, z_statistic, p_value, ci_lower and ci_upper are mean-field variational "
     "posterior summaries, which understate uncertainty (posterior SDs are often much smaller "
-    'than maximum-likelihood standard errors); method "laplace" gives maximum-likelihood '
-    "standard errors, tests and intervals"
+    'than the exact posterior\'s); method "vb" (structured variational Bayes) or "laplace" '
+    "(maximum likelihood) does not"
+)
+NOTES = {"vb": VB_NOTE, "vb_meanfield": VB_MEANFIELD_NOTE}
+
+#: The row that says a fit with the prior argument is a posterior mode.
+PENALIZED_NOTE = (
+    "a penalized fit: coefficients and variances are the posterior mode under the priors "
+    "below (blme's bglmer), not maximum-likelihood estimates; std_error and the intervals come "
+    "from the curvature of the penalized objective; log_likelihood, aic and bic are those of "
+    "the model at these estimates"
 )
 
 #: The links of the contract (odds_ratio is shown for the logit only).
@@ -134,6 +169,8 @@ class _Request:
     alpha: float
     method: str
     link: str = DEFAULT_LINK
+    priors: Priors = NO_PRIORS
+    prior_ignored: bool = False
 
 
 def glmm_binomial(
@@ -144,32 +181,36 @@ def glmm_binomial(
     fit_intercept: Any = True,
     alpha: Any = 0.05,
     method: Any = "vb",
-    link: Any = "logit",
+    link: Any = None,
+    prior: Any = None,
 ) -> Table | str:
     """Binomial GLMM for spreadsheet ranges: the 9-column result table or a message.
 
     y: n x 1 range of 0/1; x: n x p predictors; groups: n x 1 labels; x_random: n x k
     random-slope predictors (a random intercept is always included; all components are
     independent); fit_intercept: add a fixed intercept; alpha: intervals at level 1 - alpha;
-    method: "vb" (variational Bayes, posterior means and SDs), "laplace" or "agq" (maximum
-    likelihood); link: "logit" (default), "probit", "cloglog" or "cauchit" ("laplace" and
-    "agq"). Coefficients are on the link's scale (log-odds for the logit); variances and SDs
-    are of the random effects on that scale. Never raises.
+    method: "vb" (structured variational Bayes, posterior means and SDs), "laplace" or "agq"
+    (maximum likelihood), "vb_meanfield" (mean-field variational Bayes, statsmodels' fit_vb;
+    its SDs understate uncertainty); link: "logit" (default), "probit", "cloglog" or
+    "cauchit" ("laplace" and "agq"; the variational methods fit the logit only). Coefficients
+    are on the link's scale (log-odds for the logit); variances and SDs are of the random
+    effects on that scale. prior: for "laplace" and "agq", "none", "blme" or the API's prior
+    text (a penalized, posterior-mode fit). Never raises.
     """
     try:
-        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method, link)
+        request = _validate(y, x, groups, x_random, fit_intercept, alpha, method, link, prior)
     except _InputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
         return f"Invalid input: the arguments could not be read ({type(exc).__name__}: {exc})."
     try:
         data = _model_data(request)
-        separation = detect_separation(data.x, data.successes, data.trials)
         with warnings.catch_warnings():
             # Numerical warnings on degenerate data are not the user's business; the table's
             # converged and warning rows report what matters.
             warnings.simplefilter("ignore")
             result = _fit(data, request)
+        separation = _fixed_separation(data, request, result)
     except Exception as exc:  # noqa: BLE001 - the contract: a message, never an exception
         return f"Error fitting GLMM: {_describe(exc)}"
     try:
@@ -532,6 +573,11 @@ def _check_alpha(value: Any) -> float:
     return number
 
 
+def _posterior(method: str) -> bool:
+    """Whether `method`'s table holds posterior summaries (a note row says so)."""
+    return method_class(method).posterior
+
+
 def _available_methods() -> tuple[str, ...]:
     """The methods this installation offers, in METHODS order (all of the registry's)."""
     return METHODS
@@ -564,10 +610,10 @@ def _check_link(value: Any, method: str) -> str:
     link = value.strip().lower()
     if link not in LINKS:
         raise _invalid(f"link must be one of {choices}; got {_show(value)}.")
-    if link != DEFAULT_LINK and method == "vb":
+    if not method_class(method).supports(make_family("binomial", link)):
         raise _invalid(
-            f'link "{link}" is fitted by methods "laplace" and "agq"; method "vb" fits the '
-            "logit link only."
+            f'link "{link}" is fitted by methods "laplace" and "agq"; method "{method}" fits '
+            "the logit link only."
         )
     return link
 
@@ -603,6 +649,29 @@ def _shift_arguments(
     return None, bool(flag), fit_intercept, method, link
 
 
+def _check_prior(value: Any, method: str, n_fixed: int) -> tuple[Priors, bool]:
+    """The priors of the prior argument, and whether they are ignored (a Bayesian method)."""
+    value = _scalar(value)
+    if _is_blank(value):
+        return NO_PRIORS, False
+    if not isinstance(value, str):
+        raise _invalid(
+            f'prior must be text: "none", "blme" or a prior such as '
+            f'"fixef = t(df = 7, scale = 6.25); cov = wishart"; got {_show(value)}.'
+        )
+    try:
+        priors = parse_priors(value)
+        if priors.fixef is not None:
+            priors.fixef.bind(n_fixed)
+    except ValueError as error:
+        raise _invalid(f"prior: {error}.") from None
+    if priors.by_group and any(name != "groups" for name, _ in priors.by_group):
+        raise _invalid('prior: the grouping factor of this function is called "groups".')
+    if method_class(method).posterior:
+        return NO_PRIORS, not priors.empty
+    return priors, False
+
+
 def _validate(
     y: Any,
     x: Any,
@@ -612,6 +681,7 @@ def _validate(
     alpha: Any,
     method: Any,
     link: Any = None,
+    prior: Any = None,
 ) -> _Request:
     """Check the arguments in a fixed order; the first problem found is reported."""
     x_random, fit_intercept, alpha, method, link = _shift_arguments(
@@ -621,6 +691,10 @@ def _validate(
     if x_random is not None:
         ranges.append(_as_range("x_random", x_random))
     ranges = _drop_trailing_blank_rows(ranges)
+    for name, rows in zip(("y", "x", "groups"), ranges[:3], strict=False):
+        # Only when y, x and groups are all blank is a range left without rows; y is named.
+        if _n_rows(rows) == 0:
+            raise _invalid(f"{name} is empty: every cell of y, x and groups is blank.")
     y_rows, x_rows, group_rows = ranges[:3]
     _single_column("y", y_rows)
     _single_column("groups", group_rows)
@@ -655,6 +729,8 @@ def _validate(
         method=checked_method,
         link=_check_link(link, checked_method),
     )
+    priors, ignored = _check_prior(prior, request.method, len(_fixed_names(request)))
+    request = replace(request, priors=priors, prior_ignored=ignored)
     _check_rank(_fixed_design(request), _fixed_names(request))
     return request
 
@@ -682,13 +758,17 @@ def _check_rank(design: FloatArray, names: tuple[str, ...]) -> None:
     scaled = design / largest
     scaled = scaled / np.sqrt(np.sum(scaled * scaled, axis=0))
     tol = RANK_TOL * max(scaled.shape)
-    s = np.linalg.svd(scaled, compute_uv=False)
+    # The leading j columns of the design and of R (design = QR, Q orthonormal) have the same
+    # singular values: one QR of the n x p design (O(n p^2) time, O(n p) memory), then only
+    # p x p blocks.
+    r: FloatArray = np.asarray(np.linalg.qr(scaled, mode="r"), dtype=np.float64)
+    s = np.linalg.svd(r, compute_uv=False)
     if s[-1] > tol * s[0]:
         # Dropping columns never lowers the smallest singular value nor raises the largest
-        # (interlacing), so every leading block passes too: one SVD instead of p - 1.
+        # (interlacing), so every leading block passes too.
         return
     for j in range(1, len(names)):
-        s = np.linalg.svd(scaled[:, : j + 1], compute_uv=False)
+        s = np.linalg.svd(r[: j + 1, : j + 1], compute_uv=False)
         if s[-1] <= tol * s[0]:
             earlier = ", ".join(_column_label(name) for name in names[:j])
             raise _invalid(
@@ -739,10 +819,20 @@ def _fit(data: ModelData, request: _Request) -> Any:
     from glmm_binomial.api import fit_model
 
     n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
-    options = fit_options(request.method, n_agq=n_agq)
+    priors = None if request.priors.empty else request.priors
+    options = fit_options(request.method, n_agq=n_agq, priors=priors)
     if request.link == DEFAULT_LINK:
         return fit_model(data, options=options)
     return fit_model(data, options=options, link=request.link)
+
+
+def _separation(data: ModelData) -> Separation:
+    """Separation of y by the fixed-effects design, looked for only where it can be: the linear
+    programs over every row run only when a sample of the rows is separable (a cheap necessary
+    condition, separation.separation_possible)."""
+    if not separation_possible(data.x, data.successes, data.trials):
+        return NO_SEPARATION
+    return detect_separation(data.x, data.successes, data.trials)
 
 
 def _interval(
@@ -786,7 +876,13 @@ def _row(*cells: Cell) -> list[Cell]:
 def _separation_warning(request: _Request, names: tuple[str, ...], separation: Separation) -> str:
     kind = "complete separation" if separation.complete else "quasi-complete separation"
     which = ", ".join(names[j] for j in separation.coefficients)
-    if request.method == "vb":
+    if request.priors.fixef is not None:
+        return (
+            f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
+            "has no finite estimate there, and these posterior-mode estimates are finite only "
+            "because of the prior on the fixed effects, on which they depend"
+        )
+    if _posterior(request.method):
         return (
             f"{kind}: y is predicted perfectly by a combination of {which}; maximum likelihood "
             "has no finite estimate there, and these posterior means are finite only because of "
@@ -805,6 +901,17 @@ def _separation_warning(request: _Request, names: tuple[str, ...], separation: S
     )
 
 
+def _fixed_separation(data: ModelData, request: _Request, result: Any) -> Separation:
+    """Separation of y by the fixed effects: as the maximum-likelihood fit found it (not the
+    groups' separation, whose warning the fit words itself), or for the Bayesian methods and
+    fits under a prior on the fixed effects, whose estimates stay finite, by the linear
+    programs on the data (_separation: only where a sample of the rows is separable)."""
+    if _posterior(request.method) or request.priors.fixef is not None:
+        return _separation(data)
+    found: Separation = result.fit_output.separation
+    return NO_SEPARATION if found.blocks else found
+
+
 def _render(request: _Request, data: ModelData, result: Any, separation: Separation) -> Table:
     names = data.fixed_names
     table: Table = [list(FIXED_HEADER)]
@@ -812,7 +919,10 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     fixed["ci_lower"], fixed["ci_upper"] = _interval(
         fixed["estimate"].to_numpy(), fixed["std_error"].to_numpy(), request.alpha
     )
-    blank = set(separation.coefficients) if request.method != "vb" else set()
+    # Maximum likelihood has no finite estimate for separated coefficients; a prior on the
+    # fixed effects (the Bayesian methods', or the prior argument's) gives one.
+    finite = _posterior(request.method) or request.priors.fixef is not None
+    blank = set() if finite else set(separation.coefficients)
     columns = ("estimate", "std_error", "z", "p", "ci_lower", "ci_upper", "odds_ratio")
     for j, name in enumerate(names):
         if j in blank:
@@ -840,10 +950,24 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     table.append(_row("method", request.method))
     table.append(_row("family", str(result.family)))
     table.append(_row("link", str(result.link)))
-    if request.method == "vb":
-        table.append(_row("note", VB_NOTE))
+    if request.method in NOTES:
+        table.append(_row("note", NOTES[request.method]))
     if request.method == "agq":
         table.append(_row("n_agq", int(result.n_agq)))
+    if result.penalized:
+        table.append(_row("note", PENALIZED_NOTE))
+        for line in result.priors:
+            table.append(_row("prior", line))
+        table.append(_row("prior_deviance", _value(result.prior_deviance)))
+        table.append(_row("penalized_objective", _value(result.penalized_objective)))
+    if request.prior_ignored:
+        table.append(
+            _row(
+                "note",
+                f'the prior argument is ignored by method "{request.method}", whose '
+                "priors are fixed",
+            )
+        )
     # A fit that drives coefficients to infinity has not converged to an estimate.
     table.append(_row("converged", bool(result.converged) and not blank))
     if separation.coefficients:
@@ -869,7 +993,7 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
                 "log-likelihood is not positive definite at the estimates",
             )
         )
-    if request.method != "vb" and not blank_random:
+    if not _posterior(request.method) and not blank_random:
         for term, std_dev in zip(varcorr["term"], varcorr["std_dev"], strict=True):
             if np.isfinite(std_dev) and std_dev > LARGE_SD:
                 table.append(

@@ -49,7 +49,14 @@ from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.laplace import Counters, LaplaceObjective, finish_fit
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
+from glmm_binomial.methods.penalty import (
+    PenalizedObjective,
+    Penalty,
+    penalized_start,
+    with_penalty,
+)
 from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.numerics.factor import Structure, nested_in
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
@@ -216,6 +223,13 @@ class _Merged:
     def lambdas(self, original: ModelData, theta: FloatArray) -> list[FloatArray]:
         lams = original.lambdas(theta)
         return [scipy.linalg.block_diag(*[lams[t] for t in group]) for group in self.members]
+
+    def lambda_change(
+        self, original: ModelData, theta: FloatArray, last_theta: FloatArray
+    ) -> list[FloatArray]:
+        """Merged Lambda(theta) - Lambda(last_theta) (ModelData.lambda_change)."""
+        changes = original.lambda_change(theta, last_theta)
+        return [scipy.linalg.block_diag(*[changes[t] for t in group]) for group in self.members]
 
 
 def _merge_blocks(data: ModelData) -> _Merged:
@@ -931,7 +945,7 @@ class AgqObjective:
             return self._u1, self._u2
         last_theta, last_beta, last = self._last
         lambdas = self.merged.lambdas(self.data, last_theta)
-        d_lambdas = self.merged.lambdas(self.data, theta - last_theta)  # linear in theta
+        d_lambdas = self.merged.lambda_change(self.data, theta, last_theta)
         change = self._nested.mode_change(
             last, self.structure, lambdas, d_lambdas, beta - last_beta
         )
@@ -1037,10 +1051,13 @@ class AgqObjective:
         grad_theta = np.zeros(self.data.n_theta)
         grad_theta[self.data.family_slice] = -2.0 * grad_family
         slices = self.data.theta_slices()
-        # Each level is one original block with a scalar effect: Lambda_t = [[theta_t]].
+        # Each level is one original block with a scalar effect (Lambda_t 1 x 1).
+        lambdas = self.data.lambdas(theta)
         for d, merged_index in enumerate(self._nested.order):
             (t,) = self.merged.members[merged_index]
-            grad_theta[slices[t]] = -2.0 * grad_lambda[d]
+            block_gradient = np.array([[grad_lambda[d]]])
+            structure = self.data.blocks[t].covariance
+            grad_theta[slices[t]] = -2.0 * structure.theta_gradient(lambdas[t], block_gradient)
         return deviance, grad_theta, -2.0 * grad_beta
 
     def _differences(
@@ -1096,9 +1113,11 @@ def fit_agq(
     pirls_control: PirlsControl | None = None,
     quadrature_control: QuadratureControl | None = None,
     start: tuple[FloatArray, FloatArray] | None = None,
+    penalty: Penalty | None = None,
 ) -> FitOutput:
     """Maximum-likelihood fit with the deviance by n_agq-point adaptive Gauss-Hermite quadrature,
-    on data's columns as they are; `start`: (theta, beta) to start from.
+    on data's columns as they are; `start`: (theta, beta) to start from; with a penalty
+    (methods.penalty), the posterior mode (deviance plus prior deviance minimized).
 
     loglik is the full marginal log-likelihood (binomial constants included), on the scale of
     fit_laplace's; ranef are the conditional modes at the estimates (as lme4)."""
@@ -1107,13 +1126,19 @@ def fit_agq(
     objective = AgqObjective(
         data, n_agq, pirls_control or PirlsControl(), quadrature_control, control
     )
+    target: AgqObjective | PenalizedObjective = objective
+    begin = start_point(data, control, *(start or (None, None)))
+    if penalty is not None:
+        target = PenalizedObjective(objective, penalty)
+        if start is None:
+            begin = penalized_start(data, control, penalty, begin)
     estimates = minimize_deviance(
         data,
-        objective.deviance_and_gradient,
+        target.deviance_and_gradient,
         control,
         objective.counters,
-        "agq",
-        start_point(data, control, *(start or (None, None))),
+        "agq" if penalty is None else "agq + prior deviance",
+        begin,
     )
     summary = dataclasses.replace(
         estimates.summary,
@@ -1125,7 +1150,11 @@ def fit_agq(
     estimates = dataclasses.replace(estimates, summary=summary)
     modes = LaplaceObjective(data, pirls_control or PirlsControl())
     label = loglik_label(n_agq, objective.rule_kind)
-    return finish_fit(data, modes, estimates, control, "agq", label, n_agq=n_agq)
+    under_prior = None if penalty is None else penalty.covered()
+    output = finish_fit(
+        data, modes, estimates, control, "agq", label, n_agq=n_agq, under_prior=under_prior
+    )
+    return with_penalty(output, penalty)
 
 
 @dataclass(frozen=True)
@@ -1138,11 +1167,13 @@ class Agq(LikelihoodMethod):
     control: OptimizerControl = field(default_factory=OptimizerControl)
     pirls_control: PirlsControl = field(default_factory=PirlsControl)
     quadrature_control: QuadratureControl = field(default_factory=QuadratureControl)
+    priors: Priors = NO_PRIORS
 
     name: ClassVar[str] = "agq"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n_agq", check_n_agq(self.n_agq, MAX_N_AGQ))
+        object.__setattr__(self, "priors", parse_priors(self.priors))
 
     @classmethod
     def from_arguments(
@@ -1151,6 +1182,7 @@ class Agq(LikelihoodMethod):
         n_agq: int | None = None,
         control: Any = None,
         pirls_control: PirlsControl | None = None,
+        priors: Any = None,
         **others: Any,
     ) -> Agq:
         refuse_arguments(cls.name, **others)
@@ -1158,11 +1190,15 @@ class Agq(LikelihoodMethod):
             1 if n_agq is None else n_agq,
             checked_control(cls.name, control, OptimizerControl),
             pirls_control or PirlsControl(),
+            priors=parse_priors(priors),
         )
 
     @property
     def title(self) -> str:
-        return f"maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {self.n_agq})"
+        quadrature = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.n_agq}"
+        if not self.priors.empty:
+            return f"maximum a posteriori (penalized likelihood, {quadrature})"
+        return f"maximum likelihood ({quadrature})"
 
     @property
     def tolerances(self) -> dict[str, float | str]:
@@ -1174,12 +1210,21 @@ class Agq(LikelihoodMethod):
         # change the approximation (n_agq = 1 is the Laplace approximation, which is).
         return self.n_agq == 1
 
-    def objective(self, model: ModelData) -> AgqObjective:
-        return AgqObjective(
+    def objective(self, model: ModelData) -> Any:
+        objective = AgqObjective(
             model, self.n_agq, self.pirls_control, self.quadrature_control, self.control
         )
+        return self.penalized(objective, model)
 
-    def fit_columns(self, model: ModelData, start: Start | None = None) -> FitOutput:
+    def fit_columns(
+        self, model: ModelData, start: Start | None = None, penalty: Penalty | None = None
+    ) -> FitOutput:
         return fit_agq(
-            model, self.n_agq, self.control, self.pirls_control, self.quadrature_control, start
+            model,
+            self.n_agq,
+            self.control,
+            self.pirls_control,
+            self.quadrature_control,
+            start,
+            penalty,
         )

@@ -46,7 +46,7 @@ class Method(ABC):
     @abstractmethod
     def from_arguments(cls, **arguments: Any) -> Method:
         """The method made from fit()'s keyword arguments (n_agq, control, pirls_control,
-        prior_fe_sd, prior_log_sd_sd); arguments that do not apply to it must have their
+        prior_fe_sd, prior_log_sd_sd, priors); arguments that do not apply to it must have their
         defaults (None), else ValueError naming them."""
 
     @property
@@ -59,7 +59,8 @@ class Method(ABC):
     def tolerances(self) -> Mapping[str, float | str]:
         """Every setting of the method, as OptSummary.tolerances records them."""
 
-    def supports(self, family: Family) -> bool:
+    @classmethod
+    def supports(cls, family: Family) -> bool:
         """Whether the method fits this family and link (by default the binomial logit only:
         a method built on the logit refuses the others unless it says otherwise)."""
         return family.name == "binomial" and family.link == "logit"
@@ -88,6 +89,11 @@ class Method(ABC):
 def refuse_arguments(method: str, **given: Any) -> None:
     """ValueError naming fit() arguments given that `method` does not take (None: not given)."""
     extra = [name for name, value in given.items() if value is not None]
+    if "priors" in extra:
+        raise ValueError(
+            f"priors= applies to the posterior-mode fits of methods 'laplace' and 'agq'; "
+            f"method {method!r} keeps its own fixed priors"
+        )
     if extra:
         names = ", ".join(extra)
         raise ValueError(

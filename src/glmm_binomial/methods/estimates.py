@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning, SeparationWarning
+from glmm_binomial.model.separation import NO_SEPARATION, Separation
 from glmm_binomial.numerics.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
@@ -20,15 +21,30 @@ class FitOutput:
 
     theta: relative covariance factors in lme4's layout (ModelData.theta_slices); the random
         effects of block t have covariance Lambda_t Lambda_t' (the binomial GLMM has no residual
-        scale, so relative = absolute). For "vb", theta holds the random-effect SDs at the
-        posterior means of the log-SD parameters.
-    beta: fixed effects (posterior means for "vb"); vcov_beta their covariance matrix
-        (inverse observed information, or posterior covariance for "vb").
+        scale, so relative = absolute). For "vb_meanfield", theta holds the random-effect SDs at the
+        posterior means of the log-SD parameters; for "vb", Lambda Lambda' = diag(E[s]) E[R]
+        diag(E[s]) (posterior means of the SDs and of the correlations).
+    beta: fixed effects (posterior means for the Bayesian methods); vcov_beta their covariance
+        matrix (inverse observed information, or posterior covariance: for "vb_meanfield"
+        diagonal).
     loglik: marginal log-likelihood of the binomial GLMM at (theta, beta), binomial
         coefficients included; loglik_label says how it was computed.
     ranef / ranef_cov: per block, conditional modes b = Lambda u (n_levels x k) and their
-        conditional covariances (n_levels x k x k); posterior means and covariances for "vb".
-    theta_cov: covariance of theta's estimate where the method gives one (vb: of the log SDs).
+        conditional covariances (n_levels x k x k); posterior means and covariances for the
+        Bayesian methods.
+    theta_cov: covariance of theta's estimate where the method gives one (vb_meanfield: of the
+        log SDs).
+    elbo: the evidence lower bound at the optimum, all constants included (the variational
+        methods), a lower bound on the log marginal likelihood of the Bayesian model.
+    separation: what the fit found about separation (model.separation.Separation): the
+        fixed-effect columns with no finite maximum-likelihood estimate (``coefficients``, also
+        ``diverging``; their vcov_beta rows are NaN), whether the fixed effects separate every
+        row (``complete``) and the random-effect blocks whose variance has no finite estimate
+        (``blocks``). Empty for "vb", whose priors keep every estimate finite.
+    prior_deviance, priors: for a penalized (posterior-mode) fit, -2 log prior density at the
+        estimates (the objective minimized is -2 loglik + prior_deviance, blme's dev + penalty;
+        vbeta and theta_cov come from its curvature) and the priors as the summary lists
+        them; 0.0 and () for an unpenalized fit.
     """
 
     method: str
@@ -45,6 +61,16 @@ class FitOutput:
     n_agq: int = 1
     theta_cov: FloatArray | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    elbo: float | None = None
+    separation: Separation = NO_SEPARATION
+
+    @property
+    def diverging(self) -> tuple[int, ...]:
+        """Fixed-effect columns with no finite maximum-likelihood estimate (separation)."""
+        return self.separation.coefficients
+
+    prior_deviance: float = 0.0
+    priors: tuple[str, ...] = ()
 
 
 def final_checks(output: FitOutput) -> FitOutput:

@@ -36,8 +36,15 @@ from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
+from glmm_binomial.methods.penalty import (
+    PenalizedObjective,
+    Penalty,
+    penalized_start,
+    with_penalty,
+)
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.model.separation import separation_report
+from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
+from glmm_binomial.model.separation import Separation, separation_found
 from glmm_binomial.numerics.covariance import kept_rows, spread_covariance
 from glmm_binomial.numerics.factor import SelectedInverse, Structure, row_dot
 from glmm_binomial.numerics.optimize import (
@@ -132,7 +139,7 @@ class LaplaceObjective:
             return self._u1, self._u2
         last_theta, last_beta, mode = self._last
         data, st = self.data, self.structure
-        d_lambdas = data.lambdas(theta - last_theta)  # Lambda is linear in theta
+        d_lambdas = data.lambda_change(theta, last_theta)
         da1, da2 = st.z_lambda(data, d_lambdas)
         deta = data.x @ (beta - last_beta) + st.times(da1, da2, mode.u1, mode.u2)
         r1, r2 = st.transpose_times(da1, da2, mode.residual)
@@ -368,33 +375,53 @@ def fit_laplace(
     control: OptimizerControl | None = None,
     pirls_control: PirlsControl | None = None,
     start: Start | None = None,
+    penalty: Penalty | None = None,
 ) -> FitOutput:
     """Maximum-likelihood fit by the Laplace approximation (lme4's glmer, nAGQ = 1) on data's
-    columns as they are; `start`: (theta, beta) to start from (default: lme4's start)."""
+    columns as they are; `start`: (theta, beta) to start from (default: lme4's start). With a
+    penalty (methods.penalty: priors bound to these columns), the posterior mode: the Laplace
+    deviance plus the prior deviance is minimized (blme's bglmer)."""
     control = control or OptimizerControl()
     objective = LaplaceObjective(data, pirls_control or PirlsControl())
+    target: LaplaceObjective | PenalizedObjective = objective
+    begin = start_point(data, control, *(start or (None, None)))
+    if penalty is not None:
+        target = PenalizedObjective(objective, penalty)
+        if start is None:
+            begin = penalized_start(data, control, penalty, begin)
     estimates = minimize_deviance(
         data,
-        objective.deviance_and_gradient,
+        target.deviance_and_gradient,
         control,
         objective.counters,
-        "laplace",
-        start_point(data, control, *(start or (None, None))),
-        fixed_information=objective.fixed_information,
+        "laplace" if penalty is None else "laplace + prior deviance",
+        begin,
+        fixed_information=target.fixed_information,
     )
-    return finish_fit(data, objective, estimates, control, "laplace", LOGLIK_LABEL)
+    under_prior = None if penalty is None else penalty.covered()
+    output = finish_fit(
+        data, objective, estimates, control, "laplace", LOGLIK_LABEL, under_prior=under_prior
+    )
+    return with_penalty(output, penalty)
 
 
 @dataclass(frozen=True)
 class Laplace(LikelihoodMethod):
     """Maximum likelihood with the deviance by the Laplace approximation (glmer, nAGQ = 1).
 
-    control: the outer optimizer's tolerances; pirls_control: the mode search's."""
+    control: the outer optimizer's tolerances; pirls_control: the mode search's. priors
+    (model.priors: a Priors object, or what parse_priors reads, e.g. {"fixef": "t(df = 7,
+    scale = 2.5)", "cov": "wishart"}): fit the posterior mode under those priors (blme's
+    bglmer) instead of the maximum-likelihood estimate."""
 
     control: OptimizerControl = field(default_factory=OptimizerControl)
     pirls_control: PirlsControl = field(default_factory=PirlsControl)
+    priors: Priors = NO_PRIORS
 
     name: ClassVar[str] = "laplace"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "priors", parse_priors(self.priors))
 
     @classmethod
     def from_arguments(
@@ -403,6 +430,7 @@ class Laplace(LikelihoodMethod):
         control: Any = None,
         pirls_control: PirlsControl | None = None,
         n_agq: int | None = None,
+        priors: Any = None,
         **others: Any,
     ) -> Laplace:
         if n_agq not in (None, 1):
@@ -411,10 +439,13 @@ class Laplace(LikelihoodMethod):
         return cls(
             checked_control(cls.name, control, OptimizerControl),
             pirls_control or PirlsControl(),
+            parse_priors(priors),
         )
 
     @property
     def title(self) -> str:
+        if not self.priors.empty:
+            return "maximum a posteriori (penalized likelihood, Laplace Approximation)"
         return "maximum likelihood (Laplace Approximation)"
 
     @property
@@ -425,11 +456,13 @@ class Laplace(LikelihoodMethod):
     def centres_random(self) -> bool:
         return True
 
-    def objective(self, model: ModelData) -> LaplaceObjective:
-        return LaplaceObjective(model, self.pirls_control)
+    def objective(self, model: ModelData) -> Any:
+        return self.penalized(LaplaceObjective(model, self.pirls_control), model)
 
-    def fit_columns(self, model: ModelData, start: Start | None = None) -> FitOutput:
-        return fit_laplace(model, self.control, self.pirls_control, start)
+    def fit_columns(
+        self, model: ModelData, start: Start | None = None, penalty: Penalty | None = None
+    ) -> FitOutput:
+        return fit_laplace(model, self.control, self.pirls_control, start, penalty)
 
 
 def finish_fit(
@@ -440,12 +473,16 @@ def finish_fit(
     method: str,
     loglik_label: str,
     n_agq: int = 1,
+    under_prior: NDArray[np.bool_] | None = None,
 ) -> FitOutput:
-    """Covariances, boundary check and conditional modes at the optimum of a deviance."""
+    """Covariances, boundary check and conditional modes at the optimum of a deviance.
+    under_prior: the fixed effects with a proper prior (a penalized fit), whose posterior mode
+    is finite whatever the data: they are not screened for separation."""
     theta, beta = estimates.theta, estimates.beta
     mode = objective.mode(theta, beta)
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
-    separation = separation_report(data, beta, theta, control.separation_screen)
+    screened = beta if under_prior is None else np.where(under_prior, 0.0, beta)
+    separation = separation_found(data, screened, theta, control.separation_screen)
     output = fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
     )
@@ -488,20 +525,23 @@ def fit_output(
     loglik_label: str,
     ranef: tuple[FloatArray, ...],
     ranef_cov: tuple[FloatArray, ...],
-    separation: tuple[tuple[FitWarning, ...], tuple[int, ...]],
+    separation: tuple[tuple[FitWarning, ...], Separation | tuple[int, ...]],
     n_agq: int = 1,
 ) -> FitOutput:
     """FitOutput from the optimum: covariances from the Hessian, the boundary check and the
     warnings. data is used only for its structure (names, theta layout); separation is
-    separation.separation_report's (warnings, fixed-effect columns with no finite estimate)."""
+    separation.separation_found's (warnings, Separation), or separation_report's (warnings,
+    fixed-effect columns with no finite estimate), recorded on the output as found."""
     theta, beta = estimates.theta, estimates.beta
     n_theta = data.n_theta
-    lower = data.theta_lower_bounds()
-    at_boundary = np.isfinite(lower) & (theta < control.boundary_tol)
+    at_boundary = data.theta_at_boundary(theta, control.boundary_tol)
     singular = bool(np.any(at_boundary))
     warnings: list[FitWarning] = []
     converged = estimates.summary.converged
-    separated, diverging = separation
+    separated, found = separation
+    if not isinstance(found, Separation):
+        found = Separation(False, tuple(found))
+    diverging = found.coefficients
     if separated:
         warnings.extend(separated)
         converged = False
@@ -550,6 +590,7 @@ def fit_output(
         n_agq=n_agq,
         theta_cov=theta_cov,
         warnings=tuple(warnings),
+        separation=found,
     )
 
 

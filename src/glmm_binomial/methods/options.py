@@ -44,6 +44,37 @@ def fit_options(
     **method_arguments: Any,
 ) -> FitOptions:
     """FitOptions from fit()'s keyword arguments: `method` a name or a method object, and the
-    method's own arguments (n_agq, control, pirls_control, prior_fe_sd, prior_log_sd_sd; None:
-    the method's default)."""
+    method's own arguments (n_agq, control, pirls_control, prior_fe_sd, prior_log_sd_sd, priors;
+    None: the method's default)."""
     return FitOptions(make_method(method, **method_arguments), conf_level, blas_threads)
+
+
+def options_or_arguments(
+    options: FitOptions | None,
+    method: str | Method = DEFAULT_METHOD,
+    *,
+    conf_level: float = 0.95,
+    blas_threads: int | None = 1,
+    **method_arguments: Any,
+) -> FitOptions:
+    """`options` when given (then the other arguments must keep their defaults: ValueError
+    naming those that do not), else fit_options(method, ...) from the other arguments."""
+    if options is None:
+        return fit_options(
+            method, conf_level=conf_level, blas_threads=blas_threads, **method_arguments
+        )
+    if not isinstance(options, FitOptions):
+        raise ValueError(f"options must be a FitOptions, got {type(options).__name__}")
+    given = [name for name, value in method_arguments.items() if value is not None]
+    given += [
+        name
+        for name, value, default in (
+            ("method", method, DEFAULT_METHOD),
+            ("conf_level", conf_level, 0.95),
+            ("blas_threads", blas_threads, 1),
+        )
+        if value != default
+    ]
+    if given:
+        raise ValueError(f"give {', '.join(given)} in options, not beside it")
+    return options

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 METHODS: dict[str, str] = {
     "laplace": "glmm_binomial.methods.laplace:Laplace",
     "agq": "glmm_binomial.methods.agq:Agq",
-    "vb": "glmm_binomial.methods.variational:VariationalBayes",
+    "vb": "glmm_binomial.methods.structured_vb:VariationalBayes",
+    "vb_meanfield": "glmm_binomial.methods.variational:MeanFieldVB",
 }
 """Method name (as users write it) -> "module:class", in the order front ends list them."""
 

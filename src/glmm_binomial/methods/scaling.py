@@ -21,6 +21,11 @@ column) only when the model keeps an intercept; a column of Z_t only when block 
 intercept column as well (a correlated term: b0 + b1 x = (b0 + b1 m) + b1 (x - m) mixes the
 block's effects), never in ``||`` blocks or (0 + x | g). Scales are powers of two, so scaling
 itself is exact in floating point.
+
+A block with a structured covariance (ar1, cs, diag: model.covariance) keeps its columns as
+they are: a change of columns maps an unstructured covariance to another one, but not an
+AR(1) to an AR(1) (per-column scales break its common SD, centring mixes the occasions).
+Their columns are indicators of occasions, which need no rescaling.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.covariance import transform_covariance
 from glmm_binomial.numerics.optimize import DevianceAndGradient, OptimizerControl
@@ -183,6 +189,8 @@ def choose_scaling(
     fixed = _column_map(model.x, limits.fixed_scale_limit, limits.fixed_center_limit)
     blocks = tuple(
         _column_map(b.z, limits.random_scale_limit, limits.random_center_limit, centre_random)
+        if isinstance(b.covariance, Unstructured)
+        else np.eye(b.k)  # a structured covariance is kept on its own columns
         for b in model.blocks
     )
     return Scaling(fixed, blocks)
@@ -242,6 +250,8 @@ def _lower_factor(m: FloatArray) -> FloatArray:
 
 def block_theta_to_user(block: RandomBlock, c: FloatArray, theta: FloatArray) -> FloatArray:
     """One block's theta (internal columns) -> theta of the user's columns."""
+    if _is_identity(c):
+        return np.array(theta, dtype=np.float64)
     lam = block.lambda_matrix(theta)
     if np.count_nonzero(c - np.diag(np.diag(c))) == 0:
         # Scaling only: diag(c) Lambda~ is already lower triangular with the same signs.
@@ -270,6 +280,8 @@ def start_to_internal(
 
 def _block_jacobian(block: RandomBlock, c: FloatArray, theta: FloatArray) -> FloatArray | None:
     """d theta_user / d theta_internal of one block (None where L is singular)."""
+    if _is_identity(c):
+        return np.eye(len(theta))
     rows, cols = block.lower_indices()
     if np.count_nonzero(c - np.diag(np.diag(c))) == 0:
         return np.diag(np.diag(c)[rows])
@@ -335,6 +347,11 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
         mapped[unavailable, :] = np.nan
         mapped[:, unavailable] = np.nan
         theta_cov = mapped
+    # A user coefficient built from a diverging internal one diverges too (its vcov row is
+    # NaN from transform_covariance alike): centring spreads a slope's divergence to the
+    # intercept.
+    diverging = np.flatnonzero(np.any(cx[:, list(output.diverging)] != 0.0, axis=1))
+    separation = replace(output.separation, coefficients=tuple(int(j) for j in diverging))
     return replace(
         output,
         theta=theta,
@@ -343,6 +360,7 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
         theta_cov=theta_cov,
         ranef=tuple(ranef),
         ranef_cov=tuple(ranef_cov),
+        separation=separation,
     )
 
 
@@ -358,7 +376,7 @@ def check_in_user_units(
     ConvergenceWarning says what failed."""
     if not output.converged:
         return output
-    deviance = -2.0 * output.loglik
+    deviance = -2.0 * output.loglik + output.prior_deviance  # the (penalized) objective
     value, grad_theta, grad_beta = deviance_and_gradient(output.theta, output.beta)
     problem = ""
     if not np.isfinite(value) or abs(value - deviance) > control.deviance_match_tol * max(

@@ -1,4 +1,5 @@
-"""Mean-field variational Bayes for the binomial GLMM with independent variance components.
+"""Mean-field variational Bayes (method "vb_meanfield") for the binomial GLMM with independent
+variance components. Method "vb" is the structured family of structured_vb.py.
 
 The model and the variational family are those of statsmodels' BinomialBayesMixedGLM.fit_vb:
 
@@ -52,7 +53,7 @@ from glmm_binomial.methods.base import Method, Start, checked_control, refuse_ar
 from glmm_binomial.methods.estimates import FitOutput, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.model.validation import check_independent_terms
+from glmm_binomial.model.validation import check_independent_terms, check_unstructured
 from glmm_binomial.numerics.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
@@ -662,7 +663,7 @@ def fit_vb_detailed(
             ),
         )
     output = FitOutput(
-        method="vb",
+        method="vb_meanfield",
         theta=theta,
         beta=beta,
         vcov_beta=np.diag(q.beta_sd**2),
@@ -675,12 +676,13 @@ def fit_vb_detailed(
         singular=False,
         theta_cov=np.diag(q.log_sd_sd**2),
         warnings=warnings,
+        elbo=float(elbo_value + objective.elbo_constant),
     )
     return VariationalFit(output, packed, elbo_value, objective)
 
 
 @dataclass(frozen=True)
-class VariationalBayes(Method):
+class MeanFieldVB(Method):
     """Mean-field variational Bayes (statsmodels' BinomialBayesMixedGLM.fit_vb model and family)
     with N(0, prior_fe_sd^2) priors on the fixed effects and N(0, prior_log_sd_sd^2) priors on
     the log random-effect SDs; independent variance components only. Fitted on the user's
@@ -691,7 +693,7 @@ class VariationalBayes(Method):
     prior_log_sd_sd: float = 1.0
     control: VariationalControl = field(default_factory=VariationalControl)
 
-    name: ClassVar[str] = "vb"
+    name: ClassVar[str] = "vb_meanfield"
     posterior: ClassVar[bool] = True
     control_type: ClassVar[type] = VariationalControl
 
@@ -711,7 +713,7 @@ class VariationalBayes(Method):
         control: Any = None,
         n_agq: int | None = None,
         **others: Any,
-    ) -> VariationalBayes:
+    ) -> MeanFieldVB:
         if n_agq not in (None, 1):
             raise ValueError("n_agq applies only to method='agq'")
         refuse_arguments(cls.name, **others)
@@ -735,9 +737,11 @@ class VariationalBayes(Method):
 
     def check(self, model: ModelData, design: Any = None) -> None:
         super().check(model, design)
+        # Its theta holds SDs: lme4's one-column terms only, not glmmTMB's structured ones.
+        check_unstructured(model, self.name)
         check_independent_terms(model, design)
 
     def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
         if start is not None:
-            raise ValueError("method 'vb' starts from its own deterministic start")
+            raise ValueError(f"method {self.name!r} starts from its own deterministic start")
         return require_finite(fit_vb(model, self.prior_fe_sd, self.prior_log_sd_sd, self.control))

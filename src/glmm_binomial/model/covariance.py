@@ -10,6 +10,14 @@ factorization and the objectives see only Lambda_t, never theta.
 ``Unstructured`` is lme4's parametrization: theta holds the lower triangle of Lambda_t column by
 column (k (k + 1) / 2 entries, the diagonal non-negative). A new structure is one subclass here
 (and its spelling in the formula parser).
+
+glmmTMB's structured terms (``ar1(f + 0 | g)``, ``cs(...)``, ``diag(...)``) are written as
+Sigma_t = D R D with D = diag(SDs) and R a correlation matrix, so Lambda_t = D L with L the
+Cholesky factor of R (unit rows). Their theta is glmmTMB's own: the log SD(s), then the
+correlation parameter on glmmTMB's scale (ar1: rho = phi / sqrt(1 + phi^2); cs:
+rho = plogis(phi) (1 + a) - a with a = 1 / (k - 1), so R stays positive definite). theta is then
+unbounded; an SD whose log runs far down (exp(theta) below the boundary tolerance) counts as
+a boundary fit (``at_boundary``). ``us(f + 0 | g)`` is lme4's unstructured term.
 """
 
 from __future__ import annotations
@@ -63,6 +71,33 @@ class CovarianceStructure(ABC):
         """theta in canonical form (the same covariance; e.g. a non-negative diagonal)."""
         return np.array(theta, dtype=np.float64)
 
+    def at_boundary(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
+        """Which entries of theta sit on the boundary of the parameter space (a variance at
+        zero): bounded entries below `tol` (lme4's isSingular rule)."""
+        return np.asarray(np.isfinite(self.lower_bounds()) & (theta < tol))
+
+    def parameter_entries(self) -> tuple[tuple[int, int], ...]:
+        """The covariance entries that the model's parameters are reported as, one per theta
+        entry in theta's order: (r, r) the SD of term r, (r, c) the correlation of terms r and
+        c (lme4's names sd_<term>|<group> and cor_<r>.<c>|<group>)."""
+        rows, cols = lower_triangle(self.k)
+        return tuple((int(r), int(c)) for r, c in zip(rows, cols, strict=True))
+
+    @property
+    def label(self) -> str:
+        """How the summary marks the structure's correlation ("" for lme4's)."""
+        return ""
+
+
+def lower_triangle(k: int) -> tuple[IntArray, IntArray]:
+    """Row and column indices of a k x k lower triangle, column by column (lme4's order)."""
+    rows, cols = [], []
+    for c in range(k):
+        for r in range(c, k):
+            rows.append(r)
+            cols.append(c)
+    return np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)
+
 
 @dataclass(frozen=True)
 class Unstructured(CovarianceStructure):
@@ -82,12 +117,7 @@ class Unstructured(CovarianceStructure):
 
     @cached_property
     def _indices(self) -> tuple[IntArray, IntArray]:
-        rows, cols = [], []
-        for c in range(self.k):
-            for r in range(c, self.k):
-                rows.append(r)
-                cols.append(c)
-        return np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)
+        return lower_triangle(self.k)
 
     def lower_indices(self) -> tuple[IntArray, IntArray]:
         """Row and column indices of theta's entries in Lambda, column-major lower triangle."""
@@ -121,3 +151,290 @@ class Unstructured(CovarianceStructure):
             if values[(rows == c) & (cols == c)][0] < 0:
                 values[cols == c] *= -1.0
         return values
+
+
+SD_FLOOR = 1e-300
+"""Smallest SD taken when a structured term's SD is given (profiles reach an SD of 0; its log
+is then this floor's, a Lambda of zero to working precision)."""
+
+
+class ScaledCorrelation(CovarianceStructure):
+    """Sigma = D R(rho) D with D = diag(SDs): theta = (log SDs, then the correlation parameter
+    phi on glmmTMB's scale). Lambda = D L, L the Cholesky factor of R, whose rows have unit
+    length, so the SDs are the row norms of Lambda and theta is recovered from Lambda alone
+    (what theta_gradient is given)."""
+
+    k: int
+
+    @property
+    @abstractmethod
+    def n_sd(self) -> int:
+        """1 (one SD shared by the terms) or k (one SD per term)."""
+
+    @property
+    def n_correlation(self) -> int:
+        """Number of correlation parameters (0 or 1)."""
+        return 1
+
+    @property
+    def n_theta(self) -> int:
+        return self.n_sd + self.n_correlation
+
+    def rho(self, phi: float) -> float:
+        """The correlation parameter rho at glmmTMB's phi."""
+        raise NotImplementedError
+
+    def phi(self, rho: float) -> float:
+        """glmmTMB's phi of the correlation rho (the inverse of ``rho``)."""
+        raise NotImplementedError
+
+    def rho_slope(self, rho: float) -> float:
+        """d rho / d phi, as a function of rho."""
+        raise NotImplementedError
+
+    def rho_bounds(self) -> tuple[float, float]:
+        """The open interval rho lies in."""
+        return -1.0, 1.0
+
+    @abstractmethod
+    def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
+        """L (k x k lower triangular, unit rows, L L' = R(rho)) and d L / d rho."""
+
+    def sds(self, theta: FloatArray) -> FloatArray:
+        """The k SDs at theta."""
+        return np.broadcast_to(np.exp(theta[: self.n_sd]), (self.k,)).astype(np.float64)
+
+    def lambda_matrix(self, theta: FloatArray) -> FloatArray:
+        theta = np.asarray(theta, dtype=np.float64)
+        rho = self.rho(float(theta[self.n_sd])) if self.n_correlation else 0.0
+        lower, _ = self.factor(rho)
+        return np.asarray(self.sds(theta)[:, None] * lower, dtype=np.float64)
+
+    def _rho_of(self, lam: FloatArray, sd: FloatArray) -> float:
+        """rho read off Lambda: L[i, 0] = rho for the first row i >= 1 with a non-zero SD
+        (ar1: rho^i, so row 1); 0 when none (the deviance does not depend on rho then)."""
+        for i in range(1, self.k):
+            if sd[i] > 0.0:
+                return float(lam[i, 0] / sd[i])
+        return 0.0
+
+    def theta_gradient(self, lam: FloatArray, grad_lambda: FloatArray) -> FloatArray:
+        """d f / d log SD_j = sum_c G[j, c] Lambda[j, c] (rows of the terms sharing the SD
+        summed); d f / d phi = <G, D dL/drho> drho/dphi, G the lower triangle of d f / d
+        Lambda."""
+        g = np.tril(np.asarray(grad_lambda, dtype=np.float64))
+        lam = np.asarray(lam, dtype=np.float64)
+        rows = np.sum(g * lam, axis=1)
+        out = np.empty(self.n_theta)
+        out[: self.n_sd] = rows if self.n_sd == self.k else np.sum(rows)
+        if self.n_correlation:
+            sd = np.sqrt(np.sum(lam * lam, axis=1))
+            rho = self._rho_of(lam, sd)
+            _, d_lower = self.factor(rho)
+            out[self.n_sd] = float(np.sum(g * (sd[:, None] * d_lower))) * self.rho_slope(rho)
+        return out
+
+    def lower_bounds(self) -> FloatArray:
+        return np.full(self.n_theta, -np.inf)
+
+    def start(self) -> FloatArray:
+        """SDs 1 and rho 0: Lambda = I."""
+        start = np.zeros(self.n_theta)
+        if self.n_correlation:
+            start[self.n_sd] = self.phi(0.0)
+        return start
+
+    def at_boundary(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
+        """An SD below `tol` (its log below log(tol)) is on the boundary, as lme4's rule for
+        the diagonal of Lambda."""
+        out = np.zeros(self.n_theta, dtype=bool)
+        out[: self.n_sd] = np.asarray(theta[: self.n_sd]) < np.log(tol)
+        return out
+
+    def parameters(self, theta: FloatArray) -> FloatArray:
+        """The reported parameters at theta: the SD(s), then rho."""
+        theta = np.asarray(theta, dtype=np.float64)
+        values = np.exp(theta[: self.n_sd])
+        if self.n_correlation:
+            values = np.append(values, self.rho(float(theta[self.n_sd])))
+        return np.asarray(values, dtype=np.float64)
+
+    def theta_from_parameters(self, values: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """theta from the reported parameters (SDs, rho) and the diagonal of d theta / d
+        parameter (SDs floored at SD_FLOOR)."""
+        values = np.asarray(values, dtype=np.float64)
+        sd = np.maximum(values[: self.n_sd], SD_FLOOR)
+        theta = np.log(sd)
+        slope = 1.0 / sd
+        if self.n_correlation:
+            rho = float(values[self.n_sd])
+            theta = np.append(theta, self.phi(rho))
+            slope = np.append(slope, 1.0 / self.rho_slope(rho))
+        return theta, slope
+
+    def parameter_bounds(self) -> tuple[FloatArray, FloatArray]:
+        """Bounds of the reported parameters: SDs in [0, inf), rho in its open interval."""
+        low, high = self.rho_bounds()
+        lower = np.concatenate([np.zeros(self.n_sd), np.full(self.n_correlation, low)])
+        upper = np.concatenate([np.full(self.n_sd, np.inf), np.full(self.n_correlation, high)])
+        return lower, upper
+
+    def parameter_entries(self) -> tuple[tuple[int, int], ...]:
+        sds = [(j, j) for j in range(self.n_sd)]
+        return tuple(sds + [(1, 0)] * self.n_correlation)
+
+    @property
+    def label(self) -> str:
+        return f"({self.name})" if self.n_correlation else ""
+
+
+@dataclass(frozen=True)
+class Diagonal(ScaledCorrelation):
+    """glmmTMB's ``diag(f + 0 | g)``: one SD per term, no correlation; theta = log SDs."""
+
+    k: int
+    name: str = "diag"
+
+    @property
+    def n_sd(self) -> int:
+        return self.k
+
+    @property
+    def n_correlation(self) -> int:
+        return 0
+
+    def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
+        return np.eye(self.k), np.zeros((self.k, self.k))
+
+
+@dataclass(frozen=True)
+class Ar1(ScaledCorrelation):
+    """glmmTMB's ``ar1(f + 0 | g)``: one SD shared by the k terms (the occasions, in order)
+    and corr(b_i, b_j) = rho^|i - j|; theta = (log SD, phi), rho = phi / sqrt(1 + phi^2)."""
+
+    k: int
+    name: str = "ar1"
+
+    def __post_init__(self) -> None:
+        check_dimension(self.name, self.k)
+
+    @property
+    def n_sd(self) -> int:
+        return 1
+
+    def rho(self, phi: float) -> float:
+        return float(phi / np.sqrt(1.0 + phi * phi))
+
+    def phi(self, rho: float) -> float:
+        return float(rho / np.sqrt(1.0 - rho * rho))
+
+    def rho_slope(self, rho: float) -> float:
+        return float((1.0 - rho * rho) ** 1.5)
+
+    def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
+        """L[i, 0] = rho^i and L[i, j] = c rho^(i - j) (1 <= j <= i), c = sqrt(1 - rho^2):
+        the Cholesky factor of rho^|i - j| in closed form, and its derivative in rho."""
+        i = np.arange(self.k)[:, None]
+        j = np.arange(self.k)[None, :]
+        lag = np.clip(i - j, 0, None)
+        c = np.sqrt(1.0 - rho * rho)
+        power = rho**lag
+        lower_part = j <= i
+        lower = np.where(j == 0, power, c * power) * lower_part
+        slope = lag * rho ** np.clip(lag - 1, 0, None)  # d rho^lag / d rho
+        d_lower = np.where(j == 0, slope, c * slope - power * rho / c) * lower_part
+        return np.asarray(lower, dtype=np.float64), np.asarray(d_lower, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CompoundSymmetry(ScaledCorrelation):
+    """glmmTMB's ``cs(f + 0 | g)`` (as in glmmTMB 1.1.5): one SD per term and one common
+    correlation rho; theta = (log SDs, phi), rho = plogis(phi) (1 + a) - a with a = 1/(k - 1),
+    which keeps R = (1 - rho) I + rho 1 1' positive definite."""
+
+    k: int
+    name: str = "cs"
+
+    def __post_init__(self) -> None:
+        check_dimension(self.name, self.k)
+
+    @property
+    def n_sd(self) -> int:
+        return self.k
+
+    @property
+    def _a(self) -> float:
+        return 1.0 / (self.k - 1)
+
+    def rho(self, phi: float) -> float:
+        a = self._a
+        return float((1.0 + a) / (1.0 + np.exp(-phi)) - a)
+
+    def phi(self, rho: float) -> float:
+        a = self._a
+        p = (rho + a) / (1.0 + a)
+        return float(np.log(p) - np.log1p(-p))
+
+    def rho_slope(self, rho: float) -> float:
+        a = self._a
+        p = (rho + a) / (1.0 + a)
+        return float((1.0 + a) * p * (1.0 - p))
+
+    def rho_bounds(self) -> tuple[float, float]:
+        return -self._a, 1.0
+
+    def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
+        """The Cholesky factor of the equicorrelation matrix by its recursion: column j has
+        d_j = sqrt(1 - S_j) on the diagonal and t_j = (rho - S_j) / d_j below it, with
+        S_j = t_0^2 + ... + t_{j-1}^2; the derivative in rho by the same recursion."""
+        k = self.k
+        lower = np.zeros((k, k))
+        d_lower = np.zeros((k, k))
+        total, d_total = 0.0, 0.0
+        for j in range(k):
+            d = np.sqrt(max(1.0 - total, 0.0))
+            dd = -d_total / (2.0 * d) if d > 0 else 0.0
+            t = (rho - total) / d if d > 0 else 0.0
+            dt = ((1.0 - d_total) - t * dd) / d if d > 0 else 0.0
+            lower[j, j], d_lower[j, j] = d, dd
+            lower[j + 1 :, j], d_lower[j + 1 :, j] = t, dt
+            total, d_total = total + t * t, d_total + 2.0 * t * dt
+        return lower, d_lower
+
+
+def check_dimension(name: str, k: int) -> None:
+    """A correlation structure needs at least two terms."""
+    if k < 2:
+        raise ValueError(
+            f"a {name}() covariance needs at least two columns (one per occasion), got {k}; "
+            f"write the occasions as a factor, as in {name}(factor(time) + 0 | id)"
+        )
+
+
+STRUCTURES: dict[str, type[CovarianceStructure]] = {
+    "us": Unstructured,
+    "ar1": Ar1,
+    "cs": CompoundSymmetry,
+    "diag": Diagonal,
+}
+"""Covariance structures by their glmmTMB spelling (``name(terms | group)``)."""
+
+
+def make_structure(name: str, terms: tuple[str, ...], text: str = "") -> CovarianceStructure:
+    """The structure `name` (a key of STRUCTURES) for the columns `terms` of the term `text`;
+    ValueError for a structure that cannot describe them (ar1 with an intercept column: its
+    columns must be the occasions, as ar1(time + 0 | id))."""
+    if name not in STRUCTURES:
+        raise ValueError(
+            f"unknown covariance structure {name!r} in {text!r}; known: {', '.join(STRUCTURES)}"
+        )
+    k = len(terms)
+    if name == "ar1" and "(Intercept)" in terms:
+        raise ValueError(
+            f"{text}: an ar1() term needs one column per occasion and no intercept; "
+            "write it with + 0, as in ar1(time + 0 | id)"
+        )
+    try:
+        return STRUCTURES[name](k)  # type: ignore[call-arg]
+    except ValueError as error:
+        raise ValueError(f"{text}: {error}") from None

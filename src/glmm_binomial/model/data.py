@@ -162,6 +162,17 @@ class ModelData:
         bounds.append(self.family.parameter_lower_bounds())
         return np.concatenate(bounds).astype(np.float64)
 
+    def theta_at_boundary(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
+        """Which entries of theta are on the boundary (a variance at zero): each structure's
+        rule (unstructured: a diagonal entry of Lambda_t below tol, as lme4's isSingular); the
+        family's parameters (log phi, unbounded) never are."""
+        parts = [
+            b.covariance.at_boundary(np.asarray(theta[s]), tol)
+            for b, s in zip(self.blocks, self.theta_slices(), strict=True)
+        ]
+        parts.append(np.zeros(self.family.n_parameters, dtype=bool))
+        return np.concatenate(parts)
+
     def theta_start(self) -> FloatArray:
         """lme4's start: Lambda_t = I (each structure's start)."""
         starts = [b.covariance.start() for b in self.blocks]
@@ -215,3 +226,14 @@ class ModelData:
         return [
             b.lambda_matrix(theta[s]) for b, s in zip(self.blocks, self.theta_slices(), strict=True)
         ]
+
+    def lambda_change(self, theta: FloatArray, last_theta: FloatArray) -> list[FloatArray]:
+        """Lambda_t(theta) - Lambda_t(last_theta) per block (for a first-order move of the
+        conditional mode); a structure linear in theta gives it as Lambda_t(theta - last)."""
+        out = []
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            if b.covariance.linear:
+                out.append(b.lambda_matrix(theta[s] - last_theta[s]))
+            else:
+                out.append(b.lambda_matrix(theta[s]) - b.lambda_matrix(last_theta[s]))
+        return out

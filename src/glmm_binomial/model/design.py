@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import FitWarning, RankDeficiencyWarning
 from glmm_binomial.family import BINOMIAL_LOGIT, Family
+from glmm_binomial.model.covariance import make_structure
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
 from glmm_binomial.model.formula import (
     ParsedFormula,
@@ -452,7 +453,8 @@ def build_model(
                 f"grouping factor '{group_name}' in {term.text} has a single level; "
                 "a random effect needs at least two groups"
             )
-        blocks.append(RandomBlock(group_name, tuple(names), codes, levels, z))
+        structure = make_structure(term.structure, tuple(names), term.text)
+        blocks.append(RandomBlock(group_name, tuple(names), codes, levels, z, structure))
         specs.append(RandomSpec(term, spec, levels, variable_keys, present))
 
     model = ModelData(

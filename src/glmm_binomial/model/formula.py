@@ -10,6 +10,9 @@ lme4 semantics implemented here:
 * random-effect bars ``(expr | group)`` anywhere at the top level of the right-hand side;
 * uncorrelated bars ``(1 + x || g)``, expanded into ``(1 | g) + (0 + x | g)``, one term per
   column expression of the left side;
+* glmmTMB's structured covariance terms ``ar1(f + 0 | g)``, ``cs(f + 0 | g)``,
+  ``diag(f + 0 | g)`` and ``us(f + 0 | g)`` (the last the same as ``(0 + f | g)``), with the
+  structure's name in ``RandomTerm.structure`` (model.covariance.STRUCTURES);
 * nested grouping ``(1 | a/b)``, expanded into ``(1 | a) + (1 | a:b)``;
 * R's power inside ``I(...)``: ``I(age^2)`` becomes ``I(age**2)``;
 * ``offset(expr)`` terms of the right-hand side, returned apart (``ParsedFormula.offsets``);
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from formulaic import Formula
+
+from glmm_binomial.model.covariance import STRUCTURES
 
 __all__ = [
     "ParsedFormula",
@@ -64,12 +69,15 @@ class RandomTerm:
 
     ``expr`` is formulaic-ready text of the left side of the bar (formulaic adds an intercept
     unless ``0 +`` or ``- 1`` is present, as R does). ``group`` names the variables whose
-    interaction is the grouping factor. ``text`` is the lme4 text of the term.
+    interaction is the grouping factor. ``text`` is the lme4 text of the term. ``structure``
+    names its covariance structure ("us": lme4's unstructured one; "ar1", "cs", "diag": a
+    glmmTMB structured term, written ``ar1(expr | group)``).
     """
 
     expr: str
     group: tuple[str, ...]
     text: str
+    structure: str = "us"
 
 
 @dataclass(frozen=True)
@@ -431,6 +439,14 @@ def _parse_rhs(
         inner = piece
         while _is_wrapped(inner) and _is_wrapped(inner[1:-1]):
             inner = inner[1:-1]  # ((1 | g)) -> (1 | g)
+        structure = _structure_call(inner)
+        if structure is not None:
+            if sign == "-":
+                raise ValueError(
+                    f"random-effect term cannot be subtracted: {_source(text, piece)!r}"
+                )
+            random.extend(_parse_bar(text, inner[1:], structure, _source(text, inner)))
+            continue
         if _is_wrapped(inner) and _top_level_bars(inner[1:-1]):
             if sign == "-":
                 raise ValueError(
@@ -452,6 +468,16 @@ def _parse_rhs(
     return fixed, random
 
 
+def _structure_call(tokens: list[_Token]) -> str | None:
+    """The structure's name when `tokens` are one glmmTMB term ``ar1(lhs | group)`` (also cs,
+    diag, us), else None."""
+    if len(tokens) < 3 or tokens[0].kind != "name" or tokens[0].text not in STRUCTURES:
+        return None
+    if not _is_call(tokens, tokens[0].text) or not _top_level_bars(tokens[2:-1]):
+        return None
+    return tokens[0].text
+
+
 def _render_sum(pieces: list[tuple[str, list[_Token]]]) -> str:
     parts: list[str] = []
     for index, (sign, piece) in enumerate(pieces):
@@ -463,9 +489,12 @@ def _render_sum(pieces: list[tuple[str, list[_Token]]]) -> str:
     return " ".join(parts)
 
 
-def _parse_bar(text: str, wrapped: list[_Token]) -> list[RandomTerm]:
-    """Expand one ``(lhs | group)`` or ``(lhs || group)`` into random-effect terms."""
-    term_text = _source(text, wrapped)
+def _parse_bar(
+    text: str, wrapped: list[_Token], structure: str = "us", call_text: str = ""
+) -> list[RandomTerm]:
+    """Expand one ``(lhs | group)`` or ``(lhs || group)`` into random-effect terms; with a
+    structure other than lme4's ("us" written as us(...) included), ``name(lhs | group)``."""
+    term_text = call_text or _source(text, wrapped)
     inner = wrapped[1:-1]
     bars = _top_level_bars(inner)
     if len(bars) > 1:
@@ -479,11 +508,22 @@ def _parse_bar(text: str, wrapped: list[_Token]) -> list[RandomTerm]:
         raise ValueError(f"random-effect term has an empty grouping factor: {term_text!r}")
     groups = _parse_groups(text, rhs, term_text)
     expr_tokens = _translate_power(lhs)
+    if call_text and bar.text == "||":
+        raise ValueError(
+            f"a {structure}() term takes a single bar '|' (its structure sets the "
+            f"correlations): {term_text!r}"
+        )
     exprs = [_render(expr_tokens)] if bar.text == "|" else _expand_uncorrelated(expr_tokens)
     if not exprs or any(_has_no_terms(expr) for expr in exprs):
         raise ValueError(f"random-effect term has no columns: {term_text!r}")
+    prefix = structure if call_text else ""
     return [
-        RandomTerm(expr=expr, group=group, text=f"({expr} | {_group_text(group)})")
+        RandomTerm(
+            expr=expr,
+            group=group,
+            text=f"{prefix}({expr} | {_group_text(group)})",
+            structure=structure,
+        )
         for expr in exprs
         for group in groups
     ]

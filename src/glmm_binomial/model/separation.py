@@ -8,24 +8,36 @@ row with both contributes both, and so can never be separated). Columns are scal
 
 Two linear programs answer the two questions:
 
-1. Which rows can be separated? Maximize sum_i t_i subject to s_i x_i'd >= t_i, 0 <= t_i <= 1,
-   d free. Directions form a cone, so every separable row reaches t_i = 1 at the optimum; the
-   rows with t_i > 0 are the separated rows S. Complete separation: S holds every signed row.
+1. Which rows can be separated? Directions form a cone C = {d : s_i x_i'd >= 0 for all i}; the
+   rows with a positive margin at some d in C are the separated rows S (complete separation: S
+   holds every signed row). They are found by maximizing the sum of the margins of the rows not
+   yet in S over C within the unit box |d_j| <= 1, adding the rows the optimum separates to S,
+   and repeating until the optimum is 0. Each round's direction is independent of the earlier
+   ones (it separates a row they all leave at margin 0), so there are at most p + 1 rounds.
 2. Which coefficients diverge? The separating direction of least L1 norm (minimize sum |d_j|
-   subject to s_i x_i'd >= t_i on S and >= 0 elsewhere) moves only coefficients that must
+   subject to s_i x_i'd >= 1 on S and >= 0 elsewhere) moves only coefficients that must
    move: with a response of all ones and an intercept it moves the intercept alone (a slope
    need not diverge), with y = 1 exactly when x > c it moves the intercept and x. After a fit,
    the coefficients reported are those the fit drove far (``large_coefficients``) that some
    direction of the cone moves (one linear program each), as the fit shows which of several
    interchangeable separating directions it follows; the least direction's otherwise.
 
+Every program has only the p coefficients as unknowns (no variable per row) and one constraint
+per signed row, solved by constraint generation: HiGHS solves it on a working set of rows (an
+evenly spaced sample and each column's extreme rows first), the margins of all rows are checked
+in one matrix-vector product, and the most violated rows join the working set until none is
+violated. Time is O(n p) per round plus small linear programs, memory O(n p) (the signed rows);
+no n x n matrix and no per-row variable is formed. On ordinary data the first program on the
+sample already proves that nothing separates: a subset of separable rows is separable, so a
+sample that is not separable proves the whole data is not (``separation_possible``).
+
 Within groups, the same programs run on the augmented design [X, Z] (Z sparse, one column per
 level and random-effect column). When the least direction moves the random effects of a term
 whose fitted SD has run away, and separates every row of that term, the groups separate the
 response (y split by x at a cut-off of its own in every group, or every group all 0 or all 1):
 the variance (and the coefficients the fit drove far with it) has no finite estimate either.
-The linear programs run only after a cheap screen of the fitted values
-(``large_coefficients``, ``runaway_blocks``), as they are costly on very large data.
+After a fit the linear programs run only after a cheap screen of the fitted values
+(``large_coefficients``, ``runaway_blocks``).
 """
 
 from __future__ import annotations
@@ -49,6 +61,29 @@ SEPARATION_TOL = 1e-7
 
 
 @dataclass(frozen=True)
+class SeparationControl:
+    """Tolerances and caps of the separation linear programs (columns scaled to max |value| 1).
+
+    margin_tol: a signed row whose margin s_i x_i'd (d in the unit box) exceeds this is
+    separated by d; direction entries and margins below it relative to the largest count as
+    zero. feasibility_tol: a row whose margin falls more than this below its bound is a
+    violated constraint of constraint generation. sample_rows: evenly spaced rows of the first
+    working set (and of ``separation_possible``'s sample). batch_rows: most violated rows
+    added to the working set per round (at least two per column). max_rounds: rounds of
+    constraint generation per program; beyond them the program is solved on every row.
+    """
+
+    margin_tol: float = SEPARATION_TOL
+    feasibility_tol: float = 1e-9
+    sample_rows: int = 2000
+    batch_rows: int = 2000
+    max_rounds: int = 100
+
+
+DEFAULT_CONTROL = SeparationControl()
+
+
+@dataclass(frozen=True)
 class Separation:
     """Fixed-effect columns and random-effect blocks with no finite maximum-likelihood
     estimate (empty if none); complete: every row is separated."""
@@ -66,6 +101,7 @@ def detect_separation(
     successes: FloatArray,
     trials: FloatArray,
     candidates: tuple[int, ...] | None = None,
+    control: SeparationControl = DEFAULT_CONTROL,
 ) -> Separation:
     """Separation of (successes, trials) by the columns of x (see the module docstring).
 
@@ -73,16 +109,42 @@ def detect_separation(
     that some separating direction moves are the ones reported, since they are the ones the fit
     follows to infinity (the least direction's coefficients when none is)."""
     signed = _signed_rows(_scale_columns(x), successes, trials)
-    found = _least_direction(signed)
+    found = _least_direction(signed, control)
     if found is None:
         return NO_SEPARATION
-    complete, d = found
+    complete, d, rows = found
     least = tuple(int(j) for j in np.flatnonzero(_moved(d)))
-    moving = _movable(signed, candidates or ())
+    moving = _movable(signed, candidates or (), rows, control)
     return Separation(complete, moving or least)
 
 
-def detect_group_separation(data: ModelData) -> Separation:
+def separation_possible(
+    x: FloatArray,
+    successes: FloatArray,
+    trials: FloatArray,
+    control: SeparationControl = DEFAULT_CONTROL,
+) -> bool:
+    """A cheap necessary condition for separation: whether an evenly spaced sample of at most
+    ``control.sample_rows`` rows is separable by the columns of x (one small linear program).
+    A subset of separable data is separable, so False proves that the whole data is not; True
+    says that ``detect_separation`` must look at every row."""
+    n = x.shape[0]
+    if n > control.sample_rows:
+        take = np.unique(np.linspace(0, n - 1, control.sample_rows).round().astype(np.intp))
+        x, successes, trials = x[take], successes[take], trials[take]
+    signed = _signed_rows(_scale_columns(x), successes, trials)
+    rows = np.arange(signed.shape[0])
+    weights = np.ones(signed.shape[0])
+    found = _solve_cone(signed, -_weighted_sum(signed, weights), rows, control)
+    if found is None:
+        return True  # the program failed: let the full check decide
+    d, _ = found
+    return bool(np.max(np.asarray(signed @ d).ravel(), initial=0.0) > control.margin_tol)
+
+
+def detect_group_separation(
+    data: ModelData, control: SeparationControl = DEFAULT_CONTROL
+) -> Separation:
     """Separation of the response by the fixed effects and the random effects together (the
     augmented design [X, Z]). ``blocks`` lists the random-effect blocks whose variance has no
     finite estimate: blocks the least separating direction moves and all of whose rows (with a
@@ -105,10 +167,10 @@ def detect_group_separation(data: ModelData) -> Separation:
             owner.append(np.full(block.n_levels, t))
     design = scipy.sparse.hstack(columns, format="csr")
     signed = _signed_rows(design, data.successes, data.trials)
-    found = _least_direction(signed)
+    found = _least_direction(signed, control)
     if found is None:
         return NO_SEPARATION
-    complete, d = found
+    complete, d, _ = found
     margins = np.asarray(signed @ d).ravel()
     separated_signed = margins > SEPARATION_TOL * float(np.max(margins))
     # A data row is separated when each of its signed copies is (a row with both a success
@@ -158,12 +220,23 @@ def separation_report(
     data: ModelData, beta: FloatArray, theta: FloatArray, limit: float
 ) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
     """Warnings about estimates that run away (separation), and the fixed-effect columns that
-    have no finite estimate. The linear programs run only when the screens (`limit`, log-odds)
-    see a coefficient or a random-effect SD that large."""
+    have no finite estimate (separation_found's, without the rest of the finding)."""
+    warnings, found = separation_found(data, beta, theta, limit)
+    return warnings, found.coefficients
+
+
+def separation_found(
+    data: ModelData, beta: FloatArray, theta: FloatArray, limit: float
+) -> tuple[tuple[FitWarning, ...], Separation]:
+    """Warnings about estimates that run away (separation), and what was found: the
+    fixed-effect columns that have no finite estimate, whether the fixed effects separate every
+    row (complete) and, for separation within groups, the random-effect blocks whose variance
+    has none. The linear programs run only when the screens (`limit`, log-odds) see a
+    coefficient or a random-effect SD that large."""
     large = large_coefficients(data.x, beta, limit)
     runaway = runaway_blocks(data, theta, limit)
     if not large and not runaway:
-        return (), ()
+        return (), NO_SEPARATION
     if large:
         fixed = detect_separation(data.x, data.successes, data.trials, large)
         if fixed.coefficients:
@@ -173,13 +246,13 @@ def separation_report(
                 f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
                 "the reported values are points on a diverging path, not estimates"
             )
-            return (FitWarning(message, SeparationWarning),), fixed.coefficients
+            return (FitWarning(message, SeparationWarning),), fixed
     grouped = detect_group_separation(data)
     blocks = [t for t in grouped.blocks if t in runaway]
     if not blocks:
         # Without a variance running away, a random effect cannot follow a separating direction
         # (its finite variance penalizes it): a fixed effect diverging alone is the case above.
-        return (), ()
+        return (), NO_SEPARATION
     # The coefficients the fit drove far run away with the variance (which ones a separating
     # direction moves is not unique: the intercept trades with the random effects' mean).
     moved = list(large)
@@ -196,7 +269,7 @@ def separation_report(
         + " have no finite maximum-likelihood estimate; the reported values are points on a "
         'diverging path, not estimates (method "vb" keeps them finite)'
     )
-    return (FitWarning(message, SeparationWarning),), tuple(moved)
+    return (FitWarning(message, SeparationWarning),), Separation(False, tuple(moved), tuple(blocks))
 
 
 def _scale_columns(x: FloatArray) -> FloatArray:
@@ -214,57 +287,146 @@ def _signed_rows(x: Any, successes: FloatArray, trials: FloatArray) -> Any:
     return np.vstack([up, -down])
 
 
-def _least_direction(signed: Any) -> tuple[bool, FloatArray] | None:
-    """(complete, d): the least-L1 separating direction, or None when nothing separates."""
+def _weighted_sum(signed: Any, weights: FloatArray) -> FloatArray:
+    """sum_i weights_i * signed_i (a row vector), without copying rows."""
+    return np.asarray(signed.T @ weights, dtype=np.float64).ravel()
+
+
+def _start_rows(signed: Any, control: SeparationControl) -> NDArray[np.intp]:
+    """The first working set: evenly spaced rows, and the rows with each column's largest and
+    smallest entry (they bound each coefficient's direction)."""
+    n = signed.shape[0]
+    sample = np.linspace(0, n - 1, min(n, control.sample_rows)).round().astype(np.intp)
+    if scipy.sparse.issparse(signed):
+        extremes = [np.asarray(signed.argmax(axis=0)).ravel(), np.asarray(signed.argmin(axis=0))]
+    else:
+        extremes = [np.argmax(signed, axis=0), np.argmin(signed, axis=0)]
+    return np.unique(np.concatenate([sample, *[np.ravel(e) for e in extremes]]).astype(np.intp))
+
+
+def _solve(
+    cost: FloatArray,
+    signed: Any,
+    lower: FloatArray,
+    bounds: list[tuple[float | None, float | None]],
+    rows: NDArray[np.intp],
+    control: SeparationControl,
+    split: bool = False,
+) -> tuple[FloatArray, NDArray[np.intp]] | None:
+    """Minimize cost'v subject to signed @ d >= lower (every row) and the bounds, by constraint
+    generation from the working set ``rows``: d = v, or d = v[:p] - v[p:] when ``split``.
+    Returns (v, the final working set), or None when HiGHS reports a failure."""
     n, p = signed.shape
-    sparse = scipy.sparse.issparse(signed)
-    stack = scipy.sparse.hstack if sparse else np.hstack
-    identity = scipy.sparse.identity(n, format="csr") if sparse else np.eye(n)
-    # 1. the separable rows: maximize sum t, s_i x_i'd >= t_i, 0 <= t_i <= 1, d free.
-    first = scipy.optimize.linprog(
-        np.concatenate([np.zeros(p), -np.ones(n)]),
-        A_ub=stack([-signed, identity]),
-        b_ub=np.zeros(n),
-        bounds=[(None, None)] * p + [(0.0, 1.0)] * n,
-        method="highs",
-    )
-    if first.status != 0:
+    batch = max(control.batch_rows, 2 * p)
+    for round_ in range(control.max_rounds + 1):
+        if round_ == control.max_rounds:
+            rows = np.arange(n)  # the cap: every row at once (still p unknowns)
+        block = scipy.sparse.csr_matrix(signed[rows])
+        a_ub = scipy.sparse.hstack([-block, block], format="csr") if split else -block
+        found = scipy.optimize.linprog(
+            cost,
+            A_ub=a_ub,
+            b_ub=-lower[rows],
+            bounds=bounds,
+            method="highs",
+        )
+        if found.status != 0:
+            return None
+        v = np.asarray(found.x, dtype=np.float64)
+        d = v[:p] - v[p:] if split else v
+        shortfall = lower - np.asarray(signed @ d).ravel()
+        outside = np.ones(n, dtype=bool)
+        outside[rows] = False
+        violated = np.flatnonzero(outside & (shortfall > control.feasibility_tol))
+        if violated.size == 0:
+            return v, rows
+        if violated.size > batch:
+            worst = np.argpartition(-shortfall[violated], batch - 1)[:batch]
+            violated = np.sort(violated[worst])
+        rows = np.union1d(rows, violated)
+    return None  # not reached: the last round uses every row
+
+
+def _solve_cone(
+    signed: Any, cost: FloatArray, rows: NDArray[np.intp], control: SeparationControl
+) -> tuple[FloatArray, NDArray[np.intp]] | None:
+    """Minimize cost'd over the cone {d : signed @ d >= 0} within the unit box."""
+    p = signed.shape[1]
+    return _solve(cost, signed, np.zeros(signed.shape[0]), [(-1.0, 1.0)] * p, rows, control)
+
+
+def _separable_rows(
+    signed: Any, control: SeparationControl
+) -> tuple[NDArray[np.bool_], FloatArray, NDArray[np.intp]] | None:
+    """The signed rows some direction of the cone separates, a direction separating all of
+    them (the sum of each round's), and the working set (see the module docstring, 1.)."""
+    n, p = signed.shape
+    known = np.zeros(n, dtype=bool)
+    total = np.zeros(p)
+    rows = _start_rows(signed, control)
+    for _ in range(p + 1):
+        cost = -_weighted_sum(signed, (~known).astype(np.float64))
+        if not np.any(cost):
+            break  # the remaining rows sum to zero: none has a positive margin in the cone
+        found = _solve_cone(signed, cost, rows, control)
+        if found is None:
+            return None
+        d, rows = found
+        new = (np.asarray(signed @ d).ravel() > control.margin_tol) & ~known
+        if not np.any(new):
+            break
+        known |= new
+        total += d
+    return known, total, rows
+
+
+def _least_direction(
+    signed: Any, control: SeparationControl = DEFAULT_CONTROL
+) -> tuple[bool, FloatArray, NDArray[np.intp]] | None:
+    """(complete, d, working rows): the least-L1 separating direction, or None when nothing
+    separates."""
+    n, p = signed.shape
+    found = _separable_rows(signed, control)
+    if found is None:
         return None
-    t = np.asarray(first.x[p:])
-    separated = t > SEPARATION_TOL
+    separated, total, rows = found
     if not np.any(separated):
         return None
-    # 2. the least direction: minimize sum |d| (d = d+ - d-) keeping those margins.
-    lower = np.where(separated, t, 0.0)
-    second = scipy.optimize.linprog(
-        np.ones(2 * p),
-        A_ub=stack([-signed, signed]),
-        b_ub=-lower,
-        bounds=[(0.0, None)] * (2 * p),
-        method="highs",
+    # 2. the least direction: minimize sum |d| (d = d+ - d-) with margins >= 1 on the
+    # separated rows (the cone lets them all reach 1) and >= 0 elsewhere.
+    lower = separated.astype(np.float64)
+    second = _solve(
+        np.ones(2 * p), signed, lower, [(0.0, None)] * (2 * p), rows, control, split=True
     )
-    d = np.asarray(first.x[:p]) if second.status != 0 else second.x[:p] - second.x[p:]
+    if second is None:
+        d = total
+    else:
+        v, rows = second
+        d = v[:p] - v[p:]
     margins = np.asarray(signed @ d).ravel()
     largest = float(np.max(margins))
-    if not largest > SEPARATION_TOL or float(np.min(margins)) < -SEPARATION_TOL * largest:
+    if not largest > control.margin_tol or float(np.min(margins)) < -control.margin_tol * largest:
         return None
-    complete = bool(np.all(margins > SEPARATION_TOL * largest))
-    return complete, d
+    complete = bool(np.all(margins > control.margin_tol * largest))
+    return complete, d, rows
 
 
-def _movable(signed: Any, candidates: tuple[int, ...]) -> tuple[int, ...]:
+def _movable(
+    signed: Any,
+    candidates: tuple[int, ...],
+    rows: NDArray[np.intp],
+    control: SeparationControl = DEFAULT_CONTROL,
+) -> tuple[int, ...]:
     """The candidate columns j that some direction of the cone {d : s_i x_i'd >= 0} moves
     (max or min of d_j over the cone in the unit box is not 0)."""
-    n, p = signed.shape
+    p = signed.shape[1]
     out = []
     for j in candidates:
         for sign in (1.0, -1.0):
-            c = np.zeros(p)
-            c[j] = -sign
-            found = scipy.optimize.linprog(
-                c, A_ub=-signed, b_ub=np.zeros(n), bounds=[(-1.0, 1.0)] * p, method="highs"
-            )
-            if found.status == 0 and -found.fun > SEPARATION_TOL:
+            cost = np.zeros(p)
+            cost[j] = -sign
+            found = _solve_cone(signed, cost, rows, control)
+            if found is not None and sign * found[0][j] > control.margin_tol:
                 out.append(j)
                 break
     return tuple(out)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from glmm_binomial.diagnostics import as_fit_warning
+from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
 
 if TYPE_CHECKING:
@@ -49,17 +50,29 @@ def check_identifiable(model: ModelData, terms: Sequence[str] | None = None) -> 
             )
 
 
+def check_unstructured(model: ModelData, method: str) -> None:
+    """Refuse glmmTMB's structured covariance terms (ar1, cs, diag) for a method whose variance
+    parameters are lme4's (SDs and correlations of an unstructured covariance)."""
+    structured = [b for b in model.blocks if not isinstance(b.covariance, Unstructured)]
+    if structured:
+        names = ", ".join(f"{b.covariance.name}(... | {b.group})" for b in structured)
+        raise ValueError(
+            f"method {method!r} fits lme4's terms, not the structured covariance of {names}; "
+            "use method='laplace' or 'agq', or write a diag() term as (0 + x || g)"
+        )
+
+
 def check_independent_terms(model: ModelData, design: DesignInfo | None = None) -> None:
-    """Refuse correlated random-effect blocks (more than one column) for method "vb", which fits
-    independent variance components only, with advice in valid formula syntax."""
+    """Refuse correlated random-effect blocks (more than one column) for method "vb_meanfield",
+    which fits independent variance components only, with advice in valid formula syntax."""
     for t, block in enumerate(model.blocks):
         if block.k == 1:
             continue
         if design is None:
             raise ValueError(
                 f"random-effect block {block_text(block)} has {block.k} correlated columns: "
-                "method 'vb' fits independent variance components only; give each column a "
-                "RandomBlock of its own"
+                "method 'vb_meanfield' fits independent variance components only; give each "
+                "column a RandomBlock of its own (method 'vb' fits correlated terms)"
             )
         term = design.random_specs[t].term
         origin = ""
@@ -68,8 +81,8 @@ def check_independent_terms(model: ModelData, design: DesignInfo | None = None) 
             origin = " (from '||', which keeps a factor's columns in one term, as in lme4)"
         raise ValueError(
             f"random-effect term {term.text}{origin} has {block.k} correlated columns: method "
-            "'vb' fits independent variance components only; write it as "
-            f"{independent_text(term, block)}"
+            "'vb_meanfield' fits independent variance components only; write it as "
+            f"{independent_text(term, block)} (method 'vb' fits correlated terms)"
         )
 
 

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.numerics.hessian import gradient_hessian
 
 FloatArray = NDArray[np.float64]
 DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
@@ -334,11 +335,10 @@ def minimize_deviance(
 
     # Polish with Newton steps on the Hessian of the exact gradient, over the free coordinates
     # (a variance at zero is held there: the Hessian is singular in that direction).
-    lower = data.theta_lower_bounds()
     free = np.ones(len(z), dtype=bool)
-    free[:n_theta] = ~(np.isfinite(lower) & (theta < control.boundary_tol))
+    free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
     value, grad = fun(z)
-    hessian_z = _fd_hessian(fun, z, grad, control.hessian_step, control.hessian_scheme)
+    hessian_z = _hessian(fun, z, grad, control)
     polished = False
     for _ in range(control.polish_max_steps):
         hf = hessian_z[np.ix_(free, free)]
@@ -356,7 +356,7 @@ def minimize_deviance(
         # A short step leaves the Hessian (used for the standard errors) accurate enough.
         if float(np.max(np.abs(step))) < control.polish_step_tol:
             break
-        hessian_z = _fd_hessian(fun, z, grad, control.hessian_step, control.hessian_scheme)
+        hessian_z = _hessian(fun, z, grad, control)
     grad_norm = float(np.max(np.abs(grad[free]))) if np.any(free) else 0.0
     # The end point, not L-BFGS-B's stopping rule, decides: a line search that gave up near
     # the optimum is converged once the polish has verified it, and a "success" is not
@@ -434,22 +434,18 @@ def canonical_theta(data: ModelData, theta: FloatArray) -> FloatArray:
     return data.canonical_theta(theta)
 
 
-def _fd_hessian(
+def _hessian(
     fun: Callable[[FloatArray], tuple[float, FloatArray]],
     z: FloatArray,
     grad: FloatArray,
-    step: float,
-    scheme: str,
+    control: OptimizerControl,
 ) -> FloatArray:
-    """Symmetrized finite differences of the exact gradient (forward: n evaluations, error
-    O(step); central: 2n evaluations, error O(step^2))."""
-    n = len(z)
-    hess = np.empty((n, n))
-    for j in range(n):
-        e = np.zeros(n)
-        e[j] = step
-        if scheme == "central":
-            hess[:, j] = (fun(z + e)[1] - fun(z - e)[1]) / (2.0 * step)
-        else:
-            hess[:, j] = (fun(z + e)[1] - grad) / step
-    return 0.5 * (hess + hess.T)
+    """Hessian of the deviance in the whitened coordinates z: finite differences of the exact
+    gradient with the absolute step control.hessian_step (z is on a common scale)."""
+    return gradient_hessian(
+        lambda v: fun(v)[1],
+        z,
+        control.hessian_step,
+        scheme=control.hessian_scheme,
+        gradient_at_x=grad,
+    )

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,18 +23,20 @@ from numpy.typing import NDArray
 
 from glmm_binomial.model.separation import looks_divergent
 from glmm_binomial.numerics import blas
-from glmm_binomial.results.intervals import all_parameters, covariance_values
+from glmm_binomial.results.aliases import renamed_level
+from glmm_binomial.results.base import ResultBase, check_conf_level
+from glmm_binomial.results.parameters import all_parameters, covariance_values
 from glmm_binomial.results.simulate import (
     FastRefit,
     fast_refit,
     prepare_fast_refit,
+    refit,
     simulate_successes,
 )
 
-if TYPE_CHECKING:
-    from glmm_binomial.results.result import GLMMResult
-
 FloatArray = NDArray[np.float64]
+
+R = TypeVar("R", bound=ResultBase)
 
 SEPARATION_SCREEN = 20.0
 """A replicate whose |beta_j| * max |x_j| exceeds this (log-odds) is counted as failed: its
@@ -59,11 +61,11 @@ class BootstrapResult:
     def n_failed(self) -> int:
         return len(self.failures)
 
-    def confint(self, level: float = 0.95) -> pd.DataFrame:
-        """Percentile intervals (lower, upper) of every column at `level`."""
-        if isinstance(level, bool) or not 0.0 < float(level) < 1.0:
-            raise ValueError("level must be strictly between 0 and 1")
-        alpha = (1.0 - float(level)) / 2.0
+    def confint(self, conf_level: float = 0.95, *, level: float | None = None) -> pd.DataFrame:
+        """Percentile intervals (lower, upper) of every column at `conf_level` (level: its
+        deprecated name)."""
+        conf_level = check_conf_level(renamed_level(conf_level, level))
+        alpha = (1.0 - conf_level) / 2.0
         ok = self.replicates.dropna(how="all")
         lower = ok.quantile(alpha)
         upper = ok.quantile(1.0 - alpha)
@@ -80,11 +82,11 @@ class BootstrapResult:
 
 
 def bootstrap(
-    result: GLMMResult,
+    result: R,
     n_boot: int = 1000,
     seed: Any = None,
     n_jobs: int = 1,
-    statistic: Callable[[GLMMResult], Any] | None = None,
+    statistic: Callable[[R], Any] | None = None,
     progress: bool | None = None,
     start_method: str | None = None,
 ) -> BootstrapResult:
@@ -100,9 +102,7 @@ def bootstrap(
     on Linux, else "spawn", by default; with "spawn" a script needs the
     `if __name__ == "__main__":` guard).
     progress: a progress bar (needs the `progress` extra: tqdm); None shows it on a terminal."""
-    from glmm_binomial.results.result import GLMMResult
-
-    if not isinstance(result, GLMMResult):
+    if not isinstance(result, ResultBase):
         raise ValueError("result must be a GLMMResult")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
@@ -149,11 +149,11 @@ def bootstrap(
 
 
 @dataclass(frozen=True)
-class _Task:
+class _Task(Generic[R]):
     plan: FastRefit
     names: list[str]
-    result: GLMMResult | None
-    statistic: Callable[[GLMMResult], Any] | None
+    result: R | None
+    statistic: Callable[[R], Any] | None
     start_method: str | None = None
 
 
@@ -224,7 +224,7 @@ def _one_replicate(task: _Task, rng: np.random.Generator) -> tuple[FloatArray, s
         y = simulate_successes(model, plan.theta, plan.beta, rng)
         if task.statistic is not None:
             assert task.result is not None
-            refitted = task.result.refit(y)
+            refitted = refit(task.result, y)
             theta, beta = refitted.fit_output.theta, refitted.fit_output.beta
             ok, message = refitted.converged, "; ".join(refitted.warnings) or "did not converge"
             extra = _statistic_values(task.statistic(refitted), None)

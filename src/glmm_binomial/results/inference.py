@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
 
@@ -16,7 +16,7 @@ NESTING_RTOL = 1e-8
 """Relative residual below which a design column counts as in the span of the larger model's."""
 
 
-def anova(*results: GLMMResult) -> pd.DataFrame:
+def anova(*results: ResultBase) -> pd.DataFrame:
     """Likelihood-ratio tests of a sequence of nested models, as lme4's anova().
 
     Models are ordered by their number of parameters; each row after the first tests the model
@@ -29,16 +29,18 @@ def anova(*results: GLMMResult) -> pd.DataFrame:
     if len(results) < 2:
         raise ValueError("anova needs at least two fitted models")
     for r in results:
-        if not isinstance(r, GLMMResult):
+        if not isinstance(r, ResultBase):
             raise ValueError("anova takes GLMMResult objects")
-        if r.method == "vb":
-            raise ValueError("likelihood-ratio tests need maximum-likelihood fits, not method 'vb'")
+        if r.method_object.posterior:
+            raise ValueError(
+                f"likelihood-ratio tests need maximum-likelihood fits, not method {r.method!r}"
+            )
     first = results[0]
     for r in results[1:]:
         _check_comparable(first, r)
     ordered = sorted(results, key=lambda r: r.df_model)
     rows = []
-    previous: GLMMResult | None = None
+    previous: ResultBase | None = None
     for r in ordered:
         row = {
             "formula": r.formula,
@@ -76,7 +78,7 @@ def anova(*results: GLMMResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _check_comparable(a: GLMMResult, b: GLMMResult) -> None:
+def _check_comparable(a: ResultBase, b: ResultBase) -> None:
     """Refuse models whose log-likelihoods cannot be compared."""
     if a.nobs != b.nobs:
         raise ValueError(
@@ -96,7 +98,7 @@ def _check_comparable(a: GLMMResult, b: GLMMResult) -> None:
         )
 
 
-def _method(r: GLMMResult) -> str:
+def _method(r: ResultBase) -> str:
     return f"agq with n_agq = {r.n_agq}" if r.method == "agq" else r.method
 
 

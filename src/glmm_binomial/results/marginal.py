@@ -19,19 +19,19 @@ fit of F^{-1}(marginal probability) on X over the fit's rows, beta_m = (X'X)^{-1
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy import stats
 from scipy.special import expit, logit
 
 from glmm_binomial.family import Family
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.newdata import new_data_design
-
-if TYPE_CHECKING:
-    from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.results.base import ResultBase
+from glmm_binomial.results.simulate import deviance_hessian
 
 FloatArray = NDArray[np.float64]
 
@@ -73,7 +73,7 @@ def _covariances(model: ModelData, theta: FloatArray) -> list[FloatArray]:
 
 
 def marginal_predict(
-    result: GLMMResult, newdata: Any = None, offset: Any = None, n_nodes: int = N_NODES
+    result: ResultBase, newdata: Any = None, offset: Any = None, n_nodes: int = N_NODES
 ) -> FloatArray:
     """Population-averaged probabilities of the rows of newdata (None: the fit's rows)."""
     _check_nodes(n_nodes)
@@ -110,14 +110,12 @@ def _marginal_coefficients(
 
 
 def marginal_coefs(
-    result: GLMMResult, std_errors: bool = True, n_nodes: int = N_NODES, step: float = 1e-5
+    result: ResultBase, std_errors: bool = True, n_nodes: int = N_NODES, step: float = 1e-5
 ) -> pd.DataFrame:
     """Marginal coefficients (the link of the population-averaged probability: log-odds for
     the logit) with
     delta-method standard errors (Laplace fits; `step` is the relative central-difference step
     of their Jacobian). Columns: estimate, std_error, z, p."""
-    from scipy import stats
-
     _check_nodes(n_nodes)
     model, fit = result.model, result.fit_output
     estimate = _marginal_coefficients(model, fit.theta, fit.beta, n_nodes)
@@ -148,11 +146,9 @@ def marginal_coefs(
     )
 
 
-def _parameter_covariance(result: GLMMResult) -> tuple[FloatArray, NDArray[np.bool_]]:
+def _parameter_covariance(result: ResultBase) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Covariance of the free entries of (theta, beta): inverse of half the Laplace deviance
     Hessian (central differences of the exact gradient); theta on the boundary is held fixed."""
-    from glmm_binomial.results.simulate import deviance_hessian
-
     model, fit = result.model, result.fit_output
     hessian = deviance_hessian(result, central=True)
     lower = model.theta_lower_bounds()

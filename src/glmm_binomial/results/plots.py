@@ -1,23 +1,28 @@
 """Pictures of a fit (matplotlib, the optional extra `plot`); each function returns the figure.
 
-- caterpillar_plot: conditional modes of the random effects, sorted, with intervals
-  (mode +- z * conditional SD), one panel per grouping factor and term (lme4's dotplot(ranef)).
-- profile_plot: zeta = sign * sqrt(deviance excess) against each profiled parameter, with the
-  interval's critical values (lme4's xyplot(profile)); a straight line means Wald is fine.
+- caterpillar_plot: conditional modes of the random effects with intervals (mode +- z *
+  conditional SD), one row of panels per grouping factor and one panel per term; the levels are
+  labelled on the y axis and share one order across the panels of a factor, sorted by the
+  first term's modes (lme4's dotplot(ranef)).
+- profile_plot: zeta = sign * sqrt(deviance excess) against each profiled parameter, a smooth
+  curve through the profile's points (a monotone cubic spline, as lme4's xyplot(profile)
+  interpolates with a spline), with the interval's critical values; a straight line means
+  Wald is fine.
 - calibration_plot: per level of a grouping factor, observed proportion against the mean fitted
   probability (conditional on the modes, and marginal), points sized by the number of trials.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-if TYPE_CHECKING:
-    from glmm_binomial.results.profile import LikelihoodProfile
-    from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.results.aliases import renamed_level
+from glmm_binomial.results.base import ResultBase, check_conf_level
+from glmm_binomial.results.marginal import marginal_predict
+from glmm_binomial.results.profile import LikelihoodProfile, ProfileControl, profile
 
 
 def _pyplot() -> Any:
@@ -33,54 +38,130 @@ def _grid(n: int) -> tuple[int, int]:
     return int(np.ceil(n / cols)), cols
 
 
-def caterpillar_plot(result: GLMMResult, level: float = 0.95, group: str | None = None) -> Any:
-    """Sorted conditional modes with `level` intervals, one panel per (group, term)."""
-    if not 0.0 < level < 1.0:
-        raise ValueError("level must be strictly between 0 and 1")
+#: Most level labels drawn on a caterpillar panel; with more levels every k-th is labelled.
+MAX_LEVEL_LABELS = 60
+#: Points of the spline drawn through a profile's points.
+PROFILE_CURVE_POINTS = 200
+#: Profile points evaluated between the estimate and each interval end when the plot profiles
+#: a fit itself (ProfileControl.curve_points), beside those the interval search visits.
+PROFILE_EXTRA_POINTS = 5
+
+
+def caterpillar_plot(
+    result: ResultBase,
+    conf_level: float = 0.95,
+    group: str | None = None,
+    *,
+    level: float | None = None,
+) -> Any:
+    """Conditional modes with `conf_level` intervals: a row of panels per grouping factor, a
+    panel per term, the levels on the y axis in one order per factor (by the first term's
+    modes). level: the deprecated name of conf_level."""
+    conf_level = check_conf_level(renamed_level(conf_level, level))
     plt = _pyplot()
     ranef = result.ranef(condvar=True)
     if group is not None:
         if group not in ranef:
             raise ValueError(f"group must be one of {', '.join(map(repr, ranef))}, got {group!r}")
         ranef = {group: ranef[group]}
-    panels = []
+    factors = []
     for name, frame in ranef.items():
-        for term in [c for c in frame.columns if not str(c).endswith("_sd")]:
-            panels.append((name, term, frame[term].to_numpy(), frame[f"{term}_sd"].to_numpy()))
-    rows, cols = _grid(len(panels))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
-    q = stats.norm.ppf(0.5 + level / 2.0)
-    for ax, (name, term, modes, sds) in zip(axes.ravel(), panels, strict=False):
-        order = np.argsort(modes, kind="stable")
-        position = np.arange(len(modes))
-        ax.errorbar(
-            modes[order], position, xerr=q * sds[order], fmt="o", markersize=3, elinewidth=0.8
-        )
-        ax.axvline(0.0, color="grey", linewidth=0.8)
-        ax.set_title(f"{name}: {term}")
-        ax.set_xlabel("conditional mode (log-odds)")
-        ax.set_yticks([])
-    for ax in axes.ravel()[len(panels) :]:
-        ax.set_visible(False)
+        terms = [c for c in frame.columns if not str(c).endswith("_sd")]
+        # One order for every panel of the factor: by the first term's modes (lme4's dotplot).
+        order = np.argsort(frame[terms[0]].to_numpy(), kind="stable")
+        factors.append((name, frame.iloc[order], terms))
+    cols = max(len(terms) for _, _, terms in factors)
+    heights = [max(2.5, 0.16 * len(frame) + 1.0) for _, frame, _ in factors]
+    fig, axes = plt.subplots(
+        len(factors),
+        cols,
+        figsize=(3.6 * cols + 1.2, sum(heights)),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    q = stats.norm.ppf(0.5 + conf_level / 2.0)
+    for row, (name, frame, terms) in enumerate(factors):
+        position = np.arange(len(frame))
+        labels = [str(v) for v in frame.index]
+        step = max(1, int(np.ceil(len(labels) / MAX_LEVEL_LABELS)))
+        for col in range(cols):
+            ax = axes[row, col]
+            if col >= len(terms):
+                ax.set_visible(False)
+                continue
+            term = terms[col]
+            modes = frame[term].to_numpy()
+            sds = frame[f"{term}_sd"].to_numpy()
+            ax.errorbar(modes, position, xerr=q * sds, fmt="o", markersize=3, elinewidth=0.8)
+            ax.axvline(0.0, color="grey", linewidth=0.8)
+            ax.set_title(f"{name}: {term}")
+            ax.set_xlabel("conditional mode (log-odds)")
+            ax.set_ylim(-0.7, len(frame) - 0.3)
+            ax.set_yticks(position[::step])
+            if col == 0:
+                ax.set_yticklabels(labels[::step], fontsize=8 if len(labels) <= 30 else 6)
+                ax.set_ylabel(name)
+            else:
+                ax.set_yticklabels([])  # the same levels as the first panel of the row
     fig.tight_layout()
     return fig
 
 
-def profile_plot(
-    source: GLMMResult | LikelihoodProfile, which: Any = None, level: float = 0.95
-) -> Any:
-    """zeta against each parameter's value, with the +-critical values of `level` and the
-    interval ends; `source` is a fit (profiled here, `which` as in profile()) or a profile."""
-    from glmm_binomial.results.profile import LikelihoodProfile, profile
+def _profile_curve(values: Any, zeta: Any) -> tuple[Any, Any]:
+    """A smooth curve through the points (value, zeta): a monotone cubic (PCHIP) spline,
+    which follows the points without overshooting where they bunch; straight lines through
+    fewer than three points."""
+    from scipy.interpolate import PchipInterpolator
 
+    values = np.asarray(values, dtype=np.float64)
+    zeta = np.asarray(zeta, dtype=np.float64)
+    keep = np.isfinite(values) & np.isfinite(zeta)
+    values, zeta = values[keep], zeta[keep]
+    order = np.argsort(values, kind="stable")
+    values, zeta = values[order], zeta[order]
+    if len(values) < 3:
+        return values, zeta
+    grid = np.linspace(values[0], values[-1], PROFILE_CURVE_POINTS)
+    return grid, PchipInterpolator(values, zeta)(grid)
+
+
+def _profile_label(name: str, kind: str) -> str:
+    """The x label of a profile panel: the parameter, in words."""
+    if kind == "sd":
+        term, _, group = name[len("sd_") :].partition("|")
+        return f"SD of {term} | {group} (log-odds)"
+    if kind == "cor":
+        terms, _, group = name[len("cor_") :].partition("|")
+        return f"correlation {terms} | {group}"
+    return f"coefficient of {name} (log-odds)"
+
+
+def profile_plot(
+    source: ResultBase | LikelihoodProfile,
+    which: Any = None,
+    conf_level: float = 0.95,
+    *,
+    level: float | None = None,
+) -> Any:
+    """zeta against each parameter's value (a spline through the profile's points, which are
+    marked), with the +-critical values of `conf_level` and the interval ends; `source` is a
+    fit (profiled here, `which` as in profile()) or a profile (drawn at its own conf_level).
+    level: the deprecated name of conf_level."""
+    conf_level = renamed_level(conf_level, level)
     plt = _pyplot()
-    prof = source if isinstance(source, LikelihoodProfile) else profile(source, level, which)
+    if isinstance(source, LikelihoodProfile):
+        prof = source
+    else:
+        control = ProfileControl(curve_points=PROFILE_EXTRA_POINTS)
+        prof = profile(source, conf_level, which, control=control)
     traces = list(prof)
     rows, cols = _grid(len(traces))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols, 3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
     critical = float(np.sqrt(stats.chi2.ppf(prof.conf_level, 1)))
     for ax, trace in zip(axes.ravel(), traces, strict=False):
-        ax.plot(trace.values, trace.zeta, "-o", markersize=2.5, linewidth=1)
+        x, y = _profile_curve(trace.values, trace.zeta)
+        ax.plot(x, y, "-", linewidth=1.2)
+        ax.plot(trace.values, trace.zeta, "o", markersize=2.5, color="C0")
         for value in (-critical, critical):
             ax.axhline(value, color="grey", linestyle="--", linewidth=0.8)
         for end in (trace.lower, trace.upper):
@@ -88,6 +169,7 @@ def profile_plot(
                 ax.axvline(end, color="grey", linestyle=":", linewidth=0.8)
         ax.axhline(0.0, color="grey", linewidth=0.5)
         ax.set_title(trace.name, fontsize=9)
+        ax.set_xlabel(_profile_label(trace.name, trace.kind), fontsize=8)
         ax.set_ylabel("zeta")
     for ax in axes.ravel()[len(traces) :]:
         ax.set_visible(False)
@@ -95,12 +177,10 @@ def profile_plot(
     return fig
 
 
-def calibration_plot(result: GLMMResult, group: str | None = None) -> Any:
+def calibration_plot(result: ResultBase, group: str | None = None) -> Any:
     """Observed proportion against mean fitted probability per level of `group` (default: the
     first grouping factor), conditional fits (filled) and marginal ones (open), sized by
     trials, with the identity line."""
-    from glmm_binomial.results.marginal import marginal_predict
-
     plt = _pyplot()
     model = result.model
     names = [b.group for b in model.blocks]

@@ -17,16 +17,33 @@ on the covariance only, not on the order of the terms).
 The beta-binomial's dispersion phi is profiled as `phi` (on its own scale, held above
 ProfileControl.phi_lower; the deviance is evaluated at log phi, theta's tail).
 
+A structured term (ar1, cs, diag: model.covariance) is profiled over its own parameters, its
+SD(s) and rho, named as covariance entries (ar1: sd_<first term>|g and cor_<second>.<first>|g
+for rho). A penalized fit (priors) is profiled on its penalized objective, deviance plus prior
+deviance, as the curvature of that objective gives its standard errors.
+
 If a re-fit finds a deviance below the fit's (the fit stopped short, as lme4's does when it
 reports "profiling detected new, lower deviance"), the profile moves to the better optimum and
 starts again, and says so in `warnings`.
+
+SDs on the boundary: the deviance is even in each SD (it depends on SD^2), so SD = 0 is always
+a stationary point of a re-fit, a minimum or not. On a singular fit (an SD estimated at 0),
+holding another parameter (the intercept, say) away from its estimate can move the conditional
+minimum of that SD off 0; a re-fit started at SD = 0 would stay there, reporting a deviance
+too high, and the profile would depend on the order its points were visited (Brent's method
+then saw "f(a) and f(b) must have different signs"). A re-fit that ends with a free SD at 0 is
+therefore repeated from that SD at a positive value (``ProfileControl.sd_restart`` over the
+largest |z| of its column), and the lower deviance is kept; and the SD of a one-term block runs
+over the whole line in re-fits (the deviance is even in it, so its sign does not matter), so
+that a step past 0 is not projected onto that stationary point. Brent's method gets a bracket whose
+ends are evaluated again first (moved inward or outward if a re-evaluation changed sides).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,10 +53,10 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.model.covariance import ScaledCorrelation
 from glmm_binomial.model.data import ModelData, RandomBlock
-
-if TYPE_CHECKING:
-    from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.numerics.hessian import gradient_hessian
+from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
 
@@ -65,6 +82,10 @@ class ProfileControl:
     correlation_limit: float = 1.0 - 1e-8
     lower_deviance_tol: float = 1e-5
     max_restarts: int = 3
+    sd_restart: float = 0.5
+    sd_boundary_tol: float = 1e-3
+    refit_restarts: int = 3
+    curve_points: int = 0
     phi_lower: float = 1e-6
 
 
@@ -123,7 +144,10 @@ def _cholesky_of_correlation(z: NDArray[np.generic], k: int) -> NDArray[np.gener
 
 
 def _block_theta(block: RandomBlock, p: NDArray[np.generic]) -> NDArray[np.generic]:
-    """theta of one block from (SDs, partial correlations)."""
+    """theta of one block from (SDs, partial correlations); a structured block's (ar1, cs,
+    diag) from its own parameters (SDs, rho)."""
+    if isinstance(block.covariance, ScaledCorrelation):
+        return block.covariance.theta_from_parameters(np.asarray(p).real)[0]
     k = block.k
     lam: NDArray[np.generic] = np.multiply(p[:k, None], _cholesky_of_correlation(p[k:], k))
     rows, cols = block.lower_indices()
@@ -131,7 +155,10 @@ def _block_theta(block: RandomBlock, p: NDArray[np.generic]) -> NDArray[np.gener
 
 
 def _block_parameters(block: RandomBlock, theta: FloatArray) -> FloatArray:
-    """(SDs, partial correlations) of one block from its theta."""
+    """(SDs, partial correlations) of one block from its theta (a structured block: its SDs
+    and rho)."""
+    if isinstance(block.covariance, ScaledCorrelation):
+        return block.covariance.parameters(theta)
     k = block.k
     lam = block.lambda_matrix(theta)
     sigma = lam @ lam.T
@@ -169,31 +196,72 @@ class _Coordinates:
     theta in p by complex steps; log phi' = 1 / phi)."""
 
     model: ModelData
-    objective: LaplaceObjective
+    objective: Any
     lower: FloatArray
     upper: FloatArray
     kinds: list[str]
     n_var: int
+    unit: FloatArray  # per SD coordinate 1 / max |z| of its column (1 elsewhere)
+    even: NDArray[np.bool_]  # SDs of one-term blocks: the deviance is even in them
     _hessian: tuple[bytes, FloatArray] | None = None
 
     @classmethod
-    def build(cls, model: ModelData, limit: float, phi_lower: float = 1e-6) -> _Coordinates:
+    def build(
+        cls,
+        model: ModelData,
+        limit: float,
+        make_objective: Callable[[ModelData], Any],
+        phi_lower: float = 1e-6,
+    ) -> _Coordinates:
+        """`make_objective`: the fit's objective on a model (the Laplace deviance, plus the
+        prior deviance for a penalized fit: the profile is then of the penalized objective).
+        phi_lower: the smallest beta-binomial phi visited."""
         lower: list[float] = []
         upper: list[float] = []
         kinds: list[str] = []
+        unit: list[float] = []
+        even: list[bool] = []
         for b in model.blocks:
+            structure = b.covariance
+            if isinstance(structure, ScaledCorrelation):
+                low, high = structure.parameter_bounds()
+                margin = 1.0 - limit  # correlations stay this far inside their interval
+                n_sd = structure.n_sd
+                lower += list(low[:n_sd]) + [float(v) + margin for v in low[n_sd:]]
+                upper += list(high[:n_sd]) + [float(v) - margin for v in high[n_sd:]]
+                kinds += ["sd"] * n_sd + ["cor"] * structure.n_correlation
+                # Not even in its SDs in the sense of a one-term block; unit steps.
+                even += [False] * (n_sd + structure.n_correlation)
+                unit += [1.0] * (n_sd + structure.n_correlation)
+                continue
+            even += [b.k == 1] * b.k + [False] * (b.n_theta - b.k)
             lower += [0.0] * b.k + [-limit] * (b.n_theta - b.k)
             upper += [np.inf] * b.k + [limit] * (b.n_theta - b.k)
             kinds += ["sd"] * b.k + ["cor"] * (b.n_theta - b.k)
+            spread = np.max(np.abs(b.z), axis=0) if b.z.shape[0] else np.ones(b.k)
+            unit += [1.0 / s if s > 0 else 1.0 for s in spread] + [1.0] * (b.n_theta - b.k)
         n_family = model.family.n_parameters
         lower += [phi_lower] * n_family
         upper += [np.inf] * n_family
         kinds += ["phi"] * n_family
+        unit += [1.0] * n_family
+        even += [False] * n_family
         n_var = len(lower)
         lower += [-np.inf] * model.n_fixed
         upper += [np.inf] * model.n_fixed
         kinds += ["fixed"] * model.n_fixed
-        return cls(model, LaplaceObjective(model), np.array(lower), np.array(upper), kinds, n_var)
+        unit += [1.0] * model.n_fixed
+        even += [False] * model.n_fixed
+        return cls(
+            model,
+            make_objective(model),
+            np.array(lower),
+            np.array(upper),
+            kinds,
+            n_var,
+            np.array(unit),
+            np.array(even),
+        )
 
     def from_theta_beta(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
         parts = [
@@ -219,6 +287,10 @@ class _Coordinates:
         grad = np.empty(len(p))
         grad[self.n_var :] = g_beta
         for b, s in zip(model.blocks, model.theta_slices(), strict=True):
+            if isinstance(b.covariance, ScaledCorrelation):
+                # theta = (log SDs, phi(rho)): a diagonal Jacobian.
+                grad[s] = b.covariance.theta_from_parameters(p[s])[1] * g_theta[s]
+                continue
             local = p[s].astype(np.complex128)
             jac = np.empty((b.n_theta, b.n_theta))
             step = 1e-20
@@ -239,20 +311,15 @@ class _Coordinates:
         key = p.tobytes() + np.float64(step).tobytes()
         if self._hessian is not None and self._hessian[0] == key:
             return self._hessian[1]
-        n = len(p)
-        hess = np.zeros((n, n))
-        for j in range(n):
-            h = step * max(1.0, abs(p[j]))
-            up = min(p[j] + h, self.upper[j])
-            down = max(p[j] - h, self.lower[j])
-            if up <= down:
-                continue
-            a, b = p.copy(), p.copy()
-            a[j], b[j] = up, down
-            hess[:, j] = (self.deviance_and_gradient(a)[1] - self.deviance_and_gradient(b)[1]) / (
-                up - down
-            )
-        hess = 0.5 * (hess + hess.T)
+        hess = gradient_hessian(
+            lambda q: self.deviance_and_gradient(q)[1],
+            p,
+            step,
+            scheme="central",
+            relative=True,
+            lower=self.lower,
+            upper=self.upper,
+        )
         self._hessian = (key, hess)
         return hess
 
@@ -271,13 +338,30 @@ class _Target:
     index: int  # in p
 
 
-def _targets(model: ModelData, limit: float, phi_lower: float = 1e-6) -> list[_Target]:
+def _targets(
+    model: ModelData,
+    limit: float,
+    make_objective: Callable[[ModelData], Any],
+    phi_lower: float = 1e-6,
+) -> list[_Target]:
     """Every parameter in lme4's order: per block, SDs and correlations in theta's layout
-    (sd_1, cor_2.1, ..., sd_2, ...), then the fixed effects."""
-    base = _Coordinates.build(model, limit, phi_lower)
+    (sd_1, cor_2.1, ..., sd_2, ...), then the beta-binomial's phi, then the fixed effects. A
+    structured block's parameters are its own (ar1: sd_<first term>, cor_<second>.<first> =
+    rho; cs: the SDs and rho; diag: the SDs)."""
+    base = _Coordinates.build(model, limit, make_objective, phi_lower)
     out: list[_Target] = []
     cache: dict[tuple[int, int, int], _Coordinates] = {}
     for t, (b, s) in enumerate(zip(model.blocks, model.theta_slices(), strict=True)):
+        if isinstance(b.covariance, ScaledCorrelation):
+            for position, (r, c) in enumerate(b.covariance.parameter_entries()):
+                kind = "sd" if r == c else "cor"
+                name = (
+                    f"sd_{b.terms[r]}|{b.group}"
+                    if r == c
+                    else f"cor_{b.terms[r]}.{b.terms[c]}|{b.group}"
+                )
+                out.append(_Target(name, kind, base, s.start + position))
+            continue
         rows, cols = b.lower_indices()
         for r, c in zip(rows, cols, strict=True):
             if r == c:
@@ -289,7 +373,8 @@ def _targets(model: ModelData, limit: float, phi_lower: float = 1e-6) -> list[_T
                 order = [int(c), int(r)] + [i for i in range(b.k) if i not in (r, c)]
                 key = (t, int(c), int(r))
                 if key not in cache:
-                    cache[key] = _Coordinates.build(_permuted(model, t, order), limit, phi_lower)
+                    permuted = _permuted(model, t, order)
+                    cache[key] = _Coordinates.build(permuted, limit, make_objective, phi_lower)
                 coords, index = cache[key], s.start + b.k
             out.append(_Target(f"cor_{b.terms[r]}.{b.terms[c]}|{b.group}", "cor", coords, index))
     for j in range(model.family.n_parameters):
@@ -299,10 +384,8 @@ def _targets(model: ModelData, limit: float, phi_lower: float = 1e-6) -> list[_T
     return out
 
 
-def _check(result: GLMMResult, conf_level: float) -> None:
-    from glmm_binomial.results.result import GLMMResult
-
-    if not isinstance(result, GLMMResult):
+def _check(result: ResultBase, conf_level: float) -> None:
+    if not isinstance(result, ResultBase):
         raise ValueError("result must be a GLMMResult")
     if result.method != "laplace":
         raise ValueError("profile intervals are computed for method='laplace' fits")
@@ -311,7 +394,7 @@ def _check(result: GLMMResult, conf_level: float) -> None:
 
 
 def profile(
-    result: GLMMResult,
+    result: ResultBase,
     conf_level: float = 0.95,
     which: Sequence[str] | str | None = None,
     control: ProfileControl | None = None,
@@ -331,7 +414,9 @@ def profile(
             "use Wald intervals (confint(method='wald')), or fit the computed frame in memory "
             "(glmm_binomial.fit(formula, ddf.compute()))"
         )
-    targets = _targets(model, control.correlation_limit, control.phi_lower)
+    # The fit's own objective: for a penalized fit, the deviance plus the prior deviance.
+    make_objective = getattr(result.method_object, "objective", LaplaceObjective)
+    targets = _targets(model, control.correlation_limit, make_objective, control.phi_lower)
     names = [t.name for t in targets]
     if which is None:
         chosen = targets
@@ -352,7 +437,7 @@ def profile(
     warnings: list[str] = []
     # Check the optimum first (a fit stopped short would shift every interval): a short
     # bound-constrained search from the estimates, kept only if it lowers the deviance.
-    base = _Coordinates.build(model, control.correlation_limit, control.phi_lower)
+    base = _Coordinates.build(model, control.correlation_limit, make_objective, control.phi_lower)
     p0 = base.from_theta_beta(theta, beta)
     deviance0 = base.deviance_and_gradient(p0)[0]
     p1 = _minimize_all(base, p0, control)
@@ -369,7 +454,9 @@ def profile(
         except _BetterOptimum as better:
             found = better.coords
             theta = _permuted_theta(found.model, model, found.theta(better.p))
-            base = _Coordinates.build(model, control.correlation_limit, control.phi_lower)
+            base = _Coordinates.build(
+                model, control.correlation_limit, make_objective, control.phi_lower
+            )
             p = _minimize_all(base, base.from_theta_beta(theta, better.p[found.n_var :]), control)
             theta, beta = base.theta(p), p[base.n_var :]
             warnings.append(
@@ -486,6 +573,8 @@ class _OneProfile:
         # are then no harder than others.
         kinds = np.array(coords.kinds)[self.free]
         self.beta = kinds == "fixed"
+        self.sd = kinds == "sd"
+        self.even = coords.even[self.free]
         self.transform = np.diag(self.scale)
         if np.any(self.beta):
             block = h_ff[np.ix_(self.beta, self.beta)]
@@ -515,12 +604,55 @@ class _OneProfile:
         p[self.index] = value
         lower, upper = coords.lower[self.free], coords.upper[self.free]
         start = np.clip(self.warm + self.direction * (value - self.warm_value), lower, upper)
+        fun, free_values = self._refit(p, start)
+        # A free SD ending at 0 may sit on a stationary point that is not a minimum (the
+        # deviance is even in the SD): try again from that SD off the boundary.
+        restart = self.control.sd_restart * coords.unit[self.free]
+        stuck = self.sd & (free_values <= lower + self.control.sd_boundary_tol * restart)
+        if np.any(stuck):
+            again = free_values.copy()
+            again[stuck] = restart[stuck]
+            other_fun, other_values = self._refit(p, np.clip(again, lower, upper))
+            if other_fun < fun:
+                fun, free_values = other_fun, other_values
+        self.warm, self.warm_value = free_values, value
+        difference = fun - self.deviance_hat
+        if difference < -self.control.lower_deviance_tol:
+            p[self.free] = free_values
+            raise _BetterOptimum(coords, p.copy())
+        zeta = float(np.sign(value - self.p_hat[self.index]) * np.sqrt(max(difference, 0.0)))
+        self.points.append((value, zeta))
+        return difference - cutoff
+
+    def _refit(self, p: FloatArray, start: FloatArray) -> tuple[float, FloatArray]:
+        """Minimize the deviance over the free coordinates from `start` (p holds the target's
+        value): (deviance, free values). L-BFGS-B can stop on a negligible decrease away from
+        a stationary point (the deviance is not convex in the SDs); it is restarted from where
+        it stopped, with a fresh memory, while the projected gradient is above gtol (at most
+        ``refit_restarts`` times)."""
+        best_fun, best_values = float("inf"), start
+        for _ in range(self.control.refit_restarts + 1):
+            fun, values, gradient = self._minimize_from(p, start)
+            improved = fun < best_fun
+            if improved:
+                best_fun, best_values = fun, values
+            if gradient <= self.control.gtol or not improved:
+                break
+            start = values
+        return best_fun, best_values
+
+    def _minimize_from(self, p: FloatArray, start: FloatArray) -> tuple[float, FloatArray, float]:
+        """One L-BFGS-B run: (deviance, free values, largest projected gradient entry)."""
+        coords = self.coords
+        lower, upper = coords.lower[self.free], coords.upper[self.free]
         transform = self.transform
-        inverse = np.linalg.inv(transform)
-        w0 = inverse @ (start - start)  # the origin of w is `start`
-        bounds = []
+        w0 = np.zeros(len(start))  # the origin of w is `start`
+        bounds: list[tuple[float | None, float | None]] = []
         for j in range(len(start)):
-            if self.beta[j]:
+            if self.beta[j] or self.even[j]:
+                # An SD the deviance is even in runs over the whole line (its sign does not
+                # matter): at the bound 0 its gradient vanishes, and L-BFGS-B, once projected
+                # there, would stop on that stationary point even where it is a maximum.
                 bounds.append((None, None))
             else:
                 s = transform[j, j]
@@ -545,15 +677,59 @@ class _OneProfile:
                 "maxiter": self.control.max_iter,
             },
         )
-        free_values = start + transform @ np.asarray(found.x)
-        self.warm, self.warm_value = free_values, value
-        difference = float(found.fun) - self.deviance_hat
-        if difference < -self.control.lower_deviance_tol:
-            p[self.free] = free_values
-            raise _BetterOptimum(coords, p.copy())
-        zeta = float(np.sign(value - self.p_hat[self.index]) * np.sqrt(max(difference, 0.0)))
-        self.points.append((value, zeta))
-        return difference - cutoff
+        w = np.asarray(found.x)
+        gradient = np.asarray(found.jac, dtype=np.float64).copy()
+        for j, (lo, hi) in enumerate(bounds):
+            # At a bound, a gradient pushing outwards is no reason to go on.
+            if lo is not None and w[j] <= lo and gradient[j] > 0:
+                gradient[j] = 0.0
+            if hi is not None and w[j] >= hi and gradient[j] < 0:
+                gradient[j] = 0.0
+        values = start + transform @ w
+        values[self.even] = np.abs(values[self.even])
+        largest = float(np.max(np.abs(gradient), initial=0.0))
+        return float(found.fun), values, largest if np.isfinite(largest) else 0.0
+
+    def _crossing(
+        self,
+        estimate: float,
+        inside: float,
+        outside: float,
+        bound: float,
+        direction: float,
+        critical: float,
+    ) -> float:
+        """Where |zeta| reaches the critical value between inside and outside, by Brent's
+        method. Should a re-fit from another warm start land on the other side at an end of
+        the bracket, the bracket is evaluated again and moved: towards the estimate (where the
+        gap is -critical) or outwards, doubling, up to the bound."""
+        xtol = self.control.xtol
+        try:
+            return float(
+                scipy.optimize.brentq(self.zeta_gap, inside, outside, args=(critical,), xtol=xtol)
+            )
+        except ValueError:
+            pass
+        for _ in range(self.control.max_doublings):
+            if self.zeta_gap(inside, critical) >= 0.0:
+                inside, outside = estimate + 0.5 * (inside - estimate), inside
+                continue
+            if self.zeta_gap(outside, critical) <= 0.0:
+                inside, outside = outside, estimate + 2.0 * (outside - estimate)
+                if direction * (outside - bound) >= 0:
+                    if self.zeta_gap(float(bound), critical) <= 0.0:
+                        return float(bound)
+                    outside = float(bound)
+                continue
+            try:
+                return float(
+                    scipy.optimize.brentq(
+                        self.zeta_gap, inside, outside, args=(critical,), xtol=xtol
+                    )
+                )
+            except ValueError:
+                continue
+        raise RuntimeError("the profile did not cross the critical value (no bracket found)")
 
     def run(self, target: _Target, cutoff: float) -> ParameterProfile:
         coords, index = self.coords, self.index
@@ -594,13 +770,19 @@ class _OneProfile:
                     end = float(np.sign(end))
                 ends.append(end)
                 continue
-            ends.append(
-                float(
-                    scipy.optimize.brentq(
-                        self.zeta_gap, inside, outside, args=(critical,), xtol=self.control.xtol
-                    )
-                )
-            )
+            end = self._crossing(estimate, inside, outside, bound, direction, critical)
+            if target.kind == "cor" and abs(end) >= self.control.correlation_limit:
+                end = float(np.sign(end))
+            ends.append(end)
+        for end, bound in zip(ends, (low_bound, high_bound), strict=True):
+            # Extra points between the estimate and each end, for a curve (plots).
+            if self.control.curve_points and np.isfinite(end):
+                self.restart()
+                inner = float(np.clip(end, low_bound, high_bound)) if np.isfinite(bound) else end
+                for fraction in np.arange(1, self.control.curve_points + 1) / (
+                    self.control.curve_points + 1
+                ):
+                    self.excess(estimate + fraction * (inner - estimate))
         points = sorted(dict(self.points).items())  # a value visited twice is kept once
         values = np.array([v for v, _ in points])
         zeta = np.array([z for _, z in points])
@@ -608,7 +790,7 @@ class _OneProfile:
 
 
 def profile_confint(
-    result: GLMMResult,
+    result: ResultBase,
     conf_level: float = 0.95,
     control: ProfileControl | None = None,
     which: Sequence[str] | str | None = None,

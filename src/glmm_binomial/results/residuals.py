@@ -6,27 +6,28 @@ beta-binomial the Pearson residual divides by its variance, mu (1 - mu) (1 + (m 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import xlogy
 
-if TYPE_CHECKING:
-    from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
 
 TYPES = ("deviance", "pearson", "response", "working")
 
 
-def fitted_probabilities(result: GLMMResult) -> FloatArray:
-    """expit(X beta + offset + Z b) with b the conditional modes, in the fit's row order."""
-    return np.asarray(result.predict(re="include", type="response"), dtype=np.float64)
+def fitted_probabilities(result: ResultBase) -> FloatArray:
+    """expit(X beta + offset + Z b) with b the conditional modes, in the fit's row order
+    (result.fitted())."""
+    return result.fitted()
 
 
-def residuals(result: GLMMResult, type: str = "deviance") -> FloatArray:
-    """Residuals of the observed proportions y = successes / trials (see ResultsAPI.resid)."""
+def residuals(result: ResultBase, type: str = "deviance") -> FloatArray:
+    """Residuals of the observed proportions y = successes / trials, m the trials and mu the
+    fitted probabilities: "deviance" (signed square roots of the deviance contributions),
+    "pearson" ((y - mu) / sqrt(mu (1 - mu) / m)), "response" (y - mu) or "working"
+    ((y - mu) / (mu (1 - mu))), as lme4's residuals() for glmer."""
     if type not in TYPES:
         raise ValueError(f"type must be one of {', '.join(map(repr, TYPES))}, got {type!r}")
     model = result.model

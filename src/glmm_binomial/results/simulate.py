@@ -14,7 +14,7 @@ in coordinates whitened by the original fit's Hessian, without standard errors o
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.linalg
@@ -23,13 +23,16 @@ from numpy.typing import NDArray
 
 from glmm_binomial.family import log_binomial_coefficient
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.methods.penalty import PenalizedObjective, bind_priors
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.priors import NO_PRIORS, Priors
+from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.optimize import canonical_theta
-
-if TYPE_CHECKING:
-    from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
+
+R = TypeVar("R", bound=ResultBase)
 
 
 def linear_predictor(
@@ -67,7 +70,7 @@ def simulate_successes(
     return model.family_at(theta).simulate(eta, model.trials, rng)
 
 
-def simulate(result: GLMMResult, n: int = 1, seed: Any = None, use_u: bool = False) -> FloatArray:
+def simulate(result: ResultBase, n: int = 1, seed: Any = None, use_u: bool = False) -> FloatArray:
     """`n` simulated responses (successes per row, in the fit's row order), shape (nobs, n).
 
     use_u=False draws new random effects for each simulation (lme4's default); use_u=True
@@ -105,11 +108,10 @@ def with_response(model: ModelData, successes: Any) -> ModelData:
     )
 
 
-def refit(result: GLMMResult, new_response: Any) -> GLMMResult:
+def refit(result: R, new_response: Any) -> R:
     """The same model fitted to a new response by the same method with the same settings,
-    starting from the current estimates (maximum-likelihood methods)."""
-    from glmm_binomial.results.result import GLMMResult
-
+    starting from the current estimates (maximum-likelihood methods); a result of the same
+    class (ResultBase.with_fit)."""
     method = result.method_object
     if method.posterior:
         raise ValueError(
@@ -118,14 +120,7 @@ def refit(result: GLMMResult, new_response: Any) -> GLMMResult:
     model = with_response(result.model, new_response)
     fit = result.fit_output
     output = method.fit(model, start=(fit.theta, fit.beta))
-    return GLMMResult(
-        model,
-        output,
-        design=result.design,
-        conf_level=result.conf_level,
-        data_name=result.data_name,
-        method_object=method,
-    )
+    return result.with_fit(model, output)
 
 
 @dataclass(frozen=True)
@@ -139,13 +134,15 @@ class FastRefit:
     transform: FloatArray  # (theta, beta) = start + transform @ z
     gtol: float = 1e-5
     max_iter: int = 500
+    priors: Priors = NO_PRIORS  # a penalized fit's priors: the refits are penalized too
 
 
-def deviance_hessian(result: GLMMResult, step: float = 1e-4, central: bool = False) -> FloatArray:
-    """Hessian of the Laplace deviance in (theta, beta) at the estimates: forward (or central)
-    differences of the exact gradient, steps relative to each coordinate."""
+def deviance_hessian(result: ResultBase, step: float = 1e-4, central: bool = False) -> FloatArray:
+    """Hessian of the Laplace deviance (plus the prior deviance of a penalized fit) in
+    (theta, beta) at the estimates: forward (or central) differences of the exact gradient,
+    steps relative to each coordinate."""
     model, fit = result.model, result.fit_output
-    objective = LaplaceObjective(model)
+    objective = _objective(model, _priors(result))
     n_theta = model.n_theta
     x0 = np.concatenate([fit.theta, fit.beta])
 
@@ -153,23 +150,20 @@ def deviance_hessian(result: GLMMResult, step: float = 1e-4, central: bool = Fal
         _, g_theta, g_beta = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
         return np.concatenate([g_theta, g_beta])
 
+    # The gradient at the estimates first, also for central differences: the mode found there
+    # warm-starts the mode searches of the shifted points.
     g0 = gradient(x0)
-    n = len(x0)
-    hess = np.empty((n, n))
-    for j in range(n):
-        h = step * max(1.0, abs(x0[j]))
-        up = x0.copy()
-        up[j] += h
-        if central:
-            down = x0.copy()
-            down[j] -= h
-            hess[:, j] = (gradient(up) - gradient(down)) / (2.0 * h)
-        else:
-            hess[:, j] = (gradient(up) - g0) / h
-    return 0.5 * (hess + hess.T)
+    return gradient_hessian(
+        gradient,
+        x0,
+        step,
+        scheme="central" if central else "forward",
+        relative=True,
+        gradient_at_x=g0,
+    )
 
 
-def prepare_fast_refit(result: GLMMResult, step: float = 1e-4) -> FastRefit:
+def prepare_fast_refit(result: ResultBase, step: float = 1e-4) -> FastRefit:
     """Whitening from a forward-difference Hessian of the exact gradient at the estimates."""
     if result.method != "laplace":
         raise ValueError("bootstrap refits are available for method='laplace' fits")
@@ -186,7 +180,20 @@ def prepare_fast_refit(result: GLMMResult, step: float = 1e-4) -> FastRefit:
     # The rows sorted as the Laplace objective wants them (by the largest grouping factor), so
     # that each refit skips the sort; the simulated responses follow that order.
     model = LaplaceObjective(result.model).data
-    return FastRefit(model, fit.theta.copy(), fit.beta.copy(), transform)
+    return FastRefit(model, fit.theta.copy(), fit.beta.copy(), transform, priors=_priors(result))
+
+
+def _priors(result: ResultBase) -> Priors:
+    """The priors of the fit's method (none for a maximum-likelihood fit)."""
+    priors = getattr(result.method_object, "priors", NO_PRIORS)
+    return priors if isinstance(priors, Priors) else NO_PRIORS
+
+
+def _objective(model: ModelData, priors: Priors) -> Any:
+    """The Laplace deviance of `model`, plus the prior deviance of `priors`."""
+    objective = LaplaceObjective(model)
+    penalty = bind_priors(priors, model)
+    return objective if penalty is None else PenalizedObjective(objective, penalty)
 
 
 def fast_refit(
@@ -195,7 +202,7 @@ def fast_refit(
     """theta, beta, deviance, converged, message of the model fitted to `successes` by L-BFGS-B
     from the original estimates in the whitened coordinates (no Hessian, no modes)."""
     model = with_response(plan.model, successes)
-    objective = LaplaceObjective(model)
+    objective = _objective(model, plan.priors)
     n_theta = model.n_theta
     x0 = np.concatenate([plan.theta, plan.beta])
     transform = plan.transform

@@ -6,18 +6,19 @@ the text does; its tables are DataFrames (`criteria`, `scaled_residuals`, `rando
 
 A number that is not an estimate is not shown as one: when the fit did not converge the
 variance components are shown as NA, and so are the fixed effects of separated columns (their
-values are points on a diverging path), each with the fit's warnings printed below.
+values are points on a diverging path: FitOutput.diverging, as the fit found them), each with
+the fit's warnings printed below.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from glmm_binomial.results.result import GLMMResult
+from glmm_binomial.results.base import ResultBase
+from glmm_binomial.results.residuals import residuals
 
 MAX_CORRELATION_TERMS = 12
 """As lme4: the correlation of fixed effects is printed for at most this many terms."""
@@ -36,7 +37,7 @@ class Summary(str):
     warnings: tuple[str, ...]
     header: list[str]
 
-    def __new__(cls, result: GLMMResult, data_name: str | None = None) -> Summary:
+    def __new__(cls, result: ResultBase, data_name: str | None = None) -> Summary:
         # Display only: NaN (diverging or boundary) entries are shown as NA, never warned about.
         with np.errstate(all="ignore"):
             parts = _Parts(result, data_name)
@@ -69,7 +70,7 @@ class Summary(str):
 
 
 class _Parts:
-    def __init__(self, result: GLMMResult, data_name: str | None) -> None:
+    def __init__(self, result: ResultBase, data_name: str | None) -> None:
         self.result = result
         title = result.method_object.title
         name = data_name or result.data_name or "data"
@@ -79,13 +80,23 @@ class _Parts:
             f"Formula: {result.formula}",
             f"   Data: {name}",
         ]
+        if result.penalized:
+            # As bglmer prints them: the priors and the prior deviance at the estimates.
+            self.header += [
+                f"{' Priors:' if i == 0 else '        '} {line}"
+                for i, line in enumerate(result.priors)
+            ]
+            self.header.append(
+                f"Prior dev: {result.prior_deviance:.4f}  (penalized objective "
+                f"{result.penalized_objective:.4f} = deviance + prior dev)"
+            )
         self.criteria = pd.DataFrame(
             [[result.aic, result.bic, result.loglik, result.deviance, result.df_resid]],
             columns=["AIC", "BIC", "logLik", "deviance", "df.resid"],
         )
         # A fit to a Dask DataFrame keeps its rows on the cluster: no residuals to show.
         rows_here = result.model.x.shape[0] == result.nobs
-        pearson = result.resid("pearson") if rows_here else np.zeros(0)
+        pearson = residuals(result, "pearson") if rows_here else np.zeros(0)
         self.scaled = pd.Series(
             np.quantile(pearson, [0, 0.25, 0.5, 0.75, 1]) if len(pearson) else np.full(5, np.nan),
             index=["Min", "1Q", "Median", "3Q", "Max"],
@@ -118,23 +129,13 @@ class _Parts:
         return table
 
     def _separated(self) -> set[str]:
-        """Fixed effects with no finite estimate (checked only for a fit that did not
-        converge; computed once)."""
-        if not hasattr(self, "_separated_names"):
-            names: set[str] = set()
-            if not self.result.converged:
-                from glmm_binomial.model.separation import detect_separation
-
-                model = self.result.model
-                found = detect_separation(model.x, model.successes, model.trials)
-                names = {model.fixed_names[j] for j in found.coefficients}
-            self._separated_names = names
-        return self._separated_names
+        """Fixed effects with no finite estimate, as the fit found them (FitOutput.diverging)."""
+        return set(self.result.diverging)
 
     def _fixed_effects(self) -> pd.DataFrame:
         result = self.result
         fe = result.fixed_effects
-        vb = result.method == "vb"
+        vb = result.method_object.posterior
         table = pd.DataFrame(
             {
                 "Post.Mean" if vb else "Estimate": fe["estimate"],
@@ -153,9 +154,10 @@ class _Parts:
     def _correlation(self) -> pd.DataFrame:
         vcov = self.result.vcov.to_numpy()
         names = self.result.fixed_names
-        # Mean-field VB has a diagonal posterior covariance: its zero correlations are not
-        # estimates of anything.
-        if len(names) < 2 or len(names) > MAX_CORRELATION_TERMS or self.result.method == "vb":
+        # A diagonal covariance by construction (mean-field VB) has zero correlations that are
+        # not estimates of anything.
+        diagonal = not np.any(vcov - np.diag(np.diag(vcov)))
+        if len(names) < 2 or len(names) > MAX_CORRELATION_TERMS or diagonal:
             return pd.DataFrame()
         sd = np.sqrt(np.diag(vcov))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -176,8 +178,10 @@ class _Parts:
             [[_number(v, 1) for v in self.criteria.iloc[0, :4]] + [str(self.result.df_resid)]],
             right=True,
         )
-        if self.result.method == "vb":
+        if self.result.method_object.posterior:
             lines.append(f"(logLik: {self.result.loglik_method})")
+        if self.result.elbo is not None:
+            lines.append(f"(ELBO, a lower bound on the log evidence: {self.result.elbo:.4f})")
         lines += ["", "Scaled residuals: "]
         lines += _aligned(
             list(self.scaled.index), [[_number(v, 4) for v in self.scaled]], right=True
@@ -221,8 +225,17 @@ class _Parts:
                 _number(table["Std.Dev."].iloc[i], 4),
             ]
             if has_corr:
-                row.append(" ".join(_corr_cell(v) for v in self._row_correlations(i)))
+                structured = self._structured_cell(i)
+                row.append(
+                    " ".join(_corr_cell(v) for v in self._row_correlations(i))
+                    if structured is None
+                    else structured
+                )
             rows.append(row)
+        if has_corr and not any(row[4] for row in rows):
+            # Only diag() terms: no correlation to show, as glmmTMB prints them.
+            has_corr = False
+            rows = [row[:4] for row in rows]
         headers = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if has_corr else [])
         right = [False, False, True, True, False]
         return [" " + line for line in _aligned(headers, rows, right=right[: len(headers)])]
@@ -232,6 +245,25 @@ class _Parts:
         corr_cols = [c for c in self.random.columns if c.startswith("Corr.")]
         position = self._position_in_block(i)
         return [float(self.random[c].iloc[i]) for c in corr_cols[:position]]
+
+    def _structured_cell(self, i: int) -> str | None:
+        """The Corr cell of row i in a structured term, as glmmTMB prints it: its one
+        correlation parameter and the structure's name on the term's first row ("0.75 (ar1)"),
+        nothing on the others and in diag() terms; None for lme4's unstructured terms."""
+        from glmm_binomial.model.covariance import ScaledCorrelation
+
+        position = 0
+        for block in self.result.model.blocks:
+            if i < position + block.k:
+                structure = block.covariance
+                if not isinstance(structure, ScaledCorrelation):
+                    return None
+                if i > position or not structure.label:
+                    return ""
+                value = float(self.random["Corr.1"].iloc[i + 1])  # corr(term 2, term 1) = rho
+                return f"{_corr_cell(value).strip()} {structure.label}"
+            position += block.k
+        return None
 
     def _position_in_block(self, i: int) -> int:
         position = 0

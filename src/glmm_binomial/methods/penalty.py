@@ -1,0 +1,207 @@
+"""The prior deviance of a penalized (posterior-mode) fit as a function of (theta, beta).
+
+    objective(theta, beta) = deviance(theta, beta) + penalty(theta, beta),
+    penalty = -2 log p(beta) - 2 sum_t log p(Sigma_t),   Sigma_t = Lambda_t Lambda_t',
+
+with the priors of model.priors stated in the user's units. A fit on internally rescaled
+columns (methods.scaling: X~ = X C_x, Z~_t = Z_t C_t) has beta = C_x beta~ and
+Sigma_t = C_t Lambda~_t Lambda~_t' C_t': the penalty is evaluated at the user's beta and
+Sigma_t, so the rescaling changes nothing about the model. Its gradient is exact:
+d/dbeta~ = C_x' d/dbeta, and with G = d penalty / d Sigma_t (symmetric),
+d/dLambda~_t = 2 C_t' G C_t Lambda~_t, carried to theta by the structure's chain rule.
+
+PenalizedObjective adds the penalty to a method's objective (Laplace or AGQ): the optimizer,
+the Hessian behind the standard errors (the curvature of the penalized objective, as bglmer's
+vcov), the profile and the refits then all see the penalized objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.priors import BoundCovariancePrior, BoundFixefPrior, Priors
+from glmm_binomial.numerics.optimize import (
+    OptimizerControl,
+    StartPoint,
+    glm_information_and_score,
+    glm_newton,
+)
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """The priors of a fit bound to one model's layout (and to the column maps of its
+    internal columns: beta_user = fixed_map beta, Z_user b_user = Z b with b_user = C_t b,
+    so Sigma_user = C_t Sigma C_t'; None: the user's own columns)."""
+
+    model: ModelData
+    fixef: BoundFixefPrior | None
+    cov: tuple[tuple[BoundCovariancePrior, ...], ...]
+    fixed_map: FloatArray | None = None
+    block_maps: tuple[FloatArray, ...] | None = None
+
+    def value_and_gradient(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """The prior deviance at (theta, beta) and its exact gradient in theta and beta."""
+        model = self.model
+        grad_beta = np.zeros(model.n_fixed)
+        total = 0.0
+        if self.fixef is not None:
+            c = self.fixed_map
+            user_beta = beta if c is None else c @ beta
+            value, grad = self.fixef.deviance_and_gradient(user_beta)
+            total += value
+            grad_beta = grad if c is None else c.T @ grad
+        lambdas = model.lambdas(theta)
+        grad_lambdas = []
+        for t, (lam, priors) in enumerate(zip(lambdas, self.cov, strict=True)):
+            grad_lambda = np.zeros_like(lam)
+            if priors:
+                c = None if self.block_maps is None else self.block_maps[t]
+                factor = lam if c is None else c @ lam
+                sigma = factor @ factor.T
+                g = np.zeros_like(sigma)
+                for prior in priors:
+                    value, grad = prior.deviance_and_gradient(sigma)
+                    total += value
+                    g = g + grad
+                if c is not None:
+                    g = c.T @ g @ c
+                grad_lambda = 2.0 * g @ lam
+            grad_lambdas.append(grad_lambda)
+        if not np.isfinite(total):
+            return float("inf"), np.zeros(model.n_theta), np.zeros(model.n_fixed)
+        grad_theta = model.theta_gradient(lambdas, grad_lambdas)
+        return float(total), grad_theta, grad_beta
+
+    def beta_curvature(self, beta: FloatArray) -> FloatArray:
+        """A positive semi-definite curvature of the penalty in beta (the fixed-effect prior's
+        Hessian, or its positive part), in the model's columns."""
+        n = self.model.n_fixed
+        if self.fixef is None:
+            return np.zeros((n, n))
+        c = self.fixed_map
+        user_beta = beta if c is None else c @ beta
+        curvature = self.fixef.curvature(user_beta)
+        return curvature if c is None else c.T @ curvature @ c
+
+    def covered(self) -> NDArray[np.bool_]:
+        """The fixed effects (model's columns) along which the prior has curvature: a proper
+        prior there keeps their posterior mode finite (an Inf prior variance does not)."""
+        curvature = self.beta_curvature(np.zeros(self.model.n_fixed))
+        return np.asarray(np.diag(curvature) > 0.0)
+
+    def describe(self) -> tuple[str, ...]:
+        """Each prior as the summary lists it: "fixef: t(df = 7, scale = 2.5)", "cov (herd):
+        wishart(df = 3.5, scale = Inf)"."""
+        lines = []
+        if self.fixef is not None:
+            lines.append(f"fixef: {self.fixef.describe()}")
+        for block, priors in zip(self.model.blocks, self.cov, strict=True):
+            if priors:
+                term = f"{block.group}: {' + '.join(block.terms)}"
+                lines.append(f"cov ({term}): {' + '.join(p.describe() for p in priors)}")
+        return tuple(lines)
+
+
+def bind_priors(
+    priors: Priors,
+    model: ModelData,
+    fixed_map: FloatArray | None = None,
+    block_maps: tuple[FloatArray, ...] | None = None,
+) -> Penalty | None:
+    """The penalty of `priors` on `model` (None when there are no priors); ValueError when a
+    prior does not fit the model (sizes, a group that is not in the model)."""
+    if priors.empty:
+        return None
+    groups = {b.group for b in model.blocks}
+    unknown = [name for name, _ in priors.by_group if name not in groups]
+    if unknown:
+        raise ValueError(
+            f"priors: cov names grouping factor(s) {', '.join(map(repr, unknown))} not in the "
+            f"model; its grouping factors: {', '.join(map(repr, sorted(groups)))}"
+        )
+    fixef = None if priors.fixef is None else priors.fixef.bind(model.n_fixed)
+    cov = tuple(tuple(p.bind(b.k) for p in priors.for_group(b.group)) for b in model.blocks)
+    return Penalty(model, fixef, cov, fixed_map, block_maps)
+
+
+class PenalizedObjective:
+    """A method's objective plus a penalty: deviance_and_gradient returns the penalized
+    objective and its exact gradient; everything else (data, mode, counters, ...) is the
+    objective's own."""
+
+    def __init__(self, objective: Any, penalty: Penalty) -> None:
+        self.objective = objective
+        self.penalty = penalty
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.objective, name)
+
+    def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
+        """The penalized objective (deviance + prior deviance)."""
+        value, _, _ = self.penalty.value_and_gradient(theta, beta)
+        return float(self.objective.deviance(theta, beta)) + value
+
+    def deviance_and_gradient(
+        self, theta: FloatArray, beta: FloatArray
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """The penalized objective and its exact gradient in theta and beta."""
+        penalty, p_theta, p_beta = self.penalty.value_and_gradient(theta, beta)
+        value, g_theta, g_beta = self.objective.deviance_and_gradient(theta, beta)
+        return value + penalty, g_theta + p_theta, g_beta + p_beta
+
+    def fixed_information(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
+        """The objective's fixed-effects information plus half the prior's curvature."""
+        info = self.objective.fixed_information(theta, beta)
+        return np.asarray(info + 0.5 * self.penalty.beta_curvature(beta), dtype=np.float64)
+
+
+def fixef_deviance_and_gradient(penalty: Penalty, beta: FloatArray) -> tuple[float, FloatArray]:
+    """The fixed-effect prior's deviance and gradient alone, in the model's columns."""
+    if penalty.fixef is None:
+        return 0.0, np.zeros(penalty.model.n_fixed)
+    c = penalty.fixed_map
+    value, grad = penalty.fixef.deviance_and_gradient(beta if c is None else c @ beta)
+    return value, grad if c is None else c.T @ grad
+
+
+def penalized_start(
+    data: ModelData, control: OptimizerControl, penalty: Penalty | None, start: StartPoint
+) -> StartPoint:
+    """With a fixed-effect prior, beta of the start from the GLM with that prior (the GLM's
+    own may run to infinity under separation): Newton's method from beta = 0 on the penalized
+    GLM, with the prior's positive curvature (for the t, its EM weights). theta as given."""
+    if penalty is None or penalty.fixef is None:
+        return start
+
+    def information_and_score(beta: FloatArray) -> tuple[FloatArray, FloatArray]:
+        info, score = glm_information_and_score(data, beta)
+        _, grad = fixef_deviance_and_gradient(penalty, beta)
+        return info + 0.5 * penalty.beta_curvature(beta), score - 0.5 * grad
+
+    beta, info_factor = glm_newton(np.zeros(data.n_fixed), information_and_score, control)
+    return StartPoint(start.theta, beta, info_factor)
+
+
+def with_penalty(output: FitOutput, penalty: Penalty | None) -> FitOutput:
+    """The FitOutput of a penalized fit (whose loglik came from the penalized objective, -1/2
+    times it): the log-likelihood at the mode, the prior deviance there and the priors."""
+    if penalty is None:
+        return output
+    value, _, _ = penalty.value_and_gradient(output.theta, output.beta)
+    return replace(
+        output,
+        loglik=output.loglik + 0.5 * value,
+        prior_deviance=value,
+        priors=penalty.describe(),
+    )

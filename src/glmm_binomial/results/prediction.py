@@ -1,0 +1,159 @@
+"""Predictions of a fit: the linear predictor and its variance for the fit's rows or new data.
+
+eta = X beta + offset + sum over the chosen random-effect blocks of z' b (conditional modes;
+a level not seen in the fit has b = 0), and with se_fit its variance x' V x + sum z' Cov(b | y) z
+(V the covariance of beta; the fixed and random parts taken as independent, as lme4's
+predict(se.fit = TRUE) and merTools do). On the response scale mu = F(eta), F the family's
+inverse link (expit for the logit, Phi for the probit, ...), and its standard error by the
+delta method, se * d mu / d eta (se * mu (1 - mu) for the logit).
+
+Functions of the fit's parts (ModelData, FitOutput, DesignInfo), so that the result class
+(results.base) uses them without this module knowing the class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from glmm_binomial.family import Family, inverse_link
+from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.design import DesignInfo
+from glmm_binomial.model.newdata import new_data_design, new_levels_warning
+
+FloatArray = NDArray[np.float64]
+
+TYPES = ("response", "link")
+
+
+def predict(
+    model: ModelData,
+    fit: FitOutput,
+    design: DesignInfo | None,
+    newdata: Any,
+    re: Any,
+    type: str,
+    offset: Any,
+    se_fit: bool,
+    stacklevel: int = 2,
+) -> Any:
+    """Predictions as GLMMResult.predict documents them. A NewLevelsWarning (new grouping
+    levels in newdata) is emitted with `stacklevel` counted as warnings.warn would count it in
+    the caller of this function (2: the caller's caller)."""
+    if type not in TYPES:
+        raise ValueError("type must be 'response' or 'link'")
+    chosen = chosen_blocks(model, re)
+    if newdata is None:
+        if offset is not None:
+            raise ValueError("offset applies only with newdata")
+        random = [(model.blocks[t].codes, model.blocks[t].z) for t in chosen]
+        fitted, fitted_var = linear_predictor(fit, model.x, model.offset, random, chosen, se_fit)
+        return predict_output(fitted, fitted_var, type, None, model.family)
+    if design is None:
+        raise ValueError("predict with newdata needs a model fitted from a formula")
+    new = new_data_design(design, newdata, offset, random=chosen)
+    if chosen:
+        warning = new_levels_warning(design, new)
+        if warning is not None:
+            warning.emit(stacklevel=stacklevel + 1)
+    eta_complete, var_complete = linear_predictor(
+        fit, new.x, new.offset, new.random, new.blocks, se_fit
+    )
+    eta = np.full(new.complete.shape[0], np.nan)
+    eta[new.complete] = eta_complete
+    var: FloatArray | None = None
+    if var_complete is not None:
+        var = np.full(new.complete.shape[0], np.nan)
+        var[new.complete] = var_complete
+    index = new.index if isinstance(newdata, pd.DataFrame) else None
+    return predict_output(eta, var, type, index, model.family)
+
+
+def chosen_blocks(model: ModelData, re: Any) -> tuple[int, ...]:
+    """Indices of the random blocks that ``re`` asks predict to add: "include" (all),
+    "exclude" (none) or a list of grouping-factor names (ValueError naming the valid ones)."""
+    blocks = model.blocks
+    valid = list(dict.fromkeys(b.group for b in blocks))
+    listed = ", ".join(map(repr, valid))
+    if isinstance(re, str):
+        if re == "include":
+            return tuple(range(len(blocks)))
+        if re == "exclude":
+            return ()
+        hint = f"; for that factor only pass re=[{re!r}]" if re in valid else ""
+        raise ValueError(
+            "re must be 'include', 'exclude' or a list of grouping-factor names "
+            f"(got {re!r}; grouping factors: {listed}){hint}"
+        )
+    try:
+        names = list(re)
+    except TypeError:
+        raise ValueError(
+            "re must be 'include', 'exclude' or a list of grouping-factor names "
+            f"(grouping factors: {listed})"
+        ) from None
+    unknown = [n for n in names if not isinstance(n, str) or n not in valid]
+    if unknown:
+        raise ValueError(
+            f"re: {', '.join(map(repr, unknown))} not a grouping factor of the model "
+            f"(grouping factors: {listed})"
+        )
+    return tuple(t for t, b in enumerate(blocks) if b.group in names)
+
+
+def linear_predictor(
+    fit: FitOutput,
+    x: FloatArray,
+    offset: FloatArray,
+    random: list[tuple[NDArray[np.intp], FloatArray]],
+    blocks: tuple[int, ...],
+    se_fit: bool,
+) -> tuple[FloatArray, FloatArray | None]:
+    """x beta + offset + the chosen blocks' z b (codes -1: zero effect), and with se_fit its
+    variance x' V x + sum z' Cov(b | y) z (fixed and random parts taken as independent)."""
+    eta = x @ fit.beta + offset
+    var = np.einsum("ij,jk,ik->i", x, fit.vcov_beta, x) if se_fit else None
+    for (codes, z), t in zip(random, blocks, strict=True):
+        seen = codes >= 0
+        modes = fit.ranef[t]
+        contribution = np.zeros(len(codes))
+        contribution[seen] = np.einsum("ic,ic->i", z[seen], modes[codes[seen]])
+        eta = eta + contribution
+        if var is not None:
+            covs = fit.ranef_cov[t]
+            zs = z[seen]
+            extra = np.zeros(len(codes))
+            extra[seen] = np.einsum("ic,icd,id->i", zs, covs[codes[seen]], zs)
+            var = var + extra
+    return eta, var
+
+
+def predict_output(
+    eta: FloatArray,
+    var: FloatArray | None,
+    type: str,
+    index: pd.Index | None,
+    family: Family | None = None,
+) -> Any:
+    """predict's return value: values (a Series when index is given), or with var the fit and
+    its se as a DataFrame (index given) or an n x 2 array; response values by the family's
+    inverse link (None: the logit's), their se by the delta method, se * d mu / d eta
+    (se * mu (1 - mu) for the logit)."""
+    # The logit's own expressions for the logit (bit for bit as before families existed).
+    other = None if family is None or family.link == "logit" else family
+    if type == "link":
+        values = eta
+    else:
+        values = inverse_link(eta) if other is None else other.inverse_link(eta)
+    if var is None:
+        return values if index is None else pd.Series(values, index=index, name=type)
+    se = np.sqrt(var)
+    if type == "response":
+        se = se * values * (1.0 - values) if other is None else se * other.mu_eta(eta)
+    if index is None:
+        return np.column_stack([values, se])
+    return pd.DataFrame({"fit": values, "se_fit": se}, index=index)

@@ -1,0 +1,322 @@
+"""Structured covariances (model/covariance.py: ar1, cs, diag; us = lme4's unstructured):
+their Lambda, chain rules and parameters, the deviance's exact gradient through them (Laplace
+and vector AGQ), and glmmTMB's fits of the longitudinal data (tests/reference/
+priors_structured.json, glmmTMB 1.1.5): logLik within 1e-5, estimates within 1e-3."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import glmm_binomial as g
+from glmm_binomial.methods.agq import AgqObjective
+from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.model.covariance import (
+    Ar1,
+    CompoundSymmetry,
+    Diagonal,
+    Unstructured,
+    make_structure,
+)
+from glmm_binomial.model.design import build_model
+
+REFERENCE = Path(__file__).parent / "reference"
+FITS = json.loads((REFERENCE / "priors_structured.json").read_text())["longitudinal"]["fits"]
+FORMULA = "cbind(k, n - k) ~ time + trt + {}"
+TERMS = {
+    "ar1": "ar1(timef + 0 | id)",
+    "cs": "cs(timef + 0 | id)",
+    "diag": "diag(timef + 0 | id)",
+    "us": "us(timef + 0 | id)",
+    "intercept": "(1 | id)",
+}
+
+
+def longitudinal(ids: int | None = None, visits: int = 6) -> pd.DataFrame:
+    """The stored data; timef as labels (R's factor(timef)); optionally `ids` ids (the first
+    half of them from each arm: ids 1-200 are controls, 201-400 treated) and the first
+    `visits` visits."""
+    data = pd.read_csv(REFERENCE / "longitudinal.csv")
+    if ids is not None:
+        data = data[(data["id"] - 1) % 200 < ids // 2]
+    data["timef"] = data["timef"].astype(str)
+    data["id"] = data["id"].astype(str)
+    return data[data["time"] < visits].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return longitudinal()
+
+
+# --- the structures themselves --------------------------------------------------------------
+
+
+def test_ar1_covariance_is_sd_squared_times_rho_to_the_lag() -> None:
+    structure = Ar1(5)
+    phi = 1.2
+    lam = structure.lambda_matrix(np.array([np.log(1.5), phi]))
+    rho = phi / np.sqrt(1 + phi**2)
+    lag = np.abs(np.subtract.outer(np.arange(5), np.arange(5)))
+    np.testing.assert_allclose(lam @ lam.T, 1.5**2 * rho**lag, rtol=1e-13)
+    assert np.allclose(np.triu(lam, 1), 0.0)
+
+
+def test_cs_covariance_has_one_correlation_and_an_sd_per_term() -> None:
+    structure = CompoundSymmetry(4)
+    sds = np.array([0.5, 1.0, 1.5, 2.0])
+    theta = np.concatenate([np.log(sds), [0.3]])
+    a = 1 / 3
+    rho = (1 + a) / (1 + np.exp(-0.3)) - a
+    lam = structure.lambda_matrix(theta)
+    correlation = np.full((4, 4), rho)
+    np.fill_diagonal(correlation, 1.0)
+    np.testing.assert_allclose(lam @ lam.T, np.outer(sds, sds) * correlation, rtol=1e-13)
+    # glmmTMB's scale keeps R positive definite: rho stays above -1 / (k - 1).
+    assert structure.rho(-10.0) > -a
+
+
+def test_diag_covariance_is_diagonal() -> None:
+    lam = Diagonal(3).lambda_matrix(np.log([0.5, 1.0, 2.0]))
+    np.testing.assert_allclose(lam @ lam.T, np.diag([0.25, 1.0, 4.0]))
+
+
+@given(
+    st.sampled_from(["ar1", "cs", "diag"]),
+    st.integers(2, 6),
+    st.lists(st.floats(-2.0, 2.0), min_size=7, max_size=7),
+)
+def test_chain_rule_matches_finite_differences(name: str, k: int, values: list[float]) -> None:
+    """theta_gradient(Lambda, G) = d <G, Lambda(theta)> / d theta (G any lower-triangular
+    weights), the chain rule every exact gradient uses."""
+    structure = make_structure(name, tuple(f"t{j}" for j in range(k)))
+    theta = np.array(values[: structure.n_theta])
+    weights = np.tril(np.random.default_rng(k).normal(size=(k, k)))
+
+    def inner(t: np.ndarray) -> float:
+        return float(np.sum(weights * structure.lambda_matrix(t)))
+
+    step = 1e-6
+    numeric = [
+        (inner(theta + step * e) - inner(theta - step * e)) / (2 * step)
+        for e in np.eye(structure.n_theta)
+    ]
+    analytic = structure.theta_gradient(structure.lambda_matrix(theta), weights)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["ar1", "cs", "diag"])
+def test_parameters_round_trip_and_start_is_identity(name: str) -> None:
+    structure = make_structure(name, ("a", "b", "c"))
+    np.testing.assert_array_equal(structure.lambda_matrix(structure.start()), np.eye(3))
+    theta = np.linspace(-0.4, 0.6, structure.n_theta)
+    back, slope = structure.theta_from_parameters(structure.parameters(theta))
+    np.testing.assert_allclose(back, theta, atol=1e-13)
+    assert np.all(slope > 0)
+    at = structure.at_boundary(np.full(structure.n_theta, np.log(1e-6)), 1e-4)
+    assert at[: structure.n_sd].all() and not at[structure.n_sd :].any()
+
+
+def test_structures_refuse_what_they_cannot_describe() -> None:
+    with pytest.raises(ValueError, match=r"no intercept.*ar1\(time \+ 0 \| id\)"):
+        make_structure("ar1", ("(Intercept)", "t1", "t2"), "ar1(t | id)")
+    with pytest.raises(ValueError, match="at least two columns"):
+        make_structure("cs", ("x",), "cs(x | id)")
+    with pytest.raises(ValueError, match="unknown covariance structure"):
+        make_structure("toeplitz", ("a", "b"), "toeplitz(a | id)")
+    assert isinstance(make_structure("us", ("a", "b")), Unstructured)
+
+
+def test_formula_builds_structured_blocks_and_us_is_lme4s(data: pd.DataFrame) -> None:
+    model, _ = build_model(FORMULA.format("ar1(timef + 0 | id) + (1 | trt)"), data)
+    assert isinstance(model.blocks[0].covariance, Ar1) and model.blocks[0].k == 6
+    assert isinstance(model.blocks[1].covariance, Unstructured)
+    us, _ = build_model(FORMULA.format("us(timef + 0 | id)"), data)
+    lme4, _ = build_model(FORMULA.format("(0 + timef | id)"), data)
+    assert us.blocks[0].covariance == lme4.blocks[0].covariance
+    np.testing.assert_array_equal(us.blocks[0].z, lme4.blocks[0].z)
+    with pytest.raises(ValueError, match="single bar"):
+        build_model(FORMULA.format("ar1(timef + 0 || id)"), data)
+
+
+# --- exact gradients of the deviance through the structures ---------------------------------
+
+
+def central_differences(objective, theta: np.ndarray, beta: np.ndarray, step: float = 1e-5):
+    n = len(theta) + len(beta)
+    out = []
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = step
+        plus = objective.deviance(theta + e[: len(theta)], beta + e[len(theta) :])
+        minus = objective.deviance(theta - e[: len(theta)], beta - e[len(theta) :])
+        out.append((plus - minus) / (2 * step))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name", ["ar1", "cs", "diag"])
+def test_laplace_gradient_through_a_structure(name: str) -> None:
+    frame = longitudinal(ids=60)
+    frame = frame.assign(site=(frame["id"].astype(int) % 7).astype(str))
+    model, _ = build_model(FORMULA.format(f"{name}(timef + 0 | id) + (1 | site)"), frame)
+    objective = LaplaceObjective(model)
+    rng = np.random.default_rng(5)
+    theta = model.theta_start() + 0.3 * rng.normal(size=model.n_theta)
+    beta = np.array([-0.4, 0.1, 0.3])
+    _, g_theta, g_beta = objective.deviance_and_gradient(theta, beta)
+    numeric = central_differences(objective, theta, beta)
+    np.testing.assert_allclose(np.concatenate([g_theta, g_beta]), numeric, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["ar1", "cs"])
+def test_vector_agq_gradient_through_a_structure(name: str) -> None:
+    model, _ = build_model(FORMULA.format(f"{name}(timef + 0 | id)"), longitudinal(40, 3))
+    objective = AgqObjective(model, 4)
+    theta = np.array([0.2, -0.1, 0.1, 0.5][: model.n_theta - 1] + [0.7])
+    beta = np.array([-0.4, 0.1, 0.3])
+    _, g_theta, g_beta = objective.deviance_and_gradient(theta, beta)
+    numeric = central_differences(objective, theta, beta)
+    np.testing.assert_allclose(np.concatenate([g_theta, g_beta]), numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_agq_with_one_point_is_the_laplace_fit_of_a_structure() -> None:
+    frame = longitudinal(80, 4)
+    text = FORMULA.format("ar1(timef + 0 | id)")
+    laplace = g.fit(text, frame)
+    agq = g.fit(text, frame, method="agq", n_agq=1)
+    assert agq.loglik == pytest.approx(laplace.loglik, abs=1e-6)
+    # The quadrature converges as the rule grows (the Laplace error here is about 3.5, as for
+    # the unstructured (0 + timef | id) on the same rows).
+    three = g.fit(text, frame, method="agq", n_agq=3)
+    five = g.fit(text, frame, method="agq", n_agq=5)
+    assert three.converged and five.converged
+    assert abs(five.loglik - three.loglik) < 0.5 < abs(three.loglik - laplace.loglik)
+
+
+# --- glmmTMB's fits ---------------------------------------------------------------------------
+
+
+def _sds_and_rho(result: g.GLMMResult) -> tuple[np.ndarray, float | None]:
+    sigma = result.covariance_matrices()[0]
+    sd = np.sqrt(np.diag(sigma))
+    rho = sigma[1, 0] / (sd[1] * sd[0]) if len(sd) > 1 else None
+    return sd, rho
+
+
+@pytest.mark.parametrize("name", sorted(TERMS))
+def test_matches_glmmtmb(name: str, data: pd.DataFrame) -> None:
+    reference = FITS[name]
+    result = g.fit(FORMULA.format(TERMS[name]), data)
+    assert result.converged
+    assert result.loglik == pytest.approx(reference["logLik"], abs=1e-5)
+    np.testing.assert_allclose(
+        result.params.to_numpy(), list(reference["fixef"].values()), atol=1e-3
+    )
+    sd, rho = _sds_and_rho(result)
+    np.testing.assert_allclose(sd, list(reference["sd"].values()), atol=1e-3)
+    if name == "ar1":
+        assert rho == pytest.approx(reference["rho"], abs=1e-3)
+        # theta is glmmTMB's own: (log SD, phi), rho = phi / sqrt(1 + phi^2).
+        np.testing.assert_allclose(result.theta, reference["theta"], atol=1e-3)
+    if name == "cs":
+        assert rho == pytest.approx(reference["common_cor"], abs=1e-3)
+        np.testing.assert_allclose(result.theta, reference["theta"], atol=1e-3)
+    if name == "us":
+        sigma = result.covariance_matrices()[0]
+        corr = sigma / np.outer(sd, sd)
+        expected = pd.DataFrame(reference["cor"]).to_numpy()
+        np.testing.assert_allclose(corr, expected, atol=1e-3)
+    if name in ("ar1", "cs", "diag", "us"):
+        np.testing.assert_allclose(result.bse.to_numpy(), list(reference["se"].values()), rtol=1e-2)
+
+
+def test_summary_prints_the_structure_as_glmmtmb(data: pd.DataFrame) -> None:
+    text = str(g.fit(FORMULA.format("ar1(timef + 0 | id)"), data).summary())
+    assert "0.75 (ar1)" in text
+    table = g.fit(FORMULA.format("diag(timef + 0 | id)"), data).varcorr
+    assert list(table["term"]) == [f"timef{j}" for j in range(6)]
+
+
+def test_profile_and_wald_names_of_a_structure() -> None:
+    frame = longitudinal(150, 4)
+    result = g.fit(FORMULA.format("ar1(timef + 0 | id)"), frame)
+    intervals = result.confint(which="theta_")
+    assert list(intervals.index) == ["sd_timef0|id", "cor_timef1.timef0|id"]
+    sd, rho = _sds_and_rho(result)
+    assert intervals.iloc[0, 0] < sd[0] < intervals.iloc[0, 1]
+    assert -1 < intervals.iloc[1, 0] < rho < intervals.iloc[1, 1] < 1
+    wald = result.confint(method="wald")
+    assert list(wald.index[:2]) == list(intervals.index)
+
+
+def test_simulate_and_predict_go_through_the_structure(data: pd.DataFrame) -> None:
+    from glmm_binomial.results.simulate import linear_predictor
+
+    result = g.fit(FORMULA.format("ar1(timef + 0 | id)"), data)
+    model = result.model
+    rng = np.random.default_rng(11)
+    draws = np.stack(
+        [
+            linear_predictor(model, result.theta, result.params.to_numpy(), rng, None)
+            - model.x @ result.params.to_numpy()
+            for _ in range(20)
+        ]
+    )
+    # Each row's effect is b[id, visit]: the visits of one id are correlated rho^lag.
+    b = draws.reshape(20, 400, 6).reshape(-1, 6)
+    empirical = np.corrcoef(b, rowvar=False)
+    _, rho = _sds_and_rho(result)
+    assert empirical[1, 0] == pytest.approx(rho, abs=0.05)
+    assert empirical[3, 0] == pytest.approx(rho**3, abs=0.05)
+    assert np.std(b) == pytest.approx(_sds_and_rho(result)[0][0], rel=0.05)
+    first = result.simulate(2, seed=3)
+    np.testing.assert_array_equal(first, result.simulate(2, seed=3))
+    new = data.iloc[:12]
+    np.testing.assert_allclose(result.predict(new).to_numpy(), result.predict()[:12])
+
+
+def test_vb_and_dask_refuse_structured_terms(data: pd.DataFrame) -> None:
+    from glmm_binomial.api import refuse_on_dask
+    from glmm_binomial.methods.laplace import Laplace
+
+    with pytest.raises(ValueError, match="Dask"):
+        refuse_on_dask(FORMULA.format("ar1(timef + 0 | id)"), Laplace())
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="structured covariance"):
+        warnings.simplefilter("ignore")
+        g.fit(FORMULA.format("ar1(timef + 0 | id)"), data, method="vb")
+    # A one-column diag() term too: vb's theta holds SDs, not glmmTMB's log SDs.
+    for method in ("vb", "vb_meanfield"):
+        with warnings.catch_warnings(), pytest.raises(ValueError, match=r"diag\(\.\.\. \| id\)"):
+            warnings.simplefilter("ignore")
+            g.fit(FORMULA.format("diag(1 | id)"), data, method=method)
+
+
+def test_nested_agq_through_log_sd_structures() -> None:
+    """diag(1 | a/b): one log-SD per level (a structure not linear in theta) in the nested
+    quadrature: the exact gradient, and the same fit as lme4's (1 | a/b)."""
+    import dataclasses
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _simulate_nested import nested_model
+
+    from glmm_binomial.methods.agq import fit_agq
+
+    plain = nested_model(3)
+    blocks = tuple(dataclasses.replace(b, structure=Diagonal(1)) for b in plain.blocks)
+    model = dataclasses.replace(plain, blocks=blocks)
+    objective = AgqObjective(model, 5)
+    theta, beta = np.log([0.8, 1.2]), np.array([-0.4, 0.7])
+    _, g_theta, g_beta = objective.deviance_and_gradient(theta, beta)
+    numeric = central_differences(objective, theta, beta)
+    np.testing.assert_allclose(np.concatenate([g_theta, g_beta]), numeric, rtol=1e-6, atol=1e-6)
+    lme4, structured = fit_agq(plain, 5), fit_agq(model, 5)
+    assert structured.loglik == pytest.approx(lme4.loglik, abs=1e-7)
+    np.testing.assert_allclose(np.exp(structured.theta), np.abs(lme4.theta), rtol=1e-5)
