@@ -114,9 +114,10 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     from glmm_binomial.distributed.fit import fit_dask
+    from glmm_binomial.methods.options import fit_options
 
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("glmm_binomial.distributed.fit").setLevel(logging.INFO)
+    logging.getLogger("glmm_binomial.distributed").setLevel(logging.INFO)
     environ = "distributed.nanny.pre-spawn-environ"
     dask.config.set(
         {
@@ -145,7 +146,11 @@ def main() -> None:
                 killer.start()
             started = time.perf_counter()
             result = fit_dask(
-                args.formula, ddf, method=args.method, client=client, npartitions=args.npartitions
+                args.formula,
+                ddf,
+                fit_options(args.method),
+                client=client,
+                npartitions=args.npartitions,
             )
             if killer is not None:
                 killer.cancel()

@@ -4,11 +4,6 @@ import from a lower layer to a higher one, and ``import glmm_binomial.api`` stay
 The graph is read from the source (ast), so it needs no import of the package: every
 ``import`` and ``from ... import`` counts, inside functions too (an import moved into a
 function to dodge a cycle is still a cycle), except under ``if TYPE_CHECKING:`` (types only).
-
-The check that still fails on a part of the redesign not done yet (issue 17: the private
-names the Dask modules import from each other) is marked xfail(strict=True), so that it fails
-loudly once fixed and the marker must go; beside it, a check that passes today keeps the rest
-of the package from getting worse.
 """
 
 from __future__ import annotations
@@ -22,8 +17,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "glmm_binomial"
@@ -48,11 +41,6 @@ EXEMPT = frozenset({PACKAGE, f"{PACKAGE}.__main__"})
 RESULTS_BELOW_BASE = frozenset({"prediction", "aliases"})
 RESULTS_BASE = "base"
 RESULTS_TOP = "result"
-
-DASK_PRIVATE = (
-    "distributed.fit and distributed.learning import private names of distributed.learning "
-    "and distributed.result: the Dask subpackage's part of issue 17"
-)
 
 
 @dataclass(frozen=True)
@@ -262,14 +250,8 @@ def test_no_import_cycle():
 # --- private names ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=DASK_PRIVATE)
 def test_no_private_name_imported_across_modules():
     found = private_imports()
-    assert not found, describe(found)
-
-
-def test_no_private_name_imported_outside_distributed():
-    found = [i for i in private_imports() if not in_distributed(i.source)]
     assert not found, describe(found)
 
 

@@ -155,6 +155,26 @@ def test_agq_one_factor(client, monkeypatch) -> None:
     assert_same_fit(memory, fitted)
 
 
+def test_agq_rule_and_label_are_the_partitions_objectives(client) -> None:
+    # The method object's own settings reach the partitions: with a small max_product_nodes a
+    # three-column effect is integrated on a sparse grid, which the label and the recorded
+    # tolerances say, as in memory.
+    from glmm_binomial.methods.agq import Agq, QuadratureControl
+
+    frame = simulate(12, kind="slope")
+    frame["z"] = np.random.default_rng(12).normal(size=len(frame))
+    method = Agq(n_agq=3, quadrature_control=QuadratureControl(max_product_nodes=8))
+    formula = "y ~ x + (1 + x + z | g)"
+    memory = glmm_binomial.fit(formula, frame, method=method)
+    fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=2), method=method)
+    assert "(sparse rule)" in memory.loglik_method
+    assert fitted.loglik_method == memory.loglik_method
+    assert fitted.opt_summary.tolerances == memory.opt_summary.tolerances
+    assert fitted.method_object == method
+    assert abs(fitted.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
+    np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), atol=1e-5)
+
+
 def test_model_that_does_not_decompose(client, monkeypatch) -> None:
     from glmm_binomial.distributed import crossed as distributed_crossed
 

@@ -37,10 +37,11 @@ def _cbpp() -> pd.DataFrame:
 
 
 def _longitudinal(ids: int) -> pd.DataFrame:
-    """The first ids // 2 ids of each arm of tests/reference/longitudinal.csv; timef as labels."""
+    """The first ids // 2 ids of each arm of tests/reference/longitudinal.csv; timef a factor
+    (categorical: the reader policy reads a column of numbers as numbers)."""
     data = pd.read_csv(REFERENCE / "longitudinal.csv")
     data = data[(data["id"] - 1) % 200 < ids // 2].reset_index(drop=True)
-    data["timef"] = data["timef"].astype(str)
+    data["timef"] = data["timef"].astype(str).astype("category")
     data["id"] = data["id"].astype(str)
     return data
 

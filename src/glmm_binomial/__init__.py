@@ -23,6 +23,7 @@ _ATTRIBUTES = {
     "GLMMWarning": "glmm_binomial.diagnostics",
     "IdentifiabilityWarning": "glmm_binomial.diagnostics",
     "NewLevelsWarning": "glmm_binomial.diagnostics",
+    "NonIntegerCountsWarning": "glmm_binomial.diagnostics",
     "RankDeficiencyWarning": "glmm_binomial.diagnostics",
     "SeparationWarning": "glmm_binomial.diagnostics",
     "anova": "glmm_binomial.results.inference",
@@ -94,6 +95,7 @@ __all__ = [
     "GLMMWarning",
     "IdentifiabilityWarning",
     "NewLevelsWarning",
+    "NonIntegerCountsWarning",
     "RankDeficiencyWarning",
     "SeparationWarning",
     "GLMM_BINOMIAL",
@@ -153,6 +155,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
         GLMMWarning,
         IdentifiabilityWarning,
         NewLevelsWarning,
+        NonIntegerCountsWarning,
         RankDeficiencyWarning,
         SeparationWarning,
     )

@@ -1,10 +1,10 @@
 """Grouping factors crossed with the partitioning factor of a Dask fit (method="laplace").
 
-distributed.py shuffles the rows on one grouping factor g so that each partition holds whole
-levels of g and of the factors nested in it (their random effects u_p are *local*). A factor
-crossed with g (an item seen in many levels of g) has random effects u_c shared by all
-partitions: with q_c = sum over the crossed blocks of levels x k columns (a few thousand at
-most, DASK_CROSSED_LIMIT), H = Lambda' Z' W Z Lambda + I is, in the order (u_1, ..., u_P, u_c),
+The rows are shuffled on one grouping factor g so that each partition holds whole levels of g
+and of the factors nested in it (their random effects u_p are *local*). A factor crossed with g
+(an item seen in many levels of g) has random effects u_c shared by all partitions: with
+q_c = sum over the crossed blocks of levels x k columns (a few thousand at most,
+DASK_CROSSED_LIMIT), H = Lambda' Z' W Z Lambda + I is, in the order (u_1, ..., u_P, u_c),
 
     H = [ H_pp (block diagonal over partitions)   H_pc ]
         [ H_cp                                    H_cc ],
@@ -23,22 +23,24 @@ laplace.gradient_weights / gradient_from_solve compute the exact gradient as in 
 log det H = sum_p log det H_pp + log det S.
 
 The conditional mode is the in-memory PIRLS (pirls.find_mode) on the joint u: a Newton step
-H d = g solved by the Schur complement, step halving on the total penalized deviance, the same
-PirlsControl tolerances. One round trip per Newton step: the partitions evaluate the trial
+H d = g solved by the Schur complement, pirls.halving_step on the total penalized deviance, the
+same PirlsControl tolerances. One round trip per Newton step: the partitions evaluate the trial
 point and, speculatively, everything the next step needs there (the client accepts or halves).
-A search starts from the last mode moved to first order to the new (theta, beta), as
-LaplaceObjective._predicted_start does (two round trips: the reduced right-hand side, then the
-start); without it the gradients at the optimizer's nearby points differ from the in-memory ones
-by the mode tolerance, enough to move finite-difference standard errors by 1e-4.
-The gradient takes two more round trips (S^{-1} out, the reduced right-hand side of
-v = H^{-1} (Z Lambda)' r back, its solution out), the fixed-effects information two.
+A search starts from the last mode moved to first order to the new (theta, beta), by
+pirls.WarmStart's rule (largest_move, prediction_accepted) over all partitions: the change is
+one solve with the last H, split between the partitions and S (two round trips: the reduced
+right-hand side, then the start); without it the gradients at the optimizer's nearby points
+differ from the in-memory ones by the mode tolerance, enough to move finite-difference standard
+errors by 1e-4. The gradient takes two more round trips (S^{-1} out, the reduced right-hand side
+of v = H^{-1} (Z Lambda)' r back, its solution out), the fixed-effects information two.
 Between evaluations a partition keeps its last mode (about 60 bytes per row for
 (1 + x | g) + (1 | item)), during a search two points.
 
-CrossedObjective (the client) only needs a function that runs a CrossedPartition method on
-every partition and returns the results in partition order (local_runner in one process,
-DaskRunner on a cluster: each partition's calls pinned to one worker, which keeps a working
-copy of it); sums are taken in that order, so the same input gives the same output bit for bit.
+CrossedObjective (the client) asks the partitions through a runner (runner.Runner: local_runner
+in one process, PinnedRunner on a cluster) and sums in partition order, so the same input gives
+the same output bit for bit. On a cluster the partitions' state between calls lives in working
+copies pinned to workers, with serial numbers (PinnedRunner, below; runner.py says why the
+versions of the nested partitions cannot serve here).
 """
 
 from __future__ import annotations
@@ -55,16 +57,29 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
+from glmm_binomial.distributed.partition import Partition, PartitionPlan, place_effects
+from glmm_binomial.distributed.runner import Partitions, Runner
+from glmm_binomial.distributed.runner import local_runner as local_runner
 from glmm_binomial.methods.laplace import (
     Counters,
     block_effects,
     gradient_from_solve,
     gradient_weights,
 )
+from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.design import RandomSpec
+from glmm_binomial.model.formula import ParsedFormula
 from glmm_binomial.numerics import blas
 from glmm_binomial.numerics.factor import Structure, rest_cholesky, rest_inverse, rest_solve
-from glmm_binomial.numerics.pirls import Mode, PirlsControl, penalized_deviance
+from glmm_binomial.numerics.pirls import (
+    Mode,
+    PirlsControl,
+    halving_step,
+    largest_move,
+    penalized_deviance,
+    prediction_accepted,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -86,9 +101,6 @@ WATCH_SECONDS = 2.0
 pinned to still holds it."""
 LOST = "glmm-binomial: partition state lost"
 
-Runner = Callable[..., list[Any]]
-"""run(method_name, **kwargs): the method called on every partition, results in order."""
-
 
 class PartitionLost(RuntimeError):
     """A partition no longer holds the state of the evaluation in progress."""
@@ -103,11 +115,11 @@ class _Point:
     y: list[FloatArray]
 
 
-class CrossedPartition:
+class CrossedPartition(Partition):
     """One partition's share of the crossed model, kept on its worker between calls.
 
     data: the partition's rows, every block coded by the partition's own levels (as
-    distributed.build_partition makes them); keys[t][j]: the position of its level j of block
+    partition.partition_rows makes them); keys[t][j]: the position of its level j of block
     t among the levels of the whole data set; crossed: the blocks crossed with the partitioning
     factor, whose levels are those of the whole data set (crossed_levels).
 
@@ -151,7 +163,7 @@ class CrossedPartition:
             structure = Structure(model, crossed=crossed)
         self.model = model
         self.structure = structure
-        # The same rows with the partition's own codes (what distributed.py reads: the rows
+        # The same rows with the partition's own codes (what the client reads: the rows
         # for the separation check, the GLM start), sharing every other array.
         local = list(model.blocks)
         for t in crossed:
@@ -162,6 +174,8 @@ class CrossedPartition:
                 levels=data.blocks[t].levels,
             )
         self.data = dataclasses.replace(model, blocks=tuple(local))
+        self.user_data: ModelData | None = None
+        self.output = None
         self._serial = -1
         self._base: _Point | None = None
         self._pending: _Point | None = None
@@ -173,11 +187,23 @@ class CrossedPartition:
         self._lambda1 = np.zeros((0, 0))
         self._scratch = (np.zeros(0), np.zeros(0))
 
+    @classmethod
+    def from_rows(
+        cls, data: ModelData, keys: tuple[IntArray, ...], plan: PartitionPlan
+    ) -> CrossedPartition:
+        method = plan.options.method
+        assert isinstance(method, LikelihoodMethod)
+        levels = [plan.design.random_specs[t].levels for t in plan.crossed]
+        return cls(data, keys, plan.crossed, levels, method.pirls_control)
+
     def on_rows(self, data: ModelData) -> CrossedPartition:
         """The same partition on other columns of its rows (as the user's columns of a fit on
         internally scaled ones), coded as `data` is (the partition's own levels)."""
         levels = [self.model.blocks[t].levels for t in self.crossed]
         return CrossedPartition(data, self.keys, self.crossed, levels, self.pirls_control)
+
+    def _held_arrays(self) -> list[NDArray[Any]]:
+        return [*super()._held_arrays(), *(self.model.blocks[t].codes for t in self.crossed)]
 
     # --- bookkeeping -----------------------------------------------------------------------
     def _sync(self, serial: int, commit: bool) -> bool:
@@ -227,7 +253,7 @@ class CrossedPartition:
         last_theta: FloatArray,
         last_beta: FloatArray,
     ) -> Any:
-        """The reduced right-hand side for u_c of LaplaceObjective._predicted_start's solve
+        """The reduced right-hand side for u_c of LaplaceObjective.mode_change's solve
         H du = dA' (k - m mu) - A' W (X dbeta + dA u) at the last mode (at last_theta,
         last_beta); begin(du_c=...) finishes it."""
         if not self._sync(serial, commit):
@@ -280,9 +306,7 @@ class CrossedPartition:
             u1, u2 = np.zeros((st.n1, st.k1)), np.concatenate([np.zeros(st.q_chain), u_c])
         elif du_c is not None:
             du1, du2 = anchor.mode.factor.backward(y, du_c)
-            largest = max(
-                float(np.max(np.abs(du1), initial=0.0)), float(np.max(np.abs(du2), initial=0.0))
-            )
+            largest = largest_move(du1, du2)
             u1, u2 = anchor.mode.u1 + du1, anchor.mode.u2 + du2
         else:
             u1, u2 = anchor.mode.u1, np.concatenate([anchor.mode.u2[: st.q_chain], u_c])
@@ -368,6 +392,10 @@ class CrossedPartition:
         return self.keys, modes, covs
 
 
+_Summary = tuple[float, FloatArray, FloatArray, float, float, float]
+"""The partitions' summaries of a point, summed (CrossedObjective._combine)."""
+
+
 @dataclass
 class _ClientMode:
     """The joint mode as the client knows it."""
@@ -428,9 +456,7 @@ class CrossedObjective:
                     ) from None
         raise AssertionError("unreachable")
 
-    def _combine(
-        self, parts: list[Any], u_c: FloatArray
-    ) -> tuple[float, FloatArray, FloatArray, float, float, float]:
+    def _combine(self, parts: list[Any], u_c: FloatArray) -> _Summary:
         """Partition summaries summed in partition order: penalized deviance (with |u_c|^2),
         S, the reduced right-hand side (with -u_c), |y|^2, chain log det, binomial constant."""
         pdev = 0.0
@@ -464,23 +490,22 @@ class CrossedObjective:
                 converged = decrement < control.tol
                 break
             iteration += 1
-            step = 1.0
-            for _ in range(control.max_halvings):
+
+            def trial(
+                step: float, u_c: FloatArray = u_c, d_c: FloatArray = d_c
+            ) -> tuple[float, tuple[FloatArray, _Summary]]:
+                # The partitions move by step times their part of d (and keep the point as
+                # pending: the next call commits it when it was accepted).
                 new_u_c = u_c + step * d_c
-                parts = self._call("trial", d_c=d_c, step=step)
-                new = self._combine(parts, new_u_c)
-                if new[0] <= pdev + 1e-12 * abs(pdev):
-                    self._commit = True
-                    break
-                slope = -2.0 * decrement
-                curvature = new[0] - pdev - slope * step
-                shrink = -slope * step / (2.0 * curvature) if curvature > 0 else 0.5
-                step *= min(max(shrink, 0.1), 0.5)
-            else:
+                new = self._combine(self._call("trial", d_c=d_c, step=step), new_u_c)
+                return new[0], (new_u_c, new)
+
+            accepted = halving_step(pdev, decrement, trial, control)
+            if accepted is None:
                 converged = decrement < control.stall_tol
                 break
-            u_c = new_u_c
-            pdev, schur, rr, y_squared, logdet, constant = new
+            self._commit = True
+            u_c, (pdev, schur, rr, y_squared, logdet, constant) = accepted
         self.counters.evaluations += 1
         self.counters.pirls_iterations += iteration
         deviance = pdev + logdet + logdet_s - 2.0 * constant
@@ -502,8 +527,8 @@ class CrossedObjective:
 
     def _begin(self, theta: FloatArray, beta: FloatArray) -> tuple[list[Any], FloatArray]:
         """The partitions at the start of a mode search, and its u_c: the last mode moved to
-        first order to (theta, beta), as LaplaceObjective._predicted_start (one solve with the
-        last H), unless that moves some u by more than max_predicted_step."""
+        first order to (theta, beta), as pirls.WarmStart moves it (one solve with the last H),
+        unless that moves some u, in any partition, by more than max_predicted_step."""
         at = self._at
         if at is None:
             u_c = np.zeros(self.q_c) if self._reset else self._u_c
@@ -514,8 +539,7 @@ class CrossedObjective:
         du_c = rest_solve(at.l_s, rr)
         u_c = at.u_c + du_c
         parts = self._call("begin", theta=theta, beta=beta, u_c=u_c, reset=False, du_c=du_c)
-        largest = max(p[6] for p in parts)
-        if largest <= self.pirls_control.max_predicted_step:
+        if prediction_accepted(max(p[6] for p in parts), self.pirls_control):
             return parts, u_c
         parts = self._call("begin", theta=theta, beta=beta, u_c=at.u_c, reset=False, retry=True)
         return parts, at.u_c
@@ -580,21 +604,7 @@ class CrossedObjective:
             return self._call("effects", zrr=rest_inverse(at.l_s), theta=theta)
 
         pieces = self._retrying(evaluate)
-        ranef, ranef_cov = [], []
-        for t, (n, k) in enumerate(zip(n_levels, ks, strict=True)):
-            if t in crossed:
-                # Every partition holds all levels of a crossed block: the first one's.
-                ranef.append(pieces[0][1][t])
-                ranef_cov.append(pieces[0][2][t])
-                continue
-            modes = np.full((n, k), np.nan)
-            covs = np.full((n, k, k), np.nan)
-            for keys, part_modes, part_covs in pieces:
-                modes[keys[t]] = part_modes[t]
-                covs[keys[t]] = part_covs[t]
-            ranef.append(modes)
-            ranef_cov.append(covs)
-        return ranef, ranef_cov
+        return place_effects(pieces, n_levels, ks, crossed)
 
     @staticmethod
     def _sum(parts: list[FloatArray]) -> FloatArray:
@@ -623,7 +633,7 @@ def crossed_plan(
     and the grouping factors crossed with it.
 
     candidates: single-variable grouping factors; groups: every grouping factor; learned:
-    distributed_learning._combine's counts ("combos:<group>": the distinct levels,
+    learning._combine's counts ("combos:<group>": the distinct levels,
     "nested:<c>:<group>": the most values of c within one level of group). Among the
     candidates not nested in a coarser candidate, the one with the most levels."""
 
@@ -641,19 +651,19 @@ def crossed_plan(
 
 
 def crossed_terms(
-    parsed: Any,
-    random_specs: Sequence[Any],
-    group_specs: Sequence[Any],
+    parsed: ParsedFormula,
+    random_specs: Sequence[RandomSpec],
     crossed_groups: Sequence[tuple[str, ...]],
 ) -> tuple[int, ...]:
     """The random terms on crossed grouping factors (indices in the formula's order),
-    refused beyond DASK_CROSSED_LIMIT random effects."""
+    refused beyond DASK_CROSSED_LIMIT random effects. random_specs: the learned design's
+    (DesignInfo.random_specs: the levels of the whole data set and the terms' model specs)."""
     terms = tuple(i for i, term in enumerate(parsed.random) if term.group in crossed_groups)
     size = 0
     for i in terms:
         spec = random_specs[i]
-        k = 1 if spec is None else len(spec.column_names)
-        size += len(group_specs[i].levels) * k
+        k = 1 if spec.model_spec is None else len(spec.model_spec.column_names)
+        size += len(spec.levels) * k
     if size > DASK_CROSSED_LIMIT:
         names = ", ".join(dict.fromkeys(":".join(parsed.random[i].group) for i in terms))
         raise _in_memory_hint(
@@ -664,39 +674,34 @@ def crossed_terms(
     return terms
 
 
+# --- determinism by pinned working copies -----------------------------------------------------
 _REGISTRY: dict[str, CrossedPartition] = {}
-"""The partitions' working copies in this worker process, by the Dask key of their
-PartitionState. Dask may copy a PartitionState to another worker, or drop the copy a worker
-holds (its active memory manager), at any time: the state Dask holds is never changed, and each
-worker keeps its own working copy here, on which the client's calls (pinned to that worker)
-act."""
+"""The partitions' working copies in this worker process, by the Dask key of their partition.
+Dask may copy a partition to another worker, or drop the copy a worker holds (its active memory
+manager), at any time: the partition Dask holds is never changed, and each worker keeps its own
+working copy here, on which the client's calls (pinned to that worker) act."""
 _REGISTRY_LOCK = threading.Lock()
 
 
 def call_partition(
-    state: Any,
+    state: CrossedPartition,
     token: str,
+    *items: Any,
     method: str,
     blas_threads: int | None,
     user: bool = False,
-    **kwargs: Any,
+    **shared: Any,
 ) -> Any:
-    """Run a CrossedPartition method on this worker's working copy of a
-    distributed.PartitionState (None: an empty partition). user: on the partition's user
-    columns (PartitionState.user_columns, when the fit runs on scaled ones)."""
-    if state is None:
-        return None
+    """Run a CrossedPartition method on this worker's working copy of the partition. user: a
+    copy on the partition's user columns (Partition.user_columns, when the fit runs on
+    internally scaled ones)."""
     with _REGISTRY_LOCK:
-        objective = _REGISTRY.get(token)
-        if objective is None:
-            if user:
-                rows = getattr(state, "user_columns", state.objective.data)
-                objective = state.objective.on_rows(rows)
-            else:
-                objective = copy.copy(state.objective)
-            _REGISTRY[token] = objective
+        working = _REGISTRY.get(token)
+        if working is None:
+            working = state.on_rows(state.user_columns) if user else copy.copy(state)
+            _REGISTRY[token] = working
     with blas.blas_threads(blas_threads):
-        return getattr(objective, method)(**kwargs)
+        return getattr(working, method)(*items, **shared)
 
 
 def _forget(tokens: list[str]) -> None:
@@ -706,10 +711,10 @@ def _forget(tokens: list[str]) -> None:
 
 
 _TOKENS: dict[int, set[str]] = {}
-"""Client side: the working copies made for each distributed._Partitions (by id), to drop."""
+"""Client side: the working copies made for each runner.Partitions (by id), to drop."""
 
 
-def forget_partitions(client: Any, partitions: Any) -> None:
+def forget_partitions(client: Any, partitions: Partitions) -> None:
     """Drop the workers' working copies made for these partitions (at the end of a fit)."""
     tokens = _TOKENS.pop(id(partitions), set())
     if not tokens:
@@ -720,15 +725,16 @@ def forget_partitions(client: Any, partitions: Any) -> None:
         LOG.debug("could not reach every worker to drop the crossed partitions")
 
 
-class DaskRunner:
-    """A Runner over persisted partitions (distributed._Partitions: client, states and
-    blas_threads). Each partition's calls run on one worker (strict restrictions: a task that
-    may run elsewhere can be stolen by an idle worker), chosen among those holding it and kept
-    while that worker lives; large arrays are scattered once to every worker."""
+class PinnedRunner:
+    """A Runner (runner.Runner) over persisted CrossedPartitions (runner.Partitions). Each
+    partition's calls run on one worker (strict restrictions: a task that may run elsewhere can
+    be stolen by an idle worker), chosen among those holding it and kept while that worker
+    lives; they act on that worker's working copy (call_partition). Large arrays are scattered
+    once to every worker. user: the calls act on copies on the partitions' user columns."""
 
-    def __init__(self, partitions: Any, user: bool = False) -> None:
+    def __init__(self, partitions: Partitions, user: bool = False) -> None:
         self.partitions = partitions
-        self.user = user  # on the partitions' user columns (call_partition's user)
+        self.user = user
         self.client = partitions.client
         self.pins: dict[str, str] = {}
 
@@ -749,15 +755,15 @@ class DaskRunner:
                 # Being rebuilt: anywhere, pinned at the next begin.
                 self.pins.pop(state.key, None)
 
-    def __call__(self, method: str, **kwargs: Any) -> list[Any]:
+    def __call__(self, method: str, *per_partition: Sequence[Any], **shared: Any) -> list[Any]:
         client = self.client
         states = list(self.partitions.states)
         if any(s.key not in self.pins for s in states):
             # A dead pinned worker is found by _watch (its tasks never start).
             self._place(states)
-        for key, value in list(kwargs.items()):
+        for key, value in list(shared.items()):
             if isinstance(value, np.ndarray) and value.nbytes > SCATTER_BYTES:
-                kwargs[key] = client.scatter(value, broadcast=True, hash=False)
+                shared[key] = client.scatter(value, broadcast=True, hash=False)
         tokens = [f"{s.key}:user" if self.user else str(s.key) for s in states]
         _TOKENS.setdefault(id(self.partitions), set()).update(tokens)
         groups: dict[str | None, list[int]] = {}
@@ -769,22 +775,30 @@ class DaskRunner:
                 call_partition,
                 [states[i] for i in members],
                 [tokens[i] for i in members],
+                *([items[i] for i in members] for items in per_partition),
                 pure=False,
                 workers=None if worker is None else [worker],
                 allow_other_workers=False,
                 method=method,
                 blas_threads=self.partitions.blas_threads,
                 user=self.user,
-                **kwargs,
+                **shared,
             )
             for i, future in zip(members, mapped, strict=True):
                 futures[i] = future
+        from distributed.client import FutureCancelledError, FuturesCancelledError
+
         try:
             self._watch(states, futures)
-            results = client.gather(futures)
+            results: list[Any] = client.gather(futures)
+        except (FutureCancelledError, FuturesCancelledError):
+            # An argument scattered for this call was lost with a worker (Dask's memory
+            # manager may have kept a single copy of it): the evaluation is restarted.
+            self._place(states)
+            raise PartitionLost("an argument of the call was lost with a worker") from None
         finally:
             del futures
-        return [r for r in results if r is not None]
+        return results
 
     def _watch(self, states: list[Any], futures: list[Any]) -> None:
         """Wait for the tasks; one pinned to a worker that died would wait forever: then
@@ -802,17 +816,3 @@ class DaskRunner:
                 self.client.cancel(futures)
                 self._place(states)
                 raise PartitionLost("a worker holding a partition was lost")
-
-
-def dask_runner(partitions: Any, user: bool = False) -> Runner:
-    """DaskRunner(partitions, user)."""
-    return DaskRunner(partitions, user)
-
-
-def local_runner(partitions: Sequence[CrossedPartition]) -> Runner:
-    """A Runner over partitions held in this process (tests, and a reference)."""
-
-    def run(method: str, **kwargs: Any) -> list[Any]:
-        return [getattr(p, method)(**kwargs) for p in partitions]
-
-    return run

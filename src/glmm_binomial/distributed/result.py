@@ -99,7 +99,7 @@ class ClusterModelData(ModelData):
         return self.rows
 
 
-def _rowless_model(
+def rowless_model(
     fixed_names: tuple[str, ...],
     blocks: tuple[RandomBlock, ...],
     *,

@@ -20,9 +20,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.distributed.partition import Partition, PartitionPlan, compact
+from glmm_binomial.distributed.runner import Runner
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.methods.variational import (
+    MeanFieldVB,
     RowPart,
     VariationalObjective,
     VariationalParameters,
@@ -31,16 +34,17 @@ from glmm_binomial.methods.variational import (
 from glmm_binomial.model.data import ModelData
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
 
 
-def fit_partitioned_vb(partitions: Any, model: ModelData, design: Any) -> FitOutput:
-    """fit_vb on the partitions (distributed._Partitions); model: the rowless model of the
-    whole data set (names, blocks with all levels, binomial constant)."""
-    prior_fe_sd, prior_log_sd_sd = design.priors
+def fit_partitioned_vb(run: Runner, model: ModelData, method: MeanFieldVB) -> FitOutput:
+    """fit_vb on the partitions (VariationalPartitions, asked through `run`, runner.Runner);
+    model: the rowless model of the whole data set (names, blocks with all levels, binomial
+    constant)."""
     objective = PartitionedVariationalObjective(
-        partitions, model, prior_fe_sd, prior_log_sd_sd, design.control.n_gauss_hermite
+        run, model, method.prior_fe_sd, method.prior_log_sd_sd, method.control.n_gauss_hermite
     )
-    return fit_vb_detailed(model, control=design.control, objective=objective).output
+    return fit_vb_detailed(model, control=method.control, objective=objective).output
 
 
 class PartitionedVariationalObjective(VariationalObjective):
@@ -48,46 +52,44 @@ class PartitionedVariationalObjective(VariationalObjective):
 
     def __init__(
         self,
-        partitions: Any,
+        run: Runner,
         model: ModelData,
         prior_fe_sd: float,
         prior_log_sd_sd: float,
         n_gauss_hermite: int,
     ) -> None:
         super().__init__(model, prior_fe_sd, prior_log_sd_sd, n_gauss_hermite)
-        self.partitions = partitions
-        # Per partition (None when empty), where each of its levels sits among all levels.
-        self.keys: list[tuple[NDArray[np.intp], ...] | None] = partitions.gather(
-            _keys, keep_empty=True
-        )
+        self.run = run
+        # Per partition, where each of its levels sits among all levels.
+        self.keys: list[tuple[IntArray, ...]] = run("level_keys")
 
     def _each(self, what: str, q: VariationalParameters | None, **kwargs: Any) -> list[Any]:
-        """what on every partition, each given its own levels' parameters; results of the
-        non-empty partitions in partition order."""
+        """what on every partition, each given its own levels' parameters (with q); results in
+        partition order."""
+        if q is None:
+            return self.run(what, **kwargs)
         local: list[Any] = []
         for keys in self.keys:
-            if keys is None or q is None:
-                local.append(None)
-                continue
             local.append(
                 (
                     tuple(mean[where] for mean, where in zip(q.b_mean, keys, strict=True)),
                     tuple(sd[where] for sd, where in zip(q.b_sd, keys, strict=True)),
                 )
             )
-        return self.partitions.evaluate_each(_vb_evaluate, local, what=what, **kwargs)
+        return self.run(what, local, **kwargs)
 
     def _placed(self, parts: list[tuple[Any, ...]]) -> list[FloatArray]:
         """Per block, the partitions' level sums at their levels' positions."""
         out = [np.zeros(int(n)) for n in self.n_levels]
-        present = [keys for keys in self.keys if keys is not None]
-        for keys, sums in zip(present, parts, strict=True):
+        for keys, sums in zip(self.keys, parts, strict=True):
             for t, where in enumerate(keys):
                 out[t][where] += sums[t]
         return out
 
     def row_part(self, q: VariationalParameters, gradient: bool) -> RowPart:
-        parts = self._each("rows", q, beta_mean=q.beta_mean, beta_sd=q.beta_sd, gradient=gradient)
+        parts = self._each(
+            "row_part", q, beta_mean=q.beta_mean, beta_sd=q.beta_sd, gradient=gradient
+        )
         value = 0.0
         for part in parts:
             value += part.value
@@ -128,32 +130,70 @@ class PartitionedVariationalObjective(VariationalObjective):
         return -0.5 * deviance
 
 
-# --- run on the workers ---------------------------------------------------------------------
-def _keys(state: Any) -> Any:
-    return None if state is None else state.keys
+# --- on the workers ---------------------------------------------------------------------------
+class VariationalPartition(Partition):
+    """A partition's sums over rows of the ELBO (the priors are applied on the client): a
+    VariationalObjective on its rows, which keeps nothing between calls."""
 
+    def __init__(
+        self,
+        data: ModelData,
+        keys: tuple[IntArray, ...],
+        method: MeanFieldVB,
+        user_data: ModelData | None = None,
+    ) -> None:
+        self.data = compact(data)
+        self.keys = keys
+        self.method = method
+        self.user_data = user_data
+        self.objective = VariationalObjective(
+            self.data, n_gauss_hermite=method.control.n_gauss_hermite
+        )
+        self.output = None
 
-def _vb_evaluate(state: Any, local: Any, what: str, **kwargs: Any) -> Any:
-    """One partition's share for PartitionedVariationalObjective (state: PartitionState whose
-    objective is the partition's VariationalObjective; local: its levels' means and SDs)."""
-    objective: VariationalObjective = state.objective
-    if what == "rows":
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Rebuilt from its rows when Dask copies it (stored compactly again, as
+        # nested.ModePartition).
+        return VariationalPartition, (self.data, self.keys, self.method, self.user_data)
+
+    @classmethod
+    def from_rows(
+        cls, data: ModelData, keys: tuple[IntArray, ...], plan: PartitionPlan
+    ) -> VariationalPartition:
+        method = plan.options.method
+        assert isinstance(method, MeanFieldVB)
+        return cls(data, keys, method)
+
+    def on_rows(self, data: ModelData) -> VariationalPartition:
+        return VariationalPartition(data, self.keys, self.method)
+
+    def row_part(
+        self,
+        local: tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]],
+        beta_mean: FloatArray,
+        beta_sd: FloatArray,
+        gradient: bool,
+    ) -> RowPart:
+        """The sums over rows at q (local: its levels' means and SDs)."""
         n_blocks = len(local[0])
         q = VariationalParameters(
-            beta_mean=kwargs["beta_mean"],
-            beta_sd=kwargs["beta_sd"],
+            beta_mean=beta_mean,
+            beta_sd=beta_sd,
             log_sd_mean=np.zeros(n_blocks),  # not used by the sums over rows
             log_sd_sd=np.ones(n_blocks),
             b_mean=local[0],
             b_sd=local[1],
         )
-        return objective.row_part(q, kwargs["gradient"])
-    if what == "glm_value":
-        return objective.glm_value(kwargs["beta"])
-    if what == "glm_curvature_score":
-        return objective.glm_curvature_score(kwargs["beta"])
-    if what == "start_curvatures":
-        return objective.start_curvatures(kwargs["beta"])
-    if what == "laplace_deviance":
-        return LaplaceObjective(state.data).deviance(kwargs["theta"], kwargs["beta"])
-    raise ValueError(f"unknown evaluation {what!r}")
+        return self.objective.row_part(q, gradient)
+
+    def glm_value(self, beta: FloatArray) -> float:
+        return self.objective.glm_value(beta)
+
+    def glm_curvature_score(self, beta: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return self.objective.glm_curvature_score(beta)
+
+    def start_curvatures(self, beta: FloatArray) -> list[FloatArray]:
+        return self.objective.start_curvatures(beta)
+
+    def laplace_deviance(self, theta: FloatArray, beta: FloatArray) -> float:
+        return LaplaceObjective(self.data).deviance(theta, beta)

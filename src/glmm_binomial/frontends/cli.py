@@ -252,12 +252,19 @@ def read_table(
 
     try:
         if args is None:
-            return reader.read_table(path_text, labels=labels)
-        return reader.read_table(
-            path_text, args.sep, args.decimal, args.encoding, args.sheet, labels
-        )
+            frame, info = reader.read_table(path_text, labels=labels)
+        else:
+            frame, info = reader.read_table(
+                path_text, args.sep, args.decimal, args.encoding, args.sheet, labels
+            )
     except reader.ReadError as exc:
         raise CommandError(str(exc)) from None
+    # --factors columns are made factors: the model's reader policy (model/frame.py) reads any
+    # other column of numbers, text or not, as numbers, and keeps a factor a factor.
+    chosen = [c for c in frame.columns if c in labels]
+    if chosen:
+        frame = frame.assign(**{c: frame[c].astype("category") for c in chosen})
+    return frame, info
 
 
 def _data_and_formula(args: argparse.Namespace) -> tuple[str | None, str]:

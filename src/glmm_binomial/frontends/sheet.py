@@ -17,10 +17,13 @@ Input conventions (decided here, documented for users), accepting what spreadshe
 - Blank cells are None, "" (or only spaces) and the ``formulas`` package's empty cell. Rows at
   the end that are blank in every range are ignored (a selection longer than the data); a blank
   cell inside the data is an error naming the argument, row and column.
-- Cells of y, x and x_random must be finite numbers; in y TRUE/FALSE counts as 1/0. Elsewhere
-  TRUE/FALSE is rejected, as are text, blanks, NaN and infinities.
-- groups are labels: numbers or non-blank text, compared exactly (1 and 1.0 are one group, 1 and
-  1.5 two, the number 1 and the text "1" two). Booleans, blanks and non-finite numbers are
+- Cells of y, x and x_random must be finite numbers; text that reads as a number (``"1.5"``,
+  a number stored as text) is that number, as the package's reader policy reads every column
+  (model/frame.py); in y TRUE/FALSE (or its text) counts as 1/0. Elsewhere TRUE/FALSE is
+  rejected, as are other text, blanks, NaN and infinities.
+- groups are labels: numbers or non-blank text, compared as R's as.character compares them, as
+  everywhere in the package (1, 1.0 and the text "1" are one group; 1 and 1.5 two; numbers to
+  15 significant digits, Excel's precision). Booleans, blanks and non-finite numbers are
   rejected.
 - fit_intercept, alpha and method accept a scalar or a 1 x 1 range; None, "" or an empty cell
   (an omitted argument) means the default, also for x_random. fit_intercept accepts TRUE/FALSE
@@ -387,7 +390,9 @@ def _cell_problem(value: Any, booleans: bool = False) -> str | None:
     if _is_bool(value):
         return None if booleans else "is TRUE/FALSE (a boolean), not a number"
     if isinstance(value, str):
-        return f"is text ({_show(value)})"
+        if _text_cell(value, booleans) is None:
+            return f"is text ({_show(value)})"
+        value = _text_cell(value, booleans)
     if isinstance(value, (list, tuple, dict, set, np.ndarray)):
         return "is a list (a range inside a cell)"
     if not _is_number(value):
@@ -401,6 +406,27 @@ def _cell_problem(value: Any, booleans: bool = False) -> str | None:
     if math.isinf(number):
         return "is infinite"
     return None
+
+
+def _text_cell(text: str, booleans: bool) -> float | None:
+    """A text cell as the number it reads as (frame.text_number: the package's reader
+    policy), or TRUE/FALSE text as 1/0 when ``booleans``; None when it is neither."""
+    from glmm_binomial.model.frame import logical_text, text_number
+
+    number = text_number(text)
+    if number is None and booleans:
+        flag = logical_text(text)
+        number = None if flag is None else float(flag)
+    return number
+
+
+def _cell_float(value: Any, booleans: bool) -> float:
+    """A cell that _cell_problem accepted, as a float."""
+    if isinstance(value, str):
+        number = _text_cell(value, booleans)
+        assert number is not None
+        return number
+    return float(value)
 
 
 def _to_float(rows: Rows, booleans: bool) -> FloatArray | None:
@@ -435,7 +461,7 @@ def _numeric(name: str, rows: Rows, booleans: bool = False) -> FloatArray:
                     raise _invalid(
                         f"{name} must contain finite numbers: {_where(rows, i, j)} {problem}."
                     )
-        values = np.array([[float(v) for v in row] for row in cells], dtype=np.float64)
+        values = np.array([[_cell_float(v, booleans) for v in row] for row in cells], np.float64)
     finite = np.isfinite(values)
     if not np.all(finite):
         i, j = (int(k) for k in np.argwhere(~finite)[0])
@@ -457,7 +483,7 @@ def _single_column(name: str, rows: Rows) -> None:
 
 
 def _group_key(value: Any) -> object:
-    """The label of one groups cell: numbers compare by value (1 == 1.0), text exactly."""
+    """The label of one groups cell (a number or text; compared by frame.label_key)."""
     if _is_blank(value):
         raise ValueError("is blank")
     if isinstance(value, str):
@@ -500,28 +526,41 @@ def _fast_group_codes(rows: Rows) -> tuple[NDArray[np.intp], tuple[object, ...]]
         else:
             return None
     levels, codes = np.unique(column, return_inverse=True)
-    return codes.reshape(-1).astype(np.intp), tuple(levels.tolist())
+    codes = codes.reshape(-1).astype(np.intp)
+    if levels.dtype.kind == "f":
+        # Numbers equal to 15 significant digits are one label (R's as.character, the rule
+        # of every input path); sorted, such numbers are neighbours.
+        from glmm_binomial.model.frame import label_keys
+
+        keys = label_keys(levels)
+        first = np.concatenate([[True], keys[1:] != keys[:-1]]) if len(keys) else keys
+        if not np.all(first):
+            merged = np.cumsum(first) - 1
+            return merged[codes].astype(np.intp), tuple(levels[first].tolist())
+    return codes, tuple(levels.tolist())
 
 
 def _group_codes(rows: Rows) -> tuple[NDArray[np.intp], tuple[object, ...]]:
-    """Integer codes 0..G-1 and the levels (numbers in numeric order, then text sorted)."""
+    """Integer codes 0..G-1 and the levels (numbers in numeric order, then text sorted), labels
+    matched by R's as.character as everywhere in the package (frame.factor_codes)."""
     fast = _fast_group_codes(rows)
     if fast is not None:
         return fast
     cells = rows.tolist() if isinstance(rows, np.ndarray) else rows
-    keys = []
+    labels = []
     for i, row in enumerate(cells):
         try:
-            keys.append(_group_key(row[0]))
+            labels.append(_group_key(row[0]))
         except ValueError as exc:
             raise _invalid(
                 f"groups must contain numbers or text labels: row {i + 1} {exc}."
             ) from None
-    distinct = set(keys)
-    levels = tuple(sorted(distinct, key=lambda k: (isinstance(k, str), k)))  # type: ignore[arg-type]
-    index = {level: code for code, level in enumerate(levels)}
-    codes = np.array([index[k] for k in keys], dtype=np.intp)
-    return codes, levels
+    import pandas as pd
+
+    from glmm_binomial.model.frame import factor_codes
+
+    codes, levels, _ = factor_codes(pd.Series(labels, dtype=object))
+    return codes, tuple(levels)
 
 
 def _scalar(value: Any) -> Any:

@@ -64,7 +64,7 @@ from glmm_binomial.numerics.optimize import (
     minimize_deviance,
     start_point,
 )
-from glmm_binomial.numerics.pirls import Mode, PirlsControl, find_mode
+from glmm_binomial.numerics.pirls import Mode, PirlsControl, WarmStart, find_mode
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -902,10 +902,9 @@ class AgqObjective:
                 )
         self.structure = Structure(self.merged.data)
         st = self.structure
-        self._u1 = np.zeros((st.n1, st.k1))
-        self._u2 = np.zeros(st.q2)
-        # The last converged mode and its parameters (nested factors, exact gradient).
-        self._last: tuple[FloatArray, FloatArray, Mode] | None = None
+        # The last converged mode; with its parameters for nested factors and the exact
+        # gradient, whose first-order move (mode_change) starts the next search.
+        self.warm = WarmStart.zeros(st.n1, st.k1, st.q2)
 
     def _nesting_order(self) -> list[int]:
         merged = self.merged.data
@@ -930,9 +929,30 @@ class AgqObjective:
 
     def reset(self) -> None:
         """Forget the warm start."""
-        self._u1 = np.zeros_like(self._u1)
-        self._u2 = np.zeros_like(self._u2)
-        self._last = None
+        self.warm = self.warm.reset()
+
+    def release(self) -> None:
+        """Keep only the last mode's u as the warm start (as LaplaceObjective.release)."""
+        self.warm = self.warm.released()
+
+    @property
+    def _last(self) -> tuple[FloatArray, FloatArray, Mode] | None:
+        return self.warm.last
+
+    def mode_change(
+        self, mode: Mode, theta: FloatArray, last_theta: FloatArray, d_beta: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Nested factors: the first-order change (du1, du2) of the mode at `mode` (found at
+        last_theta) when theta moves to `theta` and beta by d_beta (_NestedRule.mode_change:
+        the leaf-first elimination), in the factor's layout (pirls.WarmStart uses it)."""
+        assert self._nested is not None
+        d_lambdas = self.merged.lambda_change(self.data, theta, last_theta)
+        change = self._nested.mode_change(mode, self.structure, mode.lambdas, d_lambdas, d_beta)
+        data = self.merged.data
+        per_block: list[FloatArray] = [np.empty(0)] * len(data.blocks)
+        for t, c in zip(self._nested.order, change, strict=True):
+            per_block[t] = c[:, None]
+        return _pack_block_modes(self.structure, data, per_block)
 
     def _predicted_start(
         self, theta: FloatArray, beta: FloatArray
@@ -941,23 +961,8 @@ class AgqObjective:
         new parameters (as LaplaceObjective's warm start; it saves about one Newton step per
         evaluation). Otherwise, and when that moves some u by more than
         PirlsControl.max_predicted_step, the last mode itself."""
-        if self._nested is None or self._last is None:
-            return self._u1, self._u2
-        last_theta, last_beta, last = self._last
-        lambdas = self.merged.lambdas(self.data, last_theta)
-        d_lambdas = self.merged.lambda_change(self.data, theta, last_theta)
-        change = self._nested.mode_change(
-            last, self.structure, lambdas, d_lambdas, beta - last_beta
-        )
-        if max(float(np.max(np.abs(c), initial=0.0)) for c in change) > (
-            self.pirls_control.max_predicted_step
-        ):
-            return self._u1, self._u2
-        data = self.merged.data
-        per_block = _block_modes(self.structure, data, last)
-        for t, c in zip(self._nested.order, change, strict=True):
-            per_block[t] = per_block[t] + c[:, None]
-        return _pack_block_modes(self.structure, data, per_block)
+        change = self.mode_change if self._nested is not None else None
+        return self.warm.start(theta, beta, change, self.pirls_control)
 
     def family_at(self, theta: FloatArray) -> Family:
         """The data's family at theta's family parameters."""
@@ -984,12 +989,9 @@ class AgqObjective:
             u2,
             self.pirls_control,
         )
-        if not self.counters.record(mode):
-            self.reset()
-        else:
-            self._u1, self._u2 = mode.u1, mode.u2
-            if self._nested is not None and self.quadrature_control.nested_gradient == "exact":
-                self._last = (theta.copy(), np.array(beta, dtype=np.float64), mode)
+        self.counters.record(mode)
+        keep = self._nested is not None and self.quadrature_control.nested_gradient == "exact"
+        self.warm = self.warm.after(theta, beta, mode, keep_mode=keep)
         return mode
 
     def _log_likelihood(self, mode: Mode, theta: FloatArray) -> float:
@@ -1065,7 +1067,7 @@ class AgqObjective:
     ) -> tuple[float, FloatArray, FloatArray]:
         step = self.quadrature_control.gradient_step
         value = self.deviance(theta, beta)
-        start = (self._u1, self._u2)
+        start = self.warm
         n_theta = self.data.n_theta
         # Central differences along theta's axes and the whitened beta directions; every
         # evaluation starts PIRLS from the centre's mode so the differences are smooth.
@@ -1080,10 +1082,10 @@ class AgqObjective:
                 else:
                     th = theta
                     be = beta + sign * step * self._transform[:, j - n_theta]
-                self._u1, self._u2 = start
+                self.warm = start
                 values.append(self.deviance(th, be))
             grad[j] = (values[0] - values[1]) / (2.0 * step)
-        self._u1, self._u2 = start
+        self.warm = start
         grad_beta = self._info_factor.T @ grad[n_theta:]
         return value, grad[:n_theta], grad_beta
 

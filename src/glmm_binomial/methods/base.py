@@ -111,3 +111,35 @@ def checked_control(method: str, control: Any, control_type: type) -> Any:
             f"got {type(control).__name__}"
         )
     return control
+
+
+def require_positive(method: Any, *names: str) -> None:
+    """Check that each named setting of a frozen method dataclass is a positive number and store
+    it as a float; ValueError naming the setting otherwise."""
+    for name in names:
+        value = getattr(method, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+        object.__setattr__(method, name, float(value))
+
+
+def prior_settings(
+    method: str,
+    control_type: type,
+    prior_fe_sd: float | None,
+    prior_log_sd_sd: float | None,
+    control: Any,
+    n_agq: int | None,
+    others: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The keyword arguments of a Bayesian method with the fixed priors (SD of the normal prior on
+    each fixed effect, default 2; SD of the normal prior on each log SD, default 1) made from
+    fit()'s arguments; ValueError for arguments that do not apply to it."""
+    if n_agq not in (None, 1):
+        raise ValueError("n_agq applies only to method='agq'")
+    refuse_arguments(method, **others)
+    return {
+        "prior_fe_sd": 2.0 if prior_fe_sd is None else prior_fe_sd,
+        "prior_log_sd_sd": 1.0 if prior_log_sd_sd is None else prior_log_sd_sd,
+        "control": checked_control(method, control, control_type),
+    }

@@ -53,7 +53,7 @@ from glmm_binomial.numerics.optimize import (
     minimize_deviance,
     start_point,
 )
-from glmm_binomial.numerics.pirls import Mode, PirlsControl, find_mode
+from glmm_binomial.numerics.pirls import Mode, PirlsControl, WarmStart, find_mode
 
 FloatArray = NDArray[np.float64]
 
@@ -98,9 +98,7 @@ class LaplaceObjective:
     def __post_init__(self) -> None:
         self.data, self.structure = sorted_by_first_factor(self.data)
         st = self.structure
-        self._u1 = np.zeros((st.n1, st.k1))
-        self._u2 = np.zeros(st.q2)
-        self._last: tuple[FloatArray, FloatArray, Mode] | None = None
+        self.warm = WarmStart.zeros(st.n1, st.k1, st.q2)
         self._at: ModelData = self.data
         self.counters = Counters()
 
@@ -117,56 +115,40 @@ class LaplaceObjective:
 
     def reset(self) -> None:
         """Forget the warm start (the next mode search starts from u = 0)."""
-        self._u1 = np.zeros_like(self._u1)
-        self._u2 = np.zeros_like(self._u2)
-        self._last = None
+        self.warm = self.warm.reset()
 
     def release(self) -> None:
         """Drop the arrays kept from the last mode (eta, mu, weights, Z Lambda: about 50 bytes
         per row) but keep u as the warm start; the next search then starts from the last mode
         itself instead of its first-order move. For a Dask partition, whose rows must be few
         bytes each between evaluations."""
-        self._last = None
+        self.warm = self.warm.released()
 
-    def _predicted_start(
-        self, theta: FloatArray, beta: FloatArray
+    def mode_change(
+        self, mode: Mode, theta: FloatArray, last_theta: FloatArray, d_beta: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
-        """The last mode moved to first order to the new parameters (implicit function theorem):
-        H du = dA' (k - m mu) - A' W (X dbeta + dA u), A = Z Lambda, dA = Z dLambda. One solve
-        with the last factor; it usually saves a Newton step, and nearly all of them for the
-        small steps of finite differences."""
-        if self._last is None:
-            return self._u1, self._u2
-        last_theta, last_beta, mode = self._last
+        """First-order change of the mode at `mode` (found at last_theta) when theta moves to
+        `theta` and beta by d_beta (implicit function theorem): H du = dA' l'(eta) -
+        A' W (X dbeta + dA u), A = Z Lambda, dA = Z dLambda; one solve with the mode's factor
+        (pirls.WarmStart uses it)."""
         data, st = self.data, self.structure
         d_lambdas = data.lambda_change(theta, last_theta)
         da1, da2 = st.z_lambda(data, d_lambdas)
-        deta = data.x @ (beta - last_beta) + st.times(da1, da2, mode.u1, mode.u2)
+        deta = data.x @ d_beta + st.times(da1, da2, mode.u1, mode.u2)
         r1, r2 = st.transpose_times(da1, da2, mode.residual)
         s1, s2 = st.transpose_times(mode.a1, mode.a2, mode.weights * deta)
         du1, du2 = mode.factor.solve(r1 - s1, r2 - s2)
-        # Far from the last point the linear prediction can overshoot badly (the optimizer's
-        # trial steps): then start from the last mode itself.
-        largest = max(
-            float(np.max(np.abs(du1), initial=0.0)), float(np.max(np.abs(du2), initial=0.0))
-        )
-        if largest > self.pirls_control.max_predicted_step:
-            return mode.u1, mode.u2
-        return mode.u1 + du1, mode.u2 + du2
+        return du1, du2
 
     def mode(self, theta: FloatArray, beta: FloatArray) -> Mode:
         """Conditional mode at (theta, beta), from the previous mode moved to first order."""
-        if (
-            self._last is not None
-            and np.array_equal(theta, self._last[0])
-            and np.array_equal(beta, self._last[1])
-        ):
-            # The same point again (the start's information, then its gradient; the optimum,
-            # then its conditional modes): the mode is at hand.
-            return self._last[2]
+        kept = self.warm.at(theta, beta)
+        if kept is not None:
+            # The same point again: the mode is at hand.
+            return kept
         data = self.data
         eta_fixed = data.x @ beta + data.offset
-        u1, u2 = self._predicted_start(theta, beta)
+        u1, u2 = self.warm.start(theta, beta, self.mode_change, self.pirls_control)
         mode = find_mode(
             self.structure,
             self.data_at(theta),
@@ -176,12 +158,9 @@ class LaplaceObjective:
             u2,
             self.pirls_control,
         )
-        if not self.counters.record(mode):
-            # A failed search would poison the next warm start.
-            self.reset()
-        else:
-            self._u1, self._u2 = mode.u1, mode.u2
-            self._last = (np.array(theta, dtype=np.float64), np.array(beta, dtype=np.float64), mode)
+        self.counters.record(mode)
+        # A failed search would poison the next warm start (WarmStart.after resets it).
+        self.warm = self.warm.after(theta, beta, mode)
         return mode
 
     def deviance_at(self, mode: Mode) -> float:

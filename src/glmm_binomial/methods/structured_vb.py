@@ -74,7 +74,7 @@ from glmm_binomial.diagnostics import (
     IdentifiabilityWarning,
     SeparationWarning,
 )
-from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
+from glmm_binomial.methods.base import Method, Start, prior_settings, require_positive
 from glmm_binomial.methods.estimates import FitOutput, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective, sorted_by_first_factor
 from glmm_binomial.methods.variance_factor import VarianceFactor
@@ -760,11 +760,7 @@ class VariationalBayes(Method):
     control_type: ClassVar[type] = StructuredVBControl
 
     def __post_init__(self) -> None:
-        for name in ("prior_fe_sd", "prior_log_sd_sd", "lkj_eta"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+        require_positive(self, *("prior_fe_sd", "prior_log_sd_sd", "lkj_eta"))
 
     @classmethod
     def from_arguments(
@@ -776,13 +772,10 @@ class VariationalBayes(Method):
         n_agq: int | None = None,
         **others: Any,
     ) -> VariationalBayes:
-        if n_agq not in (None, 1):
-            raise ValueError("n_agq applies only to method='agq'")
-        refuse_arguments(cls.name, **others)
         return cls(
-            2.0 if prior_fe_sd is None else prior_fe_sd,
-            1.0 if prior_log_sd_sd is None else prior_log_sd_sd,
-            control=checked_control(cls.name, control, StructuredVBControl),
+            **prior_settings(
+                cls.name, StructuredVBControl, prior_fe_sd, prior_log_sd_sd, control, n_agq, others
+            )
         )
 
     @property

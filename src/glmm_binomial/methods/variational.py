@@ -49,7 +49,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.family import inverse_link, loglik_kernel
-from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
+from glmm_binomial.methods.base import Method, Start, prior_settings, require_positive
 from glmm_binomial.methods.estimates import FitOutput, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData
@@ -698,11 +698,7 @@ class MeanFieldVB(Method):
     control_type: ClassVar[type] = VariationalControl
 
     def __post_init__(self) -> None:
-        for name in ("prior_fe_sd", "prior_log_sd_sd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+        require_positive(self, *("prior_fe_sd", "prior_log_sd_sd"))
 
     @classmethod
     def from_arguments(
@@ -714,13 +710,10 @@ class MeanFieldVB(Method):
         n_agq: int | None = None,
         **others: Any,
     ) -> MeanFieldVB:
-        if n_agq not in (None, 1):
-            raise ValueError("n_agq applies only to method='agq'")
-        refuse_arguments(cls.name, **others)
         return cls(
-            2.0 if prior_fe_sd is None else prior_fe_sd,
-            1.0 if prior_log_sd_sd is None else prior_log_sd_sd,
-            checked_control(cls.name, control, VariationalControl),
+            **prior_settings(
+                cls.name, VariationalControl, prior_fe_sd, prior_log_sd_sd, control, n_agq, others
+            )
         )
 
     @property

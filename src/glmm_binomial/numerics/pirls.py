@@ -2,8 +2,11 @@
 
 The mode maximizes the penalized log-likelihood sum_i l_i(eta_i) - |u|^2 / 2, i.e. minimizes
 the penalized deviance  -2 sum_i l_i(eta) + |u|^2  (binomial constants excluded), by Newton
-steps  H delta = (Z Lambda)' l'(eta) - u  with step halving, H = (Z Lambda)' W (Z Lambda) + I and
-W the family's observed weights -l''(eta) (for the logit link m mu (1 - mu)).
+steps  H delta = (Z Lambda)' l'(eta) - u  with step halving (``halving_step``, shared with the
+Dask fit's joint search over partitions), H = (Z Lambda)' W (Z Lambda) + I and W the family's
+observed weights -l''(eta) (for the logit link m mu (1 - mu)). A search starts from
+``WarmStart``: the last converged mode, moved to first order to the new parameters where the
+objective supplies that change.
 
 Families whose row log-likelihood is not concave in eta (the cauchit link, the beta-binomial)
 can have negative observed weights far from the data, where H need not be positive definite:
@@ -19,7 +22,9 @@ that is infeasible too, the mode search gives up at once with an infinite penali
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -81,6 +86,131 @@ def penalized_deviance(
     return -2.0 * loglik + float(np.sum(u1 * u1) + np.sum(u2 * u2)), mu
 
 
+T = TypeVar("T")
+
+SUFFICIENT_DECREASE = 1e-12
+"""A trial step is accepted when its penalized deviance is at most the current one plus this
+fraction of its magnitude (rounding of a converged search must not count as an increase)."""
+
+
+def halving_step(
+    pdev: float,
+    decrement: float,
+    trial: Callable[[float], tuple[float, T]],
+    control: PirlsControl,
+) -> T | None:
+    """Step halving along a Newton direction d with decrement g' H^{-1} g (slope of the penalized
+    deviance -2 decrement at step 0): trial(step) evaluates the point u + step d and returns its
+    penalized deviance and what the caller keeps of it. The first trial that does not raise the
+    penalized deviance (SUFFICIENT_DECREASE) is returned; None when control.max_halvings trials
+    found none (the caller decides whether that counts as converged, control.stall_tol)."""
+    step = 1.0
+    for _ in range(control.max_halvings):
+        new_pdev, point = trial(step)
+        if new_pdev <= pdev + SUFFICIENT_DECREASE * abs(pdev):
+            return point
+        # Backtrack to the minimum of the quadratic through pdev(0), its slope -2 * decrement
+        # and pdev(step), kept within [0.1, 0.5] of the step: a far overshoot (saturated
+        # fitted probabilities) then shrinks in one go.
+        slope = -2.0 * decrement
+        curvature = new_pdev - pdev - slope * step
+        shrink = -slope * step / (2.0 * curvature) if curvature > 0 else 0.5
+        step *= min(max(shrink, 0.1), 0.5)
+    return None
+
+
+def largest_move(*changes: FloatArray) -> float:
+    """The largest |du| of a predicted change of the mode (the warm start's rule compares it with
+    PirlsControl.max_predicted_step)."""
+    return max((float(np.max(np.abs(c), initial=0.0)) for c in changes), default=0.0)
+
+
+def prediction_accepted(largest: float, control: PirlsControl) -> bool:
+    """Whether a first-order move of the last mode whose largest |du| is `largest` is used as the
+    start (far from the last point the linear prediction can overshoot badly, as at the
+    optimizer's trial steps: then the last mode itself is the start)."""
+    return largest <= control.max_predicted_step
+
+
+ModeChange = Callable[[Mode, FloatArray, FloatArray, FloatArray], tuple[FloatArray, FloatArray]]
+"""change(mode, theta, last_theta, d_beta): the first-order change (du1, du2) of the
+conditional mode at `mode` (found at last_theta) when theta moves to `theta` and beta by d_beta
+(the implicit function theorem on the mode equation; each objective solves it with its own
+factor; theta and last_theta are given, not their difference, because Lambda need not be
+linear in theta: model.data.ModelData.lambda_change)."""
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where an objective's next mode search starts (a value: the objective replaces it).
+
+    u1, u2: the last converged mode (zeros at first and after a failed search, which would
+    poison the next start); last: (theta, beta, Mode) of that mode while it is kept, so that
+    the same point again needs no search and the next start can be the mode moved to first
+    order to the new parameters (one solve with the last factor; it usually saves a Newton
+    step, and nearly all of them for the small steps of finite differences)."""
+
+    u1: FloatArray
+    u2: FloatArray
+    last: tuple[FloatArray, FloatArray, Mode] | None = None
+
+    @classmethod
+    def zeros(cls, n1: int, k1: int, q2: int) -> WarmStart:
+        """u = 0 (lme4's start of the first search)."""
+        return cls(np.zeros((n1, k1)), np.zeros(q2))
+
+    def reset(self) -> WarmStart:
+        """u = 0 and nothing kept."""
+        return WarmStart(np.zeros_like(self.u1), np.zeros_like(self.u2))
+
+    def released(self) -> WarmStart:
+        """The last mode's u without the rest of it (eta, mu, weights, factor: about 50 bytes per
+        row), as a Dask partition keeps it between evaluations; the next start is then the last
+        mode itself."""
+        return WarmStart(self.u1, self.u2)
+
+    def at(self, theta: FloatArray, beta: FloatArray) -> Mode | None:
+        """The kept mode when (theta, beta) is its point (the start's information, then its
+        gradient; the optimum, then its conditional modes), else None."""
+        if (
+            self.last is not None
+            and np.array_equal(theta, self.last[0])
+            and np.array_equal(beta, self.last[1])
+        ):
+            return self.last[2]
+        return None
+
+    def start(
+        self,
+        theta: FloatArray,
+        beta: FloatArray,
+        change: ModeChange | None,
+        control: PirlsControl,
+    ) -> tuple[FloatArray, FloatArray]:
+        """The start of a search at (theta, beta): the kept mode moved by change(...) unless
+        that moves some u by more than control.max_predicted_step; else (no mode kept, or no
+        change given) the last mode's u."""
+        if self.last is None or change is None:
+            return self.u1, self.u2
+        last_theta, last_beta, mode = self.last
+        du1, du2 = change(mode, theta, last_theta, beta - last_beta)
+        if not prediction_accepted(largest_move(du1, du2), control):
+            return self.u1, self.u2
+        return self.u1 + du1, self.u2 + du2
+
+    def after(
+        self, theta: FloatArray, beta: FloatArray, mode: Mode, keep_mode: bool = True
+    ) -> WarmStart:
+        """The warm start after a search at (theta, beta) that ended at `mode`: its u (and, with
+        keep_mode, the mode itself) when it converged, else u = 0."""
+        if not mode.converged:
+            return self.reset()
+        last = None
+        if keep_mode:
+            last = (np.array(theta, dtype=np.float64), np.array(beta, dtype=np.float64), mode)
+        return WarmStart(mode.u1, mode.u2, last)
+
+
 def find_mode(
     structure: Structure,
     data: ModelData,
@@ -120,24 +250,24 @@ def find_mode(
             converged = decrement < control.tol
             break
         iteration += 1
-        step = 1.0
-        for _ in range(control.max_halvings):
+
+        def trial(
+            step: float,
+            u1: FloatArray = u1,
+            u2: FloatArray = u2,
+            d1: FloatArray = d1,
+            d2: FloatArray = d2,
+        ) -> tuple[float, tuple[FloatArray, FloatArray, FloatArray, float, FloatArray]]:
             new_u1, new_u2 = u1 + step * d1, u2 + step * d2
             new_eta = eta_fixed + structure.times(a1, a2, new_u1, new_u2)
             new_pdev, new_mu = penalized_deviance(new_eta, data, new_u1, new_u2, scratch)
-            if new_pdev <= pdev + 1e-12 * abs(pdev):
-                break
-            # Backtrack to the minimum of the quadratic through pdev(0), its slope
-            # -2 * decrement and pdev(step), kept within [0.1, 0.5] of the step: a far
-            # overshoot (saturated fitted probabilities) then shrinks in one go.
-            slope = -2.0 * decrement
-            curvature = new_pdev - pdev - slope * step
-            shrink = -slope * step / (2.0 * curvature) if curvature > 0 else 0.5
-            step *= min(max(shrink, 0.1), 0.5)
-        else:
+            return new_pdev, (new_u1, new_u2, new_eta, new_pdev, new_mu)
+
+        accepted = halving_step(pdev, decrement, trial, control)
+        if accepted is None:
             converged = decrement < control.stall_tol
             break
-        u1, u2, eta, pdev, mu = new_u1, new_u2, new_eta, new_pdev, new_mu
+        u1, u2, eta, pdev, mu = accepted
     if w_newton is not w and np.any(w < 0.0):
         observed = observed_factor(structure, a1, a2, w, lambda1)
         if observed is None:

@@ -1,0 +1,222 @@
+"""The start of a Dask fit from sums over the partitions, and the checks that need the rows.
+
+What the in-memory fit learns from the rows before its optimizer runs, learned from partition
+sums: the aliased fixed-effect columns (design.aliased_columns on the stacked R factors of the
+partitions' X: R'R = X'X, the same column norms and unpivoted R diagonal), the internal centring
+and scaling (methods.scaling, from the columns' moments combined over the partitions), and the
+GLM start (numerics.optimize.glm_newton on partition sums of X'WX and X'r). After the optimizer,
+the separation check (on the rows gathered to the client when the screens fire) and the
+identifiability check (validation.check_identifiable, on stand-in rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import NDArray
+
+from glmm_binomial.diagnostics import FitWarning, SeparationWarning
+from glmm_binomial.distributed.partition import StartSums
+from glmm_binomial.distributed.runner import Partitions
+from glmm_binomial.methods.base import Method
+from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
+from glmm_binomial.methods.scaling import (
+    Scaling,
+    choose_scaling_from_moments,
+    combine_moments,
+)
+from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.model.design import DesignInfo, aliased_columns, rank_deficiency_warning
+from glmm_binomial.model.separation import large_coefficients, separation_report
+from glmm_binomial.numerics.optimize import OptimizerControl, glm_newton
+
+FloatArray = NDArray[np.float64]
+
+SEPARATION_GATHER_LIMIT = 50_000_000
+"""When the separation screen fires, the design is gathered to the client for the linear
+programs if it has at most this many values (rows x columns); beyond, a warning says so."""
+
+
+@dataclass
+class Start:
+    """What the first passes over the partitions found: the fixed-effect columns kept (aliased
+    ones dropped), the largest |x| of each kept column and |z| of each block's columns (on the
+    columns the fit is made on), whether every row is one Bernoulli trial, the internal scaling,
+    and the start of beta on the internal columns (the least-squares fit of the empirical logit
+    of the overall rate)."""
+
+    kept: list[int]
+    largest: FloatArray
+    z_spread: list[FloatArray]
+    bernoulli: bool
+    scaling: Scaling
+    beta: FloatArray
+
+
+def first_passes(partitions: Partitions, method: Method, n_columns: int) -> Start:
+    """Aliased columns dropped from every partition, the internal scaling chosen and applied to
+    every partition (a LikelihoodMethod's: scaling.choose_scaling's rules, with the method's
+    control and centring of random columns; other methods fit the user's columns), and the
+    start of beta."""
+    sums: list[StartSums] = partitions.read("start_sums")
+    r = np.vstack([part.r for part in sums])
+    dropped = set(aliased_columns(r))
+    kept = [j for j in range(n_columns) if j not in dropped]
+    if dropped:
+        partitions.replace("without_columns", kept=kept)
+    n_fixed = len(kept)
+    r = r[:, kept]
+    xo = sum((part.x_offset for part in sums), np.zeros(n_columns))[kept]
+    k = sum(part.successes for part in sums)
+    m = sum(part.trials for part in sums)
+    largest = np.max(np.vstack([part.largest for part in sums]), axis=0)[kept]
+    column_sums = sum((part.column_sums for part in sums), np.zeros(n_columns))[kept]
+    bernoulli = all(part.bernoulli for part in sums)
+    n_blocks = len(sums[0].z_spread)
+    z_spread = [
+        np.max(np.vstack([part.z_spread[t] for part in sums]), axis=0) for t in range(n_blocks)
+    ]
+    z_moments = [combine_moments([part.z_moments[t] for part in sums]) for t in range(n_blocks)]
+    if isinstance(method, LikelihoodMethod):
+        # The internal centring and scaling of the in-memory fit (scaling.choose_scaling), from
+        # the columns' moments combined over the partitions.
+        x_moments = combine_moments([part.x_moments for part in sums])
+        x_moments = dataclasses.replace(
+            x_moments, mean=x_moments.mean[kept], m2=x_moments.m2[kept], ones=x_moments.ones[kept]
+        )
+        scaling = choose_scaling_from_moments(
+            x_moments, z_moments, method.control, method.centres_random
+        )
+    else:
+        # VB's priors are stated in the user's units: its columns are never rescaled.
+        scaling = Scaling(np.eye(n_fixed), tuple(np.eye(len(z.mean)) for z in z_moments))
+    rate = (k + 0.5) / (m + 1.0)
+    # lstsq(X, logit(rate) - offset) by the normal equations with X'X = R'R.
+    xtx = r.T @ r
+    beta = np.zeros(n_fixed)
+    try:
+        target = column_sums * np.log(rate / (1.0 - rate)) - xo
+        beta = scipy.linalg.cho_solve(scipy.linalg.cho_factor(xtx), target)
+        # On the internal columns X C the same fit has coefficients C^{-1} beta.
+        beta = np.linalg.solve(scaling.fixed, beta)
+    except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+        beta = np.zeros(n_fixed)
+    if not scaling.is_identity:
+        partitions.replace("on_internal_columns", scaling=scaling)
+        # The separation screens look at the columns the fit is made on.
+        spreads = partitions.read("spreads")
+        largest = np.max(np.vstack([part[0] for part in spreads]), axis=0)
+        z_spread = [
+            np.max(np.vstack([part[1][t] for part in spreads]), axis=0) for t in range(n_blocks)
+        ]
+    return Start(kept, largest, z_spread, bernoulli, scaling, beta)
+
+
+def glm_start(
+    partitions: Partitions, beta: FloatArray, control: OptimizerControl
+) -> tuple[FloatArray, FloatArray]:
+    """numerics.optimize.glm_newton from beta on the partitions' sums of X'WX and X'r (one
+    round trip per Newton step): beta of the fixed-effects-only GLM and the upper Cholesky
+    factor of its information."""
+    n_fixed = len(beta)
+
+    def information_and_score(b: FloatArray) -> tuple[FloatArray, FloatArray]:
+        info = np.zeros((n_fixed, n_fixed))
+        score = np.zeros(n_fixed)
+        for part_info, part_score in partitions.read("glm_information_and_score", beta=b):
+            info += part_info
+            score += part_score
+        return info, score
+
+    return glm_newton(beta, information_and_score, control)
+
+
+def identifiability_stand_in(
+    start: Start, blocks: Sequence[RandomBlock], n_complete: int
+) -> ModelData | None:
+    """Rows on which a method's check (validation.check_identifiable, lme4's
+    check.nobs.vs.nlev) sees what it would see on the data, when it can fail (every row one
+    Bernoulli trial and no more rows than the random effects of some block): every level used,
+    as every level of a Dask fit is. None when the check cannot fail."""
+    if not start.bernoulli or all(n_complete > b.n_levels * b.k for b in blocks):
+        return None
+    n = n_complete
+    return ModelData(
+        np.zeros(n),
+        np.ones(n),
+        np.zeros((n, 0)),
+        np.zeros(n),
+        (),
+        tuple(
+            dataclasses.replace(
+                b, codes=np.arange(n, dtype=np.intp) % b.n_levels, z=np.zeros((n, b.k))
+            )
+            for b in blocks
+        ),
+        log_binomial_constant=0.0,
+    )
+
+
+def separation_check(
+    partitions: Partitions,
+    surrogate: ModelData,
+    start: Start,
+    theta: FloatArray,
+    beta: FloatArray,
+    n_complete: int,
+    limit: float,
+) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
+    """separation.separation_report on the rows gathered to the client, run only when its
+    screens (|beta| x max |x|, SD x max |z|) fire and the rows are few enough to gather;
+    beyond, a warning that the exact check was not run."""
+    large = large_coefficients(start.largest[None, :], beta, limit)
+    runaway = False
+    for lam, spread in zip(surrogate.lambdas(theta), start.z_spread, strict=True):
+        sd = np.sqrt(np.sum(lam * lam, axis=1))
+        runaway = runaway or bool(np.any(sd * spread > limit))
+    if not large and not runaway:
+        return (), ()
+    width = surrogate.n_fixed + sum(b.k for b in surrogate.blocks)
+    if n_complete * width > SEPARATION_GATHER_LIMIT:
+        message = (
+            f"possible separation: some estimate moves the log-odds by more than {limit:g} "
+            "across its column; the data are too large to gather for the exact check (fit in "
+            "memory to run it)"
+        )
+        return (FitWarning(message, SeparationWarning),), large
+    arrays = partitions.read("design_arrays")
+    blocks = tuple(
+        dataclasses.replace(
+            block,
+            codes=np.concatenate([a[3][t][0] for a in arrays]),
+            z=np.vstack([a[3][t][1] for a in arrays]),
+        )
+        for t, block in enumerate(surrogate.blocks)
+    )
+    rows = ModelData(
+        np.concatenate([a[1] for a in arrays]),
+        np.concatenate([a[2] for a in arrays]),
+        np.vstack([a[0] for a in arrays]),
+        np.zeros(n_complete),
+        surrogate.fixed_names,
+        blocks,
+        log_binomial_constant=0.0,
+    )
+    return separation_report(rows, beta, theta, limit)
+
+
+def result_design(
+    design: DesignInfo, fixed_names: Sequence[str], all_names: Sequence[str], start: Start
+) -> DesignInfo:
+    """The fit's DesignInfo: the learned one with the kept and dropped fixed-effect columns."""
+    dropped = [name for name in all_names if name not in fixed_names]
+    return dataclasses.replace(
+        design,
+        kept_columns=tuple(start.kept),
+        dropped_columns=tuple(dropped),
+        warnings=(rank_deficiency_warning(dropped),) if dropped else (),
+    )
