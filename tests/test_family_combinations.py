@@ -203,3 +203,16 @@ def test_simulated_residuals_posterior_draw_with_a_link():
     residuals = simulate_residuals(result, n_sim=50, seed=2)
     assert residuals.acceptance_rate is not None and residuals.acceptance_rate > 0.9
     assert np.all((residuals.residuals >= 0.0) & (residuals.residuals <= 1.0))
+
+
+def test_spreadsheet_shifted_arguments_carry_the_link_and_the_prior():
+    y = [[0], [1], [1], [0], [1], [1], [0], [0], [1], [1], [0], [1]]
+    x = [[1], [2], [1.5], [2.5], [3], [1.2], [0.5], [2.2], [1.1], [2.9], [0.7], [1.9]]
+    groups = [[1], [1], [1], [2], [2], [2], [3], [3], [3], [4], [4], [4]]
+    # TRUE in x_random's place is fit_intercept; every later argument moves one place left.
+    shifted = g.glmm_binomial(y, x, groups, True, 0.1, "laplace", "probit", "blme")
+    direct = g.glmm_binomial(y, x, groups, None, True, 0.1, "laplace", "probit", "blme")
+    assert not isinstance(shifted, str)
+    assert shifted == direct
+    rows = {row[0]: row[1] for row in shifted if row[0]}
+    assert rows["link"] == "probit" and "prior_deviance" in rows

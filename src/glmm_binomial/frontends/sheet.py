@@ -658,16 +658,21 @@ def _check_link(value: Any, method: str) -> str:
 
 
 def _shift_arguments(
-    x_random: Any, fit_intercept: Any, alpha: Any, method: Any, link: Any = None
+    x_random: Any,
+    fit_intercept: Any,
+    alpha: Any,
+    method: Any,
+    link: Any = None,
+    prior: Any = None,
 ) -> tuple[Any, ...]:
     """A boolean in the x_random position is fit_intercept (spreadsheet users skip x_random
     that way); later arguments shift left where their types say so. A blank x_random (None,
     "" or one empty cell) is an omitted one."""
     if _omitted(x_random):
-        return None, fit_intercept, alpha, method, link
+        return None, fit_intercept, alpha, method, link, prior
     flag = _scalar(x_random)
     if not _is_bool(flag):
-        return x_random, fit_intercept, alpha, method, link
+        return x_random, fit_intercept, alpha, method, link, prior
     given = _scalar(fit_intercept)
     if _is_bool(given):
         # fit_intercept's default is TRUE, so TRUE there cannot be told from an omission; FALSE
@@ -676,16 +681,17 @@ def _shift_arguments(
             raise _invalid(
                 "x_random is TRUE, read as fit_intercept, but fit_intercept is also given as FALSE."
             )
-        return None, bool(flag), alpha, method, link
+        return None, bool(flag), alpha, method, link, prior
     if _is_blank(given):
-        return None, bool(flag), alpha, method, link
-    # fit_intercept's position holds alpha, alpha's (if text) holds method, and then method's
-    # (if text naming a link) holds link.
+        return None, bool(flag), alpha, method, link, prior
+    # fit_intercept's position holds alpha, alpha's (if text) holds method, then method's (if
+    # text naming a link) holds link, and link's (when the prior is omitted) holds prior.
     if isinstance(_scalar(alpha), str):
         moved = _scalar(method)
-        names_link = isinstance(moved, str) and moved.strip().lower() in LINKS
-        return None, bool(flag), fit_intercept, alpha, moved if names_link else link
-    return None, bool(flag), fit_intercept, method, link
+        if isinstance(moved, str) and moved.strip().lower() in LINKS:
+            return None, bool(flag), fit_intercept, alpha, moved, link if _omitted(prior) else prior
+        return None, bool(flag), fit_intercept, alpha, link, prior
+    return None, bool(flag), fit_intercept, method, link, prior
 
 
 def _check_prior(value: Any, method: str, n_fixed: int) -> tuple[Priors, bool]:
@@ -723,8 +729,8 @@ def _validate(
     prior: Any = None,
 ) -> _Request:
     """Check the arguments in a fixed order; the first problem found is reported."""
-    x_random, fit_intercept, alpha, method, link = _shift_arguments(
-        x_random, fit_intercept, alpha, method, link
+    x_random, fit_intercept, alpha, method, link, prior = _shift_arguments(
+        x_random, fit_intercept, alpha, method, link, prior
     )
     ranges = [_as_range("y", y), _as_range("x", x), _as_range("groups", groups)]
     if x_random is not None:
