@@ -584,9 +584,14 @@ def test_prior_argument_messages_and_bayesian_methods():
     )
     assert glmm_binomial(*args, "wishart").startswith("Invalid input: prior: cannot read")
     assert glmm_binomial(*args, 3).startswith("Invalid input: prior must be text")
-    assert glmm_binomial(*EXAMPLES[2][:3], None, None, None, "laplace", "probit").startswith(
-        'Invalid input: link must be "logit"'
+    assert glmm_binomial(*EXAMPLES[2][:3], None, None, None, "laplace", "identity").startswith(
+        'Invalid input: link must be one of "logit", "probit", "cloglog", "cauchit"'
     )
+    # The link and the prior together: a penalized probit fit.
+    probit = glmm_binomial(*EXAMPLES[2][:3], None, None, None, "laplace", "probit", "blme")
+    assert not isinstance(probit, str)
+    rows = {row[0]: row[1] for row in probit if row[0]}
+    assert rows["link"] == "probit" and "prior_deviance" in rows
     if "vb" in AVAILABLE:
         vb = glmm_binomial(*EXAMPLES[2][:3], None, None, None, "vb", None, "blme")
         assert any(row[0] == "note" and "ignored" in str(row[1]) for row in vb)

@@ -96,7 +96,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _fit_parser(prog: str) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
-        description="Fit a binomial GLMM (logit link) written in lme4's formula syntax.",
+        description="Fit a binomial GLMM written in lme4's formula syntax.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -121,6 +121,15 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--sheet", help="worksheet of an .xlsx file (name or 0-based index)")
     parser.add_argument("--method", choices=METHODS, default="laplace")
     parser.add_argument("--n-agq", type=int, default=1, help="quadrature points (method agq)")
+    parser.add_argument(
+        "--family",
+        default="binomial",
+        help="binomial (default) or betabinomial (its dispersion phi estimated), also as R "
+        "writes it: \"binomial(link = 'probit')\"",
+    )
+    parser.add_argument(
+        "--link", help="logit (default), probit, cloglog, cauchit or log (laplace and agq)"
+    )
     parser.add_argument("--weights", help="column holding prior weights / trials")
     parser.add_argument("--offset", help="column holding an offset")
     parser.add_argument(
@@ -185,7 +194,8 @@ def _sheet_parser(prog: str) -> argparse.ArgumentParser:
 def _top_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="glmm-binomial",
-        description="Binomial GLMMs (logit link) with lme4 formula syntax.\n\n"
+        description="Binomial GLMMs (logit, probit, cloglog, cauchit or log link; "
+        "beta-binomial) with lme4 formula syntax.\n\n"
         "  glmm-binomial fit DATA FORMULA [options]   fit a formula to a data file\n"
         "  glmm-binomial sheet BOOK.xlsx [-o OUT]     evaluate GLMM_BINOMIAL in a workbook\n"
         "  glmm-binomial sheet '=GLMM_BINOMIAL(...)'   evaluate one formula\n"
@@ -368,6 +378,7 @@ def _fit_command(args: argparse.Namespace) -> int:
         inputs.append(("--predict file", args.predict))
     check_outputs(_outputs(args), inputs)
     priors = _priors(args.prior)
+    family = _family(args.family, args.link)
     frame, name, info = _load(args, data)
     # The new data are read before the fit, so that an unreadable file costs no fit; their
     # separator, decimal mark and encoding are detected on their own (the options name DATA's).
@@ -381,6 +392,7 @@ def _fit_command(args: argparse.Namespace) -> int:
             formula,
             frame,
             method=args.method,
+            family=family,
             n_agq=args.n_agq,
             weights=args.weights,
             offset=args.offset,
@@ -442,6 +454,16 @@ def _fit_command(args: argparse.Namespace) -> int:
         print(f"glmm-binomial: error: {failure}{kept}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK if result.converged else EXIT_NOT_CONVERGED
+
+
+def _family(family: str, link: str | None) -> Any:
+    """--family and --link as a Family object (UsageError naming the option when unknown)."""
+    from glmm_binomial.family import make_family
+
+    try:
+        return make_family(family, link)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _priors(given: list[str] | None) -> Any:

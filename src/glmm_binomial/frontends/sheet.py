@@ -27,10 +27,13 @@ Input conventions (decided here, documented for users), accepting what spreadshe
   rejected.
 - fit_intercept, alpha and method accept a scalar or a 1 x 1 range; None, "" or an empty cell
   (an omitted argument) means the default, also for x_random. fit_intercept accepts TRUE/FALSE
-  and 1/0. method is case-insensitive.
+  and 1/0. method and link are case-insensitive. link is "logit" (default), "probit", "cloglog"
+  or "cauchit" for "laplace" and "agq"; the variational method fits the logit link only (another
+  link gets a message); the table's odds_ratio column is blank for links other than the logit.
 - A boolean in the x_random position is fit_intercept (example 3 of the contract); the later
   arguments then shift left where their types show it: a non-boolean in the fit_intercept
-  position is alpha, and text in the alpha position is method.
+  position is alpha, text in the alpha position is method, and then the name of a link in the
+  method position is link.
 - Whole ranges are converted with numpy; cells are looked at one by one only to word an error.
 
 prior (methods "laplace" and "agq"): "none" (the default), "blme" (bglmer's default, a Wishart
@@ -38,8 +41,8 @@ prior on each variance component, which keeps them off zero), or the API's prior
 "fixef = t(df = 7, scale = 6.25); cov = wishart" (glmm_binomial.model.priors). The fit is then
 the posterior mode (a penalized fit) and rows after ``bic`` say so: the priors, the prior
 deviance and the penalized objective. The Bayesian methods ignore it (their priors are fixed)
-and a note row says so. link: "logit" only in this version (the contract's other links come
-with the families of the package).
+and a note row says so. A prior combines with every link (the penalty is added to the
+Laplace or AGQ deviance whatever the link).
 
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
 y = 1 and <= 0 where y = 0, not all zero; found by linear programming, over every row only when
@@ -64,6 +67,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.family import make_family
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.options import fit_options
 from glmm_binomial.methods.registry import method_class, method_names
@@ -141,6 +145,10 @@ PENALIZED_NOTE = (
     "the model at these estimates"
 )
 
+#: The links of the contract (odds_ratio is shown for the logit only).
+LINKS = ("logit", "probit", "cloglog", "cauchit")
+DEFAULT_LINK = "logit"
+
 MSG_Y_BINARY = "Invalid input: y must contain only 0 or 1 values."
 MSG_ALPHA = "Invalid input: alpha must be between 0 and 1."
 MSG_ROWS = "Invalid input: y, x, and groups must have the same number of rows."
@@ -170,6 +178,7 @@ class _Request:
     fit_intercept: bool
     alpha: float
     method: str
+    link: str = DEFAULT_LINK
     priors: Priors = NO_PRIORS
     prior_ignored: bool = False
 
@@ -185,17 +194,18 @@ def glmm_binomial(
     link: Any = None,
     prior: Any = None,
 ) -> Table | str:
-    """Binomial GLMM (logit link) for spreadsheet ranges: the 9-column result table or a message.
+    """Binomial GLMM for spreadsheet ranges: the 9-column result table or a message.
 
     y: n x 1 range of 0/1; x: n x p predictors; groups: n x 1 labels; x_random: n x k
     random-slope predictors (a random intercept is always included; all components are
     independent); fit_intercept: add a fixed intercept; alpha: intervals at level 1 - alpha;
     method: "vb" (structured variational Bayes, posterior means and SDs), "laplace" or "agq"
     (maximum likelihood), "vb_meanfield" (mean-field variational Bayes, statsmodels' fit_vb;
-    its SDs understate uncertainty). Coefficients are on the log-odds scale; variances and SDs
-    are of the random effects on the log-odds scale. link: "logit"; prior: for "laplace"
-    and "agq", "none", "blme" or the API's prior text (a penalized, posterior-mode fit).
-    Never raises.
+    its SDs understate uncertainty); link: "logit" (default), "probit", "cloglog" or
+    "cauchit" ("laplace" and "agq"; the variational methods fit the logit only). Coefficients
+    are on the link's scale (log-odds for the logit); variances and SDs are of the random
+    effects on that scale. prior: for "laplace" and "agq", "none", "blme" or the API's prior
+    text (a penalized, posterior-mode fit). Never raises.
     """
     try:
         request = _validate(y, x, groups, x_random, fit_intercept, alpha, method, link, prior)
@@ -636,15 +646,40 @@ def _check_method(value: Any) -> str:
     return method
 
 
-def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any) -> tuple[Any, ...]:
+def _check_link(value: Any, method: str) -> str:
+    value = _scalar(value)
+    if _is_blank(value):
+        value = DEFAULT_LINK
+    choices = ", ".join(f'"{name}"' for name in LINKS)
+    if not isinstance(value, str):
+        raise _invalid(f"link must be text, one of {choices}; got {_show(value)}.")
+    link = value.strip().lower()
+    if link not in LINKS:
+        raise _invalid(f"link must be one of {choices}; got {_show(value)}.")
+    if not method_class(method).supports(make_family("binomial", link)):
+        raise _invalid(
+            f'link "{link}" is fitted by methods "laplace" and "agq"; method "{method}" fits '
+            "the logit link only."
+        )
+    return link
+
+
+def _shift_arguments(
+    x_random: Any,
+    fit_intercept: Any,
+    alpha: Any,
+    method: Any,
+    link: Any = None,
+    prior: Any = None,
+) -> tuple[Any, ...]:
     """A boolean in the x_random position is fit_intercept (spreadsheet users skip x_random
     that way); later arguments shift left where their types say so. A blank x_random (None,
     "" or one empty cell) is an omitted one."""
     if _omitted(x_random):
-        return None, fit_intercept, alpha, method
+        return None, fit_intercept, alpha, method, link, prior
     flag = _scalar(x_random)
     if not _is_bool(flag):
-        return x_random, fit_intercept, alpha, method
+        return x_random, fit_intercept, alpha, method, link, prior
     given = _scalar(fit_intercept)
     if _is_bool(given):
         # fit_intercept's default is TRUE, so TRUE there cannot be told from an omission; FALSE
@@ -653,20 +688,17 @@ def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any)
             raise _invalid(
                 "x_random is TRUE, read as fit_intercept, but fit_intercept is also given as FALSE."
             )
-        return None, bool(flag), alpha, method
+        return None, bool(flag), alpha, method, link, prior
     if _is_blank(given):
-        return None, bool(flag), alpha, method
-    # fit_intercept's position holds alpha, and alpha's (if text) holds method.
-    shifted_method = alpha if isinstance(_scalar(alpha), str) else method
-    return None, bool(flag), fit_intercept, shifted_method
-
-
-def _check_link(value: Any) -> None:
-    value = _scalar(value)
-    if _is_blank(value):
-        return
-    if not isinstance(value, str) or value.strip().lower() != "logit":
-        raise _invalid(f'link must be "logit" in this version; got {_show(value)}.')
+        return None, bool(flag), alpha, method, link, prior
+    # fit_intercept's position holds alpha, alpha's (if text) holds method, then method's (if
+    # text naming a link) holds link, and link's (when the prior is omitted) holds prior.
+    if isinstance(_scalar(alpha), str):
+        moved = _scalar(method)
+        if isinstance(moved, str) and moved.strip().lower() in LINKS:
+            return None, bool(flag), fit_intercept, alpha, moved, link if _omitted(prior) else prior
+        return None, bool(flag), fit_intercept, alpha, link, prior
+    return None, bool(flag), fit_intercept, method, link, prior
 
 
 def _check_prior(value: Any, method: str, n_fixed: int) -> tuple[Priors, bool]:
@@ -704,8 +736,8 @@ def _validate(
     prior: Any = None,
 ) -> _Request:
     """Check the arguments in a fixed order; the first problem found is reported."""
-    x_random, fit_intercept, alpha, method = _shift_arguments(
-        x_random, fit_intercept, alpha, method
+    x_random, fit_intercept, alpha, method, link, prior = _shift_arguments(
+        x_random, fit_intercept, alpha, method, link, prior
     )
     ranges = [_as_range("y", y), _as_range("x", x), _as_range("groups", groups)]
     if x_random is not None:
@@ -737,6 +769,7 @@ def _validate(
                 f"it has {_n_rows(random_rows)}."
             )
         random_values = _numeric("x_random", random_rows)
+    checked_method = _check_method(method)
     request = _Request(
         y=y_values,
         x=x_values,
@@ -745,9 +778,9 @@ def _validate(
         x_random=random_values,
         fit_intercept=_check_fit_intercept(fit_intercept),
         alpha=_check_alpha(alpha),
-        method=_check_method(method),
+        method=checked_method,
+        link=_check_link(link, checked_method),
     )
-    _check_link(link)
     priors, ignored = _check_prior(prior, request.method, len(_fixed_names(request)))
     request = replace(request, priors=priors, prior_ignored=ignored)
     _check_rank(_fixed_design(request), _fixed_names(request))
@@ -840,7 +873,10 @@ def _fit(data: ModelData, request: _Request) -> FitOutput:
 
     n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
     priors = None if request.priors.empty else request.priors
-    return fit_estimates(data, fit_options(request.method, n_agq=n_agq, priors=priors))
+    options = fit_options(request.method, n_agq=n_agq, priors=priors)
+    if request.link != DEFAULT_LINK:
+        data = replace(data, family=make_family("binomial", request.link))
+    return fit_estimates(data, options)
 
 
 def _separation(data: ModelData) -> Separation:
@@ -930,7 +966,10 @@ def _fixed_separation(data: ModelData, request: _Request, result: FitOutput) -> 
 def _render(request: _Request, data: ModelData, result: FitOutput, separation: Separation) -> Table:
     names = data.fixed_names
     table: Table = [list(FIXED_HEADER)]
-    fixed = wald_statistics(result.beta, result.vcov_beta, 0.95)
+    # The odds_ratio column is blank for links other than the logit.
+    fixed = wald_statistics(
+        result.beta, result.vcov_beta, 0.95, odds_ratios=request.link == DEFAULT_LINK
+    )
     fixed["ci_lower"], fixed["ci_upper"] = _interval(
         fixed["estimate"], fixed["std_error"], request.alpha
     )
@@ -966,6 +1005,9 @@ def _render(request: _Request, data: ModelData, result: FitOutput, separation: S
     table.append(_row("n_obs", int(data.n_obs)))
     table.append(_row("n_groups", len(request.levels)))
     table.append(_row("method", request.method))
+    fitted = make_family("binomial", request.link)  # the family _fit gave the model
+    table.append(_row("family", fitted.name))
+    table.append(_row("link", fitted.link))
     if request.method in NOTES:
         table.append(_row("note", NOTES[request.method]))
     if request.method == "agq":
@@ -1015,7 +1057,8 @@ def _render(request: _Request, data: ModelData, result: FitOutput, separation: S
                 table.append(
                     _row(
                         "warning",
-                        f"the random-effect SD of {term} is {float(std_dev):.4g} on the log-odds "
+                        f"the random-effect SD of {term} is {float(std_dev):.4g} on the "
+                        f"{'log-odds' if request.link == DEFAULT_LINK else request.link} "
                         "scale: the groups (nearly) separate y (groups with only 0s or only 1s), "
                         "and maximum likelihood may have no finite estimate; treat these numbers "
                         'with caution (method "vb" keeps the SDs finite)',

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.family import Family
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.validation import check_identifiable, term_texts
@@ -58,10 +59,25 @@ class Method(ABC):
     def tolerances(self) -> Mapping[str, float | str]:
         """Every setting of the method, as OptSummary.tolerances records them."""
 
+    @classmethod
+    def supports(cls, family: Family) -> bool:
+        """Whether the method fits this family and link (by default the binomial logit only:
+        a method built on the logit refuses the others unless it says otherwise)."""
+        return family.name == "binomial" and family.link == "logit"
+
     def check(self, model: ModelData, design: Any = None) -> None:
         """Raise ValueError for a model this method cannot estimate on these data; `design`
         (a DesignInfo), when the model came from a formula, lets messages quote the user's
-        terms. Every method refuses random-effect parameters the data cannot identify."""
+        terms. Every method refuses a family or link it does not fit, rows the family cannot
+        be fitted to, and random-effect parameters the data cannot identify."""
+        family = model.family
+        if not self.supports(family):
+            raise ValueError(
+                f"method {self.name!r} fits the binomial family with the logit link only, not "
+                f"family {family.name!r} with link {family.link!r}; use method='laplace' or "
+                "'agq'"
+            )
+        family.check_data(model.successes, model.trials)
         check_identifiable(model, term_texts(model, design))
 
     @abstractmethod

@@ -746,17 +746,22 @@ class MeanFieldVB(Method):
     def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
         if start is not None:
             raise ValueError(f"method {self.name!r} starts from its own deterministic start")
-        detailed = fit_vb_detailed(model, self.prior_fe_sd, self.prior_log_sd_sd, self.control)
-        output = detailed.output
-        q = detailed.objective.unpack(detailed.packed)
+        output = fit_vb(model, self.prior_fe_sd, self.prior_log_sd_sd, self.control)
         found: list[FitWarning] = []
-        if in_prior_tail(q.beta_mean, self.prior_fe_sd, self.control.separation_prior_sds):
+        finite = np.all(np.isfinite(output.beta)) and np.all(np.isfinite(output.theta))
+        if finite and in_prior_tail(
+            output.beta, self.prior_fe_sd, self.control.separation_prior_sds
+        ):
             fixed = fixed_effect_separation(model, self.prior_fe_sd)
             if fixed is not None:
                 found.append(fixed)
-        if not found:
+        if finite and not found and output.theta_cov is not None:
+            # theta = exp(posterior mean log SD); theta_cov: the log SDs' posterior variances
             loose = loose_log_sds(
-                q.log_sd_mean, q.log_sd_sd, self.prior_log_sd_sd, self.control.separation_prior_sds
+                np.log(output.theta),
+                np.sqrt(np.diag(output.theta_cov)),
+                self.prior_log_sd_sd,
+                self.control.separation_prior_sds,
             )
             grouped = group_separation(model, loose)
             if grouped is not None:

@@ -25,6 +25,7 @@ from formulaic import Formula
 from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import FitWarning, NonIntegerCountsWarning, RankDeficiencyWarning
+from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.model.covariance import make_structure
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
 from glmm_binomial.model.formula import (
@@ -467,14 +468,19 @@ def build_model(
     data: Any,
     weights: Any = None,
     offset: Any = None,
+    family: Family = BINOMIAL_LOGIT,
 ) -> tuple[ModelData, DesignInfo]:
-    """ModelData and DesignInfo for `formula` on `data` (rows with missing values dropped).
+    """ModelData and DesignInfo for `formula` on `data` (rows with missing values dropped),
+    the model of the given family (glmm_binomial.family.make_family; the binomial logit by
+    default).
 
     Columns are read by frame.py's reader policy (numbers whatever their dtype, logical terms as
     FALSE/TRUE factors), unused categories are dropped (R's droplevels), non-integer counts
     warn as in R (NonIntegerCountsWarning), and aliased fixed-effect columns are dropped with a
     RankDeficiencyWarning (recorded in DesignInfo.warnings and DesignInfo.dropped_columns), as
     lme4 does."""
+    if not isinstance(family, Family):
+        raise ValueError("family must be a Family object (glmm_binomial.family.make_family)")
     if not isinstance(formula, str):
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
     parsed = parse_formula(formula)
@@ -523,6 +529,12 @@ def build_model(
     if not np.all(np.isfinite(o)):
         raise ValueError("offset must be finite")
 
+    if family.n_parameters and w is not None and parsed.response.kind == "cbind":
+        # Prior weights multiply the binomial's counts, which a beta-binomial row is not.
+        raise ValueError(
+            f"weights with a cbind() response are not available for family {family.name!r}: "
+            "give the counts themselves (weights= is the trials of a proportion response)"
+        )
     factor_levels = response_levels(parsed, sub)
     successes, trials = response_counts(parsed, sub, w, factor_levels)
     fit_warnings: list[FitWarning] = []
@@ -584,6 +596,7 @@ def build_model(
         offset=o,
         fixed_names=tuple(fixed_names),
         blocks=tuple(blocks),
+        family=family,
     )
     info = DesignInfo(
         formula=parsed,

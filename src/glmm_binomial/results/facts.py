@@ -26,17 +26,18 @@ FloatArray = NDArray[np.float64]
 
 
 def wald_statistics(
-    estimate: FloatArray, vcov: FloatArray, conf_level: float
+    estimate: FloatArray, vcov: FloatArray, conf_level: float, odds_ratios: bool = True
 ) -> dict[str, FloatArray]:
     """Columns estimate, std_error, z, p (two-sided, normal), ci_lower, ci_upper (Wald, at
-    conf_level) and odds_ratio of the fixed effects; NaN where there is no standard error."""
+    conf_level) and odds_ratio of the fixed effects; NaN where there is no standard error, and
+    odds ratios NaN unless odds_ratios (exp(beta) is one under the logit link only)."""
     se = np.sqrt(np.diag(vcov))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = estimate / se
     p = 2.0 * ndtr(-np.abs(z))
     q = ndtri(0.5 + conf_level / 2.0)
     with np.errstate(over="ignore"):  # a diverging (separated) estimate: odds ratio inf
-        odds_ratio = np.exp(estimate)
+        odds_ratio = np.exp(estimate) if odds_ratios else np.full(len(estimate), np.nan)
     return {
         "estimate": estimate,
         "std_error": se,
