@@ -4,6 +4,7 @@ the nominal level and a normal-theory power, determinism across processes, argum
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -212,3 +213,41 @@ def test_what_cannot_be_simulated_or_refitted_is_refused_before_simulating():
         fractional = g.fit("p ~ period + (1 | herd)", shares, weights="w")
     with pytest.raises(ValueError, match="whole numbers"):
         g.power_sim(fractional, nsim=2)
+
+
+def test_other_families_and_links_are_simulated_and_refitted_as_fitted(cbpp_fit):
+    cbpp = g.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    for arguments in ({"link": "probit"}, {"family": "betabinomial"}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", g.BoundaryWarning)  # the beta-binomial's herd SD
+            fit = g.fit(formula, cbpp, **arguments)
+        model = g.power_model(fit)
+        assert model.model.family == fit.model.family
+        np.testing.assert_array_equal(model.theta, fit.theta)  # the beta-binomial's phi too
+        result = g.power_sim(fit, test="period", nsim=4, seed=1)
+        assert result.nsim == 4 and result.n_valid >= 2
+    probit = g.make_model(
+        FORMULA_CBPP, cbpp, fixef=[-0.8, -0.5, -0.6, -0.9], varcorr={"herd": 0.3}, link="probit"
+    )
+    assert probit.model.family.link == "probit"
+    with pytest.raises(ValueError, match="theta="):
+        g.make_model(
+            FORMULA_CBPP,
+            cbpp,
+            fixef=[-1.4, -1, -1, -1.5],
+            varcorr={"herd": 0.6},
+            family="betabinomial",
+        )
+    with pytest.raises(ValueError, match="maximum-likelihood method"):
+        g.make_model(
+            FORMULA_CBPP,
+            cbpp,
+            fixef=[-1.4, -1, -1, -1.5],
+            varcorr={"herd": 0.6},
+            link="probit",
+            method="vb",
+        )
+
+
+FORMULA_CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.family import make_family
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.registry import make_method
 from glmm_binomial.model.covariance import Unstructured
@@ -175,6 +176,8 @@ def make_model(
     theta: Sequence[float] | None = None,
     weights: Any = None,
     offset: Any = None,
+    family: Any = None,
+    link: str | None = None,
     method: str | Method = "laplace",
 ) -> PowerModel:
     """A model to simulate from, given its design and parameters instead of a fit (simr's
@@ -186,10 +189,13 @@ def make_model(
     sequence in design-column order. varcorr: per grouping factor, the SD of a one-column
     term or the covariance matrix of a term with several columns (a sequence of SDs: no
     correlation), e.g. {"district": 0.5}; or theta= (lme4's relative covariance factors) for
-    any term, structured ones included. method: how each simulated response is refitted
-    ("laplace" or "agq", or a method object)."""
+    any term, structured ones included (then the family's parameters follow, e.g. the
+    beta-binomial's, as a fit's result.theta holds them). family, link: as fit() takes them.
+    method: how each simulated response is refitted ("laplace" or "agq", or a method
+    object)."""
     frame = _with_response(formula, data)
-    model, design = build_model(formula, frame, weights=weights, offset=offset)
+    chosen = make_family(family, link)
+    model, design = build_model(formula, frame, weights=weights, offset=offset, family=chosen)
     fitter = make_method(method)
     if fitter.posterior:
         raise ValueError(
@@ -259,6 +265,12 @@ def _theta_from_varcorr(model: ModelData, varcorr: Mapping[str, Any]) -> FloatAr
         raise ValueError(
             f"varcorr names {', '.join(map(repr, unknown))}, not a grouping factor of the "
             f"model ({', '.join(map(repr, groups))})"
+        )
+    if model.family.n_parameters:
+        raise ValueError(
+            f"family {model.family.name!r} has parameters of its own: give theta= (the "
+            "covariance parameters, then the family's, as a fit's result.theta) instead of "
+            "varcorr="
         )
     theta = np.zeros(model.n_theta)
     for block, where in zip(model.blocks, model.theta_slices(), strict=True):
