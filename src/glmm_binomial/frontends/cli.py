@@ -121,6 +121,15 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--sheet", help="worksheet of an .xlsx file (name or 0-based index)")
     parser.add_argument("--method", choices=METHODS, default="laplace")
     parser.add_argument("--n-agq", type=int, default=1, help="quadrature points (method agq)")
+    parser.add_argument("--draws", type=int, help="kept draws per chain (method mcmc; 1000)")
+    parser.add_argument("--warmup", type=int, help="warm-up sweeps per chain (method mcmc; 1000)")
+    parser.add_argument("--chains", type=int, help="independent chains (method mcmc; 4)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the draws (method mcmc; default: a fixed seed, so that the same command "
+        "gives the same draws)",
+    )
     parser.add_argument("--weights", help="column holding prior weights / trials")
     parser.add_argument("--offset", help="column holding an offset")
     parser.add_argument(
@@ -339,6 +348,30 @@ def _clean(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--draws, --warmup, --chains and --seed as fit()'s keywords (method mcmc only; its seed
+    defaults to the spreadsheet's fixed one, so that a command repeated gives the same
+    draws)."""
+    given = {
+        key: value
+        for key, value in (
+            ("draws", args.draws),
+            ("warmup", args.warmup),
+            ("chains", args.chains),
+            ("seed", args.seed),
+        )
+        if value is not None
+    }
+    if args.method != "mcmc":
+        if given:
+            options = ", ".join(f"--{key}" for key in given)
+            raise UsageError(f"{options} apply to --method mcmc only")
+        return {}
+    from glmm_binomial.frontends.sheet import MCMC_SETTINGS
+
+    return {"seed": int(MCMC_SETTINGS["seed"]), **given}
+
+
 def _fit_command(args: argparse.Namespace) -> int:
     from glmm_binomial.frontends import output
 
@@ -361,6 +394,7 @@ def _fit_command(args: argparse.Namespace) -> int:
         inputs.append(("--predict file", args.predict))
     check_outputs(_outputs(args), inputs)
     priors = _priors(args.prior)
+    sampler = _sampler_options(args)
     frame, name, info = _load(args, data)
     # The new data are read before the fit, so that an unreadable file costs no fit; their
     # separator, decimal mark and encoding are detected on their own (the options name DATA's).
@@ -379,6 +413,7 @@ def _fit_command(args: argparse.Namespace) -> int:
             offset=args.offset,
             conf_level=args.conf_level,
             priors=priors,
+            **sampler,
         )
     document = output.report(result, name)
     if info is not None:

@@ -181,8 +181,8 @@ def equal_tailed_interval(draws: FloatArray, tail: float) -> tuple[float, float]
     one draw is expected beyond either end (tail x number of draws < 1): the extreme draws are
     then no estimate of those quantiles."""
     values = np.asarray(draws, dtype=np.float64).ravel()
-    if not 0.0 < tail < 0.5:
-        raise ValueError(f"tail must be strictly between 0 and 0.5, got {tail!r}")
+    if not 0.0 <= tail < 0.5:
+        raise ValueError(f"tail must be at least 0 and below 0.5, got {tail!r}")
     if tail * values.size < 1.0:
         return float("nan"), float("nan")
     lower, upper = np.quantile(values, [tail, 1.0 - tail])

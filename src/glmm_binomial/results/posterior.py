@@ -67,6 +67,15 @@ def posterior_confint(result: ResultBase, conf_level: float) -> pd.DataFrame:
     )
 
 
+def fixed_effect_intervals(result: ResultBase, tail: float) -> tuple[FloatArray, FloatArray]:
+    """The fixed effects' equal-tailed credible intervals at level 1 - 2 tail (the quantiles
+    tail and 1 - tail of their draws, NaN where too few draws lie beyond them), with the tail
+    probability given directly (the spreadsheet's alpha / 2, exact however small)."""
+    posterior = require_draws(result)
+    bounds = [equal_tailed_interval(posterior.draws[name], tail) for name in result.fixed_names]
+    return np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
+
+
 def to_inference_data(result: ResultBase) -> Any:
     """The draws as an ArviZ InferenceData (needs ArviZ: the extra "arviz")."""
     posterior = require_draws(result)
