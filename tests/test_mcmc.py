@@ -285,7 +285,7 @@ def test_independent_terms_match_structured_vb() -> None:
     data = datasets.load("contraception")
     data = data.assign(urbanY=(data["urban"] == "Y").astype(float))
     formula = "use ~ age + urban + (1 + urbanY || district)"
-    ours = g.fit(formula, data, method="mcmc", draws=500, warmup=200, seed=4)
+    ours = g.fit(formula, data, method="mcmc", draws=300, warmup=150, seed=4)
     vb = g.fit(formula, data, method="vb")
     np.testing.assert_allclose(ours.params, vb.params, atol=0.5 * vb.bse.min())
     np.testing.assert_allclose(ours.bse, vb.bse, rtol=0.15)
