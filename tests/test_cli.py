@@ -309,7 +309,7 @@ def test_mcmc_method_is_seeded_and_reports_its_draws(capsys):
     (a fixed seed by default), with each parameter's diagnostics; --seed changes the draws;
     the sampler's options with another method are a usage error."""
     argv = ["fit", "cbpp", CBPP, "--method", "mcmc", "--draws", "40", "--warmup", "30"]
-    argv += ["--chains", "2", "--json"]
+    argv += ["--chains", "2", "--json", "--no-progress"]
     # So few draws leave R-hat above 1.01: exit status 3, "not converged", said so.
     assert main(argv) == 3
     first = capsys.readouterr().out

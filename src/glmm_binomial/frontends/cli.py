@@ -351,7 +351,7 @@ def _clean(exc: BaseException) -> str:
 def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
     """--draws, --warmup, --chains and --seed as fit()'s keywords (method mcmc only; its seed
     defaults to the spreadsheet's fixed one, so that a command repeated gives the same
-    draws)."""
+    draws), and with --no-progress a control without the sampler's progress bar."""
     given = {
         key: value
         for key, value in (
@@ -368,8 +368,11 @@ def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"{options} apply to --method mcmc only")
         return {}
     from glmm_binomial.frontends.sheet import MCMC_SETTINGS
+    from glmm_binomial.methods.mcmc import McmcControl
 
-    return {"seed": int(MCMC_SETTINGS["seed"]), **given}
+    # The other settings are the sampler's defaults; its progress bar follows --no-progress.
+    control = McmcControl(progress=False) if args.no_progress else None
+    return {"seed": int(MCMC_SETTINGS["seed"]), "control": control, **given}
 
 
 def _fit_command(args: argparse.Namespace) -> int:
@@ -403,7 +406,8 @@ def _fit_command(args: argparse.Namespace) -> int:
         print(f"glmm-binomial: read {name}: {info.describe()}", file=sys.stderr)
     from glmm_binomial.api import fit
 
-    with progress(f"fitting {formula}", not args.no_progress):
+    # The sampler shows its own progress bar on a terminal (sweeps done), instead of the spinner.
+    with progress(f"fitting {formula}", not args.no_progress and args.method != "mcmc"):
         result = fit(
             formula,
             frame,
