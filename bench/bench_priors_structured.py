@@ -32,7 +32,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "reference"
 
 def longitudinal() -> pd.DataFrame:
     data = pd.read_csv(REFERENCE / "longitudinal.csv")
-    data["timef"] = data["timef"].astype(str)
+    data["timef"] = data["timef"].astype(str).astype("category")
     data["id"] = data["id"].astype(str)
     return data
 

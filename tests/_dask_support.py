@@ -89,3 +89,23 @@ def assert_same_fit(
         other = fitted.ranef()[name]
         assert list(other.index) == list(frame.index)
         np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), atol=ranef_atol)
+
+
+def rows_on_cluster(result: Any, result_type: Any = None) -> Any:
+    """`result` as a fit to a Dask DataFrame would hold it: the same estimates on a model with
+    the structure (names, levels, counts) but none of the rows, which stay on the cluster.
+    result_type: the result class (default DaskGLMMResult)."""
+    from glmm_binomial.distributed.result import ClusterModelData, DaskGLMMResult
+
+    model = result.model
+    rowless = ClusterModelData(
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros((0, model.n_fixed)),
+        np.zeros(0),
+        model.fixed_names,
+        model.blocks,
+        log_binomial_constant=model.log_binomial_constant,
+        rows=model.n_obs,
+    )
+    return (result_type or DaskGLMMResult)(rowless, result.fit_output)

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+"""lme4's cbpp model, the reference fit of most tests."""
 
 
 def reference_names() -> list[str]:

@@ -8,14 +8,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CBPP
 from scipy import stats
 
 import glmm_binomial as g
 from glmm_binomial.results import aliases
 from glmm_binomial.results.aliases import ResultAliases, renamed_level
 from glmm_binomial.results.base import ResultBase
-
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _dask_support import rows_on_cluster
 from _simulate import simulated_model
 from conftest import load_reference
 from scipy import stats
 
 import glmm_binomial as g
-from glmm_binomial.distributed.result import ClusterModelData, DaskGLMMResult
 from glmm_binomial.family import inverse_link
 from glmm_binomial.methods.laplace import LaplaceObjective, conditional_effects
 from glmm_binomial.results.binned_residuals import (
@@ -159,18 +159,8 @@ def _bin_sums(result: g.GLMMResult, table: pd.DataFrame) -> np.ndarray:
 
 
 def test_dask_result_is_refused(contraception_fit: g.GLMMResult) -> None:
-    model = contraception_fit.model
-    rowless = ClusterModelData(
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros((0, model.n_fixed)),
-        np.zeros(0),
-        model.fixed_names,
-        model.blocks,
-        rows=model.n_obs,
-    )
     with pytest.raises(ValueError, match="binned_residuals needs the rows of the fit"):
-        binned_residuals(DaskGLMMResult(rowless, contraception_fit.fit_output))
+        binned_residuals(rows_on_cluster(contraception_fit))
 
 
 def test_plot_renders_to_png(contraception_fit: g.GLMMResult, tmp_path) -> None:

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import importlib.util
 
-import numpy as np
 import pytest
+from _dask_support import rows_on_cluster
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from conftest import CBPP  # noqa: E402
 
 import glmm_binomial as g  # noqa: E402
-from glmm_binomial.distributed.result import ClusterModelData, DaskGLMMResult  # noqa: E402
 from glmm_binomial.frontends.cli import main  # noqa: E402
 
-CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 SLOPE_FORMULA = "use ~ age + urban + livch + (1 + urban | district)"
 
 
@@ -52,7 +51,7 @@ def test_panel_is_saved_and_every_panel_is_labelled(slope_fit: g.GLMMResult, tmp
 
 
 def test_same_seed_same_png(tmp_path) -> None:
-    result = g.fit(CBPP_FORMULA, g.datasets.load("cbpp"))
+    result = g.fit(CBPP, g.datasets.load("cbpp"))
     first, second = tmp_path / "a.png", tmp_path / "b.png"
     plt.close(g.check(result, first))
     plt.close(g.check(result, second))
@@ -62,7 +61,7 @@ def test_same_seed_same_png(tmp_path) -> None:
 
 
 def test_vb_says_posterior_means(tmp_path) -> None:
-    result = g.fit(CBPP_FORMULA, g.datasets.load("cbpp"), method="vb")
+    result = g.fit(CBPP, g.datasets.load("cbpp"), method="vb")
     fig = g.check(result, tmp_path / "vb.png", n_sim=50)
     text = fig._suptitle.get_text()
     assert "method vb" in text and "posterior means" in text
@@ -80,23 +79,13 @@ def test_check_without_formula_and_without_path() -> None:
 
 
 def test_dask_result_is_refused(slope_fit: g.GLMMResult) -> None:
-    model = slope_fit.model
-    rowless = ClusterModelData(
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros((0, model.n_fixed)),
-        np.zeros(0),
-        model.fixed_names,
-        model.blocks,
-        rows=model.n_obs,
-    )
     with pytest.raises(ValueError, match="check needs the rows of the fit.*in memory"):
-        g.check(DaskGLMMResult(rowless, slope_fit.fit_output))
+        g.check(rows_on_cluster(slope_fit))
 
 
 def test_command_writes_the_panel(tmp_path, capsys) -> None:
     path = tmp_path / "check.png"
-    status = main(["fit", "cbpp", CBPP_FORMULA, "--check", str(path), "--json"])
+    status = main(["fit", "cbpp", CBPP, "--check", str(path), "--json"])
     assert status == 0, capsys.readouterr().err
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert '"formula"' in capsys.readouterr().out
@@ -109,7 +98,7 @@ def test_command_names_the_plot_extra_without_matplotlib(tmp_path, capsys, monke
         "find_spec",
         lambda name, *a: None if name == "matplotlib" else real(name, *a),
     )
-    status = main(["fit", "cbpp", CBPP_FORMULA, "--check", str(tmp_path / "c.png")])
+    status = main(["fit", "cbpp", CBPP, "--check", str(tmp_path / "c.png")])
     assert status == 1
     err = capsys.readouterr().err
     assert "glmm-binomial[plot]" in err and "--check" in err

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import CBPP
 
 from glmm_binomial import datasets
 from glmm_binomial.cli import main
 
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 

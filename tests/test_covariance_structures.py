@@ -46,7 +46,7 @@ def longitudinal(ids: int | None = None, visits: int = 6) -> pd.DataFrame:
     data = pd.read_csv(REFERENCE / "longitudinal.csv")
     if ids is not None:
         data = data[(data["id"] - 1) % 200 < ids // 2]
-    data["timef"] = data["timef"].astype(str)
+    data["timef"] = data["timef"].astype(str).astype("category")
     data["id"] = data["id"].astype(str)
     return data[data["time"] < visits].reset_index(drop=True)
 

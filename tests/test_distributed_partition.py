@@ -41,7 +41,8 @@ def test_partition_rows_are_the_in_memory_rows() -> None:
     data = frame()
     model, info = build_model(FORMULA, data, weights="w", offset="o")
     # What the in-memory build records of how it read the columns.
-    assert info.numeric_columns == ("xo",)
+    kinds = {reading.name: reading.kind for reading in info.columns}
+    assert kinds["xo"] == "number" and kinds["f"] == "factor"
     assert info.response_levels == ("no", "yes")
     assert info.weights_column == "w"
     rows, keys = partition_rows(data.assign(**{ROW_COLUMN: np.arange(len(data))}), info)

@@ -67,6 +67,8 @@ def test_declares_every_range_two_dimensional(server):
     assert info["name"] == "GLMM_BINOMIAL"
     options = {a["name"]: a["options"] for a in info["args"]}
     assert [options[name].get("ndim") for name in ("y", "x", "groups", "x_random")] == [2] * 4
+    # x_random, fit_intercept, alpha, method, link and prior (the contract's 8th and 9th
+    # arguments) are optional.
     assert [a.get("optional", "required") for a in info["args"][3:]] == [None] * 6
 
 

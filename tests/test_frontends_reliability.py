@@ -13,13 +13,13 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CBPP
 
 from glmm_binomial import datasets
 from glmm_binomial.cli import main
 from glmm_binomial.frontends import output
 from glmm_binomial.sheet import glmm_binomial
 
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 CONTRACEPTION = "use ~ age + urban + (1 | district)"
 
 

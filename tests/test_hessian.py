@@ -14,15 +14,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CBPP
 
 import glmm_binomial as g
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.results.profile import ProfileControl, _Coordinates
 from glmm_binomial.results.simulate import deviance_hessian
-
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
-
 
 # --- the three loops as they were (references) ------------------------------------------------
 

@@ -1,10 +1,8 @@
 import numpy as np
 import pytest
-from conftest import load_reference
+from conftest import CBPP, load_reference
 
 import glmm_binomial as g
-
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 @pytest.fixture(scope="module")

@@ -551,6 +551,9 @@ def test_refusals() -> None:
     probit = dataclasses.replace(model, family=dataclasses.replace(model.family, link="probit"))
     with pytest.raises(ValueError, match="logit link only"):
         mcmc.fit_mcmc(probit)
+    for family in ({"link": "probit"}, {"family": "betabinomial"}):
+        with pytest.raises(ValueError, match="method 'mcmc' fits the binomial family with the"):
+            g.fit(formula, data, method="mcmc", **family)
     crossed = simulated_model(1, n=200, levels=(5, 4), slopes=(False, False))
     with pytest.raises(ValueError, match="supports one grouping factor"):
         mcmc.fit_mcmc(crossed)

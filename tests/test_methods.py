@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CBPP
 
 import glmm_binomial as g
 from glmm_binomial.methods.agq import MAX_N_AGQ, Agq
@@ -15,8 +16,6 @@ from glmm_binomial.methods.registry import METHODS, make_method, method_class, m
 from glmm_binomial.methods.structured_vb import VariationalBayes
 from glmm_binomial.methods.variational import MeanFieldVB, VariationalControl
 from glmm_binomial.numerics.optimize import OptimizerControl
-
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 def test_registry_lists_every_method_once_with_its_class():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CBPP
 
 import glmm_binomial as g
 from glmm_binomial.methods.laplace import Laplace, LaplaceObjective
@@ -26,7 +27,6 @@ REFERENCE_DIR = Path(__file__).parent / "reference"
 REFERENCE = json.loads((REFERENCE_DIR / "priors_structured.json").read_text())
 BGLMER = REFERENCE["bglmer"]
 SEPARATION = REFERENCE["separation"]["fits"]
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 CONTRACEPTION = "use ~ age + urban + livch + (1 + urban | district)"
 INDICATOR = "y ~ I(x > 1) + z + (1 | g)"
 
@@ -216,7 +216,9 @@ def test_penalized_objective_gradient(separation: pd.DataFrame) -> None:
 
 def test_priors_on_a_structured_term_and_with_agq() -> None:
     data = pd.read_csv(REFERENCE_DIR / "longitudinal.csv")
-    data = data[data["id"] % 4 == 0].assign(timef=lambda d: d["timef"].astype(str))
+    data = data[data["id"] % 4 == 0].assign(
+        timef=lambda d: d["timef"].astype(str).astype("category")
+    )
     formula = "cbind(k, n - k) ~ time + trt + ar1(timef + 0 | id)"
     plain = g.fit(formula, data)
     penalized = g.fit(formula, data, priors={"cov": ["wishart", "lkj(2)"]})

@@ -7,11 +7,10 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from conftest import CBPP  # noqa: E402
 
 import glmm_binomial as g  # noqa: E402
 from glmm_binomial.results.plots import PROFILE_CURVE_POINTS, PROFILE_EXTRA_POINTS  # noqa: E402
-
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 @pytest.fixture(scope="module")

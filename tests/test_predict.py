@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CBPP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,6 @@ import glmm_binomial as g
 from glmm_binomial.diagnostics import NewLevelsWarning, RankDeficiencyWarning
 from glmm_binomial.model.formula import parse_formula
 
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 CONTRACEPTION = "use ~ age + urban + (1 | district)"
 
 

@@ -1,10 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CBPP
 
 import glmm_binomial as g
-
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 @pytest.fixture(scope="module")

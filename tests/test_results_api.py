@@ -3,11 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import load_reference
+from conftest import CBPP, load_reference
 
 import glmm_binomial as g
 
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 SLOPE = "use ~ age + urban + livch + (1 + urban | district)"
 
 

@@ -330,11 +330,14 @@ def test_group_labels_are_exact():
     table = glmm_binomial(Y2, X, text, method="laplace")
     for got, want in zip(table, base, strict=True):
         assert got == pytest.approx(want, abs=1e-8) if got[1] != "parameter" else got == want
-    # 1 and 1.5 are two groups (never rounded); the number 1 and the text "1" are two.
+    # 1 and 1.5 are two groups (never rounded); the number 1 and the text "1" are one, as
+    # R's as.character compares labels on every input path (the reader policy, frame.py).
     split = glmm_binomial(Y2, X, [[1], [1.5], [2], [2], [3], [3]], method="laplace")
     assert rows_by_label(split)["n_groups"][1] == 4
-    mixed = glmm_binomial(Y2, X, [[1], ["1"], [2], [2], [3], [3]], method="laplace")
-    assert rows_by_label(mixed)["n_groups"][1] == 4
+    mixed = glmm_binomial(Y2, X, [[1], ["1"], [2.0], ["2"], [3], [" 3"]], method="laplace")
+    assert rows_by_label(mixed)["n_groups"][1] == 4  # " 3" is its own label (text as written)
+    mixed = glmm_binomial(Y2, X, [[1], ["1"], [2.0], ["2"], [3], ["3"]], method="laplace")
+    assert mixed == base
 
 
 def test_inputs_are_not_modified_and_output_is_repeatable():
@@ -617,9 +620,14 @@ def test_prior_argument_messages_and_bayesian_methods():
     )
     assert glmm_binomial(*args, "wishart").startswith("Invalid input: prior: cannot read")
     assert glmm_binomial(*args, 3).startswith("Invalid input: prior must be text")
-    assert glmm_binomial(*EXAMPLES[2][:3], None, None, None, "laplace", "probit").startswith(
-        'Invalid input: link must be "logit"'
+    assert glmm_binomial(*EXAMPLES[2][:3], None, None, None, "laplace", "identity").startswith(
+        'Invalid input: link must be one of "logit", "probit", "cloglog", "cauchit"'
     )
+    # The link and the prior together: a penalized probit fit.
+    probit = glmm_binomial(*EXAMPLES[2][:3], None, None, None, "laplace", "probit", "blme")
+    assert not isinstance(probit, str)
+    rows = {row[0]: row[1] for row in probit if row[0]}
+    assert rows["link"] == "probit" and "prior_deviance" in rows
     if "vb" in AVAILABLE:
         vb = glmm_binomial(*EXAMPLES[2][:3], None, None, None, "vb", None, "blme")
         assert any(row[0] == "note" and "ignored" in str(row[1]) for row in vb)

@@ -10,12 +10,13 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from _dask_support import rows_on_cluster
 from _simulate import simulated_model
+from conftest import CBPP
 from scipy import stats
 from scipy.special import expit
 
 import glmm_binomial as g
-from glmm_binomial.distributed.result import ClusterModelData, DaskGLMMResult
 from glmm_binomial.methods.laplace import LaplaceObjective, conditional_effects
 from glmm_binomial.results.simulated_residuals import (
     MAX_INVERSION_TRIALS,
@@ -28,13 +29,12 @@ from glmm_binomial.results.simulated_residuals import (
     simulate_residuals,
 )
 
-CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 CONTRACEPTION_FORMULA = "use ~ age + urban + livch + (1 | district)"
 
 
 @pytest.fixture(scope="module")
 def cbpp_fit() -> g.GLMMResult:
-    return g.fit(CBPP_FORMULA, g.datasets.load("cbpp"))
+    return g.fit(CBPP, g.datasets.load("cbpp"))
 
 
 @pytest.fixture(scope="module")
@@ -397,7 +397,7 @@ def test_nothing_passed_in_is_modified(cbpp_fit: g.GLMMResult) -> None:
 
 @pytest.mark.parametrize(("method", "n_agq"), [("laplace", 1), ("agq", 9), ("vb", 1)])
 def test_every_method(method: str, n_agq: int) -> None:
-    result = g.fit(CBPP_FORMULA, g.datasets.load("cbpp"), method=method, n_agq=n_agq)
+    result = g.fit(CBPP, g.datasets.load("cbpp"), method=method, n_agq=n_agq)
     res = simulate_residuals(result, n_sim=40, seed=2)
     assert res.residuals.shape == (56,)
     assert np.all(np.isfinite(res.residuals))
@@ -419,18 +419,7 @@ def test_model_without_formula() -> None:
 
 
 def test_dask_result_is_refused(cbpp_fit: g.GLMMResult) -> None:
-    model = cbpp_fit.model
-    rowless = ClusterModelData(
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros((0, model.n_fixed)),
-        np.zeros(0),
-        model.fixed_names,
-        model.blocks,
-        log_binomial_constant=model.log_binomial_constant,
-        rows=model.n_obs,
-    )
-    result = DaskGLMMResult(rowless, cbpp_fit.fit_output)
+    result = rows_on_cluster(cbpp_fit)
     with pytest.raises(ValueError, match=r"stay on the Dask cluster.*ddf\.compute\(\)"):
         simulate_residuals(result, seed=1)
 

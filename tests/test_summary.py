@@ -3,11 +3,10 @@ estimate (issue 9 item 7)."""
 
 import pandas as pd
 import pytest
+from conftest import CBPP
 
 import glmm_binomial as g
 from glmm_binomial.results.summary import Summary, _abbreviate
-
-CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _dask_support import rows_on_cluster
 from conftest import load_reference
 
 import glmm_binomial as g
-from glmm_binomial.distributed.result import ClusterModelData
 from glmm_binomial.results.result import GLMMResult
 from glmm_binomial.results.variance_decomposition import (
     get_variance,
@@ -173,18 +173,7 @@ def test_spreadsheet_result_works(fits: dict[str, GLMMResult]) -> None:
 
 
 def test_rows_on_a_cluster_are_refused(fits: dict[str, GLMMResult]) -> None:
-    model = fits["cbpp"].model
-    rowless = ClusterModelData(
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros((0, model.n_fixed)),
-        np.zeros(0),
-        model.fixed_names,
-        model.blocks,
-        log_binomial_constant=0.0,
-        rows=model.n_obs,
-    )
-    result = GLMMResult(rowless, fits["cbpp"].fit_output)
+    result = rows_on_cluster(fits["cbpp"], GLMMResult)
     with pytest.raises(ValueError, match="in memory"):
         r2_nakagawa(result)
 

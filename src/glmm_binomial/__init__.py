@@ -23,6 +23,7 @@ _ATTRIBUTES = {
     "GLMMWarning": "glmm_binomial.diagnostics",
     "IdentifiabilityWarning": "glmm_binomial.diagnostics",
     "NewLevelsWarning": "glmm_binomial.diagnostics",
+    "NonIntegerCountsWarning": "glmm_binomial.diagnostics",
     "RankDeficiencyWarning": "glmm_binomial.diagnostics",
     "SeparationWarning": "glmm_binomial.diagnostics",
     "anova": "glmm_binomial.results.inference",
@@ -98,6 +99,7 @@ __all__ = [
     "GLMMWarning",
     "IdentifiabilityWarning",
     "NewLevelsWarning",
+    "NonIntegerCountsWarning",
     "RankDeficiencyWarning",
     "SeparationWarning",
     "GLMM_BINOMIAL",
@@ -157,6 +159,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
         GLMMWarning,
         IdentifiabilityWarning,
         NewLevelsWarning,
+        NonIntegerCountsWarning,
         RankDeficiencyWarning,
         SeparationWarning,
     )

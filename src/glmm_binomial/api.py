@@ -8,8 +8,10 @@ A Dask DataFrame goes to glmm_binomial.distributed, imported only then.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from glmm_binomial.family import Family, make_family
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.options import FitOptions, options_or_arguments
@@ -22,12 +24,17 @@ from glmm_binomial.numerics import blas
 from glmm_binomial.numerics.pirls import PirlsControl
 from glmm_binomial.results.result import GLMMResult
 
+BINOMIAL_DEFAULT = make_family()
+"""The default family (binomial, logit link)."""
+
 
 def fit(
     formula: str,
     data: Any,
     *,
     method: str | Method = "laplace",
+    family: str | Family | None = None,
+    link: str | None = None,
     weights: Any = None,
     offset: Any = None,
     n_agq: int | None = None,
@@ -45,7 +52,14 @@ def fit(
     seed: Any = None,
     options: FitOptions | None = None,
 ) -> GLMMResult:
-    """Fit a binomial GLMM (logit link) written in lme4's formula syntax.
+    """Fit a binomial GLMM written in lme4's formula syntax.
+
+    family: "binomial" (default) or "betabinomial" (glmmTMB's, with its dispersion phi
+    estimated), also as R writes it ("binomial(link = 'probit')"), or a Family object;
+    link: "logit" (default), "probit", "cloglog", "cauchit" or "log" (mu = e^eta <= 1 held).
+    Maximum likelihood ("laplace", "agq", also with priors= and structured covariance terms)
+    fits every family and link; "vb", "vb_meanfield" and a Dask DataFrame the binomial logit
+    only (other families and links are refused with a ValueError).
 
     method: "laplace" (maximum likelihood, Laplace approximation, as glmer nAGQ = 1), "agq"
     (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension,
@@ -98,13 +112,14 @@ def fit(
         chains=chains,
         seed=seed,
     )
+    chosen = make_family(family, link)
     if is_dask_frame(data):
-        refuse_on_dask(formula, options.method)
+        refuse_on_dask(formula, options.method, chosen)
         from glmm_binomial.distributed.fit import fit_dask
 
         # stacklevel: the warnings point at the caller of fit().
         return fit_dask(formula, data, options, weights, offset, client, stacklevel=4)
-    model, design = build_model(formula, data, weights=weights, offset=offset)
+    model, design = build_model(formula, data, weights=weights, offset=offset, family=chosen)
     options.method.check(model, design)
     output = estimate(model, options)
     emit_fit_warnings(output.warnings)
@@ -117,6 +132,8 @@ def fit_model(
     model: ModelData,
     *,
     method: str | Method = "laplace",
+    family: str | Family | None = None,
+    link: str | None = None,
     n_agq: int | None = None,
     conf_level: float = 0.95,
     prior_fe_sd: float | None = None,
@@ -132,9 +149,11 @@ def fit_model(
     options: FitOptions | None = None,
 ) -> GLMMResult:
     """Fit a model already in numerical form (used by the spreadsheet front end); the
-    arguments are fit()'s."""
+    arguments are fit()'s (family and link, when given, replace the model's family)."""
     if not isinstance(model, ModelData):
         raise ValueError("model must be a ModelData")
+    if family is not None or link is not None:
+        model = dataclasses.replace(model, family=make_family(family, link))
     options = options_or_arguments(
         options,
         method,
@@ -168,10 +187,16 @@ def available_methods() -> tuple[str, ...]:
     return method_names()
 
 
-def refuse_on_dask(formula: str, method: Method) -> None:
-    """ValueError for what the Dask fit does not do: priors (a posterior-mode fit) and
-    structured covariance terms (ar1, cs, diag) are fitted in memory only."""
+def refuse_on_dask(formula: str, method: Method, family: Family = BINOMIAL_DEFAULT) -> None:
+    """ValueError for what the Dask fit does not do: priors (a posterior-mode fit), structured
+    covariance terms (ar1, cs, diag) and families or links other than the binomial logit are
+    fitted in memory only."""
     advice = "fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
+    if family != BINOMIAL_DEFAULT:
+        raise ValueError(
+            f"family={family.name!r} with link={family.link!r} is not available for a Dask "
+            f"DataFrame (the binomial logit only); {advice}"
+        )
     priors = getattr(method, "priors", None)
     if priors is not None and not priors.empty:
         raise ValueError(f"priors are not available for a Dask DataFrame; {advice}")

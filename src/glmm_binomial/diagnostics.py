@@ -36,6 +36,11 @@ class NewLevelsWarning(GLMMWarning):
     """New data hold grouping levels the fit has not seen (their random effect is zero)."""
 
 
+class NonIntegerCountsWarning(GLMMWarning):
+    """Successes or trials (weights included) are not whole numbers (R: "non-integer #successes
+    in a binomial glm!"); the fit goes on with the binomial likelihood at those values."""
+
+
 class IdentifiabilityWarning(GLMMWarning):
     """A parameter is not identified by the data (e.g. one Bernoulli row per group)."""
 
@@ -78,6 +83,7 @@ __all__ = [
     "GLMMWarning",
     "IdentifiabilityWarning",
     "NewLevelsWarning",
+    "NonIntegerCountsWarning",
     "RankDeficiencyWarning",
     "SeparationWarning",
     "as_fit_warning",

@@ -90,11 +90,16 @@ from glmm_binomial.methods.variational import MeanFieldVB
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo
 from glmm_binomial.model.formula import ParsedFormula, parse_formula
+from glmm_binomial.model.frame import label_keys
 from glmm_binomial.model.validation import emit_fit_warnings
 from glmm_binomial.numerics.optimize import StartPoint, minimize_deviance
 
 FloatArray = NDArray[np.float64]
 LOG = logging.getLogger(__name__)
+
+KEY_COLUMN = "__glmm_key__"
+"""The partitioning factor's labels as R's as.character (frame.label_keys), which the rows are
+shuffled on: 1 in one partition and "1" in another are one level, and land together."""
 
 EXTRA_MESSAGE = (
     "fitting a Dask DataFrame needs the optional extra 'dask': "
@@ -254,8 +259,10 @@ def _fit(
     # objective on its worker.
     complete = data[learned.used].dropna()
     with_ids = complete.map_partitions(_add_row_ids, meta=_add_row_ids(complete._meta))
-    shuffled = with_ids.shuffle(
-        on=learned.partition_variable,
+    variable = learned.partition_variable
+    keyed = with_ids.map_partitions(_with_key, variable, meta=_with_key(with_ids._meta, variable))
+    shuffled = keyed.shuffle(
+        on=KEY_COLUMN,
         npartitions=npartitions or data.npartitions,
         shuffle_method="tasks",
     )
@@ -432,6 +439,13 @@ def _add_row_ids(frame: pd.DataFrame, partition_info: dict[str, Any] | None = No
     number = 0 if partition_info is None else int(partition_info["number"])
     out = frame.copy(deep=False)
     out[ROW_COLUMN] = (np.int64(number) << np.int64(40)) + np.arange(len(frame), dtype=np.int64)
+    return out
+
+
+def _with_key(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    out = frame.copy(deep=False)
+    keys = label_keys(frame[column].to_numpy())
+    out[KEY_COLUMN] = pd.Series(keys, index=frame.index, dtype=object)
     return out
 
 

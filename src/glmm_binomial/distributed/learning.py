@@ -2,19 +2,23 @@
 design must share, and returns it as the fit's DesignInfo (model.design).
 
 Each partition is summarized (rows, distinct values of factor columns, distinct combinations
-of grouping variables, whether object columns read as numbers, a few rows); the summaries are
+of grouping variables, the traits of each column the model reads values from (frame.py's
+reader policy: numbers, logical or labels), a few rows); the summaries are
 merged in a tree on the workers, neighbours first, so partition order is kept and the client
 never holds every partition's labels at once. From the merged summary come the levels of the
 grouping factors (coded as design.py codes them, so with the in-memory fit's order and R's
 as.character keys), the levels of factor columns (so every partition's fixed-effects matrix
 has the same columns, from one formulaic model spec learned on a few rows coded as every
-partition will be), the response's two levels when it is a factor, which object columns are
-numbers, the partitioning factor and the factors nested in or crossed with it.
+partition will be), the response's two levels when it is a factor, how each column is read
+(frame.ColumnReading, as in memory), the partitioning factor and the factors nested in or
+crossed with it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import re
 import time
 from dataclasses import dataclass
@@ -30,11 +34,19 @@ from glmm_binomial.model.design import (
     RandomSpec,
     check_width,
     factor_response_levels,
+    factor_terms,
     group_codes,
     value_variables,
 )
 from glmm_binomial.model.formula import ParsedFormula
-from glmm_binomial.model.frame import read_as_numbers
+from glmm_binomial.model.frame import (
+    ColumnReading,
+    column_kind,
+    column_traits,
+    factor_levels,
+    label_keys,
+    read_like,
+)
 from glmm_binomial.model.transforms import materialize
 
 FloatArray = NDArray[np.float64]
@@ -90,13 +102,9 @@ def learn(
         and response.successes in [str(c) for c in data.columns]
         and not pd.api.types.is_numeric_dtype(dtypes[response.successes])
     )
-    # Object columns whose values enter the model are numbers when every value reads as one
-    # (as in memory, frame.numbers_as_numeric); the learning pass finds out.
-    object_vars = [
-        v
-        for v in factor_vars
-        if pd.api.types.is_object_dtype(dtypes[v]) and v in value_variables(parsed)
-    ]
+    # Every column whose values enter the model is read by frame.py's reader policy, decided
+    # on the traits of its values in all partitions (the learning pass), as in memory.
+    read_vars = value_variables(parsed)
 
     # One task per partition, combined on the client.
     value_vars = list(factor_vars)
@@ -107,15 +115,18 @@ def learn(
     summarize = dask.delayed(_summarize, pure=True)
     merge = dask.delayed(_merge, pure=True)
     started = time.perf_counter()
-    level = [summarize(p, value_vars, combos, pairs, object_vars) for p in data[used].to_delayed()]
+    level = [summarize(p, value_vars, combos, pairs, read_vars) for p in data[used].to_delayed()]
     # Merged in a tree on the workers, neighbours first (partition order is kept): at a million
     # groups each partition's distinct labels are most of them, too many to gather at once.
     while len(level) > 1:
         level = [merge(level[i : i + MERGE_FAN_IN]) for i in range(0, len(level), MERGE_FAN_IN)]
     summary = client.compute(level[0]).result()
     learned = _combine(summary, pairs)
-    numeric_columns = tuple(v for v in object_vars if summary[f"numeric:{v}"])
-    factor_vars = [v for v in factor_vars if v not in numeric_columns]
+    terms = factor_terms(parsed)
+    kinds = {v: column_kind(summary[f"traits:{v}"], v in terms) for v in read_vars}
+    factor_kinds = ("factor", "logical_factor")
+    factor_vars = [v for v in factor_vars if kinds[v] in factor_kinds]
+    simple_factor_response = simple_factor_response and kinds[response.successes] in factor_kinds
     LOG.info("learning pass: %.1f s", time.perf_counter() - started)
 
     partition_variable = None
@@ -128,8 +139,15 @@ def learn(
         # Factors crossed with the partitioning one: their random effects are global
         # (crossed.py).
         partition_variable, crossed_groups = crossed_plan(candidates, to_check, learned)
-    # The levels present, in category order for a categorical (R's droplevels), else sorted.
-    categories = {v: _sorted_levels(learned[f"unique:{v}"]) for v in factor_vars}
+    # The levels present: in category order for a categorical (R's droplevels), else the
+    # labels' keys sorted as text (frame.factor_levels), as the in-memory fit codes them.
+    categories = {
+        v: _sorted_levels(learned[f"unique:{v}"])
+        if isinstance(dtypes[v], pd.CategoricalDtype)
+        else list(factor_levels(learned[f"unique:{v}"], logical=kinds[v] == "logical_factor"))
+        for v in factor_vars
+    }
+    readings = tuple(ColumnReading(v, kinds[v], tuple(categories.get(v, ()))) for v in read_vars)
     response_levels = None
     if simple_factor_response:
         present = learned[f"unique:{response.successes}"]
@@ -143,11 +161,7 @@ def learn(
 
     # The model specs: formulaic learns the columns from a few rows coded as every partition
     # will be (the levels fixed above).
-    sample = learned["sample"].copy()
-    for column in numeric_columns:
-        numbers = read_as_numbers(sample[column])
-        if numbers is not None:
-            sample[column] = numbers
+    sample = read_like(learned["sample"].copy(), readings, "data")
     for column, levels in categories.items():
         sample[column] = pd.Categorical(sample[column], categories=levels)
     if response_levels is not None:
@@ -179,7 +193,7 @@ def learn(
         offset_specs=offset_specs,
         offset_source="none" if offset is None else "column",
         offset_column=offset,
-        numeric_columns=numeric_columns,
+        columns=readings,
         response_levels=response_levels,
         weights_column=weights,
     )
@@ -226,24 +240,26 @@ def _summarize(
     value_vars: list[str],
     combos: list[tuple[str, ...]],
     nesting: list[tuple[str, tuple[str, ...]]],
-    object_vars: list[str],
+    read_vars: list[str],
 ) -> dict[str, Any]:
     """What the learning pass needs from one partition: row counts, the distinct values of
     factor and grouping columns, distinct combinations of multi-variable grouping factors and
-    of (grouping factor, candidate partitioning variable), whether each object column reads as
-    numbers, and a few complete rows."""
+    of (grouping factor, candidate partitioning variable), the traits of each column in
+    read_vars (frame.column_traits, on all rows as in memory), and a few complete rows."""
     complete = frame.dropna()
     out: dict[str, Any] = {"rows": len(frame), "complete": len(complete)}
     out["sample"] = complete.head(5)
-    for v in object_vars:
-        column = complete[v]
-        out[f"numeric:{v}"] = len(column) == 0 or read_as_numbers(column) is not None
+    for v in read_vars:
+        out[f"traits:{v}"] = column_traits(frame[v])
     for v in value_vars:
         out[f"unique:{v}"] = pd.Series(complete[v].unique())
     for g in combos:
         out[f"combos:{g}"] = complete[list(g)].drop_duplicates()
     for c, g in nesting:
-        out[f"nested:{c}:{g}"] = complete[[*g, c]].drop_duplicates()
+        # Labels as R's as.character (1 and "1" one level), as the levels are coded.
+        pairs = complete[[*g, c]]
+        keyed = pd.DataFrame({v: label_keys(pairs[v].to_numpy()) for v in pairs.columns})
+        out[f"nested:{c}:{g}"] = keyed.drop_duplicates()
     return out
 
 
@@ -256,8 +272,8 @@ def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = sum(values)
         elif key == "sample":
             merged[key] = pd.concat(values).head(5)
-        elif key.startswith("numeric:"):
-            merged[key] = all(values)
+        elif key.startswith("traits:"):
+            merged[key] = functools.reduce(operator.and_, values)
         elif key.startswith("unique:"):
             merged[key] = pd.Series(pd.concat(values).unique())
         else:  # combos, nesting pairs

@@ -36,7 +36,7 @@ from glmm_binomial.methods.scaling import ColumnMoments, Scaling, column_moments
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo, check_finite, response_counts
 from glmm_binomial.model.formula import r_name
-from glmm_binomial.model.frame import read_as_numbers
+from glmm_binomial.model.frame import read_like
 from glmm_binomial.model.newdata import rows_design
 from glmm_binomial.numerics.optimize import glm_information_and_score
 
@@ -242,16 +242,9 @@ def partition_rows(part: pd.DataFrame, info: DesignInfo) -> tuple[ModelData, tup
     """ModelData of a partition's rows (in their original order) and the keys of its levels,
     built as new data is (newdata.rows_design) with the columns read as the learning pass read
     them."""
-    frame = part.sort_values(ROW_COLUMN, kind="stable")
-    changed = {}
-    for column in info.numeric_columns:
-        # Every partition's column read as numbers in the learning pass (frame.py's rule).
-        numbers = read_as_numbers(frame[column])
-        if numbers is None:
-            raise ValueError(f"column '{column}' was read as numbers but holds other values")
-        changed[column] = numbers
-    if changed:
-        frame = frame.assign(**changed)
+    # Every column read as the learning pass decided (frame.py's reader policy), whatever
+    # this partition's dtypes.
+    frame = read_like(part.sort_values(ROW_COLUMN, kind="stable"), info.columns, "data")
     w = _column_values(frame, info.weights_column, "weights")
     if w is not None and (np.any(~np.isfinite(w)) or np.any(w < 0)):
         raise ValueError("weights must be finite and non-negative")

@@ -96,7 +96,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _fit_parser(prog: str) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
-        description="Fit a binomial GLMM (logit link) written in lme4's formula syntax.",
+        description="Fit a binomial GLMM written in lme4's formula syntax.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -129,6 +129,15 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         type=int,
         help="seed of the draws (method mcmc; default: a fixed seed, so that the same command "
         "gives the same draws)",
+    )
+    parser.add_argument(
+        "--family",
+        default="binomial",
+        help="binomial (default) or betabinomial (its dispersion phi estimated), also as R "
+        "writes it: \"binomial(link = 'probit')\"",
+    )
+    parser.add_argument(
+        "--link", help="logit (default), probit, cloglog, cauchit or log (laplace and agq)"
     )
     parser.add_argument("--weights", help="column holding prior weights / trials")
     parser.add_argument("--offset", help="column holding an offset")
@@ -194,7 +203,8 @@ def _sheet_parser(prog: str) -> argparse.ArgumentParser:
 def _top_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="glmm-binomial",
-        description="Binomial GLMMs (logit link) with lme4 formula syntax.\n\n"
+        description="Binomial GLMMs (logit, probit, cloglog, cauchit or log link; "
+        "beta-binomial) with lme4 formula syntax.\n\n"
         "  glmm-binomial fit DATA FORMULA [options]   fit a formula to a data file\n"
         "  glmm-binomial sheet BOOK.xlsx [-o OUT]     evaluate GLMM_BINOMIAL in a workbook\n"
         "  glmm-binomial sheet '=GLMM_BINOMIAL(...)'   evaluate one formula\n"
@@ -251,12 +261,19 @@ def read_table(
 
     try:
         if args is None:
-            return reader.read_table(path_text, labels=labels)
-        return reader.read_table(
-            path_text, args.sep, args.decimal, args.encoding, args.sheet, labels
-        )
+            frame, info = reader.read_table(path_text, labels=labels)
+        else:
+            frame, info = reader.read_table(
+                path_text, args.sep, args.decimal, args.encoding, args.sheet, labels
+            )
     except reader.ReadError as exc:
         raise CommandError(str(exc)) from None
+    # --factors columns are made factors: the model's reader policy (model/frame.py) reads any
+    # other column of numbers, text or not, as numbers, and keeps a factor a factor.
+    chosen = [c for c in frame.columns if c in labels]
+    if chosen:
+        frame = frame.assign(**{c: frame[c].astype("category") for c in chosen})
+    return frame, info
 
 
 def _data_and_formula(args: argparse.Namespace) -> tuple[str | None, str]:
@@ -397,6 +414,7 @@ def _fit_command(args: argparse.Namespace) -> int:
         inputs.append(("--predict file", args.predict))
     check_outputs(_outputs(args), inputs)
     priors = _priors(args.prior)
+    family = _family(args.family, args.link)
     sampler = _sampler_options(args)
     frame, name, info = _load(args, data)
     # The new data are read before the fit, so that an unreadable file costs no fit; their
@@ -412,6 +430,7 @@ def _fit_command(args: argparse.Namespace) -> int:
             formula,
             frame,
             method=args.method,
+            family=family,
             n_agq=args.n_agq,
             weights=args.weights,
             offset=args.offset,
@@ -474,6 +493,16 @@ def _fit_command(args: argparse.Namespace) -> int:
         print(f"glmm-binomial: error: {failure}{kept}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK if result.converged else EXIT_NOT_CONVERGED
+
+
+def _family(family: str, link: str | None) -> Any:
+    """--family and --link as a Family object (UsageError naming the option when unknown)."""
+    from glmm_binomial.family import make_family
+
+    try:
+        return make_family(family, link)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _priors(given: list[str] | None) -> Any:

@@ -36,7 +36,7 @@ ARGUMENT_DOCS = {
     "fit_intercept": "optional TRUE/FALSE (default TRUE): add a fixed intercept",
     "alpha": "optional, default 0.05: intervals at level 1 - alpha",
     "method": 'optional "vb" (default), "laplace", "agq", "vb_meanfield" or "mcmc"',
-    "link": 'optional "logit" (default)',
+    "link": 'optional "logit" (default), "probit", "cloglog" or "cauchit" (laplace, agq)',
     "prior": 'optional, for "laplace"/"agq": "none" (default), "blme", or a prior text',
 }
 
@@ -59,8 +59,9 @@ def decorate(func: Callable[..., Any] | None = None, arg: Callable[..., Any] | N
         link: Any = None,
         prior: Any = None,
     ) -> Any:
-        """Binomial GLMM (logit link, random intercept per group, optional independent random
-        slopes): a table of coefficients, variance components, log-likelihood, AIC and BIC."""
+        """Binomial GLMM (logit link by default, random intercept per group, optional
+        independent random slopes): a table of coefficients, variance components,
+        log-likelihood, AIC and BIC."""
         return glmm_binomial(y, x, groups, x_random, fit_intercept, alpha, method, link, prior)
 
     # Excel shows the docstring as the function's description: one line.

@@ -17,17 +17,23 @@ Input conventions (decided here, documented for users), accepting what spreadshe
 - Blank cells are None, "" (or only spaces) and the ``formulas`` package's empty cell. Rows at
   the end that are blank in every range are ignored (a selection longer than the data); a blank
   cell inside the data is an error naming the argument, row and column.
-- Cells of y, x and x_random must be finite numbers; in y TRUE/FALSE counts as 1/0. Elsewhere
-  TRUE/FALSE is rejected, as are text, blanks, NaN and infinities.
-- groups are labels: numbers or non-blank text, compared exactly (1 and 1.0 are one group, 1 and
-  1.5 two, the number 1 and the text "1" two). Booleans, blanks and non-finite numbers are
+- Cells of y, x and x_random must be finite numbers; text that reads as a number (``"1.5"``,
+  a number stored as text) is that number, as the package's reader policy reads every column
+  (model/frame.py); in y TRUE/FALSE (or its text) counts as 1/0. Elsewhere TRUE/FALSE is
+  rejected, as are other text, blanks, NaN and infinities.
+- groups are labels: numbers or non-blank text, compared as R's as.character compares them, as
+  everywhere in the package (1, 1.0 and the text "1" are one group; 1 and 1.5 two; numbers to
+  15 significant digits, Excel's precision). Booleans, blanks and non-finite numbers are
   rejected.
 - fit_intercept, alpha and method accept a scalar or a 1 x 1 range; None, "" or an empty cell
   (an omitted argument) means the default, also for x_random. fit_intercept accepts TRUE/FALSE
-  and 1/0. method is case-insensitive.
+  and 1/0. method and link are case-insensitive. link is "logit" (default), "probit", "cloglog"
+  or "cauchit" for "laplace" and "agq"; the variational method fits the logit link only (another
+  link gets a message); the table's odds_ratio column is blank for links other than the logit.
 - A boolean in the x_random position is fit_intercept (example 3 of the contract); the later
   arguments then shift left where their types show it: a non-boolean in the fit_intercept
-  position is alpha, and text in the alpha position is method.
+  position is alpha, text in the alpha position is method, and then the name of a link in the
+  method position is link.
 - Whole ranges are converted with numpy; cells are looked at one by one only to word an error.
 
 prior (methods "laplace" and "agq"): "none" (the default), "blme" (bglmer's default, a Wishart
@@ -35,8 +41,8 @@ prior on each variance component, which keeps them off zero), or the API's prior
 "fixef = t(df = 7, scale = 6.25); cov = wishart" (glmm_binomial.model.priors). The fit is then
 the posterior mode (a penalized fit) and rows after ``bic`` say so: the priors, the prior
 deviance and the penalized objective. The Bayesian methods ignore it (their priors are fixed)
-and a note row says so. link: "logit" only in this version (the contract's other links come
-with the families of the package).
+and a note row says so. A prior combines with every link (the penalty is added to the
+Laplace or AGQ deviance whatever the link).
 
 Separation: when the fixed-effects design separates y (a direction d with x_i'd >= 0 where
 y = 1 and <= 0 where y = 0, not all zero; found by linear programming, over every row only when
@@ -61,6 +67,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.family import make_family
 from glmm_binomial.methods.options import fit_options
 from glmm_binomial.methods.registry import method_class, method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
@@ -142,6 +149,10 @@ PENALIZED_NOTE = (
     "the model at these estimates"
 )
 
+#: The links of the contract (odds_ratio is shown for the logit only).
+LINKS = ("logit", "probit", "cloglog", "cauchit")
+DEFAULT_LINK = "logit"
+
 MSG_Y_BINARY = "Invalid input: y must contain only 0 or 1 values."
 MSG_ALPHA = "Invalid input: alpha must be between 0 and 1."
 MSG_ROWS = "Invalid input: y, x, and groups must have the same number of rows."
@@ -171,6 +182,7 @@ class _Request:
     fit_intercept: bool
     alpha: float
     method: str
+    link: str = DEFAULT_LINK
     priors: Priors = NO_PRIORS
     prior_ignored: bool = False
 
@@ -186,7 +198,7 @@ def glmm_binomial(
     link: Any = None,
     prior: Any = None,
 ) -> Table | str:
-    """Binomial GLMM (logit link) for spreadsheet ranges: the 9-column result table or a message.
+    """Binomial GLMM for spreadsheet ranges: the 9-column result table or a message.
 
     y: n x 1 range of 0/1; x: n x p predictors; groups: n x 1 labels; x_random: n x k
     random-slope predictors (a random intercept is always included; all components are
@@ -194,10 +206,11 @@ def glmm_binomial(
     method: "vb" (structured variational Bayes, posterior means and SDs), "laplace" or "agq"
     (maximum likelihood), "vb_meanfield" (mean-field variational Bayes, statsmodels' fit_vb;
     its SDs understate uncertainty), "mcmc" (the exact posterior by a seeded sampler,
-    MCMC_SETTINGS; credible intervals are quantiles of its draws). Coefficients are on the
-    log-odds scale; variances and SDs are of the random effects on the log-odds scale. link:
-    "logit"; prior: for "laplace" and "agq", "none", "blme" or the API's prior text (a
-    penalized, posterior-mode fit). Never raises.
+    MCMC_SETTINGS; credible intervals are quantiles of its draws); link: "logit" (default),
+    "probit", "cloglog" or "cauchit" ("laplace" and "agq"; the Bayesian methods fit the logit
+    only). Coefficients are on the link's scale (log-odds for the logit); variances and SDs are
+    of the random effects on that scale. prior: for "laplace" and "agq", "none", "blme" or the
+    API's prior text (a penalized, posterior-mode fit). Never raises.
     """
     try:
         request = _validate(y, x, groups, x_random, fit_intercept, alpha, method, link, prior)
@@ -389,7 +402,9 @@ def _cell_problem(value: Any, booleans: bool = False) -> str | None:
     if _is_bool(value):
         return None if booleans else "is TRUE/FALSE (a boolean), not a number"
     if isinstance(value, str):
-        return f"is text ({_show(value)})"
+        if _text_cell(value, booleans) is None:
+            return f"is text ({_show(value)})"
+        value = _text_cell(value, booleans)
     if isinstance(value, (list, tuple, dict, set, np.ndarray)):
         return "is a list (a range inside a cell)"
     if not _is_number(value):
@@ -403,6 +418,27 @@ def _cell_problem(value: Any, booleans: bool = False) -> str | None:
     if math.isinf(number):
         return "is infinite"
     return None
+
+
+def _text_cell(text: str, booleans: bool) -> float | None:
+    """A text cell as the number it reads as (frame.text_number: the package's reader
+    policy), or TRUE/FALSE text as 1/0 when ``booleans``; None when it is neither."""
+    from glmm_binomial.model.frame import logical_text, text_number
+
+    number = text_number(text)
+    if number is None and booleans:
+        flag = logical_text(text)
+        number = None if flag is None else float(flag)
+    return number
+
+
+def _cell_float(value: Any, booleans: bool) -> float:
+    """A cell that _cell_problem accepted, as a float."""
+    if isinstance(value, str):
+        number = _text_cell(value, booleans)
+        assert number is not None
+        return number
+    return float(value)
 
 
 def _to_float(rows: Rows, booleans: bool) -> FloatArray | None:
@@ -437,7 +473,7 @@ def _numeric(name: str, rows: Rows, booleans: bool = False) -> FloatArray:
                     raise _invalid(
                         f"{name} must contain finite numbers: {_where(rows, i, j)} {problem}."
                     )
-        values = np.array([[float(v) for v in row] for row in cells], dtype=np.float64)
+        values = np.array([[_cell_float(v, booleans) for v in row] for row in cells], np.float64)
     finite = np.isfinite(values)
     if not np.all(finite):
         i, j = (int(k) for k in np.argwhere(~finite)[0])
@@ -459,7 +495,7 @@ def _single_column(name: str, rows: Rows) -> None:
 
 
 def _group_key(value: Any) -> object:
-    """The label of one groups cell: numbers compare by value (1 == 1.0), text exactly."""
+    """The label of one groups cell (a number or text; compared by frame.label_key)."""
     if _is_blank(value):
         raise ValueError("is blank")
     if isinstance(value, str):
@@ -502,28 +538,41 @@ def _fast_group_codes(rows: Rows) -> tuple[NDArray[np.intp], tuple[object, ...]]
         else:
             return None
     levels, codes = np.unique(column, return_inverse=True)
-    return codes.reshape(-1).astype(np.intp), tuple(levels.tolist())
+    codes = codes.reshape(-1).astype(np.intp)
+    if levels.dtype.kind == "f":
+        # Numbers equal to 15 significant digits are one label (R's as.character, the rule
+        # of every input path); sorted, such numbers are neighbours.
+        from glmm_binomial.model.frame import label_keys
+
+        keys = label_keys(levels)
+        first = np.concatenate([[True], keys[1:] != keys[:-1]]) if len(keys) else keys
+        if not np.all(first):
+            merged = np.cumsum(first) - 1
+            return merged[codes].astype(np.intp), tuple(levels[first].tolist())
+    return codes, tuple(levels.tolist())
 
 
 def _group_codes(rows: Rows) -> tuple[NDArray[np.intp], tuple[object, ...]]:
-    """Integer codes 0..G-1 and the levels (numbers in numeric order, then text sorted)."""
+    """Integer codes 0..G-1 and the levels (numbers in numeric order, then text sorted), labels
+    matched by R's as.character as everywhere in the package (frame.factor_codes)."""
     fast = _fast_group_codes(rows)
     if fast is not None:
         return fast
     cells = rows.tolist() if isinstance(rows, np.ndarray) else rows
-    keys = []
+    labels = []
     for i, row in enumerate(cells):
         try:
-            keys.append(_group_key(row[0]))
+            labels.append(_group_key(row[0]))
         except ValueError as exc:
             raise _invalid(
                 f"groups must contain numbers or text labels: row {i + 1} {exc}."
             ) from None
-    distinct = set(keys)
-    levels = tuple(sorted(distinct, key=lambda k: (isinstance(k, str), k)))  # type: ignore[arg-type]
-    index = {level: code for code, level in enumerate(levels)}
-    codes = np.array([index[k] for k in keys], dtype=np.intp)
-    return codes, levels
+    import pandas as pd
+
+    from glmm_binomial.model.frame import factor_codes
+
+    codes, levels, _ = factor_codes(pd.Series(labels, dtype=object))
+    return codes, tuple(levels)
 
 
 def _scalar(value: Any) -> Any:
@@ -602,15 +651,40 @@ def _check_method(value: Any) -> str:
     return method
 
 
-def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any) -> tuple[Any, ...]:
+def _check_link(value: Any, method: str) -> str:
+    value = _scalar(value)
+    if _is_blank(value):
+        value = DEFAULT_LINK
+    choices = ", ".join(f'"{name}"' for name in LINKS)
+    if not isinstance(value, str):
+        raise _invalid(f"link must be text, one of {choices}; got {_show(value)}.")
+    link = value.strip().lower()
+    if link not in LINKS:
+        raise _invalid(f"link must be one of {choices}; got {_show(value)}.")
+    if not method_class(method).supports(make_family("binomial", link)):
+        raise _invalid(
+            f'link "{link}" is fitted by methods "laplace" and "agq"; method "{method}" fits '
+            "the logit link only."
+        )
+    return link
+
+
+def _shift_arguments(
+    x_random: Any,
+    fit_intercept: Any,
+    alpha: Any,
+    method: Any,
+    link: Any = None,
+    prior: Any = None,
+) -> tuple[Any, ...]:
     """A boolean in the x_random position is fit_intercept (spreadsheet users skip x_random
     that way); later arguments shift left where their types say so. A blank x_random (None,
     "" or one empty cell) is an omitted one."""
     if _omitted(x_random):
-        return None, fit_intercept, alpha, method
+        return None, fit_intercept, alpha, method, link, prior
     flag = _scalar(x_random)
     if not _is_bool(flag):
-        return x_random, fit_intercept, alpha, method
+        return x_random, fit_intercept, alpha, method, link, prior
     given = _scalar(fit_intercept)
     if _is_bool(given):
         # fit_intercept's default is TRUE, so TRUE there cannot be told from an omission; FALSE
@@ -619,20 +693,17 @@ def _shift_arguments(x_random: Any, fit_intercept: Any, alpha: Any, method: Any)
             raise _invalid(
                 "x_random is TRUE, read as fit_intercept, but fit_intercept is also given as FALSE."
             )
-        return None, bool(flag), alpha, method
+        return None, bool(flag), alpha, method, link, prior
     if _is_blank(given):
-        return None, bool(flag), alpha, method
-    # fit_intercept's position holds alpha, and alpha's (if text) holds method.
-    shifted_method = alpha if isinstance(_scalar(alpha), str) else method
-    return None, bool(flag), fit_intercept, shifted_method
-
-
-def _check_link(value: Any) -> None:
-    value = _scalar(value)
-    if _is_blank(value):
-        return
-    if not isinstance(value, str) or value.strip().lower() != "logit":
-        raise _invalid(f'link must be "logit" in this version; got {_show(value)}.')
+        return None, bool(flag), alpha, method, link, prior
+    # fit_intercept's position holds alpha, alpha's (if text) holds method, then method's (if
+    # text naming a link) holds link, and link's (when the prior is omitted) holds prior.
+    if isinstance(_scalar(alpha), str):
+        moved = _scalar(method)
+        if isinstance(moved, str) and moved.strip().lower() in LINKS:
+            return None, bool(flag), fit_intercept, alpha, moved, link if _omitted(prior) else prior
+        return None, bool(flag), fit_intercept, alpha, link, prior
+    return None, bool(flag), fit_intercept, method, link, prior
 
 
 def _check_prior(value: Any, method: str, n_fixed: int) -> tuple[Priors, bool]:
@@ -670,8 +741,8 @@ def _validate(
     prior: Any = None,
 ) -> _Request:
     """Check the arguments in a fixed order; the first problem found is reported."""
-    x_random, fit_intercept, alpha, method = _shift_arguments(
-        x_random, fit_intercept, alpha, method
+    x_random, fit_intercept, alpha, method, link, prior = _shift_arguments(
+        x_random, fit_intercept, alpha, method, link, prior
     )
     ranges = [_as_range("y", y), _as_range("x", x), _as_range("groups", groups)]
     if x_random is not None:
@@ -703,6 +774,7 @@ def _validate(
                 f"it has {_n_rows(random_rows)}."
             )
         random_values = _numeric("x_random", random_rows)
+    checked_method = _check_method(method)
     request = _Request(
         y=y_values,
         x=x_values,
@@ -711,9 +783,9 @@ def _validate(
         x_random=random_values,
         fit_intercept=_check_fit_intercept(fit_intercept),
         alpha=_check_alpha(alpha),
-        method=_check_method(method),
+        method=checked_method,
+        link=_check_link(link, checked_method),
     )
-    _check_link(link)
     priors, ignored = _check_prior(prior, request.method, len(_fixed_names(request)))
     request = replace(request, priors=priors, prior_ignored=ignored)
     _check_rank(_fixed_design(request), _fixed_names(request))
@@ -806,9 +878,10 @@ def _fit(data: ModelData, request: _Request) -> Any:
     n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
     priors = None if request.priors.empty else request.priors
     sampler = MCMC_SETTINGS if request.method == "mcmc" else {}
-    return fit_model(
-        data, options=fit_options(request.method, n_agq=n_agq, priors=priors, **sampler)
-    )
+    options = fit_options(request.method, n_agq=n_agq, priors=priors, **sampler)
+    if request.link == DEFAULT_LINK:
+        return fit_model(data, options=options)
+    return fit_model(data, options=options, link=request.link)
 
 
 def _separation(data: ModelData) -> Separation:
@@ -938,6 +1011,8 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
     table.append(_row("n_obs", int(data.n_obs)))
     table.append(_row("n_groups", len(request.levels)))
     table.append(_row("method", request.method))
+    table.append(_row("family", str(result.family)))
+    table.append(_row("link", str(result.link)))
     if request.method in NOTES:
         table.append(_row("note", NOTES[request.method]))
     if request.method == "agq":
@@ -993,7 +1068,8 @@ def _render(request: _Request, data: ModelData, result: Any, separation: Separat
                 table.append(
                     _row(
                         "warning",
-                        f"the random-effect SD of {term} is {float(std_dev):.4g} on the log-odds "
+                        f"the random-effect SD of {term} is {float(std_dev):.4g} on the "
+                        f"{'log-odds' if request.link == DEFAULT_LINK else request.link} "
                         "scale: the groups (nearly) separate y (groups with only 0s or only 1s), "
                         "and maximum likelihood may have no finite estimate; treat these numbers "
                         'with caution (method "vb" keeps the SDs finite)',

@@ -185,8 +185,8 @@ def _shown(value: Any) -> Any:
 
 def _call(arguments: tuple[Any, ...]) -> Any:
     """The spreadsheet core on the engine's values (a table or a message)."""
-    if len(arguments) < 3 or len(arguments) > 7:
-        return f"Invalid input: GLMM_BINOMIAL takes 3 to 7 arguments; got {len(arguments)}."
+    if len(arguments) < 3 or len(arguments) > 9:
+        return f"Invalid input: GLMM_BINOMIAL takes 3 to 9 arguments; got {len(arguments)}."
     return glmm_binomial(*[_cells(a) for a in arguments])
 
 

@@ -44,6 +44,7 @@ import scipy.sparse
 import scipy.special
 from numpy.typing import NDArray
 
+from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.laplace import Counters, LaplaceObjective, finish_fit
@@ -326,7 +327,7 @@ class _VectorRule:
         self.nodes = np.asarray(nodes)
         self.weights = np.asarray(weights)
 
-    def _evaluate(self, mode: Mode) -> dict[str, FloatArray]:
+    def _evaluate(self, mode: Mode, family: Family) -> dict[str, FloatArray]:
         data = self.merged.data
         g = data.blocks[0].codes
         n_levels = data.blocks[0].n_levels
@@ -335,7 +336,7 @@ class _VectorRule:
         # eta at node q: eta* + a_i' R_j z_q = eta* + (L_j^{-1} a_i)' z_q.
         c = np.einsum("icd,id->ic", l1inv[g], mode.a1)
         eta_q = mode.eta[:, None] + c @ nodes.T
-        kernel = data.family.loglik_rows(eta_q, data.successes[:, None], data.trials[:, None])
+        kernel = family.loglik_rows(eta_q, data.successes[:, None], data.trials[:, None])
         group_kernel = _group_sum(g, kernel, n_levels)
         u_q = mode.u1[:, None, :] + np.einsum("jba,mb->jma", l1inv, nodes)
         log_terms = (
@@ -353,11 +354,14 @@ class _VectorRule:
             "log_integral": log_sum + log_det_r,
         }
 
-    def log_likelihood(self, mode: Mode) -> float:
-        """sum_j log L_j, without binomial constants."""
-        return float(np.sum(self._evaluate(mode)["log_integral"]))
+    def log_likelihood(self, mode: Mode, family: Family) -> float:
+        """sum_j log L_j, without binomial constants (family: the data's family at the
+        current parameters)."""
+        return float(np.sum(self._evaluate(mode, family)["log_integral"]))
 
-    def gradient(self, mode: Mode) -> tuple[float, FloatArray, FloatArray]:
+    def gradient(
+        self, mode: Mode, family: Family
+    ) -> tuple[float, FloatArray, FloatArray, FloatArray]:
         """log-likelihood A = sum_j log L_j and its exact gradient in Lambda (k x k) and beta.
 
         With pi_jq the normalized node weights, u_q = u* + R z_q, g_q = grad F(u_q) (F the
@@ -367,17 +371,21 @@ class _VectorRule:
         M = sum_q pi_q g_q z_q', dR = -R dL' R, dL = L Phi(L^{-1} dH L^{-T}):
             sum_q pi_q g_q' dR z_q - d log det L = <P, dH>,
             P = -R sym(Phi(L' R M' R)) R' - H^{-1} / 2,
-        and dH = sum_i dw_i a_i a_i' + w_i (da_i a_i' + a_i da_i') with dw_i = w_i (1 - 2 mu_i)
-        deta_i. Everything reduces to row sums and per-group k x k products."""
+        and dH = sum_i dw_i a_i a_i' + w_i (da_i a_i' + a_i da_i') with dw_i = (dw_i / deta_i)
+        deta_i (w_i (1 - 2 mu_i) deta_i for the logit link). Everything reduces to row sums and
+        per-group k x k products. A family parameter p (log phi) adds
+            dA/dp = sum_i [sum_q pi_q dl_i/dp(eta_iq) + (dw_i/dp) a_i' P a_i
+                           + (a_i' v) dl_i'/dp],
+        returned last (empty for a family without parameters)."""
         data = self.merged.data
         block = data.blocks[0]
         g, n_levels, k = block.codes, block.n_levels, block.k
-        ev = self._evaluate(mode)
+        ev = self._evaluate(mode, family)
         l1inv, a, w, mu, rho = mode.factor.l1inv, mode.a1, mode.weights, mode.mu, mode.residual
         nodes = self.nodes
         # Normalized node weights per group.
         pi = self.weights[None, :] * np.exp(ev["log_terms"] - ev["log_sum"][:, None])
-        r_q = data.family.residual(ev["eta_q"], data.successes[:, None], data.trials[:, None])
+        r_q = family.residual(ev["eta_q"], data.successes[:, None], data.trials[:, None])
         pi_rows = pi[g]
         pr = pi_rows * r_q
         r_bar = np.sum(pr, axis=1)  # (n,)
@@ -402,7 +410,9 @@ class _VectorRule:
         hinv = r_mat @ l1inv
         p_mat = -np.einsum("jab,jbc,jdc->jad", r_mat, sym, r_mat) - 0.5 * hinv
         pa = np.einsum("iab,ib->ia", p_mat[g], a)
-        s = data.family.weight_slope(mode.eta, mu, w) * np.einsum("ia,ia->i", a, pa)
+        slope = family.weight_slope(mode.eta, mu, w, data.successes, data.trials)
+        apa = np.einsum("ia,ia->i", a, pa)
+        s = slope * apa
         t = group_sum(a * s[:, None])
         v = np.einsum("jab,jb->ja", hinv, g_bar + t)
         av = np.einsum("ia,ia->i", a, v[g])
@@ -417,7 +427,18 @@ class _VectorRule:
             + 2.0 * w[:, None] * pa
         )
         grad_lambda = block.z.T @ q
-        return float(np.sum(ev["log_integral"])), grad_lambda, grad_beta
+        grad_family = np.zeros(family.n_parameters)
+        if family.n_parameters:
+            loglik_p, residual_p, weights_p = family.parameter_rows(
+                mode.eta, data.successes, data.trials
+            )
+            at_nodes = family.parameter_loglik_rows(
+                ev["eta_q"], data.successes[:, None], data.trials[:, None]
+            )
+            grad_family[0] = (
+                float(np.sum(pi_rows * at_nodes)) + float(weights_p @ apa) + float(residual_p @ av)
+            )
+        return float(np.sum(ev["log_integral"])), grad_lambda, grad_beta, grad_family
 
 
 # --- nested grouping factors, scalar effect at each level ------------------------------------
@@ -437,6 +458,7 @@ class _NestedEvaluation:
     deltas: list[FloatArray]  # u - u* at each node combination (n_d, n_q^(d+1))
     residual_q: FloatArray  # l'(eta) at every row and leaf combination (n, n_q^depth)
     conditional: list[FloatArray]  # (n_d, n_q^d, n_q): pi(q_d | the ancestors' nodes)
+    parameter_q: FloatArray | None = None  # dl/dp at every row and combination (family's p)
 
 
 class _NestedRule:
@@ -618,7 +640,7 @@ class _NestedRule:
     # --- the nested quadrature ---------------------------------------------------------------
 
     def _evaluate(
-        self, mode: Mode, structure: Structure, lambdas: list[FloatArray]
+        self, mode: Mode, structure: Structure, lambdas: list[FloatArray], family: Family
     ) -> _NestedEvaluation:
         data = self.merged.data
         depth = self.depth
@@ -652,8 +674,13 @@ class _NestedRule:
             eta_q[:] = mode.eta[:, None]
             for d in range(depth):
                 eta_q += a[d][:, None] * self._leaf_rows(self._to_leaf(d, deltas[d]))
+        parameter_q = None
+        if family.n_parameters:
+            parameter_q = family.parameter_loglik_rows(
+                eta_q, data.successes[:, None], data.trials[:, None]
+            )
         # Row log-likelihood (in eta_q's place) and its derivative l' for the gradient.
-        loglik_q, residual_q = data.family.loglik_and_residual_rows(
+        loglik_q, residual_q = family.loglik_and_residual_rows(
             eta_q, data.successes[:, None], data.trials[:, None], (scratch[0], scratch[1])
         )
         total = self._leaf_sum(loglik_q)
@@ -679,16 +706,28 @@ class _NestedRule:
             if d > 0:
                 total = self._sum_up(d, d - 1, integral)
         return _NestedEvaluation(
-            float(np.sum(integral)), u_star, lam, a, diag, off, sd, deltas, residual_q, conditional
+            float(np.sum(integral)),
+            u_star,
+            lam,
+            a,
+            diag,
+            off,
+            sd,
+            deltas,
+            residual_q,
+            conditional,
+            parameter_q,
         )
 
-    def log_likelihood(self, mode: Mode, structure: Structure, lambdas: list[FloatArray]) -> float:
+    def log_likelihood(
+        self, mode: Mode, structure: Structure, lambdas: list[FloatArray], family: Family
+    ) -> float:
         """sum over outermost groups of log L_c, without binomial constants."""
-        return self._evaluate(mode, structure, lambdas).loglik
+        return self._evaluate(mode, structure, lambdas, family).loglik
 
     def gradient(
-        self, mode: Mode, structure: Structure, lambdas: list[FloatArray]
-    ) -> tuple[float, FloatArray, FloatArray]:
+        self, mode: Mode, structure: Structure, lambdas: list[FloatArray], family: Family
+    ) -> tuple[float, FloatArray, FloatArray, FloatArray]:
         """log-likelihood A = sum_c log L_c and its exact gradient in (lambda_d) and beta.
 
         The nested sums are a product rule over each outer group's whole subtree (by
@@ -701,11 +740,12 @@ class _NestedRule:
         (sd, c), of the eliminated entries of H and, back through the Schur updates, of H's
         own entries, which give a symmetric P_i per row with dA = <P, dH>; dH = sum_i dw_i
         a_i a_i' + w_i (da_i a_i' + a_i da_i'), dw_i = w_i (1 - 2 mu_i) deta_i, and du* comes
-        from the mode equation (one more solve with H). Loops over levels only."""
+        from the mode equation (one more solve with H). Loops over levels only. A family
+        parameter p adds dA/dp as _VectorRule.gradient's, returned last (empty without)."""
         data = self.merged.data
         depth, x = self.depth, self.nodes
         n_q = x.size
-        ev = self._evaluate(mode, structure, lambdas)
+        ev = self._evaluate(mode, structure, lambdas, family)
         u_star, lam, a, diag, off, sd, deltas = (
             ev.u_star,
             ev.lam,
@@ -778,7 +818,7 @@ class _NestedRule:
                     value = value + 0.5 * rows_off[max(d, e)][min(d, e)] * a[e]
             p_a.append(value)
         quadratic = sum(a[d] * p_a[d] for d in range(depth))
-        s = data.family.weight_slope(mode.eta, mu, w) * quadratic
+        s = family.weight_slope(mode.eta, mu, w, data.successes, data.trials) * quadratic
         # v = H^{-1} (the total derivative of A in u*, with the scale held).
         g_u = [
             _level_sums(self.codes[d], a[d] * (r_bar + s), self.n_levels[d])
@@ -794,7 +834,19 @@ class _NestedRule:
             q = e_row * u_star[d][self.codes[d]] + rho * v_rows[d] + 2.0 * w * p_a[d]
             # sum_i z_di sum_q pi r_iq delta_d: zp[d] already holds the row sums.
             grad_lambda[d] = float(self.z[d] @ q) + float(np.sum(zp[d] * deltas[d]))
-        return ev.loglik, grad_lambda, grad_beta
+        grad_family = np.zeros(family.n_parameters)
+        if family.n_parameters:
+            assert ev.parameter_q is not None
+            loglik_p, residual_p, weights_p = family.parameter_rows(
+                mode.eta, data.successes, data.trials
+            )
+            av = sum(a[d] * v_rows[d] for d in range(depth))
+            grad_family[0] = (
+                float(np.einsum("ic,ic->", prob_rows, ev.parameter_q))
+                + float(weights_p @ quadratic)
+                + float(residual_p @ av)
+            )
+        return ev.loglik, grad_lambda, grad_beta, grad_family
 
 
 # --- the objective ---------------------------------------------------------------------------
@@ -912,6 +964,17 @@ class AgqObjective:
         change = self.mode_change if self._nested is not None else None
         return self.warm.start(theta, beta, change, self.pirls_control)
 
+    def family_at(self, theta: FloatArray) -> Family:
+        """The data's family at theta's family parameters."""
+        return self.data.family_at(theta)
+
+    def _data_at(self, theta: FloatArray) -> ModelData:
+        """The merged rows with the family at theta's family parameters."""
+        data = self.merged.data
+        if not data.family.n_parameters:
+            return data
+        return dataclasses.replace(data, family=self.family_at(theta))
+
     def mode(self, theta: FloatArray, beta: FloatArray) -> Mode:
         """Conditional mode at (theta, beta) in the merged layout, from the previous mode."""
         data = self.merged.data
@@ -919,7 +982,7 @@ class AgqObjective:
         u1, u2 = self._predicted_start(theta, beta)
         mode = find_mode(
             self.structure,
-            data,
+            self._data_at(theta),
             eta_fixed,
             self.merged.lambdas(self.data, theta),
             u1,
@@ -932,11 +995,12 @@ class AgqObjective:
         return mode
 
     def _log_likelihood(self, mode: Mode, theta: FloatArray) -> float:
+        family = self.family_at(theta)
         if self._vector is not None:
-            return self._vector.log_likelihood(mode)
+            return self._vector.log_likelihood(mode, family)
         assert self._nested is not None
         return self._nested.log_likelihood(
-            mode, self.structure, self.merged.lambdas(self.data, theta)
+            mode, self.structure, self.merged.lambdas(self.data, theta), family
         )
 
     def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
@@ -963,9 +1027,12 @@ class AgqObjective:
     def _exact(self, theta: FloatArray, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
         assert self._vector is not None
         mode = self.mode(theta, beta)
-        loglik, grad_lambda, grad_beta = self._vector.gradient(mode)
+        loglik, grad_lambda, grad_beta, grad_family = self._vector.gradient(
+            mode, self.family_at(theta)
+        )
         deviance = -2.0 * (loglik + self.data.log_binomial_constant)
         grad_theta = np.zeros(self.data.n_theta)
+        grad_theta[self.data.family_slice] = -2.0 * grad_family
         slices = self.data.theta_slices()
         lambdas = self.data.lambdas(theta)
         for t, offset in zip(self.merged.members[0], self.merged.column_offsets[0], strict=True):
@@ -979,11 +1046,12 @@ class AgqObjective:
     ) -> tuple[float, FloatArray, FloatArray]:
         assert self._nested is not None
         mode = self.mode(theta, beta)
-        loglik, grad_lambda, grad_beta = self._nested.gradient(
-            mode, self.structure, self.merged.lambdas(self.data, theta)
+        loglik, grad_lambda, grad_beta, grad_family = self._nested.gradient(
+            mode, self.structure, self.merged.lambdas(self.data, theta), self.family_at(theta)
         )
         deviance = -2.0 * (loglik + self.data.log_binomial_constant)
         grad_theta = np.zeros(self.data.n_theta)
+        grad_theta[self.data.family_slice] = -2.0 * grad_family
         slices = self.data.theta_slices()
         # Each level is one original block with a scalar effect (Lambda_t 1 x 1).
         lambdas = self.data.lambdas(theta)

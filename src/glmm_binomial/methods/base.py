@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.family import Family
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.validation import check_identifiable, term_texts
@@ -58,10 +59,25 @@ class Method(ABC):
     def tolerances(self) -> Mapping[str, float | str]:
         """Every setting of the method, as OptSummary.tolerances records them."""
 
+    @classmethod
+    def supports(cls, family: Family) -> bool:
+        """Whether the method fits this family and link (by default the binomial logit only:
+        a method built on the logit refuses the others unless it says otherwise)."""
+        return family.name == "binomial" and family.link == "logit"
+
     def check(self, model: ModelData, design: Any = None) -> None:
         """Raise ValueError for a model this method cannot estimate on these data; `design`
         (a DesignInfo), when the model came from a formula, lets messages quote the user's
-        terms. Every method refuses random-effect parameters the data cannot identify."""
+        terms. Every method refuses a family or link it does not fit, rows the family cannot
+        be fitted to, and random-effect parameters the data cannot identify."""
+        family = model.family
+        if not self.supports(family):
+            raise ValueError(
+                f"method {self.name!r} fits the binomial family with the logit link only, not "
+                f"family {family.name!r} with link {family.link!r}; use method='laplace' or "
+                "'agq'"
+            )
+        family.check_data(model.successes, model.trials)
         check_identifiable(model, term_texts(model, design))
 
     @abstractmethod
@@ -95,3 +111,35 @@ def checked_control(method: str, control: Any, control_type: type) -> Any:
             f"got {type(control).__name__}"
         )
     return control
+
+
+def require_positive(method: Any, *names: str) -> None:
+    """Check that each named setting of a frozen method dataclass is a positive number and store
+    it as a float; ValueError naming the setting otherwise."""
+    for name in names:
+        value = getattr(method, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+        object.__setattr__(method, name, float(value))
+
+
+def prior_settings(
+    method: str,
+    control_type: type,
+    prior_fe_sd: float | None,
+    prior_log_sd_sd: float | None,
+    control: Any,
+    n_agq: int | None,
+    others: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The keyword arguments of a Bayesian method with the fixed priors (SD of the normal prior on
+    each fixed effect, default 2; SD of the normal prior on each log SD, default 1) made from
+    fit()'s arguments; ValueError for arguments that do not apply to it."""
+    if n_agq not in (None, 1):
+        raise ValueError("n_agq applies only to method='agq'")
+    refuse_arguments(method, **others)
+    return {
+        "prior_fe_sd": 2.0 if prior_fe_sd is None else prior_fe_sd,
+        "prior_log_sd_sd": 1.0 if prior_log_sd_sd is None else prior_log_sd_sd,
+        "control": checked_control(method, control, control_type),
+    }

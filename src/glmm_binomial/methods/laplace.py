@@ -7,12 +7,20 @@ H = Lambda' Z' W Z Lambda + I. This is -2 times lme4's glmer (nAGQ = 1) log-like
 
 The gradient is exact: the first two terms are stationary in u at u*, so only their partial
 derivatives count; log det H depends on (theta, beta) directly and through u*, whose derivative
-comes from implicit differentiation of the mode equation (Z Lambda)'(k - m mu) = u. All of it
-needs one extra solve with H and the entries of H^{-1} on each row's own columns.
+comes from implicit differentiation of the mode equation (Z Lambda)' l'(eta) = u. All of it
+needs one extra solve with H and the entries of H^{-1} on each row's own columns. H carries the
+family's observed weights -l''(eta) (glmmTMB's exact Hessian; for the logit link they are the
+Fisher weights m mu (1 - mu), lme4's).
+
+A family with a parameter p (the beta-binomial's log phi, at theta's tail: ModelData.family_slice)
+adds one gradient entry, with s_i = a_i' H^{-1} a_i and v = H^{-1} (Z Lambda)' r as for beta:
+
+    dDeviance/dp = -2 sum_i dl_i/dp + sum_i (dw_i/dp) s_i + sum_i (Z Lambda v)_i dl_i'/dp.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -91,7 +99,19 @@ class LaplaceObjective:
         self.data, self.structure = sorted_by_first_factor(self.data)
         st = self.structure
         self.warm = WarmStart.zeros(st.n1, st.k1, st.q2)
+        self._at: ModelData = self.data
         self.counters = Counters()
+
+    def data_at(self, theta: FloatArray) -> ModelData:
+        """The rows with the family at theta's family parameters (self.data itself for a
+        family without parameters)."""
+        data = self.data
+        if not data.family.n_parameters:
+            return data
+        family = data.family_at(theta)
+        if self._at.family != family:
+            self._at = dataclasses.replace(data, family=family)
+        return self._at
 
     def reset(self) -> None:
         """Forget the warm start (the next mode search starts from u = 0)."""
@@ -108,7 +128,7 @@ class LaplaceObjective:
         self, mode: Mode, theta: FloatArray, last_theta: FloatArray, d_beta: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
         """First-order change of the mode at `mode` (found at last_theta) when theta moves to
-        `theta` and beta by d_beta (implicit function theorem): H du = dA' (k - m mu) -
+        `theta` and beta by d_beta (implicit function theorem): H du = dA' l'(eta) -
         A' W (X dbeta + dA u), A = Z Lambda, dA = Z dLambda; one solve with the mode's factor
         (pirls.WarmStart uses it)."""
         data, st = self.data, self.structure
@@ -131,7 +151,7 @@ class LaplaceObjective:
         u1, u2 = self.warm.start(theta, beta, self.mode_change, self.pirls_control)
         mode = find_mode(
             self.structure,
-            data,
+            self.data_at(theta),
             eta_fixed,
             data.lambdas(theta),
             u1,
@@ -156,7 +176,7 @@ class LaplaceObjective:
         """Deviance and its exact gradient with respect to theta and beta."""
         mode = self.mode(theta, beta)
         self.counters.gradients += 1
-        grad_theta, grad_beta = self.gradient_at(mode)
+        grad_theta, grad_beta = self.gradient_at(mode, theta)
         return self.deviance_at(mode), grad_theta, grad_beta
 
     def fixed_information(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
@@ -174,22 +194,64 @@ class LaplaceObjective:
             info[:, j] -= wx.T @ st.times(mode.a1, mode.a2, s1, s2)
         return 0.5 * (info + info.T)
 
-    def gradient_at(self, mode: Mode) -> tuple[FloatArray, FloatArray]:
+    def gradient_at(
+        self, mode: Mode, theta: FloatArray | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """The exact gradient at a mode; theta (needed for a family with parameters) is where
+        the mode was found."""
         data, st = self.data, self.structure
+        if theta is not None:
+            data = self.data_at(theta)
+        elif data.family.n_parameters:
+            raise ValueError("the gradient of a family with parameters needs theta")
         inverse = mode.factor.selected_inverse()
-        r, h1, h2 = gradient_weights(st, mode, inverse, data.family)
+        s, h1, h2 = row_leverages(st, mode, inverse)
+        slope = data.family.weight_slope(
+            mode.eta, mode.mu, mode.weights, data.successes, data.trials
+        )
+        r = slope * s
         v1, v2 = mode.factor.solve(*st.transpose_times(mode.a1, mode.a2, r))
-        return gradient_from_solve(data, st, mode, inverse, r, h1, h2, v1, v2)
+        grad_theta, grad_beta = gradient_from_solve(data, st, mode, inverse, r, h1, h2, v1, v2)
+        if data.family.n_parameters:
+            grad_theta[data.family_slice] = family_parameter_gradient(data, st, mode, s, v1, v2)
+        return grad_theta, grad_beta
+
+
+def family_parameter_gradient(
+    data: ModelData, st: Structure, mode: Mode, s: FloatArray, v1: FloatArray, v2: FloatArray
+) -> FloatArray:
+    """dDeviance/dp for the family's parameter p (module docstring), given the rows'
+    s_i = a_i' H^{-1} a_i and v = H^{-1} (Z Lambda)' r."""
+    loglik_p, residual_p, weights_p = data.family.parameter_rows(
+        mode.eta, data.successes, data.trials
+    )
+    av = st.times(mode.a1, mode.a2, v1, v2)
+    value = -2.0 * float(np.sum(loglik_p)) + float(weights_p @ s) + float(residual_p @ av)
+    return np.array([value])
 
 
 def gradient_weights(
-    st: Structure, mode: Mode, inverse: SelectedInverse, family: Family
+    st: Structure,
+    mode: Mode,
+    inverse: SelectedInverse,
+    family: Family,
+    successes: FloatArray | None = None,
+    trials: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The first half of the gradient: r_i = (dw_i / deta_i) a_i' H^{-1} a_i (w_i (1 - 2 mu_i)
-    for the logit link), and the rows' h_i = H^{-1} a_i on their own columns (h1, h2; both
-    empty without a rest). The gradient then needs v = H^{-1} (Z Lambda)' r
-    (gradient_from_solve)."""
-    a1, a2, w, mu = mode.a1, mode.a2, mode.weights, mode.mu
+    for the logit link; the other families need the rows' successes and trials), and the rows'
+    h_i = H^{-1} a_i on their own columns (h1, h2; both empty without a rest). The gradient
+    then needs v = H^{-1} (Z Lambda)' r (gradient_from_solve)."""
+    s, h1, h2 = row_leverages(st, mode, inverse)
+    return family.weight_slope(mode.eta, mode.mu, mode.weights, successes, trials) * s, h1, h2
+
+
+def row_leverages(
+    st: Structure, mode: Mode, inverse: SelectedInverse
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """s_i = a_i' H^{-1} a_i for every row, and the rows' h_i = H^{-1} a_i on their own
+    columns (h1, h2; both empty without a rest)."""
+    a1, a2 = mode.a1, mode.a2
     hinv11 = inverse.diag[0]
     h1, h2 = np.zeros((0, st.k1)), np.zeros((0, st.r2))
     if st.r2:
@@ -205,7 +267,7 @@ def gradient_weights(
             for d in range(c):
                 s += 2.0 * a1[:, c] * a1[:, d] * st.level_values(hinv11[:, c, d])
     # s_i = a_i' H^{-1} a_i; d log det H / d eta_i at fixed Z Lambda is (dw_i / deta_i) s_i.
-    return family.weight_slope(mode.eta, mu, w) * s, h1, h2
+    return s, h1, h2
 
 
 def gradient_from_solve(
@@ -400,8 +462,37 @@ def finish_fit(
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
     screened = beta if under_prior is None else np.where(under_prior, 0.0, beta)
     separation = separation_found(data, screened, theta, control.separation_screen)
-    return fit_output(
+    output = fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
+    )
+    bound = link_bound_warning(data, mode.eta)
+    if bound is None:
+        return output
+    return dataclasses.replace(output, converged=False, warnings=(*output.warnings, bound))
+
+
+LINK_BOUND_TOL = 1e-6
+"""A fitted eta (with the conditional modes) within this of a link's bound (the log link's
+eta <= 0, mu <= 1) counts as on it."""
+
+
+def link_bound_warning(data: ModelData, eta: FloatArray) -> FitWarning | None:
+    """A ConvergenceWarning when the fitted linear predictor reaches the link's bound (the log
+    link's mu = e^eta <= 1): the maximum then lies on the boundary of the parameter space,
+    where the mode search cannot converge and the Laplace approximation and the standard
+    errors do not hold."""
+    upper = data.family.eta_upper
+    if not np.isfinite(upper):
+        return None
+    reached = int(np.count_nonzero(eta >= upper - LINK_BOUND_TOL))
+    if not reached:
+        return None
+    return FitWarning(
+        f"the {data.family.link} link's constraint mu = exp(eta) <= 1 is active: the fitted "
+        f"linear predictor reaches {upper:g} at {reached} row(s), so the estimates lie on the "
+        "boundary of the parameter space (no converged mode; the Laplace approximation and "
+        "the standard errors do not hold there); consider the cloglog or logit link",
+        ConvergenceWarning,
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any
 
+from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Method, Start
 from glmm_binomial.methods.estimates import FitOutput, final_checks
 from glmm_binomial.methods.penalty import PenalizedObjective, Penalty, bind_priors
@@ -40,6 +41,11 @@ class LikelihoodMethod(Method):
     control: OptimizerControl
     pirls_control: PirlsControl
     priors: Priors
+
+    @classmethod
+    def supports(cls, family: Family) -> bool:
+        """Maximum likelihood takes every family and link (glmm_binomial.family)."""
+        return True
 
     @property
     @abstractmethod

@@ -270,6 +270,8 @@ def start_to_internal(
     if scaling.is_identity:
         return theta, beta
     internal_theta = np.empty_like(theta)
+    # The family's parameters (theta's tail) do not depend on the columns.
+    internal_theta[model.family_slice] = theta[model.family_slice]
     for block, c, sl in zip(model.blocks, scaling.blocks, model.theta_slices(), strict=True):
         inverse = np.asarray(np.linalg.inv(c), dtype=np.float64)
         internal_theta[sl] = block_theta_to_user(block, inverse, theta[sl])
@@ -313,6 +315,10 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
     n_theta = model.n_theta
     jacobian = np.zeros((n_theta, n_theta))
     unavailable = np.zeros(n_theta, dtype=bool)
+    # The family's parameters (theta's tail) do not depend on the columns.
+    family = model.family_slice
+    theta[family] = output.theta[family]
+    jacobian[family, family] = np.eye(family.stop - family.start)
     ranef, ranef_cov = [], []
     for t, (block, c, sl) in enumerate(
         zip(model.blocks, scaling.blocks, model.theta_slices(), strict=True)

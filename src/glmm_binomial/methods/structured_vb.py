@@ -72,14 +72,17 @@ from glmm_binomial.diagnostics import (
     ConvergenceWarning,
     FitWarning,
     IdentifiabilityWarning,
-    SeparationWarning,
 )
-from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
+from glmm_binomial.methods.base import Method, Start, prior_settings, require_positive
 from glmm_binomial.methods.estimates import FitOutput, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective, sorted_by_first_factor
+from glmm_binomial.methods.posterior_checks import (
+    fixed_effect_separation,
+    group_separation,
+    in_prior_tail,
+)
 from glmm_binomial.methods.variance_factor import VarianceFactor
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.model.separation import detect_group_separation, detect_separation
 from glmm_binomial.model.validation import check_unstructured
 from glmm_binomial.numerics.factor import Factor, SelectedInverse, Structure, row_dot
 from glmm_binomial.numerics.gaussian_expectations import LOG_2PI, expected_log1pexp
@@ -111,7 +114,8 @@ class StructuredVBControl:
     cubature_nodes: Gauss-Hermite nodes per dimension of the cubature over the correlation
         parameters (k >= 2), reduced so that the product rule keeps at most max_cubature_nodes.
     separation_information: the fixed effects are checked for separation (linear programs)
-        when along some direction the data add less than this times the prior's precision.
+        when along some direction the data add less than this times the prior's precision,
+    separation_prior_sds: or when a posterior mean is more than this many prior SDs from 0.
     """
 
     inner_tol: float = 1e-4
@@ -131,6 +135,7 @@ class StructuredVBControl:
     cubature_nodes: int = 16
     max_cubature_nodes: int = 4096
     separation_information: float = 1.0
+    separation_prior_sds: float = 1.5
 
 
 # --- q(beta, b): the Gaussian factor through the blocked factor ----------------------------
@@ -642,7 +647,7 @@ def _output(
                 ConvergenceWarning,
             )
         )
-    warnings.extend(posterior_warnings(objective, phi, cov))
+    warnings.extend(posterior_warnings(objective, phi, cov, beta))
     summary = OptSummary(
         optimizer=(
             "L-BFGS-B (scipy) over q(variances), q(beta, b) profiled by fixed-point Newton "
@@ -680,7 +685,7 @@ def _output(
 
 
 def posterior_warnings(
-    objective: StructuredObjective, phi: FloatArray, cov: Covariance
+    objective: StructuredObjective, phi: FloatArray, cov: Covariance, beta_mean: FloatArray
 ) -> list[FitWarning]:
     """Warnings about a posterior that the data barely inform: a grouping factor with a single
     level, and separation (by the fixed effects, or within groups), whose coefficients or
@@ -702,20 +707,11 @@ def posterior_warnings(
         # Information the data add along each direction, relative to the prior's precision.
         schur = np.linalg.inv(cov.schur_inverse)
         data_information = (schur - objective.fe_precision * np.eye(p)) / objective.fe_precision
-        if float(np.min(np.linalg.eigvalsh(data_information))) < control.separation_information:
-            found = detect_separation(data.x, data.successes, data.trials)
-            if found.coefficients:
-                kind = "complete" if found.complete else "quasi-complete"
-                names = ", ".join(data.fixed_names[j] for j in found.coefficients)
-                out.append(
-                    FitWarning(
-                        f"{kind} separation: y is predicted perfectly by a combination of "
-                        f"{names}; maximum likelihood has no finite estimate there, and these "
-                        f"posterior means are finite only because of the N(0, "
-                        f"{objective.prior_fe_sd:g}^2) prior, on which they depend",
-                        SeparationWarning,
-                    )
-                )
+        weak = float(np.min(np.linalg.eigvalsh(data_information))) < control.separation_information
+        if weak or in_prior_tail(beta_mean, objective.prior_fe_sd, control.separation_prior_sds):
+            found = fixed_effect_separation(data, objective.prior_fe_sd)
+            if found is not None:
+                out.append(found)
                 return out
     variance = objective.variance
     prior_sd = variance.prior_log_sd_sd
@@ -724,21 +720,9 @@ def posterior_warnings(
         mean, sd, _ = variance.sd_moments(phi, t)
         if np.any((sd > 0.5 * prior_sd) & (mean > 0.0)):
             loose.append(t)
-    if loose:
-        grouped = detect_group_separation(data)
-        blocks = [t for t in grouped.blocks if t in loose]
-        if blocks:
-            groups = ", ".join(dict.fromkeys(data.blocks[t].group for t in blocks))
-            out.append(
-                FitWarning(
-                    f"separation within groups: in every group of {groups} the fixed and "
-                    "random effects together predict the response perfectly; maximum "
-                    "likelihood has no finite variance there, and the posterior of the "
-                    "random-effect SDs is finite only because of the log-normal prior, on "
-                    "which it depends",
-                    SeparationWarning,
-                )
-            )
+    grouped = group_separation(data, loose)
+    if grouped is not None:
+        out.append(grouped)
     return out
 
 
@@ -760,11 +744,7 @@ class VariationalBayes(Method):
     control_type: ClassVar[type] = StructuredVBControl
 
     def __post_init__(self) -> None:
-        for name in ("prior_fe_sd", "prior_log_sd_sd", "lkj_eta"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+        require_positive(self, *("prior_fe_sd", "prior_log_sd_sd", "lkj_eta"))
 
     @classmethod
     def from_arguments(
@@ -776,13 +756,10 @@ class VariationalBayes(Method):
         n_agq: int | None = None,
         **others: Any,
     ) -> VariationalBayes:
-        if n_agq not in (None, 1):
-            raise ValueError("n_agq applies only to method='agq'")
-        refuse_arguments(cls.name, **others)
         return cls(
-            2.0 if prior_fe_sd is None else prior_fe_sd,
-            1.0 if prior_log_sd_sd is None else prior_log_sd_sd,
-            control=checked_control(cls.name, control, StructuredVBControl),
+            **prior_settings(
+                cls.name, StructuredVBControl, prior_fe_sd, prior_log_sd_sd, control, n_agq, others
+            )
         )
 
     @property

@@ -39,7 +39,7 @@ to 1e-6).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,9 +49,15 @@ from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.family import inverse_link, loglik_kernel
-from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
+from glmm_binomial.methods.base import Method, Start, prior_settings, require_positive
 from glmm_binomial.methods.estimates import FitOutput, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.methods.posterior_checks import (
+    fixed_effect_separation,
+    group_separation,
+    in_prior_tail,
+    loose_log_sds,
+)
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.validation import check_independent_terms, check_unstructured
 from glmm_binomial.numerics.optimize import OptSummary
@@ -76,6 +82,8 @@ class VariationalControl:
         at the end is below this (L-BFGS-B may stop on ftol slightly above gtol).
     log_sd_tol, log_sd_max_iter: safeguarded Newton iteration for the optimal q of each log SD
         given the random effects' q (profiled out of the optimization, see optimal_log_sd).
+    separation_prior_sds: the fixed effects (random effects) are checked for separation (linear
+        programs) when a posterior mean (of a log SD) is more than this many prior SDs from 0.
     """
 
     n_gauss_hermite: int = 32
@@ -88,6 +96,7 @@ class VariationalControl:
     log_sd_tol: float = 1e-14
     log_sd_max_iter: int = 200
     gtol_converged: float = 1e-4
+    separation_prior_sds: float = 1.5
 
 
 def gauss_hermite_rule(n_nodes: int) -> tuple[FloatArray, FloatArray]:
@@ -698,11 +707,7 @@ class MeanFieldVB(Method):
     control_type: ClassVar[type] = VariationalControl
 
     def __post_init__(self) -> None:
-        for name in ("prior_fe_sd", "prior_log_sd_sd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+        require_positive(self, *("prior_fe_sd", "prior_log_sd_sd"))
 
     @classmethod
     def from_arguments(
@@ -714,13 +719,10 @@ class MeanFieldVB(Method):
         n_agq: int | None = None,
         **others: Any,
     ) -> MeanFieldVB:
-        if n_agq not in (None, 1):
-            raise ValueError("n_agq applies only to method='agq'")
-        refuse_arguments(cls.name, **others)
         return cls(
-            2.0 if prior_fe_sd is None else prior_fe_sd,
-            1.0 if prior_log_sd_sd is None else prior_log_sd_sd,
-            checked_control(cls.name, control, VariationalControl),
+            **prior_settings(
+                cls.name, VariationalControl, prior_fe_sd, prior_log_sd_sd, control, n_agq, others
+            )
         )
 
     @property
@@ -744,4 +746,26 @@ class MeanFieldVB(Method):
     def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
         if start is not None:
             raise ValueError(f"method {self.name!r} starts from its own deterministic start")
-        return require_finite(fit_vb(model, self.prior_fe_sd, self.prior_log_sd_sd, self.control))
+        output = fit_vb(model, self.prior_fe_sd, self.prior_log_sd_sd, self.control)
+        found: list[FitWarning] = []
+        finite = np.all(np.isfinite(output.beta)) and np.all(np.isfinite(output.theta))
+        if finite and in_prior_tail(
+            output.beta, self.prior_fe_sd, self.control.separation_prior_sds
+        ):
+            fixed = fixed_effect_separation(model, self.prior_fe_sd)
+            if fixed is not None:
+                found.append(fixed)
+        if finite and not found and output.theta_cov is not None:
+            # theta = exp(posterior mean log SD); theta_cov: the log SDs' posterior variances
+            loose = loose_log_sds(
+                np.log(output.theta),
+                np.sqrt(np.diag(output.theta_cov)),
+                self.prior_log_sd_sd,
+                self.control.separation_prior_sds,
+            )
+            grouped = group_separation(model, loose)
+            if grouped is not None:
+                found.append(grouped)
+        if found:
+            output = replace(output, warnings=output.warnings + tuple(found))
+        return require_finite(output)

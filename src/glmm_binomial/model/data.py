@@ -1,13 +1,21 @@
 """ModelData: the frozen numerical description of one binomial GLMM.
 
     eta = X beta + sum_t Z_t[i, :] b_t[g_t(i), :] + offset,   b_t[j] = Lambda_t u_t[j],
-    u ~ N(0, I),   successes_i ~ Binomial(trials_i, expit(eta_i)).
+    u ~ N(0, I),   successes_i ~ family(trials_i, mu_i = F(eta_i))
+
+(the binomial with the logit link F = expit unless the model's family says otherwise; see
+glmm_binomial.family).
 
 Each random-effect block t has a grouping factor (integer codes 0..n_levels-1), a dense n x k_t
 matrix of its columns (no dense n x q matrix is ever formed) and a lower-triangular relative
 covariance factor Lambda_t whose k_t (k_t + 1) / 2 lower-triangle entries, taken column by
 column as lme4 does, are the block's slice of theta. Nothing here knows about pandas or text:
 the front ends build ModelData and the numerical modules consume it.
+
+theta, the first part of the optimizer's parameters, is the covariance parameters of the blocks
+(``theta_slices``, ``n_covariance`` of them) followed by the family's own parameters
+(``family_slice``: log phi for the beta-binomial; none for the binomial), so ``n_theta`` counts
+both; ``family_at(theta)`` is the family at those values.
 """
 
 from __future__ import annotations
@@ -118,8 +126,26 @@ class ModelData:
         return int(self.x.shape[1])
 
     @property
-    def n_theta(self) -> int:
+    def n_covariance(self) -> int:
+        """Covariance parameters of the random-effect blocks (theta without the family's)."""
         return sum(b.n_theta for b in self.blocks)
+
+    @property
+    def n_theta(self) -> int:
+        """Covariance parameters, then the family's parameters (none for the binomial)."""
+        return self.n_covariance + self.family.n_parameters
+
+    @property
+    def family_slice(self) -> slice:
+        """Where the family's parameters sit in theta (after the covariance parameters)."""
+        return slice(self.n_covariance, self.n_theta)
+
+    def family_at(self, theta: FloatArray) -> Family:
+        """The family at the parameters in theta's tail (the family itself when it has
+        none)."""
+        if not self.family.n_parameters:
+            return self.family
+        return self.family.with_parameters(np.asarray(theta)[self.family_slice])
 
     def theta_slices(self) -> list[slice]:
         """Where each block's parameters sit in theta."""
@@ -133,21 +159,25 @@ class ModelData:
         """Each structure's bounds (unstructured: 0 for diagonal entries of each Lambda_t,
         -inf for off-diagonal ones, as lme4)."""
         bounds = [b.covariance.lower_bounds() for b in self.blocks]
-        return np.concatenate(bounds) if bounds else np.zeros(0)
+        bounds.append(self.family.parameter_lower_bounds())
+        return np.concatenate(bounds).astype(np.float64)
 
     def theta_at_boundary(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
         """Which entries of theta are on the boundary (a variance at zero): each structure's
-        rule (unstructured: a diagonal entry of Lambda_t below tol, as lme4's isSingular)."""
+        rule (unstructured: a diagonal entry of Lambda_t below tol, as lme4's isSingular); the
+        family's parameters (log phi, unbounded) never are."""
         parts = [
             b.covariance.at_boundary(np.asarray(theta[s]), tol)
             for b, s in zip(self.blocks, self.theta_slices(), strict=True)
         ]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+        parts.append(np.zeros(self.family.n_parameters, dtype=bool))
+        return np.concatenate(parts)
 
     def theta_start(self) -> FloatArray:
         """lme4's start: Lambda_t = I (each structure's start)."""
         starts = [b.covariance.start() for b in self.blocks]
-        return np.concatenate(starts).astype(np.float64) if starts else np.zeros(0)
+        starts.append(np.zeros(self.family.n_parameters))
+        return np.concatenate(starts).astype(np.float64)
 
     def canonical_theta(self, theta: FloatArray) -> FloatArray:
         """theta in each structure's canonical form (the same covariances)."""

@@ -1,7 +1,8 @@
 """From a parsed lme4 formula and a DataFrame to ModelData (newdata.py goes back for new data).
 
 This is the one place where data frames meet the model: it reads the frame as R would
-(frame.py: object columns of numbers are numbers, unused levels dropped), drops incomplete rows
+(frame.py's reader policy: a column of numbers is numeric whatever its dtype, logical terms are
+factors, unused levels dropped), drops incomplete rows
 (as R's na.omit), builds the response (0/1, logical, two-level factor, proportion with weights,
 or cbind), asks formulaic for the fixed-effects matrix (aliased columns dropped, as lme4 does),
 the formula's offset terms and each random term's columns, and codes the grouping factors.
@@ -22,7 +23,8 @@ import scipy.linalg
 from formulaic import Formula
 from numpy.typing import NDArray
 
-from glmm_binomial.diagnostics import FitWarning, RankDeficiencyWarning
+from glmm_binomial.diagnostics import FitWarning, NonIntegerCountsWarning, RankDeficiencyWarning
+from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.model.covariance import make_structure
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
 from glmm_binomial.model.formula import (
@@ -32,14 +34,18 @@ from glmm_binomial.model.formula import (
     parse_formula,
 )
 from glmm_binomial.model.frame import (
+    ColumnReading,
     as_pandas,
+    check_unique_columns,
+    column_readings,
     drop_unused_categories,
     factor_codes,
     match_codes,
-    numbers_as_numeric,
+    read_columns,
     row_values,
 )
 from glmm_binomial.model.transforms import (
+    FACTOR_CALL_RE,
     evaluate_response,
     factor_column,
     formulaic_error,
@@ -59,6 +65,10 @@ MAX_DESIGN_VALUES = 200_000_000
 ALIAS_TOLERANCE = 1e-7
 """A column whose part not explained by the columns before it has a norm below this fraction of
 its own norm is aliased and dropped (R's ``qr()`` tolerance, as lme4's rank check uses)."""
+
+INTEGER_TOLERANCE = 1e-3
+"""Successes or trials farther than this from a whole number are non-integer counts (the
+tolerance of R's binomial family, which warns "non-integer #successes in a binomial glm!")."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +94,11 @@ class DesignInfo:
     columns dropped, named in ``dropped_columns``; None: all of them); ``offset_specs`` rebuild
     the formula's ``offset(...)`` terms; ``offset_source`` says where the ``offset=`` argument
     came from: a column of data (``offset_column``), values (new data must supply them) or
-    nothing. How the data's columns were read: ``numeric_columns`` names the object columns
-    read as numbers (frame.read_as_numbers: every value reads as one), ``response_levels``
-    holds a factor response's two levels (the second counts as a success; None for a numeric
-    response) and ``weights_column`` the column the weights came from. With these, the same
-    rows are built again from data (each partition of a Dask fit is, newdata.rows_design).
+    nothing. How the data's columns were read: ``columns`` (frame.ColumnReading: numbers,
+    logical, factor with its levels), ``response_levels`` a factor response's two levels (the
+    second counts as a success; None for a numeric response) and ``weights_column`` the column
+    the weights came from. With these, the same rows are built again from data, read the same
+    way (new data; each partition of a Dask fit, newdata.rows_design).
     ``variables`` summarizes each variable of the fixed part and the offsets over the fit's rows
     (factor levels; a numeric variable's mean and range), in formula order, for reference grids
     (glmm_binomial.results.emmeans)."""
@@ -105,7 +115,7 @@ class DesignInfo:
     dropped_columns: tuple[str, ...] = ()
     warnings: tuple[FitWarning, ...] = ()
     variables: tuple[VariableSummary, ...] = ()
-    numeric_columns: tuple[str, ...] = ()
+    columns: tuple[ColumnReading, ...] = ()
     response_levels: tuple[Any, Any] | None = None
     weights_column: str | None = None
 
@@ -355,13 +365,60 @@ def codes_in_levels(spec: RandomSpec, frame: pd.DataFrame) -> IntArray:
 
 
 def value_variables(parsed: ParsedFormula) -> list[str]:
-    """Columns whose values enter the model (not only as grouping labels): object columns of
-    numbers among them are read as numbers. Grouping labels keep their text ("01" stays "01")."""
+    """Columns whose values enter the model (not only as grouping labels): the reader policy
+    (frame.read_columns) reads them. Grouping labels keep their text ("01" stays "01")."""
     names: set[str] = set()
     for expr in (parsed.fixed, *parsed.offsets, *(t.expr for t in parsed.random)):
         names |= expression_variables(expr)
     grouping = {v for t in parsed.random for v in t.group}
     return sorted(v for v in parsed.variables if v in names or v not in grouping)
+
+
+def factor_terms(parsed: ParsedFormula) -> set[str]:
+    """Columns the formula uses only as terms of their own (``u``, ``u:x``, ``factor(u)``),
+    where a logical column is a factor with levels FALSE and TRUE (R's ``model.matrix``: its
+    column is ``uTRUE``). A column also read inside an expression (``I(u * 1)``, an offset, the
+    response) is left logical (0/1), since one column cannot be both."""
+    plain: set[str] = set()
+    inside: set[str] = set()
+    for expr in (parsed.fixed, *(t.expr for t in parsed.random)):
+        try:
+            terms = list(Formula(expr))
+        except Exception:  # noqa: BLE001 - materialize reports formulaic's error
+            continue
+        for term in terms:
+            for factor in term.factors:
+                text = str(factor.expr)
+                match = FACTOR_CALL_RE.match(text)
+                if text in parsed.variables:
+                    plain.add(text)
+                elif match is not None and match.group(1) in parsed.variables:
+                    plain.add(match.group(1))
+                else:
+                    inside |= expression_variables(text)
+    for expr in parsed.offsets:
+        inside |= expression_variables(expr)
+    response = parsed.response
+    for expr in (response.successes, response.failures or ""):
+        inside |= expression_variables(expr) if expr else set()
+    return plain - inside
+
+
+def noninteger_counts_warning(
+    successes: FloatArray, trials: FloatArray, index: pd.Index
+) -> FitWarning | None:
+    """R's warning for successes (or trials) that are not whole numbers: the binomial
+    log-likelihood is then not one of counts (tolerance INTEGER_TOLERANCE, R's)."""
+    for what, values in (("successes", successes), ("trials", trials)):
+        off = np.abs(values - np.round(values)) > INTEGER_TOLERANCE
+        if np.any(off):
+            row = int(np.flatnonzero(off)[0])
+            return FitWarning(
+                f"non-integer #{what} in a binomial glm! ({int(np.sum(off))} row(s), first "
+                f"row {index[row]!r} with {values[row]:g} {what}; weights multiply the counts)",
+                NonIntegerCountsWarning,
+            )
+    return None
 
 
 def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFrame) -> str:
@@ -380,16 +437,26 @@ def build_model(
     data: Any,
     weights: Any = None,
     offset: Any = None,
+    family: Family = BINOMIAL_LOGIT,
 ) -> tuple[ModelData, DesignInfo]:
-    """ModelData and DesignInfo for `formula` on `data` (rows with missing values dropped).
+    """ModelData and DesignInfo for `formula` on `data` (rows with missing values dropped),
+    the model of the given family (glmm_binomial.family.make_family; the binomial logit by
+    default).
 
-    Object columns of numbers are read as numbers, unused categories are dropped (R's
-    droplevels), and aliased fixed-effect columns are dropped with a RankDeficiencyWarning
-    (recorded in DesignInfo.warnings and DesignInfo.dropped_columns), as lme4 does."""
+    Columns are read by frame.py's reader policy (numbers whatever their dtype, logical terms as
+    FALSE/TRUE factors), unused categories are dropped (R's droplevels), non-integer counts
+    warn as in R (NonIntegerCountsWarning), and aliased fixed-effect columns are dropped with a
+    RankDeficiencyWarning (recorded in DesignInfo.warnings and DesignInfo.dropped_columns), as
+    lme4 does."""
+    if not isinstance(family, Family):
+        raise ValueError("family must be a Family object (glmm_binomial.family.make_family)")
     if not isinstance(formula, str):
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
     parsed = parse_formula(formula)
     frame = as_pandas(data)
+    index = frame.index if isinstance(data, pd.DataFrame) else None
+    named = [v for v in (weights, offset) if isinstance(v, str)]
+    check_unique_columns(frame, [*parsed.variables, *named], "data")
     missing = [v for v in parsed.variables if v not in frame.columns]
     if missing:
         raise ValueError(_missing_columns_message(formula, missing, frame))
@@ -405,17 +472,16 @@ def build_model(
         offset = frame[offset] if offset in frame.columns else _missing_column("offset", offset)
     elif offset is not None:
         offset_source = "values"
-    w_all = row_values("weights", weights, len(frame))
-    o_all = row_values("offset", offset, len(frame))
+    w_all = row_values("weights", weights, len(frame), index)
+    o_all = row_values("offset", offset, len(frame), index)
     if not parsed.random:
         raise ValueError(
             f"formula '{formula}' has no random-effect term such as (1 | group); "
             "for a plain logistic regression use a GLM"
         )
 
-    used = numbers_as_numeric(frame.loc[:, list(parsed.variables)], value_variables(parsed))
-    numeric_columns = tuple(
-        v for v in value_variables(parsed) if frame[v].dtype == object and used[v].dtype != object
+    used, kinds = read_columns(
+        frame.loc[:, list(parsed.variables)], value_variables(parsed), factor_terms(parsed)
     )
     complete = np.array(used.notna().all(axis=1), dtype=bool)
     for arr in (w_all, o_all):
@@ -432,12 +498,22 @@ def build_model(
     if not np.all(np.isfinite(o)):
         raise ValueError("offset must be finite")
 
+    if family.n_parameters and w is not None and parsed.response.kind == "cbind":
+        # Prior weights multiply the binomial's counts, which a beta-binomial row is not.
+        raise ValueError(
+            f"weights with a cbind() response are not available for family {family.name!r}: "
+            "give the counts themselves (weights= is the trials of a proportion response)"
+        )
     factor_levels = response_levels(parsed, sub)
     successes, trials = response_counts(parsed, sub, w, factor_levels)
+    fit_warnings: list[FitWarning] = []
+    counts_warning = noninteger_counts_warning(successes, trials, sub.index)
+    if counts_warning is not None:
+        counts_warning.emit(stacklevel=3)
+        fit_warnings.append(counts_warning)
     check_width(parsed.fixed, sub, "fixed-effects design")
     x, fixed_names, fixed_spec = materialize(parsed.fixed, sub, "fixed-effects term")
     check_finite(x, fixed_names, "fixed-effects", sub.index)
-    fit_warnings: list[FitWarning] = []
     dropped = aliased_columns(x)
     kept = [j for j in range(x.shape[1]) if j not in set(dropped)]
     dropped_names: list[str] = []
@@ -489,6 +565,7 @@ def build_model(
         offset=o,
         fixed_names=tuple(fixed_names),
         blocks=tuple(blocks),
+        family=family,
     )
     info = DesignInfo(
         formula=parsed,
@@ -503,7 +580,7 @@ def build_model(
         dropped_columns=tuple(dropped_names),
         warnings=tuple(fit_warnings),
         variables=_grid_variables(parsed, sub),
-        numeric_columns=numeric_columns,
+        columns=column_readings(sub, kinds),
         response_levels=factor_levels,
         weights_column=weights_column,
     )

@@ -15,7 +15,8 @@ lme4 semantics implemented here:
   structure's name in ``RandomTerm.structure`` (model.covariance.STRUCTURES);
 * nested grouping ``(1 | a/b)``, expanded into ``(1 | a) + (1 | a:b)``;
 * R's power inside ``I(...)``: ``I(age^2)`` becomes ``I(age**2)``;
-* ``offset(expr)`` terms of the right-hand side, returned apart (``ParsedFormula.offsets``);
+* ``offset(expr)`` terms of the right-hand side, any expression inside, returned apart
+  (``ParsedFormula.offsets``; ``offset(age/10)`` as formulaic's ``I(age/10)``);
 * R's ``a %in% b`` (the interaction ``a:b``, with no main effect of ``b``);
 * R-style dotted column names (``age.c``) without backticks: a dotted name that is not called
   as a function is a column name, as in R.
@@ -370,10 +371,28 @@ def _split_offsets(
                     f"offset term must be added with '+' and name an expression, as in "
                     f"'+ offset(log(n))': {_source(text, piece)!r}"
                 )
-            offsets.append(_render(_translate_power(piece[2:-1])))
+            offsets.append(_offset_expression(piece[2:-1]))
         else:
             kept.append((sign, piece))
     return kept, tuple(offsets)
+
+
+def _offset_expression(tokens: list[_Token]) -> str:
+    """The formulaic text of an offset's argument: any expression, as R evaluates it. A column
+    name or one function call is a formulaic term already; anything else (``age/10``,
+    ``log(n) + 1``, ``x^2``) is wrapped in ``I(...)``, formulaic's "evaluate as written", so
+    that formula operators in it keep their arithmetic meaning."""
+    single = (len(tokens) == 1 and tokens[0].kind in {"name", "backtick"}) or (
+        len(tokens) >= 3
+        and tokens[0].kind == "name"
+        and tokens[1].text == "("
+        and _matching(tokens, 1) == len(tokens) - 1
+    )
+    if not single:
+        start = tokens[0].start
+        tokens = [_Token("name", "I", start), _Token("op", "(", start), *tokens]
+        tokens.append(_Token("op", ")", tokens[-1].start))
+    return _render(_translate_power(tokens))
 
 
 def _parse_response(text: str, tokens: list[_Token]) -> ResponseSpec:

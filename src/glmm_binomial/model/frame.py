@@ -1,36 +1,74 @@
-"""Data frames as the design stage reads them, with R's reading rules.
+"""Data frames as the design stage reads them: one reader policy for every input path.
 
-* Any narwhals-supported eager frame (polars, pyarrow, ...) becomes a pandas DataFrame; narwhals
-  is the optional extra ``polars`` and is imported only when such a frame arrives.
-* Object columns that hold only numbers become numeric columns (R reads such a column as numbers,
-  not as a factor).
-* Categorical columns lose the categories no row uses (R's ``droplevels`` after subsetting).
-* Grouping labels are matched by R's ``as.character``: ``1``, ``1.0`` and ``"1"`` are one level.
+Whatever delivers the table (pandas of any dtype, polars or pyarrow through narwhals, the CLI's
+CSV, .xlsx and Parquet readers, Dask partitions, new data for prediction), each column the
+model reads values from is read by one rule, R's (``type.convert`` as ``read.csv`` applies it,
+then ``model.matrix``):
+
+* a categorical column is a factor, whatever its categories (R: a factor stays a factor; a
+  categorical of numbers is not made numeric);
+* a logical column (bool of any dtype, or text TRUE/FALSE, True/False, true/false) is a factor
+  with levels FALSE and TRUE where the formula uses it as a term (R names its column
+  ``xTRUE``), and 0/1 elsewhere (the response, inside ``I(...)``);
+* any other column is numeric when every non-missing value is a number or text that reads as
+  one (``"18.44"``, ``" -5 "``, ``"1e3"``; blank text, ``"NA"`` and ``"NaN"`` are missing), in
+  whatever dtype it arrives: object, pandas' ``str`` and ``"string"``, Arrow strings, nullable
+  numbers. The file readers apply the file's decimal convention before this (a CSV read with
+  ``decimal=","``); in memory a number is written with a decimal point, as R's as.numeric reads
+  it;
+* otherwise it is a factor whose labels are R's ``as.character`` of the values
+  (``label_key``: ``1``, ``1.0`` and ``"1"`` are one level), levels sorted as text.
+
+``read_columns`` decides and converts (``ColumnTraits`` are the per-column facts the decision
+needs, merged over Dask partitions with ``&``); ``ColumnReading`` records the decision and the
+factor's levels so that new data (and every Dask partition) is read the same way by
+``read_like``, with a ValueError naming the column, row and value that does not fit.
+Grouping labels are matched by the same ``label_key`` everywhere (``factor_codes``,
+``match_codes``). Unused categories are dropped after the rows are chosen (R's ``droplevels``).
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 __all__ = [
+    "ColumnKind",
+    "ColumnReading",
+    "ColumnTraits",
+    "LOGICAL_LEVELS",
     "as_pandas",
+    "check_unique_columns",
+    "column_kind",
+    "column_readings",
+    "column_traits",
     "drop_unused_categories",
     "factor_codes",
+    "factor_levels",
     "label_key",
     "label_keys",
+    "logical_text",
     "match_codes",
+    "new_levels_message",
     "numbers_as_numeric",
+    "read_as_numbers",
+    "read_columns",
+    "read_like",
     "row_values",
+    "text_number",
 ]
 
 IntArray = NDArray[np.intp]
 FloatArray = NDArray[np.float64]
+
+ColumnKind = Literal["number", "logical", "factor", "logical_factor"]
+"""How a column is read (see ColumnReading)."""
 
 _NARWHALS_HINT = "pip install 'glmm-binomial[polars]'"
 
@@ -75,18 +113,45 @@ def _from_narwhals(data: Any, argument: str) -> pd.DataFrame:
             columns[name] = pd.Categorical(
                 series.to_numpy().astype(object), categories=list(dtype.categories)
             )
-        elif dtype == nw.Categorical or dtype == nw.String:
-            # Plain strings: levels sorted as R sorts character columns made into factors.
+        elif dtype == nw.Categorical:
+            # A factor (R: a factor stays a factor), levels sorted as R's factor() sorts text.
+            columns[name] = pd.Categorical(series.to_numpy().astype(object))
+        elif dtype == nw.String:
+            # Text: the reader policy decides (numbers, logical or labels), as for pandas.
             columns[name] = pd.array(series.to_numpy().astype(object), dtype=object)
         else:
             columns[name] = series.to_numpy()
     return pd.DataFrame(columns)
 
 
-def row_values(name: str, values: Any, n: int) -> FloatArray | None:
-    """An optional per-row numeric argument (weights, offset) as a float array, or None."""
+def check_unique_columns(frame: pd.DataFrame, names: Iterable[str], argument: str) -> None:
+    """Refuse a frame in which a column the model reads appears more than once: which of them
+    is meant cannot be told (R's data.frame would have renamed the copies ``x.1``, ...).
+    Duplicated columns the model does not read are left alone."""
+    if frame.columns.is_unique:
+        return
+    duplicated = set(frame.columns[frame.columns.duplicated()])
+    clashing = sorted({str(n) for n in names if n in duplicated})
+    if clashing:
+        raise ValueError(
+            f"{argument} has more than one column named {', '.join(map(repr, clashing))}, "
+            "which the model uses; rename or drop the copies (for instance "
+            f"{argument}.loc[:, ~{argument}.columns.duplicated()])"
+        )
+
+
+def row_values(name: str, values: Any, n: int, index: pd.Index | None = None) -> FloatArray | None:
+    """An optional per-row numeric argument (weights, offset) as a float array, or None.
+
+    A pandas Series is matched to the data's rows by its index when the data is a pandas
+    DataFrame (``index``): used as it is when the labels are the data's in the same order,
+    reordered when they are the same set in another order, refused otherwise (a partial or
+    different index, or duplicated labels). With data that has no index (``index`` None) a
+    Series must carry the default index 0..n-1. Anything else is taken in row order."""
     if values is None:
         return None
+    if isinstance(values, pd.Series):
+        values = _aligned(name, values, n, index)
     arr = np.asarray(values, dtype=object)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"{name} must have one value per row of data ({n}), got shape {arr.shape}")
@@ -96,46 +161,362 @@ def row_values(name: str, values: Any, n: int) -> FloatArray | None:
         raise ValueError(f"{name} must be numeric") from None
 
 
-def numbers_as_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """``frame`` with each of ``columns`` of object dtype holding only numbers (or text that
-    reads as numbers) made numeric. A copy is made only when a column changes; logical values
-    and text labels are left alone."""
-    changed: dict[str, pd.Series] = {}
-    for name in columns:
-        numbers = read_as_numbers(frame[name])
-        if numbers is not None:
-            changed[name] = numbers
-    if not changed:
-        return frame
-    return frame.assign(**changed)
+def _aligned(name: str, values: pd.Series, n: int, index: pd.Index | None) -> pd.Series:
+    own = values.index
+    if index is None:
+        if own.equals(pd.RangeIndex(n)):
+            return values
+        raise ValueError(
+            f"{name} is a pandas Series with its own index, but the data is not a pandas "
+            "DataFrame, so there is no index to match it on; pass the values in the data's row "
+            f"order ({name}.to_numpy())"
+        )
+    if own.equals(index):
+        return values
+    problem = ""
+    if not own.is_unique or not index.is_unique:
+        which = name if not own.is_unique else "data"
+        problem = f"{which}'s index has duplicated labels"
+    else:
+        extra = own.difference(index)
+        lacking = index.difference(own)
+        if len(extra):
+            problem = f"labels {_some(extra)} of {name} are not in data's index"
+        elif len(lacking):
+            problem = f"data's rows {_some(lacking)} have no value in {name}"
+    if problem:
+        raise ValueError(
+            f"{name} is a pandas Series whose index does not match data's index ({problem}); "
+            f"give it data's index, or pass the values in data's row order ({name}.to_numpy())"
+        )
+    # The same labels in another order: each row takes the value with its label.
+    return values.reindex(index)
 
 
-def read_as_numbers(series: pd.Series) -> pd.Series | None:
-    """An object column holding only numbers (or text that reads as numbers) as numbers;
-    None for any other column (logical values and text labels are labels)."""
-    if series.dtype != object:
-        return None
-    kind = pd.api.types.infer_dtype(series, skipna=True)
-    if kind in {"integer", "floating", "mixed-integer-float", "decimal"}:
-        return pd.to_numeric(series)
-    if kind in {"string", "mixed"}:
-        # Text that reads as numbers everywhere ("18.4", "-5") is numbers, as R's read.csv
-        # reads it; one label that is not a number keeps the column a factor. The plain
-        # conversion fails fast on the first label; the checked one runs only if it passed.
-        try:
-            pd.to_numeric(series)
-            return pd.to_numeric(series.map(_number_text, na_action="ignore"))
-        except (ValueError, TypeError):
-            return None
+def _some(labels: pd.Index, shown: int = 3) -> str:
+    text = ", ".join(repr(v) for v in labels[:shown].tolist())
+    return text + (f" and {len(labels) - shown} more" if len(labels) > shown else "")
+
+
+# --- the reader policy --------------------------------------------------------------------------
+
+_LOGICAL_TEXT = {"TRUE": True, "True": True, "true": True, "FALSE": False, "False": False,
+                 "false": False}  # fmt: skip
+"""Text R's type.convert reads as logical (its single letters T and F are left as labels)."""
+
+_MISSING_NUMBER_TEXT = frozenset({"", "NA", "NaN", "nan"})
+"""Text that is a missing value in a column of numbers (R: blank fields and "NA" are NA, and
+as.numeric("NaN") is NaN, which na.omit drops)."""
+
+LOGICAL_LEVELS = ("FALSE", "TRUE")
+"""The levels of a logical column read as a factor (R's, so its column is named ``xTRUE``)."""
+
+
+@dataclass(frozen=True)
+class ColumnTraits:
+    """What a column's values allow, whatever its dtype: ``categorical`` (a categorical dtype),
+    ``logical`` (every non-missing value is logical), ``numbers`` (every non-missing value is a
+    number or text of one; logical values are not). A column without values allows both.
+    The traits of the pieces of a column (Dask partitions) combine with ``&``."""
+
+    categorical: bool
+    logical: bool
+    numbers: bool
+
+    def __and__(self, other: ColumnTraits) -> ColumnTraits:
+        return ColumnTraits(
+            self.categorical or other.categorical,
+            self.logical and other.logical,
+            self.numbers and other.numbers,
+        )
+
+
+@dataclass(frozen=True)
+class ColumnReading:
+    """How the fit read one column: its ``kind`` and, for a factor, its levels (those of the
+    rows fitted, R's droplevels). New data and Dask partitions are read to match.
+
+    Kinds: "number"; "logical" (TRUE/FALSE as 1/0); "factor"; "logical_factor" (a logical
+    column used as a term: levels FALSE and TRUE, whatever spelling the values arrive in)."""
+
+    name: str
+    kind: ColumnKind
+    levels: tuple[object, ...] = ()
+
+
+def _is_logical_dtype(dtype: Any) -> bool:
+    return pd.api.types.is_bool_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+
+
+def _present(series: pd.Series) -> NDArray[np.object_]:
+    """The distinct non-missing values of a column, as an object array."""
+    uniques = pd.unique(series.to_numpy(dtype=object))
+    return np.asarray(uniques[~pd.isna(uniques)], dtype=object)
+
+
+def _logical_value(value: object) -> bool | None:
+    """A logical value (bool, or text TRUE/True/true/FALSE/...) as a bool; None otherwise."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        return _LOGICAL_TEXT.get(value.strip())
     return None
 
 
-def _number_text(value: object) -> object:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError("a logical value is not a number")
-    if isinstance(value, str) and value.strip().lower() in {"nan", "inf", "-inf", "+inf", ""}:
-        raise ValueError("not a number R would read")
-    return value
+_NO_LOGICAL_KINDS = frozenset({"string", "empty", "integer", "floating", "decimal", "complex"})
+"""pandas.api.types.infer_dtype kinds of object arrays that cannot hold a logical value."""
+
+
+def _numbers_of(values: NDArray[np.object_]) -> NDArray[np.float64] | None:
+    """``values`` (an object array; missing values allowed) as float64 when every non-missing
+    value is a number or text of one, blank text and "NA"/"NaN" counting as missing; None
+    otherwise. Logical values are not numbers."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind not in _NO_LOGICAL_KINDS and any(isinstance(v, (bool, np.bool_)) for v in values):
+        return None
+    try:  # one pass when every value reads (labels fail at the first one)
+        return np.asarray(pd.to_numeric(values, errors="raise"), dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    try:
+        numbers = np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    failed = values[np.isnan(numbers) & ~pd.isna(values)]
+    if all(isinstance(v, str) and v.strip() in _MISSING_NUMBER_TEXT for v in failed):
+        return numbers
+    return None
+
+
+def _all_numbers(values: NDArray[np.object_]) -> bool:
+    return _numbers_of(values) is not None
+
+
+def text_number(text: str) -> float | None:
+    """A text cell as the number it reads as under the reader policy (``" 18.44 "``, ``"1e3"``),
+    or None (not a number, or a missing value such as blank text or "NA")."""
+    numbers = _numbers_of(np.array([text], dtype=object))
+    return None if numbers is None or np.isnan(numbers[0]) else float(numbers[0])
+
+
+def logical_text(text: str) -> bool | None:
+    """A text cell as the logical value it reads as (TRUE/True/true, FALSE/...), or None."""
+    return _LOGICAL_TEXT.get(text.strip())
+
+
+def column_traits(series: pd.Series) -> ColumnTraits:
+    """The traits of a column (see ``ColumnTraits``), decided on its distinct values."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return ColumnTraits(categorical=True, logical=False, numbers=False)
+    if _is_logical_dtype(dtype):
+        return ColumnTraits(categorical=False, logical=True, numbers=False)
+    if pd.api.types.is_numeric_dtype(dtype):
+        return ColumnTraits(categorical=False, logical=False, numbers=True)
+    present = _present(series)
+    logical = all(_logical_value(v) is not None for v in present)
+    numbers = len(present) == 0 or (not logical and _all_numbers(present))
+    return ColumnTraits(categorical=False, logical=logical, numbers=numbers)
+
+
+def column_kind(traits: ColumnTraits, logical_as_factor: bool) -> ColumnKind:
+    """The kind a column with these traits is read as: a categorical is a factor; a logical
+    column a factor where the formula uses it as a term (``logical_as_factor``), else 0/1; a
+    column of numbers numeric (one without values too); anything else a factor."""
+    if traits.categorical:
+        return "factor"
+    if traits.numbers:
+        return "number"
+    if traits.logical:
+        return "logical_factor" if logical_as_factor else "logical"
+    return "factor"
+
+
+def _first_misfit(series: pd.Series, fits: Any) -> tuple[object, object] | None:
+    values = series.to_numpy(dtype=object)
+    for position, value in enumerate(values):
+        if not pd.isna(value) and not fits(value):
+            return series.index[position], value
+    return None
+
+
+def _misfit_error(series: pd.Series, name: str, argument: str, what: str, fits: Any) -> ValueError:
+    found = _first_misfit(series, fits)
+    where = "" if found is None else f": row {found[0]!r} has {found[1]!r}"
+    return ValueError(f"{argument} column '{name}' must hold {what}, as the fit read it{where}")
+
+
+def _as_number(series: pd.Series, name: str, argument: str) -> pd.Series:
+    dtype = series.dtype
+    if pd.api.types.is_numeric_dtype(dtype) and not _is_logical_dtype(dtype):
+        if isinstance(dtype, np.dtype):
+            return series  # already numbers: no copy
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.Series(values, index=series.index, name=series.name)
+    if not isinstance(dtype, pd.CategoricalDtype) and not _is_logical_dtype(dtype):
+        numbers = _numbers_of(series.to_numpy(dtype=object))
+        if numbers is not None:
+            return pd.Series(numbers, index=series.index, name=series.name)
+    raise _misfit_error(
+        series, name, argument, "numbers", lambda v: _all_numbers(np.array([v], dtype=object))
+    )
+
+
+def _as_logical(series: pd.Series, name: str, argument: str) -> pd.Series:
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind == "b":
+        return series  # numpy bool: 1/0 in arithmetic, TRUE/FALSE as a response
+    values = series.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    logical = [_logical_value(v) for v in values[~missing]]
+    if any(v is None for v in logical):
+        raise _misfit_error(
+            series, name, argument, "logical values (TRUE/FALSE)",
+            lambda v: _logical_value(v) is not None,
+        )  # fmt: skip
+    out = np.full(len(values), np.nan)
+    out[~missing] = np.asarray(logical, dtype=np.float64)
+    return pd.Series(out, index=series.index, name=series.name)
+
+
+def _keys(uniques: Any, logical: bool) -> NDArray[np.object_]:
+    values = np.asarray(uniques, dtype=object)
+    if not logical:
+        return label_keys(values)
+    flags = [_logical_value(v) for v in values]
+    return np.array([None if f is None else LOGICAL_LEVELS[int(f)] for f in flags], dtype=object)
+
+
+def _as_factor(series: pd.Series, name: str, argument: str, logical: bool) -> pd.Series:
+    """A column as a Categorical of its label keys (R's as.character; FALSE/TRUE for a logical
+    column), levels sorted as text; a categorical column stays as it is."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series
+    codes, uniques = pd.factorize(series)
+    keys = _keys(uniques, logical)
+    if logical and any(k is None for k in keys):
+        raise _misfit_error(
+            series, name, argument, "logical values (TRUE/FALSE)",
+            lambda v: _logical_value(v) is not None,
+        )  # fmt: skip
+    categories = np.unique(keys) if len(keys) else np.array([], dtype=object)
+    position = np.searchsorted(categories, keys) if len(keys) else np.zeros(0, dtype=np.intp)
+    coded = np.where(codes >= 0, position[np.maximum(codes, 0)] if len(keys) else -1, -1)
+    factor = pd.Categorical.from_codes(coded, categories=pd.Index(categories, dtype=object))
+    return pd.Series(factor, index=series.index, name=series.name)
+
+
+def factor_levels(values: Any, logical: bool = False) -> tuple[object, ...]:
+    """The levels ``read_like`` gives a factor column read from values (not a categorical)
+    whose distinct non-missing values are ``values`` (any order, repeats allowed): their label
+    keys (FALSE/TRUE for a logical column) sorted as text. A Dask fit finds them from the
+    values its partitions hold."""
+    present = np.asarray(pd.unique(np.asarray(values, dtype=object)), dtype=object)
+    present = present[~pd.isna(present)]
+    keys = _keys(present, logical)
+    if logical and any(k is None for k in keys):
+        raise ValueError("a logical column holds a value that is not TRUE or FALSE")
+    return tuple(np.unique(keys).tolist()) if len(keys) else ()
+
+
+def _in_levels(series: pd.Series, reading: ColumnReading, argument: str) -> pd.Series:
+    levels = list(reading.levels)
+    if reading.kind == "logical_factor":
+        series = _as_factor(series, reading.name, argument, logical=True)
+    codes, new = match_codes(series, label_keys(np.asarray(levels, dtype=object)))
+    if new:
+        raise ValueError(new_levels_message(argument, reading.name, new, levels))
+    categories = pd.Index(levels, dtype=object) if levels else pd.Index([], dtype=object)
+    if isinstance(series.dtype, pd.CategoricalDtype) and list(series.cat.categories) == levels:
+        return series
+    factor = pd.Categorical.from_codes(codes, categories=categories)
+    return pd.Series(factor, index=series.index, name=series.name)
+
+
+def new_levels_message(
+    argument: str, name: str, new: Sequence[object], levels: Sequence[object]
+) -> str:
+    """The message for factor levels that new data have and the fit had not (lme4 refuses
+    them)."""
+    shown = ", ".join(repr(v) if isinstance(v, str) else label_key(v) for v in new[:5])
+    shown += " ..." if len(new) > 5 else ""
+    listed = ", ".join(map(str, levels[:20])) + (" ..." if len(levels) > 20 else "")
+    return (
+        f"{argument}: factor '{name}' has new level(s) {shown} not in the fit "
+        f"(levels: {listed}); predictions need levels seen in the fit"
+    )
+
+
+def read_like(
+    frame: pd.DataFrame, readings: Iterable[ColumnReading], argument: str = "newdata"
+) -> pd.DataFrame:
+    """``frame`` with the columns in ``readings`` read as the fit read them: numbers (a value
+    that is not one raises a ValueError naming the column, row and value), logical values, or
+    a factor, coded in the fit's levels when the reading has them (a level the fit has not seen
+    raises a ValueError naming it, as lme4 does). Columns ``frame`` lacks are skipped (the
+    caller says which it needs). A copy is made only when a column changes."""
+    changed: dict[str, pd.Series] = {}
+    for reading in readings:
+        if reading.name not in frame.columns:
+            continue
+        series = frame[reading.name]
+        if reading.kind == "number":
+            out = _as_number(series, reading.name, argument)
+        elif reading.kind == "logical":
+            out = _as_logical(series, reading.name, argument)
+        elif reading.levels:
+            out = _in_levels(series, reading, argument)
+        else:
+            logical = reading.kind == "logical_factor"
+            out = _as_factor(series, reading.name, argument, logical)
+        if out is not series:
+            changed[reading.name] = out
+    return frame.assign(**changed) if changed else frame
+
+
+def read_columns(
+    frame: pd.DataFrame, names: Sequence[str], factor_terms: Collection[str] = ()
+) -> tuple[pd.DataFrame, dict[str, ColumnKind]]:
+    """``frame`` with each of ``names`` read by the reader policy (module docstring), and the
+    kind each was read as. ``factor_terms``: the columns the formula uses as terms of their own
+    (``x``, ``factor(x)``), where a logical column is a factor. The caller's frame is never
+    modified."""
+    kinds = {name: column_kind(column_traits(frame[name]), name in factor_terms) for name in names}
+    return read_like(frame, [ColumnReading(n, k) for n, k in kinds.items()], "data"), kinds
+
+
+def column_readings(frame: pd.DataFrame, kinds: dict[str, ColumnKind]) -> tuple[ColumnReading, ...]:
+    """The fit's readings (``kinds`` from read_columns), each factor with its levels as
+    ``frame`` (the rows fitted, unused categories dropped) has them."""
+    return tuple(
+        ColumnReading(
+            name,
+            kind,
+            tuple(frame[name].cat.categories) if kind in ("factor", "logical_factor") else (),
+        )
+        for name, kind in kinds.items()
+    )
+
+
+def read_as_numbers(series: pd.Series) -> pd.Series | None:
+    """A column (of any dtype but categorical or logical) whose non-missing values are all
+    numbers or text of numbers, as numbers (float64 unless it already was a numpy numeric
+    column); None for any other column."""
+    traits = column_traits(series)
+    if traits.categorical or not traits.numbers:
+        return None
+    return _as_number(series, str(series.name), "data")
+
+
+def numbers_as_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` that holds only numbers (or text of numbers) as
+    numbers; a copy is made only when a column changes. Logical values, text labels and
+    categoricals are left alone."""
+    changed: dict[str, pd.Series] = {}
+    for name in columns:
+        numbers = read_as_numbers(frame[name])
+        if numbers is not None and numbers is not frame[name]:
+            changed[name] = numbers
+    return frame.assign(**changed) if changed else frame
 
 
 def drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:

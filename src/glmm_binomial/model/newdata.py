@@ -1,9 +1,11 @@
 """The design of a fitted model rebuilt for new data (prediction).
 
-Stateful transforms use the fit's parameters (formulaic's model specs); factor levels are
-checked against the fit's (lme4 refuses a level it has not seen); grouping labels are matched by
-the rule the fit used (R's as.character); rows missing a needed value are set aside so that
-their prediction is NaN, as with the fit's na.omit.
+Columns are read as the fit read them (frame.read_like with the fit's ColumnReadings: a column
+of numbers must hold numbers, a factor's levels are checked against the fit's, as lme4 refuses a
+level it has not seen), whatever their dtype; stateful transforms use the fit's parameters
+(formulaic's model specs, never changed by a call); grouping labels are matched by the rule the
+fit used (R's as.character); rows missing a needed value are set aside so that their prediction
+is NaN, as with the fit's na.omit.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import FitWarning, NewLevelsWarning
-from glmm_binomial.model.design import DesignInfo, codes_in_levels, value_variables
+from glmm_binomial.model.design import (
+    DesignInfo,
+    codes_in_levels,
+    factor_terms,
+    value_variables,
+)
 from glmm_binomial.model.formula import expression_variables
 from glmm_binomial.model.frame import (
     as_pandas,
+    check_unique_columns,
     label_keys,
     match_codes,
-    numbers_as_numeric,
+    new_levels_message,
+    read_columns,
+    read_like,
     row_values,
 )
 from glmm_binomial.model.transforms import factor_column, rebuild
@@ -102,6 +112,7 @@ def new_data_design(
     needed; ``random`` may also be a sequence of block indices (into ``info.random_specs``):
     only those blocks are built and only their columns needed."""
     frame = as_pandas(newdata, "newdata")
+    index = frame.index if isinstance(newdata, pd.DataFrame) else None
     parsed = info.formula
     if isinstance(random, bool):
         chosen = tuple(range(len(info.random_specs))) if random else ()
@@ -114,16 +125,18 @@ def new_data_design(
     for spec in random_specs:
         needed |= expression_variables(spec.term.expr) | set(spec.term.group)
     needed_list = sorted(needed)
+    offset_name = [info.offset_column] if offset is None and info.offset_column else []
+    check_unique_columns(frame, [*needed_list, *offset_name], "newdata")
     missing = [v for v in needed_list if v not in frame.columns]
     values: FloatArray | None = None
     if offset is not None:
-        values = row_values("offset", offset, len(frame))
+        values = row_values("offset", offset, len(frame), index)
     elif info.offset_source == "column":
         assert info.offset_column is not None
         if info.offset_column not in frame.columns:
             missing.append(info.offset_column)
         else:
-            values = row_values("offset", frame[info.offset_column], len(frame))
+            values = row_values("offset", frame[info.offset_column], len(frame), index)
     elif info.offset_source == "values":
         raise ValueError(
             "the model was fitted with offset= values; pass offset= with one value per row of "
@@ -141,7 +154,12 @@ def new_data_design(
             )
         )
     values_of = set(value_variables(parsed))
-    used = numbers_as_numeric(frame.loc[:, needed_list], [v for v in needed_list if v in values_of])
+    chosen_columns = frame.loc[:, needed_list]
+    if info.columns:
+        used = read_like(chosen_columns, [r for r in info.columns if r.name in needed])
+    else:  # a design recorded without its readings: decide as a fit would
+        names = [v for v in needed_list if v in values_of]
+        used = read_columns(chosen_columns, names, factor_terms(parsed))[0]
     complete = np.array(used.notna().all(axis=1), dtype=bool)
     if values is not None:
         complete &= ~np.isnan(values)
@@ -176,12 +194,7 @@ def _match_categories(specs: list[Any], frame: pd.DataFrame) -> pd.DataFrame:
             name, plain = found
             codes, new = match_codes(frame[name], label_keys(list(categories)))
             if new:
-                shown = ", ".join(repr(v) for v in new[:5]) + (" ..." if len(new) > 5 else "")
-                raise ValueError(
-                    f"newdata: factor '{name}' has new level(s) {shown} not in the fit "
-                    f"(levels: {', '.join(map(str, categories))}); predictions need levels "
-                    "seen in the fit"
-                )
+                raise ValueError(new_levels_message("newdata", name, new, list(categories)))
             if plain:
                 changed[name] = pd.Categorical.from_codes(codes, categories=pd.Index(categories))
     if not changed:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "factor_column",
     "formulaic_error",
     "materialize",
+    "private_spec",
     "r_bs",
     "rebuild",
 ]
@@ -133,14 +135,30 @@ def materialize(expr: str, frame: pd.DataFrame, what: str) -> tuple[FloatArray, 
     return values, names, mm.model_spec
 
 
+def private_spec(spec: Any) -> Any:
+    """A copy of a fit's formulaic model spec whose encoder and transform states are its own.
+
+    formulaic writes into the spec it materializes from (``encoder_state[factor] = ...``, even
+    when it then raises): materializing from the fit's own spec would let one call on bad new
+    data (text in a numeric column) change what every later call builds. Each call therefore
+    works on a copy, and the fit's spec is never written to."""
+    return spec.update(
+        encoder_state=copy.deepcopy(spec.encoder_state),
+        transform_state=copy.deepcopy(spec.transform_state),
+    )
+
+
 def rebuild(spec: Any, frame: pd.DataFrame, what: str) -> FloatArray:
     """A fit's matrix rebuilt for new data from its formulaic model spec (stateful transforms
-    such as scale, poly and bs re-applied with the fit's parameters)."""
+    such as scale, poly and bs re-applied with the fit's parameters; the spec is not changed,
+    see ``private_spec``)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("error", DataMismatchWarning)
-            matrix = spec.get_model_matrix(frame, na_action="ignore", context=FORMULA_CONTEXT)
+            matrix = private_spec(spec).get_model_matrix(
+                frame, na_action="ignore", context=FORMULA_CONTEXT
+            )
     except DataMismatchWarning as exc:
         raise ValueError(
             f"newdata does not match the fit for {what}: {clean_message(exc)}"

@@ -21,6 +21,7 @@ import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
 
+from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.hessian import gradient_hessian
 
@@ -129,12 +130,14 @@ def glm_newton(
 
 
 def glm_information_and_score(data: ModelData, beta: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """X'WX and X'r of the fixed-effects-only GLM at beta (W, r: the family's weights and
-    residuals at eta = X beta + offset)."""
+    """X'WX and X'r of the fixed-effects-only GLM at beta (W, r: the Fisher weights and the
+    residuals l'(eta) of the family's start_family at eta = X beta + offset; for the logit
+    link the Fisher weights are the observed ones)."""
     x = data.x
     eta = x @ beta + data.offset
-    mu = data.family.inverse_link(eta)
-    w, residual = data.family.weights_and_residual(eta, mu, data.successes, data.trials)
+    family = data.family.start_family
+    mu = family.inverse_link(eta)
+    w, residual = family.fisher_weights_and_residual(eta, mu, data.successes, data.trials)
     return x.T @ (w[:, None] * x), x.T @ residual
 
 
@@ -142,18 +145,61 @@ def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, F
     """Fixed-effects-only regression by Newton's method (glm_newton), from the least-squares
     fit of the empirical logit of the overall rate.
 
-    Returns beta and the upper Cholesky factor R of its Fisher information X' W X (R' R)."""
-    # Start from the empirical logit of the overall rate so the first step is well scaled.
+    Returns beta and the upper Cholesky factor R of its Fisher information X' W X (R' R).
+    A link with an upper bound on eta (the log link: eta <= 0) shortens each step so that every
+    row stays below it (feasible_step), and needs a feasible least-squares start."""
+    # Start from the link of the overall rate (the empirical logit for the logit link) so the
+    # first step is well scaled.
     rate = (np.sum(data.successes) + 0.5) / (np.sum(data.trials) + 1.0)
     beta: FloatArray = np.zeros(data.n_fixed)
-    eta = np.full(data.n_obs, np.log(rate / (1.0 - rate)))
+    eta = np.full(data.n_obs, data.family.link_function(rate))
     try:
         beta = np.asarray(
             np.linalg.lstsq(data.x, eta - data.offset, rcond=None)[0], dtype=np.float64
         )
     except np.linalg.LinAlgError:
         pass
+    upper = data.family.eta_upper
+    if np.isfinite(upper):
+        return bounded_glm_newton(beta, data, control, upper)
     return glm_newton(beta, lambda b: glm_information_and_score(data, b), control)
+
+
+GLM_BOUND_MARGIN = 1e-6
+"""The GLM start of a bounded link (log: eta <= 0) keeps every eta at least this far inside."""
+
+
+def bounded_glm_newton(
+    beta: FloatArray, data: ModelData, control: OptimizerControl, upper: float
+) -> tuple[FloatArray, FloatArray]:
+    """glm_newton with each step shortened so that max(X beta + offset) stays below
+    upper - GLM_BOUND_MARGIN (the log link's mu <= 1); ValueError when the start is not
+    there."""
+    eta = data.x @ beta + data.offset
+    limit = upper - GLM_BOUND_MARGIN
+    if not float(np.max(eta, initial=-np.inf)) <= limit:
+        raise ValueError(
+            f"link={data.family.link!r}: no starting values with every probability below 1 "
+            "(the least-squares fit of the overall rate's link gives eta > 0 at some row); "
+            "check the offset, or use another link"
+        )
+    n_fixed = len(beta)
+    info_factor = np.eye(n_fixed)
+    for _ in range(control.glm_max_iter):
+        info, score = glm_information_and_score(data, beta)
+        info_factor = scipy.linalg.cholesky(info + 1e-12 * np.eye(n_fixed), lower=False)
+        step = scipy.linalg.cho_solve((info_factor, False), score)
+        deta = data.x @ step
+        eta = data.x @ beta + data.offset
+        rising = deta > 0
+        fraction = 1.0
+        if np.any(rising):
+            room = (limit - eta[rising]) / deta[rising]
+            fraction = min(1.0, 0.99 * float(np.min(room)))
+        beta = beta + fraction * step
+        if float(np.max(np.abs(fraction * step))) < control.glm_tol:
+            break
+    return beta, info_factor
 
 
 @dataclass(frozen=True)
@@ -176,8 +222,22 @@ def start_point(
     """lme4's start (Lambda = I, beta from the GLM), or the given theta and beta (an earlier
     fit's estimates) with the GLM's information for the whitening."""
     beta_glm, info_factor = glm_start(data, control)
+    theta_start = data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64)
+    scale = data.family.start_scale
+    if theta is None and scale != 1.0:
+        # lme4's Lambda = I on the link's own scale (the probit's eta is about 0.55 times the
+        # logit's), for the unstructured blocks whose theta is all scale.
+        for block, where in zip(data.blocks, data.theta_slices(), strict=True):
+            if isinstance(block.covariance, Unstructured):
+                theta_start[where] *= scale
+    if theta is None and data.family.n_parameters:
+        # The family's parameters (log phi) from the moments about the GLM's fit.
+        eta = data.x @ beta_glm + data.offset
+        theta_start[data.family_slice] = data.family.start_parameters(
+            eta, data.successes, data.trials
+        )
     return StartPoint(
-        data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64),
+        theta_start,
         beta_glm if beta is None else np.asarray(beta, dtype=np.float64),
         info_factor,
     )

@@ -2,9 +2,22 @@
 
 The mode maximizes the penalized log-likelihood sum_i l_i(eta_i) - |u|^2 / 2, i.e. minimizes
 the penalized deviance  -2 sum_i l_i(eta) + |u|^2  (binomial constants excluded), by Newton
-steps  H delta = (Z Lambda)' (k - m mu) - u  with step halving (``halving_step``, shared with the
-Dask fit's joint search over partitions). A search starts from ``WarmStart``: the last converged
-mode, moved to first order to the new parameters where the objective supplies that change.
+steps  H delta = (Z Lambda)' l'(eta) - u  with step halving (``halving_step``, shared with the
+Dask fit's joint search over partitions), H = (Z Lambda)' W (Z Lambda) + I and W the family's
+observed weights -l''(eta) (for the logit link m mu (1 - mu)). A search starts from
+``WarmStart``: the last converged mode, moved to first order to the new parameters where the
+objective supplies that change.
+
+Families whose row log-likelihood is not concave in eta (the cauchit link, the beta-binomial)
+can have negative observed weights far from the data, where H need not be positive definite:
+their Newton steps use the weights clipped at zero (H >= I, so every step is a descent
+direction, and where no weight is negative, as near a mode fitted to data, it is Newton's own
+step), and at the mode H is factored again with the observed weights, which the Laplace
+approximation's log-determinant and the exact gradients need (glmmTMB's Hessian). A mode where
+that H is not positive definite is no maximum: its penalized deviance is reported as inf.
+
+A start where the likelihood is zero (the log link with some eta > 0) is replaced by u = 0; if
+that is infeasible too, the mode search gives up at once with an infinite penalized deviance.
 """
 
 from __future__ import annotations
@@ -213,13 +226,21 @@ def find_mode(
     eta = eta_fixed + structure.times(a1, a2, u1, u2)
     scratch = (np.empty_like(eta), np.empty_like(eta))
     pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
+    concave = data.family.log_concave
+    if not np.isfinite(pdev):
+        u1, u2 = np.zeros_like(u1), np.zeros_like(u2)
+        eta = eta_fixed + structure.times(a1, a2, u1, u2)
+        pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
+        if not np.isfinite(pdev):
+            return _infeasible(structure, data, a1, a2, eta, mu, u1, u2, lambda1, lambdas)
     converged = False
     iteration = 0
     while True:
         w, residual = data.family.weights_and_residual(
             eta, mu, data.successes, data.trials, structure.unit_trials
         )
-        factor = structure.factorize(a1, a2, w, lambda1)
+        w_newton = w if concave else np.maximum(w, 0.0)
+        factor = structure.factorize(a1, a2, w_newton, lambda1)
         g1, g2 = structure.transpose_times(a1, a2, residual)
         g1 = g1 - u1
         g2 = g2 - u2
@@ -247,4 +268,43 @@ def find_mode(
             converged = decrement < control.stall_tol
             break
         u1, u2, eta, pdev, mu = accepted
+    if w_newton is not w and np.any(w < 0.0):
+        observed = observed_factor(structure, a1, a2, w, lambda1)
+        if observed is None:
+            pdev, converged = float("inf"), False
+        else:
+            factor = observed
     return Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, iteration, converged, lambdas)
+
+
+def observed_factor(
+    structure: Structure, a1: FloatArray, a2: FloatArray, w: FloatArray, lambda1: FloatArray
+) -> Factor | None:
+    """The factor of H with the observed weights w (some negative), or None when that H is
+    not positive definite."""
+    try:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            factor = structure.factorize(a1, a2, w, lambda1)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    return factor if np.isfinite(factor.logdet) else None
+
+
+def _infeasible(
+    structure: Structure,
+    data: ModelData,
+    a1: FloatArray,
+    a2: FloatArray,
+    eta: FloatArray,
+    mu: FloatArray,
+    u1: FloatArray,
+    u2: FloatArray,
+    lambda1: FloatArray,
+    lambdas: list[FloatArray],
+) -> Mode:
+    """A mode search that cannot start (zero likelihood at u = 0): infinite penalized
+    deviance, not converged, with the Fisher weights' factor so that the Mode is complete."""
+    w, residual = data.family.fisher_weights_and_residual(eta, mu, data.successes, data.trials)
+    w = np.where(np.isfinite(w), np.maximum(w, 0.0), 0.0)
+    factor = structure.factorize(a1, a2, w, lambda1)
+    return Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, float("inf"), 0, False, lambdas)

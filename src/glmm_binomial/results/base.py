@@ -20,6 +20,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
+from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput, PosteriorDraws
 from glmm_binomial.methods.mcmc_diagnostics import equal_tailed_interval
@@ -47,12 +48,13 @@ def check_conf_level(conf_level: Any, name: str = "conf_level") -> float:
 
 
 class ResultBase:
-    """The facts of a binomial GLMM fit (logit link), read-only.
+    """The facts of a binomial (or beta-binomial) GLMM fit, read-only.
 
-    Fixed effects are on the log-odds scale; random-effect variances and SDs are of the random
-    effects on the log-odds scale. For the Bayesian methods ("vb", "vb_meanfield", "mcmc"),
-    estimates are posterior means and standard errors posterior SDs; an "mcmc" fit also
-    carries its draws (``posterior``), from which its intervals are taken.
+    Fixed effects are on the link scale (log-odds for the logit link; ``family``, ``link``);
+    random-effect variances and SDs are of the random effects on that scale. For the Bayesian
+    methods ("vb", "vb_meanfield", "mcmc"), estimates are posterior means and standard errors
+    posterior SDs; an "mcmc" fit also carries its draws (``posterior``), from which its
+    intervals are taken.
     """
 
     _model: ModelData
@@ -118,6 +120,43 @@ class ResultBase:
     @property
     def n_agq(self) -> int:
         return self._fit.n_agq
+
+    @property
+    def family(self) -> str:
+        """The family as R names it: "binomial" or "betabinomial"."""
+        return self._model.family.name
+
+    @property
+    def link(self) -> str:
+        """The link: "logit", "probit", "cloglog", "cauchit" or "log"."""
+        return self._model.family.link
+
+    @property
+    def fitted_family(self) -> Family:
+        """The family object at the estimates (the beta-binomial with its phi)."""
+        return self._model.family_at(self._fit.theta)
+
+    @property
+    def phi(self) -> float | None:
+        """The beta-binomial dispersion phi (glmmTMB's sigma(): Var k = m mu (1 - mu)
+        (1 + (m - 1) / (phi + 1))); None for the binomial family, which has none."""
+        model = self._model
+        if not model.family.n_parameters:
+            return None
+        return float(np.exp(self._fit.theta[model.family_slice][0]))
+
+    @property
+    def phi_se(self) -> float | None:
+        """Standard error of phi by the delta method, phi * SE(log phi), SE(log phi) from the
+        inverse Hessian (NaN where that is not available); None for the binomial family."""
+        phi = self.phi
+        if phi is None:
+            return None
+        cov = self._fit.theta_cov
+        index = self._model.family_slice.start
+        if cov is None or not np.isfinite(cov[index, index]) or cov[index, index] < 0:
+            return float("nan")
+        return float(phi * np.sqrt(cov[index, index]))
 
     @property
     def formula(self) -> str:
@@ -187,7 +226,7 @@ class ResultBase:
 
     @property
     def params(self) -> pd.Series:
-        """Fixed effects (log-odds scale), in design-column order."""
+        """Fixed effects (link scale: log-odds for the logit), in design-column order."""
         return pd.Series(self._fit.beta.copy(), index=self.fixed_names, name="estimate")
 
     @property
@@ -213,10 +252,11 @@ class ResultBase:
 
     def fixed_effects_table(self, conf_level: float | None = None) -> pd.DataFrame:
         """Estimate, std_error, z, p (two-sided, normal), interval at conf_level (default: the
-        fit's) and odds ratio. The interval is Wald's (estimate -+ z std_error; for "vb" the
-        posterior mean -+ z posterior SD), and for a fit with draws ("mcmc") the equal-tailed
-        credible interval (quantiles of the draws; NaN where too few draws lie beyond it,
-        mcmc_diagnostics.equal_tailed_interval)."""
+        fit's) and odds ratio (exp(estimate) under the logit link; NaN for the other links,
+        under which it is no odds ratio). The interval is Wald's (estimate -+ z std_error; for
+        "vb" the posterior mean -+ z posterior SD), and for a fit with draws ("mcmc") the
+        equal-tailed credible interval (quantiles of the draws; NaN where too few draws lie
+        beyond it, mcmc_diagnostics.equal_tailed_interval)."""
         level = self.conf_level if conf_level is None else float(conf_level)
         if not 0.0 < level < 1.0:
             raise ValueError("conf_level must be strictly between 0 and 1")
@@ -236,7 +276,8 @@ class ResultBase:
             lower = np.array([b[0] for b in bounds])
             upper = np.array([b[1] for b in bounds])
         with np.errstate(over="ignore"):  # a diverging (separated) estimate: odds ratio inf
-            odds_ratio = np.exp(est)
+            # exp(beta) is an odds ratio under the logit link only.
+            odds_ratio = np.exp(est) if self.link == "logit" else np.full(len(est), np.nan)
         return pd.DataFrame(
             {
                 "estimate": est,
@@ -269,7 +310,8 @@ class ResultBase:
     # --- random effects ---------------------------------------------------------------------
     @property
     def theta(self) -> FloatArray:
-        """Relative covariance factor parameters in lme4's layout (copy)."""
+        """Relative covariance factor parameters in lme4's layout (copy), followed for the
+        beta-binomial family by log phi (the optimizer's parameters before beta)."""
         return self._fit.theta.copy()
 
     def covariance_matrices(self) -> list[FloatArray]:
@@ -399,7 +441,7 @@ class ResultBase:
 
     @property
     def df_model(self) -> int:
-        """Fixed effects plus covariance parameters."""
+        """Fixed effects plus covariance parameters (and the beta-binomial's phi)."""
         return self._model.n_fixed + self._model.n_theta
 
     @property
@@ -430,7 +472,8 @@ class ResultBase:
         offset: Any = None,
         se_fit: bool = False,
     ) -> Any:
-        """Predicted probabilities (type="response") or log-odds (type="link").
+        """Predicted probabilities (type="response") or the linear predictor (type="link": the
+        log-odds for the logit link).
 
         Without newdata: the fitted values, a numpy array over the rows of the fit. With newdata:
         the model's design rebuilt for it (stateful transforms such as scale, poly and bs with
@@ -452,8 +495,9 @@ class ResultBase:
         conditional covariance of the row's level (``ranef_cov()``); the fixed and random parts
         are treated as independent (their covariance is ignored, as lme4's
         predict(se.fit=TRUE) and merTools do). A level not seen in the fit has a zero effect
-        and contributes zero variance. For type="response" the se is transformed by the delta
-        method, se * mu (1 - mu). See glmm_binomial.results.prediction."""
+        and contributes zero variance. type="response" applies the family's inverse link
+        (expit for the logit, Phi for the probit, ...) and the delta method, se * d mu / d eta
+        (se * mu (1 - mu) for the logit). See glmm_binomial.results.prediction."""
         return prediction.predict(
             self._model, self._fit, self._design, newdata, re, type, offset, se_fit, stacklevel=2
         )

@@ -59,6 +59,12 @@ def anova(*results: ResultBase) -> pd.DataFrame:
             row["df"] = df
             if df == 0:
                 row["note"] = "no test: both models have the same number of parameters"
+            elif (previous.family, previous.link) != (r.family, r.link):
+                # A binomial is the beta-binomial's limit phi -> inf, on the boundary: no
+                # chi-square reference there, and other links are not nested at all.
+                row["note"] = (
+                    "no test: the models differ in family or link (not nested); compare their AIC"
+                )
             elif not nested_in(previous.model, r.model):
                 row["note"] = (
                     "no test: the smaller model is not nested in this one (its fixed effects or "

@@ -2,7 +2,8 @@
 intervals of a fit with posterior draws (method "mcmc").
 
 Rows are lme4's parameter names in lme4's order (`sd_<term>|<group>`, `cor_<a>.<b>|<group>`
-per block, then the fixed effects; see results.parameters); columns `lower` and `upper`.
+per block, then the beta-binomial's dispersion `phi`, then the fixed effects; see
+results.parameters); columns `lower` and `upper`.
 """
 
 from __future__ import annotations
@@ -40,15 +41,21 @@ __all__ = [
 
 
 def wald_confint(result: ResultBase, conf_level: float) -> pd.DataFrame:
-    """Wald intervals of the fixed effects; NaN for the covariance parameters (as lme4)."""
+    """Wald intervals of the fixed effects; NaN for the covariance parameters (as lme4); the
+    beta-binomial's phi on the log scale, exp(log phi -+ z SE(log phi)) (glmmTMB's)."""
     estimates = all_parameters(result)
     n_cov = len(estimates) - len(result.params)
     se = np.concatenate([np.full(n_cov, np.nan), result.bse.to_numpy()])
     q = stats.norm.ppf(0.5 + conf_level / 2.0)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {"lower": estimates.to_numpy() - q * se, "upper": estimates.to_numpy() + q * se},
         index=pd.Index(estimates.index, name="parameter"),
     )
+    phi, phi_se = result.phi, result.phi_se
+    if phi is not None and phi_se is not None:
+        log_se = phi_se / phi
+        table.loc["phi"] = [phi * np.exp(-q * log_se), phi * np.exp(q * log_se)]
+    return table
 
 
 def confint(

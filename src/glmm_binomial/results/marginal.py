@@ -1,15 +1,17 @@
 """Marginal (population-averaged) probabilities and coefficients, which lme4 and glmmTMB do not
 give.
 
-Marginal probability of a row: E_b[expit(x'beta + offset + sum_t z_t' b_t)] with the random
-effects integrated out, b_t ~ N(0, Sigma_t) independent across terms and levels. Whatever the
-number of random-effect columns k, the random part of the linear predictor is one normal
-variable with variance s^2 = sum_t z_t' Sigma_t z_t, so the integral is one-dimensional:
-E[expit(eta + s Z)], Z ~ N(0, 1), computed by Gauss-Hermite quadrature with many nodes
-(N_NODES, accurate to ~1e-12 for s up to 5 on the log-odds scale).
+Marginal probability of a row: E_b[F(x'beta + offset + sum_t z_t' b_t)] (F the family's inverse
+link: expit for the logit) with the random effects integrated out, b_t ~ N(0, Sigma_t)
+independent across terms and levels. Whatever the number of random-effect columns k, the
+random part of the linear predictor is one normal variable with variance
+s^2 = sum_t z_t' Sigma_t z_t, so the integral is one-dimensional:
+E[F(eta + s Z)], Z ~ N(0, 1), computed by Gauss-Hermite quadrature with many nodes
+(N_NODES, accurate to ~1e-12 for s up to 5 on the log-odds scale). The beta-binomial's mean
+proportion is F(eta) as the binomial's, so its marginal probabilities are the same integral.
 
 Marginal coefficients (GLMMadaptive's marginal_coefs, Hedeker et al. 2018): the least-squares
-fit of logit(marginal probability) on X over the fit's rows, beta_m = (X'X)^{-1} X' logit(mu_m)
+fit of F^{-1}(marginal probability) on X over the fit's rows, beta_m = (X'X)^{-1} X' F^{-1}(mu_m)
 (offset removed), with delta-method standard errors from the covariance of (theta, beta)
 (inverse of half the Hessian of the Laplace deviance; a variance on the boundary held fixed).
 """
@@ -25,6 +27,7 @@ from numpy.typing import NDArray
 from scipy import stats
 from scipy.special import expit, logit
 
+from glmm_binomial.family import Family
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.results.base import ResultBase
@@ -43,10 +46,15 @@ def _nodes(n: int) -> tuple[FloatArray, FloatArray]:
     return np.sqrt(2.0) * x, w / np.sqrt(np.pi)
 
 
-def marginal_mean(eta: FloatArray, sd: FloatArray, n_nodes: int = N_NODES) -> FloatArray:
-    """E[expit(eta + sd Z)], Z ~ N(0, 1), row by row."""
+def marginal_mean(
+    eta: FloatArray, sd: FloatArray, n_nodes: int = N_NODES, family: Family | None = None
+) -> FloatArray:
+    """E[F(eta + sd Z)], Z ~ N(0, 1), row by row; F the family's inverse link (None: expit)."""
     nodes, weights = _nodes(n_nodes)
-    values = expit(eta[:, None] + sd[:, None] * nodes[None, :])
+    shifted = eta[:, None] + sd[:, None] * nodes[None, :]
+    values = (
+        expit(shifted) if family is None or family.link == "logit" else family.inverse_link(shifted)
+    )
     return np.asarray(values @ weights)
 
 
@@ -77,7 +85,7 @@ def marginal_predict(
         model = result.model
         eta = model.x @ fit.beta + model.offset
         sd = random_sd([b.z for b in model.blocks], covariances)
-        return marginal_mean(eta, sd, n_nodes)
+        return marginal_mean(eta, sd, n_nodes, model.family)
     if result.design is None:
         raise ValueError("marginal_predict with newdata needs a model fitted from a formula")
     design = new_data_design(result.design, newdata, offset)
@@ -85,7 +93,7 @@ def marginal_predict(
     sd = random_sd([z for _, z in design.random], covariances)
     # Rows missing a needed value predict NaN, as predict() does.
     out = np.full(len(design.complete), np.nan)
-    out[design.complete] = marginal_mean(eta, sd, n_nodes)
+    out[design.complete] = marginal_mean(eta, sd, n_nodes, result.model.family)
     return out
 
 
@@ -94,8 +102,9 @@ def _marginal_coefficients(
 ) -> FloatArray:
     eta = model.x @ beta + model.offset
     sd = random_sd([b.z for b in model.blocks], _covariances(model, theta))
-    mu = np.clip(marginal_mean(eta, sd, n_nodes), 1e-300, 1.0 - 1e-16)
-    target = logit(mu) - model.offset
+    family = model.family
+    mu = np.clip(marginal_mean(eta, sd, n_nodes, family), 1e-300, 1.0 - 1e-16)
+    target = (logit(mu) if family.link == "logit" else family.link_values(mu)) - model.offset
     coefficients, *_ = np.linalg.lstsq(model.x, target, rcond=None)
     return np.asarray(coefficients, dtype=np.float64)
 
@@ -103,7 +112,8 @@ def _marginal_coefficients(
 def marginal_coefs(
     result: ResultBase, std_errors: bool = True, n_nodes: int = N_NODES, step: float = 1e-5
 ) -> pd.DataFrame:
-    """Marginal coefficients (log-odds of the population-averaged probability) with
+    """Marginal coefficients (the link of the population-averaged probability: log-odds for
+    the logit) with
     delta-method standard errors (Laplace fits; `step` is the relative central-difference step
     of their Jacobian). Columns: estimate, std_error, z, p."""
     _check_nodes(n_nodes)

@@ -1,5 +1,6 @@
 """Every parameter of a fit as lme4 names and orders them: per block the SDs and correlations
-(`sd_<term>|<group>`, `cor_<a>.<b>|<group>`, in theta's layout), then the fixed effects.
+(`sd_<term>|<group>`, `cor_<a>.<b>|<group>`, in theta's layout), then the beta-binomial's
+dispersion `phi`, then the fixed effects.
 
 The rows of confint() and the columns of the bootstrap's replicates.
 """
@@ -16,7 +17,8 @@ from glmm_binomial.results.base import ResultBase
 
 
 def covariance_parameter_names(result: ResultBase) -> list[str]:
-    """lme4's names of the SDs and correlations, in theta's layout."""
+    """lme4's names of the SDs and correlations, in theta's layout (then "phi" for the
+    beta-binomial family)."""
     names = []
     for block in result.model.blocks:
         # Each structure's parameters as covariance entries (lme4's: the lower triangle;
@@ -26,17 +28,21 @@ def covariance_parameter_names(result: ResultBase) -> list[str]:
                 names.append(f"sd_{block.terms[r]}|{block.group}")
             else:
                 names.append(f"cor_{block.terms[r]}.{block.terms[c]}|{block.group}")
+    if result.model.family.n_parameters:
+        names.append("phi")
     return names
 
 
 def covariance_values(model: ModelData, theta: NDArray[np.float64]) -> NDArray[np.float64]:
     """SDs and correlations of the random effects at theta, in theta's layout (NaN for a
-    correlation with a zero SD)."""
+    correlation with a zero SD), then the beta-binomial's phi = exp(theta's tail)."""
     values: list[float] = []
     for block, lam in zip(model.blocks, model.lambdas(theta), strict=True):
         sd, corr = sd_correlation(lam @ lam.T)
         for r, c in block.covariance.parameter_entries():
             values.append(float(sd[r]) if r == c else float(corr[r, c]))
+    if model.family.n_parameters:
+        values.extend(np.exp(np.asarray(theta)[model.family_slice]).tolist())
     return np.array(values, dtype=np.float64)
 
 

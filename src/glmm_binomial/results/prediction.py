@@ -3,8 +3,9 @@
 eta = X beta + offset + sum over the chosen random-effect blocks of z' b (conditional modes;
 a level not seen in the fit has b = 0), and with se_fit its variance x' V x + sum z' Cov(b | y) z
 (V the covariance of beta; the fixed and random parts taken as independent, as lme4's
-predict(se.fit = TRUE) and merTools do). On the response scale mu = expit(eta), and its
-standard error by the delta method, se * mu (1 - mu).
+predict(se.fit = TRUE) and merTools do). On the response scale mu = F(eta), F the family's
+inverse link (expit for the logit, Phi for the probit, ...), and its standard error by the
+delta method, se * d mu / d eta (se * mu (1 - mu) for the logit).
 
 Functions of the fit's parts (ModelData, FitOutput, DesignInfo), so that the result class
 (results.base) uses them without this module knowing the class.
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from glmm_binomial.family import inverse_link
+from glmm_binomial.family import Family, inverse_link
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import DesignInfo
@@ -51,7 +52,7 @@ def predict(
             raise ValueError("offset applies only with newdata")
         random = [(model.blocks[t].codes, model.blocks[t].z) for t in chosen]
         fitted, fitted_var = linear_predictor(fit, model.x, model.offset, random, chosen, se_fit)
-        return predict_output(fitted, fitted_var, type, None)
+        return predict_output(fitted, fitted_var, type, None, model.family)
     if design is None:
         raise ValueError("predict with newdata needs a model fitted from a formula")
     new = new_data_design(design, newdata, offset, random=chosen)
@@ -69,7 +70,7 @@ def predict(
         var = np.full(new.complete.shape[0], np.nan)
         var[new.complete] = var_complete
     index = new.index if isinstance(newdata, pd.DataFrame) else None
-    return predict_output(eta, var, type, index)
+    return predict_output(eta, var, type, index, model.family)
 
 
 def chosen_blocks(model: ModelData, re: Any) -> tuple[int, ...]:
@@ -132,17 +133,27 @@ def linear_predictor(
 
 
 def predict_output(
-    eta: FloatArray, var: FloatArray | None, type: str, index: pd.Index | None
+    eta: FloatArray,
+    var: FloatArray | None,
+    type: str,
+    index: pd.Index | None,
+    family: Family | None = None,
 ) -> Any:
     """predict's return value: values (a Series when index is given), or with var the fit and
-    its se as a DataFrame (index given) or an n x 2 array; response-scale se by the delta
-    method, se * mu (1 - mu)."""
-    values = eta if type == "link" else inverse_link(eta)
+    its se as a DataFrame (index given) or an n x 2 array; response values by the family's
+    inverse link (None: the logit's), their se by the delta method, se * d mu / d eta
+    (se * mu (1 - mu) for the logit)."""
+    # The logit's own expressions for the logit (bit for bit as before families existed).
+    other = None if family is None or family.link == "logit" else family
+    if type == "link":
+        values = eta
+    else:
+        values = inverse_link(eta) if other is None else other.inverse_link(eta)
     if var is None:
         return values if index is None else pd.Series(values, index=index, name=type)
     se = np.sqrt(var)
     if type == "response":
-        se = se * values * (1.0 - values)
+        se = se * values * (1.0 - values) if other is None else se * other.mu_eta(eta)
     if index is None:
         return np.column_stack([values, se])
     return pd.DataFrame({"fit": values, "se_fit": se}, index=index)

@@ -14,6 +14,9 @@ correlation is the correlation of the block's first two terms; a correlation of 
 profiled on a copy of the model whose block lists those two terms first (the deviance depends
 on the covariance only, not on the order of the terms).
 
+The beta-binomial's dispersion phi is profiled as `phi` (on its own scale, held above
+ProfileControl.phi_lower; the deviance is evaluated at log phi, theta's tail).
+
 A structured term (ar1, cs, diag: model.covariance) is profiled over its own parameters, its
 SD(s) and rho, named as covariance entries (ar1: sd_<first term>|g and cor_<second>.<first>|g
 for rho). A penalized fit (priors) is profiled on its penalized objective, deviance plus prior
@@ -67,7 +70,8 @@ class ProfileControl:
     step: the parameter's Wald standard error on the profile scale). hessian_step: relative
     finite-difference step of the Hessian that scales the re-fits. correlation_limit: how close
     to -1 / 1 partial correlations may go. lower_deviance_tol: a re-fit this far below the
-    minimum counts as a better optimum; max_restarts caps the restarts from one.
+    minimum counts as a better optimum; max_restarts caps the restarts from one. phi_lower:
+    the smallest beta-binomial phi the profile visits.
     """
 
     xtol: float = 1e-6
@@ -82,6 +86,7 @@ class ProfileControl:
     sd_boundary_tol: float = 1e-3
     refit_restarts: int = 3
     curve_points: int = 0
+    phi_lower: float = 1e-6
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ class ParameterProfile:
     excess)) and the interval at `conf_level`."""
 
     name: str
-    kind: str  # "sd", "cor" or "fixed"
+    kind: str  # "sd", "cor", "phi" or "fixed"
     estimate: float
     values: FloatArray
     zeta: FloatArray
@@ -187,8 +192,8 @@ def _permuted(model: ModelData, t: int, order: Sequence[int]) -> ModelData:
 @dataclass
 class _Coordinates:
     """The deviance of one model in profile coordinates p = (per block: SDs, partial
-    correlations; then beta), with its exact gradient (the Jacobian of theta in p by complex
-    steps)."""
+    correlations; then the family's phi; then beta), with its exact gradient (the Jacobian of
+    theta in p by complex steps; log phi' = 1 / phi)."""
 
     model: ModelData
     objective: Any
@@ -202,10 +207,15 @@ class _Coordinates:
 
     @classmethod
     def build(
-        cls, model: ModelData, limit: float, make_objective: Callable[[ModelData], Any]
+        cls,
+        model: ModelData,
+        limit: float,
+        make_objective: Callable[[ModelData], Any],
+        phi_lower: float = 1e-6,
     ) -> _Coordinates:
         """`make_objective`: the fit's objective on a model (the Laplace deviance, plus the
-        prior deviance for a penalized fit: the profile is then of the penalized objective)."""
+        prior deviance for a penalized fit: the profile is then of the penalized objective).
+        phi_lower: the smallest beta-binomial phi visited."""
         lower: list[float] = []
         upper: list[float] = []
         kinds: list[str] = []
@@ -230,6 +240,12 @@ class _Coordinates:
             kinds += ["sd"] * b.k + ["cor"] * (b.n_theta - b.k)
             spread = np.max(np.abs(b.z), axis=0) if b.z.shape[0] else np.ones(b.k)
             unit += [1.0 / s if s > 0 else 1.0 for s in spread] + [1.0] * (b.n_theta - b.k)
+        n_family = model.family.n_parameters
+        lower += [phi_lower] * n_family
+        upper += [np.inf] * n_family
+        kinds += ["phi"] * n_family
+        unit += [1.0] * n_family
+        even += [False] * n_family
         n_var = len(lower)
         lower += [-np.inf] * model.n_fixed
         upper += [np.inf] * model.n_fixed
@@ -252,14 +268,16 @@ class _Coordinates:
             _block_parameters(b, theta[s])
             for b, s in zip(self.model.blocks, self.model.theta_slices(), strict=True)
         ]
-        return np.concatenate([*parts, beta])
+        family = np.exp(np.asarray(theta)[self.model.family_slice])
+        return np.concatenate([*parts, family, beta])
 
     def theta(self, p: FloatArray) -> FloatArray:
         parts = [
             _block_theta(b, p[s])
             for b, s in zip(self.model.blocks, self.model.theta_slices(), strict=True)
         ]
-        return np.concatenate(parts).real.astype(np.float64) if parts else np.zeros(0)
+        parts.append(np.log(np.asarray(p[self.model.family_slice], dtype=np.float64)))
+        return np.concatenate(parts).real.astype(np.float64)
 
     def deviance_and_gradient(self, p: FloatArray) -> tuple[float, FloatArray]:
         model = self.model
@@ -281,6 +299,8 @@ class _Coordinates:
                 shifted[j] += 1j * step
                 jac[:, j] = _block_theta(b, shifted).imag / step
             grad[s] = jac.T @ g_theta[s]
+        family = model.family_slice
+        grad[family] = g_theta[family] / p[family]
         if not np.isfinite(dev) or not np.all(np.isfinite(grad)):
             return float("inf"), np.zeros(len(p))
         return float(dev), grad
@@ -319,13 +339,16 @@ class _Target:
 
 
 def _targets(
-    model: ModelData, limit: float, make_objective: Callable[[ModelData], Any]
+    model: ModelData,
+    limit: float,
+    make_objective: Callable[[ModelData], Any],
+    phi_lower: float = 1e-6,
 ) -> list[_Target]:
     """Every parameter in lme4's order: per block, SDs and correlations in theta's layout
-    (sd_1, cor_2.1, ..., sd_2, ...), then the fixed effects. A structured block's parameters
-    are its own (ar1: sd_<first term>, cor_<second>.<first> = rho; cs: the SDs and rho;
-    diag: the SDs)."""
-    base = _Coordinates.build(model, limit, make_objective)
+    (sd_1, cor_2.1, ..., sd_2, ...), then the beta-binomial's phi, then the fixed effects. A
+    structured block's parameters are its own (ar1: sd_<first term>, cor_<second>.<first> =
+    rho; cs: the SDs and rho; diag: the SDs)."""
+    base = _Coordinates.build(model, limit, make_objective, phi_lower)
     out: list[_Target] = []
     cache: dict[tuple[int, int, int], _Coordinates] = {}
     for t, (b, s) in enumerate(zip(model.blocks, model.theta_slices(), strict=True)):
@@ -351,9 +374,11 @@ def _targets(
                 key = (t, int(c), int(r))
                 if key not in cache:
                     permuted = _permuted(model, t, order)
-                    cache[key] = _Coordinates.build(permuted, limit, make_objective)
+                    cache[key] = _Coordinates.build(permuted, limit, make_objective, phi_lower)
                 coords, index = cache[key], s.start + b.k
             out.append(_Target(f"cor_{b.terms[r]}.{b.terms[c]}|{b.group}", "cor", coords, index))
+    for j in range(model.family.n_parameters):
+        out.append(_Target("phi", "phi", base, model.n_covariance + j))
     for j, name in enumerate(model.fixed_names):
         out.append(_Target(name, "fixed", base, base.n_var + j))
     return out
@@ -377,8 +402,9 @@ def profile(
     """Profile the Laplace deviance of a fit over each parameter.
 
     which: parameter names (lme4's: `sd_<term>|<group>`, `cor_<a>.<b>|<group>`, fixed-effect
-    names), or "theta_" for all covariance parameters, "beta_" for all fixed effects; None:
-    all. Returns the profiles with the intervals at `conf_level`."""
+    names, "phi" for the beta-binomial's dispersion), or "theta_" for all covariance
+    parameters (and phi), "beta_" for all fixed effects; None: all. Returns the profiles with
+    the intervals at `conf_level`."""
     _check(result, conf_level)
     control = control or ProfileControl()
     model = result.model
@@ -390,12 +416,12 @@ def profile(
         )
     # The fit's own objective: for a penalized fit, the deviance plus the prior deviance.
     make_objective = getattr(result.method_object, "objective", LaplaceObjective)
-    targets = _targets(model, control.correlation_limit, make_objective)
+    targets = _targets(model, control.correlation_limit, make_objective, control.phi_lower)
     names = [t.name for t in targets]
     if which is None:
         chosen = targets
     elif isinstance(which, str) and which in ("theta_", "beta_"):
-        kinds = ("sd", "cor") if which == "theta_" else ("fixed",)
+        kinds = ("sd", "cor", "phi") if which == "theta_" else ("fixed",)
         chosen = [t for t in targets if t.kind in kinds]
     else:
         wanted = [which] if isinstance(which, str) else list(which)
@@ -411,7 +437,7 @@ def profile(
     warnings: list[str] = []
     # Check the optimum first (a fit stopped short would shift every interval): a short
     # bound-constrained search from the estimates, kept only if it lowers the deviance.
-    base = _Coordinates.build(model, control.correlation_limit, make_objective)
+    base = _Coordinates.build(model, control.correlation_limit, make_objective, control.phi_lower)
     p0 = base.from_theta_beta(theta, beta)
     deviance0 = base.deviance_and_gradient(p0)[0]
     p1 = _minimize_all(base, p0, control)
@@ -428,7 +454,9 @@ def profile(
         except _BetterOptimum as better:
             found = better.coords
             theta = _permuted_theta(found.model, model, found.theta(better.p))
-            base = _Coordinates.build(model, control.correlation_limit, make_objective)
+            base = _Coordinates.build(
+                model, control.correlation_limit, make_objective, control.phi_lower
+            )
             p = _minimize_all(base, base.from_theta_beta(theta, better.p[found.n_var :]), control)
             theta, beta = base.theta(p), p[base.n_var :]
             warnings.append(
@@ -495,6 +523,7 @@ def _permuted_theta(original: ModelData, permuted: ModelData, theta: FloatArray)
         new = _psd_cholesky(sigma)
         rows, cols = b.lower_indices()
         parts.append(new[rows, cols])
+    parts.append(np.asarray(theta)[original.family_slice])
     return np.concatenate(parts)
 
 

@@ -1,4 +1,8 @@
-"""Fitted probabilities and residuals of a fit, on the proportion scale (as lme4's for glmer)."""
+"""Fitted probabilities and residuals of a fit, on the proportion scale (as lme4's for glmer).
+
+For links other than the logit the working residual is (y - mu) / (d mu / d eta), and for the
+beta-binomial the Pearson residual divides by its variance, mu (1 - mu) (1 + (m - 1) /
+(phi + 1)) / m (glmmTMB's); the deviance residual is the binomial's for every family."""
 
 from __future__ import annotations
 
@@ -33,11 +37,17 @@ def residuals(result: ResultBase, type: str = "deviance") -> FloatArray:
     if type == "response":
         return y - mu
     variance = mu * (1.0 - mu)
+    family = result.fitted_family
     # A fitted probability of exactly 0 or 1 (a separated fit) gives NaN, not a warning.
     with np.errstate(divide="ignore", invalid="ignore"):
         if type == "working":
+            if family.link != "logit":
+                eta = np.asarray(result.predict(re="include", type="link"), dtype=np.float64)
+                return (y - mu) / family.mu_eta(eta)
             return (y - mu) / variance
         if type == "pearson":
+            if family.n_parameters:
+                variance = variance * family.variance_factor(m)
             return (y - mu) / np.sqrt(variance / m)
         # Binomial deviance contribution 2 m [y log(y / mu) + (1 - y) log((1 - y) / (1 - mu))].
         inside = xlogy(y, y) - xlogy(y, mu) + xlogy(1 - y, 1 - y) - xlogy(1 - y, 1 - mu)

@@ -1,8 +1,10 @@
 """Responses simulated from a fitted model, and refits of the same model to a new response.
 
-simulate: successes ~ Binomial(trials, expit(eta)) with eta = X beta + offset + Z b, where b are
-the fitted conditional modes (use_u=True, lme4's use.u = TRUE) or new draws b = Lambda u,
-u ~ N(0, I) (use_u=False, the default, as lme4's). Randomness only from the given seed.
+simulate: successes drawn by the model's family at the estimates (Binomial(trials, F(eta)), or
+for the beta-binomial p ~ Beta(mu phi, (1 - mu) phi) then Binomial(trials, p)) with
+eta = X beta + offset + Z b, where b are the fitted conditional modes (use_u=True, lme4's
+use.u = TRUE) or new draws b = Lambda u, u ~ N(0, I) (use_u=False, the default, as lme4's).
+Randomness only from the given seed.
 
 refit: the same model structure (design, grouping, trials, offset) with a new response, fitted
 from the current estimates. `fast_refit` is the bootstrap's lighter path: the optimizer alone,
@@ -62,9 +64,10 @@ def simulate_successes(
     rng: np.random.Generator,
     modes: tuple[FloatArray, ...] | None = None,
 ) -> FloatArray:
-    """One simulated response (successes per row), as floats, drawn by the model's family."""
+    """One simulated response (successes per row), as floats, drawn by the model's family at
+    theta's family parameters (the beta-binomial's phi)."""
     eta = linear_predictor(model, theta, beta, rng, modes)
-    return model.family.simulate(eta, model.trials, rng)
+    return model.family_at(theta).simulate(eta, model.trials, rng)
 
 
 def simulate(result: ResultBase, n: int = 1, seed: Any = None, use_u: bool = False) -> FloatArray:

@@ -10,8 +10,9 @@ with F_i(y-) the share of unit i's simulations below the observed successes y_i 
 share at or below (DHARMa's "PIT" method, its default since 0.3.1). Under a correctly
 specified model the r_i are close to uniform on (0, 1), whatever the trials.
 
-Simulation (successes ~ Binomial(trials, expit(eta)), eta = X beta + offset + Z b), three
-ways to treat the random effects b:
+Simulation (successes ~ Binomial(trials, F(eta)), F the family's inverse link, expit for the
+logit; the beta-binomial's draws for that family; eta = X beta + offset + Z b), three ways to
+treat the random effects b:
 - re="posterior" (the default): b drawn once from its conditional distribution given the data,
   p(b | y) at the estimates (a Gaussian draw around the conditional modes refined by
   Metropolis-Hastings, posterior_draw), and every simulation conditional on that draw. Under
@@ -201,6 +202,14 @@ def simulate_successes_matrix(
     u = np.empty(len(idx_small))
     mu = np.empty(n)
     table: tuple[FloatArray, NDArray[Any]] | None = None
+    family = model.family_at(theta)
+    if family.n_parameters:
+        # The beta-binomial draws each row's success probability anew in every simulation
+        # (p ~ Beta(mu phi, (1 - mu) phi)): no inversion table; the family's own draws.
+        for j in range(n_sim):
+            eta = linear_predictor(model, theta, beta, None if modes is not None else rng, modes)
+            out[j] = family.simulate(eta, model.trials, rng)
+        return out
     if modes is not None:
         mu = model.family.inverse_link(linear_predictor(model, theta, beta, None, modes))
         table = inversion_table(mu[idx_small], trials_small)
@@ -313,6 +322,8 @@ def posterior_draw(
     ]
     eta = eta_fixed + np.sum(contributions, axis=0) if contributions else eta_fixed.copy()
     k_obs, m_obs = model.successes, model.trials
+    family = model.family_at(theta)
+    logit = family.name == "binomial" and family.link == "logit"
     # Per block, the prior and proposal precisions, or None when a covariance is singular.
     precisions: list[tuple[FloatArray, FloatArray] | None] = []
     for lam, cov in zip(lambdas, covariances, strict=True):
@@ -330,7 +341,10 @@ def posterior_draw(
         dropped)."""
         block = model.blocks[t]
         precision_prior, precision_proposal = precisions[t]  # type: ignore[misc]
-        rows = k_obs * eta_rows - m_obs * np.logaddexp(0.0, eta_rows)
+        if logit:
+            rows = k_obs * eta_rows - m_obs * np.logaddexp(0.0, eta_rows)
+        else:
+            rows = family.loglik_rows(eta_rows, k_obs, m_obs)
         loglik = np.bincount(block.codes, weights=rows, minlength=block.n_levels)
         prior = -0.5 * np.einsum("li,ij,lj->l", b, precision_prior, b)
         d = b - modes[t]

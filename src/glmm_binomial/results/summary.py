@@ -77,7 +77,7 @@ class _Parts:
         name = data_name or result.data_name or "data"
         self.header = [
             f"Generalized linear mixed model fit by {title}",
-            " Family: binomial  ( logit )",
+            f" Family: {result.model.family.title}",
             f"Formula: {result.formula}",
             f"   Data: {name}",
         ]
@@ -195,6 +195,11 @@ class _Parts:
         lines.append(f"Number of obs: {self.result.nobs}, groups:  {groups}")
         if self.result.n_dropped:
             lines.append(f"({self.result.n_dropped} observations deleted due to missingness)")
+        phi = self.result.phi
+        if phi is not None:
+            # glmmTMB's line (3 significant digits); NA where the fit did not converge.
+            shown = f"{phi:.3g}" if self.result.converged and np.isfinite(phi) else NA
+            lines += ["", f"Dispersion parameter for {self.result.family} family (): {shown}"]
         lines += ["", "Fixed effects:"]
         lines += self._fixed_text()
         lines.append("---")

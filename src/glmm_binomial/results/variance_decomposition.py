@@ -264,6 +264,12 @@ def get_variance(
     if result.method_object.posterior:
         notes.append("computed at the posterior means of beta and the covariance parameters")
     family = result.model.family
+    if not np.isfinite(family.latent_variance):
+        raise ValueError(
+            f"R2 and the ICC need the latent variance of the link's error distribution, which "
+            f"performance defines for the binomial logit, probit and cloglog links only, not "
+            f"family {family.name!r} with link {family.link!r}"
+        )
     if approximation == "theoretical":
         distribution = family.latent_variance
     else:

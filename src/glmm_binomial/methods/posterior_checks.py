@@ -1,0 +1,71 @@
+"""Diagnostics of a posterior that the data barely inform, shared by the Bayesian methods.
+
+Under separation the likelihood has no finite maximum, but a posterior with proper priors is
+still proper: its means are finite only because of the priors, on which they then depend. The
+fit itself looks well behaved (converged, finite), so these checks look at the data: the linear
+programs of model/separation.py, run only when the posterior gives a reason (a coefficient
+whose posterior the data barely inform, or one far into its prior's tail; a random-effect SD
+whose posterior stays as wide as its prior) so that ordinary fits pay nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glmm_binomial.diagnostics import FitWarning, SeparationWarning
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.separation import detect_group_separation, detect_separation
+
+FloatArray = NDArray[np.float64]
+
+
+def in_prior_tail(beta_mean: FloatArray, prior_fe_sd: float, prior_sds: float) -> bool:
+    """Whether some posterior mean lies more than `prior_sds` prior SDs from 0."""
+    return bool(np.any(np.abs(beta_mean) > prior_sds * prior_fe_sd))
+
+
+def fixed_effect_separation(data: ModelData, prior_fe_sd: float) -> FitWarning | None:
+    """A SeparationWarning when the fixed effects separate the responses (their posterior means
+    then rest on the N(0, prior_fe_sd^2) prior); None otherwise."""
+    found = detect_separation(data.x, data.successes, data.trials)
+    if not found.coefficients:
+        return None
+    kind = "complete" if found.complete else "quasi-complete"
+    names = ", ".join(data.fixed_names[j] for j in found.coefficients)
+    return FitWarning(
+        f"{kind} separation: y is predicted perfectly by a combination of {names}; maximum "
+        "likelihood has no finite estimate there, and these posterior means are finite only "
+        f"because of the N(0, {prior_fe_sd:g}^2) prior, on which they depend",
+        SeparationWarning,
+    )
+
+
+def group_separation(data: ModelData, loose_blocks: list[int]) -> FitWarning | None:
+    """A SeparationWarning when, for one of `loose_blocks` (random-effect terms whose SD
+    posterior stays about as wide as its prior), fixed and random effects together predict
+    every group's responses perfectly; None otherwise."""
+    if not loose_blocks:
+        return None
+    blocks = [t for t in detect_group_separation(data).blocks if t in loose_blocks]
+    if not blocks:
+        return None
+    groups = ", ".join(dict.fromkeys(data.blocks[t].group for t in blocks))
+    return FitWarning(
+        f"separation within groups: in every group of {groups} the fixed and random effects "
+        "together predict the response perfectly; maximum likelihood has no finite variance "
+        "there, and the posterior of the random-effect SDs is finite only because of the "
+        "log-normal prior, on which it depends",
+        SeparationWarning,
+    )
+
+
+def loose_log_sds(
+    log_sd_mean: FloatArray, log_sd_sd: FloatArray, prior_log_sd_sd: float, prior_sds: float
+) -> list[int]:
+    """Indices of log-SD posteriors (one per term) that the data do not pin down: still wider
+    than half the prior's SD while above 0, or with a mean more than `prior_sds` prior SDs
+    above 0 (a mean-field posterior is too narrow to show the first)."""
+    mean, sd = np.asarray(log_sd_mean), np.asarray(log_sd_sd)
+    loose = ((sd > 0.5 * prior_log_sd_sd) & (mean > 0.0)) | (mean > prior_sds * prior_log_sd_sd)
+    return [int(t) for t in np.flatnonzero(loose)]

@@ -1,0 +1,477 @@
+"""Fits with the other links and the beta-binomial family, through every entry point, against
+glmmTMB 1.1.5 and glmer (lme4 1.1-31) (tests/reference/families.json).
+
+Tolerances, per statistic, with what was measured when they were set:
+- Laplace logLik within 1e-5 of glmmTMB's (measured <= 1.2e-8) and fixed effects within 1e-3
+  (measured <= 3.3e-6): glmmTMB's Laplace approximation takes the exact Hessian, as ours does.
+  glmer's Laplace uses the expected information for links other than the logit (another
+  approximation), and our logLik at glmer's estimates is 1e-3 to 2e-2 below ours.
+- Beta-binomial phi within 1e-4 relative (measured 1e-8), SE(log phi) within 1e-3 relative
+  (measured 8e-6).
+- AGQ, n_agq = 25, against glmer's nAGQ = 25: logit estimates within 1e-4 (measured 1.0e-5);
+  probit, cloglog and cauchit within 1e-2 (measured <= 6.3e-5), and our AGQ log-likelihood
+  at our estimates at least as high as at glmer's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from _simulate import simulated_model
+from _simulate_nested import nested_model
+from conftest import load_reference
+from scipy import special
+
+import glmm_binomial as g
+from glmm_binomial.family import BINOMIAL_LOGIT, BetaBinomial, Binomial, make_family
+from glmm_binomial.methods.agq import AgqObjective
+from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.numerics.pirls import PirlsControl
+
+REFERENCE = load_reference("families")["fits"]
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+CONTRACEPTION = "use ~ age + I(age^2) + urban + livch + (1 + urban | district)"
+FORMULAS = {"cbpp": CBPP, "contraception": CONTRACEPTION}
+
+
+def _data(name):
+    return g.datasets.load(name)
+
+
+def _fit(model, **arguments):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return g.fit(FORMULAS[model], _data(model), **arguments)
+
+
+def _fixef(record, names):
+    return np.array([record["fixef"][name] for name in names])
+
+
+# --- Laplace against glmmTMB -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["cbpp", "contraception"])
+@pytest.mark.parametrize("link", ["probit", "cloglog"])
+def test_laplace_reaches_glmmtmb_with_each_link(model, link):
+    result = _fit(model, link=link)
+    reference = REFERENCE[f"{model}_{link}_glmmTMB"]
+    assert result.converged
+    assert result.family == "binomial" and result.link == link and result.phi is None
+    assert result.loglik == pytest.approx(reference["logLik"], abs=1e-5)
+    np.testing.assert_allclose(
+        result.params.to_numpy(), _fixef(reference, result.fixed_names), atol=1e-3
+    )
+    se = np.array([reference["se"][name] for name in result.fixed_names])
+    np.testing.assert_allclose(result.bse.to_numpy(), se, rtol=1e-2)
+    sds = result.varcorr["std_dev"].to_numpy()
+    expected = list(reference["sd"][result.varcorr["group"].iloc[0]].values())
+    np.testing.assert_allclose(sds, expected, rtol=1e-3, atol=1e-4)
+    # glmer stops short of this optimum (its own Laplace takes the expected information).
+    glmer = REFERENCE[f"{model}_{link}_glmer_laplace"]
+    theta = np.array(list(glmer["theta"].values()))
+    at_glmer = -0.5 * LaplaceObjective(result.model).deviance(
+        theta, _fixef(glmer, result.fixed_names)
+    )
+    assert at_glmer < result.loglik - 1e-4
+
+
+def test_logit_is_the_default_and_unchanged():
+    default, named = _fit("cbpp"), _fit("cbpp", family="binomial", link="logit")
+    assert default.model.family is BINOMIAL_LOGIT and named.model.family is BINOMIAL_LOGIT
+    assert default.loglik == named.loglik
+    np.testing.assert_array_equal(default.params, named.params)
+    reference = REFERENCE["cbpp_logit_glmmTMB"]
+    assert default.loglik == pytest.approx(reference["logLik"], abs=1e-5)
+
+
+def test_r_spelling_of_the_family():
+    spelled = _fit("cbpp", family="binomial(link = 'cloglog')")
+    assert spelled.link == "cloglog"
+    assert spelled.loglik == _fit("cbpp", link="cloglog").loglik
+    with pytest.raises(ValueError, match="link"):
+        _fit("cbpp", family="binomial(link = 'probit')", link="cloglog")
+    with pytest.raises(ValueError, match="link must be one of"):
+        _fit("cbpp", link="identity")
+
+
+def test_beta_binomial_reaches_glmmtmb():
+    result = _fit("cbpp", family="betabinomial")
+    reference = REFERENCE["cbpp_betabinomial_logit_glmmTMB"]
+    assert result.family == "betabinomial" and result.link == "logit"
+    assert result.loglik == pytest.approx(reference["logLik"], abs=1e-5)
+    np.testing.assert_allclose(
+        result.params.to_numpy(), _fixef(reference, result.fixed_names), atol=1e-3
+    )
+    assert result.phi == pytest.approx(reference["phi"], rel=1e-4)
+    assert result.phi_se / result.phi == pytest.approx(reference["se_log_phi"], rel=1e-3)
+    # The herd SD is ~0 (glmmTMB: 1.4e-4): a boundary fit, the variance held at zero.
+    assert result.singular
+    assert result.varcorr["std_dev"].iloc[0] < 1e-3
+    assert result.df_model == reference["df"]
+    assert result.aic == pytest.approx(-2 * reference["logLik"] + 2 * reference["df"], abs=1e-4)
+    text = result.summary()
+    assert " Family: betabinomial  ( logit )" in text
+    assert "Dispersion parameter for betabinomial family (): 10.8" in text
+
+
+def test_beta_binomial_refuses_bernoulli_rows_and_weighted_counts():
+    data = _data("contraception")
+    with pytest.raises(ValueError, match="Bernoulli"):
+        g.fit("use ~ urban + (1 | district)", data, family="betabinomial")
+    cbpp = _data("cbpp")
+    with pytest.raises(ValueError, match="weights with a cbind"):
+        g.fit(CBPP, cbpp, family="betabinomial", weights=np.full(len(cbpp), 2.0))
+    # Proportions with weights= the trials are counts.
+    proportions = cbpp.assign(p=cbpp["incidence"] / cbpp["size"])
+    as_counts = _fit("cbpp", family="betabinomial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        as_proportions = g.fit(
+            "p ~ period + (1 | herd)", proportions, family="betabinomial", weights="size"
+        )
+    assert as_proportions.loglik == pytest.approx(as_counts.loglik, abs=1e-8)
+
+
+def test_beta_binomial_intervals_simulate_and_bootstrap():
+    result = _fit("cbpp", family="betabinomial")
+    wald = result.confint("wald")
+    phi, log_se = result.phi, result.phi_se / result.phi
+    assert wald.loc["phi", "lower"] == pytest.approx(phi * np.exp(-1.959964 * log_se), rel=1e-6)
+    profile = g.profile_confint(result, which=["phi", "period2"])
+    lower, upper = profile.loc["phi"]
+    assert lower < phi < upper
+    # The profile is asymmetric on the phi scale (skewed to the right).
+    assert upper - phi > phi - lower
+    first = result.simulate(3, seed=5)
+    np.testing.assert_array_equal(first, result.simulate(3, seed=5))
+    assert np.all(first <= result.model.trials[:, None])
+    boot = g.bootstrap(result, n_boot=4, seed=2, progress=False)
+    assert "phi" in boot.replicates.columns
+    assert boot.replicates["phi"].notna().sum() >= 3
+
+
+def test_beta_binomial_simulations_are_overdispersed():
+    """Many simulations from the fit: the variance of the successes around their mean is the
+    beta-binomial's m mu (1 - mu) (1 + (m - 1) / (phi + 1)), not the binomial's."""
+    result = _fit("cbpp", family="betabinomial")
+    draws = result.simulate(4000, seed=1, use_u=True)
+    model = result.model
+    mu = result.predict(type="response")
+    m = model.trials
+    expected = m * mu * (1 - mu) * (1 + (m - 1) / (result.phi + 1))
+    np.testing.assert_allclose(draws.mean(axis=1), m * mu, rtol=0.05, atol=0.05)
+    np.testing.assert_allclose(draws.var(axis=1), expected, rtol=0.12)
+
+
+# --- AGQ against glmer's nAGQ = 25 -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("link", ["logit", "probit", "cloglog", "cauchit"])
+def test_agq_with_each_link_against_glmer_nagq25(link):
+    result = _fit("cbpp", method="agq", n_agq=25, link=link)
+    reference = REFERENCE[f"cbpp_{link}_glmer_agq25"]
+    theta = np.array(list(reference["theta"].values()))
+    beta = _fixef(reference, result.fixed_names)
+    tolerance = 1e-4 if link == "logit" else 1e-2
+    assert result.converged
+    np.testing.assert_allclose(result.params.to_numpy(), beta, atol=tolerance)
+    np.testing.assert_allclose(result.theta, theta, atol=tolerance)
+    objective = AgqObjective(result.model, 25)
+    at_glmer = -0.5 * objective.deviance(theta, beta)
+    assert result.loglik >= at_glmer
+    assert result.loglik == pytest.approx(
+        -0.5 * objective.deviance(result.theta, result.params.to_numpy()), abs=1e-9
+    )
+
+
+def test_one_point_quadrature_is_the_laplace_fit_for_every_family():
+    for family in ("binomial(probit)", "binomial(cauchit)", "betabinomial"):
+        laplace = _fit("cbpp", family=family)
+        agq = _fit("cbpp", family=family, method="agq", n_agq=1)
+        assert agq.loglik == pytest.approx(laplace.loglik, abs=1e-7)
+
+
+# --- exact gradients -------------------------------------------------------------------------
+
+
+def _low_rate(data, seed):
+    """The same design with successes drawn at low rates (the log link needs mu < 1)."""
+    rng = np.random.default_rng(seed)
+    eta = -2.5 + 0.3 * data.x[:, 1] + 0.4 * rng.normal(size=data.n_obs)
+    k = rng.binomial(data.trials.astype(int), np.exp(eta)).astype(float)
+    return dataclasses.replace(data, successes=k, log_binomial_constant=float("nan"))
+
+
+def _check_gradient(objective, theta, beta, tolerance=2e-6):
+    _, g_theta, g_beta = objective.deviance_and_gradient(theta, beta)
+    analytic = np.concatenate([g_theta, g_beta])
+    step = 1e-5
+    numeric = []
+    for j in range(len(analytic)):
+        e = np.zeros(len(analytic))
+        e[j] = step
+        values = [
+            objective.deviance(theta + c * e[: len(theta)], beta + c * e[len(theta) :])
+            for c in (2.0, 1.0, -1.0, -2.0)
+        ]
+        numeric.append((-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * step))
+    np.testing.assert_allclose(analytic, numeric, rtol=tolerance, atol=tolerance)
+
+
+FAMILIES = {
+    "probit": Binomial("probit"),
+    "cloglog": Binomial("cloglog"),
+    "cauchit": Binomial("cauchit"),
+    "log": Binomial("log"),
+    "betabinomial": BetaBinomial("logit"),
+    "betabinomial_cloglog": BetaBinomial("cloglog"),
+}
+
+
+def _parameters(data, seed):
+    rng = np.random.default_rng(seed)
+    theta = data.theta_start() * 0.5 + 0.05 * rng.normal(size=data.n_theta)
+    if data.family.n_parameters:
+        theta[data.family_slice] = np.log(6.0)
+    beta = np.full(data.n_fixed, 0.1)
+    beta[0] = -2.5 if data.family.link == "log" else -0.6
+    return theta, beta
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+@pytest.mark.parametrize("levels", [(15,), (12, 5)])
+def test_laplace_gradient_is_exact_for_every_family(name, levels):
+    data = simulated_model(
+        3, levels=levels, slopes=(True,) + (False,) * (len(levels) - 1), trials=4
+    )
+    if name == "log":
+        data = _low_rate(data, 4)
+    data = dataclasses.replace(data, family=FAMILIES[name])
+    objective = LaplaceObjective(data, PirlsControl(tol=1e-22))
+    _check_gradient(objective, *_parameters(data, 1))
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_agq_gradient_is_exact_for_every_family(name):
+    vector = simulated_model(5, levels=(15,), slopes=(True,), trials=4)
+    nested = nested_model(3, branching=(10, 3), trials=4)
+    for data, n_agq in ((vector, 4), (nested, 4)):
+        if name == "log":
+            data = _low_rate(data, 6)
+        data = dataclasses.replace(data, family=FAMILIES[name])
+        objective = AgqObjective(data, n_agq, PirlsControl(tol=1e-22))
+        _check_gradient(objective, *_parameters(data, 2))
+
+
+# --- the non-concave likelihoods: observed weights below zero --------------------------------
+
+
+def test_cauchit_mode_search_with_negative_observed_weights():
+    """Far from the data the cauchit's observed weights are negative: PIRLS steps with them
+    clipped at zero and factors H with the observed ones at the mode (the Laplace
+    approximation's exact Hessian)."""
+    result = _fit("cbpp", link="cauchit")
+    objective = LaplaceObjective(result.model)
+    theta, beta = result.theta, result.params.to_numpy()
+    mode = objective.mode(theta, beta * 3.0)  # far off: some observed weights below zero
+    assert mode.converged and np.any(mode.weights < 0)
+    family = result.model.family
+    w, _ = family.weights_and_residual(
+        mode.eta, mode.mu, objective.data.successes, objective.data.trials
+    )
+    np.testing.assert_array_equal(mode.weights, w)
+    # The log-determinant is that of the observed-weight H: the gradient is exact there too.
+    _check_gradient(LaplaceObjective(result.model, PirlsControl(tol=1e-22)), theta, beta * 3.0)
+
+
+# --- the log link's constraint ---------------------------------------------------------------
+
+
+def test_log_link_fits_where_probabilities_stay_below_one():
+    result = _fit("cbpp", link="log")
+    assert result.converged and result.link == "log"
+    assert np.max(result.predict(type="link")) < 0
+    assert np.isnan(result.fixed_effects["odds_ratio"]).all()
+
+
+def test_log_link_says_when_its_constraint_is_active():
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})
+    frame["y"] = (rng.random(80) < 0.3).astype(float)
+    frame.loc[frame["g"] == 0, "y"] = 1.0  # a group with every trial a success
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = g.fit("y ~ x + (1 | g)", frame, link="log")
+    assert not result.converged
+    assert any("constraint mu = exp(eta) <= 1 is active" in str(w) for w in result.warnings)
+
+
+# --- results through the family --------------------------------------------------------------
+
+
+def test_predictions_and_marginal_means_through_the_inverse_link():
+    result = _fit("cbpp", link="probit")
+    eta = result.predict(type="link")
+    np.testing.assert_allclose(result.predict(type="response"), special.ndtr(eta), rtol=1e-14)
+    fit_se = result.predict(_data("cbpp").head(), se_fit=True, type="response")
+    link_se = result.predict(_data("cbpp").head(), se_fit=True, type="link")
+    density = np.exp(-0.5 * link_se["fit"] ** 2) / np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(fit_se["se_fit"], link_se["se_fit"] * density, rtol=1e-12)
+    # E[Phi(eta + s Z)] = Phi(eta / sqrt(1 + s^2)): the marginal mean in closed form.
+    fixed = result.predict(type="link", re="exclude")
+    sd = result.varcorr["std_dev"].iloc[0]
+    np.testing.assert_allclose(
+        result.marginal_predict(), special.ndtr(fixed / np.sqrt(1 + sd**2)), rtol=1e-10
+    )
+    marginal = result.marginal_coefs(std_errors=False)["estimate"]
+    np.testing.assert_allclose(marginal, result.params / np.sqrt(1 + sd**2), rtol=1e-8)
+    assert np.isnan(result.fixed_effects["odds_ratio"]).all()
+    assert " Family: binomial  ( probit )" in result.summary()
+
+
+def test_residuals_and_r2_with_other_links():
+    result = _fit("cbpp", link="cloglog")
+    mu = result.fitted()
+    y = result.model.successes / result.model.trials
+    eta = result.predict(type="link")
+    np.testing.assert_allclose(
+        result.resid("working"), (y - mu) / result.model.family.mu_eta(eta), rtol=1e-12
+    )
+    r2 = g.r2_nakagawa(result)
+    v = r2.components
+    assert v.residual == pytest.approx(np.pi**2 / 6.0)
+    assert 0 < r2.marginal < r2.conditional < 1
+    cauchit = _fit("cbpp", link="cauchit")
+    with pytest.raises(ValueError, match="latent variance"):
+        g.r2_nakagawa(cauchit)
+    beta_binomial = _fit("cbpp", family="betabinomial")
+    pearson = beta_binomial.resid("pearson")
+    m, p = beta_binomial.model.trials, beta_binomial.fitted()
+    factor = 1 + (m - 1) / (beta_binomial.phi + 1)
+    np.testing.assert_allclose(pearson, (y - p) / np.sqrt(p * (1 - p) * factor / m), rtol=1e-12)
+
+
+def test_profile_interval_with_a_link():
+    result = _fit("cbpp", link="probit")
+    table = g.profile_confint(result, which=["sd_(Intercept)|herd", "period2"])
+    sd = result.varcorr["std_dev"].iloc[0]
+    assert (
+        table.loc["sd_(Intercept)|herd", "lower"] < sd < table.loc["sd_(Intercept)|herd", "upper"]
+    )
+    wald = result.confint("wald").loc["period2"]
+    # Near the Wald interval for a fixed effect.
+    np.testing.assert_allclose(table.loc["period2"], wald, atol=0.05)
+
+
+def test_refit_and_bootstrap_keep_the_link():
+    result = _fit("cbpp", link="cloglog")
+    y = result.simulate(1, seed=3)[:, 0]
+    refitted = result.refit(y)
+    assert refitted.link == "cloglog"
+    boot = g.bootstrap(result, n_boot=3, seed=7, progress=False)
+    assert boot.n_failed == 0
+    again = g.bootstrap(result, n_boot=3, seed=7, progress=False)
+    pd.testing.assert_frame_equal(boot.replicates, again.replicates)
+
+
+# --- methods that fit the logit only ---------------------------------------------------------
+
+
+def test_variational_bayes_refuses_other_links_and_families():
+    with pytest.raises(ValueError, match="method 'vb' fits the binomial family with the logit"):
+        _fit("cbpp", method="vb", link="probit")
+    with pytest.raises(ValueError, match="'betabinomial'"):
+        _fit("cbpp", method="vb", family="betabinomial")
+
+
+def test_dask_frames_are_fitted_with_the_logit_only():
+    dd = pytest.importorskip("dask.dataframe")
+    frame = dd.from_pandas(_data("cbpp"), npartitions=2)
+    with pytest.raises(ValueError, match="family='binomial' with link='probit' is not available"):
+        g.fit(CBPP, frame, link="probit")
+    with pytest.raises(ValueError, match="family='betabinomial' with link='logit'.*Dask"):
+        g.fit(CBPP, frame, family="betabinomial")
+
+
+# --- front ends ------------------------------------------------------------------------------
+
+Y = [[0], [1], [1], [0], [1], [1], [0], [0], [1], [1], [0], [1]]
+X = [[1], [2], [1.5], [2.5], [3], [1.2], [0.5], [2.2], [1.1], [2.9], [0.7], [1.9]]
+G = [[1], [1], [1], [2], [2], [2], [3], [3], [3], [4], [4], [4]]
+
+
+def test_spreadsheet_link_argument():
+    table = g.glmm_binomial(Y, X, G, None, True, 0.05, "laplace", "probit")
+    assert not isinstance(table, str)
+    rows = {row[0]: row[1] for row in table if row[0]}
+    assert rows["family"] == "binomial" and rows["link"] == "probit"
+    fixed = [row for row in table[1:3]]
+    assert all(row[8] is None for row in fixed)  # no odds ratio for the probit
+    logit = g.glmm_binomial(Y, X, G, None, True, 0.05, "laplace")
+    assert {row[0]: row[1] for row in logit if row[0]}["link"] == "logit"
+    assert logit[1][8] is not None
+    # Case-insensitive, blank means logit, shifted after a boolean x_random.
+    upper = g.glmm_binomial(Y, X, G, None, True, 0.05, "laplace", "PROBIT")
+    assert upper == table
+    assert g.glmm_binomial(Y, X, G, None, True, 0.05, "laplace", "") == logit
+    shifted = g.glmm_binomial(Y, X, G, True, 0.05, "laplace", "probit")
+    assert shifted == table
+
+
+def test_spreadsheet_link_messages():
+    assert g.glmm_binomial(Y, X, G, None, True, 0.05, "vb", "probit") == (
+        'Invalid input: link "probit" is fitted by methods "laplace" and "agq"; method "vb" '
+        "fits the logit link only."
+    )
+    message = g.glmm_binomial(Y, X, G, None, True, 0.05, "laplace", "identity")
+    assert message.startswith("Invalid input: link must be one of")
+    assert g.glmm_binomial(Y, X, G, None, True, 0.05, "laplace", 3).startswith(
+        "Invalid input: link must be text"
+    )
+
+
+def test_command_line_link_and_family(tmp_path, capsys):
+    from glmm_binomial.frontends.cli import main
+
+    out = tmp_path / "fit.json"
+    code = main(["fit", "cbpp", CBPP, "--link", "cloglog", "-o", str(out), "--no-progress"])
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert document["family"] == "binomial" and document["link"] == "cloglog"
+    assert document["phi"] is None
+    reference = REFERENCE["cbpp_cloglog_glmmTMB"]
+    assert document["loglik"] == pytest.approx(reference["logLik"], abs=1e-5)
+    capsys.readouterr()  # the line naming the file written
+    code = main(["fit", "cbpp", CBPP, "--family", "betabinomial", "--json", "--no-progress"])
+    printed = json.loads(capsys.readouterr().out)
+    assert code == 0 and printed["family"] == "betabinomial"
+    assert printed["phi"] == pytest.approx(
+        REFERENCE["cbpp_betabinomial_logit_glmmTMB"]["phi"], rel=1e-4
+    )
+    assert main(["fit", "cbpp", CBPP, "--link", "identity", "--no-progress"]) == 2
+    summary = tmp_path / "fit.txt"
+    main(["fit", "cbpp", CBPP, "--family", "binomial(link = 'probit')", "-o", str(summary)])
+    assert " Family: binomial  ( probit )" in summary.read_text()
+
+
+def test_fit_model_takes_the_family():
+    data = simulated_model(2, levels=(12,), slopes=(False,), trials=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = g.fit_model(data, link="probit")
+        reference = g.fit_model(dataclasses.replace(data, family=make_family(link="probit")))
+    assert result.link == "probit"
+    assert result.loglik == reference.loglik
+
+
+def test_anova_gives_no_test_between_families_or_links():
+    table = g.anova(_fit("cbpp"), _fit("cbpp", family="betabinomial"))
+    assert np.isnan(table["p"].iloc[1]) and "family or link" in table["note"].iloc[1]
+    # The log-likelihoods are of the same data: AIC compares them.
+    assert table["AIC"].iloc[1] < table["AIC"].iloc[0]
