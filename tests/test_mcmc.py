@@ -576,6 +576,7 @@ def test_refusals() -> None:
         g.fit(formula, data, method="mcmc", prior_fe_sd=-1.0)
     with pytest.raises(ValueError, match="seed must be"):
         McmcControl(seed="x")
+    assert McmcControl(seed=np.int64(3)) == McmcControl(seed=3)
     with pytest.raises(ValueError, match="thin must be"):
         McmcControl(thin=1.5)  # type: ignore[arg-type]
 

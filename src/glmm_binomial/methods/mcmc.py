@@ -174,6 +174,9 @@ class McmcControl:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if not isinstance(self.min_ess, (int, float)) or not self.min_ess >= 0:
             raise ValueError(f"min_ess must be a non-negative number, got {self.min_ess!r}")
+        if isinstance(self.seed, np.integer):
+            # numpy's integers (a seed read from an array) as Python's.
+            object.__setattr__(self, "seed", int(self.seed))
         if self.seed is not None and not isinstance(self.seed, (int, np.random.SeedSequence)):
             raise ValueError(
                 f"seed must be an int, a numpy SeedSequence or None, got {self.seed!r}"
