@@ -302,3 +302,31 @@ def test_prior_option(capsys):
     assert main(["fit", "cbpp", CBPP, "--prior", "normal(sd=3)"]) == 2
     assert main(["fit", "cbpp", CBPP, "--prior", "fixef=normal(sd=3)", "--method", "vb"]) == 1
     assert "priors= applies" in capsys.readouterr().err
+
+
+def test_mcmc_method_is_seeded_and_reports_its_draws(capsys):
+    """--method mcmc with --draws/--warmup/--chains: the same command gives the same document
+    (a fixed seed by default), with each parameter's diagnostics; --seed changes the draws;
+    the sampler's options with another method are a usage error."""
+    argv = ["fit", "cbpp", CBPP, "--method", "mcmc", "--draws", "40", "--warmup", "30"]
+    argv += ["--chains", "2", "--json", "--no-progress"]
+    # So few draws leave R-hat above 1.01: exit status 3, "not converged", said so.
+    assert main(argv) == 3
+    first = capsys.readouterr().out
+    assert main(argv) == 3
+    assert capsys.readouterr().out == first
+    document = json.loads(first)
+    assert document["method"] == "mcmc" and document["converged"] is False
+    assert [r["parameter"] for r in document["posterior"]] == [
+        "(Intercept)",
+        "period2",
+        "period3",
+        "period4",
+        "sd_(Intercept)|herd",
+    ]
+    assert document["sampler"]["draws"] == 40 and document["sampler"]["chains"] == 2
+    assert "credible intervals" in document["notes"][0]
+    main([*argv, "--seed", "3"])
+    assert json.loads(capsys.readouterr().out)["fixed_effects"] != document["fixed_effects"]
+    assert main(["fit", "cbpp", CBPP, "--draws", "40"]) == 2
+    assert "--draws apply to --method mcmc only" in capsys.readouterr().err

@@ -171,7 +171,7 @@ def test_prediction_file_carries_the_new_data(folder, capsys, monkeypatch):
 
 
 def test_usage_errors_are_one_line(capsys):
-    for argv in ([], ["nonsense"], ["fit"], ["fit", "cbpp", CBPP, "--method", "mcmc"]):
+    for argv in ([], ["nonsense"], ["fit"], ["fit", "cbpp", CBPP, "--method", "ml"]):
         assert main(argv) == 2
         one_line(capsys.readouterr().err)
     assert main(["fit", "cbpp", CBPP, "--predict-out", "p.csv"]) == 2

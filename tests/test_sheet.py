@@ -10,7 +10,9 @@ import pytest
 from _spec_examples import EXAMPLES, XR, Y1, Y2, G, X
 from conftest import load_reference
 
+import glmm_binomial as g
 from glmm_binomial import datasets, sheet
+from glmm_binomial.methods.registry import method_class
 from glmm_binomial.sheet import GLMM_BINOMIAL, glmm_binomial
 
 EXAMPLE_FIXED = {1: ["intercept", "x1"], 2: ["intercept", "x1"], 3: ["x1"], 4: ["intercept", "x1"]}
@@ -19,6 +21,13 @@ EXAMPLE_RANDOM[4] = EXAMPLE_RANDOM[2]
 
 AVAILABLE = sheet._available_methods()
 METHODS_HERE = [m for m in sheet.METHODS if m in AVAILABLE]
+#: method "mcmc" with few draws: these tests check the table, not the sampler (test_mcmc.py).
+FEW_DRAWS = {"draws": 60, "warmup": 40, "chains": 2, "seed": 5}
+
+
+@pytest.fixture(autouse=True)
+def few_mcmc_draws(monkeypatch):
+    monkeypatch.setattr(sheet, "MCMC_SETTINGS", FEW_DRAWS)
 
 
 def call(*args, method):
@@ -71,7 +80,8 @@ def test_examples_return_tables(example, method):
     assert loglik is not None and loglik <= 0.0
     assert labels["aic"][1] == pytest.approx(-2 * loglik + 2 * (p + r), abs=1e-9)
     assert labels["bic"][1] == pytest.approx(-2 * loglik + math.log(6) * (p + r), abs=1e-9)
-    separated_ml = example == 1 and method not in ("vb", "vb_meanfield")
+    posterior = method_class(method).posterior
+    separated_ml = example == 1 and not posterior
     for row in table[1 : 1 + p]:
         if separated_ml:
             assert row[2:] == [None] * 7
@@ -82,6 +92,9 @@ def test_examples_return_tables(example, method):
         assert 0.0 < pval <= 1.0
         assert odds == pytest.approx(math.exp(beta), rel=1e-12)
         level = 0.9 if example == 4 else 0.95
+        if method == "mcmc":  # equal-tailed credible intervals: quantiles of the draws
+            assert lo < beta < hi
+            continue
         q = {0.9: 1.6448536269514722, 0.95: 1.959963984540054}[level]
         assert lo == pytest.approx(beta - q * se, rel=1e-9, abs=1e-12)
         assert hi == pytest.approx(beta + q * se, rel=1e-9, abs=1e-12)
@@ -248,18 +261,18 @@ def test_each_check_has_its_own_message(args, message):
     [
         (
             "ml",
-            'Invalid input: method must be one of "vb", "laplace", "agq", "vb_meanfield"; '
-            "got 'ml'.",
+            'Invalid input: method must be one of "vb", "laplace", "agq", "vb_meanfield", '
+            "\"mcmc\"; got 'ml'.",
         ),
         (
             3,
             'Invalid input: method must be text, one of "vb", "laplace", "agq", '
-            '"vb_meanfield"; got 3.',
+            '"vb_meanfield", "mcmc"; got 3.',
         ),
         (
             True,
             'Invalid input: method must be text, one of "vb", "laplace", "agq", '
-            '"vb_meanfield"; got True.',
+            '"vb_meanfield", "mcmc"; got True.',
         ),
     ],
 )
@@ -532,6 +545,29 @@ def test_vb_table_says_its_standard_errors_are_posterior_summaries():
     assert "mean-field" in meanfield and "understate uncertainty" in meanfield
     assert 'method "vb"' in meanfield and '"laplace"' in meanfield
     assert "note" not in rows_by_label(glmm_binomial(Y2, X, G, method="laplace"))
+
+
+def test_mcmc_table_is_seeded_and_its_intervals_are_posterior_quantiles():
+    """Method "mcmc": the same call gives the same table bit for bit (a fixed seed), the note
+    row says what the numbers are, the intervals are quantiles alpha/2 and 1 - alpha/2 of the
+    draws, and too small an alpha for the draws leaves them blank with a warning."""
+    table = glmm_binomial(Y2, X, G, XR, True, 0.1, "mcmc")
+    assert table == glmm_binomial(Y2, X, G, XR, True, 0.1, "mcmc")
+    labels = rows_by_label(table)
+    assert "equal-tailed credible intervals" in labels["note"][1]
+    assert "seeded" in labels["note"][1]
+    # The same fit through the API (its draws) gives the table's numbers.
+    data = sheet._model_data(sheet._validate(Y2, X, G, XR, True, 0.1, "mcmc"))
+    result = g.fit_model(data, method="mcmc", **FEW_DRAWS)
+    draws = result.draws["x1"]
+    assert table[2][2] == result.params["x1"]
+    assert table[2][2] == pytest.approx(draws.mean(), rel=1e-12)
+    assert table[2][6:8] == pytest.approx(np.quantile(draws, [0.05, 0.95]), rel=1e-12)
+    assert [row[1] for row in table if row[0] is None][2:] == ["intercept", "random_x1"]
+    tiny = glmm_binomial(Y2, X, G, XR, True, 1e-4, "mcmc")
+    assert tiny[2][2] == table[2][2] and tiny[2][6] is None and tiny[2][7] is None
+    assert any("too far in the tails" in str(row[1]) for row in tiny if row[0] == "warning")
+    assert isinstance(sheet.MCMC_SETTINGS["seed"], int)
 
 
 def test_large_ranges_are_converted_whole_not_cell_by_cell(monkeypatch):

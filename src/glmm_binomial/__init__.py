@@ -30,6 +30,8 @@ _ATTRIBUTES = {
     "Agq": "glmm_binomial.methods.agq",
     "FitOptions": "glmm_binomial.methods.options",
     "Laplace": "glmm_binomial.methods.laplace",
+    "Mcmc": "glmm_binomial.methods.mcmc",
+    "McmcControl": "glmm_binomial.methods.mcmc",
     "QuadratureControl": "glmm_binomial.methods.agq",
     "VariationalBayes": "glmm_binomial.methods.structured_vb",
     "MeanFieldVB": "glmm_binomial.methods.variational",
@@ -92,6 +94,8 @@ __all__ = [
     "Agq",
     "FitOptions",
     "Laplace",
+    "Mcmc",
+    "McmcControl",
     "MeanFieldVB",
     "StructuredVBControl",
     "QuadratureControl",
@@ -179,6 +183,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.frontends.sheet import GLMM_BINOMIAL, glmm_binomial
     from glmm_binomial.methods.agq import Agq, QuadratureControl
     from glmm_binomial.methods.laplace import Laplace
+    from glmm_binomial.methods.mcmc import Mcmc, McmcControl
     from glmm_binomial.methods.options import FitOptions
     from glmm_binomial.methods.structured_vb import StructuredVBControl, VariationalBayes
     from glmm_binomial.methods.variational import MeanFieldVB, VariationalControl

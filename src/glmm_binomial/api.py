@@ -48,6 +48,10 @@ def fit(
     pirls_control: PirlsControl | None = None,
     blas_threads: int | None = 1,
     client: Any = None,
+    draws: int | None = None,
+    warmup: int | None = None,
+    chains: int | None = None,
+    seed: Any = None,
     options: FitOptions | None = None,
 ) -> GLMMResult:
     """Fit a binomial GLMM written in lme4's formula syntax.
@@ -66,9 +70,11 @@ def fit(
     prior_log_sd_sd^2) on each log random-effect SD (defaults 2 and 1) and LKJ(2) on the
     correlations of a term such as (1 + x | g); posterior means and SDs, result.elbo) or
     "vb_meanfield" (statsmodels' mean-field BinomialBayesMixedGLM.fit_vb family with the same
-    priors, independent variance components only; its SDs understate the posterior's); or a
-    method object (glmm_binomial.Laplace(...), Agq(n_agq, ...), VariationalBayes(...),
-    MeanFieldVB(...)) carrying its own settings.
+    priors, independent variance components only; its SDs understate the posterior's), or
+    "mcmc" (exact posterior draws by a Polya-Gamma Gibbs sampler under vb's priors, one
+    random-effect term; methods/mcmc.py; result.draws, result.mcmc_summary, credible intervals
+    from the draws); or a method object (glmm_binomial.Laplace(...), Agq(n_agq, ...),
+    VariationalBayes(...), MeanFieldVB(...), Mcmc(...)) carrying its own settings.
     priors: for "laplace" and "agq", fit the posterior mode under these priors instead of the
     maximum-likelihood estimate (blme's bglmer), e.g. {"fixef": "t(df = 7, scale = 2.5)",
     "cov": "wishart"}, "blme" (bglmer's default, a Wishart prior on each covariance) or
@@ -78,15 +84,18 @@ def fit(
     added to the linear predictor. Either may be a column name or one value per row.
     Rows with a missing value in any used column are dropped (reported as n_dropped).
     control: OptimizerControl for "laplace" and "agq", StructuredVBControl for "vb",
-    VariationalControl for "vb_meanfield" (None: the defaults); pirls_control: PirlsControl of
-    the inner mode search.
+    VariationalControl for "vb_meanfield", McmcControl for "mcmc" (None: the defaults);
+    pirls_control: PirlsControl of the inner mode search.
+    draws, warmup, chains, seed (method "mcmc" only): kept draws per chain, warm-up sweeps,
+    number of chains and the seed (an int or numpy SeedSequence; None: fresh entropy, recorded
+    as result.posterior.settings["seed_entropy"]); they set those fields of control.
     blas_threads: threads BLAS may use during the fit (None: as configured; the default 1 is
     fastest for these small matrix products, see glmm_binomial.numerics.blas).
     options: a FitOptions holding all of the above at once (then give none of them).
     data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit.fit_dask,
     which takes client= (a distributed.Client or scheduler address; None: the current client);
     it gives the in-memory fit's numbers (internal rescaling included) and emits the same
-    warnings (method "vb" is refused there: fit ddf.compute() in memory, or use
+    warnings (methods "vb" and "mcmc" are refused there: fit ddf.compute() in memory, or use
     "vb_meanfield").
     """
     options = options_or_arguments(
@@ -100,6 +109,10 @@ def fit(
         priors=priors,
         control=control,
         pirls_control=pirls_control,
+        draws=draws,
+        warmup=warmup,
+        chains=chains,
+        seed=seed,
     )
     chosen = make_family(family, link)
     if is_dask_frame(data):
@@ -137,6 +150,10 @@ def fit_model(
     control: Any = None,
     pirls_control: PirlsControl | None = None,
     blas_threads: int | None = 1,
+    draws: int | None = None,
+    warmup: int | None = None,
+    chains: int | None = None,
+    seed: Any = None,
     options: FitOptions | None = None,
 ) -> GLMMResult:
     """Fit a model already in numerical form; the arguments are fit()'s (family and link, when
@@ -158,6 +175,10 @@ def fit_model(
         priors=priors,
         control=control,
         pirls_control=pirls_control,
+        draws=draws,
+        warmup=warmup,
+        chains=chains,
+        seed=seed,
     )
     output = fit_estimates(model, options, stacklevel=4)
     return GLMMResult(model, output, conf_level=options.conf_level, method_object=options.method)

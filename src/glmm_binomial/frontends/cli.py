@@ -121,6 +121,15 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--sheet", help="worksheet of an .xlsx file (name or 0-based index)")
     parser.add_argument("--method", choices=METHODS, default="laplace")
     parser.add_argument("--n-agq", type=int, default=1, help="quadrature points (method agq)")
+    parser.add_argument("--draws", type=int, help="kept draws per chain (method mcmc; 1000)")
+    parser.add_argument("--warmup", type=int, help="warm-up sweeps per chain (method mcmc; 1000)")
+    parser.add_argument("--chains", type=int, help="independent chains (method mcmc; 4)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the draws (method mcmc; default: a fixed seed, so that the same command "
+        "gives the same draws)",
+    )
     parser.add_argument(
         "--family",
         default="binomial",
@@ -356,6 +365,33 @@ def _clean(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--draws, --warmup, --chains and --seed as fit()'s keywords (method mcmc only; its seed
+    defaults to the spreadsheet's fixed one, so that a command repeated gives the same
+    draws), and with --no-progress a control without the sampler's progress bar."""
+    given = {
+        key: value
+        for key, value in (
+            ("draws", args.draws),
+            ("warmup", args.warmup),
+            ("chains", args.chains),
+            ("seed", args.seed),
+        )
+        if value is not None
+    }
+    if args.method != "mcmc":
+        if given:
+            options = ", ".join(f"--{key}" for key in given)
+            raise UsageError(f"{options} apply to --method mcmc only")
+        return {}
+    from glmm_binomial.frontends.sheet import MCMC_SETTINGS
+    from glmm_binomial.methods.mcmc import McmcControl
+
+    # The other settings are the sampler's defaults; its progress bar follows --no-progress.
+    control = McmcControl(progress=False) if args.no_progress else None
+    return {"seed": int(MCMC_SETTINGS["seed"]), "control": control, **given}
+
+
 def _fit_command(args: argparse.Namespace) -> int:
     from glmm_binomial.frontends import output
 
@@ -379,6 +415,7 @@ def _fit_command(args: argparse.Namespace) -> int:
     check_outputs(_outputs(args), inputs)
     priors = _priors(args.prior)
     family = _family(args.family, args.link)
+    sampler = _sampler_options(args)
     frame, name, info = _load(args, data)
     # The new data are read before the fit, so that an unreadable file costs no fit; their
     # separator, decimal mark and encoding are detected on their own (the options name DATA's).
@@ -387,7 +424,8 @@ def _fit_command(args: argparse.Namespace) -> int:
         print(f"glmm-binomial: read {name}: {info.describe()}", file=sys.stderr)
     from glmm_binomial.api import fit
 
-    with progress(f"fitting {formula}", not args.no_progress):
+    # The sampler shows its own progress bar on a terminal (sweeps done), instead of the spinner.
+    with progress(f"fitting {formula}", not args.no_progress and args.method != "mcmc"):
         result = fit(
             formula,
             frame,
@@ -398,6 +436,7 @@ def _fit_command(args: argparse.Namespace) -> int:
             offset=args.offset,
             conf_level=args.conf_level,
             priors=priors,
+            **sampler,
         )
     document = output.report(result, name)
     if info is not None:

@@ -35,7 +35,7 @@ ARGUMENT_DOCS = {
     "x_random": "optional n x k range of random-slope predictors (or fit_intercept)",
     "fit_intercept": "optional TRUE/FALSE (default TRUE): add a fixed intercept",
     "alpha": "optional, default 0.05: intervals at level 1 - alpha",
-    "method": 'optional "vb" (default), "laplace", "agq" or "vb_meanfield"',
+    "method": 'optional "vb" (default), "laplace", "agq", "vb_meanfield" or "mcmc"',
     "link": 'optional "logit" (default), "probit", "cloglog" or "cauchit" (laplace, agq)',
     "prior": 'optional, for "laplace"/"agq": "none" (default), "blme", or a prior text',
 }

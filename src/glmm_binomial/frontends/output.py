@@ -125,7 +125,7 @@ def not_estimable(result: Any) -> tuple[set[str], bool]:
 
 
 def vb_note(method: str = "vb") -> str:
-    """What the standard errors of a Bayesian method ("vb", "vb_meanfield") are (the
+    """What the standard errors of a Bayesian method ("vb", "vb_meanfield", "mcmc") are (the
     spreadsheet table's note row says the same)."""
     from glmm_binomial.frontends.sheet import NOTES
 
@@ -193,7 +193,23 @@ def report(result: Any, source: str) -> dict[str, Any]:
         "varcorr": varcorr,
         "theta": None if blank_random else plain(result.theta),
         "optimizer": optimizer,
+        **posterior_records(result),
     }
+
+
+def posterior_records(result: Any) -> dict[str, Any]:
+    """For a fit with posterior draws ("mcmc"): each parameter's row of result.mcmc_summary
+    (mean, sd, mcse_mean, ess_bulk, ess_tail, r_hat) and the sampler's settings (timings
+    left out: the same input gives the same document); nothing for other fits."""
+    posterior = getattr(result, "posterior", None)
+    if posterior is None:
+        return {}
+    records = [
+        {"parameter": str(name), **plain(row)}
+        for name, row in result.mcmc_summary.to_dict(orient="index").items()
+    ]
+    settings = {k: plain(v) for k, v in posterior.settings.items() if k != "seconds"}
+    return {"posterior": records, "sampler": settings}
 
 
 def to_json(document: dict[str, Any]) -> str:
@@ -239,7 +255,7 @@ def tables(document: dict[str, Any]) -> dict[str, tuple[list[str], list[list[Any
     warning_rows = [[w["kind"], w["message"]] for w in document["warnings"]]
     warning_rows += [["note", note] for note in document.get("notes", [])]
     out["warnings"] = (["kind", "message"], warning_rows)
-    for name in ("ranef", "predictions"):
+    for name in ("posterior", "ranef", "predictions"):
         if name in document:
             records = document[name]
             header = list(records[0]) if records else []
@@ -318,7 +334,7 @@ def to_text(result: Any, document: dict[str, Any]) -> str:
             + " (separation): the numbers above for them are not estimates."
         )
     lines.extend(f"\nNote: {note}." for note in document.get("notes", []))
-    for name in ("ranef", "predictions"):
+    for name in ("posterior", "ranef", "predictions"):
         if name in document:
             header, rows = tables(document)[name]
             lines.append(f"\n{name}:")

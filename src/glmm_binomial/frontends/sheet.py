@@ -49,9 +49,9 @@ y = 1 and <= 0 where y = 0, not all zero; found by linear programming, over ever
 a sample of the rows is separable, since a subset of separable data is separable), maximum
 likelihood ("laplace", "agq") has no finite estimate for the coefficients that move along such
 directions. Their cells are left blank and a warning row says why (the fit found them:
-FitOutput.separation); under "vb" and "vb_meanfield", or a prior on the fixed effects (the
-prior argument), the prior keeps the estimates finite, and the warning row says they are
-driven by the prior.
+FitOutput.separation); under the Bayesian methods ("vb", "vb_meanfield", "mcmc"), or a prior
+on the fixed effects (the prior argument), the prior keeps the estimates finite, and the
+warning row says they are driven by the prior.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.family import make_family
 from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.methods.mcmc_diagnostics import equal_tailed_interval
 from glmm_binomial.methods.options import fit_options
 from glmm_binomial.methods.registry import method_class, method_names
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
@@ -100,6 +101,9 @@ METHODS = (DEFAULT_METHOD, *(m for m in method_names() if m != DEFAULT_METHOD))
 N_AGQ = 25
 AGQ_NODE_BUDGET = 100
 AGQ_MIN_POINTS = 2
+#: Settings of method "mcmc" here: the sampler's defaults (4 chains x 1,000 draws after 1,000
+#: warm-up sweeps) with a fixed seed, so that the same call gives the same table, bit for bit.
+MCMC_SETTINGS: dict[str, Any] = {"draws": 1000, "warmup": 1000, "chains": 4, "seed": 20240521}
 #: Relative tolerance of the column rank check of the fixed-effects design.
 RANK_TOL = 1e-10
 #: A maximum-likelihood random-effect SD above this (log-odds scale) means group probabilities
@@ -135,7 +139,15 @@ VB_MEANFIELD_NOTE = (
     'than the exact posterior\'s); method "vb" (structured variational Bayes) or "laplace" '
     "(maximum likelihood) does not"
 )
-NOTES = {"vb": VB_NOTE, "vb_meanfield": VB_MEANFIELD_NOTE}
+MCMC_NOTE = (
+    "coefficient, std_error, ci_lower and ci_upper are posterior means, posterior SDs and "
+    "equal-tailed credible intervals (quantiles alpha/2 and 1 - alpha/2 of the posterior draws) "
+    "under the stated priors (fixed effects N(0, 2^2), log SD of each random effect N(0, 1)), "
+    "from the exact posterior by MCMC (Polya-Gamma Gibbs sampler, seeded: the same call gives "
+    "the same numbers); the z statistic and p-value are posterior mean / SD and its normal "
+    "tail area"
+)
+NOTES = {"vb": VB_NOTE, "vb_meanfield": VB_MEANFIELD_NOTE, "mcmc": MCMC_NOTE}
 
 #: The row that says a fit with the prior argument is a posterior mode.
 PENALIZED_NOTE = (
@@ -201,11 +213,12 @@ def glmm_binomial(
     independent); fit_intercept: add a fixed intercept; alpha: intervals at level 1 - alpha;
     method: "vb" (structured variational Bayes, posterior means and SDs), "laplace" or "agq"
     (maximum likelihood), "vb_meanfield" (mean-field variational Bayes, statsmodels' fit_vb;
-    its SDs understate uncertainty); link: "logit" (default), "probit", "cloglog" or
-    "cauchit" ("laplace" and "agq"; the variational methods fit the logit only). Coefficients
-    are on the link's scale (log-odds for the logit); variances and SDs are of the random
-    effects on that scale. prior: for "laplace" and "agq", "none", "blme" or the API's prior
-    text (a penalized, posterior-mode fit). Never raises.
+    its SDs understate uncertainty), "mcmc" (the exact posterior by a seeded sampler,
+    MCMC_SETTINGS; credible intervals are quantiles of its draws); link: "logit" (default),
+    "probit", "cloglog" or "cauchit" ("laplace" and "agq"; the Bayesian methods fit the logit
+    only). Coefficients are on the link's scale (log-odds for the logit); variances and SDs are
+    of the random effects on that scale. prior: for "laplace" and "agq", "none", "blme" or the
+    API's prior text (a penalized, posterior-mode fit). Never raises.
     """
     try:
         request = _validate(y, x, groups, x_random, fit_intercept, alpha, method, link, prior)
@@ -873,7 +886,8 @@ def _fit(data: ModelData, request: _Request) -> FitOutput:
 
     n_agq = _n_agq(len(data.blocks)) if request.method == "agq" else None
     priors = None if request.priors.empty else request.priors
-    options = fit_options(request.method, n_agq=n_agq, priors=priors)
+    sampler = MCMC_SETTINGS if request.method == "mcmc" else {}
+    options = fit_options(request.method, n_agq=n_agq, priors=priors, **sampler)
     if request.link != DEFAULT_LINK:
         data = replace(data, family=make_family("binomial", request.link))
     return fit_estimates(data, options)
@@ -970,9 +984,18 @@ def _render(request: _Request, data: ModelData, result: FitOutput, separation: S
     fixed = wald_statistics(
         result.beta, result.vcov_beta, 0.95, odds_ratios=request.link == DEFAULT_LINK
     )
-    fixed["ci_lower"], fixed["ci_upper"] = _interval(
-        fixed["estimate"], fixed["std_error"], request.alpha
-    )
+    if result.posterior is not None:
+        # Sampled draws: equal-tailed credible intervals, the tail given as alpha / 2 itself.
+        bounds = [
+            equal_tailed_interval(result.posterior.draws[name], request.alpha / 2.0)
+            for name in data.fixed_names
+        ]
+        fixed["ci_lower"] = np.array([bound[0] for bound in bounds])
+        fixed["ci_upper"] = np.array([bound[1] for bound in bounds])
+    else:
+        fixed["ci_lower"], fixed["ci_upper"] = _interval(
+            fixed["estimate"], fixed["std_error"], request.alpha
+        )
     # Maximum likelihood has no finite estimate for separated coefficients; a prior on the
     # fixed effects (the Bayesian methods', or the prior argument's) gives one.
     finite = _posterior(request.method) or request.priors.fixef is not None
@@ -1036,11 +1059,17 @@ def _render(request: _Request, data: ModelData, result: FitOutput, separation: S
             table.append(_row("warning", str(text)))
     shown = [row for row in table[1 : 1 + len(names)] if row[2] is not None]
     if any(row[3] is not None and (row[6] is None or row[7] is None) for row in shown):
+        reason = (
+            "too far in the tails for the posterior draws (fewer than one draw is expected "
+            "beyond it)"
+            if result.posterior is not None
+            else "unbounded in floating point"
+        )
         table.append(
             _row(
                 "warning",
                 f"the confidence interval at level 1 - alpha (alpha = {request.alpha:g}) is "
-                "unbounded in floating point and its cells are left blank: use a larger alpha",
+                f"{reason} and its cells are left blank: use a larger alpha",
             )
         )
     if any(row[3] is None for row in shown):

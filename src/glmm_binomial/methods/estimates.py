@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,6 +14,23 @@ from glmm_binomial.model.separation import NO_SEPARATION, Separation
 from glmm_binomial.numerics.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PosteriorDraws:
+    """Posterior draws of a sampling method ("mcmc"), with their diagnostics.
+
+    draws: parameter name -> array (chains, draws): fixed effects (by their names), random-effect
+        SDs (sd_<term>|<group>) and correlations (cor_<term2>.<term1>|<group>).
+    kinds: name -> "fixed", "sd" or "corr".
+    summary: name -> mean, sd, mcse_mean, ess_bulk, ess_tail, r_hat (as ArviZ computes them).
+    settings: chains, draws, warm-up, thinning, seed entropy, priors, timings.
+    """
+
+    draws: dict[str, FloatArray]
+    kinds: dict[str, str]
+    summary: dict[str, dict[str, float]]
+    settings: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,9 @@ class FitOutput:
         estimates (the objective minimized is -2 loglik + prior_deviance, blme's dev + penalty;
         vbeta and theta_cov come from its curvature) and the priors as the summary lists
         them; 0.0 and () for an unpenalized fit.
+    posterior: the draws of a sampling method ("mcmc"; None for the others). For "mcmc", beta,
+        vcov_beta, ranef and ranef_cov are posterior means and covariances and theta is
+        diag(posterior mean SDs) chol(posterior mean correlation matrix) in lme4's layout.
     """
 
     method: str
@@ -71,6 +92,7 @@ class FitOutput:
 
     prior_deviance: float = 0.0
     priors: tuple[str, ...] = ()
+    posterior: PosteriorDraws | None = None
 
 
 def final_checks(output: FitOutput) -> FitOutput:

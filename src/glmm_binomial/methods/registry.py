@@ -18,6 +18,7 @@ METHODS: dict[str, str] = {
     "agq": "glmm_binomial.methods.agq:Agq",
     "vb": "glmm_binomial.methods.structured_vb:VariationalBayes",
     "vb_meanfield": "glmm_binomial.methods.variational:MeanFieldVB",
+    "mcmc": "glmm_binomial.methods.mcmc:Mcmc",
 }
 """Method name (as users write it) -> "module:class", in the order front ends list them."""
 

@@ -32,8 +32,9 @@ conf_int(alpha)     statsmodels   Wald intervals of the fixed effects at level 1
                                   (conf_level= also accepted): columns ci_lower, ci_upper;
                                   = fixed_effects_table(conf_level)[["ci_lower", "ci_upper"]]
 confint(method)     lme4          intervals of every parameter (SDs, correlations, fixed
-                                  effects) by "profile" (the default, as lme4), "wald" or
-                                  "boot", at conf_level: columns lower, upper
+                                  effects) by "profile" (the default, as lme4), "wald",
+                                  "boot" or "posterior" (an "mcmc" fit's credible
+                                  intervals, its default), at conf_level: columns lower, upper
 coef()              lme4          per grouping factor, fixed effects plus each level's
                                   random effects (not statsmodels' params)
 ==================  ============  ==========================================================

@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 
 from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Method
-from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.methods.estimates import FitOutput, PosteriorDraws
+from glmm_binomial.methods.mcmc_diagnostics import equal_tailed_interval
 from glmm_binomial.methods.registry import make_method
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import DesignInfo, formula_of
@@ -49,8 +50,10 @@ class ResultBase:
     """The facts of a binomial (or beta-binomial) GLMM fit, read-only.
 
     Fixed effects are on the link scale (log-odds for the logit link; ``family``, ``link``);
-    random-effect variances and SDs are of the random effects on that scale. For method "vb",
-    estimates are posterior means and standard errors posterior SDs.
+    random-effect variances and SDs are of the random effects on that scale. For the Bayesian
+    methods ("vb", "vb_meanfield", "mcmc"), estimates are posterior means and standard errors
+    posterior SDs; an "mcmc" fit also carries its draws (``posterior``), from which its
+    intervals are taken.
     """
 
     _model: ModelData
@@ -205,6 +208,11 @@ class ResultBase:
         return self._fit
 
     @property
+    def posterior(self) -> PosteriorDraws | None:
+        """The posterior draws with their diagnostics (method "mcmc"; None for the others)."""
+        return self._fit.posterior
+
+    @property
     def design(self) -> DesignInfo | None:
         """What the fit remembers of its formula and data (rebuilds designs for new data);
         None for a model fitted from ModelData (the spreadsheet)."""
@@ -223,7 +231,7 @@ class ResultBase:
     @property
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of the fixed effects (inverse observed information; posterior
-        covariance for "vb")."""
+        covariance for the Bayesian methods)."""
         names = self.fixed_names
         return pd.DataFrame(self._fit.vcov_beta.copy(), index=names, columns=names)
 
@@ -242,9 +250,12 @@ class ResultBase:
         return [names[j] for j in self._fit.diverging]
 
     def fixed_effects_table(self, conf_level: float | None = None) -> pd.DataFrame:
-        """Estimate, std_error, z, p (two-sided, normal), Wald interval at conf_level (default:
-        the fit's) and odds ratio (exp(estimate) under the logit link; NaN for the other links,
-        under which it is no odds ratio)."""
+        """Estimate, std_error, z, p (two-sided, normal), interval at conf_level (default: the
+        fit's) and odds ratio (exp(estimate) under the logit link; NaN for the other links,
+        under which it is no odds ratio). The interval is Wald's (estimate -+ z std_error; for
+        "vb" the posterior mean -+ z posterior SD), and for a fit with draws ("mcmc") the
+        equal-tailed credible interval (quantiles of the draws; NaN where too few draws lie
+        beyond it, mcmc_diagnostics.equal_tailed_interval)."""
         level = self.conf_level if conf_level is None else float(conf_level)
         if not 0.0 < level < 1.0:
             raise ValueError("conf_level must be strictly between 0 and 1")
@@ -252,6 +263,15 @@ class ResultBase:
         columns = wald_statistics(
             self._fit.beta, self._fit.vcov_beta, level, odds_ratios=self.link == "logit"
         )
+        posterior = self._fit.posterior
+        if posterior is not None:
+            # A sampled posterior: equal-tailed credible intervals from the draws.
+            bounds = [
+                equal_tailed_interval(posterior.draws[name], (1.0 - level) / 2.0)
+                for name in self.fixed_names
+            ]
+            columns["ci_lower"] = np.array([b[0] for b in bounds])
+            columns["ci_upper"] = np.array([b[1] for b in bounds])
         return pd.DataFrame(
             columns,
             index=pd.Index(self.fixed_names, name="term"),
@@ -304,10 +324,10 @@ class ResultBase:
         return pd.DataFrame(rows)
 
     def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects (posterior means for "vb"), one DataFrame per
-        grouping factor indexed by level; with condvar, their conditional SDs as `<term>_sd`
-        and the conditional covariance matrices of each level's effects (levels x k x k, as
-        lme4's postVar) in `frame.attrs["condvar"]` (also ranef_cov())."""
+        """Conditional modes of the random effects (posterior means for the Bayesian methods),
+        one DataFrame per grouping factor indexed by level; with condvar, their conditional SDs
+        as `<term>_sd` and the conditional covariance matrices of each level's effects (levels
+        x k x k, as lme4's postVar) in `frame.attrs["condvar"]` (also ranef_cov())."""
         out: dict[str, pd.DataFrame] = {}
         for block, modes, covs in zip(
             self._model.blocks, self._fit.ranef, self._fit.ranef_cov, strict=True

@@ -1,4 +1,5 @@
-"""One entry point for confidence intervals of every parameter: Wald, profile or bootstrap.
+"""One entry point for intervals of every parameter: Wald, profile, bootstrap, or the credible
+intervals of a fit with posterior draws (method "mcmc").
 
 Rows are lme4's parameter names in lme4's order (`sd_<term>|<group>`, `cor_<a>.<b>|<group>`
 per block, then the beta-binomial's dispersion `phi`, then the fixed effects; see
@@ -22,9 +23,10 @@ from glmm_binomial.results.parameters import (
     covariance_parameters,
     covariance_values,
 )
+from glmm_binomial.results.posterior import posterior_confint
 from glmm_binomial.results.profile import profile_confint
 
-METHODS = ("wald", "profile", "boot")
+METHODS = ("wald", "profile", "boot", "posterior")
 
 __all__ = [
     "METHODS",
@@ -33,6 +35,7 @@ __all__ = [
     "covariance_parameter_names",
     "covariance_parameters",
     "covariance_values",
+    "posterior_confint",
     "wald_confint",
 ]
 
@@ -57,7 +60,7 @@ def wald_confint(result: ResultBase, conf_level: float) -> pd.DataFrame:
 
 def confint(
     result: ResultBase,
-    method: str = "profile",
+    method: str | None = None,
     conf_level: float = 0.95,
     *,
     level: float | None = None,
@@ -69,8 +72,12 @@ def confint(
     "profile": profile likelihood (Laplace fits; options go to
     glmm_binomial.results.profile.profile, e.g. which=, control=); "boot": parametric-bootstrap
     percentile intervals (options go to glmm_binomial.results.bootstrap, e.g. n_boot=, seed=,
-    n_jobs=). level: the deprecated name of conf_level."""
+    n_jobs=); "posterior": equal-tailed credible intervals, quantiles of the posterior draws
+    (fits with draws: method "mcmc"). None: "posterior" for a fit with draws, else "profile".
+    level: the deprecated name of conf_level."""
     conf_level = renamed_level(conf_level, level)
+    if method is None:
+        method = "posterior" if result.posterior is not None else "profile"
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     conf_level = check_conf_level(conf_level)
@@ -78,6 +85,10 @@ def confint(
         if options:
             raise ValueError(f"method 'wald' takes no options, got {', '.join(options)}")
         return wald_confint(result, conf_level)
+    if method == "posterior":
+        if options:
+            raise ValueError(f"method 'posterior' takes no options, got {', '.join(options)}")
+        return posterior_confint(result, conf_level)
     if method == "profile":
         return profile_confint(result, conf_level, **options)
     return bootstrap(result, **options).confint(conf_level)

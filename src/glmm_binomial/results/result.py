@@ -6,7 +6,8 @@ The layers of the results package, each importing only those below it:
                     functions of the fit's parts (ModelData, FitOutput); the alias table
     base            ResultBase: estimates, tables, criteria, random effects, prediction
     parameters, residuals, simulate, profile, marginal, bootstrap, intervals, plots, summary,
-    inference       post-fit modules: functions of a ResultBase
+    inference, posterior
+                    post-fit modules: functions of a ResultBase
     result          GLMMResult = ResultBase + their methods + the lme4/statsmodels aliases
 
 so no post-fit module imports this one; a post-fit module that makes a new result (refit, the
@@ -16,13 +17,14 @@ bootstrap) makes one of the same class through ResultBase.with_fit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from glmm_binomial.results import intervals, marginal, plots, residuals, simulate
+from glmm_binomial.results import intervals, marginal, plots, posterior, residuals, simulate
 from glmm_binomial.results import profile as profiling
 from glmm_binomial.results.aliases import ResultAliases, renamed_level
 from glmm_binomial.results.base import ResultBase
@@ -36,25 +38,28 @@ class GLMMResult(ResultAliases, ResultBase):
     """Result of a binomial GLMM fit (logit link).
 
     Fixed effects are on the log-odds scale; random-effect variances and SDs are of the random
-    effects on the log-odds scale. For the Bayesian methods ("vb", "vb_meanfield"), estimates
-    are posterior means, standard errors posterior SDs and intervals credible intervals under
-    the priors (see ``elbo``). The facts are ResultBase's; the methods below delegate to the
-    post-fit modules (intervals, profile, simulate, marginal, plots, residuals, summary); the
-    lme4 and statsmodels spellings are listed in glmm_binomial.results.aliases.
+    effects on the log-odds scale. For the Bayesian methods ("vb", "vb_meanfield", "mcmc"),
+    estimates are posterior means, standard errors posterior SDs and intervals credible
+    intervals under the priors (see ``elbo``); "mcmc" results also carry the draws (``draws``,
+    ``mcmc_summary``, ``to_inference_data()``) and their intervals are posterior quantiles.
+    The facts are ResultBase's; the methods below delegate to the post-fit modules (intervals,
+    profile, simulate, marginal, plots, residuals, summary, posterior); the lme4 and
+    statsmodels spellings are listed in glmm_binomial.results.aliases.
     """
 
     # --- intervals and profiles ---------------------------------------------------------------
     def confint(
         self,
-        method: str = "profile",
+        method: str | None = None,
         conf_level: float = 0.95,
         *,
         level: float | None = None,
         **options: Any,
     ) -> pd.DataFrame:
         """Confidence intervals for every parameter (SDs, correlations, fixed effects) by
-        method "wald", "profile" (lme4's default) or "boot"; see
-        glmm_binomial.results.intervals. level: the deprecated name of conf_level."""
+        method "wald", "profile" (lme4's default), "boot" or "posterior" (credible intervals
+        from the draws of an "mcmc" fit, its default); see glmm_binomial.results.intervals.
+        level: the deprecated name of conf_level."""
         conf_level = renamed_level(conf_level, level)
         return intervals.confint(self, method, conf_level, **options)
 
@@ -67,6 +72,24 @@ class GLMMResult(ResultAliases, ResultBase):
         """Profiles of the Laplace deviance over each parameter (lme4's profile()); see
         glmm_binomial.results.profile."""
         return profiling.profile(self, conf_level, which=which, control=control)
+
+    # --- posterior draws (method "mcmc") -------------------------------------------------------
+    @property
+    def draws(self) -> dict[str, FloatArray]:
+        """Posterior draws, name -> array (chains, draws): fixed effects, SDs
+        (sd_<term>|<group>) and correlations (cor_<term2>.<term1>|<group>) (copies);
+        AttributeError for a fit without draws. See glmm_binomial.results.posterior."""
+        return posterior.draws(self)
+
+    @cached_property
+    def mcmc_summary(self) -> pd.DataFrame:
+        """One row per parameter (fixed effects, SDs, correlations) with ArviZ's columns mean,
+        sd, mcse_mean, ess_bulk, ess_tail, r_hat (rank-normalized split R-hat)."""
+        return posterior.mcmc_summary(self)
+
+    def to_inference_data(self) -> Any:
+        """The draws as an ArviZ InferenceData (needs the extra "arviz")."""
+        return posterior.to_inference_data(self)
 
     # --- simulation and refits ----------------------------------------------------------------
     def simulate(self, n: int = 1, seed: Any = None, use_u: bool = False) -> FloatArray:

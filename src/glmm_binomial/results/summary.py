@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from glmm_binomial.results.base import ResultBase
+from glmm_binomial.results.posterior import summary_lines
 from glmm_binomial.results.residuals import residuals
 
 MAX_CORRELATION_TERMS = 12
@@ -182,6 +183,8 @@ class _Parts:
             lines.append(f"(logLik: {self.result.loglik_method})")
         if self.result.elbo is not None:
             lines.append(f"(ELBO, a lower bound on the log evidence: {self.result.elbo:.4f})")
+        if self.result.posterior is not None:
+            lines += summary_lines(self.result)
         lines += ["", "Scaled residuals: "]
         lines += _aligned(
             list(self.scaled.index), [[_number(v, 4) for v in self.scaled]], right=True
