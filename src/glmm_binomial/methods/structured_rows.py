@@ -12,9 +12,11 @@ set computes on its own rows and random effects, and sums over the sets:
 - direction, given S^{-1} = Cov(beta): Var(eta_i) = r_i' S^{-1} r_i + a_i' H^{-1} a_i, the
   rows' derivatives g_i and fixed-point weights, the Newton direction in u for the gradient
   g_u = Lambda' Z' g - u, y = H^{-1} g_u, and the shares of X' g, X' W Z Lambda y (which give
-  the step in beta: S^{-1} (X' g - beta / prior_fe_sd^2 - X' W Z Lambda y)) and of tr Cov(u);
-- newton_step, given the step in beta: the step in u, y - G d_beta, and in E[eta_i], the
-  share of the Newton decrement and the largest |step in E[eta_i]|;
+  the step in beta: S^{-1} (X' g - beta / prior_fe_sd^2 - X' W Z Lambda y)), of g_u' y and
+  G' g_u (which give the Newton decrement, g_beta' d_beta + g_u' (y - G d_beta)) and of
+  tr Cov(u);
+- newton_step, given the step in beta: the step in u, y - G d_beta, and in E[eta_i], and the
+  largest |step in E[eta_i]|;
 - row_values (trial step lengths, a read) and finish (the step taken, the fixed-point weights
   kept for the next inner loop): the rows' expected log-likelihood, |u|^2 and the shares of
   the second moments A_t = sum_j E[u_tj u_tj'] (in u coordinates).
@@ -76,11 +78,14 @@ class Direction:
 
 @dataclass(frozen=True)
 class DirectionShare:
-    """A set's share of the Newton direction: X' g, X' W Z Lambda y, the largest weight change
-    and weight (maxima, initial 0 and 1), and tr Cov(u) of its random effects."""
+    """A set's share of the Newton direction: X' g, X' W Z Lambda y, g_u' y, G' g_u, the
+    largest weight change and weight (maxima, initial 0 and 1), and tr Cov(u) of its random
+    effects."""
 
     xg: FloatArray
     xwz: FloatArray
+    gu_y: float
+    g_gu: FloatArray
     weight_change: float
     largest_weight: float
     trace_u: float
@@ -203,27 +208,26 @@ class StructuredRows:
         wz = cov.weights * st.times(self.a1, self.a2, y1, y2)
         self.current_direction = Direction(g, w_next, row_var, r1, r2, y1, y2)
         self.current_step = None
+        p = self.n_fixed
         return DirectionShare(
             x.T @ g,
             x.T @ wz,
+            float(np.sum(r1 * y1) + np.sum(r2 * y2)),
+            r1.reshape(-1) @ cov.g1.reshape(-1, p) + r2 @ cov.g2 if p else np.zeros(0),
             float(np.max(np.abs(w_next - cov.weights), initial=0.0)),
             float(np.max(cov.weights, initial=1.0)),
             self.trace_u(cov, schur_inverse),
         )
 
-    def newton_step(self, d_beta: FloatArray) -> tuple[float, float, float]:
-        """The Newton step in u and E[eta] for the step d_beta in beta; the set's shares of the
-        decrement (in the first part's and the rest's u) and its largest |step in E[eta_i]|."""
+    def newton_step(self, d_beta: FloatArray) -> float:
+        """The Newton step in u and E[eta] for the step d_beta in beta; the largest |step in
+        E[eta_i]| of the set's rows."""
         st, cov, d = self.structure, self._covariance_now(), self._direction()
         d1 = d.y1 - cov.g1 @ d_beta
         d2 = d.y2 - cov.g2 @ d_beta
         d_eta = self.data.x @ d_beta + st.times(self.a1, self.a2, d1, d2)
         self.current_step = Step(d1, d2, d_eta)
-        return (
-            float(np.sum(d.r1 * d1)),
-            float(np.sum(d.r2 * d2)),
-            float(np.max(np.abs(d_eta), initial=0.0)),
-        )
+        return float(np.max(np.abs(d_eta), initial=0.0))
 
     def row_values(self, steps: tuple[float, ...]) -> list[tuple[float, float]]:
         """The rows' expected log-likelihood and |u|^2 at each step length along the last
@@ -240,10 +244,15 @@ class StructuredRows:
             out.append((self.row_value(eta, d.row_var), u_square))
         return out
 
-    def finish(self, step: float, schur_inverse: FloatArray) -> FinishShare:
-        """The end of an inner loop: the last Newton step taken with length `step` (0: none),
-        the fixed-point weights of the last direction kept for the next inner loop; the set's
-        shares of the rows' value, |u|^2 and the second moments of u."""
+    def finish(
+        self, step: float, schur_inverse: FloatArray, d_beta: FloatArray | None = None
+    ) -> FinishShare:
+        """The end of an inner loop: the last Newton step (for d_beta, when given) taken with
+        length `step` (0: none), the fixed-point weights of the last direction kept for the
+        next inner loop; the set's shares of the rows' value, |u|^2 and the second moments of
+        u."""
+        if d_beta is not None:
+            self.newton_step(d_beta)
         if step:
             self._take(step)
         cov, d = self._covariance_now(), self._direction()

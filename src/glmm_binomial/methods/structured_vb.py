@@ -260,29 +260,31 @@ class StructuredObjective:
             schur_inverse = np.zeros((0, 0))
         return Covariance(schur_inverse, logdet_schur, logdet_h)
 
-    def direction(self, cov: Covariance) -> DirectionShare:
-        """The sets' shares of the Newton direction summed (and tr Cov(u) recorded on cov)."""
+    def direction(self, cov: Covariance, **settings: Any) -> DirectionShare:
+        """The sets' shares of the Newton direction summed (and tr Cov(u) recorded on cov);
+        settings: passed on to the sets' direction."""
         p = self.n_fixed
-        xg, xwz = np.zeros(p), np.zeros(p)
-        weight_change, largest_weight, trace_u = 0.0, 1.0, 0.0
-        for part in self.advance("direction", schur_inverse=cov.schur_inverse):
+        xg, xwz, g_gu = np.zeros(p), np.zeros(p), np.zeros(p)
+        gu_y, weight_change, largest_weight, trace_u = 0.0, 0.0, 1.0, 0.0
+        for part in self.advance("direction", schur_inverse=cov.schur_inverse, **settings):
             xg += part.xg
             xwz += part.xwz
+            gu_y += part.gu_y
+            g_gu += part.g_gu
             weight_change = max(weight_change, part.weight_change)
             largest_weight = max(largest_weight, part.largest_weight)
             trace_u += part.trace_u
         cov.trace_u = trace_u
-        return DirectionShare(xg, xwz, weight_change, largest_weight, trace_u)
+        return DirectionShare(xg, xwz, gu_y, g_gu, weight_change, largest_weight, trace_u)
 
-    def newton_step(self, d_beta: FloatArray) -> tuple[float, float, float]:
-        """The sets' shares of the decrement (first part's u, rest's u) summed, and the largest
-        |step in E[eta_i]|."""
-        first, rest, largest = 0.0, 0.0, 0.0
-        for part_first, part_rest, part_largest in self.advance("newton_step", d_beta=d_beta):
-            first += part_first
-            rest += part_rest
-            largest = max(largest, part_largest)
-        return first, rest, largest
+    def newton_step(self, d_beta: FloatArray) -> tuple[float, list[Any] | None]:
+        """The largest |step in E[eta_i]| over the sets for the step d_beta in beta, and None
+        (a subclass whose sets also return the covariance's pieces after the full step, made
+        while the client decides, returns these pieces)."""
+        largest = 0.0
+        for part in self.advance("newton_step", d_beta=d_beta):
+            largest = max(largest, part)
+        return largest, None
 
     def row_values(self, steps: tuple[float, ...]) -> list[tuple[float, float]]:
         """The rows' value and |u|^2 at each step length along the last Newton step."""
@@ -293,11 +295,13 @@ class StructuredObjective:
                 total[1] += u_square
         return [(value, u_square) for value, u_square in totals]
 
-    def finish(self, step: float, cov: Covariance) -> FinishShare:
-        """The sets' shares at the end of the inner loop summed."""
+    def finish(self, step: float, cov: Covariance, d_beta: FloatArray | None = None) -> FinishShare:
+        """The sets' shares at the end of the inner loop summed (the last step, for d_beta in
+        beta, taken with length `step`)."""
         row_value, u_square = 0.0, 0.0
         moments = [np.zeros((b.k, b.k)) for b in self.data.blocks]
-        for part in self.advance("finish", step=step, schur_inverse=cov.schur_inverse):
+        answers = self.advance("finish", step=step, schur_inverse=cov.schur_inverse, d_beta=d_beta)
+        for part in answers:
             row_value += part.row_value
             u_square += part.u_square
             for total, moment in zip(moments, part.moments, strict=True):
@@ -353,13 +357,14 @@ class StructuredObjective:
         cov = self.covariance(self.advance("covariance_pieces", lambdas=lambdas, beta=beta))
         converged = False
         iterations = 0
+        settings: dict[str, Any] = {}
         while True:
             # A Newton step on the means with the covariance at the current weights.
-            direction = self.direction(cov)
+            direction = self.direction(cov, **settings)
             g_beta = direction.xg - self.fe_precision * beta
             d_beta = cov.schur_inverse @ (g_beta - direction.xwz) if self.n_fixed else g_beta
-            first, rest, largest_step = self.newton_step(d_beta)
-            decrement = float(g_beta @ d_beta + first + rest)
+            # g_beta' d_beta + g_u' d_u with d_u = y - G d_beta.
+            decrement = float(g_beta @ d_beta + direction.gu_y - direction.g_gu @ d_beta)
             inner_tol = control.final_inner_tol if self.final else control.inner_tol
             weight_tol = control.final_weight_tol if self.final else control.weight_tol
             small_weights = direction.weight_change <= weight_tol * direction.largest_weight
@@ -369,15 +374,23 @@ class StructuredObjective:
                     # The last Newton step costs no factorization: take it (the means' error
                     # is then of the order of the decrement squared).
                     beta = beta + d_beta
-                finished = self.finish(1.0 if converged else 0.0, cov)
+                    finished = self.finish(1.0, cov, d_beta)
+                else:
+                    finished = self.finish(0.0, cov)
                 current = self.gaussian_terms(beta, cov, finished.row_value, finished.u_square)
                 break
             iterations += 1
+            largest_step, stepped = self.newton_step(d_beta)
+            settings = {}
             if largest_step < control.search_step:
                 # So close that the full step cannot lower the ELBO (it is concave in the
                 # means): take it; the next iteration evaluates the rows there.
                 beta = beta + d_beta
-                cov = self.covariance(self.advance("covariance_pieces", step=1.0))
+                if stepped is None:
+                    stepped = self.advance("covariance_pieces", step=1.0)
+                else:
+                    settings = {"stepped": True}  # the sets go on from the step's covariance
+                cov = self.covariance(stepped)
                 continue
             values = self.row_values((0.0, 1.0))
             base = self.gaussian_terms(beta, cov, *values[0])
