@@ -46,7 +46,11 @@ below 1e-10 per trial up to SD 2.15); the ELBO is exact up to that.
 
 Where the pieces live: gaussian_expectations.py (the Gauss-Hermite expectations of the rows
 and of log cosh), variance_factor.py (q(phi), its priors and ELBO terms with their exact
-gradient), this module (q(beta, b) through the blocked factor, the ELBO and the fit).
+gradient), structured_rows.py (what q(beta, b) computes on a set of rows holding whole levels
+of every grouping factor: the blocked factor, G, Var(eta_i), the Newton direction in u), this
+module (q(beta)'s algebra from the sets' p-dimensional sums, the inner loop's decisions, the
+ELBO and the fit). The sets of rows are one in memory and the partitions on Dask
+(distributed/structured_vb.py), through one protocol, so that both run the same algorithm.
 
 Optimization: q(beta, b) given q(phi) by fixed-point Newton iterations (the inner loop:
 weights w from the current q, then a Newton step on the means with the new Omega; the ELBO
