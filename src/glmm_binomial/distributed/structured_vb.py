@@ -17,10 +17,10 @@ Calls that move a partition's state (its means u, row weights, and the current c
 direction and step) go through Partitions.advance: every call makes a new version of the
 partition (runner.py), so where Dask runs a task cannot change a number and a lost partition is
 rebuilt by replaying its calls, whose arguments are small (Lambda per block, S^{-1} and steps in
-beta: p x p at most). An inner loop takes one round trip for its first covariance, two per
-Newton iteration (the direction; the step, with the covariance after the full step made while
-the client decides whether to take it) and one at its end (the last direction's and the
-finish); the line search's trial values are reads.
+beta: p x p at most). An inner loop of k Newton iterations takes 3 + 2k round trips: its first
+covariance, a direction and a step per iteration (the step's answer comes with the covariance
+after the full step, made while the client decides whether to take it), the last direction
+and the finish; the line search's trial values are reads.
 A partition keeps its rows and about 3p + 10 numbers per row (row weights, E[eta_i], Var(eta_i),
 the rows' derivatives and steps, G's rows r_i, Z Lambda's values).
 
