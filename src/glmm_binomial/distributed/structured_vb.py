@@ -10,8 +10,9 @@ Newton decrement, the rows' expected log-likelihood, |u|^2, tr Cov(u) and the se
 A_t. Each StructuredPartition holds a StructuredRows on its rows; the client's
 StructuredObjective (the in-memory one, given runners over the partitions) adds the shares in
 partition order, takes every decision of the inner loop and runs the same optimizer, so the fit
-is the in-memory one up to the order of floating-point sums (measured: within 1e-9 relative,
-tests/test_distributed_structured_vb.py).
+is the in-memory one up to the order of floating-point sums (measured: within 1e-9 relative
+where the optimizer takes the in-memory path, up to 8e-8 where the rounding changes one of its
+decisions: within its own tolerance; tests/test_distributed_structured_vb.py).
 
 Calls that move a partition's state (its means u, row weights, and the current covariance,
 direction and step) go through Partitions.advance: every call makes a new version of the
