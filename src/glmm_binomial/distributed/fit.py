@@ -147,8 +147,8 @@ def fit_dask(
     options: the FitOptions (methods.options; None: the defaults, method "laplace"); its method
     object fits: Laplace, Agq (one grouping factor), VariationalBayes (method 'vb',
     structured_vb.py) or MeanFieldVB (method 'vb_meanfield', vb.py), each with its own settings
-    as in memory. npartitions: partitions after the shuffle
-    on the outermost grouping factor (None: as many as data has). weights and offset must be
+    as in memory. npartitions: partitions after the shuffle on the outermost grouping factor
+    (None: as many as data has). weights and offset must be
     column names. Every grouping factor must be nested in one outermost factor, or (Laplace)
     crossed with it with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that
     rescales (methods.maximum_likelihood) is estimated on internally centred and scaled columns
