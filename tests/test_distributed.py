@@ -189,9 +189,7 @@ def test_model_that_does_not_decompose(client, monkeypatch) -> None:
         glmm_binomial.fit("y ~ x + (1 + x | g)", ddf, method="vb_meanfield")
     with pytest.raises(ValueError, match=r"method='vb_meanfield' needs every grouping factor"):
         glmm_binomial.fit("y ~ x + (1 | g) + (1 | item)", ddf, method="vb_meanfield")
-    # Structured VB runs in memory only; the message names both ways out.
-    with pytest.raises(ValueError, match=r"ddf\.compute\(\) in memory.*method='vb_meanfield'"):
-        glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="vb")
+    # Structured VB (nested factors only): test_distributed_structured_vb.py.
     # The same option checks as the in-memory fit (issue 9 item 4: n_agq <= 100 on any path).
     with pytest.raises(ValueError, match="n_agq must be at most 100"):
         glmm_binomial.fit("y ~ x + (1 | g)", ddf, method="agq", n_agq=150)

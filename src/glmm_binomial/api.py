@@ -95,8 +95,9 @@ def fit(
     data may be a Dask DataFrame (extra "dask"): see glmm_binomial.distributed.fit.fit_dask,
     which takes client= (a distributed.Client or scheduler address; None: the current client);
     it gives the in-memory fit's numbers (internal rescaling included) and emits the same
-    warnings (methods "vb" and "mcmc" are refused there: fit ddf.compute() in memory, or use
-    "vb_meanfield").
+    warnings (method "vb": nested grouping factors only, and separation, which needs every row,
+    is flagged as possible but not checked; method "mcmc" is refused there: fit ddf.compute()
+    in memory).
     """
     options = options_or_arguments(
         options,

@@ -10,7 +10,8 @@ share and sums the answers in partition order on the client, where
 ``optimize.minimize_deviance`` runs unchanged. The numerics are those of methods/; this
 package only moves arrays and adds. Grouping factors crossed with the partitioning one
 (Laplace) are handled by crossed.py (their random effects solved for on the client through a
-dense Schur complement); variational Bayes by vb.py (the ELBO's sums over rows).
+dense Schur complement); mean-field variational Bayes by vb.py (the ELBO's sums over rows),
+structured variational Bayes by structured_vb.py (the inner loop's sums over partitions).
 
 Steps of ``fit_dask``:
 
@@ -78,6 +79,10 @@ from glmm_binomial.distributed.start import (
     result_design,
     separation_check,
 )
+from glmm_binomial.distributed.structured_vb import (
+    StructuredPartition,
+    fit_partitioned_structured_vb,
+)
 from glmm_binomial.distributed.vb import VariationalPartition, fit_partitioned_vb
 from glmm_binomial.methods.agq import Agq, loglik_label, quadrature_tolerances
 from glmm_binomial.methods.base import Method
@@ -86,6 +91,7 @@ from glmm_binomial.methods.laplace import LOGLIK_LABEL, Laplace, fit_output
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.options import FitOptions, fit_options
 from glmm_binomial.methods.scaling import check_in_user_units, to_user
+from glmm_binomial.methods.structured_vb import VariationalBayes
 from glmm_binomial.methods.variational import MeanFieldVB
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo
@@ -139,9 +145,10 @@ def fit_dask(
     the order of floating-point sums. client: a distributed.Client, or a scheduler address
     ('tcp://host:8786'); None uses the current client (distributed.get_client()).
     options: the FitOptions (methods.options; None: the defaults, method "laplace"); its method
-    object fits: Laplace, Agq (one grouping factor) or MeanFieldVB (method 'vb_meanfield',
-    vb.py), each with its own settings as in memory. npartitions: partitions after the shuffle
-    on the outermost grouping factor (None: as many as data has). weights and offset must be
+    object fits: Laplace, Agq (one grouping factor), VariationalBayes (method 'vb',
+    structured_vb.py) or MeanFieldVB (method 'vb_meanfield', vb.py), each with its own settings
+    as in memory. npartitions: partitions after the shuffle on the outermost grouping factor
+    (None: as many as data has). weights and offset must be
     column names. Every grouping factor must be nested in one outermost factor, or (Laplace)
     crossed with it with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that
     rescales (methods.maximum_likelihood) is estimated on internally centred and scaled columns
@@ -195,9 +202,10 @@ def fit_dask(
 
 def _check_supported(method: Method, parsed: ParsedFormula) -> None:
     """Refuse a method the Dask fit does not implement for this formula: Laplace and variational
-    Bayes fit nested factors (Laplace also crossed ones); another maximum-likelihood method
-    (AGQ) one grouping factor, whose partitions' objective is the method's own."""
-    if isinstance(method, (Laplace, MeanFieldVB)):
+    Bayes (structured and mean-field) fit nested factors (Laplace also crossed ones); another
+    maximum-likelihood method (AGQ) one grouping factor, whose partitions' objective is the
+    method's own."""
+    if isinstance(method, (Laplace, VariationalBayes, MeanFieldVB)):
         return
     if isinstance(method, LikelihoodMethod):
         if len({term.group for term in parsed.random}) > 1:
@@ -209,8 +217,8 @@ def _check_supported(method: Method, parsed: ParsedFormula) -> None:
     if method.posterior:
         raise ValueError(
             f"method={method.name!r} is not available on a Dask DataFrame: fit ddf.compute() in "
-            "memory for it, or use method='vb_meanfield' (mean-field variational Bayes, fitted "
-            "on the partitions; its SDs understate the posterior's)"
+            "memory for it, or use method='vb' (structured variational Bayes, fitted on the "
+            "partitions)"
         )
     raise ValueError(f"method={method.name!r} is not available on a Dask DataFrame; {IN_MEMORY}")
 
@@ -221,6 +229,8 @@ def _partition_kind(method: Method, crossed: tuple[int, ...]) -> type[Partition]
         return CrossedPartition
     if isinstance(method, LikelihoodMethod):
         return ModePartition
+    if isinstance(method, VariationalBayes):
+        return StructuredPartition
     return VariationalPartition
 
 
@@ -240,8 +250,9 @@ def _fit(
     learned = learn(dask, client, parsed, data, weights, offset, nesting)
     design = learned.design
     if learned.crossed_groups and not isinstance(method, Laplace):
-        # VB's sums decompose over any rows, but its reported log-likelihood (Laplace at the
-        # posterior means) needs the crossed Laplace objective: not wired up for VB.
+        # Structured VB's H couples partitions that share a crossed factor's levels; the
+        # mean-field ELBO's sums decompose over any rows, but its reported log-likelihood
+        # (Laplace at the posterior means) needs the crossed Laplace objective: not wired up.
         raise not_decomposable(
             f"method={method.name!r} needs every grouping factor nested in one outermost "
             "factor; factors crossed with it are fitted by method='laplace'"
@@ -338,6 +349,12 @@ def _estimate(
     model = rowless_model(fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete)
     if isinstance(method, LikelihoodMethod):
         output = _maximum_likelihood(partitions, plan, method, start, surrogate, first, n_complete)
+    elif isinstance(method, VariationalBayes):
+        started = time.perf_counter()
+        output = require_finite(
+            fit_partitioned_structured_vb(partitions.advance, partitions.read, model, method)
+        )
+        LOG.info("structured variational optimizer: %.1f s", time.perf_counter() - started)
     else:
         assert isinstance(method, MeanFieldVB)
         started = time.perf_counter()

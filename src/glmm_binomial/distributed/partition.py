@@ -13,7 +13,8 @@ by which the client places what a partition says about its levels (place_effects
 
 The kinds of partition (``PartitionPlan.kind``): nested.ModePartition (the method's own
 objective, for factors nested in the partitioning one), crossed.CrossedPartition (factors
-crossed with it) and vb.VariationalPartition (sums of the variational bound). What they share
+crossed with it), vb.VariationalPartition (sums of the mean-field variational bound) and
+structured_vb.StructuredPartition (structured VB's inner loop on its rows). What they share
 is here: the sums of the GLM start, the columns' moments and spreads, the rows for the
 separation check, and new partitions on other columns of the same rows. The client calls these
 methods by name through a runner (runner.py).

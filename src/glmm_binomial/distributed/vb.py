@@ -1,5 +1,5 @@
 """Mean-field variational Bayes (variational.py, method "vb_meanfield") on a Dask DataFrame's
-partitions. Method "vb" (structured_vb.py) is not fitted on Dask.
+partitions (method "vb", the structured family, is structured_vb.py's).
 
 The ELBO of variational.py is a sum over rows plus terms in the variational parameters alone.
 Each partition (whole levels of the outermost grouping factor, as for the Laplace fit) holds a

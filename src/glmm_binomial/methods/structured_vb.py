@@ -46,7 +46,11 @@ below 1e-10 per trial up to SD 2.15); the ELBO is exact up to that.
 
 Where the pieces live: gaussian_expectations.py (the Gauss-Hermite expectations of the rows
 and of log cosh), variance_factor.py (q(phi), its priors and ELBO terms with their exact
-gradient), this module (q(beta, b) through the blocked factor, the ELBO and the fit).
+gradient), structured_rows.py (what q(beta, b) computes on a set of rows holding whole levels
+of every grouping factor: the blocked factor, G, Var(eta_i), the Newton direction in u), this
+module (q(beta)'s algebra from the sets' p-dimensional sums, the inner loop's decisions, the
+ELBO and the fit). The sets of rows are one in memory and the partitions on Dask
+(distributed/structured_vb.py), through one protocol, so that both run the same algorithm.
 
 Optimization: q(beta, b) given q(phi) by fixed-point Newton iterations (the inner loop:
 weights w from the current q, then a Newton step on the means with the new Omega; the ELBO
@@ -59,6 +63,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -75,17 +80,17 @@ from glmm_binomial.diagnostics import (
 )
 from glmm_binomial.methods.base import Method, Start, prior_settings, require_positive
 from glmm_binomial.methods.estimates import FitOutput, require_finite
-from glmm_binomial.methods.laplace import LaplaceObjective, sorted_by_first_factor
+from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.methods.posterior_checks import (
     fixed_effect_separation,
     group_separation,
     in_prior_tail,
 )
+from glmm_binomial.methods.structured_rows import DirectionShare, FinishShare, StructuredRows
 from glmm_binomial.methods.variance_factor import VarianceFactor
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.validation import check_unstructured
-from glmm_binomial.numerics.factor import Factor, SelectedInverse, Structure, row_dot
-from glmm_binomial.numerics.gaussian_expectations import LOG_2PI, expected_log1pexp
+from glmm_binomial.numerics.gaussian_expectations import LOG_2PI
 from glmm_binomial.numerics.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
@@ -139,30 +144,58 @@ class StructuredVBControl:
 
 
 # --- q(beta, b): the Gaussian factor through the blocked factor ----------------------------
+Run = Callable[..., list[Any]]
+"""run(method, **shared): `method` of every set of rows (structured_rows.StructuredRows, or a
+Dask partition holding one) with the keyword arguments `shared`, the answers in a fixed order
+(distributed/runner.py's protocol)."""
+
+
+def local_run(rows: StructuredRows) -> Run:
+    """The Run over the one set of rows held in this process."""
+
+    def run(method: str, **shared: Any) -> list[Any]:
+        return [getattr(rows, method)(**shared)]
+
+    return run
+
+
 @dataclass
 class Covariance:
-    """Omega^{-1} of q(beta, b) for one set of row weights, in factor.py's u coordinates."""
+    """What the client holds of Omega^{-1} for one set of row weights: Cov(beta) = S^{-1},
+    log det S and log det H (summed over the sets of rows), and tr Cov(u) (known once the
+    direction is computed)."""
 
-    weights: FloatArray
-    factor: Factor
-    inverse: SelectedInverse
-    g1: FloatArray  # (n1, k1, p): G = H^{-1} Lambda' Z' W X, first part
-    g2: FloatArray  # (q2, p)
-    schur_inverse: FloatArray  # S^{-1} = Cov(beta)
+    schur_inverse: FloatArray
     logdet_schur: float
-    row_var: FloatArray  # Var_q(eta_i)
+    logdet_h: float
+    trace_u: float = math.nan
 
 
 @dataclass
-class GaussianMeans:
+class InnerResult:
+    """q(beta, b) at the end of an inner loop: beta's mean, the covariance, the ELBO's terms of
+    q(beta, b) (gaussian_terms), the second moments A_t of b per block, |u|^2, and whether the
+    loop converged in how many iterations."""
+
     beta: FloatArray
-    u1: FloatArray
-    u2: FloatArray
+    covariance: Covariance
+    gaussian_value: float
+    second_moments: list[FloatArray]
+    u_square: float
+    converged: bool
+    iterations: int
 
 
 class StructuredObjective:
-    """The ELBO of the structured family: rows, q(beta, b) through the blocked factor, and
-    the variance factor."""
+    """The ELBO of the structured family: the rows and random effects' shares (from the sets
+    of rows, structured_rows.py, through `advance` and `read`), q(beta)'s algebra and the inner
+    loop's decisions here, and the variance factor.
+
+    data: the model (in memory: its rows, held by one StructuredRows; on Dask: the names, the
+    blocks with every level and the binomial constant, without rows); advance, read: runners
+    over the sets of rows for calls that move their state and for reads (None: one set on
+    data's rows); column_rms: the root mean square of each block's random-effect columns over
+    all rows (the variance factor's start; None: from data's rows)."""
 
     def __init__(
         self,
@@ -171,6 +204,10 @@ class StructuredObjective:
         prior_log_sd_sd: float = 1.0,
         lkj_eta: float = 2.0,
         control: StructuredVBControl | None = None,
+        *,
+        advance: Run | None = None,
+        read: Run | None = None,
+        column_rms: list[FloatArray] | None = None,
     ) -> None:
         for name, value in (
             ("prior_fe_sd", prior_fe_sd),
@@ -180,7 +217,13 @@ class StructuredObjective:
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         self.control = control or StructuredVBControl()
-        self.data, self.structure = sorted_by_first_factor(data)
+        if advance is None:
+            rows = StructuredRows(data)
+            data = rows.data
+            advance = read = local_run(rows)
+        self.data = data
+        self.advance = advance
+        self.read = read or advance
         self.prior_fe_sd = float(prior_fe_sd)
         self.fe_precision = 1.0 / self.prior_fe_sd**2
         self.variance = VarianceFactor(
@@ -189,16 +232,11 @@ class StructuredObjective:
             lkj_eta,
             self.control.cubature_nodes,
             self.control.max_cubature_nodes,
+            column_rms=column_rms,
         )
-        st = self.structure
         self.n_fixed = self.data.n_fixed
-        # The fixed-effects design transposed (p x n): its columns contiguous in memory.
-        self.xt = np.ascontiguousarray(self.data.x.T)
-        self.n_random = st.q1 + st.q2
-        self.means = GaussianMeans(
-            np.zeros(self.n_fixed), np.zeros((st.n1, st.k1)), np.zeros(st.q2)
-        )
-        self.row_weights = 0.25 * self.data.trials
+        self.n_random = sum(b.n_levels * b.k for b in self.data.blocks)
+        self.beta = np.zeros(self.n_fixed)
         self.lambdas: list[FloatArray] | None = None
         self.evaluations = 0
         self.inner_iterations = 0
@@ -206,240 +244,184 @@ class StructuredObjective:
         self.last: InnerResult | None = None
         self.final = False  # the last evaluation: the final tolerances
 
-    # --- coordinates ---------------------------------------------------------------------
-    def block_u(self, means: GaussianMeans, t: int) -> FloatArray:
-        """The u means of block t as (n_levels, k)."""
-        st, b = self.structure, self.data.blocks[t]
-        if t in st.first_blocks:
-            return means.u1[:, st.first_columns[st.first_blocks.index(t)]]
-        offset = st.rest_offsets[st.rest.index(t)]
-        return means.u2[offset + np.arange(b.n_levels)[:, None] * b.k + np.arange(b.k)]
-
-    def set_block_u(self, means: GaussianMeans, t: int, values: FloatArray) -> None:
-        st, b = self.structure, self.data.blocks[t]
-        if t in st.first_blocks:
-            means.u1[:, st.first_columns[st.first_blocks.index(t)]] = values
-            return
-        offset = st.rest_offsets[st.rest.index(t)]
-        means.u2[offset + np.arange(b.n_levels)[:, None] * b.k + np.arange(b.k)] = values
-
-    def block_g(self, cov: Covariance, t: int) -> FloatArray:
-        """Rows of G for block t: (n_levels, k, p)."""
-        st, b = self.structure, self.data.blocks[t]
-        if t in st.first_blocks:
-            return cov.g1[:, st.first_columns[st.first_blocks.index(t)], :]
-        offset = st.rest_offsets[st.rest.index(t)]
-        return cov.g2[offset + np.arange(b.n_levels)[:, None] * b.k + np.arange(b.k)]
-
-    def relambda(self, lambdas: list[FloatArray]) -> None:
-        """Move the means to new Lambdas keeping b = Lambda u fixed (the warm start)."""
-        if self.lambdas is not None:
-            for t, (old, new) in enumerate(zip(self.lambdas, lambdas, strict=True)):
-                b = self.block_u(self.means, t) @ old.T
-                u = scipy.linalg.solve_triangular(new, b.T, lower=True).T
-                self.set_block_u(self.means, t, u)
-        self.lambdas = lambdas
-
-    # --- covariance ----------------------------------------------------------------------
-    def covariance(
-        self, a1: FloatArray, a2: FloatArray, lambda1: FloatArray, w: FloatArray
-    ) -> Covariance:
-        """Omega^{-1} for the row weights w: H's factor and selected inverse, G, S^{-1} and
-        Var(eta_i). The design's columns are held transposed (p x n) so that every product
-        over the rows is along contiguous memory."""
-        st = self.structure
-        xt = self.xt
+    # --- sums over the sets of rows ------------------------------------------------------
+    def covariance(self, pieces: list[tuple[FloatArray, float]]) -> Covariance:
+        """S = X' W X + I / prior_fe_sd^2 - X' W Z Lambda G from the sets' shares, its inverse
+        (Cov(beta)) and log det, and log det H."""
         p = self.n_fixed
-        factor = st.factorize(a1, a2, w, lambda1)
-        inverse = factor.selected_inverse()
-        wxt = xt * w
-        g1, g2, zgt = self._solve_columns(factor, a1, a2, wxt)
-        rt = xt - zgt  # rows r_i = x_i - G' a_i, transposed
-        schur = np.empty((p, p))
-        for j in range(p):
-            for k in range(j + 1):
-                schur[j, k] = schur[k, j] = 0.5 * (float(wxt[j] @ rt[k]) + float(wxt[k] @ rt[j]))
+        schur = np.zeros((p, p))
+        logdet_h = 0.0
+        for piece, logdet in pieces:
+            schur += piece
+            logdet_h += logdet
         schur += self.fe_precision * np.eye(p)
         if p:
             chol = scipy.linalg.cholesky(schur, lower=True)
             logdet_schur = 2.0 * float(np.sum(np.log(np.diag(chol))))
             schur_inverse = scipy.linalg.cho_solve((chol, True), np.eye(p))
-            solved = schur_inverse @ rt
-            row_var = rt[0] * solved[0]
-            for j in range(1, p):
-                row_var += rt[j] * solved[j]
         else:
             logdet_schur = 0.0
             schur_inverse = np.zeros((0, 0))
-            row_var = np.zeros(st.n)
-        row_var += row_inverse_quadratic(st, factor, inverse, a1, a2)
-        return Covariance(w, factor, inverse, g1, g2, schur_inverse, logdet_schur, row_var)
+        return Covariance(schur_inverse, logdet_schur, logdet_h)
 
-    def _solve_columns(
-        self, factor: Factor, a1: FloatArray, a2: FloatArray, columns: FloatArray
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """G = H^{-1} (Z Lambda)' C for the columns C, given transposed (p x n), split as
-        (n1, k1, p) and (q2, p), and (Z Lambda G)' (p x n). One grouping factor (H block
-        diagonal): every column through the blocks at once; otherwise one solve per column."""
-        st = self.structure
-        p = columns.shape[0]
-        if p == 0:
-            return np.zeros((st.n1, st.k1, 0)), np.zeros((st.q2, 0)), np.zeros((0, st.n))
-        zgt = np.empty((p, st.n))
-        if len(st.levels) == 1 and not st.r2:
-            t1 = np.empty((st.n1, st.k1, p))
-            for c in range(st.k1):
-                for j in range(p):
-                    t1[:, c, j] = st.level_sum(a1[:, c] * columns[j])
-            linv = factor.linv[0]
-            g1 = np.einsum("jba,jbc,jcp->jap", linv, linv, t1)
-            for j in range(p):
-                zgt[j] = a1[:, 0] * st.level_values(g1[:, 0, j])
-                for c in range(1, st.k1):
-                    zgt[j] += a1[:, c] * st.level_values(g1[:, c, j])
-            return g1, np.zeros((0, p)), zgt
-        g1 = np.empty((st.n1, st.k1, p))
-        g2 = np.empty((st.q2, p))
-        for j in range(p):
-            s1, s2 = factor.solve(*st.transpose_times(a1, a2, columns[j]))
-            g1[:, :, j] = s1
-            g2[:, j] = s2
-            zgt[j] = st.times(a1, a2, s1, s2)
-        return g1, g2, zgt
+    def direction(self, cov: Covariance, **settings: Any) -> DirectionShare:
+        """The sets' shares of the Newton direction summed (and tr Cov(u) recorded on cov);
+        settings: passed on to the sets' direction."""
+        p = self.n_fixed
+        xg, xwz, g_gu = np.zeros(p), np.zeros(p), np.zeros(p)
+        gu_y, weight_change, largest_weight, trace_u = 0.0, 0.0, 1.0, 0.0
+        for part in self.advance("direction", schur_inverse=cov.schur_inverse, **settings):
+            xg += part.xg
+            xwz += part.xwz
+            gu_y += part.gu_y
+            g_gu += part.g_gu
+            weight_change = max(weight_change, part.weight_change)
+            largest_weight = max(largest_weight, part.largest_weight)
+            trace_u += part.trace_u
+        cov.trace_u = trace_u
+        return DirectionShare(xg, xwz, gu_y, g_gu, weight_change, largest_weight, trace_u)
 
-    def _trace_random(self, cov: Covariance) -> float:
-        """tr Cov_q(u) = tr H^{-1} + tr(G S^{-1} G')."""
-        z = cov.inverse
-        total = sum(float(np.trace(dg, axis1=1, axis2=2).sum()) for dg in z.diag)
-        if z.zrr is not None:
-            total += float(np.trace(z.zrr))
-        if self.n_fixed:
-            for g in (cov.g1.reshape(-1, self.n_fixed), cov.g2):
-                total += float(np.sum((g @ cov.schur_inverse) * g))
-        return total
+    def newton_step(self, d_beta: FloatArray) -> tuple[float, list[Any] | None]:
+        """The largest |step in E[eta_i]| over the sets for the step d_beta in beta, and None
+        (a subclass whose sets also return the covariance's pieces after the full step, made
+        while the client decides, returns these pieces)."""
+        largest = 0.0
+        for part in self.advance("newton_step", d_beta=d_beta):
+            largest = max(largest, part)
+        return largest, None
 
-    def gaussian_terms(self, means: GaussianMeans, cov: Covariance, row_value: float) -> float:
+    def row_values(self, steps: tuple[float, ...]) -> list[tuple[float, float]]:
+        """The rows' value and |u|^2 at each step length along the last Newton step."""
+        totals = [[0.0, 0.0] for _ in steps]
+        for part in self.read("row_values", steps=steps):
+            for total, (value, u_square) in zip(totals, part, strict=True):
+                total[0] += value
+                total[1] += u_square
+        return [(value, u_square) for value, u_square in totals]
+
+    def finish(self, step: float, cov: Covariance, d_beta: FloatArray | None = None) -> FinishShare:
+        """The sets' shares at the end of the inner loop summed (the last step, for d_beta in
+        beta, taken with length `step`)."""
+        row_value, u_square = 0.0, 0.0
+        moments = [np.zeros((b.k, b.k)) for b in self.data.blocks]
+        answers = self.advance("finish", step=step, schur_inverse=cov.schur_inverse, d_beta=d_beta)
+        for part in answers:
+            row_value += part.row_value
+            u_square += part.u_square
+            for total, moment in zip(moments, part.moments, strict=True):
+                total += moment
+        return FinishShare(row_value, u_square, moments)
+
+    def random_effects(self, cov: Covariance) -> tuple[list[FloatArray], list[FloatArray]]:
+        """Posterior means and covariances of every block's random effects, over all levels."""
+        ranef, ranef_cov = self.read("random_effects", schur_inverse=cov.schur_inverse)[0]
+        return list(ranef), list(ranef_cov)
+
+    def laplace_loglik(self, theta: FloatArray, beta: FloatArray) -> float:
+        """The Laplace marginal log-likelihood at (theta, beta)."""
+        return -0.5 * LaplaceObjective(self.data).deviance(theta, beta)
+
+    def fixed_effect_separation(self) -> FitWarning | None:
+        """posterior_checks.fixed_effect_separation on the rows."""
+        return fixed_effect_separation(self.data, self.prior_fe_sd)
+
+    def group_separation(self, loose: list[int]) -> FitWarning | None:
+        """posterior_checks.group_separation on the rows."""
+        return group_separation(self.data, loose)
+
+    # --- the ELBO --------------------------------------------------------------------------
+    def gaussian_terms(
+        self, beta: FloatArray, cov: Covariance, row_value: float, u_square: float
+    ) -> float:
         """The ELBO's terms of q(beta, b) in u coordinates, with E|u|^2 / 2 (what
         tr(E[Sigma^{-1}] A) / 2 is when Lambda Lambda' = E[Sigma^{-1}]^{-1}), constants of the
         rows, beta's prior and the entropy included, but not the terms in the variances
-        (log det Lambda: see elbo_at)."""
+        (log det Lambda: see elbo_at). row_value and u_square: the rows' value and |u|^2 at
+        the means."""
         p = self.n_fixed
         q = self.n_random
-        beta = means.beta
-        u_square = float(np.sum(means.u1 * means.u1) + np.sum(means.u2 * means.u2))
         return (
             self.data.log_binomial_constant
             + row_value
             - 0.5 * p * math.log(2.0 * math.pi * self.prior_fe_sd**2)
             - 0.5 * self.fe_precision * (float(beta @ beta) + float(np.trace(cov.schur_inverse)))
-            - 0.5 * (u_square + self._trace_random(cov))
+            - 0.5 * (u_square + cov.trace_u)
             + 0.5 * (p + q) * (1.0 + LOG_2PI)
-            - 0.5 * (cov.factor.logdet + cov.logdet_schur)
+            - 0.5 * (cov.logdet_h + cov.logdet_schur)
         )
 
     def inner(self, lambdas: list[FloatArray]) -> InnerResult:
         """q(beta, b) maximizing the ELBO for E[Sigma^{-1}] = (Lambda Lambda')^{-1} per block,
         from the last one (fixed-point weights, Newton steps on the means)."""
-        data, st, control = self.data, self.structure, self.control
-        self.relambda(lambdas)
-        a1, a2 = st.z_lambda(data, lambdas)
-        lambda1 = st.first_lambda(lambdas)
-        x, k, m = data.x, data.successes, data.trials
-        means = self.means
-
-        def eta_mean(mn: GaussianMeans) -> FloatArray:
-            return x @ mn.beta + st.times(a1, a2, mn.u1, mn.u2) + data.offset
-
-        def row_value(eta: FloatArray, var: FloatArray) -> float:
-            """sum_i k_i E[eta_i] - m_i E[log(1 + e^eta_i)]."""
-            e, _, _ = expected_log1pexp(eta, var, derivatives=False)
-            return float(k @ eta - m @ e)
-
-        def row_derivatives(eta: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray]:
-            """The rows' derivatives in E[eta_i] (k_i - m_i E[expit]) and the fixed-point
-            weights (twice the derivative in -Var(eta_i): m_i E[expit'])."""
-            _, d_mean, d_var = expected_log1pexp(eta, var, value=False)
-            return k - m * d_mean, 2.0 * m * d_var
-
-        # The weights the last inner loop ended with: its fixed-point update, the start.
-        w_new = self.row_weights
-        eta = eta_mean(means)
+        control = self.control
+        self.lambdas = lambdas
+        beta = self.beta
+        # The covariance at the weights the last inner loop ended with (its fixed-point
+        # update), the means moved to the new Lambdas.
+        cov = self.covariance(self.advance("covariance_pieces", lambdas=lambdas, beta=beta))
         converged = False
         iterations = 0
-        current = -math.inf
+        settings: dict[str, Any] = {}
         while True:
-            # The covariance at the new weights, then a Newton step on the means with it.
-            cov = self.covariance(a1, a2, lambda1, np.maximum(w_new, 1e-300))
-            g, w_next = row_derivatives(eta, cov.row_var)
-            g_beta = x.T @ g - self.fe_precision * means.beta
-            g1, g2 = st.transpose_times(a1, a2, g)
-            g1 = g1 - means.u1
-            g2 = g2 - means.u2
-            y1, y2 = cov.factor.solve(g1, g2)
-            wz = cov.weights * st.times(a1, a2, y1, y2)
-            d_beta = cov.schur_inverse @ (g_beta - x.T @ wz) if self.n_fixed else g_beta
-            d1 = y1 - cov.g1 @ d_beta
-            d2 = y2 - cov.g2 @ d_beta
-            decrement = float(g_beta @ d_beta + np.sum(g1 * d1) + np.sum(g2 * d2))
-            weight_change = float(np.max(np.abs(w_next - cov.weights), initial=0.0))
+            # A Newton step on the means with the covariance at the current weights.
+            direction = self.direction(cov, **settings)
+            g_beta = direction.xg - self.fe_precision * beta
+            d_beta = cov.schur_inverse @ (g_beta - direction.xwz) if self.n_fixed else g_beta
+            # g_beta' d_beta + g_u' d_u with d_u = y - G d_beta.
+            decrement = float(g_beta @ d_beta + direction.gu_y - direction.g_gu @ d_beta)
             inner_tol = control.final_inner_tol if self.final else control.inner_tol
             weight_tol = control.final_weight_tol if self.final else control.weight_tol
-            small_weights = weight_change <= weight_tol * float(np.max(cov.weights, initial=1.0))
-            d_eta = x @ d_beta + st.times(a1, a2, d1, d2)
-            largest_step = float(np.max(np.abs(d_eta), initial=0.0))
+            small_weights = direction.weight_change <= weight_tol * direction.largest_weight
             if (decrement < inner_tol and small_weights) or (iterations >= control.inner_max_iter):
                 converged = decrement < inner_tol and small_weights
                 if converged:
                     # The last Newton step costs no factorization: take it (the means' error
                     # is then of the order of the decrement squared).
-                    means = GaussianMeans(means.beta + d_beta, means.u1 + d1, means.u2 + d2)
-                    eta = eta + d_eta
-                current = self.gaussian_terms(means, cov, row_value(eta, cov.row_var))
-                w_new = w_next
+                    beta = beta + d_beta
+                    finished = self.finish(1.0, cov, d_beta)
+                else:
+                    finished = self.finish(0.0, cov)
+                current = self.gaussian_terms(beta, cov, finished.row_value, finished.u_square)
                 break
             iterations += 1
+            largest_step, stepped = self.newton_step(d_beta)
+            settings = {}
             if largest_step < control.search_step:
                 # So close that the full step cannot lower the ELBO (it is concave in the
                 # means): take it; the next iteration evaluates the rows there.
-                means = GaussianMeans(means.beta + d_beta, means.u1 + d1, means.u2 + d2)
-                eta = eta + d_eta
-                w_new = w_next
+                beta = beta + d_beta
+                if stepped is None:
+                    stepped = self.advance("covariance_pieces", step=1.0)
+                else:
+                    settings = {"stepped": True}  # the sets go on from the step's covariance
+                cov = self.covariance(stepped)
                 continue
-            base = self.gaussian_terms(means, cov, row_value(eta, cov.row_var))
+            values = self.row_values((0.0, 1.0))
+            base = self.gaussian_terms(beta, cov, *values[0])
             step = 1.0
             accepted = False
-            for _ in range(control.max_halvings):
-                trial_means = GaussianMeans(
-                    means.beta + step * d_beta, means.u1 + step * d1, means.u2 + step * d2
-                )
-                trial_eta = eta + step * d_eta
-                trial = self.gaussian_terms(trial_means, cov, row_value(trial_eta, cov.row_var))
+            for halving in range(control.max_halvings):
+                value = values[1] if halving == 0 else self.row_values((step,))[0]
+                trial = self.gaussian_terms(beta + step * d_beta, cov, *value)
                 if trial >= base - 1e-13 * abs(base):
                     accepted = True
                     break
                 step *= 0.5
             if not accepted:
                 converged = decrement < 1e3 * inner_tol
+                finished = self.finish(0.0, cov)
                 current = base
-                w_new = w_next
                 break
-            means, eta = trial_means, trial_eta
-            _, w_new = row_derivatives(eta, cov.row_var)
+            beta = beta + step * d_beta
+            cov = self.covariance(self.advance("covariance_pieces", step=step, trial_weights=True))
         self.inner_iterations += iterations
         if not converged:
             self.inner_failures += 1
-        self.means = means
-        self.row_weights = np.maximum(w_new, 1e-300)
-        second = []
-        for t, lam in enumerate(lambdas):
-            u = self.block_u(means, t)
-            gt = self.block_g(cov, t)
-            u_cov = cov.inverse.block_covariances(data, t)
-            if self.n_fixed:
-                u_cov = u_cov + np.einsum("jap,pq,jbq->jab", gt, cov.schur_inverse, gt)
-            moments = u.T @ u + u_cov.sum(axis=0)
-            second.append(lam @ moments @ lam.T)
-        result = InnerResult(means, cov, current, second, converged, iterations, eta)
+        self.beta = beta
+        second = [
+            lam @ moments @ lam.T for lam, moments in zip(lambdas, finished.moments, strict=True)
+        ]
+        result = InnerResult(beta, cov, current, second, finished.u_square, converged, iterations)
         self.last = result
         return result
 
@@ -462,43 +444,17 @@ class StructuredObjective:
         value, grad = self.variance.terms(phi, inner.second_moments)
         # gaussian_terms counted E|u|^2 / 2 = tr(E[Sigma^{-1}] A) / 2 (in terms above) and the
         # entropy in u coordinates: log det Cov(b) = log det Cov(u) + 2 log det Lambda.
-        u_square = float(np.sum(inner.means.u1**2) + np.sum(inner.means.u2**2))
-        u_trace = self._trace_random(inner.covariance)
         logdet_lambda = sum(
             b.n_levels * float(np.sum(np.log(np.diag(lam))))
             for b, lam in zip(self.data.blocks, lambdas, strict=True)
         )
-        total = inner.gaussian_value + 0.5 * (u_square + u_trace) + logdet_lambda + value
+        total = (
+            inner.gaussian_value
+            + 0.5 * (inner.u_square + inner.covariance.trace_u)
+            + logdet_lambda
+            + value
+        )
         return total, grad, inner
-
-
-@dataclass
-class InnerResult:
-    means: GaussianMeans
-    covariance: Covariance
-    gaussian_value: float
-    second_moments: list[FloatArray]
-    converged: bool
-    iterations: int
-    eta: FloatArray
-
-
-def row_inverse_quadratic(
-    st: Structure, factor: Factor, inverse: SelectedInverse, a1: FloatArray, a2: FloatArray
-) -> FloatArray:
-    """a_i' H^{-1} a_i for each row i (a_i: the row's Z Lambda values)."""
-    if st.r2:
-        h1, h2 = factor.row_inverse_products(a1, a2, inverse)
-        return row_dot(a1, h1) + row_dot(a2, h2)
-    hinv11 = inverse.diag[0]
-    if st.k1 == 1:
-        return a1[:, 0] * a1[:, 0] * st.level_values(hinv11[:, 0, 0])
-    out = np.zeros(st.n)
-    for c in range(st.k1):
-        out += a1[:, c] * a1[:, c] * st.level_values(hinv11[:, c, c])
-        for d in range(c):
-            out += 2.0 * a1[:, c] * a1[:, d] * st.level_values(hinv11[:, c, d])
-    return out
 
 
 # --- the fit -------------------------------------------------------------------------------
@@ -535,11 +491,19 @@ def fit_structured_vb_detailed(
     prior_log_sd_sd: float = 1.0,
     control: StructuredVBControl | None = None,
     lkj_eta: float = 2.0,
+    objective: StructuredObjective | None = None,
 ) -> StructuredFit:
-    """fit_structured_vb, also returning the variance factor's parameters and the objective."""
-    control = control or StructuredVBControl()
+    """fit_structured_vb, also returning the variance factor's parameters and the objective.
+
+    objective: the ELBO with its sums over rows supplied from elsewhere (a subclass of
+    StructuredObjective with its own runners, as distributed/structured_vb.py's; its priors and
+    control are used, and data, the priors and control given here are ignored)."""
     started = time.perf_counter()
-    objective = StructuredObjective(data, prior_fe_sd, prior_log_sd_sd, lkj_eta, control)
+    if objective is None:
+        objective = StructuredObjective(
+            data, prior_fe_sd, prior_log_sd_sd, lkj_eta, control or StructuredVBControl()
+        )
+    control = objective.control
     variance = objective.variance
     # The start: SDs 1, q(beta, b) for them, then q(phi) optimal for that q(beta, b) (one
     # coordinate-ascent step, which lands near the optimum when the data inform the variances
@@ -619,25 +583,19 @@ def _output(
     control = objective.control
     cov = inner.covariance
     assert objective.lambdas is not None
-    theta_parts, ranef, ranef_cov = [], [], []
-    for t, (block, lam) in enumerate(zip(data.blocks, objective.lambdas, strict=True)):
+    theta_parts = []
+    for t, block in enumerate(data.blocks):
         _, _, mean_sd = variance.sd_moments(phi, t)
         correlation = variance.expected_correlation(phi, t) if block.k > 1 else np.eye(1)
         sigma = mean_sd[:, None] * correlation * mean_sd[None, :]
         low = np.linalg.cholesky(0.5 * (sigma + sigma.T))
         rows, cols = block.lower_indices()
         theta_parts.append(low[rows, cols])
-        u = objective.block_u(inner.means, t)
-        ranef.append(u @ lam.T)
-        u_cov = cov.inverse.block_covariances(data, t)
-        if objective.n_fixed:
-            g = objective.block_g(cov, t)
-            u_cov = u_cov + np.einsum("jap,pq,jbq->jab", g, cov.schur_inverse, g)
-        ranef_cov.append(np.einsum("ab,jbc,dc->jad", lam, u_cov, lam))
+    ranef, ranef_cov = objective.random_effects(cov)
     theta = np.concatenate(theta_parts) if theta_parts else np.zeros(0)
-    beta = inner.means.beta.copy()
+    beta = inner.beta.copy()
     vcov = 0.5 * (cov.schur_inverse + cov.schur_inverse.T)
-    loglik = -0.5 * LaplaceObjective(data).deviance(theta, beta)
+    loglik = objective.laplace_loglik(theta, beta)
     warnings: list[FitWarning] = []
     if not converged:
         warnings.append(
@@ -689,7 +647,9 @@ def posterior_warnings(
 ) -> list[FitWarning]:
     """Warnings about a posterior that the data barely inform: a grouping factor with a single
     level, and separation (by the fixed effects, or within groups), whose coefficients or
-    variances are then finite only because of the priors."""
+    variances are then finite only because of the priors. The linear programs that decide
+    separation (the objective's fixed_effect_separation and group_separation) run only when
+    the posterior gives a reason (posterior_checks.py)."""
     data, control = objective.data, objective.control
     out: list[FitWarning] = []
     for block in data.blocks:
@@ -709,7 +669,7 @@ def posterior_warnings(
         data_information = (schur - objective.fe_precision * np.eye(p)) / objective.fe_precision
         weak = float(np.min(np.linalg.eigvalsh(data_information))) < control.separation_information
         if weak or in_prior_tail(beta_mean, objective.prior_fe_sd, control.separation_prior_sds):
-            found = fixed_effect_separation(data, objective.prior_fe_sd)
+            found = objective.fixed_effect_separation()
             if found is not None:
                 out.append(found)
                 return out
@@ -720,7 +680,7 @@ def posterior_warnings(
         mean, sd, _ = variance.sd_moments(phi, t)
         if np.any((sd > 0.5 * prior_sd) & (mean > 0.0)):
             loose.append(t)
-    grouped = group_separation(data, loose)
+    grouped = objective.group_separation(loose) if loose else None
     if grouped is not None:
         out.append(grouped)
     return out

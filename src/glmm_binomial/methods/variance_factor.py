@@ -122,15 +122,18 @@ class VarianceFactor:
         lkj_eta: float,
         cubature_nodes: int = 16,
         max_cubature_nodes: int = 4096,
+        column_rms: list[FloatArray] | None = None,
     ) -> None:
         """cubature_nodes: Gauss-Hermite nodes per dimension of the cubature over y, reduced
-        so that the product rule keeps at most max_cubature_nodes."""
+        so that the product rule keeps at most max_cubature_nodes; column_rms: the root mean
+        square of each block's random-effect columns (None: from data's rows; given for data
+        whose rows are elsewhere, as on Dask)."""
         self.prior_log_sd_sd = float(prior_log_sd_sd)
         self.lkj_eta = float(lkj_eta)
         self.blocks: list[VarianceBlock] = []
         # Root mean square of each random-effect column: the start gives each random effect an
         # SD of 1 on the log-odds scale (1 / rms of its column).
-        self.column_rms = [
+        self.column_rms = column_rms or [
             np.sqrt(np.mean(b.z * b.z, axis=0)) if b.z.shape[0] else np.ones(b.k)
             for b in data.blocks
         ]
