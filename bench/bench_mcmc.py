@@ -3,6 +3,7 @@
     python bench/bench_mcmc.py [--cases cbpp contraception contraception_slope sim100k]
                                [--engines ours ours_compiled pymc nutpie]
                                [--draws 2000] [--warmup 200] [--chains 4] [--seed 1]
+                               [--n-jobs 1]
 
 Cases (the first three are the models of tests/reference/posterior_*.json):
   cbpp                 cbind(incidence, size - incidence) ~ period + (1 | herd)     56 rows
@@ -91,6 +92,7 @@ def run_ours(case: str, args: argparse.Namespace, compiled: bool) -> dict[str, A
         chains=args.chains,
         seed=args.seed,
         use_compiled=compiled,
+        n_jobs=args.n_jobs,
     )
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -255,6 +257,9 @@ def main() -> None:
     parser.add_argument("--peer-tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--n-jobs", type=int, default=1, help="our worker processes (PyMC runs min(chains, cores))"
+    )
     args = parser.parse_args()
 
     print(f"load average at start: {os.getloadavg()}")
