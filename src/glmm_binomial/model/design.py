@@ -414,7 +414,7 @@ def factor_terms(parsed: ParsedFormula) -> set[str]:
     inside: set[str] = set()
     for expr in (parsed.fixed, *(t.expr for t in parsed.random)):
         try:
-            terms = list(Formula(expr))
+            terms = list(formula_terms(expr))
         except Exception:  # noqa: BLE001 - materialize reports formulaic's error
             continue
         for term in terms:
