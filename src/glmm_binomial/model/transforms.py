@@ -24,6 +24,7 @@ from formulaic.errors import DataMismatchWarning
 from formulaic.transforms import C, basis_spline, stateful_transform
 from numpy.typing import NDArray
 
+from glmm_binomial.model.direct_design import direct_matrix
 from glmm_binomial.model.formula import clean_message, expression_variables, python_source, r_name
 
 __all__ = [
@@ -137,10 +138,18 @@ def parsed_formula(expr: str) -> Formula:
 
 
 def materialize(expr: str, frame: pd.DataFrame, what: str) -> tuple[FloatArray, list[str], Any]:
+    """The matrix of right-hand side `expr` on frame, its column names (R's spelling) and
+    formulaic's model spec (to rebuild it for new data). Plain terms (intercept, numeric or
+    categorical columns) are built with numpy (model.direct_design), anything else by
+    formulaic."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             spec: Any = expr if DATA_DEPENDENT_RE.search(expr) else parsed_formula(expr)
+            if not isinstance(spec, str):
+                direct = direct_matrix(expr, spec, frame, FORMULA_CONTEXT)
+                if direct is not None:
+                    return direct
             # numpy output: the same values and spec, without building a DataFrame.
             mm = model_matrix(
                 spec, frame, na_action="ignore", context=FORMULA_CONTEXT, output="numpy"
