@@ -521,13 +521,22 @@ def numbers_as_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFr
 
 def drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with unused categories removed from its categorical columns (R's droplevels)."""
-    changed = {
-        name: frame[name].cat.remove_unused_categories()
-        for name in frame.columns
-        if isinstance(frame[name].dtype, pd.CategoricalDtype)
-        and len(frame[name].cat.categories) > frame[name].nunique()
-    }
-    return frame.assign(**changed) if changed else frame
+    changed: dict[Any, pd.Series] = {}
+    for label, series in frame.items():
+        dtype = series.dtype
+        if not isinstance(dtype, pd.CategoricalDtype):
+            continue
+        # A category is unused when no code points at it (-1: missing).
+        codes = np.asarray(series.array.codes)
+        counts = np.bincount(codes[codes >= 0], minlength=len(dtype.categories))
+        if np.any(counts == 0):
+            changed[label] = series.cat.remove_unused_categories()
+    if not changed:
+        return frame
+    out = frame.copy(deep=False)  # copy-on-write: the caller's frame is not changed
+    for label, values in changed.items():
+        out[label] = values
+    return out
 
 
 _WHOLE_LIMIT = 1e15  # whole numbers below this print as integers (R: 1e15 prints as 1e+15)
