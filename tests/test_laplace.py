@@ -131,3 +131,5 @@ def test_scalar_gradient_and_mode_change_equal_the_general_path() -> None:
         got = fast.mode_change(mode_fast, *step)
         want = general.mode_change(mode_general, *step)
         assert np.array_equal(got[0], want[0]) and got[1].size == want[1].size == 0
+        info_fast = fast.fixed_information(theta, beta)
+        assert np.array_equal(info_fast, general.fixed_information(theta, beta))

@@ -193,6 +193,13 @@ class LaplaceObjective:
         w = mode.weights
         wx = w[:, None] * data.x
         info = data.x.T @ wx
+        if self.scalar:
+            # H diagonal: the solve is linv^2 per level (the same operations as below).
+            a, linv = mode.a1[:, 0], mode.factor.linv[0][:, :, 0]
+            for j in range(data.n_fixed):
+                s1 = linv * (linv * st.level_sum(a * wx[:, j])[:, None])
+                info[:, j] -= wx.T @ (a * st.level_values(s1[:, 0]))
+            return 0.5 * (info + info.T)
         for j in range(data.n_fixed):
             t1, t2 = st.transpose_times(mode.a1, mode.a2, wx[:, j])
             s1, s2 = mode.factor.solve(t1, t2)
