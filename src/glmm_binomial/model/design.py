@@ -295,6 +295,15 @@ def formula_terms(expr: str) -> tuple[Any, ...]:
     return tuple(Formula(expr))
 
 
+def distinct_count(series: pd.Series) -> int:
+    """series.nunique() (missing values not counted); for a categorical, from its codes."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = np.asarray(series.array.codes)
+        used = np.bincount(codes[codes >= 0], minlength=len(series.dtype.categories))
+        return int(np.count_nonzero(used))
+    return int(series.nunique())
+
+
 def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = None) -> None:
     """Refuse a design that would be absurdly wide before formulaic builds it.
 
@@ -315,7 +324,7 @@ def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = No
                 continue
             name, plain = found
             if not plain or _is_categorical(frame[name]):
-                levels = int(frame[name].nunique())
+                levels = distinct_count(frame[name])
                 width *= max(levels, 1)
                 if levels > 50:
                     culprit = name
