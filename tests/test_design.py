@@ -187,3 +187,11 @@ def test_aliased_and_zero_columns_are_still_found():
     x = np.column_stack([np.ones(10), np.arange(10.0), 2 * np.arange(10.0), np.zeros(10)])
     assert not clearly_full_rank(x, np.linalg.norm(x, axis=0))
     assert aliased_columns(x) == [2, 3]
+
+
+def test_distinct_count_is_nunique() -> None:
+    from glmm_binomial.model.design import distinct_count
+
+    cat = pd.Series(pd.Categorical(["a", None, "b", "a"], categories=["b", "a", "unused"]))
+    for series in (cat, cat.astype(object), pd.Series([1.0, np.nan, 2.0, 1.0])):
+        assert distinct_count(series) == series.nunique()

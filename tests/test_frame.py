@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,3 +66,25 @@ def test_unused_categories_are_dropped():
 def test_unreadable_data_is_refused_with_a_message():
     with pytest.raises(ValueError, match="data must be a data frame"):
         as_pandas(object())
+
+
+@pytest.mark.parametrize(
+    "values, categories",
+    [
+        (["a", "b", "a", "c d"], ["c d", "b", "a"]),
+        ([3, 1, 2, 2], [3, 2, 1]),
+        ([1.5, 2.0, 2.0], [2.0, 1.5]),
+        (["x", "y"], ["x", "y", "unused"]),
+        (["x", None, "y"], ["x", "y"]),
+        ([True, False], [False, True]),
+    ],
+)
+def test_factor_codes_of_a_categorical_equal_factorize(values: list, categories: list) -> None:
+    # The categorical short cut (its own codes and categories) gives what pd.factorize gives.
+    series = pd.Series(pd.Categorical(values, categories=categories)).dropna()
+    codes, labels, keys = factor_codes(series)
+    with mock.patch("glmm_binomial.model.frame._categorical_codes", return_value=None):
+        want_codes, want_labels, want_keys = factor_codes(series)
+    assert np.array_equal(codes, want_codes) and codes.dtype == want_codes.dtype
+    assert labels == want_labels and [type(v) for v in labels] == [type(v) for v in want_labels]
+    assert np.array_equal(keys, want_keys) and keys.dtype == want_keys.dtype

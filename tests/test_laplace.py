@@ -3,6 +3,7 @@ import pytest
 from _simulate import simulated_model
 
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.model.data import ModelData, RandomBlock
 
 CASES = {
     "scalar": dict(levels=(15,), slopes=(False,)),
@@ -102,3 +103,33 @@ def test_fast_paths_reach_the_same_optimum_as_the_plain_ones():
     )
     unsorted = direct.penalized_deviance + direct.factor.logdet
     assert objective.deviance(theta, beta) == pytest.approx(unsorted, abs=1e-8)
+
+
+def test_scalar_gradient_and_mode_change_equal_the_general_path() -> None:
+    # One scalar random effect: LaplaceObjective's short path (scalar_gradient,
+    # scalar_mode_change) gives the general path's numbers bit for bit, for a random
+    # intercept and for a scalar random slope (z not ones).
+    rng = np.random.default_rng(21)
+    n, n_g = 240, 12
+    g_codes = rng.integers(0, n_g, n)
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(0.3 * x + rng.normal(size=n_g)[g_codes])))) * 1.0
+    for z in (np.ones((n, 1)), rng.normal(size=(n, 1))):
+        block = RandomBlock("g", ("(Intercept)",), g_codes, tuple(range(n_g)), z)
+        data = ModelData(
+            y, np.ones(n), np.column_stack([np.ones(n), x]), np.zeros(n), ("a", "x"), (block,)
+        )
+        fast, general = LaplaceObjective(data), LaplaceObjective(data)
+        general.scalar = False
+        assert fast.scalar
+        theta, beta = np.array([0.9]), np.array([0.1, 0.3])
+        mode_fast, mode_general = fast.mode(theta, beta), general.mode(theta, beta)
+        pairs = zip(fast.gradient_at(mode_fast), general.gradient_at(mode_general), strict=True)
+        for got, want in pairs:
+            assert np.array_equal(got, want)
+        step = (np.array([1.1]), theta, np.array([0.02, -0.01]))
+        got = fast.mode_change(mode_fast, *step)
+        want = general.mode_change(mode_general, *step)
+        assert np.array_equal(got[0], want[0]) and got[1].size == want[1].size == 0
+        info_fast = fast.fixed_information(theta, beta)
+        assert np.array_equal(info_fast, general.fixed_information(theta, beta))

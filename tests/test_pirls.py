@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from unittest import mock
 
 import numpy as np
 
@@ -11,9 +12,12 @@ from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.pirls import (
     PirlsControl,
     WarmStart,
+    find_mode,
+    find_scalar_mode,
     halving_step,
     largest_move,
     prediction_accepted,
+    scalar_layout,
 )
 
 
@@ -89,3 +93,31 @@ def test_warm_start_moves_the_last_mode_to_first_order() -> None:
         theta, beta, dataclasses.replace(mode, converged=False)
     )
     assert failed.last is None and not np.any(failed.u1)
+
+
+def test_scalar_mode_equals_the_general_search() -> None:
+    # The scalar layout's search (find_scalar_mode) takes the same steps as the general one,
+    # bit for bit, with a random slope's column (z not ones) and from u = 0 and a warm start.
+    base = small_model()
+    rng = np.random.default_rng(9)
+    z = rng.normal(size=(base.n_obs, 1))
+    block = dataclasses.replace(base.blocks[0], z=z, terms=("x",))
+    for data in (base, dataclasses.replace(base, blocks=(block,))):
+        objective = LaplaceObjective(data)
+        st = objective.structure
+        assert scalar_layout(st)
+        data = objective.data
+        lambdas = data.lambdas(np.array([1.3]))
+        eta_fixed = data.x @ np.array([-0.2, 0.5])
+        for u1 in (np.zeros((st.n1, 1)), rng.normal(size=(st.n1, 1))):
+            fast = find_scalar_mode(st, data, eta_fixed, lambdas, u1, np.zeros(0), PirlsControl())
+            with mock.patch("glmm_binomial.numerics.pirls.scalar_layout", return_value=False):
+                general = find_mode(st, data, eta_fixed, lambdas, u1, np.zeros(0), PirlsControl())
+            assert fast.converged and general.converged
+            assert fast.iterations == general.iterations
+            assert fast.penalized_deviance == general.penalized_deviance
+            assert fast.factor.logdet == general.factor.logdet
+            for name in ("u1", "a1", "eta", "mu", "weights", "residual"):
+                assert np.array_equal(getattr(fast, name), getattr(general, name)), name
+            assert np.array_equal(fast.factor.linv[0], general.factor.linv[0])
+            assert np.array_equal(fast.factor.cross, general.factor.cross)

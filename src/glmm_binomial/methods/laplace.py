@@ -53,7 +53,7 @@ from glmm_binomial.numerics.optimize import (
     minimize_deviance,
     start_point,
 )
-from glmm_binomial.numerics.pirls import Mode, PirlsControl, WarmStart, find_mode
+from glmm_binomial.numerics.pirls import Mode, PirlsControl, WarmStart, find_mode, scalar_layout
 
 FloatArray = NDArray[np.float64]
 
@@ -101,6 +101,9 @@ class LaplaceObjective:
         self.warm = WarmStart.zeros(st.n1, st.k1, st.q2)
         self._at: ModelData = self.data
         self.counters = Counters()
+        # One scalar random effect (as (1 | g)) and a family without parameters: the mode
+        # change and the gradient in few array operations (the same numbers).
+        self.scalar = scalar_layout(st) and not self.data.family.n_parameters
 
     def data_at(self, theta: FloatArray) -> ModelData:
         """The rows with the family at theta's family parameters (self.data itself for a
@@ -133,6 +136,8 @@ class LaplaceObjective:
         (pirls.WarmStart uses it)."""
         data, st = self.data, self.structure
         d_lambdas = data.lambda_change(theta, last_theta)
+        if self.scalar:
+            return scalar_mode_change(data, st, mode, d_lambdas, d_beta)
         da1, da2 = st.z_lambda(data, d_lambdas)
         deta = data.x @ d_beta + st.times(da1, da2, mode.u1, mode.u2)
         r1, r2 = st.transpose_times(da1, da2, mode.residual)
@@ -188,6 +193,13 @@ class LaplaceObjective:
         w = mode.weights
         wx = w[:, None] * data.x
         info = data.x.T @ wx
+        if self.scalar:
+            # H diagonal: the solve is linv^2 per level (the same operations as below).
+            a, linv = mode.a1[:, 0], mode.factor.linv[0][:, :, 0]
+            for j in range(data.n_fixed):
+                s1 = linv * (linv * st.level_sum(a * wx[:, j])[:, None])
+                info[:, j] -= wx.T @ (a * st.level_values(s1[:, 0]))
+            return 0.5 * (info + info.T)
         for j in range(data.n_fixed):
             t1, t2 = st.transpose_times(mode.a1, mode.a2, wx[:, j])
             s1, s2 = mode.factor.solve(t1, t2)
@@ -204,6 +216,8 @@ class LaplaceObjective:
             data = self.data_at(theta)
         elif data.family.n_parameters:
             raise ValueError("the gradient of a family with parameters needs theta")
+        if self.scalar:
+            return scalar_gradient(data, st, mode)
         inverse = mode.factor.selected_inverse()
         s, h1, h2 = row_leverages(st, mode, inverse)
         slope = data.family.weight_slope(
@@ -215,6 +229,47 @@ class LaplaceObjective:
         if data.family.n_parameters:
             grad_theta[data.family_slice] = family_parameter_gradient(data, st, mode, s, v1, v2)
         return grad_theta, grad_beta
+
+
+def scalar_mode_change(
+    data: ModelData,
+    st: Structure,
+    mode: Mode,
+    d_lambdas: list[FloatArray],
+    d_beta: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """LaplaceObjective.mode_change for the scalar layout (pirls.scalar_layout): H is
+    diagonal, H^{-1} = linv^2 per level; the same operations as the general path."""
+    z = st.z1[:, 0]
+    d_a = z * float(d_lambdas[st.first][0, 0])
+    linv = mode.factor.linv[0][:, :, 0]
+    deta = data.x @ d_beta + d_a * st.level_values(mode.u1[:, 0])
+    r1 = st.level_sum(d_a * mode.residual)[:, None]
+    s1 = st.level_sum(mode.a1[:, 0] * (mode.weights * deta))[:, None]
+    return linv * (linv * (r1 - s1)), np.zeros(0)
+
+
+def scalar_gradient(data: ModelData, st: Structure, mode: Mode) -> tuple[FloatArray, FloatArray]:
+    """LaplaceObjective.gradient_at for the scalar layout (pirls.scalar_layout) and a family
+    without parameters: gradient_weights and gradient_from_solve with H diagonal (its inverse
+    linv^2 per level), in the same operations."""
+    a, z = mode.a1[:, 0], st.z1[:, 0]
+    w, rho = mode.weights, mode.residual
+    linv = mode.factor.linv[0]
+    hinv = linv * linv  # (n1, 1, 1): the selected inverse of a diagonal H
+    s = a * a * st.level_values(hinv[:, 0, 0])
+    r = data.family.weight_slope(mode.eta, mode.mu, w, data.successes, data.trials) * s
+    v1 = linv[:, :, 0] * (linv[:, :, 0] * st.level_sum(a * r)[:, None])
+    e = r - 2.0 * rho - w * (a * st.level_values(v1[:, 0]))
+    grad_beta = data.x.T @ e
+    g_first = st.level_sum(z * e)[None, :] @ mode.u1
+    g_first += st.level_sum(z * rho)[None, :] @ v1
+    lam = mode.lambdas[st.first]
+    g_first += 2.0 * np.einsum("jrd,de,jec->rc", mode.factor.cross, lam, hinv)
+    grad_theta = np.zeros(data.n_theta)
+    block = data.blocks[st.first]
+    grad_theta[data.theta_slices()[st.first]] = block.covariance.theta_gradient(lam, g_first)
+    return grad_theta, grad_beta
 
 
 def family_parameter_gradient(

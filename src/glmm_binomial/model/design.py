@@ -295,6 +295,15 @@ def formula_terms(expr: str) -> tuple[Any, ...]:
     return tuple(Formula(expr))
 
 
+def distinct_count(series: pd.Series) -> int:
+    """series.nunique() (missing values not counted); for a categorical, from its codes."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = np.asarray(series.array.codes)
+        used = np.bincount(codes[codes >= 0], minlength=len(series.dtype.categories))
+        return int(np.count_nonzero(used))
+    return int(series.nunique())
+
+
 def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = None) -> None:
     """Refuse a design that would be absurdly wide before formulaic builds it.
 
@@ -315,7 +324,7 @@ def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = No
                 continue
             name, plain = found
             if not plain or _is_categorical(frame[name]):
-                levels = int(frame[name].nunique())
+                levels = distinct_count(frame[name])
                 width *= max(levels, 1)
                 if levels > 50:
                     culprit = name
@@ -414,7 +423,7 @@ def factor_terms(parsed: ParsedFormula) -> set[str]:
     inside: set[str] = set()
     for expr in (parsed.fixed, *(t.expr for t in parsed.random)):
         try:
-            terms = list(Formula(expr))
+            terms = list(formula_terms(expr))
         except Exception:  # noqa: BLE001 - materialize reports formulaic's error
             continue
         for term in terms:
@@ -450,6 +459,16 @@ def noninteger_counts_warning(
                 NonIntegerCountsWarning,
             )
     return None
+
+
+def select_columns(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """frame's columns `names` (unique, present), in that order: by position, a quarter of the
+    time of ``frame.loc[:, names]`` (pandas' label indexer), the same frame."""
+    positions = [frame.columns.get_loc(name) for name in names]
+    whole = [p for p in positions if isinstance(p, int)]
+    if len(whole) == len(positions):
+        return frame.take(whole, axis=1)
+    return frame.loc[:, list(names)]
 
 
 def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFrame) -> str:
@@ -512,14 +531,14 @@ def build_model(
         )
 
     used, kinds = read_columns(
-        frame.loc[:, list(parsed.variables)], value_variables(parsed), factor_terms(parsed)
+        select_columns(frame, parsed.variables), value_variables(parsed), factor_terms(parsed)
     )
     complete = np.array(used.notna().all(axis=1), dtype=bool)
     for arr in (w_all, o_all):
         if arr is not None:
             complete &= ~np.isnan(arr)
     n_dropped = int(np.sum(~complete))
-    sub = drop_unused_categories(used.loc[complete])
+    sub = drop_unused_categories(used if n_dropped == 0 else used.loc[complete])
     if len(sub) < 2:
         raise ValueError(f"fewer than two complete rows in data for formula '{formula}'")
     w = None if w_all is None else w_all[complete]

@@ -521,13 +521,22 @@ def numbers_as_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFr
 
 def drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with unused categories removed from its categorical columns (R's droplevels)."""
-    changed = {
-        name: frame[name].cat.remove_unused_categories()
-        for name in frame.columns
-        if isinstance(frame[name].dtype, pd.CategoricalDtype)
-        and len(frame[name].cat.categories) > frame[name].nunique()
-    }
-    return frame.assign(**changed) if changed else frame
+    changed: dict[Any, pd.Series] = {}
+    for label, series in frame.items():
+        dtype = series.dtype
+        if not isinstance(dtype, pd.CategoricalDtype):
+            continue
+        # A category is unused when no code points at it (-1: missing).
+        codes = np.asarray(series.array.codes)
+        counts = np.bincount(codes[codes >= 0], minlength=len(dtype.categories))
+        if np.any(counts == 0):
+            changed[label] = series.cat.remove_unused_categories()
+    if not changed:
+        return frame
+    out = frame.copy(deep=False)  # copy-on-write: the caller's frame is not changed
+    for label, values in changed.items():
+        out[label] = values
+    return out
 
 
 _WHOLE_LIMIT = 1e15  # whole numbers below this print as integers (R: 1e15 prints as 1e+15)
@@ -576,17 +585,21 @@ def factor_codes(series: pd.Series) -> tuple[IntArray, list[object], NDArray[np.
     Levels are sorted as R sorts a factor's levels (category order for a categorical, numeric
     or text order otherwise); labels with the same ``label_key`` are one level (the first of
     them in that order names it)."""
-    try:
-        codes, uniques = pd.factorize(series, sort=True)
-        labels = list(uniques)
-    except TypeError:  # mixed types (numbers and text) cannot be compared: sort by key
-        codes, uniques = pd.factorize(series, sort=False)
-        order = sorted(range(len(uniques)), key=lambda j: _sort_key(uniques[j]))
-        rank = np.empty(len(order), dtype=np.intp)
-        rank[order] = np.arange(len(order))
-        codes = rank[codes]
-        labels = [uniques[j] for j in order]
-    values = pd.Index(labels).to_numpy()
+    direct = _categorical_codes(series)
+    if direct is not None:
+        codes, labels, values = direct
+    else:
+        try:
+            codes, uniques = pd.factorize(series, sort=True)
+            labels = list(uniques)
+        except TypeError:  # mixed types (numbers and text) cannot be compared: sort by key
+            codes, uniques = pd.factorize(series, sort=False)
+            order = sorted(range(len(uniques)), key=lambda j: _sort_key(uniques[j]))
+            rank = np.empty(len(order), dtype=np.intp)
+            rank[order] = np.arange(len(order))
+            codes = rank[codes]
+            labels = [uniques[j] for j in order]
+        values = pd.Index(labels).to_numpy()
     keys = label_keys(values)
     text = values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string"
     if values.dtype.kind in "iuU" or text:
@@ -599,6 +612,30 @@ def factor_codes(series: pd.Series) -> tuple[IntArray, list[object], NDArray[np.
     _, first = np.unique(key_codes, return_index=True)
     levels = [labels[j] for j in first]
     return np.asarray(key_codes, dtype=np.intp)[codes], levels, keys[first]
+
+
+def _categorical_codes(series: pd.Series) -> tuple[IntArray, list[object], Any] | None:
+    """For a categorical of numbers or text with every category present and no missing value:
+    its own codes, categories and their values, which are what pd.factorize(sort=True) and the
+    labels' Index give (category order), without either; None otherwise."""
+    dtype = series.dtype
+    if not isinstance(dtype, pd.CategoricalDtype):
+        return None
+    categories = dtype.categories
+    if not (
+        categories.dtype.kind in "iuf"
+        or (
+            pd.api.types.is_string_dtype(categories.dtype)
+            and pd.api.types.infer_dtype(categories, skipna=False) == "string"
+        )
+    ):
+        return None
+    codes = np.asarray(series.array.codes, dtype=np.intp)
+    if codes.size == 0 or codes.min() < 0:
+        return None
+    if np.count_nonzero(np.bincount(codes, minlength=len(categories))) != len(categories):
+        return None
+    return codes, categories.tolist(), categories.to_numpy()
 
 
 def match_codes(series: pd.Series, keys: Any) -> tuple[IntArray, list[object]]:

@@ -221,6 +221,8 @@ def find_mode(
     control: PirlsControl,
 ) -> Mode:
     """Newton iteration for u from the start (u1, u2); eta_fixed = X beta + offset."""
+    if scalar_layout(structure) and data.family.log_concave:
+        return find_scalar_mode(structure, data, eta_fixed, lambdas, u1, u2, control)
     a1, a2 = structure.z_lambda(data, lambdas)
     lambda1 = structure.first_lambda(lambdas)
     eta = eta_fixed + structure.times(a1, a2, u1, u2)
@@ -274,6 +276,77 @@ def find_mode(
             pdev, converged = float("inf"), False
         else:
             factor = observed
+    return Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, iteration, converged, lambdas)
+
+
+def scalar_layout(structure: Structure) -> bool:
+    """Whether the layout is one grouping factor with one column (a scalar random effect such
+    as (1 | g)) and nothing else: H is then diagonal."""
+    return structure.k1 == 1 and not structure.r2 and len(structure.levels) == 1
+
+
+def find_scalar_mode(
+    structure: Structure,
+    data: ModelData,
+    eta_fixed: FloatArray,
+    lambdas: list[FloatArray],
+    u1: FloatArray,
+    u2: FloatArray,
+    control: PirlsControl,
+) -> Mode:
+    """find_mode for a scalar random effect on one grouping factor (scalar_layout) and a
+    log-concave family: the same Newton steps, halvings and stopping rules, with the diagonal
+    H_jj = lambda^2 S_j + 1 (S_j = sum_i w_i z_i^2 over group j) inverted elementwise, in few
+    array operations (small fits spend most of their time here)."""
+    lambda1 = lambdas[structure.first]
+    lam = float(lambda1[0, 0])
+    a1 = structure.z1 * lam  # Z Lambda, n x 1 (the product z @ lambda gives these values)
+    a = a1[:, 0]
+    a2 = np.zeros((structure.n, 0))
+    family, successes, trials = data.family, data.successes, data.trials
+    level_values, level_sum = structure.level_values, structure.level_sum
+    scratch = (np.empty_like(eta_fixed), np.empty_like(eta_fixed))
+
+    def deviance_at(u: FloatArray) -> tuple[FloatArray, float, FloatArray]:
+        eta = eta_fixed + a * level_values(u[:, 0])
+        mu, loglik = family.mean_and_loglik(eta, successes, trials, scratch)
+        return eta, -2.0 * loglik + float(np.sum(u * u)), mu
+
+    eta, pdev, mu = deviance_at(u1)
+    if not np.isfinite(pdev):
+        u1 = np.zeros_like(u1)
+        eta, pdev, mu = deviance_at(u1)
+        if not np.isfinite(pdev):
+            return _infeasible(structure, data, a1, a2, eta, mu, u1, u2, lambda1, lambdas)
+    converged = False
+    iteration = 0
+    while True:
+        w, residual = family.weights_and_residual(eta, mu, successes, trials, structure.unit_trials)
+        cross = structure.weighted_cross_products(w)
+        root = np.sqrt(lam * cross * lam + 1.0)
+        linv = 1.0 / root
+        g1 = level_sum(a * residual)[:, None] - u1
+        d1 = linv[:, :, 0] * (linv[:, :, 0] * g1)
+        decrement = float(np.sum(g1 * d1) + 0.0)
+        if decrement < control.tol or iteration >= control.max_iter:
+            converged = decrement < control.tol
+            break
+        iteration += 1
+
+        def trial(
+            step: float, u1: FloatArray = u1, d1: FloatArray = d1
+        ) -> tuple[float, tuple[FloatArray, FloatArray, float, FloatArray]]:
+            new_u1 = u1 + step * d1
+            new_eta, new_pdev, new_mu = deviance_at(new_u1)
+            return new_pdev, (new_u1, new_eta, new_pdev, new_mu)
+
+        accepted = halving_step(pdev, decrement, trial, control)
+        if accepted is None:
+            converged = decrement < control.stall_tol
+            break
+        u1, eta, pdev, mu = accepted
+    logdet = 2.0 * float(np.sum(np.log(root)))
+    factor = Factor(structure, [linv], {}, [], None, logdet, cross)
     return Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, iteration, converged, lambdas)
 
 
