@@ -55,11 +55,11 @@ correlated terms are refused with a message.
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
@@ -72,6 +72,16 @@ from glmm_binomial.methods import mcmc_diagnostics
 from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput, PosteriorDraws, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.methods.mcmc_multi import sample_multi, several_factor_terms
+from glmm_binomial.methods.mcmc_steps import (
+    McmcRun,
+    cholesky_stack,
+    per_chain_product,
+    progress_bar,
+    slice_update,
+    start_method,
+    update_fixed_effects,
+)
 from glmm_binomial.methods.polya_gamma import ChainStreams, compiled_sampler, draw_polya_gamma
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.validation import check_unstructured, term_texts
@@ -305,13 +315,6 @@ def sorted_rows(model: ModelData) -> SortedRows:
     )
 
 
-def per_chain_product(rows_by_chain: FloatArray, matrix: FloatArray) -> FloatArray:
-    """(C, a) @ (a, b) as C separate (1, a) @ (a, b) products: each chain's result is then the
-    same bit for bit however many chains are stacked (a 2-d product may switch BLAS kernels
-    with the number of rows)."""
-    return np.matmul(rows_by_chain[:, None, :], matrix)[:, 0, :]
-
-
 # --- per-sweep sums and the collapsed log density of phi --------------------------------------
 
 
@@ -480,7 +483,7 @@ def conditional(
     log_det_levels = log_det_d + n_levels * cov.log_det
     s = sums.h[:, None] - np.matmul(flat_cov, sums.bb).reshape(n_chains, n_points, p, p)
     c = sums.r_beta[:, None] - np.matmul(e_r.reshape(n_chains, n_points, -1), sums.b_t)
-    chol_s, ok = _cholesky(s)
+    chol_s, ok = cholesky_stack(s)
     whitened = np.linalg.solve(chol_s, c[..., None])[..., 0]
     log_det_s = 2.0 * np.sum(np.log(np.diagonal(chol_s, axis1=-2, axis2=-1)), axis=-1)
     value = (
@@ -573,26 +576,6 @@ def _inverse_and_log_det(d: FloatArray) -> tuple[FloatArray, FloatArray]:
     return np.asarray(np.linalg.inv(d), dtype=np.float64), np.where(sign > 0, log_abs_det, np.nan)
 
 
-def _cholesky(s: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
-    """Cholesky factors of a stack of matrices (..., p, p); a matrix that is not positive
-    definite (numerically) gets the identity and False."""
-    try:
-        return np.asarray(np.linalg.cholesky(s), dtype=np.float64), np.ones(
-            s.shape[:-2], dtype=bool
-        )
-    except np.linalg.LinAlgError:
-        flat = s.reshape(-1, *s.shape[-2:])
-        out = np.empty_like(flat)
-        ok = np.ones(flat.shape[0], dtype=bool)
-        for i in range(flat.shape[0]):  # rare: only when some point's S failed
-            try:
-                out[i] = np.linalg.cholesky(flat[i])
-            except np.linalg.LinAlgError:
-                out[i] = np.eye(s.shape[-1])
-                ok[i] = False
-        return out.reshape(s.shape), ok.reshape(s.shape[:-2])
-
-
 def draw_effects(
     sums: SweepSums, cond: Conditional, streams: ChainStreams
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -622,173 +605,7 @@ def draw_effects(
     return beta, b, mean
 
 
-def update_fixed_effects(
-    rows: SortedRows,
-    beta: FloatArray,
-    random_part: FloatArray,
-    start: FloatArray,
-    prior_fe_sd: float,
-    newton_steps: int,
-    streams: ChainStreams,
-    proposals: int = 1,
-) -> tuple[FloatArray, NDArray[np.bool_]]:
-    """One independence Metropolis-Hastings update of beta (C, p) given the random effects
-    (random_part: Z b + offset per row, (C, n)), targeting p(beta | b, y) with the exact
-    binomial likelihood and the N(0, prior_fe_sd^2) prior. The proposal is N(m, H^{-1}), m after
-    newton_steps Newton steps from `start`, H the Hessian where the last step started (both
-    functions of b only, so the proposal does not depend on the current beta); `proposals`
-    draws from it are tried one after another (each an MH step). Returns the new beta and which
-    chains moved."""
-    n_chains, p = beta.shape
-    precision = 1.0 / prior_fe_sd**2
-    x, x_t, y, m = rows.x, rows.x_t, rows.successes, rows.trials_float
-    mode = start.copy()
-    # Newton steps; the proposal's precision is the Hessian where the last step started (one
-    # Hessian per step: at the step's end it would cost another pass for no better acceptance).
-    for step in range(max(newton_steps, 1)):
-        mu = 1.0 / (1.0 + np.exp(-(per_chain_product(mode, x_t) + random_part)))
-        weight = m * mu * (1.0 - mu)
-        if rows.x_outer is not None:
-            hessian = per_chain_product(weight, rows.x_outer).reshape(n_chains, p, p)
-        else:
-            hessian = np.matmul(weight[:, None, :] * x_t, x)
-        hessian[:, np.arange(p), np.arange(p)] += precision
-        if step < newton_steps:
-            gradient = per_chain_product(y - m * mu, x) - precision * mode
-            mode = mode + np.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
-    chol, ok = _cholesky(hessian)
-    noise = streams.standard_normal(np.full(n_chains, p * proposals)).reshape(
-        n_chains, proposals, p
-    )
-    # Proposals m + L^{-T} e (H = L L'), and the current point, evaluated together.
-    steps = np.linalg.solve(chol.transpose(0, 2, 1)[:, None], noise[..., None])[..., 0]
-    points = np.concatenate([beta[:, None, :], mode[:, None, :] + steps], axis=1)
-    eta = points @ x_t + random_part[:, None, :]  # (C, 1 + proposals, n)
-    # log(1 + e^eta) = max(eta, 0) + log1p(e^-|eta|): several times faster than logaddexp.
-    softplus = np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))
-    log_target = np.sum(y * eta - m * softplus, axis=2) - 0.5 * precision * np.sum(
-        points * points, axis=2
-    )
-    whitened = np.matmul(points - mode[:, None, :], chol)  # (beta - m)' L
-    # log p(beta | b, y) - log q(beta): the independence sampler's weight of each point.
-    weight = log_target + 0.5 * np.sum(whitened * whitened, axis=2)
-    # No move where the proposal's factor failed; NaN counts as impossible.
-    usable = np.isfinite(weight) & (ok[:, None] | (np.arange(proposals + 1) == 0))
-    weight = np.where(usable, weight, -np.inf)
-    u = streams.random(np.full(n_chains, proposals, dtype=np.intp)).reshape(n_chains, proposals)
-    chains = np.arange(n_chains)
-    current = np.zeros(n_chains, dtype=np.intp)
-    moved = np.zeros(n_chains, dtype=bool)
-    for t in range(1, proposals + 1):  # independence Metropolis-Hastings, one proposal a step
-        accept = np.log(u[:, t - 1]) < weight[:, t] - weight[chains, current]
-        current = np.where(accept, t, current)
-        moved |= accept
-    return points[chains, current], moved
-
-
-# --- slice sampling ---------------------------------------------------------------------------
-
-
-def slice_update(
-    log_density: Callable[[FloatArray], FloatArray],
-    x: FloatArray,
-    directions: FloatArray,
-    streams: ChainStreams,
-    max_steps: int,
-    max_shrink: int,
-    batch_steps: int,
-) -> tuple[FloatArray, int]:
-    """One slice-sampling update (Neal 2003: stepping out with a random split of the limit
-    max_steps between the sides, then shrinkage) along each column of each chain's directions
-    (C, d, d) in turn, for every chain at once. x (C, d); log_density maps points (C, P, d) to
-    (C, P). The first
-    batch_steps steps out on each side are evaluated in one call together (with the current
-    point when its density is not known), as the ones beyond when needed; the outcome is that
-    of the sequential procedure. Returns the new x and the number of log_density calls.
-    Random numbers are drawn per chain, only for chains that use them."""
-    n_chains = x.shape[0]
-    ones = np.ones(n_chains, dtype=np.intp)
-    calls = 0
-    x = x.copy()
-    f: FloatArray | None = None
-    steps_ahead = np.arange(batch_steps, dtype=np.float64)
-    sign = np.array([-1.0, 1.0])
-    for m in range(directions.shape[2]):
-        v = directions[:, None, :, m]  # (C, 1, d)
-        u = streams.random(ones, 3)
-        exponential = -np.log1p(-u[:, 2])
-        # Neal's limit on stepping out, split at random between the sides.
-        left_steps = np.floor(max_steps * u[:, 1]).astype(np.intp)
-        limits = np.column_stack([left_steps, (max_steps - 1) - left_steps])  # (C, 2)
-        base = np.column_stack([-u[:, 0], 1.0 - u[:, 0]])  # the first interval's ends
-        # Both sides' first batch_steps ends (and the current point when f is not known).
-        t = (base[:, :, None] + sign[:, None] * steps_ahead).reshape(n_chains, -1)
-        if f is None:
-            t = np.concatenate([np.zeros((n_chains, 1)), t], axis=1)
-        values = log_density(x[:, None, :] + t[:, :, None] * v)
-        calls += 1
-        if f is None:
-            f, values = values[:, 0], values[:, 1:]
-        log_y = f - exponential
-        inside = values.reshape(n_chains, 2, batch_steps) > log_y[:, None, None]
-        # Steps taken on each side: up to the first end below the slice, or to the limit.
-        first_out = np.where(inside.all(axis=2), batch_steps, np.argmin(inside, axis=2))
-        taken = np.minimum(first_out, limits)
-        ends = base + sign * taken
-        # Beyond the batch: one step at a time (both sides in one call), as the sequential
-        # procedure goes on.
-        remaining = limits - taken
-        more = (first_out == batch_steps) & (remaining > 0)
-        while more.any():
-            values_more = log_density(x[:, None, :] + ends[:, :, None] * v)
-            calls += 1
-            step = more & (values_more > log_y[:, None])
-            ends = np.where(step, ends + sign, ends)
-            remaining = np.where(step, remaining - 1, remaining)
-            more = step & (remaining > 0)
-        lower, upper = ends[:, 0], ends[:, 1]
-        pending = np.ones(n_chains, dtype=bool)
-        for _ in range(max_shrink):
-            draw = np.zeros(n_chains)
-            draw[pending] = streams.random(pending.astype(np.intp))
-            t_new = lower + draw * (upper - lower)
-            trial = x + t_new[:, None] * v[:, 0]
-            values_new = log_density(trial[:, None, :])[:, 0]
-            calls += 1
-            accept = pending & (values_new > log_y)
-            x[accept] = trial[accept]
-            f = np.where(accept, values_new, f)
-            pending &= ~accept
-            if not pending.any():
-                break
-            lower = np.where(pending & (t_new < 0.0), t_new, lower)
-            upper = np.where(pending & (t_new >= 0.0), t_new, upper)
-        else:
-            raise RuntimeError(
-                f"slice sampler: no point accepted in {max_shrink} shrinkage steps "
-                "(McmcControl.slice_max_shrink); the log density may be non-finite here"
-            )
-    return x, calls
-
-
 # --- the sampler ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class McmcRun:
-    """Raw output of the sampler."""
-
-    beta: FloatArray  # (C, D, p)
-    sd: FloatArray  # (C, D, k)
-    corr: FloatArray  # (C, D, k (k - 1) / 2)
-    ranef_mean: FloatArray  # (G, k)
-    ranef_cov: FloatArray  # (G, k, k)
-    evaluations: int
-    sweeps: int
-    seconds: float
-    seed_entropy: Any
-    compiled: bool
-    mh_acceptance: float  # of the fixed-effects update after warm-up (NaN when off)
 
 
 @dataclass(frozen=True)
@@ -818,6 +635,8 @@ def sample(
     control = control or McmcControl()
     started = time.perf_counter()
     check_supported(model)
+    if several_factor_terms(model):
+        return sample_multi(model, prior_fe_sd, prior_log_sd_sd, control)
     rows = sorted_rows(model)
     seed = control.seed
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
@@ -835,7 +654,7 @@ def sample(
     else:
         bounds = np.linspace(0, control.chains, n_jobs + 1).round().astype(int)
         groups = [children[bounds[j] : bounds[j + 1]] for j in range(n_jobs)]
-        context = multiprocessing.get_context(_start_method())
+        context = multiprocessing.get_context(start_method())
         with ProcessPoolExecutor(
             max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(task,)
         ) as pool:
@@ -876,14 +695,6 @@ class _ChainsTask:
 
 
 _WORKER_TASK: _ChainsTask | None = None
-
-
-def _start_method() -> str:
-    """fork on Linux (workers start at once, the arrays are shared copy-on-write); spawn
-    elsewhere."""
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return "fork"
-    return "spawn"
 
 
 def _init_worker(task: _ChainsTask) -> None:
@@ -935,7 +746,7 @@ def run_chains(
     accepted = np.zeros(n_chains, dtype=np.intp)
     mh_start = np.zeros((n_chains, p))
     x_t = rows.x_t
-    bar = _progress_bar(total, progress)
+    bar = progress_bar(total, progress)
 
     def random_part_of(b: FloatArray) -> FloatArray:
         """Z b + offset per row (C, n); rows are sorted by level."""
@@ -1055,23 +866,6 @@ def _tuned_directions(values: FloatArray, previous: FloatArray, scale: float) ->
     return out
 
 
-def _progress_bar(total: int, progress: bool | None) -> Any:
-    """A tqdm bar on a terminal (or when asked); None when not a TTY or tqdm is missing."""
-    if progress is False:
-        return None
-    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        if progress:
-            raise ImportError(
-                "the progress bar needs tqdm: pip install 'glmm-binomial[progress]'"
-            ) from None
-        return None
-    return tqdm(total=total, desc="mcmc", unit="sweep")
-
-
 def check_supported(model: ModelData, terms: Sequence[str] | None = None) -> None:
     """Raise ValueError for what this sampler cannot do: another family or link than the
     binomial logit, a structured covariance (ar1, cs, diag), other than one random-effect term,
@@ -1085,14 +879,19 @@ def check_supported(model: ModelData, terms: Sequence[str] | None = None) -> Non
             "specific to the logistic likelihood)"
         )
     check_unstructured(model, "mcmc")
-    if not (len(model.blocks) == 1 or independent_terms_of_one_factor(model)):
+    if not (
+        len(model.blocks) == 1
+        or independent_terms_of_one_factor(model)
+        or several_factor_terms(model)
+    ):
         listed = ", ".join(terms if terms is not None else term_texts(model, None)) or "none"
         raise ValueError(
-            "method 'mcmc' supports one grouping factor: one random-effect term such as (1 | g) "
-            "or (1 + x | g), or independent one-column terms of one factor such as (1 + x || g) "
-            f"with numeric x; this model has {len(model.blocks)} terms ({listed}). Crossed and "
-            "nested factors and several correlated terms are not supported by the sampler "
-            "yet: use method 'laplace' or 'vb'"
+            "method 'mcmc' supports one random-effect term such as (1 | g) or (1 + x | g), or "
+            "one-column terms only: independent ones of one factor such as (1 + x || g) with "
+            "numeric x, or random intercepts of nested or crossed factors such as (1 | a/b) or "
+            f"(1 | id) + (1 | item); this model has {len(model.blocks)} terms ({listed}). "
+            "Terms with several columns (correlated effects) beside other terms are not "
+            "supported by the sampler yet: use method 'laplace' or 'vb'"
         )
     trials = model.trials
     if not np.all(np.abs(trials - np.rint(trials)) <= 1e-9 * np.maximum(trials, 1.0)):
@@ -1125,6 +924,9 @@ def parameter_names(model: ModelData) -> tuple[list[str], list[str], list[str]]:
     """Names of the fixed effects, SDs (sd_<term>|<group>) and correlations
     (cor_<term2>.<term1>|<group>; none for independent terms), as the profile intervals name
     them."""
+    if several_factor_terms(model):
+        sds = [f"sd_{b.terms[0]}|{b.group}" for b in model.blocks]
+        return list(model.fixed_names), sds, []
     block, correlated = sampled_block(model)
     sds = [f"sd_{term}|{block.group}" for term in block.terms]
     rows, cols = np.tril_indices(block.k if correlated else 1, -1)
@@ -1152,6 +954,7 @@ def fit_mcmc(
     control.rhat_threshold."""
     control = control or McmcControl()
     check_supported(model)
+    multi = several_factor_terms(model)
     run = sample(model, prior_fe_sd, prior_log_sd_sd, control)
     fixed, sds, corrs = parameter_names(model)
     draws: dict[str, FloatArray] = {}
@@ -1171,11 +974,18 @@ def fit_mcmc(
     beta = flat_beta.mean(axis=0)
     vcov = np.atleast_2d(np.cov(flat_beta, rowvar=False))
     block, correlated = sampled_block(model)
-    k = block.k
+    k = run.sd.shape[2]
     sd_mean = run.sd.reshape(-1, k).mean(axis=0)
     ranef_mean: tuple[FloatArray, ...] = (run.ranef_mean,)
     ranef_cov: tuple[FloatArray, ...] = (run.ranef_cov,)
-    if correlated:
+    if multi:
+        # One-column terms on several factors: theta_t is the posterior mean SD of term t;
+        # its effects are its levels' rows of the run's stacked arrays.
+        theta = sd_mean.copy()
+        bounds = np.cumsum([0, *(b.n_levels for b in model.blocks)])
+        ranef_mean = tuple(run.ranef_mean[a:e].copy() for a, e in itertools.pairwise(bounds))
+        ranef_cov = tuple(run.ranef_cov[a:e].copy() for a, e in itertools.pairwise(bounds))
+    elif correlated:
         corr_mean = np.eye(k)
         if k > 1:
             rows, cols = np.tril_indices(k, -1)

@@ -1,0 +1,487 @@
+"""Polya-Gamma Gibbs sampling of binomial GLMMs (logit) with several grouping factors.
+
+The model and priors are those of methods/mcmc.py, for random effects that are one-column terms
+(random intercepts (1 | g), or (0 + x | g)) on any number of grouping factors, nested
+((1 | a/b), (1 | a) + (1 | a:b)) or crossed ((1 | id) + (1 | item)):
+
+    eta = X beta + sum_t z_t b_t[g_t(i)] + offset,   b_t = s_t u_t,   u_t ~ N(0, I),
+    beta_j ~ N(0, prior_fe_sd^2),   log s_t ~ N(0, prior_log_sd_sd^2), independently.
+
+One sweep (per chain; the chains' Polya-Gamma draws and variance updates are vectorized):
+
+1. omega | beta, b: exact PG(m_i, eta_i) draws (polya_gamma.py).
+2. (beta, u) | omega, s: one exact joint Gaussian draw. Its precision in u is
+   H = Lambda' Z' Omega Z Lambda + I, factored H = L L' by the blocked sparse Cholesky of
+   numerics/factor.py (the largest factor block diagonal, nested factors as a chain, crossed ones
+   through a dense Schur complement: no dense n x q matrix, no loop over rows or levels). With
+   W = L^{-1} (Z Lambda)' Omega X and w = L^{-1} (Z Lambda)' r, r = kappa - omega offset, kappa =
+   successes - m / 2, beta is drawn through its Schur complement (a p x p Cholesky)
+
+       S = X' Omega X + I / prior_fe_sd^2 - W' W,   beta = S^{-1} (X' r - W' w) + L_S^{-T} e_1,
+
+   and then u | beta = L^{-T} (w - W beta + e_2), the back substitution of the factor.
+3. Each log SD given its own effects b_t (centred parametrization): a slice-sampling update of
+   -G_t log s - |b_t|^2 / (2 s^2) + log prior (G_t levels).
+4. Each log SD given u_t, omega, beta and the other terms (non-centred parametrization, b_t =
+   s u_t moves with s): with v_i = z_ti u_t[g_t(i)] and o_i the rest of eta_i, a slice-sampling
+   update of s sum v_i (kappa_i - omega_i o_i) - s^2 sum omega_i v_i^2 / 2 + log prior. Steps 3
+   and 4 together are an interweaving of the two parametrizations (Yu & Meng 2011): the centred
+   step mixes well when the data pin the effects down, the non-centred one when they do not.
+5. beta | b, s (McmcControl.fixed_effects_mh): the independence Metropolis-Hastings update on
+   the exact binomial likelihood of methods/mcmc.py; omega is drawn afresh at the next sweep.
+
+The posterior means and variances of the random effects are averages over the kept draws of b
+(not Rao-Blackwellized as in the one-factor sampler). Chain c draws every random number from its
+own generator, and its linear algebra runs on its own arrays, so the draws are the same bit for
+bit whatever the number of chains beside it or of worker processes (McmcControl.n_jobs).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import NDArray
+
+from glmm_binomial.methods.mcmc_steps import (
+    McmcRun,
+    per_chain_product,
+    progress_bar,
+    slice_update,
+    start_method,
+    update_fixed_effects,
+)
+from glmm_binomial.methods.polya_gamma import ChainStreams, compiled_sampler, draw_polya_gamma
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.numerics.blas import blas_threads
+from glmm_binomial.numerics.factor import Structure
+
+if TYPE_CHECKING:
+    from glmm_binomial.methods.mcmc import McmcControl
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+MAX_OUTER_ENTRIES = 10_000_000
+"""Rows' outer products x_i x_i' are kept for the fixed-effects update's Hessian while they take
+at most this many numbers (80 MB)."""
+
+
+def several_factor_terms(model: ModelData) -> bool:
+    """Whether this module samples the model: at least two random-effect terms, every one of
+    them a single column, on at least two distinct grouping factors (terms of one factor alone
+    are methods/mcmc.py's)."""
+    blocks = model.blocks
+    if len(blocks) < 2 or any(b.k != 1 for b in blocks):
+        return False
+    first = blocks[0]
+    return any(
+        b.group != first.group
+        or b.levels != first.levels
+        or not (b.codes is first.codes or np.array_equal(b.codes, first.codes))
+        for b in blocks[1:]
+    )
+
+
+@dataclass(frozen=True)
+class MultiRows:
+    """The rows sorted by the grouping factor that leads the factor's layout (its level sums are
+    then contiguous), with what every sweep reuses."""
+
+    model: ModelData  # the model with its rows in this order
+    structure: Structure
+    x: FloatArray  # (n, p)
+    x_t: FloatArray  # (p, n)
+    successes: FloatArray
+    trials_float: FloatArray
+    trials: IntArray | None  # None when every row has one trial
+    kappa: FloatArray
+    offset: FloatArray | None  # None when all zero
+    x_outer: FloatArray | None
+    z: tuple[FloatArray, ...]  # per term: its column (n,)
+    codes: tuple[IntArray, ...]  # per term: level of each row
+    n_levels: tuple[int, ...]
+    first_column: tuple[int, ...]  # per term: its column of u1, or -1 when it is in u2
+    rest_offset: tuple[int, ...]  # per term: its first position in u2, or -1
+
+    @property
+    def p(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.z)
+
+
+def multi_rows(model: ModelData) -> MultiRows:
+    """Arrange a model that several_factor_terms accepts for the sweeps."""
+    layout = Structure(model)
+    order = np.argsort(model.blocks[layout.first].codes, kind="stable")
+    sorted_model = model.take(order)
+    structure = Structure(sorted_model)
+    x = np.ascontiguousarray(sorted_model.x, dtype=np.float64)
+    n, p = x.shape
+    trials_float = np.asarray(sorted_model.trials, dtype=np.float64)
+    trials_int = np.rint(trials_float).astype(np.intp)
+    offset = np.asarray(sorted_model.offset, dtype=np.float64)
+    first_column: list[int] = []
+    rest_offset: list[int] = []
+    for t in range(len(sorted_model.blocks)):
+        if t in structure.first_blocks:
+            index = structure.first_blocks.index(t)
+            first_column.append(structure.first_columns[index].start)
+            rest_offset.append(-1)
+        else:
+            first_column.append(-1)
+            rest_offset.append(structure.rest_offsets[structure.rest.index(t)])
+    successes = np.ascontiguousarray(sorted_model.successes, dtype=np.float64)
+    return MultiRows(
+        model=sorted_model,
+        structure=structure,
+        x=x,
+        x_t=np.ascontiguousarray(x.T),
+        successes=successes,
+        trials_float=trials_float,
+        trials=None if bool(np.all(trials_int == 1)) else trials_int,
+        kappa=successes - 0.5 * trials_float,
+        offset=offset if bool(np.any(offset != 0.0)) else None,
+        x_outer=(
+            np.ascontiguousarray((x[:, :, None] * x[:, None, :]).reshape(n, p * p))
+            if n * p * p <= MAX_OUTER_ENTRIES
+            else None
+        ),
+        z=tuple(np.ascontiguousarray(b.z[:, 0], dtype=np.float64) for b in sorted_model.blocks),
+        codes=tuple(np.asarray(b.codes, dtype=np.intp) for b in sorted_model.blocks),
+        n_levels=tuple(b.n_levels for b in sorted_model.blocks),
+        first_column=tuple(first_column),
+        rest_offset=tuple(rest_offset),
+    )
+
+
+def draw_effects_one_chain(
+    rows: MultiRows,
+    omega: FloatArray,
+    sd: FloatArray,
+    noise: FloatArray,
+    prior_fe_sd: float,
+) -> tuple[FloatArray, list[FloatArray]]:
+    """(beta, u) | omega, s for one chain (step 2 of the module docstring): omega (n,), sd
+    (n_terms,), noise (p + q,) standard normal. Returns beta (p,) and u per term (G_t,)."""
+    st = rows.structure
+    p = rows.p
+    lambdas = [np.full((1, 1), value) for value in sd]
+    a1, a2 = st.z_lambda(rows.model, lambdas)
+    factor = st.factorize(a1, a2, omega, st.first_lambda(lambdas))
+    r = rows.kappa if rows.offset is None else rows.kappa - omega * rows.offset
+    sizes = [level.n_groups * level.k for level in st.levels]
+
+    def whiten(values: FloatArray) -> FloatArray:
+        """L^{-1} (Z Lambda)' values, the chain's part then R's, as one vector (q,)."""
+        t1, t2 = st.transpose_times(a1, a2, values)
+        y, rr = factor.forward(t1, t2)
+        pieces = [yd.ravel() for yd in y]
+        if factor.l_rr is not None:
+            pieces.append(
+                scipy.linalg.solve_triangular(factor.l_rr, rr, lower=True, check_finite=False)
+            )
+        return np.concatenate(pieces)
+
+    weighted_x = omega[:, None] * rows.x
+    w_x = np.column_stack([whiten(weighted_x[:, j]) for j in range(p)])  # (q, p)
+    w_r = whiten(r)
+    s = rows.x_t @ weighted_x - w_x.T @ w_x
+    s[np.arange(p), np.arange(p)] += 1.0 / prior_fe_sd**2
+    c = rows.x_t @ r - w_x.T @ w_r
+    chol_s = np.linalg.cholesky(s)
+    whitened_beta = scipy.linalg.solve_triangular(chol_s, c, lower=True, check_finite=False)
+    beta = scipy.linalg.solve_triangular(
+        chol_s, whitened_beta + noise[:p], lower=True, trans="T", check_finite=False
+    )
+    v = w_r - w_x @ beta + noise[p:]
+    bounds = np.cumsum([0, *sizes])
+    y = [
+        v[bounds[d] : bounds[d + 1]].reshape(level.n_groups, level.k)
+        for d, level in enumerate(st.levels)
+    ]
+    xr = np.zeros(0)
+    if factor.l_rr is not None:
+        xr = scipy.linalg.solve_triangular(
+            factor.l_rr, v[bounds[-1] :], lower=True, trans="T", check_finite=False
+        )
+    x1, x2 = factor.backward(y, xr)
+    u = []
+    for t in range(rows.n_terms):
+        if rows.first_column[t] >= 0:
+            u.append(np.ascontiguousarray(x1[:, rows.first_column[t]]))
+        else:
+            start = rows.rest_offset[t]
+            u.append(x2[start : start + rows.n_levels[t]].copy())
+    return beta, u
+
+
+@dataclass(frozen=True)
+class MultiChainsOutput:
+    """What a group of chains hands back (combined in chain order)."""
+
+    beta: FloatArray  # (c, D, p)
+    sd: FloatArray  # (c, D, T)
+    sum_b: FloatArray  # (c, Q): sums over kept draws of b (terms' levels side by side)
+    sum_b2: FloatArray  # (c, Q)
+    accepted: IntArray  # (c,)
+    evaluations: int
+
+
+@dataclass(frozen=True)
+class MultiTask:
+    rows: MultiRows
+    control: McmcControl
+    prior_fe_sd: float
+    prior_log_sd_sd: float
+    compiled: bool
+
+
+def run_multi_chains(
+    task: MultiTask, seeds: list[np.random.SeedSequence], progress: bool | None
+) -> MultiChainsOutput:
+    """The sweeps of the chains whose seeds are given (the module docstring); chain c uses
+    only the generator of seeds[c]."""
+    rows, control = task.rows, task.control
+    prior_fe_sd, prior_sd = task.prior_fe_sd, task.prior_log_sd_sd
+    compiled = compiled_sampler() if task.compiled else None
+    p, n_terms = rows.p, rows.n_terms
+    levels = np.array(rows.n_levels, dtype=np.float64)
+    q = int(sum(rows.n_levels))
+    n_chains = len(seeds)
+    streams = ChainStreams([np.random.default_rng(s) for s in seeds])
+
+    beta = np.zeros((n_chains, p))
+    # Starts: the log SDs spread over (-1, 1), each chain from its own stream; b = 0.
+    tau = 2.0 * streams.random(np.full(n_chains, n_terms)).reshape(n_chains, n_terms) - 1.0
+    u = [np.zeros((n_chains, g)) for g in rows.n_levels]
+    width = control.slice_width
+    directions = np.broadcast_to(width * np.eye(n_terms), (n_chains, n_terms, n_terms)).copy()
+    one_direction = np.full((n_chains, 1, 1), width)
+
+    kept = control.draws
+    total = control.warmup + kept * control.thin
+    beta_draws = np.empty((n_chains, kept, p))
+    sd_draws = np.empty((n_chains, kept, n_terms))
+    sum_b = np.zeros((n_chains, q))
+    sum_b2 = np.zeros((n_chains, q))
+    accepted = np.zeros(n_chains, dtype=np.intp)
+    mh_start = np.zeros((n_chains, p))
+    warm_betas: list[FloatArray] = []
+    evaluations = 0
+    bar = progress_bar(total, progress)
+
+    def term_values(t: int) -> FloatArray:
+        """z_t u_t[g_t(i)] per row (C, n)."""
+        return u[t][:, rows.codes[t]] * rows.z[t]
+
+    def random_eta(sd: FloatArray) -> FloatArray:
+        """Z b per row (C, n)."""
+        out = np.zeros((n_chains, rows.x.shape[0]))
+        for t in range(n_terms):  # a few terms
+            out += sd[:, t : t + 1] * term_values(t)
+        return out
+
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        part = random_eta(np.exp(tau))
+        for sweep in range(total):
+            fixed = per_chain_product(beta, rows.x_t)
+            if rows.offset is not None:
+                fixed = fixed + rows.offset
+            omega = draw_polya_gamma(streams, fixed + part, rows.trials, compiled)
+
+            # 2. (beta, u) | omega, s, chain by chain (each its own factorization).
+            noise = streams.standard_normal(np.full(n_chains, p + q)).reshape(n_chains, -1)
+            sd = np.exp(tau)
+            for c in range(n_chains):  # a few chains
+                beta[c], u_chain = draw_effects_one_chain(
+                    rows, omega[c], sd[c], noise[c], prior_fe_sd
+                )
+                for t in range(n_terms):
+                    u[t][c] = u_chain[t]
+
+            # 3. log s_t | b_t (centred): the terms' densities are independent of one another.
+            b_squares = np.column_stack([np.sum(u[t] ** 2, axis=1) for t in range(n_terms)])
+            b_squares *= sd**2
+
+            def centred(values: FloatArray, b_squares: FloatArray = b_squares) -> FloatArray:
+                return np.asarray(
+                    np.sum(
+                        -levels * values
+                        - 0.5 * b_squares[:, None, :] * np.exp(-2.0 * values)
+                        - 0.5 * values * values / prior_sd**2,
+                        axis=2,
+                    )
+                )
+
+            new_tau, calls = slice_update(
+                centred,
+                tau,
+                directions,
+                streams,
+                control.slice_max_steps,
+                control.slice_max_shrink,
+                control.slice_batch_steps,
+            )
+            evaluations += calls
+            # b_t stays: u_t = b_t / s_t.
+            for t in range(n_terms):
+                u[t] *= np.exp(tau[:, t] - new_tau[:, t])[:, None]
+            tau = new_tau
+
+            # 4. log s_t | u_t, omega, beta, the other terms (non-centred), term by term.
+            fixed = per_chain_product(beta, rows.x_t)
+            if rows.offset is not None:
+                fixed = fixed + rows.offset
+            sd = np.exp(tau)
+            part = random_eta(sd)
+            for t in range(n_terms):  # a few terms
+                v = term_values(t)
+                other = fixed + part - sd[:, t : t + 1] * v
+                quad = np.sum(omega * v * v, axis=1)
+                lin = np.sum(v * (rows.kappa - omega * other), axis=1)
+
+                def non_centred(
+                    values: FloatArray, quad: FloatArray = quad, lin: FloatArray = lin
+                ) -> FloatArray:
+                    s = np.exp(values[..., 0])
+                    value = (
+                        lin[:, None] * s
+                        - 0.5 * quad[:, None] * s * s
+                        - 0.5 * values[..., 0] ** 2 / prior_sd**2
+                    )
+                    return np.where(np.isfinite(value), value, -np.inf)
+
+                new, calls = slice_update(
+                    non_centred,
+                    tau[:, t : t + 1],
+                    one_direction,
+                    streams,
+                    control.slice_max_steps,
+                    control.slice_max_shrink,
+                    control.slice_batch_steps,
+                )
+                evaluations += calls
+                tau[:, t] = new[:, 0]
+                part = other - fixed + np.exp(new) * v
+                sd[:, t] = np.exp(new[:, 0])
+
+            # 5. beta | b on the exact likelihood.
+            if control.fixed_effects_mh:
+                random_part = part if rows.offset is None else part + rows.offset
+                beta, moved = update_fixed_effects(
+                    rows,
+                    beta,
+                    random_part,
+                    mh_start if sweep >= control.warmup else beta,
+                    prior_fe_sd,
+                    control.mh_newton_steps,
+                    streams,
+                    control.mh_proposals,
+                )
+                if sweep >= control.warmup:
+                    accepted += moved
+
+            if sweep < control.warmup:
+                if 2 * sweep >= control.warmup:
+                    warm_betas.append(beta.copy())
+                if sweep + 1 == control.warmup and warm_betas:
+                    # The proposal's Newton start: the chain's mean beta in warm-up's second half.
+                    mh_start = np.mean(warm_betas, axis=0)
+            elif (sweep - control.warmup + 1) % control.thin == 0:
+                i = (sweep - control.warmup) // control.thin
+                beta_draws[:, i] = beta
+                sd_draws[:, i] = sd
+                b = np.concatenate([sd[:, t : t + 1] * u[t] for t in range(n_terms)], axis=1)
+                sum_b += b
+                sum_b2 += b * b
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return MultiChainsOutput(
+        beta=beta_draws,
+        sd=sd_draws,
+        sum_b=sum_b,
+        sum_b2=sum_b2,
+        accepted=accepted,
+        evaluations=evaluations,
+    )
+
+
+_WORKER_TASK: MultiTask | None = None
+
+
+def _init_worker(task: MultiTask) -> None:
+    global _WORKER_TASK
+    _WORKER_TASK = task
+
+
+def _worker_chains(seeds: list[np.random.SeedSequence]) -> MultiChainsOutput:
+    assert _WORKER_TASK is not None
+    with blas_threads(1):
+        return run_multi_chains(_WORKER_TASK, seeds, progress=False)
+
+
+def sample_multi(
+    model: ModelData,
+    prior_fe_sd: float,
+    prior_log_sd_sd: float,
+    control: McmcControl,
+) -> McmcRun:
+    """Run the chains of a model that several_factor_terms accepts. McmcRun's sd holds one
+    column per term (formula order), corr none, ranef_mean (Q, 1) and ranef_cov (Q, 1, 1) the
+    terms' levels side by side: the posterior means and variances of b from the draws."""
+    started = time.perf_counter()
+    rows = multi_rows(model)
+    seed = control.seed
+    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    children = sequence.spawn(control.chains)
+    compiled = compiled_sampler() if control.use_compiled is not False else None
+    if control.use_compiled and compiled is None:
+        raise ValueError(
+            "use_compiled=True needs the polyagamma package: pip install 'glmm-binomial[mcmc]'"
+        )
+    task = MultiTask(rows, control, prior_fe_sd, prior_log_sd_sd, compiled is not None)
+    n_jobs = min(control.n_jobs, control.chains)
+    if n_jobs == 1:
+        outputs = [run_multi_chains(task, children, progress=control.progress)]
+    else:
+        bounds = np.linspace(0, control.chains, n_jobs + 1).round().astype(int)
+        groups = [children[bounds[j] : bounds[j + 1]] for j in range(n_jobs)]
+        context = multiprocessing.get_context(start_method())
+        with ProcessPoolExecutor(
+            max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(task,)
+        ) as pool:
+            outputs = list(pool.map(_worker_chains, groups))
+    beta = np.concatenate([o.beta for o in outputs])
+    count = beta.shape[0] * beta.shape[1]
+    mean = np.concatenate([o.sum_b for o in outputs]).sum(axis=0) / count
+    second = np.concatenate([o.sum_b2 for o in outputs]).sum(axis=0) / count
+    accepted = np.concatenate([o.accepted for o in outputs])
+    sd = np.concatenate([o.sd for o in outputs])
+    return McmcRun(
+        beta=beta,
+        sd=sd,
+        corr=np.zeros((*sd.shape[:2], 0)),
+        ranef_mean=mean[:, None],
+        ranef_cov=np.maximum(second - mean * mean, 0.0)[:, None, None],
+        evaluations=sum(o.evaluations for o in outputs),
+        sweeps=control.warmup + control.draws * control.thin,
+        seconds=time.perf_counter() - started,
+        seed_entropy=sequence.entropy,
+        compiled=compiled is not None,
+        mh_acceptance=(
+            float(np.sum(accepted)) / (control.draws * control.thin * control.chains)
+            if control.fixed_effects_mh
+            else float("nan")
+        ),
+    )
