@@ -49,8 +49,11 @@ and covariances of step 3).
 One grouping factor is supported: one random-effect term ((1 | g), (1 + x | g), (0 + x | g),
 any k), or independent one-column terms of that factor ((1 + x || g) with numeric x, the
 spreadsheet's variance components), sampled as one block with Sigma = diag(s^2) (phi = the log
-SDs only, each with its N(0, prior_log_sd_sd^2) prior). Crossed or nested factors and several
-correlated terms are refused with a message.
+SDs only, each with its N(0, prior_log_sd_sd^2) prior). One-column terms on several grouping
+factors, nested ((1 | a/b)) or crossed ((1 | id) + (1 | item)), are sampled by
+methods/mcmc_multi.py (the joint draw through the blocked factor of numerics/factor.py);
+``sample`` and ``fit_mcmc`` hand them over. A term with several columns beside any other term
+is refused with a message.
 """
 
 from __future__ import annotations
@@ -1105,9 +1108,10 @@ class Mcmc(Method):
     """Exact posterior sampling (the module docstring: Polya-Gamma Gibbs) under the priors of
     method "vb": N(0, prior_fe_sd^2) on each fixed effect, N(0, prior_log_sd_sd^2) on each log
     random-effect SD and LKJ(control.lkj_eta) on the correlation matrix of a correlated term.
-    One random-effect term, binomial logit. Fitted on the user's columns as they are (the
-    priors are stated in those units). control: the sampler's settings (draws, warm-up, chains,
-    seed, thinning, diagnostics thresholds; McmcControl)."""
+    One random-effect term, one-column terms of one factor, or one-column terms (random
+    intercepts) of nested or crossed factors; binomial logit. Fitted on the user's columns as
+    they are (the priors are stated in those units). control: the sampler's settings (draws,
+    warm-up, chains, seed, thinning, diagnostics thresholds; McmcControl)."""
 
     prior_fe_sd: float = 2.0
     prior_log_sd_sd: float = 1.0
