@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 from numpy.typing import NDArray
 
 from glmm_binomial.methods.mcmc_steps import (
@@ -108,6 +109,10 @@ class MultiRows:
     n_levels: tuple[int, ...]
     first_column: tuple[int, ...]  # per term: its column of u1, or -1 when it is in u2
     rest_offset: tuple[int, ...]  # per term: its first position in u2, or -1
+    # Z Lambda as a sparse n x (q1 + q2) matrix in the factor's u layout: each row's entries
+    # are its values of a1 then a2 (factor.Structure.z_lambda), at these columns.
+    z_indices: IntArray  # (n (k1 + r2),)
+    z_indptr: IntArray  # (n + 1,)
 
     @property
     def p(self) -> int:
@@ -140,6 +145,12 @@ def multi_rows(model: ModelData) -> MultiRows:
             first_column.append(-1)
             rest_offset.append(structure.rest_offsets[structure.rest.index(t)])
     successes = np.ascontiguousarray(sorted_model.successes, dtype=np.float64)
+    columns = np.hstack(
+        [
+            structure.g1[:, None] * structure.k1 + np.arange(structure.k1),
+            structure.q1 + structure.cols2,
+        ]
+    ).astype(np.intp)
     return MultiRows(
         model=sorted_model,
         structure=structure,
@@ -160,6 +171,8 @@ def multi_rows(model: ModelData) -> MultiRows:
         n_levels=tuple(b.n_levels for b in sorted_model.blocks),
         first_column=tuple(first_column),
         rest_offset=tuple(rest_offset),
+        z_indices=np.ascontiguousarray(columns.ravel()),
+        z_indptr=np.arange(0, columns.size + 1, columns.shape[1], dtype=np.intp),
     )
 
 
@@ -180,10 +193,19 @@ def draw_effects_one_chain(
     r = rows.kappa if rows.offset is None else rows.kappa - omega * rows.offset
     sizes = [level.n_groups * level.k for level in st.levels]
 
-    def whiten(values: FloatArray) -> FloatArray:
-        """L^{-1} (Z Lambda)' values, the chain's part then R's, as one vector (q,)."""
-        t1, t2 = st.transpose_times(a1, a2, values)
-        y, rr = factor.forward(t1, t2)
+    n = rows.x.shape[0]
+    z_lambda = scipy.sparse.csr_matrix(
+        (np.hstack([a1, a2]).ravel(), rows.z_indices, rows.z_indptr), shape=(n, st.q1 + st.q2)
+    )
+    weighted_x = omega[:, None] * rows.x
+    # (Z Lambda)' [Omega X, r]: one sparse product for all right-hand sides.
+    products = np.asarray(z_lambda.T @ np.column_stack([weighted_x, r]))
+
+    def whiten(column: int) -> FloatArray:
+        """L^{-1} (Z Lambda)' of products' column, the chain's part then R's, as one vector
+        (q,)."""
+        t1 = products[: st.q1, column].reshape(st.n1, st.k1)
+        y, rr = factor.forward(t1, products[st.q1 :, column])
         pieces = [yd.ravel() for yd in y]
         if factor.l_rr is not None:
             pieces.append(
@@ -191,9 +213,8 @@ def draw_effects_one_chain(
             )
         return np.concatenate(pieces)
 
-    weighted_x = omega[:, None] * rows.x
-    w_x = np.column_stack([whiten(weighted_x[:, j]) for j in range(p)])  # (q, p)
-    w_r = whiten(r)
+    w_x = np.column_stack([whiten(j) for j in range(p)])  # (q, p)
+    w_r = whiten(p)
     s = rows.x_t @ weighted_x - w_x.T @ w_x
     s[np.arange(p), np.arange(p)] += 1.0 / prior_fe_sd**2
     c = rows.x_t @ r - w_x.T @ w_r
