@@ -34,6 +34,11 @@ CASES = {
         "multilevel_nested.csv",
         {"region": "sd_(Intercept)|region", "rc": "sd_(Intercept)|region:comm"},
     ),
+    "crossed_slope": (
+        "y ~ x1 + (1 + x1 | a) + (1 | b)",
+        "multilevel_crossed.csv",
+        {"a:Intercept": "sd_(Intercept)|a", "a:x1": "sd_x1|a", "b": "sd_(Intercept)|b"},
+    ),
 }
 
 
@@ -46,13 +51,16 @@ def load_case(case: str) -> tuple[str, pd.DataFrame, dict[str, dict[str, float]]
     ref = load_reference(f"posterior_multilevel_{case}")
     rows = {"(Intercept)": ref["fixed_effects"]["Intercept"], "x1": ref["fixed_effects"]["x1"]}
     rows.update({ours: ref["sds"][theirs] for theirs, ours in sd_names.items()})
+    if ref["correlations"]:
+        rows["cor_x1.(Intercept)|a"] = ref["correlations"]["a:Intercept,x1"]
     return formula, data, rows
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_posterior_matches_reference(case: str) -> None:
     """Means within 4 combined MCSEs, SDs within 7%, R-hat below 1.01 and bulk ESS above 1,000
-    (4 chains x 1,200 draws after 250 warm-up sweeps) for every fixed effect and SD."""
+    (4 chains x 1,200 draws after 250 warm-up sweeps) for every fixed effect, SD and
+    correlation."""
     formula, data, reference = load_case(case)
     result = g.fit(formula, data, method="mcmc", draws=1200, warmup=250, seed=5)
     summary = result.mcmc_summary
@@ -94,10 +102,25 @@ def models() -> dict[str, ModelData]:
     g0 = crossed.blocks[0]
     g0_slope = RandomBlock("g0", ("x1",), g0.codes, g0.levels, crossed.x[:, 1:2].copy())
     family = dataclasses.replace(crossed, blocks=(g0, g0_slope, crossed.blocks[1]))
-    return {"crossed": crossed, "nested": nested, "mixed": mixed, "family": family}
+    # A correlated term crossed with an intercept, and one beside a term of its own factor.
+    slope = simulated_model(11, n=150, levels=(8, 5), slopes=(True, False))
+    same = simulated_model(12, n=150, levels=(8,), slopes=(True,))
+    g = same.blocks[0]
+    same = dataclasses.replace(
+        same,
+        blocks=(g, RandomBlock("g0", ("x2",), g.codes, g.levels, same.x[:, 2:3].copy())),
+    )
+    return {
+        "crossed": crossed,
+        "nested": nested,
+        "mixed": mixed,
+        "family": family,
+        "slope": slope,
+        "same_factor": same,
+    }
 
 
-@pytest.mark.parametrize("name", ["crossed", "nested", "mixed", "family"])
+@pytest.mark.parametrize("name", ["crossed", "nested", "mixed", "family", "slope", "same_factor"])
 def test_joint_draw_is_the_gaussian_conditional(name: str) -> None:
     """(beta, u) | omega, s: with zero noise the draw is the dense conditional mean, and its
     linear map from the noise has the dense conditional covariance (the inverse of
@@ -108,15 +131,20 @@ def test_joint_draw_is_the_gaussian_conditional(name: str) -> None:
     n, p = rows.x.shape
     rng = np.random.default_rng(1)
     omega = rng.uniform(0.05, 0.6, size=n) * rows.trials_float
-    sd = np.linspace(0.7, 1.3, rows.n_terms)
-    # Dense Z Lambda in the sorted rows, terms' levels side by side (small test data only).
-    z_lambda = np.concatenate(
-        [
-            sd[t] * rows.z[t][:, None] * (rows.codes[t][:, None] == np.arange(rows.n_levels[t]))
-            for t in range(rows.n_terms)
-        ],
-        axis=1,
-    )
+    # Per term a lower-triangular Lambda_t (k_t x k_t) with distinct entries.
+    lambdas = []
+    for t, k in enumerate(rows.ks):
+        lam = np.tril(rng.uniform(0.3, 0.9, size=(k, k)))
+        lam[np.diag_indices(k)] += 0.5 + 0.2 * t
+        lambdas.append(lam)
+    # Dense Z Lambda in the sorted rows, each term's levels (G_t, k_t) raveled, terms side by
+    # side (small test data only).
+    pieces = []
+    for t in range(rows.n_terms):
+        zl = rows.z[t] @ lambdas[t]  # (n, k): row i's values for its level's k columns
+        indicator = rows.codes[t][:, None] == np.arange(rows.n_levels[t])
+        pieces.append((indicator[:, :, None] * zl[:, None, :]).reshape(n, -1))
+    z_lambda = np.concatenate(pieces, axis=1)
     q = z_lambda.shape[1]
     design = np.hstack([rows.x, z_lambda])
     precision = design.T @ (omega[:, None] * design)
@@ -126,8 +154,8 @@ def test_joint_draw_is_the_gaussian_conditional(name: str) -> None:
     mean = np.linalg.solve(precision, design.T @ (rows.kappa - omega * offset))
 
     def draw(noise: np.ndarray) -> np.ndarray:
-        beta, u = mcmc_multi.draw_effects_one_chain(rows, omega, sd, noise, 2.0)
-        return np.concatenate([beta, *u])
+        beta, u = mcmc_multi.draw_effects_one_chain(rows, omega, lambdas, noise, 2.0)
+        return np.concatenate([beta, *(ut.ravel() for ut in u)])
 
     at_zero = draw(np.zeros(p + q))
     np.testing.assert_allclose(at_zero, mean, rtol=1e-9, atol=1e-10)
@@ -185,8 +213,30 @@ def test_result_of_a_nested_fit() -> None:
     assert "Polya-Gamma Gibbs sampler" in str(result.summary())
 
 
-def test_correlated_term_beside_another_factor_is_refused() -> None:
-    model = simulated_model(1, n=200, levels=(5, 4), slopes=(True, False))
-    assert not mcmc_multi.several_factor_terms(model)
-    with pytest.raises(ValueError, match="nested or crossed factors such as"):
-        mcmc.fit_mcmc(model)
+def test_slope_result() -> None:
+    """A correlated term crossed with another: names, theta from the posterior mean SDs and
+    correlation, ranef shapes."""
+    model = models()["slope"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", g.ConvergenceWarning)  # few draws
+        output = mcmc.fit_mcmc(model, control=McmcControl(draws=40, warmup=20, seed=3))
+    assert output.posterior is not None
+    draws = output.posterior.draws
+    assert list(draws) == [
+        "(Intercept)",
+        "x1",
+        "x2",
+        "sd_(Intercept)|g0",
+        "sd_x1|g0",
+        "sd_(Intercept)|g1",
+        "cor_x1.(Intercept)|g0",
+    ]
+    s0, s1 = draws["sd_(Intercept)|g0"].mean(), draws["sd_x1|g0"].mean()
+    r = draws["cor_x1.(Intercept)|g0"].mean()
+    # lme4's theta: Lambda = diag(s) chol(R), lower triangle column by column.
+    np.testing.assert_allclose(
+        output.theta, [s0, s1 * r, s1 * np.sqrt(1 - r * r), draws["sd_(Intercept)|g1"].mean()]
+    )
+    assert [m.shape for m in output.ranef] == [(8, 2), (5, 1)]
+    assert [c.shape for c in output.ranef_cov] == [(8, 2, 2), (5, 1, 1)]
+    assert np.all(np.linalg.eigvalsh(output.ranef_cov[0]) > 0)

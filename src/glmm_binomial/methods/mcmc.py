@@ -49,16 +49,15 @@ and covariances of step 3).
 One grouping factor is supported: one random-effect term ((1 | g), (1 + x | g), (0 + x | g),
 any k), or independent one-column terms of that factor ((1 + x || g) with numeric x, the
 spreadsheet's variance components), sampled as one block with Sigma = diag(s^2) (phi = the log
-SDs only, each with its N(0, prior_log_sd_sd^2) prior). One-column terms on several grouping
-factors, nested ((1 | a/b)) or crossed ((1 | id) + (1 | item)), are sampled by
+SDs only, each with its N(0, prior_log_sd_sd^2) prior). Every other layout of several terms
+(terms on nested or crossed factors, (1 | a/b), (1 | id) + (1 | item), (1 + x | id) +
+(1 | item); a correlated term beside another term of its factor) is sampled by
 methods/mcmc_multi.py (the joint draw through the blocked factor of numerics/factor.py);
-``sample`` and ``fit_mcmc`` hand them over. A term with several columns beside any other term
-is refused with a message.
+``sample`` and ``fit_mcmc`` hand it over.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import multiprocessing
 import time
@@ -75,11 +74,18 @@ from glmm_binomial.methods import mcmc_diagnostics
 from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput, PosteriorDraws, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective
-from glmm_binomial.methods.mcmc_multi import sample_multi, several_factor_terms
+from glmm_binomial.methods.mcmc_multi import (
+    sample_multi,
+    several_factor_terms,
+    unpack_ranef,
+)
 from glmm_binomial.methods.mcmc_steps import (
+    CovarianceParameters,
     McmcRun,
     cholesky_stack,
+    covariance_parameters,
     per_chain_product,
+    phi_size,
     progress_bar,
     slice_update,
     start_method,
@@ -375,69 +381,6 @@ def sweep_sums(rows: SortedRows, omega: FloatArray, prior_fe_sd: float) -> Sweep
         bb=bb,
         b_t=b_t.reshape(n_chains, n_levels * k, p),
     )
-
-
-@dataclass(frozen=True)
-class CovarianceParameters:
-    """Sigma and what the sampler needs of it, from phi (C, P, d): P points per chain."""
-
-    sd: FloatArray  # (C, P, k)
-    corr_cholesky: FloatArray  # (C, P, k, k): L_R
-    precision: FloatArray  # (C, P, k, k): Sigma^{-1}
-    log_det: FloatArray  # (C, P): log |Sigma|
-    log_prior: FloatArray  # (C, P): log prior density of phi (Jacobians included)
-
-
-def phi_size(k: int, correlated: bool) -> int:
-    """Number of variance parameters phi: k log SDs, and k (k - 1) / 2 correlations when the
-    covariance is a full one."""
-    return k + k * (k - 1) // 2 if correlated else k
-
-
-def covariance_parameters(
-    phi: FloatArray, k: int, prior_log_sd_sd: float, lkj_eta: float, correlated: bool = True
-) -> CovarianceParameters:
-    """Sigma = diag(s) L_R L_R' diag(s) from phi = (log s_1..k, y_1..m), m = k (k - 1) / 2,
-    with y the atanh of R's canonical partial correlations (row by row: (1,0), (2,0), (2,1),
-    ...), and the log prior density of phi: N(0, prior_log_sd_sd^2) for each log s, the LKJ
-    density of R in Stan's Cholesky form (lkj_corr_cholesky) with the Jacobian of y -> L_R
-    (Stan's cholesky_corr_constrain). phi: (..., d). correlated=False: independent components,
-    phi = log s only, R = I and Sigma = diag(s^2)."""
-    lead = phi.shape[:-1]
-    log_sd = phi[..., :k]
-    sd = np.exp(log_sd)
-    log_prior = -0.5 * np.sum(log_sd * log_sd, axis=-1) / prior_log_sd_sd**2
-    chol = np.zeros((*lead, k, k))
-    chol[..., 0, 0] = 1.0
-    if k > 1 and not correlated:
-        chol[..., np.arange(k), np.arange(k)] = 1.0
-    elif k > 1:
-        cpc = np.tanh(phi[..., k:])
-        log_prior = log_prior + np.sum(np.log1p(-cpc * cpc), axis=-1)
-        index = 0
-        for i in range(1, k):
-            sum_sq = np.zeros(lead)
-            for j in range(i):
-                if j == 0:
-                    chol[..., i, 0] = cpc[..., index]
-                else:
-                    log_prior = log_prior + 0.5 * np.log1p(-sum_sq)
-                    chol[..., i, j] = cpc[..., index] * np.sqrt(1.0 - sum_sq)
-                sum_sq = sum_sq + chol[..., i, j] ** 2
-                index += 1
-            chol[..., i, i] = np.sqrt(np.maximum(1.0 - sum_sq, 0.0))
-            log_prior = log_prior + (k - i - 1 + 2.0 * lkj_eta - 2.0) * np.log(chol[..., i, i])
-    diagonal = np.diagonal(chol, axis1=-2, axis2=-1)
-    log_det = 2.0 * np.sum(log_sd, axis=-1) + 2.0 * np.sum(np.log(diagonal), axis=-1)
-    if k == 1:
-        precision = (1.0 / (sd * sd))[..., None]
-    elif not correlated:
-        precision = np.zeros((*lead, k, k))
-        precision[..., np.arange(k), np.arange(k)] = 1.0 / (sd * sd)
-    else:
-        scaled = np.linalg.inv(chol) / sd[..., None, :]  # L_R^{-1} diag(1 / s)
-        precision = np.matmul(np.swapaxes(scaled, -1, -2), scaled)
-    return CovarianceParameters(sd, chol, precision, log_det, log_prior)
 
 
 @dataclass(frozen=True)
@@ -871,9 +814,9 @@ def _tuned_directions(values: FloatArray, previous: FloatArray, scale: float) ->
 
 def check_supported(model: ModelData, terms: Sequence[str] | None = None) -> None:
     """Raise ValueError for what this sampler cannot do: another family or link than the
-    binomial logit, a structured covariance (ar1, cs, diag), other than one random-effect term,
-    non-integer trials. terms: the random-effect terms as the user wrote them (for the
-    message; None: as lme4 prints the blocks)."""
+    binomial logit, a structured covariance (ar1, cs, diag), no random-effect term, non-integer
+    trials. terms: the random-effect terms as the user wrote them (for the message; None: as
+    lme4 prints the blocks)."""
     family = model.family
     if family.name != "binomial" or family.link != "logit":
         raise ValueError(
@@ -882,19 +825,11 @@ def check_supported(model: ModelData, terms: Sequence[str] | None = None) -> Non
             "specific to the logistic likelihood)"
         )
     check_unstructured(model, "mcmc")
-    if not (
-        len(model.blocks) == 1
-        or independent_terms_of_one_factor(model)
-        or several_factor_terms(model)
-    ):
+    if not model.blocks:
         listed = ", ".join(terms if terms is not None else term_texts(model, None)) or "none"
         raise ValueError(
-            "method 'mcmc' supports one random-effect term such as (1 | g) or (1 + x | g), or "
-            "one-column terms only: independent ones of one factor such as (1 + x || g) with "
-            "numeric x, or random intercepts of nested or crossed factors such as (1 | a/b) or "
-            f"(1 | id) + (1 | item); this model has {len(model.blocks)} terms ({listed}). "
-            "Terms with several columns (correlated effects) beside other terms are not "
-            "supported by the sampler yet: use method 'laplace' or 'vb'"
+            f"method 'mcmc' needs at least one random-effect term such as (1 | g) (terms: "
+            f"{listed}); use glm-style fitting elsewhere for a model without random effects"
         )
     trials = model.trials
     if not np.all(np.abs(trials - np.rint(trials)) <= 1e-9 * np.maximum(trials, 1.0)):
@@ -902,22 +837,6 @@ def check_supported(model: ModelData, terms: Sequence[str] | None = None) -> Non
             "method 'mcmc' needs whole numbers of trials (its Polya-Gamma draws are sums over "
             "trials); the weights given are not integers"
         )
-
-
-def independent_terms_of_one_factor(model: ModelData) -> bool:
-    """Whether the model's random effects are one-column terms of one grouping factor (the same
-    levels and codes), each with its own variance and no correlations, under distinct names."""
-    blocks = model.blocks
-    if len(blocks) < 2 or any(b.k != 1 for b in blocks):
-        return False
-    first = blocks[0]
-    terms = [b.terms[0] for b in blocks]
-    return len(set(terms)) == len(terms) and all(
-        b.group == first.group
-        and b.levels == first.levels
-        and (b.codes is first.codes or np.array_equal(b.codes, first.codes))
-        for b in blocks[1:]
-    )
 
 
 # --- the fit ----------------------------------------------------------------------------------
@@ -928,8 +847,14 @@ def parameter_names(model: ModelData) -> tuple[list[str], list[str], list[str]]:
     (cor_<term2>.<term1>|<group>; none for independent terms), as the profile intervals name
     them."""
     if several_factor_terms(model):
-        sds = [f"sd_{b.terms[0]}|{b.group}" for b in model.blocks]
-        return list(model.fixed_names), sds, []
+        sds = [f"sd_{term}|{b.group}" for b in model.blocks for term in b.terms]
+        corrs = []
+        for b in model.blocks:
+            rows, cols = np.tril_indices(b.k, -1)
+            corrs += [
+                f"cor_{b.terms[r]}.{b.terms[c]}|{b.group}" for r, c in zip(rows, cols, strict=True)
+            ]
+        return list(model.fixed_names), sds, corrs
     block, correlated = sampled_block(model)
     sds = [f"sd_{term}|{block.group}" for term in block.terms]
     rows, cols = np.tril_indices(block.k if correlated else 1, -1)
@@ -982,12 +907,23 @@ def fit_mcmc(
     ranef_mean: tuple[FloatArray, ...] = (run.ranef_mean,)
     ranef_cov: tuple[FloatArray, ...] = (run.ranef_cov,)
     if multi:
-        # One-column terms on several factors: theta_t is the posterior mean SD of term t;
-        # its effects are its levels' rows of the run's stacked arrays.
-        theta = sd_mean.copy()
-        bounds = np.cumsum([0, *(b.n_levels for b in model.blocks)])
-        ranef_mean = tuple(run.ranef_mean[a:e].copy() for a, e in itertools.pairwise(bounds))
-        ranef_cov = tuple(run.ranef_cov[a:e].copy() for a, e in itertools.pairwise(bounds))
+        # Terms on several factors: each term's Lambda from its posterior mean SDs and mean
+        # correlation matrix, as for one term below.
+        ranef_mean, ranef_cov = unpack_ranef(model, run.ranef_mean, run.ranef_cov)
+        corr_flat = run.corr.mean(axis=(0, 1))
+        pieces = []
+        at_sd = at_corr = 0
+        for b in model.blocks:
+            corr_mean = np.eye(b.k)
+            rows, cols = np.tril_indices(b.k, -1)
+            corr_mean[rows, cols] = corr_flat[at_corr : at_corr + rows.shape[0]]
+            corr_mean[cols, rows] = corr_mean[rows, cols]
+            lam = sd_mean[at_sd : at_sd + b.k, None] * _correlation_factor(corr_mean)
+            lower_r, lower_c = b.lower_indices()
+            pieces.append(lam[lower_r, lower_c])
+            at_sd += b.k
+            at_corr += rows.shape[0]
+        theta = np.concatenate(pieces)
     elif correlated:
         corr_mean = np.eye(k)
         if k > 1:
@@ -1108,10 +1044,10 @@ class Mcmc(Method):
     """Exact posterior sampling (the module docstring: Polya-Gamma Gibbs) under the priors of
     method "vb": N(0, prior_fe_sd^2) on each fixed effect, N(0, prior_log_sd_sd^2) on each log
     random-effect SD and LKJ(control.lkj_eta) on the correlation matrix of a correlated term.
-    One random-effect term, one-column terms of one factor, or one-column terms (random
-    intercepts) of nested or crossed factors; binomial logit. Fitted on the user's columns as
-    they are (the priors are stated in those units). control: the sampler's settings (draws,
-    warm-up, chains, seed, thinning, diagnostics thresholds; McmcControl)."""
+    Any lme4 random-effect terms (one factor or several, nested or crossed); binomial logit.
+    Fitted on the user's columns as they are (the priors are stated in those units).
+    control: the sampler's settings (draws, warm-up, chains, seed, thinning, diagnostics
+    thresholds; McmcControl)."""
 
     prior_fe_sd: float = 2.0
     prior_log_sd_sd: float = 1.0

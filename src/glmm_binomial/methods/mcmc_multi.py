@@ -51,7 +51,9 @@ from numpy.typing import NDArray
 
 from glmm_binomial.methods.mcmc_steps import (
     McmcRun,
+    covariance_parameters,
     per_chain_product,
+    phi_size,
     progress_bar,
     slice_update,
     start_method,
@@ -73,20 +75,28 @@ MAX_OUTER_ENTRIES = 10_000_000
 at most this many numbers (80 MB)."""
 
 
-def several_factor_terms(model: ModelData) -> bool:
-    """Whether this module samples the model: at least two random-effect terms, every one of
-    them a single column, on at least two distinct grouping factors (terms of one factor alone
-    are methods/mcmc.py's)."""
+def independent_terms_of_one_factor(model: ModelData) -> bool:
+    """Whether the model's random effects are one-column terms of one grouping factor (the same
+    levels and codes), each with its own variance and no correlations, under distinct names."""
     blocks = model.blocks
     if len(blocks) < 2 or any(b.k != 1 for b in blocks):
         return False
     first = blocks[0]
-    return any(
-        b.group != first.group
-        or b.levels != first.levels
-        or not (b.codes is first.codes or np.array_equal(b.codes, first.codes))
+    terms = [b.terms[0] for b in blocks]
+    return len(set(terms)) == len(terms) and all(
+        b.group == first.group
+        and b.levels == first.levels
+        and (b.codes is first.codes or np.array_equal(b.codes, first.codes))
         for b in blocks[1:]
     )
+
+
+def several_factor_terms(model: ModelData) -> bool:
+    """Whether this module samples the model: two or more random-effect terms, other than
+    independent one-column terms of one factor (methods/mcmc.py samples those, and one term,
+    with its collapsed variance update): terms on nested or crossed factors, or a correlated
+    term beside another term."""
+    return len(model.blocks) >= 2 and not independent_terms_of_one_factor(model)
 
 
 @dataclass(frozen=True)
@@ -104,10 +114,10 @@ class MultiRows:
     kappa: FloatArray
     offset: FloatArray | None  # None when all zero
     x_outer: FloatArray | None
-    z: tuple[FloatArray, ...]  # per term: its column (n,)
+    z: tuple[FloatArray, ...]  # per term: its columns (n, k_t)
     codes: tuple[IntArray, ...]  # per term: level of each row
     n_levels: tuple[int, ...]
-    first_column: tuple[int, ...]  # per term: its column of u1, or -1 when it is in u2
+    first_column: tuple[int, ...]  # per term: its first column of u1, or -1 when it is in u2
     rest_offset: tuple[int, ...]  # per term: its first position in u2, or -1
     # Z Lambda as a sparse n x (q1 + q2) matrix in the factor's u layout: each row's entries
     # are its values of a1 then a2 (factor.Structure.z_lambda), at these columns.
@@ -121,6 +131,10 @@ class MultiRows:
     @property
     def n_terms(self) -> int:
         return len(self.z)
+
+    @property
+    def ks(self) -> tuple[int, ...]:
+        return tuple(int(z.shape[1]) for z in self.z)
 
 
 def multi_rows(model: ModelData) -> MultiRows:
@@ -166,7 +180,7 @@ def multi_rows(model: ModelData) -> MultiRows:
             if n * p * p <= MAX_OUTER_ENTRIES
             else None
         ),
-        z=tuple(np.ascontiguousarray(b.z[:, 0], dtype=np.float64) for b in sorted_model.blocks),
+        z=tuple(np.ascontiguousarray(b.z, dtype=np.float64) for b in sorted_model.blocks),
         codes=tuple(np.asarray(b.codes, dtype=np.intp) for b in sorted_model.blocks),
         n_levels=tuple(b.n_levels for b in sorted_model.blocks),
         first_column=tuple(first_column),
@@ -179,15 +193,15 @@ def multi_rows(model: ModelData) -> MultiRows:
 def draw_effects_one_chain(
     rows: MultiRows,
     omega: FloatArray,
-    sd: FloatArray,
+    lambdas: list[FloatArray],
     noise: FloatArray,
     prior_fe_sd: float,
 ) -> tuple[FloatArray, list[FloatArray]]:
-    """(beta, u) | omega, s for one chain (step 2 of the module docstring): omega (n,), sd
-    (n_terms,), noise (p + q,) standard normal. Returns beta (p,) and u per term (G_t,)."""
+    """(beta, u) | omega, Sigma for one chain (step 2 of the module docstring): omega (n,),
+    lambdas: per term its k_t x k_t lower-triangular Lambda_t (Sigma_t = Lambda_t Lambda_t'),
+    noise (p + q,) standard normal. Returns beta (p,) and u per term (G_t, k_t)."""
     st = rows.structure
     p = rows.p
-    lambdas = [np.full((1, 1), value) for value in sd]
     a1, a2 = st.z_lambda(rows.model, lambdas)
     factor = st.factorize(a1, a2, omega, st.first_lambda(lambdas))
     r = rows.kappa if rows.offset is None else rows.kappa - omega * rows.offset
@@ -236,12 +250,13 @@ def draw_effects_one_chain(
         )
     x1, x2 = factor.backward(y, xr)
     u = []
-    for t in range(rows.n_terms):
+    for t, k in enumerate(rows.ks):
         if rows.first_column[t] >= 0:
-            u.append(np.ascontiguousarray(x1[:, rows.first_column[t]]))
+            start = rows.first_column[t]
+            u.append(np.ascontiguousarray(x1[:, start : start + k]))
         else:
             start = rows.rest_offset[t]
-            u.append(x2[start : start + rows.n_levels[t]].copy())
+            u.append(x2[start : start + rows.n_levels[t] * k].reshape(-1, k))
     return beta, u
 
 
@@ -250,9 +265,10 @@ class MultiChainsOutput:
     """What a group of chains hands back (combined in chain order)."""
 
     beta: FloatArray  # (c, D, p)
-    sd: FloatArray  # (c, D, T)
-    sum_b: FloatArray  # (c, Q): sums over kept draws of b (terms' levels side by side)
-    sum_b2: FloatArray  # (c, Q)
+    sd: FloatArray  # (c, D, sum k_t): the terms' SDs side by side
+    corr: FloatArray  # (c, D, sum k_t (k_t - 1) / 2): their correlations (lower triangle)
+    sum_b: list[FloatArray]  # per term (c, G_t, k_t): sums over kept draws of b_t
+    sum_outer: list[FloatArray]  # per term (c, G_t, k_t, k_t): sums of b_j b_j'
     accepted: IntArray  # (c,)
     evaluations: int
 
@@ -273,79 +289,109 @@ def run_multi_chains(
     only the generator of seeds[c]."""
     rows, control = task.rows, task.control
     prior_fe_sd, prior_sd = task.prior_fe_sd, task.prior_log_sd_sd
+    eta_lkj = control.lkj_eta
     compiled = compiled_sampler() if task.compiled else None
-    p, n_terms = rows.p, rows.n_terms
-    levels = np.array(rows.n_levels, dtype=np.float64)
-    q = int(sum(rows.n_levels))
+    p, n_terms, ks = rows.p, rows.n_terms, rows.ks
+    # phi: per term its k log SDs and k (k - 1) / 2 atanh CPCs, terms side by side.
+    sizes = [phi_size(k, True) for k in ks]
+    phi_bounds = np.cumsum([0, *sizes])
+    n_phi = int(phi_bounds[-1])
+    q = int(sum(g * k for g, k in zip(rows.n_levels, ks, strict=True)))
     n_chains = len(seeds)
     streams = ChainStreams([np.random.default_rng(s) for s in seeds])
 
     beta = np.zeros((n_chains, p))
-    # Starts: the log SDs spread over (-1, 1), each chain from its own stream; b = 0.
-    tau = 2.0 * streams.random(np.full(n_chains, n_terms)).reshape(n_chains, n_terms) - 1.0
-    u = [np.zeros((n_chains, g)) for g in rows.n_levels]
+    # Starts: the log SDs spread over (-1, 1), each chain from its own stream; correlations 0.
+    phi = np.zeros((n_chains, n_phi))
+    log_sd_columns = np.concatenate(
+        [phi_bounds[t] + np.arange(k) for t, k in enumerate(ks)]
+    ).astype(np.intp)
+    starts = streams.random(np.full(n_chains, log_sd_columns.size))
+    phi[:, log_sd_columns] = 2.0 * starts.reshape(n_chains, -1) - 1.0
+    u = [np.zeros((n_chains, g, k)) for g, k in zip(rows.n_levels, ks, strict=True)]
     width = control.slice_width
-    directions = np.broadcast_to(width * np.eye(n_terms), (n_chains, n_terms, n_terms)).copy()
+    directions = np.broadcast_to(width * np.eye(n_phi), (n_chains, n_phi, n_phi)).copy()
     one_direction = np.full((n_chains, 1, 1), width)
+    lower = [np.tril_indices(k, -1) for k in ks]
 
     kept = control.draws
     total = control.warmup + kept * control.thin
     beta_draws = np.empty((n_chains, kept, p))
-    sd_draws = np.empty((n_chains, kept, n_terms))
-    sum_b = np.zeros((n_chains, q))
-    sum_b2 = np.zeros((n_chains, q))
+    sd_draws = np.empty((n_chains, kept, sum(ks)))
+    corr_draws = np.empty((n_chains, kept, n_phi - sum(ks)))
+    sum_b = [np.zeros_like(ut) for ut in u]
+    sum_outer = [np.zeros((*ut.shape, ut.shape[2])) for ut in u]
     accepted = np.zeros(n_chains, dtype=np.intp)
     mh_start = np.zeros((n_chains, p))
     warm_betas: list[FloatArray] = []
     evaluations = 0
     bar = progress_bar(total, progress)
 
-    def term_values(t: int) -> FloatArray:
-        """z_t u_t[g_t(i)] per row (C, n)."""
-        return u[t][:, rows.codes[t]] * rows.z[t]
+    def term_phi(values: FloatArray, t: int) -> FloatArray:
+        return values[..., phi_bounds[t] : phi_bounds[t + 1]]
 
-    def random_eta(sd: FloatArray) -> FloatArray:
+    def factors(values: FloatArray) -> tuple[list[FloatArray], list[FloatArray]]:
+        """Per term Lambda_t = diag(s) L_R (C, k, k) and L_R, at phi (C, n_phi)."""
+        lambdas, chol_r = [], []
+        for t, k in enumerate(ks):  # a few terms
+            cov = covariance_parameters(term_phi(values, t), k, prior_sd, eta_lkj)
+            chol_r.append(cov.corr_cholesky)
+            lambdas.append(cov.sd[:, :, None] * cov.corr_cholesky)
+        return lambdas, chol_r
+
+    def effects(lambdas: list[FloatArray]) -> list[FloatArray]:
+        """b_t = u_t Lambda_t' per term (C, G_t, k_t)."""
+        return [np.matmul(u[t], lambdas[t].transpose(0, 2, 1)) for t in range(n_terms)]
+
+    def column_values(t: int, c: int, w: FloatArray) -> FloatArray:
+        """z_tc w[g_t(i), c] per row (C, n)."""
+        return w[:, rows.codes[t], c] * rows.z[t][:, c]
+
+    def random_eta(b: list[FloatArray]) -> FloatArray:
         """Z b per row (C, n)."""
         out = np.zeros((n_chains, rows.x.shape[0]))
-        for t in range(n_terms):  # a few terms
-            out += sd[:, t : t + 1] * term_values(t)
+        for t, k in enumerate(ks):  # a few terms and columns
+            for c in range(k):
+                out += column_values(t, c, b[t])
         return out
 
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        part = random_eta(np.exp(tau))
+        lambdas, chol_r = factors(phi)
+        part = random_eta(effects(lambdas))
         for sweep in range(total):
             fixed = per_chain_product(beta, rows.x_t)
             if rows.offset is not None:
                 fixed = fixed + rows.offset
             omega = draw_polya_gamma(streams, fixed + part, rows.trials, compiled)
 
-            # 2. (beta, u) | omega, s, chain by chain (each its own factorization).
+            # 2. (beta, u) | omega, Sigma, chain by chain (each its own factorization).
             noise = streams.standard_normal(np.full(n_chains, p + q)).reshape(n_chains, -1)
-            sd = np.exp(tau)
             for c in range(n_chains):  # a few chains
                 beta[c], u_chain = draw_effects_one_chain(
-                    rows, omega[c], sd[c], noise[c], prior_fe_sd
+                    rows, omega[c], [lam[c] for lam in lambdas], noise[c], prior_fe_sd
                 )
                 for t in range(n_terms):
                     u[t][c] = u_chain[t]
 
-            # 3. log s_t | b_t (centred): the terms' densities are independent of one another.
-            b_squares = np.column_stack([np.sum(u[t] ** 2, axis=1) for t in range(n_terms)])
-            b_squares *= sd**2
+            # 3. phi | b (centred): sum_t log prior - G_t / 2 log |Sigma_t| - tr(Sigma_t^-1
+            # B_t' B_t) / 2; the terms' densities are independent of one another.
+            b = effects(lambdas)
+            scatter = [np.matmul(bt.transpose(0, 2, 1), bt) for bt in b]  # (C, k, k)
 
-            def centred(values: FloatArray, b_squares: FloatArray = b_squares) -> FloatArray:
-                return np.asarray(
-                    np.sum(
-                        -levels * values
-                        - 0.5 * b_squares[:, None, :] * np.exp(-2.0 * values)
-                        - 0.5 * values * values / prior_sd**2,
-                        axis=2,
+            def centred(values: FloatArray, scatter: list[FloatArray] = scatter) -> FloatArray:
+                out = np.zeros(values.shape[:2])
+                for t, k in enumerate(ks):  # a few terms
+                    cov = covariance_parameters(term_phi(values, t), k, prior_sd, eta_lkj)
+                    out += (
+                        cov.log_prior
+                        - 0.5 * rows.n_levels[t] * cov.log_det
+                        - 0.5 * np.sum(cov.precision * scatter[t][:, None], axis=(2, 3))
                     )
-                )
+                return np.where(np.isfinite(out), out, -np.inf)
 
-            new_tau, calls = slice_update(
+            phi, calls = slice_update(
                 centred,
-                tau,
+                phi,
                 directions,
                 streams,
                 control.slice_max_steps,
@@ -353,47 +399,67 @@ def run_multi_chains(
                 control.slice_batch_steps,
             )
             evaluations += calls
-            # b_t stays: u_t = b_t / s_t.
+            # b stays: u_t = Lambda_t^{-1} b_t at the new phi.
+            lambdas, chol_r = factors(phi)
             for t in range(n_terms):
-                u[t] *= np.exp(tau[:, t] - new_tau[:, t])[:, None]
-            tau = new_tau
+                inverse = np.linalg.inv(lambdas[t])
+                u[t] = np.matmul(b[t], inverse.transpose(0, 2, 1))
 
-            # 4. log s_t | u_t, omega, beta, the other terms (non-centred), term by term.
+            # 4. each log s_tc | u_t, R_t, omega, beta, the rest (non-centred): b_t's column c
+            # is s_tc w_tc with w_t = u_t L_R' fixed, so eta is linear in s_tc.
             fixed = per_chain_product(beta, rows.x_t)
             if rows.offset is not None:
                 fixed = fixed + rows.offset
-            sd = np.exp(tau)
-            part = random_eta(sd)
-            for t in range(n_terms):  # a few terms
-                v = term_values(t)
-                other = fixed + part - sd[:, t : t + 1] * v
-                quad = np.sum(omega * v * v, axis=1)
-                lin = np.sum(v * (rows.kappa - omega * other), axis=1)
+            part = random_eta(effects(lambdas))
+            for t, k in enumerate(ks):  # a few terms and columns
+                w = np.matmul(u[t], chol_r[t].transpose(0, 2, 1))
+                for c in range(k):
+                    column = phi_bounds[t] + c
+                    sd = np.exp(phi[:, column])
+                    v = column_values(t, c, w)
+                    other = fixed + part - sd[:, None] * v
+                    quad = np.sum(omega * v * v, axis=1)
+                    lin = np.sum(v * (rows.kappa - omega * other), axis=1)
 
-                def non_centred(
-                    values: FloatArray, quad: FloatArray = quad, lin: FloatArray = lin
-                ) -> FloatArray:
-                    s = np.exp(values[..., 0])
-                    value = (
-                        lin[:, None] * s
-                        - 0.5 * quad[:, None] * s * s
-                        - 0.5 * values[..., 0] ** 2 / prior_sd**2
+                    def non_centred(
+                        values: FloatArray, quad: FloatArray = quad, lin: FloatArray = lin
+                    ) -> FloatArray:
+                        s = np.exp(values[..., 0])
+                        value = (
+                            lin[:, None] * s
+                            - 0.5 * quad[:, None] * s * s
+                            - 0.5 * values[..., 0] ** 2 / prior_sd**2
+                        )
+                        return np.where(np.isfinite(value), value, -np.inf)
+
+                    new, calls = slice_update(
+                        non_centred,
+                        phi[:, column : column + 1],
+                        one_direction,
+                        streams,
+                        control.slice_max_steps,
+                        control.slice_max_shrink,
+                        control.slice_batch_steps,
                     )
-                    return np.where(np.isfinite(value), value, -np.inf)
-
-                new, calls = slice_update(
-                    non_centred,
-                    tau[:, t : t + 1],
-                    one_direction,
-                    streams,
-                    control.slice_max_steps,
-                    control.slice_max_shrink,
-                    control.slice_batch_steps,
-                )
-                evaluations += calls
-                tau[:, t] = new[:, 0]
-                part = other - fixed + np.exp(new) * v
-                sd[:, t] = np.exp(new[:, 0])
+                    evaluations += calls
+                    phi[:, column] = new[:, 0]
+                    part = other - fixed + np.exp(new) * v
+                if k > 1:
+                    phi, part, calls = _non_centred_correlations(
+                        rows,
+                        t,
+                        phi,
+                        phi_bounds,
+                        u[t],
+                        omega,
+                        fixed,
+                        part,
+                        streams,
+                        control,
+                        prior_sd,
+                    )
+                    evaluations += calls
+            lambdas, chol_r = factors(phi)
 
             # 5. beta | b on the exact likelihood.
             if control.fixed_effects_mh:
@@ -420,10 +486,17 @@ def run_multi_chains(
             elif (sweep - control.warmup + 1) % control.thin == 0:
                 i = (sweep - control.warmup) // control.thin
                 beta_draws[:, i] = beta
-                sd_draws[:, i] = sd
-                b = np.concatenate([sd[:, t : t + 1] * u[t] for t in range(n_terms)], axis=1)
-                sum_b += b
-                sum_b2 += b * b
+                sd_draws[:, i] = np.exp(phi[:, log_sd_columns])
+                correlations = []
+                for t in range(n_terms):
+                    if ks[t] > 1:
+                        corr = np.matmul(chol_r[t], chol_r[t].transpose(0, 2, 1))
+                        correlations.append(corr[:, lower[t][0], lower[t][1]])
+                if correlations:
+                    corr_draws[:, i] = np.concatenate(correlations, axis=1)
+                for t, bt in enumerate(effects(lambdas)):
+                    sum_b[t] += bt
+                    sum_outer[t] += bt[:, :, :, None] * bt[:, :, None, :]
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -431,11 +504,84 @@ def run_multi_chains(
     return MultiChainsOutput(
         beta=beta_draws,
         sd=sd_draws,
+        corr=corr_draws,
         sum_b=sum_b,
-        sum_b2=sum_b2,
+        sum_outer=sum_outer,
         accepted=accepted,
         evaluations=evaluations,
     )
+
+
+def _non_centred_correlations(
+    rows: MultiRows,
+    t: int,
+    phi: FloatArray,
+    phi_bounds: IntArray,
+    u: FloatArray,
+    omega: FloatArray,
+    fixed: FloatArray,
+    part: FloatArray,
+    streams: ChainStreams,
+    control: McmcControl,
+    prior_sd: float,
+) -> tuple[FloatArray, FloatArray, int]:
+    """Slice update of term t's atanh CPCs given u_t, its SDs, omega and the rest of eta
+    (non-centred: b_j = diag(s) L_R u_j moves with L_R). Term t's part of eta is
+    sum_{c >= d} L_cd V_cd with V_cd,i = z_ic s_c u_{g(i), d}, linear in the entries l of
+    L_R, so the augmented log-likelihood is l' a - l' M l / 2 with a and M sums over rows
+    computed once; the density adds the LKJ prior and Jacobian of the CPCs. Returns phi,
+    the new Z b (C, n) and the number of density calls."""
+    k = rows.ks[t]
+    start, stop = int(phi_bounds[t]), int(phi_bounds[t + 1])
+    sd = np.exp(phi[:, start : start + k])
+    lower_r, lower_c = np.tril_indices(k)
+    codes, z = rows.codes[t], rows.z[t]
+    # V (C, m, n), m = k (k + 1) / 2 entries of L_R on and below the diagonal.
+    values = np.stack(
+        [
+            (sd[:, c : c + 1] * z[:, c]) * u[:, codes, d]
+            for c, d in zip(lower_r, lower_c, strict=True)
+        ],
+        axis=1,
+    )
+    chol = covariance_parameters(
+        phi[:, None, start:stop], k, prior_sd, control.lkj_eta
+    ).corr_cholesky[:, 0]
+    entries = chol[:, lower_r, lower_c]  # (C, m)
+    other = fixed + part - np.einsum("cm,cmn->cn", entries, values)
+    linear = np.einsum("cmn,cn->cm", values, rows.kappa - omega * other)
+    quadratic = np.einsum("cmn,cln->cml", values * omega[:, None, :], values)
+
+    def density(points: FloatArray) -> FloatArray:
+        full = np.broadcast_to(phi[:, None, start:stop], (*points.shape[:2], stop - start)).copy()
+        full[..., k:] = points
+        cov = covariance_parameters(full, k, prior_sd, control.lkj_eta)
+        ell = cov.corr_cholesky[..., lower_r, lower_c]  # (C, P, m)
+        value = (
+            cov.log_prior
+            + np.einsum("cpm,cm->cp", ell, linear)
+            - 0.5 * np.einsum("cpm,cml,cpl->cp", ell, quadratic, ell)
+        )
+        return np.where(np.isfinite(value), value, -np.inf)
+
+    n_chains, m = phi.shape[0], stop - start - k
+    directions = np.broadcast_to(control.slice_width * np.eye(m), (n_chains, m, m)).copy()
+    new, calls = slice_update(
+        density,
+        phi[:, start + k : stop],
+        directions,
+        streams,
+        control.slice_max_steps,
+        control.slice_max_shrink,
+        control.slice_batch_steps,
+    )
+    phi = phi.copy()
+    phi[:, start + k : stop] = new
+    chol = covariance_parameters(
+        phi[:, None, start:stop], k, prior_sd, control.lkj_eta
+    ).corr_cholesky[:, 0]
+    part = other - fixed + np.einsum("cm,cmn->cn", chol[:, lower_r, lower_c], values)
+    return phi, part, calls
 
 
 _WORKER_TASK: MultiTask | None = None
@@ -458,9 +604,11 @@ def sample_multi(
     prior_log_sd_sd: float,
     control: McmcControl,
 ) -> McmcRun:
-    """Run the chains of a model that several_factor_terms accepts. McmcRun's sd holds one
-    column per term (formula order), corr none, ranef_mean (Q, 1) and ranef_cov (Q, 1, 1) the
-    terms' levels side by side: the posterior means and variances of b from the draws."""
+    """Run the chains of a model that several_factor_terms accepts. McmcRun's sd holds the
+    terms' SDs side by side (formula order), corr their correlations (each term's lower
+    triangle, row by row); ranef_mean and ranef_cov are flat: the terms' posterior means of b
+    (G_t, k_t) and covariances (G_t, k_t, k_t) from the draws, raveled and concatenated in
+    formula order (unpack_ranef undoes it)."""
     started = time.perf_counter()
     rows = multi_rows(model)
     seed = control.seed
@@ -485,16 +633,20 @@ def sample_multi(
             outputs = list(pool.map(_worker_chains, groups))
     beta = np.concatenate([o.beta for o in outputs])
     count = beta.shape[0] * beta.shape[1]
-    mean = np.concatenate([o.sum_b for o in outputs]).sum(axis=0) / count
-    second = np.concatenate([o.sum_b2 for o in outputs]).sum(axis=0) / count
+    means, covs = [], []
+    for t in range(rows.n_terms):
+        mean = np.concatenate([o.sum_b[t] for o in outputs]).sum(axis=0) / count
+        outer = np.concatenate([o.sum_outer[t] for o in outputs]).sum(axis=0) / count
+        means.append(mean.ravel())
+        covs.append((outer - mean[:, :, None] * mean[:, None, :]).ravel())
     accepted = np.concatenate([o.accepted for o in outputs])
     sd = np.concatenate([o.sd for o in outputs])
     return McmcRun(
         beta=beta,
         sd=sd,
-        corr=np.zeros((*sd.shape[:2], 0)),
-        ranef_mean=mean[:, None],
-        ranef_cov=np.maximum(second - mean * mean, 0.0)[:, None, None],
+        corr=np.concatenate([o.corr for o in outputs]),
+        ranef_mean=np.concatenate(means),
+        ranef_cov=np.concatenate(covs),
         evaluations=sum(o.evaluations for o in outputs),
         sweeps=control.warmup + control.draws * control.thin,
         seconds=time.perf_counter() - started,
@@ -506,3 +658,19 @@ def sample_multi(
             else float("nan")
         ),
     )
+
+
+def unpack_ranef(
+    model: ModelData, flat_mean: FloatArray, flat_cov: FloatArray
+) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+    """sample_multi's flat ranef_mean and ranef_cov as per-term arrays (G_t, k_t) and
+    (G_t, k_t, k_t)."""
+    means, covs = [], []
+    at_mean = at_cov = 0
+    for block in model.blocks:
+        g, k = block.n_levels, block.k
+        means.append(flat_mean[at_mean : at_mean + g * k].reshape(g, k).copy())
+        covs.append(flat_cov[at_cov : at_cov + g * k * k].reshape(g, k, k).copy())
+        at_mean += g * k
+        at_cov += g * k * k
+    return tuple(means), tuple(covs)

@@ -36,6 +36,69 @@ class McmcRun:
     mh_acceptance: float  # of the fixed-effects update after warm-up (NaN when off)
 
 
+@dataclass(frozen=True)
+class CovarianceParameters:
+    """Sigma and what the sampler needs of it, from phi (C, P, d): P points per chain."""
+
+    sd: FloatArray  # (C, P, k)
+    corr_cholesky: FloatArray  # (C, P, k, k): L_R
+    precision: FloatArray  # (C, P, k, k): Sigma^{-1}
+    log_det: FloatArray  # (C, P): log |Sigma|
+    log_prior: FloatArray  # (C, P): log prior density of phi (Jacobians included)
+
+
+def phi_size(k: int, correlated: bool) -> int:
+    """Number of variance parameters phi: k log SDs, and k (k - 1) / 2 correlations when the
+    covariance is a full one."""
+    return k + k * (k - 1) // 2 if correlated else k
+
+
+def covariance_parameters(
+    phi: FloatArray, k: int, prior_log_sd_sd: float, lkj_eta: float, correlated: bool = True
+) -> CovarianceParameters:
+    """Sigma = diag(s) L_R L_R' diag(s) from phi = (log s_1..k, y_1..m), m = k (k - 1) / 2,
+    with y the atanh of R's canonical partial correlations (row by row: (1,0), (2,0), (2,1),
+    ...), and the log prior density of phi: N(0, prior_log_sd_sd^2) for each log s, the LKJ
+    density of R in Stan's Cholesky form (lkj_corr_cholesky) with the Jacobian of y -> L_R
+    (Stan's cholesky_corr_constrain). phi: (..., d). correlated=False: independent components,
+    phi = log s only, R = I and Sigma = diag(s^2)."""
+    lead = phi.shape[:-1]
+    log_sd = phi[..., :k]
+    sd = np.exp(log_sd)
+    log_prior = -0.5 * np.sum(log_sd * log_sd, axis=-1) / prior_log_sd_sd**2
+    chol = np.zeros((*lead, k, k))
+    chol[..., 0, 0] = 1.0
+    if k > 1 and not correlated:
+        chol[..., np.arange(k), np.arange(k)] = 1.0
+    elif k > 1:
+        cpc = np.tanh(phi[..., k:])
+        log_prior = log_prior + np.sum(np.log1p(-cpc * cpc), axis=-1)
+        index = 0
+        for i in range(1, k):
+            sum_sq = np.zeros(lead)
+            for j in range(i):
+                if j == 0:
+                    chol[..., i, 0] = cpc[..., index]
+                else:
+                    log_prior = log_prior + 0.5 * np.log1p(-sum_sq)
+                    chol[..., i, j] = cpc[..., index] * np.sqrt(1.0 - sum_sq)
+                sum_sq = sum_sq + chol[..., i, j] ** 2
+                index += 1
+            chol[..., i, i] = np.sqrt(np.maximum(1.0 - sum_sq, 0.0))
+            log_prior = log_prior + (k - i - 1 + 2.0 * lkj_eta - 2.0) * np.log(chol[..., i, i])
+    diagonal = np.diagonal(chol, axis1=-2, axis2=-1)
+    log_det = 2.0 * np.sum(log_sd, axis=-1) + 2.0 * np.sum(np.log(diagonal), axis=-1)
+    if k == 1:
+        precision = (1.0 / (sd * sd))[..., None]
+    elif not correlated:
+        precision = np.zeros((*lead, k, k))
+        precision[..., np.arange(k), np.arange(k)] = 1.0 / (sd * sd)
+    else:
+        scaled = np.linalg.inv(chol) / sd[..., None, :]  # L_R^{-1} diag(1 / s)
+        precision = np.matmul(np.swapaxes(scaled, -1, -2), scaled)
+    return CovarianceParameters(sd, chol, precision, log_det, log_prior)
+
+
 class FixedEffectRows(Protocol):
     """What update_fixed_effects reads of the rows (mcmc.SortedRows, mcmc_multi.MultiRows)."""
 
