@@ -5,6 +5,7 @@ Runs make_posterior.py (PyMC NUTS, the priors of method "mcmc"; --no-vb) on the 
 data of multilevel_crossed.csv and multilevel_nested.csv (made by make_multilevel.py):
 
     crossed: y ~ x1 + (1 | a) + (1 | b)                    (30 x 20 crossed levels, 600 rows)
+    crossed_slope: y ~ x1 + (1 + x1 | a) + (1 | b)         (the same data; LKJ(2) on a's R)
     nested:  y ~ x1 + (1 | region) + (1 | region:comm)     (5 regions, 40 communities, 700 rows)
 
 The nested model's inner factor is written out as a column rc = "region_comm" (comm's codes are
@@ -34,6 +35,11 @@ def run(data: str, terms: str, out: str) -> None:
 
 def main() -> None:
     run(os.path.join(HERE, "multilevel_crossed.csv"), "a,b", "posterior_multilevel_crossed.json")
+    run(
+        os.path.join(HERE, "multilevel_crossed.csv"),
+        "a|x1,b",
+        "posterior_multilevel_crossed_slope.json",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         nested = pd.read_csv(os.path.join(HERE, "multilevel_nested.csv"))
         nested["rc"] = nested["region"].astype(str) + "_" + nested["comm"].astype(str)
