@@ -1,7 +1,7 @@
 """method="mcmc" with several grouping factors (methods/mcmc_multi.py): nested and crossed random
-intercepts and a correlated term crossed with an intercept against exact posteriors (PyMC NUTS, tests/reference/posterior_multilevel_*.json),
-the joint Gaussian draw through the blocked factor against dense linear algebra,
-reproducibility and the result it produces."""
+intercepts and a correlated term crossed with an intercept against exact posteriors (PyMC NUTS,
+tests/reference/posterior_multilevel_*.json), the joint Gaussian draw through the blocked factor
+against dense linear algebra, reproducibility and the result it produces."""
 
 from __future__ import annotations
 

@@ -334,6 +334,10 @@ def run_multi_chains(
         """Per term Lambda_t = diag(s) L_R (C, k, k) and L_R, at phi (C, n_phi)."""
         lambdas, chol_r = [], []
         for t, k in enumerate(ks):  # a few terms
+            if k == 1:
+                lambdas.append(np.exp(term_phi(values, t))[:, :, None])
+                chol_r.append(np.ones((values.shape[0], 1, 1)))
+                continue
             cov = covariance_parameters(term_phi(values, t), k, prior_sd, eta_lkj)
             chol_r.append(cov.corr_cholesky)
             lambdas.append(cov.sd[:, :, None] * cov.corr_cholesky)
@@ -381,6 +385,15 @@ def run_multi_chains(
             def centred(values: FloatArray, scatter: list[FloatArray] = scatter) -> FloatArray:
                 out = np.zeros(values.shape[:2])
                 for t, k in enumerate(ks):  # a few terms
+                    if k == 1:
+                        # Closed form: -G tau - S e^{-2 tau} / 2 - tau^2 / (2 prior_sd^2).
+                        tau = values[..., phi_bounds[t]]
+                        out += (
+                            -rows.n_levels[t] * tau
+                            - 0.5 * scatter[t][:, None, 0, 0] * np.exp(-2.0 * tau)
+                            - 0.5 * tau * tau / prior_sd**2
+                        )
+                        continue
                     cov = covariance_parameters(term_phi(values, t), k, prior_sd, eta_lkj)
                     out += (
                         cov.log_prior
