@@ -11,7 +11,8 @@ Cases (the first three are the models of tests/reference/posterior_*.json):
   sim100k              y ~ x1 + x2 + (1 | g), 100,000 rows in 60 groups (seeded simulation)
   multilevel_crossed   y ~ x1 + (1 | a) + (1 | b), 600 rows, 30 x 20 crossed levels
   multilevel_nested    y ~ x1 + (1 | region/comm), 700 rows, 5 regions, 40 communities
-                       (these two: tests/reference/posterior_multilevel_*.json)
+  multilevel_crossed_slope  y ~ x1 + (1 + x1 | a) + (1 | b), the crossed data (no peers)
+                       (these three: tests/reference/posterior_multilevel_*.json)
   verbagg_crossed      r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item), 7,584 rows,
                        316 x 24 crossed levels
 
@@ -61,6 +62,7 @@ CASES = {
     # Several grouping factors (methods/mcmc_multi.py).
     "multilevel_crossed": ("y ~ x1 + (1 | a) + (1 | b)", "multilevel_crossed"),
     "multilevel_nested": ("y ~ x1 + (1 | region/comm)", "multilevel_nested"),
+    "multilevel_crossed_slope": ("y ~ x1 + (1 + x1 | a) + (1 | b)", "multilevel_crossed"),
     "verbagg_crossed": (
         "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
         "verbagg",
@@ -150,6 +152,8 @@ def peer_model(model: ModelData) -> Any:
             transform[intercept[0], j] = -centre[j] / scale[j]
     xs = x @ transform
     block = model.blocks[0]
+    if len(model.blocks) > 1 and any(b.k > 1 for b in model.blocks):
+        raise ValueError("the peer model takes one term, or one-column terms only")
     with pm.Model() as pymc_model:
         theta = pm.Flat("theta", shape=p)
         beta = pm.Deterministic("beta", pt.dot(pt.as_tensor_variable(transform), theta))

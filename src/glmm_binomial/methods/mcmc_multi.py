@@ -1,16 +1,22 @@
-"""Polya-Gamma Gibbs sampling of binomial GLMMs (logit) with several grouping factors.
+"""Polya-Gamma Gibbs sampling of binomial GLMMs (logit) with several random-effect terms.
 
-The model and priors are those of methods/mcmc.py, for random effects that are one-column terms
-(random intercepts (1 | g), or (0 + x | g)) on any number of grouping factors, nested
-((1 | a/b), (1 | a) + (1 | a:b)) or crossed ((1 | id) + (1 | item)):
+The model and priors are those of methods/mcmc.py, for terms on any number of grouping factors,
+nested ((1 | a/b), (1 | a) + (1 | a:b)) or crossed ((1 | id) + (1 | item), (1 + x | id) +
+(1 | item)), and for a correlated term beside another term of its own factor; independent
+one-column terms of one factor and a single term are methods/mcmc.py's. Term t (k_t columns
+z_t, G_t levels):
 
-    eta = X beta + sum_t z_t b_t[g_t(i)] + offset,   b_t = s_t u_t,   u_t ~ N(0, I),
-    beta_j ~ N(0, prior_fe_sd^2),   log s_t ~ N(0, prior_log_sd_sd^2), independently.
+    eta = X beta + sum_t z_t' b_t[g_t(i)] + offset,   b_tj = Lambda_t u_tj,   u_tj ~ N(0, I),
+    Lambda_t = diag(s_t) L_Rt,   beta_j ~ N(0, prior_fe_sd^2),
+    log s_tc ~ N(0, prior_log_sd_sd^2),   R_t ~ LKJ(lkj_eta) (k_t >= 2), independently;
+
+phi_t: the log SDs and the atanh of R_t's canonical partial correlations (mcmc_steps.
+covariance_parameters: Stan's transform, LKJ density and Jacobian).
 
 One sweep (per chain; the chains' Polya-Gamma draws and variance updates are vectorized):
 
 1. omega | beta, b: exact PG(m_i, eta_i) draws (polya_gamma.py).
-2. (beta, u) | omega, s: one exact joint Gaussian draw. Its precision in u is
+2. (beta, u) | omega, phi: one exact joint Gaussian draw. Its precision in u is
    H = Lambda' Z' Omega Z Lambda + I, factored H = L L' by the blocked sparse Cholesky of
    numerics/factor.py (the largest factor block diagonal, nested factors as a chain, crossed ones
    through a dense Schur complement: no dense n x q matrix, no loop over rows or levels). With
@@ -20,14 +26,18 @@ One sweep (per chain; the chains' Polya-Gamma draws and variance updates are vec
        S = X' Omega X + I / prior_fe_sd^2 - W' W,   beta = S^{-1} (X' r - W' w) + L_S^{-T} e_1,
 
    and then u | beta = L^{-T} (w - W beta + e_2), the back substitution of the factor.
-3. Each log SD given its own effects b_t (centred parametrization): a slice-sampling update of
-   -G_t log s - |b_t|^2 / (2 s^2) + log prior (G_t levels).
-4. Each log SD given u_t, omega, beta and the other terms (non-centred parametrization, b_t =
-   s u_t moves with s): with v_i = z_ti u_t[g_t(i)] and o_i the rest of eta_i, a slice-sampling
-   update of s sum v_i (kappa_i - omega_i o_i) - s^2 sum omega_i v_i^2 / 2 + log prior. Steps 3
-   and 4 together are an interweaving of the two parametrizations (Yu & Meng 2011): the centred
-   step mixes well when the data pin the effects down, the non-centred one when they do not.
-5. beta | b, s (McmcControl.fixed_effects_mh): the independence Metropolis-Hastings update on
+3. phi | b (centred parametrization; b fixed, u = Lambda^{-1} b moves): a slice-sampling update
+   of sum_t log prior(phi_t) - G_t / 2 log |Sigma_t| - tr(Sigma_t^{-1} sum_j b_tj b_tj') / 2.
+4. Non-centred parametrization (u fixed, b moves): each log SD s_tc given u, R_t, omega, beta
+   and the rest of eta: column c of term t adds s_tc v_i to eta_i (v_i = z_tic (L_Rt u_t)_c at
+   row i's level), so the augmented log-likelihood is s sum v_i (kappa_i - omega_i o_i) -
+   s^2 sum omega_i v_i^2 / 2 (o_i: the rest of eta_i); then, for k_t >= 2, R_t's atanh CPCs
+   given u and the SDs: term t's part of eta is linear in the entries of L_Rt, so the augmented
+   log-likelihood is a quadratic in them (sums over rows computed once per update). Slice
+   sampling throughout. Steps 3 and 4 together are an interweaving of the two
+   parametrizations (Yu & Meng 2011): the centred step mixes well when the data pin the
+   effects down, the non-centred one when they do not.
+5. beta | b, phi (McmcControl.fixed_effects_mh): the independence Metropolis-Hastings update on
    the exact binomial likelihood of methods/mcmc.py; omega is drawn afresh at the next sweep.
 
 The posterior means and variances of the random effects are averages over the kept draws of b
