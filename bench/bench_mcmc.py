@@ -10,6 +10,12 @@ Cases (the first three are the models of tests/reference/posterior_*.json):
   contraception        use ~ age + urban + livch + (1 | district)                 1,934 rows
   contraception_slope  use ~ age + urban + livch + (1 + urban | district)         1,934 rows
   sim100k              y ~ x1 + x2 + (1 | g), 100,000 rows in 60 groups (seeded simulation)
+  multilevel_crossed   y ~ x1 + (1 | a) + (1 | b), 600 rows, 30 x 20 crossed levels
+  multilevel_nested    y ~ x1 + (1 | region/comm), 700 rows, 5 regions, 40 communities
+  multilevel_crossed_slope  y ~ x1 + (1 + x1 | a) + (1 | b), the crossed data (no peers)
+                       (these three: tests/reference/posterior_multilevel_*.json)
+  verbagg_crossed      r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item), 7,584 rows,
+                       316 x 24 crossed levels
 
 For each engine: the wall time of the whole fit (ours: the fit() call, formula to result with
 its diagnostics; PyMC and nutpie: model building, compilation and sampling, and sampling alone),
@@ -54,6 +60,14 @@ CASES = {
         "contraception",
     ),
     "sim100k": ("y ~ x1 + x2 + (1 | g)", "sim100k"),
+    # Several grouping factors (methods/mcmc_multi.py).
+    "multilevel_crossed": ("y ~ x1 + (1 | a) + (1 | b)", "multilevel_crossed"),
+    "multilevel_nested": ("y ~ x1 + (1 | region/comm)", "multilevel_nested"),
+    "multilevel_crossed_slope": ("y ~ x1 + (1 + x1 | a) + (1 | b)", "multilevel_crossed"),
+    "verbagg_crossed": (
+        "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+        "verbagg",
+    ),
 }
 TARGETS = {"cbpp": 5.0, "contraception": 10.0, "contraception_slope": 10.0}
 
@@ -73,6 +87,9 @@ def simulated_100k(seed: int = 20261203, n: int = 100_000, n_groups: int = 60) -
 
 def load(case: str) -> pd.DataFrame:
     name = CASES[case][1]
+    if name.startswith("multilevel"):
+        data = pd.read_csv(REFERENCE / f"{name}.csv")
+        return data.astype({c: str for c in ("a", "b", "region", "comm") if c in data})
     return simulated_100k() if name == "sim100k" else datasets.load(name)
 
 
@@ -137,17 +154,21 @@ def peer_model(model: ModelData) -> Any:
             transform[intercept[0], j] = -centre[j] / scale[j]
     xs = x @ transform
     block = model.blocks[0]
+    if len(model.blocks) > 1 and any(b.k > 1 for b in model.blocks):
+        raise ValueError("the peer model takes one term, or one-column terms only")
     with pm.Model() as pymc_model:
         theta = pm.Flat("theta", shape=p)
         beta = pm.Deterministic("beta", pt.dot(pt.as_tensor_variable(transform), theta))
         pm.Potential("beta_prior", pm.logp(pm.Normal.dist(0.0, 2.0), beta).sum())
         eta = pt.dot(pt.as_tensor_variable(xs), theta) + model.offset
         codes = pt.as_tensor_variable(block.codes.astype("int64"))
-        if block.k == 1:
-            log_sd = pm.Normal("log_sd", 0.0, 1.0)
-            z = pm.Normal("z", 0.0, 1.0, shape=block.n_levels)
-            b = pt.exp(log_sd) * z
-            eta = eta + b[codes] * block.z[:, 0]
+        if all(b.k == 1 for b in model.blocks):
+            # One-column terms (one factor or several): independent log SDs.
+            for t, term in enumerate(model.blocks):
+                log_sd = pm.Normal(f"log_sd_{t}", 0.0, 1.0)
+                z = pm.Normal(f"z_{t}", 0.0, 1.0, shape=term.n_levels)
+                codes = pt.as_tensor_variable(term.codes.astype("int64"))
+                eta = eta + (pt.exp(log_sd) * z)[codes] * term.z[:, 0]
         else:
             log_s = pm.Normal("log_sds", 0.0, 1.0, shape=2)
             r = pm.LKJCorr("corr", n=2, eta=2.0)[0]

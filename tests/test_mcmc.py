@@ -15,7 +15,7 @@ from scipy import stats
 
 import glmm_binomial as g
 from glmm_binomial import datasets
-from glmm_binomial.methods import mcmc
+from glmm_binomial.methods import mcmc, mcmc_multi
 from glmm_binomial.methods.mcmc import Mcmc, McmcControl
 from glmm_binomial.methods.polya_gamma import ChainStreams
 from glmm_binomial.methods.registry import make_method, method_class
@@ -201,7 +201,7 @@ def independent_model(seed: int, k: int = 2) -> ModelData:
 
 def test_independent_terms_are_one_block_without_correlations() -> None:
     model = independent_model(3)
-    assert mcmc.independent_terms_of_one_factor(model)
+    assert mcmc_multi.independent_terms_of_one_factor(model)
     block, correlated = mcmc.sampled_block(model)
     assert not correlated and block.terms == ("(Intercept)", "x1")
     output = mcmc.fit_mcmc(model, control=McmcControl(draws=60, warmup=40, seed=2))
@@ -221,7 +221,7 @@ def test_independent_terms_are_one_block_without_correlations() -> None:
     moved = dataclasses.replace(
         model, blocks=(model.blocks[0], dataclasses.replace(model.blocks[1], group="h"))
     )
-    assert not mcmc.independent_terms_of_one_factor(moved)
+    assert not mcmc_multi.independent_terms_of_one_factor(moved)
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -554,9 +554,6 @@ def test_refusals() -> None:
     for family in ({"link": "probit"}, {"family": "betabinomial"}):
         with pytest.raises(ValueError, match="method 'mcmc' fits the binomial family with the"):
             g.fit(formula, data, method="mcmc", **family)
-    crossed = simulated_model(1, n=200, levels=(5, 4), slopes=(False, False))
-    with pytest.raises(ValueError, match="supports one grouping factor"):
-        mcmc.fit_mcmc(crossed)
     halves = dataclasses.replace(model, trials=model.trials + 0.5)
     with pytest.raises(ValueError, match="whole numbers of trials"):
         mcmc.fit_mcmc(halves)
@@ -583,11 +580,6 @@ def test_refusals() -> None:
 
 def test_refusals_name_the_user_s_terms() -> None:
     data = datasets.load("contraception")
-    with pytest.raises(ValueError, match=r"\(1 \| district\), \(1 \| livch\)\)\. Crossed"):
-        g.fit("use ~ age + (1 | district) + (1 | livch)", data, method="mcmc")
-    # A correlated term beside another term of the same factor: not independent components.
-    with pytest.raises(ValueError, match="supports one grouping factor"):
-        g.fit("use ~ age + (1 + age | district) + (0 + urban | district)", data, method="mcmc")
     with pytest.raises(ValueError, match="method 'mcmc' fits lme4's terms, not the structured"):
         g.fit("use ~ age + cs(1 + age | district)", data, method="mcmc")
 

@@ -49,17 +49,19 @@ and covariances of step 3).
 One grouping factor is supported: one random-effect term ((1 | g), (1 + x | g), (0 + x | g),
 any k), or independent one-column terms of that factor ((1 + x || g) with numeric x, the
 spreadsheet's variance components), sampled as one block with Sigma = diag(s^2) (phi = the log
-SDs only, each with its N(0, prior_log_sd_sd^2) prior). Crossed or nested factors and several
-correlated terms are refused with a message.
+SDs only, each with its N(0, prior_log_sd_sd^2) prior). Every other layout of several terms
+(terms on nested or crossed factors, (1 | a/b), (1 | id) + (1 | item), (1 + x | id) +
+(1 | item); a correlated term beside another term of its factor) is sampled by
+methods/mcmc_multi.py (the joint draw through the blocked factor of numerics/factor.py);
+``sample`` and ``fit_mcmc`` hand it over.
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
@@ -72,6 +74,23 @@ from glmm_binomial.methods import mcmc_diagnostics
 from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput, PosteriorDraws, require_finite
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.methods.mcmc_multi import (
+    sample_multi,
+    several_factor_terms,
+    unpack_ranef,
+)
+from glmm_binomial.methods.mcmc_steps import (
+    CovarianceParameters,
+    McmcRun,
+    cholesky_stack,
+    covariance_parameters,
+    per_chain_product,
+    phi_size,
+    progress_bar,
+    slice_update,
+    start_method,
+    update_fixed_effects,
+)
 from glmm_binomial.methods.polya_gamma import ChainStreams, compiled_sampler, draw_polya_gamma
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.validation import check_unstructured, term_texts
@@ -305,13 +324,6 @@ def sorted_rows(model: ModelData) -> SortedRows:
     )
 
 
-def per_chain_product(rows_by_chain: FloatArray, matrix: FloatArray) -> FloatArray:
-    """(C, a) @ (a, b) as C separate (1, a) @ (a, b) products: each chain's result is then the
-    same bit for bit however many chains are stacked (a 2-d product may switch BLAS kernels
-    with the number of rows)."""
-    return np.matmul(rows_by_chain[:, None, :], matrix)[:, 0, :]
-
-
 # --- per-sweep sums and the collapsed log density of phi --------------------------------------
 
 
@@ -372,69 +384,6 @@ def sweep_sums(rows: SortedRows, omega: FloatArray, prior_fe_sd: float) -> Sweep
 
 
 @dataclass(frozen=True)
-class CovarianceParameters:
-    """Sigma and what the sampler needs of it, from phi (C, P, d): P points per chain."""
-
-    sd: FloatArray  # (C, P, k)
-    corr_cholesky: FloatArray  # (C, P, k, k): L_R
-    precision: FloatArray  # (C, P, k, k): Sigma^{-1}
-    log_det: FloatArray  # (C, P): log |Sigma|
-    log_prior: FloatArray  # (C, P): log prior density of phi (Jacobians included)
-
-
-def phi_size(k: int, correlated: bool) -> int:
-    """Number of variance parameters phi: k log SDs, and k (k - 1) / 2 correlations when the
-    covariance is a full one."""
-    return k + k * (k - 1) // 2 if correlated else k
-
-
-def covariance_parameters(
-    phi: FloatArray, k: int, prior_log_sd_sd: float, lkj_eta: float, correlated: bool = True
-) -> CovarianceParameters:
-    """Sigma = diag(s) L_R L_R' diag(s) from phi = (log s_1..k, y_1..m), m = k (k - 1) / 2,
-    with y the atanh of R's canonical partial correlations (row by row: (1,0), (2,0), (2,1),
-    ...), and the log prior density of phi: N(0, prior_log_sd_sd^2) for each log s, the LKJ
-    density of R in Stan's Cholesky form (lkj_corr_cholesky) with the Jacobian of y -> L_R
-    (Stan's cholesky_corr_constrain). phi: (..., d). correlated=False: independent components,
-    phi = log s only, R = I and Sigma = diag(s^2)."""
-    lead = phi.shape[:-1]
-    log_sd = phi[..., :k]
-    sd = np.exp(log_sd)
-    log_prior = -0.5 * np.sum(log_sd * log_sd, axis=-1) / prior_log_sd_sd**2
-    chol = np.zeros((*lead, k, k))
-    chol[..., 0, 0] = 1.0
-    if k > 1 and not correlated:
-        chol[..., np.arange(k), np.arange(k)] = 1.0
-    elif k > 1:
-        cpc = np.tanh(phi[..., k:])
-        log_prior = log_prior + np.sum(np.log1p(-cpc * cpc), axis=-1)
-        index = 0
-        for i in range(1, k):
-            sum_sq = np.zeros(lead)
-            for j in range(i):
-                if j == 0:
-                    chol[..., i, 0] = cpc[..., index]
-                else:
-                    log_prior = log_prior + 0.5 * np.log1p(-sum_sq)
-                    chol[..., i, j] = cpc[..., index] * np.sqrt(1.0 - sum_sq)
-                sum_sq = sum_sq + chol[..., i, j] ** 2
-                index += 1
-            chol[..., i, i] = np.sqrt(np.maximum(1.0 - sum_sq, 0.0))
-            log_prior = log_prior + (k - i - 1 + 2.0 * lkj_eta - 2.0) * np.log(chol[..., i, i])
-    diagonal = np.diagonal(chol, axis1=-2, axis2=-1)
-    log_det = 2.0 * np.sum(log_sd, axis=-1) + 2.0 * np.sum(np.log(diagonal), axis=-1)
-    if k == 1:
-        precision = (1.0 / (sd * sd))[..., None]
-    elif not correlated:
-        precision = np.zeros((*lead, k, k))
-        precision[..., np.arange(k), np.arange(k)] = 1.0 / (sd * sd)
-    else:
-        scaled = np.linalg.inv(chol) / sd[..., None, :]  # L_R^{-1} diag(1 / s)
-        precision = np.matmul(np.swapaxes(scaled, -1, -2), scaled)
-    return CovarianceParameters(sd, chol, precision, log_det, log_prior)
-
-
-@dataclass(frozen=True)
 class Conditional:
     """(beta, b) | omega, phi at P points per chain: what the log density of phi computed and
     the joint draw reuses."""
@@ -480,7 +429,7 @@ def conditional(
     log_det_levels = log_det_d + n_levels * cov.log_det
     s = sums.h[:, None] - np.matmul(flat_cov, sums.bb).reshape(n_chains, n_points, p, p)
     c = sums.r_beta[:, None] - np.matmul(e_r.reshape(n_chains, n_points, -1), sums.b_t)
-    chol_s, ok = _cholesky(s)
+    chol_s, ok = cholesky_stack(s)
     whitened = np.linalg.solve(chol_s, c[..., None])[..., 0]
     log_det_s = 2.0 * np.sum(np.log(np.diagonal(chol_s, axis1=-2, axis2=-1)), axis=-1)
     value = (
@@ -573,26 +522,6 @@ def _inverse_and_log_det(d: FloatArray) -> tuple[FloatArray, FloatArray]:
     return np.asarray(np.linalg.inv(d), dtype=np.float64), np.where(sign > 0, log_abs_det, np.nan)
 
 
-def _cholesky(s: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
-    """Cholesky factors of a stack of matrices (..., p, p); a matrix that is not positive
-    definite (numerically) gets the identity and False."""
-    try:
-        return np.asarray(np.linalg.cholesky(s), dtype=np.float64), np.ones(
-            s.shape[:-2], dtype=bool
-        )
-    except np.linalg.LinAlgError:
-        flat = s.reshape(-1, *s.shape[-2:])
-        out = np.empty_like(flat)
-        ok = np.ones(flat.shape[0], dtype=bool)
-        for i in range(flat.shape[0]):  # rare: only when some point's S failed
-            try:
-                out[i] = np.linalg.cholesky(flat[i])
-            except np.linalg.LinAlgError:
-                out[i] = np.eye(s.shape[-1])
-                ok[i] = False
-        return out.reshape(s.shape), ok.reshape(s.shape[:-2])
-
-
 def draw_effects(
     sums: SweepSums, cond: Conditional, streams: ChainStreams
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -622,173 +551,7 @@ def draw_effects(
     return beta, b, mean
 
 
-def update_fixed_effects(
-    rows: SortedRows,
-    beta: FloatArray,
-    random_part: FloatArray,
-    start: FloatArray,
-    prior_fe_sd: float,
-    newton_steps: int,
-    streams: ChainStreams,
-    proposals: int = 1,
-) -> tuple[FloatArray, NDArray[np.bool_]]:
-    """One independence Metropolis-Hastings update of beta (C, p) given the random effects
-    (random_part: Z b + offset per row, (C, n)), targeting p(beta | b, y) with the exact
-    binomial likelihood and the N(0, prior_fe_sd^2) prior. The proposal is N(m, H^{-1}), m after
-    newton_steps Newton steps from `start`, H the Hessian where the last step started (both
-    functions of b only, so the proposal does not depend on the current beta); `proposals`
-    draws from it are tried one after another (each an MH step). Returns the new beta and which
-    chains moved."""
-    n_chains, p = beta.shape
-    precision = 1.0 / prior_fe_sd**2
-    x, x_t, y, m = rows.x, rows.x_t, rows.successes, rows.trials_float
-    mode = start.copy()
-    # Newton steps; the proposal's precision is the Hessian where the last step started (one
-    # Hessian per step: at the step's end it would cost another pass for no better acceptance).
-    for step in range(max(newton_steps, 1)):
-        mu = 1.0 / (1.0 + np.exp(-(per_chain_product(mode, x_t) + random_part)))
-        weight = m * mu * (1.0 - mu)
-        if rows.x_outer is not None:
-            hessian = per_chain_product(weight, rows.x_outer).reshape(n_chains, p, p)
-        else:
-            hessian = np.matmul(weight[:, None, :] * x_t, x)
-        hessian[:, np.arange(p), np.arange(p)] += precision
-        if step < newton_steps:
-            gradient = per_chain_product(y - m * mu, x) - precision * mode
-            mode = mode + np.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
-    chol, ok = _cholesky(hessian)
-    noise = streams.standard_normal(np.full(n_chains, p * proposals)).reshape(
-        n_chains, proposals, p
-    )
-    # Proposals m + L^{-T} e (H = L L'), and the current point, evaluated together.
-    steps = np.linalg.solve(chol.transpose(0, 2, 1)[:, None], noise[..., None])[..., 0]
-    points = np.concatenate([beta[:, None, :], mode[:, None, :] + steps], axis=1)
-    eta = points @ x_t + random_part[:, None, :]  # (C, 1 + proposals, n)
-    # log(1 + e^eta) = max(eta, 0) + log1p(e^-|eta|): several times faster than logaddexp.
-    softplus = np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))
-    log_target = np.sum(y * eta - m * softplus, axis=2) - 0.5 * precision * np.sum(
-        points * points, axis=2
-    )
-    whitened = np.matmul(points - mode[:, None, :], chol)  # (beta - m)' L
-    # log p(beta | b, y) - log q(beta): the independence sampler's weight of each point.
-    weight = log_target + 0.5 * np.sum(whitened * whitened, axis=2)
-    # No move where the proposal's factor failed; NaN counts as impossible.
-    usable = np.isfinite(weight) & (ok[:, None] | (np.arange(proposals + 1) == 0))
-    weight = np.where(usable, weight, -np.inf)
-    u = streams.random(np.full(n_chains, proposals, dtype=np.intp)).reshape(n_chains, proposals)
-    chains = np.arange(n_chains)
-    current = np.zeros(n_chains, dtype=np.intp)
-    moved = np.zeros(n_chains, dtype=bool)
-    for t in range(1, proposals + 1):  # independence Metropolis-Hastings, one proposal a step
-        accept = np.log(u[:, t - 1]) < weight[:, t] - weight[chains, current]
-        current = np.where(accept, t, current)
-        moved |= accept
-    return points[chains, current], moved
-
-
-# --- slice sampling ---------------------------------------------------------------------------
-
-
-def slice_update(
-    log_density: Callable[[FloatArray], FloatArray],
-    x: FloatArray,
-    directions: FloatArray,
-    streams: ChainStreams,
-    max_steps: int,
-    max_shrink: int,
-    batch_steps: int,
-) -> tuple[FloatArray, int]:
-    """One slice-sampling update (Neal 2003: stepping out with a random split of the limit
-    max_steps between the sides, then shrinkage) along each column of each chain's directions
-    (C, d, d) in turn, for every chain at once. x (C, d); log_density maps points (C, P, d) to
-    (C, P). The first
-    batch_steps steps out on each side are evaluated in one call together (with the current
-    point when its density is not known), as the ones beyond when needed; the outcome is that
-    of the sequential procedure. Returns the new x and the number of log_density calls.
-    Random numbers are drawn per chain, only for chains that use them."""
-    n_chains = x.shape[0]
-    ones = np.ones(n_chains, dtype=np.intp)
-    calls = 0
-    x = x.copy()
-    f: FloatArray | None = None
-    steps_ahead = np.arange(batch_steps, dtype=np.float64)
-    sign = np.array([-1.0, 1.0])
-    for m in range(directions.shape[2]):
-        v = directions[:, None, :, m]  # (C, 1, d)
-        u = streams.random(ones, 3)
-        exponential = -np.log1p(-u[:, 2])
-        # Neal's limit on stepping out, split at random between the sides.
-        left_steps = np.floor(max_steps * u[:, 1]).astype(np.intp)
-        limits = np.column_stack([left_steps, (max_steps - 1) - left_steps])  # (C, 2)
-        base = np.column_stack([-u[:, 0], 1.0 - u[:, 0]])  # the first interval's ends
-        # Both sides' first batch_steps ends (and the current point when f is not known).
-        t = (base[:, :, None] + sign[:, None] * steps_ahead).reshape(n_chains, -1)
-        if f is None:
-            t = np.concatenate([np.zeros((n_chains, 1)), t], axis=1)
-        values = log_density(x[:, None, :] + t[:, :, None] * v)
-        calls += 1
-        if f is None:
-            f, values = values[:, 0], values[:, 1:]
-        log_y = f - exponential
-        inside = values.reshape(n_chains, 2, batch_steps) > log_y[:, None, None]
-        # Steps taken on each side: up to the first end below the slice, or to the limit.
-        first_out = np.where(inside.all(axis=2), batch_steps, np.argmin(inside, axis=2))
-        taken = np.minimum(first_out, limits)
-        ends = base + sign * taken
-        # Beyond the batch: one step at a time (both sides in one call), as the sequential
-        # procedure goes on.
-        remaining = limits - taken
-        more = (first_out == batch_steps) & (remaining > 0)
-        while more.any():
-            values_more = log_density(x[:, None, :] + ends[:, :, None] * v)
-            calls += 1
-            step = more & (values_more > log_y[:, None])
-            ends = np.where(step, ends + sign, ends)
-            remaining = np.where(step, remaining - 1, remaining)
-            more = step & (remaining > 0)
-        lower, upper = ends[:, 0], ends[:, 1]
-        pending = np.ones(n_chains, dtype=bool)
-        for _ in range(max_shrink):
-            draw = np.zeros(n_chains)
-            draw[pending] = streams.random(pending.astype(np.intp))
-            t_new = lower + draw * (upper - lower)
-            trial = x + t_new[:, None] * v[:, 0]
-            values_new = log_density(trial[:, None, :])[:, 0]
-            calls += 1
-            accept = pending & (values_new > log_y)
-            x[accept] = trial[accept]
-            f = np.where(accept, values_new, f)
-            pending &= ~accept
-            if not pending.any():
-                break
-            lower = np.where(pending & (t_new < 0.0), t_new, lower)
-            upper = np.where(pending & (t_new >= 0.0), t_new, upper)
-        else:
-            raise RuntimeError(
-                f"slice sampler: no point accepted in {max_shrink} shrinkage steps "
-                "(McmcControl.slice_max_shrink); the log density may be non-finite here"
-            )
-    return x, calls
-
-
 # --- the sampler ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class McmcRun:
-    """Raw output of the sampler."""
-
-    beta: FloatArray  # (C, D, p)
-    sd: FloatArray  # (C, D, k)
-    corr: FloatArray  # (C, D, k (k - 1) / 2)
-    ranef_mean: FloatArray  # (G, k)
-    ranef_cov: FloatArray  # (G, k, k)
-    evaluations: int
-    sweeps: int
-    seconds: float
-    seed_entropy: Any
-    compiled: bool
-    mh_acceptance: float  # of the fixed-effects update after warm-up (NaN when off)
 
 
 @dataclass(frozen=True)
@@ -818,6 +581,8 @@ def sample(
     control = control or McmcControl()
     started = time.perf_counter()
     check_supported(model)
+    if several_factor_terms(model):
+        return sample_multi(model, prior_fe_sd, prior_log_sd_sd, control)
     rows = sorted_rows(model)
     seed = control.seed
     sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
@@ -835,7 +600,7 @@ def sample(
     else:
         bounds = np.linspace(0, control.chains, n_jobs + 1).round().astype(int)
         groups = [children[bounds[j] : bounds[j + 1]] for j in range(n_jobs)]
-        context = multiprocessing.get_context(_start_method())
+        context = multiprocessing.get_context(start_method())
         with ProcessPoolExecutor(
             max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(task,)
         ) as pool:
@@ -876,14 +641,6 @@ class _ChainsTask:
 
 
 _WORKER_TASK: _ChainsTask | None = None
-
-
-def _start_method() -> str:
-    """fork on Linux (workers start at once, the arrays are shared copy-on-write); spawn
-    elsewhere."""
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return "fork"
-    return "spawn"
 
 
 def _init_worker(task: _ChainsTask) -> None:
@@ -935,7 +692,7 @@ def run_chains(
     accepted = np.zeros(n_chains, dtype=np.intp)
     mh_start = np.zeros((n_chains, p))
     x_t = rows.x_t
-    bar = _progress_bar(total, progress)
+    bar = progress_bar(total, progress)
 
     def random_part_of(b: FloatArray) -> FloatArray:
         """Z b + offset per row (C, n); rows are sorted by level."""
@@ -1055,28 +812,11 @@ def _tuned_directions(values: FloatArray, previous: FloatArray, scale: float) ->
     return out
 
 
-def _progress_bar(total: int, progress: bool | None) -> Any:
-    """A tqdm bar on a terminal (or when asked); None when not a TTY or tqdm is missing."""
-    if progress is False:
-        return None
-    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        if progress:
-            raise ImportError(
-                "the progress bar needs tqdm: pip install 'glmm-binomial[progress]'"
-            ) from None
-        return None
-    return tqdm(total=total, desc="mcmc", unit="sweep")
-
-
 def check_supported(model: ModelData, terms: Sequence[str] | None = None) -> None:
     """Raise ValueError for what this sampler cannot do: another family or link than the
-    binomial logit, a structured covariance (ar1, cs, diag), other than one random-effect term,
-    non-integer trials. terms: the random-effect terms as the user wrote them (for the
-    message; None: as lme4 prints the blocks)."""
+    binomial logit, a structured covariance (ar1, cs, diag), no random-effect term, non-integer
+    trials. terms: the random-effect terms as the user wrote them (for the message; None: as
+    lme4 prints the blocks)."""
     family = model.family
     if family.name != "binomial" or family.link != "logit":
         raise ValueError(
@@ -1085,14 +825,11 @@ def check_supported(model: ModelData, terms: Sequence[str] | None = None) -> Non
             "specific to the logistic likelihood)"
         )
     check_unstructured(model, "mcmc")
-    if not (len(model.blocks) == 1 or independent_terms_of_one_factor(model)):
+    if not model.blocks:
         listed = ", ".join(terms if terms is not None else term_texts(model, None)) or "none"
         raise ValueError(
-            "method 'mcmc' supports one grouping factor: one random-effect term such as (1 | g) "
-            "or (1 + x | g), or independent one-column terms of one factor such as (1 + x || g) "
-            f"with numeric x; this model has {len(model.blocks)} terms ({listed}). Crossed and "
-            "nested factors and several correlated terms are not supported by the sampler "
-            "yet: use method 'laplace' or 'vb'"
+            f"method 'mcmc' needs at least one random-effect term such as (1 | g) (terms: "
+            f"{listed}); use glm-style fitting elsewhere for a model without random effects"
         )
     trials = model.trials
     if not np.all(np.abs(trials - np.rint(trials)) <= 1e-9 * np.maximum(trials, 1.0)):
@@ -1102,22 +839,6 @@ def check_supported(model: ModelData, terms: Sequence[str] | None = None) -> Non
         )
 
 
-def independent_terms_of_one_factor(model: ModelData) -> bool:
-    """Whether the model's random effects are one-column terms of one grouping factor (the same
-    levels and codes), each with its own variance and no correlations, under distinct names."""
-    blocks = model.blocks
-    if len(blocks) < 2 or any(b.k != 1 for b in blocks):
-        return False
-    first = blocks[0]
-    terms = [b.terms[0] for b in blocks]
-    return len(set(terms)) == len(terms) and all(
-        b.group == first.group
-        and b.levels == first.levels
-        and (b.codes is first.codes or np.array_equal(b.codes, first.codes))
-        for b in blocks[1:]
-    )
-
-
 # --- the fit ----------------------------------------------------------------------------------
 
 
@@ -1125,6 +846,15 @@ def parameter_names(model: ModelData) -> tuple[list[str], list[str], list[str]]:
     """Names of the fixed effects, SDs (sd_<term>|<group>) and correlations
     (cor_<term2>.<term1>|<group>; none for independent terms), as the profile intervals name
     them."""
+    if several_factor_terms(model):
+        sds = [f"sd_{term}|{b.group}" for b in model.blocks for term in b.terms]
+        corrs = []
+        for b in model.blocks:
+            rows, cols = np.tril_indices(b.k, -1)
+            corrs += [
+                f"cor_{b.terms[r]}.{b.terms[c]}|{b.group}" for r, c in zip(rows, cols, strict=True)
+            ]
+        return list(model.fixed_names), sds, corrs
     block, correlated = sampled_block(model)
     sds = [f"sd_{term}|{block.group}" for term in block.terms]
     rows, cols = np.tril_indices(block.k if correlated else 1, -1)
@@ -1152,6 +882,7 @@ def fit_mcmc(
     control.rhat_threshold."""
     control = control or McmcControl()
     check_supported(model)
+    multi = several_factor_terms(model)
     run = sample(model, prior_fe_sd, prior_log_sd_sd, control)
     fixed, sds, corrs = parameter_names(model)
     draws: dict[str, FloatArray] = {}
@@ -1171,11 +902,29 @@ def fit_mcmc(
     beta = flat_beta.mean(axis=0)
     vcov = np.atleast_2d(np.cov(flat_beta, rowvar=False))
     block, correlated = sampled_block(model)
-    k = block.k
+    k = run.sd.shape[2]
     sd_mean = run.sd.reshape(-1, k).mean(axis=0)
     ranef_mean: tuple[FloatArray, ...] = (run.ranef_mean,)
     ranef_cov: tuple[FloatArray, ...] = (run.ranef_cov,)
-    if correlated:
+    if multi:
+        # Terms on several factors: each term's Lambda from its posterior mean SDs and mean
+        # correlation matrix, as for one term below.
+        ranef_mean, ranef_cov = unpack_ranef(model, run.ranef_mean, run.ranef_cov)
+        corr_flat = run.corr.mean(axis=(0, 1))
+        pieces = []
+        at_sd = at_corr = 0
+        for b in model.blocks:
+            corr_mean = np.eye(b.k)
+            rows, cols = np.tril_indices(b.k, -1)
+            corr_mean[rows, cols] = corr_flat[at_corr : at_corr + rows.shape[0]]
+            corr_mean[cols, rows] = corr_mean[rows, cols]
+            lam = sd_mean[at_sd : at_sd + b.k, None] * _correlation_factor(corr_mean)
+            lower_r, lower_c = b.lower_indices()
+            pieces.append(lam[lower_r, lower_c])
+            at_sd += b.k
+            at_corr += rows.shape[0]
+        theta = np.concatenate(pieces)
+    elif correlated:
         corr_mean = np.eye(k)
         if k > 1:
             rows, cols = np.tril_indices(k, -1)
@@ -1295,9 +1044,10 @@ class Mcmc(Method):
     """Exact posterior sampling (the module docstring: Polya-Gamma Gibbs) under the priors of
     method "vb": N(0, prior_fe_sd^2) on each fixed effect, N(0, prior_log_sd_sd^2) on each log
     random-effect SD and LKJ(control.lkj_eta) on the correlation matrix of a correlated term.
-    One random-effect term, binomial logit. Fitted on the user's columns as they are (the
-    priors are stated in those units). control: the sampler's settings (draws, warm-up, chains,
-    seed, thinning, diagnostics thresholds; McmcControl)."""
+    Any lme4 random-effect terms (one factor or several, nested or crossed); binomial logit.
+    Fitted on the user's columns as they are (the priors are stated in those units).
+    control: the sampler's settings (draws, warm-up, chains, seed, thinning, diagnostics
+    thresholds; McmcControl)."""
 
     prior_fe_sd: float = 2.0
     prior_log_sd_sd: float = 1.0
