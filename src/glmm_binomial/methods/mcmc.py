@@ -59,10 +59,8 @@ methods/mcmc_multi.py (the joint draw through the blocked factor of numerics/fac
 from __future__ import annotations
 
 import math
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -87,14 +85,13 @@ from glmm_binomial.methods.mcmc_steps import (
     per_chain_product,
     phi_size,
     progress_bar,
+    run_chains_split,
     slice_update,
-    start_method,
     update_fixed_effects,
 )
 from glmm_binomial.methods.polya_gamma import ChainStreams, compiled_sampler, draw_polya_gamma
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.validation import check_unstructured, term_texts
-from glmm_binomial.numerics.blas import blas_threads
 from glmm_binomial.numerics.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
@@ -595,16 +592,7 @@ def sample(
         )
     n_jobs = min(control.n_jobs, control.chains)
     task = _ChainsTask(rows, control, prior_fe_sd, prior_log_sd_sd, compiled is not None)
-    if n_jobs == 1:
-        outputs = [run_chains(task, children, progress=control.progress)]
-    else:
-        bounds = np.linspace(0, control.chains, n_jobs + 1).round().astype(int)
-        groups = [children[bounds[j] : bounds[j + 1]] for j in range(n_jobs)]
-        context = multiprocessing.get_context(start_method())
-        with ProcessPoolExecutor(
-            max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(task,)
-        ) as pool:
-            outputs = list(pool.map(_worker_chains, groups))
+    outputs = run_chains_split(task, children, n_jobs, run_chains, control.progress)
     beta = np.concatenate([o.beta for o in outputs])
     count = beta.shape[0] * beta.shape[1]
     mean = np.concatenate([o.sum_mean for o in outputs]).sum(axis=0) / count
@@ -638,21 +626,6 @@ class _ChainsTask:
     prior_fe_sd: float
     prior_log_sd_sd: float
     compiled: bool
-
-
-_WORKER_TASK: _ChainsTask | None = None
-
-
-def _init_worker(task: _ChainsTask) -> None:
-    global _WORKER_TASK
-    _WORKER_TASK = task
-
-
-def _worker_chains(seeds: list[np.random.SeedSequence]) -> ChainsOutput:
-    assert _WORKER_TASK is not None
-    # One BLAS thread: the products are small, and the processes already share the cores.
-    with blas_threads(1):
-        return run_chains(_WORKER_TASK, seeds, progress=False)
 
 
 def run_chains(

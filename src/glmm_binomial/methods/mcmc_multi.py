@@ -48,9 +48,7 @@ bit whatever the number of chains beside it or of worker processes (McmcControl.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,13 +63,12 @@ from glmm_binomial.methods.mcmc_steps import (
     per_chain_product,
     phi_size,
     progress_bar,
+    run_chains_split,
     slice_update,
-    start_method,
     update_fixed_effects,
 )
 from glmm_binomial.methods.polya_gamma import ChainStreams, compiled_sampler, draw_polya_gamma
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.numerics.blas import blas_threads
 from glmm_binomial.numerics.factor import Structure
 
 if TYPE_CHECKING:
@@ -607,20 +604,6 @@ def _non_centred_correlations(
     return phi, part, calls
 
 
-_WORKER_TASK: MultiTask | None = None
-
-
-def _init_worker(task: MultiTask) -> None:
-    global _WORKER_TASK
-    _WORKER_TASK = task
-
-
-def _worker_chains(seeds: list[np.random.SeedSequence]) -> MultiChainsOutput:
-    assert _WORKER_TASK is not None
-    with blas_threads(1):
-        return run_multi_chains(_WORKER_TASK, seeds, progress=False)
-
-
 def sample_multi(
     model: ModelData,
     prior_fe_sd: float,
@@ -644,16 +627,7 @@ def sample_multi(
         )
     task = MultiTask(rows, control, prior_fe_sd, prior_log_sd_sd, compiled is not None)
     n_jobs = min(control.n_jobs, control.chains)
-    if n_jobs == 1:
-        outputs = [run_multi_chains(task, children, progress=control.progress)]
-    else:
-        bounds = np.linspace(0, control.chains, n_jobs + 1).round().astype(int)
-        groups = [children[bounds[j] : bounds[j + 1]] for j in range(n_jobs)]
-        context = multiprocessing.get_context(start_method())
-        with ProcessPoolExecutor(
-            max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(task,)
-        ) as pool:
-            outputs = list(pool.map(_worker_chains, groups))
+    outputs = run_chains_split(task, children, n_jobs, run_multi_chains, control.progress)
     beta = np.concatenate([o.beta for o in outputs])
     count = beta.shape[0] * beta.shape[1]
     means, covs = [], []

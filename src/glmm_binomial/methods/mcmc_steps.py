@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from glmm_binomial.methods.polya_gamma import ChainStreams
+from glmm_binomial.numerics.blas import blas_threads
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -288,6 +290,47 @@ def slice_update(
                 "(McmcControl.slice_max_shrink); the log density may be non-finite here"
             )
     return x, calls
+
+
+_WORKER: tuple[Any, Callable[..., Any]] | None = None
+
+
+def _init_chains_worker(task: Any, run: Callable[..., Any]) -> None:
+    global _WORKER
+    _WORKER = (task, run)
+
+
+def _chains_worker(seeds: list[np.random.SeedSequence]) -> Any:
+    assert _WORKER is not None
+    task, run = _WORKER
+    # One BLAS thread: the products are small, and the processes already share the cores.
+    with blas_threads(1):
+        return run(task, seeds, progress=False)
+
+
+def run_chains_split(
+    task: Any,
+    children: list[np.random.SeedSequence],
+    n_jobs: int,
+    run: Callable[..., Any],
+    progress: bool | None,
+) -> list[Any]:
+    """run(task, seeds, progress=) on the chains' seed sequences, in this process (n_jobs 1) or
+    split between n_jobs worker processes in contiguous groups; the outputs in chain order.
+    Each chain draws from its own stream, so the draws do not depend on n_jobs. `run` must be a
+    module-level function (it is sent to the workers by reference)."""
+    if n_jobs == 1:
+        return [run(task, children, progress=progress)]
+    bounds = np.linspace(0, len(children), n_jobs + 1).round().astype(int)
+    groups = [children[bounds[j] : bounds[j + 1]] for j in range(n_jobs)]
+    context = multiprocessing.get_context(start_method())
+    with ProcessPoolExecutor(
+        max_workers=n_jobs,
+        mp_context=context,
+        initializer=_init_chains_worker,
+        initargs=(task, run),
+    ) as pool:
+        return list(pool.map(_chains_worker, groups))
 
 
 def start_method() -> str:
