@@ -57,3 +57,18 @@ def test_the_screens() -> None:
 def test_the_screen_is_a_recorded_setting() -> None:
     result = g.fit(CBPP, load("cbpp"), method="vb_meanfield")
     assert result.opt_summary.tolerances["separation_prior_sds"] == 1.5
+
+
+@pytest.mark.parametrize("method", BAYES)
+def test_a_variance_the_data_put_at_zero_is_said(method: str) -> None:
+    """No group effect in the data: Laplace is singular (BoundaryWarning), and the Bayesian
+    fits say that the likelihood favours a zero variance, whose posterior the prior holds up."""
+    from glmm_binomial.diagnostics import BoundaryWarning
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=400)
+    y = rng.random(400) < 1 / (1 + np.exp(-(0.3 + 0.8 * x)))
+    data = pd.DataFrame({"y": y.astype(int), "x": x, "g": rng.integers(0, 20, 400)})
+    with pytest.warns(BoundaryWarning, match=r"covariance of \(1 \| g\) at zero"):
+        result = g.fit("y ~ x + (1 | g)", data, method=method)
+    assert result.converged

@@ -10,12 +10,15 @@ whose posterior stays as wide as its prior) so that ordinary fits pay nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
-from glmm_binomial.diagnostics import FitWarning, SeparationWarning
+from glmm_binomial.diagnostics import BoundaryWarning, FitWarning, SeparationWarning
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.separation import detect_group_separation, detect_separation
+from glmm_binomial.model.validation import block_text
 
 FloatArray = NDArray[np.float64]
 
@@ -69,3 +72,33 @@ def loose_log_sds(
     mean, sd = np.asarray(log_sd_mean), np.asarray(log_sd_sd)
     loose = ((sd > 0.5 * prior_log_sd_sd) & (mean > 0.0)) | (mean > prior_sds * prior_log_sd_sd)
     return [int(t) for t in np.flatnonzero(loose)]
+
+
+def variance_boundary(
+    data: ModelData,
+    theta: FloatArray,
+    beta: FloatArray,
+    loglik: Callable[[FloatArray, FloatArray], float],
+) -> list[FitWarning]:
+    """The Bayesian analogue of a boundary fit: for each random-effect term, a BoundaryWarning
+    when the Laplace log-likelihood (`loglik(theta, beta)`) at the posterior means is no higher
+    than with that term's covariance set to zero (the others kept): the data then favour a
+    smaller, possibly zero, variance, and the posterior's SD is held up by its prior."""
+    at_mean = loglik(theta, beta)
+    if not np.isfinite(at_mean):
+        return []
+    out: list[FitWarning] = []
+    for block, part in zip(data.blocks, data.theta_slices(), strict=True):
+        zeroed = theta.copy()
+        zeroed[part] = 0.0
+        if loglik(zeroed, beta) >= at_mean:
+            out.append(
+                FitWarning(
+                    f"the likelihood is at least as high with the random-effect covariance of "
+                    f"{block_text(block)} at zero as at its posterior mean: the data favour a "
+                    "smaller, possibly zero, variance (a maximum-likelihood fit would be on or "
+                    "near the boundary), and its posterior SD is held up by the log-normal prior",
+                    BoundaryWarning,
+                )
+            )
+    return out

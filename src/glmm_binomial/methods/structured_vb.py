@@ -85,6 +85,7 @@ from glmm_binomial.methods.posterior_checks import (
     fixed_effect_separation,
     group_separation,
     in_prior_tail,
+    variance_boundary,
 )
 from glmm_binomial.methods.structured_rows import DirectionShare, FinishShare, StructuredRows
 from glmm_binomial.methods.variance_factor import VarianceFactor
@@ -605,7 +606,11 @@ def _output(
                 ConvergenceWarning,
             )
         )
-    warnings.extend(posterior_warnings(objective, phi, cov, beta))
+    found = posterior_warnings(objective, phi, cov, beta)
+    warnings.extend(found)
+    if not found:
+        # Under separation the likelihood is no guide to the variances: that warning says it.
+        warnings.extend(variance_boundary(objective.data, theta, beta, objective.laplace_loglik))
     summary = OptSummary(
         optimizer=(
             "L-BFGS-B (scipy) over q(variances), q(beta, b) profiled by fixed-point Newton "

@@ -57,6 +57,7 @@ from glmm_binomial.methods.posterior_checks import (
     group_separation,
     in_prior_tail,
     loose_log_sds,
+    variance_boundary,
 )
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.validation import check_independent_terms, check_unstructured
@@ -766,6 +767,14 @@ class MeanFieldVB(Method):
             grouped = group_separation(model, loose)
             if grouped is not None:
                 found.append(grouped)
+        if finite and not found:
+            # Under separation the likelihood is no guide to the variances: that warning says it.
+            laplace = LaplaceObjective(model)
+            found.extend(
+                variance_boundary(
+                    model, output.theta, output.beta, lambda t, b: -0.5 * laplace.deviance(t, b)
+                )
+            )
         if found:
             output = replace(output, warnings=output.warnings + tuple(found))
         return require_finite(output)
