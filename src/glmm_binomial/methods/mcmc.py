@@ -84,7 +84,6 @@ from glmm_binomial.methods.mcmc_steps import (
     covariance_parameters,
     per_chain_product,
     phi_size,
-    progress_bar,
     run_chains_split,
     slice_update,
     update_fixed_effects,
@@ -93,6 +92,7 @@ from glmm_binomial.methods.polya_gamma import ChainStreams, compiled_sampler, dr
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.validation import check_unstructured, term_texts
 from glmm_binomial.numerics.optimize import OptSummary
+from glmm_binomial.progress import progress_bar
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -665,7 +665,7 @@ def run_chains(
     accepted = np.zeros(n_chains, dtype=np.intp)
     mh_start = np.zeros((n_chains, p))
     x_t = rows.x_t
-    bar = progress_bar(total, progress)
+    bar = progress_bar(total, progress, "mcmc", "sweep")
 
     def random_part_of(b: FloatArray) -> FloatArray:
         """Z b + offset per row (C, n); rows are sorted by level."""

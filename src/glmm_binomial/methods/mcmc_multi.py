@@ -62,7 +62,6 @@ from glmm_binomial.methods.mcmc_steps import (
     covariance_parameters,
     per_chain_product,
     phi_size,
-    progress_bar,
     run_chains_split,
     slice_update,
     update_fixed_effects,
@@ -70,6 +69,7 @@ from glmm_binomial.methods.mcmc_steps import (
 from glmm_binomial.methods.polya_gamma import ChainStreams, compiled_sampler, draw_polya_gamma
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.factor import Structure
+from glmm_binomial.progress import progress_bar
 
 if TYPE_CHECKING:
     from glmm_binomial.methods.mcmc import McmcControl
@@ -332,7 +332,7 @@ def run_multi_chains(
     mh_start = np.zeros((n_chains, p))
     warm_betas: list[FloatArray] = []
     evaluations = 0
-    bar = progress_bar(total, progress)
+    bar = progress_bar(total, progress, "mcmc", "sweep")
 
     def term_phi(values: FloatArray, t: int) -> FloatArray:
         return values[..., phi_bounds[t] : phi_bounds[t + 1]]

@@ -339,20 +339,3 @@ def start_method() -> str:
     if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
         return "fork"
     return "spawn"
-
-
-def progress_bar(total: int, progress: bool | None) -> Any:
-    """A tqdm bar on a terminal (or when asked); None when not a TTY or tqdm is missing."""
-    if progress is False:
-        return None
-    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        if progress:
-            raise ImportError(
-                "the progress bar needs tqdm: pip install 'glmm-binomial[progress]'"
-            ) from None
-        return None
-    return tqdm(total=total, desc="mcmc", unit="sweep")

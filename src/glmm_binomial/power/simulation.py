@@ -36,6 +36,7 @@ from glmm_binomial.methods.laplace import sorted_by_first_factor
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics import blas
 from glmm_binomial.power.model import PowerModel, clopper_pearson, power_model, tested_columns
+from glmm_binomial.progress import progress_bar
 from glmm_binomial.results.simulate import simulate_successes, with_response
 
 FloatArray = NDArray[np.float64]
@@ -341,7 +342,7 @@ def run_simulations(
     """Every simulation's outcome, in order; each depends on its seed alone."""
     outcomes: list[Outcome | None] = [None] * len(seeds)
     chunks = _chunks(list(enumerate(seeds)), n_jobs)
-    bar = progress_bar(len(seeds), progress, label)
+    bar = progress_bar(len(seeds), progress, label, "fit", rich=True)
     try:
         for chunk in _run(plan, chunks, n_jobs, start_method):
             for index, outcome in chunk:
@@ -403,42 +404,3 @@ def _simulate_chunk(plan: SimulationPlan, chunk: Chunk) -> list[tuple[int, Outco
     # how BLAS splits sums (hence their rounding), which must not depend on n_jobs.
     with blas.blas_threads(1):
         return [(index, simulate_one(plan, np.random.default_rng(child))) for index, child in chunk]
-
-
-def progress_bar(total: int, progress: bool | None, label: str) -> Any:
-    """A progress bar (tqdm, else rich) on a terminal or when asked; None otherwise. With
-    progress=True and neither installed: ImportError naming the extra."""
-    if progress is False:
-        return None
-    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm import tqdm
-
-        return tqdm(total=total, desc=label, unit="fit")
-    except ImportError:
-        pass
-    try:
-        from rich.progress import Progress
-    except ImportError:
-        if progress:
-            raise ImportError(
-                "the progress bar needs tqdm or rich: pip install 'glmm-binomial[progress]'"
-            ) from None
-        return None
-    return _RichBar(Progress(transient=True), total, label)
-
-
-class _RichBar:
-    """rich's progress with tqdm's update/close."""
-
-    def __init__(self, progress: Any, total: int, label: str) -> None:
-        self.progress = progress
-        self.progress.start()
-        self.task = progress.add_task(label, total=total)
-
-    def update(self, n: int) -> None:
-        self.progress.advance(self.task, n)
-
-    def close(self) -> None:
-        self.progress.stop()

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.model.separation import looks_divergent
 from glmm_binomial.numerics import blas
+from glmm_binomial.progress import progress_bar
 from glmm_binomial.results.aliases import renamed_level
 from glmm_binomial.results.base import ResultBase, check_conf_level
 from glmm_binomial.results.parameters import all_parameters, covariance_values
@@ -125,7 +126,7 @@ def bootstrap(
     rows: list[FloatArray] = [np.empty(0)] * int(n_boot)
     failures: list[tuple[int, str]] = []
     chunks = _chunks(list(enumerate(children)), int(n_jobs))
-    bar = _progress_bar(int(n_boot), progress)
+    bar = progress_bar(int(n_boot), progress, "bootstrap", "refit")
     try:
         for chunk_result in _run(task, chunks, int(n_jobs)):
             for index, values, message in chunk_result:
@@ -255,20 +256,3 @@ def _statistic_values(value: Any, size: int | None) -> FloatArray:
     if size is not None and len(array) != size:
         raise ValueError("statistic returned a different number of values")
     return array
-
-
-def _progress_bar(total: int, progress: bool | None) -> Any:
-    """A tqdm bar on a terminal (or when asked); None when not a TTY or tqdm is missing."""
-    if progress is False:
-        return None
-    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        if progress:
-            raise ImportError(
-                "the progress bar needs tqdm: pip install 'glmm-binomial[progress]'"
-            ) from None
-        return None
-    return tqdm(total=total, desc="bootstrap", unit="refit")
