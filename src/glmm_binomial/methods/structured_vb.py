@@ -61,6 +61,7 @@ is the partial gradient in phi at the inner optimum (envelope theorem): only A_t
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -318,9 +319,15 @@ class StructuredObjective:
         ranef, ranef_cov = self.read("random_effects", schur_inverse=cov.schur_inverse)[0]
         return list(ranef), list(ranef_cov)
 
+    @functools.cached_property
+    def laplace_objective(self) -> LaplaceObjective:
+        """The Laplace deviance on data's rows, made once (it sorts the rows): the log-likelihood
+        at the posterior means and the boundary checks evaluate it several times."""
+        return LaplaceObjective(self.data)
+
     def laplace_loglik(self, theta: FloatArray, beta: FloatArray) -> float:
         """The Laplace marginal log-likelihood at (theta, beta)."""
-        return -0.5 * LaplaceObjective(self.data).deviance(theta, beta)
+        return -0.5 * self.laplace_objective.deviance(theta, beta)
 
     def fixed_effect_separation(self) -> FitWarning | None:
         """posterior_checks.fixed_effect_separation on the rows."""
