@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 from _simulate import simulated_model
 
 from glmm_binomial import datasets
@@ -65,8 +67,10 @@ def test_agq_beyond_its_accuracy_is_not_converged():
     model, _ = build_model(
         "cbind(incidence, size - incidence) ~ period + (1 | herd)", datasets.load("cbpp")
     )
+    # From lme4's start (Lambda = I) the 500-point rule overflows; the moment start is near
+    # enough to the optimum that it does not.
     with np.errstate(all="ignore"):
-        output = fit_agq(model, 500)
+        output = fit_agq(model, 500, OptimizerControl(moment_start=False))
     assert not output.converged
     assert any("not finite" in w for w in output.warnings)
 
@@ -98,7 +102,31 @@ def test_a_given_start_is_whitened_by_the_glm_information_there_without_a_glm_fi
     np.testing.assert_array_equal(begin.theta, theta)
     information, _ = glm_information_and_score(model, beta)
     np.testing.assert_allclose(begin.info_factor.T @ begin.info_factor, information, atol=1e-9)
-    # Without a start: lme4's (Lambda = I, beta from the GLM fit).
-    fresh = start_point(model, control)
+    # Without a start: beta from the GLM fit, and lme4's Lambda = I, or (the default) the
+    # moment estimate of the SD at the GLM fit.
+    fresh = start_point(model, OptimizerControl(moment_start=False))
     np.testing.assert_array_equal(fresh.theta, [1.0])
     assert not np.allclose(fresh.beta, beta)
+    moments = start_point(model, control)
+    np.testing.assert_array_equal(moments.beta, fresh.beta)
+    assert 0.1 < moments.theta[0] < 1.0
+
+
+def test_moment_start_estimates_the_sd_of_simulated_effects():
+    # 400 groups of 50 Bernoulli rows with SD 0.8: the moment estimate at the GLM fit is near
+    # it (the GLM's beta absorbs none of the group effects' spread).
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(400), 50)
+    x = rng.normal(size=codes.size)
+    eta = -0.5 + 0.7 * x + 0.8 * rng.normal(size=400)[codes]
+    frame = pd.DataFrame(
+        {"y": (rng.random(codes.size) < 1 / (1 + np.exp(-eta))).astype(int), "x": x, "g": codes}
+    )
+    model, _ = build_model("y ~ x + (1 | g)", frame)
+    start = start_point(model, CONTROL)
+    assert abs(start.theta[0] - 0.8) < 0.15
+    # No group effect at all: the lower bound, never zero (where the deviance is flat).
+    flat = frame.assign(y=(rng.random(codes.size) < 0.4).astype(int))
+    model, _ = build_model("y ~ x + (1 | g)", flat)
+    assert start_point(model, CONTROL).theta[0] == pytest.approx(0.1, abs=0.1)
+    assert start_point(model, CONTROL).theta[0] >= 0.1

@@ -78,6 +78,7 @@ from glmm_binomial.distributed.start import (
     identifiability_stand_in,
     result_design,
     separation_check,
+    theta_start,
 )
 from glmm_binomial.distributed.structured_vb import (
     StructuredPartition,
@@ -400,7 +401,7 @@ def _maximum_likelihood(
         control,
         objective.counters,
         method.name,
-        StartPoint(surrogate.theta_start(), beta, info_factor),
+        StartPoint(theta_start(partitions, surrogate, beta, control), beta, info_factor),
         fixed_information=information,
     )
     label, n_agq = LOGLIK_LABEL, 1

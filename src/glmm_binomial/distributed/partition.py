@@ -39,7 +39,7 @@ from glmm_binomial.model.design import DesignInfo, check_finite, response_counts
 from glmm_binomial.model.formula import r_name
 from glmm_binomial.model.frame import read_like
 from glmm_binomial.model.newdata import rows_design
-from glmm_binomial.numerics.optimize import glm_information_and_score
+from glmm_binomial.numerics.optimize import glm_information_and_score, level_scores
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -163,6 +163,13 @@ class Partition:
     def glm_information_and_score(self, beta: FloatArray) -> tuple[FloatArray, FloatArray]:
         """X'WX and X'r of the fixed-effects-only GLM at beta (numerics.optimize's)."""
         return glm_information_and_score(self.data, beta)
+
+    def level_scores(
+        self, beta: FloatArray
+    ) -> tuple[tuple[IntArray, ...], list[tuple[FloatArray, FloatArray] | None]]:
+        """The levels' scores and informations at the GLM fit (numerics.optimize's), on the
+        partition's own levels, with the keys that place them among all levels."""
+        return self.keys, level_scores(self.data, beta)
 
     def spreads(self) -> tuple[FloatArray, list[FloatArray]]:
         """The largest |x| of each column of X and |z| of each block's columns."""

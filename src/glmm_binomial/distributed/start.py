@@ -29,10 +29,11 @@ from glmm_binomial.methods.scaling import (
     choose_scaling_from_moments,
     combine_moments,
 )
+from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo, aliased_columns, rank_deficiency_warning
 from glmm_binomial.model.separation import large_coefficients, separation_report
-from glmm_binomial.numerics.optimize import OptimizerControl, glm_newton
+from glmm_binomial.numerics.optimize import OptimizerControl, glm_newton, moment_theta
 
 FloatArray = NDArray[np.float64]
 
@@ -133,6 +134,30 @@ def glm_start(
         return info, score
 
     return glm_newton(beta, information_and_score, control)
+
+
+def theta_start(
+    partitions: Partitions, surrogate: ModelData, beta: FloatArray, control: OptimizerControl
+) -> FloatArray:
+    """The in-memory fit's start of theta (numerics.optimize.start_point): lme4's, or with
+    control.moment_start the moment estimates from the levels' scores at the GLM fit beta,
+    summed over the partitions (a level may have rows in several)."""
+    theta = surrogate.theta_start()
+    if not control.moment_start:
+        return theta
+    scores: list[tuple[FloatArray, FloatArray] | None] = [
+        (np.zeros((b.n_levels, b.k)), np.zeros((b.n_levels, b.k)))
+        if isinstance(b.covariance, Unstructured)
+        else None
+        for b in surrogate.blocks
+    ]
+    for keys, parts in partitions.read("level_scores", beta=beta):
+        for total, where, part in zip(scores, keys, parts, strict=True):
+            if total is not None and part is not None:
+                # Each partition's levels are distinct: the fancy-indexed sums are exact.
+                total[0][where] += part[0]
+                total[1][where] += part[1]
+    return moment_theta(surrogate, scores, theta)
 
 
 def identifiability_stand_in(

@@ -1,10 +1,11 @@
 """Outer optimization of a deviance over (theta, beta), and the OptSummary that records it.
 
-The optimizer is L-BFGS-B with the exact gradient, in whitened coordinates so that badly
-scaled predictors (age and age^2) and variance parameters do not slow the quasi-Newton search
-(see minimize_deviance). A final Newton step on a
-finite-difference Hessian of the exact gradient polishes the optimum, and that Hessian gives
-the covariance of the estimates. converged is reported only when the end point passes
+The optimizer is a dense BFGS (numerics.quasi_newton) with the exact gradient, in whitened
+coordinates so that badly scaled predictors (age and age^2) and variance parameters do not slow
+the quasi-Newton search (see minimize_deviance). It stops near the optimum (gtol), where Newton
+steps on a finite-difference Hessian of the exact gradient finish the search (converging
+quadratically where the quasi-Newton search converges linearly), and that Hessian gives the
+covariance of the estimates. converged is reported only when the end point passes
 optimum_check: finite deviance and gradient, the Hessian of the free parameters positive
 definite, and a Newton decrement below OptimizerControl.decrement_tol.
 """
@@ -18,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-import scipy.optimize
 from numpy.typing import NDArray
 
 from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.hessian import gradient_hessian
+from glmm_binomial.numerics.quasi_newton import minimize_bfgs
 
 FloatArray = NDArray[np.float64]
 DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
@@ -33,14 +34,22 @@ DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray
 class OptimizerControl:
     """Tolerances and caps of the outer optimization (all recorded on the result).
 
-    ftol, gtol, max_iter: L-BFGS-B's relative function tolerance, projected-gradient tolerance
-        (deviance units) and iteration cap.
+    gtol: the quasi-Newton search hands over to the Newton polish once the largest gradient
+        entry in the whitened coordinates (deviance units; there a unit step is about one
+        standard error) falls below it; ftol: it also stops when a step lowers the deviance by
+        at most ftol times its magnitude; max_iter: its iteration cap; max_step: the longest
+        step it takes (Euclidean, whitened units: far from the optimum the quadratic model
+        overshoots); fallback_gtol: when the point where the search handed over does not pass
+        optimum_check after the polish (a variance on its way to zero, where the deviance is
+        flat), the search goes on until the gradient is below this, and polishes again.
     hessian_step: finite-difference step of the final Hessian, in whitened units.
     theta_scale_step: forward-difference step for the curvature that scales each theta.
     hessian_scheme: "forward" (n_theta + n_fixed gradient evaluations, relative error about
         hessian_step, ample for standard errors) or "central" (twice the cost, error squared).
     polish_step_tol: after a Newton polish step shorter than this (whitened units) the Hessian
-        is not recomputed; polish_max_steps caps the Newton steps.
+        is not recomputed; polish_max_steps caps the Newton steps; a step that raises the
+        deviance by at most polish_noise_tol (deviance units: the noise of a deviance whose
+        mode is found to a tolerance) is taken when it lowers the Newton decrement.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start.
@@ -54,6 +63,8 @@ class OptimizerControl:
         in the user's units, |dDeviance/dp_j| * SE(p_j) below this for every free parameter
         (the deviance change of a one-standard-error move along p_j, exact gradient) and the
         deviance there to match the internal one within deviance_match_tol (relative).
+    moment_start: start each unstructured block's Lambda at the diagonal of moment estimates
+        of its SDs at the GLM fit (moment_theta) instead of lme4's Lambda = I.
     fixed_scale_limit, random_scale_limit: a column of X (of a random-effect block) whose
         scale (standard deviation where it is centred, else root mean square) lies outside
         [1 / limit, limit] is divided internally by that scale rounded to a power of two
@@ -62,13 +73,17 @@ class OptimizerControl:
     """
 
     ftol: float = 1e-13
-    gtol: float = 1e-7
+    gtol: float = 1e-4
     max_iter: int = 1000
+    max_step: float = 2.0
+    moment_start: bool = True
+    fallback_gtol: float = 1e-7
     hessian_step: float = 1e-4
     theta_scale_step: float = 1e-3
     hessian_scheme: str = "forward"
     polish_step_tol: float = 1e-3
     polish_max_steps: int = 3
+    polish_noise_tol: float = 1e-8
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-6
     separation_screen: float = 20.0
@@ -234,7 +249,9 @@ def start_point(
     beta_glm, info_factor = glm_start(data, control)
     theta_start = data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64)
     scale = data.family.start_scale
-    if theta is None and scale != 1.0:
+    if theta is None and control.moment_start:
+        theta_start = moment_theta(data, level_scores(data, beta_glm), theta_start)
+    elif theta is None and scale != 1.0:
         # lme4's Lambda = I on the link's own scale (the probit's eta is about 0.55 times the
         # logit's), for the unstructured blocks whose theta is all scale.
         for block, where in zip(data.blocks, data.theta_slices(), strict=True):
@@ -251,6 +268,64 @@ def start_point(
         beta_glm if beta is None else np.asarray(beta, dtype=np.float64),
         info_factor,
     )
+
+
+MOMENT_START_SD = (0.1, 3.0)
+"""moment_theta keeps each SD within these bounds (link scale): a moment estimate of
+zero would start the search where the deviance is flat in theta (it is even in each column of
+Lambda), and a large one from few groups is noise."""
+
+
+def level_scores(data: ModelData, beta: FloatArray) -> list[tuple[FloatArray, FloatArray] | None]:
+    """Per block, each level's score U (n_levels x k) and information I (n_levels x k) at
+    the GLM fit beta: U_jc = sum_i z_ic r_i and I_jc = sum_i z_ic^2 w_i over the level's rows
+    (r, w: the start family's residuals dl/deta and Fisher weights at eta = X beta + offset);
+    None for a block whose structure is not unstructured. Sums over rows: a Dask fit adds the
+    partitions' answers."""
+    eta = data.x @ beta + data.offset
+    family = data.family.start_family
+    w, r = family.fisher_weights_and_residual(
+        eta, family.inverse_link(eta), data.successes, data.trials
+    )
+    out: list[tuple[FloatArray, FloatArray] | None] = []
+    for block in data.blocks:
+        if not isinstance(block.covariance, Unstructured):
+            out.append(None)
+            continue
+        n_levels, k = block.n_levels, block.k
+        score, information = np.empty((n_levels, k)), np.empty((n_levels, k))
+        for c in range(k):
+            zc = block.z[:, c]
+            score[:, c] = np.bincount(block.codes, zc * r, minlength=n_levels)
+            information[:, c] = np.bincount(block.codes, zc * zc * w, minlength=n_levels)
+        out.append((score, information))
+    return out
+
+
+def moment_theta(
+    data: ModelData, scores: list[tuple[FloatArray, FloatArray] | None], theta: FloatArray
+) -> FloatArray:
+    """theta with each unstructured block's Lambda set to the diagonal of moment estimates of
+    its SDs from level_scores' sums (other structures keep their entries of `theta`).
+
+    When b_jc ~ N(0, sd_c^2), Var(U_jc) is about I_jc + I_jc^2 sd_c^2, whence
+    sd_c^2 = sum_j (U_jc^2 - I_jc) / sum_j I_jc^2 (clipped to MOMENT_START_SD). The search
+    then starts near the optimum's scale instead of at lme4's Lambda = I, which costs the
+    outer search most of its steps."""
+    out = np.array(theta, dtype=np.float64)
+    for block, where, sums in zip(data.blocks, data.theta_slices(), scores, strict=False):
+        if sums is None:
+            continue
+        score, information = sums
+        denominator = np.sum(information * information, axis=0)
+        excess = np.sum(score * score - information, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sds = np.sqrt(np.maximum(excess, 0.0) / denominator)
+        low, high = MOMENT_START_SD
+        sds = np.clip(np.where(denominator > 0, sds, 1.0), low, high)
+        rows, cols = block.lower_indices()
+        out[where] = np.where(rows == cols, sds[rows], 0.0)
+    return out
 
 
 @dataclass
@@ -330,48 +405,37 @@ def minimize_deviance(
         scale[j, j] = float(np.clip(1.0 / np.sqrt(max(curvature, 1e-12)), 1e-2, 1e2))
     cache.clear()
 
-    result = scipy.optimize.minimize(
-        fun,
-        z0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"ftol": control.ftol, "gtol": control.gtol, "maxiter": control.max_iter},
-    )
-    theta, beta = natural(np.asarray(result.x, dtype=np.float64))
-    theta = canonical_theta(data, theta)
-    z = np.linalg.solve(scale, np.concatenate([theta, beta]) - x0)
-    converged = bool(result.success)
-    message = str(result.message)
-
-    # Polish with Newton steps on the Hessian of the exact gradient, over the free coordinates
-    # (a variance at zero is held there: the Hessian is singular in that direction).
-    free = np.ones(len(z), dtype=bool)
-    free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
-    value, grad = fun(z)
-    hessian_z = _hessian(fun, z, grad, control)
-    polished = False
-    for _ in range(control.polish_max_steps):
-        hf = hessian_z[np.ix_(free, free)]
-        try:
-            chol = scipy.linalg.cho_factor(hf)
-        except scipy.linalg.LinAlgError:
+    # In z the deviance Hessian is near 2 I in beta (whitened by half of it) and near 1 in
+    # theta (scaled by its curvature): the search's first B^{-1}.
+    inverse_hessian = np.diag(np.concatenate([np.ones(n_theta), np.full(len(beta0), 0.5)]))
+    z = z0
+    iterations = 0
+    for gtol in (control.gtol, control.fallback_gtol):
+        result = minimize_bfgs(
+            fun,
+            z,
+            inverse_hessian,
+            gtol=gtol,
+            ftol=control.ftol,
+            max_iter=control.max_iter - iterations,
+            max_step=control.max_step,
+        )
+        iterations += result.nit
+        inverse_hessian = result.inverse_hessian
+        z, value, grad, hessian_z, free, polished = newton_polish(
+            data, fun, natural, scale, x0, result.x, control
+        )
+        converged = bool(result.success)
+        message = result.message
+        grad_norm = float(np.max(np.abs(grad[free]))) if np.any(free) else 0.0
+        # The end point, not the search's stopping rule, decides: a line search that gave up
+        # near the optimum is converged once the polish has verified it, and a "success" is
+        # not unless the point passes the checks.
+        failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
+        if not failure or not np.isfinite(value) or iterations >= control.max_iter:
             break
-        step = np.zeros_like(z)
-        step[free] = -scipy.linalg.cho_solve(chol, grad[free])
-        trial = z + step
-        trial_value, trial_grad = fun(trial)
-        if not trial_value < value:
-            break
-        z, value, grad, polished = trial, trial_value, trial_grad, True
-        # A short step leaves the Hessian (used for the standard errors) accurate enough.
-        if float(np.max(np.abs(step))) < control.polish_step_tol:
-            break
-        hessian_z = _hessian(fun, z, grad, control)
-    grad_norm = float(np.max(np.abs(grad[free]))) if np.any(free) else 0.0
-    # The end point, not L-BFGS-B's stopping rule, decides: a line search that gave up near
-    # the optimum is converged once the polish has verified it, and a "success" is not
-    # unless the point passes the checks.
-    failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
+        # Not verified after the early hand-over (a variance on its way to zero, where the
+        # deviance is flat): the search goes on to the tight tolerance, then polishes again.
     if failure:
         converged, message = False, failure
     elif not converged:
@@ -390,11 +454,11 @@ def minimize_deviance(
     hessian = hessian * np.outer(flip, flip)
     counts = counters
     summary = OptSummary(
-        optimizer="L-BFGS-B (scipy), whitened, + Newton polish",
+        optimizer="BFGS, whitened, + Newton polish",
         objective=objective_name,
         converged=converged,
         message=message,
-        iterations=int(result.nit),
+        iterations=iterations,
         evaluations=int(getattr(counts, "evaluations", 0)),
         gradient_evaluations=int(getattr(counts, "gradients", 0)),
         pirls_iterations=int(getattr(counts, "pirls_iterations", 0)),
@@ -405,6 +469,56 @@ def minimize_deviance(
         seconds=time.perf_counter() - started,
     )
     return Estimates(theta, beta, value, hessian, summary)
+
+
+def newton_polish(
+    data: ModelData,
+    fun: Callable[[FloatArray], tuple[float, FloatArray]],
+    natural: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    scale: FloatArray,
+    x0: FloatArray,
+    z: FloatArray,
+    control: OptimizerControl,
+) -> tuple[FloatArray, float, FloatArray, FloatArray, NDArray[np.bool_], bool]:
+    """Newton steps from z on the Hessian of the exact gradient over the free coordinates (a
+    variance at zero is held there: the Hessian is singular in that direction), theta first
+    made canonical. Returns z, the deviance and gradient there, the Hessian (computed again
+    after a step longer than control.polish_step_tol), the free coordinates and whether a step
+    was taken."""
+    n_theta = data.n_theta
+    theta, beta = natural(np.asarray(z, dtype=np.float64))
+    theta = canonical_theta(data, theta)
+    z = np.asarray(np.linalg.solve(scale, np.concatenate([theta, beta]) - x0), dtype=np.float64)
+    free = np.ones(len(z), dtype=bool)
+    free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
+    value, grad = fun(z)
+    hessian_z = _hessian(fun, z, grad, control)
+    polished = False
+    for _ in range(control.polish_max_steps):
+        hf = hessian_z[np.ix_(free, free)]
+        try:
+            chol = scipy.linalg.cho_factor(hf)
+        except scipy.linalg.LinAlgError:
+            break
+        step = np.zeros_like(z)
+        step[free] = -scipy.linalg.cho_solve(chol, grad[free])
+        trial = z + step
+        trial_value, trial_grad = fun(trial)
+        # Within polish_noise_tol the deviance cannot tell (the mode is found to a tolerance):
+        # there the smaller Newton decrement on the same Hessian decides.
+        closer = float(trial_grad[free] @ scipy.linalg.cho_solve(chol, trial_grad[free])) < float(
+            grad[free] @ -step[free]
+        )
+        if not (
+            trial_value < value or (trial_value <= value + control.polish_noise_tol and closer)
+        ):
+            break
+        z, value, grad, polished = trial, trial_value, trial_grad, True
+        # A short step leaves the Hessian (used for the standard errors) accurate enough.
+        if float(np.max(np.abs(step))) < control.polish_step_tol:
+            break
+        hessian_z = _hessian(fun, z, grad, control)
+    return z, value, grad, hessian_z, free, polished
 
 
 def optimum_check(
