@@ -70,7 +70,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.linalg
-import scipy.optimize
 import scipy.special
 from numpy.typing import NDArray
 
@@ -94,6 +93,7 @@ from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.validation import check_unstructured
 from glmm_binomial.numerics.gaussian_expectations import LOG_2PI
 from glmm_binomial.numerics.optimize import OptSummary
+from glmm_binomial.numerics.quasi_newton import QuasiNewtonResult, minimize_bfgs
 
 FloatArray = NDArray[np.float64]
 
@@ -112,8 +112,9 @@ class StructuredVBControl:
         inner loop takes it without evaluating the ELBO there first (a line search only for
         longer steps, where the quadratic model may overshoot).
     inner_max_iter, max_halvings: caps of the inner loop and of its step halvings.
-    gtol, ftol, max_iter, max_corrections: L-BFGS-B over the variance parameters' q (gradient
-        in scaled coordinates, relative ELBO change, iterations, memory).
+    gtol, ftol, max_iter, max_step: BFGS (numerics.quasi_newton) over the variance
+        parameters' q (gradient in scaled coordinates, relative ELBO change, iterations, the
+        longest step in the scaled coordinates).
     gtol_converged: converged when the largest scaled gradient entry at the end is below it.
     start_sweeps, sweep_tol: the start is coordinate ascent (q(beta, b) for q(phi), then q(phi)
         for q(beta, b)) for at most start_sweeps sweeps, stopped when a sweep gains less than
@@ -135,7 +136,7 @@ class StructuredVBControl:
     gtol: float = 1e-5
     ftol: float = 1e-15
     max_iter: int = 500
-    max_corrections: int = 20
+    max_step: float = 2.0
     gtol_converged: float = 1e-4
     start_sweeps: int = 1
     sweep_tol: float = 1e-6
@@ -540,19 +541,15 @@ def fit_structured_vb_detailed(
             return math.inf, np.zeros_like(y)
         return -value, -scale * grad
 
-    def search(y0: FloatArray) -> scipy.optimize.OptimizeResult:
-        return scipy.optimize.minimize(
+    def search(y0: FloatArray) -> QuasiNewtonResult:
+        return minimize_bfgs(
             negative,
             y0,
-            jac=True,
-            method="L-BFGS-B",
-            options={
-                "ftol": control.ftol,
-                "gtol": control.gtol,
-                "maxiter": control.max_iter,
-                "maxcor": control.max_corrections,
-                "maxfun": 2 * control.max_iter,
-            },
+            np.eye(len(y0)),
+            gtol=control.gtol,
+            ftol=control.ftol,
+            max_iter=control.max_iter,
+            max_step=control.max_step,
         )
 
     with np.errstate(over="ignore", under="ignore"):
@@ -581,7 +578,7 @@ def _output(
     phi: FloatArray,
     inner: InnerResult,
     elbo: float,
-    result: scipy.optimize.OptimizeResult,
+    result: QuasiNewtonResult,
     converged: bool,
     grad_norm: float,
     started: float,

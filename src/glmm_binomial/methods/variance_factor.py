@@ -21,12 +21,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.optimize
 import scipy.special
 from numpy.typing import NDArray
 
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.gaussian_expectations import LOG_2PI, expected_log_cosh, gauss_hermite
+from glmm_binomial.numerics.quasi_newton import minimize_bfgs
 
 FloatArray = NDArray[np.float64]
 
@@ -112,6 +112,12 @@ class VarianceBlock:
     size: int
 
 
+OPTIMAL_GTOL, OPTIMAL_FTOL, OPTIMAL_MAX_ITER, OPTIMAL_MAX_STEP = 1e-5, 2.2e-9, 1000, 2.0
+"""VarianceFactor.optimal's BFGS (numerics.quasi_newton): gradient tolerance, relative
+reduction tolerance, iteration cap and longest step (a start's coordinate-ascent step: no
+rows involved, so loose tolerances cost nothing later)."""
+
+
 class VarianceFactor:
     """q(phi): the variance parameters' factor, its ELBO terms and their exact gradient."""
 
@@ -168,11 +174,14 @@ class VarianceFactor:
                 return math.inf, np.zeros_like(v)
             return -value, -grad
 
-        found = scipy.optimize.minimize(
+        found = minimize_bfgs(
             negative,
             phi,
-            jac=True,
-            method="L-BFGS-B",
+            np.eye(len(phi)),
+            gtol=OPTIMAL_GTOL,
+            ftol=OPTIMAL_FTOL,
+            max_iter=OPTIMAL_MAX_ITER,
+            max_step=OPTIMAL_MAX_STEP,
         )
         best = np.asarray(found.x, dtype=np.float64)
         return best if np.all(np.isfinite(best)) else phi

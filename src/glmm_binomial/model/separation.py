@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 import scipy.sparse
 from numpy.typing import NDArray
 
@@ -316,6 +315,8 @@ def _solve(
     """Minimize cost'v subject to signed @ d >= lower (every row) and the bounds, by constraint
     generation from the working set ``rows``: d = v, or d = v[:p] - v[p:] when ``split``.
     Returns (v, the final working set), or None when HiGHS reports a failure."""
+    import scipy.optimize  # here only: the package costs a first call about 0.2 s
+
     n, p = signed.shape
     batch = max(control.batch_rows, 2 * p)
     for round_ in range(control.max_rounds + 1):

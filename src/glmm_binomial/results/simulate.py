@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import scipy.linalg
-import scipy.optimize
 from numpy.typing import NDArray
 
 from glmm_binomial.family import log_binomial_coefficient
@@ -201,6 +200,8 @@ def fast_refit(
 ) -> tuple[FloatArray, FloatArray, float, bool, str]:
     """theta, beta, deviance, converged, message of the model fitted to `successes` by L-BFGS-B
     from the original estimates in the whitened coordinates (no Hessian, no modes)."""
+    import scipy.optimize  # here only: the package costs a first call about 0.2 s
+
     model = with_response(plan.model, successes)
     objective = _objective(model, plan.priors)
     n_theta = model.n_theta
