@@ -27,6 +27,7 @@ from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.optimize import canonical_theta
+from glmm_binomial.numerics.quasi_newton import minimize_bfgs
 from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
@@ -133,6 +134,7 @@ class FastRefit:
     transform: FloatArray  # (theta, beta) = start + transform @ z
     gtol: float = 1e-5
     max_iter: int = 500
+    max_step: float = 2.0
     priors: Priors = NO_PRIORS  # a penalized fit's priors: the refits are penalized too
 
 
@@ -198,10 +200,9 @@ def _objective(model: ModelData, priors: Priors) -> Any:
 def fast_refit(
     plan: FastRefit, successes: FloatArray
 ) -> tuple[FloatArray, FloatArray, float, bool, str]:
-    """theta, beta, deviance, converged, message of the model fitted to `successes` by L-BFGS-B
-    from the original estimates in the whitened coordinates (no Hessian, no modes)."""
-    import scipy.optimize  # here only: the package costs a first call about 0.2 s
-
+    """theta, beta, deviance, converged, message of the model fitted to `successes` by BFGS
+    (numerics.quasi_newton) from the original estimates in the whitened coordinates (no
+    Hessian, no modes)."""
     model = with_response(plan.model, successes)
     objective = _objective(model, plan.priors)
     n_theta = model.n_theta
@@ -215,12 +216,16 @@ def fast_refit(
             return float("inf"), np.zeros_like(z)
         return value, transform.T @ np.concatenate([g_theta, g_beta])
 
-    found = scipy.optimize.minimize(
+    # In z the deviance Hessian is about I (whitened by the original fit's): BFGS from I
+    # starts with near-Newton steps.
+    found = minimize_bfgs(
         fun,
         np.zeros(len(x0)),
-        jac=True,
-        method="L-BFGS-B",
-        options={"gtol": plan.gtol, "ftol": 1e-12, "maxiter": plan.max_iter},
+        np.eye(len(x0)),
+        gtol=plan.gtol,
+        ftol=1e-12,
+        max_iter=plan.max_iter,
+        max_step=plan.max_step,
     )
     x = x0 + transform @ np.asarray(found.x)
     theta = canonical_theta(model, x[:n_theta])
