@@ -3,6 +3,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import glmm_binomial as g
 from glmm_binomial.model.design import build_model
@@ -301,3 +303,45 @@ def test_a_separable_sample_is_the_cheap_necessary_condition():
     overlapping = (np.random.default_rng(0).random(len(frame)) < 0.5).astype(float)
     assert not separation_possible(design, overlapping, trials)
     assert detect_separation(design, overlapping, trials).coefficients == ()
+
+
+def test_the_certificate_proves_no_separation_and_never_claims_it_wrongly():
+    from glmm_binomial.model.separation import no_separation_certificate
+
+    rng = np.random.default_rng(7)
+    x = np.column_stack([np.ones(60), rng.normal(size=60)])
+    y = (rng.random(60) < 1.0 / (1.0 + np.exp(-(0.2 + 0.5 * x[:, 1])))).astype(float)
+    ones = np.ones(60)
+    assert no_separation_certificate(x, y, ones)
+    assert not detect_separation(x, y, ones).coefficients
+    # Complete separation (y = 1 exactly when x > 0) and quasi-complete (one tie at the cut).
+    complete = (x[:, 1] > 0).astype(float)
+    assert not no_separation_certificate(x, complete, ones)
+    assert detect_separation(x, complete, ones).complete
+    tied = x.copy()
+    tied[0, 1], tied[1, 1] = 0.0, 0.0
+    quasi = (tied[:, 1] > 0).astype(float)
+    quasi[1] = 1.0
+    assert not no_separation_certificate(tied, quasi, ones)
+    assert detect_separation(tied, quasi, ones).coefficients
+    # All successes: the intercept diverges.
+    assert not no_separation_certificate(x, ones, ones)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 100_000))
+def test_the_certificate_agrees_with_the_linear_programs(seed):
+    from glmm_binomial.model.separation import SeparationControl, no_separation_certificate
+
+    linear_programs_only = SeparationControl(certificate_max_iter=0)
+
+    rng = np.random.default_rng(seed)
+    n, p = int(rng.integers(4, 25)), int(rng.integers(1, 4))
+    x = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    trials = rng.integers(1, 3, n).astype(float)
+    successes = rng.binomial(trials.astype(int), 1.0 / (1.0 + np.exp(-2.0 * x[:, -1]))).astype(
+        float
+    )
+    found = detect_separation(x, successes, trials, control=linear_programs_only)
+    if no_separation_certificate(x, successes, trials):
+        assert not found.coefficients and not found.complete

@@ -42,12 +42,11 @@ import math
 import re
 import weakref
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special
-from scipy.special import expit, gammaln
 
 FloatArray = NDArray[np.float64]
 
@@ -58,9 +57,17 @@ FAMILIES = ("binomial", "betabinomial")
 """The families, as R (stats::binomial, glmmTMB::betabinomial) names them."""
 
 
+def special_functions() -> ModuleType:
+    """scipy.special, imported on first use: the binomial logit on whole-number counts does
+    not need it, and its import costs a first call about 0.15 s."""
+    import scipy.special
+
+    return scipy.special
+
+
 def inverse_link(eta: FloatArray) -> FloatArray:
     """Mean mu = 1 / (1 + exp(-eta)) on the probability scale (the logit link)."""
-    return np.asarray(expit(eta), dtype=np.float64)
+    return logistic(np.asarray(eta, dtype=np.float64))[0]
 
 
 def logistic(
@@ -107,6 +114,7 @@ def log_binomial_coefficient(successes: FloatArray, trials: FloatArray) -> float
     if not np.any(many):
         return 0.0
     m, k = trials[many], successes[many]
+    gammaln = special_functions().gammaln
     return float(np.sum(gammaln(m + 1.0) - gammaln(k + 1.0) - gammaln(m - k + 1.0)))
 
 
@@ -571,10 +579,10 @@ class ProbitLink(_SymmetricLink):
     interior = (-18.9, 18.9)
 
     def link_values(self, mu: FloatArray) -> FloatArray:
-        return np.asarray(special.ndtri(mu), dtype=np.float64)
+        return np.asarray(special_functions().ndtri(mu), dtype=np.float64)
 
     def inverse(self, eta: FloatArray) -> FloatArray:
-        return np.asarray(special.ndtr(eta), dtype=np.float64)
+        return np.asarray(special_functions().ndtr(eta), dtype=np.float64)
 
     def mu_eta(self, eta: FloatArray) -> FloatArray:
         return np.asarray(INV_SQRT_2PI * np.exp(-0.5 * eta * eta))
@@ -582,15 +590,15 @@ class ProbitLink(_SymmetricLink):
     def mean_derivatives(
         self, eta: FloatArray
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-        mu = special.ndtr(eta)
-        complement = special.ndtr(-eta)
+        mu = special_functions().ndtr(eta)
+        complement = special_functions().ndtr(-eta)
         d1 = INV_SQRT_2PI * np.exp(-0.5 * eta * eta)
         return mu, complement, d1, -eta * d1, (eta * eta - 1.0) * d1
 
     @staticmethod
     def state(a: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Phi(-a) and exp(-a^2 / 2) for a >= 0 (0 beyond PROBIT_TAIL)."""
-        low = special.ndtr(-a)
+        low = special_functions().ndtr(-a)
         gauss = a * a
         gauss *= -0.5
         return low, np.exp(gauss, out=gauss)
@@ -602,7 +610,7 @@ class ProbitLink(_SymmetricLink):
         beyond = a > PROBIT_TAIL
         if not beyond.any():
             return None
-        return beyond, 0.5 * special.erfcx(SQRT_HALF * a[beyond])
+        return beyond, 0.5 * special_functions().erfcx(SQRT_HALF * a[beyond])
 
     def log_tails(self, a: FloatArray) -> tuple[FloatArray, FloatArray]:
         low, _ = self.state(a)
@@ -656,7 +664,7 @@ class ProbitLink(_SymmetricLink):
     @staticmethod
     def signed(x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Phi(x), log Phi(x) and h(x) = phi(x) / Phi(x) (below -PROBIT_TAIL from erfcx)."""
-        p = special.ndtr(x)
+        p = special_functions().ndtr(x)
         gauss = x * x
         gauss *= -0.5
         np.exp(gauss, out=gauss)
@@ -668,7 +676,7 @@ class ProbitLink(_SymmetricLink):
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_p = np.log(p)
                 h = np.divide(gauss, p, out=gauss)
-            half_e1 = 0.5 * special.erfcx(-SQRT_HALF * x[beyond])
+            half_e1 = 0.5 * special_functions().erfcx(-SQRT_HALF * x[beyond])
             log_p[beyond] = np.log(half_e1) - 0.5 * x[beyond] ** 2
             h[beyond] = 1.0 / half_e1
         h *= INV_SQRT_2PI
@@ -923,7 +931,7 @@ class LogLink(LinkFunctions):
     def binomial_loglik(self, eta: FloatArray, k: FloatArray, m: FloatArray) -> FloatArray:
         inside = np.minimum(eta, 0.0)
         with np.errstate(divide="ignore"):
-            value = k * eta + special.xlogy(m - k, -np.expm1(inside))
+            value = k * eta + special_functions().xlogy(m - k, -np.expm1(inside))
         return np.asarray(np.where(eta > 0.0, -np.inf, value))
 
     def _p(self, eta: FloatArray) -> FloatArray:
@@ -966,8 +974,8 @@ class LogitLink(LinkFunctions):
     def mean_derivatives(
         self, eta: FloatArray
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-        mu = expit(eta)
-        complement = expit(-eta)
+        mu = logistic(eta)[0]
+        complement = logistic(-eta)[0]
         d1 = mu * complement
         return mu, complement, d1, d1 * (complement - mu), d1 * (1.0 - 6.0 * d1)
 
@@ -1264,8 +1272,8 @@ class BetaBinomial(Family):
         out: dict[str, Any] = {"mu": mu, "complement": complement, "a": a, "b": b}
         out.update(d1=d1, d2=d2, d3=d3, ka=ka, kb=kb)
         digamma_a, digamma_b = (
-            special.digamma(ka) - special.digamma(a),
-            special.digamma(kb) - special.digamma(b),
+            special_functions().digamma(ka) - special_functions().digamma(a),
+            special_functions().digamma(kb) - special_functions().digamma(b),
         )
         out["digamma_a"], out["digamma_b"] = digamma_a, digamma_b
         out["D1"] = digamma_a - digamma_b
@@ -1285,6 +1293,7 @@ class BetaBinomial(Family):
         phi = self.phi
         a = np.maximum(mu * phi, 1e-300)
         b = np.maximum(complement * phi, 1e-300)
+        gammaln = special_functions().gammaln
         value = (
             gammaln(k + a)
             + gammaln(m - k + b)
@@ -1355,7 +1364,10 @@ class BetaBinomial(Family):
         r = self._rows(eta, successes, trials, 1)
         phi = self.phi
         at_mu = r["mu"] * r["digamma_a"] + r["complement"] * r["digamma_b"]
-        return np.asarray(phi * (at_mu - special.digamma(trials + phi) + special.digamma(phi)))
+        return np.asarray(
+            phi
+            * (at_mu - special_functions().digamma(trials + phi) + special_functions().digamma(phi))
+        )
 
     def parameter_rows(
         self, eta: FloatArray, successes: FloatArray, trials: FloatArray
@@ -1371,7 +1383,9 @@ class BetaBinomial(Family):
         dl2 = 2.0 * phi * r["D2"] + phi * phi * r["dD2"]
         d1, d2 = r["d1"], r["d2"]
         at_mu = r["mu"] * r["digamma_a"] + r["complement"] * r["digamma_b"]
-        loglik_phi = phi * (at_mu - special.digamma(trials + phi) + special.digamma(phi))
+        loglik_phi = phi * (
+            at_mu - special_functions().digamma(trials + phi) + special_functions().digamma(phi)
+        )
         return np.asarray(loglik_phi), phi * dl1 * d1, -phi * (dl2 * d1 * d1 + dl1 * d2)
 
     def simulate(self, eta: FloatArray, trials: FloatArray, rng: np.random.Generator) -> FloatArray:
@@ -1387,12 +1401,12 @@ class BetaBinomial(Family):
 
 def _trigamma(x: FloatArray) -> FloatArray:
     """psi1(x) = zeta(2, x)."""
-    return np.asarray(special.zeta(2.0, x))
+    return np.asarray(special_functions().zeta(2.0, x))
 
 
 def _tetragamma(x: FloatArray) -> FloatArray:
     """psi2(x) = -2 zeta(3, x)."""
-    return np.asarray(-2.0 * special.zeta(3.0, x))
+    return np.asarray(-2.0 * special_functions().zeta(3.0, x))
 
 
 # --- families by name ------------------------------------------------------------------------

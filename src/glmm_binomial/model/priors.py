@@ -54,7 +54,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import gammaln
 
 FloatArray = NDArray[np.float64]
 Number = float | tuple[float, ...] | tuple[tuple[float, ...], ...]
@@ -258,8 +257,8 @@ class StudentT(FixefPrior):
         precision, logdet, d = _precision_and_logdet(scale)
         nu = float(self.df)
         constant = (
-            -2.0 * float(gammaln(0.5 * (nu + d)))
-            + 2.0 * float(gammaln(0.5 * nu))
+            -2.0 * math.lgamma(0.5 * (nu + d))
+            + 2.0 * math.lgamma(0.5 * nu)
             + d * math.log(nu * math.pi)
             + logdet
         )
@@ -343,7 +342,7 @@ def _wishart_constant(df: float, q: int, logdet_scale: float) -> float:
     + 2 sum_i lgamma((df + 1 - i) / 2)."""
     total = df * (q * math.log(2.0) + logdet_scale) + 0.5 * q * (q - 1.0) * math.log(math.pi)
     for i in range(1, q + 1):
-        total += 2.0 * float(gammaln(0.5 * (df + 1.0 - i)))
+        total += 2.0 * math.lgamma(0.5 * (df + 1.0 - i))
     return total
 
 
@@ -458,7 +457,7 @@ class _BoundScalePrior(BoundCovariancePrior):
     def _constant(self) -> float:
         if self.shape == 0.0 or self.rate == 0.0:
             return 0.0
-        return -2.0 * (self.shape * math.log(self.rate) - float(gammaln(self.shape)))
+        return -2.0 * (self.shape * math.log(self.rate) - math.lgamma(self.shape))
 
     def deviance_and_gradient(self, sigma: FloatArray) -> tuple[float, FloatArray]:
         variance = np.diag(sigma).astype(np.float64)

@@ -70,10 +70,16 @@ class SeparationControl:
     working set (and of ``separation_possible``'s sample). batch_rows: most violated rows
     added to the working set per round (at least two per column). max_rounds: rounds of
     constraint generation per program; beyond them the program is solved on every row.
+    certificate_max_iter, certificate_tol, certificate_margin: no_separation_certificate's
+    Newton iterations and step tolerance, and the share of the largest weight every corrected
+    weight must keep.
     """
 
     margin_tol: float = SEPARATION_TOL
     feasibility_tol: float = 1e-9
+    certificate_max_iter: int = 30
+    certificate_tol: float = 1e-10
+    certificate_margin: float = 1e-6
     sample_rows: int = 2000
     batch_rows: int = 2000
     max_rounds: int = 100
@@ -107,6 +113,8 @@ def detect_separation(
     candidates: the coefficients a fit has driven far (``large_coefficients``); those of them
     that some separating direction moves are the ones reported, since they are the ones the fit
     follows to infinity (the least direction's coefficients when none is)."""
+    if no_separation_certificate(*_evenly_spaced(x, successes, trials, control), control):
+        return NO_SEPARATION
     signed = _signed_rows(_scale_columns(x), successes, trials)
     found = _least_direction(signed, control)
     if found is None:
@@ -127,10 +135,9 @@ def separation_possible(
     ``control.sample_rows`` rows is separable by the columns of x (one small linear program).
     A subset of separable data is separable, so False proves that the whole data is not; True
     says that ``detect_separation`` must look at every row."""
-    n = x.shape[0]
-    if n > control.sample_rows:
-        take = np.unique(np.linspace(0, n - 1, control.sample_rows).round().astype(np.intp))
-        x, successes, trials = x[take], successes[take], trials[take]
+    x, successes, trials = _evenly_spaced(x, successes, trials, control)
+    if no_separation_certificate(x, successes, trials, control):
+        return False
     signed = _signed_rows(_scale_columns(x), successes, trials)
     rows = np.arange(signed.shape[0])
     weights = np.ones(signed.shape[0])
@@ -139,6 +146,68 @@ def separation_possible(
         return True  # the program failed: let the full check decide
     d, _ = found
     return bool(np.max(np.asarray(signed @ d).ravel(), initial=0.0) > control.margin_tol)
+
+
+def _evenly_spaced(
+    x: FloatArray, successes: FloatArray, trials: FloatArray, control: SeparationControl
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """At most control.sample_rows evenly spaced rows (all of them when there are fewer)."""
+    n = x.shape[0]
+    if n <= control.sample_rows:
+        return x, successes, trials
+    take = np.unique(np.linspace(0, n - 1, control.sample_rows).round().astype(np.intp))
+    return x[take], successes[take], trials[take]
+
+
+def no_separation_certificate(
+    x: FloatArray,
+    successes: FloatArray,
+    trials: FloatArray,
+    control: SeparationControl = DEFAULT_CONTROL,
+) -> bool:
+    """True when weights prove that no direction separates the response (then neither does
+    one for any superset of these rows); False when they do not (the linear programs decide).
+
+    Stiemke's alternative: if lam_i > 0 for every signed row s_i with sum_i lam_i s_i = 0, no
+    d has s_i'd >= 0 for all i and > 0 for some. The logistic fit's score gives such weights:
+    at its maximum, k_i (1 - mu_i) on the success rows and (m_i - k_i) mu_i on the failure
+    rows. Newton's method finds it (at most certificate_max_iter steps, stopping when no
+    coefficient moves by certificate_tol; a separated response has no maximum and never
+    stops); the score left by rounding is removed from the weights by the least-norm
+    correction, and the certificate holds when every corrected weight keeps at least
+    certificate_margin times the largest one. No linear program, so no scipy.optimize."""
+    x = _scale_columns(np.asarray(x, dtype=np.float64))
+    n, p = x.shape
+    if n == 0 or p == 0:
+        return False
+    beta = np.zeros(p)
+    settled = False
+    for _ in range(control.certificate_max_iter):
+        eta = x @ beta
+        mu = 0.5 * (1.0 + np.tanh(0.5 * eta))
+        weights = trials * mu * (1.0 - mu)
+        information = x.T @ (weights[:, None] * x)
+        step = np.linalg.lstsq(information, x.T @ (successes - trials * mu), rcond=None)[0]
+        if not np.all(np.isfinite(step)):
+            return False
+        beta = beta + step
+        if float(np.max(np.abs(step))) < control.certificate_tol:
+            settled = True
+            break
+    if not settled:
+        return False
+    eta = x @ beta
+    # The tails in the form that keeps their relative accuracy (1 - mu for mu near 1).
+    mu, complement = 1.0 / (1.0 + np.exp(-eta)), 1.0 / (1.0 + np.exp(eta))
+    up, down = successes > 0, successes < trials
+    signed = np.vstack([x[up], -x[down]])
+    lam = np.concatenate([successes[up] * complement[up], (trials - successes)[down] * mu[down]])
+    residual = signed.T @ lam
+    correction = signed @ np.linalg.lstsq(signed.T @ signed, residual, rcond=None)[0]
+    corrected = lam - correction
+    if not np.all(np.isfinite(corrected)) or lam.size == 0:
+        return False
+    return bool(np.min(corrected) > control.certificate_margin * float(np.max(lam)))
 
 
 def detect_group_separation(

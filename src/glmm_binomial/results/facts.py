@@ -1,7 +1,7 @@
 """The numbers of a fit's tables, without pandas: what ResultBase puts in its DataFrames and the
 spreadsheet front end reads as they are (a spreadsheet call then loads neither pandas nor
-scipy.stats: the normal quantiles and tails come from scipy.special, which computes
-scipy.stats.norm's ppf and sf itself).
+scipy.stats nor scipy.special: the normal quantiles and tails come from the standard library,
+numerics.normal).
 
     Wald statistics: z = estimate / SE, p = 2 P(Z > |z|), interval estimate -+ q SE with
     q = Phi^{-1}(1/2 + conf_level/2), odds ratio exp(estimate);
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtr, ndtri
 
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import sd_correlation
 
 FloatArray = NDArray[np.float64]
@@ -34,8 +34,8 @@ def wald_statistics(
     se = np.sqrt(np.diag(vcov))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = estimate / se
-    p = 2.0 * ndtr(-np.abs(z))
-    q = ndtri(0.5 + conf_level / 2.0)
+    p = 2.0 * normal.upper_tail(np.abs(z))
+    q = normal.quantile(0.5 + conf_level / 2.0)
     with np.errstate(over="ignore"):  # a diverging (separated) estimate: odds ratio inf
         odds_ratio = np.exp(estimate) if odds_ratios else np.full(len(estimate), np.nan)
     return {
@@ -51,7 +51,7 @@ def wald_statistics(
 
 def normal_quantile(upper_tail: float) -> float:
     """q with P(Z > q) = upper_tail for a standard normal Z (scipy.stats.norm.isf)."""
-    return float(-ndtri(upper_tail))
+    return -normal.quantile(upper_tail)
 
 
 @dataclass(frozen=True)

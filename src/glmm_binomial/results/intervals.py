@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
+from glmm_binomial.numerics import normal
 from glmm_binomial.results.aliases import renamed_level
 from glmm_binomial.results.base import ResultBase, check_conf_level
 from glmm_binomial.results.bootstrap import bootstrap
@@ -46,7 +46,7 @@ def wald_confint(result: ResultBase, conf_level: float) -> pd.DataFrame:
     estimates = all_parameters(result)
     n_cov = len(estimates) - len(result.params)
     se = np.concatenate([np.full(n_cov, np.nan), result.bse.to_numpy()])
-    q = ndtri(0.5 + conf_level / 2.0)  # scipy.stats.norm.ppf
+    q = normal.quantile(0.5 + conf_level / 2.0)  # scipy.stats.norm.ppf
     table = pd.DataFrame(
         {"lower": estimates.to_numpy() - q * se, "upper": estimates.to_numpy() + q * se},
         index=pd.Index(estimates.index, name="parameter"),

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy.special import expit, logit, ndtr
 
 from glmm_binomial.family import Family
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.newdata import new_data_design
+from glmm_binomial.numerics import normal
 from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.simulate import deviance_hessian
 
@@ -49,6 +49,8 @@ def marginal_mean(
     eta: FloatArray, sd: FloatArray, n_nodes: int = N_NODES, family: Family | None = None
 ) -> FloatArray:
     """E[F(eta + sd Z)], Z ~ N(0, 1), row by row; F the family's inverse link (None: expit)."""
+    from scipy.special import expit  # here only: its import costs a first call about 0.15 s
+
     nodes, weights = _nodes(n_nodes)
     shifted = eta[:, None] + sd[:, None] * nodes[None, :]
     values = (
@@ -103,6 +105,8 @@ def _marginal_coefficients(
     sd = random_sd([b.z for b in model.blocks], _covariances(model, theta))
     family = model.family
     mu = np.clip(marginal_mean(eta, sd, n_nodes, family), 1e-300, 1.0 - 1e-16)
+    from scipy.special import logit  # here only: its import costs a first call about 0.15 s
+
     target = (logit(mu) if family.link == "logit" else family.link_values(mu)) - model.offset
     coefficients, *_ = np.linalg.lstsq(model.x, target, rcond=None)
     return np.asarray(coefficients, dtype=np.float64)
@@ -140,7 +144,7 @@ def marginal_coefs(
     with np.errstate(divide="ignore", invalid="ignore"):
         z = estimate / se
     return pd.DataFrame(
-        {"estimate": estimate, "std_error": se, "z": z, "p": 2.0 * ndtr(-np.abs(z))},
+        {"estimate": estimate, "std_error": se, "z": z, "p": 2.0 * normal.upper_tail(np.abs(z))},
         index=pd.Index(result.fixed_names, name="term"),
     )
 

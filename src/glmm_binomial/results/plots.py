@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaincinv, ndtri
 
+from glmm_binomial.numerics import normal
 from glmm_binomial.results.aliases import renamed_level
 from glmm_binomial.results.base import ResultBase, check_conf_level
 from glmm_binomial.results.marginal import marginal_predict
@@ -79,7 +79,7 @@ def caterpillar_plot(
         squeeze=False,
         gridspec_kw={"height_ratios": heights},
     )
-    q = ndtri(0.5 + conf_level / 2.0)  # scipy.stats.norm.ppf
+    q = normal.quantile(0.5 + conf_level / 2.0)  # scipy.stats.norm.ppf
     for row, (name, frame, terms) in enumerate(factors):
         position = np.arange(len(frame))
         labels = [str(v) for v in frame.index]
@@ -157,7 +157,7 @@ def profile_plot(
     traces = list(prof)
     rows, cols = _grid(len(traces))
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
-    critical = float(np.sqrt(2.0 * gammaincinv(0.5, prof.conf_level)))  # chi2(1) quantile
+    critical = normal.quantile(0.5 + prof.conf_level / 2.0)  # the root of chi2(1)'s quantile
     for ax, trace in zip(axes.ravel(), traces, strict=False):
         x, y = _profile_curve(trace.values, trace.zeta)
         ax.plot(x, y, "-", linewidth=1.2)

@@ -48,13 +48,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.optimize
 from numpy.typing import NDArray
-from scipy.special import gammaincinv
 
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.covariance import ScaledCorrelation
 from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.results.base import ResultBase
 
@@ -431,7 +430,8 @@ def profile(
                 f"which: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(names)}"
             )
         chosen = [t for t in targets if t.name in wanted]
-    cutoff = float(2.0 * gammaincinv(0.5, conf_level))  # scipy.stats.chi2.ppf(conf_level, 1)
+    # scipy.stats.chi2.ppf(conf_level, 1): the square of the normal quantile.
+    cutoff = normal.quantile(0.5 + conf_level / 2.0) ** 2
 
     theta, beta = result.theta, result.params.to_numpy()
     warnings: list[str] = []
@@ -471,6 +471,8 @@ def profile(
 
 
 def _minimize_all(coords: _Coordinates, p0: FloatArray, control: ProfileControl) -> FloatArray:
+    import scipy.optimize  # here only: the package costs a first call about 0.2 s
+
     scale = np.where(np.abs(p0) > 0.1, np.abs(p0), 0.1)
     bounds = list(zip(coords.lower / scale, coords.upper / scale, strict=True))
 
@@ -643,6 +645,8 @@ class _OneProfile:
 
     def _minimize_from(self, p: FloatArray, start: FloatArray) -> tuple[float, FloatArray, float]:
         """One L-BFGS-B run: (deviance, free values, largest projected gradient entry)."""
+        import scipy.optimize  # here only: the package costs a first call about 0.2 s
+
         coords = self.coords
         lower, upper = coords.lower[self.free], coords.upper[self.free]
         transform = self.transform
@@ -703,6 +707,8 @@ class _OneProfile:
         method. Should a re-fit from another warm start land on the other side at an end of
         the bracket, the bracket is evaluated again and moved: towards the estimate (where the
         gap is -critical) or outwards, doubling, up to the bound."""
+        import scipy.optimize  # here only: the package costs a first call about 0.2 s
+
         xtol = self.control.xtol
         try:
             return float(
