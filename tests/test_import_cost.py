@@ -83,3 +83,14 @@ def test_the_api_and_the_spreadsheet_on_lists_need_no_pandas_formulaic_or_scipy_
 
 def test_a_fit_and_its_tables_need_no_scipy_stats():
     assert [m for m in loaded("fit") if m.startswith("scipy.stats")] == []
+
+
+def test_a_laplace_fit_on_unseparated_data_needs_neither_scipy_optimize_nor_special():
+    # The outer optimizer is our own BFGS, the tables' normal tails come from the standard
+    # library, separation is ruled out without a linear program, and cbpp's few distinct
+    # counts get their log C(m, k) from math.lgamma.
+    modules = loaded("fit")
+    assert [m for m in modules if m.startswith(("scipy.optimize", "scipy.special"))] == []
+    assert "glmm_binomial.numerics.quasi_newton" in modules
+    assert "scipy.optimize" not in loaded("api")
+    assert "scipy.special" not in loaded("api")

@@ -114,8 +114,22 @@ def log_binomial_coefficient(successes: FloatArray, trials: FloatArray) -> float
     if not np.any(many):
         return 0.0
     m, k = trials[many], successes[many]
-    gammaln = special_functions().gammaln
-    return float(np.sum(gammaln(m + 1.0) - gammaln(k + 1.0) - gammaln(m - k + 1.0)))
+    arguments = np.concatenate([m + 1.0, k + 1.0, m - k + 1.0])
+    values, where = np.unique(arguments, return_inverse=True)
+    if len(values) <= LGAMMA_TABLE_LIMIT:
+        # Few distinct counts (as in most aggregated data): lgamma of each from the standard
+        # library, without importing scipy.special.
+        table = np.array([math.lgamma(v) for v in values.tolist()])
+        logs = table[where]
+    else:
+        logs = special_functions().gammaln(arguments)
+    size = len(m)
+    return float(np.sum(logs[:size] - logs[size : 2 * size] - logs[2 * size :]))
+
+
+LGAMMA_TABLE_LIMIT = 10_000
+"""log_binomial_coefficient takes lgamma value by value (math.lgamma) up to this many distinct
+arguments, scipy.special.gammaln on the whole array beyond."""
 
 
 def working_weights(mu: FloatArray, trials: FloatArray) -> FloatArray:
