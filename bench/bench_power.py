@@ -3,6 +3,7 @@
     python bench/bench_power.py                          # speed and calibration, nsim 1000
     python bench/bench_power.py --parts speed --mixedlm-nsim 100
     python bench/bench_power.py --parts calibration --nsim 1000
+    python bench/bench_power.py --parts side_by_side --rounds 3 --round-nsim 200
 
 speed: `power_sim(fit, test="age", nsim)` on contraception `use ~ age + urban + livch +
 (1 | district)` with n_jobs 1 and 2 (wall seconds, the same p-values bit for bit), and
@@ -10,7 +11,8 @@ mixedlm's `powerSim(glmer(...), test="age", nsim)` on the same model when mixedl
 (`--mixedlm-nsim` fewer simulations for it: its time is then also given scaled to nsim).
 calibration: the rejection rate at alpha 0.05 with the age effect set to 0 (Wald and likelihood
 ratio), against the 95% binomial band of 0.05 for nsim simulations; and the power of the
-fitted age effect.
+fitted age effect. side_by_side: ours and mixedlm's powerSim alternating round by round (wall
+and CPU ms a simulation, and their ratios).
 """
 
 from __future__ import annotations
@@ -72,6 +74,52 @@ def speed(nsim: int, mixedlm_nsim: int | None) -> None:
     )
 
 
+def side_by_side(rounds: int, nsim: int, n_jobs: int) -> None:
+    """Ours (with n_jobs processes) and mixedlm alternating, `nsim` simulations each per round,
+    so that both see the same load: wall and CPU ms a simulation (this process's threads and,
+    for ours, its worker processes), and the ratios."""
+    import resource
+
+    try:
+        import mixedlm
+        from mixedlm.power import powerSim
+    except ImportError:
+        print("mixedlm: not installed")
+        return
+    data, fit = load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = mixedlm.glmer(FORMULA, data, family=mixedlm.families.Binomial())
+        powerSim(model, test="age", nsim=2, seed=0)
+    g.power_sim(fit, test="age", nsim=4, seed=0)
+
+    def timed(run) -> tuple[float, float]:
+        def used() -> float:
+            own = resource.getrusage(resource.RUSAGE_SELF)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+        before = used()
+        started = time.perf_counter()
+        run()
+        wall = time.perf_counter() - started
+        cpu = used() - before
+        return 1000 * wall / nsim, 1000 * cpu / nsim
+
+    for round_ in range(1, rounds + 1):
+        ours = timed(
+            lambda r=round_: g.power_sim(fit, test="age", nsim=nsim, seed=r, n_jobs=n_jobs)
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            peer = timed(lambda r=round_: powerSim(model, test="age", nsim=nsim, seed=r))
+        print(
+            f"round {round_} (load {os.getloadavg()[0]:.2f}), ms a simulation, wall / CPU: "
+            f"ours {ours[0]:.1f} / {ours[1]:.1f}, mixedlm {peer[0]:.1f} / {peer[1]:.1f}; "
+            f"ratio {peer[0] / ours[0]:.1f}x wall, {peer[1] / ours[1]:.1f}x CPU"
+        )
+
+
 def calibration(nsim: int, n_jobs: int) -> None:
     _, fit = load()
     low, high = stats.binom.ppf(0.025, nsim, 0.05), stats.binom.isf(0.025, nsim, 0.05)
@@ -102,11 +150,17 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["speed", "calibration"])
     parser.add_argument("--nsim", type=int, default=1000)
     parser.add_argument("--mixedlm-nsim", type=int, default=None)
-    parser.add_argument("--n-jobs", type=int, default=2, help="for the calibration runs")
+    parser.add_argument(
+        "--n-jobs", type=int, default=2, help="for the calibration and side_by_side runs"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="of the side_by_side part")
+    parser.add_argument("--round-nsim", type=int, default=200, help="simulations per round")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
     if "speed" in args.parts:
         speed(args.nsim, args.mixedlm_nsim)
+    if "side_by_side" in args.parts:
+        side_by_side(args.rounds, args.round_nsim, args.n_jobs)
     if "calibration" in args.parts:
         calibration(args.nsim, args.n_jobs)
 
