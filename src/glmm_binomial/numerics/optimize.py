@@ -396,7 +396,7 @@ def minimize_deviance(
         return value, grad.copy()
 
     z0 = np.zeros(len(x0))
-    _, grad0 = fun(z0)
+    value0, grad0 = fun(z0)
     for j in range(n_theta if control.theta_scale_step > 0 else 0):
         e = np.zeros(len(x0))
         e[j] = control.theta_scale_step
@@ -404,6 +404,10 @@ def minimize_deviance(
         # Clipped so that a flat or noisy start cannot make the scale absurd.
         scale[j, j] = float(np.clip(1.0 / np.sqrt(max(curvature, 1e-12)), 1e-2, 1e2))
     cache.clear()
+    # The start in the rescaled coordinates: theta's scale was 1, so its gradient entries just
+    # take the new scale (no second evaluation there).
+    grad0[:n_theta] *= np.diag(scale)[:n_theta]
+    cache[z0.tobytes()] = (value0, grad0)
 
     # In z the deviance Hessian is near 2 I in beta (whitened by half of it) and near 1 in
     # theta (scaled by its curvature): the search's first B^{-1}.
