@@ -133,3 +133,53 @@ def test_scalar_gradient_and_mode_change_equal_the_general_path() -> None:
         assert np.array_equal(got[0], want[0]) and got[1].size == want[1].size == 0
         info_fast = fast.fixed_information(theta, beta)
         assert np.array_equal(info_fast, general.fixed_information(theta, beta))
+
+
+@pytest.mark.parametrize(
+    ("formula", "frame"),
+    [
+        ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp"),
+        ("use ~ age + livch + offset(0.1 * age) + (0 + u | district)", "contraception"),
+    ],
+)
+def test_the_exact_scalar_hessian_is_the_derivative_of_the_exact_gradient(formula, frame):
+    from glmm_binomial import datasets
+    from glmm_binomial.methods.laplace import scalar_hessian
+    from glmm_binomial.model.design import build_model
+    from glmm_binomial.numerics.hessian import gradient_hessian
+
+    data = datasets.load(frame)
+    if frame == "contraception":
+        data = data.assign(u=(data["urban"] == "Y") + 0.5)
+    model, _ = build_model(formula, data)
+    objective = LaplaceObjective(model)
+    assert objective.has_exact_hessian
+    # Away from the optimum (the gradient is not zero there), a negative theta included.
+    for theta0 in (0.7, -0.4):
+        theta, beta = np.array([theta0]), np.linspace(-0.5, 0.3, model.n_fixed)
+        x0 = np.concatenate([theta, beta])
+
+        def gradient(x):
+            _, g_theta, g_beta = objective.deviance_and_gradient(x[:1], x[1:])
+            return np.concatenate([g_theta, g_beta])
+
+        numeric = gradient_hessian(gradient, x0, 1e-4, scheme="central", relative=True)
+        exact = scalar_hessian(objective.data, objective.structure, objective.mode(theta, beta))
+        np.testing.assert_allclose(exact, numeric, rtol=0, atol=1e-5 * np.max(np.abs(numeric)))
+
+
+def test_fits_with_the_exact_hessian_match_finite_differences():
+    import glmm_binomial as g
+
+    data = g.datasets.load("contraception")
+    formula = "use ~ age + urban + livch + (1 | district)"
+    exact = g.fit(formula, data)
+    numeric = g.fit(formula, data, control=g.OptimizerControl(exact_hessian=False))
+    assert exact.opt_summary.evaluations < numeric.opt_summary.evaluations
+    assert exact.loglik == pytest.approx(numeric.loglik, abs=1e-7)
+    np.testing.assert_allclose(exact.params, numeric.params, atol=1e-6)
+    np.testing.assert_allclose(exact.bse, numeric.bse, rtol=1e-3)
+    # Probit has no exact Hessian: finite differences, the same fit as before.
+    probit = g.fit(formula, data, link="probit")
+    model = probit.model
+    assert not LaplaceObjective(model).has_exact_hessian

@@ -42,6 +42,7 @@ from glmm_binomial.methods.penalty import (
     penalized_start,
     with_penalty,
 )
+from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.model.separation import Separation, separation_found
@@ -104,6 +105,15 @@ class LaplaceObjective:
         # One scalar random effect (as (1 | g)) and a family without parameters: the mode
         # change and the gradient in few array operations (the same numbers).
         self.scalar = scalar_layout(st) and not self.data.family.n_parameters
+        # The exact Hessian (scalar_hessian): that layout, an unstructured (linear) Lambda and
+        # the binomial logit, whose weight derivatives it uses.
+        family = self.data.family
+        self.has_exact_hessian = (
+            self.scalar
+            and isinstance(self.data.blocks[st.first].covariance, Unstructured)
+            and family.name == "binomial"
+            and family.link == "logit"
+        )
 
     def data_at(self, theta: FloatArray) -> ModelData:
         """The rows with the family at theta's family parameters (self.data itself for a
@@ -206,6 +216,13 @@ class LaplaceObjective:
             info[:, j] -= wx.T @ st.times(mode.a1, mode.a2, s1, s2)
         return 0.5 * (info + info.T)
 
+    def exact_hessian(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
+        """The deviance Hessian in (theta, beta) (scalar_hessian); only where
+        has_exact_hessian."""
+        if not self.has_exact_hessian:
+            raise ValueError("no exact Hessian for this layout or family")
+        return scalar_hessian(self.data, self.structure, self.mode(theta, beta))
+
     def gradient_at(
         self, mode: Mode, theta: FloatArray | None = None
     ) -> tuple[FloatArray, FloatArray]:
@@ -270,6 +287,61 @@ def scalar_gradient(data: ModelData, st: Structure, mode: Mode) -> tuple[FloatAr
     block = data.blocks[st.first]
     grad_theta[data.theta_slices()[st.first]] = block.covariance.theta_gradient(lam, g_first)
     return grad_theta, grad_beta
+
+
+def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
+    """The exact Hessian of the Laplace deviance in (theta, beta) for the scalar layout
+    (pirls.scalar_layout: eta_i = x_i'beta + theta z_i u_j(i)) and the binomial logit, at a
+    mode (the mode found to its tolerance; about 2 gradients' work where finite differences
+    take n_theta + p).
+
+    D = P(u(p), p) + sum_j log H_j with P the penalized deviance, H_j = 1 + sum a_i^2 w_i
+    (a_i = theta z_i) and u(p) the mode (u_j = sum a_i r_i). With Q_i = d eta_i / dp at fixed u
+    (z_i u_j, x_i), F_p the mode equation's derivative (sum a_i w_i Q_i - e_theta sum z_i r_i
+    per level), u_p = -F_p / H and E_i = Q_i + a_i u_p,j (the total derivative of eta_i):
+    the penalized part's Hessian is 2 (Q'WQ - F_p' H^{-1} F_p) (the envelope theorem); the
+    log-determinant's is sum_j (D^2 H_j / H_j - DH_j DH_j' / H_j^2), with DH_j = sum 2 a_i w_i
+    z_i e_theta + a_i^2 w'_i E_i and D^2 H_j from w', w'' (the weight's derivatives in eta)
+    and the mode's second derivative u_pp, which the mode equation gives level by level."""
+    theta = float(mode.lambdas[st.first][0, 0])
+    z = st.z1[:, 0]
+    a = theta * z
+    mu, w, r = mode.mu, mode.weights, mode.residual
+    w1 = w * (1.0 - 2.0 * mu)
+    w2 = w * (1.0 - 6.0 * mu * (1.0 - mu))
+    u_rows = st.level_values(mode.u1[:, 0])
+    level_sum, level_values = st.level_sum, st.level_values
+
+    def level_rows(values: FloatArray) -> FloatArray:
+        # Per-level sums of each column of an n x p array.
+        return np.column_stack([level_sum(values[:, c]) for c in range(values.shape[1])])
+
+    q = np.column_stack([z * u_rows, data.x])
+    h = 1.0 + level_sum(a * a * w)
+    hinv = 1.0 / h
+    f_p = level_rows((a * w)[:, None] * q)
+    f_p[:, 0] -= level_sum(z * r)
+    u_p = -f_p * hinv[:, None]
+    e = q + a[:, None] * level_values(u_p)
+    penalized = 2.0 * (q.T @ (w[:, None] * q) - f_p.T @ (f_p * hinv[:, None]))
+
+    hinv_rows = level_values(hinv)
+    c1 = level_sum(a * a * w1 * z)
+    c3 = level_sum(a**3 * w1)
+    cwz = level_sum(a * w * z)
+    g5 = level_values(c3 * hinv * hinv)
+    # sum_j D^2 H_j / H_j: the terms s_i E_i E_i', and those of the form e_theta v' + v e_theta'.
+    second = e.T @ ((hinv_rows * a * a * w2 - g5 * a * w1)[:, None] * e)
+    v = e.T @ (hinv_rows * 2.0 * a * w1 * z - g5 * w * z)
+    v += u_p.T @ (hinv * c1 - c3 * cwz * hinv * hinv)
+    second[0, :] += v
+    second[:, 0] += v
+    second[0, 0] += float(np.sum(hinv_rows * 2.0 * w * z * z))
+    d_h = level_rows((a * a * w1)[:, None] * e)
+    d_h[:, 0] += 2.0 * cwz
+    log_det = second - d_h.T @ (d_h * (hinv * hinv)[:, None])
+    hessian = penalized + log_det
+    return 0.5 * (hessian + hessian.T)
 
 
 def family_parameter_gradient(
@@ -431,6 +503,10 @@ def fit_laplace(
         "laplace" if penalty is None else "laplace + prior deviance",
         begin,
         fixed_information=target.fixed_information,
+        # Exact for the likelihood itself (a prior adds its own curvature).
+        exact_hessian=objective.exact_hessian
+        if penalty is None and objective.has_exact_hessian
+        else None,
     )
     under_prior = None if penalty is None else penalty.covered()
     output = finish_fit(

@@ -50,6 +50,8 @@ class OptimizerControl:
         is not recomputed; polish_max_steps caps the Newton steps; a step that raises the
         deviance by at most polish_noise_tol (deviance units: the noise of a deviance whose
         mode is found to a tolerance) is taken when it lowers the Newton decrement.
+    exact_hessian: use the objective's exact Hessian where it has one (Laplace, one scalar
+        random effect, binomial logit) instead of finite differences of the gradient.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start.
@@ -84,6 +86,7 @@ class OptimizerControl:
     polish_step_tol: float = 1e-3
     polish_max_steps: int = 3
     polish_noise_tol: float = 1e-8
+    exact_hessian: bool = True
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-6
     separation_screen: float = 20.0
@@ -345,6 +348,7 @@ def minimize_deviance(
     objective_name: str,
     start: StartPoint,
     fixed_information: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
+    exact_hessian: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
 ) -> Estimates:
     """Minimize deviance(theta, beta) from `start` (start_point: lme4's start, Lambda = I and
     beta from the GLM, or an earlier fit's estimates). data gives the structure only (theta's
@@ -409,6 +413,14 @@ def minimize_deviance(
     grad0[:n_theta] *= np.diag(scale)[:n_theta]
     cache[z0.tobytes()] = (value0, grad0)
 
+    hessian_at: Callable[[FloatArray, FloatArray], FloatArray] | None = None
+    if exact_hessian is not None and control.exact_hessian:
+        exact = exact_hessian
+
+        def hessian_at(z: FloatArray, grad: FloatArray) -> FloatArray:
+            # H_z = M' H_x M for x = x0 + M z.
+            return scale.T @ exact(*natural(z)) @ scale
+
     # In z the deviance Hessian is near 2 I in beta (whitened by half of it) and near 1 in
     # theta (scaled by its curvature): the search's first B^{-1}.
     inverse_hessian = np.diag(np.concatenate([np.ones(n_theta), np.full(len(beta0), 0.5)]))
@@ -427,7 +439,7 @@ def minimize_deviance(
         iterations += result.nit
         inverse_hessian = result.inverse_hessian
         z, value, grad, hessian_z, free, polished = newton_polish(
-            data, fun, natural, scale, x0, result.x, control
+            data, fun, natural, scale, x0, result.x, control, hessian_at
         )
         converged = bool(result.success)
         message = result.message
@@ -483,20 +495,28 @@ def newton_polish(
     x0: FloatArray,
     z: FloatArray,
     control: OptimizerControl,
+    hessian_at: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
 ) -> tuple[FloatArray, float, FloatArray, FloatArray, NDArray[np.bool_], bool]:
     """Newton steps from z on the Hessian of the exact gradient over the free coordinates (a
     variance at zero is held there: the Hessian is singular in that direction), theta first
     made canonical. Returns z, the deviance and gradient there, the Hessian (computed again
-    after a step longer than control.polish_step_tol), the free coordinates and whether a step
-    was taken."""
+    after a step longer than control.polish_step_tol, or after every step when hessian_at is
+    given: its Hessian at (z, gradient) is exact and cheap), the free coordinates and whether
+    a step was taken."""
     n_theta = data.n_theta
     theta, beta = natural(np.asarray(z, dtype=np.float64))
     theta = canonical_theta(data, theta)
     z = np.asarray(np.linalg.solve(scale, np.concatenate([theta, beta]) - x0), dtype=np.float64)
     free = np.ones(len(z), dtype=bool)
     free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
+    exact = hessian_at is not None
+    if hessian_at is None:
+
+        def hessian_at(z: FloatArray, grad: FloatArray) -> FloatArray:
+            return _hessian(fun, z, grad, control)
+
     value, grad = fun(z)
-    hessian_z = _hessian(fun, z, grad, control)
+    hessian_z = hessian_at(z, grad)
     polished = False
     for _ in range(control.polish_max_steps):
         hf = hessian_z[np.ix_(free, free)]
@@ -518,10 +538,13 @@ def newton_polish(
         ):
             break
         z, value, grad, polished = trial, trial_value, trial_grad, True
-        # A short step leaves the Hessian (used for the standard errors) accurate enough.
-        if float(np.max(np.abs(step))) < control.polish_step_tol:
+        short = float(np.max(np.abs(step))) < control.polish_step_tol
+        # A short step leaves a finite-difference Hessian (used for the standard errors)
+        # accurate enough; an exact one is taken again at the new point.
+        if not short or exact:
+            hessian_z = hessian_at(z, grad)
+        if short:
             break
-        hessian_z = _hessian(fun, z, grad, control)
     return z, value, grad, hessian_z, free, polished
 
 
