@@ -312,14 +312,10 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     u_rows = st.level_values(mode.u1[:, 0])
     level_sum, level_values = st.level_sum, st.level_values
 
-    def level_rows(values: FloatArray) -> FloatArray:
-        # Per-level sums of each column of an n x p array.
-        return np.column_stack([level_sum(values[:, c]) for c in range(values.shape[1])])
-
     q = np.column_stack([z * u_rows, data.x])
     h = 1.0 + level_sum(a * a * w)
     hinv = 1.0 / h
-    f_p = level_rows((a * w)[:, None] * q)
+    f_p = st.level_sums((a * w)[:, None] * q)
     f_p[:, 0] -= level_sum(z * r)
     u_p = -f_p * hinv[:, None]
     e = q + a[:, None] * level_values(u_p)
@@ -337,7 +333,7 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     second[0, :] += v
     second[:, 0] += v
     second[0, 0] += float(np.sum(hinv_rows * 2.0 * w * z * z))
-    d_h = level_rows((a * a * w1)[:, None] * e)
+    d_h = st.level_sums((a * a * w1)[:, None] * e)
     d_h[:, 0] += 2.0 * cwz
     log_det = second - d_h.T @ (d_h * (hinv * hinv)[:, None])
     hessian = penalized + log_det

@@ -391,6 +391,12 @@ class Structure:
             return np.add.reduceat(values, self._starts)
         return np.bincount(self.g1, weights=values, minlength=self.n1).astype(np.float64)
 
+    def level_sums(self, values: FloatArray) -> FloatArray:
+        """level_sum of each column of an n x c array (n1, c)."""
+        if self._starts is not None:
+            return np.add.reduceat(values, self._starts, axis=0)
+        return np.column_stack([self.level_sum(values[:, c]) for c in range(values.shape[1])])
+
     def level_values(self, values: FloatArray) -> FloatArray:
         """Per-row copy of per-level values (n1, ...) -> (n, ...)."""
         if self._counts is not None:

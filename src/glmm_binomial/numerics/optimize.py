@@ -500,16 +500,14 @@ def newton_polish(
     """Newton steps from z on the Hessian of the exact gradient over the free coordinates (a
     variance at zero is held there: the Hessian is singular in that direction), theta first
     made canonical. Returns z, the deviance and gradient there, the Hessian (computed again
-    after a step longer than control.polish_step_tol, or after every step when hessian_at is
-    given: its Hessian at (z, gradient) is exact and cheap), the free coordinates and whether
-    a step was taken."""
+    after a step longer than control.polish_step_tol; hessian_at(z, gradient) when given, else
+    finite differences of the gradient), the free coordinates and whether a step was taken."""
     n_theta = data.n_theta
     theta, beta = natural(np.asarray(z, dtype=np.float64))
     theta = canonical_theta(data, theta)
     z = np.asarray(np.linalg.solve(scale, np.concatenate([theta, beta]) - x0), dtype=np.float64)
     free = np.ones(len(z), dtype=bool)
     free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
-    exact = hessian_at is not None
     if hessian_at is None:
 
         def hessian_at(z: FloatArray, grad: FloatArray) -> FloatArray:
@@ -538,13 +536,10 @@ def newton_polish(
         ):
             break
         z, value, grad, polished = trial, trial_value, trial_grad, True
-        short = float(np.max(np.abs(step))) < control.polish_step_tol
-        # A short step leaves a finite-difference Hessian (used for the standard errors)
-        # accurate enough; an exact one is taken again at the new point.
-        if not short or exact:
-            hessian_z = hessian_at(z, grad)
-        if short:
+        # A short step leaves the Hessian (used for the standard errors) accurate enough.
+        if float(np.max(np.abs(step))) < control.polish_step_tol:
             break
+        hessian_z = hessian_at(z, grad)
     return z, value, grad, hessian_z, free, polished
 
 
