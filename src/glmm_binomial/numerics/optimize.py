@@ -54,7 +54,8 @@ class OptimizerControl:
         random effect, binomial logit) instead of finite differences of the gradient.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
-    glm_tol, glm_max_iter: the Newton iteration of the GLM start.
+    glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
+        search moves beta anyway, so it stops once no coefficient moves by glm_tol).
     separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), the fit is
         checked for separation of the response by the fixed-effects design.
     decrement_tol: converged requires the Newton decrement g' H^{-1} g / 2 over the free
@@ -88,7 +89,7 @@ class OptimizerControl:
     polish_noise_tol: float = 1e-8
     exact_hessian: bool = True
     boundary_tol: float = 1e-4
-    glm_tol: float = 1e-6
+    glm_tol: float = 1e-3
     separation_screen: float = 20.0
     glm_max_iter: int = 100
     decrement_tol: float = 1e-6
