@@ -183,3 +183,58 @@ def test_fits_with_the_exact_hessian_match_finite_differences():
     probit = g.fit(formula, data, link="probit")
     model = probit.model
     assert not LaplaceObjective(model).has_exact_hessian
+
+
+@pytest.mark.parametrize("terms", ["1 + urban", "1 + age + urban"])
+def test_the_exact_block_hessian_is_the_derivative_of_the_exact_gradient(terms):
+    from glmm_binomial import datasets
+    from glmm_binomial.methods.laplace import block_hessian, scalar_hessian
+    from glmm_binomial.model.design import build_model
+    from glmm_binomial.numerics.hessian import gradient_hessian
+
+    data = datasets.load("contraception")
+    model, _ = build_model(f"use ~ age + livch + ({terms} | district)", data)
+    objective = LaplaceObjective(model)
+    assert objective.has_exact_hessian and not objective.scalar
+    n_theta = model.n_theta
+    # Away from the optimum, with a negative correlation and a negative diagonal entry.
+    theta = np.linspace(0.6, -0.3, n_theta)
+    beta = np.linspace(-0.5, 0.3, model.n_fixed)
+
+    def gradient(x):
+        _, g_theta, g_beta = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
+        return np.concatenate([g_theta, g_beta])
+
+    x0 = np.concatenate([theta, beta])
+    numeric = gradient_hessian(gradient, x0, 1e-4, scheme="central", relative=True)
+    exact = block_hessian(objective.data, objective.structure, objective.mode(theta, beta))
+    np.testing.assert_allclose(exact, numeric, rtol=0, atol=1e-4 * np.max(np.abs(numeric)))
+
+    # With one column it is scalar_hessian's.
+    model, _ = build_model("use ~ age + livch + (1 | district)", data)
+    one = LaplaceObjective(model)
+    mode = one.mode(np.array([0.5]), np.linspace(-0.5, 0.3, model.n_fixed))
+    np.testing.assert_allclose(
+        block_hessian(one.data, one.structure, mode),
+        scalar_hessian(one.data, one.structure, mode),
+        rtol=1e-10,
+        atol=1e-10,
+    )
+
+
+def test_layouts_without_an_exact_hessian_keep_finite_differences():
+    import glmm_binomial as g
+    from glmm_binomial.model.design import build_model
+
+    data = g.datasets.load("contraception")
+    crossed, _ = build_model("use ~ age + (1 | district) + (1 | livch)", data)
+    assert not LaplaceObjective(crossed).has_exact_hessian
+    slope = g.fit("use ~ age + urban + (1 + urban | district)", data)
+    numeric = g.fit(
+        "use ~ age + urban + (1 + urban | district)",
+        data,
+        control=g.OptimizerControl(exact_hessian=False),
+    )
+    assert slope.opt_summary.evaluations < numeric.opt_summary.evaluations
+    np.testing.assert_allclose(slope.bse, numeric.bse, rtol=1e-3)
+    assert slope.loglik == pytest.approx(numeric.loglik, abs=1e-7)

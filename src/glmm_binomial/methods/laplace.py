@@ -105,15 +105,7 @@ class LaplaceObjective:
         # One scalar random effect (as (1 | g)) and a family without parameters: the mode
         # change and the gradient in few array operations (the same numbers).
         self.scalar = scalar_layout(st) and not self.data.family.n_parameters
-        # The exact Hessian (scalar_hessian): that layout, an unstructured (linear) Lambda and
-        # the binomial logit, whose weight derivatives it uses.
-        family = self.data.family
-        self.has_exact_hessian = (
-            self.scalar
-            and isinstance(self.data.blocks[st.first].covariance, Unstructured)
-            and family.name == "binomial"
-            and family.link == "logit"
-        )
+        self.has_exact_hessian = exact_hessian_fits(self.data, st)
 
     def data_at(self, theta: FloatArray) -> ModelData:
         """The rows with the family at theta's family parameters (self.data itself for a
@@ -217,11 +209,12 @@ class LaplaceObjective:
         return 0.5 * (info + info.T)
 
     def exact_hessian(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
-        """The deviance Hessian in (theta, beta) (scalar_hessian); only where
+        """The deviance Hessian in (theta, beta) (scalar_hessian, block_hessian); only where
         has_exact_hessian."""
         if not self.has_exact_hessian:
             raise ValueError("no exact Hessian for this layout or family")
-        return scalar_hessian(self.data, self.structure, self.mode(theta, beta))
+        hessian = scalar_hessian if self.scalar else block_hessian
+        return hessian(self.data, self.structure, self.mode(theta, beta))
 
     def gradient_at(
         self, mode: Mode, theta: FloatArray | None = None
@@ -246,6 +239,27 @@ class LaplaceObjective:
         if data.family.n_parameters:
             grad_theta[data.family_slice] = family_parameter_gradient(data, st, mode, s, v1, v2)
         return grad_theta, grad_beta
+
+
+EXACT_HESSIAN_MAX_VALUES = 20_000_000
+"""block_hessian holds n p k^2 values (the rows' derivatives of H): beyond this many the
+finite-difference Hessian is used instead."""
+
+
+def exact_hessian_fits(data: ModelData, st: Structure) -> bool:
+    """Whether the exact Hessian applies: one grouping factor with one unstructured block (a
+    Lambda linear in theta), no other random effects, the binomial logit (its weights'
+    derivatives), and for k > 1 columns at most EXACT_HESSIAN_MAX_VALUES values of block_hessian's
+    work array."""
+    family = data.family
+    if family.name != "binomial" or family.link != "logit" or family.n_parameters:
+        return False
+    if st.r2 or len(st.levels) != 1 or len(st.first_blocks) != 1:
+        return False
+    if not isinstance(data.blocks[st.first].covariance, Unstructured):
+        return False
+    p = data.n_theta + data.n_fixed
+    return st.k1 == 1 or data.n_obs * p * st.k1 * st.k1 <= EXACT_HESSIAN_MAX_VALUES
 
 
 def scalar_mode_change(
@@ -337,6 +351,77 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     d_h[:, 0] += 2.0 * cwz
     log_det = second - d_h.T @ (d_h * (hinv * hinv)[:, None])
     hessian = penalized + log_det
+    return 0.5 * (hessian + hessian.T)
+
+
+def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
+    """scalar_hessian for one grouping factor with k random-effect columns and an unstructured
+    Lambda (eta_i = x_i'beta + z_i' Lambda u_j(i); A_i = Lambda' z_i, H_j = I + sum w_i A_i A_i'),
+    the binomial logit: the penalized part 2 (Q'WQ - sum_j F_p,j' H_j^{-1} F_p,j), the
+    log-determinant's sum_j tr(H_j^{-1} D_s D_t H_j) - tr(H_j^{-1} D_s H_j H_j^{-1} D_t H_j),
+    with B_i,t = dA_i/dtheta_t (column kappa_t of Lambda's entry (rho_t, kappa_t): the row's
+    z_i,rho_t there), the mode's derivatives u_p = -H^{-1} F_p and, contracted as the trace
+    needs it, its second derivative from the mode equation. Memory n p k^2 values (the rows'
+    dH); exact_hessian_fits says when that is small enough."""
+    block = data.blocks[st.first]
+    lam = mode.lambdas[st.first]
+    rows, cols = block.lower_indices()
+    n_theta = len(rows)
+    z = st.z1
+    a = z @ lam
+    n, k = a.shape
+    x = data.x
+    p = n_theta + x.shape[1]
+    mu, w, r = mode.mu, mode.weights, mode.residual
+    w1 = w * (1.0 - 2.0 * mu)
+    w2 = w * (1.0 - 6.0 * mu * (1.0 - mu))
+    lv, ls = st.level_values, st.level_sums
+    u_rows = lv(mode.u1)
+    zr = z[:, rows]  # z_i,rho_t per row and theta entry
+    q = np.column_stack([zr * u_rows[:, cols], x])
+    n1 = mode.u1.shape[0]
+    aa = a[:, :, None] * a[:, None, :]
+    h = np.eye(k) + ls((w[:, None, None] * aa).reshape(n, k * k)).reshape(n1, k, k)
+    hinv = np.asarray(np.linalg.inv(h), dtype=np.float64)
+    f_p = ls((w[:, None, None] * a[:, :, None] * q[:, None, :]).reshape(n, k * p)).reshape(n1, k, p)
+    rz = ls(r[:, None] * zr)
+    for t in range(n_theta):
+        f_p[:, cols[t], t] -= rz[:, t]
+    u_p = -hinv @ f_p
+    u_p_rows = lv(u_p)
+    e = q + np.einsum("ik,ikp->ip", a, u_p_rows)
+    penalized = 2.0 * (q.T @ (w[:, None] * q) + np.einsum("jkp,jkq->pq", f_p, u_p))
+
+    hinv_rows = lv(hinv)
+    hv = np.einsum("ikl,il->ik", hinv_rows, a)  # H^{-1} A_i
+    m = np.einsum("ik,ik->i", a, hv)
+    c = ls((w1 * m)[:, None] * a)
+    g = np.einsum("jkl,jl->jk", hinv, c)
+    g_rows = lv(g)
+    ga = np.einsum("ik,ik->i", g_rows, a)
+    second = e.T @ ((w2 * m - w1 * ga)[:, None] * e)
+    v = 2.0 * w1[:, None] * hv - w[:, None] * g_rows
+    cmat = np.zeros((n, p))
+    cmat[:, :n_theta] = zr * v[:, cols]
+    second += e.T @ cmat + cmat.T @ e
+    y = w1 * m - w * ga
+    yz = ls(y[:, None] * zr)
+    wm = np.zeros((p, p))
+    wm[:n_theta, :] = np.einsum("jt,jtp->tp", yz, u_p[:, cols, :])
+    second += wm + wm.T
+    zz = ls((w[:, None, None] * z[:, :, None] * z[:, None, :]).reshape(n, k * k)).reshape(n1, k, k)
+    t5 = 2.0 * np.einsum("jst,jst->st", zz[:, rows][:, :, rows], hinv[:, cols][:, :, cols])
+    second[:n_theta, :n_theta] += t5
+    # D_s H per level: w1 E_s A A' + w (B_s A' + A B_s').
+    dh_rows = (w1[:, None] * e)[:, :, None, None] * aa[:, None, :, :]
+    for t in range(n_theta):
+        ba = np.zeros((n, k, k))
+        ba[:, cols[t], :] = (w * zr[:, t])[:, None] * a
+        dh_rows[:, t] += ba + ba.transpose(0, 2, 1)
+    dh = ls(dh_rows.reshape(n, p * k * k)).reshape(n1, p, k, k)
+    kk = np.einsum("jab,jsbc->jsac", hinv, dh)
+    second -= np.einsum("jsab,jtba->st", kk, kk)
+    hessian = penalized + second
     return 0.5 * (hessian + hessian.T)
 
 
