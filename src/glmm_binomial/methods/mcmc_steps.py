@@ -4,10 +4,7 @@ of the fixed effects, the batched slice sampler, worker start-up and the progres
 
 from __future__ import annotations
 
-import multiprocessing
-import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,6 +13,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.methods.polya_gamma import ChainStreams
 from glmm_binomial.numerics.blas import blas_threads
+from glmm_binomial.parallel import map_pieces
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -292,17 +290,10 @@ def slice_update(
     return x, calls
 
 
-_WORKER: tuple[Any, Callable[..., Any]] | None = None
-
-
-def _init_chains_worker(task: Any, run: Callable[..., Any]) -> None:
-    global _WORKER
-    _WORKER = (task, run)
-
-
-def _chains_worker(seeds: list[np.random.SeedSequence]) -> Any:
-    assert _WORKER is not None
-    task, run = _WORKER
+def _chain_group(
+    shared: tuple[Any, Callable[..., Any]], seeds: list[np.random.SeedSequence]
+) -> Any:
+    task, run = shared
     # One BLAS thread: the products are small, and the processes already share the cores.
     with blas_threads(1):
         return run(task, seeds, progress=False)
@@ -323,19 +314,4 @@ def run_chains_split(
         return [run(task, children, progress=progress)]
     bounds = np.linspace(0, len(children), n_jobs + 1).round().astype(int)
     groups = [children[bounds[j] : bounds[j + 1]] for j in range(n_jobs)]
-    context = multiprocessing.get_context(start_method())
-    with ProcessPoolExecutor(
-        max_workers=n_jobs,
-        mp_context=context,
-        initializer=_init_chains_worker,
-        initargs=(task, run),
-    ) as pool:
-        return list(pool.map(_chains_worker, groups))
-
-
-def start_method() -> str:
-    """fork on Linux (workers start at once, the arrays are shared copy-on-write); spawn
-    elsewhere."""
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return "fork"
-    return "spawn"
+    return list(map_pieces(_chain_group, (task, run), groups, n_jobs))

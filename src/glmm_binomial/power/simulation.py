@@ -20,11 +20,8 @@ the same bit for bit whatever n_jobs (BLAS held to one thread in every process).
 from __future__ import annotations
 
 import math
-import multiprocessing
-import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -35,6 +32,7 @@ from numpy.typing import NDArray
 from glmm_binomial.methods.laplace import sorted_by_first_factor
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics import blas
+from glmm_binomial.parallel import check_start_method, map_pieces
 from glmm_binomial.power.model import PowerModel, clopper_pearson, power_model, tested_columns
 from glmm_binomial.progress import progress_bar
 from glmm_binomial.results.simulate import simulate_successes, with_response
@@ -155,8 +153,7 @@ def power_sim(
     interval."""
     plan, sequence = plan_simulations(model, test, nsim, alpha, method, effect, seed, n_jobs)
     conf_level = check_fraction(conf_level, "conf_level")
-    if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
-        raise ValueError(f"start_method {start_method!r} is not available on this platform")
+    check_start_method(start_method)
     outcomes = run_simulations(
         plan, sequence.spawn(int(nsim)), int(n_jobs), progress, start_method, "power_sim"
     )
@@ -344,7 +341,7 @@ def run_simulations(
     chunks = _chunks(list(enumerate(seeds)), n_jobs)
     bar = progress_bar(len(seeds), progress, label, "fit", rich=True)
     try:
-        for chunk in _run(plan, chunks, n_jobs, start_method):
+        for chunk in map_pieces(_simulate_chunk, plan, chunks, n_jobs, start_method):
             for index, outcome in chunk:
                 outcomes[index] = outcome
             if bar is not None:
@@ -363,40 +360,6 @@ def _chunks(items: Chunk, n_jobs: int) -> list[Chunk]:
     evens out."""
     size = 1 if n_jobs == 1 else max(1, min(25, len(items) // (8 * n_jobs)))
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _run(
-    plan: SimulationPlan, chunks: list[Chunk], n_jobs: int, start_method: str | None
-) -> Iterator[list[tuple[int, Outcome]]]:
-    if n_jobs == 1:
-        for chunk in chunks:
-            yield _simulate_chunk(plan, chunk)
-        return
-    context = multiprocessing.get_context(start_method or _default_start_method())
-    with ProcessPoolExecutor(
-        max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(plan,)
-    ) as pool:
-        yield from pool.map(_worker_chunk, chunks)
-
-
-def _default_start_method() -> str:
-    """fork on Linux (a worker starts at once instead of after seconds of imports)."""
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return "fork"
-    return "spawn"
-
-
-_WORKER_PLAN: SimulationPlan | None = None
-
-
-def _init_worker(plan: SimulationPlan) -> None:
-    global _WORKER_PLAN
-    _WORKER_PLAN = plan
-
-
-def _worker_chunk(chunk: Chunk) -> list[tuple[int, Outcome]]:
-    assert _WORKER_PLAN is not None
-    return _simulate_chunk(_WORKER_PLAN, chunk)
 
 
 def _simulate_chunk(plan: SimulationPlan, chunk: Chunk) -> list[tuple[int, Outcome]]:

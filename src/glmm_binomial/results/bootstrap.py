@@ -10,10 +10,7 @@ and its row is NaN; percentiles use the successful replicates.
 
 from __future__ import annotations
 
-import multiprocessing
-import sys
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -23,6 +20,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.model.separation import looks_divergent
 from glmm_binomial.numerics import blas
+from glmm_binomial.parallel import check_start_method, map_pieces
 from glmm_binomial.progress import progress_bar
 from glmm_binomial.results.aliases import renamed_level
 from glmm_binomial.results.base import ResultBase, check_conf_level
@@ -116,8 +114,7 @@ def bootstrap(
     plan = prepare_fast_refit(result)
     estimates = all_parameters(result)
     names = list(estimates.index)
-    if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
-        raise ValueError(f"start_method {start_method!r} is not available on this platform")
+    check_start_method(start_method)
     task = _Task(plan, names, result if statistic is not None else None, statistic, start_method)
     stat_names: list[str] | None = None
     if statistic is not None:
@@ -128,7 +125,7 @@ def bootstrap(
     chunks = _chunks(list(enumerate(children)), int(n_jobs))
     bar = progress_bar(int(n_boot), progress, "bootstrap", "refit")
     try:
-        for chunk_result in _run(task, chunks, int(n_jobs)):
+        for chunk_result in map_pieces(_replicates, task, chunks, int(n_jobs), task.start_method):
             for index, values, message in chunk_result:
                 rows[index] = values
                 if message:
@@ -166,43 +163,6 @@ def _chunks(
         return [[item] for item in items]
     size = max(1, min(50, len(items) // (8 * n_jobs)))
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _run(
-    task: _Task, chunks: list[list[tuple[int, np.random.SeedSequence]]], n_jobs: int
-) -> Iterator[list[tuple[int, FloatArray, str]]]:
-    if n_jobs == 1:
-        for chunk in chunks:
-            yield _replicates(task, chunk)
-        return
-    context = multiprocessing.get_context(task.start_method or _default_start_method())
-    with ProcessPoolExecutor(
-        max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(task,)
-    ) as pool:
-        yield from pool.map(_worker_replicates, chunks)
-
-
-def _default_start_method() -> str:
-    """fork on Linux (a worker starts in milliseconds instead of seconds of imports; the
-    functions are top-level, so spawn, the default elsewhere, works too)."""
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return "fork"
-    return "spawn"
-
-
-_WORKER_TASK: _Task | None = None
-
-
-def _init_worker(task: _Task) -> None:
-    global _WORKER_TASK
-    _WORKER_TASK = task
-
-
-def _worker_replicates(
-    chunk: list[tuple[int, np.random.SeedSequence]],
-) -> list[tuple[int, FloatArray, str]]:
-    assert _WORKER_TASK is not None
-    return _replicates(_WORKER_TASK, chunk)
 
 
 def _replicates(
