@@ -28,6 +28,14 @@ def default_start_method() -> str:
     return "spawn"
 
 
+def contiguous_pieces(items: list[P], n_jobs: int, largest: int) -> list[list[P]]:
+    """items in contiguous pieces: one each in this process (n_jobs 1, so that a progress bar
+    moves item by item), else about 8 per worker and at most `largest` items, so that the
+    progress bar moves and the load evens out."""
+    size = 1 if n_jobs == 1 else max(1, min(largest, len(items) // (8 * n_jobs)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 def check_start_method(start_method: str | None) -> None:
     """ValueError naming start_method when this platform does not offer it (None: the
     default)."""

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from glmm_binomial.methods.laplace import sorted_by_first_factor
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics import blas
-from glmm_binomial.parallel import check_start_method, map_pieces
+from glmm_binomial.parallel import check_start_method, contiguous_pieces, map_pieces
 from glmm_binomial.power.model import PowerModel, clopper_pearson, power_model, tested_columns
 from glmm_binomial.progress import progress_bar
 from glmm_binomial.results.simulate import simulate_successes, with_response
@@ -338,7 +338,7 @@ def run_simulations(
 ) -> list[Outcome]:
     """Every simulation's outcome, in order; each depends on its seed alone."""
     outcomes: list[Outcome | None] = [None] * len(seeds)
-    chunks = _chunks(list(enumerate(seeds)), n_jobs)
+    chunks = contiguous_pieces(list(enumerate(seeds)), n_jobs, largest=25)
     bar = progress_bar(len(seeds), progress, label, "fit", rich=True)
     try:
         for chunk in map_pieces(_simulate_chunk, plan, chunks, n_jobs, start_method):
@@ -353,13 +353,6 @@ def run_simulations(
 
 
 Chunk = list[tuple[int, np.random.SeedSequence]]
-
-
-def _chunks(items: Chunk, n_jobs: int) -> list[Chunk]:
-    """Contiguous pieces, several per worker so that the progress bar moves and the load
-    evens out."""
-    size = 1 if n_jobs == 1 else max(1, min(25, len(items) // (8 * n_jobs)))
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _simulate_chunk(plan: SimulationPlan, chunk: Chunk) -> list[tuple[int, Outcome]]:

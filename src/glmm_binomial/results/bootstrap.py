@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.model.separation import looks_divergent
 from glmm_binomial.numerics import blas
-from glmm_binomial.parallel import check_start_method, map_pieces
+from glmm_binomial.parallel import check_start_method, contiguous_pieces, map_pieces
 from glmm_binomial.progress import progress_bar
 from glmm_binomial.results.aliases import renamed_level
 from glmm_binomial.results.base import ResultBase, check_conf_level
@@ -122,7 +122,7 @@ def bootstrap(
 
     rows: list[FloatArray] = [np.empty(0)] * int(n_boot)
     failures: list[tuple[int, str]] = []
-    chunks = _chunks(list(enumerate(children)), int(n_jobs))
+    chunks = contiguous_pieces(list(enumerate(children)), int(n_jobs), largest=50)
     bar = progress_bar(int(n_boot), progress, "bootstrap", "refit")
     try:
         for chunk_result in map_pieces(_replicates, task, chunks, int(n_jobs), task.start_method):
@@ -153,16 +153,6 @@ class _Task(Generic[R]):
     result: R | None
     statistic: Callable[[R], Any] | None
     start_method: str | None = None
-
-
-def _chunks(
-    items: list[tuple[int, np.random.SeedSequence]], n_jobs: int
-) -> list[list[tuple[int, np.random.SeedSequence]]]:
-    """Contiguous pieces, several per worker so the progress bar moves and the load evens out."""
-    if n_jobs == 1:
-        return [[item] for item in items]
-    size = max(1, min(50, len(items) // (8 * n_jobs)))
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _replicates(
