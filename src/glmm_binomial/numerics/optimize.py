@@ -317,7 +317,7 @@ def moment_theta(
     then starts near the optimum's scale instead of at lme4's Lambda = I, which costs the
     outer search most of its steps."""
     out = np.array(theta, dtype=np.float64)
-    for block, where, sums in zip(data.blocks, data.theta_slices(), scores, strict=False):
+    for block, where, sums in zip(data.blocks, data.theta_slices(), scores, strict=True):
         if sums is None:
             continue
         score, information = sums
@@ -414,13 +414,11 @@ def minimize_deviance(
     grad0[:n_theta] *= np.diag(scale)[:n_theta]
     cache[z0.tobytes()] = (value0, grad0)
 
-    hessian_at: Callable[[FloatArray, FloatArray], FloatArray] | None = None
-    if exact_hessian is not None and control.exact_hessian:
-        exact = exact_hessian
-
-        def hessian_at(z: FloatArray, grad: FloatArray) -> FloatArray:
-            # H_z = M' H_x M for x = x0 + M z.
-            return scale.T @ exact(*natural(z)) @ scale
+    def hessian_at(z: FloatArray, grad: FloatArray) -> FloatArray:
+        if exact_hessian is None or not control.exact_hessian:
+            return _hessian(fun, z, grad, control)
+        # H_z = M' H_x M for x = x0 + M z.
+        return scale.T @ exact_hessian(*natural(z)) @ scale
 
     # In z the deviance Hessian is near 2 I in beta (whitened by half of it) and near 1 in
     # theta (scaled by its curvature): the search's first B^{-1}.
@@ -496,12 +494,12 @@ def newton_polish(
     x0: FloatArray,
     z: FloatArray,
     control: OptimizerControl,
-    hessian_at: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
+    hessian_at: Callable[[FloatArray, FloatArray], FloatArray],
 ) -> tuple[FloatArray, float, FloatArray, FloatArray, NDArray[np.bool_], bool]:
     """Newton steps from z on the Hessian of the exact gradient over the free coordinates (a
     variance at zero is held there: the Hessian is singular in that direction), theta first
     made canonical. Returns z, the deviance and gradient there, the Hessian (computed again
-    after a step longer than control.polish_step_tol; hessian_at(z, gradient) when given, else
+    after a step longer than control.polish_step_tol; hessian_at(z, gradient): exact, or
     finite differences of the gradient), the free coordinates and whether a step was taken."""
     n_theta = data.n_theta
     theta, beta = natural(np.asarray(z, dtype=np.float64))
@@ -509,11 +507,6 @@ def newton_polish(
     z = np.asarray(np.linalg.solve(scale, np.concatenate([theta, beta]) - x0), dtype=np.float64)
     free = np.ones(len(z), dtype=bool)
     free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
-    if hessian_at is None:
-
-        def hessian_at(z: FloatArray, grad: FloatArray) -> FloatArray:
-            return _hessian(fun, z, grad, control)
-
     value, grad = fun(z)
     hessian_z = hessian_at(z, grad)
     polished = False
