@@ -242,8 +242,9 @@ class LaplaceObjective:
 
 
 EXACT_HESSIAN_MAX_VALUES = 20_000_000
-"""block_hessian holds n p k^2 values (the rows' derivatives of H): beyond this many the
-finite-difference Hessian is used instead."""
+"""block_hessian's work arrays hold fewer than n p k^2 values (the mode's derivatives on the
+rows, n p k, and the rows' parts of dH): beyond this many the finite-difference Hessian is used
+instead."""
 
 
 def exact_hessian_fits(data: ModelData, st: Structure) -> bool:
@@ -361,8 +362,9 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     log-determinant's sum_j tr(H_j^{-1} D_s D_t H_j) - tr(H_j^{-1} D_s H_j H_j^{-1} D_t H_j),
     with B_i,t = dA_i/dtheta_t (column kappa_t of Lambda's entry (rho_t, kappa_t): the row's
     z_i,rho_t there), the mode's derivatives u_p = -H^{-1} F_p and, contracted as the trace
-    needs it, its second derivative from the mode equation. Memory n p k^2 values (the rows'
-    dH); exact_hessian_fits says when that is small enough."""
+    needs it, its second derivative from the mode equation. H_j^{-1} and S_j come from the mode's
+    factor. Memory about 2 n p k values (the mode's derivatives on the rows);
+    exact_hessian_fits says when that is small enough."""
     block = data.blocks[st.first]
     lam = mode.lambdas[st.first]
     rows, cols = block.lower_indices()
@@ -380,23 +382,29 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     zr = z[:, rows]  # z_i,rho_t per row and theta entry
     q = np.column_stack([zr * u_rows[:, cols], x])
     n1 = mode.u1.shape[0]
-    aa = a[:, :, None] * a[:, None, :]
-    h = np.eye(k) + ls((w[:, None, None] * aa).reshape(n, k * k)).reshape(n1, k, k)
-    hinv = np.asarray(np.linalg.inv(h), dtype=np.float64)
-    f_p = ls((w[:, None, None] * a[:, :, None] * q[:, None, :]).reshape(n, k * p)).reshape(n1, k, p)
+    # H_j^{-1} = L_j^{-T} L_j^{-1} from the mode's factor (H_j = L_j L_j'), and S_j = sum w z z'
+    # (the factor's cross products: for the logit the Newton weights are the observed ones).
+    linv = mode.factor.linv[0]
+    hinv = np.matmul(linv.transpose(0, 2, 1), linv)
+    zz = mode.factor.cross
+    f_p = np.empty((n1, k, p))
+    for c in range(k):
+        f_p[:, c, :] = ls((w * a[:, c])[:, None] * q)
     rz = ls(r[:, None] * zr)
     for t in range(n_theta):
         f_p[:, cols[t], t] -= rz[:, t]
     u_p = -hinv @ f_p
     u_p_rows = lv(u_p)
-    e = q + np.einsum("ik,ikp->ip", a, u_p_rows)
+    e = q.copy()
+    for c in range(k):
+        e += a[:, c, None] * u_p_rows[:, c, :]
     penalized = 2.0 * (q.T @ (w[:, None] * q) + np.einsum("jkp,jkq->pq", f_p, u_p))
 
     hinv_rows = lv(hinv)
     hv = np.einsum("ikl,il->ik", hinv_rows, a)  # H^{-1} A_i
     m = np.einsum("ik,ik->i", a, hv)
-    c = ls((w1 * m)[:, None] * a)
-    g = np.einsum("jkl,jl->jk", hinv, c)
+    c_sum = ls((w1 * m)[:, None] * a)
+    g = np.einsum("jkl,jl->jk", hinv, c_sum)
     g_rows = lv(g)
     ga = np.einsum("ik,ik->i", g_rows, a)
     second = e.T @ ((w2 * m - w1 * ga)[:, None] * e)
@@ -409,18 +417,26 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     wm = np.zeros((p, p))
     wm[:n_theta, :] = np.einsum("jt,jtp->tp", yz, u_p[:, cols, :])
     second += wm + wm.T
-    zz = ls((w[:, None, None] * z[:, :, None] * z[:, None, :]).reshape(n, k * k)).reshape(n1, k, k)
     t5 = 2.0 * np.einsum("jst,jst->st", zz[:, rows][:, :, rows], hinv[:, cols][:, :, cols])
     second[:n_theta, :n_theta] += t5
-    # D_s H per level: w1 E_s A A' + w (B_s A' + A B_s').
-    dh_rows = (w1[:, None] * e)[:, :, None, None] * aa[:, None, :, :]
+    # D_s H_j = sum_i w1_i E_is A_i A_i' + w_i (B_is A_i' + A_i B_is'), symmetric: its entries
+    # (c, d), c <= d, as level sums of (n, p) arrays, then B's part (rows' z_i,rho_t A_i).
+    dh = np.empty((n1, p, k, k))
+    w1e = w1[:, None] * e
+    for c in range(k):
+        for d in range(c + 1):
+            dh[:, :, c, d] = ls((a[:, c] * a[:, d])[:, None] * w1e)
+            dh[:, :, d, c] = dh[:, :, c, d]
+    wza = ls(((w[:, None] * zr)[:, :, None] * a[:, None, :]).reshape(n, n_theta * k))
+    wza = wza.reshape(n1, n_theta, k)
     for t in range(n_theta):
-        ba = np.zeros((n, k, k))
-        ba[:, cols[t], :] = (w * zr[:, t])[:, None] * a
-        dh_rows[:, t] += ba + ba.transpose(0, 2, 1)
-    dh = ls(dh_rows.reshape(n, p * k * k)).reshape(n1, p, k, k)
-    kk = np.einsum("jab,jsbc->jsac", hinv, dh)
-    second -= np.einsum("jsab,jtba->st", kk, kk)
+        dh[:, t, cols[t], :] += wza[:, t]
+        dh[:, t, :, cols[t]] += wza[:, t]
+    # sum_j tr(H^{-1} D_s H H^{-1} D_t H) = <G_s, G_t> summed over levels, G = L^{-1} D H L^{-T}
+    # (symmetric): one matrix product.
+    gmat = np.matmul(np.matmul(linv[:, None], dh), linv.transpose(0, 2, 1)[:, None])
+    flat = gmat.transpose(1, 0, 2, 3).reshape(p, n1 * k * k)
+    second -= flat @ flat.T
     hessian = penalized + second
     return 0.5 * (hessian + hessian.T)
 

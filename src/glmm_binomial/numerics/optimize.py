@@ -366,7 +366,17 @@ def minimize_deviance(
     started = time.perf_counter()
     n_theta = data.n_theta
     theta0, beta0, info_factor = start.theta, start.beta, start.info_factor
-    if fixed_information is not None:
+    use_exact = exact_hessian is not None and control.exact_hessian
+    start_hessian = exact_hessian(theta0, beta0) if use_exact else None
+    if start_hessian is not None:
+        # Half the exact Hessian in beta: the fixed effects' information at the start.
+        try:
+            info_factor = scipy.linalg.cholesky(
+                0.5 * start_hessian[n_theta:, n_theta:], lower=False
+            )
+        except (scipy.linalg.LinAlgError, ValueError):
+            start_hessian = None
+    if start_hessian is None and fixed_information is not None:
         try:
             info_factor = scipy.linalg.cholesky(fixed_information(theta0, beta0), lower=False)
         except (scipy.linalg.LinAlgError, ValueError):
@@ -403,9 +413,12 @@ def minimize_deviance(
     z0 = np.zeros(len(x0))
     value0, grad0 = fun(z0)
     for j in range(n_theta if control.theta_scale_step > 0 else 0):
-        e = np.zeros(len(x0))
-        e[j] = control.theta_scale_step
-        curvature = abs(fun(z0 + e)[1][j] - grad0[j]) / control.theta_scale_step
+        if start_hessian is not None:
+            curvature = abs(float(start_hessian[j, j]))
+        else:
+            e = np.zeros(len(x0))
+            e[j] = control.theta_scale_step
+            curvature = abs(fun(z0 + e)[1][j] - grad0[j]) / control.theta_scale_step
         # Clipped so that a flat or noisy start cannot make the scale absurd.
         scale[j, j] = float(np.clip(1.0 / np.sqrt(max(curvature, 1e-12)), 1e-2, 1e2))
     cache.clear()
