@@ -357,17 +357,21 @@ def minimize_deviance(
 
     The search runs in whitened coordinates z, (theta, beta) = start + M z with M block
     diagonal: theta scaled by the curvature of the deviance along each theta at the start
-    (forward differences of the gradient), beta by the inverse Cholesky factor of
-    fixed_information(theta, beta) when given (half the deviance Hessian in beta with the
-    random effects integrated out), else by start.info_factor. theta is unconstrained: the
+    (the exact Hessian's diagonal when exact_hessian is given, else forward differences of
+    the gradient), beta by the inverse Cholesky factor of half the exact Hessian in beta, or
+    of fixed_information(theta, beta) (the same up to the change of W with beta), else of
+    start.info_factor. theta is unconstrained: the
     deviance does not change when a column of Lambda_t changes sign, so the diagonal of each
     Lambda_t is made non-negative afterwards (lme4's bounds, without a bound-constrained search).
     """
     started = time.perf_counter()
     n_theta = data.n_theta
     theta0, beta0, info_factor = start.theta, start.beta, start.info_factor
-    use_exact = exact_hessian is not None and control.exact_hessian
-    start_hessian = exact_hessian(theta0, beta0) if use_exact else None
+    start_hessian = None
+    if exact_hessian is not None and control.exact_hessian:
+        start_hessian = exact_hessian(theta0, beta0)
+        if not np.all(np.isfinite(start_hessian)):
+            start_hessian = None
     if start_hessian is not None:
         # Half the exact Hessian in beta: the fixed effects' information at the start.
         try:
