@@ -90,6 +90,30 @@ def test_missing_values_are_dropped_and_counted():
     assert info.n_dropped == 3 and model.n_obs == len(frame) - 3
 
 
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ x + h + (1 | g)",  # plain terms: the matrix built with numpy
+        "y ~ I(x**2) + h:x + (1 + x | g)",  # formulaic on the table's DataFrame
+    ],
+)
+def test_missing_rows_and_a_repeated_index_give_the_clean_frame_s_design(formula):
+    frame = small_frame().astype({"x": float})
+    frame["extra"] = 1.0  # a column the formula does not use
+    frame.loc[[3, 7], "x"] = np.nan
+    frame.loc[5, "h"] = None
+    odd = frame.set_axis([i // 2 for i in range(len(frame))])  # labels repeated
+    model, info = build_model(formula, odd)
+    clean, clean_info = build_model(formula, frame.dropna().reset_index(drop=True))
+    assert info.n_dropped == 3 and model.n_obs == len(frame) - 3
+    np.testing.assert_array_equal(model.x, clean.x)
+    np.testing.assert_array_equal(model.blocks[0].z, clean.blocks[0].z)
+    np.testing.assert_array_equal(model.blocks[0].codes, clean.blocks[0].codes)
+    np.testing.assert_array_equal(model.successes, clean.successes)
+    assert model.fixed_names == clean.fixed_names
+    assert info.columns == clean_info.columns and info.variables == clean_info.variables
+
+
 def test_inputs_are_not_modified():
     frame = small_frame()
     before = frame.copy(deep=True)

@@ -11,13 +11,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from glmm_binomial.model.frame import (
+    ColumnTable,
+    as_frame,
     as_pandas,
+    complete_rows,
     drop_unused_categories,
     factor_codes,
     label_key,
     label_keys,
     match_codes,
     numbers_as_numeric,
+    read_columns,
+    read_table,
 )
 
 
@@ -61,6 +66,60 @@ def test_unused_categories_are_dropped():
     frame = pd.DataFrame({"f": pd.Categorical(["a", "b"], categories=["a", "b", "c"])})
     assert list(drop_unused_categories(frame)["f"].cat.categories) == ["a", "b"]
     assert list(frame["f"].cat.categories) == ["a", "b", "c"]
+
+
+def mixed_frame() -> pd.DataFrame:
+    """Every kind of column the design stage meets, with missing values, on an index with a
+    repeated label."""
+    return pd.DataFrame(
+        {
+            "i": [1, 2, 3, 4],
+            "x": [0.5, np.nan, 1.5, 2.0],
+            "f": pd.Categorical(["a", None, "b", "a"], categories=["a", "b", "z"]),
+            "o": np.array(["1", None, "3", "4"], dtype=object),
+            "n": pd.array([1, 2, None, 4], dtype="Int64"),
+            "s": pd.array(["u", "v", "w", None], dtype="string"),
+            "b": [True, False, True, True],
+            "g": ["01", "02", "01", "02"],
+        },
+        index=[10, 11, 11, 12],
+    )
+
+
+def test_read_table_reads_as_read_columns_and_leaves_grouping_labels():
+    frame = mixed_frame()
+    before = frame.copy()
+    names = list(frame.columns)
+    read = [n for n in names if n != "g"]
+    table, kinds = read_table(frame, names, read, factor_terms={"b"})
+    expected, expected_kinds = read_columns(frame, read, factor_terms={"b"})
+    assert kinds == expected_kinds and list(kinds) == read
+    assert table.columns == tuple(names) and len(table) == 4 and table.shape == (4, 8)
+    assert table.index.equals(frame.index)
+    for name in read:
+        pd.testing.assert_series_equal(table[name], expected[name])
+    assert table["g"].tolist() == ["01", "02", "01", "02"]  # labels keep their text
+    pd.testing.assert_frame_equal(as_frame(table), expected.assign(g=frame["g"]))
+    assert table["o"].dtype.kind == "f"  # numbers in text are read as numbers
+    pd.testing.assert_frame_equal(frame, before)  # the caller's frame is not modified
+
+
+def test_complete_rows_are_notna_all():
+    frame = mixed_frame()
+    table, _ = read_table(frame, list(frame.columns), [])
+    assert complete_rows(table).tolist() == frame.notna().all(axis=1).tolist()
+    rows = table.rows(complete_rows(table))
+    assert rows.index.tolist() == [10] and rows["x"].tolist() == [0.5]
+    assert as_frame(rows).shape == (1, 8)
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", None]), min_size=1, max_size=20))
+def test_unused_categories_of_a_table_are_those_of_its_frame(labels):
+    frame = pd.DataFrame({"f": pd.Categorical(labels, categories=["c", "a", "b", "d"])})
+    table = ColumnTable({"f": frame["f"]}, frame.index)
+    dropped = drop_unused_categories(table)
+    assert isinstance(dropped, ColumnTable)
+    pd.testing.assert_series_equal(dropped["f"], drop_unused_categories(frame)["f"])
 
 
 def test_unreadable_data_is_refused_with_a_message():

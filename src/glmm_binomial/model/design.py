@@ -36,13 +36,15 @@ from glmm_binomial.model.formula import (
 )
 from glmm_binomial.model.frame import (
     ColumnReading,
+    Table,
     as_pandas,
     check_unique_columns,
     column_readings,
+    complete_rows,
     drop_unused_categories,
     factor_codes,
     match_codes,
-    read_columns,
+    read_table,
     row_values,
 )
 from glmm_binomial.model.transforms import (
@@ -143,7 +145,7 @@ def factor_response_levels(values: pd.Series, name: str) -> tuple[Any, Any] | No
     return levels[0], levels[1]
 
 
-def response_levels(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[Any, Any] | None:
+def response_levels(parsed: ParsedFormula, frame: Table) -> tuple[Any, Any] | None:
     """factor_response_levels of the formula's response (None for cbind counts)."""
     spec = parsed.response
     if spec.kind == "cbind":
@@ -153,7 +155,7 @@ def response_levels(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[Any, An
 
 def response_counts(
     parsed: ParsedFormula,
-    frame: pd.DataFrame,
+    frame: Table,
     weights: FloatArray | None,
     levels: tuple[Any, Any] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
@@ -304,7 +306,7 @@ def distinct_count(series: pd.Series) -> int:
     return int(series.nunique())
 
 
-def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = None) -> None:
+def check_width(expr: str, frame: Table, what: str, rows: int | None = None) -> None:
     """Refuse a design that would be absurdly wide before formulaic builds it.
 
     The width is estimated from the levels of the categorical variables of each term. rows:
@@ -347,7 +349,7 @@ def check_width(expr: str, frame: pd.DataFrame, what: str, rows: int | None = No
 
 
 def group_codes(
-    frame: pd.DataFrame, group: tuple[str, ...]
+    frame: Table, group: tuple[str, ...]
 ) -> tuple[IntArray, tuple[object, ...], tuple[NDArray[np.object_], ...], IntArray]:
     """Codes of the interaction of the grouping variables, levels sorted as R would.
 
@@ -461,16 +463,6 @@ def noninteger_counts_warning(
     return None
 
 
-def select_columns(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """frame's columns `names` (unique, present), in that order: by position, a quarter of the
-    time of ``frame.loc[:, names]`` (pandas' label indexer), the same frame."""
-    positions = [frame.columns.get_loc(name) for name in names]
-    whole = [p for p in positions if isinstance(p, int)]
-    if len(whole) == len(positions):
-        return frame.take(whole, axis=1)
-    return frame.loc[:, list(names)]
-
-
 def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFrame) -> str:
     message = (
         f"formula '{formula}' uses column(s) not in data: {', '.join(map(repr, missing))}; "
@@ -530,15 +522,13 @@ def build_model(
             "for a plain logistic regression use a GLM"
         )
 
-    used, kinds = read_columns(
-        select_columns(frame, parsed.variables), value_variables(parsed), factor_terms(parsed)
-    )
-    complete = np.array(used.notna().all(axis=1), dtype=bool)
+    used, kinds = read_table(frame, parsed.variables, value_variables(parsed), factor_terms(parsed))
+    complete = complete_rows(used)
     for arr in (w_all, o_all):
         if arr is not None:
             complete &= ~np.isnan(arr)
     n_dropped = int(np.sum(~complete))
-    sub = drop_unused_categories(used if n_dropped == 0 else used.loc[complete])
+    sub = drop_unused_categories(used if n_dropped == 0 else used.rows(complete))
     if len(sub) < 2:
         raise ValueError(f"fewer than two complete rows in data for formula '{formula}'")
     w = None if w_all is None else w_all[complete]
@@ -637,7 +627,7 @@ def build_model(
     return model, info
 
 
-def _grid_variables(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[VariableSummary, ...]:
+def _grid_variables(parsed: ParsedFormula, frame: Table) -> tuple[VariableSummary, ...]:
     """Summaries of the variables of the fixed part and the offsets, in formula order."""
     names: set[str] = set(expression_variables(parsed.fixed))
     for expr in parsed.offsets:

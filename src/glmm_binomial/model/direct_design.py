@@ -31,6 +31,7 @@ from formulaic import model_matrix
 from numpy.typing import NDArray
 
 from glmm_binomial.model.formula import r_name
+from glmm_binomial.model.frame import Table, as_frame
 
 FloatArray = NDArray[np.float64]
 
@@ -58,13 +59,13 @@ def _column_key(series: pd.Series) -> tuple[Any, ...] | None:
     for a categorical, the dtype for a numeric column; None for anything else."""
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        return ("categorical", tuple(dtype.categories), bool(dtype.ordered))
+        return ("categorical", tuple(dtype.categories.tolist()), bool(dtype.ordered))
     if isinstance(dtype, np.dtype) and dtype.kind in "fiu":
         return ("numeric", dtype.str)
     return None
 
 
-def _plain_variables(terms: tuple[Any, ...], frame: pd.DataFrame) -> list[str] | None:
+def _plain_variables(terms: tuple[Any, ...], frame: Table) -> list[str] | None:
     """The columns of a right-hand side whose terms are all plain (intercept, or one factor
     that is a column of frame); None otherwise."""
     names: list[str] = []
@@ -84,7 +85,7 @@ def _plain_variables(terms: tuple[Any, ...], frame: pd.DataFrame) -> list[str] |
 
 
 def direct_matrix(
-    expr: str, formula: Any, frame: pd.DataFrame, context: dict[str, Any]
+    expr: str, formula: Any, frame: Table, context: dict[str, Any]
 ) -> tuple[FloatArray, list[str], Any] | None:
     """(matrix, names, spec) of `formula` (formulaic's parsed `expr`) on frame built with numpy
     (module docstring), or None when the formula or the columns are not plain."""
@@ -115,7 +116,7 @@ def direct_matrix(
     return _build(plan, frame)
 
 
-def _build(plan: DirectPlan, frame: pd.DataFrame) -> tuple[FloatArray, list[str], Any] | None:
+def _build(plan: DirectPlan, frame: Table) -> tuple[FloatArray, list[str], Any] | None:
     n = frame.shape[0]
     out = np.empty((n, len(plan.columns)))
     codes_of: dict[str, NDArray[np.intp]] = {}
@@ -129,7 +130,7 @@ def _build(plan: DirectPlan, frame: pd.DataFrame) -> tuple[FloatArray, list[str]
             continue
         assert values is not None
         if name not in codes_of:
-            codes = np.asarray(frame[name].cat.codes.to_numpy(), dtype=np.intp)
+            codes = np.asarray(frame[name].array.codes, dtype=np.intp)
             if np.any(codes < 0):
                 return None  # missing values: formulaic decides what they give
             codes_of[name] = codes
@@ -138,7 +139,7 @@ def _build(plan: DirectPlan, frame: pd.DataFrame) -> tuple[FloatArray, list[str]
 
 
 def _make_plan(
-    formula: Any, frame: pd.DataFrame, variables: list[str], context: dict[str, Any]
+    formula: Any, frame: Table, variables: list[str], context: dict[str, Any]
 ) -> DirectPlan | None:
     """The plan from formulaic's matrix of a few rows: the first row, and the first row of
     each level of each categorical (a level absent from frame: no plan)."""
@@ -158,7 +159,7 @@ def _make_plan(
         level_rows[name] = first.astype(np.intp)
         rows.extend(first.tolist())
     sample_rows = np.unique(np.asarray(rows, dtype=np.intp))
-    sample = frame.iloc[sample_rows]
+    sample = as_frame(frame).iloc[sample_rows]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)

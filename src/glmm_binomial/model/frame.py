@@ -40,14 +40,18 @@ from numpy.typing import NDArray
 
 __all__ = [
     "ColumnKind",
+    "ColumnTable",
     "ColumnReading",
     "ColumnTraits",
     "LOGICAL_LEVELS",
+    "Table",
+    "as_frame",
     "as_pandas",
     "check_unique_columns",
     "column_kind",
     "column_readings",
     "column_traits",
+    "complete_rows",
     "drop_unused_categories",
     "factor_codes",
     "factor_levels",
@@ -60,6 +64,8 @@ __all__ = [
     "read_as_numbers",
     "read_columns",
     "read_like",
+    "read_series",
+    "read_table",
     "row_values",
     "text_number",
 ]
@@ -446,6 +452,18 @@ def new_levels_message(
     )
 
 
+def read_series(series: pd.Series, reading: ColumnReading, argument: str) -> pd.Series:
+    """One column read as ``reading`` says (read_like's rule for each column); the series
+    itself when it already is what the reading asks for."""
+    if reading.kind == "number":
+        return _as_number(series, reading.name, argument)
+    if reading.kind == "logical":
+        return _as_logical(series, reading.name, argument)
+    if reading.levels:
+        return _in_levels(series, reading, argument)
+    return _as_factor(series, reading.name, argument, reading.kind == "logical_factor")
+
+
 def read_like(
     frame: pd.DataFrame, readings: Iterable[ColumnReading], argument: str = "newdata"
 ) -> pd.DataFrame:
@@ -459,15 +477,7 @@ def read_like(
         if reading.name not in frame.columns:
             continue
         series = frame[reading.name]
-        if reading.kind == "number":
-            out = _as_number(series, reading.name, argument)
-        elif reading.kind == "logical":
-            out = _as_logical(series, reading.name, argument)
-        elif reading.levels:
-            out = _in_levels(series, reading, argument)
-        else:
-            logical = reading.kind == "logical_factor"
-            out = _as_factor(series, reading.name, argument, logical)
+        out = read_series(series, reading, argument)
         if out is not series:
             changed[reading.name] = out
     return frame.assign(**changed) if changed else frame
@@ -484,17 +494,112 @@ def read_columns(
     return read_like(frame, [ColumnReading(n, k) for n, k in kinds.items()], "data"), kinds
 
 
-def column_readings(frame: pd.DataFrame, kinds: dict[str, ColumnKind]) -> tuple[ColumnReading, ...]:
+class ColumnTable:
+    """Named columns (pandas Series sharing one index, in order) that the design stage reads
+    as it reads a DataFrame: ``table[name]``, ``name in table.columns``, ``len(table)``,
+    ``table.index``, ``table.shape``. Each column is taken from pandas once (a DataFrame's
+    column access costs tens of microseconds each time: on a small fit the design's dozens of
+    reads were a fifth of its time); ``frame`` builds the DataFrame only for what needs one
+    (formulaic). Read-only: the methods return new tables."""
+
+    def __init__(self, series: dict[str, pd.Series], index: pd.Index) -> None:
+        self._series = series
+        self.index = index
+        self.columns: tuple[str, ...] = tuple(series)
+        self._frame: pd.DataFrame | None = None
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return self._series[name]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.index), len(self.columns)
+
+    def items(self) -> Iterable[tuple[str, pd.Series]]:
+        return self._series.items()
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The columns as a pandas DataFrame (made on first use)."""
+        if self._frame is None:
+            # The arrays, not the Series: no alignment on the index (which may repeat labels).
+            arrays = {name: series.array for name, series in self._series.items()}
+            self._frame = pd.DataFrame(arrays, index=self.index, copy=False)
+        return self._frame
+
+    def with_columns(self, changed: dict[str, pd.Series]) -> ColumnTable:
+        """The table with some columns replaced (same rows)."""
+        return ColumnTable({**self._series, **changed}, self.index)
+
+    def rows(self, mask: NDArray[np.bool_]) -> ColumnTable:
+        """The rows where mask is True."""
+        return ColumnTable({n: s[mask] for n, s in self._series.items()}, self.index[mask])
+
+
+Table = pd.DataFrame | ColumnTable
+"""What the design stage reads columns from."""
+
+
+def as_frame(table: Table) -> pd.DataFrame:
+    """A pandas DataFrame of ``table`` (itself when it is one)."""
+    return table.frame if isinstance(table, ColumnTable) else table
+
+
+def read_table(
+    frame: pd.DataFrame,
+    names: Sequence[str],
+    read: Sequence[str],
+    factor_terms: Collection[str] = (),
+) -> tuple[ColumnTable, dict[str, ColumnKind]]:
+    """The model's own columns: ``names`` (unique, present) of ``frame`` in that order as a
+    ColumnTable (each column taken from ``frame`` once), those in ``read`` read by the reader
+    policy as read_columns reads them, and the kind each of ``read`` was read as (in the
+    order of ``read``)."""
+    series = {name: frame[name] for name in names}
+    kinds: dict[str, ColumnKind] = {}
+    for name in read:
+        column = series[name]
+        kinds[name] = column_kind(column_traits(column), name in factor_terms)
+        series[name] = read_series(column, ColumnReading(name, kinds[name]), "data")
+    return ColumnTable(series, frame.index), kinds
+
+
+def complete_rows(table: ColumnTable) -> NDArray[np.bool_]:
+    """Whether each row of ``table`` has no missing value (``notna().all(axis=1)``), column by
+    column on the arrays: a numpy integer or bool column has none, a float column its NaN, a
+    categorical its code -1."""
+    complete = np.ones(len(table), dtype=bool)
+    for _, series in table.items():
+        dtype = series.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+            continue
+        if isinstance(dtype, pd.CategoricalDtype):
+            complete &= np.asarray(series.array.codes) >= 0
+        elif isinstance(dtype, np.dtype) and dtype.kind == "f":
+            complete &= ~np.isnan(series.to_numpy())
+        else:
+            complete &= np.asarray(series.notna(), dtype=bool)
+    return complete
+
+
+def column_readings(table: Table, kinds: dict[str, ColumnKind]) -> tuple[ColumnReading, ...]:
     """The fit's readings (``kinds`` from read_columns), each factor with its levels as
-    ``frame`` (the rows fitted, unused categories dropped) has them."""
+    ``table`` (the rows fitted, unused categories dropped) has them."""
     return tuple(
         ColumnReading(
-            name,
-            kind,
-            tuple(frame[name].cat.categories) if kind in ("factor", "logical_factor") else (),
+            name, kind, _categories(table[name]) if kind in ("factor", "logical_factor") else ()
         )
         for name, kind in kinds.items()
     )
+
+
+def _categories(series: pd.Series) -> tuple[object, ...]:
+    dtype = series.dtype
+    assert isinstance(dtype, pd.CategoricalDtype)
+    return tuple(dtype.categories.tolist())
 
 
 def read_as_numbers(series: pd.Series) -> pd.Series | None:
@@ -519,10 +624,11 @@ def numbers_as_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFr
     return frame.assign(**changed) if changed else frame
 
 
-def drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with unused categories removed from its categorical columns (R's droplevels)."""
+def drop_unused_categories(table: Table) -> Table:
+    """``table`` with unused categories removed from its categorical columns (R's
+    droplevels)."""
     changed: dict[Any, pd.Series] = {}
-    for label, series in frame.items():
+    for label, series in table.items():
         dtype = series.dtype
         if not isinstance(dtype, pd.CategoricalDtype):
             continue
@@ -532,8 +638,10 @@ def drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
         if np.any(counts == 0):
             changed[label] = series.cat.remove_unused_categories()
     if not changed:
-        return frame
-    out = frame.copy(deep=False)  # copy-on-write: the caller's frame is not changed
+        return table
+    if isinstance(table, ColumnTable):
+        return table.with_columns(changed)
+    out = table.copy(deep=False)  # copy-on-write: the caller's frame is not changed
     for label, values in changed.items():
         out[label] = values
     return out

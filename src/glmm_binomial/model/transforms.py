@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.model.direct_design import direct_matrix
 from glmm_binomial.model.formula import clean_message, expression_variables, python_source, r_name
+from glmm_binomial.model.frame import Table, as_frame
 
 __all__ = [
     "FORMULA_CONTEXT",
@@ -92,7 +93,7 @@ RESPONSE_FUNCTIONS: dict[str, Any] = {
 }
 
 
-def evaluate_response(expr: str, frame: pd.DataFrame) -> pd.Series:
+def evaluate_response(expr: str, frame: Table) -> pd.Series:
     """A response expression: a column name, or arithmetic on columns (``size - incidence``,
     ``I(y == 1)``, `` `y.obs` ``)."""
     if expr in frame.columns:
@@ -137,7 +138,7 @@ def parsed_formula(expr: str) -> Formula:
     return Formula(expr)
 
 
-def materialize(expr: str, frame: pd.DataFrame, what: str) -> tuple[FloatArray, list[str], Any]:
+def materialize(expr: str, frame: Table, what: str) -> tuple[FloatArray, list[str], Any]:
     """The matrix of right-hand side `expr` on frame, its column names (R's spelling) and
     formulaic's model spec (to rebuild it for new data). Plain terms (intercept, numeric or
     categorical columns) are built with numpy (model.direct_design), anything else by
@@ -152,7 +153,7 @@ def materialize(expr: str, frame: pd.DataFrame, what: str) -> tuple[FloatArray, 
                     return direct
             # numpy output: the same values and spec, without building a DataFrame.
             mm = model_matrix(
-                spec, frame, na_action="ignore", context=FORMULA_CONTEXT, output="numpy"
+                spec, as_frame(frame), na_action="ignore", context=FORMULA_CONTEXT, output="numpy"
             )
     except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
         raise formulaic_error(f"{what} '{expr}'", exc) from None
@@ -199,7 +200,7 @@ def rebuild(spec: Any, frame: pd.DataFrame, what: str) -> FloatArray:
 FACTOR_CALL_RE = re.compile(r"^(?:C|factor|as_factor)\(\s*`?([^`,()]+?)`?\s*(?:,.*)?\)$")
 
 
-def factor_column(expr: str, frame: pd.DataFrame) -> tuple[str, bool] | None:
+def factor_column(expr: str, frame: Table) -> tuple[str, bool] | None:
     """The column a categorical factor expression reads: (name, True) for the column itself,
     (name, False) for ``factor(name)``/``C(name, ...)``; None for anything else."""
     plain = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr

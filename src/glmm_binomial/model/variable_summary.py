@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from glmm_binomial.model.frame import Table
+
 __all__ = ["KEEP_DISTINCT", "VariableSummary", "formula_order", "summarize_variables"]
 
 KEEP_DISTINCT = 2
@@ -45,7 +47,7 @@ class VariableSummary:
 def _summary(name: str, series: pd.Series) -> VariableSummary:
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        return VariableSummary(name, "factor", tuple(dtype.categories))
+        return VariableSummary(name, "factor", tuple(dtype.categories.tolist()))
     if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
         try:
             levels = tuple(sorted(pd.unique(series.dropna())))
@@ -66,7 +68,7 @@ def _summary(name: str, series: pd.Series) -> VariableSummary:
     return VariableSummary(name, "numeric", kept, float(np.mean(values)), low, high)
 
 
-def summarize_variables(frame: pd.DataFrame, names: Sequence[str]) -> tuple[VariableSummary, ...]:
+def summarize_variables(frame: Table, names: Sequence[str]) -> tuple[VariableSummary, ...]:
     """The summary of each of ``names`` (columns of ``frame``, the fit's complete rows)."""
     return tuple(_summary(name, frame[name]) for name in names if name in frame.columns)
 
