@@ -262,3 +262,37 @@ def test_a_diverging_column_centred_internally_makes_the_intercept_diverge_too()
     mapped = to_user(model, scaling, internal)
     assert mapped.diverging == (0, 1)
     assert to_user(model, scaling, result.fit_output).diverging == ()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.lists(st.floats(-1e4, 1e4), min_size=2, max_size=5),
+    st.floats(1e-3, 1e3),
+    st.integers(0, 2**31 - 1),
+)
+def test_the_column_statistics_do_not_depend_on_the_chunk(n, shifts, spread, seed):
+    # The scaling decided from chunks of columns (one at a time, or all at once) is the same
+    # map, bit for bit: each column's statistics are the same sums either way.
+    import glmm_binomial.methods.scaling as scaling
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(shifts))) * spread + np.asarray(shifts)
+    x[:, 0] = 1.0
+    model, _ = build_model(INTERCEPT, simulated())
+    model = replace(model, x=x, successes=np.zeros(n), trials=np.ones(n), offset=np.zeros(n))
+    model = replace(model, blocks=(replace(model.blocks[0], z=x[:, :1], codes=np.zeros(n, int)),))
+    control = OptimizerControl()
+    whole = choose_scaling(model, control)
+    original = scaling.COLUMN_STATS_CHUNK
+    try:
+        scaling.COLUMN_STATS_CHUNK = 1
+        one_by_one = choose_scaling(model, control)
+    finally:
+        scaling.COLUMN_STATS_CHUNK = original
+    np.testing.assert_array_equal(whole.fixed, one_by_one.fixed)
+    # And the statistics are those of each column on its own.
+    for j in range(1, x.shape[1]):
+        column = x[:, j]
+        if n >= 2 and whole.fixed[0, j] != 0.0:
+            assert whole.fixed[0, j] == -float(np.mean(column)) * whole.fixed[j, j]

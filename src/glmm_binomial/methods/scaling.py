@@ -106,20 +106,33 @@ def combine_moments(parts: list[ColumnMoments]) -> ColumnMoments:
     return total
 
 
+COLUMN_STATS_CHUNK = 1 << 20
+"""_column_map copies at most this many values of the matrix at a time (columns as rows)."""
+
+
 def _column_map(
     matrix: FloatArray, scale_limit: float, center_limit: float, may_centre: bool = True
 ) -> FloatArray:
     """C with matrix @ C centred (only when a column of ones is present) and scaled."""
+    n, p = matrix.shape
+    means, sds, rms, ones_flags = (np.zeros(p) for _ in range(4))
+    if n:
+        # Columns as contiguous rows, a chunk at a time: each row's mean, SD and root mean
+        # square are the same numbers as the column's own (the same pairwise sums), in a few
+        # array operations instead of a few per column.
+        step = max(1, COLUMN_STATS_CHUNK // n)
+        for start in range(0, p, step):
+            rows = np.ascontiguousarray(matrix[:, start : start + step].T)
+            end = start + rows.shape[0]
+            means[start:end] = np.mean(rows, axis=1)
+            sds[start:end] = np.std(rows, axis=1)
+            rms[start:end] = np.sqrt(np.mean(rows * rows, axis=1))
+            ones_flags[start:end] = np.all(rows == 1.0, axis=1)
 
     def stats(j: int) -> tuple[float, float, float]:
-        column = matrix[:, j]
-        return (
-            float(np.mean(column)),
-            float(np.std(column)),
-            float(np.sqrt(np.mean(column * column))),
-        )
+        return float(means[j]), float(sds[j]), float(rms[j])
 
-    ones = [j for j in range(matrix.shape[1]) if bool(np.all(matrix[:, j] == 1.0))]
+    ones = [int(j) for j in np.flatnonzero(ones_flags)]
     return _decide(matrix.shape, ones, stats, scale_limit, center_limit, may_centre)
 
 

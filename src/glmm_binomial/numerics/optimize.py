@@ -171,13 +171,18 @@ def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, F
     # first step is well scaled.
     rate = (np.sum(data.successes) + 0.5) / (np.sum(data.trials) + 1.0)
     beta: FloatArray = np.zeros(data.n_fixed)
-    eta = np.full(data.n_obs, data.family.link_function(rate))
-    try:
-        beta = np.asarray(
-            np.linalg.lstsq(data.x, eta - data.offset, rcond=None)[0], dtype=np.float64
-        )
-    except np.linalg.LinAlgError:
-        pass
+    level = float(data.family.link_function(rate))
+    ones = np.flatnonzero(np.all(data.x == 1.0, axis=0)) if data.n_obs else np.zeros(0)
+    if ones.size and not np.any(data.offset):
+        # The least-squares fit of a constant with an intercept column is exact: the intercept.
+        beta[int(ones[0])] = level
+    else:
+        try:
+            beta = np.asarray(
+                np.linalg.lstsq(data.x, level - data.offset, rcond=None)[0], dtype=np.float64
+            )
+        except np.linalg.LinAlgError:
+            pass
     upper = data.family.eta_upper
     if np.isfinite(upper):
         return bounded_glm_newton(beta, data, control, upper)
