@@ -385,7 +385,7 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     # H_j^{-1} = L_j^{-T} L_j^{-1} from the mode's factor (H_j = L_j L_j'), and S_j = sum w z z'
     # (the factor's cross products: for the logit the Newton weights are the observed ones).
     linv = mode.factor.linv[0]
-    hinv = np.matmul(linv.transpose(0, 2, 1), linv)
+    hinv = mode.factor.block_inverse
     zz = mode.factor.cross
     f_p = np.empty((n1, k, p))
     for c in range(k):
