@@ -524,9 +524,14 @@ def newton_polish(
     after a step longer than control.polish_step_tol; hessian_at(z, gradient): exact, or
     finite differences of the gradient), the free coordinates and whether a step was taken."""
     n_theta = data.n_theta
-    theta, beta = natural(np.asarray(z, dtype=np.float64))
-    theta = canonical_theta(data, theta)
-    z = np.asarray(np.linalg.solve(scale, np.concatenate([theta, beta]) - x0), dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
+    theta, beta = natural(z)
+    canonical = canonical_theta(data, theta)
+    if not np.array_equal(canonical, theta):
+        # A column of Lambda changed sign: back to z (the search's own point is kept
+        # otherwise, whose deviance and gradient are at hand: no second mode search).
+        theta = canonical
+        z = np.asarray(np.linalg.solve(scale, np.concatenate([theta, beta]) - x0), dtype=np.float64)
     free = np.ones(len(z), dtype=bool)
     free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
     value, grad = fun(z)
