@@ -41,7 +41,20 @@ def formulaic_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, list[st
     )
 
 
-PLAIN = ["x + f", "1 + k + f + h", "0 + f + x", "f - 1 + h", "h + f", "x", "1", "f"]
+PLAIN = [
+    "x + f",
+    "1 + k + f + h",
+    "0 + f + x",
+    "f - 1 + h",
+    "h + f",
+    "x",
+    "1",
+    "f",
+    # Stateless expressions of numeric columns, evaluated as formulaic evaluates them.
+    "I(x ** 2) + f",
+    "x + I(k ** 2) + log(k + 1) + np.exp(x / 2) + h",
+    "0 + sqrt(abs(x)) + f",
+]
 
 
 @pytest.mark.parametrize("expr", PLAIN)
@@ -63,13 +76,38 @@ def test_plain_terms_equal_formulaic(expr: str) -> None:
     assert np.array_equal(again[0], formulaic_matrix(expr, other)[0])
 
 
-@pytest.mark.parametrize("expr", ["x:f", "f + scale(x)", "I(x ** 2) + f", "s + x", "C(h)", "x * f"])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "x:f",
+        "f + scale(x)",
+        "I(x > 0) + f",
+        "I(x ** 2):f",
+        "s + x",
+        "C(h)",
+        "x * f",
+        "poly(x, 2)",
+        "x + factor(k)",  # levels from the data: formulaic's
+        "x + C(k) + f",
+    ],
+)
 def test_other_terms_go_to_formulaic(expr: str) -> None:
     data = frame()
     assert direct_matrix(expr, Formula(expr), data, FORMULA_CONTEXT) is None
     values, names, _ = materialize(expr, data, "test")
     ref_values, ref_names, _ = formulaic_matrix(expr, data)
     assert names == ref_names and np.array_equal(values, ref_values)
+
+
+def test_an_expression_of_a_column_with_missing_values_equals_formulaic() -> None:
+    data = frame()
+    data.loc[[2, 9], "x"] = np.nan
+    expr = "I(x ** 2) + log(k + 1) + f"
+    direct = direct_matrix(expr, Formula(expr), data, FORMULA_CONTEXT)
+    assert direct is not None
+    ref_values, ref_names, _ = formulaic_matrix(expr, data)
+    assert direct[1] == ref_names
+    assert np.array_equal(direct[0], ref_values, equal_nan=True)
 
 
 def test_unused_category_and_missing_values_go_to_formulaic() -> None:

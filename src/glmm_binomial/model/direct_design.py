@@ -2,18 +2,21 @@
 
 formulaic materializes categorical columns through pandas (factorize, dummy frames), which is
 most of the cost of building a small model. For a right-hand side whose every term is the
-intercept, one numeric column or one categorical column (``age + urban + livch``), each
-column of the matrix is a function of one data column: the column itself, or a value per
-level of a categorical (its contrast coding, whatever the contrasts). So formulaic is asked
-for the matrix of a few rows only, one per level of each categorical (its model spec then
+intercept, one numeric column, one categorical column or one stateless expression of numeric
+columns (``age + I(age^2) + log(dose) + urban + livch``), each column of the matrix is a
+function of the data columns of its own term: the column itself, the expression evaluated on
+the columns as formulaic evaluates it (the same pandas Series, formulaic's functions), or a
+value per level of a categorical (its contrast coding, whatever the contrasts). So formulaic is
+asked for the matrix of a few rows only, one per level of each categorical (its model spec then
 equals the whole frame's: a categorical's levels are its categories, not the values
 present), each column's values per level are read off those rows, and the whole matrix is
 built by indexing with the categorical codes. The plan (spec, names, per-column recipe) depends
 only on the formula text and the columns' types and categories: it is kept for the next build
 of the same formula on columns of the same types (refits, bootstrap, power simulations).
 
-Anything else (interactions, transforms such as ``scale(x)`` or ``I(x^2)``, text or logical
-columns, missing values) returns None: the caller asks formulaic for the whole matrix. The
+Anything else (interactions, stateful transforms such as ``scale(x)`` or ``poly(x, 2)``,
+expressions giving anything but numbers, text or logical columns, missing values) returns
+None: the caller asks formulaic for the whole matrix. The
 result is the same matrix, names and spec as formulaic's (tests/test_direct_design.py).
 """
 
@@ -28,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from formulaic import model_matrix
+from formulaic.transforms import TRANSFORMS
 from numpy.typing import NDArray
 
-from glmm_binomial.model.formula import r_name
+from glmm_binomial.model.formula import expression_variables, python_source, r_name
 from glmm_binomial.model.frame import Table, as_frame
 
 FloatArray = NDArray[np.float64]
@@ -42,12 +46,14 @@ PLAN_CACHE_SIZE = 64
 @dataclass(frozen=True)
 class DirectPlan:
     """How to build a plain formula's matrix: per column, ("ones", None, None), ("numeric",
-    column, None) or ("level", column, values per level); the column names (R's spelling)
-    and formulaic's model spec."""
+    column, None), ("expression", its text, None) or ("level", column, values per level); the
+    column names (R's spelling), formulaic's model spec and the functions an expression may
+    call (formulaic's transforms and the caller's context)."""
 
     columns: tuple[tuple[str, str | None, FloatArray | None], ...]
     names: tuple[str, ...]
     spec: Any
+    functions: dict[str, Any]
 
 
 _PLANS: OrderedDict[tuple[Any, ...], DirectPlan | None] = OrderedDict()
@@ -65,23 +71,31 @@ def _column_key(series: pd.Series) -> tuple[Any, ...] | None:
     return None
 
 
-def _plain_variables(terms: tuple[Any, ...], frame: Table) -> list[str] | None:
-    """The columns of a right-hand side whose terms are all plain (intercept, or one factor
-    that is a column of frame); None otherwise."""
-    names: list[str] = []
+def _plain_factors(terms: tuple[Any, ...], frame: Table) -> list[tuple[str, str]] | None:
+    """(kind, text) of the factor of each term of a right-hand side whose terms are all plain:
+    ("column", name) for a column of frame, ("expression", text) for a Python expression
+    (formulaic's evaluation) of columns of frame; None when some term is not plain (an
+    interaction, or a name frame lacks). The intercept is left out."""
+    factors: list[tuple[str, str]] = []
     for term in terms:
-        factors = list(term.factors)
-        if not factors:
+        found = list(term.factors)
+        if not found:
             continue
-        if len(factors) != 1:
+        if len(found) != 1:
             return None
-        text = str(factors[0].expr)
+        text = str(found[0].expr)
         if text == "1":
             continue
-        if text not in frame.columns:
+        if text in frame.columns:
+            factors.append(("column", text))
+            continue
+        if getattr(found[0].eval_method, "value", None) != "python":
             return None
-        names.append(text)
-    return names
+        variables = expression_variables(text)
+        if not variables or any(v not in frame.columns for v in variables):
+            return None
+        factors.append(("expression", text))
+    return factors
 
 
 def direct_matrix(
@@ -90,15 +104,24 @@ def direct_matrix(
     """(matrix, names, spec) of `formula` (formulaic's parsed `expr`) on frame built with numpy
     (module docstring), or None when the formula or the columns are not plain."""
     terms = tuple(formula)
-    variables = _plain_variables(terms, frame)
-    if variables is None or frame.shape[0] == 0:
+    factors = _plain_factors(terms, frame)
+    if factors is None or frame.shape[0] == 0:
         return None
+    variables = [text for kind, text in factors if kind == "column"]
+    expressions = [text for kind, text in factors if kind == "expression"]
     keys = []
     for name in variables:
         key = _column_key(frame[name])
         if key is None:
             return None
         keys.append((name, key))
+    for text in expressions:
+        # An expression reads numeric columns only (its value is then a number per row).
+        for name in sorted(expression_variables(text)):
+            key = _column_key(frame[name])
+            if key is None or key[0] != "numeric":
+                return None
+            keys.append((name, key))
     cache_key = (expr, tuple(keys))
     with _PLANS_LOCK:
         known = cache_key in _PLANS
@@ -106,7 +129,7 @@ def direct_matrix(
         if known:
             _PLANS.move_to_end(cache_key)
     if not known:
-        plan = _make_plan(formula, frame, variables, context)
+        plan = _make_plan(formula, frame, variables, set(expressions), context)
         with _PLANS_LOCK:
             _PLANS[cache_key] = plan
             while len(_PLANS) > PLAN_CACHE_SIZE:
@@ -128,6 +151,12 @@ def _build(plan: DirectPlan, frame: Table) -> tuple[FloatArray, list[str], Any] 
         if kind == "numeric":
             out[:, j] = frame[name].to_numpy(dtype=np.float64)
             continue
+        if kind == "expression":
+            evaluated = evaluate_expression(name, frame, plan.functions)
+            if evaluated is None:
+                return None  # not numbers: formulaic decides what they give
+            out[:, j] = evaluated
+            continue
         assert values is not None
         if name not in codes_of:
             codes = np.asarray(frame[name].array.codes, dtype=np.intp)
@@ -138,8 +167,34 @@ def _build(plan: DirectPlan, frame: Table) -> tuple[FloatArray, list[str], Any] 
     return out, list(plan.names), plan.spec
 
 
+def evaluate_expression(text: str, frame: Table, functions: dict[str, Any]) -> FloatArray | None:
+    """A formula factor's Python expression (formulaic's text, as ``I(age ** 2)`` or
+    ``log(dose + 1)``) evaluated on frame's columns (pandas Series, as formulaic passes them)
+    with `functions` in scope: its values as float64, one per row; None when it fails or does
+    not give one number per row (booleans and text are factors to formulaic)."""
+    source, placeholders = python_source(text)
+    namespace = dict(functions)
+    for name in expression_variables(text):
+        if name in frame.columns:
+            namespace[name] = frame[name]
+    for placeholder, name in placeholders.items():
+        namespace[placeholder] = frame[name]
+    try:
+        value = eval(source, {"__builtins__": {}}, namespace)  # noqa: S307 - formula text is code
+    except Exception:  # noqa: BLE001 - formulaic on the whole frame reports the error
+        return None
+    values = np.asarray(value)
+    if values.shape != (frame.shape[0],) or values.dtype.kind not in "iuf":
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
 def _make_plan(
-    formula: Any, frame: Table, variables: list[str], context: dict[str, Any]
+    formula: Any,
+    frame: Table,
+    variables: list[str],
+    expressions: set[str],
+    context: dict[str, Any],
 ) -> DirectPlan | None:
     """The plan from formulaic's matrix of a few rows: the first row, and the first row of
     each level of each categorical (a level absent from frame: no plan)."""
@@ -169,6 +224,12 @@ def _make_plan(
     spec = mm.model_spec
     if getattr(spec, "transform_state", None):
         return None
+    for text in expressions:
+        # An expression formulaic encodes as a factor (factor(k), C(k), a boolean) has levels
+        # from the data, not from a dtype: the few rows cannot stand for the whole frame.
+        kind = spec.encoder_state.get(text, (None,))[0]
+        if getattr(kind, "value", None) != "numerical":
+            return None
     values = np.asarray(mm, dtype=np.float64)
     if values.ndim == 1:
         values = values[:, None]
@@ -184,11 +245,14 @@ def _make_plan(
                 var = str(factors[0].expr)
                 at = [position[int(r)] for r in level_rows[var]]
                 columns.append(("level", var, values[at, j].copy()))
+            elif str(factors[0].expr) in expressions:
+                columns.append(("expression", str(factors[0].expr), None))
             else:
                 columns.append(("numeric", str(factors[0].expr), None))
     if len(columns) != values.shape[1]:
         return None
-    plan = DirectPlan(tuple(columns), tuple(r_name(str(c)) for c in spec.column_names), spec)
+    names = tuple(r_name(str(c)) for c in spec.column_names)
+    plan = DirectPlan(tuple(columns), names, spec, {**TRANSFORMS, **context})
     # The plan must give formulaic's own values on the rows it was learned from.
     built = _build(plan, sample)
     if built is None or not np.array_equal(built[0], values):
