@@ -26,7 +26,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -43,14 +43,24 @@ PLAN_CACHE_SIZE = 64
 """Plans kept (one per formula text and column types)."""
 
 
+class PlanColumn(NamedTuple):
+    """One column of a plan: kind "ones"; "numeric" (column `name`); "expression" (its text
+    in `name`); "level" (values[codes of categorical `name`]); "level_times" (that times the
+    numeric column `other`: an interaction x:f); "product" (columns `name` times `other`)."""
+
+    kind: str
+    name: str | None = None
+    values: FloatArray | None = None
+    other: str | None = None
+
+
 @dataclass(frozen=True)
 class DirectPlan:
-    """How to build a plain formula's matrix: per column, ("ones", None, None), ("numeric",
-    column, None), ("expression", its text, None) or ("level", column, values per level); the
-    column names (R's spelling), formulaic's model spec and the functions an expression may
-    call (formulaic's transforms and the caller's context)."""
+    """How to build a plain formula's matrix: its columns (PlanColumn), their names (R's
+    spelling), formulaic's model spec and the functions an expression may call (formulaic's
+    transforms and the caller's context)."""
 
-    columns: tuple[tuple[str, str | None, FloatArray | None], ...]
+    columns: tuple[PlanColumn, ...]
     names: tuple[str, ...]
     spec: Any
     functions: dict[str, Any]
@@ -71,31 +81,33 @@ def _column_key(series: pd.Series) -> tuple[Any, ...] | None:
     return None
 
 
-def _plain_factors(terms: tuple[Any, ...], frame: Table) -> list[tuple[str, str]] | None:
-    """(kind, text) of the factor of each term of a right-hand side whose terms are all plain:
-    ("column", name) for a column of frame, ("expression", text) for a Python expression
-    (formulaic's evaluation) of columns of frame; None when some term is not plain (an
-    interaction, or a name frame lacks). The intercept is left out."""
-    factors: list[tuple[str, str]] = []
+def _plain_factors(terms: tuple[Any, ...], frame: Table) -> tuple[list[str], list[str]] | None:
+    """The columns and the expressions of a right-hand side whose terms are all plain: a
+    column of frame, a Python expression (formulaic's evaluation) of columns of frame, or the
+    interaction of two columns; None when some term is not (a longer interaction, one with an
+    expression, a name frame lacks)."""
+    columns: list[str] = []
+    expressions: list[str] = []
     for term in terms:
-        found = list(term.factors)
+        found = [f for f in term.factors if str(f.expr) != "1"]
+        texts = [str(f.expr) for f in found]
+        if len(found) == 2 and all(t in frame.columns for t in texts):
+            columns.extend(texts)
+            continue
+        if len(found) > 1:
+            return None
         if not found:
             continue
-        if len(found) != 1:
-            return None
-        text = str(found[0].expr)
-        if text == "1":
-            continue
-        if text in frame.columns:
-            factors.append(("column", text))
+        if texts[0] in frame.columns:
+            columns.append(texts[0])
             continue
         if getattr(found[0].eval_method, "value", None) != "python":
             return None
-        variables = expression_variables(text)
+        variables = expression_variables(texts[0])
         if not variables or any(v not in frame.columns for v in variables):
             return None
-        factors.append(("expression", text))
-    return factors
+        expressions.append(texts[0])
+    return list(dict.fromkeys(columns)), list(dict.fromkeys(expressions))
 
 
 def direct_matrix(
@@ -104,11 +116,10 @@ def direct_matrix(
     """(matrix, names, spec) of `formula` (formulaic's parsed `expr`) on frame built with numpy
     (module docstring), or None when the formula or the columns are not plain."""
     terms = tuple(formula)
-    factors = _plain_factors(terms, frame)
-    if factors is None or frame.shape[0] == 0:
+    found = _plain_factors(terms, frame)
+    if found is None or frame.shape[0] == 0:
         return None
-    variables = [text for kind, text in factors if kind == "column"]
-    expressions = [text for kind, text in factors if kind == "expression"]
+    variables, expressions = found
     keys = []
     for name in variables:
         key = _column_key(frame[name])
@@ -143,7 +154,8 @@ def _build(plan: DirectPlan, frame: Table) -> tuple[FloatArray, list[str], Any] 
     n = frame.shape[0]
     out = np.empty((n, len(plan.columns)))
     codes_of: dict[str, NDArray[np.intp]] = {}
-    for j, (kind, name, values) in enumerate(plan.columns):
+    for j, column in enumerate(plan.columns):
+        kind, name, values, other = column
         if kind == "ones":
             out[:, j] = 1.0
             continue
@@ -157,6 +169,11 @@ def _build(plan: DirectPlan, frame: Table) -> tuple[FloatArray, list[str], Any] 
                 return None  # not numbers: formulaic decides what they give
             out[:, j] = evaluated
             continue
+        if kind == "product":
+            assert other is not None
+            right = frame[other].to_numpy(dtype=np.float64)
+            out[:, j] = frame[name].to_numpy(dtype=np.float64) * right
+            continue
         assert values is not None
         if name not in codes_of:
             codes = np.asarray(frame[name].array.codes, dtype=np.intp)
@@ -164,6 +181,10 @@ def _build(plan: DirectPlan, frame: Table) -> tuple[FloatArray, list[str], Any] 
                 return None  # missing values: formulaic decides what they give
             codes_of[name] = codes
         out[:, j] = values[codes_of[name]]
+        if kind == "level_times":
+            assert other is not None
+            # One product per row, as formulaic multiplies a term's encoded factor columns.
+            out[:, j] *= frame[other].to_numpy(dtype=np.float64)
     return out, list(plan.names), plan.spec
 
 
@@ -196,32 +217,34 @@ def _make_plan(
     expressions: set[str],
     context: dict[str, Any],
 ) -> DirectPlan | None:
-    """The plan from formulaic's matrix of a few rows: the first row, and the first row of
-    each level of each categorical (a level absent from frame: no plan)."""
+    """The plan from formulaic's matrices of a few rows (None when some level of a categorical
+    is absent from frame or missing somewhere: formulaic decides then).
+
+    The columns' recipes are read off formulaic's matrix of made-up rows: every numeric column
+    1 (a numeric factor's value, and an interaction's numeric part, is then its product's
+    other factor alone), each categorical at each of its levels in turn (the others at their
+    first). The plan is then checked on frame's own first row and the first row of each level
+    of each categorical: it must give formulaic's matrix of those rows exactly."""
     rows = [0]
-    level_rows: dict[str, NDArray[np.intp]] = {}
-    for name in dict.fromkeys(variables):
+    level_counts: dict[str, int] = {}
+    for name in variables:
         series = frame[name]
         if not isinstance(series.dtype, pd.CategoricalDtype):
             continue
-        codes = np.asarray(series.cat.codes.to_numpy(), dtype=np.intp)
-        n_levels = len(series.cat.categories)
+        codes = np.asarray(series.array.codes, dtype=np.intp)
+        n_levels = len(series.dtype.categories)
         if np.any(codes < 0):
             return None
         present, first = np.unique(codes, return_index=True)
         if present.size != n_levels:
             return None
-        level_rows[name] = first.astype(np.intp)
+        level_counts[name] = n_levels
         rows.extend(first.tolist())
-    sample_rows = np.unique(np.asarray(rows, dtype=np.intp))
-    sample = as_frame(frame).iloc[sample_rows]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            mm = model_matrix(formula, sample, na_action="ignore", context=context, output="numpy")
-    except Exception:  # noqa: BLE001 - formulaic on the whole frame reports the error
+    made_up, level_rows = _made_up_rows(frame, variables, expressions, level_counts)
+    learned = _formulaic_matrix(formula, made_up, context)
+    if learned is None:
         return None
-    spec = mm.model_spec
+    values, spec = learned
     if getattr(spec, "transform_state", None):
         return None
     for text in expressions:
@@ -230,31 +253,96 @@ def _make_plan(
         kind = spec.encoder_state.get(text, (None,))[0]
         if getattr(kind, "value", None) != "numerical":
             return None
-    values = np.asarray(mm, dtype=np.float64)
-    if values.ndim == 1:
-        values = values[:, None]
-    position = {int(r): i for i, r in enumerate(sample_rows)}
-    columns: list[tuple[str, str | None, FloatArray | None]] = []
+    columns: list[PlanColumn] = []
     for structure in spec.structure:
-        factors = [f for f in structure.term.factors if str(f.expr) != "1"]
+        factors = [str(f.expr) for f in structure.term.factors if str(f.expr) != "1"]
         for _ in structure.columns:
-            j = len(columns)
-            if not factors:
-                columns.append(("ones", None, None))
-            elif str(factors[0].expr) in level_rows:
-                var = str(factors[0].expr)
-                at = [position[int(r)] for r in level_rows[var]]
-                columns.append(("level", var, values[at, j].copy()))
-            elif str(factors[0].expr) in expressions:
-                columns.append(("expression", str(factors[0].expr), None))
-            else:
-                columns.append(("numeric", str(factors[0].expr), None))
+            column = _plan_column(factors, level_rows, expressions, values[:, len(columns)])
+            if column is None:
+                return None
+            columns.append(column)
     if len(columns) != values.shape[1]:
         return None
     names = tuple(r_name(str(c)) for c in spec.column_names)
     plan = DirectPlan(tuple(columns), names, spec, {**TRANSFORMS, **context})
-    # The plan must give formulaic's own values on the rows it was learned from.
-    built = _build(plan, sample)
-    if built is None or not np.array_equal(built[0], values):
-        return None
+    # The plan must give formulaic's own values on the rows it was learned from, and on real
+    # rows of frame.
+    sample = as_frame(frame).iloc[np.unique(np.asarray(rows, dtype=np.intp))]
+    for check in (made_up, sample):
+        reference = learned if check is made_up else _formulaic_matrix(formula, check, context)
+        built = _build(plan, check)
+        if reference is None or built is None or not np.array_equal(built[0], reference[0]):
+            return None
     return plan
+
+
+def _made_up_rows(
+    frame: Table, variables: list[str], expressions: set[str], level_counts: dict[str, int]
+) -> tuple[pd.DataFrame, dict[str, NDArray[np.intp]]]:
+    """A frame of 1 + sum of the categoricals' level counts rows with frame's dtypes: every
+    numeric column 1, each categorical at level 0 except in its own block of rows, where it
+    takes each of its levels in turn; and the rows of each categorical's block."""
+    n_rows = 1 + sum(level_counts.values())
+    level_rows: dict[str, NDArray[np.intp]] = {}
+    start = 1
+    for name, count in level_counts.items():
+        level_rows[name] = np.arange(start, start + count, dtype=np.intp)
+        start += count
+    names = list(
+        dict.fromkeys(
+            [*variables, *sorted(v for e in expressions for v in expression_variables(e))]
+        )
+    )
+    data: dict[str, Any] = {}
+    for name in names:
+        dtype = frame[name].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            codes = np.zeros(n_rows, dtype=np.intp)
+            codes[level_rows[name]] = np.arange(level_counts[name])
+            data[name] = pd.Categorical.from_codes(codes, dtype=dtype)
+        else:
+            data[name] = np.ones(n_rows, dtype=dtype)
+    return pd.DataFrame(data), level_rows
+
+
+def _formulaic_matrix(
+    formula: Any, frame: pd.DataFrame, context: dict[str, Any]
+) -> tuple[FloatArray, Any] | None:
+    """formulaic's matrix (2-d) and model spec of formula on frame; None when it fails."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            mm = model_matrix(formula, frame, na_action="ignore", context=context, output="numpy")
+    except Exception:  # noqa: BLE001 - formulaic on the whole frame reports the error
+        return None
+    values = np.asarray(mm, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    return values, mm.model_spec
+
+
+def _plan_column(
+    factors: list[str],
+    level_rows: dict[str, NDArray[np.intp]],
+    expressions: set[str],
+    learned: FloatArray,
+) -> PlanColumn | None:
+    """The recipe of one column of a term with these factors, from its values on the made-up
+    rows (`learned`); None for a term the plan does not cover."""
+    if not factors:
+        return PlanColumn("ones")
+    if len(factors) == 1:
+        (only,) = factors
+        if only in level_rows:
+            return PlanColumn("level", only, learned[level_rows[only]].copy())
+        return PlanColumn("expression" if only in expressions else "numeric", only)
+    if len(factors) != 2 or any(f in expressions for f in factors):
+        return None
+    categorical = [f for f in factors if f in level_rows]
+    numeric = [f for f in factors if f not in level_rows]
+    if len(categorical) == 2:
+        return None
+    if len(categorical) == 1:
+        values = learned[level_rows[categorical[0]]].copy()
+        return PlanColumn("level_times", categorical[0], values, numeric[0])
+    return PlanColumn("product", numeric[0], None, numeric[1])
