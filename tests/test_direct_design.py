@@ -27,6 +27,7 @@ def frame(seed: int = 0, n: int = 200) -> pd.DataFrame:
             ),
             "h": pd.Categorical(rng.choice([2, 1], n)),
             "s": rng.choice(["u", "v"], n),
+            "o": pd.Categorical(rng.choice(["lo", "mid", "hi"], n), ["lo", "mid", "hi"], True),
         }
     )
 
@@ -62,6 +63,10 @@ PLAIN = [
     "0 + f:x",
     "x + k + x:k + h",
     "I(x ** 2) + f + k:h + f:k",
+    # Interactions of two categoricals, with and without their main effects.
+    "f:h",
+    "f * h",
+    "x + h:f + o:h",
 ]
 
 
@@ -92,7 +97,6 @@ def test_plain_terms_equal_formulaic(expr: str) -> None:
         "I(x ** 2):f",
         "s + x",
         "C(h)",
-        "f:h",
         "x:k:f",
         "poly(x, 2)",
         "x + factor(k)",  # levels from the data: formulaic's
@@ -131,7 +135,23 @@ def test_unused_category_and_missing_values_go_to_formulaic() -> None:
     assert np.array_equal(values, ref_values, equal_nan=True)
 
 
-TERMS = ["x", "k", "f", "h", "I(x ** 2)", "log(k + 1)", "np.exp(x / 3)", "x:f", "k:h", "x:k", "h:x"]
+TERMS = [
+    "x",
+    "k",
+    "f",
+    "h",
+    "o",
+    "I(x ** 2)",
+    "log(k + 1)",
+    "np.exp(x / 3)",
+    "x:f",
+    "k:h",
+    "x:k",
+    "h:x",
+    "x:o",
+    "f:h",
+    "o:f",
+]
 
 
 @settings(max_examples=60, deadline=None)
@@ -148,6 +168,7 @@ def test_every_plain_formula_equals_formulaic(terms, intercept, seed, n):
     data = frame(seed=seed, n=n)
     data["f"] = data["f"].cat.remove_unused_categories()
     data["h"] = data["h"].cat.remove_unused_categories()
+    data["o"] = data["o"].cat.remove_unused_categories()
     direct = direct_matrix(expr, Formula(expr), data, FORMULA_CONTEXT)
     ref_values, ref_names, ref_spec = formulaic_matrix(expr, data)
     if direct is None:

@@ -42,11 +42,16 @@ FloatArray = NDArray[np.float64]
 PLAN_CACHE_SIZE = 64
 """Plans kept (one per formula text and column types)."""
 
+PAIR_LEVELS_MAX = 2_500
+"""The interaction of two categoricals is built directly when it has at most this many level
+pairs (the plan learns each pair's value from one made-up row); larger ones go to formulaic."""
+
 
 class PlanColumn(NamedTuple):
     """One column of a plan: kind "ones"; "numeric" (column `name`); "expression" (its text
     in `name`); "level" (values[codes of categorical `name`]); "level_times" (that times the
-    numeric column `other`: an interaction x:f); "product" (columns `name` times `other`)."""
+    numeric column `other`: an interaction x:f); "product" (columns `name` times `other`);
+    "level_pair" (values[codes of `name`, codes of `other`]: an interaction f:g)."""
 
     kind: str
     name: str | None = None
@@ -175,11 +180,17 @@ def _build(plan: DirectPlan, frame: Table) -> tuple[FloatArray, list[str], Any] 
             out[:, j] = frame[name].to_numpy(dtype=np.float64) * right
             continue
         assert values is not None
-        if name not in codes_of:
-            codes = np.asarray(frame[name].array.codes, dtype=np.intp)
-            if np.any(codes < 0):
-                return None  # missing values: formulaic decides what they give
-            codes_of[name] = codes
+        for categorical in (name, other) if kind == "level_pair" else (name,):
+            assert categorical is not None
+            if categorical not in codes_of:
+                codes = np.asarray(frame[categorical].array.codes, dtype=np.intp)
+                if np.any(codes < 0):
+                    return None  # missing values: formulaic decides what they give
+                codes_of[categorical] = codes
+        if kind == "level_pair":
+            assert other is not None
+            out[:, j] = values[codes_of[name], codes_of[other]]
+            continue
         out[:, j] = values[codes_of[name]]
         if kind == "level_times":
             assert other is not None
@@ -240,7 +251,12 @@ def _make_plan(
             return None
         level_counts[name] = n_levels
         rows.extend(first.tolist())
-    made_up, level_rows = _made_up_rows(frame, variables, expressions, level_counts)
+    pairs = _categorical_pairs(formula, level_counts)
+    if pairs is None:
+        return None
+    made_up, level_rows, pair_rows = _made_up_rows(
+        frame, variables, expressions, level_counts, pairs
+    )
     learned = _formulaic_matrix(formula, made_up, context)
     if learned is None:
         return None
@@ -257,7 +273,9 @@ def _make_plan(
     for structure in spec.structure:
         factors = [str(f.expr) for f in structure.term.factors if str(f.expr) != "1"]
         for _ in structure.columns:
-            column = _plan_column(factors, level_rows, expressions, values[:, len(columns)])
+            column = _plan_column(
+                factors, level_rows, pair_rows, expressions, values[:, len(columns)]
+            )
             if column is None:
                 return None
             columns.append(column)
@@ -276,33 +294,63 @@ def _make_plan(
     return plan
 
 
+def _categorical_pairs(formula: Any, level_counts: dict[str, int]) -> list[tuple[str, str]] | None:
+    """The pairs of categoricals that make up a term of formula (an interaction f:g), each
+    once; None when one has more than PAIR_LEVELS_MAX level pairs."""
+    pairs: list[tuple[str, str]] = []
+    for term in formula:
+        names = [str(f.expr) for f in term.factors if str(f.expr) in level_counts]
+        if len(names) != 2:
+            continue
+        first, second = names
+        if first == second or (first, second) in pairs or (second, first) in pairs:
+            continue
+        if level_counts[first] * level_counts[second] > PAIR_LEVELS_MAX:
+            return None
+        pairs.append((first, second))
+    return pairs
+
+
 def _made_up_rows(
-    frame: Table, variables: list[str], expressions: set[str], level_counts: dict[str, int]
-) -> tuple[pd.DataFrame, dict[str, NDArray[np.intp]]]:
-    """A frame of 1 + sum of the categoricals' level counts rows with frame's dtypes: every
-    numeric column 1, each categorical at level 0 except in its own block of rows, where it
-    takes each of its levels in turn; and the rows of each categorical's block."""
-    n_rows = 1 + sum(level_counts.values())
+    frame: Table,
+    variables: list[str],
+    expressions: set[str],
+    level_counts: dict[str, int],
+    pairs: list[tuple[str, str]],
+) -> tuple[pd.DataFrame, dict[str, NDArray[np.intp]], dict[tuple[str, str], NDArray[np.intp]]]:
+    """A frame with frame's dtypes: a first row, then for each categorical a block of rows in
+    which it takes each of its levels in turn, and for each pair of categoricals a block with
+    every pair of their levels; every numeric column 1 and every categorical at level 0
+    elsewhere. With the rows of each categorical's block (by level) and of each pair's block
+    (levels of the first by levels of the second)."""
     level_rows: dict[str, NDArray[np.intp]] = {}
+    pair_rows: dict[tuple[str, str], NDArray[np.intp]] = {}
     start = 1
     for name, count in level_counts.items():
         level_rows[name] = np.arange(start, start + count, dtype=np.intp)
         start += count
-    names = list(
-        dict.fromkeys(
-            [*variables, *sorted(v for e in expressions for v in expression_variables(e))]
-        )
-    )
+    for first, second in pairs:
+        shape = (level_counts[first], level_counts[second])
+        pair_rows[(first, second)] = np.arange(start, start + shape[0] * shape[1]).reshape(shape)
+        start += shape[0] * shape[1]
+    n_rows = start
+    read = sorted(v for e in expressions for v in expression_variables(e))
+    names = list(dict.fromkeys([*variables, *read]))
     data: dict[str, Any] = {}
     for name in names:
         dtype = frame[name].dtype
         if isinstance(dtype, pd.CategoricalDtype):
             codes = np.zeros(n_rows, dtype=np.intp)
             codes[level_rows[name]] = np.arange(level_counts[name])
+            for (first, second), rows in pair_rows.items():
+                if name == first:
+                    codes[rows] = np.arange(rows.shape[0])[:, None]
+                elif name == second:
+                    codes[rows] = np.arange(rows.shape[1])[None, :]
             data[name] = pd.Categorical.from_codes(codes, dtype=dtype)
         else:
             data[name] = np.ones(n_rows, dtype=dtype)
-    return pd.DataFrame(data), level_rows
+    return pd.DataFrame(data), level_rows, pair_rows
 
 
 def _formulaic_matrix(
@@ -324,6 +372,7 @@ def _formulaic_matrix(
 def _plan_column(
     factors: list[str],
     level_rows: dict[str, NDArray[np.intp]],
+    pair_rows: dict[tuple[str, str], NDArray[np.intp]],
     expressions: set[str],
     learned: FloatArray,
 ) -> PlanColumn | None:
@@ -341,7 +390,14 @@ def _plan_column(
     categorical = [f for f in factors if f in level_rows]
     numeric = [f for f in factors if f not in level_rows]
     if len(categorical) == 2:
-        return None
+        first, second = categorical
+        if (first, second) in pair_rows:
+            table = learned[pair_rows[(first, second)]]
+        elif (second, first) in pair_rows:
+            table = learned[pair_rows[(second, first)]].T
+        else:
+            return None
+        return PlanColumn("level_pair", first, np.ascontiguousarray(table), second)
     if len(categorical) == 1:
         values = learned[level_rows[categorical[0]]].copy()
         return PlanColumn("level_times", categorical[0], values, numeric[0])
