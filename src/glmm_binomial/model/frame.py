@@ -20,7 +20,9 @@ then ``model.matrix``):
   (``label_key``: ``1``, ``1.0`` and ``"1"`` are one level), levels sorted as text.
 
 ``read_columns`` decides and converts (``ColumnTraits`` are the per-column facts the decision
-needs, merged over Dask partitions with ``&``); ``ColumnReading`` records the decision and the
+needs, merged over Dask partitions with ``&``); ``read_table`` does the same for a fit's own
+columns into a ``ColumnTable``, which the design stage reads as it would a DataFrame, each column
+taken from pandas once; ``ColumnReading`` records the decision and the
 factor's levels so that new data (and every Dask partition) is read the same way by
 ``read_like``, with a ValueError naming the column, row and value that does not fit.
 Grouping labels are matched by the same ``label_key`` everywhere (``factor_codes``,
