@@ -255,3 +255,27 @@ def test_multilevel_fits_reach_glmmtmb(record: dict) -> None:
     ours = sorted(float(np.sqrt(c[0, 0])) for c in result.covariance_matrices())
     theirs = sorted(float(np.sqrt(c[0][0])) for c in tmb["cov"].values())
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+@pytest.mark.parametrize("slope", [False, True])
+def test_one_factor_solve_is_the_substitutions_and_the_dense_inverse(slope: bool) -> None:
+    # Factor.solve's batched product with the blocks' inverses (one grouping factor alone)
+    # against the chain's forward and back substitutions and a dense solve of H.
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 12, 200)
+    data = _model(5, 200, [("g", codes, slope)])
+    objective = LaplaceObjective(data)
+    theta = np.array([0.9, -0.3, 0.5]) if slope else np.array([0.8])
+    mode = objective.mode(theta, np.array([-0.2, 0.5]))
+    factor = mode.factor
+    assert factor.block_diagonal
+    r1 = rng.normal(size=mode.u1.shape)
+    solved, rest = factor.solve(r1, np.zeros(0))
+    substituted, _ = factor.backward(factor.forward(r1, np.zeros(0))[0], np.zeros(0))
+    np.testing.assert_allclose(solved, substituted, rtol=1e-13, atol=1e-14)
+    assert rest.shape == (0,)
+    lam = mode.lambdas[0]
+    h = np.matmul(np.matmul(lam.T, factor.cross), lam) + np.eye(lam.shape[0])  # H_j
+    np.testing.assert_allclose(np.einsum("jkl,jl->jk", h, solved), r1, rtol=1e-10, atol=1e-12)
+    if not slope:
+        np.testing.assert_array_equal(solved, substituted)  # the scalar path's own products
