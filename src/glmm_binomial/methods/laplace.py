@@ -318,9 +318,8 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     log-determinant's is sum_j (D^2 H_j / H_j - DH_j DH_j' / H_j^2), with DH_j = sum 2 a_i w_i
     z_i e_theta + a_i^2 w'_i E_i and D^2 H_j from w', w'' (the weight's derivatives in eta)
     and the mode's second derivative u_pp, which the mode equation gives level by level."""
-    theta = float(mode.lambdas[st.first][0, 0])
     z = st.z1[:, 0]
-    a = theta * z
+    a = mode.a1[:, 0]  # theta z_i
     mu, w, r = mode.mu, mode.weights, mode.residual
     w1 = w * (1.0 - 2.0 * mu)
     w2 = w * (1.0 - 6.0 * mu * (1.0 - mu))
@@ -328,8 +327,7 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     level_sum, level_values = st.level_sum, st.level_values
 
     q = np.column_stack([z * u_rows, data.x])
-    h = 1.0 + level_sum(a * a * w)
-    hinv = 1.0 / h
+    hinv = mode.factor.block_inverse[:, 0, 0]  # 1 / H_j, from the mode's factor
     f_p = st.level_sums((a * w)[:, None] * q)
     f_p[:, 0] -= level_sum(z * r)
     u_p = -f_p * hinv[:, None]
@@ -366,11 +364,10 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     factor. Memory about 2 n p k values (the mode's derivatives on the rows);
     exact_hessian_fits says when that is small enough."""
     block = data.blocks[st.first]
-    lam = mode.lambdas[st.first]
     rows, cols = block.lower_indices()
     n_theta = len(rows)
     z = st.z1
-    a = z @ lam
+    a = mode.a1  # A_i' = z_i' Lambda
     n, k = a.shape
     x = data.x
     p = n_theta + x.shape[1]
@@ -520,8 +517,8 @@ def gradient_from_solve(
     grad_theta = np.zeros(data.n_theta)
     slices = data.theta_slices()
     z1 = st.z1
-    g_first = st.group_sums(z1 * e[:, None]).T @ mode.u1
-    g_first += st.group_sums(z1 * rho[:, None]).T @ v1
+    g_first = st.level_sums(z1 * e[:, None]).T @ mode.u1
+    g_first += st.level_sums(z1 * rho[:, None]).T @ v1
     if st.r2:
         g_first += 2.0 * z1.T @ (w[:, None] * h1)
     else:

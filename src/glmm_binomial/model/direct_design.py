@@ -199,20 +199,28 @@ def _build(plan: DirectPlan, frame: Table) -> tuple[FloatArray, list[str], Any] 
     return out, list(plan.names), plan.spec
 
 
-def evaluate_expression(text: str, frame: Table, functions: dict[str, Any]) -> FloatArray | None:
-    """A formula factor's Python expression (formulaic's text, as ``I(age ** 2)`` or
-    ``log(dose + 1)``) evaluated on frame's columns (pandas Series, as formulaic passes them)
-    with `functions` in scope: its values as float64, one per row; None when it fails or does
-    not give one number per row (booleans and text are factors to formulaic)."""
+def evaluate_on_columns(text: str, frame: Table, functions: dict[str, Any]) -> Any:
+    """Python expression `text` (formula spelling: backticked column names allowed) evaluated
+    with frame's columns (pandas Series, as formulaic passes them) and `functions` in scope;
+    raises whatever the evaluation raises."""
     source, placeholders = python_source(text)
     namespace = dict(functions)
     for name in expression_variables(text):
         if name in frame.columns:
             namespace[name] = frame[name]
     for placeholder, name in placeholders.items():
-        namespace[placeholder] = frame[name]
+        if name in frame.columns:
+            namespace[placeholder] = frame[name]
+    return eval(source, {"__builtins__": {}}, namespace)  # noqa: S307 - formula text is code
+
+
+def evaluate_expression(text: str, frame: Table, functions: dict[str, Any]) -> FloatArray | None:
+    """A formula factor's Python expression (formulaic's text, as ``I(age ** 2)`` or
+    ``log(dose + 1)``) evaluated on frame's columns with `functions` in scope: its values as
+    float64, one per row; None when it fails or does not give one number per row (booleans and
+    text are factors to formulaic)."""
     try:
-        value = eval(source, {"__builtins__": {}}, namespace)  # noqa: S307 - formula text is code
+        value = evaluate_on_columns(text, frame, functions)
     except Exception:  # noqa: BLE001 - formulaic on the whole frame reports the error
         return None
     values = np.asarray(value)

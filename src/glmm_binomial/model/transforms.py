@@ -24,8 +24,8 @@ from formulaic.errors import DataMismatchWarning
 from formulaic.transforms import C, basis_spline, stateful_transform
 from numpy.typing import NDArray
 
-from glmm_binomial.model.direct_design import direct_matrix
-from glmm_binomial.model.formula import clean_message, expression_variables, python_source, r_name
+from glmm_binomial.model.direct_design import direct_matrix, evaluate_on_columns
+from glmm_binomial.model.formula import clean_message, r_name
 from glmm_binomial.model.frame import Table, as_frame
 
 __all__ = [
@@ -98,16 +98,8 @@ def evaluate_response(expr: str, frame: Table) -> pd.Series:
     ``I(y == 1)``, `` `y.obs` ``)."""
     if expr in frame.columns:
         return frame[expr]
-    source, placeholders = python_source(expr)
-    namespace: dict[str, Any] = dict(RESPONSE_FUNCTIONS)
-    for name in expression_variables(expr):
-        if name in frame.columns:
-            namespace[name] = frame[name]
-    for placeholder, name in placeholders.items():
-        if name in frame.columns:
-            namespace[placeholder] = frame[name]
     try:
-        value = eval(source, {"__builtins__": {}}, namespace)  # noqa: S307 - formula text is code
+        value = evaluate_on_columns(expr, frame, RESPONSE_FUNCTIONS)
     except Exception as exc:  # noqa: BLE001
         raise ValueError(f"cannot evaluate response expression '{expr}': {exc}") from None
     if not isinstance(value, pd.Series):

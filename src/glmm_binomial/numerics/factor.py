@@ -393,7 +393,7 @@ class Structure:
         return np.bincount(self.g1, weights=values, minlength=self.n1).astype(np.float64)
 
     def level_sums(self, values: FloatArray) -> FloatArray:
-        """level_sum of each column of an n x c array (n1, c)."""
+        """level_sum of each column of an n x c array (n1, c): the same sums, bit for bit."""
         if self._starts is not None:
             return np.add.reduceat(values, self._starts, axis=0)
         return np.column_stack([self.level_sum(values[:, c]) for c in range(values.shape[1])])
@@ -430,13 +430,6 @@ class Structure:
         a2 = np.column_stack([data.blocks[t].z @ lambdas[t] for t in self.rest])
         return a1, a2
 
-    def group_sums(self, values: FloatArray) -> FloatArray:
-        """Sums of the columns of values (n x c) within the first part's levels: n1 x c."""
-        out = np.empty((self.n1, values.shape[1]))
-        for c in range(values.shape[1]):
-            out[:, c] = self.level_sum(values[:, c])
-        return out
-
     def weighted_cross_products(self, w: FloatArray) -> FloatArray:
         """S_j = sum over rows of level j of w_i z_i z_i' for the first part's raw columns:
         n1 x k1 x k1. H's first part is Lambda' S_j Lambda + I."""
@@ -469,7 +462,7 @@ class Structure:
         self, a1: FloatArray, a2: FloatArray, r: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
         """(Z Lambda)' r split as (n1 x k1, q2)."""
-        # Column by column: contiguous products sum faster than group_sums on an n x k1 array.
+        # Column by column: contiguous products sum faster than level_sums on an n x k1 array.
         t1 = np.empty((self.n1, self.k1))
         for c in range(self.k1):
             t1[:, c] = self.level_sum(a1[:, c] * r)
@@ -674,9 +667,10 @@ class Factor:
     @functools.cached_property
     def block_inverse(self) -> FloatArray:
         """(n1, k1, k1) H_j^{-1} = L_j^{-T} L_j^{-1} of the first level's blocks (formed on first
-        use; the whole of H^{-1} when block_diagonal)."""
+        use and shared by solve, selected_inverse and the exact Hessian; the whole of H^{-1}
+        when block_diagonal)."""
         linv = self.linv[0]
-        return np.asarray(np.matmul(linv.transpose(0, 2, 1), linv), dtype=np.float64)
+        return _bmm(_t(linv), linv)
 
     def solve(self, r1: FloatArray, r2: FloatArray) -> tuple[FloatArray, FloatArray]:
         """x = H^{-1} r with r split as (n1 x k1, q2)."""
@@ -757,6 +751,9 @@ class Factor:
         zrr: R's block of H^{-1} (rest_inverse's layout) when it is at hand, as for a Dask
         partition whose R is shared with others (then l_rr is not needed)."""
         st = self.structure
+        if self.block_diagonal:
+            # H^{-1} is its diagonal blocks (what the recurrences below give for one level).
+            return SelectedInverse(st, [self.block_inverse], {}, [np.empty(0)], None)
         levels = st.levels
         m = len(levels)
         has_rest = self.has_rest

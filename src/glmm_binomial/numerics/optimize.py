@@ -3,11 +3,11 @@
 The optimizer is a dense BFGS (numerics.quasi_newton) with the exact gradient, in whitened
 coordinates so that badly scaled predictors (age and age^2) and variance parameters do not slow
 the quasi-Newton search (see minimize_deviance). It stops near the optimum (gtol), where Newton
-steps on a finite-difference Hessian of the exact gradient finish the search (converging
-quadratically where the quasi-Newton search converges linearly), and that Hessian gives the
-covariance of the estimates. converged is reported only when the end point passes
-optimum_check: finite deviance and gradient, the Hessian of the free parameters positive
-definite, and a Newton decrement below OptimizerControl.decrement_tol.
+steps on the objective's exact Hessian, or on finite differences of the exact gradient where it
+has none, finish the search (converging quadratically where the quasi-Newton search converges
+linearly), and that Hessian gives the covariance of the estimates. converged is reported only
+when the end point passes optimum_check: finite deviance and gradient, the Hessian of the free
+parameters positive definite, and a Newton decrement below OptimizerControl.decrement_tol.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ class OptimizerControl:
         is not recomputed; polish_max_steps caps the Newton steps; a step that raises the
         deviance by at most polish_noise_tol (deviance units: the noise of a deviance whose
         mode is found to a tolerance) is taken when it lowers the Newton decrement.
-    exact_hessian: use the objective's exact Hessian where it has one (Laplace, one scalar
-        random effect, binomial logit) instead of finite differences of the gradient.
+    exact_hessian: use the objective's exact Hessian where it has one (Laplace, one grouping
+        factor with an unstructured block, binomial logit) instead of finite differences of
+        the gradient, at the start (theta's scales, beta's whitening) and at the end.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
@@ -372,8 +373,10 @@ def minimize_deviance(
     started = time.perf_counter()
     n_theta = data.n_theta
     theta0, beta0, info_factor = start.theta, start.beta, start.info_factor
+    if not control.exact_hessian:
+        exact_hessian = None
     start_hessian = None
-    if exact_hessian is not None and control.exact_hessian:
+    if exact_hessian is not None:
         start_hessian = exact_hessian(theta0, beta0)
         if not np.all(np.isfinite(start_hessian)):
             start_hessian = None
@@ -437,7 +440,7 @@ def minimize_deviance(
     cache[z0.tobytes()] = (value0, grad0)
 
     def hessian_at(z: FloatArray, grad: FloatArray) -> FloatArray:
-        if exact_hessian is None or not control.exact_hessian:
+        if exact_hessian is None:
             return _hessian(fun, z, grad, control)
         # H_z = M' H_x M for x = x0 + M z.
         return scale.T @ exact_hessian(*natural(z)) @ scale
