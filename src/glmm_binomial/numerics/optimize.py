@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from numpy.typing import NDArray
 
 from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.numerics.dense import cho_solve_upper, cholesky_upper, solve_upper
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.quasi_newton import minimize_bfgs
 
@@ -138,8 +138,8 @@ def glm_newton(
     info_factor = np.eye(n_fixed)
     for _ in range(control.glm_max_iter):
         info, score = information_and_score(beta)
-        info_factor = scipy.linalg.cholesky(info + 1e-12 * np.eye(n_fixed), lower=False)
-        step = scipy.linalg.cho_solve((info_factor, False), score)
+        info_factor = cholesky_upper(info + 1e-12 * np.eye(n_fixed))
+        step = cho_solve_upper(info_factor, score)
         beta = beta + step
         if float(np.max(np.abs(step))) < control.glm_tol or not np.all(np.isfinite(beta)):
             break
@@ -212,8 +212,8 @@ def bounded_glm_newton(
     info_factor = np.eye(n_fixed)
     for _ in range(control.glm_max_iter):
         info, score = glm_information_and_score(data, beta)
-        info_factor = scipy.linalg.cholesky(info + 1e-12 * np.eye(n_fixed), lower=False)
-        step = scipy.linalg.cho_solve((info_factor, False), score)
+        info_factor = cholesky_upper(info + 1e-12 * np.eye(n_fixed))
+        step = cho_solve_upper(info_factor, score)
         deta = data.x @ step
         eta = data.x @ beta + data.offset
         rising = deta > 0
@@ -251,8 +251,8 @@ def start_point(
         given = np.asarray(beta, dtype=np.float64)
         information, _ = glm_information_and_score(data, given)
         try:
-            factor = scipy.linalg.cholesky(information + 1e-12 * np.eye(len(given)), lower=False)
-        except (scipy.linalg.LinAlgError, ValueError):
+            factor = cholesky_upper(information + 1e-12 * np.eye(len(given)))
+        except (np.linalg.LinAlgError, ValueError):
             factor = None
         if factor is not None and np.all(np.isfinite(factor)):
             return StartPoint(np.asarray(theta, dtype=np.float64), given, factor)
@@ -383,21 +383,17 @@ def minimize_deviance(
     if start_hessian is not None:
         # Half the exact Hessian in beta: the fixed effects' information at the start.
         try:
-            info_factor = scipy.linalg.cholesky(
-                0.5 * start_hessian[n_theta:, n_theta:], lower=False
-            )
-        except (scipy.linalg.LinAlgError, ValueError):
+            info_factor = cholesky_upper(0.5 * start_hessian[n_theta:, n_theta:])
+        except (np.linalg.LinAlgError, ValueError):
             start_hessian = None
     if start_hessian is None and fixed_information is not None:
         try:
-            info_factor = scipy.linalg.cholesky(fixed_information(theta0, beta0), lower=False)
-        except (scipy.linalg.LinAlgError, ValueError):
+            info_factor = cholesky_upper(fixed_information(theta0, beta0))
+        except (np.linalg.LinAlgError, ValueError):
             pass
     x0 = np.concatenate([theta0, beta0])
     scale = np.eye(len(x0))
-    scale[n_theta:, n_theta:] = scipy.linalg.solve_triangular(
-        info_factor, np.eye(len(beta0)), lower=False
-    )
+    scale[n_theta:, n_theta:] = solve_upper(info_factor, np.eye(len(beta0)))
 
     def natural(z: FloatArray) -> tuple[FloatArray, FloatArray]:
         x = x0 + scale @ z
@@ -543,16 +539,16 @@ def newton_polish(
     for _ in range(control.polish_max_steps):
         hf = hessian_z[np.ix_(free, free)]
         try:
-            chol = scipy.linalg.cho_factor(hf)
-        except scipy.linalg.LinAlgError:
+            chol = cholesky_upper(hf)
+        except (np.linalg.LinAlgError, ValueError):
             break
         step = np.zeros_like(z)
-        step[free] = -scipy.linalg.cho_solve(chol, grad[free])
+        step[free] = -cho_solve_upper(chol, grad[free])
         trial = z + step
         trial_value, trial_grad = fun(trial)
         # Within polish_noise_tol the deviance cannot tell (the mode is found to a tolerance):
         # there the smaller Newton decrement on the same Hessian decides.
-        closer = float(trial_grad[free] @ scipy.linalg.cho_solve(chol, trial_grad[free])) < float(
+        closer = float(trial_grad[free] @ cho_solve_upper(chol, trial_grad[free])) < float(
             grad[free] @ -step[free]
         )
         if not (
@@ -582,14 +578,14 @@ def optimum_check(
     if len(grad) == 0:
         return ""
     try:
-        chol = scipy.linalg.cho_factor(hessian)
-    except (scipy.linalg.LinAlgError, ValueError):
+        chol = cholesky_upper(hessian)
+    except (np.linalg.LinAlgError, ValueError):
         smallest = float(np.min(np.linalg.eigvalsh(hessian)))
         return (
             "the Hessian of the free parameters is not positive definite at the final point "
             f"(smallest eigenvalue {smallest:.3g})"
         )
-    decrement = 0.5 * float(grad @ scipy.linalg.cho_solve(chol, grad))
+    decrement = 0.5 * float(grad @ cho_solve_upper(chol, grad))
     if not decrement <= control.decrement_tol:
         return (
             f"the gradient is not small relative to the curvature: Newton decrement "
