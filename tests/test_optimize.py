@@ -8,6 +8,7 @@ import pytest
 from _simulate import simulated_model
 
 from glmm_binomial import datasets
+from glmm_binomial import fit as g_fit
 from glmm_binomial.methods.agq import fit_agq
 from glmm_binomial.methods.laplace import LaplaceObjective, fit_laplace
 from glmm_binomial.model.design import build_model
@@ -15,6 +16,7 @@ from glmm_binomial.numerics.optimize import (
     OptimizerControl,
     glm_information_and_score,
     minimize_deviance,
+    newton_search,
     optimum_check,
     start_point,
 )
@@ -130,3 +132,105 @@ def test_moment_start_estimates_the_sd_of_simulated_effects():
     model, _ = build_model("y ~ x + (1 | g)", flat)
     assert start_point(model, CONTROL).theta[0] == pytest.approx(0.1, abs=0.1)
     assert start_point(model, CONTROL).theta[0] >= 0.1
+
+
+def convex(z: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """sum cosh(a_j z_j) + (z_1 - z_2)^2: value, gradient, Hessian; minimum at 0."""
+    a = np.array([1.0, 0.5])
+    value = float(np.sum(np.cosh(a * z)) + (z[0] - z[1]) ** 2)
+    grad = a * np.sinh(a * z) + 2.0 * (z[0] - z[1]) * np.array([1.0, -1.0])
+    hessian = np.diag(a * a * np.cosh(a * z)) + 2.0 * np.array([[1.0, -1.0], [-1.0, 1.0]])
+    return value, grad, hessian
+
+
+def search_from(z0, noise=0.0, max_steps=10, control=CONTROL):
+    rng = np.random.default_rng(0)
+    calls = {"fun": 0, "hessian": 0}
+
+    def fun(z):
+        calls["fun"] += 1
+        value, grad, _ = convex(z)
+        return value + noise * rng.uniform(-1.0, 1.0), grad
+
+    def hessian_at(z, grad):
+        calls["hessian"] += 1
+        return convex(z)[2]
+
+    value, grad, hessian = convex(np.asarray(z0, dtype=float))
+    result = newton_search(
+        fun, np.asarray(z0, dtype=float), value, grad, hessian, hessian_at, control, max_steps
+    )
+    return result, calls
+
+
+def test_newton_search_converges_quadratically_and_keeps_the_last_hessian():
+    result, calls = search_from([1.5, -1.0])
+    assert result.verified, result.message
+    assert np.max(np.abs(result.z)) < 1e-8
+    assert result.steps <= 6
+    # A Hessian after each step: the one returned is the end point's.
+    assert calls["hessian"] == result.steps
+    assert np.array_equal(result.hessian, convex(result.z)[2])
+    assert calls["fun"] == result.steps
+    assert optimum_check(result.value, result.grad, result.hessian, CONTROL) == ""
+
+
+def test_newton_search_lengthens_its_steps_from_far_out():
+    # log cosh(z) + z^2 / 100 from z = 30: flat far out (as a deviance in a large theta), so
+    # the Newton steps are far too long and cut to the radius; at max_step = 2 alone the way
+    # to 0 would take 15 steps, the doubling radius takes a few.
+    def fun(z):
+        return float(np.sum(np.log(np.cosh(z)) + 0.01 * z * z)), np.tanh(z) + 0.02 * z
+
+    def hessian_at(z, grad):
+        return np.diag(1.0 / np.cosh(z) ** 2 + 0.02)
+
+    z = np.array([30.0, -30.0])
+    result = newton_search(fun, z, *fun(z), hessian_at(z, None), hessian_at, CONTROL, 40)
+    assert result.verified, result.message
+    assert np.max(np.abs(result.z)) < 1e-8
+    assert result.steps < 12
+
+
+def test_newton_search_takes_steps_that_rounding_of_the_value_hides():
+    # The value known to 1e-7 only (as a deviance whose modes are found to a tolerance): the
+    # last whole steps cannot show a decrease, the gradient still leads to the optimum.
+    result, _ = search_from([1.5, -1.0], noise=1e-7)
+    assert result.verified, result.message
+    assert np.max(np.abs(result.z)) < 1e-6
+
+
+def test_newton_search_hands_over_where_the_hessian_is_not_positive_definite():
+    def fun(z):
+        return float(-z @ z), -2.0 * z
+
+    z = np.array([0.5, 0.1])
+    result = newton_search(
+        fun, z, *fun(z), -2.0 * np.eye(2), lambda z, g: -2.0 * np.eye(2), CONTROL, 10
+    )
+    assert not result.verified
+    assert result.steps == 0
+    assert "not positive definite" in result.message
+
+
+def test_scalar_fits_use_newton_and_reach_the_quasi_newton_optimum():
+    data = datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    newton = g_fit(formula, data)
+    quasi = g_fit(formula, data, control=OptimizerControl(newton_max_steps=0))
+    assert newton.opt_summary.optimizer == "Newton, whitened, exact Hessian"
+    assert quasi.opt_summary.optimizer == "BFGS, whitened, + Newton polish"
+    assert newton.converged and quasi.converged
+    assert newton.opt_summary.evaluations < quasi.opt_summary.evaluations
+    assert newton.llf == pytest.approx(quasi.llf, abs=1e-8)
+    assert np.allclose(newton.params, quasi.params, rtol=0, atol=1e-6)
+    assert np.allclose(newton.bse, quasi.bse, rtol=1e-5)
+    assert newton.opt_summary.tolerances["newton_max_steps"] == 10
+
+
+def test_newton_steps_count_against_max_iter():
+    data = datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    capped = g_fit(formula, data, control=OptimizerControl(max_iter=1, polish_max_steps=0))
+    assert not capped.converged
+    assert capped.opt_summary.iterations <= 1

@@ -601,6 +601,8 @@ def fit_laplace(
         exact_hessian=objective.exact_hessian
         if penalty is None and objective.has_exact_hessian
         else None,
+        # One scalar random effect: the exact Hessian costs less than an evaluation.
+        newton_from_start=objective.scalar,
     )
     under_prior = None if penalty is None else penalty.covered()
     output = finish_fit(

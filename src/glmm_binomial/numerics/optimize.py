@@ -5,7 +5,10 @@ coordinates so that badly scaled predictors (age and age^2) and variance paramet
 the quasi-Newton search (see minimize_deviance). It stops near the optimum (gtol), where Newton
 steps on the objective's exact Hessian, or on finite differences of the exact gradient where it
 has none, finish the search (converging quadratically where the quasi-Newton search converges
-linearly), and that Hessian gives the covariance of the estimates. converged is reported only
+linearly), and that Hessian gives the covariance of the estimates. Where the exact Hessian
+costs less than an evaluation (one scalar random effect), the search is Newton's method on it
+from the start (newton_search), the quasi-Newton search only going on where that does not end
+at a verified optimum. converged is reported only
 when the end point passes optimum_check: finite deviance and gradient, the Hessian of the free
 parameters positive definite, and a Newton decrement below OptimizerControl.decrement_tol.
 """
@@ -53,6 +56,10 @@ class OptimizerControl:
     exact_hessian: use the objective's exact Hessian where it has one (Laplace, one grouping
         factor with an unstructured block, binomial logit) instead of finite differences of
         the gradient, at the start (theta's scales, beta's whitening) and at the end.
+    newton_max_steps: where the objective's exact Hessian costs less than an evaluation (one
+        scalar random effect), the search is Newton's method on it from the start, at most
+        this many steps, before the quasi-Newton search (which goes on from the last point
+        when Newton's steps do not reach a verified optimum); 0: the quasi-Newton search only.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
@@ -89,6 +96,7 @@ class OptimizerControl:
     polish_max_steps: int = 3
     polish_noise_tol: float = 1e-8
     exact_hessian: bool = True
+    newton_max_steps: int = 10
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-3
     separation_screen: float = 20.0
@@ -356,6 +364,7 @@ def minimize_deviance(
     start: StartPoint,
     fixed_information: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
     exact_hessian: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
+    newton_from_start: bool = False,
 ) -> Estimates:
     """Minimize deviance(theta, beta) from `start` (start_point: lme4's start, Lambda = I and
     beta from the GLM, or an earlier fit's estimates). data gives the structure only (theta's
@@ -369,6 +378,11 @@ def minimize_deviance(
     start.info_factor. theta is unconstrained: the
     deviance does not change when a column of Lambda_t changes sign, so the diagonal of each
     Lambda_t is made non-negative afterwards (lme4's bounds, without a bound-constrained search).
+
+    newton_from_start (where exact_hessian costs less than an evaluation): Newton's method on
+    the exact Hessian from the start (newton_search), whose first Hessian is the start's own;
+    when it ends at a verified optimum off the boundary, that is the estimate, else the
+    quasi-Newton search and the polish go on from where it stopped.
     """
     started = time.perf_counter()
     n_theta = data.n_theta
@@ -446,7 +460,39 @@ def minimize_deviance(
     inverse_hessian = np.diag(np.concatenate([np.ones(n_theta), np.full(len(beta0), 0.5)]))
     z = z0
     iterations = 0
-    for gtol in (control.gtol, control.fallback_gtol):
+    optimizer = "BFGS, whitened, + Newton polish"
+    newton = None
+    if newton_from_start and start_hessian is not None and control.newton_max_steps > 0:
+        newton = newton_search(
+            fun,
+            z0,
+            value0,
+            grad0,
+            scale.T @ start_hessian @ scale,
+            hessian_at,
+            control,
+            min(control.newton_max_steps, control.max_iter),
+        )
+        z, iterations = newton.z, newton.steps
+        optimizer = "Newton, whitened, exact Hessian"
+        if newton.verified and not np.any(
+            data.theta_at_boundary(canonical_theta(data, natural(z)[0]), control.boundary_tol)
+        ):
+            value, grad, hessian_z = newton.value, newton.grad, newton.hessian
+            free = np.ones(len(z), dtype=bool)
+            converged, polished, failure = True, newton.steps > 0, ""
+            message = newton.message
+            grad_norm = float(np.max(np.abs(grad), initial=0.0))
+        else:
+            optimizer = "Newton, then BFGS, whitened, + Newton polish"
+            # The quasi-Newton search goes on with the last Hessian's inverse as its B^{-1}.
+            try:
+                chol = cholesky_upper(newton.hessian)
+                inverse_hessian = cho_solve_upper(chol, np.eye(len(z)))
+            except (np.linalg.LinAlgError, ValueError):
+                pass
+            newton = None
+    for gtol in (control.gtol, control.fallback_gtol) if newton is None else ():
         result = minimize_bfgs(
             fun,
             z,
@@ -490,7 +536,7 @@ def minimize_deviance(
     hessian = hessian * np.outer(flip, flip)
     counts = counters
     summary = OptSummary(
-        optimizer="BFGS, whitened, + Newton polish",
+        optimizer=optimizer,
         objective=objective_name,
         converged=converged,
         message=message,
@@ -505,6 +551,134 @@ def minimize_deviance(
         seconds=time.perf_counter() - started,
     )
     return Estimates(theta, beta, value, hessian, summary)
+
+
+@dataclass(frozen=True)
+class NewtonResult:
+    """Where newton_search stopped: z, the deviance, gradient and Hessian (whitened) there,
+    the steps taken, whether the point is a verified optimum, and why it stopped."""
+
+    z: FloatArray
+    value: float
+    grad: FloatArray
+    hessian: FloatArray
+    steps: int
+    verified: bool
+    message: str
+
+
+NEWTON_ARMIJO = 1e-4
+"""newton_search accepts a step length t when the deviance falls by at least this fraction of
+what the slope promises (t times the gradient along the step)."""
+
+NEWTON_BACKTRACKS = 20
+"""newton_search shortens a step at most this many times before it hands over."""
+
+NEWTON_RADIUS_GROWTH = 16.0
+"""newton_search's longest step is at most this many times control.max_step."""
+
+
+def noise_step(
+    value: float,
+    trial_value: float,
+    trial_grad: FloatArray,
+    chol: FloatArray,
+    decrement: float,
+    control: OptimizerControl,
+) -> bool:
+    """Whether a whole Newton step whose deviance did not fall enough is taken anyway: near
+    the optimum the deviance is known only to the mode search's tolerance (about 1e-7 when the
+    modes are far from zero), so a step is taken when its deviance rises by at most
+    max(control.polish_noise_tol, the decrement g' H^{-1} g / 2 it expected to gain) and the
+    decrement at the trial point, on the same Hessian, is under a quarter of that (Newton's
+    quadratic convergence: the step went where the gradient says the optimum is)."""
+    if trial_value > value + max(control.polish_noise_tol, decrement):
+        return False
+    trial_decrement = 0.5 * float(trial_grad @ cho_solve_upper(chol, trial_grad))
+    return trial_decrement < 0.25 * decrement
+
+
+def newton_search(
+    fun: Callable[[FloatArray], tuple[float, FloatArray]],
+    z: FloatArray,
+    value: float,
+    grad: FloatArray,
+    hessian: FloatArray,
+    hessian_at: Callable[[FloatArray, FloatArray], FloatArray],
+    control: OptimizerControl,
+    max_steps: int,
+) -> NewtonResult:
+    """Newton's method from z, whose deviance, gradient and Hessian are given (whitened units),
+    with steps no longer than a radius and backtracking (the quadratic through the deviance,
+    its slope and the trial, as the quasi-Newton line search) to sufficient decrease. The
+    radius starts at control.max_step and doubles (up to NEWTON_RADIUS_GROWTH times it) after
+    each step taken whole at that length (a start far out on a flat deviance, where every
+    Newton step is cut), and returns to control.max_step after a shortened one. A whole
+    uncut step is also taken where the rounding of the deviance hides its decrease
+    (noise_step).
+
+    The Hessian is recomputed after each step (it costs less than an evaluation, and the
+    standard errors come from the last one). A step shorter than control.polish_step_tol ends
+    the search, verified when the point passes optimum_check. It also ends, not
+    verified, when the Hessian is not positive definite (far from the optimum, or a variance
+    going to zero), when no step length decreases the deviance, or after max_steps steps."""
+    steps = 0
+    radius = control.max_step
+    while steps < max_steps:
+        try:
+            chol = cholesky_upper(hessian)
+        except (np.linalg.LinAlgError, ValueError):
+            return NewtonResult(
+                z, value, grad, hessian, steps, False, "the Hessian is not positive definite"
+            )
+        step = -cho_solve_upper(chol, grad)
+        slope = float(grad @ step)
+        length = float(np.sqrt(step @ step))
+        if not (np.isfinite(length) and slope < 0.0):
+            break
+        capped = length > radius
+        if capped:
+            step *= radius / length
+            slope *= radius / length
+        decrement = -0.5 * slope
+        t = 1.0
+        for _ in range(NEWTON_BACKTRACKS):
+            trial = z + t * step
+            trial_value, trial_grad = fun(trial)
+            if np.isfinite(trial_value) and (
+                trial_value <= value + NEWTON_ARMIJO * t * slope
+                or (
+                    t == 1.0
+                    and not capped
+                    and noise_step(value, trial_value, trial_grad, chol, decrement, control)
+                )
+            ):
+                break
+            if np.isfinite(trial_value):
+                curvature = trial_value - value - slope * t
+                shrink = -slope * t / (2.0 * curvature) if curvature > 0 else 0.5
+                t *= min(max(shrink, 0.1), 0.5)
+            else:
+                t *= 0.1
+        else:
+            return NewtonResult(
+                z, value, grad, hessian, steps, False, "the line search found no decrease"
+            )
+        steps += 1
+        z, value, grad = trial, trial_value, trial_grad
+        if capped and t == 1.0:
+            radius = min(2.0 * radius, NEWTON_RADIUS_GROWTH * control.max_step)
+        else:
+            radius = control.max_step
+        # The Hessian at every point reached, the last one's for the standard errors.
+        hessian = hessian_at(z, grad)
+        if float(np.max(np.abs(t * step))) < control.polish_step_tol:
+            failure = optimum_check(value, grad, hessian, control)
+            message = failure or "Newton decrement below decrement_tol (Newton's method)"
+            return NewtonResult(z, value, grad, hessian, steps, not failure, message)
+    return NewtonResult(
+        z, value, grad, hessian, steps, False, f"no verified optimum after {steps} Newton steps"
+    )
 
 
 def newton_polish(
