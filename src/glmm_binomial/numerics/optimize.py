@@ -60,6 +60,9 @@ class OptimizerControl:
         scalar random effect), the search is Newton's method on it from the start, at most
         this many steps, before the quasi-Newton search (which goes on from the last point
         when Newton's steps do not reach a verified optimum); 0: the quasi-Newton search only.
+        newton_step_tol: that search ends, without taking it, at a Newton step shorter than
+        this (whitened units, about standard errors): the point is then the optimum to within
+        that many standard errors, its deviance to within about half the square.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
@@ -97,6 +100,7 @@ class OptimizerControl:
     polish_noise_tol: float = 1e-8
     exact_hessian: bool = True
     newton_max_steps: int = 10
+    newton_step_tol: float = 1e-5
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-3
     separation_screen: float = 20.0
@@ -618,8 +622,9 @@ def newton_search(
     (noise_step).
 
     The Hessian is recomputed after each step (it costs less than an evaluation, and the
-    standard errors come from the last one). A step shorter than control.polish_step_tol ends
-    the search, verified when the point passes optimum_check. It also ends, not
+    standard errors come from the last one). The search ends at a point whose Newton step is
+    shorter than control.newton_step_tol (not taken), or after a step shorter than
+    control.polish_step_tol, verified when the point passes optimum_check. It also ends, not
     verified, when the Hessian is not positive definite (far from the optimum, or a variance
     going to zero), when no step length decreases the deviance, or after max_steps steps."""
     steps = 0
@@ -632,6 +637,10 @@ def newton_search(
                 z, value, grad, hessian, steps, False, "the Hessian is not positive definite"
             )
         step = -cho_solve_upper(chol, grad)
+        if float(np.max(np.abs(step), initial=0.0)) < control.newton_step_tol:
+            failure = optimum_check(value, grad, hessian, control)
+            message = failure or "Newton step below newton_step_tol (Newton's method)"
+            return NewtonResult(z, value, grad, hessian, steps, not failure, message)
         slope = float(grad @ step)
         length = float(np.sqrt(step @ step))
         if not (np.isfinite(length) and slope < 0.0):
