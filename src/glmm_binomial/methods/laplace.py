@@ -328,28 +328,35 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
 
     q = np.column_stack([z * u_rows, data.x])
     hinv = mode.factor.block_inverse[:, 0, 0]  # 1 / H_j, from the mode's factor
+    a2w1 = a * a * w1
+    c1 = level_sum(a2w1 * z)
+    c3 = level_sum(a2w1 * a)
+    cwz = level_sum(a * w * z)
+    hinv_rows = level_values(hinv)
+    g5 = level_values(c3 * hinv * hinv)
+    # Row weights of the terms s_i E_i E_i' (from D^2 H_j / H_j) and of e_theta v' + v e_theta'.
+    s = hinv_rows * a * a * w2 - g5 * a * w1
+    v_rows = hinv_rows * 2.0 * a * w1 * z - g5 * w * z
+    # E_i = Q_i + a_i u_p,j(i) is not formed: every product with it is one with Q plus a level
+    # sum times u_p: level sums of Q with weights a w (F_p), s a (sum_i s_i a_i Q_i u_p,j') and
+    # a^2 w' (DH_j).
     f_p = st.level_sums((a * w)[:, None] * q)
+    sq = st.level_sums((s * a)[:, None] * q)
+    d_h = st.level_sums(a2w1[:, None] * q)
     f_p[:, 0] -= level_sum(z * r)
     u_p = -f_p * hinv[:, None]
-    e = q + a[:, None] * level_values(u_p)
-    penalized = 2.0 * (q.T @ (w[:, None] * q) - f_p.T @ (f_p * hinv[:, None]))
-
-    hinv_rows = level_values(hinv)
-    c1 = level_sum(a * a * w1 * z)
-    c3 = level_sum(a**3 * w1)
-    cwz = level_sum(a * w * z)
-    g5 = level_values(c3 * hinv * hinv)
-    # sum_j D^2 H_j / H_j: the terms s_i E_i E_i', and those of the form e_theta v' + v e_theta'.
-    second = e.T @ ((hinv_rows * a * a * w2 - g5 * a * w1)[:, None] * e)
-    v = e.T @ (hinv_rows * 2.0 * a * w1 * z - g5 * w * z)
-    v += u_p.T @ (hinv * c1 - c3 * cwz * hinv * hinv)
-    second[0, :] += v
-    second[:, 0] += v
-    second[0, 0] += float(np.sum(hinv_rows * 2.0 * w * z * z))
-    d_h = st.level_sums((a * a * w1)[:, None] * e)
+    cross = sq.T @ u_p
+    # 2 Q'WQ (the penalized part's) and E'SE (the log-determinant's) in one product.
+    hessian = q.T @ ((2.0 * w + s)[:, None] * q)
+    hessian += cross + cross.T + u_p.T @ (level_sum(s * a * a)[:, None] * u_p)
+    hessian -= 2.0 * (f_p.T @ (f_p * hinv[:, None]))
+    v = q.T @ v_rows + u_p.T @ (level_sum(a * v_rows) + hinv * c1 - c3 * cwz * hinv * hinv)
+    hessian[0, :] += v
+    hessian[:, 0] += v
+    hessian[0, 0] += float(np.sum(hinv_rows * 2.0 * w * z * z))
+    d_h += c3[:, None] * u_p  # sum_i a_i^2 w'_i E_i per level
     d_h[:, 0] += 2.0 * cwz
-    log_det = second - d_h.T @ (d_h * (hinv * hinv)[:, None])
-    hessian = penalized + log_det
+    hessian -= d_h.T @ (d_h * (hinv * hinv)[:, None])
     return 0.5 * (hessian + hessian.T)
 
 
