@@ -238,3 +238,35 @@ def test_layouts_without_an_exact_hessian_keep_finite_differences():
     assert slope.opt_summary.evaluations < numeric.opt_summary.evaluations
     np.testing.assert_allclose(slope.bse, numeric.bse, rtol=1e-3)
     assert slope.loglik == pytest.approx(numeric.loglik, abs=1e-7)
+
+
+def test_newton_search_only_on_small_scalar_fits():
+    """Newton's method from the start for one scalar random effect up to NEWTON_MAX_VALUES
+    values n (p + 1); the quasi-Newton search beyond (and for vector random effects), both at
+    the same optimum."""
+    import pandas as pd
+
+    import glmm_binomial
+    from glmm_binomial.methods.laplace import NEWTON_MAX_VALUES
+
+    rng = np.random.default_rng(3)
+    rows = NEWTON_MAX_VALUES // 4 + 500  # 3 fixed effects: just beyond the limit
+    groups = rng.integers(0, 100, rows)
+    x1, x2 = rng.normal(size=rows), rng.normal(size=rows)
+    eta = -0.5 + 0.5 * x1 - 0.3 * x2 + 0.8 * rng.normal(size=100)[groups]
+    frame = pd.DataFrame(
+        {"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "x1": x1, "x2": x2, "g": groups}
+    )
+    formula = "y ~ x1 + x2 + (1 | g)"
+    large = glmm_binomial.fit(formula, frame)
+    small = glmm_binomial.fit(formula, frame.iloc[: NEWTON_MAX_VALUES // 4 - 500])
+    assert large.opt_summary.optimizer == "BFGS, whitened, + Newton polish"
+    assert small.opt_summary.optimizer == "Newton, whitened, exact Hessian"
+    assert large.converged and small.converged
+    slope = glmm_binomial.fit("y ~ x1 + x2 + (1 + x1 | g)", frame.iloc[:2000])
+    assert slope.opt_summary.optimizer == "BFGS, whitened, + Newton polish"
+    # The same optimum either way.
+    control = glmm_binomial.OptimizerControl(newton_max_steps=0)
+    quasi = glmm_binomial.fit(formula, frame.iloc[: NEWTON_MAX_VALUES // 4 - 500], control=control)
+    assert small.llf == pytest.approx(quasi.llf, abs=1e-7)
+    assert np.allclose(small.params, quasi.params, atol=1e-5)

@@ -6,7 +6,7 @@ the quasi-Newton search (see minimize_deviance). It stops near the optimum (gtol
 steps on the objective's exact Hessian, or on finite differences of the exact gradient where it
 has none, finish the search (converging quadratically where the quasi-Newton search converges
 linearly), and that Hessian gives the covariance of the estimates. Where the exact Hessian
-costs less than an evaluation (one scalar random effect), the search is Newton's method on it
+costs about an evaluation (one scalar random effect, few rows), the search is Newton's method on it
 from the start (newton_search), the quasi-Newton search only going on where that does not end
 at a verified optimum. converged is reported only
 when the end point passes optimum_check: finite deviance and gradient, the Hessian of the free
@@ -56,8 +56,8 @@ class OptimizerControl:
     exact_hessian: use the objective's exact Hessian where it has one (Laplace, one grouping
         factor with an unstructured block, binomial logit) instead of finite differences of
         the gradient, at the start (theta's scales, beta's whitening) and at the end.
-    newton_max_steps: where the objective's exact Hessian costs less than an evaluation (one
-        scalar random effect), the search is Newton's method on it from the start, at most
+    newton_max_steps: where the objective's exact Hessian costs about an evaluation (one
+        scalar random effect, few rows), the search is Newton's method on it from the start, at most
         this many steps, before the quasi-Newton search (which goes on from the last point
         when Newton's steps do not reach a verified optimum); 0: the quasi-Newton search only.
         newton_step_tol: that search ends, without taking it, at a Newton step shorter than
@@ -383,7 +383,7 @@ def minimize_deviance(
     deviance does not change when a column of Lambda_t changes sign, so the diagonal of each
     Lambda_t is made non-negative afterwards (lme4's bounds, without a bound-constrained search).
 
-    newton_from_start (where exact_hessian costs less than an evaluation): Newton's method on
+    newton_from_start (where exact_hessian costs about an evaluation): Newton's method on
     the exact Hessian from the start (newton_search), whose first Hessian is the start's own;
     when it ends at a verified optimum off the boundary, that is the estimate, else the
     quasi-Newton search and the polish go on from where it stopped.
