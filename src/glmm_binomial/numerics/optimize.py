@@ -28,6 +28,7 @@ from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.dense import cho_solve_upper, cholesky_upper, solve_upper
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.quasi_newton import minimize_bfgs
+from glmm_binomial.numerics.step_length import backtracked
 
 FloatArray = NDArray[np.float64]
 DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
@@ -663,12 +664,7 @@ def newton_search(
                 )
             ):
                 break
-            if np.isfinite(trial_value):
-                curvature = trial_value - value - slope * t
-                shrink = -slope * t / (2.0 * curvature) if curvature > 0 else 0.5
-                t *= min(max(shrink, 0.1), 0.5)
-            else:
-                t *= 0.1
+            t = backtracked(t, value, float(trial_value), slope)
         else:
             return NewtonResult(
                 z, value, grad, hessian, steps, False, "the line search found no decrease"

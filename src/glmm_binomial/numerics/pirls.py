@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.factor import Factor, Structure
+from glmm_binomial.numerics.step_length import backtracked
 
 FloatArray = NDArray[np.float64]
 
@@ -109,13 +110,8 @@ def halving_step(
         new_pdev, point = trial(step)
         if new_pdev <= pdev + SUFFICIENT_DECREASE * abs(pdev):
             return point
-        # Backtrack to the minimum of the quadratic through pdev(0), its slope -2 * decrement
-        # and pdev(step), kept within [0.1, 0.5] of the step: a far overshoot (saturated
-        # fitted probabilities) then shrinks in one go.
-        slope = -2.0 * decrement
-        curvature = new_pdev - pdev - slope * step
-        shrink = -slope * step / (2.0 * curvature) if curvature > 0 else 0.5
-        step *= min(max(shrink, 0.1), 0.5)
+        # The slope of the penalized deviance along the Newton direction is -2 * decrement.
+        step = backtracked(step, pdev, new_pdev, -2.0 * decrement)
     return None
 
 

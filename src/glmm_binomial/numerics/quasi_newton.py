@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.numerics.step_length import backtracked
+
 FloatArray = NDArray[np.float64]
 
 
@@ -95,12 +97,7 @@ def minimize_bfgs(
             if np.isfinite(trial_value) and trial_value <= value + armijo * step * slope:
                 accepted = True
                 break
-            if np.isfinite(trial_value):
-                curvature = trial_value - value - slope * step
-                shrink = -slope * step / (2.0 * curvature) if curvature > 0 else 0.5
-                step *= min(max(shrink, 0.1), 0.5)
-            else:
-                step *= 0.1
+            step = backtracked(step, value, float(trial_value), slope)
         if not accepted:
             return QuasiNewtonResult(
                 x, value, grad, False, "the line search found no decrease", iteration, nfev, h_inv
