@@ -279,3 +279,53 @@ def test_one_factor_solve_is_the_substitutions_and_the_dense_inverse(slope: bool
     np.testing.assert_allclose(np.einsum("jkl,jl->jk", h, solved), r1, rtol=1e-10, atol=1e-12)
     if not slope:
         np.testing.assert_array_equal(solved, substituted)  # the scalar path's own products
+
+
+@pytest.mark.parametrize("max_rows", [1, 5, 40, 10_000])
+def test_level_chunks_are_runs_of_whole_levels(max_rows: int) -> None:
+    rng = np.random.default_rng(4)
+    counts = rng.integers(1, 12, 30)
+    codes = np.repeat(np.arange(30), counts)
+    n = len(codes)
+    data = ModelData(
+        successes=np.zeros(n),
+        trials=np.ones(n),
+        x=np.ones((n, 1)),
+        offset=np.zeros(n),
+        fixed_names=("(Intercept)",),
+        blocks=(RandomBlock("g", ("1",), codes, tuple(range(30)), np.ones((n, 1))),),
+    )
+    chunks = Structure(data).level_chunks(max_rows)
+    assert chunks is not None
+    # Consecutive, covering every row and level once, each level whole within its run.
+    assert chunks[0].rows.start == 0 and chunks[-1].rows.stop == n
+    assert chunks[0].levels.start == 0 and chunks[-1].levels.stop == 30
+    for before, after in zip(chunks[:-1], chunks[1:], strict=True):
+        assert before.rows.stop == after.rows.start
+        assert before.levels.stop == after.levels.start
+    values = rng.normal(size=n)
+    for chunk in chunks:
+        assert np.array_equal(chunk.counts, counts[chunk.levels])
+        assert chunk.starts[0] == 0
+        assert chunk.rows.stop - chunk.rows.start == int(np.sum(chunk.counts))
+        # A run ends at the first level that starts at or past a multiple of max_rows.
+        assert chunk.rows.stop - chunk.rows.start <= max_rows + int(np.max(counts))
+        ops = chunk.ops()
+        part = values[chunk.rows]
+        assert np.allclose(ops.level_sum(part), np.bincount(codes, values)[chunk.levels])
+        assert np.array_equal(
+            ops.level_values(np.arange(len(chunk.counts))), codes[chunk.rows] - chunk.levels.start
+        )
+    if max_rows >= n:
+        assert len(chunks) == 1
+    # Rows not sorted by level: no runs.
+    shuffled = rng.permutation(n)
+    unsorted = ModelData(
+        successes=np.zeros(n),
+        trials=np.ones(n),
+        x=np.ones((n, 1)),
+        offset=np.zeros(n),
+        fixed_names=("(Intercept)",),
+        blocks=(RandomBlock("g", ("1",), codes[shuffled], tuple(range(30)), np.ones((n, 1))),),
+    )
+    assert Structure(unsorted).level_chunks(max_rows) is None

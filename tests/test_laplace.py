@@ -270,3 +270,23 @@ def test_newton_search_only_on_small_scalar_fits():
     quasi = glmm_binomial.fit(formula, frame.iloc[: NEWTON_MAX_VALUES // 4 - 500], control=control)
     assert small.llf == pytest.approx(quasi.llf, abs=1e-7)
     assert np.allclose(small.params, quasi.params, atol=1e-5)
+
+
+def test_the_scalar_hessian_in_runs_of_levels_is_the_whole_one(monkeypatch):
+    """scalar_hessian summed over runs of whole levels (a large fit's way) equals it on all the
+    rows at once."""
+    from glmm_binomial import datasets
+    from glmm_binomial.methods import laplace
+    from glmm_binomial.model.design import build_model
+
+    model, _ = build_model(
+        "use ~ age + urban + livch + (1 | district)", datasets.load("contraception")
+    )
+    objective = LaplaceObjective(model)
+    mode = objective.mode(np.array([0.6]), np.linspace(-0.5, 0.3, model.n_fixed))
+    whole = laplace.scalar_hessian(objective.data, objective.structure, mode)
+    for rows in (1, 37, 500):
+        monkeypatch.setattr(laplace, "SCALAR_HESSIAN_CHUNK_ROWS", rows)
+        runs = laplace.scalar_hessian(objective.data, objective.structure, mode)
+        np.testing.assert_allclose(runs, whole, rtol=1e-11, atol=1e-9)
+        assert np.array_equal(runs, runs.T)

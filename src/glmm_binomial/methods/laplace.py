@@ -47,7 +47,7 @@ from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.model.separation import Separation, separation_found
 from glmm_binomial.numerics.covariance import kept_rows, spread_covariance
-from glmm_binomial.numerics.factor import SelectedInverse, Structure, row_dot
+from glmm_binomial.numerics.factor import LevelOps, SelectedInverse, Structure, row_dot
 from glmm_binomial.numerics.optimize import (
     Estimates,
     OptimizerControl,
@@ -324,17 +324,50 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     the penalized part's Hessian is 2 (Q'WQ - F_p' H^{-1} F_p) (the envelope theorem); the
     log-determinant's is sum_j (D^2 H_j / H_j - DH_j DH_j' / H_j^2), with DH_j = sum 2 a_i w_i
     z_i e_theta + a_i^2 w'_i E_i and D^2 H_j from w', w'' (the weight's derivatives in eta)
-    and the mode's second derivative u_pp, which the mode equation gives level by level."""
+    and the mode's second derivative u_pp, which the mode equation gives level by level.
+
+    Every term is a sum over levels or rows: a large fit takes it in runs of whole levels
+    (Structure.level_chunks, SCALAR_HESSIAN_CHUNK_ROWS rows each), whose work arrays stay
+    small."""
     z = st.z1[:, 0]
     a = mode.a1[:, 0]  # theta z_i
-    mu, w, r = mode.mu, mode.weights, mode.residual
+    u = mode.u1[:, 0]
+    hinv = mode.factor.block_inverse[:, 0, 0]  # 1 / H_j, from the mode's factor
+    rows = (z, a, mode.mu, mode.weights, mode.residual, data.x)
+    chunks = (
+        st.level_chunks(SCALAR_HESSIAN_CHUNK_ROWS) if st.n > SCALAR_HESSIAN_CHUNK_ROWS else None
+    )
+    if chunks is None or len(chunks) == 1:
+        hessian = scalar_hessian_part(rows, u, hinv, st.level_ops())
+    else:
+        hessian = np.zeros((data.n_fixed + 1, data.n_fixed + 1))
+        for chunk in chunks:
+            hessian += scalar_hessian_part(
+                tuple(v[chunk.rows] for v in rows),
+                u[chunk.levels],
+                hinv[chunk.levels],
+                chunk.ops(),
+            )
+    return 0.5 * (hessian + hessian.T)
+
+
+SCALAR_HESSIAN_CHUNK_ROWS = 8192
+"""scalar_hessian works through the rows in runs of whole levels of about this many rows (its
+work arrays, a few n x (p + 1), then fit in the caches and are not fresh pages each time:
+2x faster at 100,000 rows)."""
+
+
+def scalar_hessian_part(
+    rows: tuple[FloatArray, ...], u: FloatArray, hinv: FloatArray, ops: LevelOps
+) -> FloatArray:
+    """scalar_hessian's sum (not yet symmetrized) over some whole levels: rows = (z, a, mu, w,
+    r, x) of their rows, u and hinv (1 / H_j) of the levels, ops their level operations."""
+    z, a, mu, w, r, x = rows
+    level_sum, level_values = ops.level_sum, ops.level_values
     w1 = w * (1.0 - 2.0 * mu)
     w2 = w * (1.0 - 6.0 * mu * (1.0 - mu))
-    u_rows = st.level_values(mode.u1[:, 0])
-    level_sum, level_values = st.level_sum, st.level_values
-
-    q = np.column_stack([z * u_rows, data.x])
-    hinv = mode.factor.block_inverse[:, 0, 0]  # 1 / H_j, from the mode's factor
+    u_rows = level_values(u)
+    q = np.column_stack([z * u_rows, x])
     a2w1 = a * a * w1
     c1 = level_sum(a2w1 * z)
     c3 = level_sum(a2w1 * a)
@@ -347,9 +380,9 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     # E_i = Q_i + a_i u_p,j(i) is not formed: every product with it is one with Q plus a level
     # sum times u_p: level sums of Q with weights a w (F_p), s a (sum_i s_i a_i Q_i u_p,j') and
     # a^2 w' (DH_j).
-    f_p = st.level_sums((a * w)[:, None] * q)
-    sq = st.level_sums((s * a)[:, None] * q)
-    d_h = st.level_sums(a2w1[:, None] * q)
+    f_p = ops.level_sums((a * w)[:, None] * q)
+    sq = ops.level_sums((s * a)[:, None] * q)
+    d_h = ops.level_sums(a2w1[:, None] * q)
     f_p[:, 0] -= level_sum(z * r)
     u_p = -f_p * hinv[:, None]
     cross = sq.T @ u_p
@@ -364,7 +397,7 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     d_h += c3[:, None] * u_p  # sum_i a_i^2 w'_i E_i per level
     d_h[:, 0] += 2.0 * cwz
     hessian -= d_h.T @ (d_h * (hinv * hinv)[:, None])
-    return 0.5 * (hessian + hessian.T)
+    return hessian
 
 
 def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:

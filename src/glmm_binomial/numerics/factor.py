@@ -31,7 +31,9 @@ level 0, and ``a2`` (n x r2), the values of Z Lambda at the u2 positions ``Struc
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -168,6 +170,35 @@ class Level:
     def on_pattern(self, block: FloatArray) -> FloatArray:
         """Entries of a dense q_rest x (n_groups k) block on the pattern: (P, k)."""
         return np.take(block, self.dense_index)
+
+
+class LevelOps(NamedTuple):
+    """Sums over the rows of each level (of a vector, of each column) and per-row copies of
+    per-level values: Structure.level_ops for all the rows, LevelChunk.ops for a run of whole
+    levels."""
+
+    level_sum: Callable[[FloatArray], FloatArray]
+    level_sums: Callable[[FloatArray], FloatArray]
+    level_values: Callable[[FloatArray], FloatArray]
+
+
+class LevelChunk(NamedTuple):
+    """A run of whole levels of the first part (Structure.level_chunks): its rows and levels,
+    and the levels' first rows and row counts relative to the run."""
+
+    rows: slice
+    levels: slice
+    starts: IntArray
+    counts: IntArray
+
+    def ops(self) -> LevelOps:
+        """The level operations on the run's rows (Structure's own on sorted rows)."""
+        starts, counts = self.starts, self.counts
+        return LevelOps(
+            lambda v: np.add.reduceat(v, starts),
+            lambda v: np.add.reduceat(v, starts, axis=0),
+            lambda v: np.repeat(v, counts, axis=0),
+        )
 
 
 class Structure:
@@ -397,6 +428,36 @@ class Structure:
         if self._starts is not None:
             return np.add.reduceat(values, self._starts, axis=0)
         return np.column_stack([self.level_sum(values[:, c]) for c in range(values.shape[1])])
+
+    def level_ops(self) -> LevelOps:
+        """level_sum, level_sums and level_values of all the rows."""
+        return LevelOps(self.level_sum, self.level_sums, self.level_values)
+
+    def level_chunks(self, max_rows: int) -> list[LevelChunk] | None:
+        """The rows as runs of whole levels of the first part, about max_rows rows each (a run
+        ends at the first level starting at or past each multiple of max_rows), with each
+        run's level starts and counts relative to it; None when the rows are not sorted by
+        level (the sums are then not contiguous). A pass over a run's rows at a time keeps
+        the work arrays of a large fit small (fresh pages of large arrays cost more than the
+        arithmetic on them)."""
+        if self._starts is None or self._counts is None:
+            return None
+        starts, counts = self._starts, self._counts
+        cuts = np.unique(np.searchsorted(starts, np.arange(max_rows, self.n, max_rows)))
+        bounds = [0, *(int(c) for c in cuts if 0 < c < self.n1), self.n1]
+        chunks = []
+        for first, last in zip(bounds[:-1], bounds[1:], strict=True):
+            row_start = int(starts[first])
+            row_end = int(starts[last]) if last < self.n1 else self.n
+            chunks.append(
+                LevelChunk(
+                    slice(row_start, row_end),
+                    slice(first, last),
+                    starts[first:last] - row_start,
+                    counts[first:last],
+                )
+            )
+        return chunks
 
     def level_values(self, values: FloatArray) -> FloatArray:
         """Per-row copy of per-level values (n1, ...) -> (n, ...)."""
