@@ -101,3 +101,27 @@ def test_what_stops_the_search_is_reported():
         rosenbrock, np.array([-1.2, 1.0]), np.eye(2), gtol=0.0, ftol=1e-3, max_iter=500, max_step=1
     )
     assert relative.success and "ftol" in relative.message
+
+
+def test_a_far_start_is_reached_in_lengthening_steps():
+    """From 200 units out on a quadratic, steps cut to max_step = 2 would take 100 iterations;
+    the doubling radius takes a few."""
+    import numpy as np
+
+    from glmm_binomial.numerics.quasi_newton import minimize_bfgs
+
+    def fun(x):
+        return float(x @ x), 2.0 * x
+
+    result = minimize_bfgs(
+        fun,
+        np.array([200.0, -120.0]),
+        0.5 * np.eye(2),
+        gtol=1e-8,
+        ftol=0.0,
+        max_iter=50,
+        max_step=2.0,
+    )
+    assert result.success
+    assert np.max(np.abs(result.x)) < 1e-6
+    assert result.nit < 12

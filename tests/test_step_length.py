@@ -36,3 +36,14 @@ def test_always_within_the_bounds_of_the_failed_step(step, value, rise, slope):
     low, high = SHRINK_BOUNDS
     shorter = backtracked(step, value, value + rise, slope)
     assert low * step * (1 - 1e-12) <= shorter <= high * step * (1 + 1e-12)
+
+
+def test_the_radius_doubles_while_cut_steps_are_taken_whole():
+    from glmm_binomial.numerics.step_length import RADIUS_GROWTH, next_radius
+
+    radius = 2.0
+    for expected in (4.0, 8.0, 16.0, 32.0, 32.0):
+        radius = next_radius(radius, 2.0, capped=True, whole=True)
+        assert radius == min(expected, RADIUS_GROWTH * 2.0)
+    assert next_radius(radius, 2.0, capped=True, whole=False) == 2.0
+    assert next_radius(radius, 2.0, capped=False, whole=True) == 2.0

@@ -28,7 +28,7 @@ from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.dense import cho_solve_upper, cholesky_upper, solve_upper
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.quasi_newton import minimize_bfgs
-from glmm_binomial.numerics.step_length import backtracked
+from glmm_binomial.numerics.step_length import backtracked, next_radius
 
 FloatArray = NDArray[np.float64]
 DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
@@ -579,9 +579,6 @@ what the slope promises (t times the gradient along the step)."""
 NEWTON_BACKTRACKS = 20
 """newton_search shortens a step at most this many times before it hands over."""
 
-NEWTON_RADIUS_GROWTH = 16.0
-"""newton_search's longest step is at most this many times control.max_step."""
-
 
 def noise_step(
     value: float,
@@ -616,9 +613,9 @@ def newton_search(
     """Newton's method from z, whose deviance, gradient and Hessian are given (whitened units),
     with steps no longer than a radius and backtracking (the quadratic through the deviance,
     its slope and the trial, as the quasi-Newton line search) to sufficient decrease. The
-    radius starts at control.max_step and doubles (up to NEWTON_RADIUS_GROWTH times it) after
-    each step taken whole at that length (a start far out on a flat deviance, where every
-    Newton step is cut), and returns to control.max_step after a shortened one. A whole
+    radius starts at control.max_step and doubles after each step taken whole at that length
+    (step_length.next_radius: a start far out on a flat deviance, where every Newton step is
+    cut), and returns to control.max_step after a shortened one. A whole
     uncut step is also taken where the rounding of the deviance hides its decrease
     (noise_step).
 
@@ -671,10 +668,7 @@ def newton_search(
             )
         steps += 1
         z, value, grad = trial, trial_value, trial_grad
-        if capped and t == 1.0:
-            radius = min(2.0 * radius, NEWTON_RADIUS_GROWTH * control.max_step)
-        else:
-            radius = control.max_step
+        radius = next_radius(radius, control.max_step, capped, t == 1.0)
         # The Hessian at every point reached, the last one's for the standard errors.
         hessian = hessian_at(z, grad)
         if float(np.max(np.abs(t * step))) < control.polish_step_tol:

@@ -1,6 +1,6 @@
-"""The backtracking rule that the mode search, the quasi-Newton search and Newton's method on
+"""The step-length rules that the mode search, the quasi-Newton search and Newton's method on
 the outer problem share: after a trial step that did not decrease the objective enough, the next
-trial length."""
+trial length (backtracked); and the longest step the outer searches take next (next_radius)."""
 
 from __future__ import annotations
 
@@ -22,3 +22,18 @@ def backtracked(step: float, value: float, trial_value: float, slope: float) -> 
     curvature = trial_value - value - slope * step
     shrink = -slope * step / (2.0 * curvature) if curvature > 0 else high
     return step * min(max(shrink, low), high)
+
+
+RADIUS_GROWTH = 16.0
+"""The outer searches' longest step grows to at most this many times its starting length."""
+
+
+def next_radius(radius: float, max_step: float, capped: bool, whole: bool) -> float:
+    """The longest step of the next iteration of an outer search whose steps start at most
+    max_step long: doubled (up to RADIUS_GROWTH times max_step) after a step cut to `radius`
+    and taken whole (a start many standard errors out, as on large data, where every step is
+    cut and accepted), back to max_step otherwise (a shortened or uncut step: the model is
+    trusted no further than the first step)."""
+    if capped and whole:
+        return min(2.0 * radius, RADIUS_GROWTH * max_step)
+    return max_step
