@@ -38,12 +38,25 @@ def test_always_within_the_bounds_of_the_failed_step(step, value, rise, slope):
     assert low * step * (1 - 1e-12) <= shorter <= high * step * (1 + 1e-12)
 
 
-def test_the_radius_doubles_while_cut_steps_are_taken_whole():
-    from glmm_binomial.numerics.step_length import RADIUS_GROWTH, next_radius
+def test_the_radius_doubles_while_cut_steps_are_taken_whole_and_as_the_model_expects():
+    from glmm_binomial.numerics.step_length import (
+        RADIUS_GROWTH,
+        RADIUS_PATIENCE,
+        model_change,
+        next_radius,
+    )
 
-    radius = 2.0
-    for expected in (4.0, 8.0, 16.0, 32.0, 32.0):
-        radius = next_radius(radius, 2.0, capped=True, whole=True)
-        assert radius == min(expected, RADIUS_GROWTH * 2.0)
-    assert next_radius(radius, 2.0, capped=True, whole=False) == 2.0
-    assert next_radius(radius, 2.0, capped=False, whole=True) == 2.0
+    radius, streak = 2.0, 0
+    sizes = []
+    for _ in range(8):
+        radius, streak = next_radius(radius, 2.0, streak, True, True, 0.9)
+        sizes.append(radius)
+    assert sizes[: RADIUS_PATIENCE - 1] == [2.0] * (RADIUS_PATIENCE - 1)
+    assert sizes[RADIUS_PATIENCE - 1] == 4.0
+    assert max(sizes) == RADIUS_GROWTH * 2.0
+    # A shortened, an uncut or a badly predicted step: back to max_step, the streak restarts.
+    for capped, whole, agreement in ((True, False, 0.9), (False, True, 0.9), (True, True, 0.5)):
+        assert next_radius(radius, 2.0, streak, capped, whole, agreement) == (2.0, 0)
+    # The model's change along a whole Newton step is half its slope; along a cut one more.
+    assert model_change(-4.0, 1.0) == -2.0
+    assert model_change(-1.0, 0.1) == pytest.approx(-0.95)

@@ -28,7 +28,7 @@ from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.dense import cho_solve_upper, cholesky_upper, solve_upper
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.quasi_newton import minimize_bfgs
-from glmm_binomial.numerics.step_length import backtracked, next_radius
+from glmm_binomial.numerics.step_length import backtracked, model_change, next_radius
 
 FloatArray = NDArray[np.float64]
 DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
@@ -626,7 +626,7 @@ def newton_search(
     verified, when the Hessian is not positive definite (far from the optimum, or a variance
     going to zero), when no step length decreases the deviance, or after max_steps steps."""
     steps = 0
-    radius = control.max_step
+    radius, streak = control.max_step, 0
     while steps < max_steps:
         try:
             chol = cholesky_upper(hessian)
@@ -644,9 +644,9 @@ def newton_search(
         if not (np.isfinite(length) and slope < 0.0):
             break
         capped = length > radius
-        if capped:
-            step *= radius / length
-            slope *= radius / length
+        fraction = radius / length if capped else 1.0
+        step *= fraction
+        slope *= fraction
         decrement = -0.5 * slope
         t = 1.0
         for _ in range(NEWTON_BACKTRACKS):
@@ -667,8 +667,9 @@ def newton_search(
                 z, value, grad, hessian, steps, False, "the line search found no decrease"
             )
         steps += 1
+        agreement = (trial_value - value) / model_change(slope, fraction)
         z, value, grad = trial, trial_value, trial_grad
-        radius = next_radius(radius, control.max_step, capped, t == 1.0)
+        radius, streak = next_radius(radius, control.max_step, streak, capped, t == 1.0, agreement)
         # The Hessian at every point reached, the last one's for the standard errors.
         hessian = hessian_at(z, grad)
         if float(np.max(np.abs(t * step))) < control.polish_step_tol:

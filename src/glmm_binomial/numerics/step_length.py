@@ -27,13 +27,35 @@ def backtracked(step: float, value: float, trial_value: float, slope: float) -> 
 RADIUS_GROWTH = 16.0
 """The outer searches' longest step grows to at most this many times its starting length."""
 
+RADIUS_AGREEMENT = 0.75
+"""The longest step grows only after a step whose actual change of the objective was at least
+this fraction of the quadratic model's (the trust-region rule)."""
 
-def next_radius(radius: float, max_step: float, capped: bool, whole: bool) -> float:
+
+def model_change(slope: float, fraction: float) -> float:
+    """The quadratic model's change of the objective along a (quasi-)Newton step d (B d = -g)
+    cut to `fraction` of its length, slope being the cut step's g'd: c g'd0 + c^2 d0'B d0 / 2 =
+    slope (1 - c / 2), with c the fraction and d0 the whole step (d0'B d0 = -g'd0)."""
+    return slope * (1.0 - 0.5 * fraction)
+
+
+RADIUS_PATIENCE = 2
+"""The longest step grows from this many such steps in a row on (one alone is common on small
+fits, whose next step is then no longer cut)."""
+
+
+def next_radius(
+    radius: float, max_step: float, streak: int, capped: bool, whole: bool, agreement: float
+) -> tuple[float, int]:
     """The longest step of the next iteration of an outer search whose steps start at most
-    max_step long: doubled (up to RADIUS_GROWTH times max_step) after a step cut to `radius`
-    and taken whole (a start many standard errors out, as on large data, where every step is
-    cut and accepted), back to max_step otherwise (a shortened or uncut step: the model is
-    trusted no further than the first step)."""
-    if capped and whole:
-        return min(2.0 * radius, RADIUS_GROWTH * max_step)
-    return max_step
+    max_step long, and the new streak of steps cut to the radius, taken whole and changing the
+    objective by at least RADIUS_AGREEMENT of the quadratic model's change (`agreement`, the
+    trust-region rule). From RADIUS_PATIENCE such steps in a row the radius doubles (up to
+    RADIUS_GROWTH times max_step: a start many standard errors out, as on large data, where
+    every step is cut and accepted); any other step returns it to max_step."""
+    if not (capped and whole and agreement >= RADIUS_AGREEMENT):
+        return max_step, 0
+    streak += 1
+    if streak >= RADIUS_PATIENCE:
+        return min(2.0 * radius, RADIUS_GROWTH * max_step), streak
+    return radius, streak
