@@ -281,21 +281,26 @@ def test_one_factor_solve_is_the_substitutions_and_the_dense_inverse(slope: bool
         np.testing.assert_array_equal(solved, substituted)  # the scalar path's own products
 
 
+def intercepts_on(codes: np.ndarray, n_levels: int) -> ModelData:
+    """An intercept-only model with a random intercept on the grouping codes given."""
+    n = len(codes)
+    return ModelData(
+        successes=np.zeros(n),
+        trials=np.ones(n),
+        x=np.ones((n, 1)),
+        offset=np.zeros(n),
+        fixed_names=("(Intercept)",),
+        blocks=(RandomBlock("g", ("1",), codes, tuple(range(n_levels)), np.ones((n, 1))),),
+    )
+
+
 @pytest.mark.parametrize("max_rows", [1, 5, 40, 10_000])
 def test_level_chunks_are_runs_of_whole_levels(max_rows: int) -> None:
     rng = np.random.default_rng(4)
     counts = rng.integers(1, 12, 30)
     codes = np.repeat(np.arange(30), counts)
     n = len(codes)
-    data = ModelData(
-        successes=np.zeros(n),
-        trials=np.ones(n),
-        x=np.ones((n, 1)),
-        offset=np.zeros(n),
-        fixed_names=("(Intercept)",),
-        blocks=(RandomBlock("g", ("1",), codes, tuple(range(30)), np.ones((n, 1))),),
-    )
-    chunks = Structure(data).level_chunks(max_rows)
+    chunks = Structure(intercepts_on(codes, 30)).level_chunks(max_rows)
     assert chunks is not None
     # Consecutive, covering every row and level once, each level whole within its run.
     assert chunks[0].rows.start == 0 and chunks[-1].rows.stop == n
@@ -320,12 +325,4 @@ def test_level_chunks_are_runs_of_whole_levels(max_rows: int) -> None:
         assert len(chunks) == 1
     # Rows not sorted by level: no runs.
     shuffled = rng.permutation(n)
-    unsorted = ModelData(
-        successes=np.zeros(n),
-        trials=np.ones(n),
-        x=np.ones((n, 1)),
-        offset=np.zeros(n),
-        fixed_names=("(Intercept)",),
-        blocks=(RandomBlock("g", ("1",), codes[shuffled], tuple(range(30)), np.ones((n, 1))),),
-    )
-    assert Structure(unsorted).level_chunks(max_rows) is None
+    assert Structure(intercepts_on(codes[shuffled], 30)).level_chunks(max_rows) is None

@@ -28,7 +28,7 @@ from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.dense import cho_solve_upper, cholesky_upper, solve_upper
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.quasi_newton import minimize_bfgs
-from glmm_binomial.numerics.step_length import backtracked, model_change, next_radius
+from glmm_binomial.numerics.step_length import StepRadius, backtracked
 
 FloatArray = NDArray[np.float64]
 DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
@@ -613,11 +613,10 @@ def newton_search(
     """Newton's method from z, whose deviance, gradient and Hessian are given (whitened units),
     with steps no longer than a radius and backtracking (the quadratic through the deviance,
     its slope and the trial, as the quasi-Newton line search) to sufficient decrease. The
-    radius starts at control.max_step and doubles after each step taken whole at that length
-    (step_length.next_radius: a start far out on a flat deviance, where every Newton step is
-    cut), and returns to control.max_step after a shortened one. A whole
-    uncut step is also taken where the rounding of the deviance hides its decrease
-    (noise_step).
+    radius (step_length.StepRadius, as the quasi-Newton search's) starts at control.max_step
+    and grows while cut steps are taken whole and as the quadratic model expects (a start far
+    out on a flat deviance, where every Newton step is cut). A whole uncut step is also taken
+    where the rounding of the deviance hides its decrease (noise_step).
 
     The Hessian is recomputed after each step (it costs less than an evaluation, and the
     standard errors come from the last one). The search ends at a point whose Newton step is
@@ -626,7 +625,7 @@ def newton_search(
     verified, when the Hessian is not positive definite (far from the optimum, or a variance
     going to zero), when no step length decreases the deviance, or after max_steps steps."""
     steps = 0
-    radius, streak = control.max_step, 0
+    radius = StepRadius(control.max_step)
     while steps < max_steps:
         try:
             chol = cholesky_upper(hessian)
@@ -639,14 +638,9 @@ def newton_search(
             failure = optimum_check(value, grad, hessian, control)
             message = failure or "Newton step below newton_step_tol (Newton's method)"
             return NewtonResult(z, value, grad, hessian, steps, not failure, message)
-        slope = float(grad @ step)
-        length = float(np.sqrt(step @ step))
-        if not (np.isfinite(length) and slope < 0.0):
+        step, slope = radius.cut(step, float(grad @ step))
+        if not (np.isfinite(radius.length) and slope < 0.0):
             break
-        capped = length > radius
-        fraction = radius / length if capped else 1.0
-        step *= fraction
-        slope *= fraction
         decrement = -0.5 * slope
         t = 1.0
         for _ in range(NEWTON_BACKTRACKS):
@@ -656,7 +650,7 @@ def newton_search(
                 trial_value <= value + NEWTON_ARMIJO * t * slope
                 or (
                     t == 1.0
-                    and not capped
+                    and not radius.capped
                     and noise_step(value, trial_value, trial_grad, chol, decrement, control)
                 )
             ):
@@ -667,9 +661,8 @@ def newton_search(
                 z, value, grad, hessian, steps, False, "the line search found no decrease"
             )
         steps += 1
-        agreement = (trial_value - value) / model_change(slope, fraction)
+        radius.taken(t == 1.0, trial_value - value)
         z, value, grad = trial, trial_value, trial_grad
-        radius, streak = next_radius(radius, control.max_step, streak, capped, t == 1.0, agreement)
         # The Hessian at every point reached, the last one's for the standard errors.
         hessian = hessian_at(z, grad)
         if float(np.max(np.abs(t * step))) < control.polish_step_tol:

@@ -10,7 +10,7 @@ is a few milliseconds). It also keeps scipy.optimize out of the fit's imports.
 Each iteration: the direction d = -B^{-1} g, shortened to a radius (Euclidean, in the whitened
 units: far from the optimum the quadratic model overshoots) that starts at `max_step` and
 doubles while cut steps are taken whole and change f as the quadratic model expects
-(step_length.next_radius: a start many standard errors out, as on large data); step lengths
+(step_length.StepRadius: a start many standard errors out, as on large data); step lengths
 t = 1, then
 the minimum of the quadratic through f(0), its slope and f(t), kept within [0.1, 0.5] of t,
 until f(x + t d) <= f(x) + armijo * t * g'd (a non-finite value shrinks t tenfold); then the
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from glmm_binomial.numerics.step_length import backtracked, model_change, next_radius
+from glmm_binomial.numerics.step_length import StepRadius, backtracked
 
 FloatArray = NDArray[np.float64]
 
@@ -75,7 +75,7 @@ def minimize_bfgs(
         )
     h_inv = np.array(inverse_hessian, dtype=np.float64)
     identity = np.eye(len(x))
-    radius, streak = max_step, 0
+    radius = StepRadius(max_step)
     for iteration in range(1, max_iter + 1):
         if float(np.max(np.abs(grad), initial=0.0)) <= gtol:
             return QuasiNewtonResult(
@@ -88,11 +88,7 @@ def minimize_bfgs(
             h_inv = np.array(inverse_hessian, dtype=np.float64)
             direction = -(h_inv @ grad)
             slope = float(grad @ direction)
-        length = float(np.linalg.norm(direction))
-        capped = length > radius
-        fraction = radius / length if capped else 1.0
-        direction *= fraction
-        slope *= fraction
+        direction, slope = radius.cut(direction, slope)
         step = 1.0
         accepted = False
         for _ in range(max_backtracks):
@@ -107,8 +103,7 @@ def minimize_bfgs(
             return QuasiNewtonResult(
                 x, value, grad, False, "the line search found no decrease", iteration, nfev, h_inv
             )
-        agreement = (trial_value - value) / model_change(slope, fraction)
-        radius, streak = next_radius(radius, max_step, streak, capped, step == 1.0, agreement)
+        radius.taken(step == 1.0, trial_value - value)
         s = trial - x
         y = trial_grad - grad
         reduction = value - trial_value

@@ -1,10 +1,14 @@
 """The step-length rules that the mode search, the quasi-Newton search and Newton's method on
 the outer problem share: after a trial step that did not decrease the objective enough, the next
-trial length (backtracked); and the longest step the outer searches take next (next_radius)."""
+trial length (backtracked); and the longest step the outer searches take (StepRadius, by
+next_radius)."""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
+from numpy.typing import NDArray
 
 SHRINK_BOUNDS = (0.1, 0.5)
 """A backtracked step is at least this first fraction and at most this second fraction of the
@@ -59,3 +63,38 @@ def next_radius(
     if streak >= RADIUS_PATIENCE:
         return min(2.0 * radius, RADIUS_GROWTH * max_step), streak
     return radius, streak
+
+
+class StepRadius:
+    """The longest step of an outer search (Euclidean, whitened units), starting at max_step:
+    cut() shortens each (quasi-)Newton direction to it and remembers how; taken() then moves
+    it by next_radius from the change of the objective the step made."""
+
+    def __init__(self, max_step: float) -> None:
+        self.max_step = max_step
+        self.radius = max_step
+        self.streak = 0
+        self.length = 0.0
+        self.capped = False
+        self.fraction = 1.0
+        self.slope = 0.0
+
+    def cut(
+        self, direction: NDArray[np.float64], slope: float
+    ) -> tuple[NDArray[np.float64], float]:
+        """The direction (g'd = slope) shortened to the radius when longer (in place), and its
+        slope; `length` is its length before, `capped` whether it was cut."""
+        self.length = float(np.sqrt(direction @ direction))
+        self.capped = self.length > self.radius
+        self.fraction = self.radius / self.length if self.capped else 1.0
+        direction *= self.fraction
+        self.slope = slope * self.fraction
+        return direction, self.slope
+
+    def taken(self, whole: bool, change: float) -> None:
+        """The cut step was taken (whole: at its full length) and changed the objective by
+        `change`."""
+        agreement = change / model_change(self.slope, self.fraction)
+        self.radius, self.streak = next_radius(
+            self.radius, self.max_step, self.streak, self.capped, whole, agreement
+        )
