@@ -111,7 +111,7 @@ def log_binomial_coefficient(successes: FloatArray, trials: FloatArray) -> float
     """Sum of log C(m, k) over rows: the constant that makes the log-likelihood lme4's."""
     # Rows with one trial contribute log C(1, k) = 0: skip them (Bernoulli data is common).
     many = trials != 1.0
-    if not np.any(many):
+    if not many.any():
         return 0.0
     m, k = trials[many], successes[many]
     arguments = np.concatenate([m + 1.0, k + 1.0, m - k + 1.0])
@@ -124,7 +124,7 @@ def log_binomial_coefficient(successes: FloatArray, trials: FloatArray) -> float
     else:
         logs = special_functions().gammaln(arguments)
     size = len(m)
-    return float(np.sum(logs[:size] - logs[size : 2 * size] - logs[2 * size :]))
+    return float((logs[:size] - logs[size : 2 * size] - logs[2 * size :]).sum())
 
 
 LGAMMA_TABLE_LIMIT = 10_000
@@ -465,7 +465,7 @@ class LinkFunctions:
 
     def loglik_sum(self, eta: FloatArray, k: FloatArray, m: FloatArray) -> tuple[float, FloatArray]:
         """sum_i l_i and mu at 1-d eta."""
-        return float(np.sum(self.binomial_loglik(eta, k, m))), self.inverse(eta)
+        return float(self.binomial_loglik(eta, k, m).sum()), self.inverse(eta)
 
     def evaluate(
         self, eta: FloatArray, k: FloatArray, m: FloatArray
@@ -704,7 +704,7 @@ class ProbitLink(_SymmetricLink):
         p, log_p, h = self.signed(x)
         mu = np.subtract(1.0, p)
         np.copyto(mu, p, where=sign > 0.0)
-        value = float(np.sum(log_p))
+        value = float(log_p.sum())
         weights = np.add(x, h, out=x)
         weights *= h
         h *= sign
@@ -1059,8 +1059,8 @@ class _BernoulliSigns:
         if entry is not None and entry[0]() is successes and entry[1]() is trials:
             return entry[2]
         sign = None
-        if successes.ndim == 1 and bool(np.all(trials == 1.0)):
-            if bool(np.all((successes == 0.0) | (successes == 1.0))):
+        if successes.ndim == 1 and bool((trials == 1.0).all()):
+            if bool(((successes == 0.0) | (successes == 1.0)).all()):
                 sign = 2.0 * successes - 1.0
         self._entry = (weakref.ref(successes), weakref.ref(trials), sign)
         return sign
@@ -1247,7 +1247,7 @@ class BetaBinomial(Family):
         return np.asarray(1.0 + (trials - 1.0) / (self.phi + 1.0))
 
     def check_data(self, successes: FloatArray, trials: FloatArray) -> None:
-        if not np.any(trials > 1.0):
+        if not (trials > 1.0).any():
             raise ValueError(
                 "family='betabinomial' needs rows with more than one trial (counts as "
                 "cbind(successes, failures), or proportions with weights= the trials): a "
@@ -1268,8 +1268,8 @@ class BetaBinomial(Family):
         E (k - m mu)^2 = m mu (1 - mu) (1 + (m - 1) rho), rho = 1 / (phi + 1)."""
         mu = np.clip(self.functions.inverse(eta), 1e-8, 1.0 - 1e-8)
         variance = trials * mu * (1.0 - mu)
-        excess = float(np.sum((successes - trials * mu) ** 2 - variance))
-        spread = float(np.sum(variance * (trials - 1.0)))
+        excess = float(((successes - trials * mu) ** 2 - variance).sum())
+        spread = float((variance * (trials - 1.0)).sum())
         low, high = BETABINOMIAL_START_PHI_LIMITS
         rho = excess / spread if spread > 0 else 0.0
         phi = 1.0 / rho - 1.0 if rho > 0 else high
@@ -1326,7 +1326,7 @@ class BetaBinomial(Family):
         scratch: tuple[FloatArray, FloatArray] | None = None,
     ) -> tuple[FloatArray, float]:
         value, mu = self._loglik(eta, successes, trials)
-        return mu, float(np.sum(value))
+        return mu, float(value.sum())
 
     def loglik_rows(self, eta: FloatArray, successes: FloatArray, trials: FloatArray) -> FloatArray:
         return self._loglik(eta, successes, trials)[0]

@@ -127,7 +127,7 @@ def require_finite(output: FitOutput) -> FitOutput:
             ("fixed effects", output.beta),
             ("fixed-effect standard errors", np.diag(output.vcov_beta)),
         )
-        if not np.all(np.isfinite(values))
+        if not np.isfinite(values).all()
     ]
     if not bad:
         return output

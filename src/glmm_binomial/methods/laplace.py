@@ -81,7 +81,7 @@ def sorted_by_first_factor(data: ModelData) -> tuple[ModelData, Structure]:
     depend on the order of the rows; data itself is returned when already sorted."""
     structure = Structure(data)
     g1 = structure.g1
-    if np.any(g1[1:] < g1[:-1]):
+    if (g1[1:] < g1[:-1]).any():
         # Codes below 2^16 sort by radix sort, in linear time.
         keys = g1.astype(np.uint16) if structure.n1 <= np.iinfo(np.uint16).max else g1
         data = data.take(np.argsort(keys, kind="stable"))
@@ -393,7 +393,7 @@ def scalar_hessian_part(
     v = q.T @ v_rows + u_p.T @ (level_sum(a * v_rows) + hinv * c1 - c3 * cwz * hinv * hinv)
     hessian[0, :] += v
     hessian[:, 0] += v
-    hessian[0, 0] += float(np.sum(hinv_rows * 2.0 * w * z * z))
+    hessian[0, 0] += float((hinv_rows * 2.0 * w * z * z).sum())
     d_h += c3[:, None] * u_p  # sum_i a_i^2 w'_i E_i per level
     d_h[:, 0] += 2.0 * cwz
     hessian -= d_h.T @ (d_h * (hinv * hinv)[:, None])
@@ -494,7 +494,7 @@ def family_parameter_gradient(
         mode.eta, data.successes, data.trials
     )
     av = st.times(mode.a1, mode.a2, v1, v2)
-    value = -2.0 * float(np.sum(loglik_p)) + float(weights_p @ s) + float(residual_p @ av)
+    value = -2.0 * float(loglik_p.sum()) + float(weights_p @ s) + float(residual_p @ av)
     return np.array([value])
 
 
@@ -788,7 +788,7 @@ def fit_output(
     theta, beta = estimates.theta, estimates.beta
     n_theta = data.n_theta
     at_boundary = data.theta_at_boundary(theta, control.boundary_tol)
-    singular = bool(np.any(at_boundary))
+    singular = bool(at_boundary.any())
     warnings: list[FitWarning] = []
     converged = estimates.summary.converged
     separated, found = separation
@@ -802,9 +802,8 @@ def fit_output(
     # covariance with those held fixed; NaN too where the curvature is not positive definite.
     assert estimates.hessian is not None
     rows, kept = kept_rows(n_theta, data.n_fixed, diverging)
-    vcov_kept, theta_cov = covariance_from_hessian(
-        estimates.hessian[np.ix_(rows, rows)], n_theta, at_boundary
-    )
+    hessian = estimates.hessian if not diverging else estimates.hessian[np.ix_(rows, rows)]
+    vcov_kept, theta_cov = covariance_from_hessian(hessian, n_theta, at_boundary)
     vcov_beta, unavailable = spread_covariance(vcov_kept, kept, data.n_fixed)
     if unavailable:
         names = ", ".join(data.fixed_names[j] for j in unavailable)
@@ -855,13 +854,16 @@ def covariance_from_hessian(
     theta entries on the boundary are held fixed (their Hessian rows dropped), as the observed
     information is not defined there."""
     assert hessian is not None
-    keep = np.concatenate([~at_boundary, np.ones(hessian.shape[0] - n_theta, dtype=bool)])
-    info = 0.5 * hessian[np.ix_(keep, keep)]
+    if at_boundary.any():
+        keep = np.concatenate([~at_boundary, np.ones(hessian.shape[0] - n_theta, dtype=bool)])
+        info = 0.5 * hessian[np.ix_(keep, keep)]
+    else:
+        info = 0.5 * hessian
     try:
         cov = np.linalg.inv(info)
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(info)
-    n_free_theta = int(np.sum(~at_boundary))
+    n_free_theta = int((~at_boundary).sum())
     vcov_beta = cov[n_free_theta:, n_free_theta:]
     theta_cov = np.full((n_theta, n_theta), np.nan)
     free = np.flatnonzero(~at_boundary)

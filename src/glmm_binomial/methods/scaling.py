@@ -62,7 +62,10 @@ class Scaling:
 
 
 def _is_identity(c: FloatArray) -> bool:
-    return bool(np.array_equal(c, np.eye(c.shape[0])))
+    # Square, n nonzero entries, all of them ones on the diagonal (np.eye and array_equal
+    # cost more than the fit's own work on a small model).
+    n = c.shape[0]
+    return c.shape == (n, n) and np.count_nonzero(c) == n and bool((c.diagonal() == 1.0).all())
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,9 @@ def column_moments(matrix: FloatArray) -> ColumnMoments:
     if n == 0:
         zero = np.zeros(matrix.shape[1])
         return ColumnMoments(0, zero, zero, np.ones(matrix.shape[1], dtype=bool))
-    mean = np.mean(matrix, axis=0)
-    m2 = np.sum((matrix - mean) ** 2, axis=0)
-    return ColumnMoments(n, mean, m2, np.all(matrix == 1.0, axis=0))
+    mean = matrix.mean(axis=0)
+    m2 = ((matrix - mean) ** 2).sum(axis=0)
+    return ColumnMoments(n, mean, m2, (matrix == 1.0).all(axis=0))
 
 
 def combine_moments(parts: list[ColumnMoments]) -> ColumnMoments:
@@ -124,10 +127,10 @@ def _column_map(
         for start in range(0, p, step):
             rows = np.ascontiguousarray(matrix[:, start : start + step].T)
             end = start + rows.shape[0]
-            means[start:end] = np.mean(rows, axis=1)
-            sds[start:end] = np.std(rows, axis=1)
-            rms[start:end] = np.sqrt(np.mean(rows * rows, axis=1))
-            ones_flags[start:end] = np.all(rows == 1.0, axis=1)
+            means[start:end] = rows.mean(axis=1)
+            sds[start:end] = rows.std(axis=1)
+            rms[start:end] = np.sqrt((rows * rows).mean(axis=1))
+            ones_flags[start:end] = (rows == 1.0).all(axis=1)
 
     def stats(j: int) -> tuple[float, float, float]:
         return float(means[j]), float(sds[j]), float(rms[j])
@@ -301,7 +304,7 @@ def _block_jacobian(block: RandomBlock, c: FloatArray, theta: FloatArray) -> Flo
     lam = block.lambda_matrix(theta)
     lower = block.lambda_matrix(block_theta_to_user(block, c, theta))
     diagonal = np.diag(lower)
-    if np.any(diagonal <= 1e-12 * max(1.0, float(np.max(np.abs(lower))))):
+    if (diagonal <= 1e-12 * max(1.0, float(np.abs(lower).max()))).any():
         return None
     lower_inv = np.linalg.inv(lower)
     jac = np.empty((len(rows), len(rows)))
@@ -350,7 +353,7 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
         for sl in model.theta_slices():
             block_jac = jacobian[sl, sl]
             mixing = np.count_nonzero(block_jac - np.diag(np.diag(block_jac))) > 0
-            if np.any(missing[sl]) and mixing:
+            if missing[sl].any() and mixing:
                 # A parameter held on the boundary (NaN row) mixes into the block's others
                 # through the re-triangularisation: none of them has a covariance then.
                 unavailable[sl] = True
@@ -363,7 +366,7 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
     # A user coefficient built from a diverging internal one diverges too (its vcov row is
     # NaN from transform_covariance alike): centring spreads a slope's divergence to the
     # intercept.
-    diverging = np.flatnonzero(np.any(cx[:, list(output.diverging)] != 0.0, axis=1))
+    diverging = np.flatnonzero((cx[:, list(output.diverging)] != 0.0).any(axis=1))
     separation = replace(output.separation, coefficients=tuple(int(j) for j in diverging))
     return replace(
         output,
@@ -410,8 +413,8 @@ def check_in_user_units(
         se = np.concatenate([theta_se, beta_se])
         usable = np.isfinite(se)
         scaled = np.abs(grad[usable]) * se[usable]
-        worst = float(np.max(scaled, initial=0.0))
-        if not np.all(np.isfinite(grad[usable])) or not worst <= control.user_gradient_tol:
+        worst = float(scaled.max(initial=0.0))
+        if not np.isfinite(grad[usable]).all() or not worst <= control.user_gradient_tol:
             problem = (
                 "the gradient in the user's units is not small relative to the curvature: "
                 f"|gradient| * SE reaches {worst:.3g} > user_gradient_tol "

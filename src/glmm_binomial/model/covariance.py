@@ -224,14 +224,14 @@ class ScaledCorrelation(CovarianceStructure):
         Lambda."""
         g = np.tril(np.asarray(grad_lambda, dtype=np.float64))
         lam = np.asarray(lam, dtype=np.float64)
-        rows = np.sum(g * lam, axis=1)
+        rows = (g * lam).sum(axis=1)
         out = np.empty(self.n_theta)
-        out[: self.n_sd] = rows if self.n_sd == self.k else np.sum(rows)
+        out[: self.n_sd] = rows if self.n_sd == self.k else rows.sum()
         if self.n_correlation:
-            sd = np.sqrt(np.sum(lam * lam, axis=1))
+            sd = np.sqrt((lam * lam).sum(axis=1))
             rho = self._rho_of(lam, sd)
             _, d_lower = self.factor(rho)
-            out[self.n_sd] = float(np.sum(g * (sd[:, None] * d_lower))) * self.rho_slope(rho)
+            out[self.n_sd] = float((g * (sd[:, None] * d_lower)).sum()) * self.rho_slope(rho)
         return out
 
     def lower_bounds(self) -> FloatArray:

@@ -171,10 +171,10 @@ def response_counts(
             if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
                 raise ValueError(f"cbind {role} '{expr}' must be numeric counts")
             arr = values.to_numpy(dtype=np.float64)
-            if not np.all(np.isfinite(arr)):
+            if not np.isfinite(arr).all():
                 bad = _first_bad_row(~np.isfinite(arr), frame.index)
                 raise ValueError(f"cbind {role} '{expr}' is not finite at row {bad}")
-            if np.any(arr < 0):
+            if (arr < 0).any():
                 bad = _first_bad_row(arr < 0, frame.index)
                 what = "successes exceed trials" if role == "failures" else "negative count"
                 raise ValueError(f"cbind {role} '{expr}' is negative at row {bad} ({what})")
@@ -192,18 +192,18 @@ def response_counts(
         y = (values == levels[1]).to_numpy(dtype=np.float64)
     else:
         y = values.to_numpy(dtype=np.float64)
-        if not np.all(np.isfinite(y)):
+        if not np.isfinite(y).all():
             bad = _first_bad_row(~np.isfinite(y), frame.index)
             raise ValueError(f"response '{name}' is not finite at row {bad}")
         outside = (y < 0) | (y > 1)
-        if np.any(outside):
+        if outside.any():
             bad = _first_bad_row(outside, frame.index)
             raise ValueError(
                 f"response '{name}' must be in [0, 1] (0/1, or proportions with weights= the "
                 f"trials); row {bad} has {values.to_numpy()[np.flatnonzero(outside)[0]]}; "
                 "for counts use cbind(successes, failures)"
             )
-        if weights is None and np.any((y != 0) & (y != 1)):
+        if weights is None and ((y != 0) & (y != 1)).any():
             not_binary = (y != 0) & (y != 1)
             bad = _first_bad_row(not_binary, frame.index)
             value = y[np.flatnonzero(not_binary)[0]]
@@ -217,14 +217,14 @@ def response_counts(
 
 def check_finite(matrix: FloatArray, names: Sequence[str], what: str, index: pd.Index) -> None:
     bad = ~np.isfinite(matrix)
-    if np.any(bad):
+    if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ValueError(
             f"{what} column '{names[col]}' is not finite (value {matrix[row, col]}) at row "
             f"{index[row]}"
         )
     huge = np.abs(matrix) > LARGEST_VALUE
-    if np.any(huge):
+    if huge.any():
         row, col = np.argwhere(huge)[0]
         raise ValueError(
             f"{what} column '{names[col]}' has the value {matrix[row, col]:g} at row "
@@ -242,7 +242,7 @@ def clearly_full_rank(x: FloatArray, norms: FloatArray) -> bool:
     """Whether no column of x comes near being a linear combination of the columns before it,
     from the Cholesky factor of the column-normalized Gram matrix (p x p: one product over the
     rows instead of a QR of the n x p matrix); False when unsure (then the QR decides)."""
-    if x.shape[0] < x.shape[1] or not np.all(norms > 0):
+    if x.shape[0] < x.shape[1] or not (norms > 0).all():
         return False
     gram = (x.T @ x) / np.outer(norms, norms)
     try:
@@ -250,7 +250,7 @@ def clearly_full_rank(x: FloatArray, norms: FloatArray) -> bool:
     except np.linalg.LinAlgError:
         return False
     # low[j, j] = |R_jj| / |x_j|: the share of column j not explained by the columns before it.
-    return bool(np.all(np.diagonal(low) > GRAM_RANK_MARGIN))
+    return bool((np.diagonal(low) > GRAM_RANK_MARGIN).all())
 
 
 def aliased_columns(x: FloatArray) -> list[int]:
@@ -264,8 +264,8 @@ def aliased_columns(x: FloatArray) -> list[int]:
     # Quick exit for the usual full-rank design (pivoted QR finds the rank).
     _, r_pivoted, _ = scipy.linalg.qr(x, mode="economic", pivoting=True)
     diagonal = np.abs(np.diag(r_pivoted))
-    if x.shape[0] >= x.shape[1] and np.all(norms > 0):
-        if diagonal.size and np.all(diagonal > ALIAS_TOLERANCE * diagonal[0]):
+    if x.shape[0] >= x.shape[1] and (norms > 0).all():
+        if diagonal.size and (diagonal > ALIAS_TOLERANCE * diagonal[0]).all():
             return []
     # Unpivoted QR: |R_jj| is the norm of column j's part not explained by the columns before it.
     r = scipy.linalg.qr(x, mode="r")[0]
@@ -453,10 +453,10 @@ def noninteger_counts_warning(
     log-likelihood is then not one of counts (tolerance INTEGER_TOLERANCE, R's)."""
     for what, values in (("successes", successes), ("trials", trials)):
         off = np.abs(values - np.round(values)) > INTEGER_TOLERANCE
-        if np.any(off):
+        if off.any():
             row = int(np.flatnonzero(off)[0])
             return FitWarning(
-                f"non-integer #{what} in a binomial glm! ({int(np.sum(off))} row(s), first "
+                f"non-integer #{what} in a binomial glm! ({int(off.sum())} row(s), first "
                 f"row {index[row]!r} with {values[row]:g} {what}; weights multiply the counts)",
                 NonIntegerCountsWarning,
             )
@@ -527,15 +527,15 @@ def build_model(
     for arr in (w_all, o_all):
         if arr is not None:
             complete &= ~np.isnan(arr)
-    n_dropped = int(np.sum(~complete))
+    n_dropped = int((~complete).sum())
     sub = drop_unused_categories(used if n_dropped == 0 else used.rows(complete))
     if len(sub) < 2:
         raise ValueError(f"fewer than two complete rows in data for formula '{formula}'")
     w = None if w_all is None else w_all[complete]
-    if w is not None and (np.any(~np.isfinite(w)) or np.any(w < 0)):
+    if w is not None and ((~np.isfinite(w)).any() or (w < 0).any()):
         raise ValueError("weights must be finite and non-negative")
     o = np.zeros(len(sub)) if o_all is None else o_all[complete]
-    if not np.all(np.isfinite(o)):
+    if not np.isfinite(o).all():
         raise ValueError("offset must be finite")
 
     if family.n_parameters and w is not None and parsed.response.kind == "cbind":
@@ -570,7 +570,7 @@ def build_model(
         values, _, spec = materialize(f"0 + {expr}", sub, f"offset({expr})")
         if values.shape[1] != 1:
             raise ValueError(f"offset({expr}) must be one numeric value per row")
-        if not np.all(np.isfinite(values)):
+        if not np.isfinite(values).all():
             bad = _first_bad_row(~np.isfinite(values[:, 0]), sub.index)
             raise ValueError(f"offset({expr}) is not finite at row {bad}")
         o = o + values[:, 0]

@@ -184,7 +184,7 @@ def _build(plan: DirectPlan, frame: Table) -> tuple[FloatArray, list[str], Any] 
             assert categorical is not None
             if categorical not in codes_of:
                 codes = np.asarray(frame[categorical].array.codes, dtype=np.intp)
-                if np.any(codes < 0):
+                if (codes < 0).any():
                     return None  # missing values: formulaic decides what they give
                 codes_of[categorical] = codes
         if kind == "level_pair":
@@ -252,7 +252,7 @@ def _make_plan(
             continue
         codes = np.asarray(series.array.codes, dtype=np.intp)
         n_levels = len(series.dtype.categories)
-        if np.any(codes < 0):
+        if (codes < 0).any():
             return None
         present, first = np.unique(codes, return_index=True)
         if present.size != n_levels:

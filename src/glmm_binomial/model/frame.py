@@ -637,7 +637,7 @@ def drop_unused_categories(table: Table) -> Table:
         # A category is unused when no code points at it (-1: missing).
         codes = np.asarray(series.array.codes)
         counts = np.bincount(codes[codes >= 0], minlength=len(dtype.categories))
-        if np.any(counts == 0):
+        if (counts == 0).any():
             changed[label] = series.cat.remove_unused_categories()
     if not changed:
         return table

@@ -145,7 +145,7 @@ def separation_possible(
     if found is None:
         return True  # the program failed: let the full check decide
     d, _ = found
-    return bool(np.max(np.asarray(signed @ d).ravel(), initial=0.0) > control.margin_tol)
+    return bool((np.asarray(signed @ d).ravel()).max(initial=0.0) > control.margin_tol)
 
 
 def _evenly_spaced(
@@ -188,10 +188,10 @@ def no_separation_certificate(
         weights = trials * mu * (1.0 - mu)
         information = x.T @ (weights[:, None] * x)
         step = np.linalg.lstsq(information, x.T @ (successes - trials * mu), rcond=None)[0]
-        if not np.all(np.isfinite(step)):
+        if not np.isfinite(step).all():
             return False
         beta = beta + step
-        if float(np.max(np.abs(step))) < control.certificate_tol:
+        if float(np.abs(step).max()) < control.certificate_tol:
             settled = True
             break
     if not settled:
@@ -205,9 +205,9 @@ def no_separation_certificate(
     residual = signed.T @ lam
     correction = signed @ np.linalg.lstsq(signed.T @ signed, residual, rcond=None)[0]
     corrected = lam - correction
-    if not np.all(np.isfinite(corrected)) or lam.size == 0:
+    if not np.isfinite(corrected).all() or lam.size == 0:
         return False
-    return bool(np.min(corrected) > control.certificate_margin * float(np.max(lam)))
+    return bool(corrected.min() > control.certificate_margin * float(lam.max()))
 
 
 def detect_group_separation(
@@ -240,7 +240,7 @@ def detect_group_separation(
         return NO_SEPARATION
     complete, d, _ = found
     margins = np.asarray(signed @ d).ravel()
-    separated_signed = margins > SEPARATION_TOL * float(np.max(margins))
+    separated_signed = margins > SEPARATION_TOL * float(margins.max())
     # A data row is separated when each of its signed copies is (a row with both a success
     # and a failure never is).
     unseparated = np.zeros(data.n_obs, dtype=bool)
@@ -253,7 +253,7 @@ def detect_group_separation(
     blocks = tuple(
         int(t)
         for t in np.unique(which[which >= 0])
-        if not np.any(unseparated & np.any(data.blocks[t].z != 0.0, axis=1))
+        if not (unseparated & (data.blocks[t].z != 0.0).any(axis=1)).any()
     )
     coefficients = tuple(int(j) for j in np.flatnonzero(moved[: data.n_fixed]))
     return Separation(complete, coefficients, blocks)
@@ -267,7 +267,7 @@ def looks_divergent(x: FloatArray, beta: FloatArray, limit: float) -> bool:
 
 def large_coefficients(x: FloatArray, beta: FloatArray, limit: float) -> tuple[int, ...]:
     """Columns whose coefficient moves the log-odds by more than `limit` across the column."""
-    spread = np.max(np.abs(x), axis=0)
+    spread = np.abs(x).max(axis=0)
     return tuple(int(j) for j in np.flatnonzero(np.abs(beta) * spread > limit))
 
 
@@ -277,9 +277,9 @@ def runaway_blocks(data: ModelData, theta: FloatArray, limit: float) -> tuple[in
     only a variance running away to infinity (groups separating y) produces."""
     out = []
     for t, (block, lam) in enumerate(zip(data.blocks, data.lambdas(theta), strict=True)):
-        sd = np.sqrt(np.sum(lam * lam, axis=1))
-        spread = np.max(np.abs(block.z), axis=0)
-        if np.any(sd * spread > limit):
+        sd = np.sqrt((lam * lam).sum(axis=1))
+        spread = np.abs(block.z).max(axis=0)
+        if (sd * spread > limit).any():
             out.append(t)
     return tuple(out)
 
@@ -341,7 +341,7 @@ def separation_found(
 
 
 def _scale_columns(x: FloatArray) -> FloatArray:
-    scale = np.max(np.abs(x), axis=0)
+    scale = np.abs(x).max(axis=0)
     scale[scale == 0] = 1.0
     return np.asarray(x / scale, dtype=np.float64)
 
@@ -436,14 +436,14 @@ def _separable_rows(
     rows = _start_rows(signed, control)
     for _ in range(p + 1):
         cost = -_weighted_sum(signed, (~known).astype(np.float64))
-        if not np.any(cost):
+        if not cost.any():
             break  # the remaining rows sum to zero: none has a positive margin in the cone
         found = _solve_cone(signed, cost, rows, control)
         if found is None:
             return None
         d, rows = found
         new = (np.asarray(signed @ d).ravel() > control.margin_tol) & ~known
-        if not np.any(new):
+        if not new.any():
             break
         known |= new
         total += d
@@ -460,7 +460,7 @@ def _least_direction(
     if found is None:
         return None
     separated, total, rows = found
-    if not np.any(separated):
+    if not separated.any():
         return None
     # 2. the least direction: minimize sum |d| (d = d+ - d-) with margins >= 1 on the
     # separated rows (the cone lets them all reach 1) and >= 0 elsewhere.
@@ -474,10 +474,10 @@ def _least_direction(
         v, rows = second
         d = v[:p] - v[p:]
     margins = np.asarray(signed @ d).ravel()
-    largest = float(np.max(margins))
-    if not largest > control.margin_tol or float(np.min(margins)) < -control.margin_tol * largest:
+    largest = float(margins.max())
+    if not largest > control.margin_tol or float(margins.min()) < -control.margin_tol * largest:
         return None
-    complete = bool(np.all(margins > control.margin_tol * largest))
+    complete = bool((margins > control.margin_tol * largest).all())
     return complete, d, rows
 
 
@@ -503,5 +503,5 @@ def _movable(
 
 
 def _moved(d: FloatArray) -> NDArray[np.bool_]:
-    largest = float(np.max(np.abs(d), initial=0.0))
+    largest = float(np.abs(d).max(initial=0.0))
     return np.abs(d) > SEPARATION_TOL * max(largest, 1.0)

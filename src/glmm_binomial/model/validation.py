@@ -31,7 +31,7 @@ def check_identifiable(model: ModelData, terms: Sequence[str] | None = None) -> 
     check.nobs.vs.nlev): with one Bernoulli row per level of (1 | g), the variance of g's effects
     cannot be told apart from the rows' own binomial variation. Binomial rows with more than one
     trial carry information on the variance within the row, so they are not refused."""
-    if model.n_obs == 0 or not np.all(model.trials == 1.0):
+    if model.n_obs == 0 or not (model.trials == 1.0).all():
         return
     for t, block in enumerate(model.blocks):
         used = int(np.count_nonzero(np.bincount(block.codes, minlength=block.n_levels)))

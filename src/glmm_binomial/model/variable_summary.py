@@ -57,15 +57,15 @@ def _summary(name: str, series: pd.Series) -> VariableSummary:
     values = series.to_numpy(dtype=np.float64)
     if len(values) == 0:
         return VariableSummary(name, "numeric")
-    low, high = float(np.min(values)), float(np.max(values))
+    low, high = float(values.min()), float(values.max())
     # At most two distinct values iff every value is the minimum or the maximum (one pass,
     # no sort); KEEP_DISTINCT is 2.
     kept: tuple[object, ...] = ()
     if low == high:
         kept = (low,)
-    elif bool(np.all((values == low) | (values == high))):
+    elif bool(((values == low) | (values == high)).all()):
         kept = (low, high)
-    return VariableSummary(name, "numeric", kept, float(np.mean(values)), low, high)
+    return VariableSummary(name, "numeric", kept, float(values.mean()), low, high)
 
 
 def summarize_variables(frame: Table, names: Sequence[str]) -> tuple[VariableSummary, ...]:

@@ -18,7 +18,9 @@ IntArray = NDArray[np.intp]
 
 def kept_rows(n_theta: int, n_fixed: int, diverging: tuple[int, ...]) -> tuple[IntArray, IntArray]:
     """Indices of the (theta, beta) Hessian rows to keep, and of the kept fixed effects."""
-    kept = np.setdiff1d(np.arange(n_fixed), np.asarray(diverging, dtype=np.intp))
+    keep = np.ones(n_fixed, dtype=bool)
+    keep[list(diverging)] = False
+    kept = np.flatnonzero(keep)
     return np.concatenate([np.arange(n_theta), n_theta + kept]).astype(np.intp), kept
 
 
@@ -27,8 +29,11 @@ def spread_covariance(
 ) -> tuple[FloatArray, tuple[int, ...]]:
     """The n_fixed x n_fixed covariance with NaN rows and columns for the coefficients not kept
     and for those whose variance is not a positive finite number; returns it and the latter."""
-    vcov = np.full((n_fixed, n_fixed), np.nan)
-    vcov[np.ix_(kept, kept)] = vcov_kept
+    if len(kept) == n_fixed:
+        vcov = vcov_kept.copy()
+    else:
+        vcov = np.full((n_fixed, n_fixed), np.nan)
+        vcov[np.ix_(kept, kept)] = vcov_kept
     variance = np.diagonal(vcov_kept)
     bad = kept[~(np.isfinite(variance) & (variance > 0.0))]
     vcov[bad, :] = np.nan
@@ -43,7 +48,7 @@ def transform_covariance(c: FloatArray, vcov: FloatArray) -> FloatArray:
     missing = np.isnan(np.diagonal(vcov))
     finite = np.where(np.isnan(vcov), 0.0, vcov)
     mapped = c @ finite @ c.T
-    touched = np.any(c[:, missing] != 0.0, axis=1)
+    touched = (c[:, missing] != 0.0).any(axis=1)
     mapped[touched, :] = np.nan
     mapped[:, touched] = np.nan
     return np.asarray(0.5 * (mapped + mapped.T), dtype=np.float64)

@@ -103,7 +103,7 @@ def _cholesky_inverse(h: FloatArray) -> tuple[FloatArray, float]:
     k = h.shape[1]
     if k == 1:
         l1 = np.sqrt(h)
-        return 1.0 / l1, 2.0 * float(np.sum(np.log(l1)))
+        return 1.0 / l1, 2.0 * float(np.log(l1).sum())
     if k == 2:
         # Closed form for 2 x 2 blocks (intercept and slope): cheaper than LAPACK per block.
         l00 = np.sqrt(h[:, 0, 0])
@@ -113,9 +113,9 @@ def _cholesky_inverse(h: FloatArray) -> tuple[FloatArray, float]:
         linv[:, 0, 0] = 1.0 / l00
         linv[:, 1, 1] = 1.0 / l11
         linv[:, 1, 0] = -l10 * linv[:, 0, 0] * linv[:, 1, 1]
-        return linv, 2.0 * float(np.sum(np.log(l00)) + np.sum(np.log(l11)))
+        return linv, 2.0 * float(np.log(l00).sum() + np.log(l11).sum())
     low = np.linalg.cholesky(h)
-    logdet = 2.0 * float(np.sum(np.log(np.diagonal(low, axis1=1, axis2=2))))
+    logdet = 2.0 * float(np.log(np.diagonal(low, axis1=1, axis2=2)).sum())
     return np.linalg.inv(low), logdet
 
 
@@ -266,7 +266,7 @@ class Structure:
         first = blocks[self.first]
         self.n = n
         # Bernoulli rows (all trials 1) skip multiplications by the trials in PIRLS.
-        self.unit_trials = bool(np.all(data.trials == 1.0))
+        self.unit_trials = bool((data.trials == 1.0).all())
         self.g1: IntArray = first.codes
         self.n1 = first.n_levels
         # Columns of each first-family block within the first part's k1 columns.
@@ -280,7 +280,7 @@ class Structure:
         # Rows sorted by the first part's levels (LaplaceObjective sorts them) make its group
         # sums contiguous: np.add.reduceat and np.repeat instead of bincount and gathers.
         counts = np.bincount(self.g1, minlength=self.n1)
-        contiguous = bool(np.all(self.g1[1:] >= self.g1[:-1])) and bool(np.all(counts > 0))
+        contiguous = bool((self.g1[1:] >= self.g1[:-1]).all()) and bool((counts > 0).all())
         self._counts: IntArray | None = counts if contiguous else None
         self._starts: IntArray | None = (
             np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp) if contiguous else None
@@ -293,7 +293,7 @@ class Structure:
             if len(self.first_blocks) == 1
             else np.column_stack([blocks[t].z for t in self.first_blocks])
         )
-        ones = [bool(np.all(self.z1[:, c] == 1.0)) for c in range(self.k1)]
+        ones = [bool((self.z1[:, c] == 1.0).all()) for c in range(self.k1)]
         self._z1_products: dict[tuple[int, int], FloatArray | None] = {}
         for r in range(self.k1):
             for d in range(r + 1):
@@ -378,7 +378,7 @@ class Structure:
             # pair p' of its group.
             n_pairs = unique.size
             per_group = np.bincount(level.pair_group, minlength=level.n_groups)
-            n_triples = int(np.sum(per_group.astype(np.int64) ** 2))
+            n_triples = int((per_group.astype(np.int64) ** 2).sum())
             q_level = level.n_groups * level.k
             level.dense_coupling = (
                 q_rest * q_level <= DENSE_COUPLING_MAX_SIZE
@@ -462,7 +462,7 @@ class Structure:
     def level_values(self, values: FloatArray) -> FloatArray:
         """Per-row copy of per-level values (n1, ...) -> (n, ...)."""
         if self._counts is not None:
-            return np.repeat(values, self._counts, axis=0)
+            return values.repeat(self._counts, axis=0)
         return values[self.g1]
 
     def group_sum(self, d: int, values: FloatArray) -> FloatArray:
@@ -664,7 +664,7 @@ def rest_cholesky(schur: FloatArray) -> tuple[FloatArray, float]:
         raise np.linalg.LinAlgError(
             f"the rest's Schur complement is not positive definite (dpotrf info {info})"
         )
-    return l_rr, 2.0 * float(np.sum(np.log(np.diag(l_rr))))
+    return l_rr, 2.0 * float(np.log(np.diag(l_rr)).sum())
 
 
 def rest_solve(l_rr: FloatArray, rr: FloatArray) -> FloatArray:

@@ -154,9 +154,9 @@ def glm_newton(
         info_factor = cholesky_upper(info + 1e-12 * np.eye(n_fixed))
         step = cho_solve_upper(info_factor, score)
         beta = beta + step
-        if float(np.max(np.abs(step))) < control.glm_tol or not np.all(np.isfinite(beta)):
+        if float(np.abs(step).max()) < control.glm_tol or not np.isfinite(beta).all():
             break
-    if not np.all(np.isfinite(beta)):
+    if not np.isfinite(beta).all():
         beta = np.zeros(n_fixed)
         info_factor = np.eye(n_fixed)
     return beta, info_factor
@@ -183,11 +183,11 @@ def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, F
     row stays below it (feasible_step), and needs a feasible least-squares start."""
     # Start from the link of the overall rate (the empirical logit for the logit link) so the
     # first step is well scaled.
-    rate = (np.sum(data.successes) + 0.5) / (np.sum(data.trials) + 1.0)
+    rate = (data.successes.sum() + 0.5) / (data.trials.sum() + 1.0)
     beta: FloatArray = np.zeros(data.n_fixed)
     level = float(data.family.link_function(rate))
-    ones = np.flatnonzero(np.all(data.x == 1.0, axis=0)) if data.n_obs else np.zeros(0)
-    if ones.size and not np.any(data.offset):
+    ones = np.flatnonzero((data.x == 1.0).all(axis=0)) if data.n_obs else np.zeros(0)
+    if ones.size and not data.offset.any():
         # The least-squares fit of a constant with an intercept column is exact: the intercept.
         beta[int(ones[0])] = level
     else:
@@ -215,7 +215,7 @@ def bounded_glm_newton(
     there."""
     eta = data.x @ beta + data.offset
     limit = upper - GLM_BOUND_MARGIN
-    if not float(np.max(eta, initial=-np.inf)) <= limit:
+    if not float(eta.max(initial=-np.inf)) <= limit:
         raise ValueError(
             f"link={data.family.link!r}: no starting values with every probability below 1 "
             "(the least-squares fit of the overall rate's link gives eta > 0 at some row); "
@@ -231,11 +231,11 @@ def bounded_glm_newton(
         eta = data.x @ beta + data.offset
         rising = deta > 0
         fraction = 1.0
-        if np.any(rising):
+        if rising.any():
             room = (limit - eta[rising]) / deta[rising]
-            fraction = min(1.0, 0.99 * float(np.min(room)))
+            fraction = min(1.0, 0.99 * float(room.min()))
         beta = beta + fraction * step
-        if float(np.max(np.abs(fraction * step))) < control.glm_tol:
+        if float(np.abs(fraction * step).max()) < control.glm_tol:
             break
     return beta, info_factor
 
@@ -267,7 +267,7 @@ def start_point(
             factor = cholesky_upper(information + 1e-12 * np.eye(len(given)))
         except (np.linalg.LinAlgError, ValueError):
             factor = None
-        if factor is not None and np.all(np.isfinite(factor)):
+        if factor is not None and np.isfinite(factor).all():
             return StartPoint(np.asarray(theta, dtype=np.float64), given, factor)
     beta_glm, info_factor = glm_start(data, control)
     theta_start = data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64)
@@ -340,8 +340,8 @@ def moment_theta(
         if sums is None:
             continue
         score, information = sums
-        denominator = np.sum(information * information, axis=0)
-        excess = np.sum(score * score - information, axis=0)
+        denominator = (information * information).sum(axis=0)
+        excess = (score * score - information).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             sds = np.sqrt(np.maximum(excess, 0.0) / denominator)
         low, high = MOMENT_START_SD
@@ -397,7 +397,7 @@ def minimize_deviance(
     start_hessian = None
     if exact_hessian is not None:
         start_hessian = exact_hessian(theta0, beta0)
-        if not np.all(np.isfinite(start_hessian)):
+        if not np.isfinite(start_hessian).all():
             start_hessian = None
     if start_hessian is not None:
         # Half the exact Hessian in beta: the fixed effects' information at the start.
@@ -487,7 +487,7 @@ def minimize_deviance(
             free = np.ones(len(z), dtype=bool)
             converged, polished, failure = True, newton.steps > 0, ""
             message = newton.message
-            grad_norm = float(np.max(np.abs(grad), initial=0.0))
+            grad_norm = float(np.abs(grad).max(initial=0.0))
         else:
             optimizer = "Newton, then BFGS, whitened, + Newton polish"
             # The quasi-Newton search goes on with the last Hessian's inverse as its B^{-1}.
@@ -514,7 +514,7 @@ def minimize_deviance(
         )
         converged = bool(result.success)
         message = result.message
-        grad_norm = float(np.max(np.abs(grad[free]))) if np.any(free) else 0.0
+        grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
         # The end point, not the search's stopping rule, decides: a line search that gave up
         # near the optimum is converged once the polish has verified it, and a "success" is
         # not unless the point passes the checks.
@@ -634,7 +634,7 @@ def newton_search(
                 z, value, grad, hessian, steps, False, "the Hessian is not positive definite"
             )
         step = -cho_solve_upper(chol, grad)
-        if float(np.max(np.abs(step), initial=0.0)) < control.newton_step_tol:
+        if float(np.abs(step).max(initial=0.0)) < control.newton_step_tol:
             failure = optimum_check(value, grad, hessian, control)
             message = failure or "Newton step below newton_step_tol (Newton's method)"
             return NewtonResult(z, value, grad, hessian, steps, not failure, message)
@@ -665,7 +665,7 @@ def newton_search(
         z, value, grad = trial, trial_value, trial_grad
         # The Hessian at every point reached, the last one's for the standard errors.
         hessian = hessian_at(z, grad)
-        if float(np.max(np.abs(t * step))) < control.polish_step_tol:
+        if float(np.abs(t * step).max()) < control.polish_step_tol:
             failure = optimum_check(value, grad, hessian, control)
             message = failure or "Newton decrement below decrement_tol (Newton's method)"
             return NewtonResult(z, value, grad, hessian, steps, not failure, message)
@@ -724,7 +724,7 @@ def newton_polish(
             break
         z, value, grad, polished = trial, trial_value, trial_grad, True
         # A short step leaves the Hessian (used for the standard errors) accurate enough.
-        if float(np.max(np.abs(step))) < control.polish_step_tol:
+        if float(np.abs(step).max()) < control.polish_step_tol:
             break
         hessian_z = hessian_at(z, grad)
     return z, value, grad, hessian_z, free, polished
@@ -740,14 +740,14 @@ def optimum_check(
     control.decrement_tol."""
     if not np.isfinite(value):
         return f"the deviance is not finite ({value}) at the final point"
-    if not np.all(np.isfinite(grad)) or not np.all(np.isfinite(hessian)):
+    if not np.isfinite(grad).all() or not np.isfinite(hessian).all():
         return "the gradient or Hessian is not finite at the final point"
     if len(grad) == 0:
         return ""
     try:
         chol = cholesky_upper(hessian)
     except (np.linalg.LinAlgError, ValueError):
-        smallest = float(np.min(np.linalg.eigvalsh(hessian)))
+        smallest = float(np.linalg.eigvalsh(hessian).min())
         return (
             "the Hessian of the free parameters is not positive definite at the final point "
             f"(smallest eigenvalue {smallest:.3g})"

@@ -84,7 +84,7 @@ def penalized_deviance(
 ) -> tuple[float, FloatArray]:
     """-2 sum_i l_i(eta_i) + |u|^2 (binomial constants excluded), and mu at eta."""
     mu, loglik = data.family.mean_and_loglik(eta, data.successes, data.trials, scratch)
-    return -2.0 * loglik + float(np.sum(u1 * u1) + np.sum(u2 * u2)), mu
+    return -2.0 * loglik + float((u1 * u1).sum() + (u2 * u2).sum()), mu
 
 
 T = TypeVar("T")
@@ -118,7 +118,7 @@ def halving_step(
 def largest_move(*changes: FloatArray) -> float:
     """The largest |du| of a predicted change of the mode (the warm start's rule compares it with
     PirlsControl.max_predicted_step)."""
-    return max((float(np.max(np.abs(c), initial=0.0)) for c in changes), default=0.0)
+    return max((float(np.abs(c).max(initial=0.0)) for c in changes), default=0.0)
 
 
 def prediction_accepted(largest: float, control: PirlsControl) -> bool:
@@ -170,8 +170,8 @@ class WarmStart:
         gradient; the optimum, then its conditional modes), else None."""
         if (
             self.last is not None
-            and np.array_equal(theta, self.last[0])
-            and np.array_equal(beta, self.last[1])
+            and same_values(theta, self.last[0])
+            and same_values(beta, self.last[1])
         ):
             return self.last[2]
         return None
@@ -205,6 +205,13 @@ class WarmStart:
         if keep_mode:
             last = (np.array(theta, dtype=np.float64), np.array(beta, dtype=np.float64), mode)
         return WarmStart(mode.u1, mode.u2, last)
+
+
+def same_values(a: FloatArray, b: FloatArray) -> bool:
+    """Whether two float arrays hold the same values bit for bit (a cheap test, called at
+    every evaluation: np.array_equal costs ten times as much on a few values; 0.0 and -0.0
+    count as different, which only costs a search)."""
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 def find_mode(
@@ -243,7 +250,7 @@ def find_mode(
         g1 = g1 - u1
         g2 = g2 - u2
         d1, d2 = factor.solve(g1, g2)
-        decrement = float(np.sum(g1 * d1) + np.sum(g2 * d2))
+        decrement = float((g1 * d1).sum() + (g2 * d2).sum())
         if decrement < control.tol or iteration >= control.max_iter:
             converged = decrement < control.tol
             break
@@ -266,7 +273,7 @@ def find_mode(
             converged = decrement < control.stall_tol
             break
         u1, u2, eta, pdev, mu = accepted
-    if w_newton is not w and np.any(w < 0.0):
+    if w_newton is not w and (w < 0.0).any():
         observed = observed_factor(structure, a1, a2, w, lambda1)
         if observed is None:
             pdev, converged = float("inf"), False
@@ -306,7 +313,7 @@ def find_scalar_mode(
     def deviance_at(u: FloatArray) -> tuple[FloatArray, float, FloatArray]:
         eta = eta_fixed + a * level_values(u[:, 0])
         mu, loglik = family.mean_and_loglik(eta, successes, trials, scratch)
-        return eta, -2.0 * loglik + float(np.sum(u * u)), mu
+        return eta, -2.0 * loglik + float((u * u).sum()), mu
 
     eta, pdev, mu = deviance_at(u1)
     if not np.isfinite(pdev):
@@ -323,7 +330,7 @@ def find_scalar_mode(
         linv = 1.0 / root
         g1 = level_sum(a * residual)[:, None] - u1
         d1 = linv[:, :, 0] * (linv[:, :, 0] * g1)
-        decrement = float(np.sum(g1 * d1) + 0.0)
+        decrement = float((g1 * d1).sum() + 0.0)
         if decrement < control.tol or iteration >= control.max_iter:
             converged = decrement < control.tol
             break
@@ -341,7 +348,7 @@ def find_scalar_mode(
             converged = decrement < control.stall_tol
             break
         u1, eta, pdev, mu = accepted
-    logdet = 2.0 * float(np.sum(np.log(root)))
+    logdet = 2.0 * float(np.log(root).sum())
     factor = Factor(structure, [linv], {}, [], None, logdet, cross)
     return Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, iteration, converged, lambdas)
 

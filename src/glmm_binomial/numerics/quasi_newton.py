@@ -77,7 +77,7 @@ def minimize_bfgs(
     identity = np.eye(len(x))
     radius = StepRadius(max_step)
     for iteration in range(1, max_iter + 1):
-        if float(np.max(np.abs(grad), initial=0.0)) <= gtol:
+        if float(np.abs(grad).max(initial=0.0)) <= gtol:
             return QuasiNewtonResult(
                 x, value, grad, True, "gradient below gtol", iteration - 1, nfev, h_inv
             )
