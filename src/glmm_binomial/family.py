@@ -115,17 +115,25 @@ def log_binomial_coefficient(successes: FloatArray, trials: FloatArray) -> float
         return 0.0
     m, k = trials[many], successes[many]
     arguments = np.concatenate([m + 1.0, k + 1.0, m - k + 1.0])
-    values, where = np.unique(arguments, return_inverse=True)
-    if len(values) <= LGAMMA_TABLE_LIMIT:
-        # Few distinct counts (as in most aggregated data): lgamma of each from the standard
-        # library, without importing scipy.special.
-        table = np.array([math.lgamma(v) for v in values.tolist()])
-        logs = table[where]
+    if arguments.size <= LGAMMA_DIRECT_LIMIT:
+        # Few rows: lgamma of each argument (sorting out the distinct ones costs more).
+        logs = np.array([math.lgamma(v) for v in arguments.tolist()])
     else:
-        logs = special_functions().gammaln(arguments)
+        values, where = np.unique(arguments, return_inverse=True)
+        if len(values) <= LGAMMA_TABLE_LIMIT:
+            # Few distinct counts (as in most aggregated data): lgamma of each from the
+            # standard library, without importing scipy.special.
+            table = np.array([math.lgamma(v) for v in values.tolist()])
+            logs = table[where]
+        else:
+            logs = special_functions().gammaln(arguments)
     size = len(m)
     return float((logs[:size] - logs[size : 2 * size] - logs[2 * size :]).sum())
 
+
+LGAMMA_DIRECT_LIMIT = 600
+"""log_binomial_coefficient takes lgamma of every argument (3 per row) up to this many, without
+first finding the distinct ones."""
 
 LGAMMA_TABLE_LIMIT = 10_000
 """log_binomial_coefficient takes lgamma value by value (math.lgamma) up to this many distinct

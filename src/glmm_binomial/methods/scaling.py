@@ -118,6 +118,8 @@ def _column_map(
 ) -> FloatArray:
     """C with matrix @ C centred (only when a column of ones is present) and scaled."""
     n, p = matrix.shape
+    if n >= 2 and (matrix == 1.0).all():
+        return np.eye(p)  # columns of ones (a random intercept's): nothing to centre or scale
     means, sds, rms, ones_flags = (np.zeros(p) for _ in range(4))
     if n:
         # Columns as contiguous rows, a chunk at a time: each row's mean, SD and root mean

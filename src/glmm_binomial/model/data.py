@@ -21,6 +21,7 @@ both; ``family_at(theta)`` is the family at those values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -125,15 +126,25 @@ class ModelData:
     def n_fixed(self) -> int:
         return int(self.x.shape[1])
 
-    @property
+    # Cached (the fields are fixed): the optimizer asks for these at every evaluation.
+    @cached_property
     def n_covariance(self) -> int:
         """Covariance parameters of the random-effect blocks (theta without the family's)."""
         return sum(b.n_theta for b in self.blocks)
 
-    @property
+    @cached_property
     def n_theta(self) -> int:
         """Covariance parameters, then the family's parameters (none for the binomial)."""
         return self.n_covariance + self.family.n_parameters
+
+    @cached_property
+    def block_slices(self) -> tuple[slice, ...]:
+        """Where each block's parameters sit in theta (theta_slices as a tuple)."""
+        out, start = [], 0
+        for b in self.blocks:
+            out.append(slice(start, start + b.n_theta))
+            start += b.n_theta
+        return tuple(out)
 
     @property
     def family_slice(self) -> slice:
@@ -149,11 +160,7 @@ class ModelData:
 
     def theta_slices(self) -> list[slice]:
         """Where each block's parameters sit in theta."""
-        out, start = [], 0
-        for b in self.blocks:
-            out.append(slice(start, start + b.n_theta))
-            start += b.n_theta
-        return out
+        return list(self.block_slices)
 
     def theta_lower_bounds(self) -> FloatArray:
         """Each structure's bounds (unstructured: 0 for diagonal entries of each Lambda_t,

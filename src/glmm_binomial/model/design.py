@@ -452,7 +452,7 @@ def noninteger_counts_warning(
     """R's warning for successes (or trials) that are not whole numbers: the binomial
     log-likelihood is then not one of counts (tolerance INTEGER_TOLERANCE, R's)."""
     for what, values in (("successes", successes), ("trials", trials)):
-        off = np.abs(values - np.round(values)) > INTEGER_TOLERANCE
+        off = np.abs(values - values.round()) > INTEGER_TOLERANCE
         if off.any():
             row = int(np.flatnonzero(off)[0])
             return FitWarning(

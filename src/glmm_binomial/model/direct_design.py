@@ -35,7 +35,7 @@ from formulaic.transforms import TRANSFORMS
 from numpy.typing import NDArray
 
 from glmm_binomial.model.formula import expression_variables, python_source, r_name
-from glmm_binomial.model.frame import Table, as_frame
+from glmm_binomial.model.frame import Table, as_frame, category_labels
 
 FloatArray = NDArray[np.float64]
 
@@ -80,7 +80,7 @@ def _column_key(series: pd.Series) -> tuple[Any, ...] | None:
     for a categorical, the dtype for a numeric column; None for anything else."""
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        return ("categorical", tuple(dtype.categories.tolist()), bool(dtype.ordered))
+        return ("categorical", category_labels(dtype), bool(dtype.ordered))
     if isinstance(dtype, np.dtype) and dtype.kind in "fiu":
         return ("numeric", dtype.str)
     return None

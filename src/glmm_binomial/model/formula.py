@@ -649,6 +649,12 @@ def _formula_variables(expression: str) -> set[str]:
 
 def expression_variables(expression: str) -> set[str]:
     """Column names read by a formula or Python expression (see ``_formula_variables``)."""
+    return set(_expression_variables(expression))
+
+
+@functools.lru_cache(maxsize=1024)
+def _expression_variables(expression: str) -> frozenset[str]:
+    # Cached: the design stage asks for the same few expressions on every fit.
     tokens = _tokenize(expression)
     names: set[str] = set()
     for index, token in enumerate(tokens):
@@ -664,7 +670,7 @@ def expression_variables(expression: str) -> set[str]:
             and token.text.split(".")[0] not in _MODULE_PREFIXES
         ):
             names.add(token.text)
-    return names
+    return frozenset(names)
 
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from glmm_binomial.model.frame import Table
+from glmm_binomial.model.frame import Table, category_labels
 
 __all__ = ["KEEP_DISTINCT", "VariableSummary", "formula_order", "summarize_variables"]
 
@@ -47,7 +47,7 @@ class VariableSummary:
 def _summary(name: str, series: pd.Series) -> VariableSummary:
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        return VariableSummary(name, "factor", tuple(dtype.categories.tolist()))
+        return VariableSummary(name, "factor", category_labels(dtype))
     if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
         try:
             levels = tuple(sorted(pd.unique(series.dropna())))

@@ -149,9 +149,10 @@ def glm_newton(
     at the last step (R'R = X'WX + 1e-12 I); zeros and I when the iteration diverges."""
     n_fixed = len(beta)
     info_factor = np.eye(n_fixed)
+    ridge = 1e-12 * np.eye(n_fixed)
     for _ in range(control.glm_max_iter):
         info, score = information_and_score(beta)
-        info_factor = cholesky_upper(info + 1e-12 * np.eye(n_fixed))
+        info_factor = cholesky_upper(info + ridge)
         step = cho_solve_upper(info_factor, score)
         beta = beta + step
         if float(np.abs(step).max()) < control.glm_tol or not np.isfinite(beta).all():
