@@ -495,6 +495,10 @@ class Structure:
         """S_j = sum over rows of level j of w_i z_i z_i' for the first part's raw columns:
         n1 x k1 x k1. H's first part is Lambda' S_j Lambda + I."""
         k1 = self.k1
+        if k1 == 1:
+            # One column (a scalar random effect): the level sums themselves.
+            product = self._z1_products[(0, 0)]
+            return self.level_sum(w if product is None else w * product).reshape(self.n1, 1, 1)
         out = np.empty((self.n1, k1, k1))
         for (r, d), product in self._z1_products.items():
             v = self.level_sum(w if product is None else w * product)

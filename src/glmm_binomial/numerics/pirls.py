@@ -329,7 +329,8 @@ def find_scalar_mode(
         root = np.sqrt(lam * cross * lam + 1.0)
         linv = 1.0 / root
         g1 = level_sum(a * residual)[:, None] - u1
-        d1 = linv[:, :, 0] * (linv[:, :, 0] * g1)
+        linv1 = linv[:, :, 0]
+        d1 = linv1 * (linv1 * g1)
         decrement = float((g1 * d1).sum() + 0.0)
         if decrement < control.tol or iteration >= control.max_iter:
             converged = decrement < control.tol
