@@ -9,6 +9,11 @@ times, the checkouts alternating so that both see the same load; the table gives
 wall seconds of the whole process and the median CPU seconds (user + system of the child) and
 what the process loaded (pandas, formulaic, scipy.stats, scipy.optimize). `-X importtime`
 of a case: `--importtime CASE` prints the 25 largest cumulative import times.
+
+Each src directory is byte-compiled first (``compileall``, with PYTHONDONTWRITEBYTECODE
+lifted), as pip does for an installed wheel: a module edited since its last compilation is
+otherwise compiled again in every process (and not written where PYTHONDONTWRITEBYTECODE is
+set), which added 0.05-0.15 s to the first call after a day's edits.
 """
 
 from __future__ import annotations
@@ -53,6 +58,12 @@ PROBE = (
 )
 
 
+def compile_sources(src: Path) -> None:
+    """Byte-compile src's modules (what an installed wheel has)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], env=env, check=True)
+
+
 def run(code: str, src: Path) -> tuple[float, float, str]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -91,6 +102,8 @@ def main() -> None:
     sources = {"this": SRC}
     if args.compare is not None:
         sources["other"] = args.compare.resolve()
+    for src in sources.values():
+        compile_sources(src)
     if args.importtime:
         for label, src in sources.items():
             print(f"-X importtime {args.importtime} ({label}: {src})")
