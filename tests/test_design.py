@@ -219,3 +219,21 @@ def test_distinct_count_is_nunique() -> None:
     cat = pd.Series(pd.Categorical(["a", None, "b", "a"], categories=["b", "a", "unused"]))
     for series in (cat, cat.astype(object), pd.Series([1.0, np.nan, 2.0, 1.0])):
         assert distinct_count(series) == series.nunique()
+
+
+def test_model_data_counts_follow_a_replaced_model() -> None:
+    """ModelData caches n_theta and the blocks' theta slices; a model made from it by
+    dataclasses.replace (another family, other blocks) has its own."""
+    import dataclasses
+
+    from glmm_binomial.family import make_family
+
+    model, _ = build_model(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", g.datasets.load("cbpp")
+    )
+    assert model.n_theta == 1 and model.theta_slices() == [slice(0, 1)]
+    beta_binomial = dataclasses.replace(model, family=make_family("betabinomial"))
+    assert beta_binomial.n_theta == 2 and beta_binomial.family_slice == slice(1, 2)
+    doubled = dataclasses.replace(model, blocks=model.blocks * 2)
+    assert doubled.n_theta == 2 and doubled.theta_slices() == [slice(0, 1), slice(1, 2)]
+    assert model.n_theta == 1

@@ -11,12 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
 
+import glmm_binomial.family as family_module
 from glmm_binomial.family import (
     BINOMIAL_LOGIT,
     CHUNK_ROWS,
     LINKS,
     BetaBinomial,
     Binomial,
+    log_binomial_coefficient,
     loglik_kernel,
     make_family,
     parse_family,
@@ -317,3 +319,24 @@ def test_beta_binomial_needs_rows_with_several_trials():
     BetaBinomial().check_data(np.array([0.0, 1.0]), np.array([1.0, 3.0]))
     family = dataclasses.replace(BetaBinomial(), phi=2.5)
     assert family.with_parameters(family.parameters()).phi == pytest.approx(2.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=300))
+def test_log_binomial_constant_is_the_same_by_each_route(pairs):
+    """Taken argument by argument (small data) or through the table of distinct arguments:
+    the same sum bit for bit, and equal to scipy's gammaln."""
+    k = np.array([float(a) for a, _ in pairs])
+    m = k + np.array([float(b) for _, b in pairs])
+    direct = log_binomial_coefficient(k, m)
+    limit = family_module.LGAMMA_DIRECT_LIMIT
+    try:
+        family_module.LGAMMA_DIRECT_LIMIT = 0
+        tabled = log_binomial_coefficient(k, m)
+    finally:
+        family_module.LGAMMA_DIRECT_LIMIT = limit
+    assert direct == tabled
+    exact = float(
+        np.sum(special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1))
+    )
+    assert direct == pytest.approx(exact, rel=1e-12, abs=1e-9)

@@ -14,6 +14,7 @@ from glmm_binomial.model.frame import (
     ColumnTable,
     as_frame,
     as_pandas,
+    category_labels,
     complete_rows,
     drop_unused_categories,
     factor_codes,
@@ -147,3 +148,24 @@ def test_factor_codes_of_a_categorical_equal_factorize(values: list, categories:
     assert np.array_equal(codes, want_codes) and codes.dtype == want_codes.dtype
     assert labels == want_labels and [type(v) for v in labels] == [type(v) for v in want_labels]
     assert np.array_equal(keys, want_keys) and keys.dtype == want_keys.dtype
+
+
+@pytest.mark.parametrize(
+    "categories",
+    [
+        ["b", "a"],
+        pd.Index(["x", "y"], dtype="string"),
+        pd.Index(["x", "y"], dtype=object),
+        [3, 1, 2],
+        [0.5, 2.0],
+        [True, False],
+        pd.to_datetime(["2020-01-01", "2021-06-30"]),
+        pd.period_range("2020", periods=3, freq="Y"),
+    ],
+)
+def test_category_labels_are_the_index_tolist(categories):
+    dtype = pd.CategoricalDtype(categories)
+    labels = category_labels(dtype)
+    expected = tuple(dtype.categories.tolist())
+    assert labels == expected
+    assert [type(v) for v in labels] == [type(v) for v in expected]

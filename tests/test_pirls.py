@@ -17,6 +17,7 @@ from glmm_binomial.numerics.pirls import (
     halving_step,
     largest_move,
     prediction_accepted,
+    same_values,
     scalar_layout,
 )
 
@@ -121,3 +122,14 @@ def test_scalar_mode_equals_the_general_search() -> None:
                 assert np.array_equal(getattr(fast, name), getattr(general, name)), name
             assert np.array_equal(fast.factor.linv[0], general.factor.linv[0])
             assert np.array_equal(fast.factor.cross, general.factor.cross)
+
+
+def test_same_values_is_equality_bit_for_bit():
+    a = np.array([0.5, 1.0, -2.0])
+    assert same_values(a, a.copy())
+    assert not same_values(a, a + 1e-16 * np.array([0.0, 0.0, 1.0]) * 8)
+    assert not same_values(a, a[:2])
+    assert not same_values(a, a.reshape(3, 1))
+    # -0.0 is not 0.0 bit for bit: only a search more (the kept mode is not reused).
+    assert not same_values(np.array([0.0]), np.array([-0.0]))
+    assert same_values(np.zeros(0), np.zeros(0))
