@@ -322,19 +322,22 @@ def test_beta_binomial_needs_rows_with_several_trials():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=300))
+@given(st.lists(st.tuples(st.integers(0, 600), st.integers(0, 600)), min_size=1, max_size=300))
 def test_log_binomial_constant_is_the_same_by_each_route(pairs):
-    """Taken argument by argument (small data) or through the table of distinct arguments:
-    the same sum bit for bit, and equal to scipy's gammaln."""
+    """Looked up (whole counts), taken argument by argument (small data) or through the table
+    of distinct arguments: the same sum bit for bit, and equal to scipy's gammaln."""
     k = np.array([float(a) for a, _ in pairs])
     m = k + np.array([float(b) for _, b in pairs])
-    direct = log_binomial_coefficient(k, m)
-    limit = family_module.LGAMMA_DIRECT_LIMIT
+    looked_up = log_binomial_coefficient(k, m)
+    limits = family_module.SMALL_LGAMMA_LIMIT, family_module.LGAMMA_DIRECT_LIMIT
     try:
+        family_module.SMALL_LGAMMA_LIMIT = 0
+        direct = log_binomial_coefficient(k, m)
         family_module.LGAMMA_DIRECT_LIMIT = 0
         tabled = log_binomial_coefficient(k, m)
     finally:
-        family_module.LGAMMA_DIRECT_LIMIT = limit
+        family_module.SMALL_LGAMMA_LIMIT, family_module.LGAMMA_DIRECT_LIMIT = limits
+    assert looked_up == direct
     assert direct == tabled
     exact = float(
         np.sum(special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1))

@@ -38,6 +38,7 @@ trailing axis of quadrature nodes when k and m are given as columns).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import weakref
@@ -115,10 +116,11 @@ def log_binomial_coefficient(successes: FloatArray, trials: FloatArray) -> float
         return 0.0
     m, k = trials[many], successes[many]
     arguments = np.concatenate([m + 1.0, k + 1.0, m - k + 1.0])
-    if arguments.size <= LGAMMA_DIRECT_LIMIT:
+    logs = small_lgamma_values(arguments)
+    if logs is None and arguments.size <= LGAMMA_DIRECT_LIMIT:
         # Few rows: lgamma of each argument (sorting out the distinct ones costs more).
         logs = np.array([math.lgamma(v) for v in arguments.tolist()])
-    else:
+    elif logs is None:
         values, where = np.unique(arguments, return_inverse=True)
         if len(values) <= LGAMMA_TABLE_LIMIT:
             # Few distinct counts (as in most aggregated data): lgamma of each from the
@@ -129,6 +131,31 @@ def log_binomial_coefficient(successes: FloatArray, trials: FloatArray) -> float
             logs = special_functions().gammaln(arguments)
     size = len(m)
     return float((logs[:size] - logs[size : 2 * size] - logs[2 * size :]).sum())
+
+
+SMALL_LGAMMA_LIMIT = 1024
+"""log_binomial_coefficient looks up lgamma(v) for whole v below this in a table of
+math.lgamma's values made once per process."""
+
+
+def small_lgamma_values(arguments: FloatArray) -> FloatArray | None:
+    """math.lgamma of each argument when all are whole numbers from 1 to SMALL_LGAMMA_LIMIT - 1
+    (counts plus one: nearly all aggregated data), looked up; None otherwise."""
+    if not (SMALL_LGAMMA_LIMIT > float(arguments.max()) and float(arguments.min()) >= 1.0):
+        return None
+    whole = arguments.astype(np.intp)
+    if not (whole == arguments).all():
+        return None
+    return small_lgamma_table()[whole]
+
+
+@functools.lru_cache(maxsize=1)
+def small_lgamma_table() -> FloatArray:
+    """math.lgamma(v) for v = 0, 1, ..., SMALL_LGAMMA_LIMIT - 1 (read only; lgamma(0) = inf,
+    never looked up: the arguments are counts plus one)."""
+    table = np.array([float("inf")] + [math.lgamma(v) for v in range(1, SMALL_LGAMMA_LIMIT)])
+    table.flags.writeable = False
+    return table
 
 
 LGAMMA_DIRECT_LIMIT = 600

@@ -16,6 +16,7 @@ parameters positive definite, and a Newton decrement below OptimizerControl.decr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,7 +116,12 @@ class OptimizerControl:
     random_center_limit: float = 3.0
 
     def tolerances(self) -> dict[str, float | str]:
-        """Every field, as OptSummary.tolerances records them."""
+        """Every field, as OptSummary.tolerances records them (a fresh dict each call)."""
+        return dict(self.field_values)
+
+    @functools.cached_property
+    def field_values(self) -> dict[str, float | str]:
+        # Cached (the fields are fixed): every fit records them.
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
