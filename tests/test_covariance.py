@@ -29,3 +29,15 @@ def test_transform_keeps_nan_to_the_coefficients_that_depend_on_it():
     np.testing.assert_allclose(mapped[1:, 1:], [[1.0, 1.0], [1.0, 36.0]])
     full = np.array([[1.0, 0.2, 0.0], [0.2, 4.0, 1.0], [0.0, 1.0, 9.0]])
     np.testing.assert_allclose(transform_covariance(c, full), c @ full @ c.T)
+
+
+def test_nothing_diverging_keeps_every_row_and_the_covariance_as_it_is():
+    rows, kept = kept_rows(n_theta=2, n_fixed=3, diverging=())
+    assert rows.tolist() == [0, 1, 2, 3, 4] and kept.tolist() == [0, 1, 2]
+    given = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.1], [0.0, 0.1, 3.0]])
+    vcov, unavailable = spread_covariance(given, kept, 3)
+    assert unavailable == () and vcov is not given
+    np.testing.assert_array_equal(vcov, given)
+    # Diverging indices are those of the fixed effects; others are ignored (as setdiff1d did).
+    rows, kept = kept_rows(n_theta=1, n_fixed=3, diverging=(2, 5))
+    assert rows.tolist() == [0, 1, 2] and kept.tolist() == [0, 1]

@@ -133,3 +133,4 @@ def test_same_values_is_equality_bit_for_bit():
     # -0.0 is not 0.0 bit for bit: only a search more (the kept mode is not reused).
     assert not same_values(np.array([0.0]), np.array([-0.0]))
     assert same_values(np.zeros(0), np.zeros(0))
+    assert same_values([0.5, 1.0, -2.0], a)  # a list is read as an array

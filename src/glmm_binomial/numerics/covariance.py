@@ -19,7 +19,7 @@ IntArray = NDArray[np.intp]
 def kept_rows(n_theta: int, n_fixed: int, diverging: tuple[int, ...]) -> tuple[IntArray, IntArray]:
     """Indices of the (theta, beta) Hessian rows to keep, and of the kept fixed effects."""
     keep = np.ones(n_fixed, dtype=bool)
-    keep[list(diverging)] = False
+    keep[[j for j in diverging if 0 <= j < n_fixed]] = False
     kept = np.flatnonzero(keep)
     return np.concatenate([np.arange(n_theta), n_theta + kept]).astype(np.intp), kept
 

@@ -211,6 +211,7 @@ def same_values(a: FloatArray, b: FloatArray) -> bool:
     """Whether two float arrays hold the same values bit for bit (a cheap test, called at
     every evaluation: np.array_equal costs ten times as much on a few values; 0.0 and -0.0
     count as different, which only costs a search)."""
+    a, b = np.asarray(a), np.asarray(b)
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
