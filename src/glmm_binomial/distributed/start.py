@@ -138,13 +138,15 @@ def glm_start(
 
 def theta_start(
     partitions: Partitions, surrogate: ModelData, beta: FloatArray, control: OptimizerControl
-) -> FloatArray:
+) -> tuple[FloatArray, float]:
     """The in-memory fit's start of theta (numerics.optimize.start_point): lme4's, or with
     control.moment_start the moment estimates from the levels' scores at the GLM fit beta,
-    summed over the partitions (a level may have rows in several)."""
+    summed over the partitions (a level may have rows in several); and the factor by which
+    the start scales the GLM's beta (moment_theta's attenuation; 1 without the moment
+    start)."""
     theta = surrogate.theta_start()
     if not control.moment_start:
-        return theta
+        return theta, 1.0
     scores: list[tuple[FloatArray, FloatArray] | None] = [
         (np.zeros((b.n_levels, b.k)), np.zeros((b.n_levels, b.k)))
         if isinstance(b.covariance, Unstructured)

@@ -80,7 +80,9 @@ class OptimizerControl:
         (the deviance change of a one-standard-error move along p_j, exact gradient) and the
         deviance there to match the internal one within deviance_match_tol (relative).
     moment_start: start each unstructured block's Lambda at the diagonal of moment estimates
-        of its SDs at the GLM fit (moment_theta) instead of lme4's Lambda = I.
+        of its SDs at the GLM fit (moment_theta; for the logit, the SDs and the GLM's beta
+        scaled up by the logistic-normal attenuation factor) instead of lme4's Lambda = I
+        and the GLM's beta.
     fixed_scale_limit, random_scale_limit: a column of X (of a random-effect block) whose
         scale (standard deviation where it is centred, else root mean square) lies outside
         [1 / limit, limit] is divided internally by that scale rounded to a power of two
@@ -280,7 +282,10 @@ def start_point(
     theta_start = data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64)
     scale = data.family.start_scale
     if theta is None and control.moment_start:
-        theta_start = moment_theta(data, level_scores(data, beta_glm), theta_start)
+        theta_start, to_conditional = moment_theta(data, level_scores(data, beta_glm), theta_start)
+        if beta is None:
+            # The GLM's coefficients are the marginal ones: towards the conditional scale.
+            beta_glm = beta_glm * to_conditional
     elif theta is None and scale != 1.0:
         # lme4's Lambda = I on the link's own scale (the probit's eta is about 0.55 times the
         # logit's), for the unstructured blocks whose theta is all scale.
@@ -334,28 +339,64 @@ def level_scores(data: ModelData, beta: FloatArray) -> list[tuple[FloatArray, Fl
 
 def moment_theta(
     data: ModelData, scores: list[tuple[FloatArray, FloatArray] | None], theta: FloatArray
-) -> FloatArray:
+) -> tuple[FloatArray, float]:
     """theta with each unstructured block's Lambda set to the diagonal of moment estimates of
-    its SDs from level_scores' sums (other structures keep their entries of `theta`).
+    its SDs from level_scores' sums (other structures keep their entries of `theta`), and the
+    factor (attenuation) by which the start's SDs and the GLM's coefficients are scaled.
 
     When b_jc ~ N(0, sd_c^2), Var(U_jc) is about I_jc + I_jc^2 sd_c^2, whence
-    sd_c^2 = sum_j (U_jc^2 - I_jc) / sum_j I_jc^2 (clipped to MOMENT_START_SD). The search
-    then starts near the optimum's scale instead of at lme4's Lambda = I, which costs the
-    outer search most of its steps."""
+    sd_c^2 = sum_j (U_jc^2 - I_jc) / sum_j I_jc^2. For the logit that first-order relation
+    sees the SDs of a marginal (population-averaged) model, shrunk with the coefficients by
+    about 1 / sqrt(1 + c^2 S) (Zeger, Liang and Albert 1988; c = 16 sqrt(3) / (15 pi), S the
+    random intercepts' total variance): both are scaled back up by that factor, S solved from
+    the estimates' own total. The SDs are then clipped to MOMENT_START_SD. The search starts
+    near the optimum's scale instead of at lme4's Lambda = I, which costs the outer search
+    most of its steps (and the factor some more: 1,722 -> 1,451 evaluations on 240 random
+    one-factor data sets, 25 -> 19 on VerbAgg)."""
     out = np.array(theta, dtype=np.float64)
-    for block, where, sums in zip(data.blocks, data.theta_slices(), scores, strict=True):
+    estimates: list[FloatArray | None] = []
+    intercept_variance = 0.0
+    for block, sums in zip(data.blocks, scores, strict=True):
         if sums is None:
+            estimates.append(None)
             continue
         score, information = sums
         denominator = (information * information).sum(axis=0)
         excess = (score * score - information).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            sds = np.sqrt(np.maximum(excess, 0.0) / denominator)
-        low, high = MOMENT_START_SD
-        sds = np.clip(np.where(denominator > 0, sds, 1.0), low, high)
+            sds = np.where(denominator > 0, np.sqrt(np.maximum(excess, 0.0) / denominator), np.nan)
+        estimates.append(sds)
+        # The random intercepts' variances (a slope's SD is per unit of its column).
+        intercepts = [c for c, term in enumerate(block.terms) if term == "(Intercept)"]
+        intercept_variance += float(np.nansum(sds[intercepts] ** 2))
+    factor = attenuation(data, intercept_variance)
+    low, high = MOMENT_START_SD
+    for block, where, found in zip(data.blocks, data.theta_slices(), estimates, strict=True):
+        if found is None:
+            continue
+        start_sds = np.clip(np.where(np.isnan(found), 1.0, found * factor), low, high)
         rows, cols = block.lower_indices()
-        out[where] = np.where(rows == cols, sds[rows], 0.0)
-    return out
+        out[where] = np.where(rows == cols, start_sds[rows], 0.0)
+    return out, factor
+
+
+LOGIT_ATTENUATION = 16.0 * np.sqrt(3.0) / (15.0 * np.pi)
+"""c of the logistic-normal approximation logit E[mu | x] ~ eta / sqrt(1 + c^2 S) (the logistic
+CDF matched by a normal one), S the random effects' variance."""
+
+MAX_ATTENUATED_SHARE = 0.75
+"""attenuation solves S from the marginal estimate S_m = S / (1 + c^2 S) as S_m / (1 - c^2
+S_m), with c^2 S_m held at most at this (factor at most 2): beyond, the estimate is noise or
+the approximation's limits."""
+
+
+def attenuation(data: ModelData, marginal_variance: float) -> float:
+    """sqrt(1 + c^2 S) for the binomial logit, S the conditional variance whose marginal
+    estimate is marginal_variance (moment_theta's); 1 for other families and links."""
+    if data.family.name != "binomial" or data.family.link != "logit":
+        return 1.0
+    share = min(LOGIT_ATTENUATION**2 * marginal_variance, MAX_ATTENUATED_SHARE)
+    return float(np.sqrt(1.0 + share / (1.0 - share)))
 
 
 @dataclass
