@@ -171,7 +171,12 @@ class LaplaceObjective:
         return mode
 
     def deviance_at(self, mode: Mode) -> float:
-        return mode.penalized_deviance + mode.factor.logdet - 2.0 * self.data.log_binomial_constant
+        return (
+            mode.penalized_deviance
+            + mode.factor.logdet
+            + mode.mode_error
+            - 2.0 * self.data.log_binomial_constant
+        )
 
     def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
         """Laplace deviance (-2 log-likelihood, binomial constants included)."""
