@@ -76,7 +76,7 @@ class Mode:
     # penalized_deviance + log det H at the exact mode, less their values here, to first order
     # in the last Newton step d (-g'd + grad_u(log det H) . d): the mode is found to a
     # decrement of PirlsControl.tol, which holds log det H only to about its square root.
-    # 0 where it is not computed (the general layout).
+    # 0 where it is not computed (the general layout, a search that did not converge).
     mode_error: float = 0.0
 
 
@@ -358,8 +358,14 @@ def find_scalar_mode(
     logdet = 2.0 * float(np.log(root).sum())
     factor = Factor(structure, [linv], {}, [], None, logdet, cross)
     # d(log H_j)/du_j = sum_i a_i^3 w'_i / H_j over the level's rows (eta_i moves by a_i u_j).
-    slope = family.weight_slope(eta, mu, w, successes, trials)
-    log_det_change = float(level_sum(a * a * a * slope) * (linv1[:, 0] * linv1[:, 0]) @ d1[:, 0])
+    # Only at a converged mode, where the last step is small enough for first order to hold.
+    mode_error = 0.0
+    if converged:
+        slope = family.weight_slope(eta, mu, w, successes, trials)
+        gradient = level_sum(a * a * a * slope) * (linv1[:, 0] * linv1[:, 0])
+        mode_error = float(gradient @ d1[:, 0]) - decrement
+        if not np.isfinite(mode_error):
+            mode_error = 0.0
     return Mode(
         u1,
         u2,
@@ -374,7 +380,7 @@ def find_scalar_mode(
         iteration,
         converged,
         lambdas,
-        log_det_change - decrement,
+        mode_error,
     )
 
 
