@@ -271,8 +271,11 @@ def test_attenuation_undoes_the_logistic_normal_shrinkage():
     assert attenuation(model, marginal) == pytest.approx(np.sqrt(1.0 + c2 * conditional))
     assert attenuation(model, 0.0) == 1.0
     assert attenuation(model, 1e6) == pytest.approx(1.0 / np.sqrt(1.0 - MAX_ATTENUATED_SHARE))
+    # The probit: exact with c = 1; other links are not scaled.
     probit = dataclasses.replace(model, family=make_family("binomial", "probit"))
-    assert attenuation(probit, marginal) == 1.0
+    assert attenuation(probit, 0.5) == pytest.approx(np.sqrt(1.0 + 0.5 / (1.0 - 0.5)))
+    cloglog = dataclasses.replace(model, family=make_family("binomial", "cloglog"))
+    assert attenuation(cloglog, marginal) == 1.0
 
 
 def test_moment_start_scales_the_sds_and_reports_the_factor():
@@ -283,8 +286,8 @@ def test_moment_start_scales_the_sds_and_reports_the_factor():
     scores = level_scores(model, beta)
     theta, factor = moment_theta(model, scores, model.theta_start())
     assert factor > 1.0
-    probit = dataclasses.replace(model, family=make_family("binomial", "probit"))
-    plain, one = moment_theta(probit, scores, model.theta_start())
+    cloglog = dataclasses.replace(model, family=make_family("binomial", "cloglog"))
+    plain, one = moment_theta(cloglog, scores, model.theta_start())
     assert one == 1.0
     np.testing.assert_allclose(theta, plain * factor)
     # The start scales the GLM's coefficients by the same factor (towards the conditional
