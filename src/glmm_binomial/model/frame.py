@@ -605,13 +605,9 @@ def _categories(series: pd.Series) -> tuple[object, ...]:
 
 
 def category_labels(dtype: pd.CategoricalDtype) -> tuple[object, ...]:
-    """A categorical's categories as Python values (Index.tolist()'s): numbers and text by
-    way of numpy (an Arrow-backed Index's own tolist costs about 10 us), anything else (dates,
-    periods) by the Index itself."""
-    categories = dtype.categories
-    if categories.dtype.kind in "iufbO":
-        return tuple(categories.to_numpy().tolist())
-    return tuple(categories.tolist())
+    """A categorical's categories as Python values (Index.tolist()'s), as the fit's readings,
+    its variable summaries and the direct design's plan keys record them."""
+    return tuple(dtype.categories.tolist())
 
 
 def read_as_numbers(series: pd.Series) -> pd.Series | None:
