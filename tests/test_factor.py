@@ -182,6 +182,19 @@ def test_chain_and_plain_layouts_agree_with_the_dense_reference(name: str) -> No
     np.testing.assert_allclose(np.concatenate([gt_c, gb_c]), reference, atol=1e-7)
 
 
+@pytest.mark.parametrize("name", ["crossed", "nested3_and_crossed"])
+def test_factor_inverse_is_the_selected_inverse_kept(name: str) -> None:
+    """Factor.inverse: selected_inverse() formed once per factor (the mode error, the gradient
+    and the conditional covariances share it)."""
+    data, theta = CASES[name]
+    mode = LaplaceObjective(data).mode(theta, np.array([-0.2, 0.5]))
+    kept = mode.factor.inverse
+    assert mode.factor.inverse is kept
+    fresh = mode.factor.selected_inverse()
+    for got, want in zip(kept.diag, fresh.diag, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_layout_follows_the_grouping_codes() -> None:
     """Nested factors form the chain whatever their names; crossed ones go to the rest."""
     st = Structure(CASES["nested3"][0])

@@ -27,6 +27,7 @@ from glmm_binomial.numerics.optimize import (
     moment_theta,
     newton_search,
     optimum_check,
+    start_curvature,
     start_point,
 )
 from glmm_binomial.numerics.pirls import PirlsControl
@@ -297,3 +298,80 @@ def test_moment_start_scales_the_sds_and_reports_the_factor():
     np.testing.assert_allclose(start.beta, beta * factor)
     np.testing.assert_allclose(start.theta, theta)
     assert np.all(np.abs(theta - [1.340, 0.495]) < np.abs(plain - [1.340, 0.495]))
+
+
+def test_start_curvature_approximates_the_deviance_curvature_in_each_sd():
+    """start_curvature's sum_j 4 s^2 I_j^2 / (1 + s^2 I_j)^2 for the SD s of a one-column term
+    (NaN elsewhere), near the forward difference of the exact gradient that it replaces."""
+    model, _ = build_model(
+        "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", datasets.load("verbagg")
+    )
+    start = start_point(model, CONTROL)
+    scores = level_scores(model, glm_start(model, CONTROL)[0])
+    curvature = start_curvature(model, scores, start.theta)
+    for t, sums in enumerate(scores):
+        assert sums is not None
+        info = sums[1][:, 0]
+        s2 = start.theta[t] ** 2
+        assert curvature[t] == pytest.approx(float((4 * s2 * info**2 / (1 + s2 * info) ** 2).sum()))
+    np.testing.assert_array_equal(start.theta_curvature, curvature)
+    objective = LaplaceObjective(model)
+    _, g0, _ = objective.deviance_and_gradient(start.theta, start.beta)
+    for t in range(2):
+        step = np.zeros(2)
+        step[t] = 1e-4
+        _, g1, _ = objective.deviance_and_gradient(start.theta + step, start.beta)
+        difference = (g1[t] - g0[t]) / 1e-4
+        assert 0.5 < curvature[t] / difference < 2.0
+    # Vector terms and structured covariances have no approximation; without the moment start
+    # or with approximate_theta_scale off there is none.
+    vector, _ = build_model(
+        "use ~ age + (1 + urban | district) + (1 | livch)", datasets.load("contraception")
+    )
+    approx = start_point(vector, CONTROL).theta_curvature
+    assert approx is not None
+    assert np.isnan(approx[:3]).all() and approx[3] > 0
+    off = OptimizerControl(approximate_theta_scale=False)
+    assert start_point(model, off).theta_curvature is None
+    assert start_point(model, OptimizerControl(moment_start=False)).theta_curvature is None
+    assert "approximate_theta_scale" in off.tolerances()
+
+
+def test_approximate_theta_scale_saves_the_start_evaluations_at_the_same_optimum():
+    """Without an exact Hessian (crossed effects) the search's scale in each SD costs an
+    evaluation by differences; the approximation costs none and reaches the same optimum."""
+    data = datasets.load("verbagg")
+    formula = "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)"
+    approximate = g_fit(formula, data)
+    differenced = g_fit(formula, data, control=OptimizerControl(approximate_theta_scale=False))
+    assert approximate.converged and differenced.converged
+    assert approximate.llf == pytest.approx(differenced.llf, abs=1e-7)
+    np.testing.assert_allclose(approximate.params, differenced.params, atol=1e-5)
+    assert approximate.opt_summary.evaluations <= differenced.opt_summary.evaluations - 2
+    assert approximate.opt_summary.tolerances["approximate_theta_scale"] is True
+
+
+def test_the_dask_start_sums_the_same_curvature():
+    """distributed.start.theta_start (the levels' scores summed over partitions) gives the
+    in-memory start's theta and curvature: one partition holding every level."""
+    from glmm_binomial.distributed.start import theta_start
+
+    model, _ = build_model(
+        "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", datasets.load("verbagg")
+    )
+    beta, _ = glm_start(model, CONTROL)
+
+    class OnePartition:
+        def read(self, method: str, **shared: object) -> list[object]:
+            assert method == "level_scores"
+            keys = [np.arange(b.n_levels) for b in model.blocks]
+            return [(keys, level_scores(model, shared["beta"]))]
+
+    theta, factor, curvature = theta_start(OnePartition(), model, beta, CONTROL)  # type: ignore[arg-type]
+    start = start_point(model, CONTROL)
+    np.testing.assert_allclose(theta, start.theta, rtol=1e-14)
+    np.testing.assert_allclose(beta * factor, start.beta, rtol=1e-14)
+    assert start.theta_curvature is not None and curvature is not None
+    np.testing.assert_allclose(curvature, start.theta_curvature, rtol=1e-14)
+    off = OptimizerControl(approximate_theta_scale=False)
+    assert theta_start(OnePartition(), model, beta, off)[2] is None  # type: ignore[arg-type]

@@ -395,14 +395,14 @@ def _maximum_likelihood(
         # The fixed-effects information whitens beta where the method's objective offers it
         # (as the in-memory fits: Laplace's does, AGQ's uses the GLM's).
         information = objective.fixed_information if first.has_fixed_information else None
-    theta, factor = theta_start(partitions, surrogate, beta, control)
+    theta, factor, curvature = theta_start(partitions, surrogate, beta, control)
     estimates = minimize_deviance(
         surrogate,
         objective.deviance_and_gradient,
         control,
         objective.counters,
         method.name,
-        StartPoint(theta, beta * factor, info_factor),
+        StartPoint(theta, beta * factor, info_factor, curvature),
         fixed_information=information,
     )
     label, n_agq = LOGLIK_LABEL, 1

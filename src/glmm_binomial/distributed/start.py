@@ -33,7 +33,12 @@ from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo, aliased_columns, rank_deficiency_warning
 from glmm_binomial.model.separation import large_coefficients, separation_report
-from glmm_binomial.numerics.optimize import OptimizerControl, glm_newton, moment_theta
+from glmm_binomial.numerics.optimize import (
+    OptimizerControl,
+    glm_newton,
+    moment_theta,
+    start_curvature,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -138,15 +143,16 @@ def glm_start(
 
 def theta_start(
     partitions: Partitions, surrogate: ModelData, beta: FloatArray, control: OptimizerControl
-) -> tuple[FloatArray, float]:
+) -> tuple[FloatArray, float, FloatArray | None]:
     """The in-memory fit's start of theta (numerics.optimize.start_point): lme4's, or with
     control.moment_start the moment estimates from the levels' scores at the GLM fit beta,
-    summed over the partitions (a level may have rows in several); and the factor by which
-    the start scales the GLM's beta (moment_theta's attenuation; 1 without the moment
-    start)."""
+    summed over the partitions (a level may have rows in several); the factor by which the
+    start scales the GLM's beta (moment_theta's attenuation; 1 without the moment start);
+    and start_curvature's approximation of the curvature in theta (None without the moment
+    start or control.approximate_theta_scale)."""
     theta = surrogate.theta_start()
     if not control.moment_start:
-        return theta, 1.0
+        return theta, 1.0, None
     scores: list[tuple[FloatArray, FloatArray] | None] = [
         (np.zeros((b.n_levels, b.k)), np.zeros((b.n_levels, b.k)))
         if isinstance(b.covariance, Unstructured)
@@ -159,7 +165,11 @@ def theta_start(
                 # Each partition's levels are distinct: the fancy-indexed sums are exact.
                 total[0][where] += part[0]
                 total[1][where] += part[1]
-    return moment_theta(surrogate, scores, theta)
+    theta, factor = moment_theta(surrogate, scores, theta)
+    curvature = (
+        start_curvature(surrogate, scores, theta) if control.approximate_theta_scale else None
+    )
+    return theta, factor, curvature
 
 
 def identifiability_stand_in(

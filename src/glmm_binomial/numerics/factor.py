@@ -737,6 +737,12 @@ class Factor:
         linv = self.linv[0]
         return _bmm(_t(linv), linv)
 
+    @functools.cached_property
+    def inverse(self) -> SelectedInverse:
+        """selected_inverse() of this factor, formed on first use and kept: a mode's error, its
+        exact gradient and its conditional covariances all need it."""
+        return self.selected_inverse()
+
     def solve(self, r1: FloatArray, r2: FloatArray) -> tuple[FloatArray, FloatArray]:
         """x = H^{-1} r with r split as (n1 x k1, q2)."""
         if self.block_diagonal:

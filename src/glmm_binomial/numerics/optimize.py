@@ -48,7 +48,11 @@ class OptimizerControl:
         optimum_check after the polish (a variance on its way to zero, where the deviance is
         flat), the search goes on until the gradient is below this, and polishes again.
     hessian_step: finite-difference step of the final Hessian, in whitened units.
-    theta_scale_step: forward-difference step for the curvature that scales each theta.
+    theta_scale_step: forward-difference step for the curvature that scales each theta (0:
+        no scaling).
+    approximate_theta_scale: where the start is the moment start, scale each theta entry that
+        is a one-column term's SD by start_curvature's approximation of that curvature (no
+        evaluation) instead of a forward difference of the gradient (one evaluation each).
     hessian_scheme: "forward" (n_theta + n_fixed gradient evaluations, relative error about
         hessian_step, ample for standard errors) or "central" (twice the cost, error squared).
     polish_step_tol: after a Newton polish step shorter than this (whitened units) the Hessian
@@ -95,6 +99,7 @@ class OptimizerControl:
     max_iter: int = 1000
     max_step: float = 2.0
     moment_start: bool = True
+    approximate_theta_scale: bool = True
     fallback_gtol: float = 1e-7
     hessian_step: float = 1e-4
     theta_scale_step: float = 1e-3
@@ -253,11 +258,14 @@ def bounded_glm_newton(
 class StartPoint:
     """Where the outer optimization starts: theta, beta, and the upper Cholesky factor of an
     information on beta (the GLM's) that whitens beta when the fit's own fixed-effects
-    information at the start is not available or not positive definite."""
+    information at the start is not available or not positive definite; theta_curvature:
+    an approximation of the deviance's second derivative in each theta entry there
+    (start_curvature; NaN where it has none), or None."""
 
     theta: FloatArray
     beta: FloatArray
     info_factor: FloatArray
+    theta_curvature: FloatArray | None = None
 
 
 def start_point(
@@ -281,8 +289,12 @@ def start_point(
     beta_glm, info_factor = glm_start(data, control)
     theta_start = data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64)
     scale = data.family.start_scale
+    curvature = None
     if theta is None and control.moment_start:
-        theta_start, to_conditional = moment_theta(data, level_scores(data, beta_glm), theta_start)
+        scores = level_scores(data, beta_glm)
+        theta_start, to_conditional = moment_theta(data, scores, theta_start)
+        if control.approximate_theta_scale:
+            curvature = start_curvature(data, scores, theta_start)
         if beta is None:
             # The GLM's coefficients are the marginal ones: towards the conditional scale.
             beta_glm = beta_glm * to_conditional
@@ -302,6 +314,7 @@ def start_point(
         theta_start,
         beta_glm if beta is None else np.asarray(beta, dtype=np.float64),
         info_factor,
+        curvature,
     )
 
 
@@ -379,6 +392,27 @@ def moment_theta(
         rows, cols = block.lower_indices()
         out[where] = np.where(rows == cols, start_sds[rows], 0.0)
     return out, factor
+
+
+def start_curvature(
+    data: ModelData, scores: list[tuple[FloatArray, FloatArray] | None], theta: FloatArray
+) -> FloatArray:
+    """An approximation of the deviance's second derivative in each theta entry at theta
+    that is the SD s of a one-column unstructured term (a random intercept or a lone slope),
+    NaN for every other entry: with level_scores' information sums I_j, a level's score is
+    about N(0, I_j + I_j^2 s^2) (moment_theta), whose expected information on s makes the
+    deviance's curvature about sum_j 4 s^2 I_j^2 / (1 + s^2 I_j)^2. It only sets the scale of
+    the search in s (minimize_deviance), where a forward difference of the gradient costs an
+    evaluation per entry; on VerbAgg it is 631 and 427 where the difference gives 615 and
+    553."""
+    out = np.full(len(theta), np.nan)
+    for block, where, sums in zip(data.blocks, data.theta_slices(), scores, strict=True):
+        if sums is None or block.k != 1:
+            continue
+        information = sums[1][:, 0]
+        sd2 = float(theta[where][0]) ** 2
+        out[where] = float((4.0 * sd2 * information**2 / (1.0 + sd2 * information) ** 2).sum())
+    return out
 
 
 LOGIT_ATTENUATION = 16.0 * np.sqrt(3.0) / (15.0 * np.pi)
@@ -491,9 +525,12 @@ def minimize_deviance(
 
     z0 = np.zeros(len(x0))
     value0, grad0 = fun(z0)
+    approximate = start.theta_curvature if control.approximate_theta_scale else None
     for j in range(n_theta if control.theta_scale_step > 0 else 0):
         if start_hessian is not None:
             curvature = abs(float(start_hessian[j, j]))
+        elif approximate is not None and 0.0 < approximate[j] < np.inf:
+            curvature = float(approximate[j])
         else:
             e = np.zeros(len(x0))
             e[j] = control.theta_scale_step

@@ -76,8 +76,12 @@ class Mode:
     # penalized_deviance + log det H at the exact mode, less their values here, to first order
     # in the last Newton step d (-g'd + grad_u(log det H) . d): the mode is found to a
     # decrement of PirlsControl.tol, which holds log det H only to about its square root.
-    # 0 where it is not computed (the general layout, a search that did not converge).
+    # 0 where it is not computed: a search that did not converge, and the general layout,
+    # whose objective takes it from last_step (d) and last_decrement (g'd) with its gradient
+    # (methods.laplace.mode_error).
     mode_error: float = 0.0
+    last_step: tuple[FloatArray, FloatArray] | None = None
+    last_decrement: float = 0.0
 
 
 def penalized_deviance(
@@ -279,13 +283,32 @@ def find_mode(
             converged = decrement < control.stall_tol
             break
         u1, u2, eta, pdev, mu = accepted
+    # The last step (not taken) where it is the converged search's Newton step on this factor.
+    last_step = (d1, d2) if converged else None
     if w_newton is not w and (w < 0.0).any():
+        last_step = None
         observed = observed_factor(structure, a1, a2, w, lambda1)
         if observed is None:
             pdev, converged = float("inf"), False
         else:
             factor = observed
-    return Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, iteration, converged, lambdas)
+    return Mode(
+        u1,
+        u2,
+        a1,
+        a2,
+        eta,
+        mu,
+        w,
+        residual,
+        factor,
+        pdev,
+        iteration,
+        converged,
+        lambdas,
+        last_step=last_step,
+        last_decrement=decrement,
+    )
 
 
 def scalar_layout(structure: Structure) -> bool:
