@@ -323,14 +323,27 @@ def test_start_curvature_approximates_the_deviance_curvature_in_each_sd():
         _, g1, _ = objective.deviance_and_gradient(start.theta + step, start.beta)
         difference = (g1[t] - g0[t]) / 1e-4
         assert 0.5 < curvature[t] / difference < 2.0
-    # Vector terms and structured covariances have no approximation; without the moment start
-    # or with approximate_theta_scale off there is none.
+    # A vector term's SDs (the diagonal of its Lambda) have one, each column on its own; its
+    # off-diagonal entry and a structured covariance's parameters have none; without the
+    # moment start or with approximate_theta_scale off there is none at all.
     vector, _ = build_model(
         "use ~ age + (1 + urban | district) + (1 | livch)", datasets.load("contraception")
     )
-    approx = start_point(vector, CONTROL).theta_curvature
+    vector_start = start_point(vector, CONTROL)
+    approx = vector_start.theta_curvature
     assert approx is not None
-    assert np.isnan(approx[:3]).all() and approx[3] > 0
+    assert np.isnan(approx[1]) and (approx[[0, 2, 3]] > 0).all()
+    vector_scores = level_scores(vector, glm_start(vector, CONTROL)[0])
+    slope_sums = vector_scores[0]
+    assert slope_sums is not None
+    info = slope_sums[1][:, 1]
+    s2 = vector_start.theta[2] ** 2
+    assert approx[2] == pytest.approx(float((4 * s2 * info**2 / (1 + s2 * info) ** 2).sum()))
+    structured, _ = build_model(
+        "use ~ age + cs(0 + livch | district)", datasets.load("contraception")
+    )
+    approx = start_point(structured, CONTROL).theta_curvature
+    assert approx is not None and np.isnan(approx).all()
     off = OptimizerControl(approximate_theta_scale=False)
     assert start_point(model, off).theta_curvature is None
     assert start_point(model, OptimizerControl(moment_start=False)).theta_curvature is None

@@ -51,8 +51,9 @@ class OptimizerControl:
     theta_scale_step: forward-difference step for the curvature that scales each theta (0:
         no scaling).
     approximate_theta_scale: where the start is the moment start, scale each theta entry that
-        is a one-column term's SD by start_curvature's approximation of that curvature (no
-        evaluation) instead of a forward difference of the gradient (one evaluation each).
+        is a column's SD (a diagonal entry of an unstructured Lambda) by start_curvature's
+        approximation of that curvature (no evaluation) instead of a forward difference of
+        the gradient (one evaluation each).
     hessian_scheme: "forward" (n_theta + n_fixed gradient evaluations, relative error about
         hessian_step, ample for standard errors) or "central" (twice the cost, error squared).
     polish_step_tol: after a Newton polish step shorter than this (whitened units) the Hessian
@@ -398,20 +399,26 @@ def start_curvature(
     data: ModelData, scores: list[tuple[FloatArray, FloatArray] | None], theta: FloatArray
 ) -> FloatArray:
     """An approximation of the deviance's second derivative in each theta entry at theta
-    that is the SD s of a one-column unstructured term (a random intercept or a lone slope),
-    NaN for every other entry: with level_scores' information sums I_j, a level's score is
-    about N(0, I_j + I_j^2 s^2) (moment_theta), whose expected information on s makes the
-    deviance's curvature about sum_j 4 s^2 I_j^2 / (1 + s^2 I_j)^2. It only sets the scale of
-    the search in s (minimize_deviance), where a forward difference of the gradient costs an
-    evaluation per entry; on VerbAgg it is 631 and 427 where the difference gives 615 and
-    553."""
+    that is a diagonal entry of an unstructured block's Lambda (at the moment start each
+    column's SD s, the off-diagonal entries zero), NaN for every other entry: with
+    level_scores' information sums I_j of the column, a level's score is about N(0, I_j +
+    I_j^2 s^2) (moment_theta), whose expected information on s makes the deviance's curvature
+    about sum_j 4 s^2 I_j^2 / (1 + s^2 I_j)^2 (the block's columns taken one at a time). It
+    only sets the scale of the search in s (minimize_deviance), where a forward difference of
+    the gradient costs an evaluation per entry; on VerbAgg it is 631 and 427 where the
+    difference gives 615 and 553."""
     out = np.full(len(theta), np.nan)
     for block, where, sums in zip(data.blocks, data.theta_slices(), scores, strict=True):
-        if sums is None or block.k != 1:
+        if sums is None:
             continue
-        information = sums[1][:, 0]
-        sd2 = float(theta[where][0]) ** 2
-        out[where] = float((4.0 * sd2 * information**2 / (1.0 + sd2 * information) ** 2).sum())
+        rows, cols = block.lower_indices()
+        entries = theta[where]
+        values = np.full(len(rows), np.nan)
+        for t in np.flatnonzero(rows == cols):
+            information = sums[1][:, rows[t]]
+            sd2 = float(entries[t]) ** 2
+            values[t] = float((4.0 * sd2 * information**2 / (1.0 + sd2 * information) ** 2).sum())
+        out[where] = values
     return out
 
 
