@@ -186,12 +186,8 @@ class LaplaceObjective:
         mode = self.mode(theta, beta)
         error = 0.0
         if mode.last_step is not None:
-            data, st = self.data_at(theta), self.structure
-            s, _, _ = row_leverages(st, mode, mode.factor.inverse)
-            slope = data.family.weight_slope(
-                mode.eta, mode.mu, mode.weights, data.successes, data.trials
-            )
-            error = mode_error(mode, *st.transpose_times(mode.a1, mode.a2, slope * s))
+            *_, t1, t2 = logdet_slope(self.data_at(theta), self.structure, mode)
+            error = mode_error(mode, t1, t2)
         return self.deviance_at(mode, error)
 
     def deviance_and_gradient(
@@ -253,19 +249,28 @@ class LaplaceObjective:
             raise ValueError("the gradient of a family with parameters needs theta")
         if self.scalar:
             return *scalar_gradient(data, st, mode), 0.0
-        inverse = mode.factor.inverse
-        s, h1, h2 = row_leverages(st, mode, inverse)
-        slope = data.family.weight_slope(
-            mode.eta, mode.mu, mode.weights, data.successes, data.trials
-        )
-        r = slope * s
-        # (Z Lambda)' r is d log det H / du at fixed Lambda and beta.
-        t1, t2 = st.transpose_times(mode.a1, mode.a2, r)
+        s, h1, h2, r, t1, t2 = logdet_slope(data, st, mode)
         v1, v2 = mode.factor.solve(t1, t2)
-        grad_theta, grad_beta = gradient_from_solve(data, st, mode, inverse, r, h1, h2, v1, v2)
+        grad_theta, grad_beta = gradient_from_solve(
+            data, st, mode, mode.factor.inverse, r, h1, h2, v1, v2
+        )
         if data.family.n_parameters:
             grad_theta[data.family_slice] = family_parameter_gradient(data, st, mode, s, v1, v2)
         return grad_theta, grad_beta, mode_error(mode, t1, t2)
+
+
+def logdet_slope(
+    data: ModelData, st: Structure, mode: Mode
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """For the general layout at a mode: the rows' leverages s and h1, h2 (row_leverages', from
+    the factor's kept selected inverse), r = w' s (d log det H / d eta_i at fixed Z Lambda, w'
+    the weights' derivative in eta) and (Z Lambda)' r split as (n1 x k1, q2), which is
+    d log det H / du at fixed Lambda and beta: what the exact gradient and mode_error share."""
+    s, h1, h2 = row_leverages(st, mode, mode.factor.inverse)
+    slope = data.family.weight_slope(mode.eta, mode.mu, mode.weights, data.successes, data.trials)
+    r = slope * s
+    t1, t2 = st.transpose_times(mode.a1, mode.a2, r)
+    return s, h1, h2, r, t1, t2
 
 
 def mode_error(mode: Mode, logdet_slope1: FloatArray, logdet_slope2: FloatArray) -> float:

@@ -532,7 +532,8 @@ def minimize_deviance(
 
     z0 = np.zeros(len(x0))
     value0, grad0 = fun(z0)
-    approximate = start.theta_curvature if control.approximate_theta_scale else None
+    # The start carries an approximation only with control.approximate_theta_scale.
+    approximate = start.theta_curvature
     for j in range(n_theta if control.theta_scale_step > 0 else 0):
         if start_hessian is not None:
             curvature = abs(float(start_hessian[j, j]))
