@@ -136,6 +136,7 @@ CASES: dict[str, Case] = {
 }
 for _sim, _blocks in (
     ("sim_slope_100k", [("g", ("x1",))]),
+    ("sim_singular_slope_50k", [("g", ("x1",))]),
     ("sim_crossed_100k", [("g1", ()), ("g2", ())]),
     ("sim_intercept_1m", [("g", ())]),
 ):

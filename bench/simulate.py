@@ -6,11 +6,13 @@ deterministic given its seed (numpy's default_rng, one stream per call). Every l
 grouping factor is present. ``write_csv`` stores a set for R.
 
     slope_100k      y ~ x1 + x2 + (1 + x1 | g)          100,000 rows, 1000 groups
+    singular_slope_50k  the same model, 50,000 rows, 1000 groups, no random intercept
     crossed_100k    y ~ x1 + x2 + (1 | g1) + (1 | g2)   100,000 rows, 1000 x 100 levels
     intercept_1m    y ~ x1 + x2 + (1 | g)               1,000,000 rows, 10,000 groups
 
 The true values: beta = (-0.5, 0.8, -0.4); random-intercept SD 0.8 (one factor), 0.7 and 0.5
-(crossed), 0.6 (1M); slope SD 0.4 with intercept-slope correlation 0.3.
+(crossed), 0.6 (1M); slope SD 0.4 with intercept-slope correlation 0.3 (singular_slope_50k:
+slope SD 0.5, intercept SD 0).
 """
 
 from __future__ import annotations
@@ -57,6 +59,18 @@ def slope_100k(seed: int = 1, n: int = 100_000, n_groups: int = 1000) -> pd.Data
     return pd.DataFrame({"y": _response(rng, eta), "x1": x1, "x2": x2, "g": g})
 
 
+def singular_slope_50k(seed: int = 4, n: int = 50_000, n_groups: int = 1000) -> pd.DataFrame:
+    """A random slope without a random intercept, fitted as y ~ x1 + x2 + (1 + x1 | g): the
+    intercept SD estimate near zero leaves the correlation hardly identified (a nearly
+    singular fit, as lme4 users meet it every day)."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = _covariates(rng, n)
+    g = _codes(rng, n, n_groups)
+    b = rng.normal(scale=0.5, size=n_groups)
+    eta = BETA[0] + BETA[1] * x1 + BETA[2] * x2 + b[g] * x1
+    return pd.DataFrame({"y": _response(rng, eta), "x1": x1, "x2": x2, "g": g})
+
+
 def crossed_100k(
     seed: int = 2, n: int = 100_000, n_levels1: int = 1000, n_levels2: int = 100
 ) -> pd.DataFrame:
@@ -94,6 +108,9 @@ class SimulatedCase:
 CASES: dict[str, SimulatedCase] = {
     "sim_slope_100k": SimulatedCase(
         "sim_slope_100k", slope_100k, "y ~ x1 + x2 + (1 + x1 | g)", ("g",)
+    ),
+    "sim_singular_slope_50k": SimulatedCase(
+        "sim_singular_slope_50k", singular_slope_50k, "y ~ x1 + x2 + (1 + x1 | g)", ("g",)
     ),
     "sim_crossed_100k": SimulatedCase(
         "sim_crossed_100k", crossed_100k, "y ~ x1 + x2 + (1 | g1) + (1 | g2)", ("g1", "g2")

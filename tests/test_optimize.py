@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _simulate import simulated_model
+from conftest import REFERENCE_DIR, load_reference
 
 from glmm_binomial import datasets
 from glmm_binomial import fit as g_fit
@@ -20,6 +21,7 @@ from glmm_binomial.numerics.optimize import (
     MAX_ATTENUATED_SHARE,
     OptimizerControl,
     attenuation,
+    boundary_points,
     glm_information_and_score,
     glm_start,
     level_scores,
@@ -388,3 +390,61 @@ def test_the_dask_start_sums_the_same_curvature():
     np.testing.assert_allclose(curvature, start.theta_curvature, rtol=1e-14)
     off = OptimizerControl(approximate_theta_scale=False)
     assert theta_start(OnePartition(), model, beta, off)[2] is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", load_reference("polar_valley")["cases"], ids=["k2", "k3"])
+def test_polar_search_crosses_a_curved_valley_to_the_best_optimum(case):
+    """Nearly singular random slopes (intercept SD near 0: the correlations hardly identified)
+    leave the deviance a valley curved in Lambda's entries, which the quasi-Newton search in
+    them crept along (94 and 342 evaluations); in polar coordinates of Lambda's rows it is
+    straight. The same optimum, at or above glmer's and glmmTMB's logLik."""
+    data = pd.read_csv(REFERENCE_DIR / case["data"])
+    polar = g_fit(case["model"], data)
+    cartesian = g_fit(case["model"], data, control=OptimizerControl(polar_after_iter=0))
+    assert "polar" in polar.opt_summary.optimizer
+    assert "polar" not in cartesian.opt_summary.optimizer
+    assert polar.converged and cartesian.converged
+    assert polar.singular and cartesian.singular
+    assert polar.llf == pytest.approx(cartesian.llf, abs=1e-8)
+    assert polar.opt_summary.evaluations <= 0.75 * cartesian.opt_summary.evaluations
+    for peer in ("glmer", "glmmTMB"):
+        if case[peer]["loglik"] is not None:
+            assert polar.llf >= case[peer]["loglik"] - 1e-8
+    assert polar.opt_summary.tolerances["polar_after_iter"] == CONTROL.polar_after_iter
+
+
+def test_boundary_points_zero_one_near_boundary_entry_at_a_time():
+    """Each diagonal entry of Lambda within snap_tol of zero (not already below boundary_tol)
+    set to zero on its own, the smallest first; off-diagonal entries and beta untouched."""
+    data = datasets.load("contraception")
+    model, _ = build_model("use ~ age + (1 + urban | district)", data)
+    theta = np.array([0.005, -0.3, 0.0002])  # l11, l21, l22
+    x = np.concatenate([theta, [0.1, 0.2]])
+    x0 = x + np.array([0.1, 0.0, -0.2, 0.3, 0.0])
+    scale = np.diag([0.5, 2.0, 0.25, 1.0, 1.0])
+    z = np.linalg.solve(scale, x - x0)
+
+    def natural(zz):
+        xx = x0 + scale @ zz
+        return xx[:3], xx[3:]
+
+    points = boundary_points(model, natural, scale, x0, z, CONTROL)
+    assert len(points) == 2
+    np.testing.assert_allclose(natural(points[0])[0], [0.005, -0.3, 0.0], atol=1e-15)
+    np.testing.assert_allclose(natural(points[1])[0], [0.0, -0.3, 0.0002], atol=1e-15)
+    for point in points:
+        np.testing.assert_array_equal(point[3:], z[3:])
+    assert boundary_points(model, natural, scale, x0, z, OptimizerControl(snap_tol=1e-4)) == []
+
+
+def test_a_vanishing_variance_is_held_at_zero_when_the_deviance_is_flat_there():
+    """A probit slope model whose search ends with a diagonal entry of Lambda at 1.2e-4 (just
+    above boundary_tol) where the finite-difference Hessian is indefinite: the polish takes the
+    point with it at zero (no worse), which verifies as a singular fit."""
+    data = pd.read_csv(REFERENCE_DIR / "probit_vanishing_slope.csv")
+    formula = "cbind(y, f) ~ x + x2 + (1 + x | g)"
+    snapped = g_fit(formula, data, link="probit")
+    kept = g_fit(formula, data, link="probit", control=OptimizerControl(snap_tol=0.0))
+    assert not kept.converged and 1e-4 < kept.theta[2] < 1e-3
+    assert snapped.converged and snapped.singular and snapped.theta[2] == 0.0
+    assert snapped.llf >= kept.llf - 1e-8

@@ -8,7 +8,10 @@ has none, finish the search (converging quadratically where the quasi-Newton sea
 linearly), and that Hessian gives the covariance of the estimates. Where the exact Hessian
 costs about an evaluation (one scalar random effect, few rows), the search is Newton's method on it
 from the start (newton_search), the quasi-Newton search only going on where that does not end
-at a verified optimum. converged is reported only
+at a verified optimum. A quasi-Newton search that is slow to converge on a model with vector
+random effects goes on in polar coordinates of Lambda's rows (numerics.polar, SearchCoordinates),
+and a variance that it leaves just above zero on a flat deviance is held at zero when that is no
+worse (newton_polish). converged is reported only
 when the end point passes optimum_check: finite deviance and gradient, the Hessian of the free
 parameters positive definite, and a Newton decrement below OptimizerControl.decrement_tol.
 """
@@ -28,6 +31,7 @@ from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.dense import cho_solve_upper, cholesky_upper, solve_upper
 from glmm_binomial.numerics.hessian import gradient_hessian
+from glmm_binomial.numerics.polar import PolarRows
 from glmm_binomial.numerics.quasi_newton import minimize_bfgs
 from glmm_binomial.numerics.step_length import StepRadius, backtracked
 
@@ -70,6 +74,15 @@ class OptimizerControl:
         newton_step_tol: that search ends, without taking it, at a Newton step shorter than
         this (whitened units, about standard errors): the point is then the optimum to within
         that many standard errors, its deviance to within about half the square.
+    polar_after_iter: a quasi-Newton search not done after this many iterations, in a model
+        with a vector random-effect term (an unstructured Lambda_t with two or more columns),
+        goes on with the rows of those Lambda_t in polar coordinates (numerics.polar: each
+        row's length, an SD, and its direction's angles, which set the correlations), once per
+        fit; 0: never. Nearly singular covariances make valleys that are curved in Lambda's
+        entries and straight in these.
+    snap_tol: where the Hessian of the free parameters is not positive definite after the
+        search, a diagonal entry of Lambda below this (but above boundary_tol) is tried at
+        zero, and held there when the deviance is no worse (newton_polish).
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
@@ -111,6 +124,8 @@ class OptimizerControl:
     exact_hessian: bool = True
     newton_max_steps: int = 10
     newton_step_tol: float = 1e-5
+    polar_after_iter: int = 25
+    snap_tol: float = 1e-2
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-3
     separation_screen: float = 20.0
@@ -594,20 +609,41 @@ def minimize_deviance(
             except (np.linalg.LinAlgError, ValueError):
                 pass
             newton = None
+    # A quasi-Newton search still going after control.polar_after_iter iterations goes on with
+    # each vector term's rows of Lambda in polar coordinates (numerics.polar), once: a nearly
+    # singular covariance makes a valley curved in Lambda's entries and straight in those.
+    polar = PolarRows.of(data) if control.polar_after_iter > 0 else None
     for gtol in (control.gtol, control.fallback_gtol) if newton is None else ():
+        remaining = control.max_iter - iterations
         result = minimize_bfgs(
             fun,
             z,
             inverse_hessian,
             gtol=gtol,
             ftol=control.ftol,
-            max_iter=control.max_iter - iterations,
+            max_iter=remaining if polar is None else min(remaining, control.polar_after_iter),
             max_step=control.max_step,
         )
         iterations += result.nit
         inverse_hessian = result.inverse_hessian
+        end = result.x
+        if polar is not None and not result.success and result.nit >= control.polar_after_iter:
+            optimizer = "BFGS, then BFGS in polar coordinates, whitened, + Newton polish"
+            search = SearchCoordinates(polar, result.x, theta0, np.diag(scale)[:n_theta], fun)
+            result = minimize_bfgs(
+                search.fun,
+                np.zeros(len(z)),
+                search.inverse_hessian(inverse_hessian),
+                gtol=gtol,
+                ftol=control.ftol,
+                max_iter=control.max_iter - iterations,
+                max_step=control.max_step,
+            )
+            iterations += result.nit
+            end = search.to_z(result.x)
+            polar = None
         z, value, grad, hessian_z, free, polished = newton_polish(
-            data, fun, natural, scale, x0, result.x, control, hessian_at
+            data, fun, natural, scale, x0, end, control, hessian_at
         )
         converged = bool(result.success)
         message = result.message
@@ -785,7 +821,13 @@ def newton_polish(
     variance at zero is held there: the Hessian is singular in that direction), theta first
     made canonical. Returns z, the deviance and gradient there, the Hessian (computed again
     after a step longer than control.polish_step_tol; hessian_at(z, gradient): exact, or
-    finite differences of the gradient), the free coordinates and whether a step was taken."""
+    finite differences of the gradient), the free coordinates and whether a step was taken.
+
+    Where the Hessian of the free coordinates is not positive definite and a diagonal entry of
+    Lambda lies within control.snap_tol of zero (a variance that the search left just above
+    boundary_tol on a flat deviance), the point with that entry at zero is taken when its
+    deviance is no worse (polish_noise_tol), the smallest such entry first (boundary_points),
+    once: the entry is then held at the boundary like any other zero variance."""
     n_theta = data.n_theta
     z = np.asarray(z, dtype=np.float64)
     theta, beta = natural(z)
@@ -800,12 +842,26 @@ def newton_polish(
     value, grad = fun(z)
     hessian_z = hessian_at(z, grad)
     polished = False
+    snapped = False
     for _ in range(control.polish_max_steps):
         hf = hessian_z[np.ix_(free, free)]
         try:
             chol = cholesky_upper(hf)
         except (np.linalg.LinAlgError, ValueError):
-            break
+            # Not positive definite: a variance on its way to zero where the deviance is flat
+            # (its search stopped short of the boundary) is held at zero, once, if no worse.
+            boundary = None
+            if not snapped:
+                points = boundary_points(data, natural, scale, x0, z, control)
+                boundary = first_no_worse(fun, points, value + control.polish_noise_tol)
+            snapped = True
+            if boundary is None:
+                break
+            z, value, grad = boundary
+            polished = True
+            free[:n_theta] = ~data.theta_at_boundary(natural(z)[0], control.boundary_tol)
+            hessian_z = hessian_at(z, grad)
+            continue
         step = np.zeros_like(z)
         step[free] = -cho_solve_upper(chol, grad[free])
         trial = z + step
@@ -825,6 +881,40 @@ def newton_polish(
             break
         hessian_z = hessian_at(z, grad)
     return z, value, grad, hessian_z, free, polished
+
+
+def boundary_points(
+    data: ModelData,
+    natural: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    scale: FloatArray,
+    x0: FloatArray,
+    z: FloatArray,
+    control: OptimizerControl,
+) -> list[FloatArray]:
+    """z with one bounded theta entry (a diagonal entry of an unstructured Lambda) that is not
+    at the boundary but within control.snap_tol of it set to zero, one point per such entry,
+    the smallest entry first (x = x0 + scale z, scale diagonal in theta)."""
+    theta, _ = natural(z)
+    near = np.isfinite(data.theta_lower_bounds()) & (np.abs(theta) < control.snap_tol)
+    near &= ~data.theta_at_boundary(theta, control.boundary_tol)
+    points = []
+    for j in sorted(np.flatnonzero(near), key=lambda j: abs(float(theta[j]))):
+        point = np.array(z, dtype=np.float64)
+        point[j] = -x0[j] / scale[j, j]
+        points.append(point)
+    return points
+
+
+def first_no_worse(
+    fun: Callable[[FloatArray], tuple[float, FloatArray]], points: list[FloatArray], limit: float
+) -> tuple[FloatArray, float, FloatArray] | None:
+    """The first of `points` whose deviance is at most `limit`, with its deviance and gradient
+    (the later points are not evaluated), or None."""
+    for point in points:
+        value, grad = fun(point)
+        if value <= limit:
+            return point, value, grad
+    return None
 
 
 def optimum_check(
@@ -879,3 +969,63 @@ def _hessian(
         scheme=control.hessian_scheme,
         gradient_at_x=grad,
     )
+
+
+class SearchCoordinates:
+    """Coordinates p of the quasi-Newton search about a point z_at of minimize_deviance's
+    whitened z: the theta entries in PolarRows' rows as polar coordinates (numerics.polar)
+    relative to their values at z_at, whitened by the scales those theta entries had
+    (PolarRows.scales); every other entry as z has it (p = z - z_at there).
+
+    z's theta part is theta0 + theta_scale * z (minimize_deviance's diagonal scale), and
+    fun(z) -> (deviance, gradient in z)."""
+
+    def __init__(
+        self,
+        polar: PolarRows,
+        z_at: FloatArray,
+        theta0: FloatArray,
+        theta_scale: FloatArray,
+        fun: Callable[[FloatArray], tuple[float, FloatArray]],
+    ) -> None:
+        self.polar = polar
+        self.z_at = np.array(z_at, dtype=np.float64)
+        self.theta0 = theta0
+        self.theta_scale = theta_scale
+        self.z_fun = fun
+        self.n_theta = len(theta0)
+        self.y_at = polar.to_polar(theta0 + theta_scale * self.z_at[: self.n_theta])
+        self.y_scale = polar.scales(self.y_at, theta_scale)
+
+    def inverse_hessian(self, z_inverse: FloatArray) -> FloatArray:
+        """The quasi-Newton B^{-1} of z at z_at carried to p = 0: T^{-1} B^{-1} T^{-T} with
+        T = dz/dp there; B^{-1} as it is where T is singular (a row of Lambda at zero)."""
+        t = np.eye(len(self.z_at))
+        for idx, jac in zip(self.polar.rows, self.polar.jacobians(self.y_at), strict=True):
+            t[np.ix_(idx, idx)] = jac * self.y_scale[idx][None, :] / self.theta_scale[idx][:, None]
+        try:
+            t_inv = np.linalg.inv(t)
+        except np.linalg.LinAlgError:
+            return np.array(z_inverse, dtype=np.float64)
+        carried = t_inv @ z_inverse @ t_inv.T
+        if not np.isfinite(carried).all():
+            return np.array(z_inverse, dtype=np.float64)
+        return 0.5 * (carried + carried.T)
+
+    def to_z(self, p: FloatArray) -> FloatArray:
+        """The z of the point p (p = 0: z_at itself, not its round trip through the polar
+        coordinates, so that the search's first point is the evaluation at hand)."""
+        z = self.z_at + p
+        if p[: self.n_theta].any():
+            theta = self.polar.to_theta(self.y_at + self.y_scale * p[: self.n_theta])
+            z[: self.n_theta] = (theta - self.theta0) / self.theta_scale
+        return z
+
+    def fun(self, p: FloatArray) -> tuple[float, FloatArray]:
+        """The deviance and its gradient in p."""
+        value, grad = self.z_fun(self.to_z(p))
+        if np.isfinite(value):
+            y = self.y_at + self.y_scale * p[: self.n_theta]
+            g_theta = grad[: self.n_theta] / self.theta_scale
+            grad[: self.n_theta] = self.y_scale * self.polar.pull_back(y, g_theta)
+        return value, grad

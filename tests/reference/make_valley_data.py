@@ -1,0 +1,61 @@
+"""Write the nearly singular random-slope data sets of tests/test_optimize.py:
+
+    python make_valley_data.py     # polar_valley_k2.csv, polar_valley_k3.csv,
+                                   # probit_vanishing_slope.csv (in this folder)
+
+Binomial counts of 1-3 trials per row, simulated with numpy's default_rng: group intercept SD
+0 and random slopes, so that the fitted intercept SD is near zero and the correlations are
+hardly identified (make_polar_valley.R fits the first two with glmer and glmmTMB).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+
+
+def valley(seed: int) -> pd.DataFrame:
+    """(1 + x | g) for even seeds, (1 + x + x2 | g) for odd ones (seeds 8 and 101)."""
+    rng = np.random.default_rng(1000 + seed)
+    ng = int(rng.integers(4, 60))
+    per = int(rng.integers(3, 40))
+    n = ng * per
+    grp = np.repeat(np.arange(ng), per)
+    x = rng.normal(size=n)
+    x2 = rng.binomial(1, 0.4, size=n)
+    sd = [0.0, 0.3, 1.0, 2.5][seed % 4]
+    ssd = [0.0, 0.3, 0.8][(seed // 4) % 3]
+    b0 = [-3.0, -0.5, 1.0][(seed // 12) % 3]
+    eta = b0 + 0.8 * x + sd * rng.normal(size=ng)[grp] + ssd * rng.normal(size=ng)[grp] * x
+    if seed % 2:
+        eta += 0.5 * ssd * rng.normal(size=ng)[grp] * x2
+    m = rng.integers(1, 4, n) if seed % 5 else np.ones(n, dtype=int)
+    y = rng.binomial(m, 1 / (1 + np.exp(-eta)))
+    return pd.DataFrame({"y": y, "f": m - y, "x": x, "x2": x2, "g": grp})
+
+
+def probit_slope(seed: int = 4) -> pd.DataFrame:
+    """Fitted as cbind(y, f) ~ x + x2 + (1 + x | g) with the probit link."""
+    rng = np.random.default_rng(seed)
+    ng = int(rng.integers(4, 40))
+    per = int(rng.integers(3, 30))
+    n = ng * per
+    grp = np.repeat(np.arange(ng), per)
+    x = rng.normal(size=n)
+    x2 = rng.normal(size=n)
+    sd = [0.0, 0.3, 1.0, 2.5][seed % 4]
+    ssd = [0.0, 0.5][(seed // 4) % 2]
+    eta = -0.5 + 0.8 * x + sd * rng.normal(size=ng)[grp] + ssd * rng.normal(size=ng)[grp] * x
+    h = rng.integers(0, 5, n)
+    eta += 0.5 * rng.normal(size=5)[h]
+    m = rng.integers(1, 4, n)
+    y = rng.binomial(m, 1 / (1 + np.exp(-eta)))
+    return pd.DataFrame({"y": y, "f": m - y, "x": x, "x2": x2, "g": grp, "h": h})
+
+
+if __name__ == "__main__":
+    valley(8).to_csv(HERE / "polar_valley_k2.csv", index=False)
+    valley(101).to_csv(HERE / "polar_valley_k3.csv", index=False)
+    probit_slope().to_csv(HERE / "probit_vanishing_slope.csv", index=False)
