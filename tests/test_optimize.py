@@ -20,6 +20,7 @@ from glmm_binomial.numerics.optimize import (
     LOGIT_ATTENUATION,
     MAX_ATTENUATED_SHARE,
     OptimizerControl,
+    SearchCoordinates,
     attenuation,
     boundary_points,
     glm_information_and_score,
@@ -33,6 +34,7 @@ from glmm_binomial.numerics.optimize import (
     start_point,
 )
 from glmm_binomial.numerics.pirls import PirlsControl
+from glmm_binomial.numerics.polar import PolarRows
 
 CONTROL = OptimizerControl()
 
@@ -448,3 +450,39 @@ def test_a_vanishing_variance_is_held_at_zero_when_the_deviance_is_flat_there():
     assert not kept.converged and 1e-4 < kept.theta[2] < 1e-3
     assert snapped.converged and snapped.singular and snapped.theta[2] == 0.0
     assert snapped.llf >= kept.llf - 1e-8
+
+
+def test_search_coordinates_carry_the_gradient_and_the_inverse_hessian():
+    """In the polar coordinates about z_at: p = 0 is z_at itself, the gradient is the chain
+    rule's (central differences), and at a minimum of a quadratic in z the carried B^{-1} is
+    the inverse of the Hessian in p."""
+    rng = np.random.default_rng(7)
+    n = 5  # theta (l11, l21, l22), two betas
+    a = rng.normal(size=(n, n))
+    hessian = a @ a.T + n * np.eye(n)
+    theta0 = np.array([0.4, 0.1, 0.3])
+    theta_scale = np.array([0.2, 0.5, 0.1])
+    z_at = rng.normal(size=n)
+
+    def fun(z):
+        d = z - z_at
+        return 0.5 * float(d @ hessian @ d), hessian @ d
+
+    search = SearchCoordinates(PolarRows((np.array([1, 2]),)), z_at, theta0, theta_scale, fun)
+    np.testing.assert_array_equal(search.to_z(np.zeros(n)), z_at)
+    p = rng.normal(size=n) * 0.1
+    _, grad = search.fun(p)
+    step = 1e-6
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = step
+        numeric = (search.fun(p + e)[0] - search.fun(p - e)[0]) / (2 * step)
+        assert grad[j] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+    numeric_hessian = np.column_stack(
+        [
+            (search.fun(np.eye(n)[j] * step)[1] - search.fun(-np.eye(n)[j] * step)[1]) / (2 * step)
+            for j in range(n)
+        ]
+    )
+    carried = search.inverse_hessian(np.linalg.inv(hessian))
+    np.testing.assert_allclose(carried, np.linalg.inv(numeric_hessian), rtol=1e-5, atol=1e-8)
