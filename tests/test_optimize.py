@@ -29,6 +29,7 @@ from glmm_binomial.numerics.optimize import (
     minimize_deviance,
     moment_theta,
     newton_search,
+    off_zero,
     optimum_check,
     start_curvature,
     start_point,
@@ -486,3 +487,34 @@ def test_search_coordinates_carry_the_gradient_and_the_inverse_hessian():
     )
     carried = search.inverse_hessian(np.linalg.inv(hessian))
     np.testing.assert_allclose(carried, np.linalg.inv(numeric_hessian), rtol=1e-5, atol=1e-8)
+
+
+def test_off_zero_lifts_only_exact_zeros_of_bounded_entries():
+    data = datasets.load("contraception")
+    model, _ = build_model("use ~ age + (1 + urban | district)", data)
+    theta = np.array([0.0, 0.0, 1e-9])  # l11, l21 (unbounded), l22
+    np.testing.assert_array_equal(off_zero(model, theta, 1e-3), [1e-3, 0.0, 1e-9])
+    np.testing.assert_array_equal(theta, [0.0, 0.0, 1e-9])  # the caller's array untouched
+
+
+def test_a_refit_from_a_variance_at_exactly_zero_leaves_it():
+    """The snapped probit fit holds a diagonal entry of Lambda at exactly zero; a refit to data
+    with a clear slope variance starts from those estimates. The deviance is even in that
+    entry there (zero gradient): started at it, the search never left it (logLik 49 lower);
+    started at zero_start it reaches the fresh fit's optimum."""
+    data = pd.read_csv(REFERENCE_DIR / "probit_vanishing_slope.csv")
+    formula = "cbind(y, f) ~ x + x2 + (1 + x | g)"
+    rng = np.random.default_rng(1)
+    n_groups = int(data["g"].max()) + 1
+    b0, b1 = rng.normal(scale=0.8, size=(2, n_groups))
+    trials = (data["y"] + data["f"]).to_numpy()
+    g = data["g"].to_numpy()
+    eta = -0.5 + 0.8 * data["x"].to_numpy() + b0[g] + b1[g] * data["x"].to_numpy()
+    y = rng.binomial(trials, make_family(link="probit").inverse_link(eta))
+    fresh = g_fit(formula, data.assign(y=y, f=trials - y), link="probit")
+    for control, reaches in ((CONTROL, True), (OptimizerControl(zero_start=0.0), False)):
+        fitted = g_fit(formula, data, link="probit", control=control)
+        assert fitted.theta[2] == 0.0
+        refitted = fitted.refit(y)
+        assert (abs(refitted.llf - fresh.llf) < 1e-7) == reaches
+        assert (refitted.theta[2] > 0.1) == reaches

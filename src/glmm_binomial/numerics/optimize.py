@@ -83,6 +83,9 @@ class OptimizerControl:
     snap_tol: where the Hessian of the free parameters is not positive definite after the
         search, a diagonal entry of Lambda below this (but above boundary_tol) is tried at
         zero, and held there when the deviance is no worse (newton_polish).
+    zero_start: a given start (a refit's: the estimates of a fit) with a diagonal entry of
+        Lambda at exactly zero starts that entry at this instead (off_zero: no gradient-based
+        search leaves an exact zero, where the deviance is even in the entry).
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
@@ -126,6 +129,7 @@ class OptimizerControl:
     newton_step_tol: float = 1e-5
     polar_after_iter: int = 25
     snap_tol: float = 1e-2
+    zero_start: float = 1e-3
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-3
     separation_screen: float = 20.0
@@ -293,6 +297,8 @@ def start_point(
     """lme4's start (Lambda = I, beta from the GLM), or the given theta and beta (an earlier
     fit's estimates) with the GLM's information for the whitening (at the given beta: a
     refit from estimates, as the bootstrap and power simulations make, needs no GLM fit)."""
+    if theta is not None:
+        theta = off_zero(data, theta, control.zero_start)
     if theta is not None and beta is not None and data.n_obs == data.x.shape[0]:
         given = np.asarray(beta, dtype=np.float64)
         information, _ = glm_information_and_score(data, given)
@@ -332,6 +338,17 @@ def start_point(
         info_factor,
         curvature,
     )
+
+
+def off_zero(data: ModelData, theta: FloatArray, value: float) -> FloatArray:
+    """theta with each bounded entry (a diagonal entry of an unstructured Lambda) that is
+    exactly zero set to `value`: the deviance is even in such an entry where the rest of its
+    column is zero, so its gradient there is zero and no gradient-based search would leave
+    it (a singular fit's estimates as the start of a refit to other data)."""
+    theta = np.array(theta, dtype=np.float64)
+    zero = np.isfinite(data.theta_lower_bounds()) & (theta == 0.0)
+    theta[zero] = value
+    return theta
 
 
 MOMENT_START_SD = (0.1, 3.0)

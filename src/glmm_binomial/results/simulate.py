@@ -26,7 +26,7 @@ from glmm_binomial.methods.penalty import PenalizedObjective, bind_priors
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors
 from glmm_binomial.numerics.hessian import gradient_hessian
-from glmm_binomial.numerics.optimize import canonical_theta
+from glmm_binomial.numerics.optimize import canonical_theta, off_zero
 from glmm_binomial.numerics.quasi_newton import minimize_bfgs
 from glmm_binomial.results.base import ResultBase
 
@@ -136,6 +136,7 @@ class FastRefit:
     max_iter: int = 500
     max_step: float = 2.0
     priors: Priors = NO_PRIORS  # a penalized fit's priors: the refits are penalized too
+    zero_start: float = 1e-3  # a variance at exactly zero starts here (optimize.off_zero)
 
 
 def deviance_hessian(result: ResultBase, step: float = 1e-4, central: bool = False) -> FloatArray:
@@ -206,7 +207,8 @@ def fast_refit(
     model = with_response(plan.model, successes)
     objective = _objective(model, plan.priors)
     n_theta = model.n_theta
-    x0 = np.concatenate([plan.theta, plan.beta])
+    # A singular fit's exact zero would never move (the deviance is even there).
+    x0 = np.concatenate([off_zero(model, plan.theta, plan.zero_start), plan.beta])
     transform = plan.transform
 
     def fun(z: FloatArray) -> tuple[float, FloatArray]:
