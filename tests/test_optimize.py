@@ -21,10 +21,12 @@ from glmm_binomial.numerics.optimize import (
     MAX_ATTENUATED_SHARE,
     OptimizerControl,
     SearchCoordinates,
+    StartPoint,
     attenuation,
     boundary_points,
     glm_information_and_score,
     glm_start,
+    held_check,
     level_scores,
     minimize_deviance,
     moment_theta,
@@ -497,24 +499,75 @@ def test_off_zero_lifts_only_exact_zeros_of_bounded_entries():
     np.testing.assert_array_equal(theta, [0.0, 0.0, 1e-9])  # the caller's array untouched
 
 
-def test_a_refit_from_a_variance_at_exactly_zero_leaves_it():
-    """The snapped probit fit holds a diagonal entry of Lambda at exactly zero; a refit to data
-    with a clear slope variance starts from those estimates. The deviance is even in that
-    entry there (zero gradient): started at it, the search never left it (logLik 49 lower);
-    started at zero_start it reaches the fresh fit's optimum."""
+PROBIT_SLOPE = "cbind(y, f) ~ x + x2 + (1 + x | g)"
+
+
+def probit_slope_data_with_slope_variance() -> tuple[pd.DataFrame, np.ndarray]:
+    """The probit slope set and a response simulated on it with clear random intercepts and
+    slopes (SD 0.8 each)."""
     data = pd.read_csv(REFERENCE_DIR / "probit_vanishing_slope.csv")
-    formula = "cbind(y, f) ~ x + x2 + (1 + x | g)"
     rng = np.random.default_rng(1)
     n_groups = int(data["g"].max()) + 1
     b0, b1 = rng.normal(scale=0.8, size=(2, n_groups))
     trials = (data["y"] + data["f"]).to_numpy()
     g = data["g"].to_numpy()
-    eta = -0.5 + 0.8 * data["x"].to_numpy() + b0[g] + b1[g] * data["x"].to_numpy()
-    y = rng.binomial(trials, make_family(link="probit").inverse_link(eta))
-    fresh = g_fit(formula, data.assign(y=y, f=trials - y), link="probit")
+    x = data["x"].to_numpy()
+    eta = -0.5 + 0.8 * x + b0[g] + b1[g] * x
+    return data, rng.binomial(trials, make_family(link="probit").inverse_link(eta))
+
+
+def test_a_refit_from_a_variance_at_exactly_zero_leaves_it():
+    """The snapped probit fit holds a diagonal entry of Lambda at exactly zero; a refit to data
+    with a clear slope variance starts from those estimates. The deviance is even in that
+    entry there (zero gradient): started at it, the search cannot leave it (logLik 49 lower,
+    now reported as a saddle, not converged); started at zero_start it reaches the fresh
+    fit's optimum."""
+    data, y = probit_slope_data_with_slope_variance()
+    trials = (data["y"] + data["f"]).to_numpy()
+    fresh = g_fit(PROBIT_SLOPE, data.assign(y=y, f=trials - y), link="probit")
     for control, reaches in ((CONTROL, True), (OptimizerControl(zero_start=0.0), False)):
-        fitted = g_fit(formula, data, link="probit", control=control)
+        fitted = g_fit(PROBIT_SLOPE, data, link="probit", control=control)
         assert fitted.theta[2] == 0.0
         refitted = fitted.refit(y)
+        assert refitted.converged == reaches
         assert (abs(refitted.llf - fresh.llf) < 1e-7) == reaches
         assert (refitted.theta[2] > 0.1) == reaches
+        if not reaches:
+            assert "saddle point" in refitted.opt_summary.message
+
+
+def test_a_saddle_on_the_boundary_is_left_once():
+    """A search started at exactly zero in a variance (a start that bypasses start_point's
+    lift) ends on the boundary where the deviance falls away from it: held_check sends the
+    search on from zero_start, to the fresh fit's optimum."""
+    data, y = probit_slope_data_with_slope_variance()
+    trials = (data["y"] + data["f"]).to_numpy()
+    frame = data.assign(y=y, f=trials - y)
+    fresh = g_fit(PROBIT_SLOPE, frame, link="probit")
+    model, _ = build_model(PROBIT_SLOPE, frame, family=make_family(link="probit"))
+    begin = start_point(model, CONTROL)
+    stuck = StartPoint(np.array([0.18, 0.56, 0.0]), begin.beta, begin.info_factor)
+    for control in (CONTROL, OptimizerControl(zero_start=0.0)):
+        objective = LaplaceObjective(model, PirlsControl())
+        found = minimize_deviance(
+            model, objective.deviance_and_gradient, control, objective.counters, "laplace", stuck
+        )
+        escaped = control.zero_start > 0.0
+        assert found.summary.converged == escaped
+        assert (found.theta[2] > 0.1) == escaped
+        if escaped:
+            np.testing.assert_allclose(found.theta, fresh.theta, atol=1e-5)
+        else:
+            assert "saddle point" in found.summary.message
+
+
+def test_held_check_reads_the_curvature_and_the_gradient_of_held_entries():
+    free = np.array([True, False, True])
+    hessian = np.diag([1.0, -0.5, 1.0])
+    assert held_check(np.zeros(3), hessian, free, 2, CONTROL)[1] == 1
+    hessian[1, 1] = -1e-4  # within saddle_tol: flat, noise
+    assert held_check(np.zeros(3), hessian, free, 2, CONTROL) == ("", None)
+    hessian[1, 1] = 1.0
+    assert held_check(np.array([0.0, -0.1, 0.0]), hessian, free, 2, CONTROL)[1] == 1
+    assert held_check(np.array([0.0, -1e-4, 0.0]), hessian, free, 2, CONTROL) == ("", None)
+    assert held_check(np.zeros(3), -np.eye(3), free, 1, CONTROL) == ("", None)  # beta ignored

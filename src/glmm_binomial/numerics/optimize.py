@@ -13,7 +13,8 @@ random effects goes on in polar coordinates of Lambda's rows (numerics.polar, Se
 and a variance that it leaves just above zero on a flat deviance is held at zero when that is no
 worse (newton_polish). converged is reported only
 when the end point passes optimum_check: finite deviance and gradient, the Hessian of the free
-parameters positive definite, and a Newton decrement below OptimizerControl.decrement_tol.
+parameters positive definite, and a Newton decrement below OptimizerControl.decrement_tol;
+and held_check along each variance held at zero (no descent away from the boundary).
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ class OptimizerControl:
     zero_start: a given start (a refit's: the estimates of a fit) with a diagonal entry of
         Lambda at exactly zero starts that entry at this instead (off_zero: no gradient-based
         search leaves an exact zero, where the deviance is even in the entry).
+    saddle_tol: a theta entry held at the boundary (a variance at zero) whose diagonal entry
+        of the final Hessian (whitened units) is below -saddle_tol marks a saddle point
+        (held_check): the search goes on once from the entry at zero_start, and the fit is
+        not converged if it ends at one again.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
@@ -130,6 +135,7 @@ class OptimizerControl:
     polar_after_iter: int = 25
     snap_tol: float = 1e-2
     zero_start: float = 1e-3
+    saddle_tol: float = 1e-3
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-3
     separation_screen: float = 20.0
@@ -630,7 +636,10 @@ def minimize_deviance(
     # each vector term's rows of Lambda in polar coordinates (numerics.polar), once: a nearly
     # singular covariance makes a valley curved in Lambda's entries and straight in those.
     polar = PolarRows.of(data) if control.polar_after_iter > 0 else None
+    restart = None
     for gtol in (control.gtol, control.fallback_gtol) if newton is None else ():
+        if restart is not None:
+            z, restart = restart, None
         remaining = control.max_iter - iterations
         result = minimize_bfgs(
             fun,
@@ -669,6 +678,13 @@ def minimize_deviance(
         # near the optimum is converged once the polish has verified it, and a "success" is
         # not unless the point passes the checks.
         failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
+        if not failure:
+            failure, held = held_check(grad, hessian_z, free, n_theta, control)
+            if held is not None:
+                # A saddle: the next pass starts from the entry moved off zero (the end point
+                # stays where it is should there be none).
+                restart = np.array(z, dtype=np.float64)
+                restart[held] = (control.zero_start - x0[held]) / scale[held, held]
         if not failure or not np.isfinite(value) or iterations >= control.max_iter:
             break
         # Not verified after the early hand-over (a variance on its way to zero, where the
@@ -932,6 +948,30 @@ def first_no_worse(
         if value <= limit:
             return point, value, grad
     return None
+
+
+def held_check(
+    grad: FloatArray,
+    hessian: FloatArray,
+    free: NDArray[np.bool_],
+    n_theta: int,
+    control: OptimizerControl,
+) -> tuple[str, int | None]:
+    """Why a point that passed optimum_check over its free parameters is no minimum along a
+    theta entry held at the boundary (a variance at zero), and that entry; ("", None) when
+    none. The deviance along entry j is about g_j t + H_jj t^2 / 2 (whitened units): it falls
+    by more than control.decrement_tol where H_jj < -control.saddle_tol (a saddle: at an exact
+    zero the deviance is even in the entry, g_j = 0, and only the curvature shows it) or where
+    H_jj > 0 and g_j^2 / (2 H_jj) exceeds decrement_tol."""
+    for j in np.flatnonzero(~free[:n_theta]):
+        g, h = float(grad[j]), float(hessian[j, j])
+        if h < -control.saddle_tol or (h > 0.0 and g * g / (2.0 * h) > control.decrement_tol):
+            return (
+                f"the deviance falls away from the boundary along theta[{j}], held there "
+                f"(gradient {g:.3g}, curvature {h:.3g}, whitened units): a saddle point",
+                int(j),
+            )
+    return "", None
 
 
 def optimum_check(
