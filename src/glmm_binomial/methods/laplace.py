@@ -455,29 +455,58 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     with B_i,t = dA_i/dtheta_t (column kappa_t of Lambda's entry (rho_t, kappa_t): the row's
     z_i,rho_t there), the mode's derivatives u_p = -H^{-1} F_p and, contracted as the trace
     needs it, its second derivative from the mode equation. H_j^{-1} and S_j come from the mode's
-    factor. Memory about 2 n p k values (the mode's derivatives on the rows);
-    exact_hessian_fits says when that is small enough."""
+    factor. Memory about 2 n p k values (the mode's derivatives on the rows) at a time: a large
+    fit takes it in runs of whole levels (Structure.level_chunks, BLOCK_HESSIAN_CHUNK_ROWS rows
+    each), as scalar_hessian does; exact_hessian_fits says when the whole is small enough."""
     block = data.blocks[st.first]
-    rows, cols = block.lower_indices()
+    rows = (st.z1, mode.a1, mode.mu, mode.weights, mode.residual, data.x)
+    factor = mode.factor
+    levels = (mode.u1, factor.linv[0], factor.block_inverse, factor.cross)
+    indices = block.lower_indices()
+    chunks = st.level_chunks(BLOCK_HESSIAN_CHUNK_ROWS) if st.n > BLOCK_HESSIAN_CHUNK_ROWS else None
+    if chunks is None or len(chunks) == 1:
+        hessian = block_hessian_part(rows, levels, st.level_ops(), indices)
+    else:
+        hessian = np.zeros((data.n_theta + data.n_fixed,) * 2)
+        for chunk in chunks:
+            hessian += block_hessian_part(
+                tuple(v[chunk.rows] for v in rows),
+                tuple(v[chunk.levels] for v in levels),
+                chunk.ops(),
+                indices,
+            )
+    return 0.5 * (hessian + hessian.T)
+
+
+BLOCK_HESSIAN_CHUNK_ROWS = 8192
+"""block_hessian works through the rows in runs of whole levels of about this many rows (its
+work arrays, a few n x p and n x p x k, then stay in the caches)."""
+
+
+def block_hessian_part(
+    on_rows: tuple[FloatArray, ...],
+    on_levels: tuple[FloatArray, ...],
+    ops: LevelOps,
+    indices: tuple[NDArray[np.intp], NDArray[np.intp]],
+) -> FloatArray:
+    """block_hessian's sum (not yet symmetrized) over some whole levels: on_rows = (z, A, mu,
+    w, r, x) of their rows, on_levels = (u, L^{-1}, H^{-1}, S) of the levels, ops their level
+    operations, indices = Lambda's (row, column) of each theta entry."""
+    z, a, mu, w, r, x = on_rows
+    u1, linv, hinv, zz = on_levels
+    rows, cols = indices
     n_theta = len(rows)
-    z = st.z1
-    a = mode.a1  # A_i' = z_i' Lambda
     n, k = a.shape
-    x = data.x
     p = n_theta + x.shape[1]
-    mu, w, r = mode.mu, mode.weights, mode.residual
     w1 = w * (1.0 - 2.0 * mu)
     w2 = w * (1.0 - 6.0 * mu * (1.0 - mu))
-    lv, ls = st.level_values, st.level_sums
-    u_rows = lv(mode.u1)
+    lv, ls = ops.level_values, ops.level_sums
+    u_rows = lv(u1)
     zr = z[:, rows]  # z_i,rho_t per row and theta entry
     q = np.column_stack([zr * u_rows[:, cols], x])
-    n1 = mode.u1.shape[0]
+    n1 = u1.shape[0]
     # H_j^{-1} = L_j^{-T} L_j^{-1} from the mode's factor (H_j = L_j L_j'), and S_j = sum w z z'
     # (the factor's cross products: for the logit the Newton weights are the observed ones).
-    linv = mode.factor.linv[0]
-    hinv = mode.factor.block_inverse
-    zz = mode.factor.cross
     f_p = np.empty((n1, k, p))
     for c in range(k):
         f_p[:, c, :] = ls((w * a[:, c])[:, None] * q)
@@ -525,11 +554,14 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
         dh[:, t, :, cols[t]] += wza[:, t]
     # sum_j tr(H^{-1} D_s H H^{-1} D_t H) = <G_s, G_t> summed over levels, G = L^{-1} D H L^{-T}
     # (symmetric): one matrix product.
-    gmat = np.matmul(np.matmul(linv[:, None], dh), linv.transpose(0, 2, 1)[:, None])
-    flat = gmat.transpose(1, 0, 2, 3).reshape(p, n1 * k * k)
+    # (numpy's batched matmul of many 2 x 2 or 3 x 3 matrices is about 3x slower than einsum
+    # over the k x k axes laid out first, each a contiguous (n1, p) plane.)
+    lower = np.ascontiguousarray(linv.transpose(1, 2, 0))  # (k, k, n1)
+    planes = np.ascontiguousarray(dh.transpose(2, 3, 0, 1))  # (k, k, n1, p)
+    gmat = np.einsum("acjs,dcj->adjs", np.einsum("abj,bcjs->acjs", lower, planes), lower)
+    flat = gmat.transpose(3, 0, 1, 2).reshape(p, k * k * n1)
     second -= flat @ flat.T
-    hessian = penalized + second
-    return 0.5 * (hessian + hessian.T)
+    return penalized + second
 
 
 def family_parameter_gradient(
