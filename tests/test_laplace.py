@@ -281,48 +281,31 @@ def test_newton_search_only_on_small_scalar_fits():
     assert np.allclose(small.params, quasi.params, atol=1e-5)
 
 
-def test_the_scalar_hessian_in_runs_of_levels_is_the_whole_one(monkeypatch):
-    """scalar_hessian summed over runs of whole levels (a large fit's way) equals it on all the
-    rows at once."""
+@pytest.mark.parametrize(
+    ("hessian", "formula", "theta"),
+    [
+        ("scalar", "use ~ age + urban + livch + (1 | district)", [0.6]),
+        ("block", "use ~ age + urban + livch + (1 + urban | district)", [0.6, -0.5, 0.3]),
+        ("block", "use ~ age + urban + (1 + urban + age | district)", [0.6, -0.5, 0, 0.3, 0, 0.02]),
+    ],
+)
+def test_the_exact_hessian_in_runs_of_levels_is_the_whole_one(monkeypatch, hessian, formula, theta):
+    """scalar_hessian and block_hessian (k = 2, 3) summed over runs of whole levels (a large
+    fit's way) equal them on all the rows at once."""
     from glmm_binomial import datasets
     from glmm_binomial.methods import laplace
     from glmm_binomial.model.design import build_model
 
-    model, _ = build_model(
-        "use ~ age + urban + livch + (1 | district)", datasets.load("contraception")
-    )
+    model, _ = build_model(formula, datasets.load("contraception"))
     objective = LaplaceObjective(model)
-    mode = objective.mode(np.array([0.6]), np.linspace(-0.5, 0.3, model.n_fixed))
-    whole = laplace.scalar_hessian(objective.data, objective.structure, mode)
+    mode = objective.mode(np.array(theta, dtype=float), np.linspace(-0.5, 0.3, model.n_fixed))
+    exact = getattr(laplace, f"{hessian}_hessian")
+    whole = exact(objective.data, objective.structure, mode)
     for rows in (1, 37, 500):
-        monkeypatch.setattr(laplace, "SCALAR_HESSIAN_CHUNK_ROWS", rows)
-        runs = laplace.scalar_hessian(objective.data, objective.structure, mode)
+        monkeypatch.setattr(laplace, f"{hessian.upper()}_HESSIAN_CHUNK_ROWS", rows)
+        runs = exact(objective.data, objective.structure, mode)
         np.testing.assert_allclose(runs, whole, rtol=1e-11, atol=1e-9)
         assert np.array_equal(runs, runs.T)
-
-
-def test_the_block_hessian_in_runs_of_levels_is_the_whole_one(monkeypatch):
-    """block_hessian (k = 2 and 3) summed over runs of whole levels (a large fit's way) equals
-    it on all the rows at once."""
-    from glmm_binomial import datasets
-    from glmm_binomial.methods import laplace
-    from glmm_binomial.model.design import build_model
-
-    data = datasets.load("contraception")
-    for formula, theta in (
-        ("use ~ age + urban + livch + (1 + urban | district)", [0.6, -0.5, 0.3]),
-        ("use ~ age + urban + (1 + urban + age | district)", [0.6, -0.5, 0.01, 0.3, 0.01, 0.02]),
-    ):
-        model, _ = build_model(formula, data)
-        objective = LaplaceObjective(model)
-        mode = objective.mode(np.array(theta), np.linspace(-0.5, 0.3, model.n_fixed))
-        whole = laplace.block_hessian(objective.data, objective.structure, mode)
-        for rows in (1, 37, 500):
-            monkeypatch.setattr(laplace, "BLOCK_HESSIAN_CHUNK_ROWS", rows)
-            runs = laplace.block_hessian(objective.data, objective.structure, mode)
-            np.testing.assert_allclose(runs, whole, rtol=1e-11, atol=1e-9)
-            assert np.array_equal(runs, runs.T)
-        monkeypatch.undo()
 
 
 def test_scalar_deviance_carries_the_mode_error_to_first_order() -> None:
