@@ -343,3 +343,48 @@ def test_log_binomial_constant_is_the_same_by_each_route(pairs):
         np.sum(special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1))
     )
     assert direct == pytest.approx(exact, rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("x", [0.5, 7.0, 999.0, 1000.0, 3e3, 1e6, 1e12, 1e20])
+@pytest.mark.parametrize("n", [0, 1, 4, 60])
+def test_gamma_function_rises_equal_their_finite_sums(x, n):
+    """For a whole n, lgamma(x + n) - lgamma(x) = sum log(x + i), and the polygamma
+    differences sum 1 / (x + i), -1 / (x + i)^2 and 2 / (x + i)^3 (i = 0, ..., n - 1): exact
+    references on both sides of RISE_ASYMPTOTIC, where the functions' own difference loses
+    everything at x = 1e20."""
+    import math
+
+    terms = [x + i for i in range(n)]
+    exact = (
+        math.fsum(math.log(t) for t in terms),
+        math.fsum(1.0 / t for t in terms),
+        -math.fsum(1.0 / t**2 for t in terms),
+        math.fsum(2.0 / t**3 for t in terms),
+    )
+    found = [
+        family_module.lgamma_rise(np.array([x]), np.array([float(n)])),
+        *family_module.polygamma_rises(np.array([x]), np.array([float(n)]), 3),
+    ]
+    for value, reference in zip(found, exact, strict=True):
+        assert value[0] == pytest.approx(reference, rel=1e-11, abs=1e-300)
+
+
+def test_beta_binomial_tends_to_the_binomial_as_phi_grows():
+    """The beta-binomial's log-likelihood, residual and weights tend to the binomial's (its
+    coefficient excluded) as phi grows, not to rounding noise (at log phi 40 the plain lgamma
+    differences were 3,000 off)."""
+    rng = np.random.default_rng(0)
+    trials = rng.integers(1, 6, 500).astype(float)
+    eta = rng.normal(size=500) * 0.5
+    mu = 1.0 / (1.0 + np.exp(-eta))
+    successes = rng.binomial(trials.astype(int), mu).astype(float)
+    binomial = float((successes * np.log(mu) + (trials - successes) * np.log1p(-mu)).sum())
+    for log_phi in (30.0, 40.0, 60.0):
+        beta_binomial = BetaBinomial(phi=float(np.exp(log_phi)))
+        _, loglik = beta_binomial.mean_and_loglik(eta, successes, trials)
+        assert loglik == pytest.approx(binomial, abs=1e-9)
+        weights, residual = beta_binomial.weights_and_residual(eta, mu, successes, trials)
+        np.testing.assert_allclose(residual, successes - trials * mu, atol=1e-10)
+        np.testing.assert_allclose(weights, trials * mu * (1 - mu), atol=1e-10)
+        score = beta_binomial.parameter_loglik_rows(eta, successes, trials)
+        assert abs(float(score.sum())) < 1e-9

@@ -120,6 +120,29 @@ def test_beta_binomial_reaches_glmmtmb():
     assert "Dispersion parameter for betabinomial family (): 10.8" in text
 
 
+@pytest.mark.parametrize("seed", [0, 2])
+def test_beta_binomial_without_overdispersion_reaches_the_binomial_fit(seed):
+    """Binomial data (no overdispersion): the beta-binomial's maximum is at phi -> infinity,
+    where it is the binomial. The search goes far out in log phi; the likelihood there is the
+    binomial's, not rounding noise (before: not converged at log phi 15.6, and logLik -inf at
+    log phi 39)."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(25), 12)
+    x = rng.normal(size=groups.size)
+    trials = rng.integers(2, 8, groups.size)
+    eta = -0.3 + 0.6 * x + 0.5 * rng.normal(size=25)[groups]
+    y = rng.binomial(trials, 1.0 / (1.0 + np.exp(-eta)))
+    data = pd.DataFrame({"y": y, "f": trials - y, "x": x, "g": groups})
+    formula = "cbind(y, f) ~ x + (1 | g)"
+    beta_binomial = g.fit(formula, data, family="betabinomial")
+    binomial = g.fit(formula, data)
+    assert beta_binomial.converged
+    assert beta_binomial.phi > 1e6
+    assert beta_binomial.loglik == pytest.approx(binomial.loglik, abs=1e-6)
+    assert beta_binomial.loglik <= binomial.loglik + 1e-9
+    np.testing.assert_allclose(beta_binomial.params, binomial.params, atol=1e-4)
+
+
 def test_beta_binomial_refuses_bernoulli_rows_and_weighted_counts():
     data = _data("contraception")
     with pytest.raises(ValueError, match="Bernoulli"):

@@ -42,6 +42,7 @@ import functools
 import math
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, ClassVar
@@ -1320,21 +1321,17 @@ class BetaBinomial(Family):
         ka, kb = k + a, m - k + b
         out: dict[str, Any] = {"mu": mu, "complement": complement, "a": a, "b": b}
         out.update(d1=d1, d2=d2, d3=d3, ka=ka, kb=kb)
-        digamma_a, digamma_b = (
-            special_functions().digamma(ka) - special_functions().digamma(a),
-            special_functions().digamma(kb) - special_functions().digamma(b),
-        )
-        out["digamma_a"], out["digamma_b"] = digamma_a, digamma_b
-        out["D1"] = digamma_a - digamma_b
+        # psi(k + a) - psi(a) and the like without cancellation at a large phi.
+        rises_a = polygamma_rises(a, k, order)
+        rises_b = polygamma_rises(b, m - k, order)
+        out["digamma_a"], out["digamma_b"] = rises_a[0], rises_b[0]
+        out["D1"] = rises_a[0] - rises_b[0]
         if order >= 2:
-            trigamma_a, trigamma_b = _trigamma(ka) - _trigamma(a), _trigamma(kb) - _trigamma(b)
-            out["D2"] = trigamma_a + trigamma_b
-            out["dD1"] = mu * trigamma_a - complement * trigamma_b
+            out["D2"] = rises_a[1] + rises_b[1]
+            out["dD1"] = mu * rises_a[1] - complement * rises_b[1]
         if order >= 3:
-            tetra_a = _tetragamma(ka) - _tetragamma(a)
-            tetra_b = _tetragamma(kb) - _tetragamma(b)
-            out["D3"] = tetra_a - tetra_b
-            out["dD2"] = mu * tetra_a + complement * tetra_b
+            out["D3"] = rises_a[2] - rises_b[2]
+            out["dD2"] = mu * rises_a[2] + complement * rises_b[2]
         return out
 
     def _loglik(self, eta: FloatArray, k: FloatArray, m: FloatArray) -> tuple[FloatArray, Any]:
@@ -1342,15 +1339,9 @@ class BetaBinomial(Family):
         phi = self.phi
         a = np.maximum(mu * phi, 1e-300)
         b = np.maximum(complement * phi, 1e-300)
-        gammaln = special_functions().gammaln
-        value = (
-            gammaln(k + a)
-            + gammaln(m - k + b)
-            - gammaln(m + phi)
-            - gammaln(a)
-            - gammaln(b)
-            + gammaln(phi)
-        )
+        # The three lgamma differences without cancellation at a large phi (lgamma_rise): as
+        # phi grows the beta-binomial tends to the binomial, not to rounding noise.
+        value = lgamma_rise(a, k) + lgamma_rise(b, m - k) - lgamma_rise(phi, m)
         return np.asarray(value), mu
 
     def mean_and_loglik(
@@ -1413,10 +1404,7 @@ class BetaBinomial(Family):
         r = self._rows(eta, successes, trials, 1)
         phi = self.phi
         at_mu = r["mu"] * r["digamma_a"] + r["complement"] * r["digamma_b"]
-        return np.asarray(
-            phi
-            * (at_mu - special_functions().digamma(trials + phi) + special_functions().digamma(phi))
-        )
+        return np.asarray(phi * (at_mu - polygamma_rises(phi, trials, 1)[0]))
 
     def parameter_rows(
         self, eta: FloatArray, successes: FloatArray, trials: FloatArray
@@ -1432,9 +1420,7 @@ class BetaBinomial(Family):
         dl2 = 2.0 * phi * r["D2"] + phi * phi * r["dD2"]
         d1, d2 = r["d1"], r["d2"]
         at_mu = r["mu"] * r["digamma_a"] + r["complement"] * r["digamma_b"]
-        loglik_phi = phi * (
-            at_mu - special_functions().digamma(trials + phi) + special_functions().digamma(phi)
-        )
+        loglik_phi = phi * (at_mu - polygamma_rises(phi, trials, 1)[0])
         return np.asarray(loglik_phi), phi * dl1 * d1, -phi * (dl2 * d1 * d1 + dl1 * d2)
 
     def simulate(self, eta: FloatArray, trials: FloatArray, rng: np.random.Generator) -> FloatArray:
@@ -1451,6 +1437,98 @@ class BetaBinomial(Family):
 def _trigamma(x: FloatArray) -> FloatArray:
     """psi1(x) = zeta(2, x)."""
     return np.asarray(special_functions().zeta(2.0, x))
+
+
+RISE_ASYMPTOTIC = 1e3
+"""lgamma_rise and polygamma_rises use the asymptotic (Stirling) series of the differences
+where x is at least this: there the dropped terms are below 1e-13 of the kept ones, while the
+direct difference of two function values of size log x (lgamma: x log x) loses their size
+times the rounding, which at x = 1e20 (the beta-binomial's a = mu phi for a large phi) is more
+than the difference itself."""
+
+
+def lgamma_rise(x: FloatArray | float, n: FloatArray | float) -> FloatArray:
+    """lgamma(x + n) - lgamma(x) (broadcast, x > 0, n >= 0): the difference itself where x <
+    RISE_ASYMPTOTIC, beyond it (x - 1/2) log1p(n / x) + n log(x + n) - n - n / (12 x (x + n)),
+    the Stirling series without cancellation."""
+    x, n = same_shape(x, n)
+
+    def direct(xs: FloatArray, ns: FloatArray) -> list[FloatArray]:
+        gammaln = special_functions().gammaln
+        return [np.asarray(gammaln(xs + ns) - gammaln(xs))]
+
+    def series(xs: FloatArray, ns: FloatArray) -> list[FloatArray]:
+        ys = xs + ns
+        return [(xs - 0.5) * np.log1p(ns / xs) + ns * np.log(ys) - ns - ns / (12.0 * xs * ys)]
+
+    return by_size(x, n, direct, series)[0]
+
+
+def polygamma_rises(x: FloatArray | float, n: FloatArray | float, order: int) -> list[FloatArray]:
+    """[digamma(x + n) - digamma(x), and for order >= 2 the trigamma's, for order >= 3 the
+    tetragamma's] (broadcast, x > 0, n >= 0), as lgamma_rise: the differences themselves
+    below RISE_ASYMPTOTIC, beyond it with y = x + n
+    digamma: log1p(n / x) + n / (2 x y) + n (x + y) / (12 x^2 y^2);
+    trigamma: -n / (x y) - n (x + y) / (2 x^2 y^2) - n (x^2 + x y + y^2) / (6 x^3 y^3);
+    tetragamma: n (x + y) / (x^2 y^2) + n (x^2 + x y + y^2) / (x^3 y^3)
+        + n (x + y) (x^2 + y^2) / (2 x^4 y^4)."""
+    x, n = same_shape(x, n)
+
+    def direct(xs: FloatArray, ns: FloatArray) -> list[FloatArray]:
+        digamma = special_functions().digamma
+        ys = xs + ns
+        out = [np.asarray(digamma(ys) - digamma(xs))]
+        if order >= 2:
+            out.append(_trigamma(ys) - _trigamma(xs))
+        if order >= 3:
+            out.append(_tetragamma(ys) - _tetragamma(xs))
+        return out
+
+    def series(xs: FloatArray, ns: FloatArray) -> list[FloatArray]:
+        ys = xs + ns
+        xy = xs * ys
+        out = [np.log1p(ns / xs) + ns / (2.0 * xy) + ns * (xs + ys) / (12.0 * xy * xy)]
+        cubic = xs * xs + xy + ys * ys
+        if order >= 2:
+            out.append(-ns / xy - ns * (xs + ys) / (2.0 * xy * xy) - ns * cubic / (6.0 * xy**3))
+        if order >= 3:
+            quartic = (xs + ys) * (xs * xs + ys * ys)
+            out.append(
+                ns * (xs + ys) / (xy * xy) + ns * cubic / xy**3 + ns * quartic / (2.0 * xy**4)
+            )
+        return out
+
+    return by_size(x, n, direct, series)
+
+
+def same_shape(x: FloatArray | float, n: FloatArray | float) -> tuple[FloatArray, FloatArray]:
+    """x and n as float arrays of one shape (broadcast only where their shapes differ)."""
+    x, n = np.asarray(x, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    if x.shape != n.shape:
+        x, n = np.broadcast_arrays(x, n)
+    return x, n
+
+
+def by_size(
+    x: FloatArray,
+    n: FloatArray,
+    direct: Callable[[FloatArray, FloatArray], list[FloatArray]],
+    series: Callable[[FloatArray, FloatArray], list[FloatArray]],
+) -> list[FloatArray]:
+    """direct(x, n) where x < RISE_ASYMPTOTIC and series(x, n) beyond, entry by entry (each
+    on the whole arrays when all entries fall on one side)."""
+    if x.size == 0 or float(x.max()) < RISE_ASYMPTOTIC:
+        return direct(x, n)
+    if float(x.min()) >= RISE_ASYMPTOTIC:
+        return series(x, n)
+    large = x >= RISE_ASYMPTOTIC
+    small = ~large
+    out = []
+    for low, high in zip(direct(x[small], n[small]), series(x[large], n[large]), strict=True):
+        merged = np.empty_like(x)
+        merged[small], merged[large] = low, high
+        out.append(merged)
+    return out
 
 
 def _tetragamma(x: FloatArray) -> FloatArray:
