@@ -320,3 +320,35 @@ def test_nested_agq_through_log_sd_structures() -> None:
     lme4, structured = fit_agq(plain, 5), fit_agq(model, 5)
     assert structured.loglik == pytest.approx(lme4.loglik, abs=1e-7)
     np.testing.assert_allclose(np.exp(structured.theta), np.abs(lme4.theta), rtol=1e-5)
+
+
+def test_saturated_marks_a_correlation_at_the_end_of_its_range() -> None:
+    """ar1's rho in (-1, 1) and cs's in (-1 / (k - 1), 1): the correlation parameter is
+    saturated within tol of either end; SDs and diag never are, nor is any unstructured
+    entry."""
+    ar1, cs = Ar1(4), CompoundSymmetry(4)
+    tol = 1e-4
+    assert not ar1.saturated(np.array([0.0, ar1.phi(0.5)]), tol).any()
+    assert ar1.saturated(np.array([0.0, ar1.phi(-1 + 5e-5)]), tol).tolist() == [False, True]
+    assert ar1.saturated(np.array([-30.0, ar1.phi(1 - 5e-5)]), tol).tolist() == [False, True]
+    sds = np.zeros(4)
+    assert cs.saturated(np.append(sds, cs.phi(1 - 5e-5)), tol)[-1]
+    assert cs.saturated(np.append(sds, cs.phi(-1 / 3 + 5e-5)), tol)[-1]
+    assert not cs.saturated(np.append(sds, cs.phi(0.9)), tol).any()
+    assert not Diagonal(3).saturated(np.full(3, -30.0), tol).any()
+    assert not Unstructured(2).saturated(np.array([1.0, 5.0, 0.0]), tol).any()
+
+
+def test_a_saturated_correlation_is_held_and_the_fit_is_singular() -> None:
+    """Counts without any random effect fitted with ar1: the estimate runs to rho = -1, where
+    the deviance is flat in its parameter and the Hessian not positive definite. Held there
+    by the polish, the fit converges (before: not converged) and is reported singular."""
+    frame = pd.read_csv(REFERENCE / "ar1_saturated.csv").assign(t=lambda d: pd.Categorical(d["t"]))
+    formula = "cbind(y, f) ~ x + ar1(0 + t | id)"
+    with pytest.warns(g.BoundaryWarning, match="correlation at the end of its range"):
+        result = g.fit(formula, frame)
+    assert result.converged and result.singular
+    rho = float(result.varcorr["corr_1"].iloc[1])
+    assert rho < -1 + 1e-4
+    glm = g.fit(formula.replace("ar1", "diag"), frame)  # an SD at zero: the null model's
+    assert result.llf >= glm.llf - 1e-6

@@ -1,7 +1,7 @@
 """Write the nearly singular random-slope data sets of tests/test_optimize.py:
 
     python make_valley_data.py     # polar_valley_k2.csv, polar_valley_k3.csv,
-                                   # probit_vanishing_slope.csv (in this folder)
+                                   # probit_vanishing_slope.csv, ar1_saturated.csv (here)
 
 Binomial counts of 1-3 trials per row, simulated with numpy's default_rng: group intercept SD
 0 and random slopes, so that the fitted intercept SD is near zero and the correlations are
@@ -55,7 +55,22 @@ def probit_slope(seed: int = 4) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "f": m - y, "x": x, "x2": x2, "g": grp, "h": h})
 
 
+def ar1_saturated(seed: int = 18) -> pd.DataFrame:
+    """Binomial counts on 4 occasions of 50 ids without any random effect, fitted as
+    cbind(y, f) ~ x + ar1(0 + t | id): the estimate has the correlation at -1 (t is written
+    as the occasion's number; read it as a factor)."""
+    rng = np.random.default_rng(8000 + seed)
+    ng, nt = int(rng.integers(10, 60)), 4
+    ids, t = np.repeat(np.arange(ng), nt), np.tile(np.arange(nt), ng)
+    b = rng.multivariate_normal(np.zeros(nt), 1e-12 * np.eye(nt), size=ng)
+    x = rng.normal(size=ng * nt)
+    m = rng.integers(1, 8, ng * nt)
+    y = rng.binomial(m, 1 / (1 + np.exp(-(-0.4 + 0.5 * x + b[ids, t]))))
+    return pd.DataFrame({"y": y, "f": m - y, "x": x, "id": ids, "t": t})
+
+
 if __name__ == "__main__":
     valley(8).to_csv(HERE / "polar_valley_k2.csv", index=False)
     valley(101).to_csv(HERE / "polar_valley_k3.csv", index=False)
     probit_slope().to_csv(HERE / "probit_vanishing_slope.csv", index=False)
+    ar1_saturated().to_csv(HERE / "ar1_saturated.csv", index=False)

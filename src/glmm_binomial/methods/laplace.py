@@ -866,7 +866,9 @@ def fit_output(
     fixed-effect columns with no finite estimate), recorded on the output as found."""
     theta, beta = estimates.theta, estimates.beta
     n_theta = data.n_theta
+    # A variance at zero, or a structured covariance's correlation at the end of its range.
     at_boundary = data.theta_at_boundary(theta, control.boundary_tol)
+    at_boundary |= data.theta_saturated(theta, control.boundary_tol)
     singular = bool(at_boundary.any())
     warnings: list[FitWarning] = []
     converged = estimates.summary.converged
@@ -896,7 +898,8 @@ def fit_output(
     if singular:
         warnings.append(
             FitWarning(
-                "boundary (singular) fit: a random-effect variance is estimated at zero",
+                "boundary (singular) fit: a random-effect variance is estimated at zero (or a "
+                "correlation at the end of its range)",
                 BoundaryWarning,
             )
         )

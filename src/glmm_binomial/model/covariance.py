@@ -76,6 +76,12 @@ class CovarianceStructure(ABC):
         zero): bounded entries below `tol` (lme4's isSingular rule)."""
         return np.asarray(np.isfinite(self.lower_bounds()) & (theta < tol))
 
+    def saturated(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
+        """Which entries of theta are a correlation parameter whose correlation lies within
+        `tol` of an end of its range (the parameter far out, the deviance flat in it): none
+        but for the structures with a correlation parameter."""
+        return np.zeros(self.n_theta, dtype=bool)
+
     def parameter_entries(self) -> tuple[tuple[int, int], ...]:
         """The covariance entries that the model's parameters are reported as, one per theta
         entry in theta's order: (r, r) the SD of term r, (r, c) the correlation of terms r and
@@ -249,6 +255,14 @@ class ScaledCorrelation(CovarianceStructure):
         the diagonal of Lambda."""
         out = np.zeros(self.n_theta, dtype=bool)
         out[: self.n_sd] = np.asarray(theta[: self.n_sd]) < np.log(tol)
+        return out
+
+    def saturated(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
+        out = np.zeros(self.n_theta, dtype=bool)
+        if self.n_correlation:
+            rho = self.rho(float(theta[self.n_sd]))
+            low, high = self.rho_bounds()
+            out[self.n_sd] = min(rho - low, high - rho) < tol
         return out
 
     def parameters(self, theta: FloatArray) -> FloatArray:

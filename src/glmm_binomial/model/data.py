@@ -180,6 +180,16 @@ class ModelData:
         parts.append(np.zeros(self.family.n_parameters, dtype=bool))
         return np.concatenate(parts)
 
+    def theta_saturated(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
+        """Which entries of theta are a structured covariance's correlation parameter with the
+        correlation within `tol` of an end of its range (CovarianceStructure.saturated)."""
+        parts = [
+            b.covariance.saturated(np.asarray(theta[s]), tol)
+            for b, s in zip(self.blocks, self.theta_slices(), strict=True)
+        ]
+        parts.append(np.zeros(self.family.n_parameters, dtype=bool))
+        return np.concatenate(parts)
+
     def theta_start(self) -> FloatArray:
         """lme4's start: Lambda_t = I (each structure's start)."""
         starts = [b.covariance.start() for b in self.blocks]

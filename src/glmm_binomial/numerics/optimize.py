@@ -679,7 +679,10 @@ def minimize_deviance(
         # not unless the point passes the checks.
         failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
         if not failure:
-            failure, held = held_check(grad, hessian_z, free, n_theta, control)
+            # Saturated correlations (held by the polish) are no zero variances to check.
+            checked = free.copy()
+            checked[:n_theta] |= data.theta_saturated(natural(z)[0], control.boundary_tol)
+            failure, held = held_check(grad, hessian_z, checked, n_theta, control)
             if held is not None:
                 # A saddle: the next pass starts from the entry moved off zero (the end point
                 # stays where it is should there be none).
@@ -860,7 +863,9 @@ def newton_polish(
     Lambda lies within control.snap_tol of zero (a variance that the search left just above
     boundary_tol on a flat deviance), the point with that entry at zero is taken when its
     deviance is no worse (polish_noise_tol), the smallest such entry first (boundary_points),
-    once: the entry is then held at the boundary like any other zero variance."""
+    once: the entry is then held at the boundary like any other zero variance. Failing that, a
+    structured covariance's correlation within boundary_tol of an end of its range
+    (ModelData.theta_saturated) is held where it is."""
     n_theta = data.n_theta
     z = np.asarray(z, dtype=np.float64)
     theta, beta = natural(z)
@@ -889,7 +894,14 @@ def newton_polish(
                 boundary = first_no_worse(fun, points, value + control.polish_noise_tol)
             snapped = True
             if boundary is None:
-                break
+                # A structured covariance's correlation run out to the end of its range (its
+                # parameter far out, the deviance flat in it): held there, as a zero variance.
+                saturated = data.theta_saturated(natural(z)[0], control.boundary_tol)
+                saturated &= free[:n_theta]
+                if not saturated.any():
+                    break
+                free[:n_theta] &= ~saturated
+                continue
             z, value, grad = boundary
             polished = True
             free[:n_theta] = ~data.theta_at_boundary(natural(z)[0], control.boundary_tol)
