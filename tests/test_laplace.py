@@ -369,3 +369,25 @@ def test_general_deviance_carries_the_mode_error_to_first_order(dataset: str, fo
         worst = max(worst, abs(value - exact))
     assert worst < 1e-10
     assert largest_step > 0.0  # the searches did stop short of the exact mode
+
+
+def test_a_search_run_off_to_an_overflowing_lambda_is_a_clear_error() -> None:
+    """A search that ran off (its last deviance not finite) to where even the conditional
+    modes' factor fails (Lambda's SDs e^300) raises a ValueError that says so, not numpy's
+    'Matrix is not positive definite' from deep inside."""
+    from glmm_binomial import datasets
+    from glmm_binomial.methods.laplace import finish_fit
+    from glmm_binomial.model.design import build_model
+    from glmm_binomial.numerics.optimize import Estimates, OptimizerControl, OptSummary
+
+    data = datasets.load("contraception").assign(t=lambda d: d["livch"])
+    model, _ = build_model("use ~ age + cs(0 + t | district)", data)
+    objective = LaplaceObjective(model)
+    theta = np.array([300.0, 300.0, 300.0, 300.0, 5.0])
+    beta = np.zeros(model.n_fixed)
+    with pytest.raises(np.linalg.LinAlgError):
+        objective.deviance_and_gradient(theta, beta)
+    summary = OptSummary("BFGS", "laplace", False, "", 0, 0, 0, 0, 0, np.inf, False, {}, 0.0)
+    estimates = Estimates(theta, beta, np.inf, None, summary)
+    with pytest.raises(ValueError, match="the fit failed: the search ran off"):
+        finish_fit(model, objective, estimates, OptimizerControl(), "laplace", "Laplace")

@@ -811,7 +811,19 @@ def finish_fit(
     under_prior: the fixed effects with a proper prior (a penalized fit), whose posterior mode
     is finite whatever the data: they are not screened for separation."""
     theta, beta = estimates.theta, estimates.beta
-    mode = objective.mode(theta, beta)
+    try:
+        mode = objective.mode(theta, beta)
+    except np.linalg.LinAlgError:
+        # The search ran off (its deviance not finite there, so not converged) to where even
+        # the conditional modes' factor fails: no estimates to report.
+        sds = np.concatenate([np.sqrt(np.diag(lam @ lam.T)) for lam in data.lambdas(theta)])
+        raise ValueError(
+            "the fit failed: the search ran off to random-effect SDs of up to "
+            f"{float(np.max(sds, initial=0.0)):.3g} and fixed effects "
+            f"of up to {float(np.max(np.abs(beta), initial=0.0)):.3g}, where the conditional "
+            "modes cannot be computed; the response may be (quasi-)separated by the fixed "
+            "effects or by a grouping factor, or the model is too rich for the data"
+        ) from None
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
     screened = beta if under_prior is None else np.where(under_prior, 0.0, beta)
     separation = separation_found(data, screened, theta, control.separation_screen)

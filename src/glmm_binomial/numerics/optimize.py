@@ -558,7 +558,12 @@ def minimize_deviance(
             value, grad = cache[key]
             return value, grad.copy()
         theta, beta = natural(z)
-        value, g_theta, g_beta = deviance_and_gradient(theta, beta)
+        try:
+            value, g_theta, g_beta = deviance_and_gradient(theta, beta)
+        except np.linalg.LinAlgError:
+            # The mode's factor failed (a Lambda overflowing far out on a trial step): no
+            # deviance there, as a non-finite one; the line search steps back.
+            value, g_theta, g_beta = float("inf"), np.zeros(n_theta), np.zeros(len(beta))
         if not np.isfinite(value):
             value, grad = float("inf"), np.zeros_like(z)
         else:
