@@ -352,3 +352,26 @@ def test_a_saturated_correlation_is_held_and_the_fit_is_singular() -> None:
     assert rho < -1 + 1e-4
     glm = g.fit(formula.replace("ar1", "diag"), frame)  # an SD at zero: the null model's
     assert result.llf >= glm.llf - 1e-6
+
+
+def test_a_refit_from_a_saturated_correlation_leaves_it() -> None:
+    """A refit (bootstrap, power) of the ar1 fit held at rho = -1 to data with rho = 0.6 starts
+    the correlation at saturation_start inside its range and reaches the fresh fit's optimum;
+    started where the estimate is (its parameter at -2,370, the deviance flat there) it stayed
+    at -1, 59 below in logLik."""
+    frame = pd.read_csv(REFERENCE / "ar1_saturated.csv").assign(t=lambda d: pd.Categorical(d["t"]))
+    formula = "cbind(y, f) ~ x + ar1(0 + t | id)"
+    rng = np.random.default_rng(3)
+    lags = np.abs(np.subtract.outer(np.arange(4), np.arange(4)))
+    b = rng.multivariate_normal(np.zeros(4), 1.5**2 * 0.6**lags, size=int(frame["id"].max()) + 1)
+    trials = (frame["y"] + frame["f"]).to_numpy()
+    eta = -0.4 + 0.5 * frame["x"].to_numpy() + b[frame["id"], frame["t"].cat.codes]
+    y = rng.binomial(trials, 1 / (1 + np.exp(-eta)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", g.BoundaryWarning)
+        fresh = g.fit(formula, frame.assign(y=y, f=trials - y))
+        for margin, reaches in ((1e-2, True), (0.0, False)):
+            fitted = g.fit(formula, frame, control=g.OptimizerControl(saturation_start=margin))
+            refitted = fitted.refit(y)
+            assert (abs(refitted.llf - fresh.llf) < 1e-6) == reaches
+            assert (float(refitted.varcorr["corr_1"].iloc[1]) > 0.5) == reaches

@@ -82,6 +82,11 @@ class CovarianceStructure(ABC):
         but for the structures with a correlation parameter."""
         return np.zeros(self.n_theta, dtype=bool)
 
+    def unsaturated(self, theta: FloatArray, tol: float, margin: float) -> FloatArray:
+        """theta with a saturated correlation (within `tol` of an end of its range) moved to
+        `margin` inside it; theta itself for the structures without a correlation."""
+        return np.array(theta, dtype=np.float64)
+
     def parameter_entries(self) -> tuple[tuple[int, int], ...]:
         """The covariance entries that the model's parameters are reported as, one per theta
         entry in theta's order: (r, r) the SD of term r, (r, c) the correlation of terms r and
@@ -263,6 +268,14 @@ class ScaledCorrelation(CovarianceStructure):
             rho = self.rho(float(theta[self.n_sd]))
             low, high = self.rho_bounds()
             out[self.n_sd] = min(rho - low, high - rho) < tol
+        return out
+
+    def unsaturated(self, theta: FloatArray, tol: float, margin: float) -> FloatArray:
+        out = np.array(theta, dtype=np.float64)
+        if self.saturated(out, tol).any():
+            low, high = self.rho_bounds()
+            rho = self.rho(float(out[self.n_sd]))
+            out[self.n_sd] = self.phi(float(np.clip(rho, low + margin, high - margin)))
         return out
 
     def parameters(self, theta: FloatArray) -> FloatArray:

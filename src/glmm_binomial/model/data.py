@@ -190,6 +190,14 @@ class ModelData:
         parts.append(np.zeros(self.family.n_parameters, dtype=bool))
         return np.concatenate(parts)
 
+    def theta_unsaturated(self, theta: FloatArray, tol: float, margin: float) -> FloatArray:
+        """theta with each saturated structured correlation moved `margin` inside its range
+        (CovarianceStructure.unsaturated); the other entries as they are."""
+        out = np.array(theta, dtype=np.float64)
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            out[s] = b.covariance.unsaturated(out[s], tol, margin)
+        return out
+
     def theta_start(self) -> FloatArray:
         """lme4's start: Lambda_t = I (each structure's start)."""
         starts = [b.covariance.start() for b in self.blocks]

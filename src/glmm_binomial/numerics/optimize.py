@@ -87,6 +87,8 @@ class OptimizerControl:
     zero_start: a given start (a refit's: the estimates of a fit) with a diagonal entry of
         Lambda at exactly zero starts that entry at this instead (off_zero: no gradient-based
         search leaves an exact zero, where the deviance is even in the entry).
+    saturation_start: a given start with a structured covariance's correlation within
+        boundary_tol of an end of its range starts it this far inside (off_boundary).
     saddle_tol: a theta entry held at the boundary (a variance at zero) whose diagonal entry
         of the final Hessian (whitened units) is below -saddle_tol marks a saddle point
         (held_check): the search goes on once from the entry at zero_start, and the fit is
@@ -135,6 +137,7 @@ class OptimizerControl:
     polar_after_iter: int = 25
     snap_tol: float = 1e-2
     zero_start: float = 1e-3
+    saturation_start: float = 1e-2
     saddle_tol: float = 1e-3
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-3
@@ -304,7 +307,9 @@ def start_point(
     fit's estimates) with the GLM's information for the whitening (at the given beta: a
     refit from estimates, as the bootstrap and power simulations make, needs no GLM fit)."""
     if theta is not None:
-        theta = off_zero(data, theta, control.zero_start)
+        theta = off_boundary(
+            data, theta, control.zero_start, control.boundary_tol, control.saturation_start
+        )
     if theta is not None and beta is not None and data.n_obs == data.x.shape[0]:
         given = np.asarray(beta, dtype=np.float64)
         information, _ = glm_information_and_score(data, given)
@@ -355,6 +360,16 @@ def off_zero(data: ModelData, theta: FloatArray, value: float) -> FloatArray:
     zero = np.isfinite(data.theta_lower_bounds()) & (theta == 0.0)
     theta[zero] = value
     return theta
+
+
+def off_boundary(
+    data: ModelData, theta: FloatArray, zero_start: float, tol: float, margin: float
+) -> FloatArray:
+    """A boundary fit's estimates made a start a search can leave the boundary from: exact
+    zeros at zero_start (off_zero), and each structured correlation held at the end of its
+    range (within tol) moved `margin` inside it (ModelData.theta_unsaturated: out there the
+    deviance is flat in its parameter, and a refit to other data stayed at +-1)."""
+    return data.theta_unsaturated(off_zero(data, theta, zero_start), tol, margin)
 
 
 MOMENT_START_SD = (0.1, 3.0)

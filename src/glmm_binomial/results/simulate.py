@@ -26,7 +26,7 @@ from glmm_binomial.methods.penalty import PenalizedObjective, bind_priors
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors
 from glmm_binomial.numerics.hessian import gradient_hessian
-from glmm_binomial.numerics.optimize import canonical_theta, off_zero
+from glmm_binomial.numerics.optimize import canonical_theta, off_boundary
 from glmm_binomial.numerics.quasi_newton import minimize_bfgs
 from glmm_binomial.results.base import ResultBase
 
@@ -136,7 +136,9 @@ class FastRefit:
     max_iter: int = 500
     max_step: float = 2.0
     priors: Priors = NO_PRIORS  # a penalized fit's priors: the refits are penalized too
-    zero_start: float = 1e-3  # a variance at exactly zero starts here (optimize.off_zero)
+    zero_start: float = 1e-3  # a variance at exactly zero starts here (optimize.off_boundary)
+    boundary_tol: float = 1e-4  # a correlation this close to +-1 (structured) ...
+    saturation_start: float = 1e-2  # ... starts this far inside its range
 
 
 def deviance_hessian(result: ResultBase, step: float = 1e-4, central: bool = False) -> FloatArray:
@@ -207,8 +209,11 @@ def fast_refit(
     model = with_response(plan.model, successes)
     objective = _objective(model, plan.priors)
     n_theta = model.n_theta
-    # A singular fit's exact zero would never move (the deviance is even there).
-    x0 = np.concatenate([off_zero(model, plan.theta, plan.zero_start), plan.beta])
+    # A boundary fit's exact zeros and saturated correlations would never move.
+    start = off_boundary(
+        model, plan.theta, plan.zero_start, plan.boundary_tol, plan.saturation_start
+    )
+    x0 = np.concatenate([start, plan.beta])
     transform = plan.transform
 
     def fun(z: FloatArray) -> tuple[float, FloatArray]:
