@@ -120,8 +120,9 @@ def test_parameters_round_trip_and_start_is_identity(name: str) -> None:
     back, slope = structure.theta_from_parameters(structure.parameters(theta))
     np.testing.assert_allclose(back, theta, atol=1e-13)
     assert np.all(slope > 0)
+    # Every SD at the boundary: the correlation (ar1, cs) does not enter the model either.
     at = structure.at_boundary(np.full(structure.n_theta, np.log(1e-6)), 1e-4)
-    assert at[: structure.n_sd].all() and not at[structure.n_sd :].any()
+    assert at.all()
 
 
 def test_structures_refuse_what_they_cannot_describe() -> None:
@@ -375,3 +376,26 @@ def test_a_refit_from_a_saturated_correlation_leaves_it() -> None:
             refitted = fitted.refit(y)
             assert (abs(refitted.llf - fresh.llf) < 1e-6) == reaches
             assert (float(refitted.varcorr["corr_1"].iloc[1]) > 0.5) == reaches
+
+
+def test_snaps_and_the_correlation_without_two_sds() -> None:
+    """snaps: an SD below `near` but not at the boundary goes to its side of tol (log SD to
+    log(tol) - 1; a diagonal entry of an unstructured Lambda to zero); the correlation of ar1
+    or cs is on the boundary when fewer than two of its terms' SDs are off it."""
+    tol, near = 1e-4, 1e-2
+    ar1, cs = Ar1(3), CompoundSymmetry(3)
+    assert ar1.snaps(np.array([np.log(1e-3), 0.2]), near, tol) == [
+        (0, pytest.approx(np.log(tol) - 1.0), pytest.approx(1e-3))
+    ]
+    assert ar1.snaps(np.array([np.log(1e-5), 0.2]), near, tol) == []  # already there
+    assert ar1.snaps(np.array([np.log(0.5), 0.2]), near, tol) == []
+    assert ar1.at_boundary(np.array([np.log(1e-5), 0.2]), tol).tolist() == [True, True]
+    assert ar1.at_boundary(np.array([np.log(0.5), 0.2]), tol).tolist() == [False, False]
+    two_gone = np.array([np.log(1e-5), np.log(1e-6), 0.0, 0.3])
+    one_gone = np.array([np.log(1e-5), 0.0, 0.0, 0.3])
+    assert cs.at_boundary(two_gone, tol).tolist() == [True, True, False, True]
+    assert cs.at_boundary(one_gone, tol).tolist() == [True, False, False, False]
+    assert Unstructured(2).snaps(np.array([0.005, 0.3, 2e-3]), near, tol) == [
+        (0, 0.0, 0.005),
+        (2, 0.0, 2e-3),
+    ]

@@ -82,6 +82,15 @@ class CovarianceStructure(ABC):
         but for the structures with a correlation parameter."""
         return np.zeros(self.n_theta, dtype=bool)
 
+    def snaps(self, theta: FloatArray, near: float, tol: float) -> list[tuple[int, float, float]]:
+        """The entries of theta whose variance is below `near` but not yet at the boundary
+        (at_boundary with `tol`), each as (index, the entry's value on the boundary, its SD
+        now): bounded entries (a diagonal entry of Lambda) go to zero."""
+        theta = np.asarray(theta, dtype=np.float64)
+        bounded = np.isfinite(self.lower_bounds()) & (np.abs(theta) < near)
+        bounded &= ~self.at_boundary(theta, tol)
+        return [(int(j), 0.0, abs(float(theta[j]))) for j in np.flatnonzero(bounded)]
+
     def unsaturated(self, theta: FloatArray, tol: float, margin: float) -> FloatArray:
         """theta with a saturated correlation (within `tol` of an end of its range) moved to
         `margin` inside it; theta itself for the structures without a correlation."""
@@ -257,10 +266,24 @@ class ScaledCorrelation(CovarianceStructure):
 
     def at_boundary(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
         """An SD below `tol` (its log below log(tol)) is on the boundary, as lme4's rule for
-        the diagonal of Lambda."""
+        the diagonal of Lambda; so is the correlation parameter when fewer than two of the
+        terms' SDs are off it (the correlation then does not enter the model)."""
         out = np.zeros(self.n_theta, dtype=bool)
         out[: self.n_sd] = np.asarray(theta[: self.n_sd]) < np.log(tol)
+        if self.n_correlation:
+            sds_off = self.k if self.n_sd == 1 and not out[0] else int((~out[: self.n_sd]).sum())
+            out[self.n_sd] = sds_off < 2
         return out
+
+    def snaps(self, theta: FloatArray, near: float, tol: float) -> list[tuple[int, float, float]]:
+        """An SD below `near` but not below `tol` goes to the boundary's side of tol (its log
+        to log(tol) - 1)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        logs = theta[: self.n_sd]
+        return [
+            (int(j), float(np.log(tol) - 1.0), float(np.exp(logs[j])))
+            for j in np.flatnonzero((logs < np.log(near)) & (logs >= np.log(tol)))
+        ]
 
     def saturated(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
         out = np.zeros(self.n_theta, dtype=bool)

@@ -180,6 +180,17 @@ class ModelData:
         parts.append(np.zeros(self.family.n_parameters, dtype=bool))
         return np.concatenate(parts)
 
+    def theta_snaps(
+        self, theta: FloatArray, near: float, tol: float
+    ) -> list[tuple[int, float, float]]:
+        """Each structure's snaps (CovarianceStructure.snaps) with indices into theta: the
+        variances below `near` not yet at the boundary, as (index, value there, SD now)."""
+        out = []
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            for j, value, size in b.covariance.snaps(np.asarray(theta[s]), near, tol):
+                out.append((s.start + j, value, size))
+        return out
+
     def theta_saturated(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
         """Which entries of theta are a structured covariance's correlation parameter with the
         correlation within `tol` of an end of its range (CovarianceStructure.saturated)."""

@@ -956,16 +956,16 @@ def boundary_points(
     z: FloatArray,
     control: OptimizerControl,
 ) -> list[FloatArray]:
-    """z with one bounded theta entry (a diagonal entry of an unstructured Lambda) that is not
-    at the boundary but within control.snap_tol of it set to zero, one point per such entry,
-    the smallest entry first (x = x0 + scale z, scale diagonal in theta)."""
+    """z with one variance that is not at the boundary but within control.snap_tol of it (an
+    SD) put on it (ModelData.theta_snaps: a diagonal entry of an unstructured Lambda to zero,
+    a structure's log SD below log(boundary_tol)), one point per such entry, the smallest SD
+    first (x = x0 + scale z, scale diagonal in theta)."""
     theta, _ = natural(z)
-    near = np.isfinite(data.theta_lower_bounds()) & (np.abs(theta) < control.snap_tol)
-    near &= ~data.theta_at_boundary(theta, control.boundary_tol)
     points = []
-    for j in sorted(np.flatnonzero(near), key=lambda j: abs(float(theta[j]))):
+    snaps = data.theta_snaps(theta, control.snap_tol, control.boundary_tol)
+    for j, value, _ in sorted(snaps, key=lambda snap: snap[2]):
         point = np.array(z, dtype=np.float64)
-        point[j] = -x0[j] / scale[j, j]
+        point[j] = (value - x0[j]) / scale[j, j]
         points.append(point)
     return points
 
