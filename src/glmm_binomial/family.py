@@ -1318,9 +1318,8 @@ class BetaBinomial(Family):
         mu, complement, d1, d2, d3 = functions.mean_derivatives(np.clip(eta, *functions.interior))
         phi = self.phi
         a, b = mu * phi, complement * phi
-        ka, kb = k + a, m - k + b
         out: dict[str, Any] = {"mu": mu, "complement": complement, "a": a, "b": b}
-        out.update(d1=d1, d2=d2, d3=d3, ka=ka, kb=kb)
+        out.update(d1=d1, d2=d2, d3=d3)
         # psi(k + a) - psi(a) and the like without cancellation at a large phi.
         rises_a = polygamma_rises(a, k, order)
         rises_b = polygamma_rises(b, m - k, order)

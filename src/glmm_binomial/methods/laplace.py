@@ -21,6 +21,7 @@ adds one gradient entry, with s_i = a_i' H^{-1} a_i and v = H^{-1} (Z Lambda)' r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -381,21 +382,35 @@ def scalar_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     u = mode.u1[:, 0]
     hinv = mode.factor.block_inverse[:, 0, 0]  # 1 / H_j, from the mode's factor
     rows = (z, a, mode.mu, mode.weights, mode.residual, data.x)
-    chunks = (
-        st.level_chunks(SCALAR_HESSIAN_CHUNK_ROWS) if st.n > SCALAR_HESSIAN_CHUNK_ROWS else None
-    )
+    return in_level_runs(st, SCALAR_HESSIAN_CHUNK_ROWS, scalar_hessian_part, rows, (u, hinv))
+
+
+def in_level_runs(
+    st: Structure,
+    max_rows: int,
+    part: Callable[[tuple[FloatArray, ...], tuple[FloatArray, ...], LevelOps], FloatArray],
+    on_rows: tuple[FloatArray, ...],
+    on_levels: tuple[FloatArray, ...],
+) -> FloatArray:
+    """part(on_rows, on_levels, ops), a sum over rows and levels, summed over runs of whole
+    levels of about max_rows rows (Structure.level_chunks: the work arrays of a large fit then
+    stay small) or over all of them at once, and symmetrized."""
+    chunks = st.level_chunks(max_rows) if st.n > max_rows else None
     if chunks is None or len(chunks) == 1:
-        hessian = scalar_hessian_part(rows, u, hinv, st.level_ops())
+        total = part(on_rows, on_levels, st.level_ops())
     else:
-        hessian = np.zeros((data.n_fixed + 1, data.n_fixed + 1))
-        for chunk in chunks:
-            hessian += scalar_hessian_part(
-                tuple(v[chunk.rows] for v in rows),
-                u[chunk.levels],
-                hinv[chunk.levels],
+        parts = (
+            part(
+                tuple(v[chunk.rows] for v in on_rows),
+                tuple(v[chunk.levels] for v in on_levels),
                 chunk.ops(),
             )
-    return 0.5 * (hessian + hessian.T)
+            for chunk in chunks
+        )
+        total = next(parts)
+        for value in parts:
+            total = total + value
+    return 0.5 * (total + total.T)
 
 
 SCALAR_HESSIAN_CHUNK_ROWS = 8192
@@ -405,11 +420,13 @@ work arrays, a few n x (p + 1), then fit in the caches and are not fresh pages e
 
 
 def scalar_hessian_part(
-    rows: tuple[FloatArray, ...], u: FloatArray, hinv: FloatArray, ops: LevelOps
+    rows: tuple[FloatArray, ...], levels: tuple[FloatArray, ...], ops: LevelOps
 ) -> FloatArray:
     """scalar_hessian's sum (not yet symmetrized) over some whole levels: rows = (z, a, mu, w,
-    r, x) of their rows, u and hinv (1 / H_j) of the levels, ops their level operations."""
+    r, x) of their rows, levels = (u, hinv = 1 / H_j) of the levels, ops their level
+    operations."""
     z, a, mu, w, r, x = rows
+    u, hinv = levels
     level_sum, level_values = ops.level_sum, ops.level_values
     w1 = w * (1.0 - 2.0 * mu)
     w2 = w * (1.0 - 6.0 * mu * (1.0 - mu))
@@ -463,19 +480,13 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     factor = mode.factor
     levels = (mode.u1, factor.linv[0], factor.block_inverse, factor.cross)
     indices = block.lower_indices()
-    chunks = st.level_chunks(BLOCK_HESSIAN_CHUNK_ROWS) if st.n > BLOCK_HESSIAN_CHUNK_ROWS else None
-    if chunks is None or len(chunks) == 1:
-        hessian = block_hessian_part(rows, levels, st.level_ops(), indices)
-    else:
-        hessian = np.zeros((data.n_theta + data.n_fixed,) * 2)
-        for chunk in chunks:
-            hessian += block_hessian_part(
-                tuple(v[chunk.rows] for v in rows),
-                tuple(v[chunk.levels] for v in levels),
-                chunk.ops(),
-                indices,
-            )
-    return 0.5 * (hessian + hessian.T)
+
+    def part(
+        on_rows: tuple[FloatArray, ...], on_levels: tuple[FloatArray, ...], ops: LevelOps
+    ) -> FloatArray:
+        return block_hessian_part(on_rows, on_levels, ops, indices)
+
+    return in_level_runs(st, BLOCK_HESSIAN_CHUNK_ROWS, part, rows, levels)
 
 
 BLOCK_HESSIAN_CHUNK_ROWS = 8192

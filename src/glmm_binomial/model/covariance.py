@@ -271,8 +271,7 @@ class ScaledCorrelation(CovarianceStructure):
         out = np.zeros(self.n_theta, dtype=bool)
         out[: self.n_sd] = np.asarray(theta[: self.n_sd]) < np.log(tol)
         if self.n_correlation:
-            sds_off = self.k if self.n_sd == 1 and not out[0] else int((~out[: self.n_sd]).sum())
-            out[self.n_sd] = sds_off < 2
+            out[self.n_sd] = int((self.sds(theta) >= tol).sum()) < 2
         return out
 
     def snaps(self, theta: FloatArray, near: float, tol: float) -> list[tuple[int, float, float]]:
