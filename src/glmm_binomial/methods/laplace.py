@@ -431,7 +431,10 @@ def scalar_hessian_part(
     w1 = w * (1.0 - 2.0 * mu)
     w2 = w * (1.0 - 6.0 * mu * (1.0 - mu))
     u_rows = level_values(u)
-    q = np.column_stack([z * u_rows, x])
+    # Column-major, as block_hessian_part's: faster level sums down its rows.
+    q = np.empty((len(z), 1 + x.shape[1]), order="F")
+    np.multiply(z, u_rows, out=q[:, 0])
+    q[:, 1:] = x
     a2w1 = a * a * w1
     c1 = level_sum(a2w1 * z)
     c3 = level_sum(a2w1 * a)
@@ -514,7 +517,10 @@ def block_hessian_part(
     lv, ls = ops.level_values, ops.level_sums
     u_rows = lv(u1)
     zr = z[:, rows]  # z_i,rho_t per row and theta entry
-    q = np.column_stack([zr * u_rows[:, cols], x])
+    # Column-major (n, p) arrays: their level sums (reduceat down the rows) run 2-3x faster.
+    q = np.empty((n, p), order="F")
+    q[:, :n_theta] = zr * u_rows[:, cols]
+    q[:, n_theta:] = x
     n1 = u1.shape[0]
     # H_j^{-1} = L_j^{-T} L_j^{-1} from the mode's factor (H_j = L_j L_j'), and S_j = sum w z z'
     # (the factor's cross products: for the logit the Newton weights are the observed ones).
@@ -526,7 +532,7 @@ def block_hessian_part(
         f_p[:, cols[t], t] -= rz[:, t]
     u_p = -hinv @ f_p
     u_p_rows = lv(u_p)
-    e = q.copy()
+    e = q.copy(order="F")
     for c in range(k):
         e += a[:, c, None] * u_p_rows[:, c, :]
     penalized = 2.0 * (q.T @ (w[:, None] * q) + np.einsum("jkp,jkq->pq", f_p, u_p))
