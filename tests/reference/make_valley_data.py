@@ -1,7 +1,8 @@
 """Write the nearly singular random-slope data sets of tests/test_optimize.py:
 
     python make_valley_data.py     # polar_valley_k2.csv, polar_valley_k3.csv,
-                                   # probit_vanishing_slope.csv, ar1_saturated.csv (here)
+                                   # probit_vanishing_slope.csv, ar1_saturated.csv,
+                                   # saddle_shifted_slope.csv (here)
 
 Binomial counts of 1-3 trials per row, simulated with numpy's default_rng: group intercept SD
 0 and random slopes, so that the fitted intercept SD is near zero and the correlations are
@@ -69,8 +70,31 @@ def ar1_saturated(seed: int = 18) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "f": m - y, "x": x, "id": ids, "t": t})
 
 
+def shifted_slope(seed: int = 5) -> pd.DataFrame:
+    """0/1 responses of 9 groups fitted as y ~ x + f + (1 + x | g), x shifted and scaled (10 x
+    + 3, so that the intercept is far from the data): the estimate has the intercept SD small
+    and perfectly correlated with the slope, and a search can stop on the saddle with the
+    intercept SD at zero and the slope's column of Lambda turned freely (the draws are those
+    of a sweep's generator, some unused)."""
+    rng = np.random.default_rng([seed, 1])
+    ng, per = int(rng.integers(5, 40)), int(rng.integers(3, 30))
+    n = ng * per
+    grp = np.repeat(np.arange(ng), per)
+    x = rng.standard_normal(n)
+    f = rng.choice(["a", "b", "c"], n)
+    rng.integers(0, int(rng.integers(3, 15)), n)
+    rng.integers(0, 3, n)
+    sd0, sd1 = float(rng.choice([0.0, 0.05, 0.5, 1.5])), float(rng.choice([0.0, 0.3, 1.0]))
+    u0, u1 = rng.standard_normal(ng) * sd0, rng.standard_normal(ng) * sd1
+    eta = -0.3 + 0.8 * x + (f == "b") * 0.5 + u0[grp] + u1[grp] * x
+    rng.standard_normal(50), rng.standard_normal((ng, 3)), rng.standard_normal((ng, 4))
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    return pd.DataFrame({"y": y, "x": 10.0 * x + 3.0, "f": f, "g": grp})
+
+
 if __name__ == "__main__":
     valley(8).to_csv(HERE / "polar_valley_k2.csv", index=False)
     valley(101).to_csv(HERE / "polar_valley_k3.csv", index=False)
     probit_slope().to_csv(HERE / "probit_vanishing_slope.csv", index=False)
     ar1_saturated().to_csv(HERE / "ar1_saturated.csv", index=False)
+    shifted_slope().to_csv(HERE / "saddle_shifted_slope.csv", index=False)

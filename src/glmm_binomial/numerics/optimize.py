@@ -991,12 +991,30 @@ def held_check(
 ) -> tuple[str, int | None]:
     """Why a point that passed optimum_check over its free parameters is no minimum along a
     theta entry held at the boundary (a variance at zero), and that entry; ("", None) when
-    none. The deviance along entry j is about g_j t + H_jj t^2 / 2 (whitened units): it falls
-    by more than control.decrement_tol where H_jj < -control.saddle_tol (a saddle: at an exact
-    zero the deviance is even in the entry, g_j = 0, and only the curvature shows it) or where
-    H_jj > 0 and g_j^2 / (2 H_jj) exceeds decrement_tol."""
-    for j in np.flatnonzero(~free[:n_theta]):
+    none. Moving entry j off the boundary by t while the free coordinates follow at their
+    optimum, the deviance changes by about g t + h t^2 / 2 (whitened units), with g and h
+    entry j's gradient and curvature net of the free coordinates' (g_j - H_jf H_ff^{-1} g_f,
+    the Schur complement H_jj - H_jf H_ff^{-1} H_fj): it falls by more than
+    control.decrement_tol where h < -control.saddle_tol (a saddle: at an exact zero the
+    deviance is even in the entry, g_j = 0, and only the curvature shows it) or where h > 0
+    and g^2 / (2 h) exceeds decrement_tol. The free coordinates count: with a variance at
+    zero, the entries below it in its column of Lambda can turn freely (the deviance flat
+    along them), and the saddle lies across the two (a covariance with nothing to covary)."""
+    held = np.flatnonzero(~free[:n_theta])
+    free_index = np.flatnonzero(free)
+    factor = None
+    if len(held) and len(free_index):
+        try:
+            factor = cholesky_upper(hessian[np.ix_(free_index, free_index)])
+        except (np.linalg.LinAlgError, ValueError):
+            factor = None  # not verified over the free coordinates: their coupling unknown
+    for j in held:
         g, h = float(grad[j]), float(hessian[j, j])
+        if factor is not None:
+            coupling = hessian[free_index, j]
+            solved = cho_solve_upper(factor, coupling)
+            g -= float(solved @ grad[free_index])
+            h -= float(coupling @ solved)
         if h < -control.saddle_tol or (h > 0.0 and g * g / (2.0 * h) > control.decrement_tol):
             return (
                 f"the deviance falls away from the boundary along theta[{j}], held there "

@@ -1,0 +1,27 @@
+# Reference fits of a random slope whose intercept SD is small and perfectly correlated with
+# the slope (tests/test_optimize.py):
+#   Rscript make_saddle_slope.R > saddle_shifted_slope.json
+# saddle_shifted_slope.csv (make_valley_data.py) has x = 10 x0 + 3; the same model on x0 =
+# (x - 3) / 10 has the same maximum likelihood (an affine change of a random slope's covariate
+# leaves an unstructured covariance's fit unchanged).
+suppressMessages({library(lme4); library(glmmTMB); library(jsonlite)})
+d <- read.csv("saddle_shifted_slope.csv")
+d$g <- factor(d$g)
+d$f <- factor(d$f)
+d$x0 <- (d$x - 3) / 10
+loglik <- function(expr) {
+  fitted <- tryCatch(suppressWarnings(suppressMessages(expr)), error = function(e) e)
+  if (inherits(fitted, "error")) return(list(loglik = NULL, error = conditionMessage(fitted)))
+  list(loglik = as.numeric(logLik(fitted)), error = NULL)
+}
+fits <- function(f) list(
+  glmer = loglik(glmer(f, data = d, family = binomial)),
+  glmmTMB = loglik(glmmTMB(f, data = d, family = binomial))
+)
+cat(toJSON(list(
+  r = R.version.string, lme4 = as.character(packageVersion("lme4")),
+  glmmTMB = as.character(packageVersion("glmmTMB")),
+  data = "saddle_shifted_slope.csv",
+  shifted = c(list(model = "y ~ x + f + (1 + x | g)"), fits(y ~ x + f + (1 + x | g))),
+  unshifted = c(list(model = "y ~ x0 + f + (1 + x0 | g)"), fits(y ~ x0 + f + (1 + x0 | g)))
+), auto_unbox = TRUE, digits = NA, null = "null", pretty = TRUE), "\n")
