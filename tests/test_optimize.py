@@ -591,6 +591,8 @@ def test_held_check_counts_the_free_coordinates_coupled_to_a_held_entry():
     # The free coordinates' gradient moves the held entry's: g_0 - H_01 g_1 / H_11.
     assert held_check(np.array([0.0, 0.01, 0.0]), stiff, free, 2, CONTROL)[1] is None
     assert held_check(np.array([0.0, 1.0, 0.0]), stiff, free, 2, CONTROL)[1] == 0
+    # net=False: the entry alone, as before the coupling counted.
+    assert held_check(np.zeros(3), hessian, free, 2, CONTROL, net=False) == ("", None)
 
 
 def test_a_saddle_across_a_zero_sd_and_its_column_is_left_for_the_optimum():
@@ -613,3 +615,29 @@ def test_a_saddle_across_a_zero_sd_and_its_column_is_left_for_the_optimum():
             if isinstance(case[peer]["loglik"], float):
                 assert shifted.llf >= case[peer]["loglik"] - 1e-8
     assert shifted.llf > reference["shifted"]["glmer"]["loglik"] + 1e-4
+
+
+def test_a_saddle_the_restarted_search_finds_no_fall_from_is_kept():
+    """The saddle's fall is the quadratic model's, along a direction that bends: where the
+    search restarted off it ends no lower (here: restarted only 1e-6 off zero), the saddle
+    stays the estimate, converged, as before the coupling counted (the restart cost a pass)."""
+    data = pd.read_csv(REFERENCE_DIR / "saddle_shifted_slope.csv")
+    formula = "y ~ x + f + (1 + x | g)"
+    kept = g_fit(formula, data, control=OptimizerControl(zero_start=1e-6))
+    best = g_fit(formula, data)
+    assert kept.converged and kept.singular
+    assert kept.llf < best.llf - 1e-2
+    assert kept.opt_summary.evaluations > 11  # the single pass's count
+
+
+def test_a_flat_saddle_next_to_a_tiny_sd_is_left_for_the_optimum():
+    """Crossed random slopes whose intercept SD is 4e-4 at the optimum: the search stopped at
+    the saddle with the SD at zero, 1e-5 (deviance) above it, where glmer stops too (glmmTMB
+    gives NA). The search restarted off it reaches the optimum of the same model on 5 x - 2."""
+    case = load_reference("saddle_shifted_slope")["crossed"]
+    data = pd.read_csv(REFERENCE_DIR / case["data"])
+    fitted = g_fit(case["model"], data)
+    affine = g_fit(case["model"], data.assign(x=5.0 * data["x"] - 2.0))
+    assert fitted.converged and affine.converged
+    assert fitted.llf == pytest.approx(affine.llf, abs=1e-8)
+    assert fitted.llf > case["glmer"]["loglik"] + 4e-6

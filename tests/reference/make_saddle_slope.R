@@ -1,9 +1,10 @@
-# Reference fits of a random slope whose intercept SD is small and perfectly correlated with
+# Reference fits of random slopes whose intercept SD is small and perfectly correlated with
 # the slope (tests/test_optimize.py):
 #   Rscript make_saddle_slope.R > saddle_shifted_slope.json
 # saddle_shifted_slope.csv (make_valley_data.py) has x = 10 x0 + 3; the same model on x0 =
 # (x - 3) / 10 has the same maximum likelihood (an affine change of a random slope's covariate
-# leaves an unstructured covariance's fit unchanged).
+# leaves an unstructured covariance's fit unchanged). saddle_crossed_slope.csv: binomial
+# counts, cbind(y, m - y) ~ x + (1 + x | g) + (1 | h).
 suppressMessages({library(lme4); library(glmmTMB); library(jsonlite)})
 d <- read.csv("saddle_shifted_slope.csv")
 d$g <- factor(d$g)
@@ -18,10 +19,24 @@ fits <- function(f) list(
   glmer = loglik(glmer(f, data = d, family = binomial)),
   glmmTMB = loglik(glmmTMB(f, data = d, family = binomial))
 )
+crossed_fits <- function() {
+  c2 <- read.csv("saddle_crossed_slope.csv")
+  c2$g <- factor(c2$g)
+  c2$h <- factor(c2$h)
+  f <- cbind(y, m - y) ~ x + (1 + x | g) + (1 | h)
+  list(
+    glmer = loglik(glmer(f, data = c2, family = binomial)),
+    glmmTMB = loglik(glmmTMB(f, data = c2, family = binomial))
+  )
+}
 cat(toJSON(list(
   r = R.version.string, lme4 = as.character(packageVersion("lme4")),
   glmmTMB = as.character(packageVersion("glmmTMB")),
   data = "saddle_shifted_slope.csv",
   shifted = c(list(model = "y ~ x + f + (1 + x | g)"), fits(y ~ x + f + (1 + x | g))),
-  unshifted = c(list(model = "y ~ x0 + f + (1 + x0 | g)"), fits(y ~ x0 + f + (1 + x0 | g)))
+  unshifted = c(list(model = "y ~ x0 + f + (1 + x0 | g)"), fits(y ~ x0 + f + (1 + x0 | g))),
+  crossed = c(
+    list(data = "saddle_crossed_slope.csv", model = "cbind(y, m - y) ~ x + (1 + x | g) + (1 | h)"),
+    crossed_fits()
+  )
 ), auto_unbox = TRUE, digits = NA, null = "null", pretty = TRUE), "\n")

@@ -2,7 +2,7 @@
 
     python make_valley_data.py     # polar_valley_k2.csv, polar_valley_k3.csv,
                                    # probit_vanishing_slope.csv, ar1_saturated.csv,
-                                   # saddle_shifted_slope.csv (here)
+                                   # saddle_shifted_slope.csv, saddle_crossed_slope.csv
 
 Binomial counts of 1-3 trials per row, simulated with numpy's default_rng: group intercept SD
 0 and random slopes, so that the fitted intercept SD is near zero and the correlations are
@@ -92,9 +92,33 @@ def shifted_slope(seed: int = 5) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": 10.0 * x + 3.0, "f": f, "g": grp})
 
 
+def crossed_slope(seed: int = 63) -> pd.DataFrame:
+    """Binomial counts (1-5 trials) of 19 groups g crossed with 3 groups h, fitted as
+    cbind(y, m - y) ~ x + (1 + x | g) + (1 | h): the intercept SD of g is 4e-4 at the optimum,
+    perfectly correlated with the slope, and the deviance between that and the saddle with
+    the SD at zero (the slope's row of Lambda turned to its diagonal) differs by 1e-5 (the
+    draws are those of a sweep's generator, some unused)."""
+    rng = np.random.default_rng([seed, 0, 3])
+    ng, per = int(rng.integers(5, 35)), int(rng.integers(4, 25))
+    n = ng * per
+    grp = np.repeat(np.arange(ng), per)
+    x, x2 = rng.standard_normal(n), rng.standard_normal(n)
+    h = rng.integers(0, int(rng.integers(3, 12)), n)
+    a, b = grp % max(2, ng // 4), rng.integers(0, 3, n)
+    sd = rng.choice([0.0, 0.2, 0.8], size=4)
+    eta = -0.3 + 0.7 * x + 0.3 * x2 + sd[0] * rng.standard_normal(ng)[grp]
+    eta += sd[1] * rng.standard_normal(ng)[grp] * x
+    eta += sd[2] * rng.standard_normal(20)[h] + sd[3] * rng.standard_normal((50, 3))[a, b]
+    rng.standard_normal((ng, 3))
+    m = rng.integers(1, 6, n)
+    y = rng.binomial(m, 1 / (1 + np.exp(-eta)))
+    return pd.DataFrame({"y": y, "m": m, "x": x, "g": grp, "h": h})
+
+
 if __name__ == "__main__":
     valley(8).to_csv(HERE / "polar_valley_k2.csv", index=False)
     valley(101).to_csv(HERE / "polar_valley_k3.csv", index=False)
     probit_slope().to_csv(HERE / "probit_vanishing_slope.csv", index=False)
     ar1_saturated().to_csv(HERE / "ar1_saturated.csv", index=False)
     shifted_slope().to_csv(HERE / "saddle_shifted_slope.csv", index=False)
+    crossed_slope().to_csv(HERE / "saddle_crossed_slope.csv", index=False)

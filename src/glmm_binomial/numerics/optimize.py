@@ -14,7 +14,8 @@ and a variance that it leaves just above zero on a flat deviance is held at zero
 worse (newton_polish). converged is reported only
 when the end point passes optimum_check: finite deviance and gradient, the Hessian of the free
 parameters positive definite, and a Newton decrement below OptimizerControl.decrement_tol;
-and held_check along each variance held at zero (no descent away from the boundary).
+and held_check along each variance held at zero (no descent away from the boundary, the free
+parameters following).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -89,10 +91,12 @@ class OptimizerControl:
         search leaves an exact zero, where the deviance is even in the entry).
     saturation_start: a given start with a structured covariance's correlation within
         boundary_tol of an end of its range starts it this far inside (off_boundary).
-    saddle_tol: a theta entry held at the boundary (a variance at zero) whose diagonal entry
-        of the final Hessian (whitened units) is below -saddle_tol marks a saddle point
-        (held_check): the search goes on once from the entry at zero_start, and the fit is
-        not converged if it ends at one again.
+    saddle_tol: a theta entry held at the boundary (a variance at zero) whose curvature in
+        the final Hessian (whitened units; net of the free coordinates', the Schur
+        complement) is below -saddle_tol marks a saddle point (held_check): the search goes
+        on once from the entry at zero_start, and the fit is not converged if it ends at one
+        again. A saddle only through the free coordinates is kept (converged) when the search
+        from zero_start ends no lower by decrement_tol.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
@@ -506,6 +510,19 @@ class Estimates:
     summary: OptSummary
 
 
+class SearchEnd(NamedTuple):
+    """Where a pass of minimize_deviance's search ended (whitened): the point, its deviance,
+    gradient and Hessian, the free coordinates, whether the polish stepped, the message."""
+
+    z: FloatArray
+    value: float
+    grad: FloatArray
+    hessian: FloatArray
+    free: NDArray[np.bool_]
+    polished: bool
+    message: str
+
+
 def minimize_deviance(
     data: ModelData,
     deviance_and_gradient: DevianceAndGradient,
@@ -657,7 +674,11 @@ def minimize_deviance(
     # singular covariance makes a valley curved in Lambda's entries and straight in those.
     polar = PolarRows.of(data) if control.polar_after_iter > 0 else None
     restart = None
-    for gtol in (control.gtol, control.fallback_gtol) if newton is None else ():
+    restarted = False
+    saddle: SearchEnd | None = None
+    passes = [control.gtol, control.fallback_gtol] if newton is None else []
+    while passes:
+        gtol = passes.pop(0)
         if restart is not None:
             z, restart = restart, None
         remaining = control.max_iter - iterations
@@ -703,11 +724,24 @@ def minimize_deviance(
             checked = free.copy()
             checked[:n_theta] |= data.theta_saturated(natural(z)[0], control.boundary_tol)
             failure, held = held_check(grad, hessian_z, checked, n_theta, control)
-            if held is not None:
-                # A saddle: the next pass starts from the entry moved off zero (the end point
-                # stays where it is should there be none).
+            if held is not None and not restarted:
+                # The next pass starts off the saddle (one more if this was the last).
                 restart = np.array(z, dtype=np.float64)
                 restart[held] = (control.zero_start - x0[held]) / scale[held, held]
+                restarted = True
+                passes = passes or [control.fallback_gtol]
+                if held_check(grad, hessian_z, checked, n_theta, control, net=False)[1] is None:
+                    # A saddle only across the free coordinates (a zero SD whose column's
+                    # other entries turn about it on a flat deviance: the direction bends,
+                    # and the quadratic model may promise a fall that is not there): kept
+                    # as the estimate unless the search from off it ends lower.
+                    saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
+        if saddle is not None and restart is None:
+            if not value < saddle.value - control.decrement_tol:
+                z, value, grad, hessian_z, free, polished, message = saddle
+                grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
+                failure = ""
+            saddle = None
         if not failure or not np.isfinite(value) or iterations >= control.max_iter:
             break
         # Not verified after the early hand-over (a variance on its way to zero, where the
@@ -988,6 +1022,7 @@ def held_check(
     free: NDArray[np.bool_],
     n_theta: int,
     control: OptimizerControl,
+    net: bool = True,
 ) -> tuple[str, int | None]:
     """Why a point that passed optimum_check over its free parameters is no minimum along a
     theta entry held at the boundary (a variance at zero), and that entry; ("", None) when
@@ -999,11 +1034,12 @@ def held_check(
     deviance is even in the entry, g_j = 0, and only the curvature shows it) or where h > 0
     and g^2 / (2 h) exceeds decrement_tol. The free coordinates count: with a variance at
     zero, the entries below it in its column of Lambda can turn freely (the deviance flat
-    along them), and the saddle lies across the two (a covariance with nothing to covary)."""
+    along them), and the saddle lies across the two (a covariance with nothing to covary).
+    net=False: the entry alone (g_j, H_jj), the free coordinates held."""
     held = np.flatnonzero(~free[:n_theta])
     free_index = np.flatnonzero(free)
     factor = None
-    if len(held) and len(free_index):
+    if net and len(held) and len(free_index):
         try:
             factor = cholesky_upper(hessian[np.ix_(free_index, free_index)])
         except (np.linalg.LinAlgError, ValueError):
