@@ -355,6 +355,24 @@ def test_a_saturated_correlation_is_held_and_the_fit_is_singular() -> None:
     assert result.llf >= glm.llf - 1e-6
 
 
+def test_a_correlation_run_to_one_past_the_polish_is_held_at_the_end() -> None:
+    """An ar1 fit whose correlation runs to +1 (its parameter past 3,000) while the polish's
+    last Hessian still factored: the final check found it not positive definite by rounding
+    (smallest eigenvalue -7e-15) and reported not converged, where the same rows permuted
+    converged. After the last pass the correlation is held at the end, as the polish holds
+    it: both converge, singular, within 1e-7 in logLik (a metamorphic sweep's case, ar1:24)."""
+    frame = pd.read_csv(REFERENCE / "ar1_near_one.csv")
+    formula = "y ~ x + ar1(0 + tf | g)"
+    permuted = frame.iloc[np.random.default_rng(0).permutation(len(frame))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", g.BoundaryWarning)
+        result, other = g.fit(formula, frame), g.fit(formula, permuted)
+    assert result.converged and other.converged
+    assert result.singular and other.singular
+    assert float(result.varcorr["corr_1"].iloc[1]) > 1 - 1e-4
+    assert result.llf == pytest.approx(other.llf, abs=1e-7)
+
+
 def test_a_refit_from_a_saturated_correlation_leaves_it() -> None:
     """A refit (bootstrap, power) of the ar1 fit held at rho = -1 to data with rho = 0.6 starts
     the correlation at saturation_start inside its range and reaches the fresh fit's optimum;

@@ -719,6 +719,14 @@ def minimize_deviance(
         # near the optimum is converged once the polish has verified it, and a "success" is
         # not unless the point passes the checks.
         failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
+        saturated = data.theta_saturated(natural(z)[0], control.boundary_tol) & free[:n_theta]
+        if failure and not passes and saturated.any():
+            # After the last pass, a correlation at the end of its range that the polish left
+            # free (its last Hessian factored, the deviance flat in it to rounding) is held
+            # there, as the polish holds it. (Earlier, the search goes on: the deviance may
+            # still fall towards the end.)
+            free[:n_theta] &= ~saturated
+            failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
         if not failure:
             # Saturated correlations (held by the polish) are no zero variances to check.
             checked = free.copy()
