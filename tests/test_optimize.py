@@ -24,6 +24,7 @@ from glmm_binomial.numerics.optimize import (
     StartPoint,
     attenuation,
     boundary_points,
+    flat_direction,
     glm_information_and_score,
     glm_start,
     held_check,
@@ -33,6 +34,7 @@ from glmm_binomial.numerics.optimize import (
     newton_search,
     off_zero,
     optimum_check,
+    positive_definite,
     start_curvature,
     start_point,
 )
@@ -445,12 +447,15 @@ def test_boundary_points_zero_one_near_boundary_entry_at_a_time():
 def test_a_vanishing_variance_is_held_at_zero_when_the_deviance_is_flat_there():
     """A probit slope model whose search ends with a diagonal entry of Lambda at 1.2e-4 (just
     above boundary_tol) where the finite-difference Hessian is indefinite: the polish takes the
-    point with it at zero (no worse), which verifies as a singular fit."""
+    point with it at zero (no worse), which verifies as a singular fit. Without the snap the
+    point is only accepted as flat (no trial along the direction falls: flat_direction), not
+    singular."""
     data = pd.read_csv(REFERENCE_DIR / "probit_vanishing_slope.csv")
     formula = "cbind(y, f) ~ x + x2 + (1 + x | g)"
     snapped = g_fit(formula, data, link="probit")
     kept = g_fit(formula, data, link="probit", control=OptimizerControl(snap_tol=0.0))
-    assert not kept.converged and 1e-4 < kept.theta[2] < 1e-3
+    assert kept.converged and "flat direction" in kept.opt_summary.message
+    assert not kept.singular and 1e-4 < kept.theta[2] < 1e-3
     assert snapped.converged and snapped.singular and snapped.theta[2] == 0.0
     assert snapped.llf >= kept.llf - 1e-8
 
@@ -628,6 +633,59 @@ def test_a_saddle_the_restarted_search_finds_no_fall_from_is_kept():
     assert kept.converged and kept.singular
     assert kept.llf < best.llf - 1e-2
     assert kept.opt_summary.evaluations > 11  # the single pass's count
+
+
+@pytest.mark.parametrize("case", ["flat", "crossed_flat"])
+def test_a_last_pass_ending_on_an_indefinite_hessian_is_settled(case):
+    """Two sets of a metamorphic sweep, x shifted to 10 x + 3, whose last pass ended where the
+    free Hessian is not positive definite (not converged, where the same model on x
+    converged). "flat": its smallest eigenvalue -8e-5 (whitened) along a diagonal entry of
+    Lambda at 0.002, no trial step along it falls (flat_direction): converged, the logLik of
+    the fit on x within 1e-7. "crossed_flat": an intercept SD held at zero next to a flat
+    direction (its column's other entry turning about it), 1.6e-3 below the optimum, where
+    glmer stops too: the search goes on from off the boundary and reaches the fit on x's
+    optimum. Both at or above glmer's and glmmTMB's logLik on the shifted x."""
+    reference = load_reference("saddle_shifted_slope")[case]
+    data = pd.read_csv(REFERENCE_DIR / reference["data"])
+    on_x = g_fit(reference["model"], data)
+    shifted = g_fit(reference["model"], data.assign(x=10.0 * data["x"] + 3.0))
+    assert on_x.converged and shifted.converged
+    assert shifted.llf == pytest.approx(on_x.llf, abs=1e-7)
+    for peer in ("glmer", "glmmTMB"):
+        assert shifted.llf >= reference[peer]["loglik"] - 1e-8
+    if case == "flat":
+        assert "flat direction" in shifted.opt_summary.message
+    else:
+        assert shifted.llf > reference["glmer"]["loglik"] + 1e-3
+
+
+def test_flat_direction_steps_along_the_smallest_eigenvalue():
+    """A tiny negative eigenvalue with the deviance rising beyond it (quartic): flat, no
+    point; a clear negative one: the lowest trial; a negative eigenvalue beyond saddle_tol
+    where no trial falls: neither. positive_definite reads the Cholesky factor."""
+    free = np.array([True, True])
+
+    def quartic(curvature: float, quartic: float):
+        def fun(z):
+            value = 0.5 * curvature * z[0] ** 2 + 0.5 * z[1] ** 2 + quartic * z[0] ** 4
+            grad = np.array([curvature * z[0] + 4 * quartic * z[0] ** 3, z[1]])
+            return value, grad
+
+        return fun
+
+    z, grad = np.zeros(2), np.zeros(2)
+    flat = np.diag([-5e-5, 1.0])
+    assert flat_direction(quartic(-5e-5, 1.0), z, 0.0, grad, flat, free, CONTROL) == (None, True)
+    falls = np.diag([-0.1, 1.0])
+    point, is_flat = flat_direction(quartic(-0.1, 1e-4), z, 0.0, grad, falls, free, CONTROL)
+    assert point is not None and not is_flat and abs(point[0]) == 3.0 and point[1] == 0.0
+    steep = np.diag([-5e-3, 1.0])
+    assert flat_direction(quartic(-5e-3, 10.0), z, 0.0, grad, steep, free, CONTROL) == (
+        None,
+        False,
+    )
+    assert positive_definite(np.eye(2)) and not positive_definite(flat)
+    assert positive_definite(np.zeros((0, 0)))
 
 
 def test_a_flat_saddle_next_to_a_tiny_sd_is_left_for_the_optimum():

@@ -29,6 +29,19 @@ crossed_fits <- function() {
     glmmTMB = loglik(glmmTMB(f, data = c2, family = binomial))
   )
 }
+# Two sets of a metamorphic sweep (bench/metamorphic.py, slope:41 and crossed_slope:42) with
+# x shifted as the sweep shifts it (10 x + 3): our search had ended where the free Hessian is
+# flat to rounding (the first) or at a saddle next to a flat direction (the second).
+shifted_fits <- function(file, f, factors) {
+  d2 <- read.csv(file)
+  for (name in factors) d2[[name]] <- factor(d2[[name]])
+  d2$x <- 10 * d2$x + 3
+  list(
+    data = file, model = deparse(f), x = "10 x + 3",
+    glmer = loglik(glmer(f, data = d2, family = binomial)),
+    glmmTMB = loglik(glmmTMB(f, data = d2, family = binomial))
+  )
+}
 cat(toJSON(list(
   r = R.version.string, lme4 = as.character(packageVersion("lme4")),
   glmmTMB = as.character(packageVersion("glmmTMB")),
@@ -38,5 +51,9 @@ cat(toJSON(list(
   crossed = c(
     list(data = "saddle_crossed_slope.csv", model = "cbind(y, m - y) ~ x + (1 + x | g) + (1 | h)"),
     crossed_fits()
+  ),
+  flat = shifted_fits("flat_slope.csv", y ~ x + f + (1 + x | g), c("f", "g")),
+  crossed_flat = shifted_fits(
+    "saddle_crossed_slope_flat.csv", cbind(y, m - y) ~ x + (1 + x | g) + (1 | h), c("g", "h")
   )
 ), auto_unbox = TRUE, digits = NA, null = "null", pretty = TRUE), "\n")

@@ -676,6 +676,7 @@ def minimize_deviance(
     restart = None
     restarted = False
     saddle: SearchEnd | None = None
+    unverified: SearchEnd | None = None
     passes = [control.gtol, control.fallback_gtol] if newton is None else []
     while passes:
         gtol = passes.pop(0)
@@ -744,12 +745,42 @@ def minimize_deviance(
                     # and the quadratic model may promise a fall that is not there): kept
                     # as the estimate unless the search from off it ends lower.
                     saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
+        elif not passes and not restarted and not positive_definite(hessian_z[np.ix_(free, free)]):
+            # The last pass ended where the free Hessian is not positive definite.
+            checked = free.copy()
+            checked[:n_theta] |= data.theta_saturated(natural(z)[0], control.boundary_tol)
+            held_entries = np.flatnonzero(~checked[:n_theta])
+            restart = None
+            if held_entries.size:
+                # A zero SD next to a flat direction (its column's other entries turning
+                # about it): the saddle held_check weighs, but without a factor of the free
+                # Hessian. The search goes on from off the boundary; the lower end is kept.
+                restart = np.array(z, dtype=np.float64)
+                restart[held_entries] = (control.zero_start - x0[held_entries]) / np.diag(scale)[
+                    held_entries
+                ]
+                unverified = SearchEnd(z, value, grad, hessian_z, free, polished, failure)
+            else:
+                lower, flat = flat_direction(fun, z, value, grad, hessian_z, free, control)
+                if lower is not None:
+                    restart = lower
+                elif flat:
+                    failure = ""
+                    message += " (a flat direction: no fall along it)"
+            if restart is not None:
+                restarted = True
+                passes = [control.fallback_gtol]
         if saddle is not None and restart is None:
             if not value < saddle.value - control.decrement_tol:
                 z, value, grad, hessian_z, free, polished, message = saddle
                 grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
                 failure = ""
             saddle = None
+        if unverified is not None and restart is None:
+            if failure and value > unverified.value:
+                z, value, grad, hessian_z, free, polished, failure = unverified
+                grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
+            unverified = None
         if not failure or not np.isfinite(value) or iterations >= control.max_iter:
             break
         # Not verified after the early hand-over (a variance on its way to zero, where the
@@ -1066,6 +1097,55 @@ def held_check(
                 int(j),
             )
     return "", None
+
+
+def positive_definite(matrix: FloatArray) -> bool:
+    """Whether a symmetric matrix has a Cholesky factor (True for an empty one)."""
+    try:
+        cholesky_upper(matrix)
+    except (np.linalg.LinAlgError, ValueError):
+        return False
+    return True
+
+
+FLAT_STEPS = (0.1, 0.3, 1.0, 3.0)
+"""flat_direction's trial steps (whitened units, both signs) along the eigenvector of the
+smallest eigenvalue."""
+
+
+def flat_direction(
+    fun: Callable[[FloatArray], tuple[float, FloatArray]],
+    z: FloatArray,
+    value: float,
+    grad: FloatArray,
+    hessian: FloatArray,
+    free: NDArray[np.bool_],
+    control: OptimizerControl,
+) -> tuple[FloatArray | None, bool]:
+    """At a point z (deviance value, gradient, Hessian, whitened) whose free Hessian is not
+    positive definite: trial steps of FLAT_STEPS along the eigenvector of its smallest
+    eigenvalue. (the lowest trial, False) when one lies below value by more than
+    control.decrement_tol (the search goes on from it); else (None, flat): flat when that
+    eigenvalue is above -control.saddle_tol and the Newton decrement on the Hessian with its
+    eigenvalues raised to saddle_tol is at most decrement_tol, a direction the deviance is
+    flat along (to rounding: the mode is found to a tolerance) with no fall seen on it."""
+    index = np.flatnonzero(free)
+    eigenvalues, vectors = np.linalg.eigh(hessian[np.ix_(index, index)])
+    direction = np.zeros(len(z))
+    direction[index] = vectors[:, 0]
+    best, best_value = None, value - control.decrement_tol
+    for step in FLAT_STEPS:
+        for sign in (1.0, -1.0):
+            point = z + sign * step * direction
+            trial = fun(point)[0]
+            if trial < best_value:
+                best, best_value = point, trial
+    if best is not None:
+        return best, False
+    along = vectors.T @ grad[index]
+    decrement = 0.5 * float(np.sum(along**2 / np.maximum(eigenvalues, control.saddle_tol)))
+    flat = bool(eigenvalues[0] >= -control.saddle_tol and decrement <= control.decrement_tol)
+    return None, flat
 
 
 def optimum_check(
