@@ -355,13 +355,18 @@ def test_a_saturated_correlation_is_held_and_the_fit_is_singular() -> None:
     assert result.llf >= glm.llf - 1e-6
 
 
-def test_a_correlation_run_to_one_past_the_polish_is_held_at_the_end() -> None:
-    """An ar1 fit whose correlation runs to +1 (its parameter past 3,000) while the polish's
-    last Hessian still factored: the final check found it not positive definite by rounding
-    (smallest eigenvalue -7e-15) and reported not converged, where the same rows permuted
-    converged. After the last pass the correlation is held at the end, as the polish holds
-    it: both converge, singular, within 1e-7 in logLik (a metamorphic sweep's case, ar1:24)."""
-    frame = pd.read_csv(REFERENCE / "ar1_near_one.csv")
+@pytest.mark.parametrize("name", ["ar1_near_one", "ar1_near_one_slack"])
+def test_a_correlation_run_to_one_past_the_polish_is_held_at_the_end(name: str) -> None:
+    """ar1 fits whose correlation runs to +1 (its parameter past 1,000), two cases of a
+    metamorphic sweep where the same rows permuted converged and these did not:
+    ar1_near_one (ar1:24): the polish's last Hessian still factored, and the final check
+    found it not positive definite by rounding (smallest eigenvalue -7e-15); after the last
+    pass the correlation is now held at the end, as the polish holds it.
+    ar1_near_one_slack (ar1:104): the polish held the correlation on its last allowed step,
+    leaving the other coordinates a Newton decrement of 1.1e-6 (> decrement_tol); holding
+    it no longer uses up a Newton step (polish_max_steps counts steps taken).
+    Both converge, singular, within 1e-7 in logLik of the permuted rows' fit."""
+    frame = pd.read_csv(REFERENCE / f"{name}.csv")
     formula = "y ~ x + ar1(0 + tf | g)"
     permuted = frame.iloc[np.random.default_rng(0).permutation(len(frame))]
     with warnings.catch_warnings():

@@ -974,7 +974,10 @@ def newton_polish(
     hessian_z = hessian_at(z, grad)
     polished = False
     snapped = False
-    for _ in range(control.polish_max_steps):
+    steps = 0
+    # Only Newton steps count against polish_max_steps: a variance snapped to zero or a
+    # correlation held at its end leaves the other coordinates still to be polished.
+    while steps < control.polish_max_steps:
         hf = hessian_z[np.ix_(free, free)]
         try:
             chol = cholesky_upper(hf)
@@ -1002,6 +1005,7 @@ def newton_polish(
             continue
         step = np.zeros_like(z)
         step[free] = -cho_solve_upper(chol, grad[free])
+        steps += 1
         trial = z + step
         trial_value, trial_grad = fun(trial)
         # Within polish_noise_tol the deviance cannot tell (the mode is found to a tolerance):
