@@ -422,3 +422,24 @@ def test_snaps_and_the_correlation_without_two_sds() -> None:
         (0, 0.0, 0.005),
         (2, 0.0, 2e-3),
     ]
+
+
+def test_a_turned_column_is_folded_into_the_later_ones() -> None:
+    """Unstructured.turned: a column whose diagonal entry is below tol but not the entries
+    below it is zeroed and the trailing block refactored: Lambda Lambda' as with that
+    diagonal entry at zero, lower triangular with a non-negative diagonal. None without such
+    a column (and for the structures without a free column)."""
+    tol = 1e-4
+    us = Unstructured(3)
+    theta = np.array([2.6e-5, 0.097, -0.71, 0.102, -0.747, 0.0])
+    folded = us.turned(theta, tol)
+    assert folded is not None
+    lam, new = us.lambda_matrix(theta), us.lambda_matrix(folded)
+    lam[0, 0] = 0.0
+    np.testing.assert_allclose(new @ new.T, lam @ lam.T, atol=1e-15)
+    assert np.all(new[:, 0] == 0.0) and np.all(np.diag(new) >= 0.0)
+    assert np.all(np.triu(new, 1) == 0.0)
+    assert new[2, 2] > tol  # the second slope takes the turned share off the boundary
+    assert us.turned(np.array([1.0, 0.5, 0.2, 1.0, 0.3, 1.0]), tol) is None
+    assert us.turned(np.array([0.0, 1e-6, 0.0, 1.0, 0.3, 1.0]), tol) is None
+    assert Ar1(3).turned(np.array([np.log(1e-6), 0.5]), tol) is None

@@ -642,9 +642,9 @@ def test_a_last_pass_ending_on_an_indefinite_hessian_is_settled(case):
     converged). "flat": its smallest eigenvalue -8e-5 (whitened) along a diagonal entry of
     Lambda at 0.002, no trial step along it falls (flat_direction): converged, the logLik of
     the fit on x within 1e-7. "crossed_flat": an intercept SD held at zero next to a flat
-    direction (its column's other entry turning about it), 1.6e-3 below the optimum, where
-    glmer stops too: the search goes on from off the boundary and reaches the fit on x's
-    optimum. Both at or above glmer's and glmmTMB's logLik on the shifted x."""
+    direction (its column's other entry turning about it), 1.6e-3 below the optimum: the
+    search goes on from off the boundary and reaches the fit on x's optimum. Both at or above
+    glmer's and glmmTMB's logLik on the shifted x."""
     reference = load_reference("saddle_shifted_slope")[case]
     data = pd.read_csv(REFERENCE_DIR / reference["data"])
     on_x = g_fit(reference["model"], data)
@@ -655,8 +655,33 @@ def test_a_last_pass_ending_on_an_indefinite_hessian_is_settled(case):
         assert shifted.llf >= reference[peer]["loglik"] - 1e-8
     if case == "flat":
         assert "flat direction" in shifted.opt_summary.message
-    else:
-        assert shifted.llf > reference["glmer"]["loglik"] + 1e-3
+
+
+@pytest.mark.parametrize("case", ["rotated", "turned"])
+def test_three_columns_at_the_boundary_reach_the_optimum(case):
+    """Two metamorphic sweep sets of y ~ x + x2 + (1 + x + x2 | g) whose fit on x fell short
+    of the fit on 10 x + 3 (the same maximum likelihood). "rotated": the last pass ended
+    with x's own SD held at zero and a nearly singular free Hessian (Newton decrement 1.7e-5:
+    not converged); the search now goes on from off the boundary. "turned": the intercept SD
+    at zero with its column's other entries turned into the second column, every check
+    passed, 7.8e-3 below the optimum in logLik, where glmer stops too: folded into the later
+    columns (turned_fall) the column shows the fall, and the search goes on from it. Both
+    converge within 1e-7 of the fit on 10 x + 3, at or above glmer's and glmmTMB's logLik
+    (glmmTMB NA on "turned")."""
+    reference = load_reference("saddle_shifted_slope")
+    entry = reference[case]
+    data = pd.read_csv(REFERENCE_DIR / entry["data"])
+    fitted = g_fit(entry["model"], data)
+    shifted = g_fit(entry["model"], data.assign(x=10.0 * data["x"] + 3.0))
+    assert fitted.converged and shifted.converged
+    assert fitted.llf == pytest.approx(shifted.llf, abs=1e-7)
+    peers = [entry] + ([reference["turned_shifted"]] if case == "turned" else [])
+    for peer_entry in peers:
+        for peer in ("glmer", "glmmTMB"):
+            if isinstance(peer_entry[peer]["loglik"], float):
+                assert fitted.llf >= peer_entry[peer]["loglik"] - 1e-8
+    if case == "turned":
+        assert fitted.llf > entry["glmer"]["loglik"] + 5e-3
 
 
 def test_flat_direction_steps_along_the_smallest_eigenvalue():

@@ -25,6 +25,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -95,6 +96,16 @@ class CovarianceStructure(ABC):
         """theta with a saturated correlation (within `tol` of an end of its range) moved to
         `margin` inside it; theta itself for the structures without a correlation."""
         return np.array(theta, dtype=np.float64)
+
+    def turned(self, theta: FloatArray, tol: float) -> FloatArray | None:
+        """theta with each column of Lambda whose diagonal entry is at the boundary (below
+        `tol`) while an entry below it is not (|entry| >= tol) folded into the later columns,
+        or None when there is none. Such a column adds c c' to the trailing block only, and
+        turns with the later columns on a flat deviance; folded, the column is zero (its
+        diagonal entry put at 0) and the trailing block is refactored to the same
+        covariance, the canonical factor of that covariance. Only unstructured terms have
+        such columns."""
+        return None
 
     def parameter_entries(self) -> tuple[tuple[int, int], ...]:
         """The covariance entries that the model's parameters are reported as, one per theta
@@ -171,6 +182,26 @@ class Unstructured(CovarianceStructure):
             if values[(rows == c) & (cols == c)][0] < 0:
                 values[cols == c] *= -1.0
         return values
+
+    def turned(self, theta: FloatArray, tol: float) -> FloatArray | None:
+        lam = self.lambda_matrix(np.asarray(theta, dtype=np.float64))
+        folded = False
+        for c in range(self.k - 1):
+            below = lam[c + 1 :, c]
+            if not (abs(lam[c, c]) < tol and np.max(np.abs(below)) >= tol):
+                continue
+            # [T, c] [T, c]' = T T' + c c' = R' R for R of the QR of [T, c]': R' is lower
+            # triangular, its columns' signs made the diagonal's non-negative.
+            stacked = np.column_stack([lam[c + 1 :, c + 1 :], below]).T
+            r = cast(FloatArray, np.linalg.qr(stacked, mode="r"))
+            signs = np.where(np.diag(r) < 0.0, -1.0, 1.0)
+            lam[c + 1 :, c + 1 :] = r.T * signs[None, :]
+            lam[c:, c] = 0.0
+            folded = True
+        if not folded:
+            return None
+        rows, cols = self._indices
+        return np.asarray(lam[rows, cols], dtype=np.float64)
 
 
 SD_FLOOR = 1e-300

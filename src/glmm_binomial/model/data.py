@@ -215,6 +215,19 @@ class ModelData:
         starts.append(np.zeros(self.family.n_parameters))
         return np.concatenate(starts).astype(np.float64)
 
+    def theta_turned(self, theta: FloatArray, tol: float) -> FloatArray | None:
+        """theta with each unstructured term's columns at the boundary but not zero below
+        it folded into the later columns (CovarianceStructure.turned: the same covariances
+        but for those diagonal entries, now 0), or None when no term has such a column."""
+        out = np.array(theta, dtype=np.float64)
+        folded = False
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            turned = b.covariance.turned(out[s], tol)
+            if turned is not None:
+                out[s] = turned
+                folded = True
+        return out if folded else None
+
     def canonical_theta(self, theta: FloatArray) -> FloatArray:
         """theta in each structure's canonical form (the same covariances)."""
         out = np.array(theta, dtype=np.float64)

@@ -745,22 +745,33 @@ def minimize_deviance(
                     # and the quadratic model may promise a fall that is not there): kept
                     # as the estimate unless the search from off it ends lower.
                     saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
-        elif not passes and not restarted and not positive_definite(hessian_z[np.ix_(free, free)]):
-            # The last pass ended where the free Hessian is not positive definite.
+            elif held is None and not restarted:
+                lower = turned_fall(data, fun, natural, scale, x0, z, value, hessian_at, control)
+                if lower is not None:
+                    # A zero SD whose column turned into the later ones hid a fall (seen
+                    # only once the column is folded): the search goes on from the lower
+                    # point, this one kept unless it ends lower.
+                    saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
+                    restart, restarted = lower, True
+                    passes = passes or [control.fallback_gtol]
+                    failure = "a turned column of Lambda at the boundary hid a fall"
+        elif not passes and not restarted:
+            # The last pass ended unverified.
             checked = free.copy()
             checked[:n_theta] |= data.theta_saturated(natural(z)[0], control.boundary_tol)
             held_entries = np.flatnonzero(~checked[:n_theta])
             restart = None
             if held_entries.size:
                 # A zero SD next to a flat direction (its column's other entries turning
-                # about it): the saddle held_check weighs, but without a factor of the free
-                # Hessian. The search goes on from off the boundary; the lower end is kept.
+                # about it, the free Hessian indefinite or nearly singular): the saddle
+                # held_check weighs, but without a verified point. The search goes on from
+                # off the boundary; the lower end is kept.
                 restart = np.array(z, dtype=np.float64)
                 restart[held_entries] = (control.zero_start - x0[held_entries]) / np.diag(scale)[
                     held_entries
                 ]
                 unverified = SearchEnd(z, value, grad, hessian_z, free, polished, failure)
-            else:
+            elif not positive_definite(hessian_z[np.ix_(free, free)]):
                 lower, flat = flat_direction(fun, z, value, grad, hessian_z, free, control)
                 if lower is not None:
                     restart = lower
@@ -967,7 +978,7 @@ def newton_polish(
         # A column of Lambda changed sign: back to z (the search's own point is kept
         # otherwise, whose deviance and gradient are at hand: no second mode search).
         theta = canonical
-        z = np.asarray(np.linalg.solve(scale, np.concatenate([theta, beta]) - x0), dtype=np.float64)
+        z = whitened(scale, x0, theta, beta)
     free = np.ones(len(z), dtype=bool)
     free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
     value, grad = fun(z)
@@ -1115,6 +1126,53 @@ def positive_definite(matrix: FloatArray) -> bool:
 FLAT_STEPS = (0.1, 0.3, 1.0, 3.0)
 """flat_direction's trial steps (whitened units, both signs) along the eigenvector of the
 smallest eigenvalue."""
+
+
+def turned_fall(
+    data: ModelData,
+    fun: Callable[[FloatArray], tuple[float, FloatArray]],
+    natural: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    scale: FloatArray,
+    x0: FloatArray,
+    z: FloatArray,
+    value: float,
+    hessian_at: Callable[[FloatArray, FloatArray], FloatArray],
+    control: OptimizerControl,
+) -> FloatArray | None:
+    """At a verified point (whitened z, deviance value) where a column of an unstructured
+    Lambda has its diagonal entry at the boundary but not the entries below it, a point
+    lower by more than control.decrement_tol, canonical, or None.
+
+    Such a column turns with the later columns on a flat deviance, and with its diagonal
+    entry held no check sees a fall that needs the column turned out of the way first (a
+    zero intercept SD whose slope entries a later column can take over). Folded
+    (ModelData.theta_turned: the same covariance, the column zero), the deviance is even in
+    the column's entries and its Hessian there shows the fall: trial steps along the
+    eigenvector of its smallest eigenvalue over every coordinate (flat_direction), the
+    folded point taken when its deviance is within polish_noise_tol of value."""
+    theta, beta = natural(z)
+    turned = data.theta_turned(theta, control.boundary_tol)
+    if turned is None:
+        return None
+    point = whitened(scale, x0, turned, beta)
+    point_value, point_grad = fun(point)
+    if not point_value <= value + control.polish_noise_tol:
+        return None
+    hessian = hessian_at(point, point_grad)
+    if positive_definite(hessian):
+        return None
+    every = np.ones(len(point), dtype=bool)
+    lower, _ = flat_direction(fun, point, value, point_grad, hessian, every, control)
+    if lower is None:
+        return None
+    theta, beta = natural(lower)
+    return whitened(scale, x0, canonical_theta(data, theta), beta)
+
+
+def whitened(scale: FloatArray, x0: FloatArray, theta: FloatArray, beta: FloatArray) -> FloatArray:
+    """The search's z of (theta, beta): x = x0 + scale z."""
+    x = np.concatenate([theta, beta])
+    return np.asarray(np.linalg.solve(scale, x - x0), dtype=np.float64)
 
 
 def flat_direction(
