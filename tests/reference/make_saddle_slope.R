@@ -32,28 +32,30 @@ crossed_fits <- function() {
 # Two sets of a metamorphic sweep (bench/metamorphic.py, slope:41 and crossed_slope:42) with
 # x shifted as the sweep shifts it (10 x + 3): our search had ended where the free Hessian is
 # flat to rounding (the first) or at a saddle next to a flat direction (the second).
-shifted_fits <- function(file, f, factors) {
+shifted_fits <- function(file, f, factors, family = binomial()) {
   d2 <- read.csv(file)
   for (name in factors) d2[[name]] <- factor(d2[[name]])
   d2$x <- 10 * d2$x + 3
   list(
-    data = file, model = deparse(f), x = "10 x + 3",
-    glmer = loglik(glmer(f, data = d2, family = binomial)),
-    glmmTMB = loglik(glmmTMB(f, data = d2, family = binomial))
+    data = file, model = deparse(f), x = "10 x + 3", link = family$link,
+    glmer = loglik(glmer(f, data = d2, family = family)),
+    glmmTMB = loglik(glmmTMB(f, data = d2, family = family))
   )
 }
 # Two metamorphic sweep sets with three columns (slope3:182, slope3:215). The first has a
 # rank-2 optimum whose x slope's own SD is small (2e-3): our search had ended with it at zero
 # and x2's slope in the third column, unverified (the free Hessian nearly singular). On the
 # second our search (and glmer's) had ended with the intercept SD at zero and its column's
-# other entries turned into the second column, 7.8e-3 below the optimum in logLik.
-plain_fits <- function(file, f, factors) {
+# other entries turned into the second column, 7.8e-3 below the optimum in logLik. Two more
+# (slope3_probit:223, slope3_counts:344) had ended unverified near the optimum: a flat
+# direction next to an SD held at zero, and a valley whose Newton step overshoots.
+plain_fits <- function(file, f, factors, family = binomial()) {
   d2 <- read.csv(file)
   for (name in factors) d2[[name]] <- factor(d2[[name]])
   list(
-    data = file, model = deparse(f),
-    glmer = loglik(glmer(f, data = d2, family = binomial)),
-    glmmTMB = loglik(glmmTMB(f, data = d2, family = binomial))
+    data = file, model = deparse(f), link = family$link,
+    glmer = loglik(glmer(f, data = d2, family = family)),
+    glmmTMB = loglik(glmmTMB(f, data = d2, family = family))
   )
 }
 cat(toJSON(list(
@@ -72,5 +74,11 @@ cat(toJSON(list(
   ),
   rotated = plain_fits("slope3_rotated.csv", y ~ x + x2 + (1 + x + x2 | g), c("g")),
   turned = plain_fits("slope3_turned.csv", y ~ x + x2 + (1 + x + x2 | g), c("g")),
-  turned_shifted = shifted_fits("slope3_turned.csv", y ~ x + x2 + (1 + x + x2 | g), c("g"))
+  turned_shifted = shifted_fits("slope3_turned.csv", y ~ x + x2 + (1 + x + x2 | g), c("g")),
+  probit_flat = plain_fits(
+    "slope3_probit_flat.csv", y ~ x + x2 + (1 + x + x2 | g), c("g"), binomial(link = "probit")
+  ),
+  counts_valley = plain_fits(
+    "slope3_counts_valley.csv", cbind(y, m - y) ~ x + x2 + (1 + x + x2 | g), c("g")
+  )
 ), auto_unbox = TRUE, digits = NA, null = "null", pretty = TRUE), "\n")

@@ -791,6 +791,12 @@ def minimize_deviance(
             if failure and value > unverified.value:
                 z, value, grad, hessian_z, free, polished, failure = unverified
                 grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
+            if failure and not positive_definite(hessian_z[np.ix_(free, free)]):
+                # The search from off the boundary came back no lower: the direction of the
+                # smallest eigenvalue is weighed as without a variance held (flat_direction).
+                if flat_direction(fun, z, value, grad, hessian_z, free, control)[1]:
+                    failure = ""
+                    message += " (a flat direction: no fall along it)"
             unverified = None
         if not failure or not np.isfinite(value) or iterations >= control.max_iter:
             break
@@ -947,6 +953,11 @@ def newton_search(
     )
 
 
+POLISH_CUTS = (0.1, 0.01)
+"""newton_polish's shortened steps (fractions of the Newton step) after a full step that does
+not lower the deviance while its Newton decrement is above decrement_tol."""
+
+
 def newton_polish(
     data: ModelData,
     fun: Callable[[FloatArray], tuple[float, FloatArray]],
@@ -969,7 +980,9 @@ def newton_polish(
     deviance is no worse (polish_noise_tol), the smallest such entry first (boundary_points),
     once: the entry is then held at the boundary like any other zero variance. Failing that, a
     structured covariance's correlation within boundary_tol of an end of its range
-    (ModelData.theta_saturated) is held where it is."""
+    (ModelData.theta_saturated) is held where it is. A full step that does not lower the
+    deviance while the Newton decrement is above decrement_tol is cut to POLISH_CUTS of it,
+    the first that lowers it taken."""
     n_theta = data.n_theta
     z = np.asarray(z, dtype=np.float64)
     theta, beta = natural(z)
@@ -1027,7 +1040,18 @@ def newton_polish(
         if not (
             trial_value < value or (trial_value <= value + control.polish_noise_tol and closer)
         ):
-            break
+            decrement = 0.5 * float(grad[free] @ -step[free])
+            if decrement <= control.decrement_tol:
+                break
+            # A valley the quadratic model cannot see (the full step overshoots its bend).
+            for t in POLISH_CUTS:
+                trial = z + t * step
+                trial_value, trial_grad = fun(trial)
+                if trial_value < value:
+                    break
+            else:
+                break
+            step = t * step
         z, value, grad, polished = trial, trial_value, trial_grad, True
         # A short step leaves the Hessian (used for the standard errors) accurate enough.
         if float(np.abs(step).max()) < control.polish_step_tol:
