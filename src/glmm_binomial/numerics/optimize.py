@@ -745,7 +745,7 @@ def minimize_deviance(
                     # and the quadratic model may promise a fall that is not there): kept
                     # as the estimate unless the search from off it ends lower.
                     saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
-            elif held is None and not restarted:
+            elif held is None and not restarted and iterations < control.max_iter:
                 lower = turned_fall(data, fun, natural, scale, x0, z, value, hessian_at, control)
                 if lower is not None:
                     # A zero SD whose column turned into the later ones hid a fall (seen
