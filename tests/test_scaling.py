@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REFERENCE_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -296,3 +297,22 @@ def test_the_column_statistics_do_not_depend_on_the_chunk(n, shifts, spread, see
         column = x[:, j]
         if n >= 2 and whole.fixed[0, j] != 0.0:
             assert whole.fixed[0, j] == -float(np.mean(column)) * whole.fixed[j, j]
+
+
+def test_the_check_in_user_units_is_not_fooled_by_collinear_columns():
+    """ar1 fit (a metamorphic sweep's case, ar1:174) with x as 1000 x + 5e4: x and the
+    intercept nearly collinear in the user's units. The per-coordinate check |g_j| SE_j
+    (0.0136 for x's coefficient, the intercept's rounding-level gradient times x's mean)
+    reported it not converged at the fit on x's optimum (5e-11 apart); sqrt(g' V g), the same
+    whatever the units, passes it. A gradient that a move of one standard error would turn
+    into a deviance change still fails it."""
+    frame = pd.read_csv(REFERENCE_DIR / "ar1_extreme_units.csv")
+    formula = "y ~ x + ar1(0 + tf | g)"
+    base = g.fit(formula, frame)
+    extreme = g.fit(formula, frame.assign(x=1000.0 * frame["x"] + 5e4))
+    assert base.converged and extreme.converged
+    assert extreme.llf == pytest.approx(base.llf, abs=1e-8)
+    strict = OptimizerControl(user_gradient_tol=1e-9)
+    refused = g.fit(formula, frame.assign(x=1000.0 * frame["x"] + 5e4), control=strict)
+    assert not refused.converged
+    assert "sqrt(g' V g)" in refused.opt_summary.message

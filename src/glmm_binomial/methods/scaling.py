@@ -388,10 +388,10 @@ def check_in_user_units(
     control: OptimizerControl,
 ) -> FitOutput:
     """The mapped-back fit checked on the user's own columns: the deviance there must equal
-    the internal fit's (relative control.deviance_match_tol) and, for every free parameter,
-    |dDeviance/dp_j| * SE(p_j) (exact gradient in the user's units; SE from the mapped
-    covariance) must stay below control.user_gradient_tol. Otherwise converged is False and a
-    ConvergenceWarning says what failed."""
+    the internal fit's (relative control.deviance_match_tol) and sqrt(g' V g) (g the exact
+    gradient in the user's units, V the mapped covariance of theta and that of beta, over
+    the free parameters) must stay below control.user_gradient_tol. Otherwise converged is
+    False and a ConvergenceWarning says what failed."""
     if not output.converged:
         return output
     deviance = -2.0 * output.loglik + output.prior_deviance  # the (penalized) objective
@@ -405,22 +405,26 @@ def check_in_user_units(
             f"fit's ({deviance:.10g})"
         )
     else:
-        theta_se = (
-            np.sqrt(np.abs(np.diag(output.theta_cov)))
-            if output.theta_cov is not None
-            else np.full(len(grad_theta), np.nan)
-        )
-        beta_se = np.sqrt(np.abs(np.diag(output.vcov_beta)))
-        grad = np.concatenate([grad_theta, grad_beta])
-        se = np.concatenate([theta_se, beta_se])
-        usable = np.isfinite(se)
-        scaled = np.abs(grad[usable]) * se[usable]
-        worst = float(scaled.max(initial=0.0))
-        if not np.isfinite(grad[usable]).all() or not worst <= control.user_gradient_tol:
+        # sqrt(g' V g), V the covariance of theta and that of beta (block by block, over the
+        # entries with a finite variance): the largest first-order deviance change of a move
+        # of one standard error in any direction. Per coordinate, |g_j| SE_j grows with the
+        # columns' collinearity (a covariate near 5e4 +- 1000 and the intercept) where no move
+        # of one standard error changes the deviance as much.
+        parts = [(grad_beta, output.vcov_beta)]
+        if output.theta_cov is not None:
+            parts.append((grad_theta, output.theta_cov))
+        change, finite = 0.0, True
+        for grad, cov in parts:
+            usable = np.isfinite(np.diag(cov))
+            g, v = grad[usable], cov[np.ix_(usable, usable)]
+            finite &= bool(np.isfinite(g).all() and np.isfinite(v).all())
+            change += max(float(g @ v @ g), 0.0) if finite else 0.0
+        worst = float(np.sqrt(change))
+        if not finite or not worst <= control.user_gradient_tol:
             problem = (
                 "the gradient in the user's units is not small relative to the curvature: "
-                f"|gradient| * SE reaches {worst:.3g} > user_gradient_tol "
-                f"{control.user_gradient_tol:g}"
+                f"sqrt(g' V g) (V the estimates' covariance) is {worst:.3g} > "
+                f"user_gradient_tol {control.user_gradient_tol:g}"
             )
     if not problem:
         return output

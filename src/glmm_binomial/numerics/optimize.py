@@ -108,9 +108,11 @@ class OptimizerControl:
         any linear change of parameters, so the same in the user's units as in the internal
         ones) below this, and H there positive definite.
     user_gradient_tol: after a fit on internally rescaled columns, converged also requires,
-        in the user's units, |dDeviance/dp_j| * SE(p_j) below this for every free parameter
-        (the deviance change of a one-standard-error move along p_j, exact gradient) and the
-        deviance there to match the internal one within deviance_match_tol (relative).
+        in the user's units, sqrt(g' V g) below this (g the exact gradient, V the estimates'
+        covariance over the free parameters: the largest first-order deviance change of a
+        move of one standard error in any direction; unchanged by a linear change of the
+        parameters, as a covariate's units and centring are) and the deviance there to match
+        the internal one within deviance_match_tol (relative).
     moment_start: start each unstructured block's Lambda at the diagonal of moment estimates
         of its SDs at the GLM fit (moment_theta; for the logit, the SDs and the GLM's beta
         scaled up by the logistic-normal attenuation factor) instead of lme4's Lambda = I
