@@ -413,14 +413,14 @@ def check_in_user_units(
         parts = [(grad_beta, output.vcov_beta)]
         if output.theta_cov is not None:
             parts.append((grad_theta, output.theta_cov))
-        change, finite = 0.0, True
+        change = 0.0
         for grad, cov in parts:
             usable = np.isfinite(np.diag(cov))
-            g, v = grad[usable], cov[np.ix_(usable, usable)]
-            finite &= bool(np.isfinite(g).all() and np.isfinite(v).all())
-            change += max(float(g @ v @ g), 0.0) if finite else 0.0
-        worst = float(np.sqrt(change))
-        if not finite or not worst <= control.user_gradient_tol:
+            g = grad[usable]
+            quadratic = float(g @ cov[np.ix_(usable, usable)] @ g)
+            change += max(quadratic, 0.0) if np.isfinite(quadratic) else np.nan
+        worst = float(np.sqrt(change))  # nan (failing below) when g or V is not finite
+        if not worst <= control.user_gradient_tol:
             problem = (
                 "the gradient in the user's units is not small relative to the curvature: "
                 f"sqrt(g' V g) (V the estimates' covariance) is {worst:.3g} > "

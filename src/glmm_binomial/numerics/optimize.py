@@ -1034,16 +1034,15 @@ def newton_polish(
         steps += 1
         trial = z + step
         trial_value, trial_grad = fun(trial)
+        # g' H^{-1} g: twice the Newton decrement here.
+        expected = float(grad[free] @ -step[free])
         # Within polish_noise_tol the deviance cannot tell (the mode is found to a tolerance):
         # there the smaller Newton decrement on the same Hessian decides.
-        closer = float(trial_grad[free] @ cho_solve_upper(chol, trial_grad[free])) < float(
-            grad[free] @ -step[free]
-        )
+        closer = float(trial_grad[free] @ cho_solve_upper(chol, trial_grad[free])) < expected
         if not (
             trial_value < value or (trial_value <= value + control.polish_noise_tol and closer)
         ):
-            decrement = 0.5 * float(grad[free] @ -step[free])
-            if decrement <= control.decrement_tol:
+            if 0.5 * expected <= control.decrement_tol:
                 break
             # A valley the quadratic model cannot see (the full step overshoots its bend).
             for t in POLISH_CUTS:
