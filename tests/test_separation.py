@@ -1,4 +1,6 @@
+import dataclasses
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import glmm_binomial as g
+from glmm_binomial.family import make_family
 from glmm_binomial.model.design import build_model
 from glmm_binomial.model.separation import (
     NO_SEPARATION,
@@ -15,6 +18,7 @@ from glmm_binomial.model.separation import (
     detect_separation,
     looks_divergent,
     runaway_blocks,
+    saturated_rows,
     separation_found,
     separation_report,
 )
@@ -52,8 +56,12 @@ def test_binomial_rows_with_both_outcomes_cannot_separate():
 
 
 def test_divergence_screen():
-    assert looks_divergent(DESIGN, np.array([0.1, 25.0]), limit=30.0)
-    assert not looks_divergent(DESIGN, np.array([0.1, 2.0]), limit=30.0)
+    frame = pd.DataFrame({"y": [0, 1, 0, 1, 1, 0], "x": X, "grp": [1, 1, 2, 2, 3, 3]})
+    model, _ = build_model("y ~ x + (1 | grp)", frame)
+    assert looks_divergent(model, np.array([0.1, 25.0]), limit=30.0)
+    assert not looks_divergent(model, np.array([0.1, 2.0]), limit=30.0)
+    probit = dataclasses.replace(model, family=make_family("binomial", "probit"))
+    assert looks_divergent(probit, np.array([0.1, 3.0]), limit=30.0)  # a probit eta of 9
 
 
 def test_fit_warns_of_separation():
@@ -345,3 +353,48 @@ def test_the_certificate_agrees_with_the_linear_programs(seed):
     found = detect_separation(x, successes, trials, control=linear_programs_only)
     if no_separation_certificate(x, successes, trials):
         assert not found.coefficients and not found.complete
+
+
+REFERENCE = Path(__file__).parent / "reference"
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_a_probit_fit_stalled_on_a_separating_path_is_not_reported_converged():
+    # Level a of f is all failures: the probit fit of the rows twice stops at an intercept of
+    # -11.7 (a probability of 1e-31), where no coefficient moves the log-odds by 20; the
+    # screen reads the rows' predictors on the probit scale (+-5.9 for log-odds +-20).
+    frame = pd.read_csv(REFERENCE / "probit_doubled_separated.csv")
+    doubled = pd.concat([frame, frame], ignore_index=True)
+    result = g.fit("y ~ x + f + (1 | g)", doubled, link="probit")
+    assert not result.converged
+    assert "(Intercept)" in result.diverging
+    assert any("separation" in w for w in result.warnings)
+    assert np.isnan(result.bse[result.diverging]).all()
+
+
+@pytest.mark.parametrize(("link", "value"), [("cloglog", 1), ("probit", 0)])
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_a_category_of_one_outcome_is_separation_on_every_link(link, value):
+    # cloglog's mean reaches 1 - 2e-9 at eta = 3: its fit stops with f's coefficient near 6.
+    rng = np.random.default_rng(1)
+    n = 300
+    frame = pd.DataFrame(
+        {"g": rng.integers(0, 15, n), "x": rng.standard_normal(n), "f": rng.choice(list("abc"), n)}
+    )
+    eta = -0.5 + 0.5 * frame["x"] + 0.5 * rng.standard_normal(15)[frame["g"]]
+    frame["y"] = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    frame.loc[frame["f"] == "b", "y"] = value
+    result = g.fit("y ~ x + f + (1 | g)", frame, link=link)
+    assert not result.converged
+    assert "fb" in result.diverging
+
+
+def test_the_saturation_screen_reads_the_link():
+    model, _ = build_model(
+        "y ~ x + f + (1 | g)", pd.read_csv(REFERENCE / "probit_doubled_separated.csv")
+    )
+    beta = np.array([-7.0, 0.3, 8.0, 6.0])  # the intercept alone: a probability of 1e-12
+    assert not saturated_rows(model, beta, 20.0)  # log-odds -7: not saturated
+    probit = dataclasses.replace(model, family=make_family("binomial", "probit"))
+    assert saturated_rows(probit, beta, 20.0)
+    assert not saturated_rows(probit, beta / 2.0, 20.0)

@@ -37,7 +37,7 @@ whose fitted SD has run away, and separates every row of that term, the groups s
 response (y split by x at a cut-off of its own in every group, or every group all 0 or all 1):
 the variance (and the coefficients the fit drove far with it) has no finite estimate either.
 After a fit the linear programs run only after a cheap screen of the fitted values
-(``large_coefficients``, ``runaway_blocks``).
+(``large_coefficients``, ``saturated_rows`` on the model's link, ``runaway_blocks``).
 """
 
 from __future__ import annotations
@@ -259,16 +259,29 @@ def detect_group_separation(
     return Separation(complete, coefficients, blocks)
 
 
-def looks_divergent(x: FloatArray, beta: FloatArray, limit: float) -> bool:
-    """Some coefficient moves the log-odds by more than `limit` across its column's range:
-    the cheap screen before the linear programs (which are costly on very large data)."""
-    return bool(large_coefficients(x, beta, limit))
+def looks_divergent(data: ModelData, beta: FloatArray, limit: float) -> bool:
+    """Some coefficient moves the log-odds by more than `limit` across its column's range, or
+    some row's fixed-effect predictor is saturated on data's link (``saturated_rows``): the
+    cheap screen before the linear programs (which are costly on very large data)."""
+    return bool(large_coefficients(data.x, beta, limit)) or saturated_rows(data, beta, limit)
 
 
 def large_coefficients(x: FloatArray, beta: FloatArray, limit: float) -> tuple[int, ...]:
     """Columns whose coefficient moves the log-odds by more than `limit` across the column."""
     spread = np.abs(x).max(axis=0)
     return tuple(int(j) for j in np.flatnonzero(np.abs(beta) * spread > limit))
+
+
+def saturated_rows(data: ModelData, beta: FloatArray, limit: float) -> bool:
+    """Some row's fixed-effect linear predictor x_i'beta (offset left out) puts its mean
+    beyond the probabilities of log-odds -limit and +limit, read on data's link: a probit
+    (+-5.9 for limit 20) or cloglog fit (+3.0) stalls on a separating path long before a
+    coefficient moves its predictor by `limit`, and a diverging path always saturates a row."""
+    low, high = data.family.link_values(
+        np.array([1.0 / (1.0 + np.exp(limit)), 1.0 / (1.0 + np.exp(-limit))])
+    )
+    eta = data.x @ beta
+    return bool(np.any((eta < low) | (eta > high)))
 
 
 def runaway_blocks(data: ModelData, theta: FloatArray, limit: float) -> tuple[int, ...]:
@@ -300,12 +313,14 @@ def separation_found(
     fixed-effect columns that have no finite estimate, whether the fixed effects separate every
     row (complete) and, for separation within groups, the random-effect blocks whose variance
     has none. The linear programs run only when the screens (`limit`, log-odds) see a
-    coefficient or a random-effect SD that large."""
+    coefficient or a random-effect SD that large, or a row's fixed-effect predictor beyond
+    the link's value at those log-odds."""
     large = large_coefficients(data.x, beta, limit)
+    saturated = bool(large) or saturated_rows(data, beta, limit)
     runaway = runaway_blocks(data, theta, limit)
-    if not large and not runaway:
+    if not saturated and not runaway:
         return (), NO_SEPARATION
-    if large:
+    if saturated:
         fixed = detect_separation(data.x, data.successes, data.trials, large)
         if fixed.coefficients:
             kind = "complete" if fixed.complete else "quasi-complete"

@@ -38,8 +38,9 @@ FloatArray = NDArray[np.float64]
 R = TypeVar("R", bound=ResultBase)
 
 SEPARATION_SCREEN = 20.0
-"""A replicate whose |beta_j| * max |x_j| exceeds this (log-odds) is counted as failed: its
-fixed effects run away (separation in the simulated response)."""
+"""A replicate whose |beta_j| * max |x_j| exceeds this (log-odds), or with a row's fixed-effect
+predictor beyond the link's value at these log-odds, is counted as failed: its fixed effects
+run away (separation in the simulated response)."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def _one_replicate(task: _Task, rng: np.random.Generator) -> tuple[FloatArray, s
         else:
             theta, beta, _, ok, message = fast_refit(plan, y)
             extra = np.empty(0)
-        if ok and looks_divergent(model.x, beta, SEPARATION_SCREEN):
+        if ok and looks_divergent(model, beta, SEPARATION_SCREEN):
             ok, message = False, "fixed effects diverge (separation in the simulated response)"
         if not ok:
             return np.empty(0), f"refit failed: {message}"
