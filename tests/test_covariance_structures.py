@@ -424,6 +424,26 @@ def test_snaps_and_the_correlation_without_two_sds() -> None:
     ]
 
 
+def test_a_zero_column_takes_over_each_later_column() -> None:
+    """Unstructured.taken_over: a column at the boundary (folded first when turned) gets a
+    later non-zero column's entries, the later column zero: the same covariance, one point per
+    pair, with the index of the zero column's diagonal entry in theta."""
+    us = Unstructured(3)
+    tol = 1e-4
+    theta = np.array([0.3, -0.1, -0.08, 0.0, -2e-3, 0.27])  # column 1 turned, at the boundary
+    lam = us.lambda_matrix(theta)
+    points = us.taken_over(theta, tol)
+    assert [j for _, j in points] == [3]
+    moved = us.lambda_matrix(points[0][0])
+    np.testing.assert_allclose(moved @ moved.T, lam @ lam.T, atol=1e-15)
+    assert moved[1, 1] == 0.0 and moved[2, 1] != 0.0 and not moved[:, 2].any()
+    zero_intercept = us.taken_over(np.array([0.0, 0.0, 0.0, 0.5, 0.2, 0.4]), tol)
+    assert [j for _, j in zero_intercept] == [0, 0]  # columns 1 and 2 each into column 0
+    assert us.taken_over(np.array([0.3, 0.1, 0.2, 0.5, 0.2, 0.0]), tol) == []  # the last column
+    assert us.taken_over(np.array([0.3, 0.1, 0.2, 0.0, 0.0, 0.0]), tol) == []  # no later column
+    assert Ar1(3).taken_over(np.array([np.log(1e-6), 0.5]), tol) == []
+
+
 def test_a_turned_column_is_folded_into_the_later_ones() -> None:
     """Unstructured.turned: a column whose diagonal entry is below tol but not the entries
     below it is zeroed and the trailing block refactored: Lambda Lambda' as with that

@@ -703,6 +703,47 @@ def test_three_columns_ending_near_the_optimum_are_verified(case):
     assert fitted.llf >= entry["glmer"]["loglik"] - 1e-8
 
 
+@pytest.mark.parametrize("x", ["10 x + 3", "10 x", "x / 10"])
+def test_a_zero_column_takes_over_a_later_one_to_show_the_fall(x):
+    """A metamorphic sweep set (slope3_probit:607) of y ~ x + x2 + (1 + x + x2 | g), probit:
+    the fits on 10 x + 3, 10 x and x / 10 ended with x's own SD at zero and x2's share in the
+    third column, on a flat direction (the second column turning into the third), 3.2e-4
+    below the fit on x in logLik, reported converged. Moved into the zero column (the same
+    covariance), x2's entries let x's diagonal entry move the covariance of x and x2 at first
+    order (taken_over_fall): the search goes on from the fall and reaches the fit on x's
+    optimum, above glmer's (by 0.245) and glmmTMB's (by 3.3e-5) logLik on both x and 10 x + 3
+    (R 4.2.2, lme4 1.1-31, glmmTMB 1.1.5)."""
+    reference = load_reference("slope3_probit_taken_over")
+    data = pd.read_csv(REFERENCE_DIR / "slope3_probit_taken_over.csv")
+    changed = {
+        "10 x + 3": 10.0 * data["x"] + 3.0,
+        "10 x": 10.0 * data["x"],
+        "x / 10": data["x"] / 10,
+    }
+    on_x = g_fit(reference["model"], data, link="probit")
+    fitted = g_fit(reference["model"], data.assign(x=changed[x]), link="probit")
+    assert on_x.converged and fitted.converged
+    assert fitted.llf == pytest.approx(on_x.llf, abs=1e-7)
+    for case in (reference["x"], reference["shifted_x"]):
+        for peer in ("glmer", "glmmTMB"):
+            assert fitted.llf >= case[peer]["loglik"] - 1e-8
+
+
+def test_an_intercept_column_near_zero_takes_over_the_slope():
+    """A random slope whose optimum is rank one (intercept SD 0.004 and slope SD 0.066 on 5 x -
+    10, correlation -1): the fit on 5 x - 10 ended on a flat direction with the intercept SD at
+    1.7e-4 (above boundary_tol) and the slope in its own column, 2.7e-5 below the optimum in
+    logLik, reported converged. The slope's column moved into the intercept's (within snap_tol
+    of zero) shows the fall: the fit reaches the optimum of the fit on x, 3.8e-4 above glmer's
+    on both (R 4.2.2, lme4 1.1-31; glmmTMB NA on both)."""
+    data = pd.read_csv(REFERENCE_DIR / "slope_taken_over.csv")
+    on_x = g_fit("y ~ x + (1 + x | g)", data)
+    shifted = g_fit("y ~ x + (1 + x | g)", data.assign(x=5.0 * data["x"] - 10.0))
+    assert on_x.converged and shifted.converged
+    assert shifted.llf == pytest.approx(on_x.llf, abs=1e-8)
+    assert shifted.llf > -88.9532162363 + 3e-4  # glmer's on x (-88.9532318133 on 5 x - 10)
+
+
 def test_flat_direction_steps_along_the_smallest_eigenvalue():
     """A tiny negative eigenvalue with the deviance rising beyond it (quartic): flat, no
     point; a clear negative one: the lowest trial; a negative eigenvalue beyond saddle_tol

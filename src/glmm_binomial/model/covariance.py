@@ -107,6 +107,17 @@ class CovarianceStructure(ABC):
         such columns."""
         return None
 
+    def taken_over(self, theta: FloatArray, tol: float) -> list[tuple[FloatArray, int]]:
+        """For each column of Lambda whose diagonal entry is below `tol` and each later column
+        that is not (|diagonal| >= tol): theta with the turned columns folded (turned) and
+        then that later column's entries moved into that column (the same covariance but for
+        the column's own entries below `tol`, the later column now zero), with the index in
+        theta of the first column's
+        diagonal entry. Off such a point, that entry moves the covariance of its term with
+        the later column's terms at first order, which no move of the folded point does.
+        Empty for the structures without such columns."""
+        return []
+
     def parameter_entries(self) -> tuple[tuple[int, int], ...]:
         """The covariance entries that the model's parameters are reported as, one per theta
         entry in theta's order: (r, r) the SD of term r, (r, c) the correlation of terms r and
@@ -202,6 +213,25 @@ class Unstructured(CovarianceStructure):
             return None
         rows, cols = self._indices
         return np.asarray(lam[rows, cols], dtype=np.float64)
+
+    def taken_over(self, theta: FloatArray, tol: float) -> list[tuple[FloatArray, int]]:
+        folded = self.turned(theta, tol)
+        lam = self.lambda_matrix(np.asarray(theta if folded is None else folded, np.float64))
+        rows, cols = self._indices
+        points = []
+        for c in range(self.k - 1):
+            if abs(lam[c, c]) >= tol:
+                continue
+            diagonal = int(np.flatnonzero((rows == c) & (cols == c))[0])
+            for later in range(c + 1, self.k):
+                if abs(lam[later, later]) < tol:
+                    continue
+                # Its entries lie in rows >= later > c: column c stays lower triangular.
+                moved = lam.copy()
+                moved[:, c] = lam[:, later]
+                moved[:, later] = 0.0
+                points.append((np.asarray(moved[rows, cols], dtype=np.float64), diagonal))
+        return points
 
 
 SD_FLOOR = 1e-300

@@ -228,6 +228,18 @@ class ModelData:
                 folded = True
         return out if folded else None
 
+    def theta_taken_over(self, theta: FloatArray, tol: float) -> list[tuple[FloatArray, int]]:
+        """theta with a later column of an unstructured Lambda moved into a column at the
+        boundary (CovarianceStructure.taken_over: the same covariances), one point per such
+        pair of columns, each with the index in theta of the zero column's diagonal entry."""
+        out = []
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            for values, j in b.covariance.taken_over(theta[s], tol):
+                point = np.array(theta, dtype=np.float64)
+                point[s] = values
+                out.append((point, int(s.start) + j))
+        return out
+
     def canonical_theta(self, theta: FloatArray) -> FloatArray:
         """theta in each structure's canonical form (the same covariances)."""
         out = np.array(theta, dtype=np.float64)

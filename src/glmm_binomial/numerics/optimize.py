@@ -85,7 +85,9 @@ class OptimizerControl:
         entries and straight in these.
     snap_tol: where the Hessian of the free parameters is not positive definite after the
         search, a diagonal entry of Lambda below this (but above boundary_tol) is tried at
-        zero, and held there when the deviance is no worse (newton_polish).
+        zero, and held there when the deviance is no worse (newton_polish); at the end, a
+        column of Lambda whose diagonal entry is below this takes over a later column's
+        entries (taken_over_fall).
     zero_start: a given start (a refit's: the estimates of a fit) with a diagonal entry of
         Lambda at exactly zero starts that entry at this instead (off_zero: no gradient-based
         search leaves an exact zero, where the deviance is even in the entry).
@@ -679,6 +681,7 @@ def minimize_deviance(
     restarted = False
     saddle: SearchEnd | None = None
     unverified: SearchEnd | None = None
+    taken_over = False
     passes = [control.gtol, control.fallback_gtol] if newton is None else []
     while passes:
         gtol = passes.pop(0)
@@ -749,6 +752,10 @@ def minimize_deviance(
                     saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
             elif held is None and not restarted and iterations < control.max_iter:
                 lower = turned_fall(data, fun, natural, scale, x0, z, value, hessian_at, control)
+                if lower is None:
+                    lower = taken_over_fall(
+                        data, fun, natural, scale, x0, z, value, hessian_at, control
+                    )
                 if lower is not None:
                     # A zero SD whose column turned into the later ones hid a fall (seen
                     # only once the column is folded): the search goes on from the lower
@@ -778,8 +785,17 @@ def minimize_deviance(
                 if lower is not None:
                     restart = lower
                 elif flat:
-                    failure = ""
-                    message += " (a flat direction: no fall along it)"
+                    message += FLAT_END
+                    restart = taken_over_fall(
+                        data, fun, natural, scale, x0, z, value, hessian_at, control
+                    )
+                    taken_over = True
+                    if restart is None:
+                        failure = ""
+                    else:
+                        # The flat end is kept unless the search from the lower point ends
+                        # lower still.
+                        saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
             if restart is not None:
                 restarted = True
                 passes = [control.fallback_gtol]
@@ -797,8 +813,17 @@ def minimize_deviance(
                 # The search from off the boundary came back no lower: the direction of the
                 # smallest eigenvalue is weighed as without a variance held (flat_direction).
                 if flat_direction(fun, z, value, grad, hessian_z, free, control)[1]:
-                    failure = ""
-                    message += " (a flat direction: no fall along it)"
+                    message += FLAT_END
+                    if not taken_over:
+                        restart = taken_over_fall(
+                            data, fun, natural, scale, x0, z, value, hessian_at, control
+                        )
+                    if restart is None:
+                        failure = ""
+                    else:
+                        taken_over = True
+                        passes = [control.fallback_gtol]
+                        saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
             unverified = None
         if not failure or not np.isfinite(value) or iterations >= control.max_iter:
             break
@@ -1148,6 +1173,9 @@ def positive_definite(matrix: FloatArray) -> bool:
     return True
 
 
+FLAT_END = " (a flat direction: no fall along it)"
+"""Added to the search's message where a flat direction (flat_direction) ends it verified."""
+
 FLAT_STEPS = (0.1, 0.3, 1.0, 3.0)
 """flat_direction's trial steps (whitened units, both signs) along the eigenvector of the
 smallest eigenvalue."""
@@ -1192,6 +1220,50 @@ def turned_fall(
         return None
     theta, beta = natural(lower)
     return whitened(scale, x0, canonical_theta(data, theta), beta)
+
+
+def taken_over_fall(
+    data: ModelData,
+    fun: Callable[[FloatArray], tuple[float, FloatArray]],
+    natural: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    scale: FloatArray,
+    x0: FloatArray,
+    z: FloatArray,
+    value: float,
+    hessian_at: Callable[[FloatArray, FloatArray], FloatArray],
+    control: OptimizerControl,
+) -> FloatArray | None:
+    """At an end point (whitened z, deviance value) where a column of an unstructured Lambda
+    has its diagonal entry within control.snap_tol of zero before a column that is not zero:
+    a point lower by more than control.decrement_tol, canonical, or None.
+
+    The column, folded or put at zero, takes over a later column's entries
+    (ModelData.theta_taken_over: the same covariance but for entries below snap_tol), and
+    there its diagonal entry has a first-order effect: the covariance of its
+    term with the later column's terms moves, which no move of the point itself can do
+    without the covariance of the zero column's term growing first (Lambda's entries above
+    the diagonal are zero). The fall a Newton step along that entry expects (from the
+    Hessian's diagonal there) is tried when it exceeds decrement_tol; a zero-SD column whose
+    term keeps its covariances with the later terms at the optimum shows none."""
+    theta, beta = natural(z)
+    for candidate, j in data.theta_taken_over(theta, control.snap_tol):
+        point = whitened(scale, x0, candidate, beta)
+        # The same covariance but for entries below snap_tol put at 0: the trial below must
+        # beat value itself, so the point's own value is not checked.
+        point_grad = fun(point)[1]
+        slope = float(point_grad[j])
+        if not np.isfinite(slope):
+            continue
+        curvature = float(hessian_at(point, point_grad)[j, j])
+        if not (curvature > 0.0 and 0.5 * slope * slope / curvature > control.decrement_tol):
+            continue
+        for cut in (1.0, *POLISH_CUTS):
+            trial = point.copy()
+            trial[j] -= cut * slope / curvature
+            if fun(trial)[0] < value - control.decrement_tol:
+                theta, beta = natural(trial)
+                return whitened(scale, x0, canonical_theta(data, theta), beta)
+    return None
 
 
 def whitened(scale: FloatArray, x0: FloatArray, theta: FloatArray, beta: FloatArray) -> FloatArray:
