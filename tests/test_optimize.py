@@ -31,6 +31,7 @@ from glmm_binomial.numerics.optimize import (
     level_scores,
     minimize_deviance,
     moment_theta,
+    nearly_singular,
     newton_search,
     off_zero,
     optimum_check,
@@ -742,6 +743,27 @@ def test_an_intercept_column_near_zero_takes_over_the_slope():
     assert on_x.converged and shifted.converged
     assert shifted.llf == pytest.approx(on_x.llf, abs=1e-8)
     assert shifted.llf > -88.9532162363 + 3e-4  # glmer's on x (-88.9532318133 on 5 x - 10)
+
+
+def test_a_nearly_singular_hessian_at_the_end_is_weighed_as_a_flat_direction():
+    """A metamorphic sweep set (slope3:596): the last pass on x ended with the free Hessian
+    positive definite but its smallest eigenvalue 6e-7 (whitened; x's own SD at 4e-4), whose
+    direction alone made a Newton decrement of 3.1e-5: not converged, while the fit on 10 x
+    + 3 converged. The polish's step along it and its cuts all raised the deviance. A
+    smallest eigenvalue below saddle_tol is now weighed as a flat direction (trial steps
+    along it, the decrement with the eigenvalues raised to saddle_tol): both converge at the
+    same point, 1.1e-3 above glmer's logLik on x and on 10 x + 3 (R 4.2.2, lme4 1.1-31;
+    glmmTMB NA on both)."""
+    data = pd.read_csv(REFERENCE_DIR / "slope3_nearly_singular.csv")
+    formula = "y ~ x + x2 + (1 + x + x2 | g)"
+    on_x = g_fit(formula, data)
+    shifted = g_fit(formula, data.assign(x=10.0 * data["x"] + 3.0))
+    assert on_x.converged and shifted.converged
+    assert on_x.llf == pytest.approx(shifted.llf, abs=1e-7)
+    assert on_x.llf > -269.0991000093 + 1e-3  # glmer's on x (-269.0991001789 on 10 x + 3)
+    assert nearly_singular(np.diag([1.0, 5e-4]), 1e-3)
+    assert nearly_singular(np.diag([1.0, -1.0]), 1e-3)
+    assert not nearly_singular(np.eye(2), 1e-3) and not nearly_singular(np.zeros((0, 0)), 1e-3)
 
 
 def test_flat_direction_steps_along_the_smallest_eigenvalue():

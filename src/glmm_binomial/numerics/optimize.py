@@ -98,7 +98,11 @@ class OptimizerControl:
         complement) is below -saddle_tol marks a saddle point (held_check): the search goes
         on once from the entry at zero_start, and the fit is not converged if it ends at one
         again. A saddle only through the free coordinates is kept (converged) when the search
-        from zero_start ends no lower by decrement_tol.
+        from zero_start ends no lower by decrement_tol. A last pass ending unverified where
+        the free Hessian's smallest eigenvalue is below saddle_tol (not positive definite, or
+        nearly singular) weighs that direction (flat_direction): flat when no trial step
+        along it falls and the Newton decrement with the eigenvalues raised to saddle_tol is
+        within decrement_tol.
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
@@ -780,7 +784,7 @@ def minimize_deviance(
                     held_entries
                 ]
                 unverified = SearchEnd(z, value, grad, hessian_z, free, polished, failure)
-            elif not positive_definite(hessian_z[np.ix_(free, free)]):
+            elif nearly_singular(hessian_z[np.ix_(free, free)], control.saddle_tol):
                 lower, flat = flat_direction(fun, z, value, grad, hessian_z, free, control)
                 if lower is not None:
                     restart = lower
@@ -809,7 +813,7 @@ def minimize_deviance(
             if failure and value > unverified.value:
                 z, value, grad, hessian_z, free, polished, failure = unverified
                 grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
-            if failure and not positive_definite(hessian_z[np.ix_(free, free)]):
+            if failure and nearly_singular(hessian_z[np.ix_(free, free)], control.saddle_tol):
                 # The search from off the boundary came back no lower: the direction of the
                 # smallest eigenvalue is weighed as without a variance held (flat_direction).
                 if flat_direction(fun, z, value, grad, hessian_z, free, control)[1]:
@@ -1171,6 +1175,15 @@ def positive_definite(matrix: FloatArray) -> bool:
     except (np.linalg.LinAlgError, ValueError):
         return False
     return True
+
+
+def nearly_singular(matrix: FloatArray, tol: float) -> bool:
+    """Whether a symmetric matrix's smallest eigenvalue is below `tol` (not positive
+    definite, or nearly singular: a direction the quadratic model cannot be trusted along, as
+    its Newton step along it is long); False for an empty one."""
+    if not positive_definite(matrix):
+        return True
+    return bool(matrix.size) and float(np.linalg.eigvalsh(matrix)[0]) < tol
 
 
 FLAT_END = " (a flat direction: no fall along it)"
