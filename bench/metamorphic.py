@@ -10,12 +10,13 @@ any difference beyond the optimizer's tolerance is a wrong optimum, a convergenc
 depends on how the data are written, or a crash:
 
 - invariance: the same data with the rows permuted, the group labels renamed, the grouping
-  column as a category, the response as float or bool, a covariate with a random slope changed
-  affinely (10 x + 3: unstructured covariances only; a vector effect's AGQ product rule is not
-  invariant, see the README), and 0/1 rows doubled against weights 2 (log C(2, 2) = 0): the
-  same logLik (1e-7 relative, 1e-6 for the affine change) and the same converged verdict;
-  refitting the same frame bit for bit the same, the frame unmodified, and no non-finite
-  estimate reported as converged.
+  column as a category, the response as float or bool, the factor f's levels reordered, three
+  rows with x missing added (dropped), binomial counts as a proportion with weights m, a
+  covariate with a random slope changed affinely (10 x + 3: unstructured covariances only; a
+  vector effect's AGQ product rule is not invariant, see the README), and 0/1 rows doubled
+  against weights 2 (log C(2, 2) = 0): the same logLik (1e-7 relative, 1e-6 for the affine
+  change) and the same converged verdict; refitting the same frame bit for bit the same, the
+  frame unmodified, and no non-finite estimate reported as converged.
 - nesting: chains of nested models (random intercept, uncorrelated and correlated slopes, a
   second slope; crossed and nested factors added; ar1, cs and diag inside us): a larger
   model's logLik never below a smaller one's by more than 1e-6 where both converged.
@@ -193,8 +194,24 @@ def invariance(kind: str, seed: int) -> list[str]:
     }
     if "m - y" not in formula:
         variants["y as bool"] = data.assign(y=data["y"].astype(bool))
+    if " f " in formula:
+        variants["f relevelled"] = data.assign(
+            f=pd.Categorical(data["f"], categories=["c", "a", "b"])
+        )
+    missing = data.iloc[:3].assign(x=np.nan)
+    variants["rows with x missing added"] = pd.concat([data, missing], ignore_index=True)
     for tag, variant in variants.items():
         agree(problems, tag, base, lambda v=variant: g.fit(formula, v, **options), 1e-7)
+    if "m - y" in formula and "family" not in options:
+        proportion = "p ~ " + formula.split("~", 1)[1]
+        shares = data.assign(p=data["y"] / data["m"])
+        agree(
+            problems,
+            "proportion with weights m",
+            base,
+            lambda: g.fit(proportion, shares, weights="m", **options),
+            1e-7,
+        )
     if kind in AFFINE:
         shifted = data.assign(x=10.0 * data["x"] + 3.0)
         agree(problems, "affine x", base, lambda: g.fit(formula, shifted, **options), 1e-6)
