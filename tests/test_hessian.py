@@ -141,6 +141,17 @@ def test_hessian_of_a_known_function(scheme, relative):
     np.testing.assert_allclose(hess, exact, rtol=1e-4 if scheme == "forward" else 1e-8)
 
 
+@pytest.mark.parametrize("scheme", ["forward", "central"])
+def test_one_column_gives_the_full_hessians_diagonal_entry(scheme):
+    # taken_over_fall's curvature without an exact Hessian: one column, the same value.
+    _, gradient = quadratic()
+    x = np.array([0.3, -2.0, 5.0])
+    full = gradient_hessian(gradient, x, 1e-5, scheme=scheme)
+    for j in range(3):
+        one = gradient_hessian(gradient, x, 1e-5, scheme=scheme, columns=(j,))
+        assert one[j, j] == full[j, j]
+
+
 def test_bounds_keep_the_points_inside_and_divide_by_the_distance_used():
     a, gradient = quadratic()
     x = np.array([0.0, 1.0, 2.0])

@@ -112,10 +112,9 @@ class CovarianceStructure(ABC):
         that is not (|diagonal| >= tol): theta with the turned columns folded (turned) and
         then that later column's entries moved into that column (the same covariance but for
         the column's own entries below `tol`, the later column now zero), with the index in
-        theta of the first column's
-        diagonal entry. Off such a point, that entry moves the covariance of its term with
-        the later column's terms at first order, which no move of the folded point does.
-        Empty for the structures without such columns."""
+        theta of the first column's diagonal entry. Off such a point, that entry moves the
+        covariance of its term with the later column's terms at first order, which no move
+        of the folded point does. Empty for the structures without such columns."""
         return []
 
     def parameter_entries(self) -> tuple[tuple[int, int], ...]:

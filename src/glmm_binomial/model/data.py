@@ -229,9 +229,10 @@ class ModelData:
         return out if folded else None
 
     def theta_taken_over(self, theta: FloatArray, tol: float) -> list[tuple[FloatArray, int]]:
-        """theta with a later column of an unstructured Lambda moved into a column at the
-        boundary (CovarianceStructure.taken_over: the same covariances), one point per such
-        pair of columns, each with the index in theta of the zero column's diagonal entry."""
+        """theta with a later column of an unstructured Lambda moved into a column whose
+        diagonal entry is below `tol` (CovarianceStructure.taken_over: the same covariances
+        but for that column's own entries), one point per such pair of columns, each with
+        the index in theta of the first column's diagonal entry."""
         out = []
         for b, s in zip(self.blocks, self.theta_slices(), strict=True):
             for values, j in b.covariance.taken_over(theta[s], tol):

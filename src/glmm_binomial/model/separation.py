@@ -315,12 +315,12 @@ def separation_found(
     has none. The linear programs run only when the screens (`limit`, log-odds) see a
     coefficient or a random-effect SD that large, or a row's fixed-effect predictor beyond
     the link's value at those log-odds."""
-    large = large_coefficients(data.x, beta, limit)
-    saturated = bool(large) or saturated_rows(data, beta, limit)
+    divergent = looks_divergent(data, beta, limit)
     runaway = runaway_blocks(data, theta, limit)
-    if not saturated and not runaway:
+    if not divergent and not runaway:
         return (), NO_SEPARATION
-    if saturated:
+    large = large_coefficients(data.x, beta, limit)
+    if divergent:
         fixed = detect_separation(data.x, data.successes, data.trials, large)
         if fixed.coefficients:
             kind = "complete" if fixed.complete else "quasi-complete"

@@ -20,7 +20,7 @@ then the lower one), which matters for objectives that warm-start from their las
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -41,13 +41,16 @@ def gradient_hessian(
     gradient_at_x: FloatArray | None = None,
     lower: FloatArray | None = None,
     upper: FloatArray | None = None,
+    columns: Sequence[int] | None = None,
 ) -> FloatArray:
     """Symmetrized finite-difference Hessian at x of the function whose exact gradient is
     `gradient` (see the module docstring for the formulas).
 
     step: h_j = step (relative=False) or step * max(1, |x_j|) (relative=True).
     scheme: "forward" (needs g(x): pass gradient_at_x, else it is evaluated first) or "central".
-    lower, upper: bounds the central points are kept inside (either may be None: unbounded)."""
+    lower, upper: bounds the central points are kept inside (either may be None: unbounded).
+    columns: difference only these columns (None: every one); the others are zero before the
+    symmetrization, which leaves the diagonal entries of those columns exact as computed."""
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {', '.join(map(repr, SCHEMES))}, got {scheme!r}")
     bounded = lower is not None or upper is not None
@@ -58,7 +61,7 @@ def gradient_hessian(
     if scheme == "forward" and gradient_at_x is None:
         gradient_at_x = gradient(x)
     hess = np.zeros((n, n))
-    for j in range(n):
+    for j in range(n) if columns is None else columns:
         h = step * max(1.0, abs(x[j])) if relative else step
         up = x.copy()
         up[j] += h

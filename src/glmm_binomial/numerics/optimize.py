@@ -107,8 +107,9 @@ class OptimizerControl:
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
         search moves beta anyway, so it stops once no coefficient moves by glm_tol).
-    separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), the fit is
-        checked for separation of the response by the fixed-effects design.
+    separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), or some row's
+        x_i'beta lies beyond the link's value at log-odds -+this, the fit is checked for
+        separation of the response by the fixed-effects design.
     decrement_tol: converged requires the Newton decrement g' H^{-1} g / 2 over the free
         parameters (the deviance the quadratic model still expects to gain; invariant under
         any linear change of parameters, so the same in the user's units as in the internal
@@ -531,6 +532,29 @@ class SearchEnd(NamedTuple):
     message: str
 
 
+@dataclass(frozen=True)
+class EndChecks:
+    """What the checks at the end of a search (turned_fall, taken_over_fall) read, as
+    minimize_deviance sets them up: the model's structure (data), the deviance and its
+    gradient in the whitened z (fun), (theta, beta) of z (natural: x = x0 + scale z), the
+    Hessian in z (hessian_at: exact, or finite differences of the gradient), one diagonal entry
+    of it (curvature_at(z, gradient, j): the same value, from one column of differences where
+    there is no exact Hessian) and the controls."""
+
+    data: ModelData
+    fun: Callable[[FloatArray], tuple[float, FloatArray]]
+    natural: Callable[[FloatArray], tuple[FloatArray, FloatArray]]
+    scale: FloatArray
+    x0: FloatArray
+    hessian_at: Callable[[FloatArray, FloatArray], FloatArray]
+    curvature_at: Callable[[FloatArray, FloatArray, int], float]
+    control: OptimizerControl
+
+    def whitened(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
+        """The z of (theta, beta), theta made canonical."""
+        return whitened(self.scale, self.x0, canonical_theta(self.data, theta), beta)
+
+
 def minimize_deviance(
     data: ModelData,
     deviance_and_gradient: DevianceAndGradient,
@@ -640,6 +664,24 @@ def minimize_deviance(
         # H_z = M' H_x M for x = x0 + M z.
         return scale.T @ exact_hessian(*natural(z)) @ scale
 
+    def curvature_at(z: FloatArray, grad: FloatArray, j: int) -> float:
+        if exact_hessian is None:
+            # hessian_at's (j, j) entry from its column j alone.
+            return float(_hessian(fun, z, grad, control, columns=(j,))[j, j])
+        return float(hessian_at(z, grad)[j, j])
+
+    checks = EndChecks(data, fun, natural, scale, x0, hessian_at, curvature_at, control)
+
+    taken_over = False
+
+    def fall_at_flat_end(z: FloatArray, value: float) -> FloatArray | None:
+        # taken_over_fall where a flat direction ends a pass: once per search.
+        nonlocal taken_over
+        if taken_over:
+            return None
+        taken_over = True
+        return taken_over_fall(checks, z, value)
+
     # In z the deviance Hessian is near 2 I in beta (whitened by half of it) and near 1 in
     # theta (scaled by its curvature): the search's first B^{-1}.
     inverse_hessian = np.diag(np.concatenate([np.ones(n_theta), np.full(len(beta0), 0.5)]))
@@ -685,7 +727,6 @@ def minimize_deviance(
     restarted = False
     saddle: SearchEnd | None = None
     unverified: SearchEnd | None = None
-    taken_over = False
     passes = [control.gtol, control.fallback_gtol] if newton is None else []
     while passes:
         gtol = passes.pop(0)
@@ -755,11 +796,9 @@ def minimize_deviance(
                     # as the estimate unless the search from off it ends lower.
                     saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
             elif held is None and not restarted and iterations < control.max_iter:
-                lower = turned_fall(data, fun, natural, scale, x0, z, value, hessian_at, control)
+                lower = turned_fall(checks, z, value)
                 if lower is None:
-                    lower = taken_over_fall(
-                        data, fun, natural, scale, x0, z, value, hessian_at, control
-                    )
+                    lower = taken_over_fall(checks, z, value)
                 if lower is not None:
                     # A zero SD whose column turned into the later ones hid a fall (seen
                     # only once the column is folded): the search goes on from the lower
@@ -790,10 +829,7 @@ def minimize_deviance(
                     restart = lower
                 elif flat:
                     message += FLAT_END
-                    restart = taken_over_fall(
-                        data, fun, natural, scale, x0, z, value, hessian_at, control
-                    )
-                    taken_over = True
+                    restart = fall_at_flat_end(z, value)
                     if restart is None:
                         failure = ""
                     else:
@@ -818,14 +854,10 @@ def minimize_deviance(
                 # smallest eigenvalue is weighed as without a variance held (flat_direction).
                 if flat_direction(fun, z, value, grad, hessian_z, free, control)[1]:
                     message += FLAT_END
-                    if not taken_over:
-                        restart = taken_over_fall(
-                            data, fun, natural, scale, x0, z, value, hessian_at, control
-                        )
+                    restart = fall_at_flat_end(z, value)
                     if restart is None:
                         failure = ""
                     else:
-                        taken_over = True
                         passes = [control.fallback_gtol]
                         saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
             unverified = None
@@ -1194,17 +1226,7 @@ FLAT_STEPS = (0.1, 0.3, 1.0, 3.0)
 smallest eigenvalue."""
 
 
-def turned_fall(
-    data: ModelData,
-    fun: Callable[[FloatArray], tuple[float, FloatArray]],
-    natural: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
-    scale: FloatArray,
-    x0: FloatArray,
-    z: FloatArray,
-    value: float,
-    hessian_at: Callable[[FloatArray, FloatArray], FloatArray],
-    control: OptimizerControl,
-) -> FloatArray | None:
+def turned_fall(checks: EndChecks, z: FloatArray, value: float) -> FloatArray | None:
     """At a verified point (whitened z, deviance value) where a column of an unstructured
     Lambda has its diagonal entry at the boundary but not the entries below it, a point
     lower by more than control.decrement_tol, canonical, or None.
@@ -1216,36 +1238,26 @@ def turned_fall(
     the column's entries and its Hessian there shows the fall: trial steps along the
     eigenvector of its smallest eigenvalue over every coordinate (flat_direction), the
     folded point taken when its deviance is within polish_noise_tol of value."""
-    theta, beta = natural(z)
-    turned = data.theta_turned(theta, control.boundary_tol)
+    control = checks.control
+    theta, beta = checks.natural(z)
+    turned = checks.data.theta_turned(theta, control.boundary_tol)
     if turned is None:
         return None
-    point = whitened(scale, x0, turned, beta)
-    point_value, point_grad = fun(point)
+    point = whitened(checks.scale, checks.x0, turned, beta)
+    point_value, point_grad = checks.fun(point)
     if not point_value <= value + control.polish_noise_tol:
         return None
-    hessian = hessian_at(point, point_grad)
+    hessian = checks.hessian_at(point, point_grad)
     if positive_definite(hessian):
         return None
     every = np.ones(len(point), dtype=bool)
-    lower, _ = flat_direction(fun, point, value, point_grad, hessian, every, control)
+    lower, _ = flat_direction(checks.fun, point, value, point_grad, hessian, every, control)
     if lower is None:
         return None
-    theta, beta = natural(lower)
-    return whitened(scale, x0, canonical_theta(data, theta), beta)
+    return checks.whitened(*checks.natural(lower))
 
 
-def taken_over_fall(
-    data: ModelData,
-    fun: Callable[[FloatArray], tuple[float, FloatArray]],
-    natural: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
-    scale: FloatArray,
-    x0: FloatArray,
-    z: FloatArray,
-    value: float,
-    hessian_at: Callable[[FloatArray, FloatArray], FloatArray],
-    control: OptimizerControl,
-) -> FloatArray | None:
+def taken_over_fall(checks: EndChecks, z: FloatArray, value: float) -> FloatArray | None:
     """At an end point (whitened z, deviance value) where a column of an unstructured Lambda
     has its diagonal entry within control.snap_tol of zero before a column that is not zero:
     a point lower by more than control.decrement_tol, canonical, or None.
@@ -1258,24 +1270,24 @@ def taken_over_fall(
     the diagonal are zero). The fall a Newton step along that entry expects (from the
     Hessian's diagonal there) is tried when it exceeds decrement_tol; a zero-SD column whose
     term keeps its covariances with the later terms at the optimum shows none."""
-    theta, beta = natural(z)
-    for candidate, j in data.theta_taken_over(theta, control.snap_tol):
-        point = whitened(scale, x0, candidate, beta)
+    control = checks.control
+    theta, beta = checks.natural(z)
+    for candidate, j in checks.data.theta_taken_over(theta, control.snap_tol):
+        point = whitened(checks.scale, checks.x0, candidate, beta)
         # The same covariance but for entries below snap_tol put at 0: the trial below must
         # beat value itself, so the point's own value is not checked.
-        point_grad = fun(point)[1]
+        point_grad = checks.fun(point)[1]
         slope = float(point_grad[j])
         if not np.isfinite(slope):
             continue
-        curvature = float(hessian_at(point, point_grad)[j, j])
+        curvature = checks.curvature_at(point, point_grad, j)
         if not (curvature > 0.0 and 0.5 * slope * slope / curvature > control.decrement_tol):
             continue
         for cut in (1.0, *POLISH_CUTS):
             trial = point.copy()
             trial[j] -= cut * slope / curvature
-            if fun(trial)[0] < value - control.decrement_tol:
-                theta, beta = natural(trial)
-                return whitened(scale, x0, canonical_theta(data, theta), beta)
+            if checks.fun(trial)[0] < value - control.decrement_tol:
+                return checks.whitened(*checks.natural(trial))
     return None
 
 
@@ -1362,15 +1374,18 @@ def _hessian(
     z: FloatArray,
     grad: FloatArray,
     control: OptimizerControl,
+    columns: tuple[int, ...] | None = None,
 ) -> FloatArray:
     """Hessian of the deviance in the whitened coordinates z: finite differences of the exact
-    gradient with the absolute step control.hessian_step (z is on a common scale)."""
+    gradient with the absolute step control.hessian_step (z is on a common scale); columns:
+    only those differenced (gradient_hessian's)."""
     return gradient_hessian(
         lambda v: fun(v)[1],
         z,
         control.hessian_step,
         scheme=control.hessian_scheme,
         gradient_at_x=grad,
+        columns=columns,
     )
 
 
