@@ -572,11 +572,19 @@ def test_held_check_reads_the_curvature_and_the_gradient_of_held_entries():
     hessian = np.diag([1.0, -0.5, 1.0])
     assert held_check(np.zeros(3), hessian, free, 2, CONTROL)[1] == 1
     hessian[1, 1] = -1e-4  # within saddle_tol: flat, noise
-    assert held_check(np.zeros(3), hessian, free, 2, CONTROL) == ("", None)
+    assert held_check(np.zeros(3), hessian, free, 2, CONTROL)[:2] == ("", None)
     hessian[1, 1] = 1.0
     assert held_check(np.array([0.0, -0.1, 0.0]), hessian, free, 2, CONTROL)[1] == 1
-    assert held_check(np.array([0.0, -1e-4, 0.0]), hessian, free, 2, CONTROL) == ("", None)
-    assert held_check(np.zeros(3), -np.eye(3), free, 1, CONTROL) == ("", None)  # beta ignored
+    assert held_check(np.array([0.0, -1e-4, 0.0]), hessian, free, 2, CONTROL)[:2] == ("", None)
+    assert held_check(np.zeros(3), -np.eye(3), free, 1, CONTROL)[:2] == ("", None)  # beta ignored
+    # A log SD (no lower bound) whose deviance falls towards the boundary: flagged as such
+    # (the search restarts it at its floor); upwards, or on a bounded entry, as a saddle.
+    unbounded = np.array([False, True, False])
+    towards = held_check(np.array([0.0, 0.1, 0.0]), hessian, free, 2, CONTROL, True, unbounded)
+    assert towards[1:] == (1, True) and "towards the boundary" in towards[0]
+    away = held_check(np.array([0.0, -0.1, 0.0]), hessian, free, 2, CONTROL, True, unbounded)
+    assert away[1:] == (1, False) and "saddle" in away[0]
+    assert held_check(np.array([0.0, 0.1, 0.0]), hessian, free, 2, CONTROL)[1:] == (1, False)
 
 
 def test_held_check_counts_the_free_coordinates_coupled_to_a_held_entry():
@@ -587,18 +595,18 @@ def test_held_check_counts_the_free_coordinates_coupled_to_a_held_entry():
     coordinate, none. The gradient is netted the same way."""
     free = np.array([False, True, True])
     hessian = np.array([[1.0, 0.05, 0.0], [0.05, 1e-4, 0.0], [0.0, 0.0, 2.0]])
-    failure, held = held_check(np.zeros(3), hessian, free, 2, CONTROL)
+    failure, held, _ = held_check(np.zeros(3), hessian, free, 2, CONTROL)
     assert held == 0 and "saddle" in failure
     stiff = hessian.copy()
     stiff[1, 1] = 1.0
-    assert held_check(np.zeros(3), stiff, free, 2, CONTROL) == ("", None)
+    assert held_check(np.zeros(3), stiff, free, 2, CONTROL)[:2] == ("", None)
     uncoupled = np.diag([1.0, 1e-4, 2.0])
-    assert held_check(np.zeros(3), uncoupled, free, 2, CONTROL) == ("", None)
+    assert held_check(np.zeros(3), uncoupled, free, 2, CONTROL)[:2] == ("", None)
     # The free coordinates' gradient moves the held entry's: g_0 - H_01 g_1 / H_11.
     assert held_check(np.array([0.0, 0.01, 0.0]), stiff, free, 2, CONTROL)[1] is None
     assert held_check(np.array([0.0, 1.0, 0.0]), stiff, free, 2, CONTROL)[1] == 0
     # net=False: the entry alone, as before the coupling counted.
-    assert held_check(np.zeros(3), hessian, free, 2, CONTROL, net=False) == ("", None)
+    assert held_check(np.zeros(3), hessian, free, 2, CONTROL, net=False)[:2] == ("", None)
 
 
 def test_a_saddle_across_a_zero_sd_and_its_column_is_left_for_the_optimum():
@@ -806,3 +814,33 @@ def test_a_flat_saddle_next_to_a_tiny_sd_is_left_for_the_optimum():
     assert fitted.converged and affine.converged
     assert fitted.llf == pytest.approx(affine.llf, abs=1e-8)
     assert fitted.llf > case["glmer"]["loglik"] + 4e-6
+
+
+def test_a_correlation_held_at_one_is_tried_inside_its_range():
+    """A metamorphic sweep set compared with glmmTMB (bench/against_r.py, cs:72): y ~ x +
+    cs(0 + tf | g), the SD of visit t1 at zero. The search ended with the common correlation
+    at 1 (its parameter phi at 16.9, where d rho / d phi vanishes and the deviance is flat in
+    phi), reported converged at -77.10899, while the deviance falls as rho moves inwards:
+    glmmTMB's optimum (rho 0.68) is 0.046 higher. saturated_fall tries the correlation
+    saturation_start inside its range; the search goes on from there to glmmTMB's optimum
+    (-77.0627804202; R 4.2.2, glmmTMB 1.1.5, cs() heterogeneous as ours)."""
+    data = pd.read_csv(REFERENCE_DIR / "cs_saturated.csv")
+    fitted = g_fit("y ~ x + cs(0 + tf | g)", data)
+    assert fitted.converged
+    assert fitted.llf == pytest.approx(-77.0627804202, abs=1e-6)
+    assert fitted.varcorr["corr_1"].iloc[1] == pytest.approx(0.6823, abs=1e-3)  # glmmTMB's
+
+
+def test_a_log_sd_whose_deviance_falls_towards_zero_restarts_at_its_floor():
+    """y ~ x + cs(0 + tf | g) (bench/metamorphic.py's cs:146): the correlation ended at its
+    lower end (-1/2) with visit t1's SD at zero; tried inside its range it falls 3.7e-4 in
+    logLik, and there the SD of t1 (1e-6, a log SD held near the boundary) still falls
+    towards zero: its covariances with the other visits are linear in the SD, which the log
+    reaches only in the limit. The search restarts it at its floor (LOG_SD_DROP below
+    log(boundary_tol)) instead of off the boundary, and converges at the point refits from
+    SD 0.01, 0.1 and 0.3 reach (-158.9268285); glmmTMB's logLik is NA here."""
+    data = pd.read_csv(REFERENCE_DIR / "cs_towards_boundary.csv")
+    fitted = g_fit("y ~ x + cs(0 + tf | g)", data)
+    assert fitted.converged
+    assert fitted.llf == pytest.approx(-158.9268285, abs=1e-6)
+    assert fitted.varcorr["std_dev"].iloc[1] < 1e-10

@@ -92,7 +92,9 @@ class OptimizerControl:
         Lambda at exactly zero starts that entry at this instead (off_zero: no gradient-based
         search leaves an exact zero, where the deviance is even in the entry).
     saturation_start: a given start with a structured covariance's correlation within
-        boundary_tol of an end of its range starts it this far inside (off_boundary).
+        boundary_tol of an end of its range starts it this far inside (off_boundary); at the
+        end of a search, such a correlation is tried this far inside, and the search goes
+        on from there when the deviance falls by decrement_tol (saturated_fall).
     saddle_tol: a theta entry held at the boundary (a variance at zero) whose curvature in
         the final Hessian (whitened units; net of the free coordinates', the Schur
         complement) is below -saddle_tol marks a saddle point (held_check): the search goes
@@ -680,7 +682,8 @@ def minimize_deviance(
         if taken_over:
             return None
         taken_over = True
-        return taken_over_fall(checks, z, value)
+        lower = taken_over_fall(checks, z, value)
+        return lower if lower is not None else saturated_fall(checks, z, value)
 
     # In z the deviance Hessian is near 2 I in beta (whitened by half of it) and near 1 in
     # theta (scaled by its curvature): the search's first B^{-1}.
@@ -725,6 +728,8 @@ def minimize_deviance(
     polar = PolarRows.of(data) if control.polar_after_iter > 0 else None
     restart = None
     restarted = False
+    unsaturated = False
+    unbounded = ~np.isfinite(data.theta_lower_bounds())
     saddle: SearchEnd | None = None
     unverified: SearchEnd | None = None
     passes = [control.gtol, control.fallback_gtol] if newton is None else []
@@ -782,31 +787,51 @@ def minimize_deviance(
             # Saturated correlations (held by the polish) are no zero variances to check.
             checked = free.copy()
             checked[:n_theta] |= data.theta_saturated(natural(z)[0], control.boundary_tol)
-            failure, held = held_check(grad, hessian_z, checked, n_theta, control)
+            failure, held, inwards = held_check(
+                grad, hessian_z, checked, n_theta, control, True, unbounded
+            )
             if held is not None and not restarted:
-                # The next pass starts off the saddle (one more if this was the last).
+                # The next pass starts off the saddle (one more if this was the last), or
+                # with a log SD that falls towards the boundary at its floor (SD 0 in effect).
                 restart = np.array(z, dtype=np.float64)
-                restart[held] = (control.zero_start - x0[held]) / scale[held, held]
+                target = (
+                    np.log(control.boundary_tol) - LOG_SD_DROP if inwards else control.zero_start
+                )
+                restart[held] = (target - x0[held]) / scale[held, held]
                 restarted = True
                 passes = passes or [control.fallback_gtol]
-                if held_check(grad, hessian_z, checked, n_theta, control, net=False)[1] is None:
+                if (
+                    held_check(grad, hessian_z, checked, n_theta, control, False, unbounded)[1]
+                    is None
+                ):
                     # A saddle only across the free coordinates (a zero SD whose column's
                     # other entries turn about it on a flat deviance: the direction bends,
                     # and the quadratic model may promise a fall that is not there): kept
                     # as the estimate unless the search from off it ends lower.
                     saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
-            elif held is None and not restarted and iterations < control.max_iter:
-                lower = turned_fall(checks, z, value)
-                if lower is None:
-                    lower = taken_over_fall(checks, z, value)
+            elif held is None and iterations < control.max_iter:
+                lower = None
+                if not restarted:
+                    fall = "a turned column of Lambda at the boundary hid a fall"
+                    lower = turned_fall(checks, z, value)
+                    if lower is None:
+                        lower = taken_over_fall(checks, z, value)
+                    restarted = lower is not None
+                if lower is None and not unsaturated:
+                    # Once per search, and apart from the restarts above: a saddle found
+                    # after it still gets its own.
+                    fall = "a correlation at the end of its range hid a fall"
+                    lower = saturated_fall(checks, z, value)
+                    unsaturated = lower is not None
                 if lower is not None:
                     # A zero SD whose column turned into the later ones hid a fall (seen
-                    # only once the column is folded): the search goes on from the lower
-                    # point, this one kept unless it ends lower.
+                    # only once the column is folded), or a correlation held at an end of
+                    # its range one inwards: the search goes on from the lower point, this
+                    # one kept unless it ends lower.
                     saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
-                    restart, restarted = lower, True
+                    restart = lower
                     passes = passes or [control.fallback_gtol]
-                    failure = "a turned column of Lambda at the boundary hid a fall"
+                    failure = fall
         elif not passes and not restarted:
             # The last pass ended unverified.
             checked = free.copy()
@@ -1163,7 +1188,8 @@ def held_check(
     n_theta: int,
     control: OptimizerControl,
     net: bool = True,
-) -> tuple[str, int | None]:
+    unbounded: NDArray[np.bool_] | None = None,
+) -> tuple[str, int | None, bool]:
     """Why a point that passed optimum_check over its free parameters is no minimum along a
     theta entry held at the boundary (a variance at zero), and that entry; ("", None) when
     none. Moving entry j off the boundary by t while the free coordinates follow at their
@@ -1175,7 +1201,11 @@ def held_check(
     and g^2 / (2 h) exceeds decrement_tol. The free coordinates count: with a variance at
     zero, the entries below it in its column of Lambda can turn freely (the deviance flat
     along them), and the saddle lies across the two (a covariance with nothing to covary).
-    net=False: the entry alone (g_j, H_jj), the free coordinates held."""
+    net=False: the entry alone (g_j, H_jj), the free coordinates held. The third value: the
+    fall is towards the boundary, on an entry of `unbounded` (no lower bound: a structured
+    covariance's log SD, whose boundary is at -inf; its covariances with the other terms are
+    linear in the SD, so the deviance can fall all the way to SD 0, which the log reaches only
+    in the limit)."""
     held = np.flatnonzero(~free[:n_theta])
     free_index = np.flatnonzero(free)
     factor = None
@@ -1192,12 +1222,20 @@ def held_check(
             g -= float(solved @ grad[free_index])
             h -= float(coupling @ solved)
         if h < -control.saddle_tol or (h > 0.0 and g * g / (2.0 * h) > control.decrement_tol):
+            if unbounded is not None and bool(unbounded[j]) and h > 0.0 and g > 0.0:
+                return (
+                    f"the deviance falls towards the boundary along theta[{j}] (gradient "
+                    f"{g:.3g}, curvature {h:.3g}, whitened units)",
+                    int(j),
+                    True,
+                )
             return (
                 f"the deviance falls away from the boundary along theta[{j}], held there "
                 f"(gradient {g:.3g}, curvature {h:.3g}, whitened units): a saddle point",
                 int(j),
+                False,
             )
-    return "", None
+    return "", None, False
 
 
 def positive_definite(matrix: FloatArray) -> bool:
@@ -1217,6 +1255,10 @@ def nearly_singular(matrix: FloatArray, tol: float) -> bool:
         return True
     return bool(matrix.size) and float(np.linalg.eigvalsh(matrix)[0]) < tol
 
+
+LOG_SD_DROP = 20.0
+"""A log SD held near the boundary whose deviance still falls towards it (held_check) restarts
+this far below log(boundary_tol): an SD of 2e-13 at the default, zero in every covariance."""
 
 FLAT_END = " (a flat direction: no fall along it)"
 """Added to the search's message where a flat direction (flat_direction) ends it verified."""
@@ -1288,6 +1330,26 @@ def taken_over_fall(checks: EndChecks, z: FloatArray, value: float) -> FloatArra
             trial[j] -= cut * slope / curvature
             if checks.fun(trial)[0] < value - control.decrement_tol:
                 return checks.whitened(*checks.natural(trial))
+    return None
+
+
+def saturated_fall(checks: EndChecks, z: FloatArray, value: float) -> FloatArray | None:
+    """At an end point (whitened z, deviance value) where a structured covariance's
+    correlation lies within control.boundary_tol of an end of its range: the point with it
+    control.saturation_start inside (ModelData.theta_unsaturated), when that is lower by more
+    than control.decrement_tol, canonical; else None.
+
+    Out there the deviance is flat in the correlation's parameter (glmmTMB's phi: d rho /
+    d phi vanishes), so no gradient check sees a deviance that falls as rho itself moves
+    inwards; the one evaluation does."""
+    control = checks.control
+    theta, beta = checks.natural(z)
+    inside = checks.data.theta_unsaturated(theta, control.boundary_tol, control.saturation_start)
+    if np.array_equal(inside, theta):
+        return None
+    point = checks.whitened(inside, beta)
+    if checks.fun(point)[0] < value - control.decrement_tol:
+        return point
     return None
 
 
