@@ -340,6 +340,15 @@ def test_saturated_marks_a_correlation_at_the_end_of_its_range() -> None:
     assert not Unstructured(2).saturated(np.array([1.0, 5.0, 0.0]), tol).any()
 
 
+def test_log_sds_mark_the_structured_sds_only() -> None:
+    """The SD entries of ar1, cs and diag are logs (held_check's boundary at -inf); their
+    correlation parameter and every unstructured entry are not."""
+    assert Ar1(4).log_sds().tolist() == [True, False]
+    assert CompoundSymmetry(3).log_sds().tolist() == [True, True, True, False]
+    assert Diagonal(2).log_sds().tolist() == [True, True]
+    assert not Unstructured(2).log_sds().any()
+
+
 def test_a_saturated_correlation_is_held_and_the_fit_is_singular() -> None:
     """Counts without any random effect fitted with ar1: the estimate runs to rho = -1, where
     the deviance is flat in its parameter and the Hessian not positive definite. Held there

@@ -577,12 +577,12 @@ def test_held_check_reads_the_curvature_and_the_gradient_of_held_entries():
     assert held_check(np.array([0.0, -0.1, 0.0]), hessian, free, 2, CONTROL)[1] == 1
     assert held_check(np.array([0.0, -1e-4, 0.0]), hessian, free, 2, CONTROL)[:2] == ("", None)
     assert held_check(np.zeros(3), -np.eye(3), free, 1, CONTROL)[:2] == ("", None)  # beta ignored
-    # A log SD (no lower bound) whose deviance falls towards the boundary: flagged as such
+    # A log SD whose deviance falls towards the boundary: flagged as such
     # (the search restarts it at its floor); upwards, or on a bounded entry, as a saddle.
-    unbounded = np.array([False, True, False])
-    towards = held_check(np.array([0.0, 0.1, 0.0]), hessian, free, 2, CONTROL, True, unbounded)
+    log_sds = np.array([False, True, False])
+    towards = held_check(np.array([0.0, 0.1, 0.0]), hessian, free, 2, CONTROL, True, log_sds)
     assert towards[1:] == (1, True) and "towards the boundary" in towards[0]
-    away = held_check(np.array([0.0, -0.1, 0.0]), hessian, free, 2, CONTROL, True, unbounded)
+    away = held_check(np.array([0.0, -0.1, 0.0]), hessian, free, 2, CONTROL, True, log_sds)
     assert away[1:] == (1, False) and "saddle" in away[0]
     assert held_check(np.array([0.0, 0.1, 0.0]), hessian, free, 2, CONTROL)[1:] == (1, False)
 

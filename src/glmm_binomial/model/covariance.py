@@ -83,6 +83,10 @@ class CovarianceStructure(ABC):
         but for the structures with a correlation parameter."""
         return np.zeros(self.n_theta, dtype=bool)
 
+    def log_sds(self) -> NDArray[np.bool_]:
+        """Which entries of theta are the log of an SD (a boundary at -inf); none here."""
+        return np.zeros(self.n_theta, dtype=bool)
+
     def snaps(self, theta: FloatArray, near: float, tol: float) -> list[tuple[int, float, float]]:
         """The entries of theta whose variance is below `near` but not yet at the boundary
         (at_boundary with `tol`), each as (index, the entry's value on the boundary, its SD
@@ -333,6 +337,10 @@ class ScaledCorrelation(CovarianceStructure):
         if self.n_correlation:
             out[self.n_sd] = int((self.sds(theta) >= tol).sum()) < 2
         return out
+
+    def log_sds(self) -> NDArray[np.bool_]:
+        """The SD entries, first in theta."""
+        return np.arange(self.n_theta) < self.n_sd
 
     def snaps(self, theta: FloatArray, near: float, tol: float) -> list[tuple[int, float, float]]:
         """An SD below `near` but not below `tol` goes to the boundary's side of tol (its log

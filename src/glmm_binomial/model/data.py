@@ -191,6 +191,13 @@ class ModelData:
                 out.append((s.start + j, value, size))
         return out
 
+    def theta_log_sds(self) -> NDArray[np.bool_]:
+        """Which entries of theta are a structured covariance's log SD
+        (CovarianceStructure.log_sds: at the boundary as they go to -inf)."""
+        parts = [b.covariance.log_sds() for b in self.blocks]
+        parts.append(np.zeros(self.family.n_parameters, dtype=bool))
+        return np.concatenate(parts)
+
     def theta_saturated(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
         """Which entries of theta are a structured covariance's correlation parameter with the
         correlation within `tol` of an end of its range (CovarianceStructure.saturated)."""

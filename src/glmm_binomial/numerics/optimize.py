@@ -674,14 +674,15 @@ def minimize_deviance(
 
     checks = EndChecks(data, fun, natural, scale, x0, hessian_at, curvature_at, control)
 
-    taken_over = False
+    flat_end_tried = False
 
     def fall_at_flat_end(z: FloatArray, value: float) -> FloatArray | None:
-        # taken_over_fall where a flat direction ends a pass: once per search.
-        nonlocal taken_over
-        if taken_over:
+        # taken_over_fall, then saturated_fall, where a flat direction ends a pass: once per
+        # search.
+        nonlocal flat_end_tried
+        if flat_end_tried:
             return None
-        taken_over = True
+        flat_end_tried = True
         lower = taken_over_fall(checks, z, value)
         return lower if lower is not None else saturated_fall(checks, z, value)
 
@@ -729,7 +730,7 @@ def minimize_deviance(
     restart = None
     restarted = False
     unsaturated = False
-    unbounded = ~np.isfinite(data.theta_lower_bounds())
+    log_sds = data.theta_log_sds()
     saddle: SearchEnd | None = None
     unverified: SearchEnd | None = None
     passes = [control.gtol, control.fallback_gtol] if newton is None else []
@@ -788,7 +789,7 @@ def minimize_deviance(
             checked = free.copy()
             checked[:n_theta] |= data.theta_saturated(natural(z)[0], control.boundary_tol)
             failure, held, inwards = held_check(
-                grad, hessian_z, checked, n_theta, control, True, unbounded
+                grad, hessian_z, checked, n_theta, control, True, log_sds
             )
             if held is not None and not restarted:
                 # The next pass starts off the saddle (one more if this was the last), or
@@ -801,7 +802,7 @@ def minimize_deviance(
                 restarted = True
                 passes = passes or [control.fallback_gtol]
                 if (
-                    held_check(grad, hessian_z, checked, n_theta, control, False, unbounded)[1]
+                    held_check(grad, hessian_z, checked, n_theta, control, False, log_sds)[1]
                     is None
                 ):
                     # A saddle only across the free coordinates (a zero SD whose column's
@@ -1188,7 +1189,7 @@ def held_check(
     n_theta: int,
     control: OptimizerControl,
     net: bool = True,
-    unbounded: NDArray[np.bool_] | None = None,
+    log_sds: NDArray[np.bool_] | None = None,
 ) -> tuple[str, int | None, bool]:
     """Why a point that passed optimum_check over its free parameters is no minimum along a
     theta entry held at the boundary (a variance at zero), and that entry; ("", None) when
@@ -1202,10 +1203,9 @@ def held_check(
     zero, the entries below it in its column of Lambda can turn freely (the deviance flat
     along them), and the saddle lies across the two (a covariance with nothing to covary).
     net=False: the entry alone (g_j, H_jj), the free coordinates held. The third value: the
-    fall is towards the boundary, on an entry of `unbounded` (no lower bound: a structured
-    covariance's log SD, whose boundary is at -inf; its covariances with the other terms are
-    linear in the SD, so the deviance can fall all the way to SD 0, which the log reaches only
-    in the limit)."""
+    fall is towards the boundary, on an entry of `log_sds` (a structured covariance's log SD,
+    whose boundary is at -inf; its covariances with the other terms are linear in the SD, so
+    the deviance can fall all the way to SD 0, which the log reaches only in the limit)."""
     held = np.flatnonzero(~free[:n_theta])
     free_index = np.flatnonzero(free)
     factor = None
@@ -1222,7 +1222,7 @@ def held_check(
             g -= float(solved @ grad[free_index])
             h -= float(coupling @ solved)
         if h < -control.saddle_tol or (h > 0.0 and g * g / (2.0 * h) > control.decrement_tol):
-            if unbounded is not None and bool(unbounded[j]) and h > 0.0 and g > 0.0:
+            if log_sds is not None and bool(log_sds[j]) and h > 0.0 and g > 0.0:
                 return (
                     f"the deviance falls towards the boundary along theta[{j}] (gradient "
                     f"{g:.3g}, curvature {h:.3g}, whitened units)",
