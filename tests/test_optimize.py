@@ -19,6 +19,7 @@ from glmm_binomial.model.design import build_model
 from glmm_binomial.numerics.optimize import (
     LOGIT_ATTENUATION,
     MAX_ATTENUATED_SHARE,
+    REWRITTEN_END,
     OptimizerControl,
     SearchCoordinates,
     StartPoint,
@@ -844,3 +845,22 @@ def test_a_log_sd_whose_deviance_falls_towards_zero_restarts_at_its_floor():
     assert fitted.converged
     assert fitted.llf == pytest.approx(-158.9268285, abs=1e-6)
     assert fitted.varcorr["std_dev"].iloc[1] < 1e-10
+
+
+def test_an_unverified_end_on_a_turning_zero_column_is_rewritten():
+    """y ~ x + (1 + x | a/b) on 10 x + 3 (bench/metamorphic.py's nested_slope:1528, data
+    stored with x already changed): at the optimum on x the b:a covariance has correlation 1
+    and an intercept SD that 10 x + 3 takes to about 1e-5, so the search ended with that
+    diagonal entry held at zero and the entries below it turning with the slope's column on a
+    nearly flat circle whose Hessian is indefinite by 0.003 (whitened units): not converged,
+    at the logLik of the fit on x. The same covariance with the column folded
+    (rewritten_end) verifies, at the logLik on x (-94.3206427427; glmer -94.3206834035 on
+    these data, -94.3206829329 on x; glmmTMB NA on both)."""
+    data = pd.read_csv(REFERENCE_DIR / "nested_slope_rewritten.csv")
+    fitted = g_fit("y ~ x + (1 + x | a/b)", data)
+    assert fitted.converged
+    assert fitted.llf == pytest.approx(-94.3206427427, abs=1e-8)
+    assert fitted.opt_summary.message.endswith(REWRITTEN_END)
+    on_x = g_fit("y ~ x + (1 + x | a/b)", data.assign(x=(data["x"] - 3.0) / 10.0))
+    assert on_x.converged
+    assert fitted.llf == pytest.approx(on_x.llf, rel=1e-10)

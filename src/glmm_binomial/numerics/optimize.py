@@ -891,6 +891,14 @@ def minimize_deviance(
             break
         # Not verified after the early hand-over (a variance on its way to zero, where the
         # deviance is flat): the search goes on to the tight tolerance, then polishes again.
+    if failure and np.isfinite(value) and iterations < control.max_iter:
+        # Unverified where a column with its diagonal entry at zero turns with the later
+        # columns: the same covariance written another way may verify.
+        rewritten = rewritten_end(checks, z, value, message, log_sds)
+        if rewritten is not None:
+            z, value, grad, hessian_z, free, polished, message = rewritten
+            grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
+            failure = ""
     if failure:
         converged, message = False, failure
     elif not converged:
@@ -1330,6 +1338,64 @@ def taken_over_fall(checks: EndChecks, z: FloatArray, value: float) -> FloatArra
             trial[j] -= cut * slope / curvature
             if checks.fun(trial)[0] < value - control.decrement_tol:
                 return checks.whitened(*checks.natural(trial))
+    return None
+
+
+REWRITTEN_END = " (the covariance written with a zero-variance column moved)"
+"""Added to the search's message where rewritten_end verified the end."""
+
+
+def rewritten_end(
+    checks: EndChecks,
+    z: FloatArray,
+    value: float,
+    message: str,
+    log_sds: NDArray[np.bool_],
+) -> SearchEnd | None:
+    """At an end point (whitened z, deviance value) that failed the checks, where a column of
+    an unstructured Lambda has its diagonal entry within control.snap_tol of zero: the same
+    covariance written with that column folded into the later ones (ModelData.theta_turned)
+    or a later column moved into it (theta_taken_over), each polished (newton_polish); the
+    first that passes optimum_check and held_check at a deviance within polish_noise_tol of
+    value, or None.
+
+    With that diagonal entry held near zero the entries below it turn with the later columns
+    on a circle along which the deviance is flat but for the entry's own small covariance
+    term: the Hessian there can be indefinite by more than saddle_tol while no fall beyond
+    decrement_tol exists along the circle. Where the covariance is singular, one of its
+    rewritings holds the flat direction at the boundary and verifies; elsewhere none does and
+    the verdict stands."""
+    control = checks.control
+    theta, beta = checks.natural(z)
+    candidates = []
+    turned = checks.data.theta_turned(theta, control.snap_tol)
+    if turned is not None:
+        candidates.append(turned)
+    candidates.extend(point for point, _ in checks.data.theta_taken_over(theta, control.snap_tol))
+    n_theta = checks.data.n_theta
+    for candidate in candidates:
+        start = checks.whitened(candidate, beta)
+        point, point_value, grad, hessian, free, _ = newton_polish(
+            checks.data,
+            checks.fun,
+            checks.natural,
+            checks.scale,
+            checks.x0,
+            start,
+            control,
+            checks.hessian_at,
+        )
+        if not point_value <= value + control.polish_noise_tol:
+            continue
+        if optimum_check(point_value, grad[free], hessian[np.ix_(free, free)], control):
+            continue
+        checked = free.copy()
+        checked[:n_theta] |= checks.data.theta_saturated(
+            checks.natural(point)[0], control.boundary_tol
+        )
+        if held_check(grad, hessian, checked, n_theta, control, True, log_sds)[1] is not None:
+            continue
+        return SearchEnd(point, point_value, grad, hessian, free, True, message + REWRITTEN_END)
     return None
 
 
