@@ -20,6 +20,7 @@ from glmm_binomial.numerics.optimize import (
     LOGIT_ATTENUATION,
     MAX_ATTENUATED_SHARE,
     REWRITTEN_END,
+    EndChecks,
     OptimizerControl,
     SearchCoordinates,
     StartPoint,
@@ -39,6 +40,7 @@ from glmm_binomial.numerics.optimize import (
     positive_definite,
     start_curvature,
     start_point,
+    zero_sd_fall,
 )
 from glmm_binomial.numerics.pirls import PirlsControl
 from glmm_binomial.numerics.polar import PolarRows
@@ -864,3 +866,46 @@ def test_an_unverified_end_on_a_turning_zero_column_is_rewritten():
     on_x = g_fit("y ~ x + (1 + x | a/b)", data.assign(x=(data["x"] - 3.0) / 10.0))
     assert on_x.converged
     assert fitted.llf == pytest.approx(on_x.llf, rel=1e-10)
+
+
+def test_a_structured_sd_run_down_past_its_optimum_is_probed():
+    """y ~ x + diag(1 + x | g) (bench/against_r.py's diag:552, 936 rows, 36 groups): the
+    search in log SDs ran the intercept's SD from 1 down past its optimum (0.095) to 3e-4,
+    where the gradient in the log SD (the SD times the slope) is below gtol, and the polish
+    held it at zero: converged at the GLM's logLik (-628.1196852), 0.027 below glmmTMB's. The
+    deviance falls away from SD 0 (a saddle only an SD scale shows); zero_sd_fall's trial SDs
+    see it and the search goes on to glmmTMB's optimum (-628.0929467, intercept SD 0.0949,
+    slope SD at zero; glmer with (1 + x || g) the same; R 4.2.2, glmmTMB 1.1.5, lme4
+    1.1-31)."""
+    data = pd.read_csv(REFERENCE_DIR / "diag_zero_sd.csv")
+    fitted = g_fit("y ~ x + diag(1 + x | g)", data)
+    assert fitted.converged
+    assert fitted.llf == pytest.approx(-628.0929467, abs=1e-6)
+    assert fitted.varcorr["std_dev"].iloc[0] == pytest.approx(0.0949, abs=1e-3)
+    assert fitted.varcorr["std_dev"].iloc[1] < 1e-4
+
+
+def test_zero_sd_fall_is_none_without_a_held_structured_sd():
+    data = pd.read_csv(REFERENCE_DIR / "diag_zero_sd.csv")
+    model, _ = build_model("y ~ x + diag(1 + x | g)", data)
+    fitted = g_fit("y ~ x + diag(1 + x | g)", data)
+    # At the optimum the slope's SD is held at zero and its trial SDs rise: no fall.
+    objective = LaplaceObjective(model)
+    theta, beta = np.asarray(fitted.theta), np.asarray(fitted.fixef())
+
+    def fun(z):
+        value, g_theta, g_beta = objective.deviance_and_gradient(z[:2], z[2:])
+        return value, np.concatenate([g_theta, g_beta])
+
+    x0 = np.concatenate([theta, beta])
+    checks = EndChecks(
+        model, fun, lambda z: (z[:2], z[2:]), np.eye(4), np.zeros(4), None, None, CONTROL
+    )
+    value = fun(x0)[0]
+    assert zero_sd_fall(checks, x0, value, model.theta_log_sds()) is None
+    # With the intercept's SD held at zero too, the trials find the fall.
+    start = x0.copy()
+    start[0] = np.log(1e-8)
+    lower = zero_sd_fall(checks, start, fun(start)[0], model.theta_log_sds())
+    assert lower is not None
+    assert fun(lower)[0] < fun(start)[0] - CONTROL.decrement_tol

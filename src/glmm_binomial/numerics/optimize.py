@@ -675,16 +675,19 @@ def minimize_deviance(
     checks = EndChecks(data, fun, natural, scale, x0, hessian_at, curvature_at, control)
 
     flat_end_tried = False
+    log_sds = data.theta_log_sds()
 
     def fall_at_flat_end(z: FloatArray, value: float) -> FloatArray | None:
-        # taken_over_fall, then saturated_fall, where a flat direction ends a pass: once per
-        # search.
+        # taken_over_fall, then saturated_fall, then zero_sd_fall, where a flat direction
+        # ends a pass: once per search.
         nonlocal flat_end_tried
         if flat_end_tried:
             return None
         flat_end_tried = True
         lower = taken_over_fall(checks, z, value)
-        return lower if lower is not None else saturated_fall(checks, z, value)
+        if lower is None:
+            lower = saturated_fall(checks, z, value)
+        return lower if lower is not None else zero_sd_fall(checks, z, value, log_sds)
 
     # In z the deviance Hessian is near 2 I in beta (whitened by half of it) and near 1 in
     # theta (scaled by its curvature): the search's first B^{-1}.
@@ -730,7 +733,7 @@ def minimize_deviance(
     restart = None
     restarted = False
     unsaturated = False
-    log_sds = data.theta_log_sds()
+    probed = False
     saddle: SearchEnd | None = None
     unverified: SearchEnd | None = None
     passes = [control.gtol, control.fallback_gtol] if newton is None else []
@@ -824,6 +827,11 @@ def minimize_deviance(
                     fall = "a correlation at the end of its range hid a fall"
                     lower = saturated_fall(checks, z, value)
                     unsaturated = lower is not None
+                if lower is None and not probed:
+                    # Once per search, as the one above.
+                    fall = "a structured SD held at zero hid a fall"
+                    lower = zero_sd_fall(checks, z, value, log_sds)
+                    probed = lower is not None
                 if lower is not None:
                     # A zero SD whose column turned into the later ones hid a fall (seen
                     # only once the column is folded), or a correlation held at an end of
@@ -1339,6 +1347,40 @@ def taken_over_fall(checks: EndChecks, z: FloatArray, value: float) -> FloatArra
             if checks.fun(trial)[0] < value - control.decrement_tol:
                 return checks.whitened(*checks.natural(trial))
     return None
+
+
+ZERO_SD_PROBES = (0.01, 0.1, 1.0)
+"""zero_sd_fall's trial SDs for a structured covariance's log SD held at the boundary."""
+
+
+def zero_sd_fall(
+    checks: EndChecks, z: FloatArray, value: float, log_sds: NDArray[np.bool_]
+) -> FloatArray | None:
+    """At an end point (whitened z, deviance value) where a structured covariance's log SD is
+    held at the boundary (its SD below control.boundary_tol): the lowest of the points with
+    that SD at each of ZERO_SD_PROBES, one SD at a time, when lower than value by more than
+    control.decrement_tol; else None.
+
+    The deviance is even in an SD (its random effect's sign is free), so at SD 0 only its
+    curvature in the SD says whether the deviance falls away from zero, which held_check
+    weighs for an unstructured term's Lambda entries. In the log SD that curvature is
+    invisible: the gradient there is the SD times the slope in it, about the curvature times
+    SD^2, which vanishes as the SD goes to zero, and a search that ran the SD down past the
+    optimum (a flat deviance in the log) stops there with its gradient below gtol. Trial SDs
+    see the fall."""
+    control = checks.control
+    theta, beta = checks.natural(z)
+    held = np.flatnonzero(log_sds & checks.data.theta_at_boundary(theta, control.boundary_tol))
+    best, best_value = None, value - control.decrement_tol
+    for j in held:
+        for sd in ZERO_SD_PROBES:
+            trial_theta = theta.copy()
+            trial_theta[j] = np.log(sd)
+            point = checks.whitened(trial_theta, beta)
+            trial = checks.fun(point)[0]
+            if trial < best_value:
+                best, best_value = point, trial
+    return best
 
 
 REWRITTEN_END = " (the covariance written with a zero-variance column moved)"
