@@ -851,7 +851,7 @@ def test_a_log_sd_whose_deviance_falls_towards_zero_restarts_at_its_floor():
 
 def test_an_unverified_end_on_a_turning_zero_column_is_rewritten():
     """y ~ x + (1 + x | a/b) on 10 x + 3 (bench/metamorphic.py's nested_slope:1528, data
-    stored with x already changed): at the optimum on x the b:a covariance has correlation 1
+    stored with x already changed): at the optimum on x the covariance of a has correlation 1
     and an intercept SD that 10 x + 3 takes to about 1e-5, so the search ended with that
     diagonal entry held at zero and the entries below it turning with the slope's column on a
     nearly flat circle whose Hessian is indefinite by 0.003 (whitened units): not converged,
