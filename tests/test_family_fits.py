@@ -28,9 +28,17 @@ from conftest import load_reference
 from scipy import special
 
 import glmm_binomial as g
-from glmm_binomial.family import BINOMIAL_LOGIT, BetaBinomial, Binomial, make_family
+from glmm_binomial.diagnostics import BoundaryWarning
+from glmm_binomial.family import (
+    BINOMIAL_LOGIT,
+    LOG_PHI_LIMIT,
+    BetaBinomial,
+    Binomial,
+    make_family,
+)
 from glmm_binomial.methods.agq import AgqObjective
 from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.model.design import build_model
 from glmm_binomial.numerics.pirls import PirlsControl
 
 REFERENCE = load_reference("families")["fits"]
@@ -120,27 +128,92 @@ def test_beta_binomial_reaches_glmmtmb():
     assert "Dispersion parameter for betabinomial family (): 10.8" in text
 
 
-@pytest.mark.parametrize("seed", [0, 2])
-def test_beta_binomial_without_overdispersion_reaches_the_binomial_fit(seed):
-    """Binomial data (no overdispersion): the beta-binomial's maximum is at phi -> infinity,
-    where it is the binomial. The search goes far out in log phi; the likelihood there is the
-    binomial's, not rounding noise (before: not converged at log phi 15.6, and logLik -inf at
-    log phi 39)."""
+def _no_overdispersion(seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     groups = np.repeat(np.arange(25), 12)
     x = rng.normal(size=groups.size)
     trials = rng.integers(2, 8, groups.size)
     eta = -0.3 + 0.6 * x + 0.5 * rng.normal(size=25)[groups]
     y = rng.binomial(trials, 1.0 / (1.0 + np.exp(-eta)))
-    data = pd.DataFrame({"y": y, "f": trials - y, "x": x, "g": groups})
+    return pd.DataFrame({"y": y, "f": trials - y, "x": x, "g": groups})
+
+
+def _mild_overdispersion() -> pd.DataFrame:
+    """phi = 100 drawn, 30 groups of 5 rows, 2-14 trials: the maximum is still at phi -> inf
+    (a set whose search stopped at phi 1e7, 5.6e-7 short of the limit in logLik)."""
+    rng = np.random.default_rng([29, 77])
+    n_groups, per = int(rng.integers(8, 40)), int(rng.integers(3, 20))
+    groups = np.repeat(np.arange(n_groups), per)
+    x = rng.standard_normal(groups.size)
+    sd = float(rng.choice([0.0, 0.3, 0.8]))
+    phi = float(rng.choice([10.0, 30.0, 100.0, 300.0, np.inf]))
+    eta = -0.5 + 0.6 * x + sd * rng.standard_normal(n_groups)[groups]
+    p = 1.0 / (1.0 + np.exp(-eta))
+    p = rng.beta(p * phi, (1.0 - p) * phi)
+    trials = rng.integers(2, 15, groups.size)
+    y = rng.binomial(trials, p)
+    return pd.DataFrame({"y": y, "f": trials - y, "x": x, "g": groups})
+
+
+@pytest.mark.parametrize("case", ["seed0", "seed2", "mild"])
+def test_beta_binomial_without_overdispersion_is_the_binomial_fit_at_phi_inf(case):
+    """Binomial data (no overdispersion): the beta-binomial's maximum is at phi -> infinity,
+    where it is the binomial. The search goes far out in log phi (the likelihood there is the
+    binomial's, not rounding noise: before, not converged at log phi 15.6 and logLik -inf at
+    log phi 39) and stops where its gradient is below gtol; the end is then tried at the limit
+    (LOG_PHI_LIMIT), held there: phi is reported as inf (not where the search stopped), with
+    a BoundaryWarning and no standard error, and the logLik and estimates are the binomial
+    fit's (before: phi 1e7 to 1e13, up to 5.6e-7 below the binomial's logLik)."""
+    data = _mild_overdispersion() if case == "mild" else _no_overdispersion(int(case[-1]))
     formula = "cbind(y, f) ~ x + (1 | g)"
-    beta_binomial = g.fit(formula, data, family="betabinomial")
+    with pytest.warns(BoundaryWarning, match="dispersion is at its limit"):
+        beta_binomial = g.fit(formula, data, family="betabinomial")
     binomial = g.fit(formula, data)
     assert beta_binomial.converged
-    assert beta_binomial.phi > 1e6
-    assert beta_binomial.loglik == pytest.approx(binomial.loglik, abs=1e-6)
-    assert beta_binomial.loglik <= binomial.loglik + 1e-9
-    np.testing.assert_allclose(beta_binomial.params, binomial.params, atol=1e-4)
+    assert beta_binomial.phi == np.inf
+    assert np.isnan(beta_binomial.phi_se)
+    assert not beta_binomial.singular
+    assert beta_binomial.loglik == pytest.approx(binomial.loglik, abs=1e-9)
+    np.testing.assert_allclose(beta_binomial.params, binomial.params, atol=1e-6)
+    assert "(): Inf (at its limit" in str(beta_binomial.summary())
+
+
+def test_model_data_puts_the_family_parameter_at_its_limit_and_off_it():
+    data = _no_overdispersion(0)
+    model, _ = build_model("cbind(y, f) ~ x + (1 | g)", data, family=make_family("betabinomial"))
+    theta = np.array([0.5, 3.0])
+    assert not model.family_at_limit(theta).any()
+    at = model.theta_at_limit(theta)
+    assert at is not None
+    np.testing.assert_array_equal(at, [0.5, LOG_PHI_LIMIT])
+    # Within LIMIT_TOL (the search's coordinates round it) is at it; the variance is not.
+    assert model.family_at_limit(at - [0.0, 1e-9]).all()
+    np.testing.assert_array_equal(model.theta_at_boundary(at, 1e-4), [False, True])
+    np.testing.assert_allclose(model.theta_off_limit(at), [0.5, np.log(1e4)])
+    np.testing.assert_array_equal(model.theta_off_limit(theta), theta)
+    binomial, _ = build_model("cbind(y, f) ~ x + (1 | g)", data)
+    assert binomial.theta_at_limit(np.array([0.5])) is None
+    assert binomial.family_at_limit(np.array([0.5])).size == 0
+
+
+def test_a_refit_from_phi_at_its_limit_leaves_it():
+    """A refit (bootstrap, power simulation) from estimates with phi at its limit starts log
+    phi at the moment start's upper end (out at the limit the deviance is flat in it): on
+    overdispersed data it reaches the fresh fit's optimum."""
+    data = _no_overdispersion(0)
+    formula = "cbind(y, f) ~ x + (1 | g)"
+    with pytest.warns(BoundaryWarning):
+        at_limit = g.fit(formula, data, family="betabinomial")
+    rng = np.random.default_rng(5)
+    trials = (data["y"] + data["f"]).to_numpy()
+    overdispersed = rng.binomial(trials, rng.beta(2.0, 3.0, len(data)))
+    refit = at_limit.refit(overdispersed)
+    fresh = g.fit(
+        formula, data.assign(y=overdispersed, f=trials - overdispersed), family="betabinomial"
+    )
+    assert refit.converged and np.isfinite(refit.phi)
+    assert refit.loglik == pytest.approx(fresh.loglik, abs=1e-8)
+    assert refit.phi == pytest.approx(fresh.phi, rel=1e-4)
 
 
 def test_beta_binomial_refuses_bernoulli_rows_and_weighted_counts():

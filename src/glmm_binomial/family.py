@@ -267,6 +267,17 @@ class Family:
     def parameter_lower_bounds(self) -> FloatArray:
         return np.full(self.n_parameters, -np.inf)
 
+    def parameter_limits(self) -> FloatArray:
+        """Where each parameter (optimizer's scale) reaches a limit at which the family is
+        another one to rounding (the beta-binomial's log phi: the binomial), NaN where it has
+        none. An optimum beyond it is reported at it, as on the boundary."""
+        return np.full(self.n_parameters, np.nan)
+
+    def parameter_restarts(self) -> FloatArray:
+        """Where a search starts a parameter given at its limit (a refit from such estimates:
+        out there the deviance is flat in it), NaN where it has no limit."""
+        return np.full(self.n_parameters, np.nan)
+
     def with_parameters(self, values: FloatArray) -> Family:
         """The family at `values` (its parameters on the optimizer's scale)."""
         return self
@@ -1237,6 +1248,12 @@ class Binomial(Family):
 BETABINOMIAL_START_PHI_LIMITS = (1e-2, 1e4)
 """The moment estimate of phi that starts the optimizer is held to this range."""
 
+LOG_PHI_LIMIT = 50.0
+"""The beta-binomial's log phi at its limit (phi 5e21): the binomial to rounding ((m - 1) /
+(phi + 1) below 2e-19 per 1,000 trials), with the powers of phi its derivatives and series take
+(up to phi^8) still finite. Without overdispersion the maximum lies at phi -> inf; the search's
+end is tried here, and an optimum here is reported as phi = inf."""
+
 
 @dataclass(frozen=True)
 class BetaBinomial(Family):
@@ -1296,6 +1313,12 @@ class BetaBinomial(Family):
 
     def with_parameters(self, values: FloatArray) -> BetaBinomial:
         return dataclasses.replace(self, phi=float(np.exp(values[0])))
+
+    def parameter_limits(self) -> FloatArray:
+        return np.array([LOG_PHI_LIMIT])
+
+    def parameter_restarts(self) -> FloatArray:
+        return np.array([np.log(BETABINOMIAL_START_PHI_LIMITS[1])])
 
     def start_parameters(
         self, eta: FloatArray, successes: FloatArray, trials: FloatArray

@@ -898,7 +898,10 @@ def fit_output(
     # A variance at zero, or a structured covariance's correlation at the end of its range.
     at_boundary = data.theta_at_boundary(theta, control.boundary_tol)
     at_boundary |= data.theta_saturated(theta, control.boundary_tol)
-    singular = bool(at_boundary.any())
+    # A family parameter at its limit is on the boundary too (no standard error), but the
+    # random effects are not singular for it.
+    at_limit = data.family_at_limit(theta)
+    singular = bool(at_boundary[: n_theta - len(at_limit)].any())
     warnings: list[FitWarning] = []
     converged = estimates.summary.converged
     separated, found = separation
@@ -929,6 +932,15 @@ def fit_output(
             FitWarning(
                 "boundary (singular) fit: a random-effect variance is estimated at zero (or a "
                 "correlation at the end of its range)",
+                BoundaryWarning,
+            )
+        )
+    if at_limit.any():
+        warnings.append(
+            FitWarning(
+                f"the {data.family.name} family's dispersion is at its limit (phi = inf): no "
+                "overdispersion beyond the binomial, whose fit this is (the same logLik and "
+                "estimates)",
                 BoundaryWarning,
             )
         )

@@ -32,6 +32,10 @@ from glmm_binomial.model.covariance import CovarianceStructure, Unstructured
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
+LIMIT_TOL = 1e-6
+"""A family parameter within this of its limit (Family.parameter_limits, optimizer's scale) is
+at it: the search's whitened coordinates round a point put there."""
+
 LARGEST_VALUE = 1e100
 """Design values beyond this in absolute value overflow the fit's products (x' W x); the front
 ends refuse them with a message to rescale."""
@@ -171,14 +175,42 @@ class ModelData:
 
     def theta_at_boundary(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
         """Which entries of theta are on the boundary (a variance at zero): each structure's
-        rule (unstructured: a diagonal entry of Lambda_t below tol, as lme4's isSingular); the
-        family's parameters (log phi, unbounded) never are."""
+        rule (unstructured: a diagonal entry of Lambda_t below tol, as lme4's isSingular); a
+        family's parameter at or beyond its limit (Family.parameter_limits: the beta-binomial's
+        log phi, where it is the binomial)."""
         parts = [
             b.covariance.at_boundary(np.asarray(theta[s]), tol)
             for b, s in zip(self.blocks, self.theta_slices(), strict=True)
         ]
-        parts.append(np.zeros(self.family.n_parameters, dtype=bool))
+        parts.append(self.family_at_limit(theta))
         return np.concatenate(parts)
+
+    def family_at_limit(self, theta: FloatArray) -> NDArray[np.bool_]:
+        """Which of the family's parameters in theta are at their limit (within LIMIT_TOL:
+        the search's coordinates round it) or beyond."""
+        values = np.asarray(theta, dtype=np.float64)[self.family_slice]
+        return np.asarray(values >= self.family.parameter_limits() - LIMIT_TOL)
+
+    def theta_at_limit(self, theta: FloatArray) -> FloatArray | None:
+        """theta with each family parameter that has a limit put at it, or None when none
+        has one."""
+        limits = self.family.parameter_limits()
+        if not np.isfinite(limits).any():
+            return None
+        out = np.array(theta, dtype=np.float64)
+        values = out[self.family_slice]
+        out[self.family_slice] = np.where(np.isfinite(limits), limits, values)
+        return out
+
+    def theta_off_limit(self, theta: FloatArray) -> FloatArray:
+        """theta with each family parameter at its limit put at its restart
+        (Family.parameter_restarts), where a search can leave it; the others as they are."""
+        out = np.array(theta, dtype=np.float64)
+        at = self.family_at_limit(out)
+        if at.any():
+            values = out[self.family_slice]
+            out[self.family_slice] = np.where(at, self.family.parameter_restarts(), values)
+        return out
 
     def theta_snaps(
         self, theta: FloatArray, near: float, tol: float

@@ -383,8 +383,11 @@ def off_boundary(
     """A boundary fit's estimates made a start a search can leave the boundary from: exact
     zeros at zero_start (off_zero), and each structured correlation held at the end of its
     range (within tol) moved `margin` inside it (ModelData.theta_unsaturated: out there the
-    deviance is flat in its parameter, and a refit to other data stayed at +-1)."""
-    return data.theta_unsaturated(off_zero(data, theta, zero_start), tol, margin)
+    deviance is flat in its parameter, and a refit to other data stayed at +-1), and a family
+    parameter at its limit at its restart (ModelData.theta_off_limit: the beta-binomial's log
+    phi, where the deviance is flat in it too)."""
+    off = data.theta_unsaturated(off_zero(data, theta, zero_start), tol, margin)
+    return data.theta_off_limit(off)
 
 
 MOMENT_START_SD = (0.1, 3.0)
@@ -899,6 +902,14 @@ def minimize_deviance(
             break
         # Not verified after the early hand-over (a variance on its way to zero, where the
         # deviance is flat): the search goes on to the tight tolerance, then polishes again.
+    if np.isfinite(value) and iterations < control.max_iter:
+        # A family parameter run far out towards its limit (the beta-binomial's phi without
+        # overdispersion): the limit itself, where it is no worse.
+        at_limit = limit_end(checks, z, value, message, log_sds)
+        if at_limit is not None:
+            z, value, grad, hessian_z, free, polished, message = at_limit
+            grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
+            failure = ""
     if failure and np.isfinite(value) and iterations < control.max_iter:
         # Unverified where a column with its diagonal entry at zero turns with the later
         # columns: the same covariance written another way may verify.
@@ -1383,6 +1394,62 @@ def zero_sd_fall(
     return best
 
 
+LIMIT_END = " (a family parameter at its limit)"
+"""Added to the search's message where limit_end's point is the estimate."""
+
+
+def limit_end(
+    checks: EndChecks, z: FloatArray, value: float, message: str, log_sds: NDArray[np.bool_]
+) -> SearchEnd | None:
+    """At an end point (whitened z, deviance value) of a family with a parameter limit (the
+    beta-binomial's log phi, the binomial at LOG_PHI_LIMIT): the point with the family's
+    parameters at their limits, polished with them held there (newton_polish: at the limit
+    they are on the boundary), when its deviance is within polish_noise_tol of value or below
+    and it passes optimum_check and held_check; else None.
+
+    Without overdispersion the deviance falls all the way to phi -> inf, ever more slowly:
+    the search stops where its gradient in log phi is below gtol (phi of 1e7 to 1e13), up to
+    decrement_tol short of the limit, with a phi that is where it stopped, not an estimate."""
+    control = checks.control
+    theta, beta = checks.natural(z)
+    limit = checks.data.theta_at_limit(theta)
+    if limit is None or np.array_equal(limit, theta):
+        return None
+    start = checks.whitened(limit, beta)
+    if not checks.fun(start)[0] <= value + control.polish_noise_tol:
+        return None
+    return polished_end(checks, start, value, message + LIMIT_END, log_sds)
+
+
+def polished_end(
+    checks: EndChecks, start: FloatArray, value: float, message: str, log_sds: NDArray[np.bool_]
+) -> SearchEnd | None:
+    """newton_polish from `start` (whitened): its end when its deviance is within
+    polish_noise_tol of value or below and it passes optimum_check and held_check (a verified
+    optimum, no worse than the end it replaces); else None."""
+    control = checks.control
+    point, point_value, grad, hessian, free, _ = newton_polish(
+        checks.data,
+        checks.fun,
+        checks.natural,
+        checks.scale,
+        checks.x0,
+        start,
+        control,
+        checks.hessian_at,
+    )
+    if not point_value <= value + control.polish_noise_tol:
+        return None
+    if optimum_check(point_value, grad[free], hessian[np.ix_(free, free)], control):
+        return None
+    n_theta = checks.data.n_theta
+    checked = free.copy()
+    checked[:n_theta] |= checks.data.theta_saturated(checks.natural(point)[0], control.boundary_tol)
+    if held_check(grad, hessian, checked, n_theta, control, True, log_sds)[1] is not None:
+        return None
+    return SearchEnd(point, point_value, grad, hessian, free, True, message)
+
+
 REWRITTEN_END = " (the covariance written with a zero-variance column moved)"
 """Added to the search's message where rewritten_end verified the end."""
 
@@ -1414,30 +1481,11 @@ def rewritten_end(
     if turned is not None:
         candidates.append(turned)
     candidates.extend(point for point, _ in checks.data.theta_taken_over(theta, control.snap_tol))
-    n_theta = checks.data.n_theta
     for candidate in candidates:
         start = checks.whitened(candidate, beta)
-        point, point_value, grad, hessian, free, _ = newton_polish(
-            checks.data,
-            checks.fun,
-            checks.natural,
-            checks.scale,
-            checks.x0,
-            start,
-            control,
-            checks.hessian_at,
-        )
-        if not point_value <= value + control.polish_noise_tol:
-            continue
-        if optimum_check(point_value, grad[free], hessian[np.ix_(free, free)], control):
-            continue
-        checked = free.copy()
-        checked[:n_theta] |= checks.data.theta_saturated(
-            checks.natural(point)[0], control.boundary_tol
-        )
-        if held_check(grad, hessian, checked, n_theta, control, True, log_sds)[1] is not None:
-            continue
-        return SearchEnd(point, point_value, grad, hessian, free, True, message + REWRITTEN_END)
+        end = polished_end(checks, start, value, message + REWRITTEN_END, log_sds)
+        if end is not None:
+            return end
     return None
 
 

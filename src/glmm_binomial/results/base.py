@@ -138,10 +138,13 @@ class ResultBase:
     @property
     def phi(self) -> float | None:
         """The beta-binomial dispersion phi (glmmTMB's sigma(): Var k = m mu (1 - mu)
-        (1 + (m - 1) / (phi + 1))); None for the binomial family, which has none."""
+        (1 + (m - 1) / (phi + 1))); inf where the fit put it at its limit (no overdispersion:
+        the binomial); None for the binomial family, which has none."""
         model = self._model
         if not model.family.n_parameters:
             return None
+        if model.family_at_limit(self._fit.theta).any():
+            return float("inf")
         return float(np.exp(self._fit.theta[model.family_slice][0]))
 
     @property

@@ -197,8 +197,11 @@ class _Parts:
             lines.append(f"({self.result.n_dropped} observations deleted due to missingness)")
         phi = self.result.phi
         if phi is not None:
-            # glmmTMB's line (3 significant digits); NA where the fit did not converge.
+            # glmmTMB's line (3 significant digits); NA where the fit did not converge, Inf
+            # (R's) at the limit, where the fit is the binomial's.
             shown = f"{phi:.3g}" if self.result.converged and np.isfinite(phi) else NA
+            if self.result.converged and phi == np.inf:
+                shown = "Inf (at its limit: no overdispersion beyond the binomial)"
             lines += ["", f"Dispersion parameter for {self.result.family} family (): {shown}"]
         lines += ["", "Fixed effects:"]
         lines += self._fixed_text()
