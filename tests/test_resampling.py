@@ -4,6 +4,7 @@ import pytest
 from conftest import CBPP
 
 import glmm_binomial as g
+from glmm_binomial.results.bootstrap import ordered_quantile
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +83,46 @@ def test_confint_boot_entry_point(cbpp_fit):
     assert isinstance(table, pd.DataFrame) and table.shape == (5, 2)
     with pytest.raises(ValueError, match="n_boot"):
         g.bootstrap(cbpp_fit, n_boot=0)
+
+
+def test_percentile_intervals_order_infinite_replicates_beyond_the_finite_ones():
+    replicates = pd.DataFrame(
+        {
+            "finite": [1.0, 2.0, np.nan, 4.0],
+            "to_inf": [1.0, 2.0, 3.0, np.inf],
+            "from_minus_inf": [-np.inf, 1.0, 2.0, 3.0],
+            "all_inf": [np.inf] * 4,
+            "none": [np.nan] * 4,
+        }
+    )
+    upper, lower = ordered_quantile(replicates, 0.975), ordered_quantile(replicates, 0.025)
+    # Finite columns as pandas' (linear, type 7); a quantile reaching into +-inf is +-inf.
+    assert upper[0] == pytest.approx(replicates["finite"].quantile(0.975))
+    assert lower[0] == pytest.approx(replicates["finite"].quantile(0.025))
+    assert upper[1] == np.inf and lower[1] == pytest.approx(1.075)
+    assert lower[2] == -np.inf and upper[2] == pytest.approx(2.925)
+    assert upper[3] == np.inf and lower[3] == np.inf
+    assert np.isnan(upper[4]) and np.isnan(lower[4])
+
+
+def test_bootstrap_of_a_beta_binomial_at_its_limit_reports_phi_inf():
+    """Binomial data: the beta-binomial's phi at its limit (inf); the refits that end out
+    there are put at the limit too, and phi's percentile interval reaches inf instead of
+    NaN (pandas' quantile of inf - inf)."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(25), 12)
+    x = rng.normal(size=groups.size)
+    trials = rng.integers(2, 8, groups.size)
+    eta = -0.3 + 0.6 * x + 0.5 * rng.normal(size=25)[groups]
+    y = rng.binomial(trials, 1.0 / (1.0 + np.exp(-eta)))
+    data = pd.DataFrame({"y": y, "f": trials - y, "x": x, "g": groups})
+    with pytest.warns(g.BoundaryWarning):
+        fitted = g.fit("cbind(y, f) ~ x + (1 | g)", data, family="betabinomial")
+    boot = g.bootstrap(fitted, n_boot=12, seed=3)
+    assert boot.estimates["phi"] == np.inf
+    phi = boot.replicates["phi"]
+    assert (phi == np.inf).any() and np.isfinite(phi).any()
+    interval = boot.confint()
+    assert interval.loc["phi", "upper"] == np.inf
+    assert np.isfinite(interval.loc["phi", "lower"])
+    assert np.isfinite(interval.drop(index="phi").to_numpy()).all()

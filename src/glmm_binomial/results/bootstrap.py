@@ -10,6 +10,7 @@ and its row is NaN; percentiles use the successful replicates.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -67,10 +68,8 @@ class BootstrapResult:
         conf_level = check_conf_level(renamed_level(conf_level, level))
         alpha = (1.0 - conf_level) / 2.0
         ok = self.replicates.dropna(how="all")
-        lower = ok.quantile(alpha)
-        upper = ok.quantile(1.0 - alpha)
         return pd.DataFrame(
-            {"lower": lower.to_numpy(), "upper": upper.to_numpy()},
+            {"lower": ordered_quantile(ok, alpha), "upper": ordered_quantile(ok, 1.0 - alpha)},
             index=pd.Index(self.replicates.columns, name="parameter"),
         )
 
@@ -79,6 +78,22 @@ class BootstrapResult:
             f"<BootstrapResult: {self.n_boot} replicates, {self.n_failed} failed refits, "
             f"seed {self.seed!r}>"
         )
+
+
+def ordered_quantile(replicates: pd.DataFrame, q: float) -> NDArray[np.float64]:
+    """Each column's q quantile (linear interpolation, as pandas' and R's type 7), with
+    infinite replicates (the beta-binomial's phi at its limit) ordered beyond every finite one:
+    a quantile that reaches into them is infinite, not NaN (inf - inf)."""
+    values = replicates.to_numpy(dtype=np.float64)
+    big = np.finfo(np.float64).max / 4.0  # interpolating between -big and big cannot overflow
+    quantile = np.array(pd.DataFrame(np.clip(values, -big, big)).quantile(q), dtype=np.float64)
+    finite = np.where(np.isfinite(values), values, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column
+        high, low = np.nanmax(finite, axis=0), np.nanmin(finite, axis=0)
+    quantile[quantile > np.where(np.isnan(high), -np.inf, high)] = np.inf
+    quantile[quantile < np.where(np.isnan(low), np.inf, low)] = -np.inf
+    return quantile
 
 
 def bootstrap(

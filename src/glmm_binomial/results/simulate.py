@@ -139,6 +139,7 @@ class FastRefit:
     zero_start: float = 1e-3  # a variance at exactly zero starts here (optimize.off_boundary)
     boundary_tol: float = 1e-4  # a correlation this close to +-1 (structured) ...
     saturation_start: float = 1e-2  # ... starts this far inside its range
+    noise_tol: float = 1e-8  # a family parameter's limit no worse than this is taken
 
 
 def deviance_hessian(result: ResultBase, step: float = 1e-4, central: bool = False) -> FloatArray:
@@ -238,5 +239,12 @@ def fast_refit(
     theta = canonical_theta(model, x[:n_theta])
     beta = x[n_theta:]
     deviance = float(found.fun)
+    limit = model.theta_at_limit(theta)
+    if limit is not None and np.isfinite(deviance) and not np.array_equal(limit, theta):
+        # A family parameter run far out (the beta-binomial's phi without overdispersion):
+        # its limit where that is no worse, as optimize.limit_end puts a fit's.
+        at_limit = float(objective.deviance(limit, beta))
+        if at_limit <= deviance + plan.noise_tol:
+            theta, deviance = limit, at_limit
     ok = bool(found.success) and np.isfinite(deviance) and bool(np.all(np.isfinite(x)))
     return theta, beta, deviance, ok, str(found.message)
