@@ -57,6 +57,7 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "slope3_counts": BOTH,
     "slope3_probit": BOTH,
     "nested_crossed": BOTH,
+    "betabinomial_mild": ("glmmTMB",),
 }
 
 

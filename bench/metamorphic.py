@@ -64,6 +64,8 @@ KINDS: dict[str, tuple[str, dict[str, Any]]] = {
     "agq_slope": ("y ~ x + (1 + x | g)", {"method": "agq", "n_agq": 5}),
     "nested_crossed": ("y ~ x + (1 | a/b) + (1 | h)", {}),
     "blme3": ("y ~ x + x2 + (1 + x + x2 | g)", {"priors": "blme"}),
+    # phi drawn from 10, 100 and inf: a maximum at phi -> inf (the binomial) in some.
+    "betabinomial_mild": ("cbind(y, m - y) ~ x + (1 | g)", {"family": "betabinomial"}),
 }
 AFFINE = {
     "slope",
@@ -98,10 +100,11 @@ CHAINS = [
 ]
 
 
-def simulate(rng: np.random.Generator, binomial: bool, overdispersed: bool) -> pd.DataFrame:
+def simulate(rng: np.random.Generator, binomial: bool, phi: float) -> pd.DataFrame:
     """Random groups g (5-40, 3-30 rows each) crossed with h and with a, b nested in g's
     clusters, occasions tf; random intercepts, slopes and occasion effects with SDs drawn
-    from 0 to 1 (zeros make boundary fits); 0/1 responses, or counts of 1-5 trials."""
+    from 0 to 1 (zeros make boundary fits); 0/1 responses, or counts of 1-5 trials; with a
+    finite phi, each row's probability drawn from Beta(p phi, (1 - p) phi) (beta-binomial)."""
     n_g, per = int(rng.integers(5, 40)), int(rng.integers(3, 30))
     n = n_g * per
     grp = np.repeat(np.arange(n_g), per)
@@ -120,8 +123,8 @@ def simulate(rng: np.random.Generator, binomial: bool, overdispersed: bool) -> p
     eta += sd[5] * rng.standard_normal(n_g)[grp] * x2
     m = rng.integers(1, 6, n) if binomial else np.ones(n, dtype=int)
     p = 1.0 / (1.0 + np.exp(-eta))
-    if overdispersed:
-        p = rng.beta(p * 5.0 + 1e-3, (1.0 - p) * 5.0 + 1e-3)
+    if np.isfinite(phi):
+        p = rng.beta(p * phi + 1e-3, (1.0 - p) * phi + 1e-3)
     y = rng.binomial(m, p)
     return pd.DataFrame(
         {
@@ -165,7 +168,10 @@ def agree(problems: list[str], tag: str, base: Any, fit: Callable[[], Any], tol:
 def kind_data(kind: str, seed: int) -> tuple[np.random.Generator, pd.DataFrame]:
     """The generator (after drawing) and the data of an invariance case."""
     rng = np.random.default_rng([seed, list(KINDS).index(kind)])
-    return rng, simulate(rng, "m - y" in KINDS[kind][0], kind == "betabinomial")
+    phi = {"betabinomial": 5.0}.get(kind, np.inf)
+    if kind == "betabinomial_mild":
+        phi = float(rng.choice([10.0, 100.0, np.inf]))
+    return rng, simulate(rng, "m - y" in KINDS[kind][0], phi)
 
 
 def invariance(kind: str, seed: int) -> list[str]:
@@ -231,7 +237,7 @@ def invariance(kind: str, seed: int) -> list[str]:
 
 def chain_data(chain_index: int, seed: int) -> pd.DataFrame:
     """The data of a nesting case."""
-    return simulate(np.random.default_rng([seed, 100 + chain_index]), False, False)
+    return simulate(np.random.default_rng([seed, 100 + chain_index]), False, np.inf)
 
 
 def nesting(chain_index: int, seed: int) -> list[str]:
