@@ -901,7 +901,7 @@ def fit_output(
     # A family parameter at its limit is on the boundary too (no standard error), but the
     # random effects are not singular for it.
     at_limit = data.family_at_limit(theta)
-    singular = bool(at_boundary[: n_theta - len(at_limit)].any())
+    singular = bool(at_boundary[: data.family_slice.start].any())
     warnings: list[FitWarning] = []
     converged = estimates.summary.converged
     separated, found = separation

@@ -191,6 +191,12 @@ class ModelData:
         values = np.asarray(theta, dtype=np.float64)[self.family_slice]
         return np.asarray(values >= self.family.parameter_limits() - LIMIT_TOL)
 
+    def family_values(self, theta: FloatArray) -> FloatArray:
+        """The family's parameters on their own scale (the beta-binomial's phi = exp(log phi)),
+        inf at their limit (no overdispersion: the binomial)."""
+        values = np.exp(np.asarray(theta, dtype=np.float64)[self.family_slice])
+        return np.asarray(np.where(self.family_at_limit(theta), np.inf, values))
+
     def theta_at_limit(self, theta: FloatArray) -> FloatArray | None:
         """theta with each family parameter that has a limit put at it, or None when none
         has one."""

@@ -559,6 +559,14 @@ class EndChecks:
         """The z of (theta, beta), theta made canonical."""
         return whitened(self.scale, self.x0, canonical_theta(self.data, theta), beta)
 
+    def checked(self, z: FloatArray, free: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """The coordinates held_check leaves alone at z: the free ones and the structured
+        correlations saturated there (held by the polish, no zero variances)."""
+        out = free.copy()
+        n_theta = self.data.n_theta
+        out[:n_theta] |= self.data.theta_saturated(self.natural(z)[0], self.control.boundary_tol)
+        return out
+
 
 def minimize_deviance(
     data: ModelData,
@@ -792,8 +800,7 @@ def minimize_deviance(
             failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
         if not failure:
             # Saturated correlations (held by the polish) are no zero variances to check.
-            checked = free.copy()
-            checked[:n_theta] |= data.theta_saturated(natural(z)[0], control.boundary_tol)
+            checked = checks.checked(z, free)
             failure, held, inwards = held_check(
                 grad, hessian_z, checked, n_theta, control, True, log_sds
             )
@@ -846,8 +853,7 @@ def minimize_deviance(
                     failure = fall
         elif not passes and not restarted:
             # The last pass ended unverified.
-            checked = free.copy()
-            checked[:n_theta] |= data.theta_saturated(natural(z)[0], control.boundary_tol)
+            checked = checks.checked(z, free)
             held_entries = np.flatnonzero(~checked[:n_theta])
             restart = None
             if held_entries.size:
@@ -904,18 +910,14 @@ def minimize_deviance(
         # deviance is flat): the search goes on to the tight tolerance, then polishes again.
     if np.isfinite(value) and iterations < control.max_iter:
         # A family parameter run far out towards its limit (the beta-binomial's phi without
-        # overdispersion): the limit itself, where it is no worse.
-        at_limit = limit_end(checks, z, value, message, log_sds)
-        if at_limit is not None:
-            z, value, grad, hessian_z, free, polished, message = at_limit
-            grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
-            failure = ""
-    if failure and np.isfinite(value) and iterations < control.max_iter:
-        # Unverified where a column with its diagonal entry at zero turns with the later
-        # columns: the same covariance written another way may verify.
-        rewritten = rewritten_end(checks, z, value, message, log_sds)
-        if rewritten is not None:
-            z, value, grad, hessian_z, free, polished, message = rewritten
+        # overdispersion): the limit itself, where it is no worse. Else, unverified where a
+        # column with its diagonal entry at zero turns with the later columns: the same
+        # covariance written another way may verify.
+        other = limit_end(checks, z, value, message, log_sds)
+        if other is None and failure:
+            other = rewritten_end(checks, z, value, message, log_sds)
+        if other is not None:
+            z, value, grad, hessian_z, free, polished, message = other
             grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
             failure = ""
     if failure:
@@ -1443,8 +1445,7 @@ def polished_end(
     if optimum_check(point_value, grad[free], hessian[np.ix_(free, free)], control):
         return None
     n_theta = checks.data.n_theta
-    checked = free.copy()
-    checked[:n_theta] |= checks.data.theta_saturated(checks.natural(point)[0], control.boundary_tol)
+    checked = checks.checked(point, free)
     if held_check(grad, hessian, checked, n_theta, control, True, log_sds)[1] is not None:
         return None
     return SearchEnd(point, point_value, grad, hessian, free, True, message)

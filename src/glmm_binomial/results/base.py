@@ -143,9 +143,7 @@ class ResultBase:
         model = self._model
         if not model.family.n_parameters:
             return None
-        if model.family_at_limit(self._fit.theta).any():
-            return float("inf")
-        return float(np.exp(self._fit.theta[model.family_slice][0]))
+        return float(model.family_values(self._fit.theta)[0])
 
     @property
     def phi_se(self) -> float | None:

@@ -10,7 +10,6 @@ and its row is NaN; percentiles use the successful replicates.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -87,12 +86,13 @@ def ordered_quantile(replicates: pd.DataFrame, q: float) -> NDArray[np.float64]:
     values = replicates.to_numpy(dtype=np.float64)
     big = np.finfo(np.float64).max / 4.0  # interpolating between -big and big cannot overflow
     quantile = np.array(pd.DataFrame(np.clip(values, -big, big)).quantile(q), dtype=np.float64)
-    finite = np.where(np.isfinite(values), values, np.nan)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column
-        high, low = np.nanmax(finite, axis=0), np.nanmin(finite, axis=0)
-    quantile[quantile > np.where(np.isnan(high), -np.inf, high)] = np.inf
-    quantile[quantile < np.where(np.isnan(low), np.inf, low)] = -np.inf
+    finite = np.isfinite(values)
+    # Beyond the largest (smallest) finite replicate, -inf (inf) where a column has none: the
+    # quantile came from interpolating with an infinite one. NaN stays NaN.
+    high = np.where(finite, values, -np.inf).max(axis=0, initial=-np.inf)
+    low = np.where(finite, values, np.inf).min(axis=0, initial=np.inf)
+    quantile[quantile > high] = np.inf
+    quantile[quantile < low] = -np.inf
     return quantile
 
 

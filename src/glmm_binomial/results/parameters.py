@@ -35,16 +35,15 @@ def covariance_parameter_names(result: ResultBase) -> list[str]:
 
 def covariance_values(model: ModelData, theta: NDArray[np.float64]) -> NDArray[np.float64]:
     """SDs and correlations of the random effects at theta, in theta's layout (NaN for a
-    correlation with a zero SD), then the beta-binomial's phi = exp(theta's tail), inf at its
-    limit (ModelData.family_at_limit: no overdispersion)."""
+    correlation with a zero SD), then the beta-binomial's phi (ModelData.family_values: exp(theta's
+    tail), inf at its limit)."""
     values: list[float] = []
     for block, lam in zip(model.blocks, model.lambdas(theta), strict=True):
         sd, corr = sd_correlation(lam @ lam.T)
         for r, c in block.covariance.parameter_entries():
             values.append(float(sd[r]) if r == c else float(corr[r, c]))
     if model.family.n_parameters:
-        phi = np.exp(np.asarray(theta)[model.family_slice])
-        values.extend(np.where(model.family_at_limit(theta), np.inf, phi).tolist())
+        values.extend(model.family_values(theta).tolist())
     return np.array(values, dtype=np.float64)
 
 
