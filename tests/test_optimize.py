@@ -20,6 +20,7 @@ from glmm_binomial.numerics.optimize import (
     LOGIT_ATTENUATION,
     MAX_ATTENUATED_SHARE,
     REWRITTEN_END,
+    SATURATED_END,
     EndChecks,
     OptimizerControl,
     SearchCoordinates,
@@ -883,6 +884,28 @@ def test_a_structured_sd_run_down_past_its_optimum_is_probed():
     assert fitted.llf == pytest.approx(-628.0929467, abs=1e-6)
     assert fitted.varcorr["std_dev"].iloc[0] == pytest.approx(0.0949, abs=1e-3)
     assert fitted.varcorr["std_dev"].iloc[1] < 1e-4
+
+
+def test_a_correlation_run_out_towards_its_end_is_put_at_the_end():
+    """y ~ x + ar1(0 + tf | g) (bench/metamorphic.py's ar1:2063, 350 rows, 14 groups): the
+    maximum is at rho -> 1, where the deviance falls ever more slowly in glmmTMB's phi. The
+    search stopped where its gradient in phi was below gtol, at a phi that depended on the
+    path: with the groups relabelled, converged at rho = 1 - 4e-6, 3.7e-5 below the fit on the
+    labels as they are (871 evaluations, rho closer to 1) and 3.4e-5 below glmmTMB's
+    (-198.5010116683 at phi 1359, "singular convergence"; glmmTMB 1.1.5). saturated_end puts
+    the correlation at the end (1 - 1e-12) and polishes: both labellings at the same optimum,
+    no lower than glmmTMB's, flagged as a boundary fit."""
+    data = pd.read_csv(REFERENCE_DIR / "ar1_saturated_end.csv")
+    formula = "y ~ x + ar1(0 + tf | g)"
+    fitted = g_fit(formula, data)
+    relabelled = g_fit(formula, data.assign(g=data["g"].map(lambda v: f"L{v}")))
+    for result in (fitted, relabelled):
+        assert result.converged
+        assert result.singular
+        assert result.opt_summary.message.endswith(SATURATED_END)
+        assert result.llf >= -198.5010116683
+        assert float(result.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-11)
+    assert relabelled.llf == pytest.approx(fitted.llf, abs=1e-9)
 
 
 def test_zero_sd_fall_is_none_without_a_held_structured_sd():

@@ -101,6 +101,11 @@ class CovarianceStructure(ABC):
         `margin` inside it; theta itself for the structures without a correlation."""
         return np.array(theta, dtype=np.float64)
 
+    def at_end(self, theta: FloatArray, tol: float, gap: float) -> FloatArray:
+        """theta with a saturated correlation (within `tol` of an end of its range) put `gap`
+        from that end; theta itself for the structures without a correlation."""
+        return np.array(theta, dtype=np.float64)
+
     def turned(self, theta: FloatArray, tol: float) -> FloatArray | None:
         """theta with each column of Lambda whose diagonal entry is at the boundary (below
         `tol`) while an entry below it is not (|entry| >= tol) folded into the later columns,
@@ -366,6 +371,14 @@ class ScaledCorrelation(CovarianceStructure):
             low, high = self.rho_bounds()
             rho = self.rho(float(out[self.n_sd]))
             out[self.n_sd] = self.phi(float(np.clip(rho, low + margin, high - margin)))
+        return out
+
+    def at_end(self, theta: FloatArray, tol: float, gap: float) -> FloatArray:
+        out = np.array(theta, dtype=np.float64)
+        if self.saturated(out, tol).any():
+            low, high = self.rho_bounds()
+            rho = self.rho(float(out[self.n_sd]))
+            out[self.n_sd] = self.phi(high - gap if high - rho < rho - low else low + gap)
         return out
 
     def parameters(self, theta: FloatArray) -> FloatArray:

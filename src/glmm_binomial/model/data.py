@@ -254,6 +254,14 @@ class ModelData:
             out[s] = b.covariance.unsaturated(out[s], tol, margin)
         return out
 
+    def theta_at_ends(self, theta: FloatArray, tol: float, gap: float) -> FloatArray:
+        """theta with each saturated structured correlation put `gap` from the end of its
+        range it is near (CovarianceStructure.at_end); the other entries as they are."""
+        out = np.array(theta, dtype=np.float64)
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            out[s] = b.covariance.at_end(out[s], tol, gap)
+        return out
+
     def theta_start(self) -> FloatArray:
         """lme4's start: Lambda_t = I (each structure's start)."""
         starts = [b.covariance.start() for b in self.blocks]
