@@ -454,6 +454,13 @@ def test_at_end_puts_a_saturated_correlation_at_the_end_it_is_near() -> None:
     assert np.array_equal(ended[:3], low[:3])
     assert cs.rho(float(ended[3])) == pytest.approx(-0.5 + gap, abs=1e-14)
     assert cs.saturated(ended, tol)[3]
+    # With the correlation at its end, an SD on the boundary goes to its end too (zero).
+    held = cs.at_end(np.array([0.1, np.log(1e-5), 0.3, cs.phi(1.0 - 1e-6)]), tol, gap)
+    assert held[1] == pytest.approx(np.log(gap))
+    assert np.array_equal(held[[0, 2]], [0.1, 0.3])
+    assert np.array_equal(
+        cs.at_end(np.array([np.log(1e-5), 0.0, 0.0, 0.3]), tol, gap)[0], np.log(1e-5)
+    )
     theta = np.array([0.5, 0.1, 0.4])
     assert np.array_equal(Unstructured(2).at_end(theta, tol, gap), theta)
     assert np.array_equal(Diagonal(3).at_end(theta, tol, gap), theta)

@@ -894,7 +894,9 @@ def test_a_correlation_run_out_towards_its_end_is_put_at_the_end():
     labels as they are (871 evaluations, rho closer to 1) and 3.4e-5 below glmmTMB's
     (-198.5010116683 at phi 1359, "singular convergence"; glmmTMB 1.1.5). saturated_end puts
     the correlation at the end (1 - 1e-12) and polishes: both labellings at the same optimum,
-    no lower than glmmTMB's, flagged as a boundary fit."""
+    no lower than glmmTMB's, flagged as a boundary fit. It is tried as soon as a pass ends
+    unverified with the correlation saturated, so the search no longer crawls out in phi
+    (877 evaluations before on the relabelled groups, 80 now)."""
     data = pd.read_csv(REFERENCE_DIR / "ar1_saturated_end.csv")
     formula = "y ~ x + ar1(0 + tf | g)"
     fitted = g_fit(formula, data)
@@ -906,6 +908,7 @@ def test_a_correlation_run_out_towards_its_end_is_put_at_the_end():
         assert result.llf >= -198.5010116683
         assert float(result.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-11)
     assert relabelled.llf == pytest.approx(fitted.llf, abs=1e-9)
+    assert max(fitted.opt_summary.evaluations, relabelled.opt_summary.evaluations) < 200
 
 
 def test_zero_sd_fall_is_none_without_a_held_structured_sd():

@@ -374,11 +374,15 @@ class ScaledCorrelation(CovarianceStructure):
         return out
 
     def at_end(self, theta: FloatArray, tol: float, gap: float) -> FloatArray:
+        """The SDs on the boundary (below `tol`) go to `gap` too (the end of theirs, zero):
+        held where the search left them, a few 1e-6 of deviance may remain."""
         out = np.array(theta, dtype=np.float64)
         if self.saturated(out, tol).any():
             low, high = self.rho_bounds()
             rho = self.rho(float(out[self.n_sd]))
             out[self.n_sd] = self.phi(high - gap if high - rho < rho - low else low + gap)
+            sds = out[: self.n_sd]
+            sds[sds < np.log(tol)] = np.log(gap)
         return out
 
     def parameters(self, theta: FloatArray) -> FloatArray:

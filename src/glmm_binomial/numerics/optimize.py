@@ -747,6 +747,7 @@ def minimize_deviance(
     probed = False
     saddle: SearchEnd | None = None
     unverified: SearchEnd | None = None
+    ended = False
     passes = [control.gtol, control.fallback_gtol] if newton is None else []
     while passes:
         gtol = passes.pop(0)
@@ -791,6 +792,16 @@ def minimize_deviance(
         # not unless the point passes the checks.
         failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
         saturated = data.theta_saturated(natural(z)[0], control.boundary_tol) & free[:n_theta]
+        if failure and saturated.any() and not ended:
+            # A correlation run out towards an end of its range, the deviance still falling
+            # in its parameter (ever more slowly): the end itself, before a search crawls
+            # there (hundreds of iterations for a few 1e-5 of deviance).
+            other = saturated_end(checks, z, value, message, log_sds)
+            ended = other is not None
+            if other is not None:
+                z, value, grad, hessian_z, free, polished, message = other
+                failure = ""
+                saturated[:] = False
         if failure and not passes and saturated.any():
             # After the last pass, a correlation at the end of its range that the polish left
             # free (its last Hessian factored, the deviance flat in it to rounding) is held
@@ -920,7 +931,7 @@ def minimize_deviance(
             z, value, grad, hessian_z, free, polished, message = other
             failure = ""
         # A structured correlation run far out towards an end of its range: the end itself.
-        other = saturated_end(checks, z, value, message, log_sds)
+        other = None if ended else saturated_end(checks, z, value, message, log_sds)
         if other is not None:
             z, value, grad, hessian_z, free, polished, message = other
             failure = ""
