@@ -433,37 +433,40 @@ def test_snaps_and_the_correlation_without_two_sds() -> None:
     ]
 
 
-def test_at_end_puts_a_saturated_correlation_at_the_end_it_is_near() -> None:
+def test_at_end_puts_a_saturated_correlation_and_zero_sds_at_their_ends() -> None:
     """at_end: a correlation within tol of an end of its range goes `gap` from that end (ar1's
-    rho near -1 or 1, cs's near -1/(k - 1) or 1); the SDs and an unsaturated correlation stay;
-    Unstructured and Diagonal have no correlation parameter to move."""
+    rho near -1 or 1, cs's near -1/(k - 1) or 1), a log SD whose SD is below `near` goes to
+    log(gap); the other SDs and an unsaturated correlation stay; Unstructured has neither to
+    move (its diagonal entries reach zero themselves)."""
     tol, gap = 1e-4, 1e-12
     ar1, cs = Ar1(3), CompoundSymmetry(3)
     near_one = np.array([0.2, ar1.phi(1.0 - 2e-6)])
-    ended = ar1.at_end(near_one, tol, gap)
+    ended = ar1.at_end(near_one, tol, tol, gap)
     assert ended[0] == near_one[0]
     assert ar1.rho(float(ended[1])) == pytest.approx(1.0 - gap, abs=1e-15)
     near_minus_one = np.array([0.2, ar1.phi(-1.0 + 5e-5)])
-    assert ar1.rho(float(ar1.at_end(near_minus_one, tol, gap)[1])) == pytest.approx(
+    assert ar1.rho(float(ar1.at_end(near_minus_one, tol, tol, gap)[1])) == pytest.approx(
         -1.0 + gap, abs=1e-15
     )
     inside = np.array([0.2, ar1.phi(0.99)])
-    assert np.array_equal(ar1.at_end(inside, tol, gap), inside)
+    assert np.array_equal(ar1.at_end(inside, tol, tol, gap), inside)
     low = np.array([0.1, -0.2, 0.3, cs.phi(-0.5 + 3e-5)])
-    ended = cs.at_end(low, tol, gap)
+    ended = cs.at_end(low, tol, tol, gap)
     assert np.array_equal(ended[:3], low[:3])
     assert cs.rho(float(ended[3])) == pytest.approx(-0.5 + gap, abs=1e-14)
     assert cs.saturated(ended, tol)[3]
-    # With the correlation at its end, an SD on the boundary goes to its end too (zero).
-    held = cs.at_end(np.array([0.1, np.log(1e-5), 0.3, cs.phi(1.0 - 1e-6)]), tol, gap)
+    held = cs.at_end(np.array([0.1, np.log(1e-5), 0.3, cs.phi(0.2)]), tol, tol, gap)
     assert held[1] == pytest.approx(np.log(gap))
-    assert np.array_equal(held[[0, 2]], [0.1, 0.3])
-    assert np.array_equal(
-        cs.at_end(np.array([np.log(1e-5), 0.0, 0.0, 0.3]), tol, gap)[0], np.log(1e-5)
-    )
-    theta = np.array([0.5, 0.1, 0.4])
-    assert np.array_equal(Unstructured(2).at_end(theta, tol, gap), theta)
-    assert np.array_equal(Diagonal(3).at_end(theta, tol, gap), theta)
+    assert np.array_equal(held[[0, 2, 3]], [0.1, 0.3, cs.phi(0.2)])
+    zero = Diagonal(3).at_end(np.array([np.log(1e-6), 0.1, 0.4]), tol, tol, gap)
+    assert np.array_equal(zero, [np.log(gap), 0.1, 0.4])
+    # An SD below `near` but above tol moves only with `near` above it.
+    small = np.array([np.log(5e-3), 0.1, 0.4])
+    assert np.array_equal(Diagonal(3).at_end(small, tol, 1e-2, gap), [np.log(gap), 0.1, 0.4])
+    assert np.array_equal(Diagonal(3).at_end(small, tol, tol, gap), small)
+    theta = np.array([0.5, 0.0, 1e-6])
+    assert np.array_equal(Unstructured(2).at_end(theta, tol, tol, gap), theta)
+    assert np.array_equal(Diagonal(3).at_end(theta, tol, tol, gap), theta)
 
 
 def test_a_zero_column_takes_over_each_later_column() -> None:

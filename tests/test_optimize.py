@@ -19,8 +19,9 @@ from glmm_binomial.model.design import build_model
 from glmm_binomial.numerics.optimize import (
     LOGIT_ATTENUATION,
     MAX_ATTENUATED_SHARE,
+    MOMENT_START_SD,
+    RANGE_END,
     REWRITTEN_END,
-    SATURATED_END,
     EndChecks,
     OptimizerControl,
     SearchCoordinates,
@@ -291,6 +292,54 @@ def test_attenuation_undoes_the_logistic_normal_shrinkage():
     assert attenuation(probit, 0.5) == pytest.approx(np.sqrt(1.0 + 0.5 / (1.0 - 0.5)))
     cloglog = dataclasses.replace(model, family=make_family("binomial", "cloglog"))
     assert attenuation(cloglog, marginal) == 1.0
+
+
+def test_structured_sds_start_at_moment_estimates_but_cs():
+    """diag and ar1 terms start their log SDs at the moment estimates (with_sds: ar1's one SD
+    at their root mean square, its correlation as it was); cs keeps SDs 1 (level_scores gives
+    it no sums), its optimum too sensitive to the start."""
+    data = pd.read_csv(REFERENCE_DIR / "ar1_range_end.csv")
+    for formula, expected in (
+        ("y ~ x + diag(0 + tf | g)", 3),
+        ("y ~ x + ar1(0 + tf | g)", 1),
+        ("y ~ x + cs(0 + tf | g)", 0),
+    ):
+        model, _ = build_model(formula, data)
+        beta, _ = glm_start(model, CONTROL)
+        scores = level_scores(model, beta)
+        start = model.theta_start()
+        theta, factor = moment_theta(model, scores, start)
+        moved = np.flatnonzero(theta != start)
+        assert len(moved) == expected
+        if expected:
+            score, information = scores[0]
+            sds = np.sqrt(
+                np.maximum((score**2 - information).sum(0), 0.0) / (information**2).sum(0)
+            )
+            sds = np.clip(sds * factor, *MOMENT_START_SD)
+            shared = np.sqrt(np.mean(sds**2))
+            want = np.log(sds) if expected == 3 else [np.log(shared), start[1]]
+            np.testing.assert_allclose(theta, want, rtol=1e-12)
+        else:
+            assert scores[0] is None
+
+
+def test_a_diag_fit_from_moment_sds_reaches_the_optimum_of_its_double_bar_form():
+    """y ~ x + diag(1 + x | g) (bench/metamorphic.py's diag:33, 1,131 rows, 39 groups, x not
+    centred): from SDs 1 the search in log SDs ended at a local optimum (-735.2517662, as
+    glmmTMB's -735.2517662 and glmer's (1 + x || g) -735.2530477), below the GLM's own
+    -735.1255810; the maximum has the intercept's SD at zero and the slope's 0.137 (glmer's
+    (0 + x | g): -732.5962145; R 4.2.2, lme4 1.1-31, glmmTMB 1.1.5), where our (1 + x || g)
+    fit, from moment SDs, ends. From moment SDs the diag fit ends there too."""
+    data = pd.read_csv(REFERENCE_DIR / "diag_moment_start.csv")
+    diag = g_fit("y ~ x + diag(1 + x | g)", data)
+    double_bar = g_fit("y ~ x + (1 + x || g)", data)
+    assert diag.converged and double_bar.converged
+    assert diag.llf == pytest.approx(double_bar.llf, abs=1e-6)
+    assert diag.llf > -732.5962145068 - 1e-6
+    # The intercept's SD ends at about 3e-4 in the log-SD search (the deviance flat in it).
+    assert diag.varcorr["std_dev"].iloc[0] < 1e-3
+    assert diag.varcorr["std_dev"].iloc[1] == pytest.approx(0.1365, abs=1e-3)
 
 
 def test_moment_start_scales_the_sds_and_reports_the_factor():
@@ -892,19 +941,19 @@ def test_a_correlation_run_out_towards_its_end_is_put_at_the_end():
     search stopped where its gradient in phi was below gtol, at a phi that depended on the
     path: with the groups relabelled, converged at rho = 1 - 4e-6, 3.7e-5 below the fit on the
     labels as they are (871 evaluations, rho closer to 1) and 3.4e-5 below glmmTMB's
-    (-198.5010116683 at phi 1359, "singular convergence"; glmmTMB 1.1.5). saturated_end puts
+    (-198.5010116683 at phi 1359, "singular convergence"; glmmTMB 1.1.5). range_end puts
     the correlation at the end (1 - 1e-12) and polishes: both labellings at the same optimum,
     no lower than glmmTMB's, flagged as a boundary fit. It is tried as soon as a pass ends
     unverified with the correlation saturated, so the search no longer crawls out in phi
     (877 evaluations before on the relabelled groups, 80 now)."""
-    data = pd.read_csv(REFERENCE_DIR / "ar1_saturated_end.csv")
+    data = pd.read_csv(REFERENCE_DIR / "ar1_range_end.csv")
     formula = "y ~ x + ar1(0 + tf | g)"
     fitted = g_fit(formula, data)
     relabelled = g_fit(formula, data.assign(g=data["g"].map(lambda v: f"L{v}")))
     for result in (fitted, relabelled):
         assert result.converged
         assert result.singular
-        assert result.opt_summary.message.endswith(SATURATED_END)
+        assert result.opt_summary.message.endswith(RANGE_END)
         assert result.llf >= -198.5010116683
         assert float(result.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-11)
     assert relabelled.llf == pytest.approx(fitted.llf, abs=1e-9)

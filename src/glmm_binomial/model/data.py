@@ -254,12 +254,13 @@ class ModelData:
             out[s] = b.covariance.unsaturated(out[s], tol, margin)
         return out
 
-    def theta_at_ends(self, theta: FloatArray, tol: float, gap: float) -> FloatArray:
-        """theta with each saturated structured correlation put `gap` from the end of its
-        range it is near (CovarianceStructure.at_end); the other entries as they are."""
+    def theta_at_ends(self, theta: FloatArray, tol: float, near: float, gap: float) -> FloatArray:
+        """theta with each saturated structured correlation (within `tol` of an end of its
+        range) put `gap` from that end and each structured SD below `near` at `gap`
+        (CovarianceStructure.at_end); the other entries as they are."""
         out = np.array(theta, dtype=np.float64)
         for b, s in zip(self.blocks, self.theta_slices(), strict=True):
-            out[s] = b.covariance.at_end(out[s], tol, gap)
+            out[s] = b.covariance.at_end(out[s], tol, near, gap)
         return out
 
     def theta_start(self) -> FloatArray:

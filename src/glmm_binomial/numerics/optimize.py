@@ -400,8 +400,8 @@ def level_scores(data: ModelData, beta: FloatArray) -> list[tuple[FloatArray, Fl
     """Per block, each level's score U (n_levels x k) and information I (n_levels x k) at
     the GLM fit beta: U_jc = sum_i z_ic r_i and I_jc = sum_i z_ic^2 w_i over the level's rows
     (r, w: the start family's residuals dl/deta and Fisher weights at eta = X beta + offset);
-    None for a block whose structure is not unstructured. Sums over rows: a Dask fit adds the
-    partitions' answers."""
+    None for a block whose structure starts its SDs at 1 (CovarianceStructure.moment_start).
+    Sums over rows: a Dask fit adds the partitions' answers."""
     eta = data.x @ beta + data.offset
     family = data.family.start_family
     w, r = family.fisher_weights_and_residual(
@@ -409,7 +409,7 @@ def level_scores(data: ModelData, beta: FloatArray) -> list[tuple[FloatArray, Fl
     )
     out: list[tuple[FloatArray, FloatArray] | None] = []
     for block in data.blocks:
-        if not isinstance(block.covariance, Unstructured):
+        if not block.covariance.moment_start:
             out.append(None)
             continue
         n_levels, k = block.n_levels, block.k
@@ -425,9 +425,10 @@ def level_scores(data: ModelData, beta: FloatArray) -> list[tuple[FloatArray, Fl
 def moment_theta(
     data: ModelData, scores: list[tuple[FloatArray, FloatArray] | None], theta: FloatArray
 ) -> tuple[FloatArray, float]:
-    """theta with each unstructured block's Lambda set to the diagonal of moment estimates of
-    its SDs from level_scores' sums (other structures keep their entries of `theta`), and the
-    factor (attenuation) by which the start's SDs and the GLM's coefficients are scaled.
+    """theta with each block's SDs set to moment estimates from level_scores' sums
+    (CovarianceStructure.with_sds: an unstructured Lambda diagonal, a structured covariance's
+    correlation as it is in `theta`; blocks without sums keep their entries of `theta`), and
+    the factor (attenuation) by which the start's SDs and the GLM's coefficients are scaled.
 
     When b_jc ~ N(0, sd_c^2), Var(U_jc) is about I_jc + I_jc^2 sd_c^2, whence
     sd_c^2 = sum_j (U_jc^2 - I_jc) / sum_j I_jc^2. For the logit that first-order relation
@@ -461,8 +462,7 @@ def moment_theta(
         if found is None:
             continue
         start_sds = np.clip(np.where(np.isnan(found), 1.0, found * factor), low, high)
-        rows, cols = block.lower_indices()
-        out[where] = np.where(rows == cols, start_sds[rows], 0.0)
+        out[where] = block.covariance.with_sds(out[where], start_sds)
     return out, factor
 
 
@@ -480,7 +480,8 @@ def start_curvature(
     difference gives 615 and 553."""
     out = np.full(len(theta), np.nan)
     for block, where, sums in zip(data.blocks, data.theta_slices(), scores, strict=True):
-        if sums is None:
+        if sums is None or not isinstance(block.covariance, Unstructured):
+            # A structured covariance's log SDs: none (forward differences instead).
             continue
         rows, cols = block.lower_indices()
         entries = theta[where]
@@ -796,7 +797,7 @@ def minimize_deviance(
             # A correlation run out towards an end of its range, the deviance still falling
             # in its parameter (ever more slowly): the end itself, before a search crawls
             # there (hundreds of iterations for a few 1e-5 of deviance).
-            other = saturated_end(checks, z, value, message, log_sds)
+            other = range_end(checks, z, value, message, log_sds)
             ended = other is not None
             if other is not None:
                 z, value, grad, hessian_z, free, polished, message = other
@@ -931,7 +932,7 @@ def minimize_deviance(
             z, value, grad, hessian_z, free, polished, message = other
             failure = ""
         # A structured correlation run far out towards an end of its range: the end itself.
-        other = None if ended else saturated_end(checks, z, value, message, log_sds)
+        other = None if ended else range_end(checks, z, value, message, log_sds)
         if other is not None:
             z, value, grad, hessian_z, free, polished, message = other
             failure = ""
@@ -1435,32 +1436,45 @@ def limit_end(
     return moved_end(checks, theta, limit, beta, value, message + LIMIT_END, log_sds)
 
 
-SATURATED_END = " (a correlation at the end of its range)"
-"""Added to the search's message where saturated_end's point is the estimate."""
+RANGE_END = " (a structured correlation or SD put at the end of its range)"
+"""Added to the search's message where range_end's point is the estimate."""
 
-CORRELATION_END_GAP = 1e-12
-"""saturated_end puts a saturated correlation this far from the end of its range (its
-parameter far out: ar1's phi about 7e5, cs's about 28), where the deviance is the end's to
-rounding."""
+RANGE_END_GAP = 1e-12
+"""range_end puts a saturated correlation this far from the end of its range (its parameter
+far out: ar1's phi about 7e5, cs's about 28) and a structured SD on the boundary at this SD,
+where the deviance is the end's to rounding."""
 
 
-def saturated_end(
+def range_end(
     checks: EndChecks, z: FloatArray, value: float, message: str, log_sds: NDArray[np.bool_]
 ) -> SearchEnd | None:
     """At an end point (whitened z, deviance value) where a structured covariance's
-    correlation lies within control.boundary_tol of an end of its range: the point with it
-    CORRELATION_END_GAP from that end (ModelData.theta_at_ends), polished with it held there,
-    when its deviance is within polish_noise_tol of value or below and it passes
-    optimum_check and held_check; else None.
+    correlation lies within control.boundary_tol of an end of its range, or a structured SD
+    is below control.snap_tol: the point with those at RANGE_END_GAP from their ends
+    (ModelData.theta_at_ends; where that is worse or fails the checks, with only the SDs
+    below boundary_tol moved), polished with them held there, when its deviance is within
+    polish_noise_tol of value or below and it passes optimum_check and held_check; else
+    None.
 
     Towards the end of its range the deviance falls ever more slowly in the correlation's
-    parameter (glmmTMB's phi: d rho / d phi vanishes), as the beta-binomial's in log phi: the
-    search stops where that gradient is below gtol, up to about 4e-5 short of the end in
-    logLik (ar1 on 350 rows), with a correlation that is where it stopped."""
+    parameter (glmmTMB's phi: d rho / d phi vanishes), as the beta-binomial's in log phi and
+    an SD's in its log: the search stops where that gradient is below gtol, up to about 4e-5
+    short of the end in logLik (ar1 on 350 rows), with a correlation or SD that is where it
+    stopped."""
     theta, beta = checks.natural(z)
     control = checks.control
-    ended = checks.data.theta_at_ends(theta, control.boundary_tol, CORRELATION_END_GAP)
-    return moved_end(checks, theta, ended, beta, value, message + SATURATED_END, log_sds)
+    tried: list[FloatArray] = []
+    # The SDs below snap_tol with the rest, else those on the boundary only: an SD near zero
+    # may have its optimum there, and a correlation's end should not wait for it.
+    for near in (control.snap_tol, control.boundary_tol):
+        ended = checks.data.theta_at_ends(theta, control.boundary_tol, near, RANGE_END_GAP)
+        if any(np.array_equal(ended, other) for other in tried):
+            continue
+        tried.append(ended)
+        end = moved_end(checks, theta, ended, beta, value, message + RANGE_END, log_sds)
+        if end is not None:
+            return end
+    return None
 
 
 def moved_end(
