@@ -469,6 +469,29 @@ def test_at_end_puts_a_saturated_correlation_and_zero_sds_at_their_ends() -> Non
     assert np.array_equal(Diagonal(3).at_end(theta, tol, tol, gap), theta)
 
 
+def test_other_basin_starts_cs_at_the_other_end_of_rho() -> None:
+    """CompoundSymmetry.other_basin: only where rho is within tol of an end of its range and
+    an SD below tol; then SDs 1 and rho a sixth of the range from the other end. The other
+    structures have none."""
+    tol = 1e-4
+    cs = CompoundSymmetry(3)
+    low_end = np.array([0.1, np.log(1e-6), 0.2, cs.phi(-0.5 + 1e-6)])
+    start = cs.other_basin(low_end, tol)
+    assert start is not None
+    assert np.array_equal(start[:3], np.zeros(3))
+    assert cs.rho(float(start[3])) == pytest.approx(0.75)
+    high_end = np.array([np.log(1e-6), 0.1, 0.2, cs.phi(1.0 - 1e-6)])
+    start = cs.other_basin(high_end, tol)
+    assert start is not None
+    assert cs.rho(float(start[3])) == pytest.approx(-0.25)
+    no_zero_sd = np.array([0.1, 0.3, 0.2, cs.phi(1.0 - 1e-6)])
+    assert cs.other_basin(no_zero_sd, tol) is None
+    inside = np.array([0.1, np.log(1e-6), 0.2, cs.phi(0.3)])
+    assert cs.other_basin(inside, tol) is None
+    assert Ar1(3).other_basin(np.array([np.log(1e-6), Ar1(3).phi(1.0 - 1e-6)]), tol) is None
+    assert Unstructured(2).other_basin(np.array([1.0, 0.0, 0.0]), tol) is None
+
+
 def test_a_zero_column_takes_over_each_later_column() -> None:
     """Unstructured.taken_over: a column at the boundary (folded first when turned) gets a
     later non-zero column's entries, the later column zero: the same covariance, one point per

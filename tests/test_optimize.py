@@ -20,6 +20,7 @@ from glmm_binomial.numerics.optimize import (
     LOGIT_ATTENUATION,
     MAX_ATTENUATED_SHARE,
     MOMENT_START_SD,
+    OTHER_BASIN,
     RANGE_END,
     REWRITTEN_END,
     EndChecks,
@@ -958,6 +959,22 @@ def test_a_correlation_run_out_towards_its_end_is_put_at_the_end():
         assert float(result.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-11)
     assert relabelled.llf == pytest.approx(fitted.llf, abs=1e-9)
     assert max(fitted.opt_summary.evaluations, relabelled.opt_summary.evaluations) < 200
+
+
+def test_a_cs_end_at_one_end_of_rho_is_searched_from_the_other():
+    """y ~ x + cs(0 + tf | g) (bench/against_r.py's cs:1600, 660 rows, 33 groups): the search
+    ended with rho at -1/2 and visit t1's SD at zero (-430.9978947), 0.673 below glmmTMB's
+    optimum at the other end, rho = 1 with visit t0's SD at zero (-430.3244559721, SDs 0.319 and
+    0.544; glmmTMB 1.1.5). better_of_basins searches again from SDs 1 and rho 5/6 of the way
+    up its range, and takes that end (lower deviance, converged)."""
+    data = pd.read_csv(REFERENCE_DIR / "cs_other_basin.csv")
+    fitted = g_fit("y ~ x + cs(0 + tf | g)", data)
+    assert fitted.converged
+    assert fitted.llf >= -430.3244559721 - 1e-7
+    assert fitted.opt_summary.message.endswith(OTHER_BASIN)
+    varcorr = fitted.varcorr
+    assert varcorr["std_dev"].iloc[0] < 1e-4
+    np.testing.assert_allclose(varcorr["std_dev"].iloc[1:], [0.3186, 0.5442], atol=2e-3)
 
 
 def test_zero_sd_fall_is_none_without_a_held_structured_sd():

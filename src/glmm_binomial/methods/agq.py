@@ -59,7 +59,10 @@ from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.numerics.factor import Structure, nested_in
 from glmm_binomial.numerics.optimize import (
+    Estimates,
     OptimizerControl,
+    StartPoint,
+    better_of_basins,
     glm_start,
     minimize_deviance,
     start_point,
@@ -1134,14 +1137,20 @@ def fit_agq(
         target = PenalizedObjective(objective, penalty)
         if start is None:
             begin = penalized_start(data, control, penalty, begin)
-    estimates = minimize_deviance(
-        data,
-        target.deviance_and_gradient,
-        control,
-        objective.counters,
-        "agq" if penalty is None else "agq + prior deviance",
-        begin,
-    )
+
+    def search(begin: StartPoint) -> Estimates:
+        return minimize_deviance(
+            data,
+            target.deviance_and_gradient,
+            control,
+            objective.counters,
+            "agq" if penalty is None else "agq + prior deviance",
+            begin,
+        )
+
+    estimates = search(begin)
+    if start is None:
+        estimates = better_of_basins(data, control, estimates, search)
     summary = dataclasses.replace(
         estimates.summary,
         tolerances={

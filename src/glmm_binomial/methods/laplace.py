@@ -52,6 +52,8 @@ from glmm_binomial.numerics.factor import LevelOps, SelectedInverse, Structure, 
 from glmm_binomial.numerics.optimize import (
     Estimates,
     OptimizerControl,
+    StartPoint,
+    better_of_basins,
     minimize_deviance,
     start_point,
 )
@@ -732,21 +734,28 @@ def fit_laplace(
         target = PenalizedObjective(objective, penalty)
         if start is None:
             begin = penalized_start(data, control, penalty, begin)
-    estimates = minimize_deviance(
-        data,
-        target.deviance_and_gradient,
-        control,
-        objective.counters,
-        "laplace" if penalty is None else "laplace + prior deviance",
-        begin,
-        fixed_information=target.fixed_information,
-        # Exact for the likelihood itself (a prior adds its own curvature).
-        exact_hessian=objective.exact_hessian
-        if penalty is None and objective.has_exact_hessian
-        else None,
-        # One scalar random effect, few rows: the exact Hessian costs about an evaluation.
-        newton_from_start=objective.scalar and data.n_obs * (data.n_fixed + 1) <= NEWTON_MAX_VALUES,
-    )
+
+    def search(begin: StartPoint) -> Estimates:
+        return minimize_deviance(
+            data,
+            target.deviance_and_gradient,
+            control,
+            objective.counters,
+            "laplace" if penalty is None else "laplace + prior deviance",
+            begin,
+            fixed_information=target.fixed_information,
+            # Exact for the likelihood itself (a prior adds its own curvature).
+            exact_hessian=objective.exact_hessian
+            if penalty is None and objective.has_exact_hessian
+            else None,
+            # One scalar random effect, few rows: the exact Hessian costs about an evaluation.
+            newton_from_start=objective.scalar
+            and data.n_obs * (data.n_fixed + 1) <= NEWTON_MAX_VALUES,
+        )
+
+    estimates = search(begin)
+    if start is None:
+        estimates = better_of_basins(data, control, estimates, search)
     under_prior = None if penalty is None else penalty.covered()
     output = finish_fit(
         data, objective, estimates, control, "laplace", LOGLIK_LABEL, under_prior=under_prior

@@ -254,6 +254,18 @@ class ModelData:
             out[s] = b.covariance.unsaturated(out[s], tol, margin)
         return out
 
+    def theta_other_basin(self, theta: FloatArray, tol: float) -> FloatArray | None:
+        """theta with each block that has a start in another basin
+        (CovarianceStructure.other_basin) set to it, or None when no block has one."""
+        out = np.array(theta, dtype=np.float64)
+        found = False
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            other = b.covariance.other_basin(out[s], tol)
+            if other is not None:
+                out[s] = other
+                found = True
+        return out if found else None
+
     def theta_at_ends(self, theta: FloatArray, tol: float, near: float, gap: float) -> FloatArray:
         """theta with each saturated structured correlation (within `tol` of an end of its
         range) put `gap` from that end and each structured SD below `near` at `gap`

@@ -972,6 +972,42 @@ def minimize_deviance(
     return Estimates(theta, beta, value, hessian, summary)
 
 
+OTHER_BASIN = " (from a second start at the other end of a structured correlation's range)"
+"""Added to the search's message where better_of_basins took the second search's end."""
+
+
+def better_of_basins(
+    data: ModelData,
+    control: OptimizerControl,
+    estimates: Estimates,
+    search: Callable[[StartPoint], Estimates],
+) -> Estimates:
+    """estimates, or the end of a second search (`search` from a start) from
+    ModelData.theta_other_basin's start and estimates' beta where the structures have one
+    (cs ended with rho at an end of its range and an SD at zero: its twin optimum at the other
+    end may be higher), taken when converged and lower by more than control.decrement_tol.
+    The summary counts both searches."""
+    other = data.theta_other_basin(estimates.theta, control.boundary_tol)
+    if other is None or not np.isfinite(estimates.deviance):
+        return estimates
+    second = search(start_point(data, control, other, estimates.beta))
+    lower = second.deviance < estimates.deviance - control.decrement_tol
+    chosen = second if second.summary.converged and lower else estimates
+    first = estimates.summary
+    summary = dataclasses.replace(
+        chosen.summary,
+        message=chosen.summary.message + (OTHER_BASIN if chosen is second else ""),
+        iterations=first.iterations + second.summary.iterations,
+        # The counters run on over both searches: the second's are the totals.
+        evaluations=second.summary.evaluations,
+        gradient_evaluations=second.summary.gradient_evaluations,
+        pirls_iterations=second.summary.pirls_iterations,
+        pirls_failures=second.summary.pirls_failures,
+        seconds=first.seconds + second.summary.seconds,
+    )
+    return dataclasses.replace(chosen, summary=summary)
+
+
 @dataclass(frozen=True)
 class NewtonResult:
     """Where newton_search stopped: z, the deviance, gradient and Hessian (whitened) there,
