@@ -20,6 +20,7 @@ both; ``family_at(theta)`` is the family at those values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -257,14 +258,23 @@ class ModelData:
     def theta_other_basin(self, theta: FloatArray, tol: float) -> FloatArray | None:
         """theta with each block that has a start in another basin
         (CovarianceStructure.other_basin) set to it, or None when no block has one."""
+        return self.blocks_replaced(theta, lambda c, part: c.other_basin(part, tol))
+
+    def blocks_replaced(
+        self,
+        theta: FloatArray,
+        replace: Callable[[CovarianceStructure, FloatArray], FloatArray | None],
+    ) -> FloatArray | None:
+        """theta with each block's slice replaced by replace(its structure, the slice) where
+        that is not None; None when no block's is."""
         out = np.array(theta, dtype=np.float64)
-        found = False
+        replaced = False
         for b, s in zip(self.blocks, self.theta_slices(), strict=True):
-            other = b.covariance.other_basin(out[s], tol)
-            if other is not None:
-                out[s] = other
-                found = True
-        return out if found else None
+            part = replace(b.covariance, out[s])
+            if part is not None:
+                out[s] = part
+                replaced = True
+        return out if replaced else None
 
     def theta_at_ends(self, theta: FloatArray, tol: float, near: float, gap: float) -> FloatArray:
         """theta with each saturated structured correlation (within `tol` of an end of its
@@ -285,14 +295,7 @@ class ModelData:
         """theta with each unstructured term's columns at the boundary but not zero below
         it folded into the later columns (CovarianceStructure.turned: the same covariances
         but for those diagonal entries, now 0), or None when no term has such a column."""
-        out = np.array(theta, dtype=np.float64)
-        folded = False
-        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
-            turned = b.covariance.turned(out[s], tol)
-            if turned is not None:
-                out[s] = turned
-                folded = True
-        return out if folded else None
+        return self.blocks_replaced(theta, lambda c, part: c.turned(part, tol))
 
     def theta_taken_over(self, theta: FloatArray, tol: float) -> list[tuple[FloatArray, int]]:
         """theta with a later column of an unstructured Lambda moved into a column whose
