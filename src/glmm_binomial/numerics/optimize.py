@@ -122,10 +122,11 @@ class OptimizerControl:
         move of one standard error in any direction; unchanged by a linear change of the
         parameters, as a covariate's units and centring are) and the deviance there to match
         the internal one within deviance_match_tol (relative).
-    moment_start: start each unstructured block's Lambda at the diagonal of moment estimates
-        of its SDs at the GLM fit (moment_theta; for the logit, the SDs and the GLM's beta
-        scaled up by the logistic-normal attenuation factor) instead of lme4's Lambda = I
-        and the GLM's beta.
+    moment_start: start each block's SDs at moment estimates at the GLM fit (moment_theta:
+        an unstructured Lambda's diagonal, diag's and ar1's log SDs; cs keeps SDs 1,
+        CovarianceStructure.moment_start; for the logit, the SDs and the GLM's beta scaled up
+        by the logistic-normal attenuation factor) instead of lme4's Lambda = I and the GLM's
+        beta.
     fixed_scale_limit, random_scale_limit: a column of X (of a random-effect block) whose
         scale (standard deviation where it is centred, else root mean square) lies outside
         [1 / limit, limit] is divided internally by that scale rounded to a power of two
