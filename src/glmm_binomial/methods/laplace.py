@@ -43,7 +43,7 @@ from glmm_binomial.methods.penalty import (
     penalized_start,
     with_penalty,
 )
-from glmm_binomial.model.covariance import Unstructured
+from glmm_binomial.model.covariance import CovarianceStructure, Diagonal, Unstructured
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.model.separation import Separation, separation_found
@@ -60,6 +60,7 @@ from glmm_binomial.numerics.optimize import (
 from glmm_binomial.numerics.pirls import Mode, PirlsControl, WarmStart, find_mode, scalar_layout
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
 
 
 @dataclass
@@ -229,8 +230,18 @@ class LaplaceObjective:
         has_exact_hessian."""
         if not self.has_exact_hessian:
             raise ValueError("no exact Hessian for this layout or family")
-        hessian = scalar_hessian if self.scalar else block_hessian
-        return hessian(self.data, self.structure, self.mode(theta, beta))
+        mode = self.mode(theta, beta)
+        hessian = (scalar_hessian if self.scalar else block_hessian)(
+            self.data, self.structure, mode
+        )
+        if isinstance(self.data.blocks[self.structure.first].covariance, Diagonal):
+            # block_hessian's is in Lambda's diagonal entries, the SDs s = exp(theta): by the
+            # chain rule, d2/dtheta2 = s s' d2/ds2 + diag(s d/ds), the last the gradient.
+            k = len(theta)
+            scale = np.concatenate([np.exp(theta), np.ones(len(beta))])
+            hessian = hessian * np.outer(scale, scale)
+            hessian[np.arange(k), np.arange(k)] += self.gradient_at(mode)[0]
+        return hessian
 
     def gradient_at(
         self, mode: Mode, theta: FloatArray | None = None
@@ -306,15 +317,18 @@ instead."""
 
 def exact_hessian_fits(data: ModelData, st: Structure) -> bool:
     """Whether the exact Hessian applies: one grouping factor with one unstructured block (a
-    Lambda linear in theta), no other random effects, the binomial logit (its weights'
-    derivatives), and for k > 1 columns at most EXACT_HESSIAN_MAX_VALUES values of block_hessian's
-    work array."""
+    Lambda linear in theta) or a diagonal one of two or more columns, no other random
+    effects, the binomial logit (its weights' derivatives), and for k > 1 columns at most
+    EXACT_HESSIAN_MAX_VALUES values of block_hessian's work array."""
     family = data.family
     if family.name != "binomial" or family.link != "logit" or family.n_parameters:
         return False
     if st.r2 or len(st.levels) != 1 or len(st.first_blocks) != 1:
         return False
-    if not isinstance(data.blocks[st.first].covariance, Unstructured):
+    covariance = data.blocks[st.first].covariance
+    # A diagonal structure (k > 1: the block layout) through the chain rule from its SDs.
+    diagonal = isinstance(covariance, Diagonal) and st.k1 > 1
+    if not isinstance(covariance, Unstructured) and not diagonal:
         return False
     p = data.n_theta + data.n_fixed
     return st.k1 == 1 or data.n_obs * p * st.k1 * st.k1 <= EXACT_HESSIAN_MAX_VALUES
@@ -480,11 +494,10 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
     factor. Memory about 2 n p k values (the mode's derivatives on the rows) at a time: a large
     fit takes it in runs of whole levels (Structure.level_chunks, BLOCK_HESSIAN_CHUNK_ROWS rows
     each), as scalar_hessian does; exact_hessian_fits says when the whole is small enough."""
-    block = data.blocks[st.first]
     rows = (st.z1, mode.a1, mode.mu, mode.weights, mode.residual, data.x)
     factor = mode.factor
     levels = (mode.u1, factor.linv[0], factor.block_inverse, factor.cross)
-    indices = block.lower_indices()
+    indices = lambda_entries(data.blocks[st.first].covariance)
 
     def part(
         on_rows: tuple[FloatArray, ...], on_levels: tuple[FloatArray, ...], ops: LevelOps
@@ -492,6 +505,16 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
         return block_hessian_part(on_rows, on_levels, ops, indices)
 
     return in_level_runs(st, BLOCK_HESSIAN_CHUNK_ROWS, part, rows, levels)
+
+
+def lambda_entries(covariance: CovarianceStructure) -> tuple[IntArray, IntArray]:
+    """Lambda's (row, column) of the entries block_hessian differentiates in: unstructured,
+    theta's own (the lower triangle); diagonal, the diagonal (theta holds their logs, which
+    LaplaceObjective.exact_hessian's chain rule turns to)."""
+    if isinstance(covariance, Unstructured):
+        return covariance.lower_indices()
+    k = np.arange(covariance.k)
+    return k, k.copy()
 
 
 BLOCK_HESSIAN_CHUNK_ROWS = 8192
