@@ -250,10 +250,8 @@ class ModelData:
     def theta_unsaturated(self, theta: FloatArray, tol: float, margin: float) -> FloatArray:
         """theta with each saturated structured correlation moved `margin` inside its range
         (CovarianceStructure.unsaturated); the other entries as they are."""
-        out = np.array(theta, dtype=np.float64)
-        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
-            out[s] = b.covariance.unsaturated(out[s], tol, margin)
-        return out
+        out = self.blocks_replaced(theta, lambda c, part: c.unsaturated(part, tol, margin))
+        return np.array(theta, dtype=np.float64) if out is None else out
 
     def theta_other_basin(self, theta: FloatArray, tol: float) -> FloatArray | None:
         """theta with each block that has a start in another basin
@@ -266,7 +264,7 @@ class ModelData:
         replace: Callable[[CovarianceStructure, FloatArray], FloatArray | None],
     ) -> FloatArray | None:
         """theta with each block's slice replaced by replace(its structure, the slice) where
-        that is not None; None when no block's is."""
+        that is not None (the family's entries as they are); None when no block's is."""
         out = np.array(theta, dtype=np.float64)
         replaced = False
         for b, s in zip(self.blocks, self.theta_slices(), strict=True):
@@ -280,10 +278,8 @@ class ModelData:
         """theta with each saturated structured correlation (within `tol` of an end of its
         range) put `gap` from that end and each structured SD below `near` at `gap`
         (CovarianceStructure.at_end); the other entries as they are."""
-        out = np.array(theta, dtype=np.float64)
-        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
-            out[s] = b.covariance.at_end(out[s], tol, near, gap)
-        return out
+        out = self.blocks_replaced(theta, lambda c, part: c.at_end(part, tol, near, gap))
+        return np.array(theta, dtype=np.float64) if out is None else out
 
     def theta_start(self) -> FloatArray:
         """lme4's start: Lambda_t = I (each structure's start)."""

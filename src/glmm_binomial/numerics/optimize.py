@@ -803,7 +803,6 @@ def minimize_deviance(
             if other is not None:
                 z, value, grad, hessian_z, free, polished, message = other
                 failure = ""
-                saturated[:] = False
         if failure and not passes and saturated.any():
             # After the last pass, a correlation at the end of its range that the polish left
             # free (its last Hessian factored, the deviance flat in it to rounding) is held
@@ -1478,8 +1477,8 @@ RANGE_END = " (a structured correlation or SD put at the end of its range)"
 
 RANGE_END_GAP = 1e-12
 """range_end puts a saturated correlation this far from the end of its range (its parameter
-far out: ar1's phi about 7e5, cs's about 28) and a structured SD on the boundary at this SD,
-where the deviance is the end's to rounding."""
+far out: ar1's phi about 7e5, cs's about 28) and a structured SD near zero at this SD, where
+the deviance is the end's to rounding."""
 
 
 def range_end(
