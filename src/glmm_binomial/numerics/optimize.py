@@ -746,8 +746,12 @@ def minimize_deviance(
     restart = None
     restarted = False
     unsaturated = False
-    probed = False
+    # zero_sd_fall may restart the search as many times as there are structured SDs: the
+    # search from one released SD can end with another held at zero whose release lowers the
+    # deviance further (at first order, its covariance with the released one's term).
+    probes_left = int(np.count_nonzero(log_sds))
     saddle: SearchEnd | None = None
+    saddle_taken_over = False
     unverified: SearchEnd | None = None
     ended = False
     passes = [control.gtol, control.fallback_gtol] if newton is None else []
@@ -849,11 +853,10 @@ def minimize_deviance(
                     fall = "a correlation at the end of its range hid a fall"
                     lower = saturated_fall(checks, z, value)
                     unsaturated = lower is not None
-                if lower is None and not probed:
-                    # Once per search, as the one above.
+                if lower is None and probes_left > 0:
                     fall = "a structured SD held at zero hid a fall"
                     lower = zero_sd_fall(checks, z, value, log_sds)
-                    probed = lower is not None
+                    probes_left -= lower is not None
                 if lower is not None:
                     # A zero SD whose column turned into the later ones hid a fall (seen
                     # only once the column is folded), or a correlation held at an end of
@@ -899,7 +902,19 @@ def minimize_deviance(
                 z, value, grad, hessian_z, free, polished, message = saddle
                 grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
                 failure = ""
-            saddle = None
+                if not saddle_taken_over and iterations < control.max_iter:
+                    # The search from off a saddle at a zero diagonal entry came back to it
+                    # (the fall lies along the column's turn into a later one, a flat
+                    # circle the search does not follow): that column taking over the later
+                    # one's entries may show the fall at first order. Once per search.
+                    saddle_taken_over = True
+                    restart = taken_over_fall(checks, z, value)
+                    if restart is not None:
+                        passes = [control.fallback_gtol]
+                        failure = "a zero column of Lambda taking over a later one hid a fall"
+                        saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
+            if restart is None:
+                saddle = None
         if unverified is not None and restart is None:
             if failure and value > unverified.value:
                 z, value, grad, hessian_z, free, polished, failure = unverified
