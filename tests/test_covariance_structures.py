@@ -19,6 +19,7 @@ import glmm_binomial as g
 from glmm_binomial.methods.agq import AgqObjective
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.covariance import (
+    FACE_LOG_SD,
     Ar1,
     CompoundSymmetry,
     Diagonal,
@@ -490,6 +491,24 @@ def test_other_basin_starts_cs_at_the_other_end_of_rho() -> None:
     assert cs.other_basin(inside, tol) is None
     assert Ar1(3).other_basin(np.array([np.log(1e-6), Ar1(3).phi(1.0 - 1e-6)]), tol) is None
     assert Unstructured(2).other_basin(np.array([1.0, 0.0, 0.0]), tol) is None
+
+
+def test_face_starts_put_each_nonzero_cs_sd_near_zero() -> None:
+    """CompoundSymmetry.face_starts: one start per term whose SD is not below tol, that SD at
+    e^FACE_LOG_SD, the others at 1 and phi 0; none for the other structures."""
+    tol = 1e-4
+    cs = CompoundSymmetry(3)
+    theta = np.array([0.1, np.log(1e-6), -0.2, cs.phi(0.4)])
+    starts = cs.face_starts(theta, tol)
+    assert len(starts) == 2
+    for j, start in zip((0, 2), starts, strict=True):
+        expected = np.zeros(4)
+        expected[j] = FACE_LOG_SD
+        assert np.array_equal(start, expected)
+    assert len(cs.face_starts(np.array([0.1, 0.2, -0.2, 0.0]), tol)) == 3
+    assert Ar1(3).face_starts(np.array([0.1, 0.5]), tol) == []
+    assert Diagonal(2).face_starts(np.array([0.1, 0.5]), tol) == []
+    assert Unstructured(2).face_starts(np.array([1.0, 0.0, 1.0]), tol) == []
 
 
 def test_a_zero_column_takes_over_each_later_column() -> None:

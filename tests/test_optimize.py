@@ -896,12 +896,18 @@ def test_a_log_sd_whose_deviance_falls_towards_zero_restarts_at_its_floor():
     towards zero: its covariances with the other visits are linear in the SD, which the log
     reaches only in the limit. The search restarts it at its floor (LOG_SD_DROP below
     log(boundary_tol)) instead of off the boundary, and converges at the point refits from
-    SD 0.01, 0.1 and 0.3 reach (-158.9268285); glmmTMB's logLik is NA here."""
+    SD 0.01, 0.1 and 0.3 reach (-158.9268285); glmmTMB's logLik is NA here. (A face start,
+    t2's SD near zero, finds a higher optimum on that face: -158.6651132, rho 1.)"""
     data = pd.read_csv(REFERENCE_DIR / "cs_towards_boundary.csv")
-    fitted = g_fit("y ~ x + cs(0 + tf | g)", data)
+    formula = "y ~ x + cs(0 + tf | g)"
+    fitted = g_fit(formula, data, control=OptimizerControl(basin_starts=False))
     assert fitted.converged
     assert fitted.llf == pytest.approx(-158.9268285, abs=1e-6)
     assert fitted.varcorr["std_dev"].iloc[1] < 1e-10
+    best = g_fit(formula, data)
+    assert best.converged
+    assert best.llf == pytest.approx(-158.6651132, abs=1e-6)
+    assert best.varcorr["std_dev"].iloc[2] < 1e-10
 
 
 def test_an_unverified_end_on_a_turning_zero_column_is_rewritten():
@@ -1012,6 +1018,28 @@ def test_a_saddle_the_search_returns_to_is_left_through_a_taken_over_column():
     assert fitted.llf >= submodel.llf - 1e-9
     assert fitted.llf > -40.9992244 + 1e-4
     assert float(fitted.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_cs_optimum_on_another_face_is_found_from_a_face_start():
+    """y ~ x + cs(0 + tf | g) (bench/against_r.py's cs:2023, 348 rows, 29 groups): from
+    SDs 1 the search (and the twin search from the other end of rho) ended with visit t0's
+    SD at zero and rho at -1/2 (-227.5560874), 0.28 below glmmTMB's optimum on another face
+    of the parameter space, t1's SD at zero and rho 0.888 (-227.2757089938; glmmTMB 1.1.5).
+    better_of_basins also searches from each face start (one term's SD near zero) and keeps
+    the lowest converged end; control.basin_starts=False leaves the first search's end."""
+    data = pd.read_csv(REFERENCE_DIR / "cs_face_start.csv")
+    formula = "y ~ x + cs(0 + tf | g)"
+    fitted = g_fit(formula, data)
+    assert fitted.converged
+    assert fitted.llf >= -227.2757089938 - 1e-7
+    assert fitted.opt_summary.message.endswith(OTHER_BASIN)
+    varcorr = fitted.varcorr
+    assert varcorr["std_dev"].iloc[1] < 1e-4
+    np.testing.assert_allclose(varcorr["std_dev"].iloc[[0, 2]], [0.4252, 0.6835], atol=2e-3)
+    assert float(varcorr["corr_1"].iloc[2]) == pytest.approx(0.888, abs=2e-3)
+    first_only = g_fit(formula, data, control=OptimizerControl(basin_starts=False))
+    assert first_only.llf < fitted.llf - 0.2
+    assert first_only.opt_summary.tolerances["basin_starts"] is False
 
 
 def test_zero_sd_fall_is_none_without_a_held_structured_sd():

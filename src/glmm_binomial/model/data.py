@@ -258,6 +258,18 @@ class ModelData:
         (CovarianceStructure.other_basin) set to it, or None when no block has one."""
         return self.blocks_replaced(theta, lambda c, part: c.other_basin(part, tol))
 
+    def theta_face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
+        """theta with one block's slice replaced by one of its face starts
+        (CovarianceStructure.face_starts), one per face start over the blocks."""
+        theta = np.asarray(theta, dtype=np.float64)
+        starts = []
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            for part in b.covariance.face_starts(theta[s], tol):
+                start = theta.copy()
+                start[s] = part
+                starts.append(start)
+        return starts
+
     def blocks_replaced(
         self,
         theta: FloatArray,

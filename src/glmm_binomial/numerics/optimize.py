@@ -122,6 +122,10 @@ class OptimizerControl:
         move of one standard error in any direction; unchanged by a linear change of the
         parameters, as a covariate's units and centring are) and the deviance there to match
         the internal one within deviance_match_tol (relative).
+    basin_starts: where a structured covariance's deviance is known to have several optima
+        (cs), search again from starts in its other basins (better_of_basins: the twin of an
+        end at an end of rho's range, and one start per term with its SD near zero) and keep
+        the lowest converged end; only for fits without a given start.
     moment_start: start each block's SDs at moment estimates at the GLM fit (moment_theta:
         an unstructured Lambda's diagonal, diag's and ar1's log SDs; cs keeps SDs 1,
         CovarianceStructure.moment_start; for the logit, the SDs and the GLM's beta scaled up
@@ -158,6 +162,7 @@ class OptimizerControl:
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-3
     separation_screen: float = 20.0
+    basin_starts: bool = True
     glm_max_iter: int = 100
     decrement_tol: float = 1e-6
     user_gradient_tol: float = 1e-2
@@ -987,8 +992,8 @@ def minimize_deviance(
     return Estimates(theta, beta, value, hessian, summary)
 
 
-OTHER_BASIN = " (from a second start at the other end of a structured correlation's range)"
-"""Added to the search's message where better_of_basins took the second search's end."""
+OTHER_BASIN = " (from another start: a structured covariance's other basin)"
+"""Added to the search's message where better_of_basins took another search's end."""
 
 
 def better_of_basins(
@@ -997,28 +1002,38 @@ def better_of_basins(
     estimates: Estimates,
     search: Callable[[StartPoint], Estimates],
 ) -> Estimates:
-    """estimates, or the end of a second search (`search` from a start) from
-    ModelData.theta_other_basin's start and estimates' beta where the structures have one
-    (cs ended with rho at an end of its range and an SD at zero: its twin optimum at the other
-    end may be higher), taken when converged and lower by more than control.decrement_tol.
-    The summary counts both searches."""
-    other = data.theta_other_basin(estimates.theta, control.boundary_tol)
-    if other is None or not np.isfinite(estimates.deviance):
+    """estimates, or the lowest end of further searches (`search` from a start, each with
+    estimates' beta) where the structures have optima of other kinds (cs): from
+    ModelData.theta_other_basin's start (an end with rho at an end of its range and an SD at
+    zero: its twin at the other end of rho) and from each of ModelData.theta_face_starts (one
+    term's SD near zero), taken when converged and lower by more than control.decrement_tol.
+    Only with control.basin_starts. The summary counts every search."""
+    if not control.basin_starts or not np.isfinite(estimates.deviance):
         return estimates
-    second = search(start_point(data, control, other, estimates.beta))
-    lower = second.deviance < estimates.deviance - control.decrement_tol
-    chosen = second if second.summary.converged and lower else estimates
-    first = estimates.summary
+    theta = estimates.theta
+    other = data.theta_other_basin(theta, control.boundary_tol)
+    starts = [] if other is None else [other]
+    starts += data.theta_face_starts(theta, control.boundary_tol)
+    if not starts:
+        return estimates
+    chosen, last = estimates, estimates
+    iterations, seconds = estimates.summary.iterations, estimates.summary.seconds
+    for start in starts:
+        last = search(start_point(data, control, start, estimates.beta))
+        iterations += last.summary.iterations
+        seconds += last.summary.seconds
+        if last.summary.converged and last.deviance < chosen.deviance - control.decrement_tol:
+            chosen = last
     summary = dataclasses.replace(
         chosen.summary,
-        message=chosen.summary.message + (OTHER_BASIN if chosen is second else ""),
-        iterations=first.iterations + second.summary.iterations,
-        # The counters run on over both searches: the second's are the totals.
-        evaluations=second.summary.evaluations,
-        gradient_evaluations=second.summary.gradient_evaluations,
-        pirls_iterations=second.summary.pirls_iterations,
-        pirls_failures=second.summary.pirls_failures,
-        seconds=first.seconds + second.summary.seconds,
+        message=chosen.summary.message + ("" if chosen is estimates else OTHER_BASIN),
+        iterations=iterations,
+        # The counters run on over the searches: the last one's are the totals.
+        evaluations=last.summary.evaluations,
+        gradient_evaluations=last.summary.gradient_evaluations,
+        pirls_iterations=last.summary.pirls_iterations,
+        pirls_failures=last.summary.pirls_failures,
+        seconds=seconds,
     )
     return dataclasses.replace(chosen, summary=summary)
 
