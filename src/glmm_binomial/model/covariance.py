@@ -308,9 +308,49 @@ class ScaledCorrelation(CovarianceStructure):
         """d rho / d phi, as a function of rho."""
         raise NotImplementedError
 
+    def rho_curvature(self, rho: float) -> float:
+        """d^2 rho / d phi^2, as a function of rho."""
+        raise NotImplementedError
+
     def rho_bounds(self) -> tuple[float, float]:
         """The open interval rho lies in."""
         return -1.0, 1.0
+
+    def factor_curvature(self, rho: float) -> FloatArray:
+        """d^2 L / d rho^2 (k x k; L as in ``factor``)."""
+        raise NotImplementedError
+
+    def entry_derivatives(
+        self, theta: FloatArray, rows: IntArray, cols: IntArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """First and second derivatives in theta of Lambda's entries (rows[e], cols[e]):
+        J (n_entries x n_theta) and S (n_entries x n_theta x n_theta). Lambda[i, c] =
+        s_i L[i, c](rho(phi)) (s_i the SD of term i: its own or the shared one), so
+        d/d log s_i is the entry itself, d/d phi is s_i L' rho', and the second derivatives
+        are the entry (log s_i twice), s_i L' rho' (log s_i and phi) and
+        s_i (L'' rho'^2 + L' rho'') (phi twice)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        sds = self.sds(theta)
+        n_entries = len(rows)
+        jac = np.zeros((n_entries, self.n_theta))
+        second = np.zeros((n_entries, self.n_theta, self.n_theta))
+        which = np.asarray(rows) if self.n_sd == self.k else np.zeros(n_entries, dtype=np.intp)
+        entry = np.arange(n_entries)
+        rho = self.rho(float(theta[self.n_sd])) if self.n_correlation else 0.0
+        lower, d_lower = self.factor(rho)
+        values = sds[rows] * lower[rows, cols]
+        jac[entry, which] = values
+        second[entry, which, which] = values
+        if self.n_correlation:
+            j = self.n_sd
+            slope, curvature = self.rho_slope(rho), self.rho_curvature(rho)
+            d_values = sds[rows] * d_lower[rows, cols]
+            jac[:, j] = d_values * slope
+            second[entry, which, j] = d_values * slope
+            second[entry, j, which] = d_values * slope
+            dd_lower = self.factor_curvature(rho)
+            second[:, j, j] = sds[rows] * dd_lower[rows, cols] * slope**2 + d_values * curvature
+        return jac, second
 
     @abstractmethod
     def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
@@ -502,6 +542,24 @@ class Ar1(ScaledCorrelation):
     def rho_slope(self, rho: float) -> float:
         return float((1.0 - rho * rho) ** 1.5)
 
+    def rho_curvature(self, rho: float) -> float:
+        """d/drho (1 - rho^2)^1.5 times d rho / d phi."""
+        return float(-3.0 * rho * (1.0 - rho * rho) ** 2)
+
+    def factor_curvature(self, rho: float) -> FloatArray:
+        """d^2/drho^2 of factor's L: i (i - 1) rho^(i - 2) in column 0; in the others, with
+        m = i - j and c = sqrt(1 - rho^2) (c' = -rho / c, c'' = -1 / c^3),
+        c'' rho^m + 2 c' m rho^(m - 1) + c m (m - 1) rho^(m - 2)."""
+        i = np.arange(self.k)[:, None]
+        j = np.arange(self.k)[None, :]
+        lag = np.clip(i - j, 0, None)
+        c = np.sqrt(1.0 - rho * rho)
+        power = rho**lag
+        slope = lag * rho ** np.clip(lag - 1, 0, None)
+        curve = lag * (lag - 1) * rho ** np.clip(lag - 2, 0, None)
+        other = -power / c**3 - 2.0 * (rho / c) * slope + c * curve
+        return np.asarray(np.where(j == 0, curve, other) * (j <= i), dtype=np.float64)
+
     def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
         """L[i, 0] = rho^i and L[i, j] = c rho^(i - j) (1 <= j <= i), c = sqrt(1 - rho^2):
         the Cholesky factor of rho^|i - j| in closed form, and its derivative in rho."""
@@ -560,6 +618,11 @@ class CompoundSymmetry(ScaledCorrelation):
         p = (rho + a) / (1.0 + a)
         return float((1.0 + a) * p * (1.0 - p))
 
+    def rho_curvature(self, rho: float) -> float:
+        a = self._a
+        p = (rho + a) / (1.0 + a)
+        return float((1.0 + a) * p * (1.0 - p) * (1.0 - 2.0 * p))
+
     def rho_bounds(self) -> tuple[float, float]:
         return -self._a, 1.0
 
@@ -613,6 +676,28 @@ class CompoundSymmetry(ScaledCorrelation):
             lower[j + 1 :, j], d_lower[j + 1 :, j] = t, dt
             total, d_total = total + t * t, d_total + 2.0 * t * dt
         return lower, d_lower
+
+    def factor_curvature(self, rho: float) -> FloatArray:
+        """d^2 L / d rho^2 by factor's recursion differentiated twice: with S, S', S'' its
+        running sum and derivatives, d'' = -S'' / (2 d) - S'^2 / (4 d^3) and
+        t'' = (-S'' - 2 t' d' - t d'') / d."""
+        k = self.k
+        curve = np.zeros((k, k))
+        total, d_total, dd_total = 0.0, 0.0, 0.0
+        for j in range(k):
+            d = np.sqrt(max(1.0 - total, 0.0))
+            if d <= 0:
+                break
+            dd = -d_total / (2.0 * d)
+            ddd = -dd_total / (2.0 * d) - d_total**2 / (4.0 * d**3)
+            t = (rho - total) / d
+            dt = ((1.0 - d_total) - t * dd) / d
+            ddt = (-dd_total - 2.0 * dt * dd - t * ddd) / d
+            curve[j, j] = ddd
+            curve[j + 1 :, j] = ddt
+            total, d_total = total + t * t, d_total + 2.0 * t * dt
+            dd_total += 2.0 * (dt * dt + t * ddt)
+        return curve
 
 
 def check_dimension(name: str, k: int) -> None:

@@ -611,8 +611,11 @@ def minimize_deviance(
         exact_hessian = None
     start_hessian = None
     if exact_hessian is not None:
-        start_hessian = exact_hessian(theta0, beta0)
-        if not np.isfinite(start_hessian).all():
+        try:
+            start_hessian = exact_hessian(theta0, beta0)
+        except np.linalg.LinAlgError:
+            start_hessian = None
+        if start_hessian is not None and not np.isfinite(start_hessian).all():
             start_hessian = None
     if start_hessian is not None:
         # Half the exact Hessian in beta: the fixed effects' information at the start.
@@ -679,10 +682,16 @@ def minimize_deviance(
     cache[z0.tobytes()] = (value0, grad0)
 
     def hessian_at(z: FloatArray, grad: FloatArray) -> FloatArray:
-        if exact_hessian is None:
-            return _hessian(fun, z, grad, control)
-        # H_z = M' H_x M for x = x0 + M z.
-        return scale.T @ exact_hessian(*natural(z)) @ scale
+        if exact_hessian is not None:
+            try:
+                # H_z = M' H_x M for x = x0 + M z.
+                return scale.T @ exact_hessian(*natural(z)) @ scale
+            except np.linalg.LinAlgError:
+                # The mode's factor failed (its search from the last mode ran into a Lambda
+                # too far out): the deviance's own evaluations, which count that as no
+                # deviance, give the Hessian by differences.
+                pass
+        return _hessian(fun, z, grad, control)
 
     def curvature_at(z: FloatArray, grad: FloatArray, j: int) -> float:
         if exact_hessian is None:
