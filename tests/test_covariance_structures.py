@@ -24,6 +24,7 @@ from glmm_binomial.model.covariance import (
     CompoundSymmetry,
     Diagonal,
     Unstructured,
+    lower_triangle,
     make_structure,
 )
 from glmm_binomial.model.design import build_model
@@ -111,6 +112,31 @@ def test_chain_rule_matches_finite_differences(name: str, k: int, values: list[f
     ]
     analytic = structure.theta_gradient(structure.lambda_matrix(theta), weights)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7)
+
+
+@given(
+    st.sampled_from(["ar1", "cs", "diag"]),
+    st.integers(2, 6),
+    st.lists(st.floats(-2.0, 2.0), min_size=7, max_size=7),
+)
+def test_entry_derivatives_match_finite_differences(name: str, k: int, values: list[float]) -> None:
+    """entry_derivatives: the first and second derivatives in theta of Lambda's lower
+    triangle (what the exact Hessian's chain rule uses), against central differences of
+    lambda_matrix and of the first derivatives."""
+    structure = make_structure(name, tuple(f"t{j}" for j in range(k)))
+    theta = np.array(values[: structure.n_theta])
+    rows, cols = lower_triangle(k)
+    jac, second = structure.entry_derivatives(theta, rows, cols)
+    step = 1e-6
+    for j, e in enumerate(np.eye(structure.n_theta)):
+        up = structure.lambda_matrix(theta + step * e)[rows, cols]
+        down = structure.lambda_matrix(theta - step * e)[rows, cols]
+        np.testing.assert_allclose(jac[:, j], (up - down) / (2 * step), rtol=1e-6, atol=1e-7)
+        jac_up = structure.entry_derivatives(theta + step * e, rows, cols)[0]
+        jac_down = structure.entry_derivatives(theta - step * e, rows, cols)[0]
+        np.testing.assert_allclose(
+            second[:, :, j], (jac_up - jac_down) / (2 * step), rtol=1e-5, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("name", ["ar1", "cs", "diag"])
