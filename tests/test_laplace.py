@@ -436,3 +436,40 @@ def test_a_search_run_off_to_an_overflowing_lambda_is_a_clear_error() -> None:
     estimates = Estimates(theta, beta, np.inf, None, summary)
     with pytest.raises(ValueError, match="the fit failed: the search ran off"):
         finish_fit(model, objective, estimates, OptimizerControl(), "laplace", "Laplace")
+
+
+def test_finish_fit_retries_the_final_mode_from_zero_after_a_failed_warm_start():
+    """The final conditional modes start from the objective's warm start, which after
+    better_of_basins may be another search's end far from the chosen one: a factor failure
+    there is retried from u = 0 before the fit is refused (the same modes as a fresh
+    objective's)."""
+    from glmm_binomial.methods.laplace import finish_fit, fit_laplace
+    from glmm_binomial.numerics.optimize import Estimates, OptimizerControl
+
+    data = g.datasets.load("contraception")
+    model, _ = build_model("use ~ age + (1 + urban | district)", data)
+    fitted = fit_laplace(model)
+    hessian = LaplaceObjective(model).exact_hessian(fitted.theta, fitted.beta)
+    estimates = Estimates(
+        fitted.theta, fitted.beta, -2.0 * fitted.loglik, hessian, fitted.opt_summary
+    )
+
+    class FailingWarmStart(LaplaceObjective):
+        resets = 0
+
+        def reset(self):
+            self.resets += 1
+            super().reset()
+
+        def mode(self, theta, beta):
+            if not self.resets:
+                raise np.linalg.LinAlgError("Matrix is not positive definite")
+            return super().mode(theta, beta)
+
+    objective = FailingWarmStart(model)
+    control = OptimizerControl()
+    output = finish_fit(model, objective, estimates, control, "laplace", "logLik")
+    assert objective.resets == 1
+    fresh = finish_fit(model, LaplaceObjective(model), estimates, control, "laplace", "logLik")
+    for a, b in zip(output.ranef, fresh.ranef, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -910,7 +910,12 @@ def finish_fit(
     is finite whatever the data: they are not screened for separation."""
     theta, beta = estimates.theta, estimates.beta
     try:
-        mode = objective.mode(theta, beta)
+        try:
+            mode = objective.mode(theta, beta)
+        except np.linalg.LinAlgError:
+            # The warm start may be another search's end (better_of_basins): from u = 0.
+            objective.reset()
+            mode = objective.mode(theta, beta)
     except np.linalg.LinAlgError:
         # The search ran off (its deviance not finite there, so not converged) to where even
         # the conditional modes' factor fails: no estimates to report.
