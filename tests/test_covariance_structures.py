@@ -537,6 +537,20 @@ def test_face_starts_put_each_nonzero_cs_sd_near_zero() -> None:
     assert Unstructured(2).face_starts(np.array([1.0, 0.0, 1.0]), tol) == []
 
 
+def test_model_face_starts_replace_one_block_at_a_time() -> None:
+    """ModelData.theta_face_starts: each cs block's face starts in its own slice, the other
+    blocks' entries as they are."""
+    data = pd.read_csv(REFERENCE / "cs_face_start.csv").assign(h=lambda d: d["g"] % 5)
+    model, _ = build_model("y ~ x + cs(0 + tf | g) + (1 | h)", data)
+    theta = np.array([0.1, np.log(1e-6), 0.2, 0.3, 0.5])
+    starts = model.theta_face_starts(theta, 1e-4)
+    assert len(starts) == 2
+    np.testing.assert_array_equal(starts[0], [FACE_LOG_SD, 0.0, 0.0, 0.0, 0.5])
+    np.testing.assert_array_equal(starts[1], [0.0, 0.0, FACE_LOG_SD, 0.0, 0.5])
+    unstructured, _ = build_model("y ~ x + (0 + tf | g)", data)
+    assert unstructured.theta_face_starts(np.ones(unstructured.n_theta), 1e-4) == []
+
+
 def test_a_zero_column_takes_over_each_later_column() -> None:
     """Unstructured.taken_over: a column at the boundary (folded first when turned) gets a
     later non-zero column's entries, the later column zero: the same covariance, one point per
