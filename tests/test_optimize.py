@@ -1042,6 +1042,26 @@ def test_a_cs_optimum_on_another_face_is_found_from_a_face_start():
     assert first_only.opt_summary.tolerances["basin_starts"] is False
 
 
+def test_a_saddle_the_restart_came_back_to_is_left_from_farther_off():
+    """y ~ x + x2 + (1 + x + x2 | g) on 10 x + 3 (bench/metamorphic.py's slope3:3012, 551
+    rows, 19 groups; stored with x changed): the search ended at a rank-1 covariance with x's
+    diagonal entry of Lambda at zero, a saddle (held_check's curvature -0.0158); the search
+    from the entry at zero_start came back to it, and no zero column takes over a later one:
+    the saddle was kept, converged at -347.1341987, 7.6e-4 below the fit on x. From the entry
+    at saddle_far_start (1, lme4's start) the search reaches the fit on x's optimum. glmer
+    (lme4 1.1-31) stops at the saddle (-347.1342629; -347.1335422 on x), glmmTMB 1.1.5 NA
+    (-347.1341961 on x)."""
+    data = pd.read_csv(REFERENCE_DIR / "saddle_far_start.csv")
+    formula = "y ~ x + x2 + (1 + x + x2 | g)"
+    fitted = g_fit(formula, data)
+    on_x = g_fit(formula, data.assign(x=(data["x"] - 3.0) / 10.0))
+    assert fitted.converged and on_x.converged
+    assert fitted.llf == pytest.approx(on_x.llf, abs=1e-7)
+    assert fitted.llf > -347.1335422
+    near = g_fit(formula, data, control=OptimizerControl(saddle_far_start=1e-3))
+    assert near.llf < fitted.llf - 5e-4
+
+
 def test_zero_sd_fall_is_none_without_a_held_structured_sd():
     data = pd.read_csv(REFERENCE_DIR / "diag_zero_sd.csv")
     model, _ = build_model("y ~ x + diag(1 + x | g)", data)

@@ -91,6 +91,11 @@ class OptimizerControl:
     zero_start: a given start (a refit's: the estimates of a fit) with a diagonal entry of
         Lambda at exactly zero starts that entry at this instead (off_zero: no gradient-based
         search leaves an exact zero, where the deviance is even in the entry).
+    saddle_far_start: where the search from off a saddle at a zero diagonal entry of an
+        unstructured Lambda (restarted at zero_start) came back to it, and no column taking
+        over a later one shows a fall, it goes on once more from the entry at this value
+        (lme4's start for it: the fall may lie beyond the saddle's flat neighbourhood); the
+        saddle stays the estimate unless that search ends lower.
     saturation_start: a given start with a structured covariance's correlation within
         boundary_tol of an end of its range starts it this far inside (off_boundary); at the
         end of a search, such a correlation is tried this far inside, and the search goes
@@ -157,6 +162,7 @@ class OptimizerControl:
     polar_after_iter: int = 25
     snap_tol: float = 1e-2
     zero_start: float = 1e-3
+    saddle_far_start: float = 1.0
     saturation_start: float = 1e-2
     saddle_tol: float = 1e-3
     boundary_tol: float = 1e-4
@@ -766,6 +772,7 @@ def minimize_deviance(
     probes_left = int(np.count_nonzero(log_sds))
     saddle: SearchEnd | None = None
     saddle_taken_over = False
+    saddle_entry: int | None = None
     unverified: SearchEnd | None = None
     ended = False
     passes = [control.gtol, control.fallback_gtol] if newton is None else []
@@ -853,6 +860,7 @@ def minimize_deviance(
                     # and the quadratic model may promise a fall that is not there): kept
                     # as the estimate unless the search from off it ends lower.
                     saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
+                    saddle_entry = None if log_sds[held] else int(held)
             elif held is None and iterations < control.max_iter:
                 lower = None
                 if not restarted:
@@ -923,10 +931,19 @@ def minimize_deviance(
                     # one's entries may show the fall at first order. Once per search.
                     saddle_taken_over = True
                     restart = taken_over_fall(checks, z, value)
+                    failure = "a zero column of Lambda taking over a later one hid a fall"
+                    if restart is None and saddle_entry is not None:
+                        # Or the fall lies beyond the saddle's flat neighbourhood, which the
+                        # restart at zero_start did not leave: once more from farther off.
+                        restart = np.array(z, dtype=np.float64)
+                        j = saddle_entry
+                        restart[j] = (control.saddle_far_start - x0[j]) / scale[j, j]
+                        failure = "a saddle at a zero diagonal entry of Lambda"
                     if restart is not None:
                         passes = [control.fallback_gtol]
-                        failure = "a zero column of Lambda taking over a later one hid a fall"
                         saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
+                    else:
+                        failure = ""
             if restart is None:
                 saddle = None
         if unverified is not None and restart is None:
