@@ -551,6 +551,24 @@ def test_model_face_starts_replace_one_block_at_a_time() -> None:
     assert unstructured.theta_face_starts(np.ones(unstructured.n_theta), 1e-4) == []
 
 
+def test_correlation_trials_only_where_the_correlation_does_not_enter() -> None:
+    """correlation_trials: near each end of the range where fewer than two SDs are off the
+    boundary; none where it enters the model, and none for diag or an unstructured term."""
+    tol = 1e-4
+    ar1 = Ar1(3)
+    trials = ar1.correlation_trials(np.array([np.log(1e-8), 1.6]), tol)
+    assert [round(ar1.rho(float(t[1])), 6) for t in trials] == [-0.9, 0.9]
+    assert all(t[0] == np.log(1e-8) for t in trials)
+    assert ar1.correlation_trials(np.array([np.log(0.3), 1.6]), tol) == []
+    cs = CompoundSymmetry(3)
+    one_sd = np.array([np.log(1e-8), np.log(1e-8), 0.2, 0.0])
+    rhos = [cs.rho(float(t[3])) for t in cs.correlation_trials(one_sd, tol)]
+    np.testing.assert_allclose(rhos, [-0.5 + 0.075, 1.0 - 0.075])
+    assert cs.correlation_trials(np.array([0.1, np.log(1e-8), 0.2, 0.0]), tol) == []
+    assert Diagonal(2).correlation_trials(np.array([np.log(1e-8), 0.1]), tol) == []
+    assert Unstructured(2).correlation_trials(np.array([0.0, 0.0, 0.0]), tol) == []
+
+
 def test_a_zero_column_takes_over_each_later_column() -> None:
     """Unstructured.taken_over: a column at the boundary (folded first when turned) gets a
     later non-zero column's entries, the later column zero: the same covariance, one point per

@@ -1062,6 +1062,19 @@ def test_a_saddle_the_restart_came_back_to_is_left_from_farther_off():
     assert near.llf < fitted.llf - 5e-4
 
 
+def test_a_zero_sd_is_probed_with_its_free_correlation_near_each_end():
+    """y ~ x + ar1(0 + tf | g) (bench/against_r.py's ar1:2285, 120 rows, 10 groups): the
+    search ran the SD to zero with rho left at 0.86, where it no longer enters the model, and
+    the trial SDs there all rise (-78.9187430), 0.0057 below glmmTMB (SD 0.1346, rho -> 1:
+    -78.9130646874; glmmTMB 1.1.5, "singular convergence"). With rho near the upper end of
+    its range the trial SD 0.1 falls: the search goes on from there to glmmTMB's optimum."""
+    data = pd.read_csv(REFERENCE_DIR / "ar1_zero_sd_correlation.csv")
+    fitted = g_fit("y ~ x + ar1(0 + tf | g)", data)
+    assert fitted.converged
+    assert fitted.llf >= -78.9130646874 - 1e-7
+    assert fitted.varcorr["std_dev"].iloc[0] == pytest.approx(0.1346, abs=2e-3)
+
+
 def test_zero_sd_fall_is_none_without_a_held_structured_sd():
     data = pd.read_csv(REFERENCE_DIR / "diag_zero_sd.csv")
     model, _ = build_model("y ~ x + diag(1 + x | g)", data)

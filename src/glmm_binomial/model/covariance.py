@@ -128,6 +128,13 @@ class CovarianceStructure(ABC):
         at theta is not below `tol`; none for every structure but cs."""
         return []
 
+    def correlation_trials(self, theta: FloatArray, tol: float) -> list[FloatArray]:
+        """theta with its correlation parameter moved where the correlation does not enter
+        the model at theta (fewer than two SDs off the boundary, `tol`), so that its value
+        there says nothing: near each end of its range (CORRELATION_TRIAL_MARGIN of the range
+        inside). None for the structures without one."""
+        return []
+
     def turned(self, theta: FloatArray, tol: float) -> FloatArray | None:
         """theta with each column of Lambda whose diagonal entry is at the boundary (below
         `tol`) while an entry below it is not (|entry| >= tol) folded into the later columns,
@@ -409,6 +416,19 @@ class ScaledCorrelation(CovarianceStructure):
         out[: self.n_sd] = np.log(sds if self.n_sd == self.k else np.array([shared]))
         return out
 
+    def correlation_trials(self, theta: FloatArray, tol: float) -> list[FloatArray]:
+        theta = np.asarray(theta, dtype=np.float64)
+        if not self.n_correlation or not self.at_boundary(theta, tol)[self.n_sd]:
+            return []
+        low, high = self.rho_bounds()
+        margin = CORRELATION_TRIAL_MARGIN * (high - low)
+        trials = []
+        for rho in (low + margin, high - margin):
+            trial = theta.copy()
+            trial[self.n_sd] = self.phi(rho)
+            trials.append(trial)
+        return trials
+
     def at_boundary(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
         """An SD below `tol` (its log below log(tol)) is on the boundary, as lme4's rule for
         the diagonal of Lambda; so is the correlation parameter when fewer than two of the
@@ -574,6 +594,10 @@ class Ar1(ScaledCorrelation):
         d_lower = np.where(j == 0, slope, c * slope - power * rho / c) * lower_part
         return np.asarray(lower, dtype=np.float64), np.asarray(d_lower, dtype=np.float64)
 
+
+CORRELATION_TRIAL_MARGIN = 0.05
+"""CovarianceStructure.correlation_trials: how far inside each end of its range (a share of
+the range) a correlation that does not enter the model is tried."""
 
 FACE_LOG_SD = -5.0
 """CompoundSymmetry.face_starts: the log SD a face start gives its term (SD 0.0067)."""

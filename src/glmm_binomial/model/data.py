@@ -270,6 +270,18 @@ class ModelData:
                 starts.append(start)
         return starts
 
+    def theta_correlation_trials(self, theta: FloatArray, tol: float) -> list[FloatArray]:
+        """theta with one block's slice replaced by one of its correlation trials
+        (CovarianceStructure.correlation_trials), one per trial over the blocks."""
+        theta = np.asarray(theta, dtype=np.float64)
+        trials = []
+        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
+            for part in b.covariance.correlation_trials(theta[s], tol):
+                trial = theta.copy()
+                trial[s] = part
+                trials.append(trial)
+        return trials
+
     def blocks_replaced(
         self,
         theta: FloatArray,

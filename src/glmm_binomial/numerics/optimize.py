@@ -1480,7 +1480,9 @@ def zero_sd_fall(
 ) -> FloatArray | None:
     """At an end point (whitened z, deviance value) where a structured covariance's log SD is
     held at the boundary (its SD below control.boundary_tol): the lowest of the points with
-    that SD at each of ZERO_SD_PROBES, one SD at a time, when lower than value by more than
+    that SD at each of ZERO_SD_PROBES, one SD at a time (and, where a structure's correlation
+    does not enter the model there, with it near each end of its range as well:
+    ModelData.theta_correlation_trials), when lower than value by more than
     control.decrement_tol; else None.
 
     The deviance is even in an SD (its random effect's sign is free), so at SD 0 only its
@@ -1494,14 +1496,21 @@ def zero_sd_fall(
     theta, beta = checks.natural(z)
     held = np.flatnonzero(log_sds & checks.data.theta_at_boundary(theta, control.boundary_tol))
     best, best_value = None, value - control.decrement_tol
-    for j in held:
-        for sd in ZERO_SD_PROBES:
-            trial_theta = theta.copy()
-            trial_theta[j] = np.log(sd)
-            point = checks.whitened(trial_theta, beta)
-            trial = checks.fun(point)[0]
-            if trial < best_value:
-                best, best_value = point, trial
+    # A correlation that does not enter the model at the end (its SDs at zero) was left
+    # wherever the search dropped it: the trial SDs go with it near each end of its range too
+    # (ar1's fall from SD 0 may be there only: ar1:2285).
+    bases = [theta]
+    if len(held):
+        bases += checks.data.theta_correlation_trials(theta, control.boundary_tol)
+    for base in bases:
+        for j in held:
+            for sd in ZERO_SD_PROBES:
+                trial_theta = base.copy()
+                trial_theta[j] = np.log(sd)
+                point = checks.whitened(trial_theta, beta)
+                trial = checks.fun(point)[0]
+                if trial < best_value:
+                    best, best_value = point, trial
     return best
 
 
