@@ -7,6 +7,22 @@ from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import build_model
 
+
+def differenced_hessian(objective, theta, beta):
+    """Central differences of the objective's exact gradient in (theta, beta): what each
+    exact Hessian is checked against."""
+    from glmm_binomial.numerics.hessian import gradient_hessian
+
+    n_theta = len(theta)
+
+    def gradient(x):
+        _, g_theta, g_beta = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
+        return np.concatenate([g_theta, g_beta])
+
+    x0 = np.concatenate([theta, beta])
+    return gradient_hessian(gradient, x0, 1e-4, scheme="central", relative=True)
+
+
 CASES = {
     "scalar": dict(levels=(15,), slopes=(False,)),
     "slope": dict(levels=(15,), slopes=(True,)),
@@ -155,7 +171,6 @@ def test_the_exact_scalar_hessian_is_the_derivative_of_the_exact_gradient(formul
     from glmm_binomial import datasets
     from glmm_binomial.methods.laplace import scalar_hessian
     from glmm_binomial.model.design import build_model
-    from glmm_binomial.numerics.hessian import gradient_hessian
 
     data = datasets.load(frame)
     if frame == "contraception":
@@ -166,13 +181,7 @@ def test_the_exact_scalar_hessian_is_the_derivative_of_the_exact_gradient(formul
     # Away from the optimum (the gradient is not zero there), a negative theta included.
     for theta0 in (0.7, -0.4):
         theta, beta = np.array([theta0]), np.linspace(-0.5, 0.3, model.n_fixed)
-        x0 = np.concatenate([theta, beta])
-
-        def gradient(x):
-            _, g_theta, g_beta = objective.deviance_and_gradient(x[:1], x[1:])
-            return np.concatenate([g_theta, g_beta])
-
-        numeric = gradient_hessian(gradient, x0, 1e-4, scheme="central", relative=True)
+        numeric = differenced_hessian(objective, theta, beta)
         exact = scalar_hessian(objective.data, objective.structure, objective.mode(theta, beta))
         np.testing.assert_allclose(exact, numeric, rtol=0, atol=1e-4 * np.max(np.abs(numeric)))
 
@@ -199,7 +208,6 @@ def test_the_exact_block_hessian_is_the_derivative_of_the_exact_gradient(terms):
     from glmm_binomial import datasets
     from glmm_binomial.methods.laplace import block_hessian, scalar_hessian
     from glmm_binomial.model.design import build_model
-    from glmm_binomial.numerics.hessian import gradient_hessian
 
     data = datasets.load("contraception")
     model, _ = build_model(f"use ~ age + livch + ({terms} | district)", data)
@@ -209,13 +217,7 @@ def test_the_exact_block_hessian_is_the_derivative_of_the_exact_gradient(terms):
     # Away from the optimum, with a negative correlation and a negative diagonal entry.
     theta = np.linspace(0.6, -0.3, n_theta)
     beta = np.linspace(-0.5, 0.3, model.n_fixed)
-
-    def gradient(x):
-        _, g_theta, g_beta = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
-        return np.concatenate([g_theta, g_beta])
-
-    x0 = np.concatenate([theta, beta])
-    numeric = gradient_hessian(gradient, x0, 1e-4, scheme="central", relative=True)
+    numeric = differenced_hessian(objective, theta, beta)
     exact = block_hessian(objective.data, objective.structure, objective.mode(theta, beta))
     np.testing.assert_allclose(exact, numeric, rtol=0, atol=1e-4 * np.max(np.abs(numeric)))
 
@@ -247,22 +249,14 @@ def test_the_exact_hessian_of_a_structured_covariance_by_the_chain_rule(formula,
     one by finite differences in fewer evaluations."""
     import glmm_binomial as g
     from glmm_binomial.model.design import build_model
-    from glmm_binomial.numerics.hessian import gradient_hessian
 
     data = g.datasets.load("contraception")
     model, _ = build_model(formula, data)
     objective = LaplaceObjective(model)
     assert objective.has_exact_hessian and not objective.scalar
     theta = np.asarray(theta)
-    n_theta = len(theta)
     beta = np.linspace(-0.5, 0.3, model.n_fixed)
-
-    def gradient(x):
-        _, g_theta, g_beta = objective.deviance_and_gradient(x[:n_theta], x[n_theta:])
-        return np.concatenate([g_theta, g_beta])
-
-    x0 = np.concatenate([theta, beta])
-    numeric = gradient_hessian(gradient, x0, 1e-4, scheme="central", relative=True)
+    numeric = differenced_hessian(objective, theta, beta)
     exact = objective.exact_hessian(theta, beta)
     np.testing.assert_allclose(exact, numeric, rtol=0, atol=1e-5 * np.max(np.abs(numeric)))
 

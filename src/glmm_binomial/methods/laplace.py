@@ -246,16 +246,13 @@ class LaplaceObjective:
             # the cross part with beta J' H_Lambda,beta.
             rows, cols = lambda_entries(covariance)
             jac, second = covariance.entry_derivatives(theta, rows, cols)
-            n = len(rows)
             grad_lambda = first_lambda_gradient(data, st, mode)[rows, cols]
-            chained = np.empty((len(theta) + len(beta),) * 2)
-            chained[: len(theta), : len(theta)] = jac.T @ hessian[:n, :n] @ jac + np.einsum(
-                "e,eab->ab", grad_lambda, second
-            )
-            chained[: len(theta), len(theta) :] = jac.T @ hessian[:n, n:]
-            chained[len(theta) :, : len(theta)] = chained[: len(theta), len(theta) :].T
-            chained[len(theta) :, len(theta) :] = hessian[n:, n:]
-            hessian = chained
+            n, k = jac.shape
+            chain = np.zeros((n + len(beta), k + len(beta)))
+            chain[:n, :k] = jac
+            chain[n:, k:] = np.eye(len(beta))
+            hessian = chain.T @ hessian @ chain
+            hessian[:k, :k] += np.einsum("e,eab->ab", grad_lambda, second)
         return hessian
 
     def gradient_at(
@@ -537,15 +534,14 @@ def block_hessian(data: ModelData, st: Structure, mode: Mode) -> FloatArray:
 
 
 def lambda_entries(covariance: CovarianceStructure) -> tuple[IntArray, IntArray]:
-    """Lambda's (row, column) of the entries block_hessian differentiates in: unstructured,
-    theta's own (the lower triangle); diagonal, the diagonal (theta holds their logs, which
-    LaplaceObjective.exact_hessian's chain rule turns to)."""
-    if isinstance(covariance, Unstructured):
-        return covariance.lower_indices()
-    if isinstance(covariance, ScaledCorrelation) and covariance.n_correlation:
-        return lower_triangle(covariance.k)
-    k = np.arange(covariance.k)
-    return k, k.copy()
+    """Lambda's (row, column) of the entries block_hessian differentiates in: the lower
+    triangle (unstructured: theta's own; ar1, cs: functions of theta, which
+    LaplaceObjective.exact_hessian's chain rule turns to), or for diag only the diagonal (the
+    rest is zero)."""
+    if isinstance(covariance, ScaledCorrelation) and not covariance.n_correlation:
+        k = np.arange(covariance.k)
+        return k, k.copy()
+    return lower_triangle(covariance.k)
 
 
 BLOCK_HESSIAN_CHUNK_ROWS = 8192

@@ -132,7 +132,7 @@ class CovarianceStructure(ABC):
         """theta with its correlation parameter moved where the correlation does not enter
         the model at theta (fewer than two SDs off the boundary, `tol`), so that its value
         there says nothing: near each end of its range (CORRELATION_TRIAL_MARGIN of the range
-        inside). None for the structures without one."""
+        inside). None for the structures without one (an empty list)."""
         return []
 
     def turned(self, theta: FloatArray, tol: float) -> FloatArray | None:
@@ -323,8 +323,8 @@ class ScaledCorrelation(CovarianceStructure):
         """The open interval rho lies in."""
         return -1.0, 1.0
 
-    def factor_curvature(self, rho: float) -> FloatArray:
-        """d^2 L / d rho^2 (k x k; L as in ``factor``)."""
+    def factor_derivatives(self, rho: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """``factor``'s L and d L / d rho, and d^2 L / d rho^2 (k x k each)."""
         raise NotImplementedError
 
     def entry_derivatives(
@@ -344,7 +344,10 @@ class ScaledCorrelation(CovarianceStructure):
         which = np.asarray(rows) if self.n_sd == self.k else np.zeros(n_entries, dtype=np.intp)
         entry = np.arange(n_entries)
         rho = self.rho(float(theta[self.n_sd])) if self.n_correlation else 0.0
-        lower, d_lower = self.factor(rho)
+        if self.n_correlation:
+            lower, d_lower, dd_lower = self.factor_derivatives(rho)
+        else:
+            lower, d_lower = self.factor(rho)
         values = sds[rows] * lower[rows, cols]
         jac[entry, which] = values
         second[entry, which, which] = values
@@ -355,7 +358,6 @@ class ScaledCorrelation(CovarianceStructure):
             jac[:, j] = d_values * slope
             second[entry, which, j] = d_values * slope
             second[entry, j, which] = d_values * slope
-            dd_lower = self.factor_curvature(rho)
             second[:, j, j] = sds[rows] * dd_lower[rows, cols] * slope**2 + d_values * curvature
         return jac, second
 
@@ -566,23 +568,22 @@ class Ar1(ScaledCorrelation):
         """d/drho (1 - rho^2)^1.5 times d rho / d phi."""
         return float(-3.0 * rho * (1.0 - rho * rho) ** 2)
 
-    def factor_curvature(self, rho: float) -> FloatArray:
-        """d^2/drho^2 of factor's L: i (i - 1) rho^(i - 2) in column 0; in the others, with
-        m = i - j and c = sqrt(1 - rho^2) (c' = -rho / c, c'' = -1 / c^3),
-        c'' rho^m + 2 c' m rho^(m - 1) + c m (m - 1) rho^(m - 2)."""
-        i = np.arange(self.k)[:, None]
-        j = np.arange(self.k)[None, :]
-        lag = np.clip(i - j, 0, None)
-        c = np.sqrt(1.0 - rho * rho)
-        power = rho**lag
-        slope = lag * rho ** np.clip(lag - 1, 0, None)
-        curve = lag * (lag - 1) * rho ** np.clip(lag - 2, 0, None)
-        other = -power / c**3 - 2.0 * (rho / c) * slope + c * curve
-        return np.asarray(np.where(j == 0, curve, other) * (j <= i), dtype=np.float64)
-
     def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
         """L[i, 0] = rho^i and L[i, j] = c rho^(i - j) (1 <= j <= i), c = sqrt(1 - rho^2):
         the Cholesky factor of rho^|i - j| in closed form, and its derivative in rho."""
+        lower, d_lower, _ = self._closed_form(rho, second=False)
+        return lower, d_lower
+
+    def factor_derivatives(self, rho: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """With d^2 L / d rho^2: i (i - 1) rho^(i - 2) in column 0; in the others, with
+        m = i - j and c = sqrt(1 - rho^2) (c' = -rho / c, c'' = -1 / c^3),
+        c'' rho^m + 2 c' m rho^(m - 1) + c m (m - 1) rho^(m - 2)."""
+        lower, d_lower, dd_lower = self._closed_form(rho, second=True)
+        return lower, d_lower, cast(FloatArray, dd_lower)
+
+    def _closed_form(
+        self, rho: float, second: bool
+    ) -> tuple[FloatArray, FloatArray, FloatArray | None]:
         i = np.arange(self.k)[:, None]
         j = np.arange(self.k)[None, :]
         lag = np.clip(i - j, 0, None)
@@ -592,7 +593,12 @@ class Ar1(ScaledCorrelation):
         lower = np.where(j == 0, power, c * power) * lower_part
         slope = lag * rho ** np.clip(lag - 1, 0, None)  # d rho^lag / d rho
         d_lower = np.where(j == 0, slope, c * slope - power * rho / c) * lower_part
-        return np.asarray(lower, dtype=np.float64), np.asarray(d_lower, dtype=np.float64)
+        dd_lower = None
+        if second:
+            curve = lag * (lag - 1) * rho ** np.clip(lag - 2, 0, None)
+            other = -power / c**3 - 2.0 * (rho / c) * slope + c * curve
+            dd_lower = np.asarray(np.where(j == 0, curve, other) * lower_part, dtype=np.float64)
+        return np.asarray(lower, dtype=np.float64), np.asarray(d_lower, dtype=np.float64), dd_lower
 
 
 CORRELATION_TRIAL_MARGIN = 0.05
@@ -687,10 +693,24 @@ class CompoundSymmetry(ScaledCorrelation):
         """The Cholesky factor of the equicorrelation matrix by its recursion: column j has
         d_j = sqrt(1 - S_j) on the diagonal and t_j = (rho - S_j) / d_j below it, with
         S_j = t_0^2 + ... + t_{j-1}^2; the derivative in rho by the same recursion."""
+        lower, d_lower, _ = self._recursion(rho, second=False)
+        return lower, d_lower
+
+    def factor_derivatives(self, rho: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """With d^2 L / d rho^2 by the recursion differentiated twice: with S, S', S'' its
+        running sum and derivatives, d'' = -S'' / (2 d) - S'^2 / (4 d^3) and
+        t'' = (-S'' - 2 t' d' - t d'') / d."""
+        lower, d_lower, dd_lower = self._recursion(rho, second=True)
+        return lower, d_lower, cast(FloatArray, dd_lower)
+
+    def _recursion(
+        self, rho: float, second: bool
+    ) -> tuple[FloatArray, FloatArray, FloatArray | None]:
         k = self.k
         lower = np.zeros((k, k))
         d_lower = np.zeros((k, k))
-        total, d_total = 0.0, 0.0
+        dd_lower = np.zeros((k, k)) if second else None
+        total, d_total, dd_total = 0.0, 0.0, 0.0
         for j in range(k):
             d = np.sqrt(max(1.0 - total, 0.0))
             dd = -d_total / (2.0 * d) if d > 0 else 0.0
@@ -698,30 +718,14 @@ class CompoundSymmetry(ScaledCorrelation):
             dt = ((1.0 - d_total) - t * dd) / d if d > 0 else 0.0
             lower[j, j], d_lower[j, j] = d, dd
             lower[j + 1 :, j], d_lower[j + 1 :, j] = t, dt
+            if dd_lower is not None and d > 0:
+                ddd = -dd_total / (2.0 * d) - d_total**2 / (4.0 * d**3)
+                ddt = (-dd_total - 2.0 * dt * dd - t * ddd) / d
+                dd_lower[j, j] = ddd
+                dd_lower[j + 1 :, j] = ddt
+                dd_total += 2.0 * (dt * dt + t * ddt)
             total, d_total = total + t * t, d_total + 2.0 * t * dt
-        return lower, d_lower
-
-    def factor_curvature(self, rho: float) -> FloatArray:
-        """d^2 L / d rho^2 by factor's recursion differentiated twice: with S, S', S'' its
-        running sum and derivatives, d'' = -S'' / (2 d) - S'^2 / (4 d^3) and
-        t'' = (-S'' - 2 t' d' - t d'') / d."""
-        k = self.k
-        curve = np.zeros((k, k))
-        total, d_total, dd_total = 0.0, 0.0, 0.0
-        for j in range(k):
-            d = np.sqrt(max(1.0 - total, 0.0))
-            if d <= 0:
-                break
-            dd = -d_total / (2.0 * d)
-            ddd = -dd_total / (2.0 * d) - d_total**2 / (4.0 * d**3)
-            t = (rho - total) / d
-            dt = ((1.0 - d_total) - t * dd) / d
-            ddt = (-dd_total - 2.0 * dt * dd - t * ddd) / d
-            curve[j, j] = ddd
-            curve[j + 1 :, j] = ddt
-            total, d_total = total + t * t, d_total + 2.0 * t * dt
-            dd_total += 2.0 * (dt * dt + t * ddt)
-        return curve
+        return lower, d_lower, dd_lower
 
 
 def check_dimension(name: str, k: int) -> None:

@@ -261,26 +261,28 @@ class ModelData:
     def theta_face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """theta with one block's slice replaced by one of its face starts
         (CovarianceStructure.face_starts), one per face start over the blocks."""
-        theta = np.asarray(theta, dtype=np.float64)
-        starts = []
-        for b, s in zip(self.blocks, self.theta_slices(), strict=True):
-            for part in b.covariance.face_starts(theta[s], tol):
-                start = theta.copy()
-                start[s] = part
-                starts.append(start)
-        return starts
+        return self.blocks_varied(theta, lambda c, part: c.face_starts(part, tol))
 
     def theta_correlation_trials(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """theta with one block's slice replaced by one of its correlation trials
         (CovarianceStructure.correlation_trials), one per trial over the blocks."""
+        return self.blocks_varied(theta, lambda c, part: c.correlation_trials(part, tol))
+
+    def blocks_varied(
+        self,
+        theta: FloatArray,
+        variants: Callable[[CovarianceStructure, FloatArray], list[FloatArray]],
+    ) -> list[FloatArray]:
+        """theta with one block's slice replaced by one of variants(its structure, the slice),
+        one copy per variant over the blocks (the other entries as they are)."""
         theta = np.asarray(theta, dtype=np.float64)
-        trials = []
+        out = []
         for b, s in zip(self.blocks, self.theta_slices(), strict=True):
-            for part in b.covariance.correlation_trials(theta[s], tol):
-                trial = theta.copy()
-                trial[s] = part
-                trials.append(trial)
-        return trials
+            for part in variants(b.covariance, theta[s]):
+                varied = theta.copy()
+                varied[s] = part
+                out.append(varied)
+        return out
 
     def blocks_replaced(
         self,

@@ -931,19 +931,18 @@ def minimize_deviance(
                     # one's entries may show the fall at first order. Once per search.
                     saddle_taken_over = True
                     restart = taken_over_fall(checks, z, value)
-                    failure = "a zero column of Lambda taking over a later one hid a fall"
+                    fall = "a zero column of Lambda taking over a later one hid a fall"
                     if restart is None and saddle_entry is not None:
                         # Or the fall lies beyond the saddle's flat neighbourhood, which the
                         # restart at zero_start did not leave: once more from farther off.
-                        restart = np.array(z, dtype=np.float64)
                         j = saddle_entry
+                        restart = np.array(z, dtype=np.float64)
                         restart[j] = (control.saddle_far_start - x0[j]) / scale[j, j]
-                        failure = "a saddle at a zero diagonal entry of Lambda"
+                        fall = "a saddle at a zero diagonal entry of Lambda"
                     if restart is not None:
                         passes = [control.fallback_gtol]
+                        failure = fall
                         saddle = SearchEnd(z, value, grad, hessian_z, free, polished, message)
-                    else:
-                        failure = ""
             if restart is None:
                 saddle = None
         if unverified is not None and restart is None:
