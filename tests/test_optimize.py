@@ -15,6 +15,7 @@ from glmm_binomial import fit as g_fit
 from glmm_binomial.family import make_family
 from glmm_binomial.methods.agq import fit_agq
 from glmm_binomial.methods.laplace import LaplaceObjective, fit_laplace
+from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import build_model
 from glmm_binomial.numerics.optimize import (
     LOGIT_ATTENUATION,
@@ -24,7 +25,9 @@ from glmm_binomial.numerics.optimize import (
     RANGE_END,
     REWRITTEN_END,
     EndChecks,
+    Estimates,
     OptimizerControl,
+    OptSummary,
     SearchCoordinates,
     StartPoint,
     attenuation,
@@ -33,6 +36,8 @@ from glmm_binomial.numerics.optimize import (
     glm_information_and_score,
     glm_start,
     held_check,
+    in_known_basin,
+    known_ends,
     level_scores,
     minimize_deviance,
     moment_theta,
@@ -1099,3 +1104,85 @@ def test_zero_sd_fall_is_none_without_a_held_structured_sd():
     lower = zero_sd_fall(checks, start, fun(start)[0], model.theta_log_sds())
     assert lower is not None
     assert fun(lower)[0] < fun(start)[0] - CONTROL.decrement_tol
+
+
+def double_well(x: float) -> tuple[float, np.ndarray]:
+    """(x^2 - 1)^2: minima at -1 and 1 (second derivative 8 there), a maximum at 0."""
+    return (x * x - 1.0) ** 2, np.array([4.0 * x * (x * x - 1.0)])
+
+
+def scalar_model() -> ModelData:
+    """theta: one SD (y ~ 0 + (1 | g): no fixed effects)."""
+    frame = pd.DataFrame({"y": [0, 1, 1, 0, 1, 0], "g": ["a", "a", "b", "b", "c", "c"]})
+    return build_model("y ~ 0 + (1 | g)", frame)[0]
+
+
+def an_end(theta: list[float], beta: list[float], hessian: np.ndarray) -> Estimates:
+    summary = OptSummary("BFGS", "test", True, "", 0, 0, 0, 0, 0, 0.0, False, {}, 0.0)
+    return Estimates(np.array(theta), np.array(beta), 0.0, hessian, summary)
+
+
+def test_a_point_is_in_a_known_basin_where_the_ends_quadratic_model_holds():
+    """in_known_basin on (x^2 - 1)^2 in theta with the end at 1: near it (q = 0.01) the
+    deviance and gradient match the model 8 d^2 / 2 to within 10%: in the basin; at 0.6
+    (q = 0.64, the deviance 36% off) and across the maximum (q above basin_merge_decrement)
+    not; with a looser tolerance 0.6 is in. known_ends keeps converged ends with a positive
+    definite Hessian only, and works in a search's whitened coordinates."""
+    control = OptimizerControl()
+    data = scalar_model()
+    end = an_end([1.0], [], np.array([[8.0]]))
+    unconverged = dataclasses.replace(
+        end, summary=dataclasses.replace(end.summary, converged=False)
+    )
+    indefinite = dataclasses.replace(end, hessian=np.array([[-1.0]]))
+    ends = known_ends(data, control, [unconverged, indefinite, end], np.eye(1), np.zeros(1))
+    assert len(ends) == 1
+
+    def inside(x: float, ctl: OptimizerControl = control) -> bool:
+        return in_known_basin(data, ends, np.array([x]), np.array([x]), *double_well(x), ctl)
+
+    assert inside(0.95) and inside(1.0) and inside(1.02)
+    assert not inside(0.6)
+    assert not inside(-0.95)
+    assert inside(0.6, OptimizerControl(basin_merge_tol=0.6))
+    # In the whitened coordinates of another search: x = x0 + scale z.
+    scaled = known_ends(data, control, [end], np.array([[0.5]]), np.array([0.2]))
+    value, grad = double_well(0.95)
+    z = np.array([(0.95 - 0.2) / 0.5])
+    assert in_known_basin(data, scaled, z, np.array([0.95]), value, 0.5 * grad, control)
+
+
+def test_a_known_end_with_a_zero_variance_holds_it_at_the_point_too():
+    """An end with its SD at zero (held): the quadratic model is over the other coordinates
+    (beta, deviance (beta - 1)^2), and a point is in its basin only with its SD below
+    boundary_tol as well."""
+    control = OptimizerControl()
+    frame = pd.DataFrame({"y": [0, 1, 1, 0, 1, 0], "g": ["a", "a", "b", "b", "c", "c"]})
+    data = build_model("y ~ 1 + (1 | g)", frame)[0]
+    end = an_end([0.0], [1.0], np.diag([0.0, 2.0]))
+    ends = known_ends(data, control, [end], np.eye(2), np.zeros(2))
+    assert len(ends) == 1 and ends[0].free.tolist() == [False, True]
+
+    def inside(sd: float, beta: float) -> bool:
+        value, grad = (beta - 1.0) ** 2, np.array([0.0, 2.0 * (beta - 1.0)])
+        point = np.array([sd, beta])
+        return in_known_basin(data, ends, point, point[:1], value, grad, control)
+
+    assert inside(1e-6, 1.1) and inside(0.0, 0.5)
+    assert not inside(0.3, 1.1)
+    assert not inside(1e-6, 3.0)  # q = 4 > basin_merge_decrement
+
+
+def test_searches_from_the_face_starts_stop_in_a_known_basin():
+    """better_of_basins gives each search the ends so far: on cs:2023 (cs_face_start.csv) the
+    face searches that would come back to an end stop early, with the same estimate as
+    when every search runs to its end (basin_merge_tol 0) and fewer evaluations."""
+    data = pd.read_csv(REFERENCE_DIR / "cs_face_start.csv")
+    formula = "y ~ x + cs(0 + tf | g)"
+    merged = g_fit(formula, data)
+    every = g_fit(formula, data, control=OptimizerControl(basin_merge_tol=0.0))
+    assert merged.converged and every.converged
+    assert merged.llf == pytest.approx(every.llf, abs=1e-9)
+    np.testing.assert_allclose(merged.theta, every.theta, atol=1e-5)
+    assert merged.opt_summary.evaluations < every.opt_summary.evaluations
+    assert merged.opt_summary.tolerances["basin_merge_tol"] == 0.1

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glmm_binomial.numerics.quasi_newton import minimize_bfgs
+from glmm_binomial.numerics.quasi_newton import STOPPED, minimize_bfgs
 
 
 def rosenbrock(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -101,6 +101,24 @@ def test_what_stops_the_search_is_reported():
         rosenbrock, np.array([-1.2, 1.0]), np.eye(2), gtol=0.0, ftol=1e-3, max_iter=500, max_step=1
     )
     assert relative.success and "ftol" in relative.message
+
+
+def test_the_callers_stop_test_ends_the_search_where_it_holds():
+    """stop(x, f, g) is asked at each point reached, the start included; where it holds the
+    search returns that point, not a success, with the message STOPPED."""
+    seen: list[float] = []
+
+    def below(x: np.ndarray, value: float, grad: np.ndarray) -> bool:
+        seen.append(value)
+        return value < 1.0
+
+    args = {"gtol": 1e-10, "ftol": 0.0, "max_iter": 500, "max_step": 1}
+    found = minimize_bfgs(rosenbrock, np.array([-1.2, 1.0]), np.eye(2), stop=below, **args)
+    assert not found.success and found.message == STOPPED
+    assert found.fun == seen[-1] < 1.0 and all(v >= 1.0 for v in seen[:-1])
+    assert seen[0] == rosenbrock(np.array([-1.2, 1.0]))[0]
+    whole = minimize_bfgs(rosenbrock, np.array([-1.2, 1.0]), np.eye(2), **args)
+    assert whole.success and whole.nfev > found.nfev
 
 
 def test_a_far_start_is_reached_in_lengthening_steps():

@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -1138,7 +1139,10 @@ def fit_agq(
         if start is None:
             begin = penalized_start(data, control, penalty, begin)
 
-    def search(begin: StartPoint) -> Estimates:
+    def search(begin: StartPoint, ends: Sequence[Estimates] = ()) -> Estimates:
+        # Each search's modes start from u = 0, as the first one's: its path does not depend
+        # on where earlier searches (better_of_basins') ended.
+        objective.reset()
         return minimize_deviance(
             data,
             target.deviance_and_gradient,
@@ -1146,6 +1150,7 @@ def fit_agq(
             objective.counters,
             "agq" if penalty is None else "agq + prior deviance",
             begin,
+            ends=ends,
         )
 
     estimates = search(begin)

@@ -21,7 +21,7 @@ adds one gradient entry, with s_i = a_i' H^{-1} a_i and v = H^{-1} (Z Lambda)' r
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -803,7 +803,10 @@ def fit_laplace(
         if start is None:
             begin = penalized_start(data, control, penalty, begin)
 
-    def search(begin: StartPoint) -> Estimates:
+    def search(begin: StartPoint, ends: Sequence[Estimates] = ()) -> Estimates:
+        # Each search's modes start from u = 0, as the first one's: its path does not depend
+        # on where earlier searches (better_of_basins') ended.
+        objective.reset()
         return minimize_deviance(
             data,
             target.deviance_and_gradient,
@@ -819,6 +822,7 @@ def fit_laplace(
             # One scalar random effect, few rows: the exact Hessian costs about an evaluation.
             newton_from_start=objective.scalar
             and data.n_obs * (data.n_fixed + 1) <= NEWTON_MAX_VALUES,
+            ends=ends,
         )
 
     estimates = search(begin)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,7 +35,7 @@ from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.dense import cho_solve_upper, cholesky_upper, solve_upper
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.polar import PolarRows
-from glmm_binomial.numerics.quasi_newton import minimize_bfgs
+from glmm_binomial.numerics.quasi_newton import STOPPED, minimize_bfgs
 from glmm_binomial.numerics.step_length import StepRadius, backtracked
 
 FloatArray = NDArray[np.float64]
@@ -131,6 +131,15 @@ class OptimizerControl:
         (cs), search again from starts in its other basins (better_of_basins: the twin of an
         end at an end of rho's range, and one start per term with its SD near zero) and keep
         the lowest converged end; only for fits without a given start.
+    basin_merge_tol, basin_merge_decrement: such a search stops, its end discarded, once its
+        point lies in the basin of an earlier search's converged end with a positive definite
+        Hessian H (in_known_basin): the quadratic model of the deviance about that end, whose
+        predicted excess q = d' H d / 2 (d the step from the end) is at most
+        basin_merge_decrement, matches the point's deviance excess to within basin_merge_tol
+        times q and its gradient to within basin_merge_tol (relative, in the H^{-1} norm),
+        each plus decrement_tol for noise; a search that would only reach that end again
+        saves its last iterations and its end checks. basin_merge_tol 0: every search runs
+        to its end.
     moment_start: start each block's SDs at moment estimates at the GLM fit (moment_theta:
         an unstructured Lambda's diagonal, diag's and ar1's log SDs; cs keeps SDs 1,
         CovarianceStructure.moment_start; for the logit, the SDs and the GLM's beta scaled up
@@ -169,6 +178,8 @@ class OptimizerControl:
     glm_tol: float = 1e-3
     separation_screen: float = 20.0
     basin_starts: bool = True
+    basin_merge_tol: float = 0.1
+    basin_merge_decrement: float = 1.0
     glm_max_iter: int = 100
     decrement_tol: float = 1e-6
     user_gradient_tol: float = 1e-2
@@ -581,6 +592,99 @@ class EndChecks:
         return out
 
 
+class KnownEnd(NamedTuple):
+    """An earlier search's converged end in this search's whitened coordinates: the point,
+    its deviance, the coordinates free there (not a variance at zero or a correlation at an
+    end of its range), the Hessian over those with its upper Cholesky factor, and the held
+    theta entries: on the boundary, saturated (with the sign of their parameter there)."""
+
+    z: FloatArray
+    value: float
+    free: NDArray[np.bool_]
+    hessian: FloatArray
+    chol: FloatArray
+    at_boundary: NDArray[np.bool_]
+    saturated: NDArray[np.bool_]
+    theta: FloatArray
+
+
+def known_ends(
+    data: ModelData,
+    control: OptimizerControl,
+    ends: Sequence[Estimates],
+    scale: FloatArray,
+    x0: FloatArray,
+) -> list[KnownEnd]:
+    """The converged ends among `ends` whose Hessian over the coordinates free there is finite
+    and positive definite, in the coordinates z of x = x0 + scale z (H_z = scale' H_x scale;
+    theta's part of scale is diagonal, so a theta entry is held in z as in x)."""
+    out = []
+    n_theta = data.n_theta
+    for end in ends:
+        if not end.summary.converged or end.hessian is None or not np.isfinite(end.deviance):
+            continue
+        at_boundary = data.theta_at_boundary(end.theta, control.boundary_tol)
+        saturated = data.theta_saturated(end.theta, control.boundary_tol)
+        free = np.ones(len(x0), dtype=bool)
+        free[:n_theta] = ~(at_boundary | saturated)
+        hessian = (scale.T @ end.hessian @ scale)[np.ix_(free, free)]
+        if not np.isfinite(hessian).all():
+            continue
+        try:
+            chol = cholesky_upper(hessian)
+        except (np.linalg.LinAlgError, ValueError):
+            continue
+        z = whitened(scale, x0, end.theta, end.beta)
+        out.append(
+            KnownEnd(z, end.deviance, free, hessian, chol, at_boundary, saturated, end.theta)
+        )
+    return out
+
+
+def in_known_basin(
+    data: ModelData,
+    ends: Sequence[KnownEnd],
+    z: FloatArray,
+    theta: FloatArray,
+    value: float,
+    grad: FloatArray,
+    control: OptimizerControl,
+) -> bool:
+    """Whether a search's point z (theta there, deviance value, gradient grad) lies in the
+    basin of one of `ends`: its theta entries held at that end are held at z too (a variance
+    below boundary_tol, a correlation within it of the same end of its range), and over the
+    free coordinates that end's quadratic model predicts an excess q = d' H d / 2 (d = z -
+    the end) of at most control.basin_merge_decrement, with the point's deviance excess and
+    gradient matching the model's (q and H d) to within control.basin_merge_tol, relative
+    (the gradient in the H^{-1} norm, where ||H d||^2 = 2 q), each plus
+    control.decrement_tol: the search would go on to that end."""
+    tol = control.basin_merge_tol
+    at_boundary, saturated = None, None
+    for end in ends:
+        if end.at_boundary.any() or end.saturated.any():
+            if at_boundary is None or saturated is None:
+                at_boundary = data.theta_at_boundary(theta, control.boundary_tol)
+                saturated = data.theta_saturated(theta, control.boundary_tol)
+            same_end = np.sign(theta) == np.sign(end.theta)
+            if not (
+                at_boundary[end.at_boundary].all() and (saturated & same_end)[end.saturated].all()
+            ):
+                continue
+        step = (z - end.z)[end.free]
+        predicted = end.hessian @ step
+        q = 0.5 * float(step @ predicted)
+        if not q <= control.basin_merge_decrement:
+            continue
+        miss = grad[end.free] - predicted
+        gradient_error = float(miss @ cho_solve_upper(end.chol, miss))
+        if (
+            gradient_error <= tol**2 * 2.0 * q + control.decrement_tol
+            and abs(value - end.value - q) <= tol * q + control.decrement_tol
+        ):
+            return True
+    return False
+
+
 def minimize_deviance(
     data: ModelData,
     deviance_and_gradient: DevianceAndGradient,
@@ -591,6 +695,7 @@ def minimize_deviance(
     fixed_information: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
     exact_hessian: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
     newton_from_start: bool = False,
+    ends: Sequence[Estimates] = (),
 ) -> Estimates:
     """Minimize deviance(theta, beta) from `start` (start_point: lme4's start, Lambda = I and
     beta from the GLM, or an earlier fit's estimates). data gives the structure only (theta's
@@ -609,10 +714,15 @@ def minimize_deviance(
     the exact Hessian from the start (newton_search), whose first Hessian is the start's own;
     when it ends at a verified optimum off the boundary, that is the estimate, else the
     quasi-Newton search and the polish go on from where it stopped.
+
+    ends (earlier searches' estimates, better_of_basins): the quasi-Newton search stops where
+    it enters one's basin (in_known_basin), and the estimates returned are that point's, not
+    converged, message IN_KNOWN_BASIN.
     """
     started = time.perf_counter()
     n_theta = data.n_theta
     theta0, beta0, info_factor = start.theta, start.beta, start.info_factor
+
     if not control.exact_hessian:
         exact_hessian = None
     start_hessian = None
@@ -706,6 +816,15 @@ def minimize_deviance(
         return float(hessian_at(z, grad)[j, j])
 
     checks = EndChecks(data, fun, natural, scale, x0, hessian_at, curvature_at, control)
+    basins = known_ends(data, control, ends, scale, x0) if control.basin_merge_tol > 0 else []
+
+    def entered_basin(z: FloatArray, value: float, grad: FloatArray) -> bool:
+        theta = natural(z)[0]
+        # The ends are canonical: a point with a column of Lambda flipped is compared as
+        # another point (no merge) rather than mapped.
+        if not np.array_equal(canonical_theta(data, theta), theta):
+            return False
+        return in_known_basin(data, basins, z, theta, value, grad, control)
 
     flat_end_tried = False
     log_sds = data.theta_log_sds()
@@ -789,9 +908,24 @@ def minimize_deviance(
             ftol=control.ftol,
             max_iter=remaining if polar is None else min(remaining, control.polar_after_iter),
             max_step=control.max_step,
+            stop=entered_basin if basins else None,
         )
         iterations += result.nit
         inverse_hessian = result.inverse_hessian
+        if result.message == STOPPED:
+            # Another search would reach that end again: no polish, no end checks.
+            theta, beta = natural(result.x)
+            summary = search_summary(
+                optimizer,
+                objective_name,
+                control,
+                counters,
+                started,
+                False,
+                IN_KNOWN_BASIN,
+                iterations,
+            )
+            return Estimates(canonical_theta(data, theta), beta, result.fun, None, summary)
         end = result.x
         if polar is not None and not result.success and result.nit >= control.polar_after_iter:
             optimizer = "BFGS, then BFGS in polar coordinates, whitened, + Newton polish"
@@ -998,24 +1132,45 @@ def minimize_deviance(
     hessian = scale_inv.T @ hessian_z @ scale_inv
     flip = np.concatenate([signs, np.ones(len(beta))])
     hessian = hessian * np.outer(flip, flip)
-    counts = counters
-    summary = OptSummary(
+    summary = search_summary(
+        optimizer, objective_name, control, counters, started, converged, message, iterations
+    )
+    summary = dataclasses.replace(summary, final_gradient_norm=grad_norm, newton_polish=polished)
+    return Estimates(theta, beta, value, hessian, summary)
+
+
+def search_summary(
+    optimizer: str,
+    objective_name: str,
+    control: OptimizerControl,
+    counters: object,
+    started: float,
+    converged: bool,
+    message: str,
+    iterations: int,
+) -> OptSummary:
+    """minimize_deviance's OptSummary: the counters' totals so far (evaluations, gradients,
+    mode iterations and failures), the controls, the seconds since `started`; the final
+    gradient norm nan and no polish (the caller replaces them where it has them)."""
+    return OptSummary(
         optimizer=optimizer,
         objective=objective_name,
         converged=converged,
         message=message,
         iterations=iterations,
-        evaluations=int(getattr(counts, "evaluations", 0)),
-        gradient_evaluations=int(getattr(counts, "gradients", 0)),
-        pirls_iterations=int(getattr(counts, "pirls_iterations", 0)),
-        pirls_failures=int(getattr(counts, "pirls_failures", 0)),
-        final_gradient_norm=grad_norm,
-        newton_polish=polished,
+        evaluations=int(getattr(counters, "evaluations", 0)),
+        gradient_evaluations=int(getattr(counters, "gradients", 0)),
+        pirls_iterations=int(getattr(counters, "pirls_iterations", 0)),
+        pirls_failures=int(getattr(counters, "pirls_failures", 0)),
+        final_gradient_norm=float("nan"),
+        newton_polish=False,
         tolerances=control.tolerances(),
         seconds=time.perf_counter() - started,
     )
-    return Estimates(theta, beta, value, hessian, summary)
 
+
+IN_KNOWN_BASIN = "stopped in the basin of an earlier search's end"
+"""minimize_deviance's message where its search entered one of `ends`' basins."""
 
 OTHER_BASIN = " (from another start: a structured covariance's other basin)"
 """Added to the search's message where better_of_basins took another search's end."""
@@ -1025,14 +1180,16 @@ def better_of_basins(
     data: ModelData,
     control: OptimizerControl,
     estimates: Estimates,
-    search: Callable[[StartPoint], Estimates],
+    search: Callable[[StartPoint, Sequence[Estimates]], Estimates],
 ) -> Estimates:
     """estimates, or the lowest end of further searches (`search` from a start, each with
     estimates' beta) where the structures have optima of other kinds (cs): from
     ModelData.theta_other_basin's start (an end with rho at an end of its range and an SD at
     zero: its twin at the other end of rho) and from each of ModelData.theta_face_starts (one
     term's SD near zero), taken when converged and lower by more than control.decrement_tol.
-    Only with control.basin_starts. The summary counts every search."""
+    Only with control.basin_starts. Each search is given the ends so far (minimize_deviance's
+    `ends`: it stops where it would reach one of them again). The summary counts every
+    search."""
     if not control.basin_starts or not np.isfinite(estimates.deviance):
         return estimates
     theta = estimates.theta
@@ -1042,9 +1199,12 @@ def better_of_basins(
     if not starts:
         return estimates
     chosen, last = estimates, estimates
+    ends = [estimates]
     iterations, seconds = estimates.summary.iterations, estimates.summary.seconds
     for start in starts:
-        last = search(start_point(data, control, start, estimates.beta))
+        last = search(start_point(data, control, start, estimates.beta), ends)
+        if last.summary.converged:
+            ends.append(last)
         iterations += last.summary.iterations
         seconds += last.summary.seconds
         if last.summary.converged and last.deviance < chosen.deviance - control.decrement_tol:

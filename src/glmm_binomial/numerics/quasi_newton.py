@@ -30,6 +30,10 @@ from glmm_binomial.numerics.step_length import StepRadius, backtracked
 FloatArray = NDArray[np.float64]
 
 
+STOPPED = "stopped by the caller's test"
+"""minimize_bfgs's message where its `stop` test held."""
+
+
 @dataclass(frozen=True)
 class QuasiNewtonResult:
     """Where the search stopped: x, f(x), the gradient there, whether a stopping rule was met
@@ -57,6 +61,7 @@ def minimize_bfgs(
     max_step: float,
     armijo: float = 1e-4,
     max_backtracks: int = 40,
+    stop: Callable[[FloatArray, float, FloatArray], bool] | None = None,
 ) -> QuasiNewtonResult:
     """Minimize fun (returning the value and its gradient) from x0 by BFGS (module docstring)
     with B^{-1} starting at `inverse_hessian`.
@@ -64,8 +69,8 @@ def minimize_bfgs(
     Stops with success when max |g| <= gtol or when an accepted step lowers f by at most
     ftol * max(|f|, 1) (relative reduction); without success after max_iter iterations, when
     no step length among max_backtracks satisfies the sufficient decrease (the line search
-    failed: rounding near the optimum, or a non-finite f everywhere along d), or when f(x0)
-    is not finite."""
+    failed: rounding near the optimum, or a non-finite f everywhere along d), when f(x0)
+    is not finite, or (message STOPPED) where stop(x, f, g) holds at a point reached."""
     x = np.array(x0, dtype=np.float64)
     value, grad = fun(x)
     nfev = 1
@@ -77,6 +82,8 @@ def minimize_bfgs(
     identity = np.eye(len(x))
     radius = StepRadius(max_step)
     for iteration in range(1, max_iter + 1):
+        if stop is not None and stop(x, value, grad):
+            return QuasiNewtonResult(x, value, grad, False, STOPPED, iteration - 1, nfev, h_inv)
         if float(np.abs(grad).max(initial=0.0)) <= gtol:
             return QuasiNewtonResult(
                 x, value, grad, True, "gradient below gtol", iteration - 1, nfev, h_inv
