@@ -35,7 +35,6 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -60,12 +59,9 @@ from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.numerics.factor import Structure, nested_in
 from glmm_binomial.numerics.optimize import (
-    Estimates,
     OptimizerControl,
-    StartPoint,
-    better_of_basins,
     glm_start,
-    minimize_deviance,
+    search_with_basins,
     start_point,
 )
 from glmm_binomial.numerics.pirls import Mode, PirlsControl, WarmStart, find_mode
@@ -1139,23 +1135,16 @@ def fit_agq(
         if start is None:
             begin = penalized_start(data, control, penalty, begin)
 
-    def search(begin: StartPoint, ends: Sequence[Estimates] = ()) -> Estimates:
-        # Each search's modes start from u = 0, as the first one's: its path does not depend
-        # on where earlier searches (better_of_basins') ended.
-        objective.reset()
-        return minimize_deviance(
-            data,
-            target.deviance_and_gradient,
-            control,
-            objective.counters,
-            "agq" if penalty is None else "agq + prior deviance",
-            begin,
-            ends=ends,
-        )
-
-    estimates = search(begin)
-    if start is None:
-        estimates = better_of_basins(data, control, estimates, search)
+    estimates = search_with_basins(
+        data,
+        target.deviance_and_gradient,
+        control,
+        objective.counters,
+        "agq" if penalty is None else "agq + prior deviance",
+        begin,
+        objective.reset,
+        other_starts=start is None,
+    )
     summary = dataclasses.replace(
         estimates.summary,
         tolerances={

@@ -21,7 +21,7 @@ adds one gradient entry, with s_i = a_i' H^{-1} a_i and v = H^{-1} (Z Lambda)' r
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -57,9 +57,7 @@ from glmm_binomial.numerics.factor import LevelOps, SelectedInverse, Structure, 
 from glmm_binomial.numerics.optimize import (
     Estimates,
     OptimizerControl,
-    StartPoint,
-    better_of_basins,
-    minimize_deviance,
+    search_with_basins,
     start_point,
 )
 from glmm_binomial.numerics.pirls import Mode, PirlsControl, WarmStart, find_mode, scalar_layout
@@ -803,31 +801,23 @@ def fit_laplace(
         if start is None:
             begin = penalized_start(data, control, penalty, begin)
 
-    def search(begin: StartPoint, ends: Sequence[Estimates] = ()) -> Estimates:
-        # Each search's modes start from u = 0, as the first one's: its path does not depend
-        # on where earlier searches (better_of_basins') ended.
-        objective.reset()
-        return minimize_deviance(
-            data,
-            target.deviance_and_gradient,
-            control,
-            objective.counters,
-            "laplace" if penalty is None else "laplace + prior deviance",
-            begin,
-            fixed_information=target.fixed_information,
-            # Exact for the likelihood itself (a prior adds its own curvature).
-            exact_hessian=objective.exact_hessian
-            if penalty is None and objective.has_exact_hessian
-            else None,
-            # One scalar random effect, few rows: the exact Hessian costs about an evaluation.
-            newton_from_start=objective.scalar
-            and data.n_obs * (data.n_fixed + 1) <= NEWTON_MAX_VALUES,
-            ends=ends,
-        )
-
-    estimates = search(begin)
-    if start is None:
-        estimates = better_of_basins(data, control, estimates, search)
+    estimates = search_with_basins(
+        data,
+        target.deviance_and_gradient,
+        control,
+        objective.counters,
+        "laplace" if penalty is None else "laplace + prior deviance",
+        begin,
+        objective.reset,
+        other_starts=start is None,
+        fixed_information=target.fixed_information,
+        # Exact for the likelihood itself (a prior adds its own curvature).
+        exact_hessian=objective.exact_hessian
+        if penalty is None and objective.has_exact_hessian
+        else None,
+        # One scalar random effect, few rows: the exact Hessian costs about an evaluation.
+        newton_from_start=objective.scalar and data.n_obs * (data.n_fixed + 1) <= NEWTON_MAX_VALUES,
+    )
     under_prior = None if penalty is None else penalty.covered()
     output = finish_fit(
         data, objective, estimates, control, "laplace", LOGLIK_LABEL, under_prior=under_prior

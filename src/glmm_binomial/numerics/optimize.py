@@ -1169,6 +1169,43 @@ def search_summary(
     )
 
 
+def search_with_basins(
+    data: ModelData,
+    deviance_and_gradient: DevianceAndGradient,
+    control: OptimizerControl,
+    counters: object,
+    objective_name: str,
+    start: StartPoint,
+    reset: Callable[[], None],
+    other_starts: bool,
+    fixed_information: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
+    exact_hessian: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
+    newton_from_start: bool = False,
+) -> Estimates:
+    """minimize_deviance from `start` (the other arguments as there), then, with
+    other_starts (a fit without a given start), better_of_basins' searches from other
+    starts. reset() (the objective's: its mode searches start from u = 0) runs before every
+    search, so that each search's path is its start's alone, not where earlier ones ended."""
+
+    def search(point: StartPoint, ends: Sequence[Estimates] = ()) -> Estimates:
+        reset()
+        return minimize_deviance(
+            data,
+            deviance_and_gradient,
+            control,
+            counters,
+            objective_name,
+            point,
+            fixed_information=fixed_information,
+            exact_hessian=exact_hessian,
+            newton_from_start=newton_from_start,
+            ends=ends,
+        )
+
+    estimates = search(start)
+    return better_of_basins(data, control, estimates, search) if other_starts else estimates
+
+
 IN_KNOWN_BASIN = "stopped in the basin of an earlier search's end"
 """minimize_deviance's message where its search entered one of `ends`' basins."""
 
