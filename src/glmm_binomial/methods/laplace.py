@@ -614,8 +614,10 @@ def block_hessian_part(
         for d in range(c + 1):
             dh[:, :, c, d] = ls((a[:, c] * a[:, d])[:, None] * w1e)
             dh[:, :, d, c] = dh[:, :, c, d]
-    wza = ls(((w[:, None] * zr)[:, :, None] * a[:, None, :]).reshape(n, n_theta * k))
-    wza = wza.reshape(n1, n_theta, k)
+    # sum_i w_i z_i,rho_t A_i per level: over Lambda's k rows, then taken per theta entry (the
+    # lower triangle repeats each row up to k times).
+    wz = w[:, None] * z
+    wza = ls((wz[:, :, None] * a[:, None, :]).reshape(n, k * k)).reshape(n1, k, k)[:, rows]
     for t in range(n_theta):
         dh[:, t, cols[t], :] += wza[:, t]
         dh[:, t, :, cols[t]] += wza[:, t]
