@@ -24,6 +24,7 @@ from glmm_binomial.numerics.optimize import (
     OTHER_BASIN,
     RANGE_END,
     REWRITTEN_END,
+    SD_FALLING,
     EndChecks,
     Estimates,
     OptimizerControl,
@@ -1186,3 +1187,24 @@ def test_searches_from_the_face_starts_stop_in_a_known_basin():
     np.testing.assert_allclose(merged.theta, every.theta, atol=1e-5)
     assert merged.opt_summary.evaluations < every.opt_summary.evaluations
     assert merged.opt_summary.tolerances["basin_merge_tol"] == 0.1
+
+
+def test_a_structured_sd_falling_to_zero_is_put_there_instead_of_crawled_to():
+    """cbpp with diag(0 + period | herd): period 4's SD goes to zero, where the deviance in its
+    log SD s goes as c e^{2s} and the quasi-Newton steps shorten s by about 1/2 each. The pass
+    stops once that SD is below snap_tol and still falling with the rest near its optimum
+    (sd_end_gtol), and range_end puts it at zero: the same optimum as the crawl
+    (sd_end_gtol=0) in fewer evaluations."""
+    data = datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + diag(0 + period | herd)"
+    jumped = g_fit(formula, data)
+    crawled = g_fit(formula, data, control=OptimizerControl(sd_end_gtol=0.0))
+    assert jumped.converged and crawled.converged
+    assert jumped.llf == pytest.approx(crawled.llf, abs=1e-9)
+    assert jumped.opt_summary.message.startswith(SD_FALLING)
+    assert RANGE_END in jumped.opt_summary.message
+    assert SD_FALLING not in crawled.opt_summary.message
+    assert jumped.theta[3] < np.log(1e-4) and crawled.theta[3] < np.log(1e-4)
+    np.testing.assert_allclose(jumped.theta[:3], crawled.theta[:3], atol=1e-4)
+    assert jumped.opt_summary.evaluations < crawled.opt_summary.evaluations
+    assert jumped.opt_summary.tolerances["sd_end_gtol"] == 1e-2

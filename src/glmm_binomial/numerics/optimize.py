@@ -140,6 +140,12 @@ class OptimizerControl:
         each plus decrement_tol for noise; a search that would only reach that end again
         saves its last iterations and its end checks. basin_merge_tol 0: every search runs
         to its end.
+    sd_end_gtol: a quasi-Newton pass stops where a structured SD (a log SD: ar1, cs, diag)
+        lies below snap_tol with the deviance still falling towards zero, once the largest
+        gradient entry of the other coordinates (whitened) is below this, and range_end
+        tries the SD at zero (the deviance goes as c SD^2 there, so the search would shorten
+        the log SD by about 1/2 an iteration); where that end does not verify, the pass goes
+        on (once per search).
     moment_start: start each block's SDs at moment estimates at the GLM fit (moment_theta:
         an unstructured Lambda's diagonal, diag's and ar1's log SDs; cs keeps SDs 1,
         CovarianceStructure.moment_start; for the logit, the SDs and the GLM's beta scaled up
@@ -180,6 +186,7 @@ class OptimizerControl:
     basin_starts: bool = True
     basin_merge_tol: float = 0.1
     basin_merge_decrement: float = 1.0
+    sd_end_gtol: float = 1e-2
     glm_max_iter: int = 100
     decrement_tol: float = 1e-6
     user_gradient_tol: float = 1e-2
@@ -828,6 +835,37 @@ def minimize_deviance(
 
     flat_end_tried = False
     log_sds = data.theta_log_sds()
+    log_sd_index = np.flatnonzero(log_sds)
+    log_snap = float(np.log(control.snap_tol))
+    # Once per search: the pass stopped where a structured SD below snap_tol still falls
+    # towards zero, the rest near its optimum (falling_sd), and range_end tried its end.
+    sd_end_tried = False
+
+    def falling_sd(z: FloatArray, grad: FloatArray) -> bool:
+        # The deviance in a log SD s near zero SD goes as c e^{2s}: the quasi-Newton steps
+        # shorten it by about 1/2 each (dozens of iterations to gtol); its end is tried
+        # instead. theta's scale is positive, so the gradient's sign is the log SD's.
+        if sd_end_tried or not log_sd_index.size:
+            return False
+        theta = natural(z)[0][log_sd_index]
+        low = log_sd_index[(theta < log_snap) & (grad[log_sd_index] > 0.0)]
+        if not low.size:
+            return False
+        rest = np.ones(len(z), dtype=bool)
+        rest[low] = False
+        return float(np.abs(grad[rest]).max(initial=0.0)) <= control.sd_end_gtol
+
+    stopped_for = ""
+
+    def stop_search(z: FloatArray, value: float, grad: FloatArray) -> bool:
+        nonlocal stopped_for
+        if basins and entered_basin(z, value, grad):
+            stopped_for = "basin"
+        elif falling_sd(z, grad):
+            stopped_for = "sd"
+        else:
+            return False
+        return True
 
     def fall_at_flat_end(z: FloatArray, value: float) -> FloatArray | None:
         # taken_over_fall, then saturated_fall, then zero_sd_fall, where a flat direction
@@ -908,11 +946,14 @@ def minimize_deviance(
             ftol=control.ftol,
             max_iter=remaining if polar is None else min(remaining, control.polar_after_iter),
             max_step=control.max_step,
-            stop=entered_basin if basins else None,
+            stop=stop_search,
         )
         iterations += result.nit
         inverse_hessian = result.inverse_hessian
-        if result.message == STOPPED:
+        sd_stopped = result.message == STOPPED and stopped_for == "sd"
+        if sd_stopped:
+            sd_end_tried = True
+        if result.message == STOPPED and stopped_for == "basin":
             # Another search would reach that end again: no polish, no end checks.
             theta, beta = natural(result.x)
             summary = search_summary(
@@ -927,7 +968,12 @@ def minimize_deviance(
             )
             return Estimates(canonical_theta(data, theta), beta, result.fun, None, summary)
         end = result.x
-        if polar is not None and not result.success and result.nit >= control.polar_after_iter:
+        if (
+            polar is not None
+            and not result.success
+            and not sd_stopped
+            and result.nit >= control.polar_after_iter
+        ):
             optimizer = "BFGS, then BFGS in polar coordinates, whitened, + Newton polish"
             search = SearchCoordinates(polar, result.x, theta0, np.diag(scale)[:n_theta], fun)
             result = minimize_bfgs(
@@ -953,15 +999,22 @@ def minimize_deviance(
         # not unless the point passes the checks.
         failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
         saturated = data.theta_saturated(natural(z)[0], control.boundary_tol) & free[:n_theta]
-        if failure and saturated.any() and not ended:
-            # A correlation run out towards an end of its range, the deviance still falling
-            # in its parameter (ever more slowly): the end itself, before a search crawls
-            # there (hundreds of iterations for a few 1e-5 of deviance).
+        if sd_stopped:
+            message = SD_FALLING
+        if failure and (saturated.any() or sd_stopped) and not ended:
+            # A correlation run out towards an end of its range, or an SD towards zero, the
+            # deviance still falling in its parameter (ever more slowly): the end itself,
+            # before a search crawls there (hundreds of iterations for a few 1e-5 of
+            # deviance).
             other = range_end(checks, z, value, message, log_sds)
             ended = other is not None
             if other is not None:
                 z, value, grad, hessian_z, free, polished, message = other
                 failure = ""
+            elif sd_stopped:
+                # The SD's end did not verify: the same pass goes on from here.
+                passes.insert(0, gtol)
+                continue
         if failure and not passes and saturated.any():
             # After the last pass, a correlation at the end of its range that the polish left
             # free (its last Hessian factored, the deviance flat in it to rounding) is held
@@ -1205,6 +1258,9 @@ def search_with_basins(
     estimates = search(start)
     return better_of_basins(data, control, estimates, search) if other_starts else estimates
 
+
+SD_FALLING = "a structured SD below snap_tol still falling towards zero"
+"""minimize_deviance's message where a pass stopped for falling_sd (before range_end's)."""
 
 IN_KNOWN_BASIN = "stopped in the basin of an earlier search's end"
 """minimize_deviance's message where its search entered one of `ends`' basins."""
