@@ -24,7 +24,7 @@ from glmm_binomial.numerics.optimize import (
     OTHER_BASIN,
     RANGE_END,
     REWRITTEN_END,
-    SD_FALLING,
+    RUNNING_TO_END,
     EndChecks,
     Estimates,
     OptimizerControl,
@@ -1201,9 +1201,9 @@ def test_a_structured_sd_falling_to_zero_is_put_there_instead_of_crawled_to():
     crawled = g_fit(formula, data, control=OptimizerControl(sd_end_gtol=0.0))
     assert jumped.converged and crawled.converged
     assert jumped.llf == pytest.approx(crawled.llf, abs=1e-9)
-    assert jumped.opt_summary.message.startswith(SD_FALLING)
+    assert jumped.opt_summary.message.startswith(RUNNING_TO_END)
     assert RANGE_END in jumped.opt_summary.message
-    assert SD_FALLING not in crawled.opt_summary.message
+    assert RUNNING_TO_END not in crawled.opt_summary.message
     assert jumped.theta[3] < np.log(1e-4) and crawled.theta[3] < np.log(1e-4)
     np.testing.assert_allclose(jumped.theta[:3], crawled.theta[:3], atol=1e-4)
     assert jumped.opt_summary.evaluations < crawled.opt_summary.evaluations

@@ -141,11 +141,13 @@ class OptimizerControl:
         saves its last iterations and its end checks. basin_merge_tol 0: every search runs
         to its end.
     sd_end_gtol: a quasi-Newton pass stops where a structured SD (a log SD: ar1, cs, diag)
-        lies below snap_tol with the deviance still falling towards zero, once the largest
-        gradient entry of the other coordinates (whitened) is below this, and range_end
-        tries the SD at zero (the deviance goes as c SD^2 there, so the search would shorten
-        the log SD by about 1/2 an iteration); where that end does not verify, the pass goes
-        on (once per search).
+        lies below snap_tol with the deviance still falling towards zero, or a structured
+        correlation within snap_tol of an end of its range with the deviance still falling
+        towards it, once the largest gradient entry of the other coordinates (whitened) is
+        below this, and range_end tries those ends (the deviance goes as c SD^2 near zero SD
+        and as c e^{-|phi|} near rho's ends, so the search would move the log SD by about
+        1/2 and phi by about 1 an iteration); where that does not verify, the pass goes on
+        (once per search).
     moment_start: start each block's SDs at moment estimates at the GLM fit (moment_theta:
         an unstructured Lambda's diagonal, diag's and ar1's log SDs; cs keeps SDs 1,
         CovarianceStructure.moment_start; for the logit, the SDs and the GLM's beta scaled up
@@ -838,22 +840,26 @@ def minimize_deviance(
     log_sd_index = np.flatnonzero(log_sds)
     log_snap = float(np.log(control.snap_tol))
     # Once per search: the pass stopped where a structured SD below snap_tol still falls
-    # towards zero, the rest near its optimum (falling_sd), and range_end tried its end.
-    sd_end_tried = False
+    # towards zero, or a correlation within snap_tol of an end of its range still runs out
+    # towards it, the rest near its optimum (running_to_end), and range_end tried the ends.
+    end_tried = False
 
-    def falling_sd(z: FloatArray, grad: FloatArray) -> bool:
-        # The deviance in a log SD s near zero SD goes as c e^{2s}: the quasi-Newton steps
-        # shorten it by about 1/2 each (dozens of iterations to gtol); its end is tried
-        # instead. theta's scale is positive, so the gradient's sign is the log SD's.
-        if sd_end_tried or not log_sd_index.size:
+    def running_to_end(z: FloatArray, grad: FloatArray) -> bool:
+        # Near zero SD the deviance in a log SD s goes as c e^{2s}, near an end of rho's
+        # range as c e^{-|phi|} in its parameter: the quasi-Newton steps move s by about
+        # 1/2, phi by about 1 an iteration (dozens of iterations to gtol); the end is tried
+        # instead. theta's scale is positive, so the gradient's signs are theta's.
+        if end_tried:
             return False
-        theta = natural(z)[0][log_sd_index]
-        low = log_sd_index[(theta < log_snap) & (grad[log_sd_index] > 0.0)]
-        if not low.size:
+        theta = natural(z)[0]
+        running = np.zeros(len(z), dtype=bool)
+        if log_sd_index.size:
+            running[log_sd_index] = (theta[log_sd_index] < log_snap) & (grad[log_sd_index] > 0.0)
+        near = data.theta_saturated(theta, control.snap_tol)
+        running[:n_theta] |= near & (np.sign(theta) * grad[:n_theta] < 0.0)
+        if not running.any():
             return False
-        rest = np.ones(len(z), dtype=bool)
-        rest[low] = False
-        return float(np.abs(grad[rest]).max(initial=0.0)) <= control.sd_end_gtol
+        return float(np.abs(grad[~running]).max(initial=0.0)) <= control.sd_end_gtol
 
     stopped_for = ""
 
@@ -861,8 +867,8 @@ def minimize_deviance(
         nonlocal stopped_for
         if basins and entered_basin(z, value, grad):
             stopped_for = "basin"
-        elif falling_sd(z, grad):
-            stopped_for = "sd"
+        elif running_to_end(z, grad):
+            stopped_for = "end"
         else:
             return False
         return True
@@ -950,9 +956,9 @@ def minimize_deviance(
         )
         iterations += result.nit
         inverse_hessian = result.inverse_hessian
-        sd_stopped = result.message == STOPPED and stopped_for == "sd"
-        if sd_stopped:
-            sd_end_tried = True
+        end_stopped = result.message == STOPPED and stopped_for == "end"
+        if end_stopped:
+            end_tried = True
         if result.message == STOPPED and stopped_for == "basin":
             # Another search would reach that end again: no polish, no end checks.
             theta, beta = natural(result.x)
@@ -971,7 +977,7 @@ def minimize_deviance(
         if (
             polar is not None
             and not result.success
-            and not sd_stopped
+            and not end_stopped
             and result.nit >= control.polar_after_iter
         ):
             optimizer = "BFGS, then BFGS in polar coordinates, whitened, + Newton polish"
@@ -991,7 +997,8 @@ def minimize_deviance(
         z, value, grad, hessian_z, free, polished = newton_polish(
             data, fun, natural, scale, x0, end, control, hessian_at
         )
-        converged = bool(result.success)
+        # A pass stopped to try the ends is judged by its end, as one that met a rule.
+        converged = bool(result.success) or end_stopped
         message = result.message
         grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
         # The end point, not the search's stopping rule, decides: a line search that gave up
@@ -999,20 +1006,21 @@ def minimize_deviance(
         # not unless the point passes the checks.
         failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
         saturated = data.theta_saturated(natural(z)[0], control.boundary_tol) & free[:n_theta]
-        if sd_stopped:
-            message = SD_FALLING
-        if failure and (saturated.any() or sd_stopped) and not ended:
+        if end_stopped:
+            message = RUNNING_TO_END
+        if failure and (saturated.any() or end_stopped) and not ended:
             # A correlation run out towards an end of its range, or an SD towards zero, the
             # deviance still falling in its parameter (ever more slowly): the end itself,
             # before a search crawls there (hundreds of iterations for a few 1e-5 of
             # deviance).
-            other = range_end(checks, z, value, message, log_sds)
+            reach = control.snap_tol if end_stopped else control.boundary_tol
+            other = range_end(checks, z, value, message, log_sds, reach)
             ended = other is not None
             if other is not None:
                 z, value, grad, hessian_z, free, polished, message = other
                 failure = ""
-            elif sd_stopped:
-                # The SD's end did not verify: the same pass goes on from here.
+            elif end_stopped:
+                # The end did not verify: the same pass goes on from here.
                 passes.insert(0, gtol)
                 continue
         if failure and not passes and saturated.any():
@@ -1259,8 +1267,8 @@ def search_with_basins(
     return better_of_basins(data, control, estimates, search) if other_starts else estimates
 
 
-SD_FALLING = "a structured SD below snap_tol still falling towards zero"
-"""minimize_deviance's message where a pass stopped for falling_sd (before range_end's)."""
+RUNNING_TO_END = "a structured SD or correlation running out to the end of its range"
+"""minimize_deviance's message where a pass stopped for running_to_end (before range_end's)."""
 
 IN_KNOWN_BASIN = "stopped in the basin of an earlier search's end"
 """minimize_deviance's message where its search entered one of `ends`' basins."""
@@ -1799,11 +1807,17 @@ the deviance is the end's to rounding."""
 
 
 def range_end(
-    checks: EndChecks, z: FloatArray, value: float, message: str, log_sds: NDArray[np.bool_]
+    checks: EndChecks,
+    z: FloatArray,
+    value: float,
+    message: str,
+    log_sds: NDArray[np.bool_],
+    reach: float | None = None,
 ) -> SearchEnd | None:
     """At an end point (whitened z, deviance value) where a structured covariance's
-    correlation lies within control.boundary_tol of an end of its range, or a structured SD
-    is below control.snap_tol: the point with those at RANGE_END_GAP from their ends
+    correlation lies within `reach` (default control.boundary_tol) of an end of its range, or
+    a structured SD is below control.snap_tol: the point with those at RANGE_END_GAP from
+    their ends
     (ModelData.theta_at_ends; where that is worse or fails the checks, with only the SDs
     below boundary_tol moved), polished with them held there, when its deviance is within
     polish_noise_tol of value or below and it passes optimum_check and held_check; else
@@ -1819,8 +1833,9 @@ def range_end(
     tried: list[FloatArray] = []
     # The SDs below snap_tol with the rest, else those on the boundary only: an SD near zero
     # may have its optimum there, and a correlation's end should not wait for it.
+    reach = control.boundary_tol if reach is None else reach
     for near in (control.snap_tol, control.boundary_tol):
-        ended = checks.data.theta_at_ends(theta, control.boundary_tol, near, RANGE_END_GAP)
+        ended = checks.data.theta_at_ends(theta, reach, near, RANGE_END_GAP)
         if any(np.array_equal(ended, other) for other in tried):
             continue
         tried.append(ended)
