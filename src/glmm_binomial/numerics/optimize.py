@@ -849,7 +849,7 @@ def minimize_deviance(
         # range as c e^{-|phi|} in its parameter: the quasi-Newton steps move s by about
         # 1/2, phi by about 1 an iteration (dozens of iterations to gtol); the end is tried
         # instead. theta's scale is positive, so the gradient's signs are theta's.
-        if end_tried:
+        if end_tried or not log_sd_index.size:
             return False
         theta = natural(z)[0]
         running = np.zeros(len(z), dtype=bool)
@@ -952,7 +952,9 @@ def minimize_deviance(
             ftol=control.ftol,
             max_iter=remaining if polar is None else min(remaining, control.polar_after_iter),
             max_step=control.max_step,
-            stop=stop_search,
+            # Only where it can hold (every structure with a correlation has log SDs): the
+            # test costs each iteration a few small array operations.
+            stop=stop_search if basins or log_sd_index.size else None,
         )
         iterations += result.nit
         inverse_hessian = result.inverse_hessian
