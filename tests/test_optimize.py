@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from _simulate import simulated_model
 from conftest import REFERENCE_DIR, load_reference
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glmm_binomial import datasets
 from glmm_binomial import fit as g_fit
@@ -1151,6 +1153,39 @@ def test_a_point_is_in_a_known_basin_where_the_ends_quadratic_model_holds():
     value, grad = double_well(0.95)
     z = np.array([(0.95 - 0.2) / 0.5])
     assert in_known_basin(data, scaled, z, np.array([0.95]), value, 0.5 * grad, control)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 100_000))
+def test_an_exact_quadratic_is_in_its_ends_basin_up_to_the_decrement(seed):
+    """On a deviance that is exactly the end's quadratic model (theta one SD away from zero,
+    beta 1-3 entries, a random positive definite Hessian and whitening), a point is in the
+    basin when its excess q is at most basin_merge_decrement and not when it is above (the
+    end holds nothing, so the point's theta is not checked against a boundary)."""
+    rng = np.random.default_rng(seed)
+    control = OptimizerControl()
+    frame = pd.DataFrame(
+        {"y": [0, 1, 1, 0, 1, 0], "x": np.arange(6.0), "g": ["a", "a", "b", "b", "c", "c"]}
+    )
+    data = build_model("y ~ x + (1 | g)", frame)[0]
+    n = 1 + data.n_fixed
+    root = rng.standard_normal((n, n))
+    hessian = root @ root.T + 0.1 * np.eye(n)
+    centre = np.concatenate([[rng.uniform(0.5, 2.0)], rng.standard_normal(n - 1)])
+    end = an_end([centre[0]], list(centre[1:]), hessian)
+    scale = np.diag(rng.uniform(0.5, 2.0, n))
+    x0 = centre + rng.standard_normal(n)
+    ends = known_ends(data, control, [end], scale, x0)
+    direction = rng.standard_normal(n)
+    direction /= np.sqrt(0.5 * direction @ hessian @ direction)  # q = 1 at unit length
+    for q in (0.01, 0.5, 0.99, 1.5, 4.0):
+        x = centre + np.sqrt(q) * direction
+        d = x - centre
+        excess = 0.5 * float(d @ hessian @ d)
+        z = np.linalg.solve(scale, x - x0)
+        grad_z = scale.T @ (hessian @ d)
+        inside = in_known_basin(data, ends, z, x[:1], excess, grad_z, control)
+        assert inside == (excess <= control.basin_merge_decrement)
 
 
 def test_a_known_end_with_a_zero_variance_holds_it_at_the_point_too():
