@@ -19,6 +19,7 @@ from glmm_binomial.methods.agq import fit_agq
 from glmm_binomial.methods.laplace import LaplaceObjective, fit_laplace
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import build_model
+from glmm_binomial.numerics import optimize
 from glmm_binomial.numerics.optimize import (
     LOGIT_ATTENUATION,
     MAX_ATTENUATED_SHARE,
@@ -1243,3 +1244,27 @@ def test_a_structured_sd_falling_to_zero_is_put_there_instead_of_crawled_to():
     np.testing.assert_allclose(jumped.theta[:3], crawled.theta[:3], atol=1e-4)
     assert jumped.opt_summary.evaluations < crawled.opt_summary.evaluations
     assert jumped.opt_summary.tolerances["sd_end_gtol"] == 1e-2
+
+
+def test_an_end_tried_early_that_does_not_verify_lets_the_search_go_on(monkeypatch):
+    """sd_end_gtol so large that a pass stops as soon as an SD or rho runs towards its end,
+    the rest far from its optimum (cs:2023, cs_face_start.csv): range_end's end then fails
+    the checks, the pass goes on from where it stopped, and the fit reaches the default's
+    optimum."""
+    outcomes: list[tuple[bool, bool]] = []
+    original = optimize.range_end
+
+    def counted(*args, **kwargs):
+        end = original(*args, **kwargs)
+        early = len(args) > 5 and args[5] == OptimizerControl().snap_tol
+        outcomes.append((early, end is not None))
+        return end
+
+    monkeypatch.setattr(optimize, "range_end", counted)
+    data = pd.read_csv(REFERENCE_DIR / "cs_face_start.csv")
+    formula = "y ~ x + cs(0 + tf | g)"
+    eager = g_fit(formula, data, control=OptimizerControl(sd_end_gtol=1e6))
+    assert (True, False) in outcomes
+    default = g_fit(formula, data)
+    assert eager.converged and default.converged
+    assert eager.llf == pytest.approx(default.llf, abs=1e-9)
