@@ -1229,12 +1229,12 @@ def test_a_structured_sd_falling_to_zero_is_put_there_instead_of_crawled_to():
     """cbpp with diag(0 + period | herd): period 4's SD goes to zero, where the deviance in its
     log SD s goes as c e^{2s} and the quasi-Newton steps shorten s by about 1/2 each. The pass
     stops once that SD is below snap_tol and still falling with the rest near its optimum
-    (sd_end_gtol), and range_end puts it at zero: the same optimum as the crawl
-    (sd_end_gtol=0) in fewer evaluations."""
+    (end_gtol), and range_end puts it at zero: the same optimum as the crawl
+    (end_gtol=0) in fewer evaluations."""
     data = datasets.load("cbpp")
     formula = "cbind(incidence, size - incidence) ~ period + diag(0 + period | herd)"
     jumped = g_fit(formula, data)
-    crawled = g_fit(formula, data, control=OptimizerControl(sd_end_gtol=0.0))
+    crawled = g_fit(formula, data, control=OptimizerControl(end_gtol=0.0))
     assert jumped.converged and crawled.converged
     assert jumped.llf == pytest.approx(crawled.llf, abs=1e-9)
     assert jumped.opt_summary.message.startswith(RUNNING_TO_END)
@@ -1243,11 +1243,11 @@ def test_a_structured_sd_falling_to_zero_is_put_there_instead_of_crawled_to():
     assert jumped.theta[3] < np.log(1e-4) and crawled.theta[3] < np.log(1e-4)
     np.testing.assert_allclose(jumped.theta[:3], crawled.theta[:3], atol=1e-4)
     assert jumped.opt_summary.evaluations < crawled.opt_summary.evaluations
-    assert jumped.opt_summary.tolerances["sd_end_gtol"] == 1e-2
+    assert jumped.opt_summary.tolerances["end_gtol"] == 1e-2
 
 
 def test_an_end_tried_early_that_does_not_verify_lets_the_search_go_on(monkeypatch):
-    """sd_end_gtol so large that a pass stops as soon as an SD or rho runs towards its end,
+    """end_gtol so large that a pass stops as soon as an SD or rho runs towards its end,
     the rest far from its optimum (cs:2023, cs_face_start.csv): range_end's end then fails
     the checks, the pass goes on from where it stopped, and the fit reaches the default's
     optimum."""
@@ -1263,7 +1263,7 @@ def test_an_end_tried_early_that_does_not_verify_lets_the_search_go_on(monkeypat
     monkeypatch.setattr(optimize, "range_end", counted)
     data = pd.read_csv(REFERENCE_DIR / "cs_face_start.csv")
     formula = "y ~ x + cs(0 + tf | g)"
-    eager = g_fit(formula, data, control=OptimizerControl(sd_end_gtol=1e6))
+    eager = g_fit(formula, data, control=OptimizerControl(end_gtol=1e6))
     assert (True, False) in outcomes
     default = g_fit(formula, data)
     assert eager.converged and default.converged

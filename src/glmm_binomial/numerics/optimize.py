@@ -140,7 +140,7 @@ class OptimizerControl:
         each plus decrement_tol for noise; a search that would only reach that end again
         saves its last iterations and its end checks. basin_merge_tol 0: every search runs
         to its end.
-    sd_end_gtol: a quasi-Newton pass stops where a structured SD (a log SD: ar1, cs, diag)
+    end_gtol: a quasi-Newton pass stops where a structured SD (a log SD: ar1, cs, diag)
         lies below snap_tol with the deviance still falling towards zero, or a structured
         correlation within snap_tol of an end of its range with the deviance still falling
         towards it, once the largest gradient entry of the other coordinates (whitened) is
@@ -188,7 +188,7 @@ class OptimizerControl:
     basin_starts: bool = True
     basin_merge_tol: float = 0.1
     basin_merge_decrement: float = 1.0
-    sd_end_gtol: float = 1e-2
+    end_gtol: float = 1e-2
     glm_max_iter: int = 100
     decrement_tol: float = 1e-6
     user_gradient_tol: float = 1e-2
@@ -853,13 +853,12 @@ def minimize_deviance(
             return False
         theta = natural(z)[0]
         running = np.zeros(len(z), dtype=bool)
-        if log_sd_index.size:
-            running[log_sd_index] = (theta[log_sd_index] < log_snap) & (grad[log_sd_index] > 0.0)
+        running[log_sd_index] = (theta[log_sd_index] < log_snap) & (grad[log_sd_index] > 0.0)
         near = data.theta_saturated(theta, control.snap_tol)
         running[:n_theta] |= near & (np.sign(theta) * grad[:n_theta] < 0.0)
         if not running.any():
             return False
-        return float(np.abs(grad[~running]).max(initial=0.0)) <= control.sd_end_gtol
+        return float(np.abs(grad[~running]).max(initial=0.0)) <= control.end_gtol
 
     stopped_for = ""
 
