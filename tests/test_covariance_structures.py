@@ -519,6 +519,20 @@ def test_other_basin_starts_cs_at_the_other_end_of_rho() -> None:
     assert Unstructured(2).other_basin(np.array([1.0, 0.0, 0.0]), tol) is None
 
 
+def test_other_basin_starts_ar1_at_the_other_end_of_rho() -> None:
+    """Ar1.other_basin: where rho is within tol of -1 or 1 with the SD off zero, SD 1 and rho
+    2/3 towards the other end; none inside the range or with the SD at zero."""
+    tol = 1e-4
+    ar1 = Ar1(4)
+    for end, expected in ((1.0 - 1e-6, -2.0 / 3.0), (-1.0 + 1e-6, 2.0 / 3.0)):
+        start = ar1.other_basin(np.array([-1.9, ar1.phi(end)]), tol)
+        assert start is not None
+        assert start[0] == 0.0
+        assert ar1.rho(float(start[1])) == pytest.approx(expected)
+    assert ar1.other_basin(np.array([-1.9, ar1.phi(0.9)]), tol) is None
+    assert ar1.other_basin(np.array([np.log(1e-6), ar1.phi(1.0 - 1e-6)]), tol) is None
+
+
 def test_face_starts_put_each_nonzero_cs_sd_near_zero() -> None:
     """CompoundSymmetry.face_starts: one start per term whose SD is not below tol, that SD at
     e^FACE_LOG_SD, the others at 1 and phi 0; none for the other structures."""

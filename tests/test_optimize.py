@@ -1268,3 +1268,21 @@ def test_an_end_tried_early_that_does_not_verify_lets_the_search_go_on(monkeypat
     default = g_fit(formula, data)
     assert eager.converged and default.converged
     assert eager.llf == pytest.approx(default.llf, abs=1e-9)
+
+
+def test_an_ar1_end_at_one_end_of_rho_is_searched_from_the_other():
+    """y ~ x + ar1(0 + tf | g) on 800 rows, 100 groups, 4 occasions (bench/cs_basins.py's
+    data, ar1:393 of the larger-data sweep; ar1_other_end.csv): the search ended at rho -1
+    (SD 0.149, -506.9138920), 0.499 below glmmTMB's optimum at rho 1 (SD 0.303,
+    -506.4148224892; glmmTMB 1.1.5, "singular convergence"). Ar1.other_basin starts a second
+    search at SD 1 and rho 2/3 of the way to the other end, which reaches it."""
+    data = pd.read_csv(REFERENCE_DIR / "ar1_other_end.csv")
+    formula = "y ~ x + ar1(0 + tf | g)"
+    fitted = g_fit(formula, data)
+    assert fitted.converged
+    assert fitted.llf >= -506.4148224892 - 1e-7
+    assert fitted.opt_summary.message.endswith(OTHER_BASIN)
+    assert fitted.varcorr["std_dev"].iloc[0] == pytest.approx(0.3029, abs=2e-3)
+    assert float(fitted.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-6)
+    first_only = g_fit(formula, data, control=OptimizerControl(basin_starts=False))
+    assert first_only.llf < fitted.llf - 0.4

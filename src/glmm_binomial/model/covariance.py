@@ -119,7 +119,8 @@ class CovarianceStructure(ABC):
 
     def other_basin(self, theta: FloatArray, tol: float) -> FloatArray | None:
         """A start for a second search where the structure's deviance is known to have an
-        optimum of another kind than the one theta is at, or None (every structure but cs)."""
+        optimum of another kind than the one theta is at, or None (every structure but cs and
+        ar1)."""
         return None
 
     def face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
@@ -567,6 +568,19 @@ class Ar1(ScaledCorrelation):
     def rho_curvature(self, rho: float) -> float:
         """d/drho (1 - rho^2)^1.5 times d rho / d phi."""
         return float(-3.0 * rho * (1.0 - rho * rho) ** 2)
+
+    def other_basin(self, theta: FloatArray, tol: float) -> FloatArray | None:
+        """At an end with rho within `tol` of -1 or 1 (and the SD off zero, where rho
+        enters): the SD 1 and rho 2/3 towards the other end. The deviance can have an optimum
+        at each end (one occasion's effect alternating in sign from one to the next, or all
+        alike): bench/cs_basins.py's data, ar1:393 (800 rows, 100 groups, 4 occasions) ended
+        at rho -1 (SD 0.149), 0.499 below glmmTMB's optimum at rho 1 (SD 0.303)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        if not self.saturated(theta, tol).any() or theta[0] < np.log(tol):
+            return None
+        out = self.start()
+        out[1] = self.phi(-2.0 / 3.0 if self.rho(float(theta[1])) > 0 else 2.0 / 3.0)
+        return out
 
     def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
         """L[i, 0] = rho^i and L[i, j] = c rho^(i - j) (1 <= j <= i), c = sqrt(1 - rho^2):

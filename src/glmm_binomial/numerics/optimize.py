@@ -128,9 +128,9 @@ class OptimizerControl:
         parameters, as a covariate's units and centring are) and the deviance there to match
         the internal one within deviance_match_tol (relative).
     basin_starts: where a structured covariance's deviance is known to have several optima
-        (cs), search again from starts in its other basins (better_of_basins: the twin of an
-        end at an end of rho's range, and one start per term with its SD near zero) and keep
-        the lowest converged end; only for fits without a given start.
+        (cs, ar1), search again from starts in its other basins (better_of_basins: the other
+        end of rho's range for an end at one, and for cs one start per term with its SD near
+        zero) and keep the lowest converged end; only for fits without a given start.
     basin_merge_tol, basin_merge_decrement: such a search stops, its end discarded, once its
         point lies in the basin of an earlier search's converged end with a positive definite
         Hessian H (in_known_basin): the quadratic model of the deviance about that end, whose
@@ -666,14 +666,20 @@ def in_known_basin(
     the end) of at most control.basin_merge_decrement, with the point's deviance excess and
     gradient matching the model's (q and H d) to within control.basin_merge_tol, relative
     (the gradient in the H^{-1} norm, where ||H d||^2 = 2 q), each plus
-    control.decrement_tol: the search would go on to that end."""
+    control.decrement_tol: the search would go on to that end. Where the end holds entries
+    (within snap_tol at z, where running_to_end stops a search), the excess is only bounded
+    below so (a point lower than the model says may be on its way elsewhere) and above by
+    basin_merge_decrement (the held entries add what they still lose on the way to their
+    ends)."""
     tol = control.basin_merge_tol
     at_boundary, saturated = None, None
     for end in ends:
-        if end.at_boundary.any() or end.saturated.any():
+        held = bool(end.at_boundary.any() or end.saturated.any())
+        if held:
             if at_boundary is None or saturated is None:
-                at_boundary = data.theta_at_boundary(theta, control.boundary_tol)
-                saturated = data.theta_saturated(theta, control.boundary_tol)
+                # Within snap_tol, where running_to_end stops a search to try the ends.
+                at_boundary = data.theta_at_boundary(theta, control.snap_tol)
+                saturated = data.theta_saturated(theta, control.snap_tol)
             same_end = np.sign(theta) == np.sign(end.theta)
             if not (
                 at_boundary[end.at_boundary].all() and (saturated & same_end)[end.saturated].all()
@@ -686,9 +692,14 @@ def in_known_basin(
             continue
         miss = grad[end.free] - predicted
         gradient_error = float(miss @ cho_solve_upper(end.chol, miss))
+        excess = value - end.value
+        # The held entries, not yet at their ends, add to the excess what they lose on the
+        # way there (an SD of 0.01 or a correlation 0.01 from its end: 1e-3 and more where
+        # q is 1e-5): there the excess is bounded above by basin_merge_decrement only.
+        high = control.basin_merge_decrement if held else q + tol * q + control.decrement_tol
         if (
             gradient_error <= tol**2 * 2.0 * q + control.decrement_tol
-            and abs(value - end.value - q) <= tol * q + control.decrement_tol
+            and q - tol * q - control.decrement_tol <= excess <= high
         ):
             return True
     return False
@@ -1285,13 +1296,13 @@ def better_of_basins(
     search: Callable[[StartPoint, Sequence[Estimates]], Estimates],
 ) -> Estimates:
     """estimates, or the lowest end of further searches (`search` from a start, each with
-    estimates' beta) where the structures have optima of other kinds (cs): from
-    ModelData.theta_other_basin's start (an end with rho at an end of its range and an SD at
-    zero: its twin at the other end of rho) and from each of ModelData.theta_face_starts (one
-    term's SD near zero), taken when converged and lower by more than control.decrement_tol.
-    Only with control.basin_starts. Each search is given the ends so far (minimize_deviance's
-    `ends`: it stops where it would reach one of them again). The summary counts every
-    search."""
+    estimates' beta) where the structures have optima of other kinds (cs, ar1): from
+    ModelData.theta_other_basin's start (an end with rho at an end of its range: cs's twin
+    at the other end of rho with an SD at zero, ar1's optimum at the other end) and from
+    each of ModelData.theta_face_starts (one term's SD near zero), taken when converged and
+    lower by more than control.decrement_tol. Only with control.basin_starts. Each search is
+    given the ends so far (minimize_deviance's `ends`: it stops where it would reach one of
+    them again). The summary counts every search."""
     if not control.basin_starts or not np.isfinite(estimates.deviance):
         return estimates
     theta = estimates.theta
