@@ -39,6 +39,7 @@ from glmm_binomial.family import (
 from glmm_binomial.methods.agq import AgqObjective
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.design import build_model
+from glmm_binomial.numerics.optimize import RUNNING_TO_END
 from glmm_binomial.numerics.pirls import PirlsControl
 
 REFERENCE = load_reference("families")["fits"]
@@ -176,6 +177,28 @@ def test_beta_binomial_without_overdispersion_is_the_binomial_fit_at_phi_inf(cas
     assert beta_binomial.loglik == pytest.approx(binomial.loglik, abs=1e-9)
     np.testing.assert_allclose(beta_binomial.params, binomial.params, atol=1e-6)
     assert "(): Inf (at its limit" in str(beta_binomial.summary())
+
+
+@pytest.mark.parametrize("case", ["seed0", "seed2"])
+def test_phi_running_to_its_limit_is_put_there_instead_of_crawled_to(case):
+    """The deviance falls as c / phi towards the binomial: the search moved log phi by about
+    1 an iteration to where its gradient was below gtol. A pass now stops once 1 / phi is
+    below boundary_tol with the deviance still falling and the rest near its optimum
+    (end_gtol), and limit_end tries the limit there: the same fit as the crawl
+    (end_gtol 0) in fewer evaluations."""
+    data = _no_overdispersion(int(case[-1]))
+    formula = "cbind(y, f) ~ x + (1 | g)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        early = g.fit(formula, data, family="betabinomial")
+        crawled = g.fit(
+            formula, data, family="betabinomial", control=g.OptimizerControl(end_gtol=0.0)
+        )
+    assert early.converged and crawled.converged
+    assert early.phi == np.inf and crawled.phi == np.inf
+    assert early.loglik == pytest.approx(crawled.loglik, abs=1e-9)
+    assert early.opt_summary.evaluations < crawled.opt_summary.evaluations
+    assert early.opt_summary.message.startswith(RUNNING_TO_END)
 
 
 def test_model_data_puts_the_family_parameter_at_its_limit_and_off_it():

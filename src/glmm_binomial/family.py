@@ -273,6 +273,12 @@ class Family:
         none. An optimum beyond it is reported at it, as on the boundary."""
         return np.full(self.n_parameters, np.nan)
 
+    def parameter_near_limit(self, values: FloatArray, tol: float) -> NDArray[np.bool_]:
+        """Which parameters (optimizer's scale) are within `tol` of their limit on the
+        family's own scale (the beta-binomial: overdispersion 1 / phi below tol); none for a
+        family without limits."""
+        return np.zeros(len(values), dtype=bool)
+
     def parameter_restarts(self) -> FloatArray:
         """Where a search starts a parameter given at its limit (a refit from such estimates:
         out there the deviance is flat in it), NaN where it has no limit."""
@@ -1316,6 +1322,9 @@ class BetaBinomial(Family):
 
     def parameter_limits(self) -> FloatArray:
         return np.array([LOG_PHI_LIMIT])
+
+    def parameter_near_limit(self, values: FloatArray, tol: float) -> NDArray[np.bool_]:
+        return np.asarray(np.asarray(values, dtype=np.float64) > np.log(1.0 / tol))
 
     def parameter_restarts(self) -> FloatArray:
         return np.array([np.log(BETABINOMIAL_START_PHI_LIMITS[1])])

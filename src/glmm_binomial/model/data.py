@@ -192,6 +192,12 @@ class ModelData:
         values = np.asarray(theta, dtype=np.float64)[self.family_slice]
         return np.asarray(values >= self.family.parameter_limits() - LIMIT_TOL)
 
+    def family_near_limit(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
+        """Which of the family's parameters in theta are within `tol` of their limit on the
+        family's own scale (Family.parameter_near_limit)."""
+        values = np.asarray(theta, dtype=np.float64)[self.family_slice]
+        return self.family.parameter_near_limit(values, tol)
+
     def family_values(self, theta: FloatArray) -> FloatArray:
         """The family's parameters on their own scale (the beta-binomial's phi = exp(log phi)),
         inf at their limit (no overdispersion: the binomial)."""

@@ -854,21 +854,30 @@ def minimize_deviance(
     # towards zero, or a correlation within snap_tol of an end of its range still runs out
     # towards it, the rest near its optimum (running_to_end), and range_end tried the ends.
     end_tried = False
+    family_index = np.arange(n_theta)[data.family_slice]
+    family_running = False
 
     def running_to_end(z: FloatArray, grad: FloatArray) -> bool:
         # Near zero SD the deviance in a log SD s goes as c e^{2s}, near an end of rho's
         # range as c e^{-|phi|} in its parameter: the quasi-Newton steps move s by about
         # 1/2, phi by about 1 an iteration (dozens of iterations to gtol); the end is tried
         # instead. theta's scale is positive, so the gradient's signs are theta's.
-        if end_tried or not log_sd_index.size:
+        nonlocal family_running
+        if end_tried or not (log_sd_index.size or family_index.size):
             return False
         theta = natural(z)[0]
         running = np.zeros(len(z), dtype=bool)
         running[log_sd_index] = (theta[log_sd_index] < log_snap) & (grad[log_sd_index] > 0.0)
         near = data.theta_saturated(theta, control.snap_tol)
         running[:n_theta] |= near & (np.sign(theta) * grad[:n_theta] < 0.0)
+        # A family parameter on its way to its limit (the beta-binomial's log phi, as
+        # c e^{-log phi}: about 1 an iteration) once within boundary_tol of it on its own
+        # scale (overdispersion 1 / phi).
+        family_near = data.family_near_limit(theta, control.boundary_tol)
+        running[family_index] = family_near & (grad[family_index] < 0.0)
         if not running.any():
             return False
+        family_running = bool(running[family_index].any())
         return float(np.abs(grad[~running]).max(initial=0.0)) <= control.end_gtol
 
     stopped_for = ""
@@ -962,9 +971,10 @@ def minimize_deviance(
             ftol=control.ftol,
             max_iter=remaining if polar is None else min(remaining, control.polar_after_iter),
             max_step=control.max_step,
-            # Only where it can hold (every structure with a correlation has log SDs): the
-            # test costs each iteration a few small array operations.
-            stop=stop_search if basins or log_sd_index.size else None,
+            # Only where it can hold (a known end; every structure with a correlation has log
+            # SDs; a family parameter with a limit): the test costs each iteration a few small
+            # array operations.
+            stop=stop_search if basins or log_sd_index.size or family_index.size else None,
         )
         iterations += result.nit
         inverse_hessian = result.inverse_hessian
@@ -1006,35 +1016,41 @@ def minimize_deviance(
             iterations += result.nit
             end = search.to_z(result.x)
             polar = None
-        z, value, grad, hessian_z, free, polished = newton_polish(
-            data, fun, natural, scale, x0, end, control, hessian_at
-        )
-        # A pass stopped to try the ends is judged by its end, as one that met a rule.
-        converged = bool(result.success) or end_stopped
-        message = result.message
-        grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
-        # The end point, not the search's stopping rule, decides: a line search that gave up
-        # near the optimum is converged once the polish has verified it, and a "success" is
-        # not unless the point passes the checks.
-        failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
-        saturated = data.theta_saturated(natural(z)[0], control.boundary_tol) & free[:n_theta]
         if end_stopped:
-            message = RUNNING_TO_END
-        if failure and (saturated.any() or end_stopped) and not ended:
-            # A correlation run out towards an end of its range, or an SD towards zero, the
-            # deviance still falling in its parameter (ever more slowly): the end itself,
-            # before a search crawls there (hundreds of iterations for a few 1e-5 of
-            # deviance).
-            reach = control.snap_tol if end_stopped else control.boundary_tol
-            other = range_end(checks, z, value, message, log_sds, reach)
+            # Straight to the ends, which range_end and limit_end polish there: a polish here
+            # would only step on towards them.
+            other = range_end(checks, end, result.fun, RUNNING_TO_END, log_sds, control.snap_tol)
+            if other is None and family_running:
+                other = limit_end(checks, end, result.fun, RUNNING_TO_END, log_sds)
+            if other is None:
+                # The ends did not verify: the same pass goes on from here.
+                z = end
+                passes.insert(0, gtol)
+                continue
+            ended = True
+            z, value, grad, hessian_z, free, polished, message = other
+            converged, failure = True, ""
+        else:
+            z, value, grad, hessian_z, free, polished = newton_polish(
+                data, fun, natural, scale, x0, end, control, hessian_at
+            )
+            converged = bool(result.success)
+            message = result.message
+            # The end point, not the search's stopping rule, decides: a line search that gave
+            # up near the optimum is converged once the polish has verified it, and a
+            # "success" is not unless the point passes the checks.
+            failure = optimum_check(value, grad[free], hessian_z[np.ix_(free, free)], control)
+        grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
+        saturated = data.theta_saturated(natural(z)[0], control.boundary_tol) & free[:n_theta]
+        if failure and saturated.any() and not ended:
+            # A correlation run out towards an end of its range, the deviance still falling
+            # in its parameter (ever more slowly): the end itself, before a search crawls
+            # there (hundreds of iterations for a few 1e-5 of deviance).
+            other = range_end(checks, z, value, message, log_sds)
             ended = other is not None
             if other is not None:
                 z, value, grad, hessian_z, free, polished, message = other
                 failure = ""
-            elif end_stopped:
-                # The end did not verify: the same pass goes on from here.
-                passes.insert(0, gtol)
-                continue
         if failure and not passes and saturated.any():
             # After the last pass, a correlation at the end of its range that the polish left
             # free (its last Hessian factored, the deviance flat in it to rounding) is held
@@ -1279,7 +1295,7 @@ def search_with_basins(
     return better_of_basins(data, control, estimates, search) if other_starts else estimates
 
 
-RUNNING_TO_END = "a structured SD or correlation running out to the end of its range"
+RUNNING_TO_END = "a structured SD or correlation, or a family parameter, running out to its end"
 """minimize_deviance's message where a pass stopped for running_to_end (before range_end's)."""
 
 IN_KNOWN_BASIN = "stopped in the basin of an earlier search's end"
