@@ -660,15 +660,15 @@ def in_known_basin(
     control: OptimizerControl,
 ) -> bool:
     """Whether a search's point z (theta there, deviance value, gradient grad) lies in the
-    basin of one of `ends`: its theta entries held at that end are held at z too (a variance
-    below boundary_tol, a correlation within it of the same end of its range), and over the
-    free coordinates that end's quadratic model predicts an excess q = d' H d / 2 (d = z -
-    the end) of at most control.basin_merge_decrement, with the point's deviance excess and
-    gradient matching the model's (q and H d) to within control.basin_merge_tol, relative
-    (the gradient in the H^{-1} norm, where ||H d||^2 = 2 q), each plus
-    control.decrement_tol: the search would go on to that end. Where the end holds entries
-    (within snap_tol at z, where running_to_end stops a search), the excess is only bounded
-    below so (a point lower than the model says may be on its way elsewhere) and above by
+    basin of one of `ends`: its theta entries held at that end are nearly so at z too (a
+    variance below snap_tol, a correlation within it of the same end of its range: where
+    running_to_end stops a search to try the ends), and over the free coordinates that end's
+    quadratic model predicts an excess q = d' H d / 2 (d = z - the end) of at most
+    control.basin_merge_decrement, with the point's deviance excess and gradient matching
+    the model's (q and H d) to within control.basin_merge_tol, relative (the gradient in the
+    H^{-1} norm, where ||H d||^2 = 2 q), each plus control.decrement_tol: the search would go
+    on to that end. Where the end holds entries, the excess is only bounded below so (a point
+    lower than the model says may be on its way elsewhere) and above by
     basin_merge_decrement (the held entries add what they still lose on the way to their
     ends)."""
     tol = control.basin_merge_tol
@@ -677,7 +677,6 @@ def in_known_basin(
         held = bool(end.at_boundary.any() or end.saturated.any())
         if held:
             if at_boundary is None or saturated is None:
-                # Within snap_tol, where running_to_end stops a search to try the ends.
                 at_boundary = data.theta_at_boundary(theta, control.snap_tol)
                 saturated = data.theta_saturated(theta, control.snap_tol)
             same_end = np.sign(theta) == np.sign(end.theta)
@@ -855,6 +854,8 @@ def minimize_deviance(
     # towards it, the rest near its optimum (running_to_end), and range_end tried the ends.
     end_tried = False
     family_index = np.arange(n_theta)[data.family_slice]
+    # Only these have ends to run to (every structure with a correlation has log SDs).
+    has_ends = bool(log_sd_index.size or family_index.size)
     family_running = False
 
     def running_to_end(z: FloatArray, grad: FloatArray) -> bool:
@@ -863,7 +864,7 @@ def minimize_deviance(
         # 1/2, phi by about 1 an iteration (dozens of iterations to gtol); the end is tried
         # instead. theta's scale is positive, so the gradient's signs are theta's.
         nonlocal family_running
-        if end_tried or not (log_sd_index.size or family_index.size):
+        if end_tried or not has_ends:
             return False
         theta = natural(z)[0]
         running = np.zeros(len(z), dtype=bool)
@@ -971,10 +972,8 @@ def minimize_deviance(
             ftol=control.ftol,
             max_iter=remaining if polar is None else min(remaining, control.polar_after_iter),
             max_step=control.max_step,
-            # Only where it can hold (a known end; every structure with a correlation has log
-            # SDs; a family parameter with a limit): the test costs each iteration a few small
-            # array operations.
-            stop=stop_search if basins or log_sd_index.size or family_index.size else None,
+            # Only where it can hold: the test costs each iteration a few array operations.
+            stop=stop_search if basins or has_ends else None,
         )
         iterations += result.nit
         inverse_hessian = result.inverse_hessian
@@ -1222,9 +1221,17 @@ def minimize_deviance(
     flip = np.concatenate([signs, np.ones(len(beta))])
     hessian = hessian * np.outer(flip, flip)
     summary = search_summary(
-        optimizer, objective_name, control, counters, started, converged, message, iterations
+        optimizer,
+        objective_name,
+        control,
+        counters,
+        started,
+        converged,
+        message,
+        iterations,
+        grad_norm,
+        polished,
     )
-    summary = dataclasses.replace(summary, final_gradient_norm=grad_norm, newton_polish=polished)
     return Estimates(theta, beta, value, hessian, summary)
 
 
@@ -1237,10 +1244,13 @@ def search_summary(
     converged: bool,
     message: str,
     iterations: int,
+    grad_norm: float = float("nan"),
+    polished: bool = False,
 ) -> OptSummary:
     """minimize_deviance's OptSummary: the counters' totals so far (evaluations, gradients,
-    mode iterations and failures), the controls, the seconds since `started`; the final
-    gradient norm nan and no polish (the caller replaces them where it has them)."""
+    mode iterations and failures), the controls, the seconds since `started`; grad_norm the
+    final gradient's largest free entry (nan where there is no final point, a search
+    stopped early), polished whether the Newton polish stepped."""
     return OptSummary(
         optimizer=optimizer,
         objective=objective_name,
@@ -1251,8 +1261,8 @@ def search_summary(
         gradient_evaluations=int(getattr(counters, "gradients", 0)),
         pirls_iterations=int(getattr(counters, "pirls_iterations", 0)),
         pirls_failures=int(getattr(counters, "pirls_failures", 0)),
-        final_gradient_norm=float("nan"),
-        newton_polish=False,
+        final_gradient_norm=grad_norm,
+        newton_polish=polished,
         tolerances=control.tolerances(),
         seconds=time.perf_counter() - started,
     )
