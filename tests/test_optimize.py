@@ -37,8 +37,8 @@ from glmm_binomial.numerics.optimize import (
     attenuation,
     boundary_points,
     flat_direction,
-    glm_information_and_score,
     glm_start,
+    glm_value_information_score,
     held_check,
     in_known_basin,
     known_ends,
@@ -138,7 +138,7 @@ def test_a_given_start_is_whitened_by_the_glm_information_there_without_a_glm_fi
     begin = start_point(model, control, theta, beta)
     np.testing.assert_array_equal(begin.beta, beta)
     np.testing.assert_array_equal(begin.theta, theta)
-    information, _ = glm_information_and_score(model, beta)
+    _, information, _ = glm_value_information_score(model, beta)
     np.testing.assert_allclose(begin.info_factor.T @ begin.info_factor, information, atol=1e-9)
     # Without a start: beta from the GLM fit, and lme4's Lambda = I, or (the default) the
     # moment estimate of the SD at the GLM fit, with the GLM's beta scaled by the same
@@ -1286,3 +1286,22 @@ def test_an_ar1_end_at_one_end_of_rho_is_searched_from_the_other():
     assert float(fitted.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-6)
     first_only = g_fit(formula, data, control=OptimizerControl(basin_starts=False))
     assert first_only.llf < fitted.llf - 0.4
+
+
+def test_glm_start_halves_steps_that_overshoot():
+    # An offset of 40 on every fifth row (all successes there): from the least-squares start
+    # the full Newton steps of the GLM start overshoot and diverge (beta 1e13); halving each
+    # step after which the log-likelihood fell reaches the GLM fit.
+    rng = np.random.default_rng(7)
+    n = 160
+    x = rng.normal(size=n)
+    y = (rng.uniform(size=n) < 1.0 / (1.0 + np.exp(0.3 - 0.6 * x))).astype(float)
+    pushed = np.arange(n) % 5 == 0
+    y[pushed] = 1.0
+    frame = pd.DataFrame({"y": y, "x": x, "g": (np.arange(n) % 8).astype(str)})
+    model, _ = build_model("y ~ x + (1 | g)", frame, offset=np.where(pushed, 40.0, 0.0))
+    beta, _ = glm_start(model, OptimizerControl())
+    _, _, score = glm_value_information_score(model, beta)
+    assert np.abs(beta).max() < 5 and np.abs(score).max() < 1e-3
+    undamped, _ = glm_start(model, OptimizerControl(glm_max_halvings=0))
+    assert np.abs(undamped).max() > 1e6

@@ -39,7 +39,7 @@ from glmm_binomial.model.design import DesignInfo, check_finite, response_counts
 from glmm_binomial.model.formula import r_name
 from glmm_binomial.model.frame import read_like
 from glmm_binomial.model.newdata import rows_design
-from glmm_binomial.numerics.optimize import glm_information_and_score, level_scores
+from glmm_binomial.numerics.optimize import glm_value_information_score, level_scores
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -160,9 +160,10 @@ class Partition:
             [column_moments(b.z) for b in d.blocks],
         )
 
-    def glm_information_and_score(self, beta: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """X'WX and X'r of the fixed-effects-only GLM at beta (numerics.optimize's)."""
-        return glm_information_and_score(self.data, beta)
+    def glm_value_information_score(self, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        """The log-likelihood, X'WX and X'r of the fixed-effects-only GLM at beta
+        (numerics.optimize's)."""
+        return glm_value_information_score(self.data, beta)
 
     def level_scores(
         self, beta: FloatArray

@@ -125,20 +125,24 @@ def first_passes(partitions: Partitions, method: Method, n_columns: int) -> Star
 def glm_start(
     partitions: Partitions, beta: FloatArray, control: OptimizerControl
 ) -> tuple[FloatArray, FloatArray]:
-    """numerics.optimize.glm_newton from beta on the partitions' sums of X'WX and X'r (one
-    round trip per Newton step): beta of the fixed-effects-only GLM and the upper Cholesky
-    factor of its information."""
+    """numerics.optimize.glm_newton from beta on the partitions' sums of the log-likelihood,
+    X'WX and X'r (one round trip per Newton step): beta of the fixed-effects-only GLM and the
+    upper Cholesky factor of its information."""
     n_fixed = len(beta)
 
-    def information_and_score(b: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def value_information_score(b: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        value = 0.0
         info = np.zeros((n_fixed, n_fixed))
         score = np.zeros(n_fixed)
-        for part_info, part_score in partitions.read("glm_information_and_score", beta=b):
+        for part_value, part_info, part_score in partitions.read(
+            "glm_value_information_score", beta=b
+        ):
+            value += part_value
             info += part_info
             score += part_score
-        return info, score
+        return value, info, score
 
-    return glm_newton(beta, information_and_score, control)
+    return glm_newton(beta, value_information_score, control)
 
 
 def theta_start(

@@ -29,8 +29,8 @@ from glmm_binomial.model.priors import BoundCovariancePrior, BoundFixefPrior, Pr
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
     StartPoint,
-    glm_information_and_score,
     glm_newton,
+    glm_value_information_score,
 )
 
 FloatArray = NDArray[np.float64]
@@ -184,12 +184,13 @@ def penalized_start(
     if penalty is None or penalty.fixef is None:
         return start
 
-    def information_and_score(beta: FloatArray) -> tuple[FloatArray, FloatArray]:
-        info, score = glm_information_and_score(data, beta)
-        _, grad = fixef_deviance_and_gradient(penalty, beta)
-        return info + 0.5 * penalty.beta_curvature(beta), score - 0.5 * grad
+    def value_information_score(beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        value, info, score = glm_value_information_score(data, beta)
+        prior, grad = fixef_deviance_and_gradient(penalty, beta)
+        information = info + 0.5 * penalty.beta_curvature(beta)
+        return value - 0.5 * prior, information, score - 0.5 * grad
 
-    beta, info_factor = glm_newton(np.zeros(data.n_fixed), information_and_score, control)
+    beta, info_factor = glm_newton(np.zeros(data.n_fixed), value_information_score, control)
     return StartPoint(start.theta, beta, info_factor)
 
 

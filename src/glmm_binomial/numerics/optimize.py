@@ -113,7 +113,9 @@ class OptimizerControl:
     boundary_tol: a diagonal entry of Lambda below this counts as a boundary (singular) fit,
         as lme4's isSingular tol.
     glm_tol, glm_max_iter: the Newton iteration of the GLM start (a start only: the outer
-        search moves beta anyway, so it stops once no coefficient moves by glm_tol).
+        search moves beta anyway, so it stops once no coefficient moves by glm_tol);
+        glm_max_halvings: how many times in a row it halves a step after which the
+        log-likelihood fell (glm_newton).
     separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), or some row's
         x_i'beta lies beyond the link's value at log-odds -+this, the fit is checked for
         separation of the response by the fixed-effects design.
@@ -190,6 +192,7 @@ class OptimizerControl:
     basin_merge_decrement: float = 1.0
     end_gtol: float = 1e-2
     glm_max_iter: int = 100
+    glm_max_halvings: int = 30
     decrement_tol: float = 1e-6
     user_gradient_tol: float = 1e-2
     deviance_match_tol: float = 1e-8
@@ -229,20 +232,34 @@ class OptSummary:
 
 def glm_newton(
     beta: FloatArray,
-    information_and_score: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    value_information_and_score: Callable[[FloatArray], tuple[float, FloatArray, FloatArray]],
     control: OptimizerControl,
 ) -> tuple[FloatArray, FloatArray]:
     """Newton's method for the fixed-effects-only GLM from `beta`, given a function returning
-    its information X'WX and score X'r at beta (sums over rows: in memory, or over the
-    partitions of a Dask fit). Returns beta and the upper Cholesky factor R of the information
-    at the last step (R'R = X'WX + 1e-12 I); zeros and I when the iteration diverges."""
+    its log-likelihood, information X'WX and score X'r at beta (sums over rows: in memory, or
+    over the partitions of a Dask fit). A step after which the log-likelihood fell (or is not
+    finite) is halved, up to control.glm_max_halvings times in a row: a full Newton step from
+    a start far from the fit can overshoot and then diverge (an offset of 30 on some rows).
+    Returns beta and the upper Cholesky factor R of the information at the last step
+    (R'R = X'WX + 1e-12 I); zeros and I when the iteration diverges."""
     n_fixed = len(beta)
     info_factor = np.eye(n_fixed)
     ridge = 1e-12 * np.eye(n_fixed)
+    taken: tuple[FloatArray, float, FloatArray] | None = None  # from where, its value, the step
+    halvings = 0
     for _ in range(control.glm_max_iter):
-        info, score = information_and_score(beta)
+        value, info, score = value_information_and_score(beta)
+        if taken is not None and halvings < control.glm_max_halvings:
+            origin, before, step = taken
+            if not value >= before - GLM_FALL_TOL * (1.0 + abs(before)):
+                halvings += 1
+                taken = (origin, before, 0.5 * step)
+                beta = origin + taken[2]
+                continue
+        halvings = 0
         info_factor = cholesky_upper(info + ridge)
         step = cho_solve_upper(info_factor, score)
+        taken = (beta, value, step)
         beta = beta + step
         if float(np.abs(step).max()) < control.glm_tol or not np.isfinite(beta).all():
             break
@@ -252,16 +269,24 @@ def glm_newton(
     return beta, info_factor
 
 
-def glm_information_and_score(data: ModelData, beta: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """X'WX and X'r of the fixed-effects-only GLM at beta (W, r: the Fisher weights and the
-    residuals l'(eta) of the family's start_family at eta = X beta + offset; for the logit
-    link the Fisher weights are the observed ones)."""
+GLM_FALL_TOL = 1e-10
+"""glm_newton halves a step after which the log-likelihood fell by more than this (relative to
+1 + its size): rounding near the fit moves it by less."""
+
+
+def glm_value_information_score(
+    data: ModelData, beta: FloatArray
+) -> tuple[float, FloatArray, FloatArray]:
+    """The log-likelihood (binomial coefficients excluded), X'WX and X'r of the
+    fixed-effects-only GLM at beta (W, r: the Fisher weights and the residuals l'(eta) of the
+    family's start_family at eta = X beta + offset; for the logit link the Fisher weights are
+    the observed ones)."""
     x = data.x
     eta = x @ beta + data.offset
     family = data.family.start_family
-    mu = family.inverse_link(eta)
+    mu, value = family.mean_and_loglik(eta, data.successes, data.trials)
     w, residual = family.fisher_weights_and_residual(eta, mu, data.successes, data.trials)
-    return x.T @ (w[:, None] * x), x.T @ residual
+    return value, x.T @ (w[:, None] * x), x.T @ residual
 
 
 def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, FloatArray]:
@@ -290,7 +315,7 @@ def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, F
     upper = data.family.eta_upper
     if np.isfinite(upper):
         return bounded_glm_newton(beta, data, control, upper)
-    return glm_newton(beta, lambda b: glm_information_and_score(data, b), control)
+    return glm_newton(beta, lambda b: glm_value_information_score(data, b), control)
 
 
 GLM_BOUND_MARGIN = 1e-6
@@ -314,7 +339,7 @@ def bounded_glm_newton(
     n_fixed = len(beta)
     info_factor = np.eye(n_fixed)
     for _ in range(control.glm_max_iter):
-        info, score = glm_information_and_score(data, beta)
+        _, info, score = glm_value_information_score(data, beta)
         info_factor = cholesky_upper(info + 1e-12 * np.eye(n_fixed))
         step = cho_solve_upper(info_factor, score)
         deta = data.x @ step
@@ -359,7 +384,7 @@ def start_point(
         )
     if theta is not None and beta is not None and data.n_obs == data.x.shape[0]:
         given = np.asarray(beta, dtype=np.float64)
-        information, _ = glm_information_and_score(data, given)
+        _, information, _ = glm_value_information_score(data, given)
         try:
             factor = cholesky_upper(information + 1e-12 * np.eye(len(given)))
         except (np.linalg.LinAlgError, ValueError):
