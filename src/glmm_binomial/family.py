@@ -245,6 +245,12 @@ class Family:
         """d mu / d eta (the delta method's factor on the response scale)."""
         return _LINK_FUNCTIONS[self.link].mu_eta(np.asarray(eta, dtype=np.float64))
 
+    def mean_complement_slope(self, eta: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """mu = F(eta), 1 - mu and d mu / d eta, each accurate on its own: 1 - mu and the slope
+        are not rounded to zero where mu rounds to 1 (eta above 37 for the logit)."""
+        values = _LINK_FUNCTIONS[self.link].mean_derivatives(np.asarray(eta, dtype=np.float64))
+        return values[0], values[1], values[2]
+
     def link_function(self, mu: float) -> float:
         """eta = F^{-1}(mu) for a probability mu in (0, 1)."""
         return float(_LINK_FUNCTIONS[self.link].link_values(np.asarray(mu, dtype=np.float64)))
