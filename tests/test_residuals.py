@@ -53,5 +53,9 @@ def test_limits_on_the_pushed_rows(fits):
     # y = 1: (1 - mu) / sqrt(mu (1 - mu)) = exp(-eta / 2); (y - mu) / (mu (1 - mu)) = 1 / mu.
     np.testing.assert_allclose(plain.resid("pearson")[::5], np.exp(-eta / 2), rtol=1e-12)
     np.testing.assert_allclose(plain.resid("working")[::5], 1.0 + np.exp(-eta), rtol=1e-12)
+    # Deviance: sqrt(-2 log mu) = sqrt(2 log1p(exp(-eta))).
+    np.testing.assert_allclose(
+        plain.resid("deviance")[::5], np.sqrt(2 * np.log1p(np.exp(-eta))), rtol=1e-12
+    )
     assert (plain.resid("pearson")[::5] > 0).all()
     assert np.isfinite(plain.summary().scaled_residuals).all()

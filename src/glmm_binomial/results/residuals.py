@@ -54,9 +54,13 @@ def residuals(result: ResultBase, type: str = "deviance") -> FloatArray:
             low = np.where(y < 1.0, (1.0 - y) * np.sqrt(mu / complement), 0.0)
             scale = m / family.variance_factor(m) if family.n_parameters else m
             return np.asarray((high - low) * np.sqrt(scale))
-        # Binomial deviance contribution 2 m [y log(y / mu) + (1 - y) log((1 - y) / (1 - mu))].
+        # Binomial deviance contribution 2 m [y log(y / mu) + (1 - y) log((1 - y) / (1 - mu))],
+        # with -log mu = log1p((1 - mu) / mu) (and the same for 1 - mu): not 0 where mu rounds
+        # to 1.
         from scipy.special import xlogy  # here only: its import costs a first call 0.15 s
 
-        inside = xlogy(y, y) - xlogy(y, mu) + xlogy(1 - y, 1 - y) - xlogy(1 - y, complement)
+        high = np.where(y > 0.0, y * np.log1p(complement / mu), 0.0)
+        low = np.where(y < 1.0, (1.0 - y) * np.log1p(mu / complement), 0.0)
+        inside = xlogy(y, y) + xlogy(1 - y, 1 - y) + high + low
         contribution = 2.0 * m * inside
         return np.asarray(np.sign(difference) * np.sqrt(np.clip(contribution, 0.0, None)))
