@@ -14,7 +14,8 @@ depends on how the data are written, or a crash:
   rows with x missing added (dropped), binomial counts as a proportion with weights m, a
   covariate with a random slope changed affinely (10 x + 3: unstructured covariances only; a
   vector effect's AGQ product rule is not invariant, see the README), and 0/1 rows doubled
-  against weights 2 (log C(2, 2) = 0): the same logLik (1e-7 relative, 1e-6 for the affine
+  against weights 2 (log C(2, 2) = 0), and successes and failures swapped (every link but the
+  cloglog: the likelihood at -beta): the same logLik (1e-7 relative, 1e-6 for the affine
   change) and the same converged verdict; refitting the same frame bit for bit the same, the
   frame unmodified, and no non-finite estimate reported as converged.
 - nesting: chains of nested models (random intercept, uncorrelated and correlated slopes, a
@@ -221,6 +222,11 @@ def invariance(kind: str, seed: int) -> list[str]:
     if kind in AFFINE:
         shifted = data.assign(x=10.0 * data["x"] + 3.0)
         agree(problems, "affine x", base, lambda: g.fit(formula, shifted, **options), 1e-6)
+    if options.get("link") != "cloglog":
+        # A symmetric link (F(-eta) = 1 - F(eta)): successes and failures swapped give the
+        # same likelihood at -beta (and the beta-binomial's at the same phi).
+        swapped = data.assign(y=data["m"] - data["y"] if "m - y" in formula else 1 - data["y"])
+        agree(problems, "successes swapped", base, lambda: g.fit(formula, swapped, **options), 1e-7)
     if kind in DOUBLED:
         doubled = pd.concat([data, data], ignore_index=True)
         weighted = data.assign(w=2.0)
