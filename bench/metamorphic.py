@@ -15,9 +15,10 @@ depends on how the data are written, or a crash:
   covariate with a random slope changed affinely (10 x + 3: unstructured covariances only; a
   vector effect's AGQ product rule is not invariant, see the README), and 0/1 rows doubled
   against weights 2 (log C(2, 2) = 0), and successes and failures swapped (every link but the
-  cloglog: the likelihood at -beta): the same logLik (1e-7 relative, 1e-6 for the affine
-  change) and the same converged verdict; refitting the same frame bit for bit the same, the
-  frame unmodified, and no non-finite estimate reported as converged.
+  cloglog: the likelihood at -beta), and an offset 1.5 x (without priors): the same logLik
+  (1e-7 relative, 1e-6 for the affine change) and the same converged verdict; refitting the
+  same frame bit for bit the same, the frame unmodified, and no non-finite estimate reported
+  as converged.
 - nesting: chains of nested models (random intercept, uncorrelated and correlated slopes, a
   second slope; crossed and nested factors added; ar1, cs and diag inside us): a larger
   model's logLik never below a smaller one's by more than 1e-6 where both converged.
@@ -227,6 +228,15 @@ def invariance(kind: str, seed: int) -> list[str]:
         # same likelihood at -beta (and the beta-binomial's at the same phi).
         swapped = data.assign(y=data["m"] - data["y"] if "m - y" in formula else 1 - data["y"])
         agree(problems, "successes swapped", base, lambda: g.fit(formula, swapped, **options), 1e-7)
+    if "priors" not in options:
+        # An offset 1.5 x moves x's coefficient by -1.5 (a prior would see that move).
+        agree(
+            problems,
+            "offset 1.5 x",
+            base,
+            lambda: g.fit(formula, data, offset=1.5 * data["x"].to_numpy(), **options),
+            1e-7,
+        )
     if kind in DOUBLED:
         doubled = pd.concat([data, data], ignore_index=True)
         weighted = data.assign(w=2.0)
