@@ -1305,3 +1305,23 @@ def test_glm_start_halves_steps_that_overshoot():
     assert np.abs(beta).max() < 5 and np.abs(score).max() < 1e-3
     undamped, _ = glm_start(model, OptimizerControl(glm_max_halvings=0))
     assert np.abs(undamped).max() > 1e6
+
+
+def test_glm_start_of_the_log_link_with_widely_varying_offsets():
+    """log_link_offsets.csv: offsets -10 and 0 pull the least-squares intercept up until rows
+    with offset 0 have eta > 0, where the log link has no probability (the fit was refused);
+    the intercept alone, lowered inside the bound, is a feasible start. glmmTMB 1.1.5 stops at
+    its own start there; started at beta (-2, 0) it reaches the same optimum."""
+    data = pd.read_csv(REFERENCE_DIR / "log_link_offsets.csv")
+    formula = "y ~ x + offset(o) + (1 | g)"
+    model, _ = build_model(formula, data, family=make_family("binomial", "log"))
+    beta, _ = glm_start(model, OptimizerControl())
+    assert float((model.x @ beta + model.offset).max()) < 0.0
+    fitted = g_fit(formula, data, link="log")
+    assert fitted.converged
+    assert fitted.llf >= -117.1795303776 - 1e-7
+    np.testing.assert_allclose(fitted.params, [-1.70512797, 0.31506669], atol=2e-5)
+    assert fitted.varcorr["std_dev"].iloc[0] == pytest.approx(0.28872372, abs=2e-4)
+    # Without an intercept there is no such fallback: a clear refusal that names the offset.
+    with pytest.raises(ValueError, match="no starting values.*check the offset"):
+        g_fit("y ~ 0 + x + offset(p) + (1 | g)", data.assign(p=1.0), link="log")

@@ -314,8 +314,21 @@ def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, F
             pass
     upper = data.family.eta_upper
     if np.isfinite(upper):
+        eta = data.x @ beta + data.offset
+        if ones.size and not float(eta.max(initial=-np.inf)) <= upper - GLM_BOUND_MARGIN:
+            # Offsets that vary widely pull the least-squares intercept up and some rows past
+            # the bound (offsets -10 and 0 with the log link): the intercept alone, lowered
+            # so that every row lies GLM_START_ROOM inside it, is a feasible start.
+            beta = np.zeros(data.n_fixed)
+            room = upper - GLM_START_ROOM - float(data.offset.max(initial=0.0))
+            beta[int(ones[0])] = min(level, room)
         return bounded_glm_newton(beta, data, control, upper)
     return glm_newton(beta, lambda b: glm_value_information_score(data, b), control)
+
+
+GLM_START_ROOM = 1.0
+"""glm_start's fallback for a bounded link puts every row's eta at least this far inside the
+bound (the log link: mu <= e^-1)."""
 
 
 GLM_BOUND_MARGIN = 1e-6
