@@ -1325,3 +1325,24 @@ def test_glm_start_of_the_log_link_with_widely_varying_offsets():
     # Without an intercept there is no such fallback: a clear refusal that names the offset.
     with pytest.raises(ValueError, match="no starting values.*check the offset"):
         g_fit("y ~ 0 + x + offset(p) + (1 | g)", data.assign(p=1.0), link="log")
+
+
+def test_start_moves_with_a_known_effect_moved_into_the_offset():
+    """A known effect c x moved into the offset moves the fit's coefficient of x by -c; the
+    moment start's beta (the GLM's scaled towards the conditional scale) moves the same way,
+    so the search runs the same course. slope3_counts_offset.csv (15 rows, several optima):
+    the start used to move by -a c (the attenuation factor a = 1.37), and the fit with the
+    offset ended 0.98 lower."""
+    data = pd.read_csv(REFERENCE_DIR / "slope3_counts_offset.csv")
+    formula = "cbind(y, m - y) ~ x + x2 + (1 + x + x2 | g)"
+    shift = 1.5 * data["x"].to_numpy()
+    plain, _ = build_model(formula, data)
+    offset, _ = build_model(formula, data, offset=shift)
+    first = start_point(plain, OptimizerControl())
+    second = start_point(offset, OptimizerControl())
+    np.testing.assert_allclose(first.theta, second.theta, rtol=1e-12)
+    np.testing.assert_allclose(second.beta, first.beta - [0.0, 1.5, 0.0], atol=1e-9)
+    base, moved = g_fit(formula, data), g_fit(formula, data, offset=shift)
+    assert base.converged and moved.converged
+    assert moved.llf == pytest.approx(base.llf, abs=1e-7)
+    np.testing.assert_allclose(moved.params, base.params - [0.0, 1.5, 0.0], atol=1e-4)

@@ -99,7 +99,7 @@ from glmm_binomial.model.design import DesignInfo
 from glmm_binomial.model.formula import ParsedFormula, parse_formula
 from glmm_binomial.model.frame import label_keys
 from glmm_binomial.model.validation import emit_fit_warnings
-from glmm_binomial.numerics.optimize import StartPoint, minimize_deviance
+from glmm_binomial.numerics.optimize import StartPoint, conditional_beta, minimize_deviance
 
 FloatArray = NDArray[np.float64]
 LOG = logging.getLogger(__name__)
@@ -402,7 +402,9 @@ def _maximum_likelihood(
         control,
         objective.counters,
         method.name,
-        StartPoint(theta, beta * factor, info_factor, curvature),
+        StartPoint(
+            theta, conditional_beta(beta, factor, start.offset_part), info_factor, curvature
+        ),
         fixed_information=information,
     )
     label, n_agq = LOGLIK_LABEL, 1

@@ -52,8 +52,8 @@ class Start:
     """What the first passes over the partitions found: the fixed-effect columns kept (aliased
     ones dropped), the largest |x| of each kept column and |z| of each block's columns (on the
     columns the fit is made on), whether every row is one Bernoulli trial, the internal scaling,
-    and the start of beta on the internal columns (the least-squares fit of the empirical logit
-    of the overall rate)."""
+    the start of beta on the internal columns (the least-squares fit of the empirical logit of
+    the overall rate) and the offset's projection on them (optimize.offset_coefficients)."""
 
     kept: list[int]
     largest: FloatArray
@@ -61,6 +61,7 @@ class Start:
     bernoulli: bool
     scaling: Scaling
     beta: FloatArray
+    offset_part: FloatArray
 
 
 def first_passes(partitions: Partitions, method: Method, n_columns: int) -> Start:
@@ -103,14 +104,16 @@ def first_passes(partitions: Partitions, method: Method, n_columns: int) -> Star
     rate = (k + 0.5) / (m + 1.0)
     # lstsq(X, logit(rate) - offset) by the normal equations with X'X = R'R.
     xtx = r.T @ r
-    beta = np.zeros(n_fixed)
+    beta, offset_part = np.zeros(n_fixed), np.zeros(n_fixed)
     try:
         target = column_sums * np.log(rate / (1.0 - rate)) - xo
-        beta = scipy.linalg.cho_solve(scipy.linalg.cho_factor(xtx), target)
-        # On the internal columns X C the same fit has coefficients C^{-1} beta.
-        beta = np.linalg.solve(scaling.fixed, beta)
+        factor = scipy.linalg.cho_factor(xtx)
+        # On the internal columns X C the same fits have coefficients C^{-1} beta.
+        beta = np.linalg.solve(scaling.fixed, scipy.linalg.cho_solve(factor, target))
+        if xo.any():
+            offset_part = np.linalg.solve(scaling.fixed, scipy.linalg.cho_solve(factor, xo))
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-        beta = np.zeros(n_fixed)
+        beta, offset_part = np.zeros(n_fixed), np.zeros(n_fixed)
     if not scaling.is_identity:
         partitions.replace("on_internal_columns", scaling=scaling)
         # The separation screens look at the columns the fit is made on.
@@ -119,7 +122,7 @@ def first_passes(partitions: Partitions, method: Method, n_columns: int) -> Star
         z_spread = [
             np.max(np.vstack([part[1][t] for part in spreads]), axis=0) for t in range(n_blocks)
         ]
-    return Start(kept, largest, z_spread, bernoulli, scaling, beta)
+    return Start(kept, largest, z_spread, bernoulli, scaling, beta, offset_part)
 
 
 def glm_start(

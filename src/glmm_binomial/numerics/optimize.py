@@ -415,7 +415,7 @@ def start_point(
             curvature = start_curvature(data, scores, theta_start)
         if beta is None:
             # The GLM's coefficients are the marginal ones: towards the conditional scale.
-            beta_glm = beta_glm * to_conditional
+            beta_glm = conditional_beta(beta_glm, to_conditional, offset_coefficients(data))
     elif theta is None and scale != 1.0:
         # lme4's Lambda = I on the link's own scale (the probit's eta is about 0.55 times the
         # logit's), for the unstructured blocks whose theta is all scale.
@@ -434,6 +434,28 @@ def start_point(
         info_factor,
         curvature,
     )
+
+
+def offset_coefficients(data: ModelData) -> FloatArray:
+    """lstsq(X, offset): the offset's projection on the fixed-effect columns (zeros without an
+    offset)."""
+    if not data.offset.any():
+        return np.zeros(data.n_fixed)
+    try:
+        return np.asarray(np.linalg.lstsq(data.x, data.offset, rcond=None)[0], dtype=np.float64)
+    except np.linalg.LinAlgError:
+        return np.zeros(data.n_fixed)
+
+
+def conditional_beta(beta_glm: FloatArray, factor: float, offset_part: FloatArray) -> FloatArray:
+    """The GLM's (marginal) coefficients scaled up by the attenuation factor a towards the
+    conditional ones, as the linear predictor: X beta + o ~ a (X beta_glm + o), the offset's
+    coefficient 1 in both models, so beta = a beta_glm + (a - 1) lstsq(X, o) (offset_part).
+    Moving a known effect c x into the offset then moves the start by -c, as it moves the
+    fit (scaling beta_glm alone moved it by -a c)."""
+    if not offset_part.any():
+        return beta_glm * factor
+    return beta_glm * factor + (factor - 1.0) * offset_part
 
 
 def off_zero(data: ModelData, theta: FloatArray, value: float) -> FloatArray:
