@@ -1,4 +1,4 @@
-"""Fitted probabilities and residuals of a fit, on the proportion scale (as lme4's for glmer).
+"""Residuals of a fit, on the proportion scale (as lme4's for glmer).
 
 For links other than the logit the working residual is (y - mu) / (d mu / d eta), and for the
 beta-binomial the Pearson residual divides by its variance, mu (1 - mu) (1 + (m - 1) /
@@ -14,12 +14,6 @@ from glmm_binomial.results.base import ResultBase
 FloatArray = NDArray[np.float64]
 
 TYPES = ("deviance", "pearson", "response", "working")
-
-
-def fitted_probabilities(result: ResultBase) -> FloatArray:
-    """expit(X beta + offset + Z b) with b the conditional modes, in the fit's row order
-    (result.fitted())."""
-    return result.fitted()
 
 
 def residuals(result: ResultBase, type: str = "deviance") -> FloatArray:
