@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -1346,3 +1347,27 @@ def test_start_moves_with_a_known_effect_moved_into_the_offset():
     assert base.converged and moved.converged
     assert moved.llf == pytest.approx(base.llf, abs=1e-7)
     np.testing.assert_allclose(moved.params, base.params - [0.0, 1.5, 0.0], atol=1e-4)
+
+
+def test_an_evaluation_that_overflows_is_no_deviance():
+    """cs_overflow.csv: a polish step took occasion t2's SD near e^700, where the mode search
+    overflowed; its finite value with a non-finite gradient was taken as a deviance (-9.42,
+    far above the fit's), numpy warned on every evaluation, and the search ended in a
+    LinAlgError from eigh. Such an evaluation now counts as no deviance, without warnings."""
+    data = pd.read_csv(REFERENCE_DIR / "cs_overflow.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fitted = g_fit("y ~ x + cs(0 + tf | g)", data)
+    assert np.isfinite(fitted.llf) and fitted.llf < -30.0
+    assert np.isfinite(np.asarray(fitted.varcorr["std_dev"], dtype=float)).all()
+
+
+def test_flat_direction_without_a_finite_hessian():
+    hessian = np.array([[1.0, np.nan], [np.nan, 1.0]])
+    free = np.ones(2, dtype=bool)
+    z, grad = np.zeros(2), np.zeros(2)
+
+    def fun(point):
+        raise AssertionError("no trial steps without a direction")
+
+    assert flat_direction(fun, z, 0.0, grad, hessian, free, OptimizerControl()) == (None, False)

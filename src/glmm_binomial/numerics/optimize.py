@@ -841,12 +841,18 @@ def minimize_deviance(
             return value, grad.copy()
         theta, beta = natural(z)
         try:
-            value, g_theta, g_beta = deviance_and_gradient(theta, beta)
+            # Far out on a trial step (an SD of 1e200) the mode search overflows: what it
+            # gives there is no deviance, and is refused below without numpy's warnings.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                value, g_theta, g_beta = deviance_and_gradient(theta, beta)
         except np.linalg.LinAlgError:
             # The mode's factor failed (a Lambda overflowing far out on a trial step): no
             # deviance there, as a non-finite one; the line search steps back.
             value, g_theta, g_beta = float("inf"), np.zeros(n_theta), np.zeros(len(beta))
-        if not np.isfinite(value):
+        finite = np.isfinite(value) and np.isfinite(g_theta).all() and np.isfinite(g_beta).all()
+        if not finite:
+            # A finite deviance with a gradient that is not is a point where the evaluation
+            # overflowed: taken as no deviance, so that no step goes there.
             value, grad = float("inf"), np.zeros_like(z)
         else:
             grad = scale.T @ np.concatenate([g_theta, g_beta])
@@ -2073,7 +2079,12 @@ def flat_direction(
     eigenvalues raised to saddle_tol is at most decrement_tol, a direction the deviance is
     flat along (to rounding: the mode is found to a tolerance) with no fall seen on it."""
     index = np.flatnonzero(free)
-    eigenvalues, vectors = np.linalg.eigh(hessian[np.ix_(index, index)])
+    block = hessian[np.ix_(index, index)]
+    if not np.isfinite(block).all():
+        # No direction to weigh (a mode search that failed at a neighbouring point of the
+        # finite differences): the end stays unverified.
+        return None, False
+    eigenvalues, vectors = np.linalg.eigh(block)
     direction = np.zeros(len(z))
     direction[index] = vectors[:, 0]
     best, best_value = None, value - control.decrement_tol
