@@ -1030,6 +1030,17 @@ def test_a_saddle_the_search_returns_to_is_left_through_a_taken_over_column():
     assert float(fitted.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-6)
 
 
+def other_basin_fits(csv: str, formula: str, reference: float) -> tuple:
+    """The fit of `formula` on a reference CSV, converged at or above the reference logLik
+    (glmmTMB's) through a search from another basin, and the fit with basin_starts off."""
+    data = pd.read_csv(REFERENCE_DIR / csv)
+    fitted = g_fit(formula, data)
+    assert fitted.converged
+    assert fitted.llf >= reference - 1e-7
+    assert fitted.opt_summary.message.endswith(OTHER_BASIN)
+    return fitted, g_fit(formula, data, control=OptimizerControl(basin_starts=False))
+
+
 def test_a_cs_optimum_on_another_face_is_found_from_a_face_start():
     """y ~ x + cs(0 + tf | g) (bench/against_r.py's cs:2023, 348 rows, 29 groups): from
     SDs 1 the search (and the twin search from the other end of rho) ended with visit t0's
@@ -1037,17 +1048,13 @@ def test_a_cs_optimum_on_another_face_is_found_from_a_face_start():
     of the parameter space, t1's SD at zero and rho 0.888 (-227.2757089938; glmmTMB 1.1.5).
     better_of_basins also searches from each face start (one term's SD near zero) and keeps
     the lowest converged end; control.basin_starts=False leaves the first search's end."""
-    data = pd.read_csv(REFERENCE_DIR / "cs_face_start.csv")
-    formula = "y ~ x + cs(0 + tf | g)"
-    fitted = g_fit(formula, data)
-    assert fitted.converged
-    assert fitted.llf >= -227.2757089938 - 1e-7
-    assert fitted.opt_summary.message.endswith(OTHER_BASIN)
+    fitted, first_only = other_basin_fits(
+        "cs_face_start.csv", "y ~ x + cs(0 + tf | g)", -227.2757089938
+    )
     varcorr = fitted.varcorr
     assert varcorr["std_dev"].iloc[1] < 1e-4
     np.testing.assert_allclose(varcorr["std_dev"].iloc[[0, 2]], [0.4252, 0.6835], atol=2e-3)
     assert float(varcorr["corr_1"].iloc[2]) == pytest.approx(0.888, abs=2e-3)
-    first_only = g_fit(formula, data, control=OptimizerControl(basin_starts=False))
     assert first_only.llf < fitted.llf - 0.2
     assert first_only.opt_summary.tolerances["basin_starts"] is False
 
@@ -1277,15 +1284,11 @@ def test_an_ar1_end_at_one_end_of_rho_is_searched_from_the_other():
     (SD 0.149, -506.9138920), 0.499 below glmmTMB's optimum at rho 1 (SD 0.303,
     -506.4148224892; glmmTMB 1.1.5, "singular convergence"). Ar1.other_basin starts a second
     search at SD 1 and rho 2/3 of the way to the other end, which reaches it."""
-    data = pd.read_csv(REFERENCE_DIR / "ar1_other_end.csv")
-    formula = "y ~ x + ar1(0 + tf | g)"
-    fitted = g_fit(formula, data)
-    assert fitted.converged
-    assert fitted.llf >= -506.4148224892 - 1e-7
-    assert fitted.opt_summary.message.endswith(OTHER_BASIN)
+    fitted, first_only = other_basin_fits(
+        "ar1_other_end.csv", "y ~ x + ar1(0 + tf | g)", -506.4148224892
+    )
     assert fitted.varcorr["std_dev"].iloc[0] == pytest.approx(0.3029, abs=2e-3)
     assert float(fitted.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-6)
-    first_only = g_fit(formula, data, control=OptimizerControl(basin_starts=False))
     assert first_only.llf < fitted.llf - 0.4
 
 
