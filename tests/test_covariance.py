@@ -41,3 +41,39 @@ def test_nothing_diverging_keeps_every_row_and_the_covariance_as_it_is():
     # Diverging indices are those of the fixed effects; others are ignored (as setdiff1d did).
     rows, kept = kept_rows(n_theta=1, n_fixed=3, diverging=(2, 5))
     assert rows.tolist() == [0, 1, 2] and kept.tolist() == [0, 1]
+
+
+def test_a_block_with_a_correlation_beyond_one_loses_both_standard_errors():
+    """Positive variances whose 2 x 2 block is indefinite (a saddle of the log-likelihood):
+    the correlation 6.3 is no correlation, and nothing tells which of the two has the
+    standard error."""
+    given = np.array([[9e-6, 6.289 * 3e-3 * 7e-4], [6.289 * 3e-3 * 7e-4, 4.9e-7]])
+    vcov, unavailable = spread_covariance(given, np.arange(2), 2)
+    assert unavailable == (0, 1)
+    assert np.isnan(vcov).all()
+
+
+def test_only_the_coefficient_on_the_negative_direction_loses_its_standard_error():
+    # 0 and 1 are uncorrelated, and 2's correlations of 0.8 with both make the block
+    # indefinite: 2 loads most on the negative direction (0.71 against 0.5 each).
+    given = np.array([[1.0, 0.0, 0.8], [0.0, 1.0, 0.8], [0.8, 0.8, 1.0]])
+    assert np.linalg.eigvalsh(given)[0] < 0
+    vcov, unavailable = spread_covariance(given, np.arange(3), 3)
+    assert unavailable == (2,)
+    np.testing.assert_array_equal(vcov[:2, :2], given[:2, :2])
+    assert np.isnan(vcov[2]).all() and np.isnan(vcov[:, 2]).all()
+
+
+def test_a_nearly_singular_covariance_keeps_every_standard_error():
+    # Two nearly collinear columns: a correlation of 1 - 1e-12 is a covariance still.
+    r = 1.0 - 1e-12
+    given = np.array([[4.0, 2.0 * r], [2.0 * r, 1.0]])
+    vcov, unavailable = spread_covariance(given, np.arange(2), 2)
+    assert unavailable == ()
+    np.testing.assert_array_equal(vcov, given)
+
+
+def test_a_non_finite_covariance_entry_drops_its_two_coefficients():
+    given = np.array([[1.0, np.inf, 0.0], [np.inf, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    _, unavailable = spread_covariance(given, np.arange(3), 3)
+    assert unavailable == (0, 1)

@@ -1374,3 +1374,21 @@ def test_flat_direction_without_a_finite_hessian():
         raise AssertionError("no trial steps without a direction")
 
     assert flat_direction(fun, z, 0.0, grad, hessian, free, OptimizerControl()) == (None, False)
+
+
+def test_a_fit_stopped_at_a_saddle_reports_no_correlation_beyond_one():
+    """cs_saddle.csv (cs_overflow.csv's rows in their first order) ended unconverged with
+    occasion t2's SD near 1.5e6, where the information is indefinite but its inverse gave both
+    coefficients a positive variance: the summary showed standard errors of 0.003 and 0.0007
+    and a correlation of fixed effects of 6.29. Whatever the end, what is shown is a
+    covariance."""
+    data = pd.read_csv(REFERENCE_DIR / "cs_saddle.csv")
+    fitted = g_fit("y ~ x + cs(0 + tf | g)", data)
+    vcov = np.asarray(fitted.vcov, dtype=float)
+    shown = np.flatnonzero(np.isfinite(np.diagonal(vcov)))
+    block = vcov[np.ix_(shown, shown)]
+    sd = np.sqrt(np.diagonal(block))
+    if shown.size:
+        assert np.linalg.eigvalsh(block / np.outer(sd, sd)).min() > -1e-9
+    # t2's SD has no finite estimate (its rows separated by the groups: test_separation).
+    assert not fitted.converged and fitted.fit_output.separation.columns == ((0, 2),)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REFERENCE_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from glmm_binomial.model.separation import (
     detect_separation,
     looks_divergent,
     runaway_blocks,
+    runaway_columns,
     saturated_rows,
     separation_found,
     separation_report,
@@ -172,6 +174,41 @@ def test_runaway_screen():
     model, _ = build_model("y ~ x + (1 | g)", _separated_within_groups())
     assert runaway_blocks(model, np.array([30.0]), limit=20.0) == (0,)
     assert runaway_blocks(model, np.array([3.0]), limit=20.0) == ()
+
+
+# cs(0 + tf | g)'s theta: the three occasions' log SDs and the correlation's parameter.
+RUNAWAY_T2 = np.array([np.log(1.7), np.log(1.5), np.log(4.9e6), 0.3])
+FINITE_T2 = np.array([np.log(1.7), np.log(1.5), np.log(2.0), 0.3])
+
+
+def test_one_separated_column_of_a_structured_covariance():
+    """cs_overflow.csv: occasion t2 has one row per group, so its own random effects separate
+    its rows (each group's t2 response all 0 or all 1) while t0 and t1 have groups with both:
+    t2's SD has no finite estimate, the others do."""
+    data = pd.read_csv(REFERENCE_DIR / "cs_overflow.csv")
+    model, _ = build_model("y ~ x + cs(0 + tf | g)", data)
+    found = detect_group_separation(model)
+    assert found.columns == ((0, 2),) and found.blocks == (0,)
+    # The screen: only a column whose own SD ran away counts.
+    assert runaway_columns(model, RUNAWAY_T2, limit=20.0) == ((0, 2),)
+    assert runaway_columns(model, FINITE_T2, limit=20.0) == ()
+    warned, found = separation_found(model, np.zeros(2), RUNAWAY_T2, 20.0)
+    assert found.columns == ((0, 2),) and found.coefficients == ()
+    assert len(warned) == 1 and warned[0].category is g.SeparationWarning
+    assert "the SD of tft2 in (0 + tft0 + tft1 + tft2 | g) has no finite" in warned[0]
+    # A finite SD on the same data is an estimate.
+    assert separation_found(model, np.zeros(2), FINITE_T2, 20.0)[0] == ()
+
+
+def test_a_fit_whose_single_sd_runs_away_says_so():
+    data = pd.read_csv(REFERENCE_DIR / "cs_overflow.csv")
+    with pytest.warns(g.SeparationWarning, match=r"the SD of tft2 in .* has no finite"):
+        fitted = g.fit("y ~ x + cs(0 + tf | g)", data)
+    assert not fitted.converged
+    assert fitted.fit_output.separation.columns == ((0, 2),)
+    # The other occasions' SDs and the fixed effects stay finite (the deviance's limit).
+    sds = np.asarray(fitted.varcorr["std_dev"], dtype=float)
+    assert sds[2] > 1e5 and (sds[:2] < 3.0).all()
 
 
 def test_pure_groups_beside_mixed_ones_do_not_make_the_variance_run_away():

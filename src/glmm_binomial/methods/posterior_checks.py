@@ -17,7 +17,11 @@ from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import BoundaryWarning, FitWarning, SeparationWarning
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.model.separation import detect_group_separation, detect_separation
+from glmm_binomial.model.separation import (
+    detect_group_separation,
+    detect_separation,
+    within_groups_text,
+)
 from glmm_binomial.model.validation import block_text
 
 FloatArray = NDArray[np.float64]
@@ -50,15 +54,14 @@ def group_separation(data: ModelData, loose_blocks: list[int]) -> FitWarning | N
     every group's responses perfectly; None otherwise."""
     if not loose_blocks:
         return None
-    blocks = [t for t in detect_group_separation(data).blocks if t in loose_blocks]
-    if not blocks:
+    columns = tuple((t, c) for t, c in detect_group_separation(data).columns if t in loose_blocks)
+    if not columns:
         return None
-    groups = ", ".join(dict.fromkeys(data.blocks[t].group for t in blocks))
+    where, variances, _ = within_groups_text(data, columns)
     return FitWarning(
-        f"separation within groups: in every group of {groups} the fixed and random effects "
-        "together predict the response perfectly; maximum likelihood has no finite variance "
-        "there, and the posterior of the random-effect SDs is finite only because of the "
-        "log-normal prior, on which it depends",
+        f"separation within groups: {where}; maximum likelihood has no finite estimate for "
+        f"{variances}, and the posterior of the random-effect SDs is finite only because of "
+        "the log-normal prior, on which it depends",
         SeparationWarning,
     )
 

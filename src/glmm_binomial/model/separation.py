@@ -91,11 +91,15 @@ DEFAULT_CONTROL = SeparationControl()
 @dataclass(frozen=True)
 class Separation:
     """Fixed-effect columns and random-effect blocks with no finite maximum-likelihood
-    estimate (empty if none); complete: every row is separated."""
+    estimate (empty if none); complete: every row is separated. columns: the (block, column)
+    pairs of those blocks whose SD has none (every column of a block separated as a whole;
+    one column where only that column's rows are, as an occasion of a structured covariance
+    whose responses are all 0 or all 1 in every group)."""
 
     complete: bool
     coefficients: tuple[int, ...]
     blocks: tuple[int, ...] = ()
+    columns: tuple[tuple[int, int], ...] = ()
 
 
 NO_SEPARATION = Separation(False, ())
@@ -214,25 +218,26 @@ def detect_group_separation(
     data: ModelData, control: SeparationControl = DEFAULT_CONTROL
 ) -> Separation:
     """Separation of the response by the fixed effects and the random effects together (the
-    augmented design [X, Z]). ``blocks`` lists the random-effect blocks whose variance has no
-    finite estimate: blocks the least separating direction moves and all of whose rows (with a
-    nonzero random-effect column) are separated. A row the direction leaves unseparated keeps
-    the Laplace log-determinant growing with that block's variance, so the variance stays
-    finite; the pure groups of ordinary data do not make a variance run away. ``coefficients``
-    are the fixed-effect columns the least direction moves (not unique: the intercept trades
-    with the mean of the random effects)."""
+    augmented design [X, Z]). ``columns`` lists the random-effect columns (block, column)
+    whose SD has no finite estimate: columns the least separating direction moves and all of
+    whose rows (with a nonzero entry in that column) are separated; ``blocks`` the blocks they
+    are in. A row the direction leaves unseparated keeps the Laplace log-determinant growing
+    with the SD of each column it has a nonzero entry in, so that SD stays finite; the pure
+    groups of ordinary data do not make a variance run away. ``coefficients`` are the
+    fixed-effect columns the least direction moves (not unique: the intercept trades with the
+    mean of the random effects)."""
     x = _scale_columns(data.x)
     columns = [scipy.sparse.csr_matrix(x)]
-    owner = [np.full(data.n_fixed, -1)]
+    owner = [np.full(data.n_fixed, 0)]
     rows = np.arange(data.n_obs)
-    for t, block in enumerate(data.blocks):
+    for block in data.blocks:
         z = _scale_columns(block.z)
         for c in range(block.k):
             zc = scipy.sparse.csr_matrix(
                 (z[:, c], (rows, block.codes)), shape=(data.n_obs, block.n_levels)
             )
             columns.append(zc)
-            owner.append(np.full(block.n_levels, t))
+            owner.append(np.full(block.n_levels, len(owner)))
     design = scipy.sparse.hstack(columns, format="csr")
     signed = _signed_rows(design, data.successes, data.trials)
     found = _least_direction(signed, control)
@@ -249,14 +254,22 @@ def detect_group_separation(
     )
     unseparated[copies[~separated_signed]] = True
     moved = _moved(d)
+    # owner j >= 1 is the j-th random-effect column over the blocks in order (0 the fixed).
     which = np.concatenate(owner)[moved]
-    blocks = tuple(
-        int(t)
-        for t in np.unique(which[which >= 0])
-        if not (unseparated & (data.blocks[t].z != 0.0).any(axis=1)).any()
-    )
+    pairs = [(t, c) for t, block in enumerate(data.blocks) for c in range(block.k)]
+    loose: list[tuple[int, int]] = []
+    for j in np.unique(which[which > 0]):
+        t, c = pairs[j - 1]
+        block = data.blocks[t]
+        if not (unseparated & (block.z != 0.0).any(axis=1)).any():
+            # Every row of the block separated: the whole covariance has no finite estimate.
+            loose.extend((t, other) for other in range(block.k))
+        elif not (unseparated & (block.z[:, c] != 0.0)).any():
+            loose.append((t, c))
+    loose = list(dict.fromkeys(loose))
     coefficients = tuple(int(j) for j in np.flatnonzero(moved[: data.n_fixed]))
-    return Separation(complete, coefficients, blocks)
+    blocks = tuple(dict.fromkeys(t for t, _ in loose))
+    return Separation(complete, coefficients, blocks, tuple(loose))
 
 
 def looks_divergent(data: ModelData, beta: FloatArray, limit: float) -> bool:
@@ -284,17 +297,59 @@ def saturated_rows(data: ModelData, beta: FloatArray, limit: float) -> bool:
     return bool(np.any((eta < low) | (eta > high)))
 
 
-def runaway_blocks(data: ModelData, theta: FloatArray, limit: float) -> tuple[int, ...]:
-    """Random-effect blocks with a column whose SD times its largest |z| exceeds `limit`
-    (log-odds): one SD of such a random effect moves the odds by a factor beyond e^limit, which
-    only a variance running away to infinity (groups separating y) produces."""
-    out = []
+def runaway_columns(
+    data: ModelData, theta: FloatArray, limit: float
+) -> tuple[tuple[int, int], ...]:
+    """Random-effect columns (block, column) whose SD times the column's largest |z| exceeds
+    `limit` (log-odds): one SD of such a random effect moves the odds by a factor beyond
+    e^limit, which only a variance running away to infinity (groups separating y) produces."""
+    out: list[tuple[int, int]] = []
     for t, (block, lam) in enumerate(zip(data.blocks, data.lambdas(theta), strict=True)):
         sd = np.sqrt((lam * lam).sum(axis=1))
         spread = np.abs(block.z).max(axis=0)
-        if (sd * spread > limit).any():
-            out.append(t)
+        out.extend((t, int(c)) for c in np.flatnonzero(sd * spread > limit))
     return tuple(out)
+
+
+def runaway_blocks(data: ModelData, theta: FloatArray, limit: float) -> tuple[int, ...]:
+    """Random-effect blocks with a column in ``runaway_columns``."""
+    return tuple(dict.fromkeys(t for t, _ in runaway_columns(data, theta, limit)))
+
+
+def within_groups_text(
+    data: ModelData, columns: tuple[tuple[int, int], ...]
+) -> tuple[str, str, bool]:
+    """The parts of a warning about separation within groups, for the (block, column) pairs
+    whose SD has no finite estimate: where the groups predict the response perfectly, which
+    variances that leaves without an estimate (a whole term, or single columns), and whether
+    those are more than one (a verb's number)."""
+    blocks = list(dict.fromkeys(t for t, _ in columns))
+    whole = [t for t in blocks if sum(1 for u, _ in columns if u == t) == data.blocks[t].k]
+    parts = [t for t in blocks if t not in whole]
+    where, what = [], []
+    if whole:
+        groups = ", ".join(dict.fromkeys(data.blocks[t].group for t in whole))
+        where.append(
+            f"in every group of {groups} the fixed and random effects together predict the "
+            "response perfectly"
+        )
+        terms = ", ".join(block_text(data.blocks[t]) for t in whole)
+        what.append(f"the random-effect variance of {terms}")
+    for t in parts:
+        block = data.blocks[t]
+        own = [block.terms[c] for u, c in columns if u == t]
+        names = ", ".join(own)
+        where.append(
+            f"in every group of {block.group} the fixed and random effects together predict "
+            f"the response perfectly on the rows where {' or '.join(own)} is not 0"
+        )
+        what.append(f"the SD{'s' if len(own) > 1 else ''} of {names} in {block_text(block)}")
+    plural = (
+        len(what) > 1
+        or len(whole) > 1
+        or any(sum(1 for u, _ in columns if u == t) > 1 for t in parts)
+    )
+    return "; ".join(where), " and ".join(what), plural
 
 
 def separation_report(
@@ -331,28 +386,38 @@ def separation_found(
             )
             return (FitWarning(message, SeparationWarning),), fixed
     grouped = detect_group_separation(data)
-    blocks = [t for t in grouped.blocks if t in runaway]
-    if not blocks:
+    # A block separated as a whole runs away in some direction (reported whole, as any of its
+    # SDs does); a single separated column only when its own SD does.
+    running = runaway_columns(data, theta, limit)
+    columns = tuple(
+        (t, c)
+        for t, c in grouped.columns
+        if (t, c) in running
+        or (t in runaway and all((t, o) in grouped.columns for o in range(data.blocks[t].k)))
+    )
+    if not columns:
         # Without a variance running away, a random effect cannot follow a separating direction
         # (its finite variance penalizes it): a fixed effect diverging alone is the case above.
         return (), NO_SEPARATION
     # The coefficients the fit drove far run away with the variance (which ones a separating
     # direction moves is not unique: the intercept trades with the random effects' mean).
     moved = list(large)
-    terms = ", ".join(block_text(data.blocks[t]) for t in blocks)
-    groups = ", ".join(dict.fromkeys(data.blocks[t].group for t in blocks))
+    where, variances, plural = within_groups_text(data, columns)
     names = ", ".join(data.fixed_names[j] for j in moved)
-    what = [f"the random-effect variance of {terms}"]
+    what = [variances]
     if moved:
         what.append(f"the coefficient{'s' if len(moved) > 1 else ''} of {names}")
     message = (
-        f"separation within groups: in every group of {groups} the fixed and random effects "
-        "together predict the response perfectly, so "
+        f"separation within groups: {where}, so "
         + " and ".join(what)
-        + " have no finite maximum-likelihood estimate; the reported values are points on a "
-        'diverging path, not estimates (method "vb" keeps them finite)'
+        + f" {'have' if plural or moved else 'has'} no finite maximum-likelihood estimate; "
+        "the reported values are points on a diverging path, not estimates (method "
+        '"vb" keeps them finite)'
     )
-    return (FitWarning(message, SeparationWarning),), Separation(False, tuple(moved), tuple(blocks))
+    blocks = tuple(dict.fromkeys(t for t, _ in columns))
+    return (FitWarning(message, SeparationWarning),), Separation(
+        False, tuple(moved), blocks, columns
+    )
 
 
 def _scale_columns(x: FloatArray) -> FloatArray:

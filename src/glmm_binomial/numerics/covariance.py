@@ -4,7 +4,11 @@ A coefficient with no finite estimate (separation) has no standard error: its ro
 are NaN, and the others' covariance is computed with it held at its value (the Hessian rows of
 the diverging coefficients are dropped before inverting). Where the curvature is not positive
 definite (a negative or non-finite variance after inversion), the standard error is not
-available either: NaN again, rather than a square root of a negative number.
+available either: NaN again, rather than a square root of a negative number. Positive
+variances are not enough: a covariance block that is not positive semidefinite (a saddle of
+the log-likelihood, as where a fit stops unconverged) gives correlations beyond +-1, so the
+coefficients on its negative directions lose their standard errors too, one at a time, until
+the rest is a covariance matrix.
 """
 
 from __future__ import annotations
@@ -14,6 +18,14 @@ from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+
+CORRELATION_PSD_TOL = 1e-10
+"""The fixed effects' correlation matrix counts as positive semidefinite when its smallest
+eigenvalue is above -CORRELATION_PSD_TOL (rounding in the inverse of the information)."""
+
+LOADING_TIE = 1e-9
+"""Loadings on a negative eigenvalue's vector within this relative distance of the largest
+tie with it (semidefinite_part drops them together)."""
 
 
 def kept_rows(n_theta: int, n_fixed: int, diverging: tuple[int, ...]) -> tuple[IntArray, IntArray]:
@@ -27,18 +39,40 @@ def kept_rows(n_theta: int, n_fixed: int, diverging: tuple[int, ...]) -> tuple[I
 def spread_covariance(
     vcov_kept: FloatArray, kept: IntArray, n_fixed: int
 ) -> tuple[FloatArray, tuple[int, ...]]:
-    """The n_fixed x n_fixed covariance with NaN rows and columns for the coefficients not kept
-    and for those whose variance is not a positive finite number; returns it and the latter."""
+    """The n_fixed x n_fixed covariance with NaN rows and columns for the coefficients not kept,
+    for those whose variance is not a positive finite number, and for those semidefinite_part
+    drops from the rest; returns it and the coefficients NaN for either of the latter."""
     if len(kept) == n_fixed:
         vcov = vcov_kept.copy()
     else:
         vcov = np.full((n_fixed, n_fixed), np.nan)
         vcov[np.ix_(kept, kept)] = vcov_kept
     variance = np.diagonal(vcov_kept)
-    bad = kept[~(np.isfinite(variance) & (variance > 0.0))]
+    good = np.isfinite(variance) & (variance > 0.0)
+    good[good] = semidefinite_part(vcov_kept[np.ix_(good, good)])
+    bad = kept[~good]
     vcov[bad, :] = np.nan
     vcov[:, bad] = np.nan
     return vcov, tuple(int(j) for j in bad)
+
+
+def semidefinite_part(cov: FloatArray) -> NDArray[np.bool_]:
+    """Which coefficients of a covariance with positive variances to keep so that the kept
+    block is positive semidefinite: while the correlation matrix has an eigenvalue below
+    -CORRELATION_PSD_TOL, the coefficients loading most on that eigenvalue's vector are
+    dropped (all of them on a tie, as the two of a 2 x 2 block always are: nothing tells
+    which of them has the standard error). A coefficient with a non-finite covariance is
+    dropped first."""
+    keep: NDArray[np.bool_] = np.asarray(np.isfinite(cov).all(axis=1), dtype=bool)
+    while keep.sum() > 1:
+        index = np.flatnonzero(keep)
+        sd = np.sqrt(np.diagonal(cov)[index])
+        values, vectors = np.linalg.eigh(cov[np.ix_(index, index)] / np.outer(sd, sd))
+        if values[0] >= -CORRELATION_PSD_TOL:
+            break
+        loading = np.abs(vectors[:, 0])
+        keep[index[loading >= (1.0 - LOADING_TIE) * loading.max()]] = False
+    return keep
 
 
 def transform_covariance(c: FloatArray, vcov: FloatArray) -> FloatArray:
