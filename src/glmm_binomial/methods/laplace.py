@@ -921,7 +921,9 @@ def finish_fit(
         ) from None
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
     screened = beta if under_prior is None else np.where(under_prior, 0.0, beta)
-    separation = separation_found(data, screened, theta, control.separation_screen)
+    separation = separation_found(
+        data, screened, theta, control.separation_screen, control.column_runaway_screen
+    )
     output = fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
     )

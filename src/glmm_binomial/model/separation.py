@@ -362,14 +362,21 @@ def separation_report(
 
 
 def separation_found(
-    data: ModelData, beta: FloatArray, theta: FloatArray, limit: float
+    data: ModelData,
+    beta: FloatArray,
+    theta: FloatArray,
+    limit: float,
+    column_limit: float | None = None,
 ) -> tuple[tuple[FitWarning, ...], Separation]:
     """Warnings about estimates that run away (separation), and what was found: the
     fixed-effect columns that have no finite estimate, whether the fixed effects separate every
     row (complete) and, for separation within groups, the random-effect blocks whose variance
     has none. The linear programs run only when the screens (`limit`, log-odds) see a
     coefficient or a random-effect SD that large, or a row's fixed-effect predictor beyond
-    the link's value at those log-odds."""
+    the link's value at those log-odds. A single separated column of a block (the rest of
+    the block's rows not separated) is reported only where its own SD passes `column_limit`
+    (runaway_columns): the limit of the likelihood as that SD grows can lie below a large but
+    finite optimum, which a far larger SD is not; None: never reported."""
     divergent = looks_divergent(data, beta, limit)
     runaway = runaway_blocks(data, theta, limit)
     if not divergent and not runaway:
@@ -387,13 +394,14 @@ def separation_found(
             return (FitWarning(message, SeparationWarning),), fixed
     grouped = detect_group_separation(data)
     # A block separated as a whole runs away in some direction (reported whole, as any of its
-    # SDs does); a single separated column only when its own SD does.
-    running = runaway_columns(data, theta, limit)
+    # SDs does); a single separated column only when its own SD does, far.
+
+    def whole(t: int) -> bool:
+        return all((t, o) in grouped.columns for o in range(data.blocks[t].k))
+
+    far = () if column_limit is None else runaway_columns(data, theta, column_limit)
     columns = tuple(
-        (t, c)
-        for t, c in grouped.columns
-        if (t, c) in running
-        or (t in runaway and all((t, o) in grouped.columns for o in range(data.blocks[t].k)))
+        (t, c) for t, c in grouped.columns if (t in runaway and whole(t)) or (t, c) in far
     )
     if not columns:
         # Without a variance running away, a random effect cannot follow a separating direction

@@ -119,6 +119,11 @@ class OptimizerControl:
     separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), or some row's
         x_i'beta lies beyond the link's value at log-odds -+this, the fit is checked for
         separation of the response by the fixed-effects design.
+    column_runaway_screen: a random-effect column whose rows the groups separate (the rest
+        of its term's rows not) has no finite SD estimate when that SD times the column's
+        largest |z| exceeds this (log-odds): the separated rows are then fitted as with an
+        infinite SD (the profile likelihood approaches its limit as c / SD), while a large
+        SD below it can be a finite optimum (seen at 200 on separated rows).
     decrement_tol: converged requires the Newton decrement g' H^{-1} g / 2 over the free
         parameters (the deviance the quadratic model still expects to gain; invariant under
         any linear change of parameters, so the same in the user's units as in the internal
@@ -187,6 +192,7 @@ class OptimizerControl:
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-3
     separation_screen: float = 20.0
+    column_runaway_screen: float = 1e3
     basin_starts: bool = True
     basin_merge_tol: float = 0.1
     basin_merge_decrement: float = 1.0
