@@ -1392,3 +1392,17 @@ def test_a_fit_stopped_at_a_saddle_reports_no_correlation_beyond_one():
         assert np.linalg.eigvalsh(block / np.outer(sd, sd)).min() > -1e-9
     # t2's SD has no finite estimate (its rows separated by the groups: test_separation).
     assert not fitted.converged and fitted.fit_output.separation.columns == ((0, 2),)
+
+
+def test_a_search_that_ends_where_the_deviance_is_not_finite_reports_its_lowest_point():
+    """cs_runaway_end.csv (metamorphic's cs:3982 with successes and failures swapped): the
+    search ran occasion t2's SD out to 1e10, where the mode search, warm started from
+    another point than during the search, fails: the fit raised "the fit failed". It now
+    ends unconverged at the lowest finite deviance the search evaluated, where the groups'
+    separation of t2's rows is reported."""
+    data = pd.read_csv(REFERENCE_DIR / "cs_runaway_end.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = g_fit("y ~ x + cs(0 + tf | g)", data)
+    assert not fitted.converged and np.isfinite(fitted.llf)
+    assert np.isfinite(fitted.params).all()

@@ -839,6 +839,8 @@ def minimize_deviance(
 
     # The optimizer's last point is evaluated again by the polish: remember a few points.
     cache: dict[bytes, tuple[float, FloatArray]] = {}
+    # The lowest finite deviance evaluated, for a search that ends where it is not finite.
+    lowest: list[tuple[float, FloatArray]] = []
 
     def fun(z: FloatArray) -> tuple[float, FloatArray]:
         key = np.asarray(z, dtype=np.float64).tobytes()
@@ -862,6 +864,8 @@ def minimize_deviance(
             value, grad = float("inf"), np.zeros_like(z)
         else:
             grad = scale.T @ np.concatenate([g_theta, g_beta])
+            if not lowest or value < lowest[0][0]:
+                lowest[:] = [(value, np.array(z, dtype=np.float64))]
         if len(cache) >= 4:
             cache.pop(next(iter(cache)))
         cache[key] = (value, grad)
@@ -1276,6 +1280,19 @@ def minimize_deviance(
             z, value, grad, hessian_z, free, polished, message = other
             failure = ""
         grad_norm = float(np.abs(grad[free]).max()) if free.any() else 0.0
+    if not np.isfinite(value) and lowest:
+        # The search ended where the deviance is not finite (the mode search failed there
+        # after a warm start that had succeeded, far out on an SD running away): the lowest
+        # finite deviance it evaluated is where it stopped, unconverged.
+        z = lowest[0][1]
+        value, grad = fun(z)
+        hessian_z = hessian_at(z, grad)
+        free = np.ones(len(z), dtype=bool)
+        grad_norm = float(np.abs(grad).max())
+        failure = (
+            "the search ended where the deviance is not finite; the estimates are at the "
+            "lowest finite deviance it evaluated"
+        )
     if failure:
         converged, message = False, failure
     elif not converged:
