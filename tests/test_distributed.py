@@ -19,9 +19,10 @@ from _dask_support import (  # noqa: E402
     local_client,
     parquet_parts,
 )
+from conftest import REFERENCE_DIR  # noqa: E402
 
 import glmm_binomial  # noqa: E402
-from glmm_binomial.diagnostics import RankDeficiencyWarning  # noqa: E402
+from glmm_binomial.diagnostics import RankDeficiencyWarning, SeparationWarning  # noqa: E402
 from glmm_binomial.distributed.fit import DaskGLMMResult, is_dask_frame  # noqa: E402
 
 
@@ -139,6 +140,16 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
         np.testing.assert_allclose(
             fitted.marginal_predict(rows), memory.marginal_predict(rows), atol=1e-6
         )
+
+
+def test_a_single_separated_column_is_reported_as_in_memory(client) -> None:
+    """cs_overflow.csv with lme4's (0 + tf | g): occasion t2's rows are separated by the
+    groups and its SD runs away; the check on the gathered rows reports it as in memory."""
+    frame = pd.read_csv(REFERENCE_DIR / "cs_overflow.csv")
+    frame["g"] = frame["g"].astype(str)
+    with pytest.warns(SeparationWarning, match="the SD of tft2 in"):
+        fitted = glmm_binomial.fit("y ~ x + (0 + tf | g)", dd.from_pandas(frame, npartitions=2))
+    assert not fitted.converged
 
 
 def test_agq_one_factor(client, monkeypatch) -> None:

@@ -427,7 +427,14 @@ def _maximum_likelihood(
         ranef, ranef_cov = objective.conditional_effects(theta, beta, n_levels, ks)
     # On the internal columns, as the in-memory fit checks them.
     separation = separation_check(
-        partitions, surrogate, start, theta, beta, n_complete, control.separation_screen
+        partitions,
+        surrogate,
+        start,
+        theta,
+        beta,
+        n_complete,
+        control.separation_screen,
+        control.column_runaway_screen,
     )
     LOG.info("conditional modes and checks: %.1f s", time.perf_counter() - started)
     output = fit_output(

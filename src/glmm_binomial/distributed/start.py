@@ -213,10 +213,11 @@ def separation_check(
     beta: FloatArray,
     n_complete: int,
     limit: float,
+    column_limit: float | None = None,
 ) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
     """separation.separation_report on the rows gathered to the client, run only when its
     screens (|beta| x max |x|, SD x max |z|) fire and the rows are few enough to gather;
-    beyond, a warning that the exact check was not run."""
+    beyond, a warning that the exact check was not run. column_limit: separation_found's."""
     large = large_coefficients(start.largest[None, :], beta, limit)
     runaway = False
     for lam, spread in zip(surrogate.lambdas(theta), start.z_spread, strict=True):
@@ -250,7 +251,7 @@ def separation_check(
         blocks,
         log_binomial_constant=0.0,
     )
-    return separation_report(rows, beta, theta, limit)
+    return separation_report(rows, beta, theta, limit, column_limit)
 
 
 def result_design(

@@ -353,11 +353,15 @@ def within_groups_text(
 
 
 def separation_report(
-    data: ModelData, beta: FloatArray, theta: FloatArray, limit: float
+    data: ModelData,
+    beta: FloatArray,
+    theta: FloatArray,
+    limit: float,
+    column_limit: float | None = None,
 ) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
     """Warnings about estimates that run away (separation), and the fixed-effect columns that
     have no finite estimate (separation_found's, without the rest of the finding)."""
-    warnings, found = separation_found(data, beta, theta, limit)
+    warnings, found = separation_found(data, beta, theta, limit, column_limit)
     return warnings, found.coefficients
 
 
