@@ -35,7 +35,7 @@ def test_method_objects_validate_their_own_settings():
         Agq(MAX_N_AGQ + 1)
     with pytest.raises(ValueError, match="prior_fe_sd must be a positive number"):
         VariationalBayes(prior_fe_sd=-1.0)
-    with pytest.raises(ValueError, match="control for method 'laplace' must be a OptimizerControl"):
+    with pytest.raises(ValueError, match="method 'laplace' must be an OptimizerControl"):
         make_method("laplace", control=VariationalControl())
     with pytest.raises(ValueError, match="control for method 'vb' must be a StructuredVBControl"):
         make_method("vb", control=OptimizerControl())

@@ -154,7 +154,10 @@ def test_a_fit_can_change_its_effect(cbpp_fit):
         ({"effect": {"nope": 1.0}}, "effect 'nope'"),
         ({"effect": {"period": 1.0}}, r"effect\['period'\]"),
         ({"effect": [1.0]}, "effect"),
+        ({"effect": {"period2": "big"}}, r"effect\['period2'\] must be 1 finite number"),
         ({"n_jobs": 0}, "n_jobs"),
+        ({"seed": "x"}, "seed must be"),
+        ({"seed": -1}, "seed must be"),
         ({"conf_level": 1.0}, "conf_level"),
     ],
 )
@@ -177,6 +180,9 @@ def test_models_it_cannot_simulate_from_are_refused(design):
     [
         ({"fixef": {"x": 0.1}}, r"no value for \(Intercept\)"),
         ({"fixef": [0.1]}, "fixef"),
+        ({"fixef": ["a", "b"]}, "fixef must be"),
+        ({"varcorr": {"g": "wide"}}, r"varcorr\['g'\]"),
+        ({"theta": "one", "varcorr": None}, "theta must be"),
         ({"varcorr": {"h": 1.0}}, "'h'"),
         ({"varcorr": {"g": -1.0}}, r"varcorr\['g'\]"),
         ({"varcorr": None}, "varcorr= or theta="),

@@ -431,7 +431,7 @@ def test_bad_input(cbpp_fit: g.GLMMResult) -> None:
         simulate_residuals(cbpp_fit, n_sim=True)
     with pytest.raises(ValueError, match="re must be one of 'posterior', 'conditional'"):
         simulate_residuals(cbpp_fit, re="marginal")
-    with pytest.raises(ValueError, match="seed must be None, an integer"):
+    with pytest.raises(ValueError, match="seed must be None, a non-negative integer"):
         simulate_residuals(cbpp_fit, seed=1.5)
     with pytest.raises(ValueError, match="needs a fit"):
         simulate_residuals("model")  # type: ignore[arg-type]

@@ -106,9 +106,10 @@ def checked_control(method: str, control: Any, control_type: type) -> Any:
     if control is None:
         return control_type()
     if not isinstance(control, control_type):
+        name = control_type.__name__
+        article = "an" if name[0] in "AEIOU" else "a"
         raise ValueError(
-            f"control for method {method!r} must be a {control_type.__name__}, "
-            f"got {type(control).__name__}"
+            f"control for method {method!r} must be {article} {name}, got {type(control).__name__}"
         )
     return control
 

@@ -92,6 +92,7 @@ from glmm_binomial.methods.polya_gamma import ChainStreams, compiled_sampler, dr
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.validation import check_unstructured, term_texts
 from glmm_binomial.numerics.optimize import OptSummary
+from glmm_binomial.numerics.seeds import seed_sequence
 from glmm_binomial.progress import progress_bar
 
 FloatArray = NDArray[np.float64]
@@ -582,7 +583,7 @@ def sample(
         return sample_multi(model, prior_fe_sd, prior_log_sd_sd, control)
     rows = sorted_rows(model)
     seed = control.seed
-    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    sequence = seed_sequence(seed)
     children = sequence.spawn(control.chains)
     use_compiled = control.use_compiled
     compiled = compiled_sampler() if use_compiled is not False else None

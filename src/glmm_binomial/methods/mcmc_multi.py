@@ -69,6 +69,7 @@ from glmm_binomial.methods.mcmc_steps import (
 from glmm_binomial.methods.polya_gamma import ChainStreams, compiled_sampler, draw_polya_gamma
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.factor import Structure
+from glmm_binomial.numerics.seeds import seed_sequence
 from glmm_binomial.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -618,7 +619,7 @@ def sample_multi(
     started = time.perf_counter()
     rows = multi_rows(model)
     seed = control.seed
-    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    sequence = seed_sequence(seed)
     children = sequence.spawn(control.chains)
     compiled = compiled_sampler() if control.use_compiled is not False else None
     if control.use_compiled and compiled is None:

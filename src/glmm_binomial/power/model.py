@@ -115,7 +115,7 @@ class PowerModel:
         beta = self.beta.copy()
         for name, value in effect.items():
             _, columns = fixed_columns(self, name, "effect")
-            values = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+            values = np.atleast_1d(numbers(value)).ravel()
             if values.shape != (len(columns),) or not np.all(np.isfinite(values)):
                 raise ValueError(
                     f"effect[{name!r}] must be {len(columns)} finite number"
@@ -206,7 +206,7 @@ def make_model(
     if (varcorr is None) == (theta is None):
         raise ValueError("give the random-effect covariances as varcorr= or theta= (one of them)")
     if theta is not None:
-        theta_values = np.asarray(theta, dtype=np.float64).ravel()
+        theta_values = numbers(theta).ravel()
         if theta_values.shape != (model.n_theta,) or not np.all(np.isfinite(theta_values)):
             raise ValueError(
                 f"theta must be {model.n_theta} finite numbers (lme4's layout), got {theta!r}"
@@ -246,7 +246,7 @@ def _fixef_vector(
         if missing:
             raise ValueError(f"fixef has no value for {', '.join(missing)}")
         return given.beta.copy()
-    values = np.asarray(fixef, dtype=np.float64).ravel()
+    values = numbers(fixef).ravel()
     if values.shape != (len(names),) or not np.all(np.isfinite(values)):
         raise ValueError(
             f"fixef must be a dict by name or {len(names)} finite numbers in the order "
@@ -293,8 +293,17 @@ def _theta_from_varcorr(model: ModelData, varcorr: Mapping[str, Any]) -> FloatAr
     return theta
 
 
+def numbers(value: Any) -> FloatArray:
+    """value as a float array; NaN (refused by every caller's finiteness check, whose message
+    names the argument) where it is not numbers (text, None, ragged lists)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array(np.nan)
+
+
 def _covariance(value: Any, k: int, group: str) -> FloatArray:
-    array = np.asarray(value, dtype=np.float64)
+    array = numbers(value)
     message = (
         f"varcorr[{group!r}] must be an SD (one column), {k} SDs or a {k} x {k} positive "
         f"definite covariance matrix, got {value!r}"

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from glmm_binomial.methods.laplace import sorted_by_first_factor
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics import blas
+from glmm_binomial.numerics.seeds import seed_sequence
 from glmm_binomial.parallel import check_start_method, contiguous_pieces, map_pieces
 from glmm_binomial.power.model import PowerModel, clopper_pearson, power_model, tested_columns
 from glmm_binomial.progress import progress_bar
@@ -207,7 +208,7 @@ def plan_simulations(
         raise ValueError(f"method must be one of {', '.join(map(repr, TESTS))}, got {method!r}")
     source = power_model(model, effect)
     label, columns = tested_columns(source, test)
-    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    sequence = seed_sequence(seed)
     return make_plan(source, label, columns, method, alpha), sequence
 
 

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.model.separation import looks_divergent
 from glmm_binomial.numerics import blas
+from glmm_binomial.numerics.seeds import seed_sequence
 from glmm_binomial.parallel import check_start_method, contiguous_pieces, map_pieces
 from glmm_binomial.progress import progress_bar
 from glmm_binomial.results.aliases import renamed_level
@@ -125,7 +126,7 @@ def bootstrap(
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
     if statistic is not None and not callable(statistic):
         raise ValueError("statistic must be a function of a GLMMResult")
-    sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    sequence = seed_sequence(seed)
     children = sequence.spawn(int(n_boot))
     plan = prepare_fast_refit(result)
     estimates = all_parameters(result)

@@ -28,6 +28,7 @@ from glmm_binomial.model.priors import NO_PRIORS, Priors
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.optimize import canonical_theta, off_boundary
 from glmm_binomial.numerics.quasi_newton import minimize_bfgs
+from glmm_binomial.numerics.seeds import generator
 from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
@@ -79,7 +80,7 @@ def simulate(result: ResultBase, n: int = 1, seed: Any = None, use_u: bool = Fal
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not isinstance(use_u, bool):
         raise ValueError("use_u must be True or False")
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     model, fit = result.model, result.fit_output
     modes = fit.ranef if use_u else None
     columns = [simulate_successes(model, fit.theta, fit.beta, rng, modes) for _ in range(int(n))]

@@ -69,6 +69,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.numerics.seeds import seed_sequence
 from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.simulate import linear_predictor
 
@@ -258,21 +259,6 @@ def scaled_residuals(observed: Any, simulated: Any, uniforms: Any) -> FloatArray
     lower = below / n_sim
     upper = at_or_below / n_sim
     return np.asarray(lower + uniforms * (upper - lower), dtype=np.float64)
-
-
-def seed_sequence(seed: Any) -> np.random.SeedSequence:
-    """A SeedSequence from None, an int, a sequence of ints, a SeedSequence or a Generator
-    (which gives one draw of entropy)."""
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, np.random.Generator):
-        return np.random.SeedSequence(int(seed.integers(0, 2**63 - 1)))
-    if isinstance(seed, bool) or isinstance(seed, (float, str)):
-        raise ValueError(f"seed must be None, an integer or a SeedSequence, got {seed!r}")
-    try:
-        return np.random.SeedSequence(seed)
-    except (TypeError, ValueError):
-        raise ValueError(f"seed must be None, an integer or a SeedSequence, got {seed!r}") from None
 
 
 def child_seed(parent: np.random.SeedSequence, index: int) -> np.random.SeedSequence:
