@@ -330,3 +330,80 @@ def test_mcmc_method_is_seeded_and_reports_its_draws(capsys):
     assert json.loads(capsys.readouterr().out)["fixed_effects"] != document["fixed_effects"]
     assert main(["fit", "cbpp", CBPP, "--draws", "40"]) == 2
     assert "--draws apply to --method mcmc only" in capsys.readouterr().err
+
+
+# --- power --------------------------------------------------------------------------------------
+
+
+def test_power_prints_simrs_summary_and_is_the_api_result(capsys):
+    import glmm_binomial as g
+
+    assert main(["power", "cbpp", CBPP, "--test", "period", "--nsim", "12", "--seed", "4"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"Pilot fit: {CBPP} on cbpp, logLik -92.0263")
+    pilot = g.fit(CBPP, datasets.load("cbpp"))
+    expected = g.power_sim(pilot, test="period", nsim=12, seed=4, progress=False)
+    assert expected.summary() in text
+
+
+def test_power_json_is_the_same_for_one_and_two_workers(capsys):
+    common = ["power", "cbpp", CBPP, "--nsim", "8", "--effect", "period=-0.2,-0.4,-0.6"]
+    assert main([*common, "--test-method", "lrt", "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main([*common, "--test-method", "lrt", "--json", "--n-jobs", "2"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert one == two
+    assert one["effect"] == {"period2": -0.2, "period3": -0.4, "period4": -0.6}
+    assert one["test"] == "period" and one["test_method"] == "lrt" and one["seed"] == 1
+    assert one["pilot"]["converged"] is True and one["nsim"] == 8
+    assert 0.0 <= one["ci_lower"] <= one["power"] <= one["ci_upper"] <= 1.0
+
+
+def test_power_curve_to_csv_and_a_figure(files, capsys):
+    pytest.importorskip("matplotlib")
+    table, figure = files / "curve.csv", files / "curve.png"
+    arguments = ["power", "cbpp", CBPP, "--nsim", "6", "--breaks", "5,10"]
+    assert main([*arguments, "-o", str(table), "--plot", str(figure)]) == 0
+    assert f"wrote the power to {table}" in capsys.readouterr().out
+    written = pd.read_csv(table)
+    assert list(written.columns[:3]) == ["levels of herd", "n_obs", "power"]
+    assert written["levels of herd"].tolist() == [5, 10]
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--nsim", "0"], "argument --nsim: must be a positive whole number"),
+        (["--alpha", "1.5"], "argument --alpha: must be a number between 0 and 1"),
+        (["--seed", "-1"], "argument --seed"),
+        (["--n-jobs", "0"], "argument --n-jobs"),
+        (["--effect", "age"], "--effect 'age': write NAME=VALUE"),
+        (["--effect", "period2=1", "--effect", "period2=2"], "given twice"),
+        (["--breaks", "5,ten"], "--breaks '5,ten'"),
+        (["--along", "herd", "--within", "herd"], "not both"),
+        (["--plot", "p.png"], "--plot draws a power curve"),
+        (["-o", "power.xlsx"], "-o writes .txt, .json or .csv"),
+    ],
+)
+def test_power_usage_errors_name_the_option(capsys, arguments, message):
+    assert main(["power", "cbpp", CBPP, *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("glmm-binomial power: error:") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_power_errors_of_the_model_are_one_line(capsys):
+    assert main(["power", "cbpp", CBPP, "--test", "nope", "--nsim", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "test 'nope' is not a fixed effect" in err and len(err.strip().splitlines()) == 1
+    assert main(["power", "cbpp", CBPP, "--along", "nope", "--nsim", "2"]) == 1
+    assert "along 'nope' is not a grouping factor" in capsys.readouterr().err
+
+
+def test_power_exit_status_in_a_fresh_process():
+    out = run("power", "cbpp", CBPP, "--nsim", "4", "-o", "-", "--no-progress")
+    assert out.returncode == 2 and "cannot tell the output format" in out.stderr
+    out = run("power", "cbpp", CBPP, "--nsim", "4", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "Power for period (wald test, alpha 0.05)" in out.stdout and out.stderr == ""

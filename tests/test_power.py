@@ -257,3 +257,34 @@ def test_other_families_and_links_are_simulated_and_refitted_as_fitted(cbpp_fit)
 
 
 FORMULA_CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+def _separated_by(kind: str) -> pd.DataFrame:
+    """30 groups of 10 rows: "quasi" y = 1 wherever z = 1 (z's coefficient diverges),
+    "groups" every group all 0 or all 1 (the variance runs away), "complete" y = 1 exactly
+    where x > 0."""
+    rng = np.random.default_rng(0)
+    grp = np.repeat(np.arange(30), 10)
+    z = (rng.random(300) < 0.3).astype(int)
+    x = rng.normal(size=300)
+    eta = 0.5 * x + rng.normal(size=30)[grp]
+    y = (rng.random(300) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    y = {"quasi": np.where(z == 1, 1, y), "groups": grp % 2, "complete": (x > 0).astype(int)}
+    return pd.DataFrame({"y": y[kind], "x": x, "z": z, "g": grp.astype(str)})
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.SeparationWarning")
+@pytest.mark.filterwarnings("ignore::glmm_binomial.BoundaryWarning")
+@pytest.mark.filterwarnings("ignore::glmm_binomial.ConvergenceWarning")
+def test_a_fit_without_finite_estimates_is_no_model_to_simulate_from():
+    quasi = g.fit("y ~ x + z + (1 | g)", _separated_by("quasi"))
+    with pytest.raises(ValueError, match=r"no finite estimate for z .*effect=\{'z': \.\.\.\}"):
+        g.power_sim(quasi, test="x", nsim=2, seed=1)
+    # Set by effect=, the diverging coefficient is a model again.
+    assert g.power_sim(quasi, test="x", nsim=2, seed=1, effect={"z": 2.0}).nsim == 2
+    groups = g.fit("y ~ x + (1 | g)", _separated_by("groups"))
+    with pytest.raises(ValueError, match="random-effect covariance of g .*make_model"):
+        g.power_sim(groups, test="x", nsim=2, seed=1)
+    complete = g.fit("y ~ x + (1 | g)", _separated_by("complete"))
+    with pytest.raises(ValueError, match="complete separation"):
+        g.power_sim(complete, test="x", nsim=2, seed=1, effect={"x": 1.0})

@@ -4,6 +4,7 @@
                                                    or a bundled data set's name
     glmm-binomial sheet BOOK.xlsx [-o OUT.xlsx]    evaluate the GLMM_BINOMIAL formulas in it
     glmm-binomial sheet '=GLMM_BINOMIAL({0;1;...},{...},{...})'
+    glmm-binomial power DATA "FORMULA" --test X    power of a test by simulation
     glmm-binomial "FORMULA" [DATA] [--dataset NAME]  (the earlier form: same as fit)
 
 Exit status: 0 fitted; 1 data, file or fit error (one line on stderr; --debug shows the
@@ -93,13 +94,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fit_parser(prog: str) -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=prog,
-        description="Fit a binomial GLMM written in lme4's formula syntax.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -108,6 +103,9 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         "lme4 formula such as 'y ~ x + (1 | g)' (in either order; DATA may be left out with "
         "--dataset)",
     )
+
+
+def _reading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="a bundled data set: " + ", ".join(_bundled_names()))
     parser.add_argument("--sep", help="CSV separator (default: detected from the file)")
     parser.add_argument(
@@ -119,6 +117,27 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         "--encoding", help="CSV text encoding (default: from a byte-order mark, else utf-8)"
     )
     parser.add_argument("--sheet", help="worksheet of an .xlsx file (name or 0-based index)")
+
+
+def _column_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", help="column holding prior weights / trials")
+    parser.add_argument("--offset", help="column holding an offset")
+    parser.add_argument(
+        "--factors",
+        default="",
+        help="comma-separated columns to read as labels (grouping columns always are)",
+    )
+
+
+def _fit_parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description="Fit a binomial GLMM written in lme4's formula syntax.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _data_argument(parser)
+    _reading_options(parser)
     parser.add_argument("--method", choices=METHODS, default="laplace")
     parser.add_argument("--n-agq", type=int, default=1, help="quadrature points (method agq)")
     parser.add_argument("--draws", type=int, help="kept draws per chain (method mcmc; 1000)")
@@ -139,13 +158,7 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--link", help="logit (default), probit, cloglog, cauchit or log (laplace and agq)"
     )
-    parser.add_argument("--weights", help="column holding prior weights / trials")
-    parser.add_argument("--offset", help="column holding an offset")
-    parser.add_argument(
-        "--factors",
-        default="",
-        help="comma-separated columns to read as labels (grouping columns always are)",
-    )
+    _column_options(parser)
     parser.add_argument(
         "--prior",
         action="append",
@@ -181,6 +194,125 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+POWER_EPILOG = """\
+exit status:
+  0  power estimated (the pilot fit converged)
+  1  data, file or fit error: one line on stderr (--debug for the traceback)
+  2  usage error: one line
+  3  power estimated, but the pilot fit did not converge (its estimates are the simulated
+     model's parameters: check them)
+  130 interrupted
+
+output (-o FILE, by extension): .txt the summary, .json strict JSON (null for NaN; the
+settings, the pilot fit's logLik and warnings, the power or the curve), .csv the power table.
+The same command gives the same numbers (a fixed default --seed), whatever --n-jobs.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _power_parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description="Power of a test by simulation (simr's powerSim and powerCurve): FORMULA is "
+        "fitted to DATA as a pilot, responses are simulated from that fit (--effect sets fixed "
+        "effects first), the model is refitted to each and the test applied. With --along or "
+        "--within (and --breaks) the power at several sample sizes.",
+        epilog=POWER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _data_argument(parser)
+    _reading_options(parser)
+    _column_options(parser)
+    parser.add_argument(
+        "--method",
+        choices=("laplace", "agq"),
+        default="laplace",
+        help="the pilot fit's and the refits' method",
+    )
+    parser.add_argument("--n-agq", type=int, default=1, help="quadrature points (method agq)")
+    parser.add_argument("--family", default="binomial", help="binomial or betabinomial")
+    parser.add_argument("--link", help="logit (default), probit, cloglog, cauchit or log")
+    parser.add_argument(
+        "--test",
+        help="the fixed effect to test: a column ('age') or a term ('livch', its columns "
+        "jointly); default the first term after the intercept",
+    )
+    parser.add_argument(
+        "--test-method",
+        choices=("wald", "lrt"),
+        default="wald",
+        help="z test from the refit's standard errors (default), or likelihood ratio",
+    )
+    parser.add_argument(
+        "--nsim", type=_positive_int, default=1000, help="simulations (default 1000)"
+    )
+    parser.add_argument("--alpha", type=_fraction, default=0.05, help="the test's level")
+    parser.add_argument(
+        "--effect",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a fixed effect of the simulated model (log-odds scale), e.g. age=-0.02; "
+        "a term of several columns takes one value each, comma-separated (repeatable)",
+    )
+    parser.add_argument(
+        "--seed", type=_non_negative_int, default=1, help="seed of the simulations (default 1)"
+    )
+    parser.add_argument("--n-jobs", type=_positive_int, default=1, help="worker processes")
+    parser.add_argument(
+        "--along", metavar="FACTOR", help="power curve over numbers of levels of FACTOR"
+    )
+    parser.add_argument(
+        "--within", metavar="FACTOR", help="power curve over rows per level of FACTOR"
+    )
+    parser.add_argument(
+        "--breaks",
+        metavar="N,N,...",
+        help="the curve's sizes, comma-separated (default: up to 10 sizes up to the current "
+        "one; alone: along the first grouping factor)",
+    )
+    parser.add_argument(
+        "--conf-level", type=_fraction, default=0.95, help="of the power's interval"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a summary")
+    parser.add_argument("-o", "--output", help="write the result to FILE (.txt .json .csv)")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="save the power curve (with the intervals) to FILE (.png; needs the plot extra)",
+    )
+    _common(parser)
+    return parser
+
+
 def _sheet_parser(prog: str) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
@@ -208,12 +340,13 @@ def _top_parser() -> argparse.ArgumentParser:
         "  glmm-binomial fit DATA FORMULA [options]   fit a formula to a data file\n"
         "  glmm-binomial sheet BOOK.xlsx [-o OUT]     evaluate GLMM_BINOMIAL in a workbook\n"
         "  glmm-binomial sheet '=GLMM_BINOMIAL(...)'   evaluate one formula\n"
+        "  glmm-binomial power DATA FORMULA --test X   power of a test by simulation\n"
         '  glmm-binomial "FORMULA" DATA [options]     the earlier form of fit\n\n'
-        "glmm-binomial fit --help and glmm-binomial sheet --help list the options.",
+        "glmm-binomial fit --help (sheet, power) lists a command's options.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", nargs="?", help="fit or sheet")
+    parser.add_argument("command", nargs="?", help="fit, sheet or power")
     parser.add_argument("--version", action="version", version=_version())
     return parser
 
@@ -495,6 +628,188 @@ def _fit_command(args: argparse.Namespace) -> int:
     return EXIT_OK if result.converged else EXIT_NOT_CONVERGED
 
 
+def _effects(given: list[str] | None) -> dict[str, Any] | None:
+    """--effect NAME=VALUE options as power_sim's effect= (a comma-separated list of values
+    for a term of several columns); UsageError naming the option otherwise."""
+    if not given:
+        return None
+    out: dict[str, Any] = {}
+    for item in given:
+        name, sign, value = item.partition("=")
+        name = name.strip()
+        try:
+            values = [float(v) for v in value.split(",")]
+        except ValueError:
+            values = []
+        if not sign or not name or not values:
+            raise UsageError(
+                f"--effect {item!r}: write NAME=VALUE (log-odds), as in --effect age=-0.02, "
+                "or NAME=V1,V2 for a term of several columns"
+            )
+        if name in out:
+            raise UsageError(f"--effect {name}=... given twice")
+        out[name] = values[0] if len(values) == 1 else values
+    return out
+
+
+def _breaks(text: str | None) -> list[int] | None:
+    """--breaks N,N,... as whole numbers (UsageError naming the option otherwise)."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(
+            f"--breaks {text!r}: write whole numbers separated by commas, as in --breaks 10,20,40"
+        ) from None
+
+
+def _power_command(args: argparse.Namespace) -> int:
+    from glmm_binomial.frontends import output
+
+    data, formula = _data_and_formula(args)
+    if args.output:
+        try:
+            kind = output.output_format(args.output)
+        except ValueError as exc:
+            raise UsageError(f"-o: {exc}") from None
+        if kind not in ("text", "json", "csv"):
+            raise UsageError("-o writes .txt, .json or .csv")
+    if args.along and args.within:
+        raise UsageError("give --along (levels of a factor) or --within (rows per level), not both")
+    curve = bool(args.along or args.within or args.breaks)
+    if args.plot:
+        if not curve:
+            raise UsageError("--plot draws a power curve: give --along, --within or --breaks")
+        _check_figure_format(args.plot, "--plot")
+    inputs = [] if _is_bundled(args, data) else [("data file", str(args.dataset or data))]
+    named = [("-o", args.output), ("--plot", args.plot)]
+    check_outputs([(option, path) for option, path in named if path], inputs)
+    family = _family(args.family, args.link)
+    effect = _effects(args.effect)
+    breaks = _breaks(args.breaks)
+    frame, name, info = _load(args, data)
+    if info is not None and "decimal" in info.detected:
+        print(f"glmm-binomial: read {name}: {info.describe()}", file=sys.stderr)
+    from glmm_binomial.api import fit
+    from glmm_binomial.power import power_curve, power_sim
+
+    with progress(f"fitting the pilot {formula}", not args.no_progress):
+        pilot = fit(
+            formula,
+            frame,
+            method=args.method,
+            family=family,
+            n_agq=args.n_agq,
+            weights=args.weights,
+            offset=args.offset,
+        )
+    settings = {
+        "test": args.test,
+        "nsim": args.nsim,
+        "alpha": args.alpha,
+        "method": args.test_method,
+        "effect": effect,
+        "seed": args.seed,
+        "n_jobs": args.n_jobs,
+        "progress": False if args.no_progress else None,
+        "conf_level": args.conf_level,
+    }
+    document: dict[str, Any] = {
+        "command": "power",
+        "data": name,
+        "formula": formula,
+        "fit_method": args.method,
+        "pilot": {
+            "converged": bool(pilot.converged),
+            "loglik": output.plain(pilot.loglik),
+            "warnings": output.warning_records(pilot),
+        },
+    }
+    if curve:
+        found = power_curve(pilot, along=args.along, within=args.within, breaks=breaks, **settings)
+        first = found.results[0]
+        table = found.table
+        text = str(found)
+    else:
+        first = power_sim(pilot, **settings)
+        table = None
+        text = first.summary()
+    document.update(
+        {
+            "test": first.test,
+            "test_method": first.method,
+            "alpha": first.alpha,
+            "nsim": first.nsim,
+            "seed": output.plain(first.seed),
+            "conf_level": first.conf_level,
+            "effect": {str(k): output.plain(v) for k, v in first.effect.items()},
+        }
+    )
+    if table is not None:
+        document["curve"] = output.frame_records(table.set_index(table.columns[0]))
+        text = (
+            f"Power for {first.test} ({first.method} test, alpha {first.alpha:g}, "
+            f"{first.nsim} simulations each; effect "
+            + ", ".join(f"{k} = {v:.4g}" for k, v in first.effect.items())
+            + f"):\n{text}\n"
+        )
+        header = [str(c) for c in table.columns]
+        rows = [[output.plain(v) for v in row] for row in table.itertuples(index=False)]
+    else:
+        document.update(
+            {
+                "power": output.plain(first.power),
+                "ci_lower": output.plain(first.ci_lower),
+                "ci_upper": output.plain(first.ci_upper),
+                "n_valid": first.n_valid,
+                "n_failed": first.n_failed,
+                "n_singular": first.n_singular,
+                "failures": [[i, reason] for i, reason in first.failures[:10]],
+            }
+        )
+        text = text + "\n"
+        header = ["test", "power", "ci_lower", "ci_upper", "nsim", "n_valid", "n_failed"]
+        rows = [
+            [first.test]
+            + [output.plain(v) for v in (first.power, first.ci_lower, first.ci_upper)]
+            + [first.nsim, first.n_valid, first.n_failed]
+        ]
+    pilot_line = (
+        f"Pilot fit: {formula} on {name}, logLik {pilot.loglik:.4f}"
+        + ("" if pilot.converged else " (not converged)")
+        + "\n"
+    )
+    text = (
+        pilot_line
+        + "".join(
+            f"Pilot warning: {record['message']}\n" for record in document["pilot"]["warnings"]
+        )
+        + text
+    )
+    written: list[tuple[str, str]] = []
+    if args.output:
+        kind = output.output_format(args.output)
+        if kind == "json":
+            output.write_text(args.output, output.to_json(document) + "\n")
+        elif kind == "csv":
+            output.write_text(args.output, output.csv_text([(None, header, rows)]))
+        else:
+            output.write_text(args.output, text)
+        written.append((args.output, "the power"))
+    if args.plot:
+        _write_figure(found.plot(), args.plot)
+        written.append((args.plot, "the power curve"))
+    if args.json:
+        print(output.to_json(document))
+    elif not args.output:
+        print(text, end="")
+    for path, what in written:
+        stream = sys.stdout if (args.output and not args.json) else sys.stderr
+        print(f"glmm-binomial: wrote {what} to {path}", file=stream)
+    return EXIT_OK if pilot.converged else EXIT_NOT_CONVERGED
+
+
 def _family(family: str, link: str | None) -> Any:
     """--family and --link as a Family object (UsageError naming the option when unknown)."""
     from glmm_binomial.family import make_family
@@ -568,12 +883,13 @@ def _predict(result: Any, newdata: Any) -> tuple[list[dict[str, Any]], list[dict
     return records, _glmm_warnings(caught)
 
 
-def _check_figure_format(path: str) -> None:
-    """Before the fit: --check needs matplotlib and a format it writes (by the extension)."""
+def _check_figure_format(path: str, option: str = "--check") -> None:
+    """Before the fit: a figure option needs matplotlib and a format it writes (by the
+    extension)."""
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise CommandError("--check needs matplotlib: pip install 'glmm-binomial[plot]'")
+        raise CommandError(f"{option} needs matplotlib: pip install 'glmm-binomial[plot]'")
     import matplotlib
 
     matplotlib.use("Agg")  # a command draws to a file, never to a window
@@ -583,30 +899,35 @@ def _check_figure_format(path: str) -> None:
     known = Figure().canvas.get_supported_filetypes()
     if suffix not in known:
         raise UsageError(
-            f"--check: cannot tell the figure format of {path!r}: use .png (or "
+            f"{option}: cannot tell the figure format of {path!r}: use .png (or "
             + ", ".join(f".{k}" for k in sorted(known) if k != "png")
             + ")"
         )
 
 
 def _write_check(result: Any, path: str) -> None:
-    """The model-check figure (glmm_binomial.check) saved to `path` atomically, drawn off
-    screen in memory first, in the format the extension names."""
+    """The model-check figure (glmm_binomial.check) saved to `path` (_write_figure)."""
     import inspect
-    import io
 
     import matplotlib
 
     matplotlib.use("Agg")  # a command draws to a file, never to a window
+    from glmm_binomial.results.check import check
+
+    _write_figure(check(result), path, inspect.signature(check).parameters["dpi"].default)
+
+
+def _write_figure(figure: Any, path: str, dpi: Any = None) -> None:
+    """A matplotlib figure saved to `path` atomically, drawn in memory first, in the format
+    the extension names; the figure is closed."""
+    import io
+
     import matplotlib.pyplot as plt
 
     from glmm_binomial.frontends import output
-    from glmm_binomial.results.check import check
 
-    figure = check(result)
     buffer = io.BytesIO()
     try:
-        dpi = inspect.signature(check).parameters["dpi"].default
         figure.savefig(buffer, format=Path(path).suffix.lower().lstrip("."), dpi=dpi)
     finally:
         plt.close(figure)
@@ -657,7 +978,7 @@ def _sheet_command(args: argparse.Namespace) -> int:
 
 def _split(argv: list[str]) -> tuple[str, list[str]]:
     """The sub-command and its arguments; the earlier form (a formula first) is fit."""
-    if argv and argv[0] in ("fit", "sheet"):
+    if argv and argv[0] in ("fit", "sheet", "power"):
         return argv[0], argv[1:]
     if any("~" in a for a in argv if not a.startswith("-")):
         return "fit", argv
@@ -673,12 +994,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _fit_parser("glmm-binomial fit").parse_args(rest)
         elif command == "sheet":
             args = _sheet_parser("glmm-binomial sheet").parse_args(rest)
+        elif command == "power":
+            args = _power_parser("glmm-binomial power").parse_args(rest)
         else:
             parsed = _top_parser().parse_args(rest)
             if parsed.command is None:
-                raise UsageError("give a command: fit or sheet (see glmm-binomial --help)")
+                raise UsageError("give a command: fit, sheet or power (see glmm-binomial --help)")
             raise UsageError(
-                f"unknown command {parsed.command!r}: use fit or sheet (see glmm-binomial --help)"
+                f"unknown command {parsed.command!r}: use fit, sheet or power (see "
+                "glmm-binomial --help)"
             )
     except SystemExit as exc:  # argparse: --help / --version
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
@@ -693,6 +1017,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("ignore")
             if command == "fit":
                 return _fit_command(args)
+            if command == "power":
+                return _power_command(args)
             return _sheet_command(args)
     except UsageError as exc:
         print(f"glmm-binomial {command}: error: {_clean(exc)}", file=sys.stderr)

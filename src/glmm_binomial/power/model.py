@@ -164,7 +164,41 @@ def power_model(source: Any, effect: Mapping[str, Any] | None = None) -> PowerMo
         source.design,
         f"the fit of {source.formula}",
     )
+    not_estimated(pm, fit.separation, effect)
     return pm.with_effect(effect)
+
+
+def not_estimated(pm: PowerModel, found: Any, effect: Mapping[str, Any] | None) -> None:
+    """ValueError when the fit's separation (model.separation.Separation) left parameters
+    without a finite estimate that effect= does not set: responses simulated from a point on
+    a diverging path say nothing about a study's power."""
+    names = pm.model.fixed_names
+    if found.complete:
+        raise ValueError(
+            "the fit has no finite estimates (complete separation: the fixed effects predict "
+            "every response, and the random-effect variances no longer change the "
+            "likelihood): build the model to simulate with make_model(formula, data, "
+            "fixef=..., varcorr=...)"
+        )
+    if found.blocks:
+        groups = ", ".join(dict.fromkeys(pm.model.blocks[t].group for t in found.blocks))
+        raise ValueError(
+            f"the fit has no finite estimate of the random-effect covariance of {groups} "
+            "(separation within groups; see its warning): build the model to simulate with "
+            "make_model(formula, data, fixef=..., varcorr=...)"
+        )
+    covered: set[int] = set()
+    if isinstance(effect, Mapping):
+        for name in effect:
+            covered.update(fixed_columns(pm, name, "effect")[1])
+    missing = [names[j] for j in found.coefficients if j not in covered]
+    if missing:
+        listed = ", ".join(missing)
+        raise ValueError(
+            f"the fit has no finite estimate for {listed} (separation; see its warning): "
+            f"set {'them' if len(missing) > 1 else 'it'} with effect={{{missing[0]!r}: ...}} "
+            "or build the model with make_model"
+        )
 
 
 def make_model(
