@@ -4,6 +4,7 @@ encoding detected, and said (issue 18)."""
 from __future__ import annotations
 
 import codecs
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -133,3 +134,9 @@ def test_a_folder_or_a_missing_file(tmp_path):
         read_table(str(tmp_path))
     with pytest.raises(ReadError, match="no such file"):
         read_table(str(tmp_path / "none.csv"))
+
+
+@pytest.mark.skipif(not Path("/dev/null").exists(), reason="no /dev/null here")
+def test_a_device_is_not_a_data_file():
+    with pytest.raises(ReadError, match="cannot read /dev/null: not a regular file"):
+        read_table("/dev/null")

@@ -212,7 +212,9 @@ def read_table(
     if path.is_dir():
         raise ReadError(f"cannot read {path_text}: it is a folder, not a data file")
     if not path.is_file():
-        raise ReadError(f"cannot read {path_text}: no such file")
+        # A device or a pipe exists but is no data file (it may never end).
+        what = "not a regular file" if path.exists() else "no such file"
+        raise ReadError(f"cannot read {path_text}: {what}")
     import pandas as pd
 
     labels = set(labels)
