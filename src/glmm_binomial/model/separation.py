@@ -36,6 +36,10 @@ level and random-effect column). When the least direction moves the random effec
 whose fitted SD has run away, and separates every row of that term, the groups separate the
 response (y split by x at a cut-off of its own in every group, or every group all 0 or all 1):
 the variance (and the coefficients the fit drove far with it) has no finite estimate either.
+A single column of a term whose rows are all separated (an occasion whose responses are all 0
+or all 1 in every group, the other occasions mixed) is reported the same way, but only once its
+own SD ran far out (separation_found's column_limit): its rows' limit as that SD grows can lie
+below a large but finite optimum.
 After a fit the linear programs run only after a cheap screen of the fitted values
 (``large_coefficients``, ``saturated_rows`` on the model's link, ``runaway_blocks``).
 """
@@ -344,12 +348,9 @@ def within_groups_text(
             f"the response perfectly on the rows where {' or '.join(own)} is not 0"
         )
         what.append(f"the SD{'s' if len(own) > 1 else ''} of {names} in {block_text(block)}")
-    plural = (
-        len(what) > 1
-        or len(whole) > 1
-        or any(sum(1 for u, _ in columns if u == t) > 1 for t in parts)
-    )
-    return "; ".join(where), " and ".join(what), plural
+    # A whole term is one variance (its covariance), a single column one SD.
+    count = len(whole) + sum(1 for t, _ in columns if t in parts)
+    return "; ".join(where), " and ".join(what), count > 1
 
 
 def separation_report(
