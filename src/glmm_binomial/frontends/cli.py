@@ -28,7 +28,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,34 +209,27 @@ The same command gives the same numbers (a fixed default --seed), whatever --n-j
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
-    return value
+def _argument_type(
+    convert: Callable[[str], Any], accept: Callable[[Any], bool], wanted: str
+) -> Callable[[str], Any]:
+    """An argparse type: convert(text), refused (a one-line usage error naming the option)
+    when it fails or the value is not accepted."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
-    return value
+_positive_int = _argument_type(int, lambda v: v >= 1, "a positive whole number")
+_non_negative_int = _argument_type(int, lambda v: v >= 0, "a whole number >= 0")
+_fraction = _argument_type(float, lambda v: 0.0 < v < 1.0, "a number between 0 and 1")
 
 
 def _power_parser(prog: str) -> argparse.ArgumentParser:
@@ -553,24 +546,20 @@ def _fit_command(args: argparse.Namespace) -> int:
     # The new data are read before the fit, so that an unreadable file costs no fit; their
     # separator, decimal mark and encoding are detected on their own (the options name DATA's).
     newdata = read_table(args.predict, None, _labels(args))[0] if args.predict else None
-    if info is not None and "decimal" in info.detected:
-        print(f"glmm-binomial: read {name}: {info.describe()}", file=sys.stderr)
-    from glmm_binomial.api import fit
-
+    _note_decimal(name, info)
     # The sampler shows its own progress bar on a terminal (sweeps done), instead of the spinner.
-    with progress(f"fitting {formula}", not args.no_progress and args.method != "mcmc"):
-        result = fit(
-            formula,
-            frame,
-            method=args.method,
-            family=family,
-            n_agq=args.n_agq,
-            weights=args.weights,
-            offset=args.offset,
-            conf_level=args.conf_level,
-            priors=priors,
-            **sampler,
-        )
+    shown = not args.no_progress and args.method != "mcmc"
+    result = _fit_data(
+        args,
+        formula,
+        frame,
+        family,
+        shown,
+        f"fitting {formula}",
+        conf_level=args.conf_level,
+        priors=priors,
+        **sampler,
+    )
     document = output.report(result, name)
     if info is not None:
         document["data_format"] = info.as_record()
@@ -626,6 +615,39 @@ def _fit_command(args: argparse.Namespace) -> int:
         print(f"glmm-binomial: error: {failure}{kept}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK if result.converged else EXIT_NOT_CONVERGED
+
+
+def _note_decimal(name: str, info: Any) -> None:
+    """On stderr, how a file with decimal commas was read (info: reader.ReadInfo; None for a
+    bundled data set)."""
+    if info is not None and "decimal" in info.detected:
+        print(f"glmm-binomial: read {name}: {info.describe()}", file=sys.stderr)
+
+
+def _fit_data(
+    args: argparse.Namespace,
+    formula: str,
+    frame: Any,
+    family: Any,
+    shown: bool,
+    text: str,
+    **extra: Any,
+) -> Any:
+    """fit() with the command's --method, --n-agq, --weights and --offset (and `extra`
+    keywords), with a spinner saying `text` on a terminal when `shown`."""
+    from glmm_binomial.api import fit
+
+    with progress(text, shown):
+        return fit(
+            formula,
+            frame,
+            method=args.method,
+            family=family,
+            n_agq=args.n_agq,
+            weights=args.weights,
+            offset=args.offset,
+            **extra,
+        )
 
 
 def _effects(given: list[str] | None) -> dict[str, Any] | None:
@@ -689,21 +711,12 @@ def _power_command(args: argparse.Namespace) -> int:
     effect = _effects(args.effect)
     breaks = _breaks(args.breaks)
     frame, name, info = _load(args, data)
-    if info is not None and "decimal" in info.detected:
-        print(f"glmm-binomial: read {name}: {info.describe()}", file=sys.stderr)
-    from glmm_binomial.api import fit
+    _note_decimal(name, info)
     from glmm_binomial.power import power_curve, power_sim
 
-    with progress(f"fitting the pilot {formula}", not args.no_progress):
-        pilot = fit(
-            formula,
-            frame,
-            method=args.method,
-            family=family,
-            n_agq=args.n_agq,
-            weights=args.weights,
-            offset=args.offset,
-        )
+    pilot = _fit_data(
+        args, formula, frame, family, not args.no_progress, f"fitting the pilot {formula}"
+    )
     settings = {
         "test": args.test,
         "nsim": args.nsim,
