@@ -1,6 +1,7 @@
 """Long fuzz of the front ends (issue 18): the command line, workbooks, the spreadsheet function.
 
-    python bench/fuzz_frontends.py [--cli 1200] [--workbooks 600] [--calls 3000] [--seed 0]
+    python bench/fuzz_frontends.py [--cli 1200] [--workbooks 600] [--calls 3000] [--power 300]
+                                   [--seed 0]
                                    [--timeout 120] [--json FILE] [--keep DIR]
 
 Generated inputs, each from its own seed (SeedSequence([seed, kind, index])), so any case can
@@ -20,6 +21,9 @@ be replayed (``--only cli:17``):
   signed numbers, inside INDEX and SUM), formulas the engine cannot read, merged cells (in
   spill ranges too), odd sheet names; run with and without -o (.xlsx/.json/.csv/.txt).
 - calls: GLMM_BINOMIAL with malformed and near-valid arguments.
+- power: ``glmm-binomial power`` on a cli case's data file with random power options (valid
+  ones, or one that is not: a usage error or an error of the model), --nsim 2-4; a valid
+  command's JSON power (or curve) must be the API's power_sim (power_curve) to the bit.
 
 Checks per case: no traceback (stderr, stdout, unraisable exceptions), an exit status the README
 documents, a failure is exactly one error line on stderr; valid inputs give the right answer
@@ -54,7 +58,7 @@ from typing import Any
 import numpy as np
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-KINDS = {"cli": 1, "workbook": 2, "call": 3}
+KINDS = {"cli": 1, "workbook": 2, "call": 3, "power": 4}
 EXIT_CODES = {0, 1, 2, 3}
 LABELS = ["a", "b", "c", "d", "e", "f", "g", "h", "é", "ü", "日本", "x y", "1", "2", "10"]
 
@@ -951,7 +955,175 @@ def run_call_case(seed: int, index: int, timeout: float, keep: Path | None) -> d
     }
 
 
-RUNNERS = {"cli": run_cli_case, "workbook": run_workbook_case, "call": run_call_case}
+# --- the power command ----------------------------------------------------------------------
+
+#: Options of glmm-binomial power that make a valid command (with a valid data file), and some
+#: that do not (a usage error, or an error of the model: exit status 2 or 1).
+POWER_VALID = [
+    ["--test", "x"],
+    ["--test-method", "lrt"],
+    ["--alpha", "0.1"],
+    ["--effect", "x=0"],
+    ["--effect", "x=-0.5"],
+    ["--seed", "11"],
+    ["--conf-level", "0.9"],
+    ["--method", "agq"],
+    ["--link", "probit"],
+    ["--breaks", "4,8"],
+    ["--along", "g", "--breaks", "5"],
+]
+POWER_INVALID = [
+    ["--test", "nope"],
+    ["--test-method", "score"],
+    ["--alpha", "1"],
+    ["--nsim", "0"],
+    ["--effect", "x"],
+    ["--effect", "z=1"],
+    ["--effect", "x=inf"],
+    ["--breaks", "4,a"],
+    ["--breaks", "0"],
+    ["--along", "g", "--within", "g"],
+    ["--along", "x"],
+    ["-o", "out.xlsx"],
+    ["--n-jobs", "0"],
+    ["--seed", "-2"],
+]
+
+
+def run_power_case(seed: int, index: int, timeout: float, keep: Path | None) -> dict[str, Any]:
+    """glmm-binomial power on a CLI case's data file (valid or made adversarial) with random
+    power options: no traceback, one error line for a failure, complete outputs; a valid
+    command gives the API's power_sim result (to the bit, when the file's numbers read back
+    exactly: the pilot's logLik the same)."""
+    rng = case_rng(seed, "power", index)
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        case = make_cli_case(rng, folder)
+        chosen = [POWER_VALID[i] for i in rng.choice(len(POWER_VALID), rng.integers(0, 3))]
+        valid_options = rng.random() < 0.7
+        if not valid_options:
+            chosen.append(POWER_INVALID[int(rng.integers(len(POWER_INVALID)))])
+        options = [item for option in chosen for item in option]
+        nsim = str(int(rng.integers(2, 5)))
+        files: list[str] = []
+        # (argparse keeps the last -o: the invalid one stays alone)
+        roll = rng.random() if "-o" not in options else 1.0
+        if roll < 0.3:
+            options.append("--json")
+        elif roll < 0.7:
+            out = "out" + str(rng.choice([".json", ".csv", ".txt"]))
+            options += ["-o", out]
+            files.append(out)
+        argv = ["power", case["data"], case["formula"], *case["options"], *options]
+        argv += ["--nsim", nsim, "--no-progress"]
+        run = run_main(argv, folder, timeout)
+        problems = common_problems(run)
+        if run["crashed"] != "hang":
+            code = run["code"]
+            if case["valid"] and valid_options and code in (0, 3):
+                problems += check_files(folder, files)
+                problems += power_answer(case, options, int(nsim), run, folder, files)
+            elif not valid_options and code in (0, 3):
+                problems.append(f"invalid options {chosen[-1]} gave exit status {code}")
+        if problems and keep is not None:
+            target = keep / f"power_{index}"
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+            (target / "argv.json").write_text(json.dumps(argv))
+    return {
+        "kind": "power",
+        "index": index,
+        "note": case["note"],
+        "valid": case["valid"] and valid_options,
+        "argv": argv,
+        "code": run["code"],
+        "problems": problems,
+        "hang": run["crashed"] == "hang",
+        "traceback": any(
+            "traceback" in p or "exception out of" in p or "unraisable" in p for p in problems
+        ),
+        "half_written": any("temporary file" in p or "not complete" in p for p in problems),
+        "stderr": run["stderr"][-400:],
+        "seconds": round(run["seconds"], 3),
+    }
+
+
+def power_answer(
+    case: dict[str, Any],
+    options: list[str],
+    nsim: int,
+    run: dict[str, Any],
+    folder: Path,
+    files: list[str],
+) -> list[str]:
+    """A valid power command printing or writing JSON: its power is the API's."""
+    document = None
+    if "--json" in options:
+        document = json.loads(run["stdout"])
+    elif files and files[0].endswith(".json"):
+        document = json.loads((folder / files[0]).read_text())
+    if document is None:
+        return []
+    import glmm_binomial
+
+    def value(name: str, default: Any) -> Any:
+        return options[options.index(name) + 1] if name in options else default
+
+    from glmm_binomial.frontends import reader
+
+    # The table as the command read it (a column of numbers as labels orders its levels as
+    # numbers, the simulated frame's strings as text: other draws per level).
+    read = dict(zip(case["options"][::2], case["options"][1::2], strict=False))
+    data, _ = reader.read_table(
+        str(folder / case["data"]),
+        read.get("--sep"),
+        read.get("--decimal"),
+        read.get("--encoding"),
+        read.get("--sheet"),
+        set(),
+    )
+    link = value("--link", "logit")
+    family = glmm_binomial.family.make_family("binomial", link)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pilot = glmm_binomial.fit(
+            case["formula"], data, method=value("--method", "laplace"), family=family
+        )
+        if document["pilot"]["loglik"] != float(pilot.loglik):
+            return []  # the file's numbers read back in other last bits: not comparable
+        effect = value("--effect", None)
+        settings = {
+            "test": value("--test", None),
+            "nsim": nsim,
+            "alpha": float(value("--alpha", 0.05)),
+            "method": value("--test-method", "wald"),
+            "effect": None if effect is None else {"x": float(effect.split("=")[1])},
+            "seed": int(value("--seed", 1)),
+            "conf_level": float(value("--conf-level", 0.95)),
+            "progress": False,
+        }
+        if "--breaks" in options:
+            breaks = [int(b) for b in value("--breaks", "").split(",")]
+            curve = glmm_binomial.power_curve(
+                pilot, along=value("--along", None), breaks=breaks, **settings
+            )
+            expected = [
+                {k: glmm_binomial.frontends.output.plain(v) for k, v in row.items()}
+                for row in curve.table.to_dict(orient="records")
+            ]
+            got = document.get("curve")
+            return [] if got == expected else [f"curve {got} is not the API's {expected}"]
+        result = glmm_binomial.power_sim(pilot, **settings)
+    if document.get("power") != glmm_binomial.frontends.output.plain(result.power):
+        return [f"power {document.get('power')} is not the API's {result.power}"]
+    return []
+
+
+RUNNERS = {
+    "cli": run_cli_case,
+    "workbook": run_workbook_case,
+    "call": run_call_case,
+    "power": run_power_case,
+}
 
 
 # --- the driver -------------------------------------------------------------------------------
@@ -1062,6 +1234,7 @@ def main() -> None:
     parser.add_argument("--cli", type=int, default=1200)
     parser.add_argument("--workbooks", type=int, default=600)
     parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--power", type=int, default=300, help="glmm-binomial power cases")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per case")
     parser.add_argument("--json", help="write every case's record to this file")
@@ -1083,7 +1256,12 @@ def main() -> None:
         return
     if options.keep:
         Path(options.keep).mkdir(parents=True, exist_ok=True)
-    plan = {"cli": options.cli, "workbook": options.workbooks, "call": options.calls}
+    plan = {
+        "cli": options.cli,
+        "workbook": options.workbooks,
+        "call": options.calls,
+        "power": options.power,
+    }
     only = None
     if options.only:
         kind, _, number = options.only.partition(":")
