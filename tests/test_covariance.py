@@ -1,6 +1,8 @@
 """The fixed effects' covariance with coefficients that have none (NaN rows)."""
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glmm_binomial.numerics.covariance import kept_rows, spread_covariance, transform_covariance
 
@@ -77,3 +79,33 @@ def test_a_non_finite_covariance_entry_drops_its_two_coefficients():
     given = np.array([[1.0, np.inf, 0.0], [np.inf, 1.0, 0.0], [0.0, 0.0, 1.0]])
     _, unavailable = spread_covariance(given, np.arange(3), 3)
     assert unavailable == (0, 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=6).flatmap(
+        lambda p: st.lists(
+            st.floats(min_value=-3.0, max_value=3.0, allow_nan=False),
+            min_size=p * p,
+            max_size=p * p,
+        )
+    )
+)
+def test_what_keeps_its_standard_errors_is_a_covariance(entries):
+    """Any symmetric matrix with a positive diagonal (the inverse of an information that may
+    be indefinite): the coefficients left with a standard error form a positive semidefinite
+    block, and a matrix that already is one keeps them all."""
+    p = int(round(len(entries) ** 0.5))
+    a = np.array(entries).reshape(p, p)
+    given_matrix = 0.5 * (a + a.T)
+    np.fill_diagonal(given_matrix, np.abs(np.diagonal(given_matrix)) + 0.1)
+    vcov, unavailable = spread_covariance(given_matrix, np.arange(p), p)
+    kept = [j for j in range(p) if j not in unavailable]
+    block = vcov[np.ix_(kept, kept)]
+    assert np.isfinite(block).all()
+    if kept:
+        sd = np.sqrt(np.diagonal(block))
+        assert np.linalg.eigvalsh(block / np.outer(sd, sd)).min() >= -1e-9
+    sd = np.sqrt(np.diagonal(given_matrix))
+    if np.linalg.eigvalsh(given_matrix / np.outer(sd, sd)).min() >= 1e-8:
+        assert unavailable == ()
