@@ -102,3 +102,9 @@ def test_cbpp_inference_values_within_1e3(cbpp_fit):
     assert table["chisq"].iloc[1] == pytest.approx(inference["lrt"]["chisq"], abs=1e-3)
     assert table["p"].iloc[1] == pytest.approx(inference["lrt"]["p"], abs=1e-3)
     assert cbpp_fit.loglik == pytest.approx(inference["lrt"]["logLik_full"], abs=1e-3)
+
+
+def test_ranef_condvar_is_a_boolean(cbpp_fit):
+    with pytest.raises(ValueError, match="condvar must be True or False, got 'yes'"):
+        cbpp_fit.ranef(condvar="yes")
+    assert set(cbpp_fit.ranef(condvar=np.True_)) == {"herd"}

@@ -329,6 +329,8 @@ class ResultBase:
         one DataFrame per grouping factor indexed by level; with condvar, their conditional SDs
         as `<term>_sd` and the conditional covariance matrices of each level's effects (levels
         x k x k, as lme4's postVar) in `frame.attrs["condvar"]` (also ranef_cov())."""
+        if not isinstance(condvar, (bool, np.bool_)):
+            raise ValueError(f"condvar must be True or False, got {condvar!r}")
         out: dict[str, pd.DataFrame] = {}
         for block, modes, covs in zip(
             self._model.blocks, self._fit.ranef, self._fit.ranef_cov, strict=True
