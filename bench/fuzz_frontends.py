@@ -813,12 +813,40 @@ def run_workbook_case(seed: int, index: int, timeout: float, keep: Path | None) 
         if problems and keep is not None:
             shutil.copytree(folder, keep / f"workbook_{index}", dirs_exist_ok=True)
             (keep / f"workbook_{index}" / "argv.json").write_text(json.dumps(argv))
+    return case_record(
+        "workbook",
+        index,
+        " ".join(forms) + f" sheet={sheet.title!r}",
+        argv,
+        run,
+        problems,
+        stdout_messages=[
+            line[:200]
+            for line in run["stdout"].splitlines()
+            if "\t" in line
+            and "!" in line.split("\t")[0]
+            and not line.split("\t")[1].startswith(("fixed", "\t"))
+        ][:10],
+    )
+
+
+def case_record(
+    kind: str,
+    index: int,
+    note: str,
+    argv: list[str],
+    run: dict[str, Any],
+    problems: list[str],
+    **extra: Any,
+) -> dict[str, Any]:
+    """One case's record: what ran, its exit status and problems, and the kinds of problem
+    the summary counts."""
     return {
-        "kind": "workbook",
+        "kind": kind,
         "index": index,
-        "note": " ".join(forms) + f" sheet={sheet.title!r}",
+        "note": note,
         "argv": argv,
-        "code": code,
+        "code": run["code"],
         "problems": problems,
         "hang": run["crashed"] == "hang",
         "traceback": any(
@@ -826,14 +854,8 @@ def run_workbook_case(seed: int, index: int, timeout: float, keep: Path | None) 
         ),
         "half_written": any("temporary file" in p or "not complete" in p for p in problems),
         "stderr": run["stderr"][-400:],
-        "stdout_messages": [
-            line[:200]
-            for line in run["stdout"].splitlines()
-            if "\t" in line
-            and "!" in line.split("\t")[0]
-            and not line.split("\t")[1].startswith(("fixed", "\t"))
-        ][:10],
         "seconds": round(run["seconds"], 3),
+        **extra,
     }
 
 
@@ -1029,22 +1051,9 @@ def run_power_case(seed: int, index: int, timeout: float, keep: Path | None) -> 
             target = keep / f"power_{index}"
             shutil.copytree(folder, target, dirs_exist_ok=True)
             (target / "argv.json").write_text(json.dumps(argv))
-    return {
-        "kind": "power",
-        "index": index,
-        "note": case["note"],
-        "valid": case["valid"] and valid_options,
-        "argv": argv,
-        "code": run["code"],
-        "problems": problems,
-        "hang": run["crashed"] == "hang",
-        "traceback": any(
-            "traceback" in p or "exception out of" in p or "unraisable" in p for p in problems
-        ),
-        "half_written": any("temporary file" in p or "not complete" in p for p in problems),
-        "stderr": run["stderr"][-400:],
-        "seconds": round(run["seconds"], 3),
-    }
+    return case_record(
+        "power", index, case["note"], argv, run, problems, valid=case["valid"] and valid_options
+    )
 
 
 def power_answer(
