@@ -407,3 +407,23 @@ def test_power_exit_status_in_a_fresh_process():
     out = run("power", "cbpp", CBPP, "--nsim", "4", "--no-progress")
     assert out.returncode == 0, out.stderr
     assert "Power for period (wald test, alpha 0.05)" in out.stdout and out.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--n-agq", "0"], "argument --n-agq: must be a positive whole number, got '0'"),
+        (["--n-agq", "5"], "--n-agq applies to --method agq only"),
+        (["--conf-level", "2"], "argument --conf-level: must be a number between 0 and 1"),
+        (["--method", "mcmc", "--draws", "0"], "argument --draws"),
+        (["--method", "mcmc", "--chains", "-1"], "argument --chains"),
+        (["--method", "mcmc", "--warmup", "-5"], "argument --warmup: must be a whole number"),
+        (["--method", "mcmc", "--seed", "-3"], "argument --seed: must be a whole number >= 0"),
+    ],
+)
+def test_fit_options_out_of_range_are_usage_errors_naming_them(capsys, arguments, message):
+    # Refused before the data are read or anything is fitted (exit status 2, one line).
+    assert main(["fit", "cbpp", CBPP, *arguments]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("glmm-binomial fit: error:") and message in err
+    assert len(err.strip().splitlines()) == 1

@@ -139,13 +139,19 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
     _data_argument(parser)
     _reading_options(parser)
     parser.add_argument("--method", choices=METHODS, default="laplace")
-    parser.add_argument("--n-agq", type=int, default=1, help="quadrature points (method agq)")
-    parser.add_argument("--draws", type=int, help="kept draws per chain (method mcmc; 1000)")
-    parser.add_argument("--warmup", type=int, help="warm-up sweeps per chain (method mcmc; 1000)")
-    parser.add_argument("--chains", type=int, help="independent chains (method mcmc; 4)")
+    parser.add_argument(
+        "--n-agq", type=_positive_int, default=1, help="quadrature points (method agq)"
+    )
+    parser.add_argument(
+        "--draws", type=_positive_int, help="kept draws per chain (method mcmc; 1000)"
+    )
+    parser.add_argument(
+        "--warmup", type=_non_negative_int, help="warm-up sweeps per chain (method mcmc; 1000)"
+    )
+    parser.add_argument("--chains", type=_positive_int, help="independent chains (method mcmc; 4)")
     parser.add_argument(
         "--seed",
-        type=int,
+        type=_non_negative_int,
         help="seed of the draws (method mcmc; default: a fixed seed, so that the same command "
         "gives the same draws)",
     )
@@ -168,7 +174,7 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         "cov='lkj(2)' (repeat for several), or 'blme' (a Wishart prior on each covariance, "
         "bglmer's default)",
     )
-    parser.add_argument("--conf-level", type=float, default=0.95)
+    parser.add_argument("--conf-level", type=_fraction, default=0.95)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a summary")
     parser.add_argument("-o", "--output", help="write the result to FILE (.txt .json .csv .xlsx)")
     parser.add_argument(
@@ -251,7 +257,9 @@ def _power_parser(prog: str) -> argparse.ArgumentParser:
         default="laplace",
         help="the pilot fit's and the refits' method",
     )
-    parser.add_argument("--n-agq", type=int, default=1, help="quadrature points (method agq)")
+    parser.add_argument(
+        "--n-agq", type=_positive_int, default=1, help="quadrature points (method agq)"
+    )
     parser.add_argument("--family", default="binomial", help="binomial or betabinomial")
     parser.add_argument("--link", help="logit (default), probit, cloglog, cauchit or log")
     parser.add_argument(
@@ -636,6 +644,9 @@ def _fit_data(
     """fit() with the command's --method, --n-agq, --weights and --offset (and `extra`
     keywords), with a spinner saying `text` on a terminal when `shown`."""
     from glmm_binomial.api import fit
+
+    if args.n_agq != 1 and args.method != "agq":
+        raise UsageError("--n-agq applies to --method agq only")
 
     with progress(text, shown):
         return fit(
