@@ -440,3 +440,22 @@ def test_the_saturation_screen_reads_the_link():
     probit = dataclasses.replace(model, family=make_family("binomial", "probit"))
     assert saturated_rows(probit, beta, 20.0)
     assert not saturated_rows(probit, beta / 2.0, 20.0)
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.BoundaryWarning")
+def test_the_runaway_screen_does_not_change_with_a_shifted_column():
+    """crossed_vector_affine.csv (metamorphic's crossed_vector:4198, 27 rows): g's SDs end near
+    10.6 and 5.6 with the correlation at -1. Screened per column (SD x max |z| > 20), x -> 10 x
+    + 3 moved the slope's SD past the screen, the linear programs found the groups separating
+    y, and the same optimum (logLik equal to 1e-9) was reported converged for x and separated
+    for 10 x + 3. On the rows, the random effects' SDs are the same for both."""
+    data = pd.read_csv(REFERENCE_DIR / "crossed_vector_affine.csv")
+    formula = "y ~ x + (1 + x | g) + (1 + x | h)"
+    fits = [g.fit(formula, data), g.fit(formula, data.assign(x=10.0 * data["x"] + 3.0))]
+    assert fits[0].llf == pytest.approx(fits[1].llf, abs=1e-7)
+    assert fits[0].converged == fits[1].converged
+    assert [w.category for w in fits[0].fit_output.warnings] == [
+        w.category for w in fits[1].fit_output.warnings
+    ]
+    screens = [runaway_blocks(f.model, f.fit_output.theta, 20.0) for f in fits]
+    assert screens[0] == screens[1]

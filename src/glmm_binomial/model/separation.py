@@ -316,8 +316,17 @@ def runaway_columns(
 
 
 def runaway_blocks(data: ModelData, theta: FloatArray, limit: float) -> tuple[int, ...]:
-    """Random-effect blocks with a column in ``runaway_columns``."""
-    return tuple(dict.fromkeys(t for t, _ in runaway_columns(data, theta, limit)))
+    """Random-effect blocks whose random effect on some row, z_i' b_t, has an SD
+    sqrt(z_i' Sigma_t z_i) beyond `limit` (log-odds): the fitted odds of that row move by a
+    factor beyond e^limit with one SD. On the rows, not per column, so that the screen does
+    not change when a column is shifted or scaled (x -> 10 x + 3 moves an SD between the
+    intercept and the slope, not the rows' effects)."""
+    out = []
+    for t, (block, lam) in enumerate(zip(data.blocks, data.lambdas(theta), strict=True)):
+        row_variance = np.square(block.z @ lam).sum(axis=1)
+        if row_variance.size and float(row_variance.max()) > limit * limit:
+            out.append(t)
+    return tuple(out)
 
 
 def within_groups_text(
