@@ -96,14 +96,18 @@ DEFAULT_CONTROL = SeparationControl()
 class Separation:
     """Fixed-effect columns and random-effect blocks with no finite maximum-likelihood
     estimate (empty if none); complete: every row is separated. columns: the (block, column)
-    pairs of those blocks whose SD has none (every column of a block separated as a whole;
+    pairs whose SD has none (every column of a block separated as a whole;
     one column where only that column's rows are, as an occasion of a structured covariance
     whose responses are all 0 or all 1 in every group)."""
 
     complete: bool
     coefficients: tuple[int, ...]
-    blocks: tuple[int, ...] = ()
     columns: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """The random-effect blocks with a column in ``columns``, in order."""
+        return tuple(dict.fromkeys(t for t, _ in self.columns))
 
 
 NO_SEPARATION = Separation(False, ())
@@ -261,19 +265,18 @@ def detect_group_separation(
     # owner j >= 1 is the j-th random-effect column over the blocks in order (0 the fixed).
     which = np.concatenate(owner)[moved]
     pairs = [(t, c) for t, block in enumerate(data.blocks) for c in range(block.k)]
+    # The rows each column (and each block) has a nonzero entry in that stay unseparated.
+    open_columns = [(unseparated[:, None] & (b.z != 0.0)).any(axis=0) for b in data.blocks]
     loose: list[tuple[int, int]] = []
     for j in np.unique(which[which > 0]):
         t, c = pairs[j - 1]
-        block = data.blocks[t]
-        if not (unseparated & (block.z != 0.0).any(axis=1)).any():
+        if not open_columns[t].any():
             # Every row of the block separated: the whole covariance has no finite estimate.
-            loose.extend((t, other) for other in range(block.k))
-        elif not (unseparated & (block.z[:, c] != 0.0)).any():
+            loose.extend((t, other) for other in range(data.blocks[t].k))
+        elif not open_columns[t][c]:
             loose.append((t, c))
-    loose = list(dict.fromkeys(loose))
     coefficients = tuple(int(j) for j in np.flatnonzero(moved[: data.n_fixed]))
-    blocks = tuple(dict.fromkeys(t for t, _ in loose))
-    return Separation(complete, coefficients, blocks, tuple(loose))
+    return Separation(complete, coefficients, tuple(dict.fromkeys(loose)))
 
 
 def looks_divergent(data: ModelData, beta: FloatArray, limit: float) -> bool:
@@ -436,10 +439,7 @@ def separation_found(
         "the reported values are points on a diverging path, not estimates (method "
         '"vb" keeps them finite)'
     )
-    blocks = tuple(dict.fromkeys(t for t, _ in columns))
-    return (FitWarning(message, SeparationWarning),), Separation(
-        False, tuple(moved), blocks, columns
-    )
+    return (FitWarning(message, SeparationWarning),), Separation(False, tuple(moved), columns)
 
 
 def _scale_columns(x: FloatArray) -> FloatArray:

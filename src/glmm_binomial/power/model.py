@@ -30,6 +30,7 @@ from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import DesignInfo, build_model, formula_of
 from glmm_binomial.model.formula import parse_formula
+from glmm_binomial.model.separation import Separation
 from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
@@ -168,7 +169,7 @@ def power_model(source: Any, effect: Mapping[str, Any] | None = None) -> PowerMo
     return pm.with_effect(effect)
 
 
-def not_estimated(pm: PowerModel, found: Any, effect: Mapping[str, Any] | None) -> None:
+def not_estimated(pm: PowerModel, found: Separation, effect: Mapping[str, Any] | None) -> None:
     """ValueError when the fit's separation (model.separation.Separation) left parameters
     without a finite estimate that effect= does not set: responses simulated from a point on
     a diverging path say nothing about a study's power."""
