@@ -108,6 +108,10 @@ def test_power_curve_within_and_its_errors():
     curve = g.power_curve(model, test="x", within="g", breaks=[3, 6], nsim=4, seed=1)
     assert curve.table["rows per g"].tolist() == [3, 6]
     assert curve.table["n_obs"].tolist() == [30, 60]
+    assert curve.summary() == (
+        "Power for x (wald test, alpha 0.05, 4 simulations each; effect x = 0.5):\n"
+        + curve.table.to_string()
+    )
     with pytest.raises(ValueError, match="breaks"):
         g.power_curve(model, breaks=[], nsim=2)
     with pytest.raises(ValueError, match="each of breaks"):

@@ -543,12 +543,12 @@ def _fit_command(args: argparse.Namespace) -> int:
         raise UsageError("--predict-out needs --predict NEWDATA")
     if args.check:
         _check_figure_format(args.check)
-    inputs = [] if _is_bundled(args, data) else [("data file", str(args.dataset or data))]
+    inputs = _data_inputs(args, data)
     if args.predict:
         inputs.append(("--predict file", args.predict))
     check_outputs(_outputs(args), inputs)
     priors = _priors(args.prior)
-    family = _family(args.family, args.link)
+    family = _model_family(args)
     sampler = _sampler_options(args)
     frame, name, info = _load(args, data)
     # The new data are read before the fit, so that an unreadable file costs no fit; their
@@ -645,9 +645,6 @@ def _fit_data(
     keywords), with a spinner saying `text` on a terminal when `shown`."""
     from glmm_binomial.api import fit
 
-    if args.n_agq != 1 and args.method != "agq":
-        raise UsageError("--n-agq applies to --method agq only")
-
     with progress(text, shown):
         return fit(
             formula,
@@ -715,10 +712,10 @@ def _power_command(args: argparse.Namespace) -> int:
         if not curve:
             raise UsageError("--plot draws a power curve: give --along, --within or --breaks")
         _check_figure_format(args.plot, "--plot")
-    inputs = [] if _is_bundled(args, data) else [("data file", str(args.dataset or data))]
+    inputs = _data_inputs(args, data)
     named = [("-o", args.output), ("--plot", args.plot)]
     check_outputs([(option, path) for option, path in named if path], inputs)
-    family = _family(args.family, args.link)
+    family = _model_family(args)
     effect = _effects(args.effect)
     breaks = _breaks(args.breaks)
     frame, name, info = _load(args, data)
@@ -754,7 +751,7 @@ def _power_command(args: argparse.Namespace) -> int:
         found = power_curve(pilot, along=args.along, within=args.within, breaks=breaks, **settings)
         first = found.results[0]
         table = found.table
-        text = str(found)
+        text = found.summary() + "\n"
     else:
         first = power_sim(pilot, **settings)
         table = None
@@ -772,12 +769,6 @@ def _power_command(args: argparse.Namespace) -> int:
     )
     if table is not None:
         document["curve"] = output.frame_records(table.set_index(table.columns[0]))
-        text = (
-            f"Power for {first.test} ({first.method} test, alpha {first.alpha:g}, "
-            f"{first.nsim} simulations each; effect "
-            + ", ".join(f"{k} = {v:.4g}" for k, v in first.effect.items())
-            + f"):\n{text}\n"
-        )
         header = [str(c) for c in table.columns]
         rows = [[output.plain(v) for v in row] for row in table.itertuples(index=False)]
     else:
@@ -834,14 +825,22 @@ def _power_command(args: argparse.Namespace) -> int:
     return EXIT_OK if pilot.converged else EXIT_NOT_CONVERGED
 
 
-def _family(family: str, link: str | None) -> Any:
-    """--family and --link as a Family object (UsageError naming the option when unknown)."""
+def _model_family(args: argparse.Namespace) -> Any:
+    """The model options fit and power share, checked before any data are read: --family and
+    --link as a Family object, --n-agq only with --method agq (UsageError naming the option)."""
     from glmm_binomial.family import make_family
 
+    if args.n_agq != 1 and args.method != "agq":
+        raise UsageError("--n-agq applies to --method agq only")
     try:
-        return make_family(family, link)
+        return make_family(args.family, args.link)
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def _data_inputs(args: argparse.Namespace, data: str | None) -> list[tuple[str, str]]:
+    """The data file as an input no output may overwrite (none for a bundled data set)."""
+    return [] if _is_bundled(args, data) else [("data file", str(args.dataset or data))]
 
 
 def _priors(given: list[str] | None) -> Any:

@@ -75,6 +75,14 @@ class PowerCurve:
     def size_column(self) -> str:
         return str(self.table.columns[0])
 
+    def summary(self) -> str:
+        """The test, its level, the simulations per break and the effect, then the table."""
+        first = self.results[0]
+        return (
+            f"Power for {first.test} ({first.method} test, alpha {first.alpha:g}, "
+            f"{first.nsim} simulations each; effect {first.effect_text}):\n{self}"
+        )
+
     def __str__(self) -> str:
         return self.table.to_string()
 

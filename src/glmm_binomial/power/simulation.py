@@ -86,10 +86,15 @@ class PowerResult:
     def ci_upper(self) -> float:
         return clopper_pearson(self.n_significant, self.n_valid, self.conf_level)[1]
 
+    @property
+    def effect_text(self) -> str:
+        """The effect simulated as "name = value, ..." (4 significant digits)."""
+        return ", ".join(f"{k} = {v:.4g}" for k, v in self.effect.items())
+
     def summary(self) -> str:
         """A few lines as simr prints them."""
         level = f"{100 * self.conf_level:g}%"
-        effect = ", ".join(f"{k} = {v:.4g}" for k, v in self.effect.items())
+        effect = self.effect_text
         groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())
         if self.n_valid:
             line = (
