@@ -340,7 +340,7 @@ def within_groups_text(
     variances that leaves without an estimate (a whole term, or single columns), and whether
     those are more than one (a verb's number)."""
     blocks = list(dict.fromkeys(t for t, _ in columns))
-    whole = [t for t in blocks if sum(1 for u, _ in columns if u == t) == data.blocks[t].k]
+    whole = [t for t in blocks if _whole(data, columns, t)]
     parts = [t for t in blocks if t not in whole]
     where, what = [], []
     if whole:
@@ -412,13 +412,11 @@ def separation_found(
     grouped = detect_group_separation(data)
     # A block separated as a whole runs away in some direction (reported whole, as any of its
     # SDs does); a single separated column only when its own SD does, far.
-
-    def whole(t: int) -> bool:
-        return all((t, o) in grouped.columns for o in range(data.blocks[t].k))
-
     far = () if column_limit is None else runaway_columns(data, theta, column_limit)
     columns = tuple(
-        (t, c) for t, c in grouped.columns if (t in runaway and whole(t)) or (t, c) in far
+        (t, c)
+        for t, c in grouped.columns
+        if (t in runaway and _whole(data, grouped.columns, t)) or (t, c) in far
     )
     if not columns:
         # Without a variance running away, a random effect cannot follow a separating direction
@@ -440,6 +438,11 @@ def separation_found(
         '"vb" keeps them finite)'
     )
     return (FitWarning(message, SeparationWarning),), Separation(False, tuple(moved), columns)
+
+
+def _whole(data: ModelData, columns: tuple[tuple[int, int], ...], t: int) -> bool:
+    """Every column of block t is among the (block, column) pairs."""
+    return all((t, c) in columns for c in range(data.blocks[t].k))
 
 
 def _scale_columns(x: FloatArray) -> FloatArray:
