@@ -565,6 +565,43 @@ def test_model_face_starts_replace_one_block_at_a_time() -> None:
     assert unstructured.theta_face_starts(np.ones(unstructured.n_theta), 1e-4) == []
 
 
+def test_singular_restart_only_at_a_singular_end_of_a_vector_term() -> None:
+    """singular_restart: lme4's start for an unstructured or diag term of two or more SDs
+    with a diagonal entry of Lambda (an SD) below tol, which a correlation at +-1 leaves in
+    canonical form; None off the boundary, for a term of one SD, and for cs and ar1 (their
+    own other_basin and face_starts)."""
+    tol = 1e-4
+    us = Unstructured(2)
+    # Correlation +1: Lambda's second column is zero on its diagonal.
+    assert np.array_equal(us.singular_restart(np.array([0.8, 0.5, 0.0]), tol), us.start())
+    assert np.array_equal(us.singular_restart(np.array([0.0, 0.0, 0.7]), tol), us.start())
+    assert us.singular_restart(np.array([0.8, 0.5, 0.3]), tol) is None
+    assert Unstructured(1).singular_restart(np.array([0.0]), tol) is None
+    diag = Diagonal(2)
+    assert np.array_equal(diag.singular_restart(np.array([0.1, np.log(1e-6)]), tol), np.zeros(2))
+    assert diag.singular_restart(np.array([0.1, -0.5]), tol) is None
+    assert Diagonal(1).singular_restart(np.array([np.log(1e-6)]), tol) is None
+    zero = np.log(1e-6)
+    assert CompoundSymmetry(3).singular_restart(np.array([zero, 0.1, 0.2, 0.0]), tol) is None
+    assert Ar1(3).singular_restart(np.array([zero, 0.5]), tol) is None
+
+
+def test_model_singular_restart_replaces_every_singular_vector_block() -> None:
+    """ModelData.theta_singular_restart: each singular vector block at lme4's start at once,
+    the other blocks' entries as they are; None where no block is singular."""
+    data = pd.read_csv(REFERENCE / "cs_face_start.csv").assign(h=lambda d: d["g"] % 5)
+    model, _ = build_model("y ~ x + (1 + x | g) + (1 + x | h) + (1 | tf)", data)
+    theta = np.array([0.5, 0.2, 0.0, 0.7, 0.1, 0.0, 0.0])
+    np.testing.assert_array_equal(
+        model.theta_singular_restart(theta, 1e-4), [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+    )
+    theta = np.array([0.5, 0.2, 0.3, 0.7, 0.1, 0.0, 0.4])
+    np.testing.assert_array_equal(
+        model.theta_singular_restart(theta, 1e-4), [0.5, 0.2, 0.3, 1.0, 0.0, 1.0, 0.4]
+    )
+    assert model.theta_singular_restart(np.array([0.5, 0.2, 0.3, 0.7, 0.1, 0.2, 0.4]), 1e-4) is None
+
+
 def test_correlation_trials_only_where_the_correlation_does_not_enter() -> None:
     """correlation_trials: near each end of the range where fewer than two SDs are off the
     boundary; none where it enters the model, and none for diag or an unstructured term."""

@@ -29,6 +29,7 @@ from glmm_binomial.numerics.optimize import (
     RANGE_END,
     REWRITTEN_END,
     RUNNING_TO_END,
+    SINGULAR_RESTART,
     EndChecks,
     Estimates,
     OptimizerControl,
@@ -1028,6 +1029,39 @@ def test_a_saddle_the_search_returns_to_is_left_through_a_taken_over_column():
     assert fitted.llf >= submodel.llf - 1e-9
     assert fitted.llf > -40.9992244 + 1e-4
     assert float(fitted.varcorr["corr_1"].iloc[1]) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("csv", "formula", "link", "reference", "without"),
+    [
+        # bench/against_r.py's diag:3098 (299 rows, 13 groups): glmmTMB 1.1.5 -204.489835183
+        # (SDs 2.27 and 1.15); glmer on (1 | g) + (0 + x | g) -204.4899827. The moment start
+        # ends at a singular optimum (the intercept's SD 0, x's 0.14), -205.5347.
+        ("diag_singular_restart.csv", "y ~ x + diag(1 + x | g)", "logit", -204.489835183, -205.5),
+        # cloglog_slope:3111 (60 rows, 15 groups): glmmTMB -35.6913995577 (SDs 0.86 and 1.05,
+        # correlation 0.72); both starts of the first search end at correlation +1, -35.7497.
+        ("cloglog_singular_restart.csv", "y ~ x + (1 + x | g)", "cloglog", -35.6913995577, -35.74),
+        # us:3275 (40 rows, 3 occasions): glmer (0 + tf | g) -24.2237789148, singular
+        # (glmmTMB NA); the moment start's end -24.6089. Ours -24.2088645, above glmer's.
+        ("us_singular_restart.csv", "y ~ x + us(0 + tf | g)", "logit", -24.2237789148, -24.6),
+    ],
+)
+def test_a_singular_end_is_searched_again_from_lme4s_start(
+    csv: str, formula: str, link: str, reference: float, without: float
+) -> None:
+    """A search from the moment start that ends singular in a vector term (an SD at zero or
+    a correlation at +-1) is followed by one from lme4's start (Lambda = I, the end's beta),
+    and the lower converged end is kept: on these three sets it reaches R's optimum, which
+    the first end is below (as with OptimizerControl(singular_restart=False))."""
+    data = pd.read_csv(REFERENCE_DIR / csv)
+    fitted = g_fit(formula, data, link=link)
+    assert fitted.converged
+    assert fitted.llf >= reference - 1e-7
+    assert fitted.opt_summary.message.endswith(SINGULAR_RESTART)
+    first = g_fit(formula, data, link=link, control=OptimizerControl(singular_restart=False))
+    assert first.converged and first.singular
+    assert first.llf < without
+    assert fitted.opt_summary.evaluations > first.opt_summary.evaluations
 
 
 def other_basin_fits(csv: str, formula: str, reference: float) -> tuple:

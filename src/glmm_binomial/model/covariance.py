@@ -123,6 +123,14 @@ class CovarianceStructure(ABC):
         ar1)."""
         return None
 
+    def singular_restart(self, theta: FloatArray, tol: float) -> FloatArray | None:
+        """lme4's start (Lambda = I) for a second search from a singular end of a vector term
+        (two or more SDs, one of them below `tol`, or for an unstructured term a correlation
+        at +-1: a diagonal entry of Lambda at zero), or None: a term of one SD, an end off the
+        boundary, and the structures with starts of their own (cs, ar1: other_basin,
+        face_starts)."""
+        return None
+
     def face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """Starts for further searches where the structure's deviance is known to have optima
         on several faces of its parameter space (one term's SD at zero): one per term whose SD
@@ -221,6 +229,10 @@ class Unstructured(CovarianceStructure):
     def start(self) -> FloatArray:
         rows, cols = self._indices
         return np.where(rows == cols, 1.0, 0.0)
+
+    def singular_restart(self, theta: FloatArray, tol: float) -> FloatArray | None:
+        theta = np.asarray(theta, dtype=np.float64)
+        return self.start() if self.k > 1 and self.at_boundary(theta, tol).any() else None
 
     def with_sds(self, theta: FloatArray, sds: FloatArray) -> FloatArray:
         """Lambda diagonal: lme4's start with the SDs on the diagonal."""
@@ -539,6 +551,10 @@ class Diagonal(ScaledCorrelation):
 
     def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
         return np.eye(self.k), np.zeros((self.k, self.k))
+
+    def singular_restart(self, theta: FloatArray, tol: float) -> FloatArray | None:
+        theta = np.asarray(theta, dtype=np.float64)
+        return self.start() if self.k > 1 and self.at_boundary(theta, tol).any() else None
 
 
 @dataclass(frozen=True)

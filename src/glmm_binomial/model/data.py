@@ -264,6 +264,11 @@ class ModelData:
         (CovarianceStructure.other_basin) set to it, or None when no block has one."""
         return self.blocks_replaced(theta, lambda c, part: c.other_basin(part, tol))
 
+    def theta_singular_restart(self, theta: FloatArray, tol: float) -> FloatArray | None:
+        """theta with every block that is at a singular end of a vector term set to lme4's
+        start (CovarianceStructure.singular_restart), or None when no block is."""
+        return self.blocks_replaced(theta, lambda c, part: c.singular_restart(part, tol))
+
     def theta_face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """theta with one block's slice replaced by one of its face starts
         (CovarianceStructure.face_starts), one per face start over the blocks."""

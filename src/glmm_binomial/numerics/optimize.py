@@ -139,6 +139,11 @@ class OptimizerControl:
         (cs, ar1), search again from starts in its other basins (better_of_basins: the other
         end of rho's range for an end at one, and for cs one start per term with its SD near
         zero) and keep the lowest converged end; only for fits without a given start.
+    singular_restart: with basin_starts, where the search ends singular in a vector term
+        (unstructured or diag: two or more SDs, one at zero or a correlation at +-1), search
+        again from lme4's start (Lambda = I for those terms, the end's beta) and keep the
+        lower converged end. The moment start and lme4's reach different singular optima on
+        a few fits (diag:3098 -205.5347 against -204.4898, glmmTMB's; cloglog_slope:3111).
     basin_merge_tol, basin_merge_decrement: such a search stops, its end discarded, once its
         point lies in the basin of an earlier search's converged end with a positive definite
         Hessian H (in_known_basin): the quadratic model of the deviance about that end, whose
@@ -195,6 +200,7 @@ class OptimizerControl:
     separation_screen: float = 20.0
     column_runaway_screen: float = 1e3
     basin_starts: bool = True
+    singular_restart: bool = True
     basin_merge_tol: float = 0.1
     basin_merge_decrement: float = 1.0
     end_gtol: float = 1e-2
@@ -1402,7 +1408,12 @@ IN_KNOWN_BASIN = "stopped in the basin of an earlier search's end"
 """minimize_deviance's message where its search entered one of `ends`' basins."""
 
 OTHER_BASIN = " (from another start: a structured covariance's other basin)"
-"""Added to the search's message where better_of_basins took another search's end."""
+"""Added to the search's message where better_of_basins took the end of a search from a
+structure's other basin or face (cs, ar1)."""
+
+SINGULAR_RESTART = " (from lme4's start, after a singular end)"
+"""Added to the search's message where better_of_basins took the end of the search from
+lme4's start after a singular end (ModelData.theta_singular_restart)."""
 
 
 def better_of_basins(
@@ -1412,35 +1423,40 @@ def better_of_basins(
     search: Callable[[StartPoint, Sequence[Estimates]], Estimates],
 ) -> Estimates:
     """estimates, or the lowest end of further searches (`search` from a start, each with
-    estimates' beta) where the structures have optima of other kinds (cs, ar1): from
-    ModelData.theta_other_basin's start (an end with rho at an end of its range: cs's twin
-    at the other end of rho with an SD at zero, ar1's optimum at the other end) and from
-    each of ModelData.theta_face_starts (one term's SD near zero), taken when converged and
-    lower by more than control.decrement_tol. Only with control.basin_starts. Each search is
-    given the ends so far (minimize_deviance's `ends`: it stops where it would reach one of
-    them again). The summary counts every search."""
+    estimates' beta) where the deviance is known to have optima elsewhere: for structures
+    with optima of other kinds (cs, ar1), from ModelData.theta_other_basin's start (an end
+    with rho at an end of its range: cs's twin at the other end of rho with an SD at zero,
+    ar1's optimum at the other end) and from each of ModelData.theta_face_starts (one
+    term's SD near zero); with control.singular_restart, at a singular end of a vector term
+    (unstructured, diag), from lme4's start (ModelData.theta_singular_restart). An end is
+    taken when converged and lower by more than control.decrement_tol. Only with
+    control.basin_starts. Each search is given the ends so far (minimize_deviance's `ends`:
+    it stops where it would reach one of them again). The summary counts every search."""
     if not control.basin_starts or not np.isfinite(estimates.deviance):
         return estimates
     theta = estimates.theta
     other = data.theta_other_basin(theta, control.boundary_tol)
-    starts = [] if other is None else [other]
-    starts += data.theta_face_starts(theta, control.boundary_tol)
+    starts = [] if other is None else [(other, OTHER_BASIN)]
+    starts += [(s, OTHER_BASIN) for s in data.theta_face_starts(theta, control.boundary_tol)]
+    restart = data.theta_singular_restart(theta, control.boundary_tol)
+    if control.singular_restart and restart is not None:
+        starts.append((restart, SINGULAR_RESTART))
     if not starts:
         return estimates
-    chosen, last = estimates, estimates
+    chosen, last, note = estimates, estimates, ""
     ends = [estimates]
     iterations, seconds = estimates.summary.iterations, estimates.summary.seconds
-    for start in starts:
+    for start, why in starts:
         last = search(start_point(data, control, start, estimates.beta), ends)
         if last.summary.converged:
             ends.append(last)
         iterations += last.summary.iterations
         seconds += last.summary.seconds
         if last.summary.converged and last.deviance < chosen.deviance - control.decrement_tol:
-            chosen = last
+            chosen, note = last, why
     summary = dataclasses.replace(
         chosen.summary,
-        message=chosen.summary.message + ("" if chosen is estimates else OTHER_BASIN),
+        message=chosen.summary.message + note,
         iterations=iterations,
         # The counters run on over the searches: the last one's are the totals.
         evaluations=last.summary.evaluations,
