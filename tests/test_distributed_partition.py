@@ -3,12 +3,17 @@ from the fit's DesignInfo; the runner protocol in one process (distributed/runne
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 
 from glmm_binomial.distributed.partition import ROW_COLUMN, local_codes, partition_rows
 from glmm_binomial.distributed.runner import local_runner
+from glmm_binomial.distributed.start import runaway_rows
+from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import build_model
+from glmm_binomial.model.separation import largest_row_variance, runaway_blocks
 
 
 def frame(seed: int = 2, n: int = 240) -> pd.DataFrame:
@@ -123,3 +128,54 @@ def test_a_partition_copied_to_another_worker_gives_the_same_bits() -> None:
     again = pickle.loads(pickle.dumps(vb))
     assert again.data.trials.strides == (0,)
     assert again.glm_value(beta) == vb.glm_value(beta)
+
+
+class RowsRead:
+    """Partitions.read of row_variances over two halves of a model's rows, counting calls."""
+
+    def __init__(self, model: ModelData) -> None:
+        n = model.n_obs
+        self.halves = [model.take(np.arange(0, n // 2)), model.take(np.arange(n // 2, n))]
+        self.calls = 0
+
+    def read(self, method: str, lambdas: list[np.ndarray]) -> list[list[float]]:
+        assert method == "row_variances"
+        self.calls += 1
+        return [
+            [largest_row_variance(b.z, lam) for b, lam in zip(half.blocks, lambdas, strict=True)]
+            for half in self.halves
+        ]
+
+
+def test_runaway_rows_is_the_in_memory_screen_read_only_past_its_bound() -> None:
+    """distributed.start.runaway_rows: the in-memory runaway_blocks screen (a row's
+    random-effect SD beyond the limit) over the partitions, the rows read only where the bound
+    sum_j SD_j max |z_j| passes the limit."""
+    data = frame().assign(x=lambda d: 10.0 * d["x"] + 100.0)
+    model, _ = build_model("y ~ x + (1 + x | g)", data, weights="w")
+    x = model.blocks[0].z[:, 1]
+    spread = np.max(np.abs(model.blocks[0].z), axis=0)
+    start = SimpleNamespace(z_spread=[spread])
+    rng = np.random.default_rng(5)
+    limit = 20.0
+    for scale in (1e-3, 0.05, 0.2, 1.0):
+        for _ in range(20):
+            lower = np.tril(rng.normal(size=(2, 2))) * np.array([1.0, scale])[:, None]
+            theta = np.array([lower[0, 0], lower[1, 0], lower[1, 1]])
+            rows = RowsRead(model)
+            found = runaway_rows(rows, model, start, theta, limit)  # type: ignore[arg-type]
+            assert found == bool(runaway_blocks(model, theta, limit))
+            bound = float(np.sqrt(np.sum(lower * lower, axis=1)) @ spread)
+            assert rows.calls == (1 if bound > limit else 0)
+    # Intercept and slope perfectly correlated, cancelling on these rows: each column's SD
+    # times its largest |z| passes the limit (the screen per column gathered the rows), no
+    # row's SD does.
+    slope = 30.0 / float(x.max() - x.min())
+    intercept = -slope * float(x.max() + x.min()) / 2.0
+    theta = np.array([intercept, slope, 0.0])
+    assert min(abs(intercept) * spread[0], slope * spread[1]) > limit
+    rows = RowsRead(model)
+    assert not runaway_rows(rows, model, start, theta, limit)  # type: ignore[arg-type]
+    assert rows.calls == 1 and not runaway_blocks(model, theta, limit)
+    theta[1] *= 1.5
+    assert runaway_rows(RowsRead(model), model, start, theta, limit)  # type: ignore[arg-type]

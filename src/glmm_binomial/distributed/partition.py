@@ -39,6 +39,7 @@ from glmm_binomial.model.design import DesignInfo, check_finite, response_counts
 from glmm_binomial.model.formula import r_name
 from glmm_binomial.model.frame import read_like
 from glmm_binomial.model.newdata import rows_design
+from glmm_binomial.model.separation import largest_row_variance
 from glmm_binomial.numerics.optimize import glm_value_information_score, level_scores
 
 FloatArray = NDArray[np.float64]
@@ -179,6 +180,13 @@ class Partition:
             np.max(np.abs(d.x), axis=0, initial=0.0),
             [np.max(np.abs(b.z), axis=0, initial=0.0) for b in d.blocks],
         )
+
+    def row_variances(self, lambdas: list[FloatArray]) -> list[float]:
+        """Per block, the largest variance of a row's random effect, z_i' Lambda Lambda' z_i,
+        given each block's Lambda (separation.largest_row_variance)."""
+        return [
+            largest_row_variance(b.z, lam) for b, lam in zip(self.data.blocks, lambdas, strict=True)
+        ]
 
     def design_arrays(self) -> tuple[Any, ...]:
         """The rows for the separation check: X, successes, trials and per block the codes among

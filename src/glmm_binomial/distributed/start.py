@@ -216,14 +216,11 @@ def separation_check(
     column_limit: float | None = None,
 ) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
     """separation.separation_report on the rows gathered to the client, run only when its
-    screens (|beta| x max |x|, SD x max |z|) fire and the rows are few enough to gather;
-    beyond, a warning that the exact check was not run. column_limit: separation_found's."""
+    screens fire (|beta| x max |x| beyond `limit`, or a row's random-effect SD, as in memory:
+    runaway_rows) and the rows are few enough to gather; beyond, a warning that the exact
+    check was not run. column_limit: separation_found's."""
     large = large_coefficients(start.largest[None, :], beta, limit)
-    runaway = False
-    for lam, spread in zip(surrogate.lambdas(theta), start.z_spread, strict=True):
-        sd = np.sqrt(np.sum(lam * lam, axis=1))
-        runaway = runaway or bool(np.any(sd * spread > limit))
-    if not large and not runaway:
+    if not large and not runaway_rows(partitions, surrogate, start, theta, limit):
         return (), ()
     width = surrogate.n_fixed + sum(b.k for b in surrogate.blocks)
     if n_complete * width > SEPARATION_GATHER_LIMIT:
@@ -252,6 +249,24 @@ def separation_check(
         log_binomial_constant=0.0,
     )
     return separation_report(rows, beta, theta, limit, column_limit)
+
+
+def runaway_rows(
+    partitions: Partitions, surrogate: ModelData, start: Start, theta: FloatArray, limit: float
+) -> bool:
+    """Whether some row's random effect has an SD sqrt(z_i' Sigma z_i) beyond `limit` in a
+    block (separation.runaway_blocks, the in-memory screen). sum_j SD_j max |z_j| bounds it
+    (the triangle inequality over Lambda's rows): only where a block's bound passes the limit
+    are the rows read, once over the partitions."""
+    lambdas = surrogate.lambdas(theta)
+    bounds = [
+        float(np.sqrt(np.sum(lam * lam, axis=1)) @ spread)
+        for lam, spread in zip(lambdas, start.z_spread, strict=True)
+    ]
+    if max(bounds, default=0.0) <= limit:
+        return False
+    largest = np.max(np.array(partitions.read("row_variances", lambdas=lambdas)), axis=0)
+    return bool(np.any(largest > limit * limit))
 
 
 def result_design(

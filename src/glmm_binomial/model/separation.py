@@ -326,10 +326,18 @@ def runaway_blocks(data: ModelData, theta: FloatArray, limit: float) -> tuple[in
     intercept and the slope, not the rows' effects)."""
     out = []
     for t, (block, lam) in enumerate(zip(data.blocks, data.lambdas(theta), strict=True)):
-        row_variance = np.square(block.z @ lam).sum(axis=1)
-        if row_variance.size and float(row_variance.max()) > limit * limit:
+        if largest_row_variance(block.z, lam) > limit * limit:
             out.append(t)
     return tuple(out)
+
+
+def largest_row_variance(z: FloatArray, lam: FloatArray) -> float:
+    """max_i z_i' Lambda Lambda' z_i over the rows of z (0 without rows): the largest variance
+    of one row's random effect, on the scale of the linear predictor (runaway_blocks' screen;
+    a Dask fit takes the maximum over its partitions)."""
+    if not len(z):
+        return 0.0
+    return float(np.square(z @ lam).sum(axis=1).max())
 
 
 def within_groups_text(
