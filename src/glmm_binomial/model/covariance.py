@@ -44,6 +44,10 @@ class CovarianceStructure(ABC):
     """Whether a fit starts the terms' SDs at moment estimates (with_sds; the optimizer's
     moment_start) rather than at 1."""
 
+    restarts_when_singular: ClassVar[bool] = False
+    """Whether a singular end of a term of two or more SDs is searched again from lme4's
+    start (singular_restart): unstructured and diag; cs and ar1 have starts of their own."""
+
     @property
     @abstractmethod
     def n_theta(self) -> int:
@@ -128,8 +132,11 @@ class CovarianceStructure(ABC):
         (two or more SDs, one of them below `tol`, or for an unstructured term a correlation
         at +-1: a diagonal entry of Lambda at zero), or None: a term of one SD, an end off the
         boundary, and the structures with starts of their own (cs, ar1: other_basin,
-        face_starts)."""
-        return None
+        face_starts; restarts_when_singular)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        if not self.restarts_when_singular or self.k < 2 or not self.at_boundary(theta, tol).any():
+            return None
+        return self.start()
 
     def face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """Starts for further searches where the structure's deviance is known to have optima
@@ -194,6 +201,7 @@ class Unstructured(CovarianceStructure):
 
     k: int
     name: str = "us"
+    restarts_when_singular: ClassVar[bool] = True
 
     @property
     def n_theta(self) -> int:
@@ -229,10 +237,6 @@ class Unstructured(CovarianceStructure):
     def start(self) -> FloatArray:
         rows, cols = self._indices
         return np.where(rows == cols, 1.0, 0.0)
-
-    def singular_restart(self, theta: FloatArray, tol: float) -> FloatArray | None:
-        theta = np.asarray(theta, dtype=np.float64)
-        return self.start() if self.k > 1 and self.at_boundary(theta, tol).any() else None
 
     def with_sds(self, theta: FloatArray, sds: FloatArray) -> FloatArray:
         """Lambda diagonal: lme4's start with the SDs on the diagonal."""
@@ -540,6 +544,7 @@ class Diagonal(ScaledCorrelation):
 
     k: int
     name: str = "diag"
+    restarts_when_singular: ClassVar[bool] = True
 
     @property
     def n_sd(self) -> int:
@@ -551,10 +556,6 @@ class Diagonal(ScaledCorrelation):
 
     def factor(self, rho: float) -> tuple[FloatArray, FloatArray]:
         return np.eye(self.k), np.zeros((self.k, self.k))
-
-    def singular_restart(self, theta: FloatArray, tol: float) -> FloatArray | None:
-        theta = np.asarray(theta, dtype=np.float64)
-        return self.start() if self.k > 1 and self.at_boundary(theta, tol).any() else None
 
 
 @dataclass(frozen=True)
