@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from conftest import REFERENCE_DIR  # noqa: E402
 import glmm_binomial  # noqa: E402
 from glmm_binomial.diagnostics import RankDeficiencyWarning, SeparationWarning  # noqa: E402
 from glmm_binomial.distributed.fit import DaskGLMMResult, is_dask_frame  # noqa: E402
+from glmm_binomial.numerics.optimize import SINGULAR_RESTART, OptimizerControl  # noqa: E402
 
 
 def simulate(seed: int, n_groups: int = 40, per: int = 15, kind: str = "intercept") -> pd.DataFrame:
@@ -150,6 +152,33 @@ def test_a_single_separated_column_is_reported_as_in_memory(client) -> None:
     with pytest.warns(SeparationWarning, match="the SD of tft2 in"):
         fitted = glmm_binomial.fit("y ~ x + (0 + tf | g)", dd.from_pandas(frame, npartitions=2))
     assert not fitted.converged
+
+
+@pytest.mark.parametrize(
+    ("csv", "formula"),
+    [
+        # us:3275 (40 rows): the first end -24.6089, the restart's -24.2089 (nested path).
+        ("us_singular_restart.csv", "y ~ x + (0 + tf | g)"),
+        # crossed_vector:3011 (36 rows): the restart's end is a separation within groups,
+        # not converged (the crossed path, whose objective's reset is the client's).
+        ("crossed_vector_restart.csv", "y ~ x + (1 + x | g) + (1 + x | h)"),
+    ],
+)
+def test_a_singular_end_is_searched_again_as_in_memory(client, csv: str, formula: str) -> None:
+    """The search from lme4's start after a singular end (optimize.better_of_basins) runs on
+    the partitions as in memory, its modes from u = 0: the same end, taken over the first."""
+    frame = pd.read_csv(REFERENCE_DIR / csv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        memory = glmm_binomial.fit(formula, frame)
+        first = glmm_binomial.fit(formula, frame, control=OptimizerControl(singular_restart=False))
+        fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=2))
+    assert memory.opt_summary.message.endswith(SINGULAR_RESTART)
+    assert fitted.opt_summary.message.endswith(SINGULAR_RESTART)
+    assert memory.llf > first.llf + 0.1
+    assert fitted.llf == pytest.approx(memory.llf, rel=1e-8)
+    assert fitted.converged == memory.converged
+    assert [w.category for w in fitted.warnings] == [w.category for w in memory.warnings]
 
 
 def test_agq_one_factor(client, monkeypatch) -> None:

@@ -432,6 +432,11 @@ class CrossedObjective:
         self._serial = 0
         self._at: _ClientMode | None = None
 
+    def reset(self) -> None:
+        """The next mode search starts from u = 0 (u_c and every partition's local u), as the
+        in-memory objective's reset before a search from another start."""
+        self._reset, self._at = True, None
+
     def _call(self, method: str, **kwargs: Any) -> list[Any]:
         self._serial += 1
         commit, self._commit = self._commit, False

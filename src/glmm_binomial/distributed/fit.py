@@ -43,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,7 @@ from glmm_binomial.distributed.start import (
     Start,
     first_passes,
     glm_start,
+    glm_sums,
     identifiability_stand_in,
     result_design,
     separation_check,
@@ -99,7 +100,15 @@ from glmm_binomial.model.design import DesignInfo
 from glmm_binomial.model.formula import ParsedFormula, parse_formula
 from glmm_binomial.model.frame import label_keys
 from glmm_binomial.model.validation import emit_fit_warnings
-from glmm_binomial.numerics.optimize import StartPoint, conditional_beta, minimize_deviance
+from glmm_binomial.numerics.optimize import (
+    Estimates,
+    StartPoint,
+    better_of_basins,
+    conditional_beta,
+    information_factor,
+    minimize_deviance,
+    off_boundary,
+)
 
 FloatArray = NDArray[np.float64]
 LOG = logging.getLogger(__name__)
@@ -396,17 +405,34 @@ def _maximum_likelihood(
         # (as the in-memory fits: Laplace's does, AGQ's uses the GLM's).
         information = objective.fixed_information if first.has_fixed_information else None
     theta, factor, curvature = theta_start(partitions, surrogate, beta, control)
-    estimates = minimize_deviance(
-        surrogate,
-        objective.deviance_and_gradient,
-        control,
-        objective.counters,
-        method.name,
-        StartPoint(
-            theta, conditional_beta(beta, factor, start.offset_part), info_factor, curvature
-        ),
-        fixed_information=information,
+
+    def search(point: StartPoint, ends: Sequence[Estimates] = ()) -> Estimates:
+        return minimize_deviance(
+            surrogate,
+            objective.deviance_and_gradient,
+            control,
+            objective.counters,
+            method.name,
+            point,
+            fixed_information=information,
+            ends=ends,
+        )
+
+    def search_from(theta: FloatArray, beta: FloatArray, ends: Sequence[Estimates]) -> Estimates:
+        # As the in-memory fit's later searches (optimize.start_point from given estimates):
+        # modes from u = 0, beta whitened by the GLM's information at the given beta.
+        objective.reset()
+        theta = off_boundary(
+            surrogate, theta, control.zero_start, control.boundary_tol, control.saturation_start
+        )
+        given = information_factor(glm_sums(partitions, beta)[1])
+        return search(StartPoint(theta, beta, info_factor if given is None else given), ends)
+
+    initial = search(
+        StartPoint(theta, conditional_beta(beta, factor, start.offset_part), info_factor, curvature)
     )
+    # The searches from other starts of the in-memory fit (a singular end of a vector term).
+    estimates = better_of_basins(surrogate, control, initial, search_from)
     label, n_agq = LOGLIK_LABEL, 1
     if isinstance(method, Agq):
         # The rule the partitions' objectives use (product or sparse grid, by the effect's

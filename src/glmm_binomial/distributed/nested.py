@@ -120,6 +120,11 @@ class ModePartition(Partition):
         return c.pirls_iterations, c.pirls_failures
 
     # --- calls that move the warm start (Partitions.advance) ----------------------------------
+    def reset(self) -> None:
+        """Forget the warm start: the next mode search starts from u = 0 (the objective's
+        reset, before a search from another start)."""
+        self.objective.reset()
+
     def deviance_and_gradient(self, theta: FloatArray, beta: FloatArray) -> Counted:
         before = self._counts()
         return self._counted(self.objective.deviance_and_gradient(theta, beta), before)
@@ -200,6 +205,11 @@ class NestedObjective:
         return sum_deviance_and_gradient(
             self._answers("deviance_and_gradient", theta, beta), theta, beta
         )
+
+    def reset(self) -> None:
+        """Every partition's mode searches start from u = 0 again (before a search from
+        another start, as the in-memory objective's reset)."""
+        self.advance("reset")
 
     def fixed_information(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
         info = np.zeros((len(beta), len(beta)))

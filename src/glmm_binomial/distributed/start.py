@@ -131,21 +131,23 @@ def glm_start(
     """numerics.optimize.glm_newton from beta on the partitions' sums of the log-likelihood,
     X'WX and X'r (one round trip per Newton step): beta of the fixed-effects-only GLM and the
     upper Cholesky factor of its information."""
+    return glm_newton(beta, lambda b: glm_sums(partitions, b), control)
+
+
+def glm_sums(partitions: Partitions, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+    """The fixed-effects-only GLM's log-likelihood, X'WX and X'r at beta, summed over the
+    partitions in partition order (numerics.optimize.glm_value_information_score's)."""
     n_fixed = len(beta)
-
-    def value_information_score(b: FloatArray) -> tuple[float, FloatArray, FloatArray]:
-        value = 0.0
-        info = np.zeros((n_fixed, n_fixed))
-        score = np.zeros(n_fixed)
-        for part_value, part_info, part_score in partitions.read(
-            "glm_value_information_score", beta=b
-        ):
-            value += part_value
-            info += part_info
-            score += part_score
-        return value, info, score
-
-    return glm_newton(beta, value_information_score, control)
+    value = 0.0
+    info = np.zeros((n_fixed, n_fixed))
+    score = np.zeros(n_fixed)
+    for part_value, part_info, part_score in partitions.read(
+        "glm_value_information_score", beta=beta
+    ):
+        value += part_value
+        info += part_info
+        score += part_score
+    return value, info, score
 
 
 def theta_start(

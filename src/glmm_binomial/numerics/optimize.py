@@ -411,11 +411,8 @@ def start_point(
     if theta is not None and beta is not None and data.n_obs == data.x.shape[0]:
         given = np.asarray(beta, dtype=np.float64)
         _, information, _ = glm_value_information_score(data, given)
-        try:
-            factor = cholesky_upper(information + 1e-12 * np.eye(len(given)))
-        except (np.linalg.LinAlgError, ValueError):
-            factor = None
-        if factor is not None and np.isfinite(factor).all():
+        factor = information_factor(information)
+        if factor is not None:
             return StartPoint(np.asarray(theta, dtype=np.float64), given, factor)
     beta_glm, info_factor = glm_start(data, control)
     theta_start = data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64)
@@ -447,6 +444,17 @@ def start_point(
         info_factor,
         curvature,
     )
+
+
+def information_factor(information: FloatArray) -> FloatArray | None:
+    """The upper Cholesky factor of the GLM's information X'WX (plus 1e-12 I, as glm_newton's)
+    that whitens beta at a given start, or None where it is not positive definite or not
+    finite."""
+    try:
+        factor = cholesky_upper(information + 1e-12 * np.eye(len(information)))
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    return factor if np.isfinite(factor).all() else None
 
 
 def offset_coefficients(data: ModelData) -> FloatArray:
@@ -1398,7 +1406,14 @@ def search_with_basins(
         )
 
     estimates = search(start)
-    return better_of_basins(data, control, estimates, search) if other_starts else estimates
+    if not other_starts:
+        return estimates
+    return better_of_basins(
+        data,
+        control,
+        estimates,
+        lambda theta, beta, ends: search(start_point(data, control, theta, beta), ends),
+    )
 
 
 RUNNING_TO_END = "a structured SD or correlation, or a family parameter, running out to its end"
@@ -1420,18 +1435,19 @@ def better_of_basins(
     data: ModelData,
     control: OptimizerControl,
     estimates: Estimates,
-    search: Callable[[StartPoint, Sequence[Estimates]], Estimates],
+    search: Callable[[FloatArray, FloatArray, Sequence[Estimates]], Estimates],
 ) -> Estimates:
-    """estimates, or the lowest end of further searches (`search` from a start, each with
-    estimates' beta) where the deviance is known to have optima elsewhere: for structures
-    with optima of other kinds (cs, ar1), from ModelData.theta_other_basin's start (an end
-    with rho at an end of its range: cs's twin at the other end of rho with an SD at zero,
-    ar1's optimum at the other end) and from each of ModelData.theta_face_starts (one
-    term's SD near zero); with control.singular_restart, at a singular end of a vector term
-    (unstructured, diag), from lme4's start (ModelData.theta_singular_restart). An end is
-    taken when converged and lower by more than control.decrement_tol. Only with
-    control.basin_starts. Each search is given the ends so far (minimize_deviance's `ends`:
-    it stops where it would reach one of them again). The summary counts every search."""
+    """estimates, or the lowest end of further searches (search(theta, beta, ends): from
+    theta and estimates' beta, its mode searches from u = 0) where the deviance is known to
+    have optima elsewhere: for structures with optima of other kinds (cs, ar1), from
+    ModelData.theta_other_basin's start (an end with rho at an end of its range: cs's twin
+    at the other end of rho with an SD at zero, ar1's optimum at the other end) and from
+    each of ModelData.theta_face_starts (one term's SD near zero); with
+    control.singular_restart, at a singular end of a vector term (unstructured, diag), from
+    lme4's start (ModelData.theta_singular_restart). An end is taken when converged and
+    lower by more than control.decrement_tol. Only with control.basin_starts. Each search is
+    given the ends so far (minimize_deviance's `ends`: it stops where it would reach one of
+    them again). The summary counts every search."""
     if not control.basin_starts or not np.isfinite(estimates.deviance):
         return estimates
     theta = estimates.theta
@@ -1447,7 +1463,7 @@ def better_of_basins(
     ends = [estimates]
     iterations, seconds = estimates.summary.iterations, estimates.summary.seconds
     for start, why in starts:
-        last = search(start_point(data, control, start, estimates.beta), ends)
+        last = search(start, estimates.beta, ends)
         if last.summary.converged:
             ends.append(last)
         iterations += last.summary.iterations
