@@ -566,40 +566,51 @@ def test_model_face_starts_replace_one_block_at_a_time() -> None:
 
 
 def test_singular_restart_only_at_a_singular_end_of_a_vector_term() -> None:
-    """singular_restart: lme4's start for an unstructured or diag term of two or more SDs
-    with a diagonal entry of Lambda (an SD) below tol, which a correlation at +-1 leaves in
-    canonical form; None off the boundary, for a term of one SD, and for cs and ar1 (their
-    own other_basin and face_starts)."""
+    """ends_singular: an unstructured or diag term of two or more SDs with a diagonal entry of
+    Lambda (an SD) below tol, which a correlation at +-1 leaves in canonical form; not off the
+    boundary, not for a term of one SD, not for cs and ar1 (their own other_basin and
+    face_starts). restart_start: lme4's start for unstructured and diag terms only."""
     tol = 1e-4
     us = Unstructured(2)
     # Correlation +1: Lambda's second column is zero on its diagonal.
-    assert np.array_equal(us.singular_restart(np.array([0.8, 0.5, 0.0]), tol), us.start())
-    assert np.array_equal(us.singular_restart(np.array([0.0, 0.0, 0.7]), tol), us.start())
-    assert us.singular_restart(np.array([0.8, 0.5, 0.3]), tol) is None
-    assert Unstructured(1).singular_restart(np.array([0.0]), tol) is None
+    assert us.ends_singular(np.array([0.8, 0.5, 0.0]), tol)
+    assert us.ends_singular(np.array([0.0, 0.0, 0.7]), tol)
+    assert not us.ends_singular(np.array([0.8, 0.5, 0.3]), tol)
+    assert not Unstructured(1).ends_singular(np.array([0.0]), tol)
     diag = Diagonal(2)
-    assert np.array_equal(diag.singular_restart(np.array([0.1, np.log(1e-6)]), tol), np.zeros(2))
-    assert diag.singular_restart(np.array([0.1, -0.5]), tol) is None
-    assert Diagonal(1).singular_restart(np.array([np.log(1e-6)]), tol) is None
+    assert diag.ends_singular(np.array([0.1, np.log(1e-6)]), tol)
+    assert not diag.ends_singular(np.array([0.1, -0.5]), tol)
+    assert not Diagonal(1).ends_singular(np.array([np.log(1e-6)]), tol)
     zero = np.log(1e-6)
-    assert CompoundSymmetry(3).singular_restart(np.array([zero, 0.1, 0.2, 0.0]), tol) is None
-    assert Ar1(3).singular_restart(np.array([zero, 0.5]), tol) is None
+    assert not CompoundSymmetry(3).ends_singular(np.array([zero, 0.1, 0.2, 0.0]), tol)
+    assert not Ar1(3).ends_singular(np.array([zero, 0.5]), tol)
+    np.testing.assert_array_equal(us.restart_start(), [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(Unstructured(1).restart_start(), [1.0])
+    np.testing.assert_array_equal(diag.restart_start(), [0.0, 0.0])
+    assert CompoundSymmetry(3).restart_start() is None
+    assert Ar1(3).restart_start() is None
 
 
-def test_model_singular_restart_replaces_every_singular_vector_block() -> None:
-    """ModelData.theta_singular_restart: each singular vector block at lme4's start at once,
-    the other blocks' entries as they are; None where no block is singular."""
+def test_model_singular_restart_puts_every_lme4_term_at_lme4s_start() -> None:
+    """ModelData.theta_singular_restart: where one vector block ends singular, every
+    unstructured and diag block at lme4's start (the scalar one too), a cs block and the
+    other entries as they are; None where no vector block is singular (a scalar term at zero
+    is not enough)."""
     data = pd.read_csv(REFERENCE / "cs_face_start.csv").assign(h=lambda d: d["g"] % 5)
     model, _ = build_model("y ~ x + (1 + x | g) + (1 + x | h) + (1 | tf)", data)
-    theta = np.array([0.5, 0.2, 0.0, 0.7, 0.1, 0.0, 0.0])
-    np.testing.assert_array_equal(
-        model.theta_singular_restart(theta, 1e-4), [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
-    )
+    restart = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]
+    theta = np.array([0.5, 0.2, 0.0, 0.7, 0.1, 0.3, 0.4])
+    np.testing.assert_array_equal(model.theta_singular_restart(theta, 1e-4), restart)
     theta = np.array([0.5, 0.2, 0.3, 0.7, 0.1, 0.0, 0.4])
+    np.testing.assert_array_equal(model.theta_singular_restart(theta, 1e-4), restart)
+    assert model.theta_singular_restart(np.array([0.5, 0.2, 0.3, 0.7, 0.1, 0.2, 0.0]), 1e-4) is None
+    structured, _ = build_model("y ~ x + cs(0 + tf | g) + (1 + x | h)", data)
+    n_cs = structured.blocks[0].covariance.n_theta
+    assert structured.blocks[0].covariance.name == "cs"
+    theta = np.concatenate([np.full(n_cs, 0.3), [0.5, 0.2, 0.0]])
     np.testing.assert_array_equal(
-        model.theta_singular_restart(theta, 1e-4), [0.5, 0.2, 0.3, 1.0, 0.0, 1.0, 0.4]
+        structured.theta_singular_restart(theta, 1e-4), [*np.full(n_cs, 0.3), 1.0, 0.0, 1.0]
     )
-    assert model.theta_singular_restart(np.array([0.5, 0.2, 0.3, 0.7, 0.1, 0.2, 0.4]), 1e-4) is None
 
 
 def test_correlation_trials_only_where_the_correlation_does_not_enter() -> None:

@@ -1044,6 +1044,16 @@ def test_a_saddle_the_search_returns_to_is_left_through_a_taken_over_column():
         # us:3275 (40 rows, 3 occasions): glmer (0 + tf | g) -24.2237789148, singular
         # (glmmTMB NA); the moment start's end -24.6089. Ours -24.2088645, above glmer's.
         ("us_singular_restart.csv", "y ~ x + us(0 + tf | g)", "logit", -24.2237789148, -24.6),
+        # crossed_vector:921 (80 rows, 20 x 10 groups): glmer -43.95930071 (glmmTMB NA); the
+        # first end -43.9622 has h's correlation at -1 and g's at 0.995: the second search
+        # starts both terms at lme4's start (from h's alone it comes back to -43.9622).
+        (
+            "crossed_vector_lme4_start.csv",
+            "y ~ x + (1 + x | g) + (1 + x | h)",
+            "logit",
+            -43.95930071,
+            -43.961,
+        ),
     ],
 )
 def test_a_singular_end_is_searched_again_from_lme4s_start(

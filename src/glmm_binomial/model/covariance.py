@@ -46,7 +46,8 @@ class CovarianceStructure(ABC):
 
     restarts_when_singular: ClassVar[bool] = False
     """Whether a singular end of a term of two or more SDs is searched again from lme4's
-    start (singular_restart): unstructured and diag; cs and ar1 have starts of their own."""
+    start (ends_singular, restart_start): unstructured and diag; cs and ar1 have starts of
+    their own."""
 
     @property
     @abstractmethod
@@ -127,16 +128,20 @@ class CovarianceStructure(ABC):
         ar1)."""
         return None
 
-    def singular_restart(self, theta: FloatArray, tol: float) -> FloatArray | None:
-        """lme4's start (Lambda = I) for a second search from a singular end of a vector term
-        (two or more SDs, one of them below `tol`, or for an unstructured term a correlation
-        at +-1: a diagonal entry of Lambda at zero), or None: a term of one SD, an end off the
-        boundary, and the structures with starts of their own (cs, ar1: other_basin,
-        face_starts; restarts_when_singular)."""
-        theta = np.asarray(theta, dtype=np.float64)
-        if not self.restarts_when_singular or self.k < 2 or not self.at_boundary(theta, tol).any():
-            return None
-        return self.start()
+    def ends_singular(self, theta: FloatArray, tol: float) -> bool:
+        """Whether theta is a singular end of a vector term that calls for a second search
+        from lme4's start (restarts_when_singular: unstructured, diag; two or more SDs): an
+        SD below `tol`, or for an unstructured term a correlation at +-1 (a diagonal entry of
+        Lambda at zero). cs and ar1 have starts of their own (other_basin, face_starts)."""
+        if not self.restarts_when_singular or self.k < 2:
+            return False
+        return bool(self.at_boundary(np.asarray(theta, dtype=np.float64), tol).any())
+
+    def restart_start(self) -> FloatArray | None:
+        """The term's part of that second search's start: lme4's (Lambda = I) for the
+        structures that restart (restarts_when_singular, scalar terms too), else None (the
+        end's theta kept)."""
+        return self.start() if self.restarts_when_singular else None
 
     def face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """Starts for further searches where the structure's deviance is known to have optima

@@ -265,9 +265,15 @@ class ModelData:
         return self.blocks_replaced(theta, lambda c, part: c.other_basin(part, tol))
 
     def theta_singular_restart(self, theta: FloatArray, tol: float) -> FloatArray | None:
-        """theta with every block that is at a singular end of a vector term set to lme4's
-        start (CovarianceStructure.singular_restart), or None when no block is."""
-        return self.blocks_replaced(theta, lambda c, part: c.singular_restart(part, tol))
+        """Where some block is at a singular end of a vector term
+        (CovarianceStructure.ends_singular), theta with every unstructured and diag block at
+        lme4's start (restart_start; the other blocks and the family's entries as they are);
+        else None."""
+        theta = np.asarray(theta, dtype=np.float64)
+        slices = zip(self.blocks, self.theta_slices(), strict=True)
+        if not any(b.covariance.ends_singular(theta[s], tol) for b, s in slices):
+            return None
+        return self.blocks_replaced(theta, lambda c, part: c.restart_start())
 
     def theta_face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """theta with one block's slice replaced by one of its face starts

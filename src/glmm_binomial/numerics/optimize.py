@@ -141,9 +141,10 @@ class OptimizerControl:
         zero) and keep the lowest converged end; only for fits without a given start.
     singular_restart: with basin_starts, where the search ends singular in a vector term
         (unstructured or diag: two or more SDs, one at zero or a correlation at +-1), search
-        again from lme4's start (Lambda = I for those terms, the end's beta) and keep the
-        lower converged end. The moment start and lme4's reach different singular optima on
-        a few fits (diag:3098 -205.5347 against -204.4898, glmmTMB's; cloglog_slope:3111).
+        again from lme4's start (Lambda = I for every unstructured and diag term, the end's
+        beta) and keep the lower converged end. The moment start and lme4's reach different
+        singular optima on a few fits (diag:3098 -205.5347 against -204.4898, glmmTMB's;
+        cloglog_slope:3111; crossed_vector:921, which needs both terms restarted).
     basin_merge_tol, basin_merge_decrement: such a search stops, its end discarded, once its
         point lies in the basin of an earlier search's converged end with a positive definite
         Hessian H (in_known_basin): the quadratic model of the deviance about that end, whose
