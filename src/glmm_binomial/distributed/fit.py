@@ -105,9 +105,8 @@ from glmm_binomial.numerics.optimize import (
     StartPoint,
     better_of_basins,
     conditional_beta,
-    information_factor,
+    given_point,
     minimize_deviance,
-    off_boundary,
 )
 
 FloatArray = NDArray[np.float64]
@@ -419,14 +418,12 @@ def _maximum_likelihood(
         )
 
     def search_from(theta: FloatArray, beta: FloatArray, ends: Sequence[Estimates]) -> Estimates:
-        # As the in-memory fit's later searches (optimize.start_point from given estimates):
-        # modes from u = 0, beta whitened by the GLM's information at the given beta.
+        # As the in-memory fit's later searches: modes from u = 0, the start from the given
+        # estimates (given_point, the GLM's information summed over the partitions).
         objective.reset()
-        theta = off_boundary(
-            surrogate, theta, control.zero_start, control.boundary_tol, control.saturation_start
-        )
-        given = information_factor(glm_sums(partitions, beta)[1])
-        return search(StartPoint(theta, beta, info_factor if given is None else given), ends)
+        glm_information = glm_sums(partitions, beta)[1]
+        point = given_point(surrogate, control, theta, beta, glm_information, lambda: info_factor)
+        return search(point, ends)
 
     initial = search(
         StartPoint(theta, conditional_beta(beta, factor, start.offset_part), info_factor, curvature)

@@ -605,10 +605,7 @@ def _fit_command(args: argparse.Namespace) -> int:
         print(output.to_json(document))
     elif not args.output:
         print(output.to_text(result, document), end="")
-    for path, what in written:
-        # stdout when it carries nothing else, so that a summary or JSON there stays clean.
-        stream = sys.stdout if (args.output and not args.json) else sys.stderr
-        print(f"glmm-binomial: wrote {what} to {path}", file=stream)
+    _say_written(args, written)
     for record in document.get("prediction_warnings", []):
         print(
             f"glmm-binomial: predict: {record['kind']} warning: {record['message']}",
@@ -623,6 +620,14 @@ def _fit_command(args: argparse.Namespace) -> int:
         print(f"glmm-binomial: error: {failure}{kept}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK if result.converged else EXIT_NOT_CONVERGED
+
+
+def _say_written(args: argparse.Namespace, written: list[tuple[str, str]]) -> None:
+    """One line per file written: on stdout when it carries nothing else (-o without --json),
+    so that a summary or JSON there stays clean; else on stderr."""
+    stream = sys.stdout if (args.output and not args.json) else sys.stderr
+    for path, what in written:
+        print(f"glmm-binomial: wrote {what} to {path}", file=stream)
 
 
 def _note_decimal(name: str, info: Any) -> None:
@@ -698,6 +703,7 @@ def _power_command(args: argparse.Namespace) -> int:
     from glmm_binomial.frontends import output
 
     data, formula = _data_and_formula(args)
+    kind = None
     if args.output:
         try:
             kind = output.output_format(args.output)
@@ -804,7 +810,6 @@ def _power_command(args: argparse.Namespace) -> int:
     )
     written: list[tuple[str, str]] = []
     if args.output:
-        kind = output.output_format(args.output)
         if kind == "json":
             output.write_text(args.output, output.to_json(document) + "\n")
         elif kind == "csv":
@@ -819,9 +824,7 @@ def _power_command(args: argparse.Namespace) -> int:
         print(output.to_json(document))
     elif not args.output:
         print(text, end="")
-    for path, what in written:
-        stream = sys.stdout if (args.output and not args.json) else sys.stderr
-        print(f"glmm-binomial: wrote {what} to {path}", file=stream)
+    _say_written(args, written)
     return EXIT_OK if pilot.converged else EXIT_NOT_CONVERGED
 
 

@@ -405,16 +405,16 @@ def start_point(
     """lme4's start (Lambda = I, beta from the GLM), or the given theta and beta (an earlier
     fit's estimates) with the GLM's information for the whitening (at the given beta: a
     refit from estimates, as the bootstrap and power simulations make, needs no GLM fit)."""
+    if theta is not None and beta is not None and data.n_obs == data.x.shape[0]:
+        given = np.asarray(beta, dtype=np.float64)
+        _, information, _ = glm_value_information_score(data, given)
+        return given_point(
+            data, control, theta, given, information, lambda: glm_start(data, control)[1]
+        )
     if theta is not None:
         theta = off_boundary(
             data, theta, control.zero_start, control.boundary_tol, control.saturation_start
         )
-    if theta is not None and beta is not None and data.n_obs == data.x.shape[0]:
-        given = np.asarray(beta, dtype=np.float64)
-        _, information, _ = glm_value_information_score(data, given)
-        factor = information_factor(information)
-        if factor is not None:
-            return StartPoint(np.asarray(theta, dtype=np.float64), given, factor)
     beta_glm, info_factor = glm_start(data, control)
     theta_start = data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64)
     scale = data.family.start_scale
@@ -445,6 +445,26 @@ def start_point(
         info_factor,
         curvature,
     )
+
+
+def given_point(
+    data: ModelData,
+    control: OptimizerControl,
+    theta: FloatArray,
+    beta: FloatArray,
+    information: FloatArray,
+    fallback: Callable[[], FloatArray],
+) -> StartPoint:
+    """The start of a search from given estimates: theta off the boundary (off_boundary with
+    the control's zero_start, boundary_tol and saturation_start), beta as given, whitened by
+    the Cholesky factor of the GLM's information at it (X'WX summed over the rows, in memory
+    or over a Dask fit's partitions); fallback() gives the factor where that one does not
+    exist (the GLM fit's)."""
+    theta = off_boundary(
+        data, theta, control.zero_start, control.boundary_tol, control.saturation_start
+    )
+    factor = information_factor(information)
+    return StartPoint(theta, beta, fallback() if factor is None else factor)
 
 
 def information_factor(information: FloatArray) -> FloatArray | None:
@@ -1455,9 +1475,9 @@ def better_of_basins(
     other = data.theta_other_basin(theta, control.boundary_tol)
     starts = [] if other is None else [(other, OTHER_BASIN)]
     starts += [(s, OTHER_BASIN) for s in data.theta_face_starts(theta, control.boundary_tol)]
-    restart = data.theta_singular_restart(theta, control.boundary_tol)
-    if control.singular_restart and restart is not None:
-        starts.append((restart, SINGULAR_RESTART))
+    if control.singular_restart:
+        restart = data.theta_singular_restart(theta, control.boundary_tol)
+        starts += [] if restart is None else [(restart, SINGULAR_RESTART)]
     if not starts:
         return estimates
     chosen, last, note = estimates, estimates, ""
