@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -213,6 +214,39 @@ def test_agq_rule_and_label_are_the_partitions_objectives(client) -> None:
     assert fitted.method_object == method
     assert abs(fitted.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
     np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), atol=1e-5)
+
+
+def test_another_client_neither_hears_of_a_fit_nor_slows_it(client, monkeypatch) -> None:
+    # A fit that cancelled its futures made the scheduler report the cancellation to every
+    # connected client; a client connecting at that moment got it in its stream's first batch and
+    # failed distributed's `assert len(msg) == 1` (CI, test_worker_killed_during_fit). The fit
+    # releases its futures instead: another client hears nothing of it.
+    frame = simulate(8).sort_values("x", ignore_index=True)
+    frame["item"] = np.arange(len(frame)) % 7
+    # The last of three partitions is empty (dropped by the fit).
+    ddf = dd.from_pandas(frame, npartitions=3)
+    ddf = ddf[ddf["x"] < frame["x"].iloc[2 * len(frame) // 3 - 1]]
+    # distributed.wait goes through the latest client: the crossed fit's waits on its own futures
+    # through the observer's never saw them end, and every evaluation waited out its 2 s watch.
+    waits: list[bool] = []
+    wait = distributed.wait
+
+    def watched_wait(*args: object, **kwargs: object) -> object:
+        waits.append(distributed.default_client() is client)
+        return wait(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "wait", watched_wait)
+    with distributed.Client(client.scheduler.address) as observer:
+        heard: list[str] = []
+        handlers = observer._stream_handlers
+        for op, handler in list(handlers.items()):
+            handlers[op] = lambda *a, _op=op, _h=handler, **k: (heard.append(_op), _h(*a, **k))
+        for formula in ("y ~ x + (1 | g)", "y ~ x + (1 | g) + (1 | item)"):
+            assert glmm_binomial.fit(formula, ddf, client=client).converged
+        client.run_on_scheduler(lambda: None)  # the fit's last messages have been handled
+        time.sleep(0.1)
+    assert "cancelled-keys" not in heard, heard
+    assert waits and all(waits)
 
 
 def test_model_that_does_not_decompose(client, monkeypatch) -> None:

@@ -58,7 +58,7 @@ import scipy.linalg
 from numpy.typing import NDArray
 
 from glmm_binomial.distributed.partition import Partition, PartitionPlan, place_effects
-from glmm_binomial.distributed.runner import Partitions, Runner
+from glmm_binomial.distributed.runner import Partitions, Runner, release
 from glmm_binomial.distributed.runner import local_runner as local_runner
 from glmm_binomial.methods.laplace import (
     Counters,
@@ -818,6 +818,6 @@ class PinnedRunner:
                 pass
             alive = self._alive()
             if any(s.key in self.pins and self.pins[s.key] not in alive for s in states):
-                self.client.cancel(futures)
+                release(futures)
                 self._place(states)
                 raise PartitionLost("a worker holding a partition was lost")

@@ -197,8 +197,10 @@ def fit_dask(
     nesting = nesting_plan(parsed)
     client, own_client = _resolve_client(distributed, client)
     try:
-        # Task-based shuffles: deterministic, and cheap at the sizes of the learning pass.
-        with dask.config.set({"dataframe.shuffle.method": "tasks"}):
+        # Task-based shuffles: deterministic, and cheap at the sizes of the learning pass. The
+        # client is made current: distributed.wait (and Dask itself) use the latest client
+        # otherwise, and waiting on futures through another client's loop never sees them end.
+        with dask.config.set({"dataframe.shuffle.method": "tasks"}), client.as_current():
             result = _fit(
                 dask, client, parsed, data, options, weights, offset, npartitions, nesting
             )
@@ -310,7 +312,7 @@ def _fit(
     finally:
         if crossed:
             forget_partitions(client, partitions)
-        partitions.cancel()
+        partitions.release()
 
 
 def _term_columns(design: DesignInfo) -> list[tuple[str, ...]]:

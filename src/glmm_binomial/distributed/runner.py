@@ -109,6 +109,15 @@ def return_free_memory() -> int:
 
 
 # --- the client side --------------------------------------------------------------------------
+def release(futures: Sequence[Any]) -> None:
+    """Release these futures now (the scheduler forgets what no one else holds). Not
+    client.cancel: the scheduler reports a cancellation to every connected client, and a client
+    connecting at that moment gets it together with its stream's first message, which
+    distributed does not accept (`assert len(msg) == 1` in Client._ensure_connected)."""
+    for future in futures:
+        future.release()
+
+
 class Partitions:
     """The persisted partitions of a Dask fit (futures of partition objects, in partition order)
     and the runners over them.
@@ -139,8 +148,7 @@ class Partitions:
         empty = self._gather(is_empty, self.states)
         dropped = [s for s, e in zip(self.states, empty, strict=True) if e]
         self.states = [s for s, e in zip(self.states, empty, strict=True) if not e]
-        if dropped:
-            self.client.cancel(dropped)
+        release(dropped)
 
     def read(self, method: str, *per_partition: Sequence[Any], **shared: Any) -> list[Any]:
         """Runner for calls that do not change the partitions."""
@@ -180,5 +188,7 @@ class Partitions:
         the task graph)."""
         self.states = self.client.map(transform, self.states, pure=False, method=method, **shared)
 
-    def cancel(self) -> None:
-        self.client.cancel(self.states)
+    def release(self) -> None:
+        """Let the scheduler forget every partition (at the end of a fit)."""
+        release(self.states)
+        self.states = []
