@@ -249,6 +249,22 @@ def test_another_client_neither_hears_of_a_fit_nor_slows_it(client, monkeypatch)
     assert waits and all(waits)
 
 
+def test_a_closed_client_or_unreachable_scheduler_is_named() -> None:
+    ddf = dd.from_pandas(simulate(8), npartitions=1)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
+        closed = distributed.Client(cluster)
+        closed.close()
+        with pytest.raises(ValueError, match="client is closed"):
+            glmm_binomial.fit("y ~ x + (1 | g)", ddf, client=closed)
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "0.5s"}),
+        pytest.raises(OSError, match=r"client='tcp://127\.0\.0\.1:1': could not connect"),
+    ):
+        glmm_binomial.fit("y ~ x + (1 | g)", ddf, client="tcp://127.0.0.1:1")
+
+
 def test_model_that_does_not_decompose(client, monkeypatch) -> None:
     from glmm_binomial.distributed import crossed as distributed_crossed
 

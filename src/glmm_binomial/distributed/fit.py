@@ -514,7 +514,16 @@ def _resolve_client(distributed: Any, client: Any) -> tuple[Any, bool]:
                 "running scheduler) or pass client= a Client or a scheduler address"
             ) from None
     if isinstance(client, str):
-        return distributed.Client(client), True
+        try:
+            return distributed.Client(client), True
+        except OSError as error:
+            raise OSError(
+                f"client={client!r}: could not connect to a Dask scheduler there ({error})"
+            ) from None
     if isinstance(client, distributed.Client):
+        if client.status in ("closing", "closed"):
+            raise ValueError(
+                "client is closed: pass an open distributed.Client or a scheduler address"
+            )
         return client, False
     raise ValueError(f"client must be a distributed.Client or a scheduler address, got {client!r}")
