@@ -113,7 +113,7 @@ def main() -> None:
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
-    from glmm_binomial.distributed.fit import fit_dask
+    from glmm_binomial.distributed.fit import default_partitions, fit_dask
     from glmm_binomial.methods.options import fit_options
 
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
@@ -161,7 +161,7 @@ def main() -> None:
         "formula": args.formula,
         "method": args.method,
         "groups": result.ngroups,
-        "partitions": args.npartitions or ddf.npartitions,
+        "partitions": args.npartitions or default_partitions(ddf.npartitions, result.nobs),
         "workers": args.workers,
         "wall_seconds": round(wall, 1),
         "optimizer_seconds": round(result.opt_summary.seconds, 1),

@@ -249,6 +249,22 @@ def test_another_client_neither_hears_of_a_fit_nor_slows_it(client, monkeypatch)
     assert waits and all(waits)
 
 
+def test_many_small_partitions_are_merged_by_the_shuffle(client) -> None:
+    from glmm_binomial.distributed import fit as distributed_fit
+
+    # One partition per PARTITION_ROWS rows, never fewer than MIN_PARTITIONS nor more than the
+    # data's own.
+    assert distributed_fit.default_partitions(3, 600) == 3
+    assert distributed_fit.default_partitions(200, 600) == distributed_fit.MIN_PARTITIONS
+    assert distributed_fit.default_partitions(2_000, 10**8) == 1_000
+    assert distributed_fit.default_partitions(50, 10**8) == 50
+    frame = simulate(8)
+    memory = glmm_binomial.fit("y ~ x + (1 | g)", frame)
+    fitted = glmm_binomial.fit("y ~ x + (1 | g)", dd.from_pandas(frame, npartitions=40))
+    assert fitted.converged
+    assert_same_fit(memory, fitted)
+
+
 def test_a_closed_client_or_unreachable_scheduler_is_named() -> None:
     ddf = dd.from_pandas(simulate(8), npartitions=1)
     with distributed.LocalCluster(

@@ -125,6 +125,13 @@ RETURN_MEMORY_ROWS = 5_000_000
 evaluation (glibc's allocator keeps the pages freed between the partitions' arrays otherwise)."""
 IN_MEMORY = "fit in memory: glmm_binomial.fit(formula, ddf.compute())"
 PLAN_GRAPH_BYTES = "2GB"
+PARTITION_ROWS = 100_000
+"""By default the shuffle makes no more partitions than one per this many complete rows, and
+no fewer than MIN_PARTITIONS (or the data's own number, if smaller): every evaluation runs one
+task per partition, so a frame read as many small files (600 rows in 200 partitions took 35 s)
+is merged into partitions large enough to outweigh a task's cost. Chosen from the rows alone,
+not the cluster's size, so that the same data give the same bits on any cluster."""
+MIN_PARTITIONS = 8
 """Graph size below which distributed does not warn about a large graph when the partitions
 are built: the graph carries the PartitionPlan (every level label) once, on purpose."""
 
@@ -157,7 +164,8 @@ def fit_dask(
     object fits: Laplace, Agq (one grouping factor), VariationalBayes (method 'vb',
     structured_vb.py) or MeanFieldVB (method 'vb_meanfield', vb.py), each with its own settings
     as in memory. npartitions: partitions after the shuffle on the outermost grouping factor
-    (None: as many as data has). weights and offset must be
+    (None: as many as data has, at most one per PARTITION_ROWS rows but at least
+    MIN_PARTITIONS; default_partitions). weights and offset must be
     column names. Every grouping factor must be nested in one outermost factor, or (Laplace)
     crossed with it with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that
     rescales (methods.maximum_likelihood) is estimated on internally centred and scaled columns
@@ -234,6 +242,12 @@ def _check_supported(method: Method, parsed: ParsedFormula) -> None:
     raise ValueError(f"method={method.name!r} is not available on a Dask DataFrame; {IN_MEMORY}")
 
 
+def default_partitions(data_partitions: int, rows: int) -> int:
+    """The number of partitions after the shuffle when the caller gives none: the data's own,
+    at most one per PARTITION_ROWS rows but never fewer than MIN_PARTITIONS."""
+    return min(data_partitions, max(MIN_PARTITIONS, -(-rows // PARTITION_ROWS)))
+
+
 def _partition_kind(method: Method, crossed: tuple[int, ...]) -> type[Partition]:
     """The kind of partition that evaluates `method`'s share (partition.PartitionPlan.kind)."""
     if crossed:
@@ -285,7 +299,7 @@ def _fit(
     keyed = with_ids.map_partitions(_with_key, variable, meta=_with_key(with_ids._meta, variable))
     shuffled = keyed.shuffle(
         on=KEY_COLUMN,
-        npartitions=npartitions or data.npartitions,
+        npartitions=npartitions or default_partitions(data.npartitions, learned.n_complete),
         shuffle_method="tasks",
     )
     parts = shuffled.to_delayed()
