@@ -1075,7 +1075,10 @@ def power_answer(
     import glmm_binomial
 
     def value(name: str, default: Any) -> Any:
-        return options[options.index(name) + 1] if name in options else default
+        # The last occurrence, as argparse reads a repeated option.
+        if name not in options:
+            return default
+        return options[len(options) - 1 - options[::-1].index(name) + 1]
 
     from glmm_binomial.frontends import reader
 
