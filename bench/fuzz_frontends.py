@@ -1078,7 +1078,7 @@ def power_answer(
         # The last occurrence, as argparse reads a repeated option.
         if name not in options:
             return default
-        return options[len(options) - 1 - options[::-1].index(name) + 1]
+        return options[len(options) - options[::-1].index(name)]
 
     from glmm_binomial.frontends import reader
 

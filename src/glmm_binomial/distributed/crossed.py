@@ -807,7 +807,7 @@ class PinnedRunner:
 
     def _watch(self, states: list[Any], futures: list[Any]) -> None:
         """Wait for the tasks; one pinned to a worker that died would wait forever: then
-        cancel them and restart the evaluation (PartitionLost)."""
+        release them and restart the evaluation (PartitionLost)."""
         from distributed import wait
 
         while True:

@@ -125,15 +125,17 @@ RETURN_MEMORY_ROWS = 5_000_000
 evaluation (glibc's allocator keeps the pages freed between the partitions' arrays otherwise)."""
 IN_MEMORY = "fit in memory: glmm_binomial.fit(formula, ddf.compute())"
 PLAN_GRAPH_BYTES = "2GB"
-PARTITION_ROWS = 100_000
-"""By default the shuffle makes no more partitions than one per this many complete rows, and
-no fewer than MIN_PARTITIONS (or the data's own number, if smaller): every evaluation runs one
-task per partition, so a frame read as many small files (600 rows in 200 partitions took 35 s)
-is merged into partitions large enough to outweigh a task's cost. Chosen from the rows alone,
-not the cluster's size, so that the same data give the same bits on any cluster."""
-MIN_PARTITIONS = 8
 """Graph size below which distributed does not warn about a large graph when the partitions
 are built: the graph carries the PartitionPlan (every level label) once, on purpose."""
+PARTITION_ROWS = 100_000
+"""By default the shuffle merges the frame's partitions down to one per this many complete
+rows (default_partitions): every evaluation runs one task per partition, so a frame read as
+many small files (600 rows in 200 partitions took 35 s) is merged into partitions large enough
+to outweigh a task's cost. Chosen from the rows alone, not the cluster's size, so that the same
+data give the same bits on any cluster."""
+MIN_PARTITIONS = 8
+"""...but not below this many (or the frame's own number, if smaller), so that the workers of a
+small cluster share the evaluations."""
 
 
 def _import_dask() -> tuple[Any, Any]:
@@ -164,7 +166,7 @@ def fit_dask(
     object fits: Laplace, Agq (one grouping factor), VariationalBayes (method 'vb',
     structured_vb.py) or MeanFieldVB (method 'vb_meanfield', vb.py), each with its own settings
     as in memory. npartitions: partitions after the shuffle on the outermost grouping factor
-    (None: as many as data has, at most one per PARTITION_ROWS rows but at least
+    (None: as many as data has, merged down to one per PARTITION_ROWS rows but not below
     MIN_PARTITIONS; default_partitions). weights and offset must be
     column names. Every grouping factor must be nested in one outermost factor, or (Laplace)
     crossed with it with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that
@@ -244,7 +246,7 @@ def _check_supported(method: Method, parsed: ParsedFormula) -> None:
 
 def default_partitions(data_partitions: int, rows: int) -> int:
     """The number of partitions after the shuffle when the caller gives none: the data's own,
-    at most one per PARTITION_ROWS rows but never fewer than MIN_PARTITIONS."""
+    merged down to one per PARTITION_ROWS rows but not below MIN_PARTITIONS."""
     return min(data_partitions, max(MIN_PARTITIONS, -(-rows // PARTITION_ROWS)))
 
 
