@@ -24,7 +24,7 @@ PACKAGE = "glmm_binomial"
 #: Layers from the lowest; a module may import its own layer and those below. A top-level
 #: module or subpackage of glmm_binomial belongs to the layer that lists its name.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("diagnostics", "family", "datasets", "progress", "parallel"),
+    ("arguments", "diagnostics", "family", "datasets", "progress", "parallel"),
     ("model",),
     ("numerics",),
     ("methods",),

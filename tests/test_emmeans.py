@@ -478,6 +478,10 @@ def test_vb_fit_says_posterior_means() -> None:
         (lambda r: pairs(emmeans(r, "period"), adjust="scheffe"), "adjust"),
         (lambda r: contrast(emmeans(r, "period"), "eff"), "method"),
         (lambda r: contrast(emmeans(r, "period"), {"a": [1, -1]}), "method"),
+        # Found by bench/fuzz_workflow.py: weights that are not numbers.
+        (lambda r: contrast(emmeans(r, "period"), {"a": ["x", 1, 0, 0]}), "method"),
+        (lambda r: emmeans(r, "period", level="0.9"), "level"),
+        (lambda r: emmeans(r, "period", type="response", bias_adjust=True, sigma=np.inf), "sigma"),
     ],
 )
 def test_bad_input_names_the_argument(fits: dict[str, Any], call: Any, argument: str) -> None:

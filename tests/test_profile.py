@@ -102,6 +102,15 @@ def test_profile_rejects_bad_input(cbpp_fit):
         profile_confint(cbpp_fit, which=["sd_x|herd"])
     with pytest.raises(ValueError, match="conf_level"):
         profile_confint(cbpp_fit, conf_level=1.5)
+    # Found by bench/fuzz_workflow.py: these raised TypeError from inside.
+    with pytest.raises(ValueError, match="conf_level"):
+        profile_confint(cbpp_fit, conf_level=None)
+    with pytest.raises(ValueError, match="which: unknown parameter.*7"):
+        profile_confint(cbpp_fit, which=("period2", 7))
+    with pytest.raises(ValueError, match="which must be a parameter name"):
+        profile_confint(cbpp_fit, which=3)
+    with pytest.raises(ValueError, match="which names no parameter"):
+        profile_confint(cbpp_fit, which=[])
 
 
 def test_fit_stopped_short_is_profiled_around_the_better_optimum(cbpp_fit, cbpp_profile):

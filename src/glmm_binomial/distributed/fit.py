@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import positive_int
 from glmm_binomial.distributed.crossed import (
     CrossedObjective,
     CrossedPartition,
@@ -181,10 +182,8 @@ def fit_dask(
     if not isinstance(formula, str):
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
     options = options or fit_options()
-    if npartitions is not None and (
-        isinstance(npartitions, bool) or not isinstance(npartitions, int) or npartitions < 1
-    ):
-        raise ValueError(f"npartitions must be a positive integer, got {npartitions!r}")
+    if npartitions is not None:
+        positive_int(npartitions, "npartitions")
     parsed = parse_formula(formula)
     if not parsed.random:
         raise ValueError(

@@ -44,6 +44,7 @@ import scipy.sparse
 import scipy.special
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import positive_int
 from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput
@@ -103,14 +104,13 @@ underflow and buy no accuracy)."""
 
 def check_n_agq(n_agq: object, largest: int | None = None) -> int:
     """n_agq as an int, or ValueError: a positive integer, at most `largest` when given."""
-    if isinstance(n_agq, bool) or not isinstance(n_agq, (int, np.integer)) or n_agq < 1:
-        raise ValueError(f"n_agq must be a positive integer, got {n_agq!r}")
-    if largest is not None and n_agq > largest:
+    n = positive_int(n_agq, "n_agq")
+    if largest is not None and n > largest:
         raise ValueError(
-            f"n_agq must be at most {largest} (as lme4's nAGQ), got {n_agq}; "
+            f"n_agq must be at most {largest} (as lme4's nAGQ), got {n}; "
             "10 to 25 points are ample for one random effect per group"
         )
-    return int(n_agq)
+    return n
 
 
 # --- Gauss-Hermite rules ---------------------------------------------------------------------

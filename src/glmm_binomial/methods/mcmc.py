@@ -67,6 +67,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import positive_int
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.methods import mcmc_diagnostics
 from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
@@ -178,9 +179,8 @@ class McmcControl:
             "n_jobs",
             "mh_proposals",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            # numpy's integers (read from an array) as Python's, as the seed below.
+            object.__setattr__(self, name, positive_int(getattr(self, name), name))
         for name in ("warmup", "tuning_windows", "mh_newton_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

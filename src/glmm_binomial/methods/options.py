@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from glmm_binomial.arguments import fraction
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.registry import DEFAULT_METHOD, make_method
 
@@ -26,9 +27,7 @@ class FitOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.method, Method):
             raise ValueError("method must be a method object (see fit_options)")
-        level = self.conf_level
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-            raise ValueError("conf_level must be strictly between 0 and 1")
+        fraction(self.conf_level, "conf_level")
         threads = self.blas_threads
         if threads is not None and (
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1

@@ -14,10 +14,16 @@ import numpy as np
 
 def seed_sequence(seed: Any, name: str = "seed") -> np.random.SeedSequence:
     """A SeedSequence from None (fresh entropy), a non-negative integer, a sequence of them, a
-    SeedSequence (as it is) or a Generator (which gives one draw of entropy); ValueError
-    naming `name` for anything else."""
+    SeedSequence (a copy in its state: spawning streams from it advances the copy, not the
+    caller's, so that the same SeedSequence given twice gives the same draws) or a Generator
+    (which gives one draw of entropy); ValueError naming `name` for anything else."""
     if isinstance(seed, np.random.SeedSequence):
-        return seed
+        return np.random.SeedSequence(
+            seed.entropy,
+            spawn_key=seed.spawn_key,
+            pool_size=seed.pool_size,
+            n_children_spawned=seed.n_children_spawned,
+        )
     if isinstance(seed, np.random.Generator):
         return np.random.SeedSequence(int(seed.integers(0, 2**63 - 1)))
     message = f"{name} must be None, a non-negative integer or a SeedSequence, got {seed!r}"

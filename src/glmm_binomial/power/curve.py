@@ -17,8 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from glmm_binomial.arguments import fraction, positive_int
 from glmm_binomial.power.design import (
-    check_size,
     group_codes,
     resize_levels,
     resize_within,
@@ -26,7 +26,6 @@ from glmm_binomial.power.design import (
 )
 from glmm_binomial.power.simulation import (
     PowerResult,
-    check_fraction,
     make_plan,
     plan_simulations,
     run_simulations,
@@ -125,7 +124,7 @@ def power_curve(
     sizes = _breaks(breaks, m if by == "levels" else int(np.max(np.bincount(codes))), by)
     if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
         raise ValueError(f"start_method {start_method!r} is not available on this platform")
-    conf_level = check_fraction(conf_level, "conf_level")
+    conf_level = fraction(conf_level, "conf_level")
     points = sequence.spawn(len(sizes))
     rows, results = [], []
     for size, point in zip(sizes, points, strict=True):
@@ -166,4 +165,4 @@ def _breaks(breaks: Sequence[int] | None, current: int, by: str) -> list[int]:
         return [int(v) for v in values]
     if isinstance(breaks, (str, bytes)) or not isinstance(breaks, Sequence) or not breaks:
         raise ValueError(f"breaks must be a non-empty list of sizes, got {breaks!r}")
-    return [check_size(b, "each of breaks") for b in breaks]
+    return [positive_int(b, "each of breaks") for b in breaks]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import positive_int
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.power.model import PowerModel, power_model
 
@@ -34,7 +35,7 @@ def extend(
     existing ones); or `within` a grouping factor, n the rows of each of its levels. The result
     is what power_sim and power_curve take (PowerModel.table() shows its rows)."""
     source = power_model(model)
-    n_value = check_size(n, "n")
+    n_value = positive_int(n, "n")
     if (along is None) == (within is None):
         raise ValueError(
             "give one of along= (levels of a grouping factor) or within= (rows per level)"
@@ -54,12 +55,6 @@ def with_design(source: PowerModel, resized: ModelData, what: str) -> PowerModel
     check_full_rank(resized, what)
     source.method.check(resized)
     return dataclasses.replace(source, model=resized, description=f"{source.description}, {what}")
-
-
-def check_size(n: Any, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return int(n)
 
 
 def group_codes(model: ModelData, group: Any, argument: str) -> tuple[IntArray, int]:

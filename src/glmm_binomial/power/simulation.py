@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import fraction, positive_int
 from glmm_binomial.methods.laplace import sorted_by_first_factor
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics import blas
@@ -158,7 +159,7 @@ def power_sim(
     `progress`: tqdm or rich); None shows it on a terminal. conf_level: of the power's
     interval."""
     plan, sequence = plan_simulations(model, test, nsim, alpha, method, effect, seed, n_jobs)
-    conf_level = check_fraction(conf_level, "conf_level")
+    conf_level = fraction(conf_level, "conf_level")
     check_start_method(start_method)
     outcomes = run_simulations(
         plan, sequence.spawn(int(nsim)), int(n_jobs), progress, start_method, "power_sim"
@@ -204,11 +205,9 @@ def plan_simulations(
     n_jobs: Any,
 ) -> tuple[SimulationPlan, np.random.SeedSequence]:
     """The checked arguments of power_sim as a SimulationPlan and the root SeedSequence."""
-    if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
-        raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
-    alpha = check_fraction(alpha, "alpha")
+    positive_int(nsim, "nsim")
+    positive_int(n_jobs, "n_jobs")
+    alpha = fraction(alpha, "alpha")
     if method not in TESTS:
         raise ValueError(f"method must be one of {', '.join(map(repr, TESTS))}, got {method!r}")
     source = power_model(model, effect)
@@ -247,16 +246,6 @@ def make_plan(
     names = [source.model.fixed_names[j] for j in columns]
     effect = pd.Series(source.beta[list(columns)], index=names, name="effect")
     return SimulationPlan(source, sorted_model, label, columns, test, alpha, reduced, effect)
-
-
-def check_fraction(value: Any, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not 0.0 < float(value) < 1.0
-    ):
-        raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
-    return float(value)
 
 
 def simulate_one(plan: SimulationPlan, rng: np.random.Generator) -> Outcome:

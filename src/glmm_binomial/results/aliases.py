@@ -56,6 +56,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import fraction
+
 FloatArray = NDArray[np.float64]
 
 
@@ -133,9 +135,7 @@ class ResultAliases:
         if alpha is not None:
             if conf_level is not None:
                 raise ValueError("give alpha or conf_level, not both")
-            if isinstance(alpha, bool) or not 0.0 < float(alpha) < 1.0:
-                raise ValueError("alpha must be strictly between 0 and 1")
-            conf_level = 1.0 - float(alpha)
+            conf_level = 1.0 - fraction(alpha, "alpha")
         table = self.fixed_effects_table(conf_level)
         return table[["ci_lower", "ci_upper"]].copy()
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import fraction
 from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput, PosteriorDraws
@@ -33,17 +34,6 @@ from glmm_binomial.results.facts import variance_components, wald_statistics
 FloatArray = NDArray[np.float64]
 
 R = TypeVar("R", bound="ResultBase")
-
-
-def check_conf_level(conf_level: Any, name: str = "conf_level") -> float:
-    """conf_level as a float strictly between 0 and 1 (ValueError naming `name` otherwise)."""
-    if (
-        isinstance(conf_level, bool)
-        or not isinstance(conf_level, (int, float, np.floating, np.integer))
-        or not 0.0 < float(conf_level) < 1.0
-    ):
-        raise ValueError(f"{name} must be strictly between 0 and 1")
-    return float(conf_level)
 
 
 class ResultBase:
@@ -72,8 +62,7 @@ class ResultBase:
         data_name: str | None = None,
         method_object: Method | None = None,
     ) -> None:
-        if not 0.0 < conf_level < 1.0:
-            raise ValueError("conf_level must be strictly between 0 and 1")
+        conf_level = fraction(conf_level, "conf_level")
         if method_object is None:
             # Made without the method object: the method by name, with its default settings.
             method_object = make_method(fit.method, n_agq=fit.n_agq if fit.n_agq != 1 else None)
@@ -81,7 +70,7 @@ class ResultBase:
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_fit", fit)
         object.__setattr__(self, "_design", design)
-        object.__setattr__(self, "conf_level", float(conf_level))
+        object.__setattr__(self, "conf_level", conf_level)
         object.__setattr__(self, "data_name", data_name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -257,9 +246,7 @@ class ResultBase:
         "vb" the posterior mean -+ z posterior SD), and for a fit with draws ("mcmc") the
         equal-tailed credible interval (quantiles of the draws; NaN where too few draws lie
         beyond it, mcmc_diagnostics.equal_tailed_interval)."""
-        level = self.conf_level if conf_level is None else float(conf_level)
-        if not 0.0 < level < 1.0:
-            raise ValueError("conf_level must be strictly between 0 and 1")
+        level = self.conf_level if conf_level is None else fraction(conf_level, "conf_level")
         # exp(beta) is an odds ratio under the logit link only.
         columns = wald_statistics(
             self._fit.beta, self._fit.vcov_beta, level, odds_ratios=self.link == "logit"

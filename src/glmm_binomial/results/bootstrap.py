@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import fraction, positive_int
 from glmm_binomial.model.separation import looks_divergent
 from glmm_binomial.numerics import blas
 from glmm_binomial.numerics.seeds import seed_sequence
 from glmm_binomial.parallel import check_start_method, contiguous_pieces, map_pieces
 from glmm_binomial.progress import progress_bar
 from glmm_binomial.results.aliases import renamed_level
-from glmm_binomial.results.base import ResultBase, check_conf_level
+from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.parameters import all_parameters, covariance_values
 from glmm_binomial.results.simulate import (
     FastRefit,
@@ -65,7 +66,7 @@ class BootstrapResult:
     def confint(self, conf_level: float = 0.95, *, level: float | None = None) -> pd.DataFrame:
         """Percentile intervals (lower, upper) of every column at `conf_level` (level: its
         deprecated name)."""
-        conf_level = check_conf_level(renamed_level(conf_level, level))
+        conf_level = fraction(renamed_level(conf_level, level), "conf_level")
         alpha = (1.0 - conf_level) / 2.0
         ok = self.replicates.dropna(how="all")
         return pd.DataFrame(
@@ -120,10 +121,8 @@ def bootstrap(
     progress: a progress bar (needs the `progress` extra: tqdm); None shows it on a terminal."""
     if not isinstance(result, ResultBase):
         raise ValueError("result must be a GLMMResult")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    positive_int(n_boot, "n_boot")
+    positive_int(n_jobs, "n_jobs")
     if statistic is not None and not callable(statistic):
         raise ValueError("statistic must be a function of a GLMMResult")
     sequence = seed_sequence(seed)

@@ -60,6 +60,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import special
 
+from glmm_binomial.arguments import fraction, non_negative
 from glmm_binomial.family import Family
 from glmm_binomial.model.frame import label_key
 from glmm_binomial.model.newdata import new_data_design
@@ -467,12 +468,6 @@ def _fit_notes(result: Any) -> list[str]:
     return []
 
 
-def _check_level(level: Any) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
-        raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
-    return float(level)
-
-
 def _averaged_note(grid: ReferenceGrid, primary: list[str]) -> list[str]:
     over = [v for v in grid.factor_like if v not in primary and len(grid.levels[v]) > 1]
     return [f"averaged over the levels of: {', '.join(over)}"] if over else []
@@ -501,7 +496,7 @@ def emmeans(
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
     if not isinstance(bias_adjust, (bool, np.bool_)):
         raise ValueError(f"bias_adjust must be True or False, got {bias_adjust!r}")
-    level = _check_level(level)
+    level = fraction(level, "level")
     spec_list, by_list = _parse_specs(specs, by)
     grid = reference_grid(result, at, offset, "emmeans")
     _check_names("specs", spec_list, grid)
@@ -518,10 +513,8 @@ def emmeans(
         if sigma is None:
             used_sigma = _default_sigma(result)
             how = "the square root of the random-effect variance, mean z' Sigma z over the rows"
-        elif isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
-            raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
         else:
-            used_sigma, how = float(sigma), "given"
+            used_sigma, how = non_negative(sigma, "sigma"), "given"
         if type == "response":
             notes.append(f"bias adjustment with sigma = {used_sigma:.6g} ({how})")
         else:
@@ -563,7 +556,7 @@ def emtrends(
     reference grid, averaged as emmeans' means, as emtrends(result, specs, var) computes them:
     the forward difference (x(var + h) - x(var)) / h with h = ``delta`` or 0.001 times the
     range of ``var`` over the fit's rows (module docstring)."""
-    level = _check_level(level)
+    level = fraction(level, "level")
     spec_list, by_list = _parse_specs(specs, by)
     grid = reference_grid(result, at, 0.0, "emtrends")
     if not isinstance(var, str) or var not in grid.levels:
@@ -667,7 +660,10 @@ def _family(
     names: list[str] = []
     if isinstance(method, Mapping):
         for name, weights in method.items():
-            w = np.asarray(weights, dtype=np.float64).ravel()
+            try:
+                w = np.asarray(weights, dtype=np.float64).ravel()
+            except (TypeError, ValueError):
+                w = np.empty(0)  # not numbers: refused below as the wrong weights
             if w.shape != (k,) or not np.all(np.isfinite(w)):
                 raise ValueError(
                     f"method: the weights of contrast {name!r} must be {k} finite numbers "
@@ -740,7 +736,7 @@ def contrast(
     out_type = emm.type if type is None else type
     if out_type not in TYPES:
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
-    level = emm.level if level is None else _check_level(level)
+    level = emm.level if level is None else fraction(level, "level")
     columns = list(emm.grid.columns)
     if by is _SAME:
         by_list = list(emm.by)

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from glmm_binomial.arguments import fraction
 from glmm_binomial.numerics import normal
 from glmm_binomial.results.aliases import renamed_level
-from glmm_binomial.results.base import ResultBase, check_conf_level
+from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.bootstrap import bootstrap
 from glmm_binomial.results.parameters import (
     all_parameters,
@@ -80,7 +81,7 @@ def confint(
         method = "posterior" if result.posterior is not None else "profile"
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-    conf_level = check_conf_level(conf_level)
+    conf_level = fraction(conf_level, "conf_level")
     if method == "wald":
         if options:
             raise ValueError(f"method 'wald' takes no options, got {', '.join(options)}")

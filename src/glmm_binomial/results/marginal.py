@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import positive_int
 from glmm_binomial.family import Family
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.newdata import new_data_design
@@ -77,7 +78,7 @@ def marginal_predict(
     result: ResultBase, newdata: Any = None, offset: Any = None, n_nodes: int = N_NODES
 ) -> FloatArray:
     """Population-averaged probabilities of the rows of newdata (None: the fit's rows)."""
-    _check_nodes(n_nodes)
+    positive_int(n_nodes, "n_nodes")
     fit = result.fit_output
     covariances = result.covariance_matrices()
     if newdata is None:
@@ -119,7 +120,7 @@ def marginal_coefs(
     the logit) with
     delta-method standard errors (Laplace fits; `step` is the relative central-difference step
     of their Jacobian). Columns: estimate, std_error, z, p."""
-    _check_nodes(n_nodes)
+    positive_int(n_nodes, "n_nodes")
     model, fit = result.model, result.fit_output
     estimate = _marginal_coefficients(model, fit.theta, fit.beta, n_nodes)
     se = np.full(len(estimate), np.nan)
@@ -160,8 +161,3 @@ def _parameter_covariance(result: ResultBase) -> tuple[FloatArray, NDArray[np.bo
     free = np.concatenate([~boundary, np.ones(model.n_fixed, dtype=bool)])
     info = 0.5 * hessian[np.ix_(free, free)]
     return np.linalg.pinv(info), free
-
-
-def _check_nodes(n_nodes: int) -> None:
-    if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)) or n_nodes < 1:
-        raise ValueError(f"n_nodes must be a positive integer, got {n_nodes!r}")

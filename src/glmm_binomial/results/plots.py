@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from glmm_binomial.arguments import fraction
 from glmm_binomial.numerics import normal
 from glmm_binomial.results.aliases import renamed_level
-from glmm_binomial.results.base import ResultBase, check_conf_level
+from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.marginal import marginal_predict
 from glmm_binomial.results.profile import LikelihoodProfile, ProfileControl, profile
 
@@ -57,7 +58,7 @@ def caterpillar_plot(
     """Conditional modes with `conf_level` intervals: a row of panels per grouping factor, a
     panel per term, the levels on the y axis in one order per factor (by the first term's
     modes). level: the deprecated name of conf_level."""
-    conf_level = check_conf_level(renamed_level(conf_level, level))
+    conf_level = fraction(renamed_level(conf_level, level), "conf_level")
     plt = _pyplot()
     ranef = result.ranef(condvar=True)
     if group is not None:

@@ -50,6 +50,7 @@ import pandas as pd
 import scipy.linalg
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import fraction
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.covariance import ScaledCorrelation
 from glmm_binomial.model.data import ModelData, RandomBlock
@@ -388,8 +389,7 @@ def _check(result: ResultBase, conf_level: float) -> None:
         raise ValueError("result must be a GLMMResult")
     if result.method != "laplace":
         raise ValueError("profile intervals are computed for method='laplace' fits")
-    if isinstance(conf_level, bool) or not 0.0 < float(conf_level) < 1.0:
-        raise ValueError("conf_level must be strictly between 0 and 1")
+    fraction(conf_level, "conf_level")
 
 
 def profile(
@@ -423,11 +423,20 @@ def profile(
         kinds = ("sd", "cor", "phi") if which == "theta_" else ("fixed",)
         chosen = [t for t in targets if t.kind in kinds]
     else:
-        wanted = [which] if isinstance(which, str) else list(which)
-        unknown = [w for w in wanted if w not in names]
-        if unknown:
+        try:
+            wanted = [which] if isinstance(which, str) else list(which)
+        except TypeError:
             raise ValueError(
-                f"which: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(names)}"
+                f"which must be a parameter name, a list of names, 'theta_' or 'beta_', got "
+                f"{which!r}"
+            ) from None
+        unknown = [w for w in wanted if not isinstance(w, str) or w not in names]
+        if unknown or not wanted:
+            raise ValueError(
+                f"which: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(names)}"
+                if unknown
+                else f"which names no parameter; known: {', '.join(names)}"
             )
         chosen = [t for t in targets if t.name in wanted]
     # scipy.stats.chi2.ppf(conf_level, 1): the square of the normal quantile.

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import positive_int
 from glmm_binomial.family import log_binomial_coefficient
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.methods.penalty import PenalizedObjective, bind_priors
@@ -76,8 +77,7 @@ def simulate(result: ResultBase, n: int = 1, seed: Any = None, use_u: bool = Fal
 
     use_u=False draws new random effects for each simulation (lme4's default); use_u=True
     holds them at the fitted conditional modes. seed: anything numpy.random.default_rng takes."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    positive_int(n, "n")
     if not isinstance(use_u, bool):
         raise ValueError("use_u must be True or False")
     rng = generator(seed)
@@ -89,7 +89,13 @@ def simulate(result: ResultBase, n: int = 1, seed: Any = None, use_u: bool = Fal
 
 def with_response(model: ModelData, successes: Any) -> ModelData:
     """The model with a new response (successes per row, 0 <= successes <= trials)."""
-    y = np.asarray(successes, dtype=np.float64)
+    try:
+        y = np.asarray(successes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "new_response must be numbers (successes per row of the fit); "
+            f"{type(successes).__name__} given holds values that are not"
+        ) from None
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.shape != (model.n_obs,):

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import non_negative
 from glmm_binomial.model.data import ModelData
 
 if TYPE_CHECKING:
@@ -256,8 +257,7 @@ def get_variance(
             f"approximation must be one of {', '.join(map(repr, APPROXIMATIONS))}, "
             f"got {approximation!r}"
         )
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
-        raise ValueError(f"tolerance must be a non-negative number, got {tolerance!r}")
+    tolerance = non_negative(tolerance, "tolerance")
     model = result.model
     _rows_design(model, result.nobs)
     notes: list[str] = []
@@ -281,7 +281,7 @@ def get_variance(
         model,
         np.asarray(result.params, dtype=np.float64),
         result.covariance_matrices(),
-        singular=_is_singular(model, np.asarray(result.theta), float(tolerance)),
+        singular=_is_singular(model, np.asarray(result.theta), tolerance),
         distribution=distribution,
     )
     return replace(v, approximation=approximation, notes=tuple(notes) + v.notes)

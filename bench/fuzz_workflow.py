@@ -1,0 +1,655 @@
+"""Post-fit workflow fuzz: random calls of the result API with good and bad arguments.
+
+A dozen fits of every kind (families, links, methods, priors, structured covariances,
+weights, offsets, crossed factors) are made once; each case then calls one function of what a
+user does after a fit (confint, profile, emmeans / emtrends / contrast / pairs, r2_nakagawa,
+icc, simulate_residuals, binned_residuals, resid, simulate, refit, predict, marginal_predict,
+marginal_coefs, summary, ranef, coef, varcorr, anova, bootstrap, power_sim, extend) on a
+random fit, with arguments drawn from good values and, in about half the cases, one bad value
+of one argument. Failures:
+
+* any exception but ValueError (a good call may be refused with a ValueError: some functions
+  do not apply to some fits), or a ValueError for a bad argument whose message does not name
+  that argument;
+* a bad argument accepted;
+* an argument the caller passed (frames, lists, dicts) changed by the call;
+* a seeded call that gives another answer when repeated;
+* an infinite number in a returned table (NaN is how a number that is not an estimate is
+  shown; inf never is);
+* a change of a canary (each fit's params, summary text, emmeans table, r2 and residuals,
+  made before the first case and compared every few cases): a call must not change what later
+  calls on the result return.
+
+    python bench/fuzz_workflow.py --calls 400 --seed 1     # counts, and each failure
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import re
+import sys
+import time
+import traceback
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import glmm_binomial as g
+
+
+@dataclass
+class Fit:
+    """One fitted model with what the cases need to know about its variables."""
+
+    name: str
+    frame: pd.DataFrame
+    formula: str
+    factors: tuple[str, ...]
+    numerics: tuple[str, ...]
+    groups: tuple[str, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+
+
+def frames() -> dict[str, pd.DataFrame]:
+    cbpp = g.datasets.load("cbpp")
+    contraception = g.datasets.load("contraception")
+    verbagg = g.datasets.load("verbagg")
+    ids = verbagg["id"].astype(str).unique()[:60]
+    small_verbagg = verbagg[verbagg["id"].astype(str).isin(ids)].reset_index(drop=True)
+    cbpp = cbpp.assign(prop=cbpp["incidence"] / cbpp["size"])
+    contraception = contraception.assign(
+        exposure=np.round(np.linspace(-0.2, 0.2, len(contraception)), 3)
+    )
+    return {"cbpp": cbpp, "contraception": contraception, "verbagg": small_verbagg}
+
+
+def fits() -> list[Fit]:
+    data = frames()
+    cbpp, con, verb = data["cbpp"], data["contraception"], data["verbagg"]
+    herd = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+    def of_cbpp(name: str, formula: str, **kwargs: Any) -> Fit:
+        return Fit(name, cbpp, formula, ("period",), (), ("herd",), kwargs)
+
+    def of_contraception(name: str, formula: str, **kwargs: Any) -> Fit:
+        factors = tuple(f for f in ("urban", "livch") if f in formula)
+        return Fit(name, con, formula, factors, ("age",), ("district",), kwargs)
+
+    base = "use ~ age + urban + (1 | district)"
+    return [
+        of_cbpp("cbpp", herd),
+        of_cbpp("cbpp_prop", "prop ~ period + (1 | herd)", weights="size"),
+        of_cbpp("cbpp_bb", herd, family="betabinomial"),
+        of_contraception("con_ri", "use ~ age + urban + livch + (1 | district)"),
+        of_contraception("con_slope", "use ~ age + urban + livch + (1 + urban | district)"),
+        of_contraception(
+            "con_probit", "use ~ age + I(age^2) + urban + (1 | district)", link="probit"
+        ),
+        of_contraception("con_offset", "use ~ age + urban + offset(exposure) + (1 | district)"),
+        of_contraception("con_agq", base, method="agq", n_agq=5),
+        of_contraception("con_vb", "use ~ age + urban + livch + (1 | district)", method="vb"),
+        of_contraception("con_mf", base, method="vb_meanfield"),
+        of_contraception("con_mcmc", base, method="mcmc", draws=150, warmup=100, chains=2, seed=5),
+        of_contraception("con_blme", "use ~ age + urban + (1 + urban | district)", priors="blme"),
+        of_contraception("con_cs", "use ~ age + livch + cs(livch + 0 | district)"),
+        Fit(
+            "verb",
+            verb,
+            "r2 ~ Anger + Gender + btype + (1 | id) + (1 | item)",
+            ("Gender", "btype"),
+            ("Anger",),
+            ("id", "item"),
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- argument pools
+
+BAD_LEVELS: list[Any] = [1.5, -0.1, 0.0, 1.0, "0.9", float("nan"), True, None, [0.9]]
+BAD_COUNTS: list[Any] = [0, -3, 2.5, "10", float("nan"), True, None, 10**9]
+BAD_SEEDS: list[Any] = ["seed", 1.5, -1, [1, "a"], object()]
+BAD_NAMES: list[Any] = ["nope", "", 3, None, ["nope"], ("period", 7)]
+
+
+def pick(rng: np.random.Generator, values: list[Any]) -> Any:
+    return values[int(rng.integers(len(values)))]
+
+
+def seed_value(rng: np.random.Generator) -> Any:
+    return pick(rng, [0, 1, 12345, [3, 4], np.random.SeedSequence(7)])
+
+
+@dataclass
+class Case:
+    """One call: `call()` runs it; bad: the argument given a bad value (None: all good);
+    seeded: repeating it must give the same answer; passed: what the caller passed, checked
+    unchanged."""
+
+    label: str
+    call: Callable[[], Any]
+    bad: str | None = None
+    seeded: bool = False
+    passed: tuple[Any, ...] = ()
+
+
+def with_bad(
+    rng: np.random.Generator, good: dict[str, Any], bad_pools: dict[str, list[Any]], p: float
+) -> tuple[dict[str, Any], str | None]:
+    """good's arguments, one of them (chosen from bad_pools' keys) replaced by a bad value
+    with probability p."""
+    if not bad_pools or rng.random() >= p:
+        return good, None
+    name = pick(rng, sorted(bad_pools))
+    args = dict(good)
+    args[name] = pick(rng, bad_pools[name])
+    return args, name
+
+
+def make_case(rng: np.random.Generator, fit: Fit, fits_by_name: dict[str, Fit]) -> Case:
+    r = fit.result
+    p_bad = 0.5
+    kind = pick(
+        rng,
+        [
+            "confint",
+            "profile",
+            "emmeans",
+            "emtrends",
+            "contrast",
+            "pairs",
+            "r2",
+            "icc",
+            "simres",
+            "binned",
+            "resid",
+            "simulate",
+            "refit",
+            "predict",
+            "marginal_predict",
+            "marginal_coefs",
+            "summary",
+            "ranef",
+            "anova",
+            "bootstrap",
+            "power",
+            "extend",
+            "fixef_table",
+        ],
+    )
+    if kind == "confint":
+        method = pick(rng, [None, "wald", "profile", "boot", "posterior"])
+        good: dict[str, Any] = {"method": method, "conf_level": pick(rng, [0.95, 0.9, 0.5])}
+        if method == "boot":
+            good.update(n_boot=int(rng.integers(3, 6)), seed=seed_value(rng))
+        args, bad = with_bad(
+            rng, good, {"conf_level": BAD_LEVELS, "method": ["bogus", 3, "Wald "]}, p_bad
+        )
+        return Case(f"confint{args}", lambda: g.confint(r, **args), bad, method == "boot")
+    if kind == "profile":
+        names = list(r.fixed_names)
+        which = pick(rng, [None, pick(rng, names), names[:1], "theta_"])
+        if which == "theta_":
+            which = None
+        good = {"which": which, "conf_level": pick(rng, [0.95, 0.8])}
+        # which=None is every parameter: not a bad value here.
+        names_pool = [v for v in BAD_NAMES if v is not None]
+        args, bad = with_bad(rng, good, {"conf_level": BAD_LEVELS, "which": names_pool}, p_bad)
+        passed = (args["which"],) if isinstance(args["which"], list) else ()
+        return Case(f"profile{args}", lambda: g.profile(r, **args).confint(), bad, False, passed)
+    if kind in ("emmeans", "contrast", "pairs"):
+        specs: Any = pick(rng, list(fit.factors)) if fit.factors else fit.numerics[0]
+        if len(fit.factors) > 1 and rng.random() < 0.3:
+            specs = list(fit.factors[:2])
+        good = {
+            "specs": specs,
+            "type": pick(rng, ["link", "response"]),
+            "level": pick(rng, [0.95, 0.9]),
+        }
+        others = [f for f in fit.factors if f != specs and not isinstance(specs, list)]
+        if others and rng.random() < 0.3:
+            good["by"] = others[0]
+        if fit.numerics and rng.random() < 0.3:
+            good["at"] = {fit.numerics[0]: [float(v) for v in rng.normal(0, 5, 2).round(2)]}
+        if rng.random() < 0.2:
+            good["bias_adjust"] = True
+        pools: dict[str, list[Any]] = {
+            "specs": BAD_NAMES,
+            "type": ["bogus", 1, None],
+            "level": BAD_LEVELS,
+            "at": [
+                {"nope": [1.0]},
+                {fit.numerics[0]: ["a"]} if fit.numerics else {"x": 1},
+                [1, 2],
+                "age",
+            ],
+            "by": ["nope", 3],
+        }
+        if kind == "emmeans":
+            args, bad = with_bad(rng, good, pools, p_bad)
+            passed = tuple(v for v in args.values() if isinstance(v, list | dict))
+            return Case(f"emmeans{args}", lambda: g.emmeans(r, **args).table, bad, False, passed)
+        emm_args = good
+
+        def emm() -> Any:
+            return g.emmeans(r, **emm_args)
+
+        if kind == "pairs":
+            pargs, bad = with_bad(
+                rng,
+                {
+                    "adjust": pick(rng, ["tukey", "holm", "none", "sidak"]),
+                    "reverse": bool(rng.random() < 0.5),
+                },
+                {"adjust": ["bogus", 1], "type": ["bogus"], "level": BAD_LEVELS},
+                p_bad,
+            )
+            return Case(f"pairs{emm_args}{pargs}", lambda: g.pairs(emm(), **pargs), bad)
+        n_levels = 3
+        weights = {"a": list(rng.normal(size=n_levels).round(2))}
+        method = pick(rng, ["pairwise", "revpairwise", "trt.vs.ctrl", "dict"])
+        cargs, bad = with_bad(
+            rng,
+            {
+                "method": method if method != "dict" else "pairwise",
+                "adjust": pick(rng, [None, "holm", "bonferroni", "dunnettx"]),
+                **({"ref": 0} if method == "trt.vs.ctrl" and rng.random() < 0.5 else {}),
+            },
+            {
+                "method": ["bogus", weights, {"a": ["x"]}, 4],
+                "adjust": ["bogus"],
+                "level": BAD_LEVELS,
+                # ref names trt.vs.ctrl's control only (emmeans ignores it otherwise).
+                **({"ref": [99, "nope", -1]} if method == "trt.vs.ctrl" else {}),
+            },
+            p_bad,
+        )
+        passed = tuple(v for v in cargs.values() if isinstance(v, dict))
+        return Case(
+            f"contrast{emm_args}{cargs}", lambda: g.contrast(emm(), **cargs), bad, False, passed
+        )
+    if kind == "emtrends":
+        if not fit.numerics:
+            kind = "r2"
+        else:
+            specs = pick(rng, list(fit.factors)) if fit.factors else fit.numerics[0]
+            good = {"specs": specs, "var": fit.numerics[0], "level": 0.95}
+            args, bad = with_bad(
+                rng,
+                good,
+                {
+                    "var": ["nope", 3, fit.factors[0] if fit.factors else "x"],
+                    "level": BAD_LEVELS,
+                    "delta": [0.0, "a", float("nan")],
+                },
+                p_bad,
+            )
+            return Case(f"emtrends{args}", lambda: g.emtrends(r, **args).table, bad)
+    if kind == "r2":
+        args, bad = with_bad(
+            rng,
+            {"approximation": pick(rng, ["theoretical", "delta"])},
+            {"approximation": ["bogus", 1, None], "tolerance": [-1.0, "a", float("nan")]},
+            p_bad,
+        )
+        return Case(f"r2{args}", lambda: g.r2_nakagawa(r, **args), bad)
+    if kind == "icc":
+        args, bad = with_bad(rng, {}, {"tolerance": [-1.0, "a", float("nan"), None]}, p_bad)
+        return Case(f"icc{args}", lambda: g.icc(r, **args), bad)
+    if kind == "simres":
+        good = {
+            "n_sim": int(rng.integers(5, 40)),
+            "seed": seed_value(rng),
+            "re": pick(rng, ["posterior", "conditional", "unconditional"]),
+        }
+        if rng.random() < 0.3:
+            good["by"] = fit.groups[0]
+        args, bad = with_bad(
+            rng,
+            good,
+            {"n_sim": BAD_COUNTS[:-1], "seed": BAD_SEEDS, "re": ["bogus", 1], "by": ["nope", 4]},
+            p_bad,
+        )
+
+        def simres() -> Any:
+            s = g.simulate_residuals(r, **args)
+            return (s.residuals, s.simulated_successes)
+
+        return Case(f"simulate_residuals{args}", simres, bad, True)
+    if kind == "binned":
+        args, bad = with_bad(
+            rng,
+            {"n_bins": pick(rng, [None, 3, 10])},
+            # n_bins=None is the default (performance's rule): not a bad value here.
+            {"n_bins": [v for v in BAD_COUNTS[:-1] if v is not None] + [1]},
+            p_bad,
+        )
+        return Case(f"binned_residuals{args}", lambda: g.binned_residuals(r, **args), bad)
+    if kind == "resid":
+        args, bad = with_bad(
+            rng,
+            {"type": pick(rng, ["deviance", "pearson", "response", "working"])},
+            {"type": ["bogus", None, 1]},
+            p_bad,
+        )
+        return Case(f"resid{args}", lambda: r.resid(**args), bad)
+    if kind == "simulate":
+        args, bad = with_bad(
+            rng,
+            {
+                "n": int(rng.integers(1, 4)),
+                "seed": seed_value(rng),
+                "use_u": bool(rng.random() < 0.5),
+            },
+            {"n": BAD_COUNTS, "seed": BAD_SEEDS, "use_u": ["yes", 2]},
+            p_bad,
+        )
+        return Case(f"simulate{args}", lambda: r.simulate(**args), bad, True)
+    if kind == "refit":
+        sim = r.simulate(1, seed=int(rng.integers(100)))
+        response = np.asarray(sim)[0] if np.ndim(sim) > 1 else np.asarray(sim)
+        variant = pick(rng, ["array", "list", "short", "text", "nan", "negative"])
+        bad = None
+        if variant == "list":
+            new: Any = response.tolist()
+        elif variant == "array":
+            new = response
+        else:
+            bad = "new_response"
+            new = response.copy().astype(object if variant == "text" else float)
+            if variant == "short":
+                new = response[:-1]
+            elif variant == "text":
+                new[0] = "x"
+            elif variant == "nan":
+                new[0] = np.nan
+            else:
+                new[0] = -1.0
+        return Case(f"refit({variant})", lambda: r.refit(new).params, bad, False, (new,))
+    if kind in ("predict", "marginal_predict"):
+        n = int(rng.integers(1, 20))
+        rows = fit.frame.sample(n=n, random_state=int(rng.integers(1 << 30))).copy()
+        bad = None
+        if rng.random() < p_bad:
+            variant = pick(rng, ["drop", "text", "new_level_factor"])
+            bad = "newdata"
+            if variant == "drop" or not fit.numerics:
+                column = fit.factors[0] if fit.factors else fit.numerics[0]
+                rows = rows.drop(columns=[column])
+            elif variant == "text":
+                rows[fit.numerics[0]] = rows[fit.numerics[0]].astype(object)
+                rows.iloc[0, rows.columns.get_loc(fit.numerics[0])] = "abc"
+            else:
+                column = fit.factors[0]
+                rows[column] = rows[column].astype(object)
+                rows.iloc[0, rows.columns.get_loc(column)] = "never-seen"
+        if kind == "marginal_predict":
+            return Case("marginal_predict", lambda: r.marginal_predict(rows), bad, False, (rows,))
+        pargs, pbad = with_bad(
+            rng,
+            {
+                "type": pick(rng, ["response", "link"]),
+                "re": pick(rng, ["include", "exclude"]),
+                "se_fit": bool(rng.random() < 0.3),
+            },
+            {"type": ["bogus"], "re": ["bogus", ["nope"]]},
+            0.0 if bad else p_bad,
+        )
+        return Case(
+            f"predict{pargs}", lambda: r.predict(rows, **pargs), bad or pbad, False, (rows,)
+        )
+    if kind == "marginal_coefs":
+        return Case("marginal_coefs", lambda: r.marginal_coefs(bool(rng.random() < 0.5)))
+    if kind == "summary":
+        return Case("summary", lambda: str(r.summary()))
+    if kind == "ranef":
+        condvar = bool(rng.random() < 0.5)
+        return Case(f"ranef({condvar})", lambda: (r.ranef(condvar), r.coef(), r.varcorr))
+    if kind == "fixef_table":
+        # conf_level=None is the fit's own level: not a bad value here.
+        levels = [v for v in BAD_LEVELS if v is not None]
+        args, bad = with_bad(rng, {"conf_level": 0.95}, {"conf_level": levels}, p_bad)
+        return Case(f"fixed_effects_table{args}", lambda: r.fixed_effects_table(**args), bad)
+    if kind == "anova":
+        others = [f for f in fits_by_name.values() if f.frame is fit.frame and f is not fit]
+        other = pick(rng, others) if others else fit
+        return Case(f"anova({fit.name}, {other.name})", lambda: g.anova(r, other.result))
+    if kind == "bootstrap":
+        args, bad = with_bad(
+            rng,
+            {"n_boot": int(rng.integers(2, 5)), "seed": seed_value(rng)},
+            {"n_boot": BAD_COUNTS[:-1], "seed": BAD_SEEDS, "n_jobs": [0, -2, 1.5, "2"]},
+            p_bad,
+        )
+
+        def boot() -> Any:
+            out = g.bootstrap(r, **args)
+            return (out.replicates, out.estimates, out.confint())
+
+        return Case(f"bootstrap{args}", boot, bad, True)
+    if kind == "power":
+        test = pick(rng, list(r.fixed_names)[1:] or list(r.fixed_names))
+        good = {
+            "test": test,
+            "nsim": int(rng.integers(2, 5)),
+            "seed": seed_value(rng),
+            "method": pick(rng, ["wald", "lrt"]),
+        }
+        if rng.random() < 0.3:
+            good["effect"] = {test: float(rng.normal())}
+        args, bad = with_bad(
+            rng,
+            good,
+            {
+                # test=None tests every fixed effect but the intercept: not bad here.
+                "test": [v for v in BAD_NAMES if v is not None],
+                "nsim": BAD_COUNTS[:-1],
+                "alpha": BAD_LEVELS,
+                "method": ["bogus", 1],
+                "effect": [{"nope": 1.0}, {test: "a"}, [1]],
+            },
+            p_bad,
+        )
+        passed = tuple(v for v in args.values() if isinstance(v, dict | list))
+
+        def power() -> Any:
+            out = g.power_sim(r, **args)
+            return (out.power, out.ci_lower, out.ci_upper, out.nsim, out.n_failed)
+
+        return Case(f"power_sim{args}", power, bad, True, passed)
+    # extend
+    args, bad = with_bad(
+        rng,
+        {"along": fit.groups[0], "n": int(rng.integers(5, 90))},
+        {"along": BAD_NAMES, "n": [0, -1, 2.5, "10", None]},
+        p_bad,
+    )
+    return Case(f"extend{args}", lambda: g.extend(r, **args), bad)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def snapshot(value: Any) -> Any:
+    return copy.deepcopy(value)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, NaN equal to NaN, frames and arrays value by value."""
+    if isinstance(a, pd.DataFrame | pd.Series):
+        return (
+            isinstance(b, type(a))
+            and a.equals(b)
+            and list(a.columns if isinstance(a, pd.DataFrame) else [a.name])
+            == list(b.columns if isinstance(b, pd.DataFrame) else [b.name])
+        )
+    if isinstance(a, np.ndarray):
+        return (
+            isinstance(b, np.ndarray)
+            and a.shape == b.shape
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+        )
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    try:
+        return bool(a == b)
+    except Exception:
+        return repr(a) == repr(b)
+
+
+def comparable(value: Any) -> Any:
+    """What of a returned value is compared between two calls."""
+    for attribute in ("table", "frame", "power"):
+        inner = getattr(value, attribute, None)
+        if isinstance(inner, pd.DataFrame):
+            return inner
+    if hasattr(value, "__dataclass_fields__"):
+        return repr(value)
+    return value
+
+
+def infinite(value: Any) -> bool:
+    value = comparable(value)
+    if isinstance(value, pd.Series):
+        value = value.to_frame()
+    if isinstance(value, pd.DataFrame):
+        numbers = value.select_dtypes("number")
+        return bool(np.isinf(numbers.to_numpy(dtype=float)).any()) if numbers.size else False
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return bool(np.isinf(value).any())
+    if isinstance(value, tuple | list):
+        return any(infinite(v) for v in value)
+    if isinstance(value, dict):
+        return any(infinite(v) for v in value.values())
+    if isinstance(value, float):
+        return math.isinf(value)
+    return False
+
+
+def canary(fit: Fit) -> Any:
+    r = fit.result
+    out: list[Any] = [r.params.copy(), str(r.summary()), r.resid().copy()]
+    try:
+        out.append(g.r2_nakagawa(r))
+    except ValueError as e:
+        out.append(str(e))
+    try:
+        specs = fit.factors[0] if fit.factors else fit.numerics[0]
+        out.append(g.emmeans(r, specs).table)
+    except ValueError as e:
+        out.append(str(e))
+    return [comparable(v) if not isinstance(v, str) else v for v in out]
+
+
+NOT_FOR_THIS_FIT = re.compile(
+    r"available for|not available|computed for method|only for|method='?[a-z_]+'? fits?|"
+    r"rank-deficient|refuses|for the binomial|not family|refits by maximum likelihood"
+)
+"""Refusals of the call for the fit it is made on (a method or family it does not apply to),
+which come before any argument is looked at: they need not name the bad argument."""
+
+
+def run(args: argparse.Namespace) -> int:
+    rng = np.random.default_rng(args.seed)
+    all_fits = fits()
+    originals = {}
+    started = time.perf_counter()
+    for fit in all_fits:
+        originals[fit.name] = fit.frame.copy(deep=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit.result = g.fit(fit.formula, fit.frame, **fit.kwargs)
+    by_name = {f.name: f for f in all_fits}
+    print(f"{len(all_fits)} fits in {time.perf_counter() - started:.1f} s", flush=True)
+    canaries = {f.name: canary(f) for f in all_fits}
+    counts: Counter[str] = Counter()
+    failures: list[str] = []
+
+    def fail(label: str, why: str) -> None:
+        failures.append(f"{label}: {why}")
+        print(f"FAIL {label}: {why}", flush=True)
+
+    for i in range(args.calls):
+        fit = pick(rng, all_fits)
+        try:
+            case = make_case(rng, fit, by_name)
+        except Exception:
+            fail(f"[{i}] {fit.name} (making the case)", traceback.format_exc(limit=4))
+            continue
+        label = f"[{i}] {fit.name} {case.label}"
+        kept = [snapshot(p) for p in case.passed]
+        started = time.perf_counter()
+        outcome = "ok"
+        value: Any = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                value = case.call()
+            except ValueError as error:
+                outcome = "refused"
+                message = str(error)
+                if (
+                    case.bad is not None
+                    and case.bad not in message
+                    and not NOT_FOR_THIS_FIT.search(message)
+                ):
+                    fail(label, f"ValueError does not name {case.bad!r}: {message}")
+            except Exception as error:  # noqa: BLE001 - the fuzz's point
+                outcome = "error"
+                fail(
+                    label,
+                    f"{type(error).__name__}: {error}\n"
+                    + "".join(traceback.format_exception(error, limit=-4)),
+                )
+        elapsed = time.perf_counter() - started
+        if elapsed > args.slow:
+            print(f"slow {label}: {elapsed:.1f} s", flush=True)
+        counts[f"{'bad' if case.bad else 'good'} {outcome}"] += 1
+        if case.bad is not None and outcome == "ok":
+            fail(label, f"bad {case.bad!r} accepted")
+        if outcome == "ok" and infinite(value):
+            fail(label, "an infinite number in the output")
+        for before, now in zip(kept, case.passed, strict=True):
+            if not same(before, now):
+                fail(label, "an argument the caller passed was changed")
+        if not fit.frame.equals(originals[fit.name]):
+            fail(label, "the fit's data frame was changed")
+            fit.frame = originals[fit.name].copy(deep=True)
+        if outcome == "ok" and case.seeded:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                again = case.call()
+            if not same(comparable(value), comparable(again)):
+                fail(label, "the seeded call gave another answer when repeated")
+        if (i + 1) % args.canary_every == 0:
+            for f in all_fits:
+                if not same(canary(f), canaries[f.name]):
+                    fail(f"[{i}] canary {f.name}", "a later call returns something else")
+                    canaries[f.name] = canary(f)
+    print(dict(sorted(counts.items())))
+    print(f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--canary-every", type=int, default=25)
+    parser.add_argument("--slow", type=float, default=20.0, help="report calls slower (s)")
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
