@@ -90,6 +90,20 @@ def test_missing_values_are_dropped_and_counted():
     assert info.n_dropped == 3 and model.n_obs == len(frame) - 3
 
 
+def test_no_complete_rows_says_which_columns_are_missing():
+    # Found by bench/fuzz_workflow.py: weights of NaN only left no row, and the message did
+    # not say why.
+    frame = small_frame().astype({"x": float})
+    frame.loc[: len(frame) - 2, "x"] = np.nan
+    frame = frame.astype({"g": "object"})
+    frame.loc[[0, 1], "g"] = None
+    with pytest.raises(ValueError, match=r"of 60 rows, missing values in g \(2\), x \(59\)$"):
+        build_model("y ~ x + (1 | g)", frame)
+    weights = np.full(len(frame), np.nan)
+    with pytest.raises(ValueError, match=r"missing values in weights \(60\)$"):
+        build_model("y ~ h + (1 | g)", small_frame(), weights=weights)
+
+
 @pytest.mark.parametrize(
     "formula",
     [

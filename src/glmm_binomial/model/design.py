@@ -44,6 +44,7 @@ from glmm_binomial.model.frame import (
     drop_unused_categories,
     factor_codes,
     match_codes,
+    missing_counts,
     read_table,
     row_values,
 )
@@ -530,7 +531,15 @@ def build_model(
     n_dropped = int((~complete).sum())
     sub = drop_unused_categories(used if n_dropped == 0 else used.rows(complete))
     if len(sub) < 2:
-        raise ValueError(f"fewer than two complete rows in data for formula '{formula}'")
+        counts = missing_counts(used)
+        for name, arr in (("weights", w_all), ("offset", o_all)):
+            if arr is not None and np.isnan(arr).any():
+                counts[name] = int(np.count_nonzero(np.isnan(arr)))
+        where = ", ".join(f"{name} ({count})" for name, count in counts.items())
+        raise ValueError(
+            f"fewer than two complete rows in data for formula '{formula}'"
+            + (f": of {len(used)} rows, missing values in {where}" if where else "")
+        )
     w = None if w_all is None else w_all[complete]
     if w is not None and ((~np.isfinite(w)).any() or (w < 0).any()):
         raise ValueError("weights must be finite and non-negative")

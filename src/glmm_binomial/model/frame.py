@@ -61,6 +61,7 @@ __all__ = [
     "label_keys",
     "logical_text",
     "match_codes",
+    "missing_counts",
     "new_levels_message",
     "numbers_as_numeric",
     "read_as_numbers",
@@ -571,20 +572,37 @@ def read_table(
 
 def complete_rows(table: ColumnTable) -> NDArray[np.bool_]:
     """Whether each row of ``table`` has no missing value (``notna().all(axis=1)``), column by
-    column on the arrays: a numpy integer or bool column has none, a float column its NaN, a
-    categorical its code -1."""
+    column on the arrays."""
     complete = np.ones(len(table), dtype=bool)
     for _, series in table.items():
-        dtype = series.dtype
-        if isinstance(dtype, np.dtype) and dtype.kind in "iub":
-            continue
-        if isinstance(dtype, pd.CategoricalDtype):
-            complete &= np.asarray(series.array.codes) >= 0
-        elif isinstance(dtype, np.dtype) and dtype.kind == "f":
-            complete &= ~np.isnan(series.to_numpy())
-        else:
-            complete &= np.asarray(series.notna(), dtype=bool)
+        present = present_values(series)
+        if present is not None:
+            complete &= present
     return complete
+
+
+def present_values(series: pd.Series) -> NDArray[np.bool_] | None:
+    """Whether each value of a read column is present (None: all are): a numpy integer or
+    bool column has no missing value, a float column its NaN, a categorical its code -1."""
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return None
+    if isinstance(dtype, pd.CategoricalDtype):
+        return np.asarray(series.array.codes) >= 0
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        return ~np.isnan(series.to_numpy())
+    return np.asarray(series.notna(), dtype=bool)
+
+
+def missing_counts(table: ColumnTable) -> dict[str, int]:
+    """The number of missing values of each column of ``table`` that has any."""
+    counts = {}
+    for name, series in table.items():
+        present = present_values(series)
+        missing = 0 if present is None else int(np.count_nonzero(~present))
+        if missing:
+            counts[str(name)] = missing
+    return counts
 
 
 def column_readings(table: Table, kinds: dict[str, ColumnKind]) -> tuple[ColumnReading, ...]:
