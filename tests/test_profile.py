@@ -175,3 +175,30 @@ def test_singular_fit_profiles_the_intercept_at_the_true_conditional_minimum(see
         value = table.loc["(Intercept)", end]
         excess = _brute_profile_deviance(result, value) - (-2.0 * result.loglik)
         assert excess == pytest.approx(cutoff, abs=2e-3)
+
+
+def test_a_coefficient_with_no_finite_estimate_has_a_one_sided_interval():
+    # Found by bench/fuzz_workflow.py: profiling a separated coefficient searched for 40 s
+    # and raised RuntimeError ("no bracket found"). Level "c" of f is all successes.
+    rng = np.random.default_rng(2026)
+    n = 90
+    x = np.round(rng.normal(size=n), 3)
+    f = np.tile(["a", "b", "c"], n // 3)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-0.5 * x))).astype(int)
+    y[f == "c"] = 1
+    frame = pd.DataFrame({"y": y, "x": x, "f": f, "g": np.repeat(np.arange(9), 10)})
+    with pytest.warns(g.SeparationWarning):
+        fit = g.fit("y ~ x + f + (1 | g)", frame)
+    assert fit.diverging == ["fc"]
+    table = profile_confint(fit, conf_level=0.8, which=["fc", "fb"])
+    lower, upper = table.loc["fc"]
+    assert upper == np.inf and np.isfinite(lower)
+    assert any("fc has no finite estimate" in w for w in table.attrs["warnings"])
+    assert np.isfinite(table.loc["fb"]).all()
+    # The lower end is where the deviance with fc held there (an offset) exceeds the
+    # separated fit's by the chi-square cutoff.
+    held = frame.assign(fb=(frame["f"] == "b").astype(float))
+    offset = lower * (frame["f"] == "c").to_numpy(dtype=float)
+    refit = g.fit("y ~ x + fb + (1 | g)", held, offset=offset)
+    cutoff = 1.2815515655446004**2
+    assert 2.0 * (fit.loglik - refit.loglik) == pytest.approx(cutoff, abs=1e-4)

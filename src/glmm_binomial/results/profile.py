@@ -456,9 +456,24 @@ def profile(
             "the fit's estimates are not at the minimum of the deviance; the profile is "
             "computed around the better optimum found from them"
         )
+    # A fixed effect with no finite estimate (separation) lies at the end of a deviance that
+    # falls towards its supremum as the effect grows: its interval is unbounded that way.
+    unbounded = {
+        name: float(np.sign(value))
+        for name, value in result.params.items()
+        if name in result.diverging
+    }
+    for name in unbounded:
+        if any(t.name == name for t in chosen):
+            warnings.append(
+                f"{name} has no finite estimate (separation): its profile interval is unbounded "
+                f"{'above' if unbounded[name] > 0 else 'below'}"
+            )
     for _ in range(control.max_restarts + 1):
         try:
-            profiles, deviance = _profile_all(model, chosen, theta, beta, cutoff, control)
+            profiles, deviance = _profile_all(
+                model, chosen, theta, beta, cutoff, control, unbounded
+            )
             break
         except _BetterOptimum as better:
             found = better.coords
@@ -507,7 +522,10 @@ def _profile_all(
     beta: FloatArray,
     cutoff: float,
     control: ProfileControl,
+    unbounded: dict[str, float],
 ) -> tuple[list[ParameterProfile], float]:
+    """Each target's profile (its end on the side unbounded[name], +1 or -1, infinite: a
+    fixed effect with no finite estimate)."""
     out = []
     deviance_hat = float("nan")
     for target in targets:
@@ -517,7 +535,7 @@ def _profile_all(
         p_hat = coords.from_theta_beta(theta_t, beta)
         prof = _OneProfile(coords, p_hat, target.index, control)
         deviance_hat = prof.deviance_hat
-        out.append(prof.run(target, cutoff))
+        out.append(prof.run(target, cutoff, unbounded.get(target.name, 0.0)))
     return out, deviance_hat
 
 
@@ -746,13 +764,18 @@ class _OneProfile:
                 continue
         raise RuntimeError("the profile did not cross the critical value (no bracket found)")
 
-    def run(self, target: _Target, cutoff: float) -> ParameterProfile:
+    def run(self, target: _Target, cutoff: float, unbounded: float = 0.0) -> ParameterProfile:
+        """The profile of `target` and its interval at `cutoff`; on the side `unbounded` (+1
+        or -1; 0: neither) the end is infinite without a search."""
         coords, index = self.coords, self.index
         estimate = float(self.p_hat[index])
         low_bound, high_bound = coords.lower[index], coords.upper[index]
         ends = []
         critical = float(np.sqrt(cutoff))
         for direction in (-1.0, 1.0):
+            if direction == unbounded:
+                ends.append(direction * np.inf)
+                continue
             self.restart()
             bound = low_bound if direction < 0 else high_bound
             # First trial at the Wald end; then along the secant of |zeta| (nearly linear in
