@@ -73,7 +73,18 @@ def frames() -> dict[str, pd.DataFrame]:
         "contraception": contraception,
         "verbagg": small_verbagg,
         "awkward": awkward(),
+        "pure_groups": pure_groups(),
     }
+
+
+def pure_groups() -> pd.DataFrame:
+    """48 rows in 8 groups, each all 0 or all 1: the random-effect SD has no finite estimate
+    (separation within groups)."""
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(8), 6)
+    return pd.DataFrame(
+        {"y": np.where(groups % 2 == 0, 1, 0), "x": np.round(rng.normal(size=48), 3), "g": groups}
+    )
 
 
 def awkward() -> pd.DataFrame:
@@ -91,7 +102,9 @@ def awkward() -> pd.DataFrame:
 
 def fits() -> list[Fit]:
     data = frames()
-    cbpp, con, verb, odd = (data[k] for k in ("cbpp", "contraception", "verbagg", "awkward"))
+    cbpp, con, verb, odd, pure = (
+        data[k] for k in ("cbpp", "contraception", "verbagg", "awkward", "pure_groups")
+    )
     herd = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
     def of_cbpp(name: str, formula: str, **kwargs: Any) -> Fit:
@@ -130,6 +143,7 @@ def fits() -> list[Fit]:
         Fit("singular", odd[odd["f"] != "c"], "y ~ x + (1 + x | g)", (), ("x",), ("g",)),
         Fit("aliased", odd, "y ~ x + x2 + (1 | g)", (), ("x",), ("g",)),
         Fit("tiny", odd.iloc[:14], "y ~ x + (1 | g)", (), ("x",), ("g",)),
+        Fit("pure_groups", pure, "y ~ x + (1 | g)", (), ("x",), ("g",)),
     ]
 
 
@@ -222,7 +236,8 @@ def make_case(
             rng, good, {"conf_level": BAD_LEVELS, "method": ["bogus", 3, "Wald "]}, p_bad
         )
         # A profile interval of a coefficient with no finite estimate is unbounded on one side.
-        unbounded = bool(r.diverging) and args["method"] == "profile"
+        # (method None: a Laplace fit's default is the profile, as lme4's confint).
+        unbounded = bool(r.diverging) and args["method"] in ("profile", None)
         return Case(
             f"confint{args}", lambda: g.confint(r, **args), bad, method == "boot", (), unbounded
         )

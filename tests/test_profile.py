@@ -202,3 +202,21 @@ def test_a_coefficient_with_no_finite_estimate_has_a_one_sided_interval():
     refit = g.fit("y ~ x + fb + (1 | g)", held, offset=offset)
     cutoff = 1.2815515655446004**2
     assert 2.0 * (fit.loglik - refit.loglik) == pytest.approx(cutoff, abs=1e-4)
+
+
+def test_a_variance_with_no_finite_estimate_is_refused_at_once():
+    # Found by bench/fuzz_workflow.py's kind of fit: every group all 0 or all 1, the SD on a
+    # diverging path; profiling searched 66 s and raised "kept finding lower deviances".
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(8), 6)
+    frame = pd.DataFrame(
+        {"y": np.where(groups % 2 == 0, 1, 0), "x": rng.normal(size=48), "g": groups}
+    )
+    with pytest.warns(g.SeparationWarning):
+        fit = g.fit("y ~ x + (1 | g)", frame)
+    with pytest.raises(ValueError, match=r"variance of \(1 \| g\) has no finite"):
+        profile_confint(fit)
+    # The remedy the message names: a proper prior on the SD, whose posterior mode profiles.
+    bounded = g.fit("y ~ x + (1 | g)", frame, priors={"cov": "gamma(shape = 2, rate = 0.5)"})
+    table = profile_confint(bounded, which="sd_(Intercept)|g")
+    assert np.isfinite(table.to_numpy()).all()

@@ -54,6 +54,7 @@ from glmm_binomial.arguments import fraction
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.covariance import ScaledCorrelation
 from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.model.validation import block_text
 from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.results.base import ResultBase
@@ -390,6 +391,18 @@ def _check(result: ResultBase, conf_level: float) -> None:
     if result.method != "laplace":
         raise ValueError("profile intervals are computed for method='laplace' fits")
     fraction(conf_level, "conf_level")
+    blocks = result.fit_output.separation.blocks
+    if blocks:
+        # Every parameter moves along the variance's diverging path: there is no optimum to
+        # profile around (refits keep finding lower deviances further out).
+        terms = ", ".join(block_text(result.model.blocks[b]) for b in blocks)
+        raise ValueError(
+            f"no profile: the random-effect variance of {terms} has no finite maximum-"
+            "likelihood estimate (separation within groups; see the fit's warning), so there "
+            "is no optimum to profile around; a proper prior on the SD (a posterior mode, "
+            "e.g. priors={'cov': 'gamma(shape = 2, rate = 0.5)'}; blme's default does not "
+            "bound it) or method='vb' gives finite estimates"
+        )
 
 
 def profile(
