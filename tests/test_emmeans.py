@@ -566,3 +566,24 @@ def test_a_single_level_has_no_contrasts(fits: dict[str, Any]) -> None:
     assert len(emm.table) == 1
     with pytest.raises(ValueError, match="no contrasts"):
         pairs(emm)
+
+
+def test_means_and_contrasts_of_a_separated_fit_keep_the_standard_errors_they_have() -> None:
+    # Found by bench/fuzz_workflow.py: one coefficient with no finite estimate (NaN variance)
+    # made every mean's and contrast's SE NaN through 0 * NaN.
+    rng = np.random.default_rng(2026)
+    n = 90
+    x = np.round(rng.normal(size=n), 3)
+    f = np.tile(["a", "b", "c"], n // 3)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-0.5 * x))).astype(int)
+    y[f == "c"] = 1
+    frame = pd.DataFrame({"y": y, "x": x, "f": f, "g": np.repeat(np.arange(9), 10)})
+    with pytest.warns(g.SeparationWarning):
+        fit = g.fit("y ~ x + f + (1 | g)", frame)
+    emm = emmeans(fit, "f")
+    se = emm.table.set_index("f")["std_error"]
+    assert np.isfinite(se[["a", "b"]]).all() and np.isnan(se["c"])
+    table = pairs(emm, adjust="none").set_index("contrast")
+    # a - b is minus fb, whose Wald statistic the fit reports.
+    assert table.loc["a - b", "z"] == pytest.approx(-fit.zvalues["fb"], rel=1e-10)
+    assert table[["z", "p_value"]].loc[["a - c", "b - c"]].isna().all().all()

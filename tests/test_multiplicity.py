@@ -99,3 +99,19 @@ def test_critical_values_invert_the_p_values(adjust: str) -> None:
     assert critical_value(0.95, "tukey", 6, 4) == pytest.approx(
         stats.studentized_range.ppf(0.95, 4, np.inf) / np.sqrt(2), rel=1e-9
     )
+
+
+@pytest.mark.parametrize("adjust", ["tukey", "dunnettx", "sidak", "holm", "bonferroni", "none"])
+def test_no_statistic_no_p_value(adjust):
+    # Found by bench/fuzz_workflow.py: pairs() of a separated fit showed p = 1 for contrasts
+    # with no standard error (z NaN).
+    z = np.array([1.8, np.nan, -2.5, np.nan])
+    p = adjust_p_values(z, adjust, 4)
+    assert np.isnan(p[[1, 3]]).all()
+    # The others are adjusted as a family of their own number (R's p.adjust); Tukey's by the
+    # number of means, as before.
+    np.testing.assert_array_equal(p[[0, 2]], adjust_p_values(z[[0, 2]], adjust, 4))
+    if adjust == "tukey":
+        np.testing.assert_array_equal(
+            p[[0, 2]], adjust_p_values(np.array([1.8, -2.5, 9.0]), adjust, 4)[:2]
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from _dask_support import rows_on_cluster
 from conftest import load_reference
@@ -191,3 +192,31 @@ def test_bad_input_names_the_argument(
 ) -> None:
     with pytest.raises(ValueError, match=argument):
         r2_nakagawa(fits["cbpp"], **kwargs)
+
+
+def test_fits_with_no_finite_estimates_have_no_r2_or_icc():
+    # Found by bench/fuzz_workflow.py: on groups that are each all 0 or all 1, R2 (delta)
+    # divided by zero, and R2 and the ICC of a separated fit were those of a point on a
+    # diverging path (run to 0 or 1 as the search goes on).
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(8), 6)
+    frame = pd.DataFrame(
+        {"y": np.where(groups % 2 == 0, 1, 0), "x": rng.normal(size=48), "g": groups}
+    )
+    with pytest.warns(g.SeparationWarning):
+        fit = g.fit("y ~ x + (1 | g)", frame)
+    for call in (g.r2_nakagawa, g.icc):
+        with pytest.raises(ValueError, match=r"finite estimates; the fit has none for \(1 \| g\)"):
+            call(fit)
+    # A posterior fit has finite estimates; the delta approximation's null model (Laplace) has
+    # none here.
+    vb = g.fit("y ~ x + (1 | g)", frame, method="vb")
+    assert 0.0 < g.r2_nakagawa(vb).conditional < 1.0
+    with pytest.raises(ValueError, match="null model"):
+        g.r2_nakagawa(vb, approximation="delta")
+    separated = frame.assign(f=np.tile(["a", "b", "c"], 16), y=rng.integers(0, 2, 48))
+    separated.loc[separated["f"] == "c", "y"] = 1
+    with pytest.warns(g.SeparationWarning):
+        fixed = g.fit("y ~ x + f + (1 | g)", separated)
+    with pytest.raises(ValueError, match="none for fc"):
+        g.r2_nakagawa(fixed)

@@ -380,6 +380,21 @@ def _bias_adjusted(link: Family, sigma: float) -> tuple[Any, Any]:
     return inverse, derivative
 
 
+def linear_covariance(linfct: FloatArray, vcov: FloatArray) -> FloatArray:
+    """L V L', symmetric. A coefficient with no variance (NaN: no finite estimate, a separated
+    fit's) makes NaN only the rows of L that use it."""
+    unknown = np.isnan(np.diag(vcov))
+    if unknown.any():
+        vcov = np.where(np.isnan(vcov), 0.0, vcov)
+    cov = linfct @ vcov @ linfct.T
+    cov = np.asarray(0.5 * (cov + cov.T), dtype=np.float64)
+    if unknown.any():
+        uses = (linfct[:, unknown] != 0.0).any(axis=1)
+        cov[uses, :] = np.nan
+        cov[:, uses] = np.nan
+    return cov
+
+
 @dataclass(frozen=True, eq=False)
 class EMMeans:
     """Estimated marginal means (or trends) with the linear functions behind them.
@@ -412,9 +427,8 @@ class EMMeans:
 
     @cached_property
     def link_covariance(self) -> FloatArray:
-        """L V L' (link scale)."""
-        cov = self.linfct @ self.vcov @ self.linfct.T
-        return np.asarray(0.5 * (cov + cov.T), dtype=np.float64)
+        """L V L' (link scale; linear_covariance)."""
+        return linear_covariance(self.linfct, self.vcov)
 
     @cached_property
     def link_std_error(self) -> FloatArray:
@@ -770,7 +784,6 @@ def contrast(
         raise ValueError("by groups of different sizes are not supported")
 
     eta = emm.link_estimate
-    cov = emm.link_covariance
     notes: list[str] = []
     link = emm.link
     blocks = []
@@ -788,7 +801,9 @@ def contrast(
             np.all(np.abs(coef.sum(axis=1)) / (1e-6 + np.abs(coef).max(axis=1)) < 1e-6)
         )
         est = coef @ eta[rows]
-        var = coef @ cov[np.ix_(rows, rows)] @ coef.T
+        # From the coefficients' covariance: a contrast of means that do not use a
+        # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
+        var = linear_covariance(coef @ emm.linfct[rows], emm.vcov)
         estimates.append(est)
         std_errors.append(np.sqrt(np.clip(np.diag(var), 0.0, None)))
         labels_out.append(names)

@@ -120,13 +120,23 @@ def adjust_p_values(z: FloatArray, adjust: str, family_size: int) -> FloatArray:
     """Two-sided p-values of one family of z statistics with an adjustment (module
     docstring); family_size is the number of means for tukey (ignored otherwise)."""
     z = np.asarray(z, dtype=np.float64)
+    known = ~np.isnan(z)
+    if not known.all():
+        # No statistic, no p-value; the others are a family of their own number (as R's
+        # p.adjust counts the p-values that are not NA).
+        out = np.full(len(z), np.nan)
+        if known.any():
+            out[known] = adjust_p_values(z[known], adjust, family_size)
+        return out
     absolute = np.abs(z)
     unadjusted = 2.0 * special.ndtr(-absolute)
     n = len(z)
+    if adjust == "tukey":
+        # By the number of means (the range of family_size of them), however many of their
+        # contrasts have a statistic.
+        return range_sf(np.sqrt(2.0) * absolute, float(family_size))
     if adjust == "none" or n <= 1:
         return unadjusted
-    if adjust == "tukey":
-        return range_sf(np.sqrt(2.0) * absolute, float(family_size))
     if adjust == "dunnettx":
         return dunnettx_sf(absolute, n)
     if adjust == "sidak":

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.arguments import non_negative
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.validation import block_text
 
 if TYPE_CHECKING:
     from glmm_binomial.results.result import GLMMResult
@@ -193,6 +194,12 @@ def _delta_distribution_variance(model: ModelData) -> tuple[float, str]:
 
     null = replace(model, x=np.ones((model.n_obs, 1)), fixed_names=("(Intercept)",))
     output = fit_laplace(null)
+    if output.separation.coefficients or output.separation.blocks:
+        raise ValueError(
+            "approximation='delta' needs the null model (the intercept and the random "
+            "effects), which has no finite maximum-likelihood estimate here (separation): use "
+            "approximation='theoretical'"
+        )
     b0 = float(output.beta[0])
     covariances = [lam @ lam.T for lam in null.lambdas(output.theta)]
     s, _ = random_variance(null, covariances)
@@ -201,6 +208,12 @@ def _delta_distribution_variance(model: ModelData) -> tuple[float, str]:
         f"delta-method distribution variance 1/(p(1-p)) with p = {p:.6g} from the null model "
         f"(intercept {b0:.6g}, random intercept variance {s:.6g}, Laplace fit)"
     )
+    if not 0.0 < p < 1.0:
+        raise ValueError(
+            "approximation='delta' needs the null model's mean probability, which rounds to "
+            f"{p:g} (its intercept {b0:.6g}, random-intercept variance {s:.6g}): use "
+            "approximation='theoretical'"
+        )
     return 1.0 / (p * (1.0 - p)), note
 
 
@@ -263,6 +276,16 @@ def get_variance(
     notes: list[str] = []
     if result.method_object.posterior:
         notes.append("computed at the posterior means of beta and the covariance parameters")
+    separation = result.fit_output.separation
+    if not result.method_object.posterior and (separation.coefficients or separation.blocks):
+        # The variances would be those of points on a diverging path (R2 and the ICC then
+        # run to 0 or 1 as the search goes on), not estimates.
+        parts = [*result.diverging, *(block_text(model.blocks[b]) for b in separation.blocks)]
+        raise ValueError(
+            "R2 and the ICC need finite estimates; the fit has none for "
+            f"{', '.join(parts)} (separation; see its warning): refit with priors (a posterior "
+            "mode) or method='vb'"
+        )
     family = result.model.family
     if not np.isfinite(family.latent_variance):
         raise ValueError(
