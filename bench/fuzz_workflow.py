@@ -664,7 +664,7 @@ NAMED_AS = {"priors": "prior"}
 NOT_FOR_THIS_FIT = re.compile(
     r"available for|not available|computed for method|only for|method='?[a-z_]+'? fits?|"
     r"rank-deficient|refuses|for the binomial|not family|refits by maximum likelihood|"
-    r"no finite estimate"
+    r"no finite (maximum-likelihood )?estimate|need finite estimates"
 )
 """Refusals of the call for the fit it is made on (a method or family it does not apply to),
 which come before any argument is looked at: they need not name the bad argument."""

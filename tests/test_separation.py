@@ -459,3 +459,22 @@ def test_the_runaway_screen_does_not_change_with_a_shifted_column():
     ]
     screens = [runaway_blocks(f.model, f.fit_output.theta, 20.0) for f in fits]
     assert screens[0] == screens[1]
+
+
+def test_the_table_shows_no_estimate_where_there_is_none():
+    # Found by bench/fuzz_workflow.py: the fixed-effects table showed the separated
+    # coefficient's point on its diverging path (39) and its odds ratio (8.6e16) as estimates,
+    # where the summary and the spreadsheet show NA.
+    rng = np.random.default_rng(2026)
+    n = 90
+    x = np.round(rng.normal(size=n), 3)
+    f = np.tile(["a", "b", "c"], n // 3)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-0.5 * x))).astype(int)
+    y[f == "c"] = 1
+    frame = pd.DataFrame({"y": y, "x": x, "f": f, "g": np.repeat(np.arange(9), 10)})
+    with pytest.warns(g.SeparationWarning):
+        fit = g.fit("y ~ x + f + (1 | g)", frame)
+    assert fit.diverging == ["fc"]
+    assert fit.fixed_effects.loc["fc"].isna().all()
+    assert fit.params["fc"] > 10  # the point the search stopped at, for those who need it
+    assert np.isfinite(fit.fixed_effects.loc[["(Intercept)", "x", "fb"]].to_numpy()).all()

@@ -242,15 +242,23 @@ class ResultBase:
     def fixed_effects_table(self, conf_level: float | None = None) -> pd.DataFrame:
         """Estimate, std_error, z, p (two-sided, normal), interval at conf_level (default: the
         fit's) and odds ratio (exp(estimate) under the logit link; NaN for the other links,
-        under which it is no odds ratio). The interval is Wald's (estimate -+ z std_error; for
-        "vb" the posterior mean -+ z posterior SD), and for a fit with draws ("mcmc") the
-        equal-tailed credible interval (quantiles of the draws; NaN where too few draws lie
-        beyond it, mcmc_diagnostics.equal_tailed_interval)."""
+        under which it is no odds ratio); all NaN for a coefficient with no finite estimate
+        (`diverging`; params keeps its value on the diverging path). The interval is Wald's
+        (estimate -+ z std_error; for "vb" the posterior mean -+ z posterior SD), and for a
+        fit with draws ("mcmc") the equal-tailed credible interval (quantiles of the draws;
+        NaN where too few draws lie beyond it, mcmc_diagnostics.equal_tailed_interval)."""
         level = self.conf_level if conf_level is None else fraction(conf_level, "conf_level")
         # exp(beta) is an odds ratio under the logit link only.
         columns = wald_statistics(
             self._fit.beta, self._fit.vcov_beta, level, odds_ratios=self.link == "logit"
         )
+        if self._fit.diverging:
+            # A coefficient with no finite estimate (separation): its value is a point on a
+            # diverging path (params keeps it), not an estimate; the table shows none, as the
+            # summary and the spreadsheet do.
+            for column in ("estimate", "odds_ratio"):
+                columns[column] = columns[column].copy()
+                columns[column][list(self._fit.diverging)] = np.nan
         posterior = self._fit.posterior
         if posterior is not None:
             # A sampled posterior: equal-tailed credible intervals from the draws.
