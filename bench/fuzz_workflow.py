@@ -78,25 +78,24 @@ def frames() -> dict[str, pd.DataFrame]:
 
 
 def pure_groups() -> pd.DataFrame:
-    """48 rows in 8 groups, each all 0 or all 1: the random-effect SD has no finite estimate
-    (separation within groups)."""
-    rng = np.random.default_rng(4)
-    groups = np.repeat(np.arange(8), 6)
-    return pd.DataFrame(
-        {"y": np.where(groups % 2 == 0, 1, 0), "x": np.round(rng.normal(size=48), 3), "g": groups}
-    )
+    """50 rows in 10 groups of 5, each all 0 or all 1: the random-effect SD has no finite
+    estimate (separation within groups)."""
+    groups = np.arange(50) // 5
+    x = np.round(np.linspace(-1.5, 1.5, 50) ** 3, 3)
+    return pd.DataFrame({"y": (groups % 3 == 0).astype(int), "x": x, "g": groups})
 
 
 def awkward() -> pd.DataFrame:
-    """90 rows in 9 groups where fits end awkwardly: y does not depend on g (a variance at
-    zero), every row of f's level "c" is a success (quasi-separation), x2 = 2 x (aliased)."""
-    rng = np.random.default_rng(2026)
-    n = 90
-    x = np.round(rng.normal(size=n), 3)
-    f = np.tile(["a", "b", "c"], n // 3)
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-0.5 * x))).astype(int)
-    y[f == "c"] = 1
-    groups = np.repeat([f"g{k}" for k in range(9)], n // 9)
+    """120 rows in 12 groups where fits end awkwardly: y does not depend on g (a variance at
+    zero), every row of f's level "a" is a failure (quasi-separation: f's other levels'
+    coefficients diverge upwards, the intercept downwards), x2 = 2 x (aliased)."""
+    rng = np.random.default_rng(2027)
+    n = 120
+    x = np.round(rng.uniform(-2.0, 2.0, size=n), 2)
+    f = np.repeat(["a", "b", "c"], n // 3)
+    y = rng.integers(0, 2, size=n)
+    y[f == "a"] = 0
+    groups = np.tile([f"g{k}" for k in range(12)], n // 12)
     return pd.DataFrame({"y": y, "x": x, "x2": 2.0 * x, "f": f, "g": groups})
 
 
@@ -142,7 +141,7 @@ def fits() -> list[Fit]:
         Fit("separated", odd, "y ~ x + f + (1 | g)", ("f",), ("x",), ("g",)),
         Fit("singular", odd[odd["f"] != "c"], "y ~ x + (1 + x | g)", (), ("x",), ("g",)),
         Fit("aliased", odd, "y ~ x + x2 + (1 | g)", (), ("x",), ("g",)),
-        Fit("tiny", odd.iloc[:14], "y ~ x + (1 | g)", (), ("x",), ("g",)),
+        Fit("tiny", odd.iloc[40:56], "y ~ x + (1 | g)", (), ("x",), ("g",)),
         Fit("pure_groups", pure, "y ~ x + (1 | g)", (), ("x",), ("g",)),
     ]
 

@@ -34,3 +34,29 @@ def simulated_model(
     m = np.full(n, float(trials))
     k = rng.binomial(trials, 1.0 / (1.0 + np.exp(-eta))).astype(float)
     return ModelData(k, m, x, np.zeros(n), ("(Intercept)", "x1", "x2"), tuple(blocks))
+
+
+def separated_frame():
+    """90 rows in 9 groups of `g`; f's level "c" is all successes, so `y ~ x + f + (1 | g)` has
+    no finite estimate for fc (quasi-separation) and fits (1 | g) at a zero variance."""
+    import pandas as pd
+
+    rng = np.random.default_rng(2026)
+    n = 90
+    x = np.round(rng.normal(size=n), 3)
+    f = np.tile(["a", "b", "c"], n // 3)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-0.5 * x))).astype(int)
+    y[f == "c"] = 1
+    return pd.DataFrame({"y": y, "x": x, "f": f, "g": np.repeat(np.arange(9), 10)})
+
+
+def pure_groups_frame():
+    """48 rows in 8 groups, each all 0 or all 1: in `y ~ x + (1 | g)` the variance of (1 | g)
+    has no finite estimate (separation within groups)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(8), 6)
+    return pd.DataFrame(
+        {"y": np.where(groups % 2 == 0, 1, 0), "x": rng.normal(size=48), "g": groups}
+    )

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _simulate import separated_frame
 from conftest import load_reference
 
 import glmm_binomial as g
@@ -571,13 +572,7 @@ def test_a_single_level_has_no_contrasts(fits: dict[str, Any]) -> None:
 def test_means_and_contrasts_of_a_separated_fit_keep_the_standard_errors_they_have() -> None:
     # Found by bench/fuzz_workflow.py: one coefficient with no finite estimate (NaN variance)
     # made every mean's and contrast's SE NaN through 0 * NaN.
-    rng = np.random.default_rng(2026)
-    n = 90
-    x = np.round(rng.normal(size=n), 3)
-    f = np.tile(["a", "b", "c"], n // 3)
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-0.5 * x))).astype(int)
-    y[f == "c"] = 1
-    frame = pd.DataFrame({"y": y, "x": x, "f": f, "g": np.repeat(np.arange(9), 10)})
+    frame = separated_frame()
     with pytest.warns(g.SeparationWarning):
         fit = g.fit("y ~ x + f + (1 | g)", frame)
     emm = emmeans(fit, "f")

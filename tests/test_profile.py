@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from _simulate import pure_groups_frame, separated_frame
 from conftest import load_reference
 from scipy import stats
 
@@ -180,13 +181,7 @@ def test_singular_fit_profiles_the_intercept_at_the_true_conditional_minimum(see
 def test_a_coefficient_with_no_finite_estimate_has_a_one_sided_interval():
     # Found by bench/fuzz_workflow.py: profiling a separated coefficient searched for 40 s
     # and raised RuntimeError ("no bracket found"). Level "c" of f is all successes.
-    rng = np.random.default_rng(2026)
-    n = 90
-    x = np.round(rng.normal(size=n), 3)
-    f = np.tile(["a", "b", "c"], n // 3)
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-0.5 * x))).astype(int)
-    y[f == "c"] = 1
-    frame = pd.DataFrame({"y": y, "x": x, "f": f, "g": np.repeat(np.arange(9), 10)})
+    frame = separated_frame()
     with pytest.warns(g.SeparationWarning):
         fit = g.fit("y ~ x + f + (1 | g)", frame)
     assert fit.diverging == ["fc"]
@@ -207,11 +202,7 @@ def test_a_coefficient_with_no_finite_estimate_has_a_one_sided_interval():
 def test_a_variance_with_no_finite_estimate_is_refused_at_once():
     # Found by bench/fuzz_workflow.py's kind of fit: every group all 0 or all 1, the SD on a
     # diverging path; profiling searched 66 s and raised "kept finding lower deviances".
-    rng = np.random.default_rng(4)
-    groups = np.repeat(np.arange(8), 6)
-    frame = pd.DataFrame(
-        {"y": np.where(groups % 2 == 0, 1, 0), "x": rng.normal(size=48), "g": groups}
-    )
+    frame = pure_groups_frame()
     with pytest.warns(g.SeparationWarning):
         fit = g.fit("y ~ x + (1 | g)", frame)
     with pytest.raises(ValueError, match=r"variance of \(1 \| g\) has no finite"):

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _simulate import separated_frame
 from conftest import REFERENCE_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -465,16 +466,32 @@ def test_the_table_shows_no_estimate_where_there_is_none():
     # Found by bench/fuzz_workflow.py: the fixed-effects table showed the separated
     # coefficient's point on its diverging path (39) and its odds ratio (8.6e16) as estimates,
     # where the summary and the spreadsheet show NA.
-    rng = np.random.default_rng(2026)
-    n = 90
-    x = np.round(rng.normal(size=n), 3)
-    f = np.tile(["a", "b", "c"], n // 3)
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-0.5 * x))).astype(int)
-    y[f == "c"] = 1
-    frame = pd.DataFrame({"y": y, "x": x, "f": f, "g": np.repeat(np.arange(9), 10)})
+    frame = separated_frame()
     with pytest.warns(g.SeparationWarning):
         fit = g.fit("y ~ x + f + (1 | g)", frame)
     assert fit.diverging == ["fc"]
     assert fit.fixed_effects.loc["fc"].isna().all()
     assert fit.params["fc"] > 10  # the point the search stopped at, for those who need it
     assert np.isfinite(fit.fixed_effects.loc[["(Intercept)", "x", "fb"]].to_numpy()).all()
+
+
+def test_predictions_and_marginal_coefficients_of_a_separated_fit():
+    # Found by bench/fuzz_workflow.py: se_fit was NaN on every row (0 x NaN in x V x'), and
+    # marginal_coefs gave the separated coefficient an estimate, a standard error of 0.4 and
+    # p = 0 (a pseudo-inverse of the flat Hessian there).
+    frame = separated_frame()
+    with pytest.warns(g.SeparationWarning):
+        fit = g.fit("y ~ x + f + (1 | g)", frame)
+    predicted = fit.predict(frame, se_fit=True, re="exclude", type="link")
+    uses_fc = (frame["f"] == "c").to_numpy()
+    assert np.isnan(predicted["se_fit"][uses_fc]).all()
+    assert np.isfinite(predicted["se_fit"][~uses_fc]).all()
+    # Rows without fc: x V x' over the other coefficients.
+    kept = ["(Intercept)", "x", "fb"]
+    x = np.column_stack([np.ones(len(frame)), frame["x"], frame["f"] == "b"])[~uses_fc]
+    vcov = fit.vcov.loc[kept, kept].to_numpy()
+    expected = np.sqrt(np.einsum("ij,jk,ik->i", x, vcov, x))
+    np.testing.assert_allclose(predicted["se_fit"][~uses_fc], expected, rtol=1e-12)
+    marginal = fit.marginal_coefs()
+    assert marginal.loc["fc"].isna().all()
+    assert np.isfinite(marginal.loc[kept].to_numpy()).all()

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from _dask_support import rows_on_cluster
+from _simulate import pure_groups_frame, separated_frame
 from conftest import load_reference
 
 import glmm_binomial as g
@@ -198,11 +198,7 @@ def test_fits_with_no_finite_estimates_have_no_r2_or_icc():
     # Found by bench/fuzz_workflow.py: on groups that are each all 0 or all 1, R2 (delta)
     # divided by zero, and R2 and the ICC of a separated fit were those of a point on a
     # diverging path (run to 0 or 1 as the search goes on).
-    rng = np.random.default_rng(4)
-    groups = np.repeat(np.arange(8), 6)
-    frame = pd.DataFrame(
-        {"y": np.where(groups % 2 == 0, 1, 0), "x": rng.normal(size=48), "g": groups}
-    )
+    frame = pure_groups_frame()
     with pytest.warns(g.SeparationWarning):
         fit = g.fit("y ~ x + (1 | g)", frame)
     for call in (g.r2_nakagawa, g.icc):
@@ -214,9 +210,7 @@ def test_fits_with_no_finite_estimates_have_no_r2_or_icc():
     assert 0.0 < g.r2_nakagawa(vb).conditional < 1.0
     with pytest.raises(ValueError, match="null model"):
         g.r2_nakagawa(vb, approximation="delta")
-    separated = frame.assign(f=np.tile(["a", "b", "c"], 16), y=rng.integers(0, 2, 48))
-    separated.loc[separated["f"] == "c", "y"] = 1
     with pytest.warns(g.SeparationWarning):
-        fixed = g.fit("y ~ x + f + (1 | g)", separated)
+        fixed = g.fit("y ~ x + f + (1 | g)", separated_frame())
     with pytest.raises(ValueError, match="none for fc"):
         g.r2_nakagawa(fixed)

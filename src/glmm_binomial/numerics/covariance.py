@@ -88,6 +88,17 @@ def transform_covariance(c: FloatArray, vcov: FloatArray) -> FloatArray:
     return np.asarray(0.5 * (mapped + mapped.T), dtype=np.float64)
 
 
+def row_variances(x: FloatArray, vcov: FloatArray) -> FloatArray:
+    """The diagonal of x vcov x' (each row's variance, without the rows x rows product), NaN
+    for the rows that use a coefficient without a covariance (as transform_covariance)."""
+    missing = np.isnan(np.diagonal(vcov))
+    finite = np.where(np.isnan(vcov), 0.0, vcov) if missing.any() else vcov
+    var = np.einsum("ij,jk,ik->i", x, finite, x)
+    if missing.any():
+        var[(x[:, missing] != 0.0).any(axis=1)] = np.nan
+    return np.asarray(var, dtype=np.float64)
+
+
 def sd_correlation(cov: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Standard deviations and correlation matrix of a covariance matrix; a correlation with a
     zero SD is NaN (not defined)."""

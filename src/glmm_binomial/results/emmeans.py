@@ -66,6 +66,7 @@ from glmm_binomial.model.frame import label_key
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.model.transforms import FACTOR_CALL_RE
 from glmm_binomial.model.variable_summary import VariableSummary
+from glmm_binomial.numerics.covariance import transform_covariance
 from glmm_binomial.results.multiplicity import ADJUSTMENTS, adjust_p_values, critical_value
 from glmm_binomial.results.variance_decomposition import random_variance
 
@@ -380,21 +381,6 @@ def _bias_adjusted(link: Family, sigma: float) -> tuple[Any, Any]:
     return inverse, derivative
 
 
-def linear_covariance(linfct: FloatArray, vcov: FloatArray) -> FloatArray:
-    """L V L', symmetric. A coefficient with no variance (NaN: no finite estimate, a separated
-    fit's) makes NaN only the rows of L that use it."""
-    unknown = np.isnan(np.diag(vcov))
-    if unknown.any():
-        vcov = np.where(np.isnan(vcov), 0.0, vcov)
-    cov = linfct @ vcov @ linfct.T
-    cov = np.asarray(0.5 * (cov + cov.T), dtype=np.float64)
-    if unknown.any():
-        uses = (linfct[:, unknown] != 0.0).any(axis=1)
-        cov[uses, :] = np.nan
-        cov[:, uses] = np.nan
-    return cov
-
-
 @dataclass(frozen=True, eq=False)
 class EMMeans:
     """Estimated marginal means (or trends) with the linear functions behind them.
@@ -427,8 +413,9 @@ class EMMeans:
 
     @cached_property
     def link_covariance(self) -> FloatArray:
-        """L V L' (link scale; linear_covariance)."""
-        return linear_covariance(self.linfct, self.vcov)
+        """L V L' (link scale); NaN only in the rows of L that use a coefficient with no
+        variance (a separated fit's: numerics.covariance.transform_covariance)."""
+        return transform_covariance(self.linfct, self.vcov)
 
     @cached_property
     def link_std_error(self) -> FloatArray:
@@ -803,7 +790,7 @@ def contrast(
         est = coef @ eta[rows]
         # From the coefficients' covariance: a contrast of means that do not use a
         # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
-        var = linear_covariance(coef @ emm.linfct[rows], emm.vcov)
+        var = transform_covariance(coef @ emm.linfct[rows], emm.vcov)
         estimates.append(est)
         std_errors.append(np.sqrt(np.clip(np.diag(var), 0.0, None)))
         labels_out.append(names)

@@ -119,7 +119,8 @@ def marginal_coefs(
     """Marginal coefficients (the link of the population-averaged probability: log-odds for
     the logit) with
     delta-method standard errors (Laplace fits; `step` is the relative central-difference step
-    of their Jacobian). Columns: estimate, std_error, z, p."""
+    of their Jacobian). Columns: estimate, std_error, z, p; NaN for a coefficient with no finite
+    estimate (separation: `diverging`)."""
     positive_int(n_nodes, "n_nodes")
     model, fit = result.model, result.fit_output
     estimate = _marginal_coefficients(model, fit.theta, fit.beta, n_nodes)
@@ -142,6 +143,10 @@ def marginal_coefs(
             ) / (2.0 * h)
         jf = jacobian[:, free]
         se = np.sqrt(np.clip(np.diag(jf @ covariance @ jf.T), 0.0, None))
+    # No estimate where the conditional coefficient has none (its value is a point on a
+    # diverging path), as fixed_effects_table.
+    estimate[list(fit.diverging)] = np.nan
+    se[list(fit.diverging)] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         z = estimate / se
     return pd.DataFrame(
@@ -159,5 +164,8 @@ def _parameter_covariance(result: ResultBase) -> tuple[FloatArray, NDArray[np.bo
     tol = float(fit.opt_summary.tolerances.get("boundary_tol", 1e-4))
     boundary = np.isfinite(lower) & (fit.theta < tol)
     free = np.concatenate([~boundary, np.ones(model.n_fixed, dtype=bool)])
+    # A coefficient with no finite estimate (separation) is held at its value, as in the
+    # fixed effects' covariance (numerics.covariance): the Hessian there is flat.
+    free[model.n_theta + np.asarray(fit.diverging, dtype=np.intp)] = False
     info = 0.5 * hessian[np.ix_(free, free)]
     return np.linalg.pinv(info), free

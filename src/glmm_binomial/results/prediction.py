@@ -24,6 +24,7 @@ from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import DesignInfo
 from glmm_binomial.model.newdata import new_data_design, new_levels_warning
+from glmm_binomial.numerics.covariance import row_variances
 
 FloatArray = NDArray[np.float64]
 
@@ -116,7 +117,8 @@ def linear_predictor(
     """x beta + offset + the chosen blocks' z b (codes -1: zero effect), and with se_fit its
     variance x' V x + sum z' Cov(b | y) z (fixed and random parts taken as independent)."""
     eta = x @ fit.beta + offset
-    var = np.einsum("ij,jk,ik->i", x, fit.vcov_beta, x) if se_fit else None
+    # A separated fit's coefficient with no variance makes NaN only the rows that use it.
+    var = row_variances(x, fit.vcov_beta) if se_fit else None
     for (codes, z), t in zip(random, blocks, strict=True):
         seen = codes >= 0
         modes = fit.ranef[t]
