@@ -402,6 +402,20 @@ def test_object_columns_of_numbers_and_wide_designs(client) -> None:
         glmm_binomial.fit("y ~ label + (1 | g)", dd.from_pandas(wide, npartitions=2))
 
 
+def test_no_complete_rows_is_refused_as_in_memory(client) -> None:
+    # The message counts the missing values of each column, as the in-memory fit's.
+    frame = simulate(9)
+    frame["x"] = np.nan
+    frame.loc[:4, "g"] = None
+    with pytest.raises(ValueError) as memory:
+        glmm_binomial.fit("y ~ x + (1 | g)", frame)
+    with pytest.raises(ValueError) as distributed:
+        glmm_binomial.fit("y ~ x + (1 | g)", dd.from_pandas(frame, npartitions=3))
+    assert f"of {len(frame)} rows, missing values in" in str(memory.value)
+    for part in (f"x ({len(frame)})", "g (5)"):
+        assert part in str(memory.value) and part in str(distributed.value)
+
+
 def test_learning_pass_tree_merge_equals_one_merge() -> None:
     from glmm_binomial.distributed.learning import MERGE_FAN_IN, _merge, _summarize
 

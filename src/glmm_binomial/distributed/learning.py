@@ -46,6 +46,7 @@ from glmm_binomial.model.frame import (
     factor_levels,
     label_keys,
     read_like,
+    too_few_rows_message,
 )
 from glmm_binomial.model.transforms import materialize
 
@@ -157,7 +158,8 @@ def learn(
         response_levels = factor_response_levels(present, response.successes)
     n_complete = int(learned["complete"])
     if n_complete < 2:
-        raise ValueError(f"fewer than two complete rows in data for formula '{parsed.text}'")
+        missing = {str(k): int(v) for k, v in learned["missing"].items() if v}
+        raise ValueError(too_few_rows_message(parsed.text, int(learned["rows"]), missing))
 
     # The model specs: formulaic learns the columns from a few rows coded as every partition
     # will be (the levels fixed above).
@@ -247,7 +249,11 @@ def _summarize(
     of (grouping factor, candidate partitioning variable), the traits of each column in
     read_vars (frame.column_traits, on all rows as in memory), and a few complete rows."""
     complete = frame.dropna()
-    out: dict[str, Any] = {"rows": len(frame), "complete": len(complete)}
+    out: dict[str, Any] = {
+        "rows": len(frame),
+        "complete": len(complete),
+        "missing": frame.isna().sum(),
+    }
     out["sample"] = complete.head(5)
     for v in read_vars:
         out[f"traits:{v}"] = column_traits(frame[v])
@@ -268,7 +274,7 @@ def _merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for key in summaries[0]:
         values = [s[key] for s in summaries]
-        if key in ("rows", "complete"):
+        if key in ("rows", "complete", "missing"):  # counts (missing: per column)
             merged[key] = sum(values)
         elif key == "sample":
             merged[key] = pd.concat(values).head(5)

@@ -47,6 +47,7 @@ from glmm_binomial.model.frame import (
     missing_counts,
     read_table,
     row_values,
+    too_few_rows_message,
 )
 from glmm_binomial.model.transforms import (
     FACTOR_CALL_RE,
@@ -535,11 +536,7 @@ def build_model(
         for name, arr in (("weights", w_all), ("offset", o_all)):
             if arr is not None and np.isnan(arr).any():
                 counts[name] = int(np.count_nonzero(np.isnan(arr)))
-        where = ", ".join(f"{name} ({count})" for name, count in counts.items())
-        raise ValueError(
-            f"fewer than two complete rows in data for formula '{formula}'"
-            + (f": of {len(used)} rows, missing values in {where}" if where else "")
-        )
+        raise ValueError(too_few_rows_message(formula, len(used), counts))
     w = None if w_all is None else w_all[complete]
     if w is not None and ((~np.isfinite(w)).any() or (w < 0).any()):
         raise ValueError("weights must be finite and non-negative")

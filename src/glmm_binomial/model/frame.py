@@ -71,6 +71,7 @@ __all__ = [
     "read_table",
     "row_values",
     "text_number",
+    "too_few_rows_message",
 ]
 
 IntArray = NDArray[np.intp]
@@ -592,6 +593,15 @@ def present_values(series: pd.Series) -> NDArray[np.bool_] | None:
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         return ~np.isnan(series.to_numpy())
     return np.asarray(series.notna(), dtype=bool)
+
+
+def too_few_rows_message(formula: str, rows: int, missing: dict[str, int]) -> str:
+    """The refusal of data with fewer than two complete rows, with the number of missing
+    values of each column that has any (``missing``) among its ``rows`` rows."""
+    where = ", ".join(f"{name} ({count})" for name, count in missing.items())
+    return f"fewer than two complete rows in data for formula '{formula}'" + (
+        f": of {rows} rows, missing values in {where}" if where else ""
+    )
 
 
 def missing_counts(table: ColumnTable) -> dict[str, int]:
