@@ -1,10 +1,11 @@
 """Post-fit workflow fuzz: random calls of the result API with good and bad arguments.
 
-A dozen fits of every kind (families, links, methods, priors, structured covariances,
-weights, offsets, crossed factors) are made once; each case then calls one function of what a
-user does after a fit (confint, profile, emmeans / emtrends / contrast / pairs, r2_nakagawa,
-icc, simulate_residuals, binned_residuals, resid, simulate, refit, predict, marginal_predict,
-marginal_coefs, summary, ranef, coef, varcorr, anova, bootstrap, power_sim, extend) on a
+Nineteen fits of every kind (families, links, methods, priors, structured covariances, weights,
+offsets, crossed factors, and five that end awkwardly) are made once; each case then calls one
+function of what a user does after a fit (confint, profile, emmeans / emtrends / contrast /
+pairs, r2_nakagawa, icc, simulate_residuals, binned_residuals, resid, simulate, refit, predict,
+marginal_predict, marginal_coefs, summary, ranef, coef, varcorr, anova, bootstrap, power_sim,
+extend, the figures: check, plot_ranef, plot_calibration, plot_profile; and fit itself) on a
 random fit, with arguments drawn from good values and, in about half the cases, one bad value
 of one argument. Failures:
 
@@ -216,6 +217,7 @@ KINDS = (
     "extend",
     "fixef_table",
     "fit",
+    "plot",
 )
 """The functions a case may call."""
 
@@ -520,6 +522,8 @@ def make_case(
         return Case(f"power_sim{args}", power, bad, True, passed)
     if kind == "fit":
         return fit_case(rng, fit, p_bad)
+    if kind == "plot":
+        return plot_case(rng, fit, p_bad)
     # extend
     args, bad = with_bad(
         rng,
@@ -528,6 +532,58 @@ def make_case(
         p_bad,
     )
     return Case(f"extend{args}", lambda: g.extend(r, **args), bad)
+
+
+def plot_case(rng: np.random.Generator, fit: Fit, p_bad: float) -> Case:
+    """One of the figures (extra `plot`), closed after it is drawn; what is compared is the
+    figure's axes' titles and the numbers of lines and collections drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = fit.result
+    which = pick(rng, ["check", "ranef", "calibration", "profile"])
+    if which == "check":
+        good: dict[str, Any] = {"n_sim": int(rng.integers(5, 30)), "seed": seed_value(rng)}
+        pools: dict[str, list[Any]] = {"n_sim": BAD_COUNTS, "seed": BAD_SEEDS, "dpi": [0, -5, "x"]}
+
+        def draw(**kwargs: Any) -> Any:
+            return g.check(r, **kwargs)
+
+    elif which == "ranef":
+        good = {"conf_level": 0.9, "group": pick(rng, list(fit.groups))}
+        pools = {"conf_level": [v for v in BAD_LEVELS if v is not None], "group": ["nope", 3]}
+
+        def draw(**kwargs: Any) -> Any:
+            return r.plot_ranef(**kwargs)
+
+    elif which == "calibration":
+        good = {"group": pick(rng, [None, *fit.groups])}
+        pools = {"group": ["nope", 3]}
+
+        def draw(**kwargs: Any) -> Any:
+            return r.plot_calibration(**kwargs)
+
+    else:
+        good = {"which": pick(rng, list(r.fixed_names))}
+        pools = {"which": ["nope", 3], "conf_level": [v for v in BAD_LEVELS if v is not None]}
+
+        def draw(**kwargs: Any) -> Any:
+            return r.plot_profile(**kwargs)
+
+    args, bad = with_bad(rng, good, pools, p_bad)
+
+    def call() -> Any:
+        figure = draw(**args)
+        try:
+            return [
+                (ax.get_title(), len(ax.lines), len(ax.collections)) for ax in figure.get_axes()
+            ]
+        finally:
+            plt.close("all")
+
+    return Case(f"plot_{which}{args}", call, bad, which == "check")
 
 
 def fit_case(rng: np.random.Generator, fit: Fit, p_bad: float) -> Case:

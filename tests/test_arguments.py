@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import glmm_binomial as g
-from glmm_binomial.arguments import fraction, non_negative, positive_int
+from glmm_binomial.arguments import fraction, non_negative, positive, positive_int
 
 NOT_NUMBERS = [True, False, None, "0.5", [0.5], np.array([0.5]), float("nan"), float("inf")]
 
@@ -26,6 +26,13 @@ def test_fraction_refuses_what_is_not_strictly_between_0_and_1(value):
 def test_non_negative_refuses_what_is_not_a_finite_number_of_at_least_0(value):
     with pytest.raises(ValueError, match=r"^sigma must be a non-negative number, got "):
         non_negative(value, "sigma")
+
+
+@pytest.mark.parametrize("value", [*NOT_NUMBERS, 0, 0.0, -1e-300])
+def test_positive_refuses_what_is_not_a_finite_number_above_0(value):
+    with pytest.raises(ValueError, match=r"^dpi must be a positive number, got "):
+        positive(value, "dpi")
+    assert positive(np.float32(2.5), "dpi") == 2.5 and positive(3, "dpi") == 3.0
 
 
 @pytest.mark.parametrize("value", [*NOT_NUMBERS, 0, -2, 2.0, np.float64(3.0)])

@@ -103,3 +103,11 @@ def test_command_names_the_plot_extra_without_matplotlib(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert "glmm-binomial[plot]" in err and "--check" in err
     assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("dpi", ["x", 0, -5, float("nan")])
+def test_a_bad_resolution_is_refused_before_anything_is_drawn(slope_fit, dpi) -> None:
+    # Found by bench/fuzz_workflow.py: dpi was used only when saving, so a bad one passed
+    # without a path and failed deep in matplotlib with one.
+    with pytest.raises(ValueError, match="dpi must be a positive number"):
+        g.check(slope_fit, n_sim=5, dpi=dpi)

@@ -11,7 +11,16 @@ import math
 from numbers import Integral, Real
 from typing import Any
 
-__all__ = ["fraction", "non_negative", "positive_int"]
+__all__ = ["fraction", "non_negative", "positive", "positive_int"]
+
+
+def positive(value: Any, name: str) -> float:
+    """value as a finite float above 0 (a scale, a resolution); ValueError naming `name`
+    otherwise."""
+    number = real(value)
+    if number is None or number <= 0.0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return number
 
 
 def positive_int(value: Any, name: str) -> int:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import positive
 from glmm_binomial.family import Family
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
@@ -115,13 +116,10 @@ def checked_control(method: str, control: Any, control_type: type) -> Any:
 
 
 def require_positive(method: Any, *names: str) -> None:
-    """Check that each named setting of a frozen method dataclass is a positive number and store
-    it as a float; ValueError naming the setting otherwise."""
+    """Check that each named setting of a frozen method dataclass is a positive finite number
+    and store it as a float; ValueError naming the setting otherwise."""
     for name in names:
-        value = getattr(method, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
-        object.__setattr__(method, name, float(value))
+        object.__setattr__(method, name, positive(getattr(method, name), name))
 
 
 def prior_settings(

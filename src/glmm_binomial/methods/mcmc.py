@@ -58,7 +58,6 @@ methods/mcmc_multi.py (the joint draw through the blocked factor of numerics/fac
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -67,7 +66,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from glmm_binomial.arguments import positive_int
+from glmm_binomial.arguments import positive, positive_int
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.methods import mcmc_diagnostics
 from glmm_binomial.methods.base import Method, Start, checked_control, refuse_arguments
@@ -186,9 +185,7 @@ class McmcControl:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         for name in ("lkj_eta", "rhat_threshold", "slice_width", "slice_width_scale"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            positive(getattr(self, name), name)
         if not isinstance(self.min_ess, (int, float)) or not self.min_ess >= 0:
             raise ValueError(f"min_ess must be a non-negative number, got {self.min_ess!r}")
         if isinstance(self.seed, np.integer):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
+from glmm_binomial.arguments import positive
 from glmm_binomial.results.binned_residuals import binned_residuals, binned_residuals_panel
 from glmm_binomial.results.simulated_residuals import (
     MAX_PLOT_POINTS,
@@ -87,6 +88,7 @@ def check(
     123 so that the same fit gives the same figure). n_bins: the binned residuals' (default
     round(sqrt(nobs))). Needs matplotlib (extra `plot`); refuses a Dask fit (its rows stay on
     the cluster)."""
+    positive(dpi, "dpi")
     model = require_rows(result, "check")
     plt = require_pyplot()
     residuals = simulate_residuals(result, n_sim=n_sim, seed=seed, re=re)
