@@ -1,13 +1,13 @@
 """Post-fit workflow fuzz: random calls of the result API with good and bad arguments.
 
-Nineteen fits of every kind (families, links, methods, priors, structured covariances, weights,
-offsets, crossed factors, and five that end awkwardly) are made once; each case then calls one
-function of what a user does after a fit (confint, profile, emmeans / emtrends / contrast /
-pairs, r2_nakagawa, icc, simulate_residuals, binned_residuals, resid, simulate, refit, predict,
-marginal_predict, marginal_coefs, summary, ranef, coef, varcorr, anova, bootstrap, power_sim,
-extend, the figures: check, plot_ranef, plot_calibration, plot_profile; and fit itself) on a
-random fit, with arguments drawn from good values and, in about half the cases, one bad value
-of one argument. Failures:
+Twenty-three fits of every kind (families, links, methods, priors, structured covariances,
+weights, offsets, crossed factors, and seven that end awkwardly) are made once; each case then
+calls one function of what a user does after a fit (confint, profile, emmeans / emtrends /
+contrast / pairs, r2_nakagawa, icc, simulate_residuals, binned_residuals, resid, simulate,
+refit, predict, marginal_predict, marginal_coefs, summary, ranef, coef, varcorr, anova,
+bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration, plot_profile;
+and fit itself) on a random fit, with arguments drawn from good values and, in about half the
+cases, one bad value of one argument. Failures:
 
 * any exception but ValueError (a good call may be refused with a ValueError: some functions
   do not apply to some fits), or a ValueError for a bad argument whose message does not name
@@ -75,6 +75,7 @@ def frames() -> dict[str, pd.DataFrame]:
         "verbagg": small_verbagg,
         "awkward": awkward(),
         "pure_groups": pure_groups(),
+        "plain_counts": plain_counts(),
     }
 
 
@@ -84,6 +85,17 @@ def pure_groups() -> pd.DataFrame:
     groups = np.arange(50) // 5
     x = np.round(np.linspace(-1.5, 1.5, 50) ** 3, 3)
     return pd.DataFrame({"y": (groups % 3 == 0).astype(int), "x": x, "g": groups})
+
+
+def plain_counts() -> pd.DataFrame:
+    """Binomial counts with no overdispersion beyond the herd effect (15 herds, 4 periods, 20
+    trials): a beta-binomial fit with little overdispersion (phi about 50)."""
+    rng = np.random.default_rng(11)
+    herd = np.repeat(np.arange(15), 4)
+    period = np.tile(["1", "2", "3", "4"], 15)
+    eta = -1.0 + 0.4 * (period == "2") + rng.normal(0.0, 0.5, 15)[herd]
+    successes = rng.binomial(20, 1.0 / (1.0 + np.exp(-eta)))
+    return pd.DataFrame({"herd": herd, "period": period, "k": successes, "n": 20})
 
 
 def awkward() -> pd.DataFrame:
@@ -102,8 +114,9 @@ def awkward() -> pd.DataFrame:
 
 def fits() -> list[Fit]:
     data = frames()
-    cbpp, con, verb, odd, pure = (
-        data[k] for k in ("cbpp", "contraception", "verbagg", "awkward", "pure_groups")
+    cbpp, con, verb, odd, pure, plain = (
+        data[k]
+        for k in ("cbpp", "contraception", "verbagg", "awkward", "pure_groups", "plain_counts")
     )
     herd = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
@@ -144,6 +157,26 @@ def fits() -> list[Fit]:
         Fit("aliased", odd, "y ~ x + x2 + (1 | g)", (), ("x",), ("g",)),
         Fit("tiny", odd.iloc[40:56], "y ~ x + (1 | g)", (), ("x",), ("g",)),
         Fit("pure_groups", pure, "y ~ x + (1 | g)", (), ("x",), ("g",)),
+        Fit(
+            "sep_agq",
+            odd,
+            "y ~ x + f + (1 | g)",
+            ("f",),
+            ("x",),
+            ("g",),
+            {"method": "agq", "n_agq": 7},
+        ),
+        Fit("sep_vb", odd, "y ~ x + f + (1 | g)", ("f",), ("x",), ("g",), {"method": "vb"}),
+        Fit(
+            "bb_plain",
+            plain,
+            "cbind(k, n - k) ~ period + (1 | herd)",
+            ("period",),
+            (),
+            ("herd",),
+            {"family": "betabinomial"},
+        ),
+        of_contraception("con_ar1", "use ~ age + livch + ar1(livch + 0 | district)"),
     ]
 
 

@@ -211,3 +211,23 @@ def test_a_variance_with_no_finite_estimate_is_refused_at_once():
     bounded = g.fit("y ~ x + (1 | g)", frame, priors={"cov": "gamma(shape = 2, rate = 0.5)"})
     table = profile_confint(bounded, which="sd_(Intercept)|g")
     assert np.isfinite(table.to_numpy()).all()
+
+
+def test_phi_whose_binomial_limit_is_within_the_cutoff_is_unbounded_above():
+    # Found by bench/fuzz_workflow.py: the search for phi's upper end went out to 3e7 (20 s),
+    # where the beta-binomial deviance loses precision, and reported a crossing of noise.
+    rng = np.random.default_rng(11)
+    groups = np.repeat(np.arange(12), 5)
+    t = np.tile(np.arange(5.0), 12)
+    eta = -0.5 + 0.1 * t + rng.normal(0.0, 0.6, 12)[groups]
+    frame = pd.DataFrame(
+        {"g": groups, "t": t, "k": rng.binomial(25, 1.0 / (1.0 + np.exp(-eta))), "n": 25}
+    )
+    formula = "cbind(k, n - k) ~ t + (1 | g)"
+    fit = g.fit(formula, frame, family="betabinomial")
+    binomial = g.fit(formula, frame)
+    # The limit phi -> inf is the binomial fit, 1.15 below in deviance: within 3.84.
+    assert np.isfinite(fit.phi)
+    assert 2.0 * (fit.loglik - binomial.loglik) < stats.chi2.ppf(0.95, 1)
+    lower, upper = profile_confint(fit, which="phi").loc["phi"]
+    assert upper == np.inf and 0.0 < lower < fit.phi

@@ -72,7 +72,9 @@ class ProfileControl:
     finite-difference step of the Hessian that scales the re-fits. correlation_limit: how close
     to -1 / 1 partial correlations may go. lower_deviance_tol: a re-fit this far below the
     minimum counts as a better optimum; max_restarts caps the restarts from one. phi_lower:
-    the smallest beta-binomial phi the profile visits.
+    the smallest beta-binomial phi the profile visits; phi_upper: the largest its search for
+    phi's upper end visits (the deviance there is the binomial limit's to about rows x trials
+    / phi_upper; an end not crossed by then is infinite).
     """
 
     xtol: float = 1e-6
@@ -88,6 +90,7 @@ class ProfileControl:
     refit_restarts: int = 3
     curve_points: int = 0
     phi_lower: float = 1e-6
+    phi_upper: float = 1e6
 
 
 @dataclass(frozen=True)
@@ -791,6 +794,12 @@ class _OneProfile:
                 continue
             self.restart()
             bound = low_bound if direction < 0 else high_bound
+            # phi's deviance flattens towards the binomial's as phi grows, and its evaluation
+            # loses precision far out (lgamma of huge arguments made a crossing of noise at
+            # 3e7): the search stops at phi_upper; not crossed there, the end is unbounded.
+            phi_above = target.kind == "phi" and direction > 0
+            if phi_above:
+                bound = min(bound, self.control.phi_upper)
             # First trial at the Wald end; then along the secant of |zeta| (nearly linear in
             # the value) aimed a little beyond the critical value, at most doubling the
             # distance, until the critical value is bracketed.
@@ -816,12 +825,15 @@ class _OneProfile:
                     ahead = min(ahead, 1.02 * (-gap) / slope + 1e-3 * distance)
                 trial = inside + direction * max(ahead, 1e-8 * max(1.0, abs(inside)))
             if outside is None:
-                end = float(bound) if np.isfinite(bound) else direction * np.inf
+                end = float(bound) if np.isfinite(bound) and not phi_above else direction * np.inf
                 if target.kind == "cor" and abs(end) >= self.control.correlation_limit:
                     end = float(np.sign(end))
                 ends.append(end)
                 continue
             end = self._crossing(estimate, inside, outside, bound, direction, critical)
+            if phi_above and end >= bound:
+                # A crossing of noise that re-evaluated below the cut-off up to phi_upper.
+                end = np.inf
             if target.kind == "cor" and abs(end) >= self.control.correlation_limit:
                 end = float(np.sign(end))
             ends.append(end)
