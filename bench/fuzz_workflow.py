@@ -667,18 +667,14 @@ def fit_case(rng: np.random.Generator, fit: Fit, p_bad: float) -> Case:
 # ---------------------------------------------------------------- checks
 
 
-def snapshot(value: Any) -> Any:
-    return copy.deepcopy(value)
-
-
 def same(a: Any, b: Any) -> bool:
     """Equal, NaN equal to NaN, frames and arrays value by value."""
     if isinstance(a, pd.DataFrame | pd.Series):
+        # equals compares the axes too; a Series' name apart.
         return (
             isinstance(b, type(a))
             and a.equals(b)
-            and list(a.columns if isinstance(a, pd.DataFrame) else [a.name])
-            == list(b.columns if isinstance(b, pd.DataFrame) else [b.name])
+            and getattr(a, "name", None) == getattr(b, "name", None)
         )
     if isinstance(a, np.ndarray):
         return (
@@ -786,7 +782,7 @@ def run(args: argparse.Namespace) -> int:
             fail(f"[{i}] {fit.name} (making the case)", traceback.format_exc(limit=4))
             continue
         label = f"[{i}] {fit.name} {case.label}"
-        kept = [snapshot(p) for p in case.passed]
+        kept = [copy.deepcopy(p) for p in case.passed]
         started = time.perf_counter()
         outcome = "ok"
         value: Any = None

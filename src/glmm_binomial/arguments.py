@@ -14,6 +14,14 @@ from typing import Any
 __all__ = ["fraction", "non_negative", "positive", "positive_int"]
 
 
+def real(value: Any) -> float | None:
+    """value as a finite float when it is a real number (Python's or numpy's), else None."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def positive(value: Any, name: str) -> float:
     """value as a finite float above 0 (a scale, a resolution); ValueError naming `name`
     otherwise."""
@@ -30,14 +38,6 @@ def positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def real(value: Any) -> float | None:
-    """value as a finite float when it is a real number (Python's or numpy's), else None."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def fraction(value: Any, name: str) -> float:

@@ -75,14 +75,21 @@ def semidefinite_part(cov: FloatArray) -> NDArray[np.bool_]:
     return keep
 
 
+def known_part(c: FloatArray, vcov: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """vcov with NaN entries as 0, and which rows of c use a coefficient without a covariance
+    (their products with vcov are NaN; a plain product would spread NaN, 0 * NaN, to every
+    row)."""
+    missing = np.isnan(np.diagonal(vcov))
+    if not missing.any():
+        return vcov, np.zeros(len(c), dtype=bool)
+    return np.where(np.isnan(vcov), 0.0, vcov), (c[:, missing] != 0.0).any(axis=1)
+
+
 def transform_covariance(c: FloatArray, vcov: FloatArray) -> FloatArray:
     """c vcov c' for a linear map of the coefficients (beta = c beta~), with NaN kept to the
-    coefficients that depend on one without a covariance: a plain product would spread NaN
-    (0 * NaN) to every entry."""
-    missing = np.isnan(np.diagonal(vcov))
-    finite = np.where(np.isnan(vcov), 0.0, vcov)
+    coefficients that depend on one without a covariance (known_part)."""
+    finite, touched = known_part(c, vcov)
     mapped = c @ finite @ c.T
-    touched = (c[:, missing] != 0.0).any(axis=1)
     mapped[touched, :] = np.nan
     mapped[:, touched] = np.nan
     return np.asarray(0.5 * (mapped + mapped.T), dtype=np.float64)
@@ -90,12 +97,10 @@ def transform_covariance(c: FloatArray, vcov: FloatArray) -> FloatArray:
 
 def row_variances(x: FloatArray, vcov: FloatArray) -> FloatArray:
     """The diagonal of x vcov x' (each row's variance, without the rows x rows product), NaN
-    for the rows that use a coefficient without a covariance (as transform_covariance)."""
-    missing = np.isnan(np.diagonal(vcov))
-    finite = np.where(np.isnan(vcov), 0.0, vcov) if missing.any() else vcov
+    for the rows that use a coefficient without a covariance (known_part)."""
+    finite, touched = known_part(x, vcov)
     var = np.einsum("ij,jk,ik->i", x, finite, x)
-    if missing.any():
-        var[(x[:, missing] != 0.0).any(axis=1)] = np.nan
+    var[touched] = np.nan
     return np.asarray(var, dtype=np.float64)
 
 

@@ -248,17 +248,17 @@ class ResultBase:
         fit with draws ("mcmc") the equal-tailed credible interval (quantiles of the draws;
         NaN where too few draws lie beyond it, mcmc_diagnostics.equal_tailed_interval)."""
         level = self.conf_level if conf_level is None else fraction(conf_level, "conf_level")
-        # exp(beta) is an odds ratio under the logit link only.
-        columns = wald_statistics(
-            self._fit.beta, self._fit.vcov_beta, level, odds_ratios=self.link == "logit"
-        )
+        beta = self._fit.beta
         if self._fit.diverging:
             # A coefficient with no finite estimate (separation): its value is a point on a
             # diverging path (params keeps it), not an estimate; the table shows none, as the
             # summary and the spreadsheet do.
-            for column in ("estimate", "odds_ratio"):
-                columns[column] = columns[column].copy()
-                columns[column][list(self._fit.diverging)] = np.nan
+            beta = beta.copy()
+            beta[list(self._fit.diverging)] = np.nan
+        # exp(beta) is an odds ratio under the logit link only.
+        columns = wald_statistics(
+            beta, self._fit.vcov_beta, level, odds_ratios=self.link == "logit"
+        )
         posterior = self._fit.posterior
         if posterior is not None:
             # A sampled posterior: equal-tailed credible intervals from the draws.
