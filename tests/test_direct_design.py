@@ -7,12 +7,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from formulaic import Formula, model_matrix
+from formulaic import model_matrix
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from glmm_binomial.model.direct_design import direct_matrix
 from glmm_binomial.model.formula import r_name
+from glmm_binomial.model.r_coding import MATERIALIZER, r_ordered_formula
 from glmm_binomial.model.transforms import FORMULA_CONTEXT, materialize
 
 
@@ -35,7 +36,14 @@ def frame(seed: int = 0, n: int = 200) -> pd.DataFrame:
 def formulaic_matrix(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str], object]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        mm = model_matrix(expr, data, na_action="ignore", context=FORMULA_CONTEXT, output="numpy")
+        mm = model_matrix(
+            r_ordered_formula(expr),
+            data,
+            na_action="ignore",
+            context=FORMULA_CONTEXT,
+            output="numpy",
+            materializer=MATERIALIZER,
+        )
     values = np.asarray(mm, dtype=np.float64)
     return (
         values.reshape(len(data), -1),
@@ -73,7 +81,7 @@ PLAIN = [
 @pytest.mark.parametrize("expr", PLAIN)
 def test_plain_terms_equal_formulaic(expr: str) -> None:
     data = frame()
-    direct = direct_matrix(expr, Formula(expr), data, FORMULA_CONTEXT)
+    direct = direct_matrix(expr, r_ordered_formula(expr), data, FORMULA_CONTEXT)
     assert direct is not None
     values, names, spec = direct
     ref_values, ref_names, ref_spec = formulaic_matrix(expr, data)
@@ -84,7 +92,7 @@ def test_plain_terms_equal_formulaic(expr: str) -> None:
     assert spec.structure == ref_spec.structure
     # Again from the kept plan, on other rows of the same column types.
     other = frame(seed=1, n=57)
-    again = direct_matrix(expr, Formula(expr), other, FORMULA_CONTEXT)
+    again = direct_matrix(expr, r_ordered_formula(expr), other, FORMULA_CONTEXT)
     assert again is not None
     assert np.array_equal(again[0], formulaic_matrix(expr, other)[0])
 
@@ -105,7 +113,7 @@ def test_plain_terms_equal_formulaic(expr: str) -> None:
 )
 def test_other_terms_go_to_formulaic(expr: str) -> None:
     data = frame()
-    assert direct_matrix(expr, Formula(expr), data, FORMULA_CONTEXT) is None
+    assert direct_matrix(expr, r_ordered_formula(expr), data, FORMULA_CONTEXT) is None
     values, names, _ = materialize(expr, data, "test")
     ref_values, ref_names, _ = formulaic_matrix(expr, data)
     assert names == ref_names and np.array_equal(values, ref_values)
@@ -115,7 +123,7 @@ def test_an_expression_of_a_column_with_missing_values_equals_formulaic() -> Non
     data = frame()
     data.loc[[2, 9], "x"] = np.nan
     expr = "I(x ** 2) + log(k + 1) + f"
-    direct = direct_matrix(expr, Formula(expr), data, FORMULA_CONTEXT)
+    direct = direct_matrix(expr, r_ordered_formula(expr), data, FORMULA_CONTEXT)
     assert direct is not None
     ref_values, ref_names, _ = formulaic_matrix(expr, data)
     assert direct[1] == ref_names
@@ -125,10 +133,10 @@ def test_an_expression_of_a_column_with_missing_values_equals_formulaic() -> Non
 def test_unused_category_and_missing_values_go_to_formulaic() -> None:
     data = frame()
     data["f"] = data["f"].cat.add_categories(["unused"])
-    assert direct_matrix("x + f", Formula("x + f"), data, FORMULA_CONTEXT) is None
+    assert direct_matrix("x + f", r_ordered_formula("x + f"), data, FORMULA_CONTEXT) is None
     missing = frame()
     missing.loc[3, "f"] = np.nan
-    assert direct_matrix("x + f", Formula("x + f"), missing, FORMULA_CONTEXT) is None
+    assert direct_matrix("x + f", r_ordered_formula("x + f"), missing, FORMULA_CONTEXT) is None
     values, names, _ = materialize("x + f", missing, "test")
     ref_values, ref_names, _ = formulaic_matrix("x + f", missing)
     assert names == ref_names
@@ -169,7 +177,7 @@ def test_every_plain_formula_equals_formulaic(terms, intercept, seed, n):
     data["f"] = data["f"].cat.remove_unused_categories()
     data["h"] = data["h"].cat.remove_unused_categories()
     data["o"] = data["o"].cat.remove_unused_categories()
-    direct = direct_matrix(expr, Formula(expr), data, FORMULA_CONTEXT)
+    direct = direct_matrix(expr, r_ordered_formula(expr), data, FORMULA_CONTEXT)
     ref_values, ref_names, ref_spec = formulaic_matrix(expr, data)
     if direct is None:
         return

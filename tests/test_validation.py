@@ -71,8 +71,8 @@ def test_sheet_returns_the_message_for_one_row_per_group():
 
 
 VB_TERMS = [
-    ("(1 + urban | district)", '(1 + I(urban == "Y") || district)'),
-    ("(0 + urban | district)", '(0 + I(urban == "N") + I(urban == "Y") || district)'),
+    ("(1 + urban | district)", '(1 + dummy(urban, "Y") || district)'),
+    ("(0 + urban | district)", '(0 + dummy(urban, "N") + dummy(urban, "Y") || district)'),
     ("(1 + age | district)", "(1 + age || district)"),
     ("(age * urban | district)", None),
 ]
@@ -99,7 +99,7 @@ def test_vb_advice_keeps_transform_names():
     data = g.datasets.load("contraception")
     model, design = build_model("use ~ (1 + I(age^2) + livch | district)", data)
     text = independent_text(design.random_specs[0].term, model.blocks[0])
-    assert re.fullmatch(r"\(1 \+ I\(age\^2\) \+ I\(livch == \"1\"\) .* \|\| district\)", text)
+    assert re.fullmatch(r"\(1 \+ I\(age\^2\) \+ dummy\(livch, \"1\"\) .* \|\| district\)", text)
     assert all(block.k == 1 for block in build_model(f"use ~ {text}", data)[0].blocks)
 
 
@@ -114,5 +114,5 @@ def test_vb_advice_after_double_bar_on_a_factor_says_where_the_term_came_from():
     with pytest.raises(ValueError, match=r"\(0 \+ urban \| district\) \(from '\|\|'") as caught:
         g.fit("use ~ age + (1 + urban || district)", data, method="vb_meanfield")
     assert str(caught.value).endswith(
-        '(0 + I(urban == "N") + I(urban == "Y") || district) (method \'vb\' fits correlated terms)'
+        '(0 + dummy(urban, "N") + dummy(urban, "Y") || district) (method \'vb\' fits correlated terms)'
     )

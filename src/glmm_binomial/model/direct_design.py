@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.model.formula import expression_variables, python_source, r_name
 from glmm_binomial.model.frame import Table, as_frame, category_labels
+from glmm_binomial.model.r_coding import MATERIALIZER
 
 FloatArray = NDArray[np.float64]
 
@@ -368,7 +369,14 @@ def _formulaic_matrix(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            mm = model_matrix(formula, frame, na_action="ignore", context=context, output="numpy")
+            mm = model_matrix(
+                formula,
+                frame,
+                na_action="ignore",
+                context=context,
+                output="numpy",
+                materializer=MATERIALIZER,
+            )
     except Exception:  # noqa: BLE001 - formulaic on the whole frame reports the error
         return None
     values = np.asarray(mm, dtype=np.float64)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import json
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -766,6 +767,13 @@ def _r_factor_name(part: str) -> str:
         # R's deparse spacing of keyword arguments, as in R's names: bs(x, df=3) -> bs(x, df = 3).
         part = re.sub(r"(?<=[\w)\]])=(?![=])", " = ", part)
         part = re.sub(r"\b(True|False)\b", lambda m: m.group(1).upper(), part)
+        # R deparses a string in double quotes: I(urban == "Y"), where formulaic's text has
+        # single quotes.
+        part = re.sub(
+            r"'((?:[^'\\]|\\.)*)'", lambda m: json.dumps(m.group(1).replace("\\'", "'")), part
+        )
+        # R deparses a division without spaces: exp(x/3), as formulaic's text has exp(x / 3).
+        part = re.sub(r"(?<=[\w)\]])\s+/\s+(?=[\w(.])", "/", part)
         if level.isdigit() and re.match(r"poly\(.*raw = TRUE", part):
             level = str(int(level) + 1)  # formulaic numbers raw powers from 0, R from 1
     part = re.sub(r"\s*\*\*\s*", "^", part)

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from glmm_binomial.model.direct_design import direct_matrix, evaluate_on_columns
 from glmm_binomial.model.formula import clean_message, r_name
 from glmm_binomial.model.frame import Table, as_frame
+from glmm_binomial.model.r_coding import MATERIALIZER, r_ordered_formula
 
 __all__ = [
     "FORMULA_CONTEXT",
@@ -36,6 +37,7 @@ __all__ = [
     "materialize",
     "private_spec",
     "r_bs",
+    "r_dummy",
     "rebuild",
 ]
 
@@ -69,8 +71,40 @@ def r_bs(
     )
 
 
+def r_dummy(f: Any, levels_to_keep: Any = None) -> Any:
+    """lme4's ``dummy(f, levelsToKeep)``: 0/1 indicators (numbers, not a factor) of the
+    given levels of f (all but the first when none are given); one level gives one column,
+    named as R names it (``dummy(urban, "Y")``). Written ``(0 + dummy(f, "b") | g)`` for a
+    random effect of one level of a factor."""
+    values = pd.Series(np.asarray(f, dtype=object))
+    categories = getattr(getattr(f, "dtype", None), "categories", None)
+    levels = (
+        [str(c) for c in categories]
+        if categories is not None
+        else sorted({str(v) for v in values.dropna()})
+    )
+    if levels_to_keep is None:
+        keep = levels[1:]
+    elif isinstance(levels_to_keep, str | int | float):
+        keep = [str(levels_to_keep)]
+    else:
+        keep = [str(level) for level in levels_to_keep]
+    unknown = [level for level in keep if level not in levels]
+    if unknown or not keep:
+        raise ValueError(
+            f"dummy(): levels to keep {unknown or keep} are not levels of the factor {levels}"
+        )
+    text = values.map(lambda v: None if pd.isna(v) else str(v))
+    index = getattr(f, "index", None)
+    columns = {level: np.where(text.isna(), np.nan, text == level) for level in keep}
+    if len(keep) == 1:
+        return pd.Series(columns[keep[0]].astype(float), index=index)
+    return pd.DataFrame({k: v.astype(float) for k, v in columns.items()}, index=index)
+
+
 FORMULA_CONTEXT: dict[str, Any] = {
     "bs": r_bs,
+    "dummy": r_dummy,
     "factor": C,
     "as_factor": C,
     "sqrt": np.sqrt,
@@ -126,8 +160,9 @@ DATA_DEPENDENT_RE = re.compile(r"(^|[^\w.])\.($|[^\w.])")
 def parsed_formula(expr: str) -> Formula:
     """formulaic's Formula of a right-hand side, parsed once per text (a refit, a bootstrap or a
     power simulation materializes the same text again; parsing is a third of formulaic's time
-    on a small design). Shared: never modified."""
-    return Formula(expr)
+    on a small design), with each interaction's factors in R's order (model.r_coding). Shared:
+    never modified."""
+    return r_ordered_formula(expr)
 
 
 def materialize(expr: str, frame: Table, what: str) -> tuple[FloatArray, list[str], Any]:
@@ -145,7 +180,12 @@ def materialize(expr: str, frame: Table, what: str) -> tuple[FloatArray, list[st
                     return direct
             # numpy output: the same values and spec, without building a DataFrame.
             mm = model_matrix(
-                spec, as_frame(frame), na_action="ignore", context=FORMULA_CONTEXT, output="numpy"
+                spec,
+                as_frame(frame),
+                na_action="ignore",
+                context=FORMULA_CONTEXT,
+                output="numpy",
+                materializer=MATERIALIZER,
             )
     except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
         raise formulaic_error(f"{what} '{expr}'", exc) from None

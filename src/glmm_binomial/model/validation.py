@@ -88,7 +88,7 @@ def check_independent_terms(model: ModelData, design: DesignInfo | None = None) 
 
 def independent_text(term: RandomTerm, block: RandomBlock) -> str:
     """The term as independent one-column terms, in formula syntax: ``(1 + x || g)`` for
-    numeric columns; a factor's dummy columns become indicators, ``I(urban == "Y")``, since
+    numeric columns; a factor's dummy columns become indicators, ``dummy(urban, "Y")``, since
     ``||`` keeps a factor's columns together in one correlated term (as lme4 does)."""
     group = ":".join(term.group)
     variables = sorted(
@@ -120,7 +120,7 @@ def _column_expression(name: str, variables: Sequence[str]) -> tuple[str, bool] 
     if name in variables:
         return _quote(name), True
     factors = []
-    numeric = True
+    levels: list[tuple[str, str]] = []  # (variable, level) of each factor's indicator
     for piece in name.split(":"):
         if piece in variables or "(" in piece:  # a numeric column or a transform's column
             factors.append(piece if "(" in piece else _quote(piece))
@@ -128,15 +128,16 @@ def _column_expression(name: str, variables: Sequence[str]) -> tuple[str, bool] 
         variable = next((v for v in variables if piece.startswith(v) and piece != v), None)
         if variable is None:
             return None
-        level = piece[len(variable) :]
-        factors.append(f"({_quote(variable)} == {json.dumps(level)})")
-        numeric = False
-    if numeric:
+        level = json.dumps(piece[len(variable) :])
+        factors.append(f"({_quote(variable)} == {level})")
+        levels.append((_quote(variable), level))
+    if not levels:
         return (name if "(" in name else _quote(name)), True
-    product = " * ".join(factors)
     if len(factors) == 1:
-        product = product[1:-1]
-    return f"I({product})", False
+        # lme4's dummy(): the indicator as a number (I(urban == "Y") is a logical, which R
+        # codes as a factor of two levels).
+        return f"dummy({levels[0][0]}, {levels[0][1]})", False
+    return f"I({' * '.join(factors)})", False
 
 
 def _quote(name: str) -> str:

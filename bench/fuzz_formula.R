@@ -1,0 +1,44 @@
+# Fit each formula of a manifest with lme4::glmer and glmmTMB; one JSON line per case and engine.
+# usage: Rscript fuzz_formula.R MANIFEST.json OUT.jsonl
+# The manifest (bench/fuzz_formula.py writes it) lists csv and formula. glmer's record has the
+# fixed-effect columns it kept (getME(m, "X"), after dropping aliased ones), the random-effect
+# columns of each term (cnms) and logLik; glmmTMB's its logLik. Errors and warnings are recorded.
+suppressMessages({library(lme4); library(glmmTMB); library(jsonlite)})
+a <- commandArgs(TRUE)
+cases <- fromJSON(a[1], simplifyDataFrame = FALSE)
+out <- file(a[2], "a")
+run <- function(expr) {
+  warns <- character(0)
+  value <- withCallingHandlers(
+    tryCatch(expr, error = function(e) e),
+    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
+    message = function(m) invokeRestart("muffleMessage"))
+  list(value = value, warnings = warns)
+}
+for (case in cases) {
+  d <- read.csv(case$csv, stringsAsFactors = TRUE)
+  fo <- as.formula(case$formula)
+  for (engine in c("glmer", "glmmTMB")) {
+    r <- if (engine == "glmer") {
+      run(glmer(fo, data = d, family = binomial))
+    } else {
+      run(glmmTMB(fo, data = d, family = binomial))
+    }
+    rec <- list(name = case$name, engine = engine, warnings = r$warnings)
+    if (inherits(r$value, "error")) {
+      rec$error <- conditionMessage(r$value)
+    } else {
+      m <- r$value
+      rec$logLik <- as.numeric(logLik(m))
+      if (engine == "glmer") {
+        rec$fixed <- colnames(getME(m, "X"))
+        cn <- getME(m, "cnms")
+        rec$random <- lapply(seq_along(cn), function(i) list(group = names(cn)[i], terms = cn[[i]]))
+        rec$singular <- isSingular(m)
+      }
+    }
+    writeLines(toJSON(rec, auto_unbox = TRUE, digits = NA, null = "null"), out)
+    flush(out)
+  }
+}
+close(out)

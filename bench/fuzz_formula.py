@@ -1,0 +1,262 @@
+"""Random formulas in lme4's syntax, fitted by us and by R: the same model, named as R names it.
+
+    python bench/fuzz_formula.py --seed 1 --count 200
+    python bench/fuzz_formula.py --seed 1 --count 200 --only 17     # replay one case
+
+Each case is a random table (a 0/1 response y, successes s of n trials, numeric x1 and a
+positive x2, an integer i, text factors f (3 levels) and k (2), a logical b, grouping factors g
+and h) and a formula drawn from a grammar of what R users write: interactions, `*`, `/`, `^`,
+`%in%`, removal, `0 +` and `- 1`, I(), log, sqrt, exp, abs, poly (orthogonal and raw),
+scale, factor(), offset(); random parts with slopes, `||`, nesting and crossing. R fits every
+case with glmer and glmmTMB in one process (bench/fuzz_formula.R; R with lme4, glmmTMB and
+jsonlite); we fit it with glmm_binomial.fit. A case is a finding when
+
+- we refuse (ValueError) a formula glmer fits, or raise anything but ValueError;
+- both fit and our fixed-effect names differ from glmer's model-matrix columns (after glmer
+  drops aliased ones), in order, or our random-effect columns differ from glmer's (group and
+  column, `||` terms compared without lme4's ".1" suffixes);
+- our logLik is below the better R engine's by more than --tol (relative, at least absolute)
+  or above it by more than --above (another model, not a better optimum).
+
+Fits we make where both R engines fail are counted apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import glmm_binomial as g
+
+HERE = Path(__file__).resolve().parent
+
+# Fixed-part terms, with the weight each is drawn with.
+FIXED: list[tuple[str, float]] = [
+    ("x1", 4),
+    ("x2", 2),
+    ("f", 3),
+    ("k", 2),
+    ("b", 2),
+    ("i", 1),
+    ("x1:f", 1),
+    ("f:k", 1),
+    ("x1:x2", 1),
+    ("x1*f", 1),
+    ("f*k", 1),
+    ("x1*k", 1),
+    ("(x1 + f + k)^2", 1),
+    ("f/x1", 1),
+    ("x1 %in% f", 1),
+    ("b:x1", 1),
+    ("I(x1^2)", 1),
+    ("I(x1 > 0)", 1),
+    ("I(x1 * x2)", 1),
+    ("I(i - 1)", 1),
+    ("log(x2)", 1),
+    ("sqrt(x2)", 1),
+    ("exp(x1 / 3)", 1),
+    ("abs(x1)", 1),
+    ("poly(x1, 2)", 1),
+    ("poly(x1, 2, raw = TRUE)", 1),
+    ("scale(x1)", 1),
+    ("factor(i)", 1),
+    ("log(x2):f", 1),
+    ("offset(log(x2))", 1),
+]
+RANDOM: list[tuple[str, float]] = [
+    ("(1 | g)", 6),
+    ("(1 | h)", 2),
+    ("(x1 | g)", 2),
+    ("(1 + x1 | g)", 1),
+    ("(0 + x1 | g)", 1),
+    ("(1 + x1 || g)", 1),
+    ("(1 | g) + (1 | h)", 2),
+    ("(1 | g/h)", 1),
+    ("(1 | g:h)", 1),
+    ("(1 | g) + (0 + x1 | g)", 1),
+    ("(k | g)", 1),
+    ("(1 | k:g)", 1),
+]
+RESPONSES = ["y", "cbind(s, n - s)"]
+
+
+def draw(rng: np.random.Generator, pool: list[tuple[str, float]]) -> str:
+    weights = np.array([w for _, w in pool])
+    return pool[int(rng.choice(len(pool), p=weights / weights.sum()))][0]
+
+
+def make_case(seed: int, index: int) -> tuple[pd.DataFrame, str]:
+    """One case's table and formula (the same seed and index give the same case)."""
+    rng = np.random.default_rng([seed, index])
+    n_g, n_h = int(rng.integers(6, 14)), int(rng.integers(3, 6))
+    n = int(rng.integers(80, 220))
+    gi, hi = rng.integers(0, n_g, n), rng.integers(0, n_h, n)
+    x1 = rng.normal(size=n)
+    x2 = np.exp(0.5 * rng.normal(size=n))
+    f = rng.choice(np.array(["a", "b", "c"]), n)
+    k = rng.choice(np.array(["hi", "lo"]), n)
+    b = rng.random(n) < 0.4
+    i = rng.integers(1, 5, n)
+    u = rng.normal(0, 0.8, n_g)[gi] + rng.normal(0, 0.4, n_h)[hi]
+    eta = -0.3 + 0.7 * x1 + 0.5 * (f == "b") - 0.4 * (k == "lo") + 0.3 * b + u
+    p = 1 / (1 + np.exp(-eta))
+    trials = rng.integers(1, 7, n)
+    frame = pd.DataFrame(
+        {
+            "y": rng.binomial(1, p),
+            "s": rng.binomial(trials, p),
+            "n": trials,
+            "x1": np.round(x1, 6),
+            "x2": np.round(x2, 6),
+            "i": i,
+            "f": f,
+            "k": k,
+            "b": b,
+            "g": np.char.add("g", gi.astype(str)),
+            "h": np.char.add("h", hi.astype(str)),
+        }
+    )
+    terms = [draw(rng, FIXED) for _ in range(int(rng.integers(1, 4)))]
+    fixed = " + ".join(dict.fromkeys(terms))
+    start = rng.random()
+    if start < 0.1:
+        fixed = "0 + " + fixed
+    elif start < 0.2:
+        fixed = fixed + " - 1"
+    elif start < 0.25:
+        fixed = "1 + " + fixed
+    elif start < 0.3 and len(terms) > 1:
+        fixed = fixed + " - " + terms[0].split("*")[0].split(":")[0]
+    formula = f"{RESPONSES[int(rng.integers(0, 2))]} ~ {fixed} + {draw(rng, RANDOM)}"
+    return frame, formula
+
+
+def ours(frame: pd.DataFrame, formula: str) -> dict[str, Any]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = g.fit(formula, frame)
+    except ValueError as e:
+        return {"error": str(e)}
+    except Exception as e:  # noqa: BLE001 - a crash is what the harness looks for
+        return {"crash": f"{type(e).__name__}: {e}"}
+    vc = fit.VarCorr
+    return {
+        "logLik": float(fit.llf),
+        "converged": bool(fit.converged),
+        "fixed": [str(c) for c in fit.params.index],
+        "random": [(str(a), str(b)) for a, b in zip(vc["group"], vc["term"], strict=True)],
+    }
+
+
+def r_random(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """glmer's random-effect columns as (group, column), `||` suffixes (g.1) removed."""
+    out = []
+    for term in record.get("random") or []:
+        group = re.sub(r"\.\d+$", "", term["group"])
+        names = term["terms"] if isinstance(term["terms"], list) else [term["terms"]]
+        out.extend((group, str(name)) for name in names)
+    return out
+
+
+def read_peers(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    peers: dict[str, dict[str, dict[str, Any]]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            peers.setdefault(rec["name"], {})[rec["engine"]] = rec
+    return peers
+
+
+def judge(
+    mine: dict[str, Any], r: dict[str, dict[str, Any]], tol: float, above: float
+) -> list[str]:
+    """What is wrong with our answer to one case, given R's (empty: nothing)."""
+    if "crash" in mine:
+        return [f"crash {mine['crash']}"]
+    glmer = r.get("glmer", {})
+    fitted = [float(v["logLik"]) for v in r.values() if isinstance(v.get("logLik"), float | int)]
+    if "error" in mine:
+        if "logLik" in glmer:
+            return [f"refused what glmer fits: {mine['error'][:300]}"]
+        return []
+    problems = []
+    if "fixed" in glmer:
+        theirs = glmer["fixed"] if isinstance(glmer["fixed"], list) else [glmer["fixed"]]
+        if mine["fixed"] != theirs:
+            problems.append(f"fixed names {mine['fixed']} != glmer's {theirs}")
+        if sorted(mine["random"]) != sorted(r_random(glmer)):
+            problems.append(f"random columns {mine['random']} != glmer's {r_random(glmer)}")
+    if fitted:
+        best = max(fitted)
+        gap = best - mine["logLik"]
+        scale = max(1.0, abs(best))
+        if gap > tol * scale:
+            problems.append(f"logLik {mine['logLik']:.8g} below R's {best:.8g} by {gap:.3g}")
+        elif -gap > above * scale:
+            problems.append(f"logLik {mine['logLik']:.8g} above R's {best:.8g} by {-gap:.3g}")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--only", type=int, nargs="*", help="case indices to run")
+    parser.add_argument("--dir", default="/tmp/fuzz_formula")
+    parser.add_argument("--tol", type=float, default=1e-5)
+    parser.add_argument("--above", type=float, default=1e-2)
+    args = parser.parse_args()
+    folder = Path(args.dir) / f"seed{args.seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    indices = args.only if args.only else list(range(args.count))
+    cases = []
+    for index in indices:
+        frame, formula = make_case(args.seed, index)
+        csv = folder / f"case_{index}.csv"
+        # TRUE/FALSE, which both readers take as logical (R reads "True" as text).
+        frame.assign(b=np.where(frame["b"], "TRUE", "FALSE")).to_csv(csv, index=False)
+        cases.append({"name": str(index), "csv": str(csv), "formula": formula})
+    r_out = folder / "r.jsonl"
+    peers = read_peers(r_out)
+    rest = [c for c in cases if len(peers.get(c["name"], {})) < 2]
+    if rest:
+        manifest = folder / "manifest.json"
+        manifest.write_text(json.dumps(rest))
+        subprocess.run(
+            ["Rscript", str(HERE / "fuzz_formula.R"), str(manifest), str(r_out)], check=True
+        )
+        peers = read_peers(r_out)
+    findings = only_ours = refused_both = 0
+    for case, index in zip(cases, indices, strict=True):
+        frame = pd.read_csv(case["csv"])
+        mine = ours(frame, case["formula"])
+        r = peers.get(case["name"], {})
+        problems = judge(mine, r, args.tol, args.above)
+        if "logLik" in mine and not any("logLik" in v for v in r.values()):
+            only_ours += 1
+        if "error" in mine and not any("logLik" in v for v in r.values()):
+            refused_both += 1
+        if problems:
+            findings += 1
+            print(f"{args.seed}:{index} {case['formula']}", flush=True)
+            for problem in problems:
+                print(f"    {problem}", flush=True)
+    print(
+        f"{len(cases)} cases, {findings} with findings, {only_ours} fitted by us alone, "
+        f"{refused_both} refused by us and by both R engines"
+    )
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

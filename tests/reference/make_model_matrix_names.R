@@ -1,0 +1,47 @@
+# lme4's fixed-effect and random-effect column names for formulas where R's model-matrix
+# conventions differ from formulaic's (variable order within interactions, contrasts or
+# indicators for a factor of an interaction, logical values as factors, deparse spacing).
+# glFormula builds the model without fitting it: its X is after lme4's drop of aliased
+# columns. The table is made here and in tests/test_r_coding.py alike (no CSV).
+# usage: Rscript make_model_matrix_names.R  (in tests/reference; writes model_matrix_names.json)
+suppressMessages({library(lme4); library(jsonlite)})
+n <- 48
+i <- 0:(n - 1)
+d <- data.frame(
+  y = (i * 7) %% 3 == 0,
+  x1 = ((i * 37) %% 11 - 5) / 3,
+  x2 = 1 + (i %% 5) / 2,
+  f = factor(c("a", "b", "c")[i %% 3 + 1]),
+  k = factor(c("hi", "lo")[(i %/% 3) %% 2 + 1]),
+  m = factor(c("u", "v", "w", "x")[(i %/% 6) %% 4 + 1]),
+  b = (i %% 4) < 2,
+  g = factor(paste0("g", i %% 6))
+)
+formulas <- c(
+  "y ~ x1 + f/x1 - 1 + (1 | g)",
+  "y ~ x2 + f/x1 + b:x1 + (1 | g)",
+  "y ~ log(x2):f + x1 %in% f + (1 | g)",
+  "y ~ k + f*k + (1 | g)",
+  "y ~ x1*f - x1 + (1 | g)",
+  "y ~ f:k + (1 | g)",
+  "y ~ 0 + f:k + (1 | g)",
+  "y ~ f:k + x1 + x1:x2 + (1 | g)",
+  "y ~ f:k:m + (1 | g)",
+  "y ~ f + k + f:k:m + (1 | g)",
+  "y ~ f*k + f:m + (1 | g)",
+  "y ~ 0 + x1:f + k + (1 | g)",
+  "y ~ 0 + x1 + f + (1 | g)",
+  "y ~ I(x1 > 0) + (1 | g)",
+  "y ~ 0 + I(x1 > 0) + b:x1 + (1 | g)",
+  "y ~ I(x1 > 0):f + (1 | g)",
+  "y ~ exp(x1/3) + I((x1 + 1)/2) + (1 | g)",
+  "y ~ x1 + (0 + f:k | g)",
+  "y ~ x1 + (x1:f | g)",
+  "y ~ dummy(k, \"lo\") + I(f == \"b\") + (1 + dummy(f, \"b\") || g)"
+)
+out <- lapply(formulas, function(fo) {
+  m <- glFormula(as.formula(fo), data = d, family = binomial,
+                 control = glmerControl(check.nobs.vs.nRE = "ignore", check.nobs.vs.nlev = "ignore"))
+  list(formula = fo, fixed = colnames(m$X), random = unname(m$reTrms$cnms))
+})
+writeLines(toJSON(out, auto_unbox = FALSE, pretty = TRUE), "model_matrix_names.json")
