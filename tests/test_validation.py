@@ -114,5 +114,6 @@ def test_vb_advice_after_double_bar_on_a_factor_says_where_the_term_came_from():
     with pytest.raises(ValueError, match=r"\(0 \+ urban \| district\) \(from '\|\|'") as caught:
         g.fit("use ~ age + (1 + urban || district)", data, method="vb_meanfield")
     assert str(caught.value).endswith(
-        '(0 + dummy(urban, "N") + dummy(urban, "Y") || district) (method \'vb\' fits correlated terms)'
+        '(0 + dummy(urban, "N") + dummy(urban, "Y") || district) '
+        "(method 'vb' fits correlated terms)"
     )
