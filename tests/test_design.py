@@ -48,7 +48,7 @@ def test_random_terms_expand_as_lme4():
     model, _ = build_model("y ~ x + (x | g)", frame)
     assert model.blocks[0].terms == ("(Intercept)", "x") and model.n_theta == 3
     model, _ = build_model("y ~ x + (1 | h/g)", frame)
-    assert [b.group for b in model.blocks] == ["h", "h:g"]
+    assert [b.group for b in model.blocks] == ["h", "g:h"]  # lme4's name of h/g's inner term
 
 
 def test_grouping_labels_of_any_dtype_give_the_same_codes():

@@ -211,24 +211,24 @@ def test_nested_group() -> None:
     parsed = parse_formula("y ~ (1 | a/b)")
     assert parsed.random == (
         RandomTerm("1", ("a",), "(1 | a)"),
-        RandomTerm("1", ("a", "b"), "(1 | a:b)"),
+        RandomTerm("1", ("b", "a"), "(1 | b:a)"),  # lme4's name
     )
 
 
 def test_doubly_nested_group() -> None:
     assert [term.group for term in parse_formula("y ~ (x | a/b/c)").random] == [
         ("a",),
-        ("a", "b"),
-        ("a", "b", "c"),
+        ("b", "a"),
+        ("c", "b", "a"),  # glmmTMB's c:b:a (lme4 writes c:(b:a))
     ]
 
 
 def test_double_bar_and_nesting_combine() -> None:
     assert terms(parse_formula("y ~ (1 + x || a/b)")) == [
         ("1", ("a",)),
-        ("1", ("a", "b")),
+        ("1", ("b", "a")),
         ("0 + x", ("a",)),
-        ("0 + x", ("a", "b")),
+        ("0 + x", ("b", "a")),
     ]
 
 
@@ -372,7 +372,7 @@ def test_slash_expands_to_two_terms(outer: str, inner: str, lhs: str) -> None:
     parsed = parse_formula(f"y ~ ({lhs} | {outer}/{inner})")
     assert parsed.random == (
         RandomTerm(lhs, (outer,), f"({lhs} | {outer})"),
-        RandomTerm(lhs, (outer, inner), f"({lhs} | {outer}:{inner})"),
+        RandomTerm(lhs, (inner, outer), f"({lhs} | {inner}:{outer})"),
     )
 
 
@@ -499,7 +499,7 @@ def test_glmmtmb_structured_terms() -> None:
     nested = parse_formula("y ~ cs(f + 0 | a/b) + us(0 + f | c) + diag(x | d)").random
     assert [(t.structure, t.text) for t in nested] == [
         ("cs", "cs(f + 0 | a)"),
-        ("cs", "cs(f + 0 | a:b)"),
+        ("cs", "cs(f + 0 | b:a)"),
         ("us", "us(0 + f | c)"),
         ("diag", "diag(x | d)"),
     ]

@@ -32,7 +32,7 @@ CASES = {
     "nested": (
         "y ~ x1 + (1 | region/comm)",
         "multilevel_nested.csv",
-        {"region": "sd_(Intercept)|region", "rc": "sd_(Intercept)|region:comm"},
+        {"region": "sd_(Intercept)|region", "rc": "sd_(Intercept)|comm:region"},
     ),
     "crossed_slope": (
         "y ~ x1 + (1 + x1 | a) + (1 | b)",
@@ -190,7 +190,7 @@ def test_result_of_a_nested_fit() -> None:
         warnings.simplefilter("ignore", g.ConvergenceWarning)  # few draws
         result = g.fit(formula, data, method="mcmc", draws=60, warmup=30, seed=2)
         spelled = g.fit(
-            "y ~ x1 + (1 | region) + (1 | region:comm)",
+            "y ~ x1 + (1 | region) + (1 | comm:region)",
             data,
             method="mcmc",
             draws=60,
@@ -198,7 +198,7 @@ def test_result_of_a_nested_fit() -> None:
             seed=2,
         )
     draws = result.draws
-    sd_names = ["sd_(Intercept)|region:comm", "sd_(Intercept)|region"]
+    sd_names = ["sd_(Intercept)|comm:region", "sd_(Intercept)|region"]
     assert sorted(draws) == sorted(["(Intercept)", "x1", *sd_names])
     assert all(v.shape == (4, 60) for v in draws.values())
     for name in draws:
@@ -206,10 +206,10 @@ def test_result_of_a_nested_fit() -> None:
     np.testing.assert_allclose(result.params, [draws[n].mean() for n in result.fixed_names])
     std_dev = result.varcorr.set_index("group")["std_dev"]
     np.testing.assert_allclose(std_dev["region"], draws["sd_(Intercept)|region"].mean())
-    np.testing.assert_allclose(std_dev["region:comm"], draws["sd_(Intercept)|region:comm"].mean())
+    np.testing.assert_allclose(std_dev["comm:region"], draws["sd_(Intercept)|comm:region"].mean())
     ranef = result.ranef(condvar=True)
-    assert ranef["region"].shape == (5, 2) and ranef["region:comm"].shape == (40, 2)
-    assert np.all(ranef["region:comm"]["(Intercept)_sd"] > 0)
+    assert ranef["region"].shape == (5, 2) and ranef["comm:region"].shape == (40, 2)
+    assert np.all(ranef["comm:region"]["(Intercept)_sd"] > 0)
     assert "Polya-Gamma Gibbs sampler" in str(result.summary())
 
 

@@ -39,10 +39,10 @@ def blocks(model):
 def test_extend_along_a_factor_copies_levels_and_renews_the_nested_ones(nested_model):
     grown = g.extend(nested_model, along="community", n=20)
     b = blocks(grown)
-    assert grown.ngroups == {"community:mother": 60, "community": 20, "item": 4}
+    assert grown.ngroups == {"mother:community": 60, "community": 20, "item": 4}
     assert grown.n_obs == 20 * 12
     # Mothers stay nested in communities, items stay crossed.
-    pairs = set(zip(b["community:mother"].codes, b["community"].codes, strict=True))
+    pairs = set(zip(b["mother:community"].codes, b["community"].codes, strict=True))
     assert len(pairs) == 60
     assert set(b["item"].codes) == {0, 1, 2, 3}
     # New level 8 copies level 0: the same rows of x.
@@ -58,7 +58,7 @@ def test_extend_along_a_factor_copies_levels_and_renews_the_nested_ones(nested_m
 def test_fewer_levels_keep_the_first_ones(nested_model):
     small = resize_levels(nested_model.model, "community", 3)
     b = {blk.group: blk for blk in small.blocks}
-    assert b["community"].n_levels == 3 and b["community:mother"].n_levels == 9
+    assert b["community"].n_levels == 3 and b["mother:community"].n_levels == 9
     assert small.n_obs == 36
     assert b["community"].levels == blocks(nested_model)["community"].levels[:3]
 
@@ -148,4 +148,4 @@ def test_the_table_lists_the_rows_of_the_design(nested_model):
         "offset",
     ]
     assert table["community"].nunique() == 10
-    assert table["community:mother"].nunique() == 30
+    assert table["mother:community"].nunique() == 30

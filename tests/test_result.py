@@ -139,7 +139,7 @@ def test_predict_newdata_with_interaction_grouping(cbpp):
     nested = g.fit("cbind(incidence, size - incidence) ~ period + (1 | herd/period)", cbpp)
     np.testing.assert_allclose(nested.predict(cbpp), nested.predict(), rtol=0, atol=1e-12)
     unseen = cbpp.head(2).assign(herd=["1", "new"])
-    with pytest.warns(g.diagnostics.NewLevelsWarning, match="'herd:period'"):
+    with pytest.warns(g.diagnostics.NewLevelsWarning, match="'period:herd'"):
         link = nested.predict(unseen, type="link")
     population = nested.predict(unseen, re="exclude", type="link")
     assert link[1] == population[1]  # neither herd "new" nor "new:period" was seen

@@ -37,6 +37,9 @@ formulas <- c(
   "y ~ exp(x1/3) + I((x1 + 1)/2) + (1 | g)",
   "y ~ x1 + (0 + f:k | g)",
   "y ~ x1 + (x1:f | g)",
+  "y ~ C(f, contr.sum)*k + (1 | g)",
+  "y ~ k + C(f, contr.helmert):k + C(m, contr.SAS) + (1 | g)",
+  "y ~ C(m, contr.treatment) + C(f, contr.poly) + (1 | g)",
   "y ~ dummy(k, \"lo\") + I(f == \"b\") + (1 + dummy(f, \"b\") || g)"
 )
 out <- lapply(formulas, function(fo) {

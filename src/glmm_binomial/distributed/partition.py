@@ -36,7 +36,7 @@ from glmm_binomial.methods.options import FitOptions
 from glmm_binomial.methods.scaling import ColumnMoments, Scaling, column_moments, to_internal
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo, check_finite, response_counts
-from glmm_binomial.model.formula import r_name
+from glmm_binomial.model.formula import r_names
 from glmm_binomial.model.frame import read_like
 from glmm_binomial.model.newdata import rows_design
 from glmm_binomial.model.separation import largest_row_variance
@@ -252,7 +252,7 @@ def build_partition(part: pd.DataFrame, plan: PartitionPlan) -> Partition | None
 
 def column_names(spec: Any) -> list[str]:
     """The columns of a formulaic model spec's matrix, in R's spelling (as the fit names them)."""
-    return [r_name(str(c)) for c in spec.column_names]
+    return r_names([str(c) for c in spec.column_names])
 
 
 def partition_rows(part: pd.DataFrame, info: DesignInfo) -> tuple[ModelData, tuple[IntArray, ...]]:

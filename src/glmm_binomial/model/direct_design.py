@@ -34,7 +34,7 @@ from formulaic import model_matrix
 from formulaic.transforms import TRANSFORMS
 from numpy.typing import NDArray
 
-from glmm_binomial.model.formula import expression_variables, python_source, r_name
+from glmm_binomial.model.formula import expression_variables, python_source, r_names
 from glmm_binomial.model.frame import Table, as_frame, category_labels
 from glmm_binomial.model.r_coding import MATERIALIZER
 
@@ -290,7 +290,7 @@ def _make_plan(
             columns.append(column)
     if len(columns) != values.shape[1]:
         return None
-    names = tuple(r_name(str(c)) for c in spec.column_names)
+    names = tuple(r_names([str(c) for c in spec.column_names]))
     plan = DirectPlan(tuple(columns), names, spec, {**TRANSFORMS, **context})
     # The plan must give formulaic's own values on the rows it was learned from, and on real
     # rows of frame.

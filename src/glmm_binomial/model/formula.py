@@ -13,7 +13,7 @@ lme4 semantics implemented here:
 * glmmTMB's structured covariance terms ``ar1(f + 0 | g)``, ``cs(f + 0 | g)``,
   ``diag(f + 0 | g)`` and ``us(f + 0 | g)`` (the last the same as ``(0 + f | g)``), with the
   structure's name in ``RandomTerm.structure`` (model.covariance.STRUCTURES);
-* nested grouping ``(1 | a/b)``, expanded into ``(1 | a) + (1 | a:b)``;
+* nested grouping ``(1 | a/b)``, expanded into ``(1 | a) + (1 | b:a)`` (lme4's names);
 * R's power inside ``I(...)``: ``I(age^2)`` becomes ``I(age**2)``;
 * ``offset(expr)`` terms of the right-hand side, any expression inside, returned apart
   (``ParsedFormula.offsets``; ``offset(age/10)`` as formulaic's ``I(age/10)``);
@@ -32,6 +32,7 @@ import ast
 import functools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,6 +49,7 @@ __all__ = [
     "parse_formula",
     "python_source",
     "r_name",
+    "r_names",
 ]
 
 
@@ -567,7 +569,7 @@ def _group_name(token: _Token) -> str:
 
 
 def _parse_groups(text: str, tokens: list[_Token], term_text: str) -> list[tuple[str, ...]]:
-    """``g`` -> [(g,)]; ``a:b`` -> [(a, b)]; ``a/b`` -> [(a,), (a, b)]."""
+    """``g`` -> [(g,)]; ``a:b`` -> [(a, b)]; ``a/b`` -> [(a,), (b, a)] (lme4's b:a)."""
     while _is_wrapped(tokens):
         tokens = tokens[1:-1]
     nested: list[tuple[str, ...]] = []
@@ -583,8 +585,10 @@ def _parse_groups(text: str, tokens: list[_Token], term_text: str) -> list[tuple
                     f"got {what!r} in {term_text!r}"
                 )
             names.append(_group_name(factor[0]))
+        # lme4 names the inner factor first: a/b is (1 | a) + (1 | b:a), a/b/c adds c:b:a
+        # (glmmTMB's name; lme4 writes c:(b:a)). The levels are then R's too: "b1:a1".
         previous = nested[-1] if nested else ()
-        nested.append(previous + tuple(names))
+        nested.append(tuple(names) + previous)
     return nested
 
 
@@ -738,6 +742,47 @@ def r_name(formulaic_column_name: str) -> str:
     if formulaic_column_name == "Intercept":
         return "(Intercept)"
     return ":".join(_r_factor_name(part) for part in _split_interaction(formulaic_column_name))
+
+
+_RAW_LEVEL_RE = re.compile(r"^(?P<base>.*?)\[(?P<level>.*)\]$", re.DOTALL)
+_NUMBERED_CONTRASTS = re.compile(r"^C\(.+,\s*contr\.(?P<kind>sum|helmert|SAS|treatment)\s*\)$")
+# formulaic's prefix of a contrast column's level, and the number R gives its first column.
+_CONTRAST_PREFIXES = {
+    "sum": ("S.", 1),
+    "helmert": ("H.", 1),
+    "SAS": ("T.", 1),
+    "treatment": ("T.", 2),
+}
+
+
+def r_names(formulaic_column_names: Sequence[str]) -> list[str]:
+    """r_name of each column of one design matrix, and R's numbers for the contrast columns of
+    a factor coded by a contrast function in ``C()``: R names them by the contrast matrix's
+    column numbers (``C(f, contr.sum)1``, ``C(f, contr.treatment)2`` for the second level),
+    formulaic by a level (``C(f, contr.sum)[S.a]``). The numbers follow the levels' order of
+    first appearance in the columns, which is the levels' order."""
+    seen: dict[str, list[str]] = {}
+    out = []
+    for column in formulaic_column_names:
+        if column == "Intercept":
+            out.append("(Intercept)")
+            continue
+        parts = []
+        for part in _split_interaction(column):
+            match = _RAW_LEVEL_RE.match(part)
+            numbered = match is not None and _balanced(match.group("base"))
+            kind = _NUMBERED_CONTRASTS.match(match.group("base")) if numbered and match else None
+            prefix, first = _CONTRAST_PREFIXES[kind.group("kind")] if kind else ("", 0)
+            if match is None or kind is None or not match.group("level").startswith(prefix):
+                parts.append(_r_factor_name(part))
+                continue
+            levels = seen.setdefault(match.group("base"), [])
+            level = match.group("level")[len(prefix) :]
+            if level not in levels:
+                levels.append(level)
+            parts.append(_r_factor_name(match.group("base")) + str(levels.index(level) + first))
+        out.append(":".join(parts))
+    return out
 
 
 def _split_interaction(name: str) -> list[str]:

@@ -25,7 +25,7 @@ from formulaic.transforms import C, basis_spline, stateful_transform
 from numpy.typing import NDArray
 
 from glmm_binomial.model.direct_design import direct_matrix, evaluate_on_columns
-from glmm_binomial.model.formula import clean_message, r_name
+from glmm_binomial.model.formula import clean_message, r_names
 from glmm_binomial.model.frame import Table, as_frame
 from glmm_binomial.model.r_coding import MATERIALIZER, r_ordered_formula
 
@@ -189,7 +189,7 @@ def materialize(expr: str, frame: Table, what: str) -> tuple[FloatArray, list[st
             )
     except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
         raise formulaic_error(f"{what} '{expr}'", exc) from None
-    names = [r_name(str(c)) for c in mm.model_spec.column_names]
+    names = r_names([str(c) for c in mm.model_spec.column_names])
     values = np.asarray(mm, dtype=np.float64)
     if values.ndim == 1:  # a matrix of one column may come back flat
         values = values[:, None]
