@@ -3,7 +3,7 @@
 # The manifest (bench/fuzz_formula.py writes it) lists csv and formula. glmer's record has the
 # fixed-effect columns it kept (getME(m, "X"), after dropping aliased ones), the random-effect
 # columns of each term (cnms) and logLik; glmmTMB's its logLik. Errors and warnings are recorded.
-suppressMessages({library(lme4); library(glmmTMB); library(jsonlite)})
+suppressMessages({library(lme4); library(glmmTMB); library(jsonlite); library(splines)})
 a <- commandArgs(TRUE)
 cases <- fromJSON(a[1], simplifyDataFrame = FALSE)
 out <- file(a[2], "a")
@@ -17,14 +17,21 @@ run <- function(expr) {
 }
 for (case in cases) {
   d <- read.csv(case$csv, stringsAsFactors = TRUE)
-  fo <- as.formula(case$formula)
+  fo <- tryCatch(as.formula(case$formula), error = function(e) e)
+  if (inherits(fo, "error")) {
+    for (engine in c("glmer", "glmmTMB")) {
+      writeLines(toJSON(list(name = case$name, engine = engine, error = conditionMessage(fo)),
+                        auto_unbox = TRUE), out)
+    }
+    next
+  }
   for (engine in c("glmer", "glmmTMB")) {
     r <- if (engine == "glmer") {
       run(glmer(fo, data = d, family = binomial))
     } else {
       run(glmmTMB(fo, data = d, family = binomial))
     }
-    rec <- list(name = case$name, engine = engine, warnings = r$warnings)
+    rec <- list(name = case$name, engine = engine, formula = case$formula, warnings = r$warnings)
     if (inherits(r$value, "error")) {
       rec$error <- conditionMessage(r$value)
     } else {

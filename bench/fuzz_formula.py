@@ -83,6 +83,26 @@ FIXED: list[tuple[str, float]] = [
     ("log(x2 + 1)", 1),
     ("I(x1/2)", 1),
     ("k:x2", 1),
+    ("ns(x1, 3)", 1),
+    ("bs(x1, df = 4)", 1),
+    ("log10(x2)", 1),
+    ("log2(x2)", 1),
+    ('relevel(f, "b")', 1),
+    ("interaction(f, k)", 1),
+    ("as.numeric(f)", 1),
+    ("as.factor(i)", 1),
+    ("pmin(x1, 1)", 1),
+    ("ifelse(x1 > 0, 1, 0)", 1),
+    ("round(x1)", 1),
+    ("floor(x2)", 1),
+    ("scale(x1, scale = FALSE)", 1),
+    ("poly(x1, degree = 2)", 1),
+    ("I(i %% 2)", 1),
+    ("I(i %/% 2)", 1),
+    ("cut(x1, 3)", 1),
+    ("x1:x2:f", 1),
+    ("(x1 + x2)^2", 1),
+    ("log(x2, 2)", 1),
 ]
 RANDOM: list[tuple[str, float]] = [
     ("(1 | g)", 6),
@@ -151,8 +171,8 @@ def make_case(seed: int, index: int) -> tuple[pd.DataFrame, str]:
         fixed = fixed + " - 1"
     elif start < 0.25:
         fixed = "1 + " + fixed
-    elif start < 0.3 and len(terms) > 1:
-        fixed = fixed + " - " + terms[0].split("*")[0].split(":")[0]
+    elif start < 0.3 and len(terms) > 1 and re.fullmatch(r"\w+([*:/]\w+)?", terms[0]):
+        fixed = fixed + " - " + re.split(r"[*:/]", terms[0])[0]
     formula = f"{RESPONSES[int(rng.integers(0, 2))]} ~ {fixed} + {draw(rng, RANDOM)}"
     return frame, formula
 
@@ -254,6 +274,11 @@ def main() -> int:
         cases.append({"name": str(index), "csv": str(csv), "formula": formula})
     r_out = folder / "r.jsonl"
     peers = read_peers(r_out)
+    # A folder's R records are reused (an interrupted run resumes) when made for the same text.
+    for case in cases:
+        known = peers.get(case["name"], {})
+        if any(rec.get("formula", case["formula"]) != case["formula"] for rec in known.values()):
+            peers.pop(case["name"])
     rest = [c for c in cases if len(peers.get(c["name"], {})) < 2]
     if rest:
         manifest = folder / "manifest.json"

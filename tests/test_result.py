@@ -1,5 +1,7 @@
 """GLMMResult: properties that need no reference, and the result's own behaviour."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -176,3 +178,27 @@ def test_profile_is_the_function_and_the_method():
 
 def test_diverging_names_the_columns_the_fit_found(cbpp_fit):
     assert cbpp_fit.diverging == []
+
+
+def test_model_without_fixed_effects(cbpp):
+    """y ~ 0 + offset(o) + (1 | herd): no fixed-effect column (lme4 and glmmTMB fit it). R
+    4.2.2: glmmTMB logLik -104.849568183311, SD 0.809691191468 (glmer -104.849568183350,
+    theta 0.809692900129); glmer nAGQ = 5 theta 0.815718290754; glmer's profile interval of
+    the SD is NA, NA."""
+    data = cbpp.assign(o=-2.0)
+    formula = "cbind(incidence, size - incidence) ~ 0 + offset(o) + (1 | herd)"
+    fitted = g.fit(formula, data)
+    assert fitted.converged and fitted.params.size == 0 and fitted.vcov.shape == (0, 0)
+    assert fitted.llf == pytest.approx(-104.849568183311, abs=1e-9)
+    assert fitted.theta[0] == pytest.approx(0.809691191468, abs=1e-5)
+    agq = g.fit(formula, data, method="agq", n_agq=5)
+    assert agq.theta[0] == pytest.approx(0.815718290754, abs=1e-5)
+    lower, upper = fitted.confint().loc["sd_(Intercept)|herd"]
+    assert 0.3 < lower < fitted.theta[0] < upper < 2.0
+    np.testing.assert_allclose(fitted.predict(data), fitted.predict(), rtol=1e-12)
+    for method in ("vb", "vb_meanfield"):
+        assert np.isfinite(g.fit(formula, data, method=method).llf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", g.ConvergenceWarning)  # few draws
+        sampled = g.fit(formula, data, method="mcmc", draws=40, warmup=20, seed=1)
+    assert sampled.params.size == 0 and np.isfinite(sampled.theta).all()

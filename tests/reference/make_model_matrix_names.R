@@ -3,8 +3,9 @@
 # indicators for a factor of an interaction, logical values as factors, deparse spacing).
 # glFormula builds the model without fitting it: its X is after lme4's drop of aliased
 # columns. The table is made here and in tests/test_r_coding.py alike (no CSV).
-# usage: Rscript make_model_matrix_names.R  (in tests/reference; writes model_matrix_names.json)
-suppressMessages({library(lme4); library(jsonlite)})
+# usage: Rscript make_model_matrix_names.R  (in tests/reference; writes model_matrix_names.json
+# and model_matrix_functions.json)
+suppressMessages({library(lme4); library(jsonlite); library(splines)})
 n <- 48
 i <- 0:(n - 1)
 d <- data.frame(
@@ -15,7 +16,8 @@ d <- data.frame(
   k = factor(c("hi", "lo")[(i %/% 3) %% 2 + 1]),
   m = factor(c("u", "v", "w", "x")[(i %/% 6) %% 4 + 1]),
   b = (i %% 4) < 2,
-  g = factor(paste0("g", i %% 6))
+  g = factor(paste0("g", i %% 6)),
+  ii = i %% 4
 )
 formulas <- c(
   "y ~ x1 + f/x1 - 1 + (1 | g)",
@@ -30,6 +32,7 @@ formulas <- c(
   "y ~ f + k + f:k:m + (1 | g)",
   "y ~ f*k + f:m + (1 | g)",
   "y ~ 0 + x1:f + k + (1 | g)",
+  "y ~ 0 + x1 + x1:f + f:k + (1 | g)",
   "y ~ 0 + x1 + f + (1 | g)",
   "y ~ I(x1 > 0) + (1 | g)",
   "y ~ 0 + I(x1 > 0) + b:x1 + (1 | g)",
@@ -48,3 +51,15 @@ out <- lapply(formulas, function(fo) {
   list(formula = fo, fixed = colnames(m$X), random = unname(m$reTrms$cnms))
 })
 writeLines(toJSON(out, auto_unbox = FALSE, pretty = TRUE), "model_matrix_names.json")
+# R's functions in a formula: names and values of the model matrix (the first 12 rows).
+functions <- paste(
+  "~ log(x2, 2) + pmin(x1, 1) + pmax(x1, 0) + ifelse(x1 > 0, 1, 0) + relevel(f, \"b\")",
+  "+ interaction(f, k) + as.numeric(f) + as.factor(ii) + floor(x2) + ceiling(x1)",
+  "+ I(ii %% 3) + I(ii %/% 3) + as.logical(ii) + ns(x1, 3) + ns(x2, df = 2)",
+  "+ cut(x1, 3) + cut(x2, 2, right = FALSE)")
+X <- model.matrix(as.formula(functions), d)
+# ns() on new data: the fit's knots, linear beyond the boundary knots.
+beyond <- c(-3, 0.1, 2.5)
+writeLines(toJSON(list(rhs = functions, columns = colnames(X), rows = unname(X[1:12, ]),
+                       ns_new_x1 = beyond, ns_new = unname(predict(ns(d$x1, 3), beyond)[, ])),
+                  digits = NA, pretty = TRUE), "model_matrix_functions.json")

@@ -869,9 +869,11 @@ def fit_mcmc(
         kinds[name] = "corr"
     summary = {name: mcmc_diagnostics.summarize(values) for name, values in draws.items()}
 
-    flat_beta = run.beta.reshape(-1, run.beta.shape[2])
+    chains, n_draws, p = run.beta.shape
+    flat_beta = run.beta.reshape(chains * n_draws, p)
     beta = flat_beta.mean(axis=0)
-    vcov = np.atleast_2d(np.cov(flat_beta, rowvar=False))
+    # np.cov of no columns is not a 0 x 0 matrix (a model with no fixed effect).
+    vcov = np.atleast_2d(np.cov(flat_beta, rowvar=False)) if p else np.zeros((0, 0))
     block, correlated = sampled_block(model)
     k = run.sd.shape[2]
     sd_mean = run.sd.reshape(-1, k).mean(axis=0)

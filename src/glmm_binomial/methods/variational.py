@@ -487,7 +487,7 @@ def map_fixed_effects(
                 break
             step = 0.5 * step
         beta, current = beta + step, trial
-        if float(np.max(np.abs(step))) < control.start_tol:
+        if float(np.abs(step).max(initial=0.0)) < control.start_tol:
             break
     return beta, curvature
 

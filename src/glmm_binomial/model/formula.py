@@ -48,6 +48,7 @@ __all__ = [
     "expression_variables",
     "parse_formula",
     "python_source",
+    "R_DOTTED_FUNCTIONS",
     "r_name",
     "r_names",
 ]
@@ -114,7 +115,7 @@ _TOKEN_RE = re.compile(
     | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
     | (?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
     | (?P<special>%[^%\s]*%)
-    | (?P<op>\*\*|\|\||==|!=|<=|>=|//|[-+*/^:|~(),\[\]{}<>=!&@])
+    | (?P<op>\*\*|\|\||==|!=|<=|>=|//|[-+*/^:|~(),\[\]{}<>=!&@%])
     """,
     re.VERBOSE,
 )
@@ -122,7 +123,25 @@ _TOKEN_RE = re.compile(
 _NAME_RE = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 
 # Binary operators rendered with a space on each side (R deparse style).
-_SPACED = {"~", "|", "||", "+", "-", "*", "==", "!=", "<=", ">=", "<", ">", "&", "=", "//", "@"}
+_SPACED = {
+    "~",
+    "|",
+    "||",
+    "+",
+    "-",
+    "*",
+    "==",
+    "!=",
+    "<=",
+    ">=",
+    "<",
+    ">",
+    "&",
+    "=",
+    "//",
+    "@",
+    "%",
+}
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 _CLOSERS = {")", "]", "}"}
 
@@ -153,17 +172,38 @@ def _tokenize(text: str, offset: int = 0) -> list[_Token]:
 
 _MODULE_PREFIXES = {"np", "numpy", "math", "contr"}  # contr.sum etc. are formulaic's
 _R_LITERALS = {"TRUE": "True", "FALSE": "False"}
+# R's functions with a dot in their name, as the Python names model.transforms defines them
+# by (a column name R reads, ``age.c``, is backticked instead; the names map back in r_name).
+R_DOTTED_FUNCTIONS = {
+    "as.numeric": "as_numeric",
+    "as.integer": "as_integer",
+    "as.factor": "as_factor",
+    "as.character": "as_character",
+    "as.logical": "as_logical",
+}
+_R_ARITHMETIC = {"%%": "%", "%/%": "//"}  # R's modulo and integer division in I()
 
 
 def _r_tokens(tokens: list[_Token]) -> list[_Token]:
     """R spellings formulaic does not read: ``a %in% b`` -> ``a:b``; ``TRUE``/``FALSE`` ->
-    ``True``/``False`` (``poly(x, 2, raw = TRUE)``); a dotted name that is not called
-    (``age.c``) -> the backticked column name `` `age.c` ``, as R reads it."""
+    ``True``/``False`` (``poly(x, 2, raw = TRUE)``); ``%%`` and ``%/%`` -> ``%`` and ``//``;
+    R's dotted functions (``as.numeric(f)``) -> their Python names (R_DOTTED_FUNCTIONS); any
+    other dotted name that is not called (``age.c``) -> the backticked column name
+    `` `age.c` ``, as R reads it."""
     out: list[_Token] = []
     for index, token in enumerate(tokens):
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         if token.kind == "special" and token.text == "%in%":
             out.append(_Token("op", ":", token.start))
+        elif token.kind == "special" and token.text in _R_ARITHMETIC:
+            out.append(_Token("op", _R_ARITHMETIC[token.text], token.start))
+        elif (
+            token.kind == "name"
+            and token.text in R_DOTTED_FUNCTIONS
+            and following is not None
+            and following.text == "("
+        ):
+            out.append(_Token("name", R_DOTTED_FUNCTIONS[token.text], token.start))
         elif token.kind == "name" and token.text in _R_LITERALS:
             out.append(_Token("name", _R_LITERALS[token.text], token.start))
         elif (
@@ -817,8 +857,13 @@ def _r_factor_name(part: str) -> str:
         part = re.sub(
             r"'((?:[^'\\]|\\.)*)'", lambda m: json.dumps(m.group(1).replace("\\'", "'")), part
         )
-        # R deparses a division without spaces: exp(x/3), as formulaic's text has exp(x / 3).
+        # R deparses a division without spaces: exp(x/3), as formulaic's text has exp(x / 3);
+        # so its %% and %/%, which were Python's % and //.
         part = re.sub(r"(?<=[\w)\]])\s+/\s+(?=[\w(.])", "/", part)
+        part = re.sub(r"(?<=[\w)\]])\s+//\s+(?=[\w(.])", "%/%", part)
+        part = re.sub(r"(?<=[\w)\]])\s+%\s+(?=[\w(.])", "%%", part)
+        for r_function, python in R_DOTTED_FUNCTIONS.items():
+            part = re.sub(rf"\b{python}\(", f"{r_function}(", part)
         if level.isdigit() and re.match(r"poly\(.*raw = TRUE", part):
             level = str(int(level) + 1)  # formulaic numbers raw powers from 0, R from 1
     part = re.sub(r"\s*\*\*\s*", "^", part)

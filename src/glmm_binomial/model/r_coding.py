@@ -12,7 +12,9 @@
   that has one is coded by indicators. formulaic's own rule differs where an interaction comes
   without its margins (``f:k`` gives R's ``fa:khi`` .. ``fb:klo`` and, the seventh column
   aliased with the intercept, lme4's rank-deficiency drop; formulaic gives ``klo``,
-  ``fb:khi`` ..). The columns span the same space; their names and meaning are R's.
+  ``fb:khi`` ..). With every interaction's margins in the formula both rules give the same
+  full-rank columns; without them R's heuristic may span another space (``0 + x + x:f + f:k``
+  has no main effect of f in R), and the model is R's.
 * A logical value (``I(x > 0)``): R codes it as a factor of levels FALSE and TRUE (the column
   ``I(x > 0)TRUE``, and with no intercept both levels); formulaic as the numbers 0 and 1.
   ``RMaterializer`` is formulaic's pandas materializer with R's coding of logical values.

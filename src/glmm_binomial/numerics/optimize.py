@@ -275,7 +275,7 @@ def glm_newton(
         step = cho_solve_upper(info_factor, score)
         taken = (beta, value, step)
         beta = beta + step
-        if float(np.abs(step).max()) < control.glm_tol or not np.isfinite(beta).all():
+        if float(np.abs(step).max(initial=0.0)) < control.glm_tol or not np.isfinite(beta).all():
             break
     if not np.isfinite(beta).all():
         beta = np.zeros(n_fixed)
@@ -377,7 +377,7 @@ def bounded_glm_newton(
             room = (limit - eta[rising]) / deta[rising]
             fraction = min(1.0, 0.99 * float(room.min()))
         beta = beta + fraction * step
-        if float(np.abs(fraction * step).max()) < control.glm_tol:
+        if float(np.abs(fraction * step).max(initial=0.0)) < control.glm_tol:
             break
     return beta, info_factor
 

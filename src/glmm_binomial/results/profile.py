@@ -691,6 +691,8 @@ class _OneProfile:
         import scipy.optimize  # here only: the package costs a first call about 0.2 s
 
         coords = self.coords
+        if not len(start):  # nothing else to fit (no fixed effect, one SD): the deviance at p
+            return float(coords.deviance_and_gradient(p)[0]), start, 0.0
         lower, upper = coords.lower[self.free], coords.upper[self.free]
         transform = self.transform
         w0 = np.zeros(len(start))  # the origin of w is `start`
