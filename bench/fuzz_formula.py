@@ -5,11 +5,12 @@
 
 Each case is a random table (a 0/1 response y, successes s of n trials, numeric x1 and a
 positive x2, an integer i, text factors f (3 levels) and k (2), a logical b, grouping factors g
-and h) and a formula drawn from a grammar of what R users write: interactions, `*`, `/`, `^`,
-`%in%`, removal, `0 +` and `- 1`, I(), log, sqrt, exp, abs, poly (orthogonal and raw),
-scale, factor(), C(f, contr.sum), lme4's dummy(), offset(); random parts with slopes, `||`,
-nesting and crossing. R fits every
-case with glmer and glmmTMB in one process (bench/fuzz_formula.R; R with lme4, glmmTMB and
+and h) and a formula drawn from a grammar of what R users write: responses y, factor(y),
+as.numeric(s > 1) and cbind(s, n - s); interactions, `*`, `/`, `^`, `%in%`, removal, `0 +`
+and `- 1`, I(), log, sqrt, exp, abs, poly (orthogonal and raw), scale, factor(), C(f,
+contr.sum), lme4's dummy(), offset(), ns, bs, cut, relevel, interaction, as.numeric, pmin,
+ifelse, %% and more; random parts with slopes, `||`, nesting and crossing. R fits every case
+with glmer and glmmTMB in one process (bench/fuzz_formula.R; R with lme4, glmmTMB, splines and
 jsonlite); we fit it with glmm_binomial.fit. A case is a finding when
 
 - we refuse (ValueError) a formula glmer fits, or raise anything but ValueError;
@@ -123,7 +124,7 @@ RANDOM: list[tuple[str, float]] = [
     ("(0 + k | g)", 1),
     ("(1 | g) + (x1 | h)", 1),
 ]
-RESPONSES = ["y", "cbind(s, n - s)"]
+RESPONSES = ["y", "cbind(s, n - s)", "y", "cbind(s, n - s)", "factor(y)", "as.numeric(s > 1)"]
 
 
 def draw(rng: np.random.Generator, pool: list[tuple[str, float]]) -> str:
@@ -173,7 +174,7 @@ def make_case(seed: int, index: int) -> tuple[pd.DataFrame, str]:
         fixed = "1 + " + fixed
     elif start < 0.3 and len(terms) > 1 and re.fullmatch(r"\w+([*:/]\w+)?", terms[0]):
         fixed = fixed + " - " + re.split(r"[*:/]", terms[0])[0]
-    formula = f"{RESPONSES[int(rng.integers(0, 2))]} ~ {fixed} + {draw(rng, RANDOM)}"
+    formula = f"{RESPONSES[int(rng.integers(0, 6))]} ~ {fixed} + {draw(rng, RANDOM)}"
     return frame, formula
 
 

@@ -194,3 +194,14 @@ def test_r_functions_on_rows_left_after_missing_values() -> None:
     assert info.n_dropped == 2 and list(model.fixed_names) == list(full.fixed_names)
     stateless = [j for j, n in enumerate(model.fixed_names) if not n.startswith(("ns(", "cut("))]
     np.testing.assert_allclose(model.x[:, stateless], full.x[keep][:, stateless], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "response", ["as.numeric(x1 > 0)", "ifelse(x1 > 0, 1, 0)", "factor(x1 > 0)", "I(x1 > 0)"]
+)
+def test_r_functions_in_the_response(response: str) -> None:
+    data = table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = build_model(f"{response} ~ x2 + (1 | g)", data)
+    np.testing.assert_array_equal(model.successes, (data["x1"] > 0).to_numpy(dtype=float))

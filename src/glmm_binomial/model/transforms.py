@@ -44,6 +44,7 @@ __all__ = [
     "r_as_numeric",
     "r_cut",
     "r_dummy",
+    "r_factor_response",
     "r_ifelse",
     "r_interaction",
     "r_log",
@@ -356,16 +357,31 @@ FORMULA_CONTEXT: dict[str, Any] = {
 }
 """Names R users write in formulas that formulaic does not define (``factor(x)`` is ``C(x)``)."""
 
+
+def r_factor_response(values: Any) -> pd.Series:
+    """``factor(y)`` as a response: the values as a factor (its first level a failure)."""
+    return pd.Series(pd.Categorical(values), index=getattr(values, "index", None))
+
+
 # Functions a response expression may call, e.g. ``I(y == 1)`` or ``cbind(k, log(n) - k)``.
 RESPONSE_FUNCTIONS: dict[str, Any] = {
     "I": lambda value: value,
-    "log": np.log,
+    "log": r_log,
     "exp": np.exp,
     "sqrt": np.sqrt,
     "abs": np.abs,
     "round": np.round,
     "np": np,
     "numpy": np,
+    "as_numeric": r_as_numeric,
+    "as_integer": r_as_integer,
+    "factor": r_factor_response,
+    "as_factor": r_factor_response,
+    "ifelse": r_ifelse,
+    "pmin": r_pmin,
+    "pmax": r_pmax,
+    "floor": np.floor,
+    "ceiling": np.ceil,
 }
 
 
