@@ -38,9 +38,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import glmm_binomial as g
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from against_r import read_peers  # noqa: E402
+
+import glmm_binomial as g  # noqa: E402
 
 # Fixed-part terms, with the weight each is drawn with.
 FIXED: list[tuple[str, float]] = [
@@ -204,15 +207,6 @@ def r_random(record: dict[str, Any]) -> list[tuple[str, str]]:
         names = term["terms"] if isinstance(term["terms"], list) else [term["terms"]]
         out.extend((group, str(name)) for name in names)
     return out
-
-
-def read_peers(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    peers: dict[str, dict[str, dict[str, Any]]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
-            peers.setdefault(rec["name"], {})[rec["engine"]] = rec
-    return peers
 
 
 def _short(r: dict[str, dict[str, Any]], best: float) -> bool:
