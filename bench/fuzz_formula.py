@@ -107,6 +107,10 @@ FIXED: list[tuple[str, float]] = [
     ("x1:x2:f", 1),
     ("(x1 + x2)^2", 1),
     ("log(x2, 2)", 1),
+    ("cut(x1, c(-Inf, 0, Inf))", 1),
+    ("cut(x2, 2, include.lowest = TRUE)", 1),
+    ('dummy(f, c("b", "c"))', 1),
+    ("ns(x1, df = 2, Boundary.knots = c(-3, 3))", 1),
 ]
 RANDOM: list[tuple[str, float]] = [
     ("(1 | g)", 6),

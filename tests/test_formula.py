@@ -10,12 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from glmm_binomial import datasets
+from glmm_binomial.model.design import build_model
 from glmm_binomial.model.formula import (
     ParsedFormula,
     RandomTerm,
     ResponseSpec,
     parse_formula,
     r_name,
+    r_text,
 )
 
 
@@ -507,3 +509,18 @@ def test_glmmtmb_structured_terms() -> None:
         parse_formula("y ~ ar1(f + 0 || id)")
     with pytest.raises(ValueError, match="cannot be subtracted"):
         parse_formula("y ~ x - cs(f | g)")
+
+
+def test_r_text_spells_python_as_r() -> None:
+    assert r_text("as_numeric(f) + I(x ** 2) + I(i // 2) + I(i % 2)") == (
+        "as.numeric(f) + I(x^2) + I(i%/%2) + I(i%%2)"
+    )
+    assert r_text("poly(x, 2, raw=True) + dummy(u, 'Y') + exp(x / 3)") == (
+        'poly(x, 2, raw = TRUE) + dummy(u, "Y") + exp(x/3)'
+    )
+
+
+def test_unbuildable_term_is_quoted_as_written_in_r() -> None:
+    data = datasets.load("contraception")
+    with pytest.raises(ValueError, match=r"term 'as.numeric\(urban\) \+ nothere\(age\)'"):
+        build_model("use ~ as.numeric(urban) + nothere(age) + (1 | district)", data)

@@ -56,7 +56,9 @@ functions <- paste(
   "~ log(x2, 2) + pmin(x1, 1) + pmax(x1, 0) + ifelse(x1 > 0, 1, 0) + relevel(f, \"b\")",
   "+ interaction(f, k) + as.numeric(f) + as.factor(ii) + floor(x2) + ceiling(x1)",
   "+ I(ii %% 3) + I(ii %/% 3) + as.logical(ii) + ns(x1, 3) + ns(x2, df = 2)",
-  "+ cut(x1, 3) + cut(x2, 2, right = FALSE)")
+  "+ cut(x1, 3) + cut(x2, 2, right = FALSE) + cut(x1, c(-Inf, 0, 1, Inf))",
+  "+ cut(x2, 2, include.lowest = TRUE, dig.lab = 2) + ns(x2, df = 2, Boundary.knots = c(0, 4))",
+  "+ dummy(f, c(\"b\", \"c\")) + ns(x1, df = 3, Boundary.knots = c(-1, 1))")
 X <- model.matrix(as.formula(functions), d)
 # ns() on new data: the fit's knots, linear beyond the boundary knots.
 beyond <- c(-3, 0.1, 2.5)

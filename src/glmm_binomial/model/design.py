@@ -33,6 +33,7 @@ from glmm_binomial.model.formula import (
     RandomTerm,
     expression_variables,
     parse_formula,
+    r_text,
 )
 from glmm_binomial.model.frame import (
     ColumnReading,
@@ -317,7 +318,7 @@ def check_width(expr: str, frame: Table, what: str, rows: int | None = None) -> 
     try:
         terms = formula_terms(expr)
     except Exception as exc:  # noqa: BLE001
-        raise formulaic_error(f"{what} '{expr}'", exc) from None
+        raise formulaic_error(f"{what} '{r_text(expr)}'", exc) from None
     total = 0
     culprit = ""
     for term in terms:

@@ -51,6 +51,7 @@ __all__ = [
     "R_DOTTED_FUNCTIONS",
     "r_name",
     "r_names",
+    "r_text",
 ]
 
 
@@ -171,7 +172,7 @@ def _tokenize(text: str, offset: int = 0) -> list[_Token]:
 
 
 _MODULE_PREFIXES = {"np", "numpy", "math", "contr"}  # contr.sum etc. are formulaic's
-_R_LITERALS = {"TRUE": "True", "FALSE": "False"}
+_R_LITERALS = {"TRUE": "True", "FALSE": "False", "Inf": "np.inf"}
 # R's functions with a dot in their name, as the Python names model.transforms defines them
 # by (a column name R reads, ``age.c``, is backticked instead; the names map back in r_name).
 R_DOTTED_FUNCTIONS = {
@@ -186,7 +187,9 @@ _R_ARITHMETIC = {"%%": "%", "%/%": "//"}  # R's modulo and integer division in I
 
 def _r_tokens(tokens: list[_Token]) -> list[_Token]:
     """R spellings formulaic does not read: ``a %in% b`` -> ``a:b``; ``TRUE``/``FALSE`` ->
-    ``True``/``False`` (``poly(x, 2, raw = TRUE)``); ``%%`` and ``%/%`` -> ``%`` and ``//``;
+    ``True``/``False`` (``poly(x, 2, raw = TRUE)``), ``Inf`` -> ``np.inf``; ``%%`` and ``%/%``
+    -> ``%`` and ``//``; a dotted keyword argument (``include.lowest = TRUE``) -> its Python
+    name (``include_lowest``);
     R's dotted functions (``as.numeric(f)``) -> their Python names (R_DOTTED_FUNCTIONS); any
     other dotted name that is not called (``age.c``) -> the backticked column name
     `` `age.c` ``, as R reads it."""
@@ -206,6 +209,14 @@ def _r_tokens(tokens: list[_Token]) -> list[_Token]:
             out.append(_Token("name", R_DOTTED_FUNCTIONS[token.text], token.start))
         elif token.kind == "name" and token.text in _R_LITERALS:
             out.append(_Token("name", _R_LITERALS[token.text], token.start))
+        elif (
+            token.kind == "name"
+            and "." in token.text
+            and following is not None
+            and (following.kind == "op" and following.text == "=")
+        ):
+            # R's dotted keyword argument (cut(x, 3, include.lowest = TRUE)): Python's name.
+            out.append(_Token("name", token.text.replace(".", "_"), token.start))
         elif (
             token.kind == "name"
             and "." in token.text
@@ -843,27 +854,43 @@ def _split_interaction(name: str) -> list[str]:
     return parts
 
 
+def r_text(text: str) -> str:
+    """Expression text as R deparses it, from formulaic's or the parser's Python spelling:
+    keyword arguments spaced (``df = 3``) and dotted (``include.lowest``), TRUE/FALSE, Inf,
+    strings in double quotes, ``x/3``,
+    ``%%`` and ``%/%``, R's dotted function names (``as.numeric``) and ``^``."""
+    # R's deparse spacing of keyword arguments, as in R's names: bs(x, df=3) -> bs(x, df = 3).
+    text = re.sub(r"(?<=[\w)\]])=(?![=])", " = ", text)
+    text = re.sub(r"\b(True|False)\b", lambda m: m.group(1).upper(), text)
+    text = re.sub(r"\bnp\.inf\b", "Inf", text)
+    # R's dotted keyword arguments were read as Python names: include_lowest -> include.lowest.
+    text = re.sub(
+        r"([(,]\s*)([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)(\s*=(?!=))",
+        lambda m: m.group(1) + m.group(2).replace("_", ".") + m.group(3),
+        text,
+    )
+    # R deparses a string in double quotes: I(urban == "Y"), where formulaic's text has
+    # single quotes.
+    text = re.sub(
+        r"'((?:[^'\\]|\\.)*)'", lambda m: json.dumps(m.group(1).replace("\\'", "'")), text
+    )
+    # R deparses a division without spaces: exp(x/3), as formulaic's text has exp(x / 3);
+    # so its %% and %/%, which were Python's % and //.
+    text = re.sub(r"(?<=[\w)\]])\s+/\s+(?=[\w(.])", "/", text)
+    text = re.sub(r"(?<=[\w)\]])\s+//\s+(?=[\w(.])", "%/%", text)
+    text = re.sub(r"(?<=[\w)\]])\s+%\s+(?=[\w(.])", "%%", text)
+    for r_function, python in R_DOTTED_FUNCTIONS.items():
+        text = re.sub(rf"\b{python}\(", f"{r_function}(", text)
+    return re.sub(r"\s*\*\*\s*", "^", text)
+
+
 def _r_factor_name(part: str) -> str:
     level = ""
     match = _LEVEL_RE.match(part)
     if match is not None and _balanced(match.group("base")):
         part, level = match.group("base"), match.group("level")
     if "(" in part:
-        # R's deparse spacing of keyword arguments, as in R's names: bs(x, df=3) -> bs(x, df = 3).
-        part = re.sub(r"(?<=[\w)\]])=(?![=])", " = ", part)
-        part = re.sub(r"\b(True|False)\b", lambda m: m.group(1).upper(), part)
-        # R deparses a string in double quotes: I(urban == "Y"), where formulaic's text has
-        # single quotes.
-        part = re.sub(
-            r"'((?:[^'\\]|\\.)*)'", lambda m: json.dumps(m.group(1).replace("\\'", "'")), part
-        )
-        # R deparses a division without spaces: exp(x/3), as formulaic's text has exp(x / 3);
-        # so its %% and %/%, which were Python's % and //.
-        part = re.sub(r"(?<=[\w)\]])\s+/\s+(?=[\w(.])", "/", part)
-        part = re.sub(r"(?<=[\w)\]])\s+//\s+(?=[\w(.])", "%/%", part)
-        part = re.sub(r"(?<=[\w)\]])\s+%\s+(?=[\w(.])", "%%", part)
-        for r_function, python in R_DOTTED_FUNCTIONS.items():
-            part = re.sub(rf"\b{python}\(", f"{r_function}(", part)
+        part = r_text(part)
         if level.isdigit() and re.match(r"poly\(.*raw = TRUE", part):
             level = str(int(level) + 1)  # formulaic numbers raw powers from 0, R from 1
     part = re.sub(r"\s*\*\*\s*", "^", part)

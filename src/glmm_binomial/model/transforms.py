@@ -27,7 +27,7 @@ from formulaic.transforms import C, basis_spline, stateful_transform
 from numpy.typing import NDArray
 
 from glmm_binomial.model.direct_design import direct_matrix, evaluate_on_columns
-from glmm_binomial.model.formula import clean_message, r_names
+from glmm_binomial.model.formula import clean_message, r_names, r_text
 from glmm_binomial.model.frame import Table, as_frame
 from glmm_binomial.model.r_coding import MATERIALIZER, r_ordered_formula
 
@@ -134,6 +134,7 @@ def r_ns(
     df: int | None = None,
     knots: Any = None,
     intercept: bool = False,
+    Boundary_knots: Any = None,  # noqa: N803 - R's Boundary.knots
     _state: dict[str, Any] | None = None,
 ) -> Any:
     """R's natural cubic spline basis ``splines::ns(x, df)``: interior knots at quantiles of x
@@ -147,14 +148,18 @@ def r_ns(
         present = values[~np.isnan(values)]
         if present.size == 0:
             raise ValueError("ns(): x has no values")
+        ends = (present.min(), present.max()) if Boundary_knots is None else Boundary_knots
+        low, high = sorted(float(end) for end in ends)
         if knots is None:
+            # R: quantiles of the values within the boundary knots.
+            within = present[(present >= low) & (present <= high)]
             n_interior = max(int(df if df is not None else 1) - 1 - int(intercept), 0)
             probabilities = np.linspace(0, 1, n_interior + 2)[1:-1]
-            interior = np.quantile(present, probabilities) if n_interior else np.zeros(0)
+            interior = np.quantile(within, probabilities) if n_interior else np.zeros(0)
         else:
             interior = np.sort(np.atleast_1d(np.asarray(knots, dtype=np.float64)))
         state["knots"] = [float(k) for k in interior]
-        state["boundary"] = [float(present.min()), float(present.max())]
+        state["boundary"] = [low, high]
     interior = np.asarray(state["knots"], dtype=np.float64)
     low, high = state["boundary"]
     all_knots = np.sort(np.concatenate([[low] * 4, interior, [high] * 4]))
@@ -189,12 +194,20 @@ def _r_break_text(value: float, digits: int) -> str:
 
 
 @stateful_transform
-def r_cut(x: Any, breaks: Any, right: bool = True, _state: dict[str, Any] | None = None) -> Any:
+def r_cut(
+    x: Any,
+    breaks: Any,
+    right: bool = True,
+    include_lowest: bool = False,
+    dig_lab: int = 3,
+    _state: dict[str, Any] | None = None,
+) -> Any:
     """R's ``cut(x, breaks)``: the factor of the interval of each value, ``(a,b]`` (``[a,b)``
-    with right = FALSE). A number of breaks gives that many equal intervals over the range of
-    x, widened by a thousandth at each end (R's), labelled with 3 significant digits (more
-    where two labels would be equal); values outside the breaks are missing. The breaks are
-    learned on the fit's data and kept for new data."""
+    with right = FALSE; include.lowest = TRUE closes the first, or with right = FALSE the
+    last, at both ends). A number of breaks gives that many equal intervals over the range
+    of x, widened by a thousandth at each end (R's), labelled with dig.lab = 3 significant
+    digits (more where two labels would be equal); values outside the breaks are missing. The
+    breaks are learned on the fit's data and kept for new data."""
     state = {} if _state is None else _state
     values = np.asarray(x, dtype=np.float64)
     if "breaks" not in state:
@@ -213,15 +226,24 @@ def r_cut(x: Any, breaks: Any, right: bool = True, _state: dict[str, Any] | None
                 edges = np.linspace(low, high, count + 1)
                 edges[0], edges[-1] = low - width / 1000, high + width / 1000
         edges = np.sort(edges)
-        for digits in range(3, 13):
+        for digits in range(int(dig_lab), max(13, int(dig_lab) + 1)):
             texts = [_r_break_text(float(e), digits) for e in edges]
             if all(a != b for a, b in itertools.pairwise(texts)):
                 break
         opening, closing = ("(", "]") if right else ("[", ")")
         state["breaks"] = [float(e) for e in edges]
-        state["labels"] = [f"{opening}{a},{b}{closing}" for a, b in itertools.pairwise(texts)]
+        labels = [f"{opening}{a},{b}{closing}" for a, b in itertools.pairwise(texts)]
+        if include_lowest and right:
+            labels[0] = "[" + labels[0][1:]
+        elif include_lowest:
+            labels[-1] = labels[-1][:-1] + "]"
+        state["labels"] = labels
+        state["include_lowest"] = bool(include_lowest)
     edges = np.asarray(state["breaks"], dtype=np.float64)
     codes = np.searchsorted(edges, values, side="left" if right else "right") - 1
+    if state.get("include_lowest"):  # the closed end of the first (or last) interval
+        end, code = (edges[0], 0) if right else (edges[-1], len(edges) - 2)
+        codes = np.where(values == end, code, codes)
     outside = np.isnan(values) | (codes < 0) | (codes >= len(edges) - 1)
     codes = np.where(outside, -1, codes)
     return pd.Series(
@@ -333,6 +355,7 @@ FORMULA_CONTEXT: dict[str, Any] = {
     "bs": r_bs,
     "ns": r_ns,
     "cut": r_cut,
+    "c": lambda *values: list(values),  # R's c(), for breaks, knots and levels
     "dummy": r_dummy,
     "factor": C,
     "as_factor": C,
@@ -446,7 +469,7 @@ def materialize(expr: str, frame: Table, what: str) -> tuple[FloatArray, list[st
                 materializer=MATERIALIZER,
             )
     except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
-        raise formulaic_error(f"{what} '{expr}'", exc) from None
+        raise formulaic_error(f"{what} '{r_text(expr)}'", exc) from None
     names = r_names([str(c) for c in mm.model_spec.column_names])
     values = np.asarray(mm, dtype=np.float64)
     if values.ndim == 1:  # a matrix of one column may come back flat
