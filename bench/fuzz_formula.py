@@ -130,6 +130,9 @@ RANDOM: list[tuple[str, float]] = [
     ('(0 + dummy(f, "b") | g)', 1),
     ("(0 + k | g)", 1),
     ("(1 | g) + (x1 | h)", 1),
+    ("(0 + f | g)", 1),
+    ("(1 + I(x1 > 0) | g)", 1),
+    ("(1 | g) + (0 + poly(x1, 2) | g)", 1),
 ]
 RESPONSES = ["y", "cbind(s, n - s)", "y", "cbind(s, n - s)", "factor(y)", "as.numeric(s > 1)"]
 

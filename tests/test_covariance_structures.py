@@ -591,6 +591,35 @@ def test_singular_restart_only_at_a_singular_end_of_a_vector_term() -> None:
     assert Ar1(3).restart_start() is None
 
 
+def test_mirror_starts_turn_one_columns_correlations_at_a_singular_end() -> None:
+    """Unstructured.mirror_starts: at a singular end, Lambda -> D_j Lambda D_j for each
+    column j but the first (the covariance's correlations with column j negated, the SDs
+    kept); none off the boundary, none where no correlation changes (an SD at zero), none for
+    the other structures."""
+    tol = 1e-4
+    us = Unstructured(2)
+    (start,) = us.mirror_starts(np.array([0.8, -0.5, 0.0]), tol)
+    np.testing.assert_array_equal(start, [0.8, 0.5, 0.0])
+    assert us.mirror_starts(np.array([0.8, 0.5, 0.3]), tol) == []
+    assert us.mirror_starts(np.array([0.0, 0.0, 0.7]), tol) == []
+    three = Unstructured(3)
+    theta = np.array([1.0, 0.5, -0.4, 0.3, 0.2, 0.0])  # Lambda's columns: (1, .5, -.4), ...
+    starts = three.mirror_starts(theta, tol)
+    assert len(starts) == 2
+    for j, flipped in zip((1, 2), starts, strict=True):
+        lam = three.lambda_matrix(theta)
+        d = np.ones(3)
+        d[j] = -1.0
+        np.testing.assert_allclose(three.lambda_matrix(flipped), d[:, None] * lam * d[None, :])
+        cov, cov_flipped = (
+            lam @ lam.T,
+            three.lambda_matrix(flipped) @ three.lambda_matrix(flipped).T,
+        )
+        np.testing.assert_allclose(np.diag(cov_flipped), np.diag(cov))
+        np.testing.assert_allclose(cov_flipped, d[:, None] * cov * d[None, :])
+    assert Diagonal(2).mirror_starts(np.array([0.1, np.log(1e-6)]), tol) == []
+
+
 def test_model_singular_restart_puts_every_lme4_term_at_lme4s_start() -> None:
     """ModelData.theta_singular_restart: where one vector block ends singular, every
     unstructured and diag block at lme4's start (the scalar one too), a cs block and the

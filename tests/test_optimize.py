@@ -1111,7 +1111,8 @@ def test_a_saddle_the_restart_came_back_to_is_left_from_farther_off():
     the saddle was kept, converged at -347.1341987, 7.6e-4 below the fit on x. From the entry
     at saddle_far_start (1, lme4's start) the search reaches the fit on x's optimum. glmer
     (lme4 1.1-31) stops at the saddle (-347.1342629; -347.1335422 on x), glmmTMB 1.1.5 NA
-    (-347.1341961 on x)."""
+    (-347.1341961 on x). The search from the end with a correlation's sign turned
+    (singular_restart's mirror start) reaches it too: without both the saddle is kept."""
     data = pd.read_csv(REFERENCE_DIR / "saddle_far_start.csv")
     formula = "y ~ x + x2 + (1 + x + x2 | g)"
     fitted = g_fit(formula, data)
@@ -1119,8 +1120,12 @@ def test_a_saddle_the_restart_came_back_to_is_left_from_farther_off():
     assert fitted.converged and on_x.converged
     assert fitted.llf == pytest.approx(on_x.llf, abs=1e-7)
     assert fitted.llf > -347.1335422
-    near = g_fit(formula, data, control=OptimizerControl(saddle_far_start=1e-3))
+    near = g_fit(
+        formula, data, control=OptimizerControl(saddle_far_start=1e-3, singular_restart=False)
+    )
     assert near.llf < fitted.llf - 5e-4
+    mirrored = g_fit(formula, data, control=OptimizerControl(saddle_far_start=1e-3))
+    assert mirrored.llf == pytest.approx(fitted.llf, abs=1e-7)
 
 
 def test_a_zero_sd_is_probed_with_its_free_correlation_near_each_end():
@@ -1450,3 +1455,19 @@ def test_a_search_that_ends_where_the_deviance_is_not_finite_reports_its_lowest_
         fitted = g_fit("y ~ x + cs(0 + tf | g)", data)
     assert not fitted.converged and np.isfinite(fitted.llf)
     assert np.isfinite(fitted.params).all()
+
+
+def test_a_correlation_at_one_end_is_searched_from_the_other():
+    """y ~ f*k + (1 + x1 | g) (bench/fuzz_formula.py's 10:4, 184 rows, 8 groups): the search
+    from the moment start and the one from lme4's start both end singular with the
+    correlation at -1 (-110.7395607); the mirror of that end (the correlation's sign turned,
+    the SDs kept) leads to the end at +1, 0.87 higher (-109.8743435). glmer (lme4 1.1-31):
+    -109.8743917 at +1 with a convergence warning (max|grad| 0.0072); glmmTMB 1.1.5 NA."""
+    data = pd.read_csv(REFERENCE_DIR / "mirror_correlation.csv")
+    formula = "y ~ f*k + (1 + x1 | g)"
+    fitted = g_fit(formula, data)
+    assert fitted.converged and fitted.llf > -109.8743917
+    assert fitted.varcorr["corr_1"].iloc[1] == pytest.approx(1.0, abs=1e-6)
+    assert "sign turned" in fitted.opt_summary.message
+    first = g_fit(formula, data, control=OptimizerControl(singular_restart=False))
+    assert first.llf == pytest.approx(-110.7395607, abs=1e-6)

@@ -143,6 +143,12 @@ class CovarianceStructure(ABC):
         end's theta kept)."""
         return self.start() if self.restarts_when_singular else None
 
+    def mirror_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
+        """Starts in the other basins of a singular end: theta with one column's correlations
+        negated, one per column but the first (module Unstructured); none for the other
+        structures."""
+        return []
+
     def face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """Starts for further searches where the structure's deviance is known to have optima
         on several faces of its parameter space (one term's SD at zero): one per term whose SD
@@ -277,6 +283,24 @@ class Unstructured(CovarianceStructure):
             return None
         rows, cols = self._indices
         return np.asarray(lam[rows, cols], dtype=np.float64)
+
+    def mirror_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
+        """At a singular end (ends_singular: a correlation at +-1, a diagonal entry of Lambda
+        at zero) the rank-deficient covariances form separate basins, one per pattern of
+        signs of the correlations (for two columns, correlation +1 and -1), and a search from
+        correlations near 0 falls into one of them. These starts are the end with column j's
+        correlations negated (Lambda -> D_j Lambda D_j, D_j = I with -1 at j), one per
+        column j but the first: the same SDs in each other sign pattern."""
+        theta = np.asarray(theta, dtype=np.float64)
+        if not self.ends_singular(theta, tol):
+            return []
+        rows, cols = self._indices
+        starts = []
+        for j in range(1, self.k):
+            flipped = np.where((rows == j) != (cols == j), -theta, theta)
+            if np.max(np.abs(flipped - theta)) >= tol:  # a correlation that changes
+                starts.append(flipped)
+        return starts
 
     def taken_over(self, theta: FloatArray, tol: float) -> list[tuple[FloatArray, int]]:
         folded = self.turned(theta, tol)

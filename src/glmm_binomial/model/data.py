@@ -275,6 +275,12 @@ class ModelData:
             return None
         return self.blocks_replaced(theta, lambda c, part: c.restart_start())
 
+    def theta_mirror_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
+        """theta with one block's slice replaced by one of its mirror starts
+        (CovarianceStructure.mirror_starts: a singular unstructured end with one column's
+        correlations negated), one per start over the blocks."""
+        return self.blocks_varied(theta, lambda c, part: c.mirror_starts(part, tol))
+
     def theta_face_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """theta with one block's slice replaced by one of its face starts
         (CovarianceStructure.face_starts), one per face start over the blocks."""

@@ -142,9 +142,12 @@ class OptimizerControl:
     singular_restart: with basin_starts, where the search ends singular in a vector term
         (unstructured or diag: two or more SDs, one at zero or a correlation at +-1), search
         again from lme4's start (Lambda = I for every unstructured and diag term, the end's
-        beta) and keep the lower converged end. The moment start and lme4's reach different
-        singular optima on a few fits (diag:3098 -205.5347 against -204.4898, glmmTMB's;
-        cloglog_slope:3111; crossed_vector:921, which needs both terms restarted).
+        beta) and, for an unstructured term, from the end with one column's correlations
+        negated (each column in turn), and keep the lower converged end. The moment start and
+        lme4's reach different singular optima on a few fits (diag:3098 -205.5347 against
+        -204.4898, glmmTMB's; cloglog_slope:3111; crossed_vector:921, which needs both terms
+        restarted); a correlation's other sign, on others (a slope's correlation at -1 where
+        +1 is 0.87 higher: fuzz_formula 10:4).
     basin_merge_tol, basin_merge_decrement: such a search stops, its end discarded, once its
         point lies in the basin of an earlier search's converged end with a positive definite
         Hessian H (in_known_basin): the quadratic model of the deviance about that end, whose
@@ -1447,6 +1450,10 @@ OTHER_BASIN = " (from another start: a structured covariance's other basin)"
 """Added to the search's message where better_of_basins took the end of a search from a
 structure's other basin or face (cs, ar1)."""
 
+MIRRORED_RESTART = " (from the singular end with a correlation's sign turned)"
+"""Added to the search's message where better_of_basins took the end of a search from a
+singular end's mirror (ModelData.theta_mirror_starts)."""
+
 SINGULAR_RESTART = " (from lme4's start, after a singular end)"
 """Added to the search's message where better_of_basins took the end of the search from
 lme4's start after a singular end (ModelData.theta_singular_restart)."""
@@ -1465,8 +1472,10 @@ def better_of_basins(
     at the other end of rho with an SD at zero, ar1's optimum at the other end) and from
     each of ModelData.theta_face_starts (one term's SD near zero); with
     control.singular_restart, at a singular end of a vector term (unstructured, diag), from
-    lme4's start (ModelData.theta_singular_restart). An end is taken when converged and
-    lower by more than control.decrement_tol. Only with control.basin_starts. Each search is
+    lme4's start (ModelData.theta_singular_restart) and, for an unstructured term, from the
+    end with each column's correlations negated in turn (ModelData.theta_mirror_starts). An
+    end is taken when converged and lower by more than control.decrement_tol. Only with
+    control.basin_starts. Each search is
     given the ends so far (minimize_deviance's `ends`: it stops where it would reach one of
     them again). The summary counts every search."""
     if not control.basin_starts or not np.isfinite(estimates.deviance):
@@ -1478,6 +1487,8 @@ def better_of_basins(
     if control.singular_restart:
         restart = data.theta_singular_restart(theta, control.boundary_tol)
         starts += [] if restart is None else [(restart, SINGULAR_RESTART)]
+        mirrors = data.theta_mirror_starts(theta, control.boundary_tol)
+        starts += [(m, MIRRORED_RESTART) for m in mirrors]
     if not starts:
         return estimates
     chosen, last, note = estimates, estimates, ""
