@@ -264,9 +264,10 @@ def _values(x: Any) -> NDArray[np.float64]:
     return np.asarray(x, dtype=np.float64)
 
 
-def r_log(x: Any, base: float = np.e) -> Any:
-    """R's ``log(x, base)`` (numpy's second argument is an output array)."""
-    return np.log(x) if base == np.e else np.log(x) / np.log(base)
+def r_log(x: Any, base: float | None = None) -> Any:
+    """R's ``log(x, base)``, the natural log without a base (numpy's second argument is an
+    output array)."""
+    return np.log(x) if base is None else np.log(x) / np.log(base)
 
 
 def r_pmin(*values: Any, na_rm: bool = False) -> Any:
