@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
@@ -45,3 +47,21 @@ try:
         _settings.load_profile("ci")
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     pass
+
+
+def model_matrix_table() -> pd.DataFrame:
+    """tests/reference/make_model_matrix_names.R's table (made there and here alike)."""
+    i = np.arange(48)
+    return pd.DataFrame(
+        {
+            "y": ((i * 7) % 3 == 0).astype(int),
+            "x1": ((i * 37) % 11 - 5) / 3,
+            "x2": 1 + (i % 5) / 2,
+            "f": np.array(["a", "b", "c"])[i % 3],
+            "k": np.array(["hi", "lo"])[(i // 3) % 2],
+            "m": np.array(["u", "v", "w", "x"])[(i // 6) % 4],
+            "b": (i % 4) < 2,
+            "g": np.char.add("g", (i % 6).astype(str)),
+            "ii": i % 4,
+        }
+    )

@@ -2,7 +2,7 @@
 # conventions differ from formulaic's (variable order within interactions, contrasts or
 # indicators for a factor of an interaction, logical values as factors, deparse spacing).
 # glFormula builds the model without fitting it: its X is after lme4's drop of aliased
-# columns. The table is made here and in tests/test_r_coding.py alike (no CSV).
+# columns. The table is made here and in tests/conftest.py (model_matrix_table) alike.
 # usage: Rscript make_model_matrix_names.R  (in tests/reference; writes model_matrix_names.json
 # and model_matrix_functions.json)
 suppressMessages({library(lme4); library(jsonlite); library(splines)})

@@ -173,8 +173,8 @@ def _tokenize(text: str, offset: int = 0) -> list[_Token]:
 
 _MODULE_PREFIXES = {"np", "numpy", "math", "contr"}  # contr.sum etc. are formulaic's
 _R_LITERALS = {"TRUE": "True", "FALSE": "False", "Inf": "np.inf"}
-# R's functions with a dot in their name, as the Python names model.transforms defines them
-# by (a column name R reads, ``age.c``, is backticked instead; the names map back in r_name).
+# R's functions with a dot in their name and the Python names model.transforms' context has
+# for them (a column name R reads, ``age.c``, is backticked instead; r_text maps them back).
 R_DOTTED_FUNCTIONS = {
     "as.numeric": "as_numeric",
     "as.integer": "as_integer",
@@ -189,10 +189,9 @@ def _r_tokens(tokens: list[_Token]) -> list[_Token]:
     """R spellings formulaic does not read: ``a %in% b`` -> ``a:b``; ``TRUE``/``FALSE`` ->
     ``True``/``False`` (``poly(x, 2, raw = TRUE)``), ``Inf`` -> ``np.inf``; ``%%`` and ``%/%``
     -> ``%`` and ``//``; a dotted keyword argument (``include.lowest = TRUE``) -> its Python
-    name (``include_lowest``);
-    R's dotted functions (``as.numeric(f)``) -> their Python names (R_DOTTED_FUNCTIONS); any
-    other dotted name that is not called (``age.c``) -> the backticked column name
-    `` `age.c` ``, as R reads it."""
+    name (``include_lowest``); R's dotted functions (``as.numeric(f)``) -> their Python names
+    (R_DOTTED_FUNCTIONS); any other dotted name that is not called (``age.c``) -> the
+    backticked column name `` `age.c` ``, as R reads it. r_text maps these back."""
     out: list[_Token] = []
     for index, token in enumerate(tokens):
         following = tokens[index + 1] if index + 1 < len(tokens) else None
@@ -821,17 +820,17 @@ def r_names(formulaic_column_names: Sequence[str]) -> list[str]:
         parts = []
         for part in _split_interaction(column):
             match = _RAW_LEVEL_RE.match(part)
-            numbered = match is not None and _balanced(match.group("base"))
-            kind = _NUMBERED_CONTRASTS.match(match.group("base")) if numbered and match else None
+            base, raw = (match.group("base"), match.group("level")) if match else ("", "")
+            kind = _NUMBERED_CONTRASTS.match(base) if _balanced(base) else None
             prefix, first = _CONTRAST_PREFIXES[kind.group("kind")] if kind else ("", 0)
-            if match is None or kind is None or not match.group("level").startswith(prefix):
+            if kind is None or not raw.startswith(prefix):
                 parts.append(_r_factor_name(part))
                 continue
-            levels = seen.setdefault(match.group("base"), [])
-            level = match.group("level")[len(prefix) :]
+            levels = seen.setdefault(base, [])
+            level = raw[len(prefix) :]
             if level not in levels:
                 levels.append(level)
-            parts.append(_r_factor_name(match.group("base")) + str(levels.index(level) + first))
+            parts.append(_r_factor_name(base) + str(levels.index(level) + first))
         out.append(":".join(parts))
     return out
 
@@ -857,8 +856,8 @@ def _split_interaction(name: str) -> list[str]:
 def r_text(text: str) -> str:
     """Expression text as R deparses it, from formulaic's or the parser's Python spelling:
     keyword arguments spaced (``df = 3``) and dotted (``include.lowest``), TRUE/FALSE, Inf,
-    strings in double quotes, ``x/3``,
-    ``%%`` and ``%/%``, R's dotted function names (``as.numeric``) and ``^``."""
+    strings in double quotes, ``x/3``, ``%%`` and ``%/%``, R's dotted function names
+    (``as.numeric``) and ``^``."""
     # R's deparse spacing of keyword arguments, as in R's names: bs(x, df=3) -> bs(x, df = 3).
     text = re.sub(r"(?<=[\w)\]])=(?![=])", " = ", text)
     text = re.sub(r"\b(True|False)\b", lambda m: m.group(1).upper(), text)
@@ -889,11 +888,11 @@ def _r_factor_name(part: str) -> str:
     match = _LEVEL_RE.match(part)
     if match is not None and _balanced(match.group("base")):
         part, level = match.group("base"), match.group("level")
-    if "(" in part:
-        part = r_text(part)
-        if level.isdigit() and re.match(r"poly\(.*raw = TRUE", part):
-            level = str(int(level) + 1)  # formulaic numbers raw powers from 0, R from 1
-    part = re.sub(r"\s*\*\*\s*", "^", part)
+    if "(" not in part:
+        return re.sub(r"\s*\*\*\s*", "^", part) + level
+    part = r_text(part)
+    if level.isdigit() and re.match(r"poly\(.*raw = TRUE", part):
+        level = str(int(level) + 1)  # formulaic numbers raw powers from 0, R from 1
     return part + level
 
 

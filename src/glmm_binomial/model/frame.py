@@ -57,6 +57,7 @@ __all__ = [
     "drop_unused_categories",
     "factor_codes",
     "factor_levels",
+    "is_logical_dtype",
     "label_key",
     "label_keys",
     "logical_text",
@@ -254,7 +255,9 @@ class ColumnReading:
     levels: tuple[object, ...] = ()
 
 
-def _is_logical_dtype(dtype: Any) -> bool:
+def is_logical_dtype(dtype: Any) -> bool:
+    """Whether a dtype holds logical values (numpy's bool, pandas' boolean; not a categorical
+    of them)."""
     return pd.api.types.is_bool_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
 
 
@@ -319,7 +322,7 @@ def column_traits(series: pd.Series) -> ColumnTraits:
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return ColumnTraits(categorical=True, logical=False, numbers=False)
-    if _is_logical_dtype(dtype):
+    if is_logical_dtype(dtype):
         return ColumnTraits(categorical=False, logical=True, numbers=False)
     if pd.api.types.is_numeric_dtype(dtype):
         return ColumnTraits(categorical=False, logical=False, numbers=True)
@@ -358,12 +361,12 @@ def _misfit_error(series: pd.Series, name: str, argument: str, what: str, fits: 
 
 def _as_number(series: pd.Series, name: str, argument: str) -> pd.Series:
     dtype = series.dtype
-    if pd.api.types.is_numeric_dtype(dtype) and not _is_logical_dtype(dtype):
+    if pd.api.types.is_numeric_dtype(dtype) and not is_logical_dtype(dtype):
         if isinstance(dtype, np.dtype):
             return series  # already numbers: no copy
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         return pd.Series(values, index=series.index, name=series.name)
-    if not isinstance(dtype, pd.CategoricalDtype) and not _is_logical_dtype(dtype):
+    if not isinstance(dtype, pd.CategoricalDtype) and not is_logical_dtype(dtype):
         numbers = _numbers_of(series.to_numpy(dtype=object))
         if numbers is not None:
             return pd.Series(numbers, index=series.index, name=series.name)

@@ -37,15 +37,13 @@ from formulaic.parser import DefaultFormulaParser
 from formulaic.parser.types import Factor, Term
 from interface_meta import override
 
-__all__ = ["LOGICAL_LEVELS", "MATERIALIZER", "RMaterializer", "r_ordered_formula"]
+from glmm_binomial.model.frame import LOGICAL_LEVELS, is_logical_dtype
 
-LOGICAL_LEVELS = ("FALSE", "TRUE")
-"""The levels, in order, of a logical value coded as a factor (R's as.factor of a logical)."""
+__all__ = ["MATERIALIZER", "RMaterializer", "r_ordered_formula"]
 
 
 def _is_logical(values: Any) -> bool:
-    dtype = getattr(values, "dtype", None)
-    return dtype is not None and (dtype == np.bool_ or isinstance(dtype, pd.BooleanDtype))
+    return is_logical_dtype(getattr(values, "dtype", None))
 
 
 class RMaterializer(PandasMaterializer):  # type: ignore[misc]

@@ -1,8 +1,9 @@
 """formulaic as R users' formulas need it: the evaluation context and materialization.
 
 * ``FORMULA_CONTEXT``: names R users write that formulaic lacks or treats differently
-  (``factor(x)`` is formulaic's ``C(x)``; ``bs()`` extends its end pieces beyond the boundary
-  knots as R's ``predict.bs`` does, where formulaic raises).
+  (``factor(x)`` is formulaic's ``C(x)``; R's functions from model.r_functions: ``bs()``
+  extends its end pieces beyond the boundary knots as R's ``predict.bs`` does, where
+  formulaic raises, ``ns()``, ``cut()``, ``dummy()``, ..).
 * ``materialize``/``rebuild``: a design matrix from formula text, and again for new data from
   the fit's model spec (stateful transforms such as scale, center, poly and bs re-applied with
   the fit's parameters), with formulaic's errors as plain ValueErrors that say what to do.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import itertools
 import re
 import warnings
 from typing import Any
@@ -22,14 +22,24 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
 from formulaic.errors import DataMismatchWarning
-from formulaic.materializers.types import FactorValues
-from formulaic.transforms import C, basis_spline, stateful_transform
+from formulaic.transforms import C
 from numpy.typing import NDArray
 
 from glmm_binomial.model.direct_design import direct_matrix, evaluate_on_columns
 from glmm_binomial.model.formula import clean_message, r_names, r_text
 from glmm_binomial.model.frame import Table, as_frame
 from glmm_binomial.model.r_coding import MATERIALIZER, r_ordered_formula
+from glmm_binomial.model.r_functions import (
+    NUMERIC_FUNCTIONS,
+    r_as_logical,
+    r_bs,
+    r_cut,
+    r_dummy,
+    r_factor_response,
+    r_interaction,
+    r_ns,
+    r_relevel,
+)
 
 __all__ = [
     "FORMULA_CONTEXT",
@@ -38,321 +48,14 @@ __all__ = [
     "formulaic_error",
     "materialize",
     "private_spec",
-    "r_bs",
-    "r_as_integer",
-    "r_as_logical",
-    "r_as_numeric",
-    "r_cut",
-    "r_dummy",
-    "r_factor_response",
-    "r_ifelse",
-    "r_interaction",
-    "r_log",
-    "r_ns",
-    "r_pmax",
-    "r_pmin",
-    "r_relevel",
     "rebuild",
 ]
 
 FloatArray = NDArray[np.float64]
 
 
-@stateful_transform
-def r_bs(
-    x: Any,
-    df: int | None = None,
-    knots: Any = None,
-    degree: int = 3,
-    include_intercept: bool = False,
-    lower_bound: float | None = None,
-    upper_bound: float | None = None,
-    extrapolation: str = "extend",
-    _state: dict[str, Any] | None = None,
-) -> Any:
-    """formulaic's B-spline basis with R's default for values beyond the fit's boundary knots:
-    the end polynomial pieces are extended (``splines::predict.bs``), where formulaic raises."""
-    return basis_spline(
-        x,
-        df=df,
-        knots=knots,
-        degree=degree,
-        include_intercept=include_intercept,
-        lower_bound=lower_bound,
-        upper_bound=upper_bound,
-        extrapolation=extrapolation,
-        _state={} if _state is None else _state,
-    )
-
-
-def r_dummy(f: Any, levels_to_keep: Any = None) -> Any:
-    """lme4's ``dummy(f, levelsToKeep)``: 0/1 indicators (numbers, not a factor) of the
-    given levels of f (all but the first when none are given); one level gives one column,
-    named as R names it (``dummy(urban, "Y")``). Written ``(0 + dummy(f, "b") | g)`` for a
-    random effect of one level of a factor."""
-    values = pd.Series(np.asarray(f, dtype=object))
-    categories = getattr(getattr(f, "dtype", None), "categories", None)
-    levels = (
-        [str(c) for c in categories]
-        if categories is not None
-        else sorted({str(v) for v in values.dropna()})
-    )
-    if levels_to_keep is None:
-        keep = levels[1:]
-    elif isinstance(levels_to_keep, str | int | float):
-        keep = [str(levels_to_keep)]
-    else:
-        keep = [str(level) for level in levels_to_keep]
-    unknown = [level for level in keep if level not in levels]
-    if unknown or not keep:
-        raise ValueError(
-            f"dummy(): levels to keep {unknown or keep} are not levels of the factor {levels}"
-        )
-    text = values.map(lambda v: None if pd.isna(v) else str(v))
-    index = getattr(f, "index", None)
-    columns = {level: np.where(text.isna(), np.nan, text == level) for level in keep}
-    if len(keep) == 1:
-        return pd.Series(columns[keep[0]].astype(float), index=index)
-    return pd.DataFrame({k: v.astype(float) for k, v in columns.items()}, index=index)
-
-
-def _spline_design(knots: FloatArray, x: FloatArray, derivative: int = 0) -> FloatArray:
-    """The cubic B-spline basis on knots at x (R's splines::splineDesign, ord = 4), or its
-    derivative."""
-    from scipy.interpolate import BSpline  # here only: the module costs an import
-
-    n_basis = len(knots) - 4
-    spline = BSpline(knots, np.eye(n_basis), 3, extrapolate=True)
-    if derivative:
-        spline = spline.derivative(derivative)
-    return np.asarray(spline(x), dtype=np.float64).reshape(len(x), n_basis)
-
-
-@stateful_transform
-def r_ns(
-    x: Any,
-    df: int | None = None,
-    knots: Any = None,
-    intercept: bool = False,
-    Boundary_knots: Any = None,  # noqa: N803 - R's Boundary.knots
-    _state: dict[str, Any] | None = None,
-) -> Any:
-    """R's natural cubic spline basis ``splines::ns(x, df)``: interior knots at quantiles of x
-    (R's type 7), boundary knots at its range, the B-spline basis with the second derivative
-    zero at both boundary knots (R's QR of those constraints, so the columns are R's), and
-    linear beyond the boundary knots. The knots are learned on the fit's data and kept for
-    new data (``predict``)."""
-    state = {} if _state is None else _state
-    values = np.asarray(x, dtype=np.float64)
-    if "knots" not in state:
-        present = values[~np.isnan(values)]
-        if present.size == 0:
-            raise ValueError("ns(): x has no values")
-        ends = (present.min(), present.max()) if Boundary_knots is None else Boundary_knots
-        low, high = sorted(float(end) for end in ends)
-        if knots is None:
-            # R: quantiles of the values within the boundary knots.
-            within = present[(present >= low) & (present <= high)]
-            n_interior = max(int(df if df is not None else 1) - 1 - int(intercept), 0)
-            probabilities = np.linspace(0, 1, n_interior + 2)[1:-1]
-            interior = np.quantile(within, probabilities) if n_interior else np.zeros(0)
-        else:
-            interior = np.sort(np.atleast_1d(np.asarray(knots, dtype=np.float64)))
-        state["knots"] = [float(k) for k in interior]
-        state["boundary"] = [low, high]
-    interior = np.asarray(state["knots"], dtype=np.float64)
-    low, high = state["boundary"]
-    all_knots = np.sort(np.concatenate([[low] * 4, interior, [high] * 4]))
-    basis = np.full((values.size, all_knots.size - 4), np.nan)
-    inside = (values >= low) & (values <= high)
-    basis[inside] = _spline_design(all_knots, values[inside])
-    for side, pivot in ((values < low, low), (values > high, high)):
-        if side.any():  # linear beyond the boundary knot, as R's ns
-            at = _spline_design(all_knots, np.array([pivot]))[0]
-            slope = _spline_design(all_knots, np.array([pivot]), 1)[0]
-            basis[side] = at + np.outer(values[side] - pivot, slope)
-    constraints = _spline_design(all_knots, np.array([low, high]), 2)
-    if not intercept:
-        constraints, basis = constraints[:, 1:], basis[:, 1:]
-    q = scipy_qr_q(constraints.T)
-    basis = basis @ q[:, 2:]
-    return FactorValues(
-        {i + 1: basis[:, i] for i in range(basis.shape[1])},
-        kind="numerical",
-        spans_intercept=intercept,
-        drop_field=None,
-        format="{name}[{field}]",
-        encoded=False,
-    )
-
-
-def _r_break_text(value: float, digits: int) -> str:
-    """formatC(value, digits, width = 1), as R's cut labels its breaks."""
-    if np.isinf(value):
-        return "-Inf" if value < 0 else " Inf"
-    return f"{0.0 + value:.{digits}g}"
-
-
-@stateful_transform
-def r_cut(
-    x: Any,
-    breaks: Any,
-    right: bool = True,
-    include_lowest: bool = False,
-    dig_lab: int = 3,
-    _state: dict[str, Any] | None = None,
-) -> Any:
-    """R's ``cut(x, breaks)``: the factor of the interval of each value, ``(a,b]`` (``[a,b)``
-    with right = FALSE; include.lowest = TRUE closes the first, or with right = FALSE the
-    last, at both ends). A number of breaks gives that many equal intervals over the range
-    of x, widened by a thousandth at each end (R's), labelled with dig.lab = 3 significant
-    digits (more where two labels would be equal); values outside the breaks are missing. The
-    breaks are learned on the fit's data and kept for new data."""
-    state = {} if _state is None else _state
-    values = np.asarray(x, dtype=np.float64)
-    if "breaks" not in state:
-        edges = np.atleast_1d(np.asarray(breaks, dtype=np.float64))
-        if edges.size == 1:
-            count = int(edges[0])
-            present = values[~np.isnan(values)]
-            if count < 2 or present.size == 0:
-                raise ValueError("cut(): breaks must be at least 2 (or the break points)")
-            low, high = float(present.min()), float(present.max())
-            width = high - low
-            if width == 0:
-                width = abs(low) or 1.0  # R: a range of one value is widened by its size
-                edges = np.linspace(low - width / 1000, high + width / 1000, count + 1)
-            else:
-                edges = np.linspace(low, high, count + 1)
-                edges[0], edges[-1] = low - width / 1000, high + width / 1000
-        edges = np.sort(edges)
-        for digits in range(int(dig_lab), max(13, int(dig_lab) + 1)):
-            texts = [_r_break_text(float(e), digits) for e in edges]
-            if all(a != b for a, b in itertools.pairwise(texts)):
-                break
-        opening, closing = ("(", "]") if right else ("[", ")")
-        state["breaks"] = [float(e) for e in edges]
-        labels = [f"{opening}{a},{b}{closing}" for a, b in itertools.pairwise(texts)]
-        if include_lowest and right:
-            labels[0] = "[" + labels[0][1:]
-        elif include_lowest:
-            labels[-1] = labels[-1][:-1] + "]"
-        state["labels"] = labels
-        state["include_lowest"] = bool(include_lowest)
-    edges = np.asarray(state["breaks"], dtype=np.float64)
-    codes = np.searchsorted(edges, values, side="left" if right else "right") - 1
-    if state.get("include_lowest"):  # the closed end of the first (or last) interval
-        end, code = (edges[0], 0) if right else (edges[-1], len(edges) - 2)
-        codes = np.where(values == end, code, codes)
-    outside = np.isnan(values) | (codes < 0) | (codes >= len(edges) - 1)
-    codes = np.where(outside, -1, codes)
-    return pd.Series(
-        pd.Categorical.from_codes(codes, categories=pd.Index(state["labels"])),
-        index=getattr(x, "index", None),
-    )
-
-
-def scipy_qr_q(matrix: FloatArray) -> FloatArray:
-    """The full orthogonal factor of the Householder QR of matrix (LAPACK's reflections are
-    LINPACK's, so R's qr.qty gives the same)."""
-    import scipy.linalg
-
-    return np.asarray(scipy.linalg.qr(matrix, mode="full")[0], dtype=np.float64)
-
-
-def _values(x: Any) -> NDArray[np.float64]:
-    return np.asarray(x, dtype=np.float64)
-
-
-def r_log(x: Any, base: float | None = None) -> Any:
-    """R's ``log(x, base)``, the natural log without a base (numpy's second argument is an
-    output array)."""
-    return np.log(x) if base is None else np.log(x) / np.log(base)
-
-
-def r_pmin(*values: Any, na_rm: bool = False) -> Any:
-    """R's ``pmin``: the elementwise minimum (a missing value wins unless na_rm)."""
-    return functools.reduce(np.fmin if na_rm else np.minimum, map(_values, values))
-
-
-def r_pmax(*values: Any, na_rm: bool = False) -> Any:
-    """R's ``pmax``: the elementwise maximum (a missing value wins unless na_rm)."""
-    return functools.reduce(np.fmax if na_rm else np.maximum, map(_values, values))
-
-
-def r_ifelse(test: Any, yes: Any, no: Any) -> Any:
-    """R's ``ifelse``: yes where test holds, no where it does not, missing where test is."""
-    condition = np.asarray(test)
-    missing = pd.isna(condition)
-    chosen = np.where(np.where(missing, False, condition).astype(bool), yes, no)
-    if missing.any():
-        chosen = np.where(missing, np.nan, chosen.astype(np.float64))
-    return chosen
-
-
-def _categorical(x: Any, function: str) -> pd.Categorical:
-    dtype = getattr(x, "dtype", None)
-    if not isinstance(dtype, pd.CategoricalDtype):
-        raise ValueError(f"{function}() needs a factor (a column of text or categories)")
-    return pd.Categorical(x)
-
-
-def r_relevel(x: Any, ref: Any) -> Any:
-    """R's ``relevel(f, ref)``: the factor with level ref first (the reference of treatment
-    contrasts)."""
-    values = _categorical(x, "relevel")
-    levels = [str(c) for c in values.categories]
-    if str(ref) not in levels:
-        raise ValueError(f"relevel(): ref {ref!r} is not a level of the factor {levels}")
-    first = levels.index(str(ref))
-    order = [values.categories[first], *np.delete(np.asarray(values.categories), first)]
-    return pd.Series(values.reorder_categories(order), index=getattr(x, "index", None))
-
-
-def r_interaction(*factors: Any, sep: str = ".") -> Any:
-    """R's ``interaction(f, g)``: the factor of level combinations ``a.x``, every
-    combination a level (drop = FALSE), the first factor's levels varying fastest (R's
-    order)."""
-    values = [_categorical(f, "interaction") for f in factors]
-    codes = np.zeros(len(values[0]), dtype=np.intp)
-    stride = 1
-    labels = [""]
-    for value in values:
-        names = [str(c) for c in value.categories]
-        codes = codes + stride * np.asarray(value.codes)
-        stride *= len(names)
-        labels = [f"{label}{sep}{name}" if label else name for name in names for label in labels]
-    missing = np.any([np.asarray(v.codes) < 0 for v in values], axis=0)
-    codes = np.where(missing, -1, codes)
-    return pd.Series(
-        pd.Categorical.from_codes(codes, categories=pd.Index(labels)),
-        index=getattr(factors[0], "index", None),
-    )
-
-
-def r_as_numeric(x: Any) -> Any:
-    """R's ``as.numeric``: a factor's level numbers (1, 2, ..), numbers as they are."""
-    if isinstance(getattr(x, "dtype", None), pd.CategoricalDtype):
-        codes = np.asarray(pd.Categorical(x).codes, dtype=np.float64)
-        return np.where(codes < 0, np.nan, codes + 1)
-    return _values(x)
-
-
-def r_as_integer(x: Any) -> Any:
-    """R's ``as.integer``: as.numeric truncated towards zero."""
-    return np.trunc(r_as_numeric(x))
-
-
-def r_as_logical(x: Any) -> Any:
-    """R's ``as.logical`` of numbers (0 is FALSE, others TRUE; missing stays missing): a
-    logical value, which R's model matrix codes as a factor."""
-    numbers = _values(x)
-    flags = pd.Series(numbers != 0, dtype="boolean", index=getattr(x, "index", None))
-    flags[np.isnan(numbers)] = pd.NA
-    return flags
-
-
 FORMULA_CONTEXT: dict[str, Any] = {
+    **NUMERIC_FUNCTIONS,
     "bs": r_bs,
     "ns": r_ns,
     "cut": r_cut,
@@ -361,51 +64,22 @@ FORMULA_CONTEXT: dict[str, Any] = {
     "factor": C,
     "as_factor": C,
     "as_character": C,
-    "as_numeric": r_as_numeric,
-    "as_integer": r_as_integer,
     "as_logical": r_as_logical,
-    "log": r_log,
-    "pmin": r_pmin,
-    "pmax": r_pmax,
-    "ifelse": r_ifelse,
     "relevel": r_relevel,
     "interaction": r_interaction,
-    "floor": np.floor,
-    "ceiling": np.ceil,
-    "trunc": np.trunc,
-    "sign": np.sign,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-    "log1p": np.log1p,
-    "expm1": np.expm1,
 }
-"""Names R users write in formulas that formulaic does not define (``factor(x)`` is ``C(x)``)."""
-
-
-def r_factor_response(values: Any) -> pd.Series:
-    """``factor(y)`` as a response: the values as a factor (its first level a failure)."""
-    return pd.Series(pd.Categorical(values), index=getattr(values, "index", None))
-
+"""Names R users write in formulas that formulaic does not define (``factor(x)`` is ``C(x)``;
+model.r_functions)."""
 
 # Functions a response expression may call, e.g. ``I(y == 1)`` or ``cbind(k, log(n) - k)``.
 RESPONSE_FUNCTIONS: dict[str, Any] = {
+    **NUMERIC_FUNCTIONS,
     "I": lambda value: value,
-    "log": r_log,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
     "round": np.round,
     "np": np,
     "numpy": np,
-    "as_numeric": r_as_numeric,
-    "as_integer": r_as_integer,
     "factor": r_factor_response,
     "as_factor": r_factor_response,
-    "ifelse": r_ifelse,
-    "pmin": r_pmin,
-    "pmax": r_pmax,
-    "floor": np.floor,
-    "ceiling": np.ceil,
 }
 
 

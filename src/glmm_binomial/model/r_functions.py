@@ -1,0 +1,357 @@
+"""R's functions as a formula calls them, for formulaic's evaluation context
+(model.transforms.FORMULA_CONTEXT) and the response (RESPONSE_FUNCTIONS there).
+
+Each gives what R gives, named as R names its columns: splines (``bs`` extended beyond the
+boundary knots as R's ``predict.bs``, ``ns`` R's natural splines) and ``cut``, whose knots and
+breaks are learned on the fit's data and kept for new data; lme4's ``dummy``; ``relevel``,
+``interaction``, ``as.numeric`` and the other ``as.*`` (the parser turns R's dotted names into
+the Python names here), ``log(x, base)``, ``pmin``, ``pmax``, ``ifelse``. Checked against R's
+model matrix by tests/test_r_coding.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+from formulaic.materializers.types import FactorValues
+from formulaic.transforms import basis_spline, stateful_transform
+from numpy.typing import NDArray
+
+from glmm_binomial.model.frame import factor_levels, label_key, label_keys
+
+__all__ = [
+    "NUMERIC_FUNCTIONS",
+    "r_as_integer",
+    "r_as_logical",
+    "r_as_numeric",
+    "r_bs",
+    "r_cut",
+    "r_dummy",
+    "r_factor_response",
+    "r_ifelse",
+    "r_interaction",
+    "r_log",
+    "r_ns",
+    "r_pmax",
+    "r_pmin",
+    "r_relevel",
+]
+
+FloatArray = NDArray[np.float64]
+
+
+@stateful_transform
+def r_bs(
+    x: Any,
+    df: int | None = None,
+    knots: Any = None,
+    degree: int = 3,
+    include_intercept: bool = False,
+    lower_bound: float | None = None,
+    upper_bound: float | None = None,
+    extrapolation: str = "extend",
+    _state: dict[str, Any] | None = None,
+) -> Any:
+    """formulaic's B-spline basis with R's default for values beyond the fit's boundary knots:
+    the end polynomial pieces are extended (``splines::predict.bs``), where formulaic raises."""
+    return basis_spline(
+        x,
+        df=df,
+        knots=knots,
+        degree=degree,
+        include_intercept=include_intercept,
+        lower_bound=lower_bound,
+        upper_bound=upper_bound,
+        extrapolation=extrapolation,
+        _state={} if _state is None else _state,
+    )
+
+
+def r_dummy(f: Any, levels_to_keep: Any = None) -> Any:
+    """lme4's ``dummy(f, levelsToKeep)``: 0/1 indicators (numbers, not a factor) of the
+    given levels of f (all but the first when none are given); one level gives one column,
+    named as R names it (``dummy(urban, "Y")``). Written ``(0 + dummy(f, "b") | g)`` for a
+    random effect of one level of a factor. Labels compare as R's as.character."""
+    values = np.asarray(f, dtype=object)
+    missing = pd.isna(values)
+    categories = getattr(getattr(f, "dtype", None), "categories", None)
+    levels = list(label_keys(categories) if categories is not None else factor_levels(values))
+    if levels_to_keep is None:
+        keep = levels[1:]
+    elif isinstance(levels_to_keep, str | int | float):
+        keep = [label_key(levels_to_keep)]
+    else:
+        keep = [label_key(level) for level in levels_to_keep]
+    unknown = [level for level in keep if level not in levels]
+    if unknown or not keep:
+        raise ValueError(
+            f"dummy(): levels to keep {unknown or keep} are not levels of the factor {levels}"
+        )
+    keys = np.full(len(values), None, dtype=object)
+    keys[~missing] = label_keys(values[~missing])
+    columns = {level: np.where(missing, np.nan, keys == level) for level in keep}
+    index = getattr(f, "index", None)
+    if len(keep) == 1:
+        return pd.Series(columns[keep[0]].astype(float), index=index)
+    return pd.DataFrame({k: v.astype(float) for k, v in columns.items()}, index=index)
+
+
+def _spline_design(knots: FloatArray, x: FloatArray, derivative: int = 0) -> FloatArray:
+    """The cubic B-spline basis on knots at x (R's splines::splineDesign, ord = 4), or its
+    derivative."""
+    from scipy.interpolate import BSpline  # here only: the module costs an import
+
+    n_basis = len(knots) - 4
+    spline = BSpline(knots, np.eye(n_basis), 3, extrapolate=True)
+    if derivative:
+        spline = spline.derivative(derivative)
+    return np.asarray(spline(x), dtype=np.float64).reshape(len(x), n_basis)
+
+
+@stateful_transform
+def r_ns(
+    x: Any,
+    df: int | None = None,
+    knots: Any = None,
+    intercept: bool = False,
+    Boundary_knots: Any = None,  # noqa: N803 - R's Boundary.knots
+    _state: dict[str, Any] | None = None,
+) -> Any:
+    """R's natural cubic spline basis ``splines::ns(x, df)``: interior knots at quantiles of x
+    (R's type 7), boundary knots at its range, the B-spline basis with the second derivative
+    zero at both boundary knots (R's QR of those constraints, so the columns are R's), and
+    linear beyond the boundary knots. The knots are learned on the fit's data and kept for
+    new data (``predict``)."""
+    state = {} if _state is None else _state
+    values = np.asarray(x, dtype=np.float64)
+    if "knots" not in state:
+        present = values[~np.isnan(values)]
+        if present.size == 0:
+            raise ValueError("ns(): x has no values")
+        ends = (present.min(), present.max()) if Boundary_knots is None else Boundary_knots
+        low, high = sorted(float(end) for end in ends)
+        if knots is None:
+            # R: quantiles of the values within the boundary knots.
+            within = present[(present >= low) & (present <= high)]
+            n_interior = max(int(df if df is not None else 1) - 1 - int(intercept), 0)
+            probabilities = np.linspace(0, 1, n_interior + 2)[1:-1]
+            interior = np.quantile(within, probabilities) if n_interior else np.zeros(0)
+        else:
+            interior = np.sort(np.atleast_1d(np.asarray(knots, dtype=np.float64)))
+        state["knots"] = [float(k) for k in interior]
+        state["boundary"] = [low, high]
+    interior = np.asarray(state["knots"], dtype=np.float64)
+    low, high = state["boundary"]
+    all_knots = np.sort(np.concatenate([[low] * 4, interior, [high] * 4]))
+    basis = np.full((values.size, all_knots.size - 4), np.nan)
+    inside = (values >= low) & (values <= high)
+    basis[inside] = _spline_design(all_knots, values[inside])
+    for side, pivot in ((values < low, low), (values > high, high)):
+        if side.any():  # linear beyond the boundary knot, as R's ns
+            at = _spline_design(all_knots, np.array([pivot]))[0]
+            slope = _spline_design(all_knots, np.array([pivot]), 1)[0]
+            basis[side] = at + np.outer(values[side] - pivot, slope)
+    constraints = _spline_design(all_knots, np.array([low, high]), 2)
+    if not intercept:
+        constraints, basis = constraints[:, 1:], basis[:, 1:]
+    # R's qr.qty(qr(t(const)), t(basis)) without its first two rows: the basis in the
+    # complement of the constraints (LAPACK's Householder reflections are LINPACK's, so the
+    # columns are R's).
+    q = scipy.linalg.qr(constraints.T, mode="full")[0]
+    basis = basis @ q[:, 2:]
+    return FactorValues(
+        {i + 1: basis[:, i] for i in range(basis.shape[1])},
+        kind="numerical",
+        spans_intercept=intercept,
+        drop_field=None,
+        format="{name}[{field}]",
+        encoded=False,
+    )
+
+
+def _r_break_text(value: float, digits: int) -> str:
+    """formatC(value, digits, width = 1), as R's cut labels its breaks."""
+    if np.isinf(value):
+        return "-Inf" if value < 0 else " Inf"
+    return f"{0.0 + value:.{digits}g}"
+
+
+@stateful_transform
+def r_cut(
+    x: Any,
+    breaks: Any,
+    right: bool = True,
+    include_lowest: bool = False,
+    dig_lab: int = 3,
+    _state: dict[str, Any] | None = None,
+) -> Any:
+    """R's ``cut(x, breaks)``: the factor of the interval of each value, ``(a,b]`` (``[a,b)``
+    with right = FALSE; include.lowest = TRUE closes the first, or with right = FALSE the
+    last, at both ends). A number of breaks gives that many equal intervals over the range
+    of x, widened by a thousandth at each end (R's), labelled with dig.lab = 3 significant
+    digits (more where two labels would be equal); values outside the breaks are missing. The
+    breaks are learned on the fit's data and kept for new data."""
+    state = {} if _state is None else _state
+    values = np.asarray(x, dtype=np.float64)
+    if "breaks" not in state:
+        edges = np.atleast_1d(np.asarray(breaks, dtype=np.float64))
+        if edges.size == 1:
+            count = int(edges[0])
+            present = values[~np.isnan(values)]
+            if count < 2 or present.size == 0:
+                raise ValueError("cut(): breaks must be at least 2 (or the break points)")
+            low, high = float(present.min()), float(present.max())
+            width = high - low
+            if width == 0:
+                width = abs(low) or 1.0  # R: a range of one value is widened by its size
+                edges = np.linspace(low - width / 1000, high + width / 1000, count + 1)
+            else:
+                edges = np.linspace(low, high, count + 1)
+                edges[0], edges[-1] = low - width / 1000, high + width / 1000
+        edges = np.sort(edges)
+        for digits in range(int(dig_lab), max(13, int(dig_lab) + 1)):
+            texts = [_r_break_text(float(e), digits) for e in edges]
+            if all(a != b for a, b in itertools.pairwise(texts)):
+                break
+        opening, closing = ("(", "]") if right else ("[", ")")
+        state["breaks"] = [float(e) for e in edges]
+        labels = [f"{opening}{a},{b}{closing}" for a, b in itertools.pairwise(texts)]
+        if include_lowest and right:
+            labels[0] = "[" + labels[0][1:]
+        elif include_lowest:
+            labels[-1] = labels[-1][:-1] + "]"
+        state["labels"] = labels
+        state["include_lowest"] = bool(include_lowest)
+    edges = np.asarray(state["breaks"], dtype=np.float64)
+    codes = np.searchsorted(edges, values, side="left" if right else "right") - 1
+    if state.get("include_lowest"):  # the closed end of the first (or last) interval
+        end, code = (edges[0], 0) if right else (edges[-1], len(edges) - 2)
+        codes = np.where(values == end, code, codes)
+    outside = np.isnan(values) | (codes < 0) | (codes >= len(edges) - 1)
+    codes = np.where(outside, -1, codes)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=pd.Index(state["labels"])),
+        index=getattr(x, "index", None),
+    )
+
+
+def _values(x: Any) -> NDArray[np.float64]:
+    return np.asarray(x, dtype=np.float64)
+
+
+def r_log(x: Any, base: float | None = None) -> Any:
+    """R's ``log(x, base)``, the natural log without a base (numpy's second argument is an
+    output array)."""
+    return np.log(x) if base is None else np.log(x) / np.log(base)
+
+
+def r_pmin(*values: Any, na_rm: bool = False) -> Any:
+    """R's ``pmin``: the elementwise minimum (a missing value wins unless na_rm)."""
+    return functools.reduce(np.fmin if na_rm else np.minimum, map(_values, values))
+
+
+def r_pmax(*values: Any, na_rm: bool = False) -> Any:
+    """R's ``pmax``: the elementwise maximum (a missing value wins unless na_rm)."""
+    return functools.reduce(np.fmax if na_rm else np.maximum, map(_values, values))
+
+
+def r_ifelse(test: Any, yes: Any, no: Any) -> Any:
+    """R's ``ifelse``: yes where test holds, no where it does not, missing where test is."""
+    condition = np.asarray(test)
+    missing = pd.isna(condition)
+    chosen = np.where(np.where(missing, False, condition).astype(bool), yes, no)
+    if missing.any():
+        chosen = np.where(missing, np.nan, chosen.astype(np.float64))
+    return chosen
+
+
+def _categorical(x: Any, function: str) -> pd.Categorical:
+    dtype = getattr(x, "dtype", None)
+    if not isinstance(dtype, pd.CategoricalDtype):
+        raise ValueError(f"{function}() needs a factor (a column of text or categories)")
+    return pd.Categorical(x)
+
+
+def r_relevel(x: Any, ref: Any) -> Any:
+    """R's ``relevel(f, ref)``: the factor with level ref first (the reference of treatment
+    contrasts)."""
+    values = _categorical(x, "relevel")
+    levels = [str(c) for c in values.categories]
+    if str(ref) not in levels:
+        raise ValueError(f"relevel(): ref {ref!r} is not a level of the factor {levels}")
+    first = levels.index(str(ref))
+    order = [values.categories[first], *np.delete(np.asarray(values.categories), first)]
+    return pd.Series(values.reorder_categories(order), index=getattr(x, "index", None))
+
+
+def r_interaction(*factors: Any, sep: str = ".") -> Any:
+    """R's ``interaction(f, g)``: the factor of level combinations ``a.x``, every
+    combination a level (drop = FALSE), the first factor's levels varying fastest (R's
+    order)."""
+    values = [_categorical(f, "interaction") for f in factors]
+    codes = np.zeros(len(values[0]), dtype=np.intp)
+    stride = 1
+    labels = [""]
+    for value in values:
+        names = [str(c) for c in value.categories]
+        codes = codes + stride * np.asarray(value.codes)
+        stride *= len(names)
+        labels = [f"{label}{sep}{name}" if label else name for name in names for label in labels]
+    missing = np.any([np.asarray(v.codes) < 0 for v in values], axis=0)
+    codes = np.where(missing, -1, codes)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=pd.Index(labels)),
+        index=getattr(factors[0], "index", None),
+    )
+
+
+def r_as_numeric(x: Any) -> Any:
+    """R's ``as.numeric``: a factor's level numbers (1, 2, ..), numbers as they are."""
+    if isinstance(getattr(x, "dtype", None), pd.CategoricalDtype):
+        codes = np.asarray(pd.Categorical(x).codes, dtype=np.float64)
+        return np.where(codes < 0, np.nan, codes + 1)
+    return _values(x)
+
+
+def r_as_integer(x: Any) -> Any:
+    """R's ``as.integer``: as.numeric truncated towards zero."""
+    return np.trunc(r_as_numeric(x))
+
+
+def r_as_logical(x: Any) -> Any:
+    """R's ``as.logical`` of numbers (0 is FALSE, others TRUE; missing stays missing): a
+    logical value, which R's model matrix codes as a factor."""
+    numbers = _values(x)
+    flags = pd.Series(numbers != 0, dtype="boolean", index=getattr(x, "index", None))
+    flags[np.isnan(numbers)] = pd.NA
+    return flags
+
+
+def r_factor_response(values: Any) -> pd.Series:
+    """``factor(y)`` as a response: the values as a factor (its first level a failure)."""
+    return pd.Series(pd.Categorical(values), index=getattr(values, "index", None))
+
+
+NUMERIC_FUNCTIONS: dict[str, Any] = {
+    "log": r_log,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "log1p": np.log1p,
+    "expm1": np.expm1,
+    "floor": np.floor,
+    "ceiling": np.ceil,
+    "trunc": np.trunc,
+    "sign": np.sign,
+    "pmin": r_pmin,
+    "pmax": r_pmax,
+    "ifelse": r_ifelse,
+    "as_numeric": r_as_numeric,
+    "as_integer": r_as_integer,
+}
+"""R's functions of numbers, for the right-hand side and the response alike."""

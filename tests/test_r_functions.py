@@ -1,0 +1,96 @@
+"""R's functions in formulas (model.r_functions): the names and values of R's model matrix
+(tests/reference/make_model_matrix_names.R's model_matrix_functions.json)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import model_matrix_table
+
+from glmm_binomial.model.design import build_model
+from glmm_binomial.model.transforms import materialize, rebuild
+
+FUNCTIONS = json.loads(
+    (Path(__file__).parent / "reference" / "model_matrix_functions.json").read_text()
+)
+
+
+def test_lme4_dummy_is_an_indicator_number() -> None:
+    data = model_matrix_table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = build_model('y ~ dummy(k, "lo") + dummy(f) + (1 | g)', data)
+    assert list(model.fixed_names) == [
+        "(Intercept)",
+        'dummy(k, "lo")',
+        "dummy(f)b",
+        "dummy(f)c",
+    ]
+    np.testing.assert_array_equal(model.x[:, 1], (data["k"] == "lo").to_numpy(dtype=float))
+    with pytest.raises(ValueError, match=r"levels to keep \['z'\] are not levels"):
+        build_model('y ~ dummy(k, "z") + (1 | g)', data)
+
+
+def test_r_functions_in_a_formula_give_r_columns() -> None:
+    """R's log(x, base), pmin, pmax, ifelse, relevel, interaction, as.numeric, as.factor,
+    floor, ceiling, %% and %/%, as.logical, ns and cut: the names and values of R's model matrix
+    (the columns lme4 keeps; interaction(f, k) makes relevel(f)'s aliased)."""
+    formula = "y " + FUNCTIONS["rhs"][0] + " + (1 | g)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, info = build_model(formula, model_matrix_table())
+    assert set(info.dropped_columns) <= set(FUNCTIONS["columns"])
+    kept = [FUNCTIONS["columns"].index(name) for name in model.fixed_names]
+    assert [FUNCTIONS["columns"][j] for j in kept] == list(model.fixed_names)
+    assert len(kept) + len(info.dropped_columns) == len(FUNCTIONS["columns"])
+    reference = np.asarray(FUNCTIONS["rows"])[:, kept]
+    np.testing.assert_allclose(model.x[:12], reference, rtol=1e-14, atol=1e-14)
+
+
+def test_r_functions_refuse_what_r_refuses() -> None:
+    data = model_matrix_table()
+    with pytest.raises(ValueError, match="relevel\\(\\) needs a factor"):
+        build_model("y ~ relevel(x1, 1) + (1 | g)", data)
+    with pytest.raises(ValueError, match="ref 'z' is not a level"):
+        build_model('y ~ relevel(f, "z") + (1 | g)', data)
+
+
+def test_natural_spline_keeps_its_knots_for_new_data() -> None:
+    """ns(x1, 3) on new values, two beyond the boundary knots (linear there): R's predict."""
+    _, _, spec = materialize("0 + ns(x1, 3)", model_matrix_table(), "test")
+    new = pd.DataFrame({"x1": FUNCTIONS["ns_new_x1"]})
+    np.testing.assert_allclose(
+        rebuild(spec, new, "test"), np.asarray(FUNCTIONS["ns_new"]), rtol=1e-12, atol=1e-14
+    )
+
+
+def test_r_functions_on_rows_left_after_missing_values() -> None:
+    """Rows dropped for a missing value leave gaps in the index; each function's values stay
+    with their rows."""
+    data = model_matrix_table()
+    data.loc[[2, 5], "x2"] = np.nan
+    formula = "y " + FUNCTIONS["rhs"][0] + " + (1 | g)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, info = build_model(formula, data)
+        full, _ = build_model(formula, model_matrix_table())
+    keep = np.setdiff1d(np.arange(len(data)), [2, 5])
+    assert info.n_dropped == 2 and list(model.fixed_names) == list(full.fixed_names)
+    stateless = [j for j, n in enumerate(model.fixed_names) if not n.startswith(("ns(", "cut("))]
+    np.testing.assert_allclose(model.x[:, stateless], full.x[keep][:, stateless], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "response", ["as.numeric(x1 > 0)", "ifelse(x1 > 0, 1, 0)", "factor(x1 > 0)", "I(x1 > 0)"]
+)
+def test_r_functions_in_the_response(response: str) -> None:
+    data = model_matrix_table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = build_model(f"{response} ~ x2 + (1 | g)", data)
+    np.testing.assert_array_equal(model.successes, (data["x1"] > 0).to_numpy(dtype=float))
