@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 from formulaic.materializers.types import FactorValues
 from formulaic.transforms import basis_spline, stateful_transform
 from numpy.typing import NDArray
@@ -162,6 +161,8 @@ def r_ns(
     # R's qr.qty(qr(t(const)), t(basis)) without its first two rows: the basis in the
     # complement of the constraints (LAPACK's Householder reflections are LINPACK's, so the
     # columns are R's).
+    import scipy.linalg  # here only, as BSpline: the design's import stays light
+
     q = scipy.linalg.qr(constraints.T, mode="full")[0]
     basis = basis @ q[:, 2:]
     return FactorValues(
