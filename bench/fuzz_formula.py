@@ -276,10 +276,11 @@ def main() -> int:
         cases.append({"name": str(index), "csv": str(csv), "formula": formula})
     r_out = folder / "r.jsonl"
     peers = read_peers(r_out)
-    # A folder's R records are reused (an interrupted run resumes) when made for the same text.
+    # A folder's R records are reused (an interrupted run resumes) when made for the same text
+    # (records without the text come from an older generator: made again).
     for case in cases:
         known = peers.get(case["name"], {})
-        if any(rec.get("formula", case["formula"]) != case["formula"] for rec in known.values()):
+        if any(rec.get("formula") != case["formula"] for rec in known.values()):
             peers.pop(case["name"])
     rest = [c for c in cases if len(peers.get(c["name"], {})) < 2]
     if rest:

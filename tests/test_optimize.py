@@ -1471,3 +1471,54 @@ def test_a_correlation_at_one_end_is_searched_from_the_other():
     assert "sign turned" in fitted.opt_summary.message
     first = g_fit(formula, data, control=OptimizerControl(singular_restart=False))
     assert first.llf == pytest.approx(-110.7395607, abs=1e-6)
+
+
+def test_a_random_intercept_at_zero_without_a_fixed_intercept_is_searched_again():
+    """as.numeric(s > 1) ~ exp(x1 / 3) - 1 + (1 | g) + (1 | h) (bench/fuzz_formula.py's
+    11:49, 163 rows, 13 and 3 groups): without a fixed intercept the random intercepts carry
+    the overall level; the first search ends with h's SD at zero (-101.0175515), 1.33 below
+    glmer's -99.6922185 (glmmTMB 1.1.5: an error). The search from lme4's theta at that
+    end's beta reaches both SDs positive, above glmer."""
+    data = pd.read_csv(REFERENCE_DIR / "no_fixed_intercept.csv")
+    formula = "as.numeric(s > 1) ~ exp(x1 / 3) - 1 + (1 | g) + (1 | h)"
+    fitted = g_fit(formula, data)
+    assert fitted.converged and fitted.llf > -99.6922185
+    assert (fitted.theta > 1.0).all()
+    assert "lme4's start" in fitted.opt_summary.message
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = g_fit(formula, data, control=OptimizerControl(singular_restart=False))
+    assert first.llf == pytest.approx(-101.0175515, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("columns", "spans"),
+    [
+        (["(Intercept)", "x"], True),
+        (["fa", "fb"], True),  # a factor in full
+        (["x"], False),
+        ([], False),
+    ],
+)
+def test_fixed_spans_constant(columns: list[str], spans: bool) -> None:
+    """ModelData.fixed_spans_constant: an intercept or a factor in full spans the constant,
+    a covariate alone or no column does not."""
+    rng = np.random.default_rng(5)
+    n = 12
+    level = np.arange(n) % 2
+    values = {
+        "(Intercept)": np.ones(n),
+        "x": rng.normal(size=n),
+        "fa": (level == 0).astype(float),
+        "fb": (level == 1).astype(float),
+    }
+    x = np.column_stack([values[c] for c in columns]) if columns else np.zeros((n, 0))
+    model = ModelData(
+        successes=np.ones(n),
+        trials=np.full(n, 2.0),
+        x=x,
+        offset=np.zeros(n),
+        fixed_names=tuple(columns),
+        blocks=(),
+    )
+    assert model.fixed_spans_constant is spans

@@ -42,6 +42,22 @@ LARGEST_VALUE = 1e100
 ends refuse them with a message to rescale."""
 
 
+SPAN_TOL = 1e-8
+"""ModelData.fixed_spans_constant: X spans the constant when least squares of 1 on X leaves a
+residual norm below this times sqrt(n) (the constant's own norm)."""
+
+
+def random_intercept_at_zero(block: RandomBlock, theta: FloatArray, tol: float) -> bool:
+    """Whether the block restarts when singular (CovarianceStructure.restarts_when_singular:
+    unstructured, diag) and its intercept's SD (the norm of Lambda's row of that column, the
+    block's slice of theta given) is below `tol`."""
+    covariance = block.covariance
+    if not covariance.restarts_when_singular or "(Intercept)" not in block.terms:
+        return False
+    row = covariance.lambda_matrix(theta)[block.terms.index("(Intercept)")]
+    return bool(np.linalg.norm(row) < tol)
+
+
 @dataclass(frozen=True)
 class RandomBlock:
     """One random-effect term: (terms | group), with the structure of its covariance
@@ -266,14 +282,41 @@ class ModelData:
 
     def theta_singular_restart(self, theta: FloatArray, tol: float) -> FloatArray | None:
         """Where some block is at a singular end of a vector term
-        (CovarianceStructure.ends_singular), theta with every unstructured and diag block at
-        lme4's start (restart_start; the other blocks and the family's entries as they are);
-        else None."""
+        (CovarianceStructure.ends_singular), or, in a model whose fixed effects do not span
+        the constant (fixed_spans_constant), a term's random intercept has its SD at zero
+        (random_intercept_at_zero), theta with every unstructured and diag block at lme4's
+        start (restart_start; the other blocks and the family's entries as they are); else
+        None."""
         theta = np.asarray(theta, dtype=np.float64)
-        slices = zip(self.blocks, self.theta_slices(), strict=True)
-        if not any(b.covariance.ends_singular(theta[s], tol) for b, s in slices):
+        slices = list(zip(self.blocks, self.theta_slices(), strict=True))
+        if not any(b.covariance.ends_singular(theta[s], tol) for b, s in slices) and not (
+            any(random_intercept_at_zero(b, theta[s], tol) for b, s in slices)
+            and not self.fixed_spans_constant
+        ):
             return None
         return self.blocks_replaced(theta, lambda c, part: c.restart_start())
+
+    @cached_property
+    def fixed_spans_constant(self) -> bool:
+        """Whether some combination of X's columns is the constant 1 (an intercept, or a
+        factor in full): least squares of 1 on X leaves a residual below SPAN_TOL of its
+        norm. Without it the random intercepts carry the overall level, and which term
+        carries it is a choice between basins of the deviance: fuzz_formula 11:49, y ~ exp(x1
+        / 3) - 1 + (1 | g) + (1 | h), ended with h's SD at zero 1.33 below glmer's optimum,
+        which a search from lme4's theta at that end's beta reaches. A model without rows (the
+        Dask fit's, whose rows are in partitions) spans it only by its "(Intercept)" column:
+        there `0 + f` makes a search more than in memory, which is taken only where lower."""
+        if "(Intercept)" in self.fixed_names or (self.x == 1.0).all(axis=0).any():
+            return True
+        if not self.n_fixed or not self.x.shape[0]:
+            return False
+        ones = np.ones(self.x.shape[0])
+        try:
+            coef = np.linalg.lstsq(self.x, ones, rcond=None)[0]
+        except np.linalg.LinAlgError:
+            return True
+        residual = float(np.linalg.norm(self.x @ coef - ones))
+        return residual <= SPAN_TOL * float(np.sqrt(self.x.shape[0]))
 
     def theta_mirror_starts(self, theta: FloatArray, tol: float) -> list[FloatArray]:
         """theta with one block's slice replaced by one of its mirror starts
