@@ -1491,6 +1491,28 @@ def test_a_random_intercept_at_zero_without_a_fixed_intercept_is_searched_again(
     assert first.llf == pytest.approx(-101.0175515, abs=1e-6)
 
 
+def test_a_split_term_at_zero_gets_the_restart_of_its_diag_twin():
+    """y ~ I(x1^2) + x2 + cut(x1, c(-Inf, 0, Inf)) + (1 + x1 || g) (bench/fuzz_formula.py's
+    5:109, 214 rows, 6 groups): lme4's || splits the term into (1 | g) + (0 + x1 | g); the
+    first search ends with x1's SD at zero (-111.9849993, glmer's -111.9850000), 0.0084 below
+    glmmTMB 1.1.5's -111.9765866, which the same model written diag(1 + x1 | g) reached by
+    its restart from lme4's start. The split term now gets that restart too."""
+    data = pd.read_csv(REFERENCE_DIR / "split_term_restart.csv")
+    fixed = "y ~ I(x1^2) + x2 + cut(x1, c(-Inf, 0, Inf))"
+    split = g_fit(fixed + " + (1 + x1 || g)", data)
+    assert split.converged and split.llf == pytest.approx(-111.9765866, abs=1e-6)
+    assert "lme4's start" in split.opt_summary.message
+    diag = g_fit(fixed + " + diag(1 + x1 | g)", data)
+    assert split.llf == pytest.approx(diag.llf, abs=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = g_fit(fixed + " + (1 + x1 || g)", data, control=SINGLE_SEARCH)
+    assert first.llf == pytest.approx(-111.9849993, abs=1e-6)
+
+
+SINGLE_SEARCH = OptimizerControl(singular_restart=False)
+
+
 @pytest.mark.parametrize(
     ("columns", "spans"),
     [

@@ -140,7 +140,9 @@ class OptimizerControl:
         end of rho's range for an end at one, and for cs one start per term with its SD near
         zero) and keep the lowest converged end; only for fits without a given start.
     singular_restart: with basin_starts, where the search ends singular in a vector term
-        (unstructured or diag: two or more SDs, one at zero or a correlation at +-1), search
+        (unstructured or diag: two or more SDs, one at zero or a correlation at +-1; also an
+        SD at zero in a term split by lme4's ||, and a random intercept's SD at zero in a
+        model without a fixed intercept: ModelData.theta_singular_restart), search
         again from lme4's start (Lambda = I for every unstructured and diag term, the end's
         beta) and, for an unstructured term, from the end with one column's correlations
         negated (each column in turn), and keep the lower converged end. The moment start and
