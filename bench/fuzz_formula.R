@@ -1,8 +1,9 @@
 # Fit each formula of a manifest with lme4::glmer and glmmTMB; one JSON line per case and engine.
 # usage: Rscript fuzz_formula.R MANIFEST.json OUT.jsonl
-# The manifest (bench/fuzz_formula.py writes it) lists csv and formula. glmer's record has the
-# fixed-effect columns it kept (getME(m, "X"), after dropping aliased ones), the random-effect
-# columns of each term (cnms) and logLik; glmmTMB's its logLik. Errors and warnings are recorded.
+# The manifest (bench/fuzz_formula.py writes it) lists csv, formula and link (binomial's).
+# glmer's record has the fixed-effect columns it kept (getME(m, "X"), after dropping aliased
+# ones), the random-effect columns of each term (cnms) and logLik; glmmTMB's its logLik.
+# Errors and warnings are recorded.
 suppressMessages({library(lme4); library(glmmTMB); library(jsonlite); library(splines)})
 a <- commandArgs(TRUE)
 cases <- fromJSON(a[1], simplifyDataFrame = FALSE)
@@ -25,13 +26,16 @@ for (case in cases) {
     }
     next
   }
+  link <- if (is.null(case$link)) "logit" else case$link
+  fam <- binomial(link = link)
   for (engine in c("glmer", "glmmTMB")) {
     r <- if (engine == "glmer") {
-      run(glmer(fo, data = d, family = binomial))
+      run(glmer(fo, data = d, family = fam))
     } else {
-      run(glmmTMB(fo, data = d, family = binomial))
+      run(glmmTMB(fo, data = d, family = fam))
     }
-    rec <- list(name = case$name, engine = engine, formula = case$formula, warnings = r$warnings)
+    rec <- list(name = case$name, engine = engine, formula = case$formula, link = link,
+                warnings = r$warnings)
     if (inherits(r$value, "error")) {
       rec$error <- conditionMessage(r$value)
     } else {

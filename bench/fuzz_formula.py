@@ -2,6 +2,7 @@
 
     python bench/fuzz_formula.py --seed 1 --count 200
     python bench/fuzz_formula.py --seed 1 --count 200 --only 17     # replay one case
+    python bench/fuzz_formula.py --seed 13 --count 200 --links      # probit and cloglog too
 
 Each case is a random table (a 0/1 response y, successes s of n trials, numeric x1 and a
 positive x2, an integer i, text factors f (3 levels) and k (2), a logical b, grouping factors g
@@ -21,7 +22,10 @@ jsonlite); we fit it with glmm_binomial.fit. A case is a finding when
   or above it by more than --above (another model, not a better optimum) where that engine
   did not warn that it failed to converge.
 
-Fits we make where both R engines fail are counted apart.
+Fits we make where both R engines fail are counted apart. With --links each case's link is
+drawn too (logit, probit or cloglog; from a generator of its own, so that a case's table and
+formula are those without --links), R's binomial(link = ...) and our link=; the logLik of a
+probit or cloglog fit is compared with glmmTMB's only (glmer's is another approximation).
 """
 
 from __future__ import annotations
@@ -188,11 +192,22 @@ def make_case(seed: int, index: int) -> tuple[pd.DataFrame, str]:
     return frame, formula
 
 
-def ours(frame: pd.DataFrame, formula: str) -> dict[str, Any]:
+LINKS = ("logit", "probit", "cloglog")
+LINK_WEIGHTS = (0.4, 0.3, 0.3)
+
+
+def case_link(seed: int, index: int) -> str:
+    """--links: a case's link, drawn from a generator of its own (the table and formula are
+    make_case's, the same as without --links)."""
+    rng = np.random.default_rng([seed, index, len(LINKS)])
+    return str(rng.choice(LINKS, p=LINK_WEIGHTS))
+
+
+def ours(frame: pd.DataFrame, formula: str, link: str = "logit") -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = g.fit(formula, frame)
+            fit = g.fit(formula, frame, link=link)
     except ValueError as e:
         return {"error": str(e)}
     except Exception as e:  # noqa: BLE001 - a crash is what the harness looks for
@@ -226,13 +241,23 @@ def _short(r: dict[str, dict[str, Any]], best: float) -> bool:
 
 
 def judge(
-    mine: dict[str, Any], r: dict[str, dict[str, Any]], tol: float, above: float
+    mine: dict[str, Any],
+    r: dict[str, dict[str, Any]],
+    tol: float,
+    above: float,
+    link: str = "logit",
 ) -> list[str]:
-    """What is wrong with our answer to one case, given R's (empty: nothing)."""
+    """What is wrong with our answer to one case, given R's (empty: nothing). glmer's logLik
+    for the probit and cloglog is another approximation (the expected information in the
+    Laplace approximation; ours and glmmTMB's the observed): there the logLik is compared
+    with glmmTMB's only (glmer's names still are)."""
     if "crash" in mine:
         return [f"crash {mine['crash']}"]
     glmer = r.get("glmer", {})
-    fitted = [float(v["logLik"]) for v in r.values() if isinstance(v.get("logLik"), float | int)]
+    peers = r if link == "logit" else {k: v for k, v in r.items() if k == "glmmTMB"}
+    fitted = [
+        float(v["logLik"]) for v in peers.values() if isinstance(v.get("logLik"), float | int)
+    ]
     if "error" in mine:
         if "logLik" in glmer:
             return [f"refused what glmer fits: {mine['error'][:300]}"]
@@ -250,7 +275,7 @@ def judge(
         scale = max(1.0, abs(best))
         if gap > tol * scale:
             problems.append(f"logLik {mine['logLik']:.8g} below R's {best:.8g} by {gap:.3g}")
-        elif -gap > above * scale and not _short(r, best):
+        elif -gap > above * scale and not _short(peers, best):
             problems.append(f"logLik {mine['logLik']:.8g} above R's {best:.8g} by {-gap:.3g}")
     return problems
 
@@ -263,8 +288,9 @@ def main() -> int:
     parser.add_argument("--dir", default="/tmp/fuzz_formula")
     parser.add_argument("--tol", type=float, default=1e-5)
     parser.add_argument("--above", type=float, default=1e-2)
+    parser.add_argument("--links", action="store_true", help="draw the link too")
     args = parser.parse_args()
-    folder = Path(args.dir) / f"seed{args.seed}"
+    folder = Path(args.dir) / (f"seed{args.seed}" + ("_links" if args.links else ""))
     folder.mkdir(parents=True, exist_ok=True)
     indices = args.only if args.only else list(range(args.count))
     cases = []
@@ -273,14 +299,18 @@ def main() -> int:
         csv = folder / f"case_{index}.csv"
         # TRUE/FALSE, which both readers take as logical (R reads "True" as text).
         frame.assign(b=np.where(frame["b"], "TRUE", "FALSE")).to_csv(csv, index=False)
-        cases.append({"name": str(index), "csv": str(csv), "formula": formula})
+        link = case_link(args.seed, index) if args.links else "logit"
+        cases.append({"name": str(index), "csv": str(csv), "formula": formula, "link": link})
     r_out = folder / "r.jsonl"
     peers = read_peers(r_out)
     # A folder's R records are reused (an interrupted run resumes) when made for the same text
     # (records without the text come from an older generator: made again).
     for case in cases:
         known = peers.get(case["name"], {})
-        if any(rec.get("formula") != case["formula"] for rec in known.values()):
+        if any(
+            rec.get("formula") != case["formula"] or rec.get("link", "logit") != case["link"]
+            for rec in known.values()
+        ):
             peers.pop(case["name"])
     rest = [c for c in cases if len(peers.get(c["name"], {})) < 2]
     if rest:
@@ -293,16 +323,17 @@ def main() -> int:
     findings = only_ours = refused_both = 0
     for case, index in zip(cases, indices, strict=True):
         frame = pd.read_csv(case["csv"])
-        mine = ours(frame, case["formula"])
+        mine = ours(frame, case["formula"], case["link"])
         r = peers.get(case["name"], {})
-        problems = judge(mine, r, args.tol, args.above)
+        problems = judge(mine, r, args.tol, args.above, case["link"])
         if "logLik" in mine and not any("logLik" in v for v in r.values()):
             only_ours += 1
         if "error" in mine and not any("logLik" in v for v in r.values()):
             refused_both += 1
         if problems:
             findings += 1
-            print(f"{args.seed}:{index} {case['formula']}", flush=True)
+            link = "" if case["link"] == "logit" else f"  [link {case['link']}]"
+            print(f"{args.seed}:{index} {case['formula']}{link}", flush=True)
             for problem in problems:
                 print(f"    {problem}", flush=True)
     print(
