@@ -116,6 +116,18 @@ FIXED: list[tuple[str, float]] = [
     ('dummy(f, c("b", "c"))', 1),
     ("ns(x1, df = 2, Boundary.knots = c(-3, 3))", 1),
 ]
+FIXED_FROM_SEED_17: list[tuple[str, float]] = [
+    ("I(x1 > 0 & b)", 1),
+    ('I(f %in% c("a", "b"))', 1),
+    ("I(!b)", 1),
+    ("ifelse(x1 > 0 | x2 > 2, 1, 0)", 1),
+    ("log(x2^2)", 1),
+    ("exp(-x1^2)", 1),
+    ("I(!(x1 > 0) & x2 < 2)", 1),
+    ("I((i + 1) %in% c(2, 3))", 1),
+]
+"""R's operators inside expressions (^, !, &, | with R's precedence, %in% as value matching),
+drawn from seed 17 on (the cases of earlier seeds are as they were)."""
 RANDOM: list[tuple[str, float]] = [
     ("(1 | g)", 6),
     ("(1 | h)", 2),
@@ -177,7 +189,8 @@ def make_case(seed: int, index: int) -> tuple[pd.DataFrame, str]:
             "h": np.char.add("h", hi.astype(str)),
         }
     )
-    terms = [draw(rng, FIXED) for _ in range(int(rng.integers(1, 4)))]
+    pool = FIXED + FIXED_FROM_SEED_17 if seed >= 17 else FIXED
+    terms = [draw(rng, pool) for _ in range(int(rng.integers(1, 4)))]
     fixed = " + ".join(dict.fromkeys(terms))
     start = rng.random()
     if start < 0.1:

@@ -18,6 +18,9 @@ from glmm_binomial.model.transforms import materialize, rebuild
 FUNCTIONS = json.loads(
     (Path(__file__).parent / "reference" / "model_matrix_functions.json").read_text()
 )
+OPERATORS = json.loads(
+    (Path(__file__).parent / "reference" / "model_matrix_operators.json").read_text()
+)
 
 
 def test_lme4_dummy_is_an_indicator_number() -> None:
@@ -50,6 +53,31 @@ def test_r_functions_in_a_formula_give_r_columns() -> None:
     assert len(kept) + len(info.dropped_columns) == len(FUNCTIONS["columns"])
     reference = np.asarray(FUNCTIONS["rows"])[:, kept]
     np.testing.assert_allclose(model.x[:12], reference, rtol=1e-14, atol=1e-14)
+
+
+def test_r_operators_inside_expressions_are_arithmetic_and_logic() -> None:
+    """^, !, & and | with R's precedence (x1 > 0 & b is (x1 > 0) & b: Python's & binds
+    tighter than a comparison, and the column was (b & x1) > 0 or a TypeError) and %in% as
+    value matching, inside I(), ifelse(), log(), exp() and pmin(): the names and values of R's
+    model matrix (every row; the columns lme4 keeps: I(!(x1 > 0 & b)) is aliased)."""
+    formula = "y " + OPERATORS["rhs"][0] + " + (1 | g)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, info = build_model(formula, model_matrix_table())
+    columns = OPERATORS["columns"]
+    assert "I(!(x1 > 0 & b))TRUE" in info.dropped_columns
+    kept = [columns.index(name) for name in model.fixed_names]
+    assert sorted(kept + [columns.index(n) for n in info.dropped_columns]) == list(
+        range(len(columns))
+    )
+    assert kept == sorted(kept)
+    reference = np.asarray(OPERATORS["rows"])[:, kept]
+    np.testing.assert_allclose(model.x, reference, rtol=1e-14, atol=1e-14)
+
+
+def test_r_operators_refuse_scalar_logic() -> None:
+    with pytest.raises(ValueError, match="'&&' compares single values in R"):
+        build_model("y ~ I(x1 > 0 && b) + (1 | g)", model_matrix_table())
 
 
 def test_r_functions_refuse_what_r_refuses() -> None:
@@ -86,7 +114,17 @@ def test_r_functions_on_rows_left_after_missing_values() -> None:
 
 
 @pytest.mark.parametrize(
-    "response", ["as.numeric(x1 > 0)", "ifelse(x1 > 0, 1, 0)", "factor(x1 > 0)", "I(x1 > 0)"]
+    "response",
+    [
+        "as.numeric(x1 > 0)",
+        "ifelse(x1 > 0, 1, 0)",
+        "factor(x1 > 0)",
+        "I(x1 > 0)",
+        "x1 > 0 & x2 > 0",
+        "!(x1 <= 0)",
+        "I(x1 > 0 | x2 < 0)",
+        "as.numeric(x1 %in% x1[x1 > 0])",
+    ],
 )
 def test_r_functions_in_the_response(response: str) -> None:
     data = model_matrix_table()

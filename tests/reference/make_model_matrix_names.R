@@ -3,8 +3,8 @@
 # indicators for a factor of an interaction, logical values as factors, deparse spacing).
 # glFormula builds the model without fitting it: its X is after lme4's drop of aliased
 # columns. The table is made here and in tests/conftest.py (model_matrix_table) alike.
-# usage: Rscript make_model_matrix_names.R  (in tests/reference; writes model_matrix_names.json
-# and model_matrix_functions.json)
+# usage: Rscript make_model_matrix_names.R  (in tests/reference; writes model_matrix_names.json,
+# model_matrix_functions.json and model_matrix_operators.json)
 suppressMessages({library(lme4); library(jsonlite); library(splines)})
 n <- 48
 i <- 0:(n - 1)
@@ -65,3 +65,13 @@ beyond <- c(-3, 0.1, 2.5)
 writeLines(toJSON(list(rhs = functions, columns = colnames(X), rows = unname(X[1:12, ]),
                        ns_new_x1 = beyond, ns_new = unname(predict(ns(d$x1, 3), beyond)[, ])),
                   digits = NA, pretty = TRUE), "model_matrix_functions.json")
+# R's operators inside expressions (arithmetic and logic there, not model terms): ^, !, &, |
+# with R's precedence, and %in% as value matching.
+operators <- paste(
+  "~ I(x1 > 0 & b) + I(!b) + I(f %in% c(\"a\", \"b\")) + ifelse(x1 > 0 | x2 > 2, 1, 0)",
+  "+ log(x2^2) + I((x1 > 0 | b) & x2 > 2) + I(!(x1 > 0 & b)) + I((ii + 1) %in% c(2, 3))",
+  "+ exp(-x1^2) + I(x1 > 0 & x2 > 1.5 & !b) + I(m %in% c(\"u\") | k == \"lo\")",
+  "+ I(!x1 > 0) + pmin(x2^2, 4)")
+X <- model.matrix(as.formula(operators), d)
+writeLines(toJSON(list(rhs = operators, columns = colnames(X), rows = unname(X)),
+                  digits = NA, pretty = TRUE), "model_matrix_operators.json")

@@ -574,12 +574,12 @@ def build_model(
 
     offset_specs = []
     for expr in parsed.offsets:
-        values, _, spec = materialize(f"0 + {expr}", sub, f"offset({expr})")
+        values, _, spec = materialize(f"0 + {expr}", sub, f"offset({r_text(expr)})")
         if values.shape[1] != 1:
-            raise ValueError(f"offset({expr}) must be one numeric value per row")
+            raise ValueError(f"offset({r_text(expr)}) must be one numeric value per row")
         if not np.isfinite(values).all():
             bad = _first_bad_row(~np.isfinite(values[:, 0]), sub.index)
-            raise ValueError(f"offset({expr}) is not finite at row {bad}")
+            raise ValueError(f"offset({r_text(expr)}) is not finite at row {bad}")
         o = o + values[:, 0]
         offset_specs.append(spec)
 

@@ -32,7 +32,7 @@ import ast
 import functools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -116,7 +116,7 @@ _TOKEN_RE = re.compile(
     | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
     | (?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
     | (?P<special>%[^%\s]*%)
-    | (?P<op>\*\*|\|\||==|!=|<=|>=|//|[-+*/^:|~(),\[\]{}<>=!&@%])
+    | (?P<op>\*\*|\|\||&&|==|!=|<=|>=|//|[-+*/^:|~(),\[\]{}<>=!&@%])
     """,
     re.VERBOSE,
 )
@@ -345,20 +345,228 @@ def _source(text: str, tokens: list[_Token]) -> str:
     return text[tokens[0].start : last.start + len(last.text)]
 
 
-def _translate_power(tokens: list[_Token]) -> list[_Token]:
-    """Replace R's ``^`` by Python's ``**`` inside ``I(...)`` calls only."""
-    result = list(tokens)
+R_OPERATOR_FUNCTIONS = {"!": "r_not", "&": "r_and", "|": "r_or", "%in%": "r_in"}
+"""R's logical operators and value matching inside an expression, as the calls of
+model.transforms' context that evaluate them (Python's & and | bind tighter than a comparison,
+R's looser: x > 0 & b is (x > 0) & b in R); r_text writes them back."""
+
+_R_SCALAR_LOGICAL = {"&&": "&", "||": "|"}
+
+
+def _r_expressions(tokens: list[_Token]) -> list[_Token]:
+    """The formula's R expressions in Python's spelling: the response (left of ``~``) and
+    every argument of a call (``I(...)``, ``log(...)``, ``ifelse(...)``; not a covariance
+    structure's ``diag(x | g)``, whose argument is formula syntax, but the calls inside it),
+    where R's operators mean arithmetic and logic rather than model terms: ``^`` -> ``**``,
+    ``a & b`` -> ``r_and(a, b)``, ``a | b`` -> ``r_or(a, b)``, ``!a`` -> ``r_not(a)`` with
+    R's precedence (``!`` below a comparison, ``&`` below ``!``, ``|`` lowest), ``a %in% b``
+    -> ``r_in(a, b)`` (value matching; at the formula's top level %in% is nesting)."""
+    sides = _split_top(tokens, {"~"})
+    if len(sides) == 2 and sides[0][1]:
+        left = _r_expression(sides[0][1])
+        tilde = sides[1][0]
+        assert tilde is not None
+        return [*left, tilde, *_r_calls(sides[1][1])]
+    return _r_calls(tokens)
+
+
+def _r_calls(tokens: list[_Token]) -> list[_Token]:
+    """Formula-level tokens with each call's arguments made Python (_r_arguments); a
+    covariance structure's call is formula syntax inside: only its calls are."""
+    out: list[_Token] = []
     index = 0
-    while index < len(result) - 1:
-        token = result[index]
-        if token.kind == "name" and token.text == "I" and result[index + 1].text == "(":
-            close = _matching(result, index + 1)
-            for j in range(index + 2, close):
-                if result[j].text == "^":
-                    result[j] = _Token("op", "**", result[j].start)
-            index = close
+    while index < len(tokens):
+        token = tokens[index]
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if token.kind == "name" and following is not None and following.text == "(":
+            close = _matching(tokens, index + 1)
+            inner = tokens[index + 2 : close]
+            if token.text in STRUCTURES:
+                inner = _r_calls(inner)
+            else:
+                inner = _r_arguments(inner)
+            out += [token, following, *inner, tokens[close]]
+            index = close + 1
+            continue
+        if token.text in _OPENERS:
+            close = _matching(tokens, index)
+            out += [token, *_r_calls(tokens[index + 1 : close]), tokens[close]]
+            index = close + 1
+            continue
+        out.append(token)
         index += 1
+    return out
+
+
+def _r_arguments(tokens: list[_Token]) -> list[_Token]:
+    """A call's argument list with each argument (the value of ``name = value``) made Python
+    (_r_expression)."""
+    out: list[_Token] = []
+    for separator, piece in _split_top(tokens, {","}):
+        if separator is not None:
+            out.append(separator)
+        if len(piece) >= 2 and piece[0].kind == "name" and piece[1].text == "=":
+            out += [*piece[:2], *_r_expression(piece[2:])]
+        else:
+            out += _r_expression(piece)
+    return out
+
+
+def _r_call(name: str, at: _Token, *arguments: list[_Token]) -> list[_Token]:
+    """Tokens of the call name(arguments...), placed at `at` (for error excerpts)."""
+    out = [_Token("name", name, at.start), _Token("op", "(", at.start)]
+    for index, argument in enumerate(arguments):
+        if index:
+            out.append(_Token("op", ",", at.start))
+        out += argument
+    return [*out, _Token("op", ")", at.start)]
+
+
+def _r_expression(tokens: list[_Token]) -> list[_Token]:
+    """One R expression in Python's spelling (see _r_expressions): ``|`` lowest, then ``&``,
+    then a prefix ``!``, each left-associative."""
+    top = _top_tokens(tokens)
+    for scalar, elementwise in _R_SCALAR_LOGICAL.items():
+        if any(t.text == scalar for t in top):
+            raise ValueError(
+                f"'{scalar}' compares single values in R (the first of each side); use "
+                f"'{elementwise}' to combine the conditions row by row"
+            )
+    return _r_binary(tokens, "|", lambda piece: _r_binary(piece, "&", _r_not))
+
+
+def _top_tokens(tokens: list[_Token]) -> list[_Token]:
+    """The tokens of `tokens` outside every bracket."""
+    out: list[_Token] = []
+    depth = 0
+    for token in tokens:
+        if token.text in _OPENERS:
+            depth += 1
+        elif token.text in _CLOSERS:
+            depth -= 1
+        elif depth == 0:
+            out.append(token)
+    return out
+
+
+def _r_binary(
+    tokens: list[_Token], operator: str, operand: Callable[[list[_Token]], list[_Token]]
+) -> list[_Token]:
+    """tokens split at the top-level `operator`, each piece made Python by `operand`, joined
+    as left-nested calls of R_OPERATOR_FUNCTIONS[operator]."""
+    pieces = _split_top(tokens, {operator})
+    result = operand(pieces[0][1])
+    for separator, piece in pieces[1:]:
+        assert separator is not None
+        result = _r_call(R_OPERATOR_FUNCTIONS[operator], separator, result, operand(piece))
     return result
+
+
+def _r_not(tokens: list[_Token]) -> list[_Token]:
+    """A prefix ``!`` at the top level: its operand is the rest of the piece (R's ``!``
+    binds below a comparison: ``!x > 0`` is ``!(x > 0)``)."""
+    depth = 0
+    for index, token in enumerate(tokens):
+        if token.text in _OPENERS:
+            depth += 1
+        elif token.text in _CLOSERS:
+            depth -= 1
+        elif depth == 0 and token.text == "!":
+            operand = _r_not(tokens[index + 1 :])
+            head = _r_operand(tokens[:index])
+            return [*head, *_r_call(R_OPERATOR_FUNCTIONS["!"], token, operand)]
+    return _r_operand(tokens)
+
+
+def _r_operand(tokens: list[_Token]) -> list[_Token]:
+    """Tokens without a top-level ``&``, ``|`` or ``!``: the brackets' contents made Python
+    (calls' arguments, parenthesised expressions), ``^`` -> ``**``, then each top-level
+    ``a %in% b`` -> ``r_in(a, b)`` (a and b the atoms beside it: a name, number or string,
+    with its call or index brackets, or a bracketed group)."""
+    out: list[_Token] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.text in _OPENERS:
+            close = _matching(tokens, index)
+            inner = tokens[index + 1 : close]
+            called = bool(out) and out[-1].kind == "name" and token.text == "("
+            made = _r_arguments(inner) if called or token.text == "[" else _r_expression(inner)
+            out += [token, *made, tokens[close]]
+            index = close + 1
+            continue
+        out.append(_Token("op", "**", token.start) if token.text == "^" else token)
+        index += 1
+    while True:
+        at = next(
+            (i for i, t in enumerate(_top_indexed(out)) if t is not None and t.text == "%in%"),
+            None,
+        )
+        if at is None:
+            return out
+        start = _atom_start(out, at)
+        end = _atom_end(out, at + 1)
+        if start == at or end == at + 1:
+            raise ValueError('\'%in%\' needs a value on each side, as in f %in% c("a", "b")')
+        call = _r_call(R_OPERATOR_FUNCTIONS["%in%"], out[at], out[start:at], out[at + 1 : end])
+        out = [*out[:start], *call, *out[end:]]
+
+
+def _top_indexed(tokens: list[_Token]) -> list[_Token | None]:
+    """Each token if it lies outside every bracket (brackets themselves included), else
+    None: positions kept."""
+    out: list[_Token | None] = []
+    depth = 0
+    for token in tokens:
+        if token.text in _OPENERS:
+            out.append(token if depth == 0 else None)
+            depth += 1
+        elif token.text in _CLOSERS:
+            depth -= 1
+            out.append(token if depth == 0 else None)
+        else:
+            out.append(token if depth == 0 else None)
+    return out
+
+
+def _atom_start(tokens: list[_Token], before: int) -> int:
+    """Where the atom ending just before index `before` starts (before itself when there is
+    none): a bracketed group with the name it calls, or one name, number, string."""
+    index = before - 1
+    if index < 0:
+        return before
+    if tokens[index].text in _CLOSERS:
+        depth = 0
+        while index >= 0:
+            if tokens[index].text in _CLOSERS:
+                depth += 1
+            elif tokens[index].text in _OPENERS:
+                depth -= 1
+                if depth == 0:
+                    break
+            index -= 1
+        if index > 0 and tokens[index - 1].kind == "name":
+            index -= 1
+        return index
+    if tokens[index].kind in {"name", "number", "string", "backtick"}:
+        return index
+    return before
+
+
+def _atom_end(tokens: list[_Token], start: int) -> int:
+    """Where the atom starting at `start` ends (exclusive; start itself when there is none):
+    a name with its call or index brackets, a number, a string, or a bracketed group."""
+    if start >= len(tokens):
+        return start
+    token = tokens[start]
+    if token.text in _OPENERS:
+        return _matching(tokens, start) + 1
+    if token.kind not in {"name", "number", "string", "backtick"}:
+        return start
+    end = start + 1
+    while end < len(tokens) and tokens[end].text in {"(", "["}:
+        end = _matching(tokens, end) + 1
+    return end
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,7 +586,7 @@ def parse_formula(text: str) -> ParsedFormula:
         raise TypeError(f"formula must be a string, not {type(text).__name__}")
     tokens = _tokenize(text)
     _check_balance(text, tokens)
-    tokens = _r_tokens(tokens)
+    tokens = _r_tokens(_r_expressions(tokens))
 
     sides = _split_top(tokens, {"~"})
     if len(sides) == 1:
@@ -445,7 +653,7 @@ def _offset_expression(tokens: list[_Token]) -> str:
         start = tokens[0].start
         tokens = [_Token("name", "I", start), _Token("op", "(", start), *tokens]
         tokens.append(_Token("op", ")", tokens[-1].start))
-    return _render(_translate_power(tokens))
+    return _render(tokens)
 
 
 def _parse_response(text: str, tokens: list[_Token]) -> ResponseSpec:
@@ -456,11 +664,11 @@ def _parse_response(text: str, tokens: list[_Token]) -> ResponseSpec:
                 "cbind() response needs exactly two arguments (successes, failures): "
                 f"{_source(text, tokens)!r}"
             )
-        successes, failures = (_render(_translate_power(piece)) for _, piece in arguments)
+        successes, failures = (_render(piece) for _, piece in arguments)
         return ResponseSpec(kind="cbind", successes=successes, failures=failures)
     if any(token.text == "|" or token.text == "||" for token in tokens):
         raise ValueError(f"response contains '|': {_source(text, tokens)!r}")
-    return ResponseSpec(kind="column", successes=_render(_translate_power(tokens)), failures=None)
+    return ResponseSpec(kind="column", successes=_render(tokens), failures=None)
 
 
 def _is_wrapped(tokens: list[_Token]) -> bool:
@@ -553,7 +761,7 @@ def _structure_call(tokens: list[_Token]) -> str | None:
 def _render_sum(pieces: list[tuple[str, list[_Token]]]) -> str:
     parts: list[str] = []
     for index, (sign, piece) in enumerate(pieces):
-        body = _render(_translate_power(piece))
+        body = _render(piece)
         if index == 0:
             parts.append(f"-{body}" if sign == "-" else body)
         else:
@@ -579,7 +787,7 @@ def _parse_bar(
     if not rhs:
         raise ValueError(f"random-effect term has an empty grouping factor: {term_text!r}")
     groups = _parse_groups(text, rhs, term_text)
-    expr_tokens = _translate_power(lhs)
+    expr_tokens = lhs
     if call_text and bar.text == "||":
         raise ValueError(
             f"a {structure}() term takes a single bar '|' (its structure sets the "
@@ -657,7 +865,7 @@ def _expand_uncorrelated(tokens: list[_Token]) -> list[str]:
             exprs.append("1")
             continue
         factors = [_quote_factor(str(factor.expr)) for factor in term.factors]
-        column = _render(_translate_power(_tokenize(":".join(factors))))
+        column = _render(_tokenize(":".join(factors)))
         exprs.append(f"0 + {column}")
     return exprs
 
@@ -738,7 +946,7 @@ def clean_message(error: BaseException | str) -> str:
 
 
 def python_source(expression: str) -> tuple[str, dict[str, str]]:
-    """``expression`` (formula text, R's ``^`` inside ``I()`` already translated) as Python
+    """``expression`` (formula text, R's operators already Python: _r_expressions) as Python
     source in which each backticked column name is a placeholder identifier; with the map from
     placeholders to column names."""
     return _python_source(_tokenize(expression))
@@ -747,7 +955,7 @@ def python_source(expression: str) -> tuple[str, dict[str, str]]:
 def _python_source(tokens: list[_Token]) -> tuple[str, dict[str, str]]:
     placeholders: dict[str, str] = {}
     pieces: list[_Token] = []
-    for token in _translate_power(tokens):
+    for token in tokens:
         if token.kind == "backtick":
             name = f"__column_{len(placeholders)}__"
             placeholders[name] = token.text[1:-1]
@@ -836,28 +1044,15 @@ def r_names(formulaic_column_names: Sequence[str]) -> list[str]:
 
 
 def _split_interaction(name: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    depth = 0
-    for character in name:
-        if character in "([{":
-            depth += 1
-        elif character in ")]}":
-            depth -= 1
-        if character == ":" and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(character)
-    parts.append("".join(current))
-    return parts
+    return _split_text(name, ":")
 
 
 def r_text(text: str) -> str:
     """Expression text as R deparses it, from formulaic's or the parser's Python spelling:
     keyword arguments spaced (``df = 3``) and dotted (``include.lowest``), TRUE/FALSE, Inf,
     strings in double quotes, ``x/3``, ``%%`` and ``%/%``, R's dotted function names
-    (``as.numeric``) and ``^``."""
+    (``as.numeric``), ``^``, and R's ``!``, ``&``, ``|`` and ``%in%`` (R_OPERATOR_FUNCTIONS)."""
+    text = _r_operator_text(text)
     # R's deparse spacing of keyword arguments, as in R's names: bs(x, df=3) -> bs(x, df = 3).
     text = re.sub(r"(?<=[\w)\]])=(?![=])", " = ", text)
     text = re.sub(r"\b(True|False)\b", lambda m: m.group(1).upper(), text)
@@ -881,6 +1076,89 @@ def r_text(text: str) -> str:
     for r_function, python in R_DOTTED_FUNCTIONS.items():
         text = re.sub(rf"\b{python}\(", f"{r_function}(", text)
     return re.sub(r"\s*\*\*\s*", "^", text)
+
+
+_OPERATOR_CALL_RE = re.compile(r"\b(" + "|".join(R_OPERATOR_FUNCTIONS.values()) + r")\(")
+_OPERATOR_OF = {name: operator for operator, name in R_OPERATOR_FUNCTIONS.items()}
+
+
+def _r_operator_text(text: str) -> str:
+    """The parser's calls of R_OPERATOR_FUNCTIONS written back as R's operators:
+    ``r_and(x > 0, b)`` -> ``x > 0 & b``, ``r_not(b)`` -> ``!b``, ``r_in(f, c('a'))`` ->
+    ``f %in% c('a')`` (the parser made each call of its operands as written, so the text
+    is R's again)."""
+    match = _OPERATOR_CALL_RE.search(text)
+    if match is None:
+        return text
+    close = _closing_parenthesis(text, match.end() - 1)
+    operator = _OPERATOR_OF[match.group(1)]
+    arguments = []
+    for argument in (a.strip() for a in _split_text(text[match.end() : close], ",")):
+        written = _r_operator_text(argument)
+        # formulaic drops the parentheses Python does not need: those R needs come back
+        # (an | inside & or !, an &/| inside !, anything but an atom beside %in%).
+        lower = {"&": ("r_or",), "!": ("r_or", "r_and"), "|": ()}.get(operator)
+        needs = (
+            not _is_atom(argument)
+            if lower is None
+            else _is_atom(argument) and argument.startswith(tuple(f"{n}(" for n in lower))
+        )
+        arguments.append(f"({written})" if needs else written)
+    joined = "!" + arguments[0] if operator == "!" else f" {operator} ".join(arguments)
+    return text[: match.start()] + joined + _r_operator_text(text[close + 1 :])
+
+
+def _is_atom(text: str) -> bool:
+    """Whether expression text is one name, number or string, or one call (its brackets
+    closing at the end)."""
+    if re.fullmatch(r"[\w.]+|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`", text):
+        return True
+    call = re.match(r"[\w.]+\(", text)
+    return call is not None and _closing_parenthesis(text, call.end() - 1) == len(text) - 1
+
+
+def _closing_parenthesis(text: str, opening: int) -> int:
+    """The index of the bracket closing the one at `opening` (quoted text skipped)."""
+    depth = 0
+    quote = ""
+    for index in range(opening, len(text)):
+        character = text[index]
+        if quote:
+            if character == quote and text[index - 1] != "\\":
+                quote = ""
+        elif character in "'\"":
+            quote = character
+        elif character in "([{":
+            depth += 1
+        elif character in ")]}":
+            depth -= 1
+            if depth == 0:
+                return index
+    raise ValueError(f"unbalanced brackets in {text!r}")  # pragma: no cover
+
+
+def _split_text(text: str, separator: str) -> list[str]:
+    """Text split at each `separator` character outside brackets and quotes (a call's
+    arguments at ",", an interaction's factors at ":")."""
+    parts: list[str] = []
+    depth = 0
+    quote = ""
+    start = 0
+    for index, character in enumerate(text):
+        if quote:
+            if character == quote and text[index - 1] != "\\":
+                quote = ""
+        elif character in "'\"":
+            quote = character
+        elif character in "([{":
+            depth += 1
+        elif character in ")]}":
+            depth -= 1
+        elif character == separator and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return parts
 
 
 def _r_factor_name(part: str) -> str:

@@ -25,7 +25,7 @@ from glmm_binomial.model.design import (
     factor_terms,
     value_variables,
 )
-from glmm_binomial.model.formula import expression_variables
+from glmm_binomial.model.formula import expression_variables, r_text
 from glmm_binomial.model.frame import (
     as_pandas,
     check_unique_columns,
@@ -86,7 +86,7 @@ def rows_design(info: DesignInfo, rows: pd.DataFrame, blocks: Sequence[int]) -> 
     if info.kept_columns is not None:
         x = x[:, list(info.kept_columns)]
     offset_terms = [
-        rebuild(spec, rows, f"offset({expr})")[:, 0]
+        rebuild(spec, rows, f"offset({r_text(expr)})")[:, 0]
         for expr, spec in zip(info.formula.offsets, info.offset_specs, strict=True)
     ]
     random: list[tuple[IntArray, FloatArray]] = []

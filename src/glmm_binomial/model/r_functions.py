@@ -5,7 +5,9 @@ Each gives what R gives, named as R names its columns: splines (``bs`` extended 
 boundary knots as R's ``predict.bs``, ``ns`` R's natural splines) and ``cut``, whose knots and
 breaks are learned on the fit's data and kept for new data; lme4's ``dummy``; ``relevel``,
 ``interaction``, ``as.numeric`` and the other ``as.*`` (the parser turns R's dotted names into
-the Python names here), ``log(x, base)``, ``pmin``, ``pmax``, ``ifelse``. Checked against R's
+the Python names here), ``log(x, base)``, ``pmin``, ``pmax``, ``ifelse``, ``c``; R's ``!``,
+``&``, ``|`` and ``%in%`` inside an expression, which the parser writes as calls of r_not,
+r_and, r_or and r_in (R's precedence, which Python's operators do not have). Checked against R's
 model matrix by tests/test_r_coding.py.
 """
 
@@ -27,15 +29,20 @@ __all__ = [
     "NUMERIC_FUNCTIONS",
     "r_as_integer",
     "r_as_logical",
+    "r_and",
     "r_as_numeric",
     "r_bs",
+    "r_c",
     "r_cut",
     "r_dummy",
     "r_factor_response",
     "r_ifelse",
+    "r_in",
     "r_interaction",
     "r_log",
+    "r_not",
     "r_ns",
+    "r_or",
     "r_pmax",
     "r_pmin",
     "r_relevel",
@@ -338,6 +345,48 @@ def r_factor_response(values: Any) -> pd.Series:
     return pd.Series(pd.Categorical(values), index=getattr(values, "index", None))
 
 
+def _flags(x: Any) -> NDArray[np.bool_]:
+    """R's logical of a value: numbers are TRUE unless 0 (missing rows are dropped before a
+    formula's expressions are evaluated)."""
+    return np.asarray(np.asarray(x, dtype=np.float64) != 0.0)
+
+
+def r_not(x: Any) -> NDArray[np.bool_]:
+    """R's ``!x`` (the parser's spelling of it): TRUE where x is FALSE or 0."""
+    return ~_flags(x)
+
+
+def r_and(a: Any, b: Any) -> NDArray[np.bool_]:
+    """R's ``a & b`` row by row (the parser's spelling, with R's precedence: ``x > 0 & b`` is
+    ``(x > 0) & b``)."""
+    return _flags(a) & _flags(b)
+
+
+def r_or(a: Any, b: Any) -> NDArray[np.bool_]:
+    """R's ``a | b`` row by row (the parser's spelling, with R's precedence)."""
+    return _flags(a) | _flags(b)
+
+
+def r_in(x: Any, table: Any) -> NDArray[np.bool_]:
+    """R's ``x %in% table`` inside an expression (``I(f %in% c("a", "b"))``): whether each
+    value of x is among table's; numbers compare as numbers, anything else (a factor's labels,
+    text) as R's as.character (label_key: 1, 1.0 and "1" alike)."""
+    values = np.asarray(x, dtype=object)
+    items = np.asarray(table if isinstance(table, list | tuple) else np.ravel(table), dtype=object)
+    numeric = not isinstance(getattr(x, "dtype", None), pd.CategoricalDtype)
+    if numeric:
+        try:
+            return np.isin(np.asarray(values, dtype=np.float64), items.astype(np.float64))
+        except (TypeError, ValueError):
+            pass  # text on a side: compared as labels
+    return np.isin(label_keys(values), label_keys(items))
+
+
+def r_c(*values: Any) -> list[Any]:
+    """R's ``c()`` of scalars, for breaks, knots, levels and ``%in%``'s table."""
+    return list(values)
+
+
 NUMERIC_FUNCTIONS: dict[str, Any] = {
     "log": r_log,
     "exp": np.exp,
@@ -354,5 +403,11 @@ NUMERIC_FUNCTIONS: dict[str, Any] = {
     "ifelse": r_ifelse,
     "as_numeric": r_as_numeric,
     "as_integer": r_as_integer,
+    "r_not": r_not,
+    "r_and": r_and,
+    "r_or": r_or,
+    "r_in": r_in,
+    "c": r_c,
 }
-"""R's functions of numbers, for the right-hand side and the response alike."""
+"""R's functions of numbers (with the parser's spellings of R's logical operators and %in%,
+and c()), for the right-hand side and the response alike."""

@@ -59,7 +59,6 @@ FORMULA_CONTEXT: dict[str, Any] = {
     "bs": r_bs,
     "ns": r_ns,
     "cut": r_cut,
-    "c": lambda *values: list(values),  # R's c(), for breaks, knots and levels
     "dummy": r_dummy,
     "factor": C,
     "as_factor": C,
@@ -91,7 +90,7 @@ def evaluate_response(expr: str, frame: Table) -> pd.Series:
     try:
         value = evaluate_on_columns(expr, frame, RESPONSE_FUNCTIONS)
     except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"cannot evaluate response expression '{expr}': {exc}") from None
+        raise ValueError(f"cannot evaluate response expression '{r_text(expr)}': {exc}") from None
     if not isinstance(value, pd.Series):
         value = pd.Series(np.broadcast_to(np.asarray(value), (len(frame),)), index=frame.index)
     return value
