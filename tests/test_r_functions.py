@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import model_matrix_table
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from glmm_binomial.model.design import build_model
 from glmm_binomial.model.transforms import materialize, rebuild
@@ -132,3 +135,77 @@ def test_r_functions_in_the_response(response: str) -> None:
         warnings.simplefilter("ignore")
         model, _ = build_model(f"{response} ~ x2 + (1 | g)", data)
     np.testing.assert_array_equal(model.successes, (data["x1"] > 0).to_numpy(dtype=float))
+
+
+LEAVES = {
+    "x1 > 0": lambda d: d["x1"] > 0,
+    "x2 < 2": lambda d: d["x2"] < 2,
+    'f == "a"': lambda d: d["f"] == "a",
+    "b": lambda d: d["b"],
+    "ii >= 2": lambda d: d["ii"] >= 2,
+    'k %in% c("lo")': lambda d: d["k"] == "lo",
+}
+PRECEDENCE = {"|": 1, "&": 2, "!": 3}
+
+
+def _logical_trees() -> st.SearchStrategy[Any]:
+    leaves = st.sampled_from(sorted(LEAVES))
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.tuples(st.just("!"), inner),
+            st.tuples(st.sampled_from(["&", "|"]), inner, inner),
+        ),
+        max_leaves=6,
+    )
+
+
+def _r_source(tree: Any) -> tuple[str, int]:
+    """R text of a tree with the parentheses R's precedence needs, and its precedence."""
+    if isinstance(tree, str):
+        return tree, 4
+    if tree[0] == "!":
+        text, level = _r_source(tree[1])
+        return "!" + (f"({text})" if level < 3 else text), 3
+    operator, left, right = tree
+    p = PRECEDENCE[operator]
+    (lt, lp), (rt, rp) = _r_source(left), _r_source(right)
+    lt = f"({lt})" if lp < p else lt
+    rt = f"({rt})" if rp <= p else rt
+    return f"{lt} {operator} {rt}", p
+
+
+def _values(tree: Any, data: pd.DataFrame) -> np.ndarray:
+    if isinstance(tree, str):
+        return np.asarray(LEAVES[tree](data), dtype=bool)
+    if tree[0] == "!":
+        return ~_values(tree[1], data)
+    left, right = _values(tree[1], data), _values(tree[2], data)
+    return left & right if tree[0] == "&" else left | right
+
+
+@settings(max_examples=60, deadline=None)
+@given(_logical_trees())
+@example(("|", "x1 > 0", ("&", "x2 < 2", "b")))
+@example(("&", ("|", "x1 > 0", "b"), ("!", "x2 < 2")))
+@example(("!", ("&", "x1 > 0", ("|", "b", 'f == "a"'))))
+def test_r_logic_has_r_precedence_and_its_name_reads_back(tree: Any) -> None:
+    """A random R logical expression of comparisons with !, & and | (R's precedence,
+    the parentheses it needs): its column is the expression's value row by row, and the
+    column's name, read back as R, gives the same column."""
+    data = model_matrix_table()
+    text, _ = _r_source(tree)
+    expected = _values(tree, data)
+    if expected.all() or not expected.any():
+        return  # a constant column is aliased with the intercept
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = build_model(f"y ~ I({text}) + (1 | g)", data)
+    np.testing.assert_array_equal(model.x[:, 1], expected.astype(float))
+    name = model.fixed_names[1]
+    assert name.endswith(")TRUE")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again, _ = build_model(f"y ~ {name[: -len('TRUE')]} + (1 | g)", data)
+    np.testing.assert_array_equal(again.x[:, 1], expected.astype(float))
+    assert again.fixed_names[1] == name
