@@ -274,7 +274,7 @@ def test_backticked_group() -> None:
         ("x*z + (1 | g)", "x * z"),
         ("a:b + (1 | g)", "a:b"),
         ("I(age^2) + (1 | g)", "I(age**2)"),
-        ("I((age - 1)^2) + (1 | g)", "I((age - 1)**2)"),
+        ("I((age - 1)^2) + (1 | g)", "I(r_paren(age - 1)**2)"),
         ("np.log(age) + (1 | g)", "np.log(age)"),
     ],
 )

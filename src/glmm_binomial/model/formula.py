@@ -345,10 +345,12 @@ def _source(text: str, tokens: list[_Token]) -> str:
     return text[tokens[0].start : last.start + len(last.text)]
 
 
-R_OPERATOR_FUNCTIONS = {"!": "r_not", "&": "r_and", "|": "r_or", "%in%": "r_in"}
-"""R's logical operators and value matching inside an expression, as the calls of
+R_OPERATOR_FUNCTIONS = {"!": "r_not", "&": "r_and", "|": "r_or", "%in%": "r_in", "(": "r_paren"}
+"""R's logical operators, value matching and parentheses inside an expression, as the calls of
 model.transforms' context that evaluate them (Python's & and | bind tighter than a comparison,
-R's looser: x > 0 & b is (x > 0) & b in R); r_text writes them back."""
+R's looser: x > 0 & b is (x > 0) & b in R; parentheses as a call, the identity, because
+formulaic drops those Python does not need, which R's names keep: I(!(x > 0))TRUE); r_text
+writes them back."""
 
 _R_SCALAR_LOGICAL = {"&&": "&", "||": "|"}
 
@@ -480,7 +482,8 @@ def _r_not(tokens: list[_Token]) -> list[_Token]:
 
 def _r_operand(tokens: list[_Token]) -> list[_Token]:
     """Tokens without a top-level ``&``, ``|`` or ``!``: the brackets' contents made Python
-    (calls' arguments, parenthesised expressions), ``^`` -> ``**``, then each top-level
+    (calls' arguments; a parenthesised expression -> ``r_paren(...)``), ``^`` -> ``**``, then
+    each top-level
     ``a %in% b`` -> ``r_in(a, b)`` (a and b the atoms beside it: a name, number or string,
     with its call or index brackets, or a bracketed group)."""
     out: list[_Token] = []
@@ -491,8 +494,10 @@ def _r_operand(tokens: list[_Token]) -> list[_Token]:
             close = _matching(tokens, index)
             inner = tokens[index + 1 : close]
             called = bool(out) and out[-1].kind == "name" and token.text == "("
-            made = _r_arguments(inner) if called or token.text == "[" else _r_expression(inner)
-            out += [token, *made, tokens[close]]
+            if called or token.text != "(":
+                out += [token, *_r_arguments(inner), tokens[close]]
+            else:
+                out += _r_call(R_OPERATOR_FUNCTIONS["("], token, _r_expression(inner))
             index = close + 1
             continue
         out.append(_Token("op", "**", token.start) if token.text == "^" else token)
@@ -1085,36 +1090,21 @@ _OPERATOR_OF = {name: operator for operator, name in R_OPERATOR_FUNCTIONS.items(
 def _r_operator_text(text: str) -> str:
     """The parser's calls of R_OPERATOR_FUNCTIONS written back as R's operators:
     ``r_and(x > 0, b)`` -> ``x > 0 & b``, ``r_not(b)`` -> ``!b``, ``r_in(f, c('a'))`` ->
-    ``f %in% c('a')`` (the parser made each call of its operands as written, so the text
-    is R's again)."""
+    ``f %in% c('a')``, ``r_paren(x + 1)`` -> ``(x + 1)`` (the parser made each call of its
+    operands as written, parentheses included, so the text is R's again)."""
     match = _OPERATOR_CALL_RE.search(text)
     if match is None:
         return text
     close = _closing_parenthesis(text, match.end() - 1)
     operator = _OPERATOR_OF[match.group(1)]
-    arguments = []
-    for argument in (a.strip() for a in _split_text(text[match.end() : close], ",")):
-        written = _r_operator_text(argument)
-        # formulaic drops the parentheses Python does not need: those R needs come back
-        # (an | inside & or !, an &/| inside !, anything but an atom beside %in%).
-        lower = {"&": ("r_or",), "!": ("r_or", "r_and"), "|": ()}.get(operator)
-        needs = (
-            not _is_atom(argument)
-            if lower is None
-            else _is_atom(argument) and argument.startswith(tuple(f"{n}(" for n in lower))
-        )
-        arguments.append(f"({written})" if needs else written)
-    joined = "!" + arguments[0] if operator == "!" else f" {operator} ".join(arguments)
+    arguments = [_r_operator_text(a.strip()) for a in _split_text(text[match.end() : close], ",")]
+    if operator == "(":
+        joined = f"({arguments[0]})"
+    elif operator == "!":
+        joined = "!" + arguments[0]
+    else:
+        joined = f" {operator} ".join(arguments)
     return text[: match.start()] + joined + _r_operator_text(text[close + 1 :])
-
-
-def _is_atom(text: str) -> bool:
-    """Whether expression text is one name, number or string, or one call (its brackets
-    closing at the end)."""
-    if re.fullmatch(r"[\w.]+|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`", text):
-        return True
-    call = re.match(r"[\w.]+\(", text)
-    return call is not None and _closing_parenthesis(text, call.end() - 1) == len(text) - 1
 
 
 def _closing_parenthesis(text: str, opening: int) -> int:

@@ -43,6 +43,7 @@ __all__ = [
     "r_not",
     "r_ns",
     "r_or",
+    "r_paren",
     "r_pmax",
     "r_pmin",
     "r_relevel",
@@ -382,6 +383,12 @@ def r_in(x: Any, table: Any) -> NDArray[np.bool_]:
     return np.isin(label_keys(values), label_keys(items))
 
 
+def r_paren(x: Any) -> Any:
+    """R's parentheses inside an expression (the parser's spelling, which keeps them in the
+    column's name as R does): x itself."""
+    return x
+
+
 def r_c(*values: Any) -> list[Any]:
     """R's ``c()`` of scalars, for breaks, knots, levels and ``%in%``'s table."""
     return list(values)
@@ -407,6 +414,7 @@ NUMERIC_FUNCTIONS: dict[str, Any] = {
     "r_and": r_and,
     "r_or": r_or,
     "r_in": r_in,
+    "r_paren": r_paren,
     "c": r_c,
 }
 """R's functions of numbers (with the parser's spellings of R's logical operators and %in%,
