@@ -120,7 +120,7 @@ FIXED_FROM_SEED_17: list[tuple[str, float]] = [
     ("I(x1 > 0 & b)", 1),
     ('I(f %in% c("a", "b"))', 1),
     ("I(!b)", 1),
-    ("ifelse(x1 > 0 | x2 > 2, 1, 0)", 1),
+    ("ifelse(x1 > 0 & x2 > 2, 1, 0)", 1),  # lme4 reads any | as a random-effect bar
     ("log(x2^2)", 1),
     ("exp(-x1^2)", 1),
     ("I(!(x1 > 0) & x2 < 2)", 1),
