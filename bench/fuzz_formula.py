@@ -128,6 +128,19 @@ FIXED_FROM_SEED_17: list[tuple[str, float]] = [
 ]
 """R's operators inside expressions (^, !, &, | with R's precedence, %in% as value matching),
 drawn from seed 17 on (the cases of earlier seeds are as they were)."""
+FIXED_FROM_SEED_22: list[tuple[str, float]] = [
+    ("I(x1 - mean(x1))", 1),
+    ("I(x2 / sd(x2))", 1),
+    ("I(x1 > median(x1))", 1),
+    ('factor(f, labels = c("A", "B", "C"))', 1),
+    ('factor(k, levels = c("lo", "hi"))', 1),
+    ("ordered(f)", 1),
+    ("plogis(x1)", 1),
+    ("pnorm(x1 / 2)", 1),
+    ("sin(x1)", 1),
+    ('factor(i, labels = "n")', 1),
+]
+"""R's summaries, distribution functions and factor()'s arguments, drawn from seed 22 on."""
 RANDOM: list[tuple[str, float]] = [
     ("(1 | g)", 6),
     ("(1 | h)", 2),
@@ -189,7 +202,8 @@ def make_case(seed: int, index: int) -> tuple[pd.DataFrame, str]:
             "h": np.char.add("h", hi.astype(str)),
         }
     )
-    pool = FIXED + FIXED_FROM_SEED_17 if seed >= 17 else FIXED
+    pool = FIXED + (FIXED_FROM_SEED_17 if seed >= 17 else [])
+    pool += FIXED_FROM_SEED_22 if seed >= 22 else []
     terms = [draw(rng, pool) for _ in range(int(rng.integers(1, 4)))]
     fixed = " + ".join(dict.fromkeys(terms))
     start = rng.random()

@@ -24,6 +24,9 @@ FUNCTIONS = json.loads(
 OPERATORS = json.loads(
     (Path(__file__).parent / "reference" / "model_matrix_operators.json").read_text()
 )
+STATISTICS = json.loads(
+    (Path(__file__).parent / "reference" / "model_matrix_statistics.json").read_text()
+)
 
 
 def test_lme4_dummy_is_an_indicator_number() -> None:
@@ -76,6 +79,33 @@ def test_r_operators_inside_expressions_are_arithmetic_and_logic() -> None:
     assert kept == sorted(kept)
     reference = np.asarray(OPERATORS["rows"])[:, kept]
     np.testing.assert_allclose(model.x, reference, rtol=1e-14, atol=1e-14)
+
+
+def test_r_summaries_distributions_and_factor_arguments_give_r_columns() -> None:
+    """mean, sd, median, max, min, var and sum inside I() (over the fit's rows, as R), sin,
+    cos, plogis, qlogis, pnorm, qnorm, ordered() (orthogonal polynomial contrasts, .L .Q .C)
+    and factor() with labels (one per level, or one R numbers) and levels: the names and
+    values of R's model matrix (every row)."""
+    formula = "y " + STATISTICS["rhs"][0] + " + (1 | g)"
+    columns, rows = STATISTICS["columns"], np.asarray(STATISTICS["rows"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, info = build_model(formula, model_matrix_table())
+    # The centred and scaled x1 and x2 are aliased with each other: lme4 keeps the first.
+    kept = [columns.index(name) for name in model.fixed_names]
+    assert kept == sorted(kept)
+    assert sorted(kept + [columns.index(n) for n in info.dropped_columns]) == list(
+        range(len(columns))
+    )
+    np.testing.assert_allclose(model.x, rows[:, kept], rtol=1e-13, atol=1e-14)
+    # Each numeric term alone, so that the dropped ones are compared too.
+    for term in STATISTICS["rhs"][0].removeprefix("~ ").split(" + "):
+        if term in columns:
+            values, names, _ = materialize(f"0 + {term}", model_matrix_table(), "test")
+            assert names == [term]
+            np.testing.assert_allclose(values[:, 0], rows[:, columns.index(term)], rtol=1e-13)
+    with pytest.raises(ValueError, match="2 labels for 3 levels"):
+        build_model('y ~ factor(f, labels = c("A", "B")) + (1 | g)', model_matrix_table())
 
 
 def test_r_operators_refuse_scalar_logic() -> None:
@@ -216,3 +246,18 @@ def test_r_logic_has_r_precedence_and_its_name_reads_back(tree: Any) -> None:
         again, _ = build_model(f"y ~ {name[: -len('TRUE')]} + (1 | g)", data)
     np.testing.assert_array_equal(again.x[:, 1], expected.astype(float))
     assert again.fixed_names[1] == name
+
+
+def test_factor_labels_are_kept_for_new_data() -> None:
+    """factor(f, labels = ...) and factor(ii, labels = "n") relabel the fit's levels; new
+    rows holding some of them are coded as the fit's rows with the same values."""
+    data = model_matrix_table()
+    formula = 'y ~ factor(f, labels = c("A", "B", "C")) + factor(ii, labels = "n") + (1 | g)'
+    _, _, spec = materialize(formula.split("~ ")[1].split(" + (")[0], data, "test")
+    rows = data.iloc[[2, 5, 11]]  # f is c, c, c; ii is 2, 1, 3
+    np.testing.assert_array_equal(
+        rebuild(spec, rows.reset_index(drop=True), "test"),
+        materialize(formula.split("~ ")[1].split(" + (")[0], data, "test")[0][[2, 5, 11]],
+    )
+    with pytest.raises(ValueError, match="not among the levels"):
+        rebuild(spec, rows.assign(ii=[7, 1, 3]).reset_index(drop=True), "test")

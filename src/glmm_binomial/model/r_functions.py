@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from formulaic.materializers.types import FactorValues
-from formulaic.transforms import basis_spline, stateful_transform
+from formulaic.transforms import C, ContrastsRegistry, basis_spline, stateful_transform
 from numpy.typing import NDArray
 
 from glmm_binomial.model.frame import factor_levels, label_key, label_keys
@@ -35,6 +35,7 @@ __all__ = [
     "r_c",
     "r_cut",
     "r_dummy",
+    "r_factor",
     "r_factor_response",
     "r_ifelse",
     "r_in",
@@ -43,6 +44,7 @@ __all__ = [
     "r_not",
     "r_ns",
     "r_or",
+    "r_ordered",
     "r_paren",
     "r_pmax",
     "r_pmin",
@@ -383,6 +385,115 @@ def r_in(x: Any, table: Any) -> NDArray[np.bool_]:
     return np.isin(label_keys(values), label_keys(items))
 
 
+def _summary(function: Any) -> Any:
+    """An R summary of numbers (mean, sd, ...) over the fit's rows, missing values kept
+    unless na_rm (R's na.rm = TRUE): as R, evaluated on whatever rows it is given, so new data
+    get their own (R's predict does the same; scale() and center() keep the fit's)."""
+
+    def summary(x: Any, na_rm: bool = False) -> float:
+        values = _values(x)
+        if na_rm:
+            values = values[~np.isnan(values)]
+        return float(function(values)) if values.size else float("nan")
+
+    summary.__doc__ = f"R's {getattr(function, '__name__', 'summary')} of a column."
+    return summary
+
+
+def _extreme(function: Any) -> Any:
+    """R's min or max of all values given (several arguments allowed), na_rm as R's."""
+
+    def extreme(*values: Any, na_rm: bool = False) -> float:
+        flat = np.concatenate([np.ravel(_values(v)) for v in values])
+        if na_rm:
+            flat = flat[~np.isnan(flat)]
+        return float(function(flat))
+
+    return extreme
+
+
+def r_plogis(q: Any, location: float = 0.0, scale: float = 1.0) -> Any:
+    """R's plogis: the logistic distribution function (the inverse logit)."""
+    z = (_values(q) - location) / scale
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def r_qlogis(p: Any, location: float = 0.0, scale: float = 1.0) -> Any:
+    """R's qlogis: the logit, log(p / (1 - p)), on the logistic's location and scale."""
+    values = _values(p)
+    return location + scale * (np.log(values) - np.log1p(-values))
+
+
+def r_pnorm(q: Any, mean: float = 0.0, sd: float = 1.0) -> Any:
+    """R's pnorm: the normal distribution function."""
+    from scipy.special import ndtr  # only where a formula calls it (the import is heavy)
+
+    return ndtr((_values(q) - mean) / sd)
+
+
+def r_qnorm(p: Any, mean: float = 0.0, sd: float = 1.0) -> Any:
+    """R's qnorm: the normal quantile function."""
+    from scipy.special import ndtri
+
+    return mean + sd * ndtri(_values(p))
+
+
+@stateful_transform
+def r_factor(
+    x: Any,
+    levels: Any = None,
+    labels: Any = None,
+    ordered: bool = False,
+    _state: dict[str, Any] | None = None,
+) -> FactorValues:
+    """R's factor(x, levels, labels, ordered): the levels in the given order (matched as R's
+    as.character), relabelled by labels (one label per level, or one text that R numbers:
+    labels = "L" gives L1, L2, ..); an ordered factor is coded as R codes one, by orthogonal
+    polynomial contrasts (.L, .Q, .C, ^4 ..). Without levels, those relabelled are the fit's
+    (x's categories, else its values sorted as text), kept for new data."""
+    contrasts = ContrastsRegistry.poly() if ordered else None
+    if labels is None:
+        return C(x, contrasts, levels=None if levels is None else list(levels))
+    state = {} if _state is None else _state
+    values = np.asarray(x, dtype=object)
+    missing = pd.isna(values)
+    keys = np.empty(len(values), dtype=object)
+    keys[~missing] = label_keys(values[~missing])
+    if levels is not None:
+        order = [label_key(v) for v in levels]
+    elif "levels" in state:
+        order = list(state["levels"])
+    else:
+        categories = getattr(getattr(x, "dtype", None), "categories", None)
+        present = categories if categories is not None else factor_levels(values)
+        order = list(label_keys(np.asarray(present, dtype=object)))
+        state["levels"] = order
+    names = [labels] if isinstance(labels, str) else list(labels)
+    if len(names) == 1 and len(order) > 1:
+        names = [f"{names[0]}{j + 1}" for j in range(len(order))]
+    if len(names) != len(order):
+        raise ValueError(
+            f"factor(): {len(names)} labels for {len(order)} levels (one label per level)"
+        )
+    codes = np.full(len(values), -1, dtype=np.intp)
+    for j, key in enumerate(order):
+        codes[keys == key] = j
+    unknown = sorted(set(keys[(codes < 0) & ~missing]))
+    if unknown:
+        raise ValueError(
+            f"factor(): value(s) {', '.join(map(repr, unknown))} not among the levels "
+            f"{', '.join(order)} that the labels name"
+        )
+    relabelled = pd.Categorical.from_codes(codes, categories=pd.Index(names))
+    series = pd.Series(relabelled, index=getattr(x, "index", None))
+    return C(series, contrasts, levels=names)
+
+
+def r_ordered(x: Any, levels: Any = None, labels: Any = None) -> FactorValues:
+    """R's ordered(x): factor(x, ordered = TRUE), coded by orthogonal polynomials."""
+    return r_factor(x, levels=levels, labels=labels, ordered=True)
+
+
 def r_paren(x: Any) -> Any:
     """R's parentheses inside an expression (the parser's spelling, which keeps them in the
     column's name as R does): x itself."""
@@ -416,6 +527,20 @@ NUMERIC_FUNCTIONS: dict[str, Any] = {
     "r_in": r_in,
     "r_paren": r_paren,
     "c": r_c,
+    "mean": _summary(np.mean),
+    "median": _summary(np.median),
+    "sd": _summary(lambda v: np.std(v, ddof=1)),
+    "var": _summary(lambda v: np.var(v, ddof=1)),
+    "sum": _extreme(np.sum),
+    "min": _extreme(np.min),
+    "max": _extreme(np.max),
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "plogis": r_plogis,
+    "qlogis": r_qlogis,
+    "pnorm": r_pnorm,
+    "qnorm": r_qnorm,
 }
 """R's functions of numbers (with the parser's spellings of R's logical operators and %in%,
 and c()), for the right-hand side and the response alike."""

@@ -35,9 +35,11 @@ from glmm_binomial.model.r_functions import (
     r_bs,
     r_cut,
     r_dummy,
+    r_factor,
     r_factor_response,
     r_interaction,
     r_ns,
+    r_ordered,
     r_relevel,
 )
 
@@ -60,7 +62,8 @@ FORMULA_CONTEXT: dict[str, Any] = {
     "ns": r_ns,
     "cut": r_cut,
     "dummy": r_dummy,
-    "factor": C,
+    "factor": r_factor,
+    "ordered": r_ordered,
     "as_factor": C,
     "as_character": C,
     "as_logical": r_as_logical,
@@ -194,6 +197,7 @@ def factor_column(expr: str, frame: Table) -> tuple[str, bool] | None:
     if plain in frame.columns:
         return plain, True
     match = FACTOR_CALL_RE.match(expr)
-    if match is not None and match.group(1) in frame.columns:
+    if match is not None and match.group(1) in frame.columns and "labels" not in expr:
+        # factor(f, labels = ..) encodes other names than f's values: r_factor checks them.
         return match.group(1), False
     return None
