@@ -116,31 +116,48 @@ FIXED: list[tuple[str, float]] = [
     ('dummy(f, c("b", "c"))', 1),
     ("ns(x1, df = 2, Boundary.knots = c(-3, 3))", 1),
 ]
-FIXED_FROM_SEED_17: list[tuple[str, float]] = [
-    ("I(x1 > 0 & b)", 1),
-    ('I(f %in% c("a", "b"))', 1),
-    ("I(!b)", 1),
-    ("ifelse(x1 > 0 & x2 > 2, 1, 0)", 1),  # lme4 reads any | as a random-effect bar
-    ("log(x2^2)", 1),
-    ("exp(-x1^2)", 1),
-    ("I(!(x1 > 0) & x2 < 2)", 1),
-    ("I((i + 1) %in% c(2, 3))", 1),
+FIXED_ADDED: list[tuple[int, list[tuple[str, float]]]] = [
+    (
+        17,  # R's operators inside expressions: ^, !, &, | (R's precedence), %in% matching
+        [
+            ("I(x1 > 0 & b)", 1),
+            ('I(f %in% c("a", "b"))', 1),
+            ("I(!b)", 1),
+            ("ifelse(x1 > 0 & x2 > 2, 1, 0)", 1),  # lme4 reads any | as a random-effect bar
+            ("log(x2^2)", 1),
+            ("exp(-x1^2)", 1),
+            ("I(!(x1 > 0) & x2 < 2)", 1),
+            ("I((i + 1) %in% c(2, 3))", 1),
+        ],
+    ),
+    (
+        22,  # summaries, distribution functions, factor()'s arguments
+        [
+            ("I(x1 - mean(x1))", 1),
+            ("I(x2 / sd(x2))", 1),
+            ("I(x1 > median(x1))", 1),
+            ('factor(f, labels = c("A", "B", "C"))', 1),
+            ('factor(k, levels = c("lo", "hi"))', 1),
+            ("ordered(f)", 1),
+            ("plogis(x1)", 1),
+            ("pnorm(x1 / 2)", 1),
+            ("sin(x1)", 1),
+            ('factor(i, labels = "n")', 1),
+        ],
+    ),
+    (
+        26,  # qualified calls, is.na, as.vector
+        [
+            ("splines::ns(x1, 2)", 1),
+            ("stats::poly(x1, 2)", 1),
+            ("base::log(x2)", 1),
+            ("I(ifelse(is.na(x1), 0, x1))", 1),
+            ("as.vector(scale(x2))", 1),
+        ],
+    ),
 ]
-"""R's operators inside expressions (^, !, &, | with R's precedence, %in% as value matching),
-drawn from seed 17 on (the cases of earlier seeds are as they were)."""
-FIXED_FROM_SEED_22: list[tuple[str, float]] = [
-    ("I(x1 - mean(x1))", 1),
-    ("I(x2 / sd(x2))", 1),
-    ("I(x1 > median(x1))", 1),
-    ('factor(f, labels = c("A", "B", "C"))', 1),
-    ('factor(k, levels = c("lo", "hi"))', 1),
-    ("ordered(f)", 1),
-    ("plogis(x1)", 1),
-    ("pnorm(x1 / 2)", 1),
-    ("sin(x1)", 1),
-    ('factor(i, labels = "n")', 1),
-]
-"""R's summaries, distribution functions and factor()'s arguments, drawn from seed 22 on."""
+"""Fixed-part terms added to the grammar, each drawn from its seed on (the cases of earlier
+seeds are as they were)."""
 RANDOM: list[tuple[str, float]] = [
     ("(1 | g)", 6),
     ("(1 | h)", 2),
@@ -202,8 +219,7 @@ def make_case(seed: int, index: int) -> tuple[pd.DataFrame, str]:
             "h": np.char.add("h", hi.astype(str)),
         }
     )
-    pool = FIXED + (FIXED_FROM_SEED_17 if seed >= 17 else [])
-    pool += FIXED_FROM_SEED_22 if seed >= 22 else []
+    pool = FIXED + [term for since, terms in FIXED_ADDED if seed >= since for term in terms]
     terms = [draw(rng, pool) for _ in range(int(rng.integers(1, 4)))]
     fixed = " + ".join(dict.fromkeys(terms))
     start = rng.random()

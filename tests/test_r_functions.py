@@ -16,6 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from glmm_binomial.model.design import build_model
+from glmm_binomial.model.formula import parse_formula
 from glmm_binomial.model.transforms import materialize, rebuild
 
 FUNCTIONS = json.loads(
@@ -101,7 +102,8 @@ def test_r_summaries_distributions_and_factor_arguments_give_r_columns() -> None
     # Each numeric term alone, so that the dropped ones are compared too.
     for term in STATISTICS["rhs"][0].removeprefix("~ ").split(" + "):
         if term in columns:
-            values, names, _ = materialize(f"0 + {term}", model_matrix_table(), "test")
+            fixed = parse_formula(f"y ~ 0 + {term}").fixed
+            values, names, _ = materialize(fixed, model_matrix_table(), "test")
             assert names == [term]
             np.testing.assert_allclose(values[:, 0], rows[:, columns.index(term)], rtol=1e-13)
     with pytest.raises(ValueError, match="2 labels for 3 levels"):
@@ -261,3 +263,14 @@ def test_factor_labels_are_kept_for_new_data() -> None:
     )
     with pytest.raises(ValueError, match="not among the levels"):
         rebuild(spec, rows.assign(ii=[7, 1, 3]).reset_index(drop=True), "test")
+
+
+def test_summaries_warn_nothing_on_the_design_checks_few_rows() -> None:
+    """sd() of the one or two rows the design stage checks is NA, as R's, without numpy's
+    RuntimeWarning reaching the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model, _ = build_model(
+            "y ~ I(x1/sd(x1)) + I(x2 - median(x2)) + (1 | g)", model_matrix_table()
+        )
+    assert np.isfinite(model.x).all()

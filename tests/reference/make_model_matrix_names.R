@@ -75,13 +75,15 @@ operators <- paste(
 X <- model.matrix(as.formula(operators), d)
 writeLines(toJSON(list(rhs = operators, columns = colnames(X), rows = unname(X)),
                   digits = NA, pretty = TRUE), "model_matrix_operators.json")
-# R's summaries and distribution functions inside expressions, and factor() with labels and
-# ordered factors (orthogonal polynomial contrasts).
+# R's summaries and distribution functions inside expressions, factor() with labels and
+# ordered factors (orthogonal polynomial contrasts), qualified calls (splines::ns), is.na.
 statistics <- paste(
   "~ I(x1 - mean(x1)) + I(x1/sd(x1)) + I(x1 >= median(x1)) + I(x2/max(x2)) + I(x2 - min(x2))",
   "+ sin(x1) + cos(x1) + plogis(x1) + qlogis(plogis(x1/2)) + pnorm(x1) + qnorm(pnorm(x1/3))",
   "+ ordered(m) + factor(f, labels = c(\"A\", \"B\", \"C\")) + factor(k, levels = c(\"lo\", \"hi\"))",
-  "+ I(x2/var(x2)) + I(x1/sum(x2)) + factor(ii, labels = \"n\")")
+  "+ I(x2/var(x2)) + I(x1/sum(x2)) + factor(ii, labels = \"n\")",
+  "+ splines::ns(x1, 2) + stats::poly(x2, 2, raw = TRUE) + base::log(x2 + 1)",
+  "+ I(ifelse(is.na(x1), 0, x1)) + as.vector(scale(x2)) + stats::plogis(x1/3)")
 X <- model.matrix(as.formula(statistics), d)
 writeLines(toJSON(list(rhs = statistics, columns = colnames(X), rows = unname(X)),
                   digits = NA, pretty = TRUE), "model_matrix_statistics.json")

@@ -171,7 +171,8 @@ def _tokenize(text: str, offset: int = 0) -> list[_Token]:
     return tokens
 
 
-_MODULE_PREFIXES = {"np", "numpy", "math", "contr"}  # contr.sum etc. are formulaic's
+# contr.sum etc. are formulaic's; pkg.f is R's pkg::f (R_NAMESPACES).
+_MODULE_PREFIXES = {"np", "numpy", "math", "contr", "base", "stats", "splines"}
 _R_LITERALS = {"TRUE": "True", "FALSE": "False", "Inf": "np.inf"}
 # R's functions with a dot in their name and the Python names model.transforms' context has
 # for them (a column name R reads, ``age.c``, is backticked instead; r_text maps them back).
@@ -181,8 +182,39 @@ R_DOTTED_FUNCTIONS = {
     "as.factor": "as_factor",
     "as.character": "as_character",
     "as.logical": "as_logical",
+    "as.vector": "as_vector",
+    "is.na": "is_na",
 }
+R_NAMESPACES = ("base", "stats", "splines")
+"""Packages whose functions a formula may call qualified (splines::ns(x, 3)): the parser reads
+pkg::f as pkg.f, an attribute of model.transforms' namespace objects; r_text writes :: back."""
 _R_ARITHMETIC = {"%%": "%", "%/%": "//"}  # R's modulo and integer division in I()
+
+
+def _r_namespaces(tokens: list[_Token]) -> list[_Token]:
+    """R's qualified calls pkg::f (pkg one of R_NAMESPACES, written without spaces) as one
+    name token pkg.f (a dotted f by its Python name, R_DOTTED_FUNCTIONS)."""
+    out: list[_Token] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        window = tokens[index : index + 4]
+        if (
+            len(window) == 4
+            and token.kind == "name"
+            and token.text in R_NAMESPACES
+            and window[1].text == ":"
+            and window[2].text == ":"
+            and window[3].kind == "name"
+            and window[3].start == token.start + len(token.text) + 2
+        ):
+            function = R_DOTTED_FUNCTIONS.get(window[3].text, window[3].text)
+            out.append(_Token("name", f"{token.text}.{function}", token.start))
+            index += 4
+            continue
+        out.append(token)
+        index += 1
+    return out
 
 
 def _r_tokens(tokens: list[_Token]) -> list[_Token]:
@@ -591,7 +623,7 @@ def parse_formula(text: str) -> ParsedFormula:
         raise TypeError(f"formula must be a string, not {type(text).__name__}")
     tokens = _tokenize(text)
     _check_balance(text, tokens)
-    tokens = _r_tokens(_r_expressions(tokens))
+    tokens = _r_tokens(_r_expressions(_r_namespaces(tokens)))
 
     sides = _split_top(tokens, {"~"})
     if len(sides) == 1:
@@ -1080,6 +1112,7 @@ def r_text(text: str) -> str:
     text = re.sub(r"(?<=[\w)\]])\s+%\s+(?=[\w(.])", "%%", text)
     for r_function, python in R_DOTTED_FUNCTIONS.items():
         text = re.sub(rf"\b{python}\(", f"{r_function}(", text)
+    text = re.sub(rf"\b({'|'.join(R_NAMESPACES)})\.(?=[\w.]+\()", r"\1::", text)
     return re.sub(r"\s*\*\*\s*", "^", text)
 
 
@@ -1159,7 +1192,7 @@ def _r_factor_name(part: str) -> str:
     if "(" not in part:
         return re.sub(r"\s*\*\*\s*", "^", part) + level
     part = r_text(part)
-    if level.isdigit() and re.match(r"poly\(.*raw = TRUE", part):
+    if level.isdigit() and re.match(r"(?:stats::)?poly\(.*raw = TRUE", part):
         level = str(int(level) + 1)  # formulaic numbers raw powers from 0, R from 1
     return part + level
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "r_as_logical",
     "r_and",
     "r_as_numeric",
+    "r_as_vector",
     "r_bs",
     "r_c",
     "r_cut",
@@ -40,6 +42,7 @@ __all__ = [
     "r_ifelse",
     "r_in",
     "r_interaction",
+    "r_is_na",
     "r_log",
     "r_not",
     "r_ns",
@@ -394,7 +397,10 @@ def _summary(function: Any) -> Any:
         values = _values(x)
         if na_rm:
             values = values[~np.isnan(values)]
-        return float(function(values)) if values.size else float("nan")
+        # R's sd of one value is NA without a warning (the design's check rows are few).
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(function(values)) if values.size else float("nan")
 
     summary.__doc__ = f"R's {getattr(function, '__name__', 'summary')} of a column."
     return summary
@@ -494,6 +500,17 @@ def r_ordered(x: Any, levels: Any = None, labels: Any = None) -> FactorValues:
     return r_factor(x, levels=levels, labels=labels, ordered=True)
 
 
+def r_is_na(x: Any) -> NDArray[np.bool_]:
+    """R's is.na (a fit's rows hold no missing value of the columns it reads: FALSE there)."""
+    return np.asarray(pd.isna(np.asarray(x, dtype=object)), dtype=bool)
+
+
+def r_as_vector(x: Any) -> Any:
+    """R's as.vector: one column's values (scale()'s one-column matrix as a vector)."""
+    values = np.asarray(x)
+    return values.reshape(len(values)) if values.ndim == 2 and values.shape[1] == 1 else x
+
+
 def r_paren(x: Any) -> Any:
     """R's parentheses inside an expression (the parser's spelling, which keeps them in the
     column's name as R does): x itself."""
@@ -521,6 +538,8 @@ NUMERIC_FUNCTIONS: dict[str, Any] = {
     "ifelse": r_ifelse,
     "as_numeric": r_as_numeric,
     "as_integer": r_as_integer,
+    "as_vector": r_as_vector,
+    "is_na": r_is_na,
     "r_not": r_not,
     "r_and": r_and,
     "r_or": r_or,

@@ -16,13 +16,14 @@ import copy
 import functools
 import re
 import warnings
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
 from formulaic.errors import DataMismatchWarning
-from formulaic.transforms import C
+from formulaic.transforms import TRANSFORMS, C
 from numpy.typing import NDArray
 
 from glmm_binomial.model.direct_design import direct_matrix, evaluate_on_columns
@@ -73,6 +74,30 @@ FORMULA_CONTEXT: dict[str, Any] = {
 """Names R users write in formulas that formulaic does not define (``factor(x)`` is ``C(x)``;
 model.r_functions)."""
 
+
+def r_namespaces(context: dict[str, Any]) -> dict[str, SimpleNamespace]:
+    """R's packages as objects whose attributes are the context's functions (with formulaic's
+    poly and scale), for the parser's pkg.f of R's qualified call pkg::f (formula.R_NAMESPACES):
+    splines (ns, bs), stats (poly, the distribution functions, summaries, relevel) and base
+    (everything else the context has)."""
+    functions = {**TRANSFORMS, **context}
+    packages = {
+        "splines": ("ns", "bs"),
+        "stats": ("poly", "plogis", "qlogis", "pnorm", "qnorm", "median", "sd", "var", "relevel"),
+    }
+    taken = {name for names in packages.values() for name in names}
+    out = {
+        package: SimpleNamespace(**{n: functions[n] for n in names if n in functions})
+        for package, names in packages.items()
+    }
+    out["base"] = SimpleNamespace(
+        **{n: f for n, f in functions.items() if n not in taken and n.isidentifier()}
+    )
+    return out
+
+
+FORMULA_CONTEXT.update(r_namespaces(FORMULA_CONTEXT))
+
 # Functions a response expression may call, e.g. ``I(y == 1)`` or ``cbind(k, log(n) - k)``.
 RESPONSE_FUNCTIONS: dict[str, Any] = {
     **NUMERIC_FUNCTIONS,
@@ -83,6 +108,7 @@ RESPONSE_FUNCTIONS: dict[str, Any] = {
     "factor": r_factor_response,
     "as_factor": r_factor_response,
 }
+RESPONSE_FUNCTIONS.update(r_namespaces(RESPONSE_FUNCTIONS))
 
 
 def evaluate_response(expr: str, frame: Table) -> pd.Series:
