@@ -65,25 +65,26 @@ beyond <- c(-3, 0.1, 2.5)
 writeLines(toJSON(list(rhs = functions, columns = colnames(X), rows = unname(X[1:12, ]),
                        ns_new_x1 = beyond, ns_new = unname(predict(ns(d$x1, 3), beyond)[, ])),
                   digits = NA, pretty = TRUE), "model_matrix_functions.json")
+# The model matrix (names, every row) of a right-hand side, as JSON.
+write_matrix <- function(rhs, file) {
+  X <- model.matrix(as.formula(rhs), d)
+  writeLines(toJSON(list(rhs = rhs, columns = colnames(X), rows = unname(X)),
+                    digits = NA, pretty = TRUE), file)
+}
 # R's operators inside expressions (arithmetic and logic there, not model terms): ^, !, &, |
 # with R's precedence, and %in% as value matching.
-operators <- paste(
+write_matrix(paste(
   "~ I(x1 > 0 & b) + I(!b) + I(f %in% c(\"a\", \"b\")) + ifelse(x1 > 0 | x2 > 2, 1, 0)",
   "+ log(x2^2) + I((x1 > 0 | b) & x2 > 2) + I(!(x1 > 0 & b)) + I((ii + 1) %in% c(2, 3))",
   "+ exp(-x1^2) + I(x1 > 0 & x2 > 1.5 & !b) + I(m %in% c(\"u\") | k == \"lo\")",
-  "+ I(!x1 > 0) + pmin(x2^2, 4)")
-X <- model.matrix(as.formula(operators), d)
-writeLines(toJSON(list(rhs = operators, columns = colnames(X), rows = unname(X)),
-                  digits = NA, pretty = TRUE), "model_matrix_operators.json")
+  "+ I(!x1 > 0) + pmin(x2^2, 4)"), "model_matrix_operators.json")
 # R's summaries and distribution functions inside expressions, factor() with labels and
 # ordered factors (orthogonal polynomial contrasts), qualified calls (splines::ns), is.na.
-statistics <- paste(
+write_matrix(paste(
   "~ I(x1 - mean(x1)) + I(x1/sd(x1)) + I(x1 >= median(x1)) + I(x2/max(x2)) + I(x2 - min(x2))",
   "+ sin(x1) + cos(x1) + plogis(x1) + qlogis(plogis(x1/2)) + pnorm(x1) + qnorm(pnorm(x1/3))",
   "+ ordered(m) + factor(f, labels = c(\"A\", \"B\", \"C\")) + factor(k, levels = c(\"lo\", \"hi\"))",
   "+ I(x2/var(x2)) + I(x1/sum(x2)) + factor(ii, labels = \"n\")",
   "+ splines::ns(x1, 2) + stats::poly(x2, 2, raw = TRUE) + base::log(x2 + 1)",
-  "+ I(ifelse(is.na(x1), 0, x1)) + as.vector(scale(x2)) + stats::plogis(x1/3)")
-X <- model.matrix(as.formula(statistics), d)
-writeLines(toJSON(list(rhs = statistics, columns = colnames(X), rows = unname(X)),
-                  digits = NA, pretty = TRUE), "model_matrix_statistics.json")
+  "+ I(ifelse(is.na(x1), 0, x1)) + as.vector(scale(x2)) + stats::plogis(x1/3)"),
+  "model_matrix_statistics.json")

@@ -32,7 +32,7 @@ import ast
 import functools
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -353,13 +353,8 @@ def _split_top(
     pieces: list[tuple[_Token | None, list[_Token]]] = []
     current: list[_Token] = []
     separator: _Token | None = None
-    depth = 0
-    for token in tokens:
-        if token.text in _OPENERS:
-            depth += 1
-        elif token.text in _CLOSERS:
-            depth -= 1
-        if depth == 0 and token.text in separators:
+    for token, level in zip(tokens, _levels(tokens), strict=True):
+        if level == 0 and token.text in separators:
             pieces.append((separator, current))
             current = []
             separator = token
@@ -367,6 +362,20 @@ def _split_top(
             current.append(token)
     pieces.append((separator, current))
     return pieces
+
+
+def _levels(tokens: list[_Token]) -> list[int]:
+    """Each token's bracket depth: 0 outside every bracket (a top-level bracket itself is at
+    0, what it encloses at 1)."""
+    out: list[int] = []
+    depth = 0
+    for token in tokens:
+        if token.text in _CLOSERS:
+            depth -= 1
+        out.append(depth)
+        if token.text in _OPENERS:
+            depth += 1
+    return out
 
 
 def _source(text: str, tokens: list[_Token]) -> str:
@@ -459,28 +468,14 @@ def _r_call(name: str, at: _Token, *arguments: list[_Token]) -> list[_Token]:
 def _r_expression(tokens: list[_Token]) -> list[_Token]:
     """One R expression in Python's spelling (see _r_expressions): ``|`` lowest, then ``&``,
     then a prefix ``!``, each left-associative."""
-    top = _top_tokens(tokens)
+    top = [t.text for t, level in zip(tokens, _levels(tokens), strict=True) if level == 0]
     for scalar, elementwise in _R_SCALAR_LOGICAL.items():
-        if any(t.text == scalar for t in top):
+        if scalar in top:
             raise ValueError(
                 f"'{scalar}' compares single values in R (the first of each side); use "
                 f"'{elementwise}' to combine the conditions row by row"
             )
     return _r_binary(tokens, "|", lambda piece: _r_binary(piece, "&", _r_not))
-
-
-def _top_tokens(tokens: list[_Token]) -> list[_Token]:
-    """The tokens of `tokens` outside every bracket."""
-    out: list[_Token] = []
-    depth = 0
-    for token in tokens:
-        if token.text in _OPENERS:
-            depth += 1
-        elif token.text in _CLOSERS:
-            depth -= 1
-        elif depth == 0:
-            out.append(token)
-    return out
 
 
 def _r_binary(
@@ -499,13 +494,8 @@ def _r_binary(
 def _r_not(tokens: list[_Token]) -> list[_Token]:
     """A prefix ``!`` at the top level: its operand is the rest of the piece (R's ``!``
     binds below a comparison: ``!x > 0`` is ``!(x > 0)``)."""
-    depth = 0
-    for index, token in enumerate(tokens):
-        if token.text in _OPENERS:
-            depth += 1
-        elif token.text in _CLOSERS:
-            depth -= 1
-        elif depth == 0 and token.text == "!":
+    for index, (token, level) in enumerate(zip(tokens, _levels(tokens), strict=True)):
+        if level == 0 and token.text == "!":
             operand = _r_not(tokens[index + 1 :])
             head = _r_operand(tokens[:index])
             return [*head, *_r_call(R_OPERATOR_FUNCTIONS["!"], token, operand)]
@@ -535,10 +525,8 @@ def _r_operand(tokens: list[_Token]) -> list[_Token]:
         out.append(_Token("op", "**", token.start) if token.text == "^" else token)
         index += 1
     while True:
-        at = next(
-            (i for i, t in enumerate(_top_indexed(out)) if t is not None and t.text == "%in%"),
-            None,
-        )
+        levels = _levels(out)
+        at = next((i for i, t in enumerate(out) if levels[i] == 0 and t.text == "%in%"), None)
         if at is None:
             return out
         start = _atom_start(out, at)
@@ -547,23 +535,6 @@ def _r_operand(tokens: list[_Token]) -> list[_Token]:
             raise ValueError('\'%in%\' needs a value on each side, as in f %in% c("a", "b")')
         call = _r_call(R_OPERATOR_FUNCTIONS["%in%"], out[at], out[start:at], out[at + 1 : end])
         out = [*out[:start], *call, *out[end:]]
-
-
-def _top_indexed(tokens: list[_Token]) -> list[_Token | None]:
-    """Each token if it lies outside every bracket (brackets themselves included), else
-    None: positions kept."""
-    out: list[_Token | None] = []
-    depth = 0
-    for token in tokens:
-        if token.text in _OPENERS:
-            out.append(token if depth == 0 else None)
-            depth += 1
-        elif token.text in _CLOSERS:
-            depth -= 1
-            out.append(token if depth == 0 else None)
-        else:
-            out.append(token if depth == 0 else None)
-    return out
 
 
 def _atom_start(tokens: list[_Token], before: int) -> int:
@@ -1140,23 +1111,32 @@ def _r_operator_text(text: str) -> str:
     return text[: match.start()] + joined + _r_operator_text(text[close + 1 :])
 
 
-def _closing_parenthesis(text: str, opening: int) -> int:
-    """The index of the bracket closing the one at `opening` (quoted text skipped)."""
+def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """Each character of text from `start` outside quoted strings, with the bracket depth
+    after it (an opening bracket counts in, a closing one out)."""
     depth = 0
     quote = ""
-    for index in range(opening, len(text)):
+    for index in range(start, len(text)):
         character = text[index]
         if quote:
             if character == quote and text[index - 1] != "\\":
                 quote = ""
-        elif character in "'\"":
+            continue
+        if character in "'\"":
             quote = character
-        elif character in "([{":
+            continue
+        if character in "([{":
             depth += 1
         elif character in ")]}":
             depth -= 1
-            if depth == 0:
-                return index
+        yield index, character, depth
+
+
+def _closing_parenthesis(text: str, opening: int) -> int:
+    """The index of the bracket closing the one at `opening` (quoted text skipped)."""
+    for index, character, depth in _scan(text, opening):
+        if character in ")]}" and depth == 0:
+            return index
     raise ValueError(f"unbalanced brackets in {text!r}")  # pragma: no cover
 
 
@@ -1164,20 +1144,9 @@ def _split_text(text: str, separator: str) -> list[str]:
     """Text split at each `separator` character outside brackets and quotes (a call's
     arguments at ",", an interaction's factors at ":")."""
     parts: list[str] = []
-    depth = 0
-    quote = ""
     start = 0
-    for index, character in enumerate(text):
-        if quote:
-            if character == quote and text[index - 1] != "\\":
-                quote = ""
-        elif character in "'\"":
-            quote = character
-        elif character in "([{":
-            depth += 1
-        elif character in ")]}":
-            depth -= 1
-        elif character == separator and depth == 0:
+    for index, character, depth in _scan(text):
+        if character == separator and depth == 0:
             parts.append(text[start:index])
             start = index + 1
     parts.append(text[start:])
