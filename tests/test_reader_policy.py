@@ -269,6 +269,38 @@ def test_logical_column_inside_an_expression_is_zero_one(table):
     assert in_expression.loglik == pytest.approx(as_term.loglik, abs=1e-8)
 
 
+@pytest.mark.parametrize(
+    ("formula", "names"),
+    [
+        ("use ~ age + I(u) + (1 | district)", ["(Intercept)", "age", "I(u)TRUE"]),
+        ("use ~ 0 + I(u) + (1 | district)", ["I(u)FALSE", "I(u)TRUE"]),
+        (
+            "use ~ age + I(u * 1) + I(!u) + (1 | district)",
+            ["(Intercept)", "age", "I(u * 1)"],  # I(!u)TRUE aliased with I(u * 1)
+        ),
+    ],
+)
+def test_logical_column_in_an_expression_is_r_logical_whatever_its_dtype(table, formula, names):
+    """I(u) of a logical column is R's logical, a FALSE/TRUE factor (I(u)TRUE; without an
+    intercept both levels), and u * 1 its 1/0, whether u is numpy bool, text TRUE/FALSE or
+    pandas' boolean with a missing value (I(u) was the number 1/0 for text, and another model
+    without an intercept)."""
+    u = (table["urban"] == "Y").to_numpy()
+    with_missing = pd.array(u, dtype="boolean")
+    with_missing[5] = pd.NA
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = [
+            g.fit(formula, table.assign(u=values).drop(index=5))
+            for values in (u, np.where(u, "TRUE", "FALSE"))
+        ]
+        fits.append(g.fit(formula, table.assign(u=with_missing)))
+    for fit in fits:
+        assert list(fit.params.index) == names
+    assert fits[1].loglik == fits[0].loglik
+    assert fits[2].loglik == pytest.approx(fits[0].loglik, rel=1e-12)
+
+
 def test_group_labels_compare_as_their_text_everywhere(table):
     base = g.fit(FORMULA, table)
     district = table["district"].astype(int)

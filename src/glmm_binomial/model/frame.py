@@ -9,7 +9,8 @@ then ``model.matrix``):
   categorical of numbers is not made numeric);
 * a logical column (bool of any dtype, or text TRUE/FALSE, True/False, true/false) is a factor
   with levels FALSE and TRUE where the formula uses it as a term (R names its column
-  ``xTRUE``), and 0/1 elsewhere (the response, inside ``I(...)``);
+  ``xTRUE``), and R's logical values elsewhere (the response; inside an expression 1/0 in
+  arithmetic, and a FALSE/TRUE factor where the expression's value is logical: ``I(x)TRUE``);
 * any other column is numeric when every non-missing value is a number or text that reads as
   one (``"18.44"``, ``" -5 "``, ``"1e3"``; blank text, ``"NA"`` and ``"NaN"`` are missing), in
   whatever dtype it arrives: object, pandas' ``str`` and ``"string"``, Arrow strings, nullable
@@ -247,8 +248,9 @@ class ColumnReading:
     """How the fit read one column: its ``kind`` and, for a factor, its levels (those of the
     rows fitted, R's droplevels). New data and Dask partitions are read to match.
 
-    Kinds: "number"; "logical" (TRUE/FALSE as 1/0); "factor"; "logical_factor" (a logical
-    column used as a term: levels FALSE and TRUE, whatever spelling the values arrive in)."""
+    Kinds: "number"; "logical" (R's logical values, whatever their dtype); "factor";
+    "logical_factor" (a logical column used as a term: levels FALSE and TRUE, whatever spelling
+    the values arrive in)."""
 
     name: str
     kind: ColumnKind
@@ -376,8 +378,12 @@ def _as_number(series: pd.Series, name: str, argument: str) -> pd.Series:
 
 
 def _as_logical(series: pd.Series, name: str, argument: str) -> pd.Series:
+    """A logical column as logical values whatever its dtype (numpy bool, pandas boolean,
+    text TRUE/FALSE): numpy bool, or pandas' nullable boolean where a value is missing (those
+    rows are dropped before the design is built). R's logical either way: 1/0 in arithmetic,
+    a FALSE/TRUE factor as an expression's value (I(b)TRUE), TRUE/FALSE as a response."""
     if isinstance(series.dtype, np.dtype) and series.dtype.kind == "b":
-        return series  # numpy bool: 1/0 in arithmetic, TRUE/FALSE as a response
+        return series
     values = series.to_numpy(dtype=object)
     missing = pd.isna(values)
     logical = [_logical_value(v) for v in values[~missing]]
@@ -386,8 +392,10 @@ def _as_logical(series: pd.Series, name: str, argument: str) -> pd.Series:
             series, name, argument, "logical values (TRUE/FALSE)",
             lambda v: _logical_value(v) is not None,
         )  # fmt: skip
-    out = np.full(len(values), np.nan)
-    out[~missing] = np.asarray(logical, dtype=np.float64)
+    if not missing.any():
+        return pd.Series(np.asarray(logical, dtype=bool), index=series.index, name=series.name)
+    out = pd.array([None] * len(values), dtype="boolean")
+    out[~missing] = np.asarray(logical, dtype=bool)
     return pd.Series(out, index=series.index, name=series.name)
 
 
