@@ -524,3 +524,17 @@ def test_unbuildable_term_is_quoted_as_written_in_r() -> None:
     data = datasets.load("contraception")
     with pytest.raises(ValueError, match=r"term 'as.numeric\(urban\) \+ nothere\(age\)'"):
         build_model("use ~ as.numeric(urban) + nothere(age) + (1 | district)", data)
+
+
+def test_comments_are_dropped_as_r_drops_them() -> None:
+    """R's parser drops # to the end of a line (as.formula of a pasted multi-line formula);
+    a # inside a string stays."""
+    parsed = parse_formula("y ~ x1 + # the slope\n  x2 + (1 | g)  # groups")
+    assert parsed.fixed == "x1 + x2" and [t.group for t in parsed.random] == [("g",)]
+    assert parse_formula('y ~ I(f == "#a") + (1 | g)').fixed == 'I(f == "#a")'
+
+
+@pytest.mark.parametrize(("pasted", "typed"), [("\u2212", "-"), ("\u201c", '"'), ("\u00d7", "*")])
+def test_a_typographic_character_is_named_with_the_one_to_type(pasted: str, typed: str) -> None:
+    with pytest.raises(ValueError, match=f"type {typed!r}".replace("*", r"\*")):
+        parse_formula(f"y ~ x1 {pasted} x2 + (1 | g)")

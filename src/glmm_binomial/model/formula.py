@@ -110,7 +110,7 @@ class ParsedFormula:
 
 _TOKEN_RE = re.compile(
     r"""
-    (?P<space>\s+)
+    (?P<space>\s+|\#[^\n]*)
     | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
     | (?P<backtick>`[^`]*`)
     | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
@@ -154,15 +154,36 @@ class _Token:
     start: int  # offset in the original formula text
 
 
+_LOOKALIKES = {
+    "\u2212": "-",
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u00d7": "*",
+}
+"""Characters a word processor or a web page puts where a formula has ASCII (pasted
+formulas): the parse error names the one to type."""
+
+
 def _tokenize(text: str, offset: int = 0) -> list[_Token]:
     tokens: list[_Token] = []
     position = 0
     while position < len(text):
         match = _TOKEN_RE.match(text, position)
         if match is None:
+            character = text[position]
+            hint = (
+                f" (a typographic {character!r}, as a word processor writes it: type "
+                f"{_LOOKALIKES[character]!r})"
+                if character in _LOOKALIKES
+                else ""
+            )
             raise ValueError(
-                f"cannot parse formula: unexpected character {text[position]!r} "
-                f"at {_excerpt(text, position)!r}"
+                f"cannot parse formula: unexpected character {character!r} "
+                f"at {_excerpt(text, position)!r}{hint}"
             )
         kind = match.lastgroup or ""
         if kind != "space":
