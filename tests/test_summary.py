@@ -1,12 +1,15 @@
 """summary(): lme4's layout as text, tables as DataFrames, HTML; no placeholder shown as an
 estimate (issue 9 item 7)."""
 
+import json
+import re
+
 import pandas as pd
 import pytest
-from conftest import CBPP
+from conftest import CBPP, REFERENCE_DIR
 
 import glmm_binomial as g
-from glmm_binomial.results.summary import Summary, _abbreviate
+from glmm_binomial.results.summary import Summary, abbreviate
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,12 @@ def test_text_is_laid_out_as_lme4(cbpp_fit, capsys):
     assert " herd   (Intercept)   0.4125   0.6423" in lines
     assert "Correlation of Fixed Effects:" in lines
     assert lines[-1].startswith("period4 -0.26")
+    # lme4's layout (print of R's formatted character matrix: one width, left-aligned):
+    #         (Intr) perid2 perid3
+    # period2 -0.351
+    # period3 -0.329  0.267
+    assert lines[-4] == "        (Intr) perid2 perid3"
+    assert re.fullmatch(r"period3 -0\.\d{3}  0\.\d{3}", lines[-2])
     print(cbpp_fit.summary())
     assert "Random effects:" in capsys.readouterr().out
     assert repr(summary) == str(summary)
@@ -74,6 +83,9 @@ def test_separated_fit_shows_no_placeholder_as_an_estimate():
 
 
 def test_abbreviate_as_r():
-    assert _abbreviate("(Intercept)") == "(Intr)"
-    assert _abbreviate("period2") == "perid2"
-    assert _abbreviate("age") == "age"
+    """R's abbreviate() (tests/reference/make_abbreviate.R): blanks, words, vowels, then
+    lower-case letters, then any character, and names that would coincide made longer."""
+    reference = json.loads((REFERENCE_DIR / "abbreviate.json").read_text())
+    assert abbreviate(reference["x"], 6) == reference["a6"]
+    assert abbreviate(reference["x"], 11) == reference["a11"]
+    assert abbreviate([reference["x"][1], "splines::ns(x2, 2)2"], 6) == reference["unique"]

@@ -300,12 +300,17 @@ class _Parts:
     def _correlation_text(self) -> list[str]:
         corr = self.correlation
         names = list(corr.index)
-        short = [_abbreviate(n) for n in names[:-1]]
+        # lme4's print: rows abbreviated to 11 characters, columns to 6 (R's abbreviate).
+        short = abbreviate(names, 6)[:-1]
+        # R's format() of the lower triangle gives every value one width (a blank before the
+        # positive ones), and print() of that character matrix aligns its columns left.
+        values = {(i, j): _number(corr.iloc[i, j], 3) for i in range(len(names)) for j in range(i)}
+        width = max((len(v) for v in values.values()), default=0)
         rows = []
-        for i, name in enumerate(names[1:], start=1):
-            cells = [_number(corr.iloc[i, j], 3) if j < i else "" for j in range(len(names) - 1)]
+        for i, name in enumerate(abbreviate(names, 11)[1:], start=1):
+            cells = [values[i, j].rjust(width) if j < i else "" for j in range(len(names) - 1)]
             rows.append([name, *cells])
-        return _aligned(["", *short], rows, right=[False] + [True] * len(short))
+        return _aligned(["", *short], rows, right=False)
 
 
 def _corr_cell(value: float) -> str:
@@ -364,17 +369,64 @@ def _aligned(
     return [line(headers)] + [line(r) for r in rows]
 
 
-def _abbreviate(name: str, length: int = 6) -> str:
-    """R's abbreviate(): drop lower-case vowels from the end (not the first character), then
-    lower-case letters, then truncate."""
-    chars = list(name)
-    for pool in ("aeiou", "abcdefghijklmnopqrstuvwxyz"):
-        i = len(chars) - 1
-        while len(chars) > length and i > 0:
-            if chars[i] in pool:
-                del chars[i]
-            i -= 1
-    return "".join(chars[:length])
+def abbreviate(names: list[str], minlength: int) -> list[str]:
+    """R's abbreviate(names, minlength) (method "left.kept", not strict): each name without
+    its leading and trailing blanks abbreviated (abbreviate_one), then the abbreviations that
+    coincide made again one character longer until all differ."""
+    stripped = [name.strip(" ") for name in names]
+    distinct = list(dict.fromkeys(stripped))
+    out = [abbreviate_one(name, minlength) for name in distinct]
+    length = minlength
+    while True:
+        seen: dict[str, int] = {}
+        for short in out:
+            seen[short] = seen.get(short, 0) + 1
+        clashing = [j for j, short in enumerate(out) if seen[short] > 1]
+        if not clashing:
+            break
+        length += 1
+        for j in clashing:
+            out[j] = abbreviate_one(distinct[j], length)
+    found = dict(zip(distinct, out, strict=True))
+    return [found[name] for name in stripped]
+
+
+def abbreviate_one(name: str, minlength: int) -> str:
+    """R's C-level abbreviation of one name to `minlength` characters other than blanks:
+    lower-case vowels are dropped from the right, first those ending a word, then any not
+    starting one; then lower-case letters the same way; then any character not starting a
+    word; blanks go last, where the result is still longer than minlength."""
+    chars = list(name.lstrip(" "))
+
+    def starts_word(i: int) -> bool:
+        return chars[i - 1] == " "
+
+    def ends_word(i: int) -> bool:
+        return chars[i - 1] != " " and (i + 1 == len(chars) or chars[i + 1] == " ")
+
+    def short_enough() -> bool:
+        return sum(c != " " for c in chars) <= minlength
+
+    vowel = "aeiou".__contains__
+    passes = [
+        (vowel, ends_word),
+        (vowel, lambda i: not starts_word(i)),
+        (str.islower, ends_word),
+        (str.islower, lambda i: not starts_word(i)),
+        (lambda c: c != " ", lambda i: not starts_word(i)),
+    ]
+    if len(chars) >= minlength:
+        for removable, position in passes:
+            if short_enough():
+                break
+            for i in range(len(chars) - 1, 0, -1):
+                if i < len(chars) and removable(chars[i]) and position(i):
+                    del chars[i]
+                    if short_enough():
+                        break
+    if len(chars) > minlength:
+        chars = [chars[0], *(c for c in chars[1:] if c != " ")]
+    return "".join(chars)
 
 
 def _escape(text: str) -> str:
