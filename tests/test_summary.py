@@ -31,7 +31,10 @@ def test_text_is_laid_out_as_lme4(cbpp_fit, capsys):
     table = lines[lines.index("Fixed effects:") + 1 : lines.index("---")]
     ends = {line.index(".") for line in table[1:]}
     assert len(ends) == 1
-    assert " herd   (Intercept)   0.4125   0.6423" in lines
+    assert " herd   (Intercept) 0.4125   0.6423" in lines  # lme4: left-aligned columns
+    # R's print of a named vector: one width for every name and value.
+    assert "     AIC      BIC   logLik deviance df.resid" in lines
+    assert lines[lines.index("Scaled residuals: ") + 1] == "    Min      1Q  Median      3Q     Max"
     assert "Correlation of Fixed Effects:" in lines
     assert lines[-1].startswith("period4 -0.26")
     # lme4's layout (print of R's formatted character matrix: one width, left-aligned):

@@ -174,10 +174,9 @@ class _Parts:
     def text(self) -> str:
         lines = list(self.header)
         lines.append("")
-        lines += _aligned(
+        lines += _named_vector(
             list(self.criteria.columns),
-            [[_number(v, 1) for v in self.criteria.iloc[0, :4]] + [str(self.result.df_resid)]],
-            right=True,
+            [_number(v, 1) for v in self.criteria.iloc[0, :4]] + [str(self.result.df_resid)],
         )
         if self.result.method_object.posterior:
             lines.append(f"(logLik: {self.result.loglik_method})")
@@ -186,9 +185,7 @@ class _Parts:
         if self.result.posterior is not None:
             lines += summary_lines(self.result)
         lines += ["", "Scaled residuals: "]
-        lines += _aligned(
-            list(self.scaled.index), [[_number(v, 4) for v in self.scaled]], right=True
-        )
+        lines += _named_vector(list(self.scaled.index), [_number(v, 4) for v in self.scaled])
         lines += ["", "Random effects:"]
         lines += self._random_text()
         groups = ", ".join(f"{g}, {n}" for g, n in self.result.ngroups.items())
@@ -243,8 +240,13 @@ class _Parts:
             has_corr = False
             rows = [row[:4] for row in rows]
         headers = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if has_corr else [])
-        right = [False, False, True, True, False]
-        return [" " + line for line in _aligned(headers, rows, right=right[: len(headers)])]
+        # lme4's formatVC: each number column formatted to one width, the character matrix
+        # printed with its columns aligned left.
+        for column in (2, 3):
+            width = max(len(row[column]) for row in rows)
+            for row in rows:
+                row[column] = row[column].rjust(width)
+        return [" " + line for line in _aligned(headers, rows, right=False)]
 
     def _row_correlations(self, i: int) -> list[float]:
         """Correlations of term i with the earlier terms of its own block."""
@@ -349,6 +351,12 @@ def _stars(p: float) -> str:
         if p < cut:
             return mark
     return ""
+
+
+def _named_vector(names: list[str], values: list[str]) -> list[str]:
+    """R's print of a named vector: every name and value right-aligned to one common width."""
+    width = max(len(text) for text in [*names, *values])
+    return [" ".join(t.rjust(width) for t in texts) for texts in (names, values)]
 
 
 def _aligned(
