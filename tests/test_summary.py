@@ -4,12 +4,13 @@ estimate (issue 9 item 7)."""
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import CBPP, REFERENCE_DIR
 
 import glmm_binomial as g
-from glmm_binomial.results.summary import Summary, abbreviate
+from glmm_binomial.results.summary import Summary, abbreviate, format_pvalues
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +87,19 @@ def test_separated_fit_shows_no_placeholder_as_an_estimate():
 
 
 def test_abbreviate_as_r():
-    """R's abbreviate() (tests/reference/make_abbreviate.R): blanks, words, vowels, then
+    """R's abbreviate() (tests/reference/make_print_format.R): blanks, words, vowels, then
     lower-case letters, then any character, and names that would coincide made longer."""
-    reference = json.loads((REFERENCE_DIR / "abbreviate.json").read_text())
+    reference = json.loads((REFERENCE_DIR / "print_format.json").read_text())
     assert abbreviate(reference["x"], 6) == reference["a6"]
     assert abbreviate(reference["x"], 11) == reference["a11"]
     assert abbreviate([reference["x"][1], "splines::ns(x2, 2)2"], 6) == reference["unique"]
+
+
+def test_pvalues_formatted_as_r():
+    """R's format.pval(p, digits = 3) as printCoefmat shows a table's p-values
+    (tests/reference/make_print_format.R): a common format for those from 1e-4 up, another for
+    the smaller ones, "<2e-16" (with a blank beside wide ones) below machine precision."""
+    reference = json.loads((REFERENCE_DIR / "print_format.json").read_text())
+    for values, shown in zip(reference["pvalues"], reference["pvalues_shown"], strict=True):
+        assert format_pvalues(np.asarray(values, dtype=float)) == shown, values
+    assert format_pvalues(np.array([np.nan, 0.5])) == ["NA", "0.5"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.posterior import summary_lines
@@ -284,17 +285,11 @@ class _Parts:
     def _fixed_text(self) -> list[str]:
         table = self.fixed
         rows = []
-        for name in table.index:
+        pvalues = format_pvalues(table.iloc[:, 3].to_numpy(dtype=np.float64))
+        for name, shown in zip(table.index, pvalues, strict=True):
             est, se, z, pv = table.loc[name]
             rows.append(
-                [
-                    str(name),
-                    _number(est, 4),
-                    _number(se, 4),
-                    _number(z, 3),
-                    _format_p(pv),
-                    _stars(pv),
-                ]
+                [str(name), _number(est, 4), _number(se, 4), _number(z, 3), shown, _stars(pv)]
             )
         headers = ["", *table.columns, ""]
         return _aligned(headers, rows, right=[False, True, True, True, True, False])
@@ -331,17 +326,69 @@ def _number(value: Any, decimals: int) -> str:
     return f"{v:.{decimals}f}"
 
 
-def _format_p(p: float) -> str:
-    """As R's format.pval with 3 significant digits: positional down to 1e-4, then e-notation,
-    "< 2e-16" below machine precision."""
-    if p is None or np.isnan(p):
-        return NA
-    if p < 2e-16:
-        return "< 2e-16"
-    if p < 1e-4:
-        return f"{p:.2e}"
-    decimals = 2 - int(np.floor(np.log10(p)))
-    return f"{p:.{decimals}f}"
+P_DIGITS = 3
+"""Significant digits of the p-values in the fixed-effects table (R's printCoefmat: dig.tst,
+3 at R's default options)."""
+
+P_EPS = float(np.finfo(np.float64).eps)
+"""p-values below this are shown as "<2e-16" (R's eps.Pvalue, .Machine$double.eps)."""
+
+
+def format_pvalues(pvalues: NDArray[np.float64], digits: int = P_DIGITS) -> list[str]:
+    """R's format.pval(pvalues, digits) as printCoefmat shows a table's p-values: those from
+    1e-4 up (1e-3 with one digit) formatted together in R's common format, the smaller ones
+    together (so in e-notation as R chooses it), those below P_EPS "<2e-16" (with a blank
+    where the others are wider than 6), NA for a missing one."""
+    out = [NA] * len(pvalues)
+    present = [i for i, p in enumerate(pvalues) if np.isfinite(p)]
+    tiny = [i for i in present if pvalues[i] < P_EPS]
+    rest = [i for i in present if pvalues[i] >= P_EPS]
+    exponents = {i: np.floor(np.log10(pvalues[i])) if pvalues[i] > 0 else -50.0 for i in rest}
+    fixed = [i for i in rest if exponents[i] >= -3 or (exponents[i] == -4 and digits > 1)]
+    for group in (fixed, [i for i in rest if i not in fixed]):
+        for i, text in zip(
+            group, r_format([float(pvalues[i]) for i in group], digits), strict=True
+        ):
+            out[i] = text
+    if tiny:
+        shown = max(1, digits - 2)
+        width = max((len(out[i]) for i in rest), default=0)
+        if rest and shown > 1 and shown + 6 > width:
+            shown = max(1, width - 7)
+        separator = "" if shown == 1 and (not rest or width <= 6) else " "
+        for i in tiny:
+            out[i] = "<" + separator + r_format([P_EPS], shown)[0]
+    return out
+
+
+def r_format(values: list[float], digits: int) -> list[str]:
+    """R's format() of finite numbers with `digits` significant digits: the fewest digits
+    (at most `digits`) that show each value, one number of decimals for all, and e-notation
+    for all where that is narrower than positional (R's scipen 0)."""
+    if not values:
+        return []
+    significant, exponents = [], []
+    for value in values:
+        if value == 0:
+            significant.append(1)
+            exponents.append(0)
+            continue
+        mantissa, exponent = f"{abs(value):.{digits - 1}e}".split("e")
+        significant.append(max(1, len(mantissa.replace(".", "").rstrip("0"))))
+        exponents.append(int(exponent))
+    negative = any(v < 0 for v in values)
+    decimals = max(0, max(s - 1 - e for s, e in zip(significant, exponents, strict=True)))
+    left = max(1, max(e + 1 for e in exponents))
+    fixed_width = negative + left + (1 if decimals else 0) + decimals
+    most = max(significant)
+    exponent_width = 3 if max(abs(e) for e in exponents) >= 100 else 2
+    sci_width = negative + most + (1 if most > 1 else 0) + 2 + exponent_width
+    if fixed_width <= sci_width:
+        texts = [f"{v:.{decimals}f}" for v in values]
+    else:
+        texts = [f"{v:.{most - 1}e}" for v in values]
+    width = max(len(t) for t in texts)
+    return [t.rjust(width) for t in texts]
 
 
 def _stars(p: float) -> str:
