@@ -133,7 +133,13 @@ class CovarianceStructure(ABC):
         from lme4's start (restarts_when_singular: unstructured, diag; two or more SDs): an
         SD below `tol`, or for an unstructured term a correlation at +-1 (a diagonal entry of
         Lambda at zero). cs and ar1 have starts of their own (other_basin, face_starts)."""
-        if not self.restarts_when_singular or self.k < 2:
+        return self.k >= 2 and self.restarts_at_zero(theta, tol)
+
+    def restarts_at_zero(self, theta: FloatArray, tol: float) -> bool:
+        """Whether the structure restarts when singular (restarts_when_singular: unstructured,
+        diag) and theta is on its boundary (at_boundary: an SD below `tol`, or for an
+        unstructured term a correlation at +-1), whatever the number of its SDs."""
+        if not self.restarts_when_singular:
             return False
         return bool(self.at_boundary(np.asarray(theta, dtype=np.float64), tol).any())
 

@@ -48,25 +48,6 @@ SPAN_TOL = 1e-8
 residual norm below this times sqrt(n) (the constant's own norm)."""
 
 
-def sd_at_zero(block: RandomBlock, theta: FloatArray, tol: float) -> bool:
-    """Whether the block restarts when singular (CovarianceStructure.restarts_when_singular:
-    unstructured, diag) and some entry of its slice of theta is on the boundary (an SD at
-    zero: CovarianceStructure.at_boundary)."""
-    covariance = block.covariance
-    return covariance.restarts_when_singular and bool(covariance.at_boundary(theta, tol).any())
-
-
-def random_intercept_at_zero(block: RandomBlock, theta: FloatArray, tol: float) -> bool:
-    """Whether the block restarts when singular (CovarianceStructure.restarts_when_singular:
-    unstructured, diag) and its intercept's SD (the norm of Lambda's row of that column, the
-    block's slice of theta given) is below `tol`."""
-    covariance = block.covariance
-    if not covariance.restarts_when_singular or "(Intercept)" not in block.terms:
-        return False
-    row = covariance.lambda_matrix(theta)[block.terms.index("(Intercept)")]
-    return bool(np.linalg.norm(row) < tol)
-
-
 @dataclass(frozen=True)
 class RandomBlock:
     """One random-effect term: (terms | group), with the structure of its covariance
@@ -124,6 +105,15 @@ class RandomBlock:
     def lambda_matrix(self, theta: FloatArray) -> FloatArray:
         """Lambda_t (k x k lower triangular) from this block's slice of theta."""
         return self.covariance.lambda_matrix(theta)
+
+    def intercept_at_zero(self, theta: FloatArray, tol: float) -> bool:
+        """Whether the structure restarts when singular (unstructured, diag) and the term's
+        intercept has its SD (the norm of Lambda's row of that column; this block's slice of
+        theta given) below `tol`."""
+        if not self.covariance.restarts_when_singular or "(Intercept)" not in self.terms:
+            return False
+        row = self.lambda_matrix(theta)[self.terms.index("(Intercept)")]
+        return bool(np.linalg.norm(row) < tol)
 
 
 @dataclass(frozen=True)
@@ -296,7 +286,7 @@ class ModelData:
         which gets the searches of diag(1 + x | g): fuzz_formula 5:109 ended with x's SD at
         zero 0.0084 below glmmTMB, where the diag fit's restart reaches glmmTMB's optimum),
         or, in a model whose fixed effects do not span the constant (fixed_spans_constant), a
-        term's random intercept has its SD at zero (random_intercept_at_zero): theta with
+        term's random intercept has its SD at zero (RandomBlock.intercept_at_zero): theta with
         every unstructured and diag block at lme4's start (restart_start; the other blocks and
         the family's entries as they are); else None."""
         theta = np.asarray(theta, dtype=np.float64)
@@ -304,9 +294,12 @@ class ModelData:
         groups = Counter(b.group for b in self.blocks)
         if not (
             any(b.covariance.ends_singular(theta[s], tol) for b, s in slices)
-            or any(groups[b.group] > 1 and sd_at_zero(b, theta[s], tol) for b, s in slices)
+            or any(
+                groups[b.group] > 1 and b.covariance.restarts_at_zero(theta[s], tol)
+                for b, s in slices
+            )
             or (
-                any(random_intercept_at_zero(b, theta[s], tol) for b, s in slices)
+                any(b.intercept_at_zero(theta[s], tol) for b, s in slices)
                 and not self.fixed_spans_constant
             )
         ):

@@ -526,9 +526,8 @@ def _r_not(tokens: list[_Token]) -> list[_Token]:
 def _r_operand(tokens: list[_Token]) -> list[_Token]:
     """Tokens without a top-level ``&``, ``|`` or ``!``: the brackets' contents made Python
     (calls' arguments; a parenthesised expression -> ``r_paren(...)``), ``^`` -> ``**``, then
-    each top-level
-    ``a %in% b`` -> ``r_in(a, b)`` (a and b the atoms beside it: a name, number or string,
-    with its call or index brackets, or a bracketed group)."""
+    each top-level ``a %in% b`` -> ``r_in(a, b)`` (a and b the atoms beside it: a name,
+    number or string, with its call or index brackets, or a bracketed group)."""
     out: list[_Token] = []
     index = 0
     while index < len(tokens):
@@ -565,15 +564,11 @@ def _atom_start(tokens: list[_Token], before: int) -> int:
     if index < 0:
         return before
     if tokens[index].text in _CLOSERS:
-        depth = 0
-        while index >= 0:
-            if tokens[index].text in _CLOSERS:
-                depth += 1
-            elif tokens[index].text in _OPENERS:
-                depth -= 1
-                if depth == 0:
-                    break
-            index -= 1
+        # Its opener: the last bracket before it at the same depth.
+        levels = _levels(tokens)
+        index = max(
+            j for j in range(index) if tokens[j].text in _OPENERS and levels[j] == levels[index]
+        )
         if index > 0 and tokens[index - 1].kind == "name":
             index -= 1
         return index

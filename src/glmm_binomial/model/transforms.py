@@ -216,6 +216,10 @@ def rebuild(spec: Any, frame: pd.DataFrame, what: str) -> FloatArray:
 FACTOR_CALL_RE = re.compile(r"^(?:C|factor|as_factor)\(\s*`?([^`,()]+?)`?\s*(?:,.*)?\)$")
 
 
+LABELS_RE = re.compile(r",\s*labels\s*=")
+"""factor()'s labels keyword argument (its codes are then not the column's values)."""
+
+
 def factor_column(expr: str, frame: Table) -> tuple[str, bool] | None:
     """The column a categorical factor expression reads: (name, True) for the column itself,
     (name, False) for ``factor(name)``/``C(name, ...)``; None for anything else."""
@@ -223,7 +227,7 @@ def factor_column(expr: str, frame: Table) -> tuple[str, bool] | None:
     if plain in frame.columns:
         return plain, True
     match = FACTOR_CALL_RE.match(expr)
-    if match is not None and match.group(1) in frame.columns and "labels" not in expr:
+    if match is not None and match.group(1) in frame.columns and not LABELS_RE.search(expr):
         # factor(f, labels = ..) encodes other names than f's values: r_factor checks them.
         return match.group(1), False
     return None

@@ -12,6 +12,7 @@ the fit's warnings printed below.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -433,9 +434,7 @@ def abbreviate(names: list[str], minlength: int) -> list[str]:
     out = [abbreviate_one(name, minlength) for name in distinct]
     length = minlength
     while True:
-        seen: dict[str, int] = {}
-        for short in out:
-            seen[short] = seen.get(short, 0) + 1
+        seen = Counter(out)
         clashing = [j for j, short in enumerate(out) if seen[short] > 1]
         if not clashing:
             break
