@@ -155,6 +155,18 @@ FIXED_ADDED: list[tuple[int, list[tuple[str, float]]]] = [
             ("as.vector(scale(x2))", 1),
         ],
     ),
+    (
+        34,  # C(): R's contrast names, functions, matrices and how.many
+        [
+            ("C(f, sum)", 1),
+            ("C(f, helmert)", 1),
+            ("C(k, SAS)", 1),
+            ("C(f, contr.treatment(3, base = 2))", 1),
+            ("C(f, poly):x1", 1),
+            ("C(f, sum, 1)", 1),
+            ('C(f, "contr.helmert")', 1),
+        ],
+    ),
 ]
 """Fixed-part terms added to the grammar, each drawn from its seed on (the cases of earlier
 seeds are as they were)."""

@@ -4,7 +4,8 @@
 # glFormula builds the model without fitting it: its X is after lme4's drop of aliased
 # columns. The table is made here and in tests/conftest.py (model_matrix_table) alike.
 # usage: Rscript make_model_matrix_names.R  (in tests/reference; writes model_matrix_names.json,
-# model_matrix_functions.json and model_matrix_operators.json)
+# model_matrix_functions.json, model_matrix_operators.json, model_matrix_statistics.json and
+# model_matrix_contrasts.json)
 suppressMessages({library(lme4); library(jsonlite); library(splines)})
 n <- 48
 i <- 0:(n - 1)
@@ -66,10 +67,12 @@ writeLines(toJSON(list(rhs = functions, columns = colnames(X), rows = unname(X[1
                        ns_new_x1 = beyond, ns_new = unname(predict(ns(d$x1, 3), beyond)[, ])),
                   digits = NA, pretty = TRUE), "model_matrix_functions.json")
 # The model matrix (names, every row) of a right-hand side, as JSON.
-write_matrix <- function(rhs, file) {
+matrix_of <- function(rhs) {
   X <- model.matrix(as.formula(rhs), d)
-  writeLines(toJSON(list(rhs = rhs, columns = colnames(X), rows = unname(X)),
-                    digits = NA, pretty = TRUE), file)
+  list(rhs = rhs, columns = colnames(X), rows = unname(X))
+}
+write_matrix <- function(rhs, file) {
+  writeLines(toJSON(matrix_of(rhs), digits = NA, pretty = TRUE), file)
 }
 # R's operators inside expressions (arithmetic and logic there, not model terms): ^, !, &, |
 # with R's precedence, and %in% as value matching.
@@ -88,3 +91,16 @@ write_matrix(paste(
   "+ splines::ns(x1, 2) + stats::poly(x2, 2, raw = TRUE) + base::log(x2 + 1)",
   "+ I(ifelse(is.na(x1), 0, x1)) + as.vector(scale(x2)) + stats::plogis(x1/3)"),
   "model_matrix_statistics.json")
+# C(): every way R names a contrast (a bare name of R's list, a contrast function, its name as
+# text, a contrast matrix, how.many), with and without an intercept (indicators then), in an
+# interaction, of factor(), of ordered() and of a factor with its own levels' order.
+contrasts <- c(
+  "~ C(f, sum) + C(m, helmert) + C(k, SAS) + C(m, treatment):x1",
+  "~ C(f, poly) + C(m, contr.treatment(4, base = 3)) + C(k, \"contr.sum\") + x2",
+  "~ C(m, sum, 2) + C(f, contr = helmert) + C(m, contr.sum(4)):C(k, treatment)",
+  "~ 0 + C(f, sum) + C(m, helmert) + x1",
+  "~ C(factor(ii), contr.helmert) + C(factor(f, levels = c(\"c\", \"b\", \"a\")), sum)",
+  "~ C(ordered(m), helmert) + C(m, contr.poly(4, scores = c(1, 2, 4, 8))) + C(k, contr.SAS)"
+)
+writeLines(toJSON(lapply(contrasts, matrix_of), digits = NA, pretty = TRUE),
+           "model_matrix_contrasts.json")

@@ -193,7 +193,7 @@ def _tokenize(text: str, offset: int = 0) -> list[_Token]:
 
 
 # contr.sum etc. are formulaic's; pkg.f is R's pkg::f (R_NAMESPACES).
-_MODULE_PREFIXES = {"np", "numpy", "math", "contr", "base", "stats", "splines"}
+_MODULE_PREFIXES = {"np", "numpy", "math", "contr", "r_contrast", "base", "stats", "splines"}
 _R_LITERALS = {"TRUE": "True", "FALSE": "False", "Inf": "np.inf"}
 # R's functions with a dot in their name and the Python names model.transforms' context has
 # for them (a column name R reads, ``age.c``, is backticked instead; r_text maps them back).
@@ -235,6 +235,40 @@ def _r_namespaces(tokens: list[_Token]) -> list[_Token]:
             continue
         out.append(token)
         index += 1
+    return out
+
+
+R_CONTRAST_NAMES = ("treatment", "sum", "helmert", "poly", "SAS")
+"""The bare names R's C() reads as a contrast (C(f, sum) is C(f, "contr.sum")): the parser
+writes them r_contrast.<name> (model.r_contrasts), r_text writes them back."""
+
+
+def _r_contrast_names(tokens: list[_Token]) -> list[_Token]:
+    """C()'s contrast given as a bare name (``C(f, sum)``, ``C(f, contr = helmert)``) as the name
+    token r_contrast.<name>: a name of R's contrast list, not a column."""
+    out = list(tokens)
+    levels = _levels(tokens)
+    for index, token in enumerate(tokens[:-1]):
+        if not (token.kind == "name" and token.text == "C" and tokens[index + 1].text == "("):
+            continue
+        depth = levels[index] + 1
+        arguments: list[list[int]] = [[]]
+        for inner in range(index + 2, len(tokens)):
+            if levels[inner] < depth:
+                break
+            if levels[inner] == depth and tokens[inner].text == ",":
+                arguments.append([])
+            else:
+                arguments[-1].append(inner)
+        for number, argument in enumerate(arguments):
+            words = [tokens[j] for j in argument]
+            if len(words) == 3 and words[0].text == "contr" and words[1].text == "=":
+                argument = argument[2:]
+            elif number != 1:
+                continue
+            word = tokens[argument[0]] if len(argument) == 1 else None
+            if word is not None and word.kind == "name" and word.text in R_CONTRAST_NAMES:
+                out[argument[0]] = _Token("name", f"r_contrast.{word.text}", word.start)
     return out
 
 
@@ -610,7 +644,7 @@ def parse_formula(text: str) -> ParsedFormula:
         raise TypeError(f"formula must be a string, not {type(text).__name__}")
     tokens = _tokenize(text)
     _check_balance(text, tokens)
-    tokens = _r_tokens(_r_expressions(_r_namespaces(tokens)))
+    tokens = _r_tokens(_r_expressions(_r_contrast_names(_r_namespaces(tokens))))
 
     sides = _split_top(tokens, {"~"})
     if len(sides) == 1:
@@ -1026,45 +1060,10 @@ def r_name(formulaic_column_name: str) -> str:
     return ":".join(_r_factor_name(part) for part in _split_interaction(formulaic_column_name))
 
 
-_RAW_LEVEL_RE = re.compile(r"^(?P<base>.*?)\[(?P<level>.*)\]$", re.DOTALL)
-_NUMBERED_CONTRASTS = re.compile(r"^C\(.+,\s*contr\.(?P<kind>sum|helmert|SAS|treatment)\s*\)$")
-# formulaic's prefix of a contrast column's level, and the number R gives its first column.
-_CONTRAST_PREFIXES = {
-    "sum": ("S.", 1),
-    "helmert": ("H.", 1),
-    "SAS": ("T.", 1),
-    "treatment": ("T.", 2),
-}
-
-
 def r_names(formulaic_column_names: Sequence[str]) -> list[str]:
-    """r_name of each column of one design matrix, and R's numbers for the contrast columns of
-    a factor coded by a contrast function in ``C()``: R names them by the contrast matrix's
-    column numbers (``C(f, contr.sum)1``, ``C(f, contr.treatment)2`` for the second level),
-    formulaic by a level (``C(f, contr.sum)[S.a]``). The numbers follow the levels' order of
-    first appearance in the columns, which is the levels' order."""
-    seen: dict[str, list[str]] = {}
-    out = []
-    for column in formulaic_column_names:
-        if column == "Intercept":
-            out.append("(Intercept)")
-            continue
-        parts = []
-        for part in _split_interaction(column):
-            match = _RAW_LEVEL_RE.match(part)
-            base, raw = (match.group("base"), match.group("level")) if match else ("", "")
-            kind = _NUMBERED_CONTRASTS.match(base) if _balanced(base) else None
-            prefix, first = _CONTRAST_PREFIXES[kind.group("kind")] if kind else ("", 0)
-            if kind is None or not raw.startswith(prefix):
-                parts.append(_r_factor_name(part))
-                continue
-            levels = seen.setdefault(base, [])
-            level = raw[len(prefix) :]
-            if level not in levels:
-                levels.append(level)
-            parts.append(_r_factor_name(base) + str(levels.index(level) + first))
-        out.append(":".join(parts))
-    return out
+    """r_name of each column of one design matrix (a factor coded in C() is named by its
+    contrast's columns already: model.r_contrasts)."""
+    return [r_name(column) for column in formulaic_column_names]
 
 
 def _split_interaction(name: str) -> list[str]:
@@ -1100,6 +1099,7 @@ def r_text(text: str) -> str:
     for r_function, python in R_DOTTED_FUNCTIONS.items():
         text = re.sub(rf"\b{python}\(", f"{r_function}(", text)
     text = re.sub(rf"\b({'|'.join(R_NAMESPACES)})\.(?=[\w.]+\()", r"\1::", text)
+    text = re.sub(r"\br_contrast\.(\w+)", r"\1", text)
     return re.sub(r"\s*\*\*\s*", "^", text)
 
 

@@ -30,6 +30,7 @@ from glmm_binomial.model.direct_design import direct_matrix, evaluate_on_columns
 from glmm_binomial.model.formula import clean_message, r_names, r_text
 from glmm_binomial.model.frame import Table, as_frame
 from glmm_binomial.model.r_coding import MATERIALIZER, r_ordered_formula
+from glmm_binomial.model.r_contrasts import CONTRAST_FUNCTIONS, CONTRAST_NAMES, r_C
 from glmm_binomial.model.r_functions import (
     NUMERIC_FUNCTIONS,
     r_as_logical,
@@ -70,6 +71,9 @@ FORMULA_CONTEXT: dict[str, Any] = {
     "as_logical": r_as_logical,
     "relevel": r_relevel,
     "interaction": r_interaction,
+    "C": r_C,
+    "contr": CONTRAST_FUNCTIONS,
+    "r_contrast": CONTRAST_NAMES,
 }
 """Names R users write in formulas that formulaic does not define (``factor(x)`` is ``C(x)``;
 model.r_functions)."""

@@ -1,0 +1,115 @@
+"""R's C() and contrast functions in a formula (model.r_contrasts): the names and values of R's
+model matrix (tests/reference/make_model_matrix_names.R's model_matrix_contrasts.json)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import model_matrix_table
+
+import glmm_binomial as g
+from glmm_binomial.model.design import build_model
+from glmm_binomial.model.formula import parse_formula
+from glmm_binomial.model.r_contrasts import CONTRAST_FUNCTIONS, contrast_matrix
+from glmm_binomial.model.transforms import materialize, rebuild
+
+CONTRASTS = json.loads(
+    (Path(__file__).parent / "reference" / "model_matrix_contrasts.json").read_text()
+)
+
+
+@pytest.mark.parametrize("reference", CONTRASTS, ids=lambda r: r["rhs"][0])
+def test_c_codes_and_names_columns_as_r(reference: dict[str, list]) -> None:
+    """Every way R writes C()'s contrast (a bare name, a contrast function, its name as text,
+    a contrast matrix with its column names, how.many, the contr keyword), indicators where R
+    codes the factor in full, factor()'s own level order and an ordered factor recoded: R's
+    names and every row of its model matrix, and the same rows rebuilt for new data that hold
+    some levels only."""
+    fixed = parse_formula("y " + reference["rhs"][0] + " + (1 | g)").fixed
+    table = model_matrix_table()
+    values, names, spec = materialize(fixed, table, "test")
+    rows = np.asarray(reference["rows"])
+    assert names == reference["columns"]
+    np.testing.assert_allclose(values, rows, rtol=1e-13, atol=1e-14)
+    some = table.iloc[[5, 1, 40]].reset_index(drop=True)
+    np.testing.assert_allclose(rebuild(spec, some, "test"), rows[[5, 1, 40]], atol=1e-14)
+
+
+def test_c_in_a_fit_is_a_reparametrization() -> None:
+    """y ~ C(f, sum) is y ~ f coded otherwise: the same logLik, and the sum-coded intercept the
+    mean of the levels' linear predictors; predictions on new data the same."""
+    data = g.datasets.load("cbpp").assign(failures=lambda d: d["size"] - d["incidence"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = g.fit("cbind(incidence, failures) ~ period + (1 | herd)", data)
+        summed = g.fit("cbind(incidence, failures) ~ C(period, sum) + (1 | herd)", data)
+    assert list(summed.fixef().index) == [
+        "(Intercept)",
+        "C(period, sum)1",
+        "C(period, sum)2",
+        "C(period, sum)3",
+    ]
+    assert summed.loglik == pytest.approx(plain.loglik, abs=1e-8)
+    b = plain.fixef().to_numpy()
+    cells = b[0] + np.array([0.0, *b[1:]])
+    assert summed.fixef().iloc[0] == pytest.approx(cells.mean(), abs=1e-5)
+    new = data.iloc[:7]
+    np.testing.assert_allclose(
+        summed.predict(new, re="exclude"), plain.predict(new, re="exclude"), atol=1e-5
+    )
+
+
+def test_contrast_functions_as_r_defines_them() -> None:
+    helmert = contrast_matrix("helmert", ["a", "b", "c", "d"])
+    np.testing.assert_array_equal(
+        helmert.values, [[-1, -1, -1], [1, -1, -1], [0, 2, -1], [0, 0, 3]]
+    )
+    assert helmert.names is None
+    treatment = CONTRAST_FUNCTIONS.treatment(["u", "v", "w"], base=2)
+    np.testing.assert_array_equal(treatment.values, [[1, 0], [0, 0], [0, 1]])
+    assert treatment.names == ("u", "w")
+    assert CONTRAST_FUNCTIONS.SAS(3).names == ("1", "2")
+    np.testing.assert_array_equal(CONTRAST_FUNCTIONS.sum(3).values, [[1, 0], [0, 1], [-1, -1]])
+    full = CONTRAST_FUNCTIONS.sum(["a", "b"], contrasts=False)
+    assert full.names == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("term", "message"),
+    [
+        ('C(f, "contr.bogus")', "unknown contrast 'contr.bogus'"),
+        ("C(m, contr.sum(3))", "3 rows for 4 levels"),
+        ("C(f, sum, 5)", "how.many = 5 is more than the contrast's 2 columns"),
+        ("C(f, sum, 0)", "how.many must be a whole number"),
+        ("C(f, contr.treatment(3, base = 5))", "baseline group number 5 out of range 1..3"),
+        ("C(f, contr.treatment(base = 2))", "give n, the number of levels"),
+        ("C(f, contr.sum(1))", "n must be a whole number of levels above 1"),
+        ("C(f, contr.sum(3, base = 2))", "contr.sum\\(\\) has no argument base"),
+        ("C(f, 2)", "the contrast must be one of treatment, sum"),
+        ("C(f, contr.poly(3, contrasts = FALSE))", "contrasts = FALSE is not supported"),
+    ],
+)
+def test_c_refuses_what_r_refuses(term: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_model(f"y ~ {term} + (1 | g)", model_matrix_table())
+
+
+def test_a_contrast_name_is_not_read_as_a_column() -> None:
+    """C(f, sum) names R's contr.sum, not a column sum (there is none); a column of that name
+    elsewhere in the formula is still the column."""
+    table = model_matrix_table().assign(treatment=np.arange(48.0) / 48)
+    model, _ = build_model("y ~ C(f, treatment) + treatment + (1 | g)", table)
+    assert list(model.fixed_names) == [
+        "(Intercept)",
+        "C(f, treatment)b",
+        "C(f, treatment)c",
+        "treatment",
+    ]
+    np.testing.assert_allclose(model.x[:, 3], table["treatment"])
+    frame = pd.DataFrame(model.x, columns=model.fixed_names)
+    assert frame["C(f, treatment)b"].sum() == 16
