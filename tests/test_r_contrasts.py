@@ -1,5 +1,5 @@
 """R's C() and contrast functions in a formula (model.r_contrasts): the names and values of R's
-model matrix (tests/reference/make_model_matrix_names.R's model_matrix_contrasts.json)."""
+model matrix (tests/reference/make_model_matrix_names.R's model_matrix_factors.json)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from glmm_binomial.model.formula import parse_formula
 from glmm_binomial.model.r_contrasts import CONTRAST_FUNCTIONS, contrast_matrix
 from glmm_binomial.model.transforms import materialize, rebuild
 
-CONTRASTS = json.loads(
-    (Path(__file__).parent / "reference" / "model_matrix_contrasts.json").read_text()
+FACTORS = json.loads(
+    (Path(__file__).parent / "reference" / "model_matrix_factors.json").read_text()
 )
+CONTRASTS = FACTORS["contrasts"]
 
 
 @pytest.mark.parametrize("reference", CONTRASTS, ids=lambda r: r["rhs"][0])
@@ -113,3 +114,16 @@ def test_a_contrast_name_is_not_read_as_a_column() -> None:
     np.testing.assert_allclose(model.x[:, 3], table["treatment"])
     frame = pd.DataFrame(model.x, columns=model.fixed_names)
     assert frame["C(f, treatment)b"].sum() == 16
+
+
+def test_levels_rev_rank_droplevels_and_pi_as_r() -> None:
+    """factor(f, levels = rev(levels(f))), rank() (ties at their average rank), rev(),
+    droplevels() and pi: R's names and every row of its model matrix."""
+    reference = FACTORS["levels"]
+    # build_model reads the text columns as factors (as R's data.frame holds them).
+    model, info = build_model("y " + reference["rhs"][0] + " + (1 | g)", model_matrix_table())
+    assert list(model.fixed_names) == reference["columns"]
+    assert not info.dropped_columns
+    np.testing.assert_allclose(model.x, np.asarray(reference["rows"]), rtol=1e-13, atol=1e-14)
+    with pytest.raises(ValueError, match="droplevels\\(\\) needs a factor"):
+        build_model("y ~ droplevels(x1) + (1 | g)", model_matrix_table())

@@ -5,7 +5,7 @@
 # columns. The table is made here and in tests/conftest.py (model_matrix_table) alike.
 # usage: Rscript make_model_matrix_names.R  (in tests/reference; writes model_matrix_names.json,
 # model_matrix_functions.json, model_matrix_operators.json, model_matrix_statistics.json and
-# model_matrix_contrasts.json)
+# model_matrix_factors.json)
 suppressMessages({library(lme4); library(jsonlite); library(splines)})
 n <- 48
 i <- 0:(n - 1)
@@ -102,5 +102,7 @@ contrasts <- c(
   "~ C(factor(ii), contr.helmert) + C(factor(f, levels = c(\"c\", \"b\", \"a\")), sum)",
   "~ C(ordered(m), helmert) + C(m, contr.poly(4, scores = c(1, 2, 4, 8))) + C(k, contr.SAS)"
 )
-writeLines(toJSON(lapply(contrasts, matrix_of), digits = NA, pretty = TRUE),
-           "model_matrix_contrasts.json")
+# levels(), rev(), rank() (ties at their average), droplevels() and pi.
+levels_rhs <- "~ rank(x2) + rev(x1) + factor(f, levels = rev(levels(f))) + droplevels(m) + I(x1 * pi)"
+writeLines(toJSON(list(contrasts = lapply(contrasts, matrix_of), levels = matrix_of(levels_rhs)),
+                  digits = NA, pretty = TRUE), "model_matrix_factors.json")

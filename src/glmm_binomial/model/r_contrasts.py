@@ -38,6 +38,7 @@ __all__ = [
     "ContrastFunction",
     "ContrastMatrix",
     "RContrasts",
+    "given_levels",
     "r_C",
 ]
 
@@ -276,7 +277,7 @@ class RContrasts(Contrasts):  # type: ignore[misc]
         return None
 
 
-def _given_levels(x: Any) -> list[Any] | None:
+def given_levels(x: Any) -> list[Any] | None:
     """The levels of a factor C() is given: a factor()/ordered() result's own (in its order),
     a categorical's categories; None for values (formulaic's order, sorted)."""
     if isinstance(x, FactorValues):
@@ -302,7 +303,7 @@ def r_C(
         # R: the default contrasts, which a factor()/ordered() result carries already.
         return x if isinstance(x, FactorValues) else C(x)
     state = {} if _state is None else _state
-    levels = state["levels"] if "levels" in state else _given_levels(x)
+    levels = state["levels"] if "levels" in state else given_levels(x)
     if levels is not None:
         state["levels"] = levels
     values = x.__wrapped__ if isinstance(x, FactorValues) else x

@@ -25,6 +25,7 @@ from formulaic.transforms import C, ContrastsRegistry, basis_spline, stateful_tr
 from numpy.typing import NDArray
 
 from glmm_binomial.model.frame import factor_levels, label_key, label_keys
+from glmm_binomial.model.r_contrasts import given_levels
 
 __all__ = [
     "NUMERIC_FUNCTIONS",
@@ -35,6 +36,10 @@ __all__ = [
     "r_as_vector",
     "r_bs",
     "r_c",
+    "r_droplevels",
+    "r_levels",
+    "r_rank",
+    "r_rev",
     "r_cut",
     "r_dummy",
     "r_factor",
@@ -517,6 +522,42 @@ def r_paren(x: Any) -> Any:
     return x
 
 
+def r_levels(x: Any) -> list[str]:
+    """R's ``levels(f)``: a factor's levels in its order (a factor() result's own, a
+    categorical's categories; text sorted as R's factor() sorts it), as text."""
+    levels = given_levels(x)
+    if levels is None:
+        values = np.asarray(x, dtype=object)
+        levels = list(factor_levels(values[~pd.isna(values)]))
+    return [str(level) for level in levels]
+
+
+def r_rev(x: Any) -> Any:
+    """R's ``rev``: the values in reverse order (levels(), c() and columns alike)."""
+    if isinstance(x, list | tuple):
+        return list(x)[::-1]
+    if isinstance(getattr(x, "dtype", None), pd.CategoricalDtype):
+        return pd.Series(pd.Categorical(x)[::-1], index=getattr(x, "index", None))
+    return np.asarray(x)[::-1]
+
+
+def r_rank(x: Any) -> NDArray[np.float64]:
+    """R's ``rank``: each value's rank among the rows given, ties at their average rank (R's
+    ties.method = "average"); as mean(), new data are ranked among themselves (R's)."""
+    from scipy.stats import rankdata
+
+    return np.asarray(rankdata(_values(x), method="average"), dtype=np.float64)
+
+
+def r_droplevels(x: Any) -> Any:
+    """R's ``droplevels(f)``: the factor without the levels no row holds."""
+    if isinstance(x, FactorValues):
+        return x  # factor()'s levels are those present already
+    if not isinstance(getattr(x, "dtype", None), pd.CategoricalDtype):
+        raise ValueError("droplevels() needs a factor (a column of text or categories)")
+    return pd.Series(pd.Categorical(x).remove_unused_categories(), index=getattr(x, "index", None))
+
+
 def r_c(*values: Any) -> list[Any]:
     """R's ``c()`` of scalars, for breaks, knots, levels and ``%in%``'s table."""
     return list(values)
@@ -560,6 +601,11 @@ NUMERIC_FUNCTIONS: dict[str, Any] = {
     "qlogis": r_qlogis,
     "pnorm": r_pnorm,
     "qnorm": r_qnorm,
+    "pi": np.pi,
+    "rank": r_rank,
+    "rev": r_rev,
+    "levels": r_levels,
+    "droplevels": r_droplevels,
 }
 """R's functions of numbers (with the parser's spellings of R's logical operators and %in%,
 and c()), for the right-hand side and the response alike."""
