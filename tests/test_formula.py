@@ -146,6 +146,13 @@ def test_cbind_needs_two_arguments(response: str) -> None:
         parse_formula(f"{response} ~ x + (1 | g)")
 
 
+def test_cbind_column_names_are_dropped() -> None:
+    """R's cbind(dead = k, alive = n - k) names its columns; the counts are the same."""
+    parsed = parse_formula("cbind(dead = k, alive=n - k) ~ x + (1 | g)")
+    assert parsed.response == ResponseSpec("cbind", "k", "n - k")
+    assert parsed.variables == ("g", "k", "n", "x")
+
+
 def test_cbind_nested_commas_are_not_arguments() -> None:
     parsed = parse_formula("cbind(f(a, b), n - f(a, b)) ~ (1 | g)")
     assert parsed.response == ResponseSpec("cbind", "f(a, b)", "n - f(a, b)")

@@ -722,7 +722,14 @@ def _parse_response(text: str, tokens: list[_Token]) -> ResponseSpec:
                 "cbind() response needs exactly two arguments (successes, failures): "
                 f"{_source(text, tokens)!r}"
             )
-        successes, failures = (_render(piece) for _, piece in arguments)
+        # R's cbind takes names for its columns (cbind(dead = k, alive = n - k)): dropped.
+        pieces = [
+            piece[2:]
+            if len(piece) > 2 and piece[0].kind == "name" and piece[1].text == "="
+            else piece
+            for _, piece in arguments
+        ]
+        successes, failures = (_render(piece) for piece in pieces)
         return ResponseSpec(kind="cbind", successes=successes, failures=failures)
     if any(token.text == "|" or token.text == "||" for token in tokens):
         raise ValueError(f"response contains '|': {_source(text, tokens)!r}")
