@@ -251,3 +251,21 @@ def test_model_data_counts_follow_a_replaced_model() -> None:
     doubled = dataclasses.replace(model, blocks=model.blocks * 2)
     assert doubled.n_theta == 2 and doubled.theta_slices() == [slice(0, 1), slice(1, 2)]
     assert model.n_theta == 1
+
+
+@pytest.mark.parametrize("name", ["base", "stats", "contr", "math", "splines"])
+def test_a_column_named_as_a_namespace_is_a_column(name: str) -> None:
+    """base, stats, contr .. are prefixes of qualified calls (base::log, contr.sum) only when
+    followed by a dot: a column of that name is read (it raised a TypeError from formulaic).
+    (A formula with such a column and a qualified call of the same package is not read.)"""
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame(
+        {
+            "y": rng.integers(0, 2, 60),
+            name: rng.normal(size=60),
+            "g": np.repeat(np.arange(6), 10),
+        }
+    )
+    model, _ = build_model(f"y ~ {name} + C(g, sum) + (1 | g)", data)
+    assert list(model.fixed_names)[:2] == ["(Intercept)", name]
+    np.testing.assert_allclose(model.x[:, 1], data[name])

@@ -995,7 +995,8 @@ def _expression_variables(expression: str) -> frozenset[str]:
             and following not in {"(", "="}
             and previous != "."
             and token.text not in _CONSTANTS
-            and token.text.split(".")[0] not in _MODULE_PREFIXES
+            # np.log, contr.sum, stats.poly are calls' names; a bare base or stats is a column.
+            and not ("." in token.text and token.text.split(".")[0] in _MODULE_PREFIXES)
         ):
             names.add(token.text)
     return frozenset(names)
