@@ -153,6 +153,18 @@ def test_earlier_forms_still_work(files, capsys):
     assert "Note: std_error, z, p" in capsys.readouterr().out
 
 
+def test_contrasts_option_is_glmers_argument(capsys):
+    """--contrasts NAME=CONTRAST: glmer's contrasts argument (R's names period1 ..)."""
+    assert main(["fit", "cbpp", CBPP, "--contrasts", "period=contr.sum", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["loglik"] == pytest.approx(-92.02628, abs=1e-4)
+    assert "period1" in json.dumps(out) and "period4" not in json.dumps(out)
+    assert main(["fit", "cbpp", CBPP, "--contrasts", "period"]) == 2
+    assert "write NAME=CONTRAST" in capsys.readouterr().err
+    assert main(["fit", "cbpp", CBPP, "--contrasts", "period=contr.bogus"]) == 1
+    assert "unknown contrast 'contr.bogus'" in capsys.readouterr().err
+
+
 def test_errors_are_one_line_messages(tmp_path, capsys):
     assert main(["y ~ x + (1 | g)", str(tmp_path / "missing.csv")]) == 1
     err = capsys.readouterr().err

@@ -127,3 +127,68 @@ def test_levels_rev_rank_droplevels_and_pi_as_r() -> None:
     np.testing.assert_allclose(model.x, np.asarray(reference["rows"]), rtol=1e-13, atol=1e-14)
     with pytest.raises(ValueError, match="droplevels\\(\\) needs a factor"):
         build_model("y ~ droplevels(x1) + (1 | g)", model_matrix_table())
+
+
+ARGUMENT_CONTRASTS = [
+    {"f": "contr.sum", "m": pd.DataFrame({"lin": [-3.0, -1.0, 1.0, 3.0]}), "k": "contr.SAS"},
+    {"f": "contr.helmert", "m": "poly"},
+]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_contrasts_argument_codes_as_r(index: int) -> None:
+    """glmer's contrasts argument (model.matrix's contrasts.arg): names, a matrix with named
+    columns, interactions, indicators where R codes a factor in full (no intercept), and the
+    same coding for new data (the spec keeps it)."""
+    reference = FACTORS["argument"][index]
+    table = model_matrix_table()
+    contrasts = ARGUMENT_CONTRASTS[index]
+    model, info = build_model("y " + reference["rhs"][0] + " + (1 | g)", table, contrasts=contrasts)
+    rows = np.asarray(reference["rows"])
+    assert list(model.fixed_names) == reference["columns"]
+    assert not info.dropped_columns
+    np.testing.assert_allclose(model.x, rows, rtol=1e-13, atol=1e-14)
+    some = table.iloc[[7, 2, 30]].reset_index(drop=True)
+    np.testing.assert_allclose(rebuild(info.fixed_spec, some, "test"), rows[[7, 2, 30]])
+    assert contrasts["f"] in ("contr.sum", "contr.helmert")  # the caller's dict not changed
+
+
+def test_contrasts_argument_in_a_fit() -> None:
+    """fit(contrasts=) reparametrizes: the same logLik as treatment coding, R's names; an
+    absent variable is ignored with R's warning; bad values are refused naming the argument."""
+    data = g.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    plain = g.fit(formula, data)
+    summed = g.fit(formula, data, contrasts={"period": "contr.sum"})
+    assert list(summed.fixef().index) == ["(Intercept)", "period1", "period2", "period3"]
+    assert summed.loglik == pytest.approx(plain.loglik, abs=1e-8)
+    np.testing.assert_allclose(
+        summed.predict(data.iloc[:5], re="exclude"),
+        plain.predict(data.iloc[:5], re="exclude"),
+        atol=1e-5,
+    )
+    with pytest.warns(UserWarning, match="variable 'zz' is not a factor term"):
+        g.fit(formula, data, contrasts={"zz": "contr.sum"})
+    with pytest.raises(ValueError, match="contrasts\\['period'\\]: unknown contrast"):
+        g.fit(formula, data, contrasts={"period": "contr.bogus"})
+    with pytest.raises(ValueError, match="3 rows for 4 levels"):
+        g.fit(formula, data, contrasts={"period": np.eye(3)})
+    with pytest.raises(ValueError, match="contrasts must be a dict"):
+        g.fit(formula, data, contrasts="contr.sum")
+    with pytest.raises(ValueError, match="contrasts\\['size'\\]: size is not a factor"):
+        g.fit(
+            "cbind(incidence, size - incidence) ~ size + (1 | herd)",
+            data,
+            contrasts={"size": "contr.sum"},
+        )
+
+
+def test_contrasts_argument_is_refused_on_dask() -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    data = dd.from_pandas(g.datasets.load("cbpp"), npartitions=2)
+    with pytest.raises(ValueError, match="contrasts= is not available for a Dask DataFrame"):
+        g.fit(
+            "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+            data,
+            contrasts={"period": "contr.sum"},
+        )

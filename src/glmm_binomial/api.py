@@ -39,6 +39,7 @@ def fit(
     link: str | None = None,
     weights: Any = None,
     offset: Any = None,
+    contrasts: Any = None,
     n_agq: int | None = None,
     conf_level: float = 0.95,
     prior_fe_sd: float | None = None,
@@ -83,6 +84,10 @@ def fit(
     weights: prior weights (the number of trials when the response is a proportion); offset:
     added to the linear predictor. Either may be a column name or one value per row.
     Rows with a missing value in any used column are dropped (reported as n_dropped).
+    contrasts: glmer's contrasts argument, the coding of factors of the fixed part, e.g.
+    {"period": "contr.sum"} (columns period1, period2, ..; "contr.treatment", "contr.helmert",
+    "contr.poly", "contr.SAS", or a matrix with one row per level); C(f, sum) in the formula
+    does the same for one term.
     control: OptimizerControl for "laplace" and "agq", StructuredVBControl for "vb",
     VariationalControl for "vb_meanfield", McmcControl for "mcmc" (None: the defaults);
     pirls_control: PirlsControl of the inner mode search.
@@ -118,6 +123,11 @@ def fit(
     chosen = make_family(family, link)
     if is_dask_frame(data):
         refuse_on_dask(formula, options.method, chosen)
+        if contrasts is not None:
+            raise ValueError(
+                "contrasts= is not available for a Dask DataFrame: write the contrast in the "
+                "formula, e.g. C(f, sum), or fit ddf.compute() in memory"
+            )
         from glmm_binomial.distributed.fit import fit_dask
 
         # stacklevel: the warnings point at the caller of fit().
@@ -128,7 +138,9 @@ def fit(
     # BLAS held from the start: the design's rank check is a LAPACK call too, and OpenBLAS
     # threads on busy cores made it cost more than the whole fit.
     with blas.blas_threads(options.blas_threads):
-        model, design = build_model(formula, data, weights=weights, offset=offset, family=chosen)
+        model, design = build_model(
+            formula, data, weights=weights, offset=offset, family=chosen, contrasts=contrasts
+        )
         options.method.check(model, design)
         output = estimate(model, options)
     emit_fit_warnings(output.warnings)

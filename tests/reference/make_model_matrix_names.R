@@ -104,5 +104,17 @@ contrasts <- c(
 )
 # levels(), rev(), rank() (ties at their average), droplevels() and pi.
 levels_rhs <- "~ rank(x2) + rev(x1) + factor(f, levels = rev(levels(f))) + droplevels(m) + I(x1 * pi)"
-writeLines(toJSON(list(contrasts = lapply(contrasts, matrix_of), levels = matrix_of(levels_rhs)),
+# glmer's contrasts argument (model.matrix's contrasts.arg): names, matrices, indicators where
+# the factor is coded in full (its contrast then unused).
+with_contrasts <- function(rhs, contrasts) {
+  X <- model.matrix(as.formula(rhs), d, contrasts.arg = contrasts)
+  list(rhs = rhs, columns = colnames(X), rows = unname(X))
+}
+argument <- list(
+  with_contrasts("~ f*x1 + m + k + f:k",
+                 list(f = "contr.sum", m = cbind(lin = c(-3, -1, 1, 3)), k = "contr.SAS")),
+  with_contrasts("~ 0 + f + m + x2", list(f = "contr.helmert", m = "contr.poly"))
+)
+writeLines(toJSON(list(contrasts = lapply(contrasts, matrix_of), levels = matrix_of(levels_rhs),
+                       argument = argument),
                   digits = NA, pretty = TRUE), "model_matrix_factors.json")

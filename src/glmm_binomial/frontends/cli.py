@@ -123,6 +123,12 @@ def _column_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="column holding prior weights / trials")
     parser.add_argument("--offset", help="column holding an offset")
     parser.add_argument(
+        "--contrasts",
+        help="comma-separated NAME=CONTRAST, glmer's contrasts argument for factors of the "
+        "fixed effects: period=contr.sum (contr.treatment, contr.sum, contr.helmert, "
+        "contr.poly, contr.SAS)",
+    )
+    parser.add_argument(
         "--factors",
         default="",
         help="comma-separated columns to read as labels (grouping columns always are)",
@@ -659,8 +665,28 @@ def _fit_data(
             n_agq=args.n_agq,
             weights=args.weights,
             offset=args.offset,
+            contrasts=_contrasts(args.contrasts),
             **extra,
         )
+
+
+def _contrasts(text: str | None) -> dict[str, str] | None:
+    """--contrasts NAME=CONTRAST,... as fit()'s contrasts= (UsageError naming the option
+    otherwise; the contrasts themselves are checked by fit)."""
+    if text is None:
+        return None
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        name, sign, contrast = (part.strip() for part in item.partition("="))
+        if not sign or not name or not contrast:
+            raise UsageError(
+                f"--contrasts {text!r}: write NAME=CONTRAST separated by commas, as in "
+                "--contrasts period=contr.sum,herd=contr.helmert"
+            )
+        if name in out:
+            raise UsageError(f"--contrasts {name}=... given twice")
+        out[name] = contrast
+    return out
 
 
 def _effects(given: list[str] | None) -> dict[str, Any] | None:

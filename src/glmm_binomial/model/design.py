@@ -50,6 +50,7 @@ from glmm_binomial.model.frame import (
     row_values,
     too_few_rows_message,
 )
+from glmm_binomial.model.r_contrasts import contrasts_argument
 from glmm_binomial.model.transforms import (
     FACTOR_CALL_RE,
     evaluate_response,
@@ -483,10 +484,12 @@ def build_model(
     weights: Any = None,
     offset: Any = None,
     family: Family = BINOMIAL_LOGIT,
+    contrasts: Any = None,
 ) -> tuple[ModelData, DesignInfo]:
     """ModelData and DesignInfo for `formula` on `data` (rows with missing values dropped),
     the model of the given family (glmm_binomial.family.make_family; the binomial logit by
-    default).
+    default). contrasts: glmer's contrasts argument, e.g. {"f": "contr.sum"}
+    (model.r_contrasts; the fixed part's factors only, as lme4).
 
     Columns are read by frame.py's reader policy (numbers whatever their dtype, logical terms as
     FALSE/TRUE factors), unused categories are dropped (R's droplevels), non-integer counts
@@ -498,6 +501,7 @@ def build_model(
     if not isinstance(formula, str):
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
     parsed = parse_formula(formula)
+    coding = contrasts_argument(contrasts)
     frame = as_pandas(data)
     index = frame.index if isinstance(data, pd.DataFrame) else None
     named = [v for v in (weights, offset) if isinstance(v, str)]
@@ -559,7 +563,16 @@ def build_model(
         counts_warning.emit(stacklevel=3)
         fit_warnings.append(counts_warning)
     check_width(parsed.fixed, sub, "fixed-effects design")
-    x, fixed_names, fixed_spec = materialize(parsed.fixed, sub, "fixed-effects term")
+    x, fixed_names, fixed_spec = materialize(parsed.fixed, sub, "fixed-effects term", coding)
+    absent = [name for name in coding if name not in fixed_spec.encoder_state]
+    if absent:
+        # R's model.matrix: "variable 'z' is absent, its contrast will be ignored".
+        message = FitWarning(
+            f"contrasts: variable {absent[0]!r} is not a factor term of the fixed effects, "
+            "its contrast is ignored"
+        )
+        message.emit(stacklevel=3)
+        fit_warnings.append(message)
     check_finite(x, fixed_names, "fixed-effects", sub.index)
     dropped = aliased_columns(x)
     kept = [j for j in range(x.shape[1]) if j not in set(dropped)]

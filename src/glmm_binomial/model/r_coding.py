@@ -32,12 +32,13 @@ import pandas as pd
 from formulaic import Formula
 from formulaic.formula import SimpleFormula
 from formulaic.materializers import PandasMaterializer
-from formulaic.materializers.types import ScopedFactor, ScopedTerm
+from formulaic.materializers.types import EvaluatedFactor, ScopedFactor, ScopedTerm
 from formulaic.parser import DefaultFormulaParser
 from formulaic.parser.types import Factor, Term
 from interface_meta import override
 
 from glmm_binomial.model.frame import LOGICAL_LEVELS, is_logical_dtype
+from glmm_binomial.model.r_contrasts import recoded
 
 __all__ = ["MATERIALIZER", "RMaterializer", "r_ordered_formula"]
 
@@ -100,6 +101,28 @@ class RMaterializer(PandasMaterializer):  # type: ignore[misc]
                 scoped.append(ScopedFactor(factor, reduced=contrasts))
             earlier.append(variables)
             yield term, [ScopedTerm(scoped, scale=scale)]
+
+    @override
+    def _evaluate_factor(self, factor: Any, spec: Any, drop_rows: Any) -> Any:
+        # fit()'s contrasts= (materializer parameter r_contrasts, kept in the model spec for
+        # new data): the named factors coded by their contrast (model.r_contrasts).
+        evaluated = super()._evaluate_factor(factor, spec, drop_rows)
+        contrasts = self.params.get("r_contrasts") or {}
+        done: set[str] = self.__dict__.setdefault("recoded_factors", set())
+        if factor.expr not in contrasts or factor.expr in done:
+            return evaluated
+        if evaluated.metadata.kind is not Factor.Kind.CATEGORICAL and not _is_logical(
+            evaluated.values
+        ):
+            raise ValueError(
+                f"contrasts[{factor.expr!r}]: {factor.expr} is not a factor (contrasts apply "
+                "only to factors)"
+            )
+        values = recoded(evaluated.values, contrasts[factor.expr], factor.expr)
+        out = EvaluatedFactor(evaluated.factor, values, evaluated.variables)
+        self.factor_cache[factor.expr] = out
+        done.add(factor.expr)
+        return out
 
     @override
     def _encode_categorical(

@@ -14,11 +14,15 @@ R's ``C()`` takes the contrast as
 does). Where R codes the factor by indicators of every level (no intercept) it ignores the
 contrast: one column per level, named by the level. The parser writes the bare names as
 ``r_contrast.<name>`` (formula._r_contrast_names), which r_text writes back.
+
+fit()'s ``contrasts=`` is glmer's contrasts argument: per factor of the fixed part, a contrast
+name ("contr.sum", or "sum") or a contrast matrix (one row per level; a DataFrame's columns
+name its columns), its columns named as R names them (``f1``, ``f2``; treatment's by level).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -38,7 +42,9 @@ __all__ = [
     "ContrastFunction",
     "ContrastMatrix",
     "RContrasts",
+    "contrasts_argument",
     "given_levels",
+    "recoded",
     "r_C",
 ]
 
@@ -308,3 +314,65 @@ def r_C(
         state["levels"] = levels
     values = x.__wrapped__ if isinstance(x, FactorValues) else x
     return C(values, RContrasts(_coding_rule(contr, how_many)), levels=levels)
+
+
+def contrasts_argument(value: Any) -> dict[str, Any]:
+    """fit()'s contrasts= as plain data the model spec keeps (formulaic's materializer
+    parameters; picklable): {variable: "contr.<kind>"} or {variable: (rows, column names or
+    None)} for a matrix. ValueError naming the argument otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            "contrasts must be a dict from a factor's name to a contrast, e.g. "
+            f'{{"f": "contr.sum"}}; got {type(value).__name__}'
+        )
+    out: dict[str, Any] = {}
+    for name, contrast in value.items():
+        if not isinstance(name, str):
+            raise ValueError(f"contrasts: the names must be column names, got {name!r}")
+        if isinstance(contrast, str):
+            kind = contrast.removeprefix("contr.")
+            if kind not in CONTRAST_KINDS:
+                raise ValueError(
+                    f"contrasts[{name!r}]: unknown contrast {contrast!r}; use one of "
+                    + ", ".join(f'"contr.{k}"' for k in CONTRAST_KINDS)
+                    + " or a matrix with one row per level"
+                )
+            out[name] = f"contr.{kind}"
+            continue
+        names = (
+            tuple(str(c) for c in contrast.columns) if isinstance(contrast, pd.DataFrame) else None
+        )
+        try:
+            rows = np.asarray(contrast, dtype=np.float64)
+        except (TypeError, ValueError):
+            rows = np.empty(0)
+        if rows.ndim != 2 or rows.shape[1] < 1 or not np.isfinite(rows).all():
+            raise ValueError(
+                f'contrasts[{name!r}]: a contrast name such as "contr.sum" or a matrix of '
+                "finite numbers with one row per level"
+            )
+        out[name] = (tuple(map(tuple, rows.tolist())), names)
+    return out
+
+
+def recoded(values: Any, contrast: Any, name: str) -> FactorValues:
+    """A factor's evaluated values coded by contrasts_argument's contrast (R's model.matrix
+    with contrasts.arg: it replaces the factor's own contrasts, its levels kept)."""
+    if isinstance(contrast, str):
+        rule = _coding_rule(contrast, None)
+    else:
+        rows, names = contrast
+        rule = _coding_rule(ContrastMatrix(np.asarray(rows, dtype=np.float64), names), None)
+
+        def named(levels: Sequence[str], matrix_rule: Any = rule) -> ContrastMatrix:
+            try:
+                return matrix_rule(levels)
+            except ValueError as error:
+                raise ValueError(f"contrasts[{name!r}]: {error}".replace("C(): ", "")) from None
+
+        rule = named
+    levels = given_levels(values)
+    raw = values.__wrapped__ if isinstance(values, FactorValues) else values
+    return C(raw, RContrasts(rule), levels=levels)

@@ -153,16 +153,19 @@ def parsed_formula(expr: str) -> Formula:
     return r_ordered_formula(expr)
 
 
-def materialize(expr: str, frame: Table, what: str) -> tuple[FloatArray, list[str], Any]:
+def materialize(
+    expr: str, frame: Table, what: str, contrasts: dict[str, Any] | None = None
+) -> tuple[FloatArray, list[str], Any]:
     """The matrix of right-hand side `expr` on frame, its column names (R's spelling) and
     formulaic's model spec (to rebuild it for new data). Plain terms (intercept, numeric or
     categorical columns) are built with numpy (model.direct_design), anything else by
-    formulaic."""
+    formulaic. contrasts: fit()'s contrasts= as model.r_contrasts.contrasts_argument gives it
+    (kept in the spec, so that new data are coded the same)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             spec: Any = expr if DATA_DEPENDENT_RE.search(expr) else parsed_formula(expr)
-            if not isinstance(spec, str):
+            if not isinstance(spec, str) and not contrasts:
                 direct = direct_matrix(expr, spec, frame, FORMULA_CONTEXT)
                 if direct is not None:
                     return direct
@@ -174,6 +177,7 @@ def materialize(expr: str, frame: Table, what: str) -> tuple[FloatArray, list[st
                 context=FORMULA_CONTEXT,
                 output="numpy",
                 materializer=MATERIALIZER,
+                **({"materializer_params": {"r_contrasts": contrasts}} if contrasts else {}),
             )
     except Exception as exc:  # noqa: BLE001 - formulaic raises many types; name the term
         raise formulaic_error(f"{what} '{r_text(expr)}'", exc) from None

@@ -214,6 +214,7 @@ def make_model(
     family: Any = None,
     link: str | None = None,
     method: str | Method = "laplace",
+    contrasts: Any = None,
 ) -> PowerModel:
     """A model to simulate from, given its design and parameters instead of a fit (simr's
     makeGlmer).
@@ -225,12 +226,15 @@ def make_model(
     term or the covariance matrix of a term with several columns (a sequence of SDs: no
     correlation), e.g. {"district": 0.5}; or theta= (lme4's relative covariance factors) for
     any term, structured ones included (then the family's parameters follow, e.g. the
-    beta-binomial's, as a fit's result.theta holds them). family, link: as fit() takes them.
+    beta-binomial's, as a fit's result.theta holds them). family, link, contrasts: as fit()
+    takes them (fixef then names the contrast's columns, e.g. period1).
     method: how each simulated response is refitted ("laplace" or "agq", or a method
     object)."""
     frame = _with_response(formula, data)
     chosen = make_family(family, link)
-    model, design = build_model(formula, frame, weights=weights, offset=offset, family=chosen)
+    model, design = build_model(
+        formula, frame, weights=weights, offset=offset, family=chosen, contrasts=contrasts
+    )
     fitter = make_method(method)
     if fitter.posterior:
         raise ValueError(
