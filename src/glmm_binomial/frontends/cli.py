@@ -670,23 +670,30 @@ def _fit_data(
         )
 
 
+def _pairs(items: list[str], option: str, usage: str) -> dict[str, str]:
+    """NAME=VALUE items of an option, by name (UsageError naming the option: `usage` says how
+    to write one; a name given twice)."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sign, value = (part.strip() for part in item.partition("="))
+        if not sign or not name or not value:
+            raise UsageError(f"{option} {item!r}: {usage}")
+        if name in out:
+            raise UsageError(f"{option} {name}=... given twice")
+        out[name] = value
+    return out
+
+
 def _contrasts(text: str | None) -> dict[str, str] | None:
-    """--contrasts NAME=CONTRAST,... as fit()'s contrasts= (UsageError naming the option
-    otherwise; the contrasts themselves are checked by fit)."""
+    """--contrasts NAME=CONTRAST,... as fit()'s contrasts= (the contrasts themselves are
+    checked by fit)."""
     if text is None:
         return None
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        name, sign, contrast = (part.strip() for part in item.partition("="))
-        if not sign or not name or not contrast:
-            raise UsageError(
-                f"--contrasts {text!r}: write NAME=CONTRAST separated by commas, as in "
-                "--contrasts period=contr.sum,herd=contr.helmert"
-            )
-        if name in out:
-            raise UsageError(f"--contrasts {name}=... given twice")
-        out[name] = contrast
-    return out
+    usage = (
+        "write NAME=CONTRAST separated by commas, as in "
+        "--contrasts period=contr.sum,herd=contr.helmert"
+    )
+    return _pairs(text.split(","), "--contrasts", usage)
 
 
 def _effects(given: list[str] | None) -> dict[str, Any] | None:
@@ -694,21 +701,16 @@ def _effects(given: list[str] | None) -> dict[str, Any] | None:
     for a term of several columns); UsageError naming the option otherwise."""
     if not given:
         return None
+    usage = (
+        "write NAME=VALUE (log-odds), as in --effect age=-0.02, "
+        "or NAME=V1,V2 for a term of several columns"
+    )
     out: dict[str, Any] = {}
-    for item in given:
-        name, sign, value = item.partition("=")
-        name = name.strip()
+    for (name, value), item in zip(_pairs(given, "--effect", usage).items(), given, strict=False):
         try:
             values = [float(v) for v in value.split(",")]
         except ValueError:
-            values = []
-        if not sign or not name or not values:
-            raise UsageError(
-                f"--effect {item!r}: write NAME=VALUE (log-odds), as in --effect age=-0.02, "
-                "or NAME=V1,V2 for a term of several columns"
-            )
-        if name in out:
-            raise UsageError(f"--effect {name}=... given twice")
+            raise UsageError(f"--effect {item!r}: {usage}") from None
         out[name] = values[0] if len(values) == 1 else values
     return out
 

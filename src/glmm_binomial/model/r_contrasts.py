@@ -35,6 +35,8 @@ from formulaic.transforms import C, stateful_transform
 from formulaic.transforms.contrasts import Contrasts, PolyContrasts
 from numpy.typing import NDArray
 
+from glmm_binomial.model.formula import R_CONTRAST_NAMES
+
 __all__ = [
     "CONTRAST_FUNCTIONS",
     "CONTRAST_KINDS",
@@ -50,7 +52,7 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 
-CONTRAST_KINDS = ("treatment", "sum", "helmert", "poly", "SAS")
+CONTRAST_KINDS = R_CONTRAST_NAMES
 """R's contrast functions contr.<kind>, and the names R's C() accepts for them."""
 
 
