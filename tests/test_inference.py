@@ -96,3 +96,41 @@ def test_nesting_looks_at_column_spaces_not_names():
     small = g.fit(f"{response} ~ 1 + (1 | herd)", cbpp).model
     large = g.fit(f"{response} ~ period + (1 | herd) + (1 | period)", cbpp).model
     assert nested_in(small, large) and not nested_in(large, small)
+
+
+DROP1 = load_reference("drop1")
+
+
+@pytest.mark.parametrize("reference", DROP1, ids=lambda r: r["formula"][0])
+def test_drop1_matches_lme4(reference):
+    """Single term deletions as lme4's drop1(test = "Chisq"): the same terms (marginality kept:
+    age * urban drops only age:urban), npar, AIC and LRT (lme4's refits stop a little short of
+    the optimum, so LRT agrees to 2e-3) and p."""
+    data = g.datasets.load(reference["data"][0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = g.fit(reference["formula"][0], data)
+        table = g.drop1(result)
+    assert list(table.index) == reference["terms"]
+    assert result.loglik >= reference["loglik"][0] - 1e-6
+    assert np.isnan(table["npar"].iloc[0]) and np.isnan(table["LRT"].iloc[0])
+    np.testing.assert_array_equal(table["npar"].iloc[1:], reference["npar"][1:])
+    np.testing.assert_allclose(table["AIC"], reference["AIC"], atol=2e-3)
+    np.testing.assert_allclose(table["LRT"].iloc[1:], reference["LRT"][1:], atol=2e-3)
+    np.testing.assert_allclose(table["Pr(Chi)"].iloc[1:], reference["p"][1:], rtol=1e-3)
+    assert (table["note"] == "").all()
+
+
+def test_drop1_refuses_what_it_cannot_refit():
+    data = g.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vb = g.fit(formula, data, method="vb")
+        penalized = g.fit(formula, data, priors="blme")
+    with pytest.raises(ValueError, match="need maximum-likelihood fits"):
+        g.drop1(vb)
+    with pytest.raises(ValueError, match="penalized by priors"):
+        g.drop1(penalized)
+    with pytest.raises(ValueError, match="takes a GLMMResult"):
+        g.drop1("m")

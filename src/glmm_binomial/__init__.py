@@ -27,6 +27,7 @@ _ATTRIBUTES = {
     "RankDeficiencyWarning": "glmm_binomial.diagnostics",
     "SeparationWarning": "glmm_binomial.diagnostics",
     "anova": "glmm_binomial.results.inference",
+    "drop1": "glmm_binomial.results.inference",
     "Agq": "glmm_binomial.methods.agq",
     "FitOptions": "glmm_binomial.methods.options",
     "Laplace": "glmm_binomial.methods.laplace",
@@ -132,6 +133,7 @@ __all__ = [
     "confint",
     "contrast",
     "datasets",
+    "drop1",
     "emmeans",
     "emtrends",
     "extend",
@@ -204,7 +206,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
     from glmm_binomial.results.check import check
     from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs
-    from glmm_binomial.results.inference import anova
+    from glmm_binomial.results.inference import anova, drop1
     from glmm_binomial.results.intervals import confint
     from glmm_binomial.results.profile import (
         LikelihoodProfile,

@@ -127,6 +127,36 @@ class DesignInfo:
     weights_column: str | None = None
 
 
+def term_columns(design: DesignInfo | None, n_fixed: int) -> dict[str, tuple[int, ...]]:
+    """Term label -> the model's columns of that term, in formula order (empty without a
+    design); the intercept is labelled "1"."""
+    if design is None:
+        return {}
+    kept = design.kept_columns if design.kept_columns is not None else tuple(range(n_fixed))
+    position = {original: j for j, original in enumerate(kept)}
+    out: dict[str, tuple[int, ...]] = {}
+    for term, where in design.fixed_spec.term_slices.items():
+        columns = tuple(position[i] for i in range(where.start, where.stop) if i in position)
+        if columns:
+            out[str(term).replace(" ** ", "^")] = columns
+    return out
+
+
+def droppable_terms(design: DesignInfo) -> list[str]:
+    """The fixed-effects terms (term_columns' labels) that R's drop1 drops one at a time: every
+    term but the intercept that no other term contains (R's drop.scope, which keeps
+    marginality: with age * urban only age:urban), in formula order."""
+    factors = {
+        str(term).replace(" ** ", "^"): frozenset(f.expr for f in term.factors)
+        for term in design.fixed_spec.term_slices
+    }
+    return [
+        label
+        for label, mine in factors.items()
+        if label != "1" and not any(mine < other for other in factors.values())
+    ]
+
+
 def _first_bad_row(mask: NDArray[np.bool_], index: pd.Index) -> object:
     return index[int(np.flatnonzero(mask)[0])]
 

@@ -28,7 +28,7 @@ from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.registry import make_method
 from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.model.design import DesignInfo, build_model, formula_of
+from glmm_binomial.model.design import DesignInfo, build_model, formula_of, term_columns
 from glmm_binomial.model.formula import parse_formula
 from glmm_binomial.model.separation import Separation
 from glmm_binomial.results.base import ResultBase
@@ -405,21 +405,6 @@ def tested_columns(model: PowerModel, test: Any) -> tuple[str, tuple[int, ...]]:
             raise ValueError(f"test names a column twice: {list(test)!r}")
         return " + ".join(test), tuple(columns)
     raise ValueError(f"test must be a fixed effect's name (or a list of names), got {test!r}")
-
-
-def term_columns(design: DesignInfo | None, n_fixed: int) -> dict[str, tuple[int, ...]]:
-    """Term label -> the model's columns of that term, in formula order (empty without a
-    design); the intercept is labelled "1"."""
-    if design is None:
-        return {}
-    kept = design.kept_columns if design.kept_columns is not None else tuple(range(n_fixed))
-    position = {original: j for j, original in enumerate(kept)}
-    out: dict[str, tuple[int, ...]] = {}
-    for term, where in design.fixed_spec.term_slices.items():
-        columns = tuple(position[i] for i in range(where.start, where.stop) if i in position)
-        if columns:
-            out[str(term).replace(" ** ", "^")] = columns
-    return out
 
 
 def _normalized(text: str) -> str:

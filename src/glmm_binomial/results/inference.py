@@ -1,6 +1,10 @@
-"""Likelihood-ratio tests between nested fits."""
+"""Likelihood-ratio tests between nested fits: anova() of fits given, drop1() of a fit's
+terms."""
 
 from __future__ import annotations
+
+import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -8,6 +12,8 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.design import droppable_terms, term_columns
+from glmm_binomial.model.formula import r_text
 from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
@@ -76,6 +82,81 @@ def anova(*results: ResultBase) -> pd.DataFrame:
         rows.append(row)
         previous = r
     return pd.DataFrame(rows)
+
+
+def drop1(result: ResultBase) -> pd.DataFrame:
+    """Single term deletions, as lme4's drop1(model, test = "Chisq"): each fixed-effects term
+    that no other term contains (marginality kept: with age * urban only age:urban) is dropped
+    in turn and the model refitted by the fit's method from the fit's estimates. One row per
+    term after "<none>" (the fit itself): npar, the number of columns dropped; AIC of the
+    smaller model; LRT = 2 (loglik - its loglik) and Pr(Chi) from the chi-squared on npar.
+    Where a refit does not converge its numbers are NaN and `note` says so. Maximum-likelihood
+    fits with their formula's terms only (ValueError otherwise)."""
+    if not isinstance(result, ResultBase):
+        raise ValueError("drop1 takes a GLMMResult")
+    method = result.method_object
+    if method.posterior:
+        raise ValueError(
+            f"likelihood-ratio tests need maximum-likelihood fits, not method {result.method!r}"
+        )
+    if result.penalized:
+        raise ValueError(
+            "drop1 compares maximum-likelihood fits; this fit is penalized by priors (its "
+            "objective is not a likelihood): refit without priors="
+        )
+    model, design, fit = result.model, result.design, result.fit_output
+    if design is None or model.x.shape[0] == 0:
+        raise ValueError(
+            "drop1 refits the model without each term: it needs a fit of glmm_binomial.fit("
+            "formula, data) in memory (not fit_model's or a Dask fit)"
+        )
+    columns = term_columns(design, model.n_fixed)
+    rows = [
+        {
+            "term": "<none>",
+            "npar": math.nan,
+            "AIC": result.aic,
+            "LRT": math.nan,
+            "Pr(Chi)": math.nan,
+            "note": "",
+        }
+    ]
+    for label in droppable_terms(design):
+        if label not in columns:
+            continue  # every column of the term aliased: nothing to drop
+        dropped = columns[label]
+        keep = np.setdiff1d(np.arange(model.n_fixed), dropped)
+        smaller = replace(
+            model,
+            x=np.ascontiguousarray(model.x[:, keep]),
+            fixed_names=tuple(model.fixed_names[j] for j in keep),
+        )
+        row = {
+            "term": r_text(label),
+            "npar": len(dropped),
+            "AIC": math.nan,
+            "LRT": math.nan,
+            "Pr(Chi)": math.nan,
+            "note": "",
+        }
+        try:
+            method.check(smaller)
+            output = method.fit(smaller, start=(fit.theta, fit.beta[keep]))
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+            row["note"] = f"the model without {r_text(label)} cannot be fitted: {error}"
+            rows.append(row)
+            continue
+        if not (output.converged and math.isfinite(output.loglik)):
+            row["note"] = f"the refit without {r_text(label)} did not converge"
+        else:
+            lrt = max(2.0 * (result.loglik - output.loglik), 0.0)
+            row.update(
+                AIC=-2.0 * output.loglik + 2.0 * (result.df_model - len(dropped)),
+                LRT=lrt,
+                **{"Pr(Chi)": float(stats.chi2.sf(lrt, len(dropped)))},
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("term")
 
 
 def _check_comparable(a: ResultBase, b: ResultBase) -> None:
