@@ -4,7 +4,7 @@ Twenty-three fits of every kind (families, links, methods, priors, structured co
 weights, offsets, crossed factors, and seven that end awkwardly) are made once; each case then
 calls one function of what a user does after a fit (confint, profile, emmeans / emtrends /
 contrast / pairs, r2_nakagawa, icc, simulate_residuals, binned_residuals, resid, simulate,
-refit, predict, marginal_predict, marginal_coefs, summary, ranef, coef, varcorr, anova,
+refit, predict, marginal_predict, marginal_coefs, summary, ranef, coef, varcorr, anova, drop1,
 bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration, plot_profile;
 and fit itself) on a random fit, with arguments drawn from good values and, in about half the
 cases, one bad value of one argument. Failures:
@@ -245,6 +245,7 @@ KINDS = (
     "summary",
     "ranef",
     "anova",
+    "drop1",
     "bootstrap",
     "power",
     "extend",
@@ -510,6 +511,8 @@ def make_case(
         others = [f for f in fits_by_name.values() if f.frame is fit.frame and f is not fit]
         other = pick(rng, others) if others else fit
         return Case(f"anova({fit.name}, {other.name})", lambda: g.anova(r, other.result))
+    if kind == "drop1":
+        return Case("drop1", lambda: g.drop1(r))
     if kind == "bootstrap":
         args, bad = with_bad(
             rng,

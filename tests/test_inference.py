@@ -134,3 +134,17 @@ def test_drop1_refuses_what_it_cannot_refit():
         g.drop1(penalized)
     with pytest.raises(ValueError, match="takes a GLMMResult"):
         g.drop1("m")
+
+
+def test_drop1_gives_no_test_when_the_fit_did_not_converge():
+    """Complete separation: the fit's loglik is not at a maximum, so no likelihood-ratio test."""
+    rng = np.random.default_rng(1)
+    x, z = rng.normal(size=300), rng.normal(size=300)
+    data = {"y": (x > 0).astype(int), "x": x, "z": z, "g": rng.integers(0, 12, 300)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = g.fit("y ~ x + z + (1 | g)", data)
+        table = g.drop1(result)
+    assert not result.converged
+    assert table["LRT"].isna().all() and table["Pr(Chi)"].isna().all()
+    assert (table["note"].iloc[1:] != "").all()

@@ -90,7 +90,8 @@ def drop1(result: ResultBase) -> pd.DataFrame:
     in turn and the model refitted by the fit's method from the fit's estimates. One row per
     term after "<none>" (the fit itself): npar, the number of columns dropped; AIC of the
     smaller model; LRT = 2 (loglik - its loglik) and Pr(Chi) from the chi-squared on npar.
-    Where a refit does not converge its numbers are NaN and `note` says so. Maximum-likelihood
+    Where a refit does not converge its numbers are NaN and `note` says so; where the fit itself
+    did not converge there is no test (LRT and Pr(Chi) NaN). Maximum-likelihood
     fits with their formula's terms only (ValueError otherwise)."""
     if not isinstance(result, ResultBase):
         raise ValueError("drop1 takes a GLMMResult")
@@ -148,6 +149,9 @@ def drop1(result: ResultBase) -> pd.DataFrame:
             continue
         if not (output.converged and math.isfinite(output.loglik)):
             row["note"] = f"the refit without {r_text(label)} did not converge"
+        elif not result.converged:
+            row["AIC"] = -2.0 * output.loglik + 2.0 * (result.df_model - len(dropped))
+            row["note"] = "no test: the fit itself did not converge"
         else:
             lrt = max(2.0 * (result.loglik - output.loglik), 0.0)
             row.update(
