@@ -171,3 +171,36 @@ def test_a_non_finite_fit_is_never_reported_converged(monkeypatch, method, chang
         assert not result.converged
         assert not result.opt_summary.converged
         assert any(w.category is ConvergenceWarning and "non-finite" in w for w in result.warnings)
+
+
+def test_update_refits_with_the_formula_updated_or_other_arguments():
+    """lme4's update(): ". ~ . - age:urban" is the explicit formula's fit (and anova tests it
+    against the first); other arguments replace the fit's; the data the fit was given is used
+    unless data= is given; a result without its call needs data=."""
+    import pickle
+    import warnings
+
+    data = g.datasets.load("contraception")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = g.fit("use ~ age * urban + livch + (1 | district)", data)
+        smaller = g.update(full, ". ~ . - age:urban")
+        explicit = g.fit("use ~ age + urban + livch + (1 | district)", data)
+        assert smaller.loglik == pytest.approx(explicit.loglik, abs=1e-9)
+        assert list(smaller.fixef().index) == list(explicit.fixef().index)
+        assert g.anova(smaller, full)["p"].iloc[1] == pytest.approx(0.3589, abs=1e-3)
+        agq = g.update(full, method="agq", n_agq=5)
+        assert (agq.method, agq.n_agq, agq.formula) == ("agq", 5, full.formula)
+        subset = g.update(full, data=data[data["age"] > -10])
+        assert subset.nobs == int((data["age"] > -10).sum())
+        with pytest.raises(ValueError, match="fit\\(\\) has no argument 'bogus'"):
+            g.update(full, bogus=1)
+        refitted = full.refit(full.model.successes)
+        with pytest.raises(ValueError, match="update needs data="):
+            g.update(refitted, ". ~ . - livch")
+        assert g.update(refitted, ". ~ . - livch", data=data).formula == (
+            "use ~ age * urban + (1 | district)"
+        )
+        assert pickle.loads(pickle.dumps(full)).call is None  # the data stays behind
+        with pytest.raises(ValueError, match="update takes a GLMMResult"):
+            g.update("m", ". ~ .")

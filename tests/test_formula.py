@@ -18,6 +18,7 @@ from glmm_binomial.model.formula import (
     parse_formula,
     r_name,
     r_text,
+    update_formula,
 )
 
 
@@ -545,3 +546,36 @@ def test_comments_are_dropped_as_r_drops_them() -> None:
 def test_a_typographic_character_is_named_with_the_one_to_type(pasted: str, typed: str) -> None:
     with pytest.raises(ValueError, match=f"type {typed!r}".replace("*", r"\*")):
         parse_formula(f"y ~ x1 {pasted} x2 + (1 | g)")
+
+
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [
+        (". ~ . - age:urban", "use ~ age * urban + livch - age:urban + (1 | district)"),
+        (". ~ . + I(age^2)", "use ~ age * urban + livch + I(age^2) + (1 | district)"),
+        (". ~ . - livch", "use ~ age * urban + (1 | district)"),
+        (
+            "~ . - (1|district) + (urban | district)",
+            "use ~ age * urban + livch + (urban | district)",
+        ),
+        (". ~ . + (1 | district)", "use ~ age * urban + livch + (1 | district)"),
+        ("log(.) ~ .", "log(use) ~ age * urban + livch + (1 | district)"),
+        ("y ~ . - 1", "y ~ age * urban + livch - 1 + (1 | district)"),
+        (". ~ 1 + (1 | district)", "use ~ 1 + (1 | district)"),
+    ],
+)
+def test_update_formula_as_r(new: str, expected: str) -> None:
+    """R's update.formula: "." is that side of the old formula; a term given with the other
+    sign is cancelled, a random-effect term added once or dropped where it matches."""
+    old = "use ~ age * urban + livch + (1 | district)"
+    assert update_formula(old, new) == expected
+    assert parse_formula(update_formula(old, new)).text == expected
+
+
+@pytest.mark.parametrize(
+    ("new", "message"),
+    [(". ~ - .", "would drop every term"), ("x", "must have one '~'"), (". ~ (.", "unbalanced")],
+)
+def test_update_formula_refuses(new: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        update_formula("y ~ x + (1 | g)", new)

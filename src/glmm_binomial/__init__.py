@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _ATTRIBUTES = {
     "fit": "glmm_binomial.api",
     "fit_model": "glmm_binomial.api",
+    "update": "glmm_binomial.api",
     "available_methods": "glmm_binomial.api",
     "BoundaryWarning": "glmm_binomial.diagnostics",
     "ConvergenceWarning": "glmm_binomial.diagnostics",
@@ -150,6 +151,7 @@ __all__ = [
     "profile_confint",
     "r2_nakagawa",
     "simulate_residuals",
+    "update",
 ]
 
 
@@ -170,7 +172,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial import datasets
-    from glmm_binomial.api import available_methods, fit, fit_model
+    from glmm_binomial.api import available_methods, fit, fit_model, update
     from glmm_binomial.diagnostics import (
         BoundaryWarning,
         ConvergenceWarning,

@@ -104,6 +104,8 @@ def fit(
     is flagged as possible but not checked; method "mcmc" is refused there: fit ddf.compute()
     in memory).
     """
+    # fit()'s arguments as given, for update() (the first statement: locals() is them).
+    arguments = {k: v for k, v in locals().items() if k not in ("formula", "data")}
     options = options_or_arguments(
         options,
         method,
@@ -133,6 +135,7 @@ def fit(
         # stacklevel: the warnings point at the caller of fit().
         return fit_dask(formula, data, options, weights, offset, client, stacklevel=4)
     from glmm_binomial.model.design import build_model
+    from glmm_binomial.results.base import FitCall
     from glmm_binomial.results.result import GLMMResult
 
     # BLAS held from the start: the design's rank check is a LAPACK call too, and OpenBLAS
@@ -145,8 +148,57 @@ def fit(
         output = estimate(model, options)
     emit_fit_warnings(output.warnings)
     return GLMMResult(
-        model, output, design=design, conf_level=options.conf_level, method_object=options.method
+        model,
+        output,
+        design=design,
+        conf_level=options.conf_level,
+        method_object=options.method,
+        call=FitCall(formula, data, arguments),
     )
+
+
+def update(result: Any, formula: str | None = None, data: Any = None, **changes: Any) -> Any:
+    """lme4's update(): the fit made again with its formula updated (R's update.formula,
+    model.formula.update_formula: ". ~ . - x", ". ~ . + I(x^2)", ". ~ . - (1 | g)"), other data
+    or other arguments of fit() (method=, family=, weights=, contrasts=, ..); the rest as the
+    fit was called. data: else the object the fit was given (not a copy: as R's update, a later
+    change to it is seen). A result that does not keep its call (fit_model, refit, a Dask fit,
+    an unpickled result) needs data= and keeps only its method, family and conf_level (weights
+    and offset given again). ValueError for an argument fit() does not take."""
+    import inspect
+
+    from glmm_binomial.model.formula import update_formula
+    from glmm_binomial.results.base import ResultBase
+
+    if not isinstance(result, ResultBase):
+        raise ValueError("update takes a GLMMResult")
+    allowed = set(inspect.signature(fit).parameters) - {"formula", "data"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ValueError(f"update: fit() has no argument {unknown[0]!r}")
+    call = result.call
+    if call is None:
+        if data is None:
+            raise ValueError(
+                "update needs data=: this result does not keep the data it was fitted to (made "
+                "by fit_model, refit or a Dask fit, or unpickled)"
+            )
+        base = result.formula
+        arguments: dict[str, Any] = {
+            "method": result.method_object,
+            "family": result.model.family,
+            "conf_level": result.conf_level,
+        }
+    else:
+        base, arguments = call.formula, dict(call.arguments)
+        data = call.data if data is None else data
+    if {"method", "options"} & set(changes):
+        # A new method (or options) replaces the old one's settings with it.
+        for name in ("method", "options", "n_agq", "control"):
+            arguments.pop(name, None)
+    arguments.update(changes)
+    new_formula = base if formula is None else update_formula(base, formula)
+    return fit(new_formula, data, **arguments)
 
 
 def fit_model(

@@ -52,6 +52,7 @@ __all__ = [
     "r_name",
     "r_names",
     "r_text",
+    "update_formula",
 ]
 
 
@@ -811,6 +812,109 @@ def _parse_rhs(
             )
         fixed.append((sign, piece))
     return fixed, random
+
+
+def update_formula(old: str, new: str) -> str:
+    """R's update.formula for lme4 formulas: `new` with each "." standing for that side of
+    `old` ("~ . + x" or ". ~ . + x": add a term; ". ~ . - x": drop one; "log(.) ~ .": a new
+    response from the old; ". ~ . - (1 | g)": drop a random-effect term). Fixed terms keep
+    their signs (formulaic's expansion drops a "- x" from "x * z" as R's terms() does; the
+    intercept as "- 1"/"0 + "); random-effect terms are added once and dropped where they
+    match (spaces and redundant parentheses aside). The text of the updated formula."""
+    if not isinstance(new, str):
+        raise ValueError(f"formula must be a string such as '. ~ . - x', not {type(new).__name__}")
+    old_left, old_right = _sides(old, "the fit's formula")
+    new_tokens = _tokenize(new)
+    _check_balance(new, new_tokens)
+    sides = _split_top(new_tokens, {"~"})
+    if len(sides) != 2:
+        raise ValueError(
+            f"formula must have one '~', as in '. ~ . - x' (the fit's formula is {old!r}): {new!r}"
+        )
+    left_tokens, right_tokens = sides[0][1], sides[1][1]
+    old_left_text = _source(old, old_left)
+    if not left_tokens or [t.text for t in left_tokens] == ["."]:
+        left = old_left_text
+    else:
+        simple = len(old_left) == 1 or _is_call(old_left, old_left[0].text)
+        stand_in = old_left_text if simple else f"({old_left_text})"
+        left = "".join(
+            stand_in if t.kind == "name" and t.text == "." else t.text + _gap(new, t, new_tokens)
+            for t in left_tokens
+        ).strip()
+    fixed: list[tuple[str, str]] = []
+    random: list[str] = []
+    for sign, text, is_random in _signed_pieces(new, right_tokens):
+        if text == ".":
+            if sign == "-":
+                raise ValueError(f"'- .' would drop every term: {new!r}")
+            for old_sign, old_text, old_random in _signed_pieces(old, old_right):
+                _apply_piece(fixed, random, old_sign, old_text, old_random)
+            continue
+        _apply_piece(fixed, random, sign, text, is_random)
+    pieces = [f"{sign} {text}" for sign, text in fixed] + [f"+ {text}" for text in random]
+    right = " ".join(pieces).removeprefix("+ ") if pieces else "1"
+    return f"{left} ~ {right}"
+
+
+def _sides(text: str, what: str) -> tuple[list[_Token], list[_Token]]:
+    tokens = _tokenize(text)
+    sides = _split_top(tokens, {"~"})
+    if len(sides) != 2 or not sides[0][1] or not sides[1][1]:
+        raise ValueError(f"{what} must have a response and predictors: {text!r}")
+    return sides[0][1], sides[1][1]
+
+
+def _gap(text: str, token: _Token, tokens: list[_Token]) -> str:
+    """The spaces written after `token` (before the next one)."""
+    index = tokens.index(token)
+    if index + 1 >= len(tokens):
+        return ""
+    end = token.start + len(token.text)
+    return text[end : tokens[index + 1].start]
+
+
+def _signed_pieces(text: str, tokens: list[_Token]) -> list[tuple[str, str, bool]]:
+    """A right-hand side's top-level terms: (sign, text as written, whether a random-effect
+    term)."""
+    out = []
+    for separator, piece in _split_top(tokens, {"+", "-"}):
+        if not piece:
+            if separator is None:
+                continue
+            raise ValueError(f"formula has a dangling {separator.text!r}: {text!r}")
+        inner = piece
+        while _is_wrapped(inner) and _is_wrapped(inner[1:-1]):
+            inner = inner[1:-1]
+        is_random = _structure_call(inner) is not None or (
+            _is_wrapped(inner) and bool(_top_level_bars(inner[1:-1]))
+        )
+        sign = "+" if separator is None else separator.text
+        out.append((sign, _source(text, inner if is_random else piece), is_random))
+    return out
+
+
+def _apply_piece(
+    fixed: list[tuple[str, str]], random: list[str], sign: str, text: str, is_random: bool
+) -> None:
+    key = "".join(text.split())
+    if not is_random:
+        # A term given again is not repeated; one given with the other sign is cancelled
+        # (". ~ . - livch" leaves no "livch - livch"); anything else is left to the expansion.
+        same = [(s, t) for s, t in fixed if "".join(t.split()) == key]
+        if any(s == sign for s, _ in same):
+            return
+        if same:
+            fixed.remove(same[0])
+        else:
+            fixed.append((sign, text))
+        return
+    present = [r for r in random if "".join(r.split()) == key]
+    if sign == "+" and not present:
+        random.append(text)
+    elif sign == "-":
+        for r in present:
+            random.remove(r)
 
 
 def _structure_call(tokens: list[_Token]) -> str | None:

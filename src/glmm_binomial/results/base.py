@@ -11,7 +11,8 @@ lme4 and statsmodels spellings of the same facts are in results.aliases.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, TypeVar
 
@@ -36,6 +37,16 @@ FloatArray = NDArray[np.float64]
 R = TypeVar("R", bound="ResultBase")
 
 
+@dataclass(frozen=True)
+class FitCall:
+    """What fit() was called with, for update(): the formula, the data object itself (not a
+    copy: as R's update, a later change to it is seen) and the other arguments."""
+
+    formula: str
+    data: Any
+    arguments: Mapping[str, Any]
+
+
 class ResultBase:
     """The facts of a binomial (or beta-binomial) GLMM fit, read-only.
 
@@ -50,6 +61,7 @@ class ResultBase:
     _fit: FitOutput
     _design: DesignInfo | None
     _method: Method
+    _call: FitCall | None
     conf_level: float
     data_name: str | None
 
@@ -61,6 +73,7 @@ class ResultBase:
         conf_level: float = 0.95,
         data_name: str | None = None,
         method_object: Method | None = None,
+        call: FitCall | None = None,
     ) -> None:
         conf_level = fraction(conf_level, "conf_level")
         if method_object is None:
@@ -72,6 +85,17 @@ class ResultBase:
         object.__setattr__(self, "_design", design)
         object.__setattr__(self, "conf_level", conf_level)
         object.__setattr__(self, "data_name", data_name)
+        object.__setattr__(self, "_call", call)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled result (sent to worker processes) leaves the caller's data behind.
+        return {**self.__dict__, "_call": None}
+
+    @property
+    def call(self) -> FitCall | None:
+        """fit()'s arguments, data included, for update() (None: made otherwise, e.g. by
+        fit_model, refit or a Dask fit, or unpickled)."""
+        return self._call
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("GLMMResult is read-only")
