@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import model_matrix_table
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import glmm_binomial as g
 from glmm_binomial.model.design import build_model
@@ -192,3 +194,40 @@ def test_contrasts_argument_is_refused_on_dask() -> None:
             data,
             contrasts={"period": "contr.sum"},
         )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    levels=st.integers(2, 5),
+    kind=st.sampled_from(["treatment", "sum", "helmert", "poly", "SAS"]),
+    form=st.sampled_from(["C", "argument"]),
+    rhs=st.sampled_from(["{f}", "{f} + x", "{f} * x", "0 + {f}", "x + {f}:x", "{f}:k"]),
+    seed=st.integers(0, 2**16),
+)
+def test_every_contrast_spans_the_treatment_coding(
+    levels: int, kind: str, form: str, rhs: str, seed: int
+) -> None:
+    """Whatever the contrast, C() or contrasts=, with or without an intercept or interactions:
+    the same column space as the default (treatment) coding and as many columns, so the fit
+    is a reparametrization of it."""
+    rng = np.random.default_rng(seed)
+    n = 40
+    table = pd.DataFrame(
+        {
+            "y": rng.integers(0, 2, n),
+            "f": np.array(list("abcde"))[np.arange(n) % levels],
+            "k": rng.choice(["lo", "hi"], n),
+            "x": rng.normal(size=n),
+            "g": np.arange(n) % 4,
+        }
+    )
+    plain, _ = build_model("y ~ " + rhs.format(f="f") + " + (1 | g)", table)
+    if form == "C":
+        coded, _ = build_model("y ~ " + rhs.format(f=f"C(f, {kind})") + " + (1 | g)", table)
+    else:
+        coded, _ = build_model(
+            "y ~ " + rhs.format(f="f") + " + (1 | g)", table, contrasts={"f": kind}
+        )
+    assert coded.x.shape == plain.x.shape
+    both = np.linalg.matrix_rank(np.hstack([plain.x, coded.x]))
+    assert both == np.linalg.matrix_rank(plain.x) == np.linalg.matrix_rank(coded.x)
