@@ -153,12 +153,17 @@ def test_earlier_forms_still_work(files, capsys):
     assert "Note: std_error, z, p" in capsys.readouterr().out
 
 
-def test_contrasts_option_is_glmers_argument(capsys):
-    """--contrasts NAME=CONTRAST: glmer's contrasts argument (R's names period1 ..)."""
+def test_contrasts_and_subset_options_are_glmers_arguments(capsys):
+    """--contrasts NAME=CONTRAST: glmer's contrasts argument (R's names period1 ..); --subset:
+    glmer's subset as R code."""
     assert main(["fit", "cbpp", CBPP, "--contrasts", "period=contr.sum", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["loglik"] == pytest.approx(-92.02628, abs=1e-4)
     assert "period1" in json.dumps(out) and "period4" not in json.dumps(out)
+    assert main(["fit", "cbpp", CBPP, "--subset", "period != '4'", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["nobs"] == 43  # period 4 has 13 rows
+    assert main(["fit", "cbpp", CBPP, "--subset", "perio > 1"]) == 1
+    assert "subset 'perio > 1' uses column(s) not in data" in capsys.readouterr().err
     assert main(["fit", "cbpp", CBPP, "--contrasts", "period"]) == 2
     assert "write NAME=CONTRAST" in capsys.readouterr().err
     assert main(["fit", "cbpp", CBPP, "--contrasts", "period=contr.bogus"]) == 1

@@ -269,3 +269,34 @@ def test_a_column_named_as_a_namespace_is_a_column(name: str) -> None:
     model, _ = build_model(f"y ~ {name} + C(g, sum) + (1 | g)", data)
     assert list(model.fixed_names)[:2] == ["(Intercept)", name]
     np.testing.assert_allclose(model.x[:, 1], data[name])
+
+
+def test_subset_is_glmers_subset() -> None:
+    """subset= as R code of the columns (R's operators) or one logical per row: the same fit
+    as the rows filtered first; missing values leave a row out; bad values are refused
+    naming the argument."""
+    import warnings
+
+    data = g.datasets.load("contraception")
+    rows = (data["age"] > -10) & (data["urban"] == "Y")
+    formula = "use ~ age + urban + (1 | district)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_text = g.fit(formula, data, subset="age > -10 & urban == 'Y'")
+        by_mask = g.fit(formula, data, subset=rows.to_numpy())
+        filtered = g.fit(formula, data[rows])
+        assert by_text.nobs == by_mask.nobs == filtered.nobs == int(rows.sum())
+        assert by_text.loglik == by_mask.loglik == filtered.loglik
+        assert by_text.n_dropped == 0
+        with_missing = rows.astype(object).where(data["livch"] != "0", None)
+        partial = g.fit(formula, data, subset=with_missing)
+        assert partial.nobs == int((rows & (data["livch"] != "0")).sum())
+    for bad, message in [
+        ("agee > 1", "uses column\\(s\\) not in data: 'agee'"),
+        ("age +", "is not an R expression"),
+        ("age", "subset must be logical"),
+        (np.ones(5, dtype=bool), "one value per row of data \\(1934\\), got 5"),
+        (data["age"].iloc[:10] > 0, "a value for every row label"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            g.fit(formula, data, subset=bad)

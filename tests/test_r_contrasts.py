@@ -188,7 +188,9 @@ def test_contrasts_argument_in_a_fit() -> None:
 def test_contrasts_argument_is_refused_on_dask() -> None:
     dd = pytest.importorskip("dask.dataframe")
     data = dd.from_pandas(g.datasets.load("cbpp"), npartitions=2)
-    with pytest.raises(ValueError, match="contrasts= is not available for a Dask DataFrame"):
+    with pytest.raises(
+        ValueError, match="contrasts= and subset= are not available for a Dask DataFrame"
+    ):
         g.fit(
             "cbind(incidence, size - incidence) ~ period + (1 | herd)",
             data,

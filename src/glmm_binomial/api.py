@@ -40,6 +40,7 @@ def fit(
     weights: Any = None,
     offset: Any = None,
     contrasts: Any = None,
+    subset: Any = None,
     n_agq: int | None = None,
     conf_level: float = 0.95,
     prior_fe_sd: float | None = None,
@@ -87,7 +88,9 @@ def fit(
     contrasts: glmer's contrasts argument, the coding of factors of the fixed part, e.g.
     {"period": "contr.sum"} (columns period1, period2, ..; "contr.treatment", "contr.helmert",
     "contr.poly", "contr.SAS", or a matrix with one row per level); C(f, sum) in the formula
-    does the same for one term.
+    does the same for one term. subset: glmer's subset, the rows to use: one logical per row or
+    R code of the columns as text ("age > 20 & urban == 'Y'"); rows where it is FALSE or
+    missing are left out first (not counted in n_dropped).
     control: OptimizerControl for "laplace" and "agq", StructuredVBControl for "vb",
     VariationalControl for "vb_meanfield", McmcControl for "mcmc" (None: the defaults);
     pirls_control: PirlsControl of the inner mode search.
@@ -125,10 +128,11 @@ def fit(
     chosen = make_family(family, link)
     if is_dask_frame(data):
         refuse_on_dask(formula, options.method, chosen)
-        if contrasts is not None:
+        if contrasts is not None or subset is not None:
             raise ValueError(
-                "contrasts= is not available for a Dask DataFrame: write the contrast in the "
-                "formula, e.g. C(f, sum), or fit ddf.compute() in memory"
+                "contrasts= and subset= are not available for a Dask DataFrame: write the "
+                "contrast in the formula, e.g. C(f, sum), filter the rows with ddf[...], or fit "
+                "ddf.compute() in memory"
             )
         from glmm_binomial.distributed.fit import fit_dask
 
@@ -142,7 +146,13 @@ def fit(
     # threads on busy cores made it cost more than the whole fit.
     with blas.blas_threads(options.blas_threads):
         model, design = build_model(
-            formula, data, weights=weights, offset=offset, family=chosen, contrasts=contrasts
+            formula,
+            data,
+            weights=weights,
+            offset=offset,
+            family=chosen,
+            contrasts=contrasts,
+            subset=subset,
         )
         options.method.check(model, design)
         output = estimate(model, options)

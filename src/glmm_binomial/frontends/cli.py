@@ -123,6 +123,11 @@ def _column_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="column holding prior weights / trials")
     parser.add_argument("--offset", help="column holding an offset")
     parser.add_argument(
+        "--subset",
+        help="R code of the columns selecting the rows to use (glmer's subset), e.g. "
+        "\"age > 20 & urban == 'Y'\"",
+    )
+    parser.add_argument(
         "--contrasts",
         help="comma-separated NAME=CONTRAST, glmer's contrasts argument for factors of the "
         "fixed effects: period=contr.sum (contr.treatment, contr.sum, contr.helmert, "
@@ -666,6 +671,7 @@ def _fit_data(
             weights=args.weights,
             offset=args.offset,
             contrasts=_contrasts(args.contrasts),
+            subset=args.subset,
             **extra,
         )
 

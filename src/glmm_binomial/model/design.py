@@ -142,6 +142,49 @@ def term_columns(design: DesignInfo | None, n_fixed: int) -> dict[str, tuple[int
     return out
 
 
+def subset_rows(subset: Any, frame: pd.DataFrame) -> NDArray[np.bool_]:
+    """glmer's subset as a mask of frame's rows: one logical per row (a numpy or pandas mask,
+    a pandas one aligned by index) or R code of the columns as text ("age > 20 & urban ==
+    'Y'", R's operators and functions as in a formula); a row where it is missing is left out,
+    as R's subset leaves it out. ValueError naming the argument otherwise."""
+    if isinstance(subset, str):
+        try:
+            response = parse_formula(f"{subset} ~ 1").response
+        except ValueError as error:
+            raise ValueError(f"subset {subset!r} is not an R expression: {error}") from None
+        if response.kind != "column":
+            raise ValueError(f"subset must be a logical expression, got {subset!r}")
+        missing = sorted(expression_variables(response.successes) - set(map(str, frame.columns)))
+        if missing:
+            raise ValueError(
+                f"subset {subset!r} uses column(s) not in data: {', '.join(map(repr, missing))}"
+            )
+        try:
+            values = evaluate_response(response.successes, frame)
+        except ValueError as error:
+            raise ValueError(f"subset {subset!r}: {error}") from None
+    elif isinstance(subset, pd.Series):
+        if not frame.index.isin(subset.index).all():
+            raise ValueError("subset: a pandas Series needs a value for every row label of data")
+        values = subset if subset.index.equals(frame.index) else subset.reindex(frame.index)
+    else:
+        values = pd.Series(
+            np.asarray(subset, dtype=object).ravel() if np.ndim(subset) else [subset]
+        )
+    flags = pd.Series(np.asarray(values, dtype=object))
+    if len(flags) != len(frame):
+        raise ValueError(
+            f"subset must give one value per row of data ({len(frame)}), got {len(flags)}"
+        )
+    known = flags[~pd.isna(flags)]
+    if not all(isinstance(v, bool | np.bool_) for v in known):
+        raise ValueError(
+            "subset must be logical (TRUE/FALSE per row, or an R expression of the columns such "
+            'as "age > 20"), got values such as ' + repr(known.iloc[0] if len(known) else None)
+        )
+    return np.asarray(flags.fillna(False), dtype=bool)
+
+
 def droppable_terms(design: DesignInfo) -> list[str]:
     """The fixed-effects terms (term_columns' labels) that R's drop1 drops one at a time: every
     term but the intercept that no other term contains (R's drop.scope, which keeps
@@ -515,11 +558,13 @@ def build_model(
     offset: Any = None,
     family: Family = BINOMIAL_LOGIT,
     contrasts: Any = None,
+    subset: Any = None,
 ) -> tuple[ModelData, DesignInfo]:
     """ModelData and DesignInfo for `formula` on `data` (rows with missing values dropped),
     the model of the given family (glmm_binomial.family.make_family; the binomial logit by
     default). contrasts: glmer's contrasts argument, e.g. {"f": "contr.sum"}
-    (model.r_contrasts; the fixed part's factors only, as lme4).
+    (model.r_contrasts; the fixed part's factors only, as lme4). subset: glmer's subset, the
+    rows to use (subset_rows), taken before anything else.
 
     Columns are read by frame.py's reader policy (numbers whatever their dtype, logical terms as
     FALSE/TRUE factors), unused categories are dropped (R's droplevels), non-integer counts
@@ -533,6 +578,8 @@ def build_model(
     parsed = parse_formula(formula)
     coding = contrasts_argument(contrasts)
     frame = as_pandas(data)
+    if subset is not None:
+        frame = frame[subset_rows(subset, frame)]
     index = frame.index if isinstance(data, pd.DataFrame) else None
     named = [v for v in (weights, offset) if isinstance(v, str)]
     check_unique_columns(frame, [*parsed.variables, *named], "data")
