@@ -5,9 +5,9 @@ weights, offsets, crossed factors, and seven that end awkwardly) are made once; 
 calls one function of what a user does after a fit (confint, profile, emmeans / emtrends /
 contrast / pairs, r2_nakagawa, icc, simulate_residuals, binned_residuals, resid, simulate,
 refit, predict, marginal_predict, marginal_coefs, summary, ranef, coef, varcorr, anova, drop1,
-bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration, plot_profile;
-and fit itself) on a random fit, with arguments drawn from good values and, in about half the
-cases, one bad value of one argument. Failures:
+update, bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration,
+plot_profile; and fit itself) on a random fit, with arguments drawn from good values and, in
+about half the cases, one bad value of one argument. Failures:
 
 * any exception but ValueError (a good call may be refused with a ValueError: some functions
   do not apply to some fits), or a ValueError for a bad argument whose message does not name
@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 import glmm_binomial as g
+from glmm_binomial.model.design import droppable_terms
 
 
 @dataclass
@@ -246,6 +247,7 @@ KINDS = (
     "ranef",
     "anova",
     "drop1",
+    "update",
     "bootstrap",
     "power",
     "extend",
@@ -513,6 +515,16 @@ def make_case(
         return Case(f"anova({fit.name}, {other.name})", lambda: g.anova(r, other.result))
     if kind == "drop1":
         return Case("drop1", lambda: g.drop1(r))
+    if kind == "update":
+        terms = droppable_terms(r.design) if r.design is not None else []
+        formulas = [". ~ .", ". ~ . + 1"] + [f". ~ . - {t}" for t in terms[:2]]
+        args, bad = with_bad(
+            rng,
+            {"formula": pick(rng, formulas)},
+            {"formula": ["x", ". ~ - .", ". ~ (.", 3], "n_agq": [0, -1, "five"]},
+            p_bad,
+        )
+        return Case(f"update{args}", lambda: g.update(r, **args).loglik, bad)
     if kind == "bootstrap":
         args, bad = with_bad(
             rng,

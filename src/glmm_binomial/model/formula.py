@@ -847,7 +847,7 @@ def update_formula(old: str, new: str) -> str:
     for sign, text, is_random in _signed_pieces(new, right_tokens):
         if text == ".":
             if sign == "-":
-                raise ValueError(f"'- .' would drop every term: {new!r}")
+                raise ValueError(f"formula {new!r}: '- .' would drop every term")
             for old_sign, old_text, old_random in _signed_pieces(old, old_right):
                 _apply_piece(fixed, random, old_sign, old_text, old_random)
             continue
