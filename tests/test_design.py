@@ -300,3 +300,16 @@ def test_subset_is_glmers_subset() -> None:
     ]:
         with pytest.raises(ValueError, match=message):
             g.fit(formula, data, subset=bad)
+
+
+def test_r_code_given_as_weights_or_offset_says_where_it_goes() -> None:
+    """R's glmer(offset = log(n)) evaluates code; here weights= and offset= name a column or
+    give values, and the error says where an expression can go."""
+    data = g.datasets.load("cbpp")
+    formula = "incidence / size ~ period + (1 | herd)"
+    with pytest.raises(ValueError, match="write offset\\(log\\(size\\)\\) in the formula"):
+        g.fit(formula, data, offset="log(size)")
+    with pytest.raises(ValueError, match="for an expression give its values"):
+        g.fit(formula, data, weights="size * 1")
+    with pytest.raises(ValueError, match="'sizee', which is not in data$"):
+        g.fit(formula, data, weights="sizee")

@@ -733,7 +733,15 @@ def _grid_variables(parsed: ParsedFormula, frame: Table) -> tuple[VariableSummar
 
 
 def _missing_column(argument: str, name: str) -> Any:
-    raise ValueError(f"{argument} names column '{name}', which is not in data")
+    hint = ""
+    if not re.fullmatch(r"[\w.]+", name):
+        # R code where a column name goes (R's offset = log(n)): say where it can be written.
+        hint = (
+            f"; for an expression write offset({name}) in the formula"
+            if argument == "offset"
+            else "; for an expression give its values (one number per row)"
+        )
+    raise ValueError(f"{argument} names column '{name}', which is not in data{hint}")
 
 
 def formula_of(data: ModelData) -> str:
