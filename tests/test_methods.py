@@ -29,8 +29,10 @@ def test_registry_lists_every_method_once_with_its_class():
 
 
 def test_method_objects_validate_their_own_settings():
-    with pytest.raises(ValueError, match="n_agq must be a positive integer"):
+    with pytest.raises(ValueError, match="n_agq must be a positive integer.*nAGQ = 0"):
         Agq(0)
+    with pytest.raises(ValueError, match="n_agq must be a positive integer"):
+        Agq(-2)
     with pytest.raises(ValueError, match=f"n_agq must be at most {MAX_N_AGQ}"):
         Agq(MAX_N_AGQ + 1)
     with pytest.raises(ValueError, match="prior_fe_sd must be a positive number"):

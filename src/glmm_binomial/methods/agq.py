@@ -104,6 +104,12 @@ underflow and buy no accuracy)."""
 
 def check_n_agq(n_agq: object, largest: int | None = None) -> int:
     """n_agq as an int, or ValueError: a positive integer, at most `largest` when given."""
+    if isinstance(n_agq, int | np.integer) and not isinstance(n_agq, bool) and n_agq == 0:
+        # lme4's nAGQ = 0 (beta inside PIRLS, a cruder approximation) is not one of ours.
+        raise ValueError(
+            "n_agq must be a positive integer, got 0: lme4's nAGQ = 0 (the fixed effects "
+            "estimated inside PIRLS) is not available; method='laplace' is nAGQ = 1, and fast"
+        )
     n = positive_int(n_agq, "n_agq")
     if largest is not None and n > largest:
         raise ValueError(
