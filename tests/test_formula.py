@@ -551,7 +551,8 @@ def test_a_typographic_character_is_named_with_the_one_to_type(pasted: str, type
 @pytest.mark.parametrize(
     ("new", "expected"),
     [
-        (". ~ . - age:urban", "use ~ age * urban + livch - age:urban + (1 | district)"),
+        (". ~ . - age:urban", "use ~ age + urban + livch + (1 | district)"),
+        (". ~ . - urban - 1", "use ~ age + livch + age:urban - 1 + (1 | district)"),
         (". ~ . + I(age^2)", "use ~ age * urban + livch + I(age^2) + (1 | district)"),
         (". ~ . - livch", "use ~ age * urban + (1 | district)"),
         (
@@ -566,7 +567,8 @@ def test_a_typographic_character_is_named_with_the_one_to_type(pasted: str, type
 )
 def test_update_formula_as_r(new: str, expected: str) -> None:
     """R's update.formula: "." is that side of the old formula; a term given with the other
-    sign is cancelled, a random-effect term added once or dropped where it matches."""
+    sign is cancelled, another taken away leaves the expansion's terms written out (as R's
+    update writes them), a random-effect term is added once or dropped where it matches."""
     old = "use ~ age * urban + livch + (1 | district)"
     assert update_formula(old, new) == expected
     assert parse_formula(update_formula(old, new)).text == expected

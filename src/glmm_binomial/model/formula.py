@@ -852,9 +852,26 @@ def update_formula(old: str, new: str) -> str:
                 _apply_piece(fixed, random, old_sign, old_text, old_random)
             continue
         _apply_piece(fixed, random, sign, text, is_random)
+    if any(sign == "-" and text.strip() != "1" for sign, text in fixed):
+        fixed = _expanded_terms(fixed)
     pieces = [f"{sign} {text}" for sign, text in fixed] + [f"+ {text}" for text in random]
     right = " ".join(pieces).removeprefix("+ ") if pieces else "1"
     return f"{left} ~ {right}"
+
+
+def _expanded_terms(fixed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Fixed pieces with a term taken away written as R's update writes them: the terms left
+    after the expansion (". ~ . - age:urban" of age * urban: age + urban), "- 1" for no
+    intercept, offsets as written."""
+    offsets = [(sign, text) for sign, text in fixed if text.startswith("offset(")]
+    rest = [(sign, text) for sign, text in fixed if not text.startswith("offset(")]
+    body = " ".join(f"{sign} {text}" for sign, text in rest).removeprefix("+ ") or "1"
+    parsed = parse_formula(f"y ~ {body} + (1 | g)")
+    terms = [str(term) for term in Formula(parsed.fixed)]
+    out = [("+", r_text(term)) for term in terms if term != "1"]
+    if "1" not in terms:
+        out.append(("-", "1"))
+    return (out or [("+", "1")]) + offsets
 
 
 def _sides(text: str, what: str) -> tuple[list[_Token], list[_Token]]:
