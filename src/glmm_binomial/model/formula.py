@@ -193,7 +193,8 @@ def _tokenize(text: str, offset: int = 0) -> list[_Token]:
     return tokens
 
 
-# contr.sum etc. are formulaic's; pkg.f is R's pkg::f (R_NAMESPACES).
+# contr.sum etc. are model.r_contrasts' (r_contrast.sum: the parser's C(f, sum)); pkg.f is
+# R's pkg::f (R_NAMESPACES).
 _MODULE_PREFIXES = {"np", "numpy", "math", "contr", "r_contrast", "base", "stats", "splines"}
 _R_LITERALS = {"TRUE": "True", "FALSE": "False", "Inf": "np.inf"}
 # R's functions with a dot in their name and the Python names model.transforms' context has
@@ -248,28 +249,19 @@ def _r_contrast_names(tokens: list[_Token]) -> list[_Token]:
     """C()'s contrast given as a bare name (``C(f, sum)``, ``C(f, contr = helmert)``) as the name
     token r_contrast.<name>: a name of R's contrast list, not a column."""
     out = list(tokens)
-    levels = _levels(tokens)
+    position = {id(token): index for index, token in enumerate(tokens)}
     for index, token in enumerate(tokens[:-1]):
         if not (token.kind == "name" and token.text == "C" and tokens[index + 1].text == "("):
             continue
-        depth = levels[index] + 1
-        arguments: list[list[int]] = [[]]
-        for inner in range(index + 2, len(tokens)):
-            if levels[inner] < depth:
-                break
-            if levels[inner] == depth and tokens[inner].text == ",":
-                arguments.append([])
-            else:
-                arguments[-1].append(inner)
-        for number, argument in enumerate(arguments):
-            words = [tokens[j] for j in argument]
-            if len(words) == 3 and words[0].text == "contr" and words[1].text == "=":
+        close = _matching(tokens, index + 1)
+        for number, (_, argument) in enumerate(_split_top(tokens[index + 2 : close], {","})):
+            if len(argument) == 3 and argument[0].text == "contr" and argument[1].text == "=":
                 argument = argument[2:]
             elif number != 1:
                 continue
-            word = tokens[argument[0]] if len(argument) == 1 else None
+            word = argument[0] if len(argument) == 1 else None
             if word is not None and word.kind == "name" and word.text in R_CONTRAST_NAMES:
-                out[argument[0]] = _Token("name", f"r_contrast.{word.text}", word.start)
+                out[position[id(word)]] = _Token("name", f"r_contrast.{word.text}", word.start)
     return out
 
 
@@ -782,23 +774,17 @@ def _parse_rhs(
             raise ValueError(
                 f"formula has a dangling {sign!r} at {text[max(0, separator.start - 20) :]!r}"
             )
-        inner = piece
-        while _is_wrapped(inner) and _is_wrapped(inner[1:-1]):
-            inner = inner[1:-1]  # ((1 | g)) -> (1 | g)
-        structure = _structure_call(inner)
-        if structure is not None:
+        term = _random_term(piece)
+        if term is not None:
             if sign == "-":
                 raise ValueError(
                     f"random-effect term cannot be subtracted: {_source(text, piece)!r}"
                 )
-            random.extend(_parse_bar(text, inner[1:], structure, _source(text, inner)))
-            continue
-        if _is_wrapped(inner) and _top_level_bars(inner[1:-1]):
-            if sign == "-":
-                raise ValueError(
-                    f"random-effect term cannot be subtracted: {_source(text, piece)!r}"
-                )
-            random.extend(_parse_bar(text, inner))
+            inner, structure = term
+            if structure is not None:
+                random.extend(_parse_bar(text, inner[1:], structure, _source(text, inner)))
+            else:
+                random.extend(_parse_bar(text, inner))
             continue
         if _top_level_bars(piece):
             raise ValueError(
@@ -838,10 +824,12 @@ def update_formula(old: str, new: str) -> str:
     else:
         simple = len(old_left) == 1 or _is_call(old_left, old_left[0].text)
         stand_in = old_left_text if simple else f"({old_left_text})"
-        left = "".join(
-            stand_in if t.kind == "name" and t.text == "." else t.text + _gap(new, t, new_tokens)
-            for t in left_tokens
-        ).strip()
+        # Each "." of the new response replaced in its text, from the right.
+        left = _source(new, left_tokens)
+        first = left_tokens[0].start
+        for t in reversed(left_tokens):
+            if t.kind == "name" and t.text == ".":
+                left = left[: t.start - first] + stand_in + left[t.start - first + 1 :]
     fixed: list[tuple[str, str]] = []
     random: list[str] = []
     for sign, text, is_random in _signed_pieces(new, right_tokens):
@@ -882,15 +870,6 @@ def _sides(text: str, what: str) -> tuple[list[_Token], list[_Token]]:
     return sides[0][1], sides[1][1]
 
 
-def _gap(text: str, token: _Token, tokens: list[_Token]) -> str:
-    """The spaces written after `token` (before the next one)."""
-    index = tokens.index(token)
-    if index + 1 >= len(tokens):
-        return ""
-    end = token.start + len(token.text)
-    return text[end : tokens[index + 1].start]
-
-
 def _signed_pieces(text: str, tokens: list[_Token]) -> list[tuple[str, str, bool]]:
     """A right-hand side's top-level terms: (sign, text as written, whether a random-effect
     term)."""
@@ -900,14 +879,9 @@ def _signed_pieces(text: str, tokens: list[_Token]) -> list[tuple[str, str, bool
             if separator is None:
                 continue
             raise ValueError(f"formula has a dangling {separator.text!r}: {text!r}")
-        inner = piece
-        while _is_wrapped(inner) and _is_wrapped(inner[1:-1]):
-            inner = inner[1:-1]
-        is_random = _structure_call(inner) is not None or (
-            _is_wrapped(inner) and bool(_top_level_bars(inner[1:-1]))
-        )
+        term = _random_term(piece)
         sign = "+" if separator is None else separator.text
-        out.append((sign, _source(text, inner if is_random else piece), is_random))
+        out.append((sign, _source(text, piece if term is None else term[0]), term is not None))
     return out
 
 
@@ -932,6 +906,19 @@ def _apply_piece(
     elif sign == "-":
         for r in present:
             random.remove(r)
+
+
+def _random_term(piece: list[_Token]) -> tuple[list[_Token], str | None] | None:
+    """A top-level piece of a right-hand side as a random-effect term: its tokens without
+    redundant parentheses (((1 | g)) -> (1 | g)) and its structure's name (ar1(..), None for a
+    bar in parentheses); None for a fixed-effects piece."""
+    inner = piece
+    while _is_wrapped(inner) and _is_wrapped(inner[1:-1]):
+        inner = inner[1:-1]
+    structure = _structure_call(inner)
+    if structure is not None or (_is_wrapped(inner) and _top_level_bars(inner[1:-1])):
+        return inner, structure
+    return None
 
 
 def _structure_call(tokens: list[_Token]) -> str | None:

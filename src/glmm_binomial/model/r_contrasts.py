@@ -166,14 +166,16 @@ CONTRAST_NAMES = SimpleNamespace(**{kind: ContrastName(kind) for kind in CONTRAS
 """The formula's ``r_contrast``: the parser's spelling of C()'s bare names (``C(f, sum)``)."""
 
 
-def _coding_rule(contr: Any, how_many: Any) -> Callable[[Sequence[str]], ContrastMatrix]:
+def _coding_rule(
+    contr: Any, how_many: Any, what: str = "C()"
+) -> Callable[[Sequence[str]], ContrastMatrix]:
     """C()'s contrast as a rule from the factor's levels to its contrast matrix (R's C() and
-    contrasts<-), checked before any level is seen."""
+    contrasts<-), checked before any level is seen; `what` begins its messages."""
     if isinstance(contr, str):
         kind = contr.removeprefix("contr.")
         if not contr.startswith("contr.") or kind not in CONTRAST_KINDS:
             raise ValueError(
-                f"C(): unknown contrast {contr!r}; use one of "
+                f"{what}: unknown contrast {contr!r}; use one of "
                 + ", ".join(f'"contr.{k}"' for k in CONTRAST_KINDS)
             )
         contr = ContrastName(kind)
@@ -184,7 +186,9 @@ def _coding_rule(contr: Any, how_many: Any) -> Callable[[Sequence[str]], Contras
             or how_many != int(how_many)
             or how_many < 1
         ):
-            raise ValueError(f"C(): how.many must be a whole number of columns, got {how_many!r}")
+            raise ValueError(
+                f"{what}: how.many must be a whole number of columns, got {how_many!r}"
+            )
         # R: with how.many, a named contrast is the function applied to the number of levels.
         if isinstance(contr, ContrastName):
             contr = ContrastFunction(contr.kind)
@@ -202,14 +206,14 @@ def _coding_rule(contr: Any, how_many: Any) -> Callable[[Sequence[str]], Contras
         def rule(levels: Sequence[str]) -> ContrastMatrix:
             if matrix.values.shape[0] != len(levels):
                 raise ValueError(
-                    f"C(): the contrast matrix has {matrix.values.shape[0]} rows for "
+                    f"{what}: the contrast matrix has {matrix.values.shape[0]} rows for "
                     f"{len(levels)} levels (wrong number of contrast matrix rows)"
                 )
             return matrix
 
     else:
         raise ValueError(
-            "C(): the contrast must be one of treatment, sum, helmert, poly, SAS, a contrast "
+            f"{what}: the contrast must be one of treatment, sum, helmert, poly, SAS, a contrast "
             f"function such as contr.sum or a contrast matrix such as contr.sum(3), got {contr!r}"
         )
     if how_many is None:
@@ -220,7 +224,7 @@ def _coding_rule(contr: Any, how_many: Any) -> Callable[[Sequence[str]], Contras
         matrix = rule(levels)
         if count > matrix.values.shape[1]:
             raise ValueError(
-                f"C(): how.many = {count} is more than the contrast's "
+                f"{what}: how.many = {count} is more than the contrast's "
                 f"{matrix.values.shape[1]} columns"
             )
         names = None if matrix.names is None else matrix.names[:count]
@@ -314,8 +318,16 @@ def r_C(
     levels = state["levels"] if "levels" in state else given_levels(x)
     if levels is not None:
         state["levels"] = levels
+    return _coded(x, _coding_rule(contr, how_many), levels)
+
+
+def _coded(
+    x: Any, rule: Callable[[Sequence[str]], ContrastMatrix], levels: list[Any] | None
+) -> FactorValues:
+    """x (values, a categorical, or a factor()/ordered() result) as a factor of these levels
+    (None: formulaic's, sorted) coded by the rule's contrast."""
     values = x.__wrapped__ if isinstance(x, FactorValues) else x
-    return C(values, RContrasts(_coding_rule(contr, how_many)), levels=levels)
+    return C(values, RContrasts(rule), levels=levels)
 
 
 def contrasts_argument(value: Any) -> dict[str, Any]:
@@ -362,19 +374,8 @@ def contrasts_argument(value: Any) -> dict[str, Any]:
 def recoded(values: Any, contrast: Any, name: str) -> FactorValues:
     """A factor's evaluated values coded by contrasts_argument's contrast (R's model.matrix
     with contrasts.arg: it replaces the factor's own contrasts, its levels kept)."""
-    if isinstance(contrast, str):
-        rule = _coding_rule(contrast, None)
-    else:
+    what = f"contrasts[{name!r}]"
+    if not isinstance(contrast, str):
         rows, names = contrast
-        rule = _coding_rule(ContrastMatrix(np.asarray(rows, dtype=np.float64), names), None)
-
-        def named(levels: Sequence[str], matrix_rule: Any = rule) -> ContrastMatrix:
-            try:
-                return matrix_rule(levels)
-            except ValueError as error:
-                raise ValueError(f"contrasts[{name!r}]: {error}".replace("C(): ", "")) from None
-
-        rule = named
-    levels = given_levels(values)
-    raw = values.__wrapped__ if isinstance(values, FactorValues) else values
-    return C(raw, RContrasts(rule), levels=levels)
+        contrast = ContrastMatrix(np.asarray(rows, dtype=np.float64), names)
+    return _coded(values, _coding_rule(contrast, None, what), given_levels(values))
