@@ -21,8 +21,8 @@ both; ``family_at(theta)`` is the family at those values.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -305,6 +305,15 @@ class ModelData:
         ):
             return None
         return self.blocks_replaced(theta, lambda c, part: c.restart_start())
+
+    def with_fixed_columns(self, keep: Sequence[int] | IntArray) -> ModelData:
+        """This model with the fixed-effects columns `keep` only, in that order: the smaller
+        model of a likelihood-ratio test (drop1, power_sim's lrt)."""
+        return replace(
+            self,
+            x=np.ascontiguousarray(self.x[:, keep]),
+            fixed_names=tuple(self.fixed_names[j] for j in keep),
+        )
 
     @cached_property
     def fixed_spans_constant(self) -> bool:

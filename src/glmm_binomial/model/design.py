@@ -138,8 +138,28 @@ def term_columns(design: DesignInfo | None, n_fixed: int) -> dict[str, tuple[int
     for term, where in design.fixed_spec.term_slices.items():
         columns = tuple(position[i] for i in range(where.start, where.stop) if i in position)
         if columns:
-            out[str(term).replace(" ** ", "^")] = columns
+            out[_term_label(term)] = columns
     return out
+
+
+def _term_label(term: Any) -> str:
+    """A formulaic term's label as term_columns and droppable_terms give it (R's ^)."""
+    return str(term).replace(" ** ", "^")
+
+
+def droppable_terms(design: DesignInfo) -> list[str]:
+    """The fixed-effects terms (term_columns' labels) that R's drop1 drops one at a time: every
+    term but the intercept that no other term contains (R's drop.scope, which keeps
+    marginality: with age * urban only age:urban), in formula order."""
+    factors = {
+        _term_label(term): frozenset(f.expr for f in term.factors)
+        for term in design.fixed_spec.term_slices
+    }
+    return [
+        label
+        for label, mine in factors.items()
+        if label != "1" and not any(mine < other for other in factors.values())
+    ]
 
 
 def subset_rows(subset: Any, frame: pd.DataFrame) -> NDArray[np.bool_]:
@@ -166,12 +186,11 @@ def subset_rows(subset: Any, frame: pd.DataFrame) -> NDArray[np.bool_]:
     elif isinstance(subset, pd.Series):
         if not frame.index.isin(subset.index).all():
             raise ValueError("subset: a pandas Series needs a value for every row label of data")
+        # Same labels (duplicates too) as they are; others aligned by label.
         values = subset if subset.index.equals(frame.index) else subset.reindex(frame.index)
     else:
-        values = pd.Series(
-            np.asarray(subset, dtype=object).ravel() if np.ndim(subset) else [subset]
-        )
-    flags = pd.Series(np.asarray(values, dtype=object))
+        values = subset
+    flags = pd.Series(np.asarray(values, dtype=object).ravel())
     if len(flags) != len(frame):
         raise ValueError(
             f"subset must give one value per row of data ({len(frame)}), got {len(flags)}"
@@ -183,21 +202,6 @@ def subset_rows(subset: Any, frame: pd.DataFrame) -> NDArray[np.bool_]:
             'as "age > 20"), got values such as ' + repr(known.iloc[0] if len(known) else None)
         )
     return np.asarray(flags.fillna(False), dtype=bool)
-
-
-def droppable_terms(design: DesignInfo) -> list[str]:
-    """The fixed-effects terms (term_columns' labels) that R's drop1 drops one at a time: every
-    term but the intercept that no other term contains (R's drop.scope, which keeps
-    marginality: with age * urban only age:urban), in formula order."""
-    factors = {
-        str(term).replace(" ** ", "^"): frozenset(f.expr for f in term.factors)
-        for term in design.fixed_spec.term_slices
-    }
-    return [
-        label
-        for label, mine in factors.items()
-        if label != "1" and not any(mine < other for other in factors.values())
-    ]
 
 
 def _first_bad_row(mask: NDArray[np.bool_], index: pd.Index) -> object:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -231,11 +231,7 @@ def make_plan(
     reduced = None
     if test == "lrt":
         keep = np.setdiff1d(np.arange(sorted_model.n_fixed), columns)
-        reduced = replace(
-            sorted_model,
-            x=np.ascontiguousarray(sorted_model.x[:, keep]),
-            fixed_names=tuple(sorted_model.fixed_names[j] for j in keep),
-        )
+        reduced = sorted_model.with_fixed_columns(keep)
         try:
             source.method.check(reduced)
         except ValueError as error:

@@ -4,7 +4,6 @@ terms."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -127,11 +126,7 @@ def drop1(result: ResultBase) -> pd.DataFrame:
             continue  # every column of the term aliased: nothing to drop
         dropped = columns[label]
         keep = np.setdiff1d(np.arange(model.n_fixed), dropped)
-        smaller = replace(
-            model,
-            x=np.ascontiguousarray(model.x[:, keep]),
-            fixed_names=tuple(model.fixed_names[j] for j in keep),
-        )
+        smaller = model.with_fixed_columns(keep)
         row = {
             "term": r_text(label),
             "npar": len(dropped),
@@ -149,16 +144,14 @@ def drop1(result: ResultBase) -> pd.DataFrame:
             continue
         if not (output.converged and math.isfinite(output.loglik)):
             row["note"] = f"the refit without {r_text(label)} did not converge"
-        elif not result.converged:
-            row["AIC"] = -2.0 * output.loglik + 2.0 * (result.df_model - len(dropped))
+            rows.append(row)
+            continue
+        row["AIC"] = -2.0 * output.loglik + 2.0 * (result.df_model - len(dropped))
+        if not result.converged:
             row["note"] = "no test: the fit itself did not converge"
         else:
             lrt = max(2.0 * (result.loglik - output.loglik), 0.0)
-            row.update(
-                AIC=-2.0 * output.loglik + 2.0 * (result.df_model - len(dropped)),
-                LRT=lrt,
-                **{"Pr(Chi)": float(stats.chi2.sf(lrt, len(dropped)))},
-            )
+            row.update(LRT=lrt, **{"Pr(Chi)": float(stats.chi2.sf(lrt, len(dropped)))})
         rows.append(row)
     return pd.DataFrame(rows).set_index("term")
 
