@@ -29,6 +29,9 @@ _ATTRIBUTES = {
     "SeparationWarning": "glmm_binomial.diagnostics",
     "anova": "glmm_binomial.results.inference",
     "drop1": "glmm_binomial.results.inference",
+    "wald_test": "glmm_binomial.results.wald",
+    "wald_test_terms": "glmm_binomial.results.wald",
+    "WaldTest": "glmm_binomial.results.wald",
     "Agq": "glmm_binomial.methods.agq",
     "FitOptions": "glmm_binomial.methods.options",
     "Laplace": "glmm_binomial.methods.laplace",
@@ -103,6 +106,7 @@ __all__ = [
     "QuadratureControl",
     "VariationalBayes",
     "VariationalControl",
+    "WaldTest",
     "BootstrapResult",
     "BoundaryWarning",
     "ConvergenceWarning",
@@ -152,6 +156,8 @@ __all__ = [
     "r2_nakagawa",
     "simulate_residuals",
     "update",
+    "wald_test",
+    "wald_test_terms",
 ]
 
 

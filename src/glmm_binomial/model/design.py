@@ -147,14 +147,21 @@ def _term_label(term: Any) -> str:
     return str(term).replace(" ** ", "^")
 
 
+def term_variables(design: DesignInfo) -> dict[str, frozenset[str]]:
+    """Term label (term_columns') -> the variables it is made of (R's factors attribute of
+    terms(): age:urban of age and urban; the intercept "1" of none), every fixed-effects term
+    in formula order."""
+    return {
+        _term_label(term): frozenset(f.expr for f in term.factors if f.expr != "1")
+        for term in design.fixed_spec.term_slices
+    }
+
+
 def droppable_terms(design: DesignInfo) -> list[str]:
     """The fixed-effects terms (term_columns' labels) that R's drop1 drops one at a time: every
     term but the intercept that no other term contains (R's drop.scope, which keeps
     marginality: with age * urban only age:urban), in formula order."""
-    factors = {
-        _term_label(term): frozenset(f.expr for f in term.factors)
-        for term in design.fixed_spec.term_slices
-    }
+    factors = term_variables(design)
     return [
         label
         for label, mine in factors.items()

@@ -6,7 +6,7 @@ The layers of the results package, each importing only those below it:
                     functions of the fit's parts (ModelData, FitOutput); the alias table
     base            ResultBase: estimates, tables, criteria, random effects, prediction
     parameters, residuals, simulate, profile, marginal, bootstrap, intervals, plots, summary,
-    inference, posterior
+    inference, posterior, wald
                     post-fit modules: functions of a ResultBase
     result          GLMMResult = ResultBase + their methods + the lme4/statsmodels aliases
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from glmm_binomial.results import intervals, marginal, plots, posterior, residuals, simulate
+from glmm_binomial.results import intervals, marginal, plots, posterior, residuals, simulate, wald
 from glmm_binomial.results import profile as profiling
 from glmm_binomial.results.aliases import ResultAliases, renamed_level
 from glmm_binomial.results.base import ResultBase
@@ -43,7 +43,7 @@ class GLMMResult(ResultAliases, ResultBase):
     intervals under the priors (see ``elbo``); "mcmc" results also carry the draws (``draws``,
     ``mcmc_summary``, ``to_inference_data()``) and their intervals are posterior quantiles.
     The facts are ResultBase's; the methods below delegate to the post-fit modules (intervals,
-    profile, simulate, marginal, plots, residuals, summary, posterior); the lme4 and
+    profile, simulate, marginal, plots, residuals, summary, posterior, wald); the lme4 and
     statsmodels spellings are listed in glmm_binomial.results.aliases.
     """
 
@@ -72,6 +72,18 @@ class GLMMResult(ResultAliases, ResultBase):
         """Profiles of the Laplace deviance over each parameter (lme4's profile()); see
         glmm_binomial.results.profile."""
         return profiling.profile(self, conf_level, which=which, control=control)
+
+    # --- Wald tests ----------------------------------------------------------------------------
+    def wald_test(self, hypothesis: Any, rhs: Any = None) -> wald.WaldTest:
+        """Wald chi-square test of linear hypotheses about the fixed effects ("period2 =
+        period3", a list of such, or a matrix with `rhs`), as car's linearHypothesis and
+        statsmodels' wald_test; see glmm_binomial.results.wald."""
+        return wald.wald_test(self, hypothesis, rhs)
+
+    def wald_test_terms(self, type: Any = "II") -> pd.DataFrame:  # noqa: A002 - car's name
+        """One Wald chi-square test per fixed-effects term, as car's Anova(model, type = "II")
+        (or "III"); see glmm_binomial.results.wald."""
+        return wald.wald_test_terms(self, type)
 
     # --- posterior draws (method "mcmc") -------------------------------------------------------
     @property
