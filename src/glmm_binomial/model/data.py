@@ -460,6 +460,34 @@ class ModelData:
             family=self.family,
         )
 
+    def subset(self, rows: IntArray) -> ModelData:
+        """The same model on its rows `rows` (increasing positions): a grouping factor's levels
+        left without rows are dropped (codes renumbered, as R's model frame drops unused
+        levels), the binomial constant recomputed; influence()'s deletions."""
+        rows = np.asarray(rows, dtype=np.intp)
+        blocks = []
+        for b in self.blocks:
+            used, codes = np.unique(b.codes[rows], return_inverse=True)
+            blocks.append(
+                RandomBlock(
+                    b.group,
+                    b.terms,
+                    codes.astype(b.codes.dtype, copy=False),
+                    tuple(b.levels[i] for i in used),
+                    np.ascontiguousarray(b.z[rows]),
+                    b.structure,
+                )
+            )
+        return ModelData(
+            successes=self.successes[rows],
+            trials=self.trials[rows],
+            x=np.ascontiguousarray(self.x[rows]),
+            offset=self.offset[rows],
+            fixed_names=self.fixed_names,
+            blocks=tuple(blocks),
+            family=self.family,
+        )
+
     def lambdas(self, theta: FloatArray) -> list[FloatArray]:
         return [
             b.lambda_matrix(theta[s]) for b, s in zip(self.blocks, self.theta_slices(), strict=True)

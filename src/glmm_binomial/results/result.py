@@ -6,7 +6,7 @@ The layers of the results package, each importing only those below it:
                     functions of the fit's parts (ModelData, FitOutput); the alias table
     base            ResultBase: estimates, tables, criteria, random effects, prediction
     parameters, residuals, simulate, profile, marginal, bootstrap, intervals, plots, summary,
-    inference, posterior, wald
+    inference, posterior, wald, influence
                     post-fit modules: functions of a ResultBase
     result          GLMMResult = ResultBase + their methods + the lme4/statsmodels aliases
 
@@ -24,7 +24,16 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from glmm_binomial.results import intervals, marginal, plots, posterior, residuals, simulate, wald
+from glmm_binomial.results import influence as deletion
+from glmm_binomial.results import (
+    intervals,
+    marginal,
+    plots,
+    posterior,
+    residuals,
+    simulate,
+    wald,
+)
 from glmm_binomial.results import profile as profiling
 from glmm_binomial.results.aliases import ResultAliases, renamed_level
 from glmm_binomial.results.base import ResultBase
@@ -43,8 +52,8 @@ class GLMMResult(ResultAliases, ResultBase):
     intervals under the priors (see ``elbo``); "mcmc" results also carry the draws (``draws``,
     ``mcmc_summary``, ``to_inference_data()``) and their intervals are posterior quantiles.
     The facts are ResultBase's; the methods below delegate to the post-fit modules (intervals,
-    profile, simulate, marginal, plots, residuals, summary, posterior, wald); the lme4 and
-    statsmodels spellings are listed in glmm_binomial.results.aliases.
+    profile, simulate, marginal, plots, residuals, summary, posterior, wald, influence); the
+    lme4 and statsmodels spellings are listed in glmm_binomial.results.aliases.
     """
 
     # --- intervals and profiles ---------------------------------------------------------------
@@ -84,6 +93,14 @@ class GLMMResult(ResultAliases, ResultBase):
         """One Wald chi-square test per fixed-effects term, as car's Anova(model, type = "II")
         (or "III"); see glmm_binomial.results.wald."""
         return wald.wald_test_terms(self, type)
+
+    def influence(
+        self, groups: str | None = None, n_jobs: int = 1, start_method: str | None = None
+    ) -> deletion.Influence:
+        """The fit refitted without each level of the grouping factor `groups` (None: each
+        row), with dfbeta, dfbetas and Cook's distance, as lme4's influence(model, groups);
+        see glmm_binomial.results.influence."""
+        return deletion.influence(self, groups, n_jobs, start_method)
 
     # --- posterior draws (method "mcmc") -------------------------------------------------------
     @property
