@@ -33,6 +33,7 @@ _ATTRIBUTES = {
     "wald_test_terms": "glmm_binomial.results.wald",
     "WaldTest": "glmm_binomial.results.wald",
     "influence": "glmm_binomial.results.influence",
+    "vif": "glmm_binomial.results.collinearity",
     "Influence": "glmm_binomial.results.influence",
     "Agq": "glmm_binomial.methods.agq",
     "FitOptions": "glmm_binomial.methods.options",
@@ -160,6 +161,7 @@ __all__ = [
     "r2_nakagawa",
     "simulate_residuals",
     "update",
+    "vif",
     "wald_test",
     "wald_test_terms",
 ]
