@@ -5,9 +5,10 @@ weights, offsets, crossed factors, and seven that end awkwardly) are made once; 
 calls one function of what a user does after a fit (confint, profile, emmeans / emtrends /
 contrast / pairs, r2_nakagawa, icc, simulate_residuals, binned_residuals, resid, simulate,
 refit, predict, marginal_predict, marginal_coefs, summary, ranef, coef, varcorr, anova, drop1,
-update, bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration,
-plot_profile; and fit itself) on a random fit, with arguments drawn from good values and, in
-about half the cases, one bad value of one argument. Failures:
+update, wald_test, wald_test_terms, vif, influence, bootstrap, power_sim, extend, the figures:
+check, plot_ranef, plot_calibration, plot_profile; and fit itself) on a random fit, with
+arguments drawn from good values and, in about half the cases, one bad value of one argument.
+Failures:
 
 * any exception but ValueError (a good call may be refused with a ValueError: some functions
   do not apply to some fits), or a ValueError for a bad argument whose message does not name
@@ -248,6 +249,9 @@ KINDS = (
     "anova",
     "drop1",
     "update",
+    "wald",
+    "vif",
+    "influence",
     "bootstrap",
     "power",
     "extend",
@@ -525,6 +529,42 @@ def make_case(
             p_bad,
         )
         return Case(f"update{args}", lambda: g.update(r, **args).loglik, bad)
+    if kind == "wald":
+        names = list(r.fixed_names)
+        one, two = pick(rng, names), pick(rng, names)
+        hypotheses = [
+            f"`{one}` = 0",
+            [f"`{one}` = 0"],
+            f"`{one}` - 2 * `{two}` = 0.5" if one != two else f"3 * `{one}` = 1",
+        ]
+        if rng.random() < 0.5:
+            args, bad = with_bad(
+                rng,
+                {"hypothesis": pick(rng, hypotheses)},
+                {"hypothesis": ["zz = 0", "", f"`{one}` == 0", np.eye(len(names) + 1), 3]},
+                p_bad,
+            )
+            return Case(f"wald_test{args}", lambda: r.wald_test(**args).table, bad)
+        args, bad = with_bad(
+            rng, {"type": pick(rng, ["II", "III", 2, 3])}, {"type": ["I", 4, None]}, p_bad
+        )
+        return Case(f"wald_test_terms{args}", lambda: r.wald_test_terms(**args), bad)
+    if kind == "vif":
+        return Case("vif", lambda: g.vif(r))
+    if kind == "influence":
+        groups = [b.group for b in r.model.blocks]
+        args, bad = with_bad(
+            rng,
+            {"groups": pick(rng, groups) if groups else None},
+            {"groups": ["nope", 3], "n_jobs": [0, -1, "2"]},
+            p_bad,
+        )
+
+        def deletions() -> Any:
+            infl = r.influence(**args)
+            return (infl.dfbeta(), infl.dfbetas(), infl.cooks_distance(), infl.var_cov_deleted)
+
+        return Case(f"influence{args}", deletions, bad)
     if kind == "bootstrap":
         args, bad = with_bad(
             rng,
