@@ -221,3 +221,8 @@ def test_a_hypothesis_does_not_depend_on_its_scale(cbpp, weights, rhs):
     scaled = f"{2 * a!r} * period2 + {2 * b!r} * period3 - {2 * c!r} * period4 = {2 * rhs!r}"
     one, two = cbpp.wald_test(text), cbpp.wald_test(scaled)
     assert one.statistic == pytest.approx(two.statistic, rel=1e-9)
+
+
+def test_anova_of_one_model_points_to_the_tests_of_its_terms(cbpp):
+    with pytest.raises(ValueError, match="wald_test_terms.*drop1"):
+        g.anova(cbpp)

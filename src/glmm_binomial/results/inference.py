@@ -32,7 +32,11 @@ def anova(*results: ResultBase) -> pd.DataFrame:
     columns and random-effect terms are not contained in the larger's, as far as the designs
     tell), there is no test: chisq and p are NaN and the `note` column says why."""
     if len(results) < 2:
-        raise ValueError("anova needs at least two fitted models")
+        raise ValueError(
+            "anova compares at least two fitted models; for a test of each term of one model "
+            "use result.wald_test_terms() (car's Anova: Wald chi-square) or "
+            "glmm_binomial.drop1(result) (likelihood-ratio tests by refits)"
+        )
     for r in results:
         if not isinstance(r, ResultBase):
             raise ValueError("anova takes GLMMResult objects")
