@@ -55,6 +55,11 @@ def test_the_aliases_only_forward(cbpp_fit):
         cbpp_fit.conf_int(alpha=0.1),
         cbpp_fit.fixed_effects_table(0.9)[["ci_lower", "ci_upper"]],
     )
+    pd.testing.assert_frame_equal(cbpp_fit.cov_params(), cbpp_fit.vcov)
+    pd.testing.assert_frame_equal(
+        cbpp_fit.t_test("period2 = 0, period3 = period4").table,
+        cbpp_fit.wald_test("period2 = 0, period3 = period4").table,
+    )
 
 
 def test_zvalues_are_wald_z_statistics(cbpp_fit):

@@ -37,6 +37,10 @@ confint(method)     lme4          intervals of every parameter (SDs, correlation
                                   intervals, its default), at conf_level: columns lower, upper
 coef()              lme4          per grouping factor, fixed effects plus each level's
                                   random effects (not statsmodels' params)
+cov_params()        statsmodels   = vcov, the fixed effects' covariance (a DataFrame)
+t_test(hypothesis)  statsmodels   = wald_test(hypothesis): its ``table`` holds each
+                                  hypothesis' estimate, SE, z and p (statsmodels'
+                                  summary_frame), its statistic the joint chi-square
 ==================  ============  ==========================================================
 
 The confidence level is called ``conf_level`` throughout the package (fit, confint, profile,
@@ -50,13 +54,16 @@ conf_int keeps its ``alpha``.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from glmm_binomial.arguments import fraction
+
+if TYPE_CHECKING:
+    from glmm_binomial.results.wald import WaldTest
 
 FloatArray = NDArray[np.float64]
 
@@ -94,6 +101,9 @@ class ResultAliases:
         def fitted(self) -> FloatArray: ...
         def resid(self, type: str = "deviance") -> FloatArray: ...
         def fixed_effects_table(self, conf_level: float | None = None) -> pd.DataFrame: ...
+        @property
+        def vcov(self) -> pd.DataFrame: ...
+        def wald_test(self, hypothesis: Any, rhs: Any = None) -> WaldTest: ...
 
     @property
     def llf(self) -> float:
@@ -138,6 +148,14 @@ class ResultAliases:
             conf_level = 1.0 - fraction(alpha, "alpha")
         table = self.fixed_effects_table(conf_level)
         return table[["ci_lower", "ci_upper"]].copy()
+
+    def cov_params(self) -> pd.DataFrame:
+        """statsmodels' name for `vcov` (the covariance of the fixed effects)."""
+        return self.vcov
+
+    def t_test(self, hypothesis: Any, rhs: Any = None) -> WaldTest:
+        """statsmodels' name for `wald_test`: each hypothesis' z test in its ``table``."""
+        return self.wald_test(hypothesis, rhs)
 
 
 __all__ = ["ResultAliases", "renamed_level"]
