@@ -69,6 +69,8 @@ def test_exit_0_with_every_output_option(files):
         "fit.json",
         "--ranef",
         "ranef.csv",
+        "--anova",
+        "anova.xlsx",
         "--predict",
         "new.csv",
         "--predict-out",
@@ -82,6 +84,7 @@ def test_exit_0_with_every_output_option(files):
     assert out.stdout.splitlines() == [  # one line naming each file written
         "glmm-binomial: wrote the fit to fit.json",
         "glmm-binomial: wrote the random effects to ranef.csv",
+        "glmm-binomial: wrote the tests of the terms to anova.xlsx",
         "glmm-binomial: wrote the predictions to pred.json",
     ]
     document = json.loads((files / "fit.json").read_text())
@@ -93,6 +96,9 @@ def test_exit_0_with_every_output_option(files):
     assert list(ranef.columns[:3]) == ["group", "level", "(Intercept)"] and len(ranef) == 15
     predictions = json.loads((files / "pred.json").read_text())["predictions"]
     assert len(predictions) == 3 and all(0 < p["probability"] < 1 for p in predictions)
+    anova = pd.read_excel(files / "anova.xlsx", sheet_name="anova")
+    assert list(anova.columns[:4]) == ["term", "Chisq", "Df", "Pr(>Chisq)"]
+    assert anova["term"].tolist() == ["period"] and anova["Df"].tolist() == [3]
 
 
 def test_exit_3_separated_fit_json_carries_the_warning_not_the_numbers(files):

@@ -192,6 +192,12 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         "--ranef", metavar="FILE", help="write the random effects (conditional modes, SDs) to FILE"
     )
     parser.add_argument(
+        "--anova",
+        metavar="FILE",
+        help="write a Wald chi-square test of each fixed-effects term (car's Anova, Type II) "
+        "to FILE",
+    )
+    parser.add_argument(
         "--predict",
         metavar="NEWDATA",
         help="predict probabilities for the rows of NEWDATA (a data file)",
@@ -471,6 +477,7 @@ def _outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
     named = [
         ("-o", args.output),
         ("--ranef", args.ranef),
+        ("--anova", getattr(args, "anova", None)),
         ("--predict-out", args.predict_out),
         ("--check", getattr(args, "check", None)),
     ]
@@ -591,6 +598,9 @@ def _fit_command(args: argparse.Namespace) -> int:
     if args.ranef:
         _write_records(args.ranef, "ranef", _ranef_records(result))
         written.append((args.ranef, "the random effects"))
+    if args.anova:
+        _write_records(args.anova, "anova", _anova_records(result))
+        written.append((args.anova, "the tests of the terms"))
     if args.check:
         _write_check(result, args.check)
         written.append((args.check, "the model checks"))
@@ -918,6 +928,14 @@ def _ranef_records(result: Any) -> list[dict[str, Any]]:
         flat.insert(0, "group", group)
         records.append(flat)
     return output.frame_records(pd.concat(records, ignore_index=True).set_index("group"))
+
+
+def _anova_records(result: Any) -> list[dict[str, Any]]:
+    """The Type II Wald chi-square test of each fixed-effects term as records (term, Chisq,
+    Df, Pr(>Chisq), note)."""
+    from glmm_binomial.frontends import output
+
+    return output.frame_records(result.wald_test_terms("II"))
 
 
 def _predict(result: Any, newdata: Any) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
