@@ -101,6 +101,13 @@ def test_exit_0_with_every_output_option(files):
     assert anova["term"].tolist() == ["period"] and anova["Df"].tolist() == [3]
 
 
+def test_anova_of_a_model_without_terms_writes_the_header(files):
+    formula = "cbind(incidence, size - incidence) ~ 1 + (1 | herd)"
+    out = run("fit", "cbpp", formula, "--anova", "empty.csv", "--json", cwd=files)
+    assert out.returncode == 0, out.stderr
+    assert (files / "empty.csv").read_text().splitlines() == ["term,Chisq,Df,Pr(>Chisq),note"]
+
+
 def test_exit_3_separated_fit_json_carries_the_warning_not_the_numbers(files):
     out = run("fit", "separated.csv", "y ~ x + (1 | g)", "--json", cwd=files)
     assert out.returncode == 3, out.stderr

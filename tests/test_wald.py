@@ -226,3 +226,10 @@ def test_a_hypothesis_does_not_depend_on_its_scale(cbpp, weights, rhs):
 def test_anova_of_one_model_points_to_the_tests_of_its_terms(cbpp):
     with pytest.raises(ValueError, match="wald_test_terms.*drop1"):
         g.anova(cbpp)
+
+
+def test_a_model_without_terms_gets_an_empty_type2_table():
+    result = _fit("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", "cbpp")
+    table = result.wald_test_terms()
+    assert table.empty and list(table.columns) == ["Chisq", "Df", "Pr(>Chisq)", "note"]
+    assert list(result.wald_test_terms("III").index) == ["(Intercept)"]

@@ -599,7 +599,7 @@ def _fit_command(args: argparse.Namespace) -> int:
         _write_records(args.ranef, "ranef", _ranef_records(result))
         written.append((args.ranef, "the random effects"))
     if args.anova:
-        _write_records(args.anova, "anova", _anova_records(result))
+        _write_records(args.anova, "anova", *_anova_records(result))
         written.append((args.anova, "the tests of the terms"))
     if args.check:
         _write_check(result, args.check)
@@ -930,12 +930,13 @@ def _ranef_records(result: Any) -> list[dict[str, Any]]:
     return output.frame_records(pd.concat(records, ignore_index=True).set_index("group"))
 
 
-def _anova_records(result: Any) -> list[dict[str, Any]]:
-    """The Type II Wald chi-square test of each fixed-effects term as records (term, Chisq,
-    Df, Pr(>Chisq), note)."""
+def _anova_records(result: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """The Type II Wald chi-square test of each fixed-effects term as records, and their
+    columns (term, Chisq, Df, Pr(>Chisq), note; a model without terms has none)."""
     from glmm_binomial.frontends import output
 
-    return output.frame_records(result.wald_test_terms("II"))
+    table = result.wald_test_terms("II")
+    return output.frame_records(table), [table.index.name, *table.columns]
 
 
 def _predict(result: Any, newdata: Any) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
@@ -1029,15 +1030,18 @@ def _glmm_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, str]
     return records
 
 
-def _write_records(path: str, name: str, records: list[dict[str, Any]]) -> None:
-    """Records as one table in the format path's extension names (written atomically)."""
+def _write_records(
+    path: str, name: str, records: list[dict[str, Any]], columns: Sequence[str] = ()
+) -> None:
+    """Records as one table in the format path's extension names (written atomically);
+    `columns` is the header where there are no records."""
     from glmm_binomial.frontends import output
 
     kind = output.output_format(path)
     if kind == "json":
         output.write_text(path, output.to_json({name: records}))
         return
-    header = list(records[0]) if records else []
+    header = list(records[0]) if records else list(columns)
     rows = [[r[c] for c in header] for r in records]
     if kind == "xlsx":
         output.write_xlsx(path, {name: (header, rows)})

@@ -165,7 +165,9 @@ def wald_test_terms(result: ResultBase, type: Any = "II") -> pd.DataFrame:  # no
                 "note": test.note,
             }
         )
-    return pd.DataFrame(rows).set_index("term")
+    # No term to test (y ~ 1 under Type II): an empty table with the columns.
+    header = ["term", "Chisq", "Df", "Pr(>Chisq)", "note"]
+    return pd.DataFrame(rows, columns=header).set_index("term")
 
 
 def parse_hypotheses(text: str, names: Sequence[str]) -> list[tuple[FloatArray, float]]:
