@@ -70,6 +70,7 @@ from scipy import stats
 
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.seeds import seed_sequence
+from glmm_binomial.results.autocorrelation import check_alternative, durbin_watson, moran_i
 from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.simulate import linear_predictor
 
@@ -86,7 +87,6 @@ RE_DESCRIPTIONS = {
     "conditional": "random effects at their conditional modes (re='conditional')",
     "unconditional": "new random effects for each simulation (re='unconditional')",
 }
-ALTERNATIVES = ("two.sided", "greater", "less")
 #: Rows with at most this many trials are drawn by inversion of their CDF (one uniform per
 #: draw, vectorized); rows with more use Generator.binomial, faster there.
 MAX_INVERSION_TRIALS = 16
@@ -443,7 +443,7 @@ class SimulatedResiduals:
     def test_uniformity(self, alternative: str = "two.sided") -> ResidualTest:
         """Kolmogorov-Smirnov test of the residuals against U(0, 1) (DHARMa's testUniformity);
         statistic D."""
-        _check_alternative(alternative)
+        check_alternative(alternative)
         scipy_alternative = {"two.sided": "two-sided", "greater": "greater", "less": "less"}
         found = stats.kstest(self.residuals, "uniform", alternative=scipy_alternative[alternative])
         return ResidualTest(
@@ -474,7 +474,7 @@ class SimulatedResiduals:
         p-value compares the observed variance with the simulated ones (DHARMa's getP:
         two-sided min(1, 2 min(P(sim <= obs), P(sim >= obs))), "greater" P(sim >= obs): tests
         overdispersion). `simulated`: the simulated variances divided by their mean."""
-        _check_alternative(alternative)
+        check_alternative(alternative)
         observed, simulated = self.dispersion_statistics()
         mean = float(np.mean(simulated))
         p = _simulation_p_value(simulated, observed, alternative)
@@ -496,7 +496,7 @@ class SimulatedResiduals:
         simulation envelope) against Binomial(units, 2/(n_sim + 1)), exact binomial test.
         statistic: the count; the expected count is units * 2/(n_sim + 1). As DHARMa warns,
         for integer responses the expectation is approximate."""
-        _check_alternative(alternative)
+        check_alternative(alternative)
         edge = 1.0 / (self.n_sim + 1)
         count = int(np.count_nonzero(self.residuals < edge))
         count += int(np.count_nonzero(self.residuals > 1.0 - edge))
@@ -508,6 +508,73 @@ class SimulatedResiduals:
             alternative,
             f"residuals within 1/(n_sim + 1) of 0 or 1; expected {self.n_units * 2 * edge:.3g}",
         )
+
+    def test_temporal_autocorrelation(
+        self, time: Any, alternative: str = "two.sided"
+    ) -> ResidualTest:
+        """Durbin-Watson test of the residuals in the order of `time` (one distinct value per
+        unit; for groups a pandas Series indexed by their labels is aligned), DHARMa's
+        testTemporalAutocorrelation: lmtest's dwtest(residuals ~ 1, order.by = time), exact
+        below 100 units, else its normal approximation; statistic DW (2: none, below 2:
+        positive autocorrelation, which "greater" tests). Several rows per time: test the
+        residuals grouped by time (grouped(by=...)) or one series at a time."""
+        check_alternative(alternative)
+        order = self._per_unit(time, "time")
+        _require_distinct(order, "time", "time value", "time step")
+        statistic, p = durbin_watson(self.residuals, order, alternative)
+        return ResidualTest(
+            "temporal autocorrelation (Durbin-Watson)",
+            statistic,
+            p,
+            alternative,
+            "residuals ordered by time; DW 2 without autocorrelation, < 2 positive",
+        )
+
+    def test_spatial_autocorrelation(
+        self, x: Any, y: Any, alternative: str = "two.sided"
+    ) -> ResidualTest:
+        """Moran's I of the residuals at the points (x, y) (one distinct point per unit; for
+        groups pandas Series indexed by their labels are aligned), weights the inverse
+        distances scaled to sum 1 per point, DHARMa's testSpatialAutocorrelation (ape's
+        Moran.I); statistic I, expected -1/(n - 1) without autocorrelation, larger for
+        positive ("greater"). Computed in blocks of rows, never the n x n distance matrix.
+        Several rows per place: test the residuals grouped by place (grouped(by=...))."""
+        check_alternative(alternative)
+        xs, ys = self._per_unit(x, "x"), self._per_unit(y, "y")
+        _require_distinct(xs + 1j * ys, "x, y", "location", "location")
+        if self.n_units < 4:
+            raise ValueError("Moran's I needs at least 4 units (points)")
+        observed, expected, sd, p = moran_i(self.residuals, xs, ys, alternative)
+        return ResidualTest(
+            "spatial autocorrelation (Moran's I)",
+            observed,
+            p,
+            alternative,
+            f"inverse-distance weights; expected {expected:.4g}, sd {sd:.4g} without "
+            "autocorrelation",
+        )
+
+    def _per_unit(self, values: Any, name: str) -> FloatArray:
+        """One finite number per unit from `values` (a pandas Series indexed by the groups'
+        labels is aligned to them)."""
+        if isinstance(values, pd.Series) and self.labels is not None:
+            missing = [label for label in self.labels if label not in values.index]
+            if missing:
+                raise ValueError(f"{name} has no value for the group(s) {missing[:5]}")
+            values = values.loc[list(self.labels)]
+        try:
+            array = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numbers, one per unit") from None
+        if array.ndim != 1 or array.size != self.n_units:
+            raise ValueError(
+                f"{name} must have one value per unit ({self.n_units}: "
+                f"{'rows of the fit' if self.by is None else f'groups of {self.by}'}), got "
+                f"shape {array.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} has missing or infinite values")
+        return array
 
     def tests(self) -> dict[str, ResidualTest]:
         """The three tests with their default alternatives."""
@@ -718,10 +785,13 @@ def grouping_codes(model: ModelData, by: Any) -> tuple[IntArray, pd.Index, str]:
     return codes.astype(np.intp), pd.Index(labels, name=name), name
 
 
-def _check_alternative(alternative: str) -> None:
-    if alternative not in ALTERNATIVES:
+def _require_distinct(values: NDArray[Any], name: str, what: str, step: str) -> None:
+    """ValueError where two units share a value (DHARMa's rule for these tests)."""
+    if np.unique(values).size != values.size:
         raise ValueError(
-            f"alternative must be one of {', '.join(map(repr, ALTERNATIVES))}, got {alternative!r}"
+            f"{name}: testing for autocorrelation needs one unit per {what}; with several "
+            f"rows per {step}, test the residuals grouped by it (grouped(by=...), DHARMa's "
+            "recalculateResiduals) or one series at a time"
         )
 
 
