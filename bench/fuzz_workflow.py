@@ -3,11 +3,12 @@
 Twenty-three fits of every kind (families, links, methods, priors, structured covariances,
 weights, offsets, crossed factors, and seven that end awkwardly) are made once; each case then
 calls one function of what a user does after a fit (confint, profile, emmeans / emtrends /
-contrast / pairs, r2_nakagawa, icc, simulate_residuals, binned_residuals, resid, simulate,
-refit, predict, marginal_predict, marginal_coefs, summary, ranef, coef, varcorr, anova, drop1,
-update, wald_test, wald_test_terms, vif, influence, bootstrap, power_sim, extend, the figures:
-check, plot_ranef, plot_calibration, plot_profile; and fit itself) on a random fit, with
-arguments drawn from good values and, in about half the cases, one bad value of one argument.
+contrast / pairs, r2_nakagawa, icc, simulate_residuals (and its autocorrelation tests),
+binned_residuals, resid, simulate, refit, predict, marginal_predict, marginal_coefs, summary,
+ranef, coef, varcorr, anova, drop1, update, wald_test, wald_test_terms, vif, influence,
+bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration, plot_profile;
+and fit itself) on a random fit, with arguments drawn from good values and, in about half the
+cases, one bad value of one argument.
 Failures:
 
 * any exception but ValueError (a good call may be refused with a ValueError: some functions
@@ -414,9 +415,19 @@ def make_case(
             p_bad,
         )
 
+        # Distinct times and places for the autocorrelation tests, drawn now (repeatable).
+        times = rng.permutation(200_000).astype(float)
+
         def simres() -> Any:
             s = g.simulate_residuals(r, **args)
-            return (s.residuals, s.simulated_successes)
+            tests: tuple[Any, ...] = ()
+            if 4 <= s.n_units <= len(times):
+                time = times[: s.n_units]
+                tests = (
+                    s.test_temporal_autocorrelation(time).p_value,
+                    s.test_spatial_autocorrelation(time, time[::-1]).p_value,
+                )
+            return (s.residuals, s.simulated_successes, tests)
 
         return Case(f"simulate_residuals{args}", simres, bad, True)
     if kind == "binned":
