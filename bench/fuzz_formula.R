@@ -3,8 +3,16 @@
 # The manifest (bench/fuzz_formula.py writes it) lists csv, formula and link (binomial's).
 # glmer's record has the fixed-effect columns it kept (getME(m, "X"), after dropping aliased
 # ones), the random-effect columns of each term (cnms) and logLik; glmmTMB's its logLik.
-# Errors and warnings are recorded.
+# Errors and warnings are recorded. Where car is installed, both records also hold car's
+# Anova (Type II and III Wald chi-square tests per term: labels, Df, Chisq).
 suppressMessages({library(lme4); library(glmmTMB); library(jsonlite); library(splines)})
+has_car <- requireNamespace("car", quietly = TRUE)
+anova_record <- function(m, type) {
+  tryCatch(suppressWarnings({
+    a <- car::Anova(m, type = type)
+    list(terms = as.list(rownames(a)), df = as.list(a$Df), chisq = as.list(a$Chisq))
+  }), error = function(e) list(error = conditionMessage(e)))
+}
 a <- commandArgs(TRUE)
 cases <- fromJSON(a[1], simplifyDataFrame = FALSE)
 out <- file(a[2], "a")
@@ -41,6 +49,10 @@ for (case in cases) {
     } else {
       m <- r$value
       rec$logLik <- as.numeric(logLik(m))
+      if (has_car) {
+        rec$anova2 <- anova_record(m, 2)
+        rec$anova3 <- anova_record(m, 3)
+      }
       if (engine == "glmer") {
         rec$fixed <- colnames(getME(m, "X"))
         cn <- getME(m, "cnms")

@@ -20,7 +20,11 @@ jsonlite); we fit it with glmm_binomial.fit. A case is a finding when
   column, `||` terms compared without lme4's ".1" suffixes);
 - our logLik is below the better R engine's by more than --tol (relative, at least absolute)
   or above it by more than --above (another model, not a better optimum) where that engine
-  did not warn that it failed to converge.
+  did not warn that it failed to converge;
+- where car is installed in R: our Wald tests per term (wald_test_terms, Type II and III) name
+  other terms or Df than car's Anova on the glmer fit (whose columns are ours), or, where
+  glmmTMB reaches our optimum (logLik within 1e-3, no warning) with the same Df, a Chisq
+  differs from car's on glmmTMB by more than ANOVA_RTOL.
 
 Fits we make where both R engines fail are counted apart. With --links each case's link is
 drawn too (logit, probit or cloglog; from a generator of its own, so that a case's table and
@@ -268,12 +272,23 @@ def ours(frame: pd.DataFrame, formula: str, link: str = "logit") -> dict[str, An
     except Exception as e:  # noqa: BLE001 - a crash is what the harness looks for
         return {"crash": f"{type(e).__name__}: {e}"}
     vc = fit.VarCorr
-    return {
+    record: dict[str, Any] = {
         "logLik": float(fit.llf),
         "converged": bool(fit.converged),
         "fixed": [str(c) for c in fit.params.index],
         "random": [(str(a), str(b)) for a, b in zip(vc["group"], vc["term"], strict=True)],
     }
+    for kind, key in (("II", "anova2"), ("III", "anova3")):
+        try:
+            table = fit.wald_test_terms(kind)
+        except Exception as e:  # noqa: BLE001 - a crash is what the harness looks for
+            return {"crash": f"wald_test_terms({kind!r}): {type(e).__name__}: {e}"}
+        record[key] = {
+            "terms": [str(t) for t in table.index],
+            "df": [int(d) for d in table["Df"]],
+            "chisq": [float(c) for c in table["Chisq"]],
+        }
+    return record
 
 
 def r_random(record: dict[str, Any]) -> list[tuple[str, str]]:
@@ -293,6 +308,47 @@ def _short(r: dict[str, dict[str, Any]], best: float) -> bool:
         if record.get("logLik") == best:
             return any("converge" in str(w) for w in record.get("warnings") or [])
     return False
+
+
+ANOVA_RTOL = 0.05
+"""Relative gap of a Wald chi-square from glmmTMB's (car's Anova on its fit) that is a finding
+where both fits reach the same optimum (logLik within 1e-3) and have the same terms and Df."""
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _anova_problems(mine: dict[str, Any], r: dict[str, dict[str, Any]]) -> list[str]:
+    """Our wald_test_terms against car's Anova: glmer's term labels and Df (its fixed columns
+    equal ours), glmmTMB's Chisq (its covariance from the exact Hessian) at the same optimum."""
+    problems = []
+    tmb = r.get("glmmTMB", {})
+    for key in ("anova2", "anova3"):
+        theirs = r.get("glmer", {}).get(key)
+        if not isinstance(theirs, dict) or "error" in theirs or key not in mine:
+            continue
+        terms, df = _as_list(theirs["terms"]), [int(d) for d in _as_list(theirs["df"])]
+        if (mine[key]["terms"], mine[key]["df"]) != (terms, df):
+            problems.append(
+                f"{key} terms {list(zip(mine[key]['terms'], mine[key]['df'], strict=True))} != "
+                f"car's on glmer {list(zip(terms, df, strict=True))}"
+            )
+            continue
+        other = tmb.get(key)
+        if not isinstance(other, dict) or "error" in other or "logLik" not in tmb:
+            continue
+        if [int(d) for d in _as_list(other["df"])] != df or tmb.get("warnings"):
+            continue
+        if abs(float(tmb["logLik"]) - mine["logLik"]) > 1e-3:
+            continue
+        chisqs = _as_list(other["chisq"])
+        for term, ours_chisq, chisq in zip(terms, mine[key]["chisq"], chisqs, strict=True):
+            if chisq is None or not np.isfinite(ours_chisq):
+                continue
+            if abs(ours_chisq - chisq) > ANOVA_RTOL * max(abs(chisq), 1.0):
+                problems.append(f"{key} {term}: Chisq {ours_chisq:.6g} != glmmTMB's {chisq:.6g}")
+    return problems
 
 
 def judge(
@@ -324,6 +380,8 @@ def judge(
             problems.append(f"fixed names {mine['fixed']} != glmer's {theirs}")
         if sorted(mine["random"]) != sorted(r_random(glmer)):
             problems.append(f"random columns {mine['random']} != glmer's {r_random(glmer)}")
+    if "fixed" in glmer and mine["fixed"] == _as_list(glmer["fixed"]):
+        problems += _anova_problems(mine, r)
     if fitted:
         best = max(fitted)
         gap = best - mine["logLik"]
