@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _dask_support import rows_on_cluster
 from conftest import load_reference
 
 import glmm_binomial as g
@@ -125,6 +126,8 @@ def test_refusals(cbpp_fit):
         cbpp_fit.influence("herd").dfbeta("random")
     with pytest.raises(ValueError, match="takes a GLMMResult"):
         g.influence("a fit", "herd")
+    with pytest.raises(ValueError, match="influence needs the rows of the fit"):
+        g.influence(rows_on_cluster(cbpp_fit), "herd")
     vb = _fit(cbpp_fit.formula, "cbpp", method="vb")
     with pytest.raises(ValueError, match="not available for method 'vb'"):
         vb.influence("herd")

@@ -513,3 +513,17 @@ class ResultBase:
         """Fitted probabilities with the random effects at their conditional modes, in the
         fit's row order (lme4's fitted(); statsmodels' fittedvalues)."""
         return np.asarray(self.predict(re="include", type="response"), dtype=np.float64)
+
+
+def require_rows(result: Any, what: str) -> ModelData:
+    """The fit's ModelData with its rows; a clear error for a Dask fit (rows on the cluster)
+    or for something that is not a fit."""
+    if not isinstance(result, ResultBase):
+        raise ValueError(f"{what} needs a fit (a GLMMResult), got {type(result).__name__}")
+    model = result.model
+    if model.successes.shape[0] != result.nobs:
+        raise ValueError(
+            f"{what} needs the rows of the fit, which stay on the Dask cluster; fit the computed "
+            "frame in memory (glmm_binomial.fit(formula, ddf.compute())) for it"
+        )
+    return model

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from glmm_binomial.results.simulated_residuals import require_pyplot, require_rows
+from glmm_binomial.results.base import require_rows
+from glmm_binomial.results.simulated_residuals import require_pyplot
 
 if TYPE_CHECKING:
     from glmm_binomial.results.result import GLMMResult

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import stats
 
 from glmm_binomial.arguments import positive
+from glmm_binomial.results.base import require_rows
 from glmm_binomial.results.binned_residuals import binned_residuals, binned_residuals_panel
 from glmm_binomial.results.simulated_residuals import (
     MAX_PLOT_POINTS,
@@ -27,7 +28,6 @@ from glmm_binomial.results.simulated_residuals import (
     dispersion_panel,
     qq_panel,
     require_pyplot,
-    require_rows,
     residual_vs_predicted_panel,
     simulate_residuals,
 )

@@ -17,7 +17,7 @@ from glmm_binomial.methods.base import Method
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import aliased_columns
 from glmm_binomial.parallel import check_start_method, contiguous_pieces, map_pieces
-from glmm_binomial.results.base import ResultBase
+from glmm_binomial.results.base import ResultBase, require_rows
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -99,9 +99,7 @@ def influence(
         )
     positive_int(n_jobs, "n_jobs")
     check_start_method(start_method)
-    model, fit = result.model, result.fit_output
-    if model.n_obs == 0:
-        raise ValueError("influence refits without parts of the rows: it needs a fit in memory")
+    model, fit = require_rows(result, "influence"), result.fit_output
     labels, units = _units(model, groups)
     names = list(result.fixed_names)
     task = _Task(model, method, (fit.theta, fit.beta), start_method)

@@ -71,7 +71,7 @@ from scipy import stats
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.seeds import seed_sequence
 from glmm_binomial.results.autocorrelation import check_alternative, durbin_watson, moran_i
-from glmm_binomial.results.base import ResultBase
+from glmm_binomial.results.base import require_rows
 from glmm_binomial.results.simulate import linear_predictor
 
 if TYPE_CHECKING:
@@ -100,20 +100,6 @@ PLOT_ALPHA = 0.05
 
 
 # --- shared checks ----------------------------------------------------------------------------
-
-
-def require_rows(result: Any, what: str) -> ModelData:
-    """The fit's ModelData with its rows; a clear error for a Dask fit (rows on the cluster)
-    or for something that is not a fit."""
-    if not isinstance(result, ResultBase):
-        raise ValueError(f"{what} needs a fit (a GLMMResult), got {type(result).__name__}")
-    model = result.model
-    if model.successes.shape[0] != result.nobs:
-        raise ValueError(
-            f"{what} needs the rows of the fit, which stay on the Dask cluster; fit the computed "
-            "frame in memory (glmm_binomial.fit(formula, ddf.compute())) for it"
-        )
-    return model
 
 
 def estimates_note(result: GLMMResult) -> str:
