@@ -233,3 +233,35 @@ def test_a_model_without_terms_gets_an_empty_type2_table():
     table = result.wald_test_terms()
     assert table.empty and list(table.columns) == ["Chisq", "Df", "Pr(>Chisq)", "note"]
     assert list(result.wald_test_terms("III").index) == ["(Intercept)"]
+
+
+def test_type2_does_not_depend_on_the_coding():
+    """car: Type II tests are invariant under a change of (full-rank) contrast coding; Type III
+    ones are not (with sum-to-zero coding they test the averaged effects)."""
+    formula = "use ~ urban * livch + age + (1 | district)"
+    treatment = _fit(formula, "contraception")
+    coded = _fit(
+        formula, "contraception", contrasts={"urban": "contr.sum", "livch": "contr.helmert"}
+    )
+    assert treatment.loglik == pytest.approx(coded.loglik, abs=1e-8)
+    two, other = treatment.wald_test_terms(), coded.wald_test_terms()
+    np.testing.assert_allclose(two["Chisq"], other["Chisq"], rtol=1e-5)
+    three = treatment.wald_test_terms("III")["Chisq"]
+    assert abs(three["urban"] / coded.wald_test_terms("III")["Chisq"]["urban"] - 1) > 0.1
+
+
+def test_type3_with_sum_contrasts_matches_car():
+    """car::Anova(type = 3) of the glmer fit with options(contrasts = c("contr.sum",
+    "contr.poly")): (Intercept) 17.5501, urban 33.6780, livch 71.4837, age 12.0125,
+    urban:livch 2.5481 (glmer's covariance: within 1%)."""
+    coded = _fit(
+        "use ~ urban * livch + age + (1 | district)",
+        "contraception",
+        contrasts={"urban": "contr.sum", "livch": "contr.sum"},
+    )
+    table = coded.wald_test_terms("III")
+    assert list(table.index) == ["(Intercept)", "urban", "livch", "age", "urban:livch"]
+    np.testing.assert_allclose(
+        table["Chisq"], [17.5501, 33.6780, 71.4837, 12.0125, 2.5481], rtol=1e-2
+    )
+    assert list(table["Df"]) == [1, 1, 3, 1, 3]
