@@ -204,3 +204,72 @@ def test_update_refits_with_the_formula_updated_or_other_arguments():
         assert pickle.loads(pickle.dumps(full)).call is None  # the data stays behind
         with pytest.raises(ValueError, match="update takes a GLMMResult"):
             g.update("m", ". ~ .")
+
+
+SLOPE = "use ~ age + urban + livch + (1 + urban | district)"
+
+
+@pytest.fixture(scope="module")
+def slope_fit():
+    return g.fit(SLOPE, g.datasets.load("contraception"))
+
+
+@pytest.mark.parametrize(
+    "make_start",
+    [
+        lambda fit: fit,
+        lambda fit: {"theta": [1.0, 0.0, 1.0]},
+        lambda fit: [0.5, -0.5, 0.5],
+        lambda fit: {"fixef": fit.params.to_dict()},
+        lambda fit: {"theta": fit.theta, "fixef": list(fit.params)},
+    ],
+    ids=["a fit", "theta", "theta alone", "fixef by name", "both"],
+)
+def test_start_reaches_the_same_optimum(slope_fit, make_start):
+    """glmer's start= (lme4's names and layouts, or an earlier fit): the same optimum; from
+    the optimum itself the search takes fewer evaluations."""
+    start = make_start(slope_fit)
+    result = g.fit(SLOPE, g.datasets.load("contraception"), start=start)
+    assert result.converged
+    assert result.loglik == pytest.approx(slope_fit.loglik, abs=1e-6)
+    np.testing.assert_allclose(result.params, slope_fit.params, atol=1e-4)
+    if start is slope_fit:
+        assert result.opt_summary.evaluations < slope_fit.opt_summary.evaluations
+        again = g.update(slope_fit, start=slope_fit)  # lme4's update(m, start = ...)
+        assert again.loglik == pytest.approx(slope_fit.loglik, abs=1e-9)
+
+
+def test_start_of_agq_and_betabinomial_fits():
+    data = g.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    for options in ({"method": "agq", "n_agq": 9}, {"family": "betabinomial"}):
+        first = g.fit(formula, data, **options)
+        again = g.fit(formula, data, start=first, **options)
+        assert again.loglik == pytest.approx(first.loglik, abs=1e-8)
+        assert len(first.theta) == (2 if "family" in options else 1)
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        ({"theta": [1.0, 0.0]}, r"start\['theta'\] must have 3 values"),
+        ({"theta": [-1.0, 0.0, 1.0]}, "below 0"),
+        ({"theta": [np.nan, 0.0, 1.0]}, "missing or infinite"),
+        ("abc", r"start\['theta'\] must be numbers"),
+        ({"fixef": {"age": 1.0}}, r"start\['fixef'\] must name each fixed effect once"),
+        ({"fixef": [0.0, 1.0]}, r"start\['fixef'\] must have 6 values"),
+        ({"phi": 1.0}, "start takes 'theta' and 'fixef'"),
+    ],
+)
+def test_bad_starts_are_named(start, message):
+    with pytest.raises(ValueError, match=message):
+        g.fit(SLOPE, g.datasets.load("contraception"), start=start)
+
+
+def test_start_is_refused_where_it_does_not_apply(slope_fit):
+    data = g.datasets.load("contraception")
+    with pytest.raises(ValueError, match="start= is for the maximum-likelihood methods"):
+        g.fit(SLOPE, data, method="vb", start=slope_fit)
+    dd = pytest.importorskip("dask.dataframe")
+    with pytest.raises(ValueError, match="start= is not available for a Dask DataFrame"):
+        g.fit(SLOPE, dd.from_pandas(data, npartitions=2), start=slope_fit)

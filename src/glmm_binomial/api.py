@@ -14,7 +14,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from glmm_binomial.family import Family, make_family
-from glmm_binomial.methods.base import Method
+from glmm_binomial.methods.base import Method, Start
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.options import FitOptions, options_or_arguments
 from glmm_binomial.methods.registry import method_names
@@ -41,6 +41,7 @@ def fit(
     offset: Any = None,
     contrasts: Any = None,
     subset: Any = None,
+    start: Any = None,
     n_agq: int | None = None,
     conf_level: float = 0.95,
     prior_fe_sd: float | None = None,
@@ -91,6 +92,10 @@ def fit(
     does the same for one term. subset: glmer's subset, the rows to use: one logical per row or
     R code of the columns as text ("age > 20 & urban == 'Y'"); rows where it is FALSE or
     missing are left out first (not counted in n_dropped).
+    start: glmer's start, where the search begins ("laplace", "agq"): {"theta": [...],
+    "fixef": [...]} (lme4's names and layouts, result.theta and result.params; either may be
+    left out: lme4's Lambda = I, the GLM's fixed effects), theta's values alone, or an earlier
+    fit of the same model (its estimates). The fit then searches from there only.
     control: OptimizerControl for "laplace" and "agq", StructuredVBControl for "vb",
     VariationalControl for "vb_meanfield", McmcControl for "mcmc" (None: the defaults);
     pirls_control: PirlsControl of the inner mode search.
@@ -128,6 +133,8 @@ def fit(
     chosen = make_family(family, link)
     if is_dask_frame(data):
         refuse_on_dask(formula, options.method, chosen)
+        if start is not None:
+            raise ValueError("start= is not available for a Dask DataFrame")
         if contrasts is not None or subset is not None:
             raise ValueError(
                 "contrasts= and subset= are not available for a Dask DataFrame: write the "
@@ -139,7 +146,7 @@ def fit(
         # stacklevel: the warnings point at the caller of fit().
         return fit_dask(formula, data, options, weights, offset, client, stacklevel=4)
     from glmm_binomial.model.design import build_model
-    from glmm_binomial.results.base import FitCall
+    from glmm_binomial.results.base import FitCall, ResultBase
     from glmm_binomial.results.result import GLMMResult
 
     # BLAS held from the start: the design's rank check is a LAPACK call too, and OpenBLAS
@@ -155,7 +162,12 @@ def fit(
             subset=subset,
         )
         options.method.check(model, design)
-        output = estimate(model, options)
+        given = None
+        if start is not None:
+            if isinstance(start, ResultBase):
+                start = {"theta": start.theta, "fixef": start.params}
+            given = options.method.start_from(model, start)
+        output = estimate(model, options, given)
     emit_fit_warnings(output.warnings)
     return GLMMResult(
         model,
@@ -271,10 +283,11 @@ def fit_estimates(model: ModelData, options: FitOptions, stacklevel: int = 3) ->
     return output
 
 
-def estimate(model: ModelData, options: FitOptions) -> FitOutput:
-    """The method's fit of `model` with BLAS held to options.blas_threads."""
+def estimate(model: ModelData, options: FitOptions, start: Start | None = None) -> FitOutput:
+    """The method's fit of `model` (from `start`, when given) with BLAS held to
+    options.blas_threads."""
     with blas.blas_threads(options.blas_threads):
-        return options.method.fit(model)
+        return options.method.fit(model, start)
 
 
 def available_methods() -> tuple[str, ...]:

@@ -86,6 +86,15 @@ class Method(ABC):
         """Estimates of `model` (never reported converged with a non-finite number); `start`,
         when given, is where the search begins (an earlier fit of the same structure)."""
 
+    def start_from(self, model: ModelData, start: Any) -> Start:
+        """fit()'s start= as (theta, beta) for `model` (lme4's start: a mapping with "theta"
+        and/or "fixef", or theta's values alone); ValueError for a method that takes none (the
+        posterior methods)."""
+        raise ValueError(
+            f"start= is for the maximum-likelihood methods ('laplace', 'agq'), not method "
+            f"{self.name!r}"
+        )
+
 
 def refuse_arguments(method: str, **given: Any) -> None:
     """ValueError naming fit() arguments given that `method` does not take (None: not given)."""

@@ -14,7 +14,10 @@ What differs between the methods is their objective and the fit on given columns
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Method, Start
@@ -29,7 +32,7 @@ from glmm_binomial.methods.scaling import (
 )
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import Priors
-from glmm_binomial.numerics.optimize import OptimizerControl
+from glmm_binomial.numerics.optimize import OptimizerControl, glm_start
 from glmm_binomial.numerics.pirls import PirlsControl
 
 
@@ -77,6 +80,55 @@ class LikelihoodMethod(Method):
         super().check(model, design)
         bind_priors(self.priors, model)  # ValueError when a prior does not fit the model
 
+    def start_from(self, model: ModelData, start: Any) -> Start:
+        """lme4's start for glmer: a mapping with "theta" (lme4's relative covariance factors,
+        in result.theta's layout: the beta-binomial's log phi last) and/or "fixef" (design
+        order, or a mapping by column name), or theta's values alone; theta defaults to lme4's
+        start (Lambda = I), fixef to the fixed-effects-only GLM's estimates. A given start
+        replaces the searches from other starts (the fit begins where the user says)."""
+        if isinstance(start, Mapping) and not hasattr(start, "dtype"):
+            unknown = sorted(set(map(str, start)) - {"theta", "fixef"})
+            if unknown:
+                raise ValueError(
+                    f"start takes 'theta' and 'fixef' (lme4's names), got {', '.join(unknown)}"
+                )
+            theta_given, fixef_given = start.get("theta"), start.get("fixef")
+        else:
+            theta_given, fixef_given = start, None
+        theta = (
+            model.theta_start()
+            if theta_given is None
+            else _vector(theta_given, model.n_theta, "start['theta']")
+        )
+        bounds = model.theta_lower_bounds()
+        if (theta < bounds).any():
+            raise ValueError(
+                "start['theta'] has a diagonal entry of a relative covariance factor below 0 "
+                "(an SD's factor; lme4's bounds)"
+            )
+        if fixef_given is None:
+            beta = glm_start(model, self.control)[0]
+        elif hasattr(fixef_given, "items"):
+            given = {str(k): v for k, v in fixef_given.items()}
+            missing = [name for name in model.fixed_names if name not in given]
+            extra = [name for name in given if name not in model.fixed_names]
+            if missing or extra:
+                raise ValueError(
+                    "start['fixef'] must name each fixed effect once "
+                    f"({', '.join(model.fixed_names)}); "
+                    + (
+                        f"missing {', '.join(missing)}"
+                        if missing
+                        else f"unknown {', '.join(extra)}"
+                    )
+                )
+            beta = _vector(
+                [given[name] for name in model.fixed_names], model.n_fixed, "start['fixef']"
+            )
+        else:
+            beta = _vector(fixef_given, model.n_fixed, "start['fixef']")
+        return theta, beta
+
     def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
         scaling = choose_scaling(model, self.control, centre_random=self.centres_random)
         internal = to_internal(model, scaling)
@@ -97,3 +149,16 @@ class LikelihoodMethod(Method):
             objective = self.objective(model)
             output = check_in_user_units(output, objective.deviance_and_gradient, self.control)
         return final_checks(output)
+
+
+def _vector(values: Any, size: int, name: str) -> Any:
+    """`values` as `size` finite floats; ValueError naming `name` otherwise."""
+    try:
+        vector = np.array(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers") from None
+    if vector.size != size:
+        raise ValueError(f"{name} must have {size} values, got {vector.size}")
+    if not np.isfinite(vector).all():
+        raise ValueError(f"{name} has missing or infinite values")
+    return vector
