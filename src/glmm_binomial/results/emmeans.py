@@ -82,6 +82,7 @@ __all__ = [
     "contrast",
     "emmeans",
     "emtrends",
+    "joint_tests",
     "pairs",
     "reference_grid",
 ]
@@ -881,3 +882,170 @@ def pairs(
         type=type,
         level=level,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Joint tests of the model terms
+# --------------------------------------------------------------------------------------------
+
+JOINT_RANK_TOL = 1e-7
+"""Relative singular value below which a joint test's linear functions count as dependent
+(emmeans' test(joint = TRUE) tolerance)."""
+
+
+def joint_tests(
+    result: GLMMResult,
+    by: str | Sequence[str] | None = None,
+    at: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """emmeans' joint_tests(result, by): for each combination of the grid's variables that
+    some model term contains (first the variables alone, then pairs, ...), the joint Wald test
+    that the marginal means of that combination (averaged with equal weights over the other
+    variables, per `by` group) have no interaction contrasts ("consec"): a main effect, a
+    two-way interaction, ... in the sense of Type III tests with sum-to-zero coding, whatever
+    the fit's contrasts. A numeric variable enters at its mean -+ 1 (emmeans' cov.reduce =
+    meanint: its test is that of the average slope), unless it has at most two values or `at`
+    gives its values. Columns "model term", the `by` variables, df1 (the rank of the
+    contrasts), df2 (inf: asymptotic), F.ratio (chi-square / df1) and p.value; a
+    "(confounded)" row where the grid's contrasts hold more than the terms' (df1 > 0). A
+    variable nested by the model's terms (age + age:urban: urban within age) is tested
+    within its nesters only, as emmeans does; nesting that emmeans reads from the data's
+    cells (each level of one factor seen with one level of another) is not looked for."""
+    design = _check_result(result, "joint_tests")
+    base = reference_grid(result, at, 0.0, "joint_tests")
+    given = {} if at is None else dict(at)
+    for v, values in base.levels.items():
+        if v not in base.factor_like and v not in given:
+            given[v] = (float(values[0]) - 1.0, float(values[0]) + 1.0)
+    grid = reference_grid(result, given, 0.0, "joint_tests")
+    by_list = _parse_specs("x", by)[1] if by is not None else []
+    _check_names("by", by_list, grid)
+    names = [v for v in grid.levels if v not in by_list]
+    if not names:
+        raise ValueError("joint_tests: there are no variables to test (all are in by)")
+    from glmm_binomial.model.design import term_variables  # noqa: PLC0415
+    from glmm_binomial.model.formula import expression_variables  # noqa: PLC0415
+
+    terms = [
+        set().union(*(expression_variables(e) for e in exprs))
+        for label, exprs in term_variables(design).items()
+        if label != "1"
+    ]
+    beta = np.asarray(result.params, dtype=np.float64)
+    vcov = np.asarray(result.vcov, dtype=np.float64)
+    by_frame, _ = _expand({v: grid.levels[v] for v in by_list}, grid.factors)
+    n_by = len(by_frame)
+    rows: list[dict[str, Any]] = []
+    tested: list[list[FloatArray]] = [[] for _ in range(n_by)]
+    nesting = _term_nesting([v for v in grid.levels if len(grid.levels[v]) > 1], terms)
+    for combination in _combinations(names):
+        if not any(set(combination) <= t for t in terms):
+            continue
+        nesters = set().union(*(nesting.get(v, set()) for v in combination))
+        if not nesters <= set(combination):
+            continue  # a nested variable is tested within its nesters only
+        _, linfct, _ = _average(grid, list(combination) + by_list, grid.linfct, grid.offset)
+        contrasts: FloatArray = np.ones((1, 1))
+        for v in combination:  # the first variable fastest: the last factor of kron
+            n = len(grid.levels[v])
+            # The nesters act as by groups: the contrasts are taken within their levels.
+            within = np.eye(n) if v in nesters else _consecutive(n)
+            contrasts = np.asarray(np.kron(within, contrasts), dtype=np.float64)
+        size = contrasts.shape[1]
+        for j in range(n_by):
+            functions = contrasts @ linfct[j * size : (j + 1) * size]
+            tested[j].append(functions)
+            df1, chisq = _joint_chisq(functions, beta, vcov)
+            rows.append(_joint_row(":".join(combination), by_frame, j, df1, chisq))
+    # Contrasts of the grid's cells not among the terms' (emmeans' showconf).
+    _, cells, _ = _average(grid, names + by_list, grid.linfct, grid.offset)
+    size = cells.shape[0] // n_by
+    for j in range(n_by):
+        block = cells[j * size : (j + 1) * size]
+        every_df, every_chisq = _joint_chisq(np.diff(block, axis=0), beta, vcov)
+        terms_df, terms_chisq = (
+            _joint_chisq(np.vstack(tested[j]), beta, vcov) if tested[j] else (0, 0.0)
+        )
+        if every_df > terms_df:
+            df1 = every_df - terms_df
+            rows.append(
+                _joint_row("(confounded)", by_frame, j, df1, max(every_chisq - terms_chisq, 0.0))
+            )
+    table = pd.DataFrame(rows, columns=["model term", *by_list, "df1", "df2", "F.ratio", "p.value"])
+    # emmeans' order: the terms by their number of variables (stable), then the by groups.
+    order = table["model term"].map(lambda t: 999 if t == "(confounded)" else t.count(":") + 1)
+    return table.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def _term_nesting(names: list[str], terms: list[set[str]]) -> dict[str, set[str]]:
+    """emmeans' nesting read from the model's terms (.find_nests): a variable of the grid with
+    no term of its own (age + age:urban: urban) is nested in the variables that its terms
+    code without contrasts (R's factors attribute 2: the term without that variable is not
+    in the model), transitively. (emmeans also finds nesting in the data's cells; not here.)"""
+    present = [frozenset(t) for t in terms]
+    has_intercept = True  # the margin of a one-variable term: the intercept (or a full coding)
+
+    def coded(term: frozenset[str], v: str) -> int:
+        margin = term - {v}
+        return 1 if (margin in present or (not margin and has_intercept)) else 2
+
+    nesting: dict[str, set[str]] = {}
+    for v in names:
+        if frozenset({v}) in present:
+            continue
+        columns = [t for t in present if v in t and coded(t, v) == 1]
+        if not columns:
+            columns = [t for t in present if v in t]
+        found = [
+            frozenset(u for u in t if u != v and u in names and coded(t, u) == 2) for t in columns
+        ]
+        found = [f for f in found if f and not any(other < f for other in found)]
+        if found:
+            nesting[v] = set().union(*found)
+    for v in list(nesting):  # transitively, and never in itself
+        nesting[v] |= set().union(*(nesting.get(u, set()) for u in nesting[v]))
+        nesting[v].discard(v)
+    return {v: n for v, n in nesting.items() if n}
+
+
+def _combinations(names: list[str]) -> list[tuple[str, ...]]:
+    """emmeans' do.test order: depth first from each variable in turn ((a), (a, b), (a, b, c),
+    (a, c), (b), ...)."""
+    out: list[tuple[str, ...]] = []
+
+    def extend(these: tuple[str, ...], start: int) -> None:
+        for i in range(start, len(names)):
+            combination = (*these, names[i])
+            out.append(combination)
+            extend(combination, i + 1)
+
+    extend((), 0)
+    return out
+
+
+def _consecutive(n: int) -> FloatArray:
+    """emmeans' "consec" contrasts of n levels: each level minus the one before."""
+    return np.eye(n)[1:] - np.eye(n)[:-1] if n > 1 else np.zeros((0, 1))
+
+
+def _joint_chisq(functions: FloatArray, beta: FloatArray, vcov: FloatArray) -> tuple[int, float]:
+    """The rank of the linear functions' row space and the Wald chi-square that it is zero."""
+    if functions.shape[0] == 0:
+        return 0, 0.0
+    u, singular, _ = np.linalg.svd(functions.T, full_matrices=False)
+    keep = singular > JOINT_RANK_TOL * max(float(singular.max(initial=0.0)), 1e-300)
+    basis = u[:, keep]
+    if basis.shape[1] == 0:
+        return 0, 0.0
+    value = basis.T @ beta
+    covariance = basis.T @ vcov @ basis
+    return int(basis.shape[1]), float(value @ np.linalg.solve(covariance, value))
+
+
+def _joint_row(term: str, by_frame: pd.DataFrame, j: int, df1: int, chisq: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"model term": term}
+    row.update({v: by_frame[v].iloc[j] for v in by_frame.columns})
+    statistic = chisq / df1 if df1 > 0 else float("nan")
+    p_value = float(special.chdtrc(df1, chisq)) if df1 > 0 else float("nan")
+    row.update({"df1": df1, "df2": float("inf"), "F.ratio": statistic, "p.value": p_value})
+    return row
