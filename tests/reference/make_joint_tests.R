@@ -18,7 +18,9 @@ cases <- list(
   list(data = "contraception", formula = "use ~ livch:urban + age + (1 + urban | district)"),
   list(data = "contraception", formula = "use ~ age + age:urban + livch + (1 | district)"),
   list(data = "contraception", formula = "use ~ livch + livch:urban + age + (1 | district)"),
-  list(data = "contraception", formula = "use ~ age * livch * urban + (1 | district)")
+  list(data = "contraception", formula = "use ~ age * livch * urban + (1 | district)"),
+  list(data = "contraception", formula = "use ~ urban + livch:age + (1 | district)"),
+  list(data = "contraception", formula = "use ~ urban + age:urban + (1 | district)")
 )
 tests <- function(fit, by) {
   table <- as.data.frame(if (is.null(by)) joint_tests(fit) else joint_tests(fit, by = by))

@@ -1002,10 +1002,11 @@ def _term_nesting(names: list[str], terms: list[set[str]]) -> dict[str, set[str]
         found = [f for f in found if f and not any(other < f for other in found)]
         if found:
             nesting[v] = set().union(*found)
-    for v in list(nesting):  # transitively, and never in itself
-        nesting[v] |= set().union(*(nesting.get(u, set()) for u in nesting[v]))
-        nesting[v].discard(v)
-    return {v: n for v, n in nesting.items() if n}
+    # emmeans' one pass of transitivity, in order; a variable then nested in itself (livch and
+    # age of livch:age alone, each "nested" in the other) is not nested at all.
+    for v in list(nesting):
+        nesting[v] = set().union(*(nesting.get(u, set()) for u in nesting[v])) | nesting[v]
+    return {v: n for v, n in nesting.items() if v not in n}
 
 
 def _combinations(names: list[str]) -> list[tuple[str, ...]]:
