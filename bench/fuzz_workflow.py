@@ -5,10 +5,10 @@ weights, offsets, crossed factors, and seven that end awkwardly) are made once; 
 calls one function of what a user does after a fit (confint, profile, emmeans / emtrends /
 contrast / pairs, r2_nakagawa, icc, simulate_residuals (and its autocorrelation tests),
 binned_residuals, resid, simulate, refit, predict, marginal_predict, marginal_coefs, summary,
-ranef, coef, varcorr, anova, drop1, update, wald_test, wald_test_terms, vif, influence,
-bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration, plot_profile;
-and fit itself) on a random fit, with arguments drawn from good values and, in about half the
-cases, one bad value of one argument.
+ranef, coef, varcorr, anova, drop1, update, wald_test, wald_test_terms, joint_tests, vif,
+influence, bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration,
+plot_profile; and fit itself) on a random fit, with arguments drawn from good values and, in
+about half the cases, one bad value of one argument.
 Failures:
 
 * any exception but ValueError (a good call may be refused with a ValueError: some functions
@@ -251,6 +251,7 @@ KINDS = (
     "drop1",
     "update",
     "wald",
+    "joint",
     "vif",
     "influence",
     "bootstrap",
@@ -560,6 +561,10 @@ def make_case(
             rng, {"type": pick(rng, ["II", "III", 2, 3])}, {"type": ["I", 4, None]}, p_bad
         )
         return Case(f"wald_test_terms{args}", lambda: r.wald_test_terms(**args), bad)
+    if kind == "joint":
+        good = {"by": pick(rng, [None, *fit.factors[:1]])}
+        args, bad = with_bad(rng, good, {"by": ["nope", 3]}, p_bad)
+        return Case(f"joint_tests{args}", lambda: g.joint_tests(r, **args), bad)
     if kind == "vif":
         return Case("vif", lambda: g.vif(r))
     if kind == "influence":

@@ -906,7 +906,8 @@ def joint_tests(
     the fit's contrasts. A numeric variable enters at its mean -+ 1 (emmeans' cov.reduce =
     meanint: its test is that of the average slope), unless it has at most two values or `at`
     gives its values. Columns "model term", the `by` variables, df1 (the rank of the
-    contrasts), df2 (inf: asymptotic), F.ratio (chi-square / df1) and p.value; a
+    contrasts), F.ratio (chi-square / df1) and p.value (asymptotic: the chi-square on df1;
+    emmeans' df2 = Inf, a column left out here, an infinite number being no estimate); a
     "(confounded)" row where the grid's contrasts hold more than the terms' (df1 > 0). A
     variable nested by the model's terms (age + age:urban: urban within age) is tested
     within its nesters only, as emmeans does; nesting that emmeans reads from the data's
@@ -971,7 +972,7 @@ def joint_tests(
             rows.append(
                 _joint_row("(confounded)", by_frame, j, df1, max(every_chisq - terms_chisq, 0.0))
             )
-    table = pd.DataFrame(rows, columns=["model term", *by_list, "df1", "df2", "F.ratio", "p.value"])
+    table = pd.DataFrame(rows, columns=["model term", *by_list, "df1", "F.ratio", "p.value"])
     # emmeans' order: the terms by their number of variables (stable), then the by groups.
     order = table["model term"].map(lambda t: 999 if t == "(confounded)" else t.count(":") + 1)
     return table.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
@@ -1048,5 +1049,5 @@ def _joint_row(term: str, by_frame: pd.DataFrame, j: int, df1: int, chisq: float
     row.update({v: by_frame[v].iloc[j] for v in by_frame.columns})
     statistic = chisq / df1 if df1 > 0 else float("nan")
     p_value = float(special.chdtrc(df1, chisq)) if df1 > 0 else float("nan")
-    row.update({"df1": df1, "df2": float("inf"), "F.ratio": statistic, "p.value": p_value})
+    row.update({"df1": df1, "F.ratio": statistic, "p.value": p_value})
     return row
