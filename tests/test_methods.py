@@ -103,3 +103,21 @@ def test_options_and_loose_arguments_do_not_mix():
         g.fit(CBPP, data, options=options, method="agq", conf_level=0.9)
     with pytest.raises(ValueError, match="options must be a FitOptions"):
         g.fit(CBPP, data, options={"method": "agq"})
+
+
+def test_control_as_a_mapping_of_settings():
+    """control= as a dict: the method's control with those settings, the rest at defaults;
+    an unknown setting (lme4's glmerControl ones too) or a value of the wrong kind is named."""
+    method = make_method("laplace", control={"max_iter": 500, "gtol": 1e-5})
+    assert method.control == OptimizerControl(max_iter=500, gtol=1e-5)
+    assert make_method("vb", control={"max_iter": 50}).control.max_iter == 50
+    with pytest.raises(ValueError, match="'optimizer' is not a setting of OptimizerControl.*lme4"):
+        make_method("laplace", control={"optimizer": "bobyqa"})
+    with pytest.raises(ValueError, match="'bogus' is not a setting of StructuredVBControl"):
+        make_method("vb", control={"bogus": 1})
+    with pytest.raises(ValueError, match="OptimizerControl.max_iter must be a whole number"):
+        make_method("laplace", control={"max_iter": "many"})
+    with pytest.raises(ValueError, match="OptimizerControl.gtol must be a number, got nan"):
+        make_method("laplace", control={"gtol": float("nan")})
+    with pytest.raises(ValueError, match="OptimizerControl.basin_starts must be True or False"):
+        make_method("laplace", control=OptimizerControl(basin_starts=1))

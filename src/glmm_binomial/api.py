@@ -97,7 +97,8 @@ def fit(
     left out: lme4's Lambda = I, the GLM's fixed effects), theta's values alone, or an earlier
     fit of the same model (its estimates). The fit then searches from there only.
     control: OptimizerControl for "laplace" and "agq", StructuredVBControl for "vb",
-    VariationalControl for "vb_meanfield", McmcControl for "mcmc" (None: the defaults);
+    VariationalControl for "vb_meanfield", McmcControl for "mcmc" (None: the defaults), or a
+    dict of some of its settings ({"max_iter": 2000}: the others at their defaults);
     pirls_control: PirlsControl of the inner mode search.
     draws, warmup, chains, seed (method "mcmc" only): kept draws per chain, warm-up sweeps,
     number of chains and the seed (an int or numpy SeedSequence; None: fresh entropy, recorded

@@ -11,6 +11,7 @@ nothing compares method names. ``methods.registry`` lists the methods by name.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -112,16 +113,67 @@ def refuse_arguments(method: str, **given: Any) -> None:
 
 
 def checked_control(method: str, control: Any, control_type: type) -> Any:
-    """`control` if it is a control_type (None: the defaults), else ValueError."""
+    """`control` if it is a control_type (None: the defaults; a mapping: a control_type with
+    those settings, the others at their defaults), else ValueError."""
     if control is None:
         return control_type()
+    if isinstance(control, Mapping):
+        known = [f.name for f in dataclasses.fields(control_type)]
+        unknown = [str(k) for k in control if k not in known]
+        if unknown:
+            lme4 = {"optimizer", "optCtrl", "calc.derivs", "check.conv.grad", "nAGQ0initStep"}
+            hint = (
+                "; lme4's glmerControl settings have no counterpart here (one optimizer: a "
+                "quasi-Newton search on exact gradients finished by Newton steps)"
+                if set(unknown) & lme4
+                else ""
+            )
+            raise ValueError(
+                f"control: {', '.join(map(repr, unknown))} "
+                f"{'is not a setting' if len(unknown) == 1 else 'are not settings'} of "
+                f"{control_type.__name__} (its settings: {', '.join(known)}){hint}"
+            )
+        try:
+            control = control_type(**control)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"control: {error}") from None
     if not isinstance(control, control_type):
         name = control_type.__name__
         article = "an" if name[0] in "AEIOU" else "a"
         raise ValueError(
             f"control for method {method!r} must be {article} {name}, got {type(control).__name__}"
         )
+    _check_settings(control)
     return control
+
+
+def _check_settings(control: Any) -> None:
+    """ValueError naming a setting whose value is not of its default's kind (a number, a
+    whole number, True/False or text; settings whose default is None take anything)."""
+    for field in dataclasses.fields(control):
+        default, value = field.default, getattr(control, field.name)
+        if default is None or default is dataclasses.MISSING or value is None and default is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, (bool, np.bool_))
+            kind = "True or False"
+        elif isinstance(default, int):
+            ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+            kind = "a whole number"
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+                value, (bool, np.bool_)
+            )
+            ok = ok and not np.isnan(value)
+            kind = "a number"
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "text"
+        else:
+            continue
+        if not ok:
+            raise ValueError(
+                f"control: {type(control).__name__}.{field.name} must be {kind}, got {value!r}"
+            )
 
 
 def require_positive(method: Any, *names: str) -> None:
