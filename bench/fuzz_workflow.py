@@ -706,7 +706,8 @@ def fit_case(rng: np.random.Generator, fit: Fit, p_bad: float) -> Case:
         "link": ["identity", 2, "logit2"],
         "n_agq": [0, -1, 2.5, "5", True],
         "priors": ["nonsense", {"fixef": "t(df = -1)"}, {"nope": "normal"}, 3],
-        "control": ["fast", 3, g.PirlsControl()],
+        "control": ["fast", 3, g.PirlsControl(), {"nope": 1}, {"max_iter": "x"}],
+        "start": [{"theta": [-1.0] * 40}, {"nope": 1}, "abc", {"fixef": [0.0] * 99}],
     }
     if method == "mcmc":
         pools["seed"] = BAD_SEEDS
