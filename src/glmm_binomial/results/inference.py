@@ -46,7 +46,7 @@ def anova(*results: ResultBase) -> pd.DataFrame:
             )
     first = results[0]
     for r in results[1:]:
-        _check_comparable(first, r)
+        check_comparable(first, r)
     ordered = sorted(results, key=lambda r: r.df_model)
     rows = []
     previous: ResultBase | None = None
@@ -160,7 +160,7 @@ def drop1(result: ResultBase) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("term")
 
 
-def _check_comparable(a: ResultBase, b: ResultBase) -> None:
+def check_comparable(a: ResultBase, b: ResultBase) -> None:
     """Refuse models whose log-likelihoods cannot be compared."""
     if a.nobs != b.nobs:
         raise ValueError(
