@@ -5,8 +5,8 @@ weights, offsets, crossed factors, and seven that end awkwardly) are made once; 
 calls one function of what a user does after a fit (confint, profile, emmeans / emtrends /
 contrast / pairs, r2_nakagawa, icc, simulate_residuals (and its autocorrelation tests),
 binned_residuals, resid, simulate, refit, predict, marginal_predict, marginal_coefs, summary,
-ranef, coef, varcorr, anova, drop1, update, wald_test, wald_test_terms, joint_tests, vif,
-influence, bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration,
+ranef, coef, varcorr, anova, drop1, pb_test, update, wald_test, wald_test_terms, joint_tests,
+vif, influence, bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration,
 plot_profile; and fit itself) on a random fit, with arguments drawn from good values and, in
 about half the cases, one bad value of one argument.
 Failures:
@@ -249,6 +249,7 @@ KINDS = (
     "ranef",
     "anova",
     "drop1",
+    "pb",
     "update",
     "wald",
     "joint",
@@ -529,6 +530,21 @@ def make_case(
         others = [f for f in fits_by_name.values() if f.frame is fit.frame and f is not fit]
         other = pick(rng, others) if others else fit
         return Case(f"anova({fit.name}, {other.name})", lambda: g.anova(r, other.result))
+    if kind == "pb":
+        others = [f for f in fits_by_name.values() if f.frame is fit.frame and f is not fit]
+        other = pick(rng, others) if others else fit
+        args, bad = with_bad(
+            rng,
+            {"nsim": int(rng.integers(2, 5)), "seed": seed_value(rng)},
+            {"nsim": BAD_COUNTS, "seed": BAD_SEEDS, "n_jobs": [0, -1, "2"]},
+            p_bad,
+        )
+        return Case(
+            f"pb_test({fit.name}, {other.name}){args}",
+            lambda: g.pb_test(r, other.result, **args).table,
+            bad,
+            True,
+        )
     if kind == "drop1":
         return Case("drop1", lambda: g.drop1(r))
     if kind == "update":

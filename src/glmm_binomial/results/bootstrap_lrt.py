@@ -82,6 +82,11 @@ def pb_test(
     design contained in `large`'s (as anova checks). seed: an int or a numpy SeedSequence
     (None: fresh entropy, recorded as seed_entropy); n_jobs: worker processes (start_method as
     the bootstrap's); progress: a progress bar (extra `progress`), None on a terminal."""
+    # The arguments first: a bad one is named whatever the fits are.
+    positive_int(nsim, "nsim")
+    positive_int(n_jobs, "n_jobs")
+    check_start_method(start_method)
+    sequence = seed_sequence(seed)
     for fit in (large, small):
         if not isinstance(fit, ResultBase):
             raise ValueError("pb_test takes two GLMMResult objects (fits of nested models)")
@@ -101,10 +106,6 @@ def pb_test(
             "pb_test needs the smaller model nested in the larger one with fewer parameters "
             "(its fixed-effect columns and random-effect terms contained in the larger's)"
         )
-    positive_int(nsim, "nsim")
-    positive_int(n_jobs, "n_jobs")
-    check_start_method(start_method)
-    sequence = seed_sequence(seed)
     children = sequence.spawn(int(nsim))
     task = _Task(
         small.model,
