@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,18 @@ def load_reference(name: str) -> dict[str, Any]:
     with (REFERENCE_DIR / f"{name}.json").open(encoding="utf-8") as handle:
         data: dict[str, Any] = json.load(handle)
     return data
+
+
+def quiet_fit(formula: str, data: Any, **options: Any) -> Any:
+    """glmm_binomial.fit of `data` (a bundled data set's name, or a frame) with its warnings
+    silenced: for tests of what comes after a fit."""
+    import glmm_binomial as g
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if isinstance(data, str):
+            data = g.datasets.load(data)
+        return g.fit(formula, data, **options)
 
 
 @pytest.fixture(name="load_reference")

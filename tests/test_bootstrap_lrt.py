@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
+from conftest import quiet_fit
 
 import glmm_binomial as g
 from glmm_binomial.results.simulate import simulate_successes, with_response
@@ -13,22 +12,16 @@ from glmm_binomial.results.simulate import simulate_successes, with_response
 RESPONSE = "cbind(incidence, size - incidence)"
 
 
-def _fit(formula: str, data: str, **options):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return g.fit(formula, g.datasets.load(data), **options)
-
-
 @pytest.fixture(scope="module")
 def interaction():
-    large = _fit("use ~ age * urban + livch + (1 | district)", "contraception")
-    small = _fit("use ~ age + urban + livch + (1 | district)", "contraception")
+    large = quiet_fit("use ~ age * urban + livch + (1 | district)", "contraception")
+    small = quiet_fit("use ~ age + urban + livch + (1 | district)", "contraception")
     return large, small
 
 
 def test_a_clear_effect_gets_the_smallest_p_value():
-    large = _fit(f"{RESPONSE} ~ period + (1 | herd)", "cbpp")
-    small = _fit(f"{RESPONSE} ~ 1 + (1 | herd)", "cbpp")
+    large = quiet_fit(f"{RESPONSE} ~ period + (1 | herd)", "cbpp")
+    small = quiet_fit(f"{RESPONSE} ~ 1 + (1 | herd)", "cbpp")
     result = g.pb_test(large, small, nsim=40, seed=3)
     assert result.statistic == pytest.approx(2 * (large.loglik - small.loglik))
     assert result.df == 3 and result.n_failed == 0
@@ -69,13 +62,13 @@ def test_refusals(interaction):
     large, small = interaction
     with pytest.raises(ValueError, match="nested"):
         g.pb_test(large, large, nsim=5, seed=1)
-    other = _fit("use ~ age + urban + livch + (1 | livch)", "contraception")
+    other = quiet_fit("use ~ age + urban + livch + (1 | livch)", "contraception")
     with pytest.raises(ValueError, match="nested"):
         g.pb_test(large, other, nsim=5, seed=1)
-    vb = _fit("use ~ age + urban + livch + (1 | district)", "contraception", method="vb")
+    vb = quiet_fit("use ~ age + urban + livch + (1 | district)", "contraception", method="vb")
     with pytest.raises(ValueError, match="maximum-likelihood fits, not method 'vb'"):
         g.pb_test(large, vb, nsim=5, seed=1)
-    cbpp = _fit(f"{RESPONSE} ~ period + (1 | herd)", "cbpp")
+    cbpp = quiet_fit(f"{RESPONSE} ~ period + (1 | herd)", "cbpp")
     with pytest.raises(ValueError, match="different numbers of observations"):
         g.pb_test(large, cbpp, nsim=5, seed=1)
     with pytest.raises(ValueError, match="nsim"):

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
 from _dask_support import rows_on_cluster
-from conftest import load_reference
+from conftest import load_reference, quiet_fit
 
 import glmm_binomial as g
 
 INFLUENCE = load_reference("influence")
-
-
-def _fit(formula: str, data, **options):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if isinstance(data, str):
-            data = g.datasets.load(data)
-        return g.fit(formula, data, **options)
 
 
 @pytest.mark.parametrize("reference", INFLUENCE, ids=lambda r: f"{r['data'][0]}-{r['groups'][0]}")
@@ -31,7 +21,7 @@ def test_matches_lme4_influence(reference):
     divide by covariances, and glmer's come from a finite-difference Hessian: its Wald
     statistics differ from glmmTMB's by up to 2%); the variance components within 4e-3."""
     groups = reference["groups"][0]
-    result = _fit(reference["formula"][0], reference["data"][0])
+    result = quiet_fit(reference["formula"][0], reference["data"][0])
     assert result.loglik >= reference["loglik"][0] - 1e-6
     infl = result.influence(None if groups == "row" else groups)
     assert infl.groups == groups
@@ -74,7 +64,7 @@ def test_a_deletion_is_the_fit_without_that_group(cbpp_fit):
     to the optimizer's tolerance (a variance's deviance is flat: 1e-5)."""
     infl = cbpp_fit.influence("herd")
     data = g.datasets.load("cbpp")
-    without = _fit(cbpp_fit.formula, data[data["herd"].astype(str) != "7"])
+    without = quiet_fit(cbpp_fit.formula, data[data["herd"].astype(str) != "7"])
     np.testing.assert_allclose(infl.fixed_effects_deleted.loc["7"], without.params, atol=1e-6)
     np.testing.assert_allclose(
         infl.var_cov_deleted.loc["7"].iloc[0], without.varcorr["variance"].iloc[0], atol=1e-5
@@ -94,7 +84,7 @@ def test_a_level_seen_only_in_the_deleted_group_has_no_estimate():
     data = pd.DataFrame({"g": np.repeat(np.arange(10), 20), "x": rng.normal(size=n)})
     data["f"] = np.where(data["g"] == 0, "c", np.where(rng.random(n) < 0.5, "a", "b"))
     data["y"] = rng.integers(0, 2, n)
-    result = _fit("y ~ f + x + (1 | g)", data)
+    result = quiet_fit("y ~ f + x + (1 | g)", data)
     infl = result.influence("g")
     first = infl.fixed_effects_deleted.loc[0]
     assert np.isnan(first["fc"]) and np.isfinite(first.drop("fc")).all()
@@ -104,7 +94,7 @@ def test_a_level_seen_only_in_the_deleted_group_has_no_estimate():
 
 
 def test_vector_terms_are_named_as_lme4_names_them():
-    result = _fit("use ~ age + urban + (1 + urban | district) + (1 | livch)", "contraception")
+    result = quiet_fit("use ~ age + urban + (1 + urban | district) + (1 | livch)", "contraception")
     infl = result.influence("livch")
     assert list(infl.var_cov.index) == [
         "district:v[(Intercept)]",
@@ -128,11 +118,11 @@ def test_refusals(cbpp_fit):
         g.influence("a fit", "herd")
     with pytest.raises(ValueError, match="influence needs the rows of the fit"):
         g.influence(rows_on_cluster(cbpp_fit), "herd")
-    vb = _fit(cbpp_fit.formula, "cbpp", method="vb")
+    vb = quiet_fit(cbpp_fit.formula, "cbpp", method="vb")
     with pytest.raises(ValueError, match="not available for method 'vb'"):
         vb.influence("herd")
 
 
 @pytest.fixture(scope="module")
 def cbpp_fit():
-    return _fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp")
+    return quiet_fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp")

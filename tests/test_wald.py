@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import load_reference
+from conftest import load_reference, quiet_fit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,20 +18,14 @@ WALD = load_reference("wald_tests")
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
-def _fit(formula: str, data: str, **options):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return g.fit(formula, g.datasets.load(data), **options)
-
-
 @pytest.fixture(scope="module")
 def fits():
-    return {r["formula"]: _fit(r["formula"], r["data"]) for r in WALD}
+    return {r["formula"]: quiet_fit(r["formula"], r["data"]) for r in WALD}
 
 
 @pytest.fixture(scope="module")
 def cbpp():
-    return _fit(CBPP, "cbpp")
+    return quiet_fit(CBPP, "cbpp")
 
 
 def _vector(value):
@@ -229,7 +223,7 @@ def test_anova_of_one_model_points_to_the_tests_of_its_terms(cbpp):
 
 
 def test_a_model_without_terms_gets_an_empty_type2_table():
-    result = _fit("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", "cbpp")
+    result = quiet_fit("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", "cbpp")
     table = result.wald_test_terms()
     assert table.empty and list(table.columns) == ["Chisq", "Df", "Pr(>Chisq)", "note"]
     assert list(result.wald_test_terms("III").index) == ["(Intercept)"]
@@ -239,8 +233,8 @@ def test_type2_does_not_depend_on_the_coding():
     """car: Type II tests are invariant under a change of (full-rank) contrast coding; Type III
     ones are not (with sum-to-zero coding they test the averaged effects)."""
     formula = "use ~ urban * livch + age + (1 | district)"
-    treatment = _fit(formula, "contraception")
-    coded = _fit(
+    treatment = quiet_fit(formula, "contraception")
+    coded = quiet_fit(
         formula, "contraception", contrasts={"urban": "contr.sum", "livch": "contr.helmert"}
     )
     assert treatment.loglik == pytest.approx(coded.loglik, abs=1e-8)
@@ -254,7 +248,7 @@ def test_type3_with_sum_contrasts_matches_car():
     """car::Anova(type = 3) of the glmer fit with options(contrasts = c("contr.sum",
     "contr.poly")): (Intercept) 17.5501, urban 33.6780, livch 71.4837, age 12.0125,
     urban:livch 2.5481 (glmer's covariance: within 1%)."""
-    coded = _fit(
+    coded = quiet_fit(
         "use ~ urban * livch + age + (1 | district)",
         "contraception",
         contrasts={"urban": "contr.sum", "livch": "contr.sum"},
