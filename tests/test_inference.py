@@ -1,6 +1,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import load_reference
 
@@ -119,6 +120,20 @@ def test_drop1_matches_lme4(reference):
     np.testing.assert_allclose(table["LRT"].iloc[1:], reference["LRT"][1:], atol=2e-3)
     np.testing.assert_allclose(table["Pr(Chi)"].iloc[1:], reference["p"][1:], rtol=1e-3)
     assert (table["note"] == "").all()
+
+
+def test_drop1_without_a_test():
+    """lme4's drop1(test = "none"): the same npar and AIC, no LRT columns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = g.fit(
+            "cbind(incidence, size - incidence) ~ period + (1 | herd)", g.datasets.load("cbpp")
+        )
+    plain, tested = g.drop1(result, test="none"), g.drop1(result)
+    assert list(plain.columns) == ["npar", "AIC", "note"]
+    pd.testing.assert_frame_equal(plain, tested[["npar", "AIC", "note"]])
+    with pytest.raises(ValueError, match="test must be 'Chisq' or 'none'"):
+        g.drop1(result, test="F")
 
 
 def test_drop1_refuses_what_it_cannot_refit():

@@ -87,15 +87,18 @@ def anova(*results: ResultBase) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def drop1(result: ResultBase) -> pd.DataFrame:
+def drop1(result: ResultBase, test: str = "Chisq") -> pd.DataFrame:
     """Single term deletions, as lme4's drop1(model, test = "Chisq"): each fixed-effects term
     that no other term contains (marginality kept: with age * urban only age:urban) is dropped
     in turn and the model refitted by the fit's method from the fit's estimates. One row per
     term after "<none>" (the fit itself): npar, the number of columns dropped; AIC of the
     smaller model; LRT = 2 (loglik - its loglik) and Pr(Chi) from the chi-squared on npar.
     Where a refit does not converge its numbers are NaN and `note` says so; where the fit itself
-    did not converge there is no test (LRT and Pr(Chi) NaN). Maximum-likelihood
-    fits with their formula's terms only (ValueError otherwise)."""
+    did not converge there is no test (LRT and Pr(Chi) NaN). test="none" (lme4's default)
+    leaves out the LRT and Pr(Chi) columns. Maximum-likelihood fits with their formula's terms
+    only (ValueError otherwise)."""
+    if test not in ("Chisq", "none"):
+        raise ValueError(f"test must be 'Chisq' or 'none' (lme4's drop1), got {test!r}")
     if not isinstance(result, ResultBase):
         raise ValueError("drop1 takes a GLMMResult")
     method = result.method_object
@@ -157,7 +160,8 @@ def drop1(result: ResultBase) -> pd.DataFrame:
             lrt = max(2.0 * (result.loglik - output.loglik), 0.0)
             row.update(LRT=lrt, **{"Pr(Chi)": float(stats.chi2.sf(lrt, len(dropped)))})
         rows.append(row)
-    return pd.DataFrame(rows).set_index("term")
+    table = pd.DataFrame(rows).set_index("term")
+    return table.drop(columns=["LRT", "Pr(Chi)"]) if test == "none" else table
 
 
 def check_comparable(a: ResultBase, b: ResultBase) -> None:
