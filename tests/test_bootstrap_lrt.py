@@ -75,3 +75,13 @@ def test_refusals(interaction):
         g.pb_test(large, small, nsim=0)
     with pytest.raises(ValueError, match="takes two GLMMResult"):
         g.pb_test(large, "small")
+
+
+def test_a_random_slope_is_tested_too():
+    """A variance component (and its correlation) on the boundary under the smaller model,
+    where the chi-square is conservative: the reference is simulated, not assumed."""
+    large = quiet_fit("use ~ age + urban + livch + (1 + urban | district)", "contraception")
+    small = quiet_fit("use ~ age + urban + livch + (1 | district)", "contraception")
+    result = g.pb_test(large, small, nsim=20, seed=5)
+    assert result.df == 2 and result.statistic == pytest.approx(14.599, abs=1e-2)
+    assert result.n_failed == 0 and result.p_value <= 2 / 21
