@@ -71,6 +71,12 @@ def test_a_deletion_is_the_fit_without_that_group(cbpp_fit):
     )
 
 
+def test_repr_is_short(cbpp_fit):
+    text = repr(cbpp_fit.influence("herd"))
+    assert text.startswith("Influence: the fit refitted without each herd (15 refits")
+    assert "largest Cook's distances: 11 0.318" in text and "\n" not in text
+
+
 def test_workers_give_the_same_numbers(cbpp_fit):
     one = cbpp_fit.influence("herd")
     two = cbpp_fit.influence("herd", n_jobs=2)

@@ -43,6 +43,16 @@ class Influence:
     evaluations: pd.Series
     note: pd.Series
 
+    def __repr__(self) -> str:
+        cooks = self.cooks_distance().sort_values(ascending=False)
+        largest = ", ".join(f"{unit} {value:.3g}" for unit, value in cooks.head(3).items())
+        failed = int((self.note != "").sum())
+        return (
+            f"Influence: the fit refitted without each {self.groups} "
+            f"({len(self.fixed_effects_deleted)} refits, {failed} with a note); "
+            f"largest Cook's distances: {largest}"
+        )
+
     def dfbeta(self, which: str = "fixed") -> pd.DataFrame:
         """The refit's estimates minus the fit's, one row per deleted unit: fixed effects
         ("fixed") or variance components ("var.cov"), as lme4's dfbeta."""
