@@ -319,15 +319,18 @@ def _parse_specs(specs: Any, by: Any) -> tuple[list[str], list[str]]:
         raise ValueError(f"specs must be a variable name or a list of them, got {specs!r}")
     if not spec_list:
         raise ValueError(f"specs names no variable: {specs!r}")
+    return spec_list, by_from_specs + _by_names(by)
+
+
+def _by_names(by: Any) -> list[str]:
+    """`by` as a list of variable names (None: none)."""
     if by is None:
-        by_list = by_from_specs
-    elif isinstance(by, str):
-        by_list = by_from_specs + [by]
-    elif isinstance(by, Sequence) and all(isinstance(b, str) for b in by):
-        by_list = by_from_specs + list(by)
-    else:
-        raise ValueError(f"by must be a variable name or a list of them, got {by!r}")
-    return spec_list, by_list
+        return []
+    if isinstance(by, str):
+        return [by]
+    if isinstance(by, Sequence) and all(isinstance(b, str) for b in by):
+        return list(by)
+    raise ValueError(f"by must be a variable name or a list of them, got {by!r}")
 
 
 def _check_names(argument: str, names: list[str], grid: ReferenceGrid) -> None:
@@ -919,7 +922,7 @@ def joint_tests(
         if v not in base.factor_like and v not in given:
             given[v] = (float(values[0]) - 1.0, float(values[0]) + 1.0)
     grid = reference_grid(result, given, 0.0, "joint_tests")
-    by_list = _parse_specs("x", by)[1] if by is not None else []
+    by_list = _by_names(by)
     _check_names("by", by_list, grid)
     names = [v for v in grid.levels if v not in by_list]
     if not names:
