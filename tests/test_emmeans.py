@@ -646,3 +646,16 @@ def test_joint_tests_refusals():
         g.joint_tests(result, by="zz")
     with pytest.raises(ValueError, match="no variables to test"):
         g.joint_tests(result, by="urban")
+
+
+def test_joint_tests_do_not_depend_on_the_coding():
+    """Marginal means do not depend on the factors' coding, so neither do their joint tests."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = g.datasets.load("contraception")
+        formula = "use ~ urban * livch + age * urban + (1 | district)"
+        treatment = g.fit(formula, data)
+        coded = g.fit(formula, data, contrasts={"urban": "contr.sum", "livch": "contr.helmert"})
+    one, other = g.joint_tests(treatment), g.joint_tests(coded)
+    assert list(one["model term"]) == list(other["model term"])
+    np.testing.assert_allclose(one["F.ratio"], other["F.ratio"], rtol=1e-5)
