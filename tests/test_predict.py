@@ -558,3 +558,31 @@ def test_se_fit_new_levels_and_missing_rows(crossed):
     np.testing.assert_allclose(
         array, fitted.predict(rows, re="exclude", se_fit=True).to_numpy(), equal_nan=True
     )
+
+
+def test_prediction_intervals():
+    """conf_level adds the Wald interval of each prediction: eta -+ z se on the link scale, and
+    for probabilities those limits through the inverse link (inside (0, 1), around the fit)."""
+    from scipy import special, stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = g.datasets.load("contraception")
+        m = g.fit("use ~ age + urban + livch + (1 | district)", data)
+    new = data.head(6)
+    link = m.predict(new, type="link", conf_level=0.9)
+    z = stats.norm.ppf(0.95)
+    np.testing.assert_allclose(link["ci_lower"], link["fit"] - z * link["se_fit"], rtol=1e-12)
+    np.testing.assert_allclose(link["ci_upper"], link["fit"] + z * link["se_fit"], rtol=1e-12)
+    response = m.predict(new, conf_level=0.9)
+    pd.testing.assert_frame_equal(
+        response[["fit", "se_fit"]], m.predict(new, se_fit=True), check_exact=False, rtol=1e-14
+    )
+    np.testing.assert_allclose(response["ci_lower"], special.expit(link["ci_lower"]))
+    assert (
+        (response["ci_lower"] < response["fit"]) & (response["fit"] < response["ci_upper"])
+    ).all()
+    rows = m.predict(conf_level=0.95)  # the fit's rows: an array of four columns
+    assert rows.shape == (m.nobs, 4)
+    with pytest.raises(ValueError, match="conf_level must be strictly between 0 and 1"):
+        m.predict(new, conf_level=1.5)

@@ -31,6 +31,7 @@ class DaskGLMMResult(GLMMResult):
         type: Literal["response", "link"] = "response",
         offset: Any = None,
         se_fit: bool = False,
+        conf_level: float | None = None,
     ) -> Any:
         if newdata is None:
             raise ValueError(
@@ -38,8 +39,10 @@ class DaskGLMMResult(GLMMResult):
                 "cluster): pass the Dask DataFrame itself, or a pandas DataFrame"
             )
         if is_dask_frame(newdata):
-            if se_fit:
-                raise ValueError("se_fit=True needs a pandas newdata (not a Dask DataFrame)")
+            if se_fit or conf_level is not None:
+                raise ValueError(
+                    "se_fit=True and conf_level need a pandas newdata (not a Dask DataFrame)"
+                )
             if offset is not None and not isinstance(offset, str):
                 raise ValueError("with a Dask newdata, offset must be a column name")
             parent = super().predict
@@ -51,7 +54,9 @@ class DaskGLMMResult(GLMMResult):
                 return parent(part, re=re, type=type, offset=o)
 
             return newdata.map_partitions(one, meta=pd.Series([], dtype=np.float64, name=type))
-        return super().predict(newdata, re=re, type=type, offset=offset, se_fit=se_fit)
+        return super().predict(
+            newdata, re=re, type=type, offset=offset, se_fit=se_fit, conf_level=conf_level
+        )
 
     # The fit's rows stay on the cluster: what needs them says so instead of using no rows.
     def simulate(self, n: int = 1, seed: Any = None, use_u: bool = False) -> Any:

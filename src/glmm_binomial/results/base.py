@@ -478,6 +478,7 @@ class ResultBase:
         type: Literal["response", "link"] = "response",
         offset: Any = None,
         se_fit: bool = False,
+        conf_level: float | None = None,
     ) -> Any:
         """Predicted probabilities (type="response") or the linear predictor (type="link": the
         log-odds for the logit link).
@@ -504,9 +505,21 @@ class ResultBase:
         predict(se.fit=TRUE) and merTools do). A level not seen in the fit has a zero effect
         and contributes zero variance. type="response" applies the family's inverse link
         (expit for the logit, Phi for the probit, ...) and the delta method, se * d mu / d eta
-        (se * mu (1 - mu) for the logit). See glmm_binomial.results.prediction."""
+        (se * mu (1 - mu) for the logit). conf_level (e.g. 0.95) adds the Wald interval of
+        each prediction, ci_lower and ci_upper (with se_fit's columns): eta -+ z se on the link
+        scale, mapped by the inverse link for type="response", so that it stays inside (0, 1).
+        See glmm_binomial.results.prediction."""
         return prediction.predict(
-            self._model, self._fit, self._design, newdata, re, type, offset, se_fit, stacklevel=2
+            self._model,
+            self._fit,
+            self._design,
+            newdata,
+            re,
+            type,
+            offset,
+            se_fit,
+            stacklevel=2,
+            conf_level=conf_level,
         )
 
     def fitted(self) -> FloatArray:

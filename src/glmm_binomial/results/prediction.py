@@ -19,11 +19,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.arguments import fraction
 from glmm_binomial.family import Family, inverse_link
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import DesignInfo
 from glmm_binomial.model.newdata import new_data_design, new_levels_warning
+from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import row_variances
 
 FloatArray = NDArray[np.float64]
@@ -41,19 +43,23 @@ def predict(
     offset: Any,
     se_fit: bool,
     stacklevel: int = 2,
+    conf_level: float | None = None,
 ) -> Any:
     """Predictions as GLMMResult.predict documents them. A NewLevelsWarning (new grouping
     levels in newdata) is emitted with `stacklevel` counted as warnings.warn would count it in
     the caller of this function (2: the caller's caller)."""
     if type not in TYPES:
         raise ValueError("type must be 'response' or 'link'")
+    if conf_level is not None:
+        conf_level = fraction(conf_level, "conf_level")
+        se_fit = True
     chosen = chosen_blocks(model, re)
     if newdata is None:
         if offset is not None:
             raise ValueError("offset applies only with newdata")
         random = [(model.blocks[t].codes, model.blocks[t].z) for t in chosen]
         fitted, fitted_var = linear_predictor(fit, model.x, model.offset, random, chosen, se_fit)
-        return predict_output(fitted, fitted_var, type, None, model.family)
+        return predict_output(fitted, fitted_var, type, None, model.family, conf_level)
     if design is None:
         raise ValueError("predict with newdata needs a model fitted from a formula")
     new = new_data_design(design, newdata, offset, random=chosen)
@@ -71,7 +77,7 @@ def predict(
         var = np.full(new.complete.shape[0], np.nan)
         var[new.complete] = var_complete
     index = new.index if isinstance(newdata, pd.DataFrame) else None
-    return predict_output(eta, var, type, index, model.family)
+    return predict_output(eta, var, type, index, model.family, conf_level)
 
 
 def chosen_blocks(model: ModelData, re: Any) -> tuple[int, ...]:
@@ -140,11 +146,15 @@ def predict_output(
     type: str,
     index: pd.Index | None,
     family: Family | None = None,
+    conf_level: float | None = None,
 ) -> Any:
     """predict's return value: values (a Series when index is given), or with var the fit and
     its se as a DataFrame (index given) or an n x 2 array; response values by the family's
     inverse link (None: the logit's), their se by the delta method, se * d mu / d eta
-    (se * mu (1 - mu) for the logit)."""
+    (se * mu (1 - mu) for the logit). With conf_level also the Wald interval eta -+ z se on
+    the link scale, for type="response" mapped by the inverse link (which is increasing:
+    the interval stays inside (0, 1), unlike fit -+ z se_fit): columns ci_lower, ci_upper (an
+    n x 4 array without index)."""
     # The logit's own expressions for the logit (bit for bit as before families existed).
     other = None if family is None or family.link == "logit" else family
     if type == "link":
@@ -156,6 +166,14 @@ def predict_output(
     se = np.sqrt(var)
     if type == "response":
         se = se * values * (1.0 - values) if other is None else se * other.mu_eta(eta)
+    columns = {"fit": values, "se_fit": se}
+    if conf_level is not None:
+        half = normal.quantile(0.5 + conf_level / 2.0) * np.sqrt(var)
+        for name, bound in (("ci_lower", eta - half), ("ci_upper", eta + half)):
+            if type == "link":
+                columns[name] = bound
+            else:
+                columns[name] = inverse_link(bound) if other is None else other.inverse_link(bound)
     if index is None:
-        return np.column_stack([values, se])
-    return pd.DataFrame({"fit": values, "se_fit": se}, index=index)
+        return np.column_stack(list(columns.values()))
+    return pd.DataFrame(columns, index=index)
