@@ -242,6 +242,8 @@ def make_case(model: Model, rng: np.random.Generator) -> Case:
         kwargs["type"] = "link"
     if rng.random() < 0.1:
         kwargs["se_fit"] = True
+    elif rng.random() < 0.1:
+        kwargs["conf_level"] = float(rng.choice([0.8, 0.95]))
     variant = clean.copy()
     for column in model.numbers:
         variant[column], how = _number_variant(clean[column], rng)
@@ -268,7 +270,7 @@ def make_case(model: Model, rng: np.random.Generator) -> Case:
     if bad:
         newdata = _defect(model, variant, kwargs, rng, description)
     positional = False
-    if not bad and rng.random() < 0.1 and "se_fit" not in kwargs:
+    if not bad and rng.random() < 0.1 and "se_fit" not in kwargs and "conf_level" not in kwargs:
         newdata = _polars(variant, model.groups)
         positional = newdata is not variant
         description.append("polars")
