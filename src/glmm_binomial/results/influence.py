@@ -110,9 +110,9 @@ def influence(
     positive_int(n_jobs, "n_jobs")
     check_start_method(start_method)
     model, fit = require_rows(result, "influence"), result.fit_output
-    labels, units = _units(model, groups)
+    labels, unit_of_row, units = _units(model, groups)
     names = list(result.fixed_names)
-    task = _Task(model, method, (fit.theta, fit.beta), start_method)
+    task = _Task(model, method, (fit.theta, fit.beta), unit_of_row)
     pieces = contiguous_pieces(list(enumerate(units)), int(n_jobs), largest=25)
     refits: list[_Refit] = []
     for piece_result in map_pieces(_refits, task, pieces, int(n_jobs), start_method):
@@ -142,11 +142,12 @@ def influence(
     )
 
 
-def _units(model: ModelData, groups: str | None) -> tuple[list[Any], list[IntArray]]:
-    """The labels of the deleted units and the rows kept without each."""
+def _units(model: ModelData, groups: str | None) -> tuple[list[Any], IntArray, list[int]]:
+    """The labels of the deleted units, each row's unit code and the codes deleted in turn
+    (each refit finds its rows from the codes: never a list of row sets, n^2 for rows)."""
     rows = np.arange(model.n_obs)
     if groups is None:
-        return list(rows), [np.delete(rows, i) for i in rows]
+        return list(rows), rows, rows.tolist()
     by_group = {b.group: b for b in model.blocks}
     if groups not in by_group:
         known = ", ".join(repr(name) for name in by_group) or "none"
@@ -156,7 +157,7 @@ def _units(model: ModelData, groups: str | None) -> tuple[list[Any], list[IntArr
         )
     block = by_group[groups]
     present = np.unique(block.codes)
-    return [block.levels[c] for c in present], [rows[block.codes != c] for c in present]
+    return [block.levels[c] for c in present], block.codes, present.tolist()
 
 
 def _var_cov_names(model: ModelData) -> list[str]:
@@ -185,7 +186,7 @@ class _Task:
     model: ModelData
     method: Method
     start: tuple[FloatArray, FloatArray]
-    start_method: str | None
+    unit_of_row: IntArray
 
 
 @dataclass(frozen=True)
@@ -198,13 +199,14 @@ class _Refit:
     note: str
 
 
-def _refits(task: _Task, piece: list[tuple[int, IntArray]]) -> list[_Refit]:
-    return [_refit(task, rows) for _, rows in piece]
+def _refits(task: _Task, piece: list[tuple[int, int]]) -> list[_Refit]:
+    return [_refit(task, unit) for _, unit in piece]
 
 
-def _refit(task: _Task, rows: IntArray) -> _Refit:
-    """The model fitted on `rows` from the fit's estimates; NaN with a note where it fails."""
-    model = task.model.subset(rows)
+def _refit(task: _Task, unit: int) -> _Refit:
+    """The model fitted without unit `unit`'s rows from the fit's estimates; NaN with a note
+    where it fails."""
+    model = task.model.subset(np.flatnonzero(task.unit_of_row != unit))
     n_fixed = model.n_fixed
     n_var = len(_var_cov_names(model))
     failed = _Refit(np.full(n_fixed, np.nan), np.full(n_var, np.nan), None, False, math.nan, "")
