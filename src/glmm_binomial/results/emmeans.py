@@ -69,6 +69,7 @@ from glmm_binomial.model.variable_summary import VariableSummary
 from glmm_binomial.numerics.covariance import transform_covariance
 from glmm_binomial.results.multiplicity import ADJUSTMENTS, adjust_p_values, critical_value
 from glmm_binomial.results.variance_decomposition import random_variance
+from glmm_binomial.results.wald import joint_chisq
 
 if TYPE_CHECKING:
     from glmm_binomial.results.result import GLMMResult
@@ -891,10 +892,6 @@ def pairs(
 # Joint tests of the model terms
 # --------------------------------------------------------------------------------------------
 
-JOINT_RANK_TOL = 1e-7
-"""Relative singular value below which a joint test's linear functions count as dependent
-(emmeans' test(joint = TRUE) tolerance)."""
-
 
 def joint_tests(
     result: GLMMResult,
@@ -959,16 +956,16 @@ def joint_tests(
         for j in range(n_by):
             functions = contrasts @ linfct[j * size : (j + 1) * size]
             tested[j].append(functions)
-            df1, chisq = _joint_chisq(functions, beta, vcov)
+            df1, chisq = joint_chisq(functions, beta, vcov)
             rows.append(_joint_row(":".join(combination), by_frame, j, df1, chisq))
     # Contrasts of the grid's cells not among the terms' (emmeans' showconf).
     _, cells, _ = _average(grid, names + by_list, grid.linfct, grid.offset)
     size = cells.shape[0] // n_by
     for j in range(n_by):
         block = cells[j * size : (j + 1) * size]
-        every_df, every_chisq = _joint_chisq(np.diff(block, axis=0), beta, vcov)
+        every_df, every_chisq = joint_chisq(np.diff(block, axis=0), beta, vcov)
         terms_df, terms_chisq = (
-            _joint_chisq(np.vstack(tested[j]), beta, vcov) if tested[j] else (0, 0.0)
+            joint_chisq(np.vstack(tested[j]), beta, vcov) if tested[j] else (0, 0.0)
         )
         if every_df > terms_df:
             df1 = every_df - terms_df
@@ -1031,20 +1028,6 @@ def _combinations(names: list[str]) -> list[tuple[str, ...]]:
 def _consecutive(n: int) -> FloatArray:
     """emmeans' "consec" contrasts of n levels: each level minus the one before."""
     return np.eye(n)[1:] - np.eye(n)[:-1] if n > 1 else np.zeros((0, 1))
-
-
-def _joint_chisq(functions: FloatArray, beta: FloatArray, vcov: FloatArray) -> tuple[int, float]:
-    """The rank of the linear functions' row space and the Wald chi-square that it is zero."""
-    if functions.shape[0] == 0:
-        return 0, 0.0
-    u, singular, _ = np.linalg.svd(functions.T, full_matrices=False)
-    keep = singular > JOINT_RANK_TOL * max(float(singular.max(initial=0.0)), 1e-300)
-    basis = u[:, keep]
-    if basis.shape[1] == 0:
-        return 0, 0.0
-    value = basis.T @ beta
-    covariance = basis.T @ vcov @ basis
-    return int(basis.shape[1]), float(value @ np.linalg.solve(covariance, value))
 
 
 def _joint_row(term: str, by_frame: pd.DataFrame, j: int, df1: int, chisq: float) -> dict[str, Any]:

@@ -31,6 +31,10 @@ RANK_TOL = 1e-10
 """Relative singular value below which hypotheses count as linearly dependent (and below which
 car's conjugate complement drops a direction)."""
 
+JOINT_RANK_TOL = 1e-7
+"""Relative singular value below which joint_chisq's linear functions count as dependent
+(emmeans' test(joint = TRUE) tolerance)."""
+
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -419,11 +423,11 @@ def _test(
     except linalg.LinAlgError:
         note = "no test: the covariance of the hypotheses is singular"
         return WaldTest(texts, frame, rhs, value, nan, math.nan, df, math.nan, note)
-    # scipy.stats only here: loading it costs a fit that never tests (test_import_cost).
-    from scipy import stats
+    # scipy.special only here: loading it costs a fit that never tests (test_import_cost).
+    from scipy import special
 
     statistic = float(value @ linalg.cho_solve(factor, value))
-    pvalue = float(stats.chi2.sf(statistic, df))
+    pvalue = float(special.chdtrc(df, statistic))
     return WaldTest(texts, frame, rhs, value, np.sqrt(np.diag(covariance)), statistic, df, pvalue)
 
 
@@ -440,3 +444,19 @@ def _hypothesis_text(row: FloatArray, q: float, names: Sequence[str]) -> str:
         else:
             parts.append(f"{'+' if coefficient > 0 else '-'} {term}")
     return f"{' '.join(parts)} = {q:.6g}"
+
+
+def joint_chisq(functions: FloatArray, beta: FloatArray, vcov: FloatArray) -> tuple[int, float]:
+    """The rank of the linear functions' row space and the Wald chi-square that it is zero
+    (dependent rows reduced to a basis, as emmeans' test(joint = TRUE); wald_test instead
+    refuses them)."""
+    if functions.shape[0] == 0:
+        return 0, 0.0
+    u, singular, _ = np.linalg.svd(functions.T, full_matrices=False)
+    keep = singular > JOINT_RANK_TOL * max(float(singular.max(initial=0.0)), 1e-300)
+    basis = u[:, keep]
+    if basis.shape[1] == 0:
+        return 0, 0.0
+    value = basis.T @ beta
+    covariance = basis.T @ vcov @ basis
+    return int(basis.shape[1]), float(value @ np.linalg.solve(covariance, value))
