@@ -152,7 +152,7 @@ def _check_settings(control: Any) -> None:
     whole number, True/False or text; settings whose default is None take anything)."""
     for field in dataclasses.fields(control):
         default, value = field.default, getattr(control, field.name)
-        if default is None or default is dataclasses.MISSING or value is None and default is None:
+        if default is None or default is dataclasses.MISSING:
             continue
         if isinstance(default, bool):
             ok = isinstance(value, (bool, np.bool_))

@@ -86,7 +86,7 @@ class LikelihoodMethod(Method):
         order, or a mapping by column name), or theta's values alone; theta defaults to lme4's
         start (Lambda = I), fixef to the fixed-effects-only GLM's estimates. A given start
         replaces the searches from other starts (the fit begins where the user says)."""
-        if isinstance(start, Mapping) and not hasattr(start, "dtype"):
+        if isinstance(start, Mapping):
             unknown = sorted(set(map(str, start)) - {"theta", "fixef"})
             if unknown:
                 raise ValueError(

@@ -984,11 +984,11 @@ def _term_nesting(names: list[str], terms: list[set[str]]) -> dict[str, set[str]
     code without contrasts (R's factors attribute 2: the term without that variable is not
     in the model), transitively. (emmeans also finds nesting in the data's cells; not here.)"""
     present = [frozenset(t) for t in terms]
-    has_intercept = True  # the margin of a one-variable term: the intercept (or a full coding)
 
     def coded(term: frozenset[str], v: str) -> int:
+        # A one-variable term's margin is the intercept, taken as present (R's coding 1).
         margin = term - {v}
-        return 1 if (margin in present or (not margin and has_intercept)) else 2
+        return 1 if (not margin or margin in present) else 2
 
     nesting: dict[str, set[str]] = {}
     for v in names:
