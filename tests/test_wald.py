@@ -201,6 +201,15 @@ def test_a_separated_coefficient_gets_no_test():
     table = result.wald_test_terms()
     assert np.isnan(table.loc["f", "Chisq"]) and "separation" in table.loc["f", "note"]
     assert np.isfinite(table.loc["x", "Chisq"])
+    # Type II of x and f under x:f needs x:f's covariance with fc, which is not finite: no
+    # test, said so (not called aliased), the term's Df as car gives it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inter = g.fit("y ~ x * f + (1 | g)", data)
+    table = inter.wald_test_terms()
+    for term, df in (("x", 1), ("f", 2)):
+        assert np.isnan(table.loc[term, "Chisq"]) and table.loc[term, "Df"] == df
+        assert "fc has no finite estimate (separation)" in table.loc[term, "note"]
 
 
 @settings(max_examples=25, deadline=None)

@@ -146,7 +146,22 @@ def wald_test_terms(result: ResultBase, type: Any = "II") -> pd.DataFrame:  # no
                 if other not in (label, "1") and variables[label] <= its
                 for j in columns.get(other, ())
             ]
-            matrix = _conjugate_complement(identity[relatives], identity[relatives + mine], vcov)
+            conjugate = _conjugate_complement(identity[relatives], identity[relatives + mine], vcov)
+            if conjugate is None:
+                # The part of the term conjugate to its relatives needs their covariance.
+                rows.append(
+                    {
+                        "term": r_text(label),
+                        "Chisq": math.nan,
+                        "Df": len(mine),
+                        "Pr(>Chisq)": math.nan,
+                        "note": f"no test: {', '.join(result.diverging) or 'a fixed effect'} "
+                        "has no finite estimate (separation), and this term's test needs the "
+                        "covariance of the terms containing it",
+                    }
+                )
+                continue
+            matrix = conjugate
         name = "(Intercept)" if label == "1" else r_text(label)
         if matrix.shape[0] == 0:
             rows.append(
@@ -381,14 +396,15 @@ def _estimates(result: ResultBase) -> tuple[FloatArray, FloatArray, list[str]]:
 
 def _conjugate_complement(
     relatives: FloatArray, larger: FloatArray, vcov: FloatArray
-) -> FloatArray:
+) -> FloatArray | None:
     """Rows spanning the part of `larger`'s row space conjugate (orthogonal under vcov) to
-    `relatives`' (car's ConjComp): the hypothesis of a Type II test."""
+    `relatives`' (car's ConjComp): the hypothesis of a Type II test. None where the covariance
+    it needs is not finite (a separated coefficient's)."""
     if relatives.shape[0] == 0:
         return larger
     cross = larger @ vcov @ relatives.T
     if not np.isfinite(cross).all():
-        return larger[:0]
+        return None
     basis = linalg.null_space(cross.T, rcond=RANK_TOL)
     return basis.T @ larger
 
