@@ -65,6 +65,10 @@ _ATTRIBUTES = {
     "contrast": "glmm_binomial.results.emmeans",
     "pairs": "glmm_binomial.results.emmeans",
     "joint_tests": "glmm_binomial.results.emmeans",
+    "slopes": "glmm_binomial.results.slopes",
+    "avg_slopes": "glmm_binomial.results.slopes",
+    "comparisons": "glmm_binomial.results.slopes",
+    "avg_comparisons": "glmm_binomial.results.slopes",
     "r2_nakagawa": "glmm_binomial.results.variance_decomposition",
     "icc": "glmm_binomial.results.variance_decomposition",
     "simulate_residuals": "glmm_binomial.results.simulated_residuals",
@@ -140,9 +144,12 @@ __all__ = [
     "__version__",
     "anova",
     "available_methods",
+    "avg_comparisons",
+    "avg_slopes",
     "binned_residuals",
     "bootstrap",
     "check",
+    "comparisons",
     "confint",
     "contrast",
     "datasets",
@@ -166,6 +173,7 @@ __all__ = [
     "profile_confint",
     "r2_nakagawa",
     "simulate_residuals",
+    "slopes",
     "update",
     "vif",
     "wald_test",
@@ -236,4 +244,5 @@ if TYPE_CHECKING:  # the names as type checkers see them
     )
     from glmm_binomial.results.result import GLMMResult
     from glmm_binomial.results.simulated_residuals import SimulatedResiduals, simulate_residuals
+    from glmm_binomial.results.slopes import avg_comparisons, avg_slopes, comparisons, slopes
     from glmm_binomial.results.variance_decomposition import icc, r2_nakagawa

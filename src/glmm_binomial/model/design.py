@@ -36,7 +36,9 @@ from glmm_binomial.model.formula import (
     r_text,
 )
 from glmm_binomial.model.frame import (
+    ColumnKind,
     ColumnReading,
+    ColumnTable,
     Table,
     as_pandas,
     check_unique_columns,
@@ -562,6 +564,68 @@ def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFra
     return message
 
 
+@dataclass(frozen=True)
+class FitRows:
+    """The rows of data a model is fitted to: ``frame`` (data as pandas, glmer's subset taken),
+    its formula variables read (``used``, each read as ``kinds`` says), ``complete`` (the rows
+    with every variable, weight and offset present: those fitted, as R's na.omit), and the
+    weights and offset over all rows of ``frame`` (None: not given) with where they came from."""
+
+    frame: pd.DataFrame
+    used: ColumnTable
+    kinds: dict[str, ColumnKind]
+    complete: NDArray[np.bool_]
+    weights: FloatArray | None
+    offset: FloatArray | None
+    offset_source: Literal["none", "column", "values"] = "none"
+    offset_column: str | None = None
+    weights_column: str | None = None
+
+
+def fit_rows(
+    parsed: ParsedFormula, data: Any, weights: Any = None, offset: Any = None, subset: Any = None
+) -> FitRows:
+    """Which rows of ``data`` a fit of ``parsed`` uses, with fit()'s weights, offset and
+    subset (build_model's first step; also how a result finds its rows in the data it was
+    given). ValueError naming a missing column or a formula without random-effect terms."""
+    frame = as_pandas(data)
+    if subset is not None:
+        frame = frame[subset_rows(subset, frame)]
+    index = frame.index if isinstance(data, pd.DataFrame) else None
+    named = [v for v in (weights, offset) if isinstance(v, str)]
+    check_unique_columns(frame, [*parsed.variables, *named], "data")
+    missing = [v for v in parsed.variables if v not in frame.columns]
+    if missing:
+        raise ValueError(_missing_columns_message(parsed.text, missing, frame))
+    offset_source: Literal["none", "column", "values"] = "none"
+    offset_column = None
+    weights_column = weights if isinstance(weights, str) else None
+    if isinstance(weights, str):
+        weights = (
+            frame[weights] if weights in frame.columns else _missing_column("weights", weights)
+        )
+    if isinstance(offset, str):
+        offset_source, offset_column = "column", offset
+        offset = frame[offset] if offset in frame.columns else _missing_column("offset", offset)
+    elif offset is not None:
+        offset_source = "values"
+    w_all = row_values("weights", weights, len(frame), index)
+    o_all = row_values("offset", offset, len(frame), index)
+    if not parsed.random:
+        raise ValueError(
+            f"formula '{parsed.text}' has no random-effect term such as (1 | group); "
+            "for a plain logistic regression use a GLM"
+        )
+    used, kinds = read_table(frame, parsed.variables, value_variables(parsed), factor_terms(parsed))
+    complete = complete_rows(used)
+    for arr in (w_all, o_all):
+        if arr is not None:
+            complete &= ~np.isnan(arr)
+    return FitRows(
+        frame, used, kinds, complete, w_all, o_all, offset_source, offset_column, weights_column
+    )
+
+
 def build_model(
     formula: str,
     data: Any,
@@ -588,40 +652,11 @@ def build_model(
         raise ValueError("formula must be a string such as 'y ~ x + (1 | g)'")
     parsed = parse_formula(formula)
     coding = contrasts_argument(contrasts)
-    frame = as_pandas(data)
-    if subset is not None:
-        frame = frame[subset_rows(subset, frame)]
-    index = frame.index if isinstance(data, pd.DataFrame) else None
-    named = [v for v in (weights, offset) if isinstance(v, str)]
-    check_unique_columns(frame, [*parsed.variables, *named], "data")
-    missing = [v for v in parsed.variables if v not in frame.columns]
-    if missing:
-        raise ValueError(_missing_columns_message(formula, missing, frame))
-    offset_source: Literal["none", "column", "values"] = "none"
-    offset_column = None
-    weights_column = weights if isinstance(weights, str) else None
-    if isinstance(weights, str):
-        weights = (
-            frame[weights] if weights in frame.columns else _missing_column("weights", weights)
-        )
-    if isinstance(offset, str):
-        offset_source, offset_column = "column", offset
-        offset = frame[offset] if offset in frame.columns else _missing_column("offset", offset)
-    elif offset is not None:
-        offset_source = "values"
-    w_all = row_values("weights", weights, len(frame), index)
-    o_all = row_values("offset", offset, len(frame), index)
-    if not parsed.random:
-        raise ValueError(
-            f"formula '{formula}' has no random-effect term such as (1 | group); "
-            "for a plain logistic regression use a GLM"
-        )
-
-    used, kinds = read_table(frame, parsed.variables, value_variables(parsed), factor_terms(parsed))
-    complete = complete_rows(used)
-    for arr in (w_all, o_all):
-        if arr is not None:
-            complete &= ~np.isnan(arr)
+    rows = fit_rows(parsed, data, weights, offset, subset)
+    used, kinds, complete = rows.used, rows.kinds, rows.complete
+    w_all, o_all = rows.weights, rows.offset
+    offset_source, offset_column = rows.offset_source, rows.offset_column
+    weights_column = rows.weights_column
     n_dropped = int((~complete).sum())
     sub = drop_unused_categories(used if n_dropped == 0 else used.rows(complete))
     if len(sub) < 2:
@@ -760,3 +795,24 @@ def formula_of(data: ModelData) -> str:
     fixed = " + ".join(data.fixed_names) or "1"
     random = " + ".join(f"({' + '.join(b.terms)} | {b.group})" for b in data.blocks)
     return f"y ~ {fixed} + {random}"
+
+
+def encoded_factor_levels(info: DesignInfo, names: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """Levels of the variables of ``names`` the fixed design encodes as factors (a column,
+    factor(x) or C(x)), from formulaic's encoder state: the categories the fit used, in
+    order (reference grids and marginal effects set a variable to each level)."""
+    out: dict[str, tuple[Any, ...]] = {}
+    wanted = set(names)
+    for expr, (kind, state) in (getattr(info.fixed_spec, "encoder_state", None) or {}).items():
+        categories = state.get("categories") if isinstance(state, dict) else None
+        if str(getattr(kind, "value", kind)) != "categorical" or categories is None:
+            continue
+        text = str(expr)
+        plain = text[1:-1] if text.startswith("`") and text.endswith("`") else text
+        if plain in wanted:
+            out.setdefault(plain, tuple(categories))
+            continue
+        match = FACTOR_CALL_RE.match(text)
+        if match is not None and match.group(1) in wanted:
+            out.setdefault(match.group(1), tuple(categories))
+    return out

@@ -62,9 +62,9 @@ from scipy import special
 
 from glmm_binomial.arguments import fraction, non_negative
 from glmm_binomial.family import Family
+from glmm_binomial.model.design import encoded_factor_levels
 from glmm_binomial.model.frame import label_key
 from glmm_binomial.model.newdata import new_data_design
-from glmm_binomial.model.transforms import FACTOR_CALL_RE
 from glmm_binomial.model.variable_summary import VariableSummary
 from glmm_binomial.numerics.covariance import transform_covariance
 from glmm_binomial.results.multiplicity import ADJUSTMENTS, adjust_p_values, critical_value
@@ -144,26 +144,6 @@ def _check_result(result: Any, what: str) -> Any:
             "is not decided here)"
         )
     return design
-
-
-def _factor_levels(design: Any, names: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-    """Levels of the variables the fixed design encodes as factors (a column, factor(x) or
-    C(x)), from formulaic's encoder state: the categories the fit used, in order."""
-    out: dict[str, tuple[Any, ...]] = {}
-    wanted = set(names)
-    for expr, (kind, state) in (getattr(design.fixed_spec, "encoder_state", None) or {}).items():
-        categories = state.get("categories") if isinstance(state, dict) else None
-        if str(getattr(kind, "value", kind)) != "categorical" or categories is None:
-            continue
-        text = str(expr)
-        plain = text[1:-1] if text.startswith("`") and text.endswith("`") else text
-        if plain in wanted:
-            out.setdefault(plain, tuple(categories))
-            continue
-        match = FACTOR_CALL_RE.match(text)
-        if match is not None and match.group(1) in wanted:
-            out.setdefault(match.group(1), tuple(categories))
-    return out
 
 
 def _as_values(name: str, value: Any) -> list[Any]:
@@ -254,7 +234,7 @@ def reference_grid(
         for expr in design.formula.offsets:
             found |= expression_variables(expr)
         names = formula_order(found, design.formula.fixed, *design.formula.offsets)
-    factors = _factor_levels(design, names)
+    factors = encoded_factor_levels(design, names)
     at = {} if at is None else at
     if not isinstance(at, Mapping):
         raise ValueError(f"at must be a dict of variable -> values, got {type(at).__name__}")

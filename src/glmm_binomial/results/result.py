@@ -6,7 +6,7 @@ The layers of the results package, each importing only those below it:
                     functions of the fit's parts (ModelData, FitOutput); the alias table
     base            ResultBase: estimates, tables, criteria, random effects, prediction
     parameters, residuals, simulate, profile, marginal, bootstrap, intervals, plots, summary,
-    inference, posterior, wald, influence
+    inference, posterior, wald, influence, emmeans, slopes
                     post-fit modules: functions of a ResultBase
     result          GLMMResult = ResultBase + their methods + the lme4/statsmodels aliases
 

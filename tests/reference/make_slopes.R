@@ -1,0 +1,82 @@
+# marginaleffects 0.11.0 (installed from its source at tag 0.11.0: R CMD INSTALL; it is not a
+# Debian package) on glmer fits (bobyqa, rhoend 1e-10) and glmmTMB fits (at the optimum), for
+# tests/results/test_slopes.py. The Jacobian of each estimate in the coefficients is taken by
+# Richardson extrapolation (options(marginaleffects_numDeriv = list(method = "Richardson")))
+# rather than marginaleffects' default forward difference, so that the standard errors are
+# accurate to more digits than that difference gives (about 1e-4 relative).
+# glmer_tmb_vcov: the glmer fit's effects with glmmTMB's covariance of the fixed effects (from
+# its exact Hessian, at the optimum): with the random effects in the prediction, glmmTMB's own
+# standard errors are not comparable (its predictions at a perturbed beta find the modes of the
+# random effects afresh, where lme4's, marginaleffects' on glmer and ours hold them fixed).
+# usage: Rscript make_slopes.R  (in tests/reference; writes slopes.json, about 60 s)
+suppressMessages({library(lme4); library(glmmTMB); library(marginaleffects); library(jsonlite)})
+stopifnot(packageVersion("marginaleffects") == "0.11.0")
+options(marginaleffects_numDeriv = list(method = "Richardson"))
+contraception <- read.csv("../../src/glmm_binomial/data/contraception.csv", stringsAsFactors = TRUE)
+contraception$urban_yes <- contraception$urban == "Y"
+cbpp <- read.csv("../../src/glmm_binomial/data/cbpp.csv", stringsAsFactors = TRUE)
+cbpp$period <- factor(cbpp$period)
+cbpp$failures <- cbpp$size - cbpp$incidence
+control <- glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
+# Each call: the function, then its arguments as the Python test passes them (variables as a
+# list of name -> value, by, type, re "exclude" for re.form = NA).
+calls_main <- list(
+  list(fn = "avg_slopes"),
+  list(fn = "avg_comparisons"),
+  list(fn = "avg_slopes", by = "urban"),
+  list(fn = "avg_slopes", re = "exclude"),
+  list(fn = "avg_slopes", type = "link"),
+  list(fn = "avg_comparisons", variables = list(age = 5)),
+  list(fn = "avg_comparisons", variables = list(age = "minmax")),
+  list(fn = "avg_comparisons", variables = list(age = c(-10, 10))),
+  list(fn = "avg_comparisons", variables = list(livch = "pairwise")),
+  list(fn = "avg_comparisons", variables = list(livch = "sequential"), by = "urban"),
+  list(fn = "slopes", variables = "age")
+)
+cases <- list(
+  list(data = "contraception", formula = "use ~ age + I(age^2) + urban + livch + (1 | district)",
+       calls = calls_main),
+  list(data = "contraception", formula = "use ~ age * urban + livch + (1 + urban | district)",
+       calls = list(list(fn = "avg_slopes"), list(fn = "avg_slopes", by = "livch"),
+                    list(fn = "avg_comparisons", variables = "urban", by = "livch"),
+                    list(fn = "avg_slopes", re = "exclude"),
+                    list(fn = "slopes", variables = "urban"))),
+  list(data = "contraception", formula = "use ~ poly(age, 2) * urban_yes + (1 | district)",
+       calls = list(list(fn = "avg_slopes"), list(fn = "avg_comparisons", by = "urban_yes"))),
+  list(data = "contraception", formula = "use ~ scale(age) + urban + (1 | district)",
+       family = "probit", calls = list(list(fn = "avg_slopes"), list(fn = "avg_slopes", type = "link"))),
+  list(data = "cbpp", formula = "cbind(incidence, failures) ~ period + (1 | herd)",
+       calls = list(list(fn = "avg_comparisons"), list(fn = "avg_comparisons", re = "exclude"),
+                    list(fn = "avg_comparisons", type = "link"),
+                    list(fn = "slopes")))
+)
+run <- function(fit, call, data, vcov = NULL) {
+  args <- list(fit)
+  if (!is.null(vcov)) args$vcov <- vcov
+  if (!is.null(call$variables)) args$variables <- call$variables
+  if (!is.null(call$by)) args$by <- call$by
+  if (!is.null(call$type)) args$type <- call$type
+  if (identical(call$re, "exclude")) args$re.form <- NA
+  table <- as.data.frame(do.call(call$fn, args))
+  if (call$fn %in% c("slopes", "comparisons")) table <- table[table$rowid <= 6, ]
+  out <- list(term = table$term, contrast = table$contrast, estimate = table$estimate,
+              std_error = table$std.error, p_value = table$p.value,
+              ci_lower = table$conf.low, ci_upper = table$conf.high)
+  if (!is.null(call$by)) out$by_values <- as.character(table[[call$by]])
+  if (!is.null(table$rowid)) out$rowid <- table$rowid
+  out
+}
+out <- lapply(cases, function(case) {
+  data <- if (case$data == "cbpp") cbpp else contraception
+  f <- as.formula(case$formula)
+  family <- binomial(link = if (is.null(case$family)) "logit" else case$family)
+  mer <- glmer(f, data = data, family = family, control = control)
+  tmb <- glmmTMB(f, data = data, family = family)
+  list(data = case$data, formula = case$formula, link = family$link,
+       loglik = list(glmer = as.numeric(logLik(mer)), glmmTMB = as.numeric(logLik(tmb))),
+       calls = lapply(case$calls, function(call) {
+         c(call, list(glmer = run(mer, call, data), glmmTMB = run(tmb, call, data),
+                      glmer_tmb_vcov = run(mer, call, data, vcov(tmb)$cond)))
+       }))
+})
+writeLines(toJSON(out, digits = NA, pretty = TRUE, auto_unbox = TRUE, null = "null"), "slopes.json")

@@ -1,0 +1,302 @@
+"""Marginal effects (slopes, comparisons and their averages) against marginaleffects 0.11.0
+(tests/reference/slopes.json, make_slopes.R), and their exact properties.
+
+References: marginaleffects on glmmTMB fits (at the optimum, which ours reach: logLik within
+1e-9) and on glmer fits with glmmTMB's covariance of the fixed effects. Estimates are checked
+against glmmTMB's (observed gap at most 1e-6: the optima differ by that much). Standard errors:
+against glmmTMB's where the prediction leaves out the random effects or is on the link scale
+(observed 8e-5 relative: the covariances differ by that much), and against glmer's effects with
+glmmTMB's covariance where the random effects are in a response-scale prediction (glmmTMB's
+predictions at a perturbed beta find the random effects afresh, lme4's and ours hold them at
+their modes; observed 2e-4 relative, glmer's beta being a little off the optimum).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import load_reference, quiet_fit
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import glmm_binomial as g
+
+REFERENCE = load_reference("slopes")
+
+EST_ATOL = 5e-6  # estimates against glmmTMB's (same optimum)
+SE_RTOL_TMB = 3e-4  # SEs against glmmTMB's, random effects out or link scale
+SE_RTOL_GLMER = 1e-3  # SEs against glmer's effects with glmmTMB's covariance
+
+
+def _data(name: str) -> pd.DataFrame:
+    data = g.datasets.load(name)
+    if name == "cbpp":
+        return data.assign(failures=data["size"] - data["incidence"])
+    return data.assign(urban_yes=data["urban"] == "Y")
+
+
+_FITS: dict[tuple[str, str, str], g.GLMMResult] = {}
+
+
+def _fit(case: dict[str, Any]) -> g.GLMMResult:
+    key = (case["data"], case["formula"], case["link"])
+    if key not in _FITS:
+        _FITS[key] = quiet_fit(case["formula"], _data(case["data"]), link=case["link"])
+    return _FITS[key]
+
+
+def _label(text: str) -> str:
+    """marginaleffects 0.11 writes contrasts within by groups as mean(a) - mean(b)."""
+    return re.sub(r"mean\(([^()]*)\)", r"\1", text)
+
+
+CALLS = [
+    pytest.param(case, call, id=f"{case['formula']}|{i}")
+    for case in REFERENCE
+    for i, call in enumerate(case["calls"])
+]
+
+
+def _arguments(call: dict[str, Any]) -> dict[str, Any]:
+    out = {k: call[k] for k in ("variables", "by", "type", "re") if k in call}
+    if isinstance(out.get("variables"), dict):
+        out["variables"] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in out["variables"].items()
+        }
+    return out
+
+
+@pytest.mark.parametrize(("case", "call"), CALLS)
+def test_against_marginaleffects(case: dict[str, Any], call: dict[str, Any]) -> None:
+    fit = _fit(case)
+    assert fit.loglik == pytest.approx(case["loglik"]["glmmTMB"], abs=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = getattr(g, call["fn"])(fit, **_arguments(call))
+    tmb, mer = call["glmmTMB"], call["glmer_tmb_vcov"]
+    if "rowid" in tmb:  # unit-level: the reference keeps the first six rows of each contrast
+        out = out[out["row"] < 6].reset_index(drop=True)
+        np.testing.assert_array_equal(out["row"] + 1, np.atleast_1d(tmb["rowid"]))
+    assert list(out["term"]) == list(np.atleast_1d(tmb["term"]))
+    if tmb.get("contrast") is not None:
+        assert list(out["contrast"]) == [_label(c) for c in np.atleast_1d(tmb["contrast"])]
+    if "by" in call:
+        by_values = [str(v).upper() if isinstance(v, bool) else str(v) for v in out[call["by"]]]
+        assert by_values == list(np.atleast_1d(tmb["by_values"]))
+    np.testing.assert_allclose(out["estimate"], np.atleast_1d(tmb["estimate"]), atol=EST_ATOL)
+    held = call.get("re") == "exclude" or call.get("type") == "link"
+    reference_se = np.atleast_1d(tmb["std_error"] if held else mer["std_error"])
+    rtol = SE_RTOL_TMB if held else SE_RTOL_GLMER
+    np.testing.assert_allclose(out["std_error"], reference_se, rtol=rtol)
+    # p-values and intervals follow from the estimate and SE as marginaleffects makes them.
+    z = out["estimate"] / out["std_error"]
+    np.testing.assert_allclose(out["z"], z, rtol=1e-12)
+    q = 1.959963984540054
+    np.testing.assert_allclose(out["ci_lower"], out["estimate"] - q * out["std_error"], rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def contraception() -> pd.DataFrame:
+    return g.datasets.load("contraception")
+
+
+@pytest.fixture(scope="module")
+def linear_fit(contraception: pd.DataFrame) -> g.GLMMResult:
+    return quiet_fit("use ~ age + urban + livch + (1 | district)", contraception)
+
+
+def test_link_scale_effects_are_the_coefficients(linear_fit: g.GLMMResult) -> None:
+    """On the link scale a linear term's slope is its coefficient and a factor's contrast the
+    difference of its coefficients, with their Wald SEs."""
+    out = g.avg_slopes(linear_fit, type="link").set_index("contrast")
+    params, bse, vcov = linear_fit.params, linear_fit.bse, linear_fit.vcov
+    assert out.loc["dY/dX", "estimate"] == pytest.approx(params["age"], rel=1e-7)
+    assert out.loc["dY/dX", "std_error"] == pytest.approx(bse["age"], rel=1e-7)
+    assert out.loc["Y - N", "estimate"] == pytest.approx(params["urbanY"], rel=1e-12)
+    assert out.loc["Y - N", "std_error"] == pytest.approx(bse["urbanY"], rel=1e-12)
+    pairs = g.avg_comparisons(linear_fit, "livch", type="link").set_index("contrast")
+    pairs = g.avg_comparisons(linear_fit, {"livch": "pairwise"}, type="link")
+    row = pairs.set_index("contrast").loc["3+ - 1"]
+    assert row["estimate"] == pytest.approx(params["livch3+"] - params["livch1"], rel=1e-12)
+    var = vcov.loc["livch3+", "livch3+"] + vcov.loc["livch1", "livch1"]
+    var -= 2 * vcov.loc["livch3+", "livch1"]
+    assert row["std_error"] == pytest.approx(np.sqrt(var), rel=1e-10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(d=st.floats(0.01, 30.0))
+def test_link_scale_comparison_is_linear_in_the_change(linear_fit: g.GLMMResult, d: float) -> None:
+    out = g.avg_comparisons(linear_fit, {"age": d}, type="link")
+    assert out["estimate"].iloc[0] == pytest.approx(d * linear_fit.params["age"], rel=1e-9)
+    assert out["std_error"].iloc[0] == pytest.approx(d * linear_fit.bse["age"], rel=1e-9)
+
+
+def test_averages_are_means_of_the_rows(linear_fit: g.GLMMResult) -> None:
+    """avg_ is the mean of the unit-level estimates; by groups weighted by their sizes give
+    the overall average."""
+    units = g.comparisons(linear_fit, ["urban", "age"])
+    overall = g.avg_comparisons(linear_fit, ["urban", "age"])
+    means = units.groupby(["term", "contrast"], sort=False)["estimate"].mean()
+    np.testing.assert_allclose(means.to_numpy(), overall["estimate"], rtol=1e-12)
+    assert len(units) == 2 * linear_fit.nobs
+    data = g.datasets.load("contraception")
+    by = g.avg_comparisons(linear_fit, "urban", by="livch")
+    sizes = data["livch"].value_counts().reindex(by["livch"]).to_numpy()
+    weighted = np.sum(by["estimate"].to_numpy() * sizes) / sizes.sum()
+    assert weighted == pytest.approx(overall.set_index("term").loc["urban", "estimate"])
+
+
+def test_slope_is_the_derivative(linear_fit: g.GLMMResult) -> None:
+    """The forward difference with a small step approaches the derivative mu(1 - mu) beta."""
+    mu = linear_fit.fitted()
+    exact = np.mean(mu * (1 - mu)) * linear_fit.params["age"]
+    out = g.avg_slopes(linear_fit, "age", eps=1e-7)
+    assert out["estimate"].iloc[0] == pytest.approx(exact, rel=1e-5)
+
+
+def test_exact_jacobian_matches_finite_differences(contraception: pd.DataFrame) -> None:
+    """The SE's exact Jacobian against central differences of the estimate in beta."""
+    fit = quiet_fit("use ~ age * urban + I(age^2) + (1 + urban | district)", contraception)
+    out = g.avg_slopes(fit, "age")
+    from glmm_binomial.model.newdata import new_data_design
+    from glmm_binomial.results.prediction import linear_predictor
+
+    step = 1e-4 * (contraception["age"].max() - contraception["age"].min())
+    output = fit.fit_output
+    designs = [
+        new_data_design(fit.design, contraception.assign(age=contraception["age"] + h))
+        for h in (0.0, step)
+    ]
+
+    def estimate(beta: np.ndarray) -> float:
+        moved = dataclasses.replace(output, beta=beta)
+        mus = []
+        for new in designs:
+            eta, _ = linear_predictor(moved, new.x, new.offset, new.random, new.blocks, False)
+            mus.append(1 / (1 + np.exp(-eta)))
+        return float(np.mean((mus[1] - mus[0]) / step))
+
+    beta = np.asarray(output.beta, dtype=float)
+    jac = np.empty(len(beta))
+    for j in range(len(beta)):
+        e = np.zeros(len(beta))
+        e[j] = 1e-5
+        jac[j] = (estimate(beta + e) - estimate(beta - e)) / 2e-5
+    assert estimate(beta) == pytest.approx(out["estimate"].iloc[0], rel=1e-10)
+    se = np.sqrt(jac @ np.asarray(fit.vcov) @ jac)
+    assert out["std_error"].iloc[0] == pytest.approx(se, rel=1e-6)
+
+
+def test_rows_of_the_fit(contraception: pd.DataFrame) -> None:
+    """Rows the fit dropped (a missing value) or left out (subset=) are not averaged; the
+    caller's frame is not modified."""
+    data = contraception.copy()
+    data.loc[[3, 10, 50], "age"] = np.nan
+    before = data.copy()
+    fit = quiet_fit("use ~ age + urban + (1 | district)", data, subset="livch != '0'")
+    units = g.slopes(fit, "age")
+    assert len(units) == fit.nobs
+    kept = data[(data["livch"] != "0") & data["age"].notna()]
+    assert list(units["row"]) == list(kept.index)
+    same = quiet_fit("use ~ age + urban + (1 | district)", kept.reset_index(drop=True))
+    np.testing.assert_allclose(
+        g.avg_slopes(same)["estimate"], g.avg_slopes(fit)["estimate"], rtol=1e-10
+    )
+    pd.testing.assert_frame_equal(data, before)
+
+
+def test_newdata_and_offset(contraception: pd.DataFrame) -> None:
+    offset = np.linspace(-0.5, 0.5, len(contraception))
+    fit = quiet_fit("use ~ age + urban + (1 | district)", contraception, offset=offset)
+    whole = g.avg_comparisons(fit, "urban")
+    again = g.avg_comparisons(fit, "urban", newdata=contraception, offset=offset)
+    np.testing.assert_allclose(whole["estimate"], again["estimate"], rtol=1e-12)
+    with pytest.raises(ValueError, match="offset= values"):
+        g.avg_comparisons(fit, "urban", newdata=contraception)
+    some = contraception.iloc[:10]
+    units = g.comparisons(fit, "urban", newdata=some, offset=offset[:10])
+    assert list(units["row"]) == list(some.index)
+    assert g.avg_comparisons(fit, "urban", newdata=some, offset=offset[:10])["estimate"].iloc[
+        0
+    ] == pytest.approx(units["estimate"].mean())
+
+
+def test_deterministic_and_sorted(linear_fit: g.GLMMResult) -> None:
+    first = g.avg_slopes(linear_fit, ["urban", "age"])
+    second = g.avg_slopes(linear_fit, ["age", "urban"])
+    pd.testing.assert_frame_equal(first, second)
+    assert list(first["term"]) == ["age", "urban"]
+    assert "probability scale" in first.attrs["notes"][0]
+
+
+def test_bayesian_fit_says_so(contraception: pd.DataFrame) -> None:
+    fit = quiet_fit("use ~ age + urban + (1 | district)", contraception, method="vb")
+    out = g.avg_comparisons(fit, "urban")
+    assert np.isfinite(out["std_error"]).all()
+    assert any("posterior" in note for note in out.attrs["notes"])
+
+
+def test_rank_deficient_fit(contraception: pd.DataFrame) -> None:
+    data = contraception.assign(age2=2 * contraception["age"])
+    fit = quiet_fit("use ~ age + age2 + urban + (1 | district)", data)
+    assert fit.dropped_columns
+    out = g.avg_comparisons(fit, "urban")
+    assert np.isfinite(out[["estimate", "std_error"]].to_numpy()).all()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"variables": "district"}, "grouping factor"),
+        ({"variables": "nope"}, "not a variable of the fixed part"),
+        ({"variables": ["age", "age"]}, "twice"),
+        ({"variables": 3}, "variables must be"),
+        ({"variables": {"age": "sd"}}, "number, two numbers or 'minmax'"),
+        ({"variables": {"age": 0}}, "non-zero"),
+        ({"variables": {"age": (1, 2, 3)}}, "two finite numbers"),
+        ({"variables": {"urban": "all"}}, "'reference', 'sequential', 'pairwise'"),
+        ({"type": "odds"}, "type must be"),
+        ({"re": "district"}, "re must be"),
+        ({"by": "nope"}, "not in the data"),
+        ({"by": 3}, "by must be"),
+        ({"conf_level": 1.5}, "conf_level"),
+        ({"offset": 1.0}, "offset applies only with newdata"),
+    ],
+)
+def test_bad_arguments(linear_fit: g.GLMMResult, arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        g.avg_comparisons(linear_fit, **arguments)
+
+
+def test_bad_slope_arguments(linear_fit: g.GLMMResult, contraception: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="slopes take variable names"):
+        g.avg_slopes(linear_fit, {"age": 1})
+    for eps in (0.0, -1.0, float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="eps must be"):
+            g.avg_slopes(linear_fit, "age", eps=eps)
+    with pytest.raises(ValueError, match="newdata lacks"):
+        g.avg_slopes(linear_fit, newdata=contraception.drop(columns="age"))
+    with pytest.raises(ValueError, match="needs a fit"):
+        g.avg_slopes("not a fit")
+    constant = contraception.assign(c=1.0)
+    fit = quiet_fit("use ~ age + c + (1 | district)", constant)
+    with pytest.raises(ValueError, match="one value over the fit's rows"):
+        g.avg_slopes(fit, "c")
+
+
+def test_changed_or_missing_data(contraception: pd.DataFrame) -> None:
+    data = contraception.copy()
+    fit = quiet_fit("use ~ age + urban + (1 | district)", data)
+    data.loc[0, "age"] = np.nan
+    with pytest.raises(ValueError, match="changed after the fit"):
+        g.avg_slopes(fit)
+    g.avg_slopes(fit, newdata=contraception)  # newdata needs no kept data
+    fit_model = g.fit_model(fit.model)
+    with pytest.raises(ValueError, match="fitted from a formula"):
+        g.avg_slopes(fit_model)
