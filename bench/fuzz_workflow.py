@@ -6,9 +6,11 @@ calls one function of what a user does after a fit (confint, profile, emmeans / 
 contrast / pairs, r2_nakagawa, icc, simulate_residuals (and its autocorrelation tests),
 binned_residuals, resid, simulate, refit, predict, marginal_predict, marginal_coefs, summary,
 ranef, coef, varcorr, anova, drop1, pb_test, update, wald_test, wald_test_terms, joint_tests,
-vif, influence, bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration,
-plot_profile; and fit itself) on a random fit, with arguments drawn from good values and, in
-about half the cases, one bad value of one argument.
+vif, slopes / avg_slopes / comparisons / avg_comparisons, influence, bootstrap, power_sim,
+extend, the figures: check, plot_ranef, plot_calibration, plot_profile; and fit itself) on a
+random fit, with arguments drawn from good values and, in about half the cases, one bad value
+of one argument.
+
 Failures:
 
 * any exception but ValueError (a good call may be refused with a ValueError: some functions
@@ -254,6 +256,7 @@ KINDS = (
     "wald",
     "joint",
     "vif",
+    "slopes",
     "influence",
     "bootstrap",
     "power",
@@ -583,6 +586,36 @@ def make_case(
         return Case(f"joint_tests{args}", lambda: g.joint_tests(r, **args), bad)
     if kind == "vif":
         return Case("vif", lambda: g.vif(r))
+    if kind == "slopes":
+        function = pick(rng, ["slopes", "avg_slopes", "comparisons", "avg_comparisons"])
+        variables: Any = pick(rng, [None, *fit.numerics[:1], *fit.factors[:1]])
+        if function.endswith("comparisons") and rng.random() < 0.5:
+            changes: dict[str, Any] = {
+                v: pick(rng, [2.0, "minmax", (-1.0, 1.0)]) for v in fit.numerics[:1]
+            }
+            changes.update({v: pick(rng, ["pairwise", "sequential"]) for v in fit.factors[:1]})
+            variables = changes or None
+        good = {
+            "variables": variables,
+            "type": pick(rng, ["response", "link"]),
+            "re": pick(rng, ["include", "exclude"]),
+            "conf_level": pick(rng, [None, 0.9]),
+        }
+        bad_pool: dict[str, list[Any]] = {
+            "variables": ["nope", 3, ["a", "a"], *fit.groups[:1]],
+            "type": ["odds", None],
+            "re": ["nope", 3],
+            "conf_level": EMM_LEVELS,
+            "newdata": [fit.frame.iloc[:0], 3],
+        }
+        if function.startswith("avg"):
+            good["by"] = pick(rng, [None, *fit.factors[:1]])
+            bad_pool["by"] = ["nope", 3]
+        if function.endswith("slopes"):
+            bad_pool["eps"] = [0.0, -1.0, "1"]
+        args, bad = with_bad(rng, good, bad_pool, p_bad)
+        call = getattr(g, function)
+        return Case(f"{function}{args}", lambda: call(r, **args), bad)
     if kind == "influence":
         groups = [b.group for b in r.model.blocks]
         args, bad = with_bad(
