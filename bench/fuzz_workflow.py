@@ -6,10 +6,10 @@ calls one function of what a user does after a fit (confint, profile, emmeans / 
 contrast / pairs, r2_nakagawa, icc, simulate_residuals (and its autocorrelation tests),
 binned_residuals, resid, simulate, refit, predict, marginal_predict, marginal_coefs, summary,
 ranef, coef, varcorr, anova, drop1, pb_test, update, wald_test, wald_test_terms, joint_tests,
-vif, slopes / avg_slopes / comparisons / avg_comparisons, influence, bootstrap, power_sim,
-extend, the figures: check, plot_ranef, plot_calibration, plot_profile; and fit itself) on a
-random fit, with arguments drawn from good values and, in about half the cases, one bad value
-of one argument.
+vif, slopes / avg_slopes / comparisons / avg_comparisons / avg_predictions, influence,
+bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration, plot_profile;
+and fit itself) on a random fit, with arguments drawn from good values and, in about half the
+cases, one bad value of one argument.
 
 Failures:
 
@@ -587,8 +587,12 @@ def make_case(
     if kind == "vif":
         return Case("vif", lambda: g.vif(r))
     if kind == "slopes":
-        function = pick(rng, ["slopes", "avg_slopes", "comparisons", "avg_comparisons"])
+        function = pick(
+            rng, ["slopes", "avg_slopes", "comparisons", "avg_comparisons", "avg_predictions"]
+        )
         variables: Any = pick(rng, [None, *fit.numerics[:1], *fit.factors[:1]])
+        if function == "avg_predictions" and fit.numerics and rng.random() < 0.5:
+            variables = {fit.numerics[0]: [-1.0, 0.0, 1.0]}
         if function.endswith("comparisons") and rng.random() < 0.5:
             changes: dict[str, Any] = {
                 v: pick(rng, [2.0, "minmax", (-1.0, 1.0)]) for v in fit.numerics[:1]
@@ -612,7 +616,15 @@ def make_case(
             good["by"] = pick(rng, [None, *fit.factors[:1]])
             bad_pool["by"] = ["nope", 3]
         if function.endswith("slopes"):
+            good["slope"] = pick(rng, ["dydx", "eyex", "eydx", "dyex"])
             bad_pool["eps"] = [0.0, -1.0, "1"]
+            bad_pool["slope"] = ["elastic", None]
+        if function.endswith("comparisons"):
+            functions = ["difference", "ratio", "lnratio", "lnor"]
+            if function.startswith("avg"):
+                functions += ["differenceavg", "ratioavg", "lnratioavg", "lnoravg"]
+            good["comparison"] = pick(rng, functions)
+            bad_pool["comparison"] = ["odds", 3]
         args, bad = with_bad(rng, good, bad_pool, p_bad)
         call = getattr(g, function)
         return Case(f"{function}{args}", lambda: call(r, **args), bad)

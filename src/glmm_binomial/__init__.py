@@ -69,6 +69,7 @@ _ATTRIBUTES = {
     "avg_slopes": "glmm_binomial.results.slopes",
     "comparisons": "glmm_binomial.results.slopes",
     "avg_comparisons": "glmm_binomial.results.slopes",
+    "avg_predictions": "glmm_binomial.results.slopes",
     "r2_nakagawa": "glmm_binomial.results.variance_decomposition",
     "icc": "glmm_binomial.results.variance_decomposition",
     "simulate_residuals": "glmm_binomial.results.simulated_residuals",
@@ -145,6 +146,7 @@ __all__ = [
     "anova",
     "available_methods",
     "avg_comparisons",
+    "avg_predictions",
     "avg_slopes",
     "binned_residuals",
     "bootstrap",
@@ -244,5 +246,11 @@ if TYPE_CHECKING:  # the names as type checkers see them
     )
     from glmm_binomial.results.result import GLMMResult
     from glmm_binomial.results.simulated_residuals import SimulatedResiduals, simulate_residuals
-    from glmm_binomial.results.slopes import avg_comparisons, avg_slopes, comparisons, slopes
+    from glmm_binomial.results.slopes import (
+        avg_comparisons,
+        avg_predictions,
+        avg_slopes,
+        comparisons,
+        slopes,
+    )
     from glmm_binomial.results.variance_decomposition import icc, r2_nakagawa

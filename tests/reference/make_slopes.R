@@ -1,6 +1,6 @@
 # marginaleffects 0.11.0 (installed from its source at tag 0.11.0: R CMD INSTALL; it is not a
-# Debian package) on glmer fits (bobyqa, rhoend 1e-10) and glmmTMB fits (at the optimum), for
-# tests/results/test_slopes.py. The Jacobian of each estimate in the coefficients is taken by
+# Debian package): slopes, comparisons and average predictions of glmer fits (bobyqa, rhoend
+# 1e-10) and glmmTMB fits (at the optimum), for tests/test_slopes.py. The Jacobian of each estimate in the coefficients is taken by
 # Richardson extrapolation (options(marginaleffects_numDeriv = list(method = "Richardson")))
 # rather than marginaleffects' default forward difference, so that the standard errors are
 # accurate to more digits than that difference gives (about 1e-4 relative).
@@ -8,7 +8,7 @@
 # its exact Hessian, at the optimum): with the random effects in the prediction, glmmTMB's own
 # standard errors are not comparable (its predictions at a perturbed beta find the modes of the
 # random effects afresh, where lme4's, marginaleffects' on glmer and ours hold them fixed).
-# usage: Rscript make_slopes.R  (in tests/reference; writes slopes.json, about 60 s)
+# usage: Rscript make_slopes.R  (in tests/reference; writes slopes.json, about 8 minutes)
 suppressMessages({library(lme4); library(glmmTMB); library(marginaleffects); library(jsonlite)})
 stopifnot(packageVersion("marginaleffects") == "0.11.0")
 options(marginaleffects_numDeriv = list(method = "Richardson"))
@@ -31,7 +31,24 @@ calls_main <- list(
   list(fn = "avg_comparisons", variables = list(age = c(-10, 10))),
   list(fn = "avg_comparisons", variables = list(livch = "pairwise")),
   list(fn = "avg_comparisons", variables = list(livch = "sequential"), by = "urban"),
-  list(fn = "slopes", variables = "age")
+  list(fn = "slopes", variables = "age"),
+  list(fn = "avg_predictions"),
+  list(fn = "avg_predictions", by = "urban"),
+  list(fn = "avg_predictions", variables = "livch"),
+  list(fn = "avg_predictions", variables = list(age = c(-10, 0, 10)), re = "exclude"),
+  list(fn = "avg_predictions", variables = "age"),
+  list(fn = "avg_predictions", variables = c("urban", "livch"), type = "link"),
+  list(fn = "avg_predictions", variables = "urban", by = "livch"),
+  list(fn = "avg_comparisons", variables = "urban", comparison = "ratio"),
+  list(fn = "avg_comparisons", variables = "urban", comparison = "ratioavg"),
+  list(fn = "avg_comparisons", variables = "livch", comparison = "lnor"),
+  list(fn = "avg_comparisons", variables = "livch", comparison = "lnoravg", by = "urban"),
+  list(fn = "avg_comparisons", variables = "urban", comparison = "lnratioavg"),
+  list(fn = "avg_comparisons", variables = list(age = "minmax"), comparison = "ratio"),
+  list(fn = "avg_slopes", variables = "age", slope = "eyex"),
+  list(fn = "avg_slopes", variables = "age", slope = "dyex"),
+  list(fn = "avg_slopes", variables = "age", slope = "eydx", by = "urban"),
+  list(fn = "comparisons", variables = "urban", comparison = "lnratio")
 )
 cases <- list(
   list(data = "contraception", formula = "use ~ age + I(age^2) + urban + livch + (1 | district)",
@@ -48,7 +65,8 @@ cases <- list(
   list(data = "cbpp", formula = "cbind(incidence, failures) ~ period + (1 | herd)",
        calls = list(list(fn = "avg_comparisons"), list(fn = "avg_comparisons", re = "exclude"),
                     list(fn = "avg_comparisons", type = "link"),
-                    list(fn = "slopes")))
+                    list(fn = "slopes"), list(fn = "avg_predictions", by = "period"),
+                    list(fn = "avg_comparisons", comparison = "ratioavg")))
 )
 run <- function(fit, call, data, vcov = NULL) {
   args <- list(fit)
@@ -56,6 +74,8 @@ run <- function(fit, call, data, vcov = NULL) {
   if (!is.null(call$variables)) args$variables <- call$variables
   if (!is.null(call$by)) args$by <- call$by
   if (!is.null(call$type)) args$type <- call$type
+  if (!is.null(call$comparison)) args$comparison <- call$comparison
+  if (!is.null(call$slope)) args$slope <- call$slope
   if (identical(call$re, "exclude")) args$re.form <- NA
   table <- as.data.frame(do.call(call$fn, args))
   if (call$fn %in% c("slopes", "comparisons")) table <- table[table$rowid <= 6, ]
@@ -63,6 +83,10 @@ run <- function(fit, call, data, vcov = NULL) {
               std_error = table$std.error, p_value = table$p.value,
               ci_lower = table$conf.low, ci_upper = table$conf.high)
   if (!is.null(call$by)) out$by_values <- as.character(table[[call$by]])
+  # avg_predictions: the columns of the groups (by, else the variables), as text
+  keys <- if (!is.null(call$by)) call$by else if (is.list(call$variables)) names(call$variables) else call$variables
+  if (call$fn == "avg_predictions" && length(keys))
+    out$keys <- lapply(setNames(nm = keys), function(k) as.character(table[[k]]))
   if (!is.null(table$rowid)) out$rowid <- table$rowid
   out
 }

@@ -1,6 +1,6 @@
-"""Marginal effects over observed rows: slopes and comparisons of predicted probabilities, as
-R's marginaleffects 0.11.0 computes them for a glmer fit (slopes, avg_slopes, comparisons,
-avg_comparisons).
+"""Marginal effects over observed rows: slopes and comparisons of predicted probabilities and
+average predictions, as R's marginaleffects 0.11.0 computes them for a glmer fit (slopes,
+avg_slopes, comparisons, avg_comparisons, avg_predictions).
 
 Each row of the data (by default the rows the model was fitted to; or ``newdata``) is
 predicted twice, with one variable changed, and the two predictions compared:
@@ -16,6 +16,13 @@ predicted twice, with one variable changed, and the two predictions compared:
   one before it ("sequential"), or every pair, later minus earlier ("pairwise": 1 - 0, 2 - 0,
   2 - 1, ...). A factor's
   slope is its comparison (marginaleffects reports factors so in slopes too).
+
+The two predictions hi and lo of a row are compared by their difference (the default), or by
+``comparison=`` "ratio", "lnratio" or "lnor" (the log odds ratio), or, in avg_comparisons, by
+the function of their averages ("ratioavg": mean(hi) / mean(lo), the risk ratio, ...); a slope
+may be an elasticity (``slope=`` "eyex", "eydx", "dyex": (d mu / dx) x / mu, ... with mu the
+row's own prediction). avg_predictions averages the rows' predictions themselves, optionally
+with every row set to each value of some variables (standardization).
 
 mu is the prediction on the scale ``type``: "response" (the probability, the family's
 inverse link; the default) or "link" (the linear predictor). ``re`` says which random effects
@@ -39,6 +46,7 @@ random effects, with the posterior covariance of beta (not posterior draws of th
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,9 +68,12 @@ from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.prediction import chosen_blocks, linear_predictor
 
 __all__ = [
+    "COMPARISONS",
     "FACTOR_CONTRASTS",
+    "SLOPE_KINDS",
     "SLOPE_STEP",
     "avg_comparisons",
+    "avg_predictions",
     "avg_slopes",
     "comparisons",
     "slopes",
@@ -77,6 +88,24 @@ SLOPE_STEP = 1e-4
 FACTOR_CONTRASTS = ("reference", "sequential", "pairwise")
 TYPES = ("response", "link")
 
+COMPARISONS = {
+    "difference": "%s - %s",
+    "ratio": "%s / %s",
+    "lnratio": "ln(%s / %s)",
+    "lnor": "ln(odds(%s) / odds(%s))",
+    "differenceavg": "mean(%s) - mean(%s)",
+    "ratioavg": "mean(%s) / mean(%s)",
+    "lnratioavg": "ln(mean(%s) / mean(%s))",
+    "lnoravg": "ln(odds(%s) / odds(%s))",
+}
+"""marginaleffects' comparison functions of the two predictions hi and lo and their labels:
+hi - lo, hi / lo, log(hi / lo), the log odds ratio; the "avg" forms apply the function to the
+averages of hi and lo (avg_comparisons only), the others are averaged row by row."""
+
+SLOPE_KINDS = {"dydx": "dY/dX", "eyex": "eY/eX", "eydx": "eY/dX", "dyex": "dY/eX"}
+"""marginaleffects' slopes and elasticities: d mu / dx, (d mu / dx) x / mu, (d mu / dx) / mu
+and (d mu / dx) x, mu the row's prediction at its own value of x."""
+
 
 @dataclass(frozen=True)
 class _Setting:
@@ -88,13 +117,17 @@ class _Setting:
 
 @dataclass(frozen=True)
 class _Contrast:
-    """One estimate per row: term, label, the two settings and the divisor (h for a slope)."""
+    """One estimate per row: term, label, the two settings, the function comparing their
+    predictions (COMPARISONS or SLOPE_KINDS), the step h of a slope and the variable's values
+    (for elasticities)."""
 
     term: str
     label: str
     low: int
     high: int
-    divisor: float = 1.0
+    function: str = "difference"
+    step: float = 1.0
+    x: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -247,32 +280,39 @@ def _r_number(value: float) -> str:
     return label_key(float(value))
 
 
+def _slope_step(
+    result: ResultBase, design: DesignInfo, rows: _Rows, name: str, eps: float | None
+) -> float:
+    if eps is not None:
+        return eps
+    low, high = _range(result, design, name, rows)
+    step = SLOPE_STEP * (high - low)
+    if not step > 0.0:
+        raise ValueError(
+            f"variable {name!r} takes one value over the fit's rows: its slope needs a step, "
+            "give eps="
+        )
+    return step
+
+
 def _numeric_settings(
     result: ResultBase,
     design: DesignInfo,
     rows: _Rows,
     name: str,
     spec: Any,
-    slope: bool,
+    function: str,
     eps: float | None,
     settings: list[_Setting],
 ) -> list[_Contrast]:
     x = _numbers(rows.frame, design, name)
-    if slope:
-        if eps is None:
-            low, high = _range(result, design, name, rows)
-            step = SLOPE_STEP * (high - low)
-            if not step > 0.0:
-                raise ValueError(
-                    f"variable {name!r} takes one value over the fit's rows: its slope needs "
-                    "a step, give eps="
-                )
-        else:
-            step = eps
-        first = len(settings)
+    first = len(settings)
+    if function in SLOPE_KINDS:
+        step = _slope_step(result, design, rows, name, eps)
         settings.append(_Setting(rows.frame.assign(**{name: x}), "x"))
         settings.append(_Setting(rows.frame.assign(**{name: x + step}), "x + h"))
-        return [_Contrast(name, "dY/dX", first, first + 1, step)]
+        return [_Contrast(name, SLOPE_KINDS[function], first, first + 1, function, step, x)]
+    template = COMPARISONS[function]
     change: Any = 1.0 if spec is None else spec
     if isinstance(change, str):
         if change != "minmax":
@@ -281,7 +321,7 @@ def _numeric_settings(
                 f"numbers or 'minmax', got {change!r}"
             )
         low_value, high_value = _range(result, design, name, rows)
-        label = "Max - Min"
+        label = template % ("Max", "Min")
         low_x, high_x = np.full_like(x, low_value), np.full_like(x, high_value)
     elif np.ndim(change) == 0:
         try:
@@ -295,7 +335,9 @@ def _numeric_settings(
                 f"variables: the change of {name!r} must be a finite non-zero number, got "
                 f"{change!r}"
             )
-        label = f"+{_r_number(d)}"
+        # marginaleffects labels a change "+d" whatever the function ("mean(+d)" for the
+        # averaged forms).
+        label = f"+{_r_number(d)}" if "mean" not in template else f"mean(+{_r_number(d)})"
         low_x, high_x = x - d / 2.0, x + d / 2.0
     else:
         try:
@@ -307,16 +349,31 @@ def _numeric_settings(
                 f"variables: the values of {name!r} to compare must be two finite numbers, got "
                 f"{change!r}"
             )
-        label = f"{_r_number(pair[1])} - {_r_number(pair[0])}"
+        label = template % (_r_number(pair[1]), _r_number(pair[0]))
         low_x, high_x = np.full_like(x, pair[0]), np.full_like(x, pair[1])
-    first = len(settings)
     settings.append(_Setting(rows.frame.assign(**{name: low_x}), "low"))
     settings.append(_Setting(rows.frame.assign(**{name: high_x}), "high"))
-    return [_Contrast(name, label, first, first + 1)]
+    return [_Contrast(name, label, first, first + 1, function)]
+
+
+def _level_settings(rows: _Rows, name: str, levels: Sequence[Any], settings: list[_Setting]) -> int:
+    """Settings with every row at each level of ``name`` (appended); the first one's index."""
+    first = len(settings)
+    n = len(rows.frame)
+    for level in levels:
+        column = np.empty(n, dtype=object)
+        column[:] = [level] * n
+        settings.append(_Setting(rows.frame.assign(**{name: column}), label_key(level)))
+    return first
 
 
 def _factor_settings(
-    rows: _Rows, name: str, levels: tuple[Any, ...], spec: Any, settings: list[_Setting]
+    rows: _Rows,
+    name: str,
+    levels: tuple[Any, ...],
+    spec: Any,
+    function: str,
+    settings: list[_Setting],
 ) -> list[_Contrast]:
     kind = "reference" if spec is None else spec
     if not isinstance(kind, str) or kind not in FACTOR_CONTRASTS:
@@ -326,12 +383,7 @@ def _factor_settings(
         )
     if len(levels) < 2:
         raise ValueError(f"factor {name!r} has one level in the fit: nothing to compare")
-    first = len(settings)
-    n = len(rows.frame)
-    for level in levels:
-        column = np.empty(n, dtype=object)
-        column[:] = [level] * n
-        settings.append(_Setting(rows.frame.assign(**{name: column}), label_key(level)))
+    first = _level_settings(rows, name, levels, settings)
     k = len(levels)
     if kind == "reference":
         pairs = [(0, j) for j in range(1, k)]
@@ -339,12 +391,16 @@ def _factor_settings(
         pairs = [(j - 1, j) for j in range(1, k)]
     else:
         pairs = [(i, j) for j in range(1, k) for i in range(j)]  # marginaleffects' order
+    # A factor's slope is its difference (marginaleffects' slopes report factors so).
+    function = function if function in COMPARISONS else "difference"
+    template = COMPARISONS[function]
     return [
         _Contrast(
             name,
-            f"{settings[first + j].label} - {settings[first + i].label}",
+            template % (settings[first + j].label, settings[first + i].label),
             first + i,
             first + j,
+            function,
         )
         for i, j in pairs
     ]
@@ -385,20 +441,25 @@ def _predict(
     return _Predicted(mu, slope, x)
 
 
-def _groups(frame: pd.DataFrame, by: list[str]) -> tuple[NDArray[np.intp], pd.DataFrame]:
-    """Each row's group (-1: a missing ``by`` value) and the groups' values, sorted."""
+def _group_codes(keys: pd.DataFrame) -> tuple[NDArray[np.intp], pd.DataFrame]:
+    """Each row's group among the distinct rows of ``keys`` (-1: a missing value) and the
+    groups' values, sorted (categoricals in their categories' order)."""
+    names = list(keys.columns)
+    keys = keys.reset_index(drop=True)
+    grouped = keys.groupby(names, sort=True, dropna=True, observed=True).ngroup()
+    codes = np.asarray(grouped.fillna(-1), dtype=np.intp)
+    values = keys.drop_duplicates().dropna().sort_values(names).reset_index(drop=True)
+    return codes, values
+
+
+def _by_keys(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     missing = [b for b in by if b not in frame.columns]
     if missing:
         raise ValueError(
             f"by: column(s) {', '.join(map(repr, missing))} not in the data "
             f"(columns: {', '.join(map(str, frame.columns))})"
         )
-    keys = frame.loc[:, by].reset_index(drop=True)
-    grouped = keys.groupby(by, sort=True, dropna=True, observed=True).ngroup()
-    codes = np.asarray(grouped.fillna(-1), dtype=np.intp)
-    values = keys.drop_duplicates().dropna()
-    values = values.sort_values(by).reset_index(drop=True)
-    return codes, values
+    return frame.loc[:, by]
 
 
 def _by_names(by: Any) -> list[str]:
@@ -413,19 +474,66 @@ def _by_names(by: Any) -> list[str]:
     raise ValueError(f"by must be a column name or a list of them, got {by!r}")
 
 
+def _group_means(
+    codes: NDArray[np.intp], n_groups: int, values: FloatArray, jacobian: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Means of ``values`` and of the rows of ``jacobian`` within each group (rows with a
+    code of -1 or a value that is not finite left out)."""
+    use = np.isfinite(values) & (codes >= 0)
+    n = len(values)
+    members = scipy.sparse.csr_matrix(
+        (np.ones(int(use.sum())), (codes[use], np.flatnonzero(use))), shape=(n_groups, n)
+    )
+    counts = np.asarray(members.sum(axis=1)).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (members @ np.where(use, values, 0.0)) / counts
+        mean_jacobian = (members @ np.where(use[:, None], jacobian, 0.0)) / counts[:, None]
+    return np.asarray(mean, dtype=np.float64), np.asarray(mean_jacobian, dtype=np.float64)
+
+
+def _compare(
+    function: str, hi: FloatArray, lo: FloatArray, step: float, x: FloatArray | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The function's value of the predictions hi and lo and its derivatives in each."""
+    base = function.removesuffix("avg")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if base == "difference":
+            return hi - lo, np.ones_like(hi), -np.ones_like(lo)
+        if base == "ratio":
+            return hi / lo, 1.0 / lo, -hi / lo**2
+        if base == "lnratio":
+            return np.log(hi / lo), 1.0 / hi, -1.0 / lo
+        if base == "lnor":
+            value = np.log(hi / (1.0 - hi)) - np.log(lo / (1.0 - lo))
+            return value, 1.0 / (hi * (1.0 - hi)), -1.0 / (lo * (1.0 - lo))
+        slope = (hi - lo) / step
+        if base == "dydx":
+            return slope, np.full_like(hi, 1.0 / step), np.full_like(lo, -1.0 / step)
+        assert x is not None
+        if base == "dyex":
+            return slope * x, x / step, -x / step
+        if base == "eydx":
+            return slope / lo, 1.0 / (step * lo), -1.0 / (step * lo) - slope / lo**2
+        # eyex
+        return slope * x / lo, x / (step * lo), -x / (step * lo) - slope * x / lo**2
+
+
 def _table(
-    terms: list[str],
-    labels: list[str],
+    keys: dict[str, Any],
     estimate: FloatArray,
     variance: FloatArray,
     conf_level: float,
-    extra: dict[str, Any],
 ) -> pd.DataFrame:
+    """The columns ``keys``, then estimate, std_error, z, p_value and the Wald interval; an
+    estimate or variance that is not finite shows as NaN (never inf)."""
+    estimate = np.where(np.isfinite(estimate), estimate, np.nan)
+    variance = np.where(np.isfinite(variance), variance, np.nan)
     se = np.sqrt(np.clip(variance, 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = estimate / se
+    z = np.where(np.isfinite(z), z, np.nan)
     q = normal.quantile(0.5 + conf_level / 2.0)
-    table: dict[str, Any] = {"term": terms, "contrast": labels, **extra}
+    table: dict[str, Any] = dict(keys)
     table["estimate"] = estimate
     table["std_error"] = se
     table["z"] = z
@@ -433,6 +541,47 @@ def _table(
     table["ci_lower"] = estimate - q * se
     table["ci_upper"] = estimate + q * se
     return pd.DataFrame(table)
+
+
+@dataclass(frozen=True)
+class _Common:
+    """What every function checks first: the design, the level, the random blocks, the rows
+    and how predictions are made."""
+
+    design: DesignInfo
+    level: float
+    blocks: tuple[int, ...]
+    rows: _Rows
+
+    def predict(self, result: ResultBase, setting: _Setting, type: str) -> _Predicted:
+        return _predict(result, self.design, setting, self.rows.offset, self.blocks, type)
+
+
+def _common(
+    result: Any,
+    newdata: Any,
+    type: str,
+    re: Any,
+    conf_level: float | None,
+    offset: Any,
+    what: str,
+) -> _Common:
+    design = _check(result, what)
+    if type not in TYPES:
+        raise ValueError(f"type must be 'response' or 'link', got {type!r}")
+    level = result.conf_level if conf_level is None else fraction(conf_level, "conf_level")
+    blocks = chosen_blocks(result.model, re)
+    return _Common(design, level, blocks, _rows(result, design, newdata, offset, what))
+
+
+def _check_eps(eps: Any) -> float | None:
+    if eps is None:
+        return None
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0.0:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    if not math.isfinite(eps):
+        raise ValueError(f"eps must be finite, got {eps!r}")
+    return float(eps)
 
 
 def _effects(
@@ -445,82 +594,81 @@ def _effects(
     eps: Any,
     conf_level: float | None,
     offset: Any,
-    slope: bool,
+    function: str,
     average: bool,
     what: str,
 ) -> pd.DataFrame:
-    design = _check(result, what)
-    if type not in TYPES:
-        raise ValueError(f"type must be 'response' or 'link', got {type!r}")
-    level = result.conf_level if conf_level is None else fraction(conf_level, "conf_level")
-    if eps is not None:
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0.0:
-            raise ValueError(f"eps must be a positive number, got {eps!r}")
-        if not math.isfinite(eps):
-            raise ValueError(f"eps must be finite, got {eps!r}")
-        eps = float(eps)
+    slope = function in SLOPE_KINDS
+    if slope:
+        eps = _check_eps(eps)
+    elif function not in COMPARISONS:
+        raise ValueError(
+            f"comparison must be one of {', '.join(map(repr, COMPARISONS))}, got {function!r}"
+        )
+    elif function.endswith("avg") and not average:
+        raise ValueError(
+            f"comparison {function!r} compares averages: use avg_comparisons (or "
+            f"{function.removesuffix('avg')!r} here)"
+        )
     by_names = _by_names(by)
-    if by_names and not average:
-        raise ValueError(f"by applies to averages: use avg_{what}")
-    blocks = chosen_blocks(result.model, re)
+    common = _common(result, newdata, type, re, conf_level, offset, what)
+    design, rows = common.design, common.rows
     specs = _variable_specs(variables, design, comparison=not slope)
-    rows = _rows(result, design, newdata, offset, what)
     factors = _factor_levels(design, list(specs))
     settings: list[_Setting] = []
     contrasts: list[_Contrast] = []
     for name, spec in specs.items():
         if name in factors:
-            contrasts += _factor_settings(rows, name, factors[name], spec, settings)
+            contrasts += _factor_settings(rows, name, factors[name], spec, function, settings)
         else:
-            contrasts += _numeric_settings(result, design, rows, name, spec, slope, eps, settings)
-    predicted = [_predict(result, design, s, rows.offset, blocks, type) for s in settings]
+            contrasts += _numeric_settings(
+                result, design, rows, name, spec, function, eps, settings
+            )
+    predicted = [common.predict(result, s, type) for s in settings]
     vcov = np.asarray(result.fit_output.vcov_beta, dtype=np.float64)
     n = len(rows.frame)
-    if average:
-        codes = np.zeros(n, dtype=np.intp)
-        group_values = pd.DataFrame(index=pd.RangeIndex(1))
-        if by_names:
-            codes, group_values = _groups(rows.frame, by_names)
-        n_groups = len(group_values)
+    codes = np.zeros(n, dtype=np.intp)
+    group_values = pd.DataFrame(index=pd.RangeIndex(1))
+    if by_names:
+        codes, group_values = _group_codes(_by_keys(rows.frame, by_names))
+    n_groups = len(group_values)
     estimates: list[FloatArray] = []
     variances: list[FloatArray] = []
     for contrast in contrasts:
         lo, hi = predicted[contrast.low], predicted[contrast.high]
-        unit = (hi.mu - lo.mu) / contrast.divisor
-        jacobian = (hi.slope[:, None] * hi.x - lo.slope[:, None] * lo.x) / contrast.divisor
+        j_hi = hi.slope[:, None] * hi.x
+        j_lo = lo.slope[:, None] * lo.x
+        if average and contrast.function.endswith("avg"):
+            complete = np.isfinite(hi.mu) & np.isfinite(lo.mu)
+            mean_hi, jac_hi = _group_means(codes, n_groups, np.where(complete, hi.mu, np.nan), j_hi)
+            mean_lo, jac_lo = _group_means(codes, n_groups, np.where(complete, lo.mu, np.nan), j_lo)
+            value, d_hi, d_lo = _compare(contrast.function, mean_hi, mean_lo, 1.0, None)
+            jacobian = d_hi[:, None] * jac_hi + d_lo[:, None] * jac_lo
+            estimates.append(value)
+            variances.append(np.diag(transform_covariance(jacobian, vcov)))
+            continue
+        unit, d_hi, d_lo = _compare(contrast.function, hi.mu, lo.mu, contrast.step, contrast.x)
+        unit_jacobian = d_hi[:, None] * j_hi + d_lo[:, None] * j_lo
         if not average:
             estimates.append(unit)
-            variances.append(row_variances(jacobian, vcov))
+            variances.append(row_variances(unit_jacobian, vcov))
             continue
-        use = np.isfinite(unit) & (codes >= 0)
-        members = scipy.sparse.csr_matrix(
-            (np.ones(int(use.sum())), (codes[use], np.flatnonzero(use))), shape=(n_groups, n)
-        )
-        counts = np.asarray(members.sum(axis=1)).ravel()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mean = (members @ np.where(use, unit, 0.0)) / counts
-            mean_jacobian = (members @ np.where(use[:, None], jacobian, 0.0)) / counts[:, None]
-        estimates.append(np.asarray(mean, dtype=np.float64))
+        mean, mean_jacobian = _group_means(codes, n_groups, unit, unit_jacobian)
+        estimates.append(mean)
         variances.append(np.diag(transform_covariance(mean_jacobian, vcov)))
+    size = n_groups if average else n
+    keys: dict[str, Any] = {
+        "term": [c.term for c in contrasts for _ in range(size)],
+        "contrast": [c.label for c in contrasts for _ in range(size)],
+    }
     if average:
-        size = n_groups
-        extra: dict[str, Any] = {
-            b: np.tile(group_values[b].to_numpy(), len(contrasts)) for b in by_names
-        }
+        keys.update({b: np.tile(group_values[b].to_numpy(), len(contrasts)) for b in by_names})
     else:
-        size = n
-        extra = {"row": np.tile(rows.frame.index.to_numpy(), len(contrasts))}
-    terms = [c.term for c in contrasts for _ in range(size)]
-    labels = [c.label for c in contrasts for _ in range(size)]
-    table = _table(
-        terms,
-        labels,
-        np.concatenate(estimates),
-        np.concatenate(variances),
-        level,
-        extra,
+        keys["row"] = np.tile(rows.frame.index.to_numpy(), len(contrasts))
+    table = _table(keys, np.concatenate(estimates), np.concatenate(variances), common.level)
+    table.attrs.update(
+        {"type": type, "level": common.level, "notes": _notes(result, type, common.blocks)}
     )
-    table.attrs.update({"type": type, "level": level, "notes": _notes(result, type, blocks)})
     return table
 
 
@@ -529,7 +677,7 @@ def _notes(result: ResultBase, type: str, blocks: tuple[int, ...]) -> tuple[str,
     random = (
         "random effects at their conditional modes" if blocks else "random effects excluded (zero)"
     )
-    notes = [f"Effects on the {scale} scale, {random}; delta-method SEs in the fixed effects."]
+    notes = [f"Predictions on the {scale} scale, {random}; delta-method SEs in the fixed effects."]
     method = result.method_object
     if method.posterior:
         notes.append(
@@ -537,6 +685,139 @@ def _notes(result: ResultBase, type: str, blocks: tuple[int, ...]) -> tuple[str,
             "of the fixed effects."
         )
     return tuple(notes)
+
+
+def _fivenum(values: FloatArray) -> tuple[float, ...]:
+    """R's fivenum: minimum, lower hinge, median, upper hinge, maximum (Tukey)."""
+    xs = np.sort(values[np.isfinite(values)])
+    n = len(xs)
+    if n == 0:
+        return ()
+    n4 = math.floor((n + 3) / 2) / 2
+    depths = np.array([1.0, n4, (n + 1) / 2, n + 1 - n4, float(n)])
+    out = 0.5 * (xs[np.floor(depths).astype(int) - 1] + xs[np.ceil(depths).astype(int) - 1])
+    return tuple(float(v) for v in out)
+
+
+def _grid_values(result: ResultBase, common: _Common, variables: Any) -> dict[str, tuple[Any, ...]]:
+    """avg_predictions' variables as {name: values}: a factor at its levels (or those given),
+    a numeric variable at the values given or R's fivenum over the rows."""
+    if isinstance(variables, Mapping):
+        specs = dict(variables)
+        names = list(specs)
+        if not all(isinstance(name, str) for name in names):
+            raise ValueError(f"variables must map variable names to values, got {variables!r}")
+        _variable_specs(names, common.design, comparison=True)  # checks the names
+    else:
+        checked = _variable_specs(variables, common.design, comparison=True)
+        # In the order given: the first varies slowest, as marginaleffects' grid.
+        order = [variables] if isinstance(variables, str) else list(variables)
+        specs = {name: checked[name] for name in order}
+    factors = _factor_levels(common.design, list(specs))
+    grid: dict[str, tuple[Any, ...]] = {}
+    for name, given in specs.items():
+        if name in factors:
+            levels = factors[name]
+            if given is None:
+                grid[name] = levels
+                continue
+            keys = {label_key(level): level for level in levels}
+            chosen = []
+            for value in [given] if np.ndim(given) == 0 else list(np.ravel(given)):
+                if label_key(value) not in keys:
+                    raise ValueError(
+                        f"variables: {value!r} is not a level of factor {name!r} (levels: "
+                        f"{', '.join(map(str, levels))})"
+                    )
+                chosen.append(keys[label_key(value)])
+            grid[name] = tuple(dict.fromkeys(chosen))
+            continue
+        if given is None:
+            values = _fivenum(_numbers(common.rows.frame, common.design, name))
+        else:
+            try:
+                values = tuple(float(v) for v in np.ravel(np.asarray(given, dtype=np.float64)))
+            except (TypeError, ValueError):
+                values = ()
+            if not values or not all(math.isfinite(v) for v in values):
+                raise ValueError(
+                    f"variables: the values of numeric variable {name!r} must be finite "
+                    f"numbers, got {given!r}"
+                )
+        grid[name] = tuple(sorted(set(values)))
+    size = math.prod(len(v) for v in grid.values())
+    if size > GRID_LIMIT:
+        raise ValueError(
+            f"variables would set the rows to {size} combinations (more than {GRID_LIMIT})"
+        )
+    return grid
+
+
+GRID_LIMIT = 1000
+"""Most combinations of values avg_predictions' variables may ask for."""
+
+
+def avg_predictions(
+    result: Any,
+    variables: Any = None,
+    newdata: Any = None,
+    by: Any = None,
+    type: str = "response",
+    re: Any = "include",
+    conf_level: float | None = None,
+    offset: Any = None,
+) -> pd.DataFrame:
+    """Average predictions over the rows (marginaleffects' avg_predictions): the mean
+    predicted probability (``type="response"``; "link": the linear predictor) over the rows the
+    model was fitted to (or newdata), overall or within each group of the ``by`` columns.
+
+    variables: counterfactual averages: every row set to each value of the variables (a name,
+    a list of names, or a dict name -> values; a factor at its levels, a numeric variable at
+    R's fivenum over the rows unless values are given; several variables crossed, the first
+    varying slowest), the rows' predictions averaged per value (per ``by`` group when by is
+    given): e.g. the mean probability were every woman urban, and were every woman rural,
+    each with her own other covariates (standardization, G-computation). re, conf_level and
+    offset as slopes(). Delta-method SEs in the fixed effects (random effects at their modes).
+    Columns: the by columns (else the variables), estimate, std_error, z, p_value, ci_lower,
+    ci_upper."""
+    by_names = _by_names(by)
+    common = _common(result, newdata, type, re, conf_level, offset, "avg_predictions")
+    frame = common.rows.frame
+    grid = {} if variables is None else _grid_values(result, common, variables)
+    names = list(grid)
+    combos = list(itertools.product(*(grid[v] for v in names))) if names else [()]
+    predicted = [
+        common.predict(result, _Setting(frame.assign(**dict(zip(names, c, strict=True))), ""), type)
+        for c in combos
+    ]
+    n = len(frame)
+    group_on = by_names or names
+    keys: dict[str, Any] = {}
+    for v in group_on:
+        if v in grid:  # the value each copy of the rows was set to, in the grid's order
+            categories = pd.Index(list(grid[v]), dtype=object)
+            codes = np.repeat([categories.get_loc(c[names.index(v)]) for c in combos], n).astype(
+                np.intp
+            )
+            keys[v] = pd.Categorical.from_codes(codes, categories=categories)
+        else:
+            keys[v] = np.tile(_by_keys(frame, [v])[v].to_numpy(), len(combos))
+    if group_on:
+        codes_all, values = _group_codes(pd.DataFrame(keys))
+    else:
+        codes_all, values = np.zeros(n * len(combos), dtype=np.intp), pd.DataFrame(index=[0])
+    mu = np.concatenate([p.mu for p in predicted])
+    jacobian = np.concatenate([p.slope[:, None] * p.x for p in predicted])
+    mean, mean_jacobian = _group_means(codes_all, len(values), mu, jacobian)
+    vcov = np.asarray(result.fit_output.vcov_beta, dtype=np.float64)
+    columns = {
+        v: np.asarray(values[v].astype(object) if v in grid else values[v]) for v in group_on
+    }
+    table = _table(columns, mean, np.diag(transform_covariance(mean_jacobian, vcov)), common.level)
+    table.attrs.update(
+        {"type": type, "level": common.level, "notes": _notes(result, type, common.blocks)}
+    )
+    return table
 
 
 def slopes(
@@ -548,6 +829,7 @@ def slopes(
     eps: float | None = None,
     conf_level: float | None = None,
     offset: Any = None,
+    slope: str = "dydx",
 ) -> pd.DataFrame:
     """The slope of each row's prediction in each numeric variable (and each factor's
     comparisons), one row of the table per data row and contrast (marginaleffects' slopes;
@@ -555,13 +837,31 @@ def slopes(
     fixed part); newdata: the rows (None: those the model was fitted to); type "response"
     (probability) or "link"; re as predict's; eps: the step of the forward difference (None:
     SLOPE_STEP times the variable's range); conf_level: of the intervals (None: the fit's);
-    offset: the offset of newdata's rows when the model was fitted with offset= values.
+    offset: the offset of newdata's rows when the model was fitted with offset= values; slope:
+    "dydx" (default), or an elasticity "eyex", "eydx", "dyex" (SLOPE_KINDS).
 
     Columns: term, contrast, row (the row's label in the data), estimate, std_error, z,
     p_value, ci_lower, ci_upper."""
     return _effects(
-        result, variables, newdata, None, type, re, eps, conf_level, offset, True, False, "slopes"
+        result,
+        variables,
+        newdata,
+        None,
+        type,
+        re,
+        eps,
+        conf_level,
+        offset,
+        _slope_kind(slope),
+        False,
+        "slopes",
     )
+
+
+def _slope_kind(slope: Any) -> str:
+    if not isinstance(slope, str) or slope not in SLOPE_KINDS:
+        raise ValueError(f"slope must be one of {', '.join(map(repr, SLOPE_KINDS))}, got {slope!r}")
+    return slope
 
 
 def avg_slopes(
@@ -574,13 +874,25 @@ def avg_slopes(
     eps: float | None = None,
     conf_level: float | None = None,
     offset: Any = None,
+    slope: str = "dydx",
 ) -> pd.DataFrame:
     """Average marginal effects: each row's slope (slopes()) averaged over the rows, or over
     the rows of each group of the ``by`` columns of the data (marginaleffects' avg_slopes).
     Columns: term, contrast, the by columns, estimate, std_error, z, p_value, ci_lower,
     ci_upper; ``attrs["notes"]`` say the scale and how the SEs were made."""
     return _effects(
-        result, variables, newdata, by, type, re, eps, conf_level, offset, True, True, "slopes"
+        result,
+        variables,
+        newdata,
+        by,
+        type,
+        re,
+        eps,
+        conf_level,
+        offset,
+        _slope_kind(slope),
+        True,
+        "slopes",
     )
 
 
@@ -592,13 +904,15 @@ def comparisons(
     re: Any = "include",
     conf_level: float | None = None,
     offset: Any = None,
+    comparison: str = "difference",
 ) -> pd.DataFrame:
     """Each row's difference in prediction when one variable changes (marginaleffects'
     comparisons; module docstring), one row of the table per data row and contrast.
     variables: a name, a list of names or a dict name -> change: for a numeric variable a
     number d (x + d/2 against x - d/2; default 1), two numbers (every row at each) or
-    "minmax"; for a factor "reference" (default), "sequential" or "pairwise". Other
-    arguments and columns as slopes()."""
+    "minmax"; for a factor "reference" (default), "sequential" or "pairwise". comparison:
+    "difference" (default), "ratio", "lnratio" or "lnor" (COMPARISONS). Other arguments and
+    columns as slopes()."""
     return _effects(
         result,
         variables,
@@ -609,7 +923,7 @@ def comparisons(
         None,
         conf_level,
         offset,
-        False,
+        comparison,
         False,
         "comparisons",
     )
@@ -624,10 +938,13 @@ def avg_comparisons(
     re: Any = "include",
     conf_level: float | None = None,
     offset: Any = None,
+    comparison: str = "difference",
 ) -> pd.DataFrame:
     """comparisons() averaged over the rows, or within each group of the ``by`` columns
     (marginaleffects' avg_comparisons): e.g. the average difference in probability between
-    urban and rural women, every woman's own covariates kept. Columns as avg_slopes()."""
+    urban and rural women, every woman's own covariates kept. comparison: as comparisons(),
+    or a function of the averages, "differenceavg", "ratioavg" (the risk ratio of the two
+    average probabilities), "lnratioavg", "lnoravg". Columns as avg_slopes()."""
     return _effects(
         result,
         variables,
@@ -638,7 +955,7 @@ def avg_comparisons(
         None,
         conf_level,
         offset,
-        False,
+        comparison,
         True,
         "comparisons",
     )
