@@ -13,9 +13,9 @@ be replayed (``--only cli:17``):
   by --sheet) or Parquet (group labels as text, integers or categories); or one of these made
   adversarial (truncated, corrupted bytes, NUL bytes, text in a numeric column, bad responses,
   mixed decimal marks, wrong options, bad formulas, empty files); with random outputs (-o
-  .json/.csv/.txt/.xlsx, --json, --ranef, --anova, --predict with or without --predict-out,
-  outputs on one file, missing folders) and, for some, a full disk (every temporary file fails
-  after a few bytes).
+  .json/.csv/.txt/.xlsx, --json, --ranef, --anova, --slopes, --predict with or without
+  --predict-out, outputs on one file, missing folders) and, for some, a full disk (every
+  temporary file fails after a few bytes).
 - workbooks: .xlsx files with a data block (perturbed cells: text, blanks, booleans, errors,
   formulas), GLMM_BINOMIAL formulas (ranges, skipped arguments, methods, array constants with
   signed numbers, inside INDEX and SUM), formulas the engine cannot read, merged cells (in
@@ -384,6 +384,10 @@ def output_options(
         anova = "anova" + str(rng.choice([".csv", ".json", ".xlsx"]))
         options += ["--anova", anova]
         expect["files"].append(anova)
+    if rng.random() < 0.2:
+        slopes = "slopes" + str(rng.choice([".csv", ".json", ".xlsx"]))
+        options += ["--slopes", slopes]
+        expect["files"].append(slopes)
     if rng.random() < 0.3:
         new = frame.sample(n=min(5, len(frame)), random_state=int(rng.integers(0, 2**31)))
         new.to_csv(folder / "new.csv", index=False)
@@ -395,7 +399,7 @@ def output_options(
     roll = rng.random()
     if roll < 0.05 and expect["files"]:
         # a second output option on the same file: a usage error
-        free = [o for o in ("-o", "--ranef", "--anova") if o not in options]
+        free = [o for o in ("-o", "--ranef", "--anova", "--slopes") if o not in options]
         if free:
             options += [free[0], expect["files"][0]]
             expect["usage"] = True

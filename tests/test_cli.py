@@ -101,6 +101,35 @@ def test_exit_0_with_every_output_option(files):
     assert anova["term"].tolist() == ["period"] and anova["Df"].tolist() == [3]
 
 
+def test_slopes_writes_the_average_marginal_effects(files):
+    """--slopes: avg_slopes' table (the fit's data read from the file), the same numbers as
+    the library's; a model without variables writes the header alone."""
+    import glmm_binomial as g
+
+    args = ("--factors", "period,herd", "--slopes", "slopes.csv", "--json")
+    out = run("fit", "cbpp.csv", CBPP, *args, cwd=files)
+    assert out.returncode == 0, out.stderr
+    table = pd.read_csv(files / "slopes.csv", dtype={"contrast": str})
+    assert list(table.columns) == [
+        "term",
+        "contrast",
+        "estimate",
+        "std_error",
+        "z",
+        "p_value",
+        "ci_lower",
+        "ci_upper",
+    ]
+    assert table["contrast"].tolist() == ["2 - 1", "3 - 1", "4 - 1"]
+    fit = g.fit(CBPP, datasets.load("cbpp"))
+    expected = g.avg_slopes(fit)
+    assert table["estimate"].to_numpy() == pytest.approx(expected["estimate"].to_numpy(), rel=1e-9)
+    formula = "cbind(incidence, size - incidence) ~ 1 + (1 | herd)"
+    out = run("fit", "cbpp", formula, "--slopes", "none.json", "--json", cwd=files)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((files / "none.json").read_text()) == {"slopes": []}
+
+
 def test_anova_of_a_model_without_terms_writes_the_header(files):
     formula = "cbind(incidence, size - incidence) ~ 1 + (1 | herd)"
     out = run("fit", "cbpp", formula, "--anova", "empty.csv", "--json", cwd=files)

@@ -198,6 +198,12 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
         "to FILE",
     )
     parser.add_argument(
+        "--slopes",
+        metavar="FILE",
+        help="write the average marginal effects (the mean change in probability per variable, "
+        "marginaleffects' avg_slopes) to FILE",
+    )
+    parser.add_argument(
         "--predict",
         metavar="NEWDATA",
         help="predict probabilities for the rows of NEWDATA (a data file)",
@@ -478,6 +484,7 @@ def _outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
         ("-o", args.output),
         ("--ranef", args.ranef),
         ("--anova", getattr(args, "anova", None)),
+        ("--slopes", getattr(args, "slopes", None)),
         ("--predict-out", args.predict_out),
         ("--check", getattr(args, "check", None)),
     ]
@@ -601,6 +608,9 @@ def _fit_command(args: argparse.Namespace) -> int:
     if args.anova:
         _write_records(args.anova, "anova", *_anova_records(result))
         written.append((args.anova, "the tests of the terms"))
+    if args.slopes:
+        _write_records(args.slopes, "slopes", *_slopes_records(result))
+        written.append((args.slopes, "the average marginal effects"))
     if args.check:
         _write_check(result, args.check)
         written.append((args.check, "the model checks"))
@@ -937,6 +947,32 @@ def _anova_records(result: Any) -> tuple[list[dict[str, Any]], list[str]]:
 
     table = result.wald_test_terms("II")
     return output.frame_records(table), [table.index.name, *table.columns]
+
+
+SLOPES_COLUMNS = (
+    "term",
+    "contrast",
+    "estimate",
+    "std_error",
+    "z",
+    "p_value",
+    "ci_lower",
+    "ci_upper",
+)
+"""The columns of --slopes' table (glmm_binomial.avg_slopes')."""
+
+
+def _slopes_records(result: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """The average marginal effect of each variable of the fixed part as records (none for a
+    model without one), and their columns."""
+    from glmm_binomial.frontends import output
+    from glmm_binomial.model.formula import expression_variables
+    from glmm_binomial.results.slopes import avg_slopes
+
+    if result.design is None or not expression_variables(result.design.formula.fixed):
+        return [], list(SLOPES_COLUMNS)
+    table = avg_slopes(result)
+    return output.frame_records(table.set_index("term")), list(SLOPES_COLUMNS)
 
 
 def _predict(result: Any, newdata: Any) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:

@@ -14,8 +14,8 @@ predicted twice, with one variable changed, and the two predictions compared:
 - a factor's (or a logical variable's) comparison: every row at one level minus every row at
   another: each level against the first ("reference", the default), each level against the
   one before it ("sequential"), or every pair, later minus earlier ("pairwise": 1 - 0, 2 - 0,
-  2 - 1, ...). A factor's
-  slope is its comparison (marginaleffects reports factors so in slopes too).
+  2 - 1, ...). A factor's slope is its comparison (marginaleffects reports factors so in
+  slopes too).
 
 The two predictions hi and lo of a row are compared by their difference (the default), or by
 ``comparison=`` "ratio", "lnratio" or "lnor" (the log odds ratio), or, in avg_comparisons, by
@@ -35,10 +35,12 @@ The avg_ functions average the rows' estimates (all rows, or within each group o
 columns of the data); the others give one estimate per row (``row``: the row's label in the
 data). Standard errors are by the delta method in the fixed effects only (the random effects
 held at their modes, as marginaleffects does): J V J' with V the covariance of beta and J the
-derivative of the estimate in beta, exact here, f(eta_hi) x_hi - f(eta_lo) x_lo over the rows
-(f = d mu / d eta; marginaleffects takes J by finite differences). z = estimate / SE, two-sided
-normal p-values, Wald intervals estimate -/+ z_{1-a/2} SE (df = Inf, as marginaleffects for a
-glmer fit). Terms come in alphabetical order, as marginaleffects orders them.
+derivative of the estimate in beta, exact here: for a row, c_hi f(eta_hi) x_hi + c_lo f(eta_lo)
+x_lo with c_hi, c_lo the comparison's derivatives in hi and lo (1 and -1 for a difference) and
+f = d mu / d eta, averaged as the estimate is (marginaleffects takes J by finite differences).
+z = estimate / SE, two-sided normal p-values, Wald intervals estimate -/+ z_{1-a/2} SE (df =
+Inf, as marginaleffects for a glmer fit). Terms come in alphabetical order, as marginaleffects
+orders them.
 
 For the Bayesian methods the estimates are at the posterior means of the fixed effects and
 random effects, with the posterior covariance of beta (not posterior draws of the effects).
@@ -545,8 +547,9 @@ def _table(
 
 @dataclass(frozen=True)
 class _Common:
-    """What every function checks first: the design, the level, the random blocks, the rows
-    and how predictions are made."""
+    """What every function checks first (the result, type, re, conf_level, the rows and the by
+    columns): the design, the level, the random blocks and the rows, and how predictions are
+    made."""
 
     design: DesignInfo
     level: float
@@ -560,6 +563,7 @@ class _Common:
 def _common(
     result: Any,
     newdata: Any,
+    by: list[str],
     type: str,
     re: Any,
     conf_level: float | None,
@@ -571,7 +575,9 @@ def _common(
         raise ValueError(f"type must be 'response' or 'link', got {type!r}")
     level = result.conf_level if conf_level is None else fraction(conf_level, "conf_level")
     blocks = chosen_blocks(result.model, re)
-    return _Common(design, level, blocks, _rows(result, design, newdata, offset, what))
+    rows = _rows(result, design, newdata, offset, what)
+    _by_keys(rows.frame, by)  # a by column the data lack: said before anything is computed
+    return _Common(design, level, blocks, rows)
 
 
 def _check_eps(eps: Any) -> float | None:
@@ -611,7 +617,7 @@ def _effects(
             f"{function.removesuffix('avg')!r} here)"
         )
     by_names = _by_names(by)
-    common = _common(result, newdata, type, re, conf_level, offset, what)
+    common = _common(result, newdata, by_names, type, re, conf_level, offset, what)
     design, rows = common.design, common.rows
     specs = _variable_specs(variables, design, comparison=not slope)
     factors = _factor_levels(design, list(specs))
@@ -781,7 +787,7 @@ def avg_predictions(
     Columns: the by columns (else the variables), estimate, std_error, z, p_value, ci_lower,
     ci_upper."""
     by_names = _by_names(by)
-    common = _common(result, newdata, type, re, conf_level, offset, "avg_predictions")
+    common = _common(result, newdata, by_names, type, re, conf_level, offset, "avg_predictions")
     frame = common.rows.frame
     grid = {} if variables is None else _grid_values(result, common, variables)
     names = list(grid)
