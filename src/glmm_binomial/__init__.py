@@ -66,6 +66,9 @@ _ATTRIBUTES = {
     "pairs": "glmm_binomial.results.emmeans",
     "joint_tests": "glmm_binomial.results.emmeans",
     "slopes": "glmm_binomial.results.slopes",
+    "tidy": "glmm_binomial.results.tidy",
+    "glance": "glmm_binomial.results.tidy",
+    "augment": "glmm_binomial.results.tidy",
     "avg_slopes": "glmm_binomial.results.slopes",
     "comparisons": "glmm_binomial.results.slopes",
     "avg_comparisons": "glmm_binomial.results.slopes",
@@ -144,6 +147,7 @@ __all__ = [
     "RandomBlock",
     "__version__",
     "anova",
+    "augment",
     "available_methods",
     "avg_comparisons",
     "avg_predictions",
@@ -161,6 +165,7 @@ __all__ = [
     "extend",
     "fit",
     "fit_model",
+    "glance",
     "glmm_binomial",
     "icc",
     "influence",
@@ -176,6 +181,7 @@ __all__ = [
     "r2_nakagawa",
     "simulate_residuals",
     "slopes",
+    "tidy",
     "update",
     "vif",
     "wald_test",
@@ -253,4 +259,5 @@ if TYPE_CHECKING:  # the names as type checkers see them
         comparisons,
         slopes,
     )
+    from glmm_binomial.results.tidy import augment, glance, tidy
     from glmm_binomial.results.variance_decomposition import icc, r2_nakagawa

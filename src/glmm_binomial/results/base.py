@@ -27,7 +27,7 @@ from glmm_binomial.methods.estimates import FitOutput, PosteriorDraws
 from glmm_binomial.methods.mcmc_diagnostics import equal_tailed_interval
 from glmm_binomial.methods.registry import make_method
 from glmm_binomial.model.data import ModelData
-from glmm_binomial.model.design import DesignInfo, formula_of
+from glmm_binomial.model.design import DesignInfo, fit_rows, formula_of
 from glmm_binomial.numerics.optimize import OptSummary
 from glmm_binomial.results import prediction
 from glmm_binomial.results.facts import variance_components, wald_statistics
@@ -540,3 +540,34 @@ def require_rows(result: Any, what: str) -> ModelData:
             "frame in memory (glmm_binomial.fit(formula, ddf.compute())) for it"
         )
     return model
+
+
+def data_rows(result: ResultBase, what: str) -> tuple[pd.DataFrame, FloatArray | None]:
+    """The rows of the data fit() was given that the model was fitted to (R's model frame
+    rows: subset taken, rows missing a value dropped), as pandas, and their offset when fit()
+    was given offset= values (None otherwise: an offset column is in the rows). ValueError,
+    naming `what`, for a result that keeps no data (fit_model, refit, a Dask fit, unpickled)
+    or whose data were changed after the fit (another number of complete rows)."""
+    call = result.call
+    design = result.design
+    if call is None or design is None:
+        raise ValueError(
+            f"{what}: this result does not keep the data it was fitted to (made by fit_model, "
+            "refit, a Dask fit or unpickled): pass newdata="
+        )
+    arguments = call.arguments
+    rows = fit_rows(
+        design.formula,
+        call.data,
+        arguments.get("weights"),
+        arguments.get("offset"),
+        arguments.get("subset"),
+    )
+    kept = np.flatnonzero(rows.complete)
+    if len(kept) != result.nobs:
+        raise ValueError(
+            f"{what}: the data given to fit() now has {len(kept)} complete rows where the fit "
+            f"had {result.nobs} (it was changed after the fit): pass newdata="
+        )
+    values = rows.offset if rows.offset_source == "values" else None
+    return rows.frame.iloc[kept], None if values is None else values[kept]

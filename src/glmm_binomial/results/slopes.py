@@ -60,13 +60,13 @@ import scipy.sparse
 from numpy.typing import NDArray
 
 from glmm_binomial.arguments import fraction
-from glmm_binomial.model.design import DesignInfo, encoded_factor_levels, fit_rows
+from glmm_binomial.model.design import DesignInfo, encoded_factor_levels
 from glmm_binomial.model.formula import expression_variables
 from glmm_binomial.model.frame import ColumnReading, as_pandas, label_key, read_series
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import row_variances, transform_covariance
-from glmm_binomial.results.base import ResultBase
+from glmm_binomial.results.base import ResultBase, data_rows
 from glmm_binomial.results.prediction import chosen_blocks, linear_predictor
 
 __all__ = [
@@ -153,39 +153,12 @@ def _check(result: Any, what: str) -> DesignInfo:
     return design
 
 
-def _fit_data(result: ResultBase, design: DesignInfo, what: str) -> _Rows:
-    """The rows the model was fitted to, from the data fit() was given (kept by the result)."""
-    call = result.call
-    if call is None:
-        raise ValueError(
-            f"{what}: this result does not keep the data it was fitted to (made by fit_model, "
-            "refit, a Dask fit or unpickled): pass newdata="
-        )
-    arguments = call.arguments
-    rows = fit_rows(
-        design.formula,
-        call.data,
-        arguments.get("weights"),
-        arguments.get("offset"),
-        arguments.get("subset"),
-    )
-    kept = np.flatnonzero(rows.complete)
-    if len(kept) != result.nobs:
-        raise ValueError(
-            f"{what}: the data given to fit() now has {len(kept)} complete rows where the fit "
-            f"had {result.nobs} (it was changed after the fit): pass newdata="
-        )
-    offset = (
-        rows.offset[kept] if rows.offset_source == "values" and rows.offset is not None else None
-    )
-    return _Rows(rows.frame.iloc[kept], offset)
-
-
 def _rows(result: ResultBase, design: DesignInfo, newdata: Any, offset: Any, what: str) -> _Rows:
     if newdata is None:
         if offset is not None:
             raise ValueError("offset applies only with newdata")
-        return _fit_data(result, design, what)
+        frame, values = data_rows(result, what)
+        return _Rows(frame, values)
     frame = as_pandas(newdata, "newdata")
     if len(frame) == 0:
         raise ValueError("newdata has no rows")
