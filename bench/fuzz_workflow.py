@@ -6,10 +6,10 @@ calls one function of what a user does after a fit (confint, profile, emmeans / 
 contrast / pairs, r2_nakagawa, icc, simulate_residuals (and its autocorrelation tests),
 binned_residuals, resid, simulate, refit, predict, marginal_predict, marginal_coefs, summary,
 ranef, coef, varcorr, anova, drop1, pb_test, update, wald_test, wald_test_terms, joint_tests,
-vif, slopes / avg_slopes / comparisons / avg_comparisons / avg_predictions, influence,
-bootstrap, power_sim, extend, the figures: check, plot_ranef, plot_calibration, plot_profile;
-and fit itself) on a random fit, with arguments drawn from good values and, in about half the
-cases, one bad value of one argument.
+vif, slopes / avg_slopes / comparisons / avg_comparisons / avg_predictions, tidy / glance /
+augment, influence, bootstrap, power_sim, extend, the figures: check, plot_ranef,
+plot_calibration, plot_profile; and fit itself) on a random fit, with arguments drawn from good
+values and, in about half the cases, one bad value of one argument.
 
 Failures:
 
@@ -257,6 +257,7 @@ KINDS = (
     "joint",
     "vif",
     "slopes",
+    "tidy",
     "influence",
     "bootstrap",
     "power",
@@ -586,6 +587,32 @@ def make_case(
         return Case(f"joint_tests{args}", lambda: g.joint_tests(r, **args), bad)
     if kind == "vif":
         return Case("vif", lambda: g.vif(r))
+    if kind == "tidy":
+        function = pick(rng, ["tidy", "glance", "augment"])
+        if function != "tidy":
+            return Case(function, lambda: getattr(g, function)(r))
+        good = {
+            "effects": pick(rng, ["fixed", ["fixed", "ran_pars"], ["ran_vals", "ran_coefs"]]),
+            "scales": pick(rng, ["sdcor", "vcov"]),
+            "conf_int": pick(rng, [False, True]),
+            "conf_method": "wald",
+            "exponentiate": pick(rng, [False, True]),
+        }
+        args, bad = with_bad(
+            rng,
+            good,
+            {
+                "effects": ["random", [], 3],
+                "scales": ["sd", None],
+                "conf_int": ["yes", 1],
+                "conf_method": ["exact", None],
+                "exponentiate": [1, "no"],
+            },
+            p_bad,
+        )
+        if bad == "conf_method":
+            args["conf_int"] = True
+        return Case(f"tidy{args}", lambda: g.tidy(r, **args), bad)
     if kind == "slopes":
         function = pick(
             rng, ["slopes", "avg_slopes", "comparisons", "avg_comparisons", "avg_predictions"]
