@@ -223,3 +223,29 @@ def test_bad_arguments(arguments: dict[str, Any], message: str) -> None:
         g.tidy(fit, **arguments)
     with pytest.raises(ValueError, match="needs a fit"):
         g.glance("not a fit")
+
+
+def test_a_sampled_posterior_gets_its_credible_intervals() -> None:
+    """method="mcmc": the default intervals are the draws' (confint "posterior"), Wald's on
+    request (posterior mean -+ z posterior SD)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = g.fit(
+            "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+            g.datasets.load("cbpp"),
+            method="mcmc",
+            draws=200,
+            warmup=200,
+            chains=2,
+            seed=1,
+        )
+    out = g.tidy(fit, conf_int=True)
+    intervals = fit.confint("posterior")
+    fixed = out["effect"] == "fixed"
+    np.testing.assert_allclose(
+        out.loc[fixed, "conf_low"], intervals.loc[list(fit.params.index), "lower"]
+    )
+    assert np.isfinite(out.loc[~fixed, "conf_low"]).all()
+    wald = g.tidy(fit, "fixed", conf_int=True, conf_method="wald", conf_level=0.9)
+    z = 1.6448536269514722
+    np.testing.assert_allclose(wald["conf_high"], wald["estimate"] + z * wald["std_error"])

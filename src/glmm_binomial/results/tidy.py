@@ -16,9 +16,10 @@ tidy's effects:
 - "ran_coefs": each level's coefficients (lme4's coef()).
 
 ``conf_int=True`` adds intervals at ``conf_level`` (default the fit's) by ``conf_method``:
-"wald" (the fixed effects; NaN for the random-effect parameters, as broom), "profile" or
-"boot" (every parameter, GLMMResult.confint; options such as n_boot= and seed= passed on), or
-"posterior" (a method="mcmc" fit's credible intervals).
+"wald" (the fixed effects, estimate -+ z std_error; NaN for the random-effect parameters, as
+broom), "profile" or "boot" (every parameter, GLMMResult.confint; options such as n_boot= and
+seed= passed on), or "posterior" (a method="mcmc" fit's equal-tailed credible intervals, its
+default; "wald" the default otherwise).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from glmm_binomial.arguments import fraction
+from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import sd_correlation
 from glmm_binomial.results.base import ResultBase, data_rows
 from glmm_binomial.results.intervals import confint
@@ -77,11 +79,11 @@ def _effects(effects: Any) -> list[str]:
 
 def _fixed_rows(result: ResultBase, level: float, exponentiate: bool) -> pd.DataFrame:
     """The fixed effects' rows from fixed_effects_table (NaN for a coefficient with no finite
-    estimate; a method="mcmc" fit's intervals its credible intervals), with its Wald or
-    credible interval as conf_low and conf_high."""
+    estimate), with the Wald interval estimate -+ z std_error as conf_low and conf_high."""
     table = result.fixed_effects_table(level)
     estimate = table["estimate"].to_numpy(dtype=np.float64)
     se = table["std_error"].to_numpy(dtype=np.float64)
+    q = normal.quantile(0.5 + level / 2.0)
     rows = pd.DataFrame(
         {
             "effect": "fixed",
@@ -92,8 +94,8 @@ def _fixed_rows(result: ResultBase, level: float, exponentiate: bool) -> pd.Data
             "std_error": se,
             "statistic": table["z"].to_numpy(dtype=np.float64),
             "p_value": table["p"].to_numpy(dtype=np.float64),
-            "conf_low": table["ci_lower"].to_numpy(dtype=np.float64),
-            "conf_high": table["ci_upper"].to_numpy(dtype=np.float64),
+            "conf_low": estimate - q * se,
+            "conf_high": estimate + q * se,
         }
     )
     if exponentiate:
@@ -210,7 +212,7 @@ def tidy(
     scales: str = "sdcor",
     conf_int: bool = False,
     conf_level: float | None = None,
-    conf_method: str = "wald",
+    conf_method: str | None = None,
     exponentiate: bool = False,
     **confint_options: Any,
 ) -> pd.DataFrame:
@@ -226,6 +228,8 @@ def tidy(
     for name, flag in (("conf_int", conf_int), ("exponentiate", exponentiate)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
+    if conf_method is None:  # a sampled posterior's own intervals, else Wald's (broom's)
+        conf_method = "posterior" if result.posterior is not None else "wald"
     if conf_method not in CONF_METHODS:
         raise ValueError(
             f"conf_method must be one of {', '.join(map(repr, CONF_METHODS))}, got {conf_method!r}"
