@@ -642,6 +642,8 @@ def make_case(
         if function.startswith("avg"):
             good["by"] = pick(rng, [None, *fit.factors[:1]])
             bad_pool["by"] = ["nope", 3]
+            good["wts"] = pick(rng, [None, np.arange(r.nobs) % 3 + 1.0])
+            bad_pool["wts"] = ["nope", [1.0, 2.0], -np.ones(r.nobs), np.zeros(r.nobs)]
         if function.endswith("slopes"):
             good["slope"] = pick(rng, ["dydx", "eyex", "eydx", "dyex"])
             bad_pool["eps"] = [0.0, -1.0, "1"]

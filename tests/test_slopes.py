@@ -38,7 +38,7 @@ def _data(name: str) -> pd.DataFrame:
     data = g.datasets.load(name)
     if name == "cbpp":
         return data.assign(failures=data["size"] - data["incidence"])
-    return data.assign(urban_yes=data["urban"] == "Y")
+    return data.assign(urban_yes=data["urban"] == "Y", w=data["age"] + 20)
 
 
 _FITS: dict[tuple[str, str, str], g.GLMMResult] = {}
@@ -78,7 +78,7 @@ CALLS = [
 
 
 def _arguments(call: dict[str, Any]) -> dict[str, Any]:
-    names = ("variables", "by", "type", "re", "comparison", "slope")
+    names = ("variables", "by", "type", "re", "comparison", "slope", "wts")
     out = {k: call[k] for k in names if k in call}
     if isinstance(out.get("variables"), dict):
         out["variables"] = {
@@ -91,9 +91,15 @@ def _arguments(call: dict[str, Any]) -> dict[str, Any]:
 def test_against_marginaleffects(case: dict[str, Any], call: dict[str, Any]) -> None:
     fit = _fit(case)
     assert fit.loglik == pytest.approx(case["loglik"]["glmmTMB"], abs=1e-6)
+    arguments = _arguments(call)
+    if "wts" in arguments and str(arguments.get("comparison", "")).endswith("avg"):
+        # marginaleffects 0.11.0's "ratioavgwts" (and lnratioavgwts) call its weighted mean
+        # without the weights: an unweighted ratio of averages; ours is weighted (checked
+        # against replicated rows in test_weights_are_replicated_rows). Compare unweighted.
+        del arguments["wts"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = getattr(g, call["fn"])(fit, **_arguments(call))
+        out = getattr(g, call["fn"])(fit, **arguments)
     tmb, mer = call["glmmTMB"], call["glmer_tmb_vcov"]
     if "rowid" in tmb:  # unit-level: the reference keeps the first six rows of each contrast
         out = out[out["row"] < 6].reset_index(drop=True)
@@ -339,6 +345,53 @@ def test_rank_deficient_fit(contraception: pd.DataFrame) -> None:
 def test_bad_arguments(linear_fit: g.GLMMResult, arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         g.avg_comparisons(linear_fit, **arguments)
+
+
+def test_weights_are_replicated_rows(linear_fit: g.GLMMResult, contraception: pd.DataFrame) -> None:
+    """Integer weights give the averages of the rows repeated that many times; equal weights
+    the unweighted averages."""
+    counts = np.arange(len(contraception)) % 3 + 1
+    repeated = contraception.loc[contraception.index.repeat(counts)]
+    for function, arguments in (
+        (g.avg_comparisons, {"variables": "livch", "by": "urban"}),
+        (g.avg_comparisons, {"variables": "urban", "comparison": "lnoravg"}),
+        (g.avg_slopes, {"variables": "age"}),
+        (g.avg_predictions, {"variables": "urban"}),
+    ):
+        weighted = function(linear_fit, wts=counts, **arguments)
+        copies = function(linear_fit, newdata=repeated, **arguments)
+        np.testing.assert_allclose(weighted["estimate"], copies["estimate"], rtol=1e-10)
+        np.testing.assert_allclose(weighted["std_error"], copies["std_error"], rtol=1e-10)
+        equal = function(linear_fit, wts=np.full(len(contraception), 2.5), **arguments)
+        plain = function(linear_fit, **arguments)
+        np.testing.assert_allclose(equal["estimate"], plain["estimate"], rtol=1e-12)
+    data = contraception.assign(weight=counts)
+    by_column = g.avg_slopes(linear_fit, "age", newdata=data, wts="weight")
+    np.testing.assert_allclose(
+        by_column["estimate"], g.avg_slopes(linear_fit, "age", wts=counts)["estimate"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("wts", "message"),
+    [
+        ("nope", "wts: column 'nope' not in the data"),
+        ([1.0, 2.0], "one value per row"),
+        ("urban", "finite non-negative"),
+        (object(), "wts must be a column name or one number per row"),
+    ],
+)
+def test_bad_weights(linear_fit: g.GLMMResult, wts: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        g.avg_comparisons(linear_fit, "urban", wts=wts)
+
+
+def test_negative_or_zero_weights(linear_fit: g.GLMMResult) -> None:
+    n = linear_fit.nobs
+    with pytest.raises(ValueError, match="finite non-negative"):
+        g.avg_predictions(linear_fit, wts=np.r_[-1.0, np.ones(n - 1)])
+    with pytest.raises(ValueError, match="every weight is zero"):
+        g.avg_slopes(linear_fit, "age", wts=np.zeros(n))
 
 
 def test_bad_prediction_and_function_arguments(linear_fit: g.GLMMResult) -> None:

@@ -14,6 +14,7 @@ stopifnot(packageVersion("marginaleffects") == "0.11.0")
 options(marginaleffects_numDeriv = list(method = "Richardson"))
 contraception <- read.csv("../../src/glmm_binomial/data/contraception.csv", stringsAsFactors = TRUE)
 contraception$urban_yes <- contraception$urban == "Y"
+contraception$w <- contraception$age + 20  # weights for wts=
 cbpp <- read.csv("../../src/glmm_binomial/data/cbpp.csv", stringsAsFactors = TRUE)
 cbpp$period <- factor(cbpp$period)
 cbpp$failures <- cbpp$size - cbpp$incidence
@@ -48,7 +49,14 @@ calls_main <- list(
   list(fn = "avg_slopes", variables = "age", slope = "eyex"),
   list(fn = "avg_slopes", variables = "age", slope = "dyex"),
   list(fn = "avg_slopes", variables = "age", slope = "eydx", by = "urban"),
-  list(fn = "comparisons", variables = "urban", comparison = "lnratio")
+  list(fn = "comparisons", variables = "urban", comparison = "lnratio"),
+  list(fn = "avg_comparisons", variables = "urban", wts = "w"),
+  # marginaleffects 0.11.0 leaves the weights out of ratioavg (its ratioavgwts calls wmean()
+  # without them): an unweighted ratio of averages, which the test compares.
+  list(fn = "avg_comparisons", variables = "livch", comparison = "ratioavg", wts = "w",
+       by = "urban"),
+  list(fn = "avg_predictions", by = "urban", wts = "w"),
+  list(fn = "avg_slopes", variables = "age", wts = "w")
 )
 cases <- list(
   list(data = "contraception", formula = "use ~ age + I(age^2) + urban + livch + (1 | district)",
@@ -76,6 +84,8 @@ run <- function(fit, call, data, vcov = NULL) {
   if (!is.null(call$type)) args$type <- call$type
   if (!is.null(call$comparison)) args$comparison <- call$comparison
   if (!is.null(call$slope)) args$slope <- call$slope
+  # marginaleffects takes a column of weights from newdata only: the column's values here
+  if (!is.null(call$wts)) args$wts <- data[[call$wts]]
   if (identical(call$re, "exclude")) args$re.form <- NA
   table <- as.data.frame(do.call(call$fn, args))
   if (call$fn %in% c("slopes", "comparisons")) table <- table[table$rowid <= 6, ]

@@ -32,15 +32,15 @@ grouping factors). Changing a variable rebuilds the row's whole design, so inter
 transforms (I(age^2), poly(), scale()) and random slopes in that variable follow it.
 
 The avg_ functions average the rows' estimates (all rows, or within each group of the ``by``
-columns of the data); the others give one estimate per row (``row``: the row's label in the
-data). Standard errors are by the delta method in the fixed effects only (the random effects
-held at their modes, as marginaleffects does): J V J' with V the covariance of beta and J the
-derivative of the estimate in beta, exact here: for a row, c_hi f(eta_hi) x_hi + c_lo f(eta_lo)
-x_lo with c_hi, c_lo the comparison's derivatives in hi and lo (1 and -1 for a difference) and
-f = d mu / d eta, averaged as the estimate is (marginaleffects takes J by finite differences).
-z = estimate / SE, two-sided normal p-values, Wald intervals estimate -/+ z_{1-a/2} SE (df =
-Inf, as marginaleffects for a glmer fit). Terms come in alphabetical order, as marginaleffects
-orders them.
+columns of the data; weighted by ``wts=``, marginaleffects' wts); the others give one estimate
+per row (``row``: the row's label in the data). Standard errors are by the delta method in the
+fixed effects only (the random effects held at their modes, as marginaleffects does): J V J'
+with V the covariance of beta and J the derivative of the estimate in beta, exact here: for a
+row, c_hi f(eta_hi) x_hi + c_lo f(eta_lo) x_lo with c_hi, c_lo the comparison's derivatives in
+hi and lo (1 and -1 for a difference) and f = d mu / d eta, averaged as the estimate is
+(marginaleffects takes J by finite differences). z = estimate / SE, two-sided normal p-values,
+Wald intervals estimate -/+ z_{1-a/2} SE (df = Inf, as marginaleffects for a glmer fit). Terms
+come in alphabetical order, as marginaleffects orders them.
 
 For the Bayesian methods the estimates are at the posterior means of the fixed effects and
 random effects, with the posterior covariance of beta (not posterior draws of the effects).
@@ -134,11 +134,13 @@ class _Contrast:
 
 @dataclass(frozen=True)
 class _Rows:
-    """The rows compared: the data (as pandas) and the offset of its rows when fit() was
-    given offset= values (None: none, or taken from the data as the fit took it)."""
+    """The rows compared: the data (as pandas), the offset of its rows when fit() was given
+    offset= values (None: none, or taken from the data as the fit took it) and the weights of
+    the averages (None: equal)."""
 
     frame: pd.DataFrame
     offset: Any
+    weights: FloatArray | None = None
 
 
 def _check(result: Any, what: str) -> DesignInfo:
@@ -450,15 +452,19 @@ def _by_names(by: Any) -> list[str]:
 
 
 def _group_means(
-    codes: NDArray[np.intp], n_groups: int, values: FloatArray, jacobian: FloatArray
+    codes: NDArray[np.intp],
+    n_groups: int,
+    values: FloatArray,
+    jacobian: FloatArray,
+    weights: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Means of ``values`` and of the rows of ``jacobian`` within each group (rows with a
-    code of -1 or a value that is not finite left out)."""
+    """Means of ``values`` and of the rows of ``jacobian`` within each group, weighted by
+    ``weights`` (None: equally; rows with a code of -1 or a value that is not finite left
+    out)."""
     use = np.isfinite(values) & (codes >= 0)
     n = len(values)
-    members = scipy.sparse.csr_matrix(
-        (np.ones(int(use.sum())), (codes[use], np.flatnonzero(use))), shape=(n_groups, n)
-    )
+    w = np.ones(int(use.sum())) if weights is None else weights[use]
+    members = scipy.sparse.csr_matrix((w, (codes[use], np.flatnonzero(use))), shape=(n_groups, n))
     counts = np.asarray(members.sum(axis=1)).ravel()
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = (members @ np.where(use, values, 0.0)) / counts
@@ -537,6 +543,7 @@ def _common(
     result: Any,
     newdata: Any,
     by: list[str],
+    wts: Any,
     type: str,
     re: Any,
     conf_level: float | None,
@@ -550,7 +557,39 @@ def _common(
     blocks = chosen_blocks(result.model, re)
     rows = _rows(result, design, newdata, offset, what)
     _by_keys(rows.frame, by)  # a by column the data lack: said before anything is computed
+    rows = _Rows(rows.frame, rows.offset, _weights(wts, rows.frame))
     return _Common(design, level, blocks, rows)
+
+
+def _weights(wts: Any, frame: pd.DataFrame) -> FloatArray | None:
+    """wts as one finite non-negative weight per row (None: equal weights): a column of the
+    data or the values themselves."""
+    if wts is None:
+        return None
+    n = len(frame)
+    if isinstance(wts, str):
+        if wts not in frame.columns:
+            raise ValueError(
+                f"wts: column {wts!r} not in the data (columns: "
+                f"{', '.join(map(str, frame.columns))})"
+            )
+        values = pd.to_numeric(frame[wts], errors="coerce").to_numpy(dtype=np.float64)
+    else:
+        try:
+            values = np.asarray(wts, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"wts must be a column name or one number per row, got {wts!r}"
+            ) from None
+        if values.ndim != 1 or len(values) != n:
+            raise ValueError(
+                f"wts must have one value per row of the data ({n}), got shape {values.shape}"
+            )
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError("wts must be finite non-negative numbers (a missing value is not one)")
+    if not np.any(values > 0):
+        raise ValueError("wts: every weight is zero")
+    return values
 
 
 def _check_eps(eps: Any) -> float | None:
@@ -576,6 +615,7 @@ def _effects(
     function: str,
     average: bool,
     what: str,
+    wts: Any = None,
 ) -> pd.DataFrame:
     slope = function in SLOPE_KINDS
     if slope:
@@ -590,7 +630,7 @@ def _effects(
             f"{function.removesuffix('avg')!r} here)"
         )
     by_names = _by_names(by)
-    common = _common(result, newdata, by_names, type, re, conf_level, offset, what)
+    common = _common(result, newdata, by_names, wts, type, re, conf_level, offset, what)
     design, rows = common.design, common.rows
     specs = _variable_specs(variables, design, comparison=not slope)
     factors = _factor_levels(design, list(specs))
@@ -619,8 +659,13 @@ def _effects(
         j_lo = lo.slope[:, None] * lo.x
         if average and contrast.function.endswith("avg"):
             complete = np.isfinite(hi.mu) & np.isfinite(lo.mu)
-            mean_hi, jac_hi = _group_means(codes, n_groups, np.where(complete, hi.mu, np.nan), j_hi)
-            mean_lo, jac_lo = _group_means(codes, n_groups, np.where(complete, lo.mu, np.nan), j_lo)
+            weights = rows.weights
+            mean_hi, jac_hi = _group_means(
+                codes, n_groups, np.where(complete, hi.mu, np.nan), j_hi, weights
+            )
+            mean_lo, jac_lo = _group_means(
+                codes, n_groups, np.where(complete, lo.mu, np.nan), j_lo, weights
+            )
             value, d_hi, d_lo = _compare(contrast.function, mean_hi, mean_lo, 1.0, None)
             jacobian = d_hi[:, None] * jac_hi + d_lo[:, None] * jac_lo
             estimates.append(value)
@@ -632,7 +677,7 @@ def _effects(
             estimates.append(unit)
             variances.append(row_variances(unit_jacobian, vcov))
             continue
-        mean, mean_jacobian = _group_means(codes, n_groups, unit, unit_jacobian)
+        mean, mean_jacobian = _group_means(codes, n_groups, unit, unit_jacobian, rows.weights)
         estimates.append(mean)
         variances.append(np.diag(transform_covariance(mean_jacobian, vcov)))
     size = n_groups if average else n
@@ -745,6 +790,7 @@ def avg_predictions(
     re: Any = "include",
     conf_level: float | None = None,
     offset: Any = None,
+    wts: Any = None,
 ) -> pd.DataFrame:
     """Average predictions over the rows (marginaleffects' avg_predictions): the mean
     predicted probability (``type="response"``; "link": the linear predictor) over the rows the
@@ -756,11 +802,13 @@ def avg_predictions(
     varying slowest), the rows' predictions averaged per value (per ``by`` group when by is
     given): e.g. the mean probability were every woman urban, and were every woman rural,
     each with her own other covariates (standardization, G-computation). re, conf_level and
-    offset as slopes(). Delta-method SEs in the fixed effects (random effects at their modes).
-    Columns: the by columns (else the variables), estimate, std_error, z, p_value, ci_lower,
-    ci_upper."""
+    offset as slopes(); wts as avg_slopes(). Delta-method SEs in the fixed effects (random
+    effects at their modes). Columns: the by columns (else the variables), estimate,
+    std_error, z, p_value, ci_lower, ci_upper."""
     by_names = _by_names(by)
-    common = _common(result, newdata, by_names, type, re, conf_level, offset, "avg_predictions")
+    common = _common(
+        result, newdata, by_names, wts, type, re, conf_level, offset, "avg_predictions"
+    )
     frame = common.rows.frame
     grid = {} if variables is None else _grid_values(result, common, variables)
     names = list(grid)
@@ -787,7 +835,9 @@ def avg_predictions(
         codes_all, values = np.zeros(n * len(combos), dtype=np.intp), pd.DataFrame(index=[0])
     mu = np.concatenate([p.mu for p in predicted])
     jacobian = np.concatenate([p.slope[:, None] * p.x for p in predicted])
-    mean, mean_jacobian = _group_means(codes_all, len(values), mu, jacobian)
+    weights = common.rows.weights
+    weights = None if weights is None else np.tile(weights, len(combos))
+    mean, mean_jacobian = _group_means(codes_all, len(values), mu, jacobian, weights)
     vcov = np.asarray(result.fit_output.vcov_beta, dtype=np.float64)
     columns = {
         v: np.asarray(values[v].astype(object) if v in grid else values[v]) for v in group_on
@@ -854,11 +904,14 @@ def avg_slopes(
     conf_level: float | None = None,
     offset: Any = None,
     slope: str = "dydx",
+    wts: Any = None,
 ) -> pd.DataFrame:
     """Average marginal effects: each row's slope (slopes()) averaged over the rows, or over
     the rows of each group of the ``by`` columns of the data (marginaleffects' avg_slopes).
-    Columns: term, contrast, the by columns, estimate, std_error, z, p_value, ci_lower,
-    ci_upper; ``attrs["notes"]`` say the scale and how the SEs were made."""
+    wts: weights of the averages, a column of the data or one non-negative number per row
+    (marginaleffects' wts; None: equal). Columns: term, contrast, the by columns, estimate,
+    std_error, z, p_value, ci_lower, ci_upper; ``attrs["notes"]`` say the scale and how the
+    SEs were made."""
     return _effects(
         result,
         variables,
@@ -872,6 +925,7 @@ def avg_slopes(
         _slope_kind(slope),
         True,
         "slopes",
+        wts,
     )
 
 
@@ -918,12 +972,14 @@ def avg_comparisons(
     conf_level: float | None = None,
     offset: Any = None,
     comparison: str = "difference",
+    wts: Any = None,
 ) -> pd.DataFrame:
     """comparisons() averaged over the rows, or within each group of the ``by`` columns
     (marginaleffects' avg_comparisons): e.g. the average difference in probability between
     urban and rural women, every woman's own covariates kept. comparison: as comparisons(),
     or a function of the averages, "differenceavg", "ratioavg" (the risk ratio of the two
-    average probabilities), "lnratioavg", "lnoravg". Columns as avg_slopes()."""
+    average probabilities), "lnratioavg", "lnoravg" (weighted averages with wts). wts and
+    columns as avg_slopes()."""
     return _effects(
         result,
         variables,
@@ -937,4 +993,5 @@ def avg_comparisons(
         comparison,
         True,
         "comparisons",
+        wts,
     )
