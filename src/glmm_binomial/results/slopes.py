@@ -62,7 +62,13 @@ from numpy.typing import NDArray
 from glmm_binomial.arguments import fraction
 from glmm_binomial.model.design import DesignInfo, encoded_factor_levels
 from glmm_binomial.model.formula import expression_variables
-from glmm_binomial.model.frame import ColumnReading, as_pandas, label_key, read_series
+from glmm_binomial.model.frame import (
+    ColumnReading,
+    as_pandas,
+    label_key,
+    read_series,
+    row_values,
+)
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import row_variances, transform_covariance
@@ -139,7 +145,7 @@ class _Rows:
     the averages (None: equal)."""
 
     frame: pd.DataFrame
-    offset: Any
+    offset: FloatArray | None
     weights: FloatArray | None = None
 
 
@@ -164,7 +170,8 @@ def _rows(result: ResultBase, design: DesignInfo, newdata: Any, offset: Any, wha
     frame = as_pandas(newdata, "newdata")
     if len(frame) == 0:
         raise ValueError("newdata has no rows")
-    return _Rows(frame, offset)
+    index = frame.index if isinstance(newdata, pd.DataFrame) else None
+    return _Rows(frame, row_values("offset", offset, len(frame), index))
 
 
 def _model_variables(design: DesignInfo) -> list[str]:
@@ -393,15 +400,55 @@ class _Predicted:
     x: FloatArray
 
 
+BATCH_ROWS = 200_000
+"""Most rows predicted by one rebuild of the design: the settings of a call are stacked up to
+this many rows (one rebuild costs about as much for 2,000 rows as for 20,000)."""
+
+
 def _predict(
     result: ResultBase,
     design: DesignInfo,
-    setting: _Setting,
-    offset: Any,
+    settings: Sequence[_Setting],
+    offset: FloatArray | None,
+    blocks: tuple[int, ...],
+    type: str,
+) -> list[_Predicted]:
+    """The predictions of each setting's rows, the settings' frames stacked into batches of
+    at most BATCH_ROWS rows for the design's rebuild."""
+    out: list[_Predicted] = []
+    start = 0
+    while start < len(settings):
+        n = len(settings[start].frame)
+        stop = start + max(1, BATCH_ROWS // max(n, 1))
+        batch = settings[start:stop]
+        frame = pd.concat([s.frame for s in batch], ignore_index=True)
+        values = None if offset is None else np.tile(offset, len(batch))
+        out.extend(_split(_predict_rows(result, design, frame, values, blocks, type), len(batch)))
+        start = stop
+    return out
+
+
+def _split(predicted: _Predicted, parts: int) -> list[_Predicted]:
+    n = len(predicted.mu) // parts
+    return [
+        _Predicted(
+            predicted.mu[i * n : (i + 1) * n],
+            predicted.slope[i * n : (i + 1) * n],
+            predicted.x[i * n : (i + 1) * n],
+        )
+        for i in range(parts)
+    ]
+
+
+def _predict_rows(
+    result: ResultBase,
+    design: DesignInfo,
+    frame: pd.DataFrame,
+    offset: FloatArray | None,
     blocks: tuple[int, ...],
     type: str,
 ) -> _Predicted:
-    new = new_data_design(design, setting.frame, offset, random=blocks)
+    new = new_data_design(design, frame, offset, random=blocks)
     eta, _ = linear_predictor(result.fit_output, new.x, new.offset, new.random, new.blocks, False)
     n = new.complete.shape[0]
     family = result.fitted_family
@@ -535,8 +582,10 @@ class _Common:
     blocks: tuple[int, ...]
     rows: _Rows
 
-    def predict(self, result: ResultBase, setting: _Setting, type: str) -> _Predicted:
-        return _predict(result, self.design, setting, self.rows.offset, self.blocks, type)
+    def predict(
+        self, result: ResultBase, settings: Sequence[_Setting], type: str
+    ) -> list[_Predicted]:
+        return _predict(result, self.design, settings, self.rows.offset, self.blocks, type)
 
 
 def _common(
@@ -643,7 +692,7 @@ def _effects(
             contrasts += _numeric_settings(
                 result, design, rows, name, spec, function, eps, settings
             )
-    predicted = [common.predict(result, s, type) for s in settings]
+    predicted = common.predict(result, settings, type)
     vcov = np.asarray(result.fit_output.vcov_beta, dtype=np.float64)
     n = len(rows.frame)
     codes = np.zeros(n, dtype=np.intp)
@@ -813,10 +862,11 @@ def avg_predictions(
     grid = {} if variables is None else _grid_values(result, common, variables)
     names = list(grid)
     combos = list(itertools.product(*(grid[v] for v in names))) if names else [()]
-    predicted = [
-        common.predict(result, _Setting(frame.assign(**dict(zip(names, c, strict=True))), ""), type)
-        for c in combos
-    ]
+    predicted = common.predict(
+        result,
+        [_Setting(frame.assign(**dict(zip(names, c, strict=True))), "") for c in combos],
+        type,
+    )
     n = len(frame)
     group_on = by_names or names
     keys: dict[str, Any] = {}
