@@ -143,6 +143,23 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
         np.testing.assert_allclose(
             fitted.marginal_predict(rows), memory.marginal_predict(rows), atol=1e-6
         )
+        # Marginal effects and tidy tables: with newdata, or without the rows' statistics.
+        with pytest.raises(ValueError, match="pass newdata="):
+            glmm_binomial.avg_slopes(fitted)
+        np.testing.assert_allclose(
+            glmm_binomial.avg_slopes(fitted, newdata=frame)["estimate"],
+            glmm_binomial.avg_slopes(memory)["estimate"],
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            glmm_binomial.tidy(fitted)["estimate"],
+            glmm_binomial.tidy(memory)["estimate"],
+            atol=1e-5,
+        )
+        glance = glmm_binomial.glance(fitted)
+        assert np.isnan(glance["deviance"].iloc[0]) and glance["nobs"].iloc[0] == memory.nobs
+        with pytest.raises(ValueError, match="does not keep the data"):
+            glmm_binomial.augment(fitted)
 
 
 def test_a_single_separated_column_is_reported_as_in_memory(client) -> None:

@@ -542,18 +542,21 @@ def require_rows(result: Any, what: str) -> ModelData:
     return model
 
 
-def data_rows(result: ResultBase, what: str) -> tuple[pd.DataFrame, FloatArray | None]:
+def data_rows(
+    result: ResultBase, what: str, hint: str = ": pass newdata="
+) -> tuple[pd.DataFrame, FloatArray | None]:
     """The rows of the data fit() was given that the model was fitted to (R's model frame
     rows: subset taken, rows missing a value dropped), as pandas, and their offset when fit()
     was given offset= values (None otherwise: an offset column is in the rows). ValueError,
-    naming `what`, for a result that keeps no data (fit_model, refit, a Dask fit, unpickled)
-    or whose data were changed after the fit (another number of complete rows)."""
+    naming `what` and ending with `hint`, for a result that keeps no data (fit_model, refit, a
+    Dask fit, unpickled) or whose data were changed after the fit (another number of complete
+    rows)."""
     call = result.call
     design = result.design
     if call is None or design is None:
         raise ValueError(
             f"{what}: this result does not keep the data it was fitted to (made by fit_model, "
-            "refit, a Dask fit or unpickled): pass newdata="
+            f"refit, a Dask fit or unpickled){hint}"
         )
     arguments = call.arguments
     rows = fit_rows(
@@ -567,7 +570,7 @@ def data_rows(result: ResultBase, what: str) -> tuple[pd.DataFrame, FloatArray |
     if len(kept) != result.nobs:
         raise ValueError(
             f"{what}: the data given to fit() now has {len(kept)} complete rows where the fit "
-            f"had {result.nobs} (it was changed after the fit): pass newdata="
+            f"had {result.nobs} (it was changed after the fit){hint}"
         )
     values = rows.offset if rows.offset_source == "values" else None
     return rows.frame.iloc[kept], None if values is None else values[kept]

@@ -270,17 +270,20 @@ def tidy(
 def glance(result: Any) -> pd.DataFrame:
     """broom.mixed's glance(): one row, nobs, logLik, AIC, BIC, deviance, df_residual.
     deviance is broom's (lme4's deviance() of a glmer fit): the sum of the squared deviance
-    residuals at the conditional modes, not -2 logLik (result.deviance). lme4's sigma, 1 for a
-    binomial model, is not an estimate and is left out."""
+    residuals at the conditional modes, not -2 logLik (result.deviance); NaN for a Dask fit,
+    whose rows stay on the cluster. lme4's sigma, 1 for a binomial model, is not an estimate and
+    is left out."""
     result = _check(result, "glance")
-    deviance_residuals = residuals(result, "deviance")
+    # A Dask fit keeps no rows (they stay on the cluster): no deviance residuals to sum.
+    kept = result.model.successes.shape[0] == result.nobs
+    deviance = float(np.sum(residuals(result, "deviance") ** 2)) if kept else math.nan
     return pd.DataFrame(
         {
             "nobs": [result.nobs],
             "logLik": [result.loglik],
             "AIC": [result.aic],
             "BIC": [result.bic],
-            "deviance": [float(np.sum(deviance_residuals**2))],
+            "deviance": [deviance],
             "df_residual": [result.df_resid],
         }
     )
@@ -293,7 +296,7 @@ def augment(result: Any) -> pd.DataFrame:
     probability), .offset and .weights (prior weights: the trials of a proportion or of a
     cbind() response). broom's .hat, .cooksd and working-weight columns are not computed."""
     result = _check(result, "augment")
-    frame, _ = data_rows(result, "augment")
+    frame, _ = data_rows(result, "augment", hint="; refit with glmm_binomial.fit(formula, data)")
     model = result.model
     out = frame.copy()
     out[".fitted"] = np.asarray(result.predict(type="link"), dtype=np.float64)
