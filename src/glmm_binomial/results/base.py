@@ -528,13 +528,23 @@ class ResultBase:
         return np.asarray(self.predict(re="include", type="response"), dtype=np.float64)
 
 
+def require_fit(result: Any, what: str) -> ResultBase:
+    """``result`` itself when it is a fit; a ValueError naming ``what`` otherwise."""
+    if not isinstance(result, ResultBase):
+        raise ValueError(f"{what} needs a fit (a GLMMResult), got {type(result).__name__}")
+    return result
+
+
+def keeps_rows(result: ResultBase) -> bool:
+    """Whether the fit's ModelData holds its rows (a Dask fit's stay on the cluster)."""
+    return bool(result.model.successes.shape[0] == result.nobs)
+
+
 def require_rows(result: Any, what: str) -> ModelData:
     """The fit's ModelData with its rows; a clear error for a Dask fit (rows on the cluster)
     or for something that is not a fit."""
-    if not isinstance(result, ResultBase):
-        raise ValueError(f"{what} needs a fit (a GLMMResult), got {type(result).__name__}")
-    model = result.model
-    if model.successes.shape[0] != result.nobs:
+    model = require_fit(result, what).model
+    if not keeps_rows(result):
         raise ValueError(
             f"{what} needs the rows of the fit, which stay on the Dask cluster; fit the computed "
             "frame in memory (glmm_binomial.fit(formula, ddf.compute())) for it"

@@ -72,7 +72,7 @@ from glmm_binomial.model.frame import (
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import row_variances, transform_covariance
-from glmm_binomial.results.base import ResultBase, data_rows
+from glmm_binomial.results.base import ResultBase, data_rows, require_fit
 from glmm_binomial.results.prediction import chosen_blocks, linear_predictor
 
 __all__ = [
@@ -150,9 +150,7 @@ class _Rows:
 
 
 def _check(result: Any, what: str) -> DesignInfo:
-    if not isinstance(result, ResultBase):
-        raise ValueError(f"{what} needs a fit (a GLMMResult), got {type(result).__name__}")
-    design = result.design
+    design = require_fit(result, what).design
     if design is None:
         raise ValueError(
             f"{what} needs a result fitted from a formula (glmm_binomial.fit): this one was "

@@ -33,7 +33,7 @@ import pandas as pd
 from glmm_binomial.arguments import fraction
 from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import sd_correlation
-from glmm_binomial.results.base import ResultBase, data_rows
+from glmm_binomial.results.base import ResultBase, data_rows, keeps_rows, require_fit
 from glmm_binomial.results.intervals import confint
 from glmm_binomial.results.parameters import covariance_parameter_names
 from glmm_binomial.results.residuals import residuals
@@ -55,12 +55,6 @@ COLUMNS = [
     "conf_low",
     "conf_high",
 ]
-
-
-def _check(result: Any, what: str) -> ResultBase:
-    if not isinstance(result, ResultBase):
-        raise ValueError(f"{what} needs a fit (a GLMMResult), got {type(result).__name__}")
-    return result
 
 
 def _effects(effects: Any) -> list[str]:
@@ -221,7 +215,7 @@ def tidy(
     level, term, estimate, std_error, statistic, p_value (and conf_low, conf_high with
     conf_int). NaN where a number does not exist (no SE of an SD, a correlation, a level's
     coefficient)."""
-    result = _check(result, "tidy")
+    result = require_fit(result, "tidy")
     chosen = _effects(effects)
     if scales not in SCALES:
         raise ValueError(f"scales must be 'sdcor' or 'vcov', got {scales!r}")
@@ -273,9 +267,9 @@ def glance(result: Any) -> pd.DataFrame:
     residuals at the conditional modes, not -2 logLik (result.deviance); NaN for a Dask fit,
     whose rows stay on the cluster. lme4's sigma, 1 for a binomial model, is not an estimate and
     is left out."""
-    result = _check(result, "glance")
+    result = require_fit(result, "glance")
     # A Dask fit keeps no rows (they stay on the cluster): no deviance residuals to sum.
-    kept = result.model.successes.shape[0] == result.nobs
+    kept = keeps_rows(result)
     deviance = float(np.sum(residuals(result, "deviance") ** 2)) if kept else math.nan
     return pd.DataFrame(
         {
@@ -295,7 +289,7 @@ def augment(result: Any) -> pd.DataFrame:
     residuals), .fixed (the linear predictor without the random effects), .mu (the fitted
     probability), .offset and .weights (prior weights: the trials of a proportion or of a
     cbind() response). broom's .hat, .cooksd and working-weight columns are not computed."""
-    result = _check(result, "augment")
+    result = require_fit(result, "augment")
     frame, _ = data_rows(result, "augment", hint="; refit with glmm_binomial.fit(formula, data)")
     model = result.model
     out = frame.copy()
