@@ -1,5 +1,6 @@
-"""Marginal effects side by side: our avg_slopes, avg_comparisons and avg_predictions against
-R's marginaleffects (0.11.0, on a glmer fit) in one run, where R has it installed.
+"""Marginal effects side by side: our avg_slopes, avg_comparisons and avg_predictions (also
+hypothesis=, predictions on a datagrid and plot_predictions' table) against R's
+marginaleffects (0.11.0, on a glmer fit) in one run, where R has it installed.
 
     python bench/bench_slopes.py                  # every case, both engines
     python bench/bench_slopes.py --repeats 9
@@ -29,6 +30,7 @@ import numpy as np
 import glmm_binomial as g
 
 FORMULA = "use ~ age + I(age^2) + urban + livch + (1 + urban | district)"
+GRID = object()  # stands for datagrid(fit, age=[-10, 0, 10], livch=["0", "1"])
 CASES: dict[str, tuple[str, dict[str, Any], str]] = {
     # name: (our function, its arguments, the R call on the glmer fit `m`)
     "avg_slopes": ("avg_slopes", {}, "avg_slopes(m)"),
@@ -44,7 +46,24 @@ CASES: dict[str, tuple[str, dict[str, Any], str]] = {
         'avg_predictions(m, variables = "urban")',
     ),
     "slopes_rows": ("slopes", {"variables": "age"}, 'slopes(m, variables = "age")'),
+    "pairwise_hypothesis": (
+        "avg_comparisons",
+        {"variables": "livch", "hypothesis": "pairwise"},
+        'avg_comparisons(m, variables = "livch", hypothesis = "pairwise")',
+    ),
+    "predictions_grid": (
+        "predictions",
+        {"newdata": GRID},
+        'predictions(m, newdata = datagrid(age = c(-10, 0, 10), livch = c("0", "1")))',
+    ),
+    "plot_predictions": (
+        "plot_predictions",
+        {"condition": ["age", "livch"], "draw": False},
+        'plot_predictions(m, condition = c("age", "livch"), draw = FALSE)',
+    ),
 }
+"""GRID: the rows of datagrid(fit, age=..., livch=...), made from the fit at run time (the
+datagrid call is inside R's timing too)."""
 
 R_SCRIPT = r"""
 suppressMessages({library(lme4); library(marginaleffects); library(jsonlite)})
@@ -108,8 +127,15 @@ def main() -> None:
         fit = g.fit(FORMULA, g.datasets.load("contraception"))
     peer = run_r(args.repeats)
     print(f"{FORMULA}: best of {args.repeats}, ms")
-    for name, (function, arguments, _) in CASES.items():
+    for name, (function, given, _) in CASES.items():
         call = getattr(g, function)
+        if any(v is GRID for v in given.values()):
+            # the grid made inside the timed call, as R's datagrid() is
+            def call(fit: Any, _function: Any = call, **arguments: Any) -> Any:
+                grid = g.datagrid(fit, age=[-10, 0, 10], livch=["0", "1"])
+                return _function(fit, **{k: grid if v is GRID else v for k, v in arguments.items()})
+
+        arguments = given
         call(fit, **arguments)  # warm
         times = []
         for _ in range(args.repeats):
@@ -123,8 +149,12 @@ def main() -> None:
             r_ms = 1000 * float(theirs["seconds"])
             estimate = np.atleast_1d(np.asarray(theirs["estimate"], dtype=float))
             se = np.atleast_1d(np.asarray(theirs["std_error"], dtype=float))
-            d_est = float(np.max(np.abs(table["estimate"].to_numpy() - estimate)))
-            d_se = float(np.max(np.abs(table["std_error"].to_numpy() / se - 1)))
+            # rows paired by the order of their estimates (R lists a factor's values in order
+            # of appearance in plot_predictions' table, ours in level order)
+            mine, mine_se = table["estimate"].to_numpy(), table["std_error"].to_numpy()
+            a, b = np.argsort(mine), np.argsort(estimate)
+            d_est = float(np.max(np.abs(mine[a] - estimate[b])))
+            d_se = float(np.max(np.abs(mine_se[a] / se[b] - 1)))
             line += (
                 f"  marginaleffects {r_ms:8.1f}  ratio {r_ms / ours:5.1f}x"
                 f"  d_estimate {d_est:.1e}  d_se(rel) {d_se:.1e}"

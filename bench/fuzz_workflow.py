@@ -615,14 +615,23 @@ def make_case(
         return Case(f"tidy{args}", lambda: g.tidy(r, **args), bad)
     if kind == "slopes":
         function = pick(
-            rng, ["slopes", "avg_slopes", "comparisons", "avg_comparisons", "avg_predictions"]
+            rng,
+            [
+                "slopes",
+                "avg_slopes",
+                "comparisons",
+                "avg_comparisons",
+                "avg_predictions",
+                "predictions",
+            ],
         )
         variables: Any = pick(rng, [None, *fit.numerics[:1], *fit.factors[:1]])
-        if function == "avg_predictions" and fit.numerics and rng.random() < 0.5:
+        if function.endswith("predictions") and fit.numerics and rng.random() < 0.5:
             variables = {fit.numerics[0]: [-1.0, 0.0, 1.0]}
         if function.endswith("comparisons") and rng.random() < 0.5:
             changes: dict[str, Any] = {
-                v: pick(rng, [2.0, "minmax", (-1.0, 1.0)]) for v in fit.numerics[:1]
+                v: pick(rng, [2.0, "minmax", (-1.0, 1.0), "sd", "2sd", "iqr"])
+                for v in fit.numerics[:1]
             }
             changes.update({v: pick(rng, ["pairwise", "sequential"]) for v in fit.factors[:1]})
             variables = changes or None
@@ -639,11 +648,25 @@ def make_case(
             "conf_level": EMM_LEVELS,
             "newdata": [fit.frame.iloc[:0], 3],
         }
-        if function.startswith("avg"):
+        if rng.random() < 0.3 and fit.numerics:  # rows to predict at: a grid
+            grid_type = pick(rng, ["typical", "counterfactual"])
+            try:
+                good["newdata"] = g.datagrid(
+                    r, grid_type=grid_type, **{fit.numerics[0]: [-1.0, 1.0]}
+                )
+            except ValueError:
+                pass  # a fit without its rows: no grid
+        good["hypothesis"] = pick(
+            rng, [None, None, 0.1, "b1 = 0", "exp(b1) = 1", "reference", "revpairwise"]
+        )
+        bad_pool["hypothesis"] = ["nope", "b1 = b2 = b3", "b1 = foo(b1)", [1.0] * 99, np.inf]
+        if function.startswith("avg") or function == "predictions":
             good["by"] = pick(rng, [None, *fit.factors[:1]])
             bad_pool["by"] = ["nope", 3]
-            good["wts"] = pick(rng, [None, np.arange(r.nobs) % 3 + 1.0])
-            bad_pool["wts"] = ["nope", [1.0, 2.0], -np.ones(r.nobs), np.zeros(r.nobs)]
+            if "newdata" not in good:  # one weight per row of the fit's data
+                good["wts"] = pick(rng, [None, np.arange(r.nobs) % 3 + 1.0])
+            if "newdata" not in good:  # a grid's rows are not the fit's: wts' length differs
+                bad_pool["wts"] = ["nope", [1.0, 2.0], -np.ones(r.nobs), np.zeros(r.nobs)]
         if function.endswith("slopes"):
             good["slope"] = pick(rng, ["dydx", "eyex", "eydx", "dyex"])
             bad_pool["eps"] = [0.0, -1.0, "1"]

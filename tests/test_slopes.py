@@ -77,21 +77,42 @@ CALLS = [
 ]
 
 
-def _arguments(call: dict[str, Any]) -> dict[str, Any]:
-    names = ("variables", "by", "type", "re", "comparison", "slope", "wts")
+def _arguments(call: dict[str, Any], fit: g.GLMMResult) -> dict[str, Any]:
+    names = ("variables", "by", "type", "re", "comparison", "slope", "wts", "hypothesis")
     out = {k: call[k] for k in names if k in call}
     if isinstance(out.get("variables"), dict):
         out["variables"] = {
             k: tuple(v) if isinstance(v, list) else v for k, v in out["variables"].items()
         }
+    if "datagrid" in call:  # R's list() arrives as []
+        out["newdata"] = g.datagrid(fit, **(call["datagrid"] or {}))
     return out
+
+
+def _same_grid(ours: pd.DataFrame, theirs: dict[str, Any]) -> None:
+    """Our datagrid against marginaleffects': the same columns but the response (which ours
+    leaves out), the same values."""
+    assert set(theirs) - set(ours.columns) <= {"use", "incidence", "failures"}
+    assert set(ours.columns) <= set(theirs)
+    for column in ours.columns:
+        _same_values(ours[column], np.atleast_1d(theirs[column]))
+
+
+def _r_2sd_label(label: str) -> str:
+    """marginaleffects 0.11.0 labels a "2sd" change (x - sd) - (x + sd), the estimate being
+    (x + sd) - (x - sd) (its NEWS: fixed later); ours is labelled as the later versions do."""
+    return (
+        label.replace("(x - sd)", "(x ? sd)")
+        .replace("(x + sd)", "(x - sd)")
+        .replace("(x ? sd)", "(x + sd)")
+    )
 
 
 @pytest.mark.parametrize(("case", "call"), CALLS)
 def test_against_marginaleffects(case: dict[str, Any], call: dict[str, Any]) -> None:
     fit = _fit(case)
     assert fit.loglik == pytest.approx(case["loglik"]["glmmTMB"], abs=1e-6)
-    arguments = _arguments(call)
+    arguments = _arguments(call, fit)
     if "wts" in arguments and str(arguments.get("comparison", "")).endswith("avg"):
         # marginaleffects 0.11.0's "ratioavgwts" (and lnratioavgwts) call its weighted mean
         # without the weights: an unweighted ratio of averages; ours is weighted (checked
@@ -104,28 +125,41 @@ def test_against_marginaleffects(case: dict[str, Any], call: dict[str, Any]) -> 
     if "rowid" in tmb:  # unit-level: the reference keeps the first six rows of each contrast
         out = out[out["row"] < 6].reset_index(drop=True)
         np.testing.assert_array_equal(out["row"] + 1, np.atleast_1d(tmb["rowid"]))
-    if call["fn"] == "avg_predictions":
+    if "grid" in tmb:
+        _same_grid(arguments["newdata"], tmb["grid"])
+    hypothesis = call.get("hypothesis")
+    null = hypothesis if isinstance(hypothesis, (int, float)) else 0.0
+    if hypothesis is not None and not isinstance(hypothesis, (int, float)):
+        # the tested functions replace the rows: their labels
+        assert list(out.columns[:2]) == ["term", "estimate"]
+        assert list(out["term"]) == list(np.atleast_1d(tmb["term"]))
+    elif call["fn"] in ("avg_predictions", "predictions"):
         for column, values in (tmb.get("keys") or {}).items():
             _same_values(out[column], np.atleast_1d(values))
     else:
         assert list(out["term"]) == list(np.atleast_1d(tmb["term"]))
     if tmb.get("contrast") is not None:
-        expected = [_label(c) for c in np.atleast_1d(tmb["contrast"])]
+        expected = [_r_2sd_label(_label(c)) for c in np.atleast_1d(tmb["contrast"])]
         assert [_label(c) for c in out["contrast"]] == expected
-    if "by" in call:
+    if "by" in call and hypothesis is None:
         _same_values(out[call["by"]], np.atleast_1d(tmb["by_values"]))
     np.testing.assert_allclose(out["estimate"], np.atleast_1d(tmb["estimate"]), atol=EST_ATOL)
     # glmmTMB's SEs are comparable where its refound random effects do not enter: without
     # them, or in link-scale differences (where they cancel).
     held = call.get("re") == "exclude" or (
-        call.get("type") == "link" and call["fn"] != "avg_predictions"
+        call.get("type") == "link" and not call["fn"].endswith("predictions")
     )
     reference_se = np.atleast_1d(tmb["std_error"] if held else mer["std_error"])
     rtol = SE_RTOL_TMB if held else SE_RTOL_GLMER
     np.testing.assert_allclose(out["std_error"], reference_se, rtol=rtol)
     # p-values and intervals follow from the estimate and SE as marginaleffects makes them.
-    z = out["estimate"] / out["std_error"]
+    z = (out["estimate"] - null) / out["std_error"]
     np.testing.assert_allclose(out["z"], z, rtol=1e-12)
+    # p-values as R's (against the null value): where they are not tiny (there a small
+    # difference in the SE moves them far, relatively)
+    theirs = np.atleast_1d(np.asarray(mer["p_value"], dtype=float))
+    large = theirs > 1e-4
+    np.testing.assert_allclose(out["p_value"][large], theirs[large], rtol=0.05)
     q = 1.959963984540054
     np.testing.assert_allclose(out["ci_lower"], out["estimate"] - q * out["std_error"], rtol=1e-9)
 
@@ -164,6 +198,27 @@ def test_link_scale_comparison_is_linear_in_the_change(linear_fit: g.GLMMResult,
     out = g.avg_comparisons(linear_fit, {"age": d}, type="link")
     assert out["estimate"].iloc[0] == pytest.approx(d * linear_fit.params["age"], rel=1e-9)
     assert out["std_error"].iloc[0] == pytest.approx(d * linear_fit.bse["age"], rel=1e-9)
+
+
+def test_spread_changes(linear_fit: g.GLMMResult, contraception: pd.DataFrame) -> None:
+    """ "sd", "2sd" and "iqr" set every row to two values measured on the fit's rows (also
+    with newdata): on the link scale of a linear term, the change times the coefficient."""
+    age = contraception["age"]
+    spreads = {
+        "sd": age.std(),
+        "2sd": 2 * age.std(),
+        "iqr": age.quantile(0.75) - age.quantile(0.25),
+    }
+    beta = linear_fit.params["age"]
+    for change, spread in spreads.items():
+        for newdata in (None, contraception.iloc[:20]):
+            out = g.avg_comparisons(linear_fit, {"age": change}, type="link", newdata=newdata)
+            assert out["estimate"].iloc[0] == pytest.approx(spread * beta, rel=1e-10), change
+    rows = g.comparisons(linear_fit, {"age": "sd"}, newdata=contraception.iloc[:5])
+    # every row at the same two ages: the rows differ only by their other covariates
+    same = contraception.iloc[:5].assign(age=contraception["age"].iloc[0])
+    again = g.comparisons(linear_fit, {"age": "sd"}, newdata=same)
+    np.testing.assert_allclose(rows["estimate"], again["estimate"], rtol=1e-12)
 
 
 def test_averages_are_means_of_the_rows(linear_fit: g.GLMMResult) -> None:
@@ -265,6 +320,33 @@ def test_average_predictions(linear_fit: g.GLMMResult, contraception: pd.DataFra
     assert list(crossed.columns[:2]) == ["urban", "age"] and list(crossed["age"]) == [-10, 0]
 
 
+def test_unit_predictions(linear_fit: g.GLMMResult, contraception: pd.DataFrame) -> None:
+    """predictions(): one row per data row (per value of variables), the model's variables
+    shown; their mean is avg_predictions; by= averages; on the link scale without random
+    effects the SE is predict()'s."""
+    rows = g.predictions(linear_fit)
+    assert len(rows) == linear_fit.nobs
+    assert list(rows.columns[:5]) == ["row", "age", "urban", "livch", "district"]
+    np.testing.assert_allclose(rows["estimate"], linear_fit.fitted(), rtol=1e-12)
+    assert rows["estimate"].mean() == pytest.approx(
+        g.avg_predictions(linear_fit)["estimate"].iloc[0], rel=1e-12
+    )
+    pd.testing.assert_frame_equal(
+        g.predictions(linear_fit, by="livch"), g.avg_predictions(linear_fit, by="livch")
+    )
+    some = contraception.iloc[:4]
+    set_urban = g.predictions(linear_fit, variables="urban", newdata=some)
+    assert list(set_urban["urban"]) == ["N"] * 4 + ["Y"] * 4
+    assert list(set_urban["row"]) == list(some.index) * 2
+    link = g.predictions(linear_fit, newdata=some, type="link", re="exclude")
+    expected = linear_fit.predict(some, type="link", re="exclude", se_fit=True)
+    np.testing.assert_allclose(link["estimate"], expected["fit"], rtol=1e-12)
+    np.testing.assert_allclose(link["std_error"], expected["se_fit"], rtol=1e-10)
+    # the rows' hypothesis labels are their numbers
+    tested = g.predictions(linear_fit, newdata=some, hypothesis="sequential")
+    assert list(tested["term"]) == ["Row 2 - Row 1", "Row 3 - Row 2", "Row 4 - Row 3"]
+
+
 def test_rows_of_the_fit(contraception: pd.DataFrame) -> None:
     """Rows the fit dropped (a missing value) or left out (subset=) are not averaged; the
     caller's frame is not modified."""
@@ -329,7 +411,7 @@ def test_rank_deficient_fit(contraception: pd.DataFrame) -> None:
         ({"variables": "nope"}, "not a variable of the fixed part"),
         ({"variables": ["age", "age"]}, "twice"),
         ({"variables": 3}, "variables must be"),
-        ({"variables": {"age": "sd"}}, "number, two numbers or 'minmax'"),
+        ({"variables": {"age": "std"}}, "number, two numbers or one of 'minmax', 'iqr'"),
         ({"variables": {"age": 0}}, "non-zero"),
         ({"variables": {"age": (1, 2, 3)}}, "two finite numbers"),
         ({"variables": {"urban": "all"}}, "'reference', 'sequential', 'pairwise'"),

@@ -73,6 +73,11 @@ _ATTRIBUTES = {
     "comparisons": "glmm_binomial.results.slopes",
     "avg_comparisons": "glmm_binomial.results.slopes",
     "avg_predictions": "glmm_binomial.results.slopes",
+    "predictions": "glmm_binomial.results.slopes",
+    "datagrid": "glmm_binomial.results.datagrid",
+    "plot_predictions": "glmm_binomial.results.effect_plots",
+    "plot_slopes": "glmm_binomial.results.effect_plots",
+    "plot_comparisons": "glmm_binomial.results.effect_plots",
     "r2_nakagawa": "glmm_binomial.results.variance_decomposition",
     "icc": "glmm_binomial.results.variance_decomposition",
     "simulate_residuals": "glmm_binomial.results.simulated_residuals",
@@ -158,6 +163,7 @@ __all__ = [
     "comparisons",
     "confint",
     "contrast",
+    "datagrid",
     "datasets",
     "drop1",
     "emmeans",
@@ -173,9 +179,13 @@ __all__ = [
     "make_model",
     "pairs",
     "pb_test",
+    "plot_comparisons",
+    "plot_predictions",
+    "plot_slopes",
     "power_curve",
     "power_model",
     "power_sim",
+    "predictions",
     "profile",
     "profile_confint",
     "r2_nakagawa",
@@ -241,6 +251,8 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.results.binned_residuals import binned_residuals
     from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
     from glmm_binomial.results.check import check
+    from glmm_binomial.results.datagrid import datagrid
+    from glmm_binomial.results.effect_plots import plot_comparisons, plot_predictions, plot_slopes
     from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs
     from glmm_binomial.results.inference import anova, drop1
     from glmm_binomial.results.intervals import confint
@@ -257,6 +269,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
         avg_predictions,
         avg_slopes,
         comparisons,
+        predictions,
         slopes,
     )
     from glmm_binomial.results.tidy import augment, glance, tidy

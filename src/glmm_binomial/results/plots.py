@@ -10,13 +10,18 @@
   Wald is fine.
 - calibration_plot: per level of a grouping factor, observed proportion against the mean fitted
   probability (conditional on the modes, and marginal), points sized by the number of trials.
+- effect_plot: a table of estimates with intervals (predictions, slopes, comparisons; drawn
+  for results.effect_plots) against its first key, coloured by the second, one panel per value
+  of the third and per contrast.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from glmm_binomial.arguments import fraction
 from glmm_binomial.numerics import normal
@@ -217,5 +222,75 @@ def calibration_plot(result: ResultBase, group: str | None = None) -> Any:
     ax.set_ylabel("observed proportion")
     ax.set_title(f"calibration by {group}")
     ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def _numeric_axis(values: pd.Series) -> bool:
+    """Whether a key is drawn as a continuous axis (a line): numbers with more than two
+    values; else as categories (points)."""
+    if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(values):
+        return False
+    return bool(pd.api.types.is_numeric_dtype(values)) and values.nunique() > 2
+
+
+def effect_plot(table: pd.DataFrame, names: Sequence[str], ylabel: str, title: str) -> Any:
+    """``table``'s estimates with their intervals (ci_lower, ci_upper) against ``names[0]``,
+    one colour per value of ``names[1]``, one panel per value of ``names[2]`` and per contrast
+    (when the table has several); returns the figure."""
+    plt = _pyplot()
+    x, colour = names[0], names[1] if len(names) > 1 else None
+    panel_keys = [k for k in (*names[2:],) if k in table.columns]
+    if "contrast" in table.columns and table["contrast"].nunique() > 1:
+        panel_keys = ["contrast", *panel_keys]
+    panels = (
+        list(table.groupby(panel_keys, sort=False, observed=True)) if panel_keys else [("", table)]
+    )
+    rows, cols = _grid(len(panels))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.5 * rows), squeeze=False)
+    numeric = _numeric_axis(table[x])
+    categories = list(pd.unique(table[x])) if not numeric else []
+    colours = list(pd.unique(table[colour])) if colour is not None else [None]
+    for ax, (key, part) in zip(axes.ravel(), panels, strict=False):
+        for k, value in enumerate(colours):
+            rows_of = part if value is None else part[part[colour] == value]
+            label = None if value is None else str(value)
+            if numeric:
+                ordered = rows_of.sort_values(x)
+                line = ax.plot(ordered[x], ordered["estimate"], label=label)[0]
+                ax.fill_between(
+                    ordered[x],
+                    ordered["ci_lower"],
+                    ordered["ci_upper"],
+                    color=line.get_color(),
+                    alpha=0.2,
+                    linewidth=0,
+                )
+            else:
+                # the colours side by side within each category
+                shift = (k - (len(colours) - 1) / 2) * 0.8 / max(len(colours), 1)
+                position = np.array([categories.index(v) for v in rows_of[x]]) + shift
+                ax.errorbar(
+                    position,
+                    rows_of["estimate"],
+                    yerr=[
+                        rows_of["estimate"] - rows_of["ci_lower"],
+                        rows_of["ci_upper"] - rows_of["estimate"],
+                    ],
+                    fmt="o",
+                    capsize=3,
+                    label=label,
+                )
+        if not numeric:
+            ax.set_xticks(range(len(categories)))
+            ax.set_xticklabels([str(c) for c in categories])
+        ax.set_xlabel(x)
+        ax.set_ylabel(ylabel)
+        key_text = ", ".join(map(str, key)) if isinstance(key, tuple) else str(key)
+        ax.set_title(f"{title}: {key_text}" if key_text else title)
+        if colour is not None:
+            ax.legend(title=colour, fontsize="small")
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig

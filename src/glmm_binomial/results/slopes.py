@@ -40,7 +40,10 @@ row, c_hi f(eta_hi) x_hi + c_lo f(eta_lo) x_lo with c_hi, c_lo the comparison's 
 hi and lo (1 and -1 for a difference) and f = d mu / d eta, averaged as the estimate is
 (marginaleffects takes J by finite differences). z = estimate / SE, two-sided normal p-values,
 Wald intervals estimate -/+ z_{1-a/2} SE (df = Inf, as marginaleffects for a glmer fit). Terms
-come in alphabetical order, as marginaleffects orders them.
+come in alphabetical order, as marginaleffects orders them. ``hypothesis=`` replaces the
+estimates by functions of them (differences of pairs, equations, weights) with their exact
+Jacobian, or sets the null value of the tests (results.hypothesis); rows to predict at are
+made by results.datagrid.
 
 For the Bayesian methods the estimates are at the posterior means of the fixed effects and
 random effects, with the posterior covariance of beta (not posterior draws of the effects).
@@ -48,6 +51,7 @@ random effects, with the posterior covariance of beta (not posterior draws of th
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -71,8 +75,10 @@ from glmm_binomial.model.frame import (
 )
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.numerics import normal
-from glmm_binomial.numerics.covariance import row_variances, transform_covariance
+from glmm_binomial.numerics.covariance import row_variances
 from glmm_binomial.results.base import ResultBase, data_rows, require_fit
+from glmm_binomial.results.datagrid import fivenum, model_variables
+from glmm_binomial.results.hypothesis import apply_hypothesis, check_hypothesis, null_value
 from glmm_binomial.results.prediction import chosen_blocks, linear_predictor
 
 __all__ = [
@@ -84,6 +90,7 @@ __all__ = [
     "avg_predictions",
     "avg_slopes",
     "comparisons",
+    "predictions",
     "slopes",
 ]
 
@@ -95,6 +102,10 @@ SLOPE_STEP = 1e-4
 
 FACTOR_CONTRASTS = ("reference", "sequential", "pairwise")
 TYPES = ("response", "link")
+NUMERIC_CHANGES = ("minmax", "iqr", "sd", "2sd")
+"""marginaleffects' named changes of a numeric variable, every row at the two values: its
+minimum and maximum, first and third quartiles (R's type 7), the mean -/+ half a standard
+deviation, the mean -/+ one; over the fit's rows."""
 
 COMPARISONS = {
     "difference": "%s - %s",
@@ -147,6 +158,7 @@ class _Rows:
     frame: pd.DataFrame
     offset: FloatArray | None
     weights: FloatArray | None = None
+    fitted: bool = False  # the rows are those the model was fitted to
 
 
 def _check(result: Any, what: str) -> DesignInfo:
@@ -164,7 +176,7 @@ def _rows(result: ResultBase, design: DesignInfo, newdata: Any, offset: Any, wha
         if offset is not None:
             raise ValueError("offset applies only with newdata")
         frame, values = data_rows(result, what)
-        return _Rows(frame, values)
+        return _Rows(frame, values, fitted=True)
     frame = as_pandas(newdata, "newdata")
     if len(frame) == 0:
         raise ValueError("newdata has no rows")
@@ -257,6 +269,22 @@ def _range(result: ResultBase, design: DesignInfo, name: str, rows: _Rows) -> tu
     return float(values.min()), float(values.max())
 
 
+def _spread_values(result: ResultBase, design: DesignInfo, rows: _Rows, name: str) -> FloatArray:
+    """The variable's values over the fit's rows (over ``rows`` when the result keeps no
+    data), missing ones left out: what "sd" and "iqr" changes are measured on."""
+    frame = rows.frame
+    if not rows.fitted:
+        try:
+            frame = data_rows(result, "comparisons")[0]
+        except ValueError:
+            pass  # a result without its data: newdata's rows
+    values = _numbers(frame, design, name)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        raise ValueError(f"variable {name!r} has fewer than two values to take its spread from")
+    return values
+
+
 def _r_number(value: float) -> str:
     """A number as R's as.character writes it (15 significant digits, no trailing .0)."""
     return label_key(float(value))
@@ -297,13 +325,27 @@ def _numeric_settings(
     template = COMPARISONS[function]
     change: Any = 1.0 if spec is None else spec
     if isinstance(change, str):
-        if change != "minmax":
+        if change not in NUMERIC_CHANGES:
             raise ValueError(
                 f"variables: the change of numeric variable {name!r} must be a number, two "
-                f"numbers or 'minmax', got {change!r}"
+                f"numbers or one of {', '.join(map(repr, NUMERIC_CHANGES))}, got {change!r}"
             )
-        low_value, high_value = _range(result, design, name, rows)
-        label = template % ("Max", "Min")
+        if change == "minmax":
+            low_value, high_value = _range(result, design, name, rows)
+            label = template % ("Max", "Min")
+        elif change == "iqr":
+            values = _spread_values(result, design, rows, name)
+            low_value, high_value = (float(v) for v in np.quantile(values, [0.25, 0.75]))
+            label = template % ("Q3", "Q1")
+        else:  # "sd", "2sd": about the mean
+            values = _spread_values(result, design, rows, name)
+            half = float(np.std(values, ddof=1)) / (2.0 if change == "sd" else 1.0)
+            centre = float(np.mean(values))
+            low_value, high_value = centre - half, centre + half
+            sides = ("x + sd/2", "x - sd/2") if change == "sd" else ("x + sd", "x - sd")
+            if "mean" not in template:
+                sides = (f"({sides[0]})", f"({sides[1]})")
+            label = template % sides
         low_x, high_x = np.full_like(x, low_value), np.full_like(x, high_value)
     elif np.ndim(change) == 0:
         try:
@@ -547,16 +589,35 @@ def _compare(
 def _table(
     keys: dict[str, Any],
     estimate: FloatArray,
-    variance: FloatArray,
+    jacobian: FloatArray,
+    vcov: FloatArray,
     conf_level: float,
+    hypothesis: Any,
+    labelled: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The columns ``keys``, then estimate, std_error, z, p_value and the Wald interval; an
-    estimate or variance that is not finite shows as NaN (never inf)."""
+    """The columns ``keys``, then estimate, std_error, z, p_value and the Wald interval of the
+    estimates, or of the functions of them that ``hypothesis`` asks for (then one key, term,
+    their labels); z against ``hypothesis`` when it is a single number (else 0). SEs J V J'
+    with J the estimates' ``jacobian`` in beta and V its covariance ``vcov``. ``labelled``:
+    the keys that label the rows for hypothesis keywords (None: all but row). An estimate or
+    variance that is not finite shows as NaN (never inf)."""
+    null = null_value(hypothesis)
+    tested = apply_hypothesis(
+        hypothesis,
+        estimate,
+        jacobian,
+        _row_labels({k: keys[k] for k in (labelled if labelled is not None else keys)}),
+        list(keys["term"]) if "term" in keys else None,
+    )
+    if tested is not None:
+        keys = {"term": tested.labels}
+        estimate, jacobian = tested.estimate, tested.jacobian
+    variance = row_variances(jacobian, vcov)
     estimate = np.where(np.isfinite(estimate), estimate, np.nan)
     variance = np.where(np.isfinite(variance), variance, np.nan)
     se = np.sqrt(np.clip(variance, 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = estimate / se
+        z = (estimate - null) / se
     z = np.where(np.isfinite(z), z, np.nan)
     q = normal.quantile(0.5 + conf_level / 2.0)
     table: dict[str, Any] = dict(keys)
@@ -567,6 +628,32 @@ def _table(
     table["ci_lower"] = estimate - q * se
     table["ci_upper"] = estimate + q * se
     return pd.DataFrame(table)
+
+
+def _row_labels(keys: dict[str, Any]) -> list[str] | None:
+    """Each row's label for hypothesis keywords, as marginaleffects makes it: the values of
+    term, contrast and the by columns (those that vary, joined by ", "; in parentheses when
+    one holds a minus); None when no such column."""
+    columns = [k for k in keys if k != "row"]
+    if not columns:
+        return None
+    texts = {k: [_text(v) for v in keys[k]] for k in columns}
+    varying = [k for k in columns if len(set(texts[k])) > 1]
+    labels = [
+        ", ".join(parts) for parts in zip(*(texts[k] for k in varying or columns), strict=True)
+    ]
+    if any("-" in label for label in labels):
+        labels = [f"({label})" for label in labels]
+    return labels
+
+
+def _text(value: Any) -> str:
+    """A value as R pastes it: logical values TRUE/FALSE, numbers as as.character."""
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return _r_number(float(value))
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -596,15 +683,17 @@ def _common(
     conf_level: float | None,
     offset: Any,
     what: str,
+    hypothesis: Any = None,
 ) -> _Common:
     design = _check(result, what)
+    check_hypothesis(hypothesis)
     if type not in TYPES:
         raise ValueError(f"type must be 'response' or 'link', got {type!r}")
     level = result.conf_level if conf_level is None else fraction(conf_level, "conf_level")
     blocks = chosen_blocks(result.model, re)
     rows = _rows(result, design, newdata, offset, what)
     _by_keys(rows.frame, by)  # a by column the data lack: said before anything is computed
-    rows = _Rows(rows.frame, rows.offset, _weights(wts, rows.frame))
+    rows = dataclasses.replace(rows, weights=_weights(wts, rows.frame))
     return _Common(design, level, blocks, rows)
 
 
@@ -663,6 +752,7 @@ def _effects(
     average: bool,
     what: str,
     wts: Any = None,
+    hypothesis: Any = None,
 ) -> pd.DataFrame:
     slope = function in SLOPE_KINDS
     if slope:
@@ -677,7 +767,7 @@ def _effects(
             f"{function.removesuffix('avg')!r} here)"
         )
     by_names = _by_names(by)
-    common = _common(result, newdata, by_names, wts, type, re, conf_level, offset, what)
+    common = _common(result, newdata, by_names, wts, type, re, conf_level, offset, what, hypothesis)
     design, rows = common.design, common.rows
     specs = _variable_specs(variables, design, comparison=not slope)
     factors = _factor_levels(design, list(specs))
@@ -699,7 +789,7 @@ def _effects(
         codes, group_values = _group_codes(_by_keys(rows.frame, by_names))
     n_groups = len(group_values)
     estimates: list[FloatArray] = []
-    variances: list[FloatArray] = []
+    jacobians: list[FloatArray] = []
     for contrast in contrasts:
         lo, hi = predicted[contrast.low], predicted[contrast.high]
         j_hi = hi.slope[:, None] * hi.x
@@ -714,19 +804,18 @@ def _effects(
                 codes, n_groups, np.where(complete, lo.mu, np.nan), j_lo, weights
             )
             value, d_hi, d_lo = _compare(contrast.function, mean_hi, mean_lo, 1.0, None)
-            jacobian = d_hi[:, None] * jac_hi + d_lo[:, None] * jac_lo
             estimates.append(value)
-            variances.append(np.diag(transform_covariance(jacobian, vcov)))
+            jacobians.append(d_hi[:, None] * jac_hi + d_lo[:, None] * jac_lo)
             continue
         unit, d_hi, d_lo = _compare(contrast.function, hi.mu, lo.mu, contrast.step, contrast.x)
         unit_jacobian = d_hi[:, None] * j_hi + d_lo[:, None] * j_lo
         if not average:
             estimates.append(unit)
-            variances.append(row_variances(unit_jacobian, vcov))
+            jacobians.append(unit_jacobian)
             continue
         mean, mean_jacobian = _group_means(codes, n_groups, unit, unit_jacobian, rows.weights)
         estimates.append(mean)
-        variances.append(np.diag(transform_covariance(mean_jacobian, vcov)))
+        jacobians.append(mean_jacobian)
     size = n_groups if average else n
     keys: dict[str, Any] = {
         "term": [c.term for c in contrasts for _ in range(size)],
@@ -736,7 +825,14 @@ def _effects(
         keys.update({b: np.tile(group_values[b].to_numpy(), len(contrasts)) for b in by_names})
     else:
         keys["row"] = np.tile(rows.frame.index.to_numpy(), len(contrasts))
-    table = _table(keys, np.concatenate(estimates), np.concatenate(variances), common.level)
+    table = _table(
+        keys,
+        np.concatenate(estimates),
+        np.concatenate(jacobians),
+        vcov,
+        common.level,
+        hypothesis,
+    )
     table.attrs.update(
         {"type": type, "level": common.level, "notes": _notes(result, type, common.blocks)}
     )
@@ -756,18 +852,6 @@ def _notes(result: ResultBase, type: str, blocks: tuple[int, ...]) -> tuple[str,
             "of the fixed effects."
         )
     return tuple(notes)
-
-
-def _fivenum(values: FloatArray) -> tuple[float, ...]:
-    """R's fivenum: minimum, lower hinge, median, upper hinge, maximum (Tukey)."""
-    xs = np.sort(values[np.isfinite(values)])
-    n = len(xs)
-    if n == 0:
-        return ()
-    n4 = math.floor((n + 3) / 2) / 2
-    depths = np.array([1.0, n4, (n + 1) / 2, n + 1 - n4, float(n)])
-    out = 0.5 * (xs[np.floor(depths).astype(int) - 1] + xs[np.ceil(depths).astype(int) - 1])
-    return tuple(float(v) for v in out)
 
 
 def _grid_values(result: ResultBase, common: _Common, variables: Any) -> dict[str, tuple[Any, ...]]:
@@ -804,7 +888,7 @@ def _grid_values(result: ResultBase, common: _Common, variables: Any) -> dict[st
             grid[name] = tuple(dict.fromkeys(chosen))
             continue
         if given is None:
-            values = _fivenum(_numbers(common.rows.frame, common.design, name))
+            values = fivenum(_numbers(common.rows.frame, common.design, name))
         else:
             try:
                 values = tuple(float(v) for v in np.ravel(np.asarray(given, dtype=np.float64)))
@@ -838,6 +922,7 @@ def avg_predictions(
     conf_level: float | None = None,
     offset: Any = None,
     wts: Any = None,
+    hypothesis: Any = None,
 ) -> pd.DataFrame:
     """Average predictions over the rows (marginaleffects' avg_predictions): the mean
     predicted probability (``type="response"``; "link": the linear predictor) over the rows the
@@ -848,49 +933,97 @@ def avg_predictions(
     R's fivenum over the rows unless values are given; several variables crossed, the first
     varying slowest), the rows' predictions averaged per value (per ``by`` group when by is
     given): e.g. the mean probability were every woman urban, and were every woman rural,
-    each with her own other covariates (standardization, G-computation). re, conf_level and
-    offset as slopes(); wts as avg_slopes(). Delta-method SEs in the fixed effects (random
-    effects at their modes). Columns: the by columns (else the variables), estimate,
-    std_error, z, p_value, ci_lower, ci_upper."""
-    by_names = _by_names(by)
-    common = _common(
-        result, newdata, by_names, wts, type, re, conf_level, offset, "avg_predictions"
+    each with her own other covariates (standardization, G-computation). re, conf_level,
+    offset and hypothesis as slopes(); wts as avg_slopes(). Delta-method SEs in the fixed
+    effects (random effects at their modes). Columns: the by columns (else the variables),
+    estimate, std_error, z, p_value, ci_lower, ci_upper."""
+    return _predictions(
+        result, variables, newdata, by, type, re, conf_level, offset, wts, hypothesis, True
     )
+
+
+def predictions(
+    result: Any,
+    variables: Any = None,
+    newdata: Any = None,
+    by: Any = None,
+    type: str = "response",
+    re: Any = "include",
+    conf_level: float | None = None,
+    offset: Any = None,
+    wts: Any = None,
+    hypothesis: Any = None,
+) -> pd.DataFrame:
+    """Each row's prediction with its delta-method SE in the fixed effects (marginaleffects'
+    predictions): the rows the model was fitted to, or newdata (e.g. a datagrid()), each once
+    or, with ``variables``, once per value as avg_predictions sets them. The random effects at
+    their conditional modes enter the prediction, not its SE (predict()'s ``se_fit`` adds
+    their conditional variance). With ``by`` the predictions are averaged within its groups
+    (avg_predictions). Other arguments as avg_predictions.
+
+    Columns: row (the row's label in the data), the model's variables as predicted (those in
+    the data), estimate, std_error, z, p_value, ci_lower, ci_upper (with hypothesis: term, the
+    tests' labels, then estimate ...)."""
+    average = by is not None
+    return _predictions(
+        result, variables, newdata, by, type, re, conf_level, offset, wts, hypothesis, average
+    )
+
+
+def _predictions(
+    result: Any,
+    variables: Any,
+    newdata: Any,
+    by: Any,
+    type: str,
+    re: Any,
+    conf_level: float | None,
+    offset: Any,
+    wts: Any,
+    hypothesis: Any,
+    average: bool,
+) -> pd.DataFrame:
+    what = "avg_predictions" if average else "predictions"
+    by_names = _by_names(by)
+    common = _common(result, newdata, by_names, wts, type, re, conf_level, offset, what, hypothesis)
     frame = common.rows.frame
     grid = {} if variables is None else _grid_values(result, common, variables)
     names = list(grid)
     combos = list(itertools.product(*(grid[v] for v in names))) if names else [()]
-    predicted = common.predict(
-        result,
-        [_Setting(frame.assign(**dict(zip(names, c, strict=True))), "") for c in combos],
-        type,
-    )
-    n = len(frame)
-    group_on = by_names or names
-    keys: dict[str, Any] = {}
-    for v in group_on:
-        if v in grid:  # the value each copy of the rows was set to, in the grid's order
-            categories = pd.Index(list(grid[v]), dtype=object)
-            codes = np.repeat([categories.get_loc(c[names.index(v)]) for c in combos], n).astype(
-                np.intp
-            )
-            keys[v] = pd.Categorical.from_codes(codes, categories=categories)
-        else:
-            keys[v] = np.tile(_by_keys(frame, [v])[v].to_numpy(), len(combos))
-    if group_on:
-        codes_all, values = _group_codes(pd.DataFrame(keys))
-    else:
-        codes_all, values = np.zeros(n * len(combos), dtype=np.intp), pd.DataFrame(index=[0])
+    settings = [_Setting(frame.assign(**dict(zip(names, c, strict=True))), "") for c in combos]
+    predicted = common.predict(result, settings, type)
     mu = np.concatenate([p.mu for p in predicted])
     jacobian = np.concatenate([p.slope[:, None] * p.x for p in predicted])
-    weights = common.rows.weights
-    weights = None if weights is None else np.tile(weights, len(combos))
-    mean, mean_jacobian = _group_means(codes_all, len(values), mu, jacobian, weights)
     vcov = np.asarray(result.fit_output.vcov_beta, dtype=np.float64)
-    columns = {
-        v: np.asarray(values[v].astype(object) if v in grid else values[v]) for v in group_on
-    }
-    table = _table(columns, mean, np.diag(transform_covariance(mean_jacobian, vcov)), common.level)
+    if not average:
+        keys: dict[str, Any] = {"row": np.tile(frame.index.to_numpy(), len(combos))}
+        for name in model_variables(common.design):
+            if name in frame.columns:
+                keys[name] = pd.concat([s.frame[name] for s in settings], ignore_index=True)
+        table = _table(keys, mu, jacobian, vcov, common.level, hypothesis, labelled=())
+    else:
+        n = len(frame)
+        group_on = by_names or names
+        keys = {}
+        for v in group_on:
+            if v in grid:  # the value each copy of the rows was set to, in the grid's order
+                categories = pd.Index(list(grid[v]), dtype=object)
+                positions = [categories.get_loc(c[names.index(v)]) for c in combos]
+                codes = np.repeat(positions, n).astype(np.intp)
+                keys[v] = pd.Categorical.from_codes(codes, categories=categories)
+            else:
+                keys[v] = np.tile(_by_keys(frame, [v])[v].to_numpy(), len(combos))
+        if group_on:
+            codes_all, values = _group_codes(pd.DataFrame(keys))
+        else:
+            codes_all, values = np.zeros(n * len(combos), dtype=np.intp), pd.DataFrame(index=[0])
+        weights = common.rows.weights
+        weights = None if weights is None else np.tile(weights, len(combos))
+        mean, mean_jacobian = _group_means(codes_all, len(values), mu, jacobian, weights)
+        columns = {
+            v: np.asarray(values[v].astype(object) if v in grid else values[v]) for v in group_on
+        }
+        table = _table(columns, mean, mean_jacobian, vcov, common.level, hypothesis)
     table.attrs.update(
         {"type": type, "level": common.level, "notes": _notes(result, type, common.blocks)}
     )
@@ -907,6 +1040,7 @@ def slopes(
     conf_level: float | None = None,
     offset: Any = None,
     slope: str = "dydx",
+    hypothesis: Any = None,
 ) -> pd.DataFrame:
     """The slope of each row's prediction in each numeric variable (and each factor's
     comparisons), one row of the table per data row and contrast (marginaleffects' slopes;
@@ -915,10 +1049,14 @@ def slopes(
     (probability) or "link"; re as predict's; eps: the step of the forward difference (None:
     SLOPE_STEP times the variable's range); conf_level: of the intervals (None: the fit's);
     offset: the offset of newdata's rows when the model was fitted with offset= values; slope:
-    "dydx" (default), or an elasticity "eyex", "eydx", "dyex" (SLOPE_KINDS).
+    "dydx" (default), or an elasticity "eyex", "eydx", "dyex" (SLOPE_KINDS); hypothesis:
+    functions of the table's estimates b1, b2, ... to estimate and test instead of them (a
+    keyword such as "pairwise", an equation "b1 = b2", weights; results.hypothesis), or a
+    number, the null value of the z tests (None: 0).
 
     Columns: term, contrast, row (the row's label in the data), estimate, std_error, z,
-    p_value, ci_lower, ci_upper."""
+    p_value, ci_lower, ci_upper (with hypothesis: term, the tests' labels, then estimate
+    ...)."""
     return _effects(
         result,
         variables,
@@ -932,6 +1070,8 @@ def slopes(
         _slope_kind(slope),
         False,
         "slopes",
+        None,
+        hypothesis,
     )
 
 
@@ -953,11 +1093,13 @@ def avg_slopes(
     offset: Any = None,
     slope: str = "dydx",
     wts: Any = None,
+    hypothesis: Any = None,
 ) -> pd.DataFrame:
     """Average marginal effects: each row's slope (slopes()) averaged over the rows, or over
     the rows of each group of the ``by`` columns of the data (marginaleffects' avg_slopes).
     wts: weights of the averages, a column of the data or one non-negative number per row
-    (marginaleffects' wts; None: equal). Columns: term, contrast, the by columns, estimate,
+    (marginaleffects' wts; None: equal); hypothesis as slopes(). Columns: term, contrast,
+    the by columns, estimate,
     std_error, z, p_value, ci_lower, ci_upper; ``attrs["notes"]`` say the scale and how the
     SEs were made."""
     return _effects(
@@ -974,6 +1116,7 @@ def avg_slopes(
         True,
         "slopes",
         wts,
+        hypothesis,
     )
 
 
@@ -986,14 +1129,16 @@ def comparisons(
     conf_level: float | None = None,
     offset: Any = None,
     comparison: str = "difference",
+    hypothesis: Any = None,
 ) -> pd.DataFrame:
     """Each row's difference in prediction when one variable changes (marginaleffects'
     comparisons; module docstring), one row of the table per data row and contrast.
     variables: a name, a list of names or a dict name -> change: for a numeric variable a
-    number d (x + d/2 against x - d/2; default 1), two numbers (every row at each) or
-    "minmax"; for a factor "reference" (default), "sequential" or "pairwise". comparison:
-    "difference" (default), "ratio", "lnratio" or "lnor" (COMPARISONS). Other arguments and
-    columns as slopes()."""
+    number d (x + d/2 against x - d/2; default 1), two numbers (every row at each),
+    "minmax", "iqr" (the quartiles), "sd" or "2sd" (the mean -/+ half an SD or one; these
+    over the fit's rows, NUMERIC_CHANGES); for a factor "reference" (default), "sequential"
+    or "pairwise". comparison: "difference" (default), "ratio", "lnratio" or "lnor"
+    (COMPARISONS). Other arguments and columns as slopes()."""
     return _effects(
         result,
         variables,
@@ -1007,6 +1152,8 @@ def comparisons(
         comparison,
         False,
         "comparisons",
+        None,
+        hypothesis,
     )
 
 
@@ -1021,6 +1168,7 @@ def avg_comparisons(
     offset: Any = None,
     comparison: str = "difference",
     wts: Any = None,
+    hypothesis: Any = None,
 ) -> pd.DataFrame:
     """comparisons() averaged over the rows, or within each group of the ``by`` columns
     (marginaleffects' avg_comparisons): e.g. the average difference in probability between
@@ -1042,4 +1190,5 @@ def avg_comparisons(
         True,
         "comparisons",
         wts,
+        hypothesis,
     )

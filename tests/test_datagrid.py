@@ -1,0 +1,106 @@
+"""datagrid (results/datagrid.py): typical and counterfactual grids. Against marginaleffects
+0.11.0's datagrid in test_slopes.py (the calls with a grid in tests/reference/slopes.json)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import quiet_fit
+
+import glmm_binomial as g
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return g.datasets.load("contraception")
+
+
+@pytest.fixture(scope="module")
+def fit(data: pd.DataFrame) -> g.GLMMResult:
+    return quiet_fit("use ~ age + urban + livch + (1 | district)", data)
+
+
+def test_typical_values(fit: g.GLMMResult, data: pd.DataFrame) -> None:
+    """Numbers at their mean, factors and the grouping factor at their mode; the response
+    left out; dtypes kept."""
+    grid = g.datagrid(fit)
+    assert list(grid.columns) == ["age", "urban", "livch", "district"]
+    assert len(grid) == 1
+    assert grid["age"].iloc[0] == pytest.approx(data["age"].mean(), rel=1e-12)
+    for name in ("urban", "livch", "district"):
+        assert grid[name].iloc[0] == data[name].value_counts().idxmax()
+        assert grid[name].dtype == data[name].dtype
+
+
+def test_values_given_are_crossed(fit: g.GLMMResult) -> None:
+    grid = g.datagrid(fit, livch=["1", "0"], age=[-10, 0, 10])
+    assert list(grid.columns) == ["urban", "district", "livch", "age"]
+    assert list(grid["livch"]) == ["1"] * 3 + ["0"] * 3  # the first varies slowest
+    assert list(grid["age"]) == [-10, 0, 10] * 2
+    assert isinstance(grid["livch"].dtype, pd.CategoricalDtype)
+    # the grid predicts as the rows it describes
+    predicted = fit.predict(grid)
+    assert np.all(np.isfinite(predicted)) and len(predicted) == 6
+    one = g.datagrid(fit, urban="Y", livch=["1", "1"])
+    assert len(one) == 1
+
+
+def test_integer_mean_rounded_and_mode_ties(data: pd.DataFrame) -> None:
+    """An integer column at its mean rounded half to even; of equally frequent values the
+    first in the data."""
+    frame = data.assign(
+        children=np.where(np.arange(len(data)) % 2 == 0, 2, 3),  # mean 2.5 -> 2
+        side=np.where(np.arange(len(data)) % 2 == 0, "b", "a"),  # tie: "b" comes first
+    )
+    fit = quiet_fit("use ~ children + side + (1 | district)", frame)
+    grid = g.datagrid(fit)
+    assert grid["children"].iloc[0] == 2 and pd.api.types.is_integer_dtype(grid["children"])
+    assert grid["side"].iloc[0] == "b"
+
+
+def test_counterfactual(fit: g.GLMMResult, data: pd.DataFrame) -> None:
+    """Every fitted row at each value: averaging its predictions by the value is
+    avg_predictions with the variable set."""
+    before = data.copy()
+    grid = g.datagrid(fit, urban=["N", "Y"], grid_type="counterfactual")
+    assert len(grid) == 2 * fit.nobs
+    assert list(grid.columns) == ["row", "age", "livch", "district", "urban"]
+    assert list(grid["row"].iloc[:3]) == list(data.index[:3])
+    assert (grid["urban"].iloc[: fit.nobs] == "N").all()
+    averaged = g.avg_predictions(fit, newdata=grid, by="urban")
+    direct = g.avg_predictions(fit, variables="urban")
+    np.testing.assert_allclose(averaged["estimate"], direct["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(averaged["std_error"], direct["std_error"], rtol=1e-10)
+    pd.testing.assert_frame_equal(data, before)
+
+
+def test_newdata_rows(fit: g.GLMMResult, data: pd.DataFrame) -> None:
+    some = data.iloc[:50]
+    grid = g.datagrid(fit, newdata=some)
+    assert grid["age"].iloc[0] == pytest.approx(some["age"].mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"woman": 1}, "'woman' is not a variable of the model"),
+        ({"use": 1}, "'use' is not a variable of the model"),
+        ({"livch": "7"}, "'7' is not a level of 'livch'"),
+        ({"age": "old"}, "'age' is numeric"),
+        ({"age": []}, "no value given for 'age'"),
+        ({"grid_type": "counterfactual"}, "needs values of some variable"),
+        ({"grid_type": "all"}, "grid_type must be"),
+        ({"newdata": pd.DataFrame({"age": [1.0]})}, "lack column 'urban'"),
+    ],
+)
+def test_errors(fit: g.GLMMResult, arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        g.datagrid(fit, **arguments)
+
+
+def test_not_a_formula_fit(fit: g.GLMMResult) -> None:
+    with pytest.raises(ValueError, match="datagrid needs a fit"):
+        g.datagrid(object())
+    with pytest.raises(ValueError, match="fitted from arrays"):
+        g.datagrid(g.fit_model(fit.model))
