@@ -646,7 +646,7 @@ def make_case(
             "type": ["odds", None],
             "re": ["nope", 3],
             "conf_level": EMM_LEVELS,
-            "newdata": [fit.frame.iloc[:0], 3],
+            "newdata": [fit.frame.iloc[:0], 3, "average"],
         }
         if rng.random() < 0.3 and fit.numerics:  # rows to predict at: a grid
             grid_type = pick(rng, ["typical", "counterfactual"])
@@ -656,6 +656,8 @@ def make_case(
                 )
             except ValueError:
                 pass  # a fit without its rows: no grid
+        elif rng.random() < 0.15:
+            good["newdata"] = pick(rng, ["mean", "median", "tukey"])
         good["hypothesis"] = pick(
             rng, [None, None, 0.1, "b1 = 0", "exp(b1) = 1", "reference", "revpairwise"]
         )

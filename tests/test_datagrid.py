@@ -104,3 +104,20 @@ def test_not_a_formula_fit(fit: g.GLMMResult) -> None:
         g.datagrid(object())
     with pytest.raises(ValueError, match="fitted from arrays"):
         g.datagrid(g.fit_model(fit.model))
+
+
+def test_newdata_shortcuts(fit: g.GLMMResult, data: pd.DataFrame) -> None:
+    """newdata="mean" is the datagrid of typical values (the effect at the mean); "median"
+    and "tukey" summarize numbers by their median and fivenum; by columns at each value."""
+    pd.testing.assert_frame_equal(
+        g.slopes(fit, newdata="mean"), g.slopes(fit, newdata=g.datagrid(fit))
+    )
+    median = g.predictions(fit, newdata="median")
+    assert median["age"].iloc[0] == data["age"].median()
+    tukey = g.predictions(fit, newdata="tukey")
+    assert len(tukey) == 5 and tukey["age"].iloc[0] == data["age"].min()
+    by = g.avg_slopes(fit, "age", newdata="mean", by="urban")
+    one = g.slopes(fit, "age", newdata=g.datagrid(fit, urban=["N", "Y"]))
+    np.testing.assert_allclose(by["estimate"], one["estimate"], rtol=1e-12)
+    with pytest.raises(ValueError, match="newdata must be data or one of 'mean'"):
+        g.avg_slopes(fit, newdata="average")

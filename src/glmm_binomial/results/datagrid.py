@@ -35,10 +35,12 @@ __all__ = [
     "CONDITION_SHORTCUTS",
     "GRID_ROWS_LIMIT",
     "GRID_TYPES",
+    "NEWDATA_SUMMARIES",
     "condition_grid",
     "datagrid",
     "fivenum",
     "model_variables",
+    "summary_rows",
 ]
 
 GRID_TYPES = ("typical", "counterfactual")
@@ -77,8 +79,9 @@ def _factor_like(design: DesignInfo, name: str, series: pd.Series) -> bool:
     )
 
 
-def _typical(design: DesignInfo, name: str, series: pd.Series) -> pd.Series:
-    """The column's typical value as a one-row Series of the column's own dtype."""
+def _typical(design: DesignInfo, name: str, series: pd.Series, numeric: str = "mean") -> pd.Series:
+    """The column's typical values as a Series of the column's own dtype: a factor's mode, a
+    number's mean (an integer's rounded), median, or R's fivenum ("tukey")."""
     present = series.dropna().reset_index(drop=True)
     if len(present) == 0:
         raise ValueError(f"datagrid: column {name!r} has no value to take a typical one from")
@@ -86,10 +89,48 @@ def _typical(design: DesignInfo, name: str, series: pd.Series) -> pd.Series:
         codes, _ = pd.factorize(present, sort=False)  # codes in order of first appearance
         first = int(np.argmax(np.bincount(codes)))
         return present.iloc[[int(np.flatnonzero(codes == first)[0])]].reset_index(drop=True)
-    mean = float(np.mean(present.to_numpy(dtype=np.float64)))
+    values = present.to_numpy(dtype=np.float64)
+    if numeric == "median":
+        return pd.Series([float(np.median(values))])
+    if numeric == "tukey":
+        return pd.Series(list(dict.fromkeys(fivenum(values))))
+    mean = float(np.mean(values))
     if pd.api.types.is_integer_dtype(series.dtype):
         return pd.Series([np.round(mean)]).astype(series.dtype)
     return pd.Series([mean])
+
+
+NEWDATA_SUMMARIES = ("mean", "median", "tukey")
+"""marginaleffects' newdata shortcuts of the marginal-effect functions: one row with every
+variable typical (numbers at their mean, "median": their median, "tukey": each value of R's
+fivenum crossed), the by columns at each of their values."""
+
+
+def summary_rows(result: Any, summary: str, keep: list[str]) -> pd.DataFrame:
+    """The rows of a newdata shortcut (NEWDATA_SUMMARIES) over the fit's rows, the columns
+    ``keep`` (by) at each of their values (in order of appearance)."""
+    if summary not in NEWDATA_SUMMARIES:
+        raise ValueError(
+            f"newdata must be data or one of {', '.join(map(repr, NEWDATA_SUMMARIES))}, got "
+            f"{summary!r}"
+        )
+    result = require_fit(result, "newdata")
+    design = result.design
+    if design is None:
+        raise ValueError("newdata shortcuts need a result fitted from a formula")
+    frame = data_rows(result, f"newdata={summary!r}", "")[0]
+    missing = [name for name in keep if name not in frame.columns]
+    if missing:
+        raise ValueError(f"by: column {missing[0]!r} not in the data")
+    columns: dict[str, pd.Series] = {}
+    for name in model_variables(design):
+        if name not in keep:
+            columns[name] = _typical(design, name, frame[name], summary)
+    for name in keep:
+        present = frame[name].dropna()
+        columns[name] = present.drop_duplicates().reset_index(drop=True)
+    _check_size(float(np.prod([len(c) for c in columns.values()], dtype=np.float64)))
+    return _cross(columns)
 
 
 def _given(design: DesignInfo, name: str, value: Any, frame: pd.DataFrame) -> pd.Series:

@@ -77,7 +77,7 @@ from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import row_variances
 from glmm_binomial.results.base import ResultBase, data_rows, require_fit
-from glmm_binomial.results.datagrid import fivenum, model_variables
+from glmm_binomial.results.datagrid import fivenum, model_variables, summary_rows
 from glmm_binomial.results.hypothesis import apply_hypothesis, check_hypothesis, null_value
 from glmm_binomial.results.prediction import chosen_blocks, linear_predictor
 
@@ -171,7 +171,11 @@ def _check(result: Any, what: str) -> DesignInfo:
     return design
 
 
-def _rows(result: ResultBase, design: DesignInfo, newdata: Any, offset: Any, what: str) -> _Rows:
+def _rows(
+    result: ResultBase, design: DesignInfo, newdata: Any, offset: Any, what: str, by: list[str]
+) -> _Rows:
+    if isinstance(newdata, str):  # a summary row ("mean": the marginal effect at the mean)
+        newdata = summary_rows(result, newdata, by)
     if newdata is None:
         if offset is not None:
             raise ValueError("offset applies only with newdata")
@@ -691,7 +695,7 @@ def _common(
         raise ValueError(f"type must be 'response' or 'link', got {type!r}")
     level = result.conf_level if conf_level is None else fraction(conf_level, "conf_level")
     blocks = chosen_blocks(result.model, re)
-    rows = _rows(result, design, newdata, offset, what)
+    rows = _rows(result, design, newdata, offset, what, by)
     _by_keys(rows.frame, by)  # a by column the data lack: said before anything is computed
     rows = dataclasses.replace(rows, weights=_weights(wts, rows.frame))
     return _Common(design, level, blocks, rows)
@@ -1045,7 +1049,9 @@ def slopes(
     """The slope of each row's prediction in each numeric variable (and each factor's
     comparisons), one row of the table per data row and contrast (marginaleffects' slopes;
     module docstring). variables: a name or a list of names (None: every variable of the
-    fixed part); newdata: the rows (None: those the model was fitted to); type "response"
+    fixed part); newdata: the rows (None: those the model was fitted to; "mean": one row of
+    typical values, the effect at the mean; "median", "tukey": numbers at their median or
+    fivenum; by columns at each value; results.datagrid.NEWDATA_SUMMARIES); type "response"
     (probability) or "link"; re as predict's; eps: the step of the forward difference (None:
     SLOPE_STEP times the variable's range); conf_level: of the intervals (None: the fit's);
     offset: the offset of newdata's rows when the model was fitted with offset= values; slope:
