@@ -129,27 +129,48 @@ def test_against_marginaleffects(case: dict[str, Any], call: dict[str, Any]) -> 
         _same_grid(arguments["newdata"], tmb["grid"])
     hypothesis = call.get("hypothesis")
     null = hypothesis if isinstance(hypothesis, (int, float)) else 0.0
+    # our rows' positions among the reference's, and the sign of their estimates there
+    order, sign = np.arange(len(out)), np.ones(len(out))
     if hypothesis is not None and not isinstance(hypothesis, (int, float)):
         # the tested functions replace the rows: their labels
         assert list(out.columns[:2]) == ["term", "estimate"]
-        assert list(out["term"]) == list(np.atleast_1d(tmb["term"]))
+        order, sign = _matched_tests(list(out["term"]), list(np.atleast_1d(tmb["term"])))
     elif call["fn"] in ("avg_predictions", "predictions"):
         for column, values in (tmb.get("keys") or {}).items():
             _same_values(out[column], np.atleast_1d(values))
+    elif "rowid" in tmb:
+        # unit-level: marginaleffects orders a grid's terms as the grid's columns, ours
+        # alphabetically: rows matched by (term, contrast, row)
+        # (marginaleffects 0.11.0 gives a slope's rows no contrast column: "dY/dX" in ours)
+        terms = np.atleast_1d(tmb["term"])
+        contrasts = tmb.get("contrast") or ["dY/dX"] * len(terms)
+        theirs = list(
+            zip(
+                terms,
+                [_r_2sd_label(_label(c)) for c in np.atleast_1d(contrasts)],
+                np.atleast_1d(tmb["rowid"]),
+                strict=True,
+            )
+        )
+        mine = list(zip(out["term"], out["contrast"], out["row"] + 1, strict=True))
+        assert sorted(mine) == sorted(theirs)
+        order = np.asarray([theirs.index(key) for key in mine])
     else:
         assert list(out["term"]) == list(np.atleast_1d(tmb["term"]))
-    if tmb.get("contrast") is not None:
+    if tmb.get("contrast") is not None and "rowid" not in tmb:
         expected = [_r_2sd_label(_label(c)) for c in np.atleast_1d(tmb["contrast"])]
         assert [_label(c) for c in out["contrast"]] == expected
     if "by" in call and hypothesis is None:
         _same_values(out[call["by"]], np.atleast_1d(tmb["by_values"]))
-    np.testing.assert_allclose(out["estimate"], np.atleast_1d(tmb["estimate"]), atol=EST_ATOL)
+    np.testing.assert_allclose(
+        out["estimate"], sign * np.atleast_1d(tmb["estimate"])[order], atol=EST_ATOL
+    )
     # glmmTMB's SEs are comparable where its refound random effects do not enter: without
     # them, or in link-scale differences (where they cancel).
     held = call.get("re") == "exclude" or (
         call.get("type") == "link" and not call["fn"].endswith("predictions")
     )
-    reference_se = np.atleast_1d(tmb["std_error"] if held else mer["std_error"])
+    reference_se = np.atleast_1d(tmb["std_error"] if held else mer["std_error"])[order]
     rtol = SE_RTOL_TMB if held else SE_RTOL_GLMER
     np.testing.assert_allclose(out["std_error"], reference_se, rtol=rtol)
     # p-values and intervals follow from the estimate and SE as marginaleffects makes them.
@@ -157,11 +178,30 @@ def test_against_marginaleffects(case: dict[str, Any], call: dict[str, Any]) -> 
     np.testing.assert_allclose(out["z"], z, rtol=1e-12)
     # p-values as R's (against the null value): where they are not tiny (there a small
     # difference in the SE moves them far, relatively)
-    theirs = np.atleast_1d(np.asarray(mer["p_value"], dtype=float))
+    theirs = np.atleast_1d(np.asarray(mer["p_value"], dtype=float))[order]
     large = theirs > 1e-4
     np.testing.assert_allclose(out["p_value"][large], theirs[large], rtol=0.05)
     q = 1.959963984540054
     np.testing.assert_allclose(out["ci_lower"], out["estimate"] - q * out["std_error"], rtol=1e-9)
+
+
+def _matched_tests(ours: list[str], theirs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each of our tests' position among marginaleffects' and the sign of its estimate there.
+    marginaleffects 0.11.0 sorts the tests by label, and its avg_comparisons(by=) numbers the
+    by groups in their order of appearance in the data though it shows them sorted (its b1 is
+    the first group met, ours the first row shown): a keyword's pair may come reversed there,
+    "0 - 3+" for our "3+ - 0", with the estimate negated."""
+    order, sign = [], []
+    for label in ours:
+        if label in theirs:
+            order.append(theirs.index(label))
+            sign.append(1.0)
+            continue
+        first, second = label.split(" - ", 1)
+        order.append(theirs.index(f"{second} - {first}"))
+        sign.append(-1.0)
+    assert sorted(order) == list(range(len(theirs)))
+    return np.asarray(order), np.asarray(sign)
 
 
 @pytest.fixture(scope="module")
