@@ -88,6 +88,7 @@ def test_newdata_rows(fit: g.GLMMResult, data: pd.DataFrame) -> None:
         ({"use": 1}, "'use' is not a variable of the model"),
         ({"livch": "7"}, "'7' is not a level of 'livch'"),
         ({"age": "old"}, "'age' is numeric"),
+        ({"age": [1.0, float("nan")]}, "'age' must be finite"),
         ({"age": []}, "no value given for 'age'"),
         ({"grid_type": "counterfactual"}, "needs values of some variable"),
         ({"grid_type": "all"}, "grid_type must be"),

@@ -160,6 +160,8 @@ def _given(design: DesignInfo, name: str, value: Any, frame: pd.DataFrame) -> pd
             raise ValueError(
                 f"datagrid: {name!r} is numeric, its values must be numbers, got {value!r}"
             ) from None
+        if not np.all(np.isfinite(numbers)):
+            raise ValueError(f"datagrid: the values of {name!r} must be finite, got {value!r}")
         return pd.Series(numbers)
     return pd.Series(values)
 

@@ -97,6 +97,26 @@ def plot_predictions(
     return effect_plot(table, names, ylabel, "predictions")
 
 
+def _effect_table(
+    result: Any,
+    variable: Any,
+    condition: Any,
+    by: Any,
+    unit: Any,
+    average: Any,
+    options: dict[str, Any],
+) -> tuple[pd.DataFrame, list[str]]:
+    """The table a slope or comparison plot draws and its keys: ``unit`` (slopes,
+    comparisons) at the condition's rows, or ``average`` (their avg_ forms) by the by
+    columns."""
+    by_names = _one_of(condition, by)
+    if by_names is None:
+        grid, names = condition_grid(result, condition)
+        raw = unit(result, variable, newdata=grid, **options)
+        return _with_condition(raw, grid, names), names
+    return average(result, variable, by=by_names, **options), by_names
+
+
 def plot_slopes(
     result: Any,
     variables: str,
@@ -112,24 +132,8 @@ def plot_slopes(
     panel each) against a condition (slopes() at condition_grid's rows) or averaged by the
     ``by`` columns (avg_slopes()); the figure, or with ``draw=False`` the table plotted."""
     variable = _one_variable(variables, "plot_slopes")
-    by_names = _one_of(condition, by)
-    if by_names is None:
-        grid, names = condition_grid(result, condition)
-        raw = slopes(
-            result,
-            variable,
-            newdata=grid,
-            type=type,
-            re=re,
-            conf_level=conf_level,
-            slope=slope,
-        )
-        table = _with_condition(raw, grid, names)
-    else:
-        names = by_names
-        table = avg_slopes(
-            result, variable, by=names, type=type, re=re, conf_level=conf_level, slope=slope
-        )
+    options = {"type": type, "re": re, "conf_level": conf_level, "slope": slope}
+    table, names = _effect_table(result, variable, condition, by, slopes, avg_slopes, options)
     if not draw:
         return table
     return effect_plot(table, names, f"slope in {variable}", "slopes")
@@ -151,30 +155,10 @@ def plot_comparisons(
     condition (comparisons() at condition_grid's rows) or averaged by the ``by`` columns
     (avg_comparisons()); the figure, or with ``draw=False`` the table plotted."""
     variable = _one_variable(variables, "plot_comparisons")
-    by_names = _one_of(condition, by)
-    if by_names is None:
-        grid, names = condition_grid(result, condition)
-        raw = comparisons(
-            result,
-            variable,
-            newdata=grid,
-            type=type,
-            re=re,
-            conf_level=conf_level,
-            comparison=comparison,
-        )
-        table = _with_condition(raw, grid, names)
-    else:
-        names = by_names
-        table = avg_comparisons(
-            result,
-            variable,
-            by=names,
-            type=type,
-            re=re,
-            conf_level=conf_level,
-            comparison=comparison,
-        )
+    options = {"type": type, "re": re, "conf_level": conf_level, "comparison": comparison}
+    table, names = _effect_table(
+        result, variable, condition, by, comparisons, avg_comparisons, options
+    )
     if not draw:
         return table
     return effect_plot(table, names, comparison, "comparisons")
