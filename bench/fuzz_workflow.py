@@ -662,6 +662,12 @@ def make_case(
             rng, [None, None, 0.1, "b1 = 0", "exp(b1) = 1", "reference", "revpairwise"]
         )
         bad_pool["hypothesis"] = ["nope", "b1 = b2 = b3", "b1 = foo(b1)", [1.0] * 99, np.inf]
+        if rng.random() < 0.5:
+            good["equivalence"] = pick(rng, [None, 0.05, (-0.1, 0.1)])
+        else:
+            good["p_adjust"] = pick(rng, [None, "holm", "hommel", "BY"])
+        bad_pool["equivalence"] = ["wide", [1, 2, 3], [0.0, np.nan]]
+        bad_pool["p_adjust"] = ["tukey", 3]
         if function.startswith("avg") or function == "predictions":
             good["by"] = pick(rng, [None, *fit.factors[:1]])
             bad_pool["by"] = ["nope", 3]

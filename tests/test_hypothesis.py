@@ -7,12 +7,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import quiet_fit
+from conftest import load_reference, quiet_fit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import glmm_binomial as g
 from glmm_binomial.results.hypothesis import KEYWORD_ROWS_LIMIT, apply_hypothesis
+from glmm_binomial.results.multiplicity import P_ADJUST_METHODS, p_adjust
+
+REFERENCE = load_reference("hypotheses")
+COLUMNS = {  # ours: marginaleffects'
+    "p_value": "p_value",
+    "z_noninf": "statistic_noninf",
+    "z_nonsup": "statistic_nonsup",
+    "p_value_noninf": "p_value_noninf",
+    "p_value_nonsup": "p_value_nonsup",
+    "p_value_equiv": "p_value_equiv",
+}
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +199,78 @@ def test_bad_hypothesis_is_said_first(fit: g.GLMMResult) -> None:
     """A hypothesis that cannot be one fails before any prediction (even with bad newdata)."""
     with pytest.raises(ValueError, match="hypothesis must be one of"):
         g.avg_slopes(fit, newdata=pd.DataFrame({"age": [1.0]}), hypothesis="nonsense")
+
+
+@pytest.fixture(scope="module")
+def reference_fit() -> g.GLMMResult:
+    return quiet_fit(REFERENCE["formula"], g.datasets.load("contraception"))
+
+
+@pytest.mark.parametrize("call", REFERENCE["calls"], ids=lambda c: c["fn"])
+def test_against_marginaleffects(reference_fit: g.GLMMResult, call: dict) -> None:
+    """hypotheses() of the coefficients, equivalence= and p_adjust= against marginaleffects
+    0.11.0 (tests/reference/hypotheses.json): estimates against glmmTMB's (same optimum),
+    SEs and the tests' statistics against glmer's with glmmTMB's covariance (where the random
+    effects enter a prediction; glmmTMB's own elsewhere, the same there)."""
+    assert reference_fit.loglik == pytest.approx(REFERENCE["loglik"], abs=1e-6)
+    names = ("variables", "by", "hypothesis", "equivalence", "p_adjust")
+    arguments = {k: call[k] for k in names if k in call}
+    out = getattr(g, call["fn"])(reference_fit, **arguments)
+    tmb, mer = call["glmmTMB"], call["glmer_tmb_vcov"]
+    if call["fn"] == "hypotheses" and "hypothesis" not in call:
+        # marginaleffects 0.11.0 names the coefficients b1, b2, ...; ours by their names
+        assert list(np.atleast_1d(tmb["term"])) == [f"b{i + 1}" for i in range(len(out))]
+        assert list(out["term"]) == reference_fit.fixed_names
+    elif call["fn"] != "avg_comparisons":
+        assert list(out["term"]) == list(np.atleast_1d(tmb["term"]))
+    np.testing.assert_allclose(out["estimate"], np.atleast_1d(tmb["estimate"]), atol=5e-6)
+    np.testing.assert_allclose(out["std_error"], np.atleast_1d(mer["std_error"]), rtol=1e-3)
+    for ours, theirs in COLUMNS.items():
+        if theirs in mer:
+            expected = np.atleast_1d(np.asarray(mer[theirs], dtype=float))
+            # not where the value is tiny (a small SE difference moves it far, relatively)
+            large = np.abs(expected) > 1e-4
+            np.testing.assert_allclose(out[ours][large], expected[large], rtol=0.02, err_msg=ours)
+
+
+@settings(max_examples=50, deadline=None)
+@given(p=st.lists(st.one_of(st.floats(0.0, 1.0), st.just(float("nan"))), min_size=1, max_size=12))
+def test_p_adjust_properties(p: list[float]) -> None:
+    """Adjusted p-values are at least the raw ones and at most 1, keep NaN, keep the raw
+    order, and order as the methods' strength: hommel <= hochberg <= holm <= bonferroni,
+    BH <= BY."""
+    raw = np.asarray(p)
+    out = {method: p_adjust(raw, method) for method in P_ADJUST_METHODS}
+    known = ~np.isnan(raw)
+    for method, adjusted in out.items():
+        assert np.array_equal(np.isnan(adjusted), ~known), method
+        assert np.all(adjusted[known] >= raw[known] - 1e-15), method
+        assert np.all(adjusted[known] <= 1.0), method
+        order = np.argsort(raw[known], kind="stable")
+        assert np.all(np.diff(adjusted[known][order]) >= -1e-15), method
+    tol = 1e-12
+    assert np.all(out["hommel"][known] <= out["hochberg"][known] + tol)
+    assert np.all(out["hochberg"][known] <= out["holm"][known] + tol)
+    assert np.all(out["holm"][known] <= out["bonferroni"][known] + tol)
+    assert np.all(out["BH"][known] <= out["BY"][known] + tol)
+    np.testing.assert_array_equal(out["fdr"], out["BH"])
+
+
+def test_equivalence_and_adjustment_arguments(fit: g.GLMMResult) -> None:
+    one = g.avg_slopes(fit, "age", equivalence=0.001)
+    two = g.avg_slopes(fit, "age", equivalence=[0.001, 0.001])
+    pd.testing.assert_frame_equal(one, two)
+    assert one["p_value_equiv"].iloc[0] == max(
+        one["p_value_noninf"].iloc[0], one["p_value_nonsup"].iloc[0]
+    )
+    for bad, message in [
+        ({"equivalence": [1, 2, 3]}, "equivalence must be one or two"),
+        ({"equivalence": "wide"}, "equivalence must be one or two"),
+        ({"equivalence": [0, np.inf]}, "equivalence must be one or two"),
+        ({"p_adjust": "tukey"}, "p_adjust must be one of"),
+        ({"p_adjust": "holm", "equivalence": 0.1}, "cannot be used together"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            g.avg_slopes(fit, **bad)
+        with pytest.raises(ValueError, match=message):
+            g.hypotheses(fit, **bad)

@@ -74,6 +74,7 @@ _ATTRIBUTES = {
     "avg_comparisons": "glmm_binomial.results.slopes",
     "avg_predictions": "glmm_binomial.results.slopes",
     "predictions": "glmm_binomial.results.slopes",
+    "hypotheses": "glmm_binomial.results.slopes",
     "datagrid": "glmm_binomial.results.datagrid",
     "plot_predictions": "glmm_binomial.results.effect_plots",
     "plot_slopes": "glmm_binomial.results.effect_plots",
@@ -173,6 +174,7 @@ __all__ = [
     "fit_model",
     "glance",
     "glmm_binomial",
+    "hypotheses",
     "icc",
     "influence",
     "joint_tests",
@@ -269,6 +271,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
         avg_predictions,
         avg_slopes,
         comparisons,
+        hypotheses,
         predictions,
         slopes,
     )

@@ -35,12 +35,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy import special
+
+from glmm_binomial.results.multiplicity import P_ADJUST_METHODS
 
 __all__ = [
     "HYPOTHESIS_KEYWORDS",
     "KEYWORD_ROWS_LIMIT",
     "Tested",
+    "Tests",
     "check_hypothesis",
+    "equivalence_tests",
     "null_value",
     "apply_hypothesis",
 ]
@@ -69,6 +74,68 @@ class Tested:
     labels: list[str]
     estimate: FloatArray
     jacobian: FloatArray
+
+
+@dataclass(frozen=True)
+class Tests:
+    """What the marginal-effect functions test besides each estimate against 0:
+    ``hypothesis`` (module docstring), ``equivalence`` bounds (lo, hi) of the TOST, and a
+    ``p_adjust`` method (results.multiplicity.P_ADJUST_METHODS) of the p-values."""
+
+    hypothesis: Any = None
+    equivalence: Any = None
+    p_adjust: str | None = None
+
+    def check(self) -> tuple[float, float] | None:
+        """ValueError for arguments that cannot be what they say; the equivalence bounds
+        (a single number: both bounds)."""
+        check_hypothesis(self.hypothesis)
+        if self.p_adjust is not None:
+            if self.p_adjust not in P_ADJUST_METHODS:
+                raise ValueError(
+                    f"p_adjust must be one of {', '.join(map(repr, P_ADJUST_METHODS))}, got "
+                    f"{self.p_adjust!r}"
+                )
+            if self.equivalence is not None:
+                raise ValueError("equivalence and p_adjust cannot be used together")
+        if self.equivalence is None:
+            return None
+        try:
+            bounds = np.atleast_1d(np.asarray(self.equivalence, dtype=np.float64))
+        except (TypeError, ValueError):
+            bounds = np.array([])
+        if (
+            isinstance(self.equivalence, (bool, str))
+            or bounds.ndim != 1
+            or not 1 <= len(bounds) <= 2
+            or not np.all(np.isfinite(bounds))
+        ):
+            raise ValueError(
+                "equivalence must be one or two finite numbers (the bounds of the equivalence "
+                f"region), got {self.equivalence!r}"
+            )
+        return float(bounds[0]), float(bounds[-1])
+
+
+def equivalence_tests(
+    estimate: FloatArray, se: FloatArray, bounds: tuple[float, float]
+) -> dict[str, FloatArray]:
+    """marginaleffects' (and emmeans') one-sided tests against equivalence bounds (lo, hi):
+    non-inferiority z = (estimate - lo) / SE with p = P(Z > z), non-superiority z =
+    (estimate - hi) / SE with p = P(Z < z), and the TOST's equivalence p-value, the larger of
+    the two."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        noninf = (estimate - bounds[0]) / se
+        nonsup = (estimate - bounds[1]) / se
+    p_noninf = special.ndtr(-noninf)
+    p_nonsup = special.ndtr(nonsup)
+    return {
+        "z_noninf": noninf,
+        "z_nonsup": nonsup,
+        "p_value_noninf": p_noninf,
+        "p_value_nonsup": p_nonsup,
+        "p_value_equiv": np.maximum(p_noninf, p_nonsup),
+    }
 
 
 def check_hypothesis(hypothesis: Any) -> None:

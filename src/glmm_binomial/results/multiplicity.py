@@ -30,9 +30,11 @@ from scipy import integrate, optimize, special
 
 __all__ = [
     "ADJUSTMENTS",
+    "P_ADJUST_METHODS",
     "adjust_p_values",
     "critical_value",
     "dunnettx_sf",
+    "p_adjust",
     "range_sf",
 ]
 
@@ -113,6 +115,70 @@ def _holm(p: FloatArray) -> FloatArray:
     scaled = np.maximum.accumulate((n - np.arange(n)) * p[order])
     out = np.empty(n)
     out[order] = np.minimum(scaled, 1.0)
+    return out
+
+
+P_ADJUST_METHODS = ("holm", "hochberg", "hommel", "bonferroni", "BH", "BY", "fdr", "none")
+"""R's p.adjust methods (marginaleffects' p_adjust); "fdr" is "BH"."""
+
+
+def p_adjust(p: FloatArray, method: str) -> FloatArray:
+    """R's p.adjust(p, method) (P_ADJUST_METHODS): the p-values that are not NaN adjusted as
+    one family of their number, NaN kept. holm, hochberg and hommel control the familywise
+    error rate (step-down, step-up, Hommel's closed test), bonferroni n p; BH (fdr) and BY
+    the false discovery rate (Benjamini-Hochberg; Benjamini-Yekutieli, BH times sum 1/i)."""
+    if method not in P_ADJUST_METHODS:
+        raise ValueError(
+            f"p_adjust must be one of {', '.join(map(repr, P_ADJUST_METHODS))}, got {method!r}"
+        )
+    p = np.asarray(p, dtype=np.float64)
+    out = np.full(len(p), np.nan)
+    known = ~np.isnan(p)
+    values = p[known]
+    n = len(values)
+    if n == 0 or method == "none" or n == 1:
+        out[known] = values
+        return out
+    ranks = np.arange(1, n + 1)
+    if method == "bonferroni":
+        adjusted = np.minimum(n * values, 1.0)
+    elif method == "holm":
+        adjusted = _holm(values)
+    elif method == "hommel":
+        adjusted = _hommel(values)
+    else:
+        # step-up: running minima from the largest p-value down
+        order = np.argsort(values, kind="stable")[::-1]
+        descending = ranks[::-1]
+        if method == "hochberg":
+            scaled = (n - descending + 1) * values[order]
+        else:
+            scaled = n / descending * values[order]
+            if method == "BY":
+                scaled = scaled * np.sum(1.0 / ranks)
+        adjusted = np.empty(n)
+        adjusted[order] = np.minimum(np.minimum.accumulate(scaled), 1.0)
+    out[known] = adjusted
+    return out
+
+
+def _hommel(p: FloatArray) -> FloatArray:
+    """Hommel's adjustment as R's p.adjust computes it."""
+    n = len(p)
+    order = np.argsort(p, kind="stable")
+    ps = p[order]
+    i = np.arange(1, n + 1)
+    q = np.full(n, np.min(n * ps / i))
+    pa = q.copy()
+    for m in range(n - 1, 1, -1):
+        i1 = np.arange(n - m + 1)  # R's seq_len(n - m + 1), zero-based
+        i2 = np.arange(n - m + 1, n)  # R's (n - m + 2):n
+        q1 = np.min(m * ps[i2] / np.arange(2, m + 1))
+        q[i1] = np.minimum(m * ps[i1], q1)
+        q[i2] = q[n - m]
+        pa = np.maximum(pa, q)
+    out = np.empty(n)
+    out[order] = np.maximum(pa, ps)
     return out
 
 

@@ -78,7 +78,14 @@ from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import row_variances
 from glmm_binomial.results.base import ResultBase, data_rows, require_fit
 from glmm_binomial.results.datagrid import fivenum, model_variables, summary_rows
-from glmm_binomial.results.hypothesis import apply_hypothesis, check_hypothesis, null_value
+from glmm_binomial.results.hypothesis import (
+    HYPOTHESIS_KEYWORDS,
+    Tests,
+    apply_hypothesis,
+    equivalence_tests,
+    null_value,
+)
+from glmm_binomial.results.multiplicity import p_adjust as adjusted_p_values
 from glmm_binomial.results.prediction import chosen_blocks, linear_predictor
 
 __all__ = [
@@ -90,11 +97,14 @@ __all__ = [
     "avg_predictions",
     "avg_slopes",
     "comparisons",
+    "hypotheses",
     "predictions",
     "slopes",
 ]
 
 FloatArray = NDArray[np.float64]
+
+NO_TESTS = Tests()
 
 SLOPE_STEP = 1e-4
 """A slope's forward-difference step as a fraction of the variable's range over the fit's rows
@@ -596,15 +606,18 @@ def _table(
     jacobian: FloatArray,
     vcov: FloatArray,
     conf_level: float,
-    hypothesis: Any,
+    tests: Tests,
     labelled: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The columns ``keys``, then estimate, std_error, z, p_value and the Wald interval of the
     estimates, or of the functions of them that ``hypothesis`` asks for (then one key, term,
-    their labels); z against ``hypothesis`` when it is a single number (else 0). SEs J V J'
+    their labels); z against ``hypothesis`` when it is a single number (else 0); p-values
+    adjusted by ``tests.p_adjust``; with ``tests.equivalence`` the one-sided tests and the
+    TOST (z_noninf, z_nonsup, p_value_noninf, p_value_nonsup, p_value_equiv). SEs J V J'
     with J the estimates' ``jacobian`` in beta and V its covariance ``vcov``. ``labelled``:
     the keys that label the rows for hypothesis keywords (None: all but row). An estimate or
     variance that is not finite shows as NaN (never inf)."""
+    hypothesis = tests.hypothesis
     null = null_value(hypothesis)
     tested = apply_hypothesis(
         hypothesis,
@@ -628,9 +641,15 @@ def _table(
     table["estimate"] = estimate
     table["std_error"] = se
     table["z"] = z
-    table["p_value"] = 2.0 * normal.upper_tail(np.abs(z))
+    p_value = 2.0 * normal.upper_tail(np.abs(z))
+    table["p_value"] = (
+        p_value if tests.p_adjust is None else adjusted_p_values(p_value, tests.p_adjust)
+    )
     table["ci_lower"] = estimate - q * se
     table["ci_upper"] = estimate + q * se
+    bounds = tests.check()
+    if bounds is not None:
+        table.update(equivalence_tests(estimate, se, bounds))
     return pd.DataFrame(table)
 
 
@@ -687,10 +706,11 @@ def _common(
     conf_level: float | None,
     offset: Any,
     what: str,
-    hypothesis: Any = None,
+    tests: Tests | None = None,
 ) -> _Common:
     design = _check(result, what)
-    check_hypothesis(hypothesis)
+    if tests is not None:
+        tests.check()
     if type not in TYPES:
         raise ValueError(f"type must be 'response' or 'link', got {type!r}")
     level = result.conf_level if conf_level is None else fraction(conf_level, "conf_level")
@@ -756,7 +776,7 @@ def _effects(
     average: bool,
     what: str,
     wts: Any = None,
-    hypothesis: Any = None,
+    tests: Tests = NO_TESTS,
 ) -> pd.DataFrame:
     slope = function in SLOPE_KINDS
     if slope:
@@ -771,7 +791,7 @@ def _effects(
             f"{function.removesuffix('avg')!r} here)"
         )
     by_names = _by_names(by)
-    common = _common(result, newdata, by_names, wts, type, re, conf_level, offset, what, hypothesis)
+    common = _common(result, newdata, by_names, wts, type, re, conf_level, offset, what, tests)
     design, rows = common.design, common.rows
     specs = _variable_specs(variables, design, comparison=not slope)
     factors = _factor_levels(design, list(specs))
@@ -835,7 +855,7 @@ def _effects(
         np.concatenate(jacobians),
         vcov,
         common.level,
-        hypothesis,
+        tests,
     )
     table.attrs.update(
         {"type": type, "level": common.level, "notes": _notes(result, type, common.blocks)}
@@ -927,6 +947,8 @@ def avg_predictions(
     offset: Any = None,
     wts: Any = None,
     hypothesis: Any = None,
+    equivalence: Any = None,
+    p_adjust: str | None = None,
 ) -> pd.DataFrame:
     """Average predictions over the rows (marginaleffects' avg_predictions): the mean
     predicted probability (``type="response"``; "link": the linear predictor) over the rows the
@@ -942,7 +964,17 @@ def avg_predictions(
     effects (random effects at their modes). Columns: the by columns (else the variables),
     estimate, std_error, z, p_value, ci_lower, ci_upper."""
     return _predictions(
-        result, variables, newdata, by, type, re, conf_level, offset, wts, hypothesis, True
+        result,
+        variables,
+        newdata,
+        by,
+        type,
+        re,
+        conf_level,
+        offset,
+        wts,
+        Tests(hypothesis, equivalence, p_adjust),
+        True,
     )
 
 
@@ -957,6 +989,8 @@ def predictions(
     offset: Any = None,
     wts: Any = None,
     hypothesis: Any = None,
+    equivalence: Any = None,
+    p_adjust: str | None = None,
 ) -> pd.DataFrame:
     """Each row's prediction with its delta-method SE in the fixed effects (marginaleffects'
     predictions): the rows the model was fitted to, or newdata (e.g. a datagrid()), each once
@@ -970,7 +1004,17 @@ def predictions(
     tests' labels, then estimate ...)."""
     average = by is not None
     return _predictions(
-        result, variables, newdata, by, type, re, conf_level, offset, wts, hypothesis, average
+        result,
+        variables,
+        newdata,
+        by,
+        type,
+        re,
+        conf_level,
+        offset,
+        wts,
+        Tests(hypothesis, equivalence, p_adjust),
+        average,
     )
 
 
@@ -984,12 +1028,12 @@ def _predictions(
     conf_level: float | None,
     offset: Any,
     wts: Any,
-    hypothesis: Any,
+    tests: Tests,
     average: bool,
 ) -> pd.DataFrame:
     what = "avg_predictions" if average else "predictions"
     by_names = _by_names(by)
-    common = _common(result, newdata, by_names, wts, type, re, conf_level, offset, what, hypothesis)
+    common = _common(result, newdata, by_names, wts, type, re, conf_level, offset, what, tests)
     frame = common.rows.frame
     grid = {} if variables is None else _grid_values(result, common, variables)
     names = list(grid)
@@ -1004,7 +1048,7 @@ def _predictions(
         for name in model_variables(common.design):
             if name in frame.columns:
                 keys[name] = pd.concat([s.frame[name] for s in settings], ignore_index=True)
-        table = _table(keys, mu, jacobian, vcov, common.level, hypothesis, labelled=())
+        table = _table(keys, mu, jacobian, vcov, common.level, tests, labelled=())
     else:
         n = len(frame)
         group_on = by_names or names
@@ -1027,10 +1071,38 @@ def _predictions(
         columns = {
             v: np.asarray(values[v].astype(object) if v in grid else values[v]) for v in group_on
         }
-        table = _table(columns, mean, mean_jacobian, vcov, common.level, hypothesis)
+        table = _table(columns, mean, mean_jacobian, vcov, common.level, tests)
     table.attrs.update(
         {"type": type, "level": common.level, "notes": _notes(result, type, common.blocks)}
     )
+    return table
+
+
+def hypotheses(
+    result: Any,
+    hypothesis: Any = None,
+    equivalence: Any = None,
+    p_adjust: str | None = None,
+    conf_level: float | None = None,
+) -> pd.DataFrame:
+    """Tests of the fixed effects or of functions of them (marginaleffects' hypotheses on a
+    model): without ``hypothesis`` each coefficient against 0 (Wald, the link scale); with
+    it, the functions it asks for of the coefficients b1, b2, ... in design-column order, or
+    of their names ("urbanY = 2 * livch1", "exp(b4) / exp(b5) = 1"; results.hypothesis), with
+    delta-method SEs from their exact derivatives. equivalence, p_adjust and conf_level as
+    slopes(). Columns: term, estimate, std_error, z, p_value, ci_lower, ci_upper."""
+    fit = require_fit(result, "hypotheses")
+    tests = Tests(hypothesis, equivalence, p_adjust)
+    tests.check()
+    level = fit.conf_level if conf_level is None else fraction(conf_level, "conf_level")
+    beta = np.asarray(fit.fit_output.beta, dtype=np.float64)
+    vcov = np.asarray(fit.fit_output.vcov_beta, dtype=np.float64)
+    keys = {"term": list(fit.fixed_names)}
+    table = _table(keys, beta, np.eye(len(beta)), vcov, level, tests)
+    if isinstance(hypothesis, str) and hypothesis not in HYPOTHESIS_KEYWORDS:
+        table["term"] = [hypothesis]  # hypotheses() labels an equation as written
+    notes = ("Wald tests of the fixed effects (link scale); delta-method SEs.",)
+    table.attrs.update({"type": "link", "level": level, "notes": notes})
     return table
 
 
@@ -1045,6 +1117,8 @@ def slopes(
     offset: Any = None,
     slope: str = "dydx",
     hypothesis: Any = None,
+    equivalence: Any = None,
+    p_adjust: str | None = None,
 ) -> pd.DataFrame:
     """The slope of each row's prediction in each numeric variable (and each factor's
     comparisons), one row of the table per data row and contrast (marginaleffects' slopes;
@@ -1077,7 +1151,7 @@ def slopes(
         False,
         "slopes",
         None,
-        hypothesis,
+        Tests(hypothesis, equivalence, p_adjust),
     )
 
 
@@ -1100,6 +1174,8 @@ def avg_slopes(
     slope: str = "dydx",
     wts: Any = None,
     hypothesis: Any = None,
+    equivalence: Any = None,
+    p_adjust: str | None = None,
 ) -> pd.DataFrame:
     """Average marginal effects: each row's slope (slopes()) averaged over the rows, or over
     the rows of each group of the ``by`` columns of the data (marginaleffects' avg_slopes).
@@ -1122,7 +1198,7 @@ def avg_slopes(
         True,
         "slopes",
         wts,
-        hypothesis,
+        Tests(hypothesis, equivalence, p_adjust),
     )
 
 
@@ -1136,6 +1212,8 @@ def comparisons(
     offset: Any = None,
     comparison: str = "difference",
     hypothesis: Any = None,
+    equivalence: Any = None,
+    p_adjust: str | None = None,
 ) -> pd.DataFrame:
     """Each row's difference in prediction when one variable changes (marginaleffects'
     comparisons; module docstring), one row of the table per data row and contrast.
@@ -1159,7 +1237,7 @@ def comparisons(
         False,
         "comparisons",
         None,
-        hypothesis,
+        Tests(hypothesis, equivalence, p_adjust),
     )
 
 
@@ -1175,6 +1253,8 @@ def avg_comparisons(
     comparison: str = "difference",
     wts: Any = None,
     hypothesis: Any = None,
+    equivalence: Any = None,
+    p_adjust: str | None = None,
 ) -> pd.DataFrame:
     """comparisons() averaged over the rows, or within each group of the ``by`` columns
     (marginaleffects' avg_comparisons): e.g. the average difference in probability between
@@ -1196,5 +1276,5 @@ def avg_comparisons(
         True,
         "comparisons",
         wts,
-        hypothesis,
+        Tests(hypothesis, equivalence, p_adjust),
     )
