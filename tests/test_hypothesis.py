@@ -12,7 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import glmm_binomial as g
-from glmm_binomial.results.hypothesis import KEYWORD_ROWS_LIMIT, apply_hypothesis
+from glmm_binomial.results.hypothesis import (
+    KEYWORD_ROWS_LIMIT,
+    apply_hypothesis,
+    equivalence_tests,
+)
 from glmm_binomial.results.multiplicity import P_ADJUST_METHODS, p_adjust
 
 REFERENCE = load_reference("hypotheses")
@@ -274,3 +278,9 @@ def test_equivalence_and_adjustment_arguments(fit: g.GLMMResult) -> None:
             g.avg_slopes(fit, **bad)
         with pytest.raises(ValueError, match=message):
             g.hypotheses(fit, **bad)
+
+
+def test_equivalence_without_se_is_nan() -> None:
+    out = equivalence_tests(np.array([0.1, 0.2]), np.array([0.0, np.nan]), (-0.5, 0.5))
+    for values in out.values():
+        assert np.isnan(values).all()

@@ -127,6 +127,9 @@ def equivalence_tests(
     with np.errstate(divide="ignore", invalid="ignore"):
         noninf = (estimate - bounds[0]) / se
         nonsup = (estimate - bounds[1]) / se
+    # no SE (zero or unknown): no statistic, NaN rather than inf
+    noninf = np.where(np.isfinite(noninf), noninf, np.nan)
+    nonsup = np.where(np.isfinite(nonsup), nonsup, np.nan)
     p_noninf = special.ndtr(-noninf)
     p_nonsup = special.ndtr(nonsup)
     return {
