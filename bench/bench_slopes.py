@@ -149,12 +149,15 @@ def main() -> None:
             r_ms = 1000 * float(theirs["seconds"])
             estimate = np.atleast_1d(np.asarray(theirs["estimate"], dtype=float))
             se = np.atleast_1d(np.asarray(theirs["std_error"], dtype=float))
-            # rows paired by the order of their estimates (R lists a factor's values in order
-            # of appearance in plot_predictions' table, ours in level order)
+            if name == "plot_predictions":
+                # R lists a factor's values in order of appearance in the data, ours in
+                # level order: ours put in R's order (age varying slowest)
+                seen = list(dict.fromkeys(g.datasets.load("contraception")["livch"]))
+                position = table["livch"].astype(object).map({v: i for i, v in enumerate(seen)})
+                table = table.assign(_p=position).sort_values(["age", "_p"], kind="stable")
             mine, mine_se = table["estimate"].to_numpy(), table["std_error"].to_numpy()
-            a, b = np.argsort(mine), np.argsort(estimate)
-            d_est = float(np.max(np.abs(mine[a] - estimate[b])))
-            d_se = float(np.max(np.abs(mine_se[a] / se[b] - 1)))
+            d_est = float(np.max(np.abs(mine - estimate)))
+            d_se = float(np.max(np.abs(mine_se / se - 1)))
             line += (
                 f"  marginaleffects {r_ms:8.1f}  ratio {r_ms / ours:5.1f}x"
                 f"  d_estimate {d_est:.1e}  d_se(rel) {d_se:.1e}"
