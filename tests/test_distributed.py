@@ -160,6 +160,21 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
         assert np.isnan(glance["deviance"].iloc[0]) and glance["nobs"].iloc[0] == memory.nobs
         with pytest.raises(ValueError, match="does not keep the data"):
             glmm_binomial.augment(fitted)
+        # hypotheses of the coefficients; a grid from the rows given (the fit keeps none)
+        np.testing.assert_allclose(
+            glmm_binomial.hypotheses(fitted, "b2 = 0")["estimate"],
+            glmm_binomial.hypotheses(memory, "b2 = 0")["estimate"],
+            atol=1e-6,
+        )
+        with pytest.raises(ValueError, match="does not keep the data"):
+            glmm_binomial.datagrid(fitted)
+        grid = glmm_binomial.datagrid(fitted, newdata=frame)
+        pd.testing.assert_frame_equal(grid, glmm_binomial.datagrid(memory))
+        np.testing.assert_allclose(
+            glmm_binomial.predictions(fitted, newdata=grid)["estimate"],
+            glmm_binomial.predictions(memory, newdata=grid)["estimate"],
+            atol=1e-6,
+        )
 
 
 def test_a_single_separated_column_is_reported_as_in_memory(client) -> None:
