@@ -668,6 +668,8 @@ def make_case(
             good["p_adjust"] = pick(rng, [None, "holm", "hommel", "BY"])
         bad_pool["equivalence"] = ["wide", [1, 2, 3], [0.0, np.nan]]
         bad_pool["p_adjust"] = ["tukey", 3]
+        good["transform"] = pick(rng, [None, None, "exp"])
+        bad_pool["transform"] = ["log", 3]
         if function.startswith("avg") or function == "predictions":
             good["by"] = pick(rng, [None, *fit.factors[:1]])
             bad_pool["by"] = ["nope", 3]

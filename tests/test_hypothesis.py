@@ -217,7 +217,7 @@ def test_against_marginaleffects(reference_fit: g.GLMMResult, call: dict) -> Non
     SEs and the tests' statistics against glmer's with glmmTMB's covariance (where the random
     effects enter a prediction; glmmTMB's own elsewhere, the same there)."""
     assert reference_fit.loglik == pytest.approx(REFERENCE["loglik"], abs=1e-6)
-    names = ("variables", "by", "hypothesis", "equivalence", "p_adjust")
+    names = ("variables", "by", "hypothesis", "equivalence", "p_adjust", "comparison")
     arguments = {k: call[k] for k in names if k in call}
     out = getattr(g, call["fn"])(reference_fit, **arguments)
     tmb, mer = call["glmmTMB"], call["glmer_tmb_vcov"]
@@ -227,8 +227,17 @@ def test_against_marginaleffects(reference_fit: g.GLMMResult, call: dict) -> Non
         assert list(out["term"]) == reference_fit.fixed_names
     elif call["fn"] != "avg_comparisons":
         assert list(out["term"]) == list(np.atleast_1d(tmb["term"]))
-    np.testing.assert_allclose(out["estimate"], np.atleast_1d(tmb["estimate"]), atol=5e-6)
-    np.testing.assert_allclose(out["std_error"], np.atleast_1d(mer["std_error"]), rtol=1e-3)
+    if "transform" in call:  # the name of a numpy function here
+        arguments["transform"] = getattr(np, call["transform"])
+        out = getattr(g, call["fn"])(reference_fit, **arguments)
+        assert "std_error" not in out and "z" not in out
+        for column in ("ci_lower", "ci_upper"):
+            expected = np.atleast_1d(mer[column])
+            np.testing.assert_allclose(out[column], expected, rtol=2e-3, err_msg=column)
+        np.testing.assert_allclose(out["estimate"], np.atleast_1d(tmb["estimate"]), rtol=1e-5)
+    else:
+        np.testing.assert_allclose(out["estimate"], np.atleast_1d(tmb["estimate"]), atol=5e-6)
+        np.testing.assert_allclose(out["std_error"], np.atleast_1d(mer["std_error"]), rtol=1e-3)
     for ours, theirs in COLUMNS.items():
         if theirs in mer:
             expected = np.atleast_1d(np.asarray(mer[theirs], dtype=float))
@@ -284,3 +293,19 @@ def test_equivalence_without_se_is_nan() -> None:
     out = equivalence_tests(np.array([0.1, 0.2]), np.array([0.0, np.nan]), (-0.5, 0.5))
     for values in out.values():
         assert np.isnan(values).all()
+
+
+def test_transform(fit: g.GLMMResult) -> None:
+    """transform="exp" of a log odds ratio: the odds ratio and its limits, p-values kept."""
+    log_or = g.avg_comparisons(fit, "urban", comparison="lnoravg")
+    odds = g.avg_comparisons(fit, "urban", comparison="lnoravg", transform="exp")
+    for column in ("estimate", "ci_lower", "ci_upper"):
+        np.testing.assert_allclose(odds[column], np.exp(log_or[column]), rtol=1e-12)
+    np.testing.assert_allclose(odds["p_value"], log_or["p_value"], rtol=1e-12)
+    assert "std_error" not in odds and "z" not in odds
+    ratio = g.hypotheses(fit, "urbanY = 0", transform="exp")
+    assert ratio["estimate"].iloc[0] == pytest.approx(np.exp(fit.params["urbanY"]), rel=1e-12)
+    with pytest.raises(ValueError, match="transform must be 'exp' or a function"):
+        g.avg_slopes(fit, transform="log")
+    with pytest.raises(ValueError, match="one number per estimate"):
+        g.avg_slopes(fit, transform=np.sum)

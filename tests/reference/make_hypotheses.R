@@ -1,7 +1,8 @@
-# marginaleffects 0.11.0's hypotheses() on a fit's fixed effects and the equivalence and
-# p_adjust arguments of its marginal-effect functions, for tests/test_hypothesis.py: a glmmTMB
-# fit of contraception's model (at the optimum) and, for the standard errors where the random
-# effects enter a prediction, the glmer fit with glmmTMB's covariance (see make_slopes.R).
+# marginaleffects 0.11.0's hypotheses() on a fit's fixed effects and the equivalence,
+# p_adjust and transform arguments of its marginal-effect functions, for
+# tests/test_hypothesis.py: a glmmTMB fit of contraception's model (at the optimum) and, for
+# the standard errors where the random effects enter a prediction, the glmer fit with
+# glmmTMB's covariance (see make_slopes.R). (0.11.0's hypotheses() has no transform.)
 # usage: Rscript make_hypotheses.R  (in tests/reference; writes hypotheses.json, 1 minute)
 suppressMessages({library(lme4); library(glmmTMB); library(marginaleffects); library(jsonlite)})
 stopifnot(packageVersion("marginaleffects") == "0.11.0")
@@ -28,16 +29,20 @@ calls <- list(
   list(fn = "avg_predictions", by = "livch", hypothesis = "pairwise", p_adjust = "BY"),
   list(fn = "avg_predictions", by = "livch", hypothesis = "pairwise", p_adjust = "bonferroni"),
   list(fn = "avg_slopes", p_adjust = "fdr"),
-  list(fn = "avg_slopes", variables = "age", equivalence = 0.001)
+  list(fn = "avg_slopes", variables = "age", equivalence = 0.001),
+  # transform (the name of an R function here): estimates and limits transformed
+  list(fn = "avg_comparisons", variables = "livch", comparison = "lnoravg", transform = "exp")
 )
 call_one <- function(fit, call, vcov = NULL) {
   args <- c(list(fit), call[setdiff(names(call), "fn")])
+  if (!is.null(call$transform)) args$transform <- get(call$transform)
   if (!is.null(vcov)) args$vcov <- vcov
   table <- as.data.frame(do.call(call$fn, args))
   keep <- c(term = "term", estimate = "estimate", std_error = "std.error",
             p_value = "p.value", statistic_noninf = "statistic.noninf",
             statistic_nonsup = "statistic.nonsup", p_value_noninf = "p.value.noninf",
-            p_value_nonsup = "p.value.nonsup", p_value_equiv = "p.value.equiv")
+            p_value_nonsup = "p.value.nonsup", p_value_equiv = "p.value.equiv",
+            ci_lower = "conf.low", ci_upper = "conf.high")
   out <- lapply(keep, function(column) table[[column]])
   out[!vapply(out, is.null, logical(1))]
 }

@@ -78,17 +78,40 @@ class Tested:
 
 @dataclass(frozen=True)
 class Tests:
-    """What the marginal-effect functions test besides each estimate against 0:
-    ``hypothesis`` (module docstring), ``equivalence`` bounds (lo, hi) of the TOST, and a
-    ``p_adjust`` method (results.multiplicity.P_ADJUST_METHODS) of the p-values."""
+    """What the marginal-effect functions test besides each estimate against 0, and how they
+    report it: ``hypothesis`` (module docstring), ``equivalence`` bounds (lo, hi) of the TOST,
+    a ``p_adjust`` method (results.multiplicity.P_ADJUST_METHODS) of the p-values, and a
+    ``transform`` of the estimates and interval limits ("exp", or a function of an array)."""
 
     hypothesis: Any = None
     equivalence: Any = None
     p_adjust: str | None = None
+    transform: Any = None
+
+    def transformed(self, values: FloatArray) -> FloatArray:
+        """``values`` through the transform (the identity without one)."""
+        if self.transform is None:
+            return values
+        function = np.exp if self.transform == "exp" else self.transform
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = np.asarray(function(values.copy()), dtype=np.float64)
+        if out.shape != values.shape:
+            raise ValueError(
+                f"transform must return one number per estimate ({values.shape[0]}), got "
+                f"shape {out.shape}"
+            )
+        return np.where(np.isfinite(out), out, np.nan)
 
     def check(self) -> tuple[float, float] | None:
         """ValueError for arguments that cannot be what they say; the equivalence bounds
         (a single number: both bounds)."""
+        if self.transform is not None and not (
+            self.transform == "exp"
+            or (callable(self.transform) and not isinstance(self.transform, type))
+        ):
+            raise ValueError(
+                f"transform must be 'exp' or a function of an array, got {self.transform!r}"
+            )
         check_hypothesis(self.hypothesis)
         if self.p_adjust is not None:
             if self.p_adjust not in P_ADJUST_METHODS:

@@ -650,6 +650,12 @@ def _table(
     bounds = tests.check()
     if bounds is not None:
         table.update(equivalence_tests(estimate, se, bounds))
+    if tests.transform is not None:
+        # as marginaleffects: estimate and limits transformed, the tests kept, the SE and z
+        # (of the untransformed estimate) dropped
+        for column in ("estimate", "ci_lower", "ci_upper"):
+            table[column] = tests.transformed(table[column])
+        del table["std_error"], table["z"]
     return pd.DataFrame(table)
 
 
@@ -949,6 +955,7 @@ def avg_predictions(
     hypothesis: Any = None,
     equivalence: Any = None,
     p_adjust: str | None = None,
+    transform: Any = None,
 ) -> pd.DataFrame:
     """Average predictions over the rows (marginaleffects' avg_predictions): the mean
     predicted probability (``type="response"``; "link": the linear predictor) over the rows the
@@ -973,7 +980,7 @@ def avg_predictions(
         conf_level,
         offset,
         wts,
-        Tests(hypothesis, equivalence, p_adjust),
+        Tests(hypothesis, equivalence, p_adjust, transform),
         True,
     )
 
@@ -991,6 +998,7 @@ def predictions(
     hypothesis: Any = None,
     equivalence: Any = None,
     p_adjust: str | None = None,
+    transform: Any = None,
 ) -> pd.DataFrame:
     """Each row's prediction with its delta-method SE in the fixed effects (marginaleffects'
     predictions): the rows the model was fitted to, or newdata (e.g. a datagrid()), each once
@@ -1013,7 +1021,7 @@ def predictions(
         conf_level,
         offset,
         wts,
-        Tests(hypothesis, equivalence, p_adjust),
+        Tests(hypothesis, equivalence, p_adjust, transform),
         average,
     )
 
@@ -1084,15 +1092,17 @@ def hypotheses(
     equivalence: Any = None,
     p_adjust: str | None = None,
     conf_level: float | None = None,
+    transform: Any = None,
 ) -> pd.DataFrame:
     """Tests of the fixed effects or of functions of them (marginaleffects' hypotheses on a
     model): without ``hypothesis`` each coefficient against 0 (Wald, the link scale); with
     it, the functions it asks for of the coefficients b1, b2, ... in design-column order, or
     of their names ("urbanY = 2 * livch1", "exp(b4) / exp(b5) = 1"; results.hypothesis), with
-    delta-method SEs from their exact derivatives. equivalence, p_adjust and conf_level as
+    delta-method SEs from their exact derivatives (transform="exp": odds ratios and their
+    limits). equivalence, p_adjust, conf_level and transform as
     slopes(). Columns: term, estimate, std_error, z, p_value, ci_lower, ci_upper."""
     fit = require_fit(result, "hypotheses")
-    tests = Tests(hypothesis, equivalence, p_adjust)
+    tests = Tests(hypothesis, equivalence, p_adjust, transform)
     tests.check()
     level = fit.conf_level if conf_level is None else fraction(conf_level, "conf_level")
     beta = np.asarray(fit.fit_output.beta, dtype=np.float64)
@@ -1119,6 +1129,7 @@ def slopes(
     hypothesis: Any = None,
     equivalence: Any = None,
     p_adjust: str | None = None,
+    transform: Any = None,
 ) -> pd.DataFrame:
     """The slope of each row's prediction in each numeric variable (and each factor's
     comparisons), one row of the table per data row and contrast (marginaleffects' slopes;
@@ -1132,7 +1143,12 @@ def slopes(
     "dydx" (default), or an elasticity "eyex", "eydx", "dyex" (SLOPE_KINDS); hypothesis:
     functions of the table's estimates b1, b2, ... to estimate and test instead of them (a
     keyword such as "pairwise", an equation "b1 = b2", weights; results.hypothesis), or a
-    number, the null value of the z tests (None: 0).
+    number, the null value of the z tests (None: 0); equivalence: bounds (lo, hi) or one
+    number, adding the one-sided tests and the TOST (z_noninf, z_nonsup, p_value_noninf,
+    p_value_nonsup, p_value_equiv); p_adjust: R's p.adjust method of the p-values ("holm",
+    "hochberg", "hommel", "bonferroni", "BH", "BY", "fdr"); transform: "exp" or a function
+    applied to the estimates and interval limits (their SE and z dropped, p-values kept:
+    marginaleffects' transform), e.g. odds ratios from comparison="lnor".
 
     Columns: term, contrast, row (the row's label in the data), estimate, std_error, z,
     p_value, ci_lower, ci_upper (with hypothesis: term, the tests' labels, then estimate
@@ -1151,7 +1167,7 @@ def slopes(
         False,
         "slopes",
         None,
-        Tests(hypothesis, equivalence, p_adjust),
+        Tests(hypothesis, equivalence, p_adjust, transform),
     )
 
 
@@ -1176,6 +1192,7 @@ def avg_slopes(
     hypothesis: Any = None,
     equivalence: Any = None,
     p_adjust: str | None = None,
+    transform: Any = None,
 ) -> pd.DataFrame:
     """Average marginal effects: each row's slope (slopes()) averaged over the rows, or over
     the rows of each group of the ``by`` columns of the data (marginaleffects' avg_slopes).
@@ -1198,7 +1215,7 @@ def avg_slopes(
         True,
         "slopes",
         wts,
-        Tests(hypothesis, equivalence, p_adjust),
+        Tests(hypothesis, equivalence, p_adjust, transform),
     )
 
 
@@ -1214,6 +1231,7 @@ def comparisons(
     hypothesis: Any = None,
     equivalence: Any = None,
     p_adjust: str | None = None,
+    transform: Any = None,
 ) -> pd.DataFrame:
     """Each row's difference in prediction when one variable changes (marginaleffects'
     comparisons; module docstring), one row of the table per data row and contrast.
@@ -1237,7 +1255,7 @@ def comparisons(
         False,
         "comparisons",
         None,
-        Tests(hypothesis, equivalence, p_adjust),
+        Tests(hypothesis, equivalence, p_adjust, transform),
     )
 
 
@@ -1255,6 +1273,7 @@ def avg_comparisons(
     hypothesis: Any = None,
     equivalence: Any = None,
     p_adjust: str | None = None,
+    transform: Any = None,
 ) -> pd.DataFrame:
     """comparisons() averaged over the rows, or within each group of the ``by`` columns
     (marginaleffects' avg_comparisons): e.g. the average difference in probability between
@@ -1276,5 +1295,5 @@ def avg_comparisons(
         True,
         "comparisons",
         wts,
-        Tests(hypothesis, equivalence, p_adjust),
+        Tests(hypothesis, equivalence, p_adjust, transform),
     )
