@@ -605,7 +605,7 @@ def make_case(
                 "effects": ["random", [], 3],
                 "scales": ["sd", None],
                 "conf_int": ["yes", 1],
-                "conf_method": ["exact", None],
+                "conf_method": ["exact", 3],
                 "exponentiate": [1, "no"],
             },
             p_bad,
