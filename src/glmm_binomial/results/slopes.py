@@ -967,7 +967,8 @@ def avg_predictions(
     varying slowest), the rows' predictions averaged per value (per ``by`` group when by is
     given): e.g. the mean probability were every woman urban, and were every woman rural,
     each with her own other covariates (standardization, G-computation). re, conf_level,
-    offset and hypothesis as slopes(); wts as avg_slopes(). Delta-method SEs in the fixed
+    offset, hypothesis, equivalence, p_adjust and transform as slopes(); wts as
+    avg_slopes(). Delta-method SEs in the fixed
     effects (random effects at their modes). Columns: the by columns (else the variables),
     estimate, std_error, z, p_value, ci_lower, ci_upper."""
     return _predictions(
@@ -1197,7 +1198,8 @@ def avg_slopes(
     """Average marginal effects: each row's slope (slopes()) averaged over the rows, or over
     the rows of each group of the ``by`` columns of the data (marginaleffects' avg_slopes).
     wts: weights of the averages, a column of the data or one non-negative number per row
-    (marginaleffects' wts; None: equal); hypothesis as slopes(). Columns: term, contrast,
+    (marginaleffects' wts; None: equal); hypothesis, equivalence, p_adjust and transform as
+    slopes(). Columns: term, contrast,
     the by columns, estimate,
     std_error, z, p_value, ci_lower, ci_upper; ``attrs["notes"]`` say the scale and how the
     SEs were made."""
