@@ -687,6 +687,8 @@ def make_case(
                 functions += ["differenceavg", "ratioavg", "lnratioavg", "lnoravg"]
             good["comparison"] = pick(rng, functions)
             bad_pool["comparison"] = ["odds", 3]
+            good["cross"] = pick(rng, [False, False, True])  # one variable: refused
+            bad_pool["cross"] = ["yes", None]
         args, bad = with_bad(rng, good, bad_pool, p_bad)
         call = getattr(g, function)
         return Case(f"{function}{args}", lambda: call(r, **args), bad)

@@ -4,6 +4,8 @@ test_slopes.py (the calls with hypothesis in tests/reference/slopes.json)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -217,8 +219,10 @@ def test_against_marginaleffects(reference_fit: g.GLMMResult, call: dict) -> Non
     SEs and the tests' statistics against glmer's with glmmTMB's covariance (where the random
     effects enter a prediction; glmmTMB's own elsewhere, the same there)."""
     assert reference_fit.loglik == pytest.approx(REFERENCE["loglik"], abs=1e-6)
-    names = ("variables", "by", "hypothesis", "equivalence", "p_adjust", "comparison")
+    names = ("variables", "by", "hypothesis", "equivalence", "p_adjust", "comparison", "cross")
     arguments = {k: call[k] for k in names if k in call}
+    if call.get("newdata") == "first rows":
+        arguments["newdata"] = g.datasets.load("contraception").iloc[:6]
     out = getattr(g, call["fn"])(reference_fit, **arguments)
     tmb, mer = call["glmmTMB"], call["glmer_tmb_vcov"]
     if call["fn"] == "hypotheses" and "hypothesis" not in call:
@@ -227,6 +231,10 @@ def test_against_marginaleffects(reference_fit: g.GLMMResult, call: dict) -> Non
         assert list(out["term"]) == reference_fit.fixed_names
     elif call["fn"] != "avg_comparisons":
         assert list(out["term"]) == list(np.atleast_1d(tmb["term"]))
+    for column in [c for c in tmb if c.startswith("contrast_")]:
+        # (marginaleffects 0.11 writes contrasts within by groups as mean(a) - mean(b))
+        expected = [re.sub(r"mean\(([^()]*)\)", r"\1", v) for v in np.atleast_1d(tmb[column])]
+        assert list(out[column]) == expected, column
     if "transform" in call:  # the name of a numpy function here
         arguments["transform"] = getattr(np, call["transform"])
         out = getattr(g, call["fn"])(reference_fit, **arguments)
@@ -309,3 +317,17 @@ def test_transform(fit: g.GLMMResult) -> None:
         g.avg_slopes(fit, transform="log")
     with pytest.raises(ValueError, match="one number per estimate"):
         g.avg_slopes(fit, transform=np.sum)
+
+
+def test_cross(fit: g.GLMMResult) -> None:
+    """cross=True changes the variables together: on the link scale of an additive model the
+    crossed difference is the sum of the variables' own differences."""
+    crossed = g.avg_comparisons(fit, {"urban": "reference", "age": 2.0}, cross=True, type="link")
+    assert list(crossed.columns[:3]) == ["term", "contrast_urban", "contrast_age"]
+    expected = fit.params["urbanY"] + 2.0 * fit.params["age"]
+    assert crossed["estimate"].iloc[0] == pytest.approx(expected, rel=1e-9)
+    assert len(g.avg_comparisons(fit, ["urban", "livch"], cross=True)) == 3
+    with pytest.raises(ValueError, match="at least two variables"):
+        g.avg_comparisons(fit, "urban", cross=True)
+    with pytest.raises(ValueError, match="cross must be True or False"):
+        g.avg_comparisons(fit, ["urban", "age"], cross="yes")

@@ -1,5 +1,5 @@
 # marginaleffects 0.11.0's hypotheses() on a fit's fixed effects and the equivalence,
-# p_adjust and transform arguments of its marginal-effect functions, for
+# p_adjust, transform and cross arguments of its marginal-effect functions, for
 # tests/test_hypothesis.py: a glmmTMB fit of contraception's model (at the optimum) and, for
 # the standard errors where the random effects enter a prediction, the glmer fit with
 # glmmTMB's covariance (see make_slopes.R). (0.11.0's hypotheses() has no transform.)
@@ -31,11 +31,19 @@ calls <- list(
   list(fn = "avg_slopes", p_adjust = "fdr"),
   list(fn = "avg_slopes", variables = "age", equivalence = 0.001),
   # transform (the name of an R function here): estimates and limits transformed
-  list(fn = "avg_comparisons", variables = "livch", comparison = "lnoravg", transform = "exp")
+  list(fn = "avg_comparisons", variables = "livch", comparison = "lnoravg", transform = "exp"),
+  # cross: the variables changed together
+  list(fn = "avg_comparisons", variables = c("urban", "livch"), cross = TRUE),
+  list(fn = "avg_comparisons", variables = list(age = 5, urban = "reference"), cross = TRUE),
+  list(fn = "comparisons", variables = c("urban", "age"), cross = TRUE,
+       newdata = "first rows"),
+  list(fn = "avg_comparisons", variables = list(livch = "pairwise", urban = "reference"),
+       cross = TRUE, by = "urban")
 )
 call_one <- function(fit, call, vcov = NULL) {
   args <- c(list(fit), call[setdiff(names(call), "fn")])
   if (!is.null(call$transform)) args$transform <- get(call$transform)
+  if (identical(call$newdata, "first rows")) args$newdata <- head(contraception, 6)
   if (!is.null(vcov)) args$vcov <- vcov
   table <- as.data.frame(do.call(call$fn, args))
   keep <- c(term = "term", estimate = "estimate", std_error = "std.error",
@@ -44,6 +52,7 @@ call_one <- function(fit, call, vcov = NULL) {
             p_value_nonsup = "p.value.nonsup", p_value_equiv = "p.value.equiv",
             ci_lower = "conf.low", ci_upper = "conf.high")
   out <- lapply(keep, function(column) table[[column]])
+  for (column in grep("^contrast", names(table), value = TRUE)) out[[column]] <- table[[column]]
   out[!vapply(out, is.null, logical(1))]
 }
 out <- list(

@@ -783,8 +783,11 @@ def _effects(
     what: str,
     wts: Any = None,
     tests: Tests = NO_TESTS,
+    cross: bool = False,
 ) -> pd.DataFrame:
     slope = function in SLOPE_KINDS
+    if not isinstance(cross, (bool, np.bool_)):
+        raise ValueError(f"cross must be True or False, got {cross!r}")
     if slope:
         eps = _check_eps(eps)
     elif function not in COMPARISONS:
@@ -803,13 +806,18 @@ def _effects(
     factors = _factor_levels(design, list(specs))
     settings: list[_Setting] = []
     contrasts: list[_Contrast] = []
+    per_variable: dict[str, list[_Contrast]] = {}
     for name, spec in specs.items():
         if name in factors:
-            contrasts += _factor_settings(rows, name, factors[name], spec, function, settings)
+            found = _factor_settings(rows, name, factors[name], spec, function, settings)
         else:
-            contrasts += _numeric_settings(
-                result, design, rows, name, spec, function, eps, settings
-            )
+            found = _numeric_settings(result, design, rows, name, spec, function, eps, settings)
+        per_variable[name] = found
+        contrasts += found
+    crossed: list[str] = []
+    if cross:
+        crossed = _given_order(variables, list(specs))
+        contrasts, settings = _crossed(rows, crossed, per_variable, settings, function)
     predicted = common.predict(result, settings, type)
     vcov = np.asarray(result.fit_output.vcov_beta, dtype=np.float64)
     n = len(rows.frame)
@@ -847,10 +855,14 @@ def _effects(
         estimates.append(mean)
         jacobians.append(mean_jacobian)
     size = n_groups if average else n
-    keys: dict[str, Any] = {
-        "term": [c.term for c in contrasts for _ in range(size)],
-        "contrast": [c.label for c in contrasts for _ in range(size)],
-    }
+    keys: dict[str, Any] = {"term": [c.term for c in contrasts for _ in range(size)]}
+    if cross:  # one column per variable: its contrast in each combination
+        for k, name in enumerate(crossed):
+            keys[f"contrast_{name}"] = [
+                c.label.split(CROSS_SEPARATOR)[k] for c in contrasts for _ in range(size)
+            ]
+    else:
+        keys["contrast"] = [c.label for c in contrasts for _ in range(size)]
     if average:
         keys.update({b: np.tile(group_values[b].to_numpy(), len(contrasts)) for b in by_names})
     else:
@@ -867,6 +879,46 @@ def _effects(
         {"type": type, "level": common.level, "notes": _notes(result, type, common.blocks)}
     )
     return table
+
+
+CROSS_SEPARATOR = "\x1f"
+"""Joins the variables' contrast labels in a crossed contrast's label (split into the
+contrast_<name> columns)."""
+
+
+def _given_order(variables: Any, names: list[str]) -> list[str]:
+    """The variables in the order the caller gave them (alphabetical when not given)."""
+    if isinstance(variables, str) or variables is None:
+        return names
+    return [name for name in list(variables) if name in names]
+
+
+def _crossed(
+    rows: _Rows,
+    names: list[str],
+    per_variable: dict[str, list[_Contrast]],
+    settings: list[_Setting],
+    function: str,
+) -> tuple[list[_Contrast], list[_Setting]]:
+    """marginaleffects' cross=TRUE: a contrast for each combination of the variables'
+    contrasts (the first variable's varying slowest), all the variables at their low values
+    against all at their high values; only those settings are predicted."""
+    if len(names) < 2:
+        raise ValueError("cross=True needs at least two variables to change together")
+    contrasts: list[_Contrast] = []
+    crossed: list[_Setting] = []
+    for combination in itertools.product(*(per_variable[name] for name in names)):
+        sides = []
+        for side in ("low", "high"):
+            changed = {
+                name: settings[getattr(c, side)].frame[name]
+                for name, c in zip(names, combination, strict=True)
+            }
+            crossed.append(_Setting(rows.frame.assign(**changed), side))
+            sides.append(len(crossed) - 1)
+        label = CROSS_SEPARATOR.join(c.label for c in combination)
+        contrasts.append(_Contrast("cross", label, sides[0], sides[1], function))
+    return contrasts, crossed
 
 
 def _notes(result: ResultBase, type: str, blocks: tuple[int, ...]) -> tuple[str, ...]:
@@ -1234,6 +1286,7 @@ def comparisons(
     equivalence: Any = None,
     p_adjust: str | None = None,
     transform: Any = None,
+    cross: bool = False,
 ) -> pd.DataFrame:
     """Each row's difference in prediction when one variable changes (marginaleffects'
     comparisons; module docstring), one row of the table per data row and contrast.
@@ -1242,7 +1295,10 @@ def comparisons(
     "minmax", "iqr" (the quartiles), "sd" or "2sd" (the mean -/+ half an SD or one; these
     over the fit's rows, NUMERIC_CHANGES); for a factor "reference" (default), "sequential"
     or "pairwise". comparison: "difference" (default), "ratio", "lnratio" or "lnor"
-    (COMPARISONS). Other arguments and columns as slopes()."""
+    (COMPARISONS). cross: change the variables together (marginaleffects' cross=TRUE): one
+    estimate per combination of their contrasts, every variable at its low value against
+    every one at its high value (term "cross", a contrast_<name> column per variable, in the
+    order given). Other arguments and columns as slopes()."""
     return _effects(
         result,
         variables,
@@ -1258,6 +1314,7 @@ def comparisons(
         "comparisons",
         None,
         Tests(hypothesis, equivalence, p_adjust, transform),
+        cross,
     )
 
 
@@ -1276,6 +1333,7 @@ def avg_comparisons(
     equivalence: Any = None,
     p_adjust: str | None = None,
     transform: Any = None,
+    cross: bool = False,
 ) -> pd.DataFrame:
     """comparisons() averaged over the rows, or within each group of the ``by`` columns
     (marginaleffects' avg_comparisons): e.g. the average difference in probability between
@@ -1298,4 +1356,5 @@ def avg_comparisons(
         "comparisons",
         wts,
         Tests(hypothesis, equivalence, p_adjust, transform),
+        cross,
     )
