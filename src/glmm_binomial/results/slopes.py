@@ -650,11 +650,16 @@ def _table(
     bounds = tests.check()
     if bounds is not None:
         table.update(equivalence_tests(estimate, se, bounds))
+    if tests.p_adjust is not None:
+        # as marginaleffects: no interval beside adjusted p-values (an unadjusted one would
+        # not match them)
+        del table["ci_lower"], table["ci_upper"]
     if tests.transform is not None:
         # as marginaleffects: estimate and limits transformed, the tests kept, the SE and z
         # (of the untransformed estimate) dropped
         for column in ("estimate", "ci_lower", "ci_upper"):
-            table[column] = tests.transformed(table[column])
+            if column in table:
+                table[column] = tests.transformed(table[column])
         del table["std_error"], table["z"]
     return pd.DataFrame(table)
 
@@ -1199,7 +1204,8 @@ def slopes(
     number, the null value of the z tests (None: 0); equivalence: bounds (lo, hi) or one
     number, adding the one-sided tests and the TOST (z_noninf, z_nonsup, p_value_noninf,
     p_value_nonsup, p_value_equiv); p_adjust: R's p.adjust method of the p-values ("holm",
-    "hochberg", "hommel", "bonferroni", "BH", "BY", "fdr"); transform: "exp" or a function
+    "hochberg", "hommel", "bonferroni", "BH", "BY", "fdr"; the intervals are then left out,
+    as marginaleffects leaves them); transform: "exp" or a function
     applied to the estimates and interval limits (their SE and z dropped, p-values kept:
     marginaleffects' transform), e.g. odds ratios from comparison="lnor".
 
