@@ -261,6 +261,26 @@ def test_spread_changes(linear_fit: g.GLMMResult, contraception: pd.DataFrame) -
     np.testing.assert_allclose(rows["estimate"], again["estimate"], rtol=1e-12)
 
 
+def test_custom_change(linear_fit: g.GLMMResult, contraception: pd.DataFrame) -> None:
+    """A function of the rows' values gives their low and high values (a pair, or two
+    columns); on the link scale x -/+ 1 is twice the coefficient."""
+    pair = g.avg_comparisons(linear_fit, {"age": lambda x: (x - 1, x + 1)}, type="link")
+    assert pair["contrast"].iloc[0] == "custom"
+    assert pair["estimate"].iloc[0] == pytest.approx(2 * linear_fit.params["age"], rel=1e-9)
+    columns = g.avg_comparisons(
+        linear_fit, {"age": lambda x: np.column_stack([x - 1, x + 1])}, type="link"
+    )
+    pd.testing.assert_frame_equal(pair, columns)
+    two = g.comparisons(
+        linear_fit, {"age": lambda x: (x, x + 2)}, newdata=contraception.iloc[:2], type="link"
+    )
+    np.testing.assert_allclose(two["estimate"], 2 * linear_fit.params["age"], rtol=1e-9)
+    with pytest.raises(ValueError, match="two values per row"):
+        g.avg_comparisons(linear_fit, {"age": lambda x: x})
+    with pytest.raises(ValueError, match="failed or returned no numbers"):
+        g.avg_comparisons(linear_fit, {"age": lambda x: ("a", "b")})
+
+
 def test_averages_are_means_of_the_rows(linear_fit: g.GLMMResult) -> None:
     """avg_ is the mean of the unit-level estimates; by groups weighted by their sizes give
     the overall average."""

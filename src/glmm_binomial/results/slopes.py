@@ -338,6 +338,11 @@ def _numeric_settings(
         return [_Contrast(name, SLOPE_KINDS[function], first, first + 1, function, step, x)]
     template = COMPARISONS[function]
     change: Any = 1.0 if spec is None else spec
+    if callable(change):
+        low_x, high_x = _custom_change(change, x, name)
+        settings.append(_Setting(rows.frame.assign(**{name: low_x}), "low"))
+        settings.append(_Setting(rows.frame.assign(**{name: high_x}), "high"))
+        return [_Contrast(name, "custom", first, first + 1, function)]
     if isinstance(change, str):
         if change not in NUMERIC_CHANGES:
             raise ValueError(
@@ -392,6 +397,28 @@ def _numeric_settings(
     settings.append(_Setting(rows.frame.assign(**{name: low_x}), "low"))
     settings.append(_Setting(rows.frame.assign(**{name: high_x}), "high"))
     return [_Contrast(name, label, first, first + 1, function)]
+
+
+def _custom_change(change: Any, x: FloatArray, name: str) -> tuple[FloatArray, FloatArray]:
+    """A function's change of a numeric variable (marginaleffects' variables = list(x =
+    function)): called with the rows' values, it returns their low and high values (a pair of
+    arrays, or an array of two columns)."""
+    try:
+        out = change(x.copy())
+        if isinstance(out, (tuple, list)) and len(out) == 2:  # (low, high)
+            pair = np.vstack([np.asarray(v, dtype=np.float64).ravel() for v in out])
+        else:  # two columns
+            pair = np.asarray(out, dtype=np.float64).T
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"variables: the function changing {name!r} failed or returned no numbers: {error}"
+        ) from None
+    if pair.shape != (2, len(x)):
+        raise ValueError(
+            f"variables: the function changing {name!r} must return two values per row (low, "
+            f"high), got shape {pair.shape}"
+        )
+    return pair[0], pair[1]
 
 
 def _level_settings(rows: _Rows, name: str, levels: Sequence[Any], settings: list[_Setting]) -> int:
@@ -1299,7 +1326,8 @@ def comparisons(
     variables: a name, a list of names or a dict name -> change: for a numeric variable a
     number d (x + d/2 against x - d/2; default 1), two numbers (every row at each),
     "minmax", "iqr" (the quartiles), "sd" or "2sd" (the mean -/+ half an SD or one; these
-    over the fit's rows, NUMERIC_CHANGES); for a factor "reference" (default), "sequential"
+    over the fit's rows, NUMERIC_CHANGES), or a function of the rows' values returning their
+    low and high values (labelled "custom"); for a factor "reference" (default), "sequential"
     or "pairwise". comparison: "difference" (default), "ratio", "lnratio" or "lnor"
     (COMPARISONS). cross: change the variables together (marginaleffects' cross=TRUE): one
     estimate per combination of their contrasts, every variable at its low value against
