@@ -220,6 +220,7 @@ def test_against_marginaleffects(reference_fit: g.GLMMResult, call: dict) -> Non
     effects enter a prediction; glmmTMB's own elsewhere, the same there)."""
     assert reference_fit.loglik == pytest.approx(REFERENCE["loglik"], abs=1e-6)
     names = ("variables", "by", "hypothesis", "equivalence", "p_adjust", "comparison", "cross")
+    names += ("df",)
     arguments = {k: call[k] for k in names if k in call}
     if call.get("newdata") == "first rows":
         arguments["newdata"] = g.datasets.load("contraception").iloc[:6]
@@ -248,6 +249,8 @@ def test_against_marginaleffects(reference_fit: g.GLMMResult, call: dict) -> Non
     else:
         np.testing.assert_allclose(out["estimate"], np.atleast_1d(tmb["estimate"]), atol=5e-6)
         np.testing.assert_allclose(out["std_error"], np.atleast_1d(mer["std_error"]), rtol=1e-3)
+    if "df" in call:  # t intervals: estimate -/+ t quantile x SE, as R's
+        np.testing.assert_allclose(out["ci_lower"], np.atleast_1d(mer["ci_lower"]), rtol=2e-3)
     for ours, theirs in COLUMNS.items():
         if theirs in mer:
             expected = np.atleast_1d(np.asarray(mer[theirs], dtype=float))
@@ -333,3 +336,17 @@ def test_cross(fit: g.GLMMResult) -> None:
         g.avg_comparisons(fit, "urban", cross=True)
     with pytest.raises(ValueError, match="cross must be True or False"):
         g.avg_comparisons(fit, ["urban", "age"], cross="yes")
+
+
+def test_degrees_of_freedom(fit: g.GLMMResult) -> None:
+    """df: Student's t p-values and intervals; inf is the normal."""
+    z = g.avg_comparisons(fit, "urban")
+    t = g.avg_comparisons(fit, "urban", df=5)
+    assert t["estimate"].iloc[0] == z["estimate"].iloc[0]
+    assert t["p_value"].iloc[0] > z["p_value"].iloc[0]
+    width = t["ci_upper"].iloc[0] - t["ci_lower"].iloc[0]
+    assert width / (2 * t["std_error"].iloc[0]) == pytest.approx(2.570581835636314, rel=1e-10)
+    pd.testing.assert_frame_equal(g.avg_comparisons(fit, "urban", df=np.inf), z)
+    for bad in (0, -1, "30", True):
+        with pytest.raises(ValueError, match="df must be a positive number"):
+            g.avg_comparisons(fit, "urban", df=bad)

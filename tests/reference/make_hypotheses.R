@@ -1,5 +1,5 @@
 # marginaleffects 0.11.0's hypotheses() on a fit's fixed effects and the equivalence,
-# p_adjust, transform and cross arguments of its marginal-effect functions, for
+# p_adjust, transform, cross and df arguments of its marginal-effect functions, for
 # tests/test_hypothesis.py: a glmmTMB fit of contraception's model (at the optimum) and, for
 # the standard errors where the random effects enter a prediction, the glmer fit with
 # glmmTMB's covariance (see make_slopes.R). (0.11.0's hypotheses() has no transform.)
@@ -38,7 +38,10 @@ calls <- list(
   list(fn = "comparisons", variables = c("urban", "age"), cross = TRUE,
        newdata = "first rows"),
   list(fn = "avg_comparisons", variables = list(livch = "pairwise", urban = "reference"),
-       cross = TRUE, by = "urban")
+       cross = TRUE, by = "urban"),
+  # df: t tests and intervals
+  list(fn = "avg_comparisons", variables = "livch", df = 12),
+  list(fn = "hypotheses", hypothesis = "b4 = b5", df = 30, equivalence = c(-0.5, 0.5))
 )
 call_one <- function(fit, call, vcov = NULL) {
   args <- c(list(fit), call[setdiff(names(call), "fn")])

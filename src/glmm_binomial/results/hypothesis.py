@@ -37,6 +37,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import special
 
+from glmm_binomial.numerics import normal
 from glmm_binomial.results.multiplicity import P_ADJUST_METHODS
 
 __all__ = [
@@ -87,6 +88,20 @@ class Tests:
     equivalence: Any = None
     p_adjust: str | None = None
     transform: Any = None
+    df: Any = math.inf
+
+    def lower_tail(self, t: FloatArray) -> FloatArray:
+        """P(T <= t) for the tests' reference distribution: the normal (df inf) or Student's
+        t with df degrees of freedom."""
+        if math.isinf(self.df):
+            return normal.upper_tail(-np.asarray(t, dtype=np.float64))
+        return np.asarray(special.stdtr(self.df, t), dtype=np.float64)
+
+    def quantile(self, probability: float) -> float:
+        """The reference distribution's quantile (intervals estimate -/+ q SE)."""
+        if math.isinf(self.df):
+            return normal.quantile(probability)
+        return float(special.stdtrit(self.df, probability))
 
     def transformed(self, values: FloatArray) -> FloatArray:
         """``values`` through the transform (the identity without one)."""
@@ -105,6 +120,15 @@ class Tests:
     def check(self) -> tuple[float, float] | None:
         """ValueError for arguments that cannot be what they say; the equivalence bounds
         (a single number: both bounds)."""
+        if (
+            isinstance(self.df, (bool, np.bool_))
+            or not isinstance(self.df, (int, float, np.integer, np.floating))
+            or not self.df > 0
+        ):
+            raise ValueError(
+                f"df must be a positive number of degrees of freedom (inf: z tests), got "
+                f"{self.df!r}"
+            )
         if self.transform is not None and not (
             self.transform == "exp"
             or (callable(self.transform) and not isinstance(self.transform, type))
@@ -141,20 +165,21 @@ class Tests:
 
 
 def equivalence_tests(
-    estimate: FloatArray, se: FloatArray, bounds: tuple[float, float]
+    estimate: FloatArray, se: FloatArray, bounds: tuple[float, float], tests: Tests | None = None
 ) -> dict[str, FloatArray]:
     """marginaleffects' (and emmeans') one-sided tests against equivalence bounds (lo, hi):
     non-inferiority z = (estimate - lo) / SE with p = P(Z > z), non-superiority z =
     (estimate - hi) / SE with p = P(Z < z), and the TOST's equivalence p-value, the larger of
-    the two."""
+    the two (Student's t with ``tests.df`` degrees of freedom where finite)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         noninf = (estimate - bounds[0]) / se
         nonsup = (estimate - bounds[1]) / se
     # no SE (zero or unknown): no statistic, NaN rather than inf
     noninf = np.where(np.isfinite(noninf), noninf, np.nan)
     nonsup = np.where(np.isfinite(nonsup), nonsup, np.nan)
-    p_noninf = special.ndtr(-noninf)
-    p_nonsup = special.ndtr(nonsup)
+    lower_tail = (tests or Tests()).lower_tail
+    p_noninf = lower_tail(-noninf)
+    p_nonsup = lower_tail(nonsup)
     return {
         "z_noninf": noninf,
         "z_nonsup": nonsup,

@@ -74,7 +74,6 @@ from glmm_binomial.model.frame import (
     row_values,
 )
 from glmm_binomial.model.newdata import new_data_design
-from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import row_variances
 from glmm_binomial.results.base import ResultBase, data_rows, require_fit
 from glmm_binomial.results.datagrid import fivenum, model_variables, summary_rows
@@ -663,12 +662,12 @@ def _table(
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (estimate - null) / se
     z = np.where(np.isfinite(z), z, np.nan)
-    q = normal.quantile(0.5 + conf_level / 2.0)
+    q = tests.quantile(0.5 + conf_level / 2.0)
     table: dict[str, Any] = dict(keys)
     table["estimate"] = estimate
     table["std_error"] = se
     table["z"] = z
-    p_value = 2.0 * normal.upper_tail(np.abs(z))
+    p_value = 2.0 * tests.lower_tail(-np.abs(z))
     table["p_value"] = (
         p_value if tests.p_adjust is None else adjusted_p_values(p_value, tests.p_adjust)
     )
@@ -676,7 +675,7 @@ def _table(
     table["ci_upper"] = estimate + q * se
     bounds = tests.check()
     if bounds is not None:
-        table.update(equivalence_tests(estimate, se, bounds))
+        table.update(equivalence_tests(estimate, se, bounds, tests))
     if tests.p_adjust is not None:
         # as marginaleffects: no interval beside adjusted p-values (an unadjusted one would
         # not match them)
@@ -1040,6 +1039,7 @@ def avg_predictions(
     equivalence: Any = None,
     p_adjust: str | None = None,
     transform: Any = None,
+    df: float = math.inf,
 ) -> pd.DataFrame:
     """Average predictions over the rows (marginaleffects' avg_predictions): the mean
     predicted probability (``type="response"``; "link": the linear predictor) over the rows the
@@ -1065,7 +1065,7 @@ def avg_predictions(
         conf_level,
         offset,
         wts,
-        Tests(hypothesis, equivalence, p_adjust, transform),
+        Tests(hypothesis, equivalence, p_adjust, transform, df),
         True,
     )
 
@@ -1084,6 +1084,7 @@ def predictions(
     equivalence: Any = None,
     p_adjust: str | None = None,
     transform: Any = None,
+    df: float = math.inf,
 ) -> pd.DataFrame:
     """Each row's prediction with its delta-method SE in the fixed effects (marginaleffects'
     predictions): the rows the model was fitted to, or newdata (e.g. a datagrid()), each once
@@ -1106,7 +1107,7 @@ def predictions(
         conf_level,
         offset,
         wts,
-        Tests(hypothesis, equivalence, p_adjust, transform),
+        Tests(hypothesis, equivalence, p_adjust, transform, df),
         average,
     )
 
@@ -1178,16 +1179,17 @@ def hypotheses(
     p_adjust: str | None = None,
     conf_level: float | None = None,
     transform: Any = None,
+    df: float = math.inf,
 ) -> pd.DataFrame:
     """Tests of the fixed effects or of functions of them (marginaleffects' hypotheses on a
     model): without ``hypothesis`` each coefficient against 0 (Wald, the link scale); with
     it, the functions it asks for of the coefficients b1, b2, ... in design-column order, or
     of their names ("urbanY = 2 * livch1", "exp(b4) / exp(b5) = 1"; results.hypothesis), with
     delta-method SEs from their exact derivatives (transform="exp": odds ratios and their
-    limits). equivalence, p_adjust, conf_level and transform as
+    limits). equivalence, p_adjust, conf_level, transform and df as
     slopes(). Columns: term, estimate, std_error, z, p_value, ci_lower, ci_upper."""
     fit = require_fit(result, "hypotheses")
-    tests = Tests(hypothesis, equivalence, p_adjust, transform)
+    tests = Tests(hypothesis, equivalence, p_adjust, transform, df)
     tests.check()
     level = fit.conf_level if conf_level is None else fraction(conf_level, "conf_level")
     beta = np.asarray(fit.fit_output.beta, dtype=np.float64)
@@ -1215,6 +1217,7 @@ def slopes(
     equivalence: Any = None,
     p_adjust: str | None = None,
     transform: Any = None,
+    df: float = math.inf,
 ) -> pd.DataFrame:
     """The slope of each row's prediction in each numeric variable (and each factor's
     comparisons), one row of the table per data row and contrast (marginaleffects' slopes;
@@ -1234,7 +1237,8 @@ def slopes(
     "hochberg", "hommel", "bonferroni", "BH", "BY", "fdr"; the intervals are then left out,
     as marginaleffects leaves them); transform: "exp" or a function
     applied to the estimates and interval limits (their SE and z dropped, p-values kept:
-    marginaleffects' transform), e.g. odds ratios from comparison="lnor".
+    marginaleffects' transform), e.g. odds ratios from comparison="lnor"; df: degrees of
+    freedom of t tests and intervals (inf, the default: z, as marginaleffects for glmer).
 
     Columns: term, contrast, row (the row's label in the data), estimate, std_error, z,
     p_value, ci_lower, ci_upper (with hypothesis: term, the tests' labels, then estimate
@@ -1253,7 +1257,7 @@ def slopes(
         False,
         "slopes",
         None,
-        Tests(hypothesis, equivalence, p_adjust, transform),
+        Tests(hypothesis, equivalence, p_adjust, transform, df),
     )
 
 
@@ -1279,6 +1283,7 @@ def avg_slopes(
     equivalence: Any = None,
     p_adjust: str | None = None,
     transform: Any = None,
+    df: float = math.inf,
 ) -> pd.DataFrame:
     """Average marginal effects: each row's slope (slopes()) averaged over the rows, or over
     the rows of each group of the ``by`` columns of the data (marginaleffects' avg_slopes).
@@ -1302,7 +1307,7 @@ def avg_slopes(
         True,
         "slopes",
         wts,
-        Tests(hypothesis, equivalence, p_adjust, transform),
+        Tests(hypothesis, equivalence, p_adjust, transform, df),
     )
 
 
@@ -1320,6 +1325,7 @@ def comparisons(
     p_adjust: str | None = None,
     transform: Any = None,
     cross: bool = False,
+    df: float = math.inf,
 ) -> pd.DataFrame:
     """Each row's difference in prediction when one variable changes (marginaleffects'
     comparisons; module docstring), one row of the table per data row and contrast.
@@ -1347,7 +1353,7 @@ def comparisons(
         False,
         "comparisons",
         None,
-        Tests(hypothesis, equivalence, p_adjust, transform),
+        Tests(hypothesis, equivalence, p_adjust, transform, df),
         cross,
     )
 
@@ -1368,6 +1374,7 @@ def avg_comparisons(
     p_adjust: str | None = None,
     transform: Any = None,
     cross: bool = False,
+    df: float = math.inf,
 ) -> pd.DataFrame:
     """comparisons() averaged over the rows, or within each group of the ``by`` columns
     (marginaleffects' avg_comparisons): e.g. the average difference in probability between
@@ -1389,6 +1396,6 @@ def avg_comparisons(
         True,
         "comparisons",
         wts,
-        Tests(hypothesis, equivalence, p_adjust, transform),
+        Tests(hypothesis, equivalence, p_adjust, transform, df),
         cross,
     )
