@@ -670,6 +670,8 @@ def make_case(
         bad_pool["p_adjust"] = ["tukey", 3]
         good["transform"] = pick(rng, [None, None, "exp"])
         bad_pool["transform"] = ["log", 3]
+        good["df"] = pick(rng, [np.inf, np.inf, 20.0])
+        bad_pool["df"] = [0, "30", -1.0]
         if function.startswith("avg") or function == "predictions":
             good["by"] = pick(rng, [None, *fit.factors[:1]])
             bad_pool["by"] = ["nope", 3]
