@@ -12,6 +12,9 @@ Combinations are crossed with the first variable given varying slowest (data.tab
 columns: the model's other variables in formula order, then those given. The response is left
 out (predictions do not read it; marginaleffects keeps it at its mean). A grid is plain data:
 pass it as ``newdata`` to predict(), slopes(), comparisons() and their averages.
+
+Also here: the rows of marginaleffects' newdata shortcuts ("mean", "median", "tukey":
+summary_rows) and of its conditional plots (condition_grid, for results.effect_plots).
 """
 
 from __future__ import annotations
