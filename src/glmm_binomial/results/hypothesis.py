@@ -21,6 +21,11 @@ A single number is not a function of the estimates: it is the null value of ever
 The new estimates' Jacobian in the fixed effects is the function's exact derivative in the
 estimates (forward-mode, through the equation's tree) times the estimates' Jacobian, so their
 delta-method SEs are exact as the estimates' are.
+
+``Tests`` carries the rest of marginaleffects' inference arguments to the tables: equivalence
+bounds (the one-sided tests and the TOST: ``equivalence_tests``), a p_adjust method (R's
+p.adjust, results.multiplicity.p_adjust), a transform of the estimates and limits, and the
+degrees of freedom of t tests (inf: z).
 """
 
 from __future__ import annotations
