@@ -72,9 +72,9 @@ _ATTRIBUTES = {
     "avg_slopes": "glmm_binomial.results.slopes",
     "comparisons": "glmm_binomial.results.slopes",
     "avg_comparisons": "glmm_binomial.results.slopes",
-    "avg_predictions": "glmm_binomial.results.slopes",
-    "predictions": "glmm_binomial.results.slopes",
-    "hypotheses": "glmm_binomial.results.slopes",
+    "avg_predictions": "glmm_binomial.results.average_predictions",
+    "predictions": "glmm_binomial.results.average_predictions",
+    "hypotheses": "glmm_binomial.results.coefficient_tests",
     "datagrid": "glmm_binomial.results.datagrid",
     "plot_predictions": "glmm_binomial.results.effect_plots",
     "plot_slopes": "glmm_binomial.results.effect_plots",
@@ -250,9 +250,11 @@ if TYPE_CHECKING:  # the names as type checkers see them
         power_model,
         power_sim,
     )
+    from glmm_binomial.results.average_predictions import avg_predictions, predictions
     from glmm_binomial.results.binned_residuals import binned_residuals
     from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
     from glmm_binomial.results.check import check
+    from glmm_binomial.results.coefficient_tests import hypotheses
     from glmm_binomial.results.datagrid import datagrid
     from glmm_binomial.results.effect_plots import plot_comparisons, plot_predictions, plot_slopes
     from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs
@@ -266,14 +268,6 @@ if TYPE_CHECKING:  # the names as type checkers see them
     )
     from glmm_binomial.results.result import GLMMResult
     from glmm_binomial.results.simulated_residuals import SimulatedResiduals, simulate_residuals
-    from glmm_binomial.results.slopes import (
-        avg_comparisons,
-        avg_predictions,
-        avg_slopes,
-        comparisons,
-        hypotheses,
-        predictions,
-        slopes,
-    )
+    from glmm_binomial.results.slopes import avg_comparisons, avg_slopes, comparisons, slopes
     from glmm_binomial.results.tidy import augment, glance, tidy
     from glmm_binomial.results.variance_decomposition import icc, r2_nakagawa

@@ -24,16 +24,10 @@ from typing import Any
 
 import pandas as pd
 
+from glmm_binomial.results.average_predictions import avg_predictions, predictions
 from glmm_binomial.results.datagrid import condition_grid
 from glmm_binomial.results.plots import effect_plot
-from glmm_binomial.results.slopes import (
-    avg_comparisons,
-    avg_predictions,
-    avg_slopes,
-    comparisons,
-    predictions,
-    slopes,
-)
+from glmm_binomial.results.slopes import avg_comparisons, avg_slopes, comparisons, slopes
 
 __all__ = ["plot_comparisons", "plot_predictions", "plot_slopes"]
 
