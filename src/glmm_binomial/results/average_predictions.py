@@ -13,22 +13,29 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from glmm_binomial.model.frame import label_key
 from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.datagrid import fivenum, model_variables
 from glmm_binomial.results.effect_rows import (
+    DRAW_BLOCK,
     Common,
+    Predicted,
     Setting,
     by_columns,
     by_keys,
     column_numbers,
     common_inputs,
+    draws_table,
     effect_notes,
     effect_table,
     factor_levels,
     group_codes,
+    group_draw_means,
     group_means,
+    mu_draws,
+    posterior_beta,
     variable_specs,
 )
 from glmm_binomial.results.hypothesis import Tests
@@ -38,6 +45,8 @@ __all__ = [
     "avg_predictions",
     "predictions",
 ]
+
+FloatArray = NDArray[np.float64]
 
 
 GRID_LIMIT = 1000
@@ -212,12 +221,17 @@ def _predictions(
     mu = np.concatenate([p.mu for p in predicted])
     jacobian = np.concatenate([p.slope[:, None] * p.x for p in predicted])
     vcov = np.asarray(result.fit_output.vcov_beta, dtype=np.float64)
+    beta_draws = posterior_beta(result)
     if not average:
         keys: dict[str, Any] = {"row": np.tile(frame.index.to_numpy(), len(combos))}
         for name in model_variables(common.design):
             if name in frame.columns:
                 keys[name] = pd.concat([s.frame[name] for s in settings], ignore_index=True)
-        table = effect_table(keys, mu, jacobian, vcov, common.level, tests, labelled=())
+        if beta_draws is not None:
+            draws = _prediction_draws(result, predicted, beta_draws, type, None)
+            table = draws_table(keys, draws, common.level, tests, labelled=())
+        else:
+            table = effect_table(keys, mu, jacobian, vcov, common.level, tests, labelled=())
     else:
         n = len(frame)
         group_on = by_names or names
@@ -236,12 +250,39 @@ def _predictions(
             codes_all, values = np.zeros(n * len(combos), dtype=np.intp), pd.DataFrame(index=[0])
         weights = common.rows.weights
         weights = None if weights is None else np.tile(weights, len(combos))
-        mean, mean_jacobian = group_means(codes_all, len(values), mu, jacobian, weights)
         columns = {
             v: np.asarray(values[v].astype(object) if v in grid else values[v]) for v in group_on
         }
-        table = effect_table(columns, mean, mean_jacobian, vcov, common.level, tests)
+        if beta_draws is not None:
+            groups = (codes_all, len(values), weights)
+            draws = _prediction_draws(result, predicted, beta_draws, type, groups)
+            table = draws_table(columns, draws, common.level, tests)
+        else:
+            mean, mean_jacobian = group_means(codes_all, len(values), mu, jacobian, weights)
+            table = effect_table(columns, mean, mean_jacobian, vcov, common.level, tests)
     table.attrs.update(
         {"type": type, "level": common.level, "notes": effect_notes(result, type, common.blocks)}
     )
     return table
+
+
+def _prediction_draws(
+    result: Any,
+    predicted: list[Predicted],
+    beta_draws: FloatArray,
+    type: str,
+    groups: tuple[NDArray[np.intp], int, FloatArray | None] | None,
+) -> FloatArray:
+    """The predictions' posterior draws (rows x draws; with ``groups``, the codes, number and
+    weights of the groups, their means), in blocks of DRAW_BLOCK draws."""
+    beta = np.asarray(result.fit_output.beta, dtype=np.float64)
+    shifts = (beta_draws - beta).T
+    blocks = []
+    for start in range(0, shifts.shape[1], DRAW_BLOCK):
+        shift = shifts[:, start : start + DRAW_BLOCK]
+        values = np.concatenate([mu_draws(p, shift, result, type) for p in predicted], axis=0)
+        if groups is not None:
+            codes, n_groups, weights = groups
+            values = group_draw_means(codes, n_groups, values, weights)
+        blocks.append(values)
+    return np.concatenate(blocks, axis=1)

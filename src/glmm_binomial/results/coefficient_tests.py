@@ -12,7 +12,7 @@ import pandas as pd
 
 from glmm_binomial.arguments import fraction
 from glmm_binomial.results.base import require_fit
-from glmm_binomial.results.effect_rows import effect_table
+from glmm_binomial.results.effect_rows import draws_table, effect_table, posterior_beta
 from glmm_binomial.results.hypothesis import HYPOTHESIS_KEYWORDS, Tests
 
 __all__ = [
@@ -43,9 +43,17 @@ def hypotheses(
     beta = np.asarray(fit.fit_output.beta, dtype=np.float64)
     vcov = np.asarray(fit.fit_output.vcov_beta, dtype=np.float64)
     keys = {"term": list(fit.fixed_names)}
-    table = effect_table(keys, beta, np.eye(len(beta)), vcov, level, tests)
+    draws = posterior_beta(fit)
+    if draws is not None:  # a sampled posterior: the draws' medians and credible intervals
+        table = draws_table(keys, draws.T, level, tests)
+    else:
+        table = effect_table(keys, beta, np.eye(len(beta)), vcov, level, tests)
     if isinstance(hypothesis, str) and hypothesis not in HYPOTHESIS_KEYWORDS:
         table["term"] = [hypothesis]  # hypotheses() labels an equation as written
-    notes = ("Wald tests of the fixed effects (link scale); delta-method SEs.",)
+    notes = (
+        ("Posterior medians and equal-tailed credible intervals (link scale), from the draws.",)
+        if draws is not None
+        else ("Wald tests of the fixed effects (link scale); delta-method SEs.",)
+    )
     table.attrs.update({"type": "link", "level": level, "notes": notes})
     return table

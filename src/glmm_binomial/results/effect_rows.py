@@ -19,13 +19,17 @@ derivative of the estimate in beta (marginaleffects takes J by finite difference
 Inf as marginaleffects for a glmer fit, unless df= is given); the tests' other arguments
 (hypothesis, equivalence, p_adjust, transform, df) as results.hypothesis.Tests carries them.
 
-For the Bayesian methods the estimates are at the posterior means of the fixed effects and
-random effects, with the posterior covariance of beta (not posterior draws of the effects).
+A fit with posterior draws (method "mcmc") is summarized as marginaleffects summarizes a brms
+fit: each estimate computed at every draw of the fixed effects (the random effects at their
+posterior means: their draws are not kept), then the draws' median and equal-tailed credible
+interval (draws_table; no SE, z or p-value). The variational methods' estimates are at the
+posterior means, with the posterior covariance of beta in the delta method.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +53,7 @@ from glmm_binomial.results.prediction import chosen_blocks, linear_predictor
 
 __all__ = [
     "BATCH_ROWS",
+    "DRAW_BLOCK",
     "Common",
     "Predicted",
     "Rows",
@@ -58,11 +63,15 @@ __all__ = [
     "by_keys",
     "column_numbers",
     "common_inputs",
+    "draws_table",
     "effect_notes",
     "effect_table",
     "factor_levels",
     "group_codes",
+    "group_draw_means",
     "group_means",
+    "mu_draws",
+    "posterior_beta",
     "predict_settings",
     "r_number",
     "variable_specs",
@@ -205,6 +214,7 @@ class Predicted:
     mu: FloatArray
     slope: FloatArray
     x: FloatArray
+    eta: FloatArray  # the linear predictor (for the posterior draws of mu)
 
 
 BATCH_ROWS = 200_000
@@ -242,6 +252,7 @@ def _split(predicted: Predicted, parts: int) -> list[Predicted]:
             predicted.mu[i * n : (i + 1) * n],
             predicted.slope[i * n : (i + 1) * n],
             predicted.x[i * n : (i + 1) * n],
+            predicted.eta[i * n : (i + 1) * n],
         )
         for i in range(parts)
     ]
@@ -263,13 +274,107 @@ def _predict_rows(
     slope = np.full(n, np.nan)
     x = np.full((n, new.x.shape[1]), np.nan)
     x[new.complete] = new.x
+    linear = np.full(n, np.nan)
+    linear[new.complete] = eta
     if type == "response":
         mu[new.complete] = family.inverse_link(eta)
         slope[new.complete] = family.mu_eta(eta)
     else:
         mu[new.complete] = eta
         slope[new.complete] = 1.0
-    return Predicted(mu, slope, x)
+    return Predicted(mu, slope, x, linear)
+
+
+DRAW_BLOCK = 256
+"""Posterior draws of the predictions computed together (rows x DRAW_BLOCK values at a
+time)."""
+
+
+def posterior_beta(result: ResultBase) -> FloatArray | None:
+    """The fixed effects' posterior draws of a sampling fit ("mcmc"), one row per draw (the
+    chains pooled), columns in design order; None for a fit without draws."""
+    posterior = result.posterior
+    if posterior is None:
+        return None
+    columns = [
+        np.asarray(posterior.draws[name], dtype=np.float64).ravel() for name in result.fixed_names
+    ]
+    return np.column_stack(columns)
+
+
+def mu_draws(predicted: Predicted, shift: FloatArray, result: ResultBase, type: str) -> FloatArray:
+    """The rows' predictions at draws of beta (rows x draws): eta + X (beta_d - beta), the
+    random effects held at their posterior means, on the scale ``type``; ``shift`` holds
+    beta_d - beta as columns."""
+    eta = predicted.eta[:, None] + np.nan_to_num(predicted.x) @ shift
+    eta[~np.isfinite(predicted.eta)] = np.nan
+    if type == "link":
+        return eta
+    return result.fitted_family.inverse_link(eta.ravel()).reshape(eta.shape)
+
+
+def group_draw_means(
+    codes: NDArray[np.intp], n_groups: int, values: FloatArray, weights: FloatArray | None
+) -> FloatArray:
+    """Means of the rows of ``values`` (rows x draws) within each group (codes as group_means;
+    a row without a finite value at every draw left out), weighted by ``weights``."""
+    use = np.isfinite(values).all(axis=1) & (codes >= 0)
+    n = values.shape[0]
+    w = np.ones(int(use.sum())) if weights is None else weights[use]
+    members = scipy.sparse.csr_matrix((w, (codes[use], np.flatnonzero(use))), shape=(n_groups, n))
+    counts = np.asarray(members.sum(axis=1)).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (members @ np.where(use[:, None], values, 0.0)) / counts[:, None]
+    return np.asarray(mean, dtype=np.float64)
+
+
+def draws_table(
+    keys: dict[str, Any],
+    draws: FloatArray,
+    conf_level: float,
+    tests: Tests,
+    labelled: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The columns ``keys``, then the median of each estimate's posterior draws (``draws``:
+    one row per estimate) and its equal-tailed credible interval at ``conf_level``
+    (marginaleffects' summary of draws: no SE, z or p-value), of the estimates or of the
+    functions of them that ``tests.hypothesis`` asks for, after ``tests.transform``."""
+    hypothesis = tests.hypothesis
+    if null_value(hypothesis) != 0.0 or tests.equivalence is not None or tests.p_adjust:
+        raise ValueError(
+            "a fit with posterior draws (method 'mcmc') is summarized by the draws' medians and "
+            "credible intervals: its null values, equivalence and p_adjust tests are z tests "
+            "it does not make"
+        )
+    if not math.isinf(tests.df):
+        raise ValueError("df: a fit with posterior draws makes no t tests")
+    terms = list(keys["term"]) if "term" in keys else None
+    labels = _row_labels({k: keys[k] for k in (labelled if labelled is not None else keys)})
+    # For keywords and weights (linear maps W) the "Jacobian" W' draws is the draws' image.
+    first = apply_hypothesis(hypothesis, draws[:, 0], draws, labels, terms)
+    if first is not None:
+        keys = {"term": first.labels}
+        if isinstance(hypothesis, str) and "=" in hypothesis:
+            # an equation: evaluated at each draw
+            none = np.zeros((len(draws), 0))
+            columns = [
+                apply_hypothesis(hypothesis, draws[:, d], none, labels, terms)
+                for d in range(draws.shape[1])
+            ]
+            draws = np.column_stack([c.estimate for c in columns if c is not None])
+        else:
+            draws = first.jacobian
+    draws = tests.transformed(draws.ravel()).reshape(draws.shape) if tests.transform else draws
+    tail = (1.0 - conf_level) / 2.0
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(draws).all(axis=1)
+        estimate = np.where(finite, np.median(draws, axis=1), np.nan)
+        lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=1)
+    table: dict[str, Any] = dict(keys)
+    table["estimate"] = estimate
+    table["ci_lower"] = np.where(finite, lower, np.nan)
+    table["ci_upper"] = np.where(finite, upper, np.nan)
+    return pd.DataFrame(table)
 
 
 def group_codes(keys: pd.DataFrame) -> tuple[NDArray[np.intp], pd.DataFrame]:
@@ -494,6 +599,14 @@ def effect_notes(result: ResultBase, type: str, blocks: tuple[int, ...]) -> tupl
     random = (
         "random effects at their conditional modes" if blocks else "random effects excluded (zero)"
     )
+    if result.posterior is not None:
+        at = random.replace("conditional modes", "posterior means")
+        return (
+            f"Predictions on the {scale} scale, {at}.",
+            f"Method {result.method!r}: medians and equal-tailed credible intervals of the "
+            "estimates over the posterior draws of the fixed effects (the random effects at "
+            "their posterior means: their draws are not kept).",
+        )
     notes = [f"Predictions on the {scale} scale, {random}; delta-method SEs in the fixed effects."]
     method = result.method_object
     if method.posterior:

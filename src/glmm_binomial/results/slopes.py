@@ -48,17 +48,23 @@ from glmm_binomial.model.design import DesignInfo
 from glmm_binomial.model.frame import label_key
 from glmm_binomial.results.base import ResultBase, data_rows
 from glmm_binomial.results.effect_rows import (
+    DRAW_BLOCK,
+    Predicted,
     Rows,
     Setting,
     by_columns,
     by_keys,
     column_numbers,
     common_inputs,
+    draws_table,
     effect_notes,
     effect_table,
     factor_levels,
     group_codes,
+    group_draw_means,
     group_means,
+    mu_draws,
+    posterior_beta,
     r_number,
     variable_specs,
 )
@@ -426,9 +432,10 @@ def _effects(
     if by_names:
         codes, group_values = group_codes(by_keys(rows.frame, by_names))
     n_groups = len(group_values)
+    beta_draws = posterior_beta(result)
     estimates: list[FloatArray] = []
     jacobians: list[FloatArray] = []
-    for contrast in contrasts:
+    for contrast in [] if beta_draws is not None else contrasts:
         lo, hi = predicted[contrast.low], predicted[contrast.high]
         j_hi = hi.slope[:, None] * hi.x
         j_lo = lo.slope[:, None] * lo.x
@@ -467,18 +474,61 @@ def _effects(
         keys.update({b: np.tile(group_values[b].to_numpy(), len(contrasts)) for b in by_names})
     else:
         keys["row"] = np.tile(rows.frame.index.to_numpy(), len(contrasts))
-    table = effect_table(
-        keys,
-        np.concatenate(estimates),
-        np.concatenate(jacobians),
-        vcov,
-        common.level,
-        tests,
-    )
+    if beta_draws is not None:
+        draws = _contrast_draws(
+            result, contrasts, predicted, (codes, n_groups), rows.weights, average, beta_draws, type
+        )
+        table = draws_table(keys, draws, common.level, tests)
+    else:
+        table = effect_table(
+            keys,
+            np.concatenate(estimates),
+            np.concatenate(jacobians),
+            vcov,
+            common.level,
+            tests,
+        )
     table.attrs.update(
         {"type": type, "level": common.level, "notes": effect_notes(result, type, common.blocks)}
     )
     return table
+
+
+def _contrast_draws(
+    result: ResultBase,
+    contrasts: list[_Contrast],
+    predicted: list[Predicted],
+    groups: tuple[NDArray[np.intp], int],
+    weights: FloatArray | None,
+    average: bool,
+    beta_draws: FloatArray,
+    type: str,
+) -> FloatArray:
+    """The estimates' posterior draws (one row per estimate, as the table's rows): each
+    contrast computed at every draw of beta (the random effects at their posterior means), in
+    blocks of DRAW_BLOCK draws."""
+    codes, n_groups = groups
+    beta = np.asarray(result.fit_output.beta, dtype=np.float64)
+    shifts = (beta_draws - beta).T
+    blocks = []
+    for start in range(0, shifts.shape[1], DRAW_BLOCK):
+        shift = shifts[:, start : start + DRAW_BLOCK]
+        needed = sorted({c.low for c in contrasts} | {c.high for c in contrasts})
+        mus = {i: mu_draws(predicted[i], shift, result, type) for i in needed}
+        rows = []
+        for c in contrasts:
+            hi, lo = mus[c.high], mus[c.low]
+            if average and c.function.endswith("avg"):
+                complete = np.isfinite(hi) & np.isfinite(lo)
+                mean_hi = group_draw_means(codes, n_groups, np.where(complete, hi, np.nan), weights)
+                mean_lo = group_draw_means(codes, n_groups, np.where(complete, lo, np.nan), weights)
+                rows.append(_compare(c.function, mean_hi, mean_lo, 1.0, None)[0])
+                continue
+            x = None if c.x is None else c.x[:, None]
+            unit = _compare(c.function, hi, lo, c.step, x)[0]
+            rows.append(group_draw_means(codes, n_groups, unit, weights) if average else unit)
+        blocks.append(np.concatenate(rows, axis=0))
+    return np.concatenate(blocks, axis=1)
 
 
 CROSS_SEPARATOR = "\x1f"
@@ -560,7 +610,8 @@ def slopes(
 
     Columns: term, contrast, row (the row's label in the data), estimate, std_error, z,
     p_value, ci_lower, ci_upper (with hypothesis: term, the tests' labels, then estimate
-    ...)."""
+    ...; for an "mcmc" fit estimate, ci_lower, ci_upper: the median and credible interval of
+    the estimate's posterior draws, results.effect_rows)."""
     return _effects(
         result,
         variables,
