@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -272,17 +272,23 @@ def _prediction_draws(
     beta_draws: FloatArray,
     type: str,
     groups: tuple[NDArray[np.intp], int, FloatArray | None] | None,
-) -> FloatArray:
-    """The predictions' posterior draws (rows x draws; with ``groups``, the codes, number and
-    weights of the groups, their means), in blocks of DRAW_BLOCK draws."""
+) -> Iterator[FloatArray]:
+    """The predictions' posterior draws (rows x draws) setting by setting, or with ``groups``
+    (the codes, number and weights of the groups) their group means at once; in blocks of
+    DRAW_BLOCK draws."""
     beta = np.asarray(result.fit_output.beta, dtype=np.float64)
     shifts = (beta_draws - beta).T
+    starts = range(0, shifts.shape[1], DRAW_BLOCK)
+    if groups is None:
+        for p in predicted:
+            yield np.concatenate(
+                [mu_draws(p, shifts[:, s : s + DRAW_BLOCK], result, type) for s in starts], axis=1
+            )
+        return
+    codes, n_groups, weights = groups
     blocks = []
-    for start in range(0, shifts.shape[1], DRAW_BLOCK):
-        shift = shifts[:, start : start + DRAW_BLOCK]
+    for s in starts:
+        shift = shifts[:, s : s + DRAW_BLOCK]
         values = np.concatenate([mu_draws(p, shift, result, type) for p in predicted], axis=0)
-        if groups is not None:
-            codes, n_groups, weights = groups
-            values = group_draw_means(codes, n_groups, values, weights)
-        blocks.append(values)
-    return np.concatenate(blocks, axis=1)
+        blocks.append(group_draw_means(codes, n_groups, values, weights))
+    yield np.concatenate(blocks, axis=1)

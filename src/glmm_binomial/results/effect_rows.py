@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -330,13 +330,14 @@ def group_draw_means(
 
 def draws_table(
     keys: dict[str, Any],
-    draws: FloatArray,
+    draws: FloatArray | Iterable[FloatArray],
     conf_level: float,
     tests: Tests,
     labelled: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The columns ``keys``, then the median of each estimate's posterior draws (``draws``:
-    one row per estimate) and its equal-tailed credible interval at ``conf_level``
+    one row per estimate, or consecutive parts of those rows, each summarized as it comes
+    when nothing combines rows) and its equal-tailed credible interval at ``conf_level``
     (marginaleffects' summary of draws: no SE, z or p-value), of the estimates or of the
     functions of them that ``tests.hypothesis`` asks for, after ``tests.transform``."""
     hypothesis = tests.hypothesis
@@ -348,33 +349,50 @@ def draws_table(
         )
     if not math.isinf(tests.df):
         raise ValueError("df: a fit with posterior draws makes no t tests")
-    terms = list(keys["term"]) if "term" in keys else None
-    labels = _row_labels({k: keys[k] for k in (labelled if labelled is not None else keys)})
-    # For keywords and weights (linear maps W) the "Jacobian" W' draws is the draws' image.
-    first = apply_hypothesis(hypothesis, draws[:, 0], draws, labels, terms)
-    if first is not None:
-        keys = {"term": first.labels}
-        if isinstance(hypothesis, str) and "=" in hypothesis:
-            # an equation: evaluated at each draw
-            none = np.zeros((len(draws), 0))
-            columns = [
-                apply_hypothesis(hypothesis, draws[:, d], none, labels, terms)
-                for d in range(draws.shape[1])
-            ]
-            draws = np.column_stack([c.estimate for c in columns if c is not None])
-        else:
-            draws = first.jacobian
-    draws = tests.transformed(draws.ravel()).reshape(draws.shape) if tests.transform else draws
-    tail = (1.0 - conf_level) / 2.0
-    with np.errstate(invalid="ignore"):
-        finite = np.isfinite(draws).all(axis=1)
-        estimate = np.where(finite, np.median(draws, axis=1), np.nan)
-        lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=1)
+    parts: Iterable[FloatArray] = [draws] if isinstance(draws, np.ndarray) else draws
+    if hypothesis is not None:
+        whole = np.concatenate(list(parts), axis=0)
+        terms = list(keys["term"]) if "term" in keys else None
+        labels = _row_labels({k: keys[k] for k in (labelled if labelled is not None else keys)})
+        # For keywords and weights (linear maps W) the "Jacobian" W' draws is the draws' image.
+        first = apply_hypothesis(hypothesis, whole[:, 0], whole, labels, terms)
+        if first is not None:
+            keys = {"term": first.labels}
+            if isinstance(hypothesis, str) and "=" in hypothesis:
+                # an equation: evaluated at each draw
+                none = np.zeros((len(whole), 0))
+                columns = [
+                    apply_hypothesis(hypothesis, whole[:, d], none, labels, terms)
+                    for d in range(whole.shape[1])
+                ]
+                whole = np.column_stack([c.estimate for c in columns if c is not None])
+            else:
+                whole = first.jacobian
+        parts = [whole]
+    summaries = [_draws_summary(part, conf_level, tests) for part in parts]
     table: dict[str, Any] = dict(keys)
-    table["estimate"] = estimate
-    table["ci_lower"] = np.where(finite, lower, np.nan)
-    table["ci_upper"] = np.where(finite, upper, np.nan)
+    for k, column in enumerate(("estimate", "ci_lower", "ci_upper")):
+        table[column] = np.concatenate([summary[k] for summary in summaries])
     return pd.DataFrame(table)
+
+
+def _draws_summary(
+    draws: FloatArray, conf_level: float, tests: Tests
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Each row's median and equal-tailed interval of its draws, after the transform (NaN for a
+    row with a draw that is not finite)."""
+    if tests.transform is not None:
+        draws = tests.transformed(draws.ravel()).reshape(draws.shape)
+    tail = (1.0 - conf_level) / 2.0
+    finite = np.isfinite(draws).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        estimate = np.median(draws, axis=1)
+        lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=1)
+    return (
+        np.where(finite, estimate, np.nan),
+        np.where(finite, lower, np.nan),
+        np.where(finite, upper, np.nan),
+    )
 
 
 def group_codes(keys: pd.DataFrame) -> tuple[NDArray[np.intp], pd.DataFrame]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -503,32 +503,30 @@ def _contrast_draws(
     average: bool,
     beta_draws: FloatArray,
     type: str,
-) -> FloatArray:
-    """The estimates' posterior draws (one row per estimate, as the table's rows): each
-    contrast computed at every draw of beta (the random effects at their posterior means), in
-    blocks of DRAW_BLOCK draws."""
+) -> Iterator[FloatArray]:
+    """Each contrast's posterior draws in turn (its rows of the table x draws): computed at
+    every draw of beta (the random effects at their posterior means), in blocks of DRAW_BLOCK
+    draws; one contrast at a time, so that a table of many rows need not hold every row's
+    draws at once."""
     codes, n_groups = groups
     beta = np.asarray(result.fit_output.beta, dtype=np.float64)
     shifts = (beta_draws - beta).T
-    blocks = []
-    for start in range(0, shifts.shape[1], DRAW_BLOCK):
-        shift = shifts[:, start : start + DRAW_BLOCK]
-        needed = sorted({c.low for c in contrasts} | {c.high for c in contrasts})
-        mus = {i: mu_draws(predicted[i], shift, result, type) for i in needed}
-        rows = []
-        for c in contrasts:
-            hi, lo = mus[c.high], mus[c.low]
+    for c in contrasts:
+        blocks = []
+        for start in range(0, shifts.shape[1], DRAW_BLOCK):
+            shift = shifts[:, start : start + DRAW_BLOCK]
+            hi = mu_draws(predicted[c.high], shift, result, type)
+            lo = mu_draws(predicted[c.low], shift, result, type)
             if average and c.function.endswith("avg"):
                 complete = np.isfinite(hi) & np.isfinite(lo)
                 mean_hi = group_draw_means(codes, n_groups, np.where(complete, hi, np.nan), weights)
                 mean_lo = group_draw_means(codes, n_groups, np.where(complete, lo, np.nan), weights)
-                rows.append(_compare(c.function, mean_hi, mean_lo, 1.0, None)[0])
+                blocks.append(_compare(c.function, mean_hi, mean_lo, 1.0, None)[0])
                 continue
             x = None if c.x is None else c.x[:, None]
             unit = _compare(c.function, hi, lo, c.step, x)[0]
-            rows.append(group_draw_means(codes, n_groups, unit, weights) if average else unit)
-        blocks.append(np.concatenate(rows, axis=0))
-    return np.concatenate(blocks, axis=1)
+            blocks.append(group_draw_means(codes, n_groups, unit, weights) if average else unit)
+        yield np.concatenate(blocks, axis=1)
 
 
 CROSS_SEPARATOR = "\x1f"
