@@ -102,3 +102,12 @@ def test_predictions_of_the_draws(sampled: g.GLMMResult, data: pd.DataFrame) -> 
 def test_z_test_arguments_refused(sampled: g.GLMMResult, arguments: dict) -> None:
     with pytest.raises(ValueError, match="posterior draws"):
         g.avg_slopes(sampled, **arguments)
+
+
+def test_parts_and_whole_agree(sampled: g.GLMMResult) -> None:
+    """Summarized contrast by contrast (no hypothesis) or as one matrix (identity weights):
+    the same numbers."""
+    parts = g.avg_slopes(sampled)
+    whole = g.avg_slopes(sampled, hypothesis=np.eye(len(parts)))
+    columns = ["estimate", "ci_lower", "ci_upper"]
+    np.testing.assert_allclose(whole[columns], parts[columns], rtol=1e-12)
