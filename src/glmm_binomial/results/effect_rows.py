@@ -47,7 +47,13 @@ from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.numerics.covariance import row_variances
 from glmm_binomial.results.base import ResultBase, data_rows, require_fit
 from glmm_binomial.results.datagrid import summary_rows
-from glmm_binomial.results.hypothesis import Tests, apply_hypothesis, equivalence_tests, null_value
+from glmm_binomial.results.hypothesis import (
+    Tests,
+    apply_hypothesis,
+    equation_draws,
+    equivalence_tests,
+    null_value,
+)
 from glmm_binomial.results.multiplicity import p_adjust as adjusted_p_values
 from glmm_binomial.results.prediction import chosen_blocks, linear_predictor
 
@@ -359,13 +365,8 @@ def draws_table(
         if first is not None:
             keys = {"term": first.labels}
             if isinstance(hypothesis, str) and "=" in hypothesis:
-                # an equation: evaluated at each draw
-                none = np.zeros((len(whole), 0))
-                columns = [
-                    apply_hypothesis(hypothesis, whole[:, d], none, labels, terms)
-                    for d in range(whole.shape[1])
-                ]
-                whole = np.column_stack([c.estimate for c in columns if c is not None])
+                # an equation: evaluated at every draw at once
+                whole = equation_draws(hypothesis, whole, terms)[None, :]
             else:
                 whole = first.jacobian
         parts = [whole]

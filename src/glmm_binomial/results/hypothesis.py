@@ -51,6 +51,7 @@ __all__ = [
     "Tested",
     "Tests",
     "check_hypothesis",
+    "equation_draws",
     "equivalence_tests",
     "null_value",
     "apply_hypothesis",
@@ -339,21 +340,29 @@ def _keyword(
     return weights, labels
 
 
-_FUNCTIONS: dict[str, tuple[Callable[[float], float], Callable[[float], float]]] = {
-    "exp": (math.exp, math.exp),
-    "log": (math.log, lambda v: 1.0 / v),
-    "sqrt": (math.sqrt, lambda v: 0.5 / math.sqrt(v)),
+_FUNCTIONS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "exp": (np.exp, np.exp),
+    "log": (np.log, lambda v: 1.0 / v),
+    "sqrt": (np.sqrt, lambda v: 0.5 / np.sqrt(v)),
 }
 """The functions an equation may call: value and derivative."""
 
 
-def _equation(
-    text: str, estimate: FloatArray, terms: Sequence[str] | None
-) -> tuple[float, FloatArray]:
-    """The equation's lhs - (rhs) at the estimates and its gradient in them."""
+@dataclass(frozen=True)
+class _Equation:
+    """An equation read: lhs - (rhs) as a tree over the names ``_b0``, ``_b1``, ... of the
+    estimates (``names``: name -> row), and how the user wrote each estimate."""
+
+    body: ast.expr
+    names: dict[str, int]
+    written: list[str]
+
+
+def _read_equation(text: str, m: int, terms: Sequence[str] | None) -> _Equation:
+    """``text`` (one "=" between two sides) read over m estimates: rows b1, b2, ... or, when
+    the terms are distinct and the text names no bN, the terms by name."""
     sides = text.split("=")
     expression = f"({sides[0]}) - ({sides[1]})"
-    m = len(estimate)
     names: dict[str, int] = {}
     indexed = re.findall(r"\bb(\d+)\b", text)
     if indexed and not (terms and any(re.fullmatch(r"b\d+", t) for t in terms)):
@@ -383,18 +392,46 @@ def _equation(
         tree = ast.parse(expression.replace("^", "**"), mode="eval")
     except SyntaxError:
         raise ValueError(f"hypothesis: the equation {text!r} cannot be read") from None
+    return _Equation(tree.body, names, written)
+
+
+def _evaluated(
+    text: str, estimate: FloatArray, terms: Sequence[str] | None, gradient: bool
+) -> tuple[Any, Any]:
+    """The equation's lhs - (rhs) at ``estimate`` (one value per row; or rows x draws, one
+    value per draw) and, with ``gradient``, its gradient in the estimates (else None). A value
+    that is not defined (log of a negative number, ...) is NaN, not an error."""
+    equation = _read_equation(text, len(estimate), terms)
     try:
-        value, gradient = _evaluate(tree.body, estimate, names)
-    except (ValueError, OverflowError, ZeroDivisionError):
-        return math.nan, np.full(m, math.nan)
+        with np.errstate(all="ignore"):
+            return _evaluate(equation.body, estimate, equation.names, gradient)
     except _Unknown as unknown:
         # the placeholders back as the user wrote them
-        shown = re.sub(r"\b_b(\d+)\b", lambda hit: written[int(hit.group(1))], str(unknown))
+        shown = re.sub(
+            r"\b_b(\d+)\b", lambda hit: equation.written[int(hit.group(1))], str(unknown)
+        )
         raise ValueError(
             f"hypothesis: {shown} in {text!r} is not an estimate, a number or one of the "
             f"functions {', '.join(_FUNCTIONS)}"
         ) from None
-    return value, gradient
+
+
+def _equation(
+    text: str, estimate: FloatArray, terms: Sequence[str] | None
+) -> tuple[float, FloatArray]:
+    """The equation's lhs - (rhs) at the estimates and its gradient in them."""
+    value, gradient = _evaluated(text, estimate, terms, True)
+    if not np.isfinite(value):  # no value: no derivative either
+        return math.nan, np.full(len(estimate), math.nan)
+    return float(value), np.asarray(gradient, dtype=np.float64)
+
+
+def equation_draws(text: str, draws: FloatArray, terms: Sequence[str] | None) -> FloatArray:
+    """The equation ``text`` (module docstring) at every draw of the estimates (``draws``:
+    one row per estimate, one column per draw), all draws at once: one value per draw."""
+    check_hypothesis(text)
+    value, _ = _evaluated(text, draws, terms, False)
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), draws.shape[1:]).copy()
 
 
 class _Unknown(Exception):
@@ -402,43 +439,50 @@ class _Unknown(Exception):
 
 
 def _evaluate(
-    node: ast.AST, estimate: FloatArray, names: dict[str, int]
-) -> tuple[float, FloatArray]:
-    """The value of the expression ``node`` and its gradient in the estimates (forward mode)."""
+    node: ast.AST, estimate: FloatArray, names: dict[str, int], gradient: bool
+) -> tuple[Any, Any]:
+    """The value of the expression ``node`` at ``estimate`` (numpy arithmetic: a row per
+    estimate, values per draw when it has columns) and, with ``gradient``, its gradient in
+    the estimates (forward mode; None without)."""
     m = len(estimate)
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
         if isinstance(node.value, bool):
             raise _Unknown(repr(node.value))
-        return float(node.value), np.zeros(m)
+        return np.float64(node.value), np.zeros(m) if gradient else None
     if isinstance(node, ast.Name):
         if node.id not in names:
             raise _Unknown(repr(node.id))
         i = names[node.id]
-        gradient = np.zeros(m)
-        gradient[i] = 1.0
-        return float(estimate[i]), gradient
+        if not gradient:
+            return estimate[i], None
+        unit = np.zeros(m)
+        unit[i] = 1.0
+        return estimate[i], unit
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        value, gradient = _evaluate(node.operand, estimate, names)
-        return (-value, -gradient) if isinstance(node.op, ast.USub) else (value, gradient)
+        value, d = _evaluate(node.operand, estimate, names, gradient)
+        if isinstance(node.op, ast.UAdd):
+            return value, d
+        return -value, None if d is None else -d
     if isinstance(node, ast.BinOp):
-        a, da = _evaluate(node.left, estimate, names)
-        b, db = _evaluate(node.right, estimate, names)
+        a, da = _evaluate(node.left, estimate, names, gradient)
+        b, db = _evaluate(node.right, estimate, names, gradient)
         if isinstance(node.op, ast.Add):
-            return a + b, da + db
+            return a + b, None if not gradient else da + db
         if isinstance(node.op, ast.Sub):
-            return a - b, da - db
+            return a - b, None if not gradient else da - db
         if isinstance(node.op, ast.Mult):
-            return a * b, da * b + a * db
+            return a * b, None if not gradient else da * b + a * db
         if isinstance(node.op, ast.Div):
-            return a / b, (da * b - a * db) / b**2
+            return a / b, None if not gradient else (da * b - a * db) / b**2
         if isinstance(node.op, ast.Pow):
-            value = a**b
-            if isinstance(value, complex):
-                raise ValueError("a negative number to a fractional power")
-            gradient = b * a ** (b - 1.0) * da if b != 0.0 else np.zeros(m)
+            # numpy's power: a negative number to a fractional power is NaN
+            value = np.power(a, b)
+            if not gradient:
+                return value, None
+            d = b * np.power(a, b - 1.0) * da if b != 0.0 else np.zeros(m)
             if np.any(db != 0.0):
-                gradient = gradient + value * math.log(a) * db
-            return value, gradient
+                d = d + value * np.log(a) * db
+            return value, d
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
@@ -447,6 +491,6 @@ def _evaluate(
         and not node.keywords
     ):
         function, derivative = _FUNCTIONS[node.func.id]
-        a, da = _evaluate(node.args[0], estimate, names)
-        return function(a), derivative(a) * da
+        a, da = _evaluate(node.args[0], estimate, names, gradient)
+        return function(a), None if not gradient else derivative(a) * da
     raise _Unknown(repr(ast.unparse(node)))
