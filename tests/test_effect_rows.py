@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import glmm_binomial as g
-from glmm_binomial.results import slopes
+from glmm_binomial.results import effect_rows
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_blocks_and_repeats_give_the_same(
 ) -> None:
     first = g.avg_slopes(sampled, by="urban")
     pd.testing.assert_frame_equal(first, g.avg_slopes(sampled, by="urban"))
-    monkeypatch.setattr(slopes, "DRAW_BLOCK", 7)
+    monkeypatch.setattr(effect_rows, "DRAW_BLOCK", 7)
     pd.testing.assert_frame_equal(first, g.avg_slopes(sampled, by="urban"), rtol=1e-12)
 
 

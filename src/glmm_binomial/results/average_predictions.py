@@ -19,7 +19,6 @@ from glmm_binomial.model.frame import label_key
 from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.datagrid import fivenum, model_variables
 from glmm_binomial.results.effect_rows import (
-    DRAW_BLOCK,
     Common,
     Predicted,
     Setting,
@@ -27,6 +26,7 @@ from glmm_binomial.results.effect_rows import (
     by_keys,
     column_numbers,
     common_inputs,
+    draw_shifts,
     draws_table,
     effect_notes,
     effect_table,
@@ -276,19 +276,14 @@ def _prediction_draws(
     """The predictions' posterior draws (rows x draws) setting by setting, or with ``groups``
     (the codes, number and weights of the groups) their group means at once; in blocks of
     DRAW_BLOCK draws."""
-    beta = np.asarray(result.fit_output.beta, dtype=np.float64)
-    shifts = (beta_draws - beta).T
-    starts = range(0, shifts.shape[1], DRAW_BLOCK)
     if groups is None:
         for p in predicted:
-            yield np.concatenate(
-                [mu_draws(p, shifts[:, s : s + DRAW_BLOCK], result, type) for s in starts], axis=1
-            )
+            shifts = draw_shifts(result, beta_draws)
+            yield np.concatenate([mu_draws(p, shift, result, type) for shift in shifts], axis=1)
         return
     codes, n_groups, weights = groups
     blocks = []
-    for s in starts:
-        shift = shifts[:, s : s + DRAW_BLOCK]
+    for shift in draw_shifts(result, beta_draws):
         values = np.concatenate([mu_draws(p, shift, result, type) for p in predicted], axis=0)
         blocks.append(group_draw_means(codes, n_groups, values, weights))
     yield np.concatenate(blocks, axis=1)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,7 @@ __all__ = [
     "by_keys",
     "column_numbers",
     "common_inputs",
+    "draw_shifts",
     "draws_table",
     "effect_notes",
     "effect_table",
@@ -325,13 +326,30 @@ def group_draw_means(
     """Means of the rows of ``values`` (rows x draws) within each group (codes as group_means;
     a row without a finite value at every draw left out), weighted by ``weights``."""
     use = np.isfinite(values).all(axis=1) & (codes >= 0)
-    n = values.shape[0]
-    w = np.ones(int(use.sum())) if weights is None else weights[use]
-    members = scipy.sparse.csr_matrix((w, (codes[use], np.flatnonzero(use))), shape=(n_groups, n))
-    counts = np.asarray(members.sum(axis=1)).ravel()
+    members, counts = _membership(codes, n_groups, use, weights)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = (members @ np.where(use[:, None], values, 0.0)) / counts[:, None]
     return np.asarray(mean, dtype=np.float64)
+
+
+def _membership(
+    codes: NDArray[np.intp], n_groups: int, use: NDArray[np.bool_], weights: FloatArray | None
+) -> tuple[scipy.sparse.csr_matrix, FloatArray]:
+    """The groups x rows matrix of the rows' weights in their groups (the rows ``use`` says;
+    weight 1 without ``weights``) and each group's total weight."""
+    w = np.ones(int(use.sum())) if weights is None else weights[use]
+    members = scipy.sparse.csr_matrix(
+        (w, (codes[use], np.flatnonzero(use))), shape=(n_groups, len(use))
+    )
+    return members, np.asarray(members.sum(axis=1), dtype=np.float64).ravel()
+
+
+def draw_shifts(result: ResultBase, beta_draws: FloatArray) -> Iterator[FloatArray]:
+    """beta_d - beta for the draws of beta, as columns, DRAW_BLOCK draws at a time (what
+    mu_draws shifts the predictions by)."""
+    shifts = (beta_draws - np.asarray(result.fit_output.beta, dtype=np.float64)).T
+    for start in range(0, shifts.shape[1], DRAW_BLOCK):
+        yield shifts[:, start : start + DRAW_BLOCK]
 
 
 def draws_table(
@@ -440,10 +458,7 @@ def group_means(
     ``weights`` (None: equally; rows with a code of -1 or a value that is not finite left
     out)."""
     use = np.isfinite(values) & (codes >= 0)
-    n = len(values)
-    w = np.ones(int(use.sum())) if weights is None else weights[use]
-    members = scipy.sparse.csr_matrix((w, (codes[use], np.flatnonzero(use))), shape=(n_groups, n))
-    counts = np.asarray(members.sum(axis=1)).ravel()
+    members, counts = _membership(codes, n_groups, use, weights)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = (members @ np.where(use, values, 0.0)) / counts
         mean_jacobian = (members @ np.where(use[:, None], jacobian, 0.0)) / counts[:, None]

@@ -48,7 +48,6 @@ from glmm_binomial.model.design import DesignInfo
 from glmm_binomial.model.frame import label_key
 from glmm_binomial.results.base import ResultBase, data_rows
 from glmm_binomial.results.effect_rows import (
-    DRAW_BLOCK,
     Predicted,
     Rows,
     Setting,
@@ -56,6 +55,7 @@ from glmm_binomial.results.effect_rows import (
     by_keys,
     column_numbers,
     common_inputs,
+    draw_shifts,
     draws_table,
     effect_notes,
     effect_table,
@@ -509,12 +509,9 @@ def _contrast_draws(
     draws; one contrast at a time, so that a table of many rows need not hold every row's
     draws at once."""
     codes, n_groups = groups
-    beta = np.asarray(result.fit_output.beta, dtype=np.float64)
-    shifts = (beta_draws - beta).T
     for c in contrasts:
         blocks = []
-        for start in range(0, shifts.shape[1], DRAW_BLOCK):
-            shift = shifts[:, start : start + DRAW_BLOCK]
+        for shift in draw_shifts(result, beta_draws):
             hi = mu_draws(predicted[c.high], shift, result, type)
             lo = mu_draws(predicted[c.low], shift, result, type)
             if average and c.function.endswith("avg"):
