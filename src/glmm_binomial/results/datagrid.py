@@ -125,13 +125,22 @@ def summary_rows(result: Any, summary: str, keep: list[str]) -> pd.DataFrame:
     missing = [name for name in keep if name not in frame.columns]
     if missing:
         raise ValueError(f"by: column {missing[0]!r} not in the data")
-    columns: dict[str, pd.Series] = {}
-    for name in model_variables(design):
-        if name not in keep:
-            columns[name] = _typical(design, name, frame[name], summary)
-    for name in keep:
-        present = frame[name].dropna()
-        columns[name] = present.drop_duplicates().reset_index(drop=True)
+    others = [name for name in model_variables(design) if name not in keep]
+    every = {name: frame[name].dropna().drop_duplicates().reset_index(drop=True) for name in keep}
+    return _typical_grid(design, frame, others, every, summary)
+
+
+def _typical_grid(
+    design: DesignInfo,
+    frame: pd.DataFrame,
+    others: list[str],
+    given: dict[str, pd.Series],
+    numeric: str = "mean",
+) -> pd.DataFrame:
+    """``others`` at their typical values over ``frame`` (numbers by ``numeric``: _typical),
+    crossed with the values ``given``."""
+    columns = {name: _typical(design, name, frame[name], numeric) for name in others}
+    columns.update(given)
     _check_size(float(np.prod([len(c) for c in columns.values()], dtype=np.float64)))
     return _cross(columns)
 
@@ -237,9 +246,7 @@ def datagrid(
         repeated = rows.iloc[np.tile(np.arange(len(rows)), combinations)].reset_index(drop=True)
         settings = grid.iloc[np.repeat(np.arange(len(grid)), len(rows))].reset_index(drop=True)
         return pd.concat([repeated, settings], axis=1)
-    _check_size(combinations)
-    typical = {name: _typical(design, name, frame[name]) for name in others}
-    return _cross({**typical, **given})
+    return _typical_grid(design, frame, others, given)
 
 
 def _check_size(size: float) -> None:

@@ -652,11 +652,9 @@ def avg_slopes(
     """Average marginal effects: each row's slope (slopes()) averaged over the rows, or over
     the rows of each group of the ``by`` columns of the data (marginaleffects' avg_slopes).
     wts: weights of the averages, a column of the data or one non-negative number per row
-    (marginaleffects' wts; None: equal); hypothesis, equivalence, p_adjust and transform as
-    slopes(). Columns: term, contrast,
-    the by columns, estimate,
-    std_error, z, p_value, ci_lower, ci_upper; ``attrs["notes"]`` say the scale and how the
-    SEs were made."""
+    (marginaleffects' wts; None: equal); hypothesis, equivalence, p_adjust, transform and df
+    as slopes(). Columns: term, contrast, the by columns, estimate, std_error, z, p_value,
+    ci_lower, ci_upper; ``attrs["notes"]`` say the scale and how the SEs were made."""
     return _effects(
         result,
         variables,
