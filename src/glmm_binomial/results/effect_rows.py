@@ -365,14 +365,6 @@ def draws_table(
     (marginaleffects' summary of draws: no SE, z or p-value), of the estimates or of the
     functions of them that ``tests.hypothesis`` asks for, after ``tests.transform``."""
     hypothesis = tests.hypothesis
-    if null_value(hypothesis) != 0.0 or tests.equivalence is not None or tests.p_adjust:
-        raise ValueError(
-            "a fit with posterior draws (method 'mcmc') is summarized by the draws' medians and "
-            "credible intervals: its null values, equivalence and p_adjust tests are z tests "
-            "it does not make"
-        )
-    if not math.isinf(tests.df):
-        raise ValueError("df: a fit with posterior draws makes no t tests")
     parts: Iterable[FloatArray] = [draws] if isinstance(draws, np.ndarray) else draws
     if hypothesis is not None:
         whole = np.concatenate(list(parts), axis=0)
@@ -388,6 +380,15 @@ def draws_table(
             else:
                 whole = first.jacobian
         parts = [whole]
+    # After the hypothesis is read: a bad one is said as such first.
+    if null_value(hypothesis) != 0.0 or tests.equivalence is not None or tests.p_adjust:
+        raise ValueError(
+            "a fit with posterior draws (method 'mcmc') is summarized by the draws' medians and "
+            "credible intervals: its null values, equivalence and p_adjust tests are z tests "
+            "it does not make"
+        )
+    if not math.isinf(tests.df):
+        raise ValueError("df: a fit with posterior draws makes no t tests")
     summaries = [_draws_summary(part, conf_level, tests) for part in parts]
     table: dict[str, Any] = dict(keys)
     for k, column in enumerate(("estimate", "ci_lower", "ci_upper")):
