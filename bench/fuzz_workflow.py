@@ -689,7 +689,9 @@ def make_case(
                 functions += ["differenceavg", "ratioavg", "lnratioavg", "lnoravg"]
             good["comparison"] = pick(rng, functions)
             bad_pool["comparison"] = ["odds", 3]
-            good["cross"] = pick(rng, [False, False, True])  # one variable: refused
+            # cross needs two variables (one is refused, which would hide a bad argument)
+            several = isinstance(variables, (dict, list)) and len(variables) >= 2
+            good["cross"] = pick(rng, [False, False, True]) if several else False
             bad_pool["cross"] = ["yes", None]
         args, bad = with_bad(rng, good, bad_pool, p_bad)
         call = getattr(g, function)
