@@ -349,7 +349,7 @@ def test_missing_extra_names_it(monkeypatch) -> None:
 
 
 def test_separation_warned_as_in_memory(client) -> None:
-    # The exact check (separation.separation_report) runs on the rows gathered to the client.
+    # The exact check (separation.separation_found) runs on the rows gathered to the client.
     rng = np.random.default_rng(1)
     x = rng.normal(size=60)
     frame = pd.DataFrame({"y": (x > 0).astype(float), "x": x, "g": rng.integers(0, 6, 60)})
@@ -364,6 +364,30 @@ def test_separation_warned_as_in_memory(client) -> None:
     assert fitted.warnings == memory.warnings
     no_error = np.isnan(fitted.bse.to_numpy())
     assert no_error.any() and np.array_equal(no_error, np.isnan(memory.bse.to_numpy()))
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_separated_fit_has_the_in_memory_covariance(client) -> None:
+    # Level a of f is all failures: the intercept, fb and fc diverge together, and z keeps
+    # the covariance of the limit on the complement of that direction (the gathered check
+    # finds the direction as the in-memory one does).
+    rng = np.random.default_rng(5)
+    n = 300
+    f = rng.choice(["a", "b", "c"], n)
+    z = rng.normal(size=n) + 1.5 * (f == "c")
+    group = rng.integers(0, 15, n)
+    eta = np.where(f == "b", -0.5, -1.0) + 0.8 * z + rng.normal(scale=0.8, size=15)[group]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    y[f == "a"] = 0.0
+    frame = pd.DataFrame({"y": y, "f": f, "z": z, "g": group})
+    control = glmm_binomial.numerics.optimize.OptimizerControl(glm_max_iter=25)
+    formula = "y ~ f + z + (1 | g)"
+    memory = glmm_binomial.fit(formula, frame, control=control)
+    fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=2), control=control)
+    assert fitted.diverging == memory.diverging == ["(Intercept)", "fb", "fc"]
+    assert len(fitted.fit_output.separation.directions) == 1
+    np.testing.assert_allclose(fitted.bse["z"], memory.bse["z"], rtol=1e-4)
+    np.testing.assert_allclose(fitted.params["z"], memory.params["z"], rtol=1e-5)
 
 
 @pytest.mark.parametrize("units", [1e-5, 1e6])

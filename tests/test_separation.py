@@ -23,7 +23,6 @@ from glmm_binomial.model.separation import (
     runaway_columns,
     saturated_rows,
     separation_found,
-    separation_report,
 )
 
 X = np.array([1, 2, 1.5, 2.5, 3, 1.2])
@@ -287,12 +286,13 @@ def test_the_fit_records_what_it_found_about_separation():
     assert vb.fit_output.separation == ordinary.fit_output.separation == NO_SEPARATION
 
 
-def test_separation_found_and_separation_report_agree():
+def test_separation_found_names_the_diverging_dummy():
     model, _ = build_model("y ~ d + (1 | g)", _quasi_separated_by_a_dummy())
     beta, theta = np.array([0.0, 40.0]), np.array([0.5])
     warned, found = separation_found(model, beta, theta, 20.0)
-    assert separation_report(model, beta, theta, 20.0) == (warned, found.coefficients)
+    # The rows with d = 0 stay mixed and do not see d: the flat direction is d's own.
     assert found == Separation(False, (1,)) and len(warned) == 1
+    assert found.directions == ((0.0, 1.0),)
     assert separation_found(model, np.zeros(2), theta, 20.0) == ((), NO_SEPARATION)
 
 

@@ -32,7 +32,11 @@ from glmm_binomial.methods.scaling import (
 from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo, aliased_columns, rank_deficiency_warning
-from glmm_binomial.model.separation import large_coefficients, separation_report
+from glmm_binomial.model.separation import (
+    Separation,
+    large_coefficients,
+    separation_found,
+)
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
     glm_newton,
@@ -216,8 +220,8 @@ def separation_check(
     n_complete: int,
     limit: float,
     column_limit: float | None = None,
-) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
-    """separation.separation_report on the rows gathered to the client, run only when its
+) -> tuple[tuple[FitWarning, ...], Separation | tuple[int, ...]]:
+    """separation.separation_found on the rows gathered to the client, run only when its
     screens fire (|beta| x max |x| beyond `limit`, or a row's random-effect SD, as in memory:
     runaway_rows) and the rows are few enough to gather; beyond, a warning that the exact
     check was not run. column_limit: separation_found's."""
@@ -250,7 +254,7 @@ def separation_check(
         blocks,
         log_binomial_constant=0.0,
     )
-    return separation_report(rows, beta, theta, limit, column_limit)
+    return separation_found(rows, beta, theta, limit, column_limit)
 
 
 def runaway_rows(

@@ -52,7 +52,12 @@ from glmm_binomial.model.covariance import (
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.model.separation import Separation, separation_found
-from glmm_binomial.numerics.covariance import kept_rows, spread_covariance
+from glmm_binomial.numerics.covariance import (
+    complement_basis,
+    kept_rows,
+    project_hessian,
+    spread_covariance,
+)
 from glmm_binomial.numerics.factor import LevelOps, SelectedInverse, Structure, row_dot
 from glmm_binomial.numerics.optimize import (
     Estimates,
@@ -971,8 +976,9 @@ def fit_output(
 ) -> FitOutput:
     """FitOutput from the optimum: covariances from the Hessian, the boundary check and the
     warnings. data is used only for its structure (names, theta layout); separation is
-    separation.separation_found's (warnings, Separation), or separation_report's (warnings,
-    fixed-effect columns with no finite estimate), recorded on the output as found."""
+    separation.separation_found's (warnings, Separation), or (warnings, the fixed-effect
+    columns with no finite estimate) where the exact check was not run (a Dask fit too large
+    to gather), recorded on the output as found."""
     theta, beta = estimates.theta, estimates.beta
     n_theta = data.n_theta
     # A variance at zero, or a structured covariance's correlation at the end of its range.
@@ -992,11 +998,18 @@ def fit_output(
         warnings.extend(separated)
         converged = False
     # Coefficients with no finite estimate get no standard error (NaN), and the others their
-    # covariance with those held fixed; NaN too where the curvature is not positive definite.
+    # covariance on the complement of the directions the likelihood is flat along in the
+    # limit (numerics.covariance); NaN too where the curvature is not positive definite.
     assert estimates.hessian is not None
     rows, kept = kept_rows(n_theta, data.n_fixed, diverging)
-    hessian = estimates.hessian if not diverging else estimates.hessian[np.ix_(rows, rows)]
-    vcov_kept, theta_cov = covariance_from_hessian(hessian, n_theta, at_boundary)
+    if found.directions:
+        basis = complement_basis(found.flat_directions(data.n_fixed))
+        hessian = project_hessian(estimates.hessian, n_theta, basis)
+        vcov_reduced, theta_cov = covariance_from_hessian(hessian, n_theta, at_boundary)
+        vcov_kept = (basis @ vcov_reduced @ basis.T)[np.ix_(kept, kept)]
+    else:
+        hessian = estimates.hessian if not diverging else estimates.hessian[np.ix_(rows, rows)]
+        vcov_kept, theta_cov = covariance_from_hessian(hessian, n_theta, at_boundary)
     vcov_beta, unavailable = spread_covariance(vcov_kept, kept, data.n_fixed)
     if unavailable:
         names = ", ".join(data.fixed_names[j] for j in unavailable)

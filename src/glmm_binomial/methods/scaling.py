@@ -369,7 +369,11 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
     # NaN from transform_covariance alike): centring spreads a slope's divergence to the
     # intercept.
     diverging = np.flatnonzero((cx[:, list(output.diverging)] != 0.0).any(axis=1))
-    separation = replace(output.separation, coefficients=tuple(int(j) for j in diverging))
+    separation = replace(
+        output.separation,
+        coefficients=tuple(int(j) for j in diverging),
+        directions=user_directions(cx, output.separation.directions),
+    )
     return replace(
         output,
         theta=theta,
@@ -380,6 +384,17 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
         ranef_cov=tuple(ranef_cov),
         separation=separation,
     )
+
+
+def user_directions(
+    cx: FloatArray, directions: tuple[tuple[float, ...], ...]
+) -> tuple[tuple[float, ...], ...]:
+    """The separation's flat directions (internal columns) in the user's coefficients
+    (beta = cx beta~ moves by cx d along d), as an orthonormal basis again."""
+    if not directions:
+        return ()
+    mapped = np.linalg.qr(cx @ np.asarray(directions, dtype=np.float64).T)[0]
+    return tuple(tuple(float(v) for v in column) for column in mapped.T)
 
 
 def check_in_user_units(

@@ -46,7 +46,7 @@ After a fit the linear programs run only after a cheap screen of the fitted valu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -103,6 +103,18 @@ class Separation:
     complete: bool
     coefficients: tuple[int, ...]
     columns: tuple[tuple[int, int], ...] = ()
+    # Derived from what was found (the rows left mixed), so not part of equality.
+    directions: tuple[tuple[float, ...], ...] = field(default=(), compare=False)
+
+    def flat_directions(self, n_fixed: int) -> FloatArray:
+        """An orthonormal basis (n_fixed x m) of the fixed-effect directions along which the
+        log-likelihood is flat in the limit of the diverging path: ``directions`` where the
+        check found them, else the unit vectors of ``coefficients`` (holding them fixed)."""
+        if self.directions:
+            return np.asarray(self.directions, dtype=np.float64).T
+        basis = np.zeros((n_fixed, len(self.coefficients)))
+        basis[list(self.coefficients), np.arange(len(self.coefficients))] = 1.0
+        return basis
 
     @property
     def blocks(self) -> tuple[int, ...]:
@@ -133,8 +145,59 @@ def detect_separation(
         return NO_SEPARATION
     complete, d, rows = found
     least = tuple(int(j) for j in np.flatnonzero(_moved(d)))
-    moving = _movable(signed, candidates or (), rows, control)
-    return Separation(complete, moving or least)
+    coefficients = _movable(signed, candidates or (), rows, control) or least
+    open_rows = _unseparated(signed, d, successes, trials)
+    directions = _flat_directions(x[open_rows], coefficients, control)
+    return Separation(complete, coefficients, directions=directions)
+
+
+def _flat_directions(
+    x_open: FloatArray, coefficients: tuple[int, ...], control: SeparationControl
+) -> tuple[tuple[float, ...], ...]:
+    """An orthonormal basis of the directions v that move only `coefficients` and leave every
+    unseparated row's predictor unchanged (x_open v = 0), as tuples over all the columns.
+
+    As the path diverges, the separated rows' weights vanish and the information tends to
+    that of the unseparated rows: flat along these directions, which hold the diverging
+    coefficients' infinite part, and not along the finite combinations of them (the
+    predictors of the cells that stay mixed). Covariances are taken on the complement (a
+    coefficient outside `coefficients` is orthogonal to every such v). Empty where none is
+    found numerically (holding the coefficients fixed instead)."""
+    p = x_open.shape[1]
+    moved = list(coefficients)
+    if not moved:
+        return ()
+    part = _scale_columns(x_open)[:, moved] if len(x_open) else np.zeros((0, len(moved)))
+    scale = np.abs(x_open[:, moved]).max(axis=0, initial=0.0) if len(x_open) else None
+    # Right singular vectors with (relatively) zero singular values span part's null space;
+    # R of part = QR has part's singular values and right vectors (no n x n factor).
+    _, values, vt = np.linalg.svd(np.linalg.qr(part, mode="r"), full_matrices=True)
+    largest = float(values.max(initial=0.0))
+    rank = int(np.count_nonzero(values > control.margin_tol * max(largest, 1.0)))
+    null = vt[rank:].T
+    if not null.shape[1]:
+        return ()
+    if scale is not None:
+        # Back to the unscaled columns: part v_s = 0 is x_open (v_s / scale) = 0.
+        scale[scale == 0.0] = 1.0
+        null = null / scale[:, None]
+    null = np.linalg.qr(null)[0]
+    basis = np.zeros((p, null.shape[1]))
+    basis[moved] = null
+    return tuple(tuple(float(v) for v in column) for column in basis.T)
+
+
+def _unseparated(
+    signed: Any, d: FloatArray, successes: FloatArray, trials: FloatArray
+) -> NDArray[np.bool_]:
+    """The data rows that direction d does not separate: those with a signed copy
+    (_signed_rows' order) at margin 0 (a row with both a success and a failure never is)."""
+    margins = np.asarray(signed @ d).ravel()
+    separated_signed = margins > SEPARATION_TOL * float(margins.max(initial=0.0))
+    unseparated = np.zeros(len(successes), dtype=bool)
+    copies = np.concatenate([np.flatnonzero(successes > 0), np.flatnonzero(successes < trials)])
+    unseparated[copies[~separated_signed]] = True
+    return unseparated
 
 
 def separation_possible(
@@ -252,15 +315,7 @@ def detect_group_separation(
     if found is None:
         return NO_SEPARATION
     complete, d, _ = found
-    margins = np.asarray(signed @ d).ravel()
-    separated_signed = margins > SEPARATION_TOL * float(margins.max())
-    # A data row is separated when each of its signed copies is (a row with both a success
-    # and a failure never is).
-    unseparated = np.zeros(data.n_obs, dtype=bool)
-    copies = np.concatenate(
-        [np.flatnonzero(data.successes > 0), np.flatnonzero(data.successes < data.trials)]
-    )
-    unseparated[copies[~separated_signed]] = True
+    unseparated = _unseparated(signed, d, data.successes, data.trials)
     moved = _moved(d)
     # owner j >= 1 is the j-th random-effect column over the blocks in order (0 the fixed).
     which = np.concatenate(owner)[moved]
@@ -371,19 +426,6 @@ def within_groups_text(
     # A whole term is one variance (its covariance), a single column one SD.
     count = len(whole) + sum(1 for t, _ in columns if t in parts)
     return "; ".join(where), " and ".join(what), count > 1
-
-
-def separation_report(
-    data: ModelData,
-    beta: FloatArray,
-    theta: FloatArray,
-    limit: float,
-    column_limit: float | None = None,
-) -> tuple[tuple[FitWarning, ...], tuple[int, ...]]:
-    """Warnings about estimates that run away (separation), and the fixed-effect columns that
-    have no finite estimate (separation_found's, without the rest of the finding)."""
-    warnings, found = separation_found(data, beta, theta, limit, column_limit)
-    return warnings, found.coefficients
 
 
 def separation_found(

@@ -1,8 +1,13 @@
 """The fixed effects' covariance where some coefficients have none.
 
 A coefficient with no finite estimate (separation) has no standard error: its row and column
-are NaN, and the others' covariance is computed with it held at its value (the Hessian rows of
-the diverging coefficients are dropped before inverting). Where the curvature is not positive
+are NaN. The others' covariance is the inverse of the information on the complement of the
+directions along which the log-likelihood is flat in the limit of the diverging path
+(``complement_basis``, ``project_hessian``): the limit of the full inverse at points ever
+further along the path, which keeps the uncertainty of the finite combinations of the
+diverging coefficients (the predictors of the cells that stay mixed). Where those directions
+are not known, the diverging coefficients are held at their values (their Hessian rows
+dropped before inverting). Where the curvature is not positive
 definite (a negative or non-finite variance after inversion), the standard error is not
 available either: NaN again, rather than a square root of a negative number. Positive
 variances are not enough: a covariance block that is not positive semidefinite (a saddle of
@@ -34,6 +39,26 @@ def kept_rows(n_theta: int, n_fixed: int, diverging: tuple[int, ...]) -> tuple[I
     keep[[j for j in diverging if 0 <= j < n_fixed]] = False
     kept = np.flatnonzero(keep)
     return np.concatenate([np.arange(n_theta), n_theta + kept]).astype(np.intp), kept
+
+
+def complement_basis(flat: FloatArray) -> FloatArray:
+    """An orthonormal basis (p x (p - m)) of the orthogonal complement of the columns of flat
+    (p x m, orthonormal)."""
+    p, m = flat.shape
+    full = np.linalg.qr(flat, mode="complete")[0]
+    return np.asarray(full[:, m:], dtype=np.float64)
+
+
+def project_hessian(hessian: FloatArray, n_theta: int, basis: FloatArray) -> FloatArray:
+    """The (theta, beta) Hessian in the coordinates (theta, c) with beta = basis c: its theta
+    rows unchanged, its beta rows and columns mapped by basis."""
+    theta = slice(0, n_theta)
+    beta = slice(n_theta, None)
+    tt = hessian[theta, theta]
+    tb = hessian[theta, beta] @ basis
+    bb = basis.T @ hessian[beta, beta] @ basis
+    out = np.block([[tt, tb], [tb.T, 0.5 * (bb + bb.T)]])
+    return np.asarray(out, dtype=np.float64)
 
 
 def spread_covariance(
