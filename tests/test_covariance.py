@@ -4,7 +4,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glmm_binomial.numerics.covariance import kept_rows, spread_covariance, transform_covariance
+from glmm_binomial.numerics.covariance import (
+    LimitCovariance,
+    complement_basis,
+    kept_rows,
+    project_hessian,
+    row_variances,
+    spread_covariance,
+    transform_covariance,
+)
 
 
 def test_diverging_coefficients_get_nan_rows_and_the_others_their_covariance():
@@ -109,3 +117,40 @@ def test_what_keeps_its_standard_errors_is_a_covariance(entries):
     sd = np.sqrt(np.diagonal(given_matrix))
     if np.linalg.eigvalsh(given_matrix / np.outer(sd, sd)).min() >= 1e-8:
         assert unavailable == ()
+
+
+def test_the_limit_covariance_is_the_inverse_on_the_complement_of_the_flat_direction():
+    # An information flat along d = (-1, 1, 1) / sqrt(3) over beta (theta first): the
+    # limit's covariance gives every combination orthogonal to d its variance, as the
+    # pseudo-inverse does, and any combination with a component along d none.
+    rng = np.random.default_rng(0)
+    d = np.array([-1.0, 1.0, 1.0, 0.0]) / np.sqrt(3.0)
+    basis = complement_basis(d[:, None])
+    assert basis.shape == (4, 3)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(basis.T @ d, 0.0, atol=1e-12)
+    a = rng.normal(size=(5, 5))
+    hessian = a @ a.T + 5.0 * np.eye(5)
+    flat = np.eye(5) - np.outer(np.r_[0.0, d], np.r_[0.0, d])
+    hessian = flat @ hessian @ flat  # no curvature along (0, d)
+    reduced = project_hessian(hessian, 1, basis)
+    cov = np.linalg.inv(0.5 * reduced)
+    matrix = basis @ cov[1:, 1:] @ basis.T
+    np.testing.assert_allclose(matrix, np.linalg.pinv(0.5 * hessian)[1:, 1:], atol=1e-10)
+    limit = LimitCovariance(matrix, d[:, None])
+    rows = np.array([[1.0, 1.0, 0.0, 0.5], [1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    variance = row_variances(rows, np.full((4, 4), np.nan), limit)
+    assert np.isnan(variance[2]) and np.isfinite(variance[:2]).all()
+    np.testing.assert_allclose(variance[:2], np.einsum("ij,jk,ik->i", rows, matrix, rows)[:2])
+    contrast = transform_covariance(rows[:2] - rows[[1, 0]], np.full((4, 4), np.nan), limit)
+    assert np.isfinite(contrast).all()
+
+
+def test_a_limit_coefficient_without_curvature_stays_without_a_variance():
+    # A coefficient whose curvature was not positive definite has NaN rows in the limit too:
+    # the combinations using it have no variance even when orthogonal to the flat direction.
+    matrix = np.array([[1.0, 0.1, np.nan], [0.1, 2.0, np.nan], [np.nan, np.nan, np.nan]])
+    limit = LimitCovariance(matrix, np.array([[1.0], [0.0], [0.0]]))
+    rows = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    variance = row_variances(rows, matrix, limit)
+    assert variance[0] == 2.0 and np.isnan(variance[1:]).all()

@@ -388,6 +388,10 @@ def test_separated_fit_has_the_in_memory_covariance(client) -> None:
     assert len(fitted.fit_output.separation.directions) == 1
     np.testing.assert_allclose(fitted.bse["z"], memory.bse["z"], rtol=1e-4)
     np.testing.assert_allclose(fitted.params["z"], memory.params["z"], rtol=1e-5)
+    # The limit's covariance of the combinations that stay finite (the mixed levels b, c).
+    limits = [r.fit_output.vcov_limit for r in (fitted, memory)]
+    assert limits[0] is not None and limits[1] is not None
+    np.testing.assert_allclose(limits[0].matrix, limits[1].matrix, rtol=1e-4, atol=1e-8)
 
 
 @pytest.mark.parametrize("units", [1e-5, 1e6])

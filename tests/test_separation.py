@@ -495,3 +495,93 @@ def test_predictions_and_marginal_coefficients_of_a_separated_fit():
     marginal = fit.marginal_coefs()
     assert marginal.loc["fc"].isna().all()
     assert np.isfinite(marginal.loc[kept].to_numpy()).all()
+
+
+def _one_level_all_failures(seed: int = 5, n: int = 400) -> pd.DataFrame:
+    """Level a of f is all failures (quasi-separation moving the intercept, fb and fc), levels
+    b and c mixed; z's mean differs by level, so z's standard error depends on the mixed
+    cells' intercepts."""
+    rng = np.random.default_rng(seed)
+    f = rng.choice(["a", "b", "c"], n)
+    z = rng.normal(size=n) + 1.5 * (f == "c")
+    group = rng.integers(0, 20, n)
+    eta = np.where(f == "b", -0.5, -1.0) + 0.8 * z + rng.normal(scale=0.8, size=20)[group]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    y[f == "a"] = 0
+    return pd.DataFrame({"y": y, "f": f, "z": z, "g": group})
+
+
+def test_the_flat_directions_keep_the_mixed_cells_predictors_finite():
+    model, _ = build_model("y ~ f + z + (1 | g)", _one_level_all_failures())
+    found = detect_separation(model.x, model.successes, model.trials)
+    assert found.coefficients == (0, 1, 2)
+    # The intercept, fb and fc go to infinity together; intercept + fb and intercept + fc
+    # (levels b and c) stay finite: one flat direction, (-1, 1, 1, 0) / sqrt(3).
+    (direction,) = found.directions
+    expected = np.array([-1.0, 1.0, 1.0, 0.0]) / np.sqrt(3.0)
+    np.testing.assert_allclose(np.abs(np.dot(direction, expected)), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_a_separated_fit_has_the_covariance_of_the_limit(link):
+    # As the path diverges the level-a rows' weights vanish: the likelihood tends to that of
+    # the mixed rows alone, whose fit gives z and the variance their limiting covariance
+    # (holding the intercept, fb and fc fixed would fix levels b and c too: z's SE 24% low).
+    frame = _one_level_all_failures()
+    full = g.fit("y ~ f + z + (1 | g)", frame, link=link)
+    mixed = g.fit("y ~ f + z + (1 | g)", frame[frame["f"] != "a"], link=link)
+    assert full.diverging == ["(Intercept)", "fb", "fc"]
+    assert abs(full.loglik - mixed.loglik) < 1e-8
+    np.testing.assert_allclose(full.params["z"], mixed.params["z"], rtol=1e-6)
+    np.testing.assert_allclose(full.bse["z"], mixed.bse["z"], rtol=1e-5)
+    np.testing.assert_allclose(
+        full.fit_output.theta_cov, mixed.fit_output.theta_cov, rtol=1e-4, atol=1e-10
+    )
+    assert np.isnan(full.bse[full.diverging]).all()
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_a_separated_probit_fit_has_glmmtmbs_standard_error():
+    # probit_cells_separated.csv (bench/fuzz_formula.py --seed 49 --links, case 216): the
+    # intercept and both indicators diverge together; glmmTMB stops far along the path with
+    # I(x1/2) = 1.8854 and Wald chisq 4.6411 (glmer stops short, logLik -52.52 < -52.2009).
+    frame = pd.read_csv(REFERENCE / "probit_cells_separated.csv")
+    formula = "y ~ I(!(x1 > 0) & x2 < 2) + ifelse(x1 > 0, 1, 0) + I(x1/2) + (1 + x1 || g)"
+    result = g.fit(formula, frame, link="probit")
+    assert len(result.diverging) == 3
+    np.testing.assert_allclose(result.loglik, -52.2008640191894, atol=1e-6)
+    np.testing.assert_allclose(result.params["I(x1/2)"], 1.8854, atol=1e-4)
+    chisq = (result.params["I(x1/2)"] / result.bse["I(x1/2)"]) ** 2
+    np.testing.assert_allclose(chisq, 4.64112253210262, rtol=2e-3)
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_the_combinations_that_stay_finite_keep_their_standard_errors():
+    # Levels b and c are mixed: their predictors (intercept + fb, intercept + fc) and the
+    # contrast between them are finite in the limit, with the mixed rows' fit's covariance;
+    # level a's predictor diverges (no standard error).
+    frame = _one_level_all_failures()
+    full = g.fit("y ~ f + z + (1 | g)", frame)
+    mixed = g.fit("y ~ f + z + (1 | g)", frame[frame["f"] != "a"])
+    new = pd.DataFrame({"f": ["a", "b", "c"], "z": [0.5, 0.5, 0.5], "g": [0, 0, 0]})
+    predicted = full.predict(new, type="link", se_fit=True, re="exclude")
+    expected = mixed.predict(new.iloc[1:], type="link", se_fit=True, re="exclude")
+    assert np.isnan(predicted["se_fit"].iloc[0])
+    np.testing.assert_allclose(predicted.iloc[1:].to_numpy(), expected.to_numpy(), rtol=1e-5)
+    # b - c is -fc of the mixed rows' fit (its reference level b).
+    table = g.pairs(g.emmeans(full, "f"), adjust="none").set_index("contrast")
+    np.testing.assert_allclose(table.loc["b - c", "std_error"], mixed.bse["fc"], rtol=1e-5)
+    assert table.loc[["a - b", "a - c"], "std_error"].isna().all()
+    # The intercept plus fb is the mixed fit's intercept (level b at z = 0).
+    tested = g.hypotheses(full, "b1 + b2 = 0")
+    np.testing.assert_allclose(tested["estimate"], mixed.params["(Intercept)"], rtol=1e-5)
+    np.testing.assert_allclose(tested["std_error"], mixed.bse["(Intercept)"], rtol=1e-5)
+    assert np.isnan(g.hypotheses(full, "b1 = 0")["std_error"]).all()
+    # Averaged response-scale predictions by level: level a's rows are at probability 0.
+    averaged = g.avg_predictions(full, by="f").set_index("f")
+    expected_average = g.avg_predictions(mixed, by="f").set_index("f")
+    np.testing.assert_allclose(
+        averaged.loc[["b", "c"], "std_error"], expected_average["std_error"], rtol=1e-5
+    )
+    assert np.isnan(averaged.loc["a", "std_error"])

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning, SeparationWarning
 from glmm_binomial.model.separation import NO_SEPARATION, Separation
+from glmm_binomial.numerics.covariance import LimitCovariance
 from glmm_binomial.numerics.optimize import OptSummary
 
 FloatArray = NDArray[np.float64]
@@ -63,6 +64,10 @@ class FitOutput:
         estimates (the objective minimized is -2 loglik + prior_deviance, blme's dev + penalty;
         vbeta and theta_cov come from its curvature) and the priors as the summary lists
         them; 0.0 and () for an unpenalized fit.
+    vcov_limit: for a fit separated by the fixed effects, the covariance of the limit along the
+        diverging path (numerics.covariance.LimitCovariance): finite for the combinations of
+        the coefficients orthogonal to separation.directions (a mixed cell's predictor), which
+        vcov_beta's NaN rows leave without one; None otherwise.
     posterior: the draws of a sampling method ("mcmc"; None for the others). For "mcmc", beta,
         vcov_beta, ranef and ranef_cov are posterior means and covariances and theta is
         diag(posterior mean SDs) chol(posterior mean correlation matrix) in lme4's layout.
@@ -93,6 +98,7 @@ class FitOutput:
     prior_deviance: float = 0.0
     priors: tuple[str, ...] = ()
     posterior: PosteriorDraws | None = None
+    vcov_limit: LimitCovariance | None = None
 
 
 def final_checks(output: FitOutput) -> FitOutput:

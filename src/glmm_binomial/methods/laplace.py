@@ -53,6 +53,7 @@ from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.model.separation import Separation, separation_found
 from glmm_binomial.numerics.covariance import (
+    LimitCovariance,
     complement_basis,
     kept_rows,
     project_hessian,
@@ -1002,15 +1003,24 @@ def fit_output(
     # limit (numerics.covariance); NaN too where the curvature is not positive definite.
     assert estimates.hessian is not None
     rows, kept = kept_rows(n_theta, data.n_fixed, diverging)
+    limit = None
     if found.directions:
-        basis = complement_basis(found.flat_directions(data.n_fixed))
+        flat = found.flat_directions(data.n_fixed)
+        basis = complement_basis(flat)
         hessian = project_hessian(estimates.hessian, n_theta, basis)
         vcov_reduced, theta_cov = covariance_from_hessian(hessian, n_theta, at_boundary)
-        vcov_kept = (basis @ vcov_reduced @ basis.T)[np.ix_(kept, kept)]
+        projected = basis @ vcov_reduced @ basis.T
+        vcov_beta, unavailable = spread_covariance(
+            projected[np.ix_(kept, kept)], kept, data.n_fixed
+        )
+        # The finite combinations of the diverging coefficients keep their covariance here.
+        projected[list(unavailable), :] = np.nan
+        projected[:, list(unavailable)] = np.nan
+        limit = LimitCovariance(0.5 * (projected + projected.T), flat)
     else:
         hessian = estimates.hessian if not diverging else estimates.hessian[np.ix_(rows, rows)]
         vcov_kept, theta_cov = covariance_from_hessian(hessian, n_theta, at_boundary)
-    vcov_beta, unavailable = spread_covariance(vcov_kept, kept, data.n_fixed)
+        vcov_beta, unavailable = spread_covariance(vcov_kept, kept, data.n_fixed)
     if unavailable:
         names = ", ".join(data.fixed_names[j] for j in unavailable)
         warnings.append(
@@ -1059,6 +1069,7 @@ def fit_output(
         theta_cov=theta_cov,
         warnings=tuple(warnings),
         separation=found,
+        vcov_limit=limit,
     )
 
 

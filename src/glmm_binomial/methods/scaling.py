@@ -41,7 +41,7 @@ from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.covariance import Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
-from glmm_binomial.numerics.covariance import transform_covariance
+from glmm_binomial.numerics.covariance import LimitCovariance, transform_covariance
 from glmm_binomial.numerics.optimize import DevianceAndGradient, OptimizerControl
 
 FloatArray = NDArray[np.float64]
@@ -369,11 +369,17 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
     # NaN from transform_covariance alike): centring spreads a slope's divergence to the
     # intercept.
     diverging = np.flatnonzero((cx[:, list(output.diverging)] != 0.0).any(axis=1))
+    directions = user_directions(cx, output.separation.directions)
     separation = replace(
-        output.separation,
-        coefficients=tuple(int(j) for j in diverging),
-        directions=user_directions(cx, output.separation.directions),
+        output.separation, coefficients=tuple(int(j) for j in diverging), directions=directions
     )
+    limit = output.vcov_limit
+    if limit is not None:
+        # cx's rows: a user combination c is the internal cx' c, orthogonal to the internal
+        # flat directions exactly when c is to their images cx F.
+        limit = LimitCovariance(
+            transform_covariance(cx, limit.matrix), separation.flat_directions(len(beta))
+        )
     return replace(
         output,
         theta=theta,
@@ -383,6 +389,7 @@ def to_user(model: ModelData, scaling: Scaling, output: FitOutput) -> FitOutput:
         ranef=tuple(ranef),
         ranef_cov=tuple(ranef_cov),
         separation=separation,
+        vcov_limit=limit,
     )
 
 

@@ -7,16 +7,21 @@ directions along which the log-likelihood is flat in the limit of the diverging 
 further along the path, which keeps the uncertainty of the finite combinations of the
 diverging coefficients (the predictors of the cells that stay mixed). Where those directions
 are not known, the diverging coefficients are held at their values (their Hessian rows
-dropped before inverting). Where the curvature is not positive
-definite (a negative or non-finite variance after inversion), the standard error is not
-available either: NaN again, rather than a square root of a negative number. Positive
-variances are not enough: a covariance block that is not positive semidefinite (a saddle of
-the log-likelihood, as where a fit stops unconverged) gives correlations beyond +-1, so the
-coefficients on its negative directions lose their standard errors too, one at a time, until
-the rest is a covariance matrix.
+dropped before inverting). A linear combination of the coefficients orthogonal to every flat
+direction (a mixed cell's predictor, a contrast of two mixed cells) keeps a finite variance in
+the limit: ``LimitCovariance`` carries the projected matrix and the directions, and the
+functions below take it to give those combinations their variance (NaN for the others).
+Where the curvature is not positive definite (a negative or non-finite variance after
+inversion), the standard error is not available either: NaN again, rather than a square root
+of a negative number. Positive variances are not enough: a covariance block that is not
+positive semidefinite (a saddle of the log-likelihood, as where a fit stops unconverged) gives
+correlations beyond +-1, so the coefficients on its negative directions lose their standard
+errors too, one at a time, until the rest is a covariance matrix.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +36,23 @@ eigenvalue is above -CORRELATION_PSD_TOL (rounding in the inverse of the informa
 LOADING_TIE = 1e-9
 """Loadings on a negative eigenvalue's vector within this relative distance of the largest
 tie with it (semidefinite_part drops them together)."""
+
+
+ESTIMABLE_TOL = 1e-8
+"""A combination c has a component along the flat directions F when max |c F| exceeds this
+times max |c| (F orthonormal): its variance in the limit is not finite."""
+
+
+@dataclass(frozen=True)
+class LimitCovariance:
+    """A separated fit's covariance in the limit along the diverging path: ``matrix`` (p x p,
+    finite but for coefficients whose curvature was not positive definite, NaN rows) is the
+    covariance of every combination c of the coefficients with c ``flat`` = 0; ``flat``
+    (p x m, orthonormal columns) spans the directions along which the log-likelihood is flat,
+    and a combination with a component along them has no finite variance."""
+
+    matrix: FloatArray
+    flat: FloatArray
 
 
 def kept_rows(n_theta: int, n_fixed: int, diverging: tuple[int, ...]) -> tuple[IntArray, IntArray]:
@@ -100,30 +122,46 @@ def semidefinite_part(cov: FloatArray) -> NDArray[np.bool_]:
     return keep
 
 
-def known_part(c: FloatArray, vcov: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
+def known_part(
+    c: FloatArray, vcov: FloatArray, limit: LimitCovariance | None = None
+) -> tuple[FloatArray, NDArray[np.bool_]]:
     """vcov with NaN entries as 0, and which rows of c use a coefficient without a covariance
     (their products with vcov are NaN; a plain product would spread NaN, 0 * NaN, to every
-    row)."""
+    row). With a separated fit's limit: its matrix instead, and the rows without a variance
+    are those with a component along its flat directions (ESTIMABLE_TOL) or using a
+    coefficient whose limit covariance is NaN."""
+    if limit is not None:
+        vcov = limit.matrix
     missing = np.isnan(np.diagonal(vcov))
+    touched = (c[:, missing] != 0.0).any(axis=1)
+    if limit is not None and limit.flat.size:
+        along = np.abs(c @ limit.flat).max(axis=1)
+        touched |= along > ESTIMABLE_TOL * np.abs(c).max(axis=1, initial=0.0)
     if not missing.any():
-        return vcov, np.zeros(len(c), dtype=bool)
-    return np.where(np.isnan(vcov), 0.0, vcov), (c[:, missing] != 0.0).any(axis=1)
+        return vcov, touched
+    return np.where(np.isnan(vcov), 0.0, vcov), touched
 
 
-def transform_covariance(c: FloatArray, vcov: FloatArray) -> FloatArray:
+def transform_covariance(
+    c: FloatArray, vcov: FloatArray, limit: LimitCovariance | None = None
+) -> FloatArray:
     """c vcov c' for a linear map of the coefficients (beta = c beta~), with NaN kept to the
-    coefficients that depend on one without a covariance (known_part)."""
-    finite, touched = known_part(c, vcov)
+    coefficients that depend on one without a covariance (known_part; with a separated fit's
+    limit, its covariance of the combinations that stay finite)."""
+    finite, touched = known_part(c, vcov, limit)
     mapped = c @ finite @ c.T
     mapped[touched, :] = np.nan
     mapped[:, touched] = np.nan
     return np.asarray(0.5 * (mapped + mapped.T), dtype=np.float64)
 
 
-def row_variances(x: FloatArray, vcov: FloatArray) -> FloatArray:
+def row_variances(
+    x: FloatArray, vcov: FloatArray, limit: LimitCovariance | None = None
+) -> FloatArray:
     """The diagonal of x vcov x' (each row's variance, without the rows x rows product), NaN
-    for the rows that use a coefficient without a covariance (known_part)."""
-    finite, touched = known_part(x, vcov)
+    for the rows that use a coefficient without a covariance (known_part; with a separated
+    fit's limit, its variance of the rows that stay finite)."""
+    finite, touched = known_part(x, vcov, limit)
     var = np.einsum("ij,jk,ik->i", x, finite, x)
     var[touched] = np.nan
     return np.asarray(var, dtype=np.float64)

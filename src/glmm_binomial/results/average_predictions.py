@@ -231,7 +231,16 @@ def _predictions(
             draws = _prediction_draws(result, predicted, beta_draws, type, None)
             table = draws_table(keys, draws, common.level, tests, labelled=())
         else:
-            table = effect_table(keys, mu, jacobian, vcov, common.level, tests, labelled=())
+            table = effect_table(
+                keys,
+                mu,
+                jacobian,
+                vcov,
+                common.level,
+                tests,
+                labelled=(),
+                limit=result.fit_output.vcov_limit,
+            )
     else:
         n = len(frame)
         group_on = by_names or names
@@ -259,7 +268,15 @@ def _predictions(
             table = draws_table(columns, draws, common.level, tests)
         else:
             mean, mean_jacobian = group_means(codes_all, len(values), mu, jacobian, weights)
-            table = effect_table(columns, mean, mean_jacobian, vcov, common.level, tests)
+            table = effect_table(
+                columns,
+                mean,
+                mean_jacobian,
+                vcov,
+                common.level,
+                tests,
+                limit=result.fit_output.vcov_limit,
+            )
     table.attrs.update(
         {"type": type, "level": common.level, "notes": effect_notes(result, type, common.blocks)}
     )

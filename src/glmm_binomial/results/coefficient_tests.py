@@ -47,7 +47,9 @@ def hypotheses(
     if draws is not None:  # a sampled posterior: the draws' medians and credible intervals
         table = draws_table(keys, draws.T, level, tests)
     else:
-        table = effect_table(keys, beta, np.eye(len(beta)), vcov, level, tests)
+        table = effect_table(
+            keys, beta, np.eye(len(beta)), vcov, level, tests, limit=fit.fit_output.vcov_limit
+        )
     if isinstance(hypothesis, str) and hypothesis not in HYPOTHESIS_KEYWORDS:
         table["term"] = [hypothesis]  # hypotheses() labels an equation as written
     notes = (

@@ -44,7 +44,7 @@ from glmm_binomial.model.design import DesignInfo, encoded_factor_levels
 from glmm_binomial.model.formula import expression_variables
 from glmm_binomial.model.frame import ColumnReading, as_pandas, label_key, read_series, row_values
 from glmm_binomial.model.newdata import new_data_design
-from glmm_binomial.numerics.covariance import row_variances
+from glmm_binomial.numerics.covariance import LimitCovariance, row_variances
 from glmm_binomial.results.base import ResultBase, data_rows, require_fit
 from glmm_binomial.results.datagrid import summary_rows
 from glmm_binomial.results.hypothesis import (
@@ -474,6 +474,7 @@ def effect_table(
     conf_level: float,
     tests: Tests,
     labelled: Sequence[str] | None = None,
+    limit: LimitCovariance | None = None,
 ) -> pd.DataFrame:
     """The columns ``keys``, then estimate, std_error, z, p_value and the Wald interval of the
     estimates, or of the functions of them that ``hypothesis`` asks for (then one key, term,
@@ -482,7 +483,8 @@ def effect_table(
     TOST (z_noninf, z_nonsup, p_value_noninf, p_value_nonsup, p_value_equiv). SEs J V J'
     with J the estimates' ``jacobian`` in beta and V its covariance ``vcov``. ``labelled``:
     the keys that label the rows for hypothesis keywords (None: all but row). An estimate or
-    variance that is not finite shows as NaN (never inf)."""
+    variance that is not finite shows as NaN (never inf). ``limit``: a separated fit's
+    covariance in the limit (FitOutput.vcov_limit), for the estimates that stay finite."""
     hypothesis = tests.hypothesis
     null = null_value(hypothesis)
     tested = apply_hypothesis(
@@ -495,7 +497,7 @@ def effect_table(
     if tested is not None:
         keys = {"term": tested.labels}
         estimate, jacobian = tested.estimate, tested.jacobian
-    variance = row_variances(jacobian, vcov)
+    variance = row_variances(jacobian, vcov, limit)
     estimate = np.where(np.isfinite(estimate), estimate, np.nan)
     variance = np.where(np.isfinite(variance), variance, np.nan)
     se = np.sqrt(np.clip(variance, 0.0, None))

@@ -66,7 +66,7 @@ from glmm_binomial.model.design import encoded_factor_levels
 from glmm_binomial.model.frame import label_key
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.model.variable_summary import VariableSummary
-from glmm_binomial.numerics.covariance import transform_covariance
+from glmm_binomial.numerics.covariance import LimitCovariance, transform_covariance
 from glmm_binomial.results.multiplicity import ADJUSTMENTS, adjust_p_values, critical_value
 from glmm_binomial.results.variance_decomposition import random_variance
 from glmm_binomial.results.wald import joint_chisq
@@ -366,6 +366,12 @@ def _bias_adjusted(link: Family, sigma: float) -> tuple[Any, Any]:
     return inverse, derivative
 
 
+def limit_covariance(result: Any) -> LimitCovariance | None:
+    """A separated fit's covariance in the limit (FitOutput.vcov_limit); None for a fit
+    without one or a result-like object without a FitOutput."""
+    return getattr(getattr(result, "fit_output", None), "vcov_limit", None)
+
+
 @dataclass(frozen=True, eq=False)
 class EMMeans:
     """Estimated marginal means (or trends) with the linear functions behind them.
@@ -374,7 +380,9 @@ class EMMeans:
     link-scale estimate of row r is ``linfct[r] @ beta + offset[r]`` with covariance
     ``linfct @ vcov @ linfct.T``. ``link`` is None for trends (no back-transformation).
     ``table`` is the summary on the scale ``type``: the grid columns and estimate, std_error,
-    ci_lower, ci_upper; ``notes`` say what was averaged over and how the numbers were made."""
+    ci_lower, ci_upper; ``notes`` say what was averaged over and how the numbers were made.
+    ``limit``: a separated fit's covariance in the limit (FitOutput.vcov_limit), which gives
+    the means and contrasts that stay finite their variance."""
 
     grid: pd.DataFrame
     linfct: FloatArray
@@ -390,6 +398,7 @@ class EMMeans:
     sigma: float | None = None
     estimate_name: str = "emmean"
     notes: tuple[str, ...] = field(default=())
+    limit: LimitCovariance | None = None
 
     @cached_property
     def link_estimate(self) -> FloatArray:
@@ -399,8 +408,9 @@ class EMMeans:
     @cached_property
     def link_covariance(self) -> FloatArray:
         """L V L' (link scale); NaN only in the rows of L that use a coefficient with no
-        variance (a separated fit's: numerics.covariance.transform_covariance)."""
-        return transform_covariance(self.linfct, self.vcov)
+        variance in a combination that diverges (a separated fit's:
+        numerics.covariance.transform_covariance with its limit)."""
+        return transform_covariance(self.linfct, self.vcov, self.limit)
 
     @cached_property
     def link_std_error(self) -> FloatArray:
@@ -516,6 +526,7 @@ def emmeans(
         linfct=linfct,
         beta=np.asarray(result.params, dtype=np.float64),
         vcov=np.asarray(result.vcov, dtype=np.float64),
+        limit=limit_covariance(result),
         offset=offsets,
         specs=tuple(spec_list),
         by=tuple(by_list),
@@ -580,6 +591,7 @@ def emtrends(
         linfct=linfct,
         beta=np.asarray(result.params, dtype=np.float64),
         vcov=np.asarray(result.vcov, dtype=np.float64),
+        limit=limit_covariance(result),
         offset=np.zeros(len(frame)),
         specs=tuple(spec_list),
         by=tuple(by_list),
@@ -775,7 +787,7 @@ def contrast(
         est = coef @ eta[rows]
         # From the coefficients' covariance: a contrast of means that do not use a
         # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
-        var = transform_covariance(coef @ emm.linfct[rows], emm.vcov)
+        var = transform_covariance(coef @ emm.linfct[rows], emm.vcov, emm.limit)
         estimates.append(est)
         std_errors.append(np.sqrt(np.clip(np.diag(var), 0.0, None)))
         labels_out.append(names)

@@ -123,8 +123,9 @@ def linear_predictor(
     """x beta + offset + the chosen blocks' z b (codes -1: zero effect), and with se_fit its
     variance x' V x + sum z' Cov(b | y) z (fixed and random parts taken as independent)."""
     eta = x @ fit.beta + offset
-    # A separated fit's coefficient with no variance makes NaN only the rows that use it.
-    var = row_variances(x, fit.vcov_beta) if se_fit else None
+    # A separated fit's coefficient with no variance makes NaN only the rows that use it in
+    # a combination that diverges (its limit covariance gives the others theirs).
+    var = row_variances(x, fit.vcov_beta, fit.vcov_limit) if se_fit else None
     for (codes, z), t in zip(random, blocks, strict=True):
         seen = codes >= 0
         modes = fit.ranef[t]

@@ -487,6 +487,7 @@ def _effects(
             vcov,
             common.level,
             tests,
+            limit=result.fit_output.vcov_limit,
         )
     table.attrs.update(
         {"type": type, "level": common.level, "notes": effect_notes(result, type, common.blocks)}
