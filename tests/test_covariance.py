@@ -8,6 +8,7 @@ from glmm_binomial.numerics.covariance import (
     LimitCovariance,
     complement_basis,
     kept_rows,
+    moving_rows,
     project_hessian,
     row_variances,
     spread_covariance,
@@ -154,3 +155,18 @@ def test_a_limit_coefficient_without_curvature_stays_without_a_variance():
     rows = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
     variance = row_variances(rows, matrix, limit)
     assert variance[0] == 2.0 and np.isnan(variance[1:]).all()
+
+
+def test_an_estimate_moving_along_the_flat_direction_is_not_one():
+    flat = np.array([[-1.0], [1.0], [0.0]]) / np.sqrt(2.0)
+    limit = LimitCovariance(np.eye(3), flat)
+    gradients = np.array(
+        [
+            [1.0, 0.0, 0.0],  # the intercept alone: moves with the path
+            [1.0, 1.0, 0.5],  # a mixed cell's predictor: finite
+            [1e-17, 0.0, 0.0],  # a probability already at 0: its limit
+            [np.nan, 0.0, 0.0],  # no gradient: not judged here
+        ]
+    )
+    assert moving_rows(gradients, limit).tolist() == [True, False, False, False]
+    assert not moving_rows(gradients, None).any()

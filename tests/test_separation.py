@@ -571,17 +571,24 @@ def test_the_combinations_that_stay_finite_keep_their_standard_errors():
     np.testing.assert_allclose(predicted.iloc[1:].to_numpy(), expected.to_numpy(), rtol=1e-5)
     # b - c is -fc of the mixed rows' fit (its reference level b).
     table = g.pairs(g.emmeans(full, "f"), adjust="none").set_index("contrast")
+    np.testing.assert_allclose(table.loc["b - c", "estimate"], -mixed.params["fc"], rtol=1e-5)
     np.testing.assert_allclose(table.loc["b - c", "std_error"], mixed.bse["fc"], rtol=1e-5)
-    assert table.loc[["a - b", "a - c"], "std_error"].isna().all()
+    # Level a's mean and its contrasts are points on the diverging path: no estimate.
+    assert table.loc[["a - b", "a - c"]].drop(columns="adjust", errors="ignore").isna().all(None)
+    means = g.emmeans(full, "f").table.set_index("f")
+    assert means.loc["a"].isna().all() and np.isfinite(means.loc[["b", "c"]].to_numpy()).all()
     # The intercept plus fb is the mixed fit's intercept (level b at z = 0).
     tested = g.hypotheses(full, "b1 + b2 = 0")
     np.testing.assert_allclose(tested["estimate"], mixed.params["(Intercept)"], rtol=1e-5)
     np.testing.assert_allclose(tested["std_error"], mixed.bse["(Intercept)"], rtol=1e-5)
-    assert np.isnan(g.hypotheses(full, "b1 = 0")["std_error"]).all()
+    # A diverging coefficient has no estimate here either, as in the fixed-effects table.
+    assert g.hypotheses(full, "b1 = 0")[["estimate", "std_error"]].isna().all(None)
     # Averaged response-scale predictions by level: level a's rows are at probability 0.
     averaged = g.avg_predictions(full, by="f").set_index("f")
     expected_average = g.avg_predictions(mixed, by="f").set_index("f")
     np.testing.assert_allclose(
         averaged.loc[["b", "c"], "std_error"], expected_average["std_error"], rtol=1e-5
     )
+    # Level a's probability is at its limit, 0 (an estimate; its variance is not finite).
+    assert 0.0 <= averaged.loc["a", "estimate"] < 1e-12
     assert np.isnan(averaged.loc["a", "std_error"])

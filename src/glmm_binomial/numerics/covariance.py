@@ -43,6 +43,12 @@ ESTIMABLE_TOL = 1e-8
 times max |c| (F orthonormal): its variance in the limit is not finite."""
 
 
+MOVING_TOL = 1e-6
+"""An estimate whose gradient g in the coefficients has |g F| beyond this (F the flat
+directions, orthonormal) still changes along the diverging path: a point on it, not an
+estimate (a probability already at 0 or 1, whose gradient has vanished, is its limit)."""
+
+
 @dataclass(frozen=True)
 class LimitCovariance:
     """A separated fit's covariance in the limit along the diverging path: ``matrix`` (p x p,
@@ -153,6 +159,16 @@ def transform_covariance(
     mapped[touched, :] = np.nan
     mapped[:, touched] = np.nan
     return np.asarray(0.5 * (mapped + mapped.T), dtype=np.float64)
+
+
+def moving_rows(gradient: FloatArray, limit: LimitCovariance | None) -> NDArray[np.bool_]:
+    """Which estimates (rows of their gradient in the coefficients) still change along a
+    separated fit's flat directions (MOVING_TOL): their values are points on the diverging
+    path, not estimates. All False without a limit."""
+    if limit is None or not limit.flat.size:
+        return np.zeros(len(gradient), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.abs(gradient @ limit.flat).max(axis=1) > MOVING_TOL, dtype=bool)
 
 
 def row_variances(

@@ -44,7 +44,7 @@ from glmm_binomial.model.design import DesignInfo, encoded_factor_levels
 from glmm_binomial.model.formula import expression_variables
 from glmm_binomial.model.frame import ColumnReading, as_pandas, label_key, read_series, row_values
 from glmm_binomial.model.newdata import new_data_design
-from glmm_binomial.numerics.covariance import LimitCovariance, row_variances
+from glmm_binomial.numerics.covariance import LimitCovariance, moving_rows, row_variances
 from glmm_binomial.results.base import ResultBase, data_rows, require_fit
 from glmm_binomial.results.datagrid import summary_rows
 from glmm_binomial.results.hypothesis import (
@@ -498,7 +498,8 @@ def effect_table(
         keys = {"term": tested.labels}
         estimate, jacobian = tested.estimate, tested.jacobian
     variance = row_variances(jacobian, vcov, limit)
-    estimate = np.where(np.isfinite(estimate), estimate, np.nan)
+    # An estimate still moving along a separated fit's diverging path is not one.
+    estimate = np.where(np.isfinite(estimate) & ~moving_rows(jacobian, limit), estimate, np.nan)
     variance = np.where(np.isfinite(variance), variance, np.nan)
     se = np.sqrt(np.clip(variance, 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):

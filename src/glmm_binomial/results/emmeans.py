@@ -66,7 +66,11 @@ from glmm_binomial.model.design import encoded_factor_levels
 from glmm_binomial.model.frame import label_key
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.model.variable_summary import VariableSummary
-from glmm_binomial.numerics.covariance import LimitCovariance, transform_covariance
+from glmm_binomial.numerics.covariance import (
+    LimitCovariance,
+    moving_rows,
+    transform_covariance,
+)
 from glmm_binomial.results.multiplicity import ADJUSTMENTS, adjust_p_values, critical_value
 from glmm_binomial.results.variance_decomposition import random_variance
 from glmm_binomial.results.wald import joint_chisq
@@ -419,6 +423,8 @@ class EMMeans:
     @cached_property
     def table(self) -> pd.DataFrame:
         eta, se = self.link_estimate, self.link_std_error
+        # A mean that moves along a separated fit's diverging path has no estimate.
+        eta = np.where(moving_rows(self.linfct, self.limit), np.nan, eta)
         z = float(special.ndtri(0.5 + 0.5 * self.level))
         low, high = eta - z * se, eta + z * se
         if self.type == "response" and self.link is not None:
@@ -784,10 +790,11 @@ def contrast(
         true_contrast = true_contrast and bool(
             np.all(np.abs(coef.sum(axis=1)) / (1e-6 + np.abs(coef).max(axis=1)) < 1e-6)
         )
-        est = coef @ eta[rows]
+        functions = coef @ emm.linfct[rows]
+        est = np.where(moving_rows(functions, emm.limit), np.nan, coef @ eta[rows])
         # From the coefficients' covariance: a contrast of means that do not use a
         # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
-        var = transform_covariance(coef @ emm.linfct[rows], emm.vcov, emm.limit)
+        var = transform_covariance(functions, emm.vcov, emm.limit)
         estimates.append(est)
         std_errors.append(np.sqrt(np.clip(np.diag(var), 0.0, None)))
         labels_out.append(names)
