@@ -50,6 +50,23 @@ def separated_frame():
     return pd.DataFrame({"y": y, "x": x, "f": f, "g": np.repeat(np.arange(9), 10)})
 
 
+def one_level_all_failures(n: int = 400, n_groups: int = 20, seed: int = 5):
+    """n rows in n_groups groups of `g`; f's level "a" is all failures (quasi-separation: in
+    `y ~ f + z + (1 | g)` the intercept, fb and fc diverge together), levels b and c mixed;
+    z's mean differs by level, so z's standard error depends on the mixed cells' intercepts."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    f = rng.choice(["a", "b", "c"], n)
+    z = rng.normal(size=n) + 1.5 * (f == "c")
+    group = rng.integers(0, n_groups, n)
+    u = rng.normal(scale=0.8, size=n_groups)
+    eta = np.where(f == "b", -0.5, -1.0) + 0.8 * z + u[group]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    y[f == "a"] = 0
+    return pd.DataFrame({"y": y, "f": f, "z": z, "g": group})
+
+
 def pure_groups_frame():
     """48 rows in 8 groups, each all 0 or all 1: in `y ~ x + (1 | g)` the variance of (1 | g)
     has no finite estimate (separation within groups)."""

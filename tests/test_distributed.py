@@ -21,6 +21,7 @@ from _dask_support import (  # noqa: E402
     local_client,
     parquet_parts,
 )
+from _simulate import one_level_all_failures  # noqa: E402
 from conftest import REFERENCE_DIR  # noqa: E402
 
 import glmm_binomial  # noqa: E402
@@ -371,15 +372,7 @@ def test_separated_fit_has_the_in_memory_covariance(client) -> None:
     # Level a of f is all failures: the intercept, fb and fc diverge together, and z keeps
     # the covariance of the limit on the complement of that direction (the gathered check
     # finds the direction as the in-memory one does).
-    rng = np.random.default_rng(5)
-    n = 300
-    f = rng.choice(["a", "b", "c"], n)
-    z = rng.normal(size=n) + 1.5 * (f == "c")
-    group = rng.integers(0, 15, n)
-    eta = np.where(f == "b", -0.5, -1.0) + 0.8 * z + rng.normal(scale=0.8, size=15)[group]
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
-    y[f == "a"] = 0.0
-    frame = pd.DataFrame({"y": y, "f": f, "z": z, "g": group})
+    frame = one_level_all_failures(n=300, n_groups=15)
     control = glmm_binomial.numerics.optimize.OptimizerControl(glm_max_iter=25)
     formula = "y ~ f + z + (1 | g)"
     memory = glmm_binomial.fit(formula, frame, control=control)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _simulate import separated_frame
+from _simulate import one_level_all_failures, separated_frame
 from conftest import REFERENCE_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -497,22 +497,8 @@ def test_predictions_and_marginal_coefficients_of_a_separated_fit():
     assert np.isfinite(marginal.loc[kept].to_numpy()).all()
 
 
-def _one_level_all_failures(seed: int = 5, n: int = 400) -> pd.DataFrame:
-    """Level a of f is all failures (quasi-separation moving the intercept, fb and fc), levels
-    b and c mixed; z's mean differs by level, so z's standard error depends on the mixed
-    cells' intercepts."""
-    rng = np.random.default_rng(seed)
-    f = rng.choice(["a", "b", "c"], n)
-    z = rng.normal(size=n) + 1.5 * (f == "c")
-    group = rng.integers(0, 20, n)
-    eta = np.where(f == "b", -0.5, -1.0) + 0.8 * z + rng.normal(scale=0.8, size=20)[group]
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
-    y[f == "a"] = 0
-    return pd.DataFrame({"y": y, "f": f, "z": z, "g": group})
-
-
 def test_the_flat_directions_keep_the_mixed_cells_predictors_finite():
-    model, _ = build_model("y ~ f + z + (1 | g)", _one_level_all_failures())
+    model, _ = build_model("y ~ f + z + (1 | g)", one_level_all_failures())
     found = detect_separation(model.x, model.successes, model.trials)
     assert found.coefficients == (0, 1, 2)
     # The intercept, fb and fc go to infinity together; intercept + fb and intercept + fc
@@ -528,7 +514,7 @@ def test_a_separated_fit_has_the_covariance_of_the_limit(link):
     # As the path diverges the level-a rows' weights vanish: the likelihood tends to that of
     # the mixed rows alone, whose fit gives z and the variance their limiting covariance
     # (holding the intercept, fb and fc fixed would fix levels b and c too: z's SE 24% low).
-    frame = _one_level_all_failures()
+    frame = one_level_all_failures()
     full = g.fit("y ~ f + z + (1 | g)", frame, link=link)
     mixed = g.fit("y ~ f + z + (1 | g)", frame[frame["f"] != "a"], link=link)
     assert full.diverging == ["(Intercept)", "fb", "fc"]
@@ -561,7 +547,7 @@ def test_the_combinations_that_stay_finite_keep_their_standard_errors():
     # Levels b and c are mixed: their predictors (intercept + fb, intercept + fc) and the
     # contrast between them are finite in the limit, with the mixed rows' fit's covariance;
     # level a's predictor diverges (no standard error).
-    frame = _one_level_all_failures()
+    frame = one_level_all_failures()
     full = g.fit("y ~ f + z + (1 | g)", frame)
     mixed = g.fit("y ~ f + z + (1 | g)", frame[frame["f"] != "a"])
     new = pd.DataFrame({"f": ["a", "b", "c"], "z": [0.5, 0.5, 0.5], "g": [0, 0, 0]})
