@@ -657,7 +657,7 @@ def make_case(
             except ValueError:
                 pass  # a fit without its rows: no grid
         elif rng.random() < 0.15:
-            good["newdata"] = pick(rng, ["mean", "median", "tukey"])
+            good["newdata"] = pick(rng, ["mean", "median", "tukey", "grid", "marginalmeans"])
         good["hypothesis"] = pick(
             rng, [None, None, 0.1, "b1 = 0", "exp(b1) = 1", "reference", "revpairwise"]
         )

@@ -1,12 +1,15 @@
 """datagrid (results/datagrid.py): typical and counterfactual grids. Against marginaleffects
-0.11.0's datagrid in test_slopes.py (the calls with a grid in tests/reference/slopes.json)."""
+0.11.0's datagrid in test_slopes.py (the calls with a grid in tests/reference/slopes.json), and
+its newdata shortcuts here (tests/reference/newdata_shortcuts.json)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import quiet_fit
+from conftest import load_reference, quiet_fit
 
 import glmm_binomial as g
 
@@ -122,3 +125,50 @@ def test_newdata_shortcuts(fit: g.GLMMResult, data: pd.DataFrame) -> None:
     np.testing.assert_allclose(by["estimate"], one["estimate"], rtol=1e-12)
     with pytest.raises(ValueError, match="newdata must be data or one of 'mean'"):
         g.avg_slopes(fit, newdata="average")
+
+
+SHORTCUTS = load_reference("newdata_shortcuts")
+_SHORTCUT_FITS: dict[str, g.GLMMResult] = {}
+
+
+def _shortcut_fit(case: dict[str, Any]) -> g.GLMMResult:
+    if case["data"] not in _SHORTCUT_FITS:
+        data = g.datasets.load(case["data"])
+        if case["data"] == "cbpp":
+            data = data.assign(failures=data["size"] - data["incidence"])
+        else:  # an integer column: the number of living children, "3+" as 3
+            data = data.assign(kids=data["livch"].astype(str).str[0].astype(int))
+        _SHORTCUT_FITS[case["data"]] = quiet_fit(case["formula"], data)
+    return _SHORTCUT_FITS[case["data"]]
+
+
+@pytest.mark.parametrize(
+    ("case", "call"),
+    [
+        pytest.param(case, call, id=f"{case['data']}|{i}|{call['fn']}|{call['newdata']}")
+        for case in SHORTCUTS
+        for i, call in enumerate(case["calls"])
+    ],
+)
+def test_newdata_shortcuts_against_marginaleffects(
+    case: dict[str, Any], call: dict[str, Any]
+) -> None:
+    """newdata "mean", "median", "tukey", "grid", "marginalmeans" as marginaleffects 0.11.0
+    makes them (an integer column at its rounded mean in every one): estimates within 5e-6 of
+    glmmTMB's effects, SEs within 1e-3 of glmer's effects with glmmTMB's covariance (of
+    glmmTMB's own, 3e-4, without the random effects), the grid's rows as many."""
+    fit = _shortcut_fit(case)
+    assert fit.loglik == pytest.approx(case["loglik"]["glmmTMB"], abs=1e-6)
+    arguments = {k: call[k] for k in ("newdata", "by", "re") if k in call}
+    out = getattr(g, call["fn"])(fit, **arguments)
+    tmb, mer = call["glmmTMB"], call["glmer_tmb_vcov"]
+    if tmb.get("term") is not None:
+        assert list(out["term"]) == list(np.atleast_1d(tmb["term"]))
+    if "by" in call:
+        assert [str(v) for v in out[call["by"]]] == list(np.atleast_1d(tmb["by_values"]))
+    np.testing.assert_allclose(out["estimate"], np.atleast_1d(tmb["estimate"]), atol=5e-6)
+    held = call.get("re") == "exclude"
+    expected = np.atleast_1d((tmb if held else mer)["std_error"])
+    np.testing.assert_allclose(out["std_error"], expected, rtol=3e-4 if held else 1e-3)
+    if tmb.get("n_rows") is not None:
+        assert len(g.predictions(fit, newdata=call["newdata"])) == tmb["n_rows"]

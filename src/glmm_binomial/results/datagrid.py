@@ -13,8 +13,9 @@ columns: the model's other variables in formula order, then those given. The res
 out (predictions do not read it; marginaleffects keeps it at its mean). A grid is plain data:
 pass it as ``newdata`` to predict(), slopes(), comparisons() and their averages.
 
-Also here: the rows of marginaleffects' newdata shortcuts ("mean", "median", "tukey":
-summary_rows) and of its conditional plots (condition_grid, for results.effect_plots).
+Also here: the rows of marginaleffects' newdata shortcuts ("mean", "median", "tukey", "grid",
+"marginalmeans": summary_rows) and of its conditional plots (condition_grid, for
+results.effect_plots).
 """
 
 from __future__ import annotations
@@ -82,31 +83,38 @@ def _factor_like(design: DesignInfo, name: str, series: pd.Series) -> bool:
     )
 
 
-def _typical(design: DesignInfo, name: str, series: pd.Series, numeric: str = "mean") -> pd.Series:
-    """The column's typical values as a Series of the column's own dtype: a factor's mode, a
-    number's mean (an integer's rounded), median, or R's fivenum ("tukey")."""
+def _typical(design: DesignInfo, name: str, series: pd.Series, summary: str = "mean") -> pd.Series:
+    """The column's typical values (NEWDATA_SUMMARIES) as a Series of the column's own dtype:
+    a factor's mode ("grid", "marginalmeans": each of its values, in order of appearance); an
+    integer column's mean rounded whatever the summary (marginaleffects' FUN_integer); any
+    other number's mean, median ("median") or R's fivenum ("tukey", "grid")."""
     present = series.dropna().reset_index(drop=True)
     if len(present) == 0:
         raise ValueError(f"datagrid: column {name!r} has no value to take a typical one from")
     if _factor_like(design, name, series):
+        if summary in ("grid", "marginalmeans"):
+            return present.drop_duplicates().reset_index(drop=True)
         codes, _ = pd.factorize(present, sort=False)  # codes in order of first appearance
         first = int(np.argmax(np.bincount(codes)))
         return present.iloc[[int(np.flatnonzero(codes == first)[0])]].reset_index(drop=True)
     values = present.to_numpy(dtype=np.float64)
-    if numeric == "median":
-        return pd.Series([float(np.median(values))])
-    if numeric == "tukey":
-        return pd.Series(list(dict.fromkeys(fivenum(values))))
     mean = float(np.mean(values))
     if pd.api.types.is_integer_dtype(series.dtype):
         return pd.Series([np.round(mean)]).astype(series.dtype)
+    if summary == "median":
+        return pd.Series([float(np.median(values))])
+    if summary in ("tukey", "grid"):
+        return pd.Series(list(dict.fromkeys(fivenum(values))))
     return pd.Series([mean])
 
 
-NEWDATA_SUMMARIES = ("mean", "median", "tukey")
+NEWDATA_SUMMARIES = ("mean", "median", "tukey", "grid", "marginalmeans")
 """marginaleffects' newdata shortcuts of the marginal-effect functions: one row with every
 variable typical (numbers at their mean, "median": their median, "tukey": each value of R's
-fivenum crossed), the by columns at each of their values."""
+fivenum crossed; factors, text, logical columns and grouping factors at their mode), "grid":
+numbers at fivenum and the others at each of their values, all crossed, "marginalmeans":
+numbers at their mean and the others at each of their values; integer columns at their mean
+rounded in every one; the by columns at each of their values."""
 
 
 def summary_rows(result: Any, summary: str, keep: list[str]) -> pd.DataFrame:
@@ -135,11 +143,11 @@ def _typical_grid(
     frame: pd.DataFrame,
     others: list[str],
     given: dict[str, pd.Series],
-    numeric: str = "mean",
+    summary: str = "mean",
 ) -> pd.DataFrame:
-    """``others`` at their typical values over ``frame`` (numbers by ``numeric``: _typical),
-    crossed with the values ``given``."""
-    columns = {name: _typical(design, name, frame[name], numeric) for name in others}
+    """``others`` at their typical values over ``frame`` (by ``summary``: _typical), crossed
+    with the values ``given``."""
+    columns = {name: _typical(design, name, frame[name], summary) for name in others}
     columns.update(given)
     _check_size(float(np.prod([len(c) for c in columns.values()], dtype=np.float64)))
     return _cross(columns)

@@ -587,8 +587,8 @@ def slopes(
     comparisons), one row of the table per data row and contrast (marginaleffects' slopes;
     module docstring). variables: a name or a list of names (None: every variable of the
     fixed part); newdata: the rows (None: those the model was fitted to; "mean": one row of
-    typical values, the effect at the mean; "median", "tukey": numbers at their median or
-    fivenum; by columns at each value; results.datagrid.NEWDATA_SUMMARIES); type "response"
+    typical values, the effect at the mean; "median", "tukey", "grid", "marginalmeans":
+    results.datagrid.NEWDATA_SUMMARIES; by columns at each value); type "response"
     (probability) or "link"; re as predict's; eps: the step of the forward difference (None:
     SLOPE_STEP times the variable's range); conf_level: of the intervals (None: the fit's);
     offset: the offset of newdata's rows when the model was fitted with offset= values; slope:
