@@ -27,7 +27,11 @@ from conftest import REFERENCE_DIR  # noqa: E402
 import glmm_binomial  # noqa: E402
 from glmm_binomial.diagnostics import RankDeficiencyWarning, SeparationWarning  # noqa: E402
 from glmm_binomial.distributed.fit import DaskGLMMResult, is_dask_frame  # noqa: E402
-from glmm_binomial.numerics.optimize import SINGULAR_RESTART, OptimizerControl  # noqa: E402
+from glmm_binomial.numerics.optimize import (  # noqa: E402
+    MIRRORED_RESTART,
+    SINGULAR_RESTART,
+    OptimizerControl,
+)
 
 
 def simulate(seed: int, n_groups: int = 40, per: int = 15, kind: str = "intercept") -> pd.DataFrame:
@@ -189,26 +193,36 @@ def test_a_single_separated_column_is_reported_as_in_memory(client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("csv", "formula"),
+    ("csv", "formula", "note"),
     [
-        # us:3275 (40 rows): the first end -24.6089, the restart's -24.2089 (nested path).
-        ("us_singular_restart.csv", "y ~ x + (0 + tf | g)"),
+        # us:3275 (40 rows): the first end -24.6089, lme4's start's -24.2089, the mirror's
+        # from the GLM's fixed effects -23.9984 (nested path).
+        ("us_singular_restart.csv", "y ~ x + (0 + tf | g)", MIRRORED_RESTART),
         # crossed_vector:3011 (36 rows): the restart's end is a separation within groups,
         # not converged (the crossed path, whose objective's reset is the client's).
-        ("crossed_vector_restart.csv", "y ~ x + (1 + x | g) + (1 + x | h)"),
+        ("crossed_vector_restart.csv", "y ~ x + (1 + x | g) + (1 + x | h)", SINGULAR_RESTART),
+        # fuzz_formula 51:169 (176 rows): the mirrored start, from the GLM's fixed effects.
+        (
+            "mirror_intercept.csv",
+            "as.numeric(s > 1) ~ log(x2, 2) + (1 + x1 | g)",
+            MIRRORED_RESTART,
+        ),
     ],
 )
-def test_a_singular_end_is_searched_again_as_in_memory(client, csv: str, formula: str) -> None:
-    """The search from lme4's start after a singular end (optimize.better_of_basins) runs on
-    the partitions as in memory, its modes from u = 0: the same end, taken over the first."""
+def test_a_singular_end_is_searched_again_as_in_memory(
+    client, csv: str, formula: str, note: str
+) -> None:
+    """The searches from other starts after a singular end (optimize.better_of_basins: lme4's
+    start, a mirrored sign pattern) run on the partitions as in memory, their modes from
+    u = 0: the same end, taken over the first."""
     frame = pd.read_csv(REFERENCE_DIR / csv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         memory = glmm_binomial.fit(formula, frame)
         first = glmm_binomial.fit(formula, frame, control=OptimizerControl(singular_restart=False))
         fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=2))
-    assert memory.opt_summary.message.endswith(SINGULAR_RESTART)
-    assert fitted.opt_summary.message.endswith(SINGULAR_RESTART)
+    assert memory.opt_summary.message.endswith(note)
+    assert fitted.opt_summary.message.endswith(note)
     assert memory.llf > first.llf + 0.1
     assert fitted.llf == pytest.approx(memory.llf, rel=1e-8)
     assert fitted.converged == memory.converged

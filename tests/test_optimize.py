@@ -24,6 +24,7 @@ from glmm_binomial.numerics import optimize
 from glmm_binomial.numerics.optimize import (
     LOGIT_ATTENUATION,
     MAX_ATTENUATED_SHARE,
+    MIRRORED_RESTART,
     MOMENT_START_SD,
     OTHER_BASIN,
     RANGE_END,
@@ -1042,7 +1043,10 @@ def test_a_saddle_the_search_returns_to_is_left_through_a_taken_over_column():
         # correlation 0.72); both starts of the first search end at correlation +1, -35.7497.
         ("cloglog_singular_restart.csv", "y ~ x + (1 + x | g)", "cloglog", -35.6913995577, -35.74),
         # us:3275 (40 rows, 3 occasions): glmer (0 + tf | g) -24.2237789148, singular
-        # (glmmTMB NA); the moment start's end -24.6089. Ours -24.2088645, above glmer's.
+        # (glmmTMB NA); the moment start's end -24.6089, lme4's start's -24.2088645, above
+        # glmer's; the mirror's from the GLM's fixed effects -23.9984 further on (tft2 has one
+        # row per group: its SD, 92.6 there, runs out with a slowly rising likelihood, short
+        # of OptimizerControl.column_runaway_screen).
         ("us_singular_restart.csv", "y ~ x + us(0 + tf | g)", "logit", -24.2237789148, -24.6),
         # crossed_vector:921 (80 rows, 20 x 10 groups): glmer -43.95930071 (glmmTMB NA); the
         # first end -43.9622 has h's correlation at -1 and g's at 0.995: the second search
@@ -1067,7 +1071,7 @@ def test_a_singular_end_is_searched_again_from_lme4s_start(
     fitted = g_fit(formula, data, link=link)
     assert fitted.converged
     assert fitted.llf >= reference - 1e-7
-    assert fitted.opt_summary.message.endswith(SINGULAR_RESTART)
+    assert fitted.opt_summary.message.endswith((SINGULAR_RESTART, MIRRORED_RESTART))
     first = g_fit(formula, data, link=link, control=OptimizerControl(singular_restart=False))
     assert first.converged and first.singular
     assert first.llf < without
@@ -1471,6 +1475,20 @@ def test_a_correlation_at_one_end_is_searched_from_the_other():
     assert "sign turned" in fitted.opt_summary.message
     first = g_fit(formula, data, control=OptimizerControl(singular_restart=False))
     assert first.llf == pytest.approx(-110.7395607, abs=1e-6)
+
+
+def test_a_mirrored_start_takes_the_glm_fixed_effects():
+    """as.numeric(s > 1) ~ log(x2, 2) + (1 + x1 | g) (bench/fuzz_formula.py's 51:169, 176
+    rows, 6 groups): the first search ends singular with the correlation at +1 and the
+    intercept at -1.57 (-103.2890084); from its mirror with that end's fixed effects the
+    search returns to it, from the mirror with the GLM's it reaches the end at -1 with the
+    intercept at 0.69 (-102.8320665), as glmer (-102.8320868; glmmTMB -102.8320694, singular
+    convergence warning)."""
+    data = pd.read_csv(REFERENCE_DIR / "mirror_intercept.csv")
+    fitted = g_fit("as.numeric(s > 1) ~ log(x2, 2) + (1 + x1 | g)", data)
+    assert fitted.converged and fitted.llf > -102.8320694
+    assert fitted.varcorr["corr_1"].iloc[1] == pytest.approx(-1.0, abs=1e-6)
+    assert "sign turned" in fitted.opt_summary.message
 
 
 def test_a_random_intercept_at_zero_without_a_fixed_intercept_is_searched_again():

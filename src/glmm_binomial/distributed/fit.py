@@ -108,6 +108,7 @@ from glmm_binomial.numerics.optimize import (
     conditional_beta,
     given_point,
     minimize_deviance,
+    off_boundary,
 )
 
 FloatArray = NDArray[np.float64]
@@ -434,12 +435,22 @@ def _maximum_likelihood(
             ends=ends,
         )
 
-    def search_from(theta: FloatArray, beta: FloatArray, ends: Sequence[Estimates]) -> Estimates:
+    glm_beta = beta
+
+    def search_from(
+        theta: FloatArray, given: FloatArray | None, ends: Sequence[Estimates]
+    ) -> Estimates:
         # As the in-memory fit's later searches: modes from u = 0, the start from the given
-        # estimates (given_point, the GLM's information summed over the partitions).
+        # estimates (given_point, the GLM's information summed over the partitions), or from
+        # the GLM's fixed effects where none are given (start_point's).
         objective.reset()
-        glm_information = glm_sums(partitions, beta)[1]
-        point = given_point(surrogate, control, theta, beta, glm_information, lambda: info_factor)
+        if given is None:
+            moved = off_boundary(
+                surrogate, theta, control.zero_start, control.boundary_tol, control.saturation_start
+            )
+            return search(StartPoint(moved, glm_beta, info_factor, None), ends)
+        glm_information = glm_sums(partitions, given)[1]
+        point = given_point(surrogate, control, theta, given, glm_information, lambda: info_factor)
         return search(point, ends)
 
     initial = search(

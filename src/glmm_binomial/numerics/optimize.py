@@ -1465,21 +1465,21 @@ def better_of_basins(
     data: ModelData,
     control: OptimizerControl,
     estimates: Estimates,
-    search: Callable[[FloatArray, FloatArray, Sequence[Estimates]], Estimates],
+    search: Callable[[FloatArray, FloatArray | None, Sequence[Estimates]], Estimates],
 ) -> Estimates:
-    """estimates, or the lowest end of further searches (search(theta, beta, ends): from
-    theta and estimates' beta, its mode searches from u = 0) where the deviance is known to
-    have optima elsewhere: for structures with optima of other kinds (cs, ar1), from
-    ModelData.theta_other_basin's start (an end with rho at an end of its range: cs's twin
-    at the other end of rho with an SD at zero, ar1's optimum at the other end) and from
+    """estimates, or the lowest end of further searches (search(theta, beta, ends): from theta and
+    estimates' beta, or the GLM's where beta is None, its mode searches from u = 0) where the
+    deviance is known to have optima elsewhere: for structures with optima of other kinds (cs,
+    ar1), from ModelData.theta_other_basin's start (an end with rho at an end of its range: cs's
+    twin at the other end of rho with an SD at zero, ar1's optimum at the other end) and from
     each of ModelData.theta_face_starts (one term's SD near zero); with
     control.singular_restart, at a singular end of a vector term (unstructured, diag), from
-    lme4's start (ModelData.theta_singular_restart) and, for an unstructured term, from the
-    end with each column's correlations negated in turn (ModelData.theta_mirror_starts). An
-    end is taken when converged and lower by more than control.decrement_tol. Only with
-    control.basin_starts. Each search is
-    given the ends so far (minimize_deviance's `ends`: it stops where it would reach one of
-    them again). The summary counts every search."""
+    lme4's start (ModelData.theta_singular_restart) and, for an unstructured term, from the end
+    with each column's correlations negated in turn (ModelData.theta_mirror_starts; where that
+    search finds no lower end, once more from the GLM's fixed effects). An end is
+    taken when converged and lower by more than control.decrement_tol. Only with
+    control.basin_starts. Each search is given the ends so far (minimize_deviance's `ends`: it
+    stops where it would reach one of them again). The summary counts every search."""
     if not control.basin_starts or not np.isfinite(estimates.deviance):
         return estimates
     theta = estimates.theta
@@ -1498,6 +1498,15 @@ def better_of_basins(
     iterations, seconds = estimates.summary.iterations, estimates.summary.seconds
     for start, why in starts:
         last = search(start, estimates.beta, ends)
+        better = last.summary.converged and last.deviance < chosen.deviance - control.decrement_tol
+        if why == MIRRORED_RESTART and not better:
+            # The end's fixed effects are conditional on random effects of the other sign
+            # pattern (with a slope's correlation at +1 rather than -1 the intercept can
+            # differ by 2), from where the search can go back to that end: again from the
+            # GLM's fixed effects (None).
+            iterations += last.summary.iterations
+            seconds += last.summary.seconds
+            last = search(start, None, ends)
         if last.summary.converged:
             ends.append(last)
         iterations += last.summary.iterations
