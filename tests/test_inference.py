@@ -1,12 +1,14 @@
+import dataclasses
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from _simulate import one_level_all_failures
 from conftest import load_reference
 
 import glmm_binomial as g
-from glmm_binomial.results.inference import nested_in
+from glmm_binomial.results.inference import at_supremum, nested_in
 
 
 def test_likelihood_ratio_test_matches_lme4():
@@ -151,15 +153,53 @@ def test_drop1_refuses_what_it_cannot_refit():
         g.drop1("m")
 
 
-def test_drop1_gives_no_test_when_the_fit_did_not_converge():
-    """Complete separation: the fit's loglik is not at a maximum, so no likelihood-ratio test."""
+def test_drop1_of_a_completely_separated_fit_compares_the_limits():
+    """Complete separation: the fit's log-likelihood tends to 0 along the diverging path (its
+    supremum, not attained); the LRT of x compares the refit without it with that limit, that
+    of z two separated fits (both at 0: LRT 0), each with a note saying so."""
     rng = np.random.default_rng(1)
     x, z = rng.normal(size=300), rng.normal(size=300)
     data = {"y": (x > 0).astype(int), "x": x, "z": z, "g": rng.integers(0, 12, 300)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = g.fit("y ~ x + z + (1 | g)", data)
+        without_x = g.fit("y ~ z + (1 | g)", data)
         table = g.drop1(result)
-    assert not result.converged
-    assert table["LRT"].isna().all() and table["Pr(Chi)"].isna().all()
-    assert (table["note"].iloc[1:] != "").all()
+    assert not result.converged and result.loglik == pytest.approx(0.0, abs=1e-6)
+    assert table.loc["x", "LRT"] == pytest.approx(-2.0 * without_x.loglik, rel=1e-6)
+    assert table.loc["z", "LRT"] == pytest.approx(0.0, abs=1e-6)
+    assert table["note"].iloc[1:].str.contains("separated").all()
+
+
+def test_drop1_of_a_quasi_separated_fit_is_that_of_the_mixed_rows():
+    """Level a of f all failures: the separated fit's log-likelihood at its limit is the fit
+    of the mixed rows' (the level-a rows contribute nothing there), so the LRT of z equals
+    the mixed rows' own, to 1e-6."""
+    frame = one_level_all_failures()
+    mixed = frame[frame["f"] != "a"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = g.drop1(g.fit("y ~ f + z + (1 | g)", frame))
+        lrt = 2.0 * (
+            g.fit("y ~ f + z + (1 | g)", mixed).loglik - g.fit("y ~ f + (1 | g)", mixed).loglik
+        )
+    assert table.loc["z", "LRT"] == pytest.approx(lrt, rel=1e-6)
+    assert np.isfinite(table.loc["f", "Pr(Chi)"])
+    assert "the fit and the refit separated" in table.loc["z", "note"]
+
+
+def test_only_a_converged_search_is_at_its_supremum():
+    """at_supremum: a fit separated by the fixed effects whose search converged is at its
+    limit; one whose search did not, or whose variance runs away, is not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        output = g.fit("y ~ f + z + (1 | g)", one_level_all_failures()).fit_output
+    assert not output.converged and at_supremum(output)
+    stopped = dataclasses.replace(
+        output, opt_summary=dataclasses.replace(output.opt_summary, converged=False)
+    )
+    assert not at_supremum(stopped)
+    grouped = dataclasses.replace(
+        output, separation=dataclasses.replace(output.separation, columns=((0, 0),))
+    )
+    assert not at_supremum(grouped)

@@ -10,6 +10,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
+from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import droppable_terms, term_columns
 from glmm_binomial.model.formula import r_text
@@ -94,7 +95,9 @@ def drop1(result: ResultBase, test: str = "Chisq") -> pd.DataFrame:
     term after "<none>" (the fit itself): npar, the number of columns dropped; AIC of the
     smaller model; LRT = 2 (loglik - its loglik) and Pr(Chi) from the chi-squared on npar.
     Where a refit does not converge its numbers are NaN and `note` says so; where the fit itself
-    did not converge there is no test (LRT and Pr(Chi) NaN). test="none" (lme4's default)
+    did not converge there is no test (LRT and Pr(Chi) NaN). A fit or refit separated by the
+    fixed effects is compared at its log-likelihood's limit (at_supremum; `note` says so),
+    as R's drop1 compares glmer's at its stopping point. test="none" (lme4's default)
     leaves out the LRT and Pr(Chi) columns. Maximum-likelihood fits with their formula's terms
     only (ValueError otherwise)."""
     if test not in ("Chisq", "none"):
@@ -149,19 +152,36 @@ def drop1(result: ResultBase, test: str = "Chisq") -> pd.DataFrame:
             row["note"] = f"the model without {r_text(label)} cannot be fitted: {error}"
             rows.append(row)
             continue
-        if not (output.converged and math.isfinite(output.loglik)):
+        if not (at_supremum(output) and math.isfinite(output.loglik)):
             row["note"] = f"the refit without {r_text(label)} did not converge"
             rows.append(row)
             continue
         row["AIC"] = -2.0 * output.loglik + 2.0 * (result.df_model - len(dropped))
-        if not result.converged:
+        if not at_supremum(fit):
             row["note"] = "no test: the fit itself did not converge"
         else:
             lrt = max(2.0 * (result.loglik - output.loglik), 0.0)
             row.update(LRT=lrt, **{"Pr(Chi)": float(stats.chi2.sf(lrt, len(dropped)))})
+            separated = [n for n, o in (("the fit", fit), ("the refit", output)) if o.diverging]
+            if separated:
+                row["note"] = (
+                    f"{' and '.join(separated)} separated: log-likelihood at its limit along "
+                    "the diverging path"
+                )
         rows.append(row)
     table = pd.DataFrame(rows).set_index("term")
     return table.drop(columns=["LRT", "Pr(Chi)"]) if test == "none" else table
+
+
+def at_supremum(output: FitOutput) -> bool:
+    """Whether the fit's log-likelihood is its supremum, which a likelihood-ratio test
+    compares: converged, or separated by the fixed effects alone with the search converged
+    (not converged only for the separation: the log-likelihood is its limit along the
+    diverging path, to within the separated rows' vanishing contributions)."""
+    if output.converged:
+        return True
+    separation = output.separation
+    return bool(separation.coefficients and not separation.columns and output.opt_summary.converged)
 
 
 def check_comparable(a: ResultBase, b: ResultBase) -> None:
