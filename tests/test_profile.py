@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from _simulate import pure_groups_frame, separated_frame
+from _simulate import one_level_all_failures, pure_groups_frame, separated_frame
 from conftest import load_reference
 from scipy import stats
 
@@ -231,3 +231,17 @@ def test_phi_whose_binomial_limit_is_within_the_cutoff_is_unbounded_above():
     assert 2.0 * (fit.loglik - binomial.loglik) < stats.chi2.ppf(0.95, 1)
     lower, upper = profile_confint(fit, which="phi").loc["phi"]
     assert upper == np.inf and 0.0 < lower < fit.phi
+
+
+def test_a_separated_fits_finite_coefficient_has_the_mixed_rows_profile():
+    """Level a of f all failures (the intercept, fb and fc diverge together): the profile of z
+    re-fits the others along the flat direction, where the limit's deviance is the mixed
+    rows' fit's; its interval is theirs. (Re-fits warm-started on the singular Hessian sent
+    the diverging coefficients back to finite values: the lower end 0.671, not 0.421.)"""
+    frame = one_level_all_failures()
+    with pytest.warns(g.SeparationWarning):
+        fit = g.fit("y ~ f + z + (1 | g)", frame)
+    mixed = g.fit("y ~ f + z + (1 | g)", frame[frame["f"] != "a"])
+    ours = profile_confint(fit, which=["z", "sd_(Intercept)|g"])
+    theirs = profile_confint(mixed, which=["z", "sd_(Intercept)|g"])
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-4)

@@ -485,10 +485,12 @@ def profile(
                 f"{name} has no finite estimate (separation): its profile interval is unbounded "
                 f"{'above' if unbounded[name] > 0 else 'below'}"
             )
+    separation = result.fit_output.separation
+    flat = separation.flat_directions(model.n_fixed) if separation.coefficients else None
     for _ in range(control.max_restarts + 1):
         try:
             profiles, deviance = _profile_all(
-                model, chosen, theta, beta, cutoff, control, unbounded
+                model, chosen, theta, beta, cutoff, control, unbounded, flat
             )
             break
         except _BetterOptimum as better:
@@ -539,9 +541,11 @@ def _profile_all(
     cutoff: float,
     control: ProfileControl,
     unbounded: dict[str, float],
+    flat: FloatArray | None = None,
 ) -> tuple[list[ParameterProfile], float]:
     """Each target's profile (its end on the side unbounded[name], +1 or -1, infinite: a
-    fixed effect with no finite estimate)."""
+    fixed effect with no finite estimate). flat: a separated fit's flat directions over the
+    fixed effects (Separation.flat_directions), or None."""
     out = []
     deviance_hat = float("nan")
     for target in targets:
@@ -549,7 +553,7 @@ def _profile_all(
         # A permuted copy: the same covariance with the terms reordered.
         theta_t = theta if coords.model is model else _permuted_theta(model, coords.model, theta)
         p_hat = coords.from_theta_beta(theta_t, beta)
-        prof = _OneProfile(coords, p_hat, target.index, control)
+        prof = _OneProfile(coords, p_hat, target.index, control, flat)
         deviance_hat = prof.deviance_hat
         out.append(prof.run(target, cutoff, unbounded.get(target.name, 0.0)))
     return out, deviance_hat
@@ -591,12 +595,27 @@ class _OneProfile:
     previous point moved along the Wald direction."""
 
     def __init__(
-        self, coords: _Coordinates, p_hat: FloatArray, index: int, control: ProfileControl
+        self,
+        coords: _Coordinates,
+        p_hat: FloatArray,
+        index: int,
+        control: ProfileControl,
+        flat: FloatArray | None = None,
     ) -> None:
         self.coords, self.p_hat, self.index, self.control = coords, p_hat, index, control
         self.deviance_hat = coords.deviance_and_gradient(p_hat)[0]
         hess = coords.hessian(p_hat, control.hessian_step)
         n = len(p_hat)
+        if flat is not None and flat.size:
+            # A separated fit: the deviance is flat along the diverging directions (fixed
+            # effects' rows of flat, orthonormal), where the re-fits need not move. Curvature
+            # added there keeps the warm starts' direction and the whitening finite (solved
+            # on the singular Hessian they sent the diverging coefficients back to finite
+            # values, from where the re-fits did not return).
+            embedded = np.zeros((n, flat.shape[1]))
+            embedded[coords.n_var :] = flat
+            weight = max(1.0, float(np.max(np.abs(np.diag(hess)), initial=0.0)))
+            hess = hess + weight * embedded @ embedded.T
         self.free = np.ones(n, dtype=bool)
         self.free[index] = False
         h_ff = hess[np.ix_(self.free, self.free)]
