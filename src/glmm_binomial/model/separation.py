@@ -163,26 +163,23 @@ def _flat_directions(
     predictors of the cells that stay mixed). Covariances are taken on the complement (a
     coefficient outside `coefficients` is orthogonal to every such v). Empty where none is
     found numerically (holding the coefficients fixed instead)."""
-    p = x_open.shape[1]
     moved = list(coefficients)
     if not moved:
         return ()
-    part = _scale_columns(x_open)[:, moved] if len(x_open) else np.zeros((0, len(moved)))
-    scale = np.abs(x_open[:, moved]).max(axis=0, initial=0.0) if len(x_open) else None
+    # Columns scaled to max |value| 1 over the mixed rows (none: every row separated).
+    part = x_open[:, moved]
+    scale = np.abs(part).max(axis=0, initial=0.0)
+    scale[scale == 0.0] = 1.0
     # Right singular vectors with (relatively) zero singular values span part's null space;
     # R of part = QR has part's singular values and right vectors (no n x n factor).
-    _, values, vt = np.linalg.svd(np.linalg.qr(part, mode="r"), full_matrices=True)
+    _, values, vt = np.linalg.svd(np.linalg.qr(part / scale, mode="r"), full_matrices=True)
     largest = float(values.max(initial=0.0))
     rank = int(np.count_nonzero(values > control.margin_tol * max(largest, 1.0)))
-    null = vt[rank:].T
-    if not null.shape[1]:
+    if rank == len(moved):
         return ()
-    if scale is not None:
-        # Back to the unscaled columns: part v_s = 0 is x_open (v_s / scale) = 0.
-        scale[scale == 0.0] = 1.0
-        null = null / scale[:, None]
-    null = np.linalg.qr(null)[0]
-    basis = np.zeros((p, null.shape[1]))
+    # Back to the unscaled columns: (part / scale) v_s = 0 is part (v_s / scale) = 0.
+    null = np.linalg.qr(vt[rank:].T / scale[:, None])[0]
+    basis = np.zeros((x_open.shape[1], null.shape[1]))
     basis[moved] = null
     return tuple(tuple(float(v) for v in column) for column in basis.T)
 
