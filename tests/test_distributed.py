@@ -25,7 +25,11 @@ from _simulate import one_level_all_failures  # noqa: E402
 from conftest import REFERENCE_DIR  # noqa: E402
 
 import glmm_binomial  # noqa: E402
-from glmm_binomial.diagnostics import RankDeficiencyWarning, SeparationWarning  # noqa: E402
+from glmm_binomial.diagnostics import (  # noqa: E402
+    BoundaryWarning,
+    RankDeficiencyWarning,
+    SeparationWarning,
+)
 from glmm_binomial.distributed.fit import DaskGLMMResult, is_dask_frame  # noqa: E402
 from glmm_binomial.numerics.optimize import (  # noqa: E402
     MIRRORED_RESTART,
@@ -528,3 +532,28 @@ def test_vb_equals_in_memory_fit(client, formula: str, kind: str) -> None:
     assert abs(fitted.loglik - memory.loglik) <= 1e-7 * abs(memory.loglik)
     for name, modes in memory.ranef().items():
         np.testing.assert_allclose(fitted.ranef()[name].to_numpy(), modes.to_numpy(), atol=1e-5)
+
+
+def test_vb_warnings_as_in_memory(client) -> None:
+    # The posterior's warnings are the in-memory fit's (variational.with_posterior_warnings):
+    # with no variance between the groups the likelihood is highest with the SD at zero, which
+    # both say (the Dask fit said nothing); under separation the linear programs need every
+    # row, so the Dask fit says that separation is possible and was not checked.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=240)
+    frame = pd.DataFrame({"x": x, "g": [f"G{v:02d}" for v in rng.integers(0, 20, x.size)]})
+    frame["y"] = (rng.random(x.size) < 1.0 / (1.0 + np.exp(-0.5 * x))).astype(np.float64)
+    formula = "y ~ x + (1 | g)"
+    with pytest.warns(BoundaryWarning):
+        memory = glmm_binomial.fit(formula, frame, method="vb_meanfield")
+    with pytest.warns(BoundaryWarning):
+        fitted = glmm_binomial.fit(
+            formula, dd.from_pandas(frame, npartitions=3), method="vb_meanfield"
+        )
+    assert len(memory.warnings) == 1 and "at zero as at its posterior mean" in memory.warnings[0]
+    assert fitted.warnings == memory.warnings
+    separated = frame.assign(y=(frame["x"] > 0).astype(np.float64))
+    with pytest.warns(SeparationWarning, match="complete separation"):
+        glmm_binomial.fit(formula, separated, method="vb_meanfield")
+    with pytest.warns(SeparationWarning, match="possible separation.*not run on a Dask"):
+        glmm_binomial.fit(formula, dd.from_pandas(separated, npartitions=3), method="vb_meanfield")

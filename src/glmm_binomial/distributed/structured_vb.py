@@ -117,22 +117,35 @@ class PartitionedStructuredObjective(StructuredObjective):
         return -0.5 * deviance
 
     def fixed_effect_separation(self) -> FitWarning | None:
-        return FitWarning(
-            "possible separation: the posterior of the fixed effects rests largely on their "
-            f"N(0, {self.prior_fe_sd:g}^2) prior (the data add little information along some "
-            f"direction, or a posterior mean lies far in the prior's tail); {NOT_CHECKED}",
-            SeparationWarning,
-        )
+        return unchecked_fixed_separation(self.prior_fe_sd)
 
     def group_separation(self, loose: list[int]) -> FitWarning | None:
-        if not loose:
-            return None
-        groups = ", ".join(dict.fromkeys(self.data.blocks[t].group for t in loose))
-        return FitWarning(
-            f"possible separation within groups of {groups}: the posterior of their "
-            f"random-effect SDs stays about as wide as the log-normal prior; {NOT_CHECKED}",
-            SeparationWarning,
-        )
+        return unchecked_group_separation(self.data, loose)
+
+
+def unchecked_fixed_separation(prior_fe_sd: float) -> FitWarning:
+    """What a Dask fit says where the in-memory fit would decide whether the fixed effects
+    separate the response (posterior_checks.fixed_effect_separation): that they may."""
+    return FitWarning(
+        "possible separation: the posterior of the fixed effects rests largely on their "
+        f"N(0, {prior_fe_sd:g}^2) prior (the data add little information along some "
+        f"direction, or a posterior mean lies far in the prior's tail); {NOT_CHECKED}",
+        SeparationWarning,
+    )
+
+
+def unchecked_group_separation(model: ModelData, loose: list[int]) -> FitWarning | None:
+    """What a Dask fit says where the in-memory fit would decide whether the groups of the
+    blocks `loose` separate the response (posterior_checks.group_separation): that they may
+    (None when `loose` is empty)."""
+    if not loose:
+        return None
+    groups = ", ".join(dict.fromkeys(model.blocks[t].group for t in loose))
+    return FitWarning(
+        f"possible separation within groups of {groups}: the posterior of their "
+        f"random-effect SDs stays about as wide as the log-normal prior; {NOT_CHECKED}",
+        SeparationWarning,
+    )
 
 
 def column_rms(squares: list[tuple[list[FloatArray], int]], ks: list[int]) -> list[FloatArray]:

@@ -20,8 +20,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.diagnostics import FitWarning
 from glmm_binomial.distributed.partition import Partition, PartitionPlan, compact
 from glmm_binomial.distributed.runner import Runner
+from glmm_binomial.distributed.structured_vb import (
+    unchecked_fixed_separation,
+    unchecked_group_separation,
+)
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.methods.variational import (
@@ -30,6 +35,7 @@ from glmm_binomial.methods.variational import (
     VariationalObjective,
     VariationalParameters,
     fit_vb_detailed,
+    with_posterior_warnings,
 )
 from glmm_binomial.model.data import ModelData
 
@@ -44,7 +50,8 @@ def fit_partitioned_vb(run: Runner, model: ModelData, method: MeanFieldVB) -> Fi
     objective = PartitionedVariationalObjective(
         run, model, method.prior_fe_sd, method.prior_log_sd_sd, method.control.n_gauss_hermite
     )
-    return fit_vb_detailed(model, control=method.control, objective=objective).output
+    output = fit_vb_detailed(model, control=method.control, objective=objective).output
+    return with_posterior_warnings(objective, output, method.control)
 
 
 class PartitionedVariationalObjective(VariationalObjective):
@@ -128,6 +135,12 @@ class PartitionedVariationalObjective(VariationalObjective):
         for value in self._each("laplace_deviance", None, theta=theta, beta=beta):
             deviance += value
         return -0.5 * deviance
+
+    def fixed_effect_separation(self) -> FitWarning | None:
+        return unchecked_fixed_separation(self.prior_fe_sd)
+
+    def group_separation(self, loose: list[int]) -> FitWarning | None:
+        return unchecked_group_separation(self.data, loose)
 
 
 # --- on the workers ---------------------------------------------------------------------------

@@ -336,6 +336,14 @@ class VariationalObjective:
         """The Laplace marginal log-likelihood at (theta, beta), binomial constants included."""
         return -0.5 * LaplaceObjective(self.data).deviance(theta, beta)
 
+    def fixed_effect_separation(self) -> FitWarning | None:
+        """posterior_checks.fixed_effect_separation on the rows."""
+        return fixed_effect_separation(self.data, self.prior_fe_sd)
+
+    def group_separation(self, loose: list[int]) -> FitWarning | None:
+        """posterior_checks.group_separation on the rows."""
+        return group_separation(self.data, loose)
+
     def _evaluate(self, packed: FloatArray, gradient: bool) -> tuple[float, FloatArray | None]:
         self.evaluations += 1
         q = self.unpack(packed)
@@ -747,34 +755,44 @@ class MeanFieldVB(Method):
     def fit(self, model: ModelData, start: Start | None = None) -> FitOutput:
         if start is not None:
             raise ValueError(f"method {self.name!r} starts from its own deterministic start")
-        output = fit_vb(model, self.prior_fe_sd, self.prior_log_sd_sd, self.control)
-        found: list[FitWarning] = []
-        finite = np.all(np.isfinite(output.beta)) and np.all(np.isfinite(output.theta))
-        if finite and in_prior_tail(
-            output.beta, self.prior_fe_sd, self.control.separation_prior_sds
-        ):
-            fixed = fixed_effect_separation(model, self.prior_fe_sd)
-            if fixed is not None:
-                found.append(fixed)
-        if finite and not found and output.theta_cov is not None:
-            # theta = exp(posterior mean log SD); theta_cov: the log SDs' posterior variances
-            loose = loose_log_sds(
-                np.log(output.theta),
-                np.sqrt(np.diag(output.theta_cov)),
-                self.prior_log_sd_sd,
-                self.control.separation_prior_sds,
-            )
-            grouped = group_separation(model, loose)
-            if grouped is not None:
-                found.append(grouped)
-        if finite and not found:
-            # Under separation the likelihood is no guide to the variances: that warning says it.
-            laplace = LaplaceObjective(model)
-            found.extend(
-                variance_boundary(
-                    model, output.theta, output.beta, lambda t, b: -0.5 * laplace.deviance(t, b)
-                )
-            )
-        if found:
-            output = replace(output, warnings=output.warnings + tuple(found))
-        return require_finite(output)
+        objective = VariationalObjective(
+            model, self.prior_fe_sd, self.prior_log_sd_sd, self.control.n_gauss_hermite
+        )
+        output = fit_vb_detailed(model, control=self.control, objective=objective).output
+        return require_finite(with_posterior_warnings(objective, output, self.control))
+
+
+def with_posterior_warnings(
+    objective: VariationalObjective, output: FitOutput, control: VariationalControl
+) -> FitOutput:
+    """output with the warnings about a posterior that the data barely inform
+    (posterior_checks.py): separation by the fixed effects when a posterior mean lies far in
+    its prior's tail, separation within groups when a log SD's posterior stays as wide as its
+    prior (the objective's fixed_effect_separation and group_separation decide), and otherwise
+    a variance the likelihood favours at zero (variance_boundary, with the objective's Laplace
+    log-likelihood). Nothing is checked for non-finite estimates."""
+    found: list[FitWarning] = []
+    finite = np.all(np.isfinite(output.beta)) and np.all(np.isfinite(output.theta))
+    if finite and in_prior_tail(output.beta, objective.prior_fe_sd, control.separation_prior_sds):
+        fixed = objective.fixed_effect_separation()
+        if fixed is not None:
+            found.append(fixed)
+    if finite and not found and output.theta_cov is not None:
+        # theta = exp(posterior mean log SD); theta_cov: the log SDs' posterior variances
+        loose = loose_log_sds(
+            np.log(output.theta),
+            np.sqrt(np.diag(output.theta_cov)),
+            objective.prior_log_sd_sd,
+            control.separation_prior_sds,
+        )
+        grouped = objective.group_separation(loose) if loose else None
+        if grouped is not None:
+            found.append(grouped)
+    if finite and not found:
+        # Under separation the likelihood is no guide to the variances: that warning says it.
+        found.extend(
+            variance_boundary(objective.data, output.theta, output.beta, objective.laplace_loglik)
+        )
+    if not found:
+        return output
+    return replace(output, warnings=output.warnings + tuple(found))

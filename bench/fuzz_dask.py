@@ -1,0 +1,168 @@
+"""Dask sweep: the Dask driver against the in-memory fit, on bench/metamorphic.py's random data.
+
+    python bench/fuzz_dask.py --start 0 --count 10           # seeds 0-9, every kind
+    python bench/fuzz_dask.py --only nested:4                # one case, the fits printed
+
+Each (kind, seed) is metamorphic.py's data (kind_data) with its formula and options, fitted by
+glmm_binomial.fit in memory and again on a Dask DataFrame of the same rows (dask.dataframe
+from_pandas, --partitions partitions, rows shuffled first so that groups span partitions) on a
+LocalCluster of two single-thread workers. The fit's contract (distributed/fit.py) is the
+in-memory numbers up to the order of floating-point sums, so a case is a problem when:
+
+- one side fits and the other raises anything but a ValueError (a refusal must be clear), or
+  the in-memory fit refuses data the Dask fit accepts;
+- both fit and the logLik differ by more than --tol (relative, at least absolute), the
+  converged verdicts differ, an estimate (fixed effects, theta) differs by more than
+  --estimate-tol (relative to max(1, |value|)), or the warning categories differ;
+- the Dask fit reports converged with a non-finite logLik or estimate.
+
+The variational methods ("vb", "vb_meanfield") are swept too on four kinds' data (VARIATIONAL).
+A Dask refusal of a kind it does not implement (AGQ on vector effects, priors, structured
+covariances, ...) is counted apart with its message. Exit status 1 when any case is a problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import metamorphic  # noqa: E402
+
+import glmm_binomial as g  # noqa: E402
+
+
+def outcome(fit: Any) -> tuple[str, Any, list[str]]:
+    """("fit", result, warning categories), ("refused", message, []) for a ValueError, or
+    ("error", traceback, []) for anything else."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fit()
+        except ValueError as exc:
+            return "refused", str(exc), []
+        except Exception:  # noqa: BLE001 - a sweep reports every failure
+            return "error", traceback.format_exc(), []
+    categories = sorted({w.category.__name__ for w in caught if w.category is not UserWarning})
+    return "fit", result, categories
+
+
+def values(result: Any) -> tuple[float, np.ndarray, np.ndarray]:
+    return (
+        float(result.llf),
+        np.asarray(result.params, dtype=np.float64),
+        np.asarray(result.theta, dtype=np.float64),
+    )
+
+
+VARIATIONAL: dict[str, tuple[str, dict[str, Any]]] = {
+    f"{kind}+{method}": (kind, {"method": method})
+    for kind in ("intercept", "slope", "nested", "nested_slope")
+    for method in ("vb", "vb_meanfield")
+}
+"""Kinds fitted again by the variational methods, on the named kind's data: "KIND+METHOD"."""
+
+
+def compare(kind: str, seed: int, args: argparse.Namespace, client: Any) -> tuple[str, str]:
+    """("ok" | "refused by dask" | "both refused" | "problem", detail)."""
+    import dask.dataframe as dd
+
+    base, extra = VARIATIONAL.get(kind, (kind, {}))
+    formula, options = metamorphic.KINDS[base]
+    options = {**options, **extra}
+    rng, data = metamorphic.kind_data(base, seed)
+    shuffled = data.iloc[rng.permutation(len(data))].reset_index(drop=True)
+    memory = outcome(lambda: g.fit(formula, data, **options))
+    frame = dd.from_pandas(shuffled, npartitions=args.partitions)
+    dask = outcome(lambda: g.fit(formula, frame, client=client, **options))
+    if memory[0] == "error" or dask[0] == "error":
+        side = "in memory" if memory[0] == "error" else "on Dask"
+        text = memory[1] if memory[0] == "error" else dask[1]
+        return "problem", f"an exception {side}:\n{text}"
+    if memory[0] == "refused" and dask[0] == "refused":
+        return "both refused", ""
+    if memory[0] == "refused":
+        return "problem", f"refused in memory ({memory[1][:200]}) but fitted on Dask"
+    if dask[0] == "refused":
+        return "refused by dask", dask[1]
+    ours, theirs = memory[1], dask[1]
+    m_llf, m_beta, m_theta = values(ours)
+    d_llf, d_beta, d_theta = values(theirs)
+    problems = []
+    if theirs.converged and not (
+        np.isfinite(d_llf) and np.isfinite(d_beta).all() and np.isfinite(d_theta).all()
+    ):
+        problems.append("Dask fit converged with a non-finite estimate")
+    if abs(m_llf - d_llf) > args.tol * max(1.0, abs(m_llf)):
+        problems.append(f"logLik {m_llf:.10g} in memory, {d_llf:.10g} on Dask")
+    if bool(ours.converged) != bool(theirs.converged):
+        problems.append(f"converged {ours.converged} in memory, {theirs.converged} on Dask")
+    for name, a, b in (("params", m_beta, d_beta), ("theta", m_theta, d_theta)):
+        if a.shape != b.shape:
+            problems.append(f"{name}: shapes {a.shape} and {b.shape}")
+            continue
+        both = np.isfinite(a) & np.isfinite(b)
+        if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+            problems.append(f"{name}: finite {np.isfinite(a)} in memory, {np.isfinite(b)} on Dask")
+        gap = np.abs(a[both] - b[both]) / np.maximum(1.0, np.abs(a[both]))
+        # Singular ends and diverging coefficients move along flat directions: only judged
+        # where the fit converged to an interior optimum.
+        if ours.converged and gap.size and gap.max() > args.estimate_tol:
+            problems.append(f"{name}: {np.round(a, 6)} in memory, {np.round(b, 6)} on Dask")
+    if memory[2] != dask[2]:
+        problems.append(f"warnings {memory[2]} in memory, {dask[2]} on Dask")
+    if problems:
+        return "problem", "; ".join(problems)
+    return "ok", ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--count", type=int, default=5)
+    parser.add_argument("--kinds", nargs="+", choices=[*metamorphic.KINDS, *VARIATIONAL])
+    parser.add_argument("--only", help="KIND:SEED, one case")
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--tol", type=float, default=1e-6)
+    parser.add_argument("--estimate-tol", type=float, default=1e-3)
+    args = parser.parse_args()
+    import distributed
+
+    if args.only:
+        kind, _, seed = args.only.partition(":")
+        cases = [(kind, int(seed))]
+    else:
+        kinds = args.kinds or [*metamorphic.KINDS, *VARIATIONAL]
+        cases = [(k, s) for s in range(args.start, args.start + args.count) for k in kinds]
+    counts: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        for kind, seed in cases:
+            status, detail = compare(kind, seed, args, client)
+            counts[status] += 1
+            if status == "refused by dask":
+                refusals[f"{kind}: {detail[:120]}"] += 1
+            if status == "problem":
+                print(f"{kind}:{seed}: {detail}", flush=True)
+    print(f"{len(cases)} cases: {dict(counts)}")
+    for text, n in sorted(refusals.items()):
+        print(f"  refused by Dask x{n}: {text}")
+    return 1 if counts["problem"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
