@@ -80,6 +80,9 @@ def main() -> None:
     parser.add_argument("path", type=Path, help="directory of part-*.parquet files")
     parser.add_argument("--formula", default="y ~ x + (1 + x | g)")
     parser.add_argument("--method", default="laplace", choices=["laplace", "agq", "vb"])
+    parser.add_argument(
+        "--link", default="logit", choices=["logit", "probit", "cloglog", "cauchit"]
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="threads per worker")
     parser.add_argument("--npartitions", type=int, default=None)
@@ -114,6 +117,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     from glmm_binomial.distributed.fit import default_partitions, fit_dask
+    from glmm_binomial.family import make_family
     from glmm_binomial.methods.options import fit_options
 
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
@@ -151,6 +155,7 @@ def main() -> None:
                 fit_options(args.method),
                 client=client,
                 npartitions=args.npartitions,
+                family=make_family("binomial", args.link),
             )
             if killer is not None:
                 killer.cancel()
@@ -160,6 +165,7 @@ def main() -> None:
         "rows": result.nobs,
         "formula": args.formula,
         "method": args.method,
+        "link": args.link,
         "groups": result.ngroups,
         "partitions": args.npartitions or default_partitions(ddf.npartitions, result.nobs),
         "workers": args.workers,
@@ -189,7 +195,7 @@ def main() -> None:
             ignore_index=True,
         )
         started = time.perf_counter()
-        memory_fit = glmm_binomial.fit(args.formula, frame, method=args.method)
+        memory_fit = glmm_binomial.fit(args.formula, frame, method=args.method, link=args.link)
         memory_wall = time.perf_counter() - started
         report["in_memory_wall_seconds"] = round(memory_wall, 1)
         report["dask_over_memory_time"] = round(wall / memory_wall, 2)

@@ -78,12 +78,19 @@ def kill_once(marker: str, after: int, task: str) -> Any:
 
 
 def assert_same_fit(
-    memory: Any, fitted: Any, se_rtol: float = 1e-3, ranef_atol: float = 1e-5
+    memory: Any,
+    fitted: Any,
+    se_rtol: float = 1e-3,
+    ranef_atol: float = 1e-5,
+    estimate_atol: float = 1e-6,
 ) -> None:
-    """The Dask fit equals the in-memory one: logLik to 1e-8 relative, estimates to 1e-6."""
+    """The Dask fit equals the in-memory one: logLik to 1e-8 relative, estimates to 1e-6
+    (estimate_atol)."""
     assert abs(fitted.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
-    np.testing.assert_allclose(fitted.params.to_numpy(), memory.params.to_numpy(), atol=1e-6)
-    np.testing.assert_allclose(fitted.theta, memory.theta, atol=1e-6)
+    np.testing.assert_allclose(
+        fitted.params.to_numpy(), memory.params.to_numpy(), atol=estimate_atol
+    )
+    np.testing.assert_allclose(fitted.theta, memory.theta, atol=estimate_atol)
     np.testing.assert_allclose(fitted.bse.to_numpy(), memory.bse.to_numpy(), rtol=se_rtol)
     for name, frame in memory.ranef().items():
         other = fitted.ranef()[name]
@@ -106,6 +113,7 @@ def rows_on_cluster(result: Any, result_type: Any = None) -> Any:
         model.fixed_names,
         model.blocks,
         log_binomial_constant=model.log_binomial_constant,
+        family=model.family,
         rows=model.n_obs,
     )
     return (result_type or DaskGLMMResult)(rowless, result.fit_output)

@@ -534,6 +534,65 @@ def test_vb_equals_in_memory_fit(client, formula: str, kind: str) -> None:
         np.testing.assert_allclose(fitted.ranef()[name].to_numpy(), modes.to_numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("formula", "kind", "link", "method", "estimate_atol"),
+    [
+        ("y ~ x + f + (1 | g)", "intercept", "probit", "laplace", 1e-6),
+        ("y ~ x + (1 + x | g)", "slope", "cloglog", "laplace", 1e-6),
+        ("y ~ x + (1 | g/h)", "nested", "probit", "laplace", 1e-6),
+        ("y ~ x + f + (1 | g)", "intercept", "cloglog", "agq", 1e-6),
+        # The in-memory fit's Newton polish steps on its exact Hessian (gradient 3e-9); on the
+        # partitions the same step does not lower the deviance beyond its rounding and the
+        # search ends at the quasi-Newton point (gradient 9e-5, Newton decrement below 1e-6):
+        # logLik 2e-11 relative apart, estimates 1.3e-5.
+        ("y ~ x + f + (1 | g)", "intercept", "cauchit", "laplace", 5e-5),
+    ],
+)
+def test_links_equal_in_memory_fit(
+    client, formula: str, kind: str, link: str, method: str, estimate_atol: float
+) -> None:
+    # The partitions' objectives, the GLM start (the overall rate on the link's scale) and the
+    # result carry the model's family; the in-memory numbers to the usual tolerances.
+    frame = simulate(5, kind=kind)
+    options: dict = {"link": link, "method": method, "n_agq": 9 if method == "agq" else None}
+    memory = glmm_binomial.fit(formula, frame, **options)
+    fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=3), **options)
+    assert fitted.converged and memory.converged
+    assert fitted.model.family == memory.model.family and fitted.model.family.link == link
+    assert_same_fit(memory, fitted, ranef_atol=10 * estimate_atol, estimate_atol=estimate_atol)
+    new = frame.iloc[:25]
+    np.testing.assert_allclose(
+        fitted.predict(new, type="response"),
+        memory.predict(new, type="response"),
+        atol=10 * estimate_atol,
+    )
+
+
+@pytest.mark.parametrize(("link", "value"), [("cloglog", 1), ("probit", 0)])
+def test_separation_with_other_links(client, link: str, value: int) -> None:
+    # A level of f all successes (all failures): the fits stall on the diverging path with
+    # f's coefficient below the logit's screen (|beta| max |x| > 20; cloglog's mean is 1 - 2e-9
+    # at eta = 3), so the Dask fit reads the rows' fixed-effect predictors against the link's
+    # values at log-odds -+20 as the in-memory screen does (saturated_rows), and the linear
+    # programs name fb (test_separation.py's data).
+    rng = np.random.default_rng(1)
+    n = 300
+    frame = pd.DataFrame(
+        {"g": rng.integers(0, 15, n), "x": rng.standard_normal(n), "f": rng.choice(list("abc"), n)}
+    )
+    eta = -0.5 + 0.5 * frame["x"] + 0.5 * rng.standard_normal(15)[frame["g"]]
+    frame["y"] = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    frame.loc[frame["f"] == "b", "y"] = value
+    formula = "y ~ x + f + (1 | g)"
+    with pytest.warns(SeparationWarning, match="separation: no finite .* for fb"):
+        memory = glmm_binomial.fit(formula, frame, link=link)
+    with pytest.warns(SeparationWarning, match="separation: no finite .* for fb"):
+        fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=3), link=link)
+    assert not fitted.converged and not memory.converged
+    assert fitted.diverging == memory.diverging == ["fb"]
+    assert abs(fitted.loglik - memory.loglik) <= 1e-8 * abs(memory.loglik)
+
+
 def test_vb_warnings_as_in_memory(client) -> None:
     # The posterior's warnings are the in-memory fit's (variational.with_posterior_warnings):
     # with no variance between the groups the likelihood is highest with the SD at zero, which

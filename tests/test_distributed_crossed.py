@@ -19,6 +19,7 @@ from glmm_binomial.distributed.crossed import (
     crossed_size,
     local_runner,
 )
+from glmm_binomial.family import make_family
 from glmm_binomial.methods.laplace import LaplaceObjective, conditional_effects
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.factor import Structure
@@ -85,6 +86,7 @@ def split(
             data.offset[rows],
             data.fixed_names,
             tuple(blocks),
+            family=data.family,
         )
         levels = [data.blocks[t].levels for t in crossed]
         out.append(CrossedPartition(sub, keys, crossed, levels, pirls or PirlsControl()))
@@ -100,11 +102,16 @@ def objective(data: ModelData, n_parts: int, crossed: tuple[int, ...]) -> Crosse
     )
 
 
-@pytest.mark.parametrize(("nested", "per_g"), [(False, 3), (True, 3), (True, 2)])
-def test_deviance_gradient_information_match_in_memory(nested: bool, per_g: int) -> None:
+@pytest.mark.parametrize(
+    ("nested", "per_g", "link"),
+    [(False, 3, "logit"), (True, 3, "logit"), (True, 2, "logit"), (False, 3, "cloglog")],
+)
+def test_deviance_gradient_information_match_in_memory(nested: bool, per_g: int, link: str) -> None:
     # per_g=2: h has fewer columns than g (2 per level), so the in-memory layout puts h in the
-    # dense rest with item, the partitions' chain h -> g.
+    # dense rest with item, the partitions' chain h -> g. The cloglog's gradient needs the
+    # rows' successes and trials (its weights' slope).
     data = crossed_model(1, nested=nested, per_g=per_g)
+    data = dataclasses.replace(data, family=make_family("binomial", link))
     crossed = (len(data.blocks) - 1,)
     memory = LaplaceObjective(data)
     split_objective = objective(data, 4, crossed)
@@ -208,20 +215,21 @@ def assert_same_fit(memory, fitted) -> None:
 
 
 @pytest.mark.parametrize(
-    ("formula", "n_item"),
+    ("formula", "n_item", "link"),
     [
-        ("y ~ x + (1 + x | g) + (1 | item)", 10),
-        ("y ~ x + (1 | g) + (1 | item)", 10),
+        ("y ~ x + (1 + x | g) + (1 | item)", 10, "logit"),
+        ("y ~ x + (1 | g) + (1 | item)", 10, "logit"),
         # S^{-1} (90 x 90) large enough to be scattered to the workers.
-        ("y ~ x + (1 | g/h) + (1 | item)", 90),
+        ("y ~ x + (1 | g/h) + (1 | item)", 90, "logit"),
+        ("y ~ x + (1 | g) + (1 | item)", 10, "probit"),
     ],
 )
-def test_crossed_equals_in_memory_fit(client, formula: str, n_item: int) -> None:
+def test_crossed_equals_in_memory_fit(client, formula: str, n_item: int, link: str) -> None:
     dd = pytest.importorskip("dask.dataframe")
     frame = crossed_frame(1, n_item=n_item)
-    memory = glmm_binomial.fit(formula, frame)
+    memory = glmm_binomial.fit(formula, frame, link=link)
     ddf = dd.from_pandas(frame, npartitions=2)
-    fitted = glmm_binomial.fit(formula, ddf, client=client)
+    fitted = glmm_binomial.fit(formula, ddf, client=client, link=link)
     assert fitted.converged and fitted.nobs == memory.nobs
     assert fitted.ngroups == memory.ngroups
     assert_same_fit(memory, fitted)
@@ -231,7 +239,7 @@ def test_crossed_equals_in_memory_fit(client, formula: str, n_item: int) -> None
     assert not distributed_crossed._REGISTRY
     np.testing.assert_allclose(fitted.predict(frame), memory.predict(frame), atol=1e-8)
     assert "item" in fitted.summary()
-    if formula == "y ~ x + (1 | g) + (1 | item)":
+    if formula == "y ~ x + (1 | g) + (1 | item)" and link == "logit":
         again = glmm_binomial.fit(formula, ddf, client=client)
         assert again.loglik == fitted.loglik
         assert np.array_equal(again.params.to_numpy(), fitted.params.to_numpy())

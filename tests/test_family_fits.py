@@ -509,11 +509,12 @@ def test_variational_bayes_refuses_other_links_and_families():
         _fit("cbpp", method="vb", family="betabinomial")
 
 
-def test_dask_frames_are_fitted_with_the_logit_only():
+def test_dask_frames_refuse_the_log_link_and_the_beta_binomial():
+    # The other links are fitted on Dask (tests/test_distributed.py).
     dd = pytest.importorskip("dask.dataframe")
     frame = dd.from_pandas(_data("cbpp"), npartitions=2)
-    with pytest.raises(ValueError, match="family='binomial' with link='probit' is not available"):
-        g.fit(CBPP, frame, link="probit")
+    with pytest.raises(ValueError, match="family='binomial' with link='log' is not available"):
+        g.fit(CBPP, frame, link="log")
     with pytest.raises(ValueError, match="family='betabinomial' with link='logit'.*Dask"):
         g.fit(CBPP, frame, family="betabinomial")
 

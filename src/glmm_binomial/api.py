@@ -63,8 +63,8 @@ def fit(
     estimated), also as R writes it ("binomial(link = 'probit')"), or a Family object;
     link: "logit" (default), "probit", "cloglog", "cauchit" or "log" (mu = e^eta <= 1 held).
     Maximum likelihood ("laplace", "agq", also with priors= and structured covariance terms)
-    fits every family and link; "vb", "vb_meanfield" and a Dask DataFrame the binomial logit
-    only (other families and links are refused with a ValueError).
+    fits every family and link; "vb", "vb_meanfield" the binomial logit only, a Dask DataFrame
+    the binomial with any link but the log (the others are refused with a ValueError).
 
     method: "laplace" (maximum likelihood, Laplace approximation, as glmer nAGQ = 1), "agq"
     (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension,
@@ -145,7 +145,9 @@ def fit(
         from glmm_binomial.distributed.fit import fit_dask
 
         # stacklevel: the warnings point at the caller of fit().
-        return fit_dask(formula, data, options, weights, offset, client, stacklevel=4)
+        return fit_dask(
+            formula, data, options, weights, offset, client, stacklevel=4, family=chosen
+        )
     from glmm_binomial.model.design import build_model
     from glmm_binomial.results.base import FitCall, ResultBase
     from glmm_binomial.results.result import GLMMResult
@@ -298,13 +300,13 @@ def available_methods() -> tuple[str, ...]:
 
 def refuse_on_dask(formula: str, method: Method, family: Family = BINOMIAL_DEFAULT) -> None:
     """ValueError for what the Dask fit does not do: priors (a posterior-mode fit), structured
-    covariance terms (ar1, cs, diag) and families or links other than the binomial logit are
-    fitted in memory only."""
+    covariance terms (ar1, cs, diag), the beta-binomial family and the binomial's log link
+    (whose bound mu <= 1 the Dask fit does not check) are fitted in memory only."""
     advice = "fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
-    if family != BINOMIAL_DEFAULT:
+    if family.name != "binomial" or family.link == "log":
         raise ValueError(
             f"family={family.name!r} with link={family.link!r} is not available for a Dask "
-            f"DataFrame (the binomial logit only); {advice}"
+            f"DataFrame (the binomial with the logit, probit, cloglog or cauchit link); {advice}"
         )
     priors = getattr(method, "priors", None)
     if priors is not None and not priors.empty:

@@ -333,7 +333,8 @@ class CrossedPartition(Partition):
         assert self._base is not None
         mode, st = self._base.mode, self.structure
         inverse = mode.factor.selected_inverse(zrr=zrr)
-        r, h1, h2 = gradient_weights(st, mode, inverse, self.model.family)
+        model = self.model
+        r, h1, h2 = gradient_weights(st, mode, inverse, model.family, model.successes, model.trials)
         y, rr = mode.factor.forward(*st.transpose_times(mode.a1, mode.a2, r))
         self._work = (inverse, r, h1, h2, y)
         return rr

@@ -87,6 +87,7 @@ from glmm_binomial.distributed.structured_vb import (
     fit_partitioned_structured_vb,
 )
 from glmm_binomial.distributed.vb import VariationalPartition, fit_partitioned_vb
+from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.methods.agq import Agq, loglik_label, quadrature_tolerances
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput, final_checks, require_finite
@@ -158,6 +159,7 @@ def fit_dask(
     client: Any = None,
     npartitions: int | None = None,
     stacklevel: int = 3,
+    family: Family = BINOMIAL_LOGIT,
 ) -> DaskGLMMResult:
     """Fit a binomial GLMM to a Dask DataFrame on a Dask distributed cluster.
 
@@ -169,8 +171,9 @@ def fit_dask(
     structured_vb.py) or MeanFieldVB (method 'vb_meanfield', vb.py), each with its own settings
     as in memory. npartitions: partitions after the shuffle on the outermost grouping factor
     (None: as many as data has, merged down to one per PARTITION_ROWS rows but not below
-    MIN_PARTITIONS; default_partitions). weights and offset must be
-    column names. Every grouping factor must be nested in one outermost factor, or (Laplace)
+    MIN_PARTITIONS; default_partitions). weights and offset must be column names. family: the
+    binomial with any link but the log (api.refuse_on_dask; the variational methods fit the
+    logit only). Every grouping factor must be nested in one outermost factor, or (Laplace)
     crossed with it with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that
     rescales (methods.maximum_likelihood) is estimated on internally centred and scaled columns
     (chosen from the columns' moments combined over the partitions), mapped back exactly and
@@ -212,7 +215,7 @@ def fit_dask(
         # otherwise, and waiting on futures through another client's loop never sees them end.
         with dask.config.set({"dataframe.shuffle.method": "tasks"}), client.as_current():
             result = _fit(
-                dask, client, parsed, data, options, weights, offset, npartitions, nesting
+                dask, client, parsed, data, options, weights, offset, npartitions, nesting, family
             )
     finally:
         if own_client:
@@ -271,6 +274,7 @@ def _fit(
     offset: str | None,
     npartitions: int | None,
     nesting: tuple[list[str], list[tuple[str, ...]]],
+    family: Family,
 ) -> DaskGLMMResult:
     method = options.method
     # 1. The learning pass.
@@ -287,11 +291,11 @@ def _fit(
     # The method's checks on the structure alone (no rows: VB's independent terms), before
     # any partition is built.
     structure = rowless_model(
-        (), _blocks(design, _term_columns(design)), log_binomial_constant=0.0, rows=0
+        (), _blocks(design, _term_columns(design)), log_binomial_constant=0.0, rows=0, family=family
     )
     method.check(structure, design)
     crossed = crossed_terms(parsed, design.random_specs, learned.crossed_groups)
-    plan = PartitionPlan(design, options, _partition_kind(method, crossed), crossed)
+    plan = PartitionPlan(design, options, _partition_kind(method, crossed), crossed, family)
 
     # 2. Shuffle once on the partitioning factor; each partition becomes a ModelData and an
     # objective on its worker.
@@ -361,19 +365,23 @@ def _estimate(
     facts: list[PartitionFacts] = partitions.read("facts")
     first = facts[0]
     all_names, log_constant = first.fixed_names, sum(f.log_binomial_constant for f in facts)
-    start = first_passes(partitions, method, len(all_names))
+    start = first_passes(partitions, method, len(all_names), plan.family)
     fixed_names = tuple(all_names[j] for j in start.kept)
     blocks = _blocks(plan.design, list(first.block_terms))
     info = result_design(plan.design, fixed_names, all_names, start)
     stand_in = identifiability_stand_in(start, blocks, n_complete)
     if stand_in is not None:
         method.check(stand_in, info)
-    surrogate = rowless_model(fixed_names, blocks, log_binomial_constant=0.0, rows=0)
+    surrogate = rowless_model(
+        fixed_names, blocks, log_binomial_constant=0.0, rows=0, family=plan.family
+    )
     # The shuffle and the partitions' construction leave freed memory scattered between the
     # arrays the partitions keep, which the allocator does not return by itself.
     partitions.client.run(return_free_memory)
     LOG.info("shuffle, partitions, aliasing and scaling: %.1f s", time.perf_counter() - started)
-    model = rowless_model(fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete)
+    model = rowless_model(
+        fixed_names, blocks, log_binomial_constant=log_constant, rows=n_complete, family=plan.family
+    )
     if isinstance(method, LikelihoodMethod):
         output = _maximum_likelihood(partitions, plan, method, start, surrogate, first, n_complete)
     elif isinstance(method, VariationalBayes):

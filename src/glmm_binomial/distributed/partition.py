@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.methods.options import FitOptions
 from glmm_binomial.methods.scaling import ColumnMoments, Scaling, column_moments, to_internal
 from glmm_binomial.model.data import ModelData, RandomBlock
@@ -57,12 +58,13 @@ class PartitionPlan:
     design: the learning pass's DesignInfo (kept_columns None: aliased columns are found
     later, from the partitions); options: the FitOptions; kind: the Partition subclass;
     crossed: the random terms crossed with the partitioning factor (indices in the formula's
-    order)."""
+    order); family: the model's family (the binomial with its link)."""
 
     design: DesignInfo
     options: FitOptions
     kind: type[Partition]
     crossed: tuple[int, ...] = ()
+    family: Family = BINOMIAL_LOGIT
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,12 @@ class Partition:
             [np.max(np.abs(b.z), axis=0, initial=0.0) for b in d.blocks],
         )
 
+    def fixed_eta_range(self, beta: FloatArray) -> tuple[float, float]:
+        """The smallest and largest fixed-effect predictor x_i'beta of the rows (the offset
+        left out; separation.saturated_rows' screen): +-inf where there are no rows."""
+        eta = self.data.x @ beta
+        return float(np.min(eta, initial=np.inf)), float(np.max(eta, initial=-np.inf))
+
     def row_variances(self, lambdas: list[FloatArray]) -> list[float]:
         """Per block, the largest variance of a row's random effect, z_i' Lambda Lambda' z_i,
         given each block's Lambda (separation.largest_row_variance)."""
@@ -247,6 +255,8 @@ def build_partition(part: pd.DataFrame, plan: PartitionPlan) -> Partition | None
     if len(part) == 0:
         return None
     data, keys = partition_rows(part, plan.design)
+    if plan.family != data.family:
+        data = dataclasses.replace(data, family=plan.family)
     return plan.kind.from_rows(data, keys, plan)
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.results.result import GLMMResult
 
@@ -110,8 +111,10 @@ def rowless_model(
     *,
     log_binomial_constant: float,
     rows: int,
+    family: Family = BINOMIAL_LOGIT,
 ) -> ClusterModelData:
-    """The names and blocks of the whole data set with no rows (they stay on the cluster)."""
+    """The names and blocks of the whole data set with no rows (they stay on the cluster), and
+    the model's family."""
     return ClusterModelData(
         np.zeros(0),
         np.zeros(0),
@@ -120,6 +123,7 @@ def rowless_model(
         fixed_names,
         blocks,
         log_binomial_constant=log_binomial_constant,
+        family=family,
         rows=rows,
     )
 

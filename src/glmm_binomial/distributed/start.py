@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from glmm_binomial.diagnostics import FitWarning, SeparationWarning
 from glmm_binomial.distributed.partition import StartSums
 from glmm_binomial.distributed.runner import Partitions
+from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.scaling import (
@@ -56,8 +57,8 @@ class Start:
     """What the first passes over the partitions found: the fixed-effect columns kept (aliased
     ones dropped), the largest |x| of each kept column and |z| of each block's columns (on the
     columns the fit is made on), whether every row is one Bernoulli trial, the internal scaling,
-    the start of beta on the internal columns (the least-squares fit of the empirical logit of
-    the overall rate) and the offset's projection on them (optimize.offset_coefficients)."""
+    the start of beta on the internal columns (the least-squares fit of the overall rate on the
+    link's scale) and the offset's projection on them (optimize.offset_coefficients)."""
 
     kept: list[int]
     largest: FloatArray
@@ -68,11 +69,13 @@ class Start:
     offset_part: FloatArray
 
 
-def first_passes(partitions: Partitions, method: Method, n_columns: int) -> Start:
+def first_passes(
+    partitions: Partitions, method: Method, n_columns: int, family: Family = BINOMIAL_LOGIT
+) -> Start:
     """Aliased columns dropped from every partition, the internal scaling chosen and applied to
     every partition (a LikelihoodMethod's: scaling.choose_scaling's rules, with the method's
     control and centring of random columns; other methods fit the user's columns), and the
-    start of beta."""
+    start of beta (on family's link)."""
     sums: list[StartSums] = partitions.read("start_sums")
     r = np.vstack([part.r for part in sums])
     dropped = set(aliased_columns(r))
@@ -106,11 +109,11 @@ def first_passes(partitions: Partitions, method: Method, n_columns: int) -> Star
         # VB's priors are stated in the user's units: its columns are never rescaled.
         scaling = Scaling(np.eye(n_fixed), tuple(np.eye(len(z.mean)) for z in z_moments))
     rate = (k + 0.5) / (m + 1.0)
-    # lstsq(X, logit(rate) - offset) by the normal equations with X'X = R'R.
+    # lstsq(X, link(rate) - offset) by the normal equations with X'X = R'R.
     xtx = r.T @ r
     beta, offset_part = np.zeros(n_fixed), np.zeros(n_fixed)
     try:
-        target = column_sums * np.log(rate / (1.0 - rate)) - xo
+        target = column_sums * float(family.link_values(np.array([rate]))[0]) - xo
         factor = scipy.linalg.cho_factor(xtx)
         # On the internal columns X C the same fits have coefficients C^{-1} beta.
         beta = np.linalg.solve(scaling.fixed, scipy.linalg.cho_solve(factor, target))
@@ -165,6 +168,12 @@ def theta_start(
     start or control.approximate_theta_scale)."""
     theta = surrogate.theta_start()
     if not control.moment_start:
+        scale = surrogate.family.start_scale
+        if scale != 1.0:
+            # As start_point: lme4's Lambda = I on the link's own scale.
+            for block, where in zip(surrogate.blocks, surrogate.theta_slices(), strict=True):
+                if isinstance(block.covariance, Unstructured):
+                    theta[where] *= scale
         return theta, 1.0, None
     scores: list[tuple[FloatArray, FloatArray] | None] = [
         (np.zeros((b.n_levels, b.k)), np.zeros((b.n_levels, b.k)))
@@ -226,7 +235,11 @@ def separation_check(
     runaway_rows) and the rows are few enough to gather; beyond, a warning that the exact
     check was not run. column_limit: separation_found's."""
     large = large_coefficients(start.largest[None, :], beta, limit)
-    if not large and not runaway_rows(partitions, surrogate, start, theta, limit):
+    if (
+        not large
+        and not saturated_rows(partitions, surrogate, beta, limit)
+        and not runaway_rows(partitions, surrogate, start, theta, limit)
+    ):
         return (), ()
     width = surrogate.n_fixed + sum(b.k for b in surrogate.blocks)
     if n_complete * width > SEPARATION_GATHER_LIMIT:
@@ -253,8 +266,24 @@ def separation_check(
         surrogate.fixed_names,
         blocks,
         log_binomial_constant=0.0,
+        family=surrogate.family,
     )
     return separation_found(rows, beta, theta, limit, column_limit)
+
+
+def saturated_rows(
+    partitions: Partitions, surrogate: ModelData, beta: FloatArray, limit: float
+) -> bool:
+    """separation.saturated_rows over the partitions: some row's fixed-effect predictor beyond
+    the link's values at log-odds -+limit. Only the logit's large_coefficients screen implies
+    it, so the rows are read (one pass) for the other links only."""
+    if surrogate.family.link == "logit":
+        return False
+    low, high = surrogate.family.link_values(
+        np.array([1.0 / (1.0 + np.exp(limit)), 1.0 / (1.0 + np.exp(-limit))])
+    )
+    ranges = partitions.read("fixed_eta_range", beta=beta)
+    return bool(min(r[0] for r in ranges) < low or max(r[1] for r in ranges) > high)
 
 
 def runaway_rows(

@@ -550,15 +550,17 @@ def fit_vb(
     prior_fe_sd: float = 2.0,
     prior_log_sd_sd: float = 1.0,
     control: VariationalControl | None = None,
+    objective: VariationalObjective | None = None,
 ) -> FitOutput:
-    """Mean-field variational Bayes fit (statsmodels' fit_vb model and ELBO, optimized well).
+    """Mean-field variational Bayes fit (statsmodels' fit_vb model and ELBO, optimized well);
+    objective: as fit_vb_detailed's.
 
     Returns posterior means of beta (vcov_beta: the diagonal of posterior variances), theta =
     exp(posterior mean of each log SD) (one per k = 1 block), theta_cov = diagonal of the
     posterior variances of the log SDs, posterior means and variances of the random effects
     (n_levels x 1 and n_levels x 1 x 1 per block), and loglik = the Laplace marginal
     log-likelihood at (theta, beta), binomial constants included."""
-    return fit_vb_detailed(data, prior_fe_sd, prior_log_sd_sd, control).output
+    return fit_vb_detailed(data, prior_fe_sd, prior_log_sd_sd, control, objective=objective).output
 
 
 def fit_vb_detailed(
@@ -758,7 +760,7 @@ class MeanFieldVB(Method):
         objective = VariationalObjective(
             model, self.prior_fe_sd, self.prior_log_sd_sd, self.control.n_gauss_hermite
         )
-        output = fit_vb_detailed(model, control=self.control, objective=objective).output
+        output = fit_vb(model, control=self.control, objective=objective)
         return require_finite(with_posterior_warnings(objective, output, self.control))
 
 
