@@ -67,6 +67,23 @@ def one_level_all_failures(n: int = 400, n_groups: int = 20, seed: int = 5):
     return pd.DataFrame({"y": y, "f": f, "z": z, "g": group})
 
 
+def one_level_one_outcome(value: int):
+    """300 rows in 15 groups of `g`, x normal, f in a, b, c; every row of f's level "b" has
+    y = value: in `y ~ x + f + (1 | g)` fb has no finite estimate, and a cloglog fit (value 1)
+    or probit fit (value 0) stalls on the diverging path with fb's coefficient near 6."""
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    n = 300
+    frame = pd.DataFrame(
+        {"g": rng.integers(0, 15, n), "x": rng.standard_normal(n), "f": rng.choice(list("abc"), n)}
+    )
+    eta = -0.5 + 0.5 * frame["x"] + 0.5 * rng.standard_normal(15)[frame["g"]]
+    frame["y"] = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    frame.loc[frame["f"] == "b", "y"] = value
+    return frame
+
+
 def pure_groups_frame():
     """48 rows in 8 groups, each all 0 or all 1: in `y ~ x + (1 | g)` the variance of (1 | g)
     has no finite estimate (separation within groups)."""

@@ -21,7 +21,7 @@ from _dask_support import (  # noqa: E402
     local_client,
     parquet_parts,
 )
-from _simulate import one_level_all_failures  # noqa: E402
+from _simulate import one_level_all_failures, one_level_one_outcome  # noqa: E402
 from conftest import REFERENCE_DIR  # noqa: E402
 
 import glmm_binomial  # noqa: E402
@@ -575,14 +575,7 @@ def test_separation_with_other_links(client, link: str, value: int) -> None:
     # at eta = 3), so the Dask fit reads the rows' fixed-effect predictors against the link's
     # values at log-odds -+20 as the in-memory screen does (saturated_rows), and the linear
     # programs name fb (test_separation.py's data).
-    rng = np.random.default_rng(1)
-    n = 300
-    frame = pd.DataFrame(
-        {"g": rng.integers(0, 15, n), "x": rng.standard_normal(n), "f": rng.choice(list("abc"), n)}
-    )
-    eta = -0.5 + 0.5 * frame["x"] + 0.5 * rng.standard_normal(15)[frame["g"]]
-    frame["y"] = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
-    frame.loc[frame["f"] == "b", "y"] = value
+    frame = one_level_one_outcome(value)
     formula = "y ~ x + f + (1 | g)"
     with pytest.warns(SeparationWarning, match="separation: no finite .* for fb"):
         memory = glmm_binomial.fit(formula, frame, link=link)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _simulate import one_level_all_failures, separated_frame
+from _simulate import one_level_all_failures, one_level_one_outcome, separated_frame
 from conftest import REFERENCE_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -419,15 +419,7 @@ def test_a_probit_fit_stalled_on_a_separating_path_is_not_reported_converged():
 @pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
 def test_a_category_of_one_outcome_is_separation_on_every_link(link, value):
     # cloglog's mean reaches 1 - 2e-9 at eta = 3: its fit stops with f's coefficient near 6.
-    rng = np.random.default_rng(1)
-    n = 300
-    frame = pd.DataFrame(
-        {"g": rng.integers(0, 15, n), "x": rng.standard_normal(n), "f": rng.choice(list("abc"), n)}
-    )
-    eta = -0.5 + 0.5 * frame["x"] + 0.5 * rng.standard_normal(15)[frame["g"]]
-    frame["y"] = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
-    frame.loc[frame["f"] == "b", "y"] = value
-    result = g.fit("y ~ x + f + (1 | g)", frame, link=link)
+    result = g.fit("y ~ x + f + (1 | g)", one_level_one_outcome(value), link=link)
     assert not result.converged
     assert "fb" in result.diverging
 
