@@ -231,7 +231,8 @@ def separation_check(
     column_limit: float | None = None,
 ) -> tuple[tuple[FitWarning, ...], Separation | tuple[int, ...]]:
     """separation.separation_found on the rows gathered to the client, run only when its
-    screens fire (|beta| x max |x| beyond `limit`, or a row's random-effect SD, as in memory:
+    screens fire (|beta| x max |x| beyond `limit`, a row's fixed-effect predictor beyond the
+    link's value at log-odds -+limit, or a row's random-effect SD, as in memory: saturated_rows,
     runaway_rows) and the rows are few enough to gather; beyond, a warning that the exact
     check was not run. column_limit: separation_found's."""
     large = large_coefficients(start.largest[None, :], beta, limit)
@@ -274,11 +275,8 @@ def separation_check(
 def saturated_rows(
     partitions: Partitions, surrogate: ModelData, beta: FloatArray, limit: float
 ) -> bool:
-    """separation.saturated_rows over the partitions: some row's fixed-effect predictor beyond
-    the link's values at log-odds -+limit. Only the logit's large_coefficients screen implies
-    it, so the rows are read (one pass) for the other links only."""
-    if surrogate.family.link == "logit":
-        return False
+    """separation.saturated_rows over the partitions (one pass): some row's fixed-effect
+    predictor beyond the link's values at log-odds -+limit."""
     low, high = surrogate.family.link_values(
         np.array([1.0 / (1.0 + np.exp(limit)), 1.0 / (1.0 + np.exp(-limit))])
     )
