@@ -92,7 +92,7 @@ def compare(kind: str, seed: int, args: argparse.Namespace, client: Any) -> tupl
         text = memory[1] if memory[0] == "error" else dask[1]
         return "problem", f"an exception {side}:\n{text}"
     if memory[0] == "refused" and dask[0] == "refused":
-        return "both refused", ""
+        return "both refused", f"{memory[1][:90]} | {dask[1][:90]}"
     if memory[0] == "refused":
         return "problem", f"refused in memory ({memory[1][:200]}) but fitted on Dask"
     if dask[0] == "refused":
@@ -153,6 +153,7 @@ def main() -> int:
         cases = [(k, s) for s in range(args.start, args.start + args.count) for k in kinds]
     counts: Counter[str] = Counter()
     refusals: Counter[str] = Counter()
+    both: Counter[str] = Counter()
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
@@ -164,11 +165,15 @@ def main() -> int:
             counts[status] += 1
             if status == "refused by dask":
                 refusals[f"{kind}: {detail[:120]}"] += 1
+            if status == "both refused":
+                both[f"{kind}: {detail}"] += 1
             if status == "problem":
                 print(f"{kind}:{seed}: {detail}", flush=True)
     print(f"{len(cases)} cases: {dict(counts)}")
     for text, n in sorted(refusals.items()):
         print(f"  refused by Dask x{n}: {text}")
+    for text, n in sorted(both.items()):
+        print(f"  refused by both x{n} (in memory | on Dask): {text}")
     return 1 if counts["problem"] else 0
 
 
