@@ -517,6 +517,9 @@ def test_dask_frames_refuse_the_log_link_and_the_beta_binomial():
         g.fit(CBPP, frame, link="log")
     with pytest.raises(ValueError, match="family='betabinomial' with link='logit'.*Dask"):
         g.fit(CBPP, frame, family="betabinomial")
+    # Before a client is needed (no pass over the data).
+    with pytest.raises(ValueError, match="method 'vb' fits the binomial family with the logit"):
+        g.fit(CBPP, frame, link="probit", method="vb")
 
 
 # --- front ends ------------------------------------------------------------------------------

@@ -303,6 +303,9 @@ def refuse_on_dask(formula: str, method: Method, family: Family = BINOMIAL_DEFAU
     covariance terms (ar1, cs, diag), the beta-binomial family and the binomial's log link
     (whose bound mu <= 1 the Dask fit does not check) are fitted in memory only."""
     advice = "fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
+    # Before any pass over the data (the method's checks on the rows come after the learning
+    # pass): a method that does not fit the family says so first.
+    method.check_family(family)
     if family.name != "binomial" or family.link == "log":
         raise ValueError(
             f"family={family.name!r} with link={family.link!r} is not available for a Dask "

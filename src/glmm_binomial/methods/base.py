@@ -67,18 +67,23 @@ class Method(ABC):
         a method built on the logit refuses the others unless it says otherwise)."""
         return family.name == "binomial" and family.link == "logit"
 
-    def check(self, model: ModelData, design: Any = None) -> None:
-        """Raise ValueError for a model this method cannot estimate on these data; `design`
-        (a DesignInfo), when the model came from a formula, lets messages quote the user's
-        terms. Every method refuses a family or link it does not fit, rows the family cannot
-        be fitted to, and random-effect parameters the data cannot identify."""
-        family = model.family
+    def check_family(self, family: Family) -> None:
+        """Raise ValueError naming the method, the family and the link when the method does
+        not fit this family and link (supports)."""
         if not self.supports(family):
             raise ValueError(
                 f"method {self.name!r} fits the binomial family with the logit link only, not "
                 f"family {family.name!r} with link {family.link!r}; use method='laplace' or "
                 "'agq'"
             )
+
+    def check(self, model: ModelData, design: Any = None) -> None:
+        """Raise ValueError for a model this method cannot estimate on these data; `design`
+        (a DesignInfo), when the model came from a formula, lets messages quote the user's
+        terms. Every method refuses a family or link it does not fit, rows the family cannot
+        be fitted to, and random-effect parameters the data cannot identify."""
+        family = model.family
+        self.check_family(family)
         family.check_data(model.successes, model.trials)
         check_identifiable(model, term_texts(model, design))
 
