@@ -254,9 +254,7 @@ def build_partition(part: pd.DataFrame, plan: PartitionPlan) -> Partition | None
     None when it has none."""
     if len(part) == 0:
         return None
-    data, keys = partition_rows(part, plan.design)
-    if plan.family != data.family:
-        data = dataclasses.replace(data, family=plan.family)
+    data, keys = partition_rows(part, plan.design, plan.family)
     return plan.kind.from_rows(data, keys, plan)
 
 
@@ -265,10 +263,12 @@ def column_names(spec: Any) -> list[str]:
     return r_names([str(c) for c in spec.column_names])
 
 
-def partition_rows(part: pd.DataFrame, info: DesignInfo) -> tuple[ModelData, tuple[IntArray, ...]]:
-    """ModelData of a partition's rows (in their original order) and the keys of its levels,
-    built as new data is (newdata.rows_design) with the columns read as the learning pass read
-    them."""
+def partition_rows(
+    part: pd.DataFrame, info: DesignInfo, family: Family = BINOMIAL_LOGIT
+) -> tuple[ModelData, tuple[IntArray, ...]]:
+    """ModelData of a partition's rows (in their original order) with the model's family, and
+    the keys of its levels, built as new data is (newdata.rows_design) with the columns read as
+    the learning pass read them."""
     # Every column read as the learning pass decided (frame.py's reader policy), whatever
     # this partition's dtypes.
     frame = read_like(part.sort_values(ROW_COLUMN, kind="stable"), info.columns, "data")
@@ -303,7 +303,7 @@ def partition_rows(part: pd.DataFrame, info: DesignInfo) -> tuple[ModelData, tup
         levels = tuple(present.tolist())
         blocks.append(RandomBlock(":".join(term.group), tuple(names), local, levels, z))
         keys.append(present)
-    data = ModelData(successes, trials, rows.x, o, tuple(fixed_names), tuple(blocks))
+    data = ModelData(successes, trials, rows.x, o, tuple(fixed_names), tuple(blocks), family=family)
     return data, tuple(keys)
 
 

@@ -36,11 +36,13 @@ from glmm_binomial.model.design import DesignInfo, aliased_columns, rank_deficie
 from glmm_binomial.model.separation import (
     Separation,
     large_coefficients,
+    saturation_bounds,
     separation_found,
 )
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
     glm_newton,
+    link_scaled_start,
     moment_theta,
     start_curvature,
 )
@@ -166,15 +168,9 @@ def theta_start(
     start scales the GLM's beta (moment_theta's attenuation; 1 without the moment start);
     and start_curvature's approximation of the curvature in theta (None without the moment
     start or control.approximate_theta_scale)."""
-    theta = surrogate.theta_start()
     if not control.moment_start:
-        scale = surrogate.family.start_scale
-        if scale != 1.0:
-            # As start_point: lme4's Lambda = I on the link's own scale.
-            for block, where in zip(surrogate.blocks, surrogate.theta_slices(), strict=True):
-                if isinstance(block.covariance, Unstructured):
-                    theta[where] *= scale
-        return theta, 1.0, None
+        return link_scaled_start(surrogate), 1.0, None
+    theta = surrogate.theta_start()
     scores: list[tuple[FloatArray, FloatArray] | None] = [
         (np.zeros((b.n_levels, b.k)), np.zeros((b.n_levels, b.k)))
         if isinstance(b.covariance, Unstructured)
@@ -277,9 +273,7 @@ def saturated_rows(
 ) -> bool:
     """separation.saturated_rows over the partitions (one pass): some row's fixed-effect
     predictor beyond the link's values at log-odds -+limit."""
-    low, high = surrogate.family.link_values(
-        np.array([1.0 / (1.0 + np.exp(limit)), 1.0 / (1.0 + np.exp(-limit))])
-    )
+    low, high = saturation_bounds(surrogate.family, limit)
     ranges = partitions.read("fixed_eta_range", beta=beta)
     return bool(min(r[0] for r in ranges) < low or max(r[1] for r in ranges) > high)
 

@@ -54,6 +54,7 @@ import scipy.sparse
 from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import FitWarning, SeparationWarning
+from glmm_binomial.family import Family
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.validation import block_text
 
@@ -349,11 +350,18 @@ def saturated_rows(data: ModelData, beta: FloatArray, limit: float) -> bool:
     beyond the probabilities of log-odds -limit and +limit, read on data's link: a probit
     (+-5.9 for limit 20) or cloglog fit (+3.0) stalls on a separating path long before a
     coefficient moves its predictor by `limit`, and a diverging path always saturates a row."""
-    low, high = data.family.link_values(
-        np.array([1.0 / (1.0 + np.exp(limit)), 1.0 / (1.0 + np.exp(-limit))])
-    )
+    low, high = saturation_bounds(data.family, limit)
     eta = data.x @ beta
     return bool(np.any((eta < low) | (eta > high)))
+
+
+def saturation_bounds(family: Family, limit: float) -> tuple[float, float]:
+    """The family link's eta at the probabilities of log-odds -limit and +limit (saturated_rows'
+    screen)."""
+    low, high = family.link_values(
+        np.array([1.0 / (1.0 + np.exp(limit)), 1.0 / (1.0 + np.exp(-limit))])
+    )
+    return float(low), float(high)
 
 
 def runaway_columns(

@@ -422,7 +422,6 @@ def start_point(
         )
     beta_glm, info_factor = glm_start(data, control)
     theta_start = data.theta_start() if theta is None else np.asarray(theta, dtype=np.float64)
-    scale = data.family.start_scale
     curvature = None
     if theta is None and control.moment_start:
         scores = level_scores(data, beta_glm)
@@ -432,12 +431,8 @@ def start_point(
         if beta is None:
             # The GLM's coefficients are the marginal ones: towards the conditional scale.
             beta_glm = conditional_beta(beta_glm, to_conditional, offset_coefficients(data))
-    elif theta is None and scale != 1.0:
-        # lme4's Lambda = I on the link's own scale (the probit's eta is about 0.55 times the
-        # logit's), for the unstructured blocks whose theta is all scale.
-        for block, where in zip(data.blocks, data.theta_slices(), strict=True):
-            if isinstance(block.covariance, Unstructured):
-                theta_start[where] *= scale
+    elif theta is None:
+        theta_start = link_scaled_start(data)
     if theta is None and data.family.n_parameters:
         # The family's parameters (log phi) from the moments about the GLM's fit.
         eta = data.x @ beta_glm + data.offset
@@ -450,6 +445,19 @@ def start_point(
         info_factor,
         curvature,
     )
+
+
+def link_scaled_start(data: ModelData) -> FloatArray:
+    """lme4's start of theta (Lambda = I) on the link's own scale (the probit's eta is about
+    0.55 times the logit's: family.start_scale), for the unstructured blocks whose theta is all
+    scale; the other blocks' entries as ModelData.theta_start gives them."""
+    theta = data.theta_start()
+    scale = data.family.start_scale
+    if scale != 1.0:
+        for block, where in zip(data.blocks, data.theta_slices(), strict=True):
+            if isinstance(block.covariance, Unstructured):
+                theta[where] *= scale
+    return theta
 
 
 def given_point(
