@@ -570,3 +570,30 @@ def test_the_combinations_that_stay_finite_keep_their_standard_errors():
     # Level a's probability is at its limit, 0 (an estimate; its variance is not finite).
     assert 0.0 <= averaged.loc["a", "estimate"] < 1e-12
     assert np.isnan(averaged.loc["a", "std_error"])
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_a_lone_separated_row_leaves_the_other_standard_errors_as_glmmtmbs():
+    # probit_lone_row_separated.csv (bench/fuzz_formula.py --seed 57 --links, case 185): one
+    # row alone in a cut level. The start's information for that column was near zero, so the
+    # whitened search scaled it by 1e9 and a finite-difference step of the final Hessian
+    # crossed the whole path: the other standard errors came out 5-12% low, fb's not at all,
+    # and the variances were hidden. glmmTMB's (the fit without the row, to 1e-7).
+    frame = pd.read_csv(REFERENCE / "probit_lone_row_separated.csv")
+    formula = (
+        "factor(y) ~ cut(x2, 2, include.lowest = TRUE) + I((i + 1) %in% c(2, 3)) + f/x1"
+        " + (1 | g) + (1 | g:h)"
+    )
+    result = g.fit(formula, frame, link="probit")
+    assert result.diverging == ["cut(x2, 2, include.lowest = TRUE)(3.7,7.15]"]
+    assert not result.converged and result.limit_verified
+    np.testing.assert_allclose(result.loglik, -101.6684, atol=1e-4)
+    expected = [0.2507058102, 0.2245415252, 0.2798426921, 0.2630530810]
+    expected += [0.1810964069, 0.2014151557, 0.2412555785]
+    kept = [n for n in result.bse.index if n not in result.diverging]
+    np.testing.assert_allclose(result.bse[kept], expected, rtol=2e-4)
+    assert result.opt_summary.tolerances["whitening_floor"] == 1e-8
+    # The variances are the limit's estimates: shown, as glmmTMB's SDs.
+    random = result.summary().random_effects
+    np.testing.assert_allclose(random["Std.Dev."], [0.30375, 0.35843], atol=1e-5)
+    assert "points on a diverging path" in str(result.summary())

@@ -95,6 +95,21 @@ class FitOutput:
         """Fixed-effect columns with no finite maximum-likelihood estimate (separation)."""
         return self.separation.coefficients
 
+    @property
+    def limit_verified(self) -> bool:
+        """Whether this is a fit separated by the fixed effects alone (some rows mixed, no
+        random-effect SD without an estimate) whose optimizer verified its end along every
+        other direction: theta and the coefficients off the diverging directions are then the
+        estimates of the path's limit (the maximum of the mixed rows' likelihood), though the
+        fit as a whole is not converged."""
+        found = self.separation
+        return (
+            bool(found.coefficients)
+            and not found.complete
+            and not found.columns
+            and self.opt_summary.converged
+        )
+
     prior_deviance: float = 0.0
     priors: tuple[str, ...] = ()
     posterior: PosteriorDraws | None = None

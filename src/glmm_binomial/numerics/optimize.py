@@ -55,6 +55,14 @@ class OptimizerControl:
         optimum_check after the polish (a variance on its way to zero, where the deviance is
         flat), the search goes on until the gradient is below this, and polishes again.
     hessian_step: finite-difference step of the final Hessian, in whitened units.
+    whitening_floor: the fixed effects' information at the start, whose inverse Cholesky
+        factor whitens beta, has each diagonal entry first raised to at least this fraction
+        of its largest:
+        a column with next to no information there (a start already far along a separated
+        column's diverging path) would otherwise get a scale so large (1e9) that one
+        finite-difference step of the final Hessian crosses the whole path (fuzz_formula
+        57:185 --links: a probit coefficient from -9.6 to +1.4e5, and standard errors 10%
+        off in the symmetrized Hessian).
     theta_scale_step: forward-difference step for the curvature that scales each theta (0:
         no scaling).
     approximate_theta_scale: where the start is the moment start, scale each theta entry that
@@ -187,6 +195,7 @@ class OptimizerControl:
     approximate_theta_scale: bool = True
     fallback_gtol: float = 1e-7
     hessian_step: float = 1e-4
+    whitening_floor: float = 1e-8
     theta_scale_step: float = 1e-3
     hessian_scheme: str = "forward"
     polish_step_tol: float = 1e-3
@@ -870,12 +879,12 @@ def minimize_deviance(
     if start_hessian is not None:
         # Half the exact Hessian in beta: the fixed effects' information at the start.
         try:
-            info_factor = cholesky_upper(0.5 * start_hessian[n_theta:, n_theta:])
+            info_factor = whitening_factor(0.5 * start_hessian[n_theta:, n_theta:], control)
         except (np.linalg.LinAlgError, ValueError):
             start_hessian = None
     if start_hessian is None and fixed_information is not None:
         try:
-            info_factor = cholesky_upper(fixed_information(theta0, beta0))
+            info_factor = whitening_factor(fixed_information(theta0, beta0), control)
         except (np.linalg.LinAlgError, ValueError):
             pass
     x0 = np.concatenate([theta0, beta0])
@@ -2161,6 +2170,15 @@ def saturated_fall(checks: EndChecks, z: FloatArray, value: float) -> FloatArray
     if checks.fun(point)[0] < value - control.decrement_tol:
         return point
     return None
+
+
+def whitening_factor(information: FloatArray, control: OptimizerControl) -> FloatArray:
+    """Upper Cholesky factor of the fixed effects' information with each diagonal entry raised
+    to at least control.whitening_floor times the largest (the search's beta is whitened by
+    its inverse); a column with information of its own is left as it is."""
+    diagonal = np.diag(information)
+    floor = control.whitening_floor * float(np.max(diagonal, initial=0.0))
+    return cholesky_upper(information + np.diag(np.maximum(floor - diagonal, 0.0)))
 
 
 def whitened(scale: FloatArray, x0: FloatArray, theta: FloatArray, beta: FloatArray) -> FloatArray:

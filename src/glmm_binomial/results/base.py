@@ -198,6 +198,13 @@ class ResultBase:
         return self._fit.converged
 
     @property
+    def limit_verified(self) -> bool:
+        """True for a fit separated by the fixed effects alone whose optimizer verified its end
+        along every other direction: the variances and the coefficients off the diverging
+        directions are the estimates of the diverging path's limit (converged stays False)."""
+        return self._fit.limit_verified
+
+    @property
     def singular(self) -> bool:
         return self._fit.singular
 

@@ -178,10 +178,11 @@ def at_supremum(output: FitOutput) -> bool:
     compares: converged, or separated by the fixed effects alone with the search converged
     (not converged only for the separation: the log-likelihood is its limit along the
     diverging path, to within the separated rows' vanishing contributions)."""
-    if output.converged:
+    if output.converged or output.limit_verified:
         return True
+    # Every row separated: the supremum is 0 whatever theta.
     separation = output.separation
-    return bool(separation.coefficients and not separation.columns and output.opt_summary.converged)
+    return separation.complete and not separation.columns and output.opt_summary.converged
 
 
 def check_comparable(a: ResultBase, b: ResultBase) -> None:

@@ -105,7 +105,8 @@ class _Parts:
             index=["Min", "1Q", "Median", "3Q", "Max"],
         )
         warnings = [str(w) for w in result.warnings]
-        if not result.converged and not any("converge" in w for w in warnings):
+        estimated = result.converged or result.limit_verified
+        if not estimated and not any("converge" in w for w in warnings):
             warnings.append("the optimizer did not report convergence")
         self.warnings = tuple(warnings)
         self.random = self._random_effects()
@@ -125,9 +126,9 @@ class _Parts:
         corr_cols = [c for c in vc.columns if c.startswith("corr_")]
         for c in corr_cols:
             table[c.replace("corr_", "Corr.")] = vc[c].astype(float)
-        if not self.result.converged:
-            # Where the optimizer stopped is not an estimate (a separated fit never moves the
-            # variance from its start of 1).
+        if not (self.result.converged or self.result.limit_verified):
+            # Where the optimizer stopped is not an estimate (a separated fit whose end was not
+            # verified may not have moved the variance from its start of 1).
             table.loc[:, table.columns[2:]] = np.nan
         return table
 
@@ -213,7 +214,9 @@ class _Parts:
             lines.append("")
             for message in self.warnings:
                 lines.append(f"Warning: {message}")
-            if not self.result.converged:
+            if self.result.limit_verified:
+                lines.append("(NA: no finite estimate, the values are points on a diverging path)")
+            elif not self.result.converged:
                 lines.append("(NA: not an estimate, the fit did not converge)")
         return "\n".join(lines)
 
