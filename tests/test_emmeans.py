@@ -660,3 +660,43 @@ def test_joint_tests_do_not_depend_on_the_coding():
     one, other = g.joint_tests(treatment), g.joint_tests(coded)
     assert list(one["model term"]) == list(other["model term"])
     np.testing.assert_allclose(one["F.ratio"], other["F.ratio"], rtol=1e-5)
+
+
+def test_a_variable_read_through_cut_takes_one_value_per_interval():
+    """cut(age, 3): the grid sets age to the midpoint of each interval's breaks (its mean, or
+    joint_tests' mean -+ 1, may lie in one interval only, or outside them all: joint_tests
+    raised formulaic's "categories outside of the nominated levels" on such a fit)."""
+    data = g.datasets.load("contraception")
+    result = quiet_fit("use ~ cut(age, 3) + urban + (1 | district)", data)
+    means = g.emmeans(result, "age").table
+    low, high = data["age"].min(), data["age"].max()
+    width = high - low
+    edges = np.linspace(low, high, 4)
+    edges[0], edges[-1] = low - width / 1000, high + width / 1000
+    np.testing.assert_allclose(
+        means["age"].astype(float), 0.5 * (edges[1:] + edges[:-1]), rtol=1e-12
+    )
+    # Each mean is its interval's: the intercept, plus that level's coefficient, averaged
+    # over urban's two levels.
+    beta = result.params
+    urban = 0.5 * beta["urbanY"]
+    expected = beta["(Intercept)"] + urban + np.array([0.0, *beta.iloc[1:3]])
+    np.testing.assert_allclose(means["estimate"], expected, rtol=1e-10)
+    # The joint test of age is the Wald test of the cut term (its two columns).
+    joint = g.joint_tests(result).set_index("model term")
+    terms = g.wald_test_terms(result)
+    assert joint.loc["age", "df1"] == 2
+    np.testing.assert_allclose(
+        joint.loc["age", "F.ratio"] * 2, terms.loc["cut(age, 3)", "Chisq"], rtol=1e-8
+    )
+
+
+def test_joint_tests_leave_out_terms_without_contrasts():
+    """With age held at one value, age and urban:age have no contrast on the grid (df1 = 0):
+    emmeans leaves them out of the table; urban's test is then its simple effect at that
+    age, the coefficient urbanY at age = 0."""
+    result = quiet_fit("use ~ urban * age + (1 | district)", g.datasets.load("contraception"))
+    table = g.joint_tests(result, at={"age": [0.0]})
+    assert table["model term"].tolist() == ["urban"] and table["df1"].tolist() == [1]
+    z = result.params["urbanY"] / result.bse["urbanY"]
+    np.testing.assert_allclose(table["F.ratio"].iloc[0], z**2, rtol=1e-8)

@@ -8,7 +8,7 @@ from _simulate import one_level_all_failures
 from conftest import load_reference
 
 import glmm_binomial as g
-from glmm_binomial.results.inference import at_supremum, nested_in
+from glmm_binomial.results.inference import nested_in
 
 
 def test_likelihood_ratio_test_matches_lme4():
@@ -189,17 +189,17 @@ def test_drop1_of_a_quasi_separated_fit_is_that_of_the_mixed_rows():
 
 
 def test_only_a_converged_search_is_at_its_supremum():
-    """at_supremum: a fit separated by the fixed effects whose search converged is at its
+    """FitOutput.at_supremum: a fit separated by the fixed effects whose search converged is at its
     limit; one whose search did not, or whose variance runs away, is not."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         output = g.fit("y ~ f + z + (1 | g)", one_level_all_failures()).fit_output
-    assert not output.converged and at_supremum(output)
+    assert not output.converged and output.at_supremum
     stopped = dataclasses.replace(
         output, opt_summary=dataclasses.replace(output.opt_summary, converged=False)
     )
-    assert not at_supremum(stopped)
+    assert not stopped.at_supremum
     grouped = dataclasses.replace(
         output, separation=dataclasses.replace(output.separation, columns=((0, 0),))
     )
-    assert not at_supremum(grouped)
+    assert not grouped.at_supremum

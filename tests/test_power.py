@@ -123,6 +123,24 @@ def test_a_failed_refit_is_counted_not_raised(design):
     assert "no valid simulation" in result.summary()
 
 
+def test_a_separated_refit_still_tests_what_stays_finite(design):
+    # d separates every refit (its rows all successes), x stays mixed: the Wald test of x uses
+    # the limit's covariance (as the refit's fixed-effects table), the likelihood-ratio test
+    # of d the log-likelihood's limit, its supremum (as anova); neither counts as a failure.
+    data = design.assign(d=(design["x"] > 1.0).astype(float))
+    model = g.make_model("y ~ d + x + (1 | g)", data, fixef=[0.0, 40.0, 0.3], varcorr={"g": SD})
+    wald = g.power_sim(model, test="x", nsim=4, seed=1)
+    assert wald.n_failed == 0 and wald.warnings["separation"] == 4
+    assert np.isfinite(wald.p_values).all() and (wald.p_values > 0).all()
+    lrt = g.power_sim(model, test="d", method="lrt", nsim=4, seed=1)
+    assert lrt.n_failed == 0 and lrt.power == 1.0
+    assert (lrt.p_values < 1e-10).all()
+    # The Wald test of d itself has no estimate to test.
+    diverging = g.power_sim(model, test="d", nsim=4, seed=1)
+    assert diverging.n_failed == 4
+    assert all("no finite estimate for the tested" in reason for _, reason in diverging.failures)
+
+
 def test_make_model_sets_the_parameters(design):
     model = g.make_model(FORMULA, design, fixef={"(Intercept)": -1.0, "x": 0.3}, varcorr={"g": 0.7})
     np.testing.assert_allclose(model.beta, [-1.0, 0.3])

@@ -597,3 +597,42 @@ def test_a_lone_separated_row_leaves_the_other_standard_errors_as_glmmtmbs():
     random = result.summary().random_effects
     np.testing.assert_allclose(random["Std.Dev."], [0.30375, 0.35843], atol=1e-5)
     assert "points on a diverging path" in str(result.summary())
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_a_separated_agq_fit_has_the_mixed_rows_standard_errors(link):
+    # AGQ whitens beta by the GLM's information, near zero for the lone row's column as in
+    # the Laplace case above: the probit fit's end was not verified (a Hessian not positive
+    # definite) and its standard errors were 1.6e-4 off.
+    frame = pd.read_csv(REFERENCE / "probit_lone_row_separated.csv")
+    lone = pd.cut(frame["x2"], 2, include_lowest=True).cat.codes == 1
+    rest = "I((i + 1) %in% c(2, 3)) + f/x1 + (1 | g)"
+    full = g.fit(
+        f"y ~ cut(x2, 2, include.lowest = TRUE) + {rest}", frame, link=link, method="agq", n_agq=7
+    )
+    mixed = g.fit(f"y ~ {rest}", frame[~lone], link=link, method="agq", n_agq=7)
+    assert len(full.diverging) == 1 and full.limit_verified
+    np.testing.assert_allclose(full.bse.drop(full.diverging), mixed.bse, rtol=1e-6)
+    np.testing.assert_allclose(full.llf, mixed.llf, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_term_tests_of_a_separated_fit_test_what_stays_finite():
+    # The lone row's cut level diverges; f, x1 and f:x1 do not. car's Type II Wald tests
+    # and emmeans' joint test of f (at x1's mean over all 172 rows) on glmmTMB's fit without
+    # the row (tests/reference/README.md): the limit's. wald_test_terms gave f and x1 no
+    # test (a NaN of the diverging column's covariance times 0) and joint_tests raised.
+    frame = pd.read_csv(REFERENCE / "probit_lone_row_separated.csv")
+    formula = "y ~ cut(x2, 2, include.lowest = TRUE) + I((i + 1) %in% c(2, 3)) + f*x1 + (1 | g)"
+    result = g.fit(formula, frame, link="probit")
+    assert len(result.diverging) == 1 and result.limit_verified
+    terms = g.wald_test_terms(result)
+    expected = [0.2644165736, 1.2569064113, 14.7617259445, 4.1383495473]
+    tested = ["I((i + 1) %in% c(2, 3))", "f", "x1", "f:x1"]
+    np.testing.assert_allclose(terms.loc[tested, "Chisq"], expected, rtol=2e-5)
+    assert np.isnan(terms.loc["cut(x2, 2, include.lowest = TRUE)", "Chisq"])
+    joint = g.joint_tests(result).set_index("model term")
+    np.testing.assert_allclose(joint.loc["f", "F.ratio"], 0.805, atol=5e-4)
+    # x2 (its cut levels) moves along the diverging path: no test.
+    assert np.isnan(joint.loc["x2", "F.ratio"])

@@ -110,6 +110,18 @@ class FitOutput:
             and self.opt_summary.converged
         )
 
+    @property
+    def at_supremum(self) -> bool:
+        """Whether the log-likelihood is its supremum, which a likelihood-ratio test compares:
+        converged, or separated by the fixed effects alone with the search converged (not
+        converged only for the separation: the log-likelihood is its limit along the
+        diverging path, to within the separated rows' vanishing contributions; with every row
+        separated that limit is 0 whatever theta)."""
+        if self.converged or self.limit_verified:
+            return True
+        found = self.separation
+        return found.complete and not found.columns and self.opt_summary.converged
+
     prior_deviance: float = 0.0
     priors: tuple[str, ...] = ()
     posterior: PosteriorDraws | None = None

@@ -54,6 +54,7 @@ from glmm_binomial.model.frame import (
 )
 from glmm_binomial.model.r_contrasts import contrasts_argument
 from glmm_binomial.model.transforms import (
+    CUT_CALL_RE,
     FACTOR_CALL_RE,
     evaluate_response,
     factor_column,
@@ -800,14 +801,24 @@ def formula_of(data: ModelData) -> str:
 def encoded_factor_levels(info: DesignInfo, names: Sequence[str]) -> dict[str, tuple[Any, ...]]:
     """Levels of the variables of ``names`` the fixed design encodes as factors (a column,
     factor(x) or C(x)), from formulaic's encoder state: the categories the fit used, in
-    order (reference grids and marginal effects set a variable to each level)."""
+    order (reference grids and marginal effects set a variable to each level). A numeric x
+    read through cut(x, ...) has one value per interval, the midpoint of its breaks (any
+    value inside gives that level; a mean of x, or the mean -+ 1 of a joint test, may fall
+    outside every interval)."""
     out: dict[str, tuple[Any, ...]] = {}
     wanted = set(names)
+    transform_state = getattr(info.fixed_spec, "transform_state", None) or {}
     for expr, (kind, state) in (getattr(info.fixed_spec, "encoder_state", None) or {}).items():
         categories = state.get("categories") if isinstance(state, dict) else None
         if str(getattr(kind, "value", kind)) != "categorical" or categories is None:
             continue
         text = str(expr)
+        cut = CUT_CALL_RE.match(text)
+        breaks = (transform_state.get(text) or {}).get("breaks") if cut is not None else None
+        if cut is not None and cut.group(1) in wanted and breaks is not None:
+            edges = np.asarray(breaks, dtype=np.float64)
+            out.setdefault(cut.group(1), tuple(float(m) for m in 0.5 * (edges[1:] + edges[:-1])))
+            continue
         plain = text[1:-1] if text.startswith("`") and text.endswith("`") else text
         if plain in wanted:
             out.setdefault(plain, tuple(categories))

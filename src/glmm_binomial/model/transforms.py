@@ -223,6 +223,9 @@ def rebuild(spec: Any, frame: pd.DataFrame, what: str) -> FloatArray:
 
 FACTOR_CALL_RE = re.compile(r"^(?:C|factor|as_factor)\(\s*`?([^`,()]+?)`?\s*(?:,.*)?\)$")
 
+CUT_CALL_RE = re.compile(r"^(?:base\.)?cut\(\s*`?([^`,()]+?)`?\s*,.*\)$")
+"""cut(x, ...) of one variable: a factor of x's intervals (r_cut keeps their breaks)."""
+
 
 LABELS_RE = re.compile(r",\s*labels\s*=")
 """factor()'s labels keyword argument (its codes are then not the column's values)."""

@@ -887,6 +887,11 @@ def minimize_deviance(
             info_factor = whitening_factor(fixed_information(theta0, beta0), control)
         except (np.linalg.LinAlgError, ValueError):
             pass
+    if info_factor is start.info_factor:
+        # The GLM's information (AGQ, and where the others failed): floored alike.
+        diagonal = np.sum(info_factor**2, axis=0)
+        if (diagonal < control.whitening_floor * float(np.max(diagonal, initial=0.0))).any():
+            info_factor = whitening_factor(info_factor.T @ info_factor, control)
     x0 = np.concatenate([theta0, beta0])
     scale = np.eye(len(x0))
     scale[n_theta:, n_theta:] = solve_upper(info_factor, np.eye(len(beta0)))

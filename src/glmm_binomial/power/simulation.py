@@ -10,8 +10,12 @@ from the parameters simulated from, and tests the named fixed effects:
     lrt:  2 (loglik of the model - loglik without the tested columns), chi-squared on k.
 
 A simulation rejects when its p-value is below alpha; the power is the share of rejections
-among the refits that succeeded, with its exact (Clopper-Pearson) interval. A refit that
-fails (an error, no verified optimum, separation, a non-finite statistic) is counted in
+among the refits that succeeded, with its exact (Clopper-Pearson) interval. A refit separated
+by the fixed effects alone whose search verified its end gives a test: the likelihood ratio at
+the limit along the diverging path (the supremum), and the Wald test of columns that stay
+finite there, by the limit's covariance (as anova and the fixed-effects table of such a fit).
+A refit that fails (an error, no verified optimum, a random-effect variance running away, a
+tested column with no finite estimate for the Wald test, a non-finite statistic) is counted in
 n_failed with its reason and left out of the share; a singular refit (a variance at zero) is a
 valid fit, counted in n_singular. Each simulation depends on its seed alone, so the results are
 the same bit for bit whatever n_jobs (BLAS held to one thread in every process).
@@ -253,16 +257,28 @@ def simulate_one(plan: SimulationPlan, rng: np.random.Generator) -> Outcome:
         y = simulate_successes(plan.model, source.theta, source.beta, rng)
         full = source.method.fit(with_response(plan.model, y), start=(source.theta, source.beta))
         kinds = tuple(sorted({getattr(w, "kind", "warning") for w in full.warnings}))
-        if not full.converged:
-            return Outcome(math.nan, bool(full.singular), kinds, _reason(full.warnings))
         columns = list(plan.columns)
         if plan.reduced is None:
+            # A fit separated by the fixed effects alone, its search verified, tests a column
+            # that stays finite by the limit's covariance; a diverging one has no estimate.
+            if not (full.converged or full.limit_verified):
+                return Outcome(math.nan, bool(full.singular), kinds, _reason(full.warnings))
+            if set(columns) & set(full.diverging):
+                return Outcome(
+                    math.nan,
+                    bool(full.singular),
+                    kinds,
+                    "separation: no finite estimate for the tested column(s)",
+                )
             b = full.beta[columns]
             v = full.vcov_beta[np.ix_(columns, columns)]
             statistic = (
                 float(b @ np.linalg.solve(v, b)) if len(b) > 1 else float(b[0] ** 2 / v[0, 0])
             )
         else:
+            # A separated fit's log-likelihood at its limit is the supremum the test compares.
+            if not full.at_supremum:
+                return Outcome(math.nan, bool(full.singular), kinds, _reason(full.warnings))
             keep = np.setdiff1d(np.arange(len(source.beta)), columns)
             reduced = source.method.fit(
                 with_response(plan.reduced, y), start=(source.theta, source.beta[keep])
@@ -270,7 +286,7 @@ def simulate_one(plan: SimulationPlan, rng: np.random.Generator) -> Outcome:
             kinds = tuple(
                 sorted(set(kinds) | {getattr(w, "kind", "warning") for w in reduced.warnings})
             )
-            if not reduced.converged:
+            if not reduced.at_supremum:
                 return Outcome(
                     math.nan,
                     bool(full.singular),

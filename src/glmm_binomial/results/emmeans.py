@@ -907,7 +907,8 @@ def joint_tests(
     gives its values. Columns "model term", the `by` variables, df1 (the rank of the
     contrasts), F.ratio (chi-square / df1) and p.value (asymptotic: the chi-square on df1;
     emmeans' df2 = Inf, a column left out here, an infinite number being no estimate); a
-    "(confounded)" row where the grid's contrasts hold more than the terms' (df1 > 0). A
+    "(confounded)" row where the grid's contrasts hold more than the terms' (df1 > 0); a term
+    with no contrast on the grid (df1 = 0) is left out, as emmeans does. A
     variable nested by the model's terms (age + age:urban: urban within age) is tested
     within its nesters only, as emmeans does; nesting that emmeans reads from the data's
     cells (each level of one factor seen with one level of another) is not looked for."""
@@ -933,6 +934,9 @@ def joint_tests(
     ]
     beta = np.asarray(result.params, dtype=np.float64)
     vcov = np.asarray(result.vcov, dtype=np.float64)
+    # A separated fit: the terms whose contrasts stay finite are tested by the limit's
+    # covariance, those that move along the diverging path are not (NaN).
+    limit = limit_covariance(result)
     by_frame, _ = _expand({v: grid.levels[v] for v in by_list}, grid.factors)
     n_by = len(by_frame)
     rows: list[dict[str, Any]] = []
@@ -955,16 +959,16 @@ def joint_tests(
         for j in range(n_by):
             functions = contrasts @ linfct[j * size : (j + 1) * size]
             tested[j].append(functions)
-            df1, chisq = joint_chisq(functions, beta, vcov)
+            df1, chisq = joint_chisq(functions, beta, vcov, limit)
             rows.append(_joint_row(":".join(combination), by_frame, j, df1, chisq))
     # Contrasts of the grid's cells not among the terms' (emmeans' showconf).
     _, cells, _ = _average(grid, names + by_list, grid.linfct, grid.offset)
     size = cells.shape[0] // n_by
     for j in range(n_by):
         block = cells[j * size : (j + 1) * size]
-        every_df, every_chisq = joint_chisq(np.diff(block, axis=0), beta, vcov)
+        every_df, every_chisq = joint_chisq(np.diff(block, axis=0), beta, vcov, limit)
         terms_df, terms_chisq = (
-            joint_chisq(np.vstack(tested[j]), beta, vcov) if tested[j] else (0, 0.0)
+            joint_chisq(np.vstack(tested[j]), beta, vcov, limit) if tested[j] else (0, 0.0)
         )
         if every_df > terms_df:
             df1 = every_df - terms_df
@@ -972,6 +976,9 @@ def joint_tests(
                 _joint_row("(confounded)", by_frame, j, df1, max(every_chisq - terms_chisq, 0.0))
             )
     table = pd.DataFrame(rows, columns=["model term", *by_list, "df1", "F.ratio", "p.value"])
+    # A term with no contrast on the grid (a variable held at one value by `at`, or whose
+    # mean -+ 1 gives the model the same columns) has nothing to test: emmeans leaves it out.
+    table = table[table["df1"] > 0]
     # emmeans' order: the terms by their number of variables (stable), then the by groups.
     order = table["model term"].map(lambda t: 999 if t == "(confounded)" else t.count(":") + 1)
     return table.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)

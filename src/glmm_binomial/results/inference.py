@@ -10,7 +10,6 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
-from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import droppable_terms, term_columns
 from glmm_binomial.model.formula import r_text
@@ -96,8 +95,8 @@ def drop1(result: ResultBase, test: str = "Chisq") -> pd.DataFrame:
     smaller model; LRT = 2 (loglik - its loglik) and Pr(Chi) from the chi-squared on npar.
     Where a refit does not converge its numbers are NaN and `note` says so; where the fit itself
     did not converge there is no test (LRT and Pr(Chi) NaN). A fit or refit separated by the
-    fixed effects is compared at its log-likelihood's limit (at_supremum; `note` says so),
-    as R's drop1 compares glmer's at its stopping point. test="none" (lme4's default)
+    fixed effects is compared at its log-likelihood's limit (FitOutput.at_supremum; `note`
+    says so), as R's drop1 compares glmer's at its stopping point. test="none" (lme4's default)
     leaves out the LRT and Pr(Chi) columns. Maximum-likelihood fits with their formula's terms
     only (ValueError otherwise)."""
     if test not in ("Chisq", "none"):
@@ -152,12 +151,12 @@ def drop1(result: ResultBase, test: str = "Chisq") -> pd.DataFrame:
             row["note"] = f"the model without {r_text(label)} cannot be fitted: {error}"
             rows.append(row)
             continue
-        if not (at_supremum(output) and math.isfinite(output.loglik)):
+        if not (output.at_supremum and math.isfinite(output.loglik)):
             row["note"] = f"the refit without {r_text(label)} did not converge"
             rows.append(row)
             continue
         row["AIC"] = -2.0 * output.loglik + 2.0 * (result.df_model - len(dropped))
-        if not at_supremum(fit):
+        if not fit.at_supremum:
             row["note"] = "no test: the fit itself did not converge"
         else:
             lrt = max(2.0 * (result.loglik - output.loglik), 0.0)
@@ -171,18 +170,6 @@ def drop1(result: ResultBase, test: str = "Chisq") -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows).set_index("term")
     return table.drop(columns=["LRT", "Pr(Chi)"]) if test == "none" else table
-
-
-def at_supremum(output: FitOutput) -> bool:
-    """Whether the fit's log-likelihood is its supremum, which a likelihood-ratio test
-    compares: converged, or separated by the fixed effects alone with the search converged
-    (not converged only for the separation: the log-likelihood is its limit along the
-    diverging path, to within the separated rows' vanishing contributions)."""
-    if output.converged or output.limit_verified:
-        return True
-    # Every row separated: the supremum is 0 whatever theta.
-    separation = output.separation
-    return separation.complete and not separation.columns and output.opt_summary.converged
 
 
 def check_comparable(a: ResultBase, b: ResultBase) -> None:

@@ -23,6 +23,7 @@ from scipy import linalg
 from glmm_binomial.model.design import term_columns, term_variables
 from glmm_binomial.model.formula import r_text
 from glmm_binomial.numerics import normal
+from glmm_binomial.numerics.covariance import LimitCovariance, moving_rows
 from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
@@ -402,7 +403,10 @@ def _conjugate_complement(
     it needs is not finite (a separated coefficient's)."""
     if relatives.shape[0] == 0:
         return larger
-    cross = larger @ vcov @ relatives.T
+    # Only the columns the rows use: a separated coefficient elsewhere (NaN in vcov) is none
+    # of this test's business.
+    used = (larger != 0).any(axis=0) | (relatives != 0).any(axis=0)
+    cross = larger[:, used] @ vcov[np.ix_(used, used)] @ relatives[:, used].T
     if not np.isfinite(cross).all():
         return None
     basis = linalg.null_space(cross.T, rcond=RANK_TOL)
@@ -462,10 +466,16 @@ def _hypothesis_text(row: FloatArray, q: float, names: Sequence[str]) -> str:
     return f"{' '.join(parts)} = {q:.6g}"
 
 
-def joint_chisq(functions: FloatArray, beta: FloatArray, vcov: FloatArray) -> tuple[int, float]:
+def joint_chisq(
+    functions: FloatArray,
+    beta: FloatArray,
+    vcov: FloatArray,
+    limit: LimitCovariance | None = None,
+) -> tuple[int, float]:
     """The rank of the linear functions' row space and the Wald chi-square that it is zero
     (dependent rows reduced to a basis, as emmeans' test(joint = TRUE); wald_test instead
-    refuses them)."""
+    refuses them). With a separated fit's limit (FitOutput.vcov_limit): by its covariance,
+    NaN where a function still moves along the diverging directions (no estimate to test)."""
     if functions.shape[0] == 0:
         return 0, 0.0
     u, singular, _ = np.linalg.svd(functions.T, full_matrices=False)
@@ -473,6 +483,10 @@ def joint_chisq(functions: FloatArray, beta: FloatArray, vcov: FloatArray) -> tu
     basis = u[:, keep]
     if basis.shape[1] == 0:
         return 0, 0.0
+    if limit is not None:
+        if moving_rows(functions, limit).any():
+            return int(basis.shape[1]), math.nan
+        vcov = limit.matrix
     value = basis.T @ beta
     covariance = basis.T @ vcov @ basis
     return int(basis.shape[1]), float(value @ np.linalg.solve(covariance, value))
