@@ -636,3 +636,18 @@ def test_term_tests_of_a_separated_fit_test_what_stays_finite():
     np.testing.assert_allclose(joint.loc["f", "F.ratio"], 0.805, atol=5e-4)
     # x2 (its cut levels) moves along the diverging path: no test.
     assert np.isnan(joint.loc["x2", "F.ratio"])
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_wald_test_of_a_combination_that_stays_finite():
+    # Level a is all failures: the intercept and fb diverge, their sum (level b's predictor
+    # at z = 0) is the mixed rows' intercept. wald_test refused it ("no finite estimate")
+    # where hypotheses tested it; a combination that still moves has no test.
+    frame = one_level_all_failures()
+    full = g.fit("y ~ f + z + (1 | g)", frame)
+    mixed = g.fit("y ~ f + z + (1 | g)", frame[frame["f"] != "a"])
+    test = g.wald_test(full, "(Intercept) + fb = 0")
+    expected = (mixed.params["(Intercept)"] / mixed.bse["(Intercept)"]) ** 2
+    np.testing.assert_allclose(test.statistic, expected, rtol=1e-4)
+    moving = g.wald_test(full, "fb = 0")
+    assert np.isnan(moving.statistic) and "no finite estimate" in moving.note

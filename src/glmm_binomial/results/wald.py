@@ -91,7 +91,10 @@ def wald_test(result: ResultBase, hypothesis: Any, rhs: Any = None) -> WaldTest:
     by commas or as a list of such texts; or the matrix L (one row per hypothesis, one column
     per fixed effect; a DataFrame's columns are matched by name) with `rhs` (default zeros).
     The hypotheses must be linearly independent. The test is NaN, with a note, where it
-    involves a fixed effect with no finite estimate (separation) or no standard error."""
+    involves a fixed effect with no finite estimate (separation) in a combination that still
+    moves along the diverging path, or one with no standard error; a combination that stays
+    finite there (a mixed cell's predictor) is tested at its limit, by the limit's covariance
+    (as `hypotheses`)."""
     beta, vcov, names = _estimates(result)
     if isinstance(hypothesis, str) or (
         isinstance(hypothesis, Sequence)
@@ -424,11 +427,18 @@ def _test(
     texts = tuple(_hypothesis_text(row, q, names) for row, q in zip(matrix, rhs, strict=True))
     frame = pd.DataFrame(matrix, columns=list(names), index=list(texts))
     used = np.abs(matrix).sum(axis=0) > 0
+    diverging = [n for n, u in zip(names, used, strict=True) if u and n in result.diverging]
+    limit = result.fit_output.vcov_limit
+    if diverging and limit is not None and not moving_rows(matrix, limit).any():
+        # Combinations of diverging coefficients that stay finite (a mixed cell's predictor):
+        # their limit, from the point on the path, with the limit's covariance.
+        beta = result.params.to_numpy()
+        vcov = limit.matrix
+        diverging = []
     value = matrix[:, used] @ beta[used] - rhs
     covariance = matrix[:, used] @ vcov[np.ix_(used, used)] @ matrix[:, used].T
     df = matrix.shape[0]
     nan = np.full(df, math.nan)
-    diverging = [n for n, u in zip(names, used, strict=True) if u and n in result.diverging]
     if diverging:
         note = (
             f"no test: {', '.join(diverging)} has no finite estimate (separation); compare "
