@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from _dask_support import rows_on_cluster
+from _simulate import one_level_all_failures
 from conftest import load_reference, quiet_fit
 
 import glmm_binomial as g
@@ -132,3 +135,25 @@ def test_refusals(cbpp_fit):
 @pytest.fixture(scope="module")
 def cbpp_fit():
     return quiet_fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp")
+
+
+def test_a_refit_separated_without_a_unit_is_noted_as_such():
+    # Level a's one success lies in one group: without that group the refit is separated
+    # by the fixed effects (the intercept, fb and fc diverge; z stays finite). Its end is
+    # the limit's, so it is noted as diverging, not as a refit that did not converge.
+    frame = one_level_all_failures()
+    first = frame.index[frame["f"] == "a"][0]
+    frame.loc[first, "y"] = 1
+    unit = frame.loc[first, "g"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = g.fit("y ~ f + z + (1 | g)", frame)
+        deleted = g.influence(result, groups="g")
+    assert result.converged
+    assert deleted.note[unit] == (
+        "some fixed effects of the refit diverge (separation without this unit)"
+    )
+    assert not deleted.converged[unit]
+    row = deleted.fixed_effects_deleted.loc[unit]
+    assert row[["(Intercept)", "fb", "fc"]].isna().all() and np.isfinite(row["z"])
+    assert (deleted.note.drop(unit) == "").all()

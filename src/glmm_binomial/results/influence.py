@@ -231,7 +231,9 @@ def _refit(task: _Task, unit: int) -> _Refit:
     if aliased:
         names = ", ".join(model.fixed_names[j] for j in aliased)
         notes.append(f"without this unit {names} cannot be estimated (aliased)")
-    if not output.converged:
+    # A refit separated by the fixed effects alone, its end verified, is the limit's fit: its
+    # divergence is noted below, not as a failure to converge.
+    if not (output.converged or output.limit_verified):
         notes.append("the refit did not converge")
     if output.diverging:
         beta[keep[list(output.diverging)]] = np.nan
