@@ -61,6 +61,7 @@ from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
 from glmm_binomial.numerics.factor import Structure, nested_in
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
+    floored_factor,
     glm_start,
     search_with_basins,
     start_point,
@@ -901,7 +902,10 @@ class AgqObjective:
             self.rule_kind = f"nested depth {len(order)}"
             self.n_nodes = self.n_agq ** len(order)
             if self.quadrature_control.nested_gradient == "differences":
+                # Floored as the search's whitening: a separated column's near-zero
+                # information would send a difference step across its diverging path.
                 _, info_factor = glm_start(self.data, self.optimizer_control)
+                info_factor = floored_factor(info_factor, self.optimizer_control)
                 self._info_factor = info_factor
                 self._transform = scipy.linalg.solve_triangular(
                     info_factor, np.eye(self.data.n_fixed), lower=False

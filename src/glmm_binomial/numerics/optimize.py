@@ -889,9 +889,7 @@ def minimize_deviance(
             pass
     if info_factor is start.info_factor:
         # The GLM's information (AGQ, and where the others failed): floored alike.
-        diagonal = np.sum(info_factor**2, axis=0)
-        if (diagonal < control.whitening_floor * float(np.max(diagonal, initial=0.0))).any():
-            info_factor = whitening_factor(info_factor.T @ info_factor, control)
+        info_factor = floored_factor(info_factor, control)
     x0 = np.concatenate([theta0, beta0])
     scale = np.eye(len(x0))
     scale[n_theta:, n_theta:] = solve_upper(info_factor, np.eye(len(beta0)))
@@ -2184,6 +2182,15 @@ def whitening_factor(information: FloatArray, control: OptimizerControl) -> Floa
     diagonal = np.diag(information)
     floor = control.whitening_floor * float(np.max(diagonal, initial=0.0))
     return cholesky_upper(information + np.diag(np.maximum(floor - diagonal, 0.0)))
+
+
+def floored_factor(factor: FloatArray, control: OptimizerControl) -> FloatArray:
+    """whitening_factor of the information R'R whose upper Cholesky factor R is given; R
+    itself where no diagonal entry of R'R lies below the floor (nothing to raise)."""
+    diagonal = np.sum(factor**2, axis=0)
+    if (diagonal < control.whitening_floor * float(np.max(diagonal, initial=0.0))).any():
+        return whitening_factor(factor.T @ factor, control)
+    return factor
 
 
 def whitened(scale: FloatArray, x0: FloatArray, theta: FloatArray, beta: FloatArray) -> FloatArray:
