@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from _simulate import simulated_model
 from _simulate_nested import nested_model
-from conftest import load_reference
+from conftest import REFERENCE_DIR, load_reference
 from scipy import special
 
 import glmm_binomial as g
@@ -393,8 +393,8 @@ def test_agq_gradient_is_exact_for_every_family(name):
 
 def test_cauchit_mode_search_with_negative_observed_weights():
     """Far from the data the cauchit's observed weights are negative: PIRLS steps with them
-    clipped at zero and factors H with the observed ones at the mode (the Laplace
-    approximation's exact Hessian)."""
+    where H stays positive definite (else with them clipped at zero) and factors H with the
+    observed ones at the mode (the Laplace approximation's exact Hessian)."""
     result = _fit("cbpp", link="cauchit")
     objective = LaplaceObjective(result.model)
     theta, beta = result.theta, result.params.to_numpy()
@@ -598,3 +598,22 @@ def test_anova_gives_no_test_between_families_or_links():
     assert np.isnan(table["p"].iloc[1]) and "family or link" in table["note"].iloc[1]
     # The log-likelihoods are of the same data: AIC compares them.
     assert table["AIC"].iloc[1] < table["AIC"].iloc[0]
+
+
+def test_an_unbounded_cauchit_laplace_fit_points_to_agq():
+    """cauchit_nested_unbounded.csv: the Laplace approximation with the observed curvature
+    rises without bound towards conditional modes where that curvature nearly vanishes (the
+    cauchit's likelihood is not log-concave); the fit ends unconverged, says why and points
+    to AGQ, whose nested rule has an interior optimum there (tests/reference/README.md)."""
+    frame = pd.read_csv(REFERENCE_DIR / "cauchit_nested_unbounded.csv")
+    formula = "y ~ x + f + (1 | g) + (1 | g:h)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        laplace = g.fit(formula, frame, link="cauchit")
+        agq = g.fit(formula, frame, link="cauchit", method="agq", n_agq=9)
+    assert not laplace.converged
+    assert any("not log-concave" in w and "method='agq'" in w for w in laplace.warnings)
+    assert agq.converged and np.isfinite(agq.bse).all()
+    np.testing.assert_allclose(agq.llf, -128.7272, atol=1e-4)
+    np.testing.assert_allclose(agq.theta, [1.2142, 0.0], atol=1e-4)
+    assert not any("log-concave" in w for w in agq.warnings)

@@ -964,6 +964,17 @@ def link_bound_warning(data: ModelData, eta: FloatArray) -> FitWarning | None:
     )
 
 
+NOT_LOG_CONCAVE_HINT = (
+    "; the {link} likelihood is not log-concave, and the Laplace approximation with the "
+    "observed curvature rises without bound where that curvature nearly vanishes at the "
+    "conditional modes: method='agq' (one grouping factor, or nested ones) integrates "
+    "without it"
+)
+"""Added to a Laplace fit's convergence warning for a family that is not log-concave
+(fuzz_separation's cauchit fits: the search ran to such a point, where AGQ finds an interior
+optimum)."""
+
+
 def fit_output(
     data: ModelData,
     estimates: Estimates,
@@ -1048,11 +1059,10 @@ def fit_output(
             )
         )
     if not estimates.summary.converged:
-        warnings.append(
-            FitWarning(
-                f"optimizer did not converge: {estimates.summary.message}", ConvergenceWarning
-            )
-        )
+        message = f"optimizer did not converge: {estimates.summary.message}"
+        if method == "laplace" and not data.family.log_concave:
+            message += NOT_LOG_CONCAVE_HINT.format(link=data.family.link)
+        warnings.append(FitWarning(message, ConvergenceWarning))
     return FitOutput(
         method=method,
         theta=theta,

@@ -254,8 +254,15 @@ def find_mode(
         w, residual = data.family.weights_and_residual(
             eta, mu, data.successes, data.trials, structure.unit_trials
         )
-        w_newton = w if concave else np.maximum(w, 0.0)
-        factor = structure.factorize(a1, a2, w_newton, lambda1)
+        # A family that is not log-concave (cauchit) has negative observed weights on some
+        # rows: Newton's step on the observed H where it is positive definite (quadratic
+        # convergence, the mode's own curvature), else on the weights clipped at zero (a
+        # descent direction; linear convergence, which 100 steps did not always finish).
+        observed = None
+        if not concave and (w < 0.0).any():
+            observed = observed_factor(structure, a1, a2, w, lambda1)
+        w_newton = w if concave or observed is not None else np.maximum(w, 0.0)
+        factor = observed or structure.factorize(a1, a2, w_newton, lambda1)
         g1, g2 = structure.transpose_times(a1, a2, residual)
         g1 = g1 - u1
         g2 = g2 - u2
