@@ -57,12 +57,11 @@ class OptimizerControl:
     hessian_step: finite-difference step of the final Hessian, in whitened units.
     whitening_floor: the fixed effects' information at the start, whose inverse Cholesky
         factor whitens beta, has each diagonal entry first raised to at least this fraction
-        of its largest:
-        a column with next to no information there (a start already far along a separated
-        column's diverging path) would otherwise get a scale so large (1e9) that one
-        finite-difference step of the final Hessian crosses the whole path (fuzz_formula
-        57:185 --links: a probit coefficient from -9.6 to +1.4e5, and standard errors 10%
-        off in the symmetrized Hessian).
+        of its largest: a column with next to no information there (a start already far
+        along a separated column's diverging path) would otherwise get a scale so large (1e9)
+        that one finite-difference step of the final Hessian crosses the whole path
+        (fuzz_formula 57:185 --links: a probit coefficient from -9.6 to +1.4e5, and the other
+        standard errors 5-12% off in the symmetrized Hessian).
     theta_scale_step: forward-difference step for the curvature that scales each theta (0:
         no scaling).
     approximate_theta_scale: where the start is the moment start, scale each theta entry that

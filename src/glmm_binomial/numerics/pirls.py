@@ -262,7 +262,9 @@ def find_mode(
         if not concave and (w < 0.0).any():
             observed = observed_factor(structure, a1, a2, w, lambda1)
         w_newton = w if concave or observed is not None else np.maximum(w, 0.0)
-        factor = observed or structure.factorize(a1, a2, w_newton, lambda1)
+        factor = (
+            observed if observed is not None else structure.factorize(a1, a2, w_newton, lambda1)
+        )
         g1, g2 = structure.transpose_times(a1, a2, residual)
         g1 = g1 - u1
         g2 = g2 - u2
