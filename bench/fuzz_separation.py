@@ -24,7 +24,8 @@ search stops along the path (logLik about 1e-6 below the supremum, estimates 5e-
 the end's curvature along the path at rounding, so not always verified): for it the
 tolerances are CAUCHIT_SLACK times wider and an unverified end is not a problem.
 
-A reduced fit that does not converge is counted apart, not compared; a singular one (an SD at
+A reduced fit that is itself separated (a small design's f) or does not converge is counted
+apart, not compared; a singular one (an SD at
 zero) is compared as any other and counted apart. Exit status 1 when any case is a problem.
 """
 
@@ -89,8 +90,8 @@ def case(seed: int) -> tuple[pd.DataFrame, str, str, dict[str, Any]]:
 
 
 def run(seed: int, tol: float, estimate_tol: float, show: bool = False) -> tuple[str, str]:
-    """(verdict, detail) of one case: "ok", "ok, singular", "reduced not converged" or
-    "problem"."""
+    """(verdict, detail) of one case: "ok", "ok, singular", "reduced separated", "reduced not
+    converged" or "problem"."""
     data, structure, link, options = case(seed)
     label = f"{structure}, {link}, {options or 'laplace'}, {len(data)} rows"
     reduced_rows = data[data["d"] == 0]
@@ -105,6 +106,8 @@ def run(seed: int, tol: float, estimate_tol: float, show: bool = False) -> tuple
         print(label)
         print(full.summary())
         print(reduced.summary())
+    if reduced.diverging:
+        return "reduced separated", f"{label}: {', '.join(reduced.diverging)}"
     if not reduced.converged:
         return "reduced not converged", f"{label}: {reduced.opt_summary.message}"
     if link == "cauchit":
