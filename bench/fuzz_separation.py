@@ -24,6 +24,11 @@ search stops along the path (logLik about 1e-6 below the supremum, estimates 5e-
 the end's curvature along the path at rounding, so not always verified): for it the
 tolerances are CAUCHIT_SLACK times wider and an unverified end is not a problem.
 
+With --dask N the separated data are fitted on a Dask DataFrame of N partitions (the rows
+shuffled; a LocalCluster of two workers), the fit without the rows in memory: the same checks
+(Dask screens for separation instead of running the linear programs); a Dask refusal (AGQ on
+a vector effect, ...) is counted apart.
+
 A reduced fit that is itself separated (a small design's f) or does not converge is counted
 apart, not compared; a singular one (an SD at
 zero) is compared as any other and counted apart. Exit status 1 when any case is a problem.
@@ -89,17 +94,38 @@ def case(seed: int) -> tuple[pd.DataFrame, str, str, dict[str, Any]]:
     return data, structure, link, options
 
 
-def run(seed: int, tol: float, estimate_tol: float, show: bool = False) -> tuple[str, str]:
+def run(
+    seed: int,
+    tol: float,
+    estimate_tol: float,
+    show: bool = False,
+    dask: tuple[Any, int] | None = None,
+) -> tuple[str, str]:
     """(verdict, detail) of one case: "ok", "ok, singular", "reduced separated", "reduced not
     converged" or "problem"."""
     data, structure, link, options = case(seed)
     label = f"{structure}, {link}, {options or 'laplace'}, {len(data)} rows"
     reduced_rows = data[data["d"] == 0]
+    full_rows: Any = data
+    fit_options = dict(options)
+    if dask is not None:
+        import dask.dataframe as dd
+
+        client, partitions = dask
+        shuffled = data.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        full_rows = dd.from_pandas(shuffled, npartitions=partitions)
+        fit_options["client"] = client
+        label += f", on Dask ({partitions} partitions)"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            full = g.fit(f"y ~ d + x + f + {structure}", data, link=link, **options)
             reduced = g.fit(f"y ~ x + f + {structure}", reduced_rows, link=link, **options)
+            try:
+                full = g.fit(f"y ~ d + x + f + {structure}", full_rows, link=link, **fit_options)
+            except ValueError as refusal:
+                if dask is None:
+                    raise
+                return "refused by dask", f"{label}: {refusal}"
     except Exception:  # noqa: BLE001 - a sweep reports every failure
         return "problem", f"{label}: raised\n{traceback.format_exc()}"
     if show:
@@ -141,14 +167,35 @@ def main() -> int:
     parser.add_argument("--only", type=int, default=None, help="one seed, the fits printed")
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--estimate-tol", type=float, default=1e-3)
+    parser.add_argument(
+        "--dask",
+        type=int,
+        default=0,
+        help="fit the separated data on a Dask DataFrame of this many partitions (0: in memory)",
+    )
     args = parser.parse_args()
+    if not args.dask:
+        return sweep(args, None)
+    import distributed
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        return sweep(args, (client, args.dask))
+
+
+def sweep(args: argparse.Namespace, dask: tuple[Any, int] | None) -> int:
+    """Run --only's case or --start/--count's, print the problems and counts; exit status."""
     if args.only is not None:
-        verdict, detail = run(args.only, args.tol, args.estimate_tol, show=True)
+        verdict, detail = run(args.only, args.tol, args.estimate_tol, show=True, dask=dask)
         print(verdict, detail)
         return int(verdict == "problem")
     counts: Counter[str] = Counter()
     for seed in range(args.start, args.start + args.count):
-        verdict, detail = run(seed, args.tol, args.estimate_tol)
+        verdict, detail = run(seed, args.tol, args.estimate_tol, dask=dask)
         counts[verdict] += 1
         if verdict in ("problem", "reduced not converged"):
             print(f"seed {seed} ({verdict}): {detail}", flush=True)
