@@ -117,10 +117,10 @@ class FitOutput:
         converged only for the separation: the log-likelihood is its limit along the
         diverging path, to within the separated rows' vanishing contributions; with every row
         separated that limit is 0 whatever theta)."""
-        if self.converged or self.limit_verified:
-            return True
         found = self.separation
-        return found.complete and not found.columns and self.opt_summary.converged
+        return self.converged or (
+            bool(found.coefficients) and not found.columns and self.opt_summary.converged
+        )
 
     prior_deviance: float = 0.0
     priors: tuple[str, ...] = ()

@@ -2174,20 +2174,23 @@ def saturated_fall(checks: EndChecks, z: FloatArray, value: float) -> FloatArray
     return None
 
 
-def whitening_factor(information: FloatArray, control: OptimizerControl) -> FloatArray:
-    """Upper Cholesky factor of the fixed effects' information with each diagonal entry raised
-    to at least control.whitening_floor times the largest (the search's beta is whitened by
-    its inverse); a column with information of its own is left as it is."""
-    diagonal = np.diag(information)
+def whitening_raise(diagonal: FloatArray, control: OptimizerControl) -> FloatArray:
+    """What each diagonal entry of the fixed effects' information is raised by: up to
+    control.whitening_floor times the largest, 0 for a column with information of its own."""
     floor = control.whitening_floor * float(np.max(diagonal, initial=0.0))
-    return cholesky_upper(information + np.diag(np.maximum(floor - diagonal, 0.0)))
+    return np.maximum(floor - diagonal, 0.0)
+
+
+def whitening_factor(information: FloatArray, control: OptimizerControl) -> FloatArray:
+    """Upper Cholesky factor of the fixed effects' information with its diagonal raised
+    (whitening_raise; the search's beta is whitened by its inverse)."""
+    return cholesky_upper(information + np.diag(whitening_raise(np.diag(information), control)))
 
 
 def floored_factor(factor: FloatArray, control: OptimizerControl) -> FloatArray:
     """whitening_factor of the information R'R whose upper Cholesky factor R is given; R
-    itself where no diagonal entry of R'R lies below the floor (nothing to raise)."""
-    diagonal = np.sum(factor**2, axis=0)
-    if (diagonal < control.whitening_floor * float(np.max(diagonal, initial=0.0))).any():
+    itself where no diagonal entry of R'R is raised."""
+    if whitening_raise(np.sum(factor**2, axis=0), control).any():
         return whitening_factor(factor.T @ factor, control)
     return factor
 
