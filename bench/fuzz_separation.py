@@ -29,6 +29,10 @@ shuffled; a LocalCluster of two workers), the fit without the rows in memory: th
 (Dask screens for separation instead of running the linear programs); a Dask refusal (AGQ on
 a vector effect, ...) is counted apart.
 
+With --warm the separated data are fitted from the reduced fit's estimates (d's coefficient at
+0), as a refit of the bootstrap, power_sim or pb_test starts from the fitted model's: the
+search then reaches the diverging path's tail from inside, not from the GLM's far start.
+
 A reduced fit that is itself separated (a small design's f) or does not converge is counted
 apart, not compared; a singular one (an SD at
 zero) is compared as any other and counted apart. Exit status 1 when any case is a problem.
@@ -100,6 +104,7 @@ def run(
     estimate_tol: float,
     show: bool = False,
     dask: tuple[Any, int] | None = None,
+    warm: bool = False,
 ) -> tuple[str, str]:
     """(verdict, detail) of one case: "ok", "ok, singular", "reduced separated", "reduced not
     converged" or "problem"."""
@@ -120,6 +125,10 @@ def run(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reduced = g.fit(f"y ~ x + f + {structure}", reduced_rows, link=link, **options)
+            if warm:
+                fixef = np.concatenate([reduced.params.to_numpy()[:1], [0.0], reduced.params[1:]])
+                fit_options["start"] = {"theta": reduced.theta, "fixef": fixef}
+                label += ", warm start"
             try:
                 full = g.fit(f"y ~ d + x + f + {structure}", full_rows, link=link, **fit_options)
             except ValueError as refusal:
@@ -173,6 +182,9 @@ def main() -> int:
         default=0,
         help="fit the separated data on a Dask DataFrame of this many partitions (0: in memory)",
     )
+    parser.add_argument(
+        "--warm", action="store_true", help="start the separated fit at the reduced fit's estimates"
+    )
     args = parser.parse_args()
     if not args.dask:
         return sweep(args, None)
@@ -190,12 +202,14 @@ def main() -> int:
 def sweep(args: argparse.Namespace, dask: tuple[Any, int] | None) -> int:
     """Run --only's case or --start/--count's, print the problems and counts; exit status."""
     if args.only is not None:
-        verdict, detail = run(args.only, args.tol, args.estimate_tol, show=True, dask=dask)
+        verdict, detail = run(
+            args.only, args.tol, args.estimate_tol, show=True, dask=dask, warm=args.warm
+        )
         print(verdict, detail)
         return int(verdict == "problem")
     counts: Counter[str] = Counter()
     for seed in range(args.start, args.start + args.count):
-        verdict, detail = run(seed, args.tol, args.estimate_tol, dask=dask)
+        verdict, detail = run(seed, args.tol, args.estimate_tol, dask=dask, warm=args.warm)
         counts[verdict] += 1
         if verdict in ("problem", "reduced not converged"):
             print(f"seed {seed} ({verdict}): {detail}", flush=True)

@@ -50,6 +50,25 @@ def separated_frame():
     return pd.DataFrame({"y": y, "x": x, "f": f, "g": np.repeat(np.arange(9), 10)})
 
 
+def rare_level_frame(all_failures: bool = False):
+    """160 rows in 20 groups of `g` (8 each), x normal, f in a, b and a rare level "c" of 4
+    rows (one per fifth group) with a low probability: in `y ~ x + f + (1 | g)` many
+    simulated responses have fc's rows all failures (quasi-separation along fc alone);
+    all_failures: the rows are so here too."""
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(20), 8)
+    f = np.where(np.arange(groups.size) % 8 < 3, "a", "b")
+    f[::40] = "c"
+    x = rng.normal(size=groups.size)
+    eta = -0.5 + 0.5 * x + (f == "b") * 0.4 - (f == "c") * 1.5 + 0.6 * rng.normal(size=20)[groups]
+    y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    if all_failures:
+        y[f == "c"] = 0
+    return pd.DataFrame({"y": y, "x": x, "f": f, "g": groups})
+
+
 def one_level_all_failures(n: int = 400, n_groups: int = 20, seed: int = 5):
     """n rows in n_groups groups of `g`; f's level "a" is all failures (quasi-separation: in
     `y ~ f + z + (1 | g)` the intercept, fb and fc diverge together), levels b and c mixed;

@@ -1,10 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+from _simulate import rare_level_frame
 from conftest import CBPP
 
 import glmm_binomial as g
 from glmm_binomial.results.bootstrap import ordered_quantile
+from glmm_binomial.results.simulate import prepare_fast_refit, simulate_successes
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +128,125 @@ def test_bootstrap_of_a_beta_binomial_at_its_limit_reports_phi_inf():
     assert interval.loc["phi", "upper"] == np.inf
     assert np.isfinite(interval.loc["phi", "lower"])
     assert np.isfinite(interval.drop(index="phi").to_numpy()).all()
+
+
+@pytest.fixture(scope="module")
+def rare_level_fit():
+    return g.fit("y ~ x + f + (1 | g)", rare_level_frame())
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_a_separated_replicate_is_kept_at_its_limit(rare_level_fit):
+    """f's level c has 4 rows at a probability near 0.2: some simulated responses have them
+    all failures, fc has no finite estimate there. Such a replicate was left out (or, where the
+    fast refit stopped on the path near fc = -15 short of the screen, kept at that point as if
+    it were an estimate); it is now kept with fc at -inf and the rest at the limit, the fit of
+    the replicate's mixed rows, so the percentile interval of fc reaches -inf."""
+    fit = rare_level_fit
+    n_boot = 40
+    boot = g.bootstrap(fit, n_boot=n_boot, seed=1)
+    assert boot.n_failed == 0 and boot.n_separated >= 3
+    assert "separated" in repr(boot)
+    fc = boot.replicates["fc"]
+    assert (fc[list(boot.separated)] == -np.inf).all()
+    assert np.isfinite(fc.drop(index=list(boot.separated))).all()
+    assert (fc.drop(index=list(boot.separated)) > -10).all()
+    assert boot.confint().loc["fc", "lower"] == -np.inf
+    assert np.isfinite(boot.confint().drop(index="fc").to_numpy()).all()
+    # One separated replicate against the fit of its own mixed rows.
+    r = boot.separated[0]
+    plan = prepare_fast_refit(fit)
+    child = np.random.SeedSequence(1).spawn(n_boot)[r]
+    y = simulate_successes(plan.model, plan.theta, plan.beta, np.random.default_rng(child))
+    names = plan.model.fixed_names
+    x = plan.model.x
+    c = x[:, names.index("fc")] == 1
+    assert (y[c] == 0).all()
+    mixed_rows = pd.DataFrame(
+        {
+            "y": y,
+            "x": x[:, names.index("x")],
+            "f": np.where(x[:, names.index("fb")] == 1, "b", "a"),
+            "g": plan.model.blocks[0].codes,
+        }
+    )[~c]
+    mixed = g.fit("y ~ x + f + (1 | g)", mixed_rows)
+    kept = boot.replicates.loc[r].drop("fc")
+    expected = pd.concat([mixed.varcorr["std_dev"].set_axis(kept.index[:1]), mixed.params])
+    np.testing.assert_allclose(kept.to_numpy(), expected.to_numpy(), atol=2e-4)
+    # A full refit per replicate (with a statistic) gives the same replicates.
+    with_statistic = g.bootstrap(fit, n_boot=12, seed=1, statistic=first_fixed_effect)
+    columns = list(boot.replicates.columns)
+    np.testing.assert_allclose(
+        with_statistic.replicates[columns], boot.replicates.iloc[:12], atol=1e-3
+    )
+    assert with_statistic.separated == tuple(i for i in boot.separated if i < 12)
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_pb_test_counts_a_separated_refit_at_its_supremum(rare_level_fit):
+    """Responses simulated from `y ~ x + (1 | g)` leave f's 4 rows of level c all failures
+    now and then: the refit of `y ~ x + f + (1 | g)` is then separated along fc, and its
+    log-likelihood at the limit is the supremum the ratio compares (it was a failure)."""
+    small = g.fit("y ~ x + (1 | g)", rare_level_frame())
+    result = g.pb_test(rare_level_fit, small, nsim=30, seed=4)
+    assert result.n_failed == 0 and np.isfinite(result.reference).all()
+    separated = 0
+    for i, child in enumerate(np.random.SeedSequence(4).spawn(30)):
+        fit = small.fit_output
+        y = simulate_successes(small.model, fit.theta, fit.beta, np.random.default_rng(child))
+        large = rare_level_fit.refit(y)
+        if large.diverging:
+            separated += 1
+            assert large.limit_verified and large.diverging == ["fc"]
+            reduced = small.refit(y)
+            ratio = 2 * (large.loglik - reduced.loglik)
+            assert result.reference[i] == pytest.approx(max(ratio, 0.0), abs=1e-6)
+    assert separated >= 2
+
+
+def test_a_statistic_sees_each_replicate_on_the_fitted_rows():
+    """The fast refit simulates on the rows sorted by group; a statistic's full refit took
+    those responses on the fitted model's rows, in the data's order: on cbpp shuffled, the
+    replicates with a statistic were those of other responses (half of them failed)."""
+    shuffled = g.datasets.load("cbpp").sample(frac=1.0, random_state=3).reset_index(drop=True)
+    fit = g.fit(CBPP, shuffled)
+    plain = g.bootstrap(fit, n_boot=6, seed=2)
+    with_statistic = g.bootstrap(fit, n_boot=6, seed=2, statistic=first_fixed_effect)
+    assert with_statistic.n_failed == 0
+    np.testing.assert_allclose(
+        with_statistic.replicates[plain.replicates.columns], plain.replicates, atol=1e-3
+    )
+    np.testing.assert_allclose(
+        with_statistic.replicates["stat"], plain.replicates["period2"], atol=1e-3
+    )
+
+
+@pytest.fixture(scope="module")
+def agq_fit():
+    return g.fit(CBPP, g.datasets.load("cbpp"), method="agq", n_agq=5)
+
+
+def test_an_agq_fit_is_bootstrapped_by_agq_refits(agq_fit):
+    """lme4's bootMer refits an nAGQ > 1 fit by its own method; so does bootstrap (a full
+    refit from the estimates per replicate: the fast refit is the Laplace deviance's)."""
+    boot = g.bootstrap(agq_fit, n_boot=5, seed=8)
+    assert boot.n_failed == 0
+    assert list(boot.replicates.columns) == list(agq_fit.confint("wald").index)
+    child = np.random.SeedSequence(8).spawn(5)[3]
+    fit = agq_fit.fit_output
+    y = simulate_successes(agq_fit.model, fit.theta, fit.beta, np.random.default_rng(child))
+    direct = agq_fit.refit(y)
+    assert direct.method == "agq" and direct.fit_output.n_agq == 5
+    expected = pd.concat([direct.varcorr["std_dev"], direct.params]).to_numpy()
+    np.testing.assert_allclose(boot.replicates.loc[3].to_numpy(), expected, atol=1e-8)
+    two = g.bootstrap(agq_fit, n_boot=5, seed=8, n_jobs=2)
+    np.testing.assert_array_equal(two.replicates.to_numpy(), boot.replicates.to_numpy())
+    interval = agq_fit.confint("boot", n_boot=5, seed=8)
+    assert np.isfinite(interval.to_numpy()).all()
+
+
+def test_a_posterior_fit_is_not_bootstrapped():
+    vb = g.fit(CBPP, g.datasets.load("cbpp"), method="vb")
+    with pytest.raises(ValueError, match="fits a posterior"):
+        g.bootstrap(vb, n_boot=3)

@@ -5,7 +5,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _simulate import one_level_all_failures, one_level_one_outcome, separated_frame
+from _simulate import (
+    one_level_all_failures,
+    one_level_one_outcome,
+    rare_level_frame,
+    separated_frame,
+)
 from conftest import REFERENCE_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -671,3 +676,33 @@ def test_nested_agq_gradient_by_differences_on_a_separated_fit():
     assert len(full.diverging) == 1 and full.limit_verified
     np.testing.assert_allclose(full.llf, mixed.llf, rtol=1e-10)
     np.testing.assert_allclose(full.bse.drop(full.diverging), mixed.bse, rtol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+@pytest.mark.parametrize(
+    ("link", "options"),
+    [
+        ("logit", {}),
+        ("probit", {}),
+        ("logit", {"method": "agq", "n_agq": 5}),
+    ],
+)
+def test_a_search_from_inside_reports_the_separation_it_stops_on(link, options):
+    # A start at the mixed rows' estimates (a refit in the bootstrap, power_sim or pb_test, a
+    # given start) reaches the diverging path from inside and stops where its Newton decrement
+    # falls below 1e-6, the separated rows' log-odds near -13 (logit) or -15 (probit): the
+    # screen at 20 missed it, and the fit said converged with fc at that point, a number that
+    # is not an estimate. fixed_separation_screen (10) sends it to the linear programs.
+    frame = rare_level_frame(all_failures=True)
+    lone = np.flatnonzero(frame["f"] == "c")[0]
+    frame.loc[(frame["f"] == "c") & (frame.index != lone), "f"] = "a"  # one row: a failure
+    mixed = g.fit("y ~ x + f + (1 | g)", frame[frame["f"] != "c"], link=link, **options)
+    start = {"theta": mixed.theta, "fixef": np.append(mixed.params.to_numpy(), 0.0)}
+    full = g.fit("y ~ x + f + (1 | g)", frame, link=link, start=start, **options)
+    assert full.diverging == ["fc"]
+    assert not full.converged and full.limit_verified
+    assert full.opt_summary.tolerances["fixed_separation_screen"] == 10.0
+    np.testing.assert_allclose(full.loglik, mixed.loglik, atol=1e-6)
+    np.testing.assert_allclose(full.params.drop("fc"), mixed.params, atol=1e-4)
+    np.testing.assert_allclose(full.bse.drop("fc"), mixed.bse, rtol=1e-3)
+    np.testing.assert_allclose(full.theta, mixed.theta, atol=1e-4)

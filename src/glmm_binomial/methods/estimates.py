@@ -134,11 +134,17 @@ def final_checks(output: FitOutput) -> FitOutput:
 
 
 def without_redundant_convergence(output: FitOutput) -> FitOutput:
-    """A separated fit has no optimum to verify: its separation warning says why it is not
-    converged, and the optimizer's failed checks (a Hessian singular along the diverging
-    direction) would only repeat it in other words."""
+    """A fit whose random-effect variance runs away, or completely separated, has no optimum
+    to verify: its separation warning says why it is not converged, and the optimizer's failed
+    checks would only repeat it in other words. A fit separated by the fixed effects alone
+    keeps them: its search verifies its end along every other direction (limit_verified),
+    and where it did not, that is news (a search that ran elsewhere, the cauchit's Laplace
+    rising without bound)."""
     categories = [getattr(w, "category", None) for w in output.warnings]
     if SeparationWarning not in categories:
+        return output
+    found = output.separation
+    if found.coefficients and not found.columns and not found.complete:
         return output
     kept = tuple(
         w for w, c in zip(output.warnings, categories, strict=True) if c is not ConvergenceWarning

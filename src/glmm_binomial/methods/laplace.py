@@ -93,13 +93,26 @@ def sorted_by_first_factor(data: ModelData) -> tuple[ModelData, Structure]:
     Structure of the sorted rows: its sums are then contiguous segments. The deviance does not
     depend on the order of the rows; data itself is returned when already sorted."""
     structure = Structure(data)
-    g1 = structure.g1
-    if (g1[1:] < g1[:-1]).any():
-        # Codes below 2^16 sort by radix sort, in linear time.
-        keys = g1.astype(np.uint16) if structure.n1 <= np.iinfo(np.uint16).max else g1
-        data = data.take(np.argsort(keys, kind="stable"))
+    order = _first_factor_order(structure)
+    if order is not None:
+        data = data.take(order)
         structure = Structure(data)
     return data, structure
+
+
+def first_factor_order(data: ModelData) -> IntArray | None:
+    """The permutation that sorted_by_first_factor applies to data's rows (sorted row i is
+    data's row order[i]), or None when they are already sorted."""
+    return _first_factor_order(Structure(data))
+
+
+def _first_factor_order(structure: Structure) -> IntArray | None:
+    g1 = structure.g1
+    if not (g1[1:] < g1[:-1]).any():
+        return None
+    # Codes below 2^16 sort by radix sort, in linear time.
+    keys = g1.astype(np.uint16) if structure.n1 <= np.iinfo(np.uint16).max else g1
+    return np.argsort(keys, kind="stable")
 
 
 @dataclass
@@ -928,7 +941,12 @@ def finish_fit(
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
     screened = beta if under_prior is None else np.where(under_prior, 0.0, beta)
     separation = separation_found(
-        data, screened, theta, control.separation_screen, control.column_runaway_screen
+        data,
+        screened,
+        theta,
+        control.separation_screen,
+        control.column_runaway_screen,
+        control.fixed_separation_screen,
     )
     output = fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq

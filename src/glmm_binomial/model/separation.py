@@ -439,6 +439,7 @@ def separation_found(
     theta: FloatArray,
     limit: float,
     column_limit: float | None = None,
+    fixed_limit: float | None = None,
 ) -> tuple[tuple[FitWarning, ...], Separation]:
     """Warnings about estimates that run away (separation), and what was found: the
     fixed-effect columns that have no finite estimate, whether the fixed effects separate every
@@ -448,12 +449,15 @@ def separation_found(
     the link's value at those log-odds. A single separated column of a block (the rest of
     the block's rows not separated) is reported only where its own SD passes `column_limit`
     (runaway_columns): the limit of the likelihood as that SD grows can lie below a large but
-    finite optimum, which a far larger SD is not; None: never reported."""
-    divergent = looks_divergent(data, beta, limit)
+    finite optimum, which a far larger SD is not; None: never reported. fixed_limit: the fixed
+    part's screen (coefficients and rows' fixed-effect predictors) when it differs from the
+    random effects' `limit`."""
+    fixed_limit = limit if fixed_limit is None else fixed_limit
+    divergent = looks_divergent(data, beta, fixed_limit)
     runaway = runaway_blocks(data, theta, limit)
     if not divergent and not runaway:
         return (), NO_SEPARATION
-    large = large_coefficients(data.x, beta, limit)
+    large = large_coefficients(data.x, beta, fixed_limit)
     if divergent:
         fixed = detect_separation(data.x, data.successes, data.trials, large)
         if fixed.coefficients:
@@ -478,8 +482,9 @@ def separation_found(
         # (its finite variance penalizes it): a fixed effect diverging alone is the case above.
         return (), NO_SEPARATION
     # The coefficients the fit drove far run away with the variance (which ones a separating
-    # direction moves is not unique: the intercept trades with the random effects' mean).
-    moved = list(large)
+    # direction moves is not unique: the intercept trades with the random effects' mean), far
+    # as the variance's screen reads it.
+    moved = list(large_coefficients(data.x, beta, limit))
     where, variances, plural = within_groups_text(data, columns)
     names = ", ".join(data.fixed_names[j] for j in moved)
     what = [variances]

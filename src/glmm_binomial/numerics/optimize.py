@@ -123,9 +123,18 @@ class OptimizerControl:
         search moves beta anyway, so it stops once no coefficient moves by glm_tol);
         glm_max_halvings: how many times in a row it halves a step after which the
         log-likelihood fell (glm_newton).
-    separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), or some row's
-        x_i'beta lies beyond the link's value at log-odds -+this, the fit is checked for
-        separation of the response by the fixed-effects design.
+    separation_screen: when some row's random effect has an SD beyond this (log-odds), the
+        fit is checked for separation of the response by a grouping factor; on a Dask
+        DataFrame (whose search always starts at the GLM, far along any separating path) also
+        the fixed part's screen below.
+    fixed_separation_screen: when some |beta_j| * max |x_j| exceeds this (log-odds), or some
+        row's x_i'beta lies beyond the link's value at log-odds -+this, the fit is checked for
+        separation of the response by the fixed-effects design (the linear programs decide;
+        the screen only spares them). Below the log-odds where a search that starts inside
+        (a refit from the fitted model's estimates, a given start) stops on a separating path:
+        its Newton decrement, about the separated rows' probabilities, falls below
+        decrement_tol 1e-6 at log-odds near -+13 and beyond (fuzz_separation.py --warm: 11.4
+        to 18.7 at the row furthest out, which a screen at 20 missed).
     column_runaway_screen: a random-effect column whose rows the groups separate (the rest
         of its term's rows not) has no finite SD estimate when that SD times the column's
         largest |z| exceeds this (log-odds): the separated rows are then fitted as with an
@@ -212,6 +221,7 @@ class OptimizerControl:
     boundary_tol: float = 1e-4
     glm_tol: float = 1e-3
     separation_screen: float = 20.0
+    fixed_separation_screen: float = 10.0
     column_runaway_screen: float = 1e3
     basin_starts: bool = True
     singular_restart: bool = True

@@ -3,9 +3,18 @@
 Replicate r simulates a response from the fitted model (new random effects) with its own
 generator numpy.random.default_rng(SeedSequence(seed).spawn(n_boot)[r]) and refits the model
 from the estimates. Every replicate depends on its own seed only, so the output is the same bit
-for bit whatever the number of worker processes. A refit that fails (the optimizer does not
-converge, a non-finite deviance, a fixed effect running away, an error) is counted and listed,
-and its row is NaN; percentiles use the successful replicates.
+for bit whatever the number of worker processes.
+
+A replicate whose fast refit fails or whose fixed effects run away is refitted by the fit's
+method, whose separation check finds the limit: a simulated response separated by the fixed
+effects alone (some rows left mixed, every random-effect SD estimable) whose fit verified its
+end along the other directions is kept, its diverging coefficients at -+inf (no finite
+estimate: the sign of the path) and every other parameter at the limit (the fit of the rows
+left mixed), so that percentile intervals reach -+inf where a share of the replicates diverges
+rather than leaving them out (lme4's bootMer keeps glmer's stopping point along the path
+instead). A refit that still fails (the optimizer does not converge, a non-finite deviance, a
+random-effect SD without an estimate, an error) is counted and listed, and its row is NaN;
+percentiles use the other replicates.
 """
 
 from __future__ import annotations
@@ -19,7 +28,15 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from glmm_binomial.arguments import fraction, positive_int
-from glmm_binomial.model.separation import looks_divergent
+from glmm_binomial.methods.base import Method
+from glmm_binomial.methods.estimates import FitOutput
+from glmm_binomial.model.data import ModelData
+from glmm_binomial.model.separation import (
+    DEFAULT_CONTROL,
+    looks_divergent,
+    no_separation_certificate,
+    separation_possible,
+)
 from glmm_binomial.numerics import blas
 from glmm_binomial.numerics.seeds import seed_sequence
 from glmm_binomial.parallel import check_start_method, contiguous_pieces, map_pieces
@@ -30,9 +47,11 @@ from glmm_binomial.results.parameters import all_parameters, covariance_values
 from glmm_binomial.results.simulate import (
     FastRefit,
     fast_refit,
+    in_fit_order,
     prepare_fast_refit,
     refit,
     simulate_successes,
+    with_response,
 )
 
 FloatArray = NDArray[np.float64]
@@ -48,12 +67,14 @@ run away (separation in the simulated response)."""
 @dataclass(frozen=True)
 class BootstrapResult:
     """Replicates (one row per replicate, NaN where the refit failed), the original
-    estimates, and the failures as (replicate, message)."""
+    estimates, the failures as (replicate, message) and the replicates kept at a separation
+    limit (their diverging coefficients -+inf)."""
 
     replicates: pd.DataFrame
     estimates: pd.Series
     failures: tuple[tuple[int, str], ...]
     seed: Any
+    separated: tuple[int, ...] = ()
 
     @property
     def n_boot(self) -> int:
@@ -62,6 +83,11 @@ class BootstrapResult:
     @property
     def n_failed(self) -> int:
         return len(self.failures)
+
+    @property
+    def n_separated(self) -> int:
+        """Replicates separated by the fixed effects, kept at the limit (-+inf coefficients)."""
+        return len(self.separated)
 
     def confint(self, conf_level: float = 0.95, *, level: float | None = None) -> pd.DataFrame:
         """Percentile intervals (lower, upper) of every column at `conf_level` (level: its
@@ -77,7 +103,7 @@ class BootstrapResult:
     def __repr__(self) -> str:
         return (
             f"<BootstrapResult: {self.n_boot} replicates, {self.n_failed} failed refits, "
-            f"seed {self.seed!r}>"
+            f"{self.n_separated} separated (coefficients at -+inf), seed {self.seed!r}>"
         )
 
 
@@ -125,26 +151,48 @@ def bootstrap(
     positive_int(n_jobs, "n_jobs")
     if statistic is not None and not callable(statistic):
         raise ValueError("statistic must be a function of a GLMMResult")
+    method = result.method_object
+    if method.posterior:
+        raise ValueError(
+            f"the parametric bootstrap refits by maximum likelihood; method {method.name!r} "
+            "fits a posterior, whose draws or intervals give the uncertainty"
+        )
     sequence = seed_sequence(seed)
     children = sequence.spawn(int(n_boot))
-    plan = prepare_fast_refit(result)
+    # Laplace: the fast refit (BFGS whitened by the fit's Hessian); other methods (AGQ) refit
+    # in full from the estimates.
+    plan = prepare_fast_refit(result) if result.method == "laplace" else None
     estimates = all_parameters(result)
     names = list(estimates.index)
     check_start_method(start_method)
-    task = _Task(plan, names, result if statistic is not None else None, statistic, start_method)
+    fit = result.fit_output
+    task = _Task(
+        plan,
+        plan.model if plan is not None else result.model,
+        fit.theta.copy(),
+        fit.beta.copy(),
+        names,
+        result if statistic is not None else None,
+        statistic,
+        method,
+        start_method,
+    )
     stat_names: list[str] | None = None
     if statistic is not None:
         stat_names = _statistic_names(statistic(result))
 
     rows: list[FloatArray] = [np.empty(0)] * int(n_boot)
     failures: list[tuple[int, str]] = []
+    separated: list[int] = []
     chunks = contiguous_pieces(list(enumerate(children)), int(n_jobs), largest=50)
     bar = progress_bar(int(n_boot), progress, "bootstrap", "refit")
     try:
         for chunk_result in map_pieces(_replicates, task, chunks, int(n_jobs), task.start_method):
             for index, values, message in chunk_result:
                 rows[index] = values
-                if message:
+                if message == SEPARATED:
+                    separated.append(index)
+                elif message:
                     failures.append((index, message))
                 if bar is not None:
                     bar.update(1)
@@ -159,16 +207,26 @@ def bootstrap(
     if statistic is not None and stat_names:
         original = _statistic_values(statistic(result), len(stat_names))
         estimates = pd.concat([estimates, pd.Series(original, index=stat_names)])
-    return BootstrapResult(replicates, estimates, tuple(sorted(failures)), sequence.entropy)
+    return BootstrapResult(
+        replicates, estimates, tuple(sorted(failures)), sequence.entropy, tuple(sorted(separated))
+    )
 
 
 @dataclass(frozen=True)
 class _Task(Generic[R]):
-    plan: FastRefit
+    plan: FastRefit | None
+    model: ModelData  # the model simulated from and refitted (plan.model with a plan)
+    theta: FloatArray
+    beta: FloatArray
     names: list[str]
     result: R | None
     statistic: Callable[[R], Any] | None
+    method: Method
     start_method: str | None = None
+
+
+SEPARATED = "separated"
+"""_one_replicate's message for a replicate kept at a separation limit."""
 
 
 def _replicates(
@@ -184,28 +242,65 @@ def _replicates(
 
 
 def _one_replicate(task: _Task, rng: np.random.Generator) -> tuple[FloatArray, str]:
-    """Values of one replicate and "" (or NaN and the reason it failed)."""
-    plan = task.plan
-    model = plan.model
+    """Values of one replicate and "" (SEPARATED when kept at a separation limit; NaN and the
+    reason it failed)."""
+    plan, model = task.plan, task.model
     try:
-        y = simulate_successes(model, plan.theta, plan.beta, rng)
+        y = simulate_successes(model, task.theta, task.beta, rng)
         if task.statistic is not None:
             assert task.result is not None
-            refitted = refit(task.result, y)
-            theta, beta = refitted.fit_output.theta, refitted.fit_output.beta
-            ok, message = refitted.converged, "; ".join(refitted.warnings) or "did not converge"
+            refitted = refit(task.result, y if plan is None else in_fit_order(plan, y))
             extra = _statistic_values(task.statistic(refitted), None)
-        else:
-            theta, beta, _, ok, message = fast_refit(plan, y)
-            extra = np.empty(0)
-        if ok and looks_divergent(model, beta, SEPARATION_SCREEN):
-            ok, message = False, "fixed effects diverge (separation in the simulated response)"
-        if not ok:
-            return np.empty(0), f"refit failed: {message}"
-        values = np.concatenate([covariance_values(model, theta), beta, extra])
-        return values, ""
+            return _fitted_values(model, refitted.fit_output, extra)
+        if plan is not None:
+            theta, beta, _, ok, _ = fast_refit(plan, y)
+            if (
+                ok
+                and not looks_divergent(model, beta, SEPARATION_SCREEN)
+                and not _separable(model, y)
+            ):
+                return np.concatenate([covariance_values(model, theta), beta]), ""
+            # The full fit's separation check tells a limit from a failure. (The fast refit
+            # stops on a separating path where the gradient falls below its tolerance, a
+            # logit coefficient near -15: short of any screen, so the response is checked.)
+        output = task.method.fit(with_response(model, y), start=(task.theta, task.beta))
+        return _fitted_values(model, output, np.empty(0))
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
         return np.empty(0), f"refit failed: {type(error).__name__}: {error}"
+
+
+def _separable(model: ModelData, successes: FloatArray) -> bool:
+    """Whether the fixed effects may separate the simulated response: an evenly spaced
+    sample of the rows is separable (separation_possible) and, on more rows than that sample,
+    no_separation_certificate does not hold for all of them."""
+    x, trials = model.x, model.trials
+    if not separation_possible(x, successes, trials):
+        return False
+    if model.n_obs <= DEFAULT_CONTROL.sample_rows:
+        return True
+    return not no_separation_certificate(x, successes, trials)
+
+
+def _fitted_values(
+    model: ModelData, output: FitOutput, extra: FloatArray
+) -> tuple[FloatArray, str]:
+    """A full refit's values and message (see _one_replicate)."""
+    beta = output.beta.copy()
+    if output.limit_verified:
+        diverging = list(output.diverging)
+        beta[diverging] = np.copysign(np.inf, beta[diverging])
+        message = SEPARATED
+    elif not output.converged:
+        return np.empty(0), "refit failed: " + (
+            "; ".join(map(str, output.warnings)) or "did not converge"
+        )
+    elif looks_divergent(model, beta, SEPARATION_SCREEN):
+        return np.empty(
+            0
+        ), "refit failed: fixed effects diverge (separation in the simulated response)"
+    else:
+        message = ""
+    return np.concatenate([covariance_values(model, output.theta), beta, extra]), message
 
 
 def _statistic_names(value: Any) -> list[str]:

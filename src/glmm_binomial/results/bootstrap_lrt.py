@@ -5,7 +5,10 @@ Responses are simulated from the smaller model at its estimates (new random effe
 time), both models are refitted to each by their method from their own estimates, and the
 observed likelihood ratio is compared with the simulated ones: p = (1 + #{LRT* >= LRT}) /
 (1 + n), n the simulations whose two refits converged (Davison and Hinkley's estimate, as
-pbkrtest's PBtest). Each simulation has its own seed (spawned from `seed`), so the result is
+pbkrtest's PBtest). A refit separated by the fixed effects alone whose search converged along
+the other directions counts, its log-likelihood at the limit along the diverging path (the
+supremum the ratio compares, as anova's); one with a random-effect SD without an estimate
+does not. Each simulation has its own seed (spawned from `seed`), so the result is
 the same whatever the number of worker processes.
 """
 
@@ -162,7 +165,7 @@ def _simulations(
 
 def _one(task: _Task, child: np.random.SeedSequence) -> float:
     """The likelihood ratio of one response simulated from the small model (NaN where a refit
-    fails or does not converge)."""
+    fails or its log-likelihood is not the supremum: FitOutput.at_supremum)."""
     rng = np.random.default_rng(child)
     theta, beta = task.small_start
     successes = simulate_successes(task.small, theta, beta, rng)
@@ -172,7 +175,7 @@ def _one(task: _Task, child: np.random.SeedSequence) -> float:
             output = task.method.fit(with_response(model, successes), start=start)
         except (ValueError, ArithmeticError, np.linalg.LinAlgError):
             return math.nan
-        if not (output.converged and math.isfinite(output.loglik)):
+        if not (output.at_supremum and math.isfinite(output.loglik)):
             return math.nan
         logliks.append(output.loglik)
     return max(2.0 * (logliks[1] - logliks[0]), 0.0)

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.arguments import positive_int
 from glmm_binomial.family import log_binomial_coefficient
-from glmm_binomial.methods.laplace import LaplaceObjective
+from glmm_binomial.methods.laplace import LaplaceObjective, first_factor_order
 from glmm_binomial.methods.penalty import PenalizedObjective, bind_priors
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors
@@ -143,6 +143,8 @@ class FastRefit:
     max_iter: int = 500
     max_step: float = 2.0
     priors: Priors = NO_PRIORS  # a penalized fit's priors: the refits are penalized too
+    # model's row i is the fitted model's row order[i] (None: the same order), see in_fit_order
+    order: NDArray[np.intp] | None = None
     zero_start: float = 1e-3  # a variance at exactly zero starts here (optimize.off_boundary)
     boundary_tol: float = 1e-4  # a correlation this close to +-1 (structured) ...
     saturation_start: float = 1e-2  # ... starts this far inside its range
@@ -191,8 +193,20 @@ def prepare_fast_refit(result: ResultBase, step: float = 1e-4) -> FastRefit:
         transform = np.diag(1.0 / np.sqrt(np.abs(np.diag(hess))))
     # The rows sorted as the Laplace objective wants them (by the largest grouping factor), so
     # that each refit skips the sort; the simulated responses follow that order.
-    model = LaplaceObjective(result.model).data
-    return FastRefit(model, fit.theta.copy(), fit.beta.copy(), transform, priors=_priors(result))
+    order = first_factor_order(result.model)
+    model = result.model if order is None else result.model.take(order)
+    return FastRefit(
+        model, fit.theta.copy(), fit.beta.copy(), transform, priors=_priors(result), order=order
+    )
+
+
+def in_fit_order(plan: FastRefit, successes: FloatArray) -> FloatArray:
+    """Successes per row of plan.model in the fitted model's row order (for its refit)."""
+    if plan.order is None:
+        return successes
+    out = np.empty_like(successes)
+    out[plan.order] = successes
+    return out
 
 
 def _priors(result: ResultBase) -> Priors:
