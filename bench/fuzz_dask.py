@@ -22,7 +22,7 @@ its linear programs, which need every row) is not a difference. Where both fits 
 rounding of the sums moves: counted apart, not compared.
 
 The variational methods ("vb", "vb_meanfield") are swept too on four kinds' data (VARIATIONAL).
-A Dask refusal of a kind it does not implement (AGQ on vector effects, priors, structured
+A Dask refusal of a kind it does not implement (AGQ on vector effects, structured
 covariances, ...) is counted apart with its message. Exit status 1 when any case is a problem.
 """
 

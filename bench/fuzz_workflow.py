@@ -283,9 +283,13 @@ def make_case(
         args, bad = with_bad(
             rng, good, {"conf_level": BAD_LEVELS, "method": ["bogus", 3, "Wald "]}, p_bad
         )
-        # A profile interval of a coefficient with no finite estimate is unbounded on one side.
-        # (method None: a Laplace fit's default is the profile, as lme4's confint).
-        unbounded = bool(r.diverging) and args["method"] in ("profile", None)
+        # A profile interval of a coefficient with no finite estimate is unbounded on one side
+        # (method None: a maximum-likelihood fit's default is the profile, as lme4's confint),
+        # and a bootstrap interval of a coefficient reaches -+inf where enough replicates
+        # are separated (whatever the fit), their coefficients at -+inf.
+        unbounded = (bool(r.diverging) and args["method"] in ("profile", None)) or args[
+            "method"
+        ] == "boot"
         return Case(
             f"confint{args}", lambda: g.confint(r, **args), bad, method == "boot", (), unbounded
         )

@@ -21,7 +21,12 @@ from _dask_support import (  # noqa: E402
     local_client,
     parquet_parts,
 )
-from _simulate import one_level_all_failures, one_level_one_outcome  # noqa: E402
+from _simulate import (  # noqa: E402
+    one_level_all_failures,
+    one_level_one_outcome,
+    pure_groups_frame,
+    separated_frame,
+)
 from conftest import REFERENCE_DIR  # noqa: E402
 
 import glmm_binomial  # noqa: E402
@@ -609,3 +614,50 @@ def test_vb_warnings_as_in_memory(client) -> None:
         glmm_binomial.fit(formula, separated, method="vb_meanfield")
     with pytest.warns(SeparationWarning, match="possible separation.*not run on a Dask"):
         glmm_binomial.fit(formula, dd.from_pandas(separated, npartitions=3), method="vb_meanfield")
+
+
+@pytest.mark.parametrize(
+    ("formula", "kind", "priors", "method"),
+    [
+        # blme's default: a Wishart prior on each covariance (a boundary fit kept off zero).
+        ("y ~ x + f + (1 | g)", "intercept", "blme", "laplace"),
+        ("y ~ x + (1 + x | g)", "slope", {"cov": "wishart"}, "laplace"),
+        ("y ~ x + (1 | gi/h)", "nested", {"fixef": "normal(sd = 3)", "cov": "gamma"}, "laplace"),
+        ("y ~ x + f + (1 | g)", "intercept", {"fixef": "t(df = 7, scale = 2.5)"}, "agq"),
+    ],
+)
+def test_a_posterior_mode_equals_the_in_memory_one(client, formula, kind, priors, method):
+    """priors= on a Dask DataFrame (they were refused): the deviance plus the prior deviance
+    summed over the partitions, the priors bound to the internal columns as in memory."""
+    frame = simulate(4, kind=kind)
+    options = {"priors": priors, "method": method}
+    if method == "agq":
+        options["n_agq"] = 5
+    memory = glmm_binomial.fit(formula, frame, **options)
+    fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=3), **options)
+    assert fitted.converged and memory.converged
+    assert fitted.penalized and fitted.priors == memory.priors
+    assert fitted.prior_deviance == pytest.approx(memory.prior_deviance, rel=1e-7)
+    assert_same_fit(memory, fitted, se_rtol=1e-4)
+    assert fitted.opt_summary.objective == memory.opt_summary.objective
+    assert "prior deviance" in fitted.opt_summary.objective
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_priors_keep_separated_and_boundary_fits_finite_as_in_memory(client):
+    """The reason for priors: a fixed-effect prior gives the separated coefficient a finite
+    mode (the GLM start too, penalized over the partitions), a covariance prior keeps a
+    variance that groups separate finite; the same numbers as in memory."""
+    control = OptimizerControl(glm_max_iter=25)
+    cases = [
+        (separated_frame(), "y ~ x + f + (1 | g)", {"fixef": "t(df = 7, scale = 2.5)"}),
+        (pure_groups_frame(), "y ~ x + (1 | g)", {"cov": "gamma(shape = 2, rate = 0.5)"}),
+    ]
+    for frame, formula, priors in cases:
+        memory = glmm_binomial.fit(formula, frame, priors=priors, control=control)
+        fitted = glmm_binomial.fit(
+            formula, dd.from_pandas(frame, npartitions=2), priors=priors, control=control
+        )
+        assert not memory.diverging and not fitted.diverging
+        assert fitted.converged == memory.converged
+        assert_same_fit(memory, fitted, estimate_atol=1e-5)

@@ -245,3 +245,45 @@ def test_a_separated_fits_finite_coefficient_has_the_mixed_rows_profile():
     ours = profile_confint(fit, which=["z", "sd_(Intercept)|g"])
     theirs = profile_confint(mixed, which=["z", "sd_(Intercept)|g"])
     np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("n_agq", [5, 25])
+def test_an_agq_fit_is_profiled_on_its_own_deviance_as_lme4(n_agq):
+    """lme4's confint(method = "profile") of an nAGQ > 1 fit profiles the AGQ deviance (they
+    were refused here): agq_profile.json, to 3e-6 (lme4 1.1-31)."""
+    reference = next(f for f in load_reference("agq_profile")["fits"] if f["nAGQ"] == n_agq)
+    fit = g.fit(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        g.datasets.load("cbpp"),
+        method="agq",
+        n_agq=n_agq,
+    )
+    table = fit.confint()
+    assert list(table.index[1:]) == reference["parameter"][1:]
+    np.testing.assert_allclose(table["lower"], reference["lower"], atol=3e-6)
+    np.testing.assert_allclose(table["upper"], reference["upper"], atol=3e-6)
+    # Not the Laplace profile (its SD interval ends 0.346 and 1.100).
+    laplace = g.fit_model(fit.model)
+    assert abs(laplace.confint(which=["sd_(Intercept)|herd"])["upper"].iloc[0] - 1.1107) > 5e-3
+
+
+def test_an_agq_fit_is_not_profiled_over_a_reordered_correlation():
+    """A correlation other than that of a block's first two terms is profiled on a copy with
+    the terms reordered; AGQ's product rule depends on that order, so for an AGQ fit it is
+    refused (the others are profiled)."""
+    rng = np.random.default_rng(3)
+    n_groups, per = 30, 12
+    groups = np.repeat(np.arange(n_groups), per)
+    a, b = rng.normal(size=(2, groups.size))
+    u = rng.normal(scale=[0.8, 0.5, 0.4], size=(n_groups, 3))[groups]
+    eta = -0.2 + 0.5 * a + u[:, 0] + u[:, 1] * a + u[:, 2] * b
+    frame = pd.DataFrame(
+        {"y": rng.random(groups.size) < 1 / (1 + np.exp(-eta)), "a": a, "b": b, "g": groups}
+    )
+    fit = g.fit("y ~ a + (1 + a + b | g)", frame, method="agq", n_agq=2)
+    with pytest.raises(ValueError, match=r"no profile of cor_b.\(Intercept\)\|g.*AGQ"):
+        profile_confint(fit, which=["cor_b.(Intercept)|g"])
+    with pytest.raises(ValueError, match="reordered"):
+        fit.confint()
+    first = profile_confint(fit, which=["cor_a.(Intercept)|g"])
+    assert first.shape == (1, 2)

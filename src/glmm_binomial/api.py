@@ -299,9 +299,9 @@ def available_methods() -> tuple[str, ...]:
 
 
 def refuse_on_dask(formula: str, method: Method, family: Family = BINOMIAL_DEFAULT) -> None:
-    """ValueError for what the Dask fit does not do: priors (a posterior-mode fit), structured
-    covariance terms (ar1, cs, diag), the beta-binomial family and the binomial's log link
-    (whose bound mu <= 1 the Dask fit does not check) are fitted in memory only."""
+    """ValueError for what the Dask fit does not do: structured covariance terms (ar1, cs,
+    diag), the beta-binomial family and the binomial's log link (whose bound mu <= 1 the Dask
+    fit does not check) are fitted in memory only."""
     advice = "fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
     # Before any pass over the data (the method's checks on the rows come after the learning
     # pass): a method that does not fit the family says so first.
@@ -311,9 +311,6 @@ def refuse_on_dask(formula: str, method: Method, family: Family = BINOMIAL_DEFAU
             f"family={family.name!r} with link={family.link!r} is not available for a Dask "
             f"DataFrame (the binomial with the logit, probit, cloglog or cauchit link); {advice}"
         )
-    priors = getattr(method, "priors", None)
-    if priors is not None and not priors.empty:
-        raise ValueError(f"priors are not available for a Dask DataFrame; {advice}")
     if isinstance(formula, str):
         from glmm_binomial.model.formula import parse_formula
 

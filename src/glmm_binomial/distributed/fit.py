@@ -4,9 +4,10 @@ The Laplace (and one-factor AGQ) deviance, its exact gradient and the fixed-effe
 are sums over the levels of the outermost grouping factor when every other grouping factor is
 nested in it: the matrix H of the mode search is block diagonal over those levels. So the rows
 are shuffled once so that each partition holds whole levels of that factor; each partition
-becomes a ModelData with the method's own objective (``method.objective(rows)``), which stays
-in the memory of a Dask worker (nested.py); every evaluation asks the partitions for their
-share and sums the answers in partition order on the client, where
+becomes a ModelData with the method's own objective (``method.likelihood_objective(rows)``),
+which stays in the memory of a Dask worker (nested.py); every evaluation asks the partitions
+for their share and sums the answers in partition order on the client (adding the priors'
+deviance once, for a posterior-mode fit), where
 ``optimize.minimize_deviance`` runs unchanged. The numerics are those of methods/; this
 package only moves arrays and adds. Grouping factors crossed with the partitioning one
 (Laplace) are handled by crossed.py (their random effects solved for on the client through a
@@ -94,6 +95,13 @@ from glmm_binomial.methods.estimates import FitOutput, final_checks, require_fin
 from glmm_binomial.methods.laplace import LOGLIK_LABEL, Laplace, fit_output
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.options import FitOptions, fit_options
+from glmm_binomial.methods.penalty import (
+    PenalizedObjective,
+    Penalty,
+    bind_priors,
+    penalized_glm,
+    with_penalty,
+)
 from glmm_binomial.methods.scaling import check_in_user_units, to_user
 from glmm_binomial.methods.structured_vb import VariationalBayes
 from glmm_binomial.methods.variational import MeanFieldVB
@@ -413,6 +421,15 @@ def _maximum_likelihood(
     modes, the separation check, and back to the user's units (as LikelihoodMethod.fit)."""
     started = time.perf_counter()
     control = method.control
+    # Priors in the user's units, bound to the internal columns as in memory (LikelihoodMethod
+    # .fit); the posterior mode is searched on the deviance plus the prior deviance.
+    maps = None if start.scaling.is_identity else start.scaling
+    penalty = bind_priors(
+        method.priors,
+        surrogate,
+        None if maps is None else maps.fixed,
+        None if maps is None else maps.blocks,
+    )
     beta, info_factor = glm_start(partitions, start.beta, control)
     blocks = surrogate.blocks
     n_levels, ks = [b.n_levels for b in blocks], [b.k for b in blocks]
@@ -430,14 +447,29 @@ def _maximum_likelihood(
         # (as the in-memory fits: Laplace's does, AGQ's uses the GLM's).
         information = objective.fixed_information if first.has_fixed_information else None
     theta, factor, curvature = theta_start(partitions, surrogate, beta, control)
+    begin = StartPoint(
+        theta, conditional_beta(beta, factor, start.offset_part), info_factor, curvature
+    )
+    deviance_and_gradient = objective.deviance_and_gradient
+    name = method.name
+    if penalty is not None:
+        deviance_and_gradient = PenalizedObjective(objective, penalty).deviance_and_gradient
+        name = f"{method.name} + prior deviance"
+        if information is not None:
+            information = _penalized_information(information, penalty)
+        if penalty.fixef is not None:
+            # As penalized_start in memory: beta from the GLM with the prior (the GLM's own
+            # runs to infinity under separation), theta as started.
+            beta, info_factor = penalized_glm(lambda b: glm_sums(partitions, b), penalty, control)
+            begin = StartPoint(theta, beta, info_factor)
 
     def search(point: StartPoint, ends: Sequence[Estimates] = ()) -> Estimates:
         return minimize_deviance(
             surrogate,
-            objective.deviance_and_gradient,
+            deviance_and_gradient,
             control,
             objective.counters,
-            method.name,
+            name,
             point,
             fixed_information=information,
             ends=ends,
@@ -461,9 +493,7 @@ def _maximum_likelihood(
         point = given_point(surrogate, control, theta, given, glm_information, lambda: info_factor)
         return search(point, ends)
 
-    initial = search(
-        StartPoint(theta, conditional_beta(beta, factor, start.offset_part), info_factor, curvature)
-    )
+    initial = search(begin)
     # The searches from other starts of the in-memory fit (a singular end of a vector term).
     estimates = better_of_basins(surrogate, control, initial, search_from)
     label, n_agq = LOGLIK_LABEL, 1
@@ -484,13 +514,15 @@ def _maximum_likelihood(
         ranef, ranef_cov = objective.conditional_effects(theta, beta, n_levels, ks, plan.crossed)
     else:
         ranef, ranef_cov = objective.conditional_effects(theta, beta, n_levels, ks)
-    # On the internal columns, as the in-memory fit checks them.
+    # On the internal columns, as the in-memory fit checks them; a fixed effect with a proper
+    # prior has a finite posterior mode whatever the data, so it is not screened.
+    screened = beta if penalty is None else np.where(penalty.covered(), 0.0, beta)
     separation = separation_check(
         partitions,
         surrogate,
         start,
         theta,
-        beta,
+        screened,
         n_complete,
         control.separation_screen,
         control.column_runaway_screen,
@@ -507,8 +539,10 @@ def _maximum_likelihood(
         separation,
         n_agq,
     )
+    output = with_penalty(output, penalty)
     if not start.scaling.is_identity:
         output = to_user(surrogate, start.scaling, output)
+        user_check: Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
         if isinstance(objective, CrossedObjective):
             user_check = CrossedObjective(
                 PinnedRunner(partitions, user=True),
@@ -518,8 +552,38 @@ def _maximum_likelihood(
             ).deviance_and_gradient
         else:
             user_check = objective.user_deviance_and_gradient
+        if penalty is not None:
+            # The priors bound to the user's columns (no maps), as the in-memory check's.
+            user_penalty = bind_priors(method.priors, surrogate)
+            assert user_penalty is not None
+            user_check = _penalized(user_check, user_penalty)
         output = check_in_user_units(output, user_check, control)
     return final_checks(output)  # as LikelihoodMethod.fit
+
+
+def _penalized(
+    deviance_and_gradient: Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]],
+    penalty: Penalty,
+) -> Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]:
+    """deviance_and_gradient plus the penalty's value and gradient."""
+
+    def penalized(theta: FloatArray, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        prior, p_theta, p_beta = penalty.value_and_gradient(theta, beta)
+        value, g_theta, g_beta = deviance_and_gradient(theta, beta)
+        return value + prior, g_theta + p_theta, g_beta + p_beta
+
+    return penalized
+
+
+def _penalized_information(
+    information: Callable[[FloatArray, FloatArray], FloatArray], penalty: Penalty
+) -> Callable[[FloatArray, FloatArray], FloatArray]:
+    """The fixed-effects information plus half the prior's curvature (PenalizedObjective's)."""
+
+    def penalized(theta: FloatArray, beta: FloatArray) -> FloatArray:
+        return np.asarray(information(theta, beta) + 0.5 * penalty.beta_curvature(beta))
+
+    return penalized
 
 
 def _add_row_ids(frame: pd.DataFrame, partition_info: dict[str, Any] | None = None) -> Any:

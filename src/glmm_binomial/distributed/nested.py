@@ -4,7 +4,8 @@ When every grouping factor is nested in the one the rows are shuffled on, each p
 whole levels of all of them and the matrix H of the mode search is block diagonal over the
 partitions: the deviance (Laplace, or one-factor AGQ), its exact gradient and the fixed-effects
 information are sums over the partitions. Each ModePartition keeps the method's objective
-(``method.objective(rows)``, exactly the in-memory one) with its warm start; NestedObjective on
+(``method.likelihood_objective(rows)``, exactly the in-memory one, without the priors' deviance,
+which the client adds once) with its warm start; NestedObjective on
 the client sums the partitions' answers in partition order, and optimize.minimize_deviance runs
 on it unchanged. Its calls that move a partition's warm start go through Partitions.advance
 (a new version per evaluation, runner.py); between evaluations a partition keeps its rows and
@@ -50,13 +51,13 @@ class ModePartition(Partition):
         user_data: ModelData | None = None,
     ) -> None:
         data = compact(data)
-        objective = method.objective(data)
+        objective = method.likelihood_objective(data)
         if getattr(objective, "data", data) is not data:
             # The objective keeps the rows in an order of its own (LaplaceObjective: sorted by
             # the first factor's levels, so that its sums are contiguous): store them once, in
             # that order and compactly, and let the objective use them as they are.
             data = compact(objective.data)
-            objective = method.objective(data)
+            objective = method.likelihood_objective(data)
         self.data = data
         self.keys = keys
         self.method = method
@@ -150,7 +151,7 @@ class ModePartition(Partition):
     ) -> tuple[float, FloatArray, FloatArray]:
         """The deviance and gradient on the user's own columns (scaling.check_in_user_units),
         by an objective used once."""
-        result: tuple[float, FloatArray, FloatArray] = self.method.objective(
+        result: tuple[float, FloatArray, FloatArray] = self.method.likelihood_objective(
             self.user_columns
         ).deviance_and_gradient(theta, beta)
         return result

@@ -1225,11 +1225,10 @@ class Agq(LikelihoodMethod):
         # change the approximation (n_agq = 1 is the Laplace approximation, which is).
         return self.n_agq == 1
 
-    def objective(self, model: ModelData) -> Any:
-        objective = AgqObjective(
+    def likelihood_objective(self, model: ModelData) -> Any:
+        return AgqObjective(
             model, self.n_agq, self.pirls_control, self.quadrature_control, self.control
         )
-        return self.penalized(objective, model)
 
     def fit_columns(
         self, model: ModelData, start: Start | None = None, penalty: Penalty | None = None

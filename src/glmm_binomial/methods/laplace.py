@@ -897,8 +897,8 @@ class Laplace(LikelihoodMethod):
     def centres_random(self) -> bool:
         return True
 
-    def objective(self, model: ModelData) -> Any:
-        return self.penalized(LaplaceObjective(model, self.pirls_control), model)
+    def likelihood_objective(self, model: ModelData) -> Any:
+        return LaplaceObjective(model, self.pirls_control)
 
     def fit_columns(
         self, model: ModelData, start: Start | None = None, penalty: Penalty | None = None

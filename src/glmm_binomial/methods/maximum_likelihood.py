@@ -13,6 +13,7 @@ What differs between the methods is their objective and the fit on given columns
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -57,11 +58,16 @@ class LikelihoodMethod(Method):
         invariant under that reparametrisation: Laplace is; a product quadrature rule is not
         rotation invariant)."""
 
-    @abstractmethod
     def objective(self, model: ModelData) -> Any:
         """The objective the method minimizes on `model`'s own columns, as an object with
         ``deviance_and_gradient(theta, beta)``: the deviance, plus the prior deviance of the
         method's priors when it has any (``penalized``)."""
+        return self.penalized(self.likelihood_objective(model), model)
+
+    @abstractmethod
+    def likelihood_objective(self, model: ModelData) -> Any:
+        """The method's deviance on `model`'s rows without any prior deviance: a Dask fit sums
+        it over the partitions and adds the priors' once."""
 
     def penalized(self, objective: Any, model: ModelData) -> Any:
         """`objective` plus the prior deviance of the method's priors on `model`'s columns (a
@@ -78,7 +84,12 @@ class LikelihoodMethod(Method):
 
     def check(self, model: ModelData, design: Any = None) -> None:
         super().check(model, design)
-        bind_priors(self.priors, model)  # ValueError when a prior does not fit the model
+        priors = self.priors
+        if model.n_obs == 0 and model.n_fixed == 0:
+            # A Dask fit's structure before its columns are known (names and blocks, no rows):
+            # the fixed-effect prior is bound once they are.
+            priors = dataclasses.replace(priors, fixef=None)
+        bind_priors(priors, model)  # ValueError when a prior does not fit the model
 
     def start_from(self, model: ModelData, start: Any) -> Start:
         """lme4's start for glmer: a mapping with "theta" (lme4's relative covariance factors,

@@ -17,6 +17,7 @@ vcov), the profile and the refits then all see the penalized objective.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -130,6 +131,10 @@ def bind_priors(
             f"priors: cov names grouping factor(s) {', '.join(map(repr, unknown))} not in the "
             f"model; its grouping factors: {', '.join(map(repr, sorted(groups)))}"
         )
+    if priors.fixef is not None and model.n_fixed == 0:
+        raise ValueError(
+            "priors: fixef gives a prior for the fixed effects, and the model has none"
+        )
     fixef = None if priors.fixef is None else priors.fixef.bind(model.n_fixed)
     cov = tuple(tuple(p.bind(b.k) for p in priors.for_group(b.group)) for b in model.blocks)
     return Penalty(model, fixef, cov, fixed_map, block_maps)
@@ -145,6 +150,8 @@ class PenalizedObjective:
         self.penalty = penalty
 
     def __getattr__(self, name: str) -> Any:
+        if name == "objective":  # not yet set (copy.copy builds the instance without __init__)
+            raise AttributeError(name)
         return getattr(self.objective, name)
 
     def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
@@ -179,19 +186,32 @@ def penalized_start(
     data: ModelData, control: OptimizerControl, penalty: Penalty | None, start: StartPoint
 ) -> StartPoint:
     """With a fixed-effect prior, beta of the start from the GLM with that prior (the GLM's
-    own may run to infinity under separation): Newton's method from beta = 0 on the penalized
-    GLM, with the prior's positive curvature (for the t, its EM weights). theta as given."""
+    own may run to infinity under separation): penalized_glm on data's rows. theta as given."""
     if penalty is None or penalty.fixef is None:
         return start
+    beta, info_factor = penalized_glm(
+        lambda beta: glm_value_information_score(data, beta), penalty, control
+    )
+    return StartPoint(start.theta, beta, info_factor)
 
-    def value_information_score(beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
-        value, info, score = glm_value_information_score(data, beta)
+
+def penalized_glm(
+    value_information_score: Callable[[FloatArray], tuple[float, FloatArray, FloatArray]],
+    penalty: Penalty,
+    control: OptimizerControl,
+) -> tuple[FloatArray, FloatArray]:
+    """Newton's method (glm_newton) from beta = 0 on the GLM with the penalty's fixed-effect
+    prior, given the GLM's log-likelihood, information and score at beta (sums over rows, in
+    memory or over a Dask fit's partitions), with the prior's positive curvature (for the t,
+    its EM weights): beta and the upper Cholesky factor of that information."""
+
+    def penalized(beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        value, info, score = value_information_score(beta)
         prior, grad = fixef_deviance_and_gradient(penalty, beta)
         information = info + 0.5 * penalty.beta_curvature(beta)
         return value - 0.5 * prior, information, score - 0.5 * grad
 
-    beta, info_factor = glm_newton(np.zeros(data.n_fixed), value_information_score, control)
-    return StartPoint(start.theta, beta, info_factor)
+    return glm_newton(np.zeros(penalty.model.n_fixed), penalized, control)
 
 
 def with_penalty(output: FitOutput, penalty: Penalty | None) -> FitOutput:

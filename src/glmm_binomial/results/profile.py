@@ -2,7 +2,8 @@
 
 Parameters are profiled on lme4's scale: the SD of each random-effect term, the correlation of
 each pair of terms in one block (`cor_<term_r>.<term_c>|<group>`), and the fixed effects. For a
-parameter held at a value v, the Laplace deviance is minimized over all the others; the
+parameter held at a value v, the fit's deviance (the Laplace approximation's, or AGQ's with the
+fit's n_agq, as lme4 profiles an nAGQ > 1 fit) is minimized over all the others; the
 interval is where the profiled deviance exceeds its minimum by at most the chi-square(1)
 quantile of the level, found by Brent's method on that difference. A profile that stays below
 the cut-off up to a boundary (an SD of 0, a correlation of -1 or 1) gives that boundary.
@@ -12,7 +13,8 @@ correlation matrix, L its Cholesky factor written in canonical partial correlati
 (-1, 1)): Lambda_t = D L is lower triangular, so theta follows directly. The first partial
 correlation is the correlation of the block's first two terms; a correlation of other terms is
 profiled on a copy of the model whose block lists those two terms first (the deviance depends
-on the covariance only, not on the order of the terms).
+on the covariance only, not on the order of the terms; not so AGQ's product rule, whose fits
+are not profiled over those correlations).
 
 The beta-binomial's dispersion phi is profiled as `phi` (on its own scale, held above
 ProfileControl.phi_lower; the deviance is evaluated at log phi, theta's tail).
@@ -391,8 +393,11 @@ def _targets(
 def _check(result: ResultBase, conf_level: float) -> None:
     if not isinstance(result, ResultBase):
         raise ValueError("result must be a GLMMResult")
-    if result.method != "laplace":
-        raise ValueError("profile intervals are computed for method='laplace' fits")
+    if result.method not in ("laplace", "agq"):
+        raise ValueError(
+            "profile intervals are computed for maximum-likelihood fits (method='laplace' or "
+            f"'agq'), not method {result.method!r}"
+        )
     fraction(conf_level, "conf_level")
     blocks = result.fit_output.separation.blocks
     if blocks:
@@ -414,7 +419,7 @@ def profile(
     which: Sequence[str] | str | None = None,
     control: ProfileControl | None = None,
 ) -> LikelihoodProfile:
-    """Profile the Laplace deviance of a fit over each parameter.
+    """Profile the deviance of a fit (Laplace or AGQ, its own) over each parameter.
 
     which: parameter names (lme4's: `sd_<term>|<group>`, `cor_<a>.<b>|<group>`, fixed-effect
     names, "phi" for the beta-binomial's dispersion), or "theta_" for all covariance
@@ -455,6 +460,17 @@ def profile(
                 else f"which names no parameter; known: {', '.join(names)}"
             )
         chosen = [t for t in targets if t.name in wanted]
+    if not getattr(result.method_object, "centres_random", True):
+        # A product quadrature rule (AGQ with n_agq > 1) depends on the order of a block's
+        # terms, and these correlations are profiled on a copy with its terms reordered.
+        reordered = [t.name for t in chosen if t.coords.model is not model]
+        if reordered:
+            raise ValueError(
+                f"no profile of {', '.join(reordered)} for an AGQ fit: a correlation other "
+                "than that of a block's first two terms is profiled with the terms reordered, "
+                "which changes the quadrature rule; profile the others (which=), or use Wald "
+                "intervals (confint(method='wald')) for these"
+            )
     # scipy.stats.chi2.ppf(conf_level, 1): the square of the normal quantile.
     cutoff = normal.quantile(0.5 + conf_level / 2.0) ** 2
 
