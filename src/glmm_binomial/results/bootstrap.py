@@ -63,6 +63,13 @@ SEPARATION_SCREEN = 20.0
 predictor beyond the link's value at these log-odds, is counted as failed: its fixed effects
 run away (separation in the simulated response)."""
 
+SEPARATION_CHECK = 8.0
+"""A fast refit whose coefficient moves the log-odds by more than this across its column, or
+with a row's fixed-effect predictor beyond the link's value at these log-odds, has its
+simulated response checked for separation (a full refit where it may be separated): its BFGS
+stops on a separating path where the rows' probabilities fall below its gradient tolerance,
+log-odds -+12 and beyond (the logit's; the probit's and cloglog's the same probabilities)."""
+
 
 @dataclass(frozen=True)
 class BootstrapResult:
@@ -254,15 +261,13 @@ def _one_replicate(task: _Task, rng: np.random.Generator) -> tuple[FloatArray, s
             return _fitted_values(model, refitted.fit_output, extra)
         if plan is not None:
             theta, beta, _, ok, _ = fast_refit(plan, y)
-            if (
-                ok
-                and not looks_divergent(model, beta, SEPARATION_SCREEN)
-                and not _separable(model, y)
-            ):
-                return np.concatenate([covariance_values(model, theta), beta]), ""
-            # The full fit's separation check tells a limit from a failure. (The fast refit
-            # stops on a separating path where the gradient falls below its tolerance, a
-            # logit coefficient near -15: short of any screen, so the response is checked.)
+            if ok and not looks_divergent(model, beta, SEPARATION_SCREEN):
+                # The fast refit stops on a separating path where its gradient falls below
+                # its tolerance, a logit coefficient near -12 to -16: past SEPARATION_CHECK,
+                # short of the screen, so such a response is checked.
+                if not looks_divergent(model, beta, SEPARATION_CHECK) or not _separable(model, y):
+                    return np.concatenate([covariance_values(model, theta), beta]), ""
+            # The full fit's separation check tells a limit from a failure.
         output = task.method.fit(with_response(model, y), start=(task.theta, task.beta))
         return _fitted_values(model, output, np.empty(0))
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
