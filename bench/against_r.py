@@ -10,7 +10,9 @@ is needed; a folder's R results are reused, so an interrupted run resumes) and b
 is a finding when our logLik is below the better R logLik by more than --tol (relative, at
 least absolute), or when we refuse data an R engine fitted; a refusal by lme4's own rule (no
 more observations than random effects, which glmer applies and glmmTMB does not) is counted
-apart. Where we are above both, the case is counted too: a peer stopping short.
+apart. Where we are above both, the case is counted too: a peer stopping short. A fit whose
+random-effect variance has no finite estimate (separation within groups: every engine stops
+somewhere along the diverging path, at a logLik that says how far) is counted apart.
 
 glmer's logLik for the probit and cloglog is another approximation (the expected information
 in the Laplace approximation; ours and glmmTMB's take the observed): those kinds are judged
@@ -96,6 +98,8 @@ def ours(kind: str, seed: int) -> dict[str, object]:
         "converged": bool(fit.converged),
         "singular": bool(fit.singular),
         "evaluations": int(fit.opt_summary.evaluations),
+        # A variance the groups separate has no optimum: logLik is a point on the path.
+        "variance_diverges": bool(fit.fit_output.separation.columns),
     }
 
 
@@ -132,7 +136,7 @@ def main() -> int:
             ["Rscript", str(HERE / "against_r.R"), str(manifest), str(r_out)], check=True
         )
         peers = read_peers(r_out)
-    records, findings, above, lme4_rule = [], 0, 0, 0
+    records, findings, above, lme4_rule, diverging = [], 0, 0, 0, 0
     for case in cases:
         name = str(case["name"])
         kind, seed = name.rsplit(":", 1)
@@ -160,6 +164,11 @@ def main() -> int:
             continue
         ll = float(mine["logLik"])  # type: ignore[arg-type]
         gap = best - ll
+        if mine.get("variance_diverges"):
+            # No optimum to compare: how far each engine follows the path is arbitrary.
+            diverging += 1
+            print(f"{name}: a variance diverges (separation within groups): not compared")
+            continue
         if gap > args.tol * max(1.0, abs(best)):
             findings += 1
             detail = {k: v.get("logLik") for k, v in r.items()}
@@ -174,7 +183,8 @@ def main() -> int:
         Path(args.json).write_text(json.dumps(records))
     print(
         f"{len(cases)} cases, {findings} below R or refused, {above} above the better R engine, "
-        f"{lme4_rule} refused by lme4's rule (observations <= random effects) that R fitted"
+        f"{lme4_rule} refused by lme4's rule (observations <= random effects) that R fitted, "
+        f"{diverging} whose variance diverges (not compared)"
     )
     return 1 if findings else 0
 

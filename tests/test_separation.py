@@ -706,3 +706,19 @@ def test_a_search_from_inside_reports_the_separation_it_stops_on(link, options):
     np.testing.assert_allclose(full.params.drop("fc"), mixed.params, atol=1e-4)
     np.testing.assert_allclose(full.bse.drop("fc"), mixed.bse, rtol=1e-3)
     np.testing.assert_allclose(full.theta, mixed.theta, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
+def test_a_fixed_separation_does_not_hide_the_groups_separation():
+    # bench/against_r.py slope:4031: fb separated by the fixed effects, and every group's
+    # rows by its intercept and slope. Only fb was reported, so the fit's end counted as a
+    # verified limit (limit_verified), its SDs of 5.3 and 34 shown as the limit's estimates.
+    frame = pd.read_csv(REFERENCE / "slope_fixed_and_group_separated.csv")
+    result = g.fit("y ~ x + f + (1 + x | g)", frame)
+    assert result.diverging == ["fb"]
+    assert result.fit_output.separation.columns == ((0, 0), (0, 1))
+    assert not result.limit_verified and not result.fit_output.at_supremum
+    assert "separation within groups" in result.warnings[0]
+    assert "(1 + x | g) has none either" in result.warnings[0]
+    with pytest.raises(ValueError, match="no profile"):
+        result.confint()

@@ -463,20 +463,24 @@ def separation_found(
         if fixed.coefficients:
             kind = "complete" if fixed.complete else "quasi-complete"
             names = ", ".join(data.fixed_names[j] for j in fixed.coefficients)
+            columns = _runaway_group_columns(data, theta, runaway, column_limit)
+            if not columns:
+                message = (
+                    f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
+                    "the reported values are points on a diverging path, not estimates"
+                )
+                return (FitWarning(message, SeparationWarning),), fixed
+            # The groups separate the rest as well (their variance runs away with the
+            # coefficients): neither has an estimate, and the search's end is no limit.
+            where, variances, _ = within_groups_text(data, columns)
             message = (
-                f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
-                "the reported values are points on a diverging path, not estimates"
+                f"{kind} separation: no finite maximum-likelihood estimate for {names}, and "
+                f"separation within groups: {where}, so {variances} has none either; the "
+                "reported values are points on a diverging path, not estimates"
             )
-            return (FitWarning(message, SeparationWarning),), fixed
-    grouped = detect_group_separation(data)
-    # A block separated as a whole runs away in some direction (reported whole, as any of its
-    # SDs does); a single separated column only when its own SD does, far.
-    far = () if column_limit is None else runaway_columns(data, theta, column_limit)
-    columns = tuple(
-        (t, c)
-        for t, c in grouped.columns
-        if (t in runaway and _whole(data, grouped.columns, t)) or (t, c) in far
-    )
+            both = Separation(fixed.complete, fixed.coefficients, columns, fixed.directions)
+            return (FitWarning(message, SeparationWarning),), both
+    columns = _runaway_group_columns(data, theta, runaway, column_limit)
     if not columns:
         # Without a variance running away, a random effect cannot follow a separating direction
         # (its finite variance penalizes it): a fixed effect diverging alone is the case above.
@@ -498,6 +502,25 @@ def separation_found(
         '"vb" keeps them finite)'
     )
     return (FitWarning(message, SeparationWarning),), Separation(False, tuple(moved), columns)
+
+
+def _runaway_group_columns(
+    data: ModelData, theta: FloatArray, runaway: tuple[int, ...], column_limit: float | None
+) -> tuple[tuple[int, int], ...]:
+    """The (block, column) pairs whose SD has no finite estimate (separation_found): those of
+    a block the groups separate as a whole and whose SD runs away (`runaway`), and a single
+    separated column whose own SD passes `column_limit` (None: never)."""
+    if not runaway and column_limit is None:
+        return ()
+    grouped = detect_group_separation(data)
+    # A block separated as a whole runs away in some direction (reported whole, as any of its
+    # SDs does); a single separated column only when its own SD does, far.
+    far = () if column_limit is None else runaway_columns(data, theta, column_limit)
+    return tuple(
+        (t, c)
+        for t, c in grouped.columns
+        if (t in runaway and _whole(data, grouped.columns, t)) or (t, c) in far
+    )
 
 
 def _whole(data: ModelData, columns: tuple[tuple[int, int], ...], t: int) -> bool:

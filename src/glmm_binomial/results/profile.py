@@ -395,8 +395,8 @@ def _check(result: ResultBase, conf_level: float) -> None:
         raise ValueError("result must be a GLMMResult")
     if result.method not in ("laplace", "agq"):
         raise ValueError(
-            "profile intervals are computed for maximum-likelihood fits (method='laplace' or "
-            f"'agq'), not method {result.method!r}"
+            "profile intervals are computed for method='laplace' or 'agq' fits (maximum "
+            f"likelihood), not method {result.method!r}"
         )
     fraction(conf_level, "conf_level")
     blocks = result.fit_output.separation.blocks
