@@ -42,6 +42,7 @@ bytes per row for y ~ x + (1 + x | g)), and the last conditional modes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -96,10 +97,11 @@ from glmm_binomial.methods.laplace import LOGLIK_LABEL, Laplace, fit_output
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.options import FitOptions, fit_options
 from glmm_binomial.methods.penalty import (
+    DevianceAndGradient,
     PenalizedObjective,
-    Penalty,
     bind_priors,
     penalized_glm,
+    plus_penalty,
     with_penalty,
 )
 from glmm_binomial.methods.scaling import check_in_user_units, to_user
@@ -453,10 +455,11 @@ def _maximum_likelihood(
     deviance_and_gradient = objective.deviance_and_gradient
     name = method.name
     if penalty is not None:
-        deviance_and_gradient = PenalizedObjective(objective, penalty).deviance_and_gradient
+        target = PenalizedObjective(objective, penalty)
+        deviance_and_gradient = target.deviance_and_gradient
         name = f"{method.name} + prior deviance"
         if information is not None:
-            information = _penalized_information(information, penalty)
+            information = target.fixed_information
         if penalty.fixef is not None:
             # As penalized_start in memory: beta from the GLM with the prior (the GLM's own
             # runs to infinity under separation), theta as started.
@@ -542,7 +545,7 @@ def _maximum_likelihood(
     output = with_penalty(output, penalty)
     if not start.scaling.is_identity:
         output = to_user(surrogate, start.scaling, output)
-        user_check: Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
+        user_check: DevianceAndGradient
         if isinstance(objective, CrossedObjective):
             user_check = CrossedObjective(
                 PinnedRunner(partitions, user=True),
@@ -556,34 +559,9 @@ def _maximum_likelihood(
             # The priors bound to the user's columns (no maps), as the in-memory check's.
             user_penalty = bind_priors(method.priors, surrogate)
             assert user_penalty is not None
-            user_check = _penalized(user_check, user_penalty)
+            user_check = functools.partial(plus_penalty, user_check, user_penalty)
         output = check_in_user_units(output, user_check, control)
     return final_checks(output)  # as LikelihoodMethod.fit
-
-
-def _penalized(
-    deviance_and_gradient: Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]],
-    penalty: Penalty,
-) -> Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]:
-    """deviance_and_gradient plus the penalty's value and gradient."""
-
-    def penalized(theta: FloatArray, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
-        prior, p_theta, p_beta = penalty.value_and_gradient(theta, beta)
-        value, g_theta, g_beta = deviance_and_gradient(theta, beta)
-        return value + prior, g_theta + p_theta, g_beta + p_beta
-
-    return penalized
-
-
-def _penalized_information(
-    information: Callable[[FloatArray, FloatArray], FloatArray], penalty: Penalty
-) -> Callable[[FloatArray, FloatArray], FloatArray]:
-    """The fixed-effects information plus half the prior's curvature (PenalizedObjective's)."""
-
-    def penalized(theta: FloatArray, beta: FloatArray) -> FloatArray:
-        return np.asarray(information(theta, beta) + 0.5 * penalty.beta_curvature(beta))
-
-    return penalized
 
 
 def _add_row_ids(frame: pd.DataFrame, partition_info: dict[str, Any] | None = None) -> Any:

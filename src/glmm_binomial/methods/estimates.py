@@ -102,13 +102,7 @@ class FitOutput:
         other direction: theta and the coefficients off the diverging directions are then the
         estimates of the path's limit (the maximum of the mixed rows' likelihood), though the
         fit as a whole is not converged."""
-        found = self.separation
-        return (
-            bool(found.coefficients)
-            and not found.complete
-            and not found.columns
-            and self.opt_summary.converged
-        )
+        return self.separation.by_fixed_effects_alone and self.opt_summary.converged
 
     @property
     def at_supremum(self) -> bool:
@@ -143,8 +137,7 @@ def without_redundant_convergence(output: FitOutput) -> FitOutput:
     categories = [getattr(w, "category", None) for w in output.warnings]
     if SeparationWarning not in categories:
         return output
-    found = output.separation
-    if found.coefficients and not found.columns and not found.complete:
+    if output.separation.by_fixed_effects_alone:
         return output
     kept = tuple(
         w for w, c in zip(output.warnings, categories, strict=True) if c is not ConvergenceWarning

@@ -163,14 +163,29 @@ class PenalizedObjective:
         self, theta: FloatArray, beta: FloatArray
     ) -> tuple[float, FloatArray, FloatArray]:
         """The penalized objective and its exact gradient in theta and beta."""
-        penalty, p_theta, p_beta = self.penalty.value_and_gradient(theta, beta)
-        value, g_theta, g_beta = self.objective.deviance_and_gradient(theta, beta)
-        return value + penalty, g_theta + p_theta, g_beta + p_beta
+        return plus_penalty(self.objective.deviance_and_gradient, self.penalty, theta, beta)
 
     def fixed_information(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
         """The objective's fixed-effects information plus half the prior's curvature."""
         info = self.objective.fixed_information(theta, beta)
         return np.asarray(info + 0.5 * self.penalty.beta_curvature(beta), dtype=np.float64)
+
+
+DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
+
+
+def plus_penalty(
+    deviance_and_gradient: DevianceAndGradient,
+    penalty: Penalty,
+    theta: FloatArray,
+    beta: FloatArray,
+) -> tuple[float, FloatArray, FloatArray]:
+    """deviance_and_gradient(theta, beta) plus the penalty's value and gradient there (a
+    function of (theta, beta): PenalizedObjective's, or a Dask fit's check in the user's
+    units)."""
+    prior, p_theta, p_beta = penalty.value_and_gradient(theta, beta)
+    value, g_theta, g_beta = deviance_and_gradient(theta, beta)
+    return value + prior, g_theta + p_theta, g_beta + p_beta
 
 
 def fixef_deviance_and_gradient(penalty: Penalty, beta: FloatArray) -> tuple[float, FloatArray]:

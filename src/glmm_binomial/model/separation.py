@@ -118,6 +118,12 @@ class Separation:
         return basis
 
     @property
+    def by_fixed_effects_alone(self) -> bool:
+        """Fixed-effect columns diverge, some rows stay mixed and every random-effect SD has
+        an estimate: the rest of the fit has a limit along the diverging path."""
+        return bool(self.coefficients) and not self.complete and not self.columns
+
+    @property
     def blocks(self) -> tuple[int, ...]:
         """The random-effect blocks with a column in ``columns``, in order."""
         return tuple(dict.fromkeys(t for t, _ in self.columns))

@@ -300,9 +300,8 @@ def _fitted_values(
             "; ".join(map(str, output.warnings)) or "did not converge"
         )
     elif looks_divergent(model, beta, SEPARATION_SCREEN):
-        return np.empty(
-            0
-        ), "refit failed: fixed effects diverge (separation in the simulated response)"
+        diverge = "fixed effects diverge (separation in the simulated response)"
+        return np.empty(0), f"refit failed: {diverge}"
     else:
         message = ""
     return np.concatenate([covariance_values(model, output.theta), beta, extra]), message
