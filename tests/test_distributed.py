@@ -573,6 +573,102 @@ def test_links_equal_in_memory_fit(
     )
 
 
+def beta_binomial_frame(
+    seed: int, kind: str = "intercept", phi: float = 4.0, n_groups: int = 40, per: int = 8
+) -> pd.DataFrame:
+    """Counts of 1 to 11 trials in n_groups groups (rows in random order), overdispersed as a
+    beta-binomial with dispersion phi (inf: binomial); x on a scale the fit centres and scales
+    internally; kind "slope" adds a random slope on x, "nested" a random intercept for h
+    within g."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per)
+    rng.shuffle(g)
+    n = g.size
+    x = 10.0 + 3.0 * rng.normal(size=n)
+    f = rng.choice(["a", "b", "c"], size=n)
+    h = rng.integers(0, 3, size=n)
+    eta = -0.3 + 0.2 * (x - 10.0) + 0.3 * (f == "b") + rng.normal(scale=0.8, size=n_groups)[g]
+    if kind == "slope":
+        eta = eta + rng.normal(scale=0.5, size=n_groups)[g] * (x - 10.0) / 3.0
+    if kind == "nested":
+        eta = eta + rng.normal(scale=0.6, size=(n_groups, 3))[g, h]
+    p = 1.0 / (1.0 + np.exp(-eta))
+    m = rng.integers(1, 12, size=n)
+    probability = rng.beta(p * phi, (1.0 - p) * phi) if np.isfinite(phi) else p
+    k = rng.binomial(m, probability)
+    labels = np.array([f"G{v:03d}" for v in range(n_groups)])
+    return pd.DataFrame({"k": k, "fail": m - k, "x": x, "f": f, "g": labels[g], "h": h})
+
+
+@pytest.mark.parametrize(
+    ("formula", "kind", "options"),
+    [
+        ("cbind(k, fail) ~ x + f + (1 | g)", "intercept", {}),
+        ("cbind(k, fail) ~ x + f + (1 | g)", "intercept", {"method": "agq", "n_agq": 5}),
+        ("cbind(k, fail) ~ x + (1 + x | g)", "slope", {"link": "cloglog"}),
+        ("cbind(k, fail) ~ x + (1 | g/h)", "nested", {"priors": {"cov": "gamma"}}),
+    ],
+)
+def test_a_beta_binomial_fit_equals_the_in_memory_one(client, formula, kind, options) -> None:
+    """family='betabinomial' on a Dask DataFrame (it was refused): the partitions' objectives
+    carry phi from theta, log phi starts from the rows' moments about the GLM summed over the
+    partitions (Family.start_moments), as in memory."""
+    frame = beta_binomial_frame(3, kind)
+    memory = glmm_binomial.fit(formula, frame, family="betabinomial", **options)
+    fitted = glmm_binomial.fit(
+        formula, dd.from_pandas(frame, npartitions=3), family="betabinomial", **options
+    )
+    assert fitted.converged and memory.converged
+    assert fitted.model.family.name == "betabinomial"
+    assert 1.0 < fitted.phi < 20.0
+    assert fitted.phi == pytest.approx(memory.phi, rel=1e-6)
+    assert_same_fit(memory, fitted, se_rtol=1e-4)
+    new = frame.iloc[:25]
+    np.testing.assert_allclose(
+        fitted.predict(new, type="response"), memory.predict(new, type="response"), atol=1e-8
+    )
+
+
+def test_a_beta_binomial_dispersion_at_its_limit_as_in_memory(client) -> None:
+    # Binomial counts: phi runs to its limit, where the fit reports it (a BoundaryWarning), on
+    # the partitions as in memory.
+    frame = beta_binomial_frame(5, phi=np.inf)
+    formula = "cbind(k, fail) ~ x + f + (1 | g)"
+    with pytest.warns(BoundaryWarning, match="dispersion is at its limit"):
+        memory = glmm_binomial.fit(formula, frame, family="betabinomial")
+    with pytest.warns(BoundaryWarning, match="dispersion is at its limit"):
+        fitted = glmm_binomial.fit(
+            formula, dd.from_pandas(frame, npartitions=3), family="betabinomial"
+        )
+    assert_same_fit(memory, fitted, se_rtol=1e-4)
+
+
+def test_a_beta_binomial_fit_refuses_what_it_cannot_fit_on_dask(client) -> None:
+    frame = beta_binomial_frame(5)
+    # Every row one trial: refused after the first pass, as in memory before the fit.
+    bernoulli = frame.assign(y=(frame["k"] > 0).astype(float))
+    with pytest.raises(ValueError, match="needs rows with more than one trial"):
+        glmm_binomial.fit("y ~ x + (1 | g)", bernoulli, family="betabinomial")
+    with pytest.raises(ValueError, match="needs rows with more than one trial"):
+        glmm_binomial.fit(
+            "y ~ x + (1 | g)", dd.from_pandas(bernoulli, npartitions=2), family="betabinomial"
+        )
+    # Crossed factors: the client's mode search would hold phi fixed.
+    with pytest.raises(ValueError, match="family='betabinomial' on a Dask DataFrame needs"):
+        glmm_binomial.fit(
+            "cbind(k, fail) ~ x + (1 | g) + (1 | h)",
+            dd.from_pandas(frame, npartitions=2),
+            family="betabinomial",
+        )
+    with pytest.raises(ValueError, match="link='log' is not available for a Dask"):
+        glmm_binomial.fit(
+            "cbind(k, fail) ~ x + (1 | g)",
+            dd.from_pandas(frame, npartitions=2),
+            family="betabinomial",
+            link="log",
+        )
+
+
 @pytest.mark.parametrize(("link", "value"), [("cloglog", 1), ("probit", 0)])
 def test_separation_with_other_links(client, link: str, value: int) -> None:
     # A level of f all successes (all failures): the fits stall on the diverging path with

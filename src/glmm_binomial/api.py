@@ -64,7 +64,7 @@ def fit(
     link: "logit" (default), "probit", "cloglog", "cauchit" or "log" (mu = e^eta <= 1 held).
     Maximum likelihood ("laplace", "agq", also with priors= and structured covariance terms)
     fits every family and link; "vb", "vb_meanfield" the binomial logit only, a Dask DataFrame
-    the binomial with any link but the log (the others are refused with a ValueError).
+    both families with any link but the log (the others are refused with a ValueError).
 
     method: "laplace" (maximum likelihood, Laplace approximation, as glmer nAGQ = 1), "agq"
     (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension,
@@ -300,16 +300,18 @@ def available_methods() -> tuple[str, ...]:
 
 def refuse_on_dask(formula: str, method: Method, family: Family = BINOMIAL_DEFAULT) -> None:
     """ValueError for what the Dask fit does not do: structured covariance terms (ar1, cs,
-    diag), the beta-binomial family and the binomial's log link (whose bound mu <= 1 the Dask
-    fit does not check) are fitted in memory only."""
+    diag) and the log link (whose bound mu <= 1 the Dask fit does not check) are fitted in
+    memory only (the beta-binomial with factors crossed with the outermost one too: refused
+    once the learning pass has found them)."""
     advice = "fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
     # Before any pass over the data (the method's checks on the rows come after the learning
     # pass): a method that does not fit the family says so first.
     method.check_family(family)
-    if family.name != "binomial" or family.link == "log":
+    if family.link == "log":
         raise ValueError(
             f"family={family.name!r} with link={family.link!r} is not available for a Dask "
-            f"DataFrame (the binomial with the logit, probit, cloglog or cauchit link); {advice}"
+            "DataFrame (the binomial and the beta-binomial with the logit, probit, cloglog or "
+            f"cauchit link); {advice}"
         )
     if isinstance(formula, str):
         from glmm_binomial.model.formula import parse_formula

@@ -298,6 +298,17 @@ class Family:
         self, eta: FloatArray, successes: FloatArray, trials: FloatArray
     ) -> FloatArray:
         """Starting values of the parameters given a GLM's linear predictor."""
+        return self.parameters_from_moments(self.start_moments(eta, successes, trials))
+
+    def start_moments(
+        self, eta: FloatArray, successes: FloatArray, trials: FloatArray
+    ) -> FloatArray:
+        """The sums over the rows that start_parameters reads (about a GLM's linear predictor
+        eta): sums over parts of the rows add up to the whole's (a Dask fit's partitions)."""
+        return np.zeros(0)
+
+    def parameters_from_moments(self, moments: FloatArray) -> FloatArray:
+        """start_parameters from start_moments' sums over all rows."""
         return np.zeros(0)
 
     # --- row functions (every family implements these) ---------------------------------------
@@ -1335,15 +1346,21 @@ class BetaBinomial(Family):
     def parameter_restarts(self) -> FloatArray:
         return np.array([np.log(BETABINOMIAL_START_PHI_LIMITS[1])])
 
-    def start_parameters(
+    def start_moments(
         self, eta: FloatArray, successes: FloatArray, trials: FloatArray
     ) -> FloatArray:
-        """log phi from the moments of the rows about the GLM's means:
-        E (k - m mu)^2 = m mu (1 - mu) (1 + (m - 1) rho), rho = 1 / (phi + 1)."""
+        """The sums of (k - m mu)^2 - m mu (1 - mu) and m mu (1 - mu) (m - 1) about the GLM's
+        means mu, whose ratio estimates rho (parameters_from_moments)."""
         mu = np.clip(self.functions.inverse(eta), 1e-8, 1.0 - 1e-8)
         variance = trials * mu * (1.0 - mu)
         excess = float(((successes - trials * mu) ** 2 - variance).sum())
         spread = float((variance * (trials - 1.0)).sum())
+        return np.array([excess, spread])
+
+    def parameters_from_moments(self, moments: FloatArray) -> FloatArray:
+        """log phi from the moments of the rows about the GLM's means:
+        E (k - m mu)^2 = m mu (1 - mu) (1 + (m - 1) rho), rho = 1 / (phi + 1)."""
+        excess, spread = float(moments[0]), float(moments[1])
         low, high = BETABINOMIAL_START_PHI_LIMITS
         rho = excess / spread if spread > 0 else 0.0
         phi = 1.0 / rho - 1.0 if rho > 0 else high

@@ -305,6 +305,14 @@ def _fit(
     )
     method.check(structure, design)
     crossed = crossed_terms(parsed, design.random_specs, learned.crossed_groups)
+    if crossed and family.n_parameters:
+        # The crossed objective's mode search on the client takes the family as it is, not
+        # at theta's parameters.
+        raise ValueError(
+            f"family={family.name!r} on a Dask DataFrame needs every grouping factor nested in "
+            "one outermost factor (random slopes allowed); with factors crossed with it, fit "
+            "the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
+        )
     plan = PartitionPlan(design, options, _partition_kind(method, crossed), crossed, family)
 
     # 2. Shuffle once on the partitioning factor; each partition becomes a ModelData and an
@@ -376,6 +384,11 @@ def _estimate(
     first = facts[0]
     all_names, log_constant = first.fixed_names, sum(f.log_binomial_constant for f in facts)
     start = first_passes(partitions, method, len(all_names), plan.family)
+    if start.bernoulli:
+        # The family's check on the rows (skipped on the rowless structure): every row one
+        # trial is what it can refuse (the beta-binomial's dispersion needs more).
+        one = np.ones(1)
+        plan.family.check_data(one, one)
     fixed_names = tuple(all_names[j] for j in start.kept)
     blocks = _blocks(plan.design, list(first.block_terms))
     info = result_design(plan.design, fixed_names, all_names, start)

@@ -175,6 +175,12 @@ class Partition:
         partition's own levels, with the keys that place them among all levels."""
         return self.keys, level_scores(self.data, beta)
 
+    def family_start_moments(self, beta: FloatArray) -> FloatArray:
+        """The family's start_moments about the GLM fit beta (the beta-binomial's for log phi;
+        empty for the binomial)."""
+        d = self.data
+        return d.family.start_moments(d.x @ beta + d.offset, d.successes, d.trials)
+
     def spreads(self) -> tuple[FloatArray, list[FloatArray]]:
         """The largest |x| of each column of X and |z| of each block's columns."""
         d = self.data

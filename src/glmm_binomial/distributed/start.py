@@ -169,7 +169,7 @@ def theta_start(
     and start_curvature's approximation of the curvature in theta (None without the moment
     start or control.approximate_theta_scale)."""
     if not control.moment_start:
-        return link_scaled_start(surrogate), 1.0, None
+        return family_start(partitions, surrogate, beta, link_scaled_start(surrogate)), 1.0, None
     theta = surrogate.theta_start()
     scores: list[tuple[FloatArray, FloatArray] | None] = [
         (np.zeros((b.n_levels, b.k)), np.zeros((b.n_levels, b.k)))
@@ -187,7 +187,22 @@ def theta_start(
     curvature = (
         start_curvature(surrogate, scores, theta) if control.approximate_theta_scale else None
     )
-    return theta, factor, curvature
+    return family_start(partitions, surrogate, beta, theta), factor, curvature
+
+
+def family_start(
+    partitions: Partitions, surrogate: ModelData, beta: FloatArray, theta: FloatArray
+) -> FloatArray:
+    """theta with the family's parameters (the beta-binomial's log phi) started as in memory
+    (numerics.optimize.start_point): from the moments of the rows about the GLM fit beta,
+    summed over the partitions in partition order."""
+    family = surrogate.family
+    if not family.n_parameters:
+        return theta
+    moments = sum(partitions.read("family_start_moments", beta=beta))
+    out = np.array(theta, dtype=np.float64)
+    out[surrogate.family_slice] = family.parameters_from_moments(moments)
+    return out
 
 
 def identifiability_stand_in(

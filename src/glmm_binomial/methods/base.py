@@ -84,7 +84,10 @@ class Method(ABC):
         be fitted to, and random-effect parameters the data cannot identify."""
         family = model.family
         self.check_family(family)
-        family.check_data(model.successes, model.trials)
+        if model.successes.size:
+            # A structure without its rows (a Dask fit's) has none to check: the Dask fit
+            # checks them after its first pass over the rows.
+            family.check_data(model.successes, model.trials)
         check_identifiable(model, term_texts(model, design))
 
     @abstractmethod
