@@ -310,12 +310,7 @@ def test_simulate_and_predict_go_through_the_structure(data: pd.DataFrame) -> No
     np.testing.assert_allclose(result.predict(new).to_numpy(), result.predict()[:12])
 
 
-def test_vb_and_dask_refuse_structured_terms(data: pd.DataFrame) -> None:
-    from glmm_binomial.api import refuse_on_dask
-    from glmm_binomial.methods.laplace import Laplace
-
-    with pytest.raises(ValueError, match="Dask"):
-        refuse_on_dask(FORMULA.format("ar1(timef + 0 | id)"), Laplace())
+def test_vb_refuses_structured_terms(data: pd.DataFrame) -> None:
     with warnings.catch_warnings(), pytest.raises(ValueError, match="structured covariance"):
         warnings.simplefilter("ignore")
         g.fit(FORMULA.format("ar1(timef + 0 | id)"), data, method="vb")

@@ -669,6 +669,62 @@ def test_a_beta_binomial_fit_refuses_what_it_cannot_fit_on_dask(client) -> None:
         )
 
 
+def longitudinal(ids: int) -> pd.DataFrame:
+    """tests/reference/longitudinal.csv's first `ids` ids of each arm (test_covariance_structures'
+    data), timef as labels, with z = 3 time + 7 (a column the fit would centre and scale)."""
+    data = pd.read_csv(REFERENCE_DIR / "longitudinal.csv")
+    data = data[(data["id"] - 1) % 200 < ids].reset_index(drop=True)
+    # Labels, as R's factor(timef) (digits as text would be read as numbers).
+    data["timef"] = "t" + data["timef"].astype(str)
+    data["id"] = data["id"].astype(str)
+    return data.assign(z=3.0 * data["time"] + 7.0)
+
+
+@pytest.mark.parametrize(
+    ("term", "options", "se_rtol"),
+    [
+        ("ar1(timef + 0 | id)", {}, 1e-4),
+        ("cs(timef + 0 | id)", {"priors": {"fixef": "normal(sd = 3)"}}, 1e-4),
+        # The Dask fit's Hessian by differences of the exact gradient, in memory the exact one;
+        # diag keeps z = 3 time + 7 uncentred (its own columns), which couples the intercept's
+        # SD with z's: SEs 1.3e-4 apart.
+        ("diag(1 + z | id)", {}, 1e-3),
+        ("diag(1 + z | id)", {"method": "agq", "n_agq": 3}, 1e-3),
+        ("ar1(timef + 0 | id)", {"family": "betabinomial"}, 1e-4),
+    ],
+)
+def test_structured_covariances_equal_the_in_memory_fit(
+    client, term: str, options, se_rtol: float
+) -> None:
+    """glmmTMB's structured terms on a Dask DataFrame (they were refused): the partitions'
+    blocks carry the term's structure, and a structured block keeps its own columns (no
+    internal centring or scaling, as in memory: a per-column scale would break ar1's common
+    SD), while X is still scaled."""
+    frame = longitudinal(30)
+    formula = f"cbind(k, n - k) ~ time + trt + {term}"
+    memory = glmm_binomial.fit(formula, frame, **options)
+    fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=3), **options)
+    assert memory.converged and fitted.converged
+    assert [b.covariance.name for b in fitted.model.blocks] == [term.split("(")[0]]
+    assert_same_fit(memory, fitted, se_rtol=se_rtol)
+    pd.testing.assert_frame_equal(fitted.varcorr, memory.varcorr, rtol=1e-5)
+
+
+def test_structured_covariances_refused_where_the_dask_fit_cannot_take_them(client) -> None:
+    frame = longitudinal(10).assign(site=lambda d: d["time"] % 2)
+    with pytest.raises(ValueError, match=r"structured covariance terms \(ar1\) on a Dask"):
+        glmm_binomial.fit(
+            "cbind(k, n - k) ~ time + ar1(timef + 0 | id) + (1 | site)",
+            dd.from_pandas(frame, npartitions=2),
+        )
+    with pytest.raises(ValueError, match="structured covariance"):
+        glmm_binomial.fit(
+            "cbind(k, n - k) ~ time + diag(1 + time | id)",
+            dd.from_pandas(frame, npartitions=2),
+            method="vb",
+        )
+
+
 @pytest.mark.parametrize(("link", "value"), [("cloglog", 1), ("probit", 0)])
 def test_separation_with_other_links(client, link: str, value: int) -> None:
     # A level of f all successes (all failures): the fits stall on the diverging path with

@@ -133,7 +133,7 @@ def fit(
     )
     chosen = make_family(family, link)
     if is_dask_frame(data):
-        refuse_on_dask(formula, options.method, chosen)
+        refuse_on_dask(options.method, chosen)
         if start is not None:
             raise ValueError("start= is not available for a Dask DataFrame")
         if contrasts is not None or subset is not None:
@@ -298,11 +298,12 @@ def available_methods() -> tuple[str, ...]:
     return method_names()
 
 
-def refuse_on_dask(formula: str, method: Method, family: Family = BINOMIAL_DEFAULT) -> None:
-    """ValueError for what the Dask fit does not do: structured covariance terms (ar1, cs,
-    diag) and the log link (whose bound mu <= 1 the Dask fit does not check) are fitted in
-    memory only (the beta-binomial with factors crossed with the outermost one too: refused
-    once the learning pass has found them)."""
+def refuse_on_dask(method: Method, family: Family = BINOMIAL_DEFAULT) -> None:
+    """ValueError, before any pass over the data, for what the Dask fit does not do: a method
+    that does not fit the family, and the log link (whose bound mu <= 1 the Dask fit does not
+    check), fitted in memory only. (The beta-binomial and structured covariance terms with
+    factors crossed with the outermost one are refused once the learning pass has found
+    them.)"""
     advice = "fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
     # Before any pass over the data (the method's checks on the rows come after the learning
     # pass): a method that does not fit the family says so first.
@@ -313,15 +314,6 @@ def refuse_on_dask(formula: str, method: Method, family: Family = BINOMIAL_DEFAU
             "DataFrame (the binomial and the beta-binomial with the logit, probit, cloglog or "
             f"cauchit link); {advice}"
         )
-    if isinstance(formula, str):
-        from glmm_binomial.model.formula import parse_formula
-
-        structured = [t.text for t in parse_formula(formula).random if t.structure != "us"]
-        if structured:
-            raise ValueError(
-                f"structured covariance terms ({', '.join(structured)}) are not available for a "
-                f"Dask DataFrame; {advice}"
-            )
 
 
 def is_dask_frame(data: Any) -> bool:

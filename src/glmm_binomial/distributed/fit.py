@@ -107,6 +107,7 @@ from glmm_binomial.methods.penalty import (
 from glmm_binomial.methods.scaling import check_in_user_units, to_user
 from glmm_binomial.methods.structured_vb import VariationalBayes
 from glmm_binomial.methods.variational import MeanFieldVB
+from glmm_binomial.model.covariance import Unstructured, make_structure
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo
 from glmm_binomial.model.formula import ParsedFormula, parse_formula
@@ -182,8 +183,9 @@ def fit_dask(
     as in memory. npartitions: partitions after the shuffle on the outermost grouping factor
     (None: as many as data has, merged down to one per PARTITION_ROWS rows but not below
     MIN_PARTITIONS; default_partitions). weights and offset must be column names. family: the
-    binomial with any link but the log (api.refuse_on_dask; the variational methods fit the
-    logit only). Every grouping factor must be nested in one outermost factor, or (Laplace)
+    binomial or the beta-binomial with any link but the log (api.refuse_on_dask; the
+    variational methods fit the binomial logit only). Every grouping factor must be nested in
+    one outermost factor, or (Laplace)
     crossed with it with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that
     rescales (methods.maximum_likelihood) is estimated on internally centred and scaled columns
     (chosen from the columns' moments combined over the partitions), mapped back exactly and
@@ -305,6 +307,16 @@ def _fit(
     )
     method.check(structure, design)
     crossed = crossed_terms(parsed, design.random_specs, learned.crossed_groups)
+    structured = [
+        b.covariance.name for b in structure.blocks if not isinstance(b.covariance, Unstructured)
+    ]
+    if crossed and structured:
+        # The crossed objective moves the client's modes with Lambda linear in theta.
+        raise ValueError(
+            f"structured covariance terms ({', '.join(structured)}) on a Dask DataFrame need "
+            "every grouping factor nested in one outermost factor; with factors crossed with "
+            "it, fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
+        )
     if crossed and family.n_parameters:
         # The crossed objective's mode search on the client takes the family as it is, not
         # at theta's parameters.
@@ -362,7 +374,8 @@ def _term_columns(design: DesignInfo) -> list[tuple[str, ...]]:
 
 
 def _blocks(design: DesignInfo, terms: list[tuple[str, ...]]) -> tuple[RandomBlock, ...]:
-    """The random blocks with the levels of the whole data set and no rows."""
+    """The random blocks with the levels of the whole data set and no rows, each with its
+    term's covariance structure."""
     return tuple(
         RandomBlock(
             ":".join(spec.term.group),
@@ -370,6 +383,7 @@ def _blocks(design: DesignInfo, terms: list[tuple[str, ...]]) -> tuple[RandomBlo
             np.zeros(0, dtype=np.intp),
             spec.levels,
             np.zeros((0, len(names))),
+            make_structure(spec.term.structure, names, spec.term.text),
         )
         for spec, names in zip(design.random_specs, terms, strict=True)
     )
@@ -383,14 +397,16 @@ def _estimate(
     facts: list[PartitionFacts] = partitions.read("facts")
     first = facts[0]
     all_names, log_constant = first.fixed_names, sum(f.log_binomial_constant for f in facts)
-    start = first_passes(partitions, method, len(all_names), plan.family)
+    blocks = _blocks(plan.design, list(first.block_terms))
+    start = first_passes(
+        partitions, method, len(all_names), plan.family, [b.covariance for b in blocks]
+    )
     if start.bernoulli:
         # The family's check on the rows (skipped on the rowless structure): every row one
         # trial is what it can refuse (the beta-binomial's dispersion needs more).
         one = np.ones(1)
         plan.family.check_data(one, one)
     fixed_names = tuple(all_names[j] for j in start.kept)
-    blocks = _blocks(plan.design, list(first.block_terms))
     info = result_design(plan.design, fixed_names, all_names, start)
     stand_in = identifiability_stand_in(start, blocks, n_complete)
     if stand_in is not None:

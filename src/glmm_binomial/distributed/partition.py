@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.methods.options import FitOptions
 from glmm_binomial.methods.scaling import ColumnMoments, Scaling, column_moments, to_internal
+from glmm_binomial.model.covariance import make_structure
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo, check_finite, response_counts
 from glmm_binomial.model.formula import r_names
@@ -307,7 +308,8 @@ def partition_rows(
         # The partition's levels are named by their positions among all levels (the labels
         # stay on the client).
         levels = tuple(present.tolist())
-        blocks.append(RandomBlock(":".join(term.group), tuple(names), local, levels, z))
+        structure = make_structure(term.structure, tuple(names), term.text)
+        blocks.append(RandomBlock(":".join(term.group), tuple(names), local, levels, z, structure))
         keys.append(present)
     data = ModelData(successes, trials, rows.x, o, tuple(fixed_names), tuple(blocks), family=family)
     return data, tuple(keys)

@@ -30,7 +30,7 @@ from glmm_binomial.methods.scaling import (
     choose_scaling_from_moments,
     combine_moments,
 )
-from glmm_binomial.model.covariance import Unstructured
+from glmm_binomial.model.covariance import CovarianceStructure, Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo, aliased_columns, rank_deficiency_warning
 from glmm_binomial.model.separation import (
@@ -72,12 +72,17 @@ class Start:
 
 
 def first_passes(
-    partitions: Partitions, method: Method, n_columns: int, family: Family = BINOMIAL_LOGIT
+    partitions: Partitions,
+    method: Method,
+    n_columns: int,
+    family: Family = BINOMIAL_LOGIT,
+    covariances: Sequence[CovarianceStructure] = (),
 ) -> Start:
     """Aliased columns dropped from every partition, the internal scaling chosen and applied to
     every partition (a LikelihoodMethod's: scaling.choose_scaling's rules, with the method's
-    control and centring of random columns; other methods fit the user's columns), and the
-    start of beta (on family's link)."""
+    control and centring of random columns, a block with a structured covariance among
+    `covariances`, one per block, kept on its own columns; other methods fit the user's
+    columns), and the start of beta (on family's link)."""
     sums: list[StartSums] = partitions.read("start_sums")
     r = np.vstack([part.r for part in sums])
     dropped = set(aliased_columns(r))
@@ -105,7 +110,7 @@ def first_passes(
             x_moments, mean=x_moments.mean[kept], m2=x_moments.m2[kept], ones=x_moments.ones[kept]
         )
         scaling = choose_scaling_from_moments(
-            x_moments, z_moments, method.control, method.centres_random
+            x_moments, z_moments, method.control, method.centres_random, covariances
         )
     else:
         # VB's priors are stated in the user's units: its columns are never rescaled.

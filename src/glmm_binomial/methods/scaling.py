@@ -30,7 +30,7 @@ Their columns are indicators of occasions, which need no rescaling.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.methods.estimates import FitOutput
-from glmm_binomial.model.covariance import Unstructured
+from glmm_binomial.model.covariance import CovarianceStructure, Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.covariance import LimitCovariance, transform_covariance
 from glmm_binomial.numerics.optimize import DevianceAndGradient, OptimizerControl
@@ -219,13 +219,21 @@ def choose_scaling_from_moments(
     blocks: list[ColumnMoments],
     limits: OptimizerControl,
     centre_random: bool = True,
+    covariances: Sequence[CovarianceStructure] = (),
 ) -> Scaling:
-    """choose_scaling from the columns' moments (of X and of each block's Z)."""
+    """choose_scaling from the columns' moments (of X and of each block's Z); covariances:
+    each block's structure (none given: unstructured), a structured one kept on its own
+    columns as choose_scaling keeps it."""
+    structured = [not isinstance(c, Unstructured) for c in covariances] or [False] * len(blocks)
     return Scaling(
         _moments_map(fixed, limits.fixed_scale_limit, limits.fixed_center_limit),
         tuple(
-            _moments_map(m, limits.random_scale_limit, limits.random_center_limit, centre_random)
-            for m in blocks
+            np.eye(len(m.mean))
+            if kept
+            else _moments_map(
+                m, limits.random_scale_limit, limits.random_center_limit, centre_random
+            )
+            for m, kept in zip(blocks, structured, strict=True)
         ),
     )
 
