@@ -32,6 +32,7 @@ from conftest import REFERENCE_DIR  # noqa: E402
 import glmm_binomial  # noqa: E402
 from glmm_binomial.diagnostics import (  # noqa: E402
     BoundaryWarning,
+    ConvergenceWarning,
     RankDeficiencyWarning,
     SeparationWarning,
 )
@@ -653,20 +654,62 @@ def test_a_beta_binomial_fit_refuses_what_it_cannot_fit_on_dask(client) -> None:
         glmm_binomial.fit(
             "y ~ x + (1 | g)", dd.from_pandas(bernoulli, npartitions=2), family="betabinomial"
         )
-    # Crossed factors: the client's mode search would hold phi fixed.
-    with pytest.raises(ValueError, match="family='betabinomial' on a Dask DataFrame needs"):
-        glmm_binomial.fit(
-            "cbind(k, fail) ~ x + (1 | g) + (1 | h)",
-            dd.from_pandas(frame, npartitions=2),
-            family="betabinomial",
-        )
-    with pytest.raises(ValueError, match="link='log' is not available for a Dask"):
-        glmm_binomial.fit(
-            "cbind(k, fail) ~ x + (1 | g)",
-            dd.from_pandas(frame, npartitions=2),
-            family="betabinomial",
-            link="log",
-        )
+    # Crossed factors: the client's mode search would hold phi fixed (and does not report
+    # rows at the log link's bound).
+    for options in ({"family": "betabinomial"}, {"link": "log"}):
+        with pytest.raises(ValueError, match="on a Dask DataFrame needs every grouping factor"):
+            glmm_binomial.fit(
+                "cbind(k, fail) ~ x + (1 | g) + (1 | h)",
+                dd.from_pandas(frame, npartitions=2),
+                **options,
+            )
+
+
+def rarer(frame: pd.DataFrame, seed: int, keep: float = 0.5) -> pd.DataFrame:
+    """frame with each success kept with probability `keep` (rates well below 1, where the
+    log link's fit is interior)."""
+    kept = np.random.default_rng(seed).random(len(frame)) < keep
+    return frame.assign(y=((frame["y"] == 1.0) & kept).astype(float))
+
+
+@pytest.mark.parametrize(
+    ("formula", "frame", "options"),
+    [
+        ("y ~ x + f + (1 | g)", lambda: rarer(simulate(5), 1), {}),
+        ("y ~ x + f + (1 | g)", lambda: rarer(simulate(5), 1), {"method": "agq", "n_agq": 5}),
+        ("y ~ x + (1 | gi/h)", lambda: rarer(simulate(7, kind="nested"), 3, 0.4), {}),
+        # Offsets 0 and -3: the least-squares start puts rows past eta = 0, so the GLM starts
+        # from the intercept alone inside the bound (optimize.feasible_glm_start).
+        ("y ~ x + (1 | g) + offset(o)", lambda: rarer(simulate(5), 1).assign(o=-3.0), {}),
+    ],
+)
+def test_the_log_link_equals_the_in_memory_fit(client, formula, frame, options) -> None:
+    """link='log' on a Dask DataFrame (it was refused): the GLM start steps inside eta <= 0
+    on the partitions' largest eta and room for a step (optimize.bounded_glm_newton), as in
+    memory."""
+    data = frame()
+    if "offset" in formula:
+        data.loc[data.index % 2 == 0, "o"] = 0.0
+    memory = glmm_binomial.fit(formula, data, link="log", **options)
+    fitted = glmm_binomial.fit(formula, dd.from_pandas(data, npartitions=3), link="log", **options)
+    assert memory.converged and fitted.converged
+    assert fitted.model.family.link == "log"
+    assert_same_fit(memory, fitted, se_rtol=1e-4)
+    assert np.max(fitted.predict(data, type="link")) < 0.0
+
+
+def test_the_log_links_active_constraint_is_reported_on_dask(client) -> None:
+    # test_family_fits' data: a group all successes puts its rows on mu = 1, where no mode is
+    # converged (laplace.link_bound_warning); the partitions count their rows at the bound.
+    # Both searches fail there, at different points (not estimates): not compared.
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})
+    frame["y"] = (rng.random(80) < 0.3).astype(float)
+    frame.loc[frame["g"] == 0, "y"] = 1.0
+    for data in (frame, dd.from_pandas(frame, npartitions=3)):
+        with pytest.warns(ConvergenceWarning, match=r"constraint mu = exp\(eta\) <= 1 is active"):
+            result = glmm_binomial.fit("y ~ x + (1 | g)", data, link="log")
+        assert not result.converged
 
 
 def longitudinal(ids: int) -> pd.DataFrame:

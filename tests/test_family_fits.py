@@ -509,14 +509,11 @@ def test_variational_bayes_refuses_other_links_and_families():
         _fit("cbpp", method="vb", family="betabinomial")
 
 
-def test_dask_frames_refuse_the_log_link():
-    # The other links, and the beta-binomial, are fitted on Dask (tests/test_distributed.py).
+def test_dask_frames_refuse_methods_that_fit_the_logit_only():
+    # Every family and link is fitted on Dask by the likelihood methods
+    # (tests/test_distributed.py).
     dd = pytest.importorskip("dask.dataframe")
     frame = dd.from_pandas(_data("cbpp"), npartitions=2)
-    with pytest.raises(ValueError, match="family='binomial' with link='log' is not available"):
-        g.fit(CBPP, frame, link="log")
-    with pytest.raises(ValueError, match="family='betabinomial' with link='log'.*Dask"):
-        g.fit(CBPP, frame, family="betabinomial", link="log")
     # Before a client is needed (no pass over the data).
     with pytest.raises(ValueError, match="method 'vb' fits the binomial family with the logit"):
         g.fit(CBPP, frame, link="probit", method="vb")

@@ -299,21 +299,11 @@ def available_methods() -> tuple[str, ...]:
 
 
 def refuse_on_dask(method: Method, family: Family = BINOMIAL_DEFAULT) -> None:
-    """ValueError, before any pass over the data, for what the Dask fit does not do: a method
-    that does not fit the family, and the log link (whose bound mu <= 1 the Dask fit does not
-    check), fitted in memory only. (The beta-binomial and structured covariance terms with
-    factors crossed with the outermost one are refused once the learning pass has found
-    them.)"""
-    advice = "fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
-    # Before any pass over the data (the method's checks on the rows come after the learning
-    # pass): a method that does not fit the family says so first.
+    """ValueError, before any pass over the data, for a method that does not fit the family
+    (the Dask fit takes every family and link the method does; the beta-binomial, the log
+    link and structured covariance terms with factors crossed with the outermost one are
+    refused once the learning pass has found them)."""
     method.check_family(family)
-    if family.link == "log":
-        raise ValueError(
-            f"family={family.name!r} with link={family.link!r} is not available for a Dask "
-            "DataFrame (the binomial and the beta-binomial with the logit, probit, cloglog or "
-            f"cauchit link); {advice}"
-        )
 
 
 def is_dask_frame(data: Any) -> bool:

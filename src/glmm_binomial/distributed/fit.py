@@ -93,7 +93,12 @@ from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.methods.agq import Agq, loglik_label, quadrature_tolerances
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput, final_checks, require_finite
-from glmm_binomial.methods.laplace import LOGLIK_LABEL, Laplace, fit_output
+from glmm_binomial.methods.laplace import (
+    LOGLIK_LABEL,
+    Laplace,
+    bound_reached_warning,
+    fit_output,
+)
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.options import FitOptions, fit_options
 from glmm_binomial.methods.penalty import (
@@ -317,13 +322,14 @@ def _fit(
             "every grouping factor nested in one outermost factor; with factors crossed with "
             "it, fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
         )
-    if crossed and family.n_parameters:
+    if crossed and (family.n_parameters or np.isfinite(family.eta_upper)):
         # The crossed objective's mode search on the client takes the family as it is, not
-        # at theta's parameters.
+        # at theta's parameters, and does not report rows at the link's bound.
         raise ValueError(
-            f"family={family.name!r} on a Dask DataFrame needs every grouping factor nested in "
-            "one outermost factor (random slopes allowed); with factors crossed with it, fit "
-            "the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
+            f"family={family.name!r} with link={family.link!r} on a Dask DataFrame needs every "
+            "grouping factor nested in one outermost factor (random slopes allowed); with "
+            "factors crossed with it, fit the computed frame in memory: "
+            "glmm_binomial.fit(formula, ddf.compute(), ...)"
         )
     plan = PartitionPlan(design, options, _partition_kind(method, crossed), crossed, family)
 
@@ -461,7 +467,7 @@ def _maximum_likelihood(
         None if maps is None else maps.fixed,
         None if maps is None else maps.blocks,
     )
-    beta, info_factor = glm_start(partitions, start.beta, control)
+    beta, info_factor = glm_start(partitions, start, control, plan.family)
     blocks = surrogate.blocks
     n_levels, ks = [b.n_levels for b in blocks], [b.k for b in blocks]
     objective: NestedObjective | CrossedObjective
@@ -571,6 +577,13 @@ def _maximum_likelihood(
         separation,
         n_agq,
     )
+    if isinstance(objective, NestedObjective):
+        # The fitted eta at the link's bound (the log link's mu <= 1), as laplace.finish_fit.
+        bound = bound_reached_warning(plan.family, objective.rows_at_link_bound)
+        if bound is not None:
+            output = dataclasses.replace(
+                output, converged=False, warnings=(*output.warnings, bound)
+            )
     output = with_penalty(output, penalty)
     if not start.scaling.is_identity:
         output = to_user(surrogate, start.scaling, output)

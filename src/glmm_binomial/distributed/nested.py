@@ -28,7 +28,12 @@ from glmm_binomial.distributed.partition import (
     place_effects,
 )
 from glmm_binomial.distributed.runner import Runner
-from glmm_binomial.methods.laplace import Counters, LaplaceObjective, conditional_effects
+from glmm_binomial.methods.laplace import (
+    Counters,
+    LaplaceObjective,
+    conditional_effects,
+    rows_at_link_bound,
+)
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.model.data import ModelData
 
@@ -136,14 +141,17 @@ class ModePartition(Partition):
 
     def conditional_effects(self, theta: FloatArray, beta: FloatArray) -> Counted:
         """Conditional modes and covariances of this partition's levels (laplace.py's), with
-        its keys. Other objectives report the Laplace conditional modes at their estimates, as
-        the in-memory fits do (laplace.finish_fit)."""
+        its keys, and the number of its rows at the link's bound at those modes. Other
+        objectives report the Laplace conditional modes at their estimates, as the in-memory
+        fits do (laplace.finish_fit)."""
         before = self._counts()
         objective = self.objective
         if not isinstance(objective, LaplaceObjective):
             objective = LaplaceObjective(self.data, self.method.pirls_control)
-        ranef, ranef_cov = conditional_effects(objective, objective.mode(theta, beta), theta)
-        return self._counted((self.keys, ranef, ranef_cov), before)
+        mode = objective.mode(theta, beta)
+        ranef, ranef_cov = conditional_effects(objective, mode, theta)
+        reached = rows_at_link_bound(self.data.family, mode.eta)
+        return self._counted((self.keys, ranef, ranef_cov, reached), before)
 
     # --- a read -------------------------------------------------------------------------------
     def user_deviance_and_gradient(
@@ -186,6 +194,7 @@ class NestedObjective:
         self.advance = advance
         self.read = read
         self.counters = Counters()
+        self.rows_at_link_bound = 0
 
     def _answers(self, method: str, theta: FloatArray, beta: FloatArray) -> list[Any]:
         parts = self.advance(
@@ -228,8 +237,11 @@ class NestedObjective:
     def conditional_effects(
         self, theta: FloatArray, beta: FloatArray, n_levels: list[int], ks: list[int]
     ) -> tuple[list[FloatArray], list[FloatArray]]:
-        """Conditional modes and covariances over the levels of the whole data set."""
-        return place_effects(self._answers("conditional_effects", theta, beta), n_levels, ks)
+        """Conditional modes and covariances over the levels of the whole data set; the number
+        of rows at the link's bound at those modes is kept as rows_at_link_bound."""
+        pieces = self._answers("conditional_effects", theta, beta)
+        self.rows_at_link_bound = sum(int(piece[3]) for piece in pieces)
+        return place_effects(pieces, n_levels, ks)
 
 
 def sum_deviance_and_gradient(

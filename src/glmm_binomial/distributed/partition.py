@@ -42,7 +42,12 @@ from glmm_binomial.model.formula import r_names
 from glmm_binomial.model.frame import read_like
 from glmm_binomial.model.newdata import rows_design
 from glmm_binomial.model.separation import largest_row_variance
-from glmm_binomial.numerics.optimize import glm_value_information_score, level_scores
+from glmm_binomial.numerics.optimize import (
+    glm_value_information_score,
+    largest_eta,
+    level_scores,
+    step_room,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -175,6 +180,15 @@ class Partition:
         """The levels' scores and informations at the GLM fit (numerics.optimize's), on the
         partition's own levels, with the keys that place them among all levels."""
         return self.keys, level_scores(self.data, beta)
+
+    def largest_eta(self, beta: FloatArray) -> float:
+        """max(X beta + offset) over the rows (numerics.optimize's)."""
+        return largest_eta(self.data, beta)
+
+    def step_room(self, beta: FloatArray, step: FloatArray, limit: float) -> float:
+        """How far along `step` from beta every row stays at or below limit
+        (numerics.optimize's)."""
+        return step_room(self.data, beta, step, limit)
 
     def family_start_moments(self, beta: FloatArray) -> FloatArray:
         """The family's start_moments about the GLM fit beta (the beta-binomial's for log phi;
@@ -363,14 +377,14 @@ def compact(data: ModelData) -> ModelData:
 
 # --- the client side ------------------------------------------------------------------------
 def place_effects(
-    pieces: Sequence[tuple[Any, Sequence[FloatArray], Sequence[FloatArray]]],
+    pieces: Sequence[tuple[Any, ...]],
     n_levels: Sequence[int],
     ks: Sequence[int],
     crossed: Sequence[int] = (),
 ) -> tuple[list[FloatArray], list[FloatArray]]:
     """Conditional modes (n_levels x k) and covariances (n_levels x k x k) of every block over
-    the levels of the whole data set, from the partitions' (keys, modes, covariances) of their
-    own levels; a crossed block's are every partition's (the first one's are taken)."""
+    the levels of the whole data set, from the partitions' (keys, modes, covariances, ...) of
+    their own levels; a crossed block's are every partition's (the first one's are taken)."""
     ranef, ranef_cov = [], []
     for t, (n, k) in enumerate(zip(n_levels, ks, strict=True)):
         if t in crossed:
@@ -379,7 +393,7 @@ def place_effects(
             continue
         modes = np.full((n, k), np.nan)
         covs = np.full((n, k, k), np.nan)
-        for keys, part_modes, part_covs in pieces:
+        for keys, part_modes, part_covs, *_ in pieces:
             modes[keys[t]] = part_modes[t]
             covs[keys[t]] = part_covs[t]
         ranef.append(modes)

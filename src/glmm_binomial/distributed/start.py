@@ -41,6 +41,8 @@ from glmm_binomial.model.separation import (
 )
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
+    bounded_glm_newton,
+    feasible_glm_start,
     glm_newton,
     link_scaled_start,
     moment_theta,
@@ -60,7 +62,8 @@ class Start:
     ones dropped), the largest |x| of each kept column and |z| of each block's columns (on the
     columns the fit is made on), whether every row is one Bernoulli trial, the internal scaling,
     the start of beta on the internal columns (the least-squares fit of the overall rate on the
-    link's scale) and the offset's projection on them (optimize.offset_coefficients)."""
+    link's scale) and the offset's projection on them (optimize.offset_coefficients), the link
+    of the overall rate (level) and the kept column of ones (intercept; None without one)."""
 
     kept: list[int]
     largest: FloatArray
@@ -69,6 +72,8 @@ class Start:
     scaling: Scaling
     beta: FloatArray
     offset_part: FloatArray
+    level: float = 0.0
+    intercept: int | None = None
 
 
 def first_passes(
@@ -116,11 +121,13 @@ def first_passes(
         # VB's priors are stated in the user's units: its columns are never rescaled.
         scaling = Scaling(np.eye(n_fixed), tuple(np.eye(len(z.mean)) for z in z_moments))
     rate = (k + 0.5) / (m + 1.0)
+    level = float(family.link_values(np.array([rate]))[0])
+    ones = np.flatnonzero(np.all(np.vstack([part.x_moments.ones for part in sums]), axis=0)[kept])
     # lstsq(X, link(rate) - offset) by the normal equations with X'X = R'R.
     xtx = r.T @ r
     beta, offset_part = np.zeros(n_fixed), np.zeros(n_fixed)
     try:
-        target = column_sums * float(family.link_values(np.array([rate]))[0]) - xo
+        target = column_sums * level - xo
         factor = scipy.linalg.cho_factor(xtx)
         # On the internal columns X C the same fits have coefficients C^{-1} beta.
         beta = np.linalg.solve(scaling.fixed, scipy.linalg.cho_solve(factor, target))
@@ -136,16 +143,34 @@ def first_passes(
         z_spread = [
             np.max(np.vstack([part[1][t] for part in spreads]), axis=0) for t in range(n_blocks)
         ]
-    return Start(kept, largest, z_spread, bernoulli, scaling, beta, offset_part)
+    intercept = int(ones[0]) if ones.size else None
+    return Start(kept, largest, z_spread, bernoulli, scaling, beta, offset_part, level, intercept)
 
 
 def glm_start(
-    partitions: Partitions, beta: FloatArray, control: OptimizerControl
+    partitions: Partitions, start: Start, control: OptimizerControl, family: Family
 ) -> tuple[FloatArray, FloatArray]:
-    """numerics.optimize.glm_newton from beta on the partitions' sums of the log-likelihood,
-    X'WX and X'r (one round trip per Newton step): beta of the fixed-effects-only GLM and the
-    upper Cholesky factor of its information."""
-    return glm_newton(beta, lambda b: glm_sums(partitions, b), control)
+    """numerics.optimize.glm_newton from start.beta on the partitions' sums of the
+    log-likelihood, X'WX and X'r (one round trip per Newton step): beta of the
+    fixed-effects-only GLM and the upper Cholesky factor of its information. A link with a
+    bound on eta (the log link: eta <= 0) starts and steps inside it, as in memory
+    (optimize.feasible_glm_start, bounded_glm_newton), on the partitions' largest eta and
+    room for a step."""
+
+    def sums(b: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        return glm_sums(partitions, b)
+
+    if not np.isfinite(family.eta_upper):
+        return glm_newton(start.beta, sums, control)
+
+    def largest(b: FloatArray) -> float:
+        return max(partitions.read("largest_eta", beta=b), default=-np.inf)
+
+    def room(b: FloatArray, step: FloatArray, limit: float) -> float:
+        return min(partitions.read("step_room", beta=b, step=step, limit=limit), default=np.inf)
+
+    beta = feasible_glm_start(start.beta, start.level, start.intercept, largest, family)
+    return bounded_glm_newton(beta, sums, largest, room, control, family)
 
 
 def glm_sums(partitions: Partitions, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:

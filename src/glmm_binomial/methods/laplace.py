@@ -967,14 +967,25 @@ def link_bound_warning(data: ModelData, eta: FloatArray) -> FitWarning | None:
     link's mu = e^eta <= 1): the maximum then lies on the boundary of the parameter space,
     where the mode search cannot converge and the Laplace approximation and the standard
     errors do not hold."""
-    upper = data.family.eta_upper
+    return bound_reached_warning(data.family, rows_at_link_bound(data.family, eta))
+
+
+def rows_at_link_bound(family: Family, eta: FloatArray) -> int:
+    """How many rows' fitted eta lie within LINK_BOUND_TOL of the link's bound (0 for a link
+    without one)."""
+    upper = family.eta_upper
     if not np.isfinite(upper):
-        return None
-    reached = int(np.count_nonzero(eta >= upper - LINK_BOUND_TOL))
+        return 0
+    return int(np.count_nonzero(eta >= upper - LINK_BOUND_TOL))
+
+
+def bound_reached_warning(family: Family, reached: int) -> FitWarning | None:
+    """link_bound_warning's warning given the number of rows at the bound (None for none)."""
+    upper = family.eta_upper
     if not reached:
         return None
     return FitWarning(
-        f"the {data.family.link} link's constraint mu = exp(eta) <= 1 is active: the fitted "
+        f"the {family.link} link's constraint mu = exp(eta) <= 1 is active: the fitted "
         f"linear predictor reaches {upper:g} at {reached} row(s), so the estimates lie on the "
         "boundary of the parameter space (no converged mode; the Laplace approximation and "
         "the standard errors do not hold there); consider the cloglog or logit link",

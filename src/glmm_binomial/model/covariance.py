@@ -702,7 +702,10 @@ class CompoundSymmetry(ScaledCorrelation):
 
     def rho(self, phi: float) -> float:
         a = self._a
-        return float((1.0 + a) / (1.0 + np.exp(-phi)) - a)
+        # Far out towards -a (a search run along the flat end of the range, phi -1500) e^-phi
+        # overflows to inf, and rho is -a: its limit, without numpy's warning.
+        with np.errstate(over="ignore"):
+            return float((1.0 + a) / (1.0 + np.exp(-phi)) - a)
 
     def phi(self, rho: float) -> float:
         a = self._a

@@ -25,7 +25,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,9 @@ from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.polar import PolarRows
 from glmm_binomial.numerics.quasi_newton import STOPPED, minimize_bfgs
 from glmm_binomial.numerics.step_length import StepRadius, backtracked
+
+if TYPE_CHECKING:
+    from glmm_binomial.family import Family
 
 FloatArray = NDArray[np.float64]
 DevianceAndGradient = Callable[[FloatArray, FloatArray], tuple[float, FloatArray, FloatArray]]
@@ -349,18 +352,15 @@ def glm_start(data: ModelData, control: OptimizerControl) -> tuple[FloatArray, F
             )
         except np.linalg.LinAlgError:
             pass
-    upper = data.family.eta_upper
-    if np.isfinite(upper):
-        eta = data.x @ beta + data.offset
-        if ones.size and not float(eta.max(initial=-np.inf)) <= upper - GLM_BOUND_MARGIN:
-            # Offsets that vary widely pull the least-squares intercept up and some rows past
-            # the bound (offsets -10 and 0 with the log link): the intercept alone, lowered
-            # so that every row lies GLM_START_ROOM inside it, is a feasible start.
-            beta = np.zeros(data.n_fixed)
-            room = upper - GLM_START_ROOM - float(data.offset.max(initial=0.0))
-            beta[int(ones[0])] = min(level, room)
-        return bounded_glm_newton(beta, data, control, upper)
-    return glm_newton(beta, lambda b: glm_value_information_score(data, b), control)
+    sums = functools.partial(glm_value_information_score, data)
+    if np.isfinite(data.family.eta_upper):
+        largest = functools.partial(largest_eta, data)
+        intercept = int(ones[0]) if ones.size else None
+        beta = feasible_glm_start(beta, level, intercept, largest, data.family)
+        return bounded_glm_newton(
+            beta, sums, largest, functools.partial(step_room, data), control, data.family
+        )
+    return glm_newton(beta, sums, control)
 
 
 GLM_START_ROOM = 1.0
@@ -372,33 +372,69 @@ GLM_BOUND_MARGIN = 1e-6
 """The GLM start of a bounded link (log: eta <= 0) keeps every eta at least this far inside."""
 
 
+def largest_eta(data: ModelData, beta: FloatArray) -> float:
+    """max(X beta + offset) over the rows (-inf without rows)."""
+    return float((data.x @ beta + data.offset).max(initial=-np.inf))
+
+
+def step_room(data: ModelData, beta: FloatArray, step: FloatArray, limit: float) -> float:
+    """The longest multiple t of `step` from beta that keeps every row's X beta + offset at or
+    below `limit`: min over the rows the step raises of (limit - eta_i) / (x_i' step); inf
+    where it raises none."""
+    deta = data.x @ step
+    rising = deta > 0
+    eta = data.x @ beta + data.offset
+    return float(((limit - eta[rising]) / deta[rising]).min(initial=np.inf))
+
+
+def feasible_glm_start(
+    beta: FloatArray,
+    level: float,
+    intercept: int | None,
+    largest: Callable[[FloatArray], float],
+    family: Family,
+) -> FloatArray:
+    """beta, or where it puts some row past the link's bound (family.eta_upper) and the model
+    has an intercept column (its index), the intercept alone at `level` (the link of the
+    overall rate) lowered so that every row lies GLM_START_ROOM inside the bound; largest(b):
+    max(X b + offset) over the rows. Offsets that vary widely pull the least-squares intercept
+    up and some rows past the bound (offsets -10 and 0 with the log link)."""
+    upper = family.eta_upper
+    if intercept is None or largest(beta) <= upper - GLM_BOUND_MARGIN:
+        return beta
+    out = np.zeros(len(beta))
+    # largest at 0: the largest offset.
+    out[intercept] = min(level, upper - GLM_START_ROOM - max(0.0, largest(out)))
+    return out
+
+
 def bounded_glm_newton(
-    beta: FloatArray, data: ModelData, control: OptimizerControl, upper: float
+    beta: FloatArray,
+    sums: Callable[[FloatArray], tuple[float, FloatArray, FloatArray]],
+    largest: Callable[[FloatArray], float],
+    room: Callable[[FloatArray, FloatArray, float], float],
+    control: OptimizerControl,
+    family: Family,
 ) -> tuple[FloatArray, FloatArray]:
     """glm_newton with each step shortened so that max(X beta + offset) stays below
-    upper - GLM_BOUND_MARGIN (the log link's mu <= 1); ValueError when the start is not
-    there."""
-    eta = data.x @ beta + data.offset
-    limit = upper - GLM_BOUND_MARGIN
-    if not float(eta.max(initial=-np.inf)) <= limit:
+    family.eta_upper - GLM_BOUND_MARGIN (the log link's mu <= 1); ValueError when the start is
+    not there. sums(b): the GLM's log-likelihood, information and score (glm_newton's);
+    largest(b): max(X b + offset); room(b, step, limit): step_room's (sums over the rows in
+    memory, or over a Dask fit's partitions)."""
+    limit = family.eta_upper - GLM_BOUND_MARGIN
+    if not largest(beta) <= limit:
         raise ValueError(
-            f"link={data.family.link!r}: no starting values with every probability below 1 "
+            f"link={family.link!r}: no starting values with every probability below 1 "
             "(the least-squares fit of the overall rate's link gives eta > 0 at some row); "
             "check the offset, or use another link"
         )
     n_fixed = len(beta)
     info_factor = np.eye(n_fixed)
     for _ in range(control.glm_max_iter):
-        _, info, score = glm_value_information_score(data, beta)
+        _, info, score = sums(beta)
         info_factor = cholesky_upper(info + 1e-12 * np.eye(n_fixed))
         step = cho_solve_upper(info_factor, score)
-        deta = data.x @ step
-        eta = data.x @ beta + data.offset
-        rising = deta > 0
-        fraction = 1.0
-        if rising.any():
-            room = (limit - eta[rising]) / deta[rising]
-            fraction = min(1.0, 0.99 * float(room.min()))
+        fraction = min(1.0, 0.99 * room(beta, step, limit))
         beta = beta + fraction * step
         if float(np.abs(fraction * step).max(initial=0.0)) < control.glm_tol:
             break
