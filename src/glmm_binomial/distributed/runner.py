@@ -39,7 +39,10 @@ after a failure the fit converges to the same optimum (the restarted search star
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 from glmm_binomial.numerics import blas
 
@@ -73,12 +76,24 @@ def read_partition(
         return getattr(state, method)(*items, **shared)
 
 
+@dataclass(frozen=True)
+class FailedCall:
+    """The answer of a call that raised numpy's LinAlgError on a partition (a mode search whose
+    factor is not positive definite far out on a trial step: in memory, no deviance there)."""
+
+    message: str
+
+
 def evaluate(state: Any, *items: Any, method: str, blas_threads: int | None, **shared: Any) -> Any:
     """The next version of the partition (Partition.next_version) after a call that moves its
-    state, holding the call's answer as its ``output``."""
+    state, holding the call's answer as its ``output`` (a FailedCall for a LinAlgError, which
+    the client raises: the partitions stay usable, and the worker logs no failed task)."""
     state = state.next_version()
     with blas.blas_threads(blas_threads):
-        state.output = getattr(state, method)(*items, **shared)
+        try:
+            state.output = getattr(state, method)(*items, **shared)
+        except np.linalg.LinAlgError as error:
+            state.output = FailedCall(str(error))
     state.settle()
     return state
 
@@ -167,7 +182,7 @@ class Partitions:
         """Runner for calls that move the partitions' state: each from its current version to
         the next (module docstring). The arguments stay in the task graph (a lost partition
         replays its calls): keep them small."""
-        self.states = self.client.map(
+        previous, self.states = self.states, self.client.map(
             evaluate,
             self.states,
             *per_partition,
@@ -180,6 +195,14 @@ class Partitions:
         if self.return_memory:
             # Each evaluation's temporaries leave freed memory between the partitions' arrays.
             self.client.run(return_free_memory)
+        failed = [answer for answer in answers if isinstance(answer, FailedCall)]
+        if failed:
+            # As the in-memory objective, whose warm start a failed mode search leaves as it
+            # was: every partition back to its version before the call, then the error (the
+            # optimizer takes it as no deviance there).
+            release(self.states)
+            self.states = previous
+            raise np.linalg.LinAlgError(failed[0].message)
         return answers
 
     def replace(self, method: str, **shared: Any) -> None:
