@@ -133,7 +133,13 @@ class ModePartition(Partition):
 
     def deviance_and_gradient(self, theta: FloatArray, beta: FloatArray) -> Counted:
         before = self._counts()
-        return self._counted(self.objective.deviance_and_gradient(theta, beta), before)
+        # As the in-memory optimizer's evaluations (optimize.minimize_deviance): far out on a
+        # trial step (an SD of 1e200, a row at the log link's bound) the mode search overflows,
+        # and what it gives there is no deviance, refused by the optimizer without numpy's
+        # warnings (numpy's error state is the thread's: the client's does not reach here).
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            value = self.objective.deviance_and_gradient(theta, beta)
+        return self._counted(value, before)
 
     def fixed_information(self, theta: FloatArray, beta: FloatArray) -> Counted:
         before = self._counts()
