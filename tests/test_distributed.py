@@ -254,6 +254,40 @@ def test_agq_one_factor(client, monkeypatch) -> None:
     assert_same_fit(memory, fitted)
 
 
+@pytest.mark.parametrize(
+    ("formula", "options"),
+    [
+        ("y ~ x + (1 | gi/h)", {}),
+        ("y ~ x + f + (1 | gi/h)", {"link": "probit", "priors": "blme"}),
+    ],
+)
+def test_nested_agq_equals_the_in_memory_fit(client, formula, options) -> None:
+    """AGQ on nested factors on a Dask DataFrame (it was refused): a partition holds whole
+    levels of the outermost factor, over which the nested integral factorizes, so each
+    partition's AGQ objective is the in-memory one on its rows (nested depth 2)."""
+    frame = simulate(3, kind="nested")
+    memory = glmm_binomial.fit(formula, frame, method="agq", n_agq=5, **options)
+    fitted = glmm_binomial.fit(
+        formula, dd.from_pandas(frame, npartitions=3), method="agq", n_agq=5, **options
+    )
+    assert memory.converged and fitted.converged
+    assert "nested depth 2" in fitted.loglik_method
+    assert fitted.loglik_method == memory.loglik_method
+    assert_same_fit(memory, fitted, se_rtol=1e-4)
+
+
+def test_agq_refusals_on_rows_are_the_in_memory_ones(client) -> None:
+    # A vector effect with several grouping factors: the partitions' AGQ objective refuses its
+    # rows, which the client raises with the in-memory message (partition.build_partition).
+    frame = simulate(3, kind="nested")
+    formula = "y ~ x + (1 + x | gi/h)"
+    with pytest.raises(ValueError, match="needs a scalar effect at each level") as memory:
+        glmm_binomial.fit(formula, frame, method="agq", n_agq=3)
+    with pytest.raises(ValueError, match="needs a scalar effect at each level") as fitted:
+        glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=2), method="agq", n_agq=3)
+    assert str(fitted.value) == str(memory.value)
+
+
 def test_agq_rule_and_label_are_the_partitions_objectives(client) -> None:
     # The method object's own settings reach the partitions: with a small max_product_nodes a
     # three-column effect is integrated on a sparse grid, which the label and the recorded

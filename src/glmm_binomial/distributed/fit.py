@@ -1,6 +1,6 @@
 """Fit a binomial GLMM to a Dask DataFrame: the in-memory objective mapped over partitions.
 
-The Laplace (and one-factor AGQ) deviance, its exact gradient and the fixed-effects information
+The Laplace (and AGQ) deviance, its exact gradient and the fixed-effects information
 are sums over the levels of the outermost grouping factor when every other grouping factor is
 nested in it: the matrix H of the mode search is block diagonal over those levels. So the rows
 are shuffled once so that each partition holds whole levels of that factor; each partition
@@ -183,7 +183,7 @@ def fit_dask(
     the order of floating-point sums. client: a distributed.Client, or a scheduler address
     ('tcp://host:8786'); None uses the current client (distributed.get_client()).
     options: the FitOptions (methods.options; None: the defaults, method "laplace"); its method
-    object fits: Laplace, Agq (one grouping factor), VariationalBayes (method 'vb',
+    object fits: Laplace, Agq (one grouping factor, or nested ones), VariationalBayes (method 'vb',
     structured_vb.py) or MeanFieldVB (method 'vb_meanfield', vb.py), each with its own settings
     as in memory. npartitions: partitions after the shuffle on the outermost grouping factor
     (None: as many as data has, merged down to one per PARTITION_ROWS rows but not below
@@ -242,18 +242,14 @@ def fit_dask(
 
 
 def _check_supported(method: Method, parsed: ParsedFormula) -> None:
-    """Refuse a method the Dask fit does not implement for this formula: Laplace and variational
-    Bayes (structured and mean-field) fit nested factors (Laplace also crossed ones); another
-    maximum-likelihood method (AGQ) one grouping factor, whose partitions' objective is the
-    method's own."""
+    """Refuse a method the Dask fit does not implement: Laplace, variational Bayes (structured
+    and mean-field) and AGQ fit nested factors, each partition's objective the method's own on
+    whole levels of the outermost factor (Laplace also factors crossed with it, refused for
+    the others once the learning pass has found them; AGQ's own limits, a scalar effect at
+    each level of several factors, refused by the partitions' objectives, as in memory)."""
     if isinstance(method, (Laplace, VariationalBayes, MeanFieldVB)):
         return
     if isinstance(method, LikelihoodMethod):
-        if len({term.group for term in parsed.random}) > 1:
-            raise ValueError(
-                f"method={method.name!r} on a Dask DataFrame takes one grouping factor (as "
-                f"(1 + x | g)); use method='laplace', or {IN_MEMORY}"
-            )
         return
     if method.posterior:
         raise ValueError(

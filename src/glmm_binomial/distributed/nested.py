@@ -2,7 +2,7 @@
 
 When every grouping factor is nested in the one the rows are shuffled on, each partition holds
 whole levels of all of them and the matrix H of the mode search is block diagonal over the
-partitions: the deviance (Laplace, or one-factor AGQ), its exact gradient and the fixed-effects
+partitions: the deviance (Laplace, or AGQ), its exact gradient and the fixed-effects
 information are sums over the partitions. Each ModePartition keeps the method's objective
 (``method.likelihood_objective(rows)``, exactly the in-memory one, without the priors' deviance,
 which the client adds once) with its warm start; NestedObjective on

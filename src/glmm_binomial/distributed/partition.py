@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.distributed.runner import Refused
 from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.methods.options import FitOptions
 from glmm_binomial.methods.scaling import ColumnMoments, Scaling, column_moments, to_internal
@@ -270,13 +271,19 @@ class Partition:
 
 
 # --- building a partition -------------------------------------------------------------------
-def build_partition(part: pd.DataFrame, plan: PartitionPlan) -> Partition | None:
+def build_partition(part: pd.DataFrame, plan: PartitionPlan) -> Partition | Refused | None:
     """The partition of these rows (complete rows of the learned columns, with ROW_COLUMN),
-    None when it has none."""
+    None when it has none, Refused when its rows or the method's objective on them refuse the
+    model (a ValueError: AGQ's vector effect with several grouping factors, weights that are
+    not finite), which the client raises with the in-memory fit's message (as an answer, not a
+    failed task, which would fill the workers' logs)."""
     if len(part) == 0:
         return None
-    data, keys = partition_rows(part, plan.design, plan.family)
-    return plan.kind.from_rows(data, keys, plan)
+    try:
+        data, keys = partition_rows(part, plan.design, plan.family)
+        return plan.kind.from_rows(data, keys, plan)
+    except ValueError as error:
+        return Refused(str(error))
 
 
 def column_names(spec: Any) -> list[str]:

@@ -77,6 +77,14 @@ def read_partition(
 
 
 @dataclass(frozen=True)
+class Refused:
+    """What a partition's build gives for rows the model cannot be fitted to (a ValueError's
+    message): Partitions.drop_empty raises it on the client."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class FailedCall:
     """The answer of a call that raised numpy's LinAlgError on a partition (a mode search whose
     factor is not positive definite far out on a trial step: in memory, no deviance there)."""
@@ -108,8 +116,9 @@ def transform(state: Any, *, method: str, **shared: Any) -> Any:
     return getattr(state, method)(**shared)
 
 
-def is_empty(state: Any) -> bool:
-    return state is None
+def is_empty(state: Any) -> bool | str:
+    """Whether a built partition holds no rows, or the message of a Refused build."""
+    return state.message if isinstance(state, Refused) else state is None
 
 
 def return_free_memory() -> int:
@@ -159,8 +168,12 @@ class Partitions:
 
     def drop_empty(self) -> None:
         """Forget the partitions that hold no rows (per-partition items then align with the
-        partitions that do)."""
+        partitions that do); ValueError with the message of a partition whose build refused
+        its rows (the first in partition order)."""
         empty = self._gather(is_empty, self.states)
+        refused = [e for e in empty if isinstance(e, str)]
+        if refused:
+            raise ValueError(refused[0])
         dropped = [s for s, e in zip(self.states, empty, strict=True) if e]
         self.states = [s for s, e in zip(self.states, empty, strict=True) if not e]
         release(dropped)
@@ -182,14 +195,17 @@ class Partitions:
         """Runner for calls that move the partitions' state: each from its current version to
         the next (module docstring). The arguments stay in the task graph (a lost partition
         replays its calls): keep them small."""
-        previous, self.states = self.states, self.client.map(
-            evaluate,
+        previous, self.states = (
             self.states,
-            *per_partition,
-            pure=False,
-            method=method,
-            blas_threads=self.blas_threads,
-            **shared,
+            self.client.map(
+                evaluate,
+                self.states,
+                *per_partition,
+                pure=False,
+                method=method,
+                blas_threads=self.blas_threads,
+                **shared,
+            ),
         )
         answers = list(self._gather(output_of, self.states))
         if self.return_memory:
