@@ -310,6 +310,32 @@ def test_simulate_and_predict_go_through_the_structure(data: pd.DataFrame) -> No
     np.testing.assert_allclose(result.predict(new).to_numpy(), result.predict()[:12])
 
 
+def test_a_zero_sd_on_a_wide_column_is_probed_on_that_columns_scale() -> None:
+    """A structured term keeps its own columns (no internal scaling): with lme4's start the
+    search ran z's SD (z = 3 time + 7, largest 22) to zero with the intercept's SD at 0.14, a
+    point flat in z's log SD, and said converged 0.42 below the optimum, since zero_sd_fall's
+    trial SDs (0.01, 0.1, 1) were all beyond the fall (between SD 0.001 and 0.01 there). Now
+    they are also taken on the column's scale (optimize.zero_sd_probes). And from the moments'
+    start the search stopped with the intercept's SD at 1.00002e-4, just above boundary_tol (not
+    flagged singular), since range_end put every SD below snap_tol at zero at once, z's 0.0095
+    with it; now it tries each such SD alone too."""
+    data = longitudinal(60).assign(z=lambda d: 3.0 * d["time"] + 7.0)
+    data = data.assign(batch="b" + (data.index % 5).astype(str))
+    formula = "cbind(k, n - k) ~ time + trt + (1 | id) + diag(1 + z | batch)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        moments = g.fit(formula, data)
+        lme4_start = g.fit(formula, data, control={"moment_start": False})
+    assert moments.converged and lme4_start.converged
+    assert lme4_start.loglik == pytest.approx(moments.loglik, abs=1e-8)
+    # The intercept's SD on batch at zero in both, each saying so.
+    assert moments.theta[1] < np.log(1e-10) and lme4_start.theta[1] < np.log(1e-10)
+    assert sum(w.category is g.BoundaryWarning for w in caught) == 2
+    assert lme4_start.covariance_matrices()[1][1, 1] == pytest.approx(
+        moments.covariance_matrices()[1][1, 1], rel=1e-3
+    )
+
+
 def test_vb_refuses_structured_terms(data: pd.DataFrame) -> None:
     with warnings.catch_warnings(), pytest.raises(ValueError, match="structured covariance"):
         warnings.simplefilter("ignore")

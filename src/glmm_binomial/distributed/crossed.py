@@ -260,7 +260,7 @@ class CrossedPartition(Partition):
             return LOST
         assert self._base is not None
         mode, model, st = self._base.mode, self.model, self.structure
-        da1, da2 = st.z_lambda(model, model.lambdas(theta - last_theta))
+        da1, da2 = st.z_lambda(model, model.lambda_change(theta, last_theta))
         deta = model.x @ (beta - last_beta) + st.times(da1, da2, mode.u1, mode.u2)
         r1, r2 = st.transpose_times(da1, da2, mode.residual)
         s1, s2 = st.transpose_times(mode.a1, mode.a2, mode.weights * deta)

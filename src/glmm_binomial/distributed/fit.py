@@ -98,6 +98,7 @@ from glmm_binomial.methods.laplace import (
     Laplace,
     bound_reached_warning,
     fit_output,
+    verified_off_path,
 )
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.options import FitOptions, fit_options
@@ -112,11 +113,12 @@ from glmm_binomial.methods.penalty import (
 from glmm_binomial.methods.scaling import check_in_user_units, to_user
 from glmm_binomial.methods.structured_vb import VariationalBayes
 from glmm_binomial.methods.variational import MeanFieldVB
-from glmm_binomial.model.covariance import Unstructured, make_structure
+from glmm_binomial.model.covariance import make_structure
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import DesignInfo
 from glmm_binomial.model.formula import ParsedFormula, parse_formula
 from glmm_binomial.model.frame import label_keys
+from glmm_binomial.model.separation import Separation
 from glmm_binomial.model.validation import emit_fit_warnings
 from glmm_binomial.numerics.optimize import (
     Estimates,
@@ -308,16 +310,6 @@ def _fit(
     )
     method.check(structure, design)
     crossed = crossed_terms(parsed, design.random_specs, learned.crossed_groups)
-    structured = [
-        b.covariance.name for b in structure.blocks if not isinstance(b.covariance, Unstructured)
-    ]
-    if crossed and structured:
-        # The crossed objective moves the client's modes with Lambda linear in theta.
-        raise ValueError(
-            f"structured covariance terms ({', '.join(structured)}) on a Dask DataFrame need "
-            "every grouping factor nested in one outermost factor; with factors crossed with "
-            "it, fit the computed frame in memory: glmm_binomial.fit(formula, ddf.compute(), ...)"
-        )
     if crossed and (family.n_parameters or np.isfinite(family.eta_upper)):
         # The crossed objective's mode search on the client takes the family as it is, not
         # at theta's parameters, and does not report rows at the link's bound.
@@ -414,7 +406,12 @@ def _estimate(
     if stand_in is not None:
         method.check(stand_in, info)
     surrogate = rowless_model(
-        fixed_names, blocks, log_binomial_constant=0.0, rows=0, family=plan.family
+        fixed_names,
+        blocks,
+        log_binomial_constant=0.0,
+        rows=0,
+        family=plan.family,
+        z_spread=start.z_spread,
     )
     # The shuffle and the partitions' construction leave freed memory scattered between the
     # arrays the partitions keep, which the allocator does not return by itself.
@@ -562,6 +559,10 @@ def _maximum_likelihood(
         control.column_runaway_screen,
     )
     LOG.info("conditional modes and checks: %.1f s", time.perf_counter() - started)
+    if isinstance(separation[1], Separation):
+        estimates = verified_off_path(
+            surrogate, estimates, separation[1], deviance_and_gradient, control
+        )
     output = fit_output(
         surrogate,
         estimates,

@@ -13,10 +13,13 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.results.result import GLMMResult
+
+FloatArray = NDArray[np.float64]
 
 
 class DaskGLMMResult(GLMMResult):
@@ -96,13 +99,20 @@ def _rows_on_cluster(what: str) -> ValueError:
 @dataclass(frozen=True)
 class ClusterModelData(ModelData):
     """ModelData of a fit whose rows live on a Dask cluster: names, blocks with the levels of
-    the whole data set and no rows; n_obs is the number of rows used in the fit."""
+    the whole data set and no rows; n_obs is the number of rows used in the fit, z_spread the
+    largest |z| of each block's columns (read on the partitions; empty: not known)."""
 
     rows: int = 0
+    z_spread: tuple[FloatArray, ...] = ()
 
     @property
     def n_obs(self) -> int:
         return self.rows
+
+    def column_spreads(self) -> list[FloatArray]:
+        if not self.z_spread:
+            return super().column_spreads()
+        return list(self.z_spread)
 
 
 def rowless_model(
@@ -112,9 +122,10 @@ def rowless_model(
     log_binomial_constant: float,
     rows: int,
     family: Family = BINOMIAL_LOGIT,
+    z_spread: Sequence[FloatArray] = (),
 ) -> ClusterModelData:
-    """The names and blocks of the whole data set with no rows (they stay on the cluster), and
-    the model's family."""
+    """The names and blocks of the whole data set with no rows (they stay on the cluster), the
+    model's family and the largest |z| of each block's columns (z_spread)."""
     return ClusterModelData(
         np.zeros(0),
         np.zeros(0),
@@ -125,6 +136,7 @@ def rowless_model(
         log_binomial_constant=log_binomial_constant,
         family=family,
         rows=rows,
+        z_spread=tuple(z_spread),
     )
 
 

@@ -1167,7 +1167,15 @@ def fit_agq(
     label = loglik_label(n_agq, objective.rule_kind)
     under_prior = None if penalty is None else penalty.covered()
     output = finish_fit(
-        data, modes, estimates, control, "agq", label, n_agq=n_agq, under_prior=under_prior
+        data,
+        modes,
+        estimates,
+        control,
+        "agq",
+        label,
+        n_agq=n_agq,
+        under_prior=under_prior,
+        deviance_and_gradient=target.deviance_and_gradient,
     )
     return with_penalty(output, penalty)
 

@@ -61,8 +61,10 @@ from glmm_binomial.numerics.covariance import (
 )
 from glmm_binomial.numerics.factor import LevelOps, SelectedInverse, Structure, row_dot
 from glmm_binomial.numerics.optimize import (
+    DevianceAndGradient,
     Estimates,
     OptimizerControl,
+    optimum_check,
     search_with_basins,
     start_point,
 )
@@ -841,7 +843,14 @@ def fit_laplace(
     )
     under_prior = None if penalty is None else penalty.covered()
     output = finish_fit(
-        data, objective, estimates, control, "laplace", LOGLIK_LABEL, under_prior=under_prior
+        data,
+        objective,
+        estimates,
+        control,
+        "laplace",
+        LOGLIK_LABEL,
+        under_prior=under_prior,
+        deviance_and_gradient=target.deviance_and_gradient,
     )
     return with_penalty(output, penalty)
 
@@ -915,10 +924,12 @@ def finish_fit(
     loglik_label: str,
     n_agq: int = 1,
     under_prior: NDArray[np.bool_] | None = None,
+    deviance_and_gradient: DevianceAndGradient | None = None,
 ) -> FitOutput:
     """Covariances, boundary check and conditional modes at the optimum of a deviance.
     under_prior: the fixed effects with a proper prior (a penalized fit), whose posterior mode
-    is finite whatever the data: they are not screened for separation."""
+    is finite whatever the data: they are not screened for separation. deviance_and_gradient:
+    the searched deviance (with the priors' where they are), for verified_off_path."""
     theta, beta = estimates.theta, estimates.beta
     try:
         try:
@@ -948,6 +959,10 @@ def finish_fit(
         control.column_runaway_screen,
         control.fixed_separation_screen,
     )
+    if deviance_and_gradient is not None and isinstance(separation[1], Separation):
+        estimates = verified_off_path(
+            data, estimates, separation[1], deviance_and_gradient, control
+        )
     output = fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
     )
@@ -955,6 +970,53 @@ def finish_fit(
     if bound is None:
         return output
     return dataclasses.replace(output, converged=False, warnings=(*output.warnings, bound))
+
+
+OFF_PATH = "optimum verified on the directions off the diverging path"
+"""verified_off_path's message (the search's own check follows it)."""
+
+
+def verified_off_path(
+    data: ModelData,
+    estimates: Estimates,
+    found: Separation,
+    deviance_and_gradient: DevianceAndGradient,
+    control: OptimizerControl,
+) -> Estimates:
+    """estimates with the search's end verified (its summary converged) where the fit is
+    separated by the fixed effects alone and the search's own check failed, when its end
+    passes optimum_check with the diverging directions projected out of the gradient and the
+    Hessian (found.flat_directions; variances at the boundary held, as the search holds them);
+    else estimates as they are.
+
+    Along the diverging path the deviance is flat to rounding, and in the search's whitened
+    coordinates (scaled by the GLM's information, nearly zero along that path) its Hessian
+    there can come out indefinite (-0.25, tests/_simulate.one_level_all_failures with
+    numpy 2.4): a search that reached the limit of every other direction then said it had
+    not converged, and the likelihood-ratio tests (drop1, anova) had no supremum to compare.
+    Only those directions matter for the limit (FitOutput.limit_verified)."""
+    summary = estimates.summary
+    if summary.converged or not found.by_fixed_effects_alone or estimates.hessian is None:
+        return estimates
+    theta, beta = estimates.theta, estimates.beta
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            value, g_theta, g_beta = deviance_and_gradient(theta, beta)
+    except np.linalg.LinAlgError:
+        return estimates
+    n_theta = len(theta)
+    basis = complement_basis(found.flat_directions(len(beta)))
+    grad = np.concatenate([g_theta, basis.T @ g_beta])
+    hessian = project_hessian(estimates.hessian, n_theta, basis)
+    free = np.ones(len(grad), dtype=bool)
+    free[:n_theta] = ~data.theta_at_boundary(theta, control.boundary_tol)
+    failure = optimum_check(value, grad[free], hessian[np.ix_(free, free)], control)
+    if failure:
+        return estimates
+    message = f"{OFF_PATH} (the search's own check: {summary.message})"
+    return dataclasses.replace(
+        estimates, summary=dataclasses.replace(summary, converged=True, message=message)
+    )
 
 
 LINK_BOUND_TOL = 1e-6

@@ -101,6 +101,11 @@ class CovarianceStructure(ABC):
         """Which entries of theta are the log of an SD (a boundary at -inf); none here."""
         return np.zeros(self.n_theta, dtype=bool)
 
+    def log_sd_spreads(self, spreads: FloatArray) -> FloatArray:
+        """For each log SD entry of theta (log_sds), the largest |z| among the columns its SD
+        scales, given each column's (spreads); NaN elsewhere."""
+        return np.full(self.n_theta, np.nan)
+
     def snaps(self, theta: FloatArray, near: float, tol: float) -> list[tuple[int, float, float]]:
         """The entries of theta whose variance is below `near` but not yet at the boundary
         (at_boundary with `tol`), each as (index, the entry's value on the boundary, its SD
@@ -496,6 +501,12 @@ class ScaledCorrelation(CovarianceStructure):
     def log_sds(self) -> NDArray[np.bool_]:
         """The SD entries, first in theta."""
         return np.arange(self.n_theta) < self.n_sd
+
+    def log_sd_spreads(self, spreads: FloatArray) -> FloatArray:
+        out = np.full(self.n_theta, np.nan)
+        # One SD per column, or one shared by all (ar1's).
+        out[: self.n_sd] = spreads if self.n_sd == self.k else np.max(spreads, initial=0.0)
+        return out
 
     def snaps(self, theta: FloatArray, near: float, tol: float) -> list[tuple[int, float, float]]:
         """An SD below `near` but not below `tol` goes to the boundary's side of tol (its log

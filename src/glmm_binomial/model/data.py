@@ -258,6 +258,21 @@ class ModelData:
         parts.append(np.zeros(self.family.n_parameters, dtype=bool))
         return np.concatenate(parts)
 
+    def column_spreads(self) -> list[FloatArray]:
+        """The largest |z| of each block's columns."""
+        return [np.max(np.abs(b.z), axis=0, initial=0.0) for b in self.blocks]
+
+    def theta_sd_spreads(self) -> FloatArray:
+        """For each structured covariance's log SD in theta (theta_log_sds), the largest |z|
+        of the columns that SD scales (its random effect moves eta by the SD times z), NaN
+        elsewhere (CovarianceStructure.log_sd_spreads)."""
+        parts = [
+            b.covariance.log_sd_spreads(spread)
+            for b, spread in zip(self.blocks, self.column_spreads(), strict=True)
+        ]
+        parts.append(np.full(self.family.n_parameters, np.nan))
+        return np.concatenate(parts)
+
     def theta_saturated(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
         """Which entries of theta are a structured covariance's correlation parameter with the
         correlation within `tol` of an end of its range (CovarianceStructure.saturated)."""

@@ -2003,6 +2003,16 @@ ZERO_SD_PROBES = (0.01, 0.1, 1.0)
 """zero_sd_fall's trial SDs for a structured covariance's log SD held at the boundary."""
 
 
+def zero_sd_probes(spread: float) -> tuple[float, ...]:
+    """ZERO_SD_PROBES, and for an SD that scales columns of largest |z| = spread other than 1
+    also the SDs that move eta as much (probe / spread): a structured term keeps its own
+    columns (no internal scaling), and on z = 3 time + 7 (spread 22) the fall from SD 0 lay
+    between 0.001 and 0.01, where SD 0.01 was already too far."""
+    if not (np.isfinite(spread) and spread > 0.0) or spread == 1.0:
+        return ZERO_SD_PROBES
+    return tuple(dict.fromkeys((*ZERO_SD_PROBES, *(p / spread for p in ZERO_SD_PROBES))))
+
+
 def zero_sd_fall(
     checks: EndChecks, z: FloatArray, value: float, log_sds: NDArray[np.bool_]
 ) -> FloatArray | None:
@@ -2030,9 +2040,10 @@ def zero_sd_fall(
     bases = [theta]
     if len(held):
         bases += checks.data.theta_correlation_trials(theta, control.boundary_tol)
+    spreads = checks.data.theta_sd_spreads()
     for base in bases:
         for j in held:
-            for sd in ZERO_SD_PROBES:
+            for sd in zero_sd_probes(float(spreads[j])):
                 trial_theta = base.copy()
                 trial_theta[j] = np.log(sd)
                 point = checks.whitened(trial_theta, beta)
@@ -2108,6 +2119,20 @@ def range_end(
             continue
         tried.append(ended)
         end = moved_end(checks, theta, ended, beta, value, message + RANGE_END, log_sds)
+        if end is not None:
+            return end
+    # Then each SD below snap_tol alone, the smallest first: not every such SD is at zero (on
+    # z = 3 time + 7, up to 22, an SD of 0.0095 moves eta by 0.2), and one that is not kept
+    # the others from theirs (an SD left at 1.00002e-4, just above boundary_tol, unflagged).
+    gap = float(np.log(RANGE_END_GAP))
+    small = np.flatnonzero(log_sds & (theta < np.log(control.snap_tol)) & (theta > gap))
+    for j in small[np.argsort(theta[small], kind="stable")]:
+        single = np.array(theta, dtype=np.float64)
+        single[j] = gap
+        if any(np.array_equal(single, other) for other in tried):
+            continue
+        tried.append(single)
+        end = moved_end(checks, theta, single, beta, value, message + RANGE_END, log_sds)
         if end is not None:
             return end
     return None
