@@ -300,9 +300,9 @@ def available_methods() -> tuple[str, ...]:
 
 def refuse_on_dask(method: Method, family: Family = BINOMIAL_DEFAULT) -> None:
     """ValueError, before any pass over the data, for a method that does not fit the family
-    (the Dask fit takes every family and link the method does; the beta-binomial, the log
-    link and structured covariance terms with factors crossed with the outermost one are
-    refused once the learning pass has found them)."""
+    (the Dask fit takes every family and link the method does; the beta-binomial and the log
+    link with factors crossed with the outermost one are refused once the learning pass has
+    found them)."""
     method.check_family(family)
 
 
