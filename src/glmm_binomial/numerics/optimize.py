@@ -2109,18 +2109,13 @@ def range_end(
     stopped."""
     theta, beta = checks.natural(z)
     control = checks.control
-    tried: list[FloatArray] = []
     # The SDs below snap_tol with the rest, else those on the boundary only: an SD near zero
     # may have its optimum there, and a correlation's end should not wait for it.
     reach = control.boundary_tol if reach is None else reach
-    for near in (control.snap_tol, control.boundary_tol):
-        ended = checks.data.theta_at_ends(theta, reach, near, RANGE_END_GAP)
-        if any(np.array_equal(ended, other) for other in tried):
-            continue
-        tried.append(ended)
-        end = moved_end(checks, theta, ended, beta, value, message + RANGE_END, log_sds)
-        if end is not None:
-            return end
+    candidates = [
+        checks.data.theta_at_ends(theta, reach, near, RANGE_END_GAP)
+        for near in (control.snap_tol, control.boundary_tol)
+    ]
     # Then each SD below snap_tol alone, the smallest first: not every such SD is at zero (on
     # z = 3 time + 7, up to 22, an SD of 0.0095 moves eta by 0.2), and one that is not kept
     # the others from theirs (an SD left at 1.00002e-4, just above boundary_tol, unflagged).
@@ -2129,10 +2124,13 @@ def range_end(
     for j in small[np.argsort(theta[small], kind="stable")]:
         single = np.array(theta, dtype=np.float64)
         single[j] = gap
-        if any(np.array_equal(single, other) for other in tried):
+        candidates.append(single)
+    tried: list[FloatArray] = []
+    for moved in candidates:
+        if any(np.array_equal(moved, other) for other in tried):
             continue
-        tried.append(single)
-        end = moved_end(checks, theta, single, beta, value, message + RANGE_END, log_sds)
+        tried.append(moved)
+        end = moved_end(checks, theta, moved, beta, value, message + RANGE_END, log_sds)
         if end is not None:
             return end
     return None
