@@ -185,16 +185,16 @@ def fit_dask(
     the order of floating-point sums. client: a distributed.Client, or a scheduler address
     ('tcp://host:8786'); None uses the current client (distributed.get_client()).
     options: the FitOptions (methods.options; None: the defaults, method "laplace"); its method
-    object fits: Laplace, Agq (one grouping factor, or nested ones), VariationalBayes (method 'vb',
-    structured_vb.py) or MeanFieldVB (method 'vb_meanfield', vb.py), each with its own settings
-    as in memory. npartitions: partitions after the shuffle on the outermost grouping factor
-    (None: as many as data has, merged down to one per PARTITION_ROWS rows but not below
+    object fits: Laplace, Agq (one grouping factor, or nested ones), VariationalBayes (method
+    'vb', structured_vb.py) or MeanFieldVB (method 'vb_meanfield', vb.py), each with its own
+    settings as in memory. npartitions: partitions after the shuffle on the outermost grouping
+    factor (None: as many as data has, merged down to one per PARTITION_ROWS rows but not below
     MIN_PARTITIONS; default_partitions). weights and offset must be column names. family: the
-    binomial or the beta-binomial with any link but the log (api.refuse_on_dask; the
-    variational methods fit the binomial logit only). Every grouping factor must be nested in
-    one outermost factor, or (Laplace)
-    crossed with it with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that
-    rescales (methods.maximum_likelihood) is estimated on internally centred and scaled columns
+    binomial or the beta-binomial with any link (the variational methods fit the binomial
+    logit only: api.refuse_on_dask; the beta-binomial and the log link need nested factors).
+    Every grouping factor must be nested in one outermost factor, or (Laplace) crossed with it
+    with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that rescales
+    (methods.maximum_likelihood) is estimated on internally centred and scaled columns
     (chosen from the columns' moments combined over the partitions), mapped back exactly and
     checked on the user's columns; a partition whose columns were changed keeps both versions of
     them while the fit runs. The fit's warnings are emitted (warnings.warn) as fit() emits them,
@@ -225,7 +225,7 @@ def fit_dask(
             raise ValueError(f"with a Dask DataFrame, {name} must be a column name")
         if value is not None and value not in columns:
             raise ValueError(f"{name} names column '{value}', which is not in data")
-    _check_supported(options.method, parsed)
+    _check_supported(options.method)
     nesting = nesting_plan(parsed)
     client, own_client = _resolve_client(distributed, client)
     try:
@@ -243,7 +243,7 @@ def fit_dask(
     return result
 
 
-def _check_supported(method: Method, parsed: ParsedFormula) -> None:
+def _check_supported(method: Method) -> None:
     """Refuse a method the Dask fit does not implement: Laplace, variational Bayes (structured
     and mean-field) and AGQ fit nested factors, each partition's objective the method's own on
     whole levels of the outermost factor (Laplace also factors crossed with it, refused for
