@@ -312,7 +312,8 @@ def _fit(
     crossed = crossed_terms(parsed, design.random_specs, learned.crossed_groups)
     if crossed and (family.n_parameters or np.isfinite(family.eta_upper)):
         # The crossed objective's mode search on the client takes the family as it is, not
-        # at theta's parameters, and does not report rows at the link's bound.
+        # at theta's parameters (nor a likelihood that is not log-concave), and its steps are
+        # not kept inside the log link's bound (a sweep's fit ran for minutes there).
         raise ValueError(
             f"family={family.name!r} with link={family.link!r} on a Dask DataFrame needs every "
             "grouping factor nested in one outermost factor (random slopes allowed); with "
@@ -574,13 +575,10 @@ def _maximum_likelihood(
         separation,
         n_agq,
     )
-    if isinstance(objective, NestedObjective):
-        # The fitted eta at the link's bound (the log link's mu <= 1), as laplace.finish_fit.
-        bound = bound_reached_warning(plan.family, objective.rows_at_link_bound)
-        if bound is not None:
-            output = dataclasses.replace(
-                output, converged=False, warnings=(*output.warnings, bound)
-            )
+    # The fitted eta at the link's bound (the log link's mu <= 1), as laplace.finish_fit.
+    bound = bound_reached_warning(plan.family, objective.rows_at_link_bound)
+    if bound is not None:
+        output = dataclasses.replace(output, converged=False, warnings=(*output.warnings, bound))
     output = with_penalty(output, penalty)
     if not start.scaling.is_identity:
         output = to_user(surrogate, start.scaling, output)
