@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("path", type=Path, help="directory of part-*.parquet files")
     parser.add_argument("--formula", default="y ~ x + (1 + x | g)")
     parser.add_argument("--method", default="laplace", choices=["laplace", "agq", "vb"])
+    parser.add_argument("--n-agq", type=int, default=None, help="points for --method agq")
     parser.add_argument(
         "--link", default="logit", choices=["logit", "probit", "cloglog", "cauchit"]
     )
@@ -152,7 +153,7 @@ def main() -> None:
             result = fit_dask(
                 args.formula,
                 ddf,
-                fit_options(args.method),
+                fit_options(args.method, n_agq=args.n_agq),
                 client=client,
                 npartitions=args.npartitions,
                 family=make_family("binomial", args.link),
@@ -165,6 +166,7 @@ def main() -> None:
         "rows": result.nobs,
         "formula": args.formula,
         "method": args.method,
+        "n_agq": args.n_agq,
         "link": args.link,
         "groups": result.ngroups,
         "partitions": args.npartitions or default_partitions(ddf.npartitions, result.nobs),
@@ -195,7 +197,9 @@ def main() -> None:
             ignore_index=True,
         )
         started = time.perf_counter()
-        memory_fit = glmm_binomial.fit(args.formula, frame, method=args.method, link=args.link)
+        memory_fit = glmm_binomial.fit(
+            args.formula, frame, method=args.method, link=args.link, n_agq=args.n_agq
+        )
         memory_wall = time.perf_counter() - started
         report["in_memory_wall_seconds"] = round(memory_wall, 1)
         report["dask_over_memory_time"] = round(wall / memory_wall, 2)
