@@ -795,7 +795,7 @@ def log_bound_frame() -> pd.DataFrame:
 
 def test_the_log_links_active_constraint_is_reported_on_dask(client) -> None:
     # test_family_fits' data: a group all successes puts its rows on mu = 1, where no mode is
-    # converged (laplace.link_bound_warning); the partitions count their rows at the bound.
+    # converged (laplace.with_link_bound); the partitions count their rows at the bound.
     # Both searches fail there, at different points (not estimates): not compared.
     rng = np.random.default_rng(8)
     frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})

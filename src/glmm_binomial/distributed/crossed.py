@@ -65,7 +65,6 @@ from glmm_binomial.methods.laplace import (
     block_effects,
     gradient_from_solve,
     gradient_weights,
-    rows_at_link_bound,
 )
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.model.data import ModelData
@@ -384,15 +383,14 @@ class CrossedPartition(Partition):
 
     def effects(self, serial: int, commit: bool, zrr: FloatArray, theta: FloatArray) -> Any:
         """Conditional modes and covariances of every block (laplace.block_effects), the
-        partition's levels of its own blocks and all levels of the crossed ones, and the
-        number of its rows at the link's bound at the mode."""
+        partition's levels of its own blocks and all levels of the crossed ones."""
         if not self._sync(serial, commit):
             return LOST
         assert self._base is not None
         mode = self._base.mode
         inverse = mode.factor.selected_inverse(zrr=zrr)
         modes, covs = block_effects(self.model, self.structure, mode, theta, inverse)
-        return self.keys, modes, covs, rows_at_link_bound(self.model.family, mode.eta)
+        return self.keys, modes, covs
 
 
 _Summary = tuple[float, FloatArray, FloatArray, float, float, float]
@@ -429,7 +427,6 @@ class CrossedObjective:
         self.q_c = q_c
         self.pirls_control = pirls_control
         self.counters = Counters()
-        self.rows_at_link_bound = 0
         self._u_c = np.zeros(q_c)
         self._reset = True
         self._commit = False
@@ -606,15 +603,13 @@ class CrossedObjective:
         crossed: tuple[int, ...],
     ) -> tuple[list[FloatArray], list[FloatArray]]:
         """Conditional modes (n_levels x k) and covariances (n_levels x k x k) of every block
-        over the levels of the whole data set (laplace.conditional_effects's); the number of
-        rows at the link's bound at those modes is kept as rows_at_link_bound."""
+        over the levels of the whole data set (laplace.conditional_effects's)."""
 
         def evaluate() -> list[Any]:
             at = self.mode(theta, beta)
             return self._call("effects", zrr=rest_inverse(at.l_s), theta=theta)
 
         pieces = self._retrying(evaluate)
-        self.rows_at_link_bound = sum(int(piece[3]) for piece in pieces)
         return place_effects(pieces, n_levels, ks, crossed)
 
     @staticmethod

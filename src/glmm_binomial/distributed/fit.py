@@ -96,9 +96,9 @@ from glmm_binomial.methods.estimates import FitOutput, final_checks, require_fin
 from glmm_binomial.methods.laplace import (
     LOGLIK_LABEL,
     Laplace,
-    bound_reached_warning,
     fit_output,
     verified_off_path,
+    with_link_bound,
 )
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.options import FitOptions, fit_options
@@ -575,10 +575,10 @@ def _maximum_likelihood(
         separation,
         n_agq,
     )
-    # The fitted eta at the link's bound (the log link's mu <= 1), as laplace.finish_fit.
-    bound = bound_reached_warning(plan.family, objective.rows_at_link_bound)
-    if bound is not None:
-        output = dataclasses.replace(output, converged=False, warnings=(*output.warnings, bound))
+    if isinstance(objective, NestedObjective):
+        # The fitted eta at the log link's bound, as laplace.finish_fit (crossed factors take
+        # no bounded link).
+        output = with_link_bound(output, plan.family, objective.rows_at_link_bound)
     output = with_penalty(output, penalty)
     if not start.scaling.is_identity:
         output = to_user(surrogate, start.scaling, output)

@@ -195,17 +195,15 @@ class Partitions:
         """Runner for calls that move the partitions' state: each from its current version to
         the next (module docstring). The arguments stay in the task graph (a lost partition
         replays its calls): keep them small."""
-        previous, self.states = (
-            self.states,
-            self.client.map(
-                evaluate,
-                self.states,
-                *per_partition,
-                pure=False,
-                method=method,
-                blas_threads=self.blas_threads,
-                **shared,
-            ),
+        previous = self.states
+        self.states = self.client.map(
+            evaluate,
+            previous,
+            *per_partition,
+            pure=False,
+            method=method,
+            blas_threads=self.blas_threads,
+            **shared,
         )
         answers = list(self._gather(output_of, self.states))
         if self.return_memory:

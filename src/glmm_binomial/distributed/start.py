@@ -107,13 +107,13 @@ def first_passes(
         np.max(np.vstack([part.z_spread[t] for part in sums]), axis=0) for t in range(n_blocks)
     ]
     z_moments = [combine_moments([part.z_moments[t] for part in sums]) for t in range(n_blocks)]
+    x_moments = combine_moments([part.x_moments for part in sums])
+    x_moments = dataclasses.replace(
+        x_moments, mean=x_moments.mean[kept], m2=x_moments.m2[kept], ones=x_moments.ones[kept]
+    )
     if isinstance(method, LikelihoodMethod):
         # The internal centring and scaling of the in-memory fit (scaling.choose_scaling), from
         # the columns' moments combined over the partitions.
-        x_moments = combine_moments([part.x_moments for part in sums])
-        x_moments = dataclasses.replace(
-            x_moments, mean=x_moments.mean[kept], m2=x_moments.m2[kept], ones=x_moments.ones[kept]
-        )
         scaling = choose_scaling_from_moments(
             x_moments, z_moments, method.control, method.centres_random, covariances
         )
@@ -122,7 +122,7 @@ def first_passes(
         scaling = Scaling(np.eye(n_fixed), tuple(np.eye(len(z.mean)) for z in z_moments))
     rate = (k + 0.5) / (m + 1.0)
     level = float(family.link_values(np.array([rate]))[0])
-    ones = np.flatnonzero(np.all(np.vstack([part.x_moments.ones for part in sums]), axis=0)[kept])
+    ones = np.flatnonzero(x_moments.ones)
     # lstsq(X, link(rate) - offset) by the normal equations with X'X = R'R.
     xtx = r.T @ r
     beta, offset_part = np.zeros(n_fixed), np.zeros(n_fixed)

@@ -966,10 +966,7 @@ def finish_fit(
     output = fit_output(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
     )
-    bound = link_bound_warning(data, mode.eta)
-    if bound is None:
-        return output
-    return dataclasses.replace(output, converged=False, warnings=(*output.warnings, bound))
+    return with_link_bound(output, data.family, rows_at_link_bound(data.family, mode.eta))
 
 
 OFF_PATH = "optimum verified on the directions off the diverging path"
@@ -1024,14 +1021,6 @@ LINK_BOUND_TOL = 1e-6
 eta <= 0, mu <= 1) counts as on it."""
 
 
-def link_bound_warning(data: ModelData, eta: FloatArray) -> FitWarning | None:
-    """A ConvergenceWarning when the fitted linear predictor reaches the link's bound (the log
-    link's mu = e^eta <= 1): the maximum then lies on the boundary of the parameter space,
-    where the mode search cannot converge and the Laplace approximation and the standard
-    errors do not hold."""
-    return bound_reached_warning(data.family, rows_at_link_bound(data.family, eta))
-
-
 def rows_at_link_bound(family: Family, eta: FloatArray) -> int:
     """How many rows' fitted eta lie within LINK_BOUND_TOL of the link's bound (0 for a link
     without one)."""
@@ -1041,18 +1030,22 @@ def rows_at_link_bound(family: Family, eta: FloatArray) -> int:
     return int(np.count_nonzero(eta >= upper - LINK_BOUND_TOL))
 
 
-def bound_reached_warning(family: Family, reached: int) -> FitWarning | None:
-    """link_bound_warning's warning given the number of rows at the bound (None for none)."""
-    upper = family.eta_upper
+def with_link_bound(output: FitOutput, family: Family, reached: int) -> FitOutput:
+    """output, not converged and with a ConvergenceWarning, when `reached` rows' fitted linear
+    predictor lies at the link's bound (rows_at_link_bound; the log link's mu = e^eta <= 1):
+    the maximum then lies on the boundary of the parameter space, where the mode search cannot
+    converge and the Laplace approximation and the standard errors do not hold."""
     if not reached:
-        return None
-    return FitWarning(
+        return output
+    bound = FitWarning(
         f"the {family.link} link's constraint mu = exp(eta) <= 1 is active: the fitted "
-        f"linear predictor reaches {upper:g} at {reached} row(s), so the estimates lie on the "
-        "boundary of the parameter space (no converged mode; the Laplace approximation and "
-        "the standard errors do not hold there); consider the cloglog or logit link",
+        f"linear predictor reaches {family.eta_upper:g} at {reached} row(s), so the estimates "
+        "lie on the boundary of the parameter space (no converged mode; the Laplace "
+        "approximation and the standard errors do not hold there); consider the cloglog or "
+        "logit link",
         ConvergenceWarning,
     )
+    return dataclasses.replace(output, converged=False, warnings=(*output.warnings, bound))
 
 
 NOT_LOG_CONCAVE_HINT = (
