@@ -16,6 +16,7 @@ from glmm_binomial.methods.registry import METHODS, make_method, method_class, m
 from glmm_binomial.methods.structured_vb import VariationalBayes
 from glmm_binomial.methods.variational import MeanFieldVB, VariationalControl
 from glmm_binomial.numerics.optimize import OptimizerControl
+from glmm_binomial.numerics.pirls import PirlsControl
 
 
 def test_registry_lists_every_method_once_with_its_class():
@@ -121,3 +122,42 @@ def test_control_as_a_mapping_of_settings():
         make_method("laplace", control={"gtol": float("nan")})
     with pytest.raises(ValueError, match="OptimizerControl.basin_starts must be True or False"):
         make_method("laplace", control=OptimizerControl(basin_starts=1))
+
+
+def test_settings_out_of_range_are_named():
+    """No tolerance, step, limit or cap is negative; a step (and boundary_tol, compared on the
+    log scale) is above 0; a setting that may be 0 is taken at 0 (snap_tol = 0: no snap)."""
+    cases = [
+        ("laplace", {"gtol": -1.0}, "OptimizerControl.gtol must be a number at least 0, got -1.0"),
+        ("laplace", {"max_iter": -3}, "OptimizerControl.max_iter must be a whole number at least"),
+        ("laplace", {"hessian_step": 0.0}, "OptimizerControl.hessian_step must be a number above"),
+        ("agq", {"boundary_tol": 0}, "OptimizerControl.boundary_tol must be a number above 0"),
+        ("vb", {"max_step": 0.0}, "StructuredVBControl.max_step must be a number above 0"),
+        ("vb_meanfield", {"gtol": -1e-6}, "VariationalControl.gtol must be a number at least 0"),
+    ]
+    for method, settings, message in cases:
+        with pytest.raises(ValueError, match=f"^control: {message}"):
+            make_method(method, control=settings)
+        control_type = type(make_method(method).control)
+        with pytest.raises(ValueError, match=f"^control: {message}"):
+            make_method(method, control=control_type(**settings))
+    assert make_method("laplace", control={"snap_tol": 0.0, "max_iter": 0}).control.snap_tol == 0
+    assert make_method("laplace", control={"column_runaway_screen": np.inf}).control
+
+
+def test_pirls_control_as_a_mapping_or_named_in_its_error():
+    """pirls_control= takes a PirlsControl or a dict of its settings, as control= does; any
+    other value, an unknown setting or a negative one is a ValueError naming pirls_control
+    (it was an AttributeError from inside the mode search)."""
+    for method in ("laplace", "agq"):
+        made = make_method(method, pirls_control={"max_iter": 50, "tol": 1e-12})
+        assert made.pirls_control == PirlsControl(max_iter=50, tol=1e-12)
+        with pytest.raises(ValueError, match="^pirls_control for method .* must be a PirlsControl"):
+            make_method(method, pirls_control="fast")
+        with pytest.raises(ValueError, match="^pirls_control: 'bogus' is not a setting"):
+            make_method(method, pirls_control={"bogus": 1})
+        with pytest.raises(ValueError, match="^pirls_control: PirlsControl.max_iter must be a"):
+            make_method(method, pirls_control=PirlsControl(max_iter=-1))
+    fitted = g.fit(CBPP, g.datasets.load("cbpp"), pirls_control={"tol": 1e-12})
+    assert fitted.converged
+    assert fitted.llf == pytest.approx(g.fit(CBPP, g.datasets.load("cbpp")).llf, abs=1e-9)

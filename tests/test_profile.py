@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _simulate import one_level_all_failures, pure_groups_frame, separated_frame
-from conftest import load_reference
+from conftest import CBPP, load_reference
 from scipy import stats
 
 import glmm_binomial as g
@@ -287,3 +287,18 @@ def test_an_agq_fit_is_not_profiled_over_a_reordered_correlation():
         fit.confint()
     first = profile_confint(fit, which=["cor_a.(Intercept)|g"])
     assert first.shape == (1, 2)
+
+
+def test_profile_control_as_a_mapping_or_named_in_its_error():
+    """control= of a profile: a ProfileControl or a dict of its settings (as fit's control=);
+    another value, or a setting out of range, is a ValueError naming it."""
+    fitted = g.fit(CBPP, g.datasets.load("cbpp"))
+    as_dict = profile_confint(fitted, which="period2", control={"xtol": 1e-7})
+    as_control = profile_confint(fitted, which="period2", control=g.ProfileControl(xtol=1e-7))
+    pd.testing.assert_frame_equal(as_dict, as_control)
+    with pytest.raises(ValueError, match="^control must be a ProfileControl"):
+        profile(fitted, which="period2", control="tight")
+    with pytest.raises(ValueError, match="^control: ProfileControl.hessian_step must be a number"):
+        profile(fitted, which="period2", control={"hessian_step": 0.0})
+    with pytest.raises(ValueError, match="^control: ProfileControl.max_iter must be a whole"):
+        profile(fitted, which="period2", control={"max_iter": -1})

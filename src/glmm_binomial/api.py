@@ -24,6 +24,8 @@ from glmm_binomial.numerics import blas
 from glmm_binomial.numerics.pirls import PirlsControl
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from glmm_binomial.results.result import GLMMResult
 
 BINOMIAL_DEFAULT = make_family()
@@ -48,7 +50,7 @@ def fit(
     prior_log_sd_sd: float | None = None,
     priors: Any = None,
     control: Any = None,
-    pirls_control: PirlsControl | None = None,
+    pirls_control: PirlsControl | Mapping[str, Any] | None = None,
     blas_threads: int | None = 1,
     client: Any = None,
     draws: int | None = None,
@@ -100,7 +102,8 @@ def fit(
     control: OptimizerControl for "laplace" and "agq", StructuredVBControl for "vb",
     VariationalControl for "vb_meanfield", McmcControl for "mcmc" (None: the defaults), or a
     dict of some of its settings ({"max_iter": 2000}: the others at their defaults);
-    pirls_control: PirlsControl of the inner mode search.
+    pirls_control: PirlsControl of the inner mode search ("laplace", "agq"), or a dict of
+    some of its settings.
     draws, warmup, chains, seed (method "mcmc" only): kept draws per chain, warm-up sweeps,
     number of chains and the seed (an int or numpy SeedSequence; None: fresh entropy, recorded
     as result.posterior.settings["seed_entropy"]); they set those fields of control.
@@ -239,7 +242,7 @@ def fit_model(
     prior_log_sd_sd: float | None = None,
     priors: Any = None,
     control: Any = None,
-    pirls_control: PirlsControl | None = None,
+    pirls_control: PirlsControl | Mapping[str, Any] | None = None,
     blas_threads: int | None = 1,
     draws: int | None = None,
     warmup: int | None = None,

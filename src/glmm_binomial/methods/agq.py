@@ -1204,7 +1204,7 @@ class Agq(LikelihoodMethod):
         *,
         n_agq: int | None = None,
         control: Any = None,
-        pirls_control: PirlsControl | None = None,
+        pirls_control: Any = None,
         priors: Any = None,
         **others: Any,
     ) -> Agq:
@@ -1212,7 +1212,7 @@ class Agq(LikelihoodMethod):
         return cls(
             1 if n_agq is None else n_agq,
             checked_control(cls.name, control, OptimizerControl),
-            pirls_control or PirlsControl(),
+            checked_control(cls.name, pirls_control, PirlsControl, "pirls_control"),
             priors=parse_priors(priors),
         )
 

@@ -120,9 +120,12 @@ def refuse_arguments(method: str, **given: Any) -> None:
         )
 
 
-def checked_control(method: str, control: Any, control_type: type) -> Any:
+def checked_control(
+    method: str | None, control: Any, control_type: type, argument: str = "control"
+) -> Any:
     """`control` if it is a control_type (None: the defaults; a mapping: a control_type with
-    those settings, the others at their defaults), else ValueError."""
+    those settings, the others at their defaults) whose settings pass check_settings, else
+    ValueError naming `argument` (and `method`, when given)."""
     if control is None:
         return control_type()
     if isinstance(control, Mapping):
@@ -137,50 +140,62 @@ def checked_control(method: str, control: Any, control_type: type) -> Any:
                 else ""
             )
             raise ValueError(
-                f"control: {', '.join(map(repr, unknown))} "
+                f"{argument}: {', '.join(map(repr, unknown))} "
                 f"{'is not a setting' if len(unknown) == 1 else 'are not settings'} of "
                 f"{control_type.__name__} (its settings: {', '.join(known)}){hint}"
             )
         try:
             control = control_type(**control)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"control: {error}") from None
+            raise ValueError(f"{argument}: {error}") from None
     if not isinstance(control, control_type):
         name = control_type.__name__
         article = "an" if name[0] in "AEIOU" else "a"
+        where = f" for method {method!r}" if method is not None else ""
         raise ValueError(
-            f"control for method {method!r} must be {article} {name}, got {type(control).__name__}"
+            f"{argument}{where} must be {article} {name} (or a dict of its settings), "
+            f"got {type(control).__name__}"
         )
-    _check_settings(control)
+    check_settings(control, argument)
     return control
 
 
-def _check_settings(control: Any) -> None:
+def check_settings(control: Any, argument: str = "control") -> None:
     """ValueError naming a setting whose value is not of its default's kind (a number, a
-    whole number, True/False or text; settings whose default is None take anything)."""
+    whole number, True/False or text; settings whose default is None take anything), or is a
+    negative number (every tolerance, step, limit and cap is at least 0), or 0 where the
+    control's class lists it in `positive_settings` (a finite difference's step, a tolerance
+    compared on the log scale)."""
+    positive_settings: frozenset[str] = getattr(type(control), "positive_settings", frozenset())
     for field in dataclasses.fields(control):
         default, value = field.default, getattr(control, field.name)
         if default is None or default is dataclasses.MISSING:
             continue
+        number = False
         if isinstance(default, bool):
             ok = isinstance(value, (bool, np.bool_))
             kind = "True or False"
         elif isinstance(default, int):
             ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-            kind = "a whole number"
+            kind, number = "a whole number", True
         elif isinstance(default, float):
             ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
                 value, (bool, np.bool_)
             )
             ok = ok and not np.isnan(value)
-            kind = "a number"
+            kind, number = "a number", True
         elif isinstance(default, str):
             ok, kind = isinstance(value, str), "text"
         else:
             continue
+        if ok and number:
+            if field.name in positive_settings:
+                ok, kind = value > 0, f"{kind} above 0"
+            else:
+                ok, kind = value >= 0, f"{kind} at least 0"
         if not ok:
             raise ValueError(
-                f"control: {type(control).__name__}.{field.name} must be {kind}, got {value!r}"
+                f"{argument}: {type(control).__name__}.{field.name} must be {kind}, got {value!r}"
             )
 
 

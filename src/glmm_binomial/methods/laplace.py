@@ -878,7 +878,7 @@ class Laplace(LikelihoodMethod):
         cls,
         *,
         control: Any = None,
-        pirls_control: PirlsControl | None = None,
+        pirls_control: Any = None,
         n_agq: int | None = None,
         priors: Any = None,
         **others: Any,
@@ -888,7 +888,7 @@ class Laplace(LikelihoodMethod):
         refuse_arguments(cls.name, **others)
         return cls(
             checked_control(cls.name, control, OptimizerControl),
-            pirls_control or PirlsControl(),
+            checked_control(cls.name, pirls_control, PirlsControl, "pirls_control"),
             parse_priors(priors),
         )
 

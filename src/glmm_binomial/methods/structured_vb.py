@@ -144,6 +144,7 @@ class StructuredVBControl:
     max_cubature_nodes: int = 4096
     separation_information: float = 1.0
     separation_prior_sds: float = 1.5
+    positive_settings: ClassVar[frozenset[str]] = frozenset({"max_step"})
 
 
 # --- q(beta, b): the Gaussian factor through the blocked factor ----------------------------

@@ -22,6 +22,7 @@ a boundary fit (``at_boundary``). ``us(f + 0 | g)`` is lme4's unstructured term.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,6 +33,12 @@ from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+
+
+def log_tolerance(tol: float) -> float:
+    """log(tol) for a tolerance on an SD, -inf for 0 (no SD lies below it: OptimizerControl's
+    snap_tol = 0 turns the snap off)."""
+    return math.log(tol) if tol > 0 else -math.inf
 
 
 class CovarianceStructure(ABC):
@@ -493,7 +500,7 @@ class ScaledCorrelation(CovarianceStructure):
         the diagonal of Lambda; so is the correlation parameter when fewer than two of the
         terms' SDs are off it (the correlation then does not enter the model)."""
         out = np.zeros(self.n_theta, dtype=bool)
-        out[: self.n_sd] = np.asarray(theta[: self.n_sd]) < np.log(tol)
+        out[: self.n_sd] = np.asarray(theta[: self.n_sd]) < log_tolerance(tol)
         if self.n_correlation:
             out[self.n_sd] = int((self.sds(theta) >= tol).sum()) < 2
         return out
@@ -514,8 +521,8 @@ class ScaledCorrelation(CovarianceStructure):
         theta = np.asarray(theta, dtype=np.float64)
         logs = theta[: self.n_sd]
         return [
-            (int(j), float(np.log(tol) - 1.0), float(np.exp(logs[j])))
-            for j in np.flatnonzero((logs < np.log(near)) & (logs >= np.log(tol)))
+            (int(j), log_tolerance(tol) - 1.0, float(np.exp(logs[j])))
+            for j in np.flatnonzero((logs < log_tolerance(near)) & (logs >= log_tolerance(tol)))
         ]
 
     def saturated(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
@@ -544,7 +551,7 @@ class ScaledCorrelation(CovarianceStructure):
             rho = self.rho(float(out[self.n_sd]))
             out[self.n_sd] = self.phi(high - gap if high - rho < rho - low else low + gap)
         sds = out[: self.n_sd]
-        sds[sds < np.log(near)] = np.log(gap)
+        sds[sds < log_tolerance(near)] = np.log(gap)
         return out
 
     def parameters(self, theta: FloatArray) -> FloatArray:
@@ -639,7 +646,7 @@ class Ar1(ScaledCorrelation):
         alike): bench/cs_basins.py's data, ar1:393 (800 rows, 100 groups, 4 occasions) ended
         at rho -1 (SD 0.149), 0.499 below glmmTMB's optimum at rho 1 (SD 0.303)."""
         theta = np.asarray(theta, dtype=np.float64)
-        if not self.saturated(theta, tol).any() or theta[0] < np.log(tol):
+        if not self.saturated(theta, tol).any() or theta[0] < log_tolerance(tol):
             return None
         out = self.start()
         out[1] = self.phi(-2.0 / 3.0 if self.rho(float(theta[1])) > 0 else 2.0 / 3.0)
@@ -744,7 +751,8 @@ class CompoundSymmetry(ScaledCorrelation):
         here ends higher on 4, by 0.06 to 0.77 in logLik, where glmmTMB's start found one of
         them)."""
         theta = np.asarray(theta, dtype=np.float64)
-        if not self.saturated(theta, tol).any() or not (theta[: self.n_sd] < np.log(tol)).any():
+        below = theta[: self.n_sd] < log_tolerance(tol)
+        if not self.saturated(theta, tol).any() or not below.any():
             return None
         low, high = self.rho_bounds()
         rho = self.rho(float(theta[self.n_sd]))
@@ -763,7 +771,7 @@ class CompoundSymmetry(ScaledCorrelation):
         to 5.8), on faces of terms whose SDs were not at zero."""
         theta = np.asarray(theta, dtype=np.float64)
         starts = []
-        for j in np.flatnonzero(theta[: self.n_sd] >= np.log(tol)):
+        for j in np.flatnonzero(theta[: self.n_sd] >= log_tolerance(tol)):
             start = np.zeros(self.n_theta)
             start[j] = FACE_LOG_SD
             starts.append(start)

@@ -367,7 +367,9 @@ def _formulaic_matrix(
 ) -> tuple[FloatArray, Any] | None:
     """formulaic's matrix (2-d) and model spec of formula on frame; None when it fails."""
     try:
-        with warnings.catch_warnings():
+        # A probe: made-up rows (every number 1) make a stateful transform such as scale(x)
+        # divide 0 by 0; such a plan is discarded and formulaic then builds the whole matrix.
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", FutureWarning)
             mm = model_matrix(
                 formula,

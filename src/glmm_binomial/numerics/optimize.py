@@ -25,12 +25,12 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from glmm_binomial.model.covariance import Unstructured
+from glmm_binomial.model.covariance import Unstructured, log_tolerance
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.dense import cho_solve_upper, cholesky_upper, solve_upper
 from glmm_binomial.numerics.hessian import gradient_hessian
@@ -240,6 +240,11 @@ class OptimizerControl:
     fixed_center_limit: float = 10.0
     random_scale_limit: float = 4.0
     random_center_limit: float = 3.0
+    positive_settings: ClassVar[frozenset[str]] = frozenset(
+        # Steps of a search or a finite difference; the boundary is where an SD's log is below
+        # log(boundary_tol) (snap_tol = 0 turns the snap off).
+        {"max_step", "hessian_step", "theta_scale_step", "boundary_tol"}
+    )
 
     def tolerances(self) -> dict[str, float | str]:
         """Every field, as OptSummary.tolerances records them (a fresh dict each call)."""
@@ -1030,7 +1035,7 @@ def minimize_deviance(
     flat_end_tried = False
     log_sds = data.theta_log_sds()
     log_sd_index = np.flatnonzero(log_sds)
-    log_snap = float(np.log(control.snap_tol))
+    log_snap = log_tolerance(control.snap_tol)
     # Once per search: the pass stopped where a structured SD below snap_tol still falls
     # towards zero, or a correlation within snap_tol of an end of its range still runs out
     # towards it, the rest near its optimum (running_to_end), and range_end tried the ends.
@@ -2120,7 +2125,7 @@ def range_end(
     # z = 3 time + 7, up to 22, an SD of 0.0095 moves eta by 0.2), and one that is not kept
     # the others from theirs (an SD left at 1.00002e-4, just above boundary_tol, unflagged).
     gap = float(np.log(RANGE_END_GAP))
-    small = np.flatnonzero(log_sds & (theta < np.log(control.snap_tol)) & (theta > gap))
+    small = np.flatnonzero(log_sds & (theta < log_tolerance(control.snap_tol)) & (theta > gap))
     for j in small[np.argsort(theta[small], kind="stable")]:
         single = np.array(theta, dtype=np.float64)
         single[j] = gap

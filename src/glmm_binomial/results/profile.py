@@ -43,9 +43,9 @@ ends are evaluated again first (moved inward or outward if a re-evaluation chang
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,7 @@ import scipy.linalg
 from numpy.typing import NDArray
 
 from glmm_binomial.arguments import fraction
+from glmm_binomial.methods.base import checked_control
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.covariance import ScaledCorrelation
 from glmm_binomial.model.data import ModelData, RandomBlock
@@ -93,6 +94,7 @@ class ProfileControl:
     curve_points: int = 0
     phi_lower: float = 1e-6
     phi_upper: float = 1e6
+    positive_settings: ClassVar[frozenset[str]] = frozenset({"hessian_step"})
 
 
 @dataclass(frozen=True)
@@ -417,7 +419,7 @@ def profile(
     result: ResultBase,
     conf_level: float = 0.95,
     which: Sequence[str] | str | None = None,
-    control: ProfileControl | None = None,
+    control: ProfileControl | Mapping[str, Any] | None = None,
 ) -> LikelihoodProfile:
     """Profile the deviance of a fit (Laplace or AGQ, its own) over each parameter.
 
@@ -426,7 +428,7 @@ def profile(
     parameters (and phi), "beta_" for all fixed effects; None: all. Returns the profiles with
     the intervals at `conf_level`."""
     _check(result, conf_level)
-    control = control or ProfileControl()
+    settings: ProfileControl = checked_control(None, control, ProfileControl)
     model = result.model
     if model.x.shape[0] != model.n_obs:
         raise ValueError(
@@ -436,7 +438,7 @@ def profile(
         )
     # The fit's own objective: for a penalized fit, the deviance plus the prior deviance.
     make_objective = getattr(result.method_object, "objective", LaplaceObjective)
-    targets = _targets(model, control.correlation_limit, make_objective, control.phi_lower)
+    targets = _targets(model, settings.correlation_limit, make_objective, settings.phi_lower)
     names = [t.name for t in targets]
     if which is None:
         chosen = targets
@@ -478,11 +480,11 @@ def profile(
     warnings: list[str] = []
     # Check the optimum first (a fit stopped short would shift every interval): a short
     # bound-constrained search from the estimates, kept only if it lowers the deviance.
-    base = _Coordinates.build(model, control.correlation_limit, make_objective, control.phi_lower)
+    base = _Coordinates.build(model, settings.correlation_limit, make_objective, settings.phi_lower)
     p0 = base.from_theta_beta(theta, beta)
     deviance0 = base.deviance_and_gradient(p0)[0]
-    p1 = _minimize_all(base, p0, control)
-    if base.deviance_and_gradient(p1)[0] < deviance0 - control.lower_deviance_tol:
+    p1 = _minimize_all(base, p0, settings)
+    if base.deviance_and_gradient(p1)[0] < deviance0 - settings.lower_deviance_tol:
         theta, beta = base.theta(p1), p1[base.n_var :]
         warnings.append(
             "the fit's estimates are not at the minimum of the deviance; the profile is "
@@ -503,19 +505,19 @@ def profile(
             )
     separation = result.fit_output.separation
     flat = separation.flat_directions(model.n_fixed) if separation.coefficients else None
-    for _ in range(control.max_restarts + 1):
+    for _ in range(settings.max_restarts + 1):
         try:
             profiles, deviance = _profile_all(
-                model, chosen, theta, beta, cutoff, control, unbounded, flat
+                model, chosen, theta, beta, cutoff, settings, unbounded, flat
             )
             break
         except _BetterOptimum as better:
             found = better.coords
             theta = _permuted_theta(found.model, model, found.theta(better.p))
             base = _Coordinates.build(
-                model, control.correlation_limit, make_objective, control.phi_lower
+                model, settings.correlation_limit, make_objective, settings.phi_lower
             )
-            p = _minimize_all(base, base.from_theta_beta(theta, better.p[found.n_var :]), control)
+            p = _minimize_all(base, base.from_theta_beta(theta, better.p[found.n_var :]), settings)
             theta, beta = base.theta(p), p[base.n_var :]
             warnings.append(
                 "profiling found a lower deviance than the fit's; the profile was restarted "
@@ -892,7 +894,7 @@ class _OneProfile:
 def profile_confint(
     result: ResultBase,
     conf_level: float = 0.95,
-    control: ProfileControl | None = None,
+    control: ProfileControl | Mapping[str, Any] | None = None,
     which: Sequence[str] | str | None = None,
 ) -> pd.DataFrame:
     """Profile-likelihood intervals (lower, upper) at `conf_level` for every parameter (or

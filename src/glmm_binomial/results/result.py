@@ -16,7 +16,7 @@ bootstrap) makes one of the same class through ResultBase.with_fit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -76,7 +76,7 @@ class GLMMResult(ResultAliases, ResultBase):
         self,
         conf_level: float = 0.95,
         which: Sequence[str] | str | None = None,
-        control: ProfileControl | None = None,
+        control: ProfileControl | Mapping[str, Any] | None = None,
     ) -> LikelihoodProfile:
         """Profiles of the Laplace deviance over each parameter (lme4's profile()); see
         glmm_binomial.results.profile."""
