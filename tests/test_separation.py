@@ -558,7 +558,9 @@ def test_the_combinations_that_stay_finite_keep_their_standard_errors():
     np.testing.assert_allclose(table.loc["b - c", "estimate"], -mixed.params["fc"], rtol=1e-5)
     np.testing.assert_allclose(table.loc["b - c", "std_error"], mixed.bse["fc"], rtol=1e-5)
     # Level a's mean and its contrasts are points on the diverging path: no estimate.
-    assert table.loc[["a - b", "a - c"]].drop(columns="adjust", errors="ignore").isna().all(None)
+    assert (
+        table.loc[["a - b", "a - c"]].drop(columns="adjust", errors="ignore").isna().all(axis=None)
+    )
     means = g.emmeans(full, "f").table.set_index("f")
     assert means.loc["a"].isna().all() and np.isfinite(means.loc[["b", "c"]].to_numpy()).all()
     # The intercept plus fb is the mixed fit's intercept (level b at z = 0).
@@ -566,7 +568,7 @@ def test_the_combinations_that_stay_finite_keep_their_standard_errors():
     np.testing.assert_allclose(tested["estimate"], mixed.params["(Intercept)"], rtol=1e-5)
     np.testing.assert_allclose(tested["std_error"], mixed.bse["(Intercept)"], rtol=1e-5)
     # A diverging coefficient has no estimate here either, as in the fixed-effects table.
-    assert g.hypotheses(full, "b1 = 0")[["estimate", "std_error"]].isna().all(None)
+    assert g.hypotheses(full, "b1 = 0")[["estimate", "std_error"]].isna().all(axis=None)
     # Averaged response-scale predictions by level: level a's rows are at probability 0.
     averaged = g.avg_predictions(full, by="f").set_index("f")
     expected_average = g.avg_predictions(mixed, by="f").set_index("f")
