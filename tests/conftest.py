@@ -41,6 +41,14 @@ def quiet_fit(formula: str, data: Any, **options: Any) -> Any:
         return g.fit(formula, data, **options)
 
 
+def polars_frame(frame: pd.DataFrame) -> Any:
+    """`frame` as a polars DataFrame built column by column from Python values (polars'
+    from_pandas needs pyarrow for text columns, and the base install has none); skips the test
+    without polars."""
+    pl = pytest.importorskip("polars")
+    return pl.DataFrame({str(name): column.tolist() for name, column in frame.items()})
+
+
 @pytest.fixture(name="load_reference")
 def load_reference_fixture() -> Callable[[str], dict[str, Any]]:
     """Fixture form of :func:`load_reference`."""

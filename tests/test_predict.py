@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CBPP
+from conftest import CBPP, polars_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -255,20 +255,20 @@ def test_response_expressions_factor_and_dotted_names(c):
 
 
 def test_polars_frames(c, m):
-    pl = pytest.importorskip("polars")
+    pytest.importorskip("polars")
     pytest.importorskip("narwhals")
-    frame = pl.from_pandas(c.astype({"district": str, "urban": str, "livch": str, "woman": str}))
+    frame = polars_frame(c.astype({"district": str, "urban": str, "livch": str, "woman": str}))
     fitted = g.fit(CONTRACEPTION, frame)
     assert fitted.loglik == pytest.approx(m.loglik, abs=1e-9)
     np.testing.assert_allclose(fitted.predict(frame), m.predict(), atol=1e-12)
 
 
 def test_non_pandas_frame_without_narwhals_names_the_extra(monkeypatch, c):
-    pl = pytest.importorskip("polars")
+    pytest.importorskip("polars")
     monkeypatch.setitem(sys.modules, "narwhals", None)
     monkeypatch.setitem(sys.modules, "narwhals.stable.v1", None)
     with pytest.raises(ValueError, match=r"glmm-binomial\[polars\]"):
-        g.fit(CONTRACEPTION, pl.from_pandas(c.head(50).astype(str)))
+        g.fit(CONTRACEPTION, polars_frame(c.head(50).astype(str)))
 
 
 # --- also: re="exclude", NaN rows, Series output -----------------------------------------------

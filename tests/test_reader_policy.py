@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import polars_frame
 
 import glmm_binomial as g
 from glmm_binomial.diagnostics import NonIntegerCountsWarning
@@ -227,7 +228,7 @@ def test_a_categorical_of_numbers_stays_a_factor():
 
 
 def test_logical_predictor_is_named_as_r_names_it(table):
-    pl = pytest.importorskip("polars")
+    pytest.importorskip("polars")
     u = (table["urban"] == "Y").to_numpy()
     variants = {
         "bool": u,
@@ -242,7 +243,7 @@ def test_logical_predictor_is_named_as_r_names_it(table):
         assert list(result.params.index) == ["(Intercept)", "age", "uTRUE"], name
         losses.add(result.loglik)
     assert len(losses) == 1
-    polars = pl.from_pandas(table.assign(u=u, district=table["district"].astype(str)))
+    polars = polars_frame(table.assign(u=u, district=table["district"].astype(str)))
     result = g.fit("use ~ age + u + (1 | district)", polars.drop("woman", "livch", "urban"))
     assert list(result.params.index) == ["(Intercept)", "age", "uTRUE"]
     # district as text orders its levels as text ("1", "10", ...): the same model, its sums
@@ -381,10 +382,10 @@ def test_weights_series_that_cannot_be_aligned_is_refused(cbpp):
     duplicated = frame["size"].set_axis([0] * len(frame))
     with pytest.raises(ValueError, match="duplicated labels"):
         g.fit("p ~ period + (1 | herd)", frame, weights=duplicated)
-    pl = pytest.importorskip("polars")
+    pytest.importorskip("polars")
     pytest.importorskip("narwhals")
     with pytest.raises(ValueError, match="no index to match it on"):
-        g.fit("p ~ period + (1 | herd)", pl.from_pandas(frame), weights=other)
+        g.fit("p ~ period + (1 | herd)", polars_frame(frame), weights=other)
     # Plain values (and a polars frame with a default-index Series) are taken in row order.
     positional = g.fit("p ~ period + (1 | herd)", frame, weights=frame["size"].to_numpy())
     assert positional.loglik == g.fit("p ~ period + (1 | herd)", frame, weights="size").loglik
