@@ -136,7 +136,7 @@ def main() -> int:
             ["Rscript", str(HERE / "against_r.R"), str(manifest), str(r_out)], check=True
         )
         peers = read_peers(r_out)
-    records, findings, above, lme4_rule, diverging = [], 0, 0, 0, 0
+    records, findings, above, lme4_rule, diverging, no_peer = [], 0, 0, 0, 0, 0
     for case in cases:
         name = str(case["name"])
         kind, seed = name.rsplit(":", 1)
@@ -154,6 +154,9 @@ def main() -> int:
         record = {"name": name, "ours": mine, "r": r, "best_r": best}
         records.append(record)
         if best is None:
+            # glmmTMB reports logLik NA where its Hessian is not positive definite (common on
+            # singular fits), and glmer is not judged for links other than the logit.
+            no_peer += 1
             continue
         if "error" in mine and "number of observations" in str(mine["error"]):
             lme4_rule += 1
@@ -184,7 +187,8 @@ def main() -> int:
     print(
         f"{len(cases)} cases, {findings} below R or refused, {above} above the better R engine, "
         f"{lme4_rule} refused by lme4's rule (observations <= random effects) that R fitted, "
-        f"{diverging} whose variance diverges (not compared)"
+        f"{diverging} whose variance diverges (not compared), {no_peer} without a judged R "
+        "logLik (glmmTMB's NA, glmer not judged: not compared)"
     )
     return 1 if findings else 0
 
