@@ -73,4 +73,6 @@ def test_valid_random_data_fits(seed):
         return
     result = g.fit("y ~ x + (1 | g)", frame)
     assert np.isfinite(result.loglik)
-    assert result.loglik <= 0.0
+    # A probability's log is at most 0; a completely separated response (seed 5100: every y 1)
+    # reaches 0 on its diverging path up to rounding (4.9e-31).
+    assert result.loglik <= 1e-12

@@ -164,6 +164,7 @@ def deliver(how: str, table: pd.DataFrame, tmp_path: Path, request: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def client() -> Any:
+    pytest.importorskip("distributed")
     from _dask_support import local_client
 
     yield from local_client()
