@@ -1,4 +1,5 @@
-"""The shared pieces of the mode search (numerics/pirls.py): step halving and the warm start."""
+"""The shared pieces of the mode search (numerics/pirls.py): step halving, the warm start and
+the log link's bound."""
 
 from __future__ import annotations
 
@@ -6,17 +7,23 @@ import dataclasses
 from unittest import mock
 
 import numpy as np
+import pytest
 
+from glmm_binomial.family import make_family
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.pirls import (
+    BOUND_GAP,
+    ROOM_FRACTION,
     PirlsControl,
     WarmStart,
+    bounded_step,
     find_mode,
     find_scalar_mode,
     halving_step,
     largest_move,
     prediction_accepted,
+    pushed_rows,
     same_values,
     scalar_layout,
 )
@@ -134,3 +141,68 @@ def test_same_values_is_equality_bit_for_bit():
     assert not same_values(np.array([0.0]), np.array([-0.0]))
     assert same_values(np.zeros(0), np.zeros(0))
     assert same_values([0.5, 1.0, -2.0], a)  # a list is read as an array
+
+
+def log_link_model(all_successes: bool) -> ModelData:
+    """Low rates under the log link (eta < 0); with all_successes, group 0's every trial a
+    success, whose conditional mode lies on the bound eta = 0."""
+    rng = np.random.default_rng(5)
+    n, n_g = 240, 12
+    g = np.repeat(np.arange(n_g), n // n_g)
+    x = rng.normal(size=n)
+    eta = np.minimum(-1.5 + 0.3 * x + rng.normal(scale=0.5, size=n_g)[g], -0.05)
+    y = (rng.random(n) < np.exp(eta)).astype(float)
+    if all_successes:
+        y[g == 0] = 1.0
+    block = RandomBlock("g", ("(Intercept)",), g, tuple(range(n_g)), np.ones((n, 1)))
+    data = ModelData(
+        y, np.ones(n), np.column_stack([np.ones(n), x]), np.zeros(n), ("a", "x"), (block,)
+    )
+    return dataclasses.replace(data, family=make_family("binomial", "log"))
+
+
+def test_bounded_step_cuts_a_step_past_the_bound_and_rows_on_it_are_held() -> None:
+    eta = np.array([-1.0, -0.5, -2.0])
+    assert bounded_step(eta, np.array([0.5, 0.25, -3.0]), 0.0) == 1.0
+    # Row 2 reaches 0 at step 0.25: 90% of the way there.
+    assert bounded_step(eta, np.array([0.5, 2.0, 1.0]), 0.0) == ROOM_FRACTION * 0.25
+    assert bounded_step(eta, np.zeros(3), 0.0) == 1.0
+    at_bound = np.array([-1.0, -0.5 * BOUND_GAP, -2.0])
+    assert pushed_rows(at_bound, np.array([0.1, 1e-3, 0.1]), 0.0).tolist() == [1]
+    # A row at the bound that the step moves away from is not held.
+    assert not pushed_rows(at_bound, np.array([0.1, -1.0, 0.1]), 0.0).any()
+
+
+def test_a_mode_on_the_log_links_bound_is_found_on_its_face() -> None:
+    """Group 0 (every trial a success) pulls its eta to 0, where the penalized likelihood is
+    largest with no stationary point: its row nearest the bound is held there and the other
+    groups' modes converge (Newton's step on the face), then the search stops, not converged.
+    It took all 100 steps of about ten trials each, with the other groups left unconverged by
+    the ever shorter steps. Both layouts take the same steps. Without that group the mode is
+    inside and converges as before."""
+    control = PirlsControl()
+    for all_successes in (True, False):
+        objective = LaplaceObjective(log_link_model(all_successes))
+        st, data = objective.structure, objective.data
+        lambdas = data.lambdas(np.array([1.0]))
+        eta_fixed = data.x @ np.array([-1.5, 0.3])
+        u1 = np.zeros((st.n1, 1))
+        fast = find_scalar_mode(st, data, eta_fixed, lambdas, u1, np.zeros(0), control)
+        with mock.patch("glmm_binomial.numerics.pirls.scalar_layout", return_value=False):
+            general = find_mode(st, data, eta_fixed, lambdas, u1, np.zeros(0), control)
+        for mode in (fast, general):
+            assert np.isfinite(mode.penalized_deviance) and mode.eta.max() <= 0.0
+            if all_successes:
+                assert not mode.converged and mode.iterations < 30
+                assert mode.eta.max() >= -BOUND_GAP
+                # The other groups' Newton decrement (H diagonal: H_jj = sum_i w_i a_i^2 + 1
+                # over group j) is negligible.
+                a = mode.a1[:, 0]
+                g_level = st.level_sum(a * mode.residual) - mode.u1[:, 0]
+                h_level = st.level_sum(mode.weights * a * a) + 1.0
+                assert float(np.sum(g_level[1:] ** 2 / h_level[1:])) < 1e-12
+            else:
+                assert mode.converged and mode.eta.max() < -0.01
+        assert fast.iterations == general.iterations
+        assert fast.penalized_deviance == pytest.approx(general.penalized_deviance, abs=1e-9)
+        np.testing.assert_allclose(fast.u1, general.u1, atol=1e-7)

@@ -18,6 +18,9 @@ that H is not positive definite is no maximum: its penalized deviance is reporte
 
 A start where the likelihood is zero (the log link with some eta > 0) is replaced by u = 0; if
 that is infeasible too, the mode search gives up at once with an infinite penalized deviance.
+A step that would cross the log link's bound is first tried most of the way there
+(bounded_step); rows that reach the bound are held on it while the rest converges (face_step),
+and the search ends there, not converged (BOUND_GAP).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from glmm_binomial.numerics.factor import Factor, Structure
 from glmm_binomial.numerics.step_length import backtracked
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
 
 
 @dataclass(frozen=True)
@@ -108,13 +112,15 @@ def halving_step(
     decrement: float,
     trial: Callable[[float], tuple[float, T]],
     control: PirlsControl,
+    first: float = 1.0,
 ) -> T | None:
     """Step halving along a Newton direction d with decrement g' H^{-1} g (slope of the penalized
     deviance -2 decrement at step 0): trial(step) evaluates the point u + step d and returns its
-    penalized deviance and what the caller keeps of it. The first trial that does not raise the
+    penalized deviance and what the caller keeps of it, from step `first` (1: Newton's own; less
+    where the link's bound cuts it, bounded_step). The first trial that does not raise the
     penalized deviance (SUFFICIENT_DECREASE) is returned; None when control.max_halvings trials
     found none (the caller decides whether that counts as converged, control.stall_tol)."""
-    step = 1.0
+    step = first
     for _ in range(control.max_halvings):
         new_pdev, point = trial(step)
         if new_pdev <= pdev + SUFFICIENT_DECREASE * abs(pdev):
@@ -122,6 +128,68 @@ def halving_step(
         # The slope of the penalized deviance along the Newton direction is -2 * decrement.
         step = backtracked(step, pdev, new_pdev, -2.0 * decrement)
     return None
+
+
+ROOM_FRACTION = 0.9
+"""A Newton step that would take some row's eta past the link's bound (the log link's eta <= 0)
+is first tried at this fraction of the way to it (halving from the whole step wastes a trial
+per factor of ten)."""
+
+BOUND_GAP = 1e-8
+"""A row within this of the link's bound that the Newton step pushes further is held there: the
+penalized likelihood's maximum lies on the bound (a row with every trial a success pulls its eta
+to 0, and has no failures to hold it back), with no stationary point. The search goes on along
+the face where the held rows stay put (face_step) until its decrement is below PirlsControl.tol,
+and ends there, not converged: the fit reports the link's active constraint
+(methods.laplace.with_link_bound). Before, such a search took all PirlsControl.max_iter steps of
+about ten trials each, ever closer to the bound, with the other groups' modes left where the
+ever shorter steps stopped them."""
+
+MAX_HELD_ROWS = 64
+"""More rows than this at the bound at once end the mode search there (each held row costs a
+solve with H)."""
+
+
+def bounded_step(eta: FloatArray, deta: FloatArray, upper: float) -> float:
+    """The first trial step along a Newton direction that moves eta by deta, for a link whose
+    eta must stay at or below `upper`: 1 where the whole step stays there, else ROOM_FRACTION
+    of the way to the bound."""
+    towards = deta > 0.0
+    if not towards.any():
+        return 1.0
+    room = float(np.min((upper - eta[towards]) / deta[towards]))
+    return 1.0 if room >= 1.0 else ROOM_FRACTION * room
+
+
+def pushed_rows(eta: FloatArray, deta: FloatArray, upper: float) -> IntArray:
+    """The rows within BOUND_GAP of the link's bound that a Newton step moving eta by deta
+    pushes further towards it."""
+    return np.flatnonzero((deta > 0.0) & (eta >= upper - BOUND_GAP))
+
+
+def face_step(
+    structure: Structure,
+    a1: FloatArray,
+    a2: FloatArray,
+    factor: Factor,
+    d: tuple[FloatArray, FloatArray],
+    deta: FloatArray,
+    held: IntArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Newton's step d = H^{-1} g projected on the face where the held rows' eta stays put:
+    d - H^{-1} A' (A H^{-1} A')^{-1} A d, A the held rows of Z Lambda (A d = deta[held]); least
+    squares where two held rows are the same constraint."""
+    columns = []
+    for i in held:
+        row = np.zeros(structure.n)
+        row[i] = 1.0
+        columns.append(factor.solve(*structure.transpose_times(a1, a2, row)))
+    gram = np.array([structure.times(a1, a2, c1, c2)[held] for c1, c2 in columns]).T
+    weights = np.linalg.lstsq(gram, deta[held], rcond=None)[0]
+    d1, d2 = d
+    for weight, (c1, c2) in zip(weights, columns, strict=True):
+        d1, d2 = d1 - weight * c1, d2 - weight * c2
+    return d1, d2
 
 
 def largest_move(*changes: FloatArray) -> float:
@@ -242,6 +310,8 @@ def find_mode(
     scratch = (np.empty_like(eta), np.empty_like(eta))
     pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
     concave = data.family.log_concave
+    upper = data.family.eta_upper
+    bounded = bool(np.isfinite(upper))
     if not np.isfinite(pdev):
         u1, u2 = np.zeros_like(u1), np.zeros_like(u2)
         eta = eta_fixed + structure.times(a1, a2, u1, u2)
@@ -269,9 +339,20 @@ def find_mode(
         g1 = g1 - u1
         g2 = g2 - u2
         d1, d2 = factor.solve(g1, g2)
+        at_bound, first = False, 1.0
+        if bounded:
+            deta = structure.times(a1, a2, d1, d2)
+            held = pushed_rows(eta, deta, upper)
+            if held.size > MAX_HELD_ROWS:
+                break
+            if held.size:
+                at_bound = True
+                d1, d2 = face_step(structure, a1, a2, factor, (d1, d2), deta, held)
+                deta = structure.times(a1, a2, d1, d2)
+            first = bounded_step(eta, deta, upper)
         decrement = float((g1 * d1).sum() + (g2 * d2).sum())
         if decrement < control.tol or iteration >= control.max_iter:
-            converged = decrement < control.tol
+            converged = decrement < control.tol and not at_bound
             break
         iteration += 1
 
@@ -287,7 +368,7 @@ def find_mode(
             new_pdev, new_mu = penalized_deviance(new_eta, data, new_u1, new_u2, scratch)
             return new_pdev, (new_u1, new_u2, new_eta, new_pdev, new_mu)
 
-        accepted = halving_step(pdev, decrement, trial, control)
+        accepted = halving_step(pdev, decrement, trial, control, first)
         if accepted is None:
             converged = decrement < control.stall_tol
             break
@@ -347,6 +428,8 @@ def find_scalar_mode(
     family, successes, trials = data.family, data.successes, data.trials
     level_values, level_sum = structure.level_values, structure.level_sum
     scratch = (np.empty_like(eta_fixed), np.empty_like(eta_fixed))
+    upper = family.eta_upper
+    bounded = bool(np.isfinite(upper))
 
     def deviance_at(u: FloatArray) -> tuple[FloatArray, float, FloatArray]:
         eta = eta_fixed + a * level_values(u[:, 0])
@@ -369,9 +452,21 @@ def find_scalar_mode(
         g1 = level_sum(a * residual)[:, None] - u1
         linv1 = linv[:, :, 0]
         d1 = linv1 * (linv1 * g1)
+        at_bound, first = False, 1.0
+        if bounded:
+            deta = a * level_values(d1[:, 0])
+            held = pushed_rows(eta, deta, upper)
+            if held.size:
+                # The face where the held rows' eta stays put: H is diagonal, so their
+                # groups' u stay put (face_step's projection).
+                at_bound = True
+                d1 = d1.copy()
+                d1[structure.g1[held]] = 0.0
+                deta = a * level_values(d1[:, 0])
+            first = bounded_step(eta, deta, upper)
         decrement = float((g1 * d1).sum() + 0.0)
         if decrement < control.tol or iteration >= control.max_iter:
-            converged = decrement < control.tol
+            converged = decrement < control.tol and not at_bound
             break
         iteration += 1
 
@@ -382,7 +477,7 @@ def find_scalar_mode(
             new_eta, new_pdev, new_mu = deviance_at(new_u1)
             return new_pdev, (new_u1, new_eta, new_pdev, new_mu)
 
-        accepted = halving_step(pdev, decrement, trial, control)
+        accepted = halving_step(pdev, decrement, trial, control, first)
         if accepted is None:
             converged = decrement < control.stall_tol
             break
