@@ -55,6 +55,7 @@ def files(tmp_path_factory):
 
 
 def test_exit_0_with_every_output_option(files):
+    pytest.importorskip("openpyxl")  # anova.xlsx
     out = run(
         "fit",
         "cbpp",  # a bundled data set's name as DATA
