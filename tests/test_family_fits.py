@@ -431,6 +431,20 @@ def test_log_link_says_when_its_constraint_is_active():
     assert any("constraint mu = exp(eta) <= 1 is active" in str(w) for w in result.warnings)
 
 
+def test_log_link_singular_end_is_searched_again_from_lme4s_start():
+    """Under the log link a scalar term's profile can dip after an SD of zero and rise to a
+    higher optimum: the zero end (logLik -31.989) is searched again from lme4's start
+    (ModelData.theta_singular_restart), which reaches glmmTMB's optimum."""
+    frame = pd.read_csv(REFERENCE_DIR / "log_link_zero_dip.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = g.fit("y ~ x + (1 | g/h)", frame, link="log")
+    assert result.converged
+    assert result.loglik == pytest.approx(-31.5180590889338, abs=1e-6)
+    assert result.theta[1] == pytest.approx(np.sqrt(3.08837145953299), rel=1e-3)
+    assert "from lme4's start, after a singular end" in result.opt_summary.message
+
+
 # --- results through the family --------------------------------------------------------------
 
 

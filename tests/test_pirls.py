@@ -14,7 +14,6 @@ from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.pirls import (
     BOUND_GAP,
-    ROOM_FRACTION,
     PirlsControl,
     WarmStart,
     bounded_step,
@@ -164,8 +163,11 @@ def log_link_model(all_successes: bool) -> ModelData:
 def test_bounded_step_cuts_a_step_past_the_bound_and_rows_on_it_are_held() -> None:
     eta = np.array([-1.0, -0.5, -2.0])
     assert bounded_step(eta, np.array([0.5, 0.25, -3.0]), 0.0) == 1.0
-    # Row 2 reaches 0 at step 0.25: 90% of the way there.
-    assert bounded_step(eta, np.array([0.5, 2.0, 1.0]), 0.0) == ROOM_FRACTION * 0.25
+    # Row 2 reaches 0 first, at step 0.25: the step leaves it half BOUND_GAP below.
+    step = bounded_step(eta, np.array([0.5, 2.0, 1.0]), 0.0)
+    assert step == (0.5 - 0.5 * BOUND_GAP) / 2.0
+    # A row within BOUND_GAP (held) does not cut the step.
+    assert bounded_step(np.array([-1.0, -0.5 * BOUND_GAP]), np.array([0.5, 1e-17]), 0.0) == 1.0
     assert bounded_step(eta, np.zeros(3), 0.0) == 1.0
     at_bound = np.array([-1.0, -0.5 * BOUND_GAP, -2.0])
     assert pushed_rows(at_bound, np.array([0.1, 1e-3, 0.1]), 0.0).tolist() == [1]

@@ -18,9 +18,9 @@ that H is not positive definite is no maximum: its penalized deviance is reporte
 
 A start where the likelihood is zero (the log link with some eta > 0) is replaced by u = 0; if
 that is infeasible too, the mode search gives up at once with an infinite penalized deviance.
-A step that would cross the log link's bound is first tried most of the way there
-(bounded_step); rows that reach the bound are held on it while the rest converges (face_step),
-and the search ends there, not converged (BOUND_GAP).
+A step that would cross the log link's bound is first tried up to it (bounded_step); rows that
+reach the bound are held on it while the rest converges (face_step), and the search ends there,
+not converged (BOUND_GAP).
 """
 
 from __future__ import annotations
@@ -130,11 +130,6 @@ def halving_step(
     return None
 
 
-ROOM_FRACTION = 0.9
-"""A Newton step that would take some row's eta past the link's bound (the log link's eta <= 0)
-is first tried at this fraction of the way to it (halving from the whole step wastes a trial
-per factor of ten)."""
-
 BOUND_GAP = 1e-8
 """A row within this of the link's bound that the Newton step pushes further is held there: the
 penalized likelihood's maximum lies on the bound (a row with every trial a success pulls its eta
@@ -152,13 +147,16 @@ solve with H)."""
 
 def bounded_step(eta: FloatArray, deta: FloatArray, upper: float) -> float:
     """The first trial step along a Newton direction that moves eta by deta, for a link whose
-    eta must stay at or below `upper`: 1 where the whole step stays there, else ROOM_FRACTION
-    of the way to the bound."""
-    towards = deta > 0.0
+    eta must stay at or below `upper`: 1 where the whole step stays there, else the step that
+    brings the first row to reach the bound to half BOUND_GAP below it (there the next step
+    holds it, pushed_rows; shorter steps towards it would take one search step per factor they
+    shorten the gap by). Rows already within BOUND_GAP are the held ones (their eta moves by
+    rounding only) and are left to the step halving."""
+    towards = (deta > 0.0) & (eta < upper - BOUND_GAP)
     if not towards.any():
         return 1.0
-    room = float(np.min((upper - eta[towards]) / deta[towards]))
-    return 1.0 if room >= 1.0 else ROOM_FRACTION * room
+    reach = float(np.min((upper - 0.5 * BOUND_GAP - eta[towards]) / deta[towards]))
+    return min(1.0, reach)
 
 
 def pushed_rows(eta: FloatArray, deta: FloatArray, upper: float) -> IntArray:
