@@ -208,3 +208,20 @@ def test_a_mode_on_the_log_links_bound_is_found_on_its_face() -> None:
         assert fast.iterations == general.iterations
         assert fast.penalized_deviance == pytest.approx(general.penalized_deviance, abs=1e-9)
         np.testing.assert_allclose(fast.u1, general.u1, atol=1e-7)
+
+
+def test_too_many_rows_on_the_bound_end_the_search_there() -> None:
+    """More held rows than MAX_HELD_ROWS (each costs a solve with H) end the search at once,
+    not converged, with a finite penalized deviance."""
+    objective = LaplaceObjective(log_link_model(True))
+    st, data = objective.structure, objective.data
+    lambdas = data.lambdas(np.array([1.0]))
+    eta_fixed = data.x @ np.array([-1.5, 0.3])
+    u1 = np.zeros((st.n1, 1))
+    with (
+        mock.patch("glmm_binomial.numerics.pirls.scalar_layout", return_value=False),
+        mock.patch("glmm_binomial.numerics.pirls.MAX_HELD_ROWS", 0),
+    ):
+        mode = find_mode(st, data, eta_fixed, lambdas, u1, np.zeros(0), PirlsControl())
+    assert not mode.converged and np.isfinite(mode.penalized_deviance)
+    assert mode.eta.max() >= -BOUND_GAP

@@ -337,19 +337,18 @@ def find_mode(
         g1 = g1 - u1
         g2 = g2 - u2
         d1, d2 = factor.solve(g1, g2)
-        at_bound, first = False, 1.0
+        at_bound, too_many, first = False, False, 1.0
         if bounded:
             deta = structure.times(a1, a2, d1, d2)
             held = pushed_rows(eta, deta, upper)
-            if held.size > MAX_HELD_ROWS:
-                break
-            if held.size:
-                at_bound = True
+            at_bound = bool(held.size)
+            too_many = held.size > MAX_HELD_ROWS
+            if at_bound and not too_many:
                 d1, d2 = face_step(structure, a1, a2, factor, (d1, d2), deta, held)
                 deta = structure.times(a1, a2, d1, d2)
             first = bounded_step(eta, deta, upper)
         decrement = float((g1 * d1).sum() + (g2 * d2).sum())
-        if decrement < control.tol or iteration >= control.max_iter:
+        if too_many or decrement < control.tol or iteration >= control.max_iter:
             converged = decrement < control.tol and not at_bound
             break
         iteration += 1
