@@ -445,6 +445,20 @@ def test_log_link_singular_end_is_searched_again_from_lme4s_start():
     assert "from lme4's start, after a singular end" in result.opt_summary.message
 
 
+def test_log_link_betabinomial_keeps_away_from_the_bound():
+    """The beta-binomial under the log link is degenerate next to the bound (mu = 1): its mode
+    search halves its steps there rather than stepping up to the bound as the binomial's does
+    (which ended this fit at logLik -inf). glmmTMB's optimum (tests/reference/README.md)."""
+    frame = pd.read_csv(REFERENCE_DIR / "log_link_betabinomial_nested.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = g.fit("cbind(k, m - k) ~ x + (1 | g/h)", frame, link="log", family="betabinomial")
+    assert result.converged
+    assert result.loglik == pytest.approx(-442.1115097702, abs=1e-6)
+    np.testing.assert_allclose(result.params.to_numpy(), [-2.2684983, 0.2240186], atol=1e-5)
+    assert result.phi == pytest.approx(44.6153, rel=1e-4)
+
+
 # --- results through the family --------------------------------------------------------------
 
 
