@@ -32,6 +32,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.family import Family
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.numerics.factor import Factor, Structure
 from glmm_binomial.numerics.step_length import backtracked
@@ -157,6 +158,16 @@ def bounded_step(eta: FloatArray, deta: FloatArray, upper: float) -> float:
         return 1.0
     reach = float(np.min((upper - 0.5 * BOUND_GAP - eta[towards]) / deta[towards]))
     return min(1.0, reach)
+
+
+def step_bound(family: Family) -> float | None:
+    """The bound on eta that the mode search steps up to and holds rows on (bounded_step,
+    pushed_rows, face_step): the link's (the log link's 0) for a log-concave likelihood; None
+    for a link without one, and for the beta-binomial, whose likelihood is degenerate next to
+    mu = 1, where a step up to the bound lands on weights that no longer factor (fuzz_dask_log
+    10's nested counts): it keeps the step halving."""
+    upper = family.eta_upper
+    return upper if np.isfinite(upper) and family.log_concave else None
 
 
 def pushed_rows(eta: FloatArray, deta: FloatArray, upper: float) -> IntArray:
@@ -308,11 +319,7 @@ def find_mode(
     scratch = (np.empty_like(eta), np.empty_like(eta))
     pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
     concave = data.family.log_concave
-    upper = data.family.eta_upper
-    # The bound's steps and faces for a log-concave likelihood only: the beta-binomial's under
-    # the log link is degenerate next to the bound (mu = 1), where a step up to it lands on
-    # weights that no longer factor (fuzz_dask_log 10's nested counts); it keeps the halving.
-    bounded = bool(np.isfinite(upper)) and concave
+    upper = step_bound(data.family)
     if not np.isfinite(pdev):
         u1, u2 = np.zeros_like(u1), np.zeros_like(u2)
         eta = eta_fixed + structure.times(a1, a2, u1, u2)
@@ -341,7 +348,7 @@ def find_mode(
         g2 = g2 - u2
         d1, d2 = factor.solve(g1, g2)
         at_bound, too_many, first = False, False, 1.0
-        if bounded:
+        if upper is not None:
             deta = structure.times(a1, a2, d1, d2)
             held = pushed_rows(eta, deta, upper)
             at_bound = bool(held.size)
@@ -428,8 +435,7 @@ def find_scalar_mode(
     family, successes, trials = data.family, data.successes, data.trials
     level_values, level_sum = structure.level_values, structure.level_sum
     scratch = (np.empty_like(eta_fixed), np.empty_like(eta_fixed))
-    upper = family.eta_upper
-    bounded = bool(np.isfinite(upper))  # log-concave here (find_mode's rule)
+    upper = step_bound(family)
 
     def deviance_at(u: FloatArray) -> tuple[FloatArray, float, FloatArray]:
         eta = eta_fixed + a * level_values(u[:, 0])
@@ -453,7 +459,7 @@ def find_scalar_mode(
         linv1 = linv[:, :, 0]
         d1 = linv1 * (linv1 * g1)
         at_bound, first = False, 1.0
-        if bounded:
+        if upper is not None:
             deta = a * level_values(d1[:, 0])
             held = pushed_rows(eta, deta, upper)
             if held.size:
