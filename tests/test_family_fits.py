@@ -445,6 +445,25 @@ def test_log_link_singular_end_is_searched_again_from_lme4s_start():
     assert "from lme4's start, after a singular end" in result.opt_summary.message
 
 
+def test_log_link_converged_local_optimum_gives_way_to_a_higher_end():
+    """A converged end with both SDs at zero (logLik -12.839) is only a local optimum where the
+    search from lme4's start climbs higher, to the log link's bound: the fit reports that
+    higher end, not converged, with the bound's warning and the local optimum named
+    (optimize.better_of_basins; glmmTMB 1.1.5 stops unconverged at -11.235)."""
+    frame = pd.read_csv(REFERENCE_DIR / "log_link_local_optimum.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = g.fit("y ~ x + (1 | g/h)", frame, link="log")
+        local = g.fit("y ~ x + (1 | g/h)", frame, link="log", start={"theta": [0.0, 0.0]})
+    assert local.converged
+    assert local.loglik == pytest.approx(-12.8392312533, abs=1e-6)
+    assert not result.converged
+    assert result.loglik > -11.23483
+    assert "is a local optimum only" in result.opt_summary.message
+    assert f"{-2.0 * local.loglik:.6g}" in result.opt_summary.message
+    assert any("constraint mu = exp(eta) <= 1 is active" in str(w) for w in result.warnings)
+
+
 def test_log_link_betabinomial_keeps_away_from_the_bound():
     """The beta-binomial under the log link is degenerate next to the bound (mu = 1): its mode
     search halves its steps there rather than stepping up to the bound as the binomial's does

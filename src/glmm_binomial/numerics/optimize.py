@@ -1531,6 +1531,11 @@ SINGULAR_RESTART = " (from lme4's start, after a singular end)"
 lme4's start after a singular end (ModelData.theta_singular_restart)."""
 
 
+LOCAL_OPTIMUM = "; a converged end above it, deviance {deviance:.6g}, is a local optimum only"
+"""Added to the search's message where better_of_basins took an unconverged end lower than a
+converged one."""
+
+
 def better_of_basins(
     data: ModelData,
     control: OptimizerControl,
@@ -1547,7 +1552,9 @@ def better_of_basins(
     lme4's start (ModelData.theta_singular_restart) and, for an unstructured term, from the end
     with each column's correlations negated in turn (ModelData.theta_mirror_starts; where that
     search finds no lower end, once more from the GLM's fixed effects). An end is
-    taken when converged and lower by more than control.decrement_tol. Only with
+    taken when lower by more than control.decrement_tol, also when its search did not converge:
+    a converged end above it is then only a local optimum, and the fit reports the lower end as
+    not converged (its message names the local optimum's deviance; LOCAL_OPTIMUM). Only with
     control.basin_starts. Each search is given the ends so far (minimize_deviance's `ends`: it
     stops where it would reach one of them again). The summary counts every search."""
     if not control.basin_starts or not np.isfinite(estimates.deviance):
@@ -1581,8 +1588,15 @@ def better_of_basins(
             ends.append(last)
         iterations += last.summary.iterations
         seconds += last.summary.seconds
-        if last.summary.converged and last.deviance < chosen.deviance - control.decrement_tol:
+        # An unconverged end counts too where it is lower: under the log link the likelihood
+        # can rise from a converged zero-variance end towards the bound mu = 1 (fuzz_dask_log
+        # 32, 44, 81: 1.1 to 3.1 in logLik), and that end is then no maximum.
+        if np.isfinite(last.deviance) and last.deviance < chosen.deviance - control.decrement_tol:
             chosen, note = last, why
+    if not chosen.summary.converged:
+        local = [e.deviance for e in ends if e.deviance > chosen.deviance]
+        if local:
+            note += LOCAL_OPTIMUM.format(deviance=min(local))
     summary = dataclasses.replace(
         chosen.summary,
         message=chosen.summary.message + note,
