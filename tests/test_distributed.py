@@ -819,6 +819,25 @@ def test_the_log_links_active_constraint_is_reported_on_dask(client) -> None:
     assert not [w for w in caught if w.category is RuntimeWarning]
 
 
+def test_the_quadrature_cut_by_the_log_links_bound_is_reported_on_dask(client) -> None:
+    """The partitions count the rows their AGQ nodes take past the log link's bound
+    (AgqObjective.rows_past_bound), and the Dask fit warns as the in-memory one does
+    (tests/reference/log_link_agq_nodes.csv: fuzz_dask_log 25, a converged fit)."""
+    data = pd.read_csv(REFERENCE_DIR / "log_link_agq_nodes.csv")
+    fits = []
+    for frame in (data, dd.from_pandas(data, npartitions=3)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(
+                glmm_binomial.fit("y ~ x + f + (1 | g)", frame, link="log", method="agq", n_agq=5)
+            )
+    memory, fitted = fits
+    assert memory.converged and fitted.converged
+    assert_same_fit(memory, fitted, se_rtol=1e-4)
+    cut = [[str(w) for w in r.warnings if "cuts the quadrature" in str(w)] for r in fits]
+    assert len(cut[0]) == 1 and cut[0] == cut[1]
+
+
 def longitudinal(ids: int) -> pd.DataFrame:
     """tests/reference/longitudinal.csv's first `ids` ids of each arm (test_covariance_structures'
     data), timef as labels, with z = 3 time + 7 (a column the fit would centre and scale)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ from _simulate import simulated_model
 from _simulate_nested import nested_model
 from conftest import load_reference
 
-from glmm_binomial.family import loglik_kernel
+from glmm_binomial.family import loglik_kernel, make_family
 from glmm_binomial.methods.agq import (
     AgqObjective,
     QuadratureControl,
@@ -586,3 +588,61 @@ def test_formula_front_end_matches_glmer_agq():
     assert result.varcorr["std_dev"].iloc[0] == pytest.approx(agq["varcorr"][0]["sdcor"], abs=1e-4)
     assert result.n_agq == 25 and result.method == "agq"
     assert "Quadrature" in result.summary()
+
+
+AGQ_NODES_DATA = Path(__file__).parent / "reference" / "log_link_agq_nodes.csv"
+
+
+def _log_link_fit(formula: str, link: str = "log", **options: object) -> Any:
+    import warnings
+
+    import glmm_binomial as g
+
+    frame = pd.read_csv(AGQ_NODES_DATA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return g.fit(formula, frame, link=link, **options)
+
+
+def test_log_link_nodes_past_the_bound_are_counted():
+    """AgqObjective.rows_past_bound: with the SD at zero every node is the mode itself (eta
+    <= 0 there: no row past the bound); the larger the SD, the further the nodes reach (rows
+    at the estimates' eta nearest 0 first); a link without a bound counts none."""
+    fitted = _log_link_fit("y ~ x + f + (1 | g)", method="agq", n_agq=5)
+    model, beta = fitted.model, np.asarray(fitted.fit_output.beta)
+    objective = AgqObjective(model, 5)
+    counts = [objective.rows_past_bound(np.array([sd]), beta) for sd in (0.0, 0.3, 1.0, 3.0)]
+    assert counts[0] == 0
+    assert counts == sorted(counts) and counts[-1] > counts[1] > 0
+    assert counts[-1] <= model.n_obs
+    logit = dataclasses.replace(model, family=make_family("binomial", "logit"))
+    assert AgqObjective(logit, 5).rows_past_bound(np.array([3.0]), beta) == 0
+
+
+def test_log_link_quadrature_cut_by_the_bound_is_reported():
+    """fuzz_dask_log 25 (tests/reference/log_link_agq_nodes.csv): at the AGQ estimates of
+    y ~ x + f + (1 | g) nodes put mu above 1 at some rows, where the likelihood is taken as 0
+    (its logLik, -95.348, lies below the Laplace fit's -94.884, which has no such nodes); the
+    fit says so with a BoundaryWarning. With an offset the search ended unconverged on such a
+    kink and said nothing of the bound; it now does. The logit fit of the same data, without a
+    bound, does not."""
+    from glmm_binomial import BoundaryWarning
+
+    fitted = _log_link_fit("y ~ x + f + (1 | g)", method="agq", n_agq=5)
+    cut = [w for w in fitted.warnings if "cuts the quadrature" in str(w)]
+    assert fitted.converged and len(cut) == 1
+    assert cut[0].category is BoundaryWarning
+    rows = AgqObjective(fitted.model, 5).rows_past_bound(
+        np.asarray(fitted.theta), np.asarray(fitted.fit_output.beta)
+    )
+    assert f"mu above 1 at {rows} row(s)" in str(cut[0])
+    laplace = _log_link_fit("y ~ x + f + (1 | g)")
+    assert not any("quadrature" in str(w) for w in laplace.warnings)
+    offset = _log_link_fit("y ~ x + (1 | g) + offset(o)", method="agq", n_agq=5)
+    assert not offset.converged
+    assert any("cuts the quadrature" in str(w) for w in offset.warnings)
+    nested = _log_link_fit("y ~ x + (1 | g/h)", method="agq", n_agq=5)
+    assert any("cuts the quadrature" in str(w) for w in nested.warnings)
+    logit = _log_link_fit("y ~ x + f + (1 | g)", link="logit", method="agq", n_agq=5)
+    assert logit.converged
+    assert not any("quadrature" in str(w) for w in logit.warnings)

@@ -90,7 +90,12 @@ from glmm_binomial.distributed.structured_vb import (
 )
 from glmm_binomial.distributed.vb import VariationalPartition, fit_partitioned_vb
 from glmm_binomial.family import BINOMIAL_LOGIT, Family
-from glmm_binomial.methods.agq import Agq, loglik_label, quadrature_tolerances
+from glmm_binomial.methods.agq import (
+    Agq,
+    loglik_label,
+    quadrature_tolerances,
+    with_quadrature_bound,
+)
 from glmm_binomial.methods.base import Method
 from glmm_binomial.methods.estimates import FitOutput, final_checks, require_finite
 from glmm_binomial.methods.laplace import (
@@ -579,6 +584,7 @@ def _maximum_likelihood(
         # The fitted eta at the log link's bound, as laplace.finish_fit (crossed factors take
         # no bounded link).
         output = with_link_bound(output, plan.family, objective.rows_at_link_bound)
+        output = with_quadrature_bound(output, plan.family, objective.rows_past_bound)
     output = with_penalty(output, penalty)
     if not start.scaling.is_identity:
         output = to_user(surrogate, start.scaling, output)

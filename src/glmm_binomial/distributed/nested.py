@@ -28,6 +28,7 @@ from glmm_binomial.distributed.partition import (
     place_effects,
 )
 from glmm_binomial.distributed.runner import Runner
+from glmm_binomial.methods.agq import AgqObjective
 from glmm_binomial.methods.laplace import (
     Counters,
     LaplaceObjective,
@@ -147,17 +148,21 @@ class ModePartition(Partition):
 
     def conditional_effects(self, theta: FloatArray, beta: FloatArray) -> Counted:
         """Conditional modes and covariances of this partition's levels (laplace.py's), with
-        its keys, and the number of its rows at the link's bound at those modes. Other
+        its keys, the number of its rows at the link's bound at those modes and, for AGQ, the
+        number its quadrature takes past the bound (AgqObjective.rows_past_bound). Other
         objectives report the Laplace conditional modes at their estimates, as the in-memory
         fits do (laplace.finish_fit)."""
         before = self._counts()
         objective = self.objective
+        past = 0
+        if isinstance(objective, AgqObjective):
+            past = objective.rows_past_bound(theta, beta)
         if not isinstance(objective, LaplaceObjective):
             objective = LaplaceObjective(self.data, self.method.pirls_control)
         mode = objective.mode(theta, beta)
         ranef, ranef_cov = conditional_effects(objective, mode, theta)
         reached = rows_at_link_bound(self.data.family, mode.eta)
-        return self._counted((self.keys, ranef, ranef_cov, reached), before)
+        return self._counted((self.keys, ranef, ranef_cov, reached, past), before)
 
     # --- a read -------------------------------------------------------------------------------
     def user_deviance_and_gradient(
@@ -201,6 +206,7 @@ class NestedObjective:
         self.read = read
         self.counters = Counters()
         self.rows_at_link_bound = 0
+        self.rows_past_bound = 0
 
     def _answers(self, method: str, theta: FloatArray, beta: FloatArray) -> list[Any]:
         parts = self.advance(
@@ -244,9 +250,11 @@ class NestedObjective:
         self, theta: FloatArray, beta: FloatArray, n_levels: list[int], ks: list[int]
     ) -> tuple[list[FloatArray], list[FloatArray]]:
         """Conditional modes and covariances over the levels of the whole data set; the number
-        of rows at the link's bound at those modes is kept as rows_at_link_bound."""
+        of rows at the link's bound at those modes is kept as rows_at_link_bound, and the
+        number an AGQ objective's nodes take past it as rows_past_bound."""
         pieces = self._answers("conditional_effects", theta, beta)
         self.rows_at_link_bound = sum(int(piece[3]) for piece in pieces)
+        self.rows_past_bound = sum(int(piece[4]) for piece in pieces)
         return place_effects(pieces, n_levels, ks)
 
 
