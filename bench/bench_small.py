@@ -1,4 +1,5 @@
-"""Small fits side by side (issue 23): ours against the Rust `glmm` and `mixedlm`, in one run.
+"""Small fits side by side (issue 23): ours against the Rust `glmm`, `mixedlm` and lme4's glmer,
+in one run.
 
     python bench/bench_small.py                     # every case, every installed engine
     python bench/bench_small.py --repeats 15 --cases contraception cbpp
@@ -11,6 +12,10 @@ the median wall time in ms, the logLik difference to ours and the ratios peer / 
 ours is faster). `--memory`: each engine's fits of a case in a fresh process, the peak RSS
 (VmHWM, reset through /proc/self/clear_refs after a first fit) above the RSS then: what three
 fits add (imports, data and caches excluded).
+
+lme4 (where Rscript and lme4 are installed): bench_small.R fits the case in one R process,
+a warm-up fit and then `--repeats` fits timed inside R (R's start-up not counted); it runs
+after the Python engines' fits of the case, not alternated with them, and has no --memory row.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -84,7 +91,7 @@ def engine(name: str, formula: str) -> Callable[[pd.DataFrame], float] | None:
 def timings(case: str, engines: list[str], repeats: int) -> dict[str, dict[str, float]]:
     formula, load = CASES[case]
     frame = load()
-    runs = {name: engine(name, formula) for name in engines}
+    runs = {name: engine(name, formula) for name in engines if name != "lme4"}
     runs = {name: fit for name, fit in runs.items() if fit is not None}
     loglik: dict[str, float] = {}
     with warnings.catch_warnings():
@@ -101,13 +108,51 @@ def timings(case: str, engines: list[str], repeats: int) -> dict[str, dict[str, 
                 started = time.perf_counter()
                 fit(frame)
                 seconds[name].append(time.perf_counter() - started)
-    return {
+    found = {
         name: {
             "best_ms": 1000 * min(values),
             "median_ms": 1000 * statistics.median(values),
             "loglik": loglik[name],
         }
         for name, values in seconds.items()
+    }
+    if "lme4" in engines:
+        lme4 = lme4_timings(case, repeats)
+        if lme4 is not None:
+            found["lme4"] = lme4
+    return found
+
+
+def lme4_timings(case: str, repeats: int) -> dict[str, float] | None:
+    """lme4's glmer on the case in one R process (bench_small.R: a warm-up fit, then `repeats`
+    timed inside R, so that R's start-up is not counted); None when Rscript or lme4 is not
+    installed. Not alternated fit by fit with the Python engines (another process): run on a
+    quiet machine."""
+    if shutil.which("Rscript") is None:
+        return None
+    formula, load = CASES[case]
+    with tempfile.TemporaryDirectory() as folder:
+        data, out = Path(folder) / "data.csv", Path(folder) / "out.json"
+        frame = load()
+        frame.to_csv(data, index=False)
+        # Columns that are factors here are factors in R too (cbpp's period 1-4 would be read
+        # as numbers).
+        factors = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+        script = HERE / "bench_small.R"
+        done = subprocess.run(
+            ["Rscript", str(script), str(data), formula, str(repeats), str(out), ",".join(factors)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0 or not out.exists():
+            print(f"{case}: lme4 failed: {done.stderr.strip()[-200:]}")
+            return None
+        found = json.loads(out.read_text())
+    seconds = list(found["seconds"])
+    return {
+        "best_ms": 1000 * min(seconds),
+        "median_ms": 1000 * statistics.median(seconds),
+        "loglik": float(found["loglik"]),
     }
 
 
@@ -169,7 +214,7 @@ def profile(case: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--engines", nargs="+", default=["ours", "glmm", "mixedlm"])
+    parser.add_argument("--engines", nargs="+", default=["ours", "glmm", "mixedlm", "lme4"])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--profile", choices=list(CASES))
