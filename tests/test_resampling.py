@@ -107,6 +107,23 @@ def test_percentile_intervals_order_infinite_replicates_beyond_the_finite_ones()
     assert np.isnan(upper[4]) and np.isnan(lower[4])
 
 
+def test_percentile_intervals_of_columns_without_a_finite_replicate():
+    """A coefficient diverging to -inf in every refit (fuzz_workflow 98: a level whose rows
+    are all failures) has the interval (-inf, -inf); its clipped quantile used to fall below
+    the column's (absent) largest finite replicate and came out +inf. Between -inf and inf
+    the quantile interpolates inf - inf: NaN, as R's quantile()."""
+    replicates = pd.DataFrame(
+        {
+            "all_minus_inf": [-np.inf] * 4,
+            "both": [-np.inf, -np.inf, np.inf, np.inf],
+        }
+    )
+    upper, lower = ordered_quantile(replicates, 0.975), ordered_quantile(replicates, 0.025)
+    assert lower[0] == -np.inf and upper[0] == -np.inf
+    assert lower[1] == -np.inf and upper[1] == np.inf
+    assert np.isnan(ordered_quantile(replicates, 0.5)[1])
+
+
 def test_bootstrap_of_a_beta_binomial_at_its_limit_reports_phi_inf():
     """Binomial data: the beta-binomial's phi at its limit (inf); the refits that end out
     there are put at the limit too, and phi's percentile interval reaches inf instead of

@@ -126,9 +126,17 @@ def ordered_quantile(replicates: pd.DataFrame, q: float) -> NDArray[np.float64]:
     # quantile came from interpolating with an infinite one. NaN stays NaN.
     high = np.where(finite, values, -np.inf).max(axis=0, initial=-np.inf)
     low = np.where(finite, values, np.inf).min(axis=0, initial=np.inf)
-    quantile[quantile > high] = np.inf
-    quantile[quantile < low] = -np.inf
-    return quantile
+    above, below = quantile > high, quantile < low
+    # A column without a finite replicate (both hold): -big or big is -inf or inf, and a
+    # value between them interpolated between -inf and inf (no quantile: NaN).
+    none = above & below
+    out = quantile.copy()
+    out[above] = np.inf
+    out[below] = -np.inf
+    out[none] = np.where(
+        quantile[none] == big, np.inf, np.where(quantile[none] == -big, -np.inf, np.nan)
+    )
+    return out
 
 
 def bootstrap(
