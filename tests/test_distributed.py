@@ -959,6 +959,20 @@ def test_vb_warnings_as_in_memory(client) -> None:
         glmm_binomial.fit(formula, separated, method="vb_meanfield")
     with pytest.warns(SeparationWarning, match="possible separation.*not run on a Dask"):
         glmm_binomial.fit(formula, dd.from_pandas(separated, npartitions=3), method="vb_meanfield")
+    # A posterior mean in the prior's tail (the intercept at -3.5, rare successes) without
+    # separation: in memory the linear programs find none and the variance check warns; on Dask
+    # separation is said possible, and the variance check runs too (fuzz_dask 68: it did not).
+    rare = pd.read_csv(REFERENCE_DIR / "vb_prior_tail_boundary.csv")
+    for method in ("vb_meanfield", "vb"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            memory = glmm_binomial.fit("y ~ x + (1 | a/b)", rare, method=method)
+            fitted = glmm_binomial.fit(
+                "y ~ x + (1 | a/b)", dd.from_pandas(rare, npartitions=3), method=method
+            )
+        assert [w.category for w in memory.warnings] == [BoundaryWarning, BoundaryWarning]
+        assert fitted.warnings[0].category is SeparationWarning
+        assert fitted.warnings[1:] == memory.warnings
 
 
 @pytest.mark.parametrize(

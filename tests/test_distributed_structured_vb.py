@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from _dask_support import local_client
-from conftest import CBPP
+from conftest import CBPP, REFERENCE_DIR
 
 import glmm_binomial as g
-from glmm_binomial.diagnostics import RankDeficiencyWarning, SeparationWarning
+from glmm_binomial.diagnostics import BoundaryWarning, RankDeficiencyWarning, SeparationWarning
 from glmm_binomial.distributed.result import rowless_model
 from glmm_binomial.distributed.runner import local_runner
 from glmm_binomial.distributed.structured_vb import (
@@ -188,11 +188,31 @@ def test_separation_is_flagged_as_not_checked() -> None:
     run = local_runner(parts)
     fitted = fit_partitioned_structured_vb(run, run, rowless(data, parts), VariationalBayes())
     np.testing.assert_allclose(fitted.beta, memory.beta, rtol=ESTIMATE_RTOL)
-    assert [w.category for w in fitted.warnings] == [SeparationWarning]
+    # Separation unchecked does not stop the variance check there (it may add its warning).
+    assert fitted.warnings[0].category is SeparationWarning
+    assert all(w.category is BoundaryWarning for w in fitted.warnings[1:])
     assert [w.category for w in memory.warnings] == [SeparationWarning]
     assert "complete separation" in memory.warnings[0]
     assert "possible separation" in fitted.warnings[0]
     assert "not run on a Dask DataFrame" in fitted.warnings[0]
+
+
+def test_unchecked_separation_leaves_the_variance_check_to_run() -> None:
+    """tests/reference/vb_prior_tail_boundary.csv (bench/metamorphic.py's nested:68): the
+    intercept's posterior mean (-3.5) lies in its prior's tail, so separation is checked; in
+    memory it is not found and the variance check warns for both terms. On the partitions the
+    separation is only said to be possible, and the variance check ran no more (fuzz_dask
+    68): it runs now, with the in-memory fit's warnings."""
+    frame = pd.read_csv(REFERENCE_DIR / "vb_prior_tail_boundary.csv")
+    data, _ = build_model("y ~ x + (1 | a/b)", frame)
+    memory = fit_structured_vb(data)
+    parts = split(data, 2)
+    run = local_runner(parts)
+    fitted = fit_partitioned_structured_vb(run, run, rowless(data, parts), VariationalBayes())
+    assert [w.category for w in memory.warnings] == [BoundaryWarning, BoundaryWarning]
+    assert [w.category for w in fitted.warnings] == [SeparationWarning] + [BoundaryWarning] * 2
+    assert "possible separation" in fitted.warnings[0]
+    assert list(fitted.warnings[1:]) == list(memory.warnings)
 
 
 # --- on a LocalCluster --------------------------------------------------------------------------

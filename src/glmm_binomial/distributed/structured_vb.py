@@ -34,7 +34,7 @@ carries a SeparationWarning saying that separation is possible and was not check
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -79,6 +79,8 @@ def fit_partitioned_structured_vb(
 class PartitionedStructuredObjective(StructuredObjective):
     """StructuredObjective whose sets of rows are the partitions: the random effects placed
     over all levels, the Laplace log-likelihood summed, separation not checked."""
+
+    separation_checked: ClassVar[bool] = False  # the linear programs need every row
 
     def __init__(
         self, advance: Runner, read: Runner, model: ModelData, method: VariationalBayes

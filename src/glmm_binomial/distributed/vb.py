@@ -15,7 +15,7 @@ optimizer's tolerance.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,6 +56,8 @@ def fit_partitioned_vb(run: Runner, model: ModelData, method: MeanFieldVB) -> Fi
 
 class PartitionedVariationalObjective(VariationalObjective):
     """VariationalObjective whose sums over rows come from the partitions."""
+
+    separation_checked: ClassVar[bool] = False  # the linear programs need every row
 
     def __init__(
         self,

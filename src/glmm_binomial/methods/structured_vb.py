@@ -77,6 +77,7 @@ from glmm_binomial.diagnostics import (
     ConvergenceWarning,
     FitWarning,
     IdentifiabilityWarning,
+    SeparationWarning,
 )
 from glmm_binomial.methods.base import Method, Start, prior_settings, require_positive
 from glmm_binomial.methods.estimates import FitOutput, require_finite
@@ -200,6 +201,11 @@ class StructuredObjective:
     over the sets of rows for calls that move their state and for reads (None: one set on
     data's rows); column_rms: the root mean square of each block's random-effect columns over
     all rows (the variance factor's start; None: from data's rows)."""
+
+    separation_checked: ClassVar[bool] = True
+    """Whether fixed_effect_separation and group_separation decide (their linear programs on
+    the rows); a Dask fit's objective only says separation is possible, and the checks after
+    them (variance_boundary) still run."""
 
     def __init__(
         self,
@@ -613,7 +619,11 @@ def _output(
         )
     found = posterior_warnings(objective, phi, cov, beta)
     warnings.extend(found)
-    if not found:
+    # Separation that was not checked (a Dask fit: only possible) does not stop the next check.
+    decided = [
+        w for w in found if objective.separation_checked or w.category is not SeparationWarning
+    ]
+    if not decided:
         # Under separation the likelihood is no guide to the variances: that warning says it.
         warnings.extend(variance_boundary(objective.data, theta, beta, objective.laplace_loglik))
     summary = OptSummary(
@@ -682,7 +692,8 @@ def posterior_warnings(
             found = objective.fixed_effect_separation()
             if found is not None:
                 out.append(found)
-                return out
+                if objective.separation_checked:
+                    return out
     variance = objective.variance
     prior_sd = variance.prior_log_sd_sd
     loose = []

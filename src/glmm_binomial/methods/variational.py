@@ -150,6 +150,11 @@ class VariationalObjective:
     vector is the x that statsmodels' fit_vb optimizes, given its exog_vc columns in this order.
     """
 
+    separation_checked: ClassVar[bool] = True
+    """Whether fixed_effect_separation and group_separation decide (their linear programs on
+    the rows); a Dask fit's objective only says separation is possible, and the checks after
+    them (variance_boundary) still run."""
+
     def __init__(
         self,
         data: ModelData,
@@ -774,11 +779,15 @@ def with_posterior_warnings(
     a variance the likelihood favours at zero (variance_boundary, with the objective's Laplace
     log-likelihood). Nothing is checked for non-finite estimates."""
     found: list[FitWarning] = []
+    # Separation said possible but not checked (objective.separation_checked False: a Dask
+    # fit): reported, while the checks that a found separation would stop still run.
+    possible: list[FitWarning] = []
+    said = found if objective.separation_checked else possible
     finite = np.all(np.isfinite(output.beta)) and np.all(np.isfinite(output.theta))
     if finite and in_prior_tail(output.beta, objective.prior_fe_sd, control.separation_prior_sds):
         fixed = objective.fixed_effect_separation()
         if fixed is not None:
-            found.append(fixed)
+            said.append(fixed)
     if finite and not found and output.theta_cov is not None:
         # theta = exp(posterior mean log SD); theta_cov: the log SDs' posterior variances
         loose = loose_log_sds(
@@ -789,12 +798,12 @@ def with_posterior_warnings(
         )
         grouped = objective.group_separation(loose) if loose else None
         if grouped is not None:
-            found.append(grouped)
+            said.append(grouped)
     if finite and not found:
         # Under separation the likelihood is no guide to the variances: that warning says it.
         found.extend(
             variance_boundary(objective.data, output.theta, output.beta, objective.laplace_loglik)
         )
-    if not found:
+    if not found and not possible:
         return output
-    return replace(output, warnings=output.warnings + tuple(found))
+    return replace(output, warnings=output.warnings + tuple(possible) + tuple(found))
