@@ -1594,7 +1594,7 @@ def better_of_basins(
         if np.isfinite(last.deviance) and last.deviance < chosen.deviance - control.decrement_tol:
             chosen, note = last, why
     if not chosen.summary.converged:
-        local = [e.deviance for e in ends if e.deviance > chosen.deviance]
+        local = [e.deviance for e in ends if e.summary.converged and e.deviance > chosen.deviance]
         if local:
             note += LOCAL_OPTIMUM.format(deviance=min(local))
     summary = dataclasses.replace(
