@@ -191,6 +191,24 @@ def test_models_it_cannot_simulate_from_are_refused(design):
     vb = g.fit(FORMULA, data, method="vb")
     with pytest.raises(ValueError, match="maximum likelihood"):
         g.power_sim(vb, nsim=2)
+    # The log link's maximum on its bound (a group all successes: mu = 1 there): no estimate
+    # to simulate from (its refits failed every time, power NaN).
+    at_bound = log_link_bound_fit()
+    assert at_bound.fit_output.link_bound_rows > 0
+    with pytest.raises(ValueError, match="reaches the log link's bound"):
+        g.power_sim(at_bound, test="x", nsim=2, seed=1)
+
+
+def log_link_bound_fit() -> g.GLMMResult:
+    """test_family_fits' data with a group whose every trial is a success, fitted with the log
+    link: its maximum lies on the bound mu = 1."""
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})
+    frame["y"] = (rng.random(80) < 0.3).astype(float)
+    frame.loc[frame["g"] == 0, "y"] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return g.fit("y ~ x + (1 | g)", frame, link="log")
 
 
 @pytest.mark.parametrize(

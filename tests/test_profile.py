@@ -199,6 +199,25 @@ def test_a_coefficient_with_no_finite_estimate_has_a_one_sided_interval():
     assert 2.0 * (fit.loglik - refit.loglik) == pytest.approx(cutoff, abs=1e-4)
 
 
+def test_a_fit_on_the_log_links_bound_is_refused_at_once():
+    """The log link's maximum on its bound (a group all successes, mu = 1 there): profiling
+    kept finding lower deviances towards the bound and raised RuntimeError ("refit the model")
+    after four searches; it is refused at once, saying why."""
+    import warnings
+
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})
+    frame["y"] = (rng.random(80) < 0.3).astype(float)
+    frame.loc[frame["g"] == 0, "y"] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = g.fit("y ~ x + (1 | g)", frame, link="log")
+    rows = fit.fit_output.link_bound_rows
+    assert not fit.converged and rows > 0
+    with pytest.raises(ValueError, match=f"reaches the log link's bound .* at {rows} row"):
+        profile_confint(fit)
+
+
 def test_a_variance_with_no_finite_estimate_is_refused_at_once():
     # Found by bench/fuzz_workflow.py's kind of fit: every group all 0 or all 1, the SD on a
     # diverging path; profiling searched 66 s and raised "kept finding lower deviances".

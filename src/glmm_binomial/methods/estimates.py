@@ -68,6 +68,10 @@ class FitOutput:
         diverging path (numerics.covariance.LimitCovariance): finite for the combinations of
         the coefficients orthogonal to separation.directions (a mixed cell's predictor), which
         vcov_beta's NaN rows leave without one; None otherwise.
+    link_bound_rows: how many rows' fitted linear predictor lies at the link's bound (the log
+        link's eta = 0, mu = 1; laplace.with_link_bound): the maximum is then on the boundary
+        of the parameter space, the fit is not converged and its estimates are no optimum to
+        profile around or simulate from; 0 otherwise.
     posterior: the draws of a sampling method ("mcmc"; None for the others). For "mcmc", beta,
         vcov_beta, ranef and ranef_cov are posterior means and covariances and theta is
         diag(posterior mean SDs) chol(posterior mean correlation matrix) in lme4's layout.
@@ -89,6 +93,7 @@ class FitOutput:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     elbo: float | None = None
     separation: Separation = NO_SEPARATION
+    link_bound_rows: int = 0
 
     @property
     def diverging(self) -> tuple[int, ...]:

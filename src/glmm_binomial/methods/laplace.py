@@ -1045,7 +1045,9 @@ def with_link_bound(output: FitOutput, family: Family, reached: int) -> FitOutpu
         "logit link",
         ConvergenceWarning,
     )
-    return dataclasses.replace(output, converged=False, warnings=(*output.warnings, bound))
+    return dataclasses.replace(
+        output, converged=False, warnings=(*output.warnings, bound), link_bound_rows=reached
+    )
 
 
 NOT_LOG_CONCAVE_HINT = (

@@ -165,6 +165,13 @@ def power_model(source: Any, effect: Mapping[str, Any] | None = None) -> PowerMo
         source.design,
         f"the fit of {source.formula}",
     )
+    if fit.link_bound_rows:
+        raise ValueError(
+            f"the fit's linear predictor reaches the {model.family.link} link's bound (mu = 1) "
+            f"at {fit.link_bound_rows} row(s): its estimates lie on the boundary of the "
+            "parameter space (see its warning), no model to simulate from; build the model to "
+            "simulate with make_model(formula, data, fixef=..., varcorr=...)"
+        )
     not_estimated(pm, fit.separation, effect)
     return pm.with_effect(effect)
 

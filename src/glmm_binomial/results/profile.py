@@ -413,6 +413,16 @@ def _check(result: ResultBase, conf_level: float) -> None:
             "e.g. priors={'cov': 'gamma(shape = 2, rate = 0.5)'}; blme's default does not "
             "bound it) or method='vb' gives finite estimates"
         )
+    if result.fit_output.link_bound_rows:
+        # The maximum is on the boundary (mu = 1 at some rows): refits around it keep finding
+        # lower deviances towards the bound.
+        raise ValueError(
+            f"no profile: the fit's linear predictor reaches the {result.model.family.link} "
+            f"link's bound (mu = exp(eta) = 1) at {result.fit_output.link_bound_rows} row(s), "
+            "so its maximum lies on the boundary of the parameter space (see the fit's "
+            "warning): there is no optimum to profile around, and likelihood-ratio intervals "
+            "do not hold there; the cloglog or logit link keeps the rates inside (0, 1)"
+        )
 
 
 def profile(
@@ -524,7 +534,16 @@ def profile(
                 "from the better optimum"
             )
     else:
-        raise RuntimeError("profiling kept finding lower deviances; refit the model")
+        why = (
+            "the fit did not converge (see its warnings), so its estimates are no optimum"
+            if not result.converged
+            else "refit the model from these estimates (fit(..., start=result)) and profile "
+            "that fit"
+        )
+        raise ValueError(
+            f"no profile: profiling kept finding lower deviances than the fit's "
+            f"({settings.max_restarts + 1} searches); {why}"
+        )
     return LikelihoodProfile(
         {p.name: p for p in profiles}, float(conf_level), deviance, tuple(warnings)
     )
