@@ -621,7 +621,7 @@ def test_log_link_nodes_past_the_bound_are_counted():
 
 def test_log_link_quadrature_cut_by_the_bound_is_reported():
     """fuzz_dask_log 25 (tests/reference/log_link_agq_nodes.csv): at the AGQ estimates of
-    y ~ x + f + (1 | g) nodes put mu above 1 at some rows, where the likelihood is taken as 0
+    y ~ x + f + (1 | g) nodes reach mu = 1 at some rows, past which the likelihood is taken as 0
     (its logLik, -95.348, lies below the Laplace fit's -94.884, which has no such nodes); the
     fit says so with a BoundaryWarning. With an offset the search ended unconverged on such a
     kink and said nothing of the bound; it now does. The logit fit of the same data, without a
@@ -635,7 +635,7 @@ def test_log_link_quadrature_cut_by_the_bound_is_reported():
     rows = AgqObjective(fitted.model, 5).rows_past_bound(
         np.asarray(fitted.theta), np.asarray(fitted.fit_output.beta)
     )
-    assert f"mu above 1 at {rows} row(s)" in str(cut[0])
+    assert f"reach mu = 1 or beyond at {rows} row(s)" in str(cut[0])
     laplace = _log_link_fit("y ~ x + f + (1 | g)")
     assert not any("quadrature" in str(w) for w in laplace.warnings)
     offset = _log_link_fit("y ~ x + (1 | g) + offset(o)", method="agq", n_agq=5)
@@ -646,3 +646,20 @@ def test_log_link_quadrature_cut_by_the_bound_is_reported():
     logit = _log_link_fit("y ~ x + f + (1 | g)", link="logit", method="agq", n_agq=5)
     assert logit.converged
     assert not any("quadrature" in str(w) for w in logit.warnings)
+
+
+def test_a_search_ending_on_the_kink_at_the_bound_is_reported():
+    """fuzz_dask_log 37 (tests/reference/log_link_agq_kink.csv): at a row of all successes the
+    quadrature's likelihood rises as a node nears mu = 1 and drops to 0 past it, and the AGQ
+    search ends on that kink (a node at eta = -1.2e-9, the Hessian indefinite). Counting only
+    nodes strictly past the bound missed it: nodes within LINK_BOUND_TOL count."""
+    frame = pd.read_csv(Path(__file__).parent / "reference" / "log_link_agq_kink.csv")
+    import warnings
+
+    import glmm_binomial as g
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = g.fit("y ~ x + f + (1 | g)", frame, link="log", method="agq", n_agq=5)
+    assert not fitted.converged
+    assert any("cuts the quadrature" in str(w) for w in fitted.warnings)

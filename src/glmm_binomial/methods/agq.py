@@ -49,7 +49,12 @@ from glmm_binomial.diagnostics import BoundaryWarning, FitWarning
 from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput
-from glmm_binomial.methods.laplace import Counters, LaplaceObjective, finish_fit
+from glmm_binomial.methods.laplace import (
+    LINK_BOUND_TOL,
+    Counters,
+    LaplaceObjective,
+    finish_fit,
+)
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.penalty import (
     PenalizedObjective,
@@ -467,7 +472,7 @@ class _NestedEvaluation:
     residual_q: FloatArray  # l'(eta) at every row and leaf combination (n, n_q^depth)
     conditional: list[FloatArray]  # (n_d, n_q^d, n_q): pi(q_d | the ancestors' nodes)
     parameter_q: FloatArray | None = None  # dl/dp at every row and combination (family's p)
-    rows_past_bound: int = 0  # rows with a combination past the link's bound (eta_upper)
+    rows_past_bound: int = 0  # rows with a combination at or past the link's bound (eta_upper)
 
 
 class _NestedRule:
@@ -690,7 +695,7 @@ class _NestedRule:
             )
         past = 0
         if np.isfinite(family.eta_upper):
-            past = int(np.count_nonzero((eta_q > family.eta_upper).any(axis=1)))
+            past = int(np.count_nonzero(_reaches_bound(eta_q, family.eta_upper)))
         # Row log-likelihood (in eta_q's place) and its derivative l' for the gradient.
         loglik_q, residual_q = family.loglik_and_residual_rows(
             eta_q, data.successes[:, None], data.trials[:, None], (scratch[0], scratch[1])
@@ -1020,9 +1025,12 @@ class AgqObjective:
         )
 
     def rows_past_bound(self, theta: FloatArray, beta: FloatArray) -> int:
-        """How many rows some node of the quadrature at (theta, beta) takes past the link's
-        bound (family.eta_upper: the log link's eta = 0, mu = 1), where the row's likelihood
-        is taken as 0 (family.loglik_rows: -inf); 0 for a link without a bound."""
+        """How many rows some node of the quadrature at (theta, beta) takes to the link's
+        bound (within LINK_BOUND_TOL; family.eta_upper: the log link's eta = 0, mu = 1) or past
+        it, where the row's likelihood is taken as 0 (family.loglik_rows: -inf); 0 for a link
+        without a bound. A search can end on the bound itself: at a row of all successes the
+        likelihood rises as a node nears it and drops to 0 beyond (fuzz_dask_log 37: a node
+        at eta = -1.2e-9)."""
         family = self.family_at(np.asarray(theta, dtype=np.float64))
         if not np.isfinite(family.eta_upper):
             return 0
@@ -1034,7 +1042,7 @@ class AgqObjective:
             mode = self.mode(theta, beta)
         if self._vector is not None:
             eta_q = self._vector._evaluate(mode, family)["eta_q"]
-            return int(np.count_nonzero((eta_q > family.eta_upper).any(axis=1)))
+            return int(np.count_nonzero(_reaches_bound(eta_q, family.eta_upper)))
         assert self._nested is not None
         lambdas = self.merged.lambdas(self.data, theta)
         return self._nested._evaluate(mode, self.structure, lambdas, family).rows_past_bound
@@ -1207,6 +1215,12 @@ def fit_agq(
     return with_penalty(with_quadrature_bound(output, data.family, past), penalty)
 
 
+def _reaches_bound(eta_q: FloatArray, upper: float) -> NDArray[np.bool_]:
+    """Rows (of eta at the nodes, n x nodes) with some node at the bound (within
+    LINK_BOUND_TOL, as laplace.rows_at_link_bound) or past it."""
+    return np.asarray((eta_q >= upper - LINK_BOUND_TOL).any(axis=1))
+
+
 def with_quadrature_bound(output: FitOutput, family: Family, rows: int) -> FitOutput:
     """output with a BoundaryWarning when the quadrature's nodes at the estimates take `rows`
     rows past the link's bound (AgqObjective.rows_past_bound; the log link's mu = e^eta <= 1):
@@ -1219,8 +1233,8 @@ def with_quadrature_bound(output: FitOutput, family: Family, rows: int) -> FitOu
         return output
     cut = FitWarning(
         f"the {family.link} link's constraint mu = exp(eta) <= 1 cuts the quadrature: at the "
-        f"estimates its nodes put mu above 1 at {rows} row(s), where the likelihood is taken "
-        "as 0 (normal random effects give such rates positive probability); the "
+        f"estimates its nodes reach mu = 1 or beyond at {rows} row(s) (past it the likelihood "
+        "is taken as 0; normal random effects give such rates positive probability); the "
         "log-likelihood rests on that, and the deviance is not smooth where a node crosses "
         "the bound; consider method='laplace', or the cloglog or logit link",
         BoundaryWarning,
