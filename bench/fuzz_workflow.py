@@ -100,7 +100,10 @@ def plain_counts() -> pd.DataFrame:
     period = np.tile(["1", "2", "3", "4"], 15)
     eta = -1.0 + 0.4 * (period == "2") + rng.normal(0.0, 0.5, 15)[herd]
     successes = rng.binomial(20, 1.0 / (1.0 + np.exp(-eta)))
-    return pd.DataFrame({"herd": herd, "period": period, "k": successes, "n": 20})
+    # A categorical column: text of numbers alone is read as a number (README), which made
+    # period one slope and left the beta-binomial's factor calls untested.
+    frame = pd.DataFrame({"herd": herd, "period": pd.Categorical(period), "k": successes})
+    return frame.assign(n=20)
 
 
 def awkward() -> pd.DataFrame:
