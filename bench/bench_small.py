@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -80,11 +81,25 @@ def engine(name: str, formula: str) -> Callable[[pd.DataFrame], float] | None:
         except ImportError:
             return None
 
-        def run(frame: pd.DataFrame) -> float:
-            fitted = mixedlm.glmer(formula, frame, family=mixedlm.families.Binomial())
+        family = mixedlm.families.Binomial()
+        counts = re.match(r"\s*cbind\((\w+),\s*(\w+)\)\s*~(.*)", formula)
+        if counts is None:
+
+            def run(frame: pd.DataFrame) -> float:
+                return float(mixedlm.glmer(formula, frame, family=family).logLik().value)
+
+            return run
+        # mixedlm's formulas take no cbind(): the proportion of successes, weighted by the
+        # trials (the same likelihood; cbpp's logLik equal to 1e-12).
+        successes, failures, rest = counts.groups()
+
+        def run_counts(frame: pd.DataFrame) -> float:
+            trials = (frame[successes] + frame[failures]).to_numpy(dtype=float)
+            data = frame.assign(prop_=frame[successes].to_numpy(dtype=float) / trials)
+            fitted = mixedlm.glmer(f"prop_ ~{rest}", data, family=family, weights=trials)
             return float(fitted.logLik().value)
 
-        return run
+        return run_counts
     raise ValueError(name)
 
 
