@@ -113,3 +113,15 @@ def pure_groups_frame():
     return pd.DataFrame(
         {"y": np.where(groups % 2 == 0, 1, 0), "x": rng.normal(size=48), "g": groups}
     )
+
+
+def all_successes_group_frame():
+    """80 rows in 10 groups, rates about 0.3 but group 0 all successes: under the log link,
+    `y ~ x + (1 | g)` has its maximum on the bound mu = 1 (laplace.with_link_bound)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})
+    frame["y"] = (rng.random(80) < 0.3).astype(float)
+    frame.loc[frame["g"] == 0, "y"] = 1.0
+    return frame

@@ -23,6 +23,7 @@ from _dask_support import (  # noqa: E402
     parquet_parts,
 )
 from _simulate import (  # noqa: E402
+    all_successes_group_frame,
     one_level_all_failures,
     one_level_one_outcome,
     pure_groups_frame,
@@ -797,10 +798,7 @@ def test_the_log_links_active_constraint_is_reported_on_dask(client) -> None:
     # test_family_fits' data: a group all successes puts its rows on mu = 1, where no mode is
     # converged (laplace.with_link_bound); the partitions count their rows at the bound.
     # Both searches fail there, at different points (not estimates): not compared.
-    rng = np.random.default_rng(8)
-    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})
-    frame["y"] = (rng.random(80) < 0.3).astype(float)
-    frame.loc[frame["g"] == 0, "y"] = 1.0
+    frame = all_successes_group_frame()
     for data in (frame, dd.from_pandas(frame, npartitions=3)):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from _simulate import simulated_model
+from _simulate import all_successes_group_frame, simulated_model
 from _simulate_nested import nested_model
 from conftest import REFERENCE_DIR, load_reference
 from scipy import special
@@ -420,10 +420,7 @@ def test_log_link_fits_where_probabilities_stay_below_one():
 
 
 def test_log_link_says_when_its_constraint_is_active():
-    rng = np.random.default_rng(8)
-    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})
-    frame["y"] = (rng.random(80) < 0.3).astype(float)
-    frame.loc[frame["g"] == 0, "y"] = 1.0  # a group with every trial a success
+    frame = all_successes_group_frame()  # a group with every trial a success
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = g.fit("y ~ x + (1 | g)", frame, link="log")

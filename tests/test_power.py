@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _simulate import all_successes_group_frame
 from scipy import stats
 
 import glmm_binomial as g
@@ -202,10 +203,7 @@ def test_models_it_cannot_simulate_from_are_refused(design):
 def log_link_bound_fit() -> g.GLMMResult:
     """test_family_fits' data with a group whose every trial is a success, fitted with the log
     link: its maximum lies on the bound mu = 1."""
-    rng = np.random.default_rng(8)
-    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})
-    frame["y"] = (rng.random(80) < 0.3).astype(float)
-    frame.loc[frame["g"] == 0, "y"] = 1.0
+    frame = all_successes_group_frame()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return g.fit("y ~ x + (1 | g)", frame, link="log")

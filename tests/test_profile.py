@@ -1,7 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-from _simulate import one_level_all_failures, pure_groups_frame, separated_frame
+from _simulate import (
+    all_successes_group_frame,
+    one_level_all_failures,
+    pure_groups_frame,
+    separated_frame,
+)
 from conftest import CBPP, load_reference
 from scipy import stats
 
@@ -205,10 +210,7 @@ def test_a_fit_on_the_log_links_bound_is_refused_at_once():
     after four searches; it is refused at once, saying why."""
     import warnings
 
-    rng = np.random.default_rng(8)
-    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": rng.normal(size=80)})
-    frame["y"] = (rng.random(80) < 0.3).astype(float)
-    frame.loc[frame["g"] == 0, "y"] = 1.0
+    frame = all_successes_group_frame()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = g.fit("y ~ x + (1 | g)", frame, link="log")
