@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from _simulate import one_level_all_failures
+from _simulate import all_successes_group_frame, one_level_all_failures
 from conftest import load_reference
 
 import glmm_binomial as g
@@ -73,6 +73,23 @@ def test_anova_tests_nested_models(contraception_fits):
     assert table["formula"].tolist() == [fits["age"].formula, fits["both"].formula]
     assert table["df"].iloc[1] == 1 and 0.0 <= table["p"].iloc[1] < 1e-3
     assert table["note"].tolist() == ["", ""]
+
+
+def test_anova_gives_no_p_value_where_a_model_did_not_converge():
+    """The log link's maximum on its bound (a group all successes): both fits end there, not
+    converged, the larger one's logLik below the smaller's; anova gave chisq 0 and p 1 as a
+    test. As drop1, it gives none and says why (FitOutput.at_supremum)."""
+    frame = all_successes_group_frame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        larger = g.fit("y ~ x + (1 | g)", frame, link="log")
+        smaller = g.fit("y ~ 1 + (1 | g)", frame, link="log")
+    assert not larger.converged and not smaller.converged
+    table = g.anova(smaller, larger)
+    assert np.isnan(table["chisq"].iloc[1]) and np.isnan(table["p"].iloc[1])
+    assert table["note"].iloc[1] == (
+        "no test: the smaller model and this model did not converge (see warnings)"
+    )
 
 
 def test_anova_refuses_models_fitted_to_different_rows(contraception_fits):

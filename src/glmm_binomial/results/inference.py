@@ -30,7 +30,9 @@ def anova(*results: ResultBase) -> pd.DataFrame:
     likelihood, by the same method, to the same observations (ValueError otherwise). When the
     difference in parameters is 0, or the smaller model is not nested in the larger (its fixed
     columns and random-effect terms are not contained in the larger's, as far as the designs
-    tell), there is no test: chisq and p are NaN and the `note` column says why."""
+    tell), or either did not converge (its log-likelihood short of its maximum:
+    FitOutput.at_supremum, as drop1), there is no test: chisq and p are NaN and the `note`
+    column says why."""
     if len(results) < 2:
         raise ValueError(
             "anova compares at least two fitted models; for a test of each term of one model "
@@ -79,6 +81,15 @@ def anova(*results: ResultBase) -> pd.DataFrame:
                     "no test: the smaller model is not nested in this one (its fixed effects or "
                     "random-effect terms are not contained in this model's)"
                 )
+            elif not (previous.fit_output.at_supremum and r.fit_output.at_supremum):
+                # As drop1: a log-likelihood short of its maximum (the log link's bound, a
+                # variance without an estimate, a search that stopped) is no test's statistic.
+                failed = [
+                    name
+                    for name, fit in (("the smaller model", previous), ("this model", r))
+                    if not fit.fit_output.at_supremum
+                ]
+                row["note"] = f"no test: {' and '.join(failed)} did not converge (see warnings)"
             else:
                 chisq = max(2.0 * (r.loglik - previous.loglik), 0.0)
                 row.update(chisq=chisq, p=float(stats.chi2.sf(chisq, df)))
