@@ -461,6 +461,27 @@ def test_log_link_converged_local_optimum_gives_way_to_a_higher_end():
     assert any("constraint mu = exp(eta) <= 1 is active" in str(w) for w in result.warnings)
 
 
+def test_log_link_end_where_the_deviance_is_not_finite_reports_the_lowest_finite_one():
+    """fuzz_dask_log 50 (tests/reference/log_link_lowest_end.csv): the nested fit's search ends
+    where the mode search fails (the log link's bound), and its end is the lowest finite
+    deviance it evaluated; evaluated again there from another warm start the mode search
+    failed too, and the fit reported logLik -inf under that message. It now keeps the value
+    it had there. Neither it nor the AGQ fit of the same data lets numpy's RuntimeWarnings
+    out (finish_fit's mode, the quadrature's count at the bound)."""
+    frame = pd.read_csv(REFERENCE_DIR / "log_link_lowest_end.csv")
+    for formula, options in (
+        ("y ~ x + (1 | g/h)", {}),
+        ("y ~ x + f + (1 | g)", {"method": "agq", "n_agq": 5}),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = g.fit(formula, frame, link="log", **options)
+        assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert not result.converged and np.isfinite(result.loglik)
+        assert "lowest finite deviance" in result.opt_summary.message
+        assert any("constraint mu = exp(eta) <= 1 is active" in str(w) for w in result.warnings)
+
+
 def test_log_link_betabinomial_keeps_away_from_the_bound():
     """The beta-binomial under the log link is degenerate next to the bound (mu = 1): its mode
     search halves its steps there rather than stepping up to the bound as the binomial's does

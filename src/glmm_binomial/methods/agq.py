@@ -1034,18 +1034,20 @@ class AgqObjective:
         family = self.family_at(np.asarray(theta, dtype=np.float64))
         if not np.isfinite(family.eta_upper):
             return 0
-        try:
-            mode = self.mode(theta, beta)
-        except np.linalg.LinAlgError:
-            # From u = 0, as finish_fit's mode at the end of another search.
-            self.reset()
-            mode = self.mode(theta, beta)
-        if self._vector is not None:
-            eta_q = self._vector._evaluate(mode, family)["eta_q"]
-            return int(np.count_nonzero(_reaches_bound(eta_q, family.eta_upper)))
-        assert self._nested is not None
-        lambdas = self.merged.lambdas(self.data, theta)
-        return self._nested._evaluate(mode, self.structure, lambdas, family).rows_past_bound
+        # At an end on the bound the quadrature's sums meet -inf - -inf: only eta is read.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                mode = self.mode(theta, beta)
+            except np.linalg.LinAlgError:
+                # From u = 0, as finish_fit's mode at the end of another search.
+                self.reset()
+                mode = self.mode(theta, beta)
+            if self._vector is not None:
+                eta_q = self._vector._evaluate(mode, family)["eta_q"]
+                return int(np.count_nonzero(_reaches_bound(eta_q, family.eta_upper)))
+            assert self._nested is not None
+            lambdas = self.merged.lambdas(self.data, theta)
+            return self._nested._evaluate(mode, self.structure, lambdas, family).rows_past_bound
 
     def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
         """AGQ deviance -2 log L (binomial constants included)."""

@@ -932,12 +932,15 @@ def finish_fit(
     the searched deviance (with the priors' where they are), for verified_off_path."""
     theta, beta = estimates.theta, estimates.beta
     try:
-        try:
-            mode = objective.mode(theta, beta)
-        except np.linalg.LinAlgError:
-            # The warm start may be another search's end (better_of_basins): from u = 0.
-            objective.reset()
-            mode = objective.mode(theta, beta)
+        # At an end on the log link's bound the mode search's infeasible steps overflow, as
+        # in the search's own evaluations (minimize_deviance's fun), without numpy's warnings.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                mode = objective.mode(theta, beta)
+            except np.linalg.LinAlgError:
+                # The warm start may be another search's end (better_of_basins): from u = 0.
+                objective.reset()
+                mode = objective.mode(theta, beta)
     except np.linalg.LinAlgError:
         # The search ran off (its deviance not finite there, so not converged) to where even
         # the conditional modes' factor fails: no estimates to report.

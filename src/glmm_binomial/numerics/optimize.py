@@ -951,7 +951,7 @@ def minimize_deviance(
     # The optimizer's last point is evaluated again by the polish: remember a few points.
     cache: dict[bytes, tuple[float, FloatArray]] = {}
     # The lowest finite deviance evaluated, for a search that ends where it is not finite.
-    lowest: list[tuple[float, FloatArray]] = []
+    lowest: list[tuple[float, FloatArray, FloatArray]] = []
 
     def fun(z: FloatArray) -> tuple[float, FloatArray]:
         key = np.asarray(z, dtype=np.float64).tobytes()
@@ -976,7 +976,7 @@ def minimize_deviance(
         else:
             grad = scale.T @ np.concatenate([g_theta, g_beta])
             if not lowest or value < lowest[0][0]:
-                lowest[:] = [(value, np.array(z, dtype=np.float64))]
+                lowest[:] = [(value, np.array(z, dtype=np.float64), grad.copy())]
         if len(cache) >= 4:
             cache.pop(next(iter(cache)))
         cache[key] = (value, grad)
@@ -1397,6 +1397,10 @@ def minimize_deviance(
         # finite deviance it evaluated is where it stopped, unconverged.
         z = lowest[0][1]
         value, grad = fun(z)
+        if not np.isfinite(value):
+            # Evaluated again from another warm start, the mode search can fail there too
+            # (fuzz_dask_log 50 at the log link's bound): the value and gradient it had.
+            value, grad = lowest[0][0], lowest[0][2].copy()
         hessian_z = hessian_at(z, grad)
         free = np.ones(len(z), dtype=bool)
         grad_norm = float(np.abs(grad).max())
