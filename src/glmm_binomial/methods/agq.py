@@ -50,10 +50,11 @@ from glmm_binomial.family import Family
 from glmm_binomial.methods.base import Start, checked_control, refuse_arguments
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.methods.laplace import (
-    LINK_BOUND_TOL,
     Counters,
     LaplaceObjective,
     finish_fit,
+    mode_at_end,
+    rows_at_link_bound,
 )
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.penalty import (
@@ -472,7 +473,8 @@ class _NestedEvaluation:
     residual_q: FloatArray  # l'(eta) at every row and leaf combination (n, n_q^depth)
     conditional: list[FloatArray]  # (n_d, n_q^d, n_q): pi(q_d | the ancestors' nodes)
     parameter_q: FloatArray | None = None  # dl/dp at every row and combination (family's p)
-    rows_past_bound: int = 0  # rows with a combination at or past the link's bound (eta_upper)
+    # Rows with a combination at or past `bound` (_evaluate's; counted only when given).
+    rows_past_bound: int = 0
 
 
 class _NestedRule:
@@ -654,7 +656,12 @@ class _NestedRule:
     # --- the nested quadrature ---------------------------------------------------------------
 
     def _evaluate(
-        self, mode: Mode, structure: Structure, lambdas: list[FloatArray], family: Family
+        self,
+        mode: Mode,
+        structure: Structure,
+        lambdas: list[FloatArray],
+        family: Family,
+        bound: float | None = None,
     ) -> _NestedEvaluation:
         data = self.merged.data
         depth = self.depth
@@ -693,9 +700,9 @@ class _NestedRule:
             parameter_q = family.parameter_loglik_rows(
                 eta_q, data.successes[:, None], data.trials[:, None]
             )
-        past = 0
-        if np.isfinite(family.eta_upper):
-            past = int(np.count_nonzero(_reaches_bound(eta_q, family.eta_upper)))
+        # eta_q is a work array: the rows at the bound are counted here, when asked
+        # (AgqObjective.rows_past_bound at the estimates), not in every evaluation.
+        past = 0 if bound is None else rows_at_link_bound(family, np.max(eta_q, axis=1))
         # Row log-likelihood (in eta_q's place) and its derivative l' for the gradient.
         loglik_q, residual_q = family.loglik_and_residual_rows(
             eta_q, data.successes[:, None], data.trials[:, None], (scratch[0], scratch[1])
@@ -1026,28 +1033,27 @@ class AgqObjective:
 
     def rows_past_bound(self, theta: FloatArray, beta: FloatArray) -> int:
         """How many rows some node of the quadrature at (theta, beta) takes to the link's
-        bound (within LINK_BOUND_TOL; family.eta_upper: the log link's eta = 0, mu = 1) or past
-        it, where the row's likelihood is taken as 0 (family.loglik_rows: -inf); 0 for a link
-        without a bound. A search can end on the bound itself: at a row of all successes the
+        bound (family.eta_upper: the log link's eta = 0, mu = 1; within LINK_BOUND_TOL, by
+        laplace.rows_at_link_bound on each row's largest node) or past it, where the row's
+        likelihood is taken as 0 (family.loglik_rows: -inf); 0 for a link without a bound.
+        A search can end on the bound itself: at a row of all successes the
         likelihood rises as a node nears it and drops to 0 beyond (fuzz_dask_log 37: a node
         at eta = -1.2e-9)."""
         family = self.family_at(np.asarray(theta, dtype=np.float64))
         if not np.isfinite(family.eta_upper):
             return 0
+        mode = mode_at_end(self, theta, beta)
         # At an end on the bound the quadrature's sums meet -inf - -inf: only eta is read.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            try:
-                mode = self.mode(theta, beta)
-            except np.linalg.LinAlgError:
-                # From u = 0, as finish_fit's mode at the end of another search.
-                self.reset()
-                mode = self.mode(theta, beta)
             if self._vector is not None:
                 eta_q = self._vector._evaluate(mode, family)["eta_q"]
-                return int(np.count_nonzero(_reaches_bound(eta_q, family.eta_upper)))
+                return rows_at_link_bound(family, np.max(eta_q, axis=1))
             assert self._nested is not None
             lambdas = self.merged.lambdas(self.data, theta)
-            return self._nested._evaluate(mode, self.structure, lambdas, family).rows_past_bound
+            evaluation = self._nested._evaluate(
+                mode, self.structure, lambdas, family, family.eta_upper
+            )
+            return evaluation.rows_past_bound
 
     def deviance(self, theta: FloatArray, beta: FloatArray) -> float:
         """AGQ deviance -2 log L (binomial constants included)."""
@@ -1215,12 +1221,6 @@ def fit_agq(
     )
     past = objective.rows_past_bound(estimates.theta, estimates.beta)
     return with_penalty(with_quadrature_bound(output, data.family, past), penalty)
-
-
-def _reaches_bound(eta_q: FloatArray, upper: float) -> NDArray[np.bool_]:
-    """Rows (of eta at the nodes, n x nodes) with some node at the bound (within
-    LINK_BOUND_TOL, as laplace.rows_at_link_bound) or past it."""
-    return np.asarray((eta_q >= upper - LINK_BOUND_TOL).any(axis=1))
 
 
 def with_quadrature_bound(output: FitOutput, family: Family, rows: int) -> FitOutput:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -932,15 +932,7 @@ def finish_fit(
     the searched deviance (with the priors' where they are), for verified_off_path."""
     theta, beta = estimates.theta, estimates.beta
     try:
-        # At an end on the log link's bound the mode search's infeasible steps overflow, as
-        # in the search's own evaluations (minimize_deviance's fun), without numpy's warnings.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            try:
-                mode = objective.mode(theta, beta)
-            except np.linalg.LinAlgError:
-                # The warm start may be another search's end (better_of_basins): from u = 0.
-                objective.reset()
-                mode = objective.mode(theta, beta)
+        mode = mode_at_end(objective, theta, beta)
     except np.linalg.LinAlgError:
         # The search ran off (its deviance not finite there, so not converged) to where even
         # the conditional modes' factor fails: no estimates to report.
@@ -970,6 +962,29 @@ def finish_fit(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
     )
     return with_link_bound(output, data.family, rows_at_link_bound(data.family, mode.eta))
+
+
+class ModeSearch(Protocol):
+    """An objective's conditional-mode search with a warm start (LaplaceObjective,
+    agq.AgqObjective)."""
+
+    def mode(self, theta: FloatArray, beta: FloatArray) -> Mode: ...
+
+    def reset(self) -> None: ...
+
+
+def mode_at_end(objective: ModeSearch, theta: FloatArray, beta: FloatArray) -> Mode:
+    """objective.mode at a search's end (theta, beta): from its warm start or, where that
+    fails, from u = 0 (the warm start may be another search's end: better_of_basins);
+    LinAlgError when both fail. At an end on the log link's bound the mode search's
+    infeasible steps overflow, as in the search's own evaluations (minimize_deviance's fun):
+    without numpy's warnings."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        try:
+            return objective.mode(theta, beta)
+        except np.linalg.LinAlgError:
+            objective.reset()
+            return objective.mode(theta, beta)
 
 
 OFF_PATH = "optimum verified on the directions off the diverging path"
