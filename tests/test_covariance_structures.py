@@ -152,6 +152,15 @@ def test_parameters_round_trip_and_start_is_identity(name: str) -> None:
     assert at.all()
 
 
+@pytest.mark.parametrize("name", ["ar1", "cs", "diag", "us"])
+def test_scaled_multiplies_the_covariance_by_the_factor_squared(name: str) -> None:
+    structure = make_structure(name, ("a", "b", "c"))
+    theta = np.linspace(-0.4, 0.6, structure.n_theta)
+    lam = structure.lambda_matrix(theta)
+    far = structure.lambda_matrix(structure.scaled(theta, 3.0))
+    np.testing.assert_allclose(far @ far.T, 9.0 * lam @ lam.T, rtol=1e-12, atol=1e-14)
+
+
 def test_structures_refuse_what_they_cannot_describe() -> None:
     with pytest.raises(ValueError, match=r"no intercept.*ar1\(time \+ 0 \| id\)"):
         make_structure("ar1", ("(Intercept)", "t1", "t2"), "ar1(t | id)")

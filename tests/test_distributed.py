@@ -1000,6 +1000,17 @@ def test_a_posterior_mode_equals_the_in_memory_one(client, formula, kind, priors
     assert "prior deviance" in fitted.opt_summary.objective
 
 
+def test_a_prior_that_outweighs_the_likelihood_gives_no_posterior_mode_on_dask(client):
+    """As in memory (test_penalty): blme's default Wishart prior makes the penalized deviance
+    fall without end on these data; the Dask fit reads the rows' random-effect SDs over the
+    partitions and probes further out the same way."""
+    data = pd.read_csv(REFERENCE_DIR / "blme_no_posterior_mode.csv")
+    formula = "y ~ x + x2 + (1 + x + x2 | g)"
+    with pytest.warns(glmm_binomial.ConvergenceWarning, match="no finite posterior mode"):
+        fitted = glmm_binomial.fit(formula, dd.from_pandas(data, npartitions=2), priors="blme")
+    assert not fitted.converged
+
+
 @pytest.mark.filterwarnings("ignore::glmm_binomial.GLMMWarning")
 def test_priors_keep_separated_and_boundary_fits_finite_as_in_memory(client):
     """The reason for priors: a fixed-effect prior gives the separated coefficient a finite

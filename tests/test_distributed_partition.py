@@ -164,7 +164,7 @@ def test_runaway_rows_is_the_in_memory_screen_read_only_past_its_bound() -> None
             theta = np.array([lower[0, 0], lower[1, 0], lower[1, 1]])
             rows = RowsRead(model)
             found = runaway_rows(rows, model, start, theta, limit)  # type: ignore[arg-type]
-            assert found == bool(runaway_blocks(model, theta, limit))
+            assert found == runaway_blocks(model, theta, limit)
             bound = float(np.sqrt(np.sum(lower * lower, axis=1)) @ spread)
             assert rows.calls == (1 if bound > limit else 0)
     # Intercept and slope perfectly correlated, cancelling on these rows: each column's SD

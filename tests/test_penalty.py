@@ -293,3 +293,28 @@ def test_methods_that_keep_their_own_priors_refuse_them() -> None:
             g.datasets.load("cbpp"),
             priors={"fixef": "normal(sd = 3)"},
         )
+
+
+def test_a_prior_that_outweighs_the_likelihood_gives_no_posterior_mode() -> None:
+    """metamorphic blme3:5095: 15 groups of 5 rows that the random slopes come close to
+    separating. blme's default Wishart prior (scale = Inf, -(df - q - 1) log det Sigma) rewards
+    large variances more than the likelihood penalizes them: the penalized deviance keeps
+    falling as the SDs grow (the search stopped in a local dip at SDs near 1e3; bglmer does
+    not converge either). No posterior mode: not converged, and the warning says why."""
+    data = pd.read_csv(REFERENCE_DIR / "blme_no_posterior_mode.csv")
+    formula = "y ~ x + x2 + (1 + x + x2 | g)"
+    with pytest.warns(g.ConvergenceWarning, match="no finite posterior mode") as caught:
+        fit = g.fit(formula, data, priors="blme")
+    assert not fit.converged
+    message = next(str(w.message) for w in caught if "posterior mode" in str(w.message))
+    assert "(1 + x + x2 | g)" in message and "wishart(df = 5.5, scale = Inf)" in message
+    # The same data with the successes swapped stop in another dip: no mode either.
+    with pytest.warns(g.ConvergenceWarning, match="no finite posterior mode"):
+        swapped = g.fit(formula, data.assign(y=1 - data["y"]), priors="blme")
+    assert not swapped.converged
+    # A proper prior (a finite Wishart scale) keeps the SDs finite: a converged mode.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", g.ConvergenceWarning)
+        proper = g.fit(formula, data, priors={"cov": "wishart(scale = 1)"})
+    assert proper.converged
+    assert proper.fit_output.opt_summary.tolerances["prior_runaway_factor"] == 10.0

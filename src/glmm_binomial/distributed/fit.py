@@ -81,6 +81,7 @@ from glmm_binomial.distributed.start import (
     glm_sums,
     identifiability_stand_in,
     result_design,
+    runaway_rows,
     separation_check,
     theta_start,
 )
@@ -114,6 +115,7 @@ from glmm_binomial.methods.penalty import (
     penalized_glm,
     plus_penalty,
     with_penalty,
+    with_prior_runaway,
 )
 from glmm_binomial.methods.scaling import check_in_user_units, to_user
 from glmm_binomial.methods.structured_vb import VariationalBayes
@@ -585,6 +587,11 @@ def _maximum_likelihood(
         # no bounded link).
         output = with_link_bound(output, plan.family, objective.rows_at_link_bound)
         output = with_quadrature_bound(output, plan.family, objective.rows_past_bound)
+    if penalty is not None and any(penalty.cov):
+        # Whether the prior outweighs the likelihood further out (as in memory: the rows'
+        # random-effect SDs past the screen, read over the partitions only then).
+        runaway = runaway_rows(partitions, surrogate, start, theta, control.separation_screen)
+        output = with_prior_runaway(output, penalty, runaway, deviance_and_gradient, control)
     output = with_penalty(output, penalty)
     if not start.scaling.is_identity:
         output = to_user(surrogate, start.scaling, output)

@@ -325,9 +325,9 @@ def saturated_rows(
 
 def runaway_rows(
     partitions: Partitions, surrogate: ModelData, start: Start, theta: FloatArray, limit: float
-) -> bool:
-    """Whether some row's random effect has an SD sqrt(z_i' Sigma z_i) beyond `limit` in a
-    block (separation.runaway_blocks, the in-memory screen). sum_j SD_j max |z_j| bounds it
+) -> tuple[int, ...]:
+    """The blocks in which some row's random effect has an SD sqrt(z_i' Sigma z_i) beyond
+    `limit` (separation.runaway_blocks, the in-memory screen). sum_j SD_j max |z_j| bounds it
     (the triangle inequality over Lambda's rows): only where a block's bound passes the limit
     are the rows read, once over the partitions."""
     lambdas = surrogate.lambdas(theta)
@@ -336,9 +336,9 @@ def runaway_rows(
         for lam, spread in zip(lambdas, start.z_spread, strict=True)
     ]
     if max(bounds, default=0.0) <= limit:
-        return False
+        return ()
     largest = np.max(np.array(partitions.read("row_variances", lambdas=lambdas)), axis=0)
-    return bool(np.any(largest > limit * limit))
+    return tuple(int(t) for t in np.flatnonzero(np.atleast_1d(largest) > limit * limit))
 
 
 def result_design(

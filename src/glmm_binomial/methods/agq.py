@@ -62,9 +62,11 @@ from glmm_binomial.methods.penalty import (
     Penalty,
     penalized_start,
     with_penalty,
+    with_prior_runaway,
 )
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
+from glmm_binomial.model.separation import runaway_blocks
 from glmm_binomial.numerics.factor import Structure, nested_in
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
@@ -1220,6 +1222,8 @@ def fit_agq(
         deviance_and_gradient=target.deviance_and_gradient,
     )
     past = objective.rows_past_bound(estimates.theta, estimates.beta)
+    runaway = runaway_blocks(data, output.theta, control.separation_screen)
+    output = with_prior_runaway(output, penalty, runaway, target.deviance_and_gradient, control)
     return with_penalty(with_quadrature_bound(output, data.family, past), penalty)
 
 

@@ -42,6 +42,7 @@ from glmm_binomial.methods.penalty import (
     Penalty,
     penalized_start,
     with_penalty,
+    with_prior_runaway,
 )
 from glmm_binomial.model.covariance import (
     CovarianceStructure,
@@ -51,7 +52,7 @@ from glmm_binomial.model.covariance import (
 )
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
-from glmm_binomial.model.separation import Separation, separation_found
+from glmm_binomial.model.separation import Separation, runaway_blocks, separation_found
 from glmm_binomial.numerics.covariance import (
     LimitCovariance,
     complement_basis,
@@ -852,6 +853,8 @@ def fit_laplace(
         under_prior=under_prior,
         deviance_and_gradient=target.deviance_and_gradient,
     )
+    runaway = runaway_blocks(data, output.theta, control.separation_screen)
+    output = with_prior_runaway(output, penalty, runaway, target.deviance_and_gradient, control)
     return with_penalty(output, penalty)
 
 

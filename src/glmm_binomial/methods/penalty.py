@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from glmm_binomial.diagnostics import ConvergenceWarning, FitWarning
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import BoundCovariancePrior, BoundFixefPrior, Priors
+from glmm_binomial.model.validation import block_text
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
     StartPoint,
@@ -227,6 +229,79 @@ def penalized_glm(
         return value - 0.5 * prior, information, score - 0.5 * grad
 
     return glm_newton(np.zeros(penalty.model.n_fixed), penalized, control)
+
+
+def with_prior_runaway(
+    output: FitOutput,
+    penalty: Penalty | None,
+    runaway: tuple[int, ...],
+    deviance_and_gradient: DevianceAndGradient,
+    control: OptimizerControl,
+) -> FitOutput:
+    """output, not converged and with a ConvergenceWarning, where the penalized deviance falls
+    below its value at the end further out along the blocks `runaway` (those whose random
+    effect on some row has an SD past the separation screen: separation.runaway_blocks),
+    their covariance scaled by control.prior_runaway_factor squared and to the fourth with
+    beta refitted. A covariance prior that rewards large variances (blme's default Wishart,
+    scale = Inf: -(df - q - 1) log det Sigma) can outweigh a likelihood that levels off as
+    the groups come to predict the response: the penalized deviance then has no minimum, and
+    the search's end is a local dip on the way out (its gradient vanishes there), not a
+    posterior mode. output as it is without a covariance prior or such a block."""
+    if penalty is None or not runaway or not any(penalty.cov[t] for t in runaway):
+        return output
+    # Imported here: a Laplace fit on unseparated data needs no scipy.optimize (first calls).
+    import scipy.optimize
+
+    model = penalty.model
+    theta, beta = output.theta, output.beta
+    end = deviance_and_gradient(theta, beta)[0]
+    factor = control.prior_runaway_factor
+    for step in (factor, factor * factor):
+        further = model.theta_scaled(theta, runaway, step)
+
+        def at_beta(b: FloatArray, further: FloatArray = further) -> tuple[float, FloatArray]:
+            value, _, grad = deviance_and_gradient(further, b)
+            return value, grad
+
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            found = scipy.optimize.minimize(
+                at_beta,
+                beta,
+                jac=True,
+                method="BFGS",
+                options={"maxiter": control.prior_runaway_max_iter},
+            )
+        if np.isfinite(found.fun) and found.fun < end - control.decrement_tol:
+            return with_no_mode(output, penalty, runaway, end, float(found.fun), step)
+    return output
+
+
+def with_no_mode(
+    output: FitOutput,
+    penalty: Penalty,
+    runaway: tuple[int, ...],
+    end: float,
+    further: float,
+    step: float,
+) -> FitOutput:
+    """output marked as no posterior mode (with_prior_runaway), the warning naming the terms,
+    their priors and the two penalized deviances."""
+    blocks = [penalty.model.blocks[t] for t in runaway]
+    terms = ", ".join(block_text(b) for b in blocks)
+    priors = "; ".join(
+        " + ".join(p.describe() for p in penalty.cov[t]) for t in runaway if penalty.cov[t]
+    )
+    warning = FitWarning(
+        f"no finite posterior mode: under the covariance prior ({priors}) the penalized "
+        f"deviance keeps falling as the SDs of {terms} grow ({end:.6g} at the search's end, "
+        f"{further:.6g} with those SDs {step:g} times as large and the fixed effects "
+        "refitted): the prior outweighs the likelihood there, whose groups come to predict "
+        "the response; the reported values are a local dip on the way out, not estimates. "
+        "A proper covariance prior (a finite scale: wishart(scale = ...), gamma(rate = ...), "
+        "invwishart) keeps the SDs finite",
+        ConvergenceWarning,
+    )
+    return replace(output, converged=False, warnings=(*output.warnings, warning))
 
 
 def with_penalty(output: FitOutput, penalty: Penalty | None) -> FitOutput:

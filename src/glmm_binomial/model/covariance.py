@@ -98,6 +98,15 @@ class CovarianceStructure(ABC):
         zero): bounded entries below `tol` (lme4's isSingular rule)."""
         return np.asarray(np.isfinite(self.lower_bounds()) & (theta < tol))
 
+    def scaled(self, theta: FloatArray, factor: float) -> FloatArray:
+        """theta of the covariance factor^2 Sigma: every SD times `factor` (> 0), the
+        correlations kept (Lambda times factor where Lambda is linear in theta, else the log
+        SDs moved by log(factor))."""
+        values = np.asarray(theta, dtype=np.float64)
+        if self.linear:
+            return values * factor
+        return np.where(self.log_sds(), values + np.log(factor), values)
+
     def saturated(self, theta: FloatArray, tol: float) -> NDArray[np.bool_]:
         """Which entries of theta are a correlation parameter whose correlation lies within
         `tol` of an end of its range (the parameter far out, the deviance flat in it): none

@@ -182,6 +182,16 @@ class ModelData:
         """Where each block's parameters sit in theta."""
         return list(self.block_slices)
 
+    def theta_scaled(self, theta: FloatArray, blocks: Sequence[int], factor: float) -> FloatArray:
+        """theta with the covariance of each block in `blocks` scaled by factor^2 (its SDs
+        times factor, its correlations kept: CovarianceStructure.scaled); the other blocks' and
+        the family's parameters as they are."""
+        out = np.array(theta, dtype=np.float64)
+        for t in blocks:
+            where = self.block_slices[t]
+            out[where] = self.blocks[t].covariance.scaled(out[where], factor)
+        return out
+
     def theta_lower_bounds(self) -> FloatArray:
         """Each structure's bounds (unstructured: 0 for diagonal entries of each Lambda_t,
         -inf for off-diagonal ones, as lme4)."""

@@ -144,6 +144,13 @@ class OptimizerControl:
         infinite SD (profiles of two such fits rose monotonically towards their limit, within
         0.03 of it at an SD of 1e3), while a large SD below it can be a finite optimum (a
         profile on such rows peaked at an SD of 200).
+    prior_runaway_factor, prior_runaway_max_iter: a penalized fit (a covariance prior) whose
+        end has a row's random-effect SD beyond separation_screen is probed further out, at
+        the covariance of those terms times this factor squared and to the fourth (SDs times
+        it and its square, correlations kept), beta refitted there (BFGS, at most
+        prior_runaway_max_iter iterations); a penalized deviance below the end's there means
+        the prior outweighs the likelihood along that path and the end is no posterior mode
+        (penalty.with_prior_runaway: blme's default Wishart prior, metamorphic blme3:5095).
     decrement_tol: converged requires the Newton decrement g' H^{-1} g / 2 over the free
         parameters (the deviance the quadratic model still expects to gain; invariant under
         any linear change of parameters, so the same in the user's units as in the internal
@@ -226,6 +233,8 @@ class OptimizerControl:
     separation_screen: float = 20.0
     fixed_separation_screen: float = 10.0
     column_runaway_screen: float = 1e3
+    prior_runaway_factor: float = 10.0
+    prior_runaway_max_iter: int = 100
     basin_starts: bool = True
     singular_restart: bool = True
     basin_merge_tol: float = 0.1
