@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -462,24 +463,57 @@ def test_log_link_converged_local_optimum_gives_way_to_a_higher_end():
 
 
 def test_log_link_end_where_the_deviance_is_not_finite_reports_the_lowest_finite_one():
-    """fuzz_dask_log 50 (tests/reference/log_link_lowest_end.csv): the nested fit's search ends
-    where the mode search fails (the log link's bound), and its end is the lowest finite
-    deviance it evaluated; evaluated again there from another warm start the mode search
-    failed too, and the fit reported logLik -inf under that message. It now keeps the value
-    it had there. Neither it nor the AGQ fit of the same data lets numpy's RuntimeWarnings
-    out (finish_fit's mode, the quadrature's count at the bound)."""
+    """fuzz_dask_log 50 (tests/reference/log_link_lowest_end.csv): with the mode search started
+    at u = 0 where the warm start fails (as before pirls.below_bound_start), the nested fit's
+    search ends where the mode search fails (a row's fixed part past the log link's bound),
+    and its end is the lowest finite deviance it evaluated; evaluated again there from another
+    warm start the mode search failed too, and the fit reported logLik -inf under that
+    message. It keeps the value it had there. With the start below the bound, both fits go
+    further, to the bound itself (-328.384 and -329.288 before). Neither lets numpy's
+    RuntimeWarnings out (finish_fit's mode, the quadrature's count at the bound)."""
     frame = pd.read_csv(REFERENCE_DIR / "log_link_lowest_end.csv")
-    for formula, options in (
-        ("y ~ x + (1 | g/h)", {}),
-        ("y ~ x + f + (1 | g)", {"method": "agq", "n_agq": 5}),
+    nested = "y ~ x + (1 | g/h)"
+
+    def zero_start(structure, eta_fixed, a, upper):
+        return np.zeros((structure.n1, 1))
+
+    with mock.patch("glmm_binomial.numerics.pirls.below_bound_start", zero_start):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = g.fit(nested, frame, link="log")
+    assert not result.converged and result.loglik == pytest.approx(-328.384, abs=1e-3)
+    assert "lowest finite deviance" in result.opt_summary.message
+    for formula, options, before in (
+        (nested, {}, -328.384),
+        ("y ~ x + f + (1 | g)", {"method": "agq", "n_agq": 5}, -329.288),
     ):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = g.fit(formula, frame, link="log", **options)
         assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
-        assert not result.converged and np.isfinite(result.loglik)
-        assert "lowest finite deviance" in result.opt_summary.message
+        assert not result.converged and result.loglik > before
+        assert "lowest finite deviance" not in result.opt_summary.message
         assert any("constraint mu = exp(eta) <= 1 is active" in str(w) for w in result.warnings)
+
+
+def test_log_link_fixed_part_past_the_bound_is_brought_back_by_the_random_effect():
+    """fuzz_dask_log 50's counts: the search took the fixed part of a row to the log link's
+    bound and stopped there (234 of 273 mode searches failed, logLik -605.768, no word of the
+    bound), as every point with that row's fixed part past 0 failed: the mode search started
+    at u = 0, where the row's rate is above 1, though its group's negative random effect
+    brings it back (the likelihood there finite, its mode unique). The mode search now starts
+    those groups below the bound (pirls.below_bound_start): the fit goes on to the bound of
+    the fitted eta and says so (Dask's fit of the same data reached -600.093 there)."""
+    frame = pd.read_csv(REFERENCE_DIR / "log_link_counts_past_bound.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = g.fit("cbind(k, m - k) ~ x + f + (1 | g)", frame, link="log")
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not result.converged and result.loglik > -600.0
+    assert any("constraint mu = exp(eta) <= 1 is active" in str(w) for w in result.warnings)
+    fixed_part = result.model.x @ result.fit_output.beta
+    assert fixed_part.max() > 0.0  # past the bound, brought back by its group's effect
+    assert result.fitted().max() <= 1.0
 
 
 def test_log_link_betabinomial_keeps_away_from_the_bound():

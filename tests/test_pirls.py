@@ -14,8 +14,10 @@ from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.pirls import (
     BOUND_GAP,
+    START_GAP,
     PirlsControl,
     WarmStart,
+    below_bound_start,
     bounded_step,
     find_mode,
     find_scalar_mode,
@@ -208,6 +210,32 @@ def test_a_mode_on_the_log_links_bound_is_found_on_its_face() -> None:
         assert fast.iterations == general.iterations
         assert fast.penalized_deviance == pytest.approx(general.penalized_deviance, abs=1e-9)
         np.testing.assert_allclose(fast.u1, general.u1, atol=1e-7)
+
+
+def test_a_fixed_part_past_the_log_links_bound_starts_its_groups_below_it() -> None:
+    """Where u = 0 leaves a row's rate above 1 (its fixed part past eta = 0: the warm start
+    and u = 0 both infeasible), a negative effect of its group brings it back: the search
+    starts those groups below the bound (below_bound_start) and finds the mode inside, the
+    same in both layouts. Before, the penalized deviance was infinite there."""
+    control = PirlsControl()
+    objective = LaplaceObjective(log_link_model(False))
+    st, data = objective.structure, objective.data
+    lambdas = data.lambdas(np.array([1.0]))
+    eta_fixed = data.x @ np.array([-1.5, 0.3])
+    eta_fixed[st.g1 == 3] += 2.0  # group 3's fixed part past the bound on some rows
+    assert eta_fixed.max() > 0.0
+    u1 = np.zeros((st.n1, 1))
+    start = below_bound_start(st, eta_fixed, np.ones(st.n), 0.0)
+    assert start[3, 0] < 0.0 and not np.delete(start, 3).any()
+    assert (eta_fixed + start[st.g1, 0]).max() == pytest.approx(-START_GAP)
+    fast = find_scalar_mode(st, data, eta_fixed, lambdas, u1, np.zeros(0), control)
+    with mock.patch("glmm_binomial.numerics.pirls.scalar_layout", return_value=False):
+        general = find_mode(st, data, eta_fixed, lambdas, u1, np.zeros(0), control)
+    for mode in (fast, general):
+        assert mode.converged and np.isfinite(mode.penalized_deviance)
+        assert mode.eta.max() < 0.0 and mode.u1[3, 0] < -1.0
+    assert fast.penalized_deviance == pytest.approx(general.penalized_deviance, abs=1e-9)
+    np.testing.assert_allclose(fast.u1, general.u1, atol=1e-7)
 
 
 def test_too_many_rows_on_the_bound_end_the_search_there() -> None:

@@ -160,6 +160,29 @@ def bounded_step(eta: FloatArray, deta: FloatArray, upper: float) -> float:
     return min(1.0, reach)
 
 
+START_GAP = 1e-2
+"""below_bound_start's distance below the link's bound (a start only: the search then moves
+every row's eta where the penalized deviance takes it, up to the bound)."""
+
+
+def below_bound_start(
+    structure: Structure, eta_fixed: FloatArray, a: FloatArray, upper: float
+) -> FloatArray:
+    """A start of the mode search (find_scalar_mode; find_mode where the first factor has one
+    column) where u = 0 leaves some row's eta = eta_fixed + a_i u_j past the link's bound
+    `upper` (a fixed part past the log link's 0, which a negative random effect of the row's
+    group brings back: the likelihood there is finite, and its mode unique, the penalized
+    deviance being convex): each such group's u lowered to where its rows with a_i > 0 lie
+    START_GAP below the bound, the other groups' u at 0 (n_levels x 1; a the first factor's
+    column of Z Lambda). Rows with a_i <= 0 are not moved (none past the bound with a random
+    intercept, whose a_i = lambda > 0); the search then decides."""
+    over = eta_fixed - (upper - START_GAP)
+    moved = (a > 0.0) & (over > 0.0)
+    u = np.zeros(structure.n1)
+    np.minimum.at(u, structure.g1[moved], -over[moved] / a[moved])
+    return u[:, None]
+
+
 def step_bound(family: Family) -> float | None:
     """The bound on eta that the mode search steps up to and holds rows on (bounded_step,
     pushed_rows, face_step): the link's (the log link's 0) for a log-concave likelihood; None
@@ -324,6 +347,11 @@ def find_mode(
         u1, u2 = np.zeros_like(u1), np.zeros_like(u2)
         eta = eta_fixed + structure.times(a1, a2, u1, u2)
         pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
+        if not np.isfinite(pdev) and upper is not None and structure.k1 == 1:
+            # As the scalar search: the first factor's effects lowered below the bound.
+            u1 = below_bound_start(structure, eta_fixed, a1[:, 0], upper)
+            eta = eta_fixed + structure.times(a1, a2, u1, u2)
+            pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
         if not np.isfinite(pdev):
             return _infeasible(structure, data, a1, a2, eta, mu, u1, u2, lambda1, lambdas)
     converged = False
@@ -446,6 +474,9 @@ def find_scalar_mode(
     if not np.isfinite(pdev):
         u1 = np.zeros_like(u1)
         eta, pdev, mu = deviance_at(u1)
+        if not np.isfinite(pdev) and upper is not None:
+            u1 = below_bound_start(structure, eta_fixed, a, upper)
+            eta, pdev, mu = deviance_at(u1)
         if not np.isfinite(pdev):
             return _infeasible(structure, data, a1, a2, eta, mu, u1, u2, lambda1, lambdas)
     converged = False
