@@ -497,13 +497,14 @@ def test_log_link_end_where_the_deviance_is_not_finite_reports_the_lowest_finite
 
 
 def test_log_link_fixed_part_past_the_bound_is_brought_back_by_the_random_effect():
-    """fuzz_dask_log 50's counts: the search took the fixed part of a row to the log link's
-    bound and stopped there (234 of 273 mode searches failed, logLik -605.768, no word of the
-    bound), as every point with that row's fixed part past 0 failed: the mode search started
-    at u = 0, where the row's rate is above 1, though its group's negative random effect
-    brings it back (the likelihood there finite, its mode unique). The mode search now starts
-    those groups below the bound (pirls.below_bound_start): the fit goes on to the bound of
-    the fitted eta and says so (Dask's fit of the same data reached -600.093 there)."""
+    """fuzz_dask_log 50's counts (and its random slope): the search took the fixed part of a
+    row to the log link's bound and stopped there (234 of 273 mode searches failed, logLik
+    -605.768, no word of the bound), as every point with that row's fixed part past 0 failed:
+    the mode search started at u = 0, where the row's rate is above 1, though its group's
+    negative random effect brings it back (the likelihood there finite, its mode unique). The
+    mode search now starts those groups below the bound (pirls.below_bound_start): the fit
+    goes on to the bound of the fitted eta and says so (Dask's fit of the same data reached
+    -600.093 there)."""
     frame = pd.read_csv(REFERENCE_DIR / "log_link_counts_past_bound.csv")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -514,6 +515,14 @@ def test_log_link_fixed_part_past_the_bound_is_brought_back_by_the_random_effect
     fixed_part = result.model.x @ result.fit_output.beta
     assert fixed_part.max() > 0.0  # past the bound, brought back by its group's effect
     assert result.fitted().max() <= 1.0
+    # A random slope: its groups' random intercepts lowered (pirls.intercept_direction); the
+    # search ended where the deviance was not finite, at -330.005.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        slope = g.fit("y ~ x + (1 + x | g)", frame, link="log")
+    assert not slope.converged and slope.loglik > -329.5
+    assert "not finite" not in slope.opt_summary.message
+    assert any("constraint mu = exp(eta) <= 1 is active" in str(w) for w in slope.warnings)
 
 
 def test_log_link_betabinomial_keeps_away_from_the_bound():

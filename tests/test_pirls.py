@@ -22,6 +22,7 @@ from glmm_binomial.numerics.pirls import (
     find_mode,
     find_scalar_mode,
     halving_step,
+    intercept_direction,
     largest_move,
     prediction_accepted,
     pushed_rows,
@@ -236,6 +237,30 @@ def test_a_fixed_part_past_the_log_links_bound_starts_its_groups_below_it() -> N
         assert mode.eta.max() < 0.0 and mode.u1[3, 0] < -1.0
     assert fast.penalized_deviance == pytest.approx(general.penalized_deviance, abs=1e-9)
     np.testing.assert_allclose(fast.u1, general.u1, atol=1e-7)
+
+
+def test_intercept_direction_moves_every_row_of_a_level_alike() -> None:
+    """Along intercept_direction, Z Lambda v = 1 on every row (the random intercept alone
+    moves); with the slope's SD at zero (Lambda singular) or no intercept, e_0."""
+    rng = np.random.default_rng(3)
+    n, n_g = 40, 5
+    g = np.repeat(np.arange(n_g), n // n_g)
+    x = rng.normal(size=n)
+    for z, lam, moves_alike in (
+        (np.column_stack([np.ones(n), x]), np.array([[0.7, 0.0], [-0.4, 0.3]]), True),
+        (np.column_stack([np.ones(n), x]), np.array([[0.7, 0.0], [-0.4, 0.0]]), False),
+        (np.column_stack([x, x * x]), np.array([[0.7, 0.0], [-0.4, 0.3]]), False),
+    ):
+        block = RandomBlock("g", ("a", "b"), g, tuple(range(n_g)), z)
+        data = ModelData(
+            np.zeros(n), np.ones(n), np.ones((n, 1)), np.zeros(n), ("(Intercept)",), (block,)
+        )
+        structure = LaplaceObjective(data).structure
+        v = intercept_direction(structure, lam)
+        if moves_alike:
+            np.testing.assert_allclose(z @ lam @ v, 1.0, rtol=1e-14)
+        else:
+            np.testing.assert_array_equal(v, [1.0, 0.0])
 
 
 def test_too_many_rows_on_the_bound_end_the_search_there() -> None:

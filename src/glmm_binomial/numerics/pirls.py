@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import NDArray
 
 from glmm_binomial.family import Family
@@ -168,19 +169,42 @@ every row's eta where the penalized deviance takes it, up to the bound)."""
 def below_bound_start(
     structure: Structure, eta_fixed: FloatArray, a: FloatArray, upper: float
 ) -> FloatArray:
-    """A start of the mode search (find_scalar_mode; find_mode where the first factor has one
-    column) where u = 0 leaves some row's eta = eta_fixed + a_i u_j past the link's bound
+    """A start of the mode search (find_scalar_mode; find_mode along intercept_direction) where
+    u = 0 leaves some row's eta = eta_fixed + a_i u_j past the link's bound
     `upper` (a fixed part past the log link's 0, which a negative random effect of the row's
     group brings back: the likelihood there is finite, and its mode unique, the penalized
     deviance being convex): each such group's u lowered to where its rows with a_i > 0 lie
-    START_GAP below the bound, the other groups' u at 0 (n_levels x 1; a the first factor's
-    column of Z Lambda). Rows with a_i <= 0 are not moved (none past the bound with a random
-    intercept, whose a_i = lambda > 0); the search then decides."""
+    START_GAP below the bound, the other groups' u at 0 (n_levels x 1; a the rows' move per
+    unit of u along the direction, Z Lambda v). Rows with a_i <= 0 are not moved (none along
+    a random intercept, whose a_i = 1); the search then decides."""
     over = eta_fixed - (upper - START_GAP)
     moved = (a > 0.0) & (over > 0.0)
     u = np.zeros(structure.n1)
     np.minimum.at(u, structure.g1[moved], -over[moved] / a[moved])
     return u[:, None]
+
+
+def intercept_direction(structure: Structure, lambda1: FloatArray) -> FloatArray:
+    """The direction v in a level's u of the first part (k1) that moves the random intercept
+    b = Lambda u alone (Lambda v = e_c, c its column of ones in Z), so every row's eta by the
+    same amount (Z Lambda v = 1): below_bound_start's direction. Without such a column, or
+    with its SD at zero, e_0 (the rows move by their first column of Z Lambda)."""
+    k1 = structure.k1
+    ones = np.flatnonzero((structure.z1 == 1.0).all(axis=0))
+    unit = np.zeros(k1)
+    if ones.size and lambda1[ones[0], ones[0]] != 0.0:
+        unit[ones[0]] = 1.0
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = scipy.linalg.solve_triangular(lambda1, unit, lower=True)
+        except np.linalg.LinAlgError:
+            v = None
+        # A later column's SD at zero (a correlation at +-1) ties the slope to the intercept.
+        if v is not None and np.isfinite(v).all():
+            return np.asarray(v, dtype=np.float64)
+        unit[ones[0]] = 0.0
+    unit[0] = 1.0
+    return unit
 
 
 def step_bound(family: Family) -> float | None:
@@ -347,9 +371,12 @@ def find_mode(
         u1, u2 = np.zeros_like(u1), np.zeros_like(u2)
         eta = eta_fixed + structure.times(a1, a2, u1, u2)
         pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
-        if not np.isfinite(pdev) and upper is not None and structure.k1 == 1:
-            # As the scalar search: the first factor's effects lowered below the bound.
-            u1 = below_bound_start(structure, eta_fixed, a1[:, 0], upper)
+        if not np.isfinite(pdev) and upper is not None:
+            # As the scalar search: the first factor's effects lowered below the bound, along
+            # its random intercept where it has one.
+            direction = intercept_direction(structure, lambda1)
+            lowered = below_bound_start(structure, eta_fixed, a1 @ direction, upper)
+            u1 = lowered * direction[None, :]
             eta = eta_fixed + structure.times(a1, a2, u1, u2)
             pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
         if not np.isfinite(pdev):
