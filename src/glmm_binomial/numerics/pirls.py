@@ -169,14 +169,14 @@ every row's eta where the penalized deviance takes it, up to the bound)."""
 def below_bound_start(
     structure: Structure, eta_fixed: FloatArray, a: FloatArray, upper: float
 ) -> FloatArray:
-    """A start of the mode search (find_scalar_mode; find_mode along intercept_direction) where
-    u = 0 leaves some row's eta = eta_fixed + a_i u_j past the link's bound
-    `upper` (a fixed part past the log link's 0, which a negative random effect of the row's
-    group brings back: the likelihood there is finite, and its mode unique, the penalized
-    deviance being convex): each such group's u lowered to where its rows with a_i > 0 lie
-    START_GAP below the bound, the other groups' u at 0 (n_levels x 1; a the rows' move per
-    unit of u along the direction, Z Lambda v). Rows with a_i <= 0 are not moved (none along
-    a random intercept, whose a_i = 1); the search then decides."""
+    """A start of the mode search (find_scalar_mode; find_mode along intercept_direction)
+    where u = 0 leaves some row's eta = eta_fixed + a_i u_j past the link's bound `upper` (a
+    fixed part past the log link's 0, which a negative random effect of the row's group
+    brings back: the likelihood there is finite, and its mode unique, the penalized deviance
+    being convex): each such group's u lowered to where its rows with a_i > 0 lie START_GAP
+    below the bound, the other groups' u at 0 (n_levels x 1; a the rows' move per unit of u
+    along the direction, Z Lambda v). Rows with a_i <= 0 are not moved (none along a random
+    intercept, whose a_i = 1); the search then decides."""
     over = eta_fixed - (upper - START_GAP)
     moved = (a > 0.0) & (over > 0.0)
     u = np.zeros(structure.n1)
