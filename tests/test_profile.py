@@ -7,7 +7,7 @@ from _simulate import (
     pure_groups_frame,
     separated_frame,
 )
-from conftest import CBPP, load_reference
+from conftest import CBPP, REFERENCE_DIR, load_reference
 from scipy import stats
 
 import glmm_binomial as g
@@ -323,3 +323,25 @@ def test_profile_control_as_a_mapping_or_named_in_its_error():
         profile(fitted, which="period2", control={"hessian_step": 0.0})
     with pytest.raises(ValueError, match="^control: ProfileControl.max_iter must be a whole"):
         profile(fitted, which="period2", control={"max_iter": -1})
+
+
+def test_a_profile_the_refits_cannot_bracket_has_no_end_and_says_so():
+    """metamorphic slope3_probit:5100: `(1 + x + x2 | g)` on 25 rows in 5 groups, singular
+    (rank one) with several optima. Profiling the correlation of x with the intercept raised
+    numpy's LinAlgError from the mode search's factor on a far trial step (H not positive
+    definite in rounding), and with that caught, RuntimeError ("no bracket found"): the
+    re-fits land in different optima and the profile crosses the critical value back and
+    forth. The trial step now counts as no deviance (as in the fit's own search), and the end
+    is NaN with a warning (the other end is 1)."""
+    import warnings
+
+    frame = pd.read_csv(REFERENCE_DIR / "profile_singular_probit.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = g.fit("y ~ x + x2 + (1 + x + x2 | g)", frame, link="probit")
+    assert fit.singular
+    name = "cor_x.(Intercept)|g"
+    found = fit.profile(which=[name], control={"max_doublings": 6})
+    table = found.confint()
+    assert np.isnan(table.loc[name, "lower"]) and table.loc[name, "upper"] == 1.0
+    assert any(w.startswith(f"no lower end for {name}") for w in found.warnings)

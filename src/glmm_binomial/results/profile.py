@@ -291,7 +291,14 @@ class _Coordinates:
         model = self.model
         theta = self.theta(p)
         beta = p[self.n_var :]
-        dev, g_theta, g_beta = self.objective.deviance_and_gradient(theta, beta)
+        try:
+            # As the fit's own search (optimize.minimize_deviance): far out on a trial step the
+            # mode search overflows, or its factor fails (H not positive definite in rounding):
+            # no deviance there, and the line search steps back.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                dev, g_theta, g_beta = self.objective.deviance_and_gradient(theta, beta)
+        except np.linalg.LinAlgError:
+            return float("inf"), np.zeros(len(p))
         grad = np.empty(len(p))
         grad[self.n_var :] = g_beta
         for b, s in zip(model.blocks, model.theta_slices(), strict=True):
@@ -544,6 +551,16 @@ def profile(
             f"no profile: profiling kept finding lower deviances than the fit's "
             f"({settings.max_restarts + 1} searches); {why}"
         )
+    for prof in profiles:
+        sides = [
+            side for side, end in (("lower", prof.lower), ("upper", prof.upper)) if np.isnan(end)
+        ]
+        if sides:
+            warnings.append(
+                f"no {' and no '.join(sides)} end for {prof.name}: its profile did not cross the "
+                "critical value in a bracket the re-fits agree on (they land in different "
+                "optima, as on a singular fit of a model too rich for the data); the end is NaN"
+            )
     return LikelihoodProfile(
         {p.name: p for p in profiles}, float(conf_level), deviance, tuple(warnings)
     )
@@ -807,7 +824,8 @@ class _OneProfile:
         """Where |zeta| reaches the critical value between inside and outside, by Brent's
         method. Should a re-fit from another warm start land on the other side at an end of
         the bracket, the bracket is evaluated again and moved: towards the estimate (where the
-        gap is -critical) or outwards, doubling, up to the bound."""
+        gap is -critical) or outwards, doubling, up to the bound. NaN where no bracket holds
+        (profile() then warns that the end is missing)."""
         import scipy.optimize  # here only: the package costs a first call about 0.2 s
 
         xtol = self.control.xtol
@@ -836,7 +854,9 @@ class _OneProfile:
                 )
             except ValueError:
                 continue
-        raise RuntimeError("the profile did not cross the critical value (no bracket found)")
+        # The profile goes back and forth across the critical value (several optima of the
+        # re-fits, as on a singular fit of an over-rich model): no end to report.
+        return float("nan")
 
     def run(self, target: _Target, cutoff: float, unbounded: float = 0.0) -> ParameterProfile:
         """The profile of `target` and its interval at `cutoff`; on the side `unbounded` (+1
