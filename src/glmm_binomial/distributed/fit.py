@@ -587,11 +587,15 @@ def _maximum_likelihood(
         # no bounded link).
         output = with_link_bound(output, plan.family, objective.rows_at_link_bound)
         output = with_quadrature_bound(output, plan.family, objective.rows_past_bound)
-    if penalty is not None and any(penalty.cov):
-        # Whether the prior outweighs the likelihood further out (as in memory: the rows'
-        # random-effect SDs past the screen, read over the partitions only then).
-        runaway = runaway_rows(partitions, surrogate, start, theta, control.separation_screen)
-        output = with_prior_runaway(output, penalty, runaway, deviance_and_gradient, control)
+    # Whether the prior outweighs the likelihood further out (as in memory; the rows'
+    # random-effect SDs read over the partitions only past runaway_rows' bound).
+    output = with_prior_runaway(
+        output,
+        penalty,
+        lambda: runaway_rows(partitions, surrogate, start, theta, control.separation_screen),
+        deviance_and_gradient,
+        control,
+    )
     output = with_penalty(output, penalty)
     if not start.scaling.is_identity:
         output = to_user(surrogate, start.scaling, output)

@@ -1222,8 +1222,13 @@ def fit_agq(
         deviance_and_gradient=target.deviance_and_gradient,
     )
     past = objective.rows_past_bound(estimates.theta, estimates.beta)
-    runaway = runaway_blocks(data, output.theta, control.separation_screen)
-    output = with_prior_runaway(output, penalty, runaway, target.deviance_and_gradient, control)
+    output = with_prior_runaway(
+        output,
+        penalty,
+        lambda: runaway_blocks(data, output.theta, control.separation_screen),
+        target.deviance_and_gradient,
+        control,
+    )
     return with_penalty(with_quadrature_bound(output, data.family, past), penalty)
 
 

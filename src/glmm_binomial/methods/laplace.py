@@ -853,8 +853,13 @@ def fit_laplace(
         under_prior=under_prior,
         deviance_and_gradient=target.deviance_and_gradient,
     )
-    runaway = runaway_blocks(data, output.theta, control.separation_screen)
-    output = with_prior_runaway(output, penalty, runaway, target.deviance_and_gradient, control)
+    output = with_prior_runaway(
+        output,
+        penalty,
+        lambda: runaway_blocks(data, output.theta, control.separation_screen),
+        target.deviance_and_gradient,
+        control,
+    )
     return with_penalty(output, penalty)
 
 

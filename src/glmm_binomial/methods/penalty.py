@@ -32,6 +32,7 @@ from glmm_binomial.model.validation import block_text
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
     StartPoint,
+    deviance_or_none,
     glm_newton,
     glm_value_information_score,
 )
@@ -234,36 +235,44 @@ def penalized_glm(
 def with_prior_runaway(
     output: FitOutput,
     penalty: Penalty | None,
-    runaway: tuple[int, ...],
+    runaway_blocks: Callable[[], tuple[int, ...]],
     deviance_and_gradient: DevianceAndGradient,
     control: OptimizerControl,
 ) -> FitOutput:
     """output, not converged and with a ConvergenceWarning, where the penalized deviance falls
-    below its value at the end further out along the blocks `runaway` (those whose random
-    effect on some row has an SD past the separation screen: separation.runaway_blocks),
-    their covariance scaled by control.prior_runaway_factor squared and to the fourth with
-    beta refitted. A covariance prior that rewards large variances (blme's default Wishart,
-    scale = Inf: -(df - q - 1) log det Sigma) can outweigh a likelihood that levels off as
-    the groups come to predict the response: the penalized deviance then has no minimum, and
-    the search's end is a local dip on the way out (its gradient vanishes there), not a
-    posterior mode. output as it is without a covariance prior or such a block."""
-    if penalty is None or not runaway or not any(penalty.cov[t] for t in runaway):
+    below its value at the end further out along the blocks runaway_blocks() gives (those
+    whose random effect on some row has an SD past the separation screen:
+    separation.runaway_blocks in memory, distributed.start.runaway_rows on Dask; asked only
+    of a fit with a covariance prior), their covariance scaled by
+    control.prior_runaway_factor squared and to the fourth with beta refitted. A covariance
+    prior that rewards large variances (blme's default Wishart, scale = Inf: -(df - q - 1)
+    log det Sigma) can outweigh a likelihood that levels off as the groups come to predict
+    the response: the penalized deviance then has no minimum, and the search's end is a
+    local dip on the way out (its gradient vanishes there), not a posterior mode. output as
+    it is without a covariance prior or such a block."""
+    if penalty is None or not any(penalty.cov):
+        return output
+    runaway = runaway_blocks()
+    if not any(penalty.cov[t] for t in runaway):
         return output
     # Imported here: a Laplace fit on unseparated data needs no scipy.optimize (first calls).
     import scipy.optimize
 
     model = penalty.model
     theta, beta = output.theta, output.beta
-    end = deviance_and_gradient(theta, beta)[0]
+    end = deviance_or_none(deviance_and_gradient, theta, beta)[0]
+    if not np.isfinite(end):
+        return output  # no deviance at the end: not converged already, said so
     factor = control.prior_runaway_factor
     for step in (factor, factor * factor):
         further = model.theta_scaled(theta, runaway, step)
 
         def at_beta(b: FloatArray, further: FloatArray = further) -> tuple[float, FloatArray]:
-            value, _, grad = deviance_and_gradient(further, b)
+            value, _, grad = deviance_or_none(deviance_and_gradient, further, b)
             return value, grad
 
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # (scipy's line search meets the inf of a failed evaluation)
             found = scipy.optimize.minimize(
                 at_beta,
                 beta,

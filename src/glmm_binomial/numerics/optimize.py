@@ -284,6 +284,25 @@ class OptSummary:
     seconds: float
 
 
+def deviance_or_none(
+    deviance_and_gradient: DevianceAndGradient, theta: FloatArray, beta: FloatArray
+) -> tuple[float, FloatArray, FloatArray]:
+    """deviance_and_gradient(theta, beta), or (inf, 0, 0) where it is no deviance: far out on
+    a trial step the mode search overflows (an SD of 1e200), or its factor fails (a Lambda
+    overflowing, H not positive definite in rounding: LinAlgError), or a finite deviance
+    comes with a gradient that is not. A search (minimize_deviance, the profile's re-fits,
+    penalty.with_prior_runaway's probe) then steps back; numpy's warnings stay inside."""
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            value, g_theta, g_beta = deviance_and_gradient(theta, beta)
+    except np.linalg.LinAlgError:
+        value = float("inf")
+    else:
+        if np.isfinite(value) and np.isfinite(g_theta).all() and np.isfinite(g_beta).all():
+            return value, g_theta, g_beta
+    return float("inf"), np.zeros(len(theta)), np.zeros(len(beta))
+
+
 def glm_newton(
     beta: FloatArray,
     value_information_and_score: Callable[[FloatArray], tuple[float, FloatArray, FloatArray]],
@@ -968,20 +987,9 @@ def minimize_deviance(
             value, grad = cache[key]
             return value, grad.copy()
         theta, beta = natural(z)
-        try:
-            # Far out on a trial step (an SD of 1e200) the mode search overflows: what it
-            # gives there is no deviance, and is refused below without numpy's warnings.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                value, g_theta, g_beta = deviance_and_gradient(theta, beta)
-        except np.linalg.LinAlgError:
-            # The mode's factor failed (a Lambda overflowing far out on a trial step): no
-            # deviance there, as a non-finite one; the line search steps back.
-            value, g_theta, g_beta = float("inf"), np.zeros(n_theta), np.zeros(len(beta))
-        finite = np.isfinite(value) and np.isfinite(g_theta).all() and np.isfinite(g_beta).all()
-        if not finite:
-            # A finite deviance with a gradient that is not is a point where the evaluation
-            # overflowed: taken as no deviance, so that no step goes there.
-            value, grad = float("inf"), np.zeros_like(z)
+        value, g_theta, g_beta = deviance_or_none(deviance_and_gradient, theta, beta)
+        if not np.isfinite(value):
+            grad = np.zeros_like(z)
         else:
             grad = scale.T @ np.concatenate([g_theta, g_beta])
             if not lowest or value < lowest[0][0]:

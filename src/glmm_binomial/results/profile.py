@@ -60,6 +60,7 @@ from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.validation import block_text
 from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.hessian import gradient_hessian
+from glmm_binomial.numerics.optimize import deviance_or_none
 from glmm_binomial.results.base import ResultBase
 
 FloatArray = NDArray[np.float64]
@@ -291,13 +292,9 @@ class _Coordinates:
         model = self.model
         theta = self.theta(p)
         beta = p[self.n_var :]
-        try:
-            # As the fit's own search (optimize.minimize_deviance): far out on a trial step the
-            # mode search overflows, or its factor fails (H not positive definite in rounding):
-            # no deviance there, and the line search steps back.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                dev, g_theta, g_beta = self.objective.deviance_and_gradient(theta, beta)
-        except np.linalg.LinAlgError:
+        # As the fit's own search: no deviance where the evaluation fails (a far trial step).
+        dev, g_theta, g_beta = deviance_or_none(self.objective.deviance_and_gradient, theta, beta)
+        if not np.isfinite(dev):
             return float("inf"), np.zeros(len(p))
         grad = np.empty(len(p))
         grad[self.n_var :] = g_beta
