@@ -55,6 +55,7 @@ from glmm_binomial.methods.laplace import (
     finish_fit,
     mode_at_end,
     rows_at_link_bound,
+    with_prior_runaway_in_memory,
 )
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.methods.penalty import (
@@ -62,11 +63,9 @@ from glmm_binomial.methods.penalty import (
     Penalty,
     penalized_start,
     with_penalty,
-    with_prior_runaway,
 )
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
-from glmm_binomial.model.separation import runaway_blocks
 from glmm_binomial.numerics.factor import Structure, nested_in
 from glmm_binomial.numerics.optimize import (
     OptimizerControl,
@@ -1222,12 +1221,8 @@ def fit_agq(
         deviance_and_gradient=target.deviance_and_gradient,
     )
     past = objective.rows_past_bound(estimates.theta, estimates.beta)
-    output = with_prior_runaway(
-        output,
-        penalty,
-        lambda: runaway_blocks(data, output.theta, control.separation_screen),
-        target.deviance_and_gradient,
-        control,
+    output = with_prior_runaway_in_memory(
+        output, data, penalty, target.deviance_and_gradient, control
     )
     return with_penalty(with_quadrature_bound(output, data.family, past), penalty)
 

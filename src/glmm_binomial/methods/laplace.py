@@ -853,14 +853,28 @@ def fit_laplace(
         under_prior=under_prior,
         deviance_and_gradient=target.deviance_and_gradient,
     )
-    output = with_prior_runaway(
+    output = with_prior_runaway_in_memory(
+        output, data, penalty, target.deviance_and_gradient, control
+    )
+    return with_penalty(output, penalty)
+
+
+def with_prior_runaway_in_memory(
+    output: FitOutput,
+    data: ModelData,
+    penalty: Penalty | None,
+    deviance_and_gradient: DevianceAndGradient,
+    control: OptimizerControl,
+) -> FitOutput:
+    """penalty.with_prior_runaway with the in-memory screen of the rows' random-effect SDs
+    (separation.runaway_blocks at the estimates; Laplace and AGQ fits)."""
+    return with_prior_runaway(
         output,
         penalty,
         lambda: runaway_blocks(data, output.theta, control.separation_screen),
-        target.deviance_and_gradient,
+        deviance_and_gradient,
         control,
     )
-    return with_penalty(output, penalty)
 
 
 @dataclass(frozen=True)
