@@ -327,8 +327,8 @@ def test_reader_policy_units():
     assert column_traits(whole[:2]) & column_traits(whole[2:]) == column_traits(whole)
     empty = ColumnTraits(categorical=False, logical=True, numbers=True)
     assert column_traits(pd.Series([None, None], dtype=object)) == empty
-    assert column_kind(column_traits(pd.Series([True, False])), True) == "logical_factor"
-    assert column_kind(column_traits(pd.Series([True, False])), False) == "logical"
+    assert column_kind(column_traits(pd.Series([True, False])), True, "u") == "logical_factor"
+    assert column_kind(column_traits(pd.Series([True, False])), False, "u") == "logical"
     assert factor_levels([2, "1", 1.0, "b", None]) == ("1", "2", "b")
     assert factor_levels([True, "FALSE"], logical=True) == ("FALSE", "TRUE")
     frame = pd.DataFrame({"a": ["1", "2"], "b": ["x", "1"], "c": [True, False]})
@@ -419,6 +419,45 @@ def test_duplicate_column_names_are_refused_by_name(table):
         result.predict(doubled.head())
 
 
+DATE_COLUMNS = {
+    "datetime64": lambda t: t,
+    "with a zone": lambda t: t.dt.tz_localize("UTC"),
+    "timedelta64": lambda t: t - t.min(),
+    "periods": lambda t: t.dt.to_period("D"),
+    "date objects": lambda t: pd.Series(t.dt.date.to_numpy(dtype=object), index=t.index),
+    "datetime objects": lambda t: pd.Series(list(t.dt.to_pydatetime()), dtype=object),
+}
+
+
+@pytest.mark.parametrize("how", list(DATE_COLUMNS))
+def test_dates_and_times_are_refused_by_name_unless_they_are_group_labels(table, how):
+    days = pd.Series(pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(table)), "D"))
+    frame = table.assign(t=DATE_COLUMNS[how](days).to_numpy())
+    frame.loc[5, "t"] = None  # a missing value does not hide what the column holds
+    before = frame.copy()
+    # Was a factor: 1,934 levels (each day its own coefficient), "complete separation".
+    for formula in ("use ~ age + t + (1 | district)", "use ~ age + (1 + t | district)"):
+        with pytest.raises(ValueError, match=r"column 't' holds dates or times.*days since"):
+            g.fit(formula, frame)
+    pd.testing.assert_frame_equal(frame, before)
+    # As a grouping factor alone, dates are labels.
+    labels = pd.Series(pd.Timestamp("2020-01-01") + pd.to_timedelta(days.index % 40, "D"))
+    frame = table.assign(day=DATE_COLUMNS[how](labels).to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no day-to-day variance in these data: singular
+        assert g.fit("use ~ age + (1 | day)", frame).ngroups["day"] == 40
+
+
+def test_a_frame_with_multiindex_columns_is_refused_by_argument(table):
+    frame = table.copy()
+    frame.columns = pd.MultiIndex.from_tuples([(c, "x") for c in table.columns])
+    with pytest.raises(ValueError, match=r"data has columns on 2 levels \(a MultiIndex\)"):
+        g.fit(FORMULA, frame)  # was AttributeError: 'DataFrame' object has no attribute 'dtype'
+    result = g.fit(FORMULA, table)
+    with pytest.raises(ValueError, match=r"newdata has columns on 2 levels"):
+        result.predict(frame.head())
+
+
 def test_offset_takes_any_expression(table):
     in_formula = g.fit("use ~ age + offset(age / 10) + (1 | district)", table)
     as_argument = g.fit("use ~ age + (1 | district)", table, offset=table["age"] / 10)
@@ -489,6 +528,14 @@ def test_dask_logical_predictor_named_as_in_memory(client, integer_districts):
     # The Dask result reads new data as the fit read its columns.
     new = frame.head(5).assign(u=np.where(frame["u"].head(5), "TRUE", "FALSE"))
     np.testing.assert_allclose(fitted.predict(new), memory.predict(frame.head(5)), rtol=1e-6)
+
+
+def test_dask_date_column_is_refused_by_name(client, integer_districts):
+    dd = pytest.importorskip("dask.dataframe")
+    days = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(integer_districts)), "D")
+    frame = integer_districts.assign(t=days)
+    with pytest.raises(ValueError, match=r"column 't' holds dates or times"):
+        g.fit("use ~ age + t + (1 | district)", dd.from_pandas(frame, npartitions=3))
 
 
 def test_spreadsheet_ranges_follow_the_same_rule():

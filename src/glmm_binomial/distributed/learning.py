@@ -124,7 +124,7 @@ def learn(
     summary = client.compute(level[0]).result()
     learned = _combine(summary, pairs)
     terms = factor_terms(parsed)
-    kinds = {v: column_kind(summary[f"traits:{v}"], v in terms) for v in read_vars}
+    kinds = {v: column_kind(summary[f"traits:{v}"], v in terms, v) for v in read_vars}
     factor_kinds = ("factor", "logical_factor")
     factor_vars = [v for v in factor_vars if kinds[v] in factor_kinds]
     simple_factor_response = simple_factor_response and kinds[response.successes] in factor_kinds

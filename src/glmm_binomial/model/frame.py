@@ -17,6 +17,11 @@ then ``model.matrix``):
   numbers. The file readers apply the file's decimal convention before this (a CSV read with
   ``decimal=","``); in memory a number is written with a decimal point, as R's as.numeric reads
   it;
+* a column of dates or times (datetime64 of any zone, timedelta64, periods, or Python's date,
+  time and datetime objects as a spreadsheet's date cells arrive) is refused with an error that
+  names it: R reads a Date as days and a POSIXct as seconds since 1970 (Excel: days since 1899),
+  scales nobody means, and each distinct time as a level is no better; the caller gives a
+  number (days since a start) or text. As a grouping factor only, its values are labels;
 * otherwise it is a factor whose labels are R's ``as.character`` of the values
   (``label_key``: ``1``, ``1.0`` and ``"1"`` are one level), levels sorted as text.
 
@@ -88,6 +93,13 @@ _NARWHALS_HINT = "pip install 'glmm-binomial[polars]'"
 def as_pandas(data: Any, argument: str = "data") -> pd.DataFrame:
     """``data`` as a pandas DataFrame (the caller's object is never modified)."""
     if isinstance(data, pd.DataFrame):
+        if isinstance(data.columns, pd.MultiIndex):
+            # A formula names one column by one name; pandas would hand back a frame.
+            raise ValueError(
+                f"{argument} has columns on {data.columns.nlevels} levels (a MultiIndex); give "
+                "it one name a column (e.g. data.columns = ['_'.join(map(str, c)) for c in "
+                "data.columns])"
+            )
         return data
     module = type(data).__module__.split(".")[0]
     if module not in {"builtins", "numpy", "pandas", "collections"}:
@@ -234,12 +246,15 @@ class ColumnTraits:
     categorical: bool
     logical: bool
     numbers: bool
+    dates: bool = False
+    """Its values are dates or times (a dtype of them, or every non-missing value one)."""
 
     def __and__(self, other: ColumnTraits) -> ColumnTraits:
         return ColumnTraits(
             self.categorical or other.categorical,
             self.logical and other.logical,
             self.numbers and other.numbers,
+            self.dates or other.dates,
         )
 
 
@@ -276,6 +291,20 @@ def _logical_value(value: object) -> bool | None:
     if isinstance(value, str):
         return _LOGICAL_TEXT.get(value.strip())
     return None
+
+
+_DATE_KINDS = frozenset(
+    {"datetime64", "datetime", "date", "time", "timedelta64", "timedelta", "period"}
+)
+"""pandas.api.types.infer_dtype kinds of object arrays of dates or times."""
+
+
+def _is_date_dtype(dtype: Any) -> bool:
+    return (
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or isinstance(dtype, pd.PeriodDtype)
+    )
 
 
 _NO_LOGICAL_KINDS = frozenset({"string", "empty", "integer", "floating", "decimal", "complex"})
@@ -328,18 +357,30 @@ def column_traits(series: pd.Series) -> ColumnTraits:
         return ColumnTraits(categorical=False, logical=True, numbers=False)
     if pd.api.types.is_numeric_dtype(dtype):
         return ColumnTraits(categorical=False, logical=False, numbers=True)
+    if _is_date_dtype(dtype):
+        return ColumnTraits(categorical=False, logical=False, numbers=False, dates=True)
     present = _present(series)
+    if len(present) and pd.api.types.infer_dtype(present, skipna=True) in _DATE_KINDS:
+        return ColumnTraits(categorical=False, logical=False, numbers=False, dates=True)
     logical = all(_logical_value(v) is not None for v in present)
     numbers = len(present) == 0 or (not logical and _all_numbers(present))
     return ColumnTraits(categorical=False, logical=logical, numbers=numbers)
 
 
-def column_kind(traits: ColumnTraits, logical_as_factor: bool) -> ColumnKind:
-    """The kind a column with these traits is read as: a categorical is a factor; a logical
-    column a factor where the formula uses it as a term (``logical_as_factor``), else 0/1; a
-    column of numbers numeric (one without values too); anything else a factor."""
+def column_kind(traits: ColumnTraits, logical_as_factor: bool, name: str) -> ColumnKind:
+    """The kind column ``name`` with these traits is read as: a categorical is a factor; a
+    logical column a factor where the formula uses it as a term (``logical_as_factor``), else
+    0/1; a column of numbers numeric (one without values too); dates or times a ValueError
+    (module docstring); anything else a factor."""
     if traits.categorical:
         return "factor"
+    if traits.dates:
+        raise ValueError(
+            f"column {name!r} holds dates or times, which the model reads neither as numbers "
+            "nor as labels: for a trend give a number (e.g. days since a start; in pandas "
+            f"(d[{name!r}] - d[{name!r}].min()).dt.days), for a factor give text (e.g. the "
+            "date as year-month); as a grouping factor alone, (1 | column), dates are labels"
+        )
     if traits.numbers:
         return "number"
     if traits.logical:
@@ -505,7 +546,9 @@ def read_columns(
     kind each was read as. ``factor_terms``: the columns the formula uses as terms of their own
     (``x``, ``factor(x)``), where a logical column is a factor. The caller's frame is never
     modified."""
-    kinds = {name: column_kind(column_traits(frame[name]), name in factor_terms) for name in names}
+    kinds = {
+        name: column_kind(column_traits(frame[name]), name in factor_terms, name) for name in names
+    }
     return read_like(frame, [ColumnReading(n, k) for n, k in kinds.items()], "data"), kinds
 
 
@@ -577,7 +620,7 @@ def read_table(
     kinds: dict[str, ColumnKind] = {}
     for name in read:
         column = series[name]
-        kinds[name] = column_kind(column_traits(column), name in factor_terms)
+        kinds[name] = column_kind(column_traits(column), name in factor_terms, name)
         series[name] = read_series(column, ColumnReading(name, kinds[name]), "data")
     return ColumnTable(series, frame.index), kinds
 
@@ -701,6 +744,9 @@ def label_key(value: object) -> str:
     """R's ``as.character`` of a label: ``1``, ``1.0`` and ``"1"`` all give ``"1"``."""
     if isinstance(value, (bool, np.bool_)):
         return "TRUE" if value else "FALSE"
+    if isinstance(value, np.timedelta64):
+        # numpy registers it as an integer; a duration label reads as pandas prints it.
+        return str(pd.Timedelta(value))
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
@@ -729,7 +775,7 @@ def label_keys(labels: Any) -> NDArray[np.object_]:
 
 
 def _sort_key(value: object) -> tuple[int, float, str]:
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_, np.timedelta64)):
         return (0, float(value), "")
     return (1, 0.0, str(value))
 
