@@ -28,6 +28,9 @@ OPERATORS = json.loads(
 STATISTICS = json.loads(
     (Path(__file__).parent / "reference" / "model_matrix_statistics.json").read_text()
 )
+RELEVEL = json.loads(
+    (Path(__file__).parent / "reference" / "model_matrix_relevel.json").read_text()
+)
 
 
 def test_lme4_dummy_is_an_indicator_number() -> None:
@@ -108,6 +111,28 @@ def test_r_summaries_distributions_and_factor_arguments_give_r_columns() -> None
             np.testing.assert_allclose(values[:, 0], rows[:, columns.index(term)], rtol=1e-13)
     with pytest.raises(ValueError, match="2 labels for 3 levels"):
         build_model('y ~ factor(f, labels = c("A", "B")) + (1 | g)', model_matrix_table())
+
+
+def test_relevel_of_factor_gives_r_columns_and_keeps_the_fits_levels_for_new_data() -> None:
+    """relevel(factor(x), ref) (was "relevel() needs a factor": factor()'s value is no
+    categorical column), with factor()'s own levels' order, and of a factor in an interaction:
+    the names and values of R's model matrix (every row); new data with some levels only is
+    coded in the fit's, and a new level is named."""
+    rhs = RELEVEL["rhs"][0]
+    table = model_matrix_table()
+    table["f"] = pd.Categorical(table["f"])  # as the reader reads text
+    values, names, spec = materialize(rhs.removeprefix("~ "), table, "test")
+    assert names == RELEVEL["columns"]
+    np.testing.assert_allclose(values, np.asarray(RELEVEL["rows"]), rtol=1e-14, atol=1e-14)
+    rows = [5, 7, 12]  # ii 1, 3, 0 and x2 1, 2, 2: neither ref level among them
+    new = table.iloc[rows]
+    np.testing.assert_allclose(
+        rebuild(spec, new, "test"), np.asarray(RELEVEL["rows"])[rows], rtol=1e-14, atol=1e-14
+    )
+    with pytest.raises(ValueError, match=r"relevel\(\): new level\(s\) 7 not in the fit"):
+        rebuild(spec, new.assign(ii=[1, 7, 0]), "test")
+    with pytest.raises(ValueError, match="ref 'z' is not a level"):
+        build_model('y ~ relevel(factor(ii), "z") + (1 | g)', model_matrix_table())
 
 
 def test_r_operators_refuse_scalar_logic() -> None:

@@ -118,3 +118,9 @@ argument <- list(
 writeLines(toJSON(list(contrasts = lapply(contrasts, matrix_of), levels = matrix_of(levels_rhs),
                        argument = argument),
                   digits = NA, pretty = TRUE), "model_matrix_factors.json")
+# relevel() of factor() (of numbers, and with its own levels' order) and of a factor, in an
+# interaction: the names and values of R's model matrix (every row).
+relevel_rhs <- paste(
+  "~ relevel(factor(ii), ref = \"2\") + relevel(factor(x2, levels = c(3, 1, 1.5, 2, 2.5)), \"2\")",
+  "+ relevel(f, \"c\"):x1")
+writeLines(toJSON(matrix_of(relevel_rhs), digits = NA, pretty = TRUE), "model_matrix_relevel.json")

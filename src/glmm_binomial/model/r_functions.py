@@ -290,22 +290,47 @@ def r_ifelse(test: Any, yes: Any, no: Any) -> Any:
 
 
 def _categorical(x: Any, function: str) -> pd.Categorical:
+    """x as a pandas Categorical: a categorical column, or factor()'s value (R's
+    relevel(factor(x), ref)), whose levels are its categories or else its values sorted."""
+    if isinstance(x, FactorValues):
+        x = x.__wrapped__
+        if not isinstance(getattr(x, "dtype", None), pd.CategoricalDtype):
+            return pd.Categorical(x)
     dtype = getattr(x, "dtype", None)
     if not isinstance(dtype, pd.CategoricalDtype):
-        raise ValueError(f"{function}() needs a factor (a column of text or categories)")
+        raise ValueError(
+            f"{function}() needs a factor (a column of text or categories, or factor(x))"
+        )
     return pd.Categorical(x)
 
 
-def r_relevel(x: Any, ref: Any) -> Any:
+@stateful_transform
+def r_relevel(x: Any, ref: Any, _state: dict[str, Any] | None = None) -> Any:
     """R's ``relevel(f, ref)``: the factor with level ref first (the reference of treatment
-    contrasts)."""
+    contrasts), its levels named as R's as.character names them (factor(x) of numbers: "2",
+    not "2.0"). The fit's levels are kept for new data, which may lack some of them."""
     values = _categorical(x, "relevel")
-    levels = [str(c) for c in values.categories]
-    if str(ref) not in levels:
-        raise ValueError(f"relevel(): ref {ref!r} is not a level of the factor {levels}")
-    first = levels.index(str(ref))
-    order = [values.categories[first], *np.delete(np.asarray(values.categories), first)]
-    return pd.Series(values.reorder_categories(order), index=getattr(x, "index", None))
+    state = {} if _state is None else _state
+    keys = list(label_keys(np.asarray(values.categories, dtype=object)))
+    if "levels" in state:
+        order = list(state["levels"])
+    else:
+        if label_key(ref) not in keys:
+            raise ValueError(f"relevel(): ref {ref!r} is not a level of the factor {keys}")
+        first = keys.index(label_key(ref))
+        order = [keys[first], *keys[:first], *keys[first + 1 :]]
+        state["levels"] = order
+    position = {key: j for j, key in enumerate(order)}
+    outside = [key for key in keys if key not in position]
+    codes = np.asarray(values.codes)
+    if outside and np.isin(codes, [keys.index(key) for key in outside]).any():
+        raise ValueError(
+            f"relevel(): new level(s) {', '.join(outside)} not in the fit "
+            f"(levels: {', '.join(order)})"
+        )
+    moved = np.array([position.get(key, -1) for key in keys] + [-1], dtype=np.intp)[codes]
+    kept = pd.Categorical.from_codes(moved, categories=pd.Index(order, dtype=object))
+    return pd.Series(kept, index=getattr(x, "index", None))
 
 
 def r_interaction(*factors: Any, sep: str = ".") -> Any:
@@ -464,7 +489,13 @@ def r_factor(
     (x's categories, else its values sorted as text), kept for new data."""
     contrasts = ContrastsRegistry.poly() if ordered else None
     if labels is None:
-        return C(x, contrasts, levels=None if levels is None else list(levels))
+        if levels is None:
+            return C(x, contrasts)
+        # As a categorical of those levels (a value outside them missing, as C's levels make
+        # it): a function of the factor (relevel) reads its levels from the values.
+        given = list(levels)
+        series = pd.Series(pd.Categorical(x, categories=given), index=getattr(x, "index", None))
+        return C(series, contrasts, levels=given)
     state = {} if _state is None else _state
     values = np.asarray(x, dtype=object)
     missing = pd.isna(values)
