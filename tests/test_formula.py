@@ -493,6 +493,24 @@ def test_errors_are_plain_text(formula: str, fragment: str) -> None:
     assert "\x1b" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ . + (1 | g)",
+        "y ~ . - g + (1 | g)",
+        "y ~ x + (. | g)",
+        "y ~ x + (. || g)",
+        "y ~ x + offset(.) + (1 | g)",
+    ],
+)
+def test_a_dot_for_every_other_column_is_refused_by_name(formula: str) -> None:
+    # Was formulaic's "The `.` operator requires additional context ..." (or its parser's).
+    with pytest.raises(ValueError, match=r"uses '\.' \(R's 'every other column'\)"):
+        parse_formula(formula)
+    # A point inside a number, a name or quoted text is no such dot.
+    parse_formula('y ~ I(x * 1.5) + I(x + .5) + x.y + relevel(f, ".") + (1 | g.h)')
+
+
 def test_r_names_of_transform_columns() -> None:
     assert r_name("bs(x, df=3)[1]") == "bs(x, df = 3)1"
     assert r_name("poly(x, 2, raw=True)[0]") == "poly(x, 2, raw = TRUE)1"

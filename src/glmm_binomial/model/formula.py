@@ -983,6 +983,7 @@ def _parse_bar(
 
 
 def _has_no_terms(expr: str) -> bool:
+    _refuse_dot(expr)
     try:
         return len(list(Formula(expr))) == 0
     except Exception as error:  # formulaic raises several exception types
@@ -1026,6 +1027,7 @@ def _parse_groups(text: str, tokens: list[_Token], term_text: str) -> list[tuple
 def _expand_uncorrelated(tokens: list[_Token]) -> list[str]:
     """lme4's ``||``: one term for the intercept (if any) and one ``0 + column`` per column."""
     rendered = _render(tokens)
+    _refuse_dot(rendered)
     try:
         formula = Formula(rendered)
     except Exception as error:  # formulaic raises several exception types
@@ -1069,11 +1071,24 @@ def _collect_variables(
 
 _CONSTANTS = {"True", "False", "None", "pi", "inf", "nan"}
 
+_DOT_RE = re.compile(r"(^|[^\w.\"'])\.($|[^\w.\"'])")
+"""A "." standing alone (R's and formulaic's "every other column"; not in 1.5, .5, x.y or
+quoted text)."""
+
+
+def _refuse_dot(expression: str) -> None:
+    if _DOT_RE.search(expression):
+        raise ValueError(
+            "the formula uses '.' (R's 'every other column'), which is not expanded here: name "
+            "the columns (in lme4 it would make the grouping columns fixed effects too)"
+        )
+
 
 def _formula_variables(expression: str) -> set[str]:
     """Data columns an expression reads: names neither called (``log``), nor keyword arguments
     (``df`` in ``bs(x, df = 3)``), nor constants; backticked names as written. (formulaic's
     ``required_variables`` misses the arguments of stateful transforms such as ``scale(age)``.)"""
+    _refuse_dot(expression)
     try:
         Formula(expression)
     except Exception as error:  # formulaic raises several exception types
