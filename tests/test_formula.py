@@ -511,6 +511,24 @@ def test_a_dot_for_every_other_column_is_refused_by_name(formula: str) -> None:
     parse_formula('y ~ I(x * 1.5) + I(x + .5) + x.y + relevel(f, ".") + (1 | g.h)')
 
 
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ x + toep(0 + factor(t) | g)",
+        "y ~ x + homdiag(1 + x | g) + (1 | h)",
+        "y ~ exp(x) + ou(0 + factor(t) | g)",
+    ],
+)
+def test_glmmtmbs_other_covariance_structures_are_refused_by_name(formula: str) -> None:
+    # Was "no random-effect term such as (1 | group)", or formulaic's NameError for the call.
+    with pytest.raises(
+        ValueError, match=r"covariance structure \w+\(\) in '.*' is one of glmmTMB's"
+    ):
+        parse_formula(formula)
+    # exp() of a column, and | inside I(), are R's calls as before.
+    assert parse_formula("y ~ exp(x) + I(x > 0 | b) + (1 | g)").fixed.startswith("exp(x)")
+
+
 def test_r_names_of_transform_columns() -> None:
     assert r_name("bs(x, df=3)[1]") == "bs(x, df = 3)1"
     assert r_name("poly(x, 2, raw=True)[0]") == "poly(x, 2, raw = TRUE)1"

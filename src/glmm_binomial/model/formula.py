@@ -472,7 +472,9 @@ def _r_calls(tokens: list[_Token]) -> list[_Token]:
         if token.kind == "name" and following is not None and following.text == "(":
             close = _matching(tokens, index + 1)
             inner = tokens[index + 2 : close]
-            if token.text in STRUCTURES:
+            if token.text in STRUCTURES or (
+                token.text in _OTHER_GLMMTMB_STRUCTURES and _top_level_bars(inner)
+            ):
                 inner = _r_calls(inner)
             else:
                 inner = _r_arguments(inner)
@@ -924,11 +926,27 @@ def _random_term(piece: list[_Token]) -> tuple[list[_Token], str | None] | None:
 def _structure_call(tokens: list[_Token]) -> str | None:
     """The structure's name when `tokens` are one glmmTMB term ``ar1(lhs | group)`` (also cs,
     diag, us), else None."""
-    if len(tokens) < 3 or tokens[0].kind != "name" or tokens[0].text not in STRUCTURES:
+    if len(tokens) < 3 or tokens[0].kind != "name":
         return None
-    if not _is_call(tokens, tokens[0].text) or not _top_level_bars(tokens[2:-1]):
+    name = tokens[0].text
+    if name not in STRUCTURES and name not in _OTHER_GLMMTMB_STRUCTURES:
         return None
-    return tokens[0].text
+    if not _is_call(tokens, name) or not _top_level_bars(tokens[2:-1]):
+        return None
+    if name not in STRUCTURES:
+        # Was a fixed term to formulaic (or "no random-effect term" when it was the only one).
+        raise ValueError(
+            f"covariance structure {name}() in '{_render(tokens)}' is one of glmmTMB's that "
+            f"glmm-binomial does not fit; known: {', '.join(STRUCTURES)} (written as "
+            "us(terms | group)), or lme4's (terms | group) and (terms || group)"
+        )
+    return name
+
+
+_OTHER_GLMMTMB_STRUCTURES = frozenset(
+    {"homdiag", "homcs", "hetar1", "ou", "exp", "gau", "mat", "toep", "rr", "propto", "equalto"}
+)
+"""glmmTMB's covariance structures besides STRUCTURES: refused by name, not read as a call."""
 
 
 def _render_sum(pieces: list[tuple[str, list[_Token]]]) -> str:
