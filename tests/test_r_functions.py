@@ -28,6 +28,7 @@ OPERATORS = json.loads(
 STATISTICS = json.loads(
     (Path(__file__).parent / "reference" / "model_matrix_statistics.json").read_text()
 )
+MATH = json.loads((Path(__file__).parent / "reference" / "model_matrix_math.json").read_text())
 RELEVEL = json.loads(
     (Path(__file__).parent / "reference" / "model_matrix_relevel.json").read_text()
 )
@@ -133,6 +134,14 @@ def test_relevel_of_factor_gives_r_columns_and_keeps_the_fits_levels_for_new_dat
         rebuild(spec, new.assign(ii=[1, 7, 0]), "test")
     with pytest.raises(ValueError, match="ref 'z' is not a level"):
         build_model('y ~ relevel(factor(ii), "z") + (1 | g)', model_matrix_table())
+
+
+def test_r_trigonometric_hyperbolic_and_gamma_functions_give_r_columns() -> None:
+    """asin (the arcsine transform), acos, atan, sinh .. atanh, gamma, lgamma, digamma,
+    trigamma, factorial and lfactorial (were NameErrors): R's names and values, every row."""
+    values, names, _ = materialize(MATH["rhs"][0].removeprefix("~ "), model_matrix_table(), "t")
+    assert names == MATH["columns"]
+    np.testing.assert_allclose(values, np.asarray(MATH["rows"]), rtol=1e-13, atol=1e-14)
 
 
 def test_r_operators_refuse_scalar_logic() -> None:

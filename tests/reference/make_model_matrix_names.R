@@ -124,3 +124,8 @@ relevel_rhs <- paste(
   "~ relevel(factor(ii), ref = \"2\") + relevel(factor(x2, levels = c(3, 1, 1.5, 2, 2.5)), \"2\")",
   "+ relevel(f, \"c\"):x1")
 writeLines(toJSON(matrix_of(relevel_rhs), digits = NA, pretty = TRUE), "model_matrix_relevel.json")
+# R's trigonometric, hyperbolic and gamma-family functions: names and values (every row).
+write_matrix(paste(
+  "~ asin(x2/4) + acos(x2/4) + atan(x1) + sinh(x1) + cosh(x1) + tanh(x1) + asinh(x1)",
+  "+ acosh(x2) + atanh(x1/2) + gamma(x2) + lgamma(x2) + digamma(x2) + trigamma(x2)",
+  "+ factorial(x2) + lfactorial(x2)"), "model_matrix_math.json")

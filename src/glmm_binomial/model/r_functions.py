@@ -474,6 +474,25 @@ def r_qnorm(p: Any, mean: float = 0.0, sd: float = 1.0) -> Any:
     return mean + sd * ndtri(_values(p))
 
 
+def _special(name: str, shift: float = 0.0) -> Any:
+    """R's gamma-family function `name` of scipy.special at x + shift (factorial(x) is
+    gamma(x + 1)), imported only where a formula calls it."""
+
+    def call(x: Any) -> Any:
+        import scipy.special
+
+        return getattr(scipy.special, name)(_values(x) + shift)
+
+    return call
+
+
+def r_trigamma(x: Any) -> Any:
+    """R's trigamma: the second derivative of lgamma."""
+    from scipy.special import polygamma
+
+    return polygamma(1, _values(x))
+
+
 @stateful_transform
 def r_factor(
     x: Any,
@@ -628,6 +647,21 @@ NUMERIC_FUNCTIONS: dict[str, Any] = {
     "sin": np.sin,
     "cos": np.cos,
     "tan": np.tan,
+    "asin": np.arcsin,
+    "acos": np.arccos,
+    "atan": np.arctan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "tanh": np.tanh,
+    "asinh": np.arcsinh,
+    "acosh": np.arccosh,
+    "atanh": np.arctanh,
+    "gamma": _special("gamma"),
+    "lgamma": _special("gammaln"),
+    "digamma": _special("digamma"),
+    "trigamma": r_trigamma,
+    "factorial": _special("gamma", 1.0),
+    "lfactorial": _special("gammaln", 1.0),
     "plogis": r_plogis,
     "qlogis": r_qlogis,
     "pnorm": r_pnorm,
