@@ -700,3 +700,23 @@ def test_joint_tests_leave_out_terms_without_contrasts():
     assert table["model term"].tolist() == ["urban"] and table["df1"].tolist() == [1]
     z = result.params["urbanY"] / result.bse["urbanY"]
     np.testing.assert_allclose(table["F.ratio"].iloc[0], z**2, rtol=1e-8)
+
+
+def test_a_relevelled_factor_of_numbers_is_a_factor_in_its_new_order() -> None:
+    """relevel(factor(kids), ref = "2") with kids a column of numbers: emmeans and
+    avg_comparisons set kids to its levels (were its mean, 1.65, and kids -+ 0.5, which relevel
+    refused as new levels), in the relevelled order, the same means as factor(kids)."""
+    data = g.datasets.load("contraception")
+    data["kids"] = data["livch"].map({"0": 0, "1": 1, "2": 2, "3+": 3}).astype(int)
+    relevelled = quiet_fit("use ~ age + relevel(factor(kids), ref = '2') + (1 | district)", data)
+    plain = quiet_fit("use ~ age + factor(kids) + (1 | district)", data)
+    means = emmeans(relevelled, "kids").table
+    assert [str(k) for k in means["kids"]] == ["2", "0", "1", "3"]
+    expected = emmeans(plain, "kids").table.set_index(means.columns[0])
+    np.testing.assert_allclose(
+        means["estimate"].to_numpy(),
+        expected.loc[[0, 1, 2, 3]].iloc[[2, 0, 1, 3]]["estimate"].to_numpy(),
+        rtol=1e-6,
+    )
+    contrasts = g.avg_comparisons(relevelled, variables="kids")
+    assert list(contrasts["contrast"]) == ["0 - 2", "1 - 2", "3 - 2"]

@@ -530,6 +530,56 @@ def test_dask_logical_predictor_named_as_in_memory(client, integer_districts):
     np.testing.assert_allclose(fitted.predict(new), memory.predict(frame.head(5)), rtol=1e-6)
 
 
+def test_text_of_decimal_comma_numbers_is_a_factor_with_a_warning(table):
+    frame = table.assign(age=table["age"].astype(str).str.replace(".", ",", regex=False))
+    with pytest.warns(
+        g.GLMMWarning,
+        match=r"column 'age' is read as a factor of 50 levels: .*"
+        r"decimal comma \('-0,5599'\).*decimal=','",
+    ):
+        result = g.fit("use ~ age + (1 | district)", frame)
+    assert any("decimal comma" in w for w in result.warnings)
+    # Given as a categorical, a factor was meant: no warning; labels with other text neither.
+    dose = table["livch"].map({"0": "0,5", "1": "1", "2": "1,5", "3+": "2"}).astype(str)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", g.GLMMWarning)
+        g.fit("use ~ dose + (1 | district)", table.assign(dose=dose.astype("category")))
+        g.fit("use ~ dose + (1 | district)", table.assign(dose=dose + " mg"))
+    with pytest.warns(g.GLMMWarning, match=r"column 'dose' is read as a factor of 4 levels"):
+        g.fit("use ~ dose + (1 | district)", table.assign(dose=dose))
+
+
+def test_names_with_letters_beyond_ascii_need_no_backticks(table):
+    # R reads âge or Größe as names (in a UTF-8 locale); was "unexpected character 'â'".
+    names = {"age": "âge", "urban": "Größe", "district": "région"}
+    renamed = table.rename(columns=names)
+    plain = g.fit("use ~ age * urban + I(age^2) + (1 + urban | district)", table)
+    result = g.fit("use ~ âge * Größe + I(âge^2) + (1 + Größe | région)", renamed)
+    assert result.loglik == pytest.approx(plain.loglik, rel=1e-12)
+    assert list(result.params.index) == ["(Intercept)", "âge", "GrößeY", "I(âge^2)", "âge:GrößeY"]
+    assert list(result.ngroups) == ["région"]
+    np.testing.assert_allclose(result.predict(renamed.head()), plain.predict(table.head()))
+
+
+def test_a_polars_enum_is_a_factor_in_its_declared_order(table):
+    pl = pytest.importorskip("polars")
+    pytest.importorskip("narwhals")
+    order = ["3+", "2", "1", "0", "unused"]
+    frame = table[["use", "age", "livch", "district"]].assign(
+        livch=table["livch"].astype(str), district=table["district"].astype(str)
+    )
+    polars = pl.DataFrame({name: column.tolist() for name, column in frame.items()}).with_columns(
+        pl.col("livch").cast(pl.Enum(order))
+    )
+    formula = "use ~ age + livch + (1 | district)"
+    # Was AttributeError: 'Enum' object has no attribute '_cached_categories' (narwhals v1).
+    fitted = g.fit(formula, polars)
+    ordered = g.fit(formula, frame.assign(livch=pd.Categorical(frame["livch"], categories=order)))
+    assert list(fitted.params.index) == ["(Intercept)", "age", "livch2", "livch1", "livch0"]
+    assert list(fitted.params.index) == list(ordered.params.index)
+    assert fitted.loglik == pytest.approx(ordered.loglik, rel=1e-12)
+
+
 def test_dask_date_column_is_refused_by_name(client, integer_districts):
     dd = pytest.importorskip("dask.dataframe")
     days = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(integer_districts)), "D")

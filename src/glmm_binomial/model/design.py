@@ -44,6 +44,7 @@ from glmm_binomial.model.frame import (
     check_unique_columns,
     column_readings,
     complete_rows,
+    decimal_comma_factors,
     drop_unused_categories,
     factor_codes,
     match_codes,
@@ -55,8 +56,8 @@ from glmm_binomial.model.frame import (
 from glmm_binomial.model.r_contrasts import contrasts_argument
 from glmm_binomial.model.transforms import (
     CUT_CALL_RE,
-    FACTOR_CALL_RE,
     evaluate_response,
+    factor_call_column,
     factor_column,
     formulaic_error,
     materialize,
@@ -522,11 +523,11 @@ def factor_terms(parsed: ParsedFormula) -> set[str]:
         for term in terms:
             for factor in term.factors:
                 text = str(factor.expr)
-                match = FACTOR_CALL_RE.match(text)
+                column = factor_call_column(text)
                 if text in parsed.variables:
                     plain.add(text)
-                elif match is not None and match.group(1) in parsed.variables:
-                    plain.add(match.group(1))
+                elif column is not None and column in parsed.variables:
+                    plain.add(column)
                 else:
                     inside |= expression_variables(text)
     for expr in parsed.offsets:
@@ -559,7 +560,7 @@ def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFra
         f"formula '{formula}' uses column(s) not in data: {', '.join(map(repr, missing))}; "
         f"available: {', '.join(map(str, frame.columns))}"
     )
-    odd = [str(c) for c in frame.columns if not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", str(c))]
+    odd = [str(c) for c in frame.columns if not re.fullmatch(r"(?:[^\W\d]|\.)[\w.]*", str(c))]
     if odd:
         message += f"; write names with spaces or symbols in backticks, as in `{odd[0]}`"
     return message
@@ -682,6 +683,16 @@ def build_model(
     factor_levels = response_levels(parsed, sub)
     successes, trials = response_counts(parsed, sub, w, factor_levels)
     fit_warnings: list[FitWarning] = []
+    for name, n_levels, label in decimal_comma_factors(rows.frame, sub, kinds):
+        # R reads such text as labels too, but a factor of numbers was hardly meant.
+        comma = FitWarning(
+            f"column {name!r} is read as a factor of {n_levels} levels: its text reads as "
+            f"numbers written with a decimal comma ({label!r}), which are labels, as in R; for "
+            "numbers give a decimal point (pandas: read_csv(..., decimal=',') or "
+            ".str.replace(',', '.').astype(float); the command line: --decimal ,)"
+        )
+        comma.emit(stacklevel=3)
+        fit_warnings.append(comma)
     counts_warning = noninteger_counts_warning(successes, trials, sub.index)
     if counts_warning is not None:
         counts_warning.emit(stacklevel=3)
@@ -823,7 +834,7 @@ def encoded_factor_levels(info: DesignInfo, names: Sequence[str]) -> dict[str, t
         if plain in wanted:
             out.setdefault(plain, tuple(categories))
             continue
-        match = FACTOR_CALL_RE.match(text)
-        if match is not None and match.group(1) in wanted:
-            out.setdefault(match.group(1), tuple(categories))
+        column = factor_call_column(text)
+        if column is not None and column in wanted:
+            out.setdefault(column, tuple(categories))
     return out

@@ -115,14 +115,14 @@ _TOKEN_RE = re.compile(
     | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
     | (?P<backtick>`[^`]*`)
     | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-    | (?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
+    | (?P<name>(?:[^\W\d]|\.)[\w.]*)
     | (?P<special>%[^%\s]*%)
     | (?P<op>\*\*|\|\||&&|==|!=|<=|>=|//|[-+*/^:|~(),\[\]{}<>=!&@%])
     """,
     re.VERBOSE,
 )
 
-_NAME_RE = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+_NAME_RE = re.compile(r"(?:[^\W\d]|\.)[\w.]*")
 
 # Binary operators rendered with a space on each side (R deparse style).
 _SPACED = {

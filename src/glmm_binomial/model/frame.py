@@ -38,6 +38,7 @@ Grouping labels are matched by the same ``label_key`` everywhere (``factor_codes
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -60,6 +61,7 @@ __all__ = [
     "column_readings",
     "column_traits",
     "complete_rows",
+    "decimal_comma_factors",
     "drop_unused_categories",
     "factor_codes",
     "factor_levels",
@@ -134,8 +136,10 @@ def _from_narwhals(data: Any, argument: str) -> pd.DataFrame:
         dtype = series.dtype
         if isinstance(dtype, nw.Enum):
             # An Enum has declared levels, like an R factor: keep their order.
+            # The series' categories (narwhals' stable v1 Enum dtype has lost .categories).
             columns[name] = pd.Categorical(
-                series.to_numpy().astype(object), categories=list(dtype.categories)
+                series.to_numpy().astype(object),
+                categories=series.cat.get_categories().to_list(),
             )
         elif dtype == nw.Categorical:
             # A factor (R: a factor stays a factor), levels sorted as R's factor() sorts text.
@@ -623,6 +627,30 @@ def read_table(
         kinds[name] = column_kind(column_traits(column), name in factor_terms, name)
         series[name] = read_series(column, ColumnReading(name, kinds[name]), "data")
     return ColumnTable(series, frame.index), kinds
+
+
+_DECIMAL_COMMA_RE = re.compile(r"\s*[-+]?\d+(,\d+)?\s*")
+
+
+def decimal_comma_factors(
+    frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
+) -> list[tuple[str, int, str]]:
+    """The columns of ``table`` read as factors whose every level reads as a number written
+    with a decimal comma ("18,44"; whole numbers allowed, at least one comma), though ``frame``
+    did not give them as categoricals: (name, number of levels, one such label). R reads such
+    text as labels too; the caller warns, since a number was almost surely meant."""
+    out: list[tuple[str, int, str]] = []
+    for name, kind in kinds.items():
+        if kind != "factor" or isinstance(frame[name].dtype, pd.CategoricalDtype):
+            continue
+        dtype = table[name].dtype
+        if not isinstance(dtype, pd.CategoricalDtype):
+            continue
+        labels = [str(c) for c in dtype.categories]
+        with_comma = [label for label in labels if "," in label]
+        if with_comma and all(_DECIMAL_COMMA_RE.fullmatch(label) for label in labels):
+            out.append((name, len(labels), with_comma[0].strip()))
+    return out
 
 
 def complete_rows(table: ColumnTable) -> NDArray[np.bool_]:

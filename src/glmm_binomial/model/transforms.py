@@ -48,6 +48,7 @@ from glmm_binomial.model.r_functions import (
 __all__ = [
     "FORMULA_CONTEXT",
     "evaluate_response",
+    "factor_call_column",
     "factor_column",
     "formulaic_error",
     "materialize",
@@ -223,6 +224,25 @@ def rebuild(spec: Any, frame: pd.DataFrame, what: str) -> FloatArray:
 
 FACTOR_CALL_RE = re.compile(r"^(?:C|factor|as_factor)\(\s*`?([^`,()]+?)`?\s*(?:,.*)?\)$")
 
+RELEVEL_CALL_RE = re.compile(r"^relevel\(\s*(.+?)\s*,.*\)$")
+"""relevel(f, ref): f is a column or a factor call (its first argument without a comma)."""
+
+
+def factor_call_column(text: str) -> str | None:
+    """The column a factor call reads: x of factor(x), C(x, ..), as_factor(x), relevel(x, ref)
+    or relevel(factor(x), ref); None for any other expression."""
+    relevel = RELEVEL_CALL_RE.match(text)
+    if relevel is not None:
+        inner = relevel.group(1)
+        if inner.startswith("`") and inner.endswith("`"):
+            return inner[1:-1]
+        if re.fullmatch(r"(?:[^\W\d]|\.)[\w.]*", inner):
+            return inner
+        text = inner
+    match = FACTOR_CALL_RE.match(text)
+    return None if match is None else match.group(1)
+
+
 CUT_CALL_RE = re.compile(r"^(?:base\.)?cut\(\s*`?([^`,()]+?)`?\s*,.*\)$")
 """cut(x, ...) of one variable: a factor of x's intervals (r_cut keeps their breaks)."""
 
@@ -237,8 +257,8 @@ def factor_column(expr: str, frame: Table) -> tuple[str, bool] | None:
     plain = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
     if plain in frame.columns:
         return plain, True
-    match = FACTOR_CALL_RE.match(expr)
-    if match is not None and match.group(1) in frame.columns and not LABELS_RE.search(expr):
+    name = factor_call_column(expr)
+    if name is not None and name in frame.columns and not LABELS_RE.search(expr):
         # factor(f, labels = ..) encodes other names than f's values: r_factor checks them.
-        return match.group(1), False
+        return name, False
     return None

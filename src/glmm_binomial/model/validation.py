@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from glmm_binomial.model.design import DesignInfo
     from glmm_binomial.model.formula import RandomTerm
 
-_IDENTIFIER = re.compile(r"`[^`]*`|[A-Za-z_.][A-Za-z0-9_.]*")
+_IDENTIFIER = re.compile(r"`[^`]*`|(?:[^\W\d]|\.)[\w.]*")
 
 
 def check_identifiable(model: ModelData, terms: Sequence[str] | None = None) -> None:
@@ -141,7 +141,7 @@ def _column_expression(name: str, variables: Sequence[str]) -> tuple[str, bool] 
 
 
 def _quote(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"`{name}`"
+    return name if re.fullmatch(r"[^\W\d]\w*", name) else f"`{name}`"
 
 
 def block_text(block: RandomBlock) -> str:

@@ -79,7 +79,7 @@ def formula_order(names: set[str] | Sequence[str], *texts: str) -> list[str]:
     joined = " ".join(texts)
 
     def position(name: str) -> tuple[int, str]:
-        match = re.search(rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_.])", joined)
+        match = re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", joined)
         return (match.start() if match else len(joined), name)
 
     return sorted(set(names), key=position)
