@@ -529,6 +529,16 @@ def test_glmmtmbs_other_covariance_structures_are_refused_by_name(formula: str) 
     assert parse_formula("y ~ exp(x) + I(x > 0 | b) + (1 | g)").fixed.startswith("exp(x)")
 
 
+def test_r_short_logicals_as_argument_values_are_true_and_false() -> None:
+    # Was "uses column(s) not in data: 'T'". R's T and F where no column is meant.
+    short = parse_formula("y ~ poly(x, 2, raw = T) + scale(z, center = F) + (1 | g)")
+    full = parse_formula("y ~ poly(x, 2, raw = TRUE) + scale(z, center = FALSE) + (1 | g)")
+    assert short.fixed == full.fixed
+    assert short.variables == ("g", "x", "y", "z")
+    # A column named T or F as a term, or inside an expression, is still a column.
+    assert parse_formula("y ~ T + I(F * 2) + (1 | g)").variables == ("F", "T", "g", "y")
+
+
 def test_r_names_of_transform_columns() -> None:
     assert r_name("bs(x, df=3)[1]") == "bs(x, df = 3)1"
     assert r_name("poly(x, 2, raw=True)[0]") == "poly(x, 2, raw = TRUE)1"

@@ -586,3 +586,15 @@ def test_prediction_intervals():
     assert rows.shape == (m.nobs, 4)
     with pytest.raises(ValueError, match="conf_level must be strictly between 0 and 1"):
         m.predict(new, conf_level=1.5)
+
+
+def test_a_dict_of_single_values_is_one_row_of_newdata(m):
+    # Was "If using all scalar values, you must pass an index" (pandas).
+    result = m
+    row = {"age": 30.0, "urban": "Y", "district": 1}
+    frame = pd.DataFrame([row])
+    np.testing.assert_array_equal(result.predict(row), result.predict(frame).to_numpy())
+    np.testing.assert_array_equal(
+        result.predict({"age": 30.0, "urban": "Y"}, re="exclude"),
+        result.predict(frame, re="exclude").to_numpy(),
+    )

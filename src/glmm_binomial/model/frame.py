@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -106,6 +106,9 @@ def as_pandas(data: Any, argument: str = "data") -> pd.DataFrame:
     module = type(data).__module__.split(".")[0]
     if module not in {"builtins", "numpy", "pandas", "collections"}:
         return _from_narwhals(data, argument)
+    if isinstance(data, Mapping) and data and all(np.ndim(v) == 0 for v in data.values()):
+        # {"age": 30, "urban": "Y"}: one row (pandas wants an index for scalars alone).
+        return pd.DataFrame([dict(data)])
     try:
         return pd.DataFrame(data)
     except Exception as exc:  # noqa: BLE001 - any failure means the argument is unusable
