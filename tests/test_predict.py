@@ -161,6 +161,7 @@ def test_absurdly_wide_design_is_refused_before_it_is_built():
         ("use ~ age:(1 + ) + (1 | district)", "insuffient arguments"),
         ("use ~ my age + (1 | district)", "`my age`"),
         ("use ~ agee + (1 | district)", "'agee'"),
+        ("use ~ age + mean(age) + (1 | district)", "use it inside an expression"),
     ],
 )
 def test_formula_errors_are_plain_text_and_say_what_to_do(c, formula, fragment):

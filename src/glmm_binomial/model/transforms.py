@@ -138,6 +138,13 @@ def formulaic_error(what: str, exc: BaseException) -> ValueError:
             "; write column names with spaces or symbols in backticks, as in `my column`, and "
             "check the spelling of functions (log, scale, poly, bs, factor, offset, I)"
         )
+    elif "same shape" in message:
+        # A term whose value is one number (mean(x), min(x), a constant named as a column).
+        hint = (
+            "; a term whose value is a single number (mean(x), max(x), pi) is no column: use "
+            "it inside an expression, as in I(x - mean(x)) (a column named like R's constant "
+            "pi needs another name)"
+        )
     return ValueError(f"cannot build {what}: {message}{hint}")
 
 
