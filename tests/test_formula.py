@@ -539,6 +539,16 @@ def test_r_short_logicals_as_argument_values_are_true_and_false() -> None:
     assert parse_formula("y ~ T + I(F * 2) + (1 | g)").variables == ("F", "T", "g", "y")
 
 
+def test_invisible_characters_of_a_pasted_formula_are_spaces() -> None:
+    # A byte-order mark (a formula read from a file) or a zero-width space (a web page) was
+    # "unexpected character '\ufeff'".
+    plain = parse_formula("use ~ I(age^2) + urban + (1 | district)")
+    pasted = parse_formula("\ufeffuse ~ I(age\u200b^2) + urban\u2060 + (1\u200c|\u200ddistrict)")
+    assert pasted.variables == plain.variables
+    assert pasted.random == plain.random
+    assert "".join(pasted.fixed.split("\u200b")) == plain.fixed
+
+
 def test_r_names_of_transform_columns() -> None:
     assert r_name("bs(x, df=3)[1]") == "bs(x, df = 3)1"
     assert r_name("poly(x, 2, raw=True)[0]") == "poly(x, 2, raw = TRUE)1"

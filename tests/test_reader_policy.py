@@ -580,6 +580,22 @@ def test_a_polars_enum_is_a_factor_in_its_declared_order(table):
     assert fitted.loglik == pytest.approx(ordered.loglik, rel=1e-12)
 
 
+def test_dask_relevel_of_a_factor_column_as_in_memory(client, integer_districts):
+    dd = pytest.importorskip("dask.dataframe")
+    frame = integer_districts.assign(kids=pd.Categorical(table_livch(integer_districts)))
+    formula = 'use ~ age + relevel(kids, "2") + (1 | district)'
+    memory = g.fit(formula, frame)
+    fitted = g.fit(formula, dd.from_pandas(frame, npartitions=3))
+    assert list(fitted.params.index) == list(memory.params.index)
+    assert list(fitted.params.index)[2:] == [f'relevel(kids, "2"){k}' for k in ("0", "1", "3")]
+    assert fitted.loglik == pytest.approx(memory.loglik, rel=1e-10)
+
+
+def table_livch(frame: pd.DataFrame) -> list[str]:
+    """A factor of four levels from the row numbers (integer_districts has no livch)."""
+    return [str(i % 4) for i in range(len(frame))]
+
+
 def test_dask_date_column_is_refused_by_name(client, integer_districts):
     dd = pytest.importorskip("dask.dataframe")
     days = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(integer_districts)), "D")

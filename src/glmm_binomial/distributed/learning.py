@@ -316,10 +316,17 @@ def _check_widths(
 
 def _spec(expr: str, frame: pd.DataFrame, what: str) -> Any:
     spec = materialize(expr, frame, what)[2]
-    if getattr(spec, "transform_state", None):
+    # relevel() of a factor column keeps nothing (its levels are the column's, which every
+    # partition is read in); of factor(x) it keeps x's levels, and factor(x) is refused.
+    learned = [
+        name
+        for name, state in (getattr(spec, "transform_state", None) or {}).items()
+        if state or not str(name).startswith("relevel(")
+    ]
+    if learned:
         raise ValueError(
             f"{what} '{expr}' uses a transform that learns from the data "
-            f"({', '.join(spec.transform_state)}), which a Dask fit cannot reproduce from one "
+            f"({', '.join(learned)}), which a Dask fit cannot reproduce from one "
             "pass; add the transformed column to the frame first, or fit in memory"
         )
     return spec

@@ -111,7 +111,7 @@ class ParsedFormula:
 
 _TOKEN_RE = re.compile(
     r"""
-    (?P<space>\s+|\#[^\n]*)
+    (?P<space>[\s\ufeff\u200b\u200c\u200d\u2060]+|\#[^\n]*)
     | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
     | (?P<backtick>`[^`]*`)
     | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)

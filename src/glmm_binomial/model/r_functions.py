@@ -310,7 +310,9 @@ def r_relevel(x: Any, ref: Any, _state: dict[str, Any] | None = None) -> Any:
     contrasts), its levels named as R's as.character names them (factor(x) of numbers: "2",
     not "2.0"). The fit's levels are kept for new data, which may lack some of them."""
     values = _categorical(x, "relevel")
-    state = {} if _state is None else _state
+    # Only factor(x)'s levels need keeping: a categorical column arrives in the fit's levels
+    # (new data and Dask partitions are read so), and a Dask fit refuses transforms with state.
+    state = {} if _state is None or not isinstance(x, FactorValues) else _state
     keys = list(label_keys(np.asarray(values.categories, dtype=object)))
     if "levels" in state:
         order = list(state["levels"])
