@@ -171,6 +171,16 @@ FIXED_ADDED: list[tuple[int, list[tuple[str, float]]]] = [
             ('C(f, "contr.helmert")', 1),
         ],
     ),
+    (
+        79,  # relevel(factor()), R's T as an argument, trigonometric and gamma functions
+        [
+            ('relevel(factor(i), ref = "2")', 1),
+            ("poly(x1, 2, raw = T)", 1),
+            ("asin(x2 / (1 + x2))", 1),
+            ("tanh(x1)", 1),
+            ("lgamma(x2 + 1)", 1),
+        ],
+    ),
 ]
 """Fixed-part terms added to the grammar, each drawn from its seed on (the cases of earlier
 seeds are as they were)."""

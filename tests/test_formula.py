@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import load_reference, reference_names
@@ -20,6 +21,7 @@ from glmm_binomial.model.formula import (
     r_text,
     update_formula,
 )
+from glmm_binomial.model.transforms import materialize
 
 
 def terms(parsed: ParsedFormula) -> list[tuple[str, tuple[str, ...]]]:
@@ -532,9 +534,18 @@ def test_glmmtmbs_other_covariance_structures_are_refused_by_name(formula: str) 
 def test_r_short_logicals_as_argument_values_are_true_and_false() -> None:
     # Was "uses column(s) not in data: 'T'". R's T and F where no column is meant.
     short = parse_formula("y ~ poly(x, 2, raw = T) + scale(z, center = F) + (1 | g)")
-    full = parse_formula("y ~ poly(x, 2, raw = TRUE) + scale(z, center = FALSE) + (1 | g)")
-    assert short.fixed == full.fixed
     assert short.variables == ("g", "x", "y", "z")
+    table = pd.DataFrame({"x": [0.5, 1.0, 2.0, 3.5], "z": [1.0, 2.0, 4.0, 8.0]})
+    values, names, _ = materialize(short.fixed, table, "test")
+    full, _, _ = materialize("poly(x, 2, raw = True) + scale(z, center = False)", table, "t")
+    np.testing.assert_array_equal(values, full)
+    # Named as R names them (raw powers numbered from 1).
+    assert names == [
+        "(Intercept)",
+        "poly(x, 2, raw = T)1",
+        "poly(x, 2, raw = T)2",
+        "scale(z, center = F)",
+    ]
     # A column named T or F as a term, or inside an expression, is still a column.
     assert parse_formula("y ~ T + I(F * 2) + (1 | g)").variables == ("F", "T", "g", "y")
 

@@ -197,7 +197,9 @@ def _tokenize(text: str, offset: int = 0) -> list[_Token]:
 # R's pkg::f (R_NAMESPACES).
 _MODULE_PREFIXES = {"np", "numpy", "math", "contr", "r_contrast", "base", "stats", "splines"}
 _R_LITERALS = {"TRUE": "True", "FALSE": "False", "Inf": "np.inf"}
-_R_SHORT_LOGICAL = {"T": "True", "F": "False"}
+_R_SHORT_LOGICAL = frozenset({"T", "F"})
+"""R's T and F: an argument's value (raw = T) names no column unless the data has one
+(model.transforms' context binds them to TRUE and FALSE, as R's base does)."""
 # R's functions with a dot in their name and the Python names model.transforms' context has
 # for them (a column name R reads, ``age.c``, is backticked instead; r_text maps them back).
 R_DOTTED_FUNCTIONS = {
@@ -499,12 +501,7 @@ def _r_arguments(tokens: list[_Token]) -> list[_Token]:
     for separator, piece in _split_top(tokens, {","}):
         if separator is not None:
             out.append(separator)
-        if len(piece) == 3 and piece[1].text == "=" and piece[2].text in _R_SHORT_LOGICAL:
-            # R's T and F as an argument's value (raw = T): TRUE and FALSE, as R reads them
-            # where no column has that name (a column is no argument value here).
-            value = _Token("name", _R_SHORT_LOGICAL[piece[2].text], piece[2].start)
-            out += [*piece[:2], value]
-        elif len(piece) >= 2 and piece[0].kind == "name" and piece[1].text == "=":
+        if len(piece) >= 2 and piece[0].kind == "name" and piece[1].text == "=":
             out += [*piece[:2], *_r_expression(piece[2:])]
         else:
             out += _r_expression(piece)
@@ -1142,6 +1139,7 @@ def _expression_variables(expression: str) -> frozenset[str]:
             and following not in {"(", "="}
             and previous != "."
             and token.text not in _CONSTANTS
+            and not (token.text in _R_SHORT_LOGICAL and previous == "=")
             # np.log, contr.sum, stats.poly are calls' names; a bare base or stats is a column.
             and not ("." in token.text and token.text.split(".")[0] in _MODULE_PREFIXES)
         ):
@@ -1332,7 +1330,7 @@ def _r_factor_name(part: str) -> str:
     if "(" not in part:
         return re.sub(r"\s*\*\*\s*", "^", part) + level
     part = r_text(part)
-    if level.isdigit() and re.match(r"(?:stats::)?poly\(.*raw = TRUE", part):
+    if level.isdigit() and re.match(r"(?:stats::)?poly\(.*raw = (?:TRUE|T)\b", part):
         level = str(int(level) + 1)  # formulaic numbers raw powers from 0, R from 1
     return part + level
 

@@ -73,6 +73,9 @@ FORMULA_CONTEXT: dict[str, Any] = {
     "relevel": r_relevel,
     "interaction": r_interaction,
     "C": r_C,
+    # R's T and F (base's variables, which a column of that name hides, as here the data).
+    "T": True,
+    "F": False,
     "contr": CONTRAST_FUNCTIONS,
     "r_contrast": CONTRAST_NAMES,
 }
