@@ -28,6 +28,9 @@ OPERATORS = json.loads(
 STATISTICS = json.loads(
     (Path(__file__).parent / "reference" / "model_matrix_statistics.json").read_text()
 )
+SEQUENCES = json.loads(
+    (Path(__file__).parent / "reference" / "model_matrix_sequences.json").read_text()
+)
 MATH = json.loads((Path(__file__).parent / "reference" / "model_matrix_math.json").read_text())
 RELEVEL = json.loads(
     (Path(__file__).parent / "reference" / "model_matrix_relevel.json").read_text()
@@ -142,6 +145,21 @@ def test_r_trigonometric_hyperbolic_and_gamma_functions_give_r_columns() -> None
     values, names, _ = materialize(MATH["rhs"][0].removeprefix("~ "), model_matrix_table(), "t")
     assert names == MATH["columns"]
     np.testing.assert_allclose(values, np.asarray(MATH["rows"]), rtol=1e-13, atol=1e-14)
+
+
+def test_r_sequences_of_two_numbers_give_r_columns() -> None:
+    """a:b of two numbers inside an expression (x %in% 1:2, -1:0, c(1:2, 3), 3:1) is R's
+    sequence (was an interaction, or a parse error in a subset): R's names and values."""
+    fixed = parse_formula("y " + SEQUENCES["rhs"][0]).fixed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values, names, _ = materialize(fixed, model_matrix_table(), "t")
+    assert names == SEQUENCES["columns"]
+    np.testing.assert_allclose(values, np.asarray(SEQUENCES["rows"]), rtol=0, atol=0)
+    data = model_matrix_table()
+    sequence = build_model("y ~ x1 + (1 | g)", data, subset="ii %in% 1:2")[0]
+    listed = build_model("y ~ x1 + (1 | g)", data, subset="ii %in% c(1, 2)")[0]
+    assert sequence.n_obs == listed.n_obs == 24
 
 
 def test_r_operators_refuse_scalar_logic() -> None:

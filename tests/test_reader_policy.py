@@ -616,3 +616,14 @@ def test_spreadsheet_ranges_follow_the_same_rule():
     assert g.glmm_binomial(text_y, text_x, text_groups, method="laplace") == base
     message = g.glmm_binomial(y, [["1"], ["x"], [1.5], [2.5], [3], [1.2]], groups)
     assert message == "Invalid input: x must contain finite numbers: row 2 is text ('x')."
+
+
+def test_a_response_factor_of_more_levels_is_refused_saying_how_to_read_it_as_r(table):
+    frame = table.assign(resp=table["livch"])
+    message = r"it has 4 distinct values; for R's reading .* write I\(resp != '0'\) ~"
+    with pytest.raises(ValueError, match=message):
+        g.fit("resp ~ age + (1 | district)", frame)
+    # What the message proposes is R's binomial reading of the factor.
+    fitted = g.fit("I(resp != '0') ~ age + (1 | district)", frame)
+    direct = g.fit("y ~ age + (1 | district)", table.assign(y=(table["livch"] != "0") * 1))
+    assert fitted.loglik == pytest.approx(direct.loglik, rel=1e-12)

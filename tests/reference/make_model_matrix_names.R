@@ -129,3 +129,6 @@ write_matrix(paste(
   "~ asin(x2/4) + acos(x2/4) + atan(x1) + sinh(x1) + cosh(x1) + tanh(x1) + asinh(x1)",
   "+ acosh(x2) + atanh(x1/2) + gamma(x2) + lgamma(x2) + digamma(x2) + trigamma(x2)",
   "+ factorial(x2) + lfactorial(x2)"), "model_matrix_math.json")
+# R's sequences a:b of two numbers inside expressions (and in c()): names and values.
+write_matrix("~ I(ii %in% 1:2) + I((ii - 2) %in% -1:0) + I(x2 %in% c(1:2, 3)) + I(ii %in% 3:1)",
+             "model_matrix_sequences.json")

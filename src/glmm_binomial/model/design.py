@@ -230,9 +230,16 @@ def factor_response_levels(values: pd.Series, name: str) -> tuple[Any, Any] | No
     else:
         levels = sorted(pd.unique(values.dropna()), key=str)
     if len(levels) != 2:
+        # R's binomial would take the first level as failure and every other as success.
+        hint = (
+            f"; for R's reading of a factor (its first level a failure, every other a "
+            f"success) write I({name} != {str(levels[0])!r}) ~ ..."
+            if len(levels) > 2 and re.fullmatch(r"(?:[^\W\d]|\.)[\w.]*", name)
+            else ""
+        )
         raise ValueError(
             f"response '{name}' must be 0/1, logical or a factor with two levels; "
-            f"it has {len(levels)} distinct values"
+            f"it has {len(levels)} distinct values{hint}"
         )
     return levels[0], levels[1]
 

@@ -437,7 +437,14 @@ def _source(text: str, tokens: list[_Token]) -> str:
     return text[tokens[0].start : last.start + len(last.text)]
 
 
-R_OPERATOR_FUNCTIONS = {"!": "r_not", "&": "r_and", "|": "r_or", "%in%": "r_in", "(": "r_paren"}
+R_OPERATOR_FUNCTIONS = {
+    "!": "r_not",
+    "&": "r_and",
+    "|": "r_or",
+    "%in%": "r_in",
+    "(": "r_paren",
+    ":": "r_seq",
+}
 """R's logical operators, value matching and parentheses inside an expression, as the calls of
 model.transforms' context that evaluate them (Python's & and | bind tighter than a comparison,
 R's looser: x > 0 & b is (x > 0) & b in R; parentheses as a call, the identity, because
@@ -576,6 +583,7 @@ def _r_operand(tokens: list[_Token]) -> list[_Token]:
             continue
         out.append(_Token("op", "**", token.start) if token.text == "^" else token)
         index += 1
+    out = _r_sequences(out)
     while True:
         levels = _levels(out)
         at = next((i for i, t in enumerate(out) if levels[i] == 0 and t.text == "%in%"), None)
@@ -586,6 +594,47 @@ def _r_operand(tokens: list[_Token]) -> list[_Token]:
         if start == at or end == at + 1:
             raise ValueError('\'%in%\' needs a value on each side, as in f %in% c("a", "b")')
         call = _r_call(R_OPERATOR_FUNCTIONS["%in%"], out[at], out[start:at], out[at + 1 : end])
+        out = [*out[:start], *call, *out[end:]]
+
+
+def _signed_number(tokens: list[_Token], at: int, step: int) -> int | None:
+    """The index one past (step 1) or before (step -1) a number at `at` with an optional
+    unary minus (R's -5:5 is (-5):5), or None when no number stands there."""
+    if step == 1:
+        first = at + 1 if at < len(tokens) and tokens[at].text == "-" else at
+        return first + 1 if first < len(tokens) and tokens[first].kind == "number" else None
+    if at < 0 or tokens[at].kind != "number":
+        return None
+    sign = at - 1
+    unary = (
+        sign >= 0
+        and tokens[sign].text == "-"
+        and (
+            sign == 0 or tokens[sign - 1].kind in ("op", "special") and tokens[sign - 1].text != ")"
+        )
+    )
+    return sign - 1 if unary else at - 1
+
+
+def _r_sequences(tokens: list[_Token]) -> list[_Token]:
+    """Each top-level ``a:b`` of two numbers (R's sequence, as in ``x %in% 1:10``) ->
+    ``r_seq(a, b)``. Between names, ``:`` is left as it is (an interaction)."""
+    out = list(tokens)
+    while True:
+        levels = _levels(out)
+        found = None
+        for i, token in enumerate(out):
+            if token.text != ":" or levels[i] != 0:
+                continue
+            before, after = _signed_number(out, i - 1, -1), _signed_number(out, i + 1, 1)
+            if before is not None and after is not None:
+                found = (before + 1, i, after)
+                break
+        if found is None:
+            return out
+        start, colon, end = found
+        left, right = out[start:colon], out[colon + 1 : end]
+        call = _r_call(R_OPERATOR_FUNCTIONS[":"], out[colon], left, right)
         out = [*out[:start], *call, *out[end:]]
 
 
@@ -1273,6 +1322,8 @@ def _r_operator_text(text: str) -> str:
     arguments = [_r_operator_text(a.strip()) for a in _split_text(text[match.end() : close], ",")]
     if operator == "(":
         joined = f"({arguments[0]})"
+    elif operator == ":":
+        joined = ":".join(arguments)  # R deparses a sequence without spaces
     elif operator == "!":
         joined = "!" + arguments[0]
     else:

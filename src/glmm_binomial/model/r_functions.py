@@ -40,6 +40,7 @@ __all__ = [
     "r_levels",
     "r_rank",
     "r_rev",
+    "r_seq",
     "r_cut",
     "r_dummy",
     "r_factor",
@@ -610,9 +611,21 @@ def r_droplevels(x: Any) -> Any:
     return pd.Series(pd.Categorical(x).remove_unused_categories(), index=getattr(x, "index", None))
 
 
+def r_seq(start: Any, end: Any) -> NDArray[np.float64]:
+    """R's ``start:end``: from start towards end in steps of 1 (the parser's spelling of a
+    sequence of two numbers, as in ``x %in% 1:10``)."""
+    a, b = float(start), float(end)
+    count = int(np.floor(abs(b - a) + 1e-10)) + 1
+    return a + np.copysign(1.0, b - a) * np.arange(count, dtype=np.float64)
+
+
 def r_c(*values: Any) -> list[Any]:
-    """R's ``c()`` of scalars, for breaks, knots, levels and ``%in%``'s table."""
-    return list(values)
+    """R's ``c()`` of scalars and sequences (flattened, as R's c(1:3, 7)), for breaks, knots,
+    levels and ``%in%``'s table."""
+    out: list[Any] = []
+    for value in values:
+        out.extend(value.tolist() if isinstance(value, np.ndarray) else [value])
+    return out
 
 
 NUMERIC_FUNCTIONS: dict[str, Any] = {
@@ -639,6 +652,7 @@ NUMERIC_FUNCTIONS: dict[str, Any] = {
     "r_in": r_in,
     "r_paren": r_paren,
     "c": r_c,
+    "r_seq": r_seq,
     "mean": _summary(np.mean),
     "median": _summary(np.median),
     "sd": _summary(lambda v: np.std(v, ddof=1)),
