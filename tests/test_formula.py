@@ -560,6 +560,16 @@ def test_invisible_characters_of_a_pasted_formula_are_spaces() -> None:
     assert "".join(pasted.fixed.split("\u200b")) == plain.fixed
 
 
+def test_factor_around_a_grouping_variable_is_the_variable() -> None:
+    # (1 | factor(id)), common in R code, was "grouping factor must be variable names".
+    plain = parse_formula("y ~ x + (1 | id) + (1 + x | a:b)")
+    wrapped = parse_formula("y ~ x + (1 | factor(id)) + (1 + x | as.factor(a):b)")
+    assert wrapped.random == plain.random
+    assert wrapped.variables == plain.variables
+    with pytest.raises(ValueError, match="grouping factor must be variable names"):
+        parse_formula("y ~ x + (1 | factor(id, levels = 1:3))")
+
+
 def test_r_names_of_transform_columns() -> None:
     assert r_name("bs(x, df=3)[1]") == "bs(x, df = 3)1"
     assert r_name("poly(x, 2, raw=True)[0]") == "poly(x, 2, raw = TRUE)1"

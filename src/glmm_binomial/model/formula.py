@@ -1070,6 +1070,10 @@ def _group_name(token: _Token) -> str:
     return token.text[1:-1] if token.kind == "backtick" else token.text
 
 
+_GROUPING_CALLS = frozenset({"factor", "as_factor", "as.factor"})
+"""Calls around a grouping variable that change nothing (its values are labels already)."""
+
+
 def _parse_groups(text: str, tokens: list[_Token], term_text: str) -> list[tuple[str, ...]]:
     """``g`` -> [(g,)]; ``a:b`` -> [(a, b)]; ``a/b`` -> [(a,), (b, a)] (lme4's b:a)."""
     while _is_wrapped(tokens):
@@ -1080,6 +1084,14 @@ def _parse_groups(text: str, tokens: list[_Token], term_text: str) -> list[tuple
         for colon, factor in _split_top(piece, {":"}):
             while _is_wrapped(factor):
                 factor = factor[1:-1]
+            if (
+                len(factor) == 4
+                and factor[0].text in _GROUPING_CALLS
+                and factor[1].text == "("
+                and factor[2].kind in {"name", "backtick"}
+            ):
+                # (1 | factor(id)): a grouping factor's labels are a factor's levels anyway.
+                factor = [factor[2]]
             if len(factor) != 1 or factor[0].kind not in {"name", "backtick"}:
                 what = _source(text, factor) or (separator or colon or tokens[0]).text
                 raise ValueError(
