@@ -599,3 +599,19 @@ def test_a_dict_of_single_values_is_one_row_of_newdata(m):
         result.predict({"age": 30.0, "urban": "Y"}, re="exclude"),
         result.predict(frame, re="exclude").to_numpy(),
     )
+
+
+@pytest.mark.parametrize(
+    ("renamed", "shown"),
+    [
+        ("\ufeffuse", r"'use' is '\\ufeffuse'"),
+        (" age", r"'age' is ' age'"),
+        ("Age", "'age' is 'Age'"),
+    ],
+)
+def test_a_missing_column_spelled_otherwise_in_data_is_pointed_at(c, renamed, shown):
+    # A header read with its byte-order mark or a space after the separator was listed among
+    # the available columns, where neither shows.
+    data = c.rename(columns={renamed.strip("\ufeff ").lower(): renamed})
+    with pytest.raises(ValueError, match=shown + r" in data \(a byte-order mark"):
+        g.fit(CONTRACEPTION, data)
