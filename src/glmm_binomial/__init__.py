@@ -212,8 +212,12 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+_MODULE_HELPERS = frozenset({"annotations", "importlib", "Any", "TYPE_CHECKING"})
+"""This module's own imports: not the package's names (tab completion lists the others)."""
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_ATTRIBUTES) | set(_SUBMODULES))
+    return sorted((set(globals()) - _MODULE_HELPERS) | set(_ATTRIBUTES) | set(_SUBMODULES))
 
 
 if TYPE_CHECKING:  # the names as type checkers see them
