@@ -609,9 +609,12 @@ def test_a_dict_of_single_values_is_one_row_of_newdata(m):
         ("Age", "'age' is 'Age'"),
     ],
 )
-def test_a_missing_column_spelled_otherwise_in_data_is_pointed_at(c, renamed, shown):
+def test_a_missing_column_spelled_otherwise_in_data_is_pointed_at(c, m, renamed, shown):
     # A header read with its byte-order mark or a space after the separator was listed among
     # the available columns, where neither shows.
     data = c.rename(columns={renamed.strip("\ufeff ").lower(): renamed})
     with pytest.raises(ValueError, match=shown + r" in data \(a byte-order mark"):
         g.fit(CONTRACEPTION, data)
+    if renamed.strip("\ufeff ").lower() != "use":  # the response is not needed by predict
+        with pytest.raises(ValueError, match=shown + r" in newdata \(a byte-order mark"):
+            m.predict(data.head())

@@ -51,6 +51,7 @@ from glmm_binomial.model.frame import (
     missing_counts,
     read_table,
     row_values,
+    spelled_otherwise,
     too_few_rows_message,
 )
 from glmm_binomial.model.r_contrasts import contrasts_argument
@@ -567,30 +568,13 @@ def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFra
         f"formula '{formula}' uses column(s) not in data: {', '.join(map(repr, missing))}; "
         f"available: {', '.join(map(str, frame.columns))}"
     )
-    # A header read with its byte-order mark or spaces ("\ufeffuse", " age"), or in
-    # another case: the name the formula means is there, spelled otherwise.
-    near = {
-        name: str(c)
-        for name in missing
-        for c in frame.columns
-        if str(c) != name and _bare(str(c)).casefold() == _bare(name).casefold()
-    }
+    near = spelled_otherwise(missing, frame.columns)
     if near:
-        pairs = ", ".join(f"{name!r} is {column!r}" for name, column in near.items())
-        return (
-            f"{message}; {pairs} in data (a byte-order mark, spaces or letter case: rename "
-            "the column, or read the file with encoding='utf-8-sig' and skipinitialspace=True)"
-        )
+        return f"{message}; {near}"
     odd = [str(c) for c in frame.columns if not re.fullmatch(r"(?:[^\W\d]|\.)[\w.]*", str(c))]
     if odd:
         message += f"; write names with spaces or symbols in backticks, as in `{odd[0]}`"
     return message
-
-
-def _bare(name: str) -> str:
-    """A column name without surrounding spaces and invisible characters (a byte-order mark,
-    zero-width spaces)."""
-    return name.strip().strip("\ufeff\u200b\u200c\u200d\u2060").strip()
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ __all__ = [
     "read_series",
     "read_table",
     "row_values",
+    "spelled_otherwise",
     "text_number",
     "too_few_rows_message",
 ]
@@ -654,6 +655,32 @@ def decimal_comma_factors(
         if with_comma and all(_DECIMAL_COMMA_RE.fullmatch(label) for label in labels):
             out.append((name, len(labels), with_comma[0].strip()))
     return out
+
+
+def spelled_otherwise(
+    missing: Iterable[str], columns: Iterable[object], argument: str = "data"
+) -> str:
+    """For names a formula uses that a frame lacks, the frame's columns that are those names
+    spelled otherwise (a header read with its byte-order mark, surrounding spaces, another
+    letter case: "\ufeffuse", " age", "Age"), as a sentence for the error; "" when none."""
+
+    def bare(name: str) -> str:
+        return name.strip().strip("\ufeff\u200b\u200c\u200d\u2060").strip().casefold()
+
+    labels = [str(c) for c in columns]
+    near = {
+        name: label
+        for name in missing
+        for label in labels
+        if label != name and bare(label) == bare(name)
+    }
+    if not near:
+        return ""
+    pairs = ", ".join(f"{name!r} is {label!r}" for name, label in near.items())
+    return (
+        f"{pairs} in {argument} (a byte-order mark, spaces or letter case: rename the column, or "
+        "read the file with encoding='utf-8-sig' and skipinitialspace=True)"
+    )
 
 
 def complete_rows(table: ColumnTable) -> NDArray[np.bool_]:

@@ -35,6 +35,7 @@ from glmm_binomial.model.frame import (
     read_columns,
     read_like,
     row_values,
+    spelled_otherwise,
 )
 from glmm_binomial.model.transforms import factor_column, rebuild
 
@@ -143,6 +144,7 @@ def new_data_design(
             "newdata (or fit with offset='column name' to take it from newdata)"
         )
     if missing:
+        near = spelled_otherwise(missing, frame.columns, "newdata")
         raise ValueError(
             f"newdata lacks column(s) {', '.join(map(repr, missing))} that the model uses"
             + (
@@ -152,6 +154,7 @@ def new_data_design(
                 if not chosen
                 else " (for the chosen re terms)"
             )
+            + (f"; {near}" if near else "")
         )
     values_of = set(value_variables(parsed))
     chosen_columns = frame.loc[:, needed_list]
