@@ -283,6 +283,8 @@ def test_families_by_name_as_r_writes_them():
         make_family("binomial(link = 'probit')", link="cloglog")
     with pytest.raises(ValueError, match="family must be one of"):
         make_family("poisson")
+    with pytest.raises(ValueError, match=r"glmer refuses quasi families too: .*betabinomial"):
+        make_family("quasibinomial(link = 'logit')")
     with pytest.raises(ValueError, match="differs from the link of the family object"):
         make_family(Binomial("probit"), link="logit")
     with pytest.raises(ValueError, match="link must be one of"):

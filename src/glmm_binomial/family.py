@@ -1608,7 +1608,15 @@ def parse_family(text: str) -> tuple[str, str | None]:
         )
     name = found.group("family").lower().replace("_", "").replace(".", "")
     if name not in FAMILIES:
-        raise ValueError(f"family must be one of {', '.join(map(repr, FAMILIES))}, got {text!r}")
+        hint = (
+            " (glmer refuses quasi families too: for overdispersion use "
+            "family='betabinomial', or an observation-level random effect, (1 | obs))"
+            if name.startswith("quasi")
+            else ""
+        )
+        raise ValueError(
+            f"family must be one of {', '.join(map(repr, FAMILIES))}, got {text!r}{hint}"
+        )
     return name, found.group("link") or None
 
 
