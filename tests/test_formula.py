@@ -486,6 +486,9 @@ def test_transform_arguments_are_variables() -> None:
         ("y ~ x:(1 + ) + (1 | g)", "insuffient"),
         ("y ~ my x + (1 | g)", "`my x`"),
         ("y ~ x - offset(o) + (1 | g)", "'+ offset(log(n))'"),
+        # Was formulaic's "Formula ended before quote context was closed. Expected: %".
+        ("y ~ x %% 2 + (1 | g)", "I(x %% 2)"),
+        ("y ~ z + x %/% 10 + (1 | g)", "I(x %/% 10)"),
     ],
 )
 def test_errors_are_plain_text(formula: str, fragment: str) -> None:

@@ -850,6 +850,15 @@ def _parse_rhs(
                 "random-effect term must be a separate '+' term of the formula: "
                 f"{_source(text, piece)!r}"
             )
+        levels = _levels(piece)
+        top = [t for t, level in zip(piece, levels, strict=True) if level == 0]
+        if any(t.text in ("%", "//") for t in top):
+            # R reads x %% 2 as one variable; formulaic's parser stops at the % (its quote).
+            written = _source(text, piece)
+            raise ValueError(
+                f"write R's %% and %/% inside I() in a formula's terms: I({written}) for "
+                f"{written!r}"
+            )
         fixed.append((sign, piece))
     return fixed, random
 
