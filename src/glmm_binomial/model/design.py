@@ -29,6 +29,7 @@ from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.model.covariance import make_structure
 from glmm_binomial.model.data import LARGEST_VALUE, ModelData, RandomBlock
 from glmm_binomial.model.formula import (
+    R_NAME_RE,
     ParsedFormula,
     RandomTerm,
     expression_variables,
@@ -235,7 +236,7 @@ def factor_response_levels(values: pd.Series, name: str) -> tuple[Any, Any] | No
         hint = (
             f"; for R's reading of a factor (its first level a failure, every other a "
             f"success) write I({name} != {str(levels[0])!r}) ~ ..."
-            if len(levels) > 2 and re.fullmatch(r"(?:[^\W\d]|\.)[\w.]*", name)
+            if len(levels) > 2 and R_NAME_RE.fullmatch(name)
             else ""
         )
         raise ValueError(
@@ -571,7 +572,7 @@ def _missing_columns_message(formula: str, missing: list[str], frame: pd.DataFra
     near = spelled_otherwise(missing, frame.columns)
     if near:
         return f"{message}; {near}"
-    odd = [str(c) for c in frame.columns if not re.fullmatch(r"(?:[^\W\d]|\.)[\w.]*", str(c))]
+    odd = [str(c) for c in frame.columns if not R_NAME_RE.fullmatch(str(c))]
     if odd:
         message += f"; write names with spaces or symbols in backticks, as in `{odd[0]}`"
     return message

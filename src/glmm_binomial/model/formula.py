@@ -115,14 +115,16 @@ _TOKEN_RE = re.compile(
     | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
     | (?P<backtick>`[^`]*`)
     | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-    | (?P<name>(?:[^\W\d]|\.)[\w.]*)
+    | (?P<name>(?:[^\W\d]|\.)[\w.]*)  # R_NAME_RE
     | (?P<special>%[^%\s]*%)
     | (?P<op>\*\*|\|\||&&|==|!=|<=|>=|//|[-+*/^:|~(),\[\]{}<>=!&@%])
     """,
     re.VERBOSE,
 )
 
-_NAME_RE = re.compile(r"(?:[^\W\d]|\.)[\w.]*")
+R_NAME_RE = re.compile(r"(?:[^\W\d]|\.)[\w.]*")
+"""A name R reads without backticks: a letter (of any script) or a dot, then letters, digits,
+"_" and "." (``age.c``, ``âge``); fullmatch it."""
 
 # Binary operators rendered with a space on each side (R deparse style).
 _SPACED = {
@@ -597,12 +599,15 @@ def _r_operand(tokens: list[_Token]) -> list[_Token]:
         out = [*out[:start], *call, *out[end:]]
 
 
-def _signed_number(tokens: list[_Token], at: int, step: int) -> int | None:
-    """The index one past (step 1) or before (step -1) a number at `at` with an optional
-    unary minus (R's -5:5 is (-5):5), or None when no number stands there."""
-    if step == 1:
-        first = at + 1 if at < len(tokens) and tokens[at].text == "-" else at
-        return first + 1 if first < len(tokens) and tokens[first].kind == "number" else None
+def _number_end(tokens: list[_Token], at: int) -> int | None:
+    """One past the number at `at`, with its unary minus (-5 of -5:5), or None."""
+    first = at + 1 if at < len(tokens) and tokens[at].text == "-" else at
+    return first + 1 if first < len(tokens) and tokens[first].kind == "number" else None
+
+
+def _number_start(tokens: list[_Token], at: int) -> int | None:
+    """Where the number ending at `at` starts, with its unary minus (R's -5:5 is (-5):5; the
+    minus of x - 1:3 is binary), or None when no number ends there."""
     if at < 0 or tokens[at].kind != "number":
         return None
     sign = at - 1
@@ -613,7 +618,7 @@ def _signed_number(tokens: list[_Token], at: int, step: int) -> int | None:
             sign == 0 or tokens[sign - 1].kind in ("op", "special") and tokens[sign - 1].text != ")"
         )
     )
-    return sign - 1 if unary else at - 1
+    return sign if unary else at
 
 
 def _r_sequences(tokens: list[_Token]) -> list[_Token]:
@@ -626,9 +631,9 @@ def _r_sequences(tokens: list[_Token]) -> list[_Token]:
         for i, token in enumerate(out):
             if token.text != ":" or levels[i] != 0:
                 continue
-            before, after = _signed_number(out, i - 1, -1), _signed_number(out, i + 1, 1)
-            if before is not None and after is not None:
-                found = (before + 1, i, after)
+            start, end = _number_start(out, i - 1), _number_end(out, i + 1)
+            if start is not None and end is not None:
+                found = (start, i, end)
                 break
         if found is None:
             return out
@@ -691,6 +696,12 @@ def parse_formula(text: str) -> ParsedFormula:
         raise TypeError(f"formula must be a string, not {type(text).__name__}")
     tokens = _tokenize(text)
     _check_balance(text, tokens)
+    if any(t.kind == "name" and t.text == "." for t in tokens):
+        # A "." standing alone (not 1.5, .5 or x.y, which are one token each).
+        raise ValueError(
+            "the formula uses '.' (R's 'every other column'), which is not expanded here: name "
+            "the columns (in lme4 it would make the grouping columns fixed effects too)"
+        )
     tokens = _r_tokens(_r_expressions(_r_contrast_names(_r_namespaces(tokens))))
 
     sides = _split_top(tokens, {"~"})
@@ -1062,7 +1073,6 @@ def _parse_bar(
 
 
 def _has_no_terms(expr: str) -> bool:
-    _refuse_dot(expr)
     try:
         return len(list(Formula(expr))) == 0
     except Exception as error:  # formulaic raises several exception types
@@ -1072,7 +1082,7 @@ def _has_no_terms(expr: str) -> bool:
 
 
 def _group_text(group: tuple[str, ...]) -> str:
-    return ":".join(name if _NAME_RE.fullmatch(name) else f"`{name}`" for name in group)
+    return ":".join(name if R_NAME_RE.fullmatch(name) else f"`{name}`" for name in group)
 
 
 def _group_name(token: _Token) -> str:
@@ -1118,7 +1128,6 @@ def _parse_groups(text: str, tokens: list[_Token], term_text: str) -> list[tuple
 def _expand_uncorrelated(tokens: list[_Token]) -> list[str]:
     """lme4's ``||``: one term for the intercept (if any) and one ``0 + column`` per column."""
     rendered = _render(tokens)
-    _refuse_dot(rendered)
     try:
         formula = Formula(rendered)
     except Exception as error:  # formulaic raises several exception types
@@ -1162,24 +1171,11 @@ def _collect_variables(
 
 _CONSTANTS = {"True", "False", "None", "pi", "inf", "nan"}
 
-_DOT_RE = re.compile(r"(^|[^\w.\"'])\.($|[^\w.\"'])")
-"""A "." standing alone (R's and formulaic's "every other column"; not in 1.5, .5, x.y or
-quoted text)."""
-
-
-def _refuse_dot(expression: str) -> None:
-    if _DOT_RE.search(expression):
-        raise ValueError(
-            "the formula uses '.' (R's 'every other column'), which is not expanded here: name "
-            "the columns (in lme4 it would make the grouping columns fixed effects too)"
-        )
-
 
 def _formula_variables(expression: str) -> set[str]:
     """Data columns an expression reads: names neither called (``log``), nor keyword arguments
     (``df`` in ``bs(x, df = 3)``), nor constants; backticked names as written. (formulaic's
     ``required_variables`` misses the arguments of stateful transforms such as ``scale(age)``.)"""
-    _refuse_dot(expression)
     try:
         Formula(expression)
     except Exception as error:  # formulaic raises several exception types

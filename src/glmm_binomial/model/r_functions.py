@@ -324,14 +324,16 @@ def r_relevel(x: Any, ref: Any, _state: dict[str, Any] | None = None) -> Any:
         order = [keys[first], *keys[:first], *keys[first + 1 :]]
         state["levels"] = order
     position = {key: j for j, key in enumerate(order)}
-    outside = [key for key in keys if key not in position]
     codes = np.asarray(values.codes)
-    if outside and np.isin(codes, [keys.index(key) for key in outside]).any():
+    # Each category's place in `order` (-1: not a level of the fit; the last -1 for missing).
+    moved = np.array([position.get(key, -1) for key in keys] + [-1], dtype=np.intp)[codes]
+    lost = (moved < 0) & (codes >= 0)
+    if lost.any():
+        outside = [keys[c] for c in np.unique(codes[lost])]
         raise ValueError(
             f"relevel(): new level(s) {', '.join(outside)} not in the fit "
             f"(levels: {', '.join(order)})"
         )
-    moved = np.array([position.get(key, -1) for key in keys] + [-1], dtype=np.intp)[codes]
     kept = pd.Categorical.from_codes(moved, categories=pd.Index(order, dtype=object))
     return pd.Series(kept, index=getattr(x, "index", None))
 

@@ -27,7 +27,7 @@ from formulaic.transforms import TRANSFORMS, C
 from numpy.typing import NDArray
 
 from glmm_binomial.model.direct_design import direct_matrix, evaluate_on_columns
-from glmm_binomial.model.formula import clean_message, r_names, r_text
+from glmm_binomial.model.formula import R_NAME_RE, clean_message, r_names, r_text
 from glmm_binomial.model.frame import Table, as_frame
 from glmm_binomial.model.r_coding import MATERIALIZER, r_ordered_formula
 from glmm_binomial.model.r_contrasts import CONTRAST_FUNCTIONS, CONTRAST_NAMES, r_C
@@ -151,10 +151,6 @@ def formulaic_error(what: str, exc: BaseException) -> ValueError:
     return ValueError(f"cannot build {what}: {message}{hint}")
 
 
-# A "." standing alone (formulaic's "all other columns") depends on the data: never cached.
-DATA_DEPENDENT_RE = re.compile(r"(^|[^\w.])\.($|[^\w.])")
-
-
 @functools.lru_cache(maxsize=256)
 def parsed_formula(expr: str) -> Formula:
     """formulaic's Formula of a right-hand side, parsed once per text (a refit, a bootstrap or a
@@ -175,8 +171,8 @@ def materialize(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            spec: Any = expr if DATA_DEPENDENT_RE.search(expr) else parsed_formula(expr)
-            if not isinstance(spec, str) and not contrasts:
+            spec = parsed_formula(expr)
+            if not contrasts:
                 direct = direct_matrix(expr, spec, frame, FORMULA_CONTEXT)
                 if direct is not None:
                     return direct
@@ -246,7 +242,7 @@ def factor_call_column(text: str) -> str | None:
         inner = relevel.group(1)
         if inner.startswith("`") and inner.endswith("`"):
             return inner[1:-1]
-        if re.fullmatch(r"(?:[^\W\d]|\.)[\w.]*", inner):
+        if R_NAME_RE.fullmatch(inner):
             return inner
         text = inner
     match = FACTOR_CALL_RE.match(text)
