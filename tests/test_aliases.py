@@ -60,6 +60,10 @@ def test_the_aliases_only_forward(cbpp_fit):
         cbpp_fit.t_test("period2 = 0, period3 = period4").table,
         cbpp_fit.wald_test("period2 = 0, period3 = period4").table,
     )
+    for kind in ("deviance", "pearson", "response", "working"):
+        np.testing.assert_array_equal(getattr(cbpp_fit, f"resid_{kind}"), cbpp_fit.resid(kind))
+    assert cbpp_fit.isSingular() is cbpp_fit.singular
+    assert cbpp_fit.ngrps() == cbpp_fit.ngroups == {"herd": 15}
 
 
 def test_zvalues_are_wald_z_statistics(cbpp_fit):

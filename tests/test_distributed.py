@@ -144,6 +144,15 @@ def test_equals_in_memory_fit(client, formula: str, kind: str) -> None:
         assert "Number of obs: 600" in fitted.summary()
         with pytest.raises(ValueError, match="newdata"):
             fitted.predict()
+        # lme4's re.form and allow.new.levels as in memory; bad ones refused before computing.
+        np.testing.assert_allclose(
+            fitted.predict(ddf, re_form="NA").compute().to_numpy(),
+            memory.predict(frame, re_form="NA").to_numpy(),
+            atol=1e-6,
+        )
+        for arguments in ({"re_form": "~(1 | nope)"}, {"allow_new_levels": None}):
+            with pytest.raises(ValueError, match="re_form|allow_new_levels"):
+                fitted.predict(ddf, **arguments)
         from glmm_binomial.results.profile import profile_confint
 
         with pytest.raises(ValueError, match="Dask cluster"):

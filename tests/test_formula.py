@@ -78,6 +78,16 @@ EXPECTED = {
         ),
         variables=("Anger", "Gender", "btype", "id", "item", "r2", "situ"),
     ),
+    "use ~ age + urban + (1 + age || district)": ParsedFormula(
+        text="use ~ age + urban + (1 + age || district)",
+        response=ResponseSpec("column", "use", None),
+        fixed="age + urban",
+        random=(
+            RandomTerm("1", ("district",), "(1 | district)"),
+            RandomTerm("0 + age", ("district",), "(0 + age | district)"),
+        ),
+        variables=("age", "district", "urban", "use"),
+    ),
     "r2 ~ Anger + Gender + btype + situ + (1 | id)": ParsedFormula(
         text="r2 ~ Anger + Gender + btype + situ + (1 | id)",
         response=ResponseSpec("column", "r2", None),

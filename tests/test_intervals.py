@@ -55,3 +55,46 @@ def test_level_is_the_deprecated_name_of_conf_level(cbpp_fit):
         cbpp_fit.confint("wald", conf_level=0.8, level=0.9)
     with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="level"):
         cbpp_fit.confint("wald", level=95)
+
+
+def test_lme4_parm_and_method_spellings():
+    from conftest import load_reference
+
+    ref = load_reference("re_form")
+    fitted = g.fit(ref["formula"], g.datasets.load("contraception"))
+    wald = fitted.confint(method="Wald", parm="beta_")
+    assert list(wald.index) == ref["wald_beta_names"]
+    # glmer's SEs come from its finite-difference Hessian: the ends differ by up to 1.7e-4.
+    np.testing.assert_allclose(wald["lower"], ref["wald_beta_lower"], atol=3e-4)
+    np.testing.assert_allclose(wald["upper"], ref["wald_beta_upper"], atol=3e-4)
+    np.testing.assert_allclose(
+        fitted.confint(method="WALD", parm="age").loc["age"], ref["wald_age"], atol=3e-4
+    )
+    full = fitted.confint(method="wald")
+    assert fitted.confint("wald", parm="theta_").equals(full.iloc[:2])
+    assert fitted.confint("wald", parm=["urbanY", "age"]).equals(full.loc[["age", "urbanY"]])
+    assert g.confint(fitted, "Wald", parm="beta_").equals(wald)
+    # parm is the profile's which: only those are profiled.
+    profiled = fitted.confint(parm="age")
+    assert list(profiled.index) == ["age"]
+    assert profiled.equals(fitted.confint(which="age"))
+    for parm, fragment in [
+        ("nope", "parm: unknown parameter"),
+        ([], "parm names no parameter"),
+        (3, "parm must be a parameter name"),
+    ]:
+        for method in ("wald", "profile", "boot"):
+            with pytest.raises(ValueError, match=fragment):
+                fitted.confint(method, parm=parm)
+    with pytest.raises(ValueError, match="give parm or which"):
+        fitted.confint(parm="age", which="age")
+
+
+def test_a_variational_fits_default_interval_is_its_gaussian_posteriors(cbpp_fit):
+    fitted = g.fit(cbpp_fit.formula, g.datasets.load("cbpp"), method="vb")
+    default = fitted.confint()
+    assert default.equals(fitted.confint("wald"))
+    half = 1.959963984540054 * fitted.bse
+    np.testing.assert_allclose(default.loc[fitted.params.index, "lower"], fitted.params - half)
+    with pytest.raises(ValueError, match=r"not method 'vb'; confint\('wald'\) gives"):
+        fitted.confint("profile")

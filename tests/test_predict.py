@@ -618,3 +618,69 @@ def test_a_missing_column_spelled_otherwise_in_data_is_pointed_at(c, m, renamed,
     if renamed.strip("\ufeff ").lower() != "use":  # the response is not needed by predict
         with pytest.raises(ValueError, match=shown + r" in newdata \(a byte-order mark"):
             m.predict(data.head())
+
+
+# --- lme4's spellings: re.form and allow.new.levels ---------------------------------------------
+@pytest.fixture(scope="module")
+def two_terms(c):
+    """lme4's model with two terms per grouping factor (reference re_form.json)."""
+    from conftest import load_reference
+
+    ref = load_reference("re_form")
+    return ref, g.fit(ref["formula"], c), c.iloc[ref["rows"]]
+
+
+def test_re_form_gives_lme4_predictions(two_terms):
+    ref, fitted, rows = two_terms
+    # glmer stops 2.6e-5 short in logLik, so its modes differ from ours by up to 4e-5.
+    assert fitted.loglik >= ref["logLik"]
+    cases = {
+        "link_all": {},
+        "link_none": {"re_form": "NA"},
+        "link_intercept": {"re_form": "~(1 | district)"},
+        "link_age": {"re_form": "~ (0 + age|district)"},
+    }
+    for key, arguments in cases.items():
+        got = fitted.predict(rows, type="link", **arguments)
+        np.testing.assert_allclose(got.to_numpy(), ref[key], atol=1e-4, err_msg=key)
+    # R's NA and "~0" are re="exclude"; a term selects its block only (not the factor's other).
+    excluded = fitted.predict(rows, re="exclude")
+    for none in ("~0", " ~ 0 ", "NA", float("nan"), pd.NA):
+        pd.testing.assert_series_equal(fitted.predict(rows, re_form=none), excluded)
+    np.testing.assert_array_equal(fitted.predict(re_form="~0"), fitted.predict(re="exclude"))
+    both = fitted.predict(rows, re_form="~(1 | district) + (0 + age | district)")
+    pd.testing.assert_series_equal(both, fitted.predict(rows))
+    intercept = fitted.predict(rows, re_form="~(1 | district)").to_numpy()
+    assert not np.allclose(intercept, both.to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        ({"re_form": "~(1 + age | district)"}, r"not a random-effect term of the fit \(its terms"),
+        ({"re_form": "~ age + (1 | district)"}, "other than random-effect terms"),
+        ({"re_form": "(1 | district)"}, "starting with '~'"),
+        ({"re_form": 0}, "re_form must be a one-sided formula"),
+        ({"re_form": "~0", "re": "exclude"}, "give re or re_form"),
+        ({"allow_new_levels": "no"}, "allow_new_levels must be True or False"),
+    ],
+)
+def test_re_form_errors_name_the_argument(two_terms, arguments, fragment):
+    _, fitted, rows = two_terms
+    with pytest.raises(ValueError, match=fragment):
+        fitted.predict(rows, **arguments)
+
+
+def test_allow_new_levels_false_refuses_new_levels_as_lme4(two_terms):
+    ref, fitted, rows = two_terms
+    assert ref["new_level_error"].startswith("new levels detected")
+    new = rows.assign(district=999)
+    with pytest.raises(ValueError, match=r"levels of 'district' \(5 rows\) not seen"):
+        fitted.predict(new, allow_new_levels=False)
+    # Without the random effects there is nothing to refuse; True is the default's warning.
+    population = fitted.predict(rows, re_form="NA")
+    pd.testing.assert_series_equal(
+        fitted.predict(new, re_form="NA", allow_new_levels=False), population
+    )
+    with pytest.warns(NewLevelsWarning):
+        fitted.predict(new, allow_new_levels=True)

@@ -38,6 +38,10 @@ def test_simulate_is_seeded_and_uses_the_modes(cbpp_fit):
     np.testing.assert_allclose(many.mean(axis=1), expected, atol=0.12)
     with pytest.raises(ValueError, match="n must be"):
         cbpp_fit.simulate(0)
+    # lme4's nsim is n.
+    np.testing.assert_array_equal(cbpp_fit.simulate(nsim=3, seed=7), a)
+    with pytest.raises(ValueError, match="give n or nsim"):
+        cbpp_fit.simulate(2, nsim=3)
 
 
 def test_refit_to_own_response_reproduces_the_fit(cbpp_fit):

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from glmm_binomial.family import BINOMIAL_LOGIT, Family
 from glmm_binomial.model.data import ModelData, RandomBlock
+from glmm_binomial.results.prediction import chosen_random
 from glmm_binomial.results.result import GLMMResult
 
 FloatArray = NDArray[np.float64]
@@ -36,6 +37,9 @@ class DaskGLMMResult(GLMMResult):
         offset: Any = None,
         se_fit: bool = False,
         conf_level: float | None = None,
+        *,
+        re_form: Any = None,
+        allow_new_levels: bool = True,
     ) -> Any:
         if newdata is None:
             raise ValueError(
@@ -43,6 +47,8 @@ class DaskGLMMResult(GLMMResult):
                 "cluster): pass the Dask DataFrame itself, or a pandas DataFrame"
             )
         if is_dask_frame(newdata):
+            # The arguments checked now, not when the partitions are computed.
+            chosen_random(self.model, self.design, re, re_form, allow_new_levels)
             if se_fit or conf_level is not None:
                 raise ValueError(
                     "se_fit=True and conf_level need a pandas newdata (not a Dask DataFrame)"
@@ -55,15 +61,31 @@ class DaskGLMMResult(GLMMResult):
                 o = None if offset is None else part[offset]
                 if not len(part):
                     return pd.Series([], index=part.index, dtype=np.float64, name=type)
-                return parent(part, re=re, type=type, offset=o)
+                return parent(
+                    part,
+                    re=re,
+                    type=type,
+                    offset=o,
+                    re_form=re_form,
+                    allow_new_levels=allow_new_levels,
+                )
 
             return newdata.map_partitions(one, meta=pd.Series([], dtype=np.float64, name=type))
         return super().predict(
-            newdata, re=re, type=type, offset=offset, se_fit=se_fit, conf_level=conf_level
+            newdata,
+            re=re,
+            type=type,
+            offset=offset,
+            se_fit=se_fit,
+            conf_level=conf_level,
+            re_form=re_form,
+            allow_new_levels=allow_new_levels,
         )
 
     # The fit's rows stay on the cluster: what needs them says so instead of using no rows.
-    def simulate(self, n: int = 1, seed: Any = None, use_u: bool = False) -> Any:
+    def simulate(
+        self, n: int = 1, seed: Any = None, use_u: bool = False, *, nsim: int | None = None
+    ) -> Any:
         raise _rows_on_cluster("simulate")
 
     def refit(self, new_response: Any) -> Any:

@@ -39,7 +39,15 @@ from glmm_binomial.model.frame import (
 )
 from glmm_binomial.model.transforms import factor_column, rebuild
 
-__all__ = ["NewDesign", "RowsDesign", "new_data_design", "new_levels_warning", "rows_design"]
+__all__ = [
+    "NewDesign",
+    "RowsDesign",
+    "new_data_design",
+    "new_level_counts",
+    "new_levels_text",
+    "new_levels_warning",
+    "rows_design",
+]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -205,19 +213,31 @@ def _match_categories(specs: list[Any], frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{k: pd.Series(v, index=frame.index) for k, v in changed.items()})
 
 
-def new_levels_warning(info: DesignInfo, design: NewDesign) -> FitWarning | None:
-    """A NewLevelsWarning naming the grouping factors with levels the fit has not seen."""
+def new_level_counts(info: DesignInfo, design: NewDesign) -> dict[str, int]:
+    """Per grouping factor (named as in ``ngroups``) of the design's random blocks, the number
+    of its rows with a level the fit has not seen (factors without any left out)."""
     counts: dict[str, int] = {}
     for t, (codes, _) in zip(design.blocks, design.random, strict=True):
-        spec = info.random_specs[t]
         count = int(np.sum(codes < 0))
         if count:
-            counts[":".join(spec.term.group)] = count
+            # Two blocks of one factor ((1 | g) + (0 + x | g)) have the same rows.
+            name = ":".join(info.random_specs[t].term.group)
+            counts[name] = max(counts.get(name, 0), count)
+    return counts
+
+
+def new_levels_text(counts: dict[str, int]) -> str:
+    """ "'g' (3 rows), 'h' (1 row)": new_level_counts for a message."""
+    return ", ".join(f"'{name}' ({n} row{'s' if n > 1 else ''})" for name, n in counts.items())
+
+
+def new_levels_warning(info: DesignInfo, design: NewDesign) -> FitWarning | None:
+    """A NewLevelsWarning naming the grouping factors with levels the fit has not seen."""
+    counts = new_level_counts(info, design)
     if not counts:
         return None
-    parts = [f"'{name}' ({n} row{'s' if n > 1 else ''})" for name, n in counts.items()]
     return FitWarning(
-        f"newdata has levels of {', '.join(parts)} not seen in the fit; their random effects "
-        "are taken as zero (population level), as lme4's allow.new.levels = TRUE",
+        f"newdata has levels of {new_levels_text(counts)} not seen in the fit; their random "
+        "effects are taken as zero (population level), as lme4's allow.new.levels = TRUE",
         NewLevelsWarning,
     )

@@ -22,6 +22,10 @@ fittedvalues        statsmodels   = fitted()
 resid(type)         package,      residuals on the proportion scale ("deviance",
                     lme4          "pearson", "response", "working"), as lme4's for glmer
 residuals(type)     lme4          = resid(type)
+resid_deviance      statsmodels   = resid("deviance") (an attribute, as statsmodels' GLM)
+resid_pearson       statsmodels   = resid("pearson")
+resid_response      statsmodels   = resid("response")
+resid_working       statsmodels   = resid("working")
 zvalues             package       Wald z statistics of the fixed effects (estimate / SE,
                                   standard normal reference)
 tvalues             statsmodels   = zvalues: statsmodels' GLM results call their Wald z
@@ -41,6 +45,11 @@ cov_params()        statsmodels   = vcov, the fixed effects' covariance (a DataF
 t_test(hypothesis)  statsmodels   = wald_test(hypothesis): its ``table`` holds each
                                   hypothesis' estimate, SE, z and p (statsmodels'
                                   summary_frame), its statistic the joint chi-square
+singular            package       whether the fit is singular (an SD at zero or a
+                                  correlation at -+1)
+isSingular()        lme4          = singular
+ngroups             package       levels per grouping factor, a dict
+ngrps()             lme4          = ngroups
 ==================  ============  ==========================================================
 
 The confidence level is called ``conf_level`` throughout the package (fit, confint, profile,
@@ -104,6 +113,10 @@ class ResultAliases:
         @property
         def vcov(self) -> pd.DataFrame: ...
         def wald_test(self, hypothesis: Any, rhs: Any = None) -> WaldTest: ...
+        @property
+        def singular(self) -> bool: ...
+        @property
+        def ngroups(self) -> dict[str, int]: ...
 
     @property
     def llf(self) -> float:
@@ -131,6 +144,34 @@ class ResultAliases:
     def residuals(self, type: str = "deviance") -> FloatArray:
         """lme4's name for resid()."""
         return self.resid(type)
+
+    @property
+    def resid_deviance(self) -> FloatArray:
+        """statsmodels' name for resid("deviance")."""
+        return self.resid("deviance")
+
+    @property
+    def resid_pearson(self) -> FloatArray:
+        """statsmodels' name for resid("pearson")."""
+        return self.resid("pearson")
+
+    @property
+    def resid_response(self) -> FloatArray:
+        """statsmodels' name for resid("response")."""
+        return self.resid("response")
+
+    @property
+    def resid_working(self) -> FloatArray:
+        """statsmodels' name for resid("working")."""
+        return self.resid("working")
+
+    def isSingular(self) -> bool:  # noqa: N802 - lme4's name
+        """lme4's name for `singular`."""
+        return self.singular
+
+    def ngrps(self) -> dict[str, int]:
+        """lme4's name for `ngroups`."""
+        return self.ngroups
 
     @property
     def tvalues(self) -> pd.Series:

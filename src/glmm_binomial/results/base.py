@@ -486,6 +486,9 @@ class ResultBase:
         offset: Any = None,
         se_fit: bool = False,
         conf_level: float | None = None,
+        *,
+        re_form: Any = None,
+        allow_new_levels: bool = True,
     ) -> Any:
         """Predicted probabilities (type="response") or the linear predictor (type="link": the
         log-odds for the logit link).
@@ -501,7 +504,11 @@ class ResultBase:
         ``ngroups``, so ``(1 | a/b)`` gives "a" and "a:b"): only the random-effect terms of
         those factors are added, the others taken as zero (and their columns not needed);
         ``re=[]`` is re="exclude". A factor level not seen in the fit raises a ValueError naming
-        it.
+        it. re_form: lme4's re.form, instead of re: None (R's NULL) all terms; "~0", "NA" or
+        float("nan") (R's NA) none; "~(1 | district)" the fit's terms written there.
+        allow_new_levels: False raises a ValueError for grouping levels not seen in the fit
+        (lme4's default); True (the default here) predicts them at population level with a
+        NewLevelsWarning.
 
         se_fit=True also returns standard errors: a pandas DataFrame with columns ``fit`` and
         ``se_fit`` indexed like newdata when it is a pandas DataFrame, else a numpy array of two
@@ -527,6 +534,8 @@ class ResultBase:
             se_fit,
             stacklevel=2,
             conf_level=conf_level,
+            re_form=re_form,
+            allow_new_levels=allow_new_levels,
         )
 
     def fitted(self) -> FloatArray:

@@ -20,6 +20,7 @@ from glmm_binomial.results.base import ResultBase
 from glmm_binomial.results.bootstrap import bootstrap
 from glmm_binomial.results.parameters import (
     all_parameters,
+    chosen_parameters,
     covariance_parameter_names,
     covariance_parameters,
     covariance_values,
@@ -64,32 +65,55 @@ def confint(
     method: str | None = None,
     conf_level: float = 0.95,
     *,
+    parm: Any = None,
     level: float | None = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """Confidence intervals at `conf_level` for every parameter.
+    """Confidence intervals at `conf_level` for every parameter (or those in `parm`).
 
     method "wald": estimate +- z SE for the fixed effects (NaN for SDs and correlations);
     "profile": profile likelihood (Laplace fits; options go to
-    glmm_binomial.results.profile.profile, e.g. which=, control=); "boot": parametric-bootstrap
+    glmm_binomial.results.profile.profile, e.g. control=); "boot": parametric-bootstrap
     percentile intervals (options go to glmm_binomial.results.bootstrap, e.g. n_boot=, seed=,
     n_jobs=); "posterior": equal-tailed credible intervals, quantiles of the posterior draws
-    (fits with draws: method "mcmc"). None: "posterior" for a fit with draws, else "profile".
+    (fits with draws: method "mcmc"). None: "posterior" for a fit with draws, "wald" for
+    another posterior fit (variational Bayes: the Gaussian posterior's mean -+ z SD, which no
+    profile exists for), else "profile".
+    Method names in any letter case (lme4's "Wald").
+    parm: lme4's, the parameters wanted: a name or a list of names (the rows' names),
+    "theta_" (the SDs, correlations and phi) or "beta_" (the fixed effects); None: all. The
+    profile method profiles only those (its which=).
     level: the deprecated name of conf_level."""
     conf_level = renamed_level(conf_level, level)
     if method is None:
-        method = "posterior" if result.posterior is not None else "profile"
-    if method not in METHODS:
+        if result.posterior is not None:
+            method = "posterior"
+        elif getattr(result.method_object, "posterior", False):
+            method = "wald"
+        else:
+            method = "profile"
+    if not isinstance(method, str) or method.lower() not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    method = method.lower()
     conf_level = fraction(conf_level, "conf_level")
-    if method == "wald":
-        if options:
-            raise ValueError(f"method 'wald' takes no options, got {', '.join(options)}")
-        return wald_confint(result, conf_level)
-    if method == "posterior":
-        if options:
-            raise ValueError(f"method 'posterior' takes no options, got {', '.join(options)}")
-        return posterior_confint(result, conf_level)
+    # The rows wanted, checked before any work (a bootstrap refits the model many times).
+    estimates = all_parameters(result)
+    n_cov = len(estimates) - len(result.params)
+    rows = chosen_parameters(
+        list(estimates.index), [i >= n_cov for i in range(len(estimates))], parm, "parm"
+    )
     if method == "profile":
+        if parm is not None and options.get("which") is not None:
+            raise ValueError("give parm or which, not both (which is profile()'s name for parm)")
+        if parm is not None:
+            options["which"] = rows
         return profile_confint(result, conf_level, **options)
-    return bootstrap(result, **options).confint(conf_level)
+    if method in ("wald", "posterior") and options:
+        raise ValueError(f"method {method!r} takes no options, got {', '.join(options)}")
+    if method == "wald":
+        table = wald_confint(result, conf_level)
+    elif method == "posterior":
+        table = posterior_confint(result, conf_level)
+    else:
+        table = bootstrap(result, **options).confint(conf_level)
+    return table if parm is None else table.loc[rows]

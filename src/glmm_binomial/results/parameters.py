@@ -7,6 +7,9 @@ The rows of confint() and the columns of the bootstrap's replicates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
@@ -56,3 +59,33 @@ def covariance_parameters(result: ResultBase) -> pd.Series:
 def all_parameters(result: ResultBase) -> pd.Series:
     """Covariance parameters then fixed effects, as confint() lists them."""
     return pd.concat([covariance_parameters(result), result.params.rename(None)])
+
+
+def chosen_parameters(
+    names: Sequence[str], is_fixed: Sequence[bool], which: Any, argument: str = "which"
+) -> list[str]:
+    """The names of `names` that `which` picks (lme4's `which` of profile() and `parm` of
+    confint()), in their order: None all; "theta_" the covariance parameters (SDs,
+    correlations, phi), "beta_" the fixed effects (`is_fixed` tells which are); else a
+    parameter name or a list of names. ValueError naming `argument` otherwise."""
+    if which is None:
+        return list(names)
+    if isinstance(which, str) and which in ("theta_", "beta_"):
+        fixed = which == "beta_"
+        return [n for n, f in zip(names, is_fixed, strict=True) if f == fixed]
+    try:
+        wanted = [which] if isinstance(which, str) else list(which)
+    except TypeError:
+        raise ValueError(
+            f"{argument} must be a parameter name, a list of names, 'theta_' or 'beta_', got "
+            f"{which!r}"
+        ) from None
+    unknown = [w for w in wanted if not isinstance(w, str) or w not in names]
+    if unknown:
+        raise ValueError(
+            f"{argument}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(names)}"
+        )
+    if not wanted:
+        raise ValueError(f"{argument} names no parameter; known: {', '.join(names)}")
+    return [n for n in names if n in wanted]

@@ -24,7 +24,13 @@ from glmm_binomial.family import Family, inverse_link
 from glmm_binomial.methods.estimates import FitOutput
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import DesignInfo
-from glmm_binomial.model.newdata import new_data_design, new_levels_warning
+from glmm_binomial.model.formula import parse_formula
+from glmm_binomial.model.newdata import (
+    new_data_design,
+    new_level_counts,
+    new_levels_text,
+    new_levels_warning,
+)
 from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.covariance import row_variances
 
@@ -44,16 +50,19 @@ def predict(
     se_fit: bool,
     stacklevel: int = 2,
     conf_level: float | None = None,
+    re_form: Any = None,
+    allow_new_levels: bool = True,
 ) -> Any:
     """Predictions as GLMMResult.predict documents them. A NewLevelsWarning (new grouping
     levels in newdata) is emitted with `stacklevel` counted as warnings.warn would count it in
-    the caller of this function (2: the caller's caller)."""
+    the caller of this function (2: the caller's caller); with allow_new_levels=False they
+    raise a ValueError instead."""
     if type not in TYPES:
         raise ValueError("type must be 'response' or 'link'")
     if conf_level is not None:
         conf_level = fraction(conf_level, "conf_level")
         se_fit = True
-    chosen = chosen_blocks(model, re)
+    chosen = chosen_random(model, design, re, re_form, allow_new_levels)
     if newdata is None:
         if offset is not None:
             raise ValueError("offset applies only with newdata")
@@ -63,6 +72,14 @@ def predict(
     if design is None:
         raise ValueError("predict with newdata needs a model fitted from a formula")
     new = new_data_design(design, newdata, offset, random=chosen)
+    if chosen and not allow_new_levels:
+        counts = new_level_counts(design, new)
+        if counts:
+            raise ValueError(
+                f"newdata has levels of {new_levels_text(counts)} not seen in the fit "
+                "(allow_new_levels=False, lme4's default); allow_new_levels=True predicts "
+                "them at population level (a zero random effect)"
+            )
     if chosen:
         warning = new_levels_warning(design, new)
         if warning is not None:
@@ -78,6 +95,24 @@ def predict(
         var[new.complete] = var_complete
     index = new.index if isinstance(newdata, pd.DataFrame) else None
     return predict_output(eta, var, type, index, model.family, conf_level)
+
+
+def chosen_random(
+    model: ModelData,
+    design: DesignInfo | None,
+    re: Any,
+    re_form: Any,
+    allow_new_levels: Any = True,
+) -> tuple[int, ...]:
+    """Indices of the random blocks predict adds, from ``re`` or lme4's ``re_form`` (one of
+    them given); ValueError for either, or for an allow_new_levels that is not a bool."""
+    if not isinstance(allow_new_levels, bool | np.bool_):
+        raise ValueError(f"allow_new_levels must be True or False, got {allow_new_levels!r}")
+    if re_form is None:
+        return chosen_blocks(model, re)
+    if isinstance(re, str) and re == "include":
+        return blocks_of_re_form(design, re_form)
+    raise ValueError("give re or re_form (lme4's name), not both")
 
 
 def chosen_blocks(model: ModelData, re: Any) -> tuple[int, ...]:
@@ -110,6 +145,52 @@ def chosen_blocks(model: ModelData, re: Any) -> tuple[int, ...]:
             f"(grouping factors: {listed})"
         )
     return tuple(t for t, b in enumerate(blocks) if b.group in names)
+
+
+def blocks_of_re_form(design: DesignInfo | None, re_form: Any) -> tuple[int, ...]:
+    """Indices of the random blocks lme4's re.form names: "~0", "NA" or a float NaN (R's NA)
+    none; a one-sided formula of random-effect terms of the fit, e.g. "~(1 | district)", those
+    terms (written as in the fit's formula; a term the fit lacks raises a ValueError listing
+    the fit's terms)."""
+    if isinstance(re_form, float) and np.isnan(re_form) or re_form is pd.NA:
+        return ()
+    if not isinstance(re_form, str):
+        raise ValueError(
+            "re_form must be a one-sided formula of the fit's random-effect terms such as "
+            f"'~(1 | g)', or '~0' / 'NA' for none, got {re_form!r}"
+        )
+    text = re_form.strip()
+    if text == "NA":
+        return ()
+    if not text.startswith("~"):
+        raise ValueError(f"re_form must be a one-sided formula starting with '~', got {re_form!r}")
+    if design is None:
+        raise ValueError(
+            "re_form needs a model fitted from a formula; give re= (grouping-factor names) here"
+        )
+    try:
+        parsed = parse_formula("y " + text)
+    except ValueError as error:
+        raise ValueError(f"re_form {re_form!r}: {error}") from None
+    if parsed.fixed not in ("0", "1", "-1", "0 - 1", "1 - 1"):
+        raise ValueError(
+            f"re_form {re_form!r} holds terms other than random-effect terms ('{parsed.fixed}'); "
+            "it says which random effects to add, the fixed effects are always in"
+        )
+    fit_terms = [
+        (spec.term.structure, spec.term.group, spec.term.text.replace(" ", ""))
+        for spec in design.random_specs
+    ]
+    chosen: list[int] = []
+    for term in parsed.random:
+        key = (term.structure, term.group, term.text.replace(" ", ""))
+        if key not in fit_terms:
+            listed = ", ".join(spec.term.text for spec in design.random_specs)
+            raise ValueError(
+                f"re_form: {term.text} is not a random-effect term of the fit (its terms: {listed})"
+            )
+        chosen.append(fit_terms.index(key))
+    return tuple(sorted(set(chosen)))
 
 
 def linear_predictor(

@@ -62,6 +62,7 @@ from glmm_binomial.numerics import normal
 from glmm_binomial.numerics.hessian import gradient_hessian
 from glmm_binomial.numerics.optimize import deviance_or_none
 from glmm_binomial.results.base import ResultBase
+from glmm_binomial.results.parameters import chosen_parameters
 
 FloatArray = NDArray[np.float64]
 
@@ -400,9 +401,14 @@ def _check(result: ResultBase, conf_level: float) -> None:
     if not isinstance(result, ResultBase):
         raise ValueError("result must be a GLMMResult")
     if result.method not in ("laplace", "agq"):
+        hint = (
+            "; confint('wald') gives the fixed effects' posterior mean -+ z SD"
+            if getattr(result.method_object, "posterior", False)
+            else ""
+        )
         raise ValueError(
             "profile intervals are computed for method='laplace' or 'agq' fits (maximum "
-            f"likelihood), not method {result.method!r}"
+            f"likelihood), not method {result.method!r}{hint}"
         )
     fraction(conf_level, "conf_level")
     blocks = result.fit_output.separation.blocks
@@ -453,29 +459,10 @@ def profile(
     # The fit's own objective: for a penalized fit, the deviance plus the prior deviance.
     make_objective = getattr(result.method_object, "objective", LaplaceObjective)
     targets = _targets(model, settings.correlation_limit, make_objective, settings.phi_lower)
-    names = [t.name for t in targets]
-    if which is None:
-        chosen = targets
-    elif isinstance(which, str) and which in ("theta_", "beta_"):
-        kinds = ("sd", "cor", "phi") if which == "theta_" else ("fixed",)
-        chosen = [t for t in targets if t.kind in kinds]
-    else:
-        try:
-            wanted = [which] if isinstance(which, str) else list(which)
-        except TypeError:
-            raise ValueError(
-                f"which must be a parameter name, a list of names, 'theta_' or 'beta_', got "
-                f"{which!r}"
-            ) from None
-        unknown = [w for w in wanted if not isinstance(w, str) or w not in names]
-        if unknown or not wanted:
-            raise ValueError(
-                f"which: unknown parameter(s) {', '.join(map(repr, unknown))}; "
-                f"known: {', '.join(names)}"
-                if unknown
-                else f"which names no parameter; known: {', '.join(names)}"
-            )
-        chosen = [t for t in targets if t.name in wanted]
+    picked = set(
+        chosen_parameters([t.name for t in targets], [t.kind == "fixed" for t in targets], which)
+    )
+    chosen = [t for t in targets if t.name in picked]
     if not getattr(result.method_object, "centres_random", True):
         # A product quadrature rule (AGQ with n_agq > 1) depends on the order of a block's
         # terms, and these correlations are profiled on a copy with its terms reordered.

@@ -62,15 +62,17 @@ class GLMMResult(ResultAliases, ResultBase):
         method: str | None = None,
         conf_level: float = 0.95,
         *,
+        parm: Any = None,
         level: float | None = None,
         **options: Any,
     ) -> pd.DataFrame:
-        """Confidence intervals for every parameter (SDs, correlations, fixed effects) by
-        method "wald", "profile" (lme4's default), "boot" or "posterior" (credible intervals
-        from the draws of an "mcmc" fit, its default); see glmm_binomial.results.intervals.
+        """Confidence intervals for every parameter (SDs, correlations, fixed effects), or
+        those in parm (lme4's: names, "theta_" or "beta_"), by method "wald", "profile"
+        (lme4's default), "boot" or "posterior" (credible intervals from the draws of an
+        "mcmc" fit, its default); see glmm_binomial.results.intervals.
         level: the deprecated name of conf_level."""
         conf_level = renamed_level(conf_level, level)
-        return intervals.confint(self, method, conf_level, **options)
+        return intervals.confint(self, method, conf_level, parm=parm, **options)
 
     def profile(
         self,
@@ -121,10 +123,16 @@ class GLMMResult(ResultAliases, ResultBase):
         return posterior.to_inference_data(self)
 
     # --- simulation and refits ----------------------------------------------------------------
-    def simulate(self, n: int = 1, seed: Any = None, use_u: bool = False) -> FloatArray:
+    def simulate(
+        self, n: int = 1, seed: Any = None, use_u: bool = False, *, nsim: int | None = None
+    ) -> FloatArray:
         """`n` responses (successes per row, fit's row order) simulated from the fitted model,
         shape (nobs, n); use_u=True holds the random effects at their conditional modes (lme4's
-        use.u), False draws new ones."""
+        use.u), False draws new ones. nsim: lme4's name for n."""
+        if nsim is not None:
+            if n != 1:
+                raise ValueError("give n or nsim (lme4's name for n), not both")
+            n = nsim
         return simulate.simulate(self, n=n, seed=seed, use_u=use_u)
 
     def refit(self, new_response: Any) -> GLMMResult:
