@@ -115,6 +115,10 @@ def test_renamed_level():
         g.GLMMResult.fixed_effects_table,
         g.GLMMResult.plot_ranef,
         g.GLMMResult.plot_profile,
+        g.emmeans,
+        g.emtrends,
+        g.contrast,
+        g.pairs,
     ],
 )
 def test_one_name_for_the_confidence_level(function):
@@ -124,3 +128,24 @@ def test_one_name_for_the_confidence_level(function):
     if "level" in parameters:  # the released spelling, kept as a keyword-only alias
         assert parameters["level"].kind is inspect.Parameter.KEYWORD_ONLY
         assert parameters["level"].default is None
+
+
+def test_emmeans_level_is_the_deprecated_name_of_conf_level(cbpp_fit):
+    means = g.emmeans(cbpp_fit, "period", conf_level=0.9)
+    with pytest.warns(DeprecationWarning, match="use conf_level"):
+        old = g.emmeans(cbpp_fit, "period", level=0.9)
+    pd.testing.assert_frame_equal(old.table, means.table)
+    sloped = g.fit("use ~ age + urban + (1 | district)", g.datasets.load("contraception"))
+    with pytest.warns(DeprecationWarning, match="use conf_level"):
+        trends = g.emtrends(sloped, "urban", var="age", level=0.9)
+    assert trends.level == 0.9
+    pd.testing.assert_frame_equal(
+        trends.table, g.emtrends(sloped, "urban", var="age", conf_level=0.9).table
+    )
+    pairs = g.pairs(means, conf_level=0.8)
+    with pytest.warns(DeprecationWarning, match="use conf_level"):
+        pd.testing.assert_frame_equal(g.pairs(means, level=0.8), pairs)
+    with pytest.warns(DeprecationWarning, match="use conf_level"):
+        pd.testing.assert_frame_equal(g.contrast(means, level=0.8), pairs)
+    # The means' own level by default.
+    pd.testing.assert_frame_equal(g.pairs(means), g.pairs(means, conf_level=0.9))

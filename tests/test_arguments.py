@@ -77,8 +77,8 @@ def test_result_functions_refuse_a_level_given_as_text_or_none(contraception_fit
         g.confint(fit, conf_level="0.9")
     with pytest.raises(ValueError, match="alpha"):
         fit.conf_int(alpha="0.1")
-    with pytest.raises(ValueError, match="level"):
-        g.emmeans(fit, "urban", level=np.nan)
+    with pytest.raises(ValueError, match="conf_level"):
+        g.emmeans(fit, "urban", conf_level=np.nan)
     with pytest.raises(ValueError, match="conf_level"):
         g.fit("use ~ age + (1 | district)", g.datasets.load("contraception"), conf_level="0.9")
     # Numbers of numpy's types are numbers.

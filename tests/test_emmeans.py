@@ -475,7 +475,7 @@ def test_vb_fit_says_posterior_means() -> None:
         (lambda r: emmeans(r, "period", at={"nope": 1}), "at"),
         (lambda r: emmeans(r, "period", at={"period": ["9"]}), "at"),
         (lambda r: emmeans(r, "period", type="probability"), "type"),
-        (lambda r: emmeans(r, "period", level=1.5), "level"),
+        (lambda r: emmeans(r, "period", conf_level=1.5), "conf_level"),
         (lambda r: emtrends(r, "period", var="period"), "var"),
         (lambda r: emtrends(r, "period", var="size"), "var"),
         (lambda r: pairs(emmeans(r, "period"), adjust="scheffe"), "adjust"),
@@ -483,7 +483,7 @@ def test_vb_fit_says_posterior_means() -> None:
         (lambda r: contrast(emmeans(r, "period"), {"a": [1, -1]}), "method"),
         # Found by bench/fuzz_workflow.py: weights that are not numbers.
         (lambda r: contrast(emmeans(r, "period"), {"a": ["x", 1, 0, 0]}), "method"),
-        (lambda r: emmeans(r, "period", level="0.9"), "level"),
+        (lambda r: emmeans(r, "period", conf_level="0.9"), "conf_level"),
         (lambda r: emmeans(r, "period", type="response", bias_adjust=True, sigma=np.inf), "sigma"),
     ],
 )

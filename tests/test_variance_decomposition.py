@@ -214,3 +214,36 @@ def test_fits_with_no_finite_estimates_have_no_r2_or_icc():
         fixed = g.fit("y ~ x + f + (1 | g)", separated_frame())
     with pytest.raises(ValueError, match="none for fc"):
         g.r2_nakagawa(fixed)
+
+
+@pytest.mark.parametrize("case", load_reference("icc_by_group")["cases"])
+def test_icc_by_group_matches_performance(case: dict[str, Any]) -> None:
+    data = g.datasets.load("verbagg" if case["formula"].startswith("r2") else "contraception")
+    fitted = g.fit(case["formula"], data)
+    # At least glmer's optimum (VerbAgg: 9e-5 above, contraception: the same end).
+    assert fitted.loglik >= case["logLik"] - 1e-6
+    table = icc(fitted, by_group=True)
+    assert list(table.columns) == ["group", "icc"]
+    expected = dict(zip(case["group"], case["icc"], strict=True))
+    assert sorted(table["group"]) == sorted(expected)
+    for group, value in zip(table["group"], table["icc"], strict=True):
+        assert value == pytest.approx(expected[group], abs=2e-4), group
+    # Each share is the factor's intercept variance over all of them plus the residual.
+    components = icc(fitted).components
+    total = sum(components.intercept.values()) + components.residual
+    np.testing.assert_allclose(
+        table["icc"], [components.intercept[name] / total for name in table["group"]]
+    )
+
+
+def test_icc_by_group_refuses_random_slopes_and_is_nan_when_singular() -> None:
+    data = g.datasets.load("contraception")
+    with pytest.raises(ValueError, match="random intercepts only"):
+        icc(g.fit("use ~ age + urban + (1 + urban | district)", data), by_group=True)
+    with pytest.raises(ValueError, match="random intercepts only"):
+        icc(g.fit("use ~ age + (1 | district) + (0 + age | district)", data), by_group=True)
+    with pytest.raises(ValueError, match="by_group must be True or False"):
+        icc(g.fit("use ~ age + (1 | district)", data), by_group="yes")
+    singular = g.fit("use ~ age + (1 | district/urban)", data)
+    assert singular.singular
+    assert np.isnan(icc(singular, by_group=True)["icc"]).all()

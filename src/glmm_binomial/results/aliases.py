@@ -53,10 +53,11 @@ ngrps()             lme4          = ngroups
 ==================  ============  ==========================================================
 
 The confidence level is called ``conf_level`` throughout the package (fit, confint, profile,
-profile_confint, BootstrapResult.confint, the plots, fixed_effects_table, the command line's
---conf-level): ``level`` could be read as a level of a grouping factor, a word the package
-uses everywhere for those. ``level=``, accepted by confint, BootstrapResult.confint and the
-plots before, still works there with a DeprecationWarning (``renamed_level``); statsmodels'
+profile_confint, BootstrapResult.confint, the plots, fixed_effects_table, emmeans, emtrends,
+contrast, pairs, the command line's --conf-level): ``level`` could be read as a level of a
+grouping factor, a word the package uses everywhere for those. ``level=``, accepted by
+confint, BootstrapResult.confint, the plots and the emmeans functions before (lme4's and
+emmeans' name), still works there with a DeprecationWarning (``renamed_level``); statsmodels'
 conf_int keeps its ``alpha``.
 """
 

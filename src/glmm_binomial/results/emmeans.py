@@ -71,6 +71,7 @@ from glmm_binomial.numerics.covariance import (
     moving_rows,
     transform_covariance,
 )
+from glmm_binomial.results.aliases import renamed_level
 from glmm_binomial.results.multiplicity import ADJUSTMENTS, adjust_p_values, critical_value
 from glmm_binomial.results.variance_decomposition import random_variance
 from glmm_binomial.results.wald import joint_chisq
@@ -488,17 +489,21 @@ def emmeans(
     type: str = "link",  # noqa: A002 - emmeans' name
     bias_adjust: bool = False,
     sigma: float | None = None,
-    level: float = 0.95,
+    conf_level: float = 0.95,
     offset: float = 0.0,
+    *,
+    level: float | None = None,
 ) -> EMMeans:
     """Estimated marginal means of ``specs`` (a variable, a list, or emmeans' "a | b" form),
     per ``by`` group, on the link or response scale, as emmeans(result, specs, by, at, type,
-    bias.adjust, sigma) computes them (module docstring)."""
+    bias.adjust, sigma) computes them (module docstring), with intervals at conf_level
+    (emmeans' level, accepted as the deprecated name of conf_level)."""
+    conf_level = renamed_level(conf_level, level)
     if type not in TYPES:
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
     if not isinstance(bias_adjust, (bool, np.bool_)):
         raise ValueError(f"bias_adjust must be True or False, got {bias_adjust!r}")
-    level = fraction(level, "level")
+    conf_level = fraction(conf_level, "conf_level")
     spec_list, by_list = _parse_specs(specs, by)
     grid = reference_grid(result, at, offset, "emmeans")
     _check_names("specs", spec_list, grid)
@@ -538,7 +543,7 @@ def emmeans(
         by=tuple(by_list),
         type=type,
         link=link,
-        level=level,
+        level=conf_level,
         bias_adjust=bool(bias_adjust),
         sigma=used_sigma,
         estimate_name="prob" if type == "response" else "emmean",
@@ -552,14 +557,17 @@ def emtrends(
     var: str,
     by: str | Sequence[str] | None = None,
     at: Mapping[str, Any] | None = None,
-    level: float = 0.95,
+    conf_level: float = 0.95,
     delta: float | None = None,
+    *,
+    level: float | None = None,
 ) -> EMMeans:
     """Slopes of the linear predictor (link scale) in the numeric variable ``var`` at the
     reference grid, averaged as emmeans' means, as emtrends(result, specs, var) computes them:
     the forward difference (x(var + h) - x(var)) / h with h = ``delta`` or 0.001 times the
-    range of ``var`` over the fit's rows (module docstring)."""
-    level = fraction(level, "level")
+    range of ``var`` over the fit's rows (module docstring); intervals at conf_level (level:
+    its deprecated name)."""
+    conf_level = fraction(renamed_level(conf_level, level), "conf_level")
     spec_list, by_list = _parse_specs(specs, by)
     grid = reference_grid(result, at, 0.0, "emtrends")
     if not isinstance(var, str) or var not in grid.levels:
@@ -603,7 +611,7 @@ def emtrends(
         by=tuple(by_list),
         type="link",
         link=None,
-        level=level,
+        level=conf_level,
         estimate_name=f"{var}.trend",
         notes=tuple(notes),
     )
@@ -714,8 +722,10 @@ def contrast(
     adjust: str | None = None,
     by: Any = _SAME,
     type: str | None = None,  # noqa: A002 - emmeans' name
-    level: float | None = None,
+    conf_level: float | None = None,
     ref: Any = None,
+    *,
+    level: float | None = None,
 ) -> pd.DataFrame:
     """Contrasts of marginal means within each ``by`` group (default: the means' own), as
     emmeans' contrast(emm, method, adjust) computes them (module docstring).
@@ -730,7 +740,10 @@ def contrast(
     model true contrasts are odds ratios (column ``odds_ratio``, with z and p from the log
     scale), else differences (column ``estimate``). Columns: contrast, the by columns, the
     estimate, std_error, z, p_value, ci_lower, ci_upper (simultaneous intervals with the same
-    adjustment; Bonferroni for Holm); ``attrs`` holds the adjustment and notes."""
+    adjustment; Bonferroni for Holm) at conf_level (default: the means'; level: its deprecated
+    name); ``attrs`` holds the adjustment and notes."""
+    if level is not None:
+        conf_level = renamed_level(0.95 if conf_level is None else conf_level, level)
     if not isinstance(emm, EMMeans):
         raise ValueError(f"emm must be an EMMeans (from emmeans or emtrends), got {emm!r}")
     if adjust is not None and adjust not in ADJUSTMENTS:
@@ -740,7 +753,7 @@ def contrast(
     out_type = emm.type if type is None else type
     if out_type not in TYPES:
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
-    level = emm.level if level is None else fraction(level, "level")
+    level = emm.level if conf_level is None else fraction(conf_level, "conf_level")
     columns = list(emm.grid.columns)
     if by is _SAME:
         by_list = list(emm.by)
@@ -873,17 +886,22 @@ def pairs(
     reverse: bool = False,
     by: Any = _SAME,
     type: str | None = None,  # noqa: A002 - emmeans' name
+    conf_level: float | None = None,
+    *,
     level: float | None = None,
 ) -> pd.DataFrame:
     """All pairwise comparisons (earlier minus later level; later minus earlier with
-    ``reverse``) within each by group, Tukey-adjusted by default: emmeans' pairs()."""
+    ``reverse``) within each by group, Tukey-adjusted by default: emmeans' pairs(); intervals
+    at conf_level (default: the means'; level: its deprecated name)."""
+    if level is not None:
+        conf_level = renamed_level(0.95 if conf_level is None else conf_level, level)
     return contrast(
         emm,
         "revpairwise" if reverse else "pairwise",
         adjust=adjust,
         by=by,
         type=type,
-        level=level,
+        conf_level=conf_level,
     )
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from glmm_binomial.arguments import non_negative
@@ -325,11 +326,31 @@ def r2_nakagawa(
     return R2(v.fixed / total, (v.fixed + v.random) / total, v, v.notes)
 
 
-def icc(result: GLMMResult, tolerance: float = SINGULAR_TOLERANCE) -> ICC:
+def icc(
+    result: GLMMResult, tolerance: float = SINGULAR_TOLERANCE, by_group: bool = False
+) -> ICC | pd.DataFrame:
     """Adjusted ICC random / (random + residual) and unadjusted ICC random / (fixed + random +
     residual), as performance::icc 0.10.2 computes them (module docstring); NaN for a
-    singular fit."""
+    singular fit.
+
+    by_group=True (performance's by_group): a DataFrame with one row per grouping factor,
+    columns group and icc, its random-intercept variance over the sum of every factor's plus
+    the residual variance (for crossed or nested intercepts, e.g. subjects and items);
+    intercept-only random terms only (a ValueError otherwise: with random slopes a factor's
+    share depends on the covariates)."""
+    if not isinstance(by_group, bool | np.bool_):
+        raise ValueError(f"by_group must be True or False, got {by_group!r}")
     v = get_variance(result, "theoretical", tolerance)
+    if by_group:
+        if v.slope or any(block.k > 1 for block in result.model.blocks):
+            raise ValueError(
+                "icc by_group needs random intercepts only, such as (1 | id) + (1 | item): "
+                "with random slopes a grouping factor's share of the variance depends on the "
+                "covariates"
+            )
+        total = sum(v.intercept.values()) + v.residual
+        values = [np.nan if v.singular else value / total for value in v.intercept.values()]
+        return pd.DataFrame({"group": list(v.intercept), "icc": values})
     adjusted = v.random / (v.random + v.residual)
     unadjusted = v.random / (v.fixed + v.random + v.residual)
     return ICC(float(adjusted), float(unadjusted), v, v.notes)
