@@ -277,6 +277,10 @@ def test_families_by_name_as_r_writes_them():
     assert make_family("betabinomial", link="probit").link == "probit"
     assert make_family(Binomial("log")) == Binomial("log")
     assert parse_family(" binomial ( link = 'log' ) ") == ("binomial", "log")
+    # Links in any letter case, as family names.
+    assert make_family(link="Probit") == Binomial("probit")
+    assert make_family("Binomial(link = 'CLogLog')") == Binomial("cloglog")
+    assert make_family(link="LOGIT") is BINOMIAL_LOGIT
     with pytest.raises(ValueError, match="link must be one of"):
         make_family(link="identity")
     with pytest.raises(ValueError, match="names the link 'probit', but link='cloglog'"):

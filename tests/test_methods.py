@@ -27,6 +27,12 @@ def test_registry_lists_every_method_once_with_its_class():
         assert cls.name == name
     with pytest.raises(ValueError, match="method must be one of 'laplace', 'agq', 'vb'"):
         method_class("ml")
+    # Names in any letter case, as the spreadsheet takes them.
+    assert method_class("Laplace") is method_class("laplace")
+    assert method_class("AGQ") is method_class("agq")
+    assert method_class("VB_MeanField") is method_class("vb_meanfield")
+    with pytest.raises(ValueError, match="got 'ML'"):
+        method_class("ML")
 
 
 def test_method_objects_validate_their_own_settings():

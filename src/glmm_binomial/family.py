@@ -1624,10 +1624,12 @@ def make_family(family: str | Family | None = None, link: str | None = None) -> 
     """The Family object for fit()'s `family` and `link` arguments.
 
     family: "binomial" (default), "betabinomial", R's spelling "binomial(link = 'cloglog')",
-    or a Family object; link: "logit" (default), "probit", "cloglog", "cauchit" or "log". A link
-    given both ways must agree. ValueError names the argument at fault."""
-    if link is not None and (not isinstance(link, str) or link not in LINKS):
+    or a Family object; link: "logit" (default), "probit", "cloglog", "cauchit" or "log", in any
+    letter case (as the family's name). A link given both ways must agree. ValueError names the
+    argument at fault."""
+    if link is not None and (not isinstance(link, str) or link.lower() not in LINKS):
         raise ValueError(f"link must be one of {', '.join(map(repr, LINKS))}, got {link!r}")
+    link = None if link is None else link.lower()
     if isinstance(family, Family):
         if link is not None and link != family.link:
             raise ValueError(
@@ -1642,6 +1644,7 @@ def make_family(family: str | Family | None = None, link: str | None = None) -> 
         raise ValueError(
             f"family must be a string such as 'binomial' or a Family object, got {family!r}"
         )
+    inner = None if inner is None else inner.lower()
     if inner is not None and inner not in LINKS:
         raise ValueError(
             f"family {family!r}: link must be one of {', '.join(map(repr, LINKS))}, got {inner!r}"

@@ -31,10 +31,12 @@ def method_names() -> tuple[str, ...]:
 
 
 def method_class(name: str) -> type[Method]:
-    """The Method subclass registered under `name` (ValueError naming the choices)."""
-    if not isinstance(name, str) or name not in METHODS:
+    """The Method subclass registered under `name`, in any letter case ("Laplace", "AGQ", as
+    the spreadsheet takes them); ValueError naming the choices."""
+    key = name.lower() if isinstance(name, str) else name
+    if not isinstance(key, str) or key not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {name!r}")
-    module, _, attribute = METHODS[name].partition(":")
+    module, _, attribute = METHODS[key].partition(":")
     cls: type[Method] = getattr(importlib.import_module(module), attribute)
     return cls
 
