@@ -194,6 +194,9 @@ def test_earlier_forms_still_work(files, capsys):
     )
     assert main(["fit", "cbpp", CBPP, "--method", "vb_meanfield"]) == 0
     assert "Note: std_error, z, p" in capsys.readouterr().out
+    # Method and link names in any letter case, as in Python.
+    assert main(["fit", "cbpp", CBPP, "--method", "AGQ", "--n-agq", "3", "--link", "Logit"]) == 0
+    assert "nAGQ = 3" in capsys.readouterr().out
 
 
 def test_contrasts_and_subset_options_are_glmers_arguments(capsys):

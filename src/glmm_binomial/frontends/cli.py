@@ -149,7 +149,8 @@ def _fit_parser(prog: str) -> argparse.ArgumentParser:
     )
     _data_argument(parser)
     _reading_options(parser)
-    parser.add_argument("--method", choices=METHODS, default="laplace")
+    # Lower-cased before the choices are checked: --method AGQ as method="AGQ" in Python.
+    parser.add_argument("--method", type=str.lower, choices=METHODS, default="laplace")
     parser.add_argument(
         "--n-agq", type=_positive_int, default=1, help="quadrature points (method agq)"
     )
@@ -276,6 +277,7 @@ def _power_parser(prog: str) -> argparse.ArgumentParser:
     _column_options(parser)
     parser.add_argument(
         "--method",
+        type=str.lower,
         choices=("laplace", "agq"),
         default="laplace",
         help="the pilot fit's and the refits' method",
