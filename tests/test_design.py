@@ -313,3 +313,20 @@ def test_r_code_given_as_weights_or_offset_says_where_it_goes() -> None:
         g.fit(formula, data, weights="size * 1")
     with pytest.raises(ValueError, match="'sizee', which is not in data$"):
         g.fit(formula, data, weights="sizee")
+
+
+def test_no_row_with_information_is_refused_not_fitted() -> None:
+    # Was a "fit" with every estimate at its start, flagged only as not converged.
+    cbpp = g.datasets.load("cbpp")
+    with pytest.raises(ValueError, match="weights are all zero on the rows used"):
+        g.fit("incidence / size ~ period + (1 | herd)", cbpp, weights=np.zeros(len(cbpp)))
+    none = cbpp.assign(size=0, incidence=0)
+    with pytest.raises(
+        ValueError, match=r"cbind\(incidence, size - incidence\) has zero trials \(successes"
+    ):
+        g.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", none)
+    # Some rows without trials are fine (they add nothing).
+    some = cbpp.assign(incidence=cbpp["incidence"].where(cbpp.index > 2, 0))
+    some = some.assign(size=cbpp["size"].where(cbpp.index > 2, 0))
+    fitted = g.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", some)
+    assert fitted.converged and np.isfinite(fitted.loglik)

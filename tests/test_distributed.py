@@ -1038,3 +1038,15 @@ def test_priors_keep_separated_and_boundary_fits_finite_as_in_memory(client):
         assert not memory.diverging and not fitted.diverging
         assert fitted.converged == memory.converged
         assert_same_fit(memory, fitted, estimate_atol=1e-5)
+
+
+def test_data_without_any_trial_is_refused_as_in_memory(client) -> None:
+    cbpp = glmm_binomial.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    none = cbpp.assign(size=0, incidence=0)
+    for frame, weights in ((none, None), (cbpp.assign(w=0.0), "w")):
+        given = formula if weights is None else "incidence / size ~ period + (1 | herd)"
+        with pytest.raises(ValueError, match="no row carries information"):
+            glmm_binomial.fit(given, frame, weights=weights)
+        with pytest.raises(ValueError, match="no row carries information"):
+            glmm_binomial.fit(given, dd.from_pandas(frame, npartitions=2), weights=weights)

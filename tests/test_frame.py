@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import glmm_binomial as g
 from glmm_binomial.model.frame import (
     ColumnTable,
     as_frame,
@@ -169,3 +170,18 @@ def test_category_labels_are_the_index_tolist(categories):
     expected = tuple(dtype.categories.tolist())
     assert labels == expected
     assert [type(v) for v in labels] == [type(v) for v in expected]
+
+
+def test_a_column_labelled_by_a_number_is_pointed_at():
+    from glmm_binomial.model.frame import spelled_otherwise
+
+    said = spelled_otherwise(["0", "x"], [0, "y", 1.5])
+    assert "'0' is a column of data labelled by a number" in said
+    assert "data.columns.astype(str)" in said
+    assert spelled_otherwise(["0"], ["0"]) == ""
+    both = spelled_otherwise(["0", "age"], [0, "Age"], "newdata")
+    assert "newdata.columns" in both and "'age' is 'Age' in newdata" in both
+    contraception = g.datasets.load("contraception")
+    numbered = contraception.assign(**{"0": contraception["age"]}).rename(columns={"0": 0})
+    with pytest.raises(ValueError, match="labelled by a number, not by text"):
+        g.fit("use ~ `0` + (1 | district)", numbered)

@@ -7,6 +7,7 @@ each defect the issue lists is reproduced here and now passes.
 from __future__ import annotations
 
 import argparse
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -627,3 +628,34 @@ def test_a_response_factor_of_more_levels_is_refused_saying_how_to_read_it_as_r(
     fitted = g.fit("I(resp != '0') ~ age + (1 | district)", frame)
     direct = g.fit("y ~ age + (1 | district)", table.assign(y=(table["livch"] != "0") * 1))
     assert fitted.loglik == pytest.approx(direct.loglik, rel=1e-12)
+
+
+def test_a_column_of_numbers_with_stray_text_is_a_factor_with_a_warning(table):
+    # R reads it as labels too, but a "?" for a missing value made 50 ages 51 levels.
+    stray = table["age"].astype(object).where(~table.index.isin([5, 6]), "?")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # (A factor of 51 ages separates, too.)
+        result = g.fit("use ~ age + (1 | district)", table.assign(age=stray))
+    expected = (
+        r"column 'age' is read as a factor of 51 levels, as R reads it, because 1 of its "
+        r"labels is not a number \('\?', 2 rows\).*errors='coerce'"
+    )
+    assert [w for w in caught if re.search(expected, str(w.message))]
+    assert any("'?'" in w for w in result.warnings)
+    assert not any("decimal comma" in str(w.message) for w in caught)
+    # A categorical was meant as one; words with a few codes, or a few numbers, are factors.
+    codes = table["livch"].astype(str).map({"0": "none", "1": "1", "2": "2", "3+": "3+"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("error", message="column .* is read as a factor")
+        g.fit("use ~ age + (1 | district)", table.assign(age=stray.astype(str).astype("category")))
+        g.fit("use ~ kids + (1 | district)", table.assign(kids=codes))
+    # Whole numbers and one decimal comma: both readings apply, said once, as decimal commas.
+    whole = table["age"].round().astype(int).astype(str)
+    commas = whole.where(table.index != 3, "3,5")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g.fit("use ~ age + (1 | district)", table.assign(age=commas))
+    said = [str(w.message) for w in caught if "is read as a factor" in str(w.message)]
+    assert len(said) == 1 and "decimal comma" in said[0]

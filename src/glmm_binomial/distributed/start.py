@@ -32,7 +32,12 @@ from glmm_binomial.methods.scaling import (
 )
 from glmm_binomial.model.covariance import CovarianceStructure, Unstructured
 from glmm_binomial.model.data import ModelData, RandomBlock
-from glmm_binomial.model.design import DesignInfo, aliased_columns, rank_deficiency_warning
+from glmm_binomial.model.design import (
+    DesignInfo,
+    aliased_columns,
+    no_information,
+    rank_deficiency_warning,
+)
 from glmm_binomial.model.separation import (
     Separation,
     large_coefficients,
@@ -99,6 +104,8 @@ def first_passes(
     xo = sum((part.x_offset for part in sums), np.zeros(n_columns))[kept]
     k = sum(part.successes for part in sums)
     m = sum(part.trials for part in sums)
+    if not m > 0:
+        raise no_information("the trials (successes + failures, or weights=) are zero on every row")
     largest = np.max(np.vstack([part.largest for part in sums]), axis=0)[kept]
     column_sums = sum((part.column_sums for part in sums), np.zeros(n_columns))[kept]
     bernoulli = all(part.bernoulli for part in sums)

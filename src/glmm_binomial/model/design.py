@@ -50,6 +50,7 @@ from glmm_binomial.model.frame import (
     factor_codes,
     match_codes,
     missing_counts,
+    number_text_factors,
     read_table,
     row_values,
     spelled_otherwise,
@@ -640,6 +641,15 @@ def fit_rows(
     )
 
 
+def no_information(cause: str) -> ValueError:
+    """The error for data whose every row has zero trials (or weight): without it the fit
+    would end with every estimate at its start, flagged only as not converged."""
+    return ValueError(
+        f"{cause}: no row carries information, so there is nothing to fit (weights= is each "
+        "row's prior weight, or the trials of a proportion response)"
+    )
+
+
 def build_model(
     formula: str,
     data: Any,
@@ -682,6 +692,8 @@ def build_model(
     w = None if w_all is None else w_all[complete]
     if w is not None and ((~np.isfinite(w)).any() or (w < 0).any()):
         raise ValueError("weights must be finite and non-negative")
+    if w is not None and not (w > 0).any():
+        raise no_information("weights are all zero on the rows used")
     o = np.zeros(len(sub)) if o_all is None else o_all[complete]
     if not np.isfinite(o).all():
         raise ValueError("offset must be finite")
@@ -694,8 +706,14 @@ def build_model(
         )
     factor_levels = response_levels(parsed, sub)
     successes, trials = response_counts(parsed, sub, w, factor_levels)
+    if not (trials > 0).any():
+        raise no_information(
+            f"response cbind({parsed.response.successes}, {parsed.response.failures}) has zero "
+            "trials (successes + failures) on every row used"
+        )
     fit_warnings: list[FitWarning] = []
-    for name, n_levels, label in decimal_comma_factors(rows.frame, sub, kinds):
+    commas = decimal_comma_factors(rows.frame, sub, kinds)
+    for name, n_levels, label in commas:
         # R reads such text as labels too, but a factor of numbers was hardly meant.
         comma = FitWarning(
             f"column {name!r} is read as a factor of {n_levels} levels: its text reads as "
@@ -705,6 +723,18 @@ def build_model(
         )
         comma.emit(stacklevel=3)
         fit_warnings.append(comma)
+    for name, n_levels, stray, n_rows in number_text_factors(rows.frame, sub, kinds):
+        if any(name == comma[0] for comma in commas):
+            continue  # said already
+        shown = " and ".join(repr(label) for label in stray)
+        text = FitWarning(
+            f"column {name!r} is read as a factor of {n_levels} levels, as R reads it, because "
+            f"{len(stray)} of its labels {'is' if len(stray) == 1 else 'are'} not a number "
+            f"({shown}, {n_rows} row{'s' if n_rows > 1 else ''}); for numbers fix or drop that "
+            f"text (pd.to_numeric(data[{name!r}], errors='coerce') makes it missing)"
+        )
+        text.emit(stacklevel=3)
+        fit_warnings.append(text)
     counts_warning = noninteger_counts_warning(successes, trials, sub.index)
     if counts_warning is not None:
         counts_warning.emit(stacklevel=3)

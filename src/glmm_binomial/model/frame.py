@@ -62,6 +62,7 @@ __all__ = [
     "column_traits",
     "complete_rows",
     "decimal_comma_factors",
+    "number_text_factors",
     "drop_unused_categories",
     "factor_codes",
     "factor_levels",
@@ -657,6 +658,37 @@ def decimal_comma_factors(
     return out
 
 
+STRAY_TEXT_MIN_NUMBERS = 10
+"""number_text_factors: a factor is looked at when at least this many of its labels read as
+numbers (a factor of a few numeric codes and some words is a factor)."""
+STRAY_TEXT_MAX = 2
+"""number_text_factors: and when at most this many of its labels do not."""
+
+
+def number_text_factors(
+    frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
+) -> list[tuple[str, int, list[str], int]]:
+    """The columns of ``table`` read as factors, though ``frame`` did not give them as
+    categoricals, whose labels are numbers but for one or two (a typo, a "?" or "." for a
+    missing value): (name, number of levels, the labels that are not numbers, the rows that
+    hold them). R reads such a column as labels too; the caller warns, since numbers were
+    almost surely meant."""
+    out: list[tuple[str, int, list[str], int]] = []
+    for name, kind in kinds.items():
+        if kind != "factor" or isinstance(frame[name].dtype, pd.CategoricalDtype):
+            continue
+        column = table[name]
+        if not isinstance(column.dtype, pd.CategoricalDtype):
+            continue
+        labels = np.array([str(c) for c in column.dtype.categories], dtype=object)
+        numbers = np.asarray(pd.to_numeric(labels, errors="coerce"), dtype=np.float64)
+        stray = labels[np.isnan(numbers)]
+        if len(labels) - len(stray) >= STRAY_TEXT_MIN_NUMBERS and 0 < len(stray) <= STRAY_TEXT_MAX:
+            rows = int(np.isin(np.asarray(column.astype(str), dtype=object), stray).sum())
+            out.append((name, len(labels), [str(v) for v in stray], rows))
+    return out
+
+
 def spelled_otherwise(
     missing: Iterable[str], columns: Iterable[object], argument: str = "data"
 ) -> str:
@@ -667,6 +699,15 @@ def spelled_otherwise(
     def bare(name: str) -> str:
         return name.strip().strip("\ufeff\u200b\u200c\u200d\u2060").strip().casefold()
 
+    missing = list(missing)
+    columns = list(columns)
+    # A column labelled by a number (0, from numpy or header=None) is not the name "0".
+    numbered = [
+        name
+        for name in missing
+        for column in columns
+        if not isinstance(column, str) and str(column) == name
+    ]
     labels = [str(c) for c in columns]
     near = {
         name: label
@@ -674,13 +715,21 @@ def spelled_otherwise(
         for label in labels
         if label != name and bare(label) == bare(name)
     }
-    if not near:
-        return ""
-    pairs = ", ".join(f"{name!r} is {label!r}" for name, label in near.items())
-    return (
-        f"{pairs} in {argument} (a byte-order mark, spaces or letter case: rename the column, or "
-        "read the file with encoding='utf-8-sig' and skipinitialspace=True)"
-    )
+    parts = []
+    if numbered:
+        shown = ", ".join(repr(name) for name in numbered)
+        parts.append(
+            f"{shown} {'is a column' if len(numbered) == 1 else 'are columns'} of {argument} "
+            "labelled by a number, not by text: name the columns with text "
+            f"({argument}.columns = {argument}.columns.astype(str))"
+        )
+    if near:
+        pairs = ", ".join(f"{name!r} is {label!r}" for name, label in near.items())
+        parts.append(
+            f"{pairs} in {argument} (a byte-order mark, spaces or letter case: rename the column, "
+            "or read the file with encoding='utf-8-sig' and skipinitialspace=True)"
+        )
+    return "; ".join(parts)
 
 
 def complete_rows(table: ColumnTable) -> NDArray[np.bool_]:
