@@ -659,3 +659,24 @@ def test_a_column_of_numbers_with_stray_text_is_a_factor_with_a_warning(table):
         g.fit("use ~ age + (1 | district)", table.assign(age=commas))
     said = [str(w.message) for w in caught if "is read as a factor" in str(w.message)]
     assert len(said) == 1 and "decimal comma" in said[0]
+
+
+def test_dask_warns_of_text_meant_as_numbers_as_in_memory(client, integer_districts):
+    dd = pytest.importorskip("dask.dataframe")
+    age = integer_districts["age"]
+    cases = {
+        "decimal comma": age.astype(str).str.replace(".", ",", regex=False),
+        "is not a number": age.astype(object).where(~age.index.isin([5, 6]), "?"),
+    }
+    for said, column in cases.items():
+        frame = integer_districts.assign(age=column)
+        with warnings.catch_warnings(record=True) as memory_caught:
+            warnings.simplefilter("always")
+            memory = g.fit("use ~ age + (1 | district)", frame)
+        with warnings.catch_warnings(record=True) as dask_caught:
+            warnings.simplefilter("always")
+            fitted = g.fit("use ~ age + (1 | district)", dd.from_pandas(frame, npartitions=3))
+        for caught, result in ((memory_caught, memory), (dask_caught, fitted)):
+            texts = [str(w.message) for w in caught if "is read as a factor" in str(w.message)]
+            assert len(texts) == 1 and said in texts[0], texts
+            assert [w for w in result.warnings if "is read as a factor" in w] == texts

@@ -28,14 +28,17 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from glmm_binomial.diagnostics import FitWarning
 from glmm_binomial.distributed.crossed import crossed_plan
 from glmm_binomial.model.design import (
     DesignInfo,
     RandomSpec,
     check_width,
+    decimal_comma_warning,
     factor_response_levels,
     factor_terms,
     group_codes,
+    stray_text_warning,
     value_variables,
 )
 from glmm_binomial.model.formula import ParsedFormula
@@ -43,9 +46,11 @@ from glmm_binomial.model.frame import (
     ColumnReading,
     column_kind,
     column_traits,
+    decimal_comma_label,
     factor_levels,
     label_keys,
     read_like,
+    stray_text_labels,
     too_few_rows_message,
 )
 from glmm_binomial.model.transforms import materialize
@@ -149,6 +154,18 @@ def learn(
         for v in factor_vars
     }
     readings = tuple(ColumnReading(v, kinds[v], tuple(categories.get(v, ()))) for v in read_vars)
+    # Text almost surely meant as numbers, warned of as in memory (design.reading_warnings; the
+    # rows holding a stray label are not counted here).
+    reading: list[FitWarning] = []
+    for v in factor_vars:
+        if kinds[v] != "factor" or isinstance(dtypes[v], pd.CategoricalDtype):
+            continue
+        comma = decimal_comma_label(categories[v])
+        stray = stray_text_labels(categories[v])
+        if comma is not None:
+            reading.append(decimal_comma_warning(v, len(categories[v]), comma))
+        elif stray:
+            reading.append(stray_text_warning(v, len(categories[v]), stray))
     response_levels = None
     if simple_factor_response:
         present = learned[f"unique:{response.successes}"]
@@ -198,6 +215,7 @@ def learn(
         columns=readings,
         response_levels=response_levels,
         weights_column=weights,
+        warnings=tuple(reading),
     )
     return Learned(
         design, partition_variable, crossed_groups, int(learned["rows"]), n_complete, used

@@ -357,5 +357,5 @@ def result_design(
         design,
         kept_columns=tuple(start.kept),
         dropped_columns=tuple(dropped),
-        warnings=(rank_deficiency_warning(dropped),) if dropped else (),
+        warnings=design.warnings + ((rank_deficiency_warning(dropped),) if dropped else ()),
     )

@@ -641,6 +641,49 @@ def fit_rows(
     )
 
 
+def decimal_comma_warning(name: str, n_levels: int, label: str) -> FitWarning:
+    """The warning for a column of text of numbers with decimal commas, read as a factor."""
+    # R reads such text as labels too, but a factor of numbers was hardly meant.
+    return FitWarning(
+        f"column {name!r} is read as a factor of {n_levels} levels: its text reads as "
+        f"numbers written with a decimal comma ({label!r}), which are labels, as in R; for "
+        "numbers give a decimal point (pandas: read_csv(..., decimal=',') or "
+        ".str.replace(',', '.').astype(float); the command line: --decimal ,)"
+    )
+
+
+def stray_text_warning(
+    name: str, n_levels: int, stray: Sequence[str], n_rows: int | None = None
+) -> FitWarning:
+    """The warning for a column of numbers with one or two labels of text (`stray`, held by
+    `n_rows` rows when known), read as a factor."""
+    shown = " and ".join(repr(label) for label in stray)
+    rows = "" if n_rows is None else f", {n_rows} row{'s' if n_rows > 1 else ''}"
+    return FitWarning(
+        f"column {name!r} is read as a factor of {n_levels} levels, as R reads it, because "
+        f"{len(stray)} of its labels {'is' if len(stray) == 1 else 'are'} not a number "
+        f"({shown}{rows}); for numbers fix or drop that text "
+        f"(pd.to_numeric(data[{name!r}], errors='coerce') makes it missing)"
+    )
+
+
+def reading_warnings(
+    frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
+) -> list[FitWarning]:
+    """Warnings for columns of `table` read as factors (not given as categoricals by `frame`)
+    whose text was almost surely meant as numbers: decimal commas, or a stray label of text;
+    one warning per column."""
+    out = []
+    commas = decimal_comma_factors(frame, table, kinds)
+    for name, n_levels, label in commas:
+        out.append(decimal_comma_warning(name, n_levels, label))
+    said = {comma[0] for comma in commas}
+    for name, n_levels, stray, n_rows in number_text_factors(frame, table, kinds):
+        if name not in said:
+            out.append(stray_text_warning(name, n_levels, stray, n_rows))
+    return out
+
+
 def no_information(cause: str) -> ValueError:
     """The error for data whose every row has zero trials (or weight): without it the fit
     would end with every estimate at its start, flagged only as not converged."""
@@ -711,30 +754,9 @@ def build_model(
             f"response cbind({parsed.response.successes}, {parsed.response.failures}) has zero "
             "trials (successes + failures) on every row used"
         )
-    fit_warnings: list[FitWarning] = []
-    commas = decimal_comma_factors(rows.frame, sub, kinds)
-    for name, n_levels, label in commas:
-        # R reads such text as labels too, but a factor of numbers was hardly meant.
-        comma = FitWarning(
-            f"column {name!r} is read as a factor of {n_levels} levels: its text reads as "
-            f"numbers written with a decimal comma ({label!r}), which are labels, as in R; for "
-            "numbers give a decimal point (pandas: read_csv(..., decimal=',') or "
-            ".str.replace(',', '.').astype(float); the command line: --decimal ,)"
-        )
-        comma.emit(stacklevel=3)
-        fit_warnings.append(comma)
-    for name, n_levels, stray, n_rows in number_text_factors(rows.frame, sub, kinds):
-        if any(name == comma[0] for comma in commas):
-            continue  # said already
-        shown = " and ".join(repr(label) for label in stray)
-        text = FitWarning(
-            f"column {name!r} is read as a factor of {n_levels} levels, as R reads it, because "
-            f"{len(stray)} of its labels {'is' if len(stray) == 1 else 'are'} not a number "
-            f"({shown}, {n_rows} row{'s' if n_rows > 1 else ''}); for numbers fix or drop that "
-            f"text (pd.to_numeric(data[{name!r}], errors='coerce') makes it missing)"
-        )
-        text.emit(stacklevel=3)
-        fit_warnings.append(text)
+    fit_warnings = reading_warnings(rows.frame, sub, kinds)
+    for warning in fit_warnings:
+        warning.emit(stacklevel=3)
     counts_warning = noninteger_counts_warning(successes, trials, sub.index)
     if counts_warning is not None:
         counts_warning.emit(stacklevel=3)

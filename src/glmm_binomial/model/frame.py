@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,6 +62,8 @@ __all__ = [
     "column_traits",
     "complete_rows",
     "decimal_comma_factors",
+    "decimal_comma_label",
+    "stray_text_labels",
     "number_text_factors",
     "drop_unused_categories",
     "factor_codes",
@@ -637,55 +639,77 @@ def read_table(
 _DECIMAL_COMMA_RE = re.compile(r"\s*[-+]?\d+(,\d+)?\s*")
 
 
+def decimal_comma_label(labels: Sequence[object]) -> str | None:
+    """One label written with a decimal comma when every one of `labels` reads as a number so
+    written ("18,44"; whole numbers allowed, at least one comma); None otherwise."""
+    texts = [str(label) for label in labels]
+    with_comma = [text for text in texts if "," in text]
+    if with_comma and all(_DECIMAL_COMMA_RE.fullmatch(text) for text in texts):
+        return with_comma[0].strip()
+    return None
+
+
+STRAY_TEXT_MIN_NUMBERS = 10
+"""stray_text_labels: a factor is looked at when at least this many of its labels read as
+numbers (a factor of a few numeric codes and some words is a factor)."""
+STRAY_TEXT_MAX = 2
+"""stray_text_labels: and when at most this many of its labels do not."""
+
+
+def stray_text_labels(labels: Sequence[object]) -> list[str]:
+    """The labels that are not numbers when the others are (at least STRAY_TEXT_MIN_NUMBERS
+    numbers, at most STRAY_TEXT_MAX others: a typo, a "?" or "." for a missing value); []
+    otherwise."""
+    texts = np.array([str(label) for label in labels], dtype=object)
+    numbers = np.asarray(pd.to_numeric(texts, errors="coerce"), dtype=np.float64)
+    stray = texts[np.isnan(numbers)]
+    if len(texts) - len(stray) >= STRAY_TEXT_MIN_NUMBERS and 0 < len(stray) <= STRAY_TEXT_MAX:
+        return [str(text) for text in stray]
+    return []
+
+
+def _read_factors(
+    frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
+) -> Iterator[tuple[str, pd.Series, list[object]]]:
+    """The columns of `table` read as factors that `frame` did not give as categoricals, with
+    their labels."""
+    for name, kind in kinds.items():
+        if kind != "factor" or isinstance(frame[name].dtype, pd.CategoricalDtype):
+            continue
+        column = table[name]
+        dtype = column.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            yield name, column, list(dtype.categories)
+
+
 def decimal_comma_factors(
     frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
 ) -> list[tuple[str, int, str]]:
     """The columns of ``table`` read as factors whose every level reads as a number written
-    with a decimal comma ("18,44"; whole numbers allowed, at least one comma), though ``frame``
-    did not give them as categoricals: (name, number of levels, one such label). R reads such
-    text as labels too; the caller warns, since a number was almost surely meant."""
+    with a decimal comma (decimal_comma_label), though ``frame`` did not give them as
+    categoricals: (name, number of levels, one such label). R reads such text as labels too;
+    the caller warns, since a number was almost surely meant."""
     out: list[tuple[str, int, str]] = []
-    for name, kind in kinds.items():
-        if kind != "factor" or isinstance(frame[name].dtype, pd.CategoricalDtype):
-            continue
-        dtype = table[name].dtype
-        if not isinstance(dtype, pd.CategoricalDtype):
-            continue
-        labels = [str(c) for c in dtype.categories]
-        with_comma = [label for label in labels if "," in label]
-        if with_comma and all(_DECIMAL_COMMA_RE.fullmatch(label) for label in labels):
-            out.append((name, len(labels), with_comma[0].strip()))
+    for name, _, labels in _read_factors(frame, table, kinds):
+        label = decimal_comma_label(labels)
+        if label is not None:
+            out.append((name, len(labels), label))
     return out
-
-
-STRAY_TEXT_MIN_NUMBERS = 10
-"""number_text_factors: a factor is looked at when at least this many of its labels read as
-numbers (a factor of a few numeric codes and some words is a factor)."""
-STRAY_TEXT_MAX = 2
-"""number_text_factors: and when at most this many of its labels do not."""
 
 
 def number_text_factors(
     frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
 ) -> list[tuple[str, int, list[str], int]]:
     """The columns of ``table`` read as factors, though ``frame`` did not give them as
-    categoricals, whose labels are numbers but for one or two (a typo, a "?" or "." for a
-    missing value): (name, number of levels, the labels that are not numbers, the rows that
-    hold them). R reads such a column as labels too; the caller warns, since numbers were
-    almost surely meant."""
+    categoricals, whose labels are numbers but for one or two (stray_text_labels): (name,
+    number of levels, the labels that are not numbers, the rows that hold them). R reads such
+    a column as labels too; the caller warns, since numbers were almost surely meant."""
     out: list[tuple[str, int, list[str], int]] = []
-    for name, kind in kinds.items():
-        if kind != "factor" or isinstance(frame[name].dtype, pd.CategoricalDtype):
-            continue
-        column = table[name]
-        if not isinstance(column.dtype, pd.CategoricalDtype):
-            continue
-        labels = np.array([str(c) for c in column.dtype.categories], dtype=object)
-        numbers = np.asarray(pd.to_numeric(labels, errors="coerce"), dtype=np.float64)
-        stray = labels[np.isnan(numbers)]
-        if len(labels) - len(stray) >= STRAY_TEXT_MIN_NUMBERS and 0 < len(stray) <= STRAY_TEXT_MAX:
+    for name, column, labels in _read_factors(frame, table, kinds):
+        stray = stray_text_labels(labels)
+        if stray:
             rows = int(np.isin(np.asarray(column.astype(str), dtype=object), stray).sum())
-            out.append((name, len(labels), [str(v) for v in stray], rows))
+            out.append((name, len(labels), stray, rows))
     return out
 
 
