@@ -598,3 +598,19 @@ def test_poor_mixing_is_reported() -> None:
         warnings.simplefilter("ignore")
         result = g.fit(formula, datasets.load(data), method="mcmc", draws=8, warmup=0, seed=1)
     assert any("effective sample size below 400" in w for w in result.warnings)
+
+
+def test_a_posterior_with_poor_diagnostics_is_still_summarized() -> None:
+    # Few draws: R-hat warns, but the draws still summarize the posterior (the random
+    # effects' table was NA, as for an optimizer stopped short, beside the fixed effects).
+    formula, data = CASES["cbpp"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", g.ConvergenceWarning)
+        result = g.fit(
+            formula, datasets.load(data), method="mcmc", draws=50, warmup=20, chains=2, seed=1
+        )
+    assert not result.converged and any("R-hat" in w for w in result.warnings)
+    text = str(result.summary())
+    sd = result.varcorr["std_dev"].iloc[0]
+    assert f"{sd:.4f}" in text and "not an estimate" not in text
+    assert "Warning: R-hat above 1.01" in text

@@ -105,7 +105,11 @@ class _Parts:
             index=["Min", "1Q", "Median", "3Q", "Max"],
         )
         warnings = [str(w) for w in result.warnings]
-        estimated = result.converged or result.limit_verified
+        # Posterior draws summarize the posterior whatever their diagnostics say (R-hat and
+        # ESS warn of imprecision); an optimizer's stopping point that is not an optimum does
+        # not estimate anything.
+        estimated = result.converged or result.limit_verified or result.posterior is not None
+        self.estimated = estimated
         if not estimated and not any("converge" in w for w in warnings):
             warnings.append("the optimizer did not report convergence")
         self.warnings = tuple(warnings)
@@ -126,7 +130,7 @@ class _Parts:
         corr_cols = [c for c in vc.columns if c.startswith("corr_")]
         for c in corr_cols:
             table[c.replace("corr_", "Corr.")] = vc[c].astype(float)
-        if not (self.result.converged or self.result.limit_verified):
+        if not self.estimated:
             # Where the optimizer stopped is not an estimate (a separated fit whose end was not
             # verified may not have moved the variance from its start of 1).
             table.loc[:, table.columns[2:]] = np.nan
@@ -216,7 +220,7 @@ class _Parts:
                 lines.append(f"Warning: {message}")
             if self.result.limit_verified:
                 lines.append("(NA: no finite estimate, the values are points on a diverging path)")
-            elif not self.result.converged:
+            elif not self.estimated:
                 lines.append("(NA: not an estimate, the fit did not converge)")
         return "\n".join(lines)
 
