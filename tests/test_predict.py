@@ -684,3 +684,11 @@ def test_allow_new_levels_false_refuses_new_levels_as_lme4(two_terms):
     )
     with pytest.warns(NewLevelsWarning):
         fitted.predict(new, allow_new_levels=True)
+
+
+def test_re_form_of_a_fit_without_a_formula(two_terms):
+    _, fitted, _ = two_terms
+    numeric = g.fit_model(fitted.model)
+    np.testing.assert_array_equal(numeric.predict(re_form=" ~ 0 "), numeric.predict(re="exclude"))
+    with pytest.raises(ValueError, match="re_form needs a model fitted from a formula"):
+        numeric.predict(re_form="~(1 | district)")

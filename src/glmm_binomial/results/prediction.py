@@ -160,7 +160,7 @@ def blocks_of_re_form(design: DesignInfo | None, re_form: Any) -> tuple[int, ...
             f"'~(1 | g)', or '~0' / 'NA' for none, got {re_form!r}"
         )
     text = re_form.strip()
-    if text == "NA":
+    if text == "NA" or "".join(text.split()) in ("~0", "~-1", "~0-1", "~-1+0"):
         return ()
     if not text.startswith("~"):
         raise ValueError(f"re_form must be a one-sided formula starting with '~', got {re_form!r}")
