@@ -63,6 +63,8 @@ def test_the_aliases_only_forward(cbpp_fit):
     for kind in ("deviance", "pearson", "response", "working"):
         np.testing.assert_array_equal(getattr(cbpp_fit, f"resid_{kind}"), cbpp_fit.resid(kind))
     assert cbpp_fit.isSingular() is cbpp_fit.singular
+    pd.testing.assert_series_equal(cbpp_fit.fe_params, cbpp_fit.params)
+    pd.testing.assert_series_equal(cbpp_fit.bse_fe, cbpp_fit.bse)
     assert cbpp_fit.ngrps() == cbpp_fit.ngroups == {"herd": 15}
 
 

@@ -14,6 +14,7 @@ logLik()            lme4          = loglik
 params              package,      fixed effects (log-odds scale), a Series
                     statsmodels
 fixef()             lme4          = params
+fe_params           statsmodels   = params (MixedLM's name)
 varcorr             package       variance components: SDs, variances, correlations
 VarCorr             lme4          = varcorr (a property here, a function in lme4)
 fitted()            package,      fitted probabilities, random effects at their
@@ -32,6 +33,7 @@ tvalues             statsmodels   = zvalues: statsmodels' GLM results call their
                                   statistics tvalues too; they are z statistics here
 pvalues, bse        statsmodels   two-sided normal p-values of zvalues; standard errors
                                   (the package's only names for them)
+bse_fe              statsmodels   = bse (MixedLM's name)
 conf_int(alpha)     statsmodels   Wald intervals of the fixed effects at level 1 - alpha
                                   (conf_level= also accepted): columns ci_lower, ci_upper;
                                   = fixed_effects_table(conf_level)[["ci_lower", "ci_upper"]]
@@ -105,6 +107,8 @@ class ResultAliases:
         @property
         def params(self) -> pd.Series: ...
         @property
+        def bse(self) -> pd.Series: ...
+        @property
         def varcorr(self) -> pd.DataFrame: ...
         @property
         def zvalues(self) -> pd.Series: ...
@@ -131,6 +135,16 @@ class ResultAliases:
     def fixef(self) -> pd.Series:
         """lme4's name for `params`."""
         return self.params
+
+    @property
+    def fe_params(self) -> pd.Series:
+        """statsmodels MixedLM's name for `params`."""
+        return self.params
+
+    @property
+    def bse_fe(self) -> pd.Series:
+        """statsmodels MixedLM's name for `bse`."""
+        return self.bse
 
     @property
     def VarCorr(self) -> pd.DataFrame:  # noqa: N802 - lme4's name
