@@ -745,3 +745,25 @@ def test_a_separated_fit_is_verified_off_its_diverging_path():
     reference = g.fit("y ~ f + (1 | g)", mixed)
     assert result.loglik == pytest.approx(reference.loglik, abs=1e-8)
     np.testing.assert_allclose(result.theta, reference.theta, rtol=1e-5)
+
+
+def test_a_warm_start_stalled_on_a_separating_path_is_reported():
+    # bench/fuzz_separation.py --only 746 --warm: d = 1 on two rows, both successes, in a
+    # group with a large effect. Started from the fit without d, the cloglog search stopped at
+    # d = 2.8 (SE 212), "converged" without a warning: the two rows' mean was 1 - 1e-15 with
+    # their group's effect added, the gradient gone in double precision, while the fixed-part
+    # screens saw nothing large.
+    data = pd.read_csv(REFERENCE_DIR / "cloglog_warm_stall.csv")
+    structure = "(1 | g) + (1 | g:h)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reduced = g.fit(f"y ~ x + f + {structure}", data[data["d"] == 0], link="cloglog")
+        start = {
+            "theta": reduced.theta,
+            "fixef": np.concatenate([reduced.params.to_numpy()[:1], [0.0], reduced.params[1:]]),
+        }
+        full = g.fit(f"y ~ d + x + f + {structure}", data, link="cloglog", start=start)
+    assert full.diverging == ["d"]
+    assert any("quasi-complete separation" in w and "for d;" in w for w in full.warnings)
+    assert full.limit_verified
+    assert full.loglik == pytest.approx(reduced.loglik, abs=1e-6)

@@ -975,6 +975,9 @@ def finish_fit(
         control.separation_screen,
         control.column_runaway_screen,
         control.fixed_separation_screen,
+        # A coefficient under a proper prior has a finite mode: with one, the fixed part's
+        # screens alone (they look at the unpenalized coefficients only).
+        mode.eta if under_prior is None or not under_prior.any() else None,
     )
     if deviance_and_gradient is not None and isinstance(separation[1], Separation):
         estimates = verified_off_path(

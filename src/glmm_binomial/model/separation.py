@@ -356,9 +356,26 @@ def saturated_rows(data: ModelData, beta: FloatArray, limit: float) -> bool:
     beyond the probabilities of log-odds -limit and +limit, read on data's link: a probit
     (+-5.9 for limit 20) or cloglog fit (+3.0) stalls on a separating path long before a
     coefficient moves its predictor by `limit`, and a diverging path always saturates a row."""
-    low, high = saturation_bounds(data.family, limit)
-    eta = data.x @ beta
+    return saturated_eta(data.family, data.x @ beta, limit)
+
+
+def saturated_eta(family: Family, eta: FloatArray, limit: float) -> bool:
+    """Some value of the linear predictor `eta` lies beyond the link's values at log-odds
+    -limit and +limit (saturation_bounds)."""
+    low, high = saturation_bounds(family, limit)
     return bool(np.any((eta < low) | (eta > high)))
+
+
+def stalled_separation(data: ModelData, conditional_eta: FloatArray | None, limit: float) -> bool:
+    """A search that stalled on a separating path with the random effects' help: some row's
+    conditional linear predictor (random effects at their modes) is saturated on the link
+    while its fixed part is not, and the fixed effects separate the response (the linear
+    program, run only then). A cloglog fit started near the path (a warm start) stops with a
+    separating coefficient of 2.8, its rows' mean 1 - 1e-15 once their group's effect is
+    added: the gradient has vanished in double precision before any coefficient looks large."""
+    if conditional_eta is None or not saturated_eta(data.family, conditional_eta, limit):
+        return False
+    return bool(detect_separation(data.x, data.successes, data.trials).coefficients)
 
 
 def saturation_bounds(family: Family, limit: float) -> tuple[float, float]:
@@ -446,6 +463,7 @@ def separation_found(
     limit: float,
     column_limit: float | None = None,
     fixed_limit: float | None = None,
+    conditional_eta: FloatArray | None = None,
 ) -> tuple[tuple[FitWarning, ...], Separation]:
     """Warnings about estimates that run away (separation), and what was found: the
     fixed-effect columns that have no finite estimate, whether the fixed effects separate every
@@ -457,9 +475,13 @@ def separation_found(
     (runaway_columns): the limit of the likelihood as that SD grows can lie below a large but
     finite optimum, which a far larger SD is not; None: never reported. fixed_limit: the fixed
     part's screen (coefficients and rows' fixed-effect predictors) when it differs from the
-    random effects' `limit`."""
+    random effects' `limit`. conditional_eta: the rows' linear predictor with the random
+    effects at their modes; where it saturates on the link (saturated_eta) the fixed effects'
+    linear program runs too (``stalled_separation``)."""
     fixed_limit = limit if fixed_limit is None else fixed_limit
-    divergent = looks_divergent(data, beta, fixed_limit)
+    divergent = looks_divergent(data, beta, fixed_limit) or stalled_separation(
+        data, conditional_eta, fixed_limit
+    )
     runaway = runaway_blocks(data, theta, limit)
     if not divergent and not runaway:
         return (), NO_SEPARATION
