@@ -321,7 +321,7 @@ def make_case(
         good = {
             "specs": specs,
             "type": pick(rng, ["link", "response"]),
-            "level": pick(rng, [0.95, 0.9]),
+            "conf_level": pick(rng, [0.95, 0.9]),
         }
         others = [f for f in fit.factors if f != specs and not isinstance(specs, list)]
         if others and rng.random() < 0.3:
@@ -333,7 +333,7 @@ def make_case(
         pools: dict[str, list[Any]] = {
             "specs": BAD_NAMES,
             "type": ["bogus", 1, None],
-            "level": BAD_LEVELS,
+            "conf_level": BAD_LEVELS,
             "at": [
                 {"nope": [1.0]},
                 {fit.numerics[0]: ["a"]} if fit.numerics else {"x": 1},
@@ -358,24 +358,27 @@ def make_case(
                     "adjust": pick(rng, ["tukey", "holm", "none", "sidak"]),
                     "reverse": bool(rng.random() < 0.5),
                 },
-                {"adjust": ["bogus", 1], "type": ["bogus"], "level": EMM_LEVELS},
+                {"adjust": ["bogus", 1], "type": ["bogus"], "conf_level": EMM_LEVELS},
                 p_bad,
             )
             return Case(f"pairs{emm_args}{pargs}", lambda: g.pairs(emm(), **pargs), bad)
         # No factor of these fits has 7 levels: the wrong number of weights.
         weights = {"a": list(rng.normal(size=7).round(2))}
-        method = pick(rng, ["pairwise", "revpairwise", "trt.vs.ctrl", "dict"])
+        method = pick(
+            rng,
+            ["pairwise", "revpairwise", "trt.vs.ctrl", "consec", "eff", "del.eff", "poly", "dict"],
+        )
         cargs, bad = with_bad(
             rng,
             {
                 "method": method if method != "dict" else "pairwise",
-                "adjust": pick(rng, [None, "holm", "bonferroni", "dunnettx"]),
+                "adjust": pick(rng, [None, "holm", "bonferroni", "dunnettx", "mvt", "fdr"]),
                 **({"ref": 0} if method == "trt.vs.ctrl" and rng.random() < 0.5 else {}),
             },
             {
                 "method": ["bogus", weights, {"a": ["x"]}, 4],
                 "adjust": ["bogus"],
-                "level": EMM_LEVELS,
+                "conf_level": EMM_LEVELS,
                 # ref names trt.vs.ctrl's control only (emmeans ignores it otherwise).
                 **({"ref": [99, "nope", -1]} if method == "trt.vs.ctrl" else {}),
             },
@@ -390,13 +393,13 @@ def make_case(
             kind = "r2"
         else:
             specs = pick(rng, list(fit.factors)) if fit.factors else fit.numerics[0]
-            good = {"specs": specs, "var": fit.numerics[0], "level": 0.95}
+            good = {"specs": specs, "var": fit.numerics[0], "conf_level": 0.95}
             args, bad = with_bad(
                 rng,
                 good,
                 {
                     "var": ["nope", 3, *fit.factors[:1]],
-                    "level": BAD_LEVELS,
+                    "conf_level": BAD_LEVELS,
                     "delta": [0.0, "a", float("nan")],
                 },
                 p_bad,

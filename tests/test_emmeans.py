@@ -479,7 +479,7 @@ def test_vb_fit_says_posterior_means() -> None:
         (lambda r: emtrends(r, "period", var="period"), "var"),
         (lambda r: emtrends(r, "period", var="size"), "var"),
         (lambda r: pairs(emmeans(r, "period"), adjust="scheffe"), "adjust"),
-        (lambda r: contrast(emmeans(r, "period"), "eff"), "method"),
+        (lambda r: contrast(emmeans(r, "period"), "effects"), "method"),
         (lambda r: contrast(emmeans(r, "period"), {"a": [1, -1]}), "method"),
         # Found by bench/fuzz_workflow.py: weights that are not numbers.
         (lambda r: contrast(emmeans(r, "period"), {"a": ["x", 1, 0, 0]}), "method"),
@@ -720,3 +720,68 @@ def test_a_relevelled_factor_of_numbers_is_a_factor_in_its_new_order() -> None:
     )
     contrasts = g.avg_comparisons(relevelled, variables="kids")
     assert list(contrasts["contrast"]) == ["0 - 2", "1 - 2", "3 - 2"]
+
+
+CONTRASTS = load_reference("emmeans_contrasts")
+
+
+def emmeans_means(case: str) -> EMMeans:
+    """EMMeans with emmeans' own link-scale means and covariance (emmeans_contrasts.json)."""
+    means = CONTRASTS[case]["means"]
+    grid = pd.DataFrame(means["grid"])
+    k = len(means["emmean"])
+    by = ("urban",) if "urban" in grid else ()
+    return EMMeans(
+        grid=grid,
+        linfct=np.eye(k),
+        beta=np.array(means["emmean"]),
+        vcov=np.array(means["vcov"]),
+        offset=np.zeros(k),
+        specs=(grid.columns[0],),
+        by=by,
+        type="link",
+        link=BINOMIAL_LOGIT,
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "method", "adjust"),
+    [
+        ("cbpp", "consec", "consec", None),
+        ("cbpp", "eff", "eff", None),
+        ("cbpp", "del_eff", "del.eff", None),
+        ("cbpp", "poly", "poly", None),
+        ("cbpp", "trt_mvt", "trt.vs.ctrl", "mvt"),
+        ("contraception_by", "consec", "consec", None),
+    ],
+)
+def test_contrast_families_match_emmeans(case, key, method, adjust) -> None:
+    ours = contrast(emmeans_means(case), method, adjust=adjust)
+    theirs = CONTRASTS[case][key]
+    assert list(ours["contrast"]) == theirs["contrast"]
+    assert ours.attrs["adjust"] == theirs["adjust"]
+    np.testing.assert_allclose(ours["estimate"], theirs["estimate"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=1e-10)
+    np.testing.assert_allclose(ours["z"], theirs["z"], rtol=1e-10)
+    if theirs["adjust"] == "mvt":
+        # mvtnorm integrates with a random seed to 1e-3; emmeans' multiplier to about as much.
+        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=0, atol=5e-4)
+        np.testing.assert_allclose(ours["ci_lower"], theirs["lower"], rtol=0, atol=3e-3)
+        np.testing.assert_allclose(ours["ci_upper"], theirs["upper"], rtol=0, atol=3e-3)
+    else:
+        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=1e-8)
+        np.testing.assert_allclose(ours["ci_lower"], theirs["lower"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ours["ci_upper"], theirs["upper"], rtol=1e-10, atol=1e-12)
+
+
+def test_poly_contrasts_are_emmeans_integers() -> None:
+    from glmm_binomial.results.emmeans import poly_contrasts
+
+    assert poly_contrasts(4).tolist() == [[-3, -1, 1, 3], [1, -1, -1, 1], [-1, 3, -3, 1]]
+    assert poly_contrasts(12)[1].tolist() == [55, 25, 1, -17, -29, -35, -35, -29, -17, 1, 25, 55]
+    assert poly_contrasts(9).shape == (6, 9)  # degrees up to 6, as emmeans' max.degree
+    # Orthogonal, and each a contrast.
+    coef = poly_contrasts(7)
+    gram = coef @ coef.T
+    np.testing.assert_array_equal(gram, np.diag(np.diag(gram)))
+    np.testing.assert_array_equal(coef.sum(axis=1), 0)

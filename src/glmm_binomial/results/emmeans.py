@@ -105,7 +105,12 @@ BIAS_STEP = 0.001
 """Step of the central differences of h' in the bias adjustment (emmeans' 1000 * (f(eta +
 .0005) - f(eta - .0005)))."""
 
-METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl")
+METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl", "consec", "eff", "del.eff", "poly")
+
+POLY_NAMES = ("linear", "quadratic", "cubic", "quartic")
+"""Names of poly contrasts' degrees 1-4 (emmeans'; "degree 5" and on after them)."""
+POLY_MAX_DEGREE = 6
+"""The highest degree of poly contrasts (emmeans' default max.degree)."""
 TYPES = ("link", "response")
 
 _PARENS = re.compile(r"-|\+|/|\*")  # emmeans' option parens: such levels are parenthesized
@@ -710,10 +715,57 @@ def _family(
             rows.append(c)
             names.append(f"{labels[i]} - {labels[control]}")
         return np.array(rows).reshape(len(rows), k), names, "dunnettx", False
+    if method == "consec":
+        for i in range(1, k):
+            c = np.zeros(k)
+            c[i], c[i - 1] = 1.0, -1.0
+            rows.append(c)
+            names.append(f"{labels[i]} - {labels[i - 1]}")
+        return np.array(rows).reshape(len(rows), k), names, "mvt", False
+    if method in ("eff", "del.eff"):
+        for i in range(k):
+            c = np.full(k, -1.0 / k)
+            c[i] += 1.0
+            # del.eff: each level against the mean of the others.
+            rows.append(c / c[i] if method == "del.eff" else c)
+            names.append(f"{labels[i]} effect")
+        return np.array(rows).reshape(len(rows), k), names, "fdr", False
+    if method == "poly":
+        coef = poly_contrasts(k)
+        names = [
+            POLY_NAMES[d] if d < len(POLY_NAMES) else f"degree {d + 1}" for d in range(len(coef))
+        ]
+        return coef, names, "none", False
     raise ValueError(
         f"method must be one of {', '.join(map(repr, METHODS))} or a dict of weight vectors, "
         f"got {method!r}"
     )
+
+
+def poly_contrasts(k: int) -> FloatArray:
+    """emmeans' poly contrasts of k equally spaced levels: the orthogonal polynomials of
+    degree 1 to min(POLY_MAX_DEGREE, k - 1) on 1..k (R's poly()), each scaled to small
+    integers as emmeans scales them (by its least positive entry, then by its largest
+    distance from an integer until that is at most 0.05), one row per degree."""
+    x = np.arange(1.0, k + 1.0)
+    degree = min(POLY_MAX_DEGREE, k - 1)
+    basis = [np.ones(k)]
+    rows = []
+    for d in range(1, degree + 1):
+        # x^d less its projection on the lower degrees: R's poly() column, up to scale (its
+        # leading coefficient positive).
+        column = x**d
+        for b in basis:
+            column = column - (column @ b) / (b @ b) * b
+        basis.append(column)
+        unit = column / np.sqrt(column @ column)  # R's poly() column itself
+        con = unit / np.min(unit[unit > 0.01])
+        off = np.max(np.abs(con - np.round(con)))
+        while off > 0.05:
+            con = con / off
+            off = np.max(np.abs(con - np.round(con)))
+        rows.append(np.round(con))
+    return np.array(rows).reshape(degree, k)
 
 
 def contrast(
@@ -733,9 +785,13 @@ def contrast(
     method: "pairwise" (earlier minus later level; default adjustment "tukey"),
     "revpairwise", "trt.vs.ctrl" (each level minus the control ``ref``, the first level by
     default, else the level labelled ``ref`` or at position ``ref``; default adjustment
-    "dunnettx") or a dict {name: weights} (default "none").
-    adjust: "tukey", "dunnettx", "sidak", "holm", "bonferroni" or "none" (Tukey on a family
-    that is not pairwise becomes Sidak, as in emmeans; a single contrast is not adjusted).
+    "dunnettx"), "consec" (each level minus the one before; "mvt"), "eff" (each level minus
+    the mean of all; "fdr"), "del.eff" (each level minus the mean of the others; "fdr"),
+    "poly" (orthogonal polynomial contrasts of equally spaced levels, in emmeans' integer
+    scaling: linear, quadratic, ..; "none") or a dict {name: weights} (default "none").
+    adjust: "tukey", "dunnettx", "mvt", "sidak", "holm", "fdr", "bonferroni" or "none" (Tukey
+    on a family that is not pairwise becomes Sidak, as in emmeans; a single contrast is not
+    adjusted; glmm_binomial.results.multiplicity).
     type: "link" or "response" (default: the means' type); on the response scale of a logit
     model true contrasts are odds ratios (column ``odds_ratio``, with z and p from the log
     scale), else differences (column ``estimate``). Columns: contrast, the by columns, the
@@ -791,6 +847,7 @@ def contrast(
     link = emm.link
     blocks = []
     estimates, std_errors, labels_out = [], [], []
+    covariances: list[FloatArray] = []
     by_values: list[list[Any]] = []
     family_size = sizes.pop()
     adjust_used = adjust
@@ -808,6 +865,7 @@ def contrast(
         # From the coefficients' covariance: a contrast of means that do not use a
         # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
         var = transform_covariance(functions, emm.vcov, emm.limit)
+        covariances.append(var)
         estimates.append(est)
         std_errors.append(np.sqrt(np.clip(np.diag(var), 0.0, None)))
         labels_out.append(names)
@@ -833,12 +891,23 @@ def contrast(
     p_all = np.concatenate(
         [
             adjust_p_values(
-                z_all[i * n_contrasts : (i + 1) * n_contrasts], adjust_used, family_size
+                z_all[i * n_contrasts : (i + 1) * n_contrasts],
+                adjust_used,
+                family_size,
+                covariances[i],
             )
             for i in range(len(groups))
         ]
     )
-    crit = critical_value(level, adjust_used, n_contrasts, family_size)
+    # One multiplier for every by group, but for mvt, whose depends on the group's
+    # correlations (as emmeans computes it, group by group).
+    crit = np.repeat(
+        [
+            critical_value(level, adjust_used, n_contrasts, family_size, covariances[i])
+            for i in (range(len(groups)) if adjust_used == "mvt" else [0])
+        ],
+        n_contrasts if adjust_used == "mvt" else len(est_all),
+    )
     low, high = est_all - crit * se_all, est_all + crit * se_all
     ratio = out_type == "response" and link is not None and link.link == "logit" and true_contrast
     names_all = [n for group in labels_out for n in group]
@@ -863,8 +932,8 @@ def contrast(
             else f"for {n_contrasts} tests"
         )
         notes.append(f"p-value adjustment: {adjust_used} method {size_text}")
-        if adjust_used == "holm":
-            notes.append("intervals: bonferroni critical value (holm has none)")
+        if adjust_used in ("holm", "fdr"):
+            notes.append(f"intervals: bonferroni critical value ({adjust_used} has none)")
     notes.extend(n for n in emm.notes if n.startswith("method vb"))
     table: dict[str, Any] = {"contrast": names_all}
     for j, b in enumerate(by_list):

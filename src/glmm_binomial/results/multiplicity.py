@@ -6,6 +6,13 @@
   w = (n - 1)/n and m = (1 + sqrt(1 + 8 n))/2,
   F(x) = w P(R_m <= sqrt(2) x) + (1 - w) P(chi^2_1 <= x^2)^n and p = 1 - F(|z|);
 - sidak: 1 - (1 - p)^n; bonferroni: min(1, n p); holm: R's p.adjust(method = "holm");
+  fdr: R's p.adjust(method = "fdr") (Benjamini-Hochberg);
+- mvt: the exact joint adjustment of the family's correlated z statistics (emmeans' "mvt"
+  with df = Inf, mvtnorm's pmvnorm): p = P(max_j |Z_j| >= |z|), Z ~ N(0, R), R the
+  contrasts' correlation matrix, by scipy's randomized quasi-Monte Carlo (Genz) integration
+  with a fixed seed (MVT_SEED; R's mvtnorm draws a new seed each call, and its default
+  accuracy is 1e-3) to an absolute error of MVT_ABSEPS, kept between the unadjusted and the
+  Bonferroni p-value (its bounds);
 - none.
 
 The range distribution is P(R_k > q) = k int phi(z) [Phi(z)^(k-1) - (Phi(z) - Phi(z - q))^(k-1)] dz,
@@ -17,36 +24,53 @@ fractional, as dunnettx needs.
 
 Critical values for simultaneous intervals invert the same functions (brentq to 1e-12; R's
 qtukey stops at 1e-4 and emmeans' dunnettx quantile at 5e-4, so R's adjusted interval limits
-are only that accurate). Holm intervals use the Bonferroni critical value, as emmeans does.
+are only that accurate). Holm and fdr intervals use the Bonferroni critical value, as emmeans
+does; mvt's solves P(max_j |Z_j| < c) = level (brentq to MVT_XTOL on the same integral).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import integrate, optimize, special
+from scipy import integrate, optimize, special, stats
 
 __all__ = [
     "ADJUSTMENTS",
+    "MVT_ABSEPS",
+    "MVT_SEED",
+    "MVT_XTOL",
     "P_ADJUST_METHODS",
     "adjust_p_values",
+    "correlation_of",
     "critical_value",
     "dunnettx_sf",
+    "max_abs_inside",
+    "mvt_sf",
     "p_adjust",
     "range_sf",
 ]
 
 FloatArray = NDArray[np.float64]
 
-ADJUSTMENTS = ("tukey", "dunnettx", "sidak", "holm", "bonferroni", "none")
+ADJUSTMENTS = ("tukey", "dunnettx", "mvt", "sidak", "holm", "fdr", "bonferroni", "none")
 
 QUAD_RTOL = 1e-12
 """Relative tolerance of the range-distribution integral."""
 
 ROOT_XTOL = 1e-12
 """Absolute tolerance of the critical values."""
+
+MVT_SEED = 20230417
+"""Seed of the quasi-Monte Carlo integration of "mvt" (the same numbers on every call)."""
+
+MVT_ABSEPS = 1e-6
+"""Absolute error requested of each "mvt" probability (scipy's abseps and releps)."""
+
+MVT_XTOL = 1e-6
+"""Absolute tolerance of the "mvt" critical value."""
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
@@ -182,9 +206,55 @@ def _hommel(p: FloatArray) -> FloatArray:
     return out
 
 
-def adjust_p_values(z: FloatArray, adjust: str, family_size: int) -> FloatArray:
+def max_abs_inside(c: float, correlation: FloatArray) -> float:
+    """P(max_j |Z_j| < c), Z ~ N(0, correlation) (a singular correlation allowed), by scipy's
+    seeded quasi-Monte Carlo integration (MVT_SEED, MVT_ABSEPS)."""
+    n = len(correlation)
+    bound = np.full(n, c)
+    settings: dict[str, Any] = {
+        "mean": np.zeros(n),
+        "cov": correlation,
+        "allow_singular": True,
+        "abseps": MVT_ABSEPS,
+        "releps": MVT_ABSEPS,
+        "lower_limit": -bound,
+    }
+    try:
+        value = stats.multivariate_normal.cdf(
+            bound, **settings, rng=np.random.default_rng(MVT_SEED)
+        )
+    except TypeError:  # scipy before 1.15 (Pyodide's) names the generator random_state
+        value = stats.multivariate_normal.cdf(
+            bound, **settings, random_state=np.random.default_rng(MVT_SEED)
+        )
+    return float(np.clip(value, 0.0, 1.0))
+
+
+def mvt_sf(absolute: FloatArray, correlation: FloatArray) -> FloatArray:
+    """P(max_j |Z_j| >= |z|) for each |z| in `absolute` (module docstring: "mvt"), between
+    the unadjusted p-value and Bonferroni's."""
+    n = len(correlation)
+    unadjusted = 2.0 * special.ndtr(-absolute)
+    exact = np.array([1.0 - max_abs_inside(float(a), correlation) for a in absolute])
+    return np.clip(exact, unadjusted, np.minimum(n * unadjusted, 1.0))
+
+
+def correlation_of(covariance: FloatArray) -> FloatArray:
+    """The correlation matrix of a covariance matrix (a zero variance: its row and column 0,
+    its diagonal 1)."""
+    sd = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    scale = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 0.0)
+    out = covariance * np.outer(scale, scale)
+    np.fill_diagonal(out, 1.0)
+    return np.asarray(out, dtype=np.float64)
+
+
+def adjust_p_values(
+    z: FloatArray, adjust: str, family_size: int, covariance: FloatArray | None = None
+) -> FloatArray:
     """Two-sided p-values of one family of z statistics with an adjustment (module
-    docstring); family_size is the number of means for tukey (ignored otherwise)."""
+    docstring); family_size is the number of means for tukey (ignored otherwise); covariance:
+    the statistics' estimates' covariance, which "mvt" needs (their correlation)."""
     z = np.asarray(z, dtype=np.float64)
     known = ~np.isnan(z)
     if not known.all():
@@ -192,7 +262,8 @@ def adjust_p_values(z: FloatArray, adjust: str, family_size: int) -> FloatArray:
         # p.adjust counts the p-values that are not NA).
         out = np.full(len(z), np.nan)
         if known.any():
-            out[known] = adjust_p_values(z[known], adjust, family_size)
+            kept = None if covariance is None else covariance[np.ix_(known, known)]
+            out[known] = adjust_p_values(z[known], adjust, family_size, kept)
         return out
     absolute = np.abs(z)
     unadjusted = 2.0 * special.ndtr(-absolute)
@@ -212,17 +283,43 @@ def adjust_p_values(z: FloatArray, adjust: str, family_size: int) -> FloatArray:
         return np.minimum(n * unadjusted, 1.0)
     if adjust == "holm":
         return _holm(unadjusted)
+    if adjust == "fdr":
+        return p_adjust(unadjusted, "fdr")
+    if adjust == "mvt":
+        if covariance is None:
+            raise ValueError("adjust 'mvt' needs the covariance of the estimates")
+        return mvt_sf(absolute, correlation_of(covariance))
     raise ValueError(f"adjust must be one of {', '.join(map(repr, ADJUSTMENTS))}, got {adjust!r}")
 
 
-def critical_value(level: float, adjust: str, n: int, family_size: int) -> float:
+def critical_value(
+    level: float, adjust: str, n: int, family_size: int, covariance: FloatArray | None = None
+) -> float:
     """The multiplier c of simultaneous intervals estimate -/+ c SE at confidence ``level``
-    for a family of n estimates (family_size means for tukey)."""
+    for a family of n estimates (family_size means for tukey; covariance: the estimates'
+    covariance, for mvt)."""
     alpha = 1.0 - level
     if adjust == "none" or n <= 1:
         return float(special.ndtri(1.0 - alpha / 2.0))
-    if adjust in ("bonferroni", "holm"):
+    if adjust in ("bonferroni", "holm", "fdr"):
         return float(special.ndtri(1.0 - alpha / (2.0 * n)))
+    if adjust == "mvt":
+        if covariance is None:
+            raise ValueError("adjust 'mvt' needs the covariance of the estimates")
+        correlation = correlation_of(covariance)
+        # Between the unadjusted and the Bonferroni values (ends taken when the integral's
+        # error puts the root outside).
+        low = float(special.ndtri(1.0 - alpha / 2.0))
+        high = float(special.ndtri(1.0 - alpha / (2.0 * n)))
+        if max_abs_inside(low, correlation) >= level:
+            return low
+        if max_abs_inside(high, correlation) <= level:
+            return high
+        return float(
+            optimize.brentq(
+                lambda c: max_abs_inside(c, correlation) - level, low, high, xtol=MVT_XTOL
+            )
+        )
     if adjust == "sidak":
         return float(special.ndtri((1.0 + level ** (1.0 / n)) / 2.0))
     if adjust == "tukey":
