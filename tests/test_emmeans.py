@@ -785,3 +785,25 @@ def test_poly_contrasts_are_emmeans_integers() -> None:
     gram = coef @ coef.T
     np.testing.assert_array_equal(gram, np.diag(np.diag(gram)))
     np.testing.assert_array_equal(coef.sum(axis=1), 0)
+
+
+def test_mvt_beyond_its_largest_family_is_sidak_with_a_note() -> None:
+    from glmm_binomial.results.multiplicity import MVT_MAX_TESTS
+
+    k = MVT_MAX_TESTS + 2
+    many = EMMeans(
+        grid=pd.DataFrame({"f": [str(i) for i in range(k)]}),
+        linfct=np.eye(k),
+        beta=np.linspace(-1.0, 1.0, k),
+        vcov=np.eye(k) * 0.04,
+        offset=np.zeros(k),
+        specs=("f",),
+        type="link",
+        link=BINOMIAL_LOGIT,
+    )
+    table = contrast(many, "consec")
+    assert table.attrs["adjust"] == "sidak"
+    assert any("sidak used instead" in note for note in table.attrs["notes"])
+    np.testing.assert_allclose(
+        table["p_value"], contrast(many, "consec", adjust="sidak")["p_value"], rtol=1e-15
+    )

@@ -72,7 +72,12 @@ from glmm_binomial.numerics.covariance import (
     transform_covariance,
 )
 from glmm_binomial.results.aliases import renamed_level
-from glmm_binomial.results.multiplicity import ADJUSTMENTS, adjust_p_values, critical_value
+from glmm_binomial.results.multiplicity import (
+    ADJUSTMENTS,
+    MVT_MAX_TESTS,
+    adjust_p_values,
+    critical_value,
+)
 from glmm_binomial.results.variance_decomposition import random_variance
 from glmm_binomial.results.wald import joint_chisq
 
@@ -881,6 +886,12 @@ def contrast(
     if adjust_used == "tukey" and not pairwise:
         adjust_used = "sidak"
         notes.append("tukey applies to pairwise comparisons only: sidak used instead")
+    if adjust_used == "mvt" and n_contrasts > MVT_MAX_TESTS:
+        adjust_used = "sidak"
+        notes.append(
+            f"mvt's integral over {n_contrasts} tests takes minutes: sidak used instead "
+            "(conservative whatever the correlations)"
+        )
     if n_contrasts <= 1 and adjust_used != "none":
         adjust_used = "none"
 
