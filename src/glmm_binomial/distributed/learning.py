@@ -28,17 +28,15 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from glmm_binomial.diagnostics import FitWarning
 from glmm_binomial.distributed.crossed import crossed_plan
 from glmm_binomial.model.design import (
     DesignInfo,
     RandomSpec,
     check_width,
-    decimal_comma_warning,
     factor_response_levels,
     factor_terms,
     group_codes,
-    stray_text_warning,
+    text_number_warning,
     value_variables,
 )
 from glmm_binomial.model.formula import ParsedFormula
@@ -46,11 +44,9 @@ from glmm_binomial.model.frame import (
     ColumnReading,
     column_kind,
     column_traits,
-    decimal_comma_label,
     factor_levels,
     label_keys,
     read_like,
-    stray_text_labels,
     too_few_rows_message,
 )
 from glmm_binomial.model.transforms import materialize
@@ -156,16 +152,12 @@ def learn(
     readings = tuple(ColumnReading(v, kinds[v], tuple(categories.get(v, ()))) for v in read_vars)
     # Text almost surely meant as numbers, warned of as in memory (design.reading_warnings; the
     # rows holding a stray label are not counted here).
-    reading: list[FitWarning] = []
-    for v in factor_vars:
-        if kinds[v] != "factor" or isinstance(dtypes[v], pd.CategoricalDtype):
-            continue
-        comma = decimal_comma_label(categories[v])
-        stray = stray_text_labels(categories[v])
-        if comma is not None:
-            reading.append(decimal_comma_warning(v, len(categories[v]), comma))
-        elif stray:
-            reading.append(stray_text_warning(v, len(categories[v]), stray))
+    found = (
+        text_number_warning(v, categories[v])
+        for v in factor_vars
+        if kinds[v] == "factor" and not isinstance(dtypes[v], pd.CategoricalDtype)
+    )
+    reading = [warning for warning in found if warning is not None]
     response_levels = None
     if simple_factor_response:
         present = learned[f"unique:{response.successes}"]

@@ -45,15 +45,16 @@ from glmm_binomial.model.frame import (
     check_unique_columns,
     column_readings,
     complete_rows,
-    decimal_comma_factors,
+    decimal_comma_label,
     drop_unused_categories,
     factor_codes,
     match_codes,
     missing_counts,
-    number_text_factors,
+    read_factor_labels,
     read_table,
     row_values,
     spelled_otherwise,
+    stray_text_labels,
     too_few_rows_message,
 )
 from glmm_binomial.model.r_contrasts import contrasts_argument
@@ -667,21 +668,35 @@ def stray_text_warning(
     )
 
 
+def text_number_warning(
+    name: str, labels: Sequence[object], column: pd.Series | None = None
+) -> FitWarning | None:
+    """The warning for a column read as a factor of these `labels` whose text was almost
+    surely meant as numbers: decimal commas (decimal_comma_warning), else a stray label of
+    text among numbers (stray_text_warning, with the rows of `column` that hold it when
+    given); None for any other factor."""
+    comma = decimal_comma_label(labels)
+    if comma is not None:
+        return decimal_comma_warning(name, len(labels), comma)
+    stray = stray_text_labels(labels)
+    if not stray:
+        return None
+    rows = None
+    if column is not None:
+        rows = int(np.isin(np.asarray(column.astype(str), dtype=object), stray).sum())
+    return stray_text_warning(name, len(labels), stray, rows)
+
+
 def reading_warnings(
     frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
 ) -> list[FitWarning]:
-    """Warnings for columns of `table` read as factors (not given as categoricals by `frame`)
-    whose text was almost surely meant as numbers: decimal commas, or a stray label of text;
-    one warning per column."""
-    out = []
-    commas = decimal_comma_factors(frame, table, kinds)
-    for name, n_levels, label in commas:
-        out.append(decimal_comma_warning(name, n_levels, label))
-    said = {comma[0] for comma in commas}
-    for name, n_levels, stray, n_rows in number_text_factors(frame, table, kinds):
-        if name not in said:
-            out.append(stray_text_warning(name, n_levels, stray, n_rows))
-    return out
+    """text_number_warning for each column of `table` read as a factor that `frame` did not
+    give as a categorical."""
+    found = (
+        text_number_warning(name, labels, column)
+        for name, column, labels in read_factor_labels(frame, table, kinds)
+    )
+    return [warning for warning in found if warning is not None]
 
 
 def no_information(cause: str) -> ValueError:

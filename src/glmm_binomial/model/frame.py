@@ -61,10 +61,7 @@ __all__ = [
     "column_readings",
     "column_traits",
     "complete_rows",
-    "decimal_comma_factors",
     "decimal_comma_label",
-    "stray_text_labels",
-    "number_text_factors",
     "drop_unused_categories",
     "factor_codes",
     "factor_levels",
@@ -78,11 +75,13 @@ __all__ = [
     "numbers_as_numeric",
     "read_as_numbers",
     "read_columns",
+    "read_factor_labels",
     "read_like",
     "read_series",
     "read_table",
     "row_values",
     "spelled_otherwise",
+    "stray_text_labels",
     "text_number",
     "too_few_rows_message",
 ]
@@ -668,11 +667,12 @@ def stray_text_labels(labels: Sequence[object]) -> list[str]:
     return []
 
 
-def _read_factors(
+def read_factor_labels(
     frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
 ) -> Iterator[tuple[str, pd.Series, list[object]]]:
-    """The columns of `table` read as factors that `frame` did not give as categoricals, with
-    their labels."""
+    """The columns of `table` read as factors that `frame` did not give as categoricals
+    (name, read column, its labels): those whose text may have been meant as numbers
+    (decimal_comma_label, stray_text_labels)."""
     for name, kind in kinds.items():
         if kind != "factor" or isinstance(frame[name].dtype, pd.CategoricalDtype):
             continue
@@ -680,37 +680,6 @@ def _read_factors(
         dtype = column.dtype
         if isinstance(dtype, pd.CategoricalDtype):
             yield name, column, list(dtype.categories)
-
-
-def decimal_comma_factors(
-    frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
-) -> list[tuple[str, int, str]]:
-    """The columns of ``table`` read as factors whose every level reads as a number written
-    with a decimal comma (decimal_comma_label), though ``frame`` did not give them as
-    categoricals: (name, number of levels, one such label). R reads such text as labels too;
-    the caller warns, since a number was almost surely meant."""
-    out: list[tuple[str, int, str]] = []
-    for name, _, labels in _read_factors(frame, table, kinds):
-        label = decimal_comma_label(labels)
-        if label is not None:
-            out.append((name, len(labels), label))
-    return out
-
-
-def number_text_factors(
-    frame: pd.DataFrame, table: Table, kinds: dict[str, ColumnKind]
-) -> list[tuple[str, int, list[str], int]]:
-    """The columns of ``table`` read as factors, though ``frame`` did not give them as
-    categoricals, whose labels are numbers but for one or two (stray_text_labels): (name,
-    number of levels, the labels that are not numbers, the rows that hold them). R reads such
-    a column as labels too; the caller warns, since numbers were almost surely meant."""
-    out: list[tuple[str, int, list[str], int]] = []
-    for name, column, labels in _read_factors(frame, table, kinds):
-        stray = stray_text_labels(labels)
-        if stray:
-            rows = int(np.isin(np.asarray(column.astype(str), dtype=object), stray).sum())
-            out.append((name, len(labels), stray, rows))
-    return out
 
 
 def spelled_otherwise(

@@ -366,16 +366,20 @@ def saturated_eta(family: Family, eta: FloatArray, limit: float) -> bool:
     return bool(np.any((eta < low) | (eta > high)))
 
 
-def stalled_separation(data: ModelData, conditional_eta: FloatArray | None, limit: float) -> bool:
+def stalled_separation(
+    data: ModelData, conditional_eta: FloatArray | None, limit: float
+) -> Separation | None:
     """A search that stalled on a separating path with the random effects' help: some row's
     conditional linear predictor (random effects at their modes) is saturated on the link
     while its fixed part is not, and the fixed effects separate the response (the linear
-    program, run only then). A cloglog fit started near the path (a warm start) stops with a
-    separating coefficient of 2.8, its rows' mean 1 - 1e-15 once their group's effect is
-    added: the gradient has vanished in double precision before any coefficient looks large."""
+    program, run only then; its result, None otherwise). A cloglog fit started near the path
+    (a warm start) stops with a separating coefficient of 2.8, its rows' mean 1 - 1e-15 once
+    their group's effect is added: the gradient has vanished in double precision before any
+    coefficient looks large."""
     if conditional_eta is None or not saturated_eta(data.family, conditional_eta, limit):
-        return False
-    return bool(detect_separation(data.x, data.successes, data.trials).coefficients)
+        return None
+    found = detect_separation(data.x, data.successes, data.trials)
+    return found if found.coefficients else None
 
 
 def saturation_bounds(family: Family, limit: float) -> tuple[float, float]:
@@ -479,15 +483,19 @@ def separation_found(
     effects at their modes; where it saturates on the link (saturated_eta) the fixed effects'
     linear program runs too (``stalled_separation``)."""
     fixed_limit = limit if fixed_limit is None else fixed_limit
-    divergent = looks_divergent(data, beta, fixed_limit) or stalled_separation(
-        data, conditional_eta, fixed_limit
-    )
+    divergent = looks_divergent(data, beta, fixed_limit)
+    # The stalled search's program has no large coefficient to prefer: the one to report.
+    stalled = None if divergent else stalled_separation(data, conditional_eta, fixed_limit)
     runaway = runaway_blocks(data, theta, limit)
-    if not divergent and not runaway:
+    if not divergent and stalled is None and not runaway:
         return (), NO_SEPARATION
     large = large_coefficients(data.x, beta, fixed_limit)
-    if divergent:
-        fixed = detect_separation(data.x, data.successes, data.trials, large)
+    if divergent or stalled is not None:
+        fixed = (
+            stalled
+            if stalled is not None
+            else detect_separation(data.x, data.successes, data.trials, large)
+        )
         if fixed.coefficients:
             kind = "complete" if fixed.complete else "quasi-complete"
             names = ", ".join(data.fixed_names[j] for j in fixed.coefficients)

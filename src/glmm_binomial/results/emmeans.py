@@ -910,15 +910,14 @@ def contrast(
             for i in range(len(groups))
         ]
     )
-    # One multiplier for every by group, but for mvt, whose depends on the group's
-    # correlations (as emmeans computes it, group by group).
-    crit = np.repeat(
-        [
-            critical_value(level, adjust_used, n_contrasts, family_size, covariances[i])
-            for i in (range(len(groups)) if adjust_used == "mvt" else [0])
-        ],
-        n_contrasts if adjust_used == "mvt" else len(est_all),
-    )
+    if adjust_used == "mvt":
+        # Each by group's own multiplier, from its contrasts' correlations (as emmeans).
+        crit: Any = np.repeat(
+            [critical_value(level, "mvt", n_contrasts, family_size, c) for c in covariances],
+            n_contrasts,
+        )
+    else:
+        crit = critical_value(level, adjust_used, n_contrasts, family_size)
     low, high = est_all - crit * se_all, est_all + crit * se_all
     ratio = out_type == "response" and link is not None and link.link == "logit" and true_contrast
     names_all = [n for group in labels_out for n in group]

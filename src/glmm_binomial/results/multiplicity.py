@@ -37,6 +37,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import integrate, optimize, special, stats
 
+from glmm_binomial.numerics.covariance import sd_correlation
+
 __all__ = [
     "ADJUSTMENTS",
     "MVT_ABSEPS",
@@ -248,11 +250,11 @@ def mvt_sf(absolute: FloatArray, correlation: FloatArray) -> FloatArray:
 
 
 def correlation_of(covariance: FloatArray) -> FloatArray:
-    """The correlation matrix of a covariance matrix (a zero variance: its row and column 0,
-    its diagonal 1)."""
-    sd = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
-    scale = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 0.0)
-    out = covariance * np.outer(scale, scale)
+    """The correlation matrix of a covariance matrix (numerics.covariance.sd_correlation),
+    a zero variance's row and column 0 but its diagonal 1."""
+    with np.errstate(invalid="ignore"):  # a variance of -1e-18 from rounding: taken as zero
+        _, correlation = sd_correlation(covariance)
+    out = np.nan_to_num(correlation, nan=0.0)
     np.fill_diagonal(out, 1.0)
     return np.asarray(out, dtype=np.float64)
 
@@ -315,19 +317,22 @@ def critical_value(
         if covariance is None:
             raise ValueError("adjust 'mvt' needs the covariance of the estimates")
         correlation = correlation_of(covariance)
+        integrals: dict[float, float] = {}  # brentq evaluates the bracket's ends again
+
+        def shortfall(c: float) -> float:
+            if c not in integrals:
+                integrals[c] = max_abs_inside(c, correlation) - level
+            return integrals[c]
+
         # Between the unadjusted and the Bonferroni values (ends taken when the integral's
         # error puts the root outside).
         low = float(special.ndtri(1.0 - alpha / 2.0))
         high = float(special.ndtri(1.0 - alpha / (2.0 * n)))
-        if max_abs_inside(low, correlation) >= level:
+        if shortfall(low) >= 0.0:
             return low
-        if max_abs_inside(high, correlation) <= level:
+        if shortfall(high) <= 0.0:
             return high
-        return float(
-            optimize.brentq(
-                lambda c: max_abs_inside(c, correlation) - level, low, high, xtol=MVT_XTOL
-            )
-        )
+        return float(optimize.brentq(shortfall, low, high, xtol=MVT_XTOL))
     if adjust == "sidak":
         return float(special.ndtri((1.0 + level ** (1.0 / n)) / 2.0))
     if adjust == "tukey":
