@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import load_reference
+from conftest import REFERENCE_DIR, load_reference
 
 import glmm_binomial as g
 from glmm_binomial.diagnostics import IdentifiabilityWarning, SeparationWarning
@@ -194,6 +194,30 @@ def test_profiled_elbo_gradient_is_the_partial_one():
         down[j] -= step
         numeric = (objective.evaluate(up)[0] - objective.evaluate(down)[0]) / (2 * step)
         assert grad[j] == pytest.approx(numeric, rel=1e-5, abs=1e-6)
+
+
+def test_a_repelling_fixed_point_of_the_weights_is_damped():
+    """vb_repelling_weights.csv (README there): near the optimum the inner loop's fixed point
+    of the row weights repels. Undamped, the inner loop at the optimum's q(phi) with the final
+    tolerances swings for its 200 iterations and stops unconverged; the weights' update halved
+    once it converges in a few dozen. The fit (once 220 evaluations, 121 inner loops at their
+    cap, unconverged at ELBO -26.66501) converges with every inner loop converged."""
+    frame = pd.read_csv(REFERENCE_DIR / "vb_repelling_weights.csv")
+    data = build_model("y ~ x + (1 + x | a/b)", frame)[0]
+    fitted = fit_structured_vb_detailed(data)
+    summary = fitted.output.opt_summary
+    assert fitted.output.converged and summary.pirls_failures == 0
+    assert fitted.objective.damping == 0.5
+    assert fitted.elbo > -26.66501 + 5e-3
+    assert summary.tolerances["damping_after"] == 3 and summary.tolerances["min_damping"] == 0.125
+    ends = {}
+    for min_damping in (1.0, 0.125):
+        objective = StructuredObjective(data, control=StructuredVBControl(min_damping=min_damping))
+        objective.final = True
+        _, _, inner = objective.evaluate(fitted.phi)
+        ends[min_damping] = inner
+    assert not ends[1.0].converged and ends[1.0].iterations == 200
+    assert ends[0.125].converged and ends[0.125].iterations < 50
 
 
 # --- diagnostics ---------------------------------------------------------------------------

@@ -96,11 +96,14 @@ class PartitionedStructuredObjective(StructuredObjective):
             column_rms=column_rms(read("column_squares"), [b.k for b in model.blocks]),
         )
 
-    def newton_step(self, d_beta: FloatArray) -> tuple[float, list[Any] | None]:
+    def newton_step(
+        self, d_beta: FloatArray, damping: float = 1.0
+    ) -> tuple[float, list[Any] | None]:
         # The partitions also factorize at the full step while the client decides (the usual
         # decision near the optimum): one round trip instead of two.
         largest, pieces = 0.0, []
-        for part_largest, part_pieces in self.advance("newton_step", d_beta=d_beta, stepped=True):
+        answers = self.advance("newton_step", d_beta=d_beta, stepped=True, damping=damping)
+        for part_largest, part_pieces in answers:
             largest = max(largest, part_largest)
             pieces.append(part_pieces)
         return largest, pieces
@@ -237,9 +240,10 @@ class StructuredPartition(Partition):
         beta: FloatArray | None = None,
         step: float | None = None,
         trial_weights: bool = False,
+        damping: float = 1.0,
     ) -> tuple[FloatArray, float]:
         self.stepped = None
-        return self.rows.covariance_pieces(lambdas, beta, step, trial_weights)
+        return self.rows.covariance_pieces(lambdas, beta, step, trial_weights, damping)
 
     def direction(self, schur_inverse: FloatArray, stepped: bool = False) -> DirectionShare:
         """StructuredRows.direction; stepped: from the rows after the full Newton step (the
@@ -252,16 +256,17 @@ class StructuredPartition(Partition):
         return self.rows.direction(schur_inverse)
 
     def newton_step(
-        self, d_beta: FloatArray, stepped: bool = False
+        self, d_beta: FloatArray, stepped: bool = False, damping: float = 1.0
     ) -> tuple[float, tuple[FloatArray, float] | None]:
         """StructuredRows.newton_step; stepped: also the covariance's pieces after the full
-        step (made on a copy of the rows, adopted by direction(stepped=True))."""
+        step, the weights moved by `damping` (made on a copy of the rows, adopted by
+        direction(stepped=True))."""
         largest = self.rows.newton_step(d_beta)
         self.stepped = None
         if not stepped:
             return largest, None
         rows = copy.copy(self.rows)
-        pieces = rows.covariance_pieces(step=1.0)
+        pieces = rows.covariance_pieces(step=1.0, damping=damping)
         self.stepped = rows
         return largest, pieces
 

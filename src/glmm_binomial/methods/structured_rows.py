@@ -168,22 +168,27 @@ class StructuredRows:
         beta: FloatArray | None = None,
         step: float | None = None,
         trial_weights: bool = False,
+        damping: float = 1.0,
     ) -> tuple[FloatArray, float]:
         """The covariance for the kept row weights: the set's share of the Schur complement
         (without the prior) and log det H. First, when lambdas are given (an inner loop's
         start), the means are moved to them keeping b = Lambda u (the warm start) and E[eta]
         is computed for beta; when step is given, the last Newton step is taken with that
-        length, the weights becoming the fixed-point ones of the last direction (or, with
-        trial_weights, those at the point stepped to)."""
+        length, the weights moving from the current ones by `damping` times the way to the
+        fixed-point ones of the last direction (or, with trial_weights, those at the point
+        stepped to): all the way when damping is 1."""
         if lambdas is not None:
             assert beta is not None
             self._begin(lambdas, beta)
         if step is not None:
             self._take(step)
             d = self._direction()
-            self.row_weights = (
+            target = (
                 self.row_derivatives(self.eta, d.row_var)[1] if trial_weights else d.weights_next
             )
+            if damping != 1.0:
+                target = self.row_weights + damping * (target - self.row_weights)
+            self.row_weights = target
         return self._covariance(np.maximum(self.row_weights, SMALLEST_WEIGHT))
 
     def direction(self, schur_inverse: FloatArray) -> DirectionShare:

@@ -55,8 +55,13 @@ ELBO and the fit). The sets of rows are one in memory and the partitions on Dask
 Optimization: q(beta, b) given q(phi) by fixed-point Newton iterations (the inner loop:
 weights w from the current q, then a Newton step on the means with the new Omega; the ELBO
 is concave in the means for fixed Omega, so steps are halved until it does not decrease),
-warm-started; q(phi) by L-BFGS-B on the ELBO with q(beta, b) profiled out, whose exact gradient
-is the partial gradient in phi at the inner optimum (envelope theorem): only A_t enters.
+warm-started; q(phi) by BFGS (numerics.quasi_newton) on the ELBO with q(beta, b) profiled out,
+whose exact gradient is the partial gradient in phi at the inner optimum (envelope theorem):
+only A_t enters. The fixed point of the weights can repel (the weights and the means then
+swing further each iteration, as in nested_slope+vb:81 of bench/fuzz_dask.py, near a variance
+the data put at zero): where the Newton decrement grows damping_after iterations running, the
+weights move only part of the way to their fixed-point values from then on in the fit (halved
+each time, down to min_damping), which turns a swing of factor -r into one of 1 - d (1 + r).
 """
 
 from __future__ import annotations
@@ -113,9 +118,12 @@ class StructuredVBControl:
         inner loop takes it without evaluating the ELBO there first (a line search only for
         longer steps, where the quadratic model may overshoot).
     inner_max_iter, max_halvings: caps of the inner loop and of its step halvings.
-    gtol, ftol, max_iter, max_step: BFGS (numerics.quasi_newton) over the variance
-        parameters' q (gradient in scaled coordinates, relative ELBO change, iterations, the
-        longest step in the scaled coordinates).
+    damping_after, min_damping: where the Newton decrement grows this many iterations running,
+        the weights' update is halved (module docstring), down to min_damping.
+    gtol, ftol, max_iter, max_step, max_backtracks: BFGS (numerics.quasi_newton) over the
+        variance parameters' q (gradient in scaled coordinates, relative ELBO change,
+        iterations, the longest step in the scaled coordinates, trial step lengths of one line
+        search: each is an inner loop, and on Dask its round trips).
     gtol_converged: converged when the largest scaled gradient entry at the end is below it.
     start_sweeps, sweep_tol: the start is coordinate ascent (q(beta, b) for q(phi), then q(phi)
         for q(beta, b)) for at most start_sweeps sweeps, stopped when a sweep gains less than
@@ -134,10 +142,13 @@ class StructuredVBControl:
     search_step: float = 0.25
     inner_max_iter: int = 200
     max_halvings: int = 40
+    damping_after: int = 3
+    min_damping: float = 0.125
     gtol: float = 1e-5
     ftol: float = 1e-15
     max_iter: int = 500
     max_step: float = 2.0
+    max_backtracks: int = 40
     gtol_converged: float = 1e-4
     start_sweeps: int = 1
     sweep_tol: float = 1e-6
@@ -145,7 +156,7 @@ class StructuredVBControl:
     max_cubature_nodes: int = 4096
     separation_information: float = 1.0
     separation_prior_sds: float = 1.5
-    positive_settings: ClassVar[frozenset[str]] = frozenset({"max_step"})
+    positive_settings: ClassVar[frozenset[str]] = frozenset({"max_step", "min_damping"})
 
 
 # --- q(beta, b): the Gaussian factor through the blocked factor ----------------------------
@@ -251,6 +262,8 @@ class StructuredObjective:
         self.evaluations = 0
         self.inner_iterations = 0
         self.inner_failures = 0
+        # The share of the way to the fixed-point weights each update moves (module docstring).
+        self.damping = 1.0
         self.last: InnerResult | None = None
         self.final = False  # the last evaluation: the final tolerances
 
@@ -291,10 +304,13 @@ class StructuredObjective:
         cov.trace_u = trace_u
         return DirectionShare(xg, xwz, gu_y, g_gu, weight_change, largest_weight, trace_u)
 
-    def newton_step(self, d_beta: FloatArray) -> tuple[float, list[Any] | None]:
+    def newton_step(
+        self, d_beta: FloatArray, damping: float = 1.0
+    ) -> tuple[float, list[Any] | None]:
         """The largest |step in E[eta_i]| over the sets for the step d_beta in beta, and None
         (a subclass whose sets also return the covariance's pieces after the full step, made
-        while the client decides, returns these pieces)."""
+        while the client decides, with the weights moved by `damping`, returns these
+        pieces)."""
         largest = 0.0
         for part in self.advance("newton_step", d_beta=d_beta):
             largest = max(largest, part)
@@ -377,6 +393,8 @@ class StructuredObjective:
         cov = self.covariance(self.advance("covariance_pieces", lambdas=lambdas, beta=beta))
         converged = False
         iterations = 0
+        growing = 0
+        last_decrement = math.inf
         settings: dict[str, Any] = {}
         while True:
             # A Newton step on the means with the covariance at the current weights.
@@ -388,6 +406,11 @@ class StructuredObjective:
             inner_tol = control.final_inner_tol if self.final else control.inner_tol
             weight_tol = control.final_weight_tol if self.final else control.weight_tol
             small_weights = direction.weight_change <= weight_tol * direction.largest_weight
+            growing = growing + 1 if decrement > last_decrement else 0
+            last_decrement = decrement
+            if growing >= control.damping_after and self.damping > control.min_damping:
+                self.damping = max(0.5 * self.damping, control.min_damping)
+                growing = 0
             if (decrement < inner_tol and small_weights) or (iterations >= control.inner_max_iter):
                 converged = decrement < inner_tol and small_weights
                 if converged:
@@ -400,14 +423,15 @@ class StructuredObjective:
                 current = self.gaussian_terms(beta, cov, finished.row_value, finished.u_square)
                 break
             iterations += 1
-            largest_step, stepped = self.newton_step(d_beta)
+            damping = self.damping
+            largest_step, stepped = self.newton_step(d_beta, damping)
             settings = {}
             if largest_step < control.search_step:
                 # So close that the full step cannot lower the ELBO (it is concave in the
                 # means): take it; the next iteration evaluates the rows there.
                 beta = beta + d_beta
                 if stepped is None:
-                    stepped = self.advance("covariance_pieces", step=1.0)
+                    stepped = self.advance("covariance_pieces", step=1.0, damping=damping)
                 else:
                     settings = {"stepped": True}  # the sets go on from the step's covariance
                 cov = self.covariance(stepped)
@@ -429,7 +453,9 @@ class StructuredObjective:
                 current = base
                 break
             beta = beta + step * d_beta
-            cov = self.covariance(self.advance("covariance_pieces", step=step, trial_weights=True))
+            cov = self.covariance(
+                self.advance("covariance_pieces", step=step, trial_weights=True, damping=damping)
+            )
         self.inner_iterations += iterations
         if not converged:
             self.inner_failures += 1
@@ -557,6 +583,7 @@ def fit_structured_vb_detailed(
             ftol=control.ftol,
             max_iter=control.max_iter,
             max_step=control.max_step,
+            max_backtracks=control.max_backtracks,
         )
 
     with np.errstate(over="ignore", under="ignore"):
@@ -628,7 +655,7 @@ def _output(
         warnings.extend(variance_boundary(objective.data, theta, beta, objective.laplace_loglik))
     summary = OptSummary(
         optimizer=(
-            "L-BFGS-B (scipy) over q(variances), q(beta, b) profiled by fixed-point Newton "
+            "BFGS over q(variances), q(beta, b) profiled by fixed-point Newton "
             "iterations on the blocked factor"
         ),
         objective=f"negative ELBO (structured VB); ELBO = {elbo:.10g} with all constants",
