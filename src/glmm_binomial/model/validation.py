@@ -28,9 +28,11 @@ _IDENTIFIER = re.compile(r"`[^`]*`|(?:[^\W\d]|\.)[\w.]*")
 
 def check_identifiable(model: ModelData, terms: Sequence[str] | None = None) -> None:
     """Refuse a random-effect term with no more 0/1 rows than random effects (lme4's
-    check.nobs.vs.nlev): with one Bernoulli row per level of (1 | g), the variance of g's effects
-    cannot be told apart from the rows' own binomial variation. Binomial rows with more than one
-    trial carry information on the variance within the row, so they are not refused."""
+    check.nobs.vs.nRE as lmer applies it; glmer refuses only fewer rows, so it fits the equal
+    case, whose variance rests on the link's shape alone): with one Bernoulli row per level of
+    (1 | g), the variance of g's effects cannot be told apart from the rows' own binomial
+    variation. Binomial rows with more than one trial carry information on the variance within
+    the row, so they are not refused."""
     if model.n_obs == 0 or not (model.trials == 1.0).all():
         return
     for t, block in enumerate(model.blocks):
