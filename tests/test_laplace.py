@@ -1,6 +1,10 @@
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 from _simulate import simulated_model
+from conftest import REFERENCE_DIR
 
 import glmm_binomial as g
 from glmm_binomial.methods.laplace import LaplaceObjective
@@ -430,6 +434,22 @@ def test_a_search_run_off_to_an_overflowing_lambda_is_a_clear_error() -> None:
     estimates = Estimates(theta, beta, np.inf, None, summary)
     with pytest.raises(ValueError, match="the fit failed: the search ran off"):
         finish_fit(model, objective, estimates, OptimizerControl(), "laplace", "Laplace")
+
+
+def test_a_run_off_search_names_the_separation_that_drove_it() -> None:
+    """cs_runaway_modes.csv (README there): no finite estimate (separation within groups);
+    the search runs to an SD of 1.3e9, where the modes cannot be computed. The refusal names
+    the separation, as the same data with successes and failures swapped report it."""
+    frame = pd.read_csv(REFERENCE_DIR / "cs_runaway_modes.csv")
+    pattern = r"the fit failed: the search ran off.*separation within groups: in every group of g"
+    with pytest.raises(ValueError, match=pattern) as raised:
+        g.fit("y ~ x + cs(0 + tf | g)", frame)
+    assert "reported values" not in str(raised.value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        swapped = g.fit("y ~ x + cs(0 + tf | g)", frame.assign(y=1 - frame["y"]))
+    assert not swapped.converged
+    assert any("separation within groups: in every group of g" in str(w.message) for w in caught)
 
 
 def test_finish_fit_retries_the_final_mode_from_zero_after_a_failed_warm_start():

@@ -52,7 +52,12 @@ from glmm_binomial.model.covariance import (
 )
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.priors import NO_PRIORS, Priors, parse_priors
-from glmm_binomial.model.separation import Separation, runaway_blocks, separation_found
+from glmm_binomial.model.separation import (
+    ON_PATH,
+    Separation,
+    runaway_blocks,
+    separation_found,
+)
 from glmm_binomial.numerics.covariance import (
     LimitCovariance,
     complement_basis,
@@ -953,21 +958,37 @@ def finish_fit(
     is finite whatever the data: they are not screened for separation. deviance_and_gradient:
     the searched deviance (with the priors' where they are), for verified_off_path."""
     theta, beta = estimates.theta, estimates.beta
+    screened = beta if under_prior is None else np.where(under_prior, 0.0, beta)
     try:
         mode = mode_at_end(objective, theta, beta)
     except np.linalg.LinAlgError:
         # The search ran off (its deviance not finite there, so not converged) to where even
-        # the conditional modes' factor fails: no estimates to report.
+        # the conditional modes' factor fails: no estimates to report. Where the linear
+        # programs find the separation that drove it there, the message says so (the same
+        # data with successes and failures swapped can end on a finite point of the same
+        # path and report it: metamorphic.py's cs:5226).
         sds = np.concatenate([np.sqrt(np.diag(lam @ lam.T)) for lam in data.lambdas(theta)])
+        found, _ = separation_found(
+            data,
+            screened,
+            theta,
+            control.separation_screen,
+            control.column_runaway_screen,
+            control.fixed_separation_screen,
+        )
+        why = (
+            str(found[0]).replace(ON_PATH, "")
+            if found
+            else "the response may be (quasi-)separated by the fixed effects or by a "
+            "grouping factor, or the model is too rich for the data"
+        )
         raise ValueError(
             "the fit failed: the search ran off to random-effect SDs of up to "
             f"{float(np.max(sds, initial=0.0)):.3g} and fixed effects "
             f"of up to {float(np.max(np.abs(beta), initial=0.0)):.3g}, where the conditional "
-            "modes cannot be computed; the response may be (quasi-)separated by the fixed "
-            "effects or by a grouping factor, or the model is too rich for the data"
+            f"modes cannot be computed; {why}"
         ) from None
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
-    screened = beta if under_prior is None else np.where(under_prior, 0.0, beta)
     separation = separation_found(
         data,
         screened,

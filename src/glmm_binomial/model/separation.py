@@ -460,6 +460,10 @@ def within_groups_text(
     return "; ".join(where), " and ".join(what), count > 1
 
 
+ON_PATH = "; the reported values are points on a diverging path, not estimates"
+"""How separation_found's messages end where the fit reports a point on the diverging path."""
+
+
 def separation_found(
     data: ModelData,
     beta: FloatArray,
@@ -501,18 +505,15 @@ def separation_found(
             names = ", ".join(data.fixed_names[j] for j in fixed.coefficients)
             columns = _runaway_group_columns(data, theta, runaway, column_limit)
             if not columns:
-                message = (
-                    f"{kind} separation: no finite maximum-likelihood estimate for {names}; "
-                    "the reported values are points on a diverging path, not estimates"
-                )
+                message = f"{kind} separation: no finite maximum-likelihood estimate for {names}"
+                message += ON_PATH
                 return (FitWarning(message, SeparationWarning),), fixed
             # The groups separate the rest as well (their variance runs away with the
             # coefficients): neither has an estimate, and the search's end is no limit.
             where, variances, _ = within_groups_text(data, columns)
             message = (
                 f"{kind} separation: no finite maximum-likelihood estimate for {names}, and "
-                f"separation within groups: {where}, so {variances} has none either; the "
-                "reported values are points on a diverging path, not estimates"
+                f"separation within groups: {where}, so {variances} has none either" + ON_PATH
             )
             both = Separation(fixed.complete, fixed.coefficients, columns, fixed.directions)
             return (FitWarning(message, SeparationWarning),), both
@@ -533,9 +534,9 @@ def separation_found(
     message = (
         f"separation within groups: {where}, so "
         + " and ".join(what)
-        + f" {'have' if plural or moved else 'has'} no finite maximum-likelihood estimate; "
-        "the reported values are points on a diverging path, not estimates (method "
-        '"vb" keeps them finite)'
+        + f" {'have' if plural or moved else 'has'} no finite maximum-likelihood estimate"
+        + ON_PATH
+        + ' (method "vb" keeps them finite)'
     )
     return (FitWarning(message, SeparationWarning),), Separation(False, tuple(moved), columns)
 
