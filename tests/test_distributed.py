@@ -1050,3 +1050,19 @@ def test_data_without_any_trial_is_refused_as_in_memory(client) -> None:
             glmm_binomial.fit(given, frame, weights=weights)
         with pytest.raises(ValueError, match="no row carries information"):
             glmm_binomial.fit(given, dd.from_pandas(frame, npartitions=2), weights=weights)
+
+
+def test_final_modes_that_cannot_be_computed_are_a_clear_error(client, monkeypatch) -> None:
+    """Where the conditional modes at the search's end cannot be computed (a search run off
+    to overflowing SDs: laplace.finish_fit's ValueError in memory), the Dask fit refuses with
+    the same message, not numpy's LinAlgError from the partitions."""
+    from glmm_binomial.distributed.nested import NestedObjective
+
+    def fail(self, *args, **kwargs):
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+
+    monkeypatch.setattr(NestedObjective, "conditional_effects", fail)
+    cbpp = glmm_binomial.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    with pytest.raises(ValueError, match="the fit failed: the search ran off.*may be"):
+        glmm_binomial.fit(formula, dd.from_pandas(cbpp, npartitions=2), client=client)

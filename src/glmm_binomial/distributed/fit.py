@@ -103,6 +103,7 @@ from glmm_binomial.methods.laplace import (
     LOGLIK_LABEL,
     Laplace,
     fit_output,
+    run_off_error,
     verified_off_path,
     with_link_bound,
 )
@@ -549,10 +550,17 @@ def _maximum_likelihood(
     theta, beta = estimates.theta, estimates.beta
     LOG.info("optimizer: %.1f s", time.perf_counter() - started)
     started = time.perf_counter()
-    if isinstance(objective, CrossedObjective):
-        ranef, ranef_cov = objective.conditional_effects(theta, beta, n_levels, ks, plan.crossed)
-    else:
-        ranef, ranef_cov = objective.conditional_effects(theta, beta, n_levels, ks)
+    try:
+        if isinstance(objective, CrossedObjective):
+            ranef, ranef_cov = objective.conditional_effects(
+                theta, beta, n_levels, ks, plan.crossed
+            )
+        else:
+            ranef, ranef_cov = objective.conditional_effects(theta, beta, n_levels, ks)
+    except np.linalg.LinAlgError:
+        # As laplace.finish_fit; the linear programs that would name the separation need
+        # every row.
+        raise run_off_error(surrogate, theta, beta, None) from None
     # On the internal columns, as the in-memory fit checks them; a fixed effect with a proper
     # prior has a finite posterior mode whatever the data, so it is not screened.
     screened = beta if penalty is None else np.where(penalty.covered(), 0.0, beta)

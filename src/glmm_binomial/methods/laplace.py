@@ -967,7 +967,6 @@ def finish_fit(
         # programs find the separation that drove it there, the message says so (the same
         # data with successes and failures swapped can end on a finite point of the same
         # path and report it: metamorphic.py's cs:5226).
-        sds = np.concatenate([np.sqrt(np.diag(lam @ lam.T)) for lam in data.lambdas(theta)])
         found, _ = separation_found(
             data,
             screened,
@@ -976,18 +975,7 @@ def finish_fit(
             control.column_runaway_screen,
             control.fixed_separation_screen,
         )
-        why = (
-            str(found[0]).replace(ON_PATH, "")
-            if found
-            else "the response may be (quasi-)separated by the fixed effects or by a "
-            "grouping factor, or the model is too rich for the data"
-        )
-        raise ValueError(
-            "the fit failed: the search ran off to random-effect SDs of up to "
-            f"{float(np.max(sds, initial=0.0)):.3g} and fixed effects "
-            f"of up to {float(np.max(np.abs(beta), initial=0.0)):.3g}, where the conditional "
-            f"modes cannot be computed; {why}"
-        ) from None
+        raise run_off_error(data, theta, beta, str(found[0]) if found else None) from None
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
     separation = separation_found(
         data,
@@ -1008,6 +996,27 @@ def finish_fit(
         data, estimates, control, method, loglik_label, ranef, ranef_cov, separation, n_agq
     )
     return with_link_bound(output, data.family, rows_at_link_bound(data.family, mode.eta))
+
+
+def run_off_error(
+    data: ModelData, theta: FloatArray, beta: FloatArray, separation: str | None
+) -> ValueError:
+    """The refusal of a fit whose search ran off to (theta, beta), where the conditional modes
+    cannot be computed: how far it ran, and the separation the linear programs found there
+    (separation_found's message; None: not found or not checked, said as possible)."""
+    sds = np.concatenate([np.sqrt(np.diag(lam @ lam.T)) for lam in data.lambdas(theta)])
+    why = (
+        separation.replace(ON_PATH, "")
+        if separation is not None
+        else "the response may be (quasi-)separated by the fixed effects or by a grouping "
+        "factor, or the model is too rich for the data"
+    )
+    return ValueError(
+        "the fit failed: the search ran off to random-effect SDs of up to "
+        f"{float(np.max(sds, initial=0.0)):.3g} and fixed effects "
+        f"of up to {float(np.max(np.abs(beta), initial=0.0)):.3g}, where the conditional "
+        f"modes cannot be computed; {why}"
+    )
 
 
 class ModeSearch(Protocol):
