@@ -959,6 +959,20 @@ def finish_fit(
     the searched deviance (with the priors' where they are), for verified_off_path."""
     theta, beta = estimates.theta, estimates.beta
     screened = beta if under_prior is None else np.where(under_prior, 0.0, beta)
+
+    def separation_at(
+        eta: FloatArray | None,
+    ) -> tuple[tuple[FitWarning, ...], Separation | tuple[int, ...]]:
+        return separation_found(
+            data,
+            screened,
+            theta,
+            control.separation_screen,
+            control.column_runaway_screen,
+            control.fixed_separation_screen,
+            eta,
+        )
+
     try:
         mode = mode_at_end(objective, theta, beta)
     except np.linalg.LinAlgError:
@@ -967,27 +981,12 @@ def finish_fit(
         # programs find the separation that drove it there, the message says so (the same
         # data with successes and failures swapped can end on a finite point of the same
         # path and report it: metamorphic.py's cs:5226).
-        found, _ = separation_found(
-            data,
-            screened,
-            theta,
-            control.separation_screen,
-            control.column_runaway_screen,
-            control.fixed_separation_screen,
-        )
+        found, _ = separation_at(None)
         raise run_off_error(data, theta, beta, str(found[0]) if found else None) from None
     ranef, ranef_cov = conditional_effects(objective, mode, theta)
-    separation = separation_found(
-        data,
-        screened,
-        theta,
-        control.separation_screen,
-        control.column_runaway_screen,
-        control.fixed_separation_screen,
-        # A coefficient under a proper prior has a finite mode: with one, the fixed part's
-        # screens alone (they look at the unpenalized coefficients only).
-        mode.eta if under_prior is None or not under_prior.any() else None,
-    )
+    # A coefficient under a proper prior has a finite mode: with one, the fixed part's screens
+    # alone (they look at the unpenalized coefficients only).
+    separation = separation_at(mode.eta if under_prior is None or not under_prior.any() else None)
     if deviance_and_gradient is not None and isinstance(separation[1], Separation):
         estimates = verified_off_path(
             data, estimates, separation[1], deviance_and_gradient, control
