@@ -128,9 +128,23 @@ def test_tolerances_are_recorded():
         "fixed_center_limit",
         "random_center_limit",
         "gtol",
+        "armijo",
+        "max_backtracks",
     ):
         assert tolerances[name] == getattr(CONTROL, name)
     assert output.converged
+
+
+def test_the_line_search_takes_its_settings_from_the_control():
+    """armijo and max_backtracks reach the quasi-Newton search (a fit without the exact
+    Hessian): with no backtracking allowed its first rejected step ends it."""
+    model = simulated_model(1)
+    quasi_newton = OptimizerControl(exact_hessian=False)
+    output = fit_laplace(model, quasi_newton)
+    assert "line search" not in output.opt_summary.message
+    none = fit_laplace(model, dataclasses.replace(quasi_newton, max_backtracks=0))
+    assert none.opt_summary.tolerances["max_backtracks"] == 0
+    assert none.opt_summary.message.startswith("the line search found no decrease")
 
 
 def test_a_given_start_is_whitened_by_the_glm_information_there_without_a_glm_fit():

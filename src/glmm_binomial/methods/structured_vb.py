@@ -120,10 +120,11 @@ class StructuredVBControl:
     inner_max_iter, max_halvings: caps of the inner loop and of its step halvings.
     damping_after, min_damping: where the Newton decrement grows this many iterations running,
         the weights' update is halved (module docstring), down to min_damping.
-    gtol, ftol, max_iter, max_step, max_backtracks: BFGS (numerics.quasi_newton) over the
-        variance parameters' q (gradient in scaled coordinates, relative ELBO change,
-        iterations, the longest step in the scaled coordinates, trial step lengths of one line
-        search: each is an inner loop, and on Dask its round trips).
+    gtol, ftol, max_iter, max_step, armijo, max_backtracks: BFGS (numerics.quasi_newton) over
+        the variance parameters' q (gradient in scaled coordinates, relative ELBO change,
+        iterations, the longest step in the scaled coordinates, the sufficient decrease of a
+        step and the trial step lengths of one line search: each trial is an inner loop, and
+        on Dask its round trips).
     gtol_converged: converged when the largest scaled gradient entry at the end is below it.
     start_sweeps, sweep_tol: the start is coordinate ascent (q(beta, b) for q(phi), then q(phi)
         for q(beta, b)) for at most start_sweeps sweeps, stopped when a sweep gains less than
@@ -148,6 +149,7 @@ class StructuredVBControl:
     ftol: float = 1e-15
     max_iter: int = 500
     max_step: float = 2.0
+    armijo: float = 1e-4
     max_backtracks: int = 40
     gtol_converged: float = 1e-4
     start_sweeps: int = 1
@@ -583,6 +585,7 @@ def fit_structured_vb_detailed(
             ftol=control.ftol,
             max_iter=control.max_iter,
             max_step=control.max_step,
+            armijo=control.armijo,
             max_backtracks=control.max_backtracks,
         )
 

@@ -54,9 +54,12 @@ class OptimizerControl:
         standard error) falls below it; ftol: it also stops when a step lowers the deviance by
         at most ftol times its magnitude; max_iter: its iteration cap; max_step: the longest
         step it takes (Euclidean, whitened units: far from the optimum the quadratic model
-        overshoots); fallback_gtol: when the point where the search handed over does not pass
-        optimum_check after the polish (a variance on its way to zero, where the deviance is
-        flat), the search goes on until the gradient is below this, and polishes again.
+        overshoots); armijo, max_backtracks: a step length is accepted where the deviance falls
+        by at least armijo times the decrease its slope predicts, after at most max_backtracks
+        shorter trials (numerics.quasi_newton); fallback_gtol: when the point where the search
+        handed over does not pass optimum_check after the polish (a variance on its way to
+        zero, where the deviance is flat), the search goes on until the gradient is below
+        this, and polishes again.
     hessian_step: finite-difference step of the final Hessian, in whitened units.
     whitening_floor: the fixed effects' information at the start, whose inverse Cholesky
         factor whitens beta, has each diagonal entry first raised to at least this fraction
@@ -209,6 +212,8 @@ class OptimizerControl:
     gtol: float = 1e-4
     max_iter: int = 1000
     max_step: float = 2.0
+    armijo: float = 1e-4
+    max_backtracks: int = 40
     moment_start: bool = True
     approximate_theta_scale: bool = True
     fallback_gtol: float = 1e-7
@@ -1176,6 +1181,8 @@ def minimize_deviance(
             ftol=control.ftol,
             max_iter=remaining if polar is None else min(remaining, control.polar_after_iter),
             max_step=control.max_step,
+            armijo=control.armijo,
+            max_backtracks=control.max_backtracks,
             # Only where it can hold: the test costs each iteration a few array operations.
             stop=stop_search if basins or has_ends else None,
         )
@@ -1215,6 +1222,8 @@ def minimize_deviance(
                 ftol=control.ftol,
                 max_iter=control.max_iter - iterations,
                 max_step=control.max_step,
+                armijo=control.armijo,
+                max_backtracks=control.max_backtracks,
             )
             iterations += result.nit
             end = search.to_z(result.x)

@@ -140,6 +140,7 @@ class FastRefit:
     beta: FloatArray
     transform: FloatArray  # (theta, beta) = start + transform @ z
     gtol: float = 1e-5
+    ftol: float = 1e-12
     max_iter: int = 500
     max_step: float = 2.0
     priors: Priors = NO_PRIORS  # a penalized fit's priors: the refits are penalized too
@@ -252,7 +253,7 @@ def fast_refit(
         np.zeros(len(x0)),
         np.eye(len(x0)),
         gtol=plan.gtol,
-        ftol=1e-12,
+        ftol=plan.ftol,
         max_iter=plan.max_iter,
         max_step=plan.max_step,
     )
