@@ -317,6 +317,10 @@ def test_profile_control_as_a_mapping_or_named_in_its_error():
     as_dict = profile_confint(fitted, which="period2", control={"xtol": 1e-7})
     as_control = profile_confint(fitted, which="period2", control=g.ProfileControl(xtol=1e-7))
     pd.testing.assert_frame_equal(as_dict, as_control)
+    # The settings used are recorded on the profile.
+    recorded = profile(fitted, which="period2", control={"xtol": 1e-7}).control
+    assert recorded == g.ProfileControl(xtol=1e-7)
+    assert (recorded.ftol, recorded.restart_ftol, recorded.restart_max_iter) == (1e-14, 1e-15, 5000)
     with pytest.raises(ValueError, match="^control must be a ProfileControl"):
         profile(fitted, which="period2", control="tight")
     with pytest.raises(ValueError, match="^control: ProfileControl.hessian_step must be a number"):

@@ -71,8 +71,10 @@ FloatArray = NDArray[np.float64]
 class ProfileControl:
     """Tolerances of the profile.
 
-    xtol: Brent's tolerance on an interval end. gtol, max_iter: of each constrained re-fit
-    (L-BFGS-B in scaled coordinates). max_doublings: cap on doublings of the bracket (first
+    xtol: Brent's tolerance on an interval end. gtol, ftol, max_iter: of each constrained
+    re-fit (L-BFGS-B in scaled coordinates); restart_gtol, restart_ftol, restart_max_iter: of
+    the search for the better optimum a re-fit found (tighter, as its end is the profile's new
+    minimum). max_doublings: cap on doublings of the bracket (first
     step: the parameter's Wald standard error on the profile scale). hessian_step: relative
     finite-difference step of the Hessian that scales the re-fits. correlation_limit: how close
     to -1 / 1 partial correlations may go. lower_deviance_tol: a re-fit this far below the
@@ -84,7 +86,11 @@ class ProfileControl:
 
     xtol: float = 1e-6
     gtol: float = 1e-6
+    ftol: float = 1e-14
     max_iter: int = 500
+    restart_gtol: float = 1e-8
+    restart_ftol: float = 1e-15
+    restart_max_iter: int = 5000
     max_doublings: int = 30
     hessian_step: float = 1e-4
     correlation_limit: float = 1.0 - 1e-8
@@ -121,6 +127,7 @@ class LikelihoodProfile:
     conf_level: float
     deviance: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    control: ProfileControl = field(default_factory=ProfileControl)  # the settings used
 
     def confint(self) -> pd.DataFrame:
         """Interval ends at the profile's level, one row per parameter (lme4's names)."""
@@ -546,7 +553,7 @@ def profile(
                 "optima, as on a singular fit of a model too rich for the data); the end is NaN"
             )
     return LikelihoodProfile(
-        {p.name: p for p in profiles}, float(conf_level), deviance, tuple(warnings)
+        {p.name: p for p in profiles}, float(conf_level), deviance, tuple(warnings), settings
     )
 
 
@@ -566,7 +573,11 @@ def _minimize_all(coords: _Coordinates, p0: FloatArray, control: ProfileControl)
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
-        options={"gtol": control.gtol * 1e-2, "ftol": 1e-15, "maxiter": 10 * control.max_iter},
+        options={
+            "gtol": control.restart_gtol,
+            "ftol": control.restart_ftol,
+            "maxiter": control.restart_max_iter,
+        },
     )
     return np.asarray(found.x) * scale
 
@@ -779,7 +790,7 @@ class _OneProfile:
             bounds=bounds,
             options={
                 "gtol": self.control.gtol,
-                "ftol": 1e-14,
+                "ftol": self.control.ftol,
                 "maxiter": self.control.max_iter,
             },
         )
