@@ -24,8 +24,12 @@ log det H = sum_p log det H_pp + log det S.
 
 The conditional mode is the in-memory PIRLS (pirls.find_mode) on the joint u: a Newton step
 H d = g solved by the Schur complement, pirls.halving_step on the total penalized deviance, the
-same PirlsControl tolerances. One round trip per Newton step: the partitions evaluate the trial
-point and, speculatively, everything the next step needs there (the client accepts or halves).
+same PirlsControl tolerances. For a family that is not log-concave (the cauchit link), where
+some observed weights are negative each partition also factors its chain with the weights
+clipped at zero, and the client steps with those where H with the observed weights is not
+positive definite, as find_mode does; the mode's deviance takes the observed. One round trip
+per Newton step: the partitions evaluate the trial point and, speculatively, everything the
+next step needs there (the client accepts or halves).
 A search starts from the last mode moved to first order to the new (theta, beta), by
 pirls.WarmStart's rule (largest_move, prediction_accepted) over all partitions: the change is
 one solve with the last H, split between the partitions and S (two round trips: the reduced
@@ -63,15 +67,22 @@ from glmm_binomial.distributed.runner import local_runner as local_runner
 from glmm_binomial.methods.laplace import (
     Counters,
     block_effects,
+    family_parameter_gradient,
     gradient_from_solve,
-    gradient_weights,
+    row_leverages,
 )
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.model.data import ModelData
 from glmm_binomial.model.design import RandomSpec
 from glmm_binomial.model.formula import ParsedFormula
 from glmm_binomial.numerics import blas
-from glmm_binomial.numerics.factor import Structure, rest_cholesky, rest_inverse, rest_solve
+from glmm_binomial.numerics.factor import (
+    Factor,
+    Structure,
+    rest_cholesky,
+    rest_inverse,
+    rest_solve,
+)
 from glmm_binomial.numerics.pirls import (
     Mode,
     PirlsControl,
@@ -109,10 +120,20 @@ class PartitionLost(RuntimeError):
 @dataclass
 class _Point:
     """The partition at one (u1, u2): PIRLS's Mode there (penalized_deviance without |u_c|^2,
-    factor of the chain only) and the forward substitution y of the Newton right-hand side."""
+    factor of the chain only) and, for each weighting of H the client may step with, the
+    chain's factor and the forward substitution y of the Newton right-hand side: newton[True]
+    with the observed weights (absent where that chain is not positive definite),
+    newton[False] with the weights clipped at zero (only where some observed weight is
+    negative, as pirls.find_mode steps for a family that is not log-concave). The Mode
+    carries the observed factor where there is one: the Laplace approximation's."""
 
     mode: Mode
-    y: list[FloatArray]
+    newton: dict[bool, tuple[Factor, list[FloatArray]]]
+
+    def step_factor(self, observed: bool) -> tuple[Factor, list[FloatArray]]:
+        """The factor and y of the weighting the client chose (the observed one where the
+        weights are the same)."""
+        return self.newton.get(observed) or self.newton[True]
 
 
 class CrossedPartition(Partition):
@@ -174,6 +195,8 @@ class CrossedPartition(Partition):
                 levels=data.blocks[t].levels,
             )
         self.data = dataclasses.replace(model, blocks=tuple(local))
+        # The rows with the family at the current theta's family parameters (begin).
+        self._at_theta = model
         self.user_data: ModelData | None = None
         self.output = None
         self._serial = -1
@@ -222,9 +245,12 @@ class CrossedPartition(Partition):
 
     def _evaluate(self, u1: FloatArray, u2: FloatArray) -> tuple[_Point, tuple[Any, ...]]:
         """Everything at (u1, u2) and its summary for the client: penalized deviance (local
-        u only), S's term, the reduced Newton right-hand side for u_c (without -u_c), |y|^2,
-        log det of the chain and the binomial constant."""
-        model, st = self.model, self.structure
+        u only), the binomial constant, and for the observed weights and (where some are
+        negative) the clipped ones (_Point.newton) S's term, the reduced Newton right-hand
+        side for u_c (without -u_c), |y|^2 and log det of the chain; None for the observed
+        where that chain is not positive definite, None for the clipped where no weight is
+        negative (the same as the observed)."""
+        model, st = self._at_theta, self.structure
         a1, a2 = self._a
         q_chain = st.q_chain
         eta = self._eta_fixed + st.times(a1, a2, u1, u2)
@@ -232,16 +258,30 @@ class CrossedPartition(Partition):
         w, residual = model.family.weights_and_residual(
             eta, mu, model.successes, model.trials, st.unit_trials
         )
-        factor, schur = st.eliminate_chain(a1, a2, w, self._lambda1)
-        assert schur is not None  # the crossed blocks are the rest
         g1, g2 = st.transpose_times(a1, a2, residual)
         g1 = g1 - u1
         g2[:q_chain] -= u2[:q_chain]
-        y, rr = factor.forward(g1, g2)
-        y_squared = float(sum(np.sum(yd * yd) for yd in y))
+        negative = not model.family.log_concave and bool((w < 0.0).any())
+        newton: dict[bool, tuple[Factor, list[FloatArray]]] = {}
+        systems: list[tuple[FloatArray, FloatArray, float, float] | None] = []
+        for observed in (True, False) if negative else (True,):
+            weights = w if observed else np.maximum(w, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                factor, schur = st.eliminate_chain(a1, a2, weights, self._lambda1)
+            assert schur is not None  # the crossed blocks are the rest
+            if negative and observed and not np.isfinite(factor.logdet):
+                # Weights of both signs: the chain may not be positive definite.
+                systems.append(None)
+                continue
+            y, rr = factor.forward(g1, g2)
+            newton[observed] = (factor, y)
+            systems.append((schur, rr, float(sum(np.sum(yd * yd) for yd in y)), factor.logdet))
+        if not negative:
+            systems.append(None)
+        factor = (newton.get(True) or newton[False])[0]
         mode = Mode(u1, u2, a1, a2, eta, mu, w, residual, factor, pdev, 0, False, self._lambdas)
-        summary = (pdev, schur, rr, y_squared, factor.logdet, model.log_binomial_constant)
-        return _Point(mode, y), summary
+        summary = (pdev, model.log_binomial_constant, *systems)
+        return _Point(mode, newton), summary
 
     # --- the mode search -------------------------------------------------------------------
     def predict(
@@ -296,6 +336,10 @@ class CrossedPartition(Partition):
         self._serial = serial
         self._pending = None
         self._work = None
+        if model.family.n_parameters:
+            family = model.family_at(theta)
+            if family != self._at_theta.family:
+                self._at_theta = dataclasses.replace(model, family=family)
         self._lambdas = model.lambdas(theta)
         self._a = st.z_lambda(model, self._lambdas)
         self._lambda1 = st.first_lambda(self._lambdas)
@@ -313,42 +357,53 @@ class CrossedPartition(Partition):
         self._base, summary = self._evaluate(u1, u2)
         return (*summary, largest)
 
-    def trial(self, serial: int, commit: bool, d_c: FloatArray, step: float) -> Any:
+    def trial(
+        self, serial: int, commit: bool, d_c: FloatArray, step: float, observed: bool = True
+    ) -> Any:
         """The point base + step d, d the Newton direction whose u_c part d_c the client
-        solved for (the local part by back substitution)."""
+        solved for (the local part by back substitution) with H's observed weights or the
+        clipped ones (observed False; _Point.newton)."""
         if not self._sync(serial, commit):
             return LOST
         assert self._base is not None
         base = self._base
-        d1, d2 = base.mode.factor.backward(base.y, d_c)
+        factor, y = base.step_factor(observed)
+        d1, d2 = factor.backward(y, d_c)
         self._pending, summary = self._evaluate(base.mode.u1 + step * d1, base.mode.u2 + step * d2)
         return summary
 
     # --- at the mode -----------------------------------------------------------------------
     def gradient_rhs(self, serial: int, commit: bool, zrr: FloatArray) -> Any:
         """First half of the gradient with S^{-1} = zrr: the reduced right-hand side of
-        v = H^{-1} (Z Lambda)' r for u_c."""
+        v = H^{-1} (Z Lambda)' r for u_c (laplace.gradient_weights' r)."""
         if not self._sync(serial, commit):
             return LOST
         assert self._base is not None
-        mode, st = self._base.mode, self.structure
+        mode, st, model = self._base.mode, self.structure, self._at_theta
         inverse = mode.factor.selected_inverse(zrr=zrr)
-        model = self.model
-        r, h1, h2 = gradient_weights(st, mode, inverse, model.family, model.successes, model.trials)
+        s, h1, h2 = row_leverages(st, mode, inverse)
+        slope = model.family.weight_slope(
+            mode.eta, mode.mu, mode.weights, model.successes, model.trials
+        )
+        r = slope * s
         y, rr = mode.factor.forward(*st.transpose_times(mode.a1, mode.a2, r))
-        self._work = (inverse, r, h1, h2, y)
+        self._work = (inverse, s, r, h1, h2, y)
         return rr
 
     def gradient_finish(self, serial: int, commit: bool, v_c: FloatArray) -> Any:
-        """This partition's terms of the gradient in (theta, beta), given v's u_c part."""
+        """This partition's terms of the gradient in (theta, beta), given v's u_c part (the
+        family parameters' too: laplace.family_parameter_gradient's sums over the rows)."""
         if not self._sync(serial, commit) or self._work is None:
             return LOST
         assert self._base is not None
-        mode = self._base.mode
-        inverse, r, h1, h2, y = self._work
+        mode, st, model = self._base.mode, self.structure, self._at_theta
+        inverse, s, r, h1, h2, y = self._work
         self._work = None
         v1, v2 = mode.factor.backward(y, v_c)
-        return gradient_from_solve(self.model, self.structure, mode, inverse, r, h1, h2, v1, v2)
+        grad_theta, grad_beta = gradient_from_solve(model, st, mode, inverse, r, h1, h2, v1, v2)
+        if model.family.n_parameters:
+            grad_theta[model.family_slice] = family_parameter_gradient(model, st, mode, s, v1, v2)
+        return grad_theta, grad_beta
 
     def information_rhs(self, serial: int, commit: bool) -> Any:
         """First half of the fixed-effects information: for each column j of X, the reduced
@@ -393,8 +448,56 @@ class CrossedPartition(Partition):
         return self.keys, modes, covs
 
 
-_Summary = tuple[float, FloatArray, FloatArray, float, float, float]
-"""The partitions' summaries of a point, summed (CrossedObjective._combine)."""
+@dataclass
+class _System:
+    """A Newton system summed over the partitions (one weighting of H; _Point.newton): S, the
+    reduced right-hand side for u_c, |y|^2 of the chains' parts and their log det. `factor`
+    caches S's Cholesky factor and log det (None before it is tried; False where S is not
+    positive definite)."""
+
+    schur: FloatArray
+    rr: FloatArray
+    y_squared: float
+    logdet: float
+    factor: tuple[FloatArray, float] | bool | None = None
+
+    def cholesky(self) -> tuple[FloatArray, float] | None:
+        """S's lower Cholesky factor and log det, None where S is not positive definite."""
+        if self.factor is None:
+            try:
+                self.factor = rest_cholesky(self.schur)
+            except np.linalg.LinAlgError:
+                self.factor = False
+        return None if isinstance(self.factor, bool) else self.factor
+
+
+@dataclass
+class _Summary:
+    """The partitions' summaries of a point, summed (CrossedObjective._combine): the penalized
+    deviance (with |u_c|^2), the binomial constant, the system with the observed weights (None
+    where some partition's chain or S is not positive definite with them) and the one with
+    the clipped weights (None where no weight is negative: the same)."""
+
+    pdev: float
+    constant: float
+    observed: _System | None
+    clipped: _System | None
+
+    def newton(self) -> tuple[bool, _System, tuple[FloatArray, float]]:
+        """The system Newton's step is taken on, as pirls.find_mode chooses it: the observed
+        weights' where H is positive definite with them, else the clipped ones' (H >= I).
+        Raises LinAlgError where neither factors (rounding)."""
+        if self.observed is not None:
+            factor = self.observed.cholesky()
+            if factor is not None or self.clipped is None:
+                if factor is None:
+                    raise np.linalg.LinAlgError("S is not positive definite")
+                return True, self.observed, factor
+        assert self.clipped is not None
+        factor = self.clipped.cholesky()
+        if factor is None:
+            raise np.linalg.LinAlgError("S is not positive definite")
+        return False, self.clipped, factor
 
 
 @dataclass
@@ -463,59 +566,82 @@ class CrossedObjective:
         raise AssertionError("unreachable")
 
     def _combine(self, parts: list[Any], u_c: FloatArray) -> _Summary:
-        """Partition summaries summed in partition order: penalized deviance (with |u_c|^2),
-        S, the reduced right-hand side (with -u_c), |y|^2, chain log det, binomial constant."""
-        pdev = 0.0
-        schur = np.zeros((self.q_c, self.q_c))
-        rr = np.zeros(self.q_c)
-        y_squared = logdet = constant = 0.0
-        for p_pdev, p_schur, p_rr, p_y, p_logdet, p_constant in (p[:6] for p in parts):
-            pdev += p_pdev
-            schur += p_schur
-            rr += p_rr
-            y_squared += p_y
-            logdet += p_logdet
-            constant += p_constant
-        schur[np.diag_indices(self.q_c)] += 1.0
-        rr -= u_c
-        return pdev + float(np.sum(u_c * u_c)), schur, rr, y_squared, logdet, constant
+        """Partition summaries summed in partition order (_Summary), with |u_c|^2, S's
+        identity and the right-hand side's -u_c."""
+        pdev = constant = 0.0
+        for part in parts:
+            pdev += part[0]
+            constant += part[1]
+
+        def summed(observed: bool) -> _System | None:
+            schur = np.zeros((self.q_c, self.q_c))
+            rr = np.zeros(self.q_c)
+            y_squared = logdet = 0.0
+            for part in parts:
+                # A partition without negative weights has the one system for both.
+                system = part[2] if observed or part[3] is None else part[3]
+                if system is None:
+                    return None
+                p_schur, p_rr, p_y, p_logdet = system
+                schur += p_schur
+                rr += p_rr
+                y_squared += p_y
+                logdet += p_logdet
+            schur[np.diag_indices(self.q_c)] += 1.0
+            rr -= u_c
+            return _System(schur, rr, y_squared, logdet)
+
+        negative = any(part[3] is not None for part in parts)
+        return _Summary(
+            pdev + float(np.sum(u_c * u_c)),
+            constant,
+            summed(True),
+            summed(False) if negative else None,
+        )
 
     def _search(self, theta: FloatArray, beta: FloatArray) -> _ClientMode:
-        """pirls.find_mode on the joint u, the Newton system solved through S."""
+        """pirls.find_mode on the joint u, the Newton system solved through S (with H's
+        observed weights, or the clipped ones where some are negative and H is not positive
+        definite with them; the Laplace approximation needs the observed)."""
         control = self.pirls_control
         parts, u_c = self._begin(theta, beta)
-        pdev, schur, rr, y_squared, logdet, constant = self._combine(parts, u_c)
+        at = self._combine(parts, u_c)
         iteration = 0
         while True:
-            l_s, logdet_s = rest_cholesky(schur)
-            y_r = scipy.linalg.solve_triangular(l_s, rr, lower=True, check_finite=False)
+            observed, system, (l_s, logdet_s) = at.newton()
+            y_r = scipy.linalg.solve_triangular(l_s, system.rr, lower=True, check_finite=False)
             d_c = scipy.linalg.solve_triangular(l_s, y_r, lower=True, trans="T", check_finite=False)
             # g' H^{-1} g = |L^{-1} g|^2: the partitions' chain parts and S's.
-            decrement = y_squared + float(y_r @ y_r)
+            decrement = system.y_squared + float(y_r @ y_r)
             if decrement < control.tol or iteration >= control.max_iter:
                 converged = decrement < control.tol
                 break
             iteration += 1
 
             def trial(
-                step: float, u_c: FloatArray = u_c, d_c: FloatArray = d_c
+                step: float, u_c: FloatArray = u_c, d_c: FloatArray = d_c, observed: bool = observed
             ) -> tuple[float, tuple[FloatArray, _Summary]]:
                 # The partitions move by step times their part of d (and keep the point as
                 # pending: the next call commits it when it was accepted).
                 new_u_c = u_c + step * d_c
-                new = self._combine(self._call("trial", d_c=d_c, step=step), new_u_c)
-                return new[0], (new_u_c, new)
+                parts = self._call("trial", d_c=d_c, step=step, observed=observed)
+                new = self._combine(parts, new_u_c)
+                return new.pdev, (new_u_c, new)
 
-            accepted = halving_step(pdev, decrement, trial, control)
+            accepted = halving_step(at.pdev, decrement, trial, control)
             if accepted is None:
                 converged = decrement < control.stall_tol
                 break
             self._commit = True
-            u_c, (pdev, schur, rr, y_squared, logdet, constant) = accepted
+            u_c, at = accepted
         self.counters.evaluations += 1
         self.counters.pirls_iterations += iteration
-        deviance = pdev + logdet + logdet_s - 2.0 * constant
-        at = _ClientMode(
+        deviance = at.pdev + system.logdet + logdet_s - 2.0 * at.constant
+        if not observed:
+            # A mode where H is not positive definite with the observed weights is no maximum
+            # (as pirls.find_mode).
+            deviance, converged = float("inf"), False
+        mode = _ClientMode(
             np.array(theta, dtype=np.float64),
             np.array(beta, dtype=np.float64),
             u_c,
@@ -524,12 +650,12 @@ class CrossedObjective:
             converged,
         )
         if converged:
-            self._u_c, self._reset, self._at = u_c, False, at
+            self._u_c, self._reset, self._at = u_c, False, mode
         else:
             # A failed search would poison the next warm start (as LaplaceObjective.mode).
             self.counters.pirls_failures += 1
             self._reset, self._at = True, None
-        return at
+        return mode
 
     def _begin(self, theta: FloatArray, beta: FloatArray) -> tuple[list[Any], FloatArray]:
         """The partitions at the start of a mode search, and its u_c: the last mode moved to
@@ -545,7 +671,7 @@ class CrossedObjective:
         du_c = rest_solve(at.l_s, rr)
         u_c = at.u_c + du_c
         parts = self._call("begin", theta=theta, beta=beta, u_c=u_c, reset=False, du_c=du_c)
-        if prediction_accepted(max(p[6] for p in parts), self.pirls_control):
+        if prediction_accepted(max(p[4] for p in parts), self.pirls_control):
             return parts, u_c
         parts = self._call("begin", theta=theta, beta=beta, u_c=at.u_c, reset=False, retry=True)
         return parts, at.u_c
@@ -569,6 +695,9 @@ class CrossedObjective:
 
         def evaluate() -> tuple[float, FloatArray, FloatArray]:
             at = self.mode(theta, beta)
+            if not np.isfinite(at.deviance):
+                # No mode to differentiate at (the optimizer steps back from it).
+                return at.deviance, np.full(len(theta), np.nan), np.full(len(beta), np.nan)
             rr = self._sum(self._call("gradient_rhs", zrr=rest_inverse(at.l_s)))
             parts = self._call("gradient_finish", v_c=rest_solve(at.l_s, rr))
             grad_theta = np.zeros(len(theta))
