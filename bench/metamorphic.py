@@ -68,6 +68,10 @@ KINDS: dict[str, tuple[str, dict[str, Any]]] = {
     "blme3": ("y ~ x + x2 + (1 + x + x2 | g)", {"priors": "blme"}),
     # phi drawn from 10, 100 and inf: a maximum at phi -> inf (the binomial) in some.
     "betabinomial_mild": ("cbind(y, m - y) ~ x + (1 | g)", {"family": "betabinomial"}),
+    # Likelihoods that are not log-concave with a crossed factor (fuzz_dask: the client's
+    # mode search on the partitions); phi drawn from 5, 20 and inf.
+    "crossed_betabinomial": ("cbind(y, m - y) ~ x + (1 | g) + (1 | h)", {"family": "betabinomial"}),
+    "crossed_cauchit": ("y ~ x + (1 | g) + (1 | h)", {"link": "cauchit"}),
 }
 AFFINE = {
     "slope",
@@ -173,6 +177,8 @@ def kind_data(kind: str, seed: int) -> tuple[np.random.Generator, pd.DataFrame]:
     phi = {"betabinomial": 5.0}.get(kind, np.inf)
     if kind == "betabinomial_mild":
         phi = float(rng.choice([10.0, 100.0, np.inf]))
+    if kind == "crossed_betabinomial":
+        phi = float(rng.choice([5.0, 20.0, np.inf]))
     return rng, simulate(rng, "m - y" in KINDS[kind][0], phi)
 
 

@@ -61,6 +61,8 @@ def simulate(seed: int, n_groups: int = 40, per: int = 15, kind: str = "intercep
         eta = eta + rng.normal(scale=0.5, size=n_groups)[g] * x
     if kind == "nested":
         eta = eta + rng.normal(scale=0.6, size=(n_groups, 3))[g, h]
+    if kind == "crossed":
+        eta = eta + np.array([-0.5, 0.1, 0.6])[h]
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float64)
     labels = np.array([f"G{v:03d}" for v in range(n_groups)])
     # gi: the same groups labelled by integers (R orders them 2 < 10, not as text); x2 is
@@ -665,7 +667,7 @@ def beta_binomial_frame(
     """Counts of 1 to 11 trials in n_groups groups (rows in random order), overdispersed as a
     beta-binomial with dispersion phi (inf: binomial); x on a scale the fit centres and scales
     internally; kind "slope" adds a random slope on x, "nested" a random intercept for h
-    within g."""
+    within g, "crossed" an effect of h (three levels crossed with g)."""
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(n_groups), per)
     rng.shuffle(g)
@@ -678,6 +680,8 @@ def beta_binomial_frame(
         eta = eta + rng.normal(scale=0.5, size=n_groups)[g] * (x - 10.0) / 3.0
     if kind == "nested":
         eta = eta + rng.normal(scale=0.6, size=(n_groups, 3))[g, h]
+    if kind == "crossed":
+        eta = eta + np.array([-0.5, 0.1, 0.6])[h]
     p = 1.0 / (1.0 + np.exp(-eta))
     m = rng.integers(1, 12, size=n)
     probability = rng.beta(p * phi, (1.0 - p) * phi) if np.isfinite(phi) else p
@@ -693,6 +697,8 @@ def beta_binomial_frame(
         ("cbind(k, fail) ~ x + f + (1 | g)", "intercept", {"method": "agq", "n_agq": 5}),
         ("cbind(k, fail) ~ x + (1 + x | g)", "slope", {"link": "cloglog"}),
         ("cbind(k, fail) ~ x + (1 | g/h)", "nested", {"priors": {"cov": "gamma"}}),
+        # h crossed with g: the client's mode search, with phi from theta.
+        ("cbind(k, fail) ~ x + (1 | g) + (1 | h)", "crossed", {}),
     ],
 )
 def test_a_beta_binomial_fit_equals_the_in_memory_one(client, formula, kind, options) -> None:
@@ -739,9 +745,9 @@ def test_a_beta_binomial_fit_refuses_what_it_cannot_fit_on_dask(client) -> None:
         glmm_binomial.fit(
             "y ~ x + (1 | g)", dd.from_pandas(bernoulli, npartitions=2), family="betabinomial"
         )
-    # Crossed factors: the client's mode search would hold phi fixed (and does not report
-    # rows at the log link's bound).
-    for options in ({"family": "betabinomial"}, {"link": "log"}):
+    # The log link with crossed factors: the client's mode search does not hold rows at the
+    # link's bound.
+    for options in ({"family": "betabinomial", "link": "log"}, {"link": "log"}):
         with pytest.raises(ValueError, match="on a Dask DataFrame needs every grouping factor"):
             glmm_binomial.fit(
                 "cbind(k, fail) ~ x + (1 | g) + (1 | h)",

@@ -150,6 +150,45 @@ def test_deviance_gradient_information_match_in_memory(nested: bool, per_g: int,
         np.testing.assert_allclose(covs1[t], covs0[t], rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_beta_binomial_objective_matches_in_memory(nested: bool) -> None:
+    # The partitions take phi from theta (its last entry, log phi) and sum the gradient in it;
+    # the likelihood is not log-concave, so far out the steps take the clipped weights.
+    data = crossed_model(4, n=900, nested=nested)
+    rng = np.random.default_rng(4)
+    trials = rng.integers(2, 9, data.n_obs).astype(np.float64)
+    # Overdispersed counts that follow the binary rows' structure.
+    rate = rng.beta(1.0 + 3.0 * data.successes, 4.0 - 2.0 * data.successes)
+    data = dataclasses.replace(
+        data,
+        successes=rng.binomial(trials.astype(np.int64), rate).astype(np.float64),
+        trials=trials,
+        log_binomial_constant=float("nan"),
+        family=make_family("betabinomial"),
+    )
+    crossed = (len(data.blocks) - 1,)
+    memory = LaplaceObjective(data)
+    split_objective = objective(data, 3, crossed)
+    base = np.array([0.9, 0.1, 0.4] + ([0.6] if nested else []) + [0.7])
+    for scale, log_phi, beta in (
+        (1.0, 1.5, [-0.4, 0.7]),
+        (0.5, 3.0, [0.1, 0.2]),
+        (3.0, 0.0, [2.0, 3.2]),
+    ):
+        theta = np.append(base * scale, log_phi)
+        beta_v = np.array(beta)
+        d0, gt0, gb0 = memory.deviance_and_gradient(theta, beta_v)
+        d1, gt1, gb1 = split_objective.deviance_and_gradient(theta, beta_v)
+        assert np.isfinite(d0)
+        assert abs(d1 - d0) <= 1e-9 * abs(d0)
+        np.testing.assert_allclose(gt1, gt0, rtol=1e-8, atol=1e-8 * np.max(np.abs(gt0)))
+        np.testing.assert_allclose(gb1, gb0, rtol=1e-8, atol=1e-8 * np.max(np.abs(gb0)))
+        info0 = memory.fixed_information(theta, beta_v)
+        np.testing.assert_allclose(
+            split_objective.fixed_information(theta, beta_v), info0, rtol=1e-8
+        )
+
+
 def test_same_input_same_output_bit_for_bit() -> None:
     data = crossed_model(2)
     theta, beta = np.array([0.8, 0.2, 0.3, 0.5]), np.array([-0.3, 0.6])

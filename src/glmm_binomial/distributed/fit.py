@@ -199,7 +199,7 @@ def fit_dask(
     factor (None: as many as data has, merged down to one per PARTITION_ROWS rows but not below
     MIN_PARTITIONS; default_partitions). weights and offset must be column names. family: the
     binomial or the beta-binomial with any link (the variational methods fit the binomial
-    logit only: api.refuse_on_dask; the beta-binomial and the log link need nested factors).
+    logit only: api.refuse_on_dask; the log link needs nested factors).
     Every grouping factor must be nested in one outermost factor, or (Laplace) crossed with it
     with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that rescales
     (methods.maximum_likelihood) is estimated on internally centred and scaled columns
@@ -318,10 +318,9 @@ def _fit(
     )
     method.check(structure, design)
     crossed = crossed_terms(parsed, design.random_specs, learned.crossed_groups)
-    if crossed and (family.n_parameters or np.isfinite(family.eta_upper)):
-        # The crossed objective's mode search on the client takes the family as it is, not
-        # at theta's parameters (nor a likelihood that is not log-concave), and its steps are
-        # not kept inside the log link's bound (a sweep's fit ran for minutes there).
+    if crossed and np.isfinite(family.eta_upper):
+        # The crossed objective's mode search on the client does not keep its steps inside
+        # the log link's bound (a sweep's fit ran for minutes there), nor hold rows on it.
         raise ValueError(
             f"family={family.name!r} with link={family.link!r} on a Dask DataFrame needs every "
             "grouping factor nested in one outermost factor (random slopes allowed); with "
