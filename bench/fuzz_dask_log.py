@@ -5,9 +5,10 @@
 Each seed draws a data set (8 to 39 groups of 4 to 19 rows, a covariate on one of four scales,
 a factor, a subgroup within each group, counts of 1 to 5 trials, offsets 0 or a negative value
 on half the rows) whose rates exp(eta) stay below 1 (eta at most -0.05, many rows near the
-bound), and fits five models with `link="log"` (intercept, slope, nested, counts, an offset;
-AGQ with 5 points on the scalar ones too) in memory and on a Dask DataFrame of the rows
-shuffled into 3 partitions (LocalCluster, two single-thread workers). A case is:
+bound), and fits six models with `link="log"` (intercept, slope, nested, counts, an offset,
+a factor crossed with the groups; AGQ with 5 points on the scalar ones too) in memory and on
+a Dask DataFrame of the rows shuffled into 3 partitions (LocalCluster, two single-thread
+workers). A case is:
 
 - "ok": logLik within 1e-6 relative, the same converged verdict, estimates within 1e-3 (where
   converged) and the same warning categories;
@@ -37,8 +38,10 @@ FORMULAS = [
     "y ~ x + (1 | g/h)",
     "cbind(k, m - k) ~ x + f + (1 | g)",
     "y ~ x + (1 | g) + offset(o)",
+    # h crossed with g: the client's mode search over the partitions (crossed.py).
+    "y ~ x + (1 | g) + (1 | h)",
 ]
-VECTOR = {1, 2}  # formulas AGQ is not run on (a vector effect, nested factors)
+VECTOR = {1, 2, 5}  # formulas AGQ is not run on (a vector effect, nested or crossed factors)
 
 
 def data(seed: int) -> pd.DataFrame:

@@ -745,15 +745,6 @@ def test_a_beta_binomial_fit_refuses_what_it_cannot_fit_on_dask(client) -> None:
         glmm_binomial.fit(
             "y ~ x + (1 | g)", dd.from_pandas(bernoulli, npartitions=2), family="betabinomial"
         )
-    # The log link with crossed factors: the client's mode search does not hold rows at the
-    # link's bound.
-    for options in ({"family": "betabinomial", "link": "log"}, {"link": "log"}):
-        with pytest.raises(ValueError, match="on a Dask DataFrame needs every grouping factor"):
-            glmm_binomial.fit(
-                "cbind(k, fail) ~ x + (1 | g) + (1 | h)",
-                dd.from_pandas(frame, npartitions=2),
-                **options,
-            )
 
 
 def rarer(frame: pd.DataFrame, seed: int, keep: float = 0.5) -> pd.DataFrame:

@@ -20,10 +20,14 @@ from glmm_binomial.distributed.crossed import (
     local_runner,
 )
 from glmm_binomial.family import make_family
-from glmm_binomial.methods.laplace import LaplaceObjective, conditional_effects
+from glmm_binomial.methods.laplace import (
+    LaplaceObjective,
+    conditional_effects,
+    rows_at_link_bound,
+)
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.factor import Structure
-from glmm_binomial.numerics.pirls import PirlsControl
+from glmm_binomial.numerics.pirls import PirlsControl, step_bound
 
 
 def crossed_model(
@@ -98,7 +102,10 @@ def objective(data: ModelData, n_parts: int, crossed: tuple[int, ...]) -> Crosse
     n_levels = [b.n_levels for b in data.blocks]
     ks = [b.k for b in data.blocks]
     return CrossedObjective(
-        local_runner(parts), crossed_size(n_levels, ks, crossed), PirlsControl()
+        local_runner(parts),
+        crossed_size(n_levels, ks, crossed),
+        PirlsControl(),
+        upper=step_bound(data.family),
     )
 
 
@@ -187,6 +194,38 @@ def test_a_beta_binomial_objective_matches_in_memory(nested: bool) -> None:
         np.testing.assert_allclose(
             split_objective.fixed_information(theta, beta_v), info0, rtol=1e-8
         )
+
+
+@pytest.mark.parametrize(("seed", "nested"), [(0, False), (0, True), (2, False), (2, True)])
+def test_the_log_links_bound_as_in_memory(seed: int, nested: bool) -> None:
+    # Rare successes: rows with every trial a success pull their eta to the log link's 0,
+    # where the search holds them (face_step over the partitions) and ends unconverged; at
+    # beta = (0.3, 0.2) u = 0 has no likelihood and the search starts lowered below it.
+    data = crossed_model(seed, nested=nested, n=600, n_g=30)
+    rng = np.random.default_rng(seed)
+    data = dataclasses.replace(
+        data,
+        successes=data.successes * (rng.random(data.n_obs) < 0.4),
+        log_binomial_constant=float("nan"),
+        family=make_family("binomial", "log"),
+    )
+    crossed = (len(data.blocks) - 1,)
+    memory = LaplaceObjective(data)
+    split_objective = objective(data, 3, crossed)
+    base = np.array([0.9, 0.1, 0.4] + ([0.6] if nested else []) + [0.7])
+    for scale, beta in ((1.0, [-1.5, 0.5]), (2.0, [-0.5, 0.4]), (3.0, [0.3, 0.2])):
+        theta, beta_v = base * scale, np.array(beta)
+        d0, gt0, gb0 = memory.deviance_and_gradient(theta, beta_v)
+        mode = memory.mode(theta, beta_v)
+        assert rows_at_link_bound(data.family, mode.eta) > 0 and not mode.converged
+        d1, gt1, gb1 = split_objective.deviance_and_gradient(theta, beta_v)
+        assert not split_objective.mode(theta, beta_v).converged
+        assert abs(d1 - d0) <= 1e-9 * abs(d0)
+        g0, g1 = np.concatenate([gt0, gb0]), np.concatenate([gt1, gb1])
+        np.testing.assert_allclose(g1, g0, rtol=1e-7, atol=1e-7 * np.max(np.abs(g0)))
+    n_levels, ks = [b.n_levels for b in data.blocks], [b.k for b in data.blocks]
+    split_objective.conditional_effects(theta, beta_v, n_levels, ks, crossed)
+    assert split_objective.rows_at_link_bound == rows_at_link_bound(data.family, mode.eta)
 
 
 def test_same_input_same_output_bit_for_bit() -> None:
@@ -296,6 +335,21 @@ def test_crossed_equals_in_memory_fit(client, formula: str, n_item: int, link: s
         assert again.loglik == fitted.loglik
         assert np.array_equal(again.params.to_numpy(), fitted.params.to_numpy())
         assert np.array_equal(again.theta, fitted.theta)
+
+
+def test_a_log_link_fit_with_a_crossed_factor_equals_in_memory(client) -> None:
+    # Rare successes (rates below the log link's bound of 1): it was refused on Dask.
+    dd = pytest.importorskip("dask.dataframe")
+    frame = crossed_frame(3, n_item=10)
+    kept = np.random.default_rng(3).random(len(frame)) < 0.3
+    frame = frame.assign(y=((frame["y"] == 1.0) & kept).astype(float))
+    formula = "y ~ x + (1 | g) + (1 | item)"
+    memory = glmm_binomial.fit(formula, frame, link="log")
+    fitted = glmm_binomial.fit(
+        formula, dd.from_pandas(frame, npartitions=2), client=client, link="log"
+    )
+    assert fitted.converged and memory.converged
+    assert_same_fit(memory, fitted)
 
 
 def test_crossed_refusals(client, monkeypatch) -> None:

@@ -70,6 +70,7 @@ from glmm_binomial.methods.laplace import (
     family_parameter_gradient,
     gradient_from_solve,
     row_leverages,
+    rows_at_link_bound,
 )
 from glmm_binomial.methods.maximum_likelihood import LikelihoodMethod
 from glmm_binomial.model.data import ModelData
@@ -84,12 +85,17 @@ from glmm_binomial.numerics.factor import (
     rest_solve,
 )
 from glmm_binomial.numerics.pirls import (
+    MAX_HELD_ROWS,
     Mode,
     PirlsControl,
+    below_bound_start,
+    bounded_step,
     halving_step,
+    intercept_direction,
     largest_move,
     penalized_deviance,
     prediction_accepted,
+    pushed_rows,
 )
 
 FloatArray = NDArray[np.float64]
@@ -204,6 +210,10 @@ class CrossedPartition(Partition):
         self._pending: _Point | None = None
         self._anchor: _Point | None = None  # the last mode, the next search's warm start
         self._work: Any = None
+        # The Newton direction at the base where the client keeps the steps inside the
+        # link's bound (direction, project), and the held rows' columns (face).
+        self._direction: tuple[FloatArray, FloatArray] | None = None
+        self._face: Any = None
         self._eta_fixed = np.zeros(0)
         self._lambdas: list[FloatArray] = []
         self._a: tuple[FloatArray, FloatArray] = (np.zeros((0, 0)), np.zeros((0, 0)))
@@ -249,12 +259,19 @@ class CrossedPartition(Partition):
         negative) the clipped ones (_Point.newton) S's term, the reduced Newton right-hand
         side for u_c (without -u_c), |y|^2 and log det of the chain; None for the observed
         where that chain is not positive definite, None for the clipped where no weight is
-        negative (the same as the observed)."""
+        negative (the same as the observed); both None where the point has no likelihood."""
         model, st = self._at_theta, self.structure
         a1, a2 = self._a
         q_chain = st.q_chain
         eta = self._eta_fixed + st.times(a1, a2, u1, u2)
         pdev, mu = penalized_deviance(eta, model, u1, u2[:q_chain], self._scratch)
+        if not np.isfinite(pdev):
+            # No likelihood here (a row past the log link's bound): the client rejects the
+            # trial or starts elsewhere, so no system is computed (H = I stands in).
+            zero = np.zeros(st.n)
+            factor = st.eliminate_chain(a1, a2, zero, self._lambda1)[0]
+            mode = Mode(u1, u2, a1, a2, eta, mu, zero, zero, factor, pdev, 0, False, self._lambdas)
+            return _Point(mode, {}), (pdev, model.log_binomial_constant, None, None)
         w, residual = model.family.weights_and_residual(
             eta, mu, model.successes, model.trials, st.unit_trials
         )
@@ -318,11 +335,15 @@ class CrossedPartition(Partition):
         reset: bool,
         du_c: FloatArray | None = None,
         retry: bool = False,
+        lowered: bool = False,
     ) -> Any:
         """Start a mode search at (theta, beta): from the last mode moved by predict's step
         (du_c: its u_c part), else from the last mode's local u (zero after a reset) and the
         client's u_c. retry: start again from the last mode (the prediction went too far).
-        The summary (as trial's) ends with the largest |du| of the prediction here."""
+        lowered (with reset): u = 0 but the first factor's effects lowered below the link's
+        bound along its random intercept (pirls.below_bound_start, as find_mode's start
+        where u = 0 has no likelihood). The summary (as trial's) ends with the largest |du| of
+        the prediction here."""
         if du_c is not None and (self._serial != serial - 1 or self._base is None):
             self._serial = serial
             return LOST
@@ -336,6 +357,7 @@ class CrossedPartition(Partition):
         self._serial = serial
         self._pending = None
         self._work = None
+        self._direction = self._face = None
         if model.family.n_parameters:
             family = model.family_at(theta)
             if family != self._at_theta.family:
@@ -348,6 +370,11 @@ class CrossedPartition(Partition):
         largest = 0.0
         if anchor is None:
             u1, u2 = np.zeros((st.n1, st.k1)), np.concatenate([np.zeros(st.q_chain), u_c])
+            upper = model.family.eta_upper
+            if lowered and np.isfinite(upper):
+                direction = intercept_direction(st, self._lambda1)
+                a = self._a[0] @ direction
+                u1 = below_bound_start(st, self._eta_fixed, a, upper) * direction[None, :]
         elif du_c is not None:
             du1, du2 = anchor.mode.factor.backward(y, du_c)
             largest = largest_move(du1, du2)
@@ -358,19 +385,99 @@ class CrossedPartition(Partition):
         return (*summary, largest)
 
     def trial(
-        self, serial: int, commit: bool, d_c: FloatArray, step: float, observed: bool = True
+        self,
+        serial: int,
+        commit: bool,
+        d_c: FloatArray | None,
+        step: float,
+        observed: bool = True,
     ) -> Any:
         """The point base + step d, d the Newton direction whose u_c part d_c the client
         solved for (the local part by back substitution) with H's observed weights or the
-        clipped ones (observed False; _Point.newton)."""
+        clipped ones (observed False; _Point.newton); d_c None: the direction kept by
+        direction (and project)."""
         if not self._sync(serial, commit):
             return LOST
         assert self._base is not None
         base = self._base
-        factor, y = base.step_factor(observed)
-        d1, d2 = factor.backward(y, d_c)
+        if d_c is None:
+            assert self._direction is not None
+            d1, d2 = self._direction
+        else:
+            factor, y = base.step_factor(observed)
+            d1, d2 = factor.backward(y, d_c)
         self._pending, summary = self._evaluate(base.mode.u1 + step * d1, base.mode.u2 + step * d2)
         return summary
+
+    # --- the link's bound (pirls.bounded_step, pushed_rows, face_step) ---------------------
+    def direction(self, serial: int, commit: bool, d_c: FloatArray) -> Any:
+        """Newton's direction at the base given its u_c part (kept for trial), and what the
+        client needs to keep the step at or below the link's bound: the rows here within
+        pirls.BOUND_GAP of it that the direction pushes further (pushed_rows), for each the
+        reduced right-hand side for u_c of H^{-1} a_i (q_c x held; a_i the row of Z Lambda),
+        their change of eta, and the step to the bound (pirls.bounded_step) where none is
+        held. The link's family is log-concave: H has the observed weights only."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode, st = self._base.mode, self.structure
+        factor, y = self._base.newton[True]
+        upper = self._at_theta.family.eta_upper
+        d1, d2 = factor.backward(y, d_c)
+        self._direction = (d1, d2)
+        deta = st.times(mode.a1, mode.a2, d1, d2)
+        held = pushed_rows(mode.eta, deta, upper)
+        first = bounded_step(mode.eta, deta, upper)
+        if held.size == 0 or held.size > MAX_HELD_ROWS:
+            self._face = None
+            return held.size, np.zeros((self.structure.q_rest, 0)), deta[held], first
+        ys, rrs = [], []
+        for i in held:
+            row = np.zeros(st.n)
+            row[i] = 1.0
+            y_i, rr_i = factor.forward(*st.transpose_times(mode.a1, mode.a2, row))
+            ys.append(y_i)
+            rrs.append(rr_i)
+        self._face = (held, ys)
+        return held.size, np.column_stack(rrs), deta[held], first
+
+    def face(self, first: int, serial: int, commit: bool, x_c: FloatArray) -> Any:
+        """Given the u_c parts x_c (q_c x held, all partitions' held rows in partition order;
+        this partition's from column `first`) of H^{-1} a_i for the held rows, the columns'
+        local parts (kept for project) and this partition's rows of the held rows' Gram
+        matrix A H^{-1} A' (pirls.face_step's)."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None
+        mode, st = self._base.mode, self.structure
+        factor = self._base.newton[True][0]
+        own_held, own_ys = self._face if self._face is not None else (np.zeros(0, np.intp), [])
+        # Columns of another partition's held rows: no right-hand side here.
+        zero = factor.forward(np.zeros((st.n1, st.k1)), np.zeros(st.q2))[0]
+        columns = []
+        for i in range(x_c.shape[1]):
+            own = i - first
+            y = own_ys[own] if 0 <= own < len(own_ys) else zero
+            columns.append(factor.backward(y, x_c[:, i]))
+        self._face = columns
+        gram = np.zeros((own_held.size, len(columns)))
+        for i, (c1, c2) in enumerate(columns):
+            gram[:, i] = st.times(mode.a1, mode.a2, c1, c2)[own_held]
+        return gram
+
+    def project(self, serial: int, commit: bool, weights: FloatArray) -> Any:
+        """The kept direction projected on the face where the held rows stay put (d less the
+        columns face kept, by the client's weights), and the step to the bound along it."""
+        if not self._sync(serial, commit):
+            return LOST
+        assert self._base is not None and self._direction is not None
+        mode, st = self._base.mode, self.structure
+        d1, d2 = self._direction
+        for weight, (c1, c2) in zip(weights, self._face, strict=True):
+            d1, d2 = d1 - weight * c1, d2 - weight * c2
+        self._direction, self._face = (d1, d2), None
+        deta = st.times(mode.a1, mode.a2, d1, d2)
+        return bounded_step(mode.eta, deta, self._at_theta.family.eta_upper)
 
     # --- at the mode -----------------------------------------------------------------------
     def gradient_rhs(self, serial: int, commit: bool, zrr: FloatArray) -> Any:
@@ -438,14 +545,15 @@ class CrossedPartition(Partition):
 
     def effects(self, serial: int, commit: bool, zrr: FloatArray, theta: FloatArray) -> Any:
         """Conditional modes and covariances of every block (laplace.block_effects), the
-        partition's levels of its own blocks and all levels of the crossed ones."""
+        partition's levels of its own blocks and all levels of the crossed ones, and how many
+        of its rows lie at the link's bound (laplace.rows_at_link_bound)."""
         if not self._sync(serial, commit):
             return LOST
         assert self._base is not None
         mode = self._base.mode
         inverse = mode.factor.selected_inverse(zrr=zrr)
         modes, covs = block_effects(self.model, self.structure, mode, theta, inverse)
-        return self.keys, modes, covs
+        return self.keys, modes, covs, rows_at_link_bound(self._at_theta.family, mode.eta)
 
 
 @dataclass
@@ -523,8 +631,14 @@ class CrossedObjective:
         q_c: int,
         pirls_control: PirlsControl,
         blas_threads: int | None = None,
+        upper: float | None = None,
     ) -> None:
         self.run = run
+        # The bound on eta the mode search keeps its steps at or below (pirls.step_bound of
+        # the family: the log link's 0), None without one.
+        self.upper = upper
+        # Rows whose eta lies at the link's bound at the last conditional_effects' modes.
+        self.rows_at_link_bound = 0
         # The client's dense work on S (Cholesky, inverse, solves) under the fit's BLAS cap.
         self.blas_threads = blas_threads
         self.q_c = q_c
@@ -541,10 +655,10 @@ class CrossedObjective:
         in-memory objective's reset before a search from another start."""
         self._reset, self._at = True, None
 
-    def _call(self, method: str, **kwargs: Any) -> list[Any]:
+    def _call(self, method: str, *per_partition: Sequence[Any], **kwargs: Any) -> list[Any]:
         self._serial += 1
         commit, self._commit = self._commit, False
-        parts = self.run(method, serial=self._serial, commit=commit, **kwargs)
+        parts = self.run(method, *per_partition, serial=self._serial, commit=commit, **kwargs)
         if any(isinstance(p, str) and p == LOST for p in parts):
             raise PartitionLost(method)
         if not parts:
@@ -602,10 +716,26 @@ class CrossedObjective:
     def _search(self, theta: FloatArray, beta: FloatArray) -> _ClientMode:
         """pirls.find_mode on the joint u, the Newton system solved through S (with H's
         observed weights, or the clipped ones where some are negative and H is not positive
-        definite with them; the Laplace approximation needs the observed)."""
+        definite with them; the Laplace approximation needs the observed), the steps kept at
+        or below the link's bound (_bounded)."""
         control = self.pirls_control
+        from_zero = self._at is None and self._reset
         parts, u_c = self._begin(theta, beta)
         at = self._combine(parts, u_c)
+        if not np.isfinite(at.pdev):
+            # As find_mode: a start without likelihood is replaced by u = 0, then (a link
+            # with a bound) by the first factor's effects lowered below it.
+            u_c = np.zeros(self.q_c)
+            if not from_zero:
+                parts = self._call("begin", theta=theta, beta=beta, u_c=u_c, reset=True)
+                at = self._combine(parts, u_c)
+            if not np.isfinite(at.pdev) and self.upper is not None:
+                parts = self._call(
+                    "begin", theta=theta, beta=beta, u_c=u_c, reset=True, lowered=True
+                )
+                at = self._combine(parts, u_c)
+            if not np.isfinite(at.pdev):
+                return self._ended(theta, beta, u_c, np.eye(self.q_c), float("inf"), False, 0)
         iteration = 0
         while True:
             observed, system, (l_s, logdet_s) = at.newton()
@@ -613,34 +743,80 @@ class CrossedObjective:
             d_c = scipy.linalg.solve_triangular(l_s, y_r, lower=True, trans="T", check_finite=False)
             # g' H^{-1} g = |L^{-1} g|^2: the partitions' chain parts and S's.
             decrement = system.y_squared + float(y_r @ y_r)
-            if decrement < control.tol or iteration >= control.max_iter:
-                converged = decrement < control.tol
+            at_bound = too_many = False
+            first = 1.0
+            if self.upper is not None:
+                d_c, decrement, first, at_bound, too_many = self._bounded(l_s, d_c, decrement)
+            if too_many or decrement < control.tol or iteration >= control.max_iter:
+                converged = decrement < control.tol and not at_bound
                 break
             iteration += 1
+            # With a bound the partitions keep the direction (direction, project).
+            sent = d_c if self.upper is None else None
 
             def trial(
-                step: float, u_c: FloatArray = u_c, d_c: FloatArray = d_c, observed: bool = observed
+                step: float,
+                u_c: FloatArray = u_c,
+                d_c: FloatArray = d_c,
+                sent: FloatArray | None = sent,
+                observed: bool = observed,
             ) -> tuple[float, tuple[FloatArray, _Summary]]:
                 # The partitions move by step times their part of d (and keep the point as
                 # pending: the next call commits it when it was accepted).
                 new_u_c = u_c + step * d_c
-                parts = self._call("trial", d_c=d_c, step=step, observed=observed)
+                parts = self._call("trial", d_c=sent, step=step, observed=observed)
                 new = self._combine(parts, new_u_c)
                 return new.pdev, (new_u_c, new)
 
-            accepted = halving_step(at.pdev, decrement, trial, control)
+            accepted = halving_step(at.pdev, decrement, trial, control, first)
             if accepted is None:
                 converged = decrement < control.stall_tol
                 break
             self._commit = True
             u_c, at = accepted
-        self.counters.evaluations += 1
-        self.counters.pirls_iterations += iteration
         deviance = at.pdev + system.logdet + logdet_s - 2.0 * at.constant
         if not observed:
             # A mode where H is not positive definite with the observed weights is no maximum
             # (as pirls.find_mode).
             deviance, converged = float("inf"), False
+        return self._ended(theta, beta, u_c, l_s, deviance, converged, iteration)
+
+    def _bounded(
+        self, l_s: FloatArray, d_c: FloatArray, decrement: float
+    ) -> tuple[FloatArray, float, float, bool, bool]:
+        """find_mode's handling of the link's bound on the Newton direction with u_c part d_c
+        (the partitions keep the whole direction): rows at the bound that it pushes further
+        are held there (pirls.face_step: the direction projected on the face where they stay
+        put, d - H^{-1} A' w with A the held rows of Z Lambda and A H^{-1} A' w = A d, least
+        squares) unless more than MAX_HELD_ROWS; the first trial step stops the first row to
+        reach the bound short of it (pirls.bounded_step). Returns the direction's u_c part,
+        its decrement g'd (g' H^{-1} a_i = (A d)_i, so the projection lowers it by w'(A d)),
+        the first step, whether rows are held and whether too many are."""
+        parts = self._call("direction", d_c=d_c)
+        held = sum(int(p[0]) for p in parts)
+        if held == 0 or held > MAX_HELD_ROWS:
+            return d_c, decrement, min(float(p[3]) for p in parts), held > 0, held > 0
+        x_c = rest_solve(l_s, np.hstack([p[1] for p in parts]))
+        firsts = np.cumsum([0] + [int(p[0]) for p in parts[:-1]]).tolist()
+        gram = np.vstack(self._call("face", firsts, x_c=x_c))
+        pushed = np.concatenate([p[2] for p in parts])
+        weights = np.linalg.lstsq(gram, pushed, rcond=None)[0]
+        first = min(float(f) for f in self._call("project", weights=weights))
+        return d_c - x_c @ weights, decrement - float(weights @ pushed), first, True, False
+
+    def _ended(
+        self,
+        theta: FloatArray,
+        beta: FloatArray,
+        u_c: FloatArray,
+        l_s: FloatArray,
+        deviance: float,
+        converged: bool,
+        iterations: int,
+    ) -> _ClientMode:
+        """The search's end, kept as the next one's warm start where it converged."""
+        self.counters.evaluations += 1
+        self.counters.pirls_iterations += iterations
         mode = _ClientMode(
             np.array(theta, dtype=np.float64),
             np.array(beta, dtype=np.float64),
@@ -732,14 +908,16 @@ class CrossedObjective:
         crossed: tuple[int, ...],
     ) -> tuple[list[FloatArray], list[FloatArray]]:
         """Conditional modes (n_levels x k) and covariances (n_levels x k x k) of every block
-        over the levels of the whole data set (laplace.conditional_effects's)."""
+        over the levels of the whole data set (laplace.conditional_effects's); the rows at the
+        link's bound there are counted in rows_at_link_bound."""
 
         def evaluate() -> list[Any]:
             at = self.mode(theta, beta)
             return self._call("effects", zrr=rest_inverse(at.l_s), theta=theta)
 
         pieces = self._retrying(evaluate)
-        return place_effects(pieces, n_levels, ks, crossed)
+        self.rows_at_link_bound = sum(int(piece[3]) for piece in pieces)
+        return place_effects([piece[:3] for piece in pieces], n_levels, ks, crossed)
 
     @staticmethod
     def _sum(parts: list[FloatArray]) -> FloatArray:

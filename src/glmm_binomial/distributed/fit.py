@@ -137,6 +137,7 @@ from glmm_binomial.numerics.optimize import (
     minimize_deviance,
     off_boundary,
 )
+from glmm_binomial.numerics.pirls import step_bound
 
 FloatArray = NDArray[np.float64]
 LOG = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def fit_dask(
     factor (None: as many as data has, merged down to one per PARTITION_ROWS rows but not below
     MIN_PARTITIONS; default_partitions). weights and offset must be column names. family: the
     binomial or the beta-binomial with any link (the variational methods fit the binomial
-    logit only: api.refuse_on_dask; the log link needs nested factors).
+    logit only: api.refuse_on_dask).
     Every grouping factor must be nested in one outermost factor, or (Laplace) crossed with it
     with at most crossed.DASK_CROSSED_LIMIT random effects in all. A method that rescales
     (methods.maximum_likelihood) is estimated on internally centred and scaled columns
@@ -318,15 +319,6 @@ def _fit(
     )
     method.check(structure, design)
     crossed = crossed_terms(parsed, design.random_specs, learned.crossed_groups)
-    if crossed and np.isfinite(family.eta_upper):
-        # The crossed objective's mode search on the client does not keep its steps inside
-        # the log link's bound (a sweep's fit ran for minutes there), nor hold rows on it.
-        raise ValueError(
-            f"family={family.name!r} with link={family.link!r} on a Dask DataFrame needs every "
-            "grouping factor nested in one outermost factor (random slopes allowed); with "
-            "factors crossed with it, fit the computed frame in memory: "
-            "glmm_binomial.fit(formula, ddf.compute(), ...)"
-        )
     plan = PartitionPlan(design, options, _partition_kind(method, crossed), crossed, family)
 
     # 2. Shuffle once on the partitioning factor; each partition becomes a ModelData and an
@@ -476,7 +468,11 @@ def _maximum_likelihood(
     if plan.crossed:
         q_c = crossed_size(n_levels, ks, plan.crossed)
         objective = CrossedObjective(
-            PinnedRunner(partitions), q_c, method.pirls_control, partitions.blas_threads
+            PinnedRunner(partitions),
+            q_c,
+            method.pirls_control,
+            partitions.blas_threads,
+            step_bound(plan.family),
         )
         information = objective.fixed_information
     else:
@@ -589,10 +585,9 @@ def _maximum_likelihood(
         separation,
         n_agq,
     )
+    # The fitted eta at the log link's bound, as laplace.finish_fit.
+    output = with_link_bound(output, plan.family, objective.rows_at_link_bound)
     if isinstance(objective, NestedObjective):
-        # The fitted eta at the log link's bound, as laplace.finish_fit (crossed factors take
-        # no bounded link).
-        output = with_link_bound(output, plan.family, objective.rows_at_link_bound)
         output = with_quadrature_bound(output, plan.family, objective.rows_past_bound)
     # Whether the prior outweighs the likelihood further out (as in memory; the rows'
     # random-effect SDs read over the partitions only past runaway_rows' bound).
@@ -613,6 +608,7 @@ def _maximum_likelihood(
                 objective.q_c,
                 method.pirls_control,
                 partitions.blas_threads,
+                objective.upper,
             ).deviance_and_gradient
         else:
             user_check = objective.user_deviance_and_gradient
