@@ -66,8 +66,7 @@ def fit(
     link: "logit" (default), "probit", "cloglog", "cauchit" or "log" (mu = e^eta <= 1 held).
     Maximum likelihood ("laplace", "agq", also with priors= and structured covariance terms)
     fits every family and link; "vb", "vb_meanfield" the binomial logit only (the others are
-    refused with a ValueError), also on a Dask DataFrame (there the beta-binomial and the log
-    link with nested grouping factors only).
+    refused with a ValueError), also on a Dask DataFrame.
 
     method: "laplace" (maximum likelihood, Laplace approximation, as glmer nAGQ = 1), "agq"
     (maximum likelihood, adaptive Gauss-Hermite quadrature with n_agq points per dimension,
