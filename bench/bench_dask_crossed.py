@@ -3,9 +3,14 @@ against the in-memory fit of the same rows: wall seconds side by side, the diffe
 logLik, estimates and standard errors, and the load average.
 
     python bench/bench_dask_crossed.py --rows 200000 --groups 5000 --items 200 --workers 2
+    python bench/bench_dask_crossed.py --link log       # rates exp(eta) below 1
+    python bench/bench_dask_crossed.py --family betabinomial \
+        --formula "cbind(k, fail) ~ x + (1 + x | g) + (1 | item)"
 
 The rows are simulated in memory (seeded): g with a random intercept and slope on x, item
-crossed with g. Worker processes (forked), one thread each; the client is this process.
+crossed with g; y a 0/1 response and k of k + fail trials (1 to 5, overdispersed as a
+beta-binomial with phi = 5) by the link's inverse (the log link's rates a tenth of the logit's,
+below 1). Worker processes (forked), one thread each; the client is this process.
 """
 
 from __future__ import annotations
@@ -18,15 +23,24 @@ import numpy as np
 import pandas as pd
 
 
-def simulate(seed: int, rows: int, groups: int, items: int) -> pd.DataFrame:
+def simulate(seed: int, rows: int, groups: int, items: int, link: str = "logit") -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     g = rng.integers(0, groups, rows)
     item = rng.integers(0, items, rows)
     x = rng.normal(size=rows)
     eta = -0.3 + 0.6 * x + rng.normal(scale=0.8, size=groups)[g]
     eta += rng.normal(scale=0.4, size=groups)[g] * x + rng.normal(scale=0.7, size=items)[item]
-    y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float64)
-    return pd.DataFrame({"y": y, "x": x, "g": g.astype(str), "item": item.astype(str)})
+    p = 1.0 / (1.0 + np.exp(-eta))
+    if link == "log":
+        p = 0.1 * p
+    elif link == "cauchit":
+        p = 0.5 + np.arctan(eta) / np.pi
+    y = (rng.random(rows) < p).astype(np.float64)
+    trials = rng.integers(1, 6, rows)
+    k = rng.binomial(trials, rng.beta(5.0 * p + 1e-9, 5.0 * (1.0 - p) + 1e-9))
+    return pd.DataFrame(
+        {"y": y, "k": k, "fail": trials - k, "x": x, "g": g.astype(str), "item": item.astype(str)}
+    )
 
 
 def main() -> None:
@@ -37,7 +51,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--formula", default="y ~ x + (1 + x | g) + (1 | item)")
+    parser.add_argument("--link", default="logit")
+    parser.add_argument("--family", default="binomial")
     args = parser.parse_args()
+    options = {"link": args.link, "family": args.family}
     logging.disable(logging.INFO)
 
     import dask
@@ -48,10 +65,13 @@ def main() -> None:
 
     with open("/proc/loadavg") as f:
         print("load average at start:", f.read().strip())
-    frame = simulate(1, args.rows, args.groups, args.items)
-    print(f"{args.formula}: {args.rows} rows, {args.groups} g, {args.items} items")
+    frame = simulate(1, args.rows, args.groups, args.items, args.link)
+    print(
+        f"{args.formula} ({args.family}, {args.link}): {args.rows} rows, {args.groups} g, "
+        f"{args.items} items"
+    )
     started = time.perf_counter()
-    memory = glmm_binomial.fit(args.formula, frame)
+    memory = glmm_binomial.fit(args.formula, frame, **options)
     t_memory = time.perf_counter() - started
     with (
         dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
@@ -62,7 +82,7 @@ def main() -> None:
     ):
         ddf = dd.from_pandas(frame, npartitions=args.partitions)
         started = time.perf_counter()
-        fitted = glmm_binomial.fit(args.formula, ddf, client=client)
+        fitted = glmm_binomial.fit(args.formula, ddf, client=client, **options)
         t_dask = time.perf_counter() - started
     with open("/proc/loadavg") as f:
         print("load average at end:  ", f.read().strip())
@@ -71,9 +91,9 @@ def main() -> None:
         f"ratio {t_dask / t_memory:.2f}"
     )
     print(
-        "evaluations (memory, Dask):",
-        memory.opt_summary.evaluations,
-        fitted.opt_summary.evaluations,
+        "evaluations, PIRLS iterations and converged (memory, Dask):",
+        (memory.opt_summary.evaluations, memory.opt_summary.pirls_iterations, memory.converged),
+        (fitted.opt_summary.evaluations, fitted.opt_summary.pirls_iterations, fitted.converged),
     )
     rel = abs(fitted.loglik - memory.loglik) / abs(memory.loglik)
     print(f"logLik {memory.loglik:.6f}; relative difference {rel:.2e}")
