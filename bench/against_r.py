@@ -60,6 +60,8 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "slope3_probit": BOTH,
     "nested_crossed": BOTH,
     "betabinomial_mild": ("glmmTMB",),
+    "crossed_betabinomial": ("glmmTMB",),
+    "crossed_cauchit": BOTH,
 }
 
 
