@@ -19,7 +19,7 @@ crossed blocks (``Structure(..., crossed=...)``). Its ``eliminate_chain`` gives 
 factor of H_pp and its term of S; ``Factor.forward``/``backward`` are the two halves of a solve
 with H around the client's solve with S; ``selected_inverse(zrr=S^{-1})`` gives the partition's
 entries of H^{-1} (the Takahashi recurrences need only the partition's chain and S^{-1}), so
-laplace.gradient_weights / gradient_from_solve compute the exact gradient as in memory, and
+laplace.row_leverages / gradient_from_solve compute the exact gradient as in memory, and
 log det H = sum_p log det H_pp + log det S.
 
 The conditional mode is the in-memory PIRLS (pirls.find_mode) on the joint u: a Newton step
@@ -485,7 +485,7 @@ class CrossedPartition(Partition):
     # --- at the mode -----------------------------------------------------------------------
     def gradient_rhs(self, serial: int, commit: bool, zrr: FloatArray) -> Any:
         """First half of the gradient with S^{-1} = zrr: the reduced right-hand side of
-        v = H^{-1} (Z Lambda)' r for u_c (laplace.gradient_weights' r)."""
+        v = H^{-1} (Z Lambda)' r for u_c (r = w' s, as laplace.logdet_slope's)."""
         if not self._sync(serial, commit):
             return LOST
         assert self._base is not None

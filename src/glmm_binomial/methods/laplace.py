@@ -405,7 +405,7 @@ def scalar_mode_change(
 
 def scalar_gradient(data: ModelData, st: Structure, mode: Mode) -> tuple[FloatArray, FloatArray]:
     """LaplaceObjective.gradient_at for the scalar layout (pirls.scalar_layout) and a family
-    without parameters: gradient_weights and gradient_from_solve with H diagonal (its inverse
+    without parameters: logdet_slope and gradient_from_solve with H diagonal (its inverse
     linv^2 per level), in the same operations."""
     a, z = mode.a1[:, 0], st.z1[:, 0]
     w, rho = mode.weights, mode.residual
@@ -673,22 +673,6 @@ def family_parameter_gradient(
     return np.array([value])
 
 
-def gradient_weights(
-    st: Structure,
-    mode: Mode,
-    inverse: SelectedInverse,
-    family: Family,
-    successes: FloatArray | None = None,
-    trials: FloatArray | None = None,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The first half of the gradient: r_i = (dw_i / deta_i) a_i' H^{-1} a_i (w_i (1 - 2 mu_i)
-    for the logit link; the other families need the rows' successes and trials), and the rows'
-    h_i = H^{-1} a_i on their own columns (h1, h2; both empty without a rest). The gradient
-    then needs v = H^{-1} (Z Lambda)' r (gradient_from_solve)."""
-    s, h1, h2 = row_leverages(st, mode, inverse)
-    return family.weight_slope(mode.eta, mode.mu, mode.weights, successes, trials) * s, h1, h2
-
-
 def row_leverages(
     st: Structure, mode: Mode, inverse: SelectedInverse
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -724,8 +708,9 @@ def gradient_from_solve(
     v1: FloatArray,
     v2: FloatArray,
 ) -> tuple[FloatArray, FloatArray]:
-    """Gradient of the Laplace deviance in (theta, beta) from gradient_weights' r, h1, h2 and
-    v = H^{-1} (Z Lambda)' r split as (v1, v2): sums over the rows of data."""
+    """Gradient of the Laplace deviance in (theta, beta) from logdet_slope's r = w' s and the
+    rows' h1, h2 (row_leverages), and v = H^{-1} (Z Lambda)' r split as (v1, v2): sums over
+    the rows of data."""
     a1, a2, w, rho = mode.a1, mode.a2, mode.weights, mode.residual
     e = r - 2.0 * rho - w * st.times(a1, a2, v1, v2)
     grad_beta = data.x.T @ e
