@@ -13,6 +13,7 @@ from glmm_binomial.family import make_family
 from glmm_binomial.methods.laplace import LaplaceObjective
 from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.numerics.pirls import (
+    BARRIER_FRACTION,
     BOUND_GAP,
     START_GAP,
     PirlsControl,
@@ -172,6 +173,13 @@ def test_bounded_step_cuts_a_step_past_the_bound_and_rows_on_it_are_held() -> No
     # A row within BOUND_GAP (held) does not cut the step.
     assert bounded_step(np.array([-1.0, -0.5 * BOUND_GAP]), np.array([0.5, 1e-17]), 0.0) == 1.0
     assert bounded_step(eta, np.zeros(3), 0.0) == 1.0
+    # A row with failures (a barrier) goes BARRIER_FRACTION of its way to the bound at most.
+    barrier = np.array([False, True, False])
+    step = bounded_step(eta, np.array([0.5, 2.0, 1.0]), 0.0, barrier)
+    assert step == BARRIER_FRACTION * 0.5 / 2.0
+    # Where another row is stopped first, the barrier changes nothing.
+    step = bounded_step(eta, np.array([0.5, 0.25, 4.0]), 0.0, barrier)
+    assert step == (2.0 - 0.5 * BOUND_GAP) / 4.0
     at_bound = np.array([-1.0, -0.5 * BOUND_GAP, -2.0])
     assert pushed_rows(at_bound, np.array([0.1, 1e-3, 0.1]), 0.0).tolist() == [1]
     # A row at the bound that the step moves away from is not held.

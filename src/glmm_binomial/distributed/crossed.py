@@ -91,6 +91,7 @@ from glmm_binomial.numerics.pirls import (
     MAX_HELD_ROWS,
     Mode,
     PirlsControl,
+    barrier_rows,
     below_bound_start,
     bounded_step,
     halving_step,
@@ -430,7 +431,7 @@ class CrossedPartition(Partition):
         self._direction = (d1, d2)
         deta = st.times(mode.a1, mode.a2, d1, d2)
         held = pushed_rows(mode.eta, deta, upper)
-        first = bounded_step(mode.eta, deta, upper)
+        first = bounded_step(mode.eta, deta, upper, self._barrier())
         if held.size == 0 or held.size > MAX_HELD_ROWS:
             self._face = None
             return held.size, np.zeros((self.structure.q_rest, 0)), deta[held], first
@@ -480,7 +481,11 @@ class CrossedPartition(Partition):
             d1, d2 = d1 - weight * c1, d2 - weight * c2
         self._direction, self._face = (d1, d2), None
         deta = st.times(mode.a1, mode.a2, d1, d2)
-        return bounded_step(mode.eta, deta, self._at_theta.family.eta_upper)
+        return bounded_step(mode.eta, deta, self._at_theta.family.eta_upper, self._barrier())
+
+    def _barrier(self) -> NDArray[np.bool_]:
+        """The rows with failures (pirls.barrier_rows)."""
+        return barrier_rows(self.model.successes, self.model.trials)
 
     # --- at the mode -----------------------------------------------------------------------
     def gradient_rhs(self, serial: int, commit: bool, zrr: FloatArray) -> Any:

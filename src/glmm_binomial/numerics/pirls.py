@@ -147,18 +147,38 @@ MAX_HELD_ROWS = 64
 solve with H)."""
 
 
-def bounded_step(eta: FloatArray, deta: FloatArray, upper: float) -> float:
+BARRIER_FRACTION = 0.9
+"""A row with failures has no likelihood at the log link's bound (its (m - k) log(1 - mu) runs
+to -inf there): a first trial step takes it at most this fraction of its way to the bound (an
+interior point method's fraction to the boundary), not to within BOUND_GAP of it, where its
+weight (m - k) mu / (1 - mu)^2 (4e16 at half BOUND_GAP) left H with no positive definite
+factor in rounding (metamorphic's log-link probes: a NaN log det in memory, on Dask a Schur
+complement that would not factor)."""
+
+
+def bounded_step(
+    eta: FloatArray, deta: FloatArray, upper: float, barrier: NDArray[np.bool_] | None = None
+) -> float:
     """The first trial step along a Newton direction that moves eta by deta, for a link whose
     eta must stay at or below `upper`: 1 where the whole step stays there, else the step that
     brings the first row to reach the bound to half BOUND_GAP below it (there the next step
     holds it, pushed_rows; shorter steps towards it would take one search step per factor they
-    shorten the gap by). Rows already within BOUND_GAP are the held ones (their eta moves by
-    rounding only) and are left to the step halving."""
+    shorten the gap by), or a `barrier` row (one with failures) BARRIER_FRACTION of its way
+    there. Rows already within BOUND_GAP are the held ones (their eta moves by rounding only)
+    and are left to the step halving."""
     towards = (deta > 0.0) & (eta < upper - BOUND_GAP)
     if not towards.any():
         return 1.0
-    reach = float(np.min((upper - 0.5 * BOUND_GAP - eta[towards]) / deta[towards]))
+    room = upper - 0.5 * BOUND_GAP - eta[towards]
+    if barrier is not None:
+        room = np.where(barrier[towards], BARRIER_FRACTION * (upper - eta[towards]), room)
+    reach = float(np.min(room / deta[towards]))
     return min(1.0, reach)
+
+
+def barrier_rows(successes: FloatArray, trials: FloatArray) -> NDArray[np.bool_]:
+    """The rows with failures (no likelihood at the log link's bound; bounded_step)."""
+    return np.asarray(successes < trials)
 
 
 START_GAP = 1e-2
@@ -367,6 +387,7 @@ def find_mode(
     pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
     concave = data.family.log_concave
     upper = step_bound(data.family)
+    barrier = None if upper is None else barrier_rows(data.successes, data.trials)
     if not np.isfinite(pdev):
         u1, u2 = np.zeros_like(u1), np.zeros_like(u2)
         eta = eta_fixed + structure.times(a1, a2, u1, u2)
@@ -411,7 +432,7 @@ def find_mode(
             if at_bound and not too_many:
                 d1, d2 = face_step(structure, a1, a2, factor, (d1, d2), deta, held)
                 deta = structure.times(a1, a2, d1, d2)
-            first = bounded_step(eta, deta, upper)
+            first = bounded_step(eta, deta, upper, barrier)
         decrement = float((g1 * d1).sum() + (g2 * d2).sum())
         if too_many or decrement < control.tol or iteration >= control.max_iter:
             converged = decrement < control.tol and not at_bound
@@ -491,6 +512,7 @@ def find_scalar_mode(
     level_values, level_sum = structure.level_values, structure.level_sum
     scratch = (np.empty_like(eta_fixed), np.empty_like(eta_fixed))
     upper = step_bound(family)
+    barrier = None if upper is None else barrier_rows(successes, trials)
 
     def deviance_at(u: FloatArray) -> tuple[FloatArray, float, FloatArray]:
         eta = eta_fixed + a * level_values(u[:, 0])
@@ -527,7 +549,7 @@ def find_scalar_mode(
                 d1 = d1.copy()
                 d1[structure.g1[held]] = 0.0
                 deta = a * level_values(d1[:, 0])
-            first = bounded_step(eta, deta, upper)
+            first = bounded_step(eta, deta, upper, barrier)
         decrement = float((g1 * d1).sum() + 0.0)
         if decrement < control.tol or iteration >= control.max_iter:
             converged = decrement < control.tol and not at_bound
