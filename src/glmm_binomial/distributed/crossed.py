@@ -217,7 +217,9 @@ class CrossedPartition(Partition):
         # The Newton direction at the base where the client keeps the steps inside the
         # link's bound (direction, project), and the held rows' columns (face).
         self._direction: tuple[FloatArray, FloatArray] | None = None
-        self._face: Any = None
+        self._newton: tuple[FloatArray, FloatArray, FloatArray] = (np.zeros(0),) * 3
+        self._face: tuple[IntArray, list[Any], list[FloatArray]] = (np.zeros(0, np.intp), [], [])
+        self._columns: list[tuple[FloatArray, FloatArray]] = []
         self._eta_fixed = np.zeros(0)
         self._lambdas: list[FloatArray] = []
         self._a: tuple[FloatArray, FloatArray] = (np.zeros((0, 0)), np.zeros((0, 0)))
@@ -361,7 +363,7 @@ class CrossedPartition(Partition):
         self._serial = serial
         self._pending = None
         self._work = None
-        self._direction = self._face = None
+        self._direction = None
         if model.family.n_parameters:
             family = model.family_at(theta)
             if family != self._at_theta.family:
@@ -417,33 +419,45 @@ class CrossedPartition(Partition):
     def direction(self, serial: int, commit: bool, d_c: FloatArray) -> Any:
         """Newton's direction at the base given its u_c part (kept for trial), and what the
         client needs to keep the step at or below the link's bound: the rows here within
-        pirls.BOUND_GAP of it that the direction pushes further (pushed_rows), for each the
-        reduced right-hand side for u_c of H^{-1} a_i (q_c x held; a_i the row of Z Lambda),
-        their change of eta, and the step to the bound (pirls.bounded_step) where none is
-        held. The link's family is log-concave: H has the observed weights only."""
+        pirls.BOUND_GAP of it that the direction pushes further (pushed_rows: they are held,
+        _held), and the step to the bound (pirls.bounded_step) where none is held. The link's
+        family is log-concave: H has the observed weights only."""
         if not self._sync(serial, commit):
             return LOST
         assert self._base is not None
         mode, st = self._base.mode, self.structure
         factor, y = self._base.newton[True]
-        upper = self._at_theta.family.eta_upper
         d1, d2 = factor.backward(y, d_c)
-        self._direction = (d1, d2)
         deta = st.times(mode.a1, mode.a2, d1, d2)
-        held = pushed_rows(mode.eta, deta, upper)
-        first = bounded_step(mode.eta, deta, upper, self._barrier())
-        if held.size == 0 or held.size > MAX_HELD_ROWS:
-            self._face = None
-            return held.size, np.zeros((self.structure.q_rest, 0)), deta[held], first
-        ys, rrs = [], []
-        for i in held:
+        # Newton's own direction, which each projection starts from (face_step's).
+        self._newton = (d1, d2, deta)
+        self._direction = (d1, d2)
+        upper = self._at_theta.family.eta_upper
+        self._face = (np.zeros(0, dtype=np.intp), [], [])
+        return self._held(
+            pushed_rows(mode.eta, deta, upper), bounded_step(mode.eta, deta, upper, self._barrier())
+        )
+
+    def _held(self, more: IntArray, first: float) -> tuple[int, FloatArray, FloatArray, float]:
+        """Rows `more` added to the held ones (up to MAX_HELD_ROWS here), and for the client
+        their number, for each the reduced right-hand side for u_c of H^{-1} a_i (q_c x more;
+        a_i the row of Z Lambda), their change of eta along Newton's direction, and `first`."""
+        assert self._base is not None
+        mode, st = self._base.mode, self.structure
+        factor = self._base.newton[True][0]
+        held, ys, rrs = self._face
+        empty = np.zeros((st.q_rest, 0))
+        if more.size == 0 or held.size + more.size > MAX_HELD_ROWS:
+            return more.size, empty, self._newton[2][more], first
+        added = []
+        for i in more:
             row = np.zeros(st.n)
             row[i] = 1.0
             y_i, rr_i = factor.forward(*st.transpose_times(mode.a1, mode.a2, row))
             ys.append(y_i)
-            rrs.append(rr_i)
-        self._face = (held, ys)
-        return held.size, np.column_stack(rrs), deta[held], first
+            added.append(rr_i)
+        self._face = (np.concatenate([held, more]), ys, rrs + added)
+        return more.size, np.column_stack(added), self._newton[2][more], first
 
     def face(self, first: int, serial: int, commit: bool, x_c: FloatArray) -> Any:
         """Given the u_c parts x_c (q_c x held, all partitions' held rows in partition order;
@@ -455,7 +469,7 @@ class CrossedPartition(Partition):
         assert self._base is not None
         mode, st = self._base.mode, self.structure
         factor = self._base.newton[True][0]
-        own_held, own_ys = self._face if self._face is not None else (np.zeros(0, np.intp), [])
+        own_held, own_ys, _ = self._face
         # Columns of another partition's held rows: no right-hand side here.
         zero = factor.forward(np.zeros((st.n1, st.k1)), np.zeros(st.q2))[0]
         columns = []
@@ -463,25 +477,29 @@ class CrossedPartition(Partition):
             own = i - first
             y = own_ys[own] if 0 <= own < len(own_ys) else zero
             columns.append(factor.backward(y, x_c[:, i]))
-        self._face = columns
+        self._columns = columns
         gram = np.zeros((own_held.size, len(columns)))
         for i, (c1, c2) in enumerate(columns):
             gram[:, i] = st.times(mode.a1, mode.a2, c1, c2)[own_held]
         return gram
 
     def project(self, serial: int, commit: bool, weights: FloatArray) -> Any:
-        """The kept direction projected on the face where the held rows stay put (d less the
-        columns face kept, by the client's weights), and the step to the bound along it."""
+        """Newton's direction projected on the face where the held rows stay put (less the
+        columns face kept, by the client's weights; kept for trial); the rows at the bound
+        that the projection pushes further are held too (as _held adds them: the client
+        projects again), else the step to the bound along it."""
         if not self._sync(serial, commit):
             return LOST
-        assert self._base is not None and self._direction is not None
+        assert self._base is not None
         mode, st = self._base.mode, self.structure
-        d1, d2 = self._direction
-        for weight, (c1, c2) in zip(weights, self._face, strict=True):
+        d1, d2, _ = self._newton
+        for weight, (c1, c2) in zip(weights, self._columns, strict=True):
             d1, d2 = d1 - weight * c1, d2 - weight * c2
-        self._direction, self._face = (d1, d2), None
+        self._direction, self._columns = (d1, d2), []
         deta = st.times(mode.a1, mode.a2, d1, d2)
-        return bounded_step(mode.eta, deta, self._at_theta.family.eta_upper, self._barrier())
+        upper = self._at_theta.family.eta_upper
+        more = np.setdiff1d(pushed_rows(mode.eta, deta, upper), self._face[0])
+        return self._held(more, bounded_step(mode.eta, deta, upper, self._barrier()))
 
     def _barrier(self) -> NDArray[np.bool_]:
         """The rows with failures (pirls.barrier_rows)."""
@@ -796,21 +814,38 @@ class CrossedObjective:
         (the partitions keep the whole direction): rows at the bound that it pushes further
         are held there (pirls.face_step: the direction projected on the face where they stay
         put, d - H^{-1} A' w with A the held rows of Z Lambda and A H^{-1} A' w = A d, least
-        squares) unless more than MAX_HELD_ROWS; the first trial step stops the first row to
-        reach the bound short of it (pirls.bounded_step). Returns the direction's u_c part,
-        its decrement g'd (g' H^{-1} a_i = (A d)_i, so the projection lowers it by w'(A d)),
-        the first step, whether rows are held and whether too many are."""
+        squares), and rows the projection pushes in turn too, unless more than MAX_HELD_ROWS;
+        the first trial step stops the first row to reach the bound short of it
+        (pirls.bounded_step). Returns the direction's u_c part, its decrement g'd
+        (g' H^{-1} a_i = (A d)_i, so the projection lowers it by w'(A d)), the first step,
+        whether rows are held and whether too many are."""
         parts = self._call("direction", d_c=d_c)
-        held = sum(int(p[0]) for p in parts)
-        if held == 0 or held > MAX_HELD_ROWS:
-            return d_c, decrement, min(float(p[3]) for p in parts), held > 0, held > 0
-        x_c = rest_solve(l_s, np.hstack([p[1] for p in parts]))
-        firsts = np.cumsum([0] + [int(p[0]) for p in parts[:-1]]).tolist()
-        gram = np.vstack(self._call("face", firsts, x_c=x_c))
-        pushed = np.concatenate([p[2] for p in parts])
-        weights = np.linalg.lstsq(gram, pushed, rcond=None)[0]
-        first = min(float(f) for f in self._call("project", weights=weights))
-        return d_c - x_c @ weights, decrement - float(weights @ pushed), first, True, False
+        # Per partition, its held rows' reduced right-hand sides and Newton's change of eta.
+        rrs: list[list[FloatArray]] = [[] for _ in parts]
+        pushed: list[list[FloatArray]] = [[] for _ in parts]
+        held = 0
+        projected, weights, newton_deta = d_c, np.zeros(0), np.zeros(0)
+        while True:
+            more = sum(int(p[0]) for p in parts)
+            held += more
+            if held > MAX_HELD_ROWS:
+                return projected, decrement, 1.0, True, True
+            if more == 0:
+                first = min(float(p[3]) for p in parts)
+                if held == 0:
+                    return d_c, decrement, first, False, False
+                return projected, decrement - float(weights @ newton_deta), first, True, False
+            for j, p in enumerate(parts):
+                rrs[j].append(p[1])
+                pushed[j].append(p[2])
+            x_c = rest_solve(l_s, np.hstack([m for part in rrs for m in part]))
+            counts = [sum(m.shape[1] for m in part) for part in rrs]
+            firsts = np.cumsum([0, *counts[:-1]]).tolist()
+            gram = np.vstack(self._call("face", firsts, x_c=x_c))
+            newton_deta = np.concatenate([v for part in pushed for v in part])
+            weights = np.linalg.lstsq(gram, newton_deta, rcond=None)[0]
+            projected = d_c - x_c @ weights
+            parts = self._call("project", weights=weights)
 
     def _ended(
         self,

@@ -429,9 +429,17 @@ def find_mode(
             held = pushed_rows(eta, deta, upper)
             at_bound = bool(held.size)
             too_many = held.size > MAX_HELD_ROWS
-            if at_bound and not too_many:
-                d1, d2 = face_step(structure, a1, a2, factor, (d1, d2), deta, held)
+            newton, newton_deta = (d1, d2), deta
+            while at_bound and not too_many:
+                d1, d2 = face_step(structure, a1, a2, factor, newton, newton_deta, held)
                 deta = structure.times(a1, a2, d1, d2)
+                # The projection can push rows at the bound that Newton's step did not (a
+                # step past the bound, which the halving then cut to nothing): held too.
+                more = np.setdiff1d(pushed_rows(eta, deta, upper), held)
+                if not more.size:
+                    break
+                held = np.union1d(held, more)
+                too_many = held.size > MAX_HELD_ROWS
             first = bounded_step(eta, deta, upper, barrier)
         decrement = float((g1 * d1).sum() + (g2 * d2).sum())
         if too_many or decrement < control.tol or iteration >= control.max_iter:
