@@ -31,8 +31,9 @@ positive definite, as find_mode does; the mode's deviance takes the observed. On
 per Newton step: the partitions evaluate the trial point and, speculatively, everything the
 next step needs there (the client accepts or halves). For the log link, find_mode's steps up to
 the bound (bounded_step) and its projection holding the rows on it (face_step) take a round
-trip more per Newton step (direction), and two more where rows are held (face, project): the
-projection's solves with H are split as the Newton step's.
+trip more per Newton step (direction), and two more where rows are held (face, project; again
+while the projection pushes further rows): the projection's solves with H are split as the
+Newton step's.
 A search starts from the last mode moved to first order to the new (theta, beta), by
 pirls.WarmStart's rule (largest_move, prediction_accepted) over all partitions: the change is
 one solve with the last H, split between the partitions and S (two round trips: the reduced
