@@ -196,6 +196,19 @@ def test_a_beta_binomial_objective_matches_in_memory(nested: bool) -> None:
         )
 
 
+def rare_log_model(seed: int, nested: bool) -> ModelData:
+    """crossed_model's rows (600, 30 levels of g) with four successes in ten kept, for the
+    log link: groups with every trial a success pull their eta to the bound."""
+    data = crossed_model(seed, nested=nested, n=600, n_g=30)
+    rng = np.random.default_rng(seed)
+    return dataclasses.replace(
+        data,
+        successes=data.successes * (rng.random(data.n_obs) < 0.4),
+        log_binomial_constant=float("nan"),
+        family=make_family("binomial", "log"),
+    )
+
+
 @pytest.mark.parametrize(
     ("seed", "nested"), [(0, False), (0, True), (2, False), (2, True), (3, True), (4, True)]
 )
@@ -206,14 +219,7 @@ def test_the_log_links_bound_as_in_memory(seed: int, nested: bool) -> None:
     # Seeds 3 and 4: the projection pushes further rows at the bound, which are held too;
     # before, the search's steps past the bound were halved to nothing for all its 100
     # iterations (seed 3 at scale 2 ended with a deviance of 1673.03; on the face, 697.09).
-    data = crossed_model(seed, nested=nested, n=600, n_g=30)
-    rng = np.random.default_rng(seed)
-    data = dataclasses.replace(
-        data,
-        successes=data.successes * (rng.random(data.n_obs) < 0.4),
-        log_binomial_constant=float("nan"),
-        family=make_family("binomial", "log"),
-    )
+    data = rare_log_model(seed, nested)
     crossed = (len(data.blocks) - 1,)
     memory = LaplaceObjective(data)
     split_objective = objective(data, 3, crossed)
@@ -240,14 +246,7 @@ def test_a_row_with_failures_is_kept_off_the_log_links_bound(seed: int, nested: 
     # where their weights (4e16) left H with no positive definite factor in rounding: in
     # memory a NaN log det (seed 6), on the partitions a Schur complement that would not
     # factor (seed 1). They now go BARRIER_FRACTION of their way at most.
-    data = crossed_model(seed, nested=nested, n=600, n_g=30)
-    rng = np.random.default_rng(seed)
-    data = dataclasses.replace(
-        data,
-        successes=data.successes * (rng.random(data.n_obs) < 0.4),
-        log_binomial_constant=float("nan"),
-        family=make_family("binomial", "log"),
-    )
+    data = rare_log_model(seed, nested)
     theta = np.array([0.9, 0.1, 0.4] + ([0.6] if nested else []) + [0.7])
     beta = np.array([-0.2, 1.5])
     memory = LaplaceObjective(data)
