@@ -93,11 +93,10 @@ from glmm_binomial.numerics.pirls import (
     Mode,
     PirlsControl,
     barrier_rows,
-    below_bound_start,
     bounded_step,
     halving_step,
-    intercept_direction,
     largest_move,
+    lowered_start,
     penalized_deviance,
     prediction_accepted,
     pushed_rows,
@@ -348,7 +347,7 @@ class CrossedPartition(Partition):
         (du_c: its u_c part), else from the last mode's local u (zero after a reset) and the
         client's u_c. retry: start again from the last mode (the prediction went too far).
         lowered (with reset): u = 0 but the first factor's effects lowered below the link's
-        bound along its random intercept (pirls.below_bound_start, as find_mode's start
+        bound along its random intercept (pirls.lowered_start, as find_mode's start
         where u = 0 has no likelihood). The summary (as trial's) ends with the largest |du| of
         the prediction here."""
         if du_c is not None and (self._serial != serial - 1 or self._base is None):
@@ -379,9 +378,7 @@ class CrossedPartition(Partition):
             u1, u2 = np.zeros((st.n1, st.k1)), np.concatenate([np.zeros(st.q_chain), u_c])
             upper = model.family.eta_upper
             if lowered and np.isfinite(upper):
-                direction = intercept_direction(st, self._lambda1)
-                a = self._a[0] @ direction
-                u1 = below_bound_start(st, self._eta_fixed, a, upper) * direction[None, :]
+                u1 = lowered_start(st, self._eta_fixed, self._a[0], self._lambda1, upper)
         elif du_c is not None:
             du1, du2 = anchor.mode.factor.backward(y, du_c)
             largest = largest_move(du1, du2)

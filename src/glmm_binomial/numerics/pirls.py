@@ -227,6 +227,16 @@ def intercept_direction(structure: Structure, lambda1: FloatArray) -> FloatArray
     return unit
 
 
+def lowered_start(
+    structure: Structure, eta_fixed: FloatArray, a1: FloatArray, lambda1: FloatArray, upper: float
+) -> FloatArray:
+    """find_mode's start where u = 0 has no likelihood: the first factor's effects (n1 x k1)
+    lowered below the link's bound `upper` along its random intercept (below_bound_start along
+    intercept_direction; a1 the first factor's Z Lambda)."""
+    direction = intercept_direction(structure, lambda1)
+    return below_bound_start(structure, eta_fixed, a1 @ direction, upper) * direction[None, :]
+
+
 def step_bound(family: Family) -> float | None:
     """The bound on eta that the mode search steps up to and holds rows on (bounded_step,
     pushed_rows, face_step): the link's (the log link's 0) for a log-concave likelihood; None
@@ -395,9 +405,7 @@ def find_mode(
         if not np.isfinite(pdev) and upper is not None:
             # As the scalar search: the first factor's effects lowered below the bound, along
             # its random intercept where it has one.
-            direction = intercept_direction(structure, lambda1)
-            lowered = below_bound_start(structure, eta_fixed, a1 @ direction, upper)
-            u1 = lowered * direction[None, :]
+            u1 = lowered_start(structure, eta_fixed, a1, lambda1, upper)
             eta = eta_fixed + structure.times(a1, a2, u1, u2)
             pdev, mu = penalized_deviance(eta, data, u1, u2, scratch)
         if not np.isfinite(pdev):
