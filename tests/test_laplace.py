@@ -1,3 +1,4 @@
+import re
 import warnings
 
 import numpy as np
@@ -439,17 +440,27 @@ def test_a_search_run_off_to_an_overflowing_lambda_is_a_clear_error() -> None:
 def test_a_run_off_search_names_the_separation_that_drove_it() -> None:
     """cs_runaway_modes.csv (README there): no finite estimate (separation within groups);
     the search runs to an SD of 1.3e9, where the modes cannot be computed. The refusal names
-    the separation, as the same data with successes and failures swapped report it."""
+    the separation, as the same data with successes and failures swapped report it. Which of
+    the two ends so depends on rounding (numpy 2.4.6 / scipy 1.17.1 swapped them): the other
+    stops short at a point reported as not converged, whose warning names the separation and
+    says the values are no estimates."""
     frame = pd.read_csv(REFERENCE_DIR / "cs_runaway_modes.csv")
-    pattern = r"the fit failed: the search ran off.*separation within groups: in every group of g"
-    with pytest.raises(ValueError, match=pattern) as raised:
-        g.fit("y ~ x + cs(0 + tf | g)", frame)
-    assert "reported values" not in str(raised.value)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        swapped = g.fit("y ~ x + cs(0 + tf | g)", frame.assign(y=1 - frame["y"]))
-    assert not swapped.converged
-    assert any("separation within groups: in every group of g" in str(w.message) for w in caught)
+    separation = "separation within groups: in every group of g"
+    refused = 0
+    for data in (frame, frame.assign(y=1 - frame["y"])):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = g.fit("y ~ x + cs(0 + tf | g)", data)
+        except ValueError as raised:
+            refused += 1
+            assert re.search(f"the fit failed: the search ran off.*{separation}", str(raised))
+            assert "reported values" not in str(raised)
+        else:
+            assert not result.converged
+            named = [str(w.message) for w in caught if separation in str(w.message)]
+            assert named and "not estimates" in named[0]
+    assert refused >= 1
 
 
 def test_finish_fit_retries_the_final_mode_from_zero_after_a_failed_warm_start():

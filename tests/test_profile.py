@@ -336,7 +336,8 @@ def test_a_profile_the_refits_cannot_bracket_has_no_end_and_says_so():
     definite in rounding), and with that caught, RuntimeError ("no bracket found"): the
     re-fits land in different optima and the profile crosses the critical value back and
     forth. The trial step now counts as no deviance (as in the fit's own search), and the end
-    is NaN with a warning (the other end is 1)."""
+    is NaN with a warning (the other end is 1). With numpy 2.4.6 / scipy 1.17.1 the refits
+    all land in one optimum (zeta -0.94 from -1 to 0.8): the lower end is then the range's."""
     import warnings
 
     frame = pd.read_csv(REFERENCE_DIR / "profile_singular_probit.csv")
@@ -347,5 +348,13 @@ def test_a_profile_the_refits_cannot_bracket_has_no_end_and_says_so():
     name = "cor_x.(Intercept)|g"
     found = fit.profile(which=[name], control={"max_doublings": 6})
     table = found.confint()
-    assert np.isnan(table.loc[name, "lower"]) and table.loc[name, "upper"] == 1.0
-    assert any(w.startswith(f"no lower end for {name}") for w in found.warnings)
+    assert table.loc[name, "upper"] == 1.0
+    lower = table.loc[name, "lower"]
+    if np.isnan(lower):
+        assert any(w.startswith(f"no lower end for {name}") for w in found.warnings)
+    else:
+        # Every refit below the estimate within the critical value: no crossing to find.
+        profile = found.parameters[name]
+        below = profile.values < profile.estimate
+        assert lower == -1.0 and below.any()
+        assert np.all(np.abs(profile.zeta[below]) < stats.norm.ppf(0.975))
