@@ -216,6 +216,21 @@ def test_extreme_linear_predictors_stay_finite_and_exact():
     assert np.isfinite(log.weights_and_residual(np.zeros(1), one, one, 2 * one)).all()
 
 
+def test_the_beta_binomials_likelihood_is_zero_past_the_log_links_bound():
+    """Past eta = 0 (mu > 1) no probability, as the binomial's; it was carried on flat at its
+    value on the bound (0 for a row of all successes), so mode searches crawled past it."""
+    family = BetaBinomial("log", phi=3.0)
+    eta = np.array([-0.5, 0.0, 1e-9, 0.3])
+    k, m = np.full(4, 4.0), np.full(4, 4.0)
+    rows = family.loglik_rows(eta, k, m)
+    assert np.isfinite(rows[:2]).all() and rows[1] == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_array_equal(rows[2:], [-np.inf, -np.inf])
+    assert family.mean_and_loglik(eta, k, m)[1] == -np.inf
+    # Rows x quadrature nodes (AGQ) alike.
+    nodes = family.loglik_rows(np.column_stack([eta, eta[::-1]]), k[:, None], m[:, None])
+    np.testing.assert_array_equal(nodes[:, 0], rows)
+
+
 def test_cloglog_weights_are_exact_where_e_eta_is_tiny():
     """1 - q - t from its series: with k = 2 of m = 4, w = 2 t + t - t^2 / 3 + O(t^4) as
     t = e^eta -> 0 (q = 1 - t / 2 + t^2 / 12 - ..., -q (1 - q - t) = t / 2 - t^2 / 6 + ...)."""

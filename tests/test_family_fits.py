@@ -525,10 +525,9 @@ def test_log_link_fixed_part_past_the_bound_is_brought_back_by_the_random_effect
     assert any("constraint mu = exp(eta) <= 1 is active" in str(w) for w in slope.warnings)
 
 
-def test_log_link_betabinomial_keeps_away_from_the_bound():
-    """The beta-binomial under the log link is degenerate next to the bound (mu = 1): its mode
-    search halves its steps there rather than stepping up to the bound as the binomial's does
-    (which ended this fit at logLik -inf). glmmTMB's optimum (tests/reference/README.md)."""
+def test_log_link_betabinomial_nested_counts():
+    """A beta-binomial log-link fit whose mode searches pass near the bound (mu = 1): it once
+    ended at logLik -inf. glmmTMB's optimum (tests/reference/README.md)."""
     frame = pd.read_csv(REFERENCE_DIR / "log_link_betabinomial_nested.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -537,6 +536,40 @@ def test_log_link_betabinomial_keeps_away_from_the_bound():
     assert result.loglik == pytest.approx(-442.1115097702, abs=1e-6)
     np.testing.assert_allclose(result.params.to_numpy(), [-2.2684983, 0.2240186], atol=1e-5)
     assert result.phi == pytest.approx(44.6153, rel=1e-4)
+
+
+def overdispersed_counts(seed: int, n_groups: int, per: int = 6) -> pd.DataFrame:
+    """Counts of 1 to 11 trials, beta-binomial with phi 4 about logit rates near 0.4 (so that
+    a log-link fit meets mu = 1 in some groups), x on the scale 10 +- 3."""
+    rng = np.random.default_rng(seed)
+    g_codes = rng.permutation(np.repeat(np.arange(n_groups), per))
+    x = 10.0 + 3.0 * rng.normal(size=g_codes.size)
+    eta = -0.3 + 0.2 * (x - 10.0) + rng.normal(scale=0.8, size=n_groups)[g_codes]
+    p = special.expit(eta)
+    m = rng.integers(1, 12, size=g_codes.size)
+    k = rng.binomial(m, rng.beta(4.0 * p, 4.0 * (1.0 - p)))
+    return pd.DataFrame({"k": k, "fail": m - k, "x": x, "g": [f"G{v}" for v in g_codes]})
+
+
+def test_log_link_betabinomial_stays_at_the_bound():
+    """The beta-binomial's likelihood past the log link's bound is 0, and its mode search steps
+    up to the bound and holds rows there as the binomial's. Before, the likelihood was carried
+    on flat past the bound: this fit ended at eta up to 0.035 (mu = 1.04), its mode searches
+    mostly took all 100 steps, 6,629 PIRLS iterations in all (468 now)."""
+    frame = overdispersed_counts(1, 12)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = g.fit("cbind(k, fail) ~ x + (1 | g)", frame, link="log", family="betabinomial")
+    eta = result.predict(type="link")
+    assert eta.max() <= 0.0 and eta.max() > -1e-8  # held on the bound
+    assert np.isfinite(result.loglik) and not result.converged
+    assert any("constraint mu = exp(eta) <= 1 is active" in str(w.message) for w in caught)
+    assert result.opt_summary.pirls_iterations < 2_000
+    # The likelihood there is the family's own: the rows' log-likelihood at the fitted eta
+    # is finite (no row past the bound).
+    family = BetaBinomial("log", phi=result.phi)
+    k, m = frame["k"].to_numpy(float), (frame["k"] + frame["fail"]).to_numpy(float)
+    assert np.isfinite(family.loglik_rows(np.asarray(eta), k, m)).all()
 
 
 # --- results through the family --------------------------------------------------------------

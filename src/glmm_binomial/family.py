@@ -1293,7 +1293,8 @@ class BetaBinomial(Family):
     and in eta by the chain rule with mu' = d1, d2, d3: l' = L1 d1, w = -(L2 d1^2 + L1 d2),
     dw/deta = -(L3 d1^3 + 3 L2 d1 d2 + L1 d3). phi is estimated on the log scale (the
     parameter log phi, glmmTMB's dispersion parameter); phi = NaN marks the family of a model
-    before its fit."""
+    before its fit. Past the link's bound (the log link's mu > 1) l = -inf, as the binomial's.
+    """
 
     link: str = "logit"
     phi: float = float("nan")
@@ -1396,6 +1397,9 @@ class BetaBinomial(Family):
         # The three lgamma differences without cancellation at a large phi (lgamma_rise): as
         # phi grows the beta-binomial tends to the binomial, not to rounding noise.
         value = lgamma_rise(a, k) + lgamma_rise(b, m - k) - lgamma_rise(phi, m)
+        # Past the link's bound (the log link's mu > 1) there is no probability: the
+        # likelihood is 0, as the binomial's, not the value at the bound carried on flat.
+        value = np.where(eta > self.eta_upper, -np.inf, value)
         return np.asarray(value), mu
 
     def mean_and_loglik(

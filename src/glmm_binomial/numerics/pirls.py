@@ -239,12 +239,12 @@ def lowered_start(
 
 def step_bound(family: Family) -> float | None:
     """The bound on eta that the mode search steps up to and holds rows on (bounded_step,
-    pushed_rows, face_step): the link's (the log link's 0) for a log-concave likelihood; None
-    for a link without one, and for the beta-binomial, whose likelihood is degenerate next to
-    mu = 1, where a step up to the bound lands on weights that no longer factor (fuzz_dask_log
-    10's nested counts): it keeps the step halving."""
+    pushed_rows, face_step): the link's (the log link's 0), for the binomial and the
+    beta-binomial alike; None for a link without one. (The beta-binomial once halved its steps
+    instead: its likelihood was carried on flat past the bound at its value there, and the
+    halving crawled along that flat stretch for all of a search's 100 steps.)"""
     upper = family.eta_upper
-    return upper if np.isfinite(upper) and family.log_concave else None
+    return upper if np.isfinite(upper) else None
 
 
 def pushed_rows(eta: FloatArray, deta: FloatArray, upper: float) -> IntArray:
