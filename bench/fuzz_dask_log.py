@@ -5,8 +5,9 @@
 Each seed draws a data set (8 to 39 groups of 4 to 19 rows, a covariate on one of four scales,
 a factor, a subgroup within each group, counts of 1 to 5 trials, offsets 0 or a negative value
 on half the rows) whose rates exp(eta) stay below 1 (eta at most -0.05, many rows near the
-bound), and fits six models with `link="log"` (intercept, slope, nested, counts, an offset,
-a factor crossed with the groups; AGQ with 5 points on the scalar ones too) in memory and on
+bound), and fits seven models with `link="log"` (intercept, slope, nested, counts, an offset,
+a factor crossed with the groups, the counts beta-binomial; AGQ with 5 points on the scalar
+ones too) in memory and on
 a Dask DataFrame of the rows shuffled into 3 partitions (LocalCluster, two single-thread
 workers). A case is:
 
@@ -40,8 +41,11 @@ FORMULAS = [
     "y ~ x + (1 | g) + offset(o)",
     # h crossed with g: the client's mode search over the partitions (crossed.py).
     "y ~ x + (1 | g) + (1 | h)",
+    # The counts again, beta-binomial (FAMILY).
+    "cbind(k, m - k) ~ x + f + (1 | g)",
 ]
 VECTOR = {1, 2, 5}  # formulas AGQ is not run on (a vector effect, nested or crossed factors)
+FAMILY = {6: "betabinomial"}  # formulas fitted with another family than the binomial
 
 
 def data(seed: int) -> pd.DataFrame:
@@ -115,11 +119,13 @@ def main() -> int:
                     if method == "agq" and i in VECTOR:
                         continue
                     options = {"link": "log", "method": method}
+                    if i in FAMILY:
+                        options["family"] = FAMILY[i]
                     if method == "agq":
                         options["n_agq"] = 5
                     memory, m_warn = outcome(formula, frame, options)
                     fitted, d_warn = outcome(formula, shuffled, options)
-                    case = f"{seed} {formula} {method}"
+                    case = f"{seed} {formula} {FAMILY.get(i, '')} {method}"
                     if isinstance(memory, str) or isinstance(fitted, str):
                         errors = [v for v in (memory, fitted) if isinstance(v, str)]
                         if len(errors) == 2 and not any(e.startswith("ERROR") for e in errors):
