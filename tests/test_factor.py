@@ -195,6 +195,28 @@ def test_factor_inverse_is_the_selected_inverse_kept(name: str) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_one_rows_products_are_the_full_ones_at_that_row(name: str) -> None:
+    """row_transpose (row i of Z Lambda, pirls.face_step's right-hand sides) is transpose_times
+    of the unit vector e_i, and times_at the rows' entries of times: the same numbers without
+    a pass over every row."""
+    data, theta = CASES[name]
+    objective = LaplaceObjective(data)
+    st = objective.structure
+    a1, a2 = st.z_lambda(objective.data, objective.data.lambdas(theta))
+    rng = np.random.default_rng(2)
+    u1, u2 = rng.normal(size=(st.n1, st.k1)), rng.normal(size=st.q2)
+    rows = np.array([0, 7, st.n - 1, 7])
+    np.testing.assert_array_equal(st.times_at(rows, a1, a2, u1, u2), st.times(a1, a2, u1, u2)[rows])
+    for i in rows[:3]:
+        unit = np.zeros(st.n)
+        unit[i] = 1.0
+        got = st.row_transpose(a1, a2, int(i))
+        want = st.transpose_times(a1, a2, unit)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_layout_follows_the_grouping_codes() -> None:
     """Nested factors form the chain whatever their names; crossed ones go to the rest."""
     st = Structure(CASES["nested3"][0])

@@ -523,6 +523,31 @@ class Structure:
             out += row_dot(a2, u2[self.cols2])
         return out
 
+    def times_at(
+        self, rows: IntArray, a1: FloatArray, a2: FloatArray, u1: FloatArray, u2: FloatArray
+    ) -> FloatArray:
+        """(Z Lambda) u at the given rows only: times(...)[rows], the same numbers."""
+        at = self.g1[rows]
+        if self.k1 == 1:
+            out = a1[rows, 0] * u1[at, 0]
+        else:
+            out = row_dot(a1[rows], u1[at])
+        if self.r2:
+            out += row_dot(a2[rows], u2[self.cols2[rows]])
+        return out
+
+    def row_transpose(
+        self, a1: FloatArray, a2: FloatArray, i: int
+    ) -> tuple[FloatArray, FloatArray]:
+        """(Z Lambda)' e_i, row i of Z Lambda as (n1 x k1, q2): transpose_times of the unit
+        vector e_i without its pass over every row."""
+        t1 = np.zeros((self.n1, self.k1))
+        t1[self.g1[i]] = a1[i]
+        t2 = np.zeros(self.q2)
+        if self.r2:
+            np.add.at(t2, self.cols2[i], a2[i])
+        return t1, t2
+
     def transpose_times(
         self, a1: FloatArray, a2: FloatArray, r: FloatArray
     ) -> tuple[FloatArray, FloatArray]:

@@ -265,12 +265,8 @@ def face_step(
     """Newton's step d = H^{-1} g projected on the face where the held rows' eta stays put:
     d - H^{-1} A' (A H^{-1} A')^{-1} A d, A the held rows of Z Lambda (A d = deta[held]); least
     squares where two held rows are the same constraint."""
-    columns = []
-    for i in held:
-        row = np.zeros(structure.n)
-        row[i] = 1.0
-        columns.append(factor.solve(*structure.transpose_times(a1, a2, row)))
-    gram = np.array([structure.times(a1, a2, c1, c2)[held] for c1, c2 in columns]).T
+    columns = [factor.solve(*structure.row_transpose(a1, a2, int(i))) for i in held]
+    gram = np.array([structure.times_at(held, a1, a2, c1, c2) for c1, c2 in columns]).T
     weights = np.linalg.lstsq(gram, deta[held], rcond=None)[0]
     d1, d2 = d
     for weight, (c1, c2) in zip(weights, columns, strict=True):
