@@ -196,6 +196,37 @@ def test_a_beta_binomial_objective_matches_in_memory(nested: bool) -> None:
         )
 
 
+@pytest.mark.parametrize(("seed", "nested"), [(1, False), (1, True), (5, True)])
+def test_a_beta_binomial_at_the_log_links_bound_as_in_memory(seed: int, nested: bool) -> None:
+    # The beta-binomial steps up to the log link's bound too; where some partition's chain is
+    # not positive definite with the observed weights the client steps with the clipped ones,
+    # and the partitions' direction and face solves take that H (they took the observed
+    # chain's factor: a KeyError where it had none, the wrong H where it had one).
+    data = crossed_model(seed, nested=nested, n=600, n_g=30)
+    rng = np.random.default_rng(seed)
+    trials = rng.integers(2, 7, data.n_obs).astype(np.float64)
+    rate = np.where(rng.random(data.n_obs) < 0.3, 0.9, 0.15)
+    data = dataclasses.replace(
+        data,
+        successes=rng.binomial(trials.astype(np.int64), rate).astype(np.float64),
+        trials=trials,
+        log_binomial_constant=float("nan"),
+        family=make_family("betabinomial", "log"),
+    )
+    crossed = (len(data.blocks) - 1,)
+    memory = LaplaceObjective(data)
+    split_objective = objective(data, 3, crossed)
+    base = np.array([0.9, 0.1, 0.4] + ([0.6] if nested else []) + [0.7])
+    for scale, log_phi, beta in ((1.0, 1.0, [-1.5, 0.5]), (1.0, 2.0, [-1.0, 0.2])):
+        theta, beta_v = np.append(base * scale, log_phi), np.array(beta)
+        d0, gt0, gb0 = memory.deviance_and_gradient(theta, beta_v)
+        d1, gt1, gb1 = split_objective.deviance_and_gradient(theta, beta_v)
+        assert d1 == d0 or abs(d1 - d0) <= 1e-9 * abs(d0)
+        if np.isfinite(d0):
+            g0, g1 = np.concatenate([gt0, gb0]), np.concatenate([gt1, gb1])
+            np.testing.assert_allclose(g1, g0, rtol=1e-7, atol=1e-7 * np.max(np.abs(g0)))
+
+
 def rare_log_model(seed: int, nested: bool) -> ModelData:
     """crossed_model's rows (600, 30 levels of g) with four successes in ten kept, for the
     log link: groups with every trial a success pull their eta to the bound."""

@@ -220,6 +220,8 @@ class CrossedPartition(Partition):
         self._newton: tuple[FloatArray, FloatArray, FloatArray] = (np.zeros(0),) * 3
         self._face: tuple[IntArray, list[Any], list[FloatArray]] = (np.zeros(0, np.intp), [], [])
         self._columns: list[tuple[FloatArray, FloatArray]] = []
+        # The factor of H the client stepped with at the base (direction's weighting).
+        self._face_factor: Factor | None = None
         self._eta_fixed = np.zeros(0)
         self._lambdas: list[FloatArray] = []
         self._a: tuple[FloatArray, FloatArray] = (np.zeros((0, 0)), np.zeros((0, 0)))
@@ -414,17 +416,19 @@ class CrossedPartition(Partition):
         return summary
 
     # --- the link's bound (pirls.bounded_step, pushed_rows, face_step) ---------------------
-    def direction(self, serial: int, commit: bool, d_c: FloatArray) -> Any:
-        """Newton's direction at the base given its u_c part (kept for trial), and what the
-        client needs to keep the step at or below the link's bound: the rows here within
-        pirls.BOUND_GAP of it that the direction pushes further (pushed_rows: they are held,
-        _held), and the step to the bound (pirls.bounded_step) where none is held. The link's
-        family is log-concave: H has the observed weights only."""
+    def direction(self, serial: int, commit: bool, d_c: FloatArray, observed: bool = True) -> Any:
+        """Newton's direction at the base given its u_c part (kept for trial), solved with H's
+        observed weights or the clipped ones (observed False, as trial's; the face's solves
+        then take the same H), and what the client needs to keep the step at or below the
+        link's bound: the rows here within pirls.BOUND_GAP of it that the direction pushes
+        further (pushed_rows: they are held, _held), and the step to the bound
+        (pirls.bounded_step) where none is held."""
         if not self._sync(serial, commit):
             return LOST
         assert self._base is not None
         mode, st = self._base.mode, self.structure
-        factor, y = self._base.newton[True]
+        factor, y = self._base.step_factor(observed)
+        self._face_factor = factor
         d1, d2 = factor.backward(y, d_c)
         deta = st.times(mode.a1, mode.a2, d1, d2)
         # Newton's own direction, which each projection starts from (face_step's).
@@ -440,18 +444,15 @@ class CrossedPartition(Partition):
         """Rows `more` added to the held ones (up to MAX_HELD_ROWS here), and for the client
         their number, for each the reduced right-hand side for u_c of H^{-1} a_i (q_c x more;
         a_i the row of Z Lambda), their change of eta along Newton's direction, and `first`."""
-        assert self._base is not None
+        assert self._base is not None and self._face_factor is not None
         mode, st = self._base.mode, self.structure
-        factor = self._base.newton[True][0]
         held, ys, rrs = self._face
         empty = np.zeros((st.q_rest, 0))
         if more.size == 0 or held.size + more.size > MAX_HELD_ROWS:
             return more.size, empty, self._newton[2][more], first
         added = []
         for i in more:
-            row = np.zeros(st.n)
-            row[i] = 1.0
-            y_i, rr_i = factor.forward(*st.transpose_times(mode.a1, mode.a2, row))
+            y_i, rr_i = self._face_factor.forward(*st.row_transpose(mode.a1, mode.a2, int(i)))
             ys.append(y_i)
             added.append(rr_i)
         self._face = (np.concatenate([held, more]), ys, rrs + added)
@@ -464,9 +465,9 @@ class CrossedPartition(Partition):
         matrix A H^{-1} A' (pirls.face_step's)."""
         if not self._sync(serial, commit):
             return LOST
-        assert self._base is not None
+        assert self._base is not None and self._face_factor is not None
         mode, st = self._base.mode, self.structure
-        factor = self._base.newton[True][0]
+        factor = self._face_factor
         own_held, own_ys, _ = self._face
         # Columns of another partition's held rows: no right-hand side here.
         zero = factor.forward(np.zeros((st.n1, st.k1)), np.zeros(st.q2))[0]
@@ -478,7 +479,7 @@ class CrossedPartition(Partition):
         self._columns = columns
         gram = np.zeros((own_held.size, len(columns)))
         for i, (c1, c2) in enumerate(columns):
-            gram[:, i] = st.times(mode.a1, mode.a2, c1, c2)[own_held]
+            gram[:, i] = st.times_at(own_held, mode.a1, mode.a2, c1, c2)
         return gram
 
     def project(self, serial: int, commit: bool, weights: FloatArray) -> Any:
@@ -770,7 +771,9 @@ class CrossedObjective:
             at_bound = too_many = False
             first = 1.0
             if self.upper is not None:
-                d_c, decrement, first, at_bound, too_many = self._bounded(l_s, d_c, decrement)
+                d_c, decrement, first, at_bound, too_many = self._bounded(
+                    l_s, d_c, decrement, observed
+                )
             if too_many or decrement < control.tol or iteration >= control.max_iter:
                 converged = decrement < control.tol and not at_bound
                 break
@@ -806,7 +809,7 @@ class CrossedObjective:
         return self._ended(theta, beta, u_c, l_s, deviance, converged, iteration)
 
     def _bounded(
-        self, l_s: FloatArray, d_c: FloatArray, decrement: float
+        self, l_s: FloatArray, d_c: FloatArray, decrement: float, observed: bool
     ) -> tuple[FloatArray, float, float, bool, bool]:
         """find_mode's handling of the link's bound on the Newton direction with u_c part d_c
         (the partitions keep the whole direction): rows at the bound that it pushes further
@@ -816,8 +819,9 @@ class CrossedObjective:
         the first trial step stops the first row to reach the bound short of it
         (pirls.bounded_step). Returns the direction's u_c part, its decrement g'd
         (g' H^{-1} a_i = (A d)_i, so the projection lowers it by w'(A d)), the first step,
-        whether rows are held and whether too many are."""
-        parts = self._call("direction", d_c=d_c)
+        whether rows are held and whether too many are. observed: the weighting of H that
+        l_s and d_c took (_Summary.newton), which the partitions' solves take too."""
+        parts = self._call("direction", d_c=d_c, observed=observed)
         # Per partition, its held rows' reduced right-hand sides and Newton's change of eta.
         rrs: list[list[FloatArray]] = [[] for _ in parts]
         pushed: list[list[FloatArray]] = [[] for _ in parts]
