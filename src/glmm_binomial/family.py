@@ -1397,9 +1397,10 @@ class BetaBinomial(Family):
         # The three lgamma differences without cancellation at a large phi (lgamma_rise): as
         # phi grows the beta-binomial tends to the binomial, not to rounding noise.
         value = lgamma_rise(a, k) + lgamma_rise(b, m - k) - lgamma_rise(phi, m)
-        # Past the link's bound (the log link's mu > 1) there is no probability: the
-        # likelihood is 0, as the binomial's, not the value at the bound carried on flat.
-        value = np.where(eta > self.eta_upper, -np.inf, value)
+        if np.isfinite(self.eta_upper):
+            # Past the link's bound (the log link's mu > 1) there is no probability: the
+            # likelihood is 0, as the binomial's, not the value at the bound carried on flat.
+            value = np.where(eta > self.eta_upper, -np.inf, value)
         return np.asarray(value), mu
 
     def mean_and_loglik(
