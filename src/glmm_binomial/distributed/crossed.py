@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -437,7 +438,7 @@ class CrossedPartition(Partition):
         upper = self._at_theta.family.eta_upper
         self._face = (np.zeros(0, dtype=np.intp), [], [])
         return self._held(
-            pushed_rows(mode.eta, deta, upper), bounded_step(mode.eta, deta, upper, self._barrier())
+            pushed_rows(mode.eta, deta, upper), bounded_step(mode.eta, deta, upper, self._barrier)
         )
 
     def _held(self, more: IntArray, first: float) -> tuple[int, FloatArray, FloatArray, float]:
@@ -498,10 +499,11 @@ class CrossedPartition(Partition):
         deta = st.times(mode.a1, mode.a2, d1, d2)
         upper = self._at_theta.family.eta_upper
         more = np.setdiff1d(pushed_rows(mode.eta, deta, upper), self._face[0])
-        return self._held(more, bounded_step(mode.eta, deta, upper, self._barrier()))
+        return self._held(more, bounded_step(mode.eta, deta, upper, self._barrier))
 
+    @functools.cached_property
     def _barrier(self) -> NDArray[np.bool_]:
-        """The rows with failures (pirls.barrier_rows)."""
+        """The rows with failures (pirls.barrier_rows), found once: the rows do not change."""
         return barrier_rows(self.model.successes, self.model.trials)
 
     # --- at the mode -----------------------------------------------------------------------
