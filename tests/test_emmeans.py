@@ -508,17 +508,62 @@ def test_deterministic(fits: dict[str, Any]) -> None:
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
-def test_formula_offset_at_the_grid_values() -> None:
-    """An offset term is evaluated at the grid's values (its variable at its mean), as
-    emmeans does; it is part of every estimate."""
-    cbpp = g.datasets.load("cbpp")
-    result = g.fit(
-        "cbind(incidence, size - incidence) ~ period + offset(np.log(size)) + (1 | herd)", cbpp
+OFFSETS = load_reference("emmeans_offsets")
+OFFSET_TERM = "cbind(incidence, size - incidence) ~ period + offset(np.log(size)) + (1 | herd)"
+OFFSET_CASES = [
+    # key, formula, fit()'s offset (a column), emmeans' offset
+    ("term", OFFSET_TERM, None, None),
+    ("argument", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "log_size", None),
+    ("term_offset_log10", OFFSET_TERM, None, float(np.log(10.0))),
+    ("term_offset_0", OFFSET_TERM, None, 0.0),
+]
+
+
+@pytest.mark.parametrize(("key", "formula", "fit_offset", "offset"), OFFSET_CASES)
+def test_offsets_are_emmeans(key: str, formula: str, fit_offset: Any, offset: Any) -> None:
+    """emmeans 1.8.4 takes the fit's offset (an offset() term or glmer's offset=) as a
+    covariate at its mean over the rows: mean(log(size)) = 2.5379 on cbpp, not the log of the
+    mean size (2.7104, what evaluating the term at the grid's size gave, 0.17 higher on every
+    mean); its offset= replaces it (0 included)."""
+    cbpp = g.datasets.load("cbpp").assign(log_size=lambda d: np.log(d["size"]))
+    result = g.fit(formula, cbpp, offset=fit_offset)
+    entry = OFFSETS[key]
+    emm = emmeans(result, "period", offset=offset)
+    np.testing.assert_allclose(emm.offset, entry["offset"], rtol=1e-13)
+    L = np.array(entry["L"], dtype=float)
+    np.testing.assert_allclose(emm.linfct, L, rtol=0, atol=1e-15)
+    shift = L @ (result.params.to_numpy() - np.array(entry["fixef"]))
+    np.testing.assert_allclose(
+        emm.table["estimate"].to_numpy() - np.array(entry["emmean"]), shift, rtol=0, atol=1e-10
     )
-    emm = emmeans(result, "period")
-    b = result.params.to_numpy()
-    expected = b[0] + np.r_[0.0, b[1:]] + np.log(cbpp["size"].mean())
-    np.testing.assert_allclose(emm.table["estimate"], expected, rtol=1e-12)
+
+
+def test_the_offset_stays_at_its_mean_whatever_at_gives_its_variable() -> None:
+    """As emmeans: at= for the offset's variable moves the grid's size, not the offset."""
+    cbpp = g.datasets.load("cbpp")
+    result = g.fit(OFFSET_TERM, cbpp)
+    emm = emmeans(result, "period", at={"size": 30})
+    assert list(emm.grid.columns) == ["period"]
+    np.testing.assert_allclose(emm.offset, OFFSETS["mean_log_size"], rtol=1e-13)
+    np.testing.assert_allclose(
+        emm.table["estimate"], emmeans(result, "period").table["estimate"], rtol=0, atol=0
+    )
+
+
+def test_an_offset_needs_the_rows_or_offset() -> None:
+    """A fit that keeps no rows (a Dask fit) has no mean offset: offset= is asked for."""
+    cbpp = g.datasets.load("cbpp")
+    result = g.fit(OFFSET_TERM, cbpp)
+    bare = GLMMResult(
+        dataclasses.replace(result.model, offset=np.zeros(0)),
+        result.fit_output,
+        design=result.design,
+    )
+    with pytest.raises(ValueError, match="offset="):
+        emmeans(bare, "period")
+    np.testing.assert_allclose(emmeans(bare, "period", offset=1.5).offset, 1.5)
+    with pytest.raises(ValueError, match="offset must be a finite number"):
+        emmeans(result, "period", offset=np.inf)
 
 
 def test_without_stored_means_numeric_variables_need_at(fits: dict[str, Any]) -> None:

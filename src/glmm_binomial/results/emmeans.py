@@ -5,8 +5,14 @@ levels, a numeric variable at its mean over the fit's rows (cov.reduce = mean), 
 values when it has at most two (cov.keep = "2"), or at the values given by ``at=``; the first
 variable varies fastest (R's expand.grid). Each grid row has the fixed-effects design row
 x_g that the fit's formula gives it (stateful transforms such as scale() or poly() with the
-fit's parameters; glmm_binomial.newdata.new_data_design), and its offset o_g from the
-formula's offset terms.
+fit's parameters; glmm_binomial.newdata.new_data_design), and an offset o_g. emmeans 1.8.4
+takes the offset as a covariate of its own (.offset., the fit's offset per row: its
+formula's offset() terms plus fit()'s offset=), at its mean over the fit's rows, whatever
+the grid's values of the variables it was computed from: with ``offset(log(n))`` that is the
+mean of log(n), not the log of n's mean, and ``at=`` for n leaves it as it is. ``offset=``
+replaces it (emmeans' offset=, for example log(1000) for a rate per 1000). One difference:
+emmeans keeps an offset with only two distinct values at both (cov.keep = "2") and may find a
+factor nested in it; here it is at its mean too.
 
 Marginal means: for each combination of the ``specs`` and ``by`` variables, L is the equal-
 weight average of the x_g rows that have it (emmeans' default weights = "equal": averaged over
@@ -222,22 +228,46 @@ def _expand(
     return frame, index
 
 
-def _design_rows(design: Any, frame: pd.DataFrame, offset: float) -> tuple[FloatArray, FloatArray]:
-    built = new_data_design(design, frame, offset=np.full(len(frame), offset), random=False)
+def _design_rows(design: Any, frame: pd.DataFrame) -> FloatArray:
+    """The fixed-effects design rows of the grid's frame (its offsets are _grid_offset's)."""
+    built = new_data_design(design, frame, offset=np.zeros(len(frame)), random=False)
     if not bool(np.all(built.complete)):
         raise ValueError("the reference grid has rows the fit's design cannot be built for")
-    return built.x, built.offset
+    return np.asarray(built.x, dtype=np.float64)
+
+
+def _grid_offset(result: GLMMResult, design: Any, offset: float | None, what: str) -> float:
+    """The offset of every grid row (module docstring): ``offset`` when given, else the mean
+    of the fit's offsets over its rows (0 without offsets)."""
+    if offset is not None:
+        if (
+            isinstance(offset, bool)
+            or not isinstance(offset, (int, float))
+            or not np.isfinite(offset)
+        ):
+            raise ValueError(f"offset must be a finite number or None, got {offset!r}")
+        return float(offset)
+    has_offset = bool(design.formula.offsets) or design.offset_source != "none"
+    if not has_offset:
+        return 0.0
+    rows = np.asarray(result.model.offset, dtype=np.float64)
+    if rows.size == 0:
+        raise ValueError(
+            f"{what}: the fit keeps no rows (a Dask fit), so the mean of its offsets is not "
+            "known: give the grid's offset with offset="
+        )
+    return float(rows.mean())
 
 
 def reference_grid(
     result: GLMMResult,
     at: Mapping[str, Any] | None = None,
-    offset: float = 0.0,
+    offset: float | None = None,
     what: str = "emmeans",
 ) -> ReferenceGrid:
     """The reference grid of a fit (module docstring). ``at`` maps variables to values: a
-    subset of a factor's levels, or numbers for a numeric variable. ``offset`` is added to
-    every row (an offset given to fit() as values or a column is not part of the grid)."""
+    subset of a factor's levels, or numbers for a numeric variable. ``offset``: every row's
+    offset (None: the mean of the fit's offsets, as emmeans)."""
     design = _check_result(result, what)
     summaries = {s.name: s for s in design.variables}
     names = list(summaries)
@@ -259,8 +289,7 @@ def reference_grid(
             f"at names {', '.join(map(repr, unknown))}, not a variable of the fixed part "
             f"(variables: {', '.join(names) or 'none'})"
         )
-    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not np.isfinite(offset):
-        raise ValueError(f"offset must be a finite number, got {offset!r}")
+    grid_offset = _grid_offset(result, design, offset, what)
     levels: dict[str, tuple[Any, ...]] = {}
     factor_like: list[str] = []
     factor_names: list[str] = []
@@ -292,7 +321,8 @@ def reference_grid(
             "restrict it with at="
         )
     frame, _ = _expand(levels, factor_names)
-    x, o = _design_rows(design, frame, float(offset))
+    x = _design_rows(design, frame)
+    o = np.full(len(frame), grid_offset)
     return ReferenceGrid(frame, levels, x, o, tuple(factor_like), summaries, tuple(factor_names))
 
 
@@ -500,14 +530,16 @@ def emmeans(
     bias_adjust: bool = False,
     sigma: float | None = None,
     conf_level: float = 0.95,
-    offset: float = 0.0,
+    offset: float | None = None,
     *,
     level: float | None = None,
 ) -> EMMeans:
     """Estimated marginal means of ``specs`` (a variable, a list, or emmeans' "a | b" form),
     per ``by`` group, on the link or response scale, as emmeans(result, specs, by, at, type,
     bias.adjust, sigma) computes them (module docstring), with intervals at conf_level
-    (emmeans' level, accepted as the deprecated name of conf_level)."""
+    (emmeans' level, accepted as the deprecated name of conf_level). offset: the link-scale
+    offset of every grid row, replacing the fit's (emmeans' offset=); None: the mean of the
+    fit's offsets over its rows, as emmeans takes it."""
     conf_level = renamed_level(conf_level, level)
     if type not in TYPES:
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
@@ -579,7 +611,7 @@ def emtrends(
     its deprecated name)."""
     conf_level = fraction(renamed_level(conf_level, level), "conf_level")
     spec_list, by_list = _parse_specs(specs, by)
-    grid = reference_grid(result, at, 0.0, "emtrends")
+    grid = reference_grid(result, at, 0.0, "emtrends")  # offsets cancel in a trend
     if not isinstance(var, str) or var not in grid.levels:
         raise ValueError(
             f"var must name a numeric variable of the fixed part, got {var!r} "
@@ -604,7 +636,7 @@ def emtrends(
     design = result.design
     shifted = grid.frame.copy()
     shifted[var] = shifted[var] + step
-    x_shifted, _ = _design_rows(design, shifted, 0.0)
+    x_shifted = _design_rows(design, shifted)
     slopes = (x_shifted - grid.linfct) / step
     primary = spec_list + by_list
     frame, linfct, _ = _average(grid, primary, slopes, np.zeros(len(slopes)))

@@ -1,0 +1,47 @@
+# emmeans' reference grid and linear functions for each case of a manifest, one JSON line each.
+# usage: Rscript against_r_emmeans.R MANIFEST.json OUT.jsonl
+# The manifest (bench/against_r_emmeans.py writes it) lists csv, formula and the calls: kind
+# "emmeans" (specs, by) or "emtrends" (specs, var). The fit is glmer's (its estimates do not
+# enter the linear functions); each call records emmeans' linfct with its column names, the
+# grid (without .wgt.) and the offsets, or the error.
+suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
+a <- commandArgs(TRUE)
+cases <- fromJSON(a[1], simplifyDataFrame = FALSE)
+out <- file(a[2], "w")
+for (case in cases) {
+  d <- read.csv(case$csv)
+  for (col in c("A", "B", "g")) d[[col]] <- factor(d[[col]])
+  fitted <- tryCatch(
+    suppressWarnings(suppressMessages(glmer(
+      as.formula(case$formula), data = d, family = binomial,
+      control = glmerControl(calc.derivs = FALSE)))),
+    error = function(e) e)
+  calls <- list()
+  for (call in case$calls) {
+    rec <- list(label = call$label)
+    if (inherits(fitted, "error")) {
+      rec$error <- paste("fit:", conditionMessage(fitted))
+    } else {
+      specs <- unlist(call$specs)
+      by <- if (length(call$by)) unlist(call$by) else NULL
+      e <- tryCatch(suppressMessages(
+        if (call$kind == "emtrends") emtrends(fitted, specs, var = call$var, by = by)
+        else emmeans(fitted, specs, by = by)), error = function(e) e)
+      if (inherits(e, "error")) {
+        rec$error <- conditionMessage(e)
+      } else {
+        grid <- e@grid
+        rec$columns <- colnames(e@linfct)
+        rec$L <- unname(e@linfct)
+        rec$offset <- if (".offset." %in% names(grid)) grid$.offset. else rep(0, nrow(grid))
+        keep <- setdiff(names(grid), c(".wgt.", ".offset."))
+        rec$grid <- lapply(grid[keep], as.character)
+      }
+    }
+    calls[[length(calls) + 1]] <- rec
+  }
+  writeLines(toJSON(list(name = case$name, calls = calls), auto_unbox = TRUE, digits = NA,
+                    null = "null", matrix = "rowmajor"), out)
+  flush(out)
+}
+close(out)
