@@ -2,8 +2,9 @@
 # usage: Rscript against_r_emmeans.R MANIFEST.json OUT.jsonl
 # The manifest (bench/against_r_emmeans.py writes it) lists csv, formula and the calls: kind
 # "emmeans" (specs, by) or "emtrends" (specs, var). The fit is glmer's (its estimates do not
-# enter the linear functions); each call records emmeans' linfct with its column names, the
-# grid (without .wgt.) and the offsets, or the error.
+# enter the linear functions); each call records emmeans' linfct with its column names (all
+# of the formula's, an aliased one included), which rows are estimable, the grid (without
+# .wgt.) and the offsets, or the error.
 suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
 a <- commandArgs(TRUE)
 cases <- fromJSON(a[1], simplifyDataFrame = FALSE)
@@ -33,6 +34,7 @@ for (case in cases) {
         grid <- e@grid
         rec$columns <- colnames(e@linfct)
         rec$L <- unname(e@linfct)
+        rec$estimable <- estimability::is.estble(e@linfct, e@nbasis)
         rec$offset <- if (".offset." %in% names(grid)) grid$.offset. else rep(0, nrow(grid))
         keep <- setdiff(names(grid), c(".wgt.", ".offset."))
         rec$grid <- lapply(grid[keep], as.character)

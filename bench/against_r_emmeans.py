@@ -14,10 +14,14 @@ whatever each fit found. A call is a finding when:
   counted apart and listed, as is an answer where emmeans stops with an error (1.8.4's
   emtrends does with an offset of the trend's variable: "argument lengths differ");
 - the coefficient names differ, the grids differ (factor levels as text, numbers to 1e-9
-  relative), or L or the offsets differ by more than --tol (absolute; emtrends' forward
-  difference is taken the same way on both sides).
+  relative), L (over every column of the formula, those a rank-deficient fit dropped
+  included) or the offsets differ by more than --tol (absolute; emtrends' forward difference is
+  taken the same way on both sides), or the rows found estimable differ (EMPTY_CELL's
+  templates leave a cell of A x B empty).
 
 Anything else we raise is a finding with its traceback. Exit status 1 when any call is one.
+Not drawn: an offset with only two distinct values, which emmeans keeps at both as a factor
+(cov.keep = "2") and may find nested in one; ours is at its mean (results/emmeans.py).
 """
 
 from __future__ import annotations
@@ -71,6 +75,23 @@ TEMPLATES: list[tuple[str, list[Call]]] = [
 ]
 
 
+# Templates whose data lose one cell of A x B (the last levels of both): the fit drops the
+# aliased interaction column, and the means that need that cell are not estimable.
+EMPTY_CELL = (
+    (
+        "y ~ A * B + x + (1 | g)",
+        [
+            ("emmeans", ("A",), None),
+            ("emmeans", ("A",), "B"),
+            ("emmeans", ("B",), None),
+            ("emtrends", ("A",), "x"),
+        ],
+    ),
+    ("y ~ A * B * x + (1 | g)", [("emmeans", ("A",), "B"), ("emtrends", ("B",), "x")]),
+)
+TEMPLATES += list(EMPTY_CELL)
+
+
 def case_data(seed: int) -> tuple[pd.DataFrame, int]:
     """The table of a seed and the index of its template."""
     rng = np.random.default_rng([seed, 20261207])
@@ -104,7 +125,11 @@ def case_data(seed: int) -> tuple[pd.DataFrame, int]:
             "g": [f"G{v:02d}" for v in g_codes],
         }
     )
-    return frame, int(rng.integers(len(TEMPLATES)))
+    template = int(rng.integers(len(TEMPLATES)))
+    if template >= len(TEMPLATES) - len(EMPTY_CELL):
+        frame = frame[~((frame["A"] == f"a{n_a - 1}") & (frame["B"] == f"b{n_b - 1}"))]
+        frame = frame.reset_index(drop=True)
+    return frame, template
 
 
 def label(call: Call) -> str:
@@ -120,12 +145,29 @@ def ours(result: Any, call: Call) -> Any:
     return g.emtrends(result, list(specs), var=third)
 
 
+def all_columns(result: Any) -> list[str]:
+    """The names of every column of the fit's formula: the kept ones and those dropped as
+    aliased, in the formula's order."""
+    design = result.design
+    kept = list(result.params.index)
+    if not design.dropped_columns:
+        return kept
+    names: list[Any] = [None] * (len(kept) + len(design.dropped_columns))
+    for position, name in zip(design.kept_columns, kept, strict=True):
+        names[position] = name
+    dropped = iter(design.dropped_columns)
+    return [name if name is not None else next(dropped) for name in names]
+
+
 def compare(emm: Any, theirs: dict[str, Any], columns: list[str], tol: float) -> list[str]:
     problems = []
     if columns != theirs["columns"]:
         return [f"columns {columns} != R's {theirs['columns']}"]
     their_l = np.array(theirs["L"], dtype=float).reshape(-1, len(columns))
-    our_l = np.asarray(emm.linfct, dtype=float)
+    our_l = np.asarray(emm.linfct if emm.linfct_full is None else emm.linfct_full, dtype=float)
+    their_estimable = np.asarray(theirs["estimable"], dtype=bool).reshape(-1)
+    if their_estimable.shape != emm.estimable.shape or (their_estimable != emm.estimable).any():
+        problems.append(f"estimable {list(emm.estimable)} != R's {list(their_estimable)}")
     if our_l.shape != their_l.shape:
         return [f"L shape {our_l.shape} != R's {their_l.shape}"]
     grid = emm.grid
@@ -232,7 +274,7 @@ def main() -> None:
             if "error" in theirs:
                 r_errors.append(f"{where}: emmeans stops ({theirs['error']}); we answer")
                 continue
-            problems = compare(emm, theirs, list(result.params.index), args.tol)
+            problems = compare(emm, theirs, all_columns(result), args.tol)
             if problems:
                 findings.append(f"{where}: " + "; ".join(problems))
             else:

@@ -33,6 +33,7 @@ from scipy import stats
 import glmm_binomial as g
 from glmm_binomial.family import BINOMIAL_LOGIT
 from glmm_binomial.results.emmeans import EMMeans, contrast, emmeans, emtrends, pairs
+from glmm_binomial.results.multiplicity import adjust_p_values
 from glmm_binomial.results.result import GLMMResult
 
 EFFECTS = load_reference("effects")
@@ -564,6 +565,103 @@ def test_an_offset_needs_the_rows_or_offset() -> None:
     np.testing.assert_allclose(emmeans(bare, "period", offset=1.5).offset, 1.5)
     with pytest.raises(ValueError, match="offset must be a finite number"):
         emmeans(result, "period", offset=np.inf)
+
+
+NONEST = load_reference("emmeans_nonest")
+
+
+def _nonest_fit(key: str) -> g.GLMMResult:
+    contraception = g.datasets.load("contraception")
+    if key == "empty_cell":
+        empty = (contraception["urban"] == "Y") & (contraception["livch"] == "3+")
+        return quiet_fit("use ~ age + urban * livch + (1 | district)", contraception[~empty])
+    return quiet_fit("use ~ age + urban:livch + (1 | district)", contraception)
+
+
+def _all_columns(result: g.GLMMResult) -> list[str]:
+    names: list[Any] = [None] * len(result.design.null_basis)
+    for position, name in zip(result.design.kept_columns, result.params.index, strict=True):
+        names[position] = name
+    dropped = iter(result.design.dropped_columns)
+    return [name if name is not None else next(dropped) for name in names]
+
+
+@pytest.mark.parametrize(
+    ("key", "call", "make"),
+    [
+        ("empty_cell", "livch_by_urban", lambda r: emmeans(r, "livch", by="urban")),
+        ("empty_cell", "livch", lambda r: emmeans(r, "livch")),
+        ("empty_cell", "age_trend_by_urban", lambda r: emtrends(r, "urban", var="age")),
+        ("cell_means", "livch", lambda r: emmeans(r, "livch")),
+    ],
+)
+def test_a_rank_deficient_fit_gives_the_estimable_means(key: str, call: str, make: Any) -> None:
+    """A fit that dropped an aliased column (an empty cell of urban x livch; a cell-means
+    coding) has the means emmeans finds estimable, the others NaN (emmeans' nonEst); they were
+    refused before. L over every column equals emmeans' linfct; the estimable means differ
+    from emmeans' by L (beta_ours - beta_glmer) only (the dropped coefficient at 0)."""
+    result = _nonest_fit(key)
+    entry, stored = NONEST[key], NONEST[key][call]
+    assert _all_columns(result) == entry["columns"]
+    emm = make(result)
+    L = np.array(stored["L"], dtype=float)
+    np.testing.assert_allclose(emm.linfct_full, L, rtol=0, atol=1e-10)
+    estimable = np.array(stored["estimable"], dtype=bool)
+    np.testing.assert_array_equal(emm.estimable, estimable)
+    ours = emm.table["estimate"].to_numpy()
+    assert np.isnan(ours[~estimable]).all() and np.isnan(emm.table["std_error"][~estimable]).all()
+    glmer_beta = np.nan_to_num(np.array(entry["fixef"], dtype=float))
+    full_beta = np.zeros(len(L[0]))
+    full_beta[list(result.design.kept_columns)] = result.params.to_numpy()
+    theirs = np.array(stored["estimate"], dtype=float)
+    shift = L @ (full_beta - glmer_beta)
+    np.testing.assert_allclose(ours[estimable] - theirs[estimable], shift[estimable], atol=1e-10)
+    # glmer's covariance is a finite-difference Hessian's: 2.1e-3 from ours here.
+    np.testing.assert_allclose(
+        emm.table["std_error"][estimable], np.array(stored["SE"], dtype=float)[estimable], rtol=5e-3
+    )
+    assert any("not estimable" in n or "every" in n for n in emm.notes)
+
+
+@pytest.mark.parametrize(
+    ("call", "means"),
+    [("pairs_by_urban", "livch_by_urban"), ("pairs_livch", "livch")],
+)
+def test_pairs_of_a_rank_deficient_fit_are_emmeans(call: str, means: str) -> None:
+    """Pairs with a mean that is not estimable are NaN (nonEst) and leave the others' Tukey
+    family as emmeans does (the number of means)."""
+    result = _nonest_fit("empty_cell")
+    emm = (
+        emmeans(result, "livch", by="urban")
+        if means == "livch_by_urban"
+        else emmeans(result, "livch")
+    )
+    table = pairs(emm)
+    stored = NONEST["empty_cell"][call]
+    theirs = np.array(stored["estimate"], dtype=float)
+    missing = np.isnan(theirs)
+    assert missing.any()
+    for column in ("estimate", "std_error", "z", "p_value", "ci_lower", "ci_upper"):
+        assert np.isnan(table[column].to_numpy()[missing]).all()
+    np.testing.assert_allclose(table["estimate"][~missing], theirs[~missing], atol=5e-4)
+    their_se = np.array(stored["SE"], dtype=float)
+    np.testing.assert_allclose(table["std_error"][~missing], their_se[~missing], rtol=5e-3)
+    # The Tukey family is the number of means, the non-estimable ones included: emmeans' p
+    # from emmeans' own z, exactly (ours differ through the fits' estimates and covariances).
+    family = len(emm.table) // max(1, emm.table["urban"].nunique() if "urban" in emm.by else 1)
+    assert_p(
+        adjust_p_values(theirs / their_se, "tukey", family)[~missing],
+        np.array(stored["p"], dtype=float)[~missing],
+    )
+    assert np.isfinite(table["p_value"][~missing]).all()
+    assert any("not estimable" in n for n in table.attrs["notes"])
+
+
+def test_joint_tests_still_refuse_a_rank_deficient_fit() -> None:
+    from glmm_binomial.results.emmeans import joint_tests
+
+    with pytest.raises(ValueError, match="aliased columns"):
+        joint_tests(_nonest_fit("empty_cell"))
 
 
 def test_without_stored_means_numeric_variables_need_at(fits: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -116,7 +116,9 @@ class DesignInfo:
     way (new data; each partition of a Dask fit, newdata.rows_design).
     ``variables`` summarizes each variable of the fixed part and the offsets over the fit's rows
     (factor levels; a numeric variable's mean and range), in formula order, for reference grids
-    (glmm_binomial.results.emmeans)."""
+    (glmm_binomial.results.emmeans); ``null_basis``, for a design with aliased columns, an
+    orthonormal basis of the full design's null space (design_null_basis), which says which
+    linear functions of all its coefficients are estimable."""
 
     formula: ParsedFormula
     fixed_spec: Any
@@ -133,6 +135,7 @@ class DesignInfo:
     columns: tuple[ColumnReading, ...] = ()
     response_levels: tuple[Any, Any] | None = None
     weights_column: str | None = None
+    null_basis: FloatArray | None = field(default=None, compare=False)
 
 
 def term_columns(design: DesignInfo | None, n_fixed: int) -> dict[str, tuple[int, ...]]:
@@ -376,6 +379,22 @@ def aliased_columns(x: FloatArray) -> list[int]:
     size = min(r.shape)
     residual[:size] = np.abs(np.diag(r)[:size])
     return [j for j in range(x.shape[1]) if not residual[j] > ALIAS_TOLERANCE * norms[j]]
+
+
+def design_null_basis(x: FloatArray, dropped: Sequence[int]) -> FloatArray:
+    """An orthonormal basis (columns) of the null space of the full design x whose columns
+    ``dropped`` are aliased (aliased_columns): each dropped column minus its least-squares
+    combination of the kept columns before it, orthonormalized. A linear function l of all the
+    coefficients is estimable when l is orthogonal to it (emmeans' nonest basis)."""
+    aliased = set(dropped)
+    vectors = np.zeros((x.shape[1], len(dropped)))
+    for k, j in enumerate(dropped):
+        before = [i for i in range(j) if i not in aliased]
+        vectors[j, k] = 1.0
+        if before:
+            combination = np.linalg.lstsq(x[:, before], x[:, j], rcond=None)[0]
+            vectors[before, k] = -combination
+    return np.asarray(np.linalg.qr(vectors)[0], dtype=np.float64)
 
 
 def rank_deficiency_warning(dropped_names: Sequence[str]) -> FitWarning:
@@ -791,7 +810,9 @@ def build_model(
     dropped = aliased_columns(x)
     kept = [j for j in range(x.shape[1]) if j not in set(dropped)]
     dropped_names: list[str] = []
+    null_basis = None
     if dropped:
+        null_basis = design_null_basis(x, dropped)
         dropped_names = [fixed_names[j] for j in dropped]
         message = rank_deficiency_warning(dropped_names)
         message.emit(stacklevel=3)
@@ -857,6 +878,7 @@ def build_model(
         columns=column_readings(sub, kinds),
         response_levels=factor_levels,
         weights_column=weights_column,
+        null_basis=null_basis,
     )
     return model, info
 

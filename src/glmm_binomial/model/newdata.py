@@ -80,19 +80,22 @@ class RowsDesign:
     random: list[tuple[IntArray, FloatArray]]
 
 
-def rows_design(info: DesignInfo, rows: pd.DataFrame, blocks: Sequence[int]) -> RowsDesign:
+def rows_design(
+    info: DesignInfo, rows: pd.DataFrame, blocks: Sequence[int], *, all_fixed: bool = False
+) -> RowsDesign:
     """The fit's design rebuilt for `rows`, complete rows whose columns are read as the fit read
     them (object columns of numbers as numbers), for the random blocks `blocks` (indices into
     ``info.random_specs``). Factor columns are coded with the fit's levels (a level the fit has
     not seen raises a ValueError naming it), stateful transforms use the fit's parameters and
     grouping labels are matched by R's as.character. new_data_design uses it for prediction;
-    the Dask fit builds every partition's rows with it."""
+    the Dask fit builds every partition's rows with it. all_fixed: X with the aliased columns
+    the fit dropped too (every column of the formula's fixed part)."""
     random_specs = [info.random_specs[t] for t in blocks]
     specs = [info.fixed_spec, *info.offset_specs]
     specs += [s.model_spec for s in random_specs if s.model_spec is not None]
     rows = _match_categories(specs, rows)
     x = rebuild(info.fixed_spec, rows, "the fixed-effects design")
-    if info.kept_columns is not None:
+    if info.kept_columns is not None and not all_fixed:
         x = x[:, list(info.kept_columns)]
     offset_terms = [
         rebuild(spec, rows, f"offset({r_text(expr)})")[:, 0]
@@ -109,7 +112,12 @@ def rows_design(info: DesignInfo, rows: pd.DataFrame, blocks: Sequence[int]) -> 
 
 
 def new_data_design(
-    info: DesignInfo, newdata: Any, offset: Any = None, random: bool | Sequence[int] = True
+    info: DesignInfo,
+    newdata: Any,
+    offset: Any = None,
+    random: bool | Sequence[int] = True,
+    *,
+    all_fixed: bool = False,
 ) -> NewDesign:
     """The fit's design rebuilt for new data.
 
@@ -119,7 +127,8 @@ def new_data_design(
     fit has not seen get code -1 (zero random effect). Rows missing a needed value are left out
     (``complete``). With ``random=False`` the random-effect terms and grouping columns are not
     needed; ``random`` may also be a sequence of block indices (into ``info.random_specs``):
-    only those blocks are built and only their columns needed."""
+    only those blocks are built and only their columns needed. all_fixed: X with every column
+    of the fixed part, the aliased ones the fit dropped included (rows_design)."""
     frame = as_pandas(newdata, "newdata")
     index = frame.index if isinstance(newdata, pd.DataFrame) else None
     parsed = info.formula
@@ -175,7 +184,7 @@ def new_data_design(
     if values is not None:
         complete &= ~np.isnan(values)
     sub = used.loc[complete]
-    design = rows_design(info, sub, chosen)
+    design = rows_design(info, sub, chosen, all_fixed=all_fixed)
     o = np.zeros(len(sub)) if values is None else values[complete]
     for term in design.offset_terms:
         o = o + term

@@ -49,8 +49,12 @@ not used): the reference grid, the linear functions, the link and response scale
 adjustment, contrasts with adjusted p-values and intervals, and trends.
 
 Fits by variational Bayes use the posterior means of beta and their posterior covariance (the
-output says so). A rank-deficient fit (aliased columns dropped) is refused: which means are
-estimable is not decided here.
+output says so). A rank-deficient fit (aliased columns dropped, as lme4 drops them) gives the
+means, trends and contrasts that are estimable, as emmeans: a linear function l of all the
+formula's coefficients (the dropped ones at 0) is estimable when it is orthogonal to the full
+design's null space (model.design.design_null_basis; estimability's is.estble, |N'l|^2 <
+ESTIMABLE_TOL |l|^2); the others are NaN (emmeans' nonEst), and a note names them. joint_tests
+still refuses such a fit.
 """
 
 from __future__ import annotations
@@ -137,7 +141,9 @@ class ReferenceGrid:
     """The reference grid of a fit: one row of ``frame`` per combination of the ``levels`` of
     each variable (first variable fastest), its design row in ``linfct`` and offset in
     ``offset``. ``factor_like`` names the variables averaged over as factors (factors, numeric
-    variables kept at their values, variables given several values in ``at``)."""
+    variables kept at their values, variables given several values in ``at``). For a fit that
+    dropped aliased columns, ``full`` holds the design rows with every column and
+    ``null_basis`` the full design's null space (estimable_rows); both None otherwise."""
 
     frame: pd.DataFrame
     levels: dict[str, tuple[Any, ...]]
@@ -146,9 +152,13 @@ class ReferenceGrid:
     factor_like: tuple[str, ...]
     summaries: dict[str, VariableSummary]
     factors: tuple[str, ...] = ()
+    full: FloatArray | None = None
+    null_basis: FloatArray | None = None
 
 
-def _check_result(result: Any, what: str) -> Any:
+def _check_result(result: Any, what: str, aliased_ok: bool = False) -> Any:
+    """The fit's design; ValueError for a result without one, or (unless aliased_ok, and
+    then only where the design keeps its null space) for a fit that dropped aliased columns."""
     if not (hasattr(result, "params") and hasattr(result, "vcov") and hasattr(result, "model")):
         raise ValueError(f"result must be a fitted GLMMResult, got {type(result).__name__}")
     design = getattr(result, "design", None)
@@ -158,11 +168,17 @@ def _check_result(result: Any, what: str) -> Any:
             "fitted from arrays (the spreadsheet path or fit_model), whose columns carry no "
             "factor structure to build a reference grid from"
         )
-    if design.dropped_columns:
+    if design.dropped_columns and not (
+        aliased_ok and getattr(design, "null_basis", None) is not None
+    ):
         raise ValueError(
-            f"{what}: the fit dropped aliased columns ({', '.join(design.dropped_columns)}); "
-            "marginal means of a rank-deficient fit are not computed (which are estimable "
-            "is not decided here)"
+            f"{what}: the fit dropped aliased columns ({', '.join(design.dropped_columns)}): "
+            + (
+                "this fit keeps no basis of its design's null space (a Dask fit, or one "
+                "saved by an earlier version), so which means are estimable is not known"
+                if aliased_ok
+                else f"{what} of a rank-deficient fit are not computed"
+            )
         )
     return design
 
@@ -228,12 +244,36 @@ def _expand(
     return frame, index
 
 
-def _design_rows(design: Any, frame: pd.DataFrame) -> FloatArray:
-    """The fixed-effects design rows of the grid's frame (its offsets are _grid_offset's)."""
-    built = new_data_design(design, frame, offset=np.zeros(len(frame)), random=False)
+def _design_rows(design: Any, frame: pd.DataFrame) -> tuple[FloatArray, FloatArray | None]:
+    """The fixed-effects design rows of the grid's frame (its offsets are _grid_offset's): the
+    fit's columns, and every column of the formula's where the fit dropped aliased ones (else
+    None)."""
+    aliased = bool(design.dropped_columns)
+    built = new_data_design(
+        design, frame, offset=np.zeros(len(frame)), random=False, all_fixed=aliased
+    )
     if not bool(np.all(built.complete)):
         raise ValueError("the reference grid has rows the fit's design cannot be built for")
-    return np.asarray(built.x, dtype=np.float64)
+    x = np.asarray(built.x, dtype=np.float64)
+    if not aliased:
+        return x, None
+    return x[:, list(design.kept_columns)], x
+
+
+ESTIMABLE_TOL = 1e-8
+"""estimable_rows' tolerance (estimability's is.estble default)."""
+
+
+def estimable_rows(full: FloatArray | None, null_basis: FloatArray | None) -> NDArray[np.bool_]:
+    """Which rows l of ``full`` (linear functions of all the formula's coefficients) are
+    estimable: |N'l|^2 < ESTIMABLE_TOL |l|^2 (|l|^2 taken as 1 below ESTIMABLE_TOL), N the
+    orthonormal null-space basis; all of them without one."""
+    if full is None or null_basis is None:
+        return np.ones(0 if full is None else len(full), dtype=bool)
+    check = full @ null_basis
+    size = np.einsum("ij,ij->i", full, full)
+    size = np.where(size < ESTIMABLE_TOL, 1.0, size)
+    return np.asarray(np.einsum("ij,ij->i", check, check) < ESTIMABLE_TOL * size)
 
 
 def _grid_offset(result: GLMMResult, design: Any, offset: float | None, what: str) -> float:
@@ -264,11 +304,13 @@ def reference_grid(
     at: Mapping[str, Any] | None = None,
     offset: float | None = None,
     what: str = "emmeans",
+    aliased_ok: bool = True,
 ) -> ReferenceGrid:
     """The reference grid of a fit (module docstring). ``at`` maps variables to values: a
     subset of a factor's levels, or numbers for a numeric variable. ``offset``: every row's
-    offset (None: the mean of the fit's offsets, as emmeans)."""
-    design = _check_result(result, what)
+    offset (None: the mean of the fit's offsets, as emmeans). aliased_ok: a fit that dropped
+    aliased columns is refused unless true."""
+    design = _check_result(result, what, aliased_ok)
     summaries = {s.name: s for s in design.variables}
     names = list(summaries)
     if not names:  # a fit made before summaries were kept, or a Dask fit: the fixed variables
@@ -321,9 +363,19 @@ def reference_grid(
             "restrict it with at="
         )
     frame, _ = _expand(levels, factor_names)
-    x = _design_rows(design, frame)
+    x, full = _design_rows(design, frame)
     o = np.full(len(frame), grid_offset)
-    return ReferenceGrid(frame, levels, x, o, tuple(factor_like), summaries, tuple(factor_names))
+    return ReferenceGrid(
+        frame,
+        levels,
+        x,
+        o,
+        tuple(factor_like),
+        summaries,
+        tuple(factor_names),
+        full,
+        None if full is None else design.null_basis,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,7 +479,9 @@ class EMMeans:
     ``table`` is the summary on the scale ``type``: the grid columns and estimate, std_error,
     ci_lower, ci_upper; ``notes`` say what was averaged over and how the numbers were made.
     ``limit``: a separated fit's covariance in the limit (FitOutput.vcov_limit), which gives
-    the means and contrasts that stay finite their variance."""
+    the means and contrasts that stay finite their variance. For a fit that dropped aliased
+    columns, ``linfct_full`` holds L over every column of the formula and ``null_basis`` the
+    full design's null space: a mean that is not estimable (``estimable``) is NaN."""
 
     grid: pd.DataFrame
     linfct: FloatArray
@@ -444,6 +498,16 @@ class EMMeans:
     estimate_name: str = "emmean"
     notes: tuple[str, ...] = field(default=())
     limit: LimitCovariance | None = None
+    linfct_full: FloatArray | None = None
+    null_basis: FloatArray | None = None
+
+    @cached_property
+    def estimable(self) -> NDArray[np.bool_]:
+        """Which means are estimable (estimable_rows of linfct_full; all for a fit without
+        aliased columns)."""
+        if self.linfct_full is None or self.null_basis is None:
+            return np.ones(len(self.linfct), dtype=bool)
+        return estimable_rows(self.linfct_full, self.null_basis)
 
     @cached_property
     def link_estimate(self) -> FloatArray:
@@ -464,8 +528,11 @@ class EMMeans:
     @cached_property
     def table(self) -> pd.DataFrame:
         eta, se = self.link_estimate, self.link_std_error
-        # A mean that moves along a separated fit's diverging path has no estimate.
+        # A mean that moves along a separated fit's diverging path has no estimate, nor has
+        # one that the fit's columns cannot estimate (nor a standard error then).
         eta = np.where(moving_rows(self.linfct, self.limit), np.nan, eta)
+        eta = np.where(self.estimable, eta, np.nan)
+        se = np.where(self.estimable, se, np.nan)
         z = float(special.ndtri(0.5 + 0.5 * self.level))
         low, high = eta - z * se, eta + z * se
         if self.type == "response" and self.link is not None:
@@ -555,7 +622,9 @@ def emmeans(
         raise ValueError(f"by names {', '.join(map(repr, both))}, already in specs")
     primary = spec_list + by_list
     frame, linfct, offsets = _average(grid, primary, grid.linfct, grid.offset)
+    full = None if grid.full is None else _average(grid, primary, grid.full, grid.offset)[1]
     notes = _averaged_note(grid, primary) + _fit_notes(result)
+    notes += _estimability_note(result, full, grid.null_basis, "mean")
     link = result.model.family
     used_sigma: float | None = None
     if bias_adjust:
@@ -590,6 +659,8 @@ def emmeans(
         sigma=used_sigma,
         estimate_name="prob" if type == "response" else "emmean",
         notes=tuple(notes),
+        linfct_full=full,
+        null_basis=grid.null_basis,
     )
 
 
@@ -636,11 +707,16 @@ def emtrends(
     design = result.design
     shifted = grid.frame.copy()
     shifted[var] = shifted[var] + step
-    x_shifted = _design_rows(design, shifted)
+    x_shifted, full_shifted = _design_rows(design, shifted)
     slopes = (x_shifted - grid.linfct) / step
     primary = spec_list + by_list
     frame, linfct, _ = _average(grid, primary, slopes, np.zeros(len(slopes)))
+    full = None
+    if full_shifted is not None and grid.full is not None:
+        full_slopes = (full_shifted - grid.full) / step
+        full = _average(grid, primary, full_slopes, np.zeros(len(slopes)))[1]
     notes = _averaged_note(grid, primary) + _fit_notes(result)
+    notes += _estimability_note(result, full, grid.null_basis, "trend")
     notes.append(f"slope of the linear predictor in {var} (difference step {step:.6g})")
     return EMMeans(
         grid=frame,
@@ -656,7 +732,25 @@ def emtrends(
         level=conf_level,
         estimate_name=f"{var}.trend",
         notes=tuple(notes),
+        linfct_full=full,
+        null_basis=grid.null_basis,
     )
+
+
+def _estimability_note(
+    result: Any, full: FloatArray | None, null_basis: FloatArray | None, what: str
+) -> list[str]:
+    """The note of a rank-deficient fit's means or trends: how many are not estimable."""
+    if full is None or null_basis is None:
+        return []
+    missing = int((~estimable_rows(full, null_basis)).sum())
+    dropped = ", ".join(result.design.dropped_columns)
+    if not missing:
+        return [f"the fit dropped aliased columns ({dropped}); every {what} is estimable"]
+    return [
+        f"{missing} {what}(s) not estimable (NaN; emmeans' nonEst): the fit dropped aliased "
+        f"columns ({dropped}) and its columns do not determine them"
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -889,6 +983,7 @@ def contrast(
     family_size = sizes.pop()
     adjust_used = adjust
     true_contrast = True
+    missing_contrasts = 0
     for rows in groups:
         labels, raw = _labels(emm.grid.iloc[rows].reset_index(drop=True), inner)
         coef, names, default_adjust, pairwise = _family(method, labels, raw, ref)
@@ -902,9 +997,16 @@ def contrast(
         # From the coefficients' covariance: a contrast of means that do not use a
         # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
         var = transform_covariance(functions, emm.vcov, emm.limit)
+        se = np.sqrt(np.clip(np.diag(var), 0.0, None))
+        if emm.linfct_full is not None and emm.null_basis is not None:
+            # A contrast of a rank-deficient fit's means is estimable or not by itself (a
+            # difference of two non-estimable means can be estimable).
+            estimable = estimable_rows(coef @ emm.linfct_full[rows], emm.null_basis)
+            est, se = np.where(estimable, est, np.nan), np.where(estimable, se, np.nan)
+            missing_contrasts += int((~estimable).sum())
         covariances.append(var)
         estimates.append(est)
-        std_errors.append(np.sqrt(np.clip(np.diag(var), 0.0, None)))
+        std_errors.append(se)
         labels_out.append(names)
         blocks.append((len(names), pairwise))
         by_values.append([emm.grid.iloc[rows[0]][b] for b in by_list])
@@ -977,6 +1079,11 @@ def contrast(
         if adjust_used in ("holm", "fdr"):
             notes.append(f"intervals: bonferroni critical value ({adjust_used} has none)")
     notes.extend(n for n in emm.notes if n.startswith("method vb"))
+    if missing_contrasts:
+        notes.append(
+            f"{missing_contrasts} contrast(s) not estimable (NaN; emmeans' nonEst): the fit "
+            "dropped aliased columns"
+        )
     table: dict[str, Any] = {"contrast": names_all}
     for j, b in enumerate(by_list):
         table[b] = [values[j] for values in by_values for _ in range(n_contrasts)]
@@ -1042,12 +1149,12 @@ def joint_tests(
     within its nesters only, as emmeans does; nesting that emmeans reads from the data's
     cells (each level of one factor seen with one level of another) is not looked for."""
     design = _check_result(result, "joint_tests")
-    base = reference_grid(result, at, 0.0, "joint_tests")
+    base = reference_grid(result, at, 0.0, "joint_tests", aliased_ok=False)
     given = {} if at is None else dict(at)
     for v, values in base.levels.items():
         if v not in base.factor_like and v not in given:
             given[v] = (float(values[0]) - 1.0, float(values[0]) + 1.0)
-    grid = reference_grid(result, given, 0.0, "joint_tests")
+    grid = reference_grid(result, given, 0.0, "joint_tests", aliased_ok=False)
     by_list = _by_names(by)
     _check_names("by", by_list, grid)
     names = [v for v in grid.levels if v not in by_list]

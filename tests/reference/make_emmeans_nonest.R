@@ -1,0 +1,43 @@
+# emmeans references for rank-deficient fits: contraception's use ~ age + urban * livch +
+# (1 | district) without the rows of urban "Y" with livch "3+" (the cell left empty: glmer
+# drops the aliased column urbanY:livch3+), and use ~ age + urban:livch + (1 | district) on all
+# rows (an aliased cell-means column, every mean estimable). For each: glmer's fixef (NA for
+# the dropped column) and column names, and for emmeans' means, pairs and a trend: linfct,
+# which rows are estimable (estimability::is.estble), estimates and SEs (NA where nonEst), and
+# the pairs' Tukey p-values.
+# usage: Rscript make_emmeans_nonest.R DATA_DIR > emmeans_nonest.json
+suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
+dir <- commandArgs(TRUE)[1]
+contra <- read.csv(file.path(dir, "contraception.csv"), stringsAsFactors = TRUE)
+contra$district <- factor(contra$district); contra$livch <- factor(contra$livch)
+empty <- droplevels(contra[!(contra$urban == "Y" & contra$livch == "3+"), ])
+empty$livch <- factor(empty$livch, levels = levels(contra$livch))
+fit <- function(formula, data) suppressWarnings(suppressMessages(
+  glmer(formula, data = data, family = binomial)))
+means <- function(e) {
+  s <- as.data.frame(summary(e))
+  estimate <- s[[setdiff(names(s), c(names(e@grid), "SE", "df", "asymp.LCL", "asymp.UCL"))[1]]]
+  list(L = unname(e@linfct), estimable = estimability::is.estble(e@linfct, e@nbasis),
+       estimate = estimate, SE = s$SE)
+}
+contrasts <- function(p) {
+  s <- as.data.frame(summary(p))
+  list(contrast = as.character(s$contrast), estimate = s$estimate, SE = s$SE, p = s$p.value)
+}
+record <- function(m, calls) {
+  c(list(fixef = unname(fixef(m, add.dropped = TRUE)),
+         columns = names(fixef(m, add.dropped = TRUE))), calls)
+}
+m1 <- fit(use ~ age + urban * livch + (1 | district), empty)
+e_by <- emmeans(m1, "livch", by = "urban")
+e_livch <- emmeans(m1, "livch")
+m2 <- fit(use ~ age + urban:livch + (1 | district), contra)
+out <- list(
+  version = as.character(packageVersion("emmeans")),
+  empty_cell = record(m1, list(
+    livch_by_urban = means(e_by), pairs_by_urban = contrasts(pairs(e_by)),
+    livch = means(e_livch), pairs_livch = contrasts(pairs(e_livch)),
+    age_trend_by_urban = means(emtrends(m1, "urban", var = "age")))),
+  cell_means = record(m2, list(livch = means(emmeans(m2, "livch"))))
+)
+cat(toJSON(out, auto_unbox = TRUE, digits = NA, matrix = "rowmajor", na = "null"), "\n")
