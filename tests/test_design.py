@@ -12,6 +12,7 @@ from glmm_binomial.model.design import (
     aliased_columns,
     build_model,
     clearly_full_rank,
+    design_null_basis,
 )
 
 
@@ -225,6 +226,35 @@ def test_aliased_and_zero_columns_are_still_found():
     x = np.column_stack([np.ones(10), np.arange(10.0), 2 * np.arange(10.0), np.zeros(10)])
     assert not clearly_full_rank(x, np.linalg.norm(x, axis=0))
     assert aliased_columns(x) == [2, 3]
+
+
+@settings(max_examples=40)
+@given(
+    rows=st.integers(8, 40),
+    free=st.integers(1, 4),
+    aliases=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_null_basis_spans_the_aliased_columns_combinations(rows, free, aliases, seed):
+    """design_null_basis: orthonormal, X N = 0 and one column per aliased column, so a linear
+    function of the kept columns alone (0 on the aliased ones) is estimable exactly when it
+    gives the same value for every coefficient vector that fits X equally."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((rows, free))
+    extra = base @ rng.standard_normal((free, aliases))
+    x = np.column_stack([base, extra])[:, rng.permutation(free + aliases)]
+    dropped = aliased_columns(x)
+    assert len(dropped) == aliases
+    basis = design_null_basis(x, dropped)
+    assert basis.shape == (free + aliases, aliases)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(aliases), atol=1e-10)
+    np.testing.assert_allclose(x @ basis, 0.0, atol=1e-9 * np.abs(x).max())
+    # A row of X is estimable; a unit vector on an aliased column is not.
+    row = x[0]
+    assert np.sum((row @ basis) ** 2) < 1e-8 * row @ row
+    unit = np.zeros(free + aliases)
+    unit[dropped[0]] = 1.0
+    assert np.sum((unit @ basis) ** 2) > 1e-8
 
 
 def test_distinct_count_is_nunique() -> None:
