@@ -1,6 +1,7 @@
 # emmeans' reference grid and linear functions for each case of a manifest, one JSON line each.
 # usage: Rscript against_r_emmeans.R MANIFEST.json OUT.jsonl
-# The manifest (bench/against_r_emmeans.py writes it) lists csv, formula and the calls: kind
+# The manifest (bench/against_r_emmeans.py writes it) lists csv, formula, at (for every call
+# of the case; may be empty) and the calls: kind
 # "emmeans" (specs, by) or "emtrends" (specs, var). The fit is glmer's (its estimates do not
 # enter the linear functions); each call records emmeans' linfct with its column names (all
 # of the formula's, an aliased one included), which rows are estimable, the grid (without
@@ -25,9 +26,11 @@ for (case in cases) {
     } else {
       specs <- unlist(call$specs)
       by <- if (length(call$by)) unlist(call$by) else NULL
+      at <- lapply(case$at, unlist)
+      args <- c(list(fitted, specs, by = by), if (length(at)) list(at = at))
       e <- tryCatch(suppressMessages(
-        if (call$kind == "emtrends") emtrends(fitted, specs, var = call$var, by = by)
-        else emmeans(fitted, specs, by = by)), error = function(e) e)
+        if (call$kind == "emtrends") do.call(emtrends, c(args, list(var = call$var)))
+        else do.call(emmeans, args)), error = function(e) e)
       if (inherits(e, "error")) {
         rec$error <- conditionMessage(e)
       } else {

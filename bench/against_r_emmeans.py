@@ -5,10 +5,12 @@
 Each seed draws a table (factors A with 2 to 4 levels and B with 2 or 3, numeric x, a positive
 z, a 0/1 numeric x01, a whole-number k with four values, groups g) and one of TEMPLATES: a
 formula (interactions, log(), poly(), scale(), I(), offset(), a random slope) with its
-emmeans and emtrends calls. R (bench/against_r_emmeans.R: lme4 and emmeans 1.8.4) fits glmer
-and records emmeans' linfct, grid and offsets for every call; we fit the same formula and make
-the same calls. The linear functions do not depend on the estimates, so they must agree
-whatever each fit found. A call is a finding when:
+emmeans and emtrends calls, a third of the cases with at= for one of its variables
+(AT_CHOICES: two values of a numeric variable, two levels of A). R
+(bench/against_r_emmeans.R: lme4 and emmeans 1.8.4) fits glmer and records emmeans' linfct,
+grid and offsets for every call; we fit the same formula and make the same calls. The linear
+functions do not depend on the estimates, so they must agree whatever each fit found. A call
+is a finding when:
 
 - we raise anything but a ValueError; a ValueError where emmeans answers (a clear refusal) is
   counted apart and listed, as is an answer where emmeans stops with an error (1.8.4's
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import traceback
@@ -92,6 +95,27 @@ EMPTY_CELL = (
 TEMPLATES += list(EMPTY_CELL)
 
 
+AT_CHOICES = {
+    "x": [3.0, 7.0],
+    "z": [0.8, 1.5],
+    "k": [1.0, 3.0],
+    "A": ["a0", "a1"],
+}
+"""The at= a case may draw for one of its formula's variables (every call of the case)."""
+
+
+def case_at(seed: int) -> dict[str, Any]:
+    """A third of the cases: at= for one variable of the formula (values of a numeric
+    variable, or two levels of A), else none."""
+    rng = np.random.default_rng([seed, 7])
+    formula = TEMPLATES[case_data(seed)[1]][0]
+    present = [v for v in AT_CHOICES if re.search(rf"\b{v}\b", formula.split("(1")[0])]
+    if not present or rng.random() > 1.0 / 3.0:
+        return {}
+    name = present[int(rng.integers(len(present)))]
+    return {name: AT_CHOICES[name]}
+
+
 def case_data(seed: int) -> tuple[pd.DataFrame, int]:
     """The table of a seed and the index of its template."""
     rng = np.random.default_rng([seed, 20261207])
@@ -138,11 +162,11 @@ def label(call: Call) -> str:
     return f"{kind} {'+'.join(specs)}{extra}"
 
 
-def ours(result: Any, call: Call) -> Any:
+def ours(result: Any, call: Call, at: dict[str, Any]) -> Any:
     kind, specs, third = call
     if kind == "emmeans":
-        return g.emmeans(result, list(specs), by=third)
-    return g.emtrends(result, list(specs), var=third)
+        return g.emmeans(result, list(specs), by=third, at=at or None)
+    return g.emtrends(result, list(specs), var=third, at=at or None)
 
 
 def all_columns(result: Any) -> list[str]:
@@ -221,6 +245,7 @@ def main() -> None:
                 "name": str(seed),
                 "csv": str(csv),
                 "formula": formula,
+                "at": case_at(seed),
                 "calls": [
                     {
                         "label": label(c),
@@ -257,11 +282,12 @@ def main() -> None:
                 continue
         for call in calls:
             theirs = r_results[str(seed)][label(call)]
-            where = f"{seed} {formula} | {label(call)}"
+            at = case_at(seed)
+            where = f"{seed} {formula} | {label(call)}" + (f" at {at}" if at else "")
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    emm = ours(result, call)
+                    emm = ours(result, call, case_at(seed))
             except ValueError as error:
                 if "error" in theirs:
                     both_refused += 1
