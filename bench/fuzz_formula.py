@@ -316,7 +316,9 @@ def _short(r: dict[str, dict[str, Any]], best: float) -> bool:
     value is its failure, not another model)."""
     for record in r.values():
         if record.get("logLik") == best:
-            return any("converge" in str(w) for w in record.get("warnings") or [])
+            # jsonlite writes a single warning as a string, not a list of one.
+            warnings = record.get("warnings") or []
+            return any("converge" in str(w) for w in _as_list(warnings))
     return False
 
 
