@@ -26,6 +26,12 @@ fixed / (fixed + residual) and R2 conditional and the ICCs are NaN, as performan
 
 For variational-Bayes fits everything is computed at the posterior means of beta and of the
 covariance parameters (the output says so).
+
+One difference from insight 0.19.0: for an uncorrelated term ``(1 + x || g)`` (lme4's terms g
+and g.1) insight's var.random is the intercept's variance alone, the slope's variance (which it
+reports in var.slope) left out; here the term's random variance is the mean of z' Sigma z over
+the rows, the slope's included, as for ``(0 + x | g)`` or a correlated term, which insight
+counts in full (bench/against_r_r2.py).
 """
 
 from __future__ import annotations
