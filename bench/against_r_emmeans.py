@@ -29,9 +29,7 @@ Not drawn: an offset with only two distinct values, which emmeans keeps at both 
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import subprocess
 import sys
 import traceback
 import warnings
@@ -41,9 +39,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import glmm_binomial as g
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from r_batch import r_records, sweep_args  # noqa: E402
+
+import glmm_binomial as g  # noqa: E402
 
 # formula, calls: ("emmeans", specs, by) or ("emtrends", specs, var)
 Call = tuple[str, tuple[str, ...], Any]
@@ -227,9 +228,7 @@ def compare(emm: Any, theirs: dict[str, Any], columns: list[str], tol: float) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--start", type=int, default=0)
-    parser.add_argument("--count", type=int, default=20)
-    parser.add_argument("--dir", type=Path, default=Path("/tmp/against_r_emmeans"))
+    sweep_args(parser, "/tmp/against_r_emmeans")
     parser.add_argument("--tol", type=float, default=1e-8)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -258,17 +257,8 @@ def main() -> None:
                 ],
             }
         )
-    manifest_path = args.dir / f"manifest_{args.start}.json"
-    manifest_path.write_text(json.dumps(manifest))
-    out_path = args.dir / f"r_{args.start}.jsonl"
-    subprocess.run(
-        ["Rscript", str(HERE / "against_r_emmeans.R"), str(manifest_path), str(out_path)],
-        check=True,
-    )
-    r_results = {}
-    for line in out_path.read_text().splitlines():
-        record = json.loads(line)
-        r_results[record["name"]] = {c["label"]: c for c in record["calls"]}
+    records = r_records(HERE / "against_r_emmeans.R", manifest, args.dir, args.start)
+    r_results = {name: {c["label"]: c for c in r["calls"]} for name, r in records.items()}
     findings, refusals, r_errors, agreed, both_refused = [], [], [], 0, 0
     for seed in seeds:
         frame, template = case_data(seed)

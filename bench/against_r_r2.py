@@ -31,9 +31,7 @@ Exit status 1 when any case is a finding.
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import subprocess
 import sys
 import traceback
 import warnings
@@ -43,10 +41,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import glmm_binomial as g
-from glmm_binomial.results.variance_decomposition import variance_components
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from r_batch import r_records, sweep_args  # noqa: E402
+
+import glmm_binomial as g  # noqa: E402
+from glmm_binomial.results.variance_decomposition import variance_components  # noqa: E402
 
 FIXED = [
     "A + x",
@@ -167,9 +168,7 @@ KEYS = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--start", type=int, default=0)
-    parser.add_argument("--count", type=int, default=20)
-    parser.add_argument("--dir", type=Path, default=Path("/tmp/against_r_r2"))
+    sweep_args(parser, "/tmp/against_r_r2")
     parser.add_argument("--rtol", type=float, default=5e-3)
     parser.add_argument("--atol", type=float, default=1e-4)
     parser.add_argument("--loglik-tol", type=float, default=1e-3)
@@ -183,16 +182,7 @@ def main() -> None:
         csv = args.dir / f"case_{seed}.csv"
         frame.to_csv(csv, index=False)
         manifest.append({"name": str(seed), "csv": str(csv), "formula": formula})
-    manifest_path = args.dir / f"manifest_{args.start}.json"
-    manifest_path.write_text(json.dumps(manifest))
-    out_path = args.dir / f"r_{args.start}.jsonl"
-    subprocess.run(
-        ["Rscript", str(HERE / "against_r_r2.R"), str(manifest_path), str(out_path)], check=True
-    )
-    theirs_by = {}
-    for line in out_path.read_text().splitlines():
-        record = json.loads(line)
-        theirs_by[record["name"]] = record
+    theirs_by = r_records(HERE / "against_r_r2.R", manifest, args.dir, args.start)
     findings, apart, agreed, exact_checked, unmatched = [], [], 0, 0, 0
     for seed in seeds:
         frame, formula = case(seed)
