@@ -106,6 +106,25 @@ def test_worker_killed_during_fit(tmp_path) -> None:
     assert np.array_equal(fitted.theta, undisturbed.theta)
 
 
+def test_marginal_means_of_a_rank_deficient_fit_as_in_memory(client) -> None:
+    """An empty cell of f x h: the Dask fit drops the aliased column as the in-memory one and
+    keeps the full design's null space (from the partitions' R factors), so emmeans gives the
+    same estimable means and the same NaN for the one that needs the empty cell."""
+    frame = simulate(3, kind="intercept")
+    frame["h"] = np.where(np.arange(len(frame)) % 3 == 0, "p", "q")
+    frame = frame[~((frame["f"] == sorted(frame["f"].unique())[-1]) & (frame["h"] == "q"))]
+    frame = frame.reset_index(drop=True)
+    with pytest.warns(RankDeficiencyWarning):
+        memory = glmm_binomial.fit("y ~ f * h + (1 | g)", frame)
+    with pytest.warns(RankDeficiencyWarning):
+        fitted = glmm_binomial.fit("y ~ f * h + (1 | g)", dd.from_pandas(frame, npartitions=3))
+    assert fitted.design.dropped_columns == memory.design.dropped_columns
+    ours, theirs = (glmm_binomial.emmeans(r, "f", by="h") for r in (fitted, memory))
+    np.testing.assert_array_equal(ours.estimable, theirs.estimable)
+    assert not ours.estimable.all()
+    np.testing.assert_allclose(ours.table["estimate"], theirs.table["estimate"], atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("formula", "kind"),
     [

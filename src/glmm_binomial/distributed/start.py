@@ -35,6 +35,7 @@ from glmm_binomial.model.data import ModelData, RandomBlock
 from glmm_binomial.model.design import (
     DesignInfo,
     aliased_columns,
+    design_null_basis,
     no_information,
     rank_deficiency_warning,
 )
@@ -68,7 +69,10 @@ class Start:
     columns the fit is made on), whether every row is one Bernoulli trial, the internal scaling,
     the start of beta on the internal columns (the least-squares fit of the overall rate on the
     link's scale) and the offset's projection on them (optimize.offset_coefficients), the link
-    of the overall rate (level) and the kept column of ones (intercept; None without one)."""
+    of the overall rate (level) and the kept column of ones (intercept; None without one);
+    null_basis: where columns were dropped, the full design's null space (the same as the
+    rows' X's: X'X is the R'R of the partitions' stacked R factors), which says which marginal
+    means are estimable."""
 
     kept: list[int]
     largest: FloatArray
@@ -79,6 +83,7 @@ class Start:
     offset_part: FloatArray
     level: float = 0.0
     intercept: int | None = None
+    null_basis: FloatArray | None = None
 
 
 def first_passes(
@@ -97,6 +102,7 @@ def first_passes(
     r = np.vstack([part.r for part in sums])
     dropped = set(aliased_columns(r))
     kept = [j for j in range(n_columns) if j not in dropped]
+    null_basis = design_null_basis(r, sorted(dropped)) if dropped else None
     if dropped:
         partitions.replace("without_columns", kept=kept)
     n_fixed = len(kept)
@@ -151,7 +157,9 @@ def first_passes(
             np.max(np.vstack([part[1][t] for part in spreads]), axis=0) for t in range(n_blocks)
         ]
     intercept = int(ones[0]) if ones.size else None
-    return Start(kept, largest, z_spread, bernoulli, scaling, beta, offset_part, level, intercept)
+    return Start(
+        kept, largest, z_spread, bernoulli, scaling, beta, offset_part, level, intercept, null_basis
+    )
 
 
 def glm_start(
@@ -357,5 +365,6 @@ def result_design(
         design,
         kept_columns=tuple(start.kept),
         dropped_columns=tuple(dropped),
+        null_basis=start.null_basis,
         warnings=design.warnings + ((rank_deficiency_warning(dropped),) if dropped else ()),
     )

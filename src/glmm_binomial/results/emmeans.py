@@ -174,8 +174,8 @@ def _check_result(result: Any, what: str, aliased_ok: bool = False) -> Any:
         raise ValueError(
             f"{what}: the fit dropped aliased columns ({', '.join(design.dropped_columns)}): "
             + (
-                "this fit keeps no basis of its design's null space (a Dask fit, or one "
-                "saved by an earlier version), so which means are estimable is not known"
+                "this fit keeps no basis of its design's null space (one saved by an "
+                "earlier version), so which means are estimable is not known"
                 if aliased_ok
                 else f"{what} of a rank-deficient fit are not computed"
             )
