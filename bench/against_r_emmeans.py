@@ -42,7 +42,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from r_batch import r_records, sweep_args  # noqa: E402
+from r_batch import case_csv, r_records, sweep_args  # noqa: E402
 
 import glmm_binomial as g  # noqa: E402
 
@@ -105,11 +105,11 @@ AT_CHOICES = {
 """The at= a case may draw for one of its formula's variables (every call of the case)."""
 
 
-def case_at(seed: int) -> dict[str, Any]:
-    """A third of the cases: at= for one variable of the formula (values of a numeric
-    variable, or two levels of A), else none."""
+def case_at(seed: int, template: int) -> dict[str, Any]:
+    """A third of the cases: at= for one variable of the template's formula (values of a
+    numeric variable, or two levels of A), else none."""
     rng = np.random.default_rng([seed, 7])
-    formula = TEMPLATES[case_data(seed)[1]][0]
+    formula = TEMPLATES[template][0]
     present = [v for v in AT_CHOICES if re.search(rf"\b{v}\b", formula.split("(1")[0])]
     if not present or rng.random() > 1.0 / 3.0:
         return {}
@@ -233,18 +233,16 @@ def main() -> None:
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     seeds = range(args.start, args.start + args.count)
+    cases = {seed: case_data(seed) for seed in seeds}
     manifest = []
-    for seed in seeds:
-        frame, template = case_data(seed)
-        csv = args.dir / f"case_{seed}.csv"
-        frame.to_csv(csv, index=False)
+    for seed, (frame, template) in cases.items():
         formula, calls = TEMPLATES[template]
         manifest.append(
             {
                 "name": str(seed),
-                "csv": str(csv),
+                "csv": case_csv(args.dir, seed, frame),
                 "formula": formula,
-                "at": case_at(seed),
+                "at": case_at(seed, template),
                 "calls": [
                     {
                         "label": label(c),
@@ -260,9 +258,9 @@ def main() -> None:
     records = r_records(HERE / "against_r_emmeans.R", manifest, args.dir, args.start)
     r_results = {name: {c["label"]: c for c in r["calls"]} for name, r in records.items()}
     findings, refusals, r_errors, agreed, both_refused = [], [], [], 0, 0
-    for seed in seeds:
-        frame, template = case_data(seed)
+    for seed, (frame, template) in cases.items():
         formula, calls = TEMPLATES[template]
+        at = case_at(seed, template)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -272,12 +270,11 @@ def main() -> None:
                 continue
         for call in calls:
             theirs = r_results[str(seed)][label(call)]
-            at = case_at(seed)
             where = f"{seed} {formula} | {label(call)}" + (f" at {at}" if at else "")
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    emm = ours(result, call, case_at(seed))
+                    emm = ours(result, call, at)
             except ValueError as error:
                 if "error" in theirs:
                     both_refused += 1

@@ -44,7 +44,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from r_batch import r_records, sweep_args  # noqa: E402
+from r_batch import case_csv, r_records, sweep_args  # noqa: E402
 
 import glmm_binomial as g  # noqa: E402
 from glmm_binomial.results.variance_decomposition import variance_components  # noqa: E402
@@ -176,16 +176,14 @@ def main() -> None:
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     seeds = range(args.start, args.start + args.count)
-    manifest = []
-    for seed in seeds:
-        frame, formula = case(seed)
-        csv = args.dir / f"case_{seed}.csv"
-        frame.to_csv(csv, index=False)
-        manifest.append({"name": str(seed), "csv": str(csv), "formula": formula})
+    cases = {seed: case(seed) for seed in seeds}
+    manifest = [
+        {"name": str(seed), "csv": case_csv(args.dir, seed, frame), "formula": formula}
+        for seed, (frame, formula) in cases.items()
+    ]
     theirs_by = r_records(HERE / "against_r_r2.R", manifest, args.dir, args.start)
     findings, apart, agreed, exact_checked, unmatched = [], [], 0, 0, 0
-    for seed in seeds:
-        frame, formula = case(seed)
+    for seed, (frame, formula) in cases.items():
         theirs = theirs_by[str(seed)]
         where = f"{seed} {formula}"
         try:

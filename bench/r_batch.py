@@ -16,6 +16,13 @@ def sweep_args(parser: Any, directory: str) -> None:
     parser.add_argument("--dir", type=Path, default=Path(directory))
 
 
+def case_csv(directory: Path, seed: int, frame: Any) -> str:
+    """Write a case's table where R reads it (directory/case_SEED.csv); its path."""
+    csv = directory / f"case_{seed}.csv"
+    frame.to_csv(csv, index=False)
+    return str(csv)
+
+
 def r_records(script: Path, manifest: list[dict[str, Any]], directory: Path, start: int) -> dict:
     """Run `Rscript script MANIFEST OUT` on `manifest` (written to directory) and return its
     output's records (one JSON object a line) by their "name"."""

@@ -264,12 +264,10 @@ ESTIMABLE_TOL = 1e-8
 """estimable_rows' tolerance (estimability's is.estble default)."""
 
 
-def estimable_rows(full: FloatArray | None, null_basis: FloatArray | None) -> NDArray[np.bool_]:
+def estimable_rows(full: FloatArray, null_basis: FloatArray) -> NDArray[np.bool_]:
     """Which rows l of ``full`` (linear functions of all the formula's coefficients) are
     estimable: |N'l|^2 < ESTIMABLE_TOL |l|^2 (|l|^2 taken as 1 below ESTIMABLE_TOL), N the
-    orthonormal null-space basis; all of them without one."""
-    if full is None or null_basis is None:
-        return np.ones(0 if full is None else len(full), dtype=bool)
+    orthonormal null-space basis."""
     check = full @ null_basis
     size = np.einsum("ij,ij->i", full, full)
     size = np.where(size < ESTIMABLE_TOL, 1.0, size)
