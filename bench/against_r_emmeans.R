@@ -1,11 +1,13 @@
 # emmeans' reference grid and linear functions for each case of a manifest, one JSON line each.
 # usage: Rscript against_r_emmeans.R MANIFEST.json OUT.jsonl
 # The manifest (bench/against_r_emmeans.py writes it) lists csv, formula, at (for every call
-# of the case; may be empty) and the calls: kind
+# of the case; may be empty), weights (emmeans' weights= for every call; null: equal) and
+# the calls: kind
 # "emmeans" (specs, by) or "emtrends" (specs, var). The fit is glmer's (its estimates do not
 # enter the linear functions); each call records emmeans' linfct with its column names (all
 # of the formula's, an aliased one included), which rows are estimable, the grid (without
-# .wgt.) and the offsets, or the error.
+# .wgt.) and the offsets, or the error. Each case also records emmeans' joint_tests of the fit
+# (terms, df1, F.ratio, p.value) with glmer's fixef (NA where dropped) and vcov, or the error.
 suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
 a <- commandArgs(TRUE)
 cases <- fromJSON(a[1], simplifyDataFrame = FALSE)
@@ -27,7 +29,8 @@ for (case in cases) {
       specs <- unlist(call$specs)
       by <- if (length(call$by)) unlist(call$by) else NULL
       at <- lapply(case$at, unlist)
-      args <- c(list(fitted, specs, by = by), if (length(at)) list(at = at))
+      args <- c(list(fitted, specs, by = by), if (length(at)) list(at = at),
+                if (!is.null(case$weights)) list(weights = case$weights))
       e <- tryCatch(suppressMessages(
         if (call$kind == "emtrends") do.call(emtrends, c(args, list(var = call$var)))
         else do.call(emmeans, args)), error = function(e) e)
@@ -45,8 +48,14 @@ for (case in cases) {
     }
     calls[[length(calls) + 1]] <- rec
   }
-  writeLines(toJSON(list(name = case$name, calls = calls), auto_unbox = TRUE, digits = NA,
-                    null = "null", matrix = "rowmajor"), out)
+  joint <- if (inherits(fitted, "error")) list(error = "fit failed") else tryCatch({
+    t <- as.data.frame(suppressMessages(joint_tests(fitted)))
+    list(terms = as.character(t[["model term"]]), df1 = t$df1, F = t$F.ratio, p = t$p.value,
+         fixef = unname(fixef(fitted, add.dropped = TRUE)),
+         vcov = unname(as.matrix(vcov(fitted))))
+  }, error = function(e) list(error = conditionMessage(e)))
+  writeLines(toJSON(list(name = case$name, calls = calls, joint = joint), auto_unbox = TRUE,
+                    digits = NA, null = "null", na = "null", matrix = "rowmajor"), out)
   flush(out)
 }
 close(out)

@@ -21,6 +21,18 @@ is a finding when:
   taken the same way on both sides), or the rows found estimable differ (EMPTY_CELL's
   templates leave a cell of A x B empty).
 
+With --weights each case also draws emmeans' weights= for all its calls (CASE_WEIGHTS: equal
+in half the cases, else "proportional", "outer", "cells" or "flat"); a mean emmeans leaves NaN
+(no data in the cells it averages) must be one we leave NaN (EMMeans.empty), and the other
+rows are compared as above.
+
+With --joint each case also compares joint_tests: ours at glmer's own estimates and covariance
+(R records them) against emmeans' joint_tests of that fit, so the numbers must agree whatever
+our fit found. A finding: other terms or df1, an F.ratio more than 5e-4 from emmeans' (which
+rounds it to 3 decimals; its "(confounded)" row, made from the rounded ones, to 3e-3 times its
+df1 sum), or a p-value more than 1e-6 relative from emmeans' (1e-2 for "(confounded)"). Our
+documented difference: nesting that emmeans reads from the data's cells is not looked for.
+
 Anything else we raise is a finding with its traceback. Exit status 1 when any call is one.
 Not drawn: an offset with only two distinct values, which emmeans keeps at both as a factor
 (cov.keep = "2") and may find nested in one; ours is at its mean (results/emmeans.py).
@@ -29,6 +41,7 @@ Not drawn: an offset with only two distinct values, which emmeans keeps at both 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 import traceback
@@ -117,6 +130,18 @@ def case_at(seed: int, template: int) -> dict[str, Any]:
     return {name: AT_CHOICES[name]}
 
 
+CASE_WEIGHTS = ("proportional", "outer", "cells", "flat")
+
+
+def case_weights(seed: int, drawn: bool) -> str | None:
+    """The weights= of a case with --weights: None (equal) in half the cases, else one of
+    CASE_WEIGHTS; always None without --weights (the seeds' calls as before the option)."""
+    rng = np.random.default_rng([seed, 11])
+    if not drawn or rng.random() < 0.5:
+        return None
+    return CASE_WEIGHTS[int(rng.integers(len(CASE_WEIGHTS)))]
+
+
 def case_data(seed: int) -> tuple[pd.DataFrame, int]:
     """The table of a seed and the index of its template."""
     rng = np.random.default_rng([seed, 20261207])
@@ -163,11 +188,11 @@ def label(call: Call) -> str:
     return f"{kind} {'+'.join(specs)}{extra}"
 
 
-def ours(result: Any, call: Call, at: dict[str, Any]) -> Any:
+def ours(result: Any, call: Call, at: dict[str, Any], weights: str | None) -> Any:
     kind, specs, third = call
     if kind == "emmeans":
-        return g.emmeans(result, list(specs), by=third, at=at or None)
-    return g.emtrends(result, list(specs), var=third, at=at or None)
+        return g.emmeans(result, list(specs), by=third, at=at or None, weights=weights or "equal")
+    return g.emtrends(result, list(specs), var=third, at=at or None, weights=weights or "equal")
 
 
 def all_columns(result: Any) -> list[str]:
@@ -190,11 +215,19 @@ def compare(emm: Any, theirs: dict[str, Any], columns: list[str], tol: float) ->
         return [f"columns {columns} != R's {theirs['columns']}"]
     their_l = np.array(theirs["L"], dtype=float).reshape(-1, len(columns))
     our_l = np.asarray(emm.linfct if emm.linfct_full is None else emm.linfct_full, dtype=float)
-    their_estimable = np.asarray(theirs["estimable"], dtype=bool).reshape(-1)
-    if their_estimable.shape != emm.estimable.shape or (their_estimable != emm.estimable).any():
-        problems.append(f"estimable {list(emm.estimable)} != R's {list(their_estimable)}")
     if our_l.shape != their_l.shape:
         return [f"L shape {our_l.shape} != R's {their_l.shape}"]
+    # emmeans' NaN rows (weights: no data in the cells a mean averages) are our empty means.
+    their_empty = np.isnan(their_l).any(axis=1)
+    our_empty = np.zeros(len(our_l), dtype=bool) if emm.empty is None else emm.empty
+    if (their_empty != our_empty).any():
+        problems.append(f"empty means {list(our_empty)} != R's NaN rows {list(their_empty)}")
+    their_l = np.where(their_empty[:, None], 0.0, their_l)
+    our_l = np.where(our_empty[:, None], 0.0, our_l)
+    their_estimable = np.asarray(theirs["estimable"], dtype=bool).reshape(-1) | their_empty
+    our_estimable = emm.estimable | our_empty
+    if their_estimable.shape != our_estimable.shape or (their_estimable != our_estimable).any():
+        problems.append(f"estimable {list(our_estimable)} != R's {list(their_estimable)}")
     grid = emm.grid
     for name, values in theirs["grid"].items():
         if name not in grid.columns:
@@ -226,10 +259,48 @@ def compare(emm: Any, theirs: dict[str, Any], columns: list[str], tol: float) ->
     return problems
 
 
+def at_estimates(result: Any, theirs: dict[str, Any]) -> Any:
+    """Our fit with glmer's fixed effects and their covariance in place of ours."""
+    beta = np.array(theirs["fixef"], dtype=float)
+    vcov = np.array(theirs["vcov"], dtype=float).reshape(-1, int(np.isfinite(beta).sum()))
+    output = dataclasses.replace(result.fit_output, beta=beta[np.isfinite(beta)], vcov_beta=vcov)
+    return type(result)(result.model, output, design=result.design)
+
+
+def listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def compare_joint(table: pd.DataFrame, theirs: dict[str, Any]) -> list[str]:
+    terms, df1 = listed(theirs["terms"]), listed(theirs["df1"])
+    if list(table["model term"]) != terms or list(table["df1"]) != df1:
+        return [
+            f"terms/df1 {list(zip(table['model term'], table['df1'], strict=True))} != "
+            f"R's {list(zip(terms, df1, strict=True))}"
+        ]
+    confounded = (table["model term"] == "(confounded)").to_numpy()
+    f_tol = np.where(confounded, 3e-3 * max(sum(df1), 1), 5e-4)
+    f_gap = np.abs(table["F.ratio"].to_numpy() - np.array(listed(theirs["F"]), dtype=float))
+    their_p = np.array(listed(theirs["p"]), dtype=float)
+    p_gap = np.abs(table["p.value"].to_numpy() - their_p) / np.maximum(their_p, 1e-300)
+    problems = []
+    if not (f_gap <= f_tol).all():
+        problems.append(f"F {list(table['F.ratio'])} != R's {listed(theirs['F'])}")
+    if not (p_gap <= np.where(confounded, 1e-2, 1e-6)).all():
+        problems.append(f"p {list(table['p.value'])} != R's {list(their_p)}")
+    return problems
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sweep_args(parser, "/tmp/against_r_emmeans")
     parser.add_argument("--tol", type=float, default=1e-8)
+    parser.add_argument(
+        "--weights", action="store_true", help="draw emmeans' weights= per case (CASE_WEIGHTS)"
+    )
+    parser.add_argument(
+        "--joint", action="store_true", help="also compare joint_tests at glmer's estimates"
+    )
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     seeds = range(args.start, args.start + args.count)
@@ -243,6 +314,7 @@ def main() -> None:
                 "csv": case_csv(args.dir, seed, frame),
                 "formula": formula,
                 "at": case_at(seed, template),
+                "weights": case_weights(seed, args.weights),
                 "calls": [
                     {
                         "label": label(c),
@@ -257,10 +329,12 @@ def main() -> None:
         )
     records = r_records(HERE / "against_r_emmeans.R", manifest, args.dir, args.start)
     r_results = {name: {c["label"]: c for c in r["calls"]} for name, r in records.items()}
+    joint_agreed = 0
     findings, refusals, r_errors, agreed, both_refused = [], [], [], 0, 0
     for seed, (frame, template) in cases.items():
         formula, calls = TEMPLATES[template]
         at = case_at(seed, template)
+        weights = case_weights(seed, args.weights)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -271,10 +345,11 @@ def main() -> None:
         for call in calls:
             theirs = r_results[str(seed)][label(call)]
             where = f"{seed} {formula} | {label(call)}" + (f" at {at}" if at else "")
+            where += f" weights {weights}" if weights else ""
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    emm = ours(result, call, at)
+                    emm = ours(result, call, at, weights)
             except ValueError as error:
                 if "error" in theirs:
                     both_refused += 1
@@ -292,10 +367,35 @@ def main() -> None:
                 findings.append(f"{where}: " + "; ".join(problems))
             else:
                 agreed += 1
+        if args.joint:
+            theirs = records[str(seed)].get("joint", {})
+            where = f"{seed} {formula} | joint_tests"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    table = g.joint_tests(at_estimates(result, theirs)) if "F" in theirs else None
+            except ValueError as error:
+                if "error" in theirs:
+                    both_refused += 1
+                else:
+                    refusals.append(f"{where}: we refuse ({error}); emmeans answers")
+                continue
+            except Exception:
+                findings.append(f"{where}: raised\n{traceback.format_exc()}")
+                continue
+            if table is None:
+                r_errors.append(f"{where}: emmeans stops ({theirs.get('error')}); we answer")
+                continue
+            problems = compare_joint(table, theirs)
+            if problems:
+                findings.append(f"{where}: " + "; ".join(problems))
+            else:
+                joint_agreed += 1
     print(
         f"seeds {args.start}-{args.start + args.count - 1}: {agreed} calls agree, "
         f"{both_refused} refused by both, {len(refusals)} refused by us only, "
         f"{len(r_errors)} where emmeans stops, {len(findings)} findings"
+        + (f"; joint_tests: {joint_agreed} agree" if args.joint else "")
     )
     for line in refusals + r_errors + findings:
         print(" -", line)

@@ -123,6 +123,15 @@ def test_marginal_means_of_a_rank_deficient_fit_as_in_memory(client) -> None:
     np.testing.assert_array_equal(ours.estimable, theirs.estimable)
     assert not ours.estimable.all()
     np.testing.assert_allclose(ours.table["estimate"], theirs.table["estimate"], atol=1e-6)
+    # Weights from cell counts need the rows, which stay on the cluster; numbers do not.
+    with pytest.raises(ValueError, match="weights='equal' or give the weights as numbers"):
+        glmm_binomial.emmeans(fitted, "f", weights="cells")
+    given = glmm_binomial.emmeans(fitted, "f", weights=[1.0, 3.0])
+    np.testing.assert_allclose(
+        given.table["estimate"],
+        glmm_binomial.emmeans(memory, "f", weights=[1.0, 3.0]).table["estimate"],
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize(

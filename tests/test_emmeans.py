@@ -28,6 +28,8 @@ import pandas as pd
 import pytest
 from _simulate import separated_frame
 from conftest import load_reference, quiet_fit
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 import glmm_binomial as g
@@ -657,11 +659,58 @@ def test_pairs_of_a_rank_deficient_fit_are_emmeans(call: str, means: str) -> Non
     assert any("not estimable" in n for n in table.attrs["notes"])
 
 
-def test_joint_tests_still_refuse_a_rank_deficient_fit() -> None:
+JOINT_NONEST = load_reference("joint_tests_nonest")
+
+
+@pytest.mark.parametrize(
+    ("key", "table", "by"),
+    [
+        ("empty_cell", "none", None),
+        ("empty_cell", "by_urban", "urban"),
+        ("cell_means", "none", None),
+    ],
+)
+def test_joint_tests_of_a_rank_deficient_fit_are_emmeans(key: str, table: str, by: Any) -> None:
+    """A fit that dropped an aliased column: each term is tested on the estimable part of its
+    contrasts (estble.subspace), with emmeans' smaller df1 and note "e", the term left with
+    none (urban, beside the empty cell) left out, and the "(confounded)" row. At glmer's
+    estimates and covariance the F ratios are emmeans' to its rounding (3 decimals) and the
+    p-values to 1e-6 relative."""
     from glmm_binomial.results.emmeans import joint_tests
 
-    with pytest.raises(ValueError, match="aliased columns"):
-        joint_tests(_nonest_fit("empty_cell"))
+    ours = _nonest_fit(key)
+    entry, stored = JOINT_NONEST[key], JOINT_NONEST[key][table]
+    glmer_beta = np.array(entry["fixef"], dtype=float)
+    at_glmer = GLMMResult(
+        ours.model,
+        dataclasses.replace(
+            ours.fit_output,
+            beta=glmer_beta[~np.isnan(glmer_beta)],
+            vcov_beta=np.array(entry["vcov"], dtype=float),
+        ),
+        design=ours.design,
+    )
+    result = joint_tests(at_glmer, by=by)
+    assert list(result["model term"]) == stored["terms"]
+    assert list(result["df1"]) == stored["df1"]
+    if by is not None:
+        assert list(result[by]) == stored["by_levels"]
+    # emmeans' "(confounded)" F comes from the other tests' F ratios after its rounding to 3
+    # decimals (df1 F of all cells' contrasts minus df1 F of the terms'), so it is that much
+    # coarser, and so is its p-value.
+    confounded = (result["model term"] == "(confounded)").to_numpy()
+    f_tol = np.where(confounded, 3e-3, 5e-4)
+    assert (np.abs(result["F.ratio"] - np.array(stored["F"])) <= f_tol).all()
+    p_tol = np.where(confounded, 5e-3, 1e-6)
+    their_p = np.array(stored["p"])
+    assert (np.abs(result["p.value"] - their_p) <= p_tol * their_p).all()
+    noted = [t for t, n in zip(stored["terms"], stored["note"], strict=True) if n == "e"]
+    notes = result.attrs.get("notes", [])
+    assert all(any(t in n for n in notes) for t in noted) and bool(notes) == bool(noted)
+    # On our own fit: the same terms and df1; F within the fits' difference.
+    own = joint_tests(ours, by=by)
+    assert list(own["df1"]) == stored["df1"]
+    np.testing.assert_allclose(own["F.ratio"], stored["F"], rtol=5e-3)
 
 
 def test_without_stored_means_numeric_variables_need_at(fits: dict[str, Any]) -> None:
@@ -738,21 +787,22 @@ def test_joint_tests_match_emmeans(reference):
     Hessian): the same terms, by groups and df1, F.ratio to emmeans' rounding (3 decimals; 1e-3
     relative: I(age^2)'s model differs by 2e-4); on glmer's fit F within 3% (its covariance is
     a finite-difference Hessian). p.value as emmeans gives it for glmer (df2 = Inf: the chi-
-    square of df1 F on df1; that df2 is not shown). A rank-deficient fit is refused, as by
-    emmeans()."""
+    square of df1 F on df1; that df2 is not shown). A rank-deficient fit (the cell-means
+    livch:urban) against glmer's only: glmmTMB 1.1.5 gives it NA throughout."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = g.fit(reference["formula"], g.datasets.load(reference["data"]))
-    if result.dropped_columns:
-        with pytest.raises(ValueError, match="rank-deficient"):
-            g.joint_tests(result)
-        return
     table = g.joint_tests(result, by=reference.get("by"))
 
     def listed(value):
         return value if isinstance(value, list) else [value]
 
     tmb, mer = reference["glmmTMB"], reference["glmer"]
+    if result.dropped_columns:
+        assert list(table["model term"]) == listed(mer["terms"])
+        assert list(table["df1"]) == listed(mer["df1"])
+        np.testing.assert_allclose(table["F.ratio"], listed(mer["F"]), rtol=3e-2)
+        return
     assert list(table["model term"]) == listed(tmb["terms"]) == listed(mer["terms"])
     assert list(table["df1"]) == listed(tmb["df1"])
     if reference.get("by"):
@@ -949,4 +999,249 @@ def test_mvt_beyond_its_largest_family_is_sidak_with_a_note() -> None:
     assert any("sidak used instead" in note for note in table.attrs["notes"])
     np.testing.assert_allclose(
         table["p_value"], contrast(many, "consec", adjust="sidak")["p_value"], rtol=1e-15
+    )
+
+
+WEIGHTS_REF = load_reference("emmeans_weights")
+AGE_GROUPS = ("young", "mid", "old")
+
+
+def _weights_data(key: str) -> pd.DataFrame:
+    """The reference's data (make_emmeans_weights.R)."""
+    if key == "cbpp":
+        cbpp = g.datasets.load("cbpp")
+        herd = pd.Categorical(
+            cbpp["herd"].astype(str), categories=sorted(cbpp["herd"].astype(str).unique(), key=int)
+        )
+        return cbpp.assign(
+            z=(herd.codes + 1) % 2,
+            x=np.cos(np.arange(1, len(cbpp) + 1)),
+            failures=cbpp["size"] - cbpp["incidence"],
+        )
+    data = g.datasets.load("contraception")
+    age = data["age"].to_numpy()
+    group = np.where(age < -5, "young", np.where(age < 5, "mid", "old"))
+    data = data.assign(agegrp=pd.Categorical(group, categories=AGE_GROUPS))
+    if key == "empty_cell":
+        data = data[~((data["urban"] == "Y") & (data["livch"] == "3+"))]
+    return data
+
+
+@pytest.fixture(scope="module")
+def weights_fits() -> dict[str, g.GLMMResult]:
+    formula = "use ~ age + urban * livch + agegrp + (1 | district)"
+    return {
+        "contraception": quiet_fit(formula, _weights_data("contraception")),
+        "empty_cell": quiet_fit(formula, _weights_data("empty_cell")),
+        "cbpp": quiet_fit(
+            "cbind(incidence, failures) ~ period + z + x + (1 | herd)", _weights_data("cbpp")
+        ),
+    }
+
+
+def _full_beta(result: g.GLMMResult) -> np.ndarray:
+    if result.design.null_basis is None:
+        return result.params.to_numpy()
+    beta = np.zeros(len(result.design.null_basis))
+    beta[list(result.design.kept_columns)] = result.params.to_numpy()
+    return beta
+
+
+WEIGHT_CALLS: list[tuple[str, str, Any]] = [
+    *[
+        (key, f"urban_{w}", lambda r, w=w: emmeans(r, "urban", weights=w))
+        for key in ("contraception", "empty_cell")
+        for w in ("equal", "proportional", "outer", "cells", "flat")
+    ],
+    ("contraception", "urban_prop", lambda r: emmeans(r, "urban", weights="prop")),
+    ("contraception", "urban_numeric", lambda r: emmeans(r, "urban", weights=range(1, 13))),
+    (
+        "contraception",
+        "livch_by_urban_cells",
+        lambda r: emmeans(r, "livch", by="urban", weights="cells"),
+    ),
+    (
+        "contraception",
+        "urban_agegrp_outer",
+        lambda r: emmeans(r, ["urban", "agegrp"], weights="outer"),
+    ),
+    ("contraception", "agegrp_outer", lambda r: emmeans(r, "agegrp", weights="outer")),
+    (
+        "contraception",
+        "age_trend_prop",
+        lambda r: emtrends(r, "urban", var="age", weights="prop"),
+    ),
+    ("empty_cell", "urban_livch_cells", lambda r: emmeans(r, ["urban", "livch"], weights="cells")),
+    ("cbpp", "period_prop", lambda r: emmeans(r, "period", weights="prop")),
+    ("cbpp", "z_cells", lambda r: emmeans(r, "z", weights="cells")),
+    (
+        "cbpp",
+        "period_prop_at",
+        lambda r: emmeans(r, "period", weights="prop", at={"x": [-1, 0, 1]}),
+    ),
+    (
+        "cbpp",
+        "period_cells_at",
+        lambda r: emmeans(r, "period", weights="cells", at={"x": [-1, 0, 1], "z": 1}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "call", "make"), WEIGHT_CALLS)
+def test_weights_average_the_grid_as_emmeans(
+    weights_fits: dict[str, g.GLMMResult], key: str, call: str, make: Any
+) -> None:
+    """emmeans' weights= ("proportional", "outer", "cells", "flat", numbers): the weighted L
+    equals emmeans' linfct (over every column), the same means are estimable, a mean without
+    data in its cells is NaN, and the estimates differ from emmeans' by L (beta_ours -
+    beta_glmer) only."""
+    result = weights_fits[key]
+    entry, stored = WEIGHTS_REF[key], WEIGHTS_REF[key][call]
+    emm = make(result)
+    L = np.array(stored["L"], dtype=float)
+    theirs = np.array(stored["estimate"], dtype=float)
+    ours_l = emm.linfct if emm.linfct_full is None else emm.linfct_full
+    empty = np.isnan(L).any(axis=1)  # emmeans' NaN rows: no data in the averaged cells
+    np.testing.assert_allclose(ours_l[~empty], L[~empty], rtol=0, atol=1e-12)
+    shown = np.array(stored["estimable"], dtype=bool) & ~empty
+    table = emm.table
+    estimate = table["estimate"].to_numpy()
+    np.testing.assert_array_equal(np.isfinite(estimate), shown)
+    assert np.isnan(table["std_error"].to_numpy()[~shown]).all()
+    glmer_beta = np.nan_to_num(np.array(entry["fixef"], dtype=float))
+    shift = L[shown] @ (_full_beta(result) - glmer_beta)
+    np.testing.assert_allclose(estimate[shown] - theirs[shown], shift, atol=1e-10)
+    # glmer's covariance is a finite-difference Hessian's, and on cbpp its fit stops short:
+    # 1.3% from ours there (module docstring), 5e-3 on contraception.
+    np.testing.assert_allclose(
+        table["std_error"].to_numpy()[shown],
+        np.array(stored["SE"], dtype=float)[shown],
+        rtol=1.5e-2 if key == "cbpp" else 5e-3,
+    )
+    if call.endswith("_equal"):
+        assert not any(n.startswith("weights") for n in emm.notes)
+    else:
+        assert any(n.startswith("weights") for n in emm.notes)
+
+
+@pytest.mark.parametrize(
+    ("key", "at", "stored"),
+    [
+        ("contraception", None, "grid_wgt"),
+        ("empty_cell", None, "grid_wgt"),
+        ("cbpp", None, "grid_wgt"),
+        ("cbpp", {"x": [-1, 0, 1]}, "grid_wgt_at"),
+    ],
+)
+def test_cell_counts_are_emmeans_wgt(
+    weights_fits: dict[str, g.GLMMResult], key: str, at: Any, stored: str
+) -> None:
+    """The grid's cell counts equal emmeans' .wgt.: factors and a numeric kept at its two
+    values split them, a numeric at at= values does not."""
+    from glmm_binomial.results.emmeans import cell_counts, reference_grid
+
+    result = weights_fits[key]
+    grid = reference_grid(result, at)
+    np.testing.assert_array_equal(cell_counts(result, grid), WEIGHTS_REF[key][stored])
+
+
+def test_pairs_leave_out_a_mean_without_data(weights_fits: dict[str, g.GLMMResult]) -> None:
+    """With weights="cells", the empty cell's mean is NaN and so is every pair that uses it;
+    the others are emmeans' (Tukey over all 8 means, as emmeans counts them)."""
+    result = weights_fits["empty_cell"]
+    emm = emmeans(result, ["urban", "livch"], weights="cells")
+    assert emm.empty is not None and emm.empty.sum() == 1
+    table = pairs(emm)
+    stored = WEIGHTS_REF["empty_cell"]["pairs_urban_livch_cells"]
+    theirs = np.array(stored["estimate"], dtype=float)
+    missing = np.isnan(theirs)
+    assert missing.sum() == 7
+    for column in ("estimate", "std_error", "z", "p_value"):
+        assert np.isnan(table[column].to_numpy()[missing]).all()
+    np.testing.assert_allclose(table["estimate"][~missing], theirs[~missing], atol=5e-4)
+    their_se = np.array(stored["SE"], dtype=float)
+    np.testing.assert_allclose(table["std_error"][~missing], their_se[~missing], rtol=5e-3)
+    assert_p(
+        adjust_p_values(theirs / their_se, "tukey", 8)[~missing],
+        np.array(stored["p"], dtype=float)[~missing],
+    )
+    assert any("without data" in n for n in table.attrs["notes"])
+    assert any("no data" in n for n in emm.notes)
+
+
+def test_pairs_of_weighted_means_are_emmeans(weights_fits: dict[str, g.GLMMResult]) -> None:
+    table = pairs(emmeans(weights_fits["contraception"], "urban", weights="cells"))
+    stored = WEIGHTS_REF["contraception"]["pairs_urban_cells"]
+    np.testing.assert_allclose(table["estimate"], stored["estimate"], atol=5e-4)
+    np.testing.assert_allclose(table["std_error"], stored["SE"], rtol=5e-3)
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        ("p", None),  # a unique prefix, as R's pmatch
+        ("cell", None),
+        ("bogus", "weights must be one of"),
+        ("", "weights must be one of"),
+        ([1.0, -1.0], "non-negative"),
+        ([0.0, 0.0], "positive sum"),
+        ([1.0, np.nan], "finite"),
+        (True, "weights must be one of"),
+        ([[1.0, 2.0]], "weights must be one of"),
+        ([1.0, 2.0, 3.0], "3 numbers given; the means average over 12 combinations"),
+    ],
+)
+def test_bad_weights_are_named(
+    weights_fits: dict[str, g.GLMMResult], weights: Any, match: str | None
+) -> None:
+    result = weights_fits["contraception"]
+    if match is None:
+        assert emmeans(result, "urban", weights=weights).table["estimate"].notna().all()
+        return
+    with pytest.raises(ValueError, match=match):
+        emmeans(result, "urban", weights=weights)
+
+
+def test_weights_need_the_rows_only_when_counted(weights_fits: dict[str, g.GLMMResult]) -> None:
+    """Weights from cell counts need the fit's rows; equal weights and numbers do not. The
+    caller's weights list is left as it was."""
+    result = weights_fits["contraception"]
+    bare = GLMMResult(result.model, result.fit_output, design=result.design)  # no call
+    with pytest.raises(ValueError, match="does not keep the data.*weights='equal'"):
+        emmeans(bare, "urban", weights="proportional")
+    given = list(range(1, 13))
+    ours = emmeans(bare, "urban", weights=given).table["estimate"].to_numpy()
+    assert given == list(range(1, 13))
+    np.testing.assert_allclose(
+        ours, emmeans(result, "urban", weights=given).table["estimate"].to_numpy(), rtol=1e-14
+    )
+    # Nothing averaged over: weights change nothing (as in emmeans).
+    one = emmeans(result, ["urban", "livch", "agegrp"], weights="cells").table
+    equal = emmeans(result, ["urban", "livch", "agegrp"]).table
+    pd.testing.assert_frame_equal(one, equal, check_like=False, check_exact=False)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    weights=st.lists(st.floats(0.0, 100.0), min_size=12, max_size=12).filter(lambda w: sum(w) > 0),
+    scale=st.floats(0.01, 100.0),
+)
+def test_numeric_weights_give_a_weighted_average(
+    weights_fits: dict[str, g.GLMMResult], weights: list[float], scale: float
+) -> None:
+    """Numbers as weights: each mean's L is the weighted average of its grid rows (its
+    intercept column 1), the same whatever the weights' scale, and the proportional weights
+    given as numbers (the counts of the averaged combinations) are "proportional"."""
+    result = weights_fits["contraception"]
+    emm = emmeans(result, "urban", weights=weights)
+    np.testing.assert_allclose(emm.linfct[:, 0], 1.0, rtol=1e-13)
+    scaled = emmeans(result, "urban", weights=[scale * w for w in weights])
+    np.testing.assert_allclose(scaled.linfct, emm.linfct, rtol=1e-12, atol=1e-14)
+    counts = _weights_data("contraception").groupby(["livch", "agegrp"], observed=False).size()
+    as_numbers = counts.reorder_levels(["livch", "agegrp"]).sort_index(level=["agegrp", "livch"])
+    proportional = emmeans(result, "urban", weights="proportional")
+    np.testing.assert_allclose(
+        emmeans(result, "urban", weights=as_numbers.to_numpy(dtype=float)).linfct,
+        proportional.linfct,
+        rtol=1e-13,
     )

@@ -16,11 +16,22 @@ factor nested in it; here it is at its mean too.
 
 Marginal means: for each combination of the ``specs`` and ``by`` variables, L is the equal-
 weight average of the x_g rows that have it (emmeans' default weights = "equal": averaged over
-the other factors and the values of the other grid variables). On the link scale the estimate
-is eta = L beta + o and its standard error sqrt(diag(L V L')), V the covariance of beta;
-intervals eta -/+ z_{1-a/2} SE (df = Inf, asymptotic, as emmeans for glmer fits). On the
-response scale (``type="response"``) the estimate is h(eta) with h the inverse link, the SE
-|h'(eta)| SE by the delta method, and the interval h of the link-scale interval.
+the other factors and the values of the other grid variables). ``weights=`` chooses other
+weights as emmeans' does, from each grid row's cell count n_g (emmeans' .wgt.: the fit's rows
+with the grid row's levels of the factors and of the numeric variables kept at their values;
+numeric variables at a mean or at ``at=`` values do not split the count): "proportional"
+weights each combination of the averaged-over variables by its count summed over the rest,
+"outer" by the product of each averaged-over variable's marginal proportions (times the
+total), "cells" each grid row by n_g within its mean, "flat" each grid row with data (n_g > 0)
+equally; a vector of numbers gives the weights of the averaged-over combinations (first
+variable fastest). A mean whose cells all lack data ("cells", "flat") is NaN, and so is every
+contrast that uses it; weights apply only where the means average over something.
+
+On the link scale the estimate is eta = L beta + o and its standard error sqrt(diag(L V L')),
+V the covariance of beta; intervals eta -/+ z_{1-a/2} SE (df = Inf, asymptotic, as emmeans
+for glmer fits). On the response scale (``type="response"``) the estimate is h(eta) with h the
+inverse link, the SE |h'(eta)| SE by the delta method, and the interval h of the link-scale
+interval.
 
 Bias adjustment (``bias_adjust=True``, emmeans' bias.adjust = TRUE with ``sigma``): the mean
 probability over the random effects is approximated to second order,
@@ -53,8 +64,8 @@ output says so). A rank-deficient fit (aliased columns dropped, as lme4 drops th
 means, trends and contrasts that are estimable, as emmeans: a linear function l of all the
 formula's coefficients (the dropped ones at 0) is estimable when it is orthogonal to the full
 design's null space (model.design.design_null_basis; estimability's is.estble, |N'l|^2 <
-ESTIMABLE_TOL |l|^2); the others are NaN (emmeans' nonEst), and a note names them. joint_tests
-still refuses such a fit.
+ESTIMABLE_TOL |l|^2); the others are NaN (emmeans' nonEst), and a note names them.
+joint_tests tests each term on the estimable part of its contrasts, as emmeans does.
 """
 
 from __future__ import annotations
@@ -73,7 +84,7 @@ from scipy import special
 from glmm_binomial.arguments import fraction, non_negative
 from glmm_binomial.family import Family
 from glmm_binomial.model.design import encoded_factor_levels
-from glmm_binomial.model.frame import label_key
+from glmm_binomial.model.frame import label_key, label_keys
 from glmm_binomial.model.newdata import new_data_design
 from glmm_binomial.model.variable_summary import VariableSummary
 from glmm_binomial.numerics.covariance import (
@@ -82,6 +93,7 @@ from glmm_binomial.numerics.covariance import (
     transform_covariance,
 )
 from glmm_binomial.results.aliases import renamed_level
+from glmm_binomial.results.base import data_rows
 from glmm_binomial.results.multiplicity import (
     ADJUSTMENTS,
     MVT_MAX_TESTS,
@@ -89,7 +101,7 @@ from glmm_binomial.results.multiplicity import (
     critical_value,
 )
 from glmm_binomial.results.variance_decomposition import random_variance
-from glmm_binomial.results.wald import joint_chisq
+from glmm_binomial.results.wald import JOINT_RANK_TOL, joint_chisq
 
 if TYPE_CHECKING:
     from glmm_binomial.results.result import GLMMResult
@@ -106,6 +118,10 @@ __all__ = [
     "joint_tests",
     "pairs",
     "reference_grid",
+    "WEIGHTS",
+    "cell_counts",
+    "row_weights",
+    "weights_option",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -127,6 +143,8 @@ POLY_NAMES = ("linear", "quadratic", "cubic", "quartic")
 POLY_MAX_DEGREE = 6
 """The highest degree of poly contrasts (emmeans' default max.degree)."""
 TYPES = ("link", "response")
+WEIGHTS = ("equal", "proportional", "outer", "cells", "flat")
+"""emmeans' weights= options (a unique prefix, such as "prop", names one)."""
 
 _PARENS = re.compile(r"-|\+|/|\*")  # emmeans' option parens: such levels are parenthesized
 
@@ -143,7 +161,9 @@ class ReferenceGrid:
     ``offset``. ``factor_like`` names the variables averaged over as factors (factors, numeric
     variables kept at their values, variables given several values in ``at``). For a fit that
     dropped aliased columns, ``full`` holds the design rows with every column and
-    ``null_basis`` the full design's null space (estimable_rows); both None otherwise."""
+    ``null_basis`` the full design's null space (estimable_rows); both None otherwise.
+    ``counted`` names the variables whose values split emmeans' cell counts (the factors and
+    the numeric variables kept at their values; cell_counts)."""
 
     frame: pd.DataFrame
     levels: dict[str, tuple[Any, ...]]
@@ -154,11 +174,12 @@ class ReferenceGrid:
     factors: tuple[str, ...] = ()
     full: FloatArray | None = None
     null_basis: FloatArray | None = None
+    counted: tuple[str, ...] = ()
 
 
-def _check_result(result: Any, what: str, aliased_ok: bool = False) -> Any:
-    """The fit's design; ValueError for a result without one, or (unless aliased_ok, and
-    then only where the design keeps its null space) for a fit that dropped aliased columns."""
+def _check_result(result: Any, what: str) -> Any:
+    """The fit's design; ValueError for a result without one, or for a fit that dropped
+    aliased columns and keeps no basis of its design's null space (estimability)."""
     if not (hasattr(result, "params") and hasattr(result, "vcov") and hasattr(result, "model")):
         raise ValueError(f"result must be a fitted GLMMResult, got {type(result).__name__}")
     design = getattr(result, "design", None)
@@ -168,17 +189,11 @@ def _check_result(result: Any, what: str, aliased_ok: bool = False) -> Any:
             "fitted from arrays (the spreadsheet path or fit_model), whose columns carry no "
             "factor structure to build a reference grid from"
         )
-    if design.dropped_columns and not (
-        aliased_ok and getattr(design, "null_basis", None) is not None
-    ):
+    if design.dropped_columns and getattr(design, "null_basis", None) is None:
         raise ValueError(
             f"{what}: the fit dropped aliased columns ({', '.join(design.dropped_columns)}): "
-            + (
-                "this fit keeps no basis of its design's null space (one saved by an "
-                "earlier version), so which means are estimable is not known"
-                if aliased_ok
-                else f"{what} of a rank-deficient fit are not computed"
-            )
+            "this fit keeps no basis of its design's null space (one saved by an earlier "
+            "version), so which means are estimable is not known"
         )
     return design
 
@@ -302,13 +317,11 @@ def reference_grid(
     at: Mapping[str, Any] | None = None,
     offset: float | None = None,
     what: str = "emmeans",
-    aliased_ok: bool = True,
 ) -> ReferenceGrid:
     """The reference grid of a fit (module docstring). ``at`` maps variables to values: a
     subset of a factor's levels, or numbers for a numeric variable. ``offset``: every row's
-    offset (None: the mean of the fit's offsets, as emmeans). aliased_ok: a fit that dropped
-    aliased columns is refused unless true."""
-    design = _check_result(result, what, aliased_ok)
+    offset (None: the mean of the fit's offsets, as emmeans)."""
+    design = _check_result(result, what)
     summaries = {s.name: s for s in design.variables}
     names = list(summaries)
     if not names:  # a fit made before summaries were kept, or a Dask fit: the fixed variables
@@ -333,6 +346,7 @@ def reference_grid(
     levels: dict[str, tuple[Any, ...]] = {}
     factor_like: list[str] = []
     factor_names: list[str] = []
+    counted: list[str] = []
     for v in names:
         summary = summaries.get(v)
         if v in factors or (summary is not None and summary.kind == "factor"):
@@ -340,6 +354,7 @@ def reference_grid(
             levels[v] = _factor_at(v, at[v], base) if v in at else base
             factor_like.append(v)
             factor_names.append(v)
+            counted.append(v)
         elif v in at:
             levels[v] = _numeric_at(v, at[v])
             if len(levels[v]) > 1:
@@ -347,6 +362,7 @@ def reference_grid(
         elif summary is not None and summary.levels:
             levels[v] = summary.levels  # emmeans' cov.keep = "2": kept at its values
             factor_like.append(v)
+            counted.append(v)
         elif summary is not None and np.isfinite(summary.mean):
             levels[v] = (summary.mean,)
         else:
@@ -373,6 +389,7 @@ def reference_grid(
         tuple(factor_names),
         full,
         None if full is None else design.null_basis,
+        tuple(counted),
     )
 
 
@@ -421,10 +438,15 @@ def _check_names(argument: str, names: list[str], grid: ReferenceGrid) -> None:
 
 
 def _average(
-    grid: ReferenceGrid, primary: list[str], linfct: FloatArray, offset: FloatArray
-) -> tuple[pd.DataFrame, FloatArray, FloatArray]:
-    """Equal-weight averages of the grid rows per combination of ``primary`` (first
-    fastest): the combinations' frame, linear functions and offsets."""
+    grid: ReferenceGrid,
+    primary: list[str],
+    linfct: FloatArray,
+    offset: FloatArray,
+    weights: FloatArray | None = None,
+) -> tuple[pd.DataFrame, FloatArray, FloatArray, NDArray[np.bool_]]:
+    """Averages of the grid rows per combination of ``primary`` (first fastest), each grid
+    row weighted by ``weights`` (None: equally; row_weights): the combinations' frame, linear
+    functions and offsets, and which combinations have no weight (their rows 0: NaN means)."""
     names = list(grid.levels)
     _, index = _expand(grid.levels, grid.factors)
     sizes = [len(grid.levels[v]) for v in primary]
@@ -434,13 +456,117 @@ def _average(
         combo += index[:, names.index(v)] * stride
         stride *= size
     n_combos = stride
-    counts = np.bincount(combo, minlength=n_combos).astype(np.float64)
+    w = np.ones(len(index)) if weights is None else weights
+    totals = np.bincount(combo, weights=w, minlength=n_combos)
+    empty = totals <= 0.0
     sums = np.zeros((n_combos, linfct.shape[1]))
-    np.add.at(sums, combo, linfct)
-    averaged = sums / counts[:, None]
+    np.add.at(sums, combo, w[:, None] * linfct)
+    averaged = sums / np.where(empty, 1.0, totals)[:, None]
+    # The grid's offsets are one value (_grid_offset), so weights leave their mean as it is.
+    counts = np.bincount(combo, minlength=n_combos).astype(np.float64)
     offsets = np.bincount(combo, weights=offset, minlength=n_combos) / counts
     frame, _ = _expand({v: grid.levels[v] for v in primary}, grid.factors)
-    return frame, averaged, offsets
+    return frame, averaged, offsets, empty
+
+
+def weights_option(weights: Any) -> str | FloatArray:
+    """emmeans' weights= argument: one of WEIGHTS (a unique prefix names one), or a vector of
+    finite non-negative numbers with a positive sum."""
+    if isinstance(weights, str):
+        found = [w for w in WEIGHTS if w.startswith(weights)] if weights else []
+        if len(found) != 1:
+            raise ValueError(
+                f"weights must be one of {', '.join(map(repr, WEIGHTS))} or a list of numbers, "
+                f"got {weights!r}"
+            )
+        return found[0]
+    try:
+        values = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = np.empty(0)
+    if (
+        isinstance(weights, (bool, np.bool_))
+        or values.ndim != 1
+        or values.size == 0
+        or not np.all(np.isfinite(values))
+        or np.any(values < 0)
+        or values.sum() <= 0
+    ):
+        raise ValueError(
+            f"weights must be one of {', '.join(map(repr, WEIGHTS))} or a list of finite "
+            f"non-negative numbers with a positive sum, got {weights!r}"
+        )
+    return values
+
+
+def cell_counts(result: GLMMResult, grid: ReferenceGrid) -> FloatArray:
+    """emmeans' .wgt. of each grid row: how many of the fit's rows have the grid row's values
+    of grid.counted (all grid rows 1 where no variable is counted)."""
+    if not grid.counted:
+        return np.ones(len(grid.frame))
+    frame, _ = data_rows(
+        result,
+        "emmeans' weights from cell counts",
+        ": use weights='equal' or give the weights as numbers",
+    )
+    names = list(grid.levels)
+    _, index = _expand(grid.levels, grid.factors)
+    cell_of_row = np.zeros(len(frame), dtype=np.intp)
+    cell_of_grid = np.zeros(len(index), dtype=np.intp)
+    inside = np.ones(len(frame), dtype=bool)
+    stride = 1
+    for v in grid.counted:
+        keys = pd.Index([label_key(level) for level in grid.levels[v]])
+        code = keys.get_indexer(label_keys(frame[v].to_numpy()))
+        inside &= code >= 0  # a level that at= left out of the grid counts nowhere
+        cell_of_row += np.where(code >= 0, code, 0) * stride
+        cell_of_grid += index[:, names.index(v)] * stride
+        stride *= len(keys)
+    per_cell = np.bincount(cell_of_row[inside], minlength=stride)
+    return per_cell[cell_of_grid].astype(np.float64)
+
+
+def row_weights(
+    result: GLMMResult, grid: ReferenceGrid, primary: list[str], option: str | FloatArray
+) -> tuple[FloatArray | None, list[str]]:
+    """Each grid row's weight in the mean of its ``primary`` combination under emmeans'
+    weights ``option`` (module docstring; None: equal weights) and the note that says so."""
+    names = list(grid.levels)
+    averaged = [v for v in names if v not in primary and len(grid.levels[v]) > 1]
+    if not averaged or (isinstance(option, str) and option == "equal"):
+        return None, []
+    _, index = _expand(grid.levels, grid.factors)
+    sizes = [len(grid.levels[v]) for v in averaged]
+    cell = np.zeros(len(index), dtype=np.intp)  # the averaged-over combination, first fastest
+    stride = 1
+    for v, size in zip(averaged, sizes, strict=True):
+        cell += index[:, names.index(v)] * stride
+        stride *= size
+    if not isinstance(option, str):
+        if option.size != stride:
+            raise ValueError(
+                f"weights: {option.size} numbers given; the means average over {stride} "
+                f"combinations of {', '.join(averaged)} (the first varying fastest)"
+            )
+        given = np.asarray(option[cell], dtype=np.float64)
+        return given, ["weights: as given, over the combinations averaged"]
+    counts = cell_counts(result, grid)
+    if not np.any(counts > 0):  # no data in any cell: emmeans weighs them equally
+        counts = counts + 1.0
+    note = [f"weights: {option}, from the cell counts of the fit's rows"]
+    if option == "cells":
+        return counts, note
+    if option == "flat":
+        return (counts > 0).astype(np.float64), note
+    table = np.bincount(cell, weights=counts, minlength=stride)
+    if option == "proportional":
+        return np.asarray(table[cell], dtype=np.float64), note
+    total = float(table.sum())
+    w = np.full(len(index), total)
+    for v, size in zip(averaged, sizes, strict=True):
+        margin = np.bincount(index[:, names.index(v)], weights=counts, minlength=size)
+        w *= margin[index[:, names.index(v)]] / total
+    return w, note
 
 
 def _bias_adjusted(link: Family, sigma: float) -> tuple[Any, Any]:
@@ -479,7 +605,9 @@ class EMMeans:
     ``limit``: a separated fit's covariance in the limit (FitOutput.vcov_limit), which gives
     the means and contrasts that stay finite their variance. For a fit that dropped aliased
     columns, ``linfct_full`` holds L over every column of the formula and ``null_basis`` the
-    full design's null space: a mean that is not estimable (``estimable``) is NaN."""
+    full design's null space: a mean that is not estimable (``estimable``) is NaN. ``empty``
+    marks means without data in any cell they average (weights "cells" or "flat"; their
+    linfct rows 0): NaN, as is every contrast that uses one; None when there are none."""
 
     grid: pd.DataFrame
     linfct: FloatArray
@@ -498,6 +626,7 @@ class EMMeans:
     limit: LimitCovariance | None = None
     linfct_full: FloatArray | None = None
     null_basis: FloatArray | None = None
+    empty: NDArray[np.bool_] | None = None
 
     @cached_property
     def estimable(self) -> NDArray[np.bool_]:
@@ -529,8 +658,9 @@ class EMMeans:
         # A mean that moves along a separated fit's diverging path has no estimate, nor has
         # one that the fit's columns cannot estimate (nor a standard error then).
         eta = np.where(moving_rows(self.linfct, self.limit), np.nan, eta)
-        eta = np.where(self.estimable, eta, np.nan)
-        se = np.where(self.estimable, se, np.nan)
+        shown = self.estimable if self.empty is None else self.estimable & ~self.empty
+        eta = np.where(shown, eta, np.nan)
+        se = np.where(shown, se, np.nan)
         z = float(special.ndtri(0.5 + 0.5 * self.level))
         low, high = eta - z * se, eta + z * se
         if self.type == "response" and self.link is not None:
@@ -596,21 +726,25 @@ def emmeans(
     sigma: float | None = None,
     conf_level: float = 0.95,
     offset: float | None = None,
+    weights: str | Sequence[float] = "equal",
     *,
     level: float | None = None,
 ) -> EMMeans:
     """Estimated marginal means of ``specs`` (a variable, a list, or emmeans' "a | b" form),
     per ``by`` group, on the link or response scale, as emmeans(result, specs, by, at, type,
-    bias.adjust, sigma) computes them (module docstring), with intervals at conf_level
-    (emmeans' level, accepted as the deprecated name of conf_level). offset: the link-scale
-    offset of every grid row, replacing the fit's (emmeans' offset=); None: the mean of the
-    fit's offsets over its rows, as emmeans takes it."""
+    bias.adjust, sigma, weights) computes them (module docstring), with intervals at
+    conf_level (emmeans' level, accepted as the deprecated name of conf_level). offset: the
+    link-scale offset of every grid row, replacing the fit's (emmeans' offset=); None: the
+    mean of the fit's offsets over its rows, as emmeans takes it. weights: "equal",
+    "proportional", "outer", "cells", "flat" (from the fit's cell counts) or the weights of
+    the combinations averaged over (module docstring)."""
     conf_level = renamed_level(conf_level, level)
     if type not in TYPES:
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
     if not isinstance(bias_adjust, (bool, np.bool_)):
         raise ValueError(f"bias_adjust must be True or False, got {bias_adjust!r}")
     conf_level = fraction(conf_level, "conf_level")
+    option = weights_option(weights)
     spec_list, by_list = _parse_specs(specs, by)
     grid = reference_grid(result, at, offset, "emmeans")
     _check_names("specs", spec_list, grid)
@@ -619,10 +753,11 @@ def emmeans(
     if both:
         raise ValueError(f"by names {', '.join(map(repr, both))}, already in specs")
     primary = spec_list + by_list
-    frame, linfct, offsets = _average(grid, primary, grid.linfct, grid.offset)
-    full = None if grid.full is None else _average(grid, primary, grid.full, grid.offset)[1]
-    notes = _averaged_note(grid, primary) + _fit_notes(result)
-    notes += _estimability_note(result, full, grid.null_basis, "mean")
+    w, weight_note = row_weights(result, grid, primary, option)
+    frame, linfct, offsets, empty = _average(grid, primary, grid.linfct, grid.offset, w)
+    full = None if grid.full is None else _average(grid, primary, grid.full, grid.offset, w)[1]
+    notes = _averaged_note(grid, primary) + weight_note + _fit_notes(result)
+    notes += _estimability_note(result, full, grid.null_basis, "mean", empty)
     link = result.model.family
     used_sigma: float | None = None
     if bias_adjust:
@@ -659,6 +794,7 @@ def emmeans(
         notes=tuple(notes),
         linfct_full=full,
         null_basis=grid.null_basis,
+        empty=empty if empty.any() else None,
     )
 
 
@@ -670,6 +806,7 @@ def emtrends(
     at: Mapping[str, Any] | None = None,
     conf_level: float = 0.95,
     delta: float | None = None,
+    weights: str | Sequence[float] = "equal",
     *,
     level: float | None = None,
 ) -> EMMeans:
@@ -677,8 +814,9 @@ def emtrends(
     reference grid, averaged as emmeans' means, as emtrends(result, specs, var) computes them:
     the forward difference (x(var + h) - x(var)) / h with h = ``delta`` or 0.001 times the
     range of ``var`` over the fit's rows (module docstring); intervals at conf_level (level:
-    its deprecated name)."""
+    its deprecated name); weights as emmeans'."""
     conf_level = fraction(renamed_level(conf_level, level), "conf_level")
+    option = weights_option(weights)
     spec_list, by_list = _parse_specs(specs, by)
     grid = reference_grid(result, at, 0.0, "emtrends")  # offsets cancel in a trend
     if not isinstance(var, str) or var not in grid.levels:
@@ -708,13 +846,14 @@ def emtrends(
     x_shifted, full_shifted = _design_rows(design, shifted)
     slopes = (x_shifted - grid.linfct) / step
     primary = spec_list + by_list
-    frame, linfct, _ = _average(grid, primary, slopes, np.zeros(len(slopes)))
+    w, weight_note = row_weights(result, grid, primary, option)
+    frame, linfct, _, empty = _average(grid, primary, slopes, np.zeros(len(slopes)), w)
     full = None
     if full_shifted is not None and grid.full is not None:
         full_slopes = (full_shifted - grid.full) / step
-        full = _average(grid, primary, full_slopes, np.zeros(len(slopes)))[1]
-    notes = _averaged_note(grid, primary) + _fit_notes(result)
-    notes += _estimability_note(result, full, grid.null_basis, "trend")
+        full = _average(grid, primary, full_slopes, np.zeros(len(slopes)), w)[1]
+    notes = _averaged_note(grid, primary) + weight_note + _fit_notes(result)
+    notes += _estimability_note(result, full, grid.null_basis, "trend", empty)
     notes.append(f"slope of the linear predictor in {var} (difference step {step:.6g})")
     return EMMeans(
         grid=frame,
@@ -732,22 +871,34 @@ def emtrends(
         notes=tuple(notes),
         linfct_full=full,
         null_basis=grid.null_basis,
+        empty=empty if empty.any() else None,
     )
 
 
 def _estimability_note(
-    result: Any, full: FloatArray | None, null_basis: FloatArray | None, what: str
+    result: Any,
+    full: FloatArray | None,
+    null_basis: FloatArray | None,
+    what: str,
+    empty: NDArray[np.bool_],
 ) -> list[str]:
-    """The note of a rank-deficient fit's means or trends: how many are not estimable."""
+    """The notes of means or trends without data in their cells (``empty``) and of a
+    rank-deficient fit's: how many are NaN and why."""
+    notes = []
+    if empty.any():
+        notes.append(
+            f"{int(empty.sum())} {what}(s) NaN: no data in any cell they average (weights)"
+        )
     if full is None or null_basis is None:
-        return []
-    missing = int((~estimable_rows(full, null_basis)).sum())
+        return notes
+    missing = int((~estimable_rows(full, null_basis) & ~empty).sum())
     dropped = ", ".join(result.design.dropped_columns)
     if not missing:
-        return [f"the fit dropped aliased columns ({dropped}); every {what} is estimable"]
+        return [*notes, f"the fit dropped aliased columns ({dropped}); every {what} is estimable"]
     return [
+        *notes,
         f"{missing} {what}(s) not estimable (NaN; emmeans' nonEst): the fit dropped aliased "
-        f"columns ({dropped}) and its columns do not determine them"
+        f"columns ({dropped}) and its columns do not determine them",
     ]
 
 
@@ -982,6 +1133,7 @@ def contrast(
     adjust_used = adjust
     true_contrast = True
     missing_contrasts = 0
+    empty_contrasts = 0
     for rows in groups:
         labels, raw = _labels(emm.grid.iloc[rows].reset_index(drop=True), inner)
         coef, names, default_adjust, pairwise = _family(method, labels, raw, ref)
@@ -1002,6 +1154,11 @@ def contrast(
             estimable = estimable_rows(coef @ emm.linfct_full[rows], emm.null_basis)
             est, se = np.where(estimable, est, np.nan), np.where(estimable, se, np.nan)
             missing_contrasts += int((~estimable).sum())
+        if emm.empty is not None:
+            # A contrast that uses a mean without data is NaN; the others stand as they are.
+            uses = np.any(coef[:, emm.empty[rows]] != 0.0, axis=1)
+            est, se = np.where(uses, np.nan, est), np.where(uses, np.nan, se)
+            empty_contrasts += int(uses.sum())
         covariances.append(var)
         estimates.append(est)
         std_errors.append(se)
@@ -1082,6 +1239,8 @@ def contrast(
             f"{missing_contrasts} contrast(s) not estimable (NaN; emmeans' nonEst): the fit "
             "dropped aliased columns"
         )
+    if empty_contrasts:
+        notes.append(f"{empty_contrasts} contrast(s) NaN: they use a mean without data (weights)")
     table: dict[str, Any] = {"contrast": names_all}
     for j, b in enumerate(by_list):
         table[b] = [values[j] for values in by_values for _ in range(n_contrasts)]
@@ -1145,14 +1304,19 @@ def joint_tests(
     with no contrast on the grid (df1 = 0) is left out, as emmeans does. A
     variable nested by the model's terms (age + age:urban: urban within age) is tested
     within its nesters only, as emmeans does; nesting that emmeans reads from the data's
-    cells (each level of one factor seen with one level of another) is not looked for."""
+    cells (each level of one factor seen with one level of another) is not looked for.
+
+    A fit that dropped aliased columns: a term whose contrasts are not all estimable is tested
+    on the estimable part of their span (estimability's estble.subspace: the combinations of
+    the contrasts orthogonal to the full design's null space), with a smaller df1, and
+    ``attrs["notes"]`` names it (emmeans' note "e"); a term with none left is left out."""
     design = _check_result(result, "joint_tests")
-    base = reference_grid(result, at, 0.0, "joint_tests", aliased_ok=False)
+    base = reference_grid(result, at, 0.0, "joint_tests")
     given = {} if at is None else dict(at)
     for v, values in base.levels.items():
         if v not in base.factor_like and v not in given:
             given[v] = (float(values[0]) - 1.0, float(values[0]) + 1.0)
-    grid = reference_grid(result, given, 0.0, "joint_tests", aliased_ok=False)
+    grid = reference_grid(result, given, 0.0, "joint_tests")
     by_list = _by_names(by)
     _check_names("by", by_list, grid)
     names = [v for v in grid.levels if v not in by_list]
@@ -1174,7 +1338,11 @@ def joint_tests(
     by_frame, _ = _expand({v: grid.levels[v] for v in by_list}, grid.factors)
     n_by = len(by_frame)
     rows: list[dict[str, Any]] = []
+    reduced: list[str] = []
     tested: list[list[FloatArray]] = [[] for _ in range(n_by)]
+    # Over every column for a rank-deficient fit (estimability), the fit's columns otherwise.
+    every = grid.linfct if grid.full is None else grid.full
+    kept = None if grid.full is None else list(design.kept_columns)
     nesting = _term_nesting([v for v in grid.levels if len(grid.levels[v]) > 1], terms)
     for combination in _combinations(names):
         if not any(set(combination) <= t for t in terms):
@@ -1182,7 +1350,7 @@ def joint_tests(
         nesters = set().union(*(nesting.get(v, set()) for v in combination))
         if not nesters <= set(combination):
             continue  # a nested variable is tested within its nesters only
-        _, linfct, _ = _average(grid, list(combination) + by_list, grid.linfct, grid.offset)
+        _, linfct, _, _ = _average(grid, list(combination) + by_list, every, grid.offset)
         contrasts: FloatArray = np.ones((1, 1))
         for v in combination:  # the first variable fastest: the last factor of kron
             n = len(grid.levels[v])
@@ -1191,16 +1359,23 @@ def joint_tests(
             contrasts = np.asarray(np.kron(within, contrasts), dtype=np.float64)
         size = contrasts.shape[1]
         for j in range(n_by):
-            functions = contrasts @ linfct[j * size : (j + 1) * size]
+            functions, lost = _estimable_span(
+                contrasts @ linfct[j * size : (j + 1) * size], grid.null_basis
+            )
+            if lost:
+                reduced.append(":".join(combination))
+            functions = _fit_columns(functions, kept)
             tested[j].append(functions)
             df1, chisq = joint_chisq(functions, beta, vcov, limit)
             rows.append(_joint_row(":".join(combination), by_frame, j, df1, chisq))
     # Contrasts of the grid's cells not among the terms' (emmeans' showconf).
-    _, cells, _ = _average(grid, names + by_list, grid.linfct, grid.offset)
+    _, cells, _, _ = _average(grid, names + by_list, every, grid.offset)
     size = cells.shape[0] // n_by
     for j in range(n_by):
         block = cells[j * size : (j + 1) * size]
-        every_df, every_chisq = joint_chisq(np.diff(block, axis=0), beta, vcov, limit)
+        consecutive = _estimable_span(np.diff(block, axis=0), grid.null_basis)[0]
+        consecutive = _fit_columns(consecutive, kept)
+        every_df, every_chisq = joint_chisq(consecutive, beta, vcov, limit)
         terms_df, terms_chisq = (
             joint_chisq(np.vstack(tested[j]), beta, vcov, limit) if tested[j] else (0, 0.0)
         )
@@ -1215,7 +1390,44 @@ def joint_tests(
     table = table[table["df1"] > 0]
     # emmeans' order: the terms by their number of variables (stable), then the by groups.
     order = table["model term"].map(lambda t: 999 if t == "(confounded)" else t.count(":") + 1)
-    return table.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
+    out = table.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
+    shown = [t for t in dict.fromkeys(reduced) if t in set(out["model term"])]
+    if shown:
+        out.attrs["notes"] = [
+            f"df1 reduced due to non-estimability (emmeans' note e): {', '.join(shown)}"
+        ]
+    return out
+
+
+ESTIMABLE_ZAP = 1e-8
+"""|L N| entries at or below it count as 0 in _estimable_span (estble.subspace's tol)."""
+
+
+def _estimable_span(
+    functions: FloatArray, null_basis: FloatArray | None
+) -> tuple[FloatArray, bool]:
+    """The estimable part of the span of ``functions`` (rows over every column of a
+    rank-deficient fit's formula; ``null_basis`` the full design's null space), as
+    estimability's estble.subspace: B L with the rows of B spanning {v : v' L N = 0}; and
+    whether that lost anything. Unchanged when every row is estimable or the fit is of full
+    rank (null_basis None)."""
+    if null_basis is None or functions.shape[0] == 0:
+        return functions, False
+    if estimable_rows(functions, null_basis).all():
+        return functions, False
+    projected = functions @ null_basis
+    projected[np.abs(projected) <= ESTIMABLE_ZAP] = 0.0
+    u, singular, _ = np.linalg.svd(projected, full_matrices=True)
+    rank = int((singular > JOINT_RANK_TOL * max(float(singular.max(initial=0.0)), 1e-300)).sum())
+    combinations = u[:, rank:].T  # left null space of L N
+    return combinations @ functions, True
+
+
+def _fit_columns(functions: FloatArray, kept: list[int] | None) -> FloatArray:
+    """Functions over every column of a rank-deficient fit's formula restricted to the fit's
+    ``kept`` columns (None: already the fit's): on estimable functions the dropped
+    coefficients (0 in the fit) do not matter."""
+    return functions if kept is None else functions[:, kept]
 
 
 def _term_nesting(names: list[str], terms: list[set[str]]) -> dict[str, set[str]]:
