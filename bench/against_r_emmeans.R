@@ -6,7 +6,8 @@
 # "emmeans" (specs, by) or "emtrends" (specs, var). The fit is glmer's (its estimates do not
 # enter the linear functions); each call records emmeans' linfct with its column names (all
 # of the formula's, an aliased one included), which rows are estimable, the grid (without
-# .wgt.) and the offsets, or the error. Each case also records emmeans' joint_tests of the fit
+# .wgt.), which rows it shows (misc$display: empty nests are not), by.vars and the offsets,
+# or the error. Each case also records emmeans' joint_tests of the fit
 # (terms, df1, F.ratio, p.value) with glmer's fixef (NA where dropped) and vcov, or the error.
 suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
 a <- commandArgs(TRUE)
@@ -14,7 +15,7 @@ cases <- fromJSON(a[1], simplifyDataFrame = FALSE)
 out <- file(a[2], "w")
 for (case in cases) {
   d <- read.csv(case$csv)
-  for (col in c("A", "B", "g")) d[[col]] <- factor(d[[col]])
+  for (col in c("A", "B", "C", "g")) if (col %in% names(d)) d[[col]] <- factor(d[[col]])
   fitted <- tryCatch(
     suppressWarnings(suppressMessages(glmer(
       as.formula(case$formula), data = d, family = binomial,
@@ -44,6 +45,9 @@ for (case in cases) {
         rec$offset <- if (".offset." %in% names(grid)) grid$.offset. else rep(0, nrow(grid))
         keep <- setdiff(names(grid), c(".wgt.", ".offset."))
         rec$grid <- lapply(grid[keep], as.character)
+        rec$by <- e@misc$by.vars
+        # the rows emmeans shows (a nested spec's empty nests are not)
+        rec$shown <- if (is.null(e@misc$display)) rep(TRUE, nrow(grid)) else e@misc$display
       }
     }
     calls[[length(calls) + 1]] <- rec

@@ -26,13 +26,17 @@ in half the cases, else "proportional", "outer", "cells" or "flat"); a mean emme
 (no data in the cells it averages) must be one we leave NaN (EMMeans.empty), and the other
 rows are compared as above.
 
+With --nested each seed draws one of NESTED (nesting by the terms or by the data, and an
+empty nest) instead: the grid (emmeans' shown rows only; its linfct keeps the others, matched
+by their levels) and L are compared as above, and a call where emmeans averages a nested
+variable under weights other than equal is one we refuse (counted apart).
+
 With --joint each case also compares joint_tests: ours at glmer's own estimates and covariance
 (R records them) against emmeans' joint_tests of that fit, so the numbers must agree whatever
 our fit found. A finding: other terms or df1, an F.ratio more than 5e-4 from emmeans' (which
 rounds it to 3 decimals; its "(confounded)" row, made from the rounded ones, to 3e-3 times its
 df1 sum), or a p-value more than 1e-4 relative from emmeans' (1e-2 for "(confounded)"; the
-covariance of a separated glmer fit is ill-conditioned enough to move p by 2.5e-6). Our
-documented difference: nesting that emmeans reads from the data's cells is not looked for.
+covariance of a separated glmer fit is ill-conditioned enough to move p by 2.5e-6).
 
 Anything else we raise is a finding with its traceback. Exit status 1 when any call is one.
 Not drawn: an offset with only two distinct values, which emmeans keeps at both as a factor
@@ -108,6 +112,31 @@ EMPTY_CELL = (
     ("y ~ A * B * x + (1 | g)", [("emmeans", ("A",), "B"), ("emtrends", ("B",), "x")]),
 )
 TEMPLATES += list(EMPTY_CELL)
+BASE_COUNT = len(TEMPLATES)
+"""The templates a seed draws from without --nested."""
+
+# --nested: formulas whose variables are nested, by the terms (A + A:B: B within A) or by the
+# data (C is "c0" for A's first level and "c1" for the others: A within C; C + A is
+# rank-deficient), with calls that make emmeans add the nesters, average a nested variable
+# within them, or leave out an empty nest (the last: A x B loses a cell, as EMPTY_CELL).
+NESTED: list[tuple[str, list[Call]]] = [
+    (
+        "y ~ A + A:B + x + (1 | g)",
+        [
+            ("emmeans", ("B",), None),
+            ("emmeans", ("A",), None),
+            ("emmeans", ("B",), "A"),
+            ("emtrends", ("B",), "x"),
+        ],
+    ),
+    ("y ~ C + A + x + (1 | g)", [("emmeans", ("A",), None), ("emmeans", ("C",), None)]),
+    (
+        "y ~ C + A + B + x + (1 | g)",
+        [("emmeans", ("B",), None), ("emmeans", ("A",), "B"), ("emmeans", ("C",), None)],
+    ),
+    ("y ~ A + A:B + x + (1 | g)", [("emmeans", ("B",), None), ("emmeans", ("A",), None)]),
+]
+TEMPLATES += NESTED
 
 
 AT_CHOICES = {
@@ -143,8 +172,8 @@ def case_weights(seed: int, drawn: bool) -> str | None:
     return CASE_WEIGHTS[int(rng.integers(len(CASE_WEIGHTS)))]
 
 
-def case_data(seed: int) -> tuple[pd.DataFrame, int]:
-    """The table of a seed and the index of its template."""
+def case_data(seed: int, nested: bool = False) -> tuple[pd.DataFrame, int]:
+    """The table of a seed and the index of its template (one of NESTED with ``nested``)."""
     rng = np.random.default_rng([seed, 20261207])
     n_groups, per = int(rng.integers(10, 25)), int(rng.integers(8, 16))
     n = n_groups * per
@@ -174,10 +203,14 @@ def case_data(seed: int) -> tuple[pd.DataFrame, int]:
             "x01": x01,
             "k": k,
             "g": [f"G{v:02d}" for v in g_codes],
+            "C": np.where(a == 0, "c0", "c1"),
         }
     )
-    template = int(rng.integers(len(TEMPLATES)))
-    if template >= len(TEMPLATES) - len(EMPTY_CELL):
+    template = int(rng.integers(BASE_COUNT))
+    if nested:
+        template = BASE_COUNT + int(np.random.default_rng([seed, 13]).integers(len(NESTED)))
+    empty = BASE_COUNT - len(EMPTY_CELL) <= template < BASE_COUNT
+    if empty or template == len(TEMPLATES) - 1:
         frame = frame[~((frame["A"] == f"a{n_a - 1}") & (frame["B"] == f"b{n_b - 1}"))]
         frame = frame.reset_index(drop=True)
     return frame, template
@@ -216,6 +249,15 @@ def compare(emm: Any, theirs: dict[str, Any], columns: list[str], tol: float) ->
         return [f"columns {columns} != R's {theirs['columns']}"]
     their_l = np.array(theirs["L"], dtype=float).reshape(-1, len(columns))
     our_l = np.asarray(emm.linfct if emm.linfct_full is None else emm.linfct_full, dtype=float)
+    their_estimable = np.asarray(theirs["estimable"], dtype=bool).reshape(-1)
+    if "shown" in theirs:  # emmeans' rows not shown (empty nests) stay in its linfct
+        shown = np.asarray(theirs["shown"], dtype=bool).reshape(-1)
+        their_l, their_estimable = their_l[shown], their_estimable[shown]
+        theirs = {
+            **theirs,
+            "grid": {k: list(np.asarray(v)[shown]) for k, v in theirs["grid"].items()},
+            "offset": list(np.asarray(theirs["offset"], dtype=float).reshape(-1)[shown]),
+        }
     if our_l.shape != their_l.shape:
         return [f"L shape {our_l.shape} != R's {their_l.shape}"]
     # emmeans' NaN rows (weights: no data in the cells a mean averages) are our empty means.
@@ -225,11 +267,18 @@ def compare(emm: Any, theirs: dict[str, Any], columns: list[str], tol: float) ->
         problems.append(f"empty means {list(our_empty)} != R's NaN rows {list(their_empty)}")
     their_l = np.where(their_empty[:, None], 0.0, their_l)
     our_l = np.where(our_empty[:, None], 0.0, our_l)
-    their_estimable = np.asarray(theirs["estimable"], dtype=bool).reshape(-1) | their_empty
+    their_estimable = their_estimable | their_empty
     our_estimable = emm.estimable | our_empty
     if their_estimable.shape != our_estimable.shape or (their_estimable != our_estimable).any():
         problems.append(f"estimable {list(our_estimable)} != R's {list(their_estimable)}")
+    if "by" in theirs:
+        by = theirs["by"]
+        their_by = [] if not by else [by] if isinstance(by, str) else list(by)
+        if list(emm.by) != their_by:
+            problems.append(f"by {list(emm.by)} != R's {their_by}")
     grid = emm.grid
+    if list(grid.columns) != list(theirs["grid"]):
+        problems.append(f"grid columns {list(grid.columns)} != R's {list(theirs['grid'])}")
     for name, values in theirs["grid"].items():
         if name not in grid.columns:
             problems.append(f"grid column {name!r} missing")
@@ -268,7 +317,7 @@ def at_estimates(result: Any, theirs: dict[str, Any]) -> Any:
     output = dataclasses.replace(
         result.fit_output, beta=beta[np.isfinite(beta)], vcov_beta=vcov, vcov_limit=None
     )
-    return type(result)(result.model, output, design=result.design)
+    return type(result)(result.model, output, design=result.design, call=result.call)
 
 
 def listed(value: Any) -> list[Any]:
@@ -305,10 +354,11 @@ def main() -> None:
     parser.add_argument(
         "--joint", action="store_true", help="also compare joint_tests at glmer's estimates"
     )
+    parser.add_argument("--nested", action="store_true", help="draw the NESTED templates")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     seeds = range(args.start, args.start + args.count)
-    cases = {seed: case_data(seed) for seed in seeds}
+    cases = {seed: case_data(seed, args.nested) for seed in seeds}
     manifest = []
     for seed, (frame, template) in cases.items():
         formula, calls = TEMPLATES[template]

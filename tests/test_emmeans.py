@@ -34,6 +34,7 @@ from scipy import stats
 
 import glmm_binomial as g
 from glmm_binomial.family import BINOMIAL_LOGIT
+from glmm_binomial.model.frame import label_key
 from glmm_binomial.results.emmeans import EMMeans, contrast, emmeans, emtrends, pairs
 from glmm_binomial.results.multiplicity import adjust_p_values
 from glmm_binomial.results.result import GLMMResult
@@ -689,6 +690,7 @@ def test_joint_tests_of_a_rank_deficient_fit_are_emmeans(key: str, table: str, b
             vcov_beta=np.array(entry["vcov"], dtype=float),
         ),
         design=ours.design,
+        call=ours.call,
     )
     result = joint_tests(at_glmer, by=by)
     assert list(result["model term"]) == stored["terms"]
@@ -1245,3 +1247,157 @@ def test_numeric_weights_give_a_weighted_average(
         proportional.linfct,
         rtol=1e-13,
     )
+
+
+NESTED = load_reference("emmeans_nested")
+NESTED_FORMULAS = {
+    "terms": "use ~ livch + livch:urban + age + (1 | district)",
+    "terms_empty": "use ~ livch + livch:urban + age + (1 | district)",
+    "data": "use ~ kids + livch + urban + age + (1 | district)",
+}
+
+
+@pytest.fixture(scope="module")
+def nested_fits() -> dict[str, g.GLMMResult]:
+    data = g.datasets.load("contraception")
+    data = data.assign(kids=np.where(data["livch"].astype(str) == "0", "no", "yes"))
+    empty = data[~((data["urban"] == "Y") & (data["livch"] == "3+"))]
+    frames = {"terms": data, "terms_empty": empty, "data": data}
+    return {key: quiet_fit(NESTED_FORMULAS[key], frames[key]) for key in NESTED_FORMULAS}
+
+
+NESTED_CALLS: list[tuple[str, str, Any]] = [
+    ("terms", "urban", lambda r: emmeans(r, "urban")),
+    ("terms", "livch", lambda r: emmeans(r, "livch")),
+    ("terms", "urban_by_livch", lambda r: emmeans(r, "urban", by="livch")),
+    ("terms", "livch_by_urban", lambda r: emmeans(r, "livch", by="urban")),
+    ("terms", "age_trend_urban", lambda r: emtrends(r, "urban", var="age")),
+    ("terms_empty", "urban", lambda r: emmeans(r, "urban")),
+    ("terms_empty", "livch", lambda r: emmeans(r, "livch")),
+    ("data", "livch", lambda r: emmeans(r, "livch")),
+    ("data", "kids", lambda r: emmeans(r, "kids")),
+    ("data", "urban", lambda r: emmeans(r, "urban")),
+    ("data", "kids_urban", lambda r: emmeans(r, ["kids", "urban"])),
+]
+
+
+def _by_list(value: Any) -> list[str]:
+    return [] if not value else [value] if isinstance(value, str) else list(value)
+
+
+@pytest.mark.parametrize(("key", "call", "make"), NESTED_CALLS)
+def test_nested_variables_are_averaged_as_emmeans(
+    nested_fits: dict[str, g.GLMMResult], key: str, call: str, make: Any
+) -> None:
+    """emmeans' nesting (found in the terms, livch + livch:urban: urban within livch, or in
+    the data's cells, kids + livch: livch within kids): a nested spec brings its nesters
+    into the grid, a by variable nested in others groups by them too, a nested variable
+    averaged over is averaged within its nesters over the levels seen there, and the
+    combinations without data are not shown. The grid, by and L (over every column) equal
+    emmeans'; the estimates differ by L (beta_ours - beta_glmer) only."""
+    result = nested_fits[key]
+    entry, stored = NESTED[key], NESTED[key][call]
+    emm = make(result)
+    their_grid = stored["grid"]
+    assert list(emm.grid.columns) == list(their_grid)
+    assert list(emm.by) == _by_list(stored["by"])
+    # emmeans keeps the rows it does not show in its linfct; its summary leaves them out.
+    ours_keys = [tuple(label_key(v) for v in row) for row in emm.grid.itertuples(False)]
+    their_keys = list(zip(*their_grid.values(), strict=True))
+    shown = [their_keys.index(k) for k in ours_keys]
+    assert len(shown) == len(stored["estimate"])
+    L = np.array(stored["L"], dtype=float)[shown]
+    ours_l = emm.linfct if emm.linfct_full is None else emm.linfct_full
+    np.testing.assert_allclose(ours_l, L, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(emm.estimable, np.array(stored["estimable"])[shown])
+    glmer_beta = np.nan_to_num(np.array(entry["fixef"], dtype=float))
+    theirs = np.array(stored["estimate"], dtype=float)
+    estimate = emm.table["estimate"].to_numpy()
+    np.testing.assert_allclose(estimate - theirs, L @ (_full_beta(result) - glmer_beta), atol=1e-10)
+    np.testing.assert_allclose(emm.table["std_error"], stored["SE"], rtol=5e-3)
+    assert any(n.startswith("nesting:") for n in emm.notes)
+
+
+@pytest.mark.parametrize(
+    ("key", "call", "make"),
+    [
+        ("terms", "pairs_urban", lambda r: pairs(emmeans(r, "urban"))),
+        ("terms", "pairs_urban_by_livch", lambda r: pairs(emmeans(r, "urban", by="livch"))),
+        ("terms_empty", "pairs_urban", lambda r: pairs(emmeans(r, "urban"))),
+        ("data", "pairs_livch", lambda r: pairs(emmeans(r, "livch"))),
+    ],
+)
+def test_pairs_of_nested_means_are_emmeans(
+    nested_fits: dict[str, g.GLMMResult], key: str, call: str, make: Any
+) -> None:
+    """Pairs of nested means: emmeans' labels ("N 0 - (Y 3+)"), the means it shows only (a
+    Tukey family of that many), within by groups where asked."""
+    table = make(nested_fits[key])
+    stored = NESTED[key][call]
+    assert list(table["contrast"]) == stored["contrast"]
+    for column, values in (stored["by"] or {}).items():
+        assert [label_key(v) for v in table[column]] == values
+    np.testing.assert_allclose(table["estimate"], stored["estimate"], atol=5e-4)
+    their_se = np.array(stored["SE"], dtype=float)
+    np.testing.assert_allclose(table["std_error"], their_se, rtol=5e-3)
+    theirs = np.array(stored["estimate"], dtype=float)
+    groups = max(1, len(set(stored["by"]["livch"])) if stored["by"] else 1)
+    per_group = len(theirs) // groups
+    means = int(round((1 + np.sqrt(1 + 8 * per_group)) / 2))  # k(k-1)/2 pairs of k means
+    expected = np.concatenate(
+        [
+            adjust_p_values(
+                (theirs / their_se)[i * per_group : (i + 1) * per_group], "tukey", means
+            )
+            for i in range(groups)
+        ]
+    )
+    assert_p(expected, np.array(stored["p"], dtype=float))
+    # Ours with a family of the means shown (7 where the empty nest is not shown); a single
+    # pair per by group is not adjusted.
+    if per_group > 1:
+        assert f"a family of {means} estimates" in " ".join(table.attrs["notes"])
+
+
+def test_nesting_without_the_rows_comes_from_the_terms(
+    nested_fits: dict[str, g.GLMMResult],
+) -> None:
+    """A result that keeps no data (fit_model, a Dask fit): nesting from the terms only (the
+    data's cells are not known), so the means average over every level; with every cell
+    seen, as here, that is emmeans' answer too. Weights other than equal are refused where a
+    nested variable is averaged over (emmeans' two-stage average is not followed there)."""
+    result = nested_fits["terms"]
+    bare = GLMMResult(result.model, result.fit_output, design=result.design)
+    ours, with_rows = emmeans(bare, "urban"), emmeans(result, "urban")
+    pd.testing.assert_frame_equal(ours.table, with_rows.table)
+    with pytest.raises(ValueError, match="only 'equal' when the means average over a nested"):
+        emmeans(nested_fits["data"], "kids", weights="proportional")
+
+
+@pytest.mark.parametrize("key", ["terms", "terms_empty", "data"])
+def test_joint_tests_of_nested_variables_are_emmeans(
+    nested_fits: dict[str, g.GLMMResult], key: str
+) -> None:
+    """joint_tests with nesting: urban tested within livch (livch:urban, 4 df; 3 where the
+    cell urban Y / livch 3+ is empty), livch within kids by the data (kids:livch, no livch of
+    its own). At glmer's estimates and covariance the F ratios are emmeans' to its rounding
+    and the p-values to 1e-6 relative."""
+    from glmm_binomial.results.emmeans import joint_tests
+
+    ours, entry = nested_fits[key], NESTED[key]
+    glmer_beta = np.array(entry["fixef"], dtype=float)
+    at_glmer = GLMMResult(
+        ours.model,
+        dataclasses.replace(
+            ours.fit_output,
+            beta=glmer_beta[~np.isnan(glmer_beta)],
+            vcov_beta=np.array(entry["vcov"], dtype=float),
+        ),
+        design=ours.design,
+        call=ours.call,
+    )
+    table, stored = joint_tests(at_glmer), entry["joint_tests"]
+    assert list(table["model term"]) == stored["terms"]
+    assert list(table["df1"]) == stored["df1"]
+    np.testing.assert_allclose(table["F.ratio"], stored["F"], rtol=0, atol=5e-4)
+    np.testing.assert_allclose(table["p.value"], stored["p"], rtol=1e-6)

@@ -27,6 +27,17 @@ equally; a vector of numbers gives the weights of the averaged-over combinations
 variable fastest). A mean whose cells all lack data ("cells", "flat") is NaN, and so is every
 contrast that uses it; weights apply only where the means average over something.
 
+Nesting (emmeans' .find_nests and .nested_emm): a variable is nested in others when the
+model's terms say so (livch + livch:urban: urban within livch) or when, in the fit's rows,
+each of its levels is seen with one level of another (kids and livch, kids "no" only for
+livch "0": livch within kids). A spec or by variable that is nested brings its nesters into
+the specs (the means of urban are those of urban within each livch); a nested variable that
+the means average over is averaged within each level of its nesters over the levels seen
+there, and those means then equally; combinations of a nested spec and its nesters with no
+data are not shown. Each output notes the nesting. A fit that keeps no rows (fit_model, Dask)
+has the nesting of its terms only; weights other than "equal" are refused where a nested
+variable is averaged over.
+
 On the link scale the estimate is eta = L beta + o and its standard error sqrt(diag(L V L')),
 V the covariance of beta; intervals eta -/+ z_{1-a/2} SE (df = Inf, asymptotic, as emmeans
 for glmer fits). On the response scale (``type="response"``) the estimate is h(eta) with h the
@@ -527,7 +538,11 @@ def cell_counts(result: GLMMResult, grid: ReferenceGrid) -> FloatArray:
 
 
 def row_weights(
-    result: GLMMResult, grid: ReferenceGrid, primary: list[str], option: str | FloatArray
+    result: GLMMResult,
+    grid: ReferenceGrid,
+    primary: list[str],
+    option: str | FloatArray,
+    counts: FloatArray | None = None,
 ) -> tuple[FloatArray | None, list[str]]:
     """Each grid row's weight in the mean of its ``primary`` combination under emmeans'
     weights ``option`` (module docstring; None: equal weights) and the note that says so."""
@@ -550,7 +565,8 @@ def row_weights(
             )
         given = np.asarray(option[cell], dtype=np.float64)
         return given, ["weights: as given, over the combinations averaged"]
-    counts = cell_counts(result, grid)
+    if counts is None:
+        counts = cell_counts(result, grid)  # a clear error for a fit that keeps no rows
     if not np.any(counts > 0):  # no data in any cell: emmeans weighs them equally
         counts = counts + 1.0
     note = [f"weights: {option}, from the cell counts of the fit's rows"]
@@ -567,6 +583,207 @@ def row_weights(
         margin = np.bincount(index[:, names.index(v)], weights=counts, minlength=size)
         w *= margin[index[:, names.index(v)]] / total
     return w, note
+
+
+def _fixed_terms(design: Any) -> list[set[str]]:
+    """The variables of each fixed-effects term but the intercept (R's factors attribute)."""
+    from glmm_binomial.model.design import term_variables  # noqa: PLC0415
+    from glmm_binomial.model.formula import expression_variables  # noqa: PLC0415
+
+    return [
+        set().union(*(expression_variables(e) for e in exprs))
+        for label, exprs in term_variables(design).items()
+        if label != "1"
+    ]
+
+
+def _counts_or_none(result: GLMMResult, grid: ReferenceGrid) -> FloatArray | None:
+    """cell_counts, or None for a fit that keeps no rows (the nesting is then the terms')."""
+    try:
+        return cell_counts(result, grid)
+    except ValueError:
+        return None
+
+
+def grid_nesting(
+    result: GLMMResult, grid: ReferenceGrid, counts: FloatArray | None
+) -> dict[str, list[str]]:
+    """emmeans' nesting of the grid's variables (.find_nests): from the cell counts
+    (_data_nesting; not without ``counts``) and from the model's terms (_term_nesting),
+    closed (closure_of_nesting). Variable -> the variables it is nested in."""
+    names = [v for v in grid.levels if len(grid.levels[v]) > 1]
+    if len(names) < 2:
+        return {}
+    found: dict[str, list[str]] = {}
+    if counts is not None:
+        _, index = _expand(grid.levels, grid.factors)
+        columns = [list(grid.levels).index(v) for v in names]
+        found = _data_nesting(names, index[:, columns], counts)
+    terms = _term_nesting(names, _fixed_terms(result.design))
+    return closure_of_nesting(found, terms)
+
+
+@dataclass(frozen=True)
+class Marginal:
+    """The means (or trends) of one emmeans call before inference: the grid of the means
+    (columns ``primary``: the specs, the nesting variables they need, the by variables), L
+    over the fit's columns and over every column (``full``, rank-deficient fits), offsets,
+    which means have no data in their cells (``empty``), the specs and by variables of the
+    result, and notes."""
+
+    frame: pd.DataFrame
+    linfct: FloatArray
+    full: FloatArray | None
+    offsets: FloatArray
+    empty: NDArray[np.bool_]
+    specs: list[str]
+    by: list[str]
+    notes: list[str]
+
+
+def marginal(
+    result: GLMMResult,
+    grid: ReferenceGrid,
+    spec_list: list[str],
+    by_list: list[str],
+    option: str | FloatArray,
+    rows: FloatArray,
+    full_rows: FloatArray | None,
+    offset: FloatArray,
+    found: tuple[FloatArray | None, dict[str, list[str]]] | None = None,
+) -> Marginal:
+    """The means of ``rows`` (the grid's design rows or their trends) per specs and by
+    combination, as emmeans(grid, specs, by, weights) averages them, nesting included
+    (emmeans' .nested_emm): a spec or by variable nested in others brings them into the specs;
+    a nested variable averaged over is averaged within each level of its nesters over the
+    levels seen there in the data, and those means then equally; and the combinations of a
+    nested spec with its nesters that have no data are not shown (.find.nonempty.nests).
+    ``found``: the grid's cell counts and nesting when the caller has them (joint_tests)."""
+    if found is None:
+        counts = _counts_or_none(result, grid)
+        found = counts, grid_nesting(result, grid, counts)
+    counts, nesting = found
+    specs, by = list(spec_list), list(by_list)
+    nested = [v for v in dict.fromkeys(spec_list + by_list) if v in nesting]
+    if nested:
+        nesters = [u for v in nested for u in nesting[v]]
+        specs = list(dict.fromkeys(nested + nesters + spec_list))
+        by = [b for b in by_list if b not in nested]
+    primary = list(dict.fromkeys(specs + by))
+    names = list(grid.levels)
+    averaged_nested = [v for v in nesting if v in names and v not in primary]
+    notes = []
+    if nesting:
+        notes.append(
+            "nesting: "
+            + "; ".join(f"{v} within {', '.join(within)}" for v, within in nesting.items())
+        )
+    w: FloatArray | None
+    if averaged_nested and counts is not None:
+        if not (isinstance(option, str) and option == "equal"):
+            raise ValueError(
+                f"weights: only 'equal' when the means average over a nested variable "
+                f"({', '.join(averaged_nested)}: within {', '.join(nesting[averaged_nested[0]])})"
+            )
+        w = _nested_weights(grid, primary, nesting, averaged_nested, counts)
+        weight_note: list[str] = []
+    else:
+        w, weight_note = row_weights(result, grid, primary, option, counts)
+    frame, linfct, offsets, empty = _average(grid, primary, rows, offset, w)
+    full = None if full_rows is None else _average(grid, primary, full_rows, offset, w)[1]
+    notes = _averaged_note(grid, primary) + weight_note + notes
+    by_out = list(by_list)
+    if any(b in nested for b in by_list):
+        by_out = list(
+            dict.fromkeys([u for b in by_list if b in nested for u in nesting[b]] + by_list)
+        )
+    shown = np.ones(len(frame), dtype=bool)
+    if nested and counts is not None:
+        shown = _nonempty_nests(grid, primary, nesting, nested, counts)
+    if not shown.all():
+        frame = frame[shown].reset_index(drop=True)
+        linfct, offsets, empty = linfct[shown], offsets[shown], empty[shown]
+        full = None if full is None else full[shown]
+    return Marginal(
+        frame,
+        linfct,
+        full,
+        offsets,
+        empty,
+        [v for v in primary if v not in by_out],
+        by_out,
+        notes,
+    )
+
+
+def _combination(
+    grid: ReferenceGrid, index: NDArray[np.intp], variables: list[str]
+) -> NDArray[np.intp]:
+    """Each grid row's combination of ``variables`` (first fastest) as one integer."""
+    names = list(grid.levels)
+    code = np.zeros(len(index), dtype=np.intp)
+    stride = 1
+    for v in variables:
+        code += index[:, names.index(v)] * stride
+        stride *= len(grid.levels[v])
+    return code
+
+
+def _nested_weights(
+    grid: ReferenceGrid,
+    primary: list[str],
+    nesting: dict[str, list[str]],
+    averaged_nested: list[str],
+    counts: FloatArray,
+) -> FloatArray:
+    """Equal weights of emmeans' .nested_emm when the means average over nested variables:
+    the one nested in the most variables (the last of equals) is averaged, within each level
+    of its nesters (and of the other nested variables averaged over), over its levels seen
+    there in the data; those group means then equally. As one weighted average: each kept
+    grid row weighs 1 / (the kept rows of its mean and group)."""
+    sizes = [len(nesting[v]) for v in averaged_nested]
+    chosen = max(i for i, size in enumerate(sizes) if size == max(sizes))
+    variable = averaged_nested[chosen]
+    groups = list(dict.fromkeys(nesting[variable] + [v for v in averaged_nested if v != variable]))
+    _, index = _expand(grid.levels, grid.factors)
+    group = _combination(grid, index, groups)
+    level = index[:, list(grid.levels).index(variable)]
+    size = len(grid.levels[variable])
+    seen = np.zeros(int(group.max()) * size + size, dtype=bool)
+    seen[(group * size + level)[counts > 0]] = True
+    kept = seen[group * size + level]
+    if not kept.any():
+        return np.ones(len(index))
+    cell = _combination(grid, index, list(dict.fromkeys(primary + groups)))
+    per_cell = np.bincount(cell, weights=kept.astype(np.float64))
+    return np.where(kept, 1.0 / np.where(per_cell[cell] > 0, per_cell[cell], 1.0), 0.0)
+
+
+def _nonempty_nests(
+    grid: ReferenceGrid,
+    primary: list[str],
+    nesting: dict[str, list[str]],
+    nested: list[str],
+    counts: FloatArray,
+) -> NDArray[np.bool_]:
+    """Which means emmeans shows (.find.nonempty.nests): for each nested variable of the specs
+    with its nesters, a combination of their levels without data in any cell is left out."""
+    primary_levels = {v: grid.levels[v] for v in primary}
+    _, mean_index = _expand(primary_levels, grid.factors)
+    _, index = _expand(grid.levels, grid.factors)
+    mean_of_row = _combination(grid, index, primary)
+    per_mean = np.bincount(mean_of_row, weights=counts, minlength=len(mean_index))
+    shown = np.ones(len(mean_index), dtype=bool)
+    for v in nested:
+        variables = [v, *nesting[v]]
+        code = np.zeros(len(mean_index), dtype=np.intp)
+        stride = 1
+        for u in variables:
+            code += mean_index[:, primary.index(u)] * stride
+            stride *= len(grid.levels[u])
+        total = np.bincount(code, weights=per_mean, minlength=stride)
+        shown &= total[code] > 0
+    return shown
 
 
 def _bias_adjusted(link: Family, sigma: float) -> tuple[Any, Any]:
@@ -752,11 +969,9 @@ def emmeans(
     both = [v for v in spec_list if v in by_list]
     if both:
         raise ValueError(f"by names {', '.join(map(repr, both))}, already in specs")
-    primary = spec_list + by_list
-    w, weight_note = row_weights(result, grid, primary, option)
-    frame, linfct, offsets, empty = _average(grid, primary, grid.linfct, grid.offset, w)
-    full = None if grid.full is None else _average(grid, primary, grid.full, grid.offset, w)[1]
-    notes = _averaged_note(grid, primary) + weight_note + _fit_notes(result)
+    means = marginal(result, grid, spec_list, by_list, option, grid.linfct, grid.full, grid.offset)
+    linfct, full, offsets, empty = means.linfct, means.full, means.offsets, means.empty
+    notes = means.notes + _fit_notes(result)
     notes += _estimability_note(result, full, grid.null_basis, "mean", empty)
     link = result.model.family
     used_sigma: float | None = None
@@ -777,14 +992,14 @@ def emmeans(
     else:
         notes.append(f"on the {link.link} (not the response) scale")
     return EMMeans(
-        grid=frame,
+        grid=means.frame,
         linfct=linfct,
         beta=np.asarray(result.params, dtype=np.float64),
         vcov=np.asarray(result.vcov, dtype=np.float64),
         limit=limit_covariance(result),
         offset=offsets,
-        specs=tuple(spec_list),
-        by=tuple(by_list),
+        specs=tuple(means.specs),
+        by=tuple(means.by),
         type=type,
         link=link,
         level=conf_level,
@@ -845,25 +1060,25 @@ def emtrends(
     shifted[var] = shifted[var] + step
     x_shifted, full_shifted = _design_rows(design, shifted)
     slopes = (x_shifted - grid.linfct) / step
-    primary = spec_list + by_list
-    w, weight_note = row_weights(result, grid, primary, option)
-    frame, linfct, _, empty = _average(grid, primary, slopes, np.zeros(len(slopes)), w)
-    full = None
+    full_slopes = None
     if full_shifted is not None and grid.full is not None:
         full_slopes = (full_shifted - grid.full) / step
-        full = _average(grid, primary, full_slopes, np.zeros(len(slopes)), w)[1]
-    notes = _averaged_note(grid, primary) + weight_note + _fit_notes(result)
+    trends = marginal(
+        result, grid, spec_list, by_list, option, slopes, full_slopes, np.zeros(len(slopes))
+    )
+    linfct, full, empty = trends.linfct, trends.full, trends.empty
+    notes = trends.notes + _fit_notes(result)
     notes += _estimability_note(result, full, grid.null_basis, "trend", empty)
     notes.append(f"slope of the linear predictor in {var} (difference step {step:.6g})")
     return EMMeans(
-        grid=frame,
+        grid=trends.frame,
         linfct=linfct,
         beta=np.asarray(result.params, dtype=np.float64),
         vcov=np.asarray(result.vcov, dtype=np.float64),
         limit=limit_covariance(result),
-        offset=np.zeros(len(frame)),
-        specs=tuple(spec_list),
-        by=tuple(by_list),
+        offset=np.zeros(len(trends.frame)),
+        specs=tuple(trends.specs),
+        by=tuple(trends.by),
         type="link",
         link=None,
         level=conf_level,
@@ -1302,9 +1517,10 @@ def joint_tests(
     emmeans' df2 = Inf, a column left out here, an infinite number being no estimate); a
     "(confounded)" row where the grid's contrasts hold more than the terms' (df1 > 0); a term
     with no contrast on the grid (df1 = 0) is left out, as emmeans does. A
-    variable nested by the model's terms (age + age:urban: urban within age) is tested
-    within its nesters only, as emmeans does; nesting that emmeans reads from the data's
-    cells (each level of one factor seen with one level of another) is not looked for.
+    variable nested in others (by the model's terms, age + age:urban: urban within age, or by
+    the data's cells: grid_nesting) is tested within its nesters only, its means those of
+    emmeans (marginal), as emmeans does; a nest whose shown means do not form the product of
+    several variables' levels is not tested.
 
     A fit that dropped aliased columns: a term whose contrasts are not all estimable is tested
     on the estimable part of their span (estimability's estble.subspace: the combinations of
@@ -1322,14 +1538,7 @@ def joint_tests(
     names = [v for v in grid.levels if v not in by_list]
     if not names:
         raise ValueError("joint_tests: there are no variables to test (all are in by)")
-    from glmm_binomial.model.design import term_variables  # noqa: PLC0415
-    from glmm_binomial.model.formula import expression_variables  # noqa: PLC0415
-
-    terms = [
-        set().union(*(expression_variables(e) for e in exprs))
-        for label, exprs in term_variables(design).items()
-        if label != "1"
-    ]
+    terms = _fixed_terms(design)
     beta = np.asarray(result.params, dtype=np.float64)
     vcov = np.asarray(result.vcov, dtype=np.float64)
     # A separated fit: the terms whose contrasts stay finite are tested by the limit's
@@ -1343,31 +1552,41 @@ def joint_tests(
     # Over every column for a rank-deficient fit (estimability), the fit's columns otherwise.
     every = grid.linfct if grid.full is None else grid.full
     kept = None if grid.full is None else list(design.kept_columns)
-    nesting = _term_nesting([v for v in grid.levels if len(grid.levels[v]) > 1], terms)
+    counts = _counts_or_none(result, grid)
+    found = grid_nesting(result, grid, counts)
+    nesting = {v: set(within) for v, within in found.items()}
+    # emmeans' table of terms gains one column per nested variable, with its nesters.
+    term_sets = terms + [{v} | within for v, within in nesting.items()]
     for combination in _combinations(names):
-        if not any(set(combination) <= t for t in terms):
+        if not any(set(combination) <= t for t in term_sets):
             continue
         nesters = set().union(*(nesting.get(v, set()) for v in combination))
         if not nesters <= set(combination):
             continue  # a nested variable is tested within its nesters only
-        _, linfct, _, _ = _average(grid, list(combination) + by_list, every, grid.offset)
-        contrasts: FloatArray = np.ones((1, 1))
-        for v in combination:  # the first variable fastest: the last factor of kron
-            n = len(grid.levels[v])
-            # The nesters act as by groups: the contrasts are taken within their levels.
-            within = np.eye(n) if v in nesters else _consecutive(n)
-            contrasts = np.asarray(np.kron(within, contrasts), dtype=np.float64)
-        size = contrasts.shape[1]
-        for j in range(n_by):
-            functions, lost = _estimable_span(
-                contrasts @ linfct[j * size : (j + 1) * size], grid.null_basis
+        means = marginal(
+            result,
+            grid,
+            list(combination),
+            by_list,
+            "equal",
+            every,
+            None,
+            grid.offset,
+            (counts, found),
+        )
+        term = ":".join(combination)
+        for j, key in enumerate(_group_keys(by_frame, by_list)):
+            in_group = _group_keys(means.frame, by_list) == key if by_list else None
+            functions = _interaction_contrasts(
+                grid, means, [v for v in means.specs if v not in nesters], nesters, in_group
             )
+            functions, lost = _estimable_span(functions, grid.null_basis)
             if lost:
-                reduced.append(":".join(combination))
+                reduced.append(term)
             functions = _fit_columns(functions, kept)
             tested[j].append(functions)
             df1, chisq = joint_chisq(functions, beta, vcov, limit)
-            rows.append(_joint_row(":".join(combination), by_frame, j, df1, chisq))
+            rows.append(_joint_row(term, by_frame, j, df1, chisq))
     # Contrasts of the grid's cells not among the terms' (emmeans' showconf).
     _, cells, _, _ = _average(grid, names + by_list, every, grid.offset)
     size = cells.shape[0] // n_by
@@ -1430,11 +1649,11 @@ def _fit_columns(functions: FloatArray, kept: list[int] | None) -> FloatArray:
     return functions if kept is None else functions[:, kept]
 
 
-def _term_nesting(names: list[str], terms: list[set[str]]) -> dict[str, set[str]]:
-    """emmeans' nesting read from the model's terms (.find_nests): a variable of the grid with
-    no term of its own (age + age:urban: urban) is nested in the variables that its terms
-    code without contrasts (R's factors attribute 2: the term without that variable is not
-    in the model), transitively. (emmeans also finds nesting in the data's cells; not here.)"""
+def _term_nesting(names: list[str], terms: list[set[str]]) -> dict[str, list[str]]:
+    """emmeans' nesting read from the model's terms (the second part of .find_nests, before
+    closure_of_nesting): a variable of the grid with no term of its own (age + age:urban:
+    urban) is nested in the variables that its terms code without contrasts (R's factors
+    attribute 2: the term without that variable is not in the model); in ``names`` order."""
     present = [frozenset(t) for t in terms]
 
     def coded(term: frozenset[str], v: str) -> int:
@@ -1442,7 +1661,7 @@ def _term_nesting(names: list[str], terms: list[set[str]]) -> dict[str, set[str]
         margin = term - {v}
         return 1 if (not margin or margin in present) else 2
 
-    nesting: dict[str, set[str]] = {}
+    nesting: dict[str, list[str]] = {}
     for v in names:
         if frozenset({v}) in present:
             continue
@@ -1454,12 +1673,48 @@ def _term_nesting(names: list[str], terms: list[set[str]]) -> dict[str, set[str]
         ]
         found = [f for f in found if f and not any(other < f for other in found)]
         if found:
-            nesting[v] = set().union(*found)
-    # emmeans' one pass of transitivity, in order; a variable then nested in itself (livch and
-    # age of livch:age alone, each "nested" in the other) is not nested at all.
+            union = set().union(*found)
+            nesting[v] = [u for u in names if u in union]
+    return nesting
+
+
+def _data_nesting(
+    names: list[str], index: NDArray[np.intp], counts: FloatArray
+) -> dict[str, list[str]]:
+    """emmeans' nesting read from the grid's cell counts (the first part of .find_nests):
+    ``nm`` is nested in ``n`` when each level of nm is seen (count > 0) with at most one level
+    of n, and with one at least once; a variable already found to nest nm is not asked
+    again. ``index``: the grid rows' level indices of ``names`` (columns in that order)."""
+    seen = counts > 0
+    nesting: dict[str, list[str]] = {}
+    for i, nm in enumerate(names):
+        excluded = {other for other, within in nesting.items() if nm in within}
+        nested = []
+        for j, n in enumerate(names):
+            if n == nm or n in excluded:
+                continue
+            pairs = np.unique(index[seen][:, [i, j]], axis=0)
+            if pairs.size and int(np.bincount(pairs[:, 0]).max()) == 1:
+                nested.append(n)
+        if nested:
+            nesting[nm] = nested
+    return nesting
+
+
+def closure_of_nesting(
+    found: dict[str, list[str]], more: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """emmeans' nesting of the data (``found``) joined with that of the terms (``more``), then
+    one pass of transitivity in order (the nesters' own nesters first); a variable that ends
+    nested in itself (livch and age of livch:age alone, each "nested" in the other) is not
+    nested at all."""
+    nesting = {v: list(within) for v, within in found.items()}
+    for v, within in more.items():
+        nesting[v] = list(dict.fromkeys(nesting.get(v, []) + within))
     for v in list(nesting):
-        nesting[v] = set().union(*(nesting.get(u, set()) for u in nesting[v])) | nesting[v]
-    return {v: n for v, n in nesting.items() if v not in n}
+        inherited = [u for w in nesting[v] for u in nesting.get(w, [])]
+        nesting[v] = list(dict.fromkeys(inherited + nesting[v]))
+    return {v: within for v, within in nesting.items() if v not in within}
 
 
 def _combinations(names: list[str]) -> list[tuple[str, ...]]:
@@ -1475,6 +1730,59 @@ def _combinations(names: list[str]) -> list[tuple[str, ...]]:
 
     extend((), 0)
     return out
+
+
+def _group_keys(frame: pd.DataFrame, columns: list[str]) -> NDArray[np.object_]:
+    """Each row's values of ``columns`` as one text key (all rows one key without columns)."""
+    keys = np.empty(len(frame), dtype=object)
+    keys[:] = ["\x1f".join(label_key(v) for v in row) for row in frame[columns].itertuples(False)]
+    return keys
+
+
+def _interaction_contrasts(
+    grid: ReferenceGrid,
+    means: Marginal,
+    variables: list[str],
+    nesters: set[str],
+    in_group: NDArray[np.bool_] | None,
+) -> FloatArray:
+    """emmeans' contrast(emm, interaction = "consec", by = nesters) of the means (rows
+    ``in_group`` of one by group; all without by): within each combination of the nesters'
+    levels, the interaction contrasts of ``variables`` (each level minus the one before, over
+    the levels shown there, the first variable fastest), as rows of L."""
+    rows = np.flatnonzero(np.ones(len(means.frame), dtype=bool) if in_group is None else in_group)
+    frame = means.frame.iloc[rows]
+    within = sorted(nesters, key=list(grid.levels).index)
+    keys = _group_keys(frame, within)
+    blocks = []
+    for key in dict.fromkeys(keys):
+        part = rows[keys == key]
+        contrast_rows: FloatArray = np.ones((1, 1))
+        index = []
+        for v in variables:
+            values = [label_key(x) for x in means.frame[v].iloc[part]]
+            present = list(dict.fromkeys(values))
+            index.append([present.index(x) for x in values])
+            contrast_rows = np.asarray(
+                np.kron(_consecutive(len(present)), contrast_rows), dtype=np.float64
+            )
+        # The shown means of a nest are the product of its variables' shown levels (first
+        # fastest) unless the data leave cells out; such a nest is not tested (not seen in
+        # emmeans' own designs here).
+        size = contrast_rows.shape[1]
+        if size != len(part):
+            continue
+        order = np.zeros(len(part), dtype=np.intp)
+        stride = 1
+        for v_index in index:
+            order += np.asarray(v_index, dtype=np.intp) * stride
+            stride *= max(v_index) + 1
+        placed = np.zeros((size, means.linfct.shape[1]))
+        placed[order] = means.linfct[part]
+        blocks.append(contrast_rows @ placed)
+    if not blocks:
+        return np.zeros((0, means.linfct.shape[1]))
+    return np.vstack(blocks)
 
 
 def _consecutive(n: int) -> FloatArray:

@@ -1,0 +1,69 @@
+# emmeans references for nesting (emmeans 1.8.4): a factor nested in another by the model's
+# terms (contraception's use ~ livch + livch:urban + age + (1 | district): urban %in% livch,
+# on all rows and without the cell urban "Y" / livch "3+"), and by the data (kids = "no" for
+# livch "0", else "yes": use ~ kids + livch + urban + age + (1 | district), where glmer drops
+# an aliased column and emmeans finds livch %in% kids in the grid's cell counts). For each
+# call: the grid (as text), linfct over every column (NA rows: none here), which rows are
+# estimable, estimates and SEs; for pairs the contrasts' labels, estimates, SEs and p-values;
+# for each fit its vcov and joint_tests (terms, df1, F.ratio rounded to 3 decimals, p.value).
+# usage: Rscript make_emmeans_nested.R DATA_DIR > emmeans_nested.json
+suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
+dir <- commandArgs(TRUE)[1]
+contra <- read.csv(file.path(dir, "contraception.csv"), stringsAsFactors = TRUE)
+contra$district <- factor(contra$district); contra$livch <- factor(contra$livch)
+contra$kids <- factor(ifelse(contra$livch == "0", "no", "yes"))
+empty <- droplevels(contra[!(contra$urban == "Y" & contra$livch == "3+"), ])
+empty$livch <- factor(empty$livch, levels = levels(contra$livch))
+fit <- function(formula, data) suppressWarnings(suppressMessages(
+  glmer(formula, data = data, family = binomial)))
+means <- function(e) {
+  s <- as.data.frame(summary(e))
+  estimate <- s[[setdiff(names(s), c(names(e@grid), "SE", "df", "asymp.LCL", "asymp.UCL"))[1]]]
+  nb <- e@nbasis
+  est <- if (all(is.na(nb))) rep(TRUE, nrow(e@linfct)) else estimability::is.estble(e@linfct, nb)
+  keep <- setdiff(names(e@grid), c(".wgt.", ".offset."))
+  list(grid = lapply(e@grid[keep], as.character), L = unname(e@linfct), estimable = est,
+       estimate = estimate, SE = s$SE, by = e@misc$by.vars)
+}
+contrasts <- function(p) {
+  s <- as.data.frame(summary(p))
+  list(contrast = as.character(s$contrast), estimate = s$estimate, SE = s$SE, p = s$p.value,
+       by = lapply(s[setdiff(names(s), c("contrast", "estimate", "SE", "df", "z.ratio",
+                                         "p.value"))], as.character))
+}
+joint <- function(m) {
+  t <- as.data.frame(suppressMessages(joint_tests(m)))
+  list(terms = as.character(t[["model term"]]), df1 = t$df1, F = t$F.ratio, p = t$p.value)
+}
+record <- function(m, calls) {
+  c(list(fixef = unname(fixef(m, add.dropped = TRUE)),
+         columns = names(fixef(m, add.dropped = TRUE)), vcov = unname(as.matrix(vcov(m))),
+         joint_tests = joint(m)), calls)
+}
+q <- function(expr) suppressMessages(expr)
+terms_formula <- use ~ livch + livch:urban + age + (1 | district)
+m1 <- fit(terms_formula, contra)
+m2 <- fit(terms_formula, empty)
+m3 <- fit(use ~ kids + livch + urban + age + (1 | district), contra)
+out <- list(
+  version = as.character(packageVersion("emmeans")),
+  terms = record(m1, list(
+    urban = means(q(emmeans(m1, "urban"))),
+    livch = means(q(emmeans(m1, "livch"))),
+    urban_by_livch = means(q(emmeans(m1, "urban", by = "livch"))),
+    livch_by_urban = means(q(emmeans(m1, "livch", by = "urban"))),
+    pairs_urban = contrasts(q(pairs(emmeans(m1, "urban")))),
+    pairs_urban_by_livch = contrasts(q(pairs(emmeans(m1, "urban", by = "livch")))),
+    age_trend_urban = means(q(emtrends(m1, "urban", var = "age"))))),
+  terms_empty = record(m2, list(
+    urban = means(q(emmeans(m2, "urban"))),
+    livch = means(q(emmeans(m2, "livch"))),
+    pairs_urban = contrasts(q(pairs(emmeans(m2, "urban")))))),
+  data = record(m3, list(
+    livch = means(q(emmeans(m3, "livch"))),
+    kids = means(q(emmeans(m3, "kids"))),
+    urban = means(q(emmeans(m3, "urban"))),
+    kids_urban = means(q(emmeans(m3, c("kids", "urban")))),
+    pairs_livch = contrasts(q(pairs(emmeans(m3, "livch"))))))
+)
+cat(toJSON(out, auto_unbox = TRUE, digits = NA, matrix = "rowmajor", na = "null"), "\n")
