@@ -47,10 +47,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import re
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -320,6 +322,10 @@ def at_estimates(result: Any, theirs: dict[str, Any]) -> Any:
     return type(result)(result.model, output, design=result.design, call=result.call)
 
 
+def joint_at_estimates(result: Any, theirs: dict[str, Any]) -> pd.DataFrame:
+    return g.joint_tests(at_estimates(result, theirs))
+
+
 def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -342,6 +348,51 @@ def compare_joint(table: pd.DataFrame, theirs: dict[str, Any]) -> list[str]:
     if not (p_gap <= np.where(confounded, 1e-2, 1e-4)).all():
         problems.append(f"p {list(table['p.value'])} != R's {list(their_p)}")
     return problems
+
+
+@dataclasses.dataclass
+class Tally:
+    """What a sweep found: calls that agree, refused by both, and the lines to list."""
+
+    agreed: int = 0
+    joint_agreed: int = 0
+    both_refused: int = 0
+    findings: list[str] = dataclasses.field(default_factory=list)
+    refusals: list[str] = dataclasses.field(default_factory=list)
+    r_errors: list[str] = dataclasses.field(default_factory=list)
+
+
+def judged(
+    where: str,
+    make: Callable[[], Any],
+    their_error: str | None,
+    check: Callable[[Any], list[str]],
+    tally: Tally,
+) -> bool:
+    """Our answer (make()) against emmeans' (their_error when it stopped), filed in tally: a
+    ValueError is a refusal (by both, or by us only), anything else we raise a finding, an
+    answer where emmeans stops is listed, and check()'s problems are a finding. True when the
+    answers agree."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            answer = make()
+    except ValueError as error:
+        if their_error is not None:
+            tally.both_refused += 1
+        else:
+            tally.refusals.append(f"{where}: we refuse ({error}); emmeans answers")
+        return False
+    except Exception:
+        tally.findings.append(f"{where}: raised\n{traceback.format_exc()}")
+        return False
+    if their_error is not None:
+        tally.r_errors.append(f"{where}: emmeans stops ({their_error}); we answer")
+        return False
+    problems = check(answer)
+    if problems:
+        tally.findings.append(f"{where}: " + "; ".join(problems))
+    return not problems
 
 
 def main() -> None:
@@ -383,8 +434,8 @@ def main() -> None:
         )
     records = r_records(HERE / "against_r_emmeans.R", manifest, args.dir, args.start)
     r_results = {name: {c["label"]: c for c in r["calls"]} for name, r in records.items()}
-    joint_agreed = 0
-    findings, refusals, r_errors, agreed, both_refused = [], [], [], 0, 0
+    tally = Tally()
+    findings, refusals, r_errors = tally.findings, tally.refusals, tally.r_errors
     for seed, (frame, template) in cases.items():
         formula, calls = TEMPLATES[template]
         at = case_at(seed, template)
@@ -400,56 +451,31 @@ def main() -> None:
             theirs = r_results[str(seed)][label(call)]
             where = f"{seed} {formula} | {label(call)}" + (f" at {at}" if at else "")
             where += f" weights {weights}" if weights else ""
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    emm = ours(result, call, at, weights)
-            except ValueError as error:
-                if "error" in theirs:
-                    both_refused += 1
-                else:
-                    refusals.append(f"{where}: we refuse ({error}); emmeans answers")
-                continue
-            except Exception:
-                findings.append(f"{where}: raised\n{traceback.format_exc()}")
-                continue
-            if "error" in theirs:
-                r_errors.append(f"{where}: emmeans stops ({theirs['error']}); we answer")
-                continue
-            problems = compare(emm, theirs, all_columns(result), args.tol)
-            if problems:
-                findings.append(f"{where}: " + "; ".join(problems))
-            else:
-                agreed += 1
+            if judged(
+                where,
+                functools.partial(ours, result, call, at, weights),
+                theirs.get("error"),
+                functools.partial(
+                    compare, theirs=theirs, columns=all_columns(result), tol=args.tol
+                ),
+                tally,
+            ):
+                tally.agreed += 1
         if args.joint:
             theirs = records[str(seed)].get("joint", {})
-            where = f"{seed} {formula} | joint_tests"
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    table = g.joint_tests(at_estimates(result, theirs)) if "F" in theirs else None
-            except ValueError as error:
-                if "error" in theirs:
-                    both_refused += 1
-                else:
-                    refusals.append(f"{where}: we refuse ({error}); emmeans answers")
-                continue
-            except Exception:
-                findings.append(f"{where}: raised\n{traceback.format_exc()}")
-                continue
-            if table is None:
-                r_errors.append(f"{where}: emmeans stops ({theirs.get('error')}); we answer")
-                continue
-            problems = compare_joint(table, theirs)
-            if problems:
-                findings.append(f"{where}: " + "; ".join(problems))
-            else:
-                joint_agreed += 1
+            if judged(
+                f"{seed} {formula} | joint_tests",
+                functools.partial(joint_at_estimates, result, theirs),
+                theirs.get("error"),
+                functools.partial(compare_joint, theirs=theirs),
+                tally,
+            ):
+                tally.joint_agreed += 1
     print(
-        f"seeds {args.start}-{args.start + args.count - 1}: {agreed} calls agree, "
-        f"{both_refused} refused by both, {len(refusals)} refused by us only, "
+        f"seeds {args.start}-{args.start + args.count - 1}: {tally.agreed} calls agree, "
+        f"{tally.both_refused} refused by both, {len(refusals)} refused by us only, "
         f"{len(r_errors)} where emmeans stops, {len(findings)} findings"
-        + (f"; joint_tests: {joint_agreed} agree" if args.joint else "")
+        + (f"; joint_tests: {tally.joint_agreed} agree" if args.joint else "")
     )
     for line in refusals + r_errors + findings:
         print(" -", line)

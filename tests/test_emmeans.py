@@ -663,6 +663,22 @@ def test_pairs_of_a_rank_deficient_fit_are_emmeans(call: str, means: str) -> Non
 JOINT_NONEST = load_reference("joint_tests_nonest")
 
 
+def _at_glmer(ours: g.GLMMResult, entry: dict[str, Any]) -> GLMMResult:
+    """Our fit with glmer's fixed effects (``fixef``, NA where dropped) and their covariance
+    (``vcov``) in place of ours: its design, data and nesting, R's numbers."""
+    glmer_beta = np.array(entry["fixef"], dtype=float)
+    return GLMMResult(
+        ours.model,
+        dataclasses.replace(
+            ours.fit_output,
+            beta=glmer_beta[~np.isnan(glmer_beta)],
+            vcov_beta=np.array(entry["vcov"], dtype=float),
+        ),
+        design=ours.design,
+        call=ours.call,
+    )
+
+
 @pytest.mark.parametrize(
     ("key", "table", "by"),
     [
@@ -681,17 +697,7 @@ def test_joint_tests_of_a_rank_deficient_fit_are_emmeans(key: str, table: str, b
 
     ours = _nonest_fit(key)
     entry, stored = JOINT_NONEST[key], JOINT_NONEST[key][table]
-    glmer_beta = np.array(entry["fixef"], dtype=float)
-    at_glmer = GLMMResult(
-        ours.model,
-        dataclasses.replace(
-            ours.fit_output,
-            beta=glmer_beta[~np.isnan(glmer_beta)],
-            vcov_beta=np.array(entry["vcov"], dtype=float),
-        ),
-        design=ours.design,
-        call=ours.call,
-    )
+    at_glmer = _at_glmer(ours, entry)
     result = joint_tests(at_glmer, by=by)
     assert list(result["model term"]) == stored["terms"]
     assert list(result["df1"]) == stored["df1"]
@@ -1385,17 +1391,7 @@ def test_joint_tests_of_nested_variables_are_emmeans(
     from glmm_binomial.results.emmeans import joint_tests
 
     ours, entry = nested_fits[key], NESTED[key]
-    glmer_beta = np.array(entry["fixef"], dtype=float)
-    at_glmer = GLMMResult(
-        ours.model,
-        dataclasses.replace(
-            ours.fit_output,
-            beta=glmer_beta[~np.isnan(glmer_beta)],
-            vcov_beta=np.array(entry["vcov"], dtype=float),
-        ),
-        design=ours.design,
-        call=ours.call,
-    )
+    at_glmer = _at_glmer(ours, entry)
     table, stored = joint_tests(at_glmer), entry["joint_tests"]
     assert list(table["model term"]) == stored["terms"]
     assert list(table["df1"]) == stored["df1"]
