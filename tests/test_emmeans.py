@@ -1397,3 +1397,58 @@ def test_joint_tests_of_nested_variables_are_emmeans(
     assert list(table["df1"]) == stored["df1"]
     np.testing.assert_allclose(table["F.ratio"], stored["F"], rtol=0, atol=5e-4)
     np.testing.assert_allclose(table["p.value"], stored["p"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("key", "call", "make", "adjust"),
+    [
+        (
+            "terms_empty",
+            "pairs_urban_by_livch",
+            lambda r: pairs(emmeans(r, "urban", by="livch")),
+            "tukey",
+        ),
+        (
+            "terms_empty",
+            "trt_urban_by_livch",
+            lambda r: contrast(emmeans(r, "urban", by="livch"), "trt.vs.ctrl"),
+            "dunnettx",
+        ),
+        ("data", "pairs_livch_by_kids", lambda r: pairs(emmeans(r, "livch", by="kids")), "tukey"),
+    ],
+)
+def test_contrasts_in_by_groups_of_different_sizes_are_emmeans(
+    nested_fits: dict[str, g.GLMMResult], key: str, call: str, make: Any, adjust: str
+) -> None:
+    """Nesting leaves by groups with different numbers of means (livch 3+ has urban N only;
+    kids "no" has livch 0 only): each group is its own family, and a group with one mean
+    gives emmeans' "(nothing)" row, NaN."""
+    table = make(nested_fits[key])
+    stored = NESTED[key][call]
+    assert list(table["contrast"]) == stored["contrast"]
+    for column, values in stored["by"].items():
+        assert [label_key(v) for v in table[column]] == values
+    theirs = np.array(stored["estimate"], dtype=float)
+    nothing = np.isnan(theirs)
+    assert nothing.any()
+    for column in ("estimate", "std_error", "z", "p_value", "ci_lower", "ci_upper"):
+        assert np.isnan(table[column].to_numpy()[nothing]).all()
+    np.testing.assert_allclose(table["estimate"][~nothing], theirs[~nothing], atol=5e-4)
+    their_se = np.array(stored["SE"], dtype=float)
+    np.testing.assert_allclose(table["std_error"][~nothing], their_se[~nothing], rtol=5e-3)
+    (by_column,) = stored["by"]
+    by_values = np.array(stored["by"][by_column])
+    for level in dict.fromkeys(by_values):
+        rows = (by_values == level) & ~nothing
+        if not rows.any():
+            continue
+        n = int(rows.sum())
+        family = int(round((1 + np.sqrt(1 + 8 * n)) / 2)) if adjust == "tukey" else n + 1
+        used = adjust if n > 1 else "none"
+        assert_p(
+            adjust_p_values((theirs / their_se)[rows], used, family),
+            np.array(stored["p"], dtype=float)[rows],
+        )
+        # Ours: the same family per group, from our z.
+        ours_z = table["z"].to_numpy()[rows]
+        assert_p(table["p_value"].to_numpy()[rows], adjust_p_values(ours_z, used, family))

@@ -1292,7 +1292,9 @@ def contrast(
     scale), else differences (column ``estimate``). Columns: contrast, the by columns, the
     estimate, std_error, z, p_value, ci_lower, ci_upper (simultaneous intervals with the same
     adjustment; Bonferroni for Holm) at conf_level (default: the means'; level: its deprecated
-    name); ``attrs`` holds the adjustment and notes."""
+    name); ``attrs`` holds the adjustment and notes. Each by group is a family of its own; by
+    groups may hold different numbers of means (nesting), and one with a single mean gives a
+    row "(nothing)" with NaN, as emmeans does."""
     if level is not None:
         conf_level = renamed_level(0.95 if conf_level is None else conf_level, level)
     if not isinstance(emm, EMMeans):
@@ -1333,9 +1335,6 @@ def contrast(
         groups = list(order.values())
     else:
         groups = [list(range(len(emm.grid)))]
-    sizes = {len(g) for g in groups}
-    if len(sizes) > 1:
-        raise ValueError("by groups of different sizes are not supported")
 
     eta = emm.link_estimate
     notes: list[str] = []
@@ -1344,13 +1343,23 @@ def contrast(
     estimates, std_errors, labels_out = [], [], []
     covariances: list[FloatArray] = []
     by_values: list[list[Any]] = []
-    family_size = sizes.pop()
     adjust_used = adjust
     true_contrast = True
     missing_contrasts = 0
     empty_contrasts = 0
     for rows in groups:
         labels, raw = _labels(emm.grid.iloc[rows].reset_index(drop=True), inner)
+        if len(rows) == 1 and len(groups) > 1:
+            # A by group with one mean (a nest with one level seen): no contrast, a row that
+            # says so (emmeans' "(nothing)"), as long as other groups have some.
+            names, pairwise = ["(nothing)"], True
+            covariances.append(np.full((1, 1), np.nan))
+            estimates.append(np.full(1, np.nan))
+            std_errors.append(np.full(1, np.nan))
+            labels_out.append(names)
+            blocks.append((0, pairwise, 1))
+            by_values.append([emm.grid.iloc[rows[0]][b] for b in by_list])
+            continue
         coef, names, default_adjust, pairwise = _family(method, labels, raw, ref)
         if adjust_used is None:
             adjust_used = default_adjust
@@ -1378,10 +1387,12 @@ def contrast(
         estimates.append(est)
         std_errors.append(se)
         labels_out.append(names)
-        blocks.append((len(names), pairwise))
+        blocks.append((len(names), pairwise, len(rows)))
         by_values.append([emm.grid.iloc[rows[0]][b] for b in by_list])
-    assert adjust_used is not None
-    n_contrasts, pairwise = blocks[0]
+    if adjust_used is None:
+        adjust_used = "none"
+    n_contrasts = max(b[0] for b in blocks)
+    pairwise = all(b[1] for b in blocks)
     if n_contrasts == 0:
         raise ValueError(
             "method gives no contrasts: each by group has a single level "
@@ -1403,25 +1414,26 @@ def contrast(
     se_all = np.concatenate(std_errors)
     with np.errstate(divide="ignore", invalid="ignore"):
         z_all = est_all / se_all
+    # Each by group is its own family (its number of contrasts; of means for tukey).
+    starts = np.cumsum([0] + [len(e) for e in estimates])
     p_all = np.concatenate(
         [
-            adjust_p_values(
-                z_all[i * n_contrasts : (i + 1) * n_contrasts],
-                adjust_used,
-                family_size,
-                covariances[i],
+            adjust_p_values(z_all[a:b], adjust_used, size, covariance)
+            for a, b, (_, _, size), covariance in zip(
+                starts[:-1], starts[1:], blocks, covariances, strict=True
             )
-            for i in range(len(groups))
         ]
     )
-    if adjust_used == "mvt":
-        # Each by group's own multiplier, from its contrasts' correlations (as emmeans).
-        crit: Any = np.repeat(
-            [critical_value(level, "mvt", n_contrasts, family_size, c) for c in covariances],
-            n_contrasts,
-        )
-    else:
-        crit = critical_value(level, adjust_used, n_contrasts, family_size)
+    # Each by group's own multiplier (mvt: from its contrasts' correlations, as emmeans).
+    crit: Any = np.concatenate(
+        [
+            np.full(
+                len(e),
+                critical_value(level, adjust_used, n, size, covariance) if n > 0 else np.nan,
+            )
+            for e, (n, _, size), covariance in zip(estimates, blocks, covariances, strict=True)
+        ]
+    )
     low, high = est_all - crit * se_all, est_all + crit * se_all
     ratio = out_type == "response" and link is not None and link.link == "logit" and true_contrast
     names_all = [n for group in labels_out for n in group]
@@ -1440,10 +1452,12 @@ def contrast(
         elif link is not None:
             notes.append("on the log odds ratio (not the response) scale")
     if adjust_used != "none":
+        families = sorted({b[2] for b in blocks if b[0] > 0})
+        counts = sorted({b[0] for b in blocks if b[0] > 0})
         size_text = (
-            f"for comparing a family of {family_size} estimates"
+            f"for comparing a family of {_span(families)} estimates"
             if adjust_used == "tukey"
-            else f"for {n_contrasts} tests"
+            else f"for {_span(counts)} tests"
         )
         notes.append(f"p-value adjustment: {adjust_used} method {size_text}")
         if adjust_used in ("holm", "fdr"):
@@ -1458,7 +1472,11 @@ def contrast(
         notes.append(f"{empty_contrasts} contrast(s) NaN: they use a mean without data (weights)")
     table: dict[str, Any] = {"contrast": names_all}
     for j, b in enumerate(by_list):
-        table[b] = [values[j] for values in by_values for _ in range(n_contrasts)]
+        table[b] = [
+            values[j]
+            for values, names in zip(by_values, labels_out, strict=True)
+            for _ in range(len(names))
+        ]
     table[estimate_column] = shown
     table["std_error"] = shown_se
     table["z"] = z_all
@@ -1468,6 +1486,11 @@ def contrast(
     out = pd.DataFrame(table)
     out.attrs.update({"adjust": adjust_used, "type": out_type, "level": level, "notes": notes})
     return out
+
+
+def _span(sizes: list[int]) -> str:
+    """ "4", or "2 to 4" where the by groups' families differ."""
+    return str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
 
 
 def pairs(
