@@ -1284,6 +1284,10 @@ NESTED_CALLS: list[tuple[str, str, Any]] = [
     ("data", "kids", lambda r: emmeans(r, "kids")),
     ("data", "urban", lambda r: emmeans(r, "urban")),
     ("data", "kids_urban", lambda r: emmeans(r, ["kids", "urban"])),
+    ("data", "kids_prop", lambda r: emmeans(r, "kids", weights="proportional")),
+    ("data", "urban_cells", lambda r: emmeans(r, "urban", weights="cells")),
+    ("data", "urban_outer", lambda r: emmeans(r, "urban", weights="outer")),
+    ("terms_empty", "livch_flat", lambda r: emmeans(r, "livch", weights="flat")),
 ]
 
 
@@ -1370,14 +1374,14 @@ def test_nesting_without_the_rows_comes_from_the_terms(
 ) -> None:
     """A result that keeps no data (fit_model, a Dask fit): nesting from the terms only (the
     data's cells are not known), so the means average over every level; with every cell
-    seen, as here, that is emmeans' answer too. Weights other than equal are refused where a
-    nested variable is averaged over (emmeans' two-stage average is not followed there)."""
+    seen, as here, that is emmeans' answer too. Weights given as numbers are refused where a
+    nested variable is averaged over (emmeans would need them for each of its two stages)."""
     result = nested_fits["terms"]
     bare = GLMMResult(result.model, result.fit_output, design=result.design)
     ours, with_rows = emmeans(bare, "urban"), emmeans(result, "urban")
     pd.testing.assert_frame_equal(ours.table, with_rows.table)
-    with pytest.raises(ValueError, match="only 'equal' when the means average over a nested"):
-        emmeans(nested_fits["data"], "kids", weights="proportional")
+    with pytest.raises(ValueError, match="numbers cannot weigh means that average over a"):
+        emmeans(nested_fits["data"], "kids", weights=[1.0, 2.0, 3.0, 4.0])
 
 
 @pytest.mark.parametrize("key", ["terms", "terms_empty", "data"])

@@ -3,8 +3,9 @@
 # on all rows and without the cell urban "Y" / livch "3+"), and by the data (kids = "no" for
 # livch "0", else "yes": use ~ kids + livch + urban + age + (1 | district), where glmer drops
 # an aliased column and emmeans finds livch %in% kids in the grid's cell counts). For each
-# call: the grid (as text), linfct over every column (NA rows: none here), which rows are
-# estimable, estimates and SEs; for pairs the contrasts' labels, estimates, SEs and p-values
+# call (some with weights, which emmeans applies in both stages of a nested average): the
+# grid (as text), linfct over every column (NA rows: none here), which rows are estimable,
+# estimates and SEs; for pairs the contrasts' labels, estimates, SEs and p-values
 # (by groups of different sizes: a group with one mean gives emmeans' "(nothing)", NA);
 # for each fit its vcov and joint_tests (terms, df1, F.ratio rounded to 3 decimals, p.value).
 # usage: Rscript make_emmeans_nested.R DATA_DIR > emmeans_nested.json
@@ -59,6 +60,7 @@ out <- list(
   terms_empty = record(m2, list(
     urban = means(q(emmeans(m2, "urban"))),
     livch = means(q(emmeans(m2, "livch"))),
+    livch_flat = means(q(emmeans(m2, "livch", weights = "flat"))),
     pairs_urban = contrasts(q(pairs(emmeans(m2, "urban")))),
     pairs_urban_by_livch = contrasts(q(pairs(emmeans(m2, "urban", by = "livch")))),
     trt_urban_by_livch = contrasts(q(contrast(emmeans(m2, "urban", by = "livch"),
@@ -68,6 +70,9 @@ out <- list(
     kids = means(q(emmeans(m3, "kids"))),
     urban = means(q(emmeans(m3, "urban"))),
     kids_urban = means(q(emmeans(m3, c("kids", "urban")))),
+    kids_prop = means(q(emmeans(m3, "kids", weights = "proportional"))),
+    urban_cells = means(q(emmeans(m3, "urban", weights = "cells"))),
+    urban_outer = means(q(emmeans(m3, "urban", weights = "outer"))),
     pairs_livch = contrasts(q(pairs(emmeans(m3, "livch")))),
     pairs_livch_by_kids = contrasts(q(pairs(emmeans(m3, "livch", by = "kids"))))))
 )

@@ -33,10 +33,11 @@ each of its levels is seen with one level of another (kids and livch, kids "no" 
 livch "0": livch within kids). A spec or by variable that is nested brings its nesters into
 the specs (the means of urban are those of urban within each livch); a nested variable that
 the means average over is averaged within each level of its nesters over the levels seen
-there, and those means then equally; combinations of a nested spec and its nesters with no
-data are not shown. Each output notes the nesting. A fit that keeps no rows (fit_model, Dask)
-has the nesting of its terms only; weights other than "equal" are refused where a nested
-variable is averaged over.
+there, and those means then averaged as a grid of their own (emmeans' two stages, each with
+the weights asked for, the second recursively where another nested variable is averaged
+over); combinations of a nested spec and its nesters with no data are not shown. Each output
+notes the nesting. A fit that keeps no rows (fit_model, Dask) has the nesting of its terms
+only; weights given as numbers are refused where a nested variable is averaged over.
 
 On the link scale the estimate is eta = L beta + o and its standard error sqrt(diag(L V L')),
 V the covariance of beta; intervals eta -/+ z_{1-a/2} SE (df = Inf, asymptotic, as emmeans
@@ -567,22 +568,46 @@ def row_weights(
         return given, ["weights: as given, over the combinations averaged"]
     if counts is None:
         counts = cell_counts(result, grid)  # a clear error for a fit that keeps no rows
-    if not np.any(counts > 0):  # no data in any cell: emmeans weighs them equally
-        counts = counts + 1.0
     note = [f"weights: {option}, from the cell counts of the fit's rows"]
+    levels = {v: len(grid.levels[v]) for v in names}
+    return _count_weights(levels, index, averaged, option, _some_counts(counts)), note
+
+
+def _some_counts(counts: FloatArray) -> FloatArray:
+    """emmeans' counts, 1 each where none has data (it then weighs the cells equally)."""
+    return counts if np.any(counts > 0) else counts + 1.0
+
+
+def _count_weights(
+    sizes: dict[str, int],
+    index: NDArray[np.intp],
+    averaged: list[str],
+    option: str,
+    counts: FloatArray,
+) -> FloatArray:
+    """Row weights of emmeans' count-based options over the rows of ``index`` (level indices
+    of the variables of ``sizes``, in that order) that are averaged over ``averaged``:
+    "proportional" the count of the row's combination of ``averaged`` summed over the rest,
+    "outer" the product of those variables' marginal proportions times the total, "cells" the
+    row's count, "flat" 1 where it has data."""
     if option == "cells":
-        return counts, note
+        return counts
     if option == "flat":
-        return (counts > 0).astype(np.float64), note
-    table = np.bincount(cell, weights=counts, minlength=stride)
+        return (counts > 0).astype(np.float64)
+    columns = {v: j for j, v in enumerate(sizes)}
     if option == "proportional":
-        return np.asarray(table[cell], dtype=np.float64), note
-    total = float(table.sum())
+        cell = np.zeros(len(index), dtype=np.intp)
+        stride = 1
+        for v in averaged:
+            cell += index[:, columns[v]] * stride
+            stride *= sizes[v]
+        return np.asarray(np.bincount(cell, weights=counts, minlength=stride)[cell], np.float64)
+    total = float(counts.sum())
     w = np.full(len(index), total)
-    for v, size in zip(averaged, sizes, strict=True):
-        margin = np.bincount(index[:, names.index(v)], weights=counts, minlength=size)
-        w *= margin[index[:, names.index(v)]] / total
-    return w, note
+    for v in averaged:
+        margin = np.bincount(index[:, columns[v]], weights=counts, minlength=sizes[v])
+        w *= margin[index[:, columns[v]]] / total
+    return w
 
 
 def _fixed_terms(design: Any) -> list[set[str]]:
@@ -680,13 +705,18 @@ def marginal(
         )
     w: FloatArray | None
     if averaged_nested and counts is not None:
-        if not (isinstance(option, str) and option == "equal"):
+        if not isinstance(option, str):
             raise ValueError(
-                f"weights: only 'equal' when the means average over a nested variable "
-                f"({', '.join(averaged_nested)}: within {', '.join(nesting[averaged_nested[0]])})"
+                "weights: numbers cannot weigh means that average over a nested variable "
+                f"({', '.join(averaged_nested)}: within {', '.join(nesting[averaged_nested[0]])}"
+                "); give one of " + ", ".join(map(repr, WEIGHTS))
             )
-        w = _nested_weights(grid, primary, nesting, averaged_nested, counts)
-        weight_note: list[str] = []
+        _, index = _expand(grid.levels, grid.factors)
+        sizes = {v: len(grid.levels[v]) for v in grid.levels}
+        w = _nested_weights(sizes, index, primary, nesting, counts, option)
+        weight_note: list[str] = (
+            [] if option == "equal" else [f"weights: {option}, in each stage of the nesting"]
+        )
     else:
         w, weight_note = row_weights(result, grid, primary, option, counts)
     frame, linfct, offsets, empty = _average(grid, primary, rows, offset, w)
@@ -730,33 +760,98 @@ def _combination(
 
 
 def _nested_weights(
-    grid: ReferenceGrid,
+    sizes: dict[str, int],
+    index: NDArray[np.intp],
     primary: list[str],
     nesting: dict[str, list[str]],
-    averaged_nested: list[str],
     counts: FloatArray,
+    option: str,
 ) -> FloatArray:
-    """Equal weights of emmeans' .nested_emm when the means average over nested variables:
-    the one nested in the most variables (the last of equals) is averaged, within each level
-    of its nesters (and of the other nested variables averaged over), over its levels seen
-    there in the data; those group means then equally. As one weighted average: each kept
-    grid row weighs 1 / (the kept rows of its mean and group)."""
-    sizes = [len(nesting[v]) for v in averaged_nested]
-    chosen = max(i for i, size in enumerate(sizes) if size == max(sizes))
-    variable = averaged_nested[chosen]
-    groups = list(dict.fromkeys(nesting[variable] + [v for v in averaged_nested if v != variable]))
-    _, index = _expand(grid.levels, grid.factors)
-    group = _combination(grid, index, groups)
-    level = index[:, list(grid.levels).index(variable)]
-    size = len(grid.levels[variable])
-    seen = np.zeros(int(group.max()) * size + size, dtype=bool)
-    seen[(group * size + level)[counts > 0]] = True
-    kept = seen[group * size + level]
-    if not kept.any():
-        return np.ones(len(index))
-    cell = _combination(grid, index, list(dict.fromkeys(primary + groups)))
-    per_cell = np.bincount(cell, weights=kept.astype(np.float64))
-    return np.where(kept, 1.0 / np.where(per_cell[cell] > 0, per_cell[cell], 1.0), 0.0)
+    """Each row's weight in its ``primary`` mean as emmeans' .nested_emm averages, for rows
+    with level indices ``index`` over the variables of ``sizes`` (a full product) and cell
+    counts ``counts``: the nested variable averaged over with the most nesters (the last of
+    equals) is averaged within each level of its nesters and of the other nested variables
+    averaged over (the groups), over its levels seen there, with the weights ``option`` on
+    those rows (stage 1); the group means are then averaged as emmeans averages a grid of
+    them, with their summed counts, nesting and all (stage 2, recursively). A mean that a
+    stage leaves NaN (no data in the cells of a group, for "cells" or "flat") has all its
+    rows at weight 0."""
+    names = list(sizes)
+    columns = {v: j for j, v in enumerate(names)}
+    averaged = [v for v in names if v not in primary and sizes[v] > 1]
+    nested = [v for v in nesting if v in averaged]
+    if not nested:
+        if option == "equal" or not averaged:
+            return np.ones(len(index))
+        return _count_weights(sizes, index, averaged, option, _some_counts(counts))
+    most = max(len(nesting[v]) for v in nested)
+    variable = [v for v in nested if len(nesting[v]) == most][-1]
+    groups = list(dict.fromkeys(nesting[variable] + [v for v in nested if v != variable]))
+
+    def code(variables: list[str], rows: NDArray[np.intp]) -> NDArray[np.intp]:
+        out = np.zeros(len(rows), dtype=np.intp)
+        stride = 1
+        for v in variables:
+            out += rows[:, columns[v]] * stride
+            stride *= sizes[v]
+        return out
+
+    group = code(groups, index)
+    level = index[:, columns[variable]]
+    seen = np.zeros((int(group.max()) + 1) * sizes[variable], dtype=bool)
+    seen[(group * sizes[variable] + level)[counts > 0]] = True
+    kept = seen[group * sizes[variable] + level]
+    # Stage 1, within each group over its kept rows.
+    stage_vars = list(dict.fromkeys(primary + groups))
+    rest = [v for v in names if v not in stage_vars]
+    first = kept.astype(np.float64)
+    group_counts = counts * kept
+    for g in np.unique(group[kept]):
+        rows = kept & (group == g)
+        own = _some_counts(counts[rows])
+        group_counts[rows] = own
+        varying = [v for v in rest if np.unique(index[rows, columns[v]]).size > 1]
+        if option != "equal" and varying:
+            first[rows] = _count_weights(sizes, index[rows], varying, option, own)
+    cell = code(stage_vars, index)
+    n_cells = int(np.prod([sizes[v] for v in stage_vars]))
+    totals = np.bincount(cell, weights=first, minlength=n_cells)
+    has_rows = np.bincount(cell, weights=kept.astype(np.float64), minlength=n_cells) > 0
+    nan_cell = has_rows & (totals <= 0)
+    # Stage 2: the grid of group means, first variable fastest, as _expand orders it.
+    stage_sizes = {v: sizes[v] for v in stage_vars}
+    stage_index = np.zeros((n_cells, len(stage_vars)), dtype=np.intp)
+    stride = 1
+    for j, v in enumerate(stage_vars):
+        stage_index[:, j] = (np.arange(n_cells) // stride) % sizes[v]
+        stride *= sizes[v]
+    stage_nesting = {
+        v: [u for u in within if u in stage_sizes]
+        for v, within in nesting.items()
+        if v in stage_sizes and any(u in stage_sizes for u in within)
+    }
+    second = _nested_weights(
+        stage_sizes,
+        stage_index,
+        primary,
+        stage_nesting,
+        np.asarray(np.bincount(cell, weights=group_counts, minlength=n_cells), np.float64),
+        option,
+    )
+    weights = np.where(
+        kept & (totals[cell] > 0),
+        second[cell] * first / np.where(totals[cell] > 0, totals[cell], 1.0),
+        0.0,
+    )
+    # emmeans' NaN of a group mean makes its mean NaN, whatever that group's weight.
+    primary_code = np.zeros(n_cells, dtype=np.intp)
+    stride = 1
+    for v in primary:
+        primary_code += stage_index[:, stage_vars.index(v)] * stride
+        stride *= sizes[v]
+    bad = np.zeros(stride, dtype=bool)
+    bad[primary_code[nan_cell]] = True
+    return np.where(bad[primary_code[cell]], 0.0, weights)
 
 
 def _nonempty_nests(
