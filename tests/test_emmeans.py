@@ -1260,6 +1260,7 @@ NESTED_FORMULAS = {
     "terms": "use ~ livch + livch:urban + age + (1 | district)",
     "terms_empty": "use ~ livch + livch:urban + age + (1 | district)",
     "data": "use ~ kids + livch + urban + age + (1 | district)",
+    "two": "use ~ kids + livch + adult + agegrp + urban + (1 | district)",
 }
 
 
@@ -1268,7 +1269,13 @@ def nested_fits() -> dict[str, g.GLMMResult]:
     data = g.datasets.load("contraception")
     data = data.assign(kids=np.where(data["livch"].astype(str) == "0", "no", "yes"))
     empty = data[~((data["urban"] == "Y") & (data["livch"] == "3+"))]
-    frames = {"terms": data, "terms_empty": empty, "data": data}
+    age = data["age"].to_numpy()
+    group = np.where(age < -5, "young", np.where(age < 5, "mid", "old"))
+    two = data.assign(
+        agegrp=pd.Categorical(group, categories=AGE_GROUPS),
+        adult=np.where(group == "young", "no", "yes"),
+    )
+    frames = {"terms": data, "terms_empty": empty, "data": data, "two": two}
     return {key: quiet_fit(NESTED_FORMULAS[key], frames[key]) for key in NESTED_FORMULAS}
 
 
@@ -1288,6 +1295,13 @@ NESTED_CALLS: list[tuple[str, str, Any]] = [
     ("data", "urban_cells", lambda r: emmeans(r, "urban", weights="cells")),
     ("data", "urban_outer", lambda r: emmeans(r, "urban", weights="outer")),
     ("terms_empty", "livch_flat", lambda r: emmeans(r, "livch", weights="flat")),
+    # Two nested variables averaged over (livch within kids, agegrp within adult): the second
+    # stage is a nested average of its own.
+    ("two", "kids", lambda r: emmeans(r, "kids")),
+    ("two", "kids_urban", lambda r: emmeans(r, ["kids", "urban"])),
+    ("two", "kids_prop", lambda r: emmeans(r, "kids", weights="proportional")),
+    ("two", "kids_cells", lambda r: emmeans(r, "kids", weights="cells")),
+    ("two", "kids_urban_outer", lambda r: emmeans(r, ["kids", "urban"], weights="outer")),
 ]
 
 

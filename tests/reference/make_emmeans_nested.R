@@ -2,7 +2,9 @@
 # terms (contraception's use ~ livch + livch:urban + age + (1 | district): urban %in% livch,
 # on all rows and without the cell urban "Y" / livch "3+"), and by the data (kids = "no" for
 # livch "0", else "yes": use ~ kids + livch + urban + age + (1 | district), where glmer drops
-# an aliased column and emmeans finds livch %in% kids in the grid's cell counts). For each
+# an aliased column and emmeans finds livch %in% kids in the grid's cell counts), and two
+# nested by the data (kids and livch; adult = "no" for agegrp "young", else "yes", and agegrp:
+# use ~ kids + livch + adult + agegrp + urban + (1 | district), averaged over both). For each
 # call (some with weights, which emmeans applies in both stages of a nested average): the
 # grid (as text), linfct over every column (NA rows: none here), which rows are estimable,
 # estimates and SEs; for pairs the contrasts' labels, estimates, SEs and p-values
@@ -33,10 +35,10 @@ contrasts <- function(p) {
        by = lapply(s[setdiff(names(s), c("contrast", "estimate", "SE", "df", "z.ratio",
                                          "p.value"))], as.character))
 }
-joint <- function(m) {
+joint <- function(m) tryCatch({
   t <- as.data.frame(suppressMessages(joint_tests(m)))
   list(terms = as.character(t[["model term"]]), df1 = t$df1, F = t$F.ratio, p = t$p.value)
-}
+}, error = function(e) list(error = conditionMessage(e)))
 record <- function(m, calls) {
   c(list(fixef = unname(fixef(m, add.dropped = TRUE)),
          columns = names(fixef(m, add.dropped = TRUE)), vcov = unname(as.matrix(vcov(m))),
@@ -47,6 +49,10 @@ terms_formula <- use ~ livch + livch:urban + age + (1 | district)
 m1 <- fit(terms_formula, contra)
 m2 <- fit(terms_formula, empty)
 m3 <- fit(use ~ kids + livch + urban + age + (1 | district), contra)
+contra$agegrp <- factor(ifelse(contra$age < -5, "young", ifelse(contra$age < 5, "mid", "old")),
+                        levels = c("young", "mid", "old"))
+contra$adult <- factor(ifelse(contra$agegrp == "young", "no", "yes"))
+m4 <- fit(use ~ kids + livch + adult + agegrp + urban + (1 | district), contra)
 out <- list(
   version = as.character(packageVersion("emmeans")),
   terms = record(m1, list(
@@ -74,6 +80,14 @@ out <- list(
     urban_cells = means(q(emmeans(m3, "urban", weights = "cells"))),
     urban_outer = means(q(emmeans(m3, "urban", weights = "outer"))),
     pairs_livch = contrasts(q(pairs(emmeans(m3, "livch")))),
-    pairs_livch_by_kids = contrasts(q(pairs(emmeans(m3, "livch", by = "kids"))))))
+    pairs_livch_by_kids = contrasts(q(pairs(emmeans(m3, "livch", by = "kids")))))),
+  # (emmeans 1.8.4 itself stops with "undefined columns selected" on the means of urban or
+  # adult here; those of kids average over livch within kids and agegrp within adult.)
+  two = record(m4, list(
+    kids = means(q(emmeans(m4, "kids"))),
+    kids_urban = means(q(emmeans(m4, c("kids", "urban")))),
+    kids_prop = means(q(emmeans(m4, "kids", weights = "proportional"))),
+    kids_cells = means(q(emmeans(m4, "kids", weights = "cells"))),
+    kids_urban_outer = means(q(emmeans(m4, c("kids", "urban"), weights = "outer")))))
 )
 cat(toJSON(out, auto_unbox = TRUE, digits = NA, matrix = "rowmajor", na = "null"), "\n")

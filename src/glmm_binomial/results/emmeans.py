@@ -570,7 +570,7 @@ def row_weights(
         counts = cell_counts(result, grid)  # a clear error for a fit that keeps no rows
     note = [f"weights: {option}, from the cell counts of the fit's rows"]
     levels = {v: len(grid.levels[v]) for v in names}
-    return _count_weights(levels, index, averaged, option, _some_counts(counts)), note
+    return _count_weights(levels, index, averaged, option, counts), note
 
 
 def _some_counts(counts: FloatArray) -> FloatArray:
@@ -589,11 +589,13 @@ def _count_weights(
     of the variables of ``sizes``, in that order) that are averaged over ``averaged``:
     "proportional" the count of the row's combination of ``averaged`` summed over the rest,
     "outer" the product of those variables' marginal proportions times the total, "cells" the
-    row's count, "flat" 1 where it has data."""
+    row's count, "flat" 1 where it has data. As in emmeans, the first two count 1 for each
+    cell where no cell has data; the last two take the counts as they are."""
     if option == "cells":
         return counts
     if option == "flat":
         return (counts > 0).astype(np.float64)
+    counts = _some_counts(counts)
     columns = {v: j for j, v in enumerate(sizes)}
     if option == "proportional":
         cell = np.zeros(len(index), dtype=np.intp)
@@ -713,7 +715,7 @@ def marginal(
             )
         _, index = _expand(grid.levels, grid.factors)
         sizes = {v: len(grid.levels[v]) for v in grid.levels}
-        w = _nested_weights(sizes, index, primary, nesting, counts, option)
+        w = _nested_weights(sizes, index, primary, nesting, counts, option)[0]
         weight_note: list[str] = (
             [] if option == "equal" else [f"weights: {option}, in each stage of the nesting"]
         )
@@ -766,7 +768,7 @@ def _nested_weights(
     nesting: dict[str, list[str]],
     counts: FloatArray,
     option: str,
-) -> FloatArray:
+) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Each row's weight in its ``primary`` mean as emmeans' .nested_emm averages, for rows
     with level indices ``index`` over the variables of ``sizes`` (a full product) and cell
     counts ``counts``: the nested variable averaged over with the most nesters (the last of
@@ -774,16 +776,18 @@ def _nested_weights(
     averaged over (the groups), over its levels seen there, with the weights ``option`` on
     those rows (stage 1); the group means are then averaged as emmeans averages a grid of
     them, with their summed counts, nesting and all (stage 2, recursively). A mean that a
-    stage leaves NaN (no data in the cells of a group, for "cells" or "flat") has all its
-    rows at weight 0."""
+    stage leaves NaN (no data in the cells of a group, for "cells" or "flat") that enters
+    the next stage's average has all its rows at weight 0. Also which rows enter the average
+    at all (emmeans drops the levels not seen from a nested average)."""
     names = list(sizes)
     columns = {v: j for j, v in enumerate(names)}
     averaged = [v for v in names if v not in primary and sizes[v] > 1]
     nested = [v for v in nesting if v in averaged]
+    every = np.ones(len(index), dtype=bool)
     if not nested:
         if option == "equal" or not averaged:
-            return np.ones(len(index))
-        return _count_weights(sizes, index, averaged, option, _some_counts(counts))
+            return np.ones(len(index)), every
+        return _count_weights(sizes, index, averaged, option, counts), every
     most = max(len(nesting[v]) for v in nested)
     variable = [v for v in nested if len(nesting[v]) == most][-1]
     groups = list(dict.fromkeys(nesting[variable] + [v for v in nested if v != variable]))
@@ -812,7 +816,7 @@ def _nested_weights(
         group_counts[rows] = own
         varying = [v for v in rest if np.unique(index[rows, columns[v]]).size > 1]
         if option != "equal" and varying:
-            first[rows] = _count_weights(sizes, index[rows], varying, option, own)
+            first[rows] = _count_weights(sizes, index[rows], varying, option, counts[rows])
     cell = code(stage_vars, index)
     n_cells = int(np.prod([sizes[v] for v in stage_vars]))
     totals = np.bincount(cell, weights=first, minlength=n_cells)
@@ -830,7 +834,7 @@ def _nested_weights(
         for v, within in nesting.items()
         if v in stage_sizes and any(u in stage_sizes for u in within)
     }
-    second = _nested_weights(
+    second, entered = _nested_weights(
         stage_sizes,
         stage_index,
         primary,
@@ -850,8 +854,8 @@ def _nested_weights(
         primary_code += stage_index[:, stage_vars.index(v)] * stride
         stride *= sizes[v]
     bad = np.zeros(stride, dtype=bool)
-    bad[primary_code[nan_cell]] = True
-    return np.where(bad[primary_code[cell]], 0.0, weights)
+    bad[primary_code[nan_cell & entered]] = True
+    return np.where(bad[primary_code[cell]], 0.0, weights), kept & entered[cell]
 
 
 def _nonempty_nests(
