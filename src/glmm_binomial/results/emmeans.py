@@ -625,7 +625,10 @@ def _fixed_terms(design: Any) -> list[set[str]]:
 
 
 def _counts_or_none(result: GLMMResult, grid: ReferenceGrid) -> FloatArray | None:
-    """cell_counts, or None for a fit that keeps no rows (the nesting is then the terms')."""
+    """cell_counts, or None for a fit that keeps no rows (the nesting is then the terms') and
+    where no two variables of the grid vary (no nesting to find: the data are not read)."""
+    if sum(len(levels) > 1 for levels in grid.levels.values()) < 2:
+        return None
     try:
         return cell_counts(result, grid)
     except ValueError:
