@@ -626,6 +626,23 @@ def test_a_rank_deficient_fit_gives_the_estimable_means(key: str, call: str, mak
     assert any("not estimable" in n or "every" in n for n in emm.notes)
 
 
+def _assert_contrasts_with_gaps(
+    table: pd.DataFrame, stored: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contrasts where emmeans has NA (nonEst, a mean without data, "(nothing)"): ours NaN in
+    every column there, and elsewhere emmeans' estimates (the fits' difference, 5e-4) and SEs
+    (5e-3). emmeans' estimates, SEs and where they are missing."""
+    theirs = np.array(stored["estimate"], dtype=float)
+    missing = np.isnan(theirs)
+    assert missing.any()
+    for column in ("estimate", "std_error", "z", "p_value", "ci_lower", "ci_upper"):
+        assert np.isnan(table[column].to_numpy()[missing]).all()
+    np.testing.assert_allclose(table["estimate"][~missing], theirs[~missing], atol=5e-4)
+    their_se = np.array(stored["SE"], dtype=float)
+    np.testing.assert_allclose(table["std_error"][~missing], their_se[~missing], rtol=5e-3)
+    return theirs, their_se, missing
+
+
 @pytest.mark.parametrize(
     ("call", "means"),
     [("pairs_by_urban", "livch_by_urban"), ("pairs_livch", "livch")],
@@ -640,15 +657,8 @@ def test_pairs_of_a_rank_deficient_fit_are_emmeans(call: str, means: str) -> Non
         else emmeans(result, "livch")
     )
     table = pairs(emm)
+    theirs, their_se, missing = _assert_contrasts_with_gaps(table, NONEST["empty_cell"][call])
     stored = NONEST["empty_cell"][call]
-    theirs = np.array(stored["estimate"], dtype=float)
-    missing = np.isnan(theirs)
-    assert missing.any()
-    for column in ("estimate", "std_error", "z", "p_value", "ci_lower", "ci_upper"):
-        assert np.isnan(table[column].to_numpy()[missing]).all()
-    np.testing.assert_allclose(table["estimate"][~missing], theirs[~missing], atol=5e-4)
-    their_se = np.array(stored["SE"], dtype=float)
-    np.testing.assert_allclose(table["std_error"][~missing], their_se[~missing], rtol=5e-3)
     # The Tukey family is the number of means, the non-estimable ones included: emmeans' p
     # from emmeans' own z, exactly (ours differ through the fits' estimates and covariances).
     family = len(emm.table) // max(1, emm.table["urban"].nunique() if "urban" in emm.by else 1)
@@ -1161,14 +1171,8 @@ def test_pairs_leave_out_a_mean_without_data(weights_fits: dict[str, g.GLMMResul
     assert emm.empty is not None and emm.empty.sum() == 1
     table = pairs(emm)
     stored = WEIGHTS_REF["empty_cell"]["pairs_urban_livch_cells"]
-    theirs = np.array(stored["estimate"], dtype=float)
-    missing = np.isnan(theirs)
+    theirs, their_se, missing = _assert_contrasts_with_gaps(table, stored)
     assert missing.sum() == 7
-    for column in ("estimate", "std_error", "z", "p_value"):
-        assert np.isnan(table[column].to_numpy()[missing]).all()
-    np.testing.assert_allclose(table["estimate"][~missing], theirs[~missing], atol=5e-4)
-    their_se = np.array(stored["SE"], dtype=float)
-    np.testing.assert_allclose(table["std_error"][~missing], their_se[~missing], rtol=5e-3)
     assert_p(
         adjust_p_values(theirs / their_se, "tukey", 8)[~missing],
         np.array(stored["p"], dtype=float)[~missing],
@@ -1446,14 +1450,7 @@ def test_contrasts_in_by_groups_of_different_sizes_are_emmeans(
     assert list(table["contrast"]) == stored["contrast"]
     for column, values in stored["by"].items():
         assert [label_key(v) for v in table[column]] == values
-    theirs = np.array(stored["estimate"], dtype=float)
-    nothing = np.isnan(theirs)
-    assert nothing.any()
-    for column in ("estimate", "std_error", "z", "p_value", "ci_lower", "ci_upper"):
-        assert np.isnan(table[column].to_numpy()[nothing]).all()
-    np.testing.assert_allclose(table["estimate"][~nothing], theirs[~nothing], atol=5e-4)
-    their_se = np.array(stored["SE"], dtype=float)
-    np.testing.assert_allclose(table["std_error"][~nothing], their_se[~nothing], rtol=5e-3)
+    theirs, their_se, nothing = _assert_contrasts_with_gaps(table, stored)
     (by_column,) = stored["by"]
     by_values = np.array(stored["by"][by_column])
     for level in dict.fromkeys(by_values):

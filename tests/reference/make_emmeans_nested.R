@@ -11,30 +11,14 @@
 # (by groups of different sizes: a group with one mean gives emmeans' "(nothing)", NA);
 # for each fit its vcov and joint_tests (terms, df1, F.ratio rounded to 3 decimals, p.value).
 # usage: Rscript make_emmeans_nested.R DATA_DIR > emmeans_nested.json
-suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
+script_dir <- dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)))
+source(file.path(script_dir, "emmeans_common.R"))
 dir <- commandArgs(TRUE)[1]
-contra <- read.csv(file.path(dir, "contraception.csv"), stringsAsFactors = TRUE)
-contra$district <- factor(contra$district); contra$livch <- factor(contra$livch)
+contra <- contraception(dir)
 contra$kids <- factor(ifelse(contra$livch == "0", "no", "yes"))
-empty <- droplevels(contra[!(contra$urban == "Y" & contra$livch == "3+"), ])
-empty$livch <- factor(empty$livch, levels = levels(contra$livch))
-fit <- function(formula, data) suppressWarnings(suppressMessages(
-  glmer(formula, data = data, family = binomial)))
-means <- function(e) {
-  s <- as.data.frame(summary(e))
-  estimate <- s[[setdiff(names(s), c(names(e@grid), "SE", "df", "asymp.LCL", "asymp.UCL"))[1]]]
-  nb <- e@nbasis
-  est <- if (all(is.na(nb))) rep(TRUE, nrow(e@linfct)) else estimability::is.estble(e@linfct, nb)
-  keep <- setdiff(names(e@grid), c(".wgt.", ".offset."))
-  list(grid = lapply(e@grid[keep], as.character), L = unname(e@linfct), estimable = est,
-       estimate = estimate, SE = s$SE, by = e@misc$by.vars)
-}
-contrasts <- function(p) {
-  s <- as.data.frame(summary(p))
-  list(contrast = as.character(s$contrast), estimate = s$estimate, SE = s$SE, p = s$p.value,
-       by = lapply(s[setdiff(names(s), c("contrast", "estimate", "SE", "df", "z.ratio",
-                                         "p.value"))], as.character))
-}
+empty <- without_cell(contra)
+nmeans <- function(e) means(e, c("grid", "by"))
+ncontrasts <- function(p) contrasts(p, by = TRUE)
 joint <- function(m) tryCatch({
   t <- as.data.frame(suppressMessages(joint_tests(m)))
   list(terms = as.character(t[["model term"]]), df1 = t$df1, F = t$F.ratio, p = t$p.value)
@@ -44,50 +28,48 @@ record <- function(m, calls) {
          columns = names(fixef(m, add.dropped = TRUE)), vcov = unname(as.matrix(vcov(m))),
          joint_tests = joint(m)), calls)
 }
-q <- function(expr) suppressMessages(expr)
 terms_formula <- use ~ livch + livch:urban + age + (1 | district)
 m1 <- fit(terms_formula, contra)
 m2 <- fit(terms_formula, empty)
 m3 <- fit(use ~ kids + livch + urban + age + (1 | district), contra)
-contra$agegrp <- factor(ifelse(contra$age < -5, "young", ifelse(contra$age < 5, "mid", "old")),
-                        levels = c("young", "mid", "old"))
+contra$agegrp <- age_groups(contra$age)
 contra$adult <- factor(ifelse(contra$agegrp == "young", "no", "yes"))
 m4 <- fit(use ~ kids + livch + adult + agegrp + urban + (1 | district), contra)
 out <- list(
   version = as.character(packageVersion("emmeans")),
   terms = record(m1, list(
-    urban = means(q(emmeans(m1, "urban"))),
-    livch = means(q(emmeans(m1, "livch"))),
-    urban_by_livch = means(q(emmeans(m1, "urban", by = "livch"))),
-    livch_by_urban = means(q(emmeans(m1, "livch", by = "urban"))),
-    pairs_urban = contrasts(q(pairs(emmeans(m1, "urban")))),
-    pairs_urban_by_livch = contrasts(q(pairs(emmeans(m1, "urban", by = "livch")))),
-    age_trend_urban = means(q(emtrends(m1, "urban", var = "age"))))),
+    urban = nmeans(q(emmeans(m1, "urban"))),
+    livch = nmeans(q(emmeans(m1, "livch"))),
+    urban_by_livch = nmeans(q(emmeans(m1, "urban", by = "livch"))),
+    livch_by_urban = nmeans(q(emmeans(m1, "livch", by = "urban"))),
+    pairs_urban = ncontrasts(q(pairs(emmeans(m1, "urban")))),
+    pairs_urban_by_livch = ncontrasts(q(pairs(emmeans(m1, "urban", by = "livch")))),
+    age_trend_urban = nmeans(q(emtrends(m1, "urban", var = "age"))))),
   terms_empty = record(m2, list(
-    urban = means(q(emmeans(m2, "urban"))),
-    livch = means(q(emmeans(m2, "livch"))),
-    livch_flat = means(q(emmeans(m2, "livch", weights = "flat"))),
-    pairs_urban = contrasts(q(pairs(emmeans(m2, "urban")))),
-    pairs_urban_by_livch = contrasts(q(pairs(emmeans(m2, "urban", by = "livch")))),
-    trt_urban_by_livch = contrasts(q(contrast(emmeans(m2, "urban", by = "livch"),
+    urban = nmeans(q(emmeans(m2, "urban"))),
+    livch = nmeans(q(emmeans(m2, "livch"))),
+    livch_flat = nmeans(q(emmeans(m2, "livch", weights = "flat"))),
+    pairs_urban = ncontrasts(q(pairs(emmeans(m2, "urban")))),
+    pairs_urban_by_livch = ncontrasts(q(pairs(emmeans(m2, "urban", by = "livch")))),
+    trt_urban_by_livch = ncontrasts(q(contrast(emmeans(m2, "urban", by = "livch"),
                                               "trt.vs.ctrl"))))),
   data = record(m3, list(
-    livch = means(q(emmeans(m3, "livch"))),
-    kids = means(q(emmeans(m3, "kids"))),
-    urban = means(q(emmeans(m3, "urban"))),
-    kids_urban = means(q(emmeans(m3, c("kids", "urban")))),
-    kids_prop = means(q(emmeans(m3, "kids", weights = "proportional"))),
-    urban_cells = means(q(emmeans(m3, "urban", weights = "cells"))),
-    urban_outer = means(q(emmeans(m3, "urban", weights = "outer"))),
-    pairs_livch = contrasts(q(pairs(emmeans(m3, "livch")))),
-    pairs_livch_by_kids = contrasts(q(pairs(emmeans(m3, "livch", by = "kids")))))),
+    livch = nmeans(q(emmeans(m3, "livch"))),
+    kids = nmeans(q(emmeans(m3, "kids"))),
+    urban = nmeans(q(emmeans(m3, "urban"))),
+    kids_urban = nmeans(q(emmeans(m3, c("kids", "urban")))),
+    kids_prop = nmeans(q(emmeans(m3, "kids", weights = "proportional"))),
+    urban_cells = nmeans(q(emmeans(m3, "urban", weights = "cells"))),
+    urban_outer = nmeans(q(emmeans(m3, "urban", weights = "outer"))),
+    pairs_livch = ncontrasts(q(pairs(emmeans(m3, "livch")))),
+    pairs_livch_by_kids = ncontrasts(q(pairs(emmeans(m3, "livch", by = "kids")))))),
   # (emmeans 1.8.4 itself stops with "undefined columns selected" on the means of urban or
   # adult here; those of kids average over livch within kids and agegrp within adult.)
   two = record(m4, list(
-    kids = means(q(emmeans(m4, "kids"))),
-    kids_urban = means(q(emmeans(m4, c("kids", "urban")))),
-    kids_prop = means(q(emmeans(m4, "kids", weights = "proportional"))),
-    kids_cells = means(q(emmeans(m4, "kids", weights = "cells"))),
-    kids_urban_outer = means(q(emmeans(m4, c("kids", "urban"), weights = "outer")))))
+    kids = nmeans(q(emmeans(m4, "kids"))),
+    kids_urban = nmeans(q(emmeans(m4, c("kids", "urban")))),
+    kids_prop = nmeans(q(emmeans(m4, "kids", weights = "proportional"))),
+    kids_cells = nmeans(q(emmeans(m4, "kids", weights = "cells"))),
+    kids_urban_outer = nmeans(q(emmeans(m4, c("kids", "urban"), weights = "outer")))))
 )
-cat(toJSON(out, auto_unbox = TRUE, digits = NA, matrix = "rowmajor", na = "null"), "\n")
+write_out(out)

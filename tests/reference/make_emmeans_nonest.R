@@ -6,24 +6,11 @@
 # which rows are estimable (estimability::is.estble), estimates and SEs (NA where nonEst), and
 # the pairs' Tukey p-values.
 # usage: Rscript make_emmeans_nonest.R DATA_DIR > emmeans_nonest.json
-suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
+script_dir <- dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)))
+source(file.path(script_dir, "emmeans_common.R"))
 dir <- commandArgs(TRUE)[1]
-contra <- read.csv(file.path(dir, "contraception.csv"), stringsAsFactors = TRUE)
-contra$district <- factor(contra$district); contra$livch <- factor(contra$livch)
-empty <- droplevels(contra[!(contra$urban == "Y" & contra$livch == "3+"), ])
-empty$livch <- factor(empty$livch, levels = levels(contra$livch))
-fit <- function(formula, data) suppressWarnings(suppressMessages(
-  glmer(formula, data = data, family = binomial)))
-means <- function(e) {
-  s <- as.data.frame(summary(e))
-  estimate <- s[[setdiff(names(s), c(names(e@grid), "SE", "df", "asymp.LCL", "asymp.UCL"))[1]]]
-  list(L = unname(e@linfct), estimable = estimability::is.estble(e@linfct, e@nbasis),
-       estimate = estimate, SE = s$SE)
-}
-contrasts <- function(p) {
-  s <- as.data.frame(summary(p))
-  list(contrast = as.character(s$contrast), estimate = s$estimate, SE = s$SE, p = s$p.value)
-}
+contra <- contraception(dir)
+empty <- without_cell(contra)
 record <- function(m, calls) {
   c(list(fixef = unname(fixef(m, add.dropped = TRUE)),
          columns = names(fixef(m, add.dropped = TRUE))), calls)
@@ -40,4 +27,4 @@ out <- list(
     age_trend_by_urban = means(emtrends(m1, "urban", var = "age")))),
   cell_means = record(m2, list(livch = means(emmeans(m2, "livch"))))
 )
-cat(toJSON(out, auto_unbox = TRUE, digits = NA, matrix = "rowmajor", na = "null"), "\n")
+write_out(out)

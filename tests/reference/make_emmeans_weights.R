@@ -6,64 +6,48 @@
 # the grid's cell counts (.wgt.), linfct (over every column), which rows are estimable,
 # estimates and SEs (NA where nonEst or without weight).
 # usage: Rscript make_emmeans_weights.R DATA_DIR > emmeans_weights.json
-suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
+script_dir <- dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)))
+source(file.path(script_dir, "emmeans_common.R"))
 dir <- commandArgs(TRUE)[1]
-contra <- read.csv(file.path(dir, "contraception.csv"), stringsAsFactors = TRUE)
-contra$district <- factor(contra$district); contra$livch <- factor(contra$livch)
-contra$agegrp <- factor(ifelse(contra$age < -5, "young", ifelse(contra$age < 5, "mid", "old")),
-                        levels = c("young", "mid", "old"))
-empty <- droplevels(contra[!(contra$urban == "Y" & contra$livch == "3+"), ])
-empty$livch <- factor(empty$livch, levels = levels(contra$livch))
+contra <- contraception(dir)
+contra$agegrp <- age_groups(contra$age)
+empty <- without_cell(contra)
 cbpp <- read.csv(file.path(dir, "cbpp.csv"))
 cbpp$period <- factor(cbpp$period); cbpp$herd <- factor(cbpp$herd)
 cbpp$z <- as.integer(cbpp$herd) %% 2
 cbpp$x <- cos(seq_len(nrow(cbpp)))
-fit <- function(formula, data) suppressWarnings(suppressMessages(
-  glmer(formula, data = data, family = binomial)))
-means <- function(e) {
-  s <- as.data.frame(summary(e))
-  estimate <- s[[setdiff(names(s), c(names(e@grid), "SE", "df", "asymp.LCL", "asymp.UCL"))[1]]]
-  nb <- e@nbasis
-  est <- if (all(is.na(nb))) rep(TRUE, nrow(e@linfct)) else estimability::is.estble(e@linfct, nb)
-  list(L = unname(e@linfct), estimable = est, estimate = estimate, SE = s$SE,
-       wgt = e@grid[[".wgt."]])
-}
-contrasts <- function(p) {
-  s <- as.data.frame(summary(p))
-  list(contrast = as.character(s$contrast), estimate = s$estimate, SE = s$SE, p = s$p.value)
-}
 record <- function(m, calls) {
   c(list(fixef = unname(fixef(m, add.dropped = TRUE)),
          columns = names(fixef(m, add.dropped = TRUE))), calls)
 }
+wmeans <- function(e) means(e, "wgt")
 form <- use ~ age + urban * livch + agegrp + (1 | district)
-q <- function(expr) suppressMessages(expr)
 m1 <- fit(form, contra)
 calls1 <- list(grid_wgt = ref_grid(m1)@grid[[".wgt."]])
 for (w in c("equal", "proportional", "outer", "cells", "flat"))
-  calls1[[paste0("urban_", w)]] <- means(q(emmeans(m1, "urban", weights = w)))
-calls1$urban_prop <- means(q(emmeans(m1, "urban", weights = "prop")))
-calls1$urban_numeric <- means(q(emmeans(m1, "urban", weights = 1:12)))
-calls1$livch_by_urban_cells <- means(q(emmeans(m1, "livch", by = "urban", weights = "cells")))
-calls1$urban_agegrp_outer <- means(q(emmeans(m1, c("urban", "agegrp"), weights = "outer")))
-calls1$agegrp_outer <- means(q(emmeans(m1, "agegrp", weights = "outer")))
-calls1$age_trend_prop <- means(q(emtrends(m1, "urban", var = "age", weights = "prop")))
+  calls1[[paste0("urban_", w)]] <- wmeans(q(emmeans(m1, "urban", weights = w)))
+calls1$urban_prop <- wmeans(q(emmeans(m1, "urban", weights = "prop")))
+calls1$urban_numeric <- wmeans(q(emmeans(m1, "urban", weights = 1:12)))
+calls1$livch_by_urban_cells <- wmeans(q(emmeans(m1, "livch", by = "urban", weights = "cells")))
+calls1$urban_agegrp_outer <- wmeans(q(emmeans(m1, c("urban", "agegrp"), weights = "outer")))
+calls1$agegrp_outer <- wmeans(q(emmeans(m1, "agegrp", weights = "outer")))
+calls1$age_trend_prop <- wmeans(q(emtrends(m1, "urban", var = "age", weights = "prop")))
 calls1$pairs_urban_cells <- contrasts(pairs(q(emmeans(m1, "urban", weights = "cells"))))
 m2 <- fit(form, empty)
 calls2 <- list(grid_wgt = ref_grid(m2)@grid[[".wgt."]])
 for (w in c("equal", "proportional", "outer", "cells", "flat"))
-  calls2[[paste0("urban_", w)]] <- means(q(emmeans(m2, "urban", weights = w)))
-calls2$urban_livch_cells <- means(q(emmeans(m2, c("urban", "livch"), weights = "cells")))
+  calls2[[paste0("urban_", w)]] <- wmeans(q(emmeans(m2, "urban", weights = w)))
+calls2$urban_livch_cells <- wmeans(q(emmeans(m2, c("urban", "livch"), weights = "cells")))
 calls2$pairs_urban_livch_cells <- contrasts(pairs(q(emmeans(m2, c("urban", "livch"),
                                                              weights = "cells"))))
 m3 <- fit(cbind(incidence, size - incidence) ~ period + z + x + (1 | herd), cbpp)
 calls3 <- list(grid_wgt = ref_grid(m3)@grid[[".wgt."]],
                grid_wgt_at = ref_grid(m3, at = list(x = c(-1, 0, 1)))@grid[[".wgt."]])
-calls3$period_prop <- means(q(emmeans(m3, "period", weights = "prop")))
-calls3$z_cells <- means(q(emmeans(m3, "z", weights = "cells")))
-calls3$period_prop_at <- means(q(emmeans(m3, "period", weights = "prop",
+calls3$period_prop <- wmeans(q(emmeans(m3, "period", weights = "prop")))
+calls3$z_cells <- wmeans(q(emmeans(m3, "z", weights = "cells")))
+calls3$period_prop_at <- wmeans(q(emmeans(m3, "period", weights = "prop",
                                          at = list(x = c(-1, 0, 1)))))
-calls3$period_cells_at <- means(q(emmeans(m3, "period", weights = "cells",
+calls3$period_cells_at <- wmeans(q(emmeans(m3, "period", weights = "cells",
                                           at = list(x = c(-1, 0, 1), z = 1))))
 out <- list(
   version = as.character(packageVersion("emmeans")),
@@ -71,4 +55,4 @@ out <- list(
   empty_cell = record(m2, calls2),
   cbpp = record(m3, calls3)
 )
-cat(toJSON(out, auto_unbox = TRUE, digits = NA, matrix = "rowmajor", na = "null"), "\n")
+write_out(out)

@@ -6,14 +6,11 @@
 # levels, df1, F.ratio (rounded to 3 decimals by emmeans), p.value and the note ("e": df1
 # reduced due to non-estimability).
 # usage: Rscript make_joint_tests_nonest.R DATA_DIR > joint_tests_nonest.json
-suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
+script_dir <- dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)))
+source(file.path(script_dir, "emmeans_common.R"))
 dir <- commandArgs(TRUE)[1]
-contra <- read.csv(file.path(dir, "contraception.csv"), stringsAsFactors = TRUE)
-contra$district <- factor(contra$district); contra$livch <- factor(contra$livch)
-empty <- droplevels(contra[!(contra$urban == "Y" & contra$livch == "3+"), ])
-empty$livch <- factor(empty$livch, levels = levels(contra$livch))
-fit <- function(formula, data) suppressWarnings(suppressMessages(
-  glmer(formula, data = data, family = binomial)))
+contra <- contraception(dir)
+empty <- without_cell(contra)
 table <- function(m, by = NULL) {
   t <- as.data.frame(suppressMessages(joint_tests(m, by = by)))
   list(by_levels = if (is.null(by)) NULL else as.character(t[[by]]),
@@ -31,4 +28,4 @@ out <- list(
   empty_cell = record(m1, list(none = table(m1), by_urban = table(m1, "urban"))),
   cell_means = record(m2, list(none = table(m2)))
 )
-cat(toJSON(out, auto_unbox = TRUE, digits = NA, matrix = "rowmajor", na = "null"), "\n")
+write_out(out)
