@@ -581,6 +581,16 @@ def _nonest_fit(key: str) -> g.GLMMResult:
     return quiet_fit("use ~ age + urban:livch + (1 | district)", contraception)
 
 
+def _full_beta(result: g.GLMMResult) -> np.ndarray:
+    """Our fixed effects over every column of the formula (a dropped one at 0, as glmer's NA
+    taken as 0)."""
+    if result.design.null_basis is None:
+        return result.params.to_numpy()
+    beta = np.zeros(len(result.design.null_basis))
+    beta[list(result.design.kept_columns)] = result.params.to_numpy()
+    return beta
+
+
 def _all_columns(result: g.GLMMResult) -> list[str]:
     names: list[Any] = [None] * len(result.design.null_basis)
     for position, name in zip(result.design.kept_columns, result.params.index, strict=True):
@@ -614,10 +624,8 @@ def test_a_rank_deficient_fit_gives_the_estimable_means(key: str, call: str, mak
     ours = emm.table["estimate"].to_numpy()
     assert np.isnan(ours[~estimable]).all() and np.isnan(emm.table["std_error"][~estimable]).all()
     glmer_beta = np.nan_to_num(np.array(entry["fixef"], dtype=float))
-    full_beta = np.zeros(len(L[0]))
-    full_beta[list(result.design.kept_columns)] = result.params.to_numpy()
     theirs = np.array(stored["estimate"], dtype=float)
-    shift = L @ (full_beta - glmer_beta)
+    shift = L @ (_full_beta(result) - glmer_beta)
     np.testing.assert_allclose(ours[estimable] - theirs[estimable], shift[estimable], atol=1e-10)
     # glmer's covariance is a finite-difference Hessian's: 2.1e-3 from ours here.
     np.testing.assert_allclose(
@@ -1055,14 +1063,6 @@ def weights_fits() -> dict[str, g.GLMMResult]:
             "cbind(incidence, failures) ~ period + z + x + (1 | herd)", _weights_data("cbpp")
         ),
     }
-
-
-def _full_beta(result: g.GLMMResult) -> np.ndarray:
-    if result.design.null_basis is None:
-        return result.params.to_numpy()
-    beta = np.zeros(len(result.design.null_basis))
-    beta[list(result.design.kept_columns)] = result.params.to_numpy()
-    return beta
 
 
 WEIGHT_CALLS: list[tuple[str, str, Any]] = [

@@ -246,19 +246,48 @@ def _factor_at(name: str, value: Any, levels: tuple[Any, ...]) -> tuple[Any, ...
     return tuple(chosen)
 
 
+def _product_index(sizes: Sequence[int]) -> NDArray[np.intp]:
+    """The level indices (rows x variables) of every combination of variables with ``sizes``
+    levels, the first varying fastest (R's expand.grid order)."""
+    n = int(np.prod(sizes)) if len(sizes) else 1
+    if not len(sizes):
+        return np.zeros((1, 0), dtype=np.intp)
+    return np.stack(np.unravel_index(np.arange(n), tuple(sizes), order="F"), axis=1)
+
+
+def _level_code(index: NDArray[np.intp], sizes: Sequence[int]) -> tuple[NDArray[np.intp], int]:
+    """Each row's combination of levels (the columns of ``index``, with ``sizes`` levels) as
+    one integer, the first column fastest (as _product_index orders them), and how many
+    combinations there are."""
+    n = int(np.prod(sizes)) if len(sizes) else 1
+    if not len(sizes):
+        return np.zeros(len(index), dtype=np.intp), 1
+    code = np.ravel_multi_index(tuple(index.T), tuple(sizes), order="F")
+    return np.asarray(code, dtype=np.intp), n
+
+
+def _grid_index(grid: ReferenceGrid) -> NDArray[np.intp]:
+    """The level index of each grid row per variable (the rows of _expand's frame)."""
+    return _product_index([len(levels) for levels in grid.levels.values()])
+
+
+def _grid_code(
+    grid: ReferenceGrid, index: NDArray[np.intp], variables: Sequence[str]
+) -> tuple[NDArray[np.intp], int]:
+    """_level_code of the grid rows' (``index``) levels of ``variables``."""
+    names = list(grid.levels)
+    columns = [names.index(v) for v in variables]
+    return _level_code(index[:, columns], [len(grid.levels[v]) for v in variables])
+
+
 def _expand(
     levels: dict[str, tuple[Any, ...]], factors: Sequence[str]
 ) -> tuple[pd.DataFrame, NDArray[np.intp]]:
     """All combinations, first variable fastest (R's expand.grid), and each row's level
     index per variable (rows x variables); variables not in ``factors`` as numbers."""
     names = list(levels)
-    sizes = [len(levels[v]) for v in names]
-    n = int(np.prod(sizes)) if sizes else 1
-    index = np.zeros((n, len(names)), dtype=np.intp)
-    stride = 1
-    for j, size in enumerate(sizes):
-        index[:, j] = (np.arange(n) // stride) % size
-        stride *= size
+    index = _product_index([len(levels[v]) for v in names])
+    n = len(index)
     columns: dict[str, Any] = {}
     for j, v in enumerate(names):
         values = np.empty(n, dtype=object)
@@ -459,16 +488,8 @@ def _average(
     """Averages of the grid rows per combination of ``primary`` (first fastest), each grid
     row weighted by ``weights`` (None: equally; row_weights): the combinations' frame, linear
     functions and offsets, and which combinations have no weight (their rows 0: NaN means)."""
-    names = list(grid.levels)
-    _, index = _expand(grid.levels, grid.factors)
-    sizes = [len(grid.levels[v]) for v in primary]
-    combo = np.zeros(len(index), dtype=np.intp)
-    stride = 1
-    for v, size in zip(primary, sizes, strict=True):
-        combo += index[:, names.index(v)] * stride
-        stride *= size
-    n_combos = stride
-    w = np.ones(len(index)) if weights is None else weights
+    combo, n_combos = _grid_code(grid, _grid_index(grid), primary)
+    w = np.ones(len(combo)) if weights is None else weights
     totals = np.bincount(combo, weights=w, minlength=n_combos)
     empty = totals <= 0.0
     sums = np.zeros((n_combos, linfct.shape[1]))
@@ -521,20 +542,19 @@ def cell_counts(result: GLMMResult, grid: ReferenceGrid) -> FloatArray:
         "emmeans' weights from cell counts",
         ": use weights='equal' or give the weights as numbers",
     )
-    names = list(grid.levels)
-    _, index = _expand(grid.levels, grid.factors)
-    cell_of_row = np.zeros(len(frame), dtype=np.intp)
-    cell_of_grid = np.zeros(len(index), dtype=np.intp)
-    inside = np.ones(len(frame), dtype=bool)
-    stride = 1
-    for v in grid.counted:
-        keys = pd.Index([label_key(level) for level in grid.levels[v]])
-        code = keys.get_indexer(label_keys(frame[v].to_numpy()))
-        inside &= code >= 0  # a level that at= left out of the grid counts nowhere
-        cell_of_row += np.where(code >= 0, code, 0) * stride
-        cell_of_grid += index[:, names.index(v)] * stride
-        stride *= len(keys)
-    per_cell = np.bincount(cell_of_row[inside], minlength=stride)
+    codes = np.column_stack(
+        [
+            pd.Index([label_key(level) for level in grid.levels[v]]).get_indexer(
+                label_keys(frame[v].to_numpy())
+            )
+            for v in grid.counted
+        ]
+    )
+    inside = (codes >= 0).all(axis=1)  # a level that at= left out of the grid counts nowhere
+    sizes = [len(grid.levels[v]) for v in grid.counted]
+    cell_of_row, n_cells = _level_code(codes[inside], sizes)
+    cell_of_grid, _ = _grid_code(grid, _grid_index(grid), grid.counted)
+    per_cell = np.bincount(cell_of_row, minlength=n_cells)
     return per_cell[cell_of_grid].astype(np.float64)
 
 
@@ -551,17 +571,12 @@ def row_weights(
     averaged = [v for v in names if v not in primary and len(grid.levels[v]) > 1]
     if not averaged or (isinstance(option, str) and option == "equal"):
         return None, []
-    _, index = _expand(grid.levels, grid.factors)
-    sizes = [len(grid.levels[v]) for v in averaged]
-    cell = np.zeros(len(index), dtype=np.intp)  # the averaged-over combination, first fastest
-    stride = 1
-    for v, size in zip(averaged, sizes, strict=True):
-        cell += index[:, names.index(v)] * stride
-        stride *= size
+    index = _grid_index(grid)
     if not isinstance(option, str):
-        if option.size != stride:
+        cell, n_cells = _grid_code(grid, index, averaged)  # the averaged-over combination
+        if option.size != n_cells:
             raise ValueError(
-                f"weights: {option.size} numbers given; the means average over {stride} "
+                f"weights: {option.size} numbers given; the means average over {n_cells} "
                 f"combinations of {', '.join(averaged)} (the first varying fastest)"
             )
         given = np.asarray(option[cell], dtype=np.float64)
@@ -598,12 +613,10 @@ def _count_weights(
     counts = _some_counts(counts)
     columns = {v: j for j, v in enumerate(sizes)}
     if option == "proportional":
-        cell = np.zeros(len(index), dtype=np.intp)
-        stride = 1
-        for v in averaged:
-            cell += index[:, columns[v]] * stride
-            stride *= sizes[v]
-        return np.asarray(np.bincount(cell, weights=counts, minlength=stride)[cell], np.float64)
+        cell, n_cells = _level_code(
+            index[:, [columns[v] for v in averaged]], [sizes[v] for v in averaged]
+        )
+        return np.asarray(np.bincount(cell, weights=counts, minlength=n_cells)[cell], np.float64)
     total = float(counts.sum())
     w = np.full(len(index), total)
     for v in averaged:
@@ -646,9 +659,8 @@ def grid_nesting(
         return {}
     found: dict[str, list[str]] = {}
     if counts is not None:
-        _, index = _expand(grid.levels, grid.factors)
         columns = [list(grid.levels).index(v) for v in names]
-        found = _data_nesting(names, index[:, columns], counts)
+        found = _data_nesting(names, _grid_index(grid)[:, columns], counts)
     terms = _term_nesting(names, _fixed_terms(result.design))
     return closure_of_nesting(found, terms)
 
@@ -716,9 +728,8 @@ def marginal(
                 f"({', '.join(averaged_nested)}: within {', '.join(nesting[averaged_nested[0]])}"
                 "); give one of " + ", ".join(map(repr, WEIGHTS))
             )
-        _, index = _expand(grid.levels, grid.factors)
         sizes = {v: len(grid.levels[v]) for v in grid.levels}
-        w = _nested_weights(sizes, index, primary, nesting, counts, option)[0]
+        w = _nested_weights(sizes, _grid_index(grid), primary, nesting, counts, option)[0]
         weight_note: list[str] = (
             [] if option == "equal" else [f"weights: {option}, in each stage of the nesting"]
         )
@@ -749,19 +760,6 @@ def marginal(
         by_out,
         notes,
     )
-
-
-def _combination(
-    grid: ReferenceGrid, index: NDArray[np.intp], variables: list[str]
-) -> NDArray[np.intp]:
-    """Each grid row's combination of ``variables`` (first fastest) as one integer."""
-    names = list(grid.levels)
-    code = np.zeros(len(index), dtype=np.intp)
-    stride = 1
-    for v in variables:
-        code += index[:, names.index(v)] * stride
-        stride *= len(grid.levels[v])
-    return code
 
 
 def _nested_weights(
@@ -795,19 +793,15 @@ def _nested_weights(
     variable = [v for v in nested if len(nesting[v]) == most][-1]
     groups = list(dict.fromkeys(nesting[variable] + [v for v in nested if v != variable]))
 
-    def code(variables: list[str], rows: NDArray[np.intp]) -> NDArray[np.intp]:
-        out = np.zeros(len(rows), dtype=np.intp)
-        stride = 1
-        for v in variables:
-            out += rows[:, columns[v]] * stride
-            stride *= sizes[v]
-        return out
+    def code(variables: list[str]) -> tuple[NDArray[np.intp], int]:
+        return _level_code(index[:, [columns[v] for v in variables]], [sizes[v] for v in variables])
 
-    group = code(groups, index)
-    level = index[:, columns[variable]]
-    seen = np.zeros((int(group.max()) + 1) * sizes[variable], dtype=bool)
-    seen[(group * sizes[variable] + level)[counts > 0]] = True
-    kept = seen[group * sizes[variable] + level]
+    group, _ = code(groups)
+    # A level of the variable is kept in a group where some cell of that pair has data.
+    pair, n_pairs = code([variable, *groups])
+    seen = np.zeros(n_pairs, dtype=bool)
+    seen[pair[counts > 0]] = True
+    kept = seen[pair]
     # Stage 1, within each group over its kept rows.
     stage_vars = list(dict.fromkeys(primary + groups))
     rest = [v for v in names if v not in stage_vars]
@@ -820,18 +814,13 @@ def _nested_weights(
         varying = [v for v in rest if np.unique(index[rows, columns[v]]).size > 1]
         if option != "equal" and varying:
             first[rows] = _count_weights(sizes, index[rows], varying, option, counts[rows])
-    cell = code(stage_vars, index)
-    n_cells = int(np.prod([sizes[v] for v in stage_vars]))
+    cell, n_cells = code(stage_vars)
     totals = np.bincount(cell, weights=first, minlength=n_cells)
     has_rows = np.bincount(cell, weights=kept.astype(np.float64), minlength=n_cells) > 0
     nan_cell = has_rows & (totals <= 0)
     # Stage 2: the grid of group means, first variable fastest, as _expand orders it.
     stage_sizes = {v: sizes[v] for v in stage_vars}
-    stage_index = np.zeros((n_cells, len(stage_vars)), dtype=np.intp)
-    stride = 1
-    for j, v in enumerate(stage_vars):
-        stage_index[:, j] = (np.arange(n_cells) // stride) % sizes[v]
-        stride *= sizes[v]
+    stage_index = _product_index(list(stage_sizes.values()))
     stage_nesting = {
         v: [u for u in within if u in stage_sizes]
         for v, within in nesting.items()
@@ -851,12 +840,10 @@ def _nested_weights(
         0.0,
     )
     # emmeans' NaN of a group mean makes its mean NaN, whatever that group's weight.
-    primary_code = np.zeros(n_cells, dtype=np.intp)
-    stride = 1
-    for v in primary:
-        primary_code += stage_index[:, stage_vars.index(v)] * stride
-        stride *= sizes[v]
-    bad = np.zeros(stride, dtype=bool)
+    primary_code, n_means = _level_code(
+        stage_index[:, [stage_vars.index(v) for v in primary]], [sizes[v] for v in primary]
+    )
+    bad = np.zeros(n_means, dtype=bool)
     bad[primary_code[nan_cell & entered]] = True
     return np.where(bad[primary_code[cell]], 0.0, weights), kept & entered[cell]
 
@@ -870,21 +857,17 @@ def _nonempty_nests(
 ) -> NDArray[np.bool_]:
     """Which means emmeans shows (.find.nonempty.nests): for each nested variable of the specs
     with its nesters, a combination of their levels without data in any cell is left out."""
-    primary_levels = {v: grid.levels[v] for v in primary}
-    _, mean_index = _expand(primary_levels, grid.factors)
-    _, index = _expand(grid.levels, grid.factors)
-    mean_of_row = _combination(grid, index, primary)
-    per_mean = np.bincount(mean_of_row, weights=counts, minlength=len(mean_index))
-    shown = np.ones(len(mean_index), dtype=bool)
+    mean_index = _product_index([len(grid.levels[v]) for v in primary])
+    mean_of_row, n_means = _grid_code(grid, _grid_index(grid), primary)
+    per_mean = np.bincount(mean_of_row, weights=counts, minlength=n_means)
+    shown = np.ones(n_means, dtype=bool)
     for v in nested:
         variables = [v, *nesting[v]]
-        code = np.zeros(len(mean_index), dtype=np.intp)
-        stride = 1
-        for u in variables:
-            code += mean_index[:, primary.index(u)] * stride
-            stride *= len(grid.levels[u])
-        total = np.bincount(code, weights=per_mean, minlength=stride)
-        shown &= total[code] > 0
+        code, n_nests = _level_code(
+            mean_index[:, [primary.index(u) for u in variables]],
+            [len(grid.levels[u]) for u in variables],
+        )
+        shown &= np.bincount(code, weights=per_mean, minlength=n_nests)[code] > 0
     return shown
 
 
@@ -1897,11 +1880,9 @@ def _interaction_contrasts(
         size = contrast_rows.shape[1]
         if size != len(part):
             continue
-        order = np.zeros(len(part), dtype=np.intp)
-        stride = 1
-        for v_index in index:
-            order += np.asarray(v_index, dtype=np.intp) * stride
-            stride *= max(v_index) + 1
+        order, _ = _level_code(
+            np.asarray(index, dtype=np.intp).T, [max(v_index) + 1 for v_index in index]
+        )
         placed = np.zeros((size, means.linfct.shape[1]))
         placed[order] = means.linfct[part]
         blocks.append(contrast_rows @ placed)
