@@ -570,6 +570,125 @@ def test_an_offset_needs_the_rows_or_offset() -> None:
         emmeans(result, "period", offset=np.inf)
 
 
+def _two_valued_cbpp() -> pd.DataFrame:
+    """cbpp with make_emmeans_offsets.R's t (2 for every third herd, else 1), tp (2 in
+    periods 3 and 4) and x."""
+    cbpp = g.datasets.load("cbpp")
+    herd = cbpp["herd"].astype(int).to_numpy()
+    period = cbpp["period"].astype(str)
+    return cbpp.assign(
+        t=np.where(herd % 3 == 0, 2.0, 1.0),
+        tp=np.where(period.isin(["3", "4"]), 2.0, 1.0),
+        x=(herd % 5) / 2.0,
+        log_t=lambda d: np.log(d["t"]),
+    )
+
+
+TWO_VALUED = {
+    # key: formula, fit()'s offset (a column)
+    "two": ("cbind(incidence, size - incidence) ~ period + offset(np.log(t)) + (1 | herd)", None),
+    "two_nested": (
+        "cbind(incidence, size - incidence) ~ period + offset(np.log(tp)) + (1 | herd)",
+        None,
+    ),
+    "two_argument": ("cbind(incidence, size - incidence) ~ period + x + (1 | herd)", "log_t"),
+}
+TWO_VALUED_CALLS = [
+    # key, entry, specs, weights
+    ("two", "period", "period", "equal"),
+    ("two", "period_proportional", "period", "proportional"),
+    ("two", "period_outer", "period", "outer"),
+    ("two", "period_cells", "period", "cells"),
+    ("two", "period_flat", "period", "flat"),
+    ("two", "t", "t", "equal"),
+    ("two_nested", "period", "period", "equal"),
+    ("two_nested", "period_cells", "period", "cells"),
+    ("two_argument", "period", "period", "equal"),
+    ("two_argument", "period_proportional", "period", "proportional"),
+    ("two_argument", "period_cells", "period", "cells"),
+    ("two_argument", "x", "x", "equal"),
+]
+
+
+@pytest.fixture(scope="module")
+def two_valued_fits() -> dict[str, g.GLMMResult]:
+    data = _two_valued_cbpp()
+    return {
+        key: quiet_fit(formula, data, offset=offset)
+        for key, (formula, offset) in TWO_VALUED.items()
+    }
+
+
+@pytest.mark.parametrize(("key", "entry", "specs", "weights"), TWO_VALUED_CALLS)
+def test_an_offset_with_two_values_is_kept_at_both(
+    two_valued_fits: dict[str, g.GLMMResult], key: str, entry: str, specs: str, weights: str
+) -> None:
+    """An offset with two distinct values over the fit's rows is emmeans' .offset. variable at
+    both values (cov.keep = "2"): averaged over (offsets with the weights of the means, but
+    equally under "cells" and "flat", as emmeans' fac.reduce), its variable nested in it
+    (t %in% .offset.), and where a factor follows the offset, the factor's means at its own
+    offset (period %in% (.offset.*tp)). emmeans' shown rows: the same grid, L and offsets;
+    estimates that differ by L (beta_ours - beta_glmer) only."""
+    result = two_valued_fits[key]
+    theirs = OFFSETS[key][entry]
+    emm = emmeans(result, specs, weights=weights)
+    shown = np.asarray(theirs["shown"], dtype=bool).reshape(-1)
+    grid = emm.grid.drop(columns=[".offset."], errors="ignore")
+    assert list(grid.columns) == list(theirs["grid"])
+    for name, values in theirs["grid"].items():
+        assert [label_key(v) for v in grid[name]] == list(np.asarray(values).reshape(-1)[shown])
+    L = np.array(theirs["L"], dtype=float).reshape(len(shown), -1)[shown]
+    np.testing.assert_allclose(emm.linfct, L, rtol=0, atol=1e-15)
+    their_offset = np.asarray(theirs["offset"], dtype=float).reshape(-1)[shown]
+    np.testing.assert_allclose(emm.offset, their_offset, rtol=1e-13)
+    shift = L @ (result.params.to_numpy() - np.array(OFFSETS[key]["fixef"]))
+    np.testing.assert_allclose(
+        emm.table["estimate"].to_numpy() - np.array(theirs["estimate"]), shift, atol=1e-10
+    )
+    if ".offset." in emm.grid.columns:  # a nester of the means: each mean at its own offset
+        np.testing.assert_allclose(emm.grid[".offset."], emm.offset, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("key", list(TWO_VALUED))
+def test_pairs_with_an_offset_with_two_values_are_emmeans(
+    two_valued_fits: dict[str, g.GLMMResult], key: str
+) -> None:
+    """Pairs of those means: emmeans' labels (without the offset's values) and estimates,
+    apart from the fit difference, with Tukey's p-values close to its."""
+    result = two_valued_fits[key]
+    theirs = OFFSETS[key]["pairs_period"]
+    emm = emmeans(result, "period")
+    table = pairs(emm)
+    assert list(table["contrast"]) == theirs["contrast"]
+    coef = np.array(
+        [[1, -1, 0, 0], [1, 0, -1, 0], [1, 0, 0, -1], [0, 1, -1, 0], [0, 1, 0, -1], [0, 0, 1, -1]],
+        dtype=float,
+    )
+    shift = coef @ emm.linfct @ (result.params.to_numpy() - np.array(OFFSETS[key]["fixef"]))
+    np.testing.assert_allclose(
+        table["estimate"].to_numpy() - np.array(theirs["estimate"]), shift, atol=1e-10
+    )
+    np.testing.assert_allclose(table["p_value"], theirs["p"], rtol=0.15, atol=2e-3)
+
+
+def test_trends_and_joint_tests_leave_a_two_valued_offset_out(
+    two_valued_fits: dict[str, g.GLMMResult],
+) -> None:
+    """emmeans 1.8.4 stops on emtrends and joint_tests of such fits (recorded); a trend and
+    a test of the terms do not depend on the offset, so ours are those without .offset.:
+    equal to the fit's with the offset moved into offset= as one value."""
+    assert "argument lengths differ" in OFFSETS["two_argument"]["emtrends"]
+    assert "not all in the grid" in OFFSETS["two"]["joint_tests"]
+    result = two_valued_fits["two_argument"]
+    trends = emtrends(result, "period", var="x")
+    assert ".offset." not in trends.grid.columns
+    np.testing.assert_allclose(trends.table["estimate"], result.params["x"], rtol=1e-6)
+    table = g.joint_tests(two_valued_fits["two"])
+    assert list(table["model term"]) == ["period"]
+    given = emmeans(two_valued_fits["two"], "period", offset=0.5)
+    assert ".offset." not in given.grid.columns and np.all(given.offset == 0.5)
+
+
 NONEST = load_reference("emmeans_nonest")
 
 

@@ -9,10 +9,16 @@ fit's parameters; glmm_binomial.newdata.new_data_design), and an offset o_g. emm
 takes the offset as a covariate of its own (.offset., the fit's offset per row: its
 formula's offset() terms plus fit()'s offset=), at its mean over the fit's rows, whatever
 the grid's values of the variables it was computed from: with ``offset(log(n))`` that is the
-mean of log(n), not the log of n's mean, and ``at=`` for n leaves it as it is. ``offset=``
-replaces it (emmeans' offset=, for example log(1000) for a rate per 1000). One difference:
-emmeans keeps an offset with only two distinct values at both (cov.keep = "2") and may find a
-factor nested in it; here it is at its mean too.
+mean of log(n), not the log of n's mean, and ``at=`` for n leaves it as it is. An offset with
+two distinct values over the rows is kept at both, as any covariate with two (cov.keep =
+"2"): the grid's last variable, ".offset.", whose value is the row's offset; the means
+average over it (its average taken with the means' weights, but equally under "cells" and
+"flat", as emmeans' fac.reduce does), its cell counts split by it, and nesting finds the
+offset's variable in it (n within .offset.) or a factor that follows it (each mean then at
+its own offset, .offset. a column of the means, left out of contrasts' labels). Trends and
+joint tests, which do not depend on the offset, leave it out (emmeans 1.8.4 stops on both
+there). ``offset=`` replaces the offset, .offset. included (emmeans' offset=, for example
+log(1000) for a rate per 1000).
 
 Marginal means: for each combination of the ``specs`` and ``by`` variables, L is the equal-
 weight average of the x_g rows that have it (emmeans' default weights = "equal": averaged over
@@ -301,7 +307,7 @@ def _expand(
 
 
 def _design_rows(design: Any, frame: pd.DataFrame) -> tuple[FloatArray, FloatArray | None]:
-    """The fixed-effects design rows of the grid's frame (its offsets are _grid_offset's): the
+    """The fixed-effects design rows of the grid's frame (its offsets are _offset_values'): the
     fit's columns, and every column of the formula's where the fit dropped aliased ones (else
     None)."""
     aliased = bool(design.dropped_columns)
@@ -330,9 +336,16 @@ def estimable_rows(full: FloatArray, null_basis: FloatArray) -> NDArray[np.bool_
     return np.asarray(np.einsum("ij,ij->i", check, check) < ESTIMABLE_TOL * size)
 
 
-def _grid_offset(result: GLMMResult, design: Any, offset: float | None, what: str) -> float:
-    """The offset of every grid row (module docstring): ``offset`` when given, else the mean
-    of the fit's offsets over its rows (0 without offsets)."""
+OFFSET_NAME = ".offset."
+"""The grid variable of an offset with two distinct values over the fit's rows (emmeans')."""
+
+
+def _offset_values(
+    result: GLMMResult, design: Any, offset: float | None, what: str
+) -> tuple[float, ...]:
+    """The grid's offset values (module docstring): ``offset`` when given; else, as emmeans'
+    .offset. covariate, the fit's offsets over its rows at their two values when they take
+    two (cov.keep = "2"), at their one value, or at their mean (0 without offsets)."""
     if offset is not None:
         if (
             isinstance(offset, bool)
@@ -340,17 +353,20 @@ def _grid_offset(result: GLMMResult, design: Any, offset: float | None, what: st
             or not np.isfinite(offset)
         ):
             raise ValueError(f"offset must be a finite number or None, got {offset!r}")
-        return float(offset)
+        return (float(offset),)
     has_offset = bool(design.formula.offsets) or design.offset_source != "none"
     if not has_offset:
-        return 0.0
+        return (0.0,)
     rows = np.asarray(result.model.offset, dtype=np.float64)
     if rows.size == 0:
         raise ValueError(
             f"{what}: the fit keeps no rows (a Dask fit), so the mean of its offsets is not "
             "known: give the grid's offset with offset="
         )
-    return float(rows.mean())
+    distinct = np.unique(rows)
+    if distinct.size <= 2:
+        return tuple(float(v) for v in distinct)
+    return (float(rows.mean()),)
 
 
 def reference_grid(
@@ -361,7 +377,7 @@ def reference_grid(
 ) -> ReferenceGrid:
     """The reference grid of a fit (module docstring). ``at`` maps variables to values: a
     subset of a factor's levels, or numbers for a numeric variable. ``offset``: every row's
-    offset (None: the mean of the fit's offsets, as emmeans)."""
+    offset (None: the fit's offsets as emmeans takes them: _offset_values)."""
     design = _check_result(result, what)
     summaries = {s.name: s for s in design.variables}
     names = list(summaries)
@@ -383,7 +399,7 @@ def reference_grid(
             f"at names {', '.join(map(repr, unknown))}, not a variable of the fixed part "
             f"(variables: {', '.join(names) or 'none'})"
         )
-    grid_offset = _grid_offset(result, design, offset, what)
+    offsets = _offset_values(result, design, offset, what)
     levels: dict[str, tuple[Any, ...]] = {}
     factor_like: list[str] = []
     factor_names: list[str] = []
@@ -411,6 +427,10 @@ def reference_grid(
                 f"{what}: the fit keeps no mean of the numeric variable '{v}' (a Dask fit "
                 f"keeps no rows): give its value with at={{'{v}': value}}"
             )
+    if len(offsets) > 1:  # emmeans' .offset., last of the grid's variables
+        levels[OFFSET_NAME] = offsets
+        factor_like.append(OFFSET_NAME)
+        counted.append(OFFSET_NAME)
     size = int(np.prod([len(x) for x in levels.values()])) if levels else 1
     if size > GRID_LIMIT:
         raise ValueError(
@@ -419,7 +439,10 @@ def reference_grid(
         )
     frame, _ = _expand(levels, factor_names)
     x, full = _design_rows(design, frame)
-    o = np.full(len(frame), grid_offset)
+    if len(offsets) > 1:
+        o = frame[OFFSET_NAME].to_numpy(dtype=np.float64)
+    else:
+        o = np.full(len(frame), offsets[0])
     return ReferenceGrid(
         frame,
         levels,
@@ -484,10 +507,12 @@ def _average(
     linfct: FloatArray,
     offset: FloatArray,
     weights: FloatArray | None = None,
+    offset_weights: FloatArray | None = None,
 ) -> tuple[pd.DataFrame, FloatArray, FloatArray, NDArray[np.bool_]]:
     """Averages of the grid rows per combination of ``primary`` (first fastest), each grid
-    row weighted by ``weights`` (None: equally; row_weights): the combinations' frame, linear
-    functions and offsets, and which combinations have no weight (their rows 0: NaN means)."""
+    row weighted by ``weights`` (None: equally; row_weights) and its offset by
+    ``offset_weights`` (None: equally): the combinations' frame, linear functions and
+    offsets, and which combinations have no weight (their rows 0: NaN means)."""
     combo, n_combos = _grid_code(grid, _grid_index(grid), primary)
     w = np.ones(len(combo)) if weights is None else weights
     totals = np.bincount(combo, weights=w, minlength=n_combos)
@@ -495,10 +520,14 @@ def _average(
     sums = np.zeros((n_combos, linfct.shape[1]))
     np.add.at(sums, combo, w[:, None] * linfct)
     averaged = sums / np.where(empty, 1.0, totals)[:, None]
-    # The grid's offsets are one value (_grid_offset), so weights leave their mean as it is.
-    counts = np.bincount(combo, minlength=n_combos).astype(np.float64)
-    offsets = np.bincount(combo, weights=offset, minlength=n_combos) / counts
     frame, _ = _expand({v: grid.levels[v] for v in primary}, grid.factors)
+    if len(offset) == 0 or np.all(offset == offset[0]):
+        # One offset (the grid's is one value but for emmeans' .offset.): its mean is itself.
+        return frame, averaged, np.full(n_combos, offset[0] if len(offset) else 0.0), empty
+    ow = np.ones(len(combo)) if offset_weights is None else offset_weights
+    offset_totals = np.bincount(combo, weights=ow, minlength=n_combos)
+    offset_sums = np.bincount(combo, weights=ow * offset, minlength=n_combos)
+    offsets = offset_sums / np.where(offset_totals > 0, offset_totals, 1.0)
     return frame, averaged, offsets, empty
 
 
@@ -542,6 +571,8 @@ def cell_counts(result: GLMMResult, grid: ReferenceGrid) -> FloatArray:
         "emmeans' weights from cell counts",
         ": use weights='equal' or give the weights as numbers",
     )
+    if OFFSET_NAME in grid.counted:  # the fit's offset of each row, as emmeans' .offset.
+        frame = frame.assign(**{OFFSET_NAME: np.asarray(result.model.offset, np.float64)})
     codes = np.column_stack(
         [
             pd.Index([label_key(level) for level in grid.levels[v]]).get_indexer(
@@ -721,6 +752,7 @@ def marginal(
             + "; ".join(f"{v} within {', '.join(within)}" for v, within in nesting.items())
         )
     w: FloatArray | None
+    offset_w: FloatArray | None
     if averaged_nested and counts is not None:
         if not isinstance(option, str):
             raise ValueError(
@@ -729,13 +761,20 @@ def marginal(
                 "); give one of " + ", ".join(map(repr, WEIGHTS))
             )
         sizes = {v: len(grid.levels[v]) for v in grid.levels}
-        w = _nested_weights(sizes, _grid_index(grid), primary, nesting, counts, option)[0]
+        index = _grid_index(grid)
+        w = _nested_weights(sizes, index, primary, nesting, counts, option)[0]
         weight_note: list[str] = (
             [] if option == "equal" else [f"weights: {option}, in each stage of the nesting"]
         )
+        offset_w = w
+        if option in ("cells", "flat"):
+            offset_w = _nested_weights(sizes, index, primary, nesting, counts, "equal")[0]
     else:
         w, weight_note = row_weights(result, grid, primary, option, counts)
-    frame, linfct, offsets, empty = _average(grid, primary, rows, offset, w)
+        offset_w = None if isinstance(option, str) and option in ("cells", "flat") else w
+    # emmeans averages the offset (.offset.) with the weights of the means, but equally
+    # where they come from each cell's count ("cells", "flat": its fac.reduce is the mean).
+    frame, linfct, offsets, empty = _average(grid, primary, rows, offset, w, offset_w)
     full = None if full_rows is None else _average(grid, primary, full_rows, offset, w)[1]
     notes = _averaged_note(grid, primary) + weight_note + notes
     by_out = list(by_list)
@@ -1037,7 +1076,8 @@ def emmeans(
     bias.adjust, sigma, weights) computes them (module docstring), with intervals at
     conf_level (emmeans' level, accepted as the deprecated name of conf_level). offset: the
     link-scale offset of every grid row, replacing the fit's (emmeans' offset=); None: the
-    mean of the fit's offsets over its rows, as emmeans takes it. weights: "equal",
+    fit's offsets as emmeans takes them, at their mean over its rows, or at both values when
+    they take two (module docstring). weights: "equal",
     "proportional", "outer", "cells", "flat" (from the fit's cell counts) or the weights of
     the combinations averaged over (module docstring)."""
     conf_level = renamed_level(conf_level, level)
@@ -1432,8 +1472,10 @@ def contrast(
     true_contrast = True
     missing_contrasts = 0
     empty_contrasts = 0
+    # emmeans' labels leave out the offset's values (.offset., a nester of the means).
+    named = [c for c in inner if c != OFFSET_NAME] or inner
     for rows in groups:
-        labels, raw = _labels(emm.grid.iloc[rows].reset_index(drop=True), inner)
+        labels, raw = _labels(emm.grid.iloc[rows].reset_index(drop=True), named)
         if len(rows) == 1 and len(groups) > 1:
             # A by group with one mean (a nest with one level seen): no contrast, a row that
             # says so (emmeans' "(nothing)"), as long as other groups have some.
