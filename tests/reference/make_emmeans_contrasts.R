@@ -2,7 +2,12 @@
 # the link-scale means with their covariance, and each family's contrasts with p-values and
 # intervals (summary(infer = TRUE)); consec also by the levels of another factor (mvt's
 # multiplier is each by group's own). mvtnorm's "mvt" is random (default abseps 1e-3); the
-# seed is set for each call.
+# seed is set for each call. The adjustments scheffe (p and multiplier from the rank of each
+# by group's contrasts) and p.adjust's hochberg, hommel, BH and BY (Bonferroni intervals), on
+# pairs and on contrasts whose rank is below their number (eff) or of one contrast (scheffe
+# applies there too). Interaction contrasts (contrast(interaction = ...): one family per
+# variable, their product; columns <variable>_<method>): urban x livch, livch x agegrp (4 x 3)
+# and the same by urban, with the means and their covariance they were made from.
 # usage: Rscript make_emmeans_contrasts.R DATA_DIR > emmeans_contrasts.json
 suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
 dir <- commandArgs(TRUE)[1]
@@ -23,6 +28,21 @@ m1 <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), data = cbp
 e1 <- emmeans(m1, "period")
 m2 <- glmer(use ~ age + urban * livch + (1 | district), data = contra, family = binomial)
 e2 <- emmeans(m2, "livch", by = "urban")
+interaction_of <- function(ct) {
+  s <- as.data.frame(summary(ct, infer = TRUE))
+  labels <- setdiff(names(s), c("estimate", "odds.ratio", "SE", "df", "null", "z.ratio",
+                                "p.value", "asymp.LCL", "asymp.UCL"))
+  estimate <- if ("odds.ratio" %in% names(s)) s$odds.ratio else s$estimate
+  list(columns = labels, labels = lapply(s[labels], as.character), estimate = estimate,
+       SE = s$SE, z = s$z.ratio, p = s$p.value, lower = s$asymp.LCL, upper = s$asymp.UCL,
+       adjust = attr(summary(ct), "adjust"))
+}
+contra$agegrp <- factor(ifelse(contra$age < -5, "young", ifelse(contra$age < 5, "mid", "old")),
+                        levels = c("young", "mid", "old"))
+m3 <- glmer(use ~ livch * agegrp + urban + (1 | district), data = contra, family = binomial)
+e_ul <- emmeans(m2, ~ urban * livch)
+e_la <- emmeans(m3, ~ livch * agegrp)
+e_by <- emmeans(m3, ~ livch * agegrp | urban)
 means <- function(e) {
   s <- as.data.frame(e)
   list(emmean = s$emmean, vcov = unname(vcov(e)), grid = lapply(s[, setdiff(names(s),
@@ -36,6 +56,30 @@ out <- list(
               del_eff = table_of(contrast(e1, "del.eff")),
               poly = table_of(contrast(e1, "poly")),
               trt_mvt = table_of(contrast(e1, "trt.vs.ctrl", adjust = "mvt"))),
-  contraception_by = list(means = means(e2), consec = table_of(contrast(e2, "consec")))
+  contraception_by = list(means = means(e2), consec = table_of(contrast(e2, "consec")),
+                          pairs_scheffe = table_of(pairs(e2, adjust = "scheffe"))),
+  adjust = list(
+    scheffe = table_of(pairs(e1, adjust = "scheffe")),
+    eff_scheffe = table_of(contrast(e1, "eff", adjust = "scheffe")),
+    hochberg = table_of(pairs(e1, adjust = "hochberg")),
+    hommel = table_of(pairs(e1, adjust = "hommel")),
+    BH = table_of(pairs(e1, adjust = "BH")),
+    BY = table_of(pairs(e1, adjust = "BY")),
+    one_scheffe = table_of(contrast(e1, list(first_last = c(1, 0, 0, -1)), adjust = "scheffe"))),
+  interaction = list(
+    urban_livch = list(
+      means = means(e_ul),
+      pairwise = interaction_of(contrast(e_ul, interaction = "pairwise")),
+      consec_trt = interaction_of(contrast(e_ul, interaction = c("consec", "trt.vs.ctrl"))),
+      eff = interaction_of(contrast(e_ul, interaction = "eff")),
+      tukey = interaction_of(contrast(e_ul, interaction = "pairwise", adjust = "tukey")),
+      response = interaction_of(contrast(e_ul, interaction = "pairwise", type = "response"))),
+    livch_agegrp = list(
+      means = means(e_la),
+      consec_pairwise = interaction_of(contrast(e_la, interaction = c("consec", "pairwise"))),
+      poly_revpairwise = interaction_of(contrast(e_la, interaction = c("poly", "revpairwise")))),
+    by_urban = list(
+      means = means(e_by),
+      consec_pairwise = interaction_of(contrast(e_by, interaction = c("consec", "pairwise")))))
 )
 cat(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE))

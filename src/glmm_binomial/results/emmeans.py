@@ -114,6 +114,7 @@ from glmm_binomial.results.aliases import renamed_level
 from glmm_binomial.results.base import data_rows
 from glmm_binomial.results.multiplicity import (
     ADJUSTMENTS,
+    BONFERRONI_INTERVALS,
     MVT_MAX_TESTS,
     adjust_p_values,
     critical_value,
@@ -533,7 +534,7 @@ def _average(
 
 def weights_option(weights: Any) -> str | FloatArray:
     """emmeans' weights= argument: one of WEIGHTS (a unique prefix names one), or a vector of
-    finite non-negative numbers with a positive sum."""
+    finite non-negative numbers with a positive sum (returned divided by the largest)."""
     if isinstance(weights, str):
         found = [w for w in WEIGHTS if w.startswith(weights)] if weights else []
         if len(found) != 1:
@@ -558,7 +559,9 @@ def weights_option(weights: Any) -> str | FloatArray:
             f"weights must be one of {', '.join(map(repr, WEIGHTS))} or a list of finite "
             f"non-negative numbers with a positive sum, got {weights!r}"
         )
-    return values
+    # Relative to the largest: the same weights whatever their scale, and no sum of huge
+    # ones that overflows.
+    return np.asarray(values / values.max(), dtype=np.float64)
 
 
 def cell_counts(result: GLMMResult, grid: ReferenceGrid) -> FloatArray:
@@ -1258,15 +1261,19 @@ def _is_numeric_label(values: Sequence[Any]) -> bool:
     return True
 
 
-def _labels(frame: pd.DataFrame, columns: list[str]) -> tuple[list[str], list[str]]:
+def _labels(
+    frame: pd.DataFrame, columns: list[str], prefix: bool = True
+) -> tuple[list[str], list[str]]:
     """Level labels of the rows as emmeans pastes them (numeric-looking levels prefixed with
-    the variable's name, joined by spaces, parenthesized when they hold - + / or *), and the
-    plain labels (R's as.character of the levels, joined by spaces)."""
+    the variable's name unless not ``prefix``, as its enhance.levels, joined by spaces,
+    parenthesized when they hold - + / or *), and the plain labels (R's as.character of the
+    levels, joined by spaces)."""
     parts, plain = [], []
     for c in columns:
         keys = [label_key(v) for v in frame[c]]
         plain.append(keys)
-        parts.append([f"{c}{k}" for k in keys] if _is_numeric_label(list(frame[c])) else keys)
+        numeric = prefix and _is_numeric_label(list(frame[c]))
+        parts.append([f"{c}{k}" for k in keys] if numeric else keys)
     labels = [" ".join(p) for p in zip(*parts, strict=True)]
     raw = [" ".join(p) for p in zip(*plain, strict=True)]
     return [f"({s})" if _PARENS.search(s) else s for s in labels], raw
@@ -1388,6 +1395,22 @@ def poly_contrasts(k: int) -> FloatArray:
     return np.array(rows).reshape(degree, k)
 
 
+CONTRAST_RANK_TOL = 1e-7
+"""contrast_rank's tolerance (R's qr() default, which emmeans' scheffe.rank takes)."""
+
+
+def contrast_rank(functions: FloatArray) -> int:
+    """The rank of contrasts' linear functions of the coefficients (rows): the singular values
+    above CONTRAST_RANK_TOL times the largest (emmeans' qr(zapsmall(linfct))$rank); at least
+    1."""
+    if functions.size == 0 or not np.all(np.isfinite(functions)):
+        return 1
+    values = np.linalg.svd(functions, compute_uv=False)
+    if values[0] <= 0.0:
+        return 1
+    return max(int(np.sum(values > CONTRAST_RANK_TOL * values[0])), 1)
+
+
 def contrast(
     emm: EMMeans,
     method: str | Mapping[str, Sequence[float]] = "pairwise",
@@ -1398,6 +1421,7 @@ def contrast(
     ref: Any = None,
     *,
     level: float | None = None,
+    interaction: str | Sequence[str] | bool | None = None,
 ) -> pd.DataFrame:
     """Contrasts of marginal means within each ``by`` group (default: the means' own), as
     emmeans' contrast(emm, method, adjust) computes them (module docstring).
@@ -1409,17 +1433,27 @@ def contrast(
     the mean of all; "fdr"), "del.eff" (each level minus the mean of the others; "fdr"),
     "poly" (orthogonal polynomial contrasts of equally spaced levels, in emmeans' integer
     scaling: linear, quadratic, ..; "none") or a dict {name: weights} (default "none").
-    adjust: "tukey", "dunnettx", "mvt", "sidak", "holm", "fdr", "bonferroni" or "none" (Tukey
-    on a family that is not pairwise becomes Sidak, as in emmeans; a single contrast is not
-    adjusted; glmm_binomial.results.multiplicity).
+    adjust: "tukey", "dunnettx", "mvt", "scheffe" (by the rank of each by group's
+    contrasts), "sidak", "holm", "hochberg", "hommel", "fdr" (= "BH"), "BY", "bonferroni" or
+    "none" (Tukey on a family that is not pairwise becomes Sidak, as in emmeans; a single
+    contrast is not adjusted, but for Scheffe; glmm_binomial.results.multiplicity).
     type: "link" or "response" (default: the means' type); on the response scale of a logit
     model true contrasts are odds ratios (column ``odds_ratio``, with z and p from the log
     scale), else differences (column ``estimate``). Columns: contrast, the by columns, the
     estimate, std_error, z, p_value, ci_lower, ci_upper (simultaneous intervals with the same
-    adjustment; Bonferroni for Holm) at conf_level (default: the means'; level: its deprecated
-    name); ``attrs`` holds the adjustment and notes. Each by group is a family of its own; by
-    groups may hold different numbers of means (nesting), and one with a single mean gives a
-    row "(nothing)" with NaN, as emmeans does."""
+    adjustment; Bonferroni for the p.adjust methods) at conf_level (default: the means';
+    level: its deprecated name); ``attrs`` holds the adjustment and notes. Each by group is a
+    family of its own; by groups may hold different numbers of means (nesting), and one with a
+    single mean gives a row "(nothing)" with NaN, as emmeans does.
+
+    interaction: emmeans' interaction contrasts (contrast(emm, interaction = ...)): a method
+    per variable of the means other than the by variables (a name, recycled over them, or
+    one each; True: ``method``), and the contrasts of their product (the Kronecker product of
+    each variable's family, the first variable's contrasts varying fastest), with a column
+    "<variable>_<method>" of each variable's contrast labels (its levels as they are, without
+    emmeans' variable-name prefix) in place of "contrast"; default adjustment "none" (Tukey
+    becomes Sidak: the family is not pairwise). The means of each by group must be every
+    combination of the variables' levels (not nested), each variable with two levels at least."""
     if level is not None:
         conf_level = renamed_level(0.95 if conf_level is None else conf_level, level)
     if not isinstance(emm, EMMeans):
@@ -1450,6 +1484,7 @@ def contrast(
     inner = [c for c in columns if c not in by_list]
     if not inner:
         raise ValueError("by leaves no levels to contrast")
+    methods = _interaction_methods(interaction, method, [c for c in inner if c != OFFSET_NAME])
 
     # Rows of each by group, groups in order of first appearance (emmeans' by.rows).
     if by_list:
@@ -1465,6 +1500,7 @@ def contrast(
     notes: list[str] = []
     link = emm.link
     blocks = []
+    ranks: list[int] = []  # each by group's rank of its contrasts (scheffe's)
     estimates, std_errors, labels_out = [], [], []
     covariances: list[FloatArray] = []
     by_values: list[list[Any]] = []
@@ -1474,9 +1510,10 @@ def contrast(
     empty_contrasts = 0
     # emmeans' labels leave out the offset's values (.offset., a nester of the means).
     named = [c for c in inner if c != OFFSET_NAME] or inner
+    interaction_labels: list[dict[str, list[str]]] = []
     for rows in groups:
         labels, raw = _labels(emm.grid.iloc[rows].reset_index(drop=True), named)
-        if len(rows) == 1 and len(groups) > 1:
+        if len(rows) == 1 and len(groups) > 1 and methods is None:
             # A by group with one mean (a nest with one level seen): no contrast, a row that
             # says so (emmeans' "(nothing)"), as long as other groups have some.
             names, pairwise = ["(nothing)"], True
@@ -1485,15 +1522,23 @@ def contrast(
             std_errors.append(np.full(1, np.nan))
             labels_out.append(names)
             blocks.append((0, pairwise, 1))
+            ranks.append(1)
             by_values.append([emm.grid.iloc[rows[0]][b] for b in by_list])
             continue
-        coef, names, default_adjust, pairwise = _family(method, labels, raw, ref)
+        if methods is None:
+            coef, names, default_adjust, pairwise = _family(method, labels, raw, ref)
+        else:
+            coef, by_variable = _interaction_family(emm.grid.iloc[rows], methods, ref)
+            names = [" ".join(parts) for parts in zip(*by_variable.values(), strict=True)]
+            default_adjust, pairwise = "none", False
+            interaction_labels.append(by_variable)
         if adjust_used is None:
             adjust_used = default_adjust
         true_contrast = true_contrast and bool(
             np.all(np.abs(coef.sum(axis=1)) / (1e-6 + np.abs(coef).max(axis=1)) < 1e-6)
         )
         functions = coef @ emm.linfct[rows]
+        ranks.append(contrast_rank(functions))
         est = np.where(moving_rows(functions, emm.limit), np.nan, coef @ eta[rows])
         # From the coefficients' covariance: a contrast of means that do not use a
         # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
@@ -1534,8 +1579,8 @@ def contrast(
             f"mvt's integral over {n_contrasts} tests takes minutes: sidak used instead "
             "(conservative whatever the correlations)"
         )
-    if n_contrasts <= 1 and adjust_used != "none":
-        adjust_used = "none"
+    if n_contrasts <= 1 and adjust_used not in ("none", "scheffe"):
+        adjust_used = "none"  # as emmeans: one test is not adjusted, but for scheffe's rank
 
     est_all = np.concatenate(estimates)
     se_all = np.concatenate(std_errors)
@@ -1545,9 +1590,9 @@ def contrast(
     starts = np.cumsum([0] + [len(e) for e in estimates])
     p_all = np.concatenate(
         [
-            adjust_p_values(z_all[a:b], adjust_used, size, covariance)
-            for a, b, (_, _, size), covariance in zip(
-                starts[:-1], starts[1:], blocks, covariances, strict=True
+            adjust_p_values(z_all[a:b], adjust_used, size, covariance, rank)
+            for a, b, (_, _, size), covariance, rank in zip(
+                starts[:-1], starts[1:], blocks, covariances, ranks, strict=True
             )
         ]
     )
@@ -1556,9 +1601,11 @@ def contrast(
         [
             np.full(
                 len(e),
-                critical_value(level, adjust_used, n, size, covariance) if n > 0 else np.nan,
+                critical_value(level, adjust_used, n, size, covariance, rank) if n > 0 else np.nan,
             )
-            for e, (n, _, size), covariance in zip(estimates, blocks, covariances, strict=True)
+            for e, (n, _, size), covariance, rank in zip(
+                estimates, blocks, covariances, ranks, strict=True
+            )
         ]
     )
     low, high = est_all - crit * se_all, est_all + crit * se_all
@@ -1581,13 +1628,16 @@ def contrast(
     if adjust_used != "none":
         families = sorted({b[2] for b in blocks if b[0] > 0})
         counts = sorted({b[0] for b in blocks if b[0] > 0})
+        used_ranks = sorted({r for r, b in zip(ranks, blocks, strict=True) if b[0] > 0})
         size_text = (
             f"for comparing a family of {_span(families)} estimates"
             if adjust_used == "tukey"
+            else f"with rank {_span(used_ranks)}"
+            if adjust_used == "scheffe"
             else f"for {_span(counts)} tests"
         )
         notes.append(f"p-value adjustment: {adjust_used} method {size_text}")
-        if adjust_used in ("holm", "fdr"):
+        if adjust_used in BONFERRONI_INTERVALS and adjust_used != "bonferroni":
             notes.append(f"intervals: bonferroni critical value ({adjust_used} has none)")
     notes.extend(n for n in emm.notes if n.startswith("method vb"))
     if missing_contrasts:
@@ -1598,6 +1648,15 @@ def contrast(
     if empty_contrasts:
         notes.append(f"{empty_contrasts} contrast(s) NaN: they use a mean without data (weights)")
     table: dict[str, Any] = {"contrast": names_all}
+    if methods is not None:
+        table = {
+            column: [
+                label.replace(" - ", " / ") if ratio else label
+                for group in interaction_labels
+                for label in group[column]
+            ]
+            for column in interaction_labels[0]
+        }
     for j, b in enumerate(by_list):
         table[b] = [
             values[j]
@@ -1613,6 +1672,82 @@ def contrast(
     out = pd.DataFrame(table)
     out.attrs.update({"adjust": adjust_used, "type": out_type, "level": level, "notes": notes})
     return out
+
+
+def _interaction_methods(
+    interaction: Any, method: Any, variables: list[str]
+) -> dict[str, str] | None:
+    """contrast()'s ``interaction`` as variable -> method (None: no interaction contrasts);
+    one name is recycled over the variables, as emmeans' rep(interaction, k)."""
+    if interaction is None or interaction is False:
+        return None
+    if interaction is True:
+        if not isinstance(method, str):
+            raise ValueError(
+                "interaction=True takes method as each variable's method: give a method name, "
+                f"got {method!r}"
+            )
+        interaction = method
+    names = [interaction] if isinstance(interaction, str) else interaction
+    if (
+        not isinstance(names, Sequence)
+        or not names
+        or not all(isinstance(n, str) and n in METHODS for n in names)
+    ):
+        raise ValueError(
+            "interaction must be True, a method name or a list of them (one per variable: "
+            f"{', '.join(variables)}; methods {', '.join(map(repr, METHODS))}), got {interaction!r}"
+        )
+    if len(names) > len(variables):
+        raise ValueError(
+            f"interaction gives {len(names)} methods for {len(variables)} variable(s) "
+            f"({', '.join(variables)})"
+        )
+    return {v: names[i % len(names)] for i, v in enumerate(variables)}
+
+
+def _interaction_family(
+    frame: pd.DataFrame, methods: dict[str, str], ref: Any
+) -> tuple[FloatArray, dict[str, list[str]]]:
+    """Interaction contrasts of one by group's means (``frame``: their rows of the grid, every
+    combination of the variables' levels, the first varying fastest): the coefficients (the
+    Kronecker product of each variable's family, the first variable's contrasts fastest) and
+    each variable's contrast label per row, in columns "<variable>_<method>"."""
+    variables = list(methods)
+    levels: list[list[Any]] = []
+    codes = []
+    for v in variables:
+        keys = [label_key(x) for x in frame[v]]
+        seen = list(dict.fromkeys(keys))
+        levels.append([frame[v].iloc[keys.index(k)] for k in seen])
+        codes.append([seen.index(k) for k in keys])
+    sizes = [len(values) for values in levels]
+    index = _product_index(sizes)
+    if len(frame) != len(index) or not np.array_equal(np.array(codes).T, index):
+        raise ValueError(
+            "interaction: the means must be every combination of the levels of "
+            f"{', '.join(variables)} (the first varying fastest), as emmeans' grid of them: "
+            "these are not (nested or left out)"
+        )
+    coef: FloatArray = np.ones((1, 1))
+    names_of: dict[str, list[str]] = {}
+    counts = []
+    for v, values in zip(variables, levels, strict=True):
+        own = pd.DataFrame({v: values})
+        labels, raw = _labels(own, [v], prefix=False)
+        family, names, _, _ = _family(methods[v], labels, raw, ref)
+        if len(names) == 0:
+            raise ValueError(f"interaction: '{v}' takes one value here: it has no contrast")
+        coef = np.asarray(
+            np.kron(family, coef), dtype=np.float64
+        )  # the earlier variables' contrasts vary fastest
+        names_of[f"{v}_{methods[v]}"] = names
+        counts.append(len(names))
+    rows = _product_index(counts)
+    labels_of = {
+        column: [names[i] for i in rows[:, j]] for j, (column, names) in enumerate(names_of.items())
+    }
+    return coef, labels_of
 
 
 def _span(sizes: list[int]) -> str:

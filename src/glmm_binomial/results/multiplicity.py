@@ -5,8 +5,10 @@
 - dunnettx: emmeans' approximation to Dunnett's test (emmeans:::.pdunnx): with n contrasts,
   w = (n - 1)/n and m = (1 + sqrt(1 + 8 n))/2,
   F(x) = w P(R_m <= sqrt(2) x) + (1 - w) P(chi^2_1 <= x^2)^n and p = 1 - F(|z|);
-- sidak: 1 - (1 - p)^n; bonferroni: min(1, n p); holm: R's p.adjust(method = "holm");
-  fdr: R's p.adjust(method = "fdr") (Benjamini-Hochberg);
+- sidak: 1 - (1 - p)^n; bonferroni: min(1, n p); holm, hochberg, hommel, BH, BY and fdr:
+  R's p.adjust(method = ...) (fdr is BH, Benjamini-Hochberg);
+- scheffe: p = P(chi^2_r > z^2), r the rank of the family's contrasts (emmeans' scheffe.rank:
+  the rank of their linear functions of the coefficients), for any number of contrasts;
 - mvt: the exact joint adjustment of the family's correlated z statistics (emmeans' "mvt"
   with df = Inf, mvtnorm's pmvnorm): p = P(max_j |Z_j| >= |z|), Z ~ N(0, R), R the
   contrasts' correlation matrix, by scipy's randomized quasi-Monte Carlo (Genz) integration
@@ -24,8 +26,9 @@ fractional, as dunnettx needs.
 
 Critical values for simultaneous intervals invert the same functions (brentq to 1e-12; R's
 qtukey stops at 1e-4 and emmeans' dunnettx quantile at 5e-4, so R's adjusted interval limits
-are only that accurate). Holm and fdr intervals use the Bonferroni critical value, as emmeans
-does; mvt's solves P(max_j |Z_j| < c) = level (brentq to MVT_XTOL on the same integral).
+are only that accurate). The p.adjust methods' intervals use the Bonferroni critical value, as
+emmeans does; scheffe's is sqrt of the chi^2_r quantile at level; mvt's solves
+P(max_j |Z_j| < c) = level (brentq to MVT_XTOL on the same integral).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from glmm_binomial.numerics.covariance import sd_correlation
 
 __all__ = [
     "ADJUSTMENTS",
+    "BONFERRONI_INTERVALS",
     "MVT_ABSEPS",
     "MVT_MAX_TESTS",
     "MVT_SEED",
@@ -58,7 +62,24 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 
-ADJUSTMENTS = ("tukey", "dunnettx", "mvt", "sidak", "holm", "fdr", "bonferroni", "none")
+ADJUSTMENTS = (
+    "tukey",
+    "dunnettx",
+    "mvt",
+    "scheffe",
+    "sidak",
+    "holm",
+    "hochberg",
+    "hommel",
+    "fdr",
+    "BH",
+    "BY",
+    "bonferroni",
+    "none",
+)
+"""emmeans' adjust= options for contrasts (module docstring)."""
+BONFERRONI_INTERVALS = ("bonferroni", "holm", "hochberg", "hommel", "fdr", "BH", "BY")
+"""The adjustments whose simultaneous intervals take the Bonferroni critical value (emmeans')."""
 
 QUAD_RTOL = 1e-12
 """Relative tolerance of the range-distribution integral."""
@@ -260,11 +281,16 @@ def correlation_of(covariance: FloatArray) -> FloatArray:
 
 
 def adjust_p_values(
-    z: FloatArray, adjust: str, family_size: int, covariance: FloatArray | None = None
+    z: FloatArray,
+    adjust: str,
+    family_size: int,
+    covariance: FloatArray | None = None,
+    rank: int | None = None,
 ) -> FloatArray:
     """Two-sided p-values of one family of z statistics with an adjustment (module
     docstring); family_size is the number of means for tukey (ignored otherwise); covariance:
-    the statistics' estimates' covariance, which "mvt" needs (their correlation)."""
+    the statistics' estimates' covariance, which "mvt" needs (their correlation); rank: the
+    rank of the family's contrasts, which "scheffe" needs."""
     z = np.asarray(z, dtype=np.float64)
     known = ~np.isnan(z)
     if not known.all():
@@ -273,11 +299,13 @@ def adjust_p_values(
         out = np.full(len(z), np.nan)
         if known.any():
             kept = None if covariance is None else covariance[np.ix_(known, known)]
-            out[known] = adjust_p_values(z[known], adjust, family_size, kept)
+            out[known] = adjust_p_values(z[known], adjust, family_size, kept, rank)
         return out
     absolute = np.abs(z)
     unadjusted = 2.0 * special.ndtr(-absolute)
     n = len(z)
+    if adjust == "scheffe":  # for one contrast too (its rank 1: the unadjusted p-value)
+        return np.asarray(special.chdtrc(_scheffe_rank(rank), absolute**2), dtype=np.float64)
     if adjust == "tukey":
         # By the number of means (the range of family_size of them), however many of their
         # contrasts have a statistic.
@@ -291,10 +319,8 @@ def adjust_p_values(
             return np.asarray(-np.expm1(n * np.log1p(-unadjusted)))
     if adjust == "bonferroni":
         return np.minimum(n * unadjusted, 1.0)
-    if adjust == "holm":
-        return _holm(unadjusted)
-    if adjust == "fdr":
-        return p_adjust(unadjusted, "fdr")
+    if adjust in P_ADJUST_METHODS:
+        return p_adjust(unadjusted, adjust)
     if adjust == "mvt":
         if covariance is None:
             raise ValueError("adjust 'mvt' needs the covariance of the estimates")
@@ -302,16 +328,29 @@ def adjust_p_values(
     raise ValueError(f"adjust must be one of {', '.join(map(repr, ADJUSTMENTS))}, got {adjust!r}")
 
 
+def _scheffe_rank(rank: int | None) -> int:
+    if rank is None or rank < 1:
+        raise ValueError("adjust 'scheffe' needs the rank of the contrasts (at least 1)")
+    return int(rank)
+
+
 def critical_value(
-    level: float, adjust: str, n: int, family_size: int, covariance: FloatArray | None = None
+    level: float,
+    adjust: str,
+    n: int,
+    family_size: int,
+    covariance: FloatArray | None = None,
+    rank: int | None = None,
 ) -> float:
     """The multiplier c of simultaneous intervals estimate -/+ c SE at confidence ``level``
     for a family of n estimates (family_size means for tukey; covariance: the estimates'
-    covariance, for mvt)."""
+    covariance, for mvt; rank: the rank of the contrasts, for scheffe)."""
     alpha = 1.0 - level
+    if adjust == "scheffe":
+        return float(np.sqrt(special.chdtri(_scheffe_rank(rank), alpha)))
     if adjust == "none" or n <= 1:
         return float(special.ndtri(1.0 - alpha / 2.0))
-    if adjust in ("bonferroni", "holm", "fdr"):
+    if adjust in BONFERRONI_INTERVALS:
         return float(special.ndtri(1.0 - alpha / (2.0 * n)))
     if adjust == "mvt":
         if covariance is None:
