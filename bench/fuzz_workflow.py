@@ -355,7 +355,9 @@ def make_case(
             pargs, bad = with_bad(
                 rng,
                 {
-                    "adjust": pick(rng, ["tukey", "holm", "none", "sidak"]),
+                    "adjust": pick(
+                        rng, ["tukey", "holm", "none", "sidak", "scheffe", "hochberg", "BY"]
+                    ),
                     "reverse": bool(rng.random() < 0.5),
                 },
                 {"adjust": ["bogus", 1], "type": ["bogus"], "conf_level": EMM_LEVELS},
@@ -372,12 +374,26 @@ def make_case(
             rng,
             {
                 "method": method if method != "dict" else "pairwise",
-                "adjust": pick(rng, [None, "holm", "bonferroni", "dunnettx", "mvt", "fdr"]),
+                "adjust": pick(
+                    rng,
+                    [None, "holm", "bonferroni", "dunnettx", "mvt", "fdr", "scheffe", "hommel"],
+                ),
                 **({"ref": 0} if method == "trt.vs.ctrl" and rng.random() < 0.5 else {}),
+                # Interaction contrasts of two factors' means (one method each or one for both).
+                **(
+                    {"interaction": pick(rng, [True, "consec", ["pairwise", "eff"], ["poly"]])}
+                    if isinstance(specs, list) and method != "dict" and rng.random() < 0.5
+                    else {}
+                ),
             },
             {
                 "method": ["bogus", weights, {"a": ["x"]}, 4],
                 "adjust": ["bogus"],
+                **(
+                    {"interaction": ["bogus", 3, ["pairwise"] * 3]}
+                    if isinstance(specs, list)
+                    else {}
+                ),
                 "conf_level": EMM_LEVELS,
                 # ref names trt.vs.ctrl's control only (emmeans ignores it otherwise).
                 **({"ref": [99, "nope", -1]} if method == "trt.vs.ctrl" else {}),

@@ -1210,6 +1210,8 @@ def test_interaction_contrasts_refuse_what_they_cannot_do() -> None:
         contrast(emm, interaction=["pairwise", "consec", "eff"])
     with pytest.raises(ValueError, match="interaction=True"):
         contrast(emm, {"a": [1, -1, 0, 0, 0, 0, 0, 0]}, interaction=True)
+    with pytest.raises(ValueError, match="method"):
+        contrast(emm, "bogus", interaction=True)
     # True takes the method; a list of one is recycled.
     pd.testing.assert_frame_equal(
         contrast(emm, "consec", interaction=True), contrast(emm, interaction=["consec"])
@@ -1223,6 +1225,29 @@ def test_interaction_contrasts_refuse_what_they_cannot_do() -> None:
     )
     with pytest.raises(ValueError, match="every combination"):
         contrast(part, interaction="pairwise")
+
+
+def test_interaction_contrasts_of_an_additive_model_are_zero_without_a_test() -> None:
+    """No coefficient enters the interaction contrasts of an additive model's means: each is
+    0 exactly with a zero standard error and no z or p (emmeans: 0, 0, NaN, NaN), whatever
+    the rounding of the means; a method that interaction= does not use is still checked."""
+    b = np.eye(3)[:, 1:]
+    rows = [np.concatenate([[1.0], [i], b[j]]) for j in range(3) for i in (0.0, 1.0)]
+    emm = EMMeans(
+        grid=pd.DataFrame({"A": ["a0", "a1"] * 3, "B": ["b0"] * 2 + ["b1"] * 2 + ["b2"] * 2}),
+        linfct=np.array(rows) * 0.1,  # 0.1: means whose differences round
+        beta=np.array([0.3, -0.7, 1.1, 0.9]),
+        vcov=np.diag([0.04, 0.02, 0.03, 0.05]),
+        offset=np.zeros(6),
+        specs=("A", "B"),
+        type="link",
+        link=BINOMIAL_LOGIT,
+    )
+    table = contrast(emm, interaction=["pairwise", "poly"])
+    assert (table["estimate"] == 0.0).all() and (table["std_error"] == 0.0).all()
+    assert table["z"].isna().all() and table["p_value"].isna().all()
+    with pytest.raises(ValueError, match="method"):
+        contrast(emm, {"x": [1, -1, 0, 0, 0, 0]}, interaction=["pairwise"])
 
 
 def test_scheffe_needs_a_rank() -> None:

@@ -1395,6 +1395,9 @@ def poly_contrasts(k: int) -> FloatArray:
     return np.array(rows).reshape(degree, k)
 
 
+CONSTANT_TOL = 1e-12
+"""A contrast whose linear function of the coefficients is below CONSTANT_TOL times the
+means' largest coefficient is constant: no coefficient enters it (contrast())."""
 CONTRAST_RANK_TOL = 1e-7
 """contrast_rank's tolerance (R's qr() default, which emmeans' scheffe.rank takes)."""
 
@@ -1538,8 +1541,14 @@ def contrast(
             np.all(np.abs(coef.sum(axis=1)) / (1e-6 + np.abs(coef).max(axis=1)) < 1e-6)
         )
         functions = coef @ emm.linfct[rows]
+        # A contrast that no coefficient enters (an interaction contrast of an additive
+        # model) is exactly its offsets' contrast, with no standard error (z and p NaN).
+        scale = max(float(np.abs(emm.linfct[rows]).max(initial=0.0)), 1.0)
+        constant = np.abs(functions).max(axis=1, initial=0.0) <= CONSTANT_TOL * scale
+        functions = np.where(constant[:, None], 0.0, functions)
         ranks.append(contrast_rank(functions))
         est = np.where(moving_rows(functions, emm.limit), np.nan, coef @ eta[rows])
+        est = np.where(constant, coef @ np.asarray(emm.offset, np.float64)[rows], est)
         # From the coefficients' covariance: a contrast of means that do not use a
         # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
         var = transform_covariance(functions, emm.vcov, emm.limit)
@@ -1585,7 +1594,8 @@ def contrast(
     est_all = np.concatenate(estimates)
     se_all = np.concatenate(std_errors)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z_all = est_all / se_all
+        # No standard error (a constant contrast): no test statistic either.
+        z_all = np.where(se_all > 0.0, est_all / se_all, np.nan)
     # Each by group is its own family (its number of contrasts; of means for tukey).
     starts = np.cumsum([0] + [len(e) for e in estimates])
     p_all = np.concatenate(
@@ -1681,12 +1691,13 @@ def _interaction_methods(
     one name is recycled over the variables, as emmeans' rep(interaction, k)."""
     if interaction is None or interaction is False:
         return None
+    if not (isinstance(method, str) and method in METHODS):
+        raise ValueError(
+            "method: interaction contrasts take each variable's method by name (interaction=, "
+            f"or interaction=True with method one of {', '.join(map(repr, METHODS))}), got "
+            f"{method!r}"
+        )
     if interaction is True:
-        if not isinstance(method, str):
-            raise ValueError(
-                "interaction=True takes method as each variable's method: give a method name, "
-                f"got {method!r}"
-            )
         interaction = method
     names = [interaction] if isinstance(interaction, str) else interaction
     if (
