@@ -1250,6 +1250,60 @@ def test_interaction_contrasts_of_an_additive_model_are_zero_without_a_test() ->
         contrast(emm, {"x": [1, -1, 0, 0, 0, 0]}, interaction=["pairwise"])
 
 
+@pytest.mark.parametrize(
+    ("case", "means_key", "contrast_key", "method", "bias"),
+    [
+        ("cbpp", "cbpp", "cbpp_pairs", "pairwise", False),
+        ("cbpp", "cbpp_bias", "cbpp_bias_pairs", "pairwise", True),
+        ("contraception_by", "contraception_by", "contraception_by_consec", "consec", False),
+    ],
+)
+def test_regrid_matches_emmeans(case, means_key, contrast_key, method, bias) -> None:
+    """emmeans' regrid(): probabilities (bias-adjusted with sigma = 0.8 too) with the delta
+    method's SEs and symmetric intervals, and their contrasts as differences of
+    probabilities (not odds ratios), from emmeans' own means."""
+    emm = emmeans_means(case)
+    if bias:
+        emm = dataclasses.replace(emm, bias_adjust=True, sigma=0.8)
+    regridded = g.regrid(emm)
+    theirs = CONTRASTS["regrid"][means_key]
+    table = regridded.table
+    np.testing.assert_allclose(table["estimate"], theirs["prob"], rtol=1e-9)
+    np.testing.assert_allclose(table["std_error"], theirs["SE"], rtol=1e-6)
+    np.testing.assert_allclose(table["ci_lower"], theirs["lower"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(table["ci_upper"], theirs["upper"], rtol=1e-6, atol=1e-9)
+    ours = contrast(regridded, method)
+    theirs = CONTRASTS["regrid"][contrast_key]
+    assert list(ours["contrast"]) == theirs["contrast"]
+    assert "odds_ratio" not in ours.columns
+    np.testing.assert_allclose(ours["estimate"], theirs["estimate"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=1e-6)
+    if theirs["adjust"] == "mvt":  # mvtnorm's random integral, as in the families' test
+        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=0, atol=5e-4)
+        np.testing.assert_allclose(ours["ci_lower"], theirs["lower"], rtol=0, atol=3e-3)
+    else:
+        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=1e-5)
+        np.testing.assert_allclose(ours["ci_lower"], theirs["lower"], rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(ours["ci_upper"], theirs["upper"], rtol=1e-5, atol=1e-9)
+
+
+def test_regrid_of_a_fit_keeps_estimability_and_refuses_trends(
+    fits: dict[str, Any],
+) -> None:
+    """regrid of emmeans of a fit: the response-scale means as emmeans(type="response") gives
+    them; trends (no response scale) and regridded means are refused."""
+    result = fits["cbpp"]
+    emm = emmeans(result, "period")
+    regridded = g.regrid(emm)
+    response = emmeans(result, "period", type="response").table
+    np.testing.assert_allclose(regridded.table["estimate"], response["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(regridded.table["std_error"], response["std_error"], rtol=1e-10)
+    with pytest.raises(ValueError, match="regrid"):
+        g.regrid(regridded)
+    with pytest.raises(ValueError, match="EMMeans"):
+        g.regrid(pairs(emm))
+
+
 def test_scheffe_needs_a_rank() -> None:
     from glmm_binomial.results.multiplicity import adjust_p_values, critical_value
 

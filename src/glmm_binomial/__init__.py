@@ -64,6 +64,7 @@ _ATTRIBUTES = {
     "emtrends": "glmm_binomial.results.emmeans",
     "contrast": "glmm_binomial.results.emmeans",
     "pairs": "glmm_binomial.results.emmeans",
+    "regrid": "glmm_binomial.results.emmeans",
     "joint_tests": "glmm_binomial.results.emmeans",
     "slopes": "glmm_binomial.results.slopes",
     "tidy": "glmm_binomial.results.tidy",
@@ -191,6 +192,7 @@ __all__ = [
     "profile",
     "profile_confint",
     "r2_nakagawa",
+    "regrid",
     "simulate_residuals",
     "slopes",
     "tidy",
@@ -261,7 +263,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.results.coefficient_tests import hypotheses
     from glmm_binomial.results.datagrid import datagrid
     from glmm_binomial.results.effect_plots import plot_comparisons, plot_predictions, plot_slopes
-    from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs
+    from glmm_binomial.results.emmeans import contrast, emmeans, emtrends, pairs, regrid
     from glmm_binomial.results.inference import anova, drop1
     from glmm_binomial.results.intervals import confint
     from glmm_binomial.results.profile import (

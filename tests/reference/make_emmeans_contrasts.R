@@ -7,7 +7,9 @@
 # pairs and on contrasts whose rank is below their number (eff) or of one contrast (scheffe
 # applies there too). Interaction contrasts (contrast(interaction = ...): one family per
 # variable, their product; columns <variable>_<method>): urban x livch, livch x agegrp (4 x 3)
-# and the same by urban, with the means and their covariance they were made from.
+# and the same by urban, with the means and their covariance they were made from. regrid():
+# the means on the response scale (also bias-adjusted with sigma = 0.8) and their contrasts,
+# differences of probabilities.
 # usage: Rscript make_emmeans_contrasts.R DATA_DIR > emmeans_contrasts.json
 suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
 dir <- commandArgs(TRUE)[1]
@@ -43,6 +45,10 @@ m3 <- glmer(use ~ livch * agegrp + urban + (1 | district), data = contra, family
 e_ul <- emmeans(m2, ~ urban * livch)
 e_la <- emmeans(m3, ~ livch * agegrp)
 e_by <- emmeans(m3, ~ livch * agegrp | urban)
+regridded <- function(r) {
+  s <- as.data.frame(summary(r, infer = c(TRUE, FALSE)))
+  list(prob = s$prob, SE = s$SE, lower = s$asymp.LCL, upper = s$asymp.UCL)
+}
 means <- function(e) {
   s <- as.data.frame(e)
   list(emmean = s$emmean, vcov = unname(vcov(e)), grid = lapply(s[, setdiff(names(s),
@@ -80,6 +86,13 @@ out <- list(
       poly_revpairwise = interaction_of(contrast(e_la, interaction = c("poly", "revpairwise")))),
     by_urban = list(
       means = means(e_by),
-      consec_pairwise = interaction_of(contrast(e_by, interaction = c("consec", "pairwise")))))
+      consec_pairwise = interaction_of(contrast(e_by, interaction = c("consec", "pairwise"))))),
+  regrid = list(
+    cbpp = regridded(regrid(e1)),
+    cbpp_pairs = table_of(pairs(regrid(e1))),
+    cbpp_bias = regridded(regrid(e1, bias.adjust = TRUE, sigma = 0.8)),
+    cbpp_bias_pairs = table_of(pairs(regrid(e1, bias.adjust = TRUE, sigma = 0.8))),
+    contraception_by = regridded(regrid(e2)),
+    contraception_by_consec = table_of(contrast(regrid(e2), "consec")))
 )
 cat(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE))

@@ -90,7 +90,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +137,7 @@ __all__ = [
     "joint_tests",
     "pairs",
     "reference_grid",
+    "regrid",
     "WEIGHTS",
     "cell_counts",
     "row_weights",
@@ -1038,6 +1039,45 @@ class EMMeans:
         return "\n".join(lines)
 
     __str__ = __repr__
+
+
+def regrid(emm: EMMeans) -> EMMeans:
+    """The means on the response scale as a grid of their own (emmeans' regrid(emm)): each
+    estimate the back-transformed mean p = h(eta) (bias-adjusted as ``emm`` is), its linear
+    functions the delta method's D L (D = diag(h'(eta))), so that the covariance is
+    D L V L' D; intervals are then p -/+ z SE, and contrasts differences of probabilities
+    (risk differences) with their delta-method standard errors, where contrasts of ``emm``
+    on the response scale are odds ratios. Means that are NaN stay NaN."""
+    if not isinstance(emm, EMMeans):
+        raise ValueError(f"emm must be an EMMeans (from emmeans()), got {type(emm).__name__}")
+    if emm.link is None:
+        raise ValueError(
+            "regrid: these estimates have no response scale (trends, or means regridded "
+            "already): they are as they are"
+        )
+    eta = emm.link_estimate
+    if emm.bias_adjust and emm.sigma is not None:
+        inverse, derivative = _bias_adjusted(emm.link, emm.sigma)
+    else:
+        inverse, derivative = emm.link.inverse_link, emm.link.mu_eta
+    scale = np.asarray(derivative(eta), dtype=np.float64)
+    estimate = np.asarray(inverse(eta), dtype=np.float64)
+    linfct = scale[:, None] * emm.linfct
+    # Linear in beta at the estimates: linfct @ beta + offset is h(eta) there.
+    offset = estimate - linfct @ emm.beta
+    note = "regridded: the means on the response scale, linear there (delta method)"
+    return replace(
+        emm,
+        linfct=linfct,
+        offset=offset,
+        type="response",
+        link=None,
+        bias_adjust=False,
+        sigma=None,
+        estimate_name="prob",
+        notes=(*emm.notes, note),
+        linfct_full=None if emm.linfct_full is None else scale[:, None] * emm.linfct_full,
+    )
 
 
 def _fit_notes(result: Any) -> list[str]:
