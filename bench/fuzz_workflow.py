@@ -347,9 +347,12 @@ def make_case(
             passed = tuple(v for v in args.values() if isinstance(v, list | dict))
             return Case(f"emmeans{args}", lambda: g.emmeans(r, **args).table, bad, False, passed)
         emm_args = good
+        # A fifth of the contrasts and pairs: of the means regridded to probabilities.
+        regridded = good["type"] == "link" and rng.random() < 0.2
 
         def emm() -> Any:
-            return g.emmeans(r, **emm_args)
+            means = g.emmeans(r, **emm_args)
+            return g.regrid(means) if regridded else means
 
         if kind == "pairs":
             pargs, bad = with_bad(
@@ -363,7 +366,11 @@ def make_case(
                 {"adjust": ["bogus", 1], "type": ["bogus"], "conf_level": EMM_LEVELS},
                 p_bad,
             )
-            return Case(f"pairs{emm_args}{pargs}", lambda: g.pairs(emm(), **pargs), bad)
+            return Case(
+                f"pairs{emm_args}{' regrid' if regridded else ''}{pargs}",
+                lambda: g.pairs(emm(), **pargs),
+                bad,
+            )
         # No factor of these fits has 7 levels: the wrong number of weights.
         weights = {"a": list(rng.normal(size=7).round(2))}
         method = pick(
@@ -402,7 +409,11 @@ def make_case(
         )
         passed = tuple(v for v in cargs.values() if isinstance(v, dict))
         return Case(
-            f"contrast{emm_args}{cargs}", lambda: g.contrast(emm(), **cargs), bad, False, passed
+            f"contrast{emm_args}{' regrid' if regridded else ''}{cargs}",
+            lambda: g.contrast(emm(), **cargs),
+            bad,
+            False,
+            passed,
         )
     if kind == "emtrends":
         if not fit.numerics:
