@@ -1063,23 +1063,28 @@ def test_a_relevelled_factor_of_numbers_is_a_factor_in_its_new_order() -> None:
 CONTRASTS = load_reference("emmeans_contrasts")
 
 
-def emmeans_means(case: str) -> EMMeans:
-    """EMMeans with emmeans' own link-scale means and covariance (emmeans_contrasts.json)."""
-    means = CONTRASTS[case]["means"]
+def _means_of(means: dict[str, Any], by: tuple[str, ...] = ()) -> EMMeans:
+    """EMMeans with emmeans' own link-scale means and covariance (a "means" record of
+    emmeans_contrasts.json): the grid's columns other than ``by`` are the specs."""
     grid = pd.DataFrame(means["grid"])
     k = len(means["emmean"])
-    by = ("urban",) if "urban" in grid else ()
     return EMMeans(
         grid=grid,
         linfct=np.eye(k),
         beta=np.array(means["emmean"]),
         vcov=np.array(means["vcov"]),
         offset=np.zeros(k),
-        specs=(grid.columns[0],),
+        specs=tuple(c for c in grid.columns if c not in by),
         by=by,
         type="link",
         link=BINOMIAL_LOGIT,
     )
+
+
+def emmeans_means(case: str) -> EMMeans:
+    """The means of a case of emmeans_contrasts.json (by urban where they have it)."""
+    means = CONTRASTS[case]["means"]
+    return _means_of(means, ("urban",) if "urban" in means["grid"] else ())
 
 
 @pytest.mark.parametrize(
@@ -1101,8 +1106,18 @@ def test_contrast_families_match_emmeans(case, key, method, adjust) -> None:
     np.testing.assert_allclose(ours["estimate"], theirs["estimate"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=1e-10)
     np.testing.assert_allclose(ours["z"], theirs["z"], rtol=1e-10)
-    if theirs["adjust"] == "mvt":
-        # mvtnorm integrates with a random seed to 1e-3; emmeans' multiplier to about as much.
+    _assert_p_and_intervals(ours, theirs)
+
+
+def _assert_p_and_intervals(ours: pd.DataFrame, theirs: dict[str, Any]) -> None:
+    """Our contrasts' p-values and intervals are emmeans': to 1e-8 (limits 1e-10; 1e-9 in
+    absolute terms for tukey, R's qtukey stopping there), or for "mvt" to its accuracy
+    (mvtnorm integrates with a random seed to 1e-3, emmeans' multiplier to about as much)."""
+    if theirs["adjust"] == "tukey":
+        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=1e-8)
+        np.testing.assert_allclose(ours["ci_lower"], theirs["lower"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(ours["ci_upper"], theirs["upper"], rtol=0, atol=1e-9)
+    elif theirs["adjust"] == "mvt":
         np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=0, atol=5e-4)
         np.testing.assert_allclose(ours["ci_lower"], theirs["lower"], rtol=0, atol=3e-3)
         np.testing.assert_allclose(ours["ci_upper"], theirs["upper"], rtol=0, atol=3e-3)
@@ -1149,21 +1164,9 @@ def test_adjustments_match_emmeans(case, key, method, adjust) -> None:
 
 
 def _interaction_means(case: str) -> EMMeans:
-    """EMMeans with emmeans' own link-scale means and covariance of an interaction case."""
+    """The means of an interaction case (by urban in "by_urban")."""
     means = CONTRASTS["interaction"][case]["means"]
-    grid = pd.DataFrame(means["grid"])
-    k = len(means["emmean"])
-    return EMMeans(
-        grid=grid,
-        linfct=np.eye(k),
-        beta=np.array(means["emmean"]),
-        vcov=np.array(means["vcov"]),
-        offset=np.zeros(k),
-        specs=tuple(c for c in grid.columns if c != "urban" or case != "by_urban"),
-        by=("urban",) if case == "by_urban" else (),
-        type="link",
-        link=BINOMIAL_LOGIT,
-    )
+    return _means_of(means, ("urban",) if case == "by_urban" else ())
 
 
 @pytest.mark.parametrize(
@@ -1268,23 +1271,19 @@ def test_regrid_matches_emmeans(case, means_key, contrast_key, method, bias) -> 
     regridded = g.regrid(emm)
     theirs = CONTRASTS["regrid"][means_key]
     table = regridded.table
-    np.testing.assert_allclose(table["estimate"], theirs["prob"], rtol=1e-9)
-    np.testing.assert_allclose(table["std_error"], theirs["SE"], rtol=1e-6)
-    np.testing.assert_allclose(table["ci_lower"], theirs["lower"], rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(table["ci_upper"], theirs["upper"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(table["estimate"], theirs["prob"], rtol=1e-12)
+    # The bias adjustment's second and third derivatives are central differences on both
+    # sides, taken in another order: 1.5e-10 apart.
+    np.testing.assert_allclose(table["std_error"], theirs["SE"], rtol=1e-9)
+    np.testing.assert_allclose(table["ci_lower"], theirs["lower"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(table["ci_upper"], theirs["upper"], rtol=1e-9, atol=1e-12)
     ours = contrast(regridded, method)
     theirs = CONTRASTS["regrid"][contrast_key]
     assert list(ours["contrast"]) == theirs["contrast"]
     assert "odds_ratio" not in ours.columns
-    np.testing.assert_allclose(ours["estimate"], theirs["estimate"], rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=1e-6)
-    if theirs["adjust"] == "mvt":  # mvtnorm's random integral, as in the families' test
-        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=0, atol=5e-4)
-        np.testing.assert_allclose(ours["ci_lower"], theirs["lower"], rtol=0, atol=3e-3)
-    else:
-        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=1e-5)
-        np.testing.assert_allclose(ours["ci_lower"], theirs["lower"], rtol=1e-5, atol=1e-9)
-        np.testing.assert_allclose(ours["ci_upper"], theirs["upper"], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(ours["estimate"], theirs["estimate"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=1e-9)
+    _assert_p_and_intervals(ours, theirs)
 
 
 def test_regrid_of_a_fit_keeps_estimability_and_refuses_trends(
