@@ -60,6 +60,7 @@ _ATTRIBUTES = {
     "bootstrap": "glmm_binomial.results.bootstrap",
     "BootstrapResult": "glmm_binomial.results.bootstrap",
     "confint": "glmm_binomial.results.intervals",
+    "cld": "glmm_binomial.results.cld",
     "emmeans": "glmm_binomial.results.emmeans",
     "emtrends": "glmm_binomial.results.emmeans",
     "contrast": "glmm_binomial.results.emmeans",
@@ -163,6 +164,7 @@ __all__ = [
     "bootstrap",
     "check",
     "comparisons",
+    "cld",
     "confint",
     "contrast",
     "datagrid",
@@ -260,6 +262,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from glmm_binomial.results.binned_residuals import binned_residuals
     from glmm_binomial.results.bootstrap import BootstrapResult, bootstrap
     from glmm_binomial.results.check import check
+    from glmm_binomial.results.cld import cld
     from glmm_binomial.results.coefficient_tests import hypotheses
     from glmm_binomial.results.datagrid import datagrid
     from glmm_binomial.results.effect_plots import plot_comparisons, plot_predictions, plot_slopes

@@ -9,9 +9,11 @@
 # variable, their product; columns <variable>_<method>): urban x livch, livch x agegrp (4 x 3)
 # and the same by urban, with the means and their covariance they were made from. regrid():
 # the means on the response scale (also bias-adjusted with sigma = 0.8) and their contrasts,
-# differences of probabilities.
+# differences of probabilities. cld() (multcomp's generic, multcompView's letters): the
+# sorted means with their ".group" letters, also reversed, with alpha = 0.1 and sidak (which
+# also adjusts the means' intervals), and by agegrp.
 # usage: Rscript make_emmeans_contrasts.R DATA_DIR > emmeans_contrasts.json
-suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
+suppressMessages({library(lme4); library(emmeans); library(jsonlite); library(multcomp)})
 dir <- commandArgs(TRUE)[1]
 cbpp <- read.csv(file.path(dir, "cbpp.csv"))
 cbpp$period <- factor(cbpp$period); cbpp$herd <- factor(cbpp$herd)
@@ -45,6 +47,12 @@ m3 <- glmer(use ~ livch * agegrp + urban + (1 | district), data = contra, family
 e_ul <- emmeans(m2, ~ urban * livch)
 e_la <- emmeans(m3, ~ livch * agegrp)
 e_by <- emmeans(m3, ~ livch * agegrp | urban)
+letters_of <- function(t) {
+  t <- as.data.frame(t)
+  keep <- setdiff(names(t), c("emmean", "SE", "df", "asymp.LCL", "asymp.UCL", ".group"))
+  list(grid = lapply(t[keep], as.character), estimate = t$emmean, lower = t$asymp.LCL,
+       upper = t$asymp.UCL, group = t$.group)
+}
 regridded <- function(r) {
   s <- as.data.frame(summary(r, infer = c(TRUE, FALSE)))
   list(prob = s$prob, SE = s$SE, lower = s$asymp.LCL, upper = s$asymp.UCL)
@@ -93,6 +101,14 @@ out <- list(
     cbpp_bias = regridded(regrid(e1, bias.adjust = TRUE, sigma = 0.8)),
     cbpp_bias_pairs = table_of(pairs(regrid(e1, bias.adjust = TRUE, sigma = 0.8))),
     contraception_by = regridded(regrid(e2)),
-    contraception_by_consec = table_of(contrast(regrid(e2), "consec")))
+    contraception_by_consec = table_of(contrast(regrid(e2), "consec"))),
+  cld = list(
+    means = means(e_la),
+    by_means = means(emmeans(m3, ~ livch | agegrp)),
+    default = letters_of(cld(e_la)),
+    reversed = letters_of(cld(e_la, reversed = TRUE)),
+    sidak = letters_of(cld(e_la, alpha = 0.1, adjust = "sidak")),
+    by_agegrp = letters_of(cld(emmeans(m3, ~ livch | agegrp))),
+    cbpp = letters_of(cld(e1)))
 )
 cat(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE))

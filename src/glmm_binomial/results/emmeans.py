@@ -132,6 +132,7 @@ __all__ = [
     "EMMeans",
     "ReferenceGrid",
     "contrast",
+    "contrast_rank",
     "emmeans",
     "emtrends",
     "joint_tests",
@@ -999,6 +1000,12 @@ class EMMeans:
 
     @cached_property
     def table(self) -> pd.DataFrame:
+        """The summary on the scale ``type``, intervals at ``level`` (class docstring)."""
+        return self.table_with(float(special.ndtri(0.5 + 0.5 * self.level)))
+
+    def table_with(self, multiplier: float | FloatArray) -> pd.DataFrame:
+        """``table`` with intervals estimate -/+ multiplier SE on the link scale (one number,
+        or one per mean: simultaneous intervals), back-transformed as ``table``'s."""
         eta, se = self.link_estimate, self.link_std_error
         # A mean that moves along a separated fit's diverging path has no estimate, nor has
         # one that the fit's columns cannot estimate (nor a standard error then).
@@ -1006,8 +1013,7 @@ class EMMeans:
         shown = self.estimable if self.empty is None else self.estimable & ~self.empty
         eta = np.where(shown, eta, np.nan)
         se = np.where(shown, se, np.nan)
-        z = float(special.ndtri(0.5 + 0.5 * self.level))
-        low, high = eta - z * se, eta + z * se
+        low, high = eta - multiplier * se, eta + multiplier * se
         if self.type == "response" and self.link is not None:
             if self.bias_adjust and self.sigma is not None:
                 inverse, derivative = _bias_adjusted(self.link, self.sigma)
