@@ -240,6 +240,7 @@ KINDS = (
     "emtrends",
     "contrast",
     "pairs",
+    "cld",
     "r2",
     "icc",
     "simres",
@@ -314,7 +315,7 @@ def make_case(
             passed,
             bool(r.diverging),
         )
-    if kind in ("emmeans", "contrast", "pairs"):
+    if kind in ("emmeans", "contrast", "pairs", "cld"):
         specs: Any = pick(rng, list(fit.factors)) if fit.factors else fit.numerics[0]
         if len(fit.factors) > 1 and rng.random() < 0.3:
             specs = list(fit.factors[:2])
@@ -354,6 +355,22 @@ def make_case(
             means = g.emmeans(r, **emm_args)
             return g.regrid(means) if regridded else means
 
+        if kind == "cld":
+            largs, bad = with_bad(
+                rng,
+                {
+                    "alpha": pick(rng, [0.05, 0.1]),
+                    "adjust": pick(rng, [None, "sidak", "holm", "none"]),
+                    "reversed": bool(rng.random() < 0.3),
+                },
+                {"alpha": BAD_LEVELS, "adjust": ["bogus", 1], "letters": ["aa", "", 3]},
+                p_bad,
+            )
+            return Case(
+                f"cld{emm_args}{' regrid' if regridded else ''}{largs}",
+                lambda: g.cld(emm(), **largs),
+                bad,
+            )
         if kind == "pairs":
             pargs, bad = with_bad(
                 rng,
