@@ -62,10 +62,14 @@ suggests for a GLMM); pass ``sigma=`` to choose another.
 
 Contrasts (``contrast``, ``pairs``): C times the means within each ``by`` group, with emmeans'
 families (pairwise: earlier level minus later; revpairwise; trt.vs.ctrl: each level minus the
-control; or a dict of weight vectors), z tests and multiplicity adjustments
-(glmm_binomial.results.multiplicity: Tukey for pairs, emmeans' dunnettx for trt.vs.ctrl, Sidak,
-Holm, Bonferroni, none). On the response scale of a logit model, true contrasts are odds
-ratios exp(C eta) with SE exp(C eta) SE by the delta method and z and p from the log scale.
+control; consec, eff, del.eff, poly; or a dict of weight vectors), or interaction contrasts
+(the Kronecker product of one family per variable), z tests and multiplicity adjustments
+(glmm_binomial.results.multiplicity: Tukey for pairs, emmeans' dunnettx for trt.vs.ctrl, mvt,
+Scheffe, Sidak, the p.adjust methods, Bonferroni, none). On the response scale of a logit
+model, true contrasts are odds ratios exp(C eta) with SE exp(C eta) SE by the delta method and
+z and p from the log scale; ``regrid`` puts the means on the response scale as a grid of their
+own, whose contrasts are differences of probabilities. A contrast that no coefficient enters
+is its offsets' contrast exactly, with no standard error and no test.
 
 Trends (``emtrends``): the slope of the linear predictor in a numeric variable, by emmeans'
 forward difference (x_g(var + h) - x_g(var)) / h with h = 0.001 times the range of the
