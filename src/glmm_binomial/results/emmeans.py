@@ -1799,9 +1799,8 @@ def _interaction_family(
         family, names, _, _ = _family(methods[v], labels, raw, ref)
         if len(names) == 0:
             raise ValueError(f"interaction: '{v}' takes one value here: it has no contrast")
-        coef = np.asarray(
-            np.kron(family, coef), dtype=np.float64
-        )  # the earlier variables' contrasts vary fastest
+        # kron(later, earlier): the earlier variables' contrasts vary fastest.
+        coef = np.asarray(np.kron(family, coef), dtype=np.float64)
         names_of[f"{v}_{methods[v]}"] = names
         counts.append(len(names))
     rows = _product_index(counts)
