@@ -483,6 +483,8 @@ def test_vb_fit_says_posterior_means() -> None:
         (lambda r: emtrends(r, "period", var="period"), "var"),
         (lambda r: emtrends(r, "period", var="size"), "var"),
         (lambda r: pairs(emmeans(r, "period"), adjust="scheffé"), "adjust"),
+        # emmeans' two-sided form: the error says what to call instead.
+        (lambda r: emmeans(r, "pairwise ~ period"), "contrast\\(emm, 'pairwise'\\)"),
         (lambda r: contrast(emmeans(r, "period"), "effects"), "method"),
         (lambda r: contrast(emmeans(r, "period"), {"a": [1, -1]}), "method"),
         # Found by bench/fuzz_workflow.py: weights that are not numbers.

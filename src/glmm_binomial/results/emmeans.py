@@ -472,6 +472,14 @@ def reference_grid(
 def _parse_specs(specs: Any, by: Any) -> tuple[list[str], list[str]]:
     if isinstance(specs, str):
         text = specs.strip()
+        left, tilde, right = text.partition("~")
+        if tilde and left.strip():
+            # emmeans' two-sided form returns the means and their contrasts together.
+            raise ValueError(
+                f"specs {specs!r} is emmeans' two-sided form (means and contrasts at once): "
+                f"here emm = emmeans(result, {right.strip()!r}), then "
+                f"contrast(emm, {left.strip()!r}) (pairs(emm) for pairwise)"
+            )
         if text.startswith("~"):
             text = text[1:]
         main, _, rest = text.partition("|")
