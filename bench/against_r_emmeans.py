@@ -41,6 +41,10 @@ compared: a table whose only row is "(confounded)" (every term lost its contrast
 non-estimability), which emmeans leaves NA and we test (the estimable cell contrasts).
 
 Anything else we raise is a finding with its traceback. Exit status 1 when any call is one.
+With --cld each call also compares cld(): ours of our means at glmer's estimates and
+covariance (as --joint) against emmeans' cld of its own: the sorted grid and the symbols. A
+finding: another order or other symbols; cld where only one of us answers is listed apart.
+
 With --offsets each seed draws one of OFFSETS: offsets with two distinct values, which
 emmeans keeps at both (its .offset. variable, cov.keep = "2"), averages over, and finds the
 offset's variable nested in (and A, where the offset follows A). The grid is compared without
@@ -73,6 +77,7 @@ sys.path.insert(0, str(HERE))
 from r_batch import case_csv, r_records, sweep_args  # noqa: E402
 
 import glmm_binomial as g  # noqa: E402
+from glmm_binomial.model.frame import label_key  # noqa: E402
 
 # formula, calls: ("emmeans", specs, by) or ("emtrends", specs, var)
 Call = tuple[str, tuple[str, ...], Any]
@@ -366,6 +371,24 @@ def compare(emm: Any, theirs: dict[str, Any], columns: list[str], tol: float) ->
     return problems
 
 
+def ours_cld(result: Any, call: Call, at: dict[str, Any], weights: str | None) -> pd.DataFrame:
+    return g.cld(ours(result, call, at, weights))
+
+
+def compare_cld(table: pd.DataFrame, theirs: dict[str, Any]) -> list[str]:
+    """Our cld table against emmeans' record: the sorted grid (as text) and the symbols."""
+    problems = []
+    for name, values in theirs["grid"].items():
+        if name not in table.columns:
+            return [f"cld grid column {name!r} missing"]
+        mine = [label_key(v) for v in table[name]]
+        if mine != [str(v) for v in listed(values)]:
+            problems.append(f"cld order of {name}: {mine} != R's {listed(values)}")
+    if list(table[".group"]) != listed(theirs["group"]):
+        problems.append(f"cld symbols {list(table['.group'])} != R's {listed(theirs['group'])}")
+    return problems
+
+
 def at_estimates(result: Any, theirs: dict[str, Any]) -> Any:
     """Our fit with glmer's fixed effects and their covariance in place of ours (and without
     the limit's covariance of a fit we found separated: glmer's finite numbers stand for it)."""
@@ -417,6 +440,7 @@ class Tally:
 
     agreed: int = 0
     joint_agreed: int = 0
+    cld_agreed: int = 0
     both_refused: int = 0
     findings: list[str] = dataclasses.field(default_factory=list)
     refusals: list[str] = dataclasses.field(default_factory=list)
@@ -469,6 +493,9 @@ def main() -> None:
     parser.add_argument("--nested", action="store_true", help="draw the NESTED templates")
     parser.add_argument(
         "--offsets", action="store_true", help="draw the OFFSETS templates (two-valued offsets)"
+    )
+    parser.add_argument(
+        "--cld", action="store_true", help="also compare cld() at glmer's estimates"
     )
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -525,6 +552,17 @@ def main() -> None:
                 tally,
             ):
                 tally.agreed += 1
+            their_cld = theirs.get("cld")
+            if args.cld and their_cld is not None and "fixef" in records[str(seed)]["joint"]:
+                fitted = at_estimates(result, records[str(seed)]["joint"])
+                if judged(
+                    where + " | cld",
+                    functools.partial(ours_cld, fitted, call, at, weights),
+                    their_cld.get("error"),
+                    functools.partial(compare_cld, theirs=their_cld),
+                    tally,
+                ):
+                    tally.cld_agreed += 1
         if args.joint:
             theirs = records[str(seed)].get("joint", {})
             if judged(
@@ -540,6 +578,7 @@ def main() -> None:
         f"{tally.both_refused} refused by both, {len(refusals)} refused by us only, "
         f"{len(r_errors)} where emmeans stops, {len(findings)} findings"
         + (f"; joint_tests: {tally.joint_agreed} agree" if args.joint else "")
+        + (f"; cld: {tally.cld_agreed} agree" if args.cld else "")
     )
     for line in refusals + r_errors + findings:
         print(" -", line)
