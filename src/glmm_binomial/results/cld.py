@@ -1,8 +1,10 @@
 """Compact letter displays of marginal means, as emmeans 1.8.4's cld() with multcompView's
 multcompLetters (Piepho's insert-absorb algorithm).
 
-The means are sorted by their estimate within each by group (ascending), all pairs compared
-within the group (revpairwise, Tukey-adjusted unless ``adjust`` says otherwise), and each
+The means are sorted by their estimate within each by group (ascending; estimates equal to
+TIE_TOL keep their order), all pairs compared within the group (revpairwise, Tukey-adjusted
+unless ``adjust`` says otherwise; each by group a family of its own, also where the means are
+nested, where emmeans' families span every by group), and each
 pair whose p-value is below ``alpha`` is separated: starting from one letter shared by every
 mean, each significant pair (i, j) splits every letter column holding both into a copy
 without i and one without j, and a column contained in another is absorbed; the columns are
@@ -59,7 +61,7 @@ def cld(
     by = list(emm.by)
     group = _group_codes(emm.grid, by)
     estimate = emm.table["estimate"].to_numpy(dtype=np.float64)
-    order = np.lexsort((estimate, group)) if sort else np.arange(len(group))
+    order = np.lexsort((_tied(estimate), group)) if sort else np.arange(len(group))
     ordered = _reordered(emm, order)
     group = group[order]
     table = _means_table(ordered, group, adjust)
@@ -97,6 +99,18 @@ def cld(
     ]
     table.attrs.update({**table.attrs, "notes": tuple(notes)})
     return table
+
+
+TIE_TOL = 1e-10
+"""Estimates within TIE_TOL times the largest of each other keep their order when sorted (the
+same mean reached through other rounding, as the trends of an additive model)."""
+
+
+def _tied(estimate: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The estimates rounded to TIE_TOL of the largest (NaN kept: sorted last)."""
+    finite = np.abs(estimate[np.isfinite(estimate)])
+    scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    return np.asarray(np.round(estimate / (TIE_TOL * scale)), dtype=np.float64)
 
 
 def _group_codes(grid: pd.DataFrame, by: list[str]) -> NDArray[np.intp]:

@@ -1505,7 +1505,10 @@ def contrast(
     adjustment; Bonferroni for the p.adjust methods) at conf_level (default: the means';
     level: its deprecated name); ``attrs`` holds the adjustment and notes. Each by group is a
     family of its own; by groups may hold different numbers of means (nesting), and one with a
-    single mean gives a row "(nothing)" with NaN, as emmeans does.
+    single mean gives a row "(nothing)" with NaN, as emmeans does. (emmeans 1.8.4 adjusts the
+    contrasts of nested means as one family across their by groups: its rbind of the groups
+    sets Tukey's family to the number of all the contrasts. Here each group is its own, as
+    emmeans does without nesting.)
 
     interaction: emmeans' interaction contrasts (contrast(emm, interaction = ...)): a method
     per variable of the means other than the by variables (a name, recycled over them, or
