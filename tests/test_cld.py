@@ -8,16 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
+from _emmeans_support import means_from_record
 from conftest import load_reference, quiet_fit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import glmm_binomial as g
-from glmm_binomial.family import BINOMIAL_LOGIT
 from glmm_binomial.results.cld import letter_display
-from glmm_binomial.results.emmeans import EMMeans
 
 CLD = load_reference("emmeans_contrasts")["cld"]
 
@@ -26,22 +24,6 @@ CLD = load_reference("emmeans_contrasts")["cld"]
 def cbpp_fit() -> g.GLMMResult:
     return quiet_fit(
         "cbind(incidence, size - incidence) ~ period + (1 | herd)", g.datasets.load("cbpp")
-    )
-
-
-def _means(record: dict[str, Any], by: tuple[str, ...] = ()) -> EMMeans:
-    grid = pd.DataFrame(record["grid"])
-    k = len(record["emmean"])
-    return EMMeans(
-        grid=grid,
-        linfct=np.eye(k),
-        beta=np.array(record["emmean"]),
-        vcov=np.array(record["vcov"]),
-        offset=np.zeros(k),
-        specs=tuple(c for c in grid.columns if c not in by),
-        by=by,
-        type="link",
-        link=BINOMIAL_LOGIT,
     )
 
 
@@ -59,7 +41,7 @@ def test_letters_are_emmeans(key: str, means: str, by: tuple[str, ...], kwargs: 
     overlapping runs), reversed, with sidak at alpha 0.1 (the means' intervals simultaneous
     too), and by agegrp: the same order, estimates, intervals and symbols as emmeans'."""
     theirs = CLD[key]
-    table = g.cld(_means(CLD[means], by), **kwargs)
+    table = g.cld(means_from_record(CLD[means], by), **kwargs)
     for name, values in theirs["grid"].items():
         assert list(table[name].astype(str)) == values
     np.testing.assert_allclose(table["estimate"], theirs["estimate"], rtol=1e-12)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _emmeans_support import means_from_record
 from _simulate import separated_frame
 from conftest import load_reference, quiet_fit
 from hypothesis import given, settings
@@ -1065,28 +1066,10 @@ def test_a_relevelled_factor_of_numbers_is_a_factor_in_its_new_order() -> None:
 CONTRASTS = load_reference("emmeans_contrasts")
 
 
-def _means_of(means: dict[str, Any], by: tuple[str, ...] = ()) -> EMMeans:
-    """EMMeans with emmeans' own link-scale means and covariance (a "means" record of
-    emmeans_contrasts.json): the grid's columns other than ``by`` are the specs."""
-    grid = pd.DataFrame(means["grid"])
-    k = len(means["emmean"])
-    return EMMeans(
-        grid=grid,
-        linfct=np.eye(k),
-        beta=np.array(means["emmean"]),
-        vcov=np.array(means["vcov"]),
-        offset=np.zeros(k),
-        specs=tuple(c for c in grid.columns if c not in by),
-        by=by,
-        type="link",
-        link=BINOMIAL_LOGIT,
-    )
-
-
 def emmeans_means(case: str) -> EMMeans:
     """The means of a case of emmeans_contrasts.json (by urban where they have it)."""
     means = CONTRASTS[case]["means"]
-    return _means_of(means, ("urban",) if "urban" in means["grid"] else ())
+    return means_from_record(means, ("urban",) if "urban" in means["grid"] else ())
 
 
 @pytest.mark.parametrize(
@@ -1168,7 +1151,7 @@ def test_adjustments_match_emmeans(case, key, method, adjust) -> None:
 def _interaction_means(case: str) -> EMMeans:
     """The means of an interaction case (by urban in "by_urban")."""
     means = CONTRASTS["interaction"][case]["means"]
-    return _means_of(means, ("urban",) if case == "by_urban" else ())
+    return means_from_record(means, ("urban",) if case == "by_urban" else ())
 
 
 @pytest.mark.parametrize(
