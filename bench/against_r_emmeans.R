@@ -7,10 +7,13 @@
 # enter the linear functions); each call records emmeans' linfct with its column names (all
 # of the formula's, an aliased one included), which rows are estimable, the grid (without
 # .wgt.), which rows it shows (misc$display: empty nests are not), by.vars, the offsets and
-# cld's sorted grid and symbols (or its error), or the error. Each case also records emmeans'
-# joint_tests of the fit (terms, df1, F.ratio, p.value) with glmer's fixef (NA where dropped)
-# and vcov, or the error.
-suppressMessages({library(lme4); library(emmeans); library(jsonlite); library(multcomp)})
+# cld's sorted grid and symbols (or its error; none without multcomp), or the error. Each
+# case also records emmeans' joint_tests of the fit (terms, df1, F.ratio, p.value) with
+# glmer's fixef (NA where dropped) and vcov, or the error.
+suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
+# cld is multcomp's generic (emmeans' method needs multcompView): recorded where installed.
+has_cld <- requireNamespace("multcomp", quietly = TRUE) &&
+  requireNamespace("multcompView", quietly = TRUE)
 a <- commandArgs(TRUE)
 cases <- fromJSON(a[1], simplifyDataFrame = FALSE)
 out <- file(a[2], "w")
@@ -50,8 +53,8 @@ for (case in cases) {
         # the rows emmeans shows (a nested spec's empty nests are not)
         rec$shown <- if (is.null(e@misc$display)) rep(TRUE, nrow(grid)) else e@misc$display
         # cld's sorted means and their symbols (its Tukey comparisons at glmer's estimates)
-        rec$cld <- tryCatch({
-          t <- as.data.frame(suppressMessages(cld(e)))
+        if (has_cld) rec$cld <- tryCatch({
+          t <- as.data.frame(suppressMessages(multcomp::cld(e)))
           keep <- setdiff(names(t), c(names(t)[grepl("emmean|trend|SE|df|asymp", names(t))],
                                       ".group"))
           list(grid = lapply(t[keep], as.character), group = t$.group)

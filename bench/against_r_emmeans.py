@@ -44,6 +44,7 @@ Anything else we raise is a finding with its traceback. Exit status 1 when any c
 With --cld each call also compares cld(): ours of our means at glmer's estimates and
 covariance (as --joint) against emmeans' cld of its own: the sorted grid and the symbols. A
 finding: another order or other symbols; cld where only one of us answers is listed apart.
+R records cld only where multcomp and multcompView are installed (none compared otherwise).
 Not compared (counted): nested means with by groups of three or more, whose pairs emmeans
 adjusts as one family across the groups and we each group as its own.
 

@@ -1,7 +1,7 @@
-# Shared by make_emmeans_nonest.R, make_emmeans_weights.R, make_emmeans_nested.R and
-# make_joint_tests_nonest.R (each sources it from its own folder): the packages, contraception
-# with its factors and without the cell urban "Y" / livch "3+", glmer fits, and what the
-# scripts record of emmeans' results.
+# Shared by make_emmeans_nonest.R, make_emmeans_weights.R, make_emmeans_nested.R,
+# make_emmeans_offsets.R and make_joint_tests_nonest.R (each sources it from its own folder):
+# the packages, contraception with its factors and without the cell urban "Y" / livch "3+",
+# glmer fits, and what the scripts record of emmeans' results.
 suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
 
 contraception <- function(dir) {

@@ -25,8 +25,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from glmm_binomial.arguments import fraction
-from glmm_binomial.model.frame import label_key
-from glmm_binomial.results.emmeans import EMMeans, contrast, contrast_rank
+from glmm_binomial.results.emmeans import EMMeans, by_groups, contrast, contrast_rank
 from glmm_binomial.results.multiplicity import ADJUSTMENTS, critical_value
 
 __all__ = ["LETTERS", "cld", "letter_display"]
@@ -114,12 +113,11 @@ def _tied(estimate: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _group_codes(grid: pd.DataFrame, by: list[str]) -> NDArray[np.intp]:
-    """Each row's by group, numbered by first appearance (all 0 without by variables)."""
-    if not by:
-        return np.zeros(len(grid), dtype=np.intp)
-    keys = ["\x1f".join(label_key(v) for v in row) for row in grid[by].itertuples(False)]
-    first: dict[str, int] = {}
-    return np.array([first.setdefault(k, len(first)) for k in keys], dtype=np.intp)
+    """Each row's by group (by_groups), numbered by first appearance."""
+    codes = np.zeros(len(grid), dtype=np.intp)
+    for code, rows in enumerate(by_groups(grid, by)):
+        codes[rows] = code
+    return codes
 
 
 def _reordered(emm: EMMeans, order: NDArray[np.intp]) -> EMMeans:

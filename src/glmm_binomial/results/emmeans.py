@@ -124,7 +124,7 @@ from glmm_binomial.results.multiplicity import (
     critical_value,
 )
 from glmm_binomial.results.variance_decomposition import random_variance
-from glmm_binomial.results.wald import JOINT_RANK_TOL, joint_chisq
+from glmm_binomial.results.wald import joint_chisq, numerical_rank
 
 if TYPE_CHECKING:
     from glmm_binomial.results.result import GLMMResult
@@ -136,6 +136,7 @@ __all__ = [
     "EMMeans",
     "ReferenceGrid",
     "contrast",
+    "by_groups",
     "contrast_rank",
     "emmeans",
     "emtrends",
@@ -1010,6 +1011,13 @@ class EMMeans:
     def link_std_error(self) -> FloatArray:
         return np.sqrt(np.clip(np.diag(self.link_covariance), 0.0, None))
 
+    def response_functions(self, link: Family) -> tuple[Any, Any]:
+        """The back-transformation eta -> mean and its derivative: ``link``'s inverse, or
+        emmeans' bias-adjusted one with ``bias_adjust`` and a ``sigma``."""
+        if self.bias_adjust and self.sigma is not None:
+            return _bias_adjusted(link, self.sigma)
+        return link.inverse_link, link.mu_eta
+
     @cached_property
     def table(self) -> pd.DataFrame:
         """The summary on the scale ``type``, intervals at ``level`` (class docstring)."""
@@ -1027,10 +1035,7 @@ class EMMeans:
         se = np.where(shown, se, np.nan)
         low, high = eta - multiplier * se, eta + multiplier * se
         if self.type == "response" and self.link is not None:
-            if self.bias_adjust and self.sigma is not None:
-                inverse, derivative = _bias_adjusted(self.link, self.sigma)
-            else:
-                inverse, derivative = self.link.inverse_link, self.link.mu_eta
+            inverse, derivative = self.response_functions(self.link)
             estimate = inverse(eta)
             std_error = np.abs(derivative(eta)) * se
             low, high = inverse(low), inverse(high)
@@ -1074,10 +1079,7 @@ def regrid(emm: EMMeans) -> EMMeans:
             "already): they are as they are"
         )
     eta = emm.link_estimate
-    if emm.bias_adjust and emm.sigma is not None:
-        inverse, derivative = _bias_adjusted(emm.link, emm.sigma)
-    else:
-        inverse, derivative = emm.link.inverse_link, emm.link.mu_eta
+    inverse, derivative = emm.response_functions(emm.link)
     scale = np.asarray(derivative(eta), dtype=np.float64)
     estimate = np.asarray(inverse(eta), dtype=np.float64)
     linfct = scale[:, None] * emm.linfct
@@ -1453,23 +1455,31 @@ def poly_contrasts(k: int) -> FloatArray:
     return np.array(rows).reshape(degree, k)
 
 
+def by_groups(grid: pd.DataFrame, by: list[str]) -> list[list[int]]:
+    """The rows of each by group of ``grid``, groups in order of first appearance (emmeans'
+    by.rows; all rows one group without ``by``)."""
+    if not by:
+        return [list(range(len(grid)))]
+    keys = [tuple(label_key(v) for v in row) for row in grid[by].itertuples(False)]
+    order: dict[tuple[str, ...], list[int]] = {}
+    for i, key in enumerate(keys):
+        order.setdefault(key, []).append(i)
+    return list(order.values())
+
+
 CONSTANT_TOL = 1e-12
 """A contrast whose linear function of the coefficients is below CONSTANT_TOL times the
 means' largest coefficient is constant: no coefficient enters it (contrast())."""
-CONTRAST_RANK_TOL = 1e-7
-"""contrast_rank's tolerance (R's qr() default, which emmeans' scheffe.rank takes)."""
 
 
 def contrast_rank(functions: FloatArray) -> int:
-    """The rank of contrasts' linear functions of the coefficients (rows): the singular values
-    above CONTRAST_RANK_TOL times the largest (emmeans' qr(zapsmall(linfct))$rank); at least
-    1."""
+    """The rank of contrasts' linear functions of the coefficients (rows), by the tolerance
+    of emmeans' qr() rank (numerical_rank; its scheffe.rank); at least 1."""
     if functions.size == 0 or not np.all(np.isfinite(functions)):
         return 1
-    values = np.linalg.svd(functions, compute_uv=False)
-    if values[0] <= 0.0:
-        return 1
-    return max(int(np.sum(values > CONTRAST_RANK_TOL * values[0])), 1)
+    return max(
+        numerical_rank(np.asarray(np.linalg.svd(functions, compute_uv=False), np.float64)), 1
+    )
 
 
 def contrast(
@@ -1550,15 +1560,7 @@ def contrast(
         raise ValueError("by leaves no levels to contrast")
     methods = _interaction_methods(interaction, method, [c for c in inner if c != OFFSET_NAME])
 
-    # Rows of each by group, groups in order of first appearance (emmeans' by.rows).
-    if by_list:
-        keys = [tuple(label_key(v) for v in row) for row in emm.grid[by_list].itertuples(False)]
-        order: dict[tuple[str, ...], list[int]] = {}
-        for i, key in enumerate(keys):
-            order.setdefault(key, []).append(i)
-        groups = list(order.values())
-    else:
-        groups = [list(range(len(emm.grid)))]
+    groups = by_groups(emm.grid, by_list)
 
     eta = emm.link_estimate
     notes: list[str] = []
@@ -1993,7 +1995,7 @@ def _estimable_span(
     projected = functions @ null_basis
     projected[np.abs(projected) <= ESTIMABLE_ZAP] = 0.0
     u, singular, _ = np.linalg.svd(projected, full_matrices=True)
-    rank = int((singular > JOINT_RANK_TOL * max(float(singular.max(initial=0.0)), 1e-300)).sum())
+    rank = numerical_rank(singular)
     combinations = u[:, rank:].T  # left null space of L N
     return combinations @ functions, True
 

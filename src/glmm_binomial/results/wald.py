@@ -476,6 +476,12 @@ def _hypothesis_text(row: FloatArray, q: float, names: Sequence[str]) -> str:
     return f"{' '.join(parts)} = {q:.6g}"
 
 
+def numerical_rank(singular: FloatArray) -> int:
+    """How many of a matrix's singular values exceed JOINT_RANK_TOL times the largest (0 for
+    a zero matrix): its rank as emmeans' (and R's qr()) tolerance counts it."""
+    return int((singular > JOINT_RANK_TOL * max(float(singular.max(initial=0.0)), 1e-300)).sum())
+
+
 def joint_chisq(
     functions: FloatArray,
     beta: FloatArray,
@@ -489,8 +495,7 @@ def joint_chisq(
     if functions.shape[0] == 0:
         return 0, 0.0
     u, singular, _ = np.linalg.svd(functions.T, full_matrices=False)
-    keep = singular > JOINT_RANK_TOL * max(float(singular.max(initial=0.0)), 1e-300)
-    basis = u[:, keep]
+    basis = u[:, : numerical_rank(singular)]  # singular values in decreasing order
     if basis.shape[1] == 0:
         return 0, 0.0
     if limit is not None:
