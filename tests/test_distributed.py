@@ -280,6 +280,33 @@ def test_a_singular_end_is_searched_again_as_in_memory(
     assert [w.category for w in fitted.warnings] == [w.category for w in memory.warnings]
 
 
+def test_an_unconverged_end_near_zero_restarts_as_in_memory(client) -> None:
+    """fuzz_dask_log 143 (log_restart_143.csv, the rows in the sweep's shuffled order): both
+    first searches stop unconverged at the log link's bound with the slope's Lambda entry
+    near zero, 0.8e-4 internally in memory and 1.1e-4 on Dask, on either side of
+    boundary_tol. An unconverged end counts as singular below unconverged_restart_tol, so both
+    take the mirrored restart; with that tolerance at boundary_tol only memory did, and the
+    Dask fit stayed 0.007 lower in logLik."""
+    frame = pd.read_csv(REFERENCE_DIR / "log_restart_143.csv")
+    formula = "y ~ x + (1 + x | g)"
+    narrow = OptimizerControl(unconverged_restart_tol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        memory = glmm_binomial.fit(formula, frame, link="log")
+        fitted = glmm_binomial.fit(formula, dd.from_pandas(frame, npartitions=3), link="log")
+        before = glmm_binomial.fit(
+            formula, dd.from_pandas(frame, npartitions=3), link="log", control=narrow
+        )
+    assert not memory.converged and not fitted.converged
+    assert memory.opt_summary.message.endswith(MIRRORED_RESTART)
+    assert fitted.opt_summary.message.endswith(MIRRORED_RESTART)
+    assert fitted.opt_summary.tolerances["unconverged_restart_tol"] == 1e-3
+    # Two unconverged ends on the bound: the same basin, not the same point.
+    assert fitted.llf == pytest.approx(memory.llf, abs=1e-3)
+    assert fitted.llf > before.llf + 5e-3
+    assert [w.category for w in fitted.warnings] == [w.category for w in memory.warnings]
+
+
 def test_agq_one_factor(client, monkeypatch) -> None:
     from glmm_binomial.distributed import fit as driver
 
