@@ -9,7 +9,9 @@
 # .wgt.), which rows it shows (misc$display: empty nests are not), by.vars, the offsets and
 # cld's sorted grid and symbols (or its error; none without multcomp), or the error. Each
 # case also records emmeans' joint_tests of the fit (terms, df1, F.ratio, p.value) with
-# glmer's fixef (NA where dropped) and vcov, or the error.
+# glmer's fixef (NA where dropped) and vcov, or the error. With the manifest's simple: each
+# emmeans call's contrast(e, "pairwise", simple = "each", combine = TRUE) (labels, estimates,
+# SEs, p-values), or its error.
 suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
 # cld is multcomp's generic (emmeans' method needs multcompView): recorded where installed.
 has_cld <- requireNamespace("multcomp", quietly = TRUE) &&
@@ -58,6 +60,14 @@ for (case in cases) {
           keep <- setdiff(names(t), c(names(t)[grepl("emmean|trend|SE|df|asymp", names(t))],
                                       ".group"))
           list(grid = lapply(t[keep], as.character), group = t$.group)
+        }, error = function(err) list(error = conditionMessage(err)))
+        # the simple effects of every variable as one family (Bonferroni), at glmer's estimates
+        if (isTRUE(case$simple) && call$kind == "emmeans") rec$simple <- tryCatch({
+          s <- as.data.frame(summary(suppressMessages(
+            contrast(e, "pairwise", simple = "each", combine = TRUE))))
+          labels <- setdiff(names(s), c("estimate", "SE", "df", "null", "z.ratio", "p.value"))
+          list(columns = labels, labels = lapply(s[labels], as.character), estimate = s$estimate,
+               SE = s$SE, p = s$p.value)
         }, error = function(err) list(error = conditionMessage(err)))
       }
     }

@@ -48,6 +48,11 @@ R records cld only where multcomp and multcompView are installed (none compared 
 Not compared (counted): nested means with by groups of three or more, whose pairs emmeans
 adjusts as one family across the groups and we each group as its own.
 
+With --simple each emmeans call also compares the simple effects of all its variables as one
+family, `contrast(emm, "pairwise", simple="each", combine=True)` (Bonferroni), at glmer's
+estimates and covariance (as --joint): the label columns as text ("." where a part has no such
+by variable), estimates and SEs to 1e-8 and p-values to 1e-6 relative.
+
 With --offsets each seed draws one of OFFSETS: offsets with two distinct values, which
 emmeans keeps at both (its .offset. variable, cov.keep = "2"), averages over, and finds the
 offset's variable nested in (and A, where the offset follows A). The grid is compared without
@@ -407,6 +412,36 @@ def compare_cld(table: pd.DataFrame, theirs: dict[str, Any]) -> list[str]:
     return problems
 
 
+def ours_simple(result: Any, call: Call, at: dict[str, Any], weights: str | None) -> pd.DataFrame:
+    return g.contrast(ours(result, call, at, weights), "pairwise", simple="each", combine=True)
+
+
+def compare_simple(table: pd.DataFrame, theirs: dict[str, Any]) -> list[str]:
+    """Our combined simple contrasts against emmeans' record: label columns as text,
+    estimates and SEs to 1e-8, p-values to 1e-6 (relative)."""
+    columns = listed(theirs["columns"])
+    mine = [c for c in table.columns if c != "estimate"][: len(columns)]
+    if mine != columns:
+        return [f"simple columns {mine} != R's {columns}"]
+    problems = []
+    for name in columns:
+        labels = [label_key(v) for v in table[name]]
+        if labels != [str(v) for v in listed(theirs["labels"][name])]:
+            problems.append(f"simple {name}: {labels} != R's {listed(theirs['labels'][name])}")
+    if problems:
+        return problems
+    for name, their, rtol, atol in (
+        ("estimate", "estimate", 1e-8, 1e-10),
+        ("std_error", "SE", 1e-8, 1e-12),
+        ("p_value", "p", 1e-6, 1e-12),
+    ):
+        a = table[name].to_numpy(dtype=float)
+        b = np.array(listed(theirs[their]), dtype=float)
+        if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+            problems.append(f"simple {name} {list(a)} != R's {list(b)}")
+    return problems
+
+
 def at_estimates(result: Any, theirs: dict[str, Any]) -> Any:
     """Our fit with glmer's fixed effects and their covariance in place of ours (and without
     the limit's covariance of a fit we found separated: glmer's finite numbers stand for it)."""
@@ -460,6 +495,7 @@ class Tally:
     joint_agreed: int = 0
     cld_agreed: int = 0
     cld_apart: int = 0
+    simple_agreed: int = 0
     both_refused: int = 0
     findings: list[str] = dataclasses.field(default_factory=list)
     refusals: list[str] = dataclasses.field(default_factory=list)
@@ -516,6 +552,11 @@ def main() -> None:
     parser.add_argument(
         "--cld", action="store_true", help="also compare cld() at glmer's estimates"
     )
+    parser.add_argument(
+        "--simple",
+        action="store_true",
+        help="also compare contrast(simple='each', combine=True) at glmer's estimates",
+    )
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     seeds = range(args.start, args.start + args.count)
@@ -530,6 +571,7 @@ def main() -> None:
                 "formula": formula,
                 "at": case_at(seed, template),
                 "weights": case_weights(seed, args.weights),
+                "simple": args.simple,
                 "calls": [
                     {
                         "label": label(c),
@@ -571,6 +613,22 @@ def main() -> None:
                 tally,
             ):
                 tally.agreed += 1
+            their_simple = theirs.get("simple")
+            if args.simple and their_simple is not None and "fixef" in records[str(seed)]["joint"]:
+                if judged(
+                    where + " | simple",
+                    functools.partial(
+                        ours_simple,
+                        at_estimates(result, records[str(seed)]["joint"]),
+                        call,
+                        at,
+                        weights,
+                    ),
+                    their_simple.get("error"),
+                    functools.partial(compare_simple, theirs=their_simple),
+                    tally,
+                ):
+                    tally.simple_agreed += 1
             their_cld = theirs.get("cld")
             if args.cld and their_cld is not None and "fixef" in records[str(seed)]["joint"]:
                 fitted = at_estimates(result, records[str(seed)]["joint"])
@@ -605,6 +663,7 @@ def main() -> None:
             if args.cld
             else ""
         )
+        + (f"; simple: {tally.simple_agreed} agree" if args.simple else "")
     )
     for line in refusals + r_errors + findings:
         print(" -", line)

@@ -394,6 +394,9 @@ def make_case(
             rng,
             ["pairwise", "revpairwise", "trt.vs.ctrl", "consec", "eff", "del.eff", "poly", "dict"],
         )
+        interacting = isinstance(specs, list) and method != "dict" and rng.random() < 0.5
+        variables = list(specs) if isinstance(specs, list) else [specs]
+        simple_choices: list[Any] = ["each", variables[0], [variables[:1], variables]]
         cargs, bad = with_bad(
             rng,
             {
@@ -406,11 +409,22 @@ def make_case(
                 # Interaction contrasts of two factors' means (one method each or one for both).
                 **(
                     {"interaction": pick(rng, [True, "consec", ["pairwise", "eff"], ["poly"]])}
-                    if isinstance(specs, list) and method != "dict" and rng.random() < 0.5
+                    if interacting
+                    else {}
+                ),
+                # Simple effects: a variable, "each" or a list of sets, one family or parts.
+                **(
+                    {
+                        "simple": pick(rng, simple_choices),
+                        "combine": bool(rng.random() < 0.5),
+                    }
+                    if not interacting and rng.random() < 0.35
                     else {}
                 ),
             },
             {
+                "simple": ["nope", 3, [["nope"]]],
+                "combine": ["yes", 2],
                 "method": ["bogus", weights, {"a": ["x"]}, 4],
                 "adjust": ["bogus"],
                 **(

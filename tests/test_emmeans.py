@@ -800,6 +800,26 @@ def test_pairs_of_a_rank_deficient_fit_are_emmeans(call: str, means: str) -> Non
     assert any("not estimable" in n for n in table.attrs["notes"])
 
 
+@pytest.mark.parametrize("adjust", ["holm", "hommel", "BY", "sidak"])
+def test_a_family_counts_its_contrasts_without_an_estimate(adjust: str) -> None:
+    """emmeans counts every contrast of a by group in its family (by.size), also the
+    non-estimable ones without a p-value: R's p.adjust(p, n = 6) for urban "Y", whose pairs
+    with livch "3+" are NaN (three tests of six), and Sidak on 6. From emmeans' own z, its
+    p-values exactly; the fit's pairs count the same way."""
+    stored = NONEST["empty_cell"][f"pairs_by_urban_{adjust}"]
+    estimate = np.array(stored["estimate"], dtype=float)
+    z = estimate / np.array(stored["SE"], dtype=float)
+    ours = np.concatenate([adjust_p_values(z[i : i + 6], adjust, 4) for i in (0, 6)])
+    # (emmeans' Sidak, 1 - (1 - p)^n, keeps about 1e-16 absolute below 1e-9.)
+    np.testing.assert_allclose(ours, np.array(stored["p"], dtype=float), rtol=1e-10, atol=1e-15)
+    # Three NaN tests count: not the p-values of a family of three.
+    fewer = adjust_p_values(z[6:][np.isfinite(z[6:])], adjust, 4)
+    assert not np.allclose(fewer, ours[6:][np.isfinite(z[6:])])
+    table = pairs(emmeans(_nonest_fit("empty_cell"), "livch", by="urban"), adjust=adjust)
+    assert table["p_value"].isna().sum() == 3
+    assert any(f"{adjust} method for 6 tests" in n for n in table.attrs["notes"])
+
+
 JOINT_NONEST = load_reference("joint_tests_nonest")
 
 
@@ -1236,6 +1256,124 @@ def test_interaction_contrasts_of_an_additive_model_are_zero_without_a_test() ->
     assert table["z"].isna().all() and table["p_value"].isna().all()
     with pytest.raises(ValueError, match="method"):
         contrast(emm, {"x": [1, -1, 0, 0, 0, 0]}, interaction=["pairwise"])
+
+
+def _assert_table_matches(ours: pd.DataFrame, theirs: dict[str, Any]) -> None:
+    """A contrast table against emmeans' record of its summary (the label columns as text,
+    estimates, SEs and z to 1e-10, p and limits as _assert_p_and_intervals)."""
+    columns = list(np.atleast_1d(theirs["columns"]))
+    labels = [c for c in ours.columns if c not in ("estimate", "odds_ratio")]
+    assert labels[: len(columns)] == columns
+    for column in columns:
+        assert list(ours[column].astype(str)) == list(np.atleast_1d(theirs["labels"][column]))
+    assert ours.attrs["adjust"] == theirs["adjust"]
+    estimate = "odds_ratio" if "odds_ratio" in ours.columns else "estimate"
+    np.testing.assert_allclose(ours[estimate], theirs["estimate"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=1e-10)
+    np.testing.assert_allclose(ours["z"], theirs["z"], rtol=1e-10)
+    if theirs["adjust"] == "sidak":
+        # emmeans' Sidak p, 1 - (1 - p)^n, keeps no relative accuracy below 1e-9 (ours: 1e-16).
+        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=1e-8, atol=1e-14)
+        theirs = {**theirs, "p": ours["p_value"]}
+    if theirs["adjust"] == "tukey":
+        # R's ptukey integrates to about 1e-8 absolute (for 12 means p of 0.44637232 against
+        # its 0.44637231; p of 2e-12 1.2% apart), its qtukey to about 1e-9 (limits 1.02e-9
+        # apart).
+        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=1e-8, atol=2e-8)
+        for column, their in (("ci_lower", "lower"), ("ci_upper", "upper")):
+            np.testing.assert_allclose(ours[column], theirs[their], rtol=0, atol=2e-9)
+        return
+    _assert_p_and_intervals(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "method", "kwargs"),
+    [
+        ("urban_livch", "urban", "pairwise", {"simple": "urban"}),
+        ("livch_agegrp", "livch_agegrp", "consec", {"simple": ["livch", "agegrp"]}),
+        ("urban_livch", "combine", "pairwise", {"simple": "each", "combine": True}),
+        (
+            "urban_livch",
+            "combine_holm",
+            "pairwise",
+            {"simple": "each", "combine": True, "adjust": "holm"},
+        ),
+        (
+            "urban_livch",
+            "combine_scheffe",
+            "pairwise",
+            {"simple": "each", "combine": True, "adjust": "scheffe"},
+        ),
+        (
+            "urban_livch",
+            "combine_tukey",
+            "pairwise",
+            {"simple": "each", "combine": True, "adjust": "tukey"},
+        ),
+        (
+            "urban_livch",
+            "combine_mvt",
+            "consec",
+            {"simple": "each", "combine": True, "adjust": "mvt"},
+        ),
+        (
+            "urban_livch",
+            "combine_response",
+            "pairwise",
+            {"simple": "each", "combine": True, "type": "response"},
+        ),
+        ("by_urban", "by_each", "consec", {"simple": "each", "combine": True}),
+    ],
+)
+def test_simple_contrasts_match_emmeans(case, key, method, kwargs) -> None:
+    """emmeans' contrast(simple = ...): a variable (or several together) contrasted within
+    each combination of the others; "each" with combine = TRUE one family of all the parts'
+    rows (Bonferroni by default; holm, scheffe on the rank of all, tukey becoming sidak, mvt
+    on their joint covariance, odds ratios), its by columns "." where a part has none, and
+    from means with a by variable, which "each" contrasts too."""
+    ours = contrast(_interaction_means(case), method, **kwargs)
+    _assert_table_matches(ours, CONTRASTS["simple"][key])
+    if kwargs.get("adjust") == "scheffe":
+        assert any("scheffe method with rank 7" in n for n in ours.attrs["notes"])
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "simple"),
+    [
+        ("urban_livch", "each", "each"),
+        ("livch_agegrp", "listed", [["agegrp"], ["livch", "agegrp"]]),
+    ],
+)
+def test_simple_contrasts_in_parts_match_emmeans(case, key, simple) -> None:
+    """simple="each" or a list of sets without combine: one table per part, keyed as
+    emmeans names its list, each part adjusted as its own families."""
+    ours = contrast(_interaction_means(case), "pairwise", simple=simple)
+    theirs = CONTRASTS["simple"][key]
+    assert list(ours) == list(theirs)
+    for title, table in ours.items():
+        _assert_table_matches(table, theirs[title])
+
+
+def test_simple_contrasts_refuse_what_they_cannot_do() -> None:
+    emm = _interaction_means("urban_livch")
+    with pytest.raises(ValueError, match="simple must name"):
+        contrast(emm, simple="agegrp")
+    with pytest.raises(ValueError, match="simple must name"):
+        contrast(emm, simple=[["urban"], ["nonsense"]])
+    with pytest.raises(ValueError, match="simple must name"):
+        contrast(emm, simple=3)
+    with pytest.raises(ValueError, match="not both"):
+        contrast(emm, simple="urban", by="livch")
+    with pytest.raises(ValueError, match="interaction"):
+        contrast(emm, simple="urban", interaction="pairwise")
+    with pytest.raises(ValueError, match="combine joins"):
+        contrast(emm, combine=True)
+    with pytest.raises(ValueError, match="combine must be"):
+        contrast(emm, simple="each", combine="yes")
+    # One set: combine changes nothing (emmeans' too).
+    pd.testing.assert_frame_equal(
+        contrast(emm, simple="urban", combine=True), contrast(emm, by="livch")
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from glmm_binomial.results.multiplicity import (
     adjust_p_values,
     critical_value,
     dunnettx_sf,
+    p_adjust,
     range_sf,
 )
 
@@ -108,9 +109,11 @@ def test_no_statistic_no_p_value(adjust):
     z = np.array([1.8, np.nan, -2.5, np.nan])
     p = adjust_p_values(z, adjust, 4)
     assert np.isnan(p[[1, 3]]).all()
-    # The others are adjusted as a family of their own number (R's p.adjust); Tukey's by the
-    # number of means, as before.
-    np.testing.assert_array_equal(p[[0, 2]], adjust_p_values(z[[0, 2]], adjust, 4))
+    # The others are adjusted as a family of all four tests, as emmeans counts every contrast
+    # of a by group (its p.adjust(p, n = 4)); Tukey's by the number of means, as before.
+    np.testing.assert_array_equal(p[[0, 2]], adjust_p_values(z[[0, 2]], adjust, 4, n_tests=4))
+    if adjust not in ("tukey", "none"):
+        assert (p[[0, 2]] > adjust_p_values(z[[0, 2]], adjust, 4)).all()
     if adjust == "tukey":
         np.testing.assert_array_equal(
             p[[0, 2]], adjust_p_values(np.array([1.8, -2.5, 9.0]), adjust, 4)[:2]
@@ -143,3 +146,28 @@ def test_mvt_is_the_joint_adjustment_of_correlated_statistics() -> None:
     ranked = np.minimum.accumulate((3 / np.arange(3, 0, -1)) * np.sort(unadjusted)[::-1])
     np.testing.assert_allclose(np.sort(adjust_p_values(z, "fdr", 3)), np.sort(ranked))
     assert critical_value(0.95, "fdr", 3, 3) == critical_value(0.95, "bonferroni", 3, 3)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    p=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8),
+    extra=st.integers(0, 4),
+    method=st.sampled_from(["holm", "hochberg", "hommel", "bonferroni", "BH", "BY"]),
+)
+def test_p_adjust_with_more_tests_than_p_values(p: list[float], extra: int, method: str) -> None:
+    """R's p.adjust(p, n = length(p) + extra): tests without a p-value make every adjusted
+    p-value at least as large; for hommel they enter as p = 1 (R pads them); extra 0 is the
+    default."""
+    raw = np.asarray(p)
+    n = len(raw) + extra
+    more = p_adjust(raw, method, n)
+    np.testing.assert_array_equal(p_adjust(raw, method, len(raw)), p_adjust(raw, method))
+    assert np.all(more >= p_adjust(raw, method) - 1e-15)
+    assert np.all((more >= raw - 1e-15) & (more <= 1.0))
+    if method == "bonferroni":
+        np.testing.assert_allclose(more, np.minimum(n * raw, 1.0))
+    if method == "hommel" and n > 2:
+        padded = p_adjust(np.concatenate([raw, np.ones(extra)]), method)[: len(raw)]
+        np.testing.assert_allclose(more, padded, rtol=1e-12)
+    with pytest.raises(ValueError, match="n must be at least"):
+        p_adjust(raw, method, len(raw) - 1)

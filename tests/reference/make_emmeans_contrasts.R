@@ -11,7 +11,11 @@
 # the means on the response scale (also bias-adjusted with sigma = 0.8) and their contrasts,
 # differences of probabilities. cld() (multcomp's generic, multcompView's letters): the
 # sorted means with their ".group" letters, also reversed, with alpha = 0.1 and sidak (which
-# also adjusts the means' intervals), and by agegrp.
+# also adjusts the means' intervals), and by agegrp. Simple effects (contrast(simple = ...)):
+# one variable, two together, "each" (a list of tables), a list of sets, and "each" with
+# combine = TRUE (one family, Bonferroni by default; holm, scheffe on the rank of all, tukey
+# becoming sidak, mvt on the joint covariance, odds ratios, and from means with a by
+# variable, which "each" contrasts too).
 # usage: Rscript make_emmeans_contrasts.R DATA_DIR > emmeans_contrasts.json
 suppressMessages({library(lme4); library(emmeans); library(jsonlite); library(multcomp)})
 dir <- commandArgs(TRUE)[1]
@@ -56,6 +60,12 @@ letters_of <- function(t) {
 regridded <- function(r) {
   s <- as.data.frame(summary(r, infer = c(TRUE, FALSE)))
   list(prob = s$prob, SE = s$SE, lower = s$asymp.LCL, upper = s$asymp.UCL)
+}
+# an emm_list's parts by name (lapply would take the S4 objects apart)
+parts_of <- function(l) {
+  out <- list()
+  for (name in names(l)) out[[name]] <- interaction_of(l[[name]])
+  out
 }
 means <- function(e) {
   s <- as.data.frame(e)
@@ -109,6 +119,23 @@ out <- list(
     reversed = letters_of(cld(e_la, reversed = TRUE)),
     sidak = letters_of(cld(e_la, alpha = 0.1, adjust = "sidak")),
     by_agegrp = letters_of(cld(emmeans(m3, ~ livch | agegrp))),
-    cbpp = letters_of(cld(e1)))
+    cbpp = letters_of(cld(e1))),
+  simple = list(
+    urban = interaction_of(contrast(e_ul, "pairwise", simple = "urban")),
+    livch_agegrp = interaction_of(contrast(e_la, "consec", simple = c("livch", "agegrp"))),
+    each = parts_of(contrast(e_ul, "pairwise", simple = "each")),
+    listed = parts_of(contrast(e_la, "pairwise", simple = list("agegrp", c("livch", "agegrp")))),
+    combine = interaction_of(contrast(e_ul, "pairwise", simple = "each", combine = TRUE)),
+    combine_holm = interaction_of(contrast(e_ul, "pairwise", simple = "each", combine = TRUE,
+                                           adjust = "holm")),
+    combine_scheffe = interaction_of(contrast(e_ul, "pairwise", simple = "each",
+                                              combine = TRUE, adjust = "scheffe")),
+    combine_tukey = suppressMessages(interaction_of(contrast(
+      e_ul, "pairwise", simple = "each", combine = TRUE, adjust = "tukey"))),
+    combine_mvt = {set.seed(1); interaction_of(contrast(e_ul, "consec", simple = "each",
+                                                        combine = TRUE, adjust = "mvt"))},
+    combine_response = interaction_of(contrast(e_ul, "pairwise", simple = "each",
+                                               combine = TRUE, type = "response")),
+    by_each = interaction_of(contrast(e_by, "consec", simple = "each", combine = TRUE)))
 )
 cat(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE))

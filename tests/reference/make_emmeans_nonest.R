@@ -4,7 +4,8 @@
 # rows (an aliased cell-means column, every mean estimable). For each: glmer's fixef (NA for
 # the dropped column) and column names, and for emmeans' means, pairs and a trend: linfct,
 # which rows are estimable (estimability::is.estble), estimates and SEs (NA where nonEst), and
-# the pairs' Tukey p-values.
+# the pairs' Tukey p-values; also their holm, hommel, BY and sidak p-values (emmeans counts
+# the non-estimable pairs in each family).
 # usage: Rscript make_emmeans_nonest.R DATA_DIR > emmeans_nonest.json
 script_dir <- dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)))
 source(file.path(script_dir, "emmeans_common.R"))
@@ -24,6 +25,10 @@ out <- list(
   empty_cell = record(m1, list(
     livch_by_urban = means(e_by), pairs_by_urban = contrasts(pairs(e_by)),
     livch = means(e_livch), pairs_livch = contrasts(pairs(e_livch)),
+    pairs_by_urban_holm = contrasts(pairs(e_by, adjust = "holm")),
+    pairs_by_urban_hommel = contrasts(pairs(e_by, adjust = "hommel")),
+    pairs_by_urban_BY = contrasts(pairs(e_by, adjust = "BY")),
+    pairs_by_urban_sidak = contrasts(pairs(e_by, adjust = "sidak")),
     age_trend_by_urban = means(emtrends(m1, "urban", var = "age")))),
   cell_means = record(m2, list(livch = means(emmeans(m2, "livch"))))
 )

@@ -1482,6 +1482,180 @@ def contrast_rank(functions: FloatArray) -> int:
     )
 
 
+@dataclass
+class _ContrastRows:
+    """One family's contrasts before adjustment (contrast()): per by group its labels, by
+    values, estimates, standard errors, linear functions of the coefficients and their
+    covariance, (number of contrasts, pairwise, number of means) and rank."""
+
+    labels: list[list[str]] = field(default_factory=list)
+    by_values: list[dict[str, Any]] = field(default_factory=list)
+    estimates: list[FloatArray] = field(default_factory=list)
+    std_errors: list[FloatArray] = field(default_factory=list)
+    functions: list[FloatArray] = field(default_factory=list)
+    covariances: list[FloatArray] = field(default_factory=list)
+    blocks: list[tuple[int, bool, int]] = field(default_factory=list)
+    ranks: list[int] = field(default_factory=list)
+    interaction_labels: list[dict[str, list[str]]] = field(default_factory=list)
+    default_adjust: str | None = None
+    true_contrast: bool = True
+    missing: int = 0
+    empty: int = 0
+
+
+def _contrast_rows(
+    emm: EMMeans,
+    method: str | Mapping[str, Sequence[float]],
+    by_list: list[str],
+    ref: Any,
+    interaction: Any,
+) -> _ContrastRows:
+    """The contrasts of ``method`` (or interaction contrasts) within each by group of
+    ``by_list``, unadjusted (contrast())."""
+    columns = list(emm.grid.columns)
+    unknown = [b for b in by_list if b not in columns]
+    if unknown:
+        raise ValueError(
+            f"by names {', '.join(map(repr, unknown))}, not a column of the means "
+            f"({', '.join(columns)})"
+        )
+    inner = [c for c in columns if c not in by_list]
+    if not inner:
+        raise ValueError("by leaves no levels to contrast")
+    methods = _interaction_methods(interaction, method, [c for c in inner if c != OFFSET_NAME])
+    eta = emm.link_estimate
+    out = _ContrastRows()
+    # emmeans' labels leave out the offset's values (.offset., a nester of the means).
+    named = [c for c in inner if c != OFFSET_NAME] or inner
+    groups = by_groups(emm.grid, by_list)
+    for rows in groups:
+        labels, raw = _labels(emm.grid.iloc[rows].reset_index(drop=True), named)
+        out.by_values.append({b: emm.grid.iloc[rows[0]][b] for b in by_list})
+        if len(rows) == 1 and len(groups) > 1 and methods is None:
+            # A by group with one mean (a nest with one level seen): no contrast, a row that
+            # says so (emmeans' "(nothing)"), as long as other groups have some.
+            out.functions.append(np.full((1, emm.linfct.shape[1]), np.nan))
+            out.covariances.append(np.full((1, 1), np.nan))
+            out.estimates.append(np.full(1, np.nan))
+            out.std_errors.append(np.full(1, np.nan))
+            out.labels.append(["(nothing)"])
+            out.blocks.append((0, True, 1))
+            out.ranks.append(1)
+            continue
+        if methods is None:
+            coef, names, default_adjust, pairwise = _family(method, labels, raw, ref)
+        else:
+            coef, by_variable = _interaction_family(emm.grid.iloc[rows], methods, ref)
+            names = [" ".join(parts) for parts in zip(*by_variable.values(), strict=True)]
+            default_adjust, pairwise = "none", False
+            out.interaction_labels.append(by_variable)
+        if out.default_adjust is None:
+            out.default_adjust = default_adjust
+        out.true_contrast = out.true_contrast and bool(
+            np.all(np.abs(coef.sum(axis=1)) / (1e-6 + np.abs(coef).max(axis=1)) < 1e-6)
+        )
+        functions = coef @ emm.linfct[rows]
+        # A contrast that no coefficient enters (an interaction contrast of an additive
+        # model) is exactly its offsets' contrast, with no standard error (z and p NaN).
+        scale = max(float(np.abs(emm.linfct[rows]).max(initial=0.0)), 1.0)
+        constant = np.abs(functions).max(axis=1, initial=0.0) <= CONSTANT_TOL * scale
+        functions = np.where(constant[:, None], 0.0, functions)
+        out.ranks.append(contrast_rank(functions))
+        est = np.where(moving_rows(functions, emm.limit), np.nan, coef @ eta[rows])
+        est = np.where(constant, coef @ np.asarray(emm.offset, np.float64)[rows], est)
+        # From the coefficients' covariance: a contrast of means that do not use a
+        # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
+        var = transform_covariance(functions, emm.vcov, emm.limit)
+        se = np.sqrt(np.clip(np.diag(var), 0.0, None))
+        if emm.linfct_full is not None and emm.null_basis is not None:
+            # A contrast of a rank-deficient fit's means is estimable or not by itself (a
+            # difference of two non-estimable means can be estimable).
+            estimable = estimable_rows(coef @ emm.linfct_full[rows], emm.null_basis)
+            est, se = np.where(estimable, est, np.nan), np.where(estimable, se, np.nan)
+            out.missing += int((~estimable).sum())
+        if emm.empty is not None:
+            # A contrast that uses a mean without data is NaN; the others stand as they are.
+            uses = np.any(coef[:, emm.empty[rows]] != 0.0, axis=1)
+            est, se = np.where(uses, np.nan, est), np.where(uses, np.nan, se)
+            out.empty += int(uses.sum())
+        out.functions.append(functions)
+        out.covariances.append(var)
+        out.estimates.append(est)
+        out.std_errors.append(se)
+        out.labels.append(names)
+        out.blocks.append((len(names), pairwise, len(rows)))
+    if max(b[0] for b in out.blocks) == 0:
+        raise ValueError(
+            "method gives no contrasts: each by group has a single level "
+            f"({', '.join(inner)} takes one value)"
+        )
+    return out
+
+
+def _one_family(emm: EMMeans, parts: list[_ContrastRows]) -> _ContrastRows:
+    """The contrasts of several simple-effects parts as one family (emmeans' combine = TRUE,
+    its rbind): their rows in order, the covariance of all of them, its rank, adjusted by
+    Bonferroni by default."""
+    functions = np.vstack([f for p in parts for f in p.functions])
+    finite = np.isfinite(functions).all(axis=1)
+    covariance = np.full((len(functions), len(functions)), np.nan)
+    covariance[np.ix_(finite, finite)] = transform_covariance(
+        functions[finite], emm.vcov, emm.limit
+    )
+    labels = [name for p in parts for group in p.labels for name in group]
+    return _ContrastRows(
+        labels=[labels],
+        by_values=[
+            values
+            for p in parts
+            for values, group in zip(p.by_values, p.labels, strict=True)
+            for _ in group
+        ],
+        estimates=[np.concatenate([e for p in parts for e in p.estimates])],
+        std_errors=[np.concatenate([s for p in parts for s in p.std_errors])],
+        functions=[functions],
+        covariances=[covariance],
+        blocks=[(len(labels), False, len(labels))],
+        ranks=[contrast_rank(functions[finite])],
+        default_adjust="bonferroni",
+        true_contrast=all(p.true_contrast for p in parts),
+        missing=sum(p.missing for p in parts),
+        empty=sum(p.empty for p in parts),
+    )
+
+
+SIMPLE_TITLE = "simple contrasts for {}"
+"""The key of each part of contrast(simple=...) without combine (emmeans' list names)."""
+
+
+def _simple_parts(simple: Any, grid: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    """contrast()'s ``simple`` as (title, variables contrasted) per part: one part for a
+    name or a list of names; one per variable for "each"; one per entry for a list of lists."""
+    variables = [c for c in grid.columns if c != OFFSET_NAME]
+
+    def names(value: Any) -> list[str]:
+        listed = [value] if isinstance(value, str) else list(value) if is_list(value) else []
+        unknown = [v for v in listed if v not in variables]
+        if not listed or unknown or not all(isinstance(v, str) for v in listed):
+            raise ValueError(
+                "simple must name variables of the means "
+                f'({", ".join(map(repr, variables))}), "each" or a list of such lists, got '
+                f"{simple!r}"
+            )
+        return listed
+
+    def is_list(value: Any) -> bool:
+        return isinstance(value, Sequence) and not isinstance(value, str)
+
+    if simple == "each" and "each" not in variables:
+        parts: list[Any] = [[v] for v in variables]
+    elif not is_list(simple) or all(isinstance(v, str) for v in simple):
+        return [("", names(simple))]
+    else:
+        parts = list(simple)
+    return [(SIMPLE_TITLE.format("*".join(names(p))), names(p)) for p in parts]
+
+
 def contrast(
     emm: EMMeans,
     method: str | Mapping[str, Sequence[float]] = "pairwise",
@@ -1493,7 +1667,9 @@ def contrast(
     *,
     level: float | None = None,
     interaction: str | Sequence[str] | bool | None = None,
-) -> pd.DataFrame:
+    simple: str | Sequence[Any] | None = None,
+    combine: bool = False,
+) -> Any:
     """Contrasts of marginal means within each ``by`` group (default: the means' own), as
     emmeans' contrast(emm, method, adjust) computes them (module docstring).
 
@@ -1527,7 +1703,18 @@ def contrast(
     "<variable>_<method>" of each variable's contrast labels (its levels as they are, without
     emmeans' variable-name prefix) in place of "contrast"; default adjustment "none" (Tukey
     becomes Sidak: the family is not pairwise). The means of each by group must be every
-    combination of the variables' levels (not nested), each variable with two levels at least."""
+    combination of the variables' levels (not nested), each variable with two levels at least.
+
+    simple: simple effects, as emmeans' contrast(simple = ...): a variable of the means, or a
+    list of them, is contrasted within each combination of all the other variables (``by``
+    set to them; not given with ``by``). "each": each variable in turn, and a list of lists
+    (``[["A"], ["B", "C"]]``) each entry in turn: a dict {"simple contrasts for A": table,
+    ..} of contrast tables, each part adjusted as its own (its by groups each a family).
+    combine: with "each" or a list of lists, one table instead (emmeans' combine = TRUE, its
+    rbind): the parts' rows in order, one column per by variable of any part ("." where a
+    part does not have it) before "contrast", and all the rows one family, adjusted by
+    ``adjust`` (default "bonferroni"; Tukey becomes Sidak; Scheffe by the rank of all the
+    rows, mvt by their joint covariance)."""
     if level is not None:
         conf_level = renamed_level(0.95 if conf_level is None else conf_level, level)
     if not isinstance(emm, EMMeans):
@@ -1540,111 +1727,80 @@ def contrast(
     if out_type not in TYPES:
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
     level = emm.level if conf_level is None else fraction(conf_level, "conf_level")
-    columns = list(emm.grid.columns)
-    if by is _SAME:
-        by_list = list(emm.by)
-    elif by is None:
-        by_list = []
-    elif isinstance(by, str):
-        by_list = [by]
-    else:
-        by_list = list(by)
-    unknown = [b for b in by_list if b not in columns]
-    if unknown:
-        raise ValueError(
-            f"by names {', '.join(map(repr, unknown))}, not a column of the means "
-            f"({', '.join(columns)})"
-        )
-    inner = [c for c in columns if c not in by_list]
-    if not inner:
-        raise ValueError("by leaves no levels to contrast")
-    methods = _interaction_methods(interaction, method, [c for c in inner if c != OFFSET_NAME])
-
-    groups = by_groups(emm.grid, by_list)
-
-    eta = emm.link_estimate
-    notes: list[str] = []
-    link = emm.link
-    blocks = []
-    ranks: list[int] = []  # each by group's rank of its contrasts (scheffe's)
-    estimates, std_errors, labels_out = [], [], []
-    covariances: list[FloatArray] = []
-    by_values: list[list[Any]] = []
-    adjust_used = adjust
-    true_contrast = True
-    missing_contrasts = 0
-    empty_contrasts = 0
-    # emmeans' labels leave out the offset's values (.offset., a nester of the means).
-    named = [c for c in inner if c != OFFSET_NAME] or inner
-    interaction_labels: list[dict[str, list[str]]] = []
-    for rows in groups:
-        labels, raw = _labels(emm.grid.iloc[rows].reset_index(drop=True), named)
-        if len(rows) == 1 and len(groups) > 1 and methods is None:
-            # A by group with one mean (a nest with one level seen): no contrast, a row that
-            # says so (emmeans' "(nothing)"), as long as other groups have some.
-            names, pairwise = ["(nothing)"], True
-            covariances.append(np.full((1, 1), np.nan))
-            estimates.append(np.full(1, np.nan))
-            std_errors.append(np.full(1, np.nan))
-            labels_out.append(names)
-            blocks.append((0, pairwise, 1))
-            ranks.append(1)
-            by_values.append([emm.grid.iloc[rows[0]][b] for b in by_list])
-            continue
-        if methods is None:
-            coef, names, default_adjust, pairwise = _family(method, labels, raw, ref)
+    if not isinstance(combine, bool):
+        raise ValueError(f"combine must be True or False, got {combine!r}")
+    if simple is None:
+        if combine:
+            raise ValueError('combine joins the parts of simple= ("each" or a list of lists)')
+        if by is _SAME:
+            by_list = list(emm.by)
+        elif by is None:
+            by_list = []
+        elif isinstance(by, str):
+            by_list = [by]
         else:
-            coef, by_variable = _interaction_family(emm.grid.iloc[rows], methods, ref)
-            names = [" ".join(parts) for parts in zip(*by_variable.values(), strict=True)]
-            default_adjust, pairwise = "none", False
-            interaction_labels.append(by_variable)
-        if adjust_used is None:
-            adjust_used = default_adjust
-        true_contrast = true_contrast and bool(
-            np.all(np.abs(coef.sum(axis=1)) / (1e-6 + np.abs(coef).max(axis=1)) < 1e-6)
-        )
-        functions = coef @ emm.linfct[rows]
-        # A contrast that no coefficient enters (an interaction contrast of an additive
-        # model) is exactly its offsets' contrast, with no standard error (z and p NaN).
-        scale = max(float(np.abs(emm.linfct[rows]).max(initial=0.0)), 1.0)
-        constant = np.abs(functions).max(axis=1, initial=0.0) <= CONSTANT_TOL * scale
-        functions = np.where(constant[:, None], 0.0, functions)
-        ranks.append(contrast_rank(functions))
-        est = np.where(moving_rows(functions, emm.limit), np.nan, coef @ eta[rows])
-        est = np.where(constant, coef @ np.asarray(emm.offset, np.float64)[rows], est)
-        # From the coefficients' covariance: a contrast of means that do not use a
-        # coefficient with no variance has one (C L V L' C' would be NaN through 0 * NaN).
-        var = transform_covariance(functions, emm.vcov, emm.limit)
-        se = np.sqrt(np.clip(np.diag(var), 0.0, None))
-        if emm.linfct_full is not None and emm.null_basis is not None:
-            # A contrast of a rank-deficient fit's means is estimable or not by itself (a
-            # difference of two non-estimable means can be estimable).
-            estimable = estimable_rows(coef @ emm.linfct_full[rows], emm.null_basis)
-            est, se = np.where(estimable, est, np.nan), np.where(estimable, se, np.nan)
-            missing_contrasts += int((~estimable).sum())
-        if emm.empty is not None:
-            # A contrast that uses a mean without data is NaN; the others stand as they are.
-            uses = np.any(coef[:, emm.empty[rows]] != 0.0, axis=1)
-            est, se = np.where(uses, np.nan, est), np.where(uses, np.nan, se)
-            empty_contrasts += int(uses.sum())
-        covariances.append(var)
-        estimates.append(est)
-        std_errors.append(se)
-        labels_out.append(names)
-        blocks.append((len(names), pairwise, len(rows)))
-        by_values.append([emm.grid.iloc[rows[0]][b] for b in by_list])
-    if adjust_used is None:
-        adjust_used = "none"
+            by_list = list(by)
+        rows = _contrast_rows(emm, method, by_list, ref, interaction)
+        return _contrast_table(emm, rows, adjust, out_type, level, by_list)
+    if by is not _SAME:
+        raise ValueError("give simple= or by=, not both: simple= sets by to the other variables")
+    if interaction is not None and interaction is not False:
+        raise ValueError("simple= and interaction= do not go together: give one of them")
+    parts = _simple_parts(simple, emm.grid)
+
+    def by_of(contrasted: list[str]) -> list[str]:
+        return [c for c in emm.grid.columns if c not in contrasted]
+
+    if len(parts) == 1 and not parts[0][0]:
+        by_list = by_of(parts[0][1])
+        rows = _contrast_rows(emm, method, by_list, ref, None)
+        return _contrast_table(emm, rows, adjust, out_type, level, by_list)
+    if not combine:
+        return {
+            title: _contrast_table(
+                emm,
+                _contrast_rows(emm, method, by_of(contrasted), ref, None),
+                adjust,
+                out_type,
+                level,
+                by_of(contrasted),
+            )
+            for title, contrasted in parts
+        }
+    joined = _one_family(
+        emm, [_contrast_rows(emm, method, by_of(contrasted), ref, None) for _, contrasted in parts]
+    )
+    columns: list[str] = []
+    for _, contrasted in parts:
+        columns += [b for b in by_of(contrasted) if b not in columns]
+    return _contrast_table(emm, joined, adjust, out_type, level, columns, combined=True)
+
+
+def _contrast_table(
+    emm: EMMeans,
+    rows: _ContrastRows,
+    adjust: str | None,
+    out_type: str,
+    level: float,
+    by_list: list[str],
+    combined: bool = False,
+) -> pd.DataFrame:
+    """contrast()'s table of ``rows``: the adjustment of each by group's family (one family
+    where ``combined``), intervals, the response scale and the notes."""
+    link = emm.link
+    notes: list[str] = []
+    blocks, ranks, covariances = rows.blocks, rows.ranks, rows.covariances
+    estimates, std_errors = rows.estimates, rows.std_errors
+    adjust_used = adjust if adjust is not None else rows.default_adjust or "none"
     n_contrasts = max(b[0] for b in blocks)
     pairwise = all(b[1] for b in blocks)
-    if n_contrasts == 0:
-        raise ValueError(
-            "method gives no contrasts: each by group has a single level "
-            f"({', '.join(inner)} takes one value)"
-        )
     if adjust_used == "tukey" and not pairwise:
         adjust_used = "sidak"
-        notes.append("tukey applies to pairwise comparisons only: sidak used instead")
+        notes.append(
+            "tukey applies to one set of pairwise comparisons only: sidak used instead"
+            if combined
+            else "tukey applies to pairwise comparisons only: sidak used instead"
+        )
     if adjust_used == "mvt" and n_contrasts > MVT_MAX_TESTS:
         adjust_used = "sidak"
         notes.append(
@@ -1682,8 +1838,10 @@ def contrast(
         ]
     )
     low, high = est_all - crit * se_all, est_all + crit * se_all
-    ratio = out_type == "response" and link is not None and link.link == "logit" and true_contrast
-    names_all = [n for group in labels_out for n in group]
+    ratio = (
+        out_type == "response" and link is not None and link.link == "logit" and rows.true_contrast
+    )
+    names_all = [n for group in rows.labels for n in group]
     if ratio:
         names_all = [n.replace(" - ", " / ") for n in names_all]
         estimate_column = "odds_ratio"
@@ -1713,29 +1871,36 @@ def contrast(
         if adjust_used in BONFERRONI_INTERVALS and adjust_used != "bonferroni":
             notes.append(f"intervals: bonferroni critical value ({adjust_used} has none)")
     notes.extend(n for n in emm.notes if n.startswith("method vb"))
-    if missing_contrasts:
+    if rows.missing:
         notes.append(
-            f"{missing_contrasts} contrast(s) not estimable (NaN; emmeans' nonEst): the fit "
+            f"{rows.missing} contrast(s) not estimable (NaN; emmeans' nonEst): the fit "
             "dropped aliased columns"
         )
-    if empty_contrasts:
-        notes.append(f"{empty_contrasts} contrast(s) NaN: they use a mean without data (weights)")
-    table: dict[str, Any] = {"contrast": names_all}
-    if methods is not None:
+    if rows.empty:
+        notes.append(f"{rows.empty} contrast(s) NaN: they use a mean without data (weights)")
+    table: dict[str, Any] = {}
+    if combined:
+        # emmeans' rbind: each by variable of any part, "." in the rows of a part without it.
+        per_row = rows.by_values
+        for b in by_list:
+            table[b] = [values.get(b, ".") for values in per_row]
+    table["contrast"] = names_all
+    if rows.interaction_labels:
         table = {
             column: [
                 label.replace(" - ", " / ") if ratio else label
-                for group in interaction_labels
+                for group in rows.interaction_labels
                 for label in group[column]
             ]
-            for column in interaction_labels[0]
+            for column in rows.interaction_labels[0]
         }
-    for j, b in enumerate(by_list):
-        table[b] = [
-            values[j]
-            for values, names in zip(by_values, labels_out, strict=True)
-            for _ in range(len(names))
-        ]
+    if not combined:
+        for b in by_list:
+            table[b] = [
+                values[b]
+                for values, names in zip(rows.by_values, rows.labels, strict=True)
+                for _ in range(len(names))
+            ]
     table[estimate_column] = shown
     table["std_error"] = shown_se
     table["z"] = z_all

@@ -164,11 +164,10 @@ def dunnettx_sf(x: float | FloatArray, n: int) -> FloatArray:
     return np.asarray(weight * tukey + (1.0 - weight) * _chi2_1_cdf_power_sf(x, n))
 
 
-def _holm(p: FloatArray) -> FloatArray:
-    n = len(p)
+def _holm(p: FloatArray, n: int) -> FloatArray:
     order = np.argsort(p, kind="stable")
-    scaled = np.maximum.accumulate((n - np.arange(n)) * p[order])
-    out = np.empty(n)
+    scaled = np.maximum.accumulate((n - np.arange(len(p))) * p[order])
+    out = np.empty(len(p))
     out[order] = np.minimum(scaled, 1.0)
     return out
 
@@ -177,11 +176,13 @@ P_ADJUST_METHODS = ("holm", "hochberg", "hommel", "bonferroni", "BH", "BY", "fdr
 """R's p.adjust methods (marginaleffects' p_adjust); "fdr" is "BH"."""
 
 
-def p_adjust(p: FloatArray, method: str) -> FloatArray:
-    """R's p.adjust(p, method) (P_ADJUST_METHODS): the p-values that are not NaN adjusted as
-    one family of their number, NaN kept. holm, hochberg and hommel control the familywise
-    error rate (step-down, step-up, Hommel's closed test), bonferroni n p; BH (fdr) and BY
-    the false discovery rate (Benjamini-Hochberg; Benjamini-Yekutieli, BH times sum 1/i)."""
+def p_adjust(p: FloatArray, method: str, n: int | None = None) -> FloatArray:
+    """R's p.adjust(p, method, n) (P_ADJUST_METHODS): the p-values that are not NaN adjusted
+    as one family of n tests (default: their number; emmeans gives the number of all the
+    family's contrasts, those without a p-value included), NaN kept. holm, hochberg and
+    hommel control the familywise error rate (step-down, step-up, Hommel's closed test),
+    bonferroni n p; BH (fdr) and BY the false discovery rate (Benjamini-Hochberg;
+    Benjamini-Yekutieli, BH times sum 1/i)."""
     if method not in P_ADJUST_METHODS:
         raise ValueError(
             f"p_adjust must be one of {', '.join(map(repr, P_ADJUST_METHODS))}, got {method!r}"
@@ -190,17 +191,24 @@ def p_adjust(p: FloatArray, method: str) -> FloatArray:
     out = np.full(len(p), np.nan)
     known = ~np.isnan(p)
     values = p[known]
-    n = len(values)
-    if n == 0 or method == "none" or n == 1:
+    size = len(values)
+    if n is None:
+        n = size
+    if n < size:
+        raise ValueError(f"n must be at least the number of p-values ({size}), got {n}")
+    if size == 0 or method == "none" or n <= 1:
         out[known] = values
         return out
-    ranks = np.arange(1, n + 1)
+    ranks = np.arange(1, size + 1)
+    if method == "hommel" and n == 2:
+        method = "hochberg"  # as R's p.adjust
     if method == "bonferroni":
         adjusted = np.minimum(n * values, 1.0)
     elif method == "holm":
-        adjusted = _holm(values)
+        adjusted = _holm(values, n)
     elif method == "hommel":
-        adjusted = _hommel(values)
+        # The tests without a p-value enter as p = 1, as R's p.adjust pads them.
+        adjusted = _hommel(np.concatenate([values, np.ones(n - size)]))[:size]
     else:
         # step-up: running minima from the largest p-value down
         order = np.argsort(values, kind="stable")[::-1]
@@ -210,8 +218,8 @@ def p_adjust(p: FloatArray, method: str) -> FloatArray:
         else:
             scaled = n / descending * values[order]
             if method == "BY":
-                scaled = scaled * np.sum(1.0 / ranks)
-        adjusted = np.empty(n)
+                scaled = scaled * np.sum(1.0 / np.arange(1, n + 1))
+        adjusted = np.empty(size)
         adjusted[order] = np.minimum(np.minimum.accumulate(scaled), 1.0)
     out[known] = adjusted
     return out
@@ -286,24 +294,27 @@ def adjust_p_values(
     family_size: int,
     covariance: FloatArray | None = None,
     rank: int | None = None,
+    n_tests: int | None = None,
 ) -> FloatArray:
     """Two-sided p-values of one family of z statistics with an adjustment (module
     docstring); family_size is the number of means for tukey (ignored otherwise); covariance:
     the statistics' estimates' covariance, which "mvt" needs (their correlation); rank: the
-    rank of the family's contrasts, which "scheffe" needs."""
+    rank of the family's contrasts, which "scheffe" needs. n_tests: the family's number of
+    tests (default: len(z)). A NaN statistic (a contrast with no estimate) has no p-value but
+    counts as a test of the family, as emmeans counts every contrast of a by group (its
+    by.size: Sidak, dunnettx, Bonferroni and the other p.adjust methods); mvt's integral is
+    over the others."""
     z = np.asarray(z, dtype=np.float64)
+    n = len(z) if n_tests is None else n_tests
     known = ~np.isnan(z)
     if not known.all():
-        # No statistic, no p-value; the others are a family of their own number (as R's
-        # p.adjust counts the p-values that are not NA).
         out = np.full(len(z), np.nan)
         if known.any():
             kept = None if covariance is None else covariance[np.ix_(known, known)]
-            out[known] = adjust_p_values(z[known], adjust, family_size, kept, rank)
+            out[known] = adjust_p_values(z[known], adjust, family_size, kept, rank, n)
         return out
     absolute = np.abs(z)
     unadjusted = 2.0 * special.ndtr(-absolute)
-    n = len(z)
     if adjust == "scheffe":  # for one contrast too (its rank 1: the unadjusted p-value)
         return np.asarray(special.chdtrc(_scheffe_rank(rank), absolute**2), dtype=np.float64)
     if adjust == "tukey":
@@ -320,7 +331,7 @@ def adjust_p_values(
     if adjust == "bonferroni":
         return np.minimum(n * unadjusted, 1.0)
     if adjust in P_ADJUST_METHODS:
-        return p_adjust(unadjusted, adjust)
+        return p_adjust(unadjusted, adjust, n)
     if adjust == "mvt":
         if covariance is None:
             raise ValueError("adjust 'mvt' needs the covariance of the estimates")
