@@ -1286,43 +1286,22 @@ def _assert_table_matches(ours: pd.DataFrame, theirs: dict[str, Any]) -> None:
     _assert_p_and_intervals(ours, theirs)
 
 
+EACH = {"simple": "each", "combine": True}
+"""contrast()'s arguments for one family of each variable's simple effects."""
+
+
 @pytest.mark.parametrize(
     ("case", "key", "method", "kwargs"),
     [
         ("urban_livch", "urban", "pairwise", {"simple": "urban"}),
         ("livch_agegrp", "livch_agegrp", "consec", {"simple": ["livch", "agegrp"]}),
-        ("urban_livch", "combine", "pairwise", {"simple": "each", "combine": True}),
-        (
-            "urban_livch",
-            "combine_holm",
-            "pairwise",
-            {"simple": "each", "combine": True, "adjust": "holm"},
-        ),
-        (
-            "urban_livch",
-            "combine_scheffe",
-            "pairwise",
-            {"simple": "each", "combine": True, "adjust": "scheffe"},
-        ),
-        (
-            "urban_livch",
-            "combine_tukey",
-            "pairwise",
-            {"simple": "each", "combine": True, "adjust": "tukey"},
-        ),
-        (
-            "urban_livch",
-            "combine_mvt",
-            "consec",
-            {"simple": "each", "combine": True, "adjust": "mvt"},
-        ),
-        (
-            "urban_livch",
-            "combine_response",
-            "pairwise",
-            {"simple": "each", "combine": True, "type": "response"},
-        ),
-        ("by_urban", "by_each", "consec", {"simple": "each", "combine": True}),
+        ("urban_livch", "combine", "pairwise", EACH),
+        ("urban_livch", "combine_holm", "pairwise", {**EACH, "adjust": "holm"}),
+        ("urban_livch", "combine_scheffe", "pairwise", {**EACH, "adjust": "scheffe"}),
+        ("urban_livch", "combine_tukey", "pairwise", {**EACH, "adjust": "tukey"}),
+        ("urban_livch", "combine_mvt", "consec", {**EACH, "adjust": "mvt"}),
+        ("urban_livch", "combine_response", "pairwise", {**EACH, "type": "response"}),
+        ("by_urban", "by_each", "consec", EACH),
     ],
 )
 def test_simple_contrasts_match_emmeans(case, key, method, kwargs) -> None:
