@@ -46,7 +46,9 @@ covariance (as --joint) against emmeans' cld of its own: the sorted grid and the
 finding: another order or other symbols; cld where only one of us answers is listed apart.
 R records cld only where multcomp and multcompView are installed (none compared otherwise).
 Not compared (counted): nested means with by groups of three or more, whose pairs emmeans
-adjusts as one family across the groups and we each group as its own.
+adjusts as one family across the groups and we each group as its own; and means of which two
+are equal whatever the estimates (a pair with no SE here: the trends of an additive model,
+where emmeans' finite differences leave rounding that its tests can separate).
 
 With --simple each emmeans call also compares the simple effects of all its variables as one
 family, `contrast(emm, "pairwise", simple="each", combine=True)` (Bonferroni), at glmer's
@@ -394,6 +396,20 @@ def families_differ(result: Any, call: Call, at: dict[str, Any], weights: str | 
     return bool(emm.grid.groupby(list(emm.by), sort=False).size().max() >= 3)
 
 
+def equal_by_construction(result: Any, call: Call, at: dict[str, Any], weights: str | None) -> bool:
+    """Whether two of the call's means are equal whatever the estimates (a pair that no
+    coefficient enters: the trends of an additive model): emmeans' finite differences leave
+    rounding in such a pair, whose z it then tests (1026: two equal trends of x, 1e-13 apart
+    in L, in different cld groups); ours have no SE and are never separated."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = g.pairs(ours(result, call, at, weights))
+    except ValueError:
+        return False
+    return bool((table["std_error"] == 0.0).any())
+
+
 def ours_cld(result: Any, call: Call, at: dict[str, Any], weights: str | None) -> pd.DataFrame:
     return g.cld(ours(result, call, at, weights))
 
@@ -495,6 +511,7 @@ class Tally:
     joint_agreed: int = 0
     cld_agreed: int = 0
     cld_apart: int = 0
+    cld_constant: int = 0
     simple_agreed: int = 0
     both_refused: int = 0
     findings: list[str] = dataclasses.field(default_factory=list)
@@ -635,6 +652,9 @@ def main() -> None:
                 if families_differ(fitted, call, at, weights):
                     tally.cld_apart += 1
                     continue
+                if equal_by_construction(fitted, call, at, weights):
+                    tally.cld_constant += 1
+                    continue
                 if judged(
                     where + " | cld",
                     functools.partial(ours_cld, fitted, call, at, weights),
@@ -659,7 +679,8 @@ def main() -> None:
         f"{len(r_errors)} where emmeans stops, {len(findings)} findings"
         + (f"; joint_tests: {tally.joint_agreed} agree" if args.joint else "")
         + (
-            f"; cld: {tally.cld_agreed} agree, {tally.cld_apart} nested by groups not compared"
+            f"; cld: {tally.cld_agreed} agree, {tally.cld_apart} nested by groups and "
+            f"{tally.cld_constant} with means equal by construction not compared"
             if args.cld
             else ""
         )
