@@ -47,8 +47,9 @@ finding: another order or other symbols; cld where only one of us answers is lis
 R records cld only where multcomp and multcompView are installed (none compared otherwise).
 Not compared (counted): nested means with by groups of three or more, whose pairs emmeans
 adjusts as one family across the groups and we each group as its own; and means of which two
-are equal whatever the estimates (a pair with no SE here: the trends of an additive model,
-where emmeans' finite differences leave rounding that its tests can separate).
+differ by a constant whatever the estimates (a pair with no SE here: the trends of an additive
+model, means apart by their offsets only), where emmeans' finite differences and sums leave
+rounding that its tests can separate.
 
 With --simple each emmeans call also compares the simple effects of all its variables as one
 family, `contrast(emm, "pairwise", simple="each", combine=True)` (Bonferroni), at glmer's
@@ -396,11 +397,12 @@ def families_differ(result: Any, call: Call, at: dict[str, Any], weights: str | 
     return bool(emm.grid.groupby(list(emm.by), sort=False).size().max() >= 3)
 
 
-def equal_by_construction(result: Any, call: Call, at: dict[str, Any], weights: str | None) -> bool:
-    """Whether two of the call's means are equal whatever the estimates (a pair that no
-    coefficient enters: the trends of an additive model): emmeans' finite differences leave
-    rounding in such a pair, whose z it then tests (1026: two equal trends of x, 1e-13 apart
-    in L, in different cld groups); ours have no SE and are never separated."""
+def constant_pair(result: Any, call: Call, at: dict[str, Any], weights: str | None) -> bool:
+    """Whether two of the call's means differ by a constant whatever the estimates (a pair
+    that no coefficient enters: the trends of an additive model, means that differ by their
+    offsets only): emmeans' finite differences and sums leave rounding in such a pair, whose
+    z it then tests (1026: two equal trends of x, 1e-13 apart in L, in different cld groups);
+    ours have no SE and are never separated."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -652,7 +654,7 @@ def main() -> None:
                 if families_differ(fitted, call, at, weights):
                     tally.cld_apart += 1
                     continue
-                if equal_by_construction(fitted, call, at, weights):
+                if constant_pair(fitted, call, at, weights):
                     tally.cld_constant += 1
                     continue
                 if judged(
@@ -680,7 +682,7 @@ def main() -> None:
         + (f"; joint_tests: {tally.joint_agreed} agree" if args.joint else "")
         + (
             f"; cld: {tally.cld_agreed} agree, {tally.cld_apart} nested by groups and "
-            f"{tally.cld_constant} with means equal by construction not compared"
+            f"{tally.cld_constant} with a constant pair not compared"
             if args.cld
             else ""
         )

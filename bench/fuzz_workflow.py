@@ -379,8 +379,18 @@ def make_case(
                         rng, ["tukey", "holm", "none", "sidak", "scheffe", "hochberg", "BY"]
                     ),
                     "reverse": bool(rng.random() < 0.5),
+                    **(
+                        {"simple": "each", "combine": bool(rng.random() < 0.5)}
+                        if rng.random() < 0.2
+                        else {}
+                    ),
                 },
-                {"adjust": ["bogus", 1], "type": ["bogus"], "conf_level": EMM_LEVELS},
+                {
+                    "adjust": ["bogus", 1],
+                    "type": ["bogus"],
+                    "conf_level": EMM_LEVELS,
+                    "simple": ["nope", 3],
+                },
                 p_bad,
             )
             return Case(

@@ -1333,6 +1333,18 @@ def test_simple_contrasts_in_parts_match_emmeans(case, key, simple) -> None:
         _assert_table_matches(table, theirs[title])
 
 
+def test_pairs_take_simple_effects_as_contrast() -> None:
+    """pairs(emm, simple=, combine=) is contrast(emm, "pairwise", ...) (emmeans' pairs passes
+    them on): with combine one family, Bonferroni by default as emmeans' (not Tukey)."""
+    emm = _interaction_means("urban_livch")
+    _assert_table_matches(pairs(emm, simple="each", combine=True), CONTRASTS["simple"]["combine"])
+    parts = pairs(emm, simple="each")
+    assert list(parts) == list(CONTRASTS["simple"]["each"])
+    for title, table in parts.items():
+        _assert_table_matches(table, CONTRASTS["simple"]["each"][title])
+    assert pairs(emm).attrs["adjust"] == "tukey"
+
+
 def test_simple_contrasts_refuse_what_they_cannot_do() -> None:
     emm = _interaction_means("urban_livch")
     with pytest.raises(ValueError, match="simple must name"):
@@ -1737,6 +1749,29 @@ NESTED_CALLS: list[tuple[str, str, Any]] = [
     ("two", "kids_cells", lambda r: emmeans(r, "kids", weights="cells")),
     ("two", "kids_urban_outer", lambda r: emmeans(r, ["kids", "urban"], weights="outer")),
 ]
+
+
+def test_a_nested_by_variable_brings_its_nesters_into_by(
+    nested_fits: dict[str, g.GLMMResult],
+) -> None:
+    """emmeans' .nested_contrast: a by variable nested in others groups by them too (b0 of
+    a0 and b0 of a1 are different levels), with a note; where that leaves nothing to
+    contrast the call is refused, as emmeans stops ("no factor levels left to contrast"),
+    also for simple effects of a nester within its nested variable."""
+    urban = emmeans(nested_fits["terms"], "urban")  # urban within livch
+    assert dict(urban.nesting) == {"urban": ("livch",)}
+    with pytest.raises(ValueError, match="livch added to by: urban is nested in it"):
+        contrast(urban, by="urban")
+    with pytest.raises(ValueError, match="take nested variables out of by"):
+        contrast(urban, "pairwise", simple="each", combine=True)
+    pd.testing.assert_frame_equal(contrast(urban, simple="urban"), contrast(urban, by="livch"))
+    means = emmeans(nested_fits["data"], ["livch", "urban"])  # livch within kids
+    assert dict(means.nesting) == {"livch": ("kids",)}
+    grouped = contrast(means, by="livch")
+    both = contrast(means, by=["livch", "kids"])
+    pd.testing.assert_frame_equal(grouped, both)
+    assert "kids added to by: livch is nested in it" in grouped.attrs["notes"]
+    assert "kids added to by: livch is nested in it" not in both.attrs["notes"]
 
 
 def _by_list(value: Any) -> list[str]:

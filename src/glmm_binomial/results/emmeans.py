@@ -730,6 +730,7 @@ class Marginal:
     specs: list[str]
     by: list[str]
     notes: list[str]
+    nesting: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def marginal(
@@ -816,6 +817,7 @@ def marginal(
         [v for v in primary if v not in by_out],
         by_out,
         notes,
+        {v: tuple(u for u in nesting[v] if u in primary) for v in nesting if v in primary},
     )
 
 
@@ -966,7 +968,9 @@ class EMMeans:
     columns, ``linfct_full`` holds L over every column of the formula and ``null_basis`` the
     full design's null space: a mean that is not estimable (``estimable``) is NaN. ``empty``
     marks means without data in any cell they average (weights "cells" or "flat"; their
-    linfct rows 0): NaN, as is every contrast that uses one; None when there are none."""
+    linfct rows 0): NaN, as is every contrast that uses one; None when there are none.
+    ``nesting``: each grid variable nested in others (emmeans' nesting), with those of its
+    nesters in the grid."""
 
     grid: pd.DataFrame
     linfct: FloatArray
@@ -986,6 +990,7 @@ class EMMeans:
     linfct_full: FloatArray | None = None
     null_basis: FloatArray | None = None
     empty: NDArray[np.bool_] | None = None
+    nesting: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @cached_property
     def estimable(self) -> NDArray[np.bool_]:
@@ -1198,6 +1203,7 @@ def emmeans(
         linfct_full=full,
         null_basis=grid.null_basis,
         empty=empty if empty.any() else None,
+        nesting=means.nesting,
     )
 
 
@@ -1275,6 +1281,7 @@ def emtrends(
         linfct_full=full,
         null_basis=grid.null_basis,
         empty=empty if empty.any() else None,
+        nesting=trends.nesting,
     )
 
 
@@ -1489,6 +1496,8 @@ class _ContrastRows:
     covariance, (number of contrasts, pairwise, number of means) and rank."""
 
     labels: list[list[str]] = field(default_factory=list)
+    by: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     by_values: list[dict[str, Any]] = field(default_factory=list)
     estimates: list[FloatArray] = field(default_factory=list)
     std_errors: list[FloatArray] = field(default_factory=list)
@@ -1501,6 +1510,7 @@ class _ContrastRows:
     true_contrast: bool = True
     missing: int = 0
     empty: int = 0
+    combined: bool = False
 
 
 def _contrast_rows(
@@ -1519,12 +1529,23 @@ def _contrast_rows(
             f"by names {', '.join(map(repr, unknown))}, not a column of the means "
             f"({', '.join(columns)})"
         )
+    notes = []
+    for b in list(by_list):
+        # emmeans' .nested_contrast: a nested by variable brings its nesters into by (b0 of
+        # a0 and b0 of a1 are different levels: no contrast of A within B).
+        added = [u for u in emm.nesting.get(b, ()) if u not in by_list]
+        if added:
+            by_list = by_list + added
+            notes.append(f"{', '.join(added)} added to by: {b} is nested in it")
     inner = [c for c in columns if c not in by_list]
     if not inner:
-        raise ValueError("by leaves no levels to contrast")
+        raise ValueError(
+            "by leaves no levels to contrast"
+            + (f" ({'; '.join(notes)}): take nested variables out of by" if notes else "")
+        )
     methods = _interaction_methods(interaction, method, [c for c in inner if c != OFFSET_NAME])
     eta = emm.link_estimate
-    out = _ContrastRows()
+    out = _ContrastRows(by=by_list, notes=notes)
     # emmeans' labels leave out the offset's values (.offset., a nester of the means).
     named = [c for c in inner if c != OFFSET_NAME] or inner
     groups = by_groups(emm.grid, by_list)
@@ -1605,6 +1626,9 @@ def _one_family(emm: EMMeans, parts: list[_ContrastRows]) -> _ContrastRows:
     labels = [name for p in parts for group in p.labels for name in group]
     return _ContrastRows(
         labels=[labels],
+        by=list(dict.fromkeys(b for p in parts for b in p.by)),
+        notes=list(dict.fromkeys(n for p in parts for n in p.notes)),
+        combined=True,
         by_values=[
             values
             for p in parts
@@ -1615,7 +1639,8 @@ def _one_family(emm: EMMeans, parts: list[_ContrastRows]) -> _ContrastRows:
         std_errors=[np.concatenate([s for p in parts for s in p.std_errors])],
         functions=[functions],
         covariances=[covariance],
-        blocks=[(len(labels), False, len(labels))],
+        # "(nothing)" rows (a nest with one mean: no function) are no test of the family.
+        blocks=[(int(finite.sum()), False, len(labels))],
         ranks=[contrast_rank(functions[finite])],
         default_adjust="bonferroni",
         true_contrast=all(p.true_contrast for p in parts),
@@ -1694,7 +1719,9 @@ def contrast(
     single mean gives a row "(nothing)" with NaN, as emmeans does. (emmeans 1.8.4 adjusts the
     contrasts of nested means as one family across their by groups: its rbind of the groups
     sets Tukey's family to the number of all the contrasts. Here each group is its own, as
-    emmeans does without nesting.)
+    emmeans does without nesting.) A by variable nested in others (EMMeans.nesting) brings
+    them into by, with a note, as emmeans' .nested_contrast; where that leaves nothing to
+    contrast the call is refused.
 
     interaction: emmeans' interaction contrasts (contrast(emm, interaction = ...)): a method
     per variable of the means other than the by variables (a name, recycled over them, or
@@ -1741,7 +1768,7 @@ def contrast(
         else:
             by_list = list(by)
         rows = _contrast_rows(emm, method, by_list, ref, interaction)
-        return _contrast_table(emm, rows, adjust, out_type, level, by_list)
+        return _contrast_table(emm, rows, adjust, out_type, level)
     if by is not _SAME:
         raise ValueError("give simple= or by=, not both: simple= sets by to the other variables")
     if interaction is not None and interaction is not False:
@@ -1751,44 +1778,27 @@ def contrast(
     def by_of(contrasted: list[str]) -> list[str]:
         return [c for c in emm.grid.columns if c not in contrasted]
 
+    found = [
+        (title, _contrast_rows(emm, method, by_of(contrasted), ref, None))
+        for title, contrasted in parts
+    ]
     if len(parts) == 1 and not parts[0][0]:
-        by_list = by_of(parts[0][1])
-        rows = _contrast_rows(emm, method, by_list, ref, None)
-        return _contrast_table(emm, rows, adjust, out_type, level, by_list)
+        return _contrast_table(emm, found[0][1], adjust, out_type, level)
     if not combine:
-        return {
-            title: _contrast_table(
-                emm,
-                _contrast_rows(emm, method, by_of(contrasted), ref, None),
-                adjust,
-                out_type,
-                level,
-                by_of(contrasted),
-            )
-            for title, contrasted in parts
-        }
-    joined = _one_family(
-        emm, [_contrast_rows(emm, method, by_of(contrasted), ref, None) for _, contrasted in parts]
+        return {title: _contrast_table(emm, rows, adjust, out_type, level) for title, rows in found}
+    return _contrast_table(
+        emm, _one_family(emm, [rows for _, rows in found]), adjust, out_type, level
     )
-    columns: list[str] = []
-    for _, contrasted in parts:
-        columns += [b for b in by_of(contrasted) if b not in columns]
-    return _contrast_table(emm, joined, adjust, out_type, level, columns, combined=True)
 
 
 def _contrast_table(
-    emm: EMMeans,
-    rows: _ContrastRows,
-    adjust: str | None,
-    out_type: str,
-    level: float,
-    by_list: list[str],
-    combined: bool = False,
+    emm: EMMeans, rows: _ContrastRows, adjust: str | None, out_type: str, level: float
 ) -> pd.DataFrame:
     """contrast()'s table of ``rows``: the adjustment of each by group's family (one family
-    where ``combined``), intervals, the response scale and the notes."""
+    where the rows are ``combined``), intervals, the response scale and the notes."""
     link = emm.link
-    notes: list[str] = []
+    combined, by_list = rows.combined, rows.by
+    notes: list[str] = list(rows.notes)
     blocks, ranks, covariances = rows.blocks, rows.ranks, rows.covariances
     estimates, std_errors = rows.estimates, rows.std_errors
     adjust_used = adjust if adjust is not None else rows.default_adjust or "none"
@@ -1819,8 +1829,8 @@ def _contrast_table(
     starts = np.cumsum([0] + [len(e) for e in estimates])
     p_all = np.concatenate(
         [
-            adjust_p_values(z_all[a:b], adjust_used, size, covariance, rank)
-            for a, b, (_, _, size), covariance, rank in zip(
+            adjust_p_values(z_all[a:b], adjust_used, size, covariance, rank, n)
+            for a, b, (n, _, size), covariance, rank in zip(
                 starts[:-1], starts[1:], blocks, covariances, ranks, strict=True
             )
         ]
@@ -1995,17 +2005,22 @@ def _span(sizes: list[int]) -> str:
 
 def pairs(
     emm: EMMeans,
-    adjust: str | None = "tukey",
+    adjust: str | None = None,
     reverse: bool = False,
     by: Any = _SAME,
     type: str | None = None,  # noqa: A002 - emmeans' name
     conf_level: float | None = None,
     *,
     level: float | None = None,
-) -> pd.DataFrame:
+    simple: str | Sequence[Any] | None = None,
+    combine: bool = False,
+) -> Any:
     """All pairwise comparisons (earlier minus later level; later minus earlier with
-    ``reverse``) within each by group, Tukey-adjusted by default: emmeans' pairs(); intervals
-    at conf_level (default: the means'; level: its deprecated name)."""
+    ``reverse``) within each by group, Tukey-adjusted by default (adjust None: the family's
+    default, as contrast()): emmeans' pairs(); intervals
+    at conf_level (default: the means'; level: its deprecated name); simple and combine as
+    contrast()'s (simple effects; with combine one family, Bonferroni unless ``adjust`` is
+    given)."""
     if level is not None:
         conf_level = renamed_level(0.95 if conf_level is None else conf_level, level)
     return contrast(
@@ -2015,6 +2030,8 @@ def pairs(
         by=by,
         type=type,
         conf_level=conf_level,
+        simple=simple,
+        combine=combine,
     )
 
 
