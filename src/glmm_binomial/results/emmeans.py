@@ -1759,14 +1759,7 @@ def contrast(
     if simple is None:
         if combine:
             raise ValueError('combine joins the parts of simple= ("each" or a list of lists)')
-        if by is _SAME:
-            by_list = list(emm.by)
-        elif by is None:
-            by_list = []
-        elif isinstance(by, str):
-            by_list = [by]
-        else:
-            by_list = list(by)
+        by_list = list(emm.by) if by is _SAME else _by_names(by)
         rows = _contrast_rows(emm, method, by_list, ref, interaction)
         return _contrast_table(emm, rows, adjust, out_type, level)
     if by is not _SAME:
@@ -2017,10 +2010,9 @@ def pairs(
 ) -> Any:
     """All pairwise comparisons (earlier minus later level; later minus earlier with
     ``reverse``) within each by group, Tukey-adjusted by default (adjust None: the family's
-    default, as contrast()): emmeans' pairs(); intervals
-    at conf_level (default: the means'; level: its deprecated name); simple and combine as
-    contrast()'s (simple effects; with combine one family, Bonferroni unless ``adjust`` is
-    given)."""
+    default, as contrast()): emmeans' pairs(); intervals at conf_level (default: the means';
+    level: its deprecated name); simple and combine as contrast()'s (simple effects; with
+    combine one family, Bonferroni unless ``adjust`` is given)."""
     if level is not None:
         conf_level = renamed_level(0.95 if conf_level is None else conf_level, level)
     return contrast(
