@@ -220,6 +220,20 @@ class Case:
     infinite_ok: bool = False
 
 
+SCALE_OFFSET_BAD: dict[str, list[Any]] = {
+    "scale": [0, "2", [1.0, float("nan")], [1.0] * 9],
+    "offset": [float("inf"), ["a"], [0.1] * 9],
+}
+"""contrast()'s and pairs()' scale and offset that must be refused (these fits' means number
+2, 3, 4, 6, 8 or 12: no family has 9 contrasts)."""
+
+
+def scale_offset(rng: np.random.Generator) -> dict[str, Any]:
+    """emmeans' scale= and/or offset= of contrast() and pairs(), one number each."""
+    drawn = {"scale": pick(rng, [0.5, -2.0, 3]), "offset": pick(rng, [0.3, -1.0, 0])}
+    return {k: v for k, v in drawn.items() if rng.random() < 0.7}
+
+
 def with_bad(
     rng: np.random.Generator, good: dict[str, Any], bad_pools: dict[str, list[Any]], p: float
 ) -> tuple[dict[str, Any], str | None]:
@@ -384,12 +398,14 @@ def make_case(
                         if rng.random() < 0.2
                         else {}
                     ),
+                    **(scale_offset(rng) if rng.random() < 0.2 else {}),
                 },
                 {
                     "adjust": ["bogus", 1],
                     "type": ["bogus"],
                     "conf_level": EMM_LEVELS,
                     "simple": ["nope", 3],
+                    **SCALE_OFFSET_BAD,
                 },
                 p_bad,
             )
@@ -431,8 +447,10 @@ def make_case(
                     if not interacting and rng.random() < 0.35
                     else {}
                 ),
+                **(scale_offset(rng) if not interacting and rng.random() < 0.2 else {}),
             },
             {
+                **SCALE_OFFSET_BAD,
                 "simple": ["nope", 3, [["nope"]]],
                 "combine": ["yes", 2],
                 "method": ["bogus", weights, {"a": ["x"]}, 4],

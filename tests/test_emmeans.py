@@ -1278,10 +1278,10 @@ def _assert_table_matches(ours: pd.DataFrame, theirs: dict[str, Any]) -> None:
     if theirs["adjust"] == "tukey":
         # R's ptukey integrates to about 1e-8 absolute (for 12 means p of 0.44637232 against
         # its 0.44637231; p of 2e-12 1.2% apart), its qtukey to about 1e-9 (limits 1.02e-9
-        # apart).
+        # apart; odds ratios' limits relatively as much).
         np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=1e-8, atol=2e-8)
         for column, their in (("ci_lower", "lower"), ("ci_upper", "upper")):
-            np.testing.assert_allclose(ours[column], theirs[their], rtol=0, atol=2e-9)
+            np.testing.assert_allclose(ours[column], theirs[their], rtol=2e-9, atol=2e-9)
         return
     _assert_p_and_intervals(ours, theirs)
 
@@ -1365,6 +1365,108 @@ def test_simple_contrasts_refuse_what_they_cannot_do() -> None:
     pd.testing.assert_frame_equal(
         contrast(emm, simple="urban", combine=True), contrast(emm, by="livch")
     )
+
+
+OFFSET_SCALE = CONTRASTS["offset_scale"]
+"""emmeans' contrast(offset = , scale = ) references (make_emmeans_contrasts.R)."""
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "method", "kwargs"),
+    [
+        ("cbpp", "trt_offset", "trt.vs.ctrl", {"offset": [0.5, -0.2, 0.1]}),
+        ("cbpp", "eff_scale", "eff", {"scale": [1, 2, 3, 4]}),
+        ("cbpp", "consec_mvt", "consec", {"scale": (1, -1, 2), "adjust": "mvt"}),
+        (
+            "contraception_by",
+            "by_consec",
+            "consec",
+            {"offset": np.array([0.1, 0.2, 0.3]), "scale": -2},
+        ),
+    ],
+)
+def test_offset_and_scale_match_emmeans(case, key, method, kwargs) -> None:
+    """emmeans' contrast(offset = , scale = ): each contrast's coefficients times scale and
+    its estimate plus offset (one number or one per contrast, the same in every by group),
+    tested against 0; the adjustment as without them (mvt on the scaled contrasts)."""
+    ours = contrast(emmeans_means(case), method, **kwargs)
+    theirs = OFFSET_SCALE[key]
+    assert list(ours["contrast"]) == theirs["contrast"]
+    assert ours.attrs["adjust"] == theirs["adjust"]
+    if "urban" in ours.columns:
+        assert list(ours["urban"]) == theirs["by"]
+    np.testing.assert_allclose(ours["estimate"], theirs["estimate"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours["std_error"], theirs["SE"], rtol=1e-10)
+    np.testing.assert_allclose(ours["z"], theirs["z"], rtol=1e-10)
+    if theirs["adjust"] == "dunnettx":
+        # emmeans' dunnettx quantile is uniroot's (tol 5e-4; test_trt_vs_ctrl_dunnettx).
+        np.testing.assert_allclose(ours["p_value"], theirs["p"], rtol=1e-8)
+        for column, their in (("ci_lower", "lower"), ("ci_upper", "upper")):
+            np.testing.assert_allclose(ours[column], theirs[their], rtol=0, atol=1e-5)
+        return
+    _assert_p_and_intervals(ours, theirs)
+
+
+def test_offset_and_scale_on_odds_ratios_and_combined_simple_effects() -> None:
+    """pairs() passes them on (odds ratios exp(scale * log OR + offset)); in simple effects
+    every part takes them, also combined into one family."""
+    ours = pairs(emmeans_means("cbpp"), scale=0.5, offset=0.3, type="response")
+    _assert_table_matches(ours, OFFSET_SCALE["pairs_response"])
+    both = {"scale": 0.5, "offset": -0.1}
+    ours = contrast(_interaction_means("urban_livch"), "pairwise", **EACH, **both)
+    _assert_table_matches(ours, OFFSET_SCALE["simple_combine"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["pairwise", "consec", "eff", "poly", "trt.vs.ctrl"]),
+    st.floats(0.01, 100.0) | st.floats(-100.0, -0.01),
+    st.floats(-10.0, 10.0),
+)
+def test_offset_and_scale_move_estimates_as_defined(method, scale, offset) -> None:
+    """estimate = scale * the plain contrast's + offset, SE = |scale| * its SE, and the
+    adjustment, its critical value and the p-value of the scaled contrast alone unchanged
+    (a scale does not change the family's correlations up to sign)."""
+    emm = emmeans_means("contraception_by")
+    plain = contrast(emm, method)
+    moved = contrast(emm, method, scale=scale, offset=offset)
+    scaled = contrast(emm, method, scale=scale)
+    np.testing.assert_allclose(
+        moved["estimate"], scale * plain["estimate"] + offset, rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(moved["std_error"], abs(scale) * plain["std_error"], rtol=1e-12)
+    np.testing.assert_allclose(scaled["p_value"], plain["p_value"], rtol=1e-9, atol=1e-12)
+    assert moved.attrs["adjust"] == plain.attrs["adjust"]
+    width = (moved["ci_upper"] - moved["ci_lower"]) / moved["std_error"]
+    np.testing.assert_allclose(
+        width, (plain["ci_upper"] - plain["ci_lower"]) / plain["std_error"], rtol=1e-6
+    )
+
+
+def test_offset_and_scale_refuse_what_they_cannot_be() -> None:
+    """Each a number or a list of finite numbers (scale none 0), one or one per contrast of
+    each by group; not with interaction contrasts, which emmeans computes without them."""
+    emm = emmeans_means("cbpp")
+    plain = contrast(emm, "eff")
+    # One number is that number for every contrast; scale 1 and offset 0 change nothing.
+    pd.testing.assert_frame_equal(contrast(emm, "eff", scale=1, offset=0.0), plain)
+    pd.testing.assert_frame_equal(
+        contrast(emm, "eff", scale=[2.0] * 4), contrast(emm, "eff", scale=2)
+    )
+    with pytest.raises(ValueError, match="scale gives 3 numbers for 4 contrasts"):
+        contrast(emm, "eff", scale=[1, 2, 3])
+    with pytest.raises(ValueError, match="offset gives 2 numbers for 6 contrasts"):
+        pairs(emm, offset=[1, 2])
+    for bad in (0, [1, 0, 1, 1], "2", np.nan, [], True):
+        with pytest.raises(ValueError, match="scale must be a number or a list of non-zero"):
+            contrast(emm, "eff", scale=bad)
+    for bad in (np.inf, ["a"], [None], [[1, 2], [3]]):
+        with pytest.raises(ValueError, match="offset must be a number or a list of finite"):
+            contrast(emm, "eff", offset=bad)
+    with pytest.raises(ValueError, match="do not go with interaction"):
+        contrast(_interaction_means("urban_livch"), interaction="pairwise", offset=1)
+    with pytest.raises(ValueError, match="do not go with interaction"):
+        contrast(_interaction_means("urban_livch"), interaction="pairwise", scale=2)
 
 
 @pytest.mark.parametrize(
@@ -1772,6 +1874,23 @@ def test_a_nested_by_variable_brings_its_nesters_into_by(
     pd.testing.assert_frame_equal(grouped, both)
     assert "kids added to by: livch is nested in it" in grouped.attrs["notes"]
     assert "kids added to by: livch is nested in it" not in both.attrs["notes"]
+
+
+def test_offset_and_scale_apply_to_nested_means(nested_fits: dict[str, g.GLMMResult]) -> None:
+    """Nested means' contrasts (each nest its own family, of different sizes) take scale and
+    offset in every nest, as other means' (emmeans 1.8.4 applies offset there and ignores
+    scale); a list of them must fit the number of contrasts of every nest that has some."""
+    means = emmeans(nested_fits["data"], "livch")  # livch within kids: nests of 1 and 3 means
+    plain = pairs(means, by="kids")
+    moved = pairs(means, by="kids", scale=-0.5, offset=0.25)
+    assert list(moved["contrast"]) == list(plain["contrast"])
+    shown = plain["estimate"].notna()
+    assert shown.sum() == 3  # the nest with one mean: "(nothing)", NaN either way
+    np.testing.assert_allclose(moved["estimate"], -0.5 * plain["estimate"] + 0.25, rtol=1e-12)
+    np.testing.assert_allclose(moved["std_error"], 0.5 * plain["std_error"], rtol=1e-12)
+    assert moved.attrs["adjust"] == plain.attrs["adjust"] == "tukey"
+    with pytest.raises(ValueError, match="offset gives 2 numbers for 3 contrasts"):
+        pairs(means, by="kids", offset=[0.1, 0.2])
 
 
 def _by_list(value: Any) -> list[str]:

@@ -11,7 +11,7 @@ import math
 from numbers import Integral, Real
 from typing import Any
 
-__all__ = ["fraction", "non_negative", "positive", "positive_int"]
+__all__ = ["fraction", "non_negative", "positive", "positive_int", "real"]
 
 
 def real(value: Any) -> float | None:

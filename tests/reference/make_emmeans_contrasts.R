@@ -15,7 +15,9 @@
 # one variable, two together, "each" (a list of tables), a list of sets, and "each" with
 # combine = TRUE (one family, Bonferroni by default; holm, scheffe on the rank of all, tukey
 # becoming sidak, mvt on the joint covariance, odds ratios, and from means with a by
-# variable, which "each" contrasts too).
+# variable, which "each" contrasts too). contrast()'s offset and scale (each contrast's
+# coefficients times scale, its estimate plus offset): per contrast or one number, within by
+# groups, on pairs' odds ratios, with mvt, and in a combined family of simple effects.
 # usage: Rscript make_emmeans_contrasts.R DATA_DIR > emmeans_contrasts.json
 suppressMessages({library(lme4); library(emmeans); library(jsonlite); library(multcomp)})
 dir <- commandArgs(TRUE)[1]
@@ -136,6 +138,15 @@ out <- list(
                                                         combine = TRUE, adjust = "mvt"))},
     combine_response = interaction_of(contrast(e_ul, "pairwise", simple = "each",
                                                combine = TRUE, type = "response")),
-    by_each = interaction_of(contrast(e_by, "consec", simple = "each", combine = TRUE)))
+    by_each = interaction_of(contrast(e_by, "consec", simple = "each", combine = TRUE))),
+  offset_scale = list(
+    trt_offset = table_of(contrast(e1, "trt.vs.ctrl", offset = c(0.5, -0.2, 0.1))),
+    pairs_response = interaction_of(pairs(e1, scale = 0.5, offset = 0.3, type = "response")),
+    eff_scale = table_of(contrast(e1, "eff", scale = c(1, 2, 3, 4))),
+    consec_mvt = {set.seed(1); table_of(contrast(e1, "consec", scale = c(1, -1, 2),
+                                                 adjust = "mvt"))},
+    by_consec = table_of(contrast(e2, "consec", offset = c(0.1, 0.2, 0.3), scale = -2)),
+    simple_combine = interaction_of(contrast(e_ul, "pairwise", simple = "each",
+                                             combine = TRUE, scale = 0.5, offset = -0.1)))
 )
 cat(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE))

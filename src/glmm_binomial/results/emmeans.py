@@ -103,7 +103,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import special
 
-from glmm_binomial.arguments import fraction, non_negative
+from glmm_binomial.arguments import fraction, non_negative, real
 from glmm_binomial.family import Family
 from glmm_binomial.model.design import encoded_factor_levels
 from glmm_binomial.model.frame import label_key, label_keys
@@ -1519,9 +1519,13 @@ def _contrast_rows(
     by_list: list[str],
     ref: Any,
     interaction: Any,
+    offsets: FloatArray | None = None,
+    scales: FloatArray | None = None,
 ) -> _ContrastRows:
     """The contrasts of ``method`` (or interaction contrasts) within each by group of
-    ``by_list``, unadjusted (contrast())."""
+    ``by_list``, unadjusted (contrast()); each group's coefficients times ``scales`` and its
+    estimates plus ``offsets`` (contrast()'s scale and offset: one number or one per
+    contrast)."""
     columns = list(emm.grid.columns)
     unknown = [b for b in by_list if b not in columns]
     if unknown:
@@ -1575,6 +1579,9 @@ def _contrast_rows(
         out.true_contrast = out.true_contrast and bool(
             np.all(np.abs(coef.sum(axis=1)) / (1e-6 + np.abs(coef).max(axis=1)) < 1e-6)
         )
+        if scales is not None:
+            # emmeans' tcmat * scale: each contrast's coefficients (after its true.con test).
+            coef = coef * _per_contrast(scales, "scale", len(names))[:, None]
         functions = coef @ emm.linfct[rows]
         # A contrast that no coefficient enters (an interaction contrast of an additive
         # model) is exactly its offsets' contrast, with no standard error (z and p NaN).
@@ -1599,6 +1606,9 @@ def _contrast_rows(
             uses = np.any(coef[:, emm.empty[rows]] != 0.0, axis=1)
             est, se = np.where(uses, np.nan, est), np.where(uses, np.nan, se)
             out.empty += int(uses.sum())
+        if offsets is not None:
+            # emmeans' .offset. of the contrasts: part of the estimate that z tests against 0.
+            est = est + _per_contrast(offsets, "offset", len(names))
         out.functions.append(functions)
         out.covariances.append(var)
         out.estimates.append(est)
@@ -1611,6 +1621,36 @@ def _contrast_rows(
             f"({', '.join(inner)} takes one value)"
         )
     return out
+
+
+def _contrast_numbers(value: Any, name: str, nonzero: bool) -> FloatArray | None:
+    """contrast()'s ``offset`` or ``scale`` as an array (None for None): one finite number or
+    a non-empty list of them (``nonzero``: none 0); ValueError naming ``name`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        listed = list(value) if value.ndim == 1 else [value[()]] if value.ndim == 0 else [None]
+    else:
+        listed = (
+            list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        )
+    numbers = [real(v) for v in listed]
+    if not listed or any(x is None or (nonzero and x == 0.0) for x in numbers):
+        kind = "non-zero finite numbers" if nonzero else "finite numbers"
+        raise ValueError(
+            f"{name} must be a number or a list of {kind} (one per contrast), got {value!r}"
+        )
+    return np.array(numbers, dtype=np.float64)
+
+
+def _per_contrast(values: FloatArray, name: str, n: int) -> FloatArray:
+    """``values`` (one number, or one per contrast) for a by group's ``n`` contrasts."""
+    if len(values) not in (1, n):
+        raise ValueError(
+            f"{name} gives {len(values)} numbers for {n} contrasts: give one number, or one "
+            "per contrast of each by group"
+        )
+    return np.broadcast_to(values, (n,))
 
 
 def _one_family(emm: EMMeans, parts: list[_ContrastRows]) -> _ContrastRows:
@@ -1694,6 +1734,8 @@ def contrast(
     interaction: str | Sequence[str] | bool | None = None,
     simple: str | Sequence[Any] | None = None,
     combine: bool = False,
+    offset: float | Sequence[float] | None = None,
+    scale: float | Sequence[float] | None = None,
 ) -> Any:
     """Contrasts of marginal means within each ``by`` group (default: the means' own), as
     emmeans' contrast(emm, method, adjust) computes them (module docstring).
@@ -1741,7 +1783,14 @@ def contrast(
     rbind): the parts' rows in order, one column per by variable of any part ("." where a
     part does not have it) before "contrast", and all the rows one family, adjusted by
     ``adjust`` (default "bonferroni"; Tukey becomes Sidak; Scheffe by the rank of all the
-    rows, mvt by their joint covariance)."""
+    rows, mvt by their joint covariance).
+
+    scale: a number, or one per contrast of each by group, multiplying the contrasts'
+    coefficients (emmeans' scale: 0.5 for the mean of two differences); offset: likewise,
+    added to the estimates on the link scale (emmeans' offset: z then tests estimate + offset
+    against 0, and odds ratios are exp(estimate + offset)). Both apply within every by group
+    and every part of ``simple``, nested means included (emmeans 1.8.4 ignores scale there),
+    and not with ``interaction`` (refused; emmeans ignores both there)."""
     if level is not None:
         conf_level = renamed_level(0.95 if conf_level is None else conf_level, level)
     if not isinstance(emm, EMMeans):
@@ -1756,11 +1805,20 @@ def contrast(
     level = emm.level if conf_level is None else fraction(conf_level, "conf_level")
     if not isinstance(combine, bool):
         raise ValueError(f"combine must be True or False, got {combine!r}")
+    offsets = _contrast_numbers(offset, "offset", nonzero=False)
+    scales = _contrast_numbers(scale, "scale", nonzero=True)
+    if (offsets is not None or scales is not None) and not (
+        interaction is None or interaction is False
+    ):
+        raise ValueError(
+            "offset= and scale= do not go with interaction= (emmeans ignores them there): "
+            "give them to contrasts of one variable"
+        )
     if simple is None:
         if combine:
             raise ValueError('combine joins the parts of simple= ("each" or a list of lists)')
         by_list = list(emm.by) if by is _SAME else _by_names(by)
-        rows = _contrast_rows(emm, method, by_list, ref, interaction)
+        rows = _contrast_rows(emm, method, by_list, ref, interaction, offsets, scales)
         return _contrast_table(emm, rows, adjust, out_type, level)
     if by is not _SAME:
         raise ValueError("give simple= or by=, not both: simple= sets by to the other variables")
@@ -1772,7 +1830,7 @@ def contrast(
         return [c for c in emm.grid.columns if c not in contrasted]
 
     found = [
-        (title, _contrast_rows(emm, method, by_of(contrasted), ref, None))
+        (title, _contrast_rows(emm, method, by_of(contrasted), ref, None, offsets, scales))
         for title, contrasted in parts
     ]
     if len(parts) == 1 and not parts[0][0]:
@@ -2007,12 +2065,14 @@ def pairs(
     level: float | None = None,
     simple: str | Sequence[Any] | None = None,
     combine: bool = False,
+    offset: float | Sequence[float] | None = None,
+    scale: float | Sequence[float] | None = None,
 ) -> Any:
     """All pairwise comparisons (earlier minus later level; later minus earlier with
     ``reverse``) within each by group, Tukey-adjusted by default (adjust None: the family's
     default, as contrast()): emmeans' pairs(); intervals at conf_level (default: the means';
     level: its deprecated name); simple and combine as contrast()'s (simple effects; with
-    combine one family, Bonferroni unless ``adjust`` is given)."""
+    combine one family, Bonferroni unless ``adjust`` is given), offset and scale too."""
     if level is not None:
         conf_level = renamed_level(0.95 if conf_level is None else conf_level, level)
     return contrast(
@@ -2024,6 +2084,8 @@ def pairs(
         conf_level=conf_level,
         simple=simple,
         combine=combine,
+        offset=offset,
+        scale=scale,
     )
 
 
