@@ -11,7 +11,8 @@
 # case also records emmeans' joint_tests of the fit (terms, df1, F.ratio, p.value) with
 # glmer's fixef (NA where dropped) and vcov, or the error. With the manifest's simple: each
 # emmeans call's contrast(e, "pairwise", simple = "each", combine = TRUE) (labels, estimates,
-# SEs, p-values), or its error.
+# SEs, p-values, whether the means are nested), or its error; with the manifest's
+# scale_offset, contrast()'s scale and offset in that call.
 suppressMessages({library(lme4); library(emmeans); library(jsonlite)})
 # cld is multcomp's generic (emmeans' method needs multcompView): recorded where installed.
 has_cld <- requireNamespace("multcomp", quietly = TRUE) &&
@@ -62,12 +63,15 @@ for (case in cases) {
           list(grid = lapply(t[keep], as.character), group = t$.group)
         }, error = function(err) list(error = conditionMessage(err)))
         # the simple effects of every variable as one family (Bonferroni), at glmer's estimates
+        # (with the manifest's scale_offset: contrast()'s scale and offset too; emmeans
+        # ignores scale where the means are nested, which it records)
+        moved <- if (is.null(case$scale_offset)) list() else case$scale_offset
         if (isTRUE(case$simple) && call$kind == "emmeans") rec$simple <- tryCatch({
-          s <- as.data.frame(summary(suppressMessages(
-            contrast(e, "pairwise", simple = "each", combine = TRUE))))
+          s <- as.data.frame(summary(suppressMessages(do.call(
+            contrast, c(list(e, "pairwise", simple = "each", combine = TRUE), moved)))))
           labels <- setdiff(names(s), c("estimate", "SE", "df", "null", "z.ratio", "p.value"))
           list(columns = labels, labels = lapply(s[labels], as.character), estimate = s$estimate,
-               SE = s$SE, p = s$p.value)
+               SE = s$SE, p = s$p.value, nested = !is.null(e@model.info$nesting))
         }, error = function(err) list(error = conditionMessage(err)))
       }
     }

@@ -56,6 +56,10 @@ family, `contrast(emm, "pairwise", simple="each", combine=True)` (Bonferroni), a
 estimates and covariance (as --joint): the label columns as text ("." where a part has no such
 by variable), estimates and SEs to 1e-8 and p-values to 1e-6 relative.
 
+With --scale-offset (and --simple) those contrasts take scale=-0.5 and offset=0.25 (emmeans'
+scale= and offset=; where emmeans finds the means nested it ignores scale, and ours are given
+the offset alone there).
+
 With --offsets each seed draws one of OFFSETS: offsets with two distinct values, which
 emmeans keeps at both (its .offset. variable, cov.keep = "2"), averages over, and finds the
 offset's variable nested in (and A, where the offset follows A). The grid is compared without
@@ -430,8 +434,31 @@ def compare_cld(table: pd.DataFrame, theirs: dict[str, Any]) -> list[str]:
     return problems
 
 
-def ours_simple(result: Any, call: Call, at: dict[str, Any], weights: str | None) -> pd.DataFrame:
-    return g.contrast(ours(result, call, at, weights), "pairwise", simple="each", combine=True)
+SCALE_OFFSET = {"scale": -0.5, "offset": 0.25}
+"""--scale-offset: contrast()'s scale and offset in the simple effects' call (emmeans 1.8.4
+ignores scale for nested means: there only the offset is given, R records which)."""
+
+
+def ours_simple(
+    result: Any,
+    call: Call,
+    at: dict[str, Any],
+    weights: str | None,
+    moved: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    return g.contrast(
+        ours(result, call, at, weights), "pairwise", simple="each", combine=True, **(moved or {})
+    )
+
+
+def moved_by(scale_offset: bool, theirs: dict[str, Any]) -> dict[str, float] | None:
+    """The scale and offset emmeans applied to the simple effects (--scale-offset): both, or
+    the offset alone where its means were nested (it ignores scale there)."""
+    if not scale_offset:
+        return None
+    if theirs.get("nested"):
+        return {"offset": SCALE_OFFSET["offset"]}
+    return dict(SCALE_OFFSET)
 
 
 def compare_simple(table: pd.DataFrame, theirs: dict[str, Any]) -> list[str]:
@@ -576,6 +603,11 @@ def main() -> None:
         action="store_true",
         help="also compare contrast(simple='each', combine=True) at glmer's estimates",
     )
+    parser.add_argument(
+        "--scale-offset",
+        action="store_true",
+        help="with --simple: those contrasts with scale=-0.5 and offset=0.25",
+    )
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     seeds = range(args.start, args.start + args.count)
@@ -591,6 +623,7 @@ def main() -> None:
                 "at": case_at(seed, template),
                 "weights": case_weights(seed, args.weights),
                 "simple": args.simple,
+                "scale_offset": SCALE_OFFSET if args.scale_offset else None,
                 "calls": [
                     {
                         "label": label(c),
@@ -642,6 +675,7 @@ def main() -> None:
                         call,
                         at,
                         weights,
+                        moved_by(args.scale_offset, their_simple),
                     ),
                     their_simple.get("error"),
                     functools.partial(compare_simple, theirs=their_simple),
