@@ -11,7 +11,8 @@
 # the means on the response scale (also bias-adjusted with sigma = 0.8) and their contrasts,
 # differences of probabilities. cld() (multcomp's generic, multcompView's letters): the
 # sorted means with their ".group" letters, also reversed, with alpha = 0.1 and sidak (which
-# also adjusts the means' intervals), and by agegrp. Simple effects (contrast(simple = ...)):
+# also adjusts the means' intervals), and by agegrp. mvt over a larger family: livch x
+# agegrp's 17 consecutive simple effects combined. Simple effects (contrast(simple = ...)):
 # one variable, two together, "each" (a list of tables), a list of sets, and "each" with
 # combine = TRUE (one family, Bonferroni by default; holm, scheffe on the rank of all, tukey
 # becoming sidak, mvt on the joint covariance, odds ratios, and from means with a by
@@ -91,7 +92,9 @@ out <- list(
     hommel = table_of(pairs(e1, adjust = "hommel")),
     BH = table_of(pairs(e1, adjust = "BH")),
     BY = table_of(pairs(e1, adjust = "BY")),
-    one_scheffe = table_of(contrast(e1, list(first_last = c(1, 0, 0, -1)), adjust = "scheffe"))),
+    one_scheffe = table_of(contrast(e1, list(first_last = c(1, 0, 0, -1)), adjust = "scheffe")),
+    mvt_17 = {set.seed(1); interaction_of(contrast(e_la, "consec", simple = "each",
+                                                   combine = TRUE, adjust = "mvt"))}),
   interaction = list(
     urban_livch = list(
       means = means(e_ul),

@@ -119,9 +119,11 @@ from glmm_binomial.results.base import data_rows
 from glmm_binomial.results.multiplicity import (
     ADJUSTMENTS,
     BONFERRONI_INTERVALS,
+    MVT_FINE_TESTS,
     MVT_MAX_TESTS,
     adjust_p_values,
     critical_value,
+    mvt_abseps,
 )
 from glmm_binomial.results.variance_decomposition import random_variance
 from glmm_binomial.results.wald import joint_chisq, numerical_rank
@@ -1867,6 +1869,11 @@ def _contrast_table(
         notes.append(
             f"mvt's integral over {n_contrasts} tests takes minutes: sidak used instead "
             "(conservative whatever the correlations)"
+        )
+    elif adjust_used == "mvt" and n_contrasts > MVT_FINE_TESTS:
+        notes.append(
+            f"mvt over {n_contrasts} tests integrated to {mvt_abseps(n_contrasts):g} "
+            "(mvtnorm's default accuracy, emmeans')"
         )
     if n_contrasts <= 1 and adjust_used not in ("none", "scheffe"):
         adjust_used = "none"  # as emmeans: one test is not adjusted, but for scheffe's rank

@@ -13,8 +13,9 @@
   with df = Inf, mvtnorm's pmvnorm): p = P(max_j |Z_j| >= |z|), Z ~ N(0, R), R the
   contrasts' correlation matrix, by scipy's randomized quasi-Monte Carlo (Genz) integration
   with a fixed seed (MVT_SEED; R's mvtnorm draws a new seed each call, and its default
-  accuracy is 1e-3) to an absolute error of MVT_ABSEPS, kept between the unadjusted and the
-  Bonferroni p-value (its bounds); for families of at most MVT_MAX_TESTS;
+  accuracy is 1e-3) to an absolute error of MVT_ABSEPS (MVT_COARSE_ABSEPS, mvtnorm's own,
+  for families of more than MVT_FINE_TESTS), kept between the unadjusted and the Bonferroni
+  p-value (its bounds); for families of at most MVT_MAX_TESTS;
 - none.
 
 The range distribution is P(R_k > q) = k int phi(z) [Phi(z)^(k-1) - (Phi(z) - Phi(z - q))^(k-1)] dz,
@@ -46,6 +47,8 @@ __all__ = [
     "ADJUSTMENTS",
     "BONFERRONI_INTERVALS",
     "MVT_ABSEPS",
+    "MVT_COARSE_ABSEPS",
+    "MVT_FINE_TESTS",
     "MVT_MAX_TESTS",
     "MVT_SEED",
     "MVT_XTOL",
@@ -55,6 +58,7 @@ __all__ = [
     "critical_value",
     "dunnettx_sf",
     "max_abs_inside",
+    "mvt_abseps",
     "mvt_sf",
     "p_adjust",
     "range_sf",
@@ -91,17 +95,33 @@ MVT_SEED = 20230417
 """Seed of the quasi-Monte Carlo integration of "mvt" (the same numbers on every call)."""
 
 MVT_ABSEPS = 1e-4
-"""Absolute error requested of each "mvt" probability (scipy's abseps and releps): ten times
-mvtnorm's default accuracy (1e-3, emmeans'); 1e-5 costs 30 to 40 times as much beyond 10
-tests."""
+"""Absolute error requested of each "mvt" probability (scipy's abseps and releps) in families
+of at most MVT_FINE_TESTS: ten times mvtnorm's default accuracy (1e-3, emmeans'); 1e-5 costs
+30 to 40 times as much beyond 10 tests."""
+
+MVT_FINE_TESTS = 12
+"""The largest family "mvt" integrates to MVT_ABSEPS (each integral up to about 0.4 s at 12
+tests on 2 cores, and ten times as long at 16 tests as to MVT_COARSE_ABSEPS)."""
+
+MVT_COARSE_ABSEPS = 1e-3
+"""Absolute error of each "mvt" probability in families of more than MVT_FINE_TESTS: mvtnorm's
+default, so emmeans' own accuracy."""
 
 MVT_XTOL = 1e-4
 """Absolute tolerance of the "mvt" critical value."""
 
-MVT_MAX_TESTS = 12
-"""The largest family "mvt" integrates (each integral takes up to about 0.2 s at 12 tests, and
-the time grows steeply beyond); emmeans.contrast uses Sidak's adjustment beyond, with a note
-(conservative whatever the correlations, by Sidak's inequality)."""
+MVT_MAX_TESTS = 20
+"""The largest family "mvt" integrates (a family of n tests takes n integrals for its p-values
+and about six for its critical value, each up to 1 s at 28 tests where emmeans' mvtnorm takes
+1.6 s for all: some 3 s at 17 tests, 10 s at 28); emmeans.contrast uses Sidak's adjustment
+beyond, with a note (conservative whatever the correlations, by Sidak's inequality)."""
+
+
+def mvt_abseps(n_tests: int) -> float:
+    """The absolute error "mvt" integrates a family of ``n_tests`` to (MVT_ABSEPS up to
+    MVT_FINE_TESTS tests, MVT_COARSE_ABSEPS beyond)."""
+    return MVT_ABSEPS if n_tests <= MVT_FINE_TESTS else MVT_COARSE_ABSEPS
+
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
@@ -247,15 +267,15 @@ def _hommel(p: FloatArray) -> FloatArray:
 
 def max_abs_inside(c: float, correlation: FloatArray) -> float:
     """P(max_j |Z_j| < c), Z ~ N(0, correlation) (a singular correlation allowed), by scipy's
-    seeded quasi-Monte Carlo integration (MVT_SEED, MVT_ABSEPS)."""
+    seeded quasi-Monte Carlo integration (MVT_SEED, to mvt_abseps of its dimension)."""
     n = len(correlation)
     bound = np.full(n, c)
     settings: dict[str, Any] = {
         "mean": np.zeros(n),
         "cov": correlation,
         "allow_singular": True,
-        "abseps": MVT_ABSEPS,
-        "releps": MVT_ABSEPS,
+        "abseps": mvt_abseps(n),
+        "releps": mvt_abseps(n),
         "lower_limit": -bound,
     }
     try:
