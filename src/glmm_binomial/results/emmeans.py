@@ -119,9 +119,11 @@ from glmm_binomial.results.base import data_rows
 from glmm_binomial.results.multiplicity import (
     ADJUSTMENTS,
     BONFERRONI_INTERVALS,
+    MVT_ABSEPS,
     MVT_FINE_TESTS,
     MVT_MAX_TESTS,
     adjust_p_values,
+    correlation_of,
     critical_value,
     mvt_abseps,
 )
@@ -1870,11 +1872,17 @@ def _contrast_table(
             f"mvt's integral over {n_contrasts} tests takes minutes: sidak used instead "
             "(conservative whatever the correlations)"
         )
-    elif adjust_used == "mvt" and n_contrasts > MVT_FINE_TESTS:
-        notes.append(
-            f"mvt over {n_contrasts} tests integrated to {mvt_abseps(n_contrasts):g} "
-            "(mvtnorm's default accuracy, emmeans')"
-        )
+    elif adjust_used == "mvt":
+        coarse = [
+            mvt_abseps(correlation_of(c))
+            for c, b in zip(covariances, blocks, strict=True)
+            if b[0] > 1
+        ]
+        if coarse and max(coarse) > MVT_ABSEPS:
+            notes.append(
+                f"mvt integrated to {max(coarse):g} (mvtnorm's default accuracy, emmeans'): "
+                f"more than {MVT_FINE_TESTS} tests, or their correlation singular"
+            )
     if n_contrasts <= 1 and adjust_used not in ("none", "scheffe"):
         adjust_used = "none"  # as emmeans: one test is not adjusted, but for scheffe's rank
 

@@ -14,8 +14,9 @@
   contrasts' correlation matrix, by scipy's randomized quasi-Monte Carlo (Genz) integration
   with a fixed seed (MVT_SEED; R's mvtnorm draws a new seed each call, and its default
   accuracy is 1e-3) to an absolute error of MVT_ABSEPS (MVT_COARSE_ABSEPS, mvtnorm's own,
-  for families of more than MVT_FINE_TESTS), kept between the unadjusted and the Bonferroni
-  p-value (its bounds); for families of at most MVT_MAX_TESTS;
+  for families of more than MVT_FINE_TESTS or with a singular correlation: mvt_abseps), kept
+  between the unadjusted and the Bonferroni p-value (its bounds); for families of at most
+  MVT_MAX_TESTS;
 - none.
 
 The range distribution is P(R_k > q) = k int phi(z) [Phi(z)^(k-1) - (Phi(z) - Phi(z - q))^(k-1)] dz,
@@ -117,10 +118,18 @@ and about six for its critical value, each up to 1 s at 28 tests where emmeans' 
 beyond, with a note (conservative whatever the correlations, by Sidak's inequality)."""
 
 
-def mvt_abseps(n_tests: int) -> float:
-    """The absolute error "mvt" integrates a family of ``n_tests`` to (MVT_ABSEPS up to
-    MVT_FINE_TESTS tests, MVT_COARSE_ABSEPS beyond)."""
-    return MVT_ABSEPS if n_tests <= MVT_FINE_TESTS else MVT_COARSE_ABSEPS
+def mvt_abseps(correlation: FloatArray) -> float:
+    """The absolute error "mvt" integrates a family with this correlation matrix to:
+    MVT_ABSEPS up to MVT_FINE_TESTS tests, MVT_COARSE_ABSEPS beyond them or where the
+    correlation is singular (contrasts of fewer independent estimates, as simple effects
+    combined: scipy's integration of a singular correlation takes 30 s and more to 1e-4 at ten
+    tests, half a second to 1e-3)."""
+    n = len(correlation)
+    if n > MVT_FINE_TESTS:
+        return MVT_COARSE_ABSEPS
+    if n > 1 and np.linalg.matrix_rank(correlation, hermitian=True) < n:
+        return MVT_COARSE_ABSEPS
+    return MVT_ABSEPS
 
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
@@ -265,17 +274,19 @@ def _hommel(p: FloatArray) -> FloatArray:
     return out
 
 
-def max_abs_inside(c: float, correlation: FloatArray) -> float:
+def max_abs_inside(c: float, correlation: FloatArray, abseps: float | None = None) -> float:
     """P(max_j |Z_j| < c), Z ~ N(0, correlation) (a singular correlation allowed), by scipy's
-    seeded quasi-Monte Carlo integration (MVT_SEED, to mvt_abseps of its dimension)."""
+    seeded quasi-Monte Carlo integration (MVT_SEED, to an absolute error ``abseps``; default
+    mvt_abseps(correlation))."""
     n = len(correlation)
     bound = np.full(n, c)
+    error = mvt_abseps(correlation) if abseps is None else abseps
     settings: dict[str, Any] = {
         "mean": np.zeros(n),
         "cov": correlation,
         "allow_singular": True,
-        "abseps": mvt_abseps(n),
-        "releps": mvt_abseps(n),
+        "abseps": error,
+        "releps": error,
         "lower_limit": -bound,
     }
     try:
@@ -294,7 +305,8 @@ def mvt_sf(absolute: FloatArray, correlation: FloatArray) -> FloatArray:
     the unadjusted p-value and Bonferroni's."""
     n = len(correlation)
     unadjusted = 2.0 * special.ndtr(-absolute)
-    exact = np.array([1.0 - max_abs_inside(float(a), correlation) for a in absolute])
+    error = mvt_abseps(correlation)
+    exact = np.array([1.0 - max_abs_inside(float(a), correlation, error) for a in absolute])
     return np.clip(exact, unadjusted, np.minimum(n * unadjusted, 1.0))
 
 
@@ -387,11 +399,12 @@ def critical_value(
         if covariance is None:
             raise ValueError("adjust 'mvt' needs the covariance of the estimates")
         correlation = correlation_of(covariance)
+        error = mvt_abseps(correlation)
         integrals: dict[float, float] = {}  # brentq evaluates the bracket's ends again
 
         def shortfall(c: float) -> float:
             if c not in integrals:
-                integrals[c] = max_abs_inside(c, correlation) - level
+                integrals[c] = max_abs_inside(c, correlation, error) - level
             return integrals[c]
 
         # Between the unadjusted and the Bonferroni values (ends taken when the integral's
