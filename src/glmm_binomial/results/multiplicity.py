@@ -105,8 +105,8 @@ MVT_FINE_TESTS = 12
 tests on 2 cores, and ten times as long at 16 tests as to MVT_COARSE_ABSEPS)."""
 
 MVT_COARSE_ABSEPS = 1e-3
-"""Absolute error of each "mvt" probability in families of more than MVT_FINE_TESTS: mvtnorm's
-default, so emmeans' own accuracy."""
+"""Absolute error of each "mvt" probability in families of more than MVT_FINE_TESTS or with a
+singular correlation (mvt_abseps): mvtnorm's default, so emmeans' own accuracy."""
 
 MVT_XTOL = 1e-4
 """Absolute tolerance of the "mvt" critical value."""
