@@ -121,9 +121,9 @@ beyond, with a note (conservative whatever the correlations, by Sidak's inequali
 def mvt_abseps(correlation: FloatArray) -> float:
     """The absolute error "mvt" integrates a family with this correlation matrix to:
     MVT_ABSEPS up to MVT_FINE_TESTS tests, MVT_COARSE_ABSEPS beyond them or where the
-    correlation is singular (contrasts of fewer independent estimates, as simple effects
-    combined: scipy's integration of a singular correlation takes 30 s and more to 1e-4 at ten
-    tests, half a second to 1e-3)."""
+    correlation is singular (contrasts of fewer independent estimates: pairs of three or more
+    means, simple effects combined), whose integral scipy takes 30 s and more to reach to 1e-4
+    at ten tests and half a second to 1e-3."""
     n = len(correlation)
     if n > MVT_FINE_TESTS:
         return MVT_COARSE_ABSEPS
